@@ -1,0 +1,61 @@
+"""Target `ort`: onnxruntime CPU (MLAS) requantization, bit for bit.
+
+    m[c]  = f32( f32(a_scale * b_scale[c]) / out_scale )
+    y     = clamp( rint_half_even( f32(acc) * m[c] ) + out_zp, lo, hi )
+
+`f32(acc)` itself rounds when |acc| > 2**24. The accumulation depends on the host CPU, as in
+onnxruntime: on x86 without VNNI, u8 x s8 products are added in saturating int16 pairs
+(`x86-u8s8-pairs`); targets `ort-vnni` and `ort-avx2` pin one of the two.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.requant import ort_multiplier, requant_float
+
+from ..ir import Requant
+from .base import Requantizer, Target, register
+
+
+class FloatRequantizer(Requantizer):
+    def apply(self, acc, out):
+        p = self.params
+        requant_float(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+
+def _host_saturates() -> bool:
+    try:
+        from kernels.x86pairs import host_saturates_u8s8
+    except ImportError:  # pragma: no cover - module not built yet
+        return False
+    return host_saturates_u8s8()
+
+
+@register
+class OrtTarget(Target):
+    name = "ort"
+    saturating_u8s8 = None  # None: follow the host
+
+    def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        m = ort_multiplier(rq.a_scale, rq.b_scale, rq.out_scale)
+        m = np.ascontiguousarray(np.broadcast_to(m.reshape(-1), (channels,)) if m.size == 1 else m.reshape(-1))
+        return FloatRequantizer(self.name, {"multiplier": m.astype(np.float32), "zero_point": int(rq.out_zp),
+                                            "lo": int(rq.lo), "hi": int(rq.hi)})
+
+    def accumulation(self, a_dtype, b_dtype) -> str:
+        sat = _host_saturates() if self.saturating_u8s8 is None else self.saturating_u8s8
+        if sat and np.dtype(a_dtype) == np.uint8 and np.dtype(b_dtype) == np.int8:
+            return "x86-u8s8-pairs"
+        return "exact"
+
+
+@register
+class OrtVnniTarget(OrtTarget):
+    name = "ort-vnni"
+    saturating_u8s8 = False
+
+
+@register
+class OrtAvx2Target(OrtTarget):
+    name = "ort-avx2"
+    saturating_u8s8 = True
