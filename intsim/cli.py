@@ -1,0 +1,110 @@
+"""The `intsim` command line (DESIGN §5). Exit codes: 0 ok; 1 a check failed that was asked
+to fail; 2 bad input or an unsupported model (one line on stderr; --debug for a traceback)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .errors import IntsimError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="ort", help="requantization target (default: ort)")
+    p.add_argument("--acc-bits", type=int, default=32, help="accumulator width in bits")
+    p.add_argument("--acc-overflow", default="exact", help="exact | wrap | saturate | x86-u8s8-pairs")
+    p.add_argument("--acc-tile", type=int, default=None, help="partial sums of T products at --acc-bits")
+
+
+def _accumulator(args):
+    from .accumulator import Accumulator
+    return Accumulator(bits=args.acc_bits, overflow=args.acc_overflow, tile=args.acc_tile)
+
+
+def _load_npz(path: str) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
+        raise IntsimError(f"cannot read input file '{path}': {e}") from None
+
+
+def cmd_info(args) -> int:
+    from . import import_onnx
+    from .info import describe
+    g = import_onnx(args.model)
+    text = describe(g, as_json=args.json is not None)
+    _write(text, args.json)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import load
+    prog = load(args.model, target=args.target, accumulator=_accumulator(args))
+    feeds = _load_npz(args.input)
+    outs = prog.run(feeds)
+    np.savez(args.output, **outs)
+    for k, v in outs.items():
+        print(f"{k}: {v.dtype} {list(v.shape)}")
+    return 0
+
+
+def _write(text: str, dest) -> None:
+    if dest in (None, "-"):
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        with open(dest, "w") as f:
+            f.write(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="intsim", description="bit-exact integer inference for quantized ONNX models")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("info", help="layers, quant params, MACs, float islands")
+    s.add_argument("model")
+    s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser("run", help="run a model on inputs from an .npz file")
+    s.add_argument("model")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    _common(s)
+    s.set_defaults(fn=cmd_run)
+    for extra in _EXTRA:
+        extra(sub)
+    return p
+
+
+_EXTRA: list = []
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except IntsimError as e:
+        if args.debug:
+            raise
+        print(f"intsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _register_extras() -> None:
+    import importlib
+    for mod in ("intsim.verify_cli", "intsim.overflow_cli", "intsim.bench_cli", "intsim.quantize.cli",
+                "intsim.dump_cli"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod and not mod.startswith(e.name or "\0"):
+                raise
+            continue
+        _EXTRA.append(m.add_parser)
+
+
+_register_extras()

@@ -1,0 +1,106 @@
+"""compile: IR graph -> a flat list of prepared steps; run: feed, execute, collect.
+
+    prog = Program(graph, target="ort", accumulator=Accumulator())
+    outs = prog.run({"input": x})
+    outs, taps = prog.run(feeds, taps=True)
+
+Graph inputs may be fed as floats (a float input is used as is) or, for integer inputs, as
+integers of the declared type. taps maps each node name to {"op", "origin", "outputs":
+{tensor: array}, and for compute nodes "acc_min"/"acc_max" per output channel}.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .accumulator import Accumulator
+from .errors import IntsimError, ShapeError
+from .ir import FloatType, Graph, IntType
+from .steps import load_all
+from .targets import get_target
+
+
+class _Context:
+    def __init__(self, graph: Graph, target, accumulator: Accumulator):
+        self.graph = graph
+        self.constants = graph.constants
+        self.target = target
+        self.accumulator = accumulator
+
+    def accumulation(self, a_dtype, b_dtype) -> str:
+        if self.accumulator.overflow in ("saturate", "x86-u8s8-pairs") or self.accumulator.tile:
+            return self.accumulator.overflow
+        return self.target.accumulation(a_dtype, b_dtype)
+
+
+def _as_int(x: np.ndarray, name: str, dtype) -> np.ndarray:
+    try:
+        y = x.astype(np.int64)
+    except (TypeError, ValueError):
+        raise ShapeError(f"input '{name}' has dtype {x.dtype}, which is not numeric") from None
+    if not isinstance(dtype, IntType):
+        raise ShapeError(f"input '{name}' must be {dtype}, got {x.dtype}")
+    return y
+
+
+class Program:
+    def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None):
+        self.graph = graph
+        self.target = get_target(target)
+        self.accumulator = accumulator or Accumulator()
+        self._ctx = _Context(graph, self.target, self.accumulator)
+        steps = load_all()
+        self._steps = []
+        for node in graph.nodes:
+            prepare = steps.get(node.op)
+            if prepare is None:
+                raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
+            self._steps.append((node, prepare(node, self._ctx)))
+
+    @property
+    def input_names(self) -> list:
+        return list(self.graph.inputs)
+
+    @property
+    def output_names(self) -> list:
+        return list(self.graph.outputs)
+
+    def _check_feeds(self, feeds: dict) -> dict:
+        env = {}
+        missing = [n for n in self.graph.inputs if n not in feeds]
+        if missing:
+            raise ShapeError(f"missing input(s): {', '.join(missing)} (model inputs: {', '.join(self.graph.inputs)})")
+        for name in self.graph.inputs:
+            x = np.asarray(feeds[name])
+            t = self.graph.tensors[name]
+            if x.dtype.kind not in "biuf":  # ml_dtypes int4/uint4/int2 or object arrays
+                x = _as_int(x, name, t.dtype)
+            if isinstance(t.dtype, IntType) and not np.issubdtype(x.dtype, np.integer):
+                raise ShapeError(f"input '{name}' must be {t.dtype} integers, got {x.dtype}")
+            if isinstance(t.dtype, FloatType) and np.issubdtype(x.dtype, np.floating):
+                x = x.astype(t.dtype.storage, copy=False)
+            elif isinstance(t.dtype, IntType):
+                if x.size and (x.min() < t.dtype.qmin or x.max() > t.dtype.qmax):
+                    raise ShapeError(f"input '{name}' holds values outside {t.dtype}")
+                x = x.astype(t.dtype.storage, copy=False)
+            if t.shape is not None and (len(t.shape) != x.ndim or any(
+                    d is not None and d > 0 and d != s for d, s in zip(t.shape, x.shape))):
+                raise ShapeError(f"input '{name}' has shape {x.shape}, the model declares {t.shape}")
+            env[name] = x
+        unknown = set(feeds) - set(self.graph.inputs)
+        if unknown:
+            raise ShapeError(f"unknown input(s): {', '.join(sorted(unknown))} (model inputs: {', '.join(self.graph.inputs)})")
+        return env
+
+    def run(self, feeds: dict, taps: bool = False):
+        env = self._check_feeds(feeds)
+        tap_all = {} if taps else None
+        for node, fn in self._steps:
+            tap = {"op": node.op, "origin": node.origin} if taps else None
+            fn(env, tap)
+            if taps:
+                tap["outputs"] = {o: env[o] for o in node.outputs if o}
+                tap_all[node.name] = tap
+        outs = {}
+        for name in self.graph.outputs:
+            outs[name] = env[name] if name in env else self.graph.constants[name]
+        return (outs, tap_all) if taps else outs

@@ -1,0 +1,53 @@
+"""Standard ONNX ops that are not quantization ops: kept as `onnx` IR nodes.
+
+On integer tensors the data-movement ops among them (Reshape, Transpose, MaxPool...) move
+integers unchanged and keep the input's quantization; on float tensors any op the ONNX
+reference evaluator implements runs as a visible float island. The QDQ pass later turns
+`DequantizeLinear -> op -> QuantizeLinear` patterns into integer nodes.
+"""
+from __future__ import annotations
+
+from onnx.reference.ops import load_op
+
+from ..ir import IntType
+from .context import ImportContext, dtype_of_elem
+
+# Ops that only move, select or compare values: integer in, same integers out.
+MOVEMENT = {
+    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Pad", "Identity",
+    "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
+    "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
+}
+# Ops whose output is not a value of the input (shape arithmetic etc.).
+SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "Cast", "NonZero", "ArgMax", "ArgMin"}
+
+
+def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
+    try:
+        load_op(domain or "", op_type, version)
+        return True
+    except Exception:  # noqa: BLE001 - onnx raises several kinds for "unknown op"
+        return False
+
+
+def lower_generic(ctx: ImportContext, node) -> None:
+    version = ctx.opset(node.domain or "")
+    if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
+        raise ctx.unsupported(node)
+    first = node.input[0] if node.input else ""
+    in_t = ctx.tensors.get(first)
+    for i, out in enumerate(node.output):
+        if not out:
+            continue
+        if out in ctx.value_types:
+            dt = dtype_of_elem(ctx.value_types[out][0], out)
+        elif in_t is not None and node.op_type in MOVEMENT:
+            dt = in_t.dtype
+        else:
+            dt = None
+        qp = None
+        if node.op_type in MOVEMENT and in_t is not None and isinstance(in_t.dtype, IntType) and i == 0:
+            qp = in_t.qparams
+        ctx.declare(out, dt, qparams=qp)
+    ctx.emit("onnx", node.name or node.output[0], list(node.input), list(node.output),
+             {"node": node, "opset": version, "op_type": node.op_type}, ctx.origin(node))

@@ -1,0 +1,45 @@
+"""Float <-> integer conversions with ONNX semantics (float32 arithmetic, round half to even,
+saturation), shared by the Q/DQ steps and the passes."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def quantize_scalar(x: float, scale: float, zp: int, qmin: int, qmax: int) -> int:
+    """saturate(rint_RNE(f32(x) / f32(scale)) + zp), the division in float32."""
+    v = np.float32(x) / np.float32(scale)
+    return int(np.clip(np.rint(v) + zp, qmin, qmax))
+
+
+def expand_param(p: np.ndarray, shape: tuple, axis, block_size: int) -> np.ndarray:
+    """Broadcast a per-tensor / per-axis / blocked parameter to a tensor of `shape`."""
+    p = np.asarray(p)
+    if p.size == 1:
+        return p.reshape(())
+    rank = len(shape)
+    if block_size:
+        rep = np.repeat(p, block_size, axis=axis)
+        sl = [slice(None)] * rank
+        sl[axis] = slice(0, shape[axis])
+        return rep[tuple(sl)]
+    view = [1] * rank
+    view[axis] = p.size
+    return p.reshape(view)
+
+
+def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype) -> np.ndarray:
+    """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32."""
+    s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)
+    z = expand_param(np.asarray(zp, np.int64), x.shape, axis, block_size)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = np.rint(x.astype(np.float32) / s.astype(np.float32))
+    v = np.clip(np.nan_to_num(v, nan=0.0), np.iinfo(np.int64).min // 2, np.iinfo(np.int64).max // 2)
+    return np.clip(v.astype(np.int64) + z, qmin, qmax).astype(dtype)
+
+
+def dequantize_linear(q: np.ndarray, scale, zp, axis, block_size, out_dtype=np.float32) -> np.ndarray:
+    """ONNX/onnxruntime DequantizeLinear: f32(q - zp) * scale, the subtraction exact in int64."""
+    s = expand_param(np.asarray(scale), q.shape, axis, block_size)
+    z = expand_param(np.asarray(zp, np.int64), q.shape, axis, block_size)
+    d = (q.astype(np.int64) - z).astype(np.float32) * s.astype(np.float32)
+    return d.astype(out_dtype)

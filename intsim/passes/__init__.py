@@ -1,0 +1,12 @@
+"""Graph -> Graph passes, one idea each."""
+from __future__ import annotations
+
+from ..ir import Graph
+from .dead_code import remove_dead_nodes
+from .fuse_qdq import fuse_qdq
+
+
+def import_passes(graph: Graph) -> Graph:
+    """The passes every imported graph goes through, in order."""
+    graph = fuse_qdq(graph)
+    return remove_dead_nodes(graph)

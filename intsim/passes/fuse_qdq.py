@@ -1,0 +1,252 @@
+"""QDQ recognition: `DequantizeLinear -> op [-> Relu/Clip] -> QuantizeLinear` becomes one
+integer node, as onnxruntime fuses it (QLinearConv, QLinearMatMul, QGemm, QLinearAdd/Mul,
+QLinearConcat, QLinear(Global)AveragePool, lookup tables), and data-movement ops between a
+DQ and a Q of the same quantization move the integers directly.
+
+A fused Relu/Clip becomes the clamp stage: since quantization is monotonic,
+Q(relu(v)) == max(Q(v), Q(0)) and Q(clip(v, a, b)) == clamp(Q(v), Q(a), Q(b)).
+Patterns that do not match stay as they are: visible float islands between Q and DQ.
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from ..ir import Graph, Node
+from ..importer.generic import MOVEMENT
+
+_UNARY_POOLS = {"AveragePool": "avgpool", "GlobalAveragePool": "global_avgpool"}
+_LUTS = {"Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
+
+
+class _View:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.producer = graph.producers()
+        self.consumers = graph.consumers()
+        self.outputs = set(graph.outputs)
+
+    def dq(self, name: str):
+        p = self.producer.get(name)
+        return p if p is not None and p.op == "dequantize" and p.attrs["block_size"] == 0 else None
+
+    def only_consumer(self, name: str):
+        cs = self.consumers.get(name, [])
+        if len(cs) != 1 or name in self.outputs:
+            return None
+        return cs[0]
+
+    def const(self, name: str):
+        return self.g.constants.get(name) if name else None
+
+
+def _onnx_attrs(node: Node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
+
+
+def _activation_bounds(v: _View, act: Node, q: Node):
+    """(lo, hi) integer clamp equal to Q(act(.)), or None if the activation cannot fold."""
+    qp = v.g.tensors[q.outputs[0]].qparams
+    t = q.attrs["out_type"]
+    if qp is None or qp.scale.size != 1:
+        return None
+    s, z = float(qp.scale.reshape(-1)[0]), int(qp.zero_point.reshape(-1)[0])
+    op = act.attrs["op_type"]
+    if op == "Relu":
+        lo_f, hi_f = 0.0, None
+    elif op == "Clip":
+        if act.attrs["opset"] < 11:
+            a = _onnx_attrs(act)
+            lo_f, hi_f = a.get("min"), a.get("max")
+        else:
+            ins = list(act.inputs) + ["", ""]
+            if (ins[1] and ins[1] not in v.g.constants) or (ins[2] and ins[2] not in v.g.constants):
+                return None
+            lo_f = float(v.const(ins[1])) if ins[1] else None
+            hi_f = float(v.const(ins[2])) if ins[2] else None
+    else:
+        return None
+    from ..numerics import quantize_scalar
+    lo = t.qmin if lo_f is None else max(t.qmin, quantize_scalar(lo_f, s, z, t.qmin, t.qmax))
+    hi = t.qmax if hi_f is None else min(t.qmax, quantize_scalar(hi_f, s, z, t.qmin, t.qmax))
+    return lo, hi
+
+
+def _output_q(v: _View, node: Node):
+    """The Q that quantizes node's output (through an optional Relu/Clip), with the clamp."""
+    nxt = v.only_consumer(node.outputs[0])
+    if nxt is None:
+        return None
+    if nxt.op == "onnx" and nxt.attrs["op_type"] in ("Relu", "Clip"):
+        q = v.only_consumer(nxt.outputs[0])
+        if q is None or q.op != "quantize" or q.inputs[0] != nxt.outputs[0] or q.attrs["block_size"]:
+            return None
+        bounds = _activation_bounds(v, nxt, q)
+        return None if bounds is None else (q, bounds, [nxt])
+    if nxt.op != "quantize" or nxt.attrs["block_size"]:
+        return None
+    t = nxt.attrs["out_type"]
+    return nxt, (t.qmin, t.qmax), []
+
+
+def _triple(d: Node):
+    return [d.inputs[0], d.inputs[1], d.inputs[2] if len(d.inputs) > 2 else ""]
+
+
+def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
+    """The int32 bias must carry scale x_scale*w_scale and zero point 0 (as ORT's quantizer writes)."""
+    if db is None:
+        return True
+    b, bs = v.const(db.inputs[0]), v.const(db.inputs[1])
+    bz = v.const(db.inputs[2]) if len(db.inputs) > 2 and db.inputs[2] else None
+    xs, ws = v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    if b is None or bs is None or xs is None or ws is None or b.dtype != np.int32:
+        return False
+    if bz is not None and np.any(bz != 0):
+        return False
+    want = (np.float32(xs.reshape(-1)[0]) * ws.astype(np.float32)).astype(np.float32)
+    return np.array_equal(np.broadcast_to(bs.astype(np.float32).reshape(-1), want.reshape(-1).shape),
+                          want.reshape(-1))
+
+
+def _fuse_compute(v: _View, node: Node):
+    op = node.attrs["op_type"]
+    ins = list(node.inputs) + ["", ""]
+    dx, dw = v.dq(ins[0]), v.dq(ins[1])
+    if dx is None or dw is None:
+        return None
+    db = v.dq(ins[2]) if ins[2] else None
+    if ins[2] and db is None:
+        return None
+    if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
+        return None
+    if not _bias_ok(v, db, dx, dw):
+        return None
+    found = _output_q(v, node)
+    if found is None:
+        return None
+    q, (lo, hi), removed = found
+    a = _onnx_attrs(node)
+    t = q.attrs["out_type"]
+    inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "",
+                                           db.inputs[0] if db is not None else ""]
+    attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
+    if op == "Conv":
+        from ..importer.qoperator import conv_attrs
+        attrs.update(conv_attrs(None, node.attrs["node"], a))
+        ir_op = "conv"
+    else:
+        if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
+            return None
+        attrs.update(transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)), alpha=1.0)
+        ir_op = "matmul"
+    return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
+
+
+def _fuse_binary(v: _View, node: Node):
+    da, db = v.dq(node.inputs[0]), v.dq(node.inputs[1])
+    found = _output_q(v, node)
+    if da is None or db is None or found is None:
+        return None
+    q, (lo, hi), removed = found
+    ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
+    op = "add" if node.attrs["op_type"] == "Add" else "mul"
+    return Node(op, node.name, ins, q.outputs, {"out_type": q.attrs["out_type"], "lo": lo, "hi": hi},
+                node.origin), removed + [q]
+
+
+def _fuse_unary(v: _View, node: Node):
+    dx = v.dq(node.inputs[0])
+    found = _output_q(v, node)
+    if dx is None or found is None or found[2]:
+        return None
+    q = found[0]
+    op_type = node.attrs["op_type"]
+    ins = _triple(dx) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
+    t = q.attrs["out_type"]
+    if op_type in _LUTS:
+        a = _onnx_attrs(node)
+        return Node("lut", node.name, ins, q.outputs, {"kind": _LUTS[op_type], "alpha": float(a.get("alpha", 0.01)),
+                                                      "out_type": t}, node.origin), [q]
+    a = _onnx_attrs(node)
+    ap = a.get("auto_pad", b"NOTSET")
+    attrs = {"out_type": t, "channels_last": 0, "kernel_shape": tuple(a.get("kernel_shape", ())),
+             "strides": tuple(a.get("strides", ())), "pads": tuple(a.get("pads", ())),
+             "count_include_pad": int(a.get("count_include_pad", 0)), "ceil_mode": int(a.get("ceil_mode", 0)),
+             "auto_pad": ap.decode() if isinstance(ap, bytes) else str(ap)}
+    return Node(_UNARY_POOLS[op_type], node.name, ins, q.outputs, attrs, node.origin), [q]
+
+
+def _fuse_concat(v: _View, node: Node):
+    dqs = [v.dq(i) for i in node.inputs]
+    found = _output_q(v, node)
+    if any(d is None for d in dqs) or found is None or found[2]:
+        return None
+    q = found[0]
+    ins = [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
+    for d in dqs:
+        ins += _triple(d)
+    axis = int(_onnx_attrs(node).get("axis", 0))
+    return Node("concat", node.name, ins, q.outputs, {"axis": axis, "out_type": q.attrs["out_type"]},
+                node.origin), [q]
+
+
+def _fuse_movement(v: _View, node: Node):
+    """DQ -> movement op -> Q with identical quantization: move the integers."""
+    dx = v.dq(node.inputs[0])
+    found = _output_q(v, node)
+    if dx is None or found is None or found[2]:
+        return None
+    q = found[0]
+    in_t, out_t = v.g.tensors.get(dx.inputs[0]), v.g.tensors.get(q.outputs[0])
+    if in_t is None or out_t is None or in_t.qparams is None or not in_t.qparams.same_as(out_t.qparams) \
+            or in_t.dtype != out_t.dtype:
+        return None
+    if node.attrs["op_type"] == "Pad":
+        a = _onnx_attrs(node)
+        mode = a.get("mode", b"constant")
+        ins = list(node.inputs) + ["", "", ""]
+        value = v.const(ins[2]) if ins[2] else 0.0
+        if (mode not in (b"constant", "constant")) or value is None or float(np.asarray(value).reshape(-1)[0]) != 0.0:
+            return None
+    attrs = dict(node.attrs)
+    attrs["pad_value"] = int(in_t.qparams.zero_point.reshape(-1)[0]) if in_t.qparams.zero_point.size else 0
+    return Node("onnx", node.name, (dx.inputs[0],) + tuple(node.inputs[1:]), q.outputs, attrs, node.origin), [q]
+
+
+_RULES = [
+    (("Conv", "MatMul", "Gemm"), _fuse_compute),
+    (("Add", "Mul"), _fuse_binary),
+    (tuple(_UNARY_POOLS) + tuple(_LUTS), _fuse_unary),
+    (("Concat",), _fuse_concat),
+    (tuple(MOVEMENT - {"Concat", "Split"}), _fuse_movement),
+]
+
+
+def fuse_qdq(graph: Graph) -> Graph:
+    v = _View(graph)
+    replaced: dict = {}   # id(original node) -> new node or None (removed)
+    for node in graph.nodes:
+        if node.op != "onnx" or id(node) in replaced:
+            continue
+        for ops, rule in _RULES:
+            if node.attrs["op_type"] in ops:
+                res = rule(v, node)
+                if res is not None:
+                    new, removed = res
+                    replaced[id(node)] = new
+                    for r in removed:
+                        replaced[id(r)] = None
+                break
+    nodes = []
+    for n in graph.nodes:
+        if id(n) in replaced:
+            if replaced[id(n)] is not None:
+                nodes.append(replaced[id(n)])
+        else:
+            nodes.append(n)
+    # A removed Q/activation node must not be placed before the fused node reading its inputs:
+    # the fused node sits where the float op was, which is after all its DQ inputs.
+    return graph.replace(nodes=tuple(nodes))
+
+

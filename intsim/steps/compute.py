@@ -1,0 +1,212 @@
+"""conv and matmul: accumulate (kernel) -> accumulator model -> bias is inside the sum ->
+requantize + clamp + output zero point (target). Inputs in QLinearConv order:
+
+    (x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias)
+
+acc[n, m, p] = bias[m] + sum_k (x[k] - x_zp) * (w[m, k] - w_zp[m])   (int64, then the model)
+y = target.requantize(acc) with multiplier x_scale * w_scale[m] / y_scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels.conv import ConvGeom, conv2d_acc, conv_out_hw
+from kernels.gemm import batched_gemm_acc, gemm_acc
+
+from ..accumulator import finish
+from ..errors import QuantParamError, ShapeError
+from ..ir import Requant
+from . import step
+from .params import ParamReader, check_scale, per_channel, scalar_zp
+
+
+@dataclass
+class Bound:
+    """Everything a compute node needs at run time, derived once from its parameters."""
+    w: np.ndarray
+    x_zp: int
+    w_zp: np.ndarray
+    bias: np.ndarray
+    requantizer: object
+    mode: str
+
+
+def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
+    x, xs, xz, _, ws, wz, ys, yz, b = vals
+    n, ins = node.name, node.inputs
+    x_zp = scalar_zp(xz, ins[2], n)
+    w_zp = per_channel(wz, channels, ins[5], n, np.int64)
+    bias = per_channel(b, channels, ins[8], n, np.int64)
+    rq = None
+    if node.attrs.get("requant"):
+        y_zp = scalar_zp(yz, ins[7], n)
+        a_scale = check_scale(xs, ins[1], n).reshape(-1)
+        if a_scale.size != 1:
+            raise QuantParamError(f"node '{n}': input scale '{ins[1]}' must be per-tensor")
+        b_scale = check_scale(ws, ins[4], n).reshape(-1)
+        if b_scale.size not in (1, channels):
+            raise QuantParamError(f"node '{n}': weight scale '{ins[4]}' has {b_scale.size} values for {channels} channels")
+        alpha = float(node.attrs.get("alpha", 1.0))
+        a_scale = (a_scale * np.float32(alpha)).astype(np.float32) if alpha != 1.0 else a_scale
+        t = node.attrs["out_type"]
+        lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
+        req = Requant(a_scale[0], b_scale if b_scale.size > 1 else b_scale[0],
+                      check_scale(ys, ins[6], n).reshape(()), y_zp, lo, hi, t, node.outputs[0])
+        rq = ctx.target.requantizer(req, channels, n)
+    mode = ctx.accumulation(x.dtype if x is not None else w.dtype, w.dtype)
+    return Bound(w, x_zp, w_zp, bias, rq, mode)
+
+
+def _finish_and_requant(node, ctx, acc64, layout, tap):
+    """acc64: int64 accumulators; layout (P, C, Q) view for the requantizer."""
+    acc = finish(acc64, ctx.accumulator, node.name)
+    if tap is not None:
+        a3 = acc.reshape(layout)
+        tap["acc_min"] = a3.min(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
+        tap["acc_max"] = a3.max(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
+    b = acc
+    if not node.attrs.get("requant"):
+        return acc.astype(np.int32)
+    return b
+
+
+# ---------------------------------------------------------------------------------- conv
+def _pads(node, h, w, kh, kw, sh, sw, dh, dw):
+    a = node.attrs
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        out = []
+        for size, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
+            o = -(-size // s)
+            total = max(0, (o - 1) * s + (k - 1) * d + 1 - size)
+            small, big = total // 2, total - total // 2
+            out.append((small, big) if auto == "SAME_UPPER" else (big, small))
+        return out[0][0], out[1][0], out[0][1], out[1][1]
+    if auto == "VALID":
+        return 0, 0, 0, 0
+    p = list(a.get("pads", ())) or [0, 0, 0, 0]
+    if len(p) == 2:  # 1-D conv lifted to 2-D
+        return 0, p[0], 0, p[1]
+    return p[0], p[1], p[2], p[3]
+
+
+def _geom(node, x4, w4, one_d: bool) -> ConvGeom:
+    a = node.attrs
+    st = list(a.get("strides", ())) or ([1] if one_d else [1, 1])
+    di = list(a.get("dilations", ())) or ([1] if one_d else [1, 1])
+    if one_d:
+        st, di = [1] + st, [1] + di
+    kh, kw = w4.shape[2], w4.shape[3]
+    pt, pl, pb, pr = _pads(node, x4.shape[2], x4.shape[3], kh, kw, st[0], st[1], di[0], di[1])
+    if one_d and a.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        pt = pb = 0
+    return ConvGeom(st[0], st[1], pt, pl, pb, pr, di[0], di[1], int(a.get("group", 1)))
+
+
+def _conv_accumulate(x4, b: Bound, geom, mode):
+    n, _, h, w = x4.shape
+    m = b.w.shape[0]
+    oh, ow = conv_out_hw(h, w, b.w.shape[2], b.w.shape[3], geom)
+    acc = np.empty((n, m, oh, ow), np.int64)
+    if mode == "x86-u8s8-pairs":
+        from kernels.x86pairs import conv2d_acc_pairs
+        conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
+    else:
+        conv2d_acc(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
+    return acc
+
+
+@step("conv")
+def prepare_conv(node, ctx):
+    reader = ParamReader(node, ctx, range(1, 9))
+    ins = node.inputs
+
+    def bind(vals):
+        w = np.asarray(vals[3])
+        if w.ndim not in (3, 4):
+            raise ShapeError(f"node '{node.name}': weight '{ins[3]}' has rank {w.ndim}; only 1-D and 2-D convs are supported")
+        w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if w.ndim == 3 else w
+        return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4)), w.ndim == 3
+
+    static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
+
+    def run(env, tap):
+        bound, one_d = static if static is not None else bind(reader.values(env))
+        x = env[ins[0]]
+        if x.ndim != (3 if one_d else 4):
+            raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
+        x4 = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x)
+        geom = _geom(node, x4, bound.w, one_d)
+        acc = _conv_accumulate(x4, bound, geom, bound.mode)
+        n, m, oh, ow = acc.shape
+        acc = _finish_and_requant(node, ctx, acc, (n, m, oh * ow), tap)
+        out_shape = (n, m, ow) if one_d else (n, m, oh, ow)
+        if not node.attrs.get("requant"):
+            env[node.outputs[0]] = acc.reshape(out_shape)
+            return
+        out = np.empty((n, m, oh * ow), node.attrs["out_type"].storage)
+        bound.requantizer.apply(acc.reshape(n, m, oh * ow), out)
+        env[node.outputs[0]] = out.reshape(out_shape)
+
+    return run
+
+
+# -------------------------------------------------------------------------------- matmul
+def _matmul_accumulate(a, bmat, bound: Bound, mode):
+    """a (..., M, K) x b (K, N) or (..., K, N) -> int64 (..., M, N)."""
+    if bmat.ndim == 2:
+        k = a.shape[-1]
+        a2 = np.ascontiguousarray(a.reshape(-1, k))
+        acc = np.empty((a2.shape[0], bmat.shape[1]), np.int64)
+        if mode == "x86-u8s8-pairs":
+            from kernels.x86pairs import gemm_acc_pairs
+            gemm_acc_pairs(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
+        else:
+            gemm_acc(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
+        return acc.reshape(a.shape[:-1] + (bmat.shape[1],))
+    batch = np.broadcast_shapes(a.shape[:-2], bmat.shape[:-2])
+    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:]))
+    b3 = np.ascontiguousarray(np.broadcast_to(bmat, batch + bmat.shape[-2:]).reshape((-1,) + bmat.shape[-2:]))
+    acc = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), np.int64)
+    batched_gemm_acc(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
+    return acc.reshape(batch + (a.shape[-2], bmat.shape[-1]))
+
+
+@step("matmul")
+def prepare_matmul(node, ctx):
+    reader = ParamReader(node, ctx, range(1, 9))
+    ins = node.inputs
+
+    def bind(vals):
+        w = np.asarray(vals[3])
+        if node.attrs.get("transB"):
+            w = np.swapaxes(w, -1, -2)
+        if w.ndim < 2:
+            raise ShapeError(f"node '{node.name}': B '{ins[3]}' must have rank >= 2, got {w.shape}")
+        return _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w))
+
+    static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
+
+    def run(env, tap):
+        bound = static if static is not None else bind(reader.values(env))
+        a = env[ins[0]]
+        if node.attrs.get("transA"):
+            a = a.T
+        if a.ndim < 1 or a.shape[-1] != bound.w.shape[-2]:
+            raise ShapeError(f"node '{node.name}': A '{ins[0]}' {a.shape} and B '{ins[3]}' {bound.w.shape} do not multiply")
+        squeeze = a.ndim == 1
+        a2 = a.reshape(1, -1) if squeeze else a
+        acc = _matmul_accumulate(a2, bound.w, bound, bound.mode)
+        nch = acc.shape[-1]
+        acc = _finish_and_requant(node, ctx, acc, (-1, nch, 1), tap)
+        shape = acc.shape[1:] if squeeze else acc.shape
+        if not node.attrs.get("requant"):
+            env[node.outputs[0]] = acc.reshape(shape)
+            return
+        out = np.empty(acc.shape, node.attrs["out_type"].storage)
+        bound.requantizer.apply(acc.reshape(-1, nch, 1), out.reshape(-1, nch, 1))
+        env[node.outputs[0]] = out.reshape(shape)
+
+    return run

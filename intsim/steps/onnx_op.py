@@ -1,0 +1,131 @@
+"""`onnx` nodes: data movement on integers (values unchanged) and float islands, run by
+NumPy for the common movement ops and by the ONNX reference evaluator otherwise."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from onnx.reference import ReferenceEvaluator
+
+from ..errors import IntsimError, ShapeError
+from . import step
+
+
+def _attrs(node):
+    return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
+
+
+def _reshape(x, shape, allowzero):
+    shape = [int(s) for s in shape]
+    if not allowzero:
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    return x.reshape(shape)
+
+
+def _flatten(x, axis):
+    axis = axis % x.ndim if x.ndim else 0
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def _axes(node, env, ctx, a, opset_split=13):
+    if node.attrs["opset"] >= opset_split:
+        name = node.inputs[1] if len(node.inputs) > 1 else ""
+        if not name:
+            return None
+        v = ctx.constants[name] if name in ctx.constants else env[name]
+        return [int(i) for i in np.asarray(v).reshape(-1)]
+    return a.get("axes")
+
+
+def _pad_int(node, ctx, env, x, a, value):
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if node.attrs["opset"] >= 11:
+        pads = np.asarray(ctx.constants.get(node.inputs[1], env.get(node.inputs[1]))).reshape(-1).tolist()
+        axes_name = node.inputs[3] if len(node.inputs) > 3 else ""
+        axes = list(range(x.ndim)) if not axes_name else \
+            [int(i) % x.ndim for i in np.asarray(ctx.constants.get(axes_name, env.get(axes_name))).reshape(-1)]
+    else:
+        pads, axes = a.get("pads"), list(range(x.ndim))
+    width = [(0, 0)] * x.ndim
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        width[ax] = (int(pads[i]), int(pads[i + n]))
+    if any(p < 0 for pair in width for p in pair):
+        raise ShapeError(f"node '{node.name}': negative pads are not supported on integer tensors")
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=value)
+    return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
+
+
+def _fast(node, ctx):
+    """A NumPy implementation of common movement ops, or None."""
+    op, a = node.attrs["op_type"], _attrs(node)
+
+    def get(env, i):
+        name = node.inputs[i]
+        return ctx.constants[name] if name in ctx.constants else env[name]
+
+    if op == "Identity":
+        return lambda env: [get(env, 0)]
+    if op == "Reshape":
+        return lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0))]
+    if op == "Flatten":
+        return lambda env: [_flatten(get(env, 0), a.get("axis", 1))]
+    if op == "Transpose":
+        return lambda env: [np.ascontiguousarray(np.transpose(get(env, 0), a.get("perm")))]
+    if op == "Squeeze":
+        return lambda env: [np.squeeze(get(env, 0), axis=tuple(_axes(node, env, ctx, a) or
+                                                               [i for i, d in enumerate(get(env, 0).shape) if d == 1]))]
+    if op == "Unsqueeze":
+        def unsq(env):
+            x, axes = get(env, 0), _axes(node, env, ctx, a)
+            r = x.ndim + len(axes)
+            return [np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))]
+        return unsq
+    if op == "Pad" and "pad_value" in node.attrs:
+        return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
+    if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
+        from .pool import maxpool_fn
+        return maxpool_fn(node, ctx, a, get)
+    return None
+
+
+def _in_dtype(node, ctx):
+    t = ctx.graph.tensors.get(node.inputs[0])
+    try:
+        return t.dtype.storage
+    except AttributeError:
+        return np.dtype(np.float32)
+
+
+@step("onnx")
+def prepare_onnx(node, ctx):
+    fast = _fast(node, ctx)
+    outs = [o for o in node.outputs]
+    if fast is not None:
+        def run(env, tap):
+            for name, v in zip(outs, fast(env)):
+                env[name] = v
+        return run
+    proto = type(node.attrs["node"])()
+    proto.CopyFrom(node.attrs["node"])
+    del proto.input[:]
+    proto.input.extend(node.inputs)
+    del proto.output[:]
+    proto.output.extend(node.outputs)
+    try:
+        ev = ReferenceEvaluator(proto, opsets={"": node.attrs["opset"]})
+    except Exception as e:  # noqa: BLE001
+        raise IntsimError(f"{node.origin}: cannot prepare float op: {e}") from None
+    names = [i for i in proto.input if i]
+
+    def run(env, tap):
+        feeds = {n: (ctx.constants[n] if n in ctx.constants else env[n]) for n in names}
+        try:
+            res = ev.run(None, feeds)
+        except Exception as e:  # noqa: BLE001
+            raise IntsimError(f"{node.origin}: failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        for name, v in zip(proto.output, res):
+            if name:
+                env[name] = np.asarray(v)
+    return run

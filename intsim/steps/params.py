@@ -1,0 +1,47 @@
+"""Reading a node's parameter inputs: constants are read once at prepare time; parameters
+fed at run time (as in the ONNX conformance graphs) are read from the environment."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import QuantParamError
+
+
+class ParamReader:
+    def __init__(self, node, ctx, indices):
+        self.node, self.ctx = node, ctx
+        names = [node.inputs[i] if i < len(node.inputs) else "" for i in indices]
+        self.static = all((not n) or n in ctx.constants for n in names)
+
+    def values(self, env) -> list:
+        src = self.ctx.constants if self.static else env
+        return [None if not n else (self.ctx.constants[n] if n in self.ctx.constants else src[n])
+                for n in self.node.inputs]
+
+
+def scalar_zp(zp, tensor: str, node: str) -> int:
+    if zp is None:
+        return 0
+    z = np.asarray(zp)
+    if z.size != 1:
+        raise QuantParamError(f"node '{node}': tensor '{tensor}' needs a per-tensor zero point, got shape {z.shape}")
+    return int(z.reshape(-1)[0])
+
+
+def per_channel(p, channels: int, tensor: str, node: str, dtype) -> np.ndarray:
+    """A per-tensor or per-channel parameter as a contiguous (channels,) array."""
+    if p is None:
+        return np.zeros(channels, dtype)
+    a = np.asarray(p).reshape(-1)
+    if a.size == 1:
+        return np.full(channels, a[0], dtype)
+    if a.size != channels:
+        raise QuantParamError(f"node '{node}': tensor '{tensor}' has {a.size} values for {channels} channels")
+    return np.ascontiguousarray(a.astype(dtype))
+
+
+def check_scale(s, tensor: str, node: str) -> np.ndarray:
+    a = np.asarray(s, dtype=np.float32)
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise QuantParamError(f"node '{node}': scale '{tensor}' must be finite and > 0, got {a.reshape(-1)[:4].tolist()}")
+    return a
