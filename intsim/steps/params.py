@@ -14,9 +14,8 @@ class ParamReader:
         self.static = all((not n) or n in ctx.constants for n in names)
 
     def values(self, env) -> list:
-        src = self.ctx.constants if self.static else env
-        return [None if not n else (self.ctx.constants[n] if n in self.ctx.constants else src[n])
-                for n in self.node.inputs]
+        c = self.ctx.constants
+        return [None if not n else (c[n] if n in c else env.get(n)) for n in self.node.inputs]
 
 
 def scalar_zp(zp, tensor: str, node: str) -> int:

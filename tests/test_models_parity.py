@@ -1,0 +1,58 @@
+"""Acceptance 2 and 3 of the core: every model in models/, quantized by onnxruntime in the
+three forms, gives onnxruntime's fully optimized (integer) output bit for bit on 64 inputs;
+the digits CNN's test-set accuracy through intsim equals onnxruntime's int8 accuracy and is
+within 1 point of the float model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import intsim
+from tests.ortutil import run_ort
+
+zoo = pytest.importorskip("models.zoo")
+
+SMALL = [m for m in zoo.MODELS if m != "resnet18_s"]
+
+
+def _quantized(name, form):
+    try:
+        return zoo.quantized_model(name, form)
+    except RuntimeError as e:  # e.g. torch missing for a model that is built on demand
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("form", zoo.FORMS)
+@pytest.mark.parametrize("name", SMALL)
+def test_bit_exact_with_onnxruntime(name, form):
+    path = _quantized(name, form)
+    feeds = zoo.sample_inputs(name, 64, seed=7)
+    want = run_ort(str(path), feeds, optimized=True)
+    got = intsim.load(path).run(feeds)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=f"{name}/{form}/{k}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", zoo.FORMS)
+def test_resnet18_bit_exact_with_onnxruntime(form):
+    path = _quantized("resnet18_s", form)
+    feeds = zoo.sample_inputs("resnet18_s", 8, seed=7)
+    want = run_ort(str(path), feeds, optimized=True)
+    got = intsim.load(path).run(feeds)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=f"resnet18_s/{form}/{k}")
+
+
+def test_digits_accuracy_matches_onnxruntime_int8():
+    _, _, x_test, y_test = zoo.digits_split()
+    fl = run_ort(str(zoo.float_model("digits_cnn")), {"input": x_test}, optimized=True)
+    acc_float = float((list(fl.values())[0].argmax(1) == y_test).mean())
+    for form in zoo.FORMS:
+        path = _quantized("digits_cnn", form)
+        o = list(run_ort(str(path), {"input": x_test}, optimized=True).values())[0]
+        i = list(intsim.load(path).run({"input": x_test}).values())[0]
+        acc_ort = float((o.argmax(1) == y_test).mean())
+        acc_int = float((i.argmax(1) == y_test).mean())
+        assert acc_int == acc_ort, form
+        assert abs(acc_int - acc_float) <= 0.01, (form, acc_int, acc_float)
