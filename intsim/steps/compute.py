@@ -55,7 +55,9 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
         req = Requant(a_scale[0], b_scale if b_scale.size > 1 else b_scale[0],
                       check_scale(ys, ins[6], n).reshape(()), y_zp, lo, hi, t, node.outputs[0])
         rq = ctx.target.requantizer(req, channels, n)
-    mode = ctx.accumulation(x.dtype if x is not None else w.dtype, w.dtype)
+    x_t = ctx.graph.tensors.get(ins[0])
+    x_dtype = x.dtype if x is not None else getattr(getattr(x_t, "dtype", None), "storage", w.dtype)
+    mode = ctx.accumulation(x_dtype, w.dtype)
     return Bound(w, x_zp, w_zp, bias, rq, mode)
 
 

@@ -3,8 +3,10 @@
 global_avgpool (QLinearGlobalAveragePool, MLAS):
     s = sum_hw x (int32);  m = f32(sx / f32(sy * f32(HW)))
     y = clamp(rint_RNE(f32(s - zx*HW) * m) + zy, qmin, qmax)
-avgpool (QLinearAveragePool): the window's values are dequantized f32((x - zx)) * sx, averaged
-    in float32 (sum, then / count), and quantized with ONNX QuantizeLinear (/ sy, RNE, + zy).
+avgpool (QLinearAveragePool): the window's values are dequantized sx * f32(x - zx), summed in
+    float32 in row-major tap order, divided by the count (the taps inside the image, or the
+    kernel size with count_include_pad), and quantized as clamp(rint_RNE(f32(avg / sy) + zy)):
+    onnxruntime adds the zero point in float before rounding.
 """
 from __future__ import annotations
 
@@ -125,13 +127,12 @@ def prepare_avgpool(node, ctx):
         xf = (x.astype(np.int64) - zx).astype(F32) * F32(sx)
         ones = np.ones((1, 1) + x.shape[2:], F32)
         total = np.zeros((x.shape[0], x.shape[1]) + tuple(g[2] for g in geo), F32)
-        count = np.zeros((1, 1) + tuple(g[2] for g in geo), F32)
         inside = _count_windows(ones, geo, st, di, kernel, a["count_include_pad"], x.shape[2:])
         for w in _windows(xf, geo, st, di, kernel, F32(0)):
             total = (total + w).astype(F32)
         count = inside
         avg = (total / count).astype(F32)
-        y = np.clip(np.rint(avg / F32(sy)) + zy, t.qmin, t.qmax).astype(t.storage)
+        y = np.clip(np.rint((avg / F32(sy)).astype(F32) + F32(zy)), t.qmin, t.qmax).astype(t.storage)
         env[node.outputs[0]] = np.moveaxis(y, 1, -1) if a.get("channels_last") else y
     return run
 
@@ -139,14 +140,7 @@ def prepare_avgpool(node, ctx):
 def _count_windows(ones, geo, st, di, kernel, include_pad, spatial):
     """Divisor per output position: taps inside the image (or inside image+pads)."""
     if include_pad:
-        padded = ones
-        pw = [(0, 0), (0, 0)] + [(g[0], g[1]) for g in geo]
-        padded = np.pad(ones, pw, constant_values=1)
-        geo0 = [(0, 0, g[2]) for g in geo]
-        c = None
-        for w in _windows(padded, geo0, st, di, kernel, F32(0)):
-            c = w.copy() if c is None else c + w
-        return c
+        return F32(np.prod(kernel))
     c = None
     for w in _windows(ones, geo, st, di, kernel, F32(0)):
         c = w.copy() if c is None else c + w
