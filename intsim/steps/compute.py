@@ -112,7 +112,8 @@ def _conv_accumulate(x4, b: Bound, geom, mode):
     m = b.w.shape[0]
     oh, ow = conv_out_hw(h, w, b.w.shape[2], b.w.shape[3], geom)
     acc = np.empty((n, m, oh, ow), np.int64)
-    if mode == "x86-u8s8-pairs":
+    depthwise = geom.group > 1 and b.w.shape[1] == 1 and m == geom.group
+    if mode == "x86-u8s8-pairs" and not depthwise:  # ORT's depthwise kernel sums exactly
         from kernels.x86pairs import conv2d_acc_pairs
         conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     else:
