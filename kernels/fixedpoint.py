@@ -1,0 +1,490 @@
+"""Fixed-point requantization: TFLite/gemmlowp, TFLite single rounding, CMSIS-NN, power of two.
+
+Glossary: `m0` a q31 multiplier (int32, the real multiplier is m0 * 2**(shift - 31)); `shift`
+its exponent (> 0 left, < 0 right); `srdhm` SaturatingRoundingDoublingHighMul; `pot` power of
+two. RHU = round half up (toward +inf), RNE = half to even, RHAZ = half away from zero.
+
+Integer rules (C++ semantics, int32 operands, `wrap32` = two's-complement reduction to int32):
+
+    srdhm(a, b)        = INT32_MAX if a == b == INT32_MIN
+                         else trunc_div(a*b + (2**30 if a*b >= 0 else 1 - 2**30), 2**31)
+                         (gemmlowp: C++ `/` truncates; the net effect is RHU of a*b / 2**31)
+    srdhm_no_sat(a, b) = wrap32((a*b + 2**30) >> 31)           (CMSIS-NN, INT32_MIN**2 -> INT32_MIN)
+    rdbpot(x, e)       = (x >> e) + ((x & (2**e-1)) > ((2**e-1) >> 1) + (x < 0))   (RHAZ, 0<=e<=31)
+
+    mode "double": rdbpot(srdhm(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
+    mode "cmsis" : rdbpot(srdhm_no_sat(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
+    mode "single": wrap32((x*m0 + 2**(30-shift)) >> (31-shift))      (int64, one RHU)
+
+    requant_fixedpoint: out = clamp(wrap32(mbqm(wrap32(acc), m0[c], shift[c]) + zp), lo, hi)
+
+The accumulator and the `+ zp` are int32 as in TFLite's kernels, so they wrap like the C++
+does on every real compiler (signed overflow is formally undefined there).
+
+Power-of-two and generic multiply-shift rules (exact int64, no intermediate wrap):
+
+    requant_shift:          out = clamp(round_n(acc) + zp, lo, hi)
+    requant_multiply_shift: out = clamp(round_n(acc * m[c]) + zp, lo, hi)
+    round_n(v) = round(v / 2**n) with `rounding` in floor | rhu | rne | rhaz | trunc;
+                 n < 0 is an exact left shift v * 2**-n.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import kernel
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+MODES = {"double": 0, "single": 1, "cmsis": 2}
+ROUNDINGS = {"floor": 0, "rhu": 1, "rne": 2, "rhaz": 3, "trunc": 4}
+
+
+def _mode_code(mode: str) -> int:
+    if mode not in MODES:
+        raise ValueError(f"unknown fixed-point mode '{mode}' (known: {', '.join(MODES)})")
+    return MODES[mode]
+
+
+def _rounding_code(rounding: str) -> int:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding '{rounding}' (known: {', '.join(ROUNDINGS)})")
+    return ROUNDINGS[rounding]
+
+
+# ----------------------------------------------------------------------------- multipliers
+
+@kernel
+def _quantize_multiplier_impl(real, single_rounding, m_out, s_out):
+    for i in range(real.shape[0]):
+        if real[i] == 0.0:
+            m_out[i] = 0
+            s_out[i] = 0
+            continue
+        frac, exp = math.frexp(real[i])
+        q = frac * 2147483648.0
+        qi = np.int64(math.floor(abs(q) + 0.5))          # round half away from zero
+        if q < 0:
+            qi = -qi
+        if qi == 2147483648:
+            qi = qi // 2
+            exp += 1
+        if exp < -31:
+            exp = 0
+            qi = 0
+        if single_rounding and exp > 30:
+            exp = 30
+            qi = 2147483647
+        m_out[i] = qi
+        s_out[i] = exp
+
+
+def _check_real(real) -> np.ndarray:
+    r = np.ascontiguousarray(np.asarray(real, dtype=np.float64).reshape(-1))
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError(f"quantize_multiplier: multipliers must be finite and >= 0, got {r[:4].tolist()}")
+    return r
+
+
+def quantize_multiplier(real, single_rounding: bool = False):
+    """TFLite QuantizeMultiplier of float64 multipliers (>= 0), elementwise.
+
+    frac, shift = frexp(real) (frac in [0.5, 1)); m0 = round_RHAZ(frac * 2**31); if m0 == 2**31
+    then m0 = 2**30, shift += 1; if shift < -31 then m0 = shift = 0 (flush); real == 0 gives
+    (0, 0). With `single_rounding` (TFLITE_SINGLE_ROUNDING) a shift > 30 becomes 30 with
+    m0 = 2**31 - 1. Returns (m0 int32, shift int32) shaped like `real`.
+    """
+    arr = np.asarray(real)
+    r = _check_real(arr)
+    m = np.empty(r.shape, np.int32)
+    s = np.empty(r.shape, np.int32)
+    _quantize_multiplier_impl(r, bool(single_rounding), m, s)
+    return m.reshape(arr.shape), s.reshape(arr.shape)
+
+
+def quantize_multiplier_ref(real, single_rounding: bool = False):
+    """Python twin of quantize_multiplier (math.frexp and Python ints)."""
+    arr = np.asarray(real)
+    r = _check_real(arr)
+    ms, ss = [], []
+    for x in r.tolist():
+        m, s = _quantize_one_ref(x, single_rounding)
+        ms.append(m)
+        ss.append(s)
+    return np.array(ms, np.int32).reshape(arr.shape), np.array(ss, np.int32).reshape(arr.shape)
+
+
+def _quantize_one_ref(x: float, single_rounding: bool):
+    if x == 0.0:
+        return 0, 0
+    frac, exp = math.frexp(x)
+    scaled = frac * (1 << 31)            # exact: a power-of-two scaling of a double
+    m = int(math.floor(scaled + 0.5))    # frac > 0 here, so this is RHAZ
+    if m == 1 << 31:
+        m, exp = m // 2, exp + 1
+    if exp < -31:
+        return 0, 0
+    if single_rounding and exp > 30:
+        return (1 << 31) - 1, 30
+    return m, exp
+
+
+# ----------------------------------------------------------------------------- scalar integer rules
+
+@kernel
+def _wrap32(x):
+    return ((np.int64(x) + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@kernel
+def _trunc_div_pow2(v, n):
+    if v >= 0:
+        return v >> n
+    return -((-v) >> n)
+
+
+@kernel
+def _srdhm(a, b):
+    a = np.int64(a)
+    b = np.int64(b)
+    if a == b and a == -2147483648:
+        return np.int64(2147483647)
+    ab = a * b
+    nudge = np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30))
+    return _wrap32(_trunc_div_pow2(ab + nudge, 31))
+
+
+@kernel
+def _srdhm_no_sat(a, b):
+    return _wrap32((np.int64(a) * np.int64(b) + (1 << 30)) >> 31)
+
+
+@kernel
+def _rounding_divide_by_pot(x, exponent):
+    x = np.int64(x)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@kernel
+def _mbqm(x, m0, shift, mode):
+    x = np.int64(x)
+    m0 = np.int64(m0)
+    if mode == 1:
+        total = 31 - shift
+        return _wrap32((x * m0 + (np.int64(1) << (total - 1))) >> total)
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    xs = _wrap32(x << left)
+    if mode == 0:
+        hi = _srdhm(xs, m0)
+    else:
+        hi = _srdhm_no_sat(xs, m0)
+    return _rounding_divide_by_pot(hi, right)
+
+
+@kernel
+def _srdhm_vec(a, b, out):
+    for i in range(out.shape[0]):
+        out[i] = _srdhm(a[i], b[i])
+
+
+@kernel
+def _rdbpot_vec(x, e, out):
+    for i in range(out.shape[0]):
+        out[i] = _rounding_divide_by_pot(x[i], e[i])
+
+
+@kernel
+def _mbqm_vec(x, m0, shift, mode, out):
+    for i in range(out.shape[0]):
+        out[i] = _mbqm(x[i], m0[i], shift[i], mode)
+
+
+def _int32_operands(name: str, *arrays):
+    """Broadcast integer operands, check they hold int32 values, return flat int64 arrays."""
+    arrs = [np.asarray(a) for a in arrays]
+    for a in arrs:
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"{name}: operands must be integers, got {a.dtype}")
+        if a.size and (int(a.min()) < INT32_MIN or int(a.max()) > INT32_MAX):
+            raise ValueError(f"{name}: operand outside int32: [{int(a.min())}, {int(a.max())}]")
+    b = np.broadcast_arrays(*arrs)
+    return b[0].shape, [np.ascontiguousarray(x, np.int64).reshape(-1) for x in b]
+
+
+def _shaped(flat: np.ndarray, shape):
+    out = flat.astype(np.int32).reshape(shape)
+    return out[()] if out.ndim == 0 else out
+
+
+def srdhm(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul of int32 values, elementwise (see module doc).
+    Goldens: srdhm(-5, 2**30) == -2, srdhm(5, 2**30) == 3, srdhm(INT32_MIN, INT32_MIN) == INT32_MAX."""
+    shape, (fa, fb) = _int32_operands("srdhm", a, b)
+    out = np.empty(fa.shape, np.int64)
+    _srdhm_vec(fa, fb, out)
+    return _shaped(out, shape)
+
+
+def srdhm_ref(a, b):
+    """Python-int twin of srdhm."""
+    shape, (fa, fb) = _int32_operands("srdhm", a, b)
+    return _shaped(np.array([_srdhm_one_ref(x, y) for x, y in zip(fa.tolist(), fb.tolist())],
+                            np.int64), shape)
+
+
+def _srdhm_one_ref(a: int, b: int) -> int:
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    v = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    q = abs(v) // (1 << 31)
+    return _wrap32_ref(q if v >= 0 else -q)
+
+
+def _wrap32_ref(x: int) -> int:
+    return ((x + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: x / 2**exponent rounded half away from zero, int32,
+    0 <= exponent <= 31, elementwise."""
+    shape, (fx, fe) = _int32_operands("rounding_divide_by_pot", x, exponent)
+    if fe.size and (fe.min() < 0 or fe.max() > 31):
+        raise ValueError(f"rounding_divide_by_pot: exponent outside 0..31: {int(fe.min())}..{int(fe.max())}")
+    out = np.empty(fx.shape, np.int64)
+    _rdbpot_vec(fx, fe, out)
+    return _shaped(out, shape)
+
+
+def rounding_divide_by_pot_ref(x, exponent):
+    """Python-int twin of rounding_divide_by_pot."""
+    shape, (fx, fe) = _int32_operands("rounding_divide_by_pot", x, exponent)
+    if fe.size and (fe.min() < 0 or fe.max() > 31):
+        raise ValueError(f"rounding_divide_by_pot: exponent outside 0..31: {int(fe.min())}..{int(fe.max())}")
+    return _shaped(np.array([_rdbpot_one_ref(v, e) for v, e in zip(fx.tolist(), fe.tolist())],
+                            np.int64), shape)
+
+
+def _rdbpot_one_ref(x: int, e: int) -> int:
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if (x & mask) > threshold else 0)
+
+
+def _check_shift(name: str, shift: np.ndarray) -> None:
+    if shift.size and (shift.min() < -31 or shift.max() > 30):
+        raise ValueError(f"{name}: shift outside -31..30: {int(shift.min())}..{int(shift.max())}")
+
+
+def multiply_by_quantized_multiplier(acc, m0, shift, mode: str = "double"):
+    """TFLite MultiplyByQuantizedMultiplier of int32 `acc` by q31 `m0` and `shift` (-31..30),
+    elementwise; `mode` is "double", "single" or "cmsis" (module doc). Returns int32."""
+    code = _mode_code(mode)
+    shape, (fx, fm, fs) = _int32_operands("multiply_by_quantized_multiplier", acc, m0, shift)
+    _check_shift("multiply_by_quantized_multiplier", fs)
+    out = np.empty(fx.shape, np.int64)
+    _mbqm_vec(fx, fm, fs, code, out)
+    return _shaped(out, shape)
+
+
+def multiply_by_quantized_multiplier_ref(acc, m0, shift, mode: str = "double"):
+    """Python-int twin of multiply_by_quantized_multiplier."""
+    _mode_code(mode)
+    shape, (fx, fm, fs) = _int32_operands("multiply_by_quantized_multiplier", acc, m0, shift)
+    _check_shift("multiply_by_quantized_multiplier", fs)
+    vals = [_mbqm_one_ref(x, m, s, mode) for x, m, s in zip(fx.tolist(), fm.tolist(), fs.tolist())]
+    return _shaped(np.array(vals, np.int64), shape)
+
+
+def _mbqm_one_ref(x: int, m0: int, shift: int, mode: str) -> int:
+    if mode == "single":
+        total = 31 - shift
+        return _wrap32_ref((x * m0 + (1 << (total - 1))) >> total)
+    xs = _wrap32_ref(x * (1 << max(shift, 0)))
+    if mode == "double":
+        hi = _srdhm_one_ref(xs, m0)
+    else:
+        hi = _wrap32_ref((xs * m0 + (1 << 30)) >> 31)
+    return _rdbpot_one_ref(hi, max(-shift, 0))
+
+
+# ----------------------------------------------------------------------------- (P, C, Q) requant
+
+@kernel
+def _requant_fixedpoint_impl(acc, m0, shift, zp, lo, hi, mode, out):
+    p_, c_, q_ = acc.shape
+    for p in range(p_):
+        for c in range(c_):
+            m = m0[c]
+            s = shift[c]
+            for q in range(q_):
+                y = _wrap32(_mbqm(_wrap32(acc[p, c, q]), m, s, mode) + zp)
+                if y < lo:
+                    y = lo
+                elif y > hi:
+                    y = hi
+                out[p, c, q] = y
+
+
+def _check_layout(name: str, acc, out, per_channel: dict) -> None:
+    if not isinstance(acc, np.ndarray) or not isinstance(out, np.ndarray):
+        raise ValueError(f"{name}: acc and out must be NumPy arrays")
+    if acc.ndim != 3 or out.shape != acc.shape:
+        raise ValueError(f"{name}: acc {acc.shape} and out {out.shape} must both be (P, C, Q)")
+    if acc.dtype not in (np.int32, np.int64) or out.dtype.kind not in "iu":
+        raise ValueError(f"{name}: acc must be int32/int64 and out an integer array, got {acc.dtype}, {out.dtype}")
+    for pname, arr in per_channel.items():
+        if arr.shape != (acc.shape[1],):
+            raise ValueError(f"{name}: {pname} has shape {arr.shape}, expected ({acc.shape[1]},)")
+
+
+def _check_clamp(name: str, zp: int, lo: int, hi: int, out: np.ndarray) -> None:
+    info = np.iinfo(out.dtype)
+    if not (info.min <= lo <= hi <= info.max):
+        raise ValueError(f"{name}: clamp [{lo}, {hi}] does not fit out dtype {out.dtype}")
+    if not (INT32_MIN <= zp <= INT32_MAX):
+        raise ValueError(f"{name}: zero point {zp} outside int32")
+
+
+def _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out):
+    m0 = np.ascontiguousarray(m0, np.int64).reshape(-1)
+    shift = np.ascontiguousarray(shift, np.int64).reshape(-1)
+    _check_layout("requant_fixedpoint", acc, out, {"m0": m0, "shift": shift})
+    _check_clamp("requant_fixedpoint", int(zp), int(lo), int(hi), out)
+    _check_shift("requant_fixedpoint", shift)
+    if m0.size and (m0.min() < INT32_MIN or m0.max() > INT32_MAX):
+        raise ValueError("requant_fixedpoint: m0 outside int32")
+    return m0, shift, _mode_code(mode)
+
+
+def requant_fixedpoint(acc, m0, shift, zp, lo, hi, mode, out) -> None:
+    """out[p,c,q] = clamp(wrap32(mbqm(wrap32(acc[p,c,q]), m0[c], shift[c], mode) + zp), lo, hi).
+
+    acc: int32/int64 (P, C, Q) (int64 values are reduced to int32 as the C++ int32_t
+    parameter does); m0, shift: (C,) ints; out: integer (P, C, Q), written in place.
+    """
+    m0, shift, code = _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out)
+    _requant_fixedpoint_impl(np.ascontiguousarray(acc), m0, shift, np.int64(zp), np.int64(lo),
+                             np.int64(hi), code, out)
+
+
+def requant_fixedpoint_ref(acc, m0, shift, zp, lo, hi, mode, out) -> None:
+    """NumPy/Python-int twin of requant_fixedpoint (per channel, elementwise Python ints)."""
+    m0, shift, _ = _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out)
+    for c in range(acc.shape[1]):
+        vals = [_mbqm_one_ref(_wrap32_ref(v), int(m0[c]), int(shift[c]), mode)
+                for v in acc[:, c, :].ravel().tolist()]
+        y = [min(max(_wrap32_ref(v + int(zp)), int(lo)), int(hi)) for v in vals]
+        out[:, c, :] = np.array(y, np.int64).reshape(acc.shape[0], acc.shape[2])
+
+
+# ----------------------------------------------------------------------------- shifts
+
+@kernel
+def _round_shift(v, n, rounding):
+    if n <= 0:
+        return v << (-n)
+    q = v >> n
+    rem = v - (q << n)
+    half = np.int64(1) << (n - 1)
+    if rounding == 1:
+        up = rem >= half
+    elif rounding == 2:
+        up = rem > half or (rem == half and (q & 1) == 1)
+    elif rounding == 3:
+        up = rem > half or (rem == half and q >= 0)
+    elif rounding == 4:
+        up = rem > 0 and v < 0
+    else:
+        up = False
+    return q + 1 if up else q
+
+
+@kernel
+def _requant_mul_shift_impl(acc, mult, n, rounding, zp, lo, hi, out):
+    p_, c_, q_ = acc.shape
+    for p in range(p_):
+        for c in range(c_):
+            m = mult[c]
+            s = n[c]
+            for q in range(q_):
+                y = _round_shift(np.int64(acc[p, c, q]) * m, s, rounding) + zp
+                if y < lo:
+                    y = lo
+                elif y > hi:
+                    y = hi
+                out[p, c, q] = y
+
+
+def _shift_args(name, acc, mult, n, zp, lo, hi, rounding, out):
+    mult = np.ascontiguousarray(mult, np.int64).reshape(-1)
+    n = np.ascontiguousarray(n, np.int64).reshape(-1)
+    _check_layout(name, acc, out, {"multiplier": mult, "n": n})
+    _check_clamp(name, int(zp), int(lo), int(hi), out)
+    code = _rounding_code(rounding)
+    if n.size and (n.min() < -31 or n.max() > 62):
+        raise ValueError(f"{name}: shift n outside -31..62: {int(n.min())}..{int(n.max())}")
+    amax = max(abs(int(acc.min())), abs(int(acc.max()))) if acc.size else 0
+    mmax = int(np.abs(mult).max()) if mult.size else 0
+    lmax = max(0, -int(n.min())) if n.size else 0
+    if amax * mmax * (1 << lmax) >= 1 << 62:
+        raise ValueError(f"{name}: |acc * multiplier * 2**left| may reach 2**62 (max |acc| {amax}, "
+                         f"max |m| {mmax}, left shift {lmax}); int64 arithmetic would overflow")
+    return mult, n, code
+
+
+def requant_multiply_shift(acc, mult, n, rounding, zp, lo, hi, out) -> None:
+    """out[p,c,q] = clamp(round_n[c](acc[p,c,q] * mult[c]) + zp, lo, hi), exact int64.
+
+    round_n(v) = v / 2**n rounded per `rounding` (floor | rhu | rne | rhaz | trunc); n < 0 is a
+    left shift. acc int32/int64 (P, C, Q); mult, n: (C,) ints; out integer (P, C, Q).
+    """
+    mult, n, code = _shift_args("requant_multiply_shift", acc, mult, n, zp, lo, hi, rounding, out)
+    _requant_mul_shift_impl(np.ascontiguousarray(acc), mult, n, code, np.int64(zp), np.int64(lo),
+                            np.int64(hi), out)
+
+
+def requant_multiply_shift_ref(acc, mult, n, rounding, zp, lo, hi, out) -> None:
+    """NumPy int64 twin of requant_multiply_shift."""
+    mult, n, code = _shift_args("requant_multiply_shift", acc, mult, n, zp, lo, hi, rounding, out)
+    v = acc.astype(np.int64) * mult[None, :, None]
+    y = _round_shift_ref(v, n[None, :, None], rounding) + np.int64(zp)
+    out[...] = np.clip(y, lo, hi).astype(out.dtype)
+
+
+def _round_shift_ref(v: np.ndarray, n: np.ndarray, rounding: str) -> np.ndarray:
+    n = np.broadcast_to(n, v.shape)
+    pos = np.maximum(n, 0)
+    q = v >> pos
+    rem = v - (q << pos)
+    half = np.where(pos > 0, np.int64(1) << np.maximum(pos - 1, 0), np.int64(1) << 62)
+    up = {"floor": np.zeros(v.shape, bool),
+          "rhu": rem >= half,
+          "rne": (rem > half) | ((rem == half) & ((q & 1) == 1)),
+          "rhaz": (rem > half) | ((rem == half) & (q >= 0)),
+          "trunc": (rem > 0) & (v < 0)}[rounding]
+    q = q + up.astype(np.int64)
+    return np.where(n < 0, v << np.maximum(-n, 0), q)
+
+
+def requant_shift(acc, n, rounding, zp, lo, hi, out) -> None:
+    """Power-of-two requant: out[p,c,q] = clamp(round_n[c](acc[p,c,q]) + zp, lo, hi), exact int64.
+
+    round_n(v) = (v + r) >> n with r = 0 (floor), 2**(n-1) (rhu), or the tie rule of rne/rhaz
+    (trunc rounds toward zero); n < 0 is an exact left shift by -n. n: (C,) ints in -31..62.
+    """
+    n = np.asarray(n, np.int64).reshape(-1)
+    requant_multiply_shift(acc, np.ones(n.shape, np.int64), n, rounding, zp, lo, hi, out)
+
+
+def requant_shift_ref(acc, n, rounding, zp, lo, hi, out) -> None:
+    """NumPy int64 twin of requant_shift."""
+    n = np.asarray(n, np.int64).reshape(-1)
+    requant_multiply_shift_ref(acc, np.ones(n.shape, np.int64), n, rounding, zp, lo, hi, out)
