@@ -1,0 +1,83 @@
+"""Quantize a zoo model with onnxruntime's static quantizer.
+
+    python -m models.quantize NAME FORM [--out PATH]
+
+Forms (all MinMax calibration on zoo.calibration_reader(NAME), weights QInt8):
+    qdq_u8_pc  QDQ,        activations QUInt8, per-channel weights
+    qdq_s8_pt  QDQ,        activations QInt8,  per-tensor weights
+    qop_u8     QOperator,  activations QUInt8, per-tensor weights
+The float model first goes through quant_pre_process (symbolic shape inference plus
+onnxruntime's basic graph optimizations, which fold BatchNormalization into Conv), as
+onnxruntime recommends. Needs only onnxruntime (and torch only if the float model must be built).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from models import zoo
+
+
+class Form(NamedTuple):
+    qdq: bool
+    activation_u8: bool
+    per_channel: bool
+
+
+FORM_OPTIONS = {
+    "qdq_u8_pc": Form(qdq=True, activation_u8=True, per_channel=True),
+    "qdq_s8_pt": Form(qdq=True, activation_u8=False, per_channel=False),
+    "qop_u8": Form(qdq=False, activation_u8=True, per_channel=False),
+}
+
+
+def preprocess(src: Path, dst: Path) -> None:
+    """onnxruntime's quant_pre_process: symbolic shape inference, optimization, shape inference."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    quant_pre_process(str(src), str(dst), skip_optimization=False, skip_onnx_shape=False,
+                      skip_symbolic_shape=False)
+
+
+def quantize(float_path: Path | str, form: str, name: str, out: Path | str,
+             per_channel: bool | None = None) -> Path:
+    """Pre-process and quantize_static the float model at float_path in `form`, calibrating
+    with zoo.calibration_reader(name); writes `out` atomically and returns it. per_channel
+    overrides the form's setting (for experiments)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    if form not in FORM_OPTIONS:
+        raise ValueError(f"unknown quantization form {form!r}; known: {', '.join(FORM_OPTIONS)}")
+    opt = FORM_OPTIONS[form]
+    pc = opt.per_channel if per_channel is None else per_channel
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            pre = Path(d) / "pre.onnx"
+            preprocess(Path(float_path), pre)
+            quantize_static(str(pre), str(tmp), zoo.calibration_reader(name),
+                            quant_format=QuantFormat.QDQ if opt.qdq else QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8 if opt.activation_u8 else QuantType.QInt8,
+                            weight_type=QuantType.QInt8, per_channel=pc,
+                            calibrate_method=CalibrationMethod.MinMax)
+
+    return zoo.atomic_write(Path(out), write)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.quantize", description=__doc__.split("\n")[0])
+    p.add_argument("name", choices=zoo.MODELS)
+    p.add_argument("form", choices=zoo.FORMS)
+    p.add_argument("--out", type=Path, help="output path (default models/<name>.<form>.onnx)")
+    args = p.parse_args(argv)
+    out = args.out or zoo.committed_path(args.name, args.form)
+    t0 = time.perf_counter()
+    quantize(zoo.float_model(args.name), args.form, args.name, out)
+    print(f"{args.name}/{args.form}: {out} {out.stat().st_size} bytes in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
