@@ -1,0 +1,95 @@
+"""Targets `pow2`, `pow2-floor`, `pow2-rhu`, `pow2-rne`, `pow2-rhaz`: shift-only requantization.
+
+Prepare: real[c] = double(a_scale) * double(b_scale[c]) / double(out_scale) must be exactly
+2**-n[c] (an integer n, checked with `intsim.ir.pow2_exponent`); otherwise QuantParamError
+names the output tensor and the multiplier, unless the target was made with `snap=True`:
+then n[c] = -rint(log2(real[c])) and a warning lists every snapped channel.
+
+Run (exact int64, kernels.fixedpoint.requant_shift):
+
+    out = clamp(((acc + r) >> n[c]) + out_zp, lo, hi),   n < 0: acc << -n (exact)
+
+r by rounding: floor r = 0; rhu r = 2**(n-1); rne and rhaz break the tie to even / away from
+zero. `pow2` uses rhu: one adder and an arithmetic shift, the usual accelerator datapath.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from kernels.fixedpoint import requant_shift
+
+from ..errors import QuantParamError
+from ..ir import Requant, pow2_exponent
+from .base import Requantizer, Target, register
+from .tflite import check_real, real_multiplier
+
+N_MIN, N_MAX = -31, 62
+
+
+class ShiftRequantizer(Requantizer):
+    def apply(self, acc, out):
+        p = self.params
+        requant_shift(acc, p["right_shift"], p["rounding"], p["zero_point"], p["lo"], p["hi"], out)
+
+
+def pow2_shifts(rq: Requant, real: np.ndarray, snap: bool, target: str) -> np.ndarray:
+    """n (int64, (C,)) with real == 2**-n, or snapped to the nearest power of two in log2."""
+    exact = pow2_exponent(real)
+    if exact is not None:
+        n = exact
+    elif not snap:
+        bad = [float(r) for r in real if pow2_exponent(np.array([r])) is None][:3]
+        raise QuantParamError(f"tensor '{rq.out_name}': requant multiplier {bad} is not a power of two, "
+                              f"as target {target} requires (create it with snap=True to round it)")
+    else:
+        n = -np.rint(np.log2(real)).astype(np.int64)
+        moved = [(c, float(real[c]), int(n[c])) for c in range(real.size) if real[c] != 2.0 ** -int(n[c])]
+        warnings.warn(f"target {target}: tensor '{rq.out_name}': snapped multipliers to powers of two "
+                      f"(channel, multiplier, n): {moved[:8]}" + (" ..." if len(moved) > 8 else ""),
+                      stacklevel=3)
+    if np.any(n < N_MIN) or np.any(n > N_MAX):
+        raise QuantParamError(f"tensor '{rq.out_name}': shift {n.min()}..{n.max()} outside {N_MIN}..{N_MAX}")
+    return n
+
+
+@register
+class Pow2Target(Target):
+    name = "pow2"
+    rounding = "rhu"
+
+    def __init__(self, snap: bool = False):
+        self.snap = bool(snap)
+
+    def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        n = pow2_shifts(rq, real, self.snap, self.name)
+        return ShiftRequantizer(self.name, {
+            "real_multiplier": real, "right_shift": n, "rounding": self.rounding,
+            "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
+
+
+@register
+class Pow2FloorTarget(Pow2Target):
+    name = "pow2-floor"
+    rounding = "floor"
+
+
+@register
+class Pow2RhuTarget(Pow2Target):
+    name = "pow2-rhu"
+    rounding = "rhu"
+
+
+@register
+class Pow2RneTarget(Pow2Target):
+    name = "pow2-rne"
+    rounding = "rne"
+
+
+@register
+class Pow2RhazTarget(Pow2Target):
+    name = "pow2-rhaz"
+    rounding = "rhaz"

@@ -1,0 +1,92 @@
+"""Targets `tflite`, `tflite-single`, `cmsis-nn`: q31 fixed-point requantization (DESIGN §3).
+
+Prepare (once per node, float64 as TFLite's QuantizeMultiplier does):
+
+    real[c]        = double(a_scale) * double(b_scale[c]) / double(out_scale)
+    m0[c], shift[c] = QuantizeMultiplier(real[c])   (frexp, RHAZ to q31, flush below 2**-31;
+                                                     `tflite-single` caps shift at 30)
+
+Run (int32 as the C++ kernels, see kernels/fixedpoint.py for every integer rule):
+
+    out = clamp(wrap32(MultiplyByQuantizedMultiplier(acc, m0[c], shift[c]) + out_zp), lo, hi)
+
+    tflite         double rounding: SRDHM (RHU, INT32_MIN**2 saturates) then RDBPOT (RHAZ)
+    tflite-single  (acc*m0 + 2**(30-shift)) >> (31-shift), one RHU in int64
+    cmsis-nn       arm_nn_requantize default: as tflite with the non-saturating doubling
+                   high multiply. Since m0 >= 0 always, it equals `tflite` on every input a
+                   prepared node can produce; the two differ only for m0 == INT32_MIN.
+
+A multiplier >= 2**30 (shift > 30) cannot be applied by the double-rounding path and raises
+QuantParamError naming the output tensor.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint
+
+from ..errors import QuantParamError
+from ..ir import Requant
+from .base import Requantizer, Target, register
+
+
+def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
+    """float64 (C,): double(a_scale) * double(b_scale[c]) / double(out_scale)."""
+    a = np.asarray(rq.a_scale, np.float32).astype(np.float64).reshape(-1)
+    b = np.asarray(rq.b_scale, np.float32).astype(np.float64).reshape(-1)
+    o = np.asarray(rq.out_scale, np.float32).astype(np.float64).reshape(-1)
+    real = a * b / o
+    if real.size == 1:
+        return np.full(channels, real[0], np.float64)
+    if real.size != channels:
+        raise QuantParamError(f"tensor '{rq.out_name}': {real.size} per-channel scales for {channels} channels")
+    return np.ascontiguousarray(real)
+
+
+def check_real(rq: Requant, real: np.ndarray) -> None:
+    if not np.all(np.isfinite(real)) or np.any(real <= 0):
+        bad = real[~(np.isfinite(real) & (real > 0))][:3].tolist()
+        raise QuantParamError(f"tensor '{rq.out_name}': requant multiplier must be finite and > 0, got {bad}")
+
+
+class FixedPointRequantizer(Requantizer):
+    def apply(self, acc, out):
+        p = self.params
+        requant_fixedpoint(acc, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"],
+                           p["mode"], out)
+
+
+class FixedPointTarget(Target):
+    """Base of the q31 targets; subclasses set `name` and `mode`."""
+
+    mode = "double"
+
+    def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        m0, shift = quantize_multiplier(real, single_rounding=self.mode == "single")
+        if np.any(shift > 30):
+            big = real[shift > 30][:3].tolist()
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "
+                                  f">= 2**30 is outside the {self.name} shift range -31..30")
+        return FixedPointRequantizer(self.name, {
+            "real_multiplier": real, "multiplier": m0, "shift": shift, "mode": self.mode,
+            "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
+
+
+@register
+class TfliteTarget(FixedPointTarget):
+    name = "tflite"
+    mode = "double"
+
+
+@register
+class TfliteSingleTarget(FixedPointTarget):
+    name = "tflite-single"
+    mode = "single"
+
+
+@register
+class CmsisNnTarget(FixedPointTarget):
+    name = "cmsis-nn"
+    mode = "cmsis"
