@@ -107,13 +107,15 @@ def _geom(node, x4, w4, one_d: bool) -> ConvGeom:
     return ConvGeom(st[0], st[1], pt, pl, pb, pr, di[0], di[1], int(a.get("group", 1)))
 
 
-def _conv_accumulate(x4, b: Bound, geom, mode):
+def _conv_accumulate(x4, bound: Bound, geom, mode):
+    b = bound
     n, _, h, w = x4.shape
     m = b.w.shape[0]
     oh, ow = conv_out_hw(h, w, b.w.shape[2], b.w.shape[3], geom)
     acc = np.empty((n, m, oh, ow), np.int64)
     depthwise = geom.group > 1 and b.w.shape[1] == 1 and m == geom.group
-    if mode == "x86-u8s8-pairs" and not depthwise:  # ORT's depthwise kernel sums exactly
+    # onnxruntime's depthwise QLinearConv kernel and its ConvInteger sum exactly on every host
+    if mode == "x86-u8s8-pairs" and not depthwise and bound.requantizer is not None:
         from kernels.x86pairs import conv2d_acc_pairs
         conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     else:
