@@ -78,14 +78,30 @@ class _OrtReference:
 class _OnnxReference:
     def __init__(self, model: onnx.ModelProto):
         from onnx.reference import ReferenceEvaluator
-        self.ev = ReferenceEvaluator(model)
         self.names = [o.name for o in model.graph.output]
+        try:
+            self.ev = ReferenceEvaluator(model)
+        except RuntimeError:
+            # onnx.reference implements QuantizeLinear/DequantizeLinear from opset 19 on; their
+            # int8/uint8 semantics are unchanged since opset 13, so convert the opset up.
+            try:
+                self.ev = ReferenceEvaluator(_opset_at_least(model, 21))
+            except Exception as e:  # noqa: BLE001
+                raise IntsimError(f"onnx reference evaluator cannot load the model: {str(e).splitlines()[0]}") from None
 
     def run(self, feeds: dict) -> dict:
         try:
             return dict(zip(self.names, (np.asarray(v) for v in self.ev.run(None, feeds))))
         except Exception as e:  # noqa: BLE001
             raise IntsimError(f"onnx reference evaluator failed: {str(e).splitlines()[0]}") from None
+
+
+def _opset_at_least(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), version)
+    if current >= version:
+        return model
+    from onnx import version_converter
+    return version_converter.convert_version(model, version)
 
 
 class _QonnxReference:

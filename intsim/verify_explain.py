@@ -1,0 +1,259 @@
+"""Why does an integer differ from the reference's? Each mismatching element gets one class:
+
+    tie             the exact real value v = acc * sx * sw[c] / sy (rationals of the model's float32
+                    scales) lies exactly on a .5 boundary: two round-half rules disagree
+    acc-over-2^24   |acc| > 2^24 and f32(acc) moves v across the .5 boundary (ORT's float requant)
+    float-rounding  v lies within the float32 error bound of a .5 boundary; for a float32
+                    reference conv/matmul the bound is 2 * ((K+4) u S + u |bias| + 4 u |v|) LSB,
+                    S = sum_k |x_k w_k| * sx * sw / sy, u = 2^-24, K products per output
+    saturation      the accumulator saturated (e.g. int16 pairs on AVX2) or either value sits at
+                    the clamp/type end
+    propagated      (whole-model view) an input of the node already differed
+    unexplained     none of the above
+
+Classes are tried in the order above (propagated first in the whole-model view). A tie, a
+float rounding or a 2^24 rounding can only move a value by one LSB, so those classes need |d| == 1.
+The accumulators come from copies of the node with the requantize stage removed, run through
+the same prepared steps as the executor (exact int64 sums, and the target's accumulation model).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from .accumulator import Accumulator
+from .executor import _Context
+from .ir import Node
+from .steps import load_all
+
+CLASSES = ("tie", "acc-over-2^24", "float-rounding", "saturation", "propagated", "unexplained")
+U32 = 2.0 ** -24
+_COMPUTE = ("conv", "matmul")
+
+
+class ExactContext(_Context):
+    """A step context whose GEMM/conv accumulation is always exact (int64 sums)."""
+
+    def accumulation(self, a_dtype, b_dtype) -> str:
+        return "exact"
+
+
+def acc_node(node: Node) -> Node:
+    """The compute node without its requantize stage: its output is the int32 accumulator."""
+    return Node(node.op, node.name, node.inputs, node.outputs, {**node.attrs, "requant": False}, node.origin)
+
+
+def value(name: str, ctx, env):
+    if not name:
+        return None
+    return ctx.constants[name] if name in ctx.constants else env.get(name)
+
+
+def w_channel_axis(node: Node, w: np.ndarray) -> int:
+    """Axis of the stored weight tensor that holds the output channels."""
+    if node.op == "conv":
+        return 0
+    return w.ndim - 2 if node.attrs.get("transB") else w.ndim - 1
+
+
+def out_channel_axis(node: Node, ndim: int) -> int:
+    return 1 if node.op == "conv" else ndim - 1
+
+
+def products_per_output(node: Node, w: np.ndarray) -> int:
+    if node.op == "conv":
+        return int(w.size // max(w.shape[0], 1))
+    return int(w.shape[-1] if node.attrs.get("transB") else w.shape[-2])
+
+
+class NodeAccumulators:
+    """Prepared acc-only copies of one compute node: `exact(env)`, `target(env)` (the target's
+    accumulation model) and `abs_sum(env)` = sum_k |x_k - x_zp| * |w_k - w_zp| (int64)."""
+
+    _ABS_W = "__verify_abs_w"
+
+    def __init__(self, node: Node, prog):
+        steps = load_all()
+        g = prog.graph
+        self.node = node
+        self.exact_ctx = ExactContext(g, prog.target, Accumulator(bits=64, overflow="exact"))
+        self.target_ctx = prog._ctx
+        bare = acc_node(node)
+        self._exact = steps[node.op](bare, self.exact_ctx)
+        self._target = steps[node.op](bare, self.target_ctx)
+        ins = list(bare.inputs)
+        ins[2], ins[3], ins[5], ins[8] = "", self._ABS_W, "", ""
+        self._abs = steps[node.op](Node(node.op, node.name, ins, node.outputs, bare.attrs, node.origin),
+                                   self.exact_ctx)
+
+    def _call(self, fn, env) -> np.ndarray:
+        local = dict(env)
+        fn(local, None)
+        return np.asarray(local[self.node.outputs[0]], np.int64)
+
+    def exact(self, env) -> np.ndarray:
+        return self._call(self._exact, env)
+
+    def target(self, env) -> np.ndarray:
+        return self._call(self._target, env)
+
+    def abs_sum(self, env) -> np.ndarray:
+        ins, ctx = self.node.inputs, self.exact_ctx
+        x = np.asarray(value(ins[0], ctx, env), np.int64)
+        xz = value(ins[2], ctx, env)
+        w = np.asarray(value(ins[3], ctx, env), np.int64)
+        wz = value(ins[5], ctx, env)
+        xa = np.abs(x - (np.int64(np.asarray(xz).reshape(-1)[0]) if xz is not None else 0))
+        if wz is not None and np.asarray(wz).size > 1:
+            shape = [1] * w.ndim
+            shape[w_channel_axis(self.node, w)] = -1
+            wz = np.asarray(wz, np.int64).reshape(shape)
+        wa = np.abs(w - (np.asarray(wz, np.int64) if wz is not None else 0))
+        local = dict(env)
+        local[ins[0]] = xa
+        local[self._ABS_W] = wa
+        self._abs(local, None)
+        return np.asarray(local[self.node.outputs[0]], np.int64)
+
+
+def _count(classes: np.ndarray) -> dict:
+    return {c: int(np.count_nonzero(classes == i)) for i, c in enumerate(CLASSES) if np.any(classes == i)}
+
+
+def _exact_tie(num: Fraction) -> bool:
+    """num is exactly n + 1/2 for an integer n."""
+    return (2 * num).denominator == 1 and (2 * num).numerator % 2 == 1
+
+
+class Explainer:
+    """Classifies the mismatching elements of one node's output (see the module docstring)."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self._accs: dict = {}
+
+    def _accumulators(self, node) -> NodeAccumulators:
+        if node.name not in self._accs:
+            self._accs[node.name] = NodeAccumulators(node, self.prog)
+        return self._accs[node.name]
+
+    def classify(self, node: Node, env: dict, got: np.ndarray, want: np.ndarray) -> dict:
+        """env: the node's input values (reference or intsim); got/want: its output codes.
+        Returns {class: count} over the elements where got != want."""
+        got, want = np.asarray(got, np.int64), np.asarray(want, np.int64)
+        mask = got != want
+        if not mask.any():
+            return {}
+        cls = np.full(int(mask.sum()), CLASSES.index("unexplained"), np.int8)
+        t = self.prog.graph.tensors.get(node.outputs[0])
+        lo, hi = node.attrs.get("lo"), node.attrs.get("hi")
+        if t is not None and hasattr(t.dtype, "qmin"):
+            lo = t.dtype.qmin if lo is None else lo
+            hi = t.dtype.qmax if hi is None else hi
+        g, w_ = got[mask], want[mask]
+        saturated = np.zeros(g.shape, bool)
+        if lo is not None:
+            saturated = (g == lo) | (g == hi) | (w_ == lo) | (w_ == hi)
+        one = np.abs(g - w_) == 1
+        if node.op in _COMPUTE and node.attrs.get("requant"):
+            dist, bound, acc24, acc_sat = self._compute_terms(node, env, mask)
+        elif node.op in ("add", "mul", "quantize"):
+            dist, bound = self._elementwise_terms(node, env, mask)
+            acc24 = np.zeros(g.shape, bool)
+            acc_sat = np.zeros(g.shape, bool)
+        else:
+            dist = None
+        if dist is not None:
+            tie = one & (dist == 0)
+            cls[tie] = CLASSES.index("tie")
+            free = ~tie
+            hit = free & one & acc24
+            cls[hit] = CLASSES.index("acc-over-2^24")
+            free &= ~hit
+            hit = free & one & (dist <= bound)
+            cls[hit] = CLASSES.index("float-rounding")
+            free &= ~hit
+            saturated = saturated | acc_sat
+            cls[free & saturated] = CLASSES.index("saturation")
+        else:
+            cls[saturated] = CLASSES.index("saturation")
+        return _count(cls)
+
+    # --------------------------------------------------------------------- compute nodes
+    def _scales(self, node, env, shape):
+        ctx = self.prog._ctx
+        ins = node.inputs
+        sx = np.float64(np.asarray(value(ins[1], ctx, env), np.float32).reshape(-1)[0])
+        sx *= np.float64(np.float32(node.attrs.get("alpha", 1.0)))
+        sw = np.asarray(value(ins[4], ctx, env), np.float32).astype(np.float64).reshape(-1)
+        sy = np.float64(np.asarray(value(ins[6], ctx, env), np.float32).reshape(-1)[0])
+        view = [1] * len(shape)
+        if sw.size > 1:
+            view[out_channel_axis(node, len(shape))] = -1
+        return sx, np.broadcast_to(sw.reshape(view), shape), sy
+
+    def _compute_terms(self, node, env, mask):
+        accs = self._accumulators(node)
+        acc = accs.exact(env)
+        acc_t = accs.target(env) if accs.target_ctx.accumulation(
+            np.asarray(value(node.inputs[0], accs.exact_ctx, env)).dtype,
+            np.asarray(value(node.inputs[3], accs.exact_ctx, env)).dtype) != "exact" else acc
+        sx, sw, sy = self._scales(node, env, acc.shape)
+        a, swm = acc[mask], sw[mask]
+        m64 = sx * swm / sy
+        v = a * m64
+        dist = np.abs(v - np.floor(v) - 0.5)
+        near = np.flatnonzero(dist < 1e-6)
+        dist = dist.copy()
+        for i in near:
+            exact = Fraction(int(a[i])) * Fraction(float(sx)) * Fraction(float(swm[i])) / Fraction(float(sy))
+            dist[i] = 0.0 if _exact_tie(exact) else max(dist[i], 1e-300)
+        s_abs = accs.abs_sum(env)[mask] * m64
+        w = np.asarray(value(node.inputs[3], accs.exact_ctx, env))
+        k = products_per_output(node, w)
+        bias_q = value(node.inputs[8], accs.exact_ctx, env)
+        bias = np.zeros_like(v)
+        if bias_q is not None:
+            b = np.asarray(bias_q, np.float64).reshape(-1)
+            full = np.broadcast_to(b.reshape([-1 if i == out_channel_axis(node, acc.ndim) else 1
+                                              for i in range(acc.ndim)]), acc.shape) if b.size > 1 else b[0]
+            bias = np.abs(np.broadcast_to(full, acc.shape)[mask]) * m64
+        bound = 2.0 * ((k + 4) * U32 * s_abs + U32 * bias + 4 * U32 * np.abs(v))
+        big = np.abs(a) > (1 << 24)
+        f32_err = np.abs(a.astype(np.float32).astype(np.float64) - a) * m64
+        acc24 = big & (dist <= f32_err + bound)
+        return dist, bound, acc24, acc_t[mask] != a
+
+    # ------------------------------------------------------------------ elementwise nodes
+    def _elementwise_terms(self, node, env, mask):
+        ctx = self.prog._ctx
+        vals = [value(n, ctx, env) for n in node.inputs]
+        f = lambda i: np.float64(np.asarray(vals[i], np.float32).reshape(-1)[0])  # noqa: E731
+        z = lambda i: np.int64(np.asarray(vals[i]).reshape(-1)[0]) if vals[i] is not None else np.int64(0)  # noqa: E731
+        if node.op == "quantize":
+            x = np.asarray(vals[0], np.float32)
+            s = np.asarray(vals[1], np.float32)
+            if s.size != 1:
+                return None, None
+            xs = x[mask].astype(np.float64)
+            v = xs / f(1)
+            terms = [(Fraction(float(a)), Fraction(float(f(1)))) for a in xs]
+            exact = [a / b for a, b in terms]
+            bound = 2.0 * 2 * U32 * np.abs(v)
+        else:
+            a, b = np.broadcast_arrays(np.asarray(vals[0], np.int64) - z(2), np.asarray(vals[3], np.int64) - z(5))
+            a, b = a[mask], b[mask]
+            sa, sb, sc = f(1), f(4), f(6)
+            if node.op == "add":
+                v = (sa * a + sb * b) / sc
+                exact = [(Fraction(float(sa)) * int(p) + Fraction(float(sb)) * int(q)) / Fraction(float(sc))
+                         for p, q in zip(a, b)]
+                bound = 2.0 * (4 * U32 * (np.abs(sa * a) + np.abs(sb * b)) / sc + 4 * U32 * np.abs(v))
+            else:
+                v = sa * sb * a * b / sc
+                exact = [Fraction(float(sa)) * Fraction(float(sb)) * int(p) * int(q) / Fraction(float(sc))
+                         for p, q in zip(a, b)]
+                bound = 2.0 * 4 * U32 * np.abs(v)
+        dist = np.array([float(abs(e - (e.numerator // e.denominator) - Fraction(1, 2))) for e in exact])
+        return dist.reshape(v.shape), bound
