@@ -1,0 +1,322 @@
+"""Elementwise quantized ops with onnxruntime 1.32 x86-64 (AVX2+FMA, MLAS) arithmetic, bit for bit.
+
+All float work is float32. `fma(a, b, c)` is a fused multiply-add (one rounding), as the
+AVX2 kernels use. `cvt(v)` is x86 `cvtps2dq`: round half to even under the default MXCSR,
+and NaN or |v| >= 2**31 gives INT32_MIN. `sat(v)` is the pack chain (packs_epi32 then
+packus/packs_epi16), i.e. clamp to [qmin, qmax] of the 8-bit type.
+
+qlinear_add (com.microsoft QLinearAdd; also ORT's fused QDQ Add), MlasQLinearAddKernelAvx2Helper:
+    rA = f32(sa / sy), rB = f32(sb / sy)
+    fixed = f32(zy) - fma(rA, f32(za), f32(rB * f32(zb)))     (the compiler contracts one product)
+    vector B:  y = sat(cvt(fma(f32(a), rA, fma(f32(b), rB, fixed))))
+    scalar B:  fixed' = fma(f32(b), rB, fixed);  y = sat(cvt(fma(f32(a), rA, fixed')))
+  The raw codes a, b (not a - za) are converted; the zero points live only in `fixed`.
+  ORT calls the scalar path whenever one operand is a single value in a broadcast span;
+  when A is the scalar it swaps the operands (A's scale/zp go with the scalar), which changes
+  the FMA nesting: `qlinear_add` does the same when `a.size == 1`.
+  No float clamp: saturation happens in the integer packs.
+
+qlinear_mul (com.microsoft QLinearMul), SSE2 MlasQLinearMulKernel (no FMA):
+    r = f32(f32(sa * sb) / sy)
+    y = sat(cvt(f32(f32(f32((a - za) * (b - zb)) * r) + f32(zy))))
+  the product is exact int32; the zero point is added in float before rounding.
+
+quantize_linear (QuantizeLinear, MlasQuantizeLinear SSE2):
+    y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z
+  (division, not multiplication by 1/s; NaN -> qmin because maxps returns its second operand)
+
+dequantize_linear (DequantizeLinear): y = f32(f32(q - z) * s)
+
+`lo`/`hi` (fused activation bounds) are applied as an integer clamp after saturation; pass the
+type's range for the plain ONNX ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .jit import kernel
+
+F32 = np.float32
+INT32_MIN = -(1 << 31)
+_TWO31 = 2147483648.0
+
+
+# ---------------------------------------------------------------- float helpers
+
+@intrinsic
+def fma32(typingctx, a, b, c):
+    """float32 fused multiply-add (llvm.fma.f32): one rounding of a*b + c."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f = ir.FloatType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
+        return builder.call(fn, args)
+    return sig, codegen
+
+
+def fma32_np(a, b, c) -> np.ndarray:
+    """NumPy float32 FMA, exactly rounded: the float64 product of two float32 is exact; the
+    float64 sum is made round-to-odd (its sticky bit kept) so the final float32 rounding is
+    the single correct rounding of a*b + c."""
+    p = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    c = np.asarray(c, np.float64)
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)
+    even = (s.view(np.int64) & 1) == 0 if s.ndim else (np.array(s).view(np.int64) & 1) == 0
+    fix = (err != 0) & even & np.isfinite(s)
+    s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return s.astype(F32)
+
+
+def cvt_np(v) -> np.ndarray:
+    """x86 cvtps2dq on float32: RNE; NaN or out of int32 range -> INT32_MIN (int64 result)."""
+    v = np.asarray(v, F32)
+    ok = (v >= F32(-_TWO31)) & (v < F32(_TWO31))
+    return np.where(ok, np.rint(np.where(ok, v, 0)).astype(np.int64), INT32_MIN)
+
+
+@kernel
+def _cvt(v):
+    if v >= np.float32(-_TWO31) and v < np.float32(_TWO31):
+        return np.int64(np.rint(v))
+    return np.int64(INT32_MIN)
+
+
+@kernel
+def _clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+
+def _type_range(dtype) -> tuple:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+# ---------------------------------------------------------------- validation
+
+def _check_pair(name, a, b, out):
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(f"{name}: '{t}' must be a NumPy array")
+    if a.dtype != out.dtype or b.dtype != out.dtype or out.dtype not in (np.uint8, np.int8):
+        raise ValueError(f"{name}: a, b and out must share one dtype, uint8 or int8 "
+                         f"(got {a.dtype}, {b.dtype}, {out.dtype})")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be C-contiguous")
+    if a.size != 1 and b.size != 1 and a.shape != b.shape:
+        raise ValueError(f"{name}: shapes of a {a.shape} and b {b.shape} differ (broadcast first)")
+    want = a.shape if a.size != 1 or b.size == 1 else b.shape
+    if out.size != max(a.size, b.size) or (a.size > 1 or b.size > 1) and out.shape != want:
+        raise ValueError(f"{name}: out shape {out.shape} does not fit a {a.shape}, b {b.shape}")
+
+
+def _check_params(name, scales, zps, dtype, lo, hi):
+    for s in scales:
+        s = F32(s)
+        if not (np.isfinite(s) and s > 0):
+            raise ValueError(f"{name}: scale {float(s)!r} must be finite and > 0")
+    qmin, qmax = _type_range(dtype)
+    for z in zps:
+        if not qmin <= int(z) <= qmax:
+            raise ValueError(f"{name}: zero point {int(z)} outside [{qmin}, {qmax}] of {np.dtype(dtype)}")
+    if not qmin <= int(lo) <= int(hi) <= qmax:
+        raise ValueError(f"{name}: clamp [{lo}, {hi}] not inside [{qmin}, {qmax}]")
+
+
+# ---------------------------------------------------------------- QLinearAdd
+
+def add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp) -> tuple:
+    """(rA, rB, fixed) of MLAS's AVX2 QLinearAdd, float32."""
+    r_a = F32(F32(a_scale) / F32(y_scale))
+    r_b = F32(F32(b_scale) / F32(y_scale))
+    fixed = F32(F32(y_zp) - fma32_np(r_a, F32(a_zp), F32(r_b * F32(b_zp))))
+    return r_a, r_b, fixed
+
+
+@kernel
+def _add_vv_impl(a, b, r_a, r_b, fixed, lo, hi, out):
+    for i in range(a.size):
+        t = fma32(np.float32(b[i]), r_b, fixed)
+        v = fma32(np.float32(a[i]), r_a, t)
+        out[i] = _clamp(_cvt(v), lo, hi)
+
+
+@kernel
+def _add_vs_impl(a, r_a, fixed_b, lo, hi, out):
+    for i in range(a.size):
+        out[i] = _clamp(_cvt(fma32(np.float32(a[i]), r_a, fixed_b)), lo, hi)
+
+
+def _add_plan(a, a_scale, a_zp, b, b_scale, b_zp):
+    """ORT's operand order: the scalar goes second (A and B swap when A is the scalar)."""
+    if a.size == 1 and b.size != 1:
+        return b, b_scale, b_zp, a, a_scale, a_zp
+    return a, a_scale, a_zp, b, b_scale, b_zp
+
+
+def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """QLinearAdd / fused QDQ Add as onnxruntime x86 AVX2 computes it (see module docstring).
+
+    a, b: uint8 or int8 arrays of one shape, or one of them a single value (ORT's scalar
+    path); out: same dtype, C-contiguous, shape of the broadcast result. Scales float32 > 0,
+    zero points in the type's range, [lo, hi] an integer clamp inside the type's range.
+    """
+    _check_pair("qlinear_add", a, b, out)
+    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    a, a_scale, a_zp, b, b_scale, b_zp = _add_plan(a, a_scale, a_zp, b, b_scale, b_zp)
+    r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    av = np.ascontiguousarray(a).reshape(-1)
+    ov = out.reshape(-1)
+    if b.size == 1:
+        fixed_b = fma32_np(F32(int(b.reshape(-1)[0])), r_b, fixed)
+        _add_vs_impl(av, r_a, F32(fixed_b), np.int64(lo), np.int64(hi), ov)
+    else:
+        _add_vv_impl(av, np.ascontiguousarray(b).reshape(-1), r_a, r_b, fixed, np.int64(lo), np.int64(hi), ov)
+
+
+def qlinear_add_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """NumPy twin of qlinear_add (exact FMA emulation in float64, int64 results)."""
+    _check_pair("qlinear_add_ref", a, b, out)
+    a, a_scale, a_zp, b, b_scale, b_zp = _add_plan(a, a_scale, a_zp, b, b_scale, b_zp)
+    r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    af = a.astype(np.int64).reshape(-1).astype(F32)
+    bf = b.astype(np.int64).reshape(-1).astype(F32)
+    if b.size == 1:
+        v = fma32_np(af, r_a, fma32_np(bf[0], r_b, fixed))
+    else:
+        v = fma32_np(af, r_a, fma32_np(bf, r_b, fixed))
+    out.reshape(-1)[...] = np.clip(cvt_np(v), lo, hi)
+
+
+# ---------------------------------------------------------------- QLinearMul
+
+def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
+    return F32(F32(F32(a_scale) * F32(b_scale)) / F32(y_scale))
+
+
+@kernel
+def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    scalar = b.size == 1
+    for i in range(a.size):
+        bi = b[0] if scalar else b[i]
+        prod = (np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp)
+        v = np.float32(np.float32(prod) * ratio) + y_zp_f
+        out[i] = _clamp(_cvt(np.float32(v)), lo, hi)
+
+
+def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
+    return _add_plan(a, a_scale, a_zp, b, b_scale, b_zp)
+
+
+def qlinear_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """QLinearMul as onnxruntime x86 (SSE2 MLAS) computes it (see module docstring).
+    Same array contract as `qlinear_add`."""
+    _check_pair("qlinear_mul", a, b, out)
+    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
+    _mul_impl(np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
+              np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
+              out.reshape(-1))
+
+
+def qlinear_mul_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """NumPy twin of qlinear_mul."""
+    _check_pair("qlinear_mul_ref", a, b, out)
+    a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
+    prod = (a.astype(np.int64).reshape(-1) - int(a_zp)) * (b.astype(np.int64).reshape(-1) - int(b_zp))
+    v = (prod.astype(F32) * mul_ratio(a_scale, b_scale, y_scale)).astype(F32) + F32(y_zp)
+    out.reshape(-1)[...] = np.clip(cvt_np(v.astype(F32)), lo, hi)
+
+
+# ---------------------------------------------------------------- Quantize / Dequantize
+
+def _check_axis_params(name, x, scale, zp, out):
+    scale = np.ascontiguousarray(scale, F32).reshape(-1)
+    zp = np.ascontiguousarray(np.broadcast_to(np.asarray(zp).astype(np.int64).reshape(-1), scale.shape))
+    if not isinstance(x, np.ndarray) or not isinstance(out, np.ndarray) or x.shape != out.shape:
+        raise ValueError(f"{name}: input and out must be arrays of one shape")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be C-contiguous")
+    if scale.size != 1 and (x.ndim != 3 or x.shape[1] != scale.size):
+        raise ValueError(f"{name}: per-axis scale of {scale.size} values needs input laid out (outer, "
+                         f"{scale.size}, inner), got {x.shape}")
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f"{name}: scales must be finite and > 0")
+    return scale, zp
+
+
+def _as3d(x, channels):
+    return x.reshape(1, 1, -1) if channels == 1 else x
+
+
+@kernel
+def _quantize_impl(x, scale, zp, qmin, qmax, out):
+    p_, c_, q_ = x.shape
+    for c in range(c_):
+        s = scale[c]
+        z = zp[c]
+        fmin = np.float32(qmin - z)
+        fmax = np.float32(qmax - z)
+        for p in range(p_):
+            for q in range(q_):
+                v = np.float32(x[p, c, q] / s)
+                v = v if v > fmin else fmin       # maxps(v, min): NaN -> min
+                v = v if v < fmax else fmax
+                out[p, c, q] = _cvt(v) + z
+
+
+def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
+    """QuantizeLinear float32 -> int (uint8/int8/uint16/int16 `out`), onnxruntime's MLAS order:
+    y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z.
+    Per tensor: scale/zp of one value, any x shape. Per axis: x laid out (outer, C, inner),
+    scale/zp of C values."""
+    scale, zp = _check_axis_params("quantize_linear", x, scale, zp, out)
+    if x.dtype != np.float32:
+        raise ValueError(f"quantize_linear: input must be float32, got {x.dtype}")
+    lo, hi = _type_range(out.dtype)
+    if not lo <= qmin <= qmax <= hi or np.any(zp < qmin) or np.any(zp > qmax):
+        raise ValueError(f"quantize_linear: range [{qmin}, {qmax}] / zero points do not fit {out.dtype}")
+    _quantize_impl(_as3d(np.ascontiguousarray(x), scale.size), scale, zp, np.int64(qmin), np.int64(qmax),
+                   _as3d(out, scale.size))
+
+
+def quantize_linear_ref(x, scale, zp, qmin, qmax, out) -> None:
+    """NumPy twin of quantize_linear."""
+    scale, zp = _check_axis_params("quantize_linear_ref", x, scale, zp, out)
+    x3 = _as3d(x, scale.size).astype(F32)
+    v = (x3 / scale[None, :, None]).astype(F32)
+    fmin = (qmin - zp).astype(F32)[None, :, None]
+    fmax = (qmax - zp).astype(F32)[None, :, None]
+    v = np.where(v > fmin, v, fmin)
+    v = np.where(v < fmax, v, fmax)
+    _as3d(out, scale.size)[...] = cvt_np(v) + zp[None, :, None]
+
+
+@kernel
+def _dequantize_impl(q, scale, zp, out):
+    p_, c_, r_ = q.shape
+    for c in range(c_):
+        for p in range(p_):
+            for r in range(r_):
+                out[p, c, r] = np.float32(np.int64(q[p, c, r]) - zp[c]) * scale[c]
+
+
+def dequantize_linear(q, scale, zp, out) -> None:
+    """DequantizeLinear int -> float32: y = f32(f32(q - z) * s); layouts as quantize_linear."""
+    scale, zp = _check_axis_params("dequantize_linear", q, scale, zp, out)
+    if q.dtype.kind not in "iu" or out.dtype != np.float32:
+        raise ValueError(f"dequantize_linear: needs an integer input and a float32 out ({q.dtype}, {out.dtype})")
+    _dequantize_impl(_as3d(np.ascontiguousarray(q), scale.size), scale, zp, _as3d(out, scale.size))
+
+
+def dequantize_linear_ref(q, scale, zp, out) -> None:
+    """NumPy twin of dequantize_linear."""
+    scale, zp = _check_axis_params("dequantize_linear_ref", q, scale, zp, out)
+    d = (_as3d(q, scale.size).astype(np.int64) - zp[None, :, None]).astype(F32)
+    _as3d(out, scale.size)[...] = (d * scale[None, :, None]).astype(F32)
