@@ -1,0 +1,292 @@
+"""Pooling kernels with onnxruntime 1.32 x86-64 arithmetic, bit for bit.
+
+Layout at the interface: x (N, C, *spatial) with 1 to 3 spatial axes (NCHW); channels-last
+callers transpose first (every op here is per channel, so the result is the same).
+
+global_avgpool (QLinearGlobalAveragePool; MLAS SSE2):
+    acc   = sum_hw x            (int32, exact: |acc| <= 255 * HW < 2**32 for HW < 2**24)
+    scale = f32(sx / f32(sy * f32(HW)))        ORT rejects HW >= 2**24, scale < 2**-32, scale >= 256
+    y     = cvt(min(max(f32(f32(acc - zx*HW) * scale), f32(qmin - zy)), f32(qmax - zy))) + zy
+
+avgpool (QLinearAveragePool, qlinear_pool.cc), per output position:
+    the window is clipped to the image: start = o*stride - pad_begin, end = min(start + k, size),
+    start = max(start, 0)  (pad_end and dilation play no part in the window)
+    sum = 0.0f; for taps in row-major order: sum = f32(sum + f32(f32(x - zx) * sx))
+    count = prod(kernel) if count_include_pad else prod(end - start)
+    avg = f32(sum / f32(count))
+    y = clamp(int(rint_RNE(f32(f32(avg / sy) + f32(zy)))), qmin, qmax)
+  When the kernel equals the spatial size and every pad is 0, ORT uses global_avgpool instead.
+
+maxpool (MaxPool on int8/uint8, exact): max over the taps start + i*dilation that fall inside
+the image; the output size is ONNX's formula (see `pool_output_shape`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .eltwise import cvt_np
+from .jit import kernel
+
+F32 = np.float32
+
+
+# ---------------------------------------------------------------- geometry
+
+def pool_output_shape(spatial, kernel, strides, pads, dilations, ceil_mode) -> tuple:
+    """onnxruntime's output size per axis (PoolAttributes::ComputeOutputSize):
+    num = size + pad_b + pad_e - (k - 1) * d - 1
+    out = trunc_toward_zero(num / stride) + 1              (C++ integer division)
+    ceil_mode: out = ceil(f32(num) / stride) + 1, minus 1 when (out - 1) * stride >= size + pad_b.
+    A negative size raises ValueError (ORT refuses it); 0 is allowed (empty output)."""
+    n = len(spatial)
+    out = []
+    for i in range(n):
+        num = spatial[i] + pads[i] + pads[i + n] - (kernel[i] - 1) * dilations[i] - 1
+        q = abs(num) // strides[i]
+        o = (q if num >= 0 else -q) + 1
+        if ceil_mode:
+            o = int(np.ceil(np.float32(num) / np.float32(strides[i]))) + 1
+            if (o - 1) * strides[i] >= spatial[i] + pads[i]:
+                o -= 1
+        if o < 0:
+            raise ValueError(f"pool: output size {o} < 0 on axis {i} (kernel {list(kernel)}, input {list(spatial)})")
+        out.append(o)
+    return tuple(out)
+
+
+def _norm3(values, fill):
+    v = list(values)
+    return np.array(v + [fill] * (3 - len(v)), np.int64)
+
+
+def _check_pool(name, x, kernel, strides, pads, dilations, out, dtypes):
+    if not isinstance(x, np.ndarray) or x.ndim not in (3, 4, 5):
+        raise ValueError(f"{name}: input must be an array (N, C, *spatial) with 1..3 spatial axes")
+    if x.dtype not in dtypes or out.dtype != x.dtype:
+        raise ValueError(f"{name}: input/out dtype must be one of {dtypes}, got {x.dtype}/{out.dtype}")
+    ns = x.ndim - 2
+    if len(kernel) != ns or len(strides) != ns or len(dilations) != ns or len(pads) != 2 * ns:
+        raise ValueError(f"{name}: kernel {kernel}, strides {strides}, pads {pads}, dilations {dilations} "
+                         f"do not fit {ns} spatial axes")
+    if min(kernel) < 1 or min(strides) < 1 or min(dilations) < 1 or min(pads) < 0:
+        raise ValueError(f"{name}: kernel/strides/dilations must be >= 1 and pads >= 0")
+    if any(pads[i] >= kernel[i] or pads[i + ns] >= kernel[i] for i in range(ns)):
+        raise ValueError(f"{name}: pads {list(pads)} must be smaller than the kernel {list(kernel)} (as onnxruntime requires)")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be C-contiguous")
+
+
+def _spatial3(x):
+    s = list(x.shape[2:])
+    return x.reshape(x.shape[0] * x.shape[1], *(s + [1] * (3 - len(s))))
+
+
+# ---------------------------------------------------------------- MaxPool
+
+@kernel
+def _maxpool_impl(x, k, st, pb, dl, out):
+    nc, ih, iw, idp = x.shape
+    _, oh, ow, od = out.shape
+    for c in range(nc):
+        for a in range(oh):
+            for b in range(ow):
+                for d in range(od):
+                    m = np.int64(-(1 << 40))
+                    for i in range(k[0]):
+                        h = a * st[0] - pb[0] + i * dl[0]
+                        if h < 0 or h >= ih:
+                            continue
+                        for j in range(k[1]):
+                            w = b * st[1] - pb[1] + j * dl[1]
+                            if w < 0 or w >= iw:
+                                continue
+                            for t in range(k[2]):
+                                z = d * st[2] - pb[2] + t * dl[2]
+                                if z >= 0 and z < idp and np.int64(x[c, h, w, z]) > m:
+                                    m = np.int64(x[c, h, w, z])
+                    out[c, a, b, d] = m
+
+
+def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
+    """MaxPool on uint8/int8 (exact). pads = [begin_0.., end_0..] (ONNX order). A window with no
+    tap inside the image cannot occur for valid ONNX attributes; it raises ValueError."""
+    _check_pool("maxpool", x, kernel, strides, pads, dilations, out, (np.uint8, np.int8))
+    want = x.shape[:2] + pool_output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    if out.shape != want:
+        raise ValueError(f"maxpool: out shape {out.shape}, expected {want}")
+    ns = x.ndim - 2
+    _maxpool_impl(_spatial3(np.ascontiguousarray(x)), _norm3(kernel, 1), _norm3(strides, 1),
+                  _norm3(pads[:ns], 0), _norm3(dilations, 1), _spatial3(out))
+
+
+def maxpool_ref(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
+    """NumPy twin of maxpool: max over strided views of a copy padded with a value below the
+    type's range."""
+    ns = x.ndim - 2
+    osz = pool_output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    if 0 in osz:
+        return
+    width = [(0, 0), (0, 0)]
+    for i in range(ns):
+        need = (osz[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+        width.append((pads[i], max(0, need - x.shape[2 + i] - pads[i])))
+    xp = np.pad(x.astype(np.int64), width, constant_values=-(1 << 40))
+    best = np.full(x.shape[:2] + osz, -(1 << 40), np.int64)
+    for tap in np.ndindex(*kernel):
+        sl = (slice(None), slice(None)) + tuple(
+            slice(tap[i] * dilations[i], tap[i] * dilations[i] + (osz[i] - 1) * strides[i] + 1, strides[i])
+            for i in range(ns))
+        best = np.maximum(best, xp[sl])
+    out[...] = best
+
+
+# ---------------------------------------------------------------- QLinearGlobalAveragePool
+
+def global_avgpool_scale(x_scale, y_scale, image_size) -> np.float32:
+    """f32(sx / f32(sy * f32(HW))), with ORT's range checks (ValueError where ORT throws)."""
+    if image_size < 1 or image_size >= 1 << 24:
+        raise ValueError(f"global_avgpool: image size {image_size} outside [1, 2**24)")
+    s = F32(F32(x_scale) / F32(F32(y_scale) * F32(image_size)))
+    if not (s >= F32(2.0 ** -32) and s < F32(256.0)):
+        raise ValueError(f"global_avgpool: scale ratio {float(s)!r} outside [2**-32, 256) (onnxruntime refuses it)")
+    return s
+
+
+@kernel
+def _global_avgpool_impl(x, x_zp, scale, y_zp, qmin, qmax, out):
+    nc, hw = x.shape
+    fmin = np.float32(qmin - y_zp)
+    fmax = np.float32(qmax - y_zp)
+    bias = -x_zp * hw
+    for c in range(nc):
+        acc = np.int64(0)
+        for i in range(hw):
+            acc += np.int64(x[c, i])
+        v = np.float32(np.float32(acc + bias) * scale)
+        v = v if v > fmin else fmin
+        v = v if v < fmax else fmax
+        out[c] = np.int64(np.rint(v)) + y_zp
+
+
+def _check_gap(name, x, out, x_zp, y_zp):
+    if not isinstance(x, np.ndarray) or x.ndim < 3 or x.dtype not in (np.uint8, np.int8) or out.dtype != x.dtype:
+        raise ValueError(f"{name}: input must be uint8/int8 (N, C, *spatial) and out of the same dtype")
+    if out.shape != x.shape[:2] + (1,) * (x.ndim - 2) or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: out must be C-contiguous of shape {x.shape[:2] + (1,) * (x.ndim - 2)}")
+    info = np.iinfo(x.dtype)
+    if not (info.min <= x_zp <= info.max and info.min <= y_zp <= info.max):
+        raise ValueError(f"{name}: zero points {x_zp}, {y_zp} outside the {x.dtype} range")
+
+
+def global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out) -> None:
+    """QLinearGlobalAveragePool (see module docstring); x (N, C, *spatial), out (N, C, 1, ...)."""
+    _check_gap("global_avgpool", x, out, x_zp, y_zp)
+    hw = int(np.prod(x.shape[2:]))
+    scale = global_avgpool_scale(x_scale, y_scale, hw)
+    info = np.iinfo(x.dtype)
+    _global_avgpool_impl(np.ascontiguousarray(x).reshape(-1, hw), np.int64(x_zp), scale, np.int64(y_zp),
+                         np.int64(info.min), np.int64(info.max), out.reshape(-1))
+
+
+def global_avgpool_ref(x, x_scale, x_zp, y_scale, y_zp, out) -> None:
+    """NumPy twin of global_avgpool."""
+    hw = int(np.prod(x.shape[2:]))
+    scale = global_avgpool_scale(x_scale, y_scale, hw)
+    info = np.iinfo(x.dtype)
+    acc = x.reshape(x.shape[0] * x.shape[1], hw).astype(np.int64).sum(axis=1) - int(x_zp) * hw
+    v = (acc.astype(F32) * scale).astype(F32)
+    v = np.minimum(np.maximum(v, F32(info.min - y_zp)), F32(info.max - y_zp))
+    out.reshape(-1)[...] = cvt_np(v) + y_zp
+
+
+# ---------------------------------------------------------------- QLinearAveragePool
+
+@kernel
+def _avgpool_impl(x, deq, k, st, pb, include_pad, y_scale, y_zp_f, qmin, qmax, out):
+    nc, ih, iw, idp = x.shape
+    _, oh, ow, od = out.shape
+    ksize = k[0] * k[1] * k[2]
+    for c in range(nc):
+        for a in range(oh):
+            h0 = a * st[0] - pb[0]
+            h1 = min(h0 + k[0], ih)
+            h0 = max(h0, 0)
+            for b in range(ow):
+                w0 = b * st[1] - pb[1]
+                w1 = min(w0 + k[1], iw)
+                w0 = max(w0, 0)
+                for d in range(od):
+                    z0 = d * st[2] - pb[2]
+                    z1 = min(z0 + k[2], idp)
+                    z0 = max(z0, 0)
+                    s = np.float32(0.0)
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            for z in range(z0, z1):
+                                s = np.float32(s + deq[np.int64(x[c, h, w, z]) & 255])
+                    n = ksize if include_pad else (h1 - h0) * (w1 - w0) * (z1 - z0)
+                    avg = np.float32(s / np.float32(n))
+                    v = np.float32(np.float32(avg / y_scale) + y_zp_f)
+                    q = _trunc_cvt(np.rint(v))
+                    out[c, a, b, d] = qmin if q < qmin else (qmax if q > qmax else q)
+
+
+@kernel
+def _trunc_cvt(v):
+    """static_cast<int32_t>(float) on x86 (cvttss2si): NaN / out of range -> INT32_MIN."""
+    if v >= np.float32(-2147483648.0) and v < np.float32(2147483648.0):
+        return np.int64(v)
+    return np.int64(-(1 << 31))
+
+
+def _dequant_table(dtype, x_scale, x_zp) -> np.ndarray:
+    """deq[byte] = f32(f32(int(x) - zx) * sx), indexed by the code's low byte as ORT does."""
+    codes = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64)
+    return ((codes - int(x_zp)).astype(F32) * F32(x_scale)).astype(F32)
+
+
+def _is_global(x, kernel, pads) -> bool:
+    return tuple(kernel) == tuple(x.shape[2:]) and all(p == 0 for p in pads)
+
+
+def avgpool(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out) -> None:
+    """QLinearAveragePool (see module docstring). pads = [begin.., end..]; out shape
+    (N, C, *pool_output_shape(...)) with dilation 1."""
+    ns = x.ndim - 2 if isinstance(x, np.ndarray) else 0
+    _check_pool("avgpool", x, kernel, strides, pads, [1] * ns, out, (np.uint8, np.int8))
+    want = x.shape[:2] + pool_output_shape(x.shape[2:], kernel, strides, pads, [1] * ns, ceil_mode)
+    if out.shape != want:
+        raise ValueError(f"avgpool: out shape {out.shape}, expected {want}")
+    if _is_global(x, kernel, pads):
+        global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out)
+        return
+    info = np.iinfo(x.dtype)
+    for s in (x_scale, y_scale):
+        if not (np.isfinite(F32(s)) and F32(s) > 0):
+            raise ValueError(f"avgpool: scale {s!r} must be finite and > 0")
+    _avgpool_impl(_spatial3(np.ascontiguousarray(x)), _dequant_table(x.dtype, x_scale, x_zp), _norm3(kernel, 1),
+                  _norm3(strides, 1), _norm3(pads[:ns], 0), bool(count_include_pad), F32(y_scale), F32(y_zp),
+                  np.int64(info.min), np.int64(info.max), _spatial3(out))
+
+
+def avgpool_ref(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out) -> None:
+    """NumPy twin of avgpool: float32 partial sums in row-major tap order over clipped windows."""
+    if _is_global(x, kernel, pads):
+        global_avgpool_ref(x, x_scale, x_zp, y_scale, y_zp, out)
+        return
+    ns = x.ndim - 2
+    osz = pool_output_shape(x.shape[2:], kernel, strides, pads, [1] * ns, ceil_mode)
+    xf = ((x.astype(np.int64) - int(x_zp)).astype(F32) * F32(x_scale)).astype(F32)
+    info = np.iinfo(x.dtype)
+    for pos in np.ndindex(*osz):
+        lo = [max(pos[i] * strides[i] - pads[i], 0) for i in range(ns)]
+        hi = [min(pos[i] * strides[i] - pads[i] + kernel[i], x.shape[2 + i]) for i in range(ns)]
+        win = xf[(slice(None), slice(None)) + tuple(slice(lo[i], hi[i]) for i in range(ns))]
+        win = win.reshape(x.shape[0], x.shape[1], -1)
+        s = np.zeros(x.shape[:2], F32)
+        for t in range(win.shape[2]):
+            s = (s + win[:, :, t]).astype(F32)
+        n = int(np.prod(kernel)) if count_include_pad else int(np.prod([hi[i] - lo[i] for i in range(ns)]))
+        avg = (s / F32(n)).astype(F32)
+        v = ((avg / F32(y_scale)).astype(F32) + F32(y_zp)).astype(F32)
+        out[(slice(None), slice(None)) + pos] = np.clip(cvt_np(np.rint(v)), info.min, info.max)
