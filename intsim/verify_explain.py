@@ -6,8 +6,9 @@
     float-rounding  v lies within the float32 error bound of a .5 boundary; for a float32
                     reference conv/matmul the bound is 2 * ((K+4) u S + u |bias| + 4 u |v|) LSB,
                     S = sum_k |x_k w_k| * sx * sw / sy, u = 2^-24, K products per output
-    saturation      the accumulator saturated (e.g. int16 pairs on AVX2) or either value sits at
-                    the clamp/type end
+    saturation      the accumulator saturated: intsim's target accumulation, or onnxruntime's AVX2
+                    u8 x s8 kernel (int16 pairs) that a reference may run, differs from the exact
+                    sum there; or either value sits at the clamp/type end
     propagated      (whole-model view) an input of the node already differed
     unexplained     none of the above
 
@@ -26,6 +27,7 @@ from .accumulator import Accumulator
 from .executor import _Context
 from .ir import Node
 from .steps import load_all
+from .targets.base import Requantizer, Target
 
 CLASSES = ("tie", "acc-over-2^24", "float-rounding", "saturation", "propagated", "unexplained")
 U32 = 2.0 ** -24
@@ -67,9 +69,41 @@ def products_per_output(node: Node, w: np.ndarray) -> int:
     return int(w.shape[-1] if node.attrs.get("transB") else w.shape[-2])
 
 
+class _Capture(Requantizer):
+    """Wraps a target's requantizer: records the accumulator it is given, then requantizes."""
+
+    def __init__(self, inner: Requantizer, sink: dict):
+        super().__init__(inner.target, inner.params)
+        self.inner, self.sink = inner, sink
+
+    def apply(self, acc, out) -> None:
+        self.sink["acc"] = np.array(acc, np.int64)
+        self.inner.apply(acc, out)
+
+
+class CaptureTarget(Target):
+    """A target that behaves as `inner` and keeps each node's requantizer parameters and the
+    last accumulator array (after the accumulator model) its requantizer received."""
+
+    def __init__(self, inner: Target):
+        self.inner, self.name = inner, inner.name
+        self.sink: dict = {}
+        self.params: dict = {}
+
+    def requantizer(self, rq, channels: int, node: str) -> Requantizer:
+        r = self.inner.requantizer(rq, channels, node)
+        self.params[node] = r.params
+        return _Capture(r, self.sink)
+
+    def accumulation(self, a_dtype, b_dtype) -> str:
+        return self.inner.accumulation(a_dtype, b_dtype)
+
+
 class NodeAccumulators:
-    """Prepared acc-only copies of one compute node: `exact(env)`, `target(env)` (the target's
-    accumulation model) and `abs_sum(env)` = sum_k |x_k - x_zp| * |w_k - w_zp| (int64)."""
+    """Prepared copies of one compute node: `exact(env)` (exact int64 sums), `target(env)` (the
+    accumulator the target's requantizer receives, after the target's accumulation model and
+    the accumulator model), `params` (that requantizer's parameters) and `abs_sum(env)` =
+    sum_k |x_k - x_zp| * |w_k - w_zp| (int64)."""
 
     _ABS_W = "__verify_abs_w"
 
@@ -78,14 +112,17 @@ class NodeAccumulators:
         g = prog.graph
         self.node = node
         self.exact_ctx = ExactContext(g, prog.target, Accumulator(bits=64, overflow="exact"))
-        self.target_ctx = prog._ctx
+        self.capture = CaptureTarget(prog.target)
+        self.target_ctx = _Context(g, self.capture, prog.accumulator)
         bare = acc_node(node)
         self._exact = steps[node.op](bare, self.exact_ctx)
-        self._target = steps[node.op](bare, self.target_ctx)
+        self._target = steps[node.op](node, self.target_ctx)
         ins = list(bare.inputs)
         ins[2], ins[3], ins[5], ins[8] = "", self._ABS_W, "", ""
         self._abs = steps[node.op](Node(node.op, node.name, ins, node.outputs, bare.attrs, node.origin),
                                    self.exact_ctx)
+        self.pairs_capture = CaptureTarget(prog.target)
+        self._pairs = steps[node.op](node, _Context(g, self.pairs_capture, Accumulator(overflow="x86-u8s8-pairs")))
 
     def _call(self, fn, env) -> np.ndarray:
         local = dict(env)
@@ -96,7 +133,25 @@ class NodeAccumulators:
         return self._call(self._exact, env)
 
     def target(self, env) -> np.ndarray:
-        return self._call(self._target, env)
+        """The target's accumulator, shaped as the node's output (int64)."""
+        out = self._call(self._target, env)
+        if not self.node.attrs.get("requant"):
+            return out
+        return self.capture.sink.pop("acc").reshape(out.shape)
+
+    def pairs(self, env):
+        """The accumulator of onnxruntime's AVX2 u8 x s8 kernel (int16 pair saturation), or
+        None when the operands are not u8 x s8 (then that kernel is exact)."""
+        x = value(self.node.inputs[0], self.exact_ctx, env)
+        w = value(self.node.inputs[3], self.exact_ctx, env)
+        if not self.node.attrs.get("requant") or np.asarray(x).dtype != np.uint8 or np.asarray(w).dtype != np.int8:
+            return None
+        out = self._call(self._pairs, env)
+        return self.pairs_capture.sink.pop("acc").reshape(out.shape)
+
+    @property
+    def params(self) -> dict:
+        return self.capture.params.get(self.node.name, {})
 
     def abs_sum(self, env) -> np.ndarray:
         ins, ctx = self.node.inputs, self.exact_ctx
@@ -158,6 +213,10 @@ class Explainer:
         one = np.abs(g - w_) == 1
         if node.op in _COMPUTE and node.attrs.get("requant"):
             dist, bound, acc24, acc_sat = self._compute_terms(node, env, mask)
+        elif node.op in ("avgpool", "global_avgpool"):
+            dist, bound = self._pool_terms(node, env, mask)
+            acc24 = np.zeros(g.shape, bool)
+            acc_sat = np.zeros(g.shape, bool)
         elif node.op in ("add", "mul", "quantize"):
             dist, bound = self._elementwise_terms(node, env, mask)
             acc24 = np.zeros(g.shape, bool)
@@ -196,9 +255,11 @@ class Explainer:
     def _compute_terms(self, node, env, mask):
         accs = self._accumulators(node)
         acc = accs.exact(env)
-        acc_t = accs.target(env) if accs.target_ctx.accumulation(
-            np.asarray(value(node.inputs[0], accs.exact_ctx, env)).dtype,
-            np.asarray(value(node.inputs[3], accs.exact_ctx, env)).dtype) != "exact" else acc
+        acc_t = accs.target(env)
+        acc_p = accs.pairs(env)
+        acc_sat = acc_t[mask] != acc[mask]
+        if acc_p is not None:
+            acc_sat |= acc_p[mask] != acc[mask]
         sx, sw, sy = self._scales(node, env, acc.shape)
         a, swm = acc[mask], sw[mask]
         m64 = sx * swm / sy
@@ -223,7 +284,44 @@ class Explainer:
         big = np.abs(a) > (1 << 24)
         f32_err = np.abs(a.astype(np.float32).astype(np.float64) - a) * m64
         acc24 = big & (dist <= f32_err + bound)
-        return dist, bound, acc24, acc_t[mask] != a
+        return dist, bound, acc24, acc_sat
+
+    # ------------------------------------------------------------------------ pool nodes
+    def _pool_terms(self, node, env, mask):
+        """v = sum_window (x - zx) * sx / (count * sy), from exact integer window sums."""
+        from .steps.pool import _count_windows, _windows, pool_geometry
+        ctx, a = self.prog._ctx, node.attrs
+        vals = [value(n, ctx, env) for n in node.inputs]
+        x = np.asarray(vals[0], np.int64)
+        if a.get("channels_last"):
+            x = np.moveaxis(x, -1, 1)
+        sx = float(np.asarray(vals[1], np.float32).reshape(-1)[0])
+        zx = int(np.asarray(vals[2]).reshape(-1)[0]) if vals[2] is not None else 0
+        sy = float(np.asarray(vals[3], np.float32).reshape(-1)[0])
+        xz = x - zx
+        if node.op == "global_avgpool":
+            hw = int(np.prod(x.shape[2:]))
+            total = xz.reshape(x.shape[0], x.shape[1], -1).sum(axis=2).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+            tabs = np.abs(xz).reshape(x.shape[0], x.shape[1], -1).sum(axis=2).reshape(total.shape)
+            count = np.full(total.shape, hw, np.int64)
+        else:
+            kernel = list(a["kernel_shape"])
+            geo, st, di = pool_geometry(x.shape[2:], kernel, a["strides"], a["pads"], (), a["ceil_mode"],
+                                        a["auto_pad"])
+            total = sum(w.astype(np.int64) for w in _windows(xz, geo, st, di, kernel, 0))
+            tabs = sum(w.astype(np.int64) for w in _windows(np.abs(xz), geo, st, di, kernel, 0))
+            ones = np.ones((1, 1) + x.shape[2:], np.float32)
+            count = np.broadcast_to(np.asarray(_count_windows(ones, geo, st, di, kernel, a["count_include_pad"],
+                                                              x.shape[2:])).astype(np.int64), total.shape)
+        if a.get("channels_last"):
+            total, tabs, count = (np.moveaxis(t, 1, -1) for t in (total, tabs, count))
+        t, ta, c = total[mask], tabs[mask], count[mask]
+        v = t * sx / (c * sy)
+        exact = [Fraction(int(p)) * Fraction(sx) / (Fraction(int(q)) * Fraction(sy)) for p, q in zip(t, c)]
+        k = int(np.prod(a.get("kernel_shape") or x.shape[2:]))
+        bound = 2.0 * ((k + 4) * U32 * ta * sx / (c * sy) + 4 * U32 * np.abs(v))
+        dist = np.array([float(abs(e - (e.numerator // e.denominator) - Fraction(1, 2))) for e in exact])
+        return dist.reshape(v.shape), bound
 
     # ------------------------------------------------------------------ elementwise nodes
     def _elementwise_terms(self, node, env, mask):
