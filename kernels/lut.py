@@ -1,0 +1,116 @@
+"""256-entry lookup tables of onnxruntime 1.32 (x86-64, FMA3), bit for bit, and their application.
+
+A table is indexed by the input code's low byte (uint8 view of int8 codes), as ORT indexes it,
+and built in float32 exactly as ORT builds it (QlinearBuildLookupTable):
+    d[i]   = f32(f32(int(code_i) - zx) * sx)                       dequantize
+    f[i]   = transform(d[i])                                        per op, below
+    tab[i] = cvt(min(max(f32(f[i] / sy), f32(qmin - zy)), f32(qmax - zy))) + zy   MlasQuantizeLinear
+
+transforms:
+    requant (QLinearConcat inputs whose scale/zp differ from the output's): identity
+    leaky_relu (QLinearLeakyRelu): v >= 0 ? v : f32(alpha * v)
+    sigmoid (QLinearSigmoid): MLAS logistic (FMA3 kernel, Eigen's rational polynomial):
+        v = min(max(v, -18), 18); v2 = f32(v * v)
+        p = fma(fma(fma(fma(v2, a9, a7), v2, a5), v2, a3), v2, a1); p = f32(p * v)
+        q = fma(fma(fma(fma(fma(v2, b10, b8), v2, b6), v2, b4), v2, b2), v2, b0)
+        f = min(max(f32(f32(p / q) + 0.5), 0), 1)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .eltwise import fma32_np, quantize_linear_ref
+from .jit import kernel
+
+F32 = np.float32
+
+_LOGISTIC = dict(
+    a9=F32(4.37031012579801e-11), a7=F32(1.15627324459942e-07), a5=F32(6.08574864600143e-05),
+    a3=F32(8.51377133304701e-03), a1=F32(2.48287947061529e-01),
+    b10=F32(6.10247389755681e-13), b8=F32(5.76102136993427e-09), b6=F32(6.29106785017040e-06),
+    b4=F32(1.70198817374094e-03), b2=F32(1.16817656904453e-01), b0=F32(9.93151921023180e-01))
+
+
+def _check(name, x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype):
+    for d in (in_dtype, out_dtype):
+        if np.dtype(d) not in (np.dtype(np.uint8), np.dtype(np.int8)):
+            raise ValueError(f"{name}: lookup tables need uint8/int8 types, got {np.dtype(d)}")
+    for s in (x_scale, y_scale):
+        if not (np.isfinite(F32(s)) and F32(s) > 0):
+            raise ValueError(f"{name}: scale {s!r} must be finite and > 0")
+    for z, d in ((x_zp, in_dtype), (y_zp, out_dtype)):
+        info = np.iinfo(d)
+        if not info.min <= int(z) <= info.max:
+            raise ValueError(f"{name}: zero point {z} outside the {np.dtype(d)} range")
+
+
+def _dequantized_codes(in_dtype, x_scale, x_zp) -> np.ndarray:
+    codes = np.arange(256, dtype=np.uint8).view(in_dtype).astype(np.int64)
+    return ((codes - int(x_zp)).astype(F32) * F32(x_scale)).astype(F32)
+
+
+def _quantize(f, y_scale, y_zp, out_dtype) -> np.ndarray:
+    info = np.iinfo(out_dtype)
+    out = np.empty(256, out_dtype)
+    quantize_linear_ref(f.astype(F32), np.array([y_scale], F32), np.array([y_zp]), info.min, info.max, out)
+    return out
+
+
+def mlas_logistic(v) -> np.ndarray:
+    """MLAS's float32 logistic on FMA3 hosts (see module docstring)."""
+    c = _LOGISTIC
+    v = np.asarray(v, F32)
+    v = np.minimum(np.maximum(v, F32(-18.0)), F32(18.0))
+    v2 = (v * v).astype(F32)
+    p = fma32_np(v2, c["a9"], c["a7"])
+    for k in ("a5", "a3", "a1"):
+        p = fma32_np(p, v2, c[k])
+    p = (p * v).astype(F32)
+    q = fma32_np(v2, c["b10"], c["b8"])
+    for k in ("b6", "b4", "b2", "b0"):
+        q = fma32_np(q, v2, c[k])
+    r = ((p / q).astype(F32) + F32(0.5)).astype(F32)
+    return np.minimum(np.maximum(r, F32(0.0)), F32(1.0))
+
+
+def build_table_requant(x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype) -> np.ndarray:
+    """QLinearConcat's per-input table: quantize(dequantize(x)) -> (256,) of out_dtype."""
+    _check("build_table_requant", x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype)
+    return _quantize(_dequantized_codes(in_dtype, x_scale, x_zp), y_scale, y_zp, out_dtype)
+
+
+def build_table_leaky_relu(alpha, x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype) -> np.ndarray:
+    """QLinearLeakyRelu's table (alpha as the float32 attribute)."""
+    _check("build_table_leaky_relu", x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype)
+    d = _dequantized_codes(in_dtype, x_scale, x_zp)
+    f = np.where(d >= F32(0), d, (F32(alpha) * d).astype(F32))
+    return _quantize(f, y_scale, y_zp, out_dtype)
+
+
+def build_table_sigmoid(x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype) -> np.ndarray:
+    """QLinearSigmoid's table, through MLAS's logistic."""
+    _check("build_table_sigmoid", x_scale, x_zp, y_scale, y_zp, in_dtype, out_dtype)
+    return _quantize(mlas_logistic(_dequantized_codes(in_dtype, x_scale, x_zp)), y_scale, y_zp, out_dtype)
+
+
+@kernel
+def _apply_table_impl(x, table, out):
+    for i in range(x.size):
+        out[i] = table[x[i]]
+
+
+def apply_table(x, table, out) -> None:
+    """out[i] = table[low byte of x[i]]; x uint8/int8, table (256,) of out's dtype, out the
+    shape of x, C-contiguous."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.uint8, np.int8):
+        raise ValueError("apply_table: x must be a uint8/int8 array")
+    if not isinstance(table, np.ndarray) or table.shape != (256,) or table.dtype != out.dtype:
+        raise ValueError(f"apply_table: table must be (256,) of the out dtype {out.dtype}")
+    if out.shape != x.shape or not out.flags.c_contiguous:
+        raise ValueError(f"apply_table: out {out.shape} must be C-contiguous of x's shape {x.shape}")
+    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(np.uint8), table, out.reshape(-1))
+
+
+def apply_table_ref(x, table, out) -> None:
+    """NumPy twin of apply_table."""
+    out[...] = table[x.view(np.uint8).astype(np.int64)]
