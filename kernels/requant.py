@@ -3,7 +3,11 @@
     m[c] = f32( f32(a_scale * b_scale[c]) / out_scale )
     out[p, c, q] = clamp( rint_half_even( f32(acc[p, c, q]) * m[c] ) + zp, lo, hi )
 
-Every float operation is float32; f32(acc) itself rounds when |acc| > 2**24.
+Every float operation is float32: f32(acc) itself rounds when |acc| > 2**24, and the product
+is rounded to float32 before rint (a float64 product would round some ties differently).
+MLAS clamps the float product to [lo - zp, hi - zp] before rounding; for the integer bounds
+of 8/16-bit outputs that is the same as clamping the rounded integer, which is what this
+kernel does so that the bounds stay exact for 32-bit outputs too.
 """
 from __future__ import annotations
 
@@ -11,44 +15,68 @@ import numpy as np
 
 from .jit import kernel
 
+_F_LIMIT = np.float32(2.0**62)  # |v| beyond this saturates before the int64 conversion
+
 
 def ort_multiplier(a_scale, b_scale, out_scale) -> np.ndarray:
+    """m = f32(f32(a_scale * b_scale) / out_scale), broadcast over channels, float32.
+    Inputs are taken as float32 (the model's scales)."""
     a = np.asarray(a_scale, np.float32)
     b = np.asarray(b_scale, np.float32)
     o = np.asarray(out_scale, np.float32)
-    return ((a * b).astype(np.float32) / o).astype(np.float32)
+    return np.asarray(np.multiply(a, b, dtype=np.float32) / o, np.float32)
 
 
 @kernel
 def _requant_float_impl(acc, mult, zp, lo, hi, out):
     p_, c_, q_ = acc.shape
-    flo = np.float32(lo - zp)
-    fhi = np.float32(hi - zp)
     for p in range(p_):
         for c in range(c_):
             m = mult[c]
             for q in range(q_):
-                v = np.float32(acc[p, c, q]) * m
-                if v < flo:
-                    v = flo
-                elif v > fhi:
-                    v = fhi
-                out[p, c, q] = np.int64(np.rint(v)) + zp
+                v = np.float32(acc[p, c, q]) * m          # float32 x float32 -> float32
+                v = min(max(v, -_F_LIMIT), _F_LIMIT)
+                r = np.int64(np.rint(v)) + zp
+                out[p, c, q] = min(max(r, lo), hi)
+
+
+def _check_int(name: str, v) -> int:
+    a = np.asarray(v)
+    if a.size != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"requant_float: {name} must be one integer, got {v!r}")
+    return int(a.reshape(()))
 
 
 def requant_float(acc, mult, zp, lo, hi, out) -> None:
-    mult = np.ascontiguousarray(mult, np.float32)
-    if acc.ndim != 3 or out.shape != acc.shape or mult.shape != (acc.shape[1],):
-        raise ValueError(f"requant_float: acc {acc.shape}, out {out.shape}, mult {mult.shape} do not match")
-    if out.dtype.kind not in "iu" or acc.dtype not in (np.int32, np.int64):
-        raise ValueError(f"requant_float: acc must be int32/int64 and out an integer array")
-    if not (lo <= zp <= hi):
-        raise ValueError(f"requant_float: zero point {zp} outside [{lo}, {hi}]")
-    _requant_float_impl(np.ascontiguousarray(acc), mult, np.int64(zp), np.int64(lo), np.int64(hi), out)
+    """out = clamp(rint_RNE(f32(acc) * mult[c]) + zp, lo, hi), acc (P, C, Q) int32/int64,
+    mult float32 (C,), out (P, C, Q) any integer dtype holding [lo, hi]. Raises ValueError."""
+    acc = np.asarray(acc)
+    if acc.ndim != 3 or acc.dtype not in (np.int32, np.int64):
+        raise ValueError(f"requant_float: acc must be a (P, C, Q) int32/int64 array, got {acc.dtype} {acc.shape}")
+    mult = np.asarray(mult)
+    if mult.dtype != np.float32 or mult.shape != (acc.shape[1],):
+        raise ValueError(f"requant_float: mult must be float32 ({acc.shape[1]},), got {mult.dtype} {mult.shape}")
+    if not np.isfinite(mult).all():
+        raise ValueError("requant_float: mult holds a non-finite value")
+    if not isinstance(out, np.ndarray) or out.dtype.kind not in "iu" or out.shape != acc.shape:
+        raise ValueError(f"requant_float: out must be an integer array of shape {acc.shape}")
+    zp, lo, hi = _check_int("zp", zp), _check_int("lo", lo), _check_int("hi", hi)
+    info = np.iinfo(out.dtype)
+    if not info.min <= lo <= hi <= info.max or abs(zp) > 2**62:
+        raise ValueError(f"requant_float: need {info.min} <= lo ({lo}) <= hi ({hi}) <= {info.max} for out {out.dtype}")
+    acc = np.ascontiguousarray(acc.astype(acc.dtype.newbyteorder("="), copy=False))
+    mult = np.ascontiguousarray(mult.astype(np.float32, copy=False))
+    if out.dtype.isnative and out.flags.writeable:
+        _requant_float_impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), out)
+    else:
+        tmp = np.empty(out.shape, np.int64)
+        _requant_float_impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), tmp)
+        out[...] = tmp
 
 
 def requant_float_ref(acc, mult, zp, lo, hi, out) -> None:
-    """NumPy twin of requant_float."""
-    v = acc.astype(np.float32) * np.asarray(mult, np.float32)[None, :, None]
-    v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
-    out[...] = (np.rint(v).astype(np.int64) + zp).astype(out.dtype)
+    """NumPy twin of requant_float (no validation)."""
+    v = np.asarray(acc).astype(np.float32) * np.asarray(mult, np.float32)[None, :, None]
+    v = np.clip(v, -_F_LIMIT, _F_LIMIT)
+    r = np.rint(v).astype(np.int64) + np.int64(zp)
+    out[...] = np.clip(r, np.int64(lo), np.int64(hi)).astype(out.dtype)

@@ -1,5 +1,5 @@
 """Hypothesis strategies shared by the kernel tests: integer arrays that include the type's
-extremes and zero points at the ends of the range."""
+extremes, and zero points at the ends of the range."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,21 +9,41 @@ DTYPES = [np.uint8, np.int8, np.int16]
 
 
 @st.composite
-def int_array(draw, shape, dtype):
+def int_array(draw, shape, dtype, span=None):
+    """An array of `dtype`: uniform, all-min, all-max, or a mix of the ends and zero.
+    `span` (lo, hi) narrows the uniform values (e.g. small values in a wide dtype)."""
     info = np.iinfo(dtype)
-    mode = draw(st.sampled_from(["random", "min", "max", "ends"]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
+    lo, hi = span if span is not None else (int(info.min), int(info.max))
+    mode = draw(st.sampled_from(["random", "random", "min", "max", "ends"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if mode == "min":
-        return np.full(shape, info.min, dtype)
+        return np.full(shape, lo, dtype)
     if mode == "max":
-        return np.full(shape, info.max, dtype)
+        return np.full(shape, hi, dtype)
     if mode == "ends":
-        return rng.choice(np.array([info.min, info.max, 0 if info.min < 0 else info.min], dtype), size=shape)
-    return rng.integers(info.min, int(info.max) + 1, size=shape, dtype=np.int64).astype(dtype)
+        return rng.choice(np.array([lo, hi, max(lo, min(hi, 0))], dtype), size=shape)
+    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64).astype(dtype)
 
 
 def zero_point(dtype):
+    """A zero point of `dtype`, drawn often at either end of its range."""
     info = np.iinfo(dtype)
-    return st.sampled_from([int(info.min), int(info.max), 0 if info.min < 0 else int(info.min)]) | \
-        st.integers(int(info.min), int(info.max))
+    ends = [int(info.min), int(info.max), 0 if info.min < 0 else int(info.min)]
+    return st.sampled_from(ends) | st.integers(int(info.min), int(info.max))
+
+
+def zero_points(dtype, n):
+    """(n,) int64 per-channel zero points of `dtype`."""
+    return st.lists(zero_point(dtype), min_size=n, max_size=n).map(lambda v: np.array(v, np.int64))
+
+
+def biases(n, bits=31):
+    """(n,) int64 biases spanning +-2**bits, ends included."""
+    lim = 2**bits
+    one = st.sampled_from([-lim, lim - 1, 0]) | st.integers(-lim, lim - 1)
+    return st.lists(one, min_size=n, max_size=n).map(lambda v: np.array(v, np.int64))
+
+
+def k_size(max_k=40):
+    """Reduction lengths, mostly not a multiple of 4."""
+    return st.integers(1, max_k).filter(lambda k: k % 4 != 0) | st.integers(1, max_k)
