@@ -27,6 +27,24 @@ def expand_param(p: np.ndarray, shape: tuple, axis, block_size: int) -> np.ndarr
     return p.reshape(view)
 
 
+ROUNDING = {
+    "ROUND": np.rint, "HALF_EVEN": np.rint, "CEIL": np.ceil, "FLOOR": np.floor, "DOWN": np.trunc,
+    "UP": lambda v: np.sign(v) * np.ceil(np.abs(v)),
+    "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)),
+    "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - np.float32(0.5)),
+}
+
+
+def qonnx_quantize(x: np.ndarray, scale, zp, qmin: int, qmax: int, rounding: str, dtype) -> np.ndarray:
+    """QONNX Quant/IntQuant integer codes: round_mode(clamp(x / scale + zp, qmin, qmax)), float32;
+    scale and zp broadcast against x (their own shapes, as QONNX stores them)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = x.astype(np.float32) / np.asarray(scale, np.float32)
+        v = v + np.asarray(zp, np.float32)
+    v = np.clip(np.nan_to_num(v, nan=0.0), np.float32(qmin), np.float32(qmax))
+    return ROUNDING[rounding.upper()](v).astype(dtype)
+
+
 def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype) -> np.ndarray:
     """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32."""
     s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)

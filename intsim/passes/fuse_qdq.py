@@ -25,6 +25,7 @@ class _View:
         self.producer = graph.producers()
         self.consumers = graph.consumers()
         self.outputs = set(graph.outputs)
+        self.new_constants: dict = {}
 
     def dq(self, name: str):
         p = self.producer.get(name)
@@ -86,7 +87,7 @@ def _output_q(v: _View, node: Node):
     if nxt.op != "quantize" or nxt.attrs["block_size"]:
         return None
     t = nxt.attrs["out_type"]
-    return nxt, (t.qmin, t.qmax), []
+    return nxt, (nxt.attrs.get("qmin", t.qmin), nxt.attrs.get("qmax", t.qmax)), []
 
 
 def _triple(d: Node):
@@ -109,6 +110,19 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
                           want.reshape(-1))
 
 
+def _float_bias(v: _View, name: str, dx: Node, dw: Node):
+    """A float constant bias (QONNX/Brevitas exports) as the int32 an integer accelerator adds:
+    rint_RNE(b / f32(x_scale * w_scale[c])) at the accumulator's scale (zero point 0)."""
+    b, xs, ws = v.const(name), v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    if b is None or xs is None or ws is None or b.dtype.kind != "f" or np.asarray(xs).size != 1:
+        return None
+    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
+    q = np.rint(b.astype(np.float32).reshape(-1) / acc_scale)
+    if np.any(np.abs(q) > 2**31 - 1):
+        return None
+    return q.astype(np.int32)
+
+
 def _fuse_compute(v: _View, node: Node):
     op = node.attrs["op_type"]
     ins = list(node.inputs) + ["", ""]
@@ -116,8 +130,11 @@ def _fuse_compute(v: _View, node: Node):
     if dx is None or dw is None:
         return None
     db = v.dq(ins[2]) if ins[2] else None
+    float_bias = None
     if ins[2] and db is None:
-        return None
+        float_bias = _float_bias(v, ins[2], dx, dw)
+        if float_bias is None:
+            return None
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
         return None
     if not _bias_ok(v, db, dx, dw):
@@ -128,8 +145,11 @@ def _fuse_compute(v: _View, node: Node):
     q, (lo, hi), removed = found
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
-    inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "",
-                                           db.inputs[0] if db is not None else ""]
+    bias_name = db.inputs[0] if db is not None else ""
+    if float_bias is not None:
+        bias_name = ins[2] + "__int32"
+        v.new_constants[bias_name] = float_bias
+    inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if op == "Conv":
         from ..importer.qoperator import conv_attrs
@@ -247,6 +267,13 @@ def fuse_qdq(graph: Graph) -> Graph:
             nodes.append(n)
     # A removed Q/activation node must not be placed before the fused node reading its inputs:
     # the fused node sits where the float op was, which is after all its DQ inputs.
-    return graph.replace(nodes=tuple(nodes))
+    if not v.new_constants:
+        return graph.replace(nodes=tuple(nodes))
+    from ..ir import INT32, Tensor
+    consts, tensors = dict(graph.constants), dict(graph.tensors)
+    for k, val in v.new_constants.items():
+        consts[k] = val
+        tensors[k] = Tensor(k, val.shape, INT32)
+    return graph.replace(nodes=tuple(nodes), constants=consts, tensors=tensors)
 
 

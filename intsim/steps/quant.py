@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import QuantParamError, ShapeError
-from ..numerics import dequantize_linear, quantize_linear
+from ..numerics import ROUNDING, dequantize_linear, qonnx_quantize, quantize_linear
 from . import step
 from .params import ParamReader, check_scale
 
@@ -30,6 +30,9 @@ def prepare_quantize(node, ctx):
     reader = ParamReader(node, ctx, (1, 2))
     t = node.attrs["out_type"]
     axis, block = node.attrs["axis"], node.attrs["block_size"]
+
+    if node.attrs.get("order") == "qonnx":
+        return _prepare_qonnx(node, reader, t)
 
     def run(env, tap):
         x, s, z = reader.values(env)[:3]
@@ -77,4 +80,50 @@ def prepare_dynamic_quantize(node, ctx):
     def run(env, tap):
         y, s, z = dynamic_quantize(env[node.inputs[0]])
         env[node.outputs[0]], env[node.outputs[1]], env[node.outputs[2]] = y, np.array(s, np.float32), np.array(z, np.uint8)
+    return run
+
+
+def _prepare_qonnx(node, reader, t):
+    """QONNX Quant codes: round_mode(clamp(x / scale + zp, qmin, qmax)); BipolarQuant: x >= 0 ? 1 : -1."""
+    qmin, qmax, rounding = node.attrs["qmin"], node.attrs["qmax"], node.attrs["rounding"]
+
+    def run(env, tap):
+        x, s, z = reader.values(env)[:3]
+        check_scale(s, node.inputs[1], node.name)
+        if rounding == "BIPOLAR":
+            env[node.outputs[0]] = np.where(np.asarray(x) >= 0, 1, -1).astype(t.storage)
+            return
+        z = np.float32(0) if z is None else z
+        try:
+            env[node.outputs[0]] = qonnx_quantize(np.asarray(x), s, z, qmin, qmax, rounding, t.storage)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+    return run
+
+
+@step("qonnx_trunc")
+def prepare_qonnx_trunc(node, ctx):
+    """QONNX Trunc: y = round(x / scale + zp) / 2^(in_bits - out_bits) (v1) or / trunc_scale (v2),
+    clamped (v2) and rounded with the node's mode, then rescaled; float32 as qonnx computes it."""
+    a = node.attrs
+    reader = ParamReader(node, ctx, range(1, len(node.inputs)))
+
+    def run(env, tap):
+        vals = reader.values(env)
+        x, s, z = (np.asarray(v, np.float32) for v in vals[:3])
+        y = np.round(x / s + z)
+        if a["version"] == 1:
+            ts = np.float32(2.0) ** (np.asarray(vals[3], np.float32) - np.asarray(vals[4], np.float32))
+            y = ROUNDING[a["rounding"]](y / ts)
+            env[node.outputs[0]] = ((y - z) * s).astype(np.float32)
+            return
+        out_scale, out_bits = np.asarray(vals[4], np.float32), int(np.asarray(vals[5]).reshape(-1)[0])
+        ts = np.float32(2.0) ** np.round(np.log2(out_scale / s))
+        y = y / ts
+        if a["signed"]:
+            lo, hi = -(1 << (out_bits - 1)) + a["narrow"], (1 << (out_bits - 1)) - 1
+        else:
+            lo, hi = 0, (1 << out_bits) - 1 - a["narrow"]
+        y = ROUNDING[a["rounding"]](np.clip(y, lo, hi))
+        env[node.outputs[0]] = ((y - z / ts) * out_scale).astype(np.float32)
     return run
