@@ -15,8 +15,8 @@ import numpy as np
 from kernels.conv import ConvGeom, conv2d_acc, conv_out_hw
 from kernels.gemm import batched_gemm_acc, gemm_acc
 
-from ..accumulator import finish
-from ..errors import QuantParamError, ShapeError
+from ..accumulator import finish, narrow_model
+from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
 from ..ir import Requant
 from . import step
 from .params import ParamReader, check_scale, per_channel, scalar_zp
@@ -31,6 +31,7 @@ class Bound:
     bias: np.ndarray
     requantizer: object
     mode: str
+    narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
 
 
 def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
@@ -58,7 +59,16 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
     x_t = ctx.graph.tensors.get(ins[0])
     x_dtype = x.dtype if x is not None else getattr(getattr(x_t, "dtype", None), "storage", w.dtype)
     mode = ctx.accumulation(x_dtype, w.dtype)
-    return Bound(w, x_zp, w_zp, bias, rq, mode)
+    return Bound(w, x_zp, w_zp, bias, rq, mode, narrow_model(ctx.accumulator))
+
+
+def _count_events(node, ctx, events, tap):
+    """Record the narrow kernel's overflow events; in `exact` mode (with a tile) any is an error."""
+    if tap is not None:
+        tap["overflow_events"] = tap.get("overflow_events", 0) + int(events)
+    if events and ctx.accumulator.overflow == "exact":
+        raise AccumulatorOverflow(f"node '{node.name}': {events} partial sums leave int{ctx.accumulator.bits} "
+                                  f"(use --acc-overflow wrap or saturate to simulate it)")
 
 
 def _finish_and_requant(node, ctx, acc64, layout, tap):
@@ -113,14 +123,17 @@ def _conv_accumulate(x4, bound: Bound, geom, mode):
     m = b.w.shape[0]
     oh, ow = conv_out_hw(h, w, b.w.shape[2], b.w.shape[3], geom)
     acc = np.empty((n, m, oh, ow), np.int64)
-    depthwise = geom.group > 1 and b.w.shape[1] == 1 and m == geom.group
-    # onnxruntime's depthwise QLinearConv kernel and its ConvInteger sum exactly on every host
-    if mode == "x86-u8s8-pairs" and not depthwise and bound.requantizer is not None:
+    if b.narrow is not None:
+        from kernels.overflow import conv2d_acc_narrow
+        return acc, conv2d_acc_narrow(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, b.narrow, acc)
+    # conv2d_acc_pairs sums depthwise convs exactly, as onnxruntime does; ConvInteger (no
+    # requantizer) runs through onnxruntime's exact s8 x u8 kernel on every host
+    if mode == "x86-u8s8-pairs" and bound.requantizer is not None:
         from kernels.x86pairs import conv2d_acc_pairs
         conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     else:
         conv2d_acc(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
-    return acc
+    return acc, 0
 
 
 @step("conv")
@@ -144,7 +157,8 @@ def prepare_conv(node, ctx):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x)
         geom = _geom(node, x4, bound.w, one_d)
-        acc = _conv_accumulate(x4, bound, geom, bound.mode)
+        acc, events = _conv_accumulate(x4, bound, geom, bound.mode)
+        _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape
         acc = _finish_and_requant(node, ctx, acc, (n, m, oh * ow), tap)
         out_shape = (n, m, ow) if one_d else (n, m, oh, ow)
@@ -160,7 +174,9 @@ def prepare_conv(node, ctx):
 
 # -------------------------------------------------------------------------------- matmul
 def _matmul_accumulate(a, bmat, bound: Bound, mode):
-    """a (..., M, K) x b (K, N) or (..., K, N) -> int64 (..., M, N)."""
+    """a (..., M, K) x b (K, N) or (..., K, N) -> (int64 (..., M, N), overflow events)."""
+    if bound.narrow is not None:
+        return _matmul_narrow(a, bmat, bound)
     if bmat.ndim == 2:
         k = a.shape[-1]
         a2 = np.ascontiguousarray(a.reshape(-1, k))
@@ -170,13 +186,30 @@ def _matmul_accumulate(a, bmat, bound: Bound, mode):
             gemm_acc_pairs(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
         else:
             gemm_acc(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
-        return acc.reshape(a.shape[:-1] + (bmat.shape[1],))
+        return acc.reshape(a.shape[:-1] + (bmat.shape[1],)), 0
     batch = np.broadcast_shapes(a.shape[:-2], bmat.shape[:-2])
     a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:]))
     b3 = np.ascontiguousarray(np.broadcast_to(bmat, batch + bmat.shape[-2:]).reshape((-1,) + bmat.shape[-2:]))
     acc = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), np.int64)
-    batched_gemm_acc(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
-    return acc.reshape(batch + (a.shape[-2], bmat.shape[-1]))
+    if mode == "x86-u8s8-pairs":
+        from kernels.x86pairs import batched_gemm_acc_pairs
+        batched_gemm_acc_pairs(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
+    else:
+        batched_gemm_acc(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
+    return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), 0
+
+
+def _matmul_narrow(a, bmat, bound: Bound):
+    """The narrow-accumulator GEMM of kernels/overflow.py, per broadcast batch entry."""
+    from kernels.overflow import gemm_acc_narrow
+    batch = np.broadcast_shapes(a.shape[:-2], bmat.shape[:-2])
+    a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
+    b3 = np.broadcast_to(bmat, batch + bmat.shape[-2:]).reshape((-1,) + bmat.shape[-2:])
+    acc = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), np.int64)
+    events = 0
+    for i in range(a3.shape[0]):
+        events += gemm_acc_narrow(a3[i], b3[i], bound.x_zp, bound.w_zp, bound.bias, bound.narrow, acc[i])
+    return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), events
 
 
 @step("matmul")
@@ -203,7 +236,8 @@ def prepare_matmul(node, ctx):
             raise ShapeError(f"node '{node.name}': A '{ins[0]}' {a.shape} and B '{ins[3]}' {bound.w.shape} do not multiply")
         squeeze = a.ndim == 1
         a2 = a.reshape(1, -1) if squeeze else a
-        acc = _matmul_accumulate(a2, bound.w, bound, bound.mode)
+        acc, events = _matmul_accumulate(a2, bound.w, bound, bound.mode)
+        _count_events(node, ctx, events, tap)
         nch = acc.shape[-1]
         acc = _finish_and_requant(node, ctx, acc, (-1, nch, 1), tap)
         shape = acc.shape[1:] if squeeze else acc.shape
