@@ -1,0 +1,104 @@
+"""kernels.lut: tables equal onnxruntime 1.32's QLinearSigmoid / QLinearLeakyRelu / QLinearConcat
+on every input code, and apply_table equals its twin."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx import helper
+
+from kernels import lut as L
+from tests.kernels.strategies import int_array
+from tests.kernels.test_eltwise_ort import ort_session, qparams, vinfo, zp_pick
+from tests.kernels.test_pool_ort import ort_qpool
+
+F32 = np.float32
+
+
+def ort_concat(xs, params, sy, zy, axis):
+    names, ins, vals = ["sy", "zy"], [], [("sy", sy), ("zy", zy)]
+    for i, (x, (s, z)) in enumerate(zip(xs, params)):
+        vals += [(f"s{i}", s), (f"z{i}", z)]
+        names += [f"x{i}", f"s{i}", f"z{i}"]
+        ins.append(vinfo(f"x{i}", x.dtype, list(x.shape)))
+    node = helper.make_node("QLinearConcat", names, ["y"], domain="com.microsoft", axis=axis)
+    s = ort_session([node], ins, [vinfo("y", xs[0].dtype, None)], qparams(vals, xs[0].dtype))
+    return s.run(None, {f"x{i}": x for i, x in enumerate(xs)})[0]
+
+
+def scales(rng, sx):
+    return F32(rng.choice([1 / 256, 1 / 255, rng.uniform(0.001, 0.05), sx, sx * 2]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_activation_tables_match_onnxruntime(dtype):
+    rng = np.random.default_rng(31)
+    codes = np.arange(256, dtype=np.uint8).view(dtype).copy()
+    for _ in range(100):
+        sx = F32(rng.uniform(0.002, 0.2))
+        sy = scales(rng, sx)
+        zx, zy = zp_pick(rng, dtype), zp_pick(rng, dtype)
+        got = np.empty_like(codes)
+        L.apply_table(codes, L.build_table_sigmoid(sx, zx, sy, zy, dtype, dtype), got)
+        assert np.array_equal(got, ort_qpool("QLinearSigmoid", codes, sx, zx, sy, zy))
+        alpha = F32(rng.choice([0.01, 0.1, 0.2, rng.uniform(0, 1)]))
+        L.apply_table(codes, L.build_table_leaky_relu(alpha, sx, zx, sy, zy, dtype, dtype), got)
+        assert np.array_equal(got, ort_qpool("QLinearLeakyRelu", codes, sx, zx, sy, zy, alpha=float(alpha)))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_concat_requant_tables_match_onnxruntime(dtype):
+    rng = np.random.default_rng(32)
+    info = np.iinfo(dtype)
+    codes = np.arange(256, dtype=np.uint8).view(dtype).reshape(1, 256)
+    for _ in range(60):
+        sy, zy = F32(rng.uniform(0.002, 0.1)), zp_pick(rng, dtype)
+        params = [(F32(rng.uniform(0.002, 0.2)), zp_pick(rng, dtype)), (F32(sy * rng.choice([1, 2, 0.5, 3])),
+                  int(rng.integers(info.min, info.max + 1))), (sy, zy)]
+        xs = [codes, rng.integers(info.min, info.max + 1, (1, 77)).astype(dtype), codes]
+        want = ort_concat(xs, params, sy, zy, 1)
+        parts = []
+        for x, (s, z) in zip(xs, params):
+            if F32(s) == F32(sy) and z == zy:
+                parts.append(x)
+                continue
+            part = np.empty_like(x)
+            L.apply_table(x, L.build_table_requant(s, z, sy, zy, dtype, dtype), part)
+            parts.append(part)
+        assert np.array_equal(np.concatenate(parts, 1), want)
+
+
+def test_logistic_uses_fma():
+    """The FMA3 polynomial and the same polynomial without FMA give different float results
+    on some inputs; the table test above is what pins the FMA form against ORT."""
+    v = np.linspace(-18, 18, 20001).astype(F32)
+    c = L._LOGISTIC
+    v2 = (v * v).astype(F32)
+    p = (v2 * c["a9"] + c["a7"]).astype(F32)
+    for k in ("a5", "a3", "a1"):
+        p = (p * v2 + c[k]).astype(F32)
+    q_nofma = (v2 * c["b10"] + c["b8"]).astype(F32)
+    for k in ("b6", "b4", "b2", "b0"):
+        q_nofma = (q_nofma * v2 + c[k]).astype(F32)
+    r_nofma = np.clip((((p * v).astype(F32) / q_nofma).astype(F32) + F32(0.5)).astype(F32), 0, 1)
+    assert np.any(r_nofma != L.mlas_logistic(v))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), n=st.integers(1, 300))
+def test_apply_table_equals_twin(data, dtype, n):
+    x = data.draw(int_array((n,), dtype))
+    table = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(0, 256, 256).astype(np.uint8)
+    got, want = np.empty(n, np.uint8), np.empty(n, np.uint8)
+    L.apply_table(x, table, got)
+    L.apply_table_ref(x, table, want)
+    assert np.array_equal(got, want)
+
+
+def test_bad_input_raises_value_error():
+    with pytest.raises(ValueError, match="scale"):
+        L.build_table_sigmoid(0.0, 0, 0.1, 0, np.uint8, np.uint8)
+    with pytest.raises(ValueError, match="zero point"):
+        L.build_table_requant(0.1, -1, 0.1, 0, np.uint8, np.uint8)
+    with pytest.raises(ValueError, match="table"):
+        L.apply_table(np.zeros(3, np.uint8), np.zeros(10, np.uint8), np.empty(3, np.uint8))

@@ -1,0 +1,154 @@
+"""kernels.pool against its NumPy twins (hypothesis), onnxruntime 1.32 one-node graphs
+(QLinearGlobalAveragePool, QLinearAveragePool com.microsoft; MaxPool opset 12) and onnx.reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx import TensorProto as TP, helper
+
+from kernels import pool as P
+from tests.kernels.strategies import int_array, zero_point
+from tests.kernels.test_eltwise_ort import ELEM, ort_session, qparams, vinfo, zp_pick
+
+F32 = np.float32
+
+
+def ort_qpool(op, x, sx, zx, sy, zy, **attrs):
+    inits = qparams([("sx", sx), ("zx", zx), ("sy", sy), ("zy", zy)], x.dtype)
+    node = helper.make_node(op, ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft", **attrs)
+    s = ort_session([node], [vinfo("x", x.dtype, list(x.shape))], [vinfo("y", x.dtype, None)], inits)
+    return s.run(None, {"x": x})[0]
+
+
+def ort_maxpool(x, **attrs):
+    node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+    s = ort_session([node], [vinfo("x", x.dtype, list(x.shape))], [vinfo("y", x.dtype, None)], [], opset=12, ms=False)
+    return s.run(None, {"x": x})[0]
+
+
+def random_geometry(rng, spatial, dilate=False):
+    k = [int(rng.integers(1, s + 1)) for s in spatial]
+    st_ = [int(rng.integers(1, 4)) for _ in spatial]
+    pads = [int(rng.integers(0, kk)) for kk in k] + [int(rng.integers(0, kk)) for kk in k]
+    dl = [int(rng.integers(1, 3)) if dilate else 1 for _ in spatial]
+    return k, st_, pads, dl, int(rng.integers(0, 2))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_global_avgpool_matches_onnxruntime(dtype):
+    rng = np.random.default_rng(21)
+    info = np.iinfo(dtype)
+    compared = 0
+    for trial in range(8):
+        hw = [(7, 7), (1, 1), (13, 11), (56, 56), (3, 1), (32, 32), (9, 9), (2, 5)][trial]
+        x = rng.integers(info.min, info.max + 1, (2, 257) + hw).astype(dtype)
+        sx = F32(rng.uniform(0.005, 0.1))
+        sy = F32(sx * rng.choice([1.0, 0.5, 2.0, 1 / 3, 3.0]))
+        zx, zy = zp_pick(rng, dtype), zp_pick(rng, dtype)
+        want = ort_qpool("QLinearGlobalAveragePool", x, sx, zx, sy, zy, channels_last=0)
+        got = np.empty_like(want)
+        P.global_avgpool(x, sx, zx, sy, zy, got)
+        assert np.array_equal(got, want)
+        xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        want_l = ort_qpool("QLinearGlobalAveragePool", xl, sx, zx, sy, zy, channels_last=1)
+        assert np.array_equal(np.moveaxis(got, 1, -1), want_l)
+        compared += 2 * want.size
+    assert compared > 8000
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_avgpool_and_maxpool_match_onnxruntime(dtype):
+    """Random 1-D/2-D/3-D geometries with pads, strides, ceil_mode, count_include_pad (and
+    dilations for MaxPool); the kernel==image, no-pad case goes through global_avgpool as in ORT."""
+    rng = np.random.default_rng(22)
+    info = np.iinfo(dtype)
+    n_avg = n_max = 0
+    for it in range(150):
+        ns = 1 + it % 3
+        spatial = [int(rng.integers(1, 10)) for _ in range(ns)]
+        x = rng.integers(info.min, info.max + 1, [int(rng.integers(1, 3)), int(rng.integers(1, 6))] + spatial).astype(dtype)
+        sx = F32(rng.uniform(0.005, 0.05))
+        sy = F32(sx * rng.choice([1.0, 0.5, 2.0, 1.5, rng.uniform(0.3, 3)]))
+        zx, zy = zp_pick(rng, dtype), zp_pick(rng, dtype)
+        k, strides, pads, _, cm = random_geometry(rng, spatial)
+        if it % 10 == 0:
+            k, pads = list(spatial), [0] * (2 * ns)
+        cip = int(rng.integers(0, 2))
+        want = ort_qpool("QLinearAveragePool", x, sx, zx, sy, zy, kernel_shape=k, strides=strides, pads=pads,
+                         count_include_pad=cip, ceil_mode=cm)
+        got = np.empty_like(want)
+        P.avgpool(x, sx, zx, sy, zy, k, strides, pads, cip, cm, got)
+        assert np.array_equal(got, want), (x.shape, k, strides, pads, cip, cm)
+        n_avg += want.size
+        k, strides, pads, dl, cm = random_geometry(rng, spatial, dilate=True)
+        try:
+            want = ort_maxpool(x, kernel_shape=k, strides=strides, pads=pads, dilations=dl, ceil_mode=cm)
+        except Exception:
+            with pytest.raises(ValueError):
+                P.maxpool(x, k, strides, pads, dl, cm, np.empty((1,), dtype))
+            continue
+        got = np.empty_like(want)
+        P.maxpool(x, k, strides, pads, dl, cm, got)
+        assert np.array_equal(got, want), (x.shape, k, strides, pads, dl, cm)
+        n_max += want.size
+    assert n_avg > 3000 and n_max > 3000
+
+
+def test_maxpool_matches_onnx_reference():
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(23)
+    for it in range(30):
+        spatial = [int(rng.integers(3, 9)) for _ in range(2)]
+        x = rng.integers(-128, 128, [1, 3] + spatial).astype(np.int8)
+        k, strides, pads, dl, cm = random_geometry(rng, spatial, dilate=True)
+        node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=k, strides=strides, pads=pads,
+                                dilations=dl, ceil_mode=cm)
+        try:
+            want = ReferenceEvaluator(node).run(None, {"x": x})[0]
+            shape = x.shape[:2] + P.pool_output_shape(spatial, k, strides, pads, dl, cm)
+        except (ValueError, RuntimeError):
+            continue
+        if want.shape != shape:
+            continue  # onnx.reference and onnxruntime disagree on this geometry; ORT is the target
+        got = np.empty(shape, np.int8)
+        P.maxpool(x, k, strides, pads, dl, cm, got)
+        assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), ns=st.integers(1, 3))
+def test_pool_kernels_equal_twins(data, dtype, ns):
+    spatial = [data.draw(st.integers(1, 7)) for _ in range(ns)]
+    x = data.draw(int_array(tuple([data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))] + spatial), dtype))
+    k = [data.draw(st.integers(1, s)) for s in spatial]
+    strides = [data.draw(st.integers(1, 3)) for _ in spatial]
+    pads = [data.draw(st.integers(0, kk - 1)) for kk in k] + [data.draw(st.integers(0, kk - 1)) for kk in k]
+    dl = [data.draw(st.integers(1, 2)) for _ in spatial]
+    cm, cip = data.draw(st.integers(0, 1)), data.draw(st.integers(0, 1))
+    sx = data.draw(st.sampled_from([2.0 ** -6, 2.0 ** -3, 0.0173, 0.5]))
+    sy = data.draw(st.sampled_from([2.0 ** -6, 2.0 ** -4, 0.0311, 0.25]))
+    zx, zy = data.draw(zero_point(dtype)), data.draw(zero_point(dtype))
+    try:
+        shape = x.shape[:2] + P.pool_output_shape(spatial, k, strides, pads, dl, cm)
+    except ValueError:
+        return
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    P.maxpool(x, k, strides, pads, dl, cm, got)
+    P.maxpool_ref(x, k, strides, pads, dl, cm, want)
+    assert np.array_equal(got, want)
+    shape = x.shape[:2] + P.pool_output_shape(spatial, k, strides, pads, [1] * ns, cm)
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    P.avgpool(x, sx, zx, sy, zy, k, strides, pads, cip, cm, got)
+    P.avgpool_ref(x, sx, zx, sy, zy, k, strides, pads, cip, cm, want)
+    assert np.array_equal(got, want)
+
+
+def test_bad_input_raises_value_error():
+    x = np.zeros((1, 2, 4, 4), np.uint8)
+    with pytest.raises(ValueError, match="pads"):
+        P.maxpool(x, [2, 2], [1, 1], [2, 0, 0, 0], [1, 1], 0, np.empty((1, 2, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match="out shape"):
+        P.avgpool(x, 0.1, 0, 0.1, 0, [2, 2], [1, 1], [0, 0, 0, 0], 0, 0, np.empty((1, 2, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="scale ratio"):
+        P.global_avgpool(x, 1.0, 0, 1e-6, 0, np.empty((1, 2, 1, 1), np.uint8))
