@@ -34,7 +34,7 @@ def test_rounds_only_up_or_down_and_never_worse_than_nearest(seed, bits, groups)
     hess = np.einsum("grk,grl->gkl", x, x) / 300
     w = rng.normal(size=(c * groups, k))
     t = IntType(bits, True)
-    s = np.full(c * groups, np.abs(w).max() / t.qmax)
+    s = np.full(c * groups, np.abs(w).max() / t.qmax).astype(np.float32).astype(np.float64)  # scales are float32
     q, info = adaround.adaround_rows(w, s, t, hess, steps=200)
     v = w / s[:, None]
     assert np.all((q == np.clip(np.floor(v), t.qmin, t.qmax)) | (q == np.clip(np.ceil(v), t.qmin, t.qmax)))
