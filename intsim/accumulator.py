@@ -46,13 +46,29 @@ def wrap(acc: np.ndarray, bits: int) -> np.ndarray:
     """Two's complement wrap of int64 values to `bits` bits."""
     if bits >= 64:
         return acc
-    m = np.int64(1) << np.int64(bits)
-    half = np.int64(1) << np.int64(bits - 1)
-    return ((acc + half) & (m - 1)) - half
+    mask = np.int64((1 << bits) - 1)
+    half = np.int64(1 << (bits - 1))
+    return ((acc + half) & mask) - half
+
+
+def narrow_model(model: Accumulator):
+    """The kernels.overflow.NarrowAcc that simulates `model` in the kernel's K order, or None
+    when the plain exact kernels (then `finish`) or the x86 pair model apply: saturate, wrap
+    and any tiled model run there (wrap too, so that its events are counted; the result is
+    the same as wrapping once at the end). Widths above 63 bits are held at 63."""
+    if model.overflow == "x86-u8s8-pairs" or (model.overflow == "exact" and not model.tile):
+        return None
+    from kernels.overflow import NarrowAcc
+    mode = "wrap" if model.overflow == "wrap" else "saturate"
+    return NarrowAcc(min(int(model.bits), 63), mode, int(model.tile or 0))
 
 
 def finish(acc: np.ndarray, model: Accumulator, node: str) -> np.ndarray:
-    """Apply the `exact` / `wrap` model to an int64 accumulator array, in place when possible."""
+    """Apply the `exact` / `wrap` model to an int64 accumulator array, in place when possible.
+    With a tile, the partial sums were held at `bits` inside the kernel and the outer sum is
+    wide: nothing is left to apply."""
+    if model.tile:
+        return acc
     if model.overflow == "wrap":
         return wrap(acc, model.bits)
     if model.overflow == "exact" and acc.size:
