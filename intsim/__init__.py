@@ -21,9 +21,23 @@ def import_onnx(model):
     return import_model(load_model(model))
 
 
-def load(model, target="ort", accumulator: Accumulator | None = None) -> Program:
-    """Load a quantized ONNX model and prepare it for integer execution on `target`."""
-    return Program(import_onnx(model), target=target, accumulator=accumulator)
+def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False) -> Program:
+    """Load a quantized ONNX model and prepare it for integer execution on `target`.
+
+    snap_pow2: round every scale to the nearest power of two (in log2) first, with a warning
+    that lists what moved, to see what a power-of-two accelerator computes for this model.
+    """
+    graph = import_onnx(model)
+    if snap_pow2:
+        import warnings
+
+        from .passes.snap_pow2 import snap_pow2 as _snap
+        graph, report = _snap(graph)
+        if report:
+            warnings.warn(f"snapped {len(report)} scale tensor(s) to powers of two: " +
+                          "; ".join(f"{n}: {old} -> {new}" for n, old, new in report[:6]) +
+                          (" ..." if len(report) > 6 else ""), stacklevel=2)
+    return Program(graph, target=target, accumulator=accumulator)
 
 
 def verify(*args, **kwargs):

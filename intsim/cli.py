@@ -15,6 +15,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width in bits")
     p.add_argument("--acc-overflow", default="exact", help="exact | wrap | saturate | x86-u8s8-pairs")
     p.add_argument("--acc-tile", type=int, default=None, help="partial sums of T products at --acc-bits")
+    p.add_argument("--snap-pow2", action="store_true",
+                   help="round every scale to the nearest power of two (reported) before running")
 
 
 def _accumulator(args):
@@ -41,7 +43,8 @@ def cmd_info(args) -> int:
 
 def cmd_run(args) -> int:
     from . import load
-    prog = load(args.model, target=args.target, accumulator=_accumulator(args))
+    prog = load(args.model, target=args.target, accumulator=_accumulator(args),
+                snap_pow2=getattr(args, "snap_pow2", False))
     feeds = _load_npz(args.input)
     outs = prog.run(feeds)
     np.savez(args.output, **outs)
@@ -94,6 +97,14 @@ def main(argv=None) -> int:
         return 130
 
 
+def _quantize_adapter(m):
+    """intsim.quantize.cli exposes add_quantize_parser / run_quantize."""
+    def add(sub):
+        p = m.add_quantize_parser(sub)
+        p.set_defaults(fn=m.run_quantize)
+    return add
+
+
 def _register_extras() -> None:
     import importlib
     for mod in ("intsim.verify_cli", "intsim.overflow_cli", "intsim.bench_cli", "intsim.quantize.cli",
@@ -104,7 +115,7 @@ def _register_extras() -> None:
             if e.name != mod and not mod.startswith(e.name or "\0"):
                 raise
             continue
-        _EXTRA.append(m.add_parser)
+        _EXTRA.append(getattr(m, "add_parser", None) or _quantize_adapter(m))
 
 
 _register_extras()
