@@ -237,7 +237,7 @@ def _mismatch(a: np.ndarray, b: np.ndarray) -> float:
 
 # -------------------------------------------------------------------------------- analysis
 def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: str = "wrap",
-            target: str = "ort", model: str = "") -> dict:
+            target: str = "ort", model: str = "", tile: Optional[int] = None) -> dict:
     """The `intsim overflow` report as a dict (JSON-ready). Without feeds: static bounds only."""
     if overflow not in ("wrap", "saturate"):
         raise IntsimError(f"overflow analysis simulates wrap or saturate, not '{overflow}'")
@@ -245,13 +245,13 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
     if feeds is not None:
         _, ref_taps = simulate(graph, feeds, EXACT_REFERENCE, target)
         observed = {n: t for n, t in ref_taps.items() if "acc_min" in t}
-        _, sim_taps = simulate(graph, feeds, Accumulator(acc_bits, overflow), target)
+        _, sim_taps = simulate(graph, feeds, Accumulator(acc_bits, overflow, tile), target)
     layers = []
     for node in graph.nodes:
         if node.op in COMPUTE_OPS:
             layers.append(_layer_report(graph, node, acc_bits, observed.get(node.name),
                                         sim_taps.get(node.name), ref_taps.get(node.name)))
-    rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "target": target,
+    rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "acc_tile": tile, "target": target,
            "samples": _samples(graph, feeds), "layers": layers}
     rep["summary"] = _summary(layers, acc_bits)
     return rep

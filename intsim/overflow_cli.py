@@ -1,0 +1,104 @@
+"""`intsim overflow MODEL [--input F] [--acc-bits N] [--json F] [--report F.html] [--sweep 12:32]`.
+
+Without --input only the static bounds are reported. With --input (an .npz of model inputs,
+optionally with `labels`), the observed accumulator ranges and the overflow events of the
+chosen width (--acc-overflow wrap or saturate; `exact` simulates wrap) are added. --sweep
+runs every width of the range in both modes. Exit codes: 0 ok; 1 --fail-on-overflow and a
+layer needs more bits than --acc-bits (or overflowed on the data); 2 bad input.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import IntsimError
+
+
+def _widths(text: str) -> range:
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise IntsimError(f"--sweep wants LO:HI (e.g. 12:32), got '{text}'") from None
+    if not 2 <= lo <= hi <= 63:
+        raise IntsimError(f"--sweep {text}: widths must satisfy 2 <= LO <= HI <= 63")
+    return range(lo, hi + 1)
+
+
+def _mode(args) -> str:
+    if args.acc_overflow in ("exact", "wrap"):
+        return "wrap"
+    if args.acc_overflow == "saturate":
+        return "saturate"
+    raise IntsimError(f"overflow simulates wrap or saturate accumulators, not '{args.acc_overflow}'")
+
+
+def _feeds(args, graph):
+    if args.input is None:
+        return None, None
+    from .overflow import split_labels
+    from .verify_cli import load_inputs
+    return split_labels(load_inputs(args.input, graph))
+
+
+def cmd_overflow(args) -> int:
+    from . import import_onnx
+    from .cli import _write
+    from .overflow import analyze, plot_sweep, sweep, sweep_table
+    graph = import_onnx(args.model)
+    feeds, labels = _feeds(args, graph)
+    rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
+                  model=str(args.model), tile=args.acc_tile)
+    if args.sweep:
+        if feeds is None:
+            raise IntsimError("--sweep needs --input F")
+        rep["sweep"] = sweep(graph, feeds, _widths(args.sweep), target=args.target, labels=labels,
+                             model=str(args.model))
+        if args.plot:
+            plot_sweep(rep["sweep"], args.plot)
+    if args.json is not None:
+        _write(json.dumps(rep, indent=1), args.json)
+    if args.report:
+        from .overflow_report import render
+        with open(args.report, "w") as f:
+            f.write(render(rep))
+    if args.json != "-":
+        print(layer_table(rep))
+        if "sweep" in rep:
+            print(sweep_table(rep["sweep"]))
+    return 1 if args.fail_on_overflow and _failed(rep) else 0
+
+
+def _failed(rep) -> bool:
+    return bool(rep["summary"]["layers_over_width"]) or any(l["overflow_events"] for l in rep["layers"])
+
+
+def layer_table(rep: dict) -> str:
+    """Per-layer text table: K, bits per bound, observed range, events, headroom."""
+    head = f"{'layer':<44} {'K':>6} {'dtype':>5} {'wts':>4} {'a2q':>4} {'obs':>4} {'events':>9} {'headroom':>8}"
+    lines = [f"{rep['model']}: accumulator {rep['acc_bits']} bits ({rep['acc_overflow']}), "
+             f"{rep['samples']} samples", head]
+    fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+    for l in rep["layers"]:
+        b = l["bits"]
+        lines.append(f"{l['node'][-44:]:<44} {fmt(l['k']):>6} {fmt(b['datatype']):>5} {fmt(b['weights']):>4} "
+                     f"{fmt(b['a2q']):>4} {fmt(b['observed']):>4} {fmt(l['overflow_events']):>9} "
+                     f"{fmt(l['headroom_bits']):>8}")
+    return "\n".join(lines)
+
+
+def add_parser(subparsers) -> None:
+    from .cli import _common
+    s = subparsers.add_parser("overflow", help="accumulator bounds, observed ranges, narrow-width cost")
+    s.add_argument("model")
+    s.add_argument("--input", default=None, help=".npz of model inputs (and optional 'labels'); static bounds only without it")
+    s.add_argument("--json", nargs="?", const="-", default=None, help="write the JSON report to F (- for stdout)")
+    s.add_argument("--report", default=None, metavar="F.html", help="write a self-contained HTML report")
+    s.add_argument("--sweep", default=None, metavar="LO:HI", help="run every width LO..HI in wrap and saturate mode")
+    s.add_argument("--plot", default=None, metavar="F.png", help="with --sweep: plot mismatch/accuracy (matplotlib)")
+    s.add_argument("--fail-on-overflow", action="store_true", help="exit 1 if a layer needs more than --acc-bits")
+    _common(s)
+    s.set_defaults(fn=cmd_overflow)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run it as: intsim overflow MODEL ...")
