@@ -376,35 +376,59 @@ def requant_fixedpoint(acc, m0, shift, zp, lo, hi, mode, out) -> None:
 
 
 def requant_fixedpoint_ref(acc, m0, shift, zp, lo, hi, mode, out) -> None:
-    """NumPy/Python-int twin of requant_fixedpoint (per channel, elementwise Python ints)."""
+    """NumPy int64 twin of requant_fixedpoint (vectorized; same rules as the Python-int twins)."""
     m0, shift, _ = _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out)
-    for c in range(acc.shape[1]):
-        vals = [_mbqm_one_ref(_wrap32_ref(v), int(m0[c]), int(shift[c]), mode)
-                for v in acc[:, c, :].ravel().tolist()]
-        y = [min(max(_wrap32_ref(v + int(zp)), int(lo)), int(hi)) for v in vals]
-        out[:, c, :] = np.array(y, np.int64).reshape(acc.shape[0], acc.shape[2])
+    x = _wrap32_np(acc.astype(np.int64))
+    m = m0[None, :, None]
+    s = shift[None, :, None]
+    y = _wrap32_np(_mbqm_np(x, m, s, mode) + np.int64(zp))
+    out[...] = np.clip(y, lo, hi).astype(out.dtype)
+
+
+def _wrap32_np(v: np.ndarray) -> np.ndarray:
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _mbqm_np(x: np.ndarray, m: np.ndarray, s: np.ndarray, mode: str) -> np.ndarray:
+    x, m, s = np.broadcast_arrays(x, m, s)
+    if mode == "single":
+        total = 31 - s
+        return _wrap32_np((x * m + (np.int64(1) << (total - 1))) >> total)
+    xs = _wrap32_np(x << np.maximum(s, 0))
+    ab = xs * m
+    if mode == "double":
+        v = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+        hi = _wrap32_np(np.where(v >= 0, v >> 31, -((-v) >> 31)))
+        hi = np.where((xs == INT32_MIN) & (m == INT32_MIN), np.int64(INT32_MAX), hi)
+    else:
+        hi = _wrap32_np((ab + (1 << 30)) >> 31)
+    e = np.maximum(-s, 0)
+    mask = (np.int64(1) << e) - 1
+    threshold = (mask >> 1) + (hi < 0)
+    return (hi >> e) + ((hi & mask) > threshold)
 
 
 # ----------------------------------------------------------------------------- shifts
 
-@kernel
+@kernel(inline="always")
 def _round_shift(v, n, rounding):
+    """v / 2**n rounded: (v + r) >> n with r = 0 floor, half rhu, half - (v < 0) rhaz,
+    half - 1 + ((v >> n) & 1) rne, (v < 0) * (2**n - 1) trunc; n <= 0 shifts left."""
     if n <= 0:
         return v << (-n)
-    q = v >> n
-    rem = v - (q << n)
     half = np.int64(1) << (n - 1)
+    neg = np.int64(1) if v < 0 else np.int64(0)
     if rounding == 1:
-        up = rem >= half
+        r = half
     elif rounding == 2:
-        up = rem > half or (rem == half and (q & 1) == 1)
+        r = half - 1 + ((v >> n) & 1)
     elif rounding == 3:
-        up = rem > half or (rem == half and q >= 0)
+        r = half - neg
     elif rounding == 4:
-        up = rem > 0 and v < 0
+        r = neg * (2 * half - 1)
     else:
-        up = False
-    return q + 1 if up else q
+        r = np.int64(0)
+    return (v + r) >> n
 
 
 @kernel
