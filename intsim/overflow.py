@@ -147,21 +147,28 @@ def layer_params(graph, node) -> Optional[LayerParams]:
 
 
 def _pad_masks(graph, node, ushape) -> list:
-    """The distinct (KH, KW) masks of in-image taps over all output positions ([] if unknown)."""
+    """The padding masks of a conv node ([] when the input's H and W are unknown)."""
     from .steps.compute import _geom
     x_t = graph.tensors.get(node.inputs[0])
     shape = getattr(x_t, "shape", None)
-    if not shape or any(d is None or d <= 0 for d in shape[2:]) or len(shape) not in (3, 4):
+    if not shape or len(shape) not in (3, 4) or any(d is None or d <= 0 for d in shape[2:]):
         return []
     one_d = len(shape) == 3
     h, wd = (1, shape[2]) if one_d else (shape[2], shape[3])
-    kh, kw = ushape[2], ushape[3]
-    g = _geom(node, np.empty((1, 1, h, wd), np.int8), np.empty((1, 1, kh, kw), np.int8), one_d)
+    g = _geom(node, np.empty((1, 1, h, wd), np.int8), np.empty((1, 1, ushape[2], ushape[3]), np.int8), one_d)
+    return conv_pad_masks(h, wd, ushape[2], ushape[3], g)
+
+
+def conv_pad_masks(h: int, w: int, kh: int, kw: int, geom) -> list:
+    """The distinct (KH, KW) boolean masks of in-image taps over all output positions of a
+    conv (kernels.conv.ConvGeom) on an h x w input."""
     from kernels.conv import conv_out_hw
-    oh, ow = conv_out_hw(h, wd, kh, kw, g)
-    rows = {tuple(0 <= oy * g.stride_h - g.pad_top + ky * g.dil_h < h for ky in range(kh)) for oy in range(max(oh, 0))}
-    cols = {tuple(0 <= ox * g.stride_w - g.pad_left + kx * g.dil_w < wd for kx in range(kw)) for ox in range(max(ow, 0))}
-    return [np.outer(r, c) for r in rows for c in cols]
+    oh, ow = conv_out_hw(h, w, kh, kw, geom)
+    rows = {tuple(0 <= oy * geom.stride_h - geom.pad_top + ky * geom.dil_h < h for ky in range(kh))
+            for oy in range(max(oh, 0))}
+    cols = {tuple(0 <= ox * geom.stride_w - geom.pad_left + kx * geom.dil_w < w for kx in range(kw))
+            for ox in range(max(ow, 0))}
+    return [np.outer(r, c) for r in sorted(rows) for c in sorted(cols)]
 
 
 # ---------------------------------------------------------------------------------- bounds
