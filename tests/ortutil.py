@@ -29,6 +29,21 @@ def run_ort(model, feeds: dict, optimized: bool = True) -> dict:
     return dict(zip(names, s.run(names, feeds)))
 
 
+def _qtypes():
+    from onnxruntime.quantization import QuantType
+    return {"u8": QuantType.QUInt8, "s8": QuantType.QInt8, "u16": QuantType.QUInt16, "s16": QuantType.QInt16,
+            "s4": QuantType.QInt4, "u4": QuantType.QUInt4}
+
+
+class _LazyTypes(dict):
+    def __missing__(self, key):
+        self.update(_qtypes())
+        return dict.__getitem__(self, key)
+
+
+_QTYPES = _LazyTypes()
+
+
 class _Reader:
     def __init__(self, feeds_list):
         self._it = iter(feeds_list)
@@ -38,7 +53,7 @@ class _Reader:
 
 
 def quantize(model: onnx.ModelProto, calib: list, fmt: str = "qdq", act: str = "u8",
-             per_channel: bool = True, extra: dict | None = None) -> onnx.ModelProto:
+             per_channel: bool = True, extra: dict | None = None, weight: str = "s8") -> onnx.ModelProto:
     """onnxruntime.quantization.quantize_static on an in-memory float model."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     with tempfile.TemporaryDirectory() as d:
@@ -46,8 +61,7 @@ def quantize(model: onnx.ModelProto, calib: list, fmt: str = "qdq", act: str = "
         onnx.save(model, src)
         quantize_static(src, dst, _Reader(calib),
                         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                        activation_type=QuantType.QUInt8 if act == "u8" else QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=per_channel,
+                        activation_type=_QTYPES[act], weight_type=_QTYPES[weight], per_channel=per_channel,
                         extra_options=extra or {})
         return onnx.load(dst)
 

@@ -163,10 +163,17 @@ def _fuse_compute(v: _View, node: Node):
     return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
 
 
+def _is8(v: _View, *names) -> bool:
+    """onnxruntime has integer Add/Mul/pool/concat/table kernels for 8-bit tensors only; wider
+    ones run in float there, and stay float islands here too."""
+    ts = [v.g.tensors.get(n) for n in names]
+    return all(t is not None and getattr(t.dtype, "bits", 0) == 8 for t in ts)
+
+
 def _fuse_binary(v: _View, node: Node):
     da, db = v.dq(node.inputs[0]), v.dq(node.inputs[1])
     found = _output_q(v, node)
-    if da is None or db is None or found is None:
+    if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
         return None
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
@@ -178,7 +185,7 @@ def _fuse_binary(v: _View, node: Node):
 def _fuse_unary(v: _View, node: Node):
     dx = v.dq(node.inputs[0])
     found = _output_q(v, node)
-    if dx is None or found is None or found[2]:
+    if dx is None or found is None or found[2] or not _is8(v, dx.inputs[0], found[0].outputs[0]):
         return None
     q = found[0]
     op_type = node.attrs["op_type"]
@@ -200,7 +207,8 @@ def _fuse_unary(v: _View, node: Node):
 def _fuse_concat(v: _View, node: Node):
     dqs = [v.dq(i) for i in node.inputs]
     found = _output_q(v, node)
-    if any(d is None for d in dqs) or found is None or found[2]:
+    if any(d is None for d in dqs) or found is None or found[2] or \
+            not _is8(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
         return None
     q = found[0]
     ins = [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
