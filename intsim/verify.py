@@ -295,7 +295,10 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
     results = []
     if jobs > 1 and len(parts) > 1 and isinstance(target, str):
         import multiprocessing as mp
-        with mp.get_context("spawn").Pool(min(jobs, len(parts)), _worker_init,
+        # fork: intsim/__main__.py runs the CLI at import, which a spawned child would redo;
+        # the parent has created no onnxruntime session or thread pool at this point.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(min(jobs, len(parts)), _worker_init,
                                           (model_bytes, reference, target, accumulator)) as pool:
             for r in pool.imap(_worker_chunk, parts):
                 results.append(r)

@@ -166,8 +166,9 @@ class NodeAccumulators:
             wz = np.asarray(wz, np.int64).reshape(shape)
         wa = np.abs(w - (np.asarray(wz, np.int64) if wz is not None else 0))
         local = dict(env)
-        local[ins[0]] = xa
-        local[self._ABS_W] = wa
+        # the kernels size their intermediates from the operand dtypes: keep them narrow
+        local[ins[0]] = xa.astype(np.int32)
+        local[self._ABS_W] = wa.astype(np.int32)
         self._abs(local, None)
         return np.asarray(local[self.node.outputs[0]], np.int64)
 
