@@ -45,13 +45,18 @@ def qonnx_quantize(x: np.ndarray, scale, zp, qmin: int, qmax: int, rounding: str
     return ROUNDING[rounding.upper()](v).astype(dtype)
 
 
-def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype) -> np.ndarray:
-    """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32."""
+def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype,
+                    rounding: str = "rne") -> np.ndarray:
+    """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32.
+    rounding="rhaz" rounds half away from zero instead (TFLite's float Quantize). NaN -> qmin,
+    as onnxruntime's cvtps2dq gives."""
     s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), x.shape, axis, block_size)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        v = np.rint(x.astype(np.float32) / s.astype(np.float32))
-    v = np.clip(np.nan_to_num(v, nan=0.0), np.iinfo(np.int64).min // 2, np.iinfo(np.int64).max // 2)
+        q = x.astype(np.float32) / s.astype(np.float32)
+        v = np.rint(q) if rounding == "rne" else np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))
+    big = float(2 ** 62)
+    v = np.clip(np.nan_to_num(v, nan=-big, posinf=big, neginf=-big), -big, big)
     return np.clip(v.astype(np.int64) + z, qmin, qmax).astype(dtype)
 
 

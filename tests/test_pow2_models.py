@@ -59,3 +59,17 @@ def test_snap_pow2_makes_an_affine_model_run_on_pow2():
     g = prog.graph
     assert {t.qparams.kind for t in g.tensors.values() if t.qparams is not None} == {"pow2"}
     assert list(snapped.values())[0].shape == (8, 10)
+
+
+def test_tflite_quantizes_float_inputs_half_away_from_zero():
+    """QuantizeLinear of a float input: ONNX/ort round half to even, TFLite rounds half away."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])], "q",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [4])],
+                          [helper.make_tensor("s", TensorProto.FLOAT, [], [0.5]),
+                           helper.make_tensor("z", TensorProto.INT8, [], [0])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = np.array([0.25, 0.75, -0.25, -1.25], np.float32)  # x / s = 0.5, 1.5, -0.5, -2.5
+    assert intsim.load(m, target="ort").run({"x": x})["y"].tolist() == [0, 2, 0, -2]
+    assert intsim.load(m, target="tflite").run({"x": x})["y"].tolist() == [1, 2, -1, -3]

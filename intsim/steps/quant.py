@@ -33,13 +33,15 @@ def prepare_quantize(node, ctx):
 
     if node.attrs.get("order") == "qonnx":
         return _prepare_qonnx(node, reader, t)
+    rounding = getattr(ctx.target, "quantize_rounding", "rne")
 
     def run(env, tap):
         x, s, z = reader.values(env)[:3]
         s = check_scale(s, node.inputs[1], node.name)
         z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
         _check_params(node, x.shape, s, z, axis, block)
-        env[node.outputs[0]] = quantize_linear(np.asarray(x), s, z, axis, block, t.qmin, t.qmax, t.storage)
+        env[node.outputs[0]] = quantize_linear(np.asarray(x), s, z, axis, block, t.qmin, t.qmax, t.storage,
+                                               rounding)
 
     return run
 

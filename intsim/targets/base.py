@@ -30,6 +30,9 @@ class Target:
     """Base class. Subclasses implement `requantizer`; elementwise ops default to ORT's."""
 
     name = "base"
+    # how float inputs are quantized (QuantizeLinear on a float tensor): ONNX rounds half to
+    # even; TFLite's float Quantize rounds half away from zero
+    quantize_rounding = "rne"
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         raise NotImplementedError
@@ -53,6 +56,9 @@ def get_target(name_or_target) -> Target:
     if isinstance(name_or_target, Target):
         return name_or_target
     name = str(name_or_target)
+    if name.endswith(".toml"):
+        from .user import load_target_file
+        return load_target_file(name)
     if name not in _REGISTRY:
         raise IntsimError(f"unknown target '{name}' (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[name]()

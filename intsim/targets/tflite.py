@@ -60,6 +60,7 @@ class FixedPointTarget(Target):
     """Base of the q31 targets; subclasses set `name` and `mode`."""
 
     mode = "double"
+    quantize_rounding = "rhaz"  # TFLite's float Quantize: round(x / scale) half away from zero
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)
