@@ -100,8 +100,14 @@ def _depthwise_impl(xc, wc, bias, sh, sw, pt, pl, dh, dw, mg, out):
                         iy = oy * sh - pt + ky * dh
                         if iy < 0 or iy >= h_:
                             continue
-                        for ox in range(lo, hi):
-                            plane[oy, ox] += wv * np.int64(xc[n, c, iy, ox * sw + off])
+                        if sw == 1:     # unit stride: contiguous, vectorizable
+                            src = xc[n, c, iy, lo + off:hi + off]
+                            dst = plane[oy, lo:hi]
+                            for j in range(hi - lo):
+                                dst[j] += wv * np.int64(src[j])
+                        else:
+                            for ox in range(lo, hi):
+                                plane[oy, ox] += wv * np.int64(xc[n, c, iy, ox * sw + off])
             for oy in range(oh_):
                 for ox in range(ow_):
                     out[n, m, oy, ox] = plane[oy, ox]
