@@ -9,6 +9,7 @@ import onnx
 from onnx import external_data_helper
 
 from .errors import InvalidModelError, ResourceLimitError
+from .limits import check_bytes, check_tensor_proto, current, tensor_proto_bytes
 
 MAX_MODEL_BYTES = 2 << 30
 
@@ -27,10 +28,75 @@ def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
             raise InvalidModelError(f"tensor '{tensor.name}': external data file '{loc}' is missing")
 
 
-def load_model(source, max_bytes: int = MAX_MODEL_BYTES) -> onnx.ModelProto:
+def _check_strings(model: onnx.ModelProto) -> None:
+    """Decode every name the importer reads: a corrupt file may hold invalid UTF-8, which
+    protobuf only reports when the field is read."""
+    try:
+        _ = [(o.domain, o.version) for o in model.opset_import]
+        for g in _graphs(model.graph):
+            _ = [g.name] + [v.name for v in list(g.input) + list(g.output) + list(g.value_info)]
+            _ = [t.name for t in list(g.initializer) + [s.values for s in g.sparse_initializer]]
+            for n in g.node:
+                _ = [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {e}") from None
+
+
+def _graphs(g: onnx.GraphProto):
+    yield g
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sub in a.graphs:
+                    yield from _graphs(sub)
+
+
+def _check_sizes(model: onnx.ModelProto) -> None:
+    """Every initializer and Constant tensor (subgraphs included) within the limits and with
+    raw data of the right length; all of them together within the byte limit. Runs before
+    anything is decoded or loaded from external files."""
+    total = 0
+    for t in external_data_helper._get_all_tensors(model):
+        total += check_tensor_proto(t, f"tensor '{t.name}'")
+    check_bytes(total, "all initializers together")
+
+
+def _refuse_external(model: onnx.ModelProto) -> None:
+    """Without a model path there is no folder to confine external data to."""
+    for t in external_data_helper._get_all_tensors(model):
+        if external_data_helper.uses_external_data(t):
+            raise InvalidModelError(f"tensor '{t.name}' has external data: load the model from its path")
+
+
+def _check_external_lengths(model: onnx.ModelProto, folder: Path) -> None:
+    for t in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(t):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        try:
+            offset, length = int(info.get("offset", 0) or 0), info.get("length")
+            length = None if length in (None, "") else int(length)
+        except ValueError:
+            raise InvalidModelError(f"tensor '{t.name}': external data offset/length are not integers") from None
+        need = tensor_proto_bytes(t, f"tensor '{t.name}'")
+        size = (folder.resolve() / info.get("location", "")).stat().st_size
+        if offset < 0 or (length is not None and (length < 0 or (need is not None and length != need))):
+            raise InvalidModelError(f"tensor '{t.name}': external data length {length} (offset {offset}) does not "
+                                    f"fit shape {list(t.dims)} ({need} bytes)")
+        if need is not None and offset + need > size:
+            raise InvalidModelError(f"tensor '{t.name}': external file '{info.get('location')}' holds {size} bytes, "
+                                    f"needs {offset + need}")
+
+
+def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
     """Load and check a model from a path, bytes or a ModelProto."""
     if isinstance(source, onnx.ModelProto):
-        model, folder = source, Path(".")
+        model = source
+        _check_strings(model)
+        _check_sizes(model)
+        _refuse_external(model)
     else:
         if isinstance(source, (bytes, bytearray)):
             data, folder = bytes(source), Path(".")
@@ -38,11 +104,17 @@ def load_model(source, max_bytes: int = MAX_MODEL_BYTES) -> onnx.ModelProto:
             path = Path(source)
             if not path.is_file():
                 raise InvalidModelError(f"model file '{path}' does not exist")
+            max_bytes = current().max_bytes if max_bytes is None else max_bytes
             if path.stat().st_size > max_bytes:
                 raise ResourceLimitError(f"model file '{path}' is larger than {max_bytes} bytes")
             data, folder = path.read_bytes(), path.parent
         model = _parse(data, str(source)[:200] if not isinstance(source, (bytes, bytearray)) else "<bytes>")
+        _check_strings(model)
+        _check_sizes(model)
+        if isinstance(source, (bytes, bytearray)):
+            _refuse_external(model)
         _check_external_data(model, folder)
+        _check_external_lengths(model, folder)
         if any(external_data_helper.uses_external_data(t)
                for t in external_data_helper._get_all_tensors(model)):
             try:

@@ -27,6 +27,8 @@ def declare_quantized_output(ctx: ImportContext, node, y: str, ys: str, yz: str,
     t = ctx.type_of(yz) if yz else None
     if not isinstance(t, IntType):
         t = IntType(8, default_signed)
+    if t.bits != 8:
+        raise ctx.unsupported(node, f"output zero point '{yz}' is {t}; QOperator ops produce 8-bit integers")
     qp = ctx.qparams(ys, yz, tensor=y)
     if qp is not None:
         check_zero_point(qp.zero_point, t, y)

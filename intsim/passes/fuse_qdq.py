@@ -105,6 +105,8 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
         return False
     if bz is not None and np.any(bz != 0):
         return False
+    if np.asarray(xs).size != 1 or np.asarray(bs).size not in (1, np.asarray(ws).size):
+        return False  # not the quantizer's layout: leave it unfused (the steps report it)
     want = (np.float32(xs.reshape(-1)[0]) * ws.astype(np.float32)).astype(np.float32)
     return np.array_equal(np.broadcast_to(bs.astype(np.float32).reshape(-1), want.reshape(-1).shape),
                           want.reshape(-1))

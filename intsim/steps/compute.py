@@ -17,7 +17,8 @@ from kernels.gemm import batched_gemm_acc, gemm_acc
 
 from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
-from ..ir import Requant
+from ..ir import IntType, Requant
+from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, per_channel, scalar_zp
 
@@ -37,9 +38,14 @@ class Bound:
 def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
     x, xs, xz, _, ws, wz, ys, yz, b = vals
     n, ins = node.name, node.inputs
+    x_t = ctx.graph.tensors.get(ins[0])
+    _check_weight(node, w)
     x_zp = scalar_zp(xz, ins[2], n)
     w_zp = per_channel(wz, channels, ins[5], n, np.int64)
     bias = per_channel(b, channels, ins[8], n, np.int64)
+    x_type = x_t.dtype if x_t is not None and isinstance(x_t.dtype, IntType) else None
+    _check_zp_range(node, ins[2], np.array([x_zp]), x_type)
+    _check_zp_range(node, ins[5], w_zp, IntType(w.dtype.itemsize * 8, w.dtype.kind == "i"))
     rq = None
     if node.attrs.get("requant"):
         y_zp = scalar_zp(yz, ins[7], n)
@@ -53,13 +59,48 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
         a_scale = (a_scale * np.float32(alpha)).astype(np.float32) if alpha != 1.0 else a_scale
         t = node.attrs["out_type"]
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
+        y_scale = check_scale(ys, ins[6], n)
+        if y_scale.size != 1:
+            raise QuantParamError(f"node '{n}': output scale '{ins[6]}' must be per-tensor, got shape {y_scale.shape}")
+        _check_zp_range(node, ins[7], np.array([y_zp]), t)
+        _check_multiplier(node, a_scale, b_scale, y_scale)
         req = Requant(a_scale[0], b_scale if b_scale.size > 1 else b_scale[0],
-                      check_scale(ys, ins[6], n).reshape(()), y_zp, lo, hi, t, node.outputs[0])
+                      y_scale.reshape(()), y_zp, lo, hi, t, node.outputs[0])
         rq = ctx.target.requantizer(req, channels, n)
-    x_t = ctx.graph.tensors.get(ins[0])
     x_dtype = x.dtype if x is not None else getattr(getattr(x_t, "dtype", None), "storage", w.dtype)
     mode = ctx.accumulation(x_dtype, w.dtype)
     return Bound(w, x_zp, w_zp, bias, rq, mode, narrow_model(ctx.accumulator))
+
+
+def _check_weight(node, w: np.ndarray) -> None:
+    if w.dtype.kind not in "iu" or w.dtype.itemsize > 4:
+        raise ShapeError(f"node '{node.name}': weight '{node.inputs[3]}' must be integers of at most 32 bits, "
+                         f"got {w.dtype}")
+
+
+def _check_zp_range(node, tensor: str, zp: np.ndarray, t) -> None:
+    """A zero point must be a value of the integer type of the tensor it belongs to."""
+    if t is not None and zp.size and (zp.min() < t.qmin or zp.max() > t.qmax):
+        raise QuantParamError(f"node '{node.name}': zero point '{tensor}' ({int(zp.min())}..{int(zp.max())}) "
+                              f"is outside the {t} range")
+
+
+def _check_multiplier(node, a_scale, b_scale, y_scale) -> None:
+    """The real multiplier a_scale * b_scale[c] / y_scale must be finite in float32."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        m = (np.float32(a_scale.reshape(-1)[0]) * b_scale.astype(np.float32)) / np.float32(y_scale.reshape(-1)[0])
+    if not np.all(np.isfinite(m)):
+        raise QuantParamError(f"node '{node.name}': requantization multiplier {node.inputs[1]} * {node.inputs[4]} "
+                              f"/ {node.inputs[6]} is not finite in float32")
+
+
+def _kernel_call(node, fn, *args):
+    """Call a kernel wrapper; its ValueError (a shape or parameter the step did not rule out)
+    becomes a ShapeError naming the node."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        raise ShapeError(f"node '{node.name}': {e}") from None
 
 
 def _count_events(node, ctx, events, tap):
@@ -136,6 +177,22 @@ def _conv_accumulate(x4, bound: Bound, geom, mode):
     return acc, 0
 
 
+def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
+    """Geometry the conv kernels accept, and an accumulator within the limits, before allocating."""
+    n, c, h, wd = x4.shape
+    m, cg, kh, kw = w4.shape
+    if min(g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.group) < 1 or min(g[2:6]) < 0:
+        raise ShapeError(f"node '{node.name}': strides, dilations and group must be >= 1 and pads >= 0, got {g}")
+    if cg < 1 or c != g.group * cg or m % g.group:
+        raise ShapeError(f"node '{node.name}': input '{node.inputs[0]}' has {c} channels, weight "
+                         f"'{node.inputs[3]}' {w4.shape} and group {g.group} do not fit")
+    oh, ow = conv_out_hw(h, wd, kh, kw, g)
+    if kh < 1 or kw < 1 or oh < 1 or ow < 1:
+        raise ShapeError(f"node '{node.name}': kernel {w4.shape[2:]} does not fit input '{node.inputs[0]}' "
+                         f"{x4.shape[2:]} with pads {tuple(g[2:6])} and dilations {g.dil_h, g.dil_w}")
+    check_shape((n, m, oh, ow), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+
+
 @step("conv")
 def prepare_conv(node, ctx):
     reader = ParamReader(node, ctx, range(1, 9))
@@ -157,7 +214,8 @@ def prepare_conv(node, ctx):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x)
         geom = _geom(node, x4, bound.w, one_d)
-        acc, events = _conv_accumulate(x4, bound, geom, bound.mode)
+        _check_conv_geom(node, x4, bound.w, geom)
+        acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom, bound.mode)
         _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape
         acc = _finish_and_requant(node, ctx, acc, (n, m, oh * ow), tap)
@@ -212,6 +270,15 @@ def _matmul_narrow(a, bmat, bound: Bound):
     return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), events
 
 
+def _check_matmul_out(node, a, w) -> None:
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], w.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"node '{node.name}': batch shapes of A '{node.inputs[0]}' {a.shape} and "
+                         f"B '{node.inputs[3]}' {w.shape} do not broadcast") from None
+    check_shape(tuple(batch) + (a.shape[-2], w.shape[-1]), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+
+
 @step("matmul")
 def prepare_matmul(node, ctx):
     reader = ParamReader(node, ctx, range(1, 9))
@@ -219,7 +286,7 @@ def prepare_matmul(node, ctx):
 
     def bind(vals):
         w = np.asarray(vals[3])
-        if node.attrs.get("transB"):
+        if w.ndim >= 2 and node.attrs.get("transB"):
             w = np.swapaxes(w, -1, -2)
         if w.ndim < 2:
             raise ShapeError(f"node '{node.name}': B '{ins[3]}' must have rank >= 2, got {w.shape}")
@@ -236,7 +303,8 @@ def prepare_matmul(node, ctx):
             raise ShapeError(f"node '{node.name}': A '{ins[0]}' {a.shape} and B '{ins[3]}' {bound.w.shape} do not multiply")
         squeeze = a.ndim == 1
         a2 = a.reshape(1, -1) if squeeze else a
-        acc, events = _matmul_accumulate(a2, bound.w, bound, bound.mode)
+        _check_matmul_out(node, a2, bound.w)
+        acc, events = _kernel_call(node, _matmul_accumulate, a2, bound.w, bound, bound.mode)
         _count_events(node, ctx, events, tap)
         nch = acc.shape[-1]
         acc = _finish_and_requant(node, ctx, acc, (-1, nch, 1), tap)

@@ -6,7 +6,8 @@ import numpy as np
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
-from ..errors import IntsimError, ShapeError
+from ..errors import IntsimError, ResourceLimitError, ShapeError
+from ..limits import check_op
 from . import step
 
 
@@ -14,11 +15,16 @@ def _attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
 
 
-def _reshape(x, shape, allowzero):
-    shape = [int(s) for s in shape]
+def _reshape(x, shape, allowzero, node=None):
+    shape = [int(s) for s in np.asarray(shape).reshape(-1)]
     if not allowzero:
-        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
-    return x.reshape(shape)
+        shape = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(shape)]
+    try:
+        return x.reshape(shape)
+    except ValueError:
+        name = node.name if node is not None else "?"
+        raise ShapeError(f"node '{name}': cannot reshape '{node.inputs[0] if node else '?'}' {x.shape} "
+                         f"to {shape}") from None
 
 
 def _flatten(x, axis):
@@ -68,7 +74,7 @@ def _fast(node, ctx):
     if op == "Identity":
         return lambda env: [get(env, 0)]
     if op == "Reshape":
-        return lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0))]
+        return lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node)]
     if op == "Flatten":
         return lambda env: [_flatten(get(env, 0), a.get("axis", 1))]
     if op == "Transpose":
@@ -119,10 +125,16 @@ def prepare_onnx(node, ctx):
         raise IntsimError(f"{node.origin}: cannot prepare float op: {e}") from None
     names = [i for i in proto.input if i]
 
+    attrs = _attrs(node)
+
     def run(env, tap):
         feeds = {n: (ctx.constants[n] if n in ctx.constants else env[n]) for n in names}
+        check_op(node.attrs["op_type"], [feeds.get(i) if i else None for i in proto.input], attrs,
+                 f"{node.origin}: output '{outs[0] if outs else '?'}'")
         try:
             res = ev.run(None, feeds)
+        except MemoryError:
+            raise ResourceLimitError(f"{node.origin}: out of memory") from None
         except Exception as e:  # noqa: BLE001
             raise IntsimError(f"{node.origin}: failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         for name, v in zip(proto.output, res):

@@ -12,6 +12,9 @@ from .params import ParamReader, check_scale
 
 def _check_params(node, x_shape, s, z, axis, block):
     if np.asarray(s).size == 1:
+        if z is not None and np.asarray(z).size != 1:
+            raise QuantParamError(f"node '{node.name}': zero point '{node.inputs[2]}' has {np.asarray(z).size} "
+                                  f"values for a per-tensor scale '{node.inputs[1]}'")
         return
     if axis is None or not 0 <= axis < len(x_shape):
         raise ShapeError(f"node '{node.name}': axis {axis} does not fit input shape {x_shape}")
