@@ -173,6 +173,33 @@ class NodeAccumulators:
         return np.asarray(local[self.node.outputs[0]], np.int64)
 
 
+def _window_sums(xz: np.ndarray, kernel, attrs, out_hw, global_pool: bool):
+    """Per output position of a 2-D pool: sum of xz, sum of |xz| and the number of taps inside
+    the image, as int64 arrays (N, C, OH, OW) / (1, 1, OH, OW)."""
+    from kernels.conv import ConvGeom, conv2d_acc_ref
+    n, c, h, w = xz.shape
+    if global_pool:
+        sh = sw = 1
+        pt = pl = 0
+    else:
+        st = list(attrs.get("strides") or [1, 1])
+        pads = list(attrs.get("pads") or [0, 0, 0, 0])
+        sh, sw, pt, pl = st[0], st[1], pads[0], pads[1]
+    pb = max(0, (out_hw[0] - 1) * sh + kernel[0] - h - pt)
+    pr = max(0, (out_hw[1] - 1) * sw + kernel[1] - w - pl)
+    ones_w = np.ones((c, 1, kernel[0], kernel[1]), np.int64)
+    zeros, geom = np.zeros(c, np.int64), ConvGeom(sh, sw, pt, pl, pb, pr, 1, 1, c)
+    res = []
+    for src in (xz, np.abs(xz)):
+        acc = np.empty((n, c) + tuple(out_hw), np.int64)
+        conv2d_acc_ref(src, ones_w, 0, zeros, zeros, geom, acc)
+        res.append(acc)
+    cnt = np.empty((1, 1) + tuple(out_hw), np.int64)
+    conv2d_acc_ref(np.ones((1, 1, h, w), np.int64), ones_w[:1], 0, zeros[:1], zeros[:1],
+                   geom._replace(group=1), cnt)
+    return res[0], res[1], cnt
+
+
 def _count(classes: np.ndarray) -> dict:
     return {c: int(np.count_nonzero(classes == i)) for i, c in enumerate(CLASSES) if np.any(classes == i)}
 
@@ -289,8 +316,8 @@ class Explainer:
 
     # ------------------------------------------------------------------------ pool nodes
     def _pool_terms(self, node, env, mask):
-        """v = sum_window (x - zx) * sx / (count * sy), from exact integer window sums."""
-        from .steps.pool import _count_windows, _windows, pool_geometry
+        """v = sum_window (x - zx) * sx / (count * sy), from exact integer window sums (a
+        depthwise all-ones convolution, padded taps contributing 0)."""
         ctx, a = self.prog._ctx, node.attrs
         vals = [value(n, ctx, env) for n in node.inputs]
         x = np.asarray(vals[0], np.int64)
@@ -299,27 +326,19 @@ class Explainer:
         sx = float(np.asarray(vals[1], np.float32).reshape(-1)[0])
         zx = int(np.asarray(vals[2]).reshape(-1)[0]) if vals[2] is not None else 0
         sy = float(np.asarray(vals[3], np.float32).reshape(-1)[0])
-        xz = x - zx
-        if node.op == "global_avgpool":
-            hw = int(np.prod(x.shape[2:]))
-            total = xz.reshape(x.shape[0], x.shape[1], -1).sum(axis=2).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
-            tabs = np.abs(xz).reshape(x.shape[0], x.shape[1], -1).sum(axis=2).reshape(total.shape)
-            count = np.full(total.shape, hw, np.int64)
-        else:
-            kernel = list(a["kernel_shape"])
-            geo, st, di = pool_geometry(x.shape[2:], kernel, a["strides"], a["pads"], (), a["ceil_mode"],
-                                        a["auto_pad"])
-            total = sum(w.astype(np.int64) for w in _windows(xz, geo, st, di, kernel, 0))
-            tabs = sum(w.astype(np.int64) for w in _windows(np.abs(xz), geo, st, di, kernel, 0))
-            ones = np.ones((1, 1) + x.shape[2:], np.float32)
-            count = np.broadcast_to(np.asarray(_count_windows(ones, geo, st, di, kernel, a["count_include_pad"],
-                                                              x.shape[2:])).astype(np.int64), total.shape)
+        if x.ndim != 4 or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", ""):
+            return None, None
+        out_hw = mask.shape[1:3] if a.get("channels_last") else mask.shape[2:4]
+        kernel = list(a.get("kernel_shape") or x.shape[2:]) if node.op == "avgpool" else list(x.shape[2:])
+        total, tabs, count = _window_sums(x - zx, kernel, a, out_hw, node.op == "global_avgpool")
+        if node.op == "avgpool" and a.get("count_include_pad"):
+            count = np.full(count.shape, int(np.prod(kernel)), np.int64)
         if a.get("channels_last"):
             total, tabs, count = (np.moveaxis(t, 1, -1) for t in (total, tabs, count))
-        t, ta, c = total[mask], tabs[mask], count[mask]
+        t, ta, c = total[mask], tabs[mask], np.broadcast_to(count, total.shape)[mask]
         v = t * sx / (c * sy)
         exact = [Fraction(int(p)) * Fraction(sx) / (Fraction(int(q)) * Fraction(sy)) for p, q in zip(t, c)]
-        k = int(np.prod(a.get("kernel_shape") or x.shape[2:]))
+        k = int(np.prod(kernel))
         bound = 2.0 * ((k + 4) * U32 * ta * sx / (c * sy) + 4 * U32 * np.abs(v))
         dist = np.array([float(abs(e - (e.numerator // e.denominator) - Fraction(1, 2))) for e in exact])
         return dist.reshape(v.shape), bound
