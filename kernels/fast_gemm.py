@@ -25,17 +25,20 @@ The fused variant writes the ORT float requantization (kernels.requant) from the
 """
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
 
 from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
 from .jit import kernel
 from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_vnni512
 
-KC_STEPS = 128            # K block: 256 k for avx2 (B block of 16 panels = 128 KiB, in L2)
+KC_STEPS = 128            # K block (steps; literal 128 in the drivers): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
 MC_TILES = 16             # M block: at most 16 tiles of MR rows
 _GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4),
@@ -75,18 +78,24 @@ def _check_b(b, b_zp):
 
 @kernel
 def _pack_panels_impl(bw, nr, g, steps, panels):
+    """panels[(s0*n_panels + p*ns)*nr*g + ((s - s0)*nr + j)*g + t] = bw[s*g + t, p*nr + j] for
+    K blocks s0 = 0, KC, 2KC... of ns = min(KC, steps - s0) steps (0 outside bw): the panels of
+    one K block are contiguous."""
     k_, n_ = bw.shape
-    for p in range(panels.shape[0] // (steps * nr * g)):
-        for s in range(steps):
-            base = (p * steps + s) * nr * g
-            for j in range(nr):
-                col = p * nr + j
-                for t in range(g):
-                    k = s * g + t
-                    v = 0
-                    if col < n_ and k < k_:
-                        v = bw[k, col]
-                    panels[base + j * g + t] = v
+    n_panels = panels.shape[0] // (steps * nr * g)
+    for s0 in range(0, steps, 128):
+        ns = min(128, steps - s0)
+        for p in range(n_panels):
+            base = (s0 * n_panels + p * ns) * nr * g
+            for s in range(ns):
+                for j in range(nr):
+                    col = p * nr + j
+                    for t in range(g):
+                        k = (s0 + s) * g + t
+                        v = 0
+                        if col < n_ and k < k_:
+                            v = bw[k, col]
+                        panels[base + (s * nr + j) * g + t] = v
 
 
 def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
@@ -111,24 +120,94 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     return PackedB(isa, k, n, steps, panels, col_sum, abs_sum, b.copy(), b_zp)
 
 
-@kernel(parallel=True)
-def _pack_a_impl(a, add, g, mr, steps, apack):
-    """apack[(t*steps + s)*mr + r] = G values a[t*mr + r, s*G + t'] + add, lowest lane first
-    (16-bit lanes for G=2, 8-bit for G=4); zero outside a."""
-    m_, k_ = a.shape
+# Source of A, packed per (M block, K block) inside the threaded driver. geo (int64):
+#   [kind, M, K, N, mc_tiles, trans, C, H, W, OW, sh, sw, pt, pl]
+# kind 0: A[m, k] = src[m*K + k] (row-major matrix).
+# kind 1: implicit im2col of one image src = x (C, H, W) flattened, m = oy*OW + ox,
+#   k -> (coff, dy, dx) = ktab[:, k]: A[m, k] = src[coff + iy*W + ix] with iy = oy*sh - pt + dy,
+#   ix = ox*sw - pl + dx, or `pad` (the activation zero point) outside the image.
+G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_PL = range(14)
+
+
+@kernel
+def _pack_pairs(row, add, mr, ns, out):
+    """out[s*mr] = (row[2s] + add) & 0xFFFF | (row[2s+1] + add) << 16 for full pairs."""
+    for s in range(ns):
+        lo = (np.int32(row[2 * s]) + np.int32(add)) & np.int32(0xFFFF)
+        hi = (np.int32(row[2 * s + 1]) + np.int32(add)) << np.int32(16)
+        out[s * mr] = lo | hi
+
+
+@kernel
+def _pack_quads(row, add, mr, ns, out):
+    """out[s*mr] = four bytes (row[4s + u] + add) & 0xFF, lowest first, for full quads."""
+    for s in range(ns):
+        w = (np.int32(row[4 * s]) + np.int32(add)) & np.int32(0xFF)
+        w |= ((np.int32(row[4 * s + 1]) + np.int32(add)) & np.int32(0xFF)) << np.int32(8)
+        w |= ((np.int32(row[4 * s + 2]) + np.int32(add)) & np.int32(0xFF)) << np.int32(16)
+        w |= ((np.int32(row[4 * s + 3]) + np.int32(add)) << np.int32(24))
+        out[s * mr] = w
+
+
+@kernel
+def _pack_gemm_rows(src, k_, add, g, mr, m0, m1, s0, ns, apk, base0):
+    """Rows m0..m1-1 of a row-major A (.., K) into apk[base0 + (m - m0) + s*mr]."""
     bits = 32 // g
     mask = (1 << bits) - 1
-    for t in prange((m_ + mr - 1) // mr):
-        for s in range(steps):
-            for r in range(mr):
-                m = t * mr + r
-                word = 0
-                if m < m_:
-                    for u in range(g):
-                        k = s * g + u
-                        if k < k_:
-                            word |= ((np.int64(a[m, k]) + add) & mask) << (bits * u)
-                apack[(t * steps + s) * mr + r] = word
+    full = min(ns, max(k_ // g - s0, 0))
+    for m in range(m0, m1):
+        row = src[m * k_ + s0 * g:(m + 1) * k_]
+        out = apk[base0 + m - m0:]
+        if g == 2:
+            _pack_pairs(row, add, mr, full, out)
+        else:
+            _pack_quads(row, add, mr, full, out)
+        for s in range(full, ns):
+            w = 0
+            for u in range(g):
+                k = (s0 + s) * g + u
+                if k < k_:
+                    w |= ((np.int64(src[m * k_ + k]) + add) & mask) << (bits * u)
+            out[s * mr] = w
+
+
+@kernel
+def _pack_conv_rows(src, geo, ktab, pad, add, g, mr, m0, m1, s0, ns, apk, base0):
+    """Rows m0..m1-1 of the implicit im2col matrix (see geo kind 1) into apk."""
+    k_, h_, w_, ow = geo[2], geo[7], geo[8], geo[9]
+    bits = 32 // g
+    mask = (1 << bits) - 1
+    for m in range(m0, m1):
+        iy0 = (m // ow) * geo[10] - geo[12]
+        ix0 = (m % ow) * geo[11] - geo[13]
+        base = base0 + m - m0
+        for s in range(ns):
+            w = 0
+            for u in range(g):
+                k = (s0 + s) * g + u
+                if k < k_:
+                    iy, ix = iy0 + ktab[1, k], ix0 + ktab[2, k]
+                    v = np.int64(pad)
+                    if iy >= 0 and iy < h_ and ix >= 0 and ix < w_:
+                        v = np.int64(src[ktab[0, k] + iy * w_ + ix])
+                    w |= ((v + add) & mask) << (bits * u)
+            apk[base + s * mr] = w
+
+
+@kernel
+def _pack_block(src, geo, ktab, pad, add, g, mr, t0, t1, s0, ns, apk):
+    """apk[((t - t0)*ns + s)*mr + r] = G lanes (A[t*mr + r, (s0 + s)*G + u] + add), lowest lane
+    first (16-bit lanes for G=2, 8-bit for G=4); zero for rows >= M and k >= K."""
+    m_ = geo[1]
+    for t in range(t0, t1):
+        base, m0, m1 = (t - t0) * ns * mr, t * mr, min(t * mr + mr, m_)
+        if geo[0] == 0:
+            _pack_gemm_rows(src, geo[2], add, g, mr, m0, m1, s0, ns, apk, base)
+        else:
+            _pack_conv_rows(src, geo, ktab, pad, add, g, mr, m0, m1, s0, ns, apk, base)
+        for r in range(m1 - m0, mr):
+            for s in range(ns):
+                apk[base + r + s * mr] = 0
 
 
 @kernel
@@ -145,65 +224,144 @@ def _add_tile(cblk, tile, row0, col0, mr, nr):
             cblk[row0 + r, col0 + j] += tile[r * nr + j]
 
 
+@kernel(inline="always")
+def _out_value(c, mult, zp, flo, fhi, requant):
+    if requant:
+        v = np.float32(c) * mult
+        v = min(max(v, flo), fhi)
+        return np.int64(np.rint(v)) + zp
+    return np.int64(c)
+
+
 @kernel
-def _epilogue(cblk, m0, n0, m_, n_, dst, trans, requant, mult, zp, lo, hi):
+def _epilogue(cblk, m0, n0, geo, dst, rq):
     """Write the valid part of an int32 block: dst[m, n] (trans=0) or dst[n, m] (trans=1),
-    either the sum itself or its ORT float requantization."""
-    flo = np.float32(lo - zp)
-    fhi = np.float32(hi - zp)
-    for i in range(min(cblk.shape[0], m_ - m0)):
-        for j in range(min(cblk.shape[1], n_ - n0)):
-            c = cblk[i, j]
-            if requant:
-                v = np.float32(c) * mult[n0 + j]
-                v = min(max(v, flo), fhi)
-                val = np.int64(np.rint(v)) + zp
-            else:
-                val = np.int64(c)
-            if trans:
-                dst[n0 + j, m0 + i] = val
-            else:
-                dst[m0 + i, n0 + j] = val
+    the sum itself or its ORT float requantization (rq = (requant, mult, zp, lo, hi))."""
+    requant, mult, zp, lo, hi = rq
+    flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
+    mi, nj = min(cblk.shape[0], geo[1] - m0), min(cblk.shape[1], geo[3] - n0)
+    if geo[5]:
+        for j in range(nj):
+            mj = mult[(n0 + j) % mult.size]
+            for i in range(mi):
+                dst[n0 + j, m0 + i] = _out_value(cblk[i, j], mj, zp, flo, fhi, requant)
+    else:
+        for i in range(mi):
+            for j in range(nj):
+                dst[m0 + i, n0 + j] = _out_value(cblk[i, j], mult[(n0 + j) % mult.size], zp, flo, fhi, requant)
 
 
-@kernel(parallel=True)
-def _drive_avx2(apack, m_, n_, panels, steps, offs, mc_tiles, dst, trans, requant, mult, zp, lo, hi):
-    mr, nr = 6, 16
-    n_tiles, n_panels = (m_ + mr - 1) // mr, (n_ + nr - 1) // nr
-    n_mb, n_nb = (n_tiles + mc_tiles - 1) // mc_tiles, (n_panels + 15) // 16
-    for item in prange(n_mb * n_nb):
-        t0, p0 = (item // n_nb) * mc_tiles, (item % n_nb) * 16
-        t1, p1 = min(t0 + mc_tiles, n_tiles), min(p0 + 16, n_panels)
+@kernel
+def _drive_avx2(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
+    """Items i0..i1-1 of the (M block, N block) grid (n_nb N blocks per row of items); per item,
+    for each K block: pack its A tiles,
+    then for each tile and panel run the 6x16 vpmaddwd micro-kernel into an int32 block."""
+    mr, nr, g, nc = 6, 16, 2, 16
+    steps, mc = (geo[2] + g - 1) // g, geo[4]
+    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
+    n_nb = (n_panels + nc - 1) // nc
+    for item in range(i0, i1):
+        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
+        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
         cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
         _init_block(cblk, offs, p0 * nr)
         tile = np.empty(mr * nr, np.int32)
+        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
             ns = min(128, steps - s0)
+            _pack_block(src, geo, ktab, pad_add[0], pad_add[1], g, mr, t0, t1, s0, ns, apk)
             for t in range(t0, t1):
                 for p in range(p0, p1):
-                    mk_avx2(apack, (t * steps + s0) * mr, panels, (p * steps + s0) * nr * 2, ns, tile)
+                    mk_avx2(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
                     _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
-        _epilogue(cblk, t0 * mr, p0 * nr, m_, n_, dst, trans, requant, mult, zp, lo, hi)
+        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
 
 
-@kernel(parallel=True)
-def _drive_vnni512(apack, m_, n_, panels, steps, offs, mc_tiles, dst, trans, requant, mult, zp, lo, hi):
-    mr, nr = 6, 32
-    n_tiles, n_panels = (m_ + mr - 1) // mr, (n_ + nr - 1) // nr
-    n_mb, n_nb = (n_tiles + mc_tiles - 1) // mc_tiles, (n_panels + 7) // 8
-    for item in prange(n_mb * n_nb):
-        t0, p0 = (item // n_nb) * mc_tiles, (item % n_nb) * 8
-        t1, p1 = min(t0 + mc_tiles, n_tiles), min(p0 + 8, n_panels)
+@kernel
+def _drive_vnni512(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
+    """As _drive_avx2 with the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on VNNI hosts."""
+    mr, nr, g, nc = 6, 32, 4, 8
+    steps, mc = (geo[2] + g - 1) // g, geo[4]
+    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
+    n_nb = (n_panels + nc - 1) // nc
+    for item in range(i0, i1):
+        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
+        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
         cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
         _init_block(cblk, offs, p0 * nr)
         tile = np.empty(mr * nr, np.int32)
+        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
             ns = min(128, steps - s0)
+            _pack_block(src, geo, ktab, pad_add[0], pad_add[1], g, mr, t0, t1, s0, ns, apk)
             for t in range(t0, t1):
                 for p in range(p0, p1):
-                    mk_vnni512(apack, (t * steps + s0) * mr, panels, (p * steps + s0) * nr * 4, ns, tile)
+                    mk_vnni512(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
                     _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
-        _epilogue(cblk, t0 * mr, p0 * nr, m_, n_, dst, trans, requant, mult, zp, lo, hi)
+        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
+
+
+# Work sharing for the nogil drivers: chunks of items are claimed dynamically by the calling
+# thread and a small persistent pool, so a call never waits for a worker that has not started.
+# (Not Numba's prange: with the OpenMP layer a parallel region ends at a barrier every team
+# thread must reach; on a loaded machine a sleeping worker takes milliseconds to wake and the
+# caller waits for it even when it could have done all the work itself.)
+_state = {"threads": min(2, os.cpu_count() or 1), "pool": None, "size": 0}
+_lock = threading.Lock()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the fast kernels (the caller counts as one)."""
+    if int(n) < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    _state["threads"] = int(n)
+
+
+def get_num_threads() -> int:
+    return _state["threads"]
+
+
+def _pool(workers):
+    with _lock:
+        if _state["pool"] is None or _state["size"] < workers:
+            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intsim")
+            _state["size"] = workers
+        return _state["pool"]
+
+
+def parallel_items(fn, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:
+    """Call fn(i0, i1) over disjoint chunks covering range(n_items); returns when all are done.
+    fn must release the GIL (nogil kernels) and chunks must write disjoint outputs."""
+    threads = _state["threads"] if threads is None else int(threads)
+    if threads <= 1 or n_items <= 1:
+        fn(0, n_items)
+        return
+    chunk = max(1, n_items // (per_thread * threads))
+    n_chunks = -(-n_items // chunk)
+    counter, done, errors = itertools.count(), [0], []
+    finished, lock = threading.Event(), threading.Lock()
+
+    def work():
+        while True:
+            c = next(counter)
+            if c >= n_chunks:
+                return
+            try:
+                fn(c * chunk, min((c + 1) * chunk, n_items))
+            except BaseException as e:      # reported by the caller
+                errors.append(e)
+            with lock:
+                done[0] += 1
+                if done[0] == n_chunks:
+                    finished.set()
+
+    pool = _pool(threads - 1)
+    for _ in range(threads - 1):
+        pool.submit(work)
+    work()
+    finished.wait()
+    if errors:
+        raise errors[0]
 
 
 _DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512}
@@ -248,28 +406,40 @@ def fits_int32(packed, a_dtype, a_zp, bias) -> bool:
     return bool(bound.max(initial=0.0) < 2.0**31 - 2**12)
 
 
-def pack_a(a, packed, add, apack=None):
-    """Pack activations (M, K) into the micro-kernel's A panels (a reused buffer if given)."""
-    mr, _, g = _GEOM[packed.isa]
-    size = _ceil(a.shape[0], mr) * packed.steps * mr
-    if apack is None or apack.size < size:
-        apack = np.empty(size, np.int32)
-    _pack_a_impl(a, add, g, mr, packed.steps, apack)
-    return apack
-
-
-def _mc_tiles(m, n, packed, threads=2):
-    """M block size: up to MC_TILES tiles, smaller when that leaves threads idle."""
-    mr, nr, _ = _GEOM[packed.isa]
+def _mc_tiles(m, n, isa, threads=2):
+    """M block size: up to MC_TILES tiles, smaller when that would leave threads idle."""
+    mr, nr, _ = _GEOM[isa]
     n_blocks = _ceil(_ceil(n, nr), NC_PANELS if nr == 16 else 8)
-    want = max(4 * threads // n_blocks, 1)
+    want = max(_ceil(4 * threads, n_blocks), 1)
     return int(min(MC_TILES, max(1, _ceil(_ceil(m, mr), want))))
 
 
-def _run(apack, m, packed, offs, dst, trans, requant, mult, zp, lo, hi):
+def gemm_geo(m, k, n, isa, trans=0):
+    """The driver's descriptor of a row-major A (M, K)."""
+    return np.array([0, m, k, n, _mc_tiles(m, n, isa), trans, 0, 0, 0, 1, 1, 1, 0, 0], np.int64)
+
+
+_NO_KTAB = np.zeros((3, 1), np.int64)
+
+
+def n_items(geo, isa) -> int:
+    """Number of (M block, N block) work items of the driver for descriptor geo."""
+    mr, nr, _ = _GEOM[isa]
+    nc = NC_PANELS if nr == 16 else 8
+    return _ceil(_ceil(int(geo[G_M]), mr), int(geo[G_MC])) * _ceil(_ceil(int(geo[G_N]), nr), nc)
+
+
+def run_packed(src, geo, ktab, pad, add, packed, offs, dst, rq, threads=None) -> None:
+    """Pointer-level entry: every argument is validated by the public wrappers
+    (gemm_packed*, kernels.fast_conv); call it only through them."""
     drive = _DRIVERS["avx512vnni" if packed.isa == "avxvnni" else packed.isa]
-    drive(apack, m, packed.n, packed.panels, packed.steps, offs, _mc_tiles(m, packed.n, packed),
-          dst, trans, requant, mult, np.int64(zp), np.int64(lo), np.int64(hi))
+    pad_add = np.array([pad, add], np.int64)
+    parallel_items(lambda i0, i1: drive(src, geo, ktab, pad_add, packed.panels, offs, dst, rq, i0, i1),
+                   n_items(geo, packed.isa), threads)
+
+
+def _rq_none():
+    return (False, np.ones(1, np.float32), np.int64(0), np.int64(0), np.int64(0))
 
 
 def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
@@ -287,8 +457,9 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
         gemm_acc(a, packed.b, a_zp, packed.b_zp, bias, acc)
         return
     offs, o = _offsets(packed, a.dtype, a_zp, bias)
-    apack = pack_a(a, packed, o)
-    _run(apack, a.shape[0], packed, offs, acc, 0, False, np.ones(1, np.float32), 0, 0, 0)
+    a = np.ascontiguousarray(a)
+    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), _NO_KTAB,
+               a_zp, o, packed, offs, acc, _rq_none())
 
 
 def gemm_packed_ref(a, a_zp, packed: PackedB, bias, acc) -> None:
@@ -322,8 +493,10 @@ def gemm_packed_requant(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -
         _requant_rows(acc, mult, zp, lo, hi, out)
         return
     offs, o = _offsets(packed, a.dtype, a_zp, bias)
-    apack = pack_a(a, packed, o)
-    _run(apack, a.shape[0], packed, offs, out, 0, True, mult, zp, lo, hi)
+    a = np.ascontiguousarray(a)
+    rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
+    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), _NO_KTAB,
+               a_zp, o, packed, offs, out, rq)
 
 
 def _requant_rows(acc, mult, zp, lo, hi, out):
