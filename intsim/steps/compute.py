@@ -112,17 +112,17 @@ def _count_events(node, ctx, events, tap):
                                   f"(use --acc-overflow wrap or saturate to simulate it)")
 
 
-def _finish_and_requant(node, ctx, acc64, layout, tap):
-    """acc64: int64 accumulators; layout (P, C, Q) view for the requantizer."""
+def _finish_accumulator(node, ctx, acc64, layout, tap):
+    """Apply the accumulator model to the int64 sums and record per-channel min/max in the tap
+    (layout: the (P, C, Q) view of the accumulators). ConvInteger/MatMulInteger get int32."""
     acc = finish(acc64, ctx.accumulator, node.name)
     if tap is not None:
         a3 = acc.reshape(layout)
         tap["acc_min"] = a3.min(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
         tap["acc_max"] = a3.max(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
-    b = acc
     if not node.attrs.get("requant"):
         return acc.astype(np.int32)
-    return b
+    return acc
 
 
 # ---------------------------------------------------------------------------------- conv
@@ -218,7 +218,7 @@ def prepare_conv(node, ctx):
         acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom, bound.mode)
         _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape
-        acc = _finish_and_requant(node, ctx, acc, (n, m, oh * ow), tap)
+        acc = _finish_accumulator(node, ctx, acc, (n, m, oh * ow), tap)
         out_shape = (n, m, ow) if one_d else (n, m, oh, ow)
         if not node.attrs.get("requant"):
             env[node.outputs[0]] = acc.reshape(out_shape)
@@ -307,7 +307,7 @@ def prepare_matmul(node, ctx):
         acc, events = _kernel_call(node, _matmul_accumulate, a2, bound.w, bound, bound.mode)
         _count_events(node, ctx, events, tap)
         nch = acc.shape[-1]
-        acc = _finish_and_requant(node, ctx, acc, (-1, nch, 1), tap)
+        acc = _finish_accumulator(node, ctx, acc, (-1, nch, 1), tap)
         shape = acc.shape[1:] if squeeze else acc.shape
         if not node.attrs.get("requant"):
             env[node.outputs[0]] = acc.reshape(shape)
