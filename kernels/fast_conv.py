@@ -1,0 +1,257 @@
+"""Fast exact integer 2-D convolution (NCHW) through the fast GEMM engine.
+
+Contract (as kernels.conv.conv2d_acc, for x uint8/int8 and w int8/uint8, int4 weights as int8):
+
+    acc[n, m, oy, ox] = bias[m] + sum_{c, ky, kx} (x[n, g*Cg + c, iy, ix] - x_zp) * (w[m, c, ky, kx] - w_zp[m])
+
+with g = m // (M / group), iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the
+image count as x_zp (contribute 0). acc int32 (the exact sum wrapped mod 2**32) or int64 (exact).
+
+- General and grouped convs: per image and group, an implicit-im2col GEMM (kernels.fast_gemm):
+  A[p, k] with p = oy*OW + ox and k = (c*KH + ky)*KW + kx (the canonical K order) is gathered
+  block by block straight into the micro-kernel's panels (no im2col buffer); the weights
+  B[k, j] = w[g*Mg + j, c, ky, kx] are packed once by `pack_conv`; the result is written
+  transposed into the NCHW output. 1x1 convs are the same GEMM with K = C.
+- Depthwise (group == C, one input channel per group): a dedicated kernel; per output plane,
+  int32 sums of the KH*KW products (|product| < 2**17, so exact for KH*KW < 2**14), plus bias in int64.
+The fused variants apply the ORT float requantization of kernels.requant per output channel.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import cpu
+from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
+from .fast_gemm import (G_MC, PackedB, _mc_tiles, _offsets, _rq_none, fits_int32, pack_b,
+                        parallel_items, run_packed)
+from .jit import kernel
+from .requant import requant_float, requant_float_ref
+
+
+class PackedConv(NamedTuple):
+    """Conv weights prepared once: `packs` holds one PackedB per group (GEMM kinds), or the
+    zero-point-subtracted taps wz (M, KH*KW) int32 for the depthwise kind."""
+    kind: str                 # "gemm" | "depthwise" | "portable"
+    geom: ConvGeom
+    m: int
+    cg: int
+    kh: int
+    kw: int
+    packs: tuple
+    wz: np.ndarray
+    w: np.ndarray
+    w_zp: np.ndarray
+
+
+def _check_w(w, w_zp, geom):
+    if not isinstance(w, np.ndarray) or w.ndim != 4 or w.dtype not in (np.int8, np.uint8):
+        raise ValueError(f"pack_conv: weight w must be a 4-D int8/uint8 array, got "
+                         f"{getattr(w, 'dtype', type(w))} {getattr(w, 'shape', '')}")
+    if min(w.shape) < 1 or geom.group < 1 or w.shape[0] % geom.group:
+        raise ValueError(f"pack_conv: weight {w.shape} does not split into {geom.group} groups")
+    if w_zp.shape != (w.shape[0],):
+        raise ValueError(f"pack_conv: w_zp {w_zp.shape} must be ({w.shape[0]},)")
+
+
+def is_depthwise(w_shape, geom: ConvGeom) -> bool:
+    return w_shape[1] == 1 and geom.group > 1 and w_shape[0] % geom.group == 0
+
+
+def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
+    """Prepare conv weights w (M, C/group, KH, KW) with per-channel zero points w_zp (M,)."""
+    w_zp = np.ascontiguousarray(np.broadcast_to(np.asarray(w_zp, np.int64), (np.shape(w)[0],)))
+    _check_w(w, w_zp, geom)
+    isa = cpu.best_isa() if isa is None else isa
+    m, cg, kh, kw = w.shape
+    wz = np.zeros((0, 0), np.int32)
+    if isa == "portable":
+        return PackedConv("portable", geom, m, cg, kh, kw, (), wz, w.copy(), w_zp)
+    if is_depthwise(w.shape, geom) and kh * kw < 2**14:
+        wz = (w.reshape(m, kh * kw).astype(np.int64) - w_zp[:, None]).astype(np.int32)
+        return PackedConv("depthwise", geom, m, cg, kh, kw, (), wz, w.copy(), w_zp)
+    mg = m // geom.group
+    b = w.reshape(geom.group, mg, cg * kh * kw).transpose(0, 2, 1)
+    packs = tuple(pack_b(np.ascontiguousarray(b[g]), w_zp[g * mg:(g + 1) * mg], isa)
+                  for g in range(geom.group))
+    return PackedConv("gemm", geom, m, cg, kh, kw, packs, wz, w.copy(), w_zp)
+
+
+def _check_x(x, pc: PackedConv, where):
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, np.int8):
+        raise ValueError(f"{where}: input x must be a 4-D uint8/int8 array, got "
+                         f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+    g = pc.geom
+    if x.shape[1] != pc.cg * g.group:
+        raise ValueError(f"{where}: x has {x.shape[1]} channels, weights expect {pc.cg * g.group}")
+    if min(g.stride_h, g.stride_w, g.dil_h, g.dil_w) < 1 or \
+            min(g.pad_top, g.pad_left, g.pad_bottom, g.pad_right) < 0:
+        raise ValueError(f"{where}: strides/dilations must be >= 1 and pads >= 0, got {g}")
+    oh, ow = conv_out_hw(x.shape[2], x.shape[3], pc.kh, pc.kw, g)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{where}: kernel {pc.kh}x{pc.kw} (dilated) is larger than the padded "
+                         f"input {x.shape[2]}x{x.shape[3]}")
+    return x.shape[0], pc.m, oh, ow
+
+
+def _check_dst(dst, shape, dtypes, where, name):
+    if not isinstance(dst, np.ndarray) or dst.shape != shape or dst.dtype not in dtypes:
+        raise ValueError(f"{where}: {name} must be {'/'.join(np.dtype(d).name for d in dtypes)} "
+                         f"{shape}, got {getattr(dst, 'dtype', None)} {getattr(dst, 'shape', None)}")
+    if not dst.flags.c_contiguous:
+        raise ValueError(f"{where}: {name} must be C-contiguous")
+
+
+def _ktab(pc: PackedConv, h, w):
+    """k -> (channel offset c*H*W, ky*dh, kx*dw), k = (c*KH + ky)*KW + kx."""
+    c, ky, kx = np.meshgrid(np.arange(pc.cg), np.arange(pc.kh), np.arange(pc.kw), indexing="ij")
+    return np.stack([c.ravel() * h * w, ky.ravel() * pc.geom.dil_h,
+                     kx.ravel() * pc.geom.dil_w]).astype(np.int64)
+
+
+def _conv_geo(pc, pack: PackedB, h, w, oh, ow):
+    g = pc.geom
+    p = oh * ow
+    geo = np.array([1, p, pack.k, pack.n, 1, 1, pc.cg, h, w, ow, g.stride_h, g.stride_w,
+                    g.pad_top, g.pad_left], np.int64)
+    geo[G_MC] = _mc_tiles(p, pack.n, pack.isa)
+    return geo
+
+
+def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq, oh, ow):
+    n_img, _, h, w = x.shape
+    mg = pc.m // pc.geom.group
+    ktab = _ktab(pc, h, w)
+    xc = np.ascontiguousarray(x)
+    plan = []
+    for g, pack in enumerate(pc.packs):
+        offs, o = _offsets(pack, x.dtype, x_zp, bias[g * mg:(g + 1) * mg])
+        grq = rq if not rq[0] else (True, rq[1][g * mg:(g + 1) * mg].copy()) + tuple(rq[2:])
+        plan.append((pack, offs, o, _conv_geo(pc, pack, h, w, oh, ow), grq))
+    for n in range(n_img):
+        for g, (pack, offs, o, geo, grq) in enumerate(plan):
+            src = xc[n, g * pc.cg:(g + 1) * pc.cg].reshape(-1)
+            out = dst[n, g * mg:(g + 1) * mg].reshape(mg, oh * ow)
+            run_packed(src, geo, ktab, x_zp, o, pack, offs, out, grq)
+
+
+@kernel
+def _depthwise_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
+    """Planes i0..i1-1 (plane = n*M + m) of the depthwise conv, geo = [KH, KW, sh, sw, pt, pl, dh, dw]."""
+    n_, c_, h_, w_ = x.shape
+    m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
+    kh_, kw_, sh, sw, pt, pl, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
+    mult_ch = m_ // c_
+    requant, mult, zp, lo, hi = rq
+    flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
+    row = np.empty(ow_, np.int32)
+    for plane in range(i0, i1):
+        n, m = plane // m_, plane % m_
+        ci = m // mult_ch
+        for oy in range(oh_):
+            row[:] = 0
+            for ky in range(kh_):
+                iy = oy * sh - pt + ky * dh
+                if iy < 0 or iy >= h_:
+                    continue
+                xr = x[n, ci, iy]
+                for kx in range(kw_):
+                    wv = wz[m, ky * kw_ + kx]
+                    off = kx * dw - pl
+                    lo_ox = max(0, (-off + sw - 1) // sw)
+                    hi_ox = min(ow_, (w_ - 1 - off) // sw + 1)
+                    for ox in range(lo_ox, hi_ox):
+                        row[ox] += (np.int32(xr[ox * sw + off]) - np.int32(x_zp)) * wv
+            for ox in range(ow_):
+                acc = np.int64(row[ox]) + bias[m]
+                if requant:
+                    v = np.float32(np.int32(acc)) * mult[m]          # the int32 (wrapped) sum
+                    v = min(max(v, flo), fhi)
+                    dst[n, m, oy, ox] = np.int64(np.rint(v)) + zp
+                else:
+                    dst[n, m, oy, ox] = acc
+
+
+def _depthwise(x, x_zp, pc: PackedConv, bias, dst, rq):
+    g = pc.geom
+    geo = np.array([pc.kh, pc.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w],
+                   np.int64)
+    xc = np.ascontiguousarray(x)
+    parallel_items(lambda i0, i1: _depthwise_impl(xc, np.int64(x_zp), pc.wz, bias, geo, dst, rq, i0, i1),
+                   x.shape[0] * pc.m)
+
+
+def _depthwise_fits(x, x_zp, pc, bias):
+    info = np.iinfo(x.dtype)
+    amax = max(abs(int(info.max) - int(x_zp)), abs(int(info.min) - int(x_zp)))
+    bound = np.abs(bias.astype(np.float64)) + amax * np.abs(pc.wz.astype(np.float64)).sum(1)
+    return bool(bound.max(initial=0.0) < 2.0**31 - 2**12)
+
+
+def _prepare(x, x_zp, pc, bias, where):
+    if not isinstance(pc, PackedConv):
+        raise ValueError(f"{where}: weights must come from pack_conv")
+    shape = _check_x(x, pc, where)
+    info = np.iinfo(x.dtype)
+    if not info.min <= int(x_zp) <= info.max:
+        raise ValueError(f"{where}: x_zp {x_zp} outside the {x.dtype} range")
+    bias = np.ascontiguousarray(np.broadcast_to(np.asarray(bias, np.int64), (pc.m,)))
+    return shape, bias
+
+
+def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
+    """acc (N, M, OH, OW) int32 (wraps) or int64 (exact): the conv of the module docstring."""
+    where = "conv2d_fast"
+    shape, bias = _prepare(x, x_zp, pc, bias, where)
+    _check_dst(acc, shape, (np.int32, np.int64), where, "acc")
+    exact64 = acc.dtype == np.int64 and not _fits(x, x_zp, pc, bias)
+    if pc.kind == "portable" or exact64:
+        conv2d_acc(x, pc.w, x_zp, pc.w_zp, bias, pc.geom, acc)
+    elif pc.kind == "depthwise":
+        _depthwise(x, x_zp, pc, bias, acc, _rq_none())
+    else:
+        _gemm_conv(x, x_zp, pc, bias, acc, _rq_none(), shape[2], shape[3])
+
+
+def _fits(x, x_zp, pc, bias):
+    if pc.kind == "depthwise":
+        return _depthwise_fits(x, x_zp, pc, bias)
+    mg = pc.m // pc.geom.group
+    return all(fits_int32(p, x.dtype, x_zp, bias[g * mg:(g + 1) * mg]) for g, p in enumerate(pc.packs))
+
+
+def conv2d_fast_ref(x, x_zp, pc: PackedConv, bias, acc) -> None:
+    """NumPy int64 twin of conv2d_fast (from the unpacked weights kept in pc)."""
+    bias = np.broadcast_to(np.asarray(bias, np.int64), (pc.m,))
+    conv2d_acc_ref(x, pc.w, x_zp, pc.w_zp, bias, pc.geom, acc)
+
+
+def conv2d_fast_requant(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) -> None:
+    """out (N, M, OH, OW) uint8/int8 = clamp(rint_RNE(f32(acc) * mult[m]) + zp, lo, hi), all
+    float32, acc the int32 (wrapped) sum of conv2d_fast."""
+    where = "conv2d_fast_requant"
+    shape, bias = _prepare(x, x_zp, pc, bias, where)
+    _check_dst(out, shape, (np.uint8, np.int8), where, "out")
+    mult = np.ascontiguousarray(np.broadcast_to(np.asarray(mult, np.float32), (pc.m,)))
+    info = np.iinfo(out.dtype)
+    if not (info.min <= lo <= zp <= hi <= info.max) or not np.all(np.isfinite(mult)):
+        raise ValueError(f"{where}: need finite mult and {info.min} <= lo <= zp <= hi <= {info.max}")
+    rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
+    if pc.kind == "portable":
+        acc = np.empty(shape, np.int32)
+        conv2d_acc(x, pc.w, x_zp, pc.w_zp, bias, pc.geom, acc)
+        requant_float(acc.reshape(shape[0], shape[1], -1), mult, zp, lo, hi, out.reshape(shape[0], shape[1], -1))
+    elif pc.kind == "depthwise":
+        _depthwise(x, x_zp, pc, bias, out, rq)
+    else:
+        _gemm_conv(x, x_zp, pc, bias, out, rq, shape[2], shape[3])
+
+
+def conv2d_fast_requant_ref(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) -> None:
+    """NumPy twin: int64 conv wrapped to int32, then the float32 requantization."""
+    acc = np.empty(out.shape, np.int32)
+    conv2d_fast_ref(x, x_zp, pc, bias, acc)
+    mult = np.broadcast_to(np.asarray(mult, np.float32), (pc.m,))
+    requant_float_ref(acc.reshape(out.shape[0], out.shape[1], -1), mult, zp, lo, hi,
+                      out.reshape(out.shape[0], out.shape[1], -1))
