@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .gemm import (centre, centred_bound, check_acc, check_int_operand, check_scalar_zp, check_vector,
-                   gemm_centred_impl, k_block)
+                   gemm_centred_impl, int64_out, k_block, store_acc)
 from .jit import kernel
 
 
@@ -175,9 +175,9 @@ def conv2d_acc(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
     x, w, x_zp, w_zp, bias, geom = _check(x, w, x_zp, w_zp, bias, geom, acc)
     xb = centred_bound(x.dtype, x_zp, x_zp)
     wb = centred_bound(w.dtype, int(w_zp.min(initial=0)), int(w_zp.max(initial=0)))
-    xc = centre(x, x_zp, xb)
-    wc = centre(w, w_zp[:, None, None, None], wb)
-    out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
+    xc = centre(x, x_zp, max(xb, wb))          # one dtype for both operands
+    wc = centre(w, w_zp[:, None, None, None], max(xb, wb))
+    out = int64_out(acc)
     m, cg, kh, kw = w.shape
     if cg == 1:
         _depthwise_impl(xc, wc, bias, geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left,
@@ -185,8 +185,7 @@ def conv2d_acc(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
     else:
         pointwise = kh == kw == 1 and geom.stride_h == geom.stride_w == 1 and not any(geom[2:6])
         _gemm_groups(xc, wc, bias, geom, k_block(xb, wb), out, im2col=not pointwise)
-    if out is not acc:
-        acc[...] = out
+    store_acc(acc, out)
 
 
 def conv2d_acc_ref(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:

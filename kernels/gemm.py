@@ -5,10 +5,11 @@
 a (M, K), b (K, N): integer dtypes of at most 32 bits (int64 inputs are accepted when their
 values fit int32); a_zp: scalar int; b_zp, bias: int64 (N,); acc (M, N) int32 or int64,
 written in place. The sum is formed in int64 (exact for 8- and 16-bit operands; beyond that it
-wraps modulo 2**64 like the NumPy twin); storing into an int32 `acc` wraps (two's complement).
+wraps modulo 2**64 like the NumPy twin); storing into an int32 `acc` wraps (two's complement, in `store_acc`).
 
 How the kernel stays exact and fast: both operands are centred first (a - a_zp, b - b_zp) into
-the narrowest of int16/int32/int64 that holds them. When |a - a_zp| <= A and |b - b_zp| <= B
+the narrowest of int16/int32/int64 that holds both (one dtype for both operands keeps the
+number of compiled specializations small). When |a - a_zp| <= A and |b - b_zp| <= B
 (bounds from the dtypes and zero points, not the data), a run of `kblock = (2**31 - 1) // (A*B)`
 products cannot leave int32, so each run is summed in int32 (vectorizable) and the runs are
 added in int64. If A*B >= 2**31, every product is summed in int64. Loop order (m, k, n).
@@ -47,6 +48,19 @@ def check_acc(name: str, acc: np.ndarray, shape: tuple) -> None:
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {acc.shape}")
     if not acc.flags.writeable:
         raise ValueError(f"{name} is read-only")
+
+
+def int64_out(acc: np.ndarray) -> np.ndarray:
+    """Where a kernel writes its int64 sums: `acc` itself when it is a C-contiguous int64
+    array, else a fresh int64 buffer that `store_acc` then narrows into `acc`."""
+    return acc if acc.dtype == np.int64 and acc.flags.c_contiguous else np.empty(acc.shape, np.int64)
+
+
+def store_acc(acc: np.ndarray, out: np.ndarray) -> None:
+    """The one place where the accumulator width is applied: int64 sums stored into an int32
+    `acc` keep their low 32 bits (two's complement wrap, NumPy's int64 -> int32 cast)."""
+    if out is not acc:
+        acc[...] = out.astype(acc.dtype)
 
 
 def check_scalar_zp(name: str, zp) -> int:
@@ -164,7 +178,8 @@ def _prepare(a, b, a_zp, b_zp, bias, nd):
     bias = check_vector("bias", bias, n)
     zl, zh = (int(b_zp.min()), int(b_zp.max())) if n else (0, 0)
     a_bound, b_bound = centred_bound(a.dtype, a_zp, a_zp), centred_bound(b.dtype, zl, zh)
-    ac, bc = centre(a, a_zp, a_bound), centre(b, b_zp, b_bound)
+    common = max(a_bound, b_bound)
+    ac, bc = centre(a, a_zp, common), centre(b, b_zp, common)
     return ac, bc, bias, k_block(a_bound, b_bound)
 
 
@@ -173,7 +188,9 @@ def gemm_acc(a, b, a_zp, b_zp, bias, acc) -> None:
     into `acc` (int32: wraps; int64: exact). Raises ValueError on bad shapes or dtypes."""
     ac, bc, bias, kb = _prepare(a, b, a_zp, b_zp, bias, 2)
     check_acc("acc", acc, (ac.shape[0], bc.shape[1]))
-    gemm_centred_impl(ac, bc, np.zeros(ac.shape[0], np.int64), bias, kb, acc)
+    out = int64_out(acc)
+    gemm_centred_impl(ac, bc, np.zeros(ac.shape[0], np.int64), bias, kb, out)
+    store_acc(acc, out)
 
 
 def gemm_acc_ref(a, b, a_zp, b_zp, bias, acc) -> None:
@@ -188,7 +205,9 @@ def batched_gemm_acc(a, b, a_zp, b_zp, bias, acc) -> None:
     is the caller's job); a_zp, b_zp and bias are shared by all entries."""
     ac, bc, bias, kb = _prepare(a, b, a_zp, b_zp, bias, 3)
     check_acc("acc", acc, (ac.shape[0], ac.shape[1], bc.shape[2]))
-    _batched_impl(ac, bc, bias, kb, acc)
+    out = int64_out(acc)
+    _batched_impl(ac, bc, bias, kb, out)
+    store_acc(acc, out)
 
 
 def batched_gemm_acc_ref(a, b, a_zp, b_zp, bias, acc) -> None:
