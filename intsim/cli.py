@@ -91,10 +91,20 @@ def main(argv=None) -> int:
     except IntsimError as e:
         if args.debug:
             raise
-        print(f"intsim: error: {e}", file=sys.stderr)
+        print(f"intsim: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: still one line and exit 2, traceback with --debug
+        if args.debug:
+            raise
+        print(f"intsim: internal error ({type(e).__name__}): {_one_line(e)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _quantize_adapter(m):

@@ -15,6 +15,7 @@ import numpy as np
 from .accumulator import Accumulator
 from .errors import IntsimError, ShapeError
 from .ir import FloatType, Graph, IntType
+from .limits import check_bytes, check_shape, current, limited
 from .steps import load_all
 from .targets import get_target
 
@@ -42,9 +43,23 @@ def _as_int(x: np.ndarray, name: str, dtype) -> np.ndarray:
     return y
 
 
+def _produced_bytes(node, env) -> int:
+    """Bytes of `node`'s outputs, each checked against the limits; the caller adds them to the
+    running total of tensors a run keeps (a step's own buffers are checked before allocation)."""
+    total = 0
+    for o in node.outputs:
+        if o and o in env:
+            v = env[o]
+            shape, itemsize = np.shape(v), getattr(np.asarray(v).dtype, "itemsize", 8)
+            check_shape(shape, itemsize, f"{node.origin or node.name}: output '{o}'")
+            total += int(np.asarray(v).nbytes)
+    return total
+
+
 class Program:
     def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None):
         self.graph = graph
+        self.limits = current()
         self.target = get_target(target)
         self.accumulator = accumulator or Accumulator()
         self._ctx = _Context(graph, self.target, self.accumulator)
@@ -76,6 +91,8 @@ class Program:
                 x = _as_int(x, name, t.dtype)
             if isinstance(t.dtype, IntType) and not np.issubdtype(x.dtype, np.integer):
                 raise ShapeError(f"input '{name}' must be {t.dtype} integers, got {x.dtype}")
+            if isinstance(t.dtype, FloatType) and not np.issubdtype(x.dtype, np.floating):
+                raise ShapeError(f"input '{name}' must be {t.dtype}, got {x.dtype}")
             if isinstance(t.dtype, FloatType) and np.issubdtype(x.dtype, np.floating):
                 x = x.astype(t.dtype.storage, copy=False)
             elif isinstance(t.dtype, IntType):
@@ -92,15 +109,27 @@ class Program:
         return env
 
     def run(self, feeds: dict, taps: bool = False):
+        """Run on `feeds`, under the limits in force when the program was loaded."""
+        with limited(self.limits):
+            return self._run(feeds, taps)
+
+    def _run(self, feeds: dict, taps: bool):
+        if not isinstance(feeds, dict):
+            raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
         env = self._check_feeds(feeds)
         tap_all = {} if taps else None
+        live = sum(np.asarray(v).nbytes for v in env.values())
         for node, fn in self._steps:
             tap = {"op": node.op, "origin": node.origin} if taps else None
             fn(env, tap)
+            live += _produced_bytes(node, env)
+            check_bytes(live, f"tensors alive after {node.origin or node.name}")
             if taps:
                 tap["outputs"] = {o: env[o] for o in node.outputs if o}
                 tap_all[node.name] = tap
         outs = {}
         for name in self.graph.outputs:
+            if name not in env and name not in self.graph.constants:
+                raise IntsimError(f"graph output '{name}' was not produced")
             outs[name] = env[name] if name in env else self.graph.constants[name]
         return (outs, tap_all) if taps else outs

@@ -29,17 +29,20 @@ def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
 
 
 def _check_strings(model: onnx.ModelProto) -> None:
-    """Decode every name the importer reads: a corrupt file may hold invalid UTF-8, which
-    protobuf only reports when the field is read."""
+    """Every name the importer reads must be valid UTF-8: protobuf hands a corrupt string field
+    back as `bytes` (or raises when it is read), and copying it into a new node then fails."""
     try:
-        _ = [(o.domain, o.version) for o in model.opset_import]
+        names = [o.domain for o in model.opset_import]
         for g in _graphs(model.graph):
-            _ = [g.name] + [v.name for v in list(g.input) + list(g.output) + list(g.value_info)]
-            _ = [t.name for t in list(g.initializer) + [s.values for s in g.sparse_initializer]]
+            names += [g.name] + [v.name for v in list(g.input) + list(g.output) + list(g.value_info)]
+            names += [t.name for t in list(g.initializer) + [s.values for s in g.sparse_initializer]]
             for n in g.node:
-                _ = [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+                names += [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {e}") from None
+    bad = next((v for v in names if not isinstance(v, str)), None)
+    if bad is not None:
+        raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {bad[:40]!r}")
 
 
 def _graphs(g: onnx.GraphProto):
@@ -61,6 +64,14 @@ def _check_sizes(model: onnx.ModelProto) -> None:
     for t in external_data_helper._get_all_tensors(model):
         total += check_tensor_proto(t, f"tensor '{t.name}'")
     check_bytes(total, "all initializers together")
+
+
+def _check_opsets(model: onnx.ModelProto) -> None:
+    """The ONNX domain's opset must be one this onnx release defines (1..latest)."""
+    latest = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and not 1 <= o.version <= latest:
+            raise InvalidModelError(f"opset {o.version} of the ONNX domain is outside 1..{latest}")
 
 
 def _refuse_external(model: onnx.ModelProto) -> None:
@@ -121,6 +132,7 @@ def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
                 external_data_helper.load_external_data_for_model(model, str(folder))
             except Exception as e:  # noqa: BLE001 - any failure here is a bad file
                 raise InvalidModelError(f"cannot read external data: {e}") from None
+    _check_opsets(model)
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001
