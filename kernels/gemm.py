@@ -66,7 +66,7 @@ def store_acc(acc: np.ndarray, out: np.ndarray) -> None:
 def check_scalar_zp(name: str, zp) -> int:
     """A scalar integer zero point that fits int32."""
     v = np.asarray(zp)
-    if v.size != 1 or v.dtype.kind not in "iu" and not (v.dtype.kind == "f" and float(v) == int(v)):
+    if v.size != 1 or v.dtype.kind not in "iu":
         raise ValueError(f"{name} must be one integer, got {zp!r}")
     v = int(v.reshape(()))
     if not -2**31 <= v <= INT32_MAX:
@@ -88,8 +88,9 @@ def check_vector(name: str, v, n: int) -> np.ndarray:
 
 # -------------------------------------------------------------------------------- centring
 def centred_bound(dtype, zp_lo: int, zp_hi: int) -> int:
-    """max |x - zp| over every x of `dtype` and every zp in [zp_lo, zp_hi]."""
-    info = np.iinfo(dtype)
+    """max |x - zp| over every x of `dtype` and every zp in [zp_lo, zp_hi]; 64-bit operands
+    were checked to hold int32 values (check_int_operand), so int32's range bounds them."""
+    info = np.iinfo(dtype if np.dtype(dtype).itemsize <= 4 else np.int32)
     return max(abs(int(info.min) - zp_hi), abs(int(info.max) - zp_lo))
 
 
@@ -131,7 +132,7 @@ def gemm_centred_impl(ac, bc, row_bias, col_bias, kblock, out):
 def _gemm_tile(ac, bc, row_bias, col_bias, kblock, out, n0, n1, row, part):
     m_, k_ = ac.shape
     nt = n1 - n0
-    step = kblock if kblock > 0 else k_
+    step = kblock if kblock > 0 else max(k_, 1)
     for m in range(m_):
         for j in range(nt):
             row[j] = row_bias[m] + col_bias[n0 + j]

@@ -55,6 +55,26 @@ def test_int32_operands_take_the_int64_path(m, n, seed, zp):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.uint32])
+def test_wide_dtypes_holding_int32_values(dtype):
+    rng = np.random.default_rng(6)
+    lo = 0 if np.iinfo(dtype).min == 0 else -2**31
+    a = np.array([[lo, 2**31 - 1, 5], [7, lo, 2**31 - 1]], dtype)
+    b = rng.integers(0, 2**31, (3, 4)).astype(dtype)
+    case = (a, b, 1, np.array([0, 1, -5, 2**31 - 1], np.int64), np.zeros(4, np.int64))
+    got, want = run_both(gemm_acc, gemm_acc_ref, case, (2, 4), np.int64)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32])
+@pytest.mark.parametrize("m, k, n", [(0, 3, 2), (2, 0, 3), (2, 3, 0)])
+def test_empty_dimensions(m, k, n, dtype):
+    bias = np.arange(n, dtype=np.int64) - 1
+    acc = np.full((m, n), 99, np.int64)
+    gemm_acc(np.zeros((m, k), dtype), np.zeros((k, n), dtype), 3, np.ones(n, np.int64), bias, acc)
+    assert acc.tolist() == [bias.tolist()] * m     # K == 0: only the bias
+
+
 def test_int32_run_bound_is_tight_and_exact():
     """int16 a all -32768 with a_zp 32767, int8 b all -128 with b_zp 127: every product is
     65535 * 255, kblock is 128 and a run of 128 products is 2_139_062_400 < 2**31."""
