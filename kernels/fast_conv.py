@@ -24,7 +24,7 @@ import numpy as np
 
 from . import cpu
 from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
-from .fast_gemm import (G_MC, PackedB, _mc_tiles, _offsets, _rq_none, fits_int32, pack_b,
+from .fast_gemm import (G_MC, PackedB, _mc_tiles, _offsets, _rq_none, _vec, fits_int32, pack_b,
                         parallel_items, run_packed)
 from .jit import kernel
 from .requant import requant_float, requant_float_ref
@@ -61,7 +61,9 @@ def is_depthwise(w_shape, geom: ConvGeom) -> bool:
 
 def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
     """Prepare conv weights w (M, C/group, KH, KW) with per-channel zero points w_zp (M,)."""
-    w_zp = np.ascontiguousarray(np.broadcast_to(np.asarray(w_zp, np.int64), (np.shape(w)[0],)))
+    if not isinstance(w, np.ndarray) or w.ndim != 4:
+        raise ValueError(f"pack_conv: weight w must be a 4-D int8/uint8 array, got {np.shape(w)}")
+    w_zp = _vec(w_zp, w.shape[0], np.int64, "w_zp", "pack_conv")
     _check_w(w, w_zp, geom)
     isa = cpu.best_isa() if isa is None else isa
     m, cg, kh, kw = w.shape
@@ -196,8 +198,7 @@ def _prepare(x, x_zp, pc, bias, where):
     info = np.iinfo(x.dtype)
     if not info.min <= int(x_zp) <= info.max:
         raise ValueError(f"{where}: x_zp {x_zp} outside the {x.dtype} range")
-    bias = np.ascontiguousarray(np.broadcast_to(np.asarray(bias, np.int64), (pc.m,)))
-    return shape, bias
+    return shape, _vec(bias, pc.m, np.int64, "bias", where)
 
 
 def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
@@ -233,7 +234,7 @@ def conv2d_fast_requant(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) ->
     where = "conv2d_fast_requant"
     shape, bias = _prepare(x, x_zp, pc, bias, where)
     _check_dst(out, shape, (np.uint8, np.int8), where, "out")
-    mult = np.ascontiguousarray(np.broadcast_to(np.asarray(mult, np.float32), (pc.m,)))
+    mult = _vec(mult, pc.m, np.float32, "mult", where)
     info = np.iinfo(out.dtype)
     if not (info.min <= lo <= zp <= hi <= info.max) or not np.all(np.isfinite(mult)):
         raise ValueError(f"{where}: need finite mult and {info.min} <= lo <= zp <= hi <= {info.max}")

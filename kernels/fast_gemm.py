@@ -101,7 +101,10 @@ def _pack_panels_impl(bw, nr, g, steps, panels):
 def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     """Pack weights b (K, N) int8/uint8 with per-column zero points b_zp (N,) for `isa`
     (default kernels.cpu.best_isa())."""
-    b_zp = np.ascontiguousarray(np.broadcast_to(np.asarray(b_zp, np.int64), (np.shape(b)[-1],)))
+    if not isinstance(b, np.ndarray) or b.ndim != 2:
+        raise ValueError(f"pack_b: weight b must be a 2-D int8/uint8 array, got {type(b).__name__} "
+                         f"{np.shape(b)}")
+    b_zp = _vec(b_zp, b.shape[1], np.int64, "b_zp", "pack_b")
     _check_b(b, b_zp)
     isa = cpu.best_isa() if isa is None else isa
     if isa not in cpu.ISAS:
@@ -382,10 +385,13 @@ def _check_zp(a_zp, dtype, where):
 
 
 def _vec(v, n, dtype, name, where):
-    v = np.ascontiguousarray(np.broadcast_to(np.asarray(v), (n,)), dtype)
+    """A scalar or an (n,) vector as a contiguous (n,) array of dtype, else ValueError."""
+    v = np.asarray(v)
+    if v.ndim == 0:
+        v = np.full(n, v)
     if v.shape != (n,):
-        raise ValueError(f"{where}: {name} must have shape ({n},)")
-    return v
+        raise ValueError(f"{where}: {name} must be a scalar or have shape ({n},), got {v.shape}")
+    return np.ascontiguousarray(v, dtype)
 
 
 def _offsets(packed, a_dtype, a_zp, bias):

@@ -1,0 +1,207 @@
+"""kernels.fast_gemm against a NumPy int64 reference written here, equality only.
+
+Every case runs on each path this host can execute (avx2 vpmaddwd panels, portable loops); the
+VNNI path is compiled only where the CPU has it and its tests skip elsewhere, naming the feature.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels import cpu
+from kernels import fast_gemm as fg
+from tests.kernels.strategies import int_array, zero_point
+
+RUNNABLE = [isa for isa in ("avx2", "portable") if not cpu.missing(isa)]
+VNNI = [pytest.param(isa, marks=pytest.mark.skipif(bool(cpu.missing(isa)), reason=cpu.missing(isa) or "ok"))
+        for isa in ("avx512vnni", "avxvnni")]
+
+
+def wrap32(v):
+    return ((v.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def exact_sum(a, az, b, bz, bias):
+    """sum_k (a - az)(b - bz[n]) + bias[n], in Python-sized int64 (no overflow for these sizes)."""
+    return (a.astype(np.int64) - az) @ (b.astype(np.int64) - np.asarray(bz, np.int64)) + np.asarray(bias, np.int64)
+
+
+def requant_reference(acc32, mult, zp, lo, hi):
+    v = acc32.astype(np.float32) * mult.astype(np.float32)
+    q = np.rint(v).astype(np.int64) + zp           # rint: half to even, on the float32 product
+    return np.clip(q, lo, hi)
+
+
+@st.composite
+def gemm_case(draw, max_dim=300, int4=False):
+    m, k, n = (draw(st.integers(1, max_dim)) for _ in range(3))
+    ad = draw(st.sampled_from([np.uint8, np.int8]))
+    bd = np.int8 if int4 else draw(st.sampled_from([np.uint8, np.int8]))
+    a = draw(int_array((m, k), ad))
+    if int4:
+        b = draw(st.integers(0, 2**32 - 1).map(lambda s: np.random.default_rng(s).integers(-8, 8, (k, n)).astype(np.int8)))
+        bz = np.array(draw(st.lists(st.integers(-8, 7), min_size=n, max_size=n)), np.int64)
+    else:
+        b = draw(int_array((k, n), bd))
+        bz = np.array([draw(zero_point(bd)) for _ in range(n)], np.int64)
+    az = draw(zero_point(ad))
+    bias = np.array(draw(st.lists(st.integers(-2**31, 2**31 - 1), min_size=n, max_size=n)), np.int64)
+    return a, az, b, bz, bias
+
+
+def check_case(case, isa, acc_dtype):
+    a, az, b, bz, bias = case
+    packed = fg.pack_b(b, bz, isa=isa)
+    got = np.empty((a.shape[0], b.shape[1]), acc_dtype)
+    fg.gemm_packed(a, az, packed, bias, got)
+    want = exact_sum(a, az, b, bz, bias)
+    assert np.array_equal(got, want if acc_dtype == np.int64 else wrap32(want))
+    twin = np.empty_like(got)
+    fg.gemm_packed_ref(a, az, packed, bias, twin)
+    assert np.array_equal(got, twin)
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@settings(max_examples=60, deadline=None)
+@given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
+def test_gemm_equals_reference(isa, case, acc_dtype):
+    check_case(case, isa, acc_dtype)
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@settings(max_examples=30, deadline=None)
+@given(case=gemm_case(max_dim=40, int4=True))
+def test_int4_weights_given_as_int8(isa, case):
+    check_case(case, isa, np.int32)
+
+
+@pytest.mark.parametrize("isa", VNNI)
+@settings(max_examples=60, deadline=None)
+@given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
+def test_vnni_gemm_equals_reference(isa, case, acc_dtype):
+    check_case(case, isa, acc_dtype)
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1030, 1), (7, 1030, 33), (13, 5, 257), (97, 257, 16)])
+@pytest.mark.parametrize("corner", ["a_min_b_max", "a_max_b_min", "zp_ends"])
+def test_extreme_values_and_block_edges(isa, shape, corner):
+    m, k, n = shape
+    for ad, bd in [(np.uint8, np.int8), (np.int8, np.int8), (np.uint8, np.uint8), (np.int8, np.uint8)]:
+        ai, bi = np.iinfo(ad), np.iinfo(bd)
+        if corner == "a_min_b_max":
+            a, b, az, bz = np.full((m, k), ai.min, ad), np.full((k, n), bi.max, bd), ai.max, np.full(n, bi.min)
+        elif corner == "a_max_b_min":
+            a, b, az, bz = np.full((m, k), ai.max, ad), np.full((k, n), bi.min, bd), ai.min, np.full(n, bi.max)
+        else:
+            rng = np.random.default_rng(m * 1000 + k)
+            a = rng.choice(np.array([ai.min, ai.max], ad), (m, k))
+            b = rng.choice(np.array([bi.min, bi.max], bd), (k, n))
+            az, bz = ai.max, rng.choice([bi.min, bi.max], n)
+        bias = np.full(n, -2**31, np.int64)
+        check_case((a, az, b, bz, bias), isa, np.int32)
+        check_case((a, az, b, bz, bias), isa, np.int64)
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+def test_int32_wraps_and_int64_stays_exact_beyond_int32(isa):
+    k = 70000
+    a = np.full((3, k), 255, np.uint8)
+    b = np.full((k, 2), 127, np.int8)
+    case = (a, 0, b, np.zeros(2, np.int64), np.array([0, 2**31 - 1], np.int64))
+    exact = 255 * 127 * k
+    assert exact > 2**31
+    check_case(case, isa, np.int32)
+    check_case(case, isa, np.int64)
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@settings(max_examples=50, deadline=None)
+@given(case=gemm_case(max_dim=120), out_dtype=st.sampled_from([np.uint8, np.int8]),
+       scale_exp=st.integers(-16, -4), seed=st.integers(0, 2**32 - 1))
+def test_fused_requant_equals_reference(isa, case, out_dtype, scale_exp, seed):
+    a, az, b, bz, bias = case
+    bias = bias % 2**20 - 2**19
+    n = b.shape[1]
+    rng = np.random.default_rng(seed)
+    mult = (rng.uniform(0.5, 1.0, n) * 2.0**scale_exp).astype(np.float32)
+    info = np.iinfo(out_dtype)
+    zp = int(rng.integers(info.min, int(info.max) + 1))
+    lo, hi = int(rng.integers(info.min, zp + 1)), int(rng.integers(zp, int(info.max) + 1))
+    packed = fg.pack_b(b, bz, isa=isa)
+    out = np.empty((a.shape[0], n), out_dtype)
+    fg.gemm_packed_requant(a, az, packed, bias, mult, zp, lo, hi, out)
+    want = requant_reference(wrap32(exact_sum(a, az, b, bz, bias)), mult, zp, lo, hi)
+    assert np.array_equal(out.astype(np.int64), want)
+    twin = np.empty_like(out)
+    fg.gemm_packed_requant_ref(a, az, packed, bias, mult, zp, lo, hi, twin)
+    assert np.array_equal(out, twin)
+
+
+def test_requant_rounds_ties_to_even_in_float32():
+    # acc * 0.5 lands on .5 ties: 1 -> 0.5 -> 0, 3 -> 1.5 -> 2, -1 -> -0.5 -> -0, 5 -> 2.5 -> 2
+    a = np.array([[1], [3], [-1], [5]], np.int8)
+    b = np.ones((1, 1), np.int8)
+    packed = fg.pack_b(b, 0, isa=RUNNABLE[0])
+    out = np.empty((4, 1), np.int8)
+    fg.gemm_packed_requant(a, 0, packed, 0, np.float32(0.5), 0, -128, 127, out)
+    assert out.ravel().tolist() == [0, 2, 0, 2]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threads_give_identical_results(threads):
+    rng = np.random.default_rng(threads)
+    a = rng.integers(0, 256, (301, 129)).astype(np.uint8)
+    b = rng.integers(-128, 128, (129, 290)).astype(np.int8)
+    packed = fg.pack_b(b, 3, isa=RUNNABLE[0])
+    old = fg.get_num_threads()
+    try:
+        fg.set_num_threads(threads)
+        got = np.empty((301, 290), np.int32)
+        fg.gemm_packed(a, 7, packed, np.zeros(290), got)
+    finally:
+        fg.set_num_threads(old)
+    assert np.array_equal(got, wrap32(exact_sum(a, 7, b, np.full(290, 3), np.zeros(290, np.int64))))
+
+
+def test_bad_inputs_raise_value_error_naming_the_tensor():
+    b = np.zeros((4, 3), np.int8)
+    packed = fg.pack_b(b, 0, isa=RUNNABLE[0])
+    acc = np.empty((2, 3), np.int32)
+    cases = [
+        (lambda: fg.pack_b(b.astype(np.float32), 0), "weight b"),
+        (lambda: fg.pack_b(np.zeros((0, 3), np.int8), 0), "weight b"),
+        (lambda: fg.pack_b(b, [0, 1], isa="avx2"), "b_zp"),
+        (lambda: fg.pack_b(b, 200), "b_zp"),
+        (lambda: fg.pack_b(b, 0, isa="neon"), "isa"),
+        (lambda: fg.gemm_packed(np.zeros((2, 5), np.uint8), 0, packed, 0, acc), "a (2, 5)"),
+        (lambda: fg.gemm_packed(np.zeros((2, 4), np.int16), 0, packed, 0, acc), "activation a"),
+        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 300, packed, 0, acc), "a_zp"),
+        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, np.zeros(2), acc), "bias"),
+        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((2, 3), np.int16)), "acc"),
+        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((3, 3), np.int32)), "acc"),
+        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 0, 0, 255,
+                                        np.empty((2, 3), np.int32)), "out"),
+        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 5, 6, 255,
+                                        np.empty((2, 3), np.uint8)), "lo"),
+        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, np.nan, 0, 0, 255,
+                                        np.empty((2, 3), np.uint8)), "mult"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=name.replace("(", r"\(").replace(")", r"\)")):
+            call()
+
+
+def test_non_contiguous_activations_are_accepted():
+    rng = np.random.default_rng(5)
+    big = rng.integers(-128, 128, (40, 60)).astype(np.int8)
+    a = big[::3, 1::2]
+    b = rng.integers(-128, 128, (30, 21)).astype(np.int8)
+    check_case((a, -128, b, np.zeros(21, np.int64), np.zeros(21, np.int64)), RUNNABLE[0], np.int32)
+
+
+def test_vnni_falls_back_to_int16_panels_when_weights_do_not_fit_int8():
+    b = np.full((4, 2), 255, np.uint8)
+    assert fg.pack_b(b, 0, isa="avx512vnni").isa == "avx2"
+    assert fg.pack_b(np.full((4, 2), 127, np.int8), 0, isa="avx512vnni").isa == "avx512vnni"
