@@ -38,6 +38,9 @@ def _check_strings(model: onnx.ModelProto) -> None:
             names += [t.name for t in list(g.initializer) + [s.values for s in g.sparse_initializer]]
             for n in g.node:
                 names += [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+                for a in n.attribute:   # string attributes (auto_pad, mode...) are decoded later
+                    _ = [v.decode("utf-8") for v in ([a.s] if a.type == onnx.AttributeProto.STRING else
+                                                     a.strings if a.type == onnx.AttributeProto.STRINGS else [])]
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {e}") from None
     bad = next((v for v in names if not isinstance(v, str)), None)

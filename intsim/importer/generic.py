@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from onnx.reference.ops import load_op
 
+from ..errors import InvalidModelError
 from ..ir import IntType
 from .context import ImportContext, dtype_of_elem
 
@@ -30,10 +31,25 @@ def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
         return False
 
 
+def _check_batchnorm(ctx: ImportContext, node) -> None:
+    """Constant BatchNormalization parameters must have one value per channel of the input
+    (the BatchNorm-folding pass relies on it)."""
+    x = ctx.tensors.get(node.input[0]) if node.input else None
+    channels = x.shape[1] if x is not None and x.shape is not None and len(x.shape) > 1 else None
+    sizes = {ctx.constants[n].size for n in node.input[1:5] if ctx.is_const(n)}
+    if channels:
+        sizes.add(channels)
+    if len(sizes) > 1:
+        raise InvalidModelError(f"{ctx.origin(node)}: scale/bias/mean/var sizes {sorted(sizes)} do not match "
+                                f"the {channels} channels of '{node.input[0]}'")
+
+
 def lower_generic(ctx: ImportContext, node) -> None:
     version = ctx.opset(node.domain or "")
     if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
         raise ctx.unsupported(node)
+    if node.op_type == "BatchNormalization":
+        _check_batchnorm(ctx, node)
     first = node.input[0] if node.input else ""
     in_t = ctx.tensors.get(first)
     for i, out in enumerate(node.output):

@@ -149,6 +149,11 @@ def _geom(node, x4, w4, one_d: bool) -> ConvGeom:
     a = node.attrs
     st = list(a.get("strides", ())) or ([1] if one_d else [1, 1])
     di = list(a.get("dilations", ())) or ([1] if one_d else [1, 1])
+    nsp = 1 if one_d else 2
+    p = list(a.get("pads", ()))
+    if len(st) != nsp or len(di) != nsp or (p and len(p) != 2 * nsp):
+        raise ShapeError(f"node '{node.name}': strides {st}, dilations {di} and pads {p} do not fit a "
+                         f"{nsp}-D conv")
     if one_d:
         st, di = [1] + st, [1] + di
     kh, kw = w4.shape[2], w4.shape[3]
