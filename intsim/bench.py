@@ -1,0 +1,250 @@
+"""`intsim bench`: speed of the fast integer kernels against onnxruntime in the same process.
+
+For each case: warm-up, then >= 7 runs alternating intsim and onnxruntime (and the naive NumPy
+int32 baseline), medians, GOP/s = 2*M*N*K / median, ratio = ort_median / intsim_median (> 1:
+intsim is faster). onnxruntime runs with the same thread count and
+`session.intra_op.allow_spinning = 0` (DESIGN §2: a spinning pool steals the cores from the
+next run). `ort_equal` says whether onnxruntime's output equals intsim's exact one on the case's
+random data: its AVX2 u8s8 kernel saturates pairs in int16, so it often does not.
+
+    run_suite("gemm" | "conv" | "models", threads=2) -> list[dict]
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUNS = 7
+WARMUP = 2
+
+# (name, M, K, N): squares and the im2col GEMMs (M = OH*OW, K = C*KH*KW, N = out channels)
+GEMM_CASES = [("square256", 256, 256, 256), ("square512", 512, 512, 512),
+              ("square1024", 1024, 1024, 1024), ("square2048", 2048, 2048, 2048),
+              ("resnet18.conv1", 12544, 147, 64), ("resnet18.layer1.3x3", 3136, 576, 64),
+              ("resnet18.layer2.3x3", 784, 1152, 128), ("resnet18.layer3.3x3", 196, 2304, 256),
+              ("resnet18.layer4.3x3", 49, 4608, 512), ("mobilenetv2.stem", 12544, 27, 32),
+              ("mobilenetv2.expand56", 3136, 24, 144), ("mobilenetv2.project28", 784, 192, 32),
+              ("mobilenetv2.expand7", 49, 160, 960), ("mobilenetv2.last1x1", 49, 320, 1280)]
+
+# (name, C, H, W, M, KH, KW, stride, pad, group), batch 1, 224x224 networks
+CONV_CASES = [("resnet18.conv1.7x7s2", 3, 224, 224, 64, 7, 7, 2, 3, 1),
+              ("resnet18.layer1.3x3", 64, 56, 56, 64, 3, 3, 1, 1, 1),
+              ("resnet18.layer2.3x3s2", 64, 56, 56, 128, 3, 3, 2, 1, 1),
+              ("resnet18.layer2.down1x1s2", 64, 56, 56, 128, 1, 1, 2, 0, 1),
+              ("resnet18.layer3.3x3", 256, 14, 14, 256, 3, 3, 1, 1, 1),
+              ("resnet18.layer4.3x3", 512, 7, 7, 512, 3, 3, 1, 1, 1),
+              ("mobilenetv2.stem.3x3s2", 3, 224, 224, 32, 3, 3, 2, 1, 1),
+              ("mobilenetv2.dw112", 32, 112, 112, 32, 3, 3, 1, 1, 32),
+              ("mobilenetv2.pw112", 32, 112, 112, 16, 1, 1, 1, 0, 1),
+              ("mobilenetv2.expand56", 24, 56, 56, 144, 1, 1, 1, 0, 1),
+              ("mobilenetv2.dw56s2", 144, 56, 56, 144, 3, 3, 2, 1, 144),
+              ("mobilenetv2.dw7", 960, 7, 7, 960, 3, 3, 1, 1, 960),
+              ("mobilenetv2.pw7", 320, 7, 7, 1280, 1, 1, 1, 0, 1)]
+
+
+def median_times(fns: dict, runs: int = RUNS, warmup: int = WARMUP, max_runs: dict | None = None) -> dict:
+    """Median seconds of each callable, the callables alternating run by run after warm-up.
+    max_runs caps the runs of slow baselines (their count is part of the result)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for i in range(runs):
+        for k, fn in (list(fns.items()) if i % 2 == 0 else list(fns.items())[::-1]):
+            if max_runs and k in max_runs and len(times[k]) >= max_runs[k]:
+                continue
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: (statistics.median(v), len(v)) for k, v in times.items()}
+
+
+def ort_session(model, threads: int):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _model(nodes, inputs, outputs, inits, opset=13):
+    from onnx import helper
+    g = helper.make_graph(nodes, "bench", inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def matmul_integer_model(b: np.ndarray):
+    """MatMulInteger(a: uint8 (M, K), b: int8 (K, N) initializer) -> int32."""
+    from onnx import TensorProto, helper, numpy_helper
+    k, n = b.shape
+    return _model([helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+                  [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
+                  [helper.make_tensor_value_info("y", TensorProto.INT32, [None, n])],
+                  [numpy_helper.from_array(b, "b")])
+
+
+def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
+    """QLinearConv(x uint8 NCHW, w int8 per-tensor, bias int32) -> uint8."""
+    from onnx import TensorProto, helper, numpy_helper
+    sx, sw, sy = scales
+    zx, zy = zps
+    inits = [numpy_helper.from_array(np.array(sx, np.float32), "sx"), numpy_helper.from_array(np.array(zx, np.uint8), "zx"),
+             numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(sw, np.float32), "sw"),
+             numpy_helper.from_array(np.array(0, np.int8), "zw"), numpy_helper.from_array(np.array(sy, np.float32), "sy"),
+             numpy_helper.from_array(np.array(zy, np.uint8), "zy"), numpy_helper.from_array(bias.astype(np.int32), "b")]
+    node = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"], ["y"],
+                            strides=[stride, stride], pads=[pad] * 4, group=group,
+                            kernel_shape=list(w.shape[2:]))
+    return _model([node], [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
+                  [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+
+
+def _row(case, shape, ops, t, extra=None):
+    ti, ni = t["intsim"]
+    to, no = t["ort"]
+    tn, nn = t.get("numpy", (float("nan"), 0))
+    row = {"case": case, "shape": shape, "intsim_gops": ops / ti / 1e9, "ort_gops": ops / to / 1e9,
+           "numpy_gops": ops / tn / 1e9, "ratio": to / ti, "intsim_ms": ti * 1e3, "ort_ms": to * 1e3,
+           "numpy_ms": tn * 1e3, "runs": {"intsim": ni, "ort": no, "numpy": nn}}
+    row.update(extra or {})
+    return row
+
+
+def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
+    from kernels import fast_gemm as fg
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    packed = fg.pack_b(b, 0)
+    acc = np.empty((m, n), np.int32)
+    sess = ort_session(matmul_integer_model(b), threads)
+    a32, b32 = a.astype(np.int32), b.astype(np.int32)
+    fns = {"intsim": lambda: fg.gemm_packed(a, 0, packed, 0, acc),
+           "ort": lambda: sess.run(None, {"a": a}),
+           "numpy": lambda: a32 @ b32}
+    slow = 2 * m * n * k > 2**31
+    t = median_times(fns, runs, max_runs={"numpy": 1 if slow else runs})
+    equal = bool(np.array_equal(sess.run(None, {"a": a})[0], acc))
+    return _row(name, [m, k, n], 2 * m * n * k, t, {"isa": packed.isa, "ort_equal": equal})
+
+
+def _im2col_numpy(x, kh, kw, stride, pad):
+    xp = np.pad(x[0].astype(np.int32), ((0, 0), (pad, pad), (pad, pad)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    c, oh, ow = win.shape[:3]
+    return win.transpose(1, 2, 0, 3, 4).reshape(oh * ow, c * kh * kw)
+
+
+def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, runs=RUNS):
+    from kernels import fast_conv as fc
+    from kernels.conv import ConvGeom
+    x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
+    wt = rng.integers(-128, 128, (m, c // group, kh, kw)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, m).astype(np.int64)
+    geom = ConvGeom(stride, stride, pad, pad, pad, pad, 1, 1, group)
+    sx, sw, sy, zx, zy = 0.02, 0.004, 0.5, 128, 100
+    pc = fc.pack_conv(wt, 0, geom)
+    mult = np.float32(np.float32(np.float32(sx) * np.float32(sw)) / np.float32(sy))
+    oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    out = np.empty((1, m, oh, ow), np.uint8)
+    sess = ort_session(qlinear_conv_model(wt, bias, x.shape, stride, pad, group, (sx, sw, sy), (zx, zy)), threads)
+    fns = {"intsim": lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out),
+           "ort": lambda: sess.run(None, {"x": x})}
+    if group == 1:
+        wmat = wt.reshape(m, -1).T.astype(np.int32)
+        fns["numpy"] = lambda: _im2col_numpy(x, kh, kw, stride, pad) @ wmat
+    ops = 2 * m * (c // group) * kh * kw * oh * ow
+    t = median_times(fns, runs, max_runs={"numpy": 3})
+    equal = bool(np.array_equal(sess.run(None, {"x": x})[0], out))
+    return _row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t, {"kind": pc.kind, "ort_equal": equal})
+
+
+def _models_suite(threads, rng, runs):
+    """Hook: whole committed models through intsim's executor and onnxruntime. Returns the rows it
+    could measure; a model the executor cannot run yet gets an `error` field."""
+    import onnx
+    import intsim
+    rows = []
+    root = Path(__file__).resolve().parent.parent / "models"
+    for path in sorted(root.glob("*.qop_u8.onnx")) + sorted(root.glob("*.qdq_u8_pc.onnx")):
+        try:
+            model = onnx.load(str(path))
+            sess = ort_session(model, threads)
+            inp = sess.get_inputs()[0]
+            shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+            feeds = {inp.name: rng.random(shape, np.float32)}
+            prog = intsim.load(str(path))
+            t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs)
+            rows.append(_row(path.name, shape, 1.0, t))
+        except Exception as e:  # noqa: BLE001 - the hook reports, the suite goes on
+            rows.append({"case": path.name, "error": f"{type(e).__name__}: {e}"})
+    return rows
+
+
+def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None = None,
+              seed: int = 0) -> list[dict]:
+    """Measure one suite ("gemm", "conv" or "models") with `threads` threads on both sides."""
+    if runs < 7:
+        raise ValueError(f"bench: runs must be >= 7 for medians, got {runs}")
+    import numba
+    from kernels import fast_gemm as fg
+    fg.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    rng = np.random.default_rng(seed)
+    if name == "gemm":
+        return [bench_gemm_case(*c, threads, rng, runs) for c in (cases or GEMM_CASES)]
+    if name == "conv":
+        return [bench_conv_case(*c, threads, rng, runs) for c in (cases or CONV_CASES)]
+    if name == "models":
+        return _models_suite(threads, rng, runs)
+    raise ValueError(f"bench: unknown suite {name!r} (gemm, conv, models)")
+
+
+def summary(rows: list[dict]) -> dict:
+    ratios = [r["ratio"] for r in rows if "ratio" in r]
+    return {"cases": len(rows), "median_ratio": statistics.median(ratios) if ratios else None,
+            "min_ratio": min(ratios, default=None), "max_ratio": max(ratios, default=None)}
+
+
+def format_table(rows: list[dict]) -> str:
+    head = f"{'case':28} {'shape':>26} {'intsim':>8} {'ort':>8} {'numpy':>8} {'ratio':>6} {'ort=':>5}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['case']:28} error: {r['error']}")
+            continue
+        lines.append(f"{r['case']:28} {str(r['shape']):>26} {r['intsim_gops']:8.1f} {r['ort_gops']:8.1f} "
+                     f"{r['numpy_gops']:8.2f} {r['ratio']:6.2f} {str(r.get('ort_equal', '')):>5}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    import json
+    import sys
+    rows = run_suite(args.suite, threads=args.threads, runs=args.runs)
+    if args.json is not None:
+        text = json.dumps({"suite": args.suite, "threads": args.threads, "rows": rows,
+                           "summary": summary(rows)}, indent=1)
+        if args.json == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.json != "-":
+        print(format_table(rows))
+        print(summary(rows))
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register `intsim bench` (cli.py looks for add_parser in intsim.bench_cli)."""
+    s = subparsers.add_parser("bench", help="fast kernels vs onnxruntime (GOP/s, ratios)")
+    s.add_argument("--suite", default="gemm", choices=["gemm", "conv", "models"])
+    s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--runs", type=int, default=RUNS, help="timed runs per side (>= 7)")
+    s.set_defaults(fn=cmd_bench)
