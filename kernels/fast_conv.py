@@ -138,6 +138,19 @@ def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq, oh, ow):
             run_packed(src, geo, ktab, x_zp, o, pack, offs, out, grq)
 
 
+@kernel(inline="always")
+def _dw_tap(row, xr, lo_ox, hi_ox, sw, off, zp32, wv):
+    """row[ox] += (x[ox*sw + off] - zp) * w for ox in [lo_ox, hi_ox), int32 (|term| < 2**17)."""
+    if sw == 1:
+        xs = xr[lo_ox + off:hi_ox + off]
+        rs = row[lo_ox:hi_ox]
+        for j in range(rs.size):
+            rs[j] += np.int32((np.int32(xs[j]) - zp32) * wv)
+    else:
+        for ox in range(lo_ox, hi_ox):
+            row[ox] += np.int32((np.int32(xr[ox * sw + off]) - zp32) * wv)
+
+
 @kernel
 def _depthwise_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
     """Planes i0..i1-1 (plane = n*M + m) of the depthwise conv, geo = [KH, KW, sh, sw, pt, pl, dh, dw]."""
@@ -148,6 +161,7 @@ def _depthwise_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
     requant, mult, zp, lo, hi = rq
     flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
     row = np.empty(ow_, np.int32)
+    zp32 = np.int32(x_zp)
     for plane in range(i0, i1):
         n, m = plane // m_, plane % m_
         ci = m // mult_ch
@@ -163,8 +177,7 @@ def _depthwise_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
                     off = kx * dw - pl
                     lo_ox = max(0, (-off + sw - 1) // sw)
                     hi_ox = min(ow_, (w_ - 1 - off) // sw + 1)
-                    for ox in range(lo_ox, hi_ox):
-                        row[ox] += (np.int32(xr[ox * sw + off]) - np.int32(x_zp)) * wv
+                    _dw_tap(row, xr, lo_ox, hi_ox, sw, off, zp32, wv)
             for ox in range(ow_):
                 acc = np.int64(row[ox]) + bias[m]
                 if requant:
