@@ -23,4 +23,4 @@ def test_atheris_runs_clean(tmp_path):
                        capture_output=True, text=True, timeout=seconds + 600, env=env, cwd=str(tmp_path))
     tail = (r.stdout + r.stderr)[-3000:]
     assert r.returncode == 0, tail
-    assert "atheris cases tried" in r.stdout, tail
+    assert "Done " in r.stdout + r.stderr, tail     # libFuzzer: "Done N runs in S second(s)"
