@@ -7,9 +7,9 @@ Contract (as kernels.conv.conv2d_acc, for x uint8/int8 and w int8/uint8, int4 we
 with g = m // (M / group), iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the
 image count as x_zp (contribute 0). acc int32 (the exact sum wrapped mod 2**32) or int64 (exact).
 
-- General and grouped convs: per image and group, an implicit-im2col GEMM (kernels.fast_gemm):
-  A[p, k] with p = oy*OW + ox and k = (c*KH + ky)*KW + kx (the canonical K order) is gathered
-  block by block straight into the micro-kernel's panels (no im2col buffer); the weights
+- General and grouped convs: per image and group, the fast GEMM (kernels.fast_gemm) on
+  A[p, k] with p = oy*OW + ox and k = (c*KH + ky)*KW + kx (the canonical K order), read from
+  one reused im2col^T buffer (K, OH*OW) (from x itself for stride-1 unpadded 1x1 convs); the weights
   B[k, j] = w[g*Mg + j, c, ky, kx] are packed once by `pack_conv`; the result is written
   transposed into the NCHW output. 1x1 convs are the same GEMM with K = C.
 - Depthwise (group == C, one input channel per group): a dedicated kernel; per output plane,
@@ -105,37 +105,73 @@ def _check_dst(dst, shape, dtypes, where, name):
         raise ValueError(f"{where}: {name} must be C-contiguous")
 
 
-def _ktab(pc: PackedConv, h, w):
-    """k -> (channel offset c*H*W, ky*dh, kx*dw), k = (c*KH + ky)*KW + kx."""
-    c, ky, kx = np.meshgrid(np.arange(pc.cg), np.arange(pc.kh), np.arange(pc.kw), indexing="ij")
-    return np.stack([c.ravel() * h * w, ky.ravel() * pc.geom.dil_h,
-                     kx.ravel() * pc.geom.dil_w]).astype(np.int64)
-
-
-def _conv_geo(pc, pack: PackedB, h, w, oh, ow):
+def _conv_geo(pc, pack: PackedB, h, w, oh, ow, kind):
     g = pc.geom
     p = oh * ow
-    geo = np.array([1, p, pack.k, pack.n, 1, 1, pc.cg, h, w, ow, g.stride_h, g.stride_w,
+    geo = np.array([kind, p, pack.k, pack.n, 1, 1, pc.cg, h, w, ow, g.stride_h, g.stride_w,
                     g.pad_top, g.pad_left], np.int64)
     geo[G_MC] = _mc_tiles(p, pack.n, pack.isa)
     return geo
 
 
+@kernel
+def _im2col_t(x, c0, cg, kh_, kw_, geo, pad, col):
+    """col[k, oy*OW + ox] = x[c0 + c, iy, ix] (or pad outside), k = (c*KH + ky)*KW + kx,
+    geo = [sh, sw, pt, pl, dh, dw]: the transposed im2col matrix (K, OH*OW) of one image."""
+    h_, w_ = x.shape[1], x.shape[2]
+    sh, sw, pt, pl, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    ow_ = geo[6]
+    oh_ = col.shape[1] // ow_
+    for c in range(cg):
+        for ky in range(kh_):
+            for kx in range(kw_):
+                out = col[(c * kh_ + ky) * kw_ + kx]
+                off = kx * dw - pl
+                lo_ox = min(ow_, max(0, (-off + sw - 1) // sw))
+                hi_ox = max(lo_ox, min(ow_, (w_ - 1 - off) // sw + 1))
+                for oy in range(oh_):
+                    iy = oy * sh - pt + ky * dh
+                    dst = out[oy * ow_:(oy + 1) * ow_]
+                    if iy < 0 or iy >= h_:
+                        dst[:] = pad
+                        continue
+                    xr = x[c0 + c, iy]
+                    dst[:lo_ox] = pad
+                    dst[hi_ox:] = pad
+                    for ox in range(lo_ox, hi_ox):
+                        dst[ox] = xr[ox * sw + off]
+
+
+def _is_plain_1x1(pc: PackedConv) -> bool:
+    g = pc.geom
+    return pc.kh == pc.kw == 1 and g.stride_h == g.stride_w == 1 and \
+        g.pad_top == g.pad_left == g.pad_bottom == g.pad_right == 0
+
+
 def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq, oh, ow):
+    """Per image and group: A = im2col^T (K, OH*OW) in one reused buffer (x itself for plain
+    1x1 convs), then the fast GEMM writes dst[n, group channels] (M_g, OH*OW) transposed."""
     n_img, _, h, w = x.shape
-    mg = pc.m // pc.geom.group
-    ktab = _ktab(pc, h, w)
+    g = pc.geom
+    mg = pc.m // g.group
     xc = np.ascontiguousarray(x)
+    plain = _is_plain_1x1(pc)
+    col = None if plain else np.empty((pc.cg * pc.kh * pc.kw, oh * ow), x.dtype)
+    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, ow], np.int64)
     plan = []
-    for g, pack in enumerate(pc.packs):
-        offs, o = _offsets(pack, x.dtype, x_zp, bias[g * mg:(g + 1) * mg])
-        grq = rq if not rq[0] else (True, rq[1][g * mg:(g + 1) * mg].copy()) + tuple(rq[2:])
-        plan.append((pack, offs, o, _conv_geo(pc, pack, h, w, oh, ow), grq))
+    for gi, pack in enumerate(pc.packs):
+        offs, o = _offsets(pack, x.dtype, x_zp, bias[gi * mg:(gi + 1) * mg])
+        grq = rq if not rq[0] else (True, rq[1][gi * mg:(gi + 1) * mg].copy()) + tuple(rq[2:])
+        plan.append((pack, offs, o, _conv_geo(pc, pack, h, w, oh, ow, 2), grq))
     for n in range(n_img):
-        for g, (pack, offs, o, geo, grq) in enumerate(plan):
-            src = xc[n, g * pc.cg:(g + 1) * pc.cg].reshape(-1)
-            out = dst[n, g * mg:(g + 1) * mg].reshape(mg, oh * ow)
-            run_packed(src, geo, ktab, x_zp, o, pack, offs, out, grq)
+        for gi, (pack, offs, o, geo, grq) in enumerate(plan):
+            if plain:
+                src = xc[n, gi * pc.cg:(gi + 1) * pc.cg].reshape(-1)
+            else:
+                _im2col_t(xc[n], gi * pc.cg, pc.cg, pc.kh, pc.kw, cgeo, x_zp, col)
+                src = col.reshape(-1)
+            out = dst[n, gi * mg:(gi + 1) * mg].reshape(mg, oh * ow)
+            run_packed(src, geo, o, pack, offs, out, grq)
 
 
 @kernel(inline="always")

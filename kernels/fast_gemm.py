@@ -123,12 +123,10 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     return PackedB(isa, k, n, steps, panels, col_sum, abs_sum, b.copy(), b_zp)
 
 
-# Source of A, packed per (M block, K block) inside the threaded driver. geo (int64):
-#   [kind, M, K, N, mc_tiles, trans, C, H, W, OW, sh, sw, pt, pl]
-# kind 0: A[m, k] = src[m*K + k] (row-major matrix).
-# kind 1: implicit im2col of one image src = x (C, H, W) flattened, m = oy*OW + ox,
-#   k -> (coff, dy, dx) = ktab[:, k]: A[m, k] = src[coff + iy*W + ix] with iy = oy*sh - pt + dy,
-#   ix = ox*sw - pl + dx, or `pad` (the activation zero point) outside the image.
+# Source of A, packed per (M block, K block) inside the driver. geo (int64):
+#   [kind, M, K, N, mc_tiles, trans, ...unused]
+# kind 0: row-major A, A[m, k] = src[m*K + k].
+# kind 2: column-major A, A[m, k] = src[k*M + m] (an im2col^T buffer, or x itself for 1x1).
 G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_PL = range(14)
 
 
@@ -175,30 +173,24 @@ def _pack_gemm_rows(src, k_, add, g, mr, m0, m1, s0, ns, apk, base0):
 
 
 @kernel
-def _pack_conv_rows(src, geo, ktab, pad, add, g, mr, m0, m1, s0, ns, apk, base0):
-    """Rows m0..m1-1 of the implicit im2col matrix (see geo kind 1) into apk."""
-    k_, h_, w_, ow = geo[2], geo[7], geo[8], geo[9]
+def _pack_colmajor_rows(src, m_total, k_, add, g, mr, m0, m1, s0, ns, apk, base0):
+    """Rows m0..m1-1 of a column-major A (A[m, k] = src[k*M + m]) into apk (kind 2)."""
     bits = 32 // g
     mask = (1 << bits) - 1
-    for m in range(m0, m1):
-        iy0 = (m // ow) * geo[10] - geo[12]
-        ix0 = (m % ow) * geo[11] - geo[13]
-        base = base0 + m - m0
-        for s in range(ns):
-            w = 0
-            for u in range(g):
-                k = (s0 + s) * g + u
-                if k < k_:
-                    iy, ix = iy0 + ktab[1, k], ix0 + ktab[2, k]
-                    v = np.int64(pad)
-                    if iy >= 0 and iy < h_ and ix >= 0 and ix < w_:
-                        v = np.int64(src[ktab[0, k] + iy * w_ + ix])
-                    w |= ((v + add) & mask) << (bits * u)
-            apk[base + s * mr] = w
+    for s in range(ns):
+        out = base0 + s * mr
+        for r in range(m1 - m0):
+            apk[out + r] = 0
+        for u in range(g):
+            k = (s0 + s) * g + u
+            if k < k_:
+                col = src[k * m_total + m0:k * m_total + m1]
+                for r in range(m1 - m0):
+                    apk[out + r] |= ((np.int32(col[r]) + np.int32(add)) & np.int32(mask)) << np.int32(bits * u)
 
 
 @kernel
-def _pack_block(src, geo, ktab, pad, add, g, mr, t0, t1, s0, ns, apk):
+def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
     """apk[((t - t0)*ns + s)*mr + r] = G lanes (A[t*mr + r, (s0 + s)*G + u] + add), lowest lane
     first (16-bit lanes for G=2, 8-bit for G=4); zero for rows >= M and k >= K."""
     m_ = geo[1]
@@ -207,7 +199,7 @@ def _pack_block(src, geo, ktab, pad, add, g, mr, t0, t1, s0, ns, apk):
         if geo[0] == 0:
             _pack_gemm_rows(src, geo[2], add, g, mr, m0, m1, s0, ns, apk, base)
         else:
-            _pack_conv_rows(src, geo, ktab, pad, add, g, mr, m0, m1, s0, ns, apk, base)
+            _pack_colmajor_rows(src, m_, geo[2], add, g, mr, m0, m1, s0, ns, apk, base)
         for r in range(m1 - m0, mr):
             for s in range(ns):
                 apk[base + r + s * mr] = 0
@@ -255,7 +247,7 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
 
 
 @kernel
-def _drive_avx2(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
+def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
     """Items i0..i1-1 of the (M block, N block) grid (n_nb N blocks per row of items); per item,
     for each K block: pack its A tiles,
     then for each tile and panel run the 6x16 vpmaddwd micro-kernel into an int32 block."""
@@ -272,7 +264,7 @@ def _drive_avx2(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
         apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
             ns = min(128, steps - s0)
-            _pack_block(src, geo, ktab, pad_add[0], pad_add[1], g, mr, t0, t1, s0, ns, apk)
+            _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
             for t in range(t0, t1):
                 for p in range(p0, p1):
                     mk_avx2(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
@@ -281,7 +273,7 @@ def _drive_avx2(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
 
 
 @kernel
-def _drive_vnni512(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
+def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_avx2 with the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on VNNI hosts."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, mc = (geo[2] + g - 1) // g, geo[4]
@@ -296,7 +288,7 @@ def _drive_vnni512(src, geo, ktab, pad_add, panels, offs, dst, rq, i0, i1):
         apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
             ns = min(128, steps - s0)
-            _pack_block(src, geo, ktab, pad_add[0], pad_add[1], g, mr, t0, t1, s0, ns, apk)
+            _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
             for t in range(t0, t1):
                 for p in range(p0, p1):
                     mk_vnni512(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
@@ -425,9 +417,6 @@ def gemm_geo(m, k, n, isa, trans=0):
     return np.array([0, m, k, n, _mc_tiles(m, n, isa), trans, 0, 0, 0, 1, 1, 1, 0, 0], np.int64)
 
 
-_NO_KTAB = np.zeros((3, 1), np.int64)
-
-
 def n_items(geo, isa) -> int:
     """Number of (M block, N block) work items of the driver for descriptor geo."""
     mr, nr, _ = _GEOM[isa]
@@ -435,12 +424,12 @@ def n_items(geo, isa) -> int:
     return _ceil(_ceil(int(geo[G_M]), mr), int(geo[G_MC])) * _ceil(_ceil(int(geo[G_N]), nr), nc)
 
 
-def run_packed(src, geo, ktab, pad, add, packed, offs, dst, rq, threads=None) -> None:
+def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
     """Pointer-level entry: every argument is validated by the public wrappers
     (gemm_packed*, kernels.fast_conv); call it only through them."""
     drive = _DRIVERS["avx512vnni" if packed.isa == "avxvnni" else packed.isa]
-    pad_add = np.array([pad, add], np.int64)
-    parallel_items(lambda i0, i1: drive(src, geo, ktab, pad_add, packed.panels, offs, dst, rq, i0, i1),
+    add = np.int64(add)
+    parallel_items(lambda i0, i1: drive(src, geo, add, packed.panels, offs, dst, rq, i0, i1),
                    n_items(geo, packed.isa), threads)
 
 
@@ -464,8 +453,7 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
         return
     offs, o = _offsets(packed, a.dtype, a_zp, bias)
     a = np.ascontiguousarray(a)
-    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), _NO_KTAB,
-               a_zp, o, packed, offs, acc, _rq_none())
+    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, acc, _rq_none())
 
 
 def gemm_packed_ref(a, a_zp, packed: PackedB, bias, acc) -> None:
@@ -501,8 +489,7 @@ def gemm_packed_requant(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -
     offs, o = _offsets(packed, a.dtype, a_zp, bias)
     a = np.ascontiguousarray(a)
     rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
-    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), _NO_KTAB,
-               a_zp, o, packed, offs, out, rq)
+    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, out, rq)
 
 
 def _requant_rows(acc, mult, zp, lo, hi, out):
