@@ -117,7 +117,7 @@ def _quantize_adapter(m):
 
 def _register_extras() -> None:
     import importlib
-    for mod in ("intsim.verify_cli", "intsim.overflow_cli", "intsim.bench_cli", "intsim.quantize.cli",
+    for mod in ("intsim.verify_cli", "intsim.overflow_cli", "intsim.bench", "intsim.quantize.cli",
                 "intsim.dump_cli"):
         try:
             m = importlib.import_module(mod)
