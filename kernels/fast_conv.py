@@ -125,21 +125,27 @@ def _im2col_t(x, c0, cg, kh_, kw_, geo, pad, col):
     for c in range(cg):
         for ky in range(kh_):
             for kx in range(kw_):
-                out = col[(c * kh_ + ky) * kw_ + kx]
+                k = (c * kh_ + ky) * kw_ + kx
                 off = kx * dw - pl
                 lo_ox = min(ow_, max(0, (-off + sw - 1) // sw))
                 hi_ox = max(lo_ox, min(ow_, (w_ - 1 - off) // sw + 1))
                 for oy in range(oh_):
                     iy = oy * sh - pt + ky * dh
-                    dst = out[oy * ow_:(oy + 1) * ow_]
+                    base = oy * ow_
                     if iy < 0 or iy >= h_:
-                        dst[:] = pad
+                        for ox in range(ow_):
+                            col[k, base + ox] = pad
                         continue
-                    xr = x[c0 + c, iy]
-                    dst[:lo_ox] = pad
-                    dst[hi_ox:] = pad
-                    for ox in range(lo_ox, hi_ox):
-                        dst[ox] = xr[ox * sw + off]
+                    for ox in range(lo_ox):
+                        col[k, base + ox] = pad
+                    for ox in range(hi_ox, ow_):
+                        col[k, base + ox] = pad
+                    if sw == 1:
+                        for ox in range(lo_ox, hi_ox):
+                            col[k, base + ox] = x[c0 + c, iy, ox + off]
+                    else:
+                        for ox in range(lo_ox, hi_ox):
+                            col[k, base + ox] = x[c0 + c, iy, ox * sw + off]
 
 
 def _is_plain_1x1(pc: PackedConv) -> bool:

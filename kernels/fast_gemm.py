@@ -15,6 +15,7 @@ column sums S[n] = sum_k bw[k, n]. At run time, with a' = a + o:
   and sums each pair exactly in int32 (|pair| <= 2*255*383 < 2**18); no saturation anywhere.
 - isa "avx512vnni" (o = 128 for int8 a, else 0): vpdpbusd sums four u8 x s8 products exactly
   in int32; used only when every bw fits int8, otherwise the avx2 panels are used.
+  (An "avxvnni" host, VEX vpdpbusd on ymm only, gets the avx2 panels for now.)
 - isa "portable": kernels.gemm.gemm_acc (plain Numba loops).
 The sum runs in int32 and wraps mod 2**32, so an int32 `acc` equals the exact sum wrapped to
 int32 (as kernels.gemm stores it). An int64 `acc` is exact: when the bound
@@ -41,8 +42,7 @@ from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_vnni512
 KC_STEPS = 128            # K block (steps; literal 128 in the drivers): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
 MC_TILES = 16             # M block: at most 16 tiles of MR rows
-_GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4),
-         "avxvnni": (VNNI_MR, VNNI_NR, 4)}
+_GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4)}
 
 
 class PackedB(NamedTuple):
@@ -110,7 +110,9 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     if isa not in cpu.ISAS:
         raise ValueError(f"pack_b: unknown isa {isa!r}")
     bw = np.ascontiguousarray(b, np.int64) - b_zp[None, :]
-    if isa in ("avx512vnni", "avxvnni") and (bw.min() < -128 or bw.max() > 127):
+    if isa == "avxvnni":            # no 256-bit VEX vpdpbusd micro-kernel yet: int16 panels
+        isa = "avx2"
+    if isa == "avx512vnni" and (bw.min() < -128 or bw.max() > 127):
         isa = "avx2"
     k, n = b.shape
     col_sum, abs_sum = bw.sum(0), np.abs(bw).sum(0)
@@ -177,15 +179,24 @@ def _pack_colmajor_rows(src, m_total, k_, add, g, mr, m0, m1, s0, ns, apk, base0
     """Rows m0..m1-1 of a column-major A (A[m, k] = src[k*M + m]) into apk (kind 2)."""
     bits = 32 // g
     mask = (1 << bits) - 1
+    n = m1 - m0
     for s in range(ns):
         out = base0 + s * mr
-        for r in range(m1 - m0):
+        k0 = (s0 + s) * g
+        if g == 2 and k0 + 2 <= k_:
+            c0 = src[k0 * m_total + m0:k0 * m_total + m1]
+            c1 = src[(k0 + 1) * m_total + m0:(k0 + 1) * m_total + m1]
+            for r in range(n):
+                lo = (np.int32(c0[r]) + np.int32(add)) & np.int32(0xFFFF)
+                apk[out + r] = lo | ((np.int32(c1[r]) + np.int32(add)) << np.int32(16))
+            continue
+        for r in range(n):
             apk[out + r] = 0
         for u in range(g):
-            k = (s0 + s) * g + u
+            k = k0 + u
             if k < k_:
                 col = src[k * m_total + m0:k * m_total + m1]
-                for r in range(m1 - m0):
+                for r in range(n):
                     apk[out + r] |= ((np.int32(col[r]) + np.int32(add)) & np.int32(mask)) << np.int32(bits * u)
 
 
@@ -427,7 +438,7 @@ def n_items(geo, isa) -> int:
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
     """Pointer-level entry: every argument is validated by the public wrappers
     (gemm_packed*, kernels.fast_conv); call it only through them."""
-    drive = _DRIVERS["avx512vnni" if packed.isa == "avxvnni" else packed.isa]
+    drive = _DRIVERS[packed.isa]
     add = np.int64(add)
     parallel_items(lambda i0, i1: drive(src, geo, add, packed.panels, offs, dst, rq, i0, i1),
                    n_items(geo, packed.isa), threads)

@@ -205,3 +205,39 @@ def test_vnni_falls_back_to_int16_panels_when_weights_do_not_fit_int8():
     b = np.full((4, 2), 255, np.uint8)
     assert fg.pack_b(b, 0, isa="avx512vnni").isa == "avx2"
     assert fg.pack_b(np.full((4, 2), 127, np.int8), 0, isa="avx512vnni").isa == "avx512vnni"
+
+
+def emulate_vnni_gemm(a, az, packed, bias):
+    """The avx512vnni path with vpdpbusd emulated in NumPy: unpack the panels and the A words
+    by their documented layouts, then u8 x s8 sums + per-column offsets, wrapped to int32."""
+    mr, nr, g = fg.VNNI_MR, fg.VNNI_NR, 4
+    m, steps, n = a.shape[0], packed.steps, packed.n
+    n_panels, n_tiles = -(-n // nr), -(-m // mr)
+    b_mat = np.zeros((steps * g, n_panels * nr), np.int64)
+    a_mat = np.zeros((n_tiles * mr, steps * g), np.int64)
+    offs, o = fg._offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
+    geo = fg.gemm_geo(m, packed.k, n, "avx512vnni")
+    src = np.ascontiguousarray(a).reshape(-1)
+    for s0 in range(0, steps, fg.KC_STEPS):
+        ns = min(fg.KC_STEPS, steps - s0)
+        blk = packed.panels[s0 * n_panels * nr * g:(s0 + ns) * n_panels * nr * g].reshape(n_panels, ns, nr, g)
+        b_mat[s0 * g:(s0 + ns) * g] = blk.transpose(1, 3, 0, 2).reshape(ns * g, n_panels * nr)
+        apk = np.empty(n_tiles * ns * mr, np.int32)
+        fg._pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
+        words = apk.view(np.uint8).reshape(n_tiles, ns, mr, g)      # byte 0 = lowest lane
+        a_mat[:, s0 * g:(s0 + ns) * g] = words.transpose(0, 2, 1, 3).reshape(n_tiles * mr, ns * g)
+    return wrap32(offs[None, :n].astype(np.int64) + (a_mat @ b_mat)[:m, :n])
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=gemm_case())
+def test_vnni_layout_and_offsets_with_emulated_vpdpbusd(case):
+    """Runs on any host: everything of the VNNI path except the instruction itself."""
+    a, az, b, bz, bias = case
+    bz = np.clip(bz, b.astype(np.int64).max() - 127, b.astype(np.int64).min() + 128)  # bw fits int8
+    if np.any(bz < np.iinfo(b.dtype).min) or np.any(bz > np.iinfo(b.dtype).max):
+        bz = np.zeros_like(bz)
+        b = (b.astype(np.int64) // 2).astype(np.int8)
+    packed = fg.pack_b(b, bz, isa="avx512vnni")
+    assert packed.isa == "avx512vnni"
+    assert np.array_equal(emulate_vnni_gemm(a, az, packed, bias), wrap32(exact_sum(a, az, b, bz, bias)))
