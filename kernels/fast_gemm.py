@@ -231,12 +231,10 @@ def _add_tile(cblk, tile, row0, col0, mr, nr):
 
 
 @kernel(inline="always")
-def _out_value(c, mult, zp, flo, fhi, requant):
-    if requant:
-        v = np.float32(c) * mult
-        v = min(max(v, flo), fhi)
-        return np.int64(np.rint(v)) + zp
-    return np.int64(c)
+def _requant_one(c, mult, zp, flo, fhi):
+    """ORT float requant of one int32 sum: rint_RNE(clamp(f32(c) * mult, flo, fhi)) + zp."""
+    v = min(max(np.float32(c) * mult, flo), fhi)
+    return np.int64(np.rint(v)) + zp
 
 
 @kernel
@@ -246,15 +244,23 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
     requant, mult, zp, lo, hi = rq
     flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
     mi, nj = min(cblk.shape[0], geo[1] - m0), min(cblk.shape[1], geo[3] - n0)
-    if geo[5]:
+    if geo[5] and requant:
         for j in range(nj):
-            mj = mult[(n0 + j) % mult.size]
+            mj = mult[n0 + j]
             for i in range(mi):
-                dst[n0 + j, m0 + i] = _out_value(cblk[i, j], mj, zp, flo, fhi, requant)
+                dst[n0 + j, m0 + i] = _requant_one(cblk[i, j], mj, zp, flo, fhi)
+    elif geo[5]:
+        for j in range(nj):
+            for i in range(mi):
+                dst[n0 + j, m0 + i] = cblk[i, j]
+    elif requant:
+        for i in range(mi):
+            for j in range(nj):
+                dst[m0 + i, n0 + j] = _requant_one(cblk[i, j], mult[n0 + j], zp, flo, fhi)
     else:
         for i in range(mi):
             for j in range(nj):
-                dst[m0 + i, n0 + j] = _out_value(cblk[i, j], mult[(n0 + j) % mult.size], zp, flo, fhi, requant)
+                dst[m0 + i, n0 + j] = cblk[i, j]
 
 
 @kernel
