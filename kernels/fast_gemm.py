@@ -184,20 +184,19 @@ def _pack_colmajor_rows(src, m_total, k_, add, g, mr, m0, m1, s0, ns, apk, base0
         out = base0 + s * mr
         k0 = (s0 + s) * g
         if g == 2 and k0 + 2 <= k_:
-            c0 = src[k0 * m_total + m0:k0 * m_total + m1]
-            c1 = src[(k0 + 1) * m_total + m0:(k0 + 1) * m_total + m1]
+            i0, i1 = k0 * m_total + m0, (k0 + 1) * m_total + m0
             for r in range(n):
-                lo = (np.int32(c0[r]) + np.int32(add)) & np.int32(0xFFFF)
-                apk[out + r] = lo | ((np.int32(c1[r]) + np.int32(add)) << np.int32(16))
+                lo = (np.int32(src[i0 + r]) + np.int32(add)) & np.int32(0xFFFF)
+                apk[out + r] = lo | ((np.int32(src[i1 + r]) + np.int32(add)) << np.int32(16))
             continue
         for r in range(n):
             apk[out + r] = 0
         for u in range(g):
             k = k0 + u
             if k < k_:
-                col = src[k * m_total + m0:k * m_total + m1]
+                i0 = k * m_total + m0
                 for r in range(n):
-                    apk[out + r] |= ((np.int32(col[r]) + np.int32(add)) & np.int32(mask)) << np.int32(bits * u)
+                    apk[out + r] |= ((np.int32(src[i0 + r]) + np.int32(add)) & np.int32(mask)) << np.int32(bits * u)
 
 
 @kernel
