@@ -8,7 +8,7 @@ y = target.requantize(acc) with multiplier x_scale * w_scale[m] / y_scale.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +33,17 @@ class Bound:
     requantizer: object
     mode: str
     narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
+    packed: dict = field(default_factory=dict)  # fast-engine weight panels, packed once per geometry
+
+    def fast(self, x_dtype) -> bool:
+        """Exact sums of 8-bit operands go through the SIMD engine (kernels.fast_*) when the host
+        has one; it falls back to the portable kernels by itself when a sum could leave int32."""
+        from kernels.cpu import best_isa
+        return (self.mode == "exact" and self.narrow is None and x_dtype in _BYTES and self.w.dtype in _BYTES
+                and best_isa() != "portable")
+
+
+_BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 
 def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
@@ -177,6 +188,11 @@ def _conv_accumulate(x4, bound: Bound, geom, mode):
     if mode == "x86-u8s8-pairs" and bound.requantizer is not None:
         from kernels.x86pairs import conv2d_acc_pairs
         conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
+    elif b.fast(x4.dtype):
+        from kernels.fast_conv import conv2d_fast, pack_conv
+        if geom not in b.packed:
+            b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
+        conv2d_fast(x4, b.x_zp, b.packed[geom], b.bias, acc)
     else:
         conv2d_acc(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     return acc, 0
@@ -247,6 +263,11 @@ def _matmul_accumulate(a, bmat, bound: Bound, mode):
         if mode == "x86-u8s8-pairs":
             from kernels.x86pairs import gemm_acc_pairs
             gemm_acc_pairs(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
+        elif bound.fast(a2.dtype) and bmat is bound.w:
+            from kernels.fast_gemm import gemm_packed, pack_b
+            if "b" not in bound.packed:
+                bound.packed["b"] = pack_b(bmat, bound.w_zp)
+            gemm_packed(a2, bound.x_zp, bound.packed["b"], bound.bias, acc)
         else:
             gemm_acc(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
         return acc.reshape(a.shape[:-1] + (bmat.shape[1],)), 0
