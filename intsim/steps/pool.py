@@ -7,6 +7,7 @@ import numpy as np
 from kernels import pool as pk
 
 from ..errors import ShapeError
+from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
 
@@ -52,6 +53,7 @@ def maxpool_fn(node, ctx, a, get):
         try:
             st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
             shape = x.shape[:2] + pk.pool_output_shape(x.shape[2:], kernel, st, pads, di, int(a.get("ceil_mode", 0)))
+            check_shape(shape, x.dtype.itemsize, f"node '{node.name}': output of MaxPool")
             out = np.empty(shape, x.dtype)
             pk.maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
         except ValueError as e:
@@ -105,6 +107,7 @@ def prepare_avgpool(node, ctx):
         try:
             st, pads, di = _geometry(x, kernel, a["strides"], a["pads"], (), a["auto_pad"])
             shape = x.shape[:2] + pk.pool_output_shape(x.shape[2:], kernel, st, pads, di, a["ceil_mode"])
+            check_shape(shape, t.storage.itemsize, f"node '{node.name}': output of AveragePool")
             out = np.empty(shape, t.storage)
             pk.avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
         except ValueError as e:
