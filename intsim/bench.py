@@ -68,6 +68,7 @@ def ort_session(model, threads: int):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.qdqisint8allowed", "1")  # int8-activation QDQ fused too
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -165,26 +166,35 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
 
 
 def _models_suite(threads, rng, runs):
-    """Hook: whole committed models through intsim's executor and onnxruntime. Returns the rows it
-    could measure; a model the executor cannot run yet gets an `error` field."""
+    """Whole quantized models (models/*.{qdq_u8_pc,qdq_s8_pt,qop_u8}.onnx, and the ResNet-18-style
+    ones when models/cache holds them) at batch 1 and 8: milliseconds per run for intsim's
+    executor and onnxruntime (all optimizations on), the throughput ratio, and whether the
+    outputs are bit-identical. A model that cannot run gets an `error` field."""
     import onnx
     import intsim
     rows = []
     root = Path(__file__).resolve().parent.parent / "models"
-    for path in sorted(root.glob("*.qop_u8.onnx")) + sorted(root.glob("*.qdq_u8_pc.onnx")):
-        try:
-            model = onnx.load(str(path))
-            sess = ort_session(model, threads)
-            inp = sess.get_inputs()[0]
-            shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-            feeds = {inp.name: rng.random(shape, np.float32)}
-            prog = intsim.load(str(path))
-            t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs)
-            row = _row(path.name, shape, 1.0, t)
-            row.update(intsim_gops=None, ort_gops=None, numpy_gops=None)   # ops not counted: see *_ms
-            rows.append(row)
-        except Exception as e:  # noqa: BLE001 - the hook reports, the suite goes on
-            rows.append({"case": path.name, "error": f"{type(e).__name__}: {e}"})
+    paths = [p for form in ("qdq_u8_pc", "qdq_s8_pt", "qop_u8")
+             for p in sorted(root.glob(f"*.{form}.onnx")) + sorted((root / "cache").glob(f"*.{form}.onnx"))]
+    for path in paths:
+        for batch in (1, 8):
+            try:
+                model = onnx.load(str(path))
+                sess = ort_session(model, threads)
+                inp = sess.get_inputs()[0]
+                shape = [batch] + [d if isinstance(d, int) else 1 for d in inp.shape[1:]]
+                feeds = {inp.name: rng.standard_normal(shape).astype(np.float32).clip(0, None)
+                         if shape[1] == 1 else rng.standard_normal(shape).astype(np.float32)}
+                prog = intsim.load(str(path))
+                t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs)
+                want = sess.run(None, feeds)
+                got = list(prog.run(feeds).values())
+                equal = all(np.array_equal(a, b) for a, b in zip(got, want))
+                row = _row(f"{path.name}@b{batch}", shape, 1.0, t, {"ort_equal": equal})
+                row.update(intsim_gops=None, ort_gops=None, numpy_gops=None)   # ops not counted: see *_ms
+                rows.append(row)
+            except Exception as e:  # noqa: BLE001 - the suite reports the failure and goes on
+                rows.append({"case": f"{path.name}@b{batch}", "error": f"{type(e).__name__}: {e}"})
     return rows
 
 
