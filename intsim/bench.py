@@ -242,7 +242,17 @@ def format_table(rows: list[dict]) -> str:
 def cmd_bench(args) -> int:
     import json
     import sys
-    rows = run_suite(args.suite, threads=args.threads, runs=args.runs)
+    from .errors import IntsimError
+    cases = None
+    if args.case and args.suite in ("gemm", "conv"):
+        table = {c[0]: c for c in (GEMM_CASES if args.suite == "gemm" else CONV_CASES)}
+        unknown = [c for c in args.case if c not in table]
+        if unknown:
+            raise IntsimError(f"unknown {args.suite} case(s) {', '.join(unknown)} (known: {', '.join(table)})")
+        cases = [table[c] for c in args.case]
+    if args.runs < 7:
+        raise IntsimError(f"--runs must be >= 7 (medians), got {args.runs}")
+    rows = run_suite(args.suite, threads=args.threads, runs=args.runs, cases=cases)
     if args.json is not None:
         text = json.dumps({"suite": args.suite, "threads": args.threads, "rows": rows,
                            "summary": summary(rows)}, indent=1)
@@ -263,4 +273,5 @@ def add_parser(subparsers) -> None:
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--runs", type=int, default=RUNS, help="timed runs per side (>= 7)")
+    s.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
     s.set_defaults(fn=cmd_bench)

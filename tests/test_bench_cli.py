@@ -1,0 +1,31 @@
+"""`intsim bench --suite gemm --json -` prints rows with GOP/s for intsim, onnxruntime and NumPy
+and the ratio, all measured in the same process (timing goals live in benchmarks/, not here)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _bench(*args):
+    return subprocess.run([sys.executable, "-m", "intsim", "bench", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_gemm_suite_json_has_ratios():
+    r = _bench("--suite", "gemm", "--case", "square256", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["suite"] == "gemm" and len(d["rows"]) == 1
+    row = d["rows"][0]
+    assert row["case"] == "square256"
+    for k in ("intsim_gops", "ort_gops", "numpy_gops", "ratio"):
+        assert row[k] > 0
+    assert abs(row["ratio"] - row["intsim_gops"] / row["ort_gops"]) <= 1e-9 * row["ratio"]
+
+
+def test_bad_arguments_exit_2():
+    r = _bench("--suite", "gemm", "--case", "nope")
+    assert r.returncode == 2 and "unknown gemm case" in r.stderr
+    r = _bench("--suite", "gemm", "--runs", "3")
+    assert r.returncode == 2 and "--runs" in r.stderr
