@@ -109,9 +109,14 @@ class _QonnxReference:
         try:
             from qonnx.core.modelwrapper import ModelWrapper
             from qonnx.core.onnx_exec import execute_onnx
+            from qonnx.transformation.infer_shapes import InferShapes
         except ImportError:
             raise IntsimError("reference 'qonnx' needs the qonnx package (pip install qonnx)") from None
-        self.model, self.execute = ModelWrapper(model), execute_onnx
+        try:  # qonnx's executor needs every tensor shape, as its own InferShapes gives them
+            self.model = ModelWrapper(model).transform(InferShapes())
+        except Exception as e:  # noqa: BLE001
+            raise IntsimError(f"qonnx cannot infer the shapes of this model: {str(e).splitlines()[0]}") from None
+        self.execute = execute_onnx
         self.names = [o.name for o in model.graph.output]
 
     def run(self, feeds: dict) -> dict:

@@ -101,3 +101,13 @@ def test_bipolar_and_trunc():
                inits, [2, 7], [2, 7])
     x = (rng.integers(-128, 128, (2, 7)) * 0.25).astype(np.float32)
     assert np.array_equal(intsim.load(m).run({"x": x})["y"], _reference(m, x))
+
+
+def test_verify_against_the_qonnx_reference():
+    rng = np.random.default_rng(4)
+    inits = {"s": 0.1, "z": 0.0, "b": 4}
+    m = _model([helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], domain=DOMAIN, signed=1, narrow=0,
+                                 rounding_mode="ROUND")], inits, [3, 5], [3, 5])
+    rep = intsim.verify(m, {"x": rng.normal(0, 1, (3, 5)).astype(np.float32)}, reference="qonnx")
+    d = rep.as_dict()
+    assert d["passed"] and d["outputs"]["y"]["exact_fraction"] == 1.0
