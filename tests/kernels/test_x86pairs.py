@@ -12,30 +12,20 @@ QLinear* outputs are compared after a power-of-two requantization written here i
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import onnxruntime as ort
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from kernels.conv import ConvGeom
 from kernels.x86pairs import (batched_gemm_acc_pairs, batched_gemm_acc_pairs_ref, conv2d_acc_pairs,
                               conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref, host_saturates_u8s8)
 
 SATURATES = host_saturates_u8s8()
 
 
-class Geom(NamedTuple):
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
-    pad_bottom: int
-    pad_right: int
-    dil_h: int
-    dil_w: int
-    group: int
+Geom = ConvGeom
 
 
 # ----------------------------------------------------------------------------- strategies
