@@ -43,6 +43,9 @@ def _bars(tensors: list, key: str, title: str, ylabel: str) -> str:
     if key == "exact_fraction":
         lo = min(whole + iso + [1.0])
         ax.set_ylim(max(0.0, lo - 0.05 * (1 - lo) - 1e-4), 1.0 + 1e-4)
+        ax.ticklabel_format(axis="y", useOffset=False)
+    else:
+        ax.set_ylim(0, max(whole + iso + [1]) * 1.1)
     ax.legend(loc="best", fontsize=8)
     return _png(fig)
 
