@@ -1,0 +1,186 @@
+"""Fast path of onnxruntime's AVX2 u8 x s8 GEMM (accumulation mode `x86-u8s8-pairs`), bit-exact
+with kernels.x86pairs.gemm_acc_pairs and using the same instructions as MLAS.
+
+Contract (identical to kernels.x86pairs.gemm_acc_pairs; a uint8 (M, K), b int8 (K, N)):
+
+    sat16(v)   = min(max(v, -32768), 32767)
+    raw[m, n]  = sum_j sat16(a[m, 2j] * b[2j, n] + a[m, 2j+1] * b[2j+1, n])   (zero beyond K)
+    acc[m, n]  = raw[m, n] - a_zp * sum_k b[k, n] - b_zp[n] * sum_k a[m, k]
+                 + K * a_zp * b_zp[n] + bias[n]
+
+How. `pack_b_pairs` stores the RAW weights (no zero point) as int8 panels of 16 columns, K
+zero-padded to a multiple of 4, each column's 4 consecutive k adjacent (pairs (2j, 2j+1) next
+to each other), in kernels.fast_gemm's panel layout [K block][panel][step][16][4]. The micro-
+kernel (6 rows x 16 columns) broadcasts 4 bytes of a row of A and runs, per 8-column ymm,
+
+    vpmaddubsw(a_u8, b_s8)  -> 16 int16 lanes, each sat16(a[k]b[k] + a[k+1]b[k+1])
+    vpmaddwd(that, ones)    -> 8 int32 lanes, the two saturated pairs of one k quad summed
+    vpaddd                  -> int32 accumulator (wraps mod 2**32)
+
+so raw is formed exactly as MLAS forms it. raw is exact in int32 while ceil(K/2) * 32768 <
+2**31 (K <= 131070); the zero-point and bias terms are then added in int64 from exact row and
+column sums and stored: an int32 acc wraps (as MLAS's int32 sum does), an int64 acc is exact.
+For an int64 acc with K > 131070 the exact slow kernel (x86pairs) runs instead; on a host
+without AVX2 every call runs x86pairs.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+
+from . import cpu
+from .fast_gemm import (_add_tile, _epilogue, _init_block, _pack_block, _pack_panels_impl, _rq_none,
+                        gemm_geo, n_items, parallel_items)
+from .jit import kernel
+from .simd import _make_microkernel
+from .x86pairs import _check_gemm, gemm_acc_pairs, gemm_acc_pairs_ref
+
+MR, NR, G = 6, 16, 4               # tile rows, tile columns, k per int32 lane
+K_RAW_EXACT = 131070               # largest K whose raw pair sum always fits int32
+
+
+def _madd_ubsw(builder, acc, a_splat, b8):
+    """acc + vpmaddwd(vpmaddubsw(a_u8, b_s8), ones): per int32 lane, the two int16-saturated
+    pair sums of one k quad, added into acc (int32, wraps)."""
+    v8 = ir.VectorType(ir.IntType(8), 32)
+    v16 = ir.VectorType(ir.IntType(16), 16)
+    v32 = ir.VectorType(ir.IntType(32), 8)
+    ubsw = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v8, v8]),
+                                          "llvm.x86.avx2.pmadd.ub.sw")
+    wd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v32, [v16, v16]),
+                                        "llvm.x86.avx2.pmadd.wd")
+    pairs = builder.call(ubsw, [builder.bitcast(a_splat, v8), b8])
+    ones = ir.Constant(v16, [1] * 16)
+    return builder.add(acc, builder.call(wd, [pairs, ones]))
+
+
+mk_ubsw = _make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)
+
+
+class PackedPairs(NamedTuple):
+    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of 128 steps][panel]
+    [step][16 columns][4 k], zero beyond K and N; col_sum: int64 (N,) sum_k b[k, n]; b: a
+    copy of the weights (for the fallback and the twin)."""
+    k: int
+    n: int
+    steps: int
+    panels: np.ndarray
+    col_sum: np.ndarray
+    b: np.ndarray
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def pack_b_pairs(b) -> PackedPairs:
+    """Pack weights b (K, N) int8 (raw values; zero points are applied at run time)."""
+    if not isinstance(b, np.ndarray) or b.ndim != 2 or b.dtype != np.int8:
+        raise ValueError(f"pack_b_pairs: weight b must be a 2-D int8 array, got "
+                         f"{getattr(b, 'dtype', type(b).__name__)} {np.shape(b)}")
+    if min(b.shape) < 1:
+        raise ValueError(f"pack_b_pairs: weight b has an empty shape {b.shape}")
+    k, n = b.shape
+    steps = _ceil(k, G)
+    panels = np.empty(_ceil(n, NR) * steps * NR * G, np.int8)
+    _pack_panels_impl(np.ascontiguousarray(b), NR, G, steps, panels)
+    return PackedPairs(k, n, steps, panels, b.astype(np.int64).sum(axis=0), b.copy())
+
+
+def _check_packed(packed, where):
+    if not isinstance(packed, PackedPairs):
+        raise ValueError(f"{where}: packed must come from pack_b_pairs, got {type(packed).__name__}")
+    p = packed.panels
+    want = _ceil(packed.n, NR) * _ceil(packed.k, G) * NR * G
+    if not (isinstance(p, np.ndarray) and p.dtype == np.int8 and p.ndim == 1 and p.flags.c_contiguous
+            and p.size == want and packed.steps == _ceil(packed.k, G)
+            and isinstance(packed.b, np.ndarray) and packed.b.shape == (packed.k, packed.n)
+            and packed.b.dtype == np.int8 and packed.col_sum.shape == (packed.n,)):
+        raise ValueError(f"{where}: packed weights are inconsistent (panels "
+                         f"{getattr(p, 'dtype', None)} {getattr(p, 'shape', None)}, want int8 ({want},))")
+
+
+@kernel
+def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
+    """Items i0..i1-1 of the (M block, N block) grid: per K block of 128 steps, pack the A tiles
+    as u8 quads, run the 6x16 vpmaddubsw micro-kernel per tile and panel into an int32 block."""
+    mr, nr, g, nc = 6, 16, 4, 16
+    steps, mc = (geo[2] + g - 1) // g, geo[4]
+    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
+    n_nb = (n_panels + nc - 1) // nc
+    for item in range(i0, i1):
+        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
+        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
+        cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
+        _init_block(cblk, offs, p0 * nr)
+        tile = np.empty(mr * nr, np.int32)
+        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
+        for s0 in range(0, steps, 128):
+            ns = min(128, steps - s0)
+            _pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
+            for t in range(t0, t1):
+                for p in range(p0, p1):
+                    mk_ubsw(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
+                    _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
+        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
+
+
+@kernel
+def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
+    """acc[m, n] (holding raw) += -a_zp*col_sum[n] - b_zp[n]*rowsum[m] + K*a_zp*b_zp[n] + bias[n],
+    computed in int64 and stored in acc's dtype (an int32 store wraps)."""
+    m_, k_ = a.shape
+    n_ = acc.shape[1]
+    off = np.empty(n_, np.int64)
+    for n in range(n_):
+        off[n] = bias[n] - a_zp * col_sum[n] + np.int64(k_) * a_zp * b_zp[n]
+    for m in range(m_):
+        rs = np.int64(0)
+        for k in range(k_):
+            rs += np.int64(a[m, k])
+        for n in range(n_):
+            acc[m, n] = np.int64(acc[m, n]) + off[n] - b_zp[n] * rs
+
+
+def run_raw(a, packed: PackedPairs, raw, threads=None) -> None:
+    """raw (M, N) int32/int64 C-contiguous = the int32 raw pair sums of a (M, K) uint8
+    C-contiguous; callers validate every argument (gemm_pairs_packed does)."""
+    offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
+    geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2")
+    src = a.reshape(-1)
+    parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, _rq_none(), i0, i1),
+                   n_items(geo, "avx2"), threads)
+
+
+def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
+    """acc = onnxruntime's AVX2 u8s8 GEMM of a with the packed weights (module docstring).
+
+    a: (M, K) uint8; a_zp: integer in [0, 255]; packed: pack_b_pairs(b); b_zp: (N,) integers in
+    [-128, 127]; bias: (N,) int64; acc: (M, N) int32 (wraps like MLAS) or int64. Same results
+    as kernels.x86pairs.gemm_acc_pairs(a, b, a_zp, b_zp, bias, acc).
+    """
+    where = "gemm_pairs_packed"
+    _check_packed(packed, where)
+    try:
+        a_zp, b_zp, bias = _check_gemm(a, packed.b, a_zp, b_zp, bias, acc)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    slow = not cpu.has_avx2() or (acc.dtype == np.int64 and packed.k > K_RAW_EXACT)
+    if slow or a.shape[0] == 0:
+        gemm_acc_pairs(a, packed.b, a_zp, b_zp, bias, acc)
+        return
+    a = np.ascontiguousarray(a)
+    out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
+    run_raw(a, packed, out)
+    _fix_zero_points(out, a, np.int64(a_zp), packed.col_sum, b_zp, bias)
+    if out is not acc:
+        acc[...] = out
+
+
+def gemm_pairs_packed_ref(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
+    """NumPy int64 twin of gemm_pairs_packed (x86pairs' twin on the unpacked weights)."""
+    _check_packed(packed, "gemm_pairs_packed")
+    gemm_acc_pairs_ref(a, packed.b, a_zp, b_zp, bias, acc)
