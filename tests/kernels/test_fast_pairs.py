@@ -1,0 +1,218 @@
+"""kernels.fast_pairs: the vpmaddubsw GEMM equals kernels.x86pairs' NumPy twin bit for bit.
+
+1. Hypothesis: gemm_pairs_packed == x86pairs.gemm_acc_pairs_ref for M, N, K in 1..300 (K odd
+   and not a multiple of 4 drawn often), values at the ends (a = 255, b = -128 / 127), zero
+   points at the ends, int32 and int64 accumulators.
+2. Hand-computed saturation from the instruction semantics (not from the code under test).
+3. Several K blocks (K > 512), N and M blocks, threads, the int64 fallback for huge K.
+4. Validation: bad shapes, dtypes, zero points and forged packs raise ValueError.
+5. onnxruntime's MatMulInteger on this host, when it saturates (no VNNI).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels import cpu
+from kernels.fast_pairs import (K_RAW_EXACT, PackedPairs, gemm_pairs_packed, gemm_pairs_packed_ref,
+                                pack_b_pairs, run_raw)
+from kernels.x86pairs import gemm_acc_pairs_ref, host_saturates_u8s8
+from tests.kernels.strategies import biases, int_array, zero_point, zero_points
+
+pytestmark = pytest.mark.skipif(not cpu.has_avx2(), reason=cpu.missing("avx2") or "no avx2")
+
+DIM = st.integers(1, 300)
+K_DIM = st.integers(0, 149).map(lambda j: 2 * j + 1) | st.integers(1, 300).filter(lambda k: k % 4) | DIM
+
+
+def both(a, b, a_zp, b_zp, bias, dtype):
+    """(fast, twin) accumulators."""
+    got, want = np.empty((a.shape[0], b.shape[1]), dtype), np.empty((a.shape[0], b.shape[1]), dtype)
+    gemm_pairs_packed(a, a_zp, pack_b_pairs(b), b_zp, bias, got)
+    gemm_acc_pairs_ref(a, b, a_zp, b_zp, bias, want)
+    return got, want
+
+
+# ----------------------------------------------------------------------------- 1. fast == twin
+@settings(max_examples=80, deadline=None)
+@given(DIM, K_DIM, DIM, st.sampled_from([np.int32, np.int64]), st.data())
+def test_gemm_equals_twin(m, k, n, dtype, data):
+    a = data.draw(int_array((m, k), np.uint8))
+    b = data.draw(int_array((k, n), np.int8))
+    a_zp, b_zp = data.draw(zero_point(np.uint8)), data.draw(zero_points(np.int8, n))
+    got, want = both(a, b, a_zp, b_zp, data.draw(biases(n)), dtype)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 13), st.integers(1, 37), st.integers(1, 35), st.sampled_from([0, 255]),
+       st.sampled_from([-128, 127]), st.sampled_from([-128, 127, 0]), st.sampled_from([np.int32, np.int64]))
+def test_extremes_equal_twin(m, k, n, a_zp, b_zp, b_val, dtype):
+    """Every product pair saturates (a = 255, b = -128 or 127) with zero points at the ends."""
+    a = np.full((m, k), 255, np.uint8)
+    b = np.full((k, n), b_val, np.int8)
+    got, want = both(a, b, a_zp, np.full(n, b_zp, np.int64), np.zeros(n, np.int64), dtype)
+    assert np.array_equal(got, want)
+
+
+def test_twin_method_matches_x86pairs_twin():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (9, 19), dtype=np.uint8)
+    b = rng.integers(-128, 128, (19, 21)).astype(np.int8)
+    bz, bias = rng.integers(-128, 128, 21), rng.integers(-2**31, 2**31, 21)
+    got, want = np.empty((9, 21), np.int64), np.empty((9, 21), np.int64)
+    gemm_pairs_packed_ref(a, 7, pack_b_pairs(b), bz, bias, got)
+    gemm_acc_pairs_ref(a, b, 7, bz, bias, want)
+    assert np.array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------- 2. hand values
+@pytest.mark.parametrize("k", [64, 65, 66, 3, 1])
+@pytest.mark.parametrize("b_val", [-128, 127])
+def test_saturation_by_hand(k, b_val):
+    """raw = (k // 2) * sat16(2 * 255 * b) + (k % 2) * 255 * b, zero points 0."""
+    a = np.full((2, k), 255, np.uint8)
+    b = np.full((k, 3), b_val, np.int8)
+    pair = min(max(2 * 255 * b_val, -32768), 32767)
+    want = (k // 2) * pair + (k % 2) * 255 * b_val
+    acc = np.empty((2, 3), np.int32)
+    gemm_pairs_packed(a, 0, pack_b_pairs(b), np.zeros(3, np.int64), np.zeros(3, np.int64), acc)
+    assert (acc == want).all()
+    if k == 64 and b_val == -128:
+        assert want == -1048576           # the figure measured from onnxruntime on this host
+
+
+def test_pairs_are_even_odd_adjacent():
+    """a = (0, 255, 255, 0), b = (0, -128, -128, 0): pairs (0,1) and (2,3) each hold one
+    product, nothing saturates: raw = -65280. Pairing (1,2) would give -32768."""
+    a = np.array([[0, 255, 255, 0]], np.uint8)
+    b = np.array([[0], [-128], [-128], [0]], np.int8)
+    acc = np.empty((1, 1), np.int64)
+    gemm_pairs_packed(a, 0, pack_b_pairs(b), np.zeros(1, np.int64), np.zeros(1, np.int64), acc)
+    assert acc[0, 0] == -65280
+
+
+def test_zero_points_apply_on_raw_values():
+    """a_zp = 255, b_zp = -128 with a = 255, b = -128: the exact product is 0, but the raw
+    pairs saturate: acc = K/2*(-32768) - 255*K*(-128) + 128*K*255 - K*255*128."""
+    k = 8
+    a = np.full((1, k), 255, np.uint8)
+    b = np.full((k, 1), -128, np.int8)
+    acc = np.empty((1, 1), np.int64)
+    gemm_pairs_packed(a, 255, pack_b_pairs(b), np.array([-128]), np.zeros(1, np.int64), acc)
+    assert acc[0, 0] == (k // 2) * -32768 + 255 * 128 * k + 128 * 255 * k - k * 255 * 128
+
+
+# ----------------------------------------------------------------------------- 3. blocking
+@pytest.mark.parametrize("m,k,n", [(100, 1030, 37), (7, 2049, 290), (200, 515, 17), (1, 4099, 1)])
+def test_several_blocks(m, k, n):
+    rng = np.random.default_rng(m * k + n)
+    a = rng.choice(np.array([0, 255, 254, 1, 128], np.uint8), (m, k))
+    b = rng.choice(np.array([-128, 127, -127, 0, 5], np.int8), (k, n))
+    bz, bias = rng.integers(-128, 128, n), rng.integers(-2**31, 2**31, n)
+    for dtype in (np.int32, np.int64):
+        got, want = both(a, b, 3, bz, bias, dtype)
+        assert np.array_equal(got, want)
+
+
+def test_threads_do_not_change_raw():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (250, 300), dtype=np.uint8)
+    packed = pack_b_pairs(rng.integers(-128, 128, (300, 70)).astype(np.int8))
+    one, two = np.empty((250, 70), np.int32), np.empty((250, 70), np.int32)
+    run_raw(a, packed, one, threads=1)
+    run_raw(a, packed, two, threads=2)
+    assert np.array_equal(one, two)
+
+
+def test_huge_k_int64_stays_exact():
+    """K > K_RAW_EXACT: the int32 raw sum could wrap, so an int64 acc must still hold the sum;
+    an int32 acc wraps like MLAS."""
+    k = K_RAW_EXACT + 6
+    a = np.full((1, k), 255, np.uint8)
+    b = np.full((k, 2), 127, np.int8)
+    for dtype in (np.int64, np.int32):
+        got, want = both(a, b, 0, np.zeros(2, np.int64), np.zeros(2, np.int64), dtype)
+        assert np.array_equal(got, want)
+    assert want[0, 0] == np.int32(np.int64((k // 2) * 32767).astype(np.int32))
+
+
+def test_noncontiguous_inputs_and_acc():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (30, 41), dtype=np.uint8)[:, ::2]
+    b = rng.integers(-128, 128, (21, 13)).astype(np.int8)
+    bz, bias = rng.integers(-128, 128, 13), np.zeros(13, np.int64)
+    got = np.zeros((13, 30), np.int64).T
+    gemm_pairs_packed(a, 9, pack_b_pairs(b), bz, bias, got)
+    want = np.empty((30, 13), np.int64)
+    gemm_acc_pairs_ref(np.ascontiguousarray(a), b, 9, bz, bias, want)
+    assert np.array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------- 4. validation
+def _good():
+    a = np.zeros((3, 5), np.uint8)
+    return a, pack_b_pairs(np.zeros((5, 4), np.int8)), np.zeros(4, np.int64), np.zeros(4, np.int64)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 4), np.uint8), np.zeros((5,), np.int8), np.zeros((0, 4), np.int8),
+                                 [[1, 2]]])
+def test_pack_rejects(bad):
+    with pytest.raises(ValueError, match="weight b"):
+        pack_b_pairs(bad)
+
+
+def test_gemm_rejects_bad_arguments():
+    a, packed, bz, bias = _good()
+    acc = np.empty((3, 4), np.int32)
+    cases = [
+        ("a", lambda: gemm_pairs_packed(a.astype(np.int8), 0, packed, bz, bias, acc)),
+        ("do not multiply", lambda: gemm_pairs_packed(np.zeros((3, 6), np.uint8), 0, packed, bz, bias, acc)),
+        ("a_zp", lambda: gemm_pairs_packed(a, 256, packed, bz, bias, acc)),
+        ("a_zp", lambda: gemm_pairs_packed(a, -1, packed, bz, bias, acc)),
+        ("b_zp", lambda: gemm_pairs_packed(a, 0, packed, np.full(4, 128), bias, acc)),
+        ("b_zp", lambda: gemm_pairs_packed(a, 0, packed, np.zeros(3), bias, acc)),
+        ("bias", lambda: gemm_pairs_packed(a, 0, packed, bz, np.zeros(5), acc)),
+        ("acc", lambda: gemm_pairs_packed(a, 0, packed, bz, bias, np.empty((3, 4), np.float32))),
+        ("acc", lambda: gemm_pairs_packed(a, 0, packed, bz, bias, np.empty((4, 3), np.int32))),
+        ("packed", lambda: gemm_pairs_packed(a, 0, packed._replace(panels=packed.panels[:-1]), bz, bias, acc)),
+        ("packed", lambda: gemm_pairs_packed(a, 0, packed._replace(n=9), bz, bias, acc)),
+        ("packed", lambda: gemm_pairs_packed(a, 0, tuple(packed), bz, bias, acc)),
+    ]
+    for word, call in cases:
+        with pytest.raises(ValueError, match=word):
+            call()
+
+
+def test_packed_is_a_packedpairs():
+    _, packed, _, _ = _good()
+    assert isinstance(packed, PackedPairs) and packed.panels.dtype == np.int8
+
+
+# ----------------------------------------------------------------------------- 5. onnxruntime
+@pytest.mark.skipif(not host_saturates_u8s8(), reason="onnxruntime does not saturate u8s8 pairs on this host")
+@pytest.mark.parametrize("m,k,n", [(4, 64, 5), (33, 131, 19)])
+def test_equals_onnxruntime_matmulinteger(m, k, n):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(k)
+    a = rng.choice(np.array([255, 254, 0, 200], np.uint8), (m, k))
+    b = rng.choice(np.array([-128, 127, -100, 1], np.int8), (k, n))
+    a_zp, b_zp = np.array(3, np.uint8), np.array(-5, np.int8)
+    node = helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["y"])
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k]),
+         helper.make_tensor_value_info("b", TensorProto.INT8, [k, n]),
+         helper.make_tensor_value_info("az", TensorProto.UINT8, []),
+         helper.make_tensor_value_info("bz", TensorProto.INT8, [])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+                                .SerializeToString(), so, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"a": a, "b": b, "az": a_zp, "bz": b_zp})[0]
+    got = np.empty((m, n), np.int32)
+    gemm_pairs_packed(a, 3, pack_b_pairs(b), np.full(n, -5), np.zeros(n, np.int64), got)
+    assert np.array_equal(got, want)
