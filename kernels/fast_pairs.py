@@ -22,6 +22,11 @@ so raw is formed exactly as MLAS forms it. raw is exact in int32 while ceil(K/2)
 column sums and stored: an int32 acc wraps (as MLAS's int32 sum does), an int64 acc is exact.
 For an int64 acc with K > 131070 the exact slow kernel (x86pairs) runs instead; on a host
 without AVX2 every call runs x86pairs.
+
+Convolution (conv2d_pairs_fast, same results as x86pairs.conv2d_acc_pairs): per image and
+group, im2col rows (oy, ox) with K in onnxruntime's NHWC order (ky, kx, c), padded taps equal
+to x_zp, then the GEMM above with the im2col row sums in the zero-point terms. Depthwise convs
+(C/group == M/group == 1) are summed exactly by kernels.fast_conv, as MLAS's depthwise kernels do.
 """
 from __future__ import annotations
 
@@ -32,11 +37,14 @@ from llvmlite import ir
 from numba.core import cgutils
 
 from . import cpu
+from .conv import ConvGeom
+from .fast_conv import conv2d_fast, pack_conv
 from .fast_gemm import (_add_tile, _epilogue, _init_block, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items)
 from .jit import kernel
 from .simd import _make_microkernel
-from .x86pairs import _check_gemm, gemm_acc_pairs, gemm_acc_pairs_ref
+from .x86pairs import (_check_conv, _check_gemm, _is_depthwise, _weights_khwc, conv2d_acc_pairs,
+                       conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
 
 MR, NR, G = 6, 16, 4               # tile rows, tile columns, k per int32 lane
 K_RAW_EXACT = 131070               # largest K whose raw pair sum always fits int32
@@ -184,3 +192,142 @@ def gemm_pairs_packed_ref(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None
     """NumPy int64 twin of gemm_pairs_packed (x86pairs' twin on the unpacked weights)."""
     _check_packed(packed, "gemm_pairs_packed")
     gemm_acc_pairs_ref(a, packed.b, a_zp, b_zp, bias, acc)
+
+
+# ----------------------------------------------------------------------------- convolution
+class PackedConvPairs(NamedTuple):
+    """Conv weights prepared once. kind "gemm": packs holds one PackedPairs per group, its B
+    the group's weights in onnxruntime's (ky, kx, c) K order; kind "depthwise" (C/group ==
+    M/group == 1): no packs, the exact kernels.fast_conv path runs. w is a copy of the weights."""
+    kind: str
+    geom: object
+    packs: tuple
+    w: np.ndarray
+
+
+def pack_conv_pairs(w, geom) -> PackedConvPairs:
+    """Prepare w (M, C/group, KH, KW) int8 for conv2d_pairs_fast; geom: kernels.conv.ConvGeom
+    (or any object with its fields)."""
+    if not isinstance(w, np.ndarray) or w.ndim != 4 or w.dtype != np.int8 or min(w.shape) < 1:
+        raise ValueError(f"pack_conv_pairs: weight w must be a non-empty 4-D int8 array, got "
+                         f"{getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
+    group = int(geom.group)
+    if group < 1 or w.shape[0] % group:
+        raise ValueError(f"pack_conv_pairs: weight {w.shape} does not split into {group} groups")
+    if _is_depthwise(w, geom):
+        return PackedConvPairs("depthwise", geom, (), w.copy())
+    packs = tuple(pack_b_pairs(wk) for wk in _weights_khwc(w, group))
+    return PackedConvPairs("gemm", geom, packs, w.copy())
+
+
+@kernel
+def _im2col_khwc(xh, c0, cg, kh_, kw_, cgeo, pad, cols):
+    """cols[oy*OW + ox, (ky*KW + kx)*Cg + c] = xh[iy, ix, c0 + c], or pad outside the image;
+    xh one NHWC image (H, W, C) uint8, cgeo = [sh, sw, pt, pl, dh, dw, OW]."""
+    h_, w_ = xh.shape[0], xh.shape[1]
+    sh, sw, pt, pl, dh, dw, ow_ = cgeo[0], cgeo[1], cgeo[2], cgeo[3], cgeo[4], cgeo[5], cgeo[6]
+    pad8 = np.uint8(pad)
+    for p in range(cols.shape[0]):
+        oy, ox = p // ow_, p % ow_
+        for ky in range(kh_):
+            iy = oy * sh - pt + ky * dh
+            for kx in range(kw_):
+                ix = ox * sw - pl + kx * dw
+                k0 = (ky * kw_ + kx) * cg
+                if iy < 0 or iy >= h_ or ix < 0 or ix >= w_:
+                    for c in range(cg):
+                        cols[p, k0 + c] = pad8
+                else:
+                    for c in range(cg):
+                        cols[p, k0 + c] = xh[iy, ix, c0 + c]
+
+
+@kernel
+def _conv_fix(raw, cols, x_zp, col_sum, w_zp, bias, out):
+    """out[j, p] = raw[p, j] - x_zp*col_sum[j] - w_zp[j]*rowsum[p] + K*x_zp*w_zp[j] + bias[j]
+    in int64, stored in out's dtype (an int32 store wraps); out (Mg, OH*OW) of one image."""
+    p_, k_ = cols.shape
+    mg = raw.shape[1]
+    off = np.empty(mg, np.int64)
+    for j in range(mg):
+        off[j] = bias[j] - x_zp * col_sum[j] + np.int64(k_) * x_zp * w_zp[j]
+    for p in range(p_):
+        rs = np.int64(0)
+        for k in range(k_):
+            rs += np.int64(cols[p, k])
+        for j in range(mg):
+            out[j, p] = np.int64(raw[p, j]) + off[j] - w_zp[j] * rs
+
+
+def _conv_gemm(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc):
+    """Per image and group: NHWC im2col rows (P, K), the vpmaddubsw GEMM into int32 raw sums,
+    then the zero-point terms, written into acc[n, group channels] (C-contiguous acc)."""
+    g = pc.geom
+    n_img, oh, ow = acc.shape[0], acc.shape[2], acc.shape[3]
+    group = int(g.group)
+    mg, cg, kh, kw = pc.w.shape[0] // group, pc.w.shape[1], pc.w.shape[2], pc.w.shape[3]
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, ow], np.int64)
+    cols = np.empty((oh * ow, kh * kw * cg), np.uint8)
+    raw = np.empty((oh * ow, mg), np.int32)
+    for n in range(n_img):
+        for gi, pack in enumerate(pc.packs):
+            _im2col_khwc(xh[n], gi * cg, cg, kh, kw, cgeo, np.int64(x_zp), cols)
+            run_raw(cols, pack, raw)
+            sl = slice(gi * mg, (gi + 1) * mg)
+            _conv_fix(raw, cols, np.int64(x_zp), pack.col_sum, w_zp[sl], bias[sl],
+                      acc[n, sl].reshape(mg, oh * ow))
+
+
+def _check_packed_conv(pc, where):
+    if not isinstance(pc, PackedConvPairs) or pc.kind not in ("gemm", "depthwise"):
+        raise ValueError(f"{where}: pc must come from pack_conv_pairs, got {type(pc).__name__}")
+    group = int(pc.geom.group)
+    if pc.kind == "gemm":
+        k = pc.w.shape[1] * pc.w.shape[2] * pc.w.shape[3]
+        if len(pc.packs) != group:
+            raise ValueError(f"{where}: pc has {len(pc.packs)} packs for {group} groups")
+        for p in pc.packs:
+            _check_packed(p, where)
+            if (p.k, p.n) != (k, pc.w.shape[0] // group):
+                raise ValueError(f"{where}: a group's packed weights ({p.k}, {p.n}) do not match w {pc.w.shape}")
+
+
+def conv2d_pairs_fast(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
+    """acc = onnxruntime's QLinearConv accumulation for uint8 x and int8 w on an AVX2 host,
+    the same results as kernels.x86pairs.conv2d_acc_pairs(x, pc.w, x_zp, w_zp, bias, pc.geom, acc).
+
+    x: (N, C, H, W) uint8; x_zp in [0, 255]; pc: pack_conv_pairs(w, geom); w_zp: (M,) in
+    [-128, 127]; bias: (M,) int64; acc: (N, M, OH, OW) int32 (wraps) or int64. Per group and
+    output pixel the im2col row is in (ky, kx, c) order with padded taps equal to x_zp, and
+    gemm_pairs_packed's formula applies with K = KH*KW*C/group; depthwise convs are exact.
+    """
+    where = "conv2d_pairs_fast"
+    _check_packed_conv(pc, where)
+    try:
+        x_zp, w_zp, bias = _check_conv(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    k = pc.w.shape[1] * pc.w.shape[2] * pc.w.shape[3]
+    slow = not cpu.has_avx2() or (acc.dtype == np.int64 and k > K_RAW_EXACT)
+    if slow:
+        conv2d_acc_pairs(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
+        return
+    out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
+    if pc.kind == "depthwise":
+        conv2d_fast(x, x_zp, pack_conv(pc.w, w_zp, _conv_geom(pc.geom)), bias, out)
+    else:
+        _conv_gemm(x, x_zp, pc, w_zp, bias, out)
+    if out is not acc:
+        acc[...] = out
+
+
+def _conv_geom(g) -> ConvGeom:
+    return ConvGeom(int(g.stride_h), int(g.stride_w), int(g.pad_top), int(g.pad_left), int(g.pad_bottom),
+                    int(g.pad_right), int(g.dil_h), int(g.dil_w), int(g.group))
+
+
+def conv2d_pairs_fast_ref(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
+    """NumPy int64 twin of conv2d_pairs_fast (x86pairs' conv twin on the unpacked weights)."""
+    _check_packed_conv(pc, "conv2d_pairs_fast")
+    conv2d_acc_pairs_ref(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
