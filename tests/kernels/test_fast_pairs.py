@@ -7,6 +7,8 @@
 3. Several K blocks (K > 512), N and M blocks, threads, the int64 fallback for huge K.
 4. Validation: bad shapes, dtypes, zero points and forged packs raise ValueError.
 5. onnxruntime's MatMulInteger on this host, when it saturates (no VNNI).
+6. conv2d_pairs_fast == x86pairs.conv2d_acc_pairs_ref (groups, depthwise, strides, dilations,
+   pads, 1x1, extremes), and its validation.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
-from kernels.fast_pairs import (K_RAW_EXACT, PackedPairs, gemm_pairs_packed, gemm_pairs_packed_ref,
-                                pack_b_pairs, run_raw)
-from kernels.x86pairs import gemm_acc_pairs_ref, host_saturates_u8s8
+from kernels.conv import ConvGeom
+from kernels.fast_pairs import (K_RAW_EXACT, PackedPairs, conv2d_pairs_fast, conv2d_pairs_fast_ref,
+                                gemm_pairs_packed, gemm_pairs_packed_ref, pack_b_pairs, pack_conv_pairs, run_raw)
+from kernels.x86pairs import conv2d_acc_pairs_ref, gemm_acc_pairs_ref, host_saturates_u8s8
 from tests.kernels.strategies import biases, int_array, zero_point, zero_points
 
 pytestmark = pytest.mark.skipif(not cpu.has_avx2(), reason=cpu.missing("avx2") or "no avx2")
@@ -216,3 +219,80 @@ def test_equals_onnxruntime_matmulinteger(m, k, n):
     got = np.empty((m, n), np.int32)
     gemm_pairs_packed(a, 3, pack_b_pairs(b), np.full(n, -5), np.zeros(n, np.int64), got)
     assert np.array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------- 6. convolution
+def out_hw(h, w, kh, kw, g):
+    return ((h + g.pad_top + g.pad_bottom - g.dil_h * (kh - 1) - 1) // g.stride_h + 1,
+            (w + g.pad_left + g.pad_right - g.dil_w * (kw - 1) - 1) // g.stride_w + 1)
+
+
+@st.composite
+def conv_case(draw):
+    """x, w, geometry: grouped or not, depthwise (C/group == M/group == 1) sometimes."""
+    group = draw(st.integers(1, 3))
+    dw = draw(st.booleans()) and draw(st.booleans())
+    cg, mg = (1, 1) if dw else (draw(st.integers(1, 6)), draw(st.integers(1, 20)))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    geom = ConvGeom(draw(st.integers(1, 2)), draw(st.integers(1, 2)), *[draw(st.integers(0, 2)) for _ in range(4)],
+                    draw(st.integers(1, 2)), draw(st.integers(1, 2)), group)
+    n, h, w_ = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    oh, ow = out_hw(h, w_, kh, kw, geom)
+    if oh < 1 or ow < 1:
+        geom = geom._replace(pad_top=kh * geom.dil_h, pad_left=kw * geom.dil_w)
+    x = draw(int_array((n, group * cg, h, w_), np.uint8))
+    w = draw(int_array((group * mg, cg, kh, kw), np.int8))
+    return x, w, geom
+
+
+@settings(max_examples=120, deadline=None)
+@given(conv_case(), zero_point(np.uint8), st.sampled_from([np.int32, np.int64]), st.data())
+def test_conv_equals_twin(case, x_zp, dtype, data):
+    x, w, g = case
+    m = w.shape[0]
+    w_zp, bias = data.draw(zero_points(np.int8, m)), data.draw(biases(m))
+    shape = (x.shape[0], m) + out_hw(x.shape[2], x.shape[3], *w.shape[2:], g)
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    conv2d_pairs_fast(x, x_zp, pack_conv_pairs(w, g), w_zp, bias, got)
+    conv2d_acc_pairs_ref(x, w, x_zp, w_zp, bias, g, want)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("c,m,k,group", [(64, 32, 3, 1), (3, 8, 7, 1), (200, 5, 1, 1), (16, 16, 3, 2), (1, 1, 3, 1)])
+def test_conv_larger_and_saturating(c, m, k, group):
+    """Realistic channel counts; x = 255 and w = -128 / 127 mixed so pairs saturate often."""
+    rng = np.random.default_rng(c * m + k)
+    x = rng.choice(np.array([255, 254, 0, 9], np.uint8), (1, c, 12, 11))
+    w = rng.choice(np.array([-128, 127, 3], np.int8), (m, c // group, k, k))
+    g = ConvGeom(1, 2, k // 2, k // 2, k // 2, 0, 1, 1, group)
+    shape = (1, m) + out_hw(12, 11, k, k, g)
+    w_zp, bias = rng.integers(-128, 128, m), rng.integers(-2**31, 2**31, m)
+    for dtype in (np.int32, np.int64):
+        got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+        pc = pack_conv_pairs(w, g)
+        conv2d_pairs_fast(x, 255, pc, w_zp, bias, got)
+        conv2d_pairs_fast_ref(x, 255, pc, w_zp, bias, want)
+        assert np.array_equal(got, want)
+
+
+def test_conv_rejects_bad_arguments():
+    g = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    w = np.zeros((4, 3, 3, 3), np.int8)
+    pc = pack_conv_pairs(w, g)
+    x = np.zeros((1, 3, 5, 5), np.uint8)
+    z4, acc = np.zeros(4, np.int64), np.empty((1, 4, 3, 3), np.int32)
+    cases = [
+        ("x", lambda: conv2d_pairs_fast(x.astype(np.int8), 0, pc, z4, z4, acc)),
+        ("channels", lambda: conv2d_pairs_fast(np.zeros((1, 2, 5, 5), np.uint8), 0, pc, z4, z4, acc)),
+        ("larger", lambda: conv2d_pairs_fast(np.zeros((1, 3, 2, 2), np.uint8), 0, pc, z4, z4, acc)),
+        ("x_zp", lambda: conv2d_pairs_fast(x, 300, pc, z4, z4, acc)),
+        ("w_zp", lambda: conv2d_pairs_fast(x, 0, pc, np.full(4, -129), z4, acc)),
+        ("acc", lambda: conv2d_pairs_fast(x, 0, pc, z4, z4, np.empty((1, 4, 3, 4), np.int32))),
+        ("pc", lambda: conv2d_pairs_fast(x, 0, tuple(pc), z4, z4, acc)),
+        ("packs", lambda: conv2d_pairs_fast(x, 0, pc._replace(packs=pc.packs * 2), z4, z4, acc)),
+        ("weight w", lambda: pack_conv_pairs(w.astype(np.uint8), g)),
+        ("groups", lambda: pack_conv_pairs(w, g._replace(group=3))),
+    ]
+    for word, call in cases:
+        with pytest.raises(ValueError, match=word):
+            call()
