@@ -58,14 +58,16 @@ def test_digits_accuracy_matches_onnxruntime_int8():
         assert abs(acc_int - acc_float) <= 0.01, (form, acc_int, acc_float)
 
 
+@pytest.mark.parametrize("target", ["ort-vnni", "ort-avx2"])
 @pytest.mark.parametrize("name", SMALL)
-def test_fast_engine_and_portable_kernels_agree_in_the_executor(name, monkeypatch):
-    """The executor's SIMD path (exact 8-bit sums) and the portable kernels give equal outputs."""
+def test_fast_engine_and_portable_kernels_agree_in_the_executor(name, target, monkeypatch):
+    """The executor's SIMD paths (exact 8-bit sums; onnxruntime's AVX2 pair saturation) and the
+    portable kernels give equal outputs."""
     import kernels.jit
-    path = _quantized(name, "qdq_s8_pt")
+    path = _quantized(name, "qdq_u8_pc")
     feeds = zoo.sample_inputs(name, 16, seed=11)
-    fast = intsim.load(path, target="ort-vnni").run(feeds)
+    fast = intsim.load(path, target=target).run(feeds)
     monkeypatch.setattr(kernels.jit, "FORCE_PORTABLE", True)
-    portable = intsim.load(path, target="ort-vnni").run(feeds)
+    portable = intsim.load(path, target=target).run(feeds)
     for k in fast:
         np.testing.assert_array_equal(fast[k], portable[k])

@@ -38,12 +38,17 @@ class Bound:
     def fast(self, x_dtype) -> bool:
         """Exact sums of 8-bit operands go through the SIMD engine (kernels.fast_*) when the host
         has one; it falls back to the portable kernels by itself when a sum could leave int32."""
-        from kernels.cpu import best_isa
         return (self.mode == "exact" and self.narrow is None and x_dtype in _BYTES and self.w.dtype in _BYTES
-                and best_isa() != "portable")
+                and _simd())
 
 
 _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _simd() -> bool:
+    """The host runs the SIMD engines (AVX2 or better) and INTSIM_PORTABLE is not set."""
+    from kernels.cpu import best_isa
+    return best_isa() != "portable"
 
 
 def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
@@ -186,8 +191,15 @@ def _conv_accumulate(x4, bound: Bound, geom, mode):
     # conv2d_acc_pairs sums depthwise convs exactly, as onnxruntime does; ConvInteger (no
     # requantizer) runs through onnxruntime's exact s8 x u8 kernel on every host
     if mode == "x86-u8s8-pairs" and bound.requantizer is not None:
-        from kernels.x86pairs import conv2d_acc_pairs
-        conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
+        if _simd():
+            from kernels.fast_pairs import conv2d_pairs_fast, pack_conv_pairs
+            key = ("pairs", geom)
+            if key not in b.packed:
+                b.packed[key] = pack_conv_pairs(b.w, geom)
+            conv2d_pairs_fast(x4, b.x_zp, b.packed[key], b.w_zp, b.bias, acc)
+        else:
+            from kernels.x86pairs import conv2d_acc_pairs
+            conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     elif b.fast(x4.dtype):
         from kernels.fast_conv import conv2d_fast, pack_conv
         if geom not in b.packed:
@@ -260,7 +272,12 @@ def _matmul_accumulate(a, bmat, bound: Bound, mode):
         k = a.shape[-1]
         a2 = np.ascontiguousarray(a.reshape(-1, k))
         acc = np.empty((a2.shape[0], bmat.shape[1]), np.int64)
-        if mode == "x86-u8s8-pairs":
+        if mode == "x86-u8s8-pairs" and _simd() and bmat is bound.w:
+            from kernels.fast_pairs import gemm_pairs_packed, pack_b_pairs
+            if "pairs" not in bound.packed:
+                bound.packed["pairs"] = pack_b_pairs(bmat)
+            gemm_pairs_packed(a2, bound.x_zp, bound.packed["pairs"], bound.w_zp, bound.bias, acc)
+        elif mode == "x86-u8s8-pairs":
             from kernels.x86pairs import gemm_acc_pairs
             gemm_acc_pairs(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
         elif bound.fast(a2.dtype) and bmat is bound.w:
