@@ -23,6 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import InvalidModelError, ShapeError, UnsupportedOpError
+from ..geometry import auto_pads
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 ACTIVATION_OPS = ("Relu", "Clip")
@@ -264,10 +265,8 @@ def im2col(x: np.ndarray, node: onnx.NodeProto, w_shape: tuple) -> np.ndarray:
     auto = attrs.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
     n, c, h, w = x.shape
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        pads = _same_pads(h, w, kh, kw, sh, sw, dh, dw, auto)
-    elif auto == "VALID":
-        pads = [0, 0, 0, 0]
+    if auto in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        pads = auto_pads(auto, (h, w), (kh, kw), (sh, sw), (dh, dw))
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     oh = (h + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
@@ -277,15 +276,6 @@ def im2col(x: np.ndarray, node: onnx.NodeProto, w_shape: tuple) -> np.ndarray:
             cols[:, :, i, j] = xp[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw]
     cols = cols.reshape(n, g, cpg, kh, kw, oh * ow).transpose(1, 0, 5, 2, 3, 4)
     return cols.reshape(g, n * oh * ow, cpg * kh * kw)
-
-
-def _same_pads(h, w, kh, kw, sh, sw, dh, dw, mode) -> list:
-    out = []
-    for size, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
-        total = max(0, (-(-size // s) - 1) * s + (k - 1) * d + 1 - size)
-        small, big = total // 2, total - total // 2
-        out.append((small, big) if mode == "SAME_UPPER" else (big, small))
-    return [out[0][0], out[1][0], out[0][1], out[1][1]]
 
 
 def layer_patches(layer: Layer, x: np.ndarray, w: np.ndarray) -> np.ndarray:

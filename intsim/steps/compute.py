@@ -17,6 +17,7 @@ from kernels.gemm import batched_gemm_acc, gemm_acc
 
 from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
+from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..limits import check_shape
 from . import step
@@ -145,16 +146,8 @@ def _finish_accumulator(node, ctx, acc64, layout, tap):
 def _pads(node, h, w, kh, kw, sh, sw, dh, dw):
     a = node.attrs
     auto = a.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        out = []
-        for size, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
-            o = -(-size // s)
-            total = max(0, (o - 1) * s + (k - 1) * d + 1 - size)
-            small, big = total // 2, total - total // 2
-            out.append((small, big) if auto == "SAME_UPPER" else (big, small))
-        return out[0][0], out[1][0], out[0][1], out[1][1]
-    if auto == "VALID":
-        return 0, 0, 0, 0
+    if auto in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        return tuple(auto_pads(auto, (h, w), (kh, kw), (sh, sw), (dh, dw)))
     p = list(a.get("pads", ())) or [0, 0, 0, 0]
     if len(p) == 2:  # 1-D conv lifted to 2-D
         return 0, p[0], 0, p[1]

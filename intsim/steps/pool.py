@@ -7,25 +7,10 @@ import numpy as np
 from kernels import pool as pk
 
 from ..errors import ShapeError
+from ..geometry import auto_pads
 from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
-
-
-def _auto_pads(auto_pad, spatial, kernel, strides, dilations):
-    """Explicit [begin.., end..] pads for SAME_UPPER / SAME_LOWER / VALID."""
-    n = len(spatial)
-    if auto_pad == "VALID":
-        return [0] * (2 * n)
-    begins, ends = [], []
-    for i in range(n):
-        o = -(-spatial[i] // strides[i])
-        total = max(0, (o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatial[i])
-        small = total // 2
-        b, e = (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
-        begins.append(b)
-        ends.append(e)
-    return begins + ends
 
 
 def _geometry(x, kernel, a_strides, a_pads, a_dil, auto_pad):
@@ -36,7 +21,7 @@ def _geometry(x, kernel, a_strides, a_pads, a_dil, auto_pad):
     dilations = list(a_dil) or [1] * ns
     pads = list(a_pads) or [0] * (2 * ns)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER", "VALID"):
-        pads = _auto_pads(auto_pad, x.shape[2:], kernel, strides, dilations)
+        pads = auto_pads(auto_pad, x.shape[2:], kernel, strides, dilations)
     return strides, pads, dilations
 
 
