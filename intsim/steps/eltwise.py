@@ -13,6 +13,7 @@ from kernels import eltwise as ek
 from kernels import lut as lk
 
 from ..errors import QuantParamError, ShapeError
+from ..numerics import dequantize_linear, quantize_linear
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
 
@@ -73,8 +74,8 @@ def _requantize_codes(x, sx, zx, sy, zy, t):
         out = np.empty(x.shape, t.storage)
         lk.apply_table(np.ascontiguousarray(x), table, out)
         return out
-    d = (x.astype(np.int64) - zx).astype(np.float32) * np.float32(sx)
-    return np.clip(np.rint(d / np.float32(sy)) + zy, t.qmin, t.qmax).astype(t.storage)
+    d = dequantize_linear(x, np.float32(sx), zx, None, 0)
+    return quantize_linear(d, np.float32(sy), zy, None, 0, t.qmin, t.qmax, t.storage)
 
 
 @step("concat")
