@@ -4,8 +4,9 @@ Kernels sum products exactly (int64); `finish` then applies the model of the har
 
 - exact:    the sum must fit `bits` signed bits, else `AccumulatorOverflow` names the node;
 - wrap:     two's complement at `bits` (equal to wrapping after every add, since it is modular);
-- saturate / per-tile models need the kernel's K order and run inside the kernel
-  (see kernels/overflow.py); `finish` only checks they were applied.
+- saturate and per-tile models need the kernel's K order, so they run inside the narrow
+  kernels of kernels/overflow.py (chosen by `narrow_model`), and `finish` leaves their
+  result as it is.
 """
 from __future__ import annotations
 
