@@ -32,6 +32,8 @@ type's range for the plain ONNX ops.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -93,6 +95,21 @@ def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
+@kernel(inline="always")
+def _sat_cvt(v, flo, fhi, lo, checked):
+    """clamp(cvt(v), lo, hi) without branches (so loops vectorize): flo/fhi are lo/hi as
+    float32 (exact, |lo|, |hi| < 2**24), so clamp(rint(v)) equals clamp(cvt(v)) whenever v is
+    inside int32; when `checked`, NaN or |v| >= 2**31 (cvt -> INT32_MIN) gives lo."""
+    r = np.rint(v)
+    r = r if r > flo else flo
+    r = r if r < fhi else fhi
+    q = np.int32(r)
+    if checked:
+        ok = (v >= np.float32(-_TWO31)) & (v < np.float32(_TWO31))
+        return q if ok else np.int32(lo)
+    return q
+
+
 def _type_range(dtype) -> tuple:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)
@@ -139,18 +156,53 @@ def add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp) -> tuple:
     return r_a, r_b, fixed
 
 
-@kernel
-def _add_vv_impl(a, b, r_a, r_b, fixed, lo, hi, out):
-    for i in range(a.size):
-        t = fma32(np.float32(b[i]), r_b, fixed)
-        v = fma32(np.float32(a[i]), r_a, t)
-        out[i] = _clamp(_cvt(v), lo, hi)
+class AddPlan(NamedTuple):
+    """QLinearAdd constants for one (A, B) operand order, validated once (see `add_plan`)."""
+    r_a: np.float32
+    r_b: np.float32
+    fixed: np.float32
+    lo: int
+    hi: int
+    dtype: np.dtype
+    checked: bool       # False when every |v| is provably < 2**30 (no cvt overflow test needed)
+
+
+def add_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, dtype) -> AddPlan:
+    """Validate the quantization parameters of a QLinearAdd on `dtype` (uint8/int8) and derive
+    its float32 constants; A is the operand that `qlinear_add_planned` takes as a vector."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.int8):
+        raise ValueError(f"qlinear_add: dtype must be uint8 or int8, got {dtype}")
+    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), dtype, lo, hi)
+    r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = 256.0 * (abs(float(r_a)) + abs(float(r_b))) + abs(float(fixed))
+    checked = not (np.isfinite(bound) and bound < 2.0 ** 30)
+    return AddPlan(r_a, r_b, fixed, int(lo), int(hi), dtype, checked)
 
 
 @kernel
-def _add_vs_impl(a, r_a, fixed_b, lo, hi, out):
-    for i in range(a.size):
-        out[i] = _clamp(_cvt(fma32(np.float32(a[i]), r_a, fixed_b)), lo, hi)
+def _add_vv_impl(a, b, r_a, r_b, fixed, lo, hi, checked, out):
+    flo, fhi = np.float32(lo), np.float32(hi)
+    if checked:
+        for i in range(a.size):
+            v = fma32(np.float32(a[i]), r_a, fma32(np.float32(b[i]), r_b, fixed))
+            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+    else:
+        for i in range(a.size):
+            v = fma32(np.float32(a[i]), r_a, fma32(np.float32(b[i]), r_b, fixed))
+            out[i] = _sat_cvt(v, flo, fhi, lo, False)
+
+
+@kernel
+def _add_vs_impl(a, r_a, fixed_b, lo, hi, checked, out):
+    flo, fhi = np.float32(lo), np.float32(hi)
+    if checked:
+        for i in range(a.size):
+            out[i] = _sat_cvt(fma32(np.float32(a[i]), r_a, fixed_b), flo, fhi, lo, True)
+    else:
+        for i in range(a.size):
+            out[i] = _sat_cvt(fma32(np.float32(a[i]), r_a, fixed_b), flo, fhi, lo, False)
 
 
 def _add_plan(a, a_scale, a_zp, b, b_scale, b_zp):
@@ -158,6 +210,51 @@ def _add_plan(a, a_scale, a_zp, b, b_scale, b_zp):
     if a.size == 1 and b.size != 1:
         return b, b_scale, b_zp, a, a_scale, a_zp
     return a, a_scale, a_zp, b, b_scale, b_zp
+
+
+_PAR_MIN = 1 << 18      # elements below which one thread is faster than sharing the work
+_PAR_CHUNK = 1 << 16
+
+
+def _chunked(fn, n: int) -> None:
+    """fn(i0, i1) over [0, n): one call for small n, else chunks shared by the fast kernels'
+    threads (kernels.fast_gemm.parallel_items); fn must be a nogil kernel call."""
+    if n < _PAR_MIN:
+        fn(0, n)
+        return
+    from .fast_gemm import parallel_items
+    chunks = -(-n // _PAR_CHUNK)
+    parallel_items(lambda c0, c1: fn(c0 * _PAR_CHUNK, min(c1 * _PAR_CHUNK, n)), chunks, per_thread=2)
+
+
+def _check_planned(name, a, b, plan, out):
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(f"{name}: '{t}' must be a NumPy array")
+    if a.dtype != plan.dtype or b.dtype != plan.dtype or out.dtype != plan.dtype:
+        raise ValueError(f"{name}: a, b and out must be {plan.dtype} (got {a.dtype}, {b.dtype}, {out.dtype})")
+    if a.shape != out.shape or (b.size != 1 and b.shape != out.shape):
+        raise ValueError(f"{name}: a {a.shape} and b {b.shape} must have out's shape {out.shape} "
+                         f"(b may be a single value)")
+    if not (out.flags.c_contiguous and a.flags.c_contiguous and b.flags.c_contiguous):
+        raise ValueError(f"{name}: a, b and out must be C-contiguous")
+
+
+def qlinear_add_planned(a, b, plan: AddPlan, out) -> None:
+    """QLinearAdd with constants from `add_plan` (see module docstring): a, out C-contiguous of
+    one shape, b of that shape (vector path) or a single value (ORT's scalar-B path).
+    Large arrays are split across the fast kernels' threads (elementwise, same result)."""
+    _check_planned("qlinear_add", a, b, plan, out)
+    av, ov = a.reshape(-1), out.reshape(-1)
+    lo, hi = np.int64(plan.lo), np.int64(plan.hi)
+    if b.size == 1 and a.size != 1:
+        fixed_b = F32(fma32_np(F32(int(b.reshape(-1)[0])), plan.r_b, plan.fixed))
+        _chunked(lambda i0, i1: _add_vs_impl(av[i0:i1], plan.r_a, fixed_b, lo, hi, plan.checked, ov[i0:i1]),
+                 av.size)
+    else:
+        bv = b.reshape(-1)
+        _chunked(lambda i0, i1: _add_vv_impl(av[i0:i1], bv[i0:i1], plan.r_a, plan.r_b, plan.fixed, lo, hi,
+                                             plan.checked, ov[i0:i1]), av.size)
 
 
 def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
@@ -170,14 +267,8 @@ def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) 
     _check_pair("qlinear_add", a, b, out)
     _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _add_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
-    av = np.ascontiguousarray(a).reshape(-1)
-    ov = out.reshape(-1)
-    if b.size == 1:
-        fixed_b = fma32_np(F32(int(b.reshape(-1)[0])), r_b, fixed)
-        _add_vs_impl(av, r_a, F32(fixed_b), np.int64(lo), np.int64(hi), ov)
-    else:
-        _add_vv_impl(av, np.ascontiguousarray(b).reshape(-1), r_a, r_b, fixed, np.int64(lo), np.int64(hi), ov)
+    plan = add_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, out.dtype)
+    qlinear_add_planned(np.ascontiguousarray(a).reshape(out.shape), np.ascontiguousarray(b), plan, out)
 
 
 def qlinear_add_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
@@ -263,12 +354,75 @@ def _quantize_impl(x, scale, zp, qmin, qmax, out):
         z = zp[c]
         fmin = np.float32(qmin - z)
         fmax = np.float32(qmax - z)
+        fz = np.float32(z)
         for p in range(p_):
+            xr = x[p, c]
+            orow = out[p, c]
             for q in range(q_):
-                v = np.float32(x[p, c, q] / s)
+                v = np.float32(xr[q] / s)
                 v = v if v > fmin else fmin       # maxps(v, min): NaN -> min
                 v = v if v < fmax else fmax
-                out[p, c, q] = _cvt(v) + z
+                # v is inside [qmin - z, qmax - z], so cvt(v) == rint(v), and rint(v) + z is
+                # exact in float32 (|.| < 2**17 for 16-bit types)
+                orow[q] = np.int32(np.rint(v) + fz)
+
+
+class QuantizePlan(NamedTuple):
+    """Validated QuantizeLinear parameters: scale (C,) float32 > 0, zp (C,) int64 in
+    [qmin, qmax], [qmin, qmax] inside `dtype` (an 8- or 16-bit integer type)."""
+    scale: np.ndarray
+    zp: np.ndarray
+    qmin: int
+    qmax: int
+    dtype: np.dtype
+
+
+def quantize_plan(scale, zp, qmin, qmax, dtype) -> QuantizePlan:
+    """Check QuantizeLinear parameters once (ValueError) for `quantize_linear_planned`."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.int8, np.uint16, np.int16):
+        raise ValueError(f"quantize_linear: out dtype must be an 8- or 16-bit integer, got {dtype}")
+    scale = np.ascontiguousarray(np.asarray(scale, F32).reshape(-1))
+    zp = np.ascontiguousarray(np.broadcast_to(np.asarray(zp).astype(np.int64).reshape(-1), scale.shape))
+    if scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError("quantize_linear: scales must be finite and > 0")
+    lo, hi = _type_range(dtype)
+    if not lo <= qmin <= qmax <= hi or np.any(zp < qmin) or np.any(zp > qmax):
+        raise ValueError(f"quantize_linear: range [{qmin}, {qmax}] / zero points do not fit {dtype}")
+    return QuantizePlan(scale, zp, int(qmin), int(qmax), dtype)
+
+
+def _chunk_rows(fn, x3, out3) -> None:
+    """Run fn(x_part, out_part) over parts of (P, C, Q) arrays: the whole for small inputs;
+    else slices along P (or along Q when P == C == 1), shared by the fast kernels' threads."""
+    p_, c_, q_ = x3.shape
+    if p_ == 1 and c_ == 1:
+        _chunked(lambda i0, i1: fn(x3[:, :, i0:i1], out3[:, :, i0:i1]), q_)
+        return
+    if x3.size < _PAR_MIN or p_ == 1:
+        fn(x3, out3)
+        return
+    from .fast_gemm import parallel_items
+    parallel_items(lambda i0, i1: fn(x3[i0:i1], out3[i0:i1]), p_, per_thread=2)
+
+
+def quantize_linear_planned(x, plan: QuantizePlan, out) -> None:
+    """QuantizeLinear float32 -> int with a `quantize_plan` (formula in the module docstring).
+    Per tensor (one scale): x and out of any one shape. Per axis (C scales): x and out laid
+    out (outer, C, inner). Both C-contiguous."""
+    if not isinstance(x, np.ndarray) or not isinstance(out, np.ndarray) or x.shape != out.shape:
+        raise ValueError("quantize_linear: input and out must be arrays of one shape")
+    if x.dtype != np.float32 or out.dtype != plan.dtype:
+        raise ValueError(f"quantize_linear: needs float32 input and {plan.dtype} out, got {x.dtype}, {out.dtype}")
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("quantize_linear: input and out must be C-contiguous")
+    c = plan.scale.size
+    if c != 1 and (x.ndim != 3 or x.shape[1] != c):
+        raise ValueError(f"quantize_linear: per-axis scale of {c} values needs input laid out (outer, "
+                         f"{c}, inner), got {x.shape}")
+    qmin, qmax = np.int64(plan.qmin), np.int64(plan.qmax)
+    _chunk_rows(lambda xp, op: _quantize_impl(xp, plan.scale, plan.zp, qmin, qmax, op),
+                _as3d(x, c), _as3d(out, c))
 
 
 def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
@@ -276,14 +430,10 @@ def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z.
     Per tensor: scale/zp of one value, any x shape. Per axis: x laid out (outer, C, inner),
     scale/zp of C values."""
-    scale, zp = _check_axis_params("quantize_linear", x, scale, zp, out)
+    _check_axis_params("quantize_linear", x, scale, zp, out)
     if x.dtype != np.float32:
         raise ValueError(f"quantize_linear: input must be float32, got {x.dtype}")
-    lo, hi = _type_range(out.dtype)
-    if not lo <= qmin <= qmax <= hi or np.any(zp < qmin) or np.any(zp > qmax):
-        raise ValueError(f"quantize_linear: range [{qmin}, {qmax}] / zero points do not fit {out.dtype}")
-    _quantize_impl(_as3d(np.ascontiguousarray(x), scale.size), scale, zp, np.int64(qmin), np.int64(qmax),
-                   _as3d(out, scale.size))
+    quantize_linear_planned(np.ascontiguousarray(x), quantize_plan(scale, zp, qmin, qmax, out.dtype), out)
 
 
 def quantize_linear_ref(x, scale, zp, qmin, qmax, out) -> None:
