@@ -126,10 +126,10 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
 
 
 # Source of A, packed per (M block, K block) inside the driver. geo (int64):
-#   [kind, M, K, N, mc_tiles, trans, ...unused]
+#   [kind, M, K, N, mc_tiles, trans, ...unused, (panels per item: optional, default NC)]
 # kind 0: row-major A, A[m, k] = src[m*K + k].
 # kind 2: column-major A, A[m, k] = src[k*M + m] (an im2col^T buffer, or x itself for 1x1).
-G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_PL = range(14)
+G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_PL, G_NP = range(15)
 
 
 @kernel
@@ -262,54 +262,59 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
                 dst[m0 + i, n0 + j] = cblk[i, j]
 
 
+@kernel(inline="always")
+def _item_bounds(item, geo, mr, nr, nc):
+    """Tiles t0..t1-1 and panels p0..p1-1 of work item `item`: M blocks of geo[G_MC] tiles times
+    N ranges of geo[G_NP] panels (a descriptor of 14 entries, as conv builds, uses nc)."""
+    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
+    npi = geo[14] if geo.shape[0] > 14 and geo[14] > 0 else nc
+    n_ni = (n_panels + npi - 1) // npi
+    t0, p0 = (item // n_ni) * geo[4], (item % n_ni) * npi
+    return t0, min(t0 + geo[4], n_tiles), p0, min(p0 + npi, n_panels)
+
+
 @kernel
 def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 of the (M block, N block) grid (n_nb N blocks per row of items); per item,
-    for each K block: pack its A tiles,
-    then for each tile and panel run the 6x16 vpmaddwd micro-kernel into an int32 block."""
+    """Items i0..i1-1 (see _item_bounds). Per item, per K block of 128 steps: pack the item's A
+    tiles once, then per B block of nc panels (L2), per tile and panel, the 6x16 vpmaddwd
+    micro-kernel accumulates into the item's int32 C block (started from the offsets row)."""
     mr, nr, g, nc = 6, 16, 2, 16
-    steps, mc = (geo[2] + g - 1) // g, geo[4]
-    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
-    n_nb = (n_panels + nc - 1) // nc
+    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
-        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
-        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
-        cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
-        _init_block(cblk, offs, p0 * nr)
-        tile = np.empty(mr * nr, np.int32)
+        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
+        ldc = (p1 - p0) * nr
+        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
         apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
-            ns = min(128, steps - s0)
+            ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-            for t in range(t0, t1):
-                for p in range(p0, p1):
-                    mk_avx2(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
-                    _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
-        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
+            for q0 in range(p0, p1, nc):
+                for t in range(t0, t1):
+                    for p in range(q0, min(q0 + nc, p1)):
+                        mk_avx2(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
+                                cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
+        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel
 def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_avx2 with the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on VNNI hosts."""
     mr, nr, g, nc = 6, 32, 4, 8
-    steps, mc = (geo[2] + g - 1) // g, geo[4]
-    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
-    n_nb = (n_panels + nc - 1) // nc
+    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
-        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
-        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
-        cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
-        _init_block(cblk, offs, p0 * nr)
-        tile = np.empty(mr * nr, np.int32)
+        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
+        ldc = (p1 - p0) * nr
+        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
         apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
-            ns = min(128, steps - s0)
+            ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-            for t in range(t0, t1):
-                for p in range(p0, p1):
-                    mk_vnni512(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
-                    _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
-        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
+            for q0 in range(p0, p1, nc):
+                for t in range(t0, t1):
+                    for p in range(q0, min(q0 + nc, p1)):
+                        mk_vnni512(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
+                                   cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
+        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 # Work sharing for the nogil drivers: chunks of items are claimed dynamically by the calling
@@ -428,16 +433,31 @@ def _mc_tiles(m, n, isa, threads=2):
     return int(min(MC_TILES, max(1, _ceil(_ceil(m, mr), want))))
 
 
+def _gemm_split(m, n, isa, threads):
+    """(tiles per M block, panels per item) of a GEMM: an item spans all of N (A is packed once
+    per K block and reused by every panel) unless there are too few M blocks to keep `threads`
+    busy, in which case N is split too; at least 4 items per thread when the shape allows."""
+    mr, nr, _ = _GEOM[isa]
+    n_tiles, n_panels = _ceil(m, mr), _ceil(n, nr)
+    want = 4 * max(threads, 1) if threads > 1 else 1
+    mc = int(min(MC_TILES, max(1, _ceil(n_tiles, want))))
+    n_mb = _ceil(n_tiles, mc)
+    n_split = min(n_panels, max(1, _ceil(want, n_mb)))
+    return mc, _ceil(n_panels, n_split)
+
+
 def gemm_geo(m, k, n, isa, trans=0):
-    """The driver's descriptor of a row-major A (M, K)."""
-    return np.array([0, m, k, n, _mc_tiles(m, n, isa), trans, 0, 0, 0, 1, 1, 1, 0, 0], np.int64)
+    """The driver's descriptor of a row-major A (M, K); entry G_NP = 14 holds panels per item."""
+    mc, npi = _gemm_split(m, n, isa, _state["threads"])
+    return np.array([0, m, k, n, mc, trans, 0, 0, 0, 1, 1, 1, 0, 0, npi], np.int64)
 
 
 def n_items(geo, isa) -> int:
-    """Number of (M block, N block) work items of the driver for descriptor geo."""
+    """Number of (M block, N range) work items of the driver for descriptor geo."""
     mr, nr, _ = _GEOM[isa]
-    nc = NC_PANELS if nr == 16 else 8
-    return _ceil(_ceil(int(geo[G_M]), mr), int(geo[G_MC])) * _ceil(_ceil(int(geo[G_N]), nr), nc)
+    n_panels = _ceil(int(geo[G_N]), nr)
+    npi = int(geo[G_NP]) if geo.shape[0] > G_NP and geo[G_NP] > 0 else (NC_PANELS if nr == 16 else 8)
+    return _ceil(_ceil(int(geo[G_M]), mr), int(geo[G_MC])) * _ceil(n_panels, npi)
 
 
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:

@@ -39,7 +39,7 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, pack_conv
-from .fast_gemm import (_add_tile, _epilogue, _init_block, _pack_block, _pack_panels_impl, _rq_none,
+from .fast_gemm import (_add_tile, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items)
 from .jit import kernel
 from .simd import _make_microkernel
@@ -113,27 +113,25 @@ def _check_packed(packed, where):
 
 @kernel
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 of the (M block, N block) grid: per K block of 128 steps, pack the A tiles
-    as u8 quads, run the 6x16 vpmaddubsw micro-kernel per tile and panel into an int32 block."""
+    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block of 128 steps, pack the item's
+    A tiles as u8 quads once, then per B block of 16 panels, per tile and panel, the 6x16
+    vpmaddubsw micro-kernel accumulates into the item's int32 C block (started from offs)."""
     mr, nr, g, nc = 6, 16, 4, 16
-    steps, mc = (geo[2] + g - 1) // g, geo[4]
-    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
-    n_nb = (n_panels + nc - 1) // nc
+    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
-        t0, p0 = (item // n_nb) * mc, (item % n_nb) * nc
-        t1, p1 = min(t0 + mc, n_tiles), min(p0 + nc, n_panels)
-        cblk = np.empty(((t1 - t0) * mr, (p1 - p0) * nr), np.int32)
-        _init_block(cblk, offs, p0 * nr)
-        tile = np.empty(mr * nr, np.int32)
+        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
+        ldc = (p1 - p0) * nr
+        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
         apk = np.empty((t1 - t0) * 128 * mr, np.int32)
         for s0 in range(0, steps, 128):
-            ns = min(128, steps - s0)
+            ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
-            for t in range(t0, t1):
-                for p in range(p0, p1):
-                    mk_ubsw(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns, tile)
-                    _add_tile(cblk, tile, (t - t0) * mr, (p - p0) * nr, mr, nr)
-        _epilogue(cblk, t0 * mr, p0 * nr, geo, dst, rq)
+            for q0 in range(p0, p1, nc):
+                for t in range(t0, t1):
+                    for p in range(q0, min(q0 + nc, p1)):
+                        mk_ubsw(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
+                                cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
+        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel

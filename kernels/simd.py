@@ -1,16 +1,19 @@
 """Register-blocked micro-kernels written in LLVM IR (Numba `@intrinsic`).
 
-Each micro-kernel computes one MR x NR tile of int32 sums over k from packed panels and stores
-it, row-major, into `tile` (MR*NR int32, overwritten):
+Each micro-kernel adds the int32 sums of one MR x NR tile over k from packed panels into a
+C tile held in memory (row r at c[c_off + r*ldc], NR int32 each), in registers throughout:
 
-    tile[r*NR + j] = sum_{s < steps} sum_{t < G} a_grp[s, r][t] * b_grp[s, j][t]   (int32, wraps)
+    c[r, j] = start[r, j] + sum_{s < steps} sum_{t < G} a_grp[s, r][t] * b_grp[s, j][t]   (int32, wraps)
 
+where start[r, j] = init[i_off + j] (one row for every r) when `first` != 0, else c[r, j] itself
+(the tile is loaded once, accumulated in registers, stored once; nothing is added afterwards),
 with G products per lane and step: G = 2 for `mk_avx2` (vpmaddwd: int16 x int16, a pair summed
 exactly in int32 as long as no pair is (-32768)*(-32768) twice), G = 4 for `mk_vnni512`
 (vpdpbusd: u8 x s8, four products summed into int32 without intermediate saturation).
 Panels (see kernels.fast_gemm): `apack[a_off + s*MR + r]` is one int32 holding the G values of
 row r for step s (lowest lane first); `bpack[b_off + (s*NR + j)*G + t]` is element t of column j.
-Both arrays must be 1-D, C-contiguous; offsets and `steps` are checked by the caller.
+apack/bpack/init must be 1-D C-contiguous and c C-contiguous (any rank, int32); every offset,
+`steps` and `ldc` (int64, in elements) is checked by the caller: nothing is bounds-checked here.
 
 An intrinsic is only lowered when a jitted function calling it is compiled, so callers must
 compile (call) a path only on a host that has its ISA (kernels.cpu).
@@ -30,11 +33,26 @@ def _data(context, builder, aty, aval):
     return context.make_array(aty)(context, builder, aval).data
 
 
-def _emit_tile_loop(builder, a_ptr, b_ptr, steps, tile_ptr, mr, nv, lanes, b_vty, madd):
-    """Emit: zero MR*NV accumulators (<lanes x i32>), loop `steps` times over the panels,
-    store the accumulators to tile_ptr. b_ptr is a pointer to b_vty; a_ptr to i32."""
+def _row_vectors(builder, base, stride, mr, nv, acc_ty):
+    """The MR*NV <lanes x i32> vectors at base + r*stride + v*lanes (i32 elements, unaligned)."""
+    out = []
+    for r in range(mr):
+        row = builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))])
+        vec = builder.bitcast(row, acc_ty.as_pointer())
+        for v in range(nv):
+            out.append(builder.load(builder.gep(vec, [ir.Constant(I64, v)]), align=4))
+    return out
+
+
+def _emit_tile_loop(builder, a_ptr, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
+    """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
+    or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
+    panels; store the accumulators back to the C tile. b_ptr points to B vectors, a_ptr to i32."""
     acc_ty = ir.VectorType(I32, lanes)
-    zero = ir.Constant(acc_ty, None)
+    is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
+    base = builder.select(is_first, init_ptr, c_ptr)
+    stride = builder.select(is_first, ir.Constant(I64, 0), ldc)
+    start = _row_vectors(builder, base, stride, mr, nv, acc_ty)
     entry = builder.block
     fn = builder.function
     loop = fn.append_basic_block("mk_loop")
@@ -44,8 +62,8 @@ def _emit_tile_loop(builder, a_ptr, b_ptr, steps, tile_ptr, mr, nv, lanes, b_vty
     builder.position_at_end(loop)
     idx = builder.phi(I64, "s")
     accs = [builder.phi(acc_ty) for _ in range(mr * nv)]
-    for p in accs:
-        p.add_incoming(zero, entry)
+    for p, v0 in zip(accs, start):
+        p.add_incoming(v0, entry)
     idx.add_incoming(ir.Constant(I64, 0), entry)
     bbase = builder.mul(idx, ir.Constant(I64, nv))
     bvec = [builder.load(builder.gep(b_ptr, [builder.add(bbase, ir.Constant(I64, v))]), align=1)
@@ -66,15 +84,16 @@ def _emit_tile_loop(builder, a_ptr, b_ptr, steps, tile_ptr, mr, nv, lanes, b_vty
     builder.cbranch(builder.icmp_signed("<", nxt, steps), loop, done)
 
     builder.position_at_end(done)
-    outs = []
-    for i in range(mr * nv):
+    final = []
+    for v0, v1 in zip(start, new):
         ph = builder.phi(acc_ty)
-        ph.add_incoming(zero, entry)
-        ph.add_incoming(new[i], loop)
-        outs.append(ph)
-    tvec = builder.bitcast(tile_ptr, acc_ty.as_pointer())
-    for i, val in enumerate(outs):
-        builder.store(val, builder.gep(tvec, [ir.Constant(I64, i)]), align=4)
+        ph.add_incoming(v0, entry)
+        ph.add_incoming(v1, loop)
+        final.append(ph)
+    for r in range(mr):
+        row = builder.bitcast(builder.gep(c_ptr, [builder.mul(ldc, ir.Constant(I64, r))]), acc_ty.as_pointer())
+        for v in range(nv):
+            builder.store(final[r * nv + v], builder.gep(row, [ir.Constant(I64, v)]), align=4)
 
 
 def _pmaddwd(builder, acc, a_splat, b16):
@@ -98,16 +117,20 @@ def _make_microkernel(mr, nv, lanes, b_elem_bits, madd):
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
-    def mk(typingctx, apack, a_off, bpack, b_off, steps, tile):
-        sig = types.void(apack, a_off, bpack, b_off, steps, tile)
+    def mk(typingctx, apack, a_off, bpack, b_off, steps, c, c_off, ldc, init, i_off, first):
+        sig = types.void(apack, a_off, bpack, b_off, steps, c, c_off, ldc, init, i_off, first)
 
         def codegen(context, builder, signature, args):
-            ap, ao, bp, bo, st, tl = args
-            a_ptr = builder.gep(_data(context, builder, signature.args[0], ap), [ao])
-            b_raw = builder.gep(_data(context, builder, signature.args[2], bp), [bo])
+            ty = signature.args
+            ap, ao, bp, bo, st, cc, co, ld, ini, io, fi = (
+                v if isinstance(t, types.Array) else context.cast(builder, v, t, types.int64)
+                for v, t in zip(args, ty))
+            a_ptr = builder.gep(_data(context, builder, ty[0], ap), [ao])
+            b_raw = builder.gep(_data(context, builder, ty[2], bp), [bo])
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            t_ptr = _data(context, builder, signature.args[5], tl)
-            _emit_tile_loop(builder, a_ptr, b_ptr, st, t_ptr, mr, nv, lanes, b_vty, madd)
+            c_ptr = builder.gep(_data(context, builder, ty[5], cc), [co])
+            i_ptr = builder.gep(_data(context, builder, ty[8], ini), [io])
+            _emit_tile_loop(builder, a_ptr, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
             return context.get_dummy_value()
         return sig, codegen
     return mk
