@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels import eltwise as ek
+
 
 def quantize_scalar(x: float, scale: float, zp: int, qmin: int, qmax: int) -> int:
     """saturate(rint_RNE(f32(x) / f32(scale)) + zp), the division in float32."""
@@ -45,11 +47,45 @@ def qonnx_quantize(x: np.ndarray, scale, zp, qmin: int, qmax: int, rounding: str
     return ROUNDING[rounding.upper()](v).astype(dtype)
 
 
+_KERNEL_TYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
+
+
+def kernel_quantizes(dtype, qmin: int, qmax: int, block_size: int, rounding: str = "rne") -> bool:
+    """True when QuantizeLinear runs through the Numba kernel (kernels.eltwise): RNE, per
+    tensor or per axis, onto a whole 8- or 16-bit type. Blocked, sub-byte and RHAZ
+    (TFLite) quantization stay in `quantize_linear`'s NumPy path."""
+    dtype = np.dtype(dtype)
+    return (rounding == "rne" and not block_size and dtype in _KERNEL_TYPES
+            and (qmin, qmax) == (np.iinfo(dtype).min, np.iinfo(dtype).max))
+
+
+def as_channels3(x: np.ndarray, axis, channels: int) -> np.ndarray:
+    """x viewed as (outer, C, inner) around `axis` (per-tensor: (1, 1, size))."""
+    if channels == 1 or axis is None:
+        return x.reshape(1, 1, -1)
+    ax = axis % x.ndim
+    return x.reshape(int(np.prod(x.shape[:ax], dtype=np.int64)), x.shape[ax], -1)
+
+
+def quantize_planned(x: np.ndarray, plan, axis) -> np.ndarray:
+    """QuantizeLinear through kernels.eltwise with a validated `quantize_plan`; x is cast to
+    float32 (as ONNX computes) and must have plan.scale.size entries along `axis`."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty(x.shape, plan.dtype)
+    c = plan.scale.size
+    ek.quantize_linear_planned(as_channels3(x, axis, c) if c > 1 else x, plan,
+                               as_channels3(out, axis, c) if c > 1 else out)
+    return out
+
+
 def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype,
                     rounding: str = "rne") -> np.ndarray:
     """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32.
     rounding="rhaz" rounds half away from zero instead (TFLite's float Quantize). NaN -> qmin,
-    as onnxruntime's cvtps2dq gives."""
+    as onnxruntime's cvtps2dq gives. Whole 8/16-bit types with RNE go through the Numba
+    kernel (`kernel_quantizes`); the NumPy path below serves blocked, sub-byte and RHAZ."""
+    if kernel_quantizes(dtype, qmin, qmax, block_size, rounding):
+        return quantize_planned(x, ek.quantize_plan(scale, zp, qmin, qmax, dtype), axis)
     s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), x.shape, axis, block_size)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -61,8 +97,30 @@ def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax:
 
 
 def dequantize_linear(q: np.ndarray, scale, zp, axis, block_size, out_dtype=np.float32) -> np.ndarray:
-    """ONNX/onnxruntime DequantizeLinear: f32(q - zp) * scale, the subtraction exact in int64."""
-    s = expand_param(np.asarray(scale), q.shape, axis, block_size)
+    """ONNX/onnxruntime DequantizeLinear: f32(q - zp) * scale, the subtraction exact in int64.
+    Per tensor / per axis, integers of <= 32 bits to float32, with float32 scales, run the
+    Numba kernel (`dequantize_planned`); the NumPy path below serves the other cases."""
+    q = np.asarray(q)
+    s_arr = np.asarray(scale)
+    if kernel_dequantizes(q.dtype, s_arr, axis, block_size, out_dtype):
+        return dequantize_planned(q, ek.dequantize_plan(s_arr, zp), axis)
+    s = expand_param(s_arr, q.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), q.shape, axis, block_size)
     d = (q.astype(np.int64) - z).astype(np.float32) * s.astype(np.float32)
     return d.astype(out_dtype)
+
+
+def kernel_dequantizes(q_dtype, scale: np.ndarray, axis, block_size: int, out_dtype) -> bool:
+    """True when DequantizeLinear runs through the Numba kernel (see `dequantize_linear`)."""
+    return (not block_size and np.dtype(out_dtype) == np.float32 and q_dtype.kind in "iu"
+            and q_dtype.itemsize <= 4 and scale.dtype == np.float32 and (scale.size == 1 or axis is not None))
+
+
+def dequantize_planned(q: np.ndarray, plan, axis) -> np.ndarray:
+    """DequantizeLinear through kernels.eltwise with a validated `dequantize_plan`."""
+    q = np.ascontiguousarray(q)
+    out = np.empty(q.shape, np.float32)
+    c = plan.scale.size
+    ek.dequantize_linear_planned(as_channels3(q, axis, c) if c > 1 else q, plan,
+                                 as_channels3(out, axis, c) if c > 1 else out)
+    return out

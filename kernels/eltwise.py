@@ -457,12 +457,44 @@ def _dequantize_impl(q, scale, zp, out):
                 out[p, c, r] = np.float32(np.int64(q[p, c, r]) - zp[c]) * scale[c]
 
 
+class DequantizePlan(NamedTuple):
+    """Validated DequantizeLinear parameters: scale (C,) float32 finite > 0, zp (C,) int64."""
+    scale: np.ndarray
+    zp: np.ndarray
+
+
+def dequantize_plan(scale, zp) -> DequantizePlan:
+    """Check DequantizeLinear parameters once (ValueError) for `dequantize_linear_planned`."""
+    scale = np.ascontiguousarray(np.asarray(scale, F32).reshape(-1))
+    zp = np.ascontiguousarray(np.broadcast_to(np.asarray(zp).astype(np.int64).reshape(-1), scale.shape))
+    if scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError("dequantize_linear: scales must be finite and > 0")
+    return DequantizePlan(scale, zp)
+
+
+def dequantize_linear_planned(q, plan: DequantizePlan, out) -> None:
+    """DequantizeLinear int -> float32 with a `dequantize_plan`: y = f32(f32(q - z) * s);
+    layouts as `quantize_linear_planned` (q of at most 32 bits, both C-contiguous)."""
+    if not isinstance(q, np.ndarray) or not isinstance(out, np.ndarray) or q.shape != out.shape:
+        raise ValueError("dequantize_linear: input and out must be arrays of one shape")
+    if q.dtype.kind not in "iu" or q.dtype.itemsize > 4 or out.dtype != np.float32:
+        raise ValueError(f"dequantize_linear: needs an integer input of <= 32 bits and a float32 out "
+                         f"({q.dtype}, {out.dtype})")
+    if not (q.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("dequantize_linear: input and out must be C-contiguous")
+    c = plan.scale.size
+    if c != 1 and (q.ndim != 3 or q.shape[1] != c):
+        raise ValueError(f"dequantize_linear: per-axis scale of {c} values needs input laid out (outer, "
+                         f"{c}, inner), got {q.shape}")
+    _dequantize_impl(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
+
+
 def dequantize_linear(q, scale, zp, out) -> None:
     """DequantizeLinear int -> float32: y = f32(f32(q - z) * s); layouts as quantize_linear."""
     scale, zp = _check_axis_params("dequantize_linear", q, scale, zp, out)
     if q.dtype.kind not in "iu" or out.dtype != np.float32:
         raise ValueError(f"dequantize_linear: needs an integer input and a float32 out ({q.dtype}, {out.dtype})")
-    _dequantize_impl(_as3d(np.ascontiguousarray(q), scale.size), scale, zp, _as3d(out, scale.size))
+    dequantize_linear_planned(np.ascontiguousarray(q), DequantizePlan(scale, zp), out)
 
 
 def dequantize_linear_ref(q, scale, zp, out) -> None:

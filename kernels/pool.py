@@ -22,6 +22,8 @@ the image; the output size is ONNX's formula (see `pool_output_shape`).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .eltwise import cvt_np
@@ -178,14 +180,49 @@ def _check_gap(name, x, out, x_zp, y_zp):
         raise ValueError(f"{name}: zero points {x_zp}, {y_zp} outside the {x.dtype} range")
 
 
+class GapPlan(NamedTuple):
+    """Validated QLinearGlobalAveragePool constants for one image size (see `global_avgpool_plan`)."""
+    scale: np.float32
+    x_zp: int
+    y_zp: int
+    image_size: int
+    dtype: np.dtype
+
+
+def global_avgpool_plan(x_scale, x_zp, y_scale, y_zp, image_size, dtype) -> GapPlan:
+    """Check zero points against `dtype` (uint8/int8) and derive ORT's float32 scale for
+    images of `image_size` (= H*W...) elements, once."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.int8):
+        raise ValueError(f"global_avgpool: dtype must be uint8 or int8, got {dtype}")
+    info = np.iinfo(dtype)
+    if not (info.min <= x_zp <= info.max and info.min <= y_zp <= info.max):
+        raise ValueError(f"global_avgpool: zero points {x_zp}, {y_zp} outside the {dtype} range")
+    scale = global_avgpool_scale(x_scale, y_scale, int(image_size))
+    return GapPlan(scale, int(x_zp), int(y_zp), int(image_size), dtype)
+
+
+def global_avgpool_planned(x, plan: GapPlan, out) -> None:
+    """QLinearGlobalAveragePool with a `global_avgpool_plan`: x (N, C, *spatial) C-contiguous
+    of plan.dtype with prod(spatial) == plan.image_size; out (N, C, 1, ...) C-contiguous."""
+    if not isinstance(x, np.ndarray) or x.ndim < 3 or x.dtype != plan.dtype or out.dtype != plan.dtype:
+        raise ValueError(f"global_avgpool: input must be {plan.dtype} (N, C, *spatial) and out of the same dtype")
+    if out.shape != x.shape[:2] + (1,) * (x.ndim - 2) or not out.flags.c_contiguous or not x.flags.c_contiguous:
+        raise ValueError(f"global_avgpool: x and out must be C-contiguous, out of shape {x.shape[:2] + (1,) * (x.ndim - 2)}")
+    hw = plan.image_size
+    if x.size != x.shape[0] * x.shape[1] * hw:
+        raise ValueError(f"global_avgpool: spatial size of {x.shape} is not the planned {hw}")
+    info = np.iinfo(plan.dtype)
+    _global_avgpool_impl(x.reshape(-1, hw), np.int64(plan.x_zp), plan.scale, np.int64(plan.y_zp),
+                         np.int64(info.min), np.int64(info.max), out.reshape(-1))
+
+
 def global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out) -> None:
     """QLinearGlobalAveragePool (see module docstring); x (N, C, *spatial), out (N, C, 1, ...)."""
     _check_gap("global_avgpool", x, out, x_zp, y_zp)
     hw = int(np.prod(x.shape[2:]))
-    scale = global_avgpool_scale(x_scale, y_scale, hw)
-    info = np.iinfo(x.dtype)
-    _global_avgpool_impl(np.ascontiguousarray(x).reshape(-1, hw), np.int64(x_zp), scale, np.int64(y_zp),
-                         np.int64(info.min), np.int64(info.max), out.reshape(-1))
+    global_avgpool_planned(np.ascontiguousarray(x), global_avgpool_plan(x_scale, x_zp, y_scale, y_zp, hw, x.dtype),
+                           out)
 
 
 def global_avgpool_ref(x, x_scale, x_zp, y_scale, y_zp, out) -> None:

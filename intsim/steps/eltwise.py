@@ -32,38 +32,75 @@ def _span_scalar(x: np.ndarray, out_shape: tuple) -> bool:
     return x.ndim == 0 or x.shape[-1] == 1
 
 
-def _binary(kernel):
+def _binary(kernel, planner=None):
+    """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
+    With `planner` (add), same-shape operands run the kernel's planned path whose float
+    constants are also derived once per operand order."""
     def prepare(node, ctx):
         reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
         t = node.attrs["out_type"]
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
-        ins = node.inputs
+        ins, consts = node.inputs, ctx.constants
+
+        def params(vals):
+            _, sa, za, _, sb, zb, sy, zy = vals[:8]
+            return (_scale(sa, ins[1], node), scalar_zp(za, ins[2], node.name),
+                    _scale(sb, ins[4], node), scalar_zp(zb, ins[5], node.name),
+                    _scale(sy, ins[6], node), scalar_zp(zy, ins[7], node.name))
+
+        static = params(reader.values({})) if reader.static else None
+        plans: dict = {}
+
+        def planned(a, b, p):
+            if planner is None or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
+                return None
+            if p not in plans:
+                try:
+                    plans[p] = planner(*p, lo, hi, t.storage)
+                except ValueError as e:
+                    raise ShapeError(f"node '{node.name}': {e}") from None
+            out = np.empty(a.shape, t.storage)
+            ek.qlinear_add_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
+            return out
 
         def run(env, tap):
-            a, sa, za, b, sb, zb, sy, zy = reader.values(env)[:8]
+            if static is not None:
+                a = consts[ins[0]] if ins[0] in consts else env[ins[0]]
+                b = consts[ins[3]] if ins[3] in consts else env[ins[3]]
+                p = static
+            else:
+                vals = reader.values(env)
+                a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
-            try:
-                shape = np.broadcast_shapes(a.shape, b.shape)
-            except ValueError:
-                raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
-            pa = (a, _scale(sa, ins[1], node), scalar_zp(za, ins[2], node.name))
-            pb = (b, _scale(sb, ins[4], node), scalar_zp(zb, ins[5], node.name))
-            if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
-                pa, pb = pb, pa
-            out = np.empty(shape, t.storage)
-            args = []
-            for x, s, z in (pa, pb):
-                args += [x if x.size == 1 else np.ascontiguousarray(np.broadcast_to(x, shape)), s, z]
-            try:
-                kernel(*args, _scale(sy, ins[6], node), scalar_zp(zy, ins[7], node.name), lo, hi, out)
-            except ValueError as e:
-                raise ShapeError(f"node '{node.name}': {e}") from None
-            env[node.outputs[0]] = out
+            out = planned(a, b, p)
+            env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kernel, a, b, p, lo, hi, t)
         return run
     return prepare
 
 
-step("add")(_binary(ek.qlinear_add))
+def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
+    """The general path: operands broadcast to the output shape (ORT's operand swap for a
+    per-span scalar A), then the kernel's validating wrapper."""
+    sa, za, sb, zb, sy, zy = p
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
+    pa, pb = (a, sa, za), (b, sb, zb)
+    if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
+        pa, pb = pb, pa
+    out = np.empty(shape, t.storage)
+    args = []
+    for x, s, z in (pa, pb):
+        args += [x if x.size == 1 else np.ascontiguousarray(np.broadcast_to(x, shape)), s, z]
+    try:
+        kernel(*args, sy, zy, lo, hi, out)
+    except ValueError as e:
+        raise ShapeError(f"node '{node.name}': {e}") from None
+    return out
+
+
+step("add")(_binary(ek.qlinear_add, ek.add_plan))
 step("mul")(_binary(ek.qlinear_mul))
 
 

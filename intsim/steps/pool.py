@@ -66,13 +66,30 @@ def _restore(node, y):
 def prepare_global_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
+    src, consts = node.inputs[0], ctx.constants
+    static = _scales(node, [None] + reader.values({})[1:5])[1:] if reader.static else None
+    plans: dict = {}
+
+    def plan(hw, dtype, params):
+        key = (hw, dtype, params)
+        if key not in plans:
+            sx, zx, sy, zy = params
+            plans[key] = pk.global_avgpool_plan(sx, zx, sy, zy, hw, dtype)
+        return plans[key]
 
     def run(env, tap):
-        x, sx, zx, sy, zy = _scales(node, reader.values(env))
-        x = _channels_first(node, x)
+        if static is not None:
+            x, params = consts[src] if src in consts else env[src], static
+        else:
+            x, *params = _scales(node, reader.values(env))
+            params = tuple(params)
+        x = _channels_first(node, np.asarray(x))
         out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), t.storage)
         try:
-            pk.global_avgpool(x, sx, zx, sy, zy, out)
+            if x.ndim < 3:
+                raise ValueError(f"input must be (N, C, *spatial), got shape {x.shape}")
+            hw = x.size // max(x.shape[0] * x.shape[1], 1) if x.size else int(np.prod(x.shape[2:]))
+            pk.global_avgpool_planned(x, plan(hw, x.dtype, params), out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[node.outputs[0]] = _restore(node, out)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels import eltwise as ek
+
 from ..errors import QuantParamError, ShapeError
-from ..numerics import ROUNDING, dequantize_linear, qonnx_quantize, quantize_linear
+from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
+                         qonnx_quantize, quantize_linear, quantize_planned)
 from . import step
 from .params import ParamReader, check_scale
 
@@ -37,6 +40,9 @@ def prepare_quantize(node, ctx):
     if node.attrs.get("order") == "qonnx":
         return _prepare_qonnx(node, reader, t)
     rounding = getattr(ctx.target, "quantize_rounding", "rne")
+    fast = _static_plan(node, reader, t, block, rounding)
+    if fast is not None:
+        return fast
 
     def run(env, tap):
         x, s, z = reader.values(env)[:3]
@@ -49,11 +55,41 @@ def prepare_quantize(node, ctx):
     return run
 
 
+def _static_plan(node, reader, t, block, rounding):
+    """The run function for constant scale/zero point on a whole 8/16-bit type: parameters
+    checked and planned once (kernels.eltwise.quantize_plan); None when not applicable."""
+    if not reader.static or not kernel_quantizes(t.storage, t.qmin, t.qmax, block, rounding):
+        return None
+    _, s, z = reader.values({})[:3]
+    s = check_scale(s, node.inputs[1], node.name)
+    z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
+    axis = node.attrs["axis"]
+    if s.size != 1 and axis is None:
+        return None
+    if s.size == 1:
+        _check_params(node, (), s, z, axis, block)
+    try:
+        plan = ek.quantize_plan(s, z, t.qmin, t.qmax, t.storage)
+    except ValueError as e:
+        raise QuantParamError(f"node '{node.name}': {e}") from None
+    src, dst, consts = node.inputs[0], node.outputs[0], reader.ctx.constants
+
+    def run(env, tap):
+        x = consts[src] if src in consts else env[src]
+        if plan.scale.size != 1:
+            _check_params(node, x.shape, s, z, axis, block)
+        env[dst] = quantize_planned(x, plan, axis)
+    return run
+
+
 @step("dequantize")
 def prepare_dequantize(node, ctx):
     reader = ParamReader(node, ctx, (1, 2))
     axis, block = node.attrs["axis"], node.attrs["block_size"]
     out_dtype = node.attrs["out_dtype"].storage
+    fast = _static_dequantize(node, reader, axis, block, out_dtype)
+    if fast is not None:
+        return fast
 
     def run(env, tap):
         q, s, z = reader.values(env)[:3]
@@ -63,6 +99,33 @@ def prepare_dequantize(node, ctx):
         _check_params(node, q.shape, s, z, axis, block)
         env[node.outputs[0]] = dequantize_linear(np.asarray(q), s, z, axis, block, out_dtype)
 
+    return run
+
+
+def _static_dequantize(node, reader, axis, block, out_dtype):
+    """The run function for constant float32 scale/zero point (checked and planned once), or
+    None. The input's dtype is checked per run (kernel_dequantizes), else the general path."""
+    if not reader.static:
+        return None
+    _, s, z = reader.values({})[:3]
+    s = np.asarray(s)
+    check_scale(s, node.inputs[1], node.name)
+    if s.dtype != np.float32 or (s.size != 1 and axis is None) or block:
+        return None
+    z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
+    if s.size == 1:
+        _check_params(node, (), s, z, axis, block)
+    plan = ek.dequantize_plan(s, z)
+    src, dst, consts = node.inputs[0], node.outputs[0], reader.ctx.constants
+
+    def run(env, tap):
+        q = np.asarray(consts[src] if src in consts else env[src])
+        if s.size != 1:
+            _check_params(node, q.shape, s, z, axis, block)
+        if kernel_dequantizes(q.dtype, s, axis, block, out_dtype):
+            env[dst] = dequantize_planned(q, plan, axis)
+        else:
+            env[dst] = dequantize_linear(q, s, z, axis, block, out_dtype)
     return run
 
 
