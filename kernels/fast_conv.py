@@ -7,11 +7,11 @@ Contract (as kernels.conv.conv2d_acc, for x uint8/int8 and w int8/uint8, int4 we
 with g = m // (M / group), iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the
 image count as x_zp (contribute 0). acc int32 (the exact sum wrapped mod 2**32) or int64 (exact).
 
-- General and grouped convs: per image and group, the fast GEMM (kernels.fast_gemm) on
-  A[p, k] with p = oy*OW + ox and k = (c*KH + ky)*KW + kx (the canonical K order), read from
-  one reused im2col^T buffer (K, OH*OW) (from x itself for stride-1 unpadded 1x1 convs); the weights
-  B[k, j] = w[g*Mg + j, c, ky, kx] are packed once by `pack_conv`; the result is written
-  transposed into the NCHW output. 1x1 convs are the same GEMM with K = C.
+- General and grouped convs: per chunk of images and per group, ONE fast GEMM (kernels.fast_gemm)
+  on the NHWC im2col rows A[(n*OH + oy)*OW + ox, k], k = (ky*KW + kx)*Cg + c (kernels.conv_rows;
+  an exact sum does not depend on the K order; plain 1x1 convs read the transposed x itself); the
+  weights B[k, j] = w[g*Mg + j, c, ky, kx] are packed once by `pack_conv`; the int32 sums are
+  written (or requantized) into the NCHW output by kernels.conv_rows.rows_to_nchw.
 - Depthwise (group == C, one input channel per group): a dedicated kernel; per output plane,
   int32 sums of the KH*KW products (|product| < 2**17, so exact for KH*KW < 2**14), plus bias in int64.
 The fused variants apply the ORT float requantization of kernels.requant per output channel.
@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import cpu
+from . import conv_rows, cpu
 from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
-from .fast_gemm import (G_MC, PackedB, _mc_tiles, _offsets, _rq_none, _vec, fits_int32, pack_b,
-                        parallel_items, run_packed)
+from .fast_gemm import (_offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, parallel_items,
+                        run_packed)
 from .jit import kernel
 from .requant import requant_float, requant_float_ref
 
@@ -74,7 +74,7 @@ def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
         wz = (w.reshape(m, kh * kw).astype(np.int64) - w_zp[:, None]).astype(np.int32)
         return PackedConv("depthwise", geom, m, cg, kh, kw, (), wz, w.copy(), w_zp)
     mg = m // geom.group
-    b = w.reshape(geom.group, mg, cg * kh * kw).transpose(0, 2, 1)
+    b = w.reshape(geom.group, mg, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(geom.group, kh * kw * cg, mg)
     packs = tuple(pack_b(np.ascontiguousarray(b[g]), w_zp[g * mg:(g + 1) * mg], isa)
                   for g in range(geom.group))
     return PackedConv("gemm", geom, m, cg, kh, kw, packs, wz, w.copy(), w_zp)
@@ -105,79 +105,36 @@ def _check_dst(dst, shape, dtypes, where, name):
         raise ValueError(f"{where}: {name} must be C-contiguous")
 
 
-def _conv_geo(pc, pack: PackedB, h, w, oh, ow, kind):
-    g = pc.geom
-    p = oh * ow
-    geo = np.array([kind, p, pack.k, pack.n, 1, 1, pc.cg, h, w, ow, g.stride_h, g.stride_w,
-                    g.pad_top, g.pad_left], np.int64)
-    geo[G_MC] = _mc_tiles(p, pack.n, pack.isa)
-    return geo
-
-
-@kernel
-def _im2col_t(x, c0, cg, kh_, kw_, geo, pad, col):
-    """col[k, oy*OW + ox] = x[c0 + c, iy, ix] (or pad outside), k = (c*KH + ky)*KW + kx,
-    geo = [sh, sw, pt, pl, dh, dw]: the transposed im2col matrix (K, OH*OW) of one image."""
-    h_, w_ = x.shape[1], x.shape[2]
-    sh, sw, pt, pl, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    ow_ = geo[6]
-    oh_ = col.shape[1] // ow_
-    for c in range(cg):
-        for ky in range(kh_):
-            for kx in range(kw_):
-                k = (c * kh_ + ky) * kw_ + kx
-                off = kx * dw - pl
-                lo_ox = min(ow_, max(0, (-off + sw - 1) // sw))
-                hi_ox = max(lo_ox, min(ow_, (w_ - 1 - off) // sw + 1))
-                for oy in range(oh_):
-                    iy = oy * sh - pt + ky * dh
-                    base = oy * ow_
-                    if iy < 0 or iy >= h_:
-                        for ox in range(ow_):
-                            col[k, base + ox] = pad
-                        continue
-                    for ox in range(lo_ox):
-                        col[k, base + ox] = pad
-                    for ox in range(hi_ox, ow_):
-                        col[k, base + ox] = pad
-                    if sw == 1:
-                        for ox in range(lo_ox, hi_ox):
-                            col[k, base + ox] = x[c0 + c, iy, ox + off]
-                    else:
-                        for ox in range(lo_ox, hi_ox):
-                            col[k, base + ox] = x[c0 + c, iy, ox * sw + off]
-
-
-def _is_plain_1x1(pc: PackedConv) -> bool:
-    g = pc.geom
-    return pc.kh == pc.kw == 1 and g.stride_h == g.stride_w == 1 and \
-        g.pad_top == g.pad_left == g.pad_bottom == g.pad_right == 0
-
-
-def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq, oh, ow):
-    """Per image and group: A = im2col^T (K, OH*OW) in one reused buffer (x itself for plain
-    1x1 convs), then the fast GEMM writes dst[n, group channels] (M_g, OH*OW) transposed."""
-    n_img, _, h, w = x.shape
+def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq):
+    """Per chunk of images and per group: the NHWC im2col rows (images*P, K) in (ky, kx, c) order
+    (x itself, transposed, for plain 1x1 convs), ONE fast GEMM into int32 sums (bias and zero
+    points in its column offsets), then written into dst (N, M, OH*OW) as sums or requantized
+    (kernels.conv_rows)."""
+    n_img, _, p = dst.shape
     g = pc.geom
     mg = pc.m // g.group
-    xc = np.ascontiguousarray(x)
-    plain = _is_plain_1x1(pc)
-    col = None if plain else np.empty((pc.cg * pc.kh * pc.kw, oh * ow), x.dtype)
-    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, ow], np.int64)
-    plan = []
-    for gi, pack in enumerate(pc.packs):
-        offs, o = _offsets(pack, x.dtype, x_zp, bias[gi * mg:(gi + 1) * mg])
-        grq = rq if not rq[0] else (True, rq[1][gi * mg:(gi + 1) * mg].copy()) + tuple(rq[2:])
-        plan.append((pack, offs, o, _conv_geo(pc, pack, h, w, oh, ow, 2), grq))
-    for n in range(n_img):
-        for gi, (pack, offs, o, geo, grq) in enumerate(plan):
+    k = pc.cg * pc.kh * pc.kw
+    oh, ow = conv_out_hw(x.shape[2], x.shape[3], pc.kh, pc.kw, g)
+    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
+    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
+    plain = g.group == 1 and conv_rows.is_plain_1x1(pc.kh, pc.kw, g)
+    chunk = conv_rows.image_chunk(p, k, n_img)
+    zeros = np.zeros(mg, np.int64)
+    none = np.zeros(0, np.int64)
+    for n0 in range(0, n_img, chunk):
+        n1 = min(n_img, n0 + chunk)
+        rows = (n1 - n0) * p
+        raw = np.empty((rows, mg), np.int32)
+        for gi, pack in enumerate(pc.packs):
             if plain:
-                src = xc[n, gi * pc.cg:(gi + 1) * pc.cg].reshape(-1)
+                cols = xh[n0:n1].reshape(rows, k)
             else:
-                _im2col_t(xc[n], gi * pc.cg, pc.cg, pc.kh, pc.kw, cgeo, x_zp, col)
-                src = col.reshape(-1)
-            out = dst[n, gi * mg:(gi + 1) * mg].reshape(mg, oh * ow)
-            run_packed(src, geo, o, pack, offs, out, grq)
+                cols = np.empty((rows, k), x.dtype)
+                conv_rows.im2col_rows(xh[n0:n1], gi * pc.cg, pc.cg, pc.kh, pc.kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
+            offs, o = _offsets(pack, x.dtype, x_zp, bias[gi * mg:(gi + 1) * mg])
+            geo = gemm_geo(rows, k, mg, pack.isa)
+            run_packed(cols.reshape(-1), geo, o, pack, offs, raw, _rq_none())
+            conv_rows.rows_to_nchw(raw, zeros, zeros, none, rq, dst[n0:n1], gi * mg, conv_rows.runner(raw.size))
 
 
 @kernel(inline="always")
@@ -267,7 +224,7 @@ def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
     elif pc.kind == "depthwise":
         _depthwise(x, x_zp, pc, bias, acc, _rq_none())
     else:
-        _gemm_conv(x, x_zp, pc, bias, acc, _rq_none(), shape[2], shape[3])
+        _gemm_conv(np.ascontiguousarray(x), x_zp, pc, bias, acc.reshape(shape[0], shape[1], -1), _rq_none())
 
 
 def _fits(x, x_zp, pc, bias):
@@ -301,7 +258,7 @@ def conv2d_fast_requant(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) ->
     elif pc.kind == "depthwise":
         _depthwise(x, x_zp, pc, bias, out, rq)
     else:
-        _gemm_conv(x, x_zp, pc, bias, out, rq, shape[2], shape[3])
+        _gemm_conv(np.ascontiguousarray(x), x_zp, pc, bias, out.reshape(shape[0], shape[1], -1), rq)
 
 
 def conv2d_fast_requant_ref(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) -> None:

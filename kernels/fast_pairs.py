@@ -36,15 +36,17 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
 
-from . import cpu
+from . import conv_rows, cpu
 from .conv import ConvGeom
-from .fast_conv import conv2d_fast, pack_conv
-from .fast_gemm import (_add_tile, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
+from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
+from .fast_gemm import (_add_tile, _c_target, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items)
 from .jit import kernel
+from .requant import requant_float
 from .simd import _make_microkernel
-from .x86pairs import (_check_conv, _check_gemm, _is_depthwise, _weights_khwc, conv2d_acc_pairs,
-                       conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
+from .x86pairs import (_check_conv, _check_gemm, _check_geom, _check_scalar_zp, _check_u8_s8, _check_vec,
+                       _is_depthwise, _weights_khwc, conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs,
+                       gemm_acc_pairs_ref)
 
 MR, NR, G = 6, 16, 4               # tile rows, tile columns, k per int32 lane
 K_RAW_EXACT = 131070               # largest K whose raw pair sum always fits int32
@@ -112,26 +114,47 @@ def _check_packed(packed, where):
 
 
 @kernel
+def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
+    """Tiles 0..nt-1 (A words at a0 + tile*6*lda) x panels q0..q1-1 (B at b0 + p*ns*64 int8) of
+    one K block, 6x16 vpmaddubsw micro-kernel, into C at c0 + tile*6*ldc + (p - q0)*16."""
+    for t in range(nt):
+        for p in range(q0, q1):
+            mk_ubsw(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                    ldc, offs, p * 16, first)
+
+
+@kernel
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block of 128 steps, pack the item's
-    A tiles as u8 quads once, then per B block of 16 panels, per tile and panel, the 6x16
-    vpmaddubsw micro-kernel accumulates into the item's int32 C block (started from offs)."""
+    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block of 128 steps, the item's A
+    tiles as u8 quads (read in place from a row-major A when K % 4 == 0 and the tiles are full,
+    else packed once), then per B block of 16 panels, per tile and panel, the 6x16 vpmaddubsw
+    micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
+    kernels.fast_gemm._c_target allows, else a block written by _epilogue."""
     mr, nr, g, nc = 6, 16, 4, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        ldc = (p1 - p0) * nr
-        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
-        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
+        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
+        in_place = geo[0] == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
+        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, 128):
             ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
-            _pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
+            if in_place:
+                a, a0, lda = src, (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+            else:
+                _pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
+                a, a0, lda = apk, 0, ns
             for q0 in range(p0, p1, nc):
-                for t in range(t0, t1):
-                    for p in range(q0, min(q0 + nc, p1)):
-                        mk_ubsw(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
-                                cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
-        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                else:
+                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
+        if not direct:
+            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel
@@ -201,6 +224,7 @@ class PackedConvPairs(NamedTuple):
     geom: object
     packs: tuple
     w: np.ndarray
+    dw_cache: dict     # depthwise: the exact engine's weights per w_zp (bytes)
 
 
 def pack_conv_pairs(w, geom) -> PackedConvPairs:
@@ -213,68 +237,46 @@ def pack_conv_pairs(w, geom) -> PackedConvPairs:
     if group < 1 or w.shape[0] % group:
         raise ValueError(f"pack_conv_pairs: weight {w.shape} does not split into {group} groups")
     if _is_depthwise(w, geom):
-        return PackedConvPairs("depthwise", geom, (), w.copy())
+        return PackedConvPairs("depthwise", geom, (), w.copy(), {})
     packs = tuple(pack_b_pairs(wk) for wk in _weights_khwc(w, group))
-    return PackedConvPairs("gemm", geom, packs, w.copy())
+    return PackedConvPairs("gemm", geom, packs, w.copy(), {})
 
 
-@kernel
-def _im2col_khwc(xh, c0, cg, kh_, kw_, cgeo, pad, cols):
-    """cols[oy*OW + ox, (ky*KW + kx)*Cg + c] = xh[iy, ix, c0 + c], or pad outside the image;
-    xh one NHWC image (H, W, C) uint8, cgeo = [sh, sw, pt, pl, dh, dw, OW]."""
-    h_, w_ = xh.shape[0], xh.shape[1]
-    sh, sw, pt, pl, dh, dw, ow_ = cgeo[0], cgeo[1], cgeo[2], cgeo[3], cgeo[4], cgeo[5], cgeo[6]
-    pad8 = np.uint8(pad)
-    for p in range(cols.shape[0]):
-        oy, ox = p // ow_, p % ow_
-        for ky in range(kh_):
-            iy = oy * sh - pt + ky * dh
-            for kx in range(kw_):
-                ix = ox * sw - pl + kx * dw
-                k0 = (ky * kw_ + kx) * cg
-                if iy < 0 or iy >= h_ or ix < 0 or ix >= w_:
-                    for c in range(cg):
-                        cols[p, k0 + c] = pad8
-                else:
-                    for c in range(cg):
-                        cols[p, k0 + c] = xh[iy, ix, c0 + c]
-
-
-@kernel
-def _conv_fix(raw, cols, x_zp, col_sum, w_zp, bias, out):
-    """out[j, p] = raw[p, j] - x_zp*col_sum[j] - w_zp[j]*rowsum[p] + K*x_zp*w_zp[j] + bias[j]
-    in int64, stored in out's dtype (an int32 store wraps); out (Mg, OH*OW) of one image."""
-    p_, k_ = cols.shape
-    mg = raw.shape[1]
-    off = np.empty(mg, np.int64)
-    for j in range(mg):
-        off[j] = bias[j] - x_zp * col_sum[j] + np.int64(k_) * x_zp * w_zp[j]
-    for p in range(p_):
-        rs = np.int64(0)
-        for k in range(k_):
-            rs += np.int64(cols[p, k])
-        for j in range(mg):
-            out[j, p] = np.int64(raw[p, j]) + off[j] - w_zp[j] * rs
-
-
-def _conv_gemm(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc):
-    """Per image and group: NHWC im2col rows (P, K), the vpmaddubsw GEMM into int32 raw sums,
-    then the zero-point terms, written into acc[n, group channels] (C-contiguous acc)."""
+def _conv_gemm(x, x_zp, pc: PackedConvPairs, w_zp, bias, out, rq):
+    """Per chunk of images and per group: the NHWC im2col rows (images*P, K), ONE vpmaddubsw
+    GEMM into int32 raw sums, then the zero-point terms (and the requantization when rq[0])
+    written into out (N, M, OH*OW) (kernels.conv_rows)."""
     g = pc.geom
-    n_img, oh, ow = acc.shape[0], acc.shape[2], acc.shape[3]
+    n_img, _, p = out.shape
+    oh, ow = _out_hw(x, pc)
     group = int(g.group)
     mg, cg, kh, kw = pc.w.shape[0] // group, pc.w.shape[1], pc.w.shape[2], pc.w.shape[3]
-    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, ow], np.int64)
-    cols = np.empty((oh * ow, kh * kw * cg), np.uint8)
-    raw = np.empty((oh * ow, mg), np.int32)
-    for n in range(n_img):
+    k = kh * kw * cg
+    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
+    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
+    plain = group == 1 and conv_rows.is_plain_1x1(kh, kw, g)
+    chunk = conv_rows.image_chunk(p, k, n_img)
+    for n0 in range(0, n_img, chunk):
+        n1 = min(n_img, n0 + chunk)
+        rows = (n1 - n0) * p
+        raw = np.empty((rows, mg), np.int32)
         for gi, pack in enumerate(pc.packs):
-            _im2col_khwc(xh[n], gi * cg, cg, kh, kw, cgeo, np.int64(x_zp), cols)
+            if plain:
+                cols = xh[n0:n1].reshape(rows, k)
+            else:
+                cols = np.empty((rows, k), np.uint8)
+                conv_rows.im2col_rows(xh[n0:n1], gi * cg, cg, kh, kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
             run_raw(cols, pack, raw)
             sl = slice(gi * mg, (gi + 1) * mg)
-            _conv_fix(raw, cols, np.int64(x_zp), pack.col_sum, w_zp[sl], bias[sl],
-                      acc[n, sl].reshape(mg, oh * ow))
+            wz = np.ascontiguousarray(w_zp[sl])
+            off = bias[sl] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
+            rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if wz.any() else np.zeros(0, np.int64)
+            conv_rows.rows_to_nchw(raw, off, wz, rowsum, rq, out[n0:n1], gi * mg, conv_rows.runner(raw.size))
+
+
+def _out_hw(x, pc):
+    from .conv import conv_out_hw
+    return conv_out_hw(x.shape[2], x.shape[3], pc.w.shape[2], pc.w.shape[3], pc.geom)
 
 
 def _check_packed_conv(pc, where):
@@ -313,11 +315,57 @@ def conv2d_pairs_fast(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
         return
     out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
     if pc.kind == "depthwise":
-        conv2d_fast(x, x_zp, pack_conv(pc.w, w_zp, _conv_geom(pc.geom)), bias, out)
+        conv2d_fast(x, x_zp, _depthwise_pack(pc, w_zp), bias, out)
     else:
-        _conv_gemm(x, x_zp, pc, w_zp, bias, out)
+        _conv_gemm(np.ascontiguousarray(x), x_zp, pc, w_zp, bias, out.reshape(out.shape[0], out.shape[1], -1),
+                   _rq_none())
     if out is not acc:
         acc[...] = out
+
+
+def _depthwise_pack(pc: PackedConvPairs, w_zp):
+    """The exact depthwise engine's weights for pc (packed once per weight zero point)."""
+    key = w_zp.tobytes()
+    cached = pc.dw_cache.get(key)
+    if cached is None:
+        cached = pc.dw_cache[key] = pack_conv(pc.w, w_zp, _conv_geom(pc.geom))
+    return cached
+
+
+def conv2d_pairs_fast_requant(x, x_zp, pc: PackedConvPairs, w_zp, bias, mult, zp, lo, hi, out) -> None:
+    """out (N, M, OH, OW) uint8/int8 = onnxruntime's QLinearConv on an AVX2 host: the int32
+    accumulator of conv2d_pairs_fast (wrapped), then clamp(rint_RNE(clamp(f32(acc) * mult[m],
+    lo - zp, hi - zp)) + zp, lo, hi), every float op in float32 (kernels.requant)."""
+    where = "conv2d_pairs_fast_requant"
+    _check_packed_conv(pc, where)
+    m = pc.w.shape[0]
+    try:
+        _check_u8_s8("x", x, "w", pc.w, 4, where)
+        oh, ow = _check_geom(x, pc.w, pc.geom, where)
+        x_zp = _check_scalar_zp("x_zp", x_zp, where)
+        w_zp = _check_vec("w_zp", w_zp, m, -128, 127, where)
+        bias = _check_vec("bias", bias, m, None, None, where)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    shape = (x.shape[0], m, oh, ow)
+    if not isinstance(out, np.ndarray) or out.dtype not in (np.uint8, np.int8) or out.shape != shape \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"{where}: out must be a C-contiguous uint8/int8 array of shape {shape}, got "
+                         f"{getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
+    mult = np.ascontiguousarray(np.broadcast_to(np.asarray(mult, np.float32), (m,)))
+    info = np.iinfo(out.dtype)
+    if not (info.min <= int(lo) <= int(zp) <= int(hi) <= info.max) or not np.all(np.isfinite(mult)):
+        raise ValueError(f"{where}: need finite mult and {info.min} <= lo <= zp <= hi <= {info.max}")
+    if not cpu.has_avx2():
+        acc = np.empty(shape, np.int32)
+        conv2d_acc_pairs(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
+        requant_float(acc.reshape(shape[0], m, -1), mult, zp, lo, hi, out.reshape(shape[0], m, -1))
+        return
+    if pc.kind == "depthwise":
+        conv2d_fast_requant(x, x_zp, _depthwise_pack(pc, w_zp), bias, mult, zp, lo, hi, out)
+        return
+    rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
+    _conv_gemm(np.ascontiguousarray(x), x_zp, pc, w_zp, bias, out.reshape(out.shape[0], out.shape[1], -1), rq)
 
 
 def _conv_geom(g) -> ConvGeom:

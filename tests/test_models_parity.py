@@ -71,3 +71,25 @@ def test_fast_engine_and_portable_kernels_agree_in_the_executor(name, target, mo
     portable = intsim.load(path, target=target).run(feeds)
     for k in fast:
         np.testing.assert_array_equal(fast[k], portable[k])
+
+
+@pytest.mark.parametrize("form", zoo.FORMS)
+@pytest.mark.parametrize("name", SMALL)
+def test_fused_conv_requant_equals_the_accumulator_path(name, form, monkeypatch):
+    """A run without taps takes the fused conv + requantization kernels where they are provably
+    exact; a run with taps takes the int64 accumulator, the accumulator model and the separate
+    requantizer. The outputs must agree, and the fused kernels must have run."""
+    from intsim.steps import compute
+    calls = []
+    real = compute._fused_conv
+    monkeypatch.setattr(compute, "_fused_conv", lambda *a: calls.append(1) or real(*a))
+    path = _quantized(name, form)
+    feeds = zoo.sample_inputs(name, 8, seed=3)
+    prog = intsim.load(path)
+    plain = prog.run(feeds)
+    assert calls, "no conv took the fused path"
+    n_fused = len(calls)
+    tapped, _ = prog.run(feeds, taps=True)
+    assert len(calls) == n_fused, "a run with taps must not take the fused path"
+    for k in plain:
+        np.testing.assert_array_equal(plain[k], tapped[k])

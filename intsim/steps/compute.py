@@ -36,6 +36,17 @@ class Bound:
     narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
     packed: dict = field(default_factory=dict)  # fast-engine weight panels, packed once per geometry
 
+    def fused_requant(self, ctx, x_dtype, out_dtype):
+        """(mult, zp, lo, hi) when the conv may run in one fused SIMD call that writes the 8-bit
+        output directly: onnxruntime's float requantization, an 8-bit output, the default
+        accumulator (`exact`, no tile, >= 32 bits) and a static bound proving every sum stays in
+        int32 (so no AccumulatorOverflow could have been raised and int32 sums are exact);
+        else None. Cached per input dtype."""
+        key = ("fused", np.dtype(x_dtype))
+        if key not in self.packed:
+            self.packed[key] = _fused_params(self, ctx, np.dtype(x_dtype), np.dtype(out_dtype))
+        return self.packed[key]
+
     def fast(self, x_dtype) -> bool:
         """Exact sums of 8-bit operands go through the SIMD engine (kernels.fast_*) when the host
         has one; it falls back to the portable kernels by itself when a sum could leave int32."""
@@ -44,6 +55,48 @@ class Bound:
 
 
 _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
+    from ..targets.ort import FloatRequantizer
+    acc = ctx.accumulator
+    if type(b.requantizer) is not FloatRequantizer or out_dtype not in _BYTES or b.narrow is not None \
+            or acc.overflow != "exact" or acc.tile or acc.bits < 32 or x_dtype not in _BYTES or not _simd():
+        return None
+    if b.mode == "exact" and not b.fast(x_dtype):
+        return None
+    if b.mode not in ("exact", "x86-u8s8-pairs"):
+        return None
+    info = np.iinfo(x_dtype)
+    m = b.w.shape[0]
+    w = b.w.reshape(m, -1).astype(np.int64)
+    k = w.shape[1]
+    if b.mode == "exact":
+        amax = max(abs(int(info.max) - b.x_zp), abs(int(info.min) - b.x_zp))
+        bound = np.abs(b.bias).astype(np.float64) + amax * np.abs(w - b.w_zp[:, None]).sum(1).astype(np.float64)
+    else:   # raw pair sums, then the zero-point terms
+        bound = (np.abs(b.bias) + abs(b.x_zp) * np.abs(w.sum(1)) + np.abs(b.w_zp) * k * 255
+                 + k * abs(b.x_zp) * np.abs(b.w_zp)).astype(np.float64) + float(-(-k // 2) * 32768)
+    if bound.max(initial=0.0) >= 2.0**31 - 2**12:
+        return None
+    p = b.requantizer.params
+    return p["multiplier"], np.int64(p["zero_point"]), np.int64(p["lo"]), np.int64(p["hi"])
+
+
+def _fused_conv(x4, b: Bound, geom, fused, out):
+    """The conv and its requantization in one SIMD call (Bound.fused_requant said it is exact)."""
+    mult, zp, lo, hi = fused
+    if b.mode == "x86-u8s8-pairs":
+        from kernels.fast_pairs import conv2d_pairs_fast_requant, pack_conv_pairs
+        key = ("pairs", geom)
+        if key not in b.packed:
+            b.packed[key] = pack_conv_pairs(b.w, geom)
+        conv2d_pairs_fast_requant(x4, b.x_zp, b.packed[key], b.w_zp, b.bias, mult, zp, lo, hi, out)
+    else:
+        from kernels.fast_conv import conv2d_fast_requant, pack_conv
+        if geom not in b.packed:
+            b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
+        conv2d_fast_requant(x4, b.x_zp, b.packed[geom], b.bias, mult, zp, lo, hi, out)
 
 
 def _simd() -> bool:
@@ -241,6 +294,15 @@ def prepare_conv(node, ctx):
         x4 = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x)
         geom = _geom(node, x4, bound.w, one_d)
         _check_conv_geom(node, x4, bound.w, geom)
+        fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
+            if tap is None and node.attrs.get("requant") else None
+        if fused is not None:
+            n, m, (oh, ow) = x4.shape[0], bound.w.shape[0], conv_out_hw(x4.shape[2], x4.shape[3], bound.w.shape[2],
+                                                                        bound.w.shape[3], geom)
+            out = np.empty((n, m, oh, ow), node.attrs["out_type"].storage)
+            _kernel_call(node, _fused_conv, x4, bound, geom, fused, out)
+            env[node.outputs[0]] = out.reshape((n, m, ow) if one_d else (n, m, oh, ow))
+            return
         acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom, bound.mode)
         _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape

@@ -18,7 +18,9 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
 from kernels.conv import ConvGeom
+from kernels import conv_rows
 from kernels.fast_pairs import (K_RAW_EXACT, PackedPairs, conv2d_pairs_fast, conv2d_pairs_fast_ref,
+                                conv2d_pairs_fast_requant,
                                 gemm_pairs_packed, gemm_pairs_packed_ref, pack_b_pairs, pack_conv_pairs, run_raw)
 from kernels.x86pairs import conv2d_acc_pairs_ref, gemm_acc_pairs_ref, host_saturates_u8s8
 from tests.kernels.strategies import biases, int_array, zero_point, zero_points
@@ -256,6 +258,50 @@ def test_conv_equals_twin(case, x_zp, dtype, data):
     conv2d_pairs_fast(x, x_zp, pack_conv_pairs(w, g), w_zp, bias, got)
     conv2d_acc_pairs_ref(x, w, x_zp, w_zp, bias, g, want)
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(conv_case(), zero_point(np.uint8), st.sampled_from([np.uint8, np.int8]), st.booleans(), st.data())
+def test_conv_requant_equals_twin_then_requant(case, x_zp, out_dtype, small_chunks, data):
+    """The fused conv + ORT float requantization == the pair-sum twin wrapped to int32, then
+    requant_float_ref; with small_chunks the batch is split into one GEMM per image."""
+    from kernels.requant import requant_float_ref
+    x, w, g = case
+    if small_chunks:
+        x = np.concatenate([x, x[::-1] ^ np.uint8(0x5A)], axis=0)
+    m = w.shape[0]
+    w_zp, bias = data.draw(zero_points(np.int8, m)), data.draw(biases(m))
+    mult = np.asarray(data.draw(st.lists(st.floats(2.0**-20, 0.5, width=32), min_size=m, max_size=m)), np.float32)
+    info = np.iinfo(out_dtype)
+    zp = data.draw(st.integers(int(info.min), int(info.max)))
+    lo, hi = data.draw(st.integers(int(info.min), zp)), data.draw(st.integers(zp, int(info.max)))
+    shape = (x.shape[0], m) + out_hw(x.shape[2], x.shape[3], *w.shape[2:], g)
+    acc, want, got = np.empty(shape, np.int32), np.empty(shape, out_dtype), np.empty(shape, out_dtype)
+    conv2d_acc_pairs_ref(x, w, x_zp, w_zp, bias, g, acc)
+    requant_float_ref(acc.reshape(shape[0], m, -1), mult, zp, lo, hi, want.reshape(shape[0], m, -1))
+    old = conv_rows.COLS_BYTES
+    conv_rows.COLS_BYTES = 1 if small_chunks else old
+    try:
+        conv2d_pairs_fast_requant(x, x_zp, pack_conv_pairs(w, g), w_zp, bias, mult, zp, lo, hi, got)
+    finally:
+        conv_rows.COLS_BYTES = old
+    assert np.array_equal(got, want)
+
+
+def test_conv_requant_rejects_bad_out():
+    w = np.ones((4, 3, 3, 3), np.int8)
+    g = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    x = np.zeros((1, 3, 5, 6), np.uint8)
+    pc, z4 = pack_conv_pairs(w, g), np.zeros(4, np.int64)
+    for bad in (np.empty((1, 4, 3, 4), np.int32), np.empty((1, 4, 3, 3), np.uint8),
+                np.empty((1, 4, 4, 3), np.uint8).transpose(0, 1, 3, 2)):
+        with pytest.raises(ValueError, match="out"):
+            conv2d_pairs_fast_requant(x, 0, pc, z4, z4, np.ones(4, np.float32), 0, 0, 255, bad)
+    with pytest.raises(ValueError, match="lo <= zp <= hi"):
+        conv2d_pairs_fast_requant(x, 0, pc, z4, z4, np.ones(4, np.float32), 5, 6, 255, np.empty((1, 4, 3, 4), np.uint8))
+    with pytest.raises(ValueError, match="finite"):
+        conv2d_pairs_fast_requant(x, 0, pc, z4, z4, np.full(4, np.inf, np.float32), 0, 0, 255,
+                                  np.empty((1, 4, 3, 4), np.uint8))
 
 
 @pytest.mark.parametrize("c,m,k,group", [(64, 32, 3, 1), (3, 8, 7, 1), (200, 5, 1, 1), (16, 16, 3, 2), (1, 1, 3, 1)])
