@@ -440,7 +440,8 @@ def quantize_linear_ref(x, scale, zp, qmin, qmax, out) -> None:
     """NumPy twin of quantize_linear."""
     scale, zp = _check_axis_params("quantize_linear_ref", x, scale, zp, out)
     x3 = _as3d(x, scale.size).astype(F32)
-    v = (x3 / scale[None, :, None]).astype(F32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        v = (x3 / scale[None, :, None]).astype(F32)
     fmin = (qmin - zp).astype(F32)[None, :, None]
     fmax = (qmax - zp).astype(F32)[None, :, None]
     v = np.where(v > fmin, v, fmin)
