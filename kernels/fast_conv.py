@@ -27,6 +27,7 @@ from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .fast_gemm import (_offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, parallel_items,
                         run_packed)
 from .jit import kernel
+from .workspace import scratch
 from .requant import requant_float, requant_float_ref
 
 
@@ -118,18 +119,18 @@ def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq):
     xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
     cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
     plain = g.group == 1 and conv_rows.is_plain_1x1(pc.kh, pc.kw, g)
-    chunk = conv_rows.image_chunk(p, k, n_img)
+    chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
     zeros = np.zeros(mg, np.int64)
     none = np.zeros(0, np.int64)
     for n0 in range(0, n_img, chunk):
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
-        raw = np.empty((rows, mg), np.int32)
+        raw = scratch("conv.raw", (rows, mg), np.int32)
         for gi, pack in enumerate(pc.packs):
             if plain:
                 cols = xh[n0:n1].reshape(rows, k)
             else:
-                cols = np.empty((rows, k), x.dtype)
+                cols = scratch("conv.cols", (rows, k), x.dtype)
                 conv_rows.im2col_rows(xh[n0:n1], gi * pc.cg, pc.cg, pc.kh, pc.kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
             offs, o = _offsets(pack, x.dtype, x_zp, bias[gi * mg:(gi + 1) * mg])
             geo = gemm_geo(rows, k, mg, pack.isa)

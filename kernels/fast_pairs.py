@@ -42,6 +42,7 @@ from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
 from .fast_gemm import (_add_tile, _c_target, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items)
 from .jit import kernel
+from .workspace import scratch
 from .requant import requant_float
 from .simd import _make_microkernel
 from .x86pairs import (_check_conv, _check_gemm, _check_geom, _check_scalar_zp, _check_u8_s8, _check_vec,
@@ -255,16 +256,16 @@ def _conv_gemm(x, x_zp, pc: PackedConvPairs, w_zp, bias, out, rq):
     xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
     cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
     plain = group == 1 and conv_rows.is_plain_1x1(kh, kw, g)
-    chunk = conv_rows.image_chunk(p, k, n_img)
+    chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
     for n0 in range(0, n_img, chunk):
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
-        raw = np.empty((rows, mg), np.int32)
+        raw = scratch("conv.raw", (rows, mg), np.int32)
         for gi, pack in enumerate(pc.packs):
             if plain:
                 cols = xh[n0:n1].reshape(rows, k)
             else:
-                cols = np.empty((rows, k), np.uint8)
+                cols = scratch("conv.cols", (rows, k), np.uint8)
                 conv_rows.im2col_rows(xh[n0:n1], gi * cg, cg, kh, kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
             run_raw(cols, pack, raw)
             sl = slice(gi * mg, (gi + 1) * mg)
