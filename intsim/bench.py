@@ -142,27 +142,42 @@ def _im2col_numpy(x, kh, kw, stride, pad):
 
 
 def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, runs=RUNS):
+    """One QLinearConv (u8 x s8, NCHW, batch 1): intsim runs the path the `ort` target takes on
+    this host (`intsim` columns: onnxruntime's AVX2 pair-saturating sum where the host has no
+    VNNI, else the exact engine; ort_equal must then be True) and, in the same alternation, the
+    exact vpmaddwd engine (`exact_*` fields)."""
     from kernels import fast_conv as fc
+    from kernels import fast_pairs as fp
     from kernels.conv import ConvGeom
+    from kernels.x86pairs import host_saturates_u8s8
     x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
     wt = rng.integers(-128, 128, (m, c // group, kh, kw)).astype(np.int8)
     bias = rng.integers(-5000, 5000, m).astype(np.int64)
     geom = ConvGeom(stride, stride, pad, pad, pad, pad, 1, 1, group)
     sx, sw, sy, zx, zy = 0.02, 0.004, 0.5, 128, 100
     pc = fc.pack_conv(wt, 0, geom)
+    pp = fp.pack_conv_pairs(wt, geom)
+    zeros = np.zeros(m, np.int64)
     mult = np.float32(np.float32(np.float32(sx) * np.float32(sw)) / np.float32(sy))
     oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-    out = np.empty((1, m, oh, ow), np.uint8)
+    out, out_exact = np.empty((1, m, oh, ow), np.uint8), np.empty((1, m, oh, ow), np.uint8)
     sess = ort_session(qlinear_conv_model(wt, bias, x.shape, stride, pad, group, (sx, sw, sy), (zx, zy)), threads)
-    fns = {"intsim": lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out),
-           "ort": lambda: sess.run(None, {"x": x})}
+    exact = lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out_exact)  # noqa: E731
+    pairs = host_saturates_u8s8()
+    fns = {"intsim": (lambda: fp.conv2d_pairs_fast_requant(x, zx, pp, zeros, bias, mult, zy, 0, 255, out))
+           if pairs else (lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out)),
+           "exact": exact, "ort": lambda: sess.run(None, {"x": x})}
     if group == 1:
         wmat = wt.reshape(m, -1).T.astype(np.int32)
         fns["numpy"] = lambda: _im2col_numpy(x, kh, kw, stride, pad) @ wmat
     ops = 2 * m * (c // group) * kh * kw * oh * ow
     t = median_times(fns, runs, max_runs={"numpy": 3})
-    equal = bool(np.array_equal(sess.run(None, {"x": x})[0], out))
-    return _row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t, {"kind": pc.kind, "ort_equal": equal})
+    want = sess.run(None, {"x": x})[0]
+    te = t["exact"][0]
+    return _row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t,
+                {"kind": pc.kind, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                 "ort_equal": bool(np.array_equal(want, out)), "exact_gops": ops / te / 1e9,
+                 "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
 
 
 def _models_suite(threads, rng, runs):
