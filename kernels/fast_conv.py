@@ -24,6 +24,7 @@ import numpy as np
 
 from . import conv_rows, cpu
 from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
+from .fast_depthwise import depthwise
 from .fast_gemm import (_offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, parallel_items,
                         run_packed)
 from .jit import kernel
@@ -138,63 +139,12 @@ def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq):
             conv_rows.rows_to_nchw(raw, zeros, zeros, none, rq, dst[n0:n1], gi * mg, conv_rows.runner(raw.size))
 
 
-@kernel(inline="always")
-def _dw_tap(row, xr, lo_ox, hi_ox, sw, off, zp32, wv):
-    """row[ox] += (x[ox*sw + off] - zp) * w for ox in [lo_ox, hi_ox), int32 (|term| < 2**17)."""
-    if sw == 1:
-        xs = xr[lo_ox + off:hi_ox + off]
-        rs = row[lo_ox:hi_ox]
-        for j in range(rs.size):
-            rs[j] += np.int32((np.int32(xs[j]) - zp32) * wv)
-    else:
-        for ox in range(lo_ox, hi_ox):
-            row[ox] += np.int32((np.int32(xr[ox * sw + off]) - zp32) * wv)
-
-
-@kernel
-def _depthwise_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
-    """Planes i0..i1-1 (plane = n*M + m) of the depthwise conv, geo = [KH, KW, sh, sw, pt, pl, dh, dw]."""
-    n_, c_, h_, w_ = x.shape
-    m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
-    kh_, kw_, sh, sw, pt, pl, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
-    mult_ch = m_ // c_
-    requant, mult, zp, lo, hi = rq
-    flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-    row = np.empty(ow_, np.int32)
-    zp32 = np.int32(x_zp)
-    for plane in range(i0, i1):
-        n, m = plane // m_, plane % m_
-        ci = m // mult_ch
-        for oy in range(oh_):
-            row[:] = 0
-            for ky in range(kh_):
-                iy = oy * sh - pt + ky * dh
-                if iy < 0 or iy >= h_:
-                    continue
-                xr = x[n, ci, iy]
-                for kx in range(kw_):
-                    wv = wz[m, ky * kw_ + kx]
-                    off = kx * dw - pl
-                    lo_ox = max(0, (-off + sw - 1) // sw)
-                    hi_ox = min(ow_, (w_ - 1 - off) // sw + 1)
-                    _dw_tap(row, xr, lo_ox, hi_ox, sw, off, zp32, wv)
-            for ox in range(ow_):
-                acc = np.int64(row[ox]) + bias[m]
-                if requant:
-                    v = np.float32(np.int32(acc)) * mult[m]          # the int32 (wrapped) sum
-                    v = min(max(v, flo), fhi)
-                    dst[n, m, oy, ox] = np.int64(np.rint(v)) + zp
-                else:
-                    dst[n, m, oy, ox] = acc
-
-
 def _depthwise(x, x_zp, pc: PackedConv, bias, dst, rq):
+    """The depthwise kind through kernels.fast_depthwise (exact sums, fused requant when rq[0])."""
     g = pc.geom
     geo = np.array([pc.kh, pc.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w],
                    np.int64)
-    xc = np.ascontiguousarray(x)
-    parallel_items(lambda i0, i1: _depthwise_impl(xc, np.int64(x_zp), pc.wz, bias, geo, dst, rq, i0, i1),
-                   x.shape[0] * pc.m)
+    depthwise(np.ascontiguousarray(x), int(x_zp), pc.wz, bias, geo, dst, rq)
 
 
 def _depthwise_fits(x, x_zp, pc, bias):

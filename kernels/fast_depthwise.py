@@ -1,0 +1,472 @@
+"""Fast exact depthwise 2-D convolution (NCHW at the interface), with optional fused ORT requant.
+
+Contract (x uint8/int8 (N, C, H, W), wz = w - w_zp int32 (M, KH*KW), M = C * mult, bias int64 (M,),
+geo int64 [KH, KW, sh, sw, pt, pl, dh, dw]):
+
+    acc[n, m, oy, ox] = bias[m] + sum_{ky, kx} (x[n, m // mult, iy, ix] - x_zp) * wz[m, ky*KW + kx]
+
+with iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the image contribute 0.
+The KH*KW products are summed in int32 (callers guarantee |term| < 2**17 and that the sum fits),
+then the bias is added:
+- dst int64: int64(sum) + bias[m]                       (exact);
+- dst int32: int32(sum + bias[m])                       (wrapped mod 2**32);
+- dst uint8/int8 with rq = (True, mult f32 (M,), zp, lo, hi), onnxruntime's float requant:
+      v = clamp(f32(int32(sum + bias[m])) * mult[m], f32(lo - zp), f32(hi - zp))   (all float32)
+      dst = rint_half_even(v) + zp
+  rq = (False, ...) stores the sum as for int32/int64 (wrapped to the dst dtype).
+
+Two loop orders, same integers:
+- "rows" (wide outputs, OW >= ROWS_MIN_OW): one plane (n, m) at a time; the plane is copied once,
+  centred (x - x_zp, int32) and zero-padded, into `sw` column phases (phase p holds padded columns
+  p, p + sw, ...), so every tap of every output row is a contiguous run; the ox loop (vectorised
+  by LLVM) sums the taps with no branch and stores (or requantizes) the row straight into dst.
+- "chan" (narrow outputs, many channels): blocks of CB output channels; the block is copied,
+  centred and zero-padded, into channel-last order (HP, WP, CB) int32, so one output pixel is a
+  contiguous CB-lane sum over the taps; results go to the NCHW planes of the block.
+Work is shared over planes (rows) or channel blocks (chan) by kernels.fast_gemm.parallel_items
+in at most 2 chunks per thread; small problems run on the calling thread.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import kernel
+
+CB = 16                 # channels per block of the "chan" path (two AVX2 vectors)
+ROWS_MIN_OW = 24        # the "rows" path for outputs at least this wide
+SERIAL_WORK = 1 << 17   # below this many multiply-adds, one thread (pool overhead ~10-20 us)
+F32_EXACT = 1 << 24     # float32 holds every integer of magnitude <= 2**24 exactly
+_K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
+
+
+# ------------------------------------------------------------------------------- shared steps
+@kernel(inline="always")
+def _rq_consts(rq):
+    """(requant, mult, zp as float32, f32(lo - zp), f32(hi - zp))."""
+    requant, mult, zp, lo, hi = rq
+    return requant, mult, np.float32(zp), np.float32(lo - zp), np.float32(hi - zp)
+
+
+@kernel(inline="always")
+def _zero(a, i0, i1):
+    for i in range(i0, i1):
+        a[np.uint64(i)] = 0
+
+
+@kernel(inline="always")
+def _copy_centred(xf, src, buf, dst0, i0, i1, zp):
+    """buf[dst0 + i] = x - zp with x = xf[src + i], for i in [i0, i1); unsigned indices (all in
+    range) so the loop has no negative-index fix-ups and vectorises."""
+    for i in range(i0, i1):
+        buf[np.uint64(dst0 + i)] = np.int32(np.int32(xf[np.uint64(src + i)]) - zp)
+
+
+@kernel(inline="always")
+def _finish_row(row, dst, n, m, oy, b64, requant, mm, zpf, flo, fhi):
+    """dst[n, m, oy, :] from the tap sums row (exact integers): int64(sum) + bias, or the ORT
+    requant of the wrapped int32 sum + bias (float32 throughout, rint half to even)."""
+    b32 = np.int32(b64)
+    if requant:
+        for ox in range(row.size):
+            t = np.int32(np.int32(row[ox]) + b32)
+            v = min(max(np.float32(t) * mm, flo), fhi)
+            dst[n, m, oy, ox] = np.int32(np.rint(v) + zpf)
+    else:
+        for ox in range(row.size):
+            dst[n, m, oy, ox] = np.int64(np.int32(row[ox])) + b64
+
+
+# ------------------------------------------------------------------------------- "rows" path
+@kernel
+def _fill_phases(xf, plane0, h_, w_, zp, geo, xs, hp, wq, tmp):
+    """xs[(p*hp + yy)*wq + j] = x_plane[yy - pt, j*sw + p - pl] - zp, or 0 outside the image;
+    x_plane = xf[plane0 : plane0 + H*W]; tmp (sw*wq,) holds one padded row when sw > 1."""
+    sw, pt, pl = geo[_SW], geo[_PT], geo[_PL]
+    wt = sw * wq
+    x_lo = min(wt, pl)
+    x_hi = min(wt, max(x_lo, w_ + pl))
+    for yy in range(hp):
+        iy = yy - pt
+        o = yy * wq
+        if iy < 0 or iy >= h_:
+            for p in range(sw):
+                _zero(xs, p * hp * wq + o, p * hp * wq + o + wq)
+            continue
+        src = plane0 + iy * w_ - pl
+        if sw == 1:
+            _zero(xs, o, o + x_lo)
+            _copy_centred(xf, src, xs, o, x_lo, x_hi, zp)
+            _zero(xs, o + x_hi, o + wq)
+            continue
+        _zero(tmp, 0, x_lo)
+        _copy_centred(xf, src, tmp, 0, x_lo, x_hi, zp)
+        _zero(tmp, x_hi, wt)
+        if sw == 2:
+            o1 = hp * wq + o
+            for j in range(wq):
+                xs[np.uint64(o + j)] = tmp[np.uint64(2 * j)]
+                xs[np.uint64(o1 + j)] = tmp[np.uint64(2 * j + 1)]
+        else:
+            for p in range(sw):
+                for j in range(wq):
+                    xs[np.uint64(p * hp * wq + o + j)] = tmp[np.uint64(j * sw + p)]
+
+
+@kernel
+def _plane_row(xs, hp, wq, wt, geo, row, oy):
+    """row[ox] = sum over taps of xs[phase, oy*sh + ky*dh, ox + q] * wt[tap], phase =
+    (kx*dw) % sw, q = (kx*dw) // sw (exact: float32 sums stay below 2**24, int32 ones wrap)."""
+    kh_, kw_ = geo[_K], geo[_KW]
+    sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    for ox in range(row.size):
+        row[ox] = 0
+    for ky in range(kh_):
+        r = oy * sh + ky * dh
+        for kx in range(kw_):
+            o = (((kx * dw) % sw) * hp + r) * wq + (kx * dw) // sw
+            wv = wt[ky * kw_ + kx]
+            for ox in range(row.size):
+                row[ox] += xs[np.uint64(o + ox)] * wv
+
+
+@kernel
+def _plane_row_3x3(xs, hp, wq, wt, geo, row, oy):
+    """_plane_row for KH = KW = 3: the nine taps in one pass over ox."""
+    sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    r0 = oy * sh
+    c0 = r0 * wq
+    c1 = ((dw % sw) * hp + r0) * wq + dw // sw
+    c2 = (((2 * dw) % sw) * hp + r0) * wq + (2 * dw) // sw
+    d = dh * wq
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
+    for ox in range(row.size):
+        a, b, c = c0 + ox, c1 + ox, c2 + ox
+        s = (xs[np.uint64(a)] * w0 + xs[np.uint64(b)] * w1 + xs[np.uint64(c)] * w2
+             + xs[np.uint64(a + d)] * w3 + xs[np.uint64(b + d)] * w4 + xs[np.uint64(c + d)] * w5
+             + xs[np.uint64(a + 2 * d)] * w6 + xs[np.uint64(b + 2 * d)] * w7
+             + xs[np.uint64(c + 2 * d)] * w8)
+        row[ox] = s
+
+
+@kernel
+def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
+    """Planes i0..i1-1 (plane = n*M + m) by the "rows" loop order; the centred input and the
+    taps are held in proto's dtype (float32 when every partial sum is below 2**24, else int32)."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
+    kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    requant, mult, zpf, flo, fhi = _rq_consts(rq)
+    hp = (oh_ - 1) * sh + (kh_ - 1) * dh + 1
+    wq = ow_ + ((kw_ - 1) * dw) // sw
+    xf = x.reshape(x.size)
+    xs = np.empty(sw * hp * wq, proto.dtype)
+    tmp = np.empty(sw * wq, proto.dtype)
+    row = np.empty(ow_, proto.dtype)
+    wt = np.empty(kh_ * kw_, proto.dtype)
+    zp32 = np.int32(x_zp)
+    mult_ch = m_ // c_
+    last = -1
+    for plane in range(i0, i1):
+        n, m = plane // m_, plane % m_
+        src = n * c_ + m // mult_ch
+        if src != last:
+            _fill_phases(xf, src * h_ * w_, h_, w_, zp32, geo, xs, hp, wq, tmp)
+            last = src
+        for t in range(kh_ * kw_):
+            wt[t] = wz[m, t]
+        mm = mult[m] if requant else np.float32(0)
+        for oy in range(oh_):
+            if kh_ == 3 and kw_ == 3:
+                _plane_row_3x3(xs, hp, wq, wt, geo, row, oy)
+            else:
+                _plane_row(xs, hp, wq, wt, geo, row, oy)
+            _finish_row(row, dst, n, m, oy, bias[m], requant, mm, zpf, flo, fhi)
+
+
+# ------------------------------------------------------------------------------- "chan" path
+@kernel
+def _phase_ranges(w_, geo, wq):
+    """jr[2p], jr[2p+1]: the columns jj < wq of phase p (padded column jj*sw + p) that lie in
+    the image, i.e. 0 <= jj*sw + p - pl < W."""
+    sw, pl = geo[_SW], geo[_PL]
+    jr = np.empty(2 * sw, np.int64)
+    for p in range(sw):
+        jr[2 * p] = min(wq, max(0, (pl - p + sw - 1) // sw))
+        jr[2 * p + 1] = min(wq, max(jr[2 * p], (w_ + pl - p + sw - 1) // sw))
+    return jr
+
+
+@kernel
+def _fill_block(x, n, m0, mult_ch, zp, geo, xb, hp, wq, jr):
+    """xb[((p*hp + yy)*wq + jj)*CB + j] = x[n, (m0 + j) // mult, yy - pt, jj*sw + p - pl] - zp
+    for the image pixels: column phases as in _fill_phases, each padded pixel holding CB
+    channels (channel-last); phase p's image columns are jj in [jr[2p], jr[2p+1]). The caller
+    zeroes xb once: the pads stay 0, and lanes beyond the last channel repeat it (finite values
+    that meet zero weights)."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    sw, pt, pl = geo[_SW], geo[_PT], geo[_PL]
+    xf = x.reshape(x.size)
+    src = np.empty(CB, np.int64)
+    for j in range(CB):
+        src[j] = (n * c_ + min(c_ - 1, (m0 + j) // mult_ch)) * h_ * w_ - pl
+    for iy in range(max(0, -pt), min(h_, hp - pt)):
+        for p in range(sw):
+            o = (p * hp + iy + pt) * wq * CB
+            for jj in range(jr[2 * p], jr[2 * p + 1]):
+                ix = iy * w_ + jj * sw + p
+                for j in range(CB):
+                    xb[np.uint64(o + jj * CB + j)] = np.int32(np.int32(xf[np.uint64(src[j] + ix)]) - zp)
+
+
+@kernel
+def _block_row(xb, hp, wq, wrow, geo, acc, oy):
+    """acc[ox*CB + j] = sum over taps of xb[phase, oy*sh + ky*dh, ox + q, j] * w[tap, j], the
+    taps tiled along the row in wrow[tap*L + ox*CB + j] (L = OW*CB); exact as _plane_row."""
+    kh_, kw_ = geo[_K], geo[_KW]
+    sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    n_ = acc.size
+    for i in range(n_):
+        acc[i] = 0
+    for ky in range(kh_):
+        r = oy * sh + ky * dh
+        for kx in range(kw_):
+            o = ((((kx * dw) % sw) * hp + r) * wq + (kx * dw) // sw) * CB
+            ow_ = (ky * kw_ + kx) * n_
+            for i in range(n_):
+                acc[i] += xb[np.uint64(o + i)] * wrow[np.uint64(ow_ + i)]
+
+
+@kernel
+def _block_row_3x3(xb, hp, wq, wrow, geo, acc, oy):
+    """_block_row for KH = KW = 3: the nine taps in one pass along the row."""
+    sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    r0 = oy * sh
+    c0 = r0 * wq * CB
+    c1 = (((dw % sw) * hp + r0) * wq + dw // sw) * CB
+    c2 = ((((2 * dw) % sw) * hp + r0) * wq + (2 * dw) // sw) * CB
+    d = dh * wq * CB
+    n_ = acc.size
+    for i in range(n_):
+        a, b, c = c0 + i, c1 + i, c2 + i
+        s = (xb[np.uint64(a)] * wrow[np.uint64(i)] + xb[np.uint64(b)] * wrow[np.uint64(n_ + i)]
+             + xb[np.uint64(c)] * wrow[np.uint64(2 * n_ + i)]
+             + xb[np.uint64(a + d)] * wrow[np.uint64(3 * n_ + i)]
+             + xb[np.uint64(b + d)] * wrow[np.uint64(4 * n_ + i)]
+             + xb[np.uint64(c + d)] * wrow[np.uint64(5 * n_ + i)]
+             + xb[np.uint64(a + 2 * d)] * wrow[np.uint64(6 * n_ + i)]
+             + xb[np.uint64(b + 2 * d)] * wrow[np.uint64(7 * n_ + i)]
+             + xb[np.uint64(c + 2 * d)] * wrow[np.uint64(8 * n_ + i)])
+        acc[i] = s
+
+
+@kernel
+def _tile_block(wz, bias, mult, requant, m0, nb, wrow, brow, mrow):
+    """Per lane i = ox*CB + j of a row: wrow[tap*L + i] = wz[m0 + j, tap], brow[i] = int32(bias),
+    mrow[i] = mult (zero for the lanes j >= nb beyond the last channel)."""
+    n_ = brow.size
+    taps = wz.shape[1]
+    for i in range(n_):
+        j = i % CB
+        ok = j < nb
+        for t in range(taps):
+            wrow[t * n_ + i] = wz[m0 + j, t] if ok else 0
+        brow[i] = np.int32(bias[m0 + j]) if ok else 0
+        mrow[i] = mult[m0 + j] if (ok and requant) else np.float32(0)
+
+
+@kernel
+def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
+    """Channel blocks i0..i1-1 (item = n*n_blocks + block) by the "chan" loop order (buffers in
+    proto's dtype, as _rows_impl)."""
+    c_ = x.shape[1]
+    m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
+    kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
+    requant, mult, zpf, flo, fhi = _rq_consts(rq)
+    hp = (oh_ - 1) * sh + (kh_ - 1) * dh + 1
+    wq = ow_ + ((kw_ - 1) * dw) // sw
+    n_blocks = (m_ + CB - 1) // CB
+    lanes = ow_ * CB
+    xb = np.zeros(sw * hp * wq * CB, proto.dtype)
+    wrow = np.empty(kh_ * kw_ * lanes, proto.dtype)
+    acc = np.empty(lanes, proto.dtype)
+    brow = np.empty(lanes, np.int32)
+    mrow = np.empty(lanes, np.float32)
+    res = np.empty(lanes, np.int32)
+    df = dst.reshape(dst.size)
+    jr = _phase_ranges(x.shape[3], geo, wq)
+    zp32 = np.int32(x_zp)
+    mult_ch = m_ // c_
+    last = -1
+    for item in range(i0, i1):
+        n, blk = item // n_blocks, item % n_blocks
+        m0 = blk * CB
+        nb = min(CB, m_ - m0)
+        _fill_block(x, n, m0, mult_ch, zp32, geo, xb, hp, wq, jr)
+        if blk != last:
+            _tile_block(wz, bias, mult, requant, m0, nb, wrow, brow, mrow)
+            last = blk
+        for oy in range(oh_):
+            if kh_ == 3 and kw_ == 3:
+                _block_row_3x3(xb, hp, wq, wrow, geo, acc, oy)
+            else:
+                _block_row(xb, hp, wq, wrow, geo, acc, oy)
+            plane0 = ((n * m_ + m0) * oh_ + oy) * ow_
+            if requant:
+                for i in range(lanes):
+                    t = np.int32(np.int32(acc[i]) + brow[i])
+                    res[i] = np.int32(np.rint(min(max(np.float32(t) * mrow[i], flo), fhi)) + zpf)
+                for j in range(nb):
+                    for ox in range(ow_):
+                        df[np.uint64(plane0 + j * oh_ * ow_ + ox)] = res[ox * CB + j]
+            else:
+                for ox in range(ow_):
+                    for j in range(nb):
+                        df[np.uint64(plane0 + j * oh_ * ow_ + ox)] = \
+                            np.int64(np.int32(acc[ox * CB + j])) + bias[m0 + j]
+
+
+# ------------------------------------------------------------------------------- wrappers
+_DST_DTYPES = (np.int32, np.int64, np.uint8, np.int8)
+
+
+def _fail(name, msg):
+    raise ValueError(f"depthwise: {name} {msg}")
+
+
+def _check_array(a, name, ndim, dtypes):
+    if not isinstance(a, np.ndarray) or a.ndim != ndim or a.dtype not in dtypes:
+        _fail(name, f"must be a {ndim}-D {'/'.join(np.dtype(d).name for d in dtypes)} array, got "
+              f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    if not a.flags.c_contiguous:
+        _fail(name, "must be C-contiguous")
+    if not a.dtype.isnative:
+        _fail(name, "must be in native byte order")
+
+
+def _check_geo(geo, x, dst):
+    _check_array(geo, "geo", 1, (np.int64,))
+    if geo.shape != (8,):
+        _fail("geo", f"must be [KH, KW, sh, sw, pt, pl, dh, dw] (8,), got {geo.shape}")
+    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
+        _fail("geo", f"needs kernel/strides/dilations >= 1 and pads >= 0, got {geo.tolist()}")
+    oh, ow = dst.shape[2], dst.shape[3]
+    h, w = x.shape[2], x.shape[3]
+    # dst's OH/OW imply the bottom/right pads up to stride - 1; one choice must be >= 0
+    pb = (oh - 1) * sh + (kh - 1) * dh + 1 - h - pt
+    pr = (ow - 1) * sw + (kw - 1) * dw + 1 - w - pl
+    if pb < -(sh - 1) or pr < -(sw - 1):
+        _fail("dst", f"shape {dst.shape} does not match geo {geo.tolist()} and x {x.shape}: "
+                     f"the bottom/right pads would be negative")
+
+
+def _check_rq(rq, dst, m):
+    if not isinstance(rq, tuple) or len(rq) != 5:
+        _fail("rq", "must be a tuple (requant, mult, zp, lo, hi)")
+    requant, mult, zp, lo, hi = rq
+    if not isinstance(requant, (bool, np.bool_)):
+        _fail("rq", f"flag must be a bool, got {type(requant).__name__}")
+    _check_array(mult, "rq mult", 1, (np.float32,))
+    for name, v in (("zp", zp), ("lo", lo), ("hi", hi)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)):
+            _fail(f"rq {name}", f"must be an integer, got {v!r}")
+    if not requant:
+        return
+    if dst.dtype not in (np.uint8, np.int8):
+        _fail("dst", f"must be uint8/int8 when rq requantizes, got {dst.dtype}")
+    if mult.shape != (m,) or not np.all(np.isfinite(mult)):
+        _fail("rq mult", f"must be finite float32 ({m},), got {mult.shape}")
+    info = np.iinfo(dst.dtype)
+    if not (info.min <= lo <= hi <= info.max and info.min <= zp <= info.max):
+        _fail("rq", f"needs {info.min} <= lo ({lo}) <= hi ({hi}) <= {info.max} and zp ({zp}) "
+                    f"in the {dst.dtype} range")
+
+
+def _validate(x, x_zp, wz, bias, geo, dst, rq):
+    _check_array(x, "x", 4, (np.uint8, np.int8))
+    info = np.iinfo(x.dtype)
+    if not isinstance(x_zp, (int, np.integer)) or not info.min <= int(x_zp) <= info.max:
+        _fail("x_zp", f"must be an integer in the {x.dtype} range, got {x_zp!r}")
+    _check_array(dst, "dst", 4, _DST_DTYPES)
+    _check_array(wz, "wz", 2, (np.int32,))
+    _check_array(bias, "bias", 1, (np.int64,))
+    n, c, h, w = x.shape
+    m = dst.shape[1]
+    if min(x.shape) < 1 or min(dst.shape) < 1:
+        _fail("x", f"{x.shape} and dst {dst.shape} must not be empty")
+    if dst.shape[0] != n or m % c:
+        _fail("dst", f"shape {dst.shape} must be (N={n}, M = C*mult with C={c}, OH, OW)")
+    _check_geo(geo, x, dst)
+    if wz.shape != (m, int(geo[0]) * int(geo[1])):
+        _fail("wz", f"must be (M, KH*KW) = {(m, int(geo[0]) * int(geo[1]))}, got {wz.shape}")
+    if bias.shape != (m,):
+        _fail("bias", f"must be ({m},), got {bias.shape}")
+    _check_rq(rq, dst, m)
+
+
+def _path(dst) -> str:
+    return "rows" if dst.shape[3] >= ROWS_MIN_OW else "chan"
+
+
+def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
+    """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
+    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    from .fast_gemm import parallel_items
+    _validate(x, x_zp, wz, bias, geo, dst, rq)
+    n, m, oh, ow = dst.shape
+    taps = int(geo[_K]) * int(geo[_KW])
+    proto = _F32 if taps * _x_span(x.dtype, x_zp) * _abs_max(wz) < F32_EXACT else _I32
+    impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
+    if n * m * oh * ow * taps < SERIAL_WORK:
+        threads = 1
+    zp = np.int64(x_zp)
+    parallel_items(lambda i0, i1: impl(x, zp, wz, bias, geo, dst, rq, proto, i0, i1), items,
+                   threads=threads, per_thread=2)
+
+
+_F32 = np.zeros(0, np.float32)
+_I32 = np.zeros(0, np.int32)
+
+
+def _x_span(dtype, x_zp) -> int:
+    """max |x - x_zp| over the dtype's values."""
+    info = np.iinfo(dtype)
+    return max(int(info.max) - int(x_zp), int(x_zp) - int(info.min))
+
+
+@kernel
+def _abs_max(a):
+    """max |a| over a C-contiguous int32 2-D array, as int64."""
+    r = np.int64(0)
+    for v in a.reshape(a.size):
+        r = max(r, abs(np.int64(v)))
+    return r
+
+
+def depthwise_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
+    """NumPy int64 twin of depthwise (no validation; threads is ignored)."""
+    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
+    n, m, oh, ow = dst.shape
+    c, h, w = x.shape[1:]
+    xc = x.astype(np.int64) - int(x_zp)
+    xc = np.repeat(xc, m // c, axis=1)
+    pb = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - h - pt)
+    pr = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - w - pl)
+    xp = np.pad(xc, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    acc = np.zeros((n, m, oh, ow), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = xp[:, :, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+            acc += tap * wz[:, ky * kw + kx].astype(np.int64)[None, :, None, None]
+    acc += np.asarray(bias, np.int64)[None, :, None, None]
+    requant, mult, zp, lo, hi = rq
+    if not requant:
+        if dst.dtype == np.int64:
+            dst[...] = acc
+        else:
+            dst[...] = ((acc + 2**31) % 2**32 - 2**31).astype(dst.dtype)
+        return
+    a32 = ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
+    v = a32.astype(np.float32) * np.asarray(mult, np.float32)[None, :, None, None]
+    v = np.minimum(np.maximum(v, np.float32(int(lo) - int(zp))), np.float32(int(hi) - int(zp)))
+    dst[...] = (np.rint(v).astype(np.int64) + int(zp)).astype(dst.dtype)
