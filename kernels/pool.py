@@ -109,6 +109,71 @@ def _maxpool_impl(x, k, st, pb, dl, out):
                     out[c, a, b, d] = m
 
 
+@kernel
+def _first_tap(pad, tap, stride):
+    """Smallest output index o >= 0 with o*stride - pad + tap >= 0."""
+    num = pad - tap
+    return 0 if num <= 0 else (num + stride - 1) // stride
+
+
+@kernel
+def _maxpool_planes_impl(x, k, st, pb, init, c0, c1, out):
+    """MaxPool with dilation 1 on 2-D planes (planes, H, W) for planes [c0, c1): first the
+    max over each input row's horizontal windows (into `hm`), then over the vertical
+    windows of those rows; the inner loops run over valid spans only (no branches), so the
+    contiguous vertical pass vectorizes. Every window overlaps the image (pads < kernel and
+    ONNX's output size), so `init` (the type's minimum) never survives."""
+    _, ih, iw = x.shape
+    _, oh, ow = out.shape
+    hm = np.empty((ih, ow), x.dtype)
+    for c in range(c0, c1):
+        for h in range(ih):
+            xr = x[c, h]
+            hr = hm[h]
+            for d in range(ow):
+                hr[d] = init
+            for t in range(k[1]):
+                d0 = _first_tap(pb[1], t, st[1])
+                d1 = min(ow, (iw - 1 + pb[1] - t) // st[1] + 1)
+                off = t - pb[1]
+                for d in range(d0, d1):
+                    v = xr[d * st[1] + off]
+                    hr[d] = v if v > hr[d] else hr[d]
+        for a in range(oh):
+            orow = out[c, a]
+            for d in range(ow):
+                orow[d] = init
+            for i in range(k[0]):
+                h = a * st[0] - pb[0] + i
+                if h < 0 or h >= ih:
+                    continue
+                hr = hm[h]
+                for d in range(ow):
+                    v = hr[d]
+                    orow[d] = v if v > orow[d] else orow[d]
+
+
+def _front2(values, fill):
+    v = list(values)
+    return np.array([fill] * (2 - len(v)) + v, np.int64)
+
+
+def _maxpool_planes(x, kernel, strides, pads, out) -> None:
+    """1-D/2-D MaxPool with dilation 1 through `_maxpool_planes_impl`, planes (N*C) shared
+    across the fast kernels' threads."""
+    ns = x.ndim - 2
+    x3 = x.reshape((-1,) + (1,) * (2 - ns) + x.shape[2:])
+    o3 = out.reshape((-1,) + (1,) * (2 - ns) + out.shape[2:])
+    k, st, pb = _front2(kernel, 1), _front2(strides, 1), _front2(pads[:ns], 0)
+    init = np.iinfo(x.dtype).min
+    planes = x3.shape[0]
+    if out.size < (1 << 15):
+        _maxpool_planes_impl(x3, k, st, pb, init, 0, planes, o3)
+        return
+    from .fast_gemm import parallel_items
+    parallel_items(lambda c0, c1: _maxpool_planes_impl(x3, k, st, pb, init, c0, c1, o3), planes)
+
+
 def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     """MaxPool on uint8/int8 (exact). pads = [begin_0.., end_0..] (ONNX order). A window with no
     tap inside the image cannot occur for valid ONNX attributes; it raises ValueError."""
@@ -117,6 +182,9 @@ def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     if out.shape != want:
         raise ValueError(f"maxpool: out shape {out.shape}, expected {want}")
     ns = x.ndim - 2
+    if ns <= 2 and all(int(d) == 1 for d in dilations) and out.size:
+        _maxpool_planes(np.ascontiguousarray(x), kernel, strides, pads, out)
+        return
     _maxpool_impl(_spatial3(np.ascontiguousarray(x)), _norm3(kernel, 1), _norm3(strides, 1),
                   _norm3(pads[:ns], 0), _norm3(dilations, 1), _spatial3(out))
 

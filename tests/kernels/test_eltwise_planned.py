@@ -164,3 +164,22 @@ def test_global_avgpool_planned_rejects_other_sizes():
         P.global_avgpool_planned(np.zeros((1, 2, 4, 4), np.uint8), plan, np.empty((1, 2, 1, 1), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         P.global_avgpool_planned(np.zeros((1, 2, 3, 3), np.int8), plan, np.empty((1, 2, 1, 1), np.int8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("geom", [([3, 3], [2, 2], [1, 1, 1, 1], 0), ([2, 3], [1, 2], [0, 1, 1, 2], 1),
+                                  ([3], [2], [2, 1], 1)])
+def test_maxpool_planes_large_equals_twin(dtype, geom):
+    """The dilation-1 plane kernel above the threading threshold (odd sizes, asymmetric pads,
+    ceil mode), against the padded-view twin."""
+    k, s, p, cm = geom
+    rng = np.random.default_rng(len(k) + cm)
+    info = np.iinfo(dtype)
+    spatial = [37, 41][:len(k)] if len(k) == 2 else [4099]
+    x = rng.integers(info.min, info.max + 1, [3, 29] + spatial).astype(dtype)
+    x[0, 0] = info.min
+    shape = x.shape[:2] + P.pool_output_shape(spatial, k, s, p, [1] * len(k), cm)
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    P.maxpool(x, k, s, p, [1] * len(k), cm, got)
+    P.maxpool_ref(x, k, s, p, [1] * len(k), cm, want)
+    assert got.size >= 1 << 15 and np.array_equal(got, want)
