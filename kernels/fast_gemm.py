@@ -133,86 +133,35 @@ G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_P
 
 
 @kernel
-def _pack_pairs(row, add, mr, ns, out):
-    """out[s*mr] = (row[2s] + add) & 0xFFFF | (row[2s+1] + add) << 16 for full pairs."""
-    for s in range(ns):
-        lo = (np.int32(row[2 * s]) + np.int32(add)) & np.int32(0xFFFF)
-        hi = (np.int32(row[2 * s + 1]) + np.int32(add)) << np.int32(16)
-        out[s * mr] = lo | hi
-
-
-@kernel
-def _pack_quads(row, add, mr, ns, out):
-    """out[s*mr] = four bytes (row[4s + u] + add) & 0xFF, lowest first, for full quads."""
-    for s in range(ns):
-        w = (np.int32(row[4 * s]) + np.int32(add)) & np.int32(0xFF)
-        w |= ((np.int32(row[4 * s + 1]) + np.int32(add)) & np.int32(0xFF)) << np.int32(8)
-        w |= ((np.int32(row[4 * s + 2]) + np.int32(add)) & np.int32(0xFF)) << np.int32(16)
-        w |= ((np.int32(row[4 * s + 3]) + np.int32(add)) << np.int32(24))
-        out[s * mr] = w
-
-
-@kernel
-def _pack_gemm_rows(src, k_, add, g, mr, m0, m1, s0, ns, apk, base0):
-    """Rows m0..m1-1 of a row-major A (.., K) into apk[base0 + (m - m0) + s*mr]."""
-    bits = 32 // g
-    mask = (1 << bits) - 1
-    full = min(ns, max(k_ // g - s0, 0))
-    for m in range(m0, m1):
-        row = src[m * k_ + s0 * g:(m + 1) * k_]
-        out = apk[base0 + m - m0:]
-        if g == 2:
-            _pack_pairs(row, add, mr, full, out)
-        else:
-            _pack_quads(row, add, mr, full, out)
-        for s in range(full, ns):
-            w = 0
-            for u in range(g):
-                k = (s0 + s) * g + u
-                if k < k_:
-                    w |= ((np.int64(src[m * k_ + k]) + add) & mask) << (bits * u)
-            out[s * mr] = w
-
-
-@kernel
-def _pack_colmajor_rows(src, m_total, k_, add, g, mr, m0, m1, s0, ns, apk, base0):
-    """Rows m0..m1-1 of a column-major A (A[m, k] = src[k*M + m]) into apk (kind 2)."""
-    bits = 32 // g
-    mask = (1 << bits) - 1
-    n = m1 - m0
-    for s in range(ns):
-        out = base0 + s * mr
-        k0 = (s0 + s) * g
-        if g == 2 and k0 + 2 <= k_:
-            i0, i1 = k0 * m_total + m0, (k0 + 1) * m_total + m0
-            for r in range(n):
-                lo = (np.int32(src[i0 + r]) + np.int32(add)) & np.int32(0xFFFF)
-                apk[out + r] = lo | ((np.int32(src[i1 + r]) + np.int32(add)) << np.int32(16))
-            continue
-        for r in range(n):
-            apk[out + r] = 0
-        for u in range(g):
-            k = k0 + u
-            if k < k_:
-                i0 = k * m_total + m0
-                for r in range(n):
-                    apk[out + r] |= ((np.int32(src[i0 + r]) + np.int32(add)) & np.int32(mask)) << np.int32(bits * u)
-
-
-@kernel
 def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
-    """apk[((t - t0)*ns + s)*mr + r] = G lanes (A[t*mr + r, (s0 + s)*G + u] + add), lowest lane
-    first (16-bit lanes for G=2, 8-bit for G=4); zero for rows >= M and k >= K."""
-    m_ = geo[1]
+    """Lanes of the A tiles t0..t1-1 for K block steps s0..s0+ns-1, row by row:
+    apk[(((t - t0)*mr + r)*ns + s)*G + u] = A[t*mr + r, (s0 + s)*G + u] + add (so int32 word
+    ((t - t0)*mr + r)*ns + s holds the G lanes of row r, step s, lowest first); zero for rows
+    >= M and k >= K. apk: int16 (G=2) or uint8 (G=4, the sum & 0xFF), at least
+    (t1 - t0)*mr*ns*G long. One loop nest, no calls: rows of a few bytes are common."""
+    m_, k_ = geo[1], geo[2]
+    kw, k0 = ns * g, s0 * g
+    kn = max(0, min(kw, k_ - k0))
     for t in range(t0, t1):
-        base, m0, m1 = (t - t0) * ns * mr, t * mr, min(t * mr + mr, m_)
-        if geo[0] == 0:
-            _pack_gemm_rows(src, geo[2], add, g, mr, m0, m1, s0, ns, apk, base)
-        else:
-            _pack_colmajor_rows(src, m_, geo[2], add, g, mr, m0, m1, s0, ns, apk, base)
-        for r in range(m1 - m0, mr):
-            for s in range(ns):
-                apk[base + r + s * mr] = 0
+        for r in range(mr):
+            m, o = t * mr + r, ((t - t0) * mr + r) * kw
+            out = apk[o:o + kw]            # views: unit-stride loops over them vectorize
+            if m >= m_:
+                out[:] = 0
+                continue
+            if geo[0] == 0:
+                row = src[m * k_ + k0:m * k_ + k0 + kn]
+                if add == 0:
+                    for j in range(kn):
+                        out[j] = row[j]
+                else:
+                    for j in range(kn):
+                        out[j] = row[j] + add
+            else:
+                for j in range(kn):
+                    out[j] = src[(k0 + j) * m_ + m] + add
+            for j in range(kn, kw):
+                out[j] = 0
 
 
 @kernel
@@ -273,48 +222,85 @@ def _item_bounds(item, geo, mr, nr, nc):
     return t0, min(t0 + geo[4], n_tiles), p0, min(p0 + npi, n_panels)
 
 
+@kernel(inline="always")
+def _c_target(dst, rq, geo, t1, p1, mr, nr):
+    """True when an item's tiles (up to row t1*mr, column p1*nr) may be summed straight into dst:
+    plain int32 sums (no requant, not transposed) into a row-contiguous dst, all tiles full."""
+    return (not rq[0]) and geo[5] == 0 and dst.itemsize == 4 and dst.strides[1] == 4 and \
+        dst.strides[0] > 0 and dst.strides[0] % 4 == 0 and t1 * mr <= geo[1] and p1 * nr <= geo[3]
+
+
+@kernel
+def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
+    """Tiles 0..nt-1 (A words at tile*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32 int16) of one
+    K block, 6x16 vpmaddwd micro-kernel, into C at c0 + tile*6*ldc + (p - q0)*16."""
+    for t in range(nt):
+        for p in range(q0, q1):
+            mk_avx2(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                    ldc, offs, p * 16, first)
+
+
 @kernel
 def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
     """Items i0..i1-1 (see _item_bounds). Per item, per K block of 128 steps: pack the item's A
-    tiles once, then per B block of nc panels (L2), per tile and panel, the 6x16 vpmaddwd
-    micro-kernel accumulates into the item's int32 C block (started from the offsets row)."""
+    tiles once (int16 lanes), then per B block of nc panels (L2), per tile and panel, the 6x16
+    vpmaddwd micro-kernel accumulates into the item's int32 C (started from the offsets row):
+    dst itself when _c_target allows, else a block written by _epilogue."""
     mr, nr, g, nc = 6, 16, 2, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        ldc = (p1 - p0) * nr
-        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
-        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
+        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
+        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
+        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
         for s0 in range(0, steps, 128):
             ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
-                for t in range(t0, t1):
-                    for p in range(q0, min(q0 + nc, p1)):
-                        mk_avx2(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
-                                cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
-        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                else:
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
+        if not direct:
+            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+
+
+@kernel
+def _tiles_vnni512(apk, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
+    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernel (B at b0 + p*ns*128 int8)."""
+    for t in range(nt):
+        for p in range(q0, q1):
+            mk_vnni512(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c, c0 + t * 6 * ldc + (p - q0) * 32,
+                       ldc, offs, p * 32, first)
 
 
 @kernel
 def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
-    """As _drive_avx2 with the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on VNNI hosts."""
+    """As _drive_avx2 with u8 lanes and the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on
+    VNNI hosts."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        ldc = (p1 - p0) * nr
-        cblk = np.empty((t1 - t0) * mr * ldc, np.int32)
-        apk = np.empty((t1 - t0) * 128 * mr, np.int32)
+        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
+        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
+        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        apk = np.empty((t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, 128):
             ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
-                for t in range(t0, t1):
-                    for p in range(q0, min(q0 + nc, p1)):
-                        mk_vnni512(apk, (t - t0) * ns * mr, panels, (s0 * n_panels + p * ns) * nr * g, ns,
-                                   cblk, (t - t0) * mr * ldc + (p - p0) * nr, ldc, offs, p * nr, first)
-        _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                else:
+                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
+        if not direct:
+            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 # Work sharing for the nogil drivers: chunks of items are claimed dynamically by the calling
@@ -460,13 +446,25 @@ def n_items(geo, isa) -> int:
     return _ceil(_ceil(int(geo[G_M]), mr), int(geo[G_MC])) * _ceil(n_panels, npi)
 
 
+SERIAL_OPS = 2**24          # 2*M*N*K below which one thread is faster than waking another
+
+
+def work_threads(geo, threads=None) -> int:
+    """Threads for the GEMM of descriptor geo: an explicit `threads` as given; by default
+    (None) 1 below SERIAL_OPS operations (handing work to a pool thread costs tens of
+    microseconds), else set_num_threads()."""
+    if threads is not None:
+        return int(threads)
+    return 1 if 2 * int(geo[G_M]) * int(geo[G_N]) * int(geo[G_K]) < SERIAL_OPS else _state["threads"]
+
+
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
     """Pointer-level entry: every argument is validated by the public wrappers
     (gemm_packed*, kernels.fast_conv); call it only through them."""
     drive = _DRIVERS[packed.isa]
     add = np.int64(add)
     parallel_items(lambda i0, i1: drive(src, geo, add, packed.panels, offs, dst, rq, i0, i1),
-                   n_items(geo, packed.isa), threads)
+                   n_items(geo, packed.isa), work_threads(geo, threads))
 
 
 def _rq_none():

@@ -30,6 +30,7 @@ to x_zp, then the GEMM above with the im2col row sums in the zero-point terms. D
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -40,7 +41,8 @@ from . import conv_rows, cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
 from .fast_gemm import (_add_tile, _c_target, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
-                        gemm_geo, n_items, parallel_items)
+                        gemm_geo, n_items, parallel_items, work_threads)
+from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
 from .workspace import scratch
 from .requant import requant_float
@@ -182,7 +184,7 @@ def run_raw(a, packed: PackedPairs, raw, threads=None) -> None:
     geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2")
     src = a.reshape(-1)
     parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, _rq_none(), i0, i1),
-                   n_items(geo, "avx2"), threads)
+                   n_items(geo, "avx2"), work_threads(geo, threads))
 
 
 def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
@@ -243,36 +245,24 @@ def pack_conv_pairs(w, geom) -> PackedConvPairs:
     return PackedConvPairs("gemm", geom, packs, w.copy(), {})
 
 
-def _conv_gemm(x, x_zp, pc: PackedConvPairs, w_zp, bias, out, rq):
-    """Per chunk of images and per group: the NHWC im2col rows (images*P, K), ONE vpmaddubsw
-    GEMM into int32 raw sums, then the zero-point terms (and the requantization when rq[0])
-    written into out (N, M, OH*OW) (kernels.conv_rows)."""
-    g = pc.geom
-    n_img, _, p = out.shape
-    oh, ow = _out_hw(x, pc)
-    group = int(g.group)
-    mg, cg, kh, kw = pc.w.shape[0] // group, pc.w.shape[1], pc.w.shape[2], pc.w.shape[3]
-    k = kh * kw * cg
-    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
-    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
-    plain = group == 1 and conv_rows.is_plain_1x1(kh, kw, g)
-    chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
-    for n0 in range(0, n_img, chunk):
-        n1 = min(n_img, n0 + chunk)
-        rows = (n1 - n0) * p
-        raw = scratch("conv.raw", (rows, mg), np.int32)
-        for gi, pack in enumerate(pc.packs):
-            if plain:
-                cols = xh[n0:n1].reshape(rows, k)
-            else:
-                cols = scratch("conv.cols", (rows, k), np.uint8)
-                conv_rows.im2col_rows(xh[n0:n1], gi * cg, cg, kh, kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
-            run_raw(cols, pack, raw)
-            sl = slice(gi * mg, (gi + 1) * mg)
-            wz = np.ascontiguousarray(w_zp[sl])
-            off = bias[sl] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
-            rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if wz.any() else np.zeros(0, np.int64)
-            conv_rows.rows_to_nchw(raw, off, wz, rowsum, rq, out[n0:n1], gi * mg, conv_rows.runner(raw.size))
+def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPlan:
+    """The conv plan (kernels.conv_plan) of a GEMM-kind pc for uint8 inputs (C, H, W): per group,
+    the raw vpmaddubsw sums, then off[j] = bias[j] - x_zp*col_sum[j] + K*x_zp*w_zp[j] and the
+    w_zp[j]*rowsum term. w_zp, bias: int64 (M,); rq as kernels.conv_rows.rows_to_nchw."""
+    if pc.kind != "gemm":
+        raise ValueError(f"plan_conv_pairs: a {pc.kind} conv has no GEMM plan")
+    mg = pc.w.shape[0] // int(pc.geom.group)
+    k = pc.w.shape[1] * pc.w.shape[2] * pc.w.shape[3]
+    groups = []
+    for gi, pack in enumerate(pc.packs):
+        wz = np.ascontiguousarray(w_zp[gi * mg:(gi + 1) * mg], np.int64)
+        off = bias[gi * mg:(gi + 1) * mg] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
+        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any())))
+    return make_plan(in_chw, np.uint8, x_zp, pc.geom, pc.w.shape, groups, rq)
+
+
+def _raw_gemm(pack, cols, raw):
+    run_raw(cols, pack, raw)
 
 
 def _out_hw(x, pc):
@@ -318,8 +308,7 @@ def conv2d_pairs_fast(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
     if pc.kind == "depthwise":
         conv2d_fast(x, x_zp, _depthwise_pack(pc, w_zp), bias, out)
     else:
-        _conv_gemm(np.ascontiguousarray(x), x_zp, pc, w_zp, bias, out.reshape(out.shape[0], out.shape[1], -1),
-                   _rq_none())
+        run_plan(plan_conv_pairs(pc, x.shape[1:], x_zp, w_zp, bias, _rq_none()), x, out, where)
     if out is not acc:
         acc[...] = out
 
@@ -366,7 +355,7 @@ def conv2d_pairs_fast_requant(x, x_zp, pc: PackedConvPairs, w_zp, bias, mult, zp
         conv2d_fast_requant(x, x_zp, _depthwise_pack(pc, w_zp), bias, mult, zp, lo, hi, out)
         return
     rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
-    _conv_gemm(np.ascontiguousarray(x), x_zp, pc, w_zp, bias, out.reshape(out.shape[0], out.shape[1], -1), rq)
+    run_plan(plan_conv_pairs(pc, x.shape[1:], x_zp, w_zp, bias, rq), x, out, where)
 
 
 def _conv_geom(g) -> ConvGeom:

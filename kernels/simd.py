@@ -10,10 +10,12 @@ where start[r, j] = init[i_off + j] (one row for every r) when `first` != 0, els
 with G products per lane and step: G = 2 for `mk_avx2` (vpmaddwd: int16 x int16, a pair summed
 exactly in int32 as long as no pair is (-32768)*(-32768) twice), G = 4 for `mk_vnni512`
 (vpdpbusd: u8 x s8, four products summed into int32 without intermediate saturation).
-Panels (see kernels.fast_gemm): `apack[a_off + s*MR + r]` is one int32 holding the G values of
-row r for step s (lowest lane first); `bpack[b_off + (s*NR + j)*G + t]` is element t of column j.
-apack/bpack/init must be 1-D C-contiguous and c C-contiguous (any rank, int32); every offset,
-`steps` and `ldc` (int64, in elements) is checked by the caller: nothing is bounds-checked here.
+Panels (see kernels.fast_gemm): A is read as int32 words, word a_off + r*lda + s holding the G
+lanes of row r for step s (lowest lane first; apack of any dtype, its bytes reinterpreted, so a
+row-major uint8 A with K % 4 == 0 is used in place); `bpack[b_off + (s*NR + j)*G + t]` is element
+t of column j. c and init are int32 memory (c of any rank, its data pointer used: row r of the
+tile at word c_off + r*ldc). Every offset, `steps`, `lda` and `ldc` (int64, in int32 words) is
+checked by the caller: nothing is bounds-checked here.
 
 An intrinsic is only lowered when a jitted function calling it is compiled, so callers must
 compile (call) a path only on a host that has its ISA (kernels.cpu).
@@ -44,15 +46,16 @@ def _row_vectors(builder, base, stride, mr, nv, acc_ty):
     return out
 
 
-def _emit_tile_loop(builder, a_ptr, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
+def _emit_tile_loop(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
     """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
     or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
-    panels; store the accumulators back to the C tile. b_ptr points to B vectors, a_ptr to i32."""
+    panels (A row r at a_ptr + r*lda, i32 words); store the accumulators back to the C tile."""
     acc_ty = ir.VectorType(I32, lanes)
     is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
     base = builder.select(is_first, init_ptr, c_ptr)
     stride = builder.select(is_first, ir.Constant(I64, 0), ldc)
     start = _row_vectors(builder, base, stride, mr, nv, acc_ty)
+    a_rows = [builder.gep(a_ptr, [builder.mul(lda, ir.Constant(I64, r))]) for r in range(mr)]
     entry = builder.block
     fn = builder.function
     loop = fn.append_basic_block("mk_loop")
@@ -68,10 +71,9 @@ def _emit_tile_loop(builder, a_ptr, b_ptr, steps, c_ptr, ldc, init_ptr, first, m
     bbase = builder.mul(idx, ir.Constant(I64, nv))
     bvec = [builder.load(builder.gep(b_ptr, [builder.add(bbase, ir.Constant(I64, v))]), align=1)
             for v in range(nv)]
-    abase = builder.mul(idx, ir.Constant(I64, mr))
     new = []
     for r in range(mr):
-        a32 = builder.load(builder.gep(a_ptr, [builder.add(abase, ir.Constant(I64, r))]), align=4)
+        a32 = builder.load(builder.gep(a_rows[r], [idx]), align=1)
         splat = builder.insert_element(ir.Constant(acc_ty, ir.Undefined), a32, ir.Constant(I32, 0))
         splat = builder.shuffle_vector(splat, ir.Constant(acc_ty, ir.Undefined),
                                        ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
@@ -117,20 +119,21 @@ def _make_microkernel(mr, nv, lanes, b_elem_bits, madd):
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
-    def mk(typingctx, apack, a_off, bpack, b_off, steps, c, c_off, ldc, init, i_off, first):
-        sig = types.void(apack, a_off, bpack, b_off, steps, c, c_off, ldc, init, i_off, first)
+    def mk(typingctx, apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first):
+        sig = types.void(apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first)
 
         def codegen(context, builder, signature, args):
             ty = signature.args
-            ap, ao, bp, bo, st, cc, co, ld, ini, io, fi = (
+            ap, ao, ld_a, bp, bo, st, cc, co, ld, ini, io, fi = (
                 v if isinstance(t, types.Array) else context.cast(builder, v, t, types.int64)
                 for v, t in zip(args, ty))
-            a_ptr = builder.gep(_data(context, builder, ty[0], ap), [ao])
-            b_raw = builder.gep(_data(context, builder, ty[2], bp), [bo])
+            i32p = I32.as_pointer()
+            a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], ap), i32p), [ao])
+            b_raw = builder.gep(_data(context, builder, ty[3], bp), [bo])
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            c_ptr = builder.gep(_data(context, builder, ty[5], cc), [co])
-            i_ptr = builder.gep(_data(context, builder, ty[8], ini), [io])
-            _emit_tile_loop(builder, a_ptr, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            c_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[6], cc), i32p), [co])
+            i_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[9], ini), i32p), [io])
+            _emit_tile_loop(builder, a_ptr, ld_a, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
             return context.get_dummy_value()
         return sig, codegen
     return mk

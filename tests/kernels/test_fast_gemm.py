@@ -222,10 +222,9 @@ def emulate_vnni_gemm(a, az, packed, bias):
         ns = min(fg.KC_STEPS, steps - s0)
         blk = packed.panels[s0 * n_panels * nr * g:(s0 + ns) * n_panels * nr * g].reshape(n_panels, ns, nr, g)
         b_mat[s0 * g:(s0 + ns) * g] = blk.transpose(1, 3, 0, 2).reshape(ns * g, n_panels * nr)
-        apk = np.empty(n_tiles * ns * mr, np.int32)
+        apk = np.empty(n_tiles * mr * ns * g, np.uint8)
         fg._pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
-        words = apk.view(np.uint8).reshape(n_tiles, ns, mr, g)      # byte 0 = lowest lane
-        a_mat[:, s0 * g:(s0 + ns) * g] = words.transpose(0, 2, 1, 3).reshape(n_tiles * mr, ns * g)
+        a_mat[:, s0 * g:(s0 + ns) * g] = apk.reshape(n_tiles * mr, ns * g)   # row by row, lowest lane first
     return wrap32(offs[None, :n].astype(np.int64) + (a_mat @ b_mat)[:m, :n])
 
 
