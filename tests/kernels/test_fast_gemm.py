@@ -240,3 +240,59 @@ def test_vnni_layout_and_offsets_with_emulated_vpdpbusd(case):
     packed = fg.pack_b(b, bz, isa="avx512vnni")
     assert packed.isa == "avx512vnni"
     assert np.array_equal(emulate_vnni_gemm(a, az, packed, bias), wrap32(exact_sum(a, az, b, bz, bias)))
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("m,k,n", [(12, 24, 32), (13, 27, 33), (6, 512, 16), (1, 4, 16), (97, 260, 144)])
+@pytest.mark.parametrize("layout", ["c", "row_gap", "fortran"])
+def test_acc_layouts_full_and_partial_tiles(isa, m, k, n, layout):
+    """Full tiles (M % 6 == 0, N % 16 == 0) are summed straight into an int32 acc with row-contiguous
+    storage (also with a row stride > N); partial tiles and other layouts go through the block."""
+    rng = np.random.default_rng(m * 7 + k)
+    a = rng.choice(np.array([0, 1, 127, 128, 254, 255], np.uint8), (m, k))
+    b = rng.choice(np.array([-128, -1, 0, 1, 127], np.int8), (k, n))
+    bz, bias = rng.integers(-128, 128, n), rng.integers(-2**31, 2**31, n)
+    packed = fg.pack_b(b, bz, isa=isa)
+    for dtype in (np.int32, np.int64):
+        big = np.full((m, n + 5), 77, dtype)
+        acc = {"c": np.empty((m, n), dtype), "row_gap": big[:, 2:n + 2],
+               "fortran": np.empty((m, n), dtype, order="F")}[layout]
+        fg.gemm_packed(a, 255, packed, bias, acc)
+        want = exact_sum(a, 255, b, bz, bias)
+        assert np.array_equal(acc, want if dtype == np.int64 else wrap32(want))
+        if layout == "row_gap":
+            assert (big[:, :2] == 77).all() and (big[:, n + 2:] == 77).all()
+
+
+def test_work_threads_default_serial_below_threshold_explicit_kept():
+    small = fg.gemm_geo(16, 16, 16, "avx2")
+    big = fg.gemm_geo(1024, 1024, 1024, "avx2")
+    old = fg.get_num_threads()
+    try:
+        fg.set_num_threads(3)
+        assert fg.work_threads(small) == 1 and fg.work_threads(big) == 3
+        assert fg.work_threads(small, 2) == 2 and fg.work_threads(big, 1) == 1
+    finally:
+        fg.set_num_threads(old)
+    assert 2 * 16**3 < fg.SERIAL_OPS <= 2 * 1024**3
+
+
+@pytest.mark.parametrize("m,n,threads", [(49, 960, 2), (12544, 32, 2), (1024, 1024, 2), (7, 17, 1), (300, 300, 4)])
+def test_split_covers_every_tile_and_panel_once(m, n, threads):
+    """The work items of gemm_geo partition the (tile, panel) grid, with >= 4 items per thread
+    when the grid has that many cells."""
+    old = fg.get_num_threads()
+    try:
+        fg.set_num_threads(threads)
+        geo = fg.gemm_geo(m, 64, n, "avx2")
+    finally:
+        fg.set_num_threads(old)
+    n_tiles, n_panels = -(-m // 6), -(-n // 16)
+    seen = np.zeros((n_tiles, n_panels), np.int64)
+    count = fg.n_items(geo, "avx2")
+    for item in range(count):
+        t0, t1, p0, p1 = fg._item_bounds(item, geo, 6, 16, 16)
+        seen[t0:t1, p0:p1] += 1
+    assert (seen == 1).all()
+    if threads > 1:
+        assert count >= min(4 * threads, n_tiles * n_panels)

@@ -131,6 +131,23 @@ def test_threads_do_not_change_raw():
     assert np.array_equal(one, two)
 
 
+@pytest.mark.parametrize("m,k,n", [(12, 24, 32), (13, 24, 32), (6, 1028, 16), (1, 4, 1), (49, 516, 144), (12, 27, 32)])
+def test_a_read_in_place_and_sums_straight_into_acc(m, k, n):
+    """K % 4 == 0: full tiles read A in place (the last partial tile is packed); M % 6 == 0 and
+    N % 16 == 0: an int32 acc receives the sums directly. Extreme values, both acc dtypes."""
+    rng = np.random.default_rng(m + k + n)
+    a = rng.choice(np.array([0, 1, 254, 255], np.uint8), (m, k))
+    b = rng.choice(np.array([-128, -127, 0, 126, 127], np.int8), (k, n))
+    bz, bias = rng.integers(-128, 128, n), rng.integers(-2**31, 2**31, n)
+    for dtype in (np.int32, np.int64):
+        got, want = both(a, b, 255, bz, bias, dtype)
+        assert np.array_equal(got, want)
+    raw, twin = np.empty((m, n), np.int32), np.empty((m, n), np.int32)
+    run_raw(a, pack_b_pairs(b), raw)
+    gemm_acc_pairs_ref(a, b, 0, np.zeros(n, np.int64), np.zeros(n, np.int64), twin)
+    assert np.array_equal(raw, twin)
+
+
 def test_huge_k_int64_stays_exact():
     """K > K_RAW_EXACT: the int32 raw sum could wrap, so an int64 acc must still hold the sum;
     an int32 acc wraps like MLAS."""
