@@ -118,20 +118,34 @@ def _row(case, shape, ops, t, extra=None):
 
 
 def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
+    """One MatMulInteger (u8 x s8): the `intsim` columns time the engine the `ort` target takes on
+    this host (onnxruntime's AVX2 pair-saturating sum, kernels.fast_pairs, where the host has no
+    VNNI; ort_equal must then be True), the `exact_*` fields the exact engine (kernels.fast_gemm,
+    exact_equal: equal to the int64 product) in the same alternation."""
     from kernels import fast_gemm as fg
+    from kernels import fast_pairs as fp
+    from kernels.x86pairs import host_saturates_u8s8
     a = rng.integers(0, 256, (m, k)).astype(np.uint8)
     b = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    packed = fg.pack_b(b, 0)
-    acc = np.empty((m, n), np.int32)
+    packed, pp, zeros = fg.pack_b(b, 0), fp.pack_b_pairs(b), np.zeros(n, np.int64)
+    acc, acc_exact = np.empty((m, n), np.int32), np.empty((m, n), np.int32)
     sess = ort_session(matmul_integer_model(b), threads)
     a32, b32 = a.astype(np.int32), b.astype(np.int32)
-    fns = {"intsim": lambda: fg.gemm_packed(a, 0, packed, 0, acc),
+    pairs = host_saturates_u8s8()
+    fns = {"intsim": (lambda: fp.gemm_pairs_packed(a, 0, pp, zeros, zeros, acc)) if pairs
+           else (lambda: fg.gemm_packed(a, 0, packed, 0, acc)),
+           "exact": lambda: fg.gemm_packed(a, 0, packed, 0, acc_exact),
            "ort": lambda: sess.run(None, {"a": a}),
            "numpy": lambda: a32 @ b32}
     slow = 2 * m * n * k > 2**31
     t = median_times(fns, runs, max_runs={"numpy": 1 if slow else runs})
-    equal = bool(np.array_equal(sess.run(None, {"a": a})[0], acc))
-    return _row(name, [m, k, n], 2 * m * n * k, t, {"isa": packed.isa, "ort_equal": equal})
+    ops, te = 2 * m * n * k, t["exact"][0]
+    exact = bool(np.array_equal(acc_exact, a.astype(np.int64) @ b.astype(np.int64)))
+    return _row(name, [m, k, n], ops, t,
+                {"isa": packed.isa, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                 "ort_equal": bool(np.array_equal(sess.run(None, {"a": a})[0], acc)),
+                 "exact_gops": ops / te / 1e9, "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te,
+                 "exact_equal": exact})
 
 
 def _im2col_numpy(x, kh, kw, stride, pad):
@@ -234,8 +248,12 @@ def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None 
 
 def summary(rows: list[dict]) -> dict:
     ratios = [r["ratio"] for r in rows if "ratio" in r]
-    return {"cases": len(rows), "median_ratio": statistics.median(ratios) if ratios else None,
-            "min_ratio": min(ratios, default=None), "max_ratio": max(ratios, default=None)}
+    out = {"cases": len(rows), "median_ratio": statistics.median(ratios) if ratios else None,
+           "min_ratio": min(ratios, default=None), "max_ratio": max(ratios, default=None)}
+    exact = [r["exact_ratio"] for r in rows if "exact_ratio" in r]
+    if exact:
+        out.update(exact_median_ratio=statistics.median(exact), exact_min_ratio=min(exact))
+    return out
 
 
 def format_table(rows: list[dict]) -> str:

@@ -22,6 +22,13 @@ def test_gemm_suite_json_has_ratios():
     for k in ("intsim_gops", "ort_gops", "numpy_gops", "ratio"):
         assert row[k] > 0
     assert abs(row["ratio"] - row["intsim_gops"] / row["ort_gops"]) <= 1e-9 * row["ratio"]
+    # both engines timed: the ort target's one reproduces onnxruntime, the exact one the int64 product
+    from kernels.x86pairs import host_saturates_u8s8
+    assert row["engine"] == ("x86-u8s8-pairs" if host_saturates_u8s8() else "exact")
+    assert row["ort_equal"] is True and row["exact_equal"] is True
+    assert row["exact_gops"] > 0
+    assert abs(row["exact_ratio"] - row["exact_gops"] / row["ort_gops"]) <= 1e-9 * row["exact_ratio"]
+    assert d["summary"]["exact_median_ratio"] == row["exact_ratio"]
 
 
 def test_bad_arguments_exit_2():
