@@ -62,35 +62,37 @@ def _copy_centred(xf, src, buf, dst0, i0, i1, zp):
 
 
 @kernel(inline="always")
-def _finish_row(row, dst, n, m, oy, b64, requant, mm, zpf, flo, fhi):
-    """dst[n, m, oy, :] from the tap sums row (exact integers): int64(sum) + bias, or the ORT
-    requant of the wrapped int32 sum + bias (float32 throughout, rint half to even)."""
+def _finish_row(acc, a0, ow_, dst, n, m, oy, b64, requant, mm, zpf, flo, fhi):
+    """dst[n, m, oy, :] from the tap sums acc[a0 : a0 + OW] (exact integers): int64(sum) + bias,
+    or the ORT requant of the wrapped int32 sum + bias (float32 throughout, rint half to even)."""
     b32 = np.int32(b64)
     if requant:
-        for ox in range(row.size):
-            t = np.int32(np.int32(row[ox]) + b32)
+        for ox in range(ow_):
+            t = np.int32(np.int32(acc[np.uint64(a0 + ox)]) + b32)
             v = min(max(np.float32(t) * mm, flo), fhi)
             dst[n, m, oy, ox] = np.int32(np.rint(v) + zpf)
     else:
-        for ox in range(row.size):
-            dst[n, m, oy, ox] = np.int64(np.int32(row[ox])) + b64
+        for ox in range(ow_):
+            dst[n, m, oy, ox] = np.int64(np.int32(acc[np.uint64(a0 + ox)])) + b64
 
 
 # ------------------------------------------------------------------------------- "rows" path
 @kernel
-def _fill_phases(xf, plane0, h_, w_, zp, geo, xs, hp, wq, tmp):
-    """xs[(p*hp + yy)*wq + j] = x_plane[yy - pt, j*sw + p - pl] - zp, or 0 outside the image;
-    x_plane = xf[plane0 : plane0 + H*W]; tmp (sw*wq,) holds one padded row when sw > 1."""
-    sw, pt, pl = geo[_SW], geo[_PT], geo[_PL]
+def _fill_phases(xf, plane0, h_, w_, zp, geo, xs, hq, wq, tmp):
+    """xs[((py*sw + px)*hq + yq)*wq + j] = x_plane[yq*sh + py - pt, j*sw + px - pl] - zp, or 0
+    outside the image: the zero-padded, centred plane split into sh*sw phases (every sh-th row,
+    every sw-th column); x_plane = xf[plane0 : plane0 + H*W]; tmp (sw*wq,) holds one padded row."""
+    sh, sw, pt, pl = geo[_SH], geo[_SW], geo[_PT], geo[_PL]
     wt = sw * wq
     x_lo = min(wt, pl)
     x_hi = min(wt, max(x_lo, w_ + pl))
-    for yy in range(hp):
+    for yy in range(sh * hq):
         iy = yy - pt
-        o = yy * wq
+        py, yq = yy % sh, yy // sh
+        o = (py * sw * hq + yq) * wq
         if iy < 0 or iy >= h_:
-            for p in range(sw):
-                _zero(xs, p * hp * wq + o, p * hp * wq + o + wq)
+            for px in range(sw):
+                _zero(xs, o + px * hq * wq, o + px * hq * wq + wq)
             continue
         src = plane0 + iy * w_ - pl
         if sw == 1:
@@ -102,50 +104,56 @@ def _fill_phases(xf, plane0, h_, w_, zp, geo, xs, hp, wq, tmp):
         _copy_centred(xf, src, tmp, 0, x_lo, x_hi, zp)
         _zero(tmp, x_hi, wt)
         if sw == 2:
-            o1 = hp * wq + o
+            o1 = o + hq * wq
             for j in range(wq):
                 xs[np.uint64(o + j)] = tmp[np.uint64(2 * j)]
                 xs[np.uint64(o1 + j)] = tmp[np.uint64(2 * j + 1)]
         else:
-            for p in range(sw):
+            for px in range(sw):
                 for j in range(wq):
-                    xs[np.uint64(p * hp * wq + o + j)] = tmp[np.uint64(j * sw + p)]
+                    xs[np.uint64(o + px * hq * wq + j)] = tmp[np.uint64(j * sw + px)]
 
 
 @kernel
-def _plane_row(xs, hp, wq, wt, geo, row, oy):
-    """row[ox] = sum over taps of xs[phase, oy*sh + ky*dh, ox + q] * wt[tap], phase =
-    (kx*dw) % sw, q = (kx*dw) // sw (exact: float32 sums stay below 2**24, int32 ones wrap)."""
+def _tap_offsets(geo, hq, wq, lane):
+    """toff[ky*KW + kx]: where tap (ky, kx) of output (0, 0) sits in the phase-split plane (times
+    `lane` values per pixel); output (oy, ox) reads toff + (oy*wq + ox)*lane."""
     kh_, kw_ = geo[_K], geo[_KW]
     sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
-    for ox in range(row.size):
-        row[ox] = 0
+    toff = np.empty(kh_ * kw_, np.int64)
     for ky in range(kh_):
-        r = oy * sh + ky * dh
         for kx in range(kw_):
-            o = (((kx * dw) % sw) * hp + r) * wq + (kx * dw) // sw
-            wv = wt[ky * kw_ + kx]
-            for ox in range(row.size):
-                row[ox] += xs[np.uint64(o + ox)] * wv
+            ph = ((ky * dh) % sh) * sw + (kx * dw) % sw
+            toff[ky * kw_ + kx] = ((ph * hq + (ky * dh) // sh) * wq + (kx * dw) // sw) * lane
+    return toff
 
 
 @kernel
-def _plane_row_3x3(xs, hp, wq, wt, geo, row, oy):
-    """_plane_row for KH = KW = 3: the nine taps in one pass over ox."""
-    sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
-    r0 = oy * sh
-    c0 = r0 * wq
-    c1 = ((dw % sw) * hp + r0) * wq + dw // sw
-    c2 = (((2 * dw) % sw) * hp + r0) * wq + (2 * dw) // sw
-    d = dh * wq
+def _plane_sums(xs, toff, wt, acc):
+    """acc[i] = sum_t xs[toff[t] + i] * wt[t] for i < acc.size (i = oy*wq + ox; the columns
+    ox >= OW are not outputs). Exact: float32 partial sums stay below 2**24, int32 ones wrap."""
+    n_ = acc.size
+    for i in range(n_):
+        acc[i] = 0
+    for t in range(toff.size):
+        o, wv = toff[t], wt[t]
+        for i in range(n_):
+            acc[i] += xs[np.uint64(o + i)] * wv
+
+
+@kernel
+def _plane_sums_9(xs, toff, wt, acc):
+    """_plane_sums for nine taps in one pass (a shallow sum tree: exact in any order)."""
+    o0, o1, o2, o3, o4, o5, o6, o7, o8 = (toff[0], toff[1], toff[2], toff[3], toff[4], toff[5],
+                                          toff[6], toff[7], toff[8])
     w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
-    for ox in range(row.size):
-        a, b, c = c0 + ox, c1 + ox, c2 + ox
-        s = (xs[np.uint64(a)] * w0 + xs[np.uint64(b)] * w1 + xs[np.uint64(c)] * w2
-             + xs[np.uint64(a + d)] * w3 + xs[np.uint64(b + d)] * w4 + xs[np.uint64(c + d)] * w5
-             + xs[np.uint64(a + 2 * d)] * w6 + xs[np.uint64(b + 2 * d)] * w7
-             + xs[np.uint64(c + 2 * d)] * w8)
-        row[ox] = s
+    for i in range(acc.size):
+        s = (((xs[np.uint64(o0 + i)] * w0 + xs[np.uint64(o1 + i)] * w1)
+              + (xs[np.uint64(o2 + i)] * w2 + xs[np.uint64(o3 + i)] * w3))
+             + ((xs[np.uint64(o4 + i)] * w4 + xs[np.uint64(o5 + i)] * w5)
+                + (xs[np.uint64(o6 + i)] * w6 + xs[np.uint64(o7 + i)] * w7))
+             + xs[np.uint64(o8 + i)] * w8)
+        acc[i] = s
 
 
 @kernel
@@ -156,13 +164,14 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
     m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
     requant, mult, zpf, flo, fhi = _rq_consts(rq)
-    hp = (oh_ - 1) * sh + (kh_ - 1) * dh + 1
+    hq = oh_ + ((kh_ - 1) * dh) // sh
     wq = ow_ + ((kw_ - 1) * dw) // sw
     xf = x.reshape(x.size)
-    xs = np.empty(sw * hp * wq, proto.dtype)
+    xs = np.empty(sh * sw * hq * wq, proto.dtype)
     tmp = np.empty(sw * wq, proto.dtype)
-    row = np.empty(ow_, proto.dtype)
+    acc = np.empty((oh_ - 1) * wq + ow_, proto.dtype)
     wt = np.empty(kh_ * kw_, proto.dtype)
+    toff = _tap_offsets(geo, hq, wq, 1)
     zp32 = np.int32(x_zp)
     mult_ch = m_ // c_
     last = -1
@@ -170,17 +179,17 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
         n, m = plane // m_, plane % m_
         src = n * c_ + m // mult_ch
         if src != last:
-            _fill_phases(xf, src * h_ * w_, h_, w_, zp32, geo, xs, hp, wq, tmp)
+            _fill_phases(xf, src * h_ * w_, h_, w_, zp32, geo, xs, hq, wq, tmp)
             last = src
         for t in range(kh_ * kw_):
             wt[t] = wz[m, t]
+        if kh_ * kw_ == 9:
+            _plane_sums_9(xs, toff, wt, acc)
+        else:
+            _plane_sums(xs, toff, wt, acc)
         mm = mult[m] if requant else np.float32(0)
         for oy in range(oh_):
-            if kh_ == 3 and kw_ == 3:
-                _plane_row_3x3(xs, hp, wq, wt, geo, row, oy)
-            else:
-                _plane_row(xs, hp, wq, wt, geo, row, oy)
-            _finish_row(row, dst, n, m, oy, bias[m], requant, mm, zpf, flo, fhi)
+            _finish_row(acc, oy * wq, ow_, dst, n, m, oy, bias[m], requant, mm, zpf, flo, fhi)
 
 
 # ------------------------------------------------------------------------------- "chan" path
@@ -248,13 +257,13 @@ def _block_row_3x3(xb, hp, wq, wrow, geo, acc, oy):
     n_ = acc.size
     for i in range(n_):
         a, b, c = c0 + i, c1 + i, c2 + i
-        s = (xb[np.uint64(a)] * wrow[np.uint64(i)] + xb[np.uint64(b)] * wrow[np.uint64(n_ + i)]
-             + xb[np.uint64(c)] * wrow[np.uint64(2 * n_ + i)]
-             + xb[np.uint64(a + d)] * wrow[np.uint64(3 * n_ + i)]
-             + xb[np.uint64(b + d)] * wrow[np.uint64(4 * n_ + i)]
-             + xb[np.uint64(c + d)] * wrow[np.uint64(5 * n_ + i)]
-             + xb[np.uint64(a + 2 * d)] * wrow[np.uint64(6 * n_ + i)]
-             + xb[np.uint64(b + 2 * d)] * wrow[np.uint64(7 * n_ + i)]
+        s = (((xb[np.uint64(a)] * wrow[np.uint64(i)] + xb[np.uint64(b)] * wrow[np.uint64(n_ + i)])
+              + (xb[np.uint64(c)] * wrow[np.uint64(2 * n_ + i)]
+                 + xb[np.uint64(a + d)] * wrow[np.uint64(3 * n_ + i)]))
+             + ((xb[np.uint64(b + d)] * wrow[np.uint64(4 * n_ + i)]
+                 + xb[np.uint64(c + d)] * wrow[np.uint64(5 * n_ + i)])
+                + (xb[np.uint64(a + 2 * d)] * wrow[np.uint64(6 * n_ + i)]
+                   + xb[np.uint64(b + 2 * d)] * wrow[np.uint64(7 * n_ + i)]))
              + xb[np.uint64(c + 2 * d)] * wrow[np.uint64(8 * n_ + i)])
         acc[i] = s
 
@@ -326,7 +335,11 @@ def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
 
 
 # ------------------------------------------------------------------------------- wrappers
-_DST_DTYPES = (np.int32, np.int64, np.uint8, np.int8)
+_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+_X_DTYPES = frozenset(_RANGE)
+_DST_DTYPES = frozenset(np.dtype(d) for d in (np.int32, np.int64, np.uint8, np.int8))
+_I32_SET, _I64_SET, _F32_SET = (frozenset([np.dtype(d)]) for d in (np.int32, np.int64, np.float32))
+_INTS = (int, np.integer)
 
 
 def _fail(name, msg):
@@ -334,74 +347,87 @@ def _fail(name, msg):
 
 
 def _check_array(a, name, ndim, dtypes):
+    """a: a C-contiguous, native-order ndarray of `ndim` dimensions and a dtype in `dtypes`."""
     if not isinstance(a, np.ndarray) or a.ndim != ndim or a.dtype not in dtypes:
-        _fail(name, f"must be a {ndim}-D {'/'.join(np.dtype(d).name for d in dtypes)} array, got "
+        _fail(name, f"must be a {ndim}-D {'/'.join(sorted(d.name for d in dtypes))} array, got "
               f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
     if not a.flags.c_contiguous:
         _fail(name, "must be C-contiguous")
-    if not a.dtype.isnative:
-        _fail(name, "must be in native byte order")
+
+
+def _check_int(name, v, lo, hi):
+    if not isinstance(v, _INTS) or isinstance(v, (bool, np.bool_)) or not lo <= v <= hi:
+        _fail(name, f"must be an integer in [{lo}, {hi}], got {v!r}")
 
 
 def _check_geo(geo, x, dst):
-    _check_array(geo, "geo", 1, (np.int64,))
+    """geo = [KH, KW, sh, sw, pt, pl, dh, dw]: sizes >= 1, pads >= 0, and dst's OH/OW must come
+    from bottom/right pads >= 0 (they are implied up to stride - 1)."""
+    _check_array(geo, "geo", 1, _I64_SET)
     if geo.shape != (8,):
         _fail("geo", f"must be [KH, KW, sh, sw, pt, pl, dh, dw] (8,), got {geo.shape}")
-    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
-    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
-        _fail("geo", f"needs kernel/strides/dilations >= 1 and pads >= 0, got {geo.tolist()}")
-    oh, ow = dst.shape[2], dst.shape[3]
-    h, w = x.shape[2], x.shape[3]
-    # dst's OH/OW imply the bottom/right pads up to stride - 1; one choice must be >= 0
-    pb = (oh - 1) * sh + (kh - 1) * dh + 1 - h - pt
-    pr = (ow - 1) * sw + (kw - 1) * dw + 1 - w - pl
-    if pb < -(sh - 1) or pr < -(sw - 1):
-        _fail("dst", f"shape {dst.shape} does not match geo {geo.tolist()} and x {x.shape}: "
+    kh, kw, sh, sw, pt, pl, dh, dw = g = geo.tolist()
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0 or max(g) >= 2**20:
+        _fail("geo", f"needs 1 <= kernel/strides/dilations, 0 <= pads, all < 2**20, got {g}")
+    pb = (dst.shape[2] - 1) * sh + (kh - 1) * dh + 1 - x.shape[2] - pt
+    pr = (dst.shape[3] - 1) * sw + (kw - 1) * dw + 1 - x.shape[3] - pl
+    if pb < 1 - sh or pr < 1 - sw:
+        _fail("dst", f"shape {dst.shape} does not match geo {g} and x {x.shape}: "
                      f"the bottom/right pads would be negative")
+    return kh * kw
 
 
 def _check_rq(rq, dst, m):
+    """rq = (requant, mult float32 (M,) finite, zp, lo, hi); when requant, dst is uint8/int8 and
+    lo <= hi, zp all in its range."""
     if not isinstance(rq, tuple) or len(rq) != 5:
         _fail("rq", "must be a tuple (requant, mult, zp, lo, hi)")
     requant, mult, zp, lo, hi = rq
     if not isinstance(requant, (bool, np.bool_)):
         _fail("rq", f"flag must be a bool, got {type(requant).__name__}")
-    _check_array(mult, "rq mult", 1, (np.float32,))
-    for name, v in (("zp", zp), ("lo", lo), ("hi", hi)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)):
-            _fail(f"rq {name}", f"must be an integer, got {v!r}")
+    _check_array(mult, "rq mult", 1, _F32_SET)
     if not requant:
+        for name, v in (("zp", zp), ("lo", lo), ("hi", hi)):
+            _check_int(f"rq {name}", v, -2**62, 2**62)
         return
-    if dst.dtype not in (np.uint8, np.int8):
+    if dst.dtype not in _X_DTYPES:
         _fail("dst", f"must be uint8/int8 when rq requantizes, got {dst.dtype}")
-    if mult.shape != (m,) or not np.all(np.isfinite(mult)):
+    if mult.shape != (m,) or not _all_finite(mult):
         _fail("rq mult", f"must be finite float32 ({m},), got {mult.shape}")
-    info = np.iinfo(dst.dtype)
-    if not (info.min <= lo <= hi <= info.max and info.min <= zp <= info.max):
-        _fail("rq", f"needs {info.min} <= lo ({lo}) <= hi ({hi}) <= {info.max} and zp ({zp}) "
-                    f"in the {dst.dtype} range")
+    dmin, dmax = _RANGE[dst.dtype]
+    _check_int("rq zp", zp, dmin, dmax)
+    _check_int("rq lo", lo, dmin, dmax)
+    _check_int("rq hi", hi, lo, dmax)
 
 
-def _validate(x, x_zp, wz, bias, geo, dst, rq):
-    _check_array(x, "x", 4, (np.uint8, np.int8))
-    info = np.iinfo(x.dtype)
-    if not isinstance(x_zp, (int, np.integer)) or not info.min <= int(x_zp) <= info.max:
-        _fail("x_zp", f"must be an integer in the {x.dtype} range, got {x_zp!r}")
+def _validate(x, x_zp, wz, bias, geo, dst, rq) -> int:
+    """ValueError naming the first bad argument; returns KH*KW."""
+    _check_array(x, "x", 4, _X_DTYPES)
+    _check_int("x_zp", x_zp, *_RANGE[x.dtype])
     _check_array(dst, "dst", 4, _DST_DTYPES)
-    _check_array(wz, "wz", 2, (np.int32,))
-    _check_array(bias, "bias", 1, (np.int64,))
-    n, c, h, w = x.shape
+    _check_array(wz, "wz", 2, _I32_SET)
+    _check_array(bias, "bias", 1, _I64_SET)
+    n, c = x.shape[:2]
     m = dst.shape[1]
     if min(x.shape) < 1 or min(dst.shape) < 1:
         _fail("x", f"{x.shape} and dst {dst.shape} must not be empty")
     if dst.shape[0] != n or m % c:
         _fail("dst", f"shape {dst.shape} must be (N={n}, M = C*mult with C={c}, OH, OW)")
-    _check_geo(geo, x, dst)
-    if wz.shape != (m, int(geo[0]) * int(geo[1])):
-        _fail("wz", f"must be (M, KH*KW) = {(m, int(geo[0]) * int(geo[1]))}, got {wz.shape}")
+    taps = _check_geo(geo, x, dst)
+    if wz.shape != (m, taps):
+        _fail("wz", f"must be (M, KH*KW) = {(m, taps)}, got {wz.shape}")
     if bias.shape != (m,):
         _fail("bias", f"must be ({m},), got {bias.shape}")
     _check_rq(rq, dst, m)
+    return taps
+
+
+@kernel
+def _all_finite(a):
+    for v in a:
+        if not np.isfinite(v):
+            return False
+    return True
 
 
 def _path(dst) -> str:
@@ -412,10 +438,11 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
     the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
     from .fast_gemm import parallel_items
-    _validate(x, x_zp, wz, bias, geo, dst, rq)
+    taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
-    taps = int(geo[_K]) * int(geo[_KW])
-    proto = _F32 if taps * _x_span(x.dtype, x_zp) * _abs_max(wz) < F32_EXACT else _I32
+    lo, hi = _RANGE[x.dtype]
+    span = max(hi - int(x_zp), int(x_zp) - lo)                  # max |x - x_zp|
+    proto = _F32 if taps * span * _abs_max(wz) < F32_EXACT else _I32
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
     if n * m * oh * ow * taps < SERIAL_WORK:
         threads = 1
@@ -426,12 +453,6 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 
 _F32 = np.zeros(0, np.float32)
 _I32 = np.zeros(0, np.int32)
-
-
-def _x_span(dtype, x_zp) -> int:
-    """max |x - x_zp| over the dtype's values."""
-    info = np.iinfo(dtype)
-    return max(int(info.max) - int(x_zp), int(x_zp) - int(info.min))
 
 
 @kernel
