@@ -18,17 +18,16 @@ The fused variants apply the ORT float requantization of kernels.requant per out
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import conv_rows, cpu
+from . import cpu
 from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
+from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .fast_depthwise import depthwise
-from .fast_gemm import (_offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, parallel_items,
-                        run_packed)
-from .jit import kernel
-from .workspace import scratch
+from .fast_gemm import PackedB, _offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, run_packed
 from .requant import requant_float, requant_float_ref
 
 
@@ -107,36 +106,23 @@ def _check_dst(dst, shape, dtypes, where, name):
         raise ValueError(f"{where}: {name} must be C-contiguous")
 
 
-def _gemm_conv(x, x_zp, pc: PackedConv, bias, dst, rq):
-    """Per chunk of images and per group: the NHWC im2col rows (images*P, K) in (ky, kx, c) order
-    (x itself, transposed, for plain 1x1 convs), ONE fast GEMM into int32 sums (bias and zero
-    points in its column offsets), then written into dst (N, M, OH*OW) as sums or requantized
-    (kernels.conv_rows)."""
-    n_img, _, p = dst.shape
-    g = pc.geom
-    mg = pc.m // g.group
-    k = pc.cg * pc.kh * pc.kw
-    oh, ow = conv_out_hw(x.shape[2], x.shape[3], pc.kh, pc.kw, g)
-    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
-    cgeo = np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, oh, ow], np.int64)
-    plain = g.group == 1 and conv_rows.is_plain_1x1(pc.kh, pc.kw, g)
-    chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
+def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan:
+    """The conv plan (kernels.conv_plan) of a GEMM-kind pc: per group, the fast GEMM with bias and
+    zero points in its column offsets (kernels.fast_gemm._offsets), nothing added afterwards.
+    bias: int64 (M,); rq as kernels.conv_rows.rows_to_nchw."""
+    if pc.kind != "gemm":
+        raise ValueError(f"plan_conv_exact: a {pc.kind} conv has no GEMM plan")
+    mg = pc.m // pc.geom.group
     zeros = np.zeros(mg, np.int64)
-    none = np.zeros(0, np.int64)
-    for n0 in range(0, n_img, chunk):
-        n1 = min(n_img, n0 + chunk)
-        rows = (n1 - n0) * p
-        raw = scratch("conv.raw", (rows, mg), np.int32)
-        for gi, pack in enumerate(pc.packs):
-            if plain:
-                cols = xh[n0:n1].reshape(rows, k)
-            else:
-                cols = scratch("conv.cols", (rows, k), x.dtype)
-                conv_rows.im2col_rows(xh[n0:n1], gi * pc.cg, pc.cg, pc.kh, pc.kw, cgeo, x_zp, cols, conv_rows.runner(cols.size))
-            offs, o = _offsets(pack, x.dtype, x_zp, bias[gi * mg:(gi + 1) * mg])
-            geo = gemm_geo(rows, k, mg, pack.isa)
-            run_packed(cols.reshape(-1), geo, o, pack, offs, raw, _rq_none())
-            conv_rows.rows_to_nchw(raw, zeros, zeros, none, rq, dst[n0:n1], gi * mg, conv_rows.runner(raw.size))
+    groups = []
+    for gi, pack in enumerate(pc.packs):
+        offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
+        groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False))
+    return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
+
+
+def _exact_gemm(pack: PackedB, offs, o, cols, raw):
+    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, _rq_none())
 
 
 def _depthwise(x, x_zp, pc: PackedConv, bias, dst, rq):
@@ -175,7 +161,7 @@ def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
     elif pc.kind == "depthwise":
         _depthwise(x, x_zp, pc, bias, acc, _rq_none())
     else:
-        _gemm_conv(np.ascontiguousarray(x), x_zp, pc, bias, acc.reshape(shape[0], shape[1], -1), _rq_none())
+        run_plan(plan_conv_exact(pc, x.shape[1:], x.dtype, x_zp, bias, _rq_none()), x, acc, where)
 
 
 def _fits(x, x_zp, pc, bias):
@@ -209,7 +195,7 @@ def conv2d_fast_requant(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) ->
     elif pc.kind == "depthwise":
         _depthwise(x, x_zp, pc, bias, out, rq)
     else:
-        _gemm_conv(np.ascontiguousarray(x), x_zp, pc, bias, out.reshape(shape[0], shape[1], -1), rq)
+        run_plan(plan_conv_exact(pc, x.shape[1:], x.dtype, x_zp, bias, rq), x, out, where)
 
 
 def conv2d_fast_requant_ref(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) -> None:

@@ -37,14 +37,13 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
 
-from . import conv_rows, cpu
+from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
 from .fast_gemm import (_add_tile, _c_target, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
-from .workspace import scratch
 from .requant import requant_float
 from .simd import _make_microkernel
 from .x86pairs import (_check_conv, _check_gemm, _check_geom, _check_scalar_zp, _check_u8_s8, _check_vec,
@@ -263,11 +262,6 @@ def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPl
 
 def _raw_gemm(pack, cols, raw):
     run_raw(cols, pack, raw)
-
-
-def _out_hw(x, pc):
-    from .conv import conv_out_hw
-    return conv_out_hw(x.shape[2], x.shape[3], pc.w.shape[2], pc.w.shape[3], pc.geom)
 
 
 def _check_packed_conv(pc, where):

@@ -84,19 +84,50 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
 
 
 def _fused_conv(x4, b: Bound, geom, fused, out):
-    """The conv and its requantization in one SIMD call (Bound.fused_requant said it is exact)."""
+    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact).
+    GEMM-kind convs run a plan (kernels.conv_plan) built once per geometry and input shape."""
     mult, zp, lo, hi = fused
-    if b.mode == "x86-u8s8-pairs":
-        from kernels.fast_pairs import conv2d_pairs_fast_requant, pack_conv_pairs
-        key = ("pairs", geom)
-        if key not in b.packed:
-            b.packed[key] = pack_conv_pairs(b.w, geom)
-        conv2d_pairs_fast_requant(x4, b.x_zp, b.packed[key], b.w_zp, b.bias, mult, zp, lo, hi, out)
+    key = ("plan", geom, x4.shape[1:], x4.dtype)
+    plan = b.packed.get(key)
+    if plan is None:
+        plan = b.packed[key] = _conv_plan(x4, b, geom, fused)
+    if plan is not None:
+        from kernels.conv_plan import run_plan
+        run_plan(plan, x4, out)
+    elif b.mode == "x86-u8s8-pairs":
+        from kernels.fast_pairs import conv2d_pairs_fast_requant
+        conv2d_pairs_fast_requant(x4, b.x_zp, _packed_pairs(b, geom), b.w_zp, b.bias, mult, zp, lo, hi, out)
     else:
-        from kernels.fast_conv import conv2d_fast_requant, pack_conv
-        if geom not in b.packed:
-            b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
-        conv2d_fast_requant(x4, b.x_zp, b.packed[geom], b.bias, mult, zp, lo, hi, out)
+        from kernels.fast_conv import conv2d_fast_requant
+        conv2d_fast_requant(x4, b.x_zp, _packed_exact(b, geom), b.bias, mult, zp, lo, hi, out)
+
+
+def _packed_pairs(b: Bound, geom):
+    from kernels.fast_pairs import pack_conv_pairs
+    key = ("pairs", geom)
+    if key not in b.packed:
+        b.packed[key] = pack_conv_pairs(b.w, geom)
+    return b.packed[key]
+
+
+def _packed_exact(b: Bound, geom):
+    from kernels.fast_conv import pack_conv
+    if geom not in b.packed:
+        b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
+    return b.packed[geom]
+
+
+def _conv_plan(x4, b: Bound, geom, fused):
+    """The GEMM plan of this conv for inputs shaped like x4, or None for the depthwise kind."""
+    mult, zp, lo, hi = fused
+    rq = (True, mult, zp, lo, hi)
+    if b.mode == "x86-u8s8-pairs":
+        from kernels.fast_pairs import plan_conv_pairs
+        pc = _packed_pairs(b, geom)
+        return plan_conv_pairs(pc, x4.shape[1:], b.x_zp, b.w_zp, b.bias, rq) if pc.kind == "gemm" else None
+    from kernels.fast_conv import plan_conv_exact
+    pc = _packed_exact(b, geom)
+    return plan_conv_exact(pc, x4.shape[1:], x4.dtype, b.x_zp, b.bias, rq) if pc.kind == "gemm" else None
 
 
 def _simd() -> bool:
@@ -238,19 +269,14 @@ def _conv_accumulate(x4, bound: Bound, geom, mode):
     # requantizer) runs through onnxruntime's exact s8 x u8 kernel on every host
     if mode == "x86-u8s8-pairs" and bound.requantizer is not None:
         if _simd():
-            from kernels.fast_pairs import conv2d_pairs_fast, pack_conv_pairs
-            key = ("pairs", geom)
-            if key not in b.packed:
-                b.packed[key] = pack_conv_pairs(b.w, geom)
-            conv2d_pairs_fast(x4, b.x_zp, b.packed[key], b.w_zp, b.bias, acc)
+            from kernels.fast_pairs import conv2d_pairs_fast
+            conv2d_pairs_fast(x4, b.x_zp, _packed_pairs(b, geom), b.w_zp, b.bias, acc)
         else:
             from kernels.x86pairs import conv2d_acc_pairs
             conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     elif b.fast(x4.dtype):
-        from kernels.fast_conv import conv2d_fast, pack_conv
-        if geom not in b.packed:
-            b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
-        conv2d_fast(x4, b.x_zp, b.packed[geom], b.bias, acc)
+        from kernels.fast_conv import conv2d_fast
+        conv2d_fast(x4, b.x_zp, _packed_exact(b, geom), b.bias, acc)
     else:
         conv2d_acc(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
     return acc, 0

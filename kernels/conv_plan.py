@@ -1,0 +1,122 @@
+"""A GEMM-kind conv of a whole batch, checked once (the plan) and run many times.
+
+Both SIMD conv engines (kernels.fast_conv: exact vpmaddwd sums; kernels.fast_pairs:
+onnxruntime's pair-saturating vpmaddubsw sums) compute, per chunk of images and per group g,
+
+    cols = im2col rows of x (images*OH*OW, KH*KW*Cg), K order (ky, kx, c)   (kernels.conv_rows)
+    raw  = gemm_g(cols)                       int32 (rows, Mg), wrapping mod 2**32
+    acc  = int64(raw) + off_g[j] - wz_g[j] * rowsum(cols)[r]
+    out[n, g*Mg + j, p] = acc, int32(acc) or its ORT float requantization (rq)
+
+and differ only in gemm_g (which includes or leaves out bias and zero-point terms) and in off_g,
+wz_g. A plan holds everything that does not depend on x: the geometry, per-group GEMM callables
+and offsets, the requantization. `make_plan` validates them; `run_plan` checks only x and out
+(dtype, shape, contiguity) before touching memory.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from . import conv_rows
+from .workspace import scratch
+
+
+class GroupPlan(NamedTuple):
+    gemm: Callable        # gemm(cols (rows, K) C-contiguous, raw (rows, Mg) int32) -> None
+    off: np.ndarray       # int64 (Mg,)
+    wz: np.ndarray        # int64 (Mg,)
+    rowsum: bool          # whether any wz is non-zero (the row sums are needed)
+
+
+class ConvPlan(NamedTuple):
+    in_chw: tuple         # (C, H, W) of x
+    x_dtype: np.dtype
+    x_zp: int
+    m: int
+    cg: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    cgeo: np.ndarray      # int64 [sh, sw, pt, pl, dh, dw, OH, OW]
+    plain: bool           # 1x1, unit strides, no pads, one group: the rows are x's NHWC pixels
+    groups: tuple         # GroupPlan per group
+    rq: tuple             # (requant, mult float32 (M,), zp, lo, hi) int64 scalars
+
+
+def make_plan(in_chw, x_dtype, x_zp, geom, w_shape, groups, rq) -> ConvPlan:
+    """Check and assemble a plan; geom: kernels.conv.ConvGeom, w_shape (M, Cg, KH, KW)."""
+    from .conv import conv_out_hw
+    c, h, w = (int(v) for v in in_chw)
+    m, cg, kh, kw = (int(v) for v in w_shape)
+    group = int(geom.group)
+    x_dtype = np.dtype(x_dtype)
+    if x_dtype not in (np.uint8, np.int8) or c != cg * group or m % group or len(groups) != group:
+        raise ValueError(f"conv plan: x {x_dtype} ({c}, {h}, {w}), weights {tuple(w_shape)} and "
+                         f"{group} groups ({len(groups)} planned) do not fit")
+    info = np.iinfo(x_dtype)
+    if not info.min <= int(x_zp) <= info.max:
+        raise ValueError(f"conv plan: x_zp {x_zp} outside the {x_dtype} range")
+    oh, ow = conv_out_hw(h, w, kh, kw, geom)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv plan: kernel {kh}x{kw} does not fit the input {h}x{w}")
+    mg = m // group
+    for gp in groups:
+        if gp.off.dtype != np.int64 or gp.off.shape != (mg,) or gp.wz.dtype != np.int64 or gp.wz.shape != (mg,):
+            raise ValueError(f"conv plan: per-group offsets must be int64 ({mg},)")
+    requant, mult = bool(rq[0]), np.ascontiguousarray(rq[1], np.float32)
+    if requant and (mult.shape != (m,) or not np.all(np.isfinite(mult))):
+        raise ValueError(f"conv plan: mult must be finite float32 ({m},)")
+    cgeo = np.array([geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left, geom.dil_h, geom.dil_w, oh, ow],
+                    np.int64)
+    plain = group == 1 and conv_rows.is_plain_1x1(kh, kw, geom)
+    rq = (requant, mult, np.int64(rq[2]), np.int64(rq[3]), np.int64(rq[4]))
+    return ConvPlan((c, h, w), x_dtype, int(x_zp), m, cg, kh, kw, oh, ow, cgeo, plain, tuple(groups), rq)
+
+
+def check_io(plan: ConvPlan, x, out, where: str) -> None:
+    """x (N, C, H, W) of the planned dtype and shape; out (N, M, OH, OW) C-contiguous, uint8/int8
+    when the plan requantizes, else int32/int64."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != plan.x_dtype or x.shape[1:] != plan.in_chw:
+        raise ValueError(f"{where}: x must be {plan.x_dtype} (N, {', '.join(map(str, plan.in_chw))}), got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} {np.shape(x)}")
+    shape = (x.shape[0], plan.m, plan.oh, plan.ow)
+    kinds = (np.uint8, np.int8) if plan.rq[0] else (np.int32, np.int64)
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype not in kinds or not out.flags.c_contiguous:
+        raise ValueError(f"{where}: out must be a C-contiguous {'/'.join(np.dtype(k).name for k in kinds)} array "
+                         f"of shape {shape}, got {getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
+    if plan.rq[0]:
+        info = np.iinfo(out.dtype)
+        if not info.min <= int(plan.rq[3]) <= int(plan.rq[2]) <= int(plan.rq[4]) <= info.max:
+            raise ValueError(f"{where}: need {info.min} <= lo <= zp <= hi <= {info.max}")
+
+
+def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
+    """out = the planned conv of x (module docstring)."""
+    check_io(plan, x, out, where)
+    x = np.ascontiguousarray(x)
+    n_img = x.shape[0]
+    p = plan.oh * plan.ow
+    mg = plan.m // len(plan.groups)
+    k = plan.kh * plan.kw * plan.cg
+    out3 = out.reshape(n_img, plan.m, p)
+    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
+    chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
+    none = np.zeros(0, np.int64)
+    for n0 in range(0, n_img, chunk):
+        n1 = min(n_img, n0 + chunk)
+        rows = (n1 - n0) * p
+        raw = scratch("conv.raw", (rows, mg), np.int32)
+        for gi, gp in enumerate(plan.groups):
+            if plan.plain:
+                cols = xh[n0:n1].reshape(rows, k)
+            else:
+                cols = scratch("conv.cols", (rows, k), plan.x_dtype)
+                conv_rows.im2col_rows(xh[n0:n1], gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
+                                      conv_rows.runner(cols.size))
+            gp.gemm(cols, raw)
+            rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
+            conv_rows.rows_to_nchw(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg,
+                                   conv_rows.runner(raw.size))
