@@ -1,0 +1,76 @@
+"""kernels.conv_plan: a plan is checked once, then run on any batch of the planned input shape
+with the same results as the one-shot wrappers; bad x/out are refused before any memory is
+touched."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels.conv import ConvGeom, conv2d_acc_ref
+from kernels.conv_plan import make_plan, run_plan
+from kernels.fast_conv import pack_conv, plan_conv_exact
+from kernels.fast_gemm import _rq_none
+from kernels.fast_pairs import pack_conv_pairs, plan_conv_pairs
+from kernels.x86pairs import conv2d_acc_pairs_ref
+
+
+def _case(rng, group=1, k=3):
+    w = rng.integers(-128, 128, (6 * group, 4, k, k)).astype(np.int8)
+    g = ConvGeom(1, 2, 1, 0, 1, 2, 1, 1, group)
+    return w, g, (4 * group, 7, 9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2]), st.lists(st.integers(1, 5), min_size=1, max_size=3))
+def test_one_plan_many_batches(seed, group, batches):
+    rng = np.random.default_rng(seed)
+    w, g, chw = _case(rng, group)
+    m = w.shape[0]
+    w_zp = rng.integers(-128, 128, m)
+    bias = rng.integers(-2**20, 2**20, m)
+    exact = plan_conv_exact(pack_conv(w, w_zp, g), chw, np.uint8, 17, bias, _rq_none())
+    pairs = plan_conv_pairs(pack_conv_pairs(w, g), chw, 17, w_zp, bias, _rq_none())
+    for n in batches:
+        x = rng.integers(0, 256, (n,) + chw).astype(np.uint8)
+        oh, ow = exact.oh, exact.ow
+        got, want = np.empty((n, m, oh, ow), np.int64), np.empty((n, m, oh, ow), np.int64)
+        run_plan(exact, x, got)
+        conv2d_acc_ref(x, w, 17, w_zp, bias, g, want)
+        assert np.array_equal(got, want)
+        run_plan(pairs, x, got)
+        conv2d_acc_pairs_ref(x, w, 17, w_zp, bias, g, want)
+        assert np.array_equal(got, want)
+
+
+def test_run_plan_refuses_bad_x_and_out():
+    rng = np.random.default_rng(0)
+    w, g, chw = _case(rng)
+    plan = plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, 0, np.zeros(6, np.int64), _rq_none())
+    x = np.zeros((2,) + chw, np.uint8)
+    out = np.empty((2, 6, plan.oh, plan.ow), np.int32)
+    for bad_x in (x.astype(np.int8), x[:, :3], x[0], x.astype(np.int64)):
+        with pytest.raises(ValueError, match="x must be"):
+            run_plan(plan, bad_x, out)
+    for bad_out in (out[:1], out.astype(np.uint8), np.empty((2, 6, plan.ow, plan.oh), np.int32).transpose(0, 1, 3, 2)):
+        with pytest.raises(ValueError, match="out must be"):
+            run_plan(plan, x, bad_out)
+
+
+def test_make_plan_refuses_inconsistent_parts():
+    rng = np.random.default_rng(1)
+    w, g, chw = _case(rng)
+    pc = pack_conv(w, 0, g)
+    good = plan_conv_exact(pc, chw, np.uint8, 0, np.zeros(6, np.int64), _rq_none())
+    gp = good.groups[0]
+    with pytest.raises(ValueError, match="do not fit"):
+        make_plan((5, 7, 9), np.uint8, 0, g, w.shape, good.groups, _rq_none())
+    with pytest.raises(ValueError, match="x_zp"):
+        make_plan(chw, np.uint8, 256, g, w.shape, good.groups, _rq_none())
+    with pytest.raises(ValueError, match="does not fit"):
+        make_plan((4, 1, 1), np.uint8, 0, g._replace(pad_top=0, pad_bottom=0), w.shape, good.groups, _rq_none())
+    with pytest.raises(ValueError, match="int64"):
+        make_plan(chw, np.uint8, 0, g, w.shape, (gp._replace(off=gp.off[:3]),), _rq_none())
+    with pytest.raises(ValueError, match="mult"):
+        make_plan(chw, np.uint8, 0, g, w.shape, good.groups, (True, np.full(6, np.nan, np.float32), 0, 0, 255))
+    with pytest.raises(ValueError, match="depthwise"):
+        plan_conv_exact(pack_conv(np.ones((4, 1, 3, 3), np.int8), 0, g._replace(group=4)), (4, 7, 9), np.uint8, 0,
+                        np.zeros(4, np.int64), _rq_none())
