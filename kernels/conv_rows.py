@@ -21,8 +21,13 @@ several threads (kernels.fast_gemm.parallel_items); the wrappers check every sha
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .jit import kernel
+
+I64 = ir.IntType(64)
 
 COLS_BYTES = 32 << 20              # im2col rows per chunk of images: at most this many bytes
 
@@ -51,22 +56,196 @@ def is_plain_1x1(kh, kw, g) -> bool:
         g.pad_top == g.pad_left == g.pad_bottom == g.pad_right == 0
 
 
+# ------------------------------------------------------------------ vector moves (LLVM IR)
+# Target-independent LLVM vector IR (loads, stores, shufflevector): no x86 intrinsic is named,
+# so every host (and INTSIM_PORTABLE=1) compiles it; LLVM picks the instructions.
+
+def _byte_ptr(context, builder, aty, aval, off):
+    """i8* to byte `off` of an array's data."""
+    data = context.make_array(aty)(context, builder, aval).data
+    return builder.gep(builder.bitcast(data, ir.IntType(8).as_pointer()), [off])
+
+
+def _make_mov(nbytes):
+    vty = ir.VectorType(ir.IntType(8), nbytes)
+
+    @intrinsic
+    def mov(typingctx, dst, d_byte, src, s_byte):
+        """Copy `nbytes` bytes from src's byte s_byte to dst's byte d_byte (unaligned, unchecked)."""
+        if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
+            return None
+        sig = types.void(dst, d_byte, src, s_byte)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+            d = _byte_ptr(context, builder, ty[0], args[0], context.cast(builder, args[1], ty[1], types.int64))
+            s = _byte_ptr(context, builder, ty[2], args[2], context.cast(builder, args[3], ty[3], types.int64))
+            v = builder.load(builder.bitcast(s, vty.as_pointer()), align=1)
+            builder.store(v, builder.bitcast(d, vty.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mov
+
+
+_mov4, _mov8, _mov16, _mov32 = (_make_mov(b) for b in (4, 8, 16, 32))
+
+
+def _lanes_of(bits: int) -> int:
+    """Tile side for elements of `bits` bits: 16 x 16 bytes, 8 x 8 int16/int32, 4 x 4 int64."""
+    return {8: 16, 16: 8, 32: 8, 64: 4}[bits]
+
+
+def _interleave(builder, a, b, n, high):
+    """The low (or high) halves of vectors a and b, element by element: a0 b0 a1 b1 ..."""
+    base = n // 2 if high else 0
+    mask = [v for t in range(n // 2) for v in (base + t, n + base + t)]
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), mask))
+
+
+def _clamped_rows(builder, start, stride, count, n):
+    """Element offsets start + min(r, count - 1) * stride for r < n."""
+    last = builder.sub(count, ir.Constant(I64, 1))
+    out = []
+    for r in range(n):
+        rc = ir.Constant(I64, r)
+        row = builder.select(builder.icmp_signed("<", rc, count), rc, last)
+        out.append(builder.add(start, builder.mul(row, stride)))
+    return out
+
+
+def _make_tile(descending):
+    @intrinsic
+    def tile(typingctx, src, s_off, s_stride, n_load, dst, d_off, d_stride, n_store):
+        """One T x T transpose (T = _lanes_of(bits)): vector row r (T elements) loaded from
+        src[s_off + min(r, n_load-1)*s_stride], the T vectors transposed by log2(T) rounds of
+        interleaves (round k pairs vector i with i + T/2), row c stored to
+        dst[d_off + min(c, n_store-1)*d_stride] (T elements each), rows in ascending order, or
+        descending so that the valid row n_store-1 is the last one written there. Unchecked."""
+        if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and src.dtype == dst.dtype):
+            return None
+        bits = src.dtype.bitwidth
+        n = _lanes_of(bits)
+        sig = types.void(src, s_off, s_stride, n_load, dst, d_off, d_stride, n_store)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+            so, ss, nl, do, ds, ns = (context.cast(builder, args[i], ty[i], types.int64) for i in (1, 2, 3, 5, 6, 7))
+            ety = ir.IntType(bits)
+            vty = ir.VectorType(ety, n)
+            sp = builder.bitcast(context.make_array(ty[0])(context, builder, args[0]).data, ety.as_pointer())
+            dp = builder.bitcast(context.make_array(ty[4])(context, builder, args[4]).data, ety.as_pointer())
+            rows = [builder.load(builder.bitcast(builder.gep(sp, [o]), vty.as_pointer()), align=1)
+                    for o in _clamped_rows(builder, so, ss, nl, n)]
+            for _ in range(n.bit_length() - 1):
+                h = n // 2
+                rows = [_interleave(builder, rows[i], rows[i + h], n, hi) for i in range(h) for hi in (False, True)]
+            order = list(zip(_clamped_rows(builder, do, ds, ns, n), rows))
+            for o, v in (order[::-1] if descending else order):
+                builder.store(v, builder.bitcast(builder.gep(dp, [o]), vty.as_pointer()), align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return tile
+
+
+_tile_up, _tile_down = _make_tile(False), _make_tile(True)
+
+
+@kernel(inline="always")
+def _lanes(a):
+    """Tile side for a's dtype (as _lanes_of)."""
+    return 16 if a.itemsize == 1 else (8 if a.itemsize <= 4 else 4)
+
+
+@kernel(inline="always")
+def _copy_run(dst, d0, src, s0, n):
+    """dst[d0:d0+n] = src[s0:s0+n] (1-D arrays of one dtype, disjoint) with 32/16/8/4-byte moves,
+    the last one overlapping the one before instead of running past the end."""
+    isz = dst.itemsize
+    nb, db, sb = n * isz, d0 * isz, s0 * isz
+    if nb >= 32:
+        t = 0
+        while t + 32 <= nb:
+            _mov32(dst, db + t, src, sb + t)
+            t += 32
+        if t < nb:
+            _mov32(dst, db + nb - 32, src, sb + nb - 32)
+    elif nb >= 16:
+        _mov16(dst, db, src, sb)
+        _mov16(dst, db + nb - 16, src, sb + nb - 16)
+    elif nb >= 8:
+        _mov8(dst, db, src, sb)
+        _mov8(dst, db + nb - 8, src, sb + nb - 8)
+    elif nb >= 4:
+        _mov4(dst, db, src, sb)
+        _mov4(dst, db + nb - 4, src, sb + nb - 4)
+    else:
+        for i in range(n):
+            dst[d0 + i] = src[s0 + i]
+
+
+@kernel(inline="always")
+def _transpose_scalar(src, s0, ss, r0, r1, c0, c1, dst, d0, ds):
+    """dst[d0 + c*ds + r] = src[s0 + r*ss + c] for r0 <= r < r1, c0 <= c < c1."""
+    for c in range(c0, c1):
+        for r in range(r0, r1):
+            dst[d0 + c * ds + r] = src[s0 + r * ss + c]
+
+
+@kernel
+def _transpose(src, s0, ss, rows, cols, dst, d0, ds, s_lim, d_lim):
+    """dst[d0 + c*ds + r] = src[s0 + r*ss + c] for r < rows, c < cols (1-D arrays, one dtype),
+    by T x T tiles (T = _lanes(src)), column tiles outer (dst written in order). The last
+    tile of a direction is moved back to overlap its neighbour. Short sides:
+    - rows < T <= cols: each tile loads its `rows` rows and stores T rows of T elements in
+      ascending order; each store runs T - rows elements past its row into the next one,
+      which the following store rewrites; a tile whose overrun would pass d_lim is scalar;
+    - cols < T <= rows: each tile reads T elements per row (up to T - cols past it; a tile
+      that would read at or past s_lim is scalar) and stores only its `cols` valid rows;
+    - both < T: scalar."""
+    t = _lanes(src)
+    if rows <= 0 or cols <= 0:
+        return
+    if rows < t and cols < t:
+        _transpose_scalar(src, s0, ss, 0, rows, 0, cols, dst, d0, ds)
+        return
+    c = 0
+    while c < cols:
+        cc = max(0, min(c, cols - t))
+        cn = min(cols, cc + t)
+        r = 0
+        while r < rows:
+            rr = max(0, min(r, rows - t))
+            rn = min(rows, rr + t)
+            so, do = s0 + rr * ss + cc, d0 + cc * ds + rr
+            if rows >= t and cols >= t:
+                _tile_up(src, so, ss, t, dst, do, ds, t)
+            elif rows < t and do + (t - 1) * ds + t <= d_lim:
+                _tile_up(src, so, ss, rows, dst, do, ds, t)
+            elif cols < t and so + (t - 1) * ss + t <= s_lim:
+                _tile_down(src, so, ss, t, dst, do, ds, cols)
+            else:
+                _transpose_scalar(src, s0, ss, rr, rn, cc, cn, dst, d0, ds)
+            r += t
+        c += t
+
+
 @kernel
 def _to_nhwc_impl(x, xh, n0, n1):
-    """xh[n, h, w, c] = x[n, c, h, w] for images n0..n1-1 (4-D arrays, C-contiguous)."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    """xh[n, h, w, c] = x[n, c, h, w] for images n0..n1-1 (4-D arrays, C-contiguous): each
+    image is a (C, H*W) -> (H*W, C) transpose."""
+    c_, p_ = x.shape[1], x.shape[2] * x.shape[3]
+    xf, hf = x.reshape(-1), xh.reshape(-1)
     for n in range(n0, n1):
-        for h in range(h_):
-            for c in range(c_):
-                for w in range(w_):
-                    xh[n, h, w, c] = x[n, c, h, w]
+        base = n * c_ * p_
+        _transpose(xf, base, p_, c_, p_, hf, base, c_, xf.size, n1 * c_ * p_)
 
 
 @kernel
 def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pad, cols, r0, r1):
     """Rows r0..r1-1 of cols (rows, KH*KW*Cg) from xh (N, H, W, C); cgeo = [sh, sw, pt, pl, dh,
-    dw, OH, OW]. When a kernel row lies inside the image and is one contiguous run of xh
-    (Cg == C, dw == 1), it is copied as one run of KW*C values."""
+    dw, OH, OW]. Rows are walked along the output row (no division per row); for each kernel
+    row, a tap run inside the image is copied by _copy_run: the whole KW*C run when Cg == C and
+    dw == 1, else one run of Cg per kernel column; taps outside copy from a row of `pad`."""
     h_, w_, c_ = xh.shape[1], xh.shape[2], xh.shape[3]
     sh, sw, pt, pl, dh, dw, oh_, ow_ = cgeo[0], cgeo[1], cgeo[2], cgeo[3], cgeo[4], cgeo[5], cgeo[6], cgeo[7]
     k_ = kh_ * kw_ * cg
@@ -74,31 +253,34 @@ def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pad, cols, r0, r1):
     whole = cg == c_ and dw == 1
     xf = xh.reshape(-1)
     cf = cols.reshape(-1)
+    pads = np.full(run, pad, cols.dtype)
     p_ = oh_ * ow_
-    for r in range(r0, r1):
+    r = r0
+    while r < r1:
         n, p = r // p_, r % p_
-        oy, ox = p // ow_, p % ow_
-        ix0 = ox * sw - pl
-        inside_x = ix0 >= 0 and ix0 + (kw_ - 1) * dw < w_
-        for ky in range(kh_):
-            iy = oy * sh - pt + ky * dh
-            d = cf[r * k_ + ky * run:r * k_ + (ky + 1) * run]   # views: the copies vectorise
-            if iy < 0 or iy >= h_:
-                d[:] = pad
-            elif inside_x and whole:
-                sv = xf[((n * h_ + iy) * w_ + ix0) * c_:]
-                for t in range(run):
-                    d[t] = sv[t]
-            else:
+        oy, ox0 = p // ow_, p % ow_
+        ox1 = min(ow_, ox0 + (r1 - r))
+        for ox in range(ox0, ox1):
+            ix0 = ox * sw - pl
+            inside_x = ix0 >= 0 and ix0 + (kw_ - 1) * dw < w_
+            d_row = (r + ox - ox0) * k_
+            for ky in range(kh_):
+                iy = oy * sh - pt + ky * dh
+                d = d_row + ky * run
+                if iy < 0 or iy >= h_:
+                    _copy_run(cf, d, pads, 0, run)
+                    continue
+                s_row = (n * h_ + iy) * w_
+                if inside_x and whole:
+                    _copy_run(cf, d, xf, (s_row + ix0) * c_, run)
+                    continue
                 for kx in range(kw_):
                     ix = ix0 + kx * dw
-                    dk = d[kx * cg:(kx + 1) * cg]
                     if ix < 0 or ix >= w_:
-                        dk[:] = pad
+                        _copy_run(cf, d + kx * cg, pads, 0, cg)
                     else:
-                        sv = xf[((n * h_ + iy) * w_ + ix) * c_ + c0:]
-                        for c in range(cg):
-                            dk[c] = sv[c]
+                        _copy_run(cf, d + kx * cg, xf, (s_row + ix) * c_ + c0, cg)
+        r += ox1 - ox0
 
 
 @kernel
@@ -111,91 +293,141 @@ def _row_sums_impl(cols, rowsum, r0, r1):
         rowsum[r] = s
 
 
+BLOCK = 64                         # pixels per work item of rows_to_nchw (the last block takes the rest)
+
+
+@kernel(inline="always")
+def _n_blocks(p_):
+    """Work items per image of rows_to_nchw: blocks [b*BLOCK, (b+1)*BLOCK), the last one
+    running to P (so BLOCK..2*BLOCK-1 pixels), or one block of P < BLOCK."""
+    return max(1, p_ // BLOCK)
+
+
+@kernel(inline="always")
+def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zpf, dst):
+    """dst[q*Mg + j] for the pixels q of one block (module docstring): src (rows*Mg,) int32,
+    rs (rows,) int64 or empty, dst (rows*Mg + spare,) of out's dtype. One branch-free loop
+    per case so that LLVM vectorises it (no array is made per pixel: a view costs reference
+    counts). rint(v) + zp is added in float32: both are integers of magnitude <= 255, so the
+    sum is exact and converts to the same int32. The int32 forms use int32(acc) = int32(raw + int32(off) - int32(w_zp) * int32(rs)):
+    all sums and products are the same mod 2**32."""
+    mg = off.shape[0]
+    rows = src.shape[0] // max(1, mg)
+    if rq_on and rs.shape[0] == 0:
+        for q in range(rows):
+            for j in range(mg):
+                a32 = np.int32(src[q * mg + j] + off32[j])
+                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
+                dst[q * mg + j] = np.int32(np.rint(v) + zpf)
+    elif rq_on:
+        for q in range(rows):
+            rs32 = np.int32(rs[q])
+            for j in range(mg):
+                a32 = np.int32(src[q * mg + j] + off32[j] - np.int32(wz32[j] * rs32))
+                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
+                dst[q * mg + j] = np.int32(np.rint(v) + zpf)
+    elif dst.itemsize == 4:
+        for q in range(rows):
+            rs32 = np.int32(rs[q]) if rs.shape[0] else np.int32(0)
+            for j in range(mg):
+                dst[q * mg + j] = np.int32(src[q * mg + j] + off32[j] - np.int32(wz32[j] * rs32))
+    else:
+        for q in range(rows):
+            rs64 = rs[q] if rs.shape[0] else np.int64(0)
+            for j in range(mg):
+                dst[q * mg + j] = np.int64(src[q * mg + j]) + off[j] - w_zp[j] * rs64
+
+
 @kernel
 def _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p_, i0, i1):
-    """Items i0..i1-1, item = (image, block of 64 pixels): out (N, M, P) from raw (rows, Mg).
-    Each block is finished row by row into a (64, Mg) buffer (contiguous, vectorisable), then
-    transposed into the 64-pixel runs of the output planes."""
+    """Items i0..i1-1, item = (image, block of BLOCK pixels): out (N, M, P) from raw (rows, Mg).
+    Each block is finished row by row into a (BLOCK, Mg) buffer (contiguous, vectorised), then
+    transposed into the BLOCK-pixel runs of the output planes by _transpose (the buffer has T
+    spare elements for its reads past a row; the stores stay inside this image's channels
+    ch0..ch0+Mg-1)."""
     requant, mult, zp, lo, hi = rq
-    flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-    mg = raw.shape[1]
-    nb = (p_ + 63) // 64
+    flo, fhi, zpf = np.float32(lo - zp), np.float32(hi - zp), np.float32(zp)
+    mg, m_ = raw.shape[1], out.shape[1]
+    nb = _n_blocks(p_)
     use_rs = rowsum.shape[0] > 0
-    off32 = np.empty(mg, np.int32)
-    for j in range(mg):
-        off32[j] = np.int32(off[j])      # the sums wrap mod 2**32: int32 arithmetic is the same
+    off32 = off.astype(np.int32)         # wraps mod 2**32, as intended
+    wz32 = w_zp.astype(np.int32)
     mult_g = mult[ch0:ch0 + mg] if requant else np.zeros(mg, np.float32)
-    buf = np.empty((64, mg), out.dtype)
+    buf = np.empty(min(p_, 2 * BLOCK - 1) * mg + 16, out.dtype)   # + reads past a row
+    of = out.reshape(-1)
+    rf = raw.reshape(-1)
     for item in range(i0, i1):
         n, b = item // nb, item % nb
-        q0, q1 = b * 64, min(b * 64 + 64, p_)
-        for q in range(q0, q1):
-            r = n * p_ + q
-            row = raw[r]
-            dst = buf[q - q0]
-            if use_rs or not requant:
-                rs = rowsum[r] if use_rs else np.int64(0)
-                for j in range(mg):
-                    acc = np.int64(row[j]) + off[j] - w_zp[j] * rs
-                    if requant:
-                        v = min(max(np.float32(np.int32(acc)) * mult_g[j], flo), fhi)
-                        dst[j] = np.int64(np.rint(v)) + zp
-                    else:
-                        dst[j] = acc
-            else:
-                for j in range(mg):
-                    a32 = np.int32(row[j] + off32[j])
-                    v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                    dst[j] = np.int32(np.rint(v)) + np.int32(zp)
-        for j in range(mg):
-            o = out[n, ch0 + j]
-            for q in range(q0, q1):
-                o[q] = buf[q - q0, j]
+        q0, q1 = b * BLOCK, (p_ if b == nb - 1 else b * BLOCK + BLOCK)
+        r0, r1 = n * p_ + q0, n * p_ + q1
+        _finish_block(rf[r0 * mg:r1 * mg], off, off32, w_zp, wz32, rowsum[r0:r1] if use_rs else rowsum,
+                      requant, mult_g, flo, fhi, zpf, buf)
+        plane = (n * m_ + ch0) * p_
+        _transpose(buf, 0, mg, q1 - q0, mg, of, plane + q0, p_, buf.size, plane + mg * p_ if q0 == 0 else 0)
 
 
-def _check(cond, msg):
-    if not cond:
-        raise ValueError(msg)
+def _fail(msg):
+    raise ValueError(msg)
 
 
-def to_nhwc(x, run=None) -> np.ndarray:
-    """(N, C, H, W) -> a new C-contiguous (N, H, W, C) array of the same dtype."""
-    _check(isinstance(x, np.ndarray) and x.ndim == 4, f"to_nhwc: x must be a 4-D array, got {np.shape(x)}")
-    x = np.ascontiguousarray(x)
-    xh = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), x.dtype)
-    if x.size:
-        (run or _serial)(lambda i0, i1: _to_nhwc_impl(x, xh, i0, i1), x.shape[0])
-    return xh
+_ACC_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+_Q8_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+_Q8_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
+def _bits(a):
+    """a viewed as unsigned integers of its item size (one compiled kernel per size), or None
+    for dtypes that are not 1, 2, 4 or 8-byte numbers."""
+    if a.dtype.kind not in "biuf" or a.itemsize not in (1, 2, 4, 8):
+        return None
+    return a.view(f"u{a.itemsize}")
 
 
 def _serial(fn, n):
     fn(0, n)
 
 
+def to_nhwc(x, run=None) -> np.ndarray:
+    """(N, C, H, W) -> a new C-contiguous (N, H, W, C) array of the same dtype."""
+    if not (isinstance(x, np.ndarray) and x.ndim == 4):
+        _fail(f"to_nhwc: x must be a 4-D array, got {np.shape(x)}")
+    x = np.ascontiguousarray(x)
+    xh = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), x.dtype)
+    xv, hv = _bits(x), _bits(xh)
+    if xv is None:
+        xh[...] = x.transpose(0, 2, 3, 1)
+    elif x.size:
+        (run or _serial)(lambda i0, i1: _to_nhwc_impl(xv, hv, i0, i1), x.shape[0])
+    return xh
+
+
 def im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
     """cols (N*OH*OW, KH*KW*Cg) = the im2col rows of channels c0..c0+Cg-1 of xh (N, H, W, C)
     (module docstring); cgeo int64 [sh, sw, pt, pl, dh, dw, OH, OW]."""
     where = "im2col_rows"
-    _check(isinstance(xh, np.ndarray) and xh.ndim == 4 and xh.flags.c_contiguous,
-           f"{where}: xh must be a C-contiguous (N, H, W, C) array")
-    _check(isinstance(cgeo, np.ndarray) and cgeo.dtype == np.int64 and cgeo.shape == (8,),
-           f"{where}: cgeo must be int64 (8,)")
-    sh, sw, pt, pl, dh, dw, oh, ow = (int(v) for v in cgeo)
-    _check(min(sh, sw, dh, dw, oh, ow, kh, kw, cg) >= 1 and min(pt, pl, c0) >= 0 and c0 + cg <= xh.shape[3],
-           f"{where}: bad geometry {tuple(cgeo)} kernel {kh}x{kw} channels {c0}+{cg} of {xh.shape[3]}")
-    _check(isinstance(cols, np.ndarray) and cols.dtype == xh.dtype and cols.flags.c_contiguous
-           and cols.shape == (xh.shape[0] * oh * ow, kh * kw * cg),
-           f"{where}: cols must be C-contiguous {xh.dtype} {(xh.shape[0] * oh * ow, kh * kw * cg)}, "
-           f"got {getattr(cols, 'dtype', None)} {getattr(cols, 'shape', None)}")
+    if not (isinstance(xh, np.ndarray) and xh.ndim == 4 and xh.flags.c_contiguous and xh.dtype.kind in "iu"):
+        _fail(f"{where}: xh must be a C-contiguous integer (N, H, W, C) array")
+    if not (isinstance(cgeo, np.ndarray) and cgeo.dtype == np.int64 and cgeo.shape == (8,)):
+        _fail(f"{where}: cgeo must be int64 (8,)")
+    sh, sw, pt, pl, dh, dw, oh, ow = cgeo.tolist()
+    if not (min(sh, sw, dh, dw, oh, ow, kh, kw, cg) >= 1 and min(pt, pl, c0) >= 0 and c0 + cg <= xh.shape[3]):
+        _fail(f"{where}: bad geometry {tuple(cgeo)} kernel {kh}x{kw} channels {c0}+{cg} of {xh.shape[3]}")
+    if not (isinstance(cols, np.ndarray) and cols.dtype == xh.dtype and cols.flags.c_contiguous
+            and cols.shape == (xh.shape[0] * oh * ow, kh * kw * cg)):
+        _fail(f"{where}: cols must be C-contiguous {xh.dtype} {(xh.shape[0] * oh * ow, kh * kw * cg)}, "
+              f"got {getattr(cols, 'dtype', None)} {getattr(cols, 'shape', None)}")
     info = np.iinfo(xh.dtype)
-    _check(info.min <= int(pad) <= info.max, f"{where}: pad {pad} outside the {xh.dtype} range")
-    pad = xh.dtype.type(pad)
-    (run or _serial)(lambda r0, r1: _im2col_rows_impl(xh, c0, cg, kh, kw, cgeo, pad, cols, r0, r1), cols.shape[0])
+    if not info.min <= int(pad) <= info.max:
+        _fail(f"{where}: pad {pad} outside the {xh.dtype} range")
+    xv, cv = _bits(xh), _bits(cols)
+    pad = np.array(pad, xh.dtype).view(xv.dtype)[()]
+    (run or _serial)(lambda r0, r1: _im2col_rows_impl(xv, c0, cg, kh, kw, cgeo, pad, cv, r0, r1), cols.shape[0])
 
 
 def row_sums(cols, run=None) -> np.ndarray:
     """int64 (rows,) sums of each row of a 2-D integer array."""
-    _check(isinstance(cols, np.ndarray) and cols.ndim == 2, "row_sums: cols must be 2-D")
+    if not (isinstance(cols, np.ndarray) and cols.ndim == 2):
+        _fail("row_sums: cols must be 2-D")
     rs = np.empty(cols.shape[0], np.int64)
     (run or _serial)(lambda r0, r1: _row_sums_impl(cols, rs, r0, r1), cols.shape[0])
     return rs
@@ -206,26 +438,33 @@ def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     int32/int64/uint8/int8, C-contiguous; off, w_zp int64 (Mg,); rowsum int64 (N*P,) or (0,);
     rq = (requant, mult float32 (M,), zp, lo, hi) (requant only for an 8-bit out)."""
     where = "rows_to_nchw"
-    _check(isinstance(out, np.ndarray) and out.ndim == 3 and out.flags.c_contiguous
-           and out.dtype in (np.int32, np.int64, np.uint8, np.int8), f"{where}: out must be a C-contiguous 3-D integer array")
+    if not (isinstance(out, np.ndarray) and out.ndim == 3 and out.flags.c_contiguous
+            and out.dtype in _ACC_DTYPES + _Q8_DTYPES):
+        _fail(f"{where}: out must be a C-contiguous 3-D int32/int64/uint8/int8 array")
     n, m, p = out.shape
-    _check(isinstance(raw, np.ndarray) and raw.dtype == np.int32 and raw.shape[0] == n * p and raw.ndim == 2,
-           f"{where}: raw must be int32 ({n * p}, Mg), got {getattr(raw, 'dtype', None)} {getattr(raw, 'shape', None)}")
+    if not (isinstance(raw, np.ndarray) and raw.dtype == np.int32 and raw.ndim == 2 and raw.shape[0] == n * p):
+        _fail(f"{where}: raw must be int32 ({n * p}, Mg), got {getattr(raw, 'dtype', None)} {getattr(raw, 'shape', None)}")
     mg = raw.shape[1]
-    _check(0 <= ch0 and ch0 + mg <= m, f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
-    _check(off.dtype == np.int64 and off.shape == (mg,) and w_zp.dtype == np.int64 and w_zp.shape == (mg,),
-           f"{where}: off and w_zp must be int64 ({mg},)")
-    _check(rowsum.dtype == np.int64 and rowsum.shape in ((0,), (n * p,)), f"{where}: rowsum must be int64 (0,) or ({n * p},)")
+    if not 0 <= ch0 <= m - mg:
+        _fail(f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
+    if not all(isinstance(v, np.ndarray) and v.dtype == np.int64 and v.shape == (mg,) for v in (off, w_zp)):
+        _fail(f"{where}: off and w_zp must be int64 ({mg},)")
+    if not (isinstance(rowsum, np.ndarray) and rowsum.dtype == np.int64 and rowsum.shape in ((0,), (n * p,))):
+        _fail(f"{where}: rowsum must be int64 (0,) or ({n * p},)")
     requant, mult = bool(rq[0]), rq[1]
     if requant:
-        _check(out.dtype in (np.uint8, np.int8), f"{where}: requantization writes uint8/int8, not {out.dtype}")
-        _check(mult.dtype == np.float32 and mult.shape == (m,), f"{where}: mult must be float32 ({m},)")
-        info = np.iinfo(out.dtype)
-        _check(info.min <= int(rq[3]) <= int(rq[2]) <= int(rq[4]) <= info.max, f"{where}: need lo <= zp <= hi in {out.dtype}")
-    else:
-        _check(out.dtype in (np.int32, np.int64), f"{where}: a sum is stored as int32/int64, not {out.dtype}")
+        if out.dtype not in _Q8_DTYPES:
+            _fail(f"{where}: requantization writes uint8/int8, not {out.dtype}")
+        if not (isinstance(mult, np.ndarray) and mult.dtype == np.float32 and mult.shape == (m,)):
+            _fail(f"{where}: mult must be float32 ({m},)")
+        qmin, qmax = _Q8_RANGE[out.dtype]
+        if not qmin <= int(rq[3]) <= int(rq[2]) <= int(rq[4]) <= qmax:
+            _fail(f"{where}: need lo <= zp <= hi in {out.dtype}, got {int(rq[3])}, {int(rq[2])}, {int(rq[4])}")
+    elif out.dtype not in _ACC_DTYPES:
+        _fail(f"{where}: a sum is stored as int32/int64, not {out.dtype}")
+    raw = np.ascontiguousarray(raw)
     rq = (requant, np.ascontiguousarray(mult, np.float32), np.int64(rq[2]), np.int64(rq[3]), np.int64(rq[4]))
-    items = n * ((p + 63) // 64)
+    items = n * max(1, p // BLOCK)                     # _n_blocks
     (run or _serial)(lambda i0, i1: _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p, i0, i1), items)
 
 
