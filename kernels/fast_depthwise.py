@@ -440,9 +440,7 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     from .fast_gemm import parallel_items
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
-    lo, hi = _RANGE[x.dtype]
-    span = max(hi - int(x_zp), int(x_zp) - lo)                  # max |x - x_zp|
-    proto = _F32 if taps * span * _abs_max(wz) < F32_EXACT else _I32
+    proto = _sum_dtype(x, x_zp, wz)
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
     if n * m * oh * ow * taps < SERIAL_WORK:
         threads = 1
@@ -453,6 +451,14 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 
 _F32 = np.zeros(0, np.float32)
 _I32 = np.zeros(0, np.int32)
+
+
+def _sum_dtype(x, x_zp, wz):
+    """_F32 when every float32 partial sum is an exact integer (KH*KW * max|x - x_zp| * max|wz|
+    < 2**24), else _I32 (int32 sums, wrapping as the contract allows)."""
+    lo, hi = _RANGE[x.dtype]
+    span = max(hi - int(x_zp), int(x_zp) - lo)
+    return _F32 if wz.shape[1] * span * _abs_max(wz) < F32_EXACT else _I32
 
 
 @kernel
