@@ -110,47 +110,90 @@ def _maxpool_impl(x, k, st, pb, dl, out):
 
 
 @kernel
-def _first_tap(pad, tap, stride):
-    """Smallest output index o >= 0 with o*stride - pad + tap >= 0."""
-    num = pad - tap
-    return 0 if num <= 0 else (num + stride - 1) // stride
+def _rows_max(x, c, h0, h1, dst):
+    """dst[:] = max over input rows h0 <= h < h1 (h1 > h0) of plane c: element-wise vector
+    maxes of contiguous rows."""
+    src = x[c, h0]
+    for j in range(dst.size):
+        dst[j] = src[j]
+    for h in range(h0 + 1, h1):
+        src = x[c, h]
+        for j in range(dst.size):
+            v = src[j]
+            dst[j] = v if v > dst[j] else dst[j]
 
 
 @kernel
-def _maxpool_planes_impl(x, k, st, pb, init, c0, c1, out):
-    """MaxPool with dilation 1 on 2-D planes (planes, H, W) for planes [c0, c1): first the
-    max over each input row's horizontal windows (into `hm`), then over the vertical
-    windows of those rows; the inner loops run over valid spans only (no branches), so the
-    contiguous vertical pass vectorizes. Every window overlaps the image (pads < kernel and
-    ONNX's output size), so `init` (the type's minimum) never survives."""
+def _deinterleave(row, sw, phases):
+    """phases[p, e] = row[e*sw + p] for e < phases.shape[1]: the stride-sw phases of a row,
+    so that a strided window becomes sw contiguous ones."""
+    n = phases.shape[1]
+    for p in range(sw):
+        ph = phases[p]
+        for e in range(n):
+            ph[e] = row[e * sw + p]
+
+
+@kernel
+def _deinterleave2(row, phases):
+    """phases[0] = row[0::2], phases[1] = row[1::2] (len(row) == 2 * phases.shape[1])."""
+    ev = phases[0]
+    od = phases[1]
+    for e in range(ev.size):
+        ev[e] = row[2 * e]
+        od[e] = row[2 * e + 1]
+
+
+@kernel
+def _cols_max(row, kw, sw, phases, dst):
+    """dst[o] = max_{0 <= j < kw} row[o*sw + j]: for sw == 1 the max of kw shifted views;
+    otherwise the row is split into its sw phases first, and tap j reads the contiguous
+    view phases[j % sw, j // sw:]."""
+    n = dst.size
+    if sw == 1:
+        src = row
+    else:
+        if sw == 2:
+            _deinterleave2(row, phases)
+        else:
+            _deinterleave(row, sw, phases)
+        src = phases[0]
+    for o in range(n):
+        dst[o] = src[o]
+    for j in range(1, kw):
+        if sw == 1:
+            src = row[j:]
+        else:
+            src = phases[j % sw, j // sw:]
+        for o in range(n):
+            v = src[o]
+            dst[o] = v if v > dst[o] else dst[o]
+
+
+@kernel
+def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
+    """MaxPool with dilation 1 on planes [c0, c1) of x (planes, H, W) into out (planes, OH, OW).
+    Per output row: the vertical max of its window's rows inside the image goes into a row
+    buffer whose pb[1] left cells and right tail hold `init` (the type's minimum, standing for
+    the padding), then the horizontal windows of that buffer (stride split into phases).
+    Every window holds at least one image tap (pads < kernel and ONNX's output size), so
+    `init` never reaches the output. Exact: only comparisons."""
     _, ih, iw = x.shape
     _, oh, ow = out.shape
-    hm = np.empty((ih, ow), x.dtype)
+    kh, kw, sh, sw, ph, pw = k[0], k[1], st[0], st[1], pb[0], pb[1]
+    span = max(pw + iw, (ow - 1) * sw + kw)
+    n = (span + sw - 1) // sw
+    buf = np.empty(n * sw, x.dtype)
+    for j in range(buf.size):
+        buf[j] = init
+    phases = np.empty((sw, n), x.dtype)
+    inner = buf[pw:pw + iw]
     for c in range(c0, c1):
-        for h in range(ih):
-            xr = x[c, h]
-            hr = hm[h]
-            for d in range(ow):
-                hr[d] = init
-            for t in range(k[1]):
-                d0 = _first_tap(pb[1], t, st[1])
-                d1 = min(ow, (iw - 1 + pb[1] - t) // st[1] + 1)
-                off = t - pb[1]
-                for d in range(d0, d1):
-                    v = xr[d * st[1] + off]
-                    hr[d] = v if v > hr[d] else hr[d]
         for a in range(oh):
-            orow = out[c, a]
-            for d in range(ow):
-                orow[d] = init
-            for i in range(k[0]):
-                h = a * st[0] - pb[0] + i
-                if h < 0 or h >= ih:
-                    continue
-                hr = hm[h]
-                for d in range(ow):
-                    v = hr[d]
-                    orow[d] = v if v > orow[d] else orow[d]
+            h0 = a * sh - ph
+            h1 = min(h0 + kh, ih)
+            _rows_max(x, c, max(h0, 0), h1, inner)
+            _cols_max(buf, kw, sw, phases, out[c, a])
 
 
 def _front2(values, fill):
@@ -158,20 +201,20 @@ def _front2(values, fill):
     return np.array([fill] * (2 - len(v)) + v, np.int64)
 
 
-def _maxpool_planes(x, kernel, strides, pads, out) -> None:
-    """1-D/2-D MaxPool with dilation 1 through `_maxpool_planes_impl`, planes (N*C) shared
-    across the fast kernels' threads."""
+def _maxpool_rows(x, kernel, strides, pads, out) -> None:
+    """1-D/2-D MaxPool with dilation 1 through `_maxpool_rows_impl`; planes (N*C) are split in
+    a few large chunks over the fast kernels' threads above 256 KiB of input."""
     ns = x.ndim - 2
     x3 = x.reshape((-1,) + (1,) * (2 - ns) + x.shape[2:])
     o3 = out.reshape((-1,) + (1,) * (2 - ns) + out.shape[2:])
     k, st, pb = _front2(kernel, 1), _front2(strides, 1), _front2(pads[:ns], 0)
     init = np.iinfo(x.dtype).min
     planes = x3.shape[0]
-    if out.size < (1 << 15):
-        _maxpool_planes_impl(x3, k, st, pb, init, 0, planes, o3)
+    if x.nbytes < (1 << 18):
+        _maxpool_rows_impl(x3, k, st, pb, init, 0, planes, o3)
         return
     from .fast_gemm import parallel_items
-    parallel_items(lambda c0, c1: _maxpool_planes_impl(x3, k, st, pb, init, c0, c1, o3), planes)
+    parallel_items(lambda c0, c1: _maxpool_rows_impl(x3, k, st, pb, init, c0, c1, o3), planes, per_thread=1)
 
 
 def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
@@ -183,7 +226,7 @@ def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
         raise ValueError(f"maxpool: out shape {out.shape}, expected {want}")
     ns = x.ndim - 2
     if ns <= 2 and all(int(d) == 1 for d in dilations) and out.size:
-        _maxpool_planes(np.ascontiguousarray(x), kernel, strides, pads, out)
+        _maxpool_rows(np.ascontiguousarray(x), kernel, strides, pads, out)
         return
     _maxpool_impl(_spatial3(np.ascontiguousarray(x)), _norm3(kernel, 1), _norm3(strides, 1),
                   _norm3(pads[:ns], 0), _norm3(dilations, 1), _spatial3(out))
