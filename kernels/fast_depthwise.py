@@ -62,18 +62,19 @@ def _copy_centred(xf, src, buf, dst0, i0, i1, zp):
 
 
 @kernel(inline="always")
-def _finish_row(acc, a0, ow_, dst, n, m, oy, b64, requant, mm, zpf, flo, fhi):
-    """dst[n, m, oy, :] from the tap sums acc[a0 : a0 + OW] (exact integers): int64(sum) + bias,
-    or the ORT requant of the wrapped int32 sum + bias (float32 throughout, rint half to even)."""
+def _finish_row(acc, a0, ow_, df, d0, b64, requant, mm, zpf, flo, fhi):
+    """df[d0 : d0 + OW] (a flat view of dst) from the tap sums acc[a0 : a0 + OW] (exact
+    integers): int64(sum) + bias, or the ORT requant of the wrapped int32 sum + bias (float32
+    throughout, rint half to even)."""
     b32 = np.int32(b64)
     if requant:
         for ox in range(ow_):
             t = np.int32(np.int32(acc[np.uint64(a0 + ox)]) + b32)
             v = min(max(np.float32(t) * mm, flo), fhi)
-            dst[n, m, oy, ox] = np.int32(np.rint(v) + zpf)
+            df[np.uint64(d0 + ox)] = np.int32(np.rint(v) + zpf)
     else:
         for ox in range(ow_):
-            dst[n, m, oy, ox] = np.int64(np.int32(acc[np.uint64(a0 + ox)])) + b64
+            df[np.uint64(d0 + ox)] = np.int64(np.int32(acc[np.uint64(a0 + ox)])) + b64
 
 
 # ------------------------------------------------------------------------------- "rows" path
@@ -172,6 +173,7 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
     acc = np.empty((oh_ - 1) * wq + ow_, proto.dtype)
     wt = np.empty(kh_ * kw_, proto.dtype)
     toff = _tap_offsets(geo, hq, wq, 1)
+    df = dst.reshape(dst.size)
     zp32 = np.int32(x_zp)
     mult_ch = m_ // c_
     last = -1
@@ -189,7 +191,7 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
             _plane_sums(xs, toff, wt, acc)
         mm = mult[m] if requant else np.float32(0)
         for oy in range(oh_):
-            _finish_row(acc, oy * wq, ow_, dst, n, m, oy, bias[m], requant, mm, zpf, flo, fhi)
+            _finish_row(acc, oy * wq, ow_, df, (plane * oh_ + oy) * ow_, bias[m], requant, mm, zpf, flo, fhi)
 
 
 # ------------------------------------------------------------------------------- "chan" path
