@@ -15,8 +15,15 @@ A conv of a batch becomes ONE GEMM per group over all N*OH*OW output pixels:
                                        lo - zp, hi - zp)) + zp, lo, hi), all float32
                   (rowsum is empty when no w_zp term is needed).
 
-The jitted functions take flat (1-D) arrays and row ranges [r0, r1) so that chunks can run on
+The jitted functions take row (or image, or pixel-block) ranges so that chunks can run on
 several threads (kernels.fast_gemm.parallel_items); the wrappers check every shape first.
+
+Speed (they run at memory speed, next to the GEMM): the NCHW <-> NHWC/rows moves are T x T
+tile transposes (16 x 16 bytes, 8 x 8 int16/int32, 4 x 4 int64) written as target-independent
+LLVM vector IR (loads, shufflevector interleaves, stores; no x86 intrinsic, so every host and
+INTSIM_PORTABLE=1 compile them); im2col copies runs with 4..32-byte vector moves; the
+requantization runs over a block of pixel rows as one vectorised loop per case. Data movement
+only: the arithmetic is the one above, bit for bit (the `_ref` twins are its NumPy form).
 """
 from __future__ import annotations
 
@@ -60,34 +67,24 @@ def is_plain_1x1(kh, kw, g) -> bool:
 # Target-independent LLVM vector IR (loads, stores, shufflevector): no x86 intrinsic is named,
 # so every host (and INTSIM_PORTABLE=1) compiles it; LLVM picks the instructions.
 
-def _byte_ptr(context, builder, aty, aval, off):
-    """i8* to byte `off` of an array's data."""
-    data = context.make_array(aty)(context, builder, aval).data
-    return builder.gep(builder.bitcast(data, ir.IntType(8).as_pointer()), [off])
-
-
 def _make_mov(nbytes):
     vty = ir.VectorType(ir.IntType(8), nbytes)
 
     @intrinsic
-    def mov(typingctx, dst, d_byte, src, s_byte):
-        """Copy `nbytes` bytes from src's byte s_byte to dst's byte d_byte (unaligned, unchecked)."""
-        if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
-            return None
-        sig = types.void(dst, d_byte, src, s_byte)
+    def mov(typingctx, d_addr, s_addr):
+        """Copy `nbytes` bytes from address s_addr to d_addr (unaligned, unchecked)."""
+        sig = types.void(d_addr, s_addr)
 
         def codegen(context, builder, signature, args):
-            ty = signature.args
-            d = _byte_ptr(context, builder, ty[0], args[0], context.cast(builder, args[1], ty[1], types.int64))
-            s = _byte_ptr(context, builder, ty[2], args[2], context.cast(builder, args[3], ty[3], types.int64))
-            v = builder.load(builder.bitcast(s, vty.as_pointer()), align=1)
-            builder.store(v, builder.bitcast(d, vty.as_pointer()), align=1)
+            d, s = (builder.inttoptr(context.cast(builder, v, t, types.int64), vty.as_pointer())
+                    for v, t in zip(args, signature.args))
+            builder.store(builder.load(s, align=1), d, align=1)
             return context.get_dummy_value()
         return sig, codegen
     return mov
 
 
-_mov4, _mov8, _mov16, _mov32 = (_make_mov(b) for b in (4, 8, 16, 32))
+_mov1, _mov2, _mov4, _mov8, _mov16, _mov32 = (_make_mov(b) for b in (1, 2, 4, 8, 16, 32))
 
 
 def _lanes_of(bits: int) -> int:
@@ -157,30 +154,30 @@ def _lanes(a):
 
 
 @kernel(inline="always")
-def _copy_run(dst, d0, src, s0, n):
-    """dst[d0:d0+n] = src[s0:s0+n] (1-D arrays of one dtype, disjoint) with 32/16/8/4-byte moves,
-    the last one overlapping the one before instead of running past the end."""
-    isz = dst.itemsize
-    nb, db, sb = n * isz, d0 * isz, s0 * isz
+def _copy_run(d, s, nb):
+    """Copy nb bytes from address s to address d (disjoint) with 32/16/8/4/2/1-byte moves, the
+    last one overlapping the one before instead of running past the end."""
     if nb >= 32:
         t = 0
         while t + 32 <= nb:
-            _mov32(dst, db + t, src, sb + t)
+            _mov32(d + t, s + t)
             t += 32
         if t < nb:
-            _mov32(dst, db + nb - 32, src, sb + nb - 32)
+            _mov32(d + nb - 32, s + nb - 32)
     elif nb >= 16:
-        _mov16(dst, db, src, sb)
-        _mov16(dst, db + nb - 16, src, sb + nb - 16)
+        _mov16(d, s)
+        _mov16(d + nb - 16, s + nb - 16)
     elif nb >= 8:
-        _mov8(dst, db, src, sb)
-        _mov8(dst, db + nb - 8, src, sb + nb - 8)
+        _mov8(d, s)
+        _mov8(d + nb - 8, s + nb - 8)
     elif nb >= 4:
-        _mov4(dst, db, src, sb)
-        _mov4(dst, db + nb - 4, src, sb + nb - 4)
-    else:
-        for i in range(n):
-            dst[d0 + i] = src[s0 + i]
+        _mov4(d, s)
+        _mov4(d + nb - 4, s + nb - 4)
+    elif nb >= 2:
+        _mov2(d, s)
+        _mov2(d + nb - 2, s + nb - 2)
+    elif nb == 1:
+        _mov1(d, s)
 
 
 @kernel(inline="always")
@@ -241,45 +238,51 @@ def _to_nhwc_impl(x, xh, n0, n1):
 
 
 @kernel
-def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pad, cols, r0, r1):
+def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pads, cols, r0, r1):
     """Rows r0..r1-1 of cols (rows, KH*KW*Cg) from xh (N, H, W, C); cgeo = [sh, sw, pt, pl, dh,
-    dw, OH, OW]. Rows are walked along the output row (no division per row); for each kernel
-    row, a tap run inside the image is copied by _copy_run: the whole KW*C run when Cg == C and
-    dw == 1, else one run of Cg per kernel column; taps outside copy from a row of `pad`."""
+    dw, OH, OW]; pads (KW*Cg,) holds the pad value. Walks one output row segment at a time
+    (no division per pixel), kernel rows outer; a run of taps inside the image is copied by
+    _copy_run on raw addresses (no array views, whose reference counts cost more than the
+    copy): the whole KW*C run for pixels inside in x when Cg == C and dw == 1, else one run
+    of Cg per kernel column; taps outside copy from pads. xh, cols and pads are arguments, so
+    they outlive every address taken here."""
     h_, w_, c_ = xh.shape[1], xh.shape[2], xh.shape[3]
     sh, sw, pt, pl, dh, dw, oh_, ow_ = cgeo[0], cgeo[1], cgeo[2], cgeo[3], cgeo[4], cgeo[5], cgeo[6], cgeo[7]
-    k_ = kh_ * kw_ * cg
-    run = kw_ * cg
+    isz = xh.itemsize
+    k_b = kh_ * kw_ * cg * isz          # bytes per row of cols
+    run_b, cg_b, c_b = kw_ * cg * isz, cg * isz, c_ * isz
     whole = cg == c_ and dw == 1
-    xf = xh.reshape(-1)
-    cf = cols.reshape(-1)
-    pads = np.full(run, pad, cols.dtype)
+    xa, ca, pa = xh.ctypes.data, cols.ctypes.data, pads.ctypes.data
     p_ = oh_ * ow_
     r = r0
     while r < r1:
         n, p = r // p_, r % p_
         oy, ox0 = p // ow_, p % ow_
         ox1 = min(ow_, ox0 + (r1 - r))
-        for ox in range(ox0, ox1):
-            ix0 = ox * sw - pl
-            inside_x = ix0 >= 0 and ix0 + (kw_ - 1) * dw < w_
-            d_row = (r + ox - ox0) * k_
-            for ky in range(kh_):
-                iy = oy * sh - pt + ky * dh
-                d = d_row + ky * run
-                if iy < 0 or iy >= h_:
-                    _copy_run(cf, d, pads, 0, run)
-                    continue
-                s_row = (n * h_ + iy) * w_
-                if inside_x and whole:
-                    _copy_run(cf, d, xf, (s_row + ix0) * c_, run)
+        # output pixels ox0..ox1-1 of row oy: fully inside in x for ox in [in0, in1)
+        in0 = min(ox1, max(ox0, (pl + sw - 1) // sw))
+        in1 = max(in0, min(ox1, (w_ - 1 - (kw_ - 1) * dw + pl) // sw + 1)) if w_ - 1 - (kw_ - 1) * dw + pl >= 0 else in0
+        d_seg = ca + (r - ox0) * k_b
+        for ky in range(kh_):
+            iy = oy * sh - pt + ky * dh
+            dk = d_seg + ky * run_b
+            if iy < 0 or iy >= h_:
+                for ox in range(ox0, ox1):
+                    _copy_run(dk + ox * k_b, pa, run_b)
+                continue
+            s_row = xa + (n * h_ + iy) * w_ * c_b + c0 * isz
+            for ox in range(ox0, ox1):
+                ix0 = ox * sw - pl
+                d = dk + ox * k_b
+                if whole and in0 <= ox < in1:
+                    _copy_run(d, s_row + ix0 * c_b, run_b)
                     continue
                 for kx in range(kw_):
                     ix = ix0 + kx * dw
                     if ix < 0 or ix >= w_:
-                        _copy_run(cf, d + kx * cg, pads, 0, cg)
+                        _copy_run(d + kx * cg_b, pa, cg_b)
                     else:
-                        _copy_run(cf, d + kx * cg, xf, (s_row + ix) * c_ + c0, cg)
+                        _copy_run(d + kx * cg_b, s_row + ix * c_b, cg_b)
         r += ox1 - ox0
 
 
@@ -304,12 +307,12 @@ def _n_blocks(p_):
 
 
 @kernel(inline="always")
-def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zpf, dst):
+def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zp32, dst):
     """dst[q*Mg + j] for the pixels q of one block (module docstring): src (rows*Mg,) int32,
     rs (rows,) int64 or empty, dst (rows*Mg + spare,) of out's dtype. One branch-free loop
     per case so that LLVM vectorises it (no array is made per pixel: a view costs reference
-    counts). rint(v) + zp is added in float32: both are integers of magnitude <= 255, so the
-    sum is exact and converts to the same int32. The int32 forms use int32(acc) = int32(raw + int32(off) - int32(w_zp) * int32(rs)):
+    counts). rint(v) + zp is wrapped to int32 on purpose (Numba would widen it to int64 and
+    LLVM then vectorises it in 64-bit lanes); |rint(v) + zp| <= 510. The int32 forms use int32(acc) = int32(raw + int32(off) - int32(w_zp) * int32(rs)):
     all sums and products are the same mod 2**32."""
     mg = off.shape[0]
     rows = src.shape[0] // max(1, mg)
@@ -318,14 +321,14 @@ def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zpf,
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j])
                 v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.rint(v) + zpf)
+                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
     elif rq_on:
         for q in range(rows):
             rs32 = np.int32(rs[q])
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j] - np.int32(wz32[j] * rs32))
                 v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.rint(v) + zpf)
+                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
     elif dst.itemsize == 4:
         for q in range(rows):
             rs32 = np.int32(rs[q]) if rs.shape[0] else np.int32(0)
@@ -346,7 +349,7 @@ def _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p_, i0, i1):
     spare elements for its reads past a row; the stores stay inside this image's channels
     ch0..ch0+Mg-1)."""
     requant, mult, zp, lo, hi = rq
-    flo, fhi, zpf = np.float32(lo - zp), np.float32(hi - zp), np.float32(zp)
+    flo, fhi, zp32 = np.float32(lo - zp), np.float32(hi - zp), np.int32(zp)
     mg, m_ = raw.shape[1], out.shape[1]
     nb = _n_blocks(p_)
     use_rs = rowsum.shape[0] > 0
@@ -361,7 +364,7 @@ def _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p_, i0, i1):
         q0, q1 = b * BLOCK, (p_ if b == nb - 1 else b * BLOCK + BLOCK)
         r0, r1 = n * p_ + q0, n * p_ + q1
         _finish_block(rf[r0 * mg:r1 * mg], off, off32, w_zp, wz32, rowsum[r0:r1] if use_rs else rowsum,
-                      requant, mult_g, flo, fhi, zpf, buf)
+                      requant, mult_g, flo, fhi, zp32, buf)
         plane = (n * m_ + ch0) * p_
         _transpose(buf, 0, mg, q1 - q0, mg, of, plane + q0, p_, buf.size, plane + mg * p_ if q0 == 0 else 0)
 
@@ -420,8 +423,8 @@ def im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
     if not info.min <= int(pad) <= info.max:
         _fail(f"{where}: pad {pad} outside the {xh.dtype} range")
     xv, cv = _bits(xh), _bits(cols)
-    pad = np.array(pad, xh.dtype).view(xv.dtype)[()]
-    (run or _serial)(lambda r0, r1: _im2col_rows_impl(xv, c0, cg, kh, kw, cgeo, pad, cv, r0, r1), cols.shape[0])
+    pads = np.full(kw * cg, pad, xh.dtype).view(xv.dtype)     # the source of taps outside the image
+    (run or _serial)(lambda r0, r1: _im2col_rows_impl(xv, c0, cg, kh, kw, cgeo, pads, cv, r0, r1), cols.shape[0])
 
 
 def row_sums(cols, run=None) -> np.ndarray:
