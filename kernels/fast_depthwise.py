@@ -287,8 +287,8 @@ def _tile_block(wz, bias, mult, requant, m0, nb, wrow, brow, mrow):
 
 @kernel
 def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
-    """Channel blocks i0..i1-1 (item = n*n_blocks + block) by the "chan" loop order (buffers in
-    proto's dtype, as _rows_impl)."""
+    """Items i0..i1-1 (item = block*N + n: one block of CB channels of one image) by the "chan"
+    loop order (buffers in proto's dtype, as _rows_impl)."""
     c_ = x.shape[1]
     m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
@@ -302,14 +302,15 @@ def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
     acc = np.empty(lanes, proto.dtype)
     brow = np.empty(lanes, np.int32)
     mrow = np.empty(lanes, np.float32)
-    res = np.empty(lanes, np.int32)
+    res = np.empty(oh_ * lanes, np.int32)
     df = dst.reshape(dst.size)
     jr = _phase_ranges(x.shape[3], geo, wq)
     zp32 = np.int32(x_zp)
     mult_ch = m_ // c_
     last = -1
+    n_img = x.shape[0]
     for item in range(i0, i1):
-        n, blk = item // n_blocks, item % n_blocks
+        blk, n = item // n_img, item % n_img
         m0 = blk * CB
         nb = min(CB, m_ - m0)
         _fill_block(x, n, m0, mult_ch, zp32, geo, xb, hp, wq, jr)
@@ -321,19 +322,28 @@ def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
                 _block_row_3x3(xb, hp, wq, wrow, geo, acc, oy)
             else:
                 _block_row(xb, hp, wq, wrow, geo, acc, oy)
-            plane0 = ((n * m_ + m0) * oh_ + oy) * ow_
             if requant:
+                r0 = oy * lanes
                 for i in range(lanes):
                     t = np.int32(np.int32(acc[i]) + brow[i])
-                    res[i] = np.int32(np.rint(min(max(np.float32(t) * mrow[i], flo), fhi)) + zpf)
-                for j in range(nb):
-                    for ox in range(ow_):
-                        df[np.uint64(plane0 + j * oh_ * ow_ + ox)] = res[ox * CB + j]
+                    res[np.uint64(r0 + i)] = np.int32(np.rint(min(max(np.float32(t) * mrow[i], flo), fhi)) + zpf)
             else:
+                plane0 = ((n * m_ + m0) * oh_ + oy) * ow_
                 for ox in range(ow_):
                     for j in range(nb):
                         df[np.uint64(plane0 + j * oh_ * ow_ + ox)] = \
                             np.int64(np.int32(acc[ox * CB + j])) + bias[m0 + j]
+        if requant:
+            _scatter_block(res, df, (n * m_ + m0) * oh_ * ow_, oh_ * ow_, nb)
+
+
+@kernel(inline="always")
+def _scatter_block(res, df, d0, plane, nb):
+    """df[d0 + j*plane + p] = res[p*CB + j]: a block's channel-last results into NCHW planes."""
+    for j in range(nb):
+        o = d0 + j * plane
+        for p in range(plane):
+            df[np.uint64(o + p)] = res[np.uint64(p * CB + j)]
 
 
 # ------------------------------------------------------------------------------- wrappers
