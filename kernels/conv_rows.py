@@ -226,15 +226,25 @@ def _transpose(src, s0, ss, rows, cols, dst, d0, ds, s_lim, d_lim):
         c += t
 
 
+FEW_CHANNELS = 4                   # to_nhwc with C <= this: a scalar loop beats narrow tiles
+
+
 @kernel
 def _to_nhwc_impl(x, xh, n0, n1):
     """xh[n, h, w, c] = x[n, c, h, w] for images n0..n1-1 (4-D arrays, C-contiguous): each
-    image is a (C, H*W) -> (H*W, C) transpose."""
+    image is a (C, H*W) -> (H*W, C) transpose (a plain loop for C <= FEW_CHANNELS, where
+    16-row tiles would mostly move padding)."""
     c_, p_ = x.shape[1], x.shape[2] * x.shape[3]
     xf, hf = x.reshape(-1), xh.reshape(-1)
     for n in range(n0, n1):
         base = n * c_ * p_
-        _transpose(xf, base, p_, c_, p_, hf, base, c_, xf.size, n1 * c_ * p_)
+        if c_ <= FEW_CHANNELS:
+            xs, hs = xf[base:base + c_ * p_], hf[base:base + c_ * p_]
+            for c in range(c_):
+                for p in range(p_):
+                    hs[p * c_ + c] = xs[c * p_ + p]
+        else:
+            _transpose(xf, base, p_, c_, p_, hf, base, c_, xf.size, n1 * c_ * p_)
 
 
 @kernel
@@ -397,7 +407,9 @@ def to_nhwc(x, run=None) -> np.ndarray:
     x = np.ascontiguousarray(x)
     xh = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), x.dtype)
     xv, hv = _bits(x), _bits(xh)
-    if xv is None:
+    if x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1:
+        xh.reshape(-1)[...] = x.reshape(-1)         # one channel or one pixel: the same order
+    elif xv is None:
         xh[...] = x.transpose(0, 2, 3, 1)
     elif x.size:
         (run or _serial)(lambda i0, i1: _to_nhwc_impl(xv, hv, i0, i1), x.shape[0])

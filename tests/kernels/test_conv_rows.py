@@ -44,7 +44,8 @@ def test_to_nhwc_equals_twin(x):
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 3, 1, 1), (2, 15, 1, 17), (2, 16, 4, 4), (1, 17, 3, 3),
-                                   (2, 3, 96, 96), (3, 5, 4, 4), (1, 64, 7, 9), (2, 40, 1, 15), (4, 8, 3, 5)])
+                                   (2, 3, 96, 96), (3, 5, 4, 4), (1, 64, 7, 9), (2, 40, 1, 15), (4, 8, 3, 5),
+                                   (2, 1, 5, 7), (2, 4, 17, 3), (1, 6, 16, 1)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_])
 def test_to_nhwc_tile_edges(shape, dtype):
     x = np.random.default_rng(sum(shape)).integers(-128, 128, shape).astype(dtype)
