@@ -1,15 +1,53 @@
 """The one place where jit flags are chosen: every kernel is `@kernel` (Numba njit,
 cache=True, nogil=True, never fastmath). `INTSIM_PORTABLE=1` in the environment forces the
-portable (non-VNNI) kernels everywhere."""
-import os
+portable (non-VNNI) kernels everywhere.
 
+Cache keying. Numba keys a cached function by the source of its OWN file only: a kernel that
+calls (and inlines) a kernel of another module keeps its cached machine code after that other
+module changes, and would run stale code. So every kernel is cached under a directory named by
+a hash of all of kernels/*.py (and the Numba version): any change to any kernel source gives a
+fresh cache. The directory is $NUMBA_CACHE_DIR/intsim-<hash> when NUMBA_CACHE_DIR is set, else
+kernels/__pycache__/intsim-<hash>; when it cannot be written Numba falls back to its own
+locations. Numba's global setting is changed only while a kernel is being decorated.
+"""
+import hashlib
+import os
+import threading
+
+import numba
 from numba import njit
 
 FORCE_PORTABLE = os.environ.get("INTSIM_PORTABLE", "") == "1"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_lock = threading.Lock()
+
+
+def source_tag() -> str:
+    """Hash of every kernels/*.py file (names and bytes) and the Numba version."""
+    h = hashlib.sha256(numba.__version__.encode())
+    for name in sorted(os.listdir(_HERE)):
+        if name.endswith(".py"):
+            with open(os.path.join(_HERE, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> str:
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(_HERE, "__pycache__")
+    return os.path.join(base, "intsim-" + _TAG)
+
+
+_TAG = source_tag()
 
 
 def kernel(fn=None, *, parallel: bool = False, inline: str = "never"):
-    """Decorate a Numba kernel with the project's flags."""
+    """Decorate a Numba kernel with the project's flags (and its cache directory)."""
     def wrap(f):
-        return njit(cache=True, nogil=True, parallel=parallel, inline=inline)(f)
+        with _lock:
+            old = numba.config.CACHE_DIR
+            numba.config.CACHE_DIR = cache_dir()
+            try:
+                return njit(cache=True, nogil=True, parallel=parallel, inline=inline)(f)
+            finally:
+                numba.config.CACHE_DIR = old
     return wrap(fn) if fn is not None else wrap
