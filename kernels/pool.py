@@ -110,90 +110,149 @@ def _maxpool_impl(x, k, st, pb, dl, out):
 
 
 @kernel
-def _rows_max(x, c, h0, h1, dst):
-    """dst[:] = max over input rows h0 <= h < h1 (h1 > h0) of plane c: element-wise vector
-    maxes of contiguous rows."""
-    src = x[c, h0]
-    for j in range(dst.size):
-        dst[j] = src[j]
-    for h in range(h0 + 1, h1):
-        src = x[c, h]
-        for j in range(dst.size):
-            v = src[j]
+def _hmax_interior(xr, kw, sw, pw, o0, o1, dst):
+    """dst[o] = max_{0 <= j < kw} xr[o*sw - pw + j] for o0 <= o < o1, all taps inside xr.
+    The common (kw, sw) get one loop with constant taps (vector loads, deinterleaved for
+    sw = 2); others loop over taps. Loops index views from 0 (no negative-index checks)."""
+    n = o1 - o0
+    if n <= 0:
+        return
+    s = xr[o0 * sw - pw:]
+    d = dst[o0:o1]
+    if sw == 2 and kw == 3:
+        for o in range(n):
+            a, b, c = s[2 * o], s[2 * o + 1], s[2 * o + 2]
+            m = a if a > b else b
+            d[o] = m if m > c else c
+    elif sw == 2 and kw == 2:
+        for o in range(n):
+            a, b = s[2 * o], s[2 * o + 1]
+            d[o] = a if a > b else b
+    elif sw == 1 and kw == 3:
+        for o in range(n):
+            a, b, c = s[o], s[o + 1], s[o + 2]
+            m = a if a > b else b
+            d[o] = m if m > c else c
+    elif sw == 1 and kw == 2:
+        for o in range(n):
+            a, b = s[o], s[o + 1]
+            d[o] = a if a > b else b
+    else:
+        for o in range(n):
+            d[o] = s[o * sw]
+        for j in range(1, kw):
+            t = s[j:]
+            for o in range(n):
+                v = t[o * sw]
+                d[o] = v if v > d[o] else d[o]
+
+
+@kernel
+def _hmax_border(xr, kw, sw, pw, o, init):
+    """max over the taps o*sw - pw + j (0 <= j < kw) that fall inside xr (init if none)."""
+    m = init
+    for j in range(kw):
+        w = o * sw - pw + j
+        if w >= 0 and w < xr.size and xr[w] > m:
+            m = xr[w]
+    return m
+
+
+@kernel
+def _hmax_row(xr, kw, sw, pw, o_lo, o_hi, init, dst):
+    """Horizontal windows of one input row: interior columns [o_lo, o_hi) by vector loops,
+    the few border columns (windows reaching into the padding) one by one."""
+    for o in range(o_lo):
+        dst[o] = _hmax_border(xr, kw, sw, pw, o, init)
+    _hmax_interior(xr, kw, sw, pw, o_lo, o_hi, dst)
+    for o in range(o_hi, dst.size):
+        dst[o] = _hmax_border(xr, kw, sw, pw, o, init)
+
+
+@kernel
+def _vmax_rows(hm, h0, h1, dst):
+    """dst[:] = max over rows h0 <= h < h1 (h1 > h0) of hm: one vector loop for up to three
+    rows, then one per further row."""
+    r0 = hm[h0]
+    n = dst.size
+    if h1 - h0 == 1:
+        for j in range(n):
+            dst[j] = r0[j]
+        return
+    r1 = hm[h0 + 1]
+    if h1 - h0 == 2:
+        for j in range(n):
+            a, b = r0[j], r1[j]
+            dst[j] = a if a > b else b
+        return
+    r2 = hm[h0 + 2]
+    for j in range(n):
+        a, b, c = r0[j], r1[j], r2[j]
+        m = a if a > b else b
+        dst[j] = m if m > c else c
+    for h in range(h0 + 3, h1):
+        r = hm[h]
+        for j in range(n):
+            v = r[j]
             dst[j] = v if v > dst[j] else dst[j]
 
 
 @kernel
-def _deinterleave(row, sw, phases):
-    """phases[p, e] = row[e*sw + p] for e < phases.shape[1]: the stride-sw phases of a row,
-    so that a strided window becomes sw contiguous ones."""
-    n = phases.shape[1]
-    for p in range(sw):
-        ph = phases[p]
-        for e in range(n):
-            ph[e] = row[e * sw + p]
+def _interior_cols(iw, kw, sw, pw, ow):
+    """[o_lo, o_hi): the output columns whose whole window lies inside a row of width iw."""
+    o_lo = min((pw + sw - 1) // sw, ow)
+    last = iw - kw + pw
+    o_hi = min(last // sw + 1, ow) if last >= 0 else 0
+    return o_lo, max(o_hi, o_lo)
 
 
 @kernel
-def _deinterleave2(row, phases):
-    """phases[0] = row[0::2], phases[1] = row[1::2] (len(row) == 2 * phases.shape[1])."""
-    ev = phases[0]
-    od = phases[1]
-    for e in range(ev.size):
-        ev[e] = row[2 * e]
-        od[e] = row[2 * e + 1]
-
-
-@kernel
-def _cols_max(row, kw, sw, phases, dst):
-    """dst[o] = max_{0 <= j < kw} row[o*sw + j]: for sw == 1 the max of kw shifted views;
-    otherwise the row is split into its sw phases first, and tap j reads the contiguous
-    view phases[j % sw, j // sw:]."""
-    n = dst.size
-    if sw == 1:
-        src = row
-    else:
-        if sw == 2:
-            _deinterleave2(row, phases)
-        else:
-            _deinterleave(row, sw, phases)
-        src = phases[0]
-    for o in range(n):
-        dst[o] = src[o]
-    for j in range(1, kw):
-        if sw == 1:
-            src = row[j:]
-        else:
-            src = phases[j % sw, j // sw:]
-        for o in range(n):
-            v = src[o]
-            dst[o] = v if v > dst[o] else dst[o]
+def _hmax_plane(v, kw, sw, pw, o_lo, o_hi, init, dst):
+    """Horizontal windows of every row of v (R, W) into dst (R, OW). When W == sw*OW the rows
+    are taken as one flat row (one long vector loop whose windows only go wrong where they
+    cross a row end, i.e. at border columns), then the border columns are redone row by row."""
+    rows, iw = v.shape
+    ow = dst.shape[1]
+    if iw != sw * ow:
+        for r in range(rows):
+            _hmax_row(v[r], kw, sw, pw, o_lo, o_hi, init, dst[r])
+        return
+    vf = v.reshape(-1)
+    df = dst.reshape(-1)
+    i0, i1 = _interior_cols(vf.size, kw, sw, pw, df.size)
+    _hmax_interior(vf, kw, sw, pw, i0, i1, df)
+    for r in range(rows):
+        vr = v[r]
+        dr = dst[r]
+        for o in range(o_lo):
+            dr[o] = _hmax_border(vr, kw, sw, pw, o, init)
+        for o in range(o_hi, ow):
+            dr[o] = _hmax_border(vr, kw, sw, pw, o, init)
 
 
 @kernel
 def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
     """MaxPool with dilation 1 on planes [c0, c1) of x (planes, H, W) into out (planes, OH, OW).
-    Per output row: the vertical max of its window's rows inside the image goes into a row
-    buffer whose pb[1] left cells and right tail hold `init` (the type's minimum, standing for
-    the padding), then the horizontal windows of that buffer (stride split into phases).
-    Every window holds at least one image tap (pads < kernel and ONNX's output size), so
-    `init` never reaches the output. Exact: only comparisons."""
+    Per plane: for each output row the element-wise max of the input rows of its vertical
+    window that lie inside the image (into `vm` (OH, W)), then the horizontal windows of those
+    rows (see `_hmax_plane`). Padding is never read: windows are clipped to the image, and
+    every window holds at least one image tap (pads < kernel and ONNX's output size), so
+    `init` (the type's minimum) never reaches the output. Exact: only comparisons."""
     _, ih, iw = x.shape
     _, oh, ow = out.shape
     kh, kw, sh, sw, ph, pw = k[0], k[1], st[0], st[1], pb[0], pb[1]
-    span = max(pw + iw, (ow - 1) * sw + kw)
-    n = (span + sw - 1) // sw
-    buf = np.empty(n * sw, x.dtype)
-    for j in range(buf.size):
-        buf[j] = init
-    phases = np.empty((sw, n), x.dtype)
-    inner = buf[pw:pw + iw]
+    o_lo, o_hi = _interior_cols(iw, kw, sw, pw, ow)
+    direct = kh == 1 and sh == 1 and ph == 0 and oh == ih
+    vm = np.empty((oh, iw), x.dtype)
     for c in range(c0, c1):
+        if direct:
+            _hmax_plane(x[c], kw, sw, pw, o_lo, o_hi, init, out[c])
+            continue
+        xc = x[c]
         for a in range(oh):
             h0 = a * sh - ph
-            h1 = min(h0 + kh, ih)
-            _rows_max(x, c, max(h0, 0), h1, inner)
-            _cols_max(buf, kw, sw, phases, out[c, a])
+            _vmax_rows(xc, max(h0, 0), min(h0 + kh, ih), vm[a])
+        _hmax_plane(vm, kw, sw, pw, o_lo, o_hi, init, out[c])
 
 
 def _front2(values, fill):
