@@ -198,6 +198,28 @@ def _vmax_rows(hm, h0, h1, dst):
 
 
 @kernel
+def _vmax_flat(xf, iw, kh, dst):
+    """dst[i] = max_{0 <= t < kh} xf[i + t*iw]: a stride-1 vertical window over a run of
+    whole rows as one long loop (constant taps for kh = 2, 3)."""
+    n = dst.size
+    if kh == 3:
+        r1 = xf[iw:]
+        r2 = xf[2 * iw:]
+        for i in range(n):
+            a, b, c = xf[i], r1[i], r2[i]
+            m = a if a > b else b
+            dst[i] = m if m > c else c
+        return
+    for i in range(n):
+        dst[i] = xf[i]
+    for t in range(1, kh):
+        r = xf[t * iw:]
+        for i in range(n):
+            v = r[i]
+            dst[i] = v if v > dst[i] else dst[i]
+
+
+@kernel
 def _interior_cols(iw, kw, sw, pw, ow):
     """[o_lo, o_hi): the output columns whose whole window lies inside a row of width iw."""
     o_lo = min((pw + sw - 1) // sw, ow)
@@ -234,7 +256,8 @@ def _hmax_plane(v, kw, sw, pw, o_lo, o_hi, init, dst):
 def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
     """MaxPool with dilation 1 on planes [c0, c1) of x (planes, H, W) into out (planes, OH, OW).
     Per plane: for each output row the element-wise max of the input rows of its vertical
-    window that lie inside the image (into `vm` (OH, W)), then the horizontal windows of those
+    window that lie inside the image (into `vm` (OH, W); one flat loop over the rows whose
+    window lies inside the image when the vertical stride is 1), then the horizontal windows of those
     rows (see `_hmax_plane`). Padding is never read: windows are clipped to the image, and
     every window holds at least one image tap (pads < kernel and ONNX's output size), so
     `init` (the type's minimum) never reaches the output. Exact: only comparisons."""
@@ -242,6 +265,7 @@ def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
     _, oh, ow = out.shape
     kh, kw, sh, sw, ph, pw = k[0], k[1], st[0], st[1], pb[0], pb[1]
     o_lo, o_hi = _interior_cols(iw, kw, sw, pw, ow)
+    a_lo, a_hi = _interior_cols(ih, kh, 1, ph, oh) if sh == 1 else (0, 0)
     direct = kh == 1 and sh == 1 and ph == 0 and oh == ih
     vm = np.empty((oh, iw), x.dtype)
     for c in range(c0, c1):
@@ -250,6 +274,10 @@ def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
             continue
         xc = x[c]
         for a in range(oh):
+            if a == a_lo and a_hi > a_lo:
+                _vmax_flat(xc.reshape(-1)[(a_lo - ph) * iw:], iw, kh, vm[a_lo:a_hi].reshape(-1))
+            if a >= a_lo and a < a_hi:
+                continue
             h0 = a * sh - ph
             _vmax_rows(xc, max(h0, 0), min(h0 + kh, ih), vm[a])
         _hmax_plane(vm, kw, sw, pw, o_lo, o_hi, init, out[c])
