@@ -164,20 +164,6 @@ def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
                 out[j] = 0
 
 
-@kernel
-def _init_block(cblk, offs, col0):
-    for i in range(cblk.shape[0]):
-        for j in range(cblk.shape[1]):
-            cblk[i, j] = offs[col0 + j]
-
-
-@kernel
-def _add_tile(cblk, tile, row0, col0, mr, nr):
-    for r in range(mr):
-        for j in range(nr):
-            cblk[row0 + r, col0 + j] += tile[r * nr + j]
-
-
 @kernel(inline="always")
 def _requant_one(c, mult, zp, flo, fhi):
     """ORT float requant of one int32 sum: rint_RNE(clamp(f32(c) * mult, flo, fhi)) + zp."""

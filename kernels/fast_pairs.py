@@ -40,7 +40,7 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
-from .fast_gemm import (_add_tile, _c_target, _epilogue, _init_block, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
+from .fast_gemm import (_c_target, _epilogue, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
@@ -176,10 +176,13 @@ def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
             acc[m, n] = np.int64(acc[m, n]) + off[n] - b_zp[n] * rs
 
 
-def run_raw(a, packed: PackedPairs, raw, threads=None) -> None:
-    """raw (M, N) int32/int64 C-contiguous = the int32 raw pair sums of a (M, K) uint8
-    C-contiguous; callers validate every argument (gemm_pairs_packed does)."""
+def run_raw(a, packed: PackedPairs, raw, threads=None, off=None) -> None:
+    """raw (M, N) int32/int64 C-contiguous = int32(off[n] + the raw pair sums of a (M, K) uint8
+    C-contiguous), wrapping mod 2**32 (off: int64 (N,), default 0); callers validate every
+    argument (gemm_pairs_packed does)."""
     offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
+    if off is not None:
+        offs[:packed.n] = off.astype(np.int32)      # wraps: the sums are taken mod 2**32
     geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2")
     src = a.reshape(-1)
     parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, _rq_none(), i0, i1),
@@ -205,6 +208,15 @@ def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
         return
     a = np.ascontiguousarray(a)
     out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
+    if not b_zp.any():
+        # no row-sum term: bias - a_zp*S[n] starts the int32 sums; exact when they cannot wrap
+        off = bias - np.int64(a_zp) * packed.col_sum
+        raw_max = float(_ceil(packed.k, 2) * 32768)
+        if acc.dtype == np.int32 or raw_max + float(np.abs(off).max(initial=0)) < 2.0**31:
+            run_raw(a, packed, out, off=off)
+            if out is not acc:
+                acc[...] = out
+            return
     run_raw(a, packed, out)
     _fix_zero_points(out, a, np.int64(a_zp), packed.col_sum, b_zp, bias)
     if out is not acc:

@@ -51,6 +51,19 @@ def test_gemm_equals_twin(m, k, n, dtype, data):
 
 
 @settings(max_examples=60, deadline=None)
+@given(DIM, K_DIM, DIM, st.sampled_from([np.int32, np.int64]), st.sampled_from([0, 2**20, 2**31 - 1, -2**31, 2**40]),
+       st.data())
+def test_gemm_without_weight_zero_points_equals_twin(m, k, n, dtype, bias_scale, data):
+    """b_zp == 0: bias - a_zp*S[n] starts the int32 sums in the micro-kernel (no row-sum pass);
+    int32 acc wraps, int64 acc stays exact (falls back when the start could wrap)."""
+    a = data.draw(int_array((m, k), np.uint8))
+    b = data.draw(int_array((k, n), np.int8))
+    bias = np.asarray(data.draw(st.lists(st.integers(-1, 1), min_size=n, max_size=n)), np.int64) * bias_scale
+    got, want = both(a, b, data.draw(zero_point(np.uint8)), np.zeros(n, np.int64), bias, dtype)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 13), st.integers(1, 37), st.integers(1, 35), st.sampled_from([0, 255]),
        st.sampled_from([-128, 127]), st.sampled_from([-128, 127, 0]), st.sampled_from([np.int32, np.int64]))
 def test_extremes_equal_twin(m, k, n, a_zp, b_zp, b_val, dtype):
