@@ -44,7 +44,8 @@ def image_chunk(p: int, k: int, n_img: int) -> int:
     return max(1, min(n_img, COLS_BYTES // max(1, p * k)))
 
 
-PARALLEL_BYTES = 1 << 18           # below this much data a pass runs on the calling thread alone
+PARALLEL_BYTES = 1 << 22           # below this much data a pass runs on the calling thread alone
+                                   # (the passes run near memory speed: a hand-off costs more)
 
 
 def runner(nbytes: int):
