@@ -6,8 +6,8 @@ geo int64 [KH, KW, sh, sw, pt, pl, dh, dw]):
     acc[n, m, oy, ox] = bias[m] + sum_{ky, kx} (x[n, m // mult, iy, ix] - x_zp) * wz[m, ky*KW + kx]
 
 with iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the image contribute 0.
-The KH*KW products are summed in int32 (callers guarantee |term| < 2**17 and that the sum fits),
-then the bias is added:
+The KH*KW products are summed exactly into an int32 value (callers guarantee |term| < 2**17 and
+that the sum fits int32; otherwise the int32 sum wraps mod 2**32), then the bias is added:
 - dst int64: int64(sum) + bias[m]                       (exact);
 - dst int32: int32(sum + bias[m])                       (wrapped mod 2**32);
 - dst uint8/int8 with rq = (True, mult f32 (M,), zp, lo, hi), onnxruntime's float requant:
@@ -15,16 +15,23 @@ then the bias is added:
       dst = rint_half_even(v) + zp
   rq = (False, ...) stores the sum as for int32/int64 (wrapped to the dst dtype).
 
+Sums: int32 lanes (products formed in 32 bits; they and the sums wrap mod 2**32 exactly as
+the contract's int32 sum does). A float32 variant (exact below 2**24) measured no faster here.
+
 Two loop orders, same integers:
-- "rows" (wide outputs, OW >= ROWS_MIN_OW): one plane (n, m) at a time; the plane is copied once,
-  centred (x - x_zp, int32) and zero-padded, into `sw` column phases (phase p holds padded columns
-  p, p + sw, ...), so every tap of every output row is a contiguous run; the ox loop (vectorised
-  by LLVM) sums the taps with no branch and stores (or requantizes) the row straight into dst.
-- "chan" (narrow outputs, many channels): blocks of CB output channels; the block is copied,
-  centred and zero-padded, into channel-last order (HP, WP, CB) int32, so one output pixel is a
-  contiguous CB-lane sum over the taps; results go to the NCHW planes of the block.
-Work is shared over planes (rows) or channel blocks (chan) by kernels.fast_gemm.parallel_items
-in at most 2 chunks per thread; small problems run on the calling thread.
+- "rows" (wide outputs, OW >= ROWS_MIN_OW): one plane (n, m) at a time. The plane is copied once,
+  centred and zero-padded, into sh*sw phases (phase (py, px) holds padded rows py, py + sh, ...
+  and columns px, px + sw, ...), each phase (OH + (KH-1)*dh//sh) x (OW + (KW-1)*dw//sw). Then
+  output (oy, ox) reads tap t at toff[t] + oy*wq + ox: one branch-free loop over the whole
+  plane (LLVM vectorises it; the wq - OW columns past each row are computed and dropped), and
+  each output row is stored (or requantized) straight into dst.
+- "chan" (narrow outputs, many channels): blocks of CB output channels. The block is copied,
+  centred and zero-padded, channel-last, into sw column phases; an output row of the block is
+  one contiguous OW*CB-lane loop over the taps (the taps tiled along the row); requantized rows
+  are gathered per block and scattered to its NCHW planes.
+Work is shared over planes (rows) or (block, image) items (chan) by
+kernels.fast_gemm.parallel_items in at most 2 chunks per thread; problems below SERIAL_WORK
+multiply-adds run on the calling thread.
 """
 from __future__ import annotations
 
@@ -35,7 +42,6 @@ from .jit import kernel
 CB = 16                 # channels per block of the "chan" path (two AVX2 vectors)
 ROWS_MIN_OW = 24        # the "rows" path for outputs at least this wide
 SERIAL_WORK = 1 << 17   # below this many multiply-adds, one thread (pool overhead ~10-20 us)
-F32_EXACT = 1 << 24     # float32 holds every integer of magnitude <= 2**24 exactly
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
 
 
@@ -63,9 +69,9 @@ def _copy_centred(xf, src, buf, dst0, i0, i1, zp):
 
 @kernel(inline="always")
 def _finish_row(acc, a0, ow_, df, d0, b64, requant, mm, zpf, flo, fhi):
-    """df[d0 : d0 + OW] (a flat view of dst) from the tap sums acc[a0 : a0 + OW] (exact
-    integers): int64(sum) + bias, or the ORT requant of the wrapped int32 sum + bias (float32
-    throughout, rint half to even)."""
+    """df[d0 : d0 + OW] (a flat view of dst) from the int32 tap sums acc[a0 : a0 + OW]:
+    int64(sum) + bias, or the ORT requant of the wrapped int32 sum + bias (float32 throughout,
+    rint half to even)."""
     b32 = np.int32(b64)
     if requant:
         for ox in range(ow_):
@@ -132,7 +138,7 @@ def _tap_offsets(geo, hq, wq, lane):
 @kernel
 def _plane_sums(xs, toff, wt, acc):
     """acc[i] = sum_t xs[toff[t] + i] * wt[t] for i < acc.size (i = oy*wq + ox; the columns
-    ox >= OW are not outputs). Exact: float32 partial sums stay below 2**24, int32 ones wrap."""
+    ox >= OW are not outputs). int32, wrapping."""
     n_ = acc.size
     for i in range(n_):
         acc[i] = 0
@@ -144,7 +150,8 @@ def _plane_sums(xs, toff, wt, acc):
 
 @kernel
 def _plane_sums_9(xs, toff, wt, acc):
-    """_plane_sums for nine taps in one pass (a shallow sum tree: exact in any order)."""
+    """_plane_sums for nine taps in one pass (a shallow sum tree; wrapping int32 sums are
+    exact mod 2**32 in any order)."""
     o0, o1, o2, o3, o4, o5, o6, o7, o8 = (toff[0], toff[1], toff[2], toff[3], toff[4], toff[5],
                                           toff[6], toff[7], toff[8])
     w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
@@ -158,9 +165,8 @@ def _plane_sums_9(xs, toff, wt, acc):
 
 
 @kernel
-def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
-    """Planes i0..i1-1 (plane = n*M + m) by the "rows" loop order; the centred input and the
-    taps are held in proto's dtype (float32 when every partial sum is below 2**24, else int32)."""
+def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
+    """Planes i0..i1-1 (plane = n*M + m) by the "rows" loop order."""
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
@@ -168,10 +174,10 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
     hq = oh_ + ((kh_ - 1) * dh) // sh
     wq = ow_ + ((kw_ - 1) * dw) // sw
     xf = x.reshape(x.size)
-    xs = np.empty(sh * sw * hq * wq, proto.dtype)
-    tmp = np.empty(sw * wq, proto.dtype)
-    acc = np.empty((oh_ - 1) * wq + ow_, proto.dtype)
-    wt = np.empty(kh_ * kw_, proto.dtype)
+    xs = np.empty(sh * sw * hq * wq, np.int32)
+    tmp = np.empty(sw * wq, np.int32)
+    acc = np.empty((oh_ - 1) * wq + ow_, np.int32)
+    wt = np.empty(kh_ * kw_, np.int32)
     toff = _tap_offsets(geo, hq, wq, 1)
     df = dst.reshape(dst.size)
     zp32 = np.int32(x_zp)
@@ -232,7 +238,7 @@ def _fill_block(x, n, m0, mult_ch, zp, geo, xb, hp, wq, jr):
 @kernel
 def _block_row(xb, hp, wq, wrow, geo, acc, oy):
     """acc[ox*CB + j] = sum over taps of xb[phase, oy*sh + ky*dh, ox + q, j] * w[tap, j], the
-    taps tiled along the row in wrow[tap*L + ox*CB + j] (L = OW*CB); exact as _plane_row."""
+    taps tiled along the row in wrow[tap*L + ox*CB + j] (L = OW*CB); int32, wrapping."""
     kh_, kw_ = geo[_K], geo[_KW]
     sh, sw, dh, dw = geo[_SH], geo[_SW], geo[_DH], geo[_DW]
     n_ = acc.size
@@ -286,20 +292,19 @@ def _tile_block(wz, bias, mult, requant, m0, nb, wrow, brow, mrow):
 
 
 @kernel
-def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, proto, i0, i1):
+def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
     """Items i0..i1-1 (item = block*N + n: one block of CB channels of one image) by the "chan"
-    loop order (buffers in proto's dtype, as _rows_impl)."""
+    loop order."""
     c_ = x.shape[1]
     m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
     requant, mult, zpf, flo, fhi = _rq_consts(rq)
     hp = (oh_ - 1) * sh + (kh_ - 1) * dh + 1
     wq = ow_ + ((kw_ - 1) * dw) // sw
-    n_blocks = (m_ + CB - 1) // CB
     lanes = ow_ * CB
-    xb = np.zeros(sw * hp * wq * CB, proto.dtype)
-    wrow = np.empty(kh_ * kw_ * lanes, proto.dtype)
-    acc = np.empty(lanes, proto.dtype)
+    xb = np.zeros(sw * hp * wq * CB, np.int32)
+    wrow = np.empty(kh_ * kw_ * lanes, np.int32)
+    acc = np.empty(lanes, np.int32)
     brow = np.empty(lanes, np.int32)
     mrow = np.empty(lanes, np.float32)
     res = np.empty(oh_ * lanes, np.int32)
@@ -452,34 +457,12 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     from .fast_gemm import parallel_items
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
-    proto = _sum_dtype(x, x_zp, wz)
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
     if n * m * oh * ow * taps < SERIAL_WORK:
         threads = 1
     zp = np.int64(x_zp)
-    parallel_items(lambda i0, i1: impl(x, zp, wz, bias, geo, dst, rq, proto, i0, i1), items,
+    parallel_items(lambda i0, i1: impl(x, zp, wz, bias, geo, dst, rq, i0, i1), items,
                    threads=threads, per_thread=2)
-
-
-_F32 = np.zeros(0, np.float32)
-_I32 = np.zeros(0, np.int32)
-
-
-def _sum_dtype(x, x_zp, wz):
-    """_F32 when every float32 partial sum is an exact integer (KH*KW * max|x - x_zp| * max|wz|
-    < 2**24), else _I32 (int32 sums, wrapping as the contract allows)."""
-    lo, hi = _RANGE[x.dtype]
-    span = max(hi - int(x_zp), int(x_zp) - lo)
-    return _F32 if wz.shape[1] * span * _abs_max(wz) < F32_EXACT else _I32
-
-
-@kernel
-def _abs_max(a):
-    """max |a| over a C-contiguous int32 2-D array, as int64."""
-    r = np.int64(0)
-    for v in a.reshape(a.size):
-        r = max(r, abs(np.int64(v)))
-    return r
 
 
 def depthwise_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
