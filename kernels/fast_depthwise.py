@@ -68,19 +68,24 @@ def _copy_centred(xf, src, buf, dst0, i0, i1, zp):
 
 
 @kernel(inline="always")
-def _finish_row(acc, a0, ow_, df, d0, b64, requant, mm, zpf, flo, fhi):
-    """df[d0 : d0 + OW] (a flat view of dst) from the int32 tap sums acc[a0 : a0 + OW]:
-    int64(sum) + bias, or the ORT requant of the wrapped int32 sum + bias (float32 throughout,
-    rint half to even)."""
+def _finish_row(acc, a0, step, ow_, df, d0, b64, requant, mm, zpf, flo, fhi):
+    """df[d0 + ox] (a flat view of dst) for ox < OW from the int32 tap sums acc[a0 + ox*step]
+    (step 1 or 2): int64(sum) + bias, or the ORT requant of the wrapped int32 sum + bias
+    (float32 throughout, rint half to even)."""
     b32 = np.int32(b64)
-    if requant:
+    if requant and step == 1:
         for ox in range(ow_):
             t = np.int32(np.int32(acc[np.uint64(a0 + ox)]) + b32)
             v = min(max(np.float32(t) * mm, flo), fhi)
             df[np.uint64(d0 + ox)] = np.int32(np.rint(v) + zpf)
+    elif requant:
+        for ox in range(ow_):
+            t = np.int32(np.int32(acc[np.uint64(a0 + 2 * ox)]) + b32)
+            v = min(max(np.float32(t) * mm, flo), fhi)
+            df[np.uint64(d0 + ox)] = np.int32(np.rint(v) + zpf)
     else:
         for ox in range(ow_):
-            df[np.uint64(d0 + ox)] = np.int64(np.int32(acc[np.uint64(a0 + ox)])) + b64
+            df[np.uint64(d0 + ox)] = np.int64(np.int32(acc[np.uint64(a0 + ox * step)])) + b64
 
 
 # ------------------------------------------------------------------------------- "rows" path
@@ -171,14 +176,20 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
     m_, oh_, ow_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, kw_, sh, sw, dh, dw = geo[_K], geo[_KW], geo[_SH], geo[_SW], geo[_DH], geo[_DW]
     requant, mult, zpf, flo, fhi = _rq_consts(rq)
+    # column stride 2: sum at every column (twice the sums, but the fill is a plain row copy,
+    # much cheaper than splitting columns) and keep every other one; stride 3+: column phases
+    step = 2 if sw == 2 else 1
+    g = geo.copy()
+    g[_SW] = sw // step
+    ow_c = (ow_ - 1) * step + 1
     hq = oh_ + ((kh_ - 1) * dh) // sh
-    wq = ow_ + ((kw_ - 1) * dw) // sw
+    wq = ow_c + ((kw_ - 1) * dw) // g[_SW]
     xf = x.reshape(x.size)
-    xs = np.empty(sh * sw * hq * wq, np.int32)
-    tmp = np.empty(sw * wq, np.int32)
-    acc = np.empty((oh_ - 1) * wq + ow_, np.int32)
+    xs = np.empty(sh * g[_SW] * hq * wq, np.int32)
+    tmp = np.empty(g[_SW] * wq, np.int32)
+    acc = np.empty((oh_ - 1) * wq + ow_c, np.int32)
     wt = np.empty(kh_ * kw_, np.int32)
-    toff = _tap_offsets(geo, hq, wq, 1)
+    toff = _tap_offsets(g, hq, wq, 1)
     df = dst.reshape(dst.size)
     zp32 = np.int32(x_zp)
     mult_ch = m_ // c_
@@ -187,7 +198,7 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
         n, m = plane // m_, plane % m_
         src = n * c_ + m // mult_ch
         if src != last:
-            _fill_phases(xf, src * h_ * w_, h_, w_, zp32, geo, xs, hq, wq, tmp)
+            _fill_phases(xf, src * h_ * w_, h_, w_, zp32, g, xs, hq, wq, tmp)
             last = src
         for t in range(kh_ * kw_):
             wt[t] = wz[m, t]
@@ -197,7 +208,8 @@ def _rows_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
             _plane_sums(xs, toff, wt, acc)
         mm = mult[m] if requant else np.float32(0)
         for oy in range(oh_):
-            _finish_row(acc, oy * wq, ow_, df, (plane * oh_ + oy) * ow_, bias[m], requant, mm, zpf, flo, fhi)
+            _finish_row(acc, oy * wq, step, ow_, df, (plane * oh_ + oy) * ow_, bias[m], requant, mm, zpf,
+                        flo, fhi)
 
 
 # ------------------------------------------------------------------------------- "chan" path
