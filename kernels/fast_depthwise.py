@@ -41,7 +41,8 @@ from .jit import kernel
 
 CB = 16                 # channels per block of the "chan" path (two AVX2 vectors)
 ROWS_MIN_OW = 24        # the "rows" path for outputs at least this wide
-SERIAL_WORK = 1 << 17   # below this many multiply-adds, one thread (pool overhead ~10-20 us)
+SERIAL_WORK = 1 << 19   # below this many multiply-adds (~0.1 ms here), one thread: the pool's
+                        # ~10-20 us per call and a late worker cost more than they save
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
 
 
