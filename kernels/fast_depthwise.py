@@ -467,15 +467,20 @@ def _path(dst) -> str:
 def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
     the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
-    from .fast_gemm import parallel_items
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
     if n * m * oh * ow * taps < SERIAL_WORK:
         threads = 1
     zp = np.int64(x_zp)
-    parallel_items(lambda i0, i1: impl(x, zp, wz, bias, geo, dst, rq, i0, i1), items,
-                   threads=threads, per_thread=2)
+    _split_run(lambda i0, i1: impl(x, zp, wz, bias, geo, dst, rq, i0, i1), items, threads)
+
+
+def _split_run(run, items, threads):
+    """run(i0, i1) over range(items) in at most 2 chunks per thread (threads None: the pool's
+    default count)."""
+    from .fast_gemm import parallel_items
+    parallel_items(run, items, threads=threads, per_thread=2)
 
 
 def depthwise_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:

@@ -103,11 +103,21 @@ def test_depthwise_wide_taps_equals_twin(case, path):
 @settings(max_examples=60, deadline=None)
 @given(case=dw_case(max_hw=40), threads=st.sampled_from([1, 2, 3]))
 def test_depthwise_threads_and_paths(case, threads):
-    """Every thread count gives the twin's integers, on both loop orders (OW up to ~40)."""
+    """Every thread count gives the twin's integers, on both loop orders (OW up to ~40), with
+    the serial cut-off lowered so even small problems are split into chunks."""
     args = case[0]
     got, want = np.full_like(args[5], 1), np.full_like(args[5], 2)
-    fd.depthwise(*args[:5], got, args[6], threads=threads)
+    calls = []
+    real = fd._split_run
+
+    def spy(impl, items, threads_):
+        calls.append((items, threads_))
+        real(impl, items, threads_)
+
+    with mock.patch.object(fd, "SERIAL_WORK", 0), mock.patch.object(fd, "_split_run", spy):
+        fd.depthwise(*args[:5], got, args[6], threads=threads)
     fd.depthwise_ref(*args[:5], want, args[6])
+    assert calls and calls[0][1] == threads
     assert np.array_equal(got, want)
 
 
