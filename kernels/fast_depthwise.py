@@ -24,7 +24,9 @@ Two loop orders, same integers:
   and columns px, px + sw, ...), each phase (OH + (KH-1)*dh//sh) x (OW + (KW-1)*dw//sw). Then
   output (oy, ox) reads tap t at toff[t] + oy*wq + ox: one branch-free loop over the whole
   plane (LLVM vectorises it; the wq - OW columns past each row are computed and dropped), and
-  each output row is stored (or requantized) straight into dst.
+  each output row is stored (or requantized) straight into dst. Column stride 2 is the
+  exception: the plane keeps its columns (a plain row copy; splitting them cost more than it
+  saved), the sums run at every column and the row store keeps every other one.
 - "chan" (narrow outputs, many channels): blocks of CB output channels. The block is copied,
   centred and zero-padded, channel-last, into sw column phases; an output row of the block is
   one contiguous OW*CB-lane loop over the taps (the taps tiled along the row); requantized rows
