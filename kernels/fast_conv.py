@@ -125,12 +125,32 @@ def _exact_gemm(pack: PackedB, offs, o, cols, raw):
     run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, _rq_none())
 
 
-def _depthwise(x, x_zp, pc: PackedConv, bias, dst, rq):
-    """The depthwise kind through kernels.fast_depthwise (exact sums, fused requant when rq[0])."""
+class DepthwisePlan(NamedTuple):
+    """A depthwise conv's run-time constants, prepared once (kernels.fast_depthwise.depthwise
+    still checks every argument on each call)."""
+    pc: PackedConv
+    x_zp: int
+    bias: np.ndarray
+    geo: np.ndarray
+    rq: tuple
+
+
+def plan_depthwise(pc: PackedConv, x_zp, bias, rq) -> DepthwisePlan:
+    """The plan of a depthwise-kind pc: bias int64 (M,), rq as kernels.fast_depthwise.depthwise."""
+    if pc.kind != "depthwise":
+        raise ValueError(f"plan_depthwise: a {pc.kind} conv is not depthwise")
     g = pc.geom
-    geo = np.array([pc.kh, pc.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w],
-                   np.int64)
-    depthwise(np.ascontiguousarray(x), int(x_zp), pc.wz, bias, geo, dst, rq)
+    geo = np.array([pc.kh, pc.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w], np.int64)
+    return DepthwisePlan(pc, int(x_zp), np.ascontiguousarray(bias, np.int64), geo, rq)
+
+
+def run_depthwise_plan(plan: DepthwisePlan, x, dst) -> None:
+    """dst = the planned depthwise conv of x (exact sums, fused requant when rq[0])."""
+    depthwise(np.ascontiguousarray(x), plan.x_zp, plan.pc.wz, plan.bias, plan.geo, dst, plan.rq)
+
+
+def _depthwise(x, x_zp, pc: PackedConv, bias, dst, rq):
+    run_depthwise_plan(plan_depthwise(pc, x_zp, bias, rq), x, dst)
 
 
 def _depthwise_fits(x, x_zp, pc, bias):

@@ -84,22 +84,19 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
 
 
 def _fused_conv(x4, b: Bound, geom, fused, out):
-    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact).
-    GEMM-kind convs run a plan (kernels.conv_plan) built once per geometry and input shape."""
-    mult, zp, lo, hi = fused
+    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact),
+    through a plan (kernels.conv_plan, or the depthwise one) built once per geometry and input
+    shape."""
+    from kernels.conv_plan import ConvPlan, run_plan
+    from kernels.fast_conv import run_depthwise_plan
     key = ("plan", geom, x4.shape[1:], x4.dtype)
     plan = b.packed.get(key)
     if plan is None:
         plan = b.packed[key] = _conv_plan(x4, b, geom, fused)
-    if plan is not None:
-        from kernels.conv_plan import run_plan
+    if isinstance(plan, ConvPlan):
         run_plan(plan, x4, out)
-    elif b.mode == "x86-u8s8-pairs":
-        from kernels.fast_pairs import conv2d_pairs_fast_requant
-        conv2d_pairs_fast_requant(x4, b.x_zp, _packed_pairs(b, geom), b.w_zp, b.bias, mult, zp, lo, hi, out)
     else:
-        from kernels.fast_conv import conv2d_fast_requant
-        conv2d_fast_requant(x4, b.x_zp, _packed_exact(b, geom), b.bias, mult, zp, lo, hi, out)
+        run_depthwise_plan(plan, x4, out)
 
 
 def _packed_pairs(b: Bound, geom):
@@ -118,16 +115,20 @@ def _packed_exact(b: Bound, geom):
 
 
 def _conv_plan(x4, b: Bound, geom, fused):
-    """The GEMM plan of this conv for inputs shaped like x4, or None for the depthwise kind."""
+    """The GEMM plan of this conv for inputs shaped like x4, or the depthwise plan. Depthwise
+    convs are summed exactly on every target, as onnxruntime's depthwise kernels do."""
     mult, zp, lo, hi = fused
     rq = (True, mult, zp, lo, hi)
+    from kernels.fast_conv import plan_conv_exact, plan_depthwise
     if b.mode == "x86-u8s8-pairs":
         from kernels.fast_pairs import plan_conv_pairs
         pc = _packed_pairs(b, geom)
-        return plan_conv_pairs(pc, x4.shape[1:], b.x_zp, b.w_zp, b.bias, rq) if pc.kind == "gemm" else None
-    from kernels.fast_conv import plan_conv_exact
+        if pc.kind == "gemm":
+            return plan_conv_pairs(pc, x4.shape[1:], b.x_zp, b.w_zp, b.bias, rq)
     pc = _packed_exact(b, geom)
-    return plan_conv_exact(pc, x4.shape[1:], x4.dtype, b.x_zp, b.bias, rq) if pc.kind == "gemm" else None
+    if pc.kind == "gemm":
+        return plan_conv_exact(pc, x4.shape[1:], x4.dtype, b.x_zp, b.bias, rq)
+    return plan_depthwise(pc, b.x_zp, b.bias, rq)
 
 
 def _simd() -> bool:

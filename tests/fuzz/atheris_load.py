@@ -34,6 +34,7 @@ def main(argv) -> None:
         for i, s in enumerate(SEEDS):
             with open(os.path.join(corpus, f"seed{i}.onnx"), "wb") as f:
                 f.write(s)
+    H.warm_up()
     atheris.Setup(argv + ([corpus] if corpus else []), one_input)
     atheris.Fuzz()
 

@@ -27,6 +27,11 @@ _BYTES = {p: H.model_bytes(p) for p in H.SMALL_MODEL_PATHS}
 models = st.sampled_from(H.SMALL_MODEL_PATHS)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _compiled():
+    H.warm_up()     # compile the kernels once, outside the per-case time limit and watchdog
+
+
 @pytest.fixture(autouse=True)
 def _watchdog():
     faulthandler.dump_traceback_later(60, exit=True)
