@@ -42,7 +42,8 @@ from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_vnni512
 KC_STEPS = 128            # K block (steps; literal 128 in the drivers): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
 MC_TILES = 16             # M block: at most 16 tiles of MR rows
-_GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4)}
+_GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4),
+         "avx2-ubsw": (4, 16, 4)}   # kernels.fast_pairs' vpmaddubsw engine (its own MR, NR, G)
 
 
 class PackedB(NamedTuple):

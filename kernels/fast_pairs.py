@@ -11,7 +11,7 @@ Contract (identical to kernels.x86pairs.gemm_acc_pairs; a uint8 (M, K), b int8 (
 How. `pack_b_pairs` stores the RAW weights (no zero point) as int8 panels of 16 columns, K
 zero-padded to a multiple of 4, each column's 4 consecutive k adjacent (pairs (2j, 2j+1) next
 to each other), in kernels.fast_gemm's panel layout [K block][panel][step][16][4]. The micro-
-kernel (6 rows x 16 columns) broadcasts 4 bytes of a row of A and runs, per 8-column ymm,
+kernel (4 rows x 16 columns, as MLAS) broadcasts 4 bytes of a row of A and runs, per 8-column ymm,
 
     vpmaddubsw(a_u8, b_s8)  -> 16 int16 lanes, each sat16(a[k]b[k] + a[k+1]b[k+1])
     vpmaddwd(that, ones)    -> 8 int32 lanes, the two saturated pairs of one k quad summed
@@ -50,7 +50,8 @@ from .x86pairs import (_check_conv, _check_gemm, _check_geom, _check_scalar_zp, 
                        _is_depthwise, _weights_khwc, conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs,
                        gemm_acc_pairs_ref)
 
-MR, NR, G = 6, 16, 4               # tile rows, tile columns, k per int32 lane
+MR, NR, G = 4, 16, 4               # tile rows, tile columns, k per int32 lane (8 accumulators: with
+                                   # B, broadcast, product and the ones vector, 13 of 16 ymm registers)
 K_RAW_EXACT = 131070               # largest K whose raw pair sum always fits int32
 
 
@@ -117,11 +118,11 @@ def _check_packed(packed, where):
 
 @kernel
 def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
-    """Tiles 0..nt-1 (A words at a0 + tile*6*lda) x panels q0..q1-1 (B at b0 + p*ns*64 int8) of
-    one K block, 6x16 vpmaddubsw micro-kernel, into C at c0 + tile*6*ldc + (p - q0)*16."""
+    """Tiles 0..nt-1 (A words at a0 + tile*4*lda) x panels q0..q1-1 (B at b0 + p*ns*64 int8) of
+    one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + tile*4*ldc + (p - q0)*16."""
     for t in range(nt):
         for p in range(q0, q1):
-            mk_ubsw(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+            mk_ubsw(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
                     ldc, offs, p * 16, first)
 
 
@@ -129,10 +130,10 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first)
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
     """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block of 128 steps, the item's A
     tiles as u8 quads (read in place from a row-major A when K % 4 == 0 and the tiles are full,
-    else packed once), then per B block of 16 panels, per tile and panel, the 6x16 vpmaddubsw
+    else packed once), then per B block of 16 panels, per tile and panel, the 4x16 vpmaddubsw
     micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
     kernels.fast_gemm._c_target allows, else a block written by _epilogue."""
-    mr, nr, g, nc = 6, 16, 4, 16
+    mr, nr, g, nc = 4, 16, 4, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
@@ -183,10 +184,10 @@ def run_raw(a, packed: PackedPairs, raw, threads=None, off=None) -> None:
     offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
     if off is not None:
         offs[:packed.n] = off.astype(np.int32)      # wraps: the sums are taken mod 2**32
-    geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2")
+    geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2-ubsw")
     src = a.reshape(-1)
     parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, _rq_none(), i0, i1),
-                   n_items(geo, "avx2"), work_threads(geo, threads))
+                   n_items(geo, "avx2-ubsw"), work_threads(geo, threads))
 
 
 def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
