@@ -28,6 +28,8 @@ class GroupPlan(NamedTuple):
     off: np.ndarray       # int64 (Mg,)
     wz: np.ndarray        # int64 (Mg,)
     rowsum: bool          # whether any wz is non-zero (the row sums are needed)
+    gemm_q: Callable = None   # gemm_q(cols, q (rows, Mg) 8-bit, rq): the requantized rows, when the
+    #                           GEMM's own sums are the whole acc (off and wz terms inside them)
 
 
 class ConvPlan(NamedTuple):
@@ -116,6 +118,13 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
                 cols = scratch("conv.cols", (rows, k), plan.x_dtype)
                 conv_rows.im2col_rows(xh[n0:n1], gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
                                       conv_rows.runner(cols.size))
+            if plan.rq[0] and gp.gemm_q is not None and len(plan.groups) == 1:
+                # requantized in the GEMM's epilogue (no int32 rows in memory), then one byte transpose
+                q = scratch("conv.q", (rows, mg), out.dtype)
+                gp.gemm_q(cols, q, plan.rq)
+                conv_rows.to_nhwc(q.reshape(n1 - n0, p, mg, 1), conv_rows.runner(q.size),
+                                  out=out3[n0:n1].reshape(n1 - n0, mg, 1, p))
+                continue
             gp.gemm(cols, raw)
             rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
             conv_rows.rows_to_nchw(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg,

@@ -401,12 +401,19 @@ def _serial(fn, n):
     fn(0, n)
 
 
-def to_nhwc(x, run=None) -> np.ndarray:
-    """(N, C, H, W) -> a new C-contiguous (N, H, W, C) array of the same dtype."""
+def to_nhwc(x, run=None, out=None) -> np.ndarray:
+    """(N, C, H, W) -> a C-contiguous (N, H, W, C) array of the same dtype: `out` when given
+    (it must have that shape, dtype and be C-contiguous), else a new one."""
     if not (isinstance(x, np.ndarray) and x.ndim == 4):
         _fail(f"to_nhwc: x must be a 4-D array, got {np.shape(x)}")
     x = np.ascontiguousarray(x)
-    xh = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), x.dtype)
+    shape = (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+    if out is None:
+        xh = np.empty(shape, x.dtype)
+    elif isinstance(out, np.ndarray) and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous:
+        xh = out
+    else:
+        _fail(f"to_nhwc: out must be a C-contiguous {x.dtype} array of shape {shape}")
     xv, hv = _bits(x), _bits(xh)
     if x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1:
         xh.reshape(-1)[...] = x.reshape(-1)         # one channel or one pixel: the same order

@@ -117,12 +117,15 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
     groups = []
     for gi, pack in enumerate(pc.packs):
         offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
-        groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False))
+        groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False,
+                                partial(_exact_gemm, pack, offs, o)))
     return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
 
 
-def _exact_gemm(pack: PackedB, offs, o, cols, raw):
-    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, _rq_none())
+def _exact_gemm(pack: PackedB, offs, o, cols, raw, rq=None):
+    """raw (rows, Mg) = the int32 sums, or (rq given) their ORT float requantization (8-bit)."""
+    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw,
+               _rq_none() if rq is None else rq)
 
 
 class DepthwisePlan(NamedTuple):

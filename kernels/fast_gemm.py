@@ -189,9 +189,13 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
             for i in range(mi):
                 dst[n0 + j, m0 + i] = cblk[i, j]
     elif requant:
+        mv = mult[n0:n0 + nj]
+        zp32 = np.int32(zp)
         for i in range(mi):
+            src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the loop vectorises
             for j in range(nj):
-                dst[m0 + i, n0 + j] = _requant_one(cblk[i, j], mult[n0 + j], zp, flo, fhi)
+                v = min(max(np.float32(src[j]) * mv[j], flo), fhi)
+                d[j] = np.int32(np.rint(v)) + zp32               # in [lo, hi]: fits dst
     else:
         for i in range(mi):
             for j in range(nj):

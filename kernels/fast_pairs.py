@@ -177,16 +177,18 @@ def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
             acc[m, n] = np.int64(acc[m, n]) + off[n] - b_zp[n] * rs
 
 
-def run_raw(a, packed: PackedPairs, raw, threads=None, off=None) -> None:
+def run_raw(a, packed: PackedPairs, raw, threads=None, off=None, rq=None) -> None:
     """raw (M, N) int32/int64 C-contiguous = int32(off[n] + the raw pair sums of a (M, K) uint8
-    C-contiguous), wrapping mod 2**32 (off: int64 (N,), default 0); callers validate every
-    argument (gemm_pairs_packed does)."""
+    C-contiguous), wrapping mod 2**32 (off: int64 (N,), default 0); with rq = (True, mult (N,),
+    zp, lo, hi), raw is uint8/int8 and receives the ORT float requantization of those int32
+    sums instead. Callers validate every argument (gemm_pairs_packed, kernels.conv_plan do)."""
     offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
     if off is not None:
         offs[:packed.n] = off.astype(np.int32)      # wraps: the sums are taken mod 2**32
     geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2-ubsw")
     src = a.reshape(-1)
-    parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, _rq_none(), i0, i1),
+    rq = _rq_none() if rq is None else rq
+    parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, rq, i0, i1),
                    n_items(geo, "avx2-ubsw"), work_threads(geo, threads))
 
 
@@ -269,12 +271,17 @@ def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPl
     for gi, pack in enumerate(pc.packs):
         wz = np.ascontiguousarray(w_zp[gi * mg:(gi + 1) * mg], np.int64)
         off = bias[gi * mg:(gi + 1) * mg] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
-        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any())))
+        gemm_q = None if wz.any() else partial(_raw_gemm_q, pack, off.astype(np.int64))
+        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), gemm_q))
     return make_plan(in_chw, np.uint8, x_zp, pc.geom, pc.w.shape, groups, rq)
 
 
 def _raw_gemm(pack, cols, raw):
     run_raw(cols, pack, raw)
+
+
+def _raw_gemm_q(pack, off, cols, q, rq):
+    run_raw(cols, pack, q, off=off, rq=rq)
 
 
 def _check_packed_conv(pc, where):
