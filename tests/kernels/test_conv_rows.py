@@ -310,3 +310,19 @@ def test_image_chunk_and_plain_1x1():
     assert not cr.is_plain_1x1(1, 1, ConvGeom(2, 1, 0, 0, 0, 0, 1, 1, 1))
     assert not cr.is_plain_1x1(1, 1, ConvGeom(1, 1, 0, 0, 1, 0, 1, 1, 1))
     assert cr.runner(10) is None and cr.runner(cr.PARALLEL_BYTES) is fg.parallel_items
+
+
+def test_to_nhwc_into_out():
+    """to_nhwc(x, out=o) writes the transpose into o (a view of a caller's array) and returns it;
+    a wrong out is refused before anything is written."""
+    rng = np.random.default_rng(5)
+    for shape in [(2, 37, 5, 3), (1, 16, 16, 1), (3, 1, 4, 4), (2, 5, 1, 1)]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        big = np.zeros((shape[0], shape[2], shape[3], shape[1]), np.uint8)
+        got = cr.to_nhwc(x, out=big)
+        assert got is big and np.array_equal(big, x.transpose(0, 2, 3, 1))
+    x = np.zeros((1, 3, 4, 5), np.uint8)
+    for bad in (np.zeros((1, 4, 5, 3), np.int8), np.zeros((1, 5, 4, 3), np.uint8),
+                np.zeros((1, 4, 5, 6), np.uint8)[..., ::2]):
+        with pytest.raises(ValueError, match="out must be"):
+            cr.to_nhwc(x, out=bad)
