@@ -36,3 +36,17 @@ def test_bad_arguments_exit_2():
     assert r.returncode == 2 and "unknown gemm case" in r.stderr
     r = _bench("--suite", "gemm", "--runs", "3")
     assert r.returncode == 2 and "--runs" in r.stderr
+
+
+def test_speed_tables_render_the_committed_results():
+    """benchmarks/speed_tables.py turns the committed bench JSON into the README's tables: one
+    row per case, ratios as stored."""
+    from benchmarks import speed_tables as T
+    for suite in ("gemm", "conv"):
+        d = T._load(suite)
+        table = T.kernel_table(suite)
+        assert sum(1 for line in table.splitlines() if line.startswith("| ") and "---" not in line) == len(d["rows"]) + 1
+        for r in d["rows"]:
+            assert f"| {r['case']} |" in table and f"{r['ratio']:.2f}" in table
+    d = T._load("models")
+    assert T.models_table().count("\n") == len(d["rows"]) + 1
