@@ -41,6 +41,13 @@ def pool_output_shape(spatial, kernel, strides, pads, dilations, ceil_mode) -> t
     ceil_mode: out = ceil(f32(num) / stride) + 1, minus 1 when (out - 1) * stride >= size + pad_b.
     A negative size raises ValueError (ORT refuses it); 0 is allowed (empty output)."""
     n = len(spatial)
+    if not (len(kernel) == len(strides) == len(dilations) == n and len(pads) == 2 * n):
+        raise ValueError(f"pool: kernel {list(kernel)}, strides {list(strides)}, dilations {list(dilations)} and "
+                         f"pads {list(pads)} do not fit {n} spatial axes")
+    if min(kernel, default=1) < 1 or min(strides, default=1) < 1 or min(dilations, default=1) < 1 \
+            or min(pads, default=0) < 0:
+        raise ValueError(f"pool: kernel {list(kernel)}, strides {list(strides)} and dilations "
+                         f"{list(dilations)} must be >= 1 and pads {list(pads)} >= 0")
     out = []
     for i in range(n):
         num = spatial[i] + pads[i] + pads[i + n] - (kernel[i] - 1) * dilations[i] - 1
