@@ -297,6 +297,8 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
         raise ShapeError(f"node '{node.name}': kernel {w4.shape[2:]} does not fit input '{node.inputs[0]}' "
                          f"{x4.shape[2:]} with pads {tuple(g[2:6])} and dilations {g.dil_h, g.dil_w}")
     check_shape((n, m, oh, ow), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+    # the SIMD engines hold at least one image's im2col rows (OH*OW, KH*KW*Cg) at a time
+    check_shape((oh * ow, kh * kw * cg), 1, f"node '{node.name}': im2col rows of '{node.inputs[0]}'")
 
 
 @step("conv")
