@@ -40,7 +40,7 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
-from .fast_gemm import (_c_target, _epilogue, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
+from .fast_gemm import (_c_target, _epilogue, _kc, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
                         gemm_geo, n_items, parallel_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
@@ -74,7 +74,7 @@ mk_ubsw = _make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)
 
 
 class PackedPairs(NamedTuple):
-    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of 128 steps][panel]
+    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of kernels.fast_gemm._kc(steps) steps][panel]
     [step][16 columns][4 k], zero beyond K and N; col_sum: int64 (N,) sum_k b[k, n]; b: a
     copy of the weights (for the fallback and the twin)."""
     k: int
@@ -128,7 +128,7 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first)
 
 @kernel
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block of 128 steps, the item's A
+    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block (kernels.fast_gemm._kc), the item's A
     tiles as u8 quads (read in place from a row-major A when K % 4 == 0 and the tiles are full,
     else packed once), then per B block of 16 panels, per tile and panel, the 4x16 vpmaddubsw
     micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
@@ -142,8 +142,9 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
         cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
-        for s0 in range(0, steps, 128):
-            ns, first = min(128, steps - s0), 1 if s0 == 0 else 0
+        kc = _kc(steps)
+        for s0 in range(0, steps, kc):
+            ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             if in_place:
                 a, a0, lda = src, (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
             else:

@@ -218,8 +218,9 @@ def emulate_vnni_gemm(a, az, packed, bias):
     offs, o = fg._offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
     geo = fg.gemm_geo(m, packed.k, n, "avx512vnni")
     src = np.ascontiguousarray(a).reshape(-1)
-    for s0 in range(0, steps, fg.KC_STEPS):
-        ns = min(fg.KC_STEPS, steps - s0)
+    kc = fg.k_block(steps)
+    for s0 in range(0, steps, kc):
+        ns = min(kc, steps - s0)
         blk = packed.panels[s0 * n_panels * nr * g:(s0 + ns) * n_panels * nr * g].reshape(n_panels, ns, nr, g)
         b_mat[s0 * g:(s0 + ns) * g] = blk.transpose(1, 3, 0, 2).reshape(ns * g, n_panels * nr)
         apk = np.empty(n_tiles * mr * ns * g, np.uint8)
