@@ -155,11 +155,21 @@ def _im2col_numpy(x, kh, kw, stride, pad):
     return win.transpose(1, 2, 0, 3, 4).reshape(oh * ow, c * kh * kw)
 
 
+def _conv_runner(plan, x, out):
+    """A call of a prepared conv plan (what the executor runs per layer: weights packed and
+    parameters checked once, x and out checked per call)."""
+    from kernels.conv_plan import ConvPlan, run_plan
+    from kernels.fast_conv import run_depthwise_plan
+    if isinstance(plan, ConvPlan):
+        return lambda: run_plan(plan, x, out)
+    return lambda: run_depthwise_plan(plan, x, out)
+
+
 def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, runs=RUNS):
     """One QLinearConv (u8 x s8, NCHW, batch 1): intsim runs the path the `ort` target takes on
-    this host (`intsim` columns: onnxruntime's AVX2 pair-saturating sum where the host has no
-    VNNI, else the exact engine; ort_equal must then be True) and, in the same alternation, the
-    exact vpmaddwd engine (`exact_*` fields)."""
+    this host, prepared once as the executor prepares a layer (`intsim` columns: onnxruntime's
+    AVX2 pair-saturating sum where the host has no VNNI, else the exact engine; ort_equal must
+    then be True) and, in the same alternation, the exact vpmaddwd engine (`exact_*` fields)."""
     from kernels import fast_conv as fc
     from kernels import fast_pairs as fp
     from kernels.conv import ConvGeom
@@ -176,11 +186,16 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
     oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
     out, out_exact = np.empty((1, m, oh, ow), np.uint8), np.empty((1, m, oh, ow), np.uint8)
     sess = ort_session(qlinear_conv_model(wt, bias, x.shape, stride, pad, group, (sx, sw, sy), (zx, zy)), threads)
-    exact = lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out_exact)  # noqa: E731
     pairs = host_saturates_u8s8()
-    fns = {"intsim": (lambda: fp.conv2d_pairs_fast_requant(x, zx, pp, zeros, bias, mult, zy, 0, 255, out))
-           if pairs else (lambda: fc.conv2d_fast_requant(x, zx, pc, bias, mult, zy, 0, 255, out)),
-           "exact": exact, "ort": lambda: sess.run(None, {"x": x})}
+    rq = (True, np.full(m, mult, np.float32), np.int64(zy), np.int64(0), np.int64(255))
+    exact = _conv_runner(fc.plan_conv_exact(pc, x.shape[1:], x.dtype, zx, bias, rq) if pc.kind == "gemm"
+                         else fc.plan_depthwise(pc, zx, bias, rq), x, out_exact)
+    ours = exact if not pairs else _conv_runner(
+        fp.plan_conv_pairs(pp, x.shape[1:], zx, zeros, bias, rq) if pp.kind == "gemm"
+        else fc.plan_depthwise(pc, zx, bias, rq), x, out)
+    if not pairs:
+        out = out_exact
+    fns = {"intsim": ours, "exact": exact, "ort": lambda: sess.run(None, {"x": x})}
     if group == 1:
         wmat = wt.reshape(m, -1).T.astype(np.int32)
         fns["numpy"] = lambda: _im2col_numpy(x, kh, kw, stride, pad) @ wmat
