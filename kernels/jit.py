@@ -7,8 +7,8 @@ calls (and inlines) a kernel of another module keeps its cached machine code aft
 module changes, and would run stale code. So every kernel is cached under a directory named by
 a hash of all of kernels/*.py (and the Numba version): any change to any kernel source gives a
 fresh cache. The directory is $NUMBA_CACHE_DIR/intsim-<hash> when NUMBA_CACHE_DIR is set, else
-kernels/__pycache__/intsim-<hash>; when it cannot be written Numba falls back to its own
-locations. Numba's global setting is changed only while a kernel is being decorated.
+kernels/__pycache__/intsim-<hash>, else (read-only install) ~/.cache/intsim/numba/intsim-<hash>.
+Numba's global setting is changed only while a kernel is being decorated.
 """
 import hashlib
 import os
@@ -32,9 +32,24 @@ def source_tag() -> str:
     return h.hexdigest()[:16]
 
 
+def _writable(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
 def cache_dir() -> str:
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(_HERE, "__pycache__")
-    return os.path.join(base, "intsim-" + _TAG)
+    """$NUMBA_CACHE_DIR/intsim-<tag>, else kernels/__pycache__/intsim-<tag>, else (a read-only
+    install) $XDG_CACHE_HOME or ~/.cache, /intsim/numba/intsim-<tag>."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.path.join(os.environ["NUMBA_CACHE_DIR"], "intsim-" + _TAG)
+    here = os.path.join(_HERE, "__pycache__", "intsim-" + _TAG)
+    if _writable(here):
+        return here
+    user = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(user, "intsim", "numba", "intsim-" + _TAG)
 
 
 _TAG = source_tag()

@@ -25,3 +25,12 @@ def test_kernels_cache_under_the_tagged_directory(monkeypatch, tmp_path):
     assert ("intsim-" + jit._TAG) in path
     import numba
     assert numba.config.CACHE_DIR != jit.cache_dir()     # the global setting is restored after decorating
+
+
+def test_read_only_install_uses_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(jit, "_writable", lambda path: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert jit.cache_dir() == str(tmp_path / "intsim" / "numba" / ("intsim-" + jit._TAG))
+    monkeypatch.setattr(jit, "_writable", lambda path: True)
+    assert jit.cache_dir().startswith(jit._HERE)
