@@ -110,7 +110,6 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
     for n0 in range(0, n_img, chunk):
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
-        raw = scratch("conv.raw", (rows, mg), np.int32)
         for gi, gp in enumerate(plan.groups):
             if plan.plain:
                 cols = xh[n0:n1].reshape(rows, k)
@@ -125,6 +124,7 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
                 conv_rows.to_nhwc(q.reshape(n1 - n0, p, mg, 1), conv_rows.runner(q.size),
                                   out=out3[n0:n1].reshape(n1 - n0, mg, 1, p))
                 continue
+            raw = scratch("conv.raw", (rows, mg), np.int32)
             gp.gemm(cols, raw)
             rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
             conv_rows.rows_to_nchw(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg,

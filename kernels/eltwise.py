@@ -406,20 +406,30 @@ def _chunk_rows(fn, x3, out3) -> None:
     parallel_items(lambda i0, i1: fn(x3[i0:i1], out3[i0:i1]), p_, per_thread=2)
 
 
+def _check_planned_io(where, a, out, dtype_error, c) -> None:
+    """The array checks of the planned Q/DQ wrappers, in order: arrays of one shape, the dtypes
+    (dtype_error() returns a message when they are wrong), C-contiguous, and for c > 1 scales the
+    (outer, c, inner) layout."""
+    if not isinstance(a, np.ndarray) or not isinstance(out, np.ndarray) or a.shape != out.shape:
+        raise ValueError(f"{where}: input and out must be arrays of one shape")
+    msg = dtype_error()
+    if msg:
+        raise ValueError(f"{where}: {msg}")
+    if not (a.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError(f"{where}: input and out must be C-contiguous")
+    if c != 1 and (a.ndim != 3 or a.shape[1] != c):
+        raise ValueError(f"{where}: per-axis scale of {c} values needs input laid out (outer, "
+                         f"{c}, inner), got {a.shape}")
+
+
 def quantize_linear_planned(x, plan: QuantizePlan, out) -> None:
     """QuantizeLinear float32 -> int with a `quantize_plan` (formula in the module docstring).
     Per tensor (one scale): x and out of any one shape. Per axis (C scales): x and out laid
     out (outer, C, inner). Both C-contiguous."""
-    if not isinstance(x, np.ndarray) or not isinstance(out, np.ndarray) or x.shape != out.shape:
-        raise ValueError("quantize_linear: input and out must be arrays of one shape")
-    if x.dtype != np.float32 or out.dtype != plan.dtype:
-        raise ValueError(f"quantize_linear: needs float32 input and {plan.dtype} out, got {x.dtype}, {out.dtype}")
-    if not (x.flags.c_contiguous and out.flags.c_contiguous):
-        raise ValueError("quantize_linear: input and out must be C-contiguous")
+    _check_planned_io("quantize_linear", x, out,
+                      lambda: None if x.dtype == np.float32 and out.dtype == plan.dtype else
+                      f"needs float32 input and {plan.dtype} out, got {x.dtype}, {out.dtype}", plan.scale.size)
     c = plan.scale.size
-    if c != 1 and (x.ndim != 3 or x.shape[1] != c):
-        raise ValueError(f"quantize_linear: per-axis scale of {c} values needs input laid out (outer, "
-                         f"{c}, inner), got {x.shape}")
     qmin, qmax = np.int64(plan.qmin), np.int64(plan.qmax)
     _chunk_rows(lambda xp, op: _quantize_impl(xp, plan.scale, plan.zp, qmin, qmax, op),
                 _as3d(x, c), _as3d(out, c))
@@ -476,17 +486,11 @@ def dequantize_plan(scale, zp) -> DequantizePlan:
 def dequantize_linear_planned(q, plan: DequantizePlan, out) -> None:
     """DequantizeLinear int -> float32 with a `dequantize_plan`: y = f32(f32(q - z) * s);
     layouts as `quantize_linear_planned` (q of at most 32 bits, both C-contiguous)."""
-    if not isinstance(q, np.ndarray) or not isinstance(out, np.ndarray) or q.shape != out.shape:
-        raise ValueError("dequantize_linear: input and out must be arrays of one shape")
-    if q.dtype.kind not in "iu" or q.dtype.itemsize > 4 or out.dtype != np.float32:
-        raise ValueError(f"dequantize_linear: needs an integer input of <= 32 bits and a float32 out "
-                         f"({q.dtype}, {out.dtype})")
-    if not (q.flags.c_contiguous and out.flags.c_contiguous):
-        raise ValueError("dequantize_linear: input and out must be C-contiguous")
+    _check_planned_io("dequantize_linear", q, out,
+                      lambda: None if q.dtype.kind in "iu" and q.dtype.itemsize <= 4 and out.dtype == np.float32 else
+                      f"needs an integer input of <= 32 bits and a float32 out ({q.dtype}, {out.dtype})",
+                      plan.scale.size)
     c = plan.scale.size
-    if c != 1 and (q.ndim != 3 or q.shape[1] != c):
-        raise ValueError(f"dequantize_linear: per-axis scale of {c} values needs input laid out (outer, "
-                         f"{c}, inner), got {q.shape}")
     _dequantize_impl(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
 
 

@@ -46,9 +46,8 @@ from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
 from .requant import requant_float
 from .simd import _make_microkernel
-from .x86pairs import (_check_conv, _check_gemm, _check_geom, _check_scalar_zp, _check_u8_s8, _check_vec,
-                       _is_depthwise, _weights_khwc, conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs,
-                       gemm_acc_pairs_ref)
+from .x86pairs import (_check_conv, _check_conv_inputs, _check_gemm, _is_depthwise, _weights_khwc,
+                       conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
 
 MR, NR, G = 4, 16, 4               # tile rows, tile columns, k per int32 lane (8 accumulators: with
                                    # B, broadcast, product and the ones vector, 13 of 16 ymm registers)
@@ -345,11 +344,7 @@ def conv2d_pairs_fast_requant(x, x_zp, pc: PackedConvPairs, w_zp, bias, mult, zp
     _check_packed_conv(pc, where)
     m = pc.w.shape[0]
     try:
-        _check_u8_s8("x", x, "w", pc.w, 4, where)
-        oh, ow = _check_geom(x, pc.w, pc.geom, where)
-        x_zp = _check_scalar_zp("x_zp", x_zp, where)
-        w_zp = _check_vec("w_zp", w_zp, m, -128, 127, where)
-        bias = _check_vec("bias", bias, m, None, None, where)
+        x_zp, w_zp, bias, (oh, ow) = _check_conv_inputs(x, pc.w, x_zp, w_zp, bias, pc.geom, where)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     shape = (x.shape[0], m, oh, ow)

@@ -206,15 +206,20 @@ def _check_geom(x, w, geom, who):
     return oh, ow
 
 
-def _check_conv(x, w, x_zp, w_zp, bias, geom, acc):
-    who = "conv2d_acc_pairs"
+def _check_conv_inputs(x, w, x_zp, w_zp, bias, geom, who="conv2d_acc_pairs"):
+    """The checked (x_zp, w_zp, bias, (OH, OW)) of a u8 x s8 conv's inputs (ValueError naming them)."""
     _check_u8_s8("x", x, "w", w, 4, who)
     oh, ow = _check_geom(x, w, geom, who)
     m = w.shape[0]
     x_zp = _check_scalar_zp("x_zp", x_zp, who)
     w_zp = _check_vec("w_zp", w_zp, m, -128, 127, who)
     bias = _check_vec("bias", bias, m, None, None, who)
-    _check_acc(acc, (x.shape[0], m, oh, ow), who)
+    return x_zp, w_zp, bias, (oh, ow)
+
+
+def _check_conv(x, w, x_zp, w_zp, bias, geom, acc):
+    x_zp, w_zp, bias, (oh, ow) = _check_conv_inputs(x, w, x_zp, w_zp, bias, geom)
+    _check_acc(acc, (x.shape[0], w.shape[0], oh, ow), "conv2d_acc_pairs")
     return x_zp, w_zp, bias
 
 
