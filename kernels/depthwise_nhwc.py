@@ -1,0 +1,300 @@
+"""Fast exact depthwise 2-D convolution, channels last (NHWC in, NHWC out), with optional fused
+ORT requant. The arithmetic is kernels.fast_depthwise.depthwise's, with the layouts transposed.
+
+Contract (x uint8/int8 (N, H, W, C) C-contiguous, wz = w - w_zp int32 (M, KH*KW), M = C * mult,
+bias int64 (M,), geo int64 [KH, KW, sh, sw, pt, pl, dh, dw], dst (N, OH, OW, M) C-contiguous):
+
+    acc[n, oy, ox, m] = bias[m] + sum_{ky, kx} (x[n, iy, ix, m // mult] - x_zp) * wz[m, ky*KW + kx]
+
+with iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the image contribute 0.
+The KH*KW products are summed into an int32 value (callers guarantee |term| < 2**17 and that the
+sum fits int32; otherwise the int32 sum wraps mod 2**32), then the bias is added:
+- dst int64: int64(sum) + bias[m]                       (exact);
+- dst int32: int32(sum + bias[m])                       (wrapped mod 2**32);
+- dst uint8/int8 with rq = (True, mult f32 (M,), zp, lo, hi), onnxruntime's float requant:
+      v = clamp(f32(int32(sum + bias[m])) * mult[m], f32(lo - zp), f32(hi - zp))   (all float32)
+      dst = rint_half_even(v) + zp
+  rq = (False, ...) stores int32(sum + bias[m]) wrapped to the dst dtype.
+
+How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same integers):
+- The zero point is not subtracted per product: the image is copied into a buffer padded with
+  x_zp (a pad tap then contributes x_zp*w, cancelled below), and
+      sum = sum_t x*w[t, m] + int32(-x_zp * sum_t w[t, m])        (mod 2**32),
+  the constant folded with the bias into one int32 row prepared once (the plan).
+- The buffer holds a block of RB output rows' input rows, channels last, split into sw column
+  phases (phase p holds padded columns p, p + sw, ...; channel multiplier > 1: each input channel
+  repeated `mult` times): output pixel (oy, ox) reads tap (ky, kx) at a fixed offset + ox*M, so a
+  run of T output pixels of one row is one contiguous T*M-lane loop per tap, the weights tiled
+  along the run ((taps, T*M) int32, prepared once). Nine taps are summed in one pass.
+- Each run is finished (bias, requant over a float32 multiplier row) straight into dst's row,
+  contiguous in NHWC.
+Work is shared over (image, block of output rows) items by kernels.fast_gemm.parallel_items in at
+most 2 chunks per thread; problems below SERIAL_WORK multiply-adds run on the calling thread.
+
+    plan = plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq)   # checks, weights tiled once
+    run_depthwise_nhwc(plan, x, dst, threads=None)                 # checks x/dst, runs
+    depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None)  # both
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import fast_depthwise as fd
+from .jit import kernel
+
+LANES = 256             # a run of output pixels covers about this many int32 lanes
+BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
+SERIAL_WORK = fd.SERIAL_WORK
+_K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
+
+
+# ------------------------------------------------------------------------------- kernels
+@kernel(inline="always")
+def _fill(buf, o0, o1, v):
+    for i in range(o0, o1):
+        buf[np.uint64(i)] = v
+
+
+@kernel(inline="always")
+def _copy_pixels(xf, s0, step, buf, d0, count, c_, mult_ch):
+    """buf[d0 + j*M + m] = xf[s0 + j*step + m // mult] for j < count (the pixels of one phase,
+    step = sw*C apart in x)."""
+    m_ = c_ * mult_ch
+    for j in range(count):
+        s, d = s0 + j * step, d0 + j * m_
+        if mult_ch == 1:
+            for m in range(m_):
+                buf[np.uint64(d + m)] = xf[np.uint64(s + m)]
+        else:
+            for c in range(c_):
+                v = xf[np.uint64(s + c)]
+                for k in range(mult_ch):
+                    buf[np.uint64(d + c * mult_ch + k)] = v
+
+
+@kernel
+def _fill_block(xf, img0, h_, w_, c_, mult_ch, zp, geo, iy0, hb, hbm, wq, jr, buf):
+    """buf[((p*hbm + r)*wq + jj)*M + m] = x[n, iy0 + r, jj*sw + p - pl, m // mult] for r < hb,
+    or zp where that pixel lies outside the image (x[n] starts at xf[img0])."""
+    sw, pl = geo[_SW], geo[_PL]
+    m_ = c_ * mult_ch
+    for r in range(hb):
+        iy = iy0 + r
+        for p in range(sw):
+            o = (p * hbm + r) * wq * m_
+            if iy < 0 or iy >= h_:
+                _fill(buf, o, o + wq * m_, zp)
+                continue
+            a, b = jr[2 * p], jr[2 * p + 1]
+            _fill(buf, o, o + a * m_, zp)
+            s0 = img0 + (iy * w_ + a * sw + p - pl) * c_
+            if sw == 1 and mult_ch == 1:
+                for i in range((b - a) * m_):
+                    buf[np.uint64(o + a * m_ + i)] = xf[np.uint64(s0 + i)]
+            else:
+                _copy_pixels(xf, s0, sw * c_, buf, o + a * m_, b - a, c_, mult_ch)
+            _fill(buf, o + b * m_, o + wq * m_, zp)
+
+
+@kernel
+def _run_sums(buf, toff, wrow, a0, lanes, acc):
+    """acc[i] = sum_t int32(buf[a0 + toff[t] + i]) * wrow[t*L + i] for i < lanes (L = acc.size),
+    int32, wrapping."""
+    n_ = acc.size
+    for i in range(lanes):
+        acc[i] = 0
+    for t in range(toff.size):
+        o, ow_ = a0 + toff[t], t * n_
+        for i in range(lanes):
+            acc[i] += np.int32(buf[np.uint64(o + i)]) * wrow[np.uint64(ow_ + i)]
+
+
+@kernel
+def _run_sums_9(buf, toff, wrow, a0, lanes, acc):
+    """_run_sums for nine taps in one pass (a shallow sum tree)."""
+    n_ = acc.size
+    o0, o1, o2, o3, o4, o5, o6, o7, o8 = (a0 + toff[0], a0 + toff[1], a0 + toff[2], a0 + toff[3],
+                                          a0 + toff[4], a0 + toff[5], a0 + toff[6], a0 + toff[7],
+                                          a0 + toff[8])
+    for i in range(lanes):
+        s = (((np.int32(buf[np.uint64(o0 + i)]) * wrow[np.uint64(i)]
+               + np.int32(buf[np.uint64(o1 + i)]) * wrow[np.uint64(n_ + i)])
+              + (np.int32(buf[np.uint64(o2 + i)]) * wrow[np.uint64(2 * n_ + i)]
+                 + np.int32(buf[np.uint64(o3 + i)]) * wrow[np.uint64(3 * n_ + i)]))
+             + ((np.int32(buf[np.uint64(o4 + i)]) * wrow[np.uint64(4 * n_ + i)]
+                 + np.int32(buf[np.uint64(o5 + i)]) * wrow[np.uint64(5 * n_ + i)])
+                + (np.int32(buf[np.uint64(o6 + i)]) * wrow[np.uint64(6 * n_ + i)]
+                   + np.int32(buf[np.uint64(o7 + i)]) * wrow[np.uint64(7 * n_ + i)]))
+             + np.int32(buf[np.uint64(o8 + i)]) * wrow[np.uint64(8 * n_ + i)])
+        acc[i] = s
+
+
+@kernel(inline="always")
+def _finish_run(acc, lanes, rows, df, d0, fl):
+    """df[d0 + i] for i < lanes from the run's sums: crow holds int32(-zp*sum w + bias) (int32,
+    8-bit dst) or int32(-zp*sum w) (int64 dst, bias in brow)."""
+    _, crow, brow, mrow = rows
+    requant, is64, zpf, flo, fhi = fl
+    if requant:
+        for i in range(lanes):
+            t = np.int32(acc[i] + crow[i])
+            v = min(max(np.float32(t) * mrow[i], flo), fhi)
+            df[np.uint64(d0 + i)] = np.int32(np.rint(v) + zpf)
+    elif is64:
+        for i in range(lanes):
+            df[np.uint64(d0 + i)] = np.int64(np.int32(acc[i] + crow[i])) + brow[i]
+    else:
+        for i in range(lanes):
+            df[np.uint64(d0 + i)] = np.int32(acc[i] + crow[i])
+
+
+@kernel
+def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, i0, i1):
+    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB)."""
+    n_img, h_, w_, c_ = x.shape
+    oh_, ow_, m_ = dst.shape[1], dst.shape[2], dst.shape[3]
+    kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
+    tpix, rb = shape
+    wrow = rows[0]
+    wq = ow_ + ((geo[_KW] - 1) * geo[_DW]) // geo[_SW]
+    hbm = (rb - 1) * sh + (kh_ - 1) * dh + 1
+    g = geo.copy()
+    g[_SH] = 1
+    toff = fd._tap_offsets(g, hbm, wq, m_)
+    jr = fd._phase_ranges(w_, geo, wq)
+    buf = np.empty(geo[_SW] * hbm * wq * m_, x.dtype)
+    acc = np.empty(tpix * m_, np.int32)
+    xf, df = x.reshape(x.size), dst.reshape(dst.size)
+    nblk = -(-oh_ // rb)
+    for item in range(i0, i1):
+        n, oy0 = item // nblk, (item % nblk) * rb
+        oy1 = min(oh_, oy0 + rb)
+        _fill_block(xf, n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo,
+                    oy0 * sh - geo[_PT], (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1, hbm, wq, jr, buf)
+        for oy in range(oy0, oy1):
+            r0 = (oy - oy0) * sh * wq * m_
+            d_row = (n * oh_ + oy) * ow_ * m_
+            for ox0 in range(0, ow_, tpix):
+                lanes = min(tpix, ow_ - ox0) * m_
+                if toff.size == 9:
+                    _run_sums_9(buf, toff, wrow, r0 + ox0 * m_, lanes, acc)
+                else:
+                    _run_sums(buf, toff, wrow, r0 + ox0 * m_, lanes, acc)
+                _finish_run(acc, lanes, rows, df, d_row + ox0 * m_, fl)
+
+
+# ------------------------------------------------------------------------------- plan
+class DepthwiseNhwcPlan(NamedTuple):
+    """A depthwise NHWC conv's constants, prepared once for one x/dst shape and dtype."""
+    x_shape: tuple
+    x_dtype: np.dtype
+    dst_shape: tuple
+    dst_dtype: np.dtype
+    x_zp: int
+    geo: np.ndarray
+    rows: tuple       # wrow (taps*T*M,) int32, crow (T*M,) int32, brow (T*M,) int64, mrow (T*M,) f32
+    fl: tuple         # (requant, is64, f32 zp, f32(lo - zp), f32(hi - zp))
+    shape: tuple      # (T pixels per run, RB output rows per block)
+    work: int         # multiply-adds of one call
+
+
+def _validate(x, x_zp, wz, bias, geo, dst, rq) -> int:
+    """ValueError naming the first bad argument (fast_depthwise's checks on NHWC shapes);
+    returns KH*KW."""
+    fd._check_array(x, "x", 4, fd._X_DTYPES)
+    fd._check_int("x_zp", x_zp, *fd._RANGE[x.dtype])
+    fd._check_array(dst, "dst", 4, fd._DST_DTYPES)
+    fd._check_array(wz, "wz", 2, fd._I32_SET)
+    fd._check_array(bias, "bias", 1, fd._I64_SET)
+    n, c, m = x.shape[0], x.shape[3], dst.shape[3]
+    if min(x.shape) < 1 or min(dst.shape) < 1:
+        fd._fail("x", f"{x.shape} and dst {dst.shape} must not be empty")
+    if dst.shape[0] != n or m % c:
+        fd._fail("dst", f"shape {dst.shape} must be (N={n}, OH, OW, M = C*mult with C={c})")
+    taps = fd._check_geo(geo, _as_nchw(x), _as_nchw(dst))
+    if wz.shape != (m, taps):
+        fd._fail("wz", f"must be (M, KH*KW) = {(m, taps)}, got {wz.shape}")
+    if bias.shape != (m,):
+        fd._fail("bias", f"must be ({m},), got {bias.shape}")
+    fd._check_rq(rq, dst, m)
+    return taps
+
+
+def _as_nchw(a):
+    """The (N, C, H, W) view of an (N, H, W, C) array (shape only: fd._check_geo reads shapes)."""
+    return a.transpose(0, 3, 1, 2)
+
+
+def _block_rows(x_shape, dst_shape, geo) -> int:
+    """RB: output rows per item, the padded input rows fitting BUF_BYTES, and at least 8 items."""
+    n, oh, ow, m = dst_shape
+    kh, kw, sh, sw, _, _, dh, dw = (int(v) for v in geo)
+    wq = ow + ((kw - 1) * dw) // sw
+    rb_mem = (BUF_BYTES // (sw * wq * m) - (kh - 1) * dh - 1) // sh + 1
+    return max(1, min(oh, rb_mem, -(-n * oh // 8)))
+
+
+def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq) -> DepthwiseNhwcPlan:
+    """Check the arguments (ValueError naming the bad one) and prepare the tiled weights, the
+    folded zero-point/bias row and the requant row for x's and dst's shapes and dtypes."""
+    taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
+    m = dst.shape[3]
+    tpix = max(1, min(dst.shape[2], (LANES + m // 2) // m))
+    is64 = dst.dtype == np.int64
+    requant = bool(rq[0])
+    zsum = -int(x_zp) * wz.astype(np.int64).sum(axis=1) + (0 if is64 else bias)
+    crow = ((zsum + 2**31) % 2**32 - 2**31).astype(np.int32)
+    mult = rq[1] if requant else np.zeros(m, np.float32)
+    rows = (np.ascontiguousarray(np.tile(wz.T, (1, tpix)).reshape(-1)), np.tile(crow, tpix),
+            np.tile(bias, tpix), np.tile(mult.astype(np.float32), tpix))
+    zp = int(rq[2]) if requant else 0
+    fl = (requant, bool(is64), np.float32(zp), np.float32(int(rq[3]) - zp) if requant else np.float32(0),
+          np.float32(int(rq[4]) - zp) if requant else np.float32(0))
+    return DepthwiseNhwcPlan(x.shape, x.dtype, dst.shape, dst.dtype, int(x_zp), geo.copy(), rows, fl,
+                             (tpix, _block_rows(x.shape, dst.shape, geo)), int(np.prod(dst.shape)) * taps)
+
+
+def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
+    """dst = the planned conv of x; x and dst must have the planned shapes and dtypes and be
+    C-contiguous ndarrays (ValueError naming the bad one)."""
+    for name, a, shape, dtype in (("x", x, plan.x_shape, plan.x_dtype), ("dst", dst, plan.dst_shape, plan.dst_dtype)):
+        if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous):
+            fd._fail(name, f"must be a C-contiguous {dtype} array of shape {shape}, got "
+                     f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    if plan.work < SERIAL_WORK:
+        threads = 1
+    n, oh = plan.dst_shape[:2]
+    items = n * -(-oh // plan.shape[1])
+    zp = np.int64(plan.x_zp)
+    fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, i0, i1),
+                  items, threads)
+
+
+def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
+    """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
+    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    run_depthwise_nhwc(plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq), x, dst, threads)
+
+
+def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
+    """NumPy int64 twin of depthwise_nhwc (no validation; threads is ignored), channels last."""
+    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
+    n, oh, ow, m = dst.shape
+    h, w, c = x.shape[1:]
+    hp, wp = max(pt + h, (oh - 1) * sh + (kh - 1) * dh + 1), max(pl + w, (ow - 1) * sw + (kw - 1) * dw + 1)
+    xp = np.zeros((n, hp, wp, m), np.int64)
+    xp[:, pt:pt + h, pl:pl + w] = np.repeat(x.astype(np.int64) - int(x_zp), m // c, axis=3)
+    total = np.asarray(bias, np.int64) + np.zeros((n, oh, ow, m), np.int64)
+    for t in range(kh * kw):
+        y0, x0 = (t // kw) * dh, (t % kw) * dw
+        total += xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw] * wz[:, t].astype(np.int64)
+    wrapped = (total + 2**31) % 2**32 - 2**31
+    if not rq[0]:
+        dst[...] = total if dst.dtype == np.int64 else wrapped.astype(np.int32).astype(dst.dtype)
+        return
+    zp = int(rq[2])
+    f = wrapped.astype(np.float32) * np.asarray(rq[1], np.float32)
+    f = np.clip(f, np.float32(int(rq[3]) - zp), np.float32(int(rq[4]) - zp))
+    dst[...] = np.rint(f).astype(np.int64) + zp
