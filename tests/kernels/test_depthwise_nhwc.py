@@ -1,0 +1,229 @@
+"""kernels.depthwise_nhwc against its NumPy int64 twin and against the NCHW twin
+kernels.fast_depthwise.depthwise_ref on transposed data (written independently), plus the
+requant ties, int32 wrap and validation cases."""
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels import depthwise_nhwc as dn
+from kernels import fast_depthwise as fd
+from tests.kernels.strategies import int_array, zero_point
+
+DST_DTYPES = [np.int32, np.int64, np.uint8, np.int8]
+
+
+def rq_none():
+    return (False, np.ones(1, np.float32), np.int64(0), np.int64(0), np.int64(0))
+
+
+@st.composite
+def rq_for(draw, dtype, m):
+    """(True, mult, zp, lo, hi): multipliers tiny to > 1 or exactly 0.5 (ties), bounds narrower
+    than the dtype or at its ends, zero points at the ends included."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        mult = np.full(m, 0.5, np.float32)
+    else:
+        mult = (rng.uniform(0.5, 1.0, m) * 2.0 ** rng.integers(-16, 2, m)).astype(np.float32)
+    zp = draw(zero_point(dtype))
+    lo = draw(st.sampled_from([int(info.min), zp]) | st.integers(int(info.min), zp))
+    hi = draw(st.sampled_from([int(info.max), zp]) | st.integers(zp, int(info.max)))
+    return (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
+
+
+def out_size(size, k, s, pad, d):
+    return (size + pad - (k - 1) * d - 1) // s + 1
+
+
+@st.composite
+def nhwc_case(draw, max_hw=40, max_c=40):
+    """x (N, H, W, C), x_zp, wz (M, KH*KW), bias, geo, dst (N, OH, OW, M), rq. Pads: top/left
+    from geo, bottom/right implied by OH/OW (0..3, clipped to what a stride allows)."""
+    n, c, mult = draw(st.integers(1, 3)), draw(st.integers(1, max_c)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pt, pl, pb, pr = (draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, (kh - 1) * dh + 1 - pt - pb), max(max_hw, (kh - 1) * dh + 1)))
+    w = draw(st.integers(max(1, (kw - 1) * dw + 1 - pl - pr), max(max_hw, (kw - 1) * dw + 1)))
+    oh, ow = out_size(h, kh, sh, pt + pb, dh), out_size(w, kw, sw, pl + pr, dw)
+    xd = draw(st.sampled_from([np.uint8, np.int8]))
+    x = draw(int_array((n, h, w, c), xd))
+    m = c * mult
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        wz = rng.integers(-255, 256, (m, kh * kw))
+    else:                       # int8-difference extremes: 127 - (-128) and its negation
+        wz = rng.choice(np.array([-255, 255, -128, 127, 0]), (m, kh * kw))
+    bias = draw(st.sampled_from(["wide", "ends"]))
+    bias = rng.integers(-2**31, 2**31, m) if bias == "wide" else rng.choice(np.array([-2**31, 2**31 - 1, 0]), m)
+    dt = draw(st.sampled_from(DST_DTYPES))
+    rq = draw(rq_for(dt, m)) if dt in (np.uint8, np.int8) else rq_none()
+    geo = np.array([kh, kw, sh, sw, pt, pl, dh, dw], np.int64)
+    return (x, draw(zero_point(xd)), wz.astype(np.int32), bias.astype(np.int64), geo,
+            np.zeros((n, oh, ow, m), dt), rq)
+
+
+def nchw_twin(x, x_zp, wz, bias, geo, dst, rq):
+    """fast_depthwise.depthwise_ref on NCHW copies, back to NHWC."""
+    d = np.zeros((dst.shape[0], dst.shape[3], dst.shape[1], dst.shape[2]), dst.dtype)
+    fd.depthwise_ref(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), x_zp, wz, bias, geo, d, rq)
+    return d.transpose(0, 2, 3, 1)
+
+
+def run_all(args, threads=None):
+    x, xz, wz, bias, geo, dst, rq = args
+    got, want = np.full_like(dst, 77), np.full_like(dst, 33)
+    dn.depthwise_nhwc(x, xz, wz, bias, geo, got, rq, threads=threads)
+    dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
+    return got, want, nchw_twin(*args)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=nhwc_case())
+def test_equals_twin_and_nchw_twin(case):
+    got, want, nchw = run_all(case)
+    assert np.array_equal(want, nchw)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=nhwc_case(max_hw=24), threads=st.sampled_from([1, 2, 3]),
+       lanes=st.sampled_from([1, 8, 256]), buf=st.sampled_from([1, 1 << 16]))
+def test_threads_runs_and_blocks(case, threads, lanes, buf):
+    """Every thread count, run length (pixels per run) and block height gives the twin's
+    integers, with the serial cut-off lowered so small problems are split too."""
+    calls = []
+    real = fd._split_run
+
+    def spy(run, items, threads_):
+        calls.append(threads_)
+        real(run, items, threads_)
+
+    with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "LANES", lanes), \
+            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(fd, "_split_run", spy):
+        got, want, _ = run_all(case, threads)
+    assert calls == [threads]
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("c,hw,s", [(32, 112, 1), (144, 56, 2), (960, 7, 1), (24, 57, 2)])
+def test_mobilenet_layers_equal_nchw_kernel(c, hw, s):
+    """The MobileNetV2 shapes against the NCHW fast kernel (u8 x, zero points at the ends)."""
+    rng = np.random.default_rng(c * hw + s)
+    x = rng.integers(0, 256, (2, hw, hw, c)).astype(np.uint8)
+    x.flat[::7], x.flat[::11] = 0, 255
+    wz = rng.integers(-255, 256, (c, 9)).astype(np.int32)
+    bias = rng.integers(-2**20, 2**20, c).astype(np.int64)
+    geo = np.array([3, 3, s, s, 1, 1, 1, 1], np.int64)
+    oh = (hw - 1) // s + 1
+    rq = (True, (rng.uniform(0.5, 1, c) * 2.0**-12).astype(np.float32), np.int64(255), np.int64(0), np.int64(255))
+    got, want = np.empty((2, oh, oh, c), np.uint8), np.empty((2, c, oh, oh), np.uint8)
+    dn.depthwise_nhwc(x, 255, wz, bias, geo, got, rq)
+    fd.depthwise(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), 255, wz, bias, geo, want, rq)
+    assert np.array_equal(got, want.transpose(0, 2, 3, 1))
+
+
+def test_requant_ties_round_half_even():
+    """acc * 0.5 landing on .5 rounds to even (2.5 -> 2, 3.5 -> 4, -2.5 -> -2, -3.5 -> -4)."""
+    x = np.array([[[[5, 7, -5, -7]]]], np.int8)
+    out = np.empty((1, 1, 1, 4), np.int8)
+    rq = (True, np.full(4, 0.5, np.float32), np.int64(0), np.int64(-128), np.int64(127))
+    dn.depthwise_nhwc(x, 0, np.ones((4, 1), np.int32), np.zeros(4, np.int64),
+                      np.array([1, 1, 1, 1, 0, 0, 1, 1], np.int64), out, rq)
+    assert out.ravel().tolist() == [2, 4, -2, -4]
+
+
+def test_pads_count_as_zero_point():
+    """A 3x3 all-ones kernel over a 1x1 image of x = zp + 1 with pads 1: only the centre tap
+    counts, whatever the zero point (the pad holds x_zp, which contributes 0)."""
+    for zp in (0, 255, 100):
+        x = np.full((1, 1, 1, 2), zp + 1 if zp < 255 else zp - 1, np.uint8)
+        out = np.empty((1, 1, 1, 2), np.int64)
+        dn.depthwise_nhwc(x, zp, np.ones((2, 9), np.int32), np.array([10, -10], np.int64),
+                          np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64), out, rq_none())
+        d = 1 if zp < 255 else -1
+        assert out.ravel().tolist() == [10 + d, -10 + d]
+
+
+def test_int32_dst_wraps_and_int64_is_exact():
+    x = np.full((1, 3, 3, 1), 255, np.uint8)
+    wz = np.full((1, 9), 255, np.int32)
+    geo = np.array([3, 3, 1, 1, 0, 0, 1, 1], np.int64)
+    bias = np.array([2**31 - 1], np.int64)
+    exact = 2**31 - 1 + 9 * 255 * 255
+    d64, d32 = np.empty((1, 1, 1, 1), np.int64), np.empty((1, 1, 1, 1), np.int32)
+    dn.depthwise_nhwc(x, 0, wz, bias, geo, d64, rq_none())
+    dn.depthwise_nhwc(x, 0, wz, bias, geo, d32, rq_none())
+    assert d64.item() == exact and d32.item() == exact - 2**32
+
+
+# ------------------------------------------------------------------------------- validation
+def good_args():
+    return dict(x=np.zeros((1, 5, 5, 4), np.uint8), x_zp=0, wz=np.zeros((8, 9), np.int32),
+                bias=np.zeros(8, np.int64), geo=np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64),
+                dst=np.zeros((1, 5, 5, 8), np.int32), rq=rq_none())
+
+
+@pytest.mark.parametrize("name,value,blamed", [
+    ("x", np.zeros((1, 5, 5, 4), np.int16), "x"),
+    ("x", np.zeros((1, 5, 10, 4), np.uint8)[:, :, ::2], "x"),           # not contiguous
+    ("x", np.zeros((1, 4, 5, 5), np.uint8).transpose(0, 2, 3, 1), "x"),  # NCHW data seen as NHWC
+    ("x", np.zeros((5, 5, 4), np.uint8), "x"),
+    ("x", np.zeros((1, 0, 5, 4), np.uint8), "x"),                        # zero-size
+    ("x_zp", 256, "x_zp"),
+    ("x_zp", 1.5, "x_zp"),
+    ("wz", np.zeros((8, 9), np.int64), "wz"),
+    ("wz", np.zeros((8, 4), np.int32), "wz"),
+    ("bias", np.zeros(7, np.int64), "bias"),
+    ("geo", np.array([3, 3, 0, 1, 1, 1, 1, 1], np.int64), "geo"),
+    ("geo", np.array([3, 3, 1, 1, -1, 1, 1, 1], np.int64), "geo"),
+    ("geo", np.array([3, 3, 1, 1, 1, 1, 0, 1], np.int64), "geo"),
+    ("geo", np.array([3, 3, 1, 1, 1, 1, 1], np.int64), "geo"),
+    ("geo", np.array([1, 1, 1, 1, 1, 1, 1, 1], np.int64), "dst"),       # OH/OW not from geo
+    ("dst", np.zeros((1, 5, 5, 6), np.int32), "dst"),                   # M not a multiple of C
+    ("dst", np.zeros((1, 8, 5, 5), np.int32), "dst"),                   # NCHW-shaped dst
+    ("dst", np.zeros((2, 5, 5, 8), np.int32), "dst"),
+    ("dst", np.zeros((1, 5, 5, 0), np.int32), "x"),                     # zero-size
+    ("dst", np.zeros((1, 5, 5, 8), np.float32), "dst"),
+    ("dst", np.zeros((1, 5, 10, 8), np.int32)[:, :, ::2], "dst"),
+    ("rq", (True, np.ones(8, np.float32), np.int64(0), np.int64(0), np.int64(255)), "dst"),  # int32 dst
+    ("rq", (False, np.ones(1, np.float32)), "rq"),
+])
+def test_validation_names_the_argument(name, value, blamed):
+    args = good_args()
+    args[name] = value
+    with pytest.raises(ValueError, match=rf"^depthwise: {blamed}\b"):
+        dn.depthwise_nhwc(**args)
+
+
+@pytest.mark.parametrize("rq", [
+    (True, np.ones(7, np.float32), np.int64(0), np.int64(0), np.int64(255)),
+    (True, np.array([1, 1, 1, np.nan, 1, 1, 1, 1], np.float32), np.int64(0), np.int64(0), np.int64(255)),
+    (True, np.array([1, 1, 1, np.inf, 1, 1, 1, 1], np.float32), np.int64(0), np.int64(0), np.int64(255)),
+    (True, np.ones(8, np.float32), np.int64(300), np.int64(0), np.int64(255)),
+    (True, np.ones(8, np.float32), np.int64(0), np.int64(10), np.int64(5)),
+])
+def test_validation_of_requant(rq):
+    args = good_args()
+    args["dst"] = np.zeros((1, 5, 5, 8), np.uint8)
+    args["rq"] = rq
+    with pytest.raises(ValueError, match=r"^depthwise: rq\b"):
+        dn.depthwise_nhwc(**args)
+
+
+def test_run_checks_x_and_dst_against_the_plan():
+    args = good_args()
+    plan = dn.plan_depthwise_nhwc(**args)
+    dn.run_depthwise_nhwc(plan, args["x"], args["dst"])
+    with pytest.raises(ValueError, match=r"^depthwise: x\b"):
+        dn.run_depthwise_nhwc(plan, np.zeros((1, 5, 5, 4), np.int8), args["dst"])
+    with pytest.raises(ValueError, match=r"^depthwise: dst\b"):
+        dn.run_depthwise_nhwc(plan, args["x"], np.zeros((1, 5, 5, 8), np.int64))
+    with pytest.raises(ValueError, match=r"^depthwise: dst\b"):
+        dn.run_depthwise_nhwc(plan, args["x"], np.zeros((1, 5, 10, 8), np.int32)[:, :, ::2])
