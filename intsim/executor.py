@@ -15,6 +15,7 @@ import numpy as np
 from .accumulator import Accumulator
 from .errors import IntsimError, ShapeError
 from .ir import FloatType, Graph, IntType
+from .layout import channels_last_tensors
 from .limits import check_bytes, check_shape, current, limited
 from .steps import load_all
 from .targets import get_target
@@ -26,6 +27,7 @@ class _Context:
         self.constants = graph.constants
         self.target = target
         self.accumulator = accumulator
+        self.channels_last = channels_last_tensors(graph)
 
     def accumulation(self, a_dtype, b_dtype) -> str:
         if self.accumulator.overflow in ("saturate", "x86-u8s8-pairs") or self.accumulator.tile:

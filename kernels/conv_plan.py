@@ -78,13 +78,28 @@ def make_plan(in_chw, x_dtype, x_zp, geom, w_shape, groups, rq) -> ConvPlan:
     return ConvPlan((c, h, w), x_dtype, int(x_zp), m, cg, kh, kw, oh, ow, cgeo, plain, tuple(groups), rq)
 
 
-def check_io(plan: ConvPlan, x, out, where: str) -> None:
-    """x (N, C, H, W) of the planned dtype and shape; out (N, M, OH, OW) C-contiguous, uint8/int8
-    when the plan requantizes, else int32/int64."""
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != plan.x_dtype or x.shape[1:] != plan.in_chw:
-        raise ValueError(f"{where}: x must be {plan.x_dtype} (N, {', '.join(map(str, plan.in_chw))}), got "
+def _dims(a, layout):
+    """(N, C, H, W) of a 4-D array in `layout` ("nchw" or "nhwc")."""
+    return a.shape if layout == "nchw" else (a.shape[0], a.shape[3], a.shape[1], a.shape[2])
+
+
+def _shape(n, c, h, w, layout):
+    return (n, c, h, w) if layout == "nchw" else (n, h, w, c)
+
+
+def check_io(plan: ConvPlan, x, out, where: str, x_layout: str = "nchw", out_layout: str = "nchw") -> None:
+    """x (N, C, H, W) (or (N, H, W, C) for x_layout "nhwc") of the planned dtype and shape; out
+    (N, M, OH, OW) (or (N, OH, OW, M)) C-contiguous, uint8/int8 when the plan requantizes, else
+    int32/int64."""
+    if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
+        raise ValueError(f"{where}: layouts must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")
+    c, h, w = plan.in_chw
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != plan.x_dtype or _dims(x, x_layout)[1:] != plan.in_chw:
+        raise ValueError(f"{where}: x must be {plan.x_dtype} {_shape('N', c, h, w, x_layout)}, got "
                          f"{getattr(x, 'dtype', type(x).__name__)} {np.shape(x)}")
-    shape = (x.shape[0], plan.m, plan.oh, plan.ow)
+    if x_layout == "nhwc" and not x.flags.c_contiguous:
+        raise ValueError(f"{where}: an NHWC x must be C-contiguous")
+    shape = _shape(x.shape[0], plan.m, plan.oh, plan.ow, out_layout)
     kinds = (np.uint8, np.int8) if plan.rq[0] else (np.int32, np.int64)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype not in kinds or not out.flags.c_contiguous:
         raise ValueError(f"{where}: out must be a C-contiguous {'/'.join(np.dtype(k).name for k in kinds)} array "
@@ -95,16 +110,17 @@ def check_io(plan: ConvPlan, x, out, where: str) -> None:
             raise ValueError(f"{where}: need {info.min} <= lo <= zp <= hi <= {info.max}")
 
 
-def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
-    """out = the planned conv of x (module docstring)."""
-    check_io(plan, x, out, where)
-    x = np.ascontiguousarray(x)
+def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw", out_layout: str = "nchw") -> None:
+    """out = the planned conv of x (module docstring). x_layout / out_layout: "nchw" (N, C, H, W)
+    or "nhwc" (N, H, W, C) arrays (channels-last ones skip the layout moves)."""
+    check_io(plan, x, out, where, x_layout, out_layout)
     n_img = x.shape[0]
     p = plan.oh * plan.ow
     mg = plan.m // len(plan.groups)
     k = plan.kh * plan.kw * plan.cg
-    out3 = out.reshape(n_img, plan.m, p)
-    xh = conv_rows.to_nhwc(x, conv_rows.runner(x.size))
+    xh = x if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), conv_rows.runner(x.size))
+    nhwc = out_layout == "nhwc"
+    out3 = out.reshape(n_img, p, plan.m) if nhwc else out.reshape(n_img, plan.m, p)
     chunk = conv_rows.image_chunk(p, k + 4 * mg, n_img)
     none = np.zeros(0, np.int64)
     for n0 in range(0, n_img, chunk):
@@ -118,7 +134,11 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
                 conv_rows.im2col_rows(xh[n0:n1], gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
                                       conv_rows.runner(cols.size))
             if plan.rq[0] and gp.gemm_q is not None and len(plan.groups) == 1:
-                # requantized in the GEMM's epilogue (no int32 rows in memory), then one byte transpose
+                # requantized in the GEMM's epilogue (no int32 rows in memory): straight into an
+                # NHWC out, else into rows and one byte transpose
+                if nhwc:
+                    gp.gemm_q(cols, out3[n0:n1].reshape(rows, mg), plan.rq)
+                    continue
                 q = scratch("conv.q", (rows, mg), out.dtype)
                 gp.gemm_q(cols, q, plan.rq)
                 conv_rows.to_nhwc(q.reshape(n1 - n0, p, mg, 1), conv_rows.runner(q.size),
@@ -127,5 +147,5 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv") -> None:
             raw = scratch("conv.raw", (rows, mg), np.int32)
             gp.gemm(cols, raw)
             rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
-            conv_rows.rows_to_nchw(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg,
-                                   conv_rows.runner(raw.size))
+            finish = conv_rows.rows_to_nhwc if nhwc else conv_rows.rows_to_nchw
+            finish(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg, conv_rows.runner(raw.size))

@@ -380,6 +380,36 @@ def _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p_, i0, i1):
         _transpose(buf, 0, mg, q1 - q0, mg, of, plane + q0, p_, buf.size, plane + mg * p_ if q0 == 0 else 0)
 
 
+@kernel
+def _rows_to_nhwc_impl(raw, off, w_zp, rowsum, rq, out, ch0, i0, i1):
+    """Items i0..i1-1, item = block of BLOCK rows (the last one takes the rest): out (rows, M)
+    columns ch0..ch0+Mg-1 from raw (rows, Mg), finished in place when Mg == M, else through a
+    (block, Mg) buffer copied row by row."""
+    requant, mult, zp, lo, hi = rq
+    flo, fhi, zp32 = np.float32(lo - zp), np.float32(hi - zp), np.int32(zp)
+    mg, m_ = raw.shape[1], out.shape[1]
+    rows = raw.shape[0]
+    nb = max(1, rows // BLOCK)
+    use_rs = rowsum.shape[0] > 0
+    off32 = off.astype(np.int32)         # wraps mod 2**32, as intended
+    wz32 = w_zp.astype(np.int32)
+    mult_g = mult[ch0:ch0 + mg] if requant else np.zeros(mg, np.float32)
+    whole = mg == m_
+    buf = np.empty(0 if whole else min(rows, 2 * BLOCK - 1) * mg, out.dtype)
+    of = out.reshape(-1)
+    rf = raw.reshape(-1)
+    for b in range(i0, i1):
+        r0, r1 = b * BLOCK, (rows if b == nb - 1 else b * BLOCK + BLOCK)
+        rs = rowsum[r0:r1] if use_rs else rowsum
+        if whole:
+            _finish_block(rf[r0 * mg:r1 * mg], off, off32, w_zp, wz32, rs, requant, mult_g, flo, fhi, zp32,
+                          of[r0 * m_:r1 * m_])
+            continue
+        _finish_block(rf[r0 * mg:r1 * mg], off, off32, w_zp, wz32, rs, requant, mult_g, flo, fhi, zp32, buf)
+        for r in range(r1 - r0):
+            out[r0 + r, ch0:ch0 + mg] = buf[r * mg:(r + 1) * mg]
+
+
 def _fail(msg):
     raise ValueError(msg)
 
@@ -456,20 +486,12 @@ def row_sums(cols, run=None) -> np.ndarray:
     return rs
 
 
-def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
-    """out[n, ch0 + j, p] from raw (N*P, Mg) int32 (module docstring); out (N, M, P)
-    int32/int64/uint8/int8, C-contiguous; off, w_zp int64 (Mg,); rowsum int64 (N*P,) or (0,);
-    rq = (requant, mult float32 (M,), zp, lo, hi) (requant only for an 8-bit out)."""
-    where = "rows_to_nchw"
-    if not (isinstance(out, np.ndarray) and out.ndim == 3 and out.flags.c_contiguous
-            and out.dtype in _ACC_DTYPES + _Q8_DTYPES):
-        _fail(f"{where}: out must be a C-contiguous 3-D int32/int64/uint8/int8 array")
-    n, m, p = out.shape
+def _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p):
+    """The arguments of rows_to_nchw / rows_to_nhwc (out of N images, M channels, P pixels);
+    returns (raw C-contiguous, rq normalised)."""
     if not (isinstance(raw, np.ndarray) and raw.dtype == np.int32 and raw.ndim == 2 and raw.shape[0] == n * p):
         _fail(f"{where}: raw must be int32 ({n * p}, Mg), got {getattr(raw, 'dtype', None)} {getattr(raw, 'shape', None)}")
     mg = raw.shape[1]
-    if not 0 <= ch0 <= m - mg:
-        _fail(f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
     if not all(isinstance(v, np.ndarray) and v.dtype == np.int64 and v.shape == (mg,) for v in (off, w_zp)):
         _fail(f"{where}: off and w_zp must be int64 ({mg},)")
     if not (isinstance(rowsum, np.ndarray) and rowsum.dtype == np.int64 and rowsum.shape in ((0,), (n * p,))):
@@ -485,10 +507,46 @@ def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
             _fail(f"{where}: need lo <= zp <= hi in {out.dtype}, got {int(rq[3])}, {int(rq[2])}, {int(rq[4])}")
     elif out.dtype not in _ACC_DTYPES:
         _fail(f"{where}: a sum is stored as int32/int64, not {out.dtype}")
-    raw = np.ascontiguousarray(raw)
-    rq = (requant, np.ascontiguousarray(mult, np.float32), np.int64(rq[2]), np.int64(rq[3]), np.int64(rq[4]))
+    return np.ascontiguousarray(raw), (requant, np.ascontiguousarray(mult, np.float32), np.int64(rq[2]),
+                                       np.int64(rq[3]), np.int64(rq[4]))
+
+
+def _check_out3(where, out, layout):
+    if not (isinstance(out, np.ndarray) and out.ndim == 3 and out.flags.c_contiguous
+            and out.dtype in _ACC_DTYPES + _Q8_DTYPES):
+        _fail(f"{where}: out must be a C-contiguous 3-D ({layout}) int32/int64/uint8/int8 array")
+
+
+def _check_channels(where, ch0, mg, m):
+    if not 0 <= ch0 <= m - mg:
+        _fail(f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
+
+
+def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
+    """out[n, ch0 + j, p] from raw (N*P, Mg) int32 (module docstring); out (N, M, P)
+    int32/int64/uint8/int8, C-contiguous; off, w_zp int64 (Mg,); rowsum int64 (N*P,) or (0,);
+    rq = (requant, mult float32 (M,), zp, lo, hi) (requant only for an 8-bit out)."""
+    where = "rows_to_nchw"
+    _check_out3(where, out, "N, M, P")
+    n, m, p = out.shape
+    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p)
+    _check_channels(where, ch0, raw.shape[1], m)
     items = n * max(1, p // BLOCK)                     # _n_blocks
     (run or _serial)(lambda i0, i1: _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p, i0, i1), items)
+
+
+def rows_to_nhwc(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
+    """out[n, p, ch0 + j] from raw (N*P, Mg) int32: the same values as rows_to_nchw, channels
+    last; out (N, P, M) C-contiguous, other arguments as rows_to_nchw."""
+    where = "rows_to_nhwc"
+    _check_out3(where, out, "N, P, M")
+    n, p, m = out.shape
+    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p)
+    _check_channels(where, ch0, raw.shape[1], m)
+    rows = n * p
+    items = max(1, rows // BLOCK)
+    (run or _serial)(lambda i0, i1: _rows_to_nhwc_impl(raw, off, w_zp, rowsum, rq, out.reshape(rows, m), ch0,
+                                                       i0, i1), items)
 
 
 # ------------------------------------------------------------------------------ NumPy twins
@@ -507,6 +565,14 @@ def im2col_rows_ref(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
         for kx in range(kw):
             out[:, :, :, ky, kx] = xp[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
     cols[...] = out.reshape(cols.shape)
+
+
+def rows_to_nhwc_ref(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
+    n, p, m = out.shape
+    tmp = np.empty((n, m, p), out.dtype)
+    tmp[...] = out.transpose(0, 2, 1)
+    rows_to_nchw_ref(raw, off, w_zp, rowsum, rq, tmp, ch0)
+    out[...] = tmp.transpose(0, 2, 1)
 
 
 def rows_to_nchw_ref(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:

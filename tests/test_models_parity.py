@@ -81,8 +81,12 @@ def test_fused_conv_requant_equals_the_accumulator_path(name, form, monkeypatch)
     requantizer. The outputs must agree, and the fused kernels must have run."""
     from intsim.steps import compute
     calls = []
-    real = compute._fused_conv
-    monkeypatch.setattr(compute, "_fused_conv", lambda *a: calls.append(1) or real(*a))
+    real = compute._fused_lane
+
+    def counted(*a):
+        lane = real(*a)
+        return lambda env, x: calls.append(1) or lane(env, x)
+    monkeypatch.setattr(compute, "_fused_lane", counted)
     path = _quantized(name, form)
     feeds = zoo.sample_inputs(name, 8, seed=3)
     prog = intsim.load(path)

@@ -19,6 +19,7 @@ from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import IntType, Requant
+from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, per_channel, scalar_zp
@@ -83,20 +84,38 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
     return p["multiplier"], np.int64(p["zero_point"]), np.int64(p["lo"]), np.int64(p["hi"])
 
 
-def _fused_conv(x4, b: Bound, geom, fused, out):
-    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact),
-    through a plan (kernels.conv_plan, or the depthwise one) built once per geometry and input
-    shape."""
+def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
+    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact)
+    for inputs shaped like x4: a plan (kernels.conv_plan, or the depthwise one) built once per
+    geometry and input shape. The returned lane(env, x) runs it on x and stores the output;
+    an output read only channels-last (intsim.layout) is written channels-last and stored as
+    its NCHW view, and a channels-last x is read in place."""
     from kernels.conv_plan import ConvPlan, run_plan
     from kernels.fast_conv import run_depthwise_plan
     key = ("plan", geom, x4.shape[1:], x4.dtype)
     plan = b.packed.get(key)
     if plan is None:
         plan = b.packed[key] = _conv_plan(x4, b, geom, fused)
-    if isinstance(plan, ConvPlan):
-        run_plan(plan, x4, out)
-    else:
-        run_depthwise_plan(plan, x4, out)
+    n, m = x4.shape[0], b.w.shape[0]
+    oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
+    dtype, name = node.attrs["out_type"].storage, node.outputs[0]
+    gemm = isinstance(plan, ConvPlan)
+    out_nhwc = gemm and not one_d and name in getattr(ctx, "channels_last", ())
+
+    def lane(env, x):
+        x4 = x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x
+        xh = nhwc_of(x4) if gemm else None
+        out = np.empty((n, oh, ow, m) if out_nhwc else (n, m, oh, ow), dtype)
+        try:
+            if gemm:
+                run_plan(plan, x4 if xh is None else xh, out, "conv", "nchw" if xh is None else "nhwc",
+                         "nhwc" if out_nhwc else "nchw")
+            else:
+                run_depthwise_plan(plan, np.ascontiguousarray(x4), out)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        env[name] = nchw_view(out) if out_nhwc else out.reshape((n, m, ow) if one_d else (n, m, oh, ow))
+    return lane
 
 
 def _packed_pairs(b: Bound, geom):
@@ -315,23 +334,30 @@ def prepare_conv(node, ctx):
 
     static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
 
+    lanes: dict = {}    # (x shape, dtype) -> the fused run, its geometry checked once (static weights)
+
     def run(env, tap):
         bound, one_d = static if static is not None else bind(reader.values(env))
         x = env[ins[0]]
+        if tap is None and static is not None:
+            lane = lanes.get((x.shape, x.dtype))
+            if lane is not None:
+                lane(env, x)
+                return
         if x.ndim != (3 if one_d else 4):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
-        x4 = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x)
+        x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
         geom = _geom(node, x4, bound.w, one_d)
         _check_conv_geom(node, x4, bound.w, geom)
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None
         if fused is not None:
-            n, m, (oh, ow) = x4.shape[0], bound.w.shape[0], conv_out_hw(x4.shape[2], x4.shape[3], bound.w.shape[2],
-                                                                        bound.w.shape[3], geom)
-            out = np.empty((n, m, oh, ow), node.attrs["out_type"].storage)
-            _kernel_call(node, _fused_conv, x4, bound, geom, fused, out)
-            env[node.outputs[0]] = out.reshape((n, m, ow) if one_d else (n, m, oh, ow))
+            lane = _fused_lane(node, ctx, bound, geom, fused, x4, one_d)
+            if static is not None:
+                lanes[(x.shape, x.dtype)] = lane
+            lane(env, x)
             return
+        x4 = np.ascontiguousarray(x4)
         acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom, bound.mode)
         _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape

@@ -13,6 +13,7 @@ from kernels import eltwise as ek
 from kernels import lut as lk
 
 from ..errors import QuantParamError, ShapeError
+from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
@@ -59,6 +60,11 @@ def _binary(kernel, planner=None):
                     plans[p] = planner(*p, lo, hi, t.storage)
                 except ValueError as e:
                     raise ShapeError(f"node '{node.name}': {e}") from None
+            ah, bh = nhwc_of(a), nhwc_of(b)
+            if ah is not None and bh is not None:      # both channels-last: so is the sum
+                out = np.empty(ah.shape, t.storage)
+                ek.qlinear_add_planned(ah, bh, plans[p], out)
+                return nchw_view(out)
             out = np.empty(a.shape, t.storage)
             ek.qlinear_add_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
             return out

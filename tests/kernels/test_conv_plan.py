@@ -53,6 +53,15 @@ def test_run_plan_refuses_bad_x_and_out():
     for bad_out in (out[:1], out.astype(np.uint8), np.empty((2, 6, plan.ow, plan.oh), np.int32).transpose(0, 1, 3, 2)):
         with pytest.raises(ValueError, match="out must be"):
             run_plan(plan, x, bad_out)
+    with pytest.raises(ValueError, match="layouts"):
+        run_plan(plan, x, out, "conv", "nchwc")
+    with pytest.raises(ValueError, match="x must be"):
+        run_plan(plan, x, out, "conv", "nhwc")          # an NCHW array declared channels-last
+    with pytest.raises(ValueError, match="C-contiguous"):
+        run_plan(plan, x.transpose(0, 2, 3, 1), out, "conv", "nhwc")
+    xh = np.zeros((2, chw[1], chw[2], chw[0]), np.uint8)
+    with pytest.raises(ValueError, match="out must be"):
+        run_plan(plan, xh, out, "conv", "nhwc", "nhwc")
 
 
 def test_make_plan_refuses_inconsistent_parts():
@@ -74,3 +83,32 @@ def test_make_plan_refuses_inconsistent_parts():
     with pytest.raises(ValueError, match="depthwise"):
         plan_conv_exact(pack_conv(np.ones((4, 1, 3, 3), np.int8), 0, g._replace(group=4)), (4, 7, 9), np.uint8, 0,
                         np.zeros(4, np.int64), _rq_none())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2]), st.sampled_from([1, 3]), st.integers(1, 3),
+       st.sampled_from(["nchw", "nhwc"]), st.sampled_from(["nchw", "nhwc"]), st.booleans())
+def test_layouts_give_the_same_values(seed, group, k, n, x_layout, out_layout, requant):
+    """run_plan on channels-last x and/or out equals the NCHW run, value for value, on both
+    engines, with and without the fused requantization (1x1 plain convs included)."""
+    rng = np.random.default_rng(seed)
+    w, g, chw = _case(rng, group, k)
+    if k == 1:
+        g = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, group)
+    m = w.shape[0]
+    bias = rng.integers(-2**12, 2**12, m)
+    x_zp = int(rng.choice([0, 17, 255]))
+    rq = (True, (rng.uniform(0.5, 1, m) * 2.0 ** rng.integers(-12, -6, m)).astype(np.float32), 3, 0, 250) \
+        if requant else _rq_none()
+    zeros = np.zeros(m, np.int64)
+    plans = (plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, x_zp, bias, rq),
+             plan_conv_pairs(pack_conv_pairs(w, g), chw, x_zp, zeros, bias, rq))
+    x = rng.integers(0, 256, (n,) + chw).astype(np.uint8)
+    x_in = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x
+    dtype = np.uint8 if requant else np.int64
+    for plan in plans:
+        want = np.empty((n, m, plan.oh, plan.ow), dtype)
+        run_plan(plan, x, want)
+        got = np.empty((n, plan.oh, plan.ow, m) if out_layout == "nhwc" else want.shape, dtype)
+        run_plan(plan, x_in, got, "conv", x_layout, out_layout)
+        assert np.array_equal(got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got, want)

@@ -248,6 +248,32 @@ def test_rows_to_nchw_equals_twin(case):
         assert int(got[idx]) == v
 
 
+@settings(max_examples=150, deadline=None)
+@given(case=finish_case(), threaded=st.booleans())
+def test_rows_to_nhwc_is_rows_to_nchw_channels_last(case, threaded):
+    """rows_to_nhwc writes exactly rows_to_nchw's values, channels last, and only channels
+    ch0..ch0+Mg-1 (the rest keep their sentinel)."""
+    raw, off, w_zp, rowsum, rq, out, ch0 = case
+    want, _ = finish_both(case)
+    got = np.full(out.transpose(0, 2, 1).shape, 0x5A, out.dtype)
+    cr.rows_to_nhwc(raw, off, w_zp, rowsum, rq, got, ch0, threads(2) if threaded else None)
+    assert np.array_equal(got, want.transpose(0, 2, 1))
+    twin = np.full_like(got, 0x5A)
+    cr.rows_to_nhwc_ref(raw, off, w_zp, rowsum, rq, twin, ch0)
+    assert np.array_equal(got, twin)
+
+
+def test_rows_to_nhwc_refuses_bad_out_and_channels():
+    raw, off = np.zeros((6, 4), np.int32), np.zeros(4, np.int64)
+    rq = (False, np.zeros(8, np.float32), 0, 0, 0)
+    with pytest.raises(ValueError, match="out must be"):
+        cr.rows_to_nhwc(raw, off, off, np.zeros(0, np.int64), rq, np.empty((2, 8, 3), np.int32).transpose(0, 2, 1), 0)
+    with pytest.raises(ValueError, match="channels"):
+        cr.rows_to_nhwc(raw, off, off, np.zeros(0, np.int64), rq, np.empty((2, 3, 8), np.int32), 5)
+    with pytest.raises(ValueError, match="raw must be"):
+        cr.rows_to_nhwc(raw, off, off, np.zeros(0, np.int64), rq, np.empty((2, 4, 8), np.int32), 0)
+
+
 @settings(max_examples=40, deadline=None)
 @given(case=finish_case())
 def test_rows_to_nchw_threads_equal_serial(case):

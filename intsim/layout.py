@@ -1,0 +1,42 @@
+"""Channels-last activations between layers, behind ordinary NCHW arrays.
+
+A conv whose output feeds only layers that can read channels-last data writes it as a
+C-contiguous (N, H, W, C) array `xh` and stores the NCHW *view* xh.transpose(0, 3, 1, 2) in the
+run's environment. Every step still sees an (N, C, H, W) array with the right values (NumPy
+follows the strides; a step that needs NCHW memory makes it contiguous), while a step that
+can work channels-last takes `nhwc_of(x)` and skips both layout moves (onnxruntime keeps
+whole models channels-last the same way).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# IR ops that read a channels-last input without a layout move
+NHWC_READERS = frozenset({"conv", "add"})
+
+
+def nhwc_of(x) -> np.ndarray | None:
+    """The C-contiguous (N, H, W, C) array holding the 4-D x (x == nhwc_of(x).transpose(0, 3, 1, 2)),
+    or None when x's memory is not laid out channels-last."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        return None
+    xh = x.transpose(0, 2, 3, 1)
+    return xh if xh.flags.c_contiguous else None
+
+
+def nchw_view(xh: np.ndarray) -> np.ndarray:
+    """The (N, C, H, W) view of a channels-last (N, H, W, C) array."""
+    return xh.transpose(0, 3, 1, 2)
+
+
+def channels_last_tensors(graph) -> frozenset:
+    """Tensors that may be stored channels-last: every consumer reads them channels-last
+    (NHWC_READERS) and they are not graph outputs."""
+    readers: dict = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            if t:
+                readers.setdefault(t, []).append(node.op)
+    outs = set(graph.outputs)
+    return frozenset(t for t, ops in readers.items()
+                     if t not in outs and all(op in NHWC_READERS for op in ops))
