@@ -44,7 +44,7 @@ import numpy as np
 from . import fast_depthwise as fd
 from .jit import kernel
 
-LANES = 256             # a run of output pixels covers about this many int32 lanes
+LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
 SERIAL_WORK = fd.SERIAL_WORK
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
