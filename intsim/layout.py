@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# IR ops that read a channels-last input without a layout move
+# IR ops (and ONNX ops run by the `onnx` step) that read a channels-last input without a layout move
 NHWC_READERS = frozenset({"conv", "add"})
+NHWC_ONNX_READERS = frozenset({"MaxPool"})
+
+
+def reads_channels_last(node) -> bool:
+    return node.op in NHWC_READERS or (node.op == "onnx" and node.attrs.get("op_type") in NHWC_ONNX_READERS)
 
 
 def nhwc_of(x) -> np.ndarray | None:
@@ -31,12 +36,11 @@ def nchw_view(xh: np.ndarray) -> np.ndarray:
 
 def channels_last_tensors(graph) -> frozenset:
     """Tensors that may be stored channels-last: every consumer reads them channels-last
-    (NHWC_READERS) and they are not graph outputs."""
+    (reads_channels_last) and they are not graph outputs."""
     readers: dict = {}
     for node in graph.nodes:
         for t in node.inputs:
             if t:
-                readers.setdefault(t, []).append(node.op)
+                readers.setdefault(t, []).append(reads_channels_last(node))
     outs = set(graph.outputs)
-    return frozenset(t for t, ops in readers.items()
-                     if t not in outs and all(op in NHWC_READERS for op in ops))
+    return frozenset(t for t, ok in readers.items() if t not in outs and all(ok))

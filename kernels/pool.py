@@ -93,14 +93,14 @@ def _spatial3(x):
 # ---------------------------------------------------------------- MaxPool
 
 @kernel
-def _maxpool_impl(x, k, st, pb, dl, out):
+def _maxpool_impl(x, k, st, pb, dl, init, out):
     nc, ih, iw, idp = x.shape
     _, oh, ow, od = out.shape
     for c in range(nc):
         for a in range(oh):
             for b in range(ow):
                 for d in range(od):
-                    m = np.int64(-(1 << 40))
+                    m = np.int64(init)
                     for i in range(k[0]):
                         h = a * st[0] - pb[0] + i * dl[0]
                         if h < 0 or h >= ih:
@@ -313,7 +313,8 @@ def _maxpool_rows(x, kernel, strides, pads, out) -> None:
 
 def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     """MaxPool on uint8/int8 (exact). pads = [begin_0.., end_0..] (ONNX order). A window with no
-    tap inside the image cannot occur for valid ONNX attributes; it raises ValueError."""
+    tap inside the image (possible with dilations) gives the type's minimum, as onnxruntime's
+    (its max starts from numeric_limits<T>::lowest())."""
     _check_pool("maxpool", x, kernel, strides, pads, dilations, out, (np.uint8, np.int8))
     want = x.shape[:2] + pool_output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     if out.shape != want:
@@ -323,12 +324,83 @@ def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
         _maxpool_rows(np.ascontiguousarray(x), kernel, strides, pads, out)
         return
     _maxpool_impl(_spatial3(np.ascontiguousarray(x)), _norm3(kernel, 1), _norm3(strides, 1),
-                  _norm3(pads[:ns], 0), _norm3(dilations, 1), _spatial3(out))
+                  _norm3(pads[:ns], 0), _norm3(dilations, 1), np.iinfo(x.dtype).min, _spatial3(out))
+
+
+@kernel
+def _maxpool_nhwc_impl(x, geo, init, r0, r1, out):
+    """Output rows r0..r1-1 (row = n*OH + oy) of a 2-D MaxPool on channels-last x (N, H, W, C)
+    into out (N, OH, OW, C); geo = [kh, kw, sh, sw, ph, pw, dh, dw]. Per output row: the
+    element-wise max of the window's input rows inside the image (W*C lanes, one flat loop),
+    then per output column the max over its window's columns inside the image (C lanes).
+    Taps outside the image are skipped; `init` (the type's minimum) starts each max, so a
+    window with no tap inside the image gives it (as onnxruntime)."""
+    _, ih, iw, c_ = x.shape
+    _, oh, ow, _ = out.shape
+    kh, kw, sh, sw, ph, pw, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
+    row = iw * c_
+    vm = np.empty(row, x.dtype)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for r in range(r0, r1):
+        n, oy = r // oh, r % oh
+        for i in range(row):
+            vm[i] = init
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            if iy < 0 or iy >= ih:
+                continue
+            src = (n * ih + iy) * row
+            for i in range(row):
+                vm[i] = max(vm[i], xf[src + i])
+        for ox in range(ow):
+            d = (r * ow + ox) * c_
+            for i in range(c_):
+                of[d + i] = init
+            for kx in range(kw):
+                ix = ox * sw - pw + kx * dw
+                if ix < 0 or ix >= iw:
+                    continue
+                v0 = ix * c_
+                for i in range(c_):
+                    of[d + i] = max(of[d + i], vm[v0 + i])
+
+
+def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
+    """maxpool on channels-last data: xh (N, H, W, C) and out (N, OH, OW, C) C-contiguous
+    uint8/int8, the same values as maxpool on the NCHW transposes (2-D pools only; attributes
+    in ONNX order as maxpool). Rows of the output are split over the fast kernels' threads
+    above 256 KiB of input."""
+    if not (isinstance(xh, np.ndarray) and xh.ndim == 4 and xh.flags.c_contiguous
+            and isinstance(out, np.ndarray) and out.ndim == 4):
+        raise ValueError("maxpool_nhwc: x and out must be 4-D (N, H, W, C) arrays, x C-contiguous")
+    _check_pool("maxpool_nhwc", xh.transpose(0, 3, 1, 2), kernel, strides, pads, dilations, out,
+                (np.uint8, np.int8))
+    want = pool_output_shape(xh.shape[1:3], kernel, strides, pads, dilations, ceil_mode)
+    if out.shape != (xh.shape[0],) + want + (xh.shape[3],):
+        raise ValueError(f"maxpool_nhwc: out shape {out.shape}, expected {(xh.shape[0],) + want + (xh.shape[3],)}")
+    if not out.size:
+        return
+    geo = np.array([kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1]],
+                   np.int64)
+    init = np.iinfo(xh.dtype).min
+    rows = out.shape[0] * out.shape[1]
+    if xh.nbytes < (1 << 18):
+        _maxpool_nhwc_impl(xh, geo, init, 0, rows, out)
+        return
+    from .fast_gemm import parallel_items
+    parallel_items(lambda r0, r1: _maxpool_nhwc_impl(xh, geo, init, r0, r1, out), rows, per_thread=1)
+
+
+def maxpool_nhwc_ref(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
+    """NumPy twin of maxpool_nhwc: maxpool_ref on the NCHW transposes."""
+    tmp = np.empty(out.transpose(0, 3, 1, 2).shape, out.dtype)
+    maxpool_ref(xh.transpose(0, 3, 1, 2), kernel, strides, pads, dilations, ceil_mode, tmp)
+    out[...] = tmp.transpose(0, 2, 3, 1)
 
 
 def maxpool_ref(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
-    """NumPy twin of maxpool: max over strided views of a copy padded with a value below the
-    type's range."""
+    """NumPy twin of maxpool: max over strided views of a copy padded with the type's minimum
+    (the start of every max)."""
     ns = x.ndim - 2
     osz = pool_output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     if 0 in osz:
@@ -337,8 +409,9 @@ def maxpool_ref(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     for i in range(ns):
         need = (osz[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
         width.append((pads[i], max(0, need - x.shape[2 + i] - pads[i])))
-    xp = np.pad(x.astype(np.int64), width, constant_values=-(1 << 40))
-    best = np.full(x.shape[:2] + osz, -(1 << 40), np.int64)
+    low = int(np.iinfo(x.dtype).min)          # taps outside the image never beat it (ORT's start)
+    xp = np.pad(x.astype(np.int64), width, constant_values=low)
+    best = np.full(x.shape[:2] + osz, low, np.int64)
     for tap in np.ndindex(*kernel):
         sl = (slice(None), slice(None)) + tuple(
             slice(tap[i] * dilations[i], tap[i] * dilations[i] + (osz[i] - 1) * strides[i] + 1, strides[i])

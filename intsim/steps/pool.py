@@ -8,6 +8,7 @@ from kernels import pool as pk
 
 from ..errors import ShapeError
 from ..geometry import auto_pads
+from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
@@ -33,17 +34,25 @@ def maxpool_fn(node, ctx, a, get):
     if int(a.get("storage_order", 0)):
         raise ShapeError(f"node '{node.name}': MaxPool storage_order=1 is not supported")
 
+    keep_nhwc = node.outputs[0] in getattr(ctx, "channels_last", ())
+
     def run(env):
-        x = np.ascontiguousarray(get(env, 0))
+        x = get(env, 0)
+        xh = nhwc_of(x) if len(kernel) == 2 else None
+        x = x if xh is not None else np.ascontiguousarray(x)
         try:
             st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
             shape = x.shape[:2] + pk.pool_output_shape(x.shape[2:], kernel, st, pads, di, int(a.get("ceil_mode", 0)))
             check_shape(shape, x.dtype.itemsize, f"node '{node.name}': output of MaxPool")
-            out = np.empty(shape, x.dtype)
-            pk.maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
+            if xh is None:
+                out = np.empty(shape, x.dtype)
+                pk.maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
+                return [out]
+            out = np.empty((shape[0],) + shape[2:] + (shape[1],), x.dtype)   # channels-last in, out
+            pk.maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
-        return [out]
+        return [nchw_view(out) if keep_nhwc else np.ascontiguousarray(nchw_view(out))]
     return run
 
 

@@ -123,3 +123,78 @@ def test_bad_input_names_the_problem():
         P.maxpool(x, [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 6), np.uint8)[:, :, :, ::2])
     with pytest.raises(ValueError, match="pads"):
         P.maxpool(x, [2, 2], [1, 1], [2, 0, 0, 0], [1, 1], 0, np.empty((1, 2, 7, 5), np.uint8))
+
+
+# ------------------------------------------------------------------------------ channels-last
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), dilated=st.booleans())
+def test_maxpool_nhwc_equals_twin_and_nchw_kernel(data, dtype, dilated):
+    """maxpool_nhwc == its twin == the NCHW kernel on the transposes (random 2-D geometries,
+    dilations, channels crossing vector widths, values at the type's ends)."""
+    spatial, k, s, p, cm = data.draw(geometry(2, max_hw=20))
+    dl = [data.draw(st.integers(1, 3)) for _ in range(2)] if dilated else [1, 1]
+    try:
+        osz = P.pool_output_shape(spatial, k, s, p, dl, cm)
+    except ValueError:
+        return
+    c = data.draw(st.sampled_from([1, 3, 16, 33, 64]))
+    x = data.draw(int_array((data.draw(st.integers(1, 3)),) + tuple(spatial) + (c,), dtype))
+    shape = (x.shape[0],) + osz + (c,)
+    got, twin = np.full(shape, 7, dtype), np.full(shape, 9, dtype)
+    P.maxpool_nhwc(x, k, s, p, dl, cm, got)
+    P.maxpool_nhwc_ref(x, k, s, p, dl, cm, twin)
+    nchw = np.empty((x.shape[0], c) + osz, dtype)
+    P.maxpool(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), k, s, p, dl, cm, nchw)
+    assert np.array_equal(got, twin)
+    assert np.array_equal(got, nchw.transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_maxpool_nhwc_threads_equal_twin(threads):
+    """ResNet's stem pool (3x3, stride 2, pad 1 on 112x112x64) above the 256 KiB threshold."""
+    rng = np.random.default_rng(threads)
+    x = rng.integers(0, 256, (2, 112, 112, 64)).astype(np.uint8)
+    x[0, :, :, 0] = 255
+    got, want = np.empty((2, 56, 56, 64), np.uint8), np.empty((2, 56, 56, 64), np.uint8)
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(threads)
+    try:
+        P.maxpool_nhwc(x, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, got)
+    finally:
+        fast_gemm.set_num_threads(old)
+    P.maxpool_nhwc_ref(x, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, want)
+    assert np.array_equal(got, want)
+
+
+def test_maxpool_nhwc_refuses_bad_input():
+    x = np.zeros((1, 6, 6, 2), np.uint8)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        P.maxpool_nhwc(x[:, :, ::2], [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="out shape"):
+        P.maxpool_nhwc(x, [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 3), np.uint8))
+    with pytest.raises(ValueError, match="pads"):
+        P.maxpool_nhwc(x, [2, 2], [1, 1], [2, 0, 0, 0], [1, 1], 0, np.empty((1, 7, 5, 2), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        P.maxpool_nhwc(x.astype(np.int16), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 3, 2), np.int16))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_window_without_taps_gives_the_type_minimum_as_onnxruntime(dtype):
+    """kernel 1x2, dilation 2, pads 1 on a 1x1 image: the only window's taps (-1, 1) both lie
+    outside the image; onnxruntime starts its max from the type's lowest value and returns it."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    x = np.full((1, 1, 1, 1), 89, dtype)
+    t = TensorProto.INT8 if dtype == np.int8 else TensorProto.UINT8
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[1, 2], pads=[0, 1, 0, 1], dilations=[1, 2])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", t, [1, 1, 1, 1])],
+                              [helper.make_tensor_value_info("y", t, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got, twin = np.full((1, 1, 1, 1), 7, dtype), np.full((1, 1, 1, 1), 7, dtype)
+    P.maxpool(x, [1, 2], [1, 1], [0, 1, 0, 1], [1, 2], 0, got)
+    P.maxpool_ref(x, [1, 2], [1, 1], [0, 1, 0, 1], [1, 2], 0, twin)
+    nhwc = np.full((1, 1, 1, 1), 7, dtype)
+    P.maxpool_nhwc(x, [1, 2], [1, 1], [0, 1, 0, 1], [1, 2], 0, nhwc)
+    assert want.reshape(-1)[0] == np.iinfo(dtype).min
+    assert np.array_equal(got, want) and np.array_equal(twin, want) and np.array_equal(nhwc, want)

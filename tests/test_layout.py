@@ -1,0 +1,79 @@
+"""intsim.layout: channels-last activations behind NCHW views. The views hold the same values,
+the tensors chosen are exactly those read only by channels-last readers (never graph outputs),
+and a model run with channels-last activations equals the all-NCHW run, with the layer kernels
+actually reading and writing channels-last."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import intsim
+from intsim import layout
+
+zoo = pytest.importorskip("models.zoo")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(*[st.integers(1, 5)] * 4))
+def test_nhwc_of_finds_exactly_channels_last_memory(shape):
+    n, c, h, w = shape
+    x = np.arange(n * c * h * w, dtype=np.int32).reshape(shape)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    view = layout.nchw_view(xh)
+    assert np.array_equal(view, x)
+    assert layout.nhwc_of(view) is not None and np.shares_memory(layout.nhwc_of(view), xh)
+    assert np.array_equal(layout.nhwc_of(view), xh)
+    if c > 1 and h * w > 1:        # otherwise both orders are the same memory
+        assert layout.nhwc_of(x) is None
+        assert layout.nhwc_of(view[:, ::-1]) is None
+    assert layout.nhwc_of(x[0]) is None
+
+
+def _model(name, form="qdq_u8_pc"):
+    try:
+        return zoo.quantized_model(name, form)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+def test_channels_last_tensors_are_read_only_by_channels_last_readers():
+    prog = intsim.load(_model("mobilenetv2_s"))
+    chosen = prog._ctx.channels_last
+    assert chosen, "MobileNetV2 has conv -> conv edges"
+    readers = {}
+    for node in prog.graph.nodes:
+        for t in node.inputs:
+            readers.setdefault(t, []).append(node)
+    for t in chosen:
+        assert t not in prog.graph.outputs
+        assert all(layout.reads_channels_last(nd) for nd in readers[t])
+    for t, nodes in readers.items():
+        if t not in chosen and t not in prog.graph.outputs and t in prog.graph.tensors:
+            assert not all(layout.reads_channels_last(nd) for nd in nodes)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_s", "digits_dsconv", "digits_cnn"])
+@pytest.mark.parametrize("form", zoo.FORMS)
+def test_channels_last_run_equals_nchw_run(name, form, monkeypatch):
+    """Same outputs with and without channels-last activations; with them, the conv plans
+    really read and write channels-last arrays."""
+    from kernels import conv_plan
+    path = _model(name, form)
+    feeds = zoo.sample_inputs(name, 5, seed=13)
+    layouts = []
+    real = conv_plan.run_plan
+
+    def spy(plan, x, out, where="conv", x_layout="nchw", out_layout="nchw"):
+        layouts.append((x_layout, out_layout))
+        return real(plan, x, out, where, x_layout, out_layout)
+    monkeypatch.setattr(conv_plan, "run_plan", spy)
+    fast = intsim.load(path).run(feeds)
+    monkeypatch.setattr(layout, "NHWC_READERS", frozenset())
+    monkeypatch.setattr(layout, "NHWC_ONNX_READERS", frozenset())
+    n_fast = len(layouts)
+    plain = intsim.load(path).run(feeds)
+    for k in fast:
+        np.testing.assert_array_equal(fast[k], plain[k])
+    assert all(out == "nchw" for _, out in layouts[n_fast:])     # (a 1-channel x is both layouts)
+    assert any(out == "nhwc" for _, out in layouts[:n_fast]), layouts[:n_fast]
