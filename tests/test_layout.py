@@ -68,6 +68,10 @@ def test_channels_last_run_equals_nchw_run(name, form, monkeypatch):
         layouts.append((x_layout, out_layout))
         return real(plan, x, out, where, x_layout, out_layout)
     monkeypatch.setattr(conv_plan, "run_plan", spy)
+    from kernels import depthwise_nhwc
+    dw_calls = []
+    real_dw = depthwise_nhwc.run_depthwise_nhwc
+    monkeypatch.setattr(depthwise_nhwc, "run_depthwise_nhwc", lambda *a: dw_calls.append(1) or real_dw(*a))
     fast = intsim.load(path).run(feeds)
     monkeypatch.setattr(layout, "NHWC_READERS", frozenset())
     monkeypatch.setattr(layout, "NHWC_ONNX_READERS", frozenset())
@@ -77,3 +81,5 @@ def test_channels_last_run_equals_nchw_run(name, form, monkeypatch):
         np.testing.assert_array_equal(fast[k], plain[k])
     assert all(out == "nchw" for _, out in layouts[n_fast:])     # (a 1-channel x is both layouts)
     assert any(out == "nhwc" for _, out in layouts[:n_fast]), layouts[:n_fast]
+    if name != "digits_cnn":                                      # models with depthwise convs
+        assert dw_calls, "no depthwise conv ran channels-last"

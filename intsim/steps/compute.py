@@ -90,8 +90,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     geometry and input shape. The returned lane(env, x) runs it on x and stores the output;
     an output read only channels-last (intsim.layout) is written channels-last and stored as
     its NCHW view, and a channels-last x is read in place."""
-    from kernels.conv_plan import ConvPlan, run_plan
-    from kernels.fast_conv import run_depthwise_plan
+    from kernels.conv_plan import ConvPlan
     key = ("plan", geom, x4.shape[1:], x4.dtype)
     plan = b.packed.get(key)
     if plan is None:
@@ -99,23 +98,57 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     n, m = x4.shape[0], b.w.shape[0]
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
-    gemm = isinstance(plan, ConvPlan)
-    out_nhwc = gemm and not one_d and name in getattr(ctx, "channels_last", ())
+    out_nhwc = not one_d and name in getattr(ctx, "channels_last", ())
+    conv = _gemm_conv(plan, out_nhwc) if isinstance(plan, ConvPlan) else \
+        _depthwise_conv(plan, x4, (n, oh, ow, m), dtype, out_nhwc)
 
     def lane(env, x):
         x4 = x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x
-        xh = nhwc_of(x4) if gemm else None
         out = np.empty((n, oh, ow, m) if out_nhwc else (n, m, oh, ow), dtype)
         try:
-            if gemm:
-                run_plan(plan, x4 if xh is None else xh, out, "conv", "nchw" if xh is None else "nhwc",
-                         "nhwc" if out_nhwc else "nchw")
-            else:
-                run_depthwise_plan(plan, np.ascontiguousarray(x4), out)
+            conv(x4, out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[name] = nchw_view(out) if out_nhwc else out.reshape((n, m, ow) if one_d else (n, m, oh, ow))
     return lane
+
+
+def _gemm_conv(plan, out_nhwc: bool):
+    """conv(x (N, C, H, W) array or view, out) for a GEMM plan; a channels-last x is read in place."""
+    from kernels.conv_plan import run_plan
+    out_layout = "nhwc" if out_nhwc else "nchw"
+
+    def conv(x4, out):
+        xh = nhwc_of(x4)
+        run_plan(plan, x4 if xh is None else xh, out, "conv", "nchw" if xh is None else "nhwc", out_layout)
+    return conv
+
+
+def _depthwise_conv(plan, x4, out_nhwc_shape, dtype, out_nhwc: bool):
+    """conv(x, out) for a depthwise plan: the channels-last kernel (kernels.depthwise_nhwc) when x
+    or out is channels-last (an NCHW side is transposed), else the NCHW kernel."""
+    from kernels import conv_rows
+    from kernels.depthwise_nhwc import plan_depthwise_nhwc, run_depthwise_nhwc
+    from kernels.fast_conv import run_depthwise_plan
+    n, oh, ow, m = out_nhwc_shape
+    xh_shape = (n, x4.shape[2], x4.shape[3], x4.shape[1])
+    nplan = plan_depthwise_nhwc(np.empty(xh_shape, x4.dtype), plan.x_zp, plan.pc.wz, plan.bias, plan.geo,
+                                np.empty(out_nhwc_shape, dtype), plan.rq)
+
+    def conv(x4, out):
+        xh = nhwc_of(x4)
+        if xh is None and not out_nhwc:
+            run_depthwise_plan(plan, np.ascontiguousarray(x4), out)
+            return
+        if xh is None:
+            xh = conv_rows.to_nhwc(x4, conv_rows.runner(x4.size))
+        if out_nhwc:
+            run_depthwise_nhwc(nplan, xh, out)
+            return
+        yh = np.empty(out_nhwc_shape, dtype)
+        run_depthwise_nhwc(nplan, xh, yh)
+        conv_rows.to_nhwc(yh.reshape(n, oh * ow, m, 1), conv_rows.runner(yh.size), out=out.reshape(n, m, 1, oh * ow))
+    return conv
 
 
 def _packed_pairs(b: Bound, geom):
