@@ -159,10 +159,11 @@ def _conv_runner(plan, x, out):
     """A call of a prepared conv plan (what the executor runs per layer: weights packed and
     parameters checked once, x and out checked per call)."""
     from kernels.conv_plan import ConvPlan, run_plan
-    from kernels.fast_conv import run_depthwise_plan
+    from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
     if isinstance(plan, ConvPlan):
         return lambda: run_plan(plan, x, out)
-    return lambda: run_depthwise_plan(plan, x, out)
+    layer = plan_depthwise_layer(plan, x.shape, x.dtype, out.dtype)
+    return lambda: run_depthwise_layer(layer, x, out)
 
 
 def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, runs=RUNS):

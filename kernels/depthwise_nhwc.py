@@ -34,6 +34,13 @@ most 2 chunks per thread; problems below SERIAL_WORK multiply-adds run on the ca
     plan = plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq)   # checks, weights tiled once
     run_depthwise_nhwc(plan, x, dst, threads=None)                 # checks x/dst, runs
     depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None)  # both
+
+A layer (`plan_depthwise_layer` / `run_depthwise_layer`) takes either layout on either side and
+picks the kernel: this one (NCHW sides transposed with kernels.conv_rows.to_nhwc) unless both
+sides are NCHW and the output map is large (more than SMALL_MAP pixels), where the NCHW kernel
+(kernels.fast_depthwise, through kernels.fast_conv's plan) is faster here: measured at batch 1
+and 8 on MobileNetV2's layers, NHWC + two transposes beat it on maps of 28x28 and below (dw56s2
+0.30 vs 0.37 ms, dw7 0.12 vs 0.15 ms) and lose on 56x56 and 112x112 outputs.
 """
 from __future__ import annotations
 
@@ -298,3 +305,57 @@ def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     f = wrapped.astype(np.float32) * np.asarray(rq[1], np.float32)
     f = np.clip(f, np.float32(int(rq[3]) - zp), np.float32(int(rq[4]) - zp))
     dst[...] = np.rint(f).astype(np.int64) + zp
+
+
+# ------------------------------------------------------------------------------- layers
+SMALL_MAP = 1024        # output pixels up to which an NCHW layer runs channels-last inside
+
+
+class DepthwiseLayer(NamedTuple):
+    """A depthwise conv layer for one input shape: the NCHW plan (kernels.fast_conv.DepthwisePlan)
+    and the channels-last plan of the same constants."""
+    nchw: tuple
+    nhwc: DepthwiseNhwcPlan
+    out_shape: tuple      # (N, OH, OW, M)
+
+
+def plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype) -> DepthwiseLayer:
+    """The layer of an NCHW depthwise plan (kernels.fast_conv.plan_depthwise) for x of NCHW
+    shape x_shape, writing out_dtype (ValueError naming a bad argument)."""
+    from .conv import ConvGeom, conv_out_hw
+    n, c, h, w = (int(v) for v in x_shape)
+    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in plan.geo)
+    g = plan.pc.geom
+    oh, ow = conv_out_hw(h, w, kh, kw, ConvGeom(sh, sw, pt, pl, g.pad_bottom, g.pad_right, dh, dw, g.group))
+    m = plan.pc.m
+    out_shape = (n, oh, ow, m)
+    nhwc = plan_depthwise_nhwc(np.empty((n, h, w, c), x_dtype), plan.x_zp, plan.pc.wz, plan.bias, plan.geo,
+                               np.empty(out_shape, out_dtype), plan.rq)
+    return DepthwiseLayer(plan, nhwc, out_shape)
+
+
+def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", out_layout: str = "nchw") -> None:
+    """out = the layer's depthwise conv of x; x (N, C, H, W) or (N, H, W, C) for x_layout "nhwc",
+    out (N, M, OH, OW) or (N, OH, OW, M), C-contiguous (checked, ValueError naming the bad one)."""
+    from . import conv_rows
+    from .fast_conv import run_depthwise_plan
+    n, oh, ow, m = layer.out_shape
+    if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
+        fd._fail("layout", f"must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")
+    if x_layout == out_layout == "nchw" and oh * ow > SMALL_MAP:
+        run_depthwise_plan(layer.nchw, x, out)
+        return
+    if out_layout == "nchw" and not (isinstance(out, np.ndarray) and out.shape == (n, m, oh, ow)
+                                     and out.dtype == layer.nhwc.dst_dtype and out.flags.c_contiguous):
+        fd._fail("dst", f"must be a C-contiguous {layer.nhwc.dst_dtype} array of shape {(n, m, oh, ow)}")
+    if x_layout == "nchw":
+        if not (isinstance(x, np.ndarray) and x.ndim == 4 and (x.shape[0],) + x.shape[2:] + x.shape[1:2]
+                == layer.nhwc.x_shape):
+            fd._fail("x", f"must be an NCHW array for NHWC shape {layer.nhwc.x_shape}, got {np.shape(x)}")
+        x = conv_rows.to_nhwc(np.ascontiguousarray(x), conv_rows.runner(x.size))
+    if out_layout == "nhwc":
+        run_depthwise_nhwc(layer.nhwc, x, out)
+        return
+    yh = np.empty(layer.out_shape, out.dtype)
+    run_depthwise_nhwc(layer.nhwc, x, yh)
+    conv_rows.to_nhwc(yh.reshape(n, oh * ow, m, 1), conv_rows.runner(yh.size), out=out.reshape(n, m, 1, oh * ow))

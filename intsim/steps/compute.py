@@ -100,7 +100,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
     out_nhwc = not one_d and name in getattr(ctx, "channels_last", ())
     conv = _gemm_conv(plan, out_nhwc) if isinstance(plan, ConvPlan) else \
-        _depthwise_conv(plan, x4, (n, oh, ow, m), dtype, out_nhwc)
+        _depthwise_conv(plan, x4, dtype, out_nhwc)
 
     def lane(env, x):
         x4 = x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x
@@ -124,30 +124,15 @@ def _gemm_conv(plan, out_nhwc: bool):
     return conv
 
 
-def _depthwise_conv(plan, x4, out_nhwc_shape, dtype, out_nhwc: bool):
-    """conv(x, out) for a depthwise plan: the channels-last kernel (kernels.depthwise_nhwc) when x
-    or out is channels-last (an NCHW side is transposed), else the NCHW kernel."""
-    from kernels import conv_rows
-    from kernels.depthwise_nhwc import plan_depthwise_nhwc, run_depthwise_nhwc
-    from kernels.fast_conv import run_depthwise_plan
-    n, oh, ow, m = out_nhwc_shape
-    xh_shape = (n, x4.shape[2], x4.shape[3], x4.shape[1])
-    nplan = plan_depthwise_nhwc(np.empty(xh_shape, x4.dtype), plan.x_zp, plan.pc.wz, plan.bias, plan.geo,
-                                np.empty(out_nhwc_shape, dtype), plan.rq)
+def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
+    """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
+    from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
+    layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
+    out_layout = "nhwc" if out_nhwc else "nchw"
 
     def conv(x4, out):
         xh = nhwc_of(x4)
-        if xh is None and not out_nhwc:
-            run_depthwise_plan(plan, np.ascontiguousarray(x4), out)
-            return
-        if xh is None:
-            xh = conv_rows.to_nhwc(x4, conv_rows.runner(x4.size))
-        if out_nhwc:
-            run_depthwise_nhwc(nplan, xh, out)
-            return
-        yh = np.empty(out_nhwc_shape, dtype)
-        run_depthwise_nhwc(nplan, xh, yh)
-        conv_rows.to_nhwc(yh.reshape(n, oh * ow, m, 1), conv_rows.runner(yh.size), out=out.reshape(n, m, 1, oh * ow))
+        run_depthwise_layer(layer, x4 if xh is None else xh, out, "nchw" if xh is None else "nhwc", out_layout)
     return conv
 
 

@@ -228,3 +228,53 @@ def test_run_checks_x_and_dst_against_the_plan():
         dn.run_depthwise_nhwc(plan, args["x"], np.zeros((1, 5, 5, 8), np.int64))
     with pytest.raises(ValueError, match=r"^depthwise: dst\b"):
         dn.run_depthwise_nhwc(plan, args["x"], np.zeros((1, 5, 10, 8), np.int32)[:, :, ::2])
+
+
+# ------------------------------------------------------------------------------- layers
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), hw=st.sampled_from([5, 9, 33, 40]), s=st.sampled_from([1, 2]),
+       mult=st.sampled_from([1, 2]), x_layout=st.sampled_from(["nchw", "nhwc"]),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), small_map=st.sampled_from([0, 1024]))
+def test_layer_any_layouts_equal_nchw_twin(seed, hw, s, mult, x_layout, out_layout, small_map):
+    """run_depthwise_layer on either layout at either side equals fast_depthwise.depthwise_ref,
+    with the NCHW kernel (SMALL_MAP 0: every map is 'large') and the channels-last one."""
+    from kernels.conv import ConvGeom
+    from kernels.fast_conv import pack_conv, plan_depthwise
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(1, 40))
+    w = rng.integers(-128, 128, (c * mult, 1, 3, 3)).astype(np.int8)
+    w_zp = rng.integers(-128, 128, c * mult)
+    g = ConvGeom(s, s, 1, 1, 1, 1, 1, 1, c)
+    pc = pack_conv(w, w_zp, g)
+    bias = rng.integers(-2**16, 2**16, c * mult).astype(np.int64)
+    rq = (True, (rng.uniform(0.5, 1, c * mult) * 2.0**-9).astype(np.float32), np.int64(3), np.int64(0),
+          np.int64(200))
+    plan = plan_depthwise(pc, 7, bias, rq)
+    x = rng.integers(0, 256, (2, c, hw, hw)).astype(np.uint8)
+    layer = dn.plan_depthwise_layer(plan, x.shape, x.dtype, np.uint8)
+    n, oh, ow, m = layer.out_shape
+    want = np.empty((n, m, oh, ow), np.uint8)
+    fd.depthwise_ref(x, 7, pc.wz, bias, plan.geo, want, rq)
+    got = np.empty((n, oh, ow, m) if out_layout == "nhwc" else (n, m, oh, ow), np.uint8)
+    x_in = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x
+    with mock.patch.object(dn, "SMALL_MAP", small_map):
+        dn.run_depthwise_layer(layer, x_in, got, x_layout, out_layout)
+    assert np.array_equal(got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got, want)
+
+
+def test_layer_refuses_bad_layouts_and_arrays():
+    from kernels.conv import ConvGeom
+    from kernels.fast_conv import pack_conv, plan_depthwise
+    g = ConvGeom(1, 1, 1, 1, 1, 1, 1, 1, 4)
+    plan = plan_depthwise(pack_conv(np.ones((4, 1, 3, 3), np.int8), 0, g), 0, np.zeros(4, np.int64),
+                          (True, np.ones(4, np.float32), np.int64(0), np.int64(0), np.int64(255)))
+    layer = dn.plan_depthwise_layer(plan, (1, 4, 6, 6), np.uint8, np.uint8)
+    x, out = np.zeros((1, 4, 6, 6), np.uint8), np.empty((1, 4, 6, 6), np.uint8)
+    with pytest.raises(ValueError, match="layout"):
+        dn.run_depthwise_layer(layer, x, out, "chw")
+    with pytest.raises(ValueError, match="x"):
+        dn.run_depthwise_layer(layer, x[:, :3], out)
+    with pytest.raises(ValueError, match="dst"):
+        dn.run_depthwise_layer(layer, x, out[:, :, :, :5])
+    with pytest.raises(ValueError, match="dst"):
+        dn.run_depthwise_layer(layer, x.transpose(0, 2, 3, 1).copy(), out.astype(np.int8), "nhwc", "nhwc")
