@@ -118,14 +118,30 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
     for gi, pack in enumerate(pc.packs):
         offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
         groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False,
-                                partial(_exact_gemm, pack, offs, o)))
+                                partial(_exact_gemm_q, pack, offs, o, gi * mg)))
     return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
 
 
 def _exact_gemm(pack: PackedB, offs, o, cols, raw, rq=None):
-    """raw (rows, Mg) = the int32 sums, or (rq given) their ORT float requantization (8-bit)."""
+    """raw (rows, Mg) = the int32 sums, or (rq given) their ORT float requantization (8-bit,
+    unit column stride and any row stride: requantized in the micro-kernel's registers)."""
     run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw,
                _rq_none() if rq is None else rq)
+
+
+def _exact_gemm_q(pack: PackedB, offs, o, c0, cols, q, rq):
+    _exact_gemm(pack, offs, o, cols, q, group_rq(rq, c0, pack.n))
+
+
+def group_rq(rq, c0, mg):
+    """rq for the group whose output channels are c0..c0+mg-1: mult as given when it has mg
+    entries (already the group's), else its slice c0:c0+mg of the conv's (M,) multipliers."""
+    mult = rq[1]
+    if mult.shape[0] == mg:
+        return rq
+    if mult.shape[0] < c0 + mg:
+        raise ValueError(f"gemm_q: mult has {mult.shape[0]} entries, the group needs {mg} (channels {c0}..)")
+    return (rq[0], np.ascontiguousarray(mult[c0:c0 + mg]), rq[2], rq[3], rq[4])
 
 
 class DepthwisePlan(NamedTuple):

@@ -23,6 +23,10 @@ int32 (as kernels.gemm stores it). An int64 `acc` is exact: when the bound
 
 The fused variant writes the ORT float requantization (kernels.requant) from the int32 tile:
     y[m, n] = clamp(rint_half_even(f32(acc[m, n]) * mult[n]) + zp, lo, hi), all float32.
+Earlier K blocks accumulate int32 sums in a per-item block; in the last K block the
+micro-kernel requantizes its registers and stores bytes into y (kernels.simd, `_q_target`:
+an 8-bit y with unit column stride and any row stride >= N). Other outputs (transposed,
+column-strided) go through the int32 block and `_epilogue`.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ import numpy as np
 from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
 from .jit import kernel
-from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_vnni512
+from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
 
 KC_STEPS = 128            # longest K block (steps; see _kc): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
@@ -237,14 +241,49 @@ def _c_target(dst, rq, geo, t1, p1, mr, nr):
         dst.strides[0] > 0 and dst.strides[0] % 4 == 0 and t1 * mr <= geo[1] and p1 * nr <= geo[3]
 
 
+@kernel(inline="always")
+def _q_target(dst, rq, geo):
+    """True when the micro-kernels requantize in registers and store bytes straight into dst:
+    requant, not transposed, an 8-bit dst with unit column stride and rows that do not overlap
+    (row stride >= N bytes; any stride for one row)."""
+    return rq[0] and geo[5] == 0 and dst.itemsize == 1 and dst.strides[1] == 1 and \
+        (dst.strides[0] >= geo[3] or geo[1] == 1)
+
+
+@kernel(inline="always")
+def _q_consts(rq, n_pad):
+    """(mult padded with zeros to n_pad float32, float32 [lo - zp, hi - zp, zp]) for the
+    requantizing micro-kernels (small integers: exact in float32)."""
+    requant, mult, zp, lo, hi = rq
+    mp = np.zeros(n_pad, np.float32)
+    n = min(n_pad, mult.shape[0])
+    mp[:n] = mult[:n]
+    rqs = np.empty(3, np.float32)
+    rqs[0], rqs[1], rqs[2] = np.float32(lo - zp), np.float32(hi - zp), np.float32(zp)
+    return mp, rqs
+
+
+@kernel(inline="always")
+def _cblk_size(direct, fused, steps, tiles, mr, ldc):
+    """int32 words of an item's C block: none when summed into dst or when a requantized GEMM
+    has a single K block (the micro-kernel starts from the offsets and stores bytes)."""
+    return 0 if direct or (fused and steps <= _kc(steps)) else tiles * mr * ldc
+
+
 @kernel
-def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
-    """Tiles 0..nt-1 (A words at tile*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32 int16) of one
-    K block, 6x16 vpmaddwd micro-kernel, into C at c0 + tile*6*ldc + (p - q0)*16."""
+def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """Tiles t0..t0+nt-1 (A words at (tile - t0)*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32
+    int16) of one K block, 6x16 vpmaddwd micro-kernel, into C at c0 + (tile - t0)*6*ldc +
+    (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_avx2_q stores the
+    requantized bytes into qout (see _q_consts) instead."""
     for t in range(nt):
         for p in range(q0, q1):
-            mk_avx2(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
-                    ldc, offs, p * 16, first)
+            if qlast:
+                mk_avx2_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                          ldc, offs, p * 16, first, qout, (t0 + t) * 6, p * 16, geo)
+            else:
+                mk_avx2(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                        ldc, offs, p * 16, first)
 
 
 @kernel
@@ -255,13 +294,15 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
     dst itself when _c_target allows, else a block written by _epilogue."""
     mr, nr, g, nc = 6, 16, 2, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
+    fused, kc = _q_target(dst, rq, geo), _kc(steps)
+    mp, rqs = _q_consts(rq, n_panels * nr)
+    qout = (dst, mp, rqs)
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
-        kc = _kc(steps)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
@@ -269,20 +310,27 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
                 if direct:
-                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs,
+                                first, False, qout, geo)
                 else:
-                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
-        if not direct:
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
+                                first, fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
             _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel
-def _tiles_vnni512(apk, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
-    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernel (B at b0 + p*ns*128 int8)."""
+def _tiles_vnni512(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (B at b0 + p*ns*128 int8)."""
     for t in range(nt):
         for p in range(q0, q1):
-            mk_vnni512(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c, c0 + t * 6 * ldc + (p - q0) * 32,
-                       ldc, offs, p * 32, first)
+            if qlast:
+                mk_vnni512_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                             c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
+                             p * 32, geo)
+            else:
+                mk_vnni512(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c, c0 + t * 6 * ldc + (p - q0) * 32,
+                           ldc, offs, p * 32, first)
 
 
 @kernel
@@ -291,13 +339,15 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     VNNI hosts."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
+    fused, kc = _q_target(dst, rq, geo), _kc(steps)
+    mp, rqs = _q_consts(rq, n_panels * nr)
+    qout = (dst, mp, rqs)
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty((t1 - t0) * 128 * mr * g, np.uint8)
-        kc = _kc(steps)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
@@ -305,10 +355,12 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
                 if direct:
-                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
+                                   offs, first, False, qout, geo)
                 else:
-                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
-        if not direct:
+                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
+                                   first, fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
             _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 

@@ -39,13 +39,13 @@ from numba.core import cgutils
 
 from . import cpu
 from .conv import ConvGeom
-from .fast_conv import conv2d_fast, conv2d_fast_requant, pack_conv
-from .fast_gemm import (_c_target, _epilogue, _kc, _item_bounds, _pack_block, _pack_panels_impl, _rq_none,
-                        gemm_geo, n_items, parallel_items, work_threads)
+from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
+from .fast_gemm import (_c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
+                        _q_consts, _q_target, _rq_none, gemm_geo, n_items, parallel_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .jit import kernel
 from .requant import requant_float
-from .simd import _make_microkernel
+from .simd import _make_microkernel, _make_microkernel_q
 from .x86pairs import (_check_conv, _check_conv_inputs, _check_gemm, _is_depthwise, _weights_khwc,
                        conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
 
@@ -70,6 +70,7 @@ def _madd_ubsw(builder, acc, a_splat, b8):
 
 
 mk_ubsw = _make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)
+mk_ubsw_q = _make_microkernel_q(MR, NR // 8, 8, 8, _madd_ubsw)
 
 
 class PackedPairs(NamedTuple):
@@ -116,13 +117,19 @@ def _check_packed(packed, where):
 
 
 @kernel
-def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, offs, first):
-    """Tiles 0..nt-1 (A words at a0 + tile*4*lda) x panels q0..q1-1 (B at b0 + p*ns*64 int8) of
-    one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + tile*4*ldc + (p - q0)*16."""
+def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """Tiles t0..t0+nt-1 (A words at a0 + (tile - t0)*4*lda) x panels q0..q1-1 (B at b0 + p*ns*64
+    int8) of one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + (tile - t0)*4*ldc +
+    (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_ubsw_q stores the
+    requantized bytes into qout (kernels.fast_gemm._q_consts) instead."""
     for t in range(nt):
         for p in range(q0, q1):
-            mk_ubsw(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
-                    ldc, offs, p * 16, first)
+            if qlast:
+                mk_ubsw_q(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
+                          ldc, offs, p * 16, first, qout, (t0 + t) * 4, p * 16, geo)
+            else:
+                mk_ubsw(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
+                        ldc, offs, p * 16, first)
 
 
 @kernel
@@ -134,14 +141,16 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
     kernels.fast_gemm._c_target allows, else a block written by _epilogue."""
     mr, nr, g, nc = 4, 16, 4, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
+    fused, kc = _q_target(dst, rq, geo), _kc(steps)
+    mp, rqs = _q_consts(rq, n_panels * nr)
+    qout = (dst, mp, rqs)
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
         in_place = geo[0] == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(0 if direct else (t1 - t0) * mr * ldc, np.int32)
+        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
-        kc = _kc(steps)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             if in_place:
@@ -153,10 +162,12 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
                 if direct:
-                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs, first)
+                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
+                                offs, first, False, qout, geo)
                 else:
-                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs, first)
-        if not direct:
+                    _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
+                                first, fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
             _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
@@ -271,7 +282,7 @@ def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPl
     for gi, pack in enumerate(pc.packs):
         wz = np.ascontiguousarray(w_zp[gi * mg:(gi + 1) * mg], np.int64)
         off = bias[gi * mg:(gi + 1) * mg] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
-        gemm_q = None if wz.any() else partial(_raw_gemm_q, pack, off.astype(np.int64))
+        gemm_q = None if wz.any() else partial(_raw_gemm_q, pack, off.astype(np.int64), gi * mg)
         groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), gemm_q))
     return make_plan(in_chw, np.uint8, x_zp, pc.geom, pc.w.shape, groups, rq)
 
@@ -280,8 +291,8 @@ def _raw_gemm(pack, cols, raw):
     run_raw(cols, pack, raw)
 
 
-def _raw_gemm_q(pack, off, cols, q, rq):
-    run_raw(cols, pack, q, off=off, rq=rq)
+def _raw_gemm_q(pack, off, c0, cols, q, rq):
+    run_raw(cols, pack, q, off=off, rq=group_rq(rq, c0, pack.n))
 
 
 def _check_packed_conv(pc, where):

@@ -17,6 +17,21 @@ t of column j. c and init are int32 memory (c of any rank, its data pointer used
 tile at word c_off + r*ldc). Every offset, `steps`, `lda` and `ldc` (int64, in int32 words) is
 checked by the caller: nothing is bounds-checked here.
 
+The requantizing variants (`mk_avx2_q`, `mk_vnni512_q`, `_make_microkernel_q`) run the same
+k loop for the LAST K block of a GEMM whose output is 8-bit, and never store the int32 sums:
+each <lanes x i32> accumulator vector becomes, in registers (ORT's MLAS float requant, as
+kernels.requant.requant_float and kernels.fast_gemm._epilogue),
+
+    f = f32(acc)                      sitofp: round to nearest even, as numpy's float32(int32)
+    f = f * mult[n]                   float32 multiply (one rounding)
+    f = min(max(f, f32(lo - zp)), f32(hi - zp))   ordered compares + selects (f is never NaN)
+    q = i8(fptosi(rint(f) + zp))      rint: half to even (vroundps, default MXCSR); the sum is an
+                                      exact integer in [lo, hi], so the truncation is exact
+                                      for uint8 and int8 outputs alike
+
+and the tile's bytes are stored at dst[m0 + r, n0 + j] for r < M - m0, j < N - n0 only (full
+tiles as vector stores, edge tiles through a stack block and a memcpy per valid row).
+
 An intrinsic is only lowered when a jitted function calling it is compiled, so callers must
 compile (call) a path only on a host that has its ISA (kernels.cpu).
 """
@@ -46,10 +61,10 @@ def _row_vectors(builder, base, stride, mr, nv, acc_ty):
     return out
 
 
-def _emit_tile_loop(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
+def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
     """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
     or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
-    panels (A row r at a_ptr + r*lda, i32 words); store the accumulators back to the C tile."""
+    panels (A row r at a_ptr + r*lda, i32 words). Returns the final accumulators, row-major."""
     acc_ty = ir.VectorType(I32, lanes)
     is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
     base = builder.select(is_first, init_ptr, c_ptr)
@@ -74,9 +89,7 @@ def _emit_tile_loop(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, fir
     new = []
     for r in range(mr):
         a32 = builder.load(builder.gep(a_rows[r], [idx]), align=1)
-        splat = builder.insert_element(ir.Constant(acc_ty, ir.Undefined), a32, ir.Constant(I32, 0))
-        splat = builder.shuffle_vector(splat, ir.Constant(acc_ty, ir.Undefined),
-                                       ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+        splat = _splat(builder, a32, lanes)
         for v in range(nv):
             new.append(madd(builder, accs[r * nv + v], splat, bvec[v]))
     nxt = builder.add(idx, ir.Constant(I64, 1))
@@ -92,10 +105,79 @@ def _emit_tile_loop(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, fir
         ph.add_incoming(v0, entry)
         ph.add_incoming(v1, loop)
         final.append(ph)
+    return final
+
+
+def _store_c(builder, final, c_ptr, ldc, mr, nv, lanes):
+    """Store the MR*NV int32 accumulators to the C tile (row r at c_ptr + r*ldc, i32 words)."""
+    acc_ty = ir.VectorType(I32, lanes)
     for r in range(mr):
         row = builder.bitcast(builder.gep(c_ptr, [builder.mul(ldc, ir.Constant(I64, r))]), acc_ty.as_pointer())
         for v in range(nv):
             builder.store(final[r * nv + v], builder.gep(row, [ir.Constant(I64, v)]), align=4)
+
+
+def _rint(builder, x):
+    """llvm.rint: round to integral in the current mode (round half to even under the default
+    MXCSR, as numpy's rint), vroundps imm 4."""
+    fnty = ir.FunctionType(x.type, [x.type])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.rint.v{x.type.count}f32")
+    return builder.call(fn, [x])
+
+
+def _requant_vector(builder, acc, mult, flo, fhi, zp):
+    """<lanes x i8> = i8(fptosi(rint(clamp(f32(acc) * mult, flo, fhi)) + zp)): sitofp rounds to
+    nearest even as numpy's float32(int32); the clamp is an ordered compare + select (the value
+    is never NaN: acc and mult are finite); rint(v) + zp is an exact small integer in [lo, hi]."""
+    f = builder.fmul(builder.sitofp(acc, mult.type), mult)
+    f = builder.select(builder.fcmp_ordered("<", f, flo), flo, f)
+    f = builder.select(builder.fcmp_ordered(">", f, fhi), fhi, f)
+    q = builder.fptosi(builder.fadd(_rint(builder, f), zp), acc.type)
+    return builder.trunc(q, ir.VectorType(ir.IntType(8), acc.type.count))
+
+
+def _splat(builder, value, lanes):
+    """<lanes x type> with every lane equal to the scalar value."""
+    vty = ir.VectorType(value.type, lanes)
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(I32, 0))
+    zeros = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
+
+
+def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lanes):
+    """Requantize the MR*NV accumulators in registers (_requant_vector) and store the bytes of
+    rows r < rows, columns j < cols at q_ptr + r*ldq + j; multipliers m_ptr[j] (j < NR, padded),
+    rqs_ptr = float32 [lo - zp, hi - zp, zp]. A full tile stores its vectors in place; an edge
+    tile goes through a stack block and one memcpy of `cols` bytes per valid row, so nothing
+    outside the rows x cols corner is written."""
+    fvec = ir.VectorType(ir.FloatType(), lanes)
+    bvec = ir.VectorType(ir.IntType(8), lanes)
+    flo, fhi, zp = (_splat(builder, builder.load(builder.gep(rqs_ptr, [ir.Constant(I64, i)])), lanes)
+                    for i in range(3))
+    mvec = builder.bitcast(m_ptr, fvec.as_pointer())
+    mults = [builder.load(builder.gep(mvec, [ir.Constant(I64, v)]), align=4) for v in range(nv)]
+    qs = [_requant_vector(builder, final[i], mults[i % nv], flo, fhi, zp) for i in range(mr * nv)]
+    buf = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), mr * nv * lanes))
+    buf = builder.bitcast(buf, ir.IntType(8).as_pointer())
+    full = builder.and_(builder.icmp_signed("==", rows, ir.Constant(I64, mr)),
+                        builder.icmp_signed("==", cols, ir.Constant(I64, nv * lanes)))
+    with builder.if_else(full) as (in_place, edge):
+        with in_place:
+            _store_bytes(builder, qs, q_ptr, ldq, mr, nv, bvec)
+        with edge:
+            _store_bytes(builder, qs, buf, ir.Constant(I64, nv * lanes), mr, nv, bvec)
+            for r in range(mr):
+                n = builder.select(builder.icmp_signed(">", rows, ir.Constant(I64, r)), cols, ir.Constant(I64, 0))
+                src = builder.gep(buf, [ir.Constant(I64, r * nv * lanes)])
+                cgutils.raw_memcpy(builder, builder.gep(q_ptr, [builder.mul(ldq, ir.Constant(I64, r))]), src, n, 1)
+
+
+def _store_bytes(builder, qs, base, stride, mr, nv, bvec):
+    """Store the MR*NV byte vectors qs, row r at base + r*stride (i8 pointer, unaligned)."""
+    for r in range(mr):
+        row = builder.bitcast(builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))]), bvec.as_pointer())
+        for v in range(nv):
+            builder.store(qs[r * nv + v], builder.gep(row, [ir.Constant(I64, v)]), align=1)
 
 
 def _pmaddwd(builder, acc, a_splat, b16):
@@ -115,6 +197,19 @@ def _vpdpbusd512(builder, acc, a_splat, b8):
     return builder.call(fn, [acc, a_splat, builder.bitcast(b8, v16)])
 
 
+def _panel_pointers(context, builder, ty, args):
+    """(a_ptr, b_ptr, c_ptr, i_ptr, lda, steps, ldc, first) of the 12 shared arguments."""
+    ap, ao, ld_a, bp, bo, st, cc, co, ld, ini, io, fi = (
+        v if isinstance(t, types.Array) else context.cast(builder, v, t, types.int64)
+        for v, t in zip(args[:12], ty[:12]))
+    i32p = I32.as_pointer()
+    a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], ap), i32p), [ao])
+    b_raw = builder.gep(_data(context, builder, ty[3], bp), [bo])
+    c_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[6], cc), i32p), [co])
+    i_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[9], ini), i32p), [io])
+    return a_ptr, b_raw, c_ptr, i_ptr, ld_a, st, ld, fi
+
+
 def _make_microkernel(mr, nv, lanes, b_elem_bits, madd):
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
@@ -123,20 +218,58 @@ def _make_microkernel(mr, nv, lanes, b_elem_bits, madd):
         sig = types.void(apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first)
 
         def codegen(context, builder, signature, args):
-            ty = signature.args
-            ap, ao, ld_a, bp, bo, st, cc, co, ld, ini, io, fi = (
-                v if isinstance(t, types.Array) else context.cast(builder, v, t, types.int64)
-                for v, t in zip(args, ty))
-            i32p = I32.as_pointer()
-            a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], ap), i32p), [ao])
-            b_raw = builder.gep(_data(context, builder, ty[3], bp), [bo])
+            a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, signature.args, args)
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            c_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[6], cc), i32p), [co])
-            i_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[9], ini), i32p), [io])
-            _emit_tile_loop(builder, a_ptr, ld_a, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            _store_c(builder, final, c_ptr, ld, mr, nv, lanes)
             return context.get_dummy_value()
         return sig, codegen
     return mk
+
+
+def _q_pointers(context, builder, ty, qout, m0, n0, geo, mr, nr):
+    """(q_ptr, ldq, rows, cols, m_ptr, rqs_ptr) for the tile at (m0, n0) of qout = (dst 2-D
+    8-bit array, mult float32 padded, rqs float32 [lo - zp, hi - zp, zp]); geo: int64 [., M, ., N]."""
+    dst_ty, m_ty, r_ty = ty.types
+    dst = context.make_array(dst_ty)(context, builder, builder.extract_value(qout, 0))
+    ldq = cgutils.unpack_tuple(builder, dst.strides, 2)[0]
+    start = builder.add(builder.mul(m0, ldq), n0)
+    q_ptr = builder.gep(builder.bitcast(dst.data, ir.IntType(8).as_pointer()), [start])
+    f32p = ir.FloatType().as_pointer()
+    m_ptr = builder.gep(builder.bitcast(_data(context, builder, m_ty, builder.extract_value(qout, 1)), f32p), [n0])
+    r_ptr = builder.bitcast(_data(context, builder, r_ty, builder.extract_value(qout, 2)), f32p)
+    g = builder.bitcast(geo, I64.as_pointer())
+    rows, cols = (builder.sub(builder.load(builder.gep(g, [ir.Constant(I64, i)])), v) for i, v in ((1, m0), (3, n0)))
+    rows = builder.select(builder.icmp_signed("<", rows, ir.Constant(I64, mr)), rows, ir.Constant(I64, mr))
+    cols = builder.select(builder.icmp_signed("<", cols, ir.Constant(I64, nr)), cols, ir.Constant(I64, nr))
+    return q_ptr, ldq, rows, cols, m_ptr, r_ptr
+
+
+def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd):
+    """As _make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
+    each <lanes x i32> accumulator is requantized in registers (_requant_vector, the ORT float
+    formula of kernels.requant) and the tile at row m0, column n0 of qout[0] is stored as bytes
+    (_store_q: only rows < M - m0 and columns < N - n0, M = geo[1], N = geo[3]). qout = (dst
+    (M, N) uint8/int8 with unit column stride, mult float32 padded to the panels, rqs float32
+    [lo - zp, hi - zp, zp]); m0, n0 are checked by the caller (m0 < M, n0 < N)."""
+    b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
+
+    @intrinsic
+    def mk_q(typingctx, apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first, qout, m0, n0, geo):
+        sig = types.void(apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first, qout, m0, n0, geo)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+            a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, ty, args)
+            b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
+            geo_ptr = _data(context, builder, ty[15], args[15])
+            ptrs = _q_pointers(context, builder, ty[12], args[12], m0_, n0_, geo_ptr, mr, nv * lanes)
+            _store_q(builder, final, *ptrs, mr, nv, lanes)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mk_q
 
 
 AVX2_MR, AVX2_NR = 6, 16          # 12 ymm accumulators + 2 B vectors + 1 broadcast
@@ -144,3 +277,5 @@ VNNI_MR, VNNI_NR = 6, 32          # 12 zmm accumulators (of 32 registers)
 
 mk_avx2 = _make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
 mk_vnni512 = _make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
+mk_avx2_q = _make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
+mk_vnni512_q = _make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
