@@ -36,6 +36,15 @@ class Bound:
     mode: str
     narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
     packed: dict = field(default_factory=dict)  # fast-engine weight panels, packed once per geometry
+    matmul: bool = False    # w is a MatMul's (K, N) (else a conv's (M, C, KH, KW))
+
+    def conv_w(self) -> np.ndarray:
+        """The weights as a conv's (M, C/group, KH, KW): a MatMul's (K, N) is the 1x1 conv (N, K, 1, 1)."""
+        if not self.matmul:
+            return self.w
+        if "conv_w" not in self.packed:
+            self.packed["conv_w"] = np.ascontiguousarray(self.w.T).reshape(self.w.shape[1], self.w.shape[0], 1, 1)
+        return self.packed["conv_w"]
 
     def fused_requant(self, ctx, x_dtype, out_dtype):
         """(mult, zp, lo, hi) when the conv may run in one fused SIMD call that writes the 8-bit
@@ -69,8 +78,9 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
     if b.mode not in ("exact", "x86-u8s8-pairs"):
         return None
     info = np.iinfo(x_dtype)
-    m = b.w.shape[0]
-    w = b.w.reshape(m, -1).astype(np.int64)
+    cw = b.conv_w()
+    m = cw.shape[0]
+    w = cw.reshape(m, -1).astype(np.int64)
     k = w.shape[1]
     if b.mode == "exact":
         amax = max(abs(int(info.max) - b.x_zp), abs(int(info.min) - b.x_zp))
@@ -140,14 +150,14 @@ def _packed_pairs(b: Bound, geom):
     from kernels.fast_pairs import pack_conv_pairs
     key = ("pairs", geom)
     if key not in b.packed:
-        b.packed[key] = pack_conv_pairs(b.w, geom)
+        b.packed[key] = pack_conv_pairs(b.conv_w(), geom)
     return b.packed[key]
 
 
 def _packed_exact(b: Bound, geom):
     from kernels.fast_conv import pack_conv
     if geom not in b.packed:
-        b.packed[geom] = pack_conv(b.w, b.w_zp, geom)
+        b.packed[geom] = pack_conv(b.conv_w(), b.w_zp, geom)
     return b.packed[geom]
 
 
@@ -441,6 +451,39 @@ def _matmul_narrow(a, bmat, bound: Bound):
     return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), events
 
 
+def _matmul_lane(node, ctx, b: Bound, a):
+    """A (M, K) x the static B (K, N) with its requantization in one SIMD pass, when
+    Bound.fused_requant proves it exact: the 1x1 conv plan of B over M one-pixel images, channels
+    last (kernels.conv_plan; A's rows are the GEMM rows as they are). None when not fused."""
+    from kernels.conv_plan import ConvPlan, run_plan
+    dtype = node.attrs["out_type"].storage
+    fused = b.fused_requant(ctx, a.dtype, dtype)
+    m, k = a.shape
+    n = b.w.shape[1]
+    check_shape((m, n), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+    if fused is None or m < 1 or k < 1:
+        return None
+    x4 = np.empty((m, k, 1, 1), a.dtype)
+    geom = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    key = ("plan", geom, x4.shape[1:], x4.dtype)
+    if key not in b.packed:
+        b.packed[key] = _conv_plan(x4, b, geom, fused)
+    plan = b.packed[key]
+    if not isinstance(plan, ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
+        return None
+    name = node.outputs[0]
+
+    def lane(env, a):
+        out = np.empty((m, n), dtype)
+        try:
+            run_plan(plan, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n), "matmul",
+                     "nhwc", "nhwc")
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        env[name] = out
+    return lane
+
+
 def _check_matmul_out(node, a, w) -> None:
     try:
         batch = np.broadcast_shapes(a.shape[:-2], w.shape[:-2])
@@ -461,15 +504,25 @@ def prepare_matmul(node, ctx):
             w = np.swapaxes(w, -1, -2)
         if w.ndim < 2:
             raise ShapeError(f"node '{node.name}': B '{ins[3]}' must have rank >= 2, got {w.shape}")
-        return _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w))
+        b = _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w))
+        b.matmul = True
+        return b
 
     static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
+    lanes: dict = {}    # (A shape, dtype) -> the fused GEMM + requantization (static 2-D weights), or None
 
     def run(env, tap):
         bound = static if static is not None else bind(reader.values(env))
         a = env[ins[0]]
         if node.attrs.get("transA"):
             a = a.T
+        if tap is None and static is not None and a.ndim == 2 and bound.w.ndim == 2 and node.attrs.get("requant"):
+            key = (a.shape, a.dtype)
+            if key not in lanes:
+                lanes[key] = _matmul_lane(node, ctx, bound, a) if a.shape[1] == bound.w.shape[0] else None
+            if lanes[key] is not None:
+                lanes[key](env, a)
+                return
         if a.ndim < 1 or a.shape[-1] != bound.w.shape[-2]:
             raise ShapeError(f"node '{node.name}': A '{ins[0]}' {a.shape} and B '{ins[3]}' {bound.w.shape} do not multiply")
         squeeze = a.ndim == 1

@@ -1,0 +1,83 @@
+"""The executor's fused MatMul (static B, 8-bit output, ORT float requantization: one SIMD pass
+through a 1x1 conv plan) against onnxruntime's QLinearMatMul on random shapes and values
+(K not a multiple of 4, N not a multiple of 16, one row or one column, extreme values and
+zero points at the ends), against the executor's own accumulator path (a run with taps), and
+proof that the fused lane runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx import TensorProto, helper
+
+import intsim
+from intsim.steps import compute
+from tests.ortutil import const, session
+
+T = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8}
+
+
+def qlinear_matmul(b, a_dtype, a_zp, b_zp, y_zp, scales, y_dtype):
+    a_scale, b_scale, y_scale = scales
+    g = helper.make_graph(
+        [helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"], name="qmm")],
+        "g", [helper.make_tensor_value_info("a", T[np.dtype(a_dtype)], [None, b.shape[0]])],
+        [helper.make_tensor_value_info("y", T[np.dtype(y_dtype)], [None, b.shape[1]])],
+        [const("as", np.float32(a_scale)), const("az", np.asarray(a_zp, a_dtype)), const("b", b),
+         const("bs", np.asarray(b_scale, np.float32)), const("bz", np.asarray(b_zp, np.int8)),
+         const("ys", np.float32(y_scale)), const("yz", np.asarray(y_zp, y_dtype))])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _counted(monkeypatch):
+    built = []
+    real = compute._matmul_lane
+    monkeypatch.setattr(compute, "_matmul_lane", lambda *a: built.append(real(*a)) or built[-1])
+    return built
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([1, 3, 8, 37]), k=st.sampled_from([1, 3, 5, 64, 130, 299]),
+       n=st.sampled_from([1, 2, 10, 17, 70]), a_dtype=st.sampled_from([np.uint8, np.int8]), ends=st.booleans())
+def test_fused_matmul_equals_onnxruntime(seed, m, k, n, a_dtype, ends):
+    y_dtype = a_dtype                       # onnxruntime's QLinearMatMul writes A's type
+    rng = np.random.default_rng(seed)
+    ai, yi = np.iinfo(a_dtype), np.iinfo(y_dtype)
+    a = rng.integers(ai.min, ai.max + 1, (m, k)).astype(a_dtype)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    if ends:
+        a[:, ::2], b[::3] = ai.max, -128
+        a[0] = ai.min
+    a_zp = int(rng.choice([ai.min, ai.max, 0, 7])) if ends else int(rng.integers(ai.min, ai.max + 1))
+    y_zp = int(rng.integers(yi.min, yi.max + 1))
+    b_scale = (rng.uniform(0.5, 1, n) * 0.01).astype(np.float32) if rng.random() < 0.5 else np.float32(0.01)
+    model = qlinear_matmul(b, a_dtype, a_zp, 0, y_zp, (0.05, b_scale, float(rng.uniform(0.5, 8))), y_dtype)
+    want = session(model).run(None, {"a": a})[0]
+    prog = intsim.load(model.SerializeToString())
+    got = prog.run({"a": a})["y"]
+    assert np.array_equal(got, want)
+    tapped, _ = prog.run({"a": a}, taps=True)
+    assert np.array_equal(tapped["y"], got)
+
+
+def test_the_fused_lane_runs_and_is_kept_per_shape(monkeypatch):
+    built = _counted(monkeypatch)
+    rng = np.random.default_rng(1)
+    b = rng.integers(-128, 128, (70, 10)).astype(np.int8)
+    model = qlinear_matmul(b, np.uint8, 128, 0, 3, (0.05, 0.01, 0.5), np.uint8)
+    prog = intsim.load(model.SerializeToString())
+    for rows in (8, 8, 3):
+        prog.run({"a": rng.integers(0, 256, (rows, 70)).astype(np.uint8)})
+    assert len(built) == 2 and all(lane is not None for lane in built)
+    prog.run({"a": np.zeros((2, 70), np.uint8)}, taps=True)      # taps: the accumulator path
+    assert len(built) == 2
+
+
+def test_wrong_inner_dimension_is_a_shape_error():
+    b = np.ones((6, 3), np.int8)
+    model = qlinear_matmul(b, np.uint8, 0, 0, 0, (0.05, 0.01, 0.5), np.uint8)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "k"     # not checked at the feed
+    prog = intsim.load(model.SerializeToString())
+    prog.run({"a": np.zeros((2, 6), np.uint8)})
+    with pytest.raises(intsim.errors.ShapeError, match="do not multiply"):
+        prog.run({"a": np.zeros((2, 5), np.uint8)})
