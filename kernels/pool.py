@@ -327,14 +327,23 @@ def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
                   _norm3(pads[:ns], 0), _norm3(dilations, 1), np.iinfo(x.dtype).min, _spatial3(out))
 
 
+@kernel(inline="always")
+def _max_into(d, v):
+    """d = max(d, v) element-wise (1-D arrays of one length; this form vectorises, the max
+    builtin over indexed elements did not: 0.64 vs 0.03 ns per byte here)."""
+    for i in range(d.shape[0]):
+        a, c = d[i], v[i]
+        d[i] = a if a > c else c
+
+
 @kernel
 def _maxpool_nhwc_impl(x, geo, init, r0, r1, out):
     """Output rows r0..r1-1 (row = n*OH + oy) of a 2-D MaxPool on channels-last x (N, H, W, C)
     into out (N, OH, OW, C); geo = [kh, kw, sh, sw, ph, pw, dh, dw]. Per output row: the
-    element-wise max of the window's input rows inside the image (W*C lanes, one flat loop),
-    then per output column the max over its window's columns inside the image (C lanes).
-    Taps outside the image are skipped; `init` (the type's minimum) starts each max, so a
-    window with no tap inside the image gives it (as onnxruntime)."""
+    element-wise max of the window's input rows inside the image (W*C lanes), then per output
+    column the max over its window's columns inside the image (C lanes). Taps outside the image
+    are skipped; `init` (the type's minimum) starts each max, so a window with no tap inside
+    the image gives it (as onnxruntime)."""
     _, ih, iw, c_ = x.shape
     _, oh, ow, _ = out.shape
     kh, kw, sh, sw, ph, pw, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
@@ -343,26 +352,19 @@ def _maxpool_nhwc_impl(x, geo, init, r0, r1, out):
     xf, of = x.reshape(-1), out.reshape(-1)
     for r in range(r0, r1):
         n, oy = r // oh, r % oh
-        for i in range(row):
-            vm[i] = init
+        vm[:] = init
         for ky in range(kh):
             iy = oy * sh - ph + ky * dh
-            if iy < 0 or iy >= ih:
-                continue
-            src = (n * ih + iy) * row
-            for i in range(row):
-                vm[i] = max(vm[i], xf[src + i])
+            if iy >= 0 and iy < ih:
+                src = (n * ih + iy) * row
+                _max_into(vm, xf[src:src + row])
         for ox in range(ow):
-            d = (r * ow + ox) * c_
-            for i in range(c_):
-                of[d + i] = init
+            d = of[(r * ow + ox) * c_:(r * ow + ox + 1) * c_]
+            d[:] = init
             for kx in range(kw):
                 ix = ox * sw - pw + kx * dw
-                if ix < 0 or ix >= iw:
-                    continue
-                v0 = ix * c_
-                for i in range(c_):
-                    of[d + i] = max(of[d + i], vm[v0 + i])
+                if ix >= 0 and ix < iw:
+                    _max_into(d, vm[ix * c_:(ix + 1) * c_])
 
 
 def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
