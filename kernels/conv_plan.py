@@ -78,6 +78,9 @@ def make_plan(in_chw, x_dtype, x_zp, geom, w_shape, groups, rq) -> ConvPlan:
     return ConvPlan((c, h, w), x_dtype, int(x_zp), m, cg, kh, kw, oh, ow, cgeo, plain, tuple(groups), rq)
 
 
+_Q8_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
 def _dims(a, layout):
     """(N, C, H, W) of a 4-D array in `layout` ("nchw" or "nhwc")."""
     return a.shape if layout == "nchw" else (a.shape[0], a.shape[3], a.shape[1], a.shape[2])
@@ -105,9 +108,9 @@ def check_io(plan: ConvPlan, x, out, where: str, x_layout: str = "nchw", out_lay
         raise ValueError(f"{where}: out must be a C-contiguous {'/'.join(np.dtype(k).name for k in kinds)} array "
                          f"of shape {shape}, got {getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
     if plan.rq[0]:
-        info = np.iinfo(out.dtype)
-        if not info.min <= int(plan.rq[3]) <= int(plan.rq[2]) <= int(plan.rq[4]) <= info.max:
-            raise ValueError(f"{where}: need {info.min} <= lo <= zp <= hi <= {info.max}")
+        lo, hi = _Q8_RANGE[out.dtype]
+        if not lo <= int(plan.rq[3]) <= int(plan.rq[2]) <= int(plan.rq[4]) <= hi:
+            raise ValueError(f"{where}: need {lo} <= lo <= zp <= hi <= {hi}")
 
 
 def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw", out_layout: str = "nchw") -> None:
