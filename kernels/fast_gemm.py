@@ -218,8 +218,9 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
                 d[j] = np.int32(np.rint(v)) + zp32               # in [lo, hi]: fits dst
     else:
         for i in range(mi):
+            src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the copy vectorises
             for j in range(nj):
-                dst[m0 + i, n0 + j] = cblk[i, j]
+                d[j] = src[j]
 
 
 @kernel(inline="always")
