@@ -47,7 +47,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
+from . import cpu
 from . import fast_depthwise as fd
 from .jit import kernel
 
@@ -105,17 +110,23 @@ def _fill_block(xf, img0, h_, w_, c_, mult_ch, zp, geo, iy0, hb, hbm, wq, jr, bu
             _fill(buf, o + b * m_, o + wq * m_, zp)
 
 
-@kernel
-def _run_sums(buf, toff, wrow, a0, lanes, acc):
-    """acc[i] = sum_t int32(buf[a0 + toff[t] + i]) * wrow[t*L + i] for i < lanes (L = acc.size),
+@kernel(inline="always")
+def _lane_sums(buf, toff, wrow, a0, i0, i1, acc):
+    """acc[i] = sum_t int32(buf[a0 + toff[t] + i]) * wrow[t*L + i] for i0 <= i < i1 (L = acc.size),
     int32, wrapping."""
     n_ = acc.size
-    for i in range(lanes):
+    for i in range(i0, i1):
         acc[i] = 0
     for t in range(toff.size):
         o, ow_ = a0 + toff[t], t * n_
-        for i in range(lanes):
+        for i in range(i0, i1):
             acc[i] += np.int32(buf[np.uint64(o + i)]) * wrow[np.uint64(ow_ + i)]
+
+
+@kernel
+def _run_sums(buf, toff, wrow, a0, lanes, acc):
+    """_lane_sums for the lanes i < lanes."""
+    _lane_sums(buf, toff, wrow, a0, 0, lanes, acc)
 
 
 @kernel
@@ -138,6 +149,92 @@ def _run_sums_9(buf, toff, wrow, a0, lanes, acc):
         acc[i] = s
 
 
+# ------------------------------------------------------------------------------- AVX2 pairs
+_LO, _HI = (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15)
+GROUP = 16              # lanes per step of the vpmaddwd sums (two ymm of int32)
+
+
+def _make_pair_sums(npairs):
+    """An intrinsic pair_sums(buf, toff2, wpk, a0, ngrp, acc) for 2*npairs taps (the last one
+    may carry zero weights): for lanes i < 16*ngrp,
+
+        acc[i] = sum_{p < npairs} x(2p, i)*w(2p, i) + x(2p+1, i)*w(2p+1, i)    (int32, wraps)
+
+    with x(t, i) = buf[a0 + toff2[t] + i] widened to int16 (zero- or sign-extended as buf's
+    dtype) and w the int16 weights of wpk[((g*npairs + p)*2 + h)*16 + 2k + (0 | 1)] for tap 2p | 2p+1
+    of lane 16g + (_LO if h == 0 else _HI)[k]. Per 16 lanes and pair: two 16-byte loads widened
+    (vpmovzxbw), interleaved in-lane (vpunpcklwd/hwd: int32 lanes _LO and _HI), two vpmaddwd
+    (int16 x int16 products, each pair summed exactly in int32: |x| <= 255 so no pair is
+    (-32768)*(-32768)), added into two int32 accumulators, put back in lane order at the end.
+    Nothing is bounds-checked: the caller keeps a0 + toff2[t] + 16*ngrp within buf."""
+    @intrinsic
+    def pair_sums(typingctx, buf, toff2, wpk, a0, ngrp, acc):
+        sig = types.void(buf, toff2, wpk, types.int64, types.int64, acc)
+        signed = buf.dtype.signed
+
+        def codegen(context, builder, signature, args):
+            bp, tp, wp, cp = _pointers(context, builder, signature, args)
+            a0v, ngv = args[3], args[4]
+            offs = [builder.add(a0v, builder.load(builder.gep(tp, [ir.Constant(_I64, t)])))
+                    for t in range(2 * npairs)]
+            entry, fn = builder.block, builder.function
+            loop, done = fn.append_basic_block("pairs_loop"), fn.append_basic_block("pairs_done")
+            builder.cbranch(builder.icmp_signed(">", ngv, ir.Constant(_I64, 0)), loop, done)
+            builder.position_at_end(loop)
+            g = builder.phi(_I64, "g")
+            g.add_incoming(ir.Constant(_I64, 0), entry)
+            base = builder.mul(g, ir.Constant(_I64, GROUP))
+            wbase = builder.mul(g, ir.Constant(_I64, npairs * 2 * GROUP))
+            sums = [ir.Constant(_V8I32, None), ir.Constant(_V8I32, None)]
+            for p in range(npairs):
+                xa, xb = (_widen(builder, bp, builder.add(base, offs[t]), signed) for t in (2 * p, 2 * p + 1))
+                for h, mask in enumerate((_LO16, _HI16)):
+                    x2 = builder.shuffle_vector(xa, xb, mask)
+                    w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)), _V16I16)
+                    sums[h] = builder.add(sums[h], builder.call(_pmaddwd(builder), [x2, w2]))
+            for h, mask in enumerate((_OUT0, _OUT1)):
+                out = builder.shuffle_vector(sums[0], sums[1], mask)
+                ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 8 * h))])
+                builder.store(out, builder.bitcast(ptr, _V8I32.as_pointer()), align=4)
+            nxt = builder.add(g, ir.Constant(_I64, 1))
+            g.add_incoming(nxt, builder.block)
+            builder.cbranch(builder.icmp_signed("<", nxt, ngv), loop, done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
+        return sig, codegen
+    return pair_sums
+
+
+_I64, _I32C = ir.IntType(64), ir.IntType(32)
+_V16I8, _V16I16, _V8I32 = (ir.VectorType(ir.IntType(b), n) for b, n in ((8, 16), (16, 16), (32, 8)))
+_LO16, _HI16 = (ir.Constant(ir.VectorType(_I32C, 16), [v for k in half for v in (k, k + 16)]) for half in (_LO, _HI))
+_OUT0, _OUT1 = (ir.Constant(ir.VectorType(_I32C, 8), _LO), ir.Constant(ir.VectorType(_I32C, 8), _HI))
+
+
+def _pointers(context, builder, signature, args):
+    """Data pointers of buf, toff2, wpk and acc."""
+    return tuple(context.make_array(signature.args[k])(context, builder, args[k]).data for k in (0, 1, 2, 5))
+
+
+def _load_vec(builder, base_ptr, index, vty):
+    """The vty vector at base_ptr + index (elements), unaligned."""
+    return builder.load(builder.bitcast(builder.gep(base_ptr, [index]), vty.as_pointer()), align=1)
+
+
+def _widen(builder, bp, index, signed):
+    """16 bytes at bp + index as <16 x i16> (sign- or zero-extended)."""
+    v = _load_vec(builder, bp, index, _V16I8)
+    return builder.sext(v, _V16I16) if signed else builder.zext(v, _V16I16)
+
+
+def _pmaddwd(builder):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V8I32, [_V16I16, _V16I16]),
+                                          "llvm.x86.avx2.pmadd.wd")
+
+
+_pair_sums_5 = _make_pair_sums(5)
+
+
 @kernel(inline="always")
 def _finish_run(acc, lanes, rows, df, d0, fl):
     """df[d0 + i] for i < lanes from the run's sums: crow holds int32(-zp*sum w + bias) (int32,
@@ -157,39 +254,93 @@ def _finish_run(acc, lanes, rows, df, d0, fl):
             df[np.uint64(d0 + i)] = np.int32(acc[i] + crow[i])
 
 
-@kernel
-def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, i0, i1):
-    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB)."""
-    n_img, h_, w_, c_ = x.shape
+@kernel(inline="always")
+def _impl_consts(x, geo, dst, shape):
+    """(wq, hbm, toff, jr, buf, nblk, acc, runs) of an impl: padded row length, block rows, tap
+    offsets, phase column ranges, the block buffer, the blocks per image, a run's int32 sums
+    and an item's run list (_item_runs)."""
     oh_, ow_, m_ = dst.shape[1], dst.shape[2], dst.shape[3]
     kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
-    tpix, rb = shape
-    wrow = rows[0]
+    rb = shape[1]
     wq = ow_ + ((geo[_KW] - 1) * geo[_DW]) // geo[_SW]
     hbm = (rb - 1) * sh + (kh_ - 1) * dh + 1
     g = geo.copy()
     g[_SH] = 1
     toff = fd._tap_offsets(g, hbm, wq, m_)
-    jr = fd._phase_ranges(w_, geo, wq)
+    jr = fd._phase_ranges(x.shape[2], geo, wq)
     buf = np.empty(geo[_SW] * hbm * wq * m_, x.dtype)
-    acc = np.empty(tpix * m_, np.int32)
-    xf, df = x.reshape(x.size), dst.reshape(dst.size)
-    nblk = -(-oh_ // rb)
+    acc = np.empty(shape[0] * m_, np.int32)
+    runs = np.empty((rb * -(-ow_ // shape[0]), 3), np.int64)
+    return wq, hbm, toff, jr, buf, -(-oh_ // rb), acc, runs
+
+
+@kernel(inline="always")
+def _item_runs(x, zp, geo, dst, shape, item, consts, runs):
+    """Fill the block buffer of one item (image n, output rows oy0..oy1-1) and list its runs:
+    runs[r] = (a0 in the buffer, d0 in dst's flat view, lanes); returns the count."""
+    n_img, h_, w_, c_ = x.shape
+    oh_, ow_, m_ = dst.shape[1], dst.shape[2], dst.shape[3]
+    kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
+    wq, hbm, _, jr, buf, nblk = consts[:6]
+    tpix = shape[0]
+    n, oy0 = item // nblk, (item % nblk) * shape[1]
+    oy1 = min(oh_, oy0 + shape[1])
+    _fill_block(x.reshape(x.size), n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, oy0 * geo[_SH] - geo[_PT],
+                (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1, hbm, wq, jr, buf)
+    count = 0
+    for oy in range(oy0, oy1):
+        for ox0 in range(0, ow_, tpix):
+            runs[count, 0] = ((oy - oy0) * sh * wq + ox0) * m_
+            runs[count, 1] = ((n * oh_ + oy) * ow_ + ox0) * m_
+            runs[count, 2] = min(tpix, ow_ - ox0) * m_
+            count += 1
+    return count
+
+
+@kernel
+def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, i0, i1):
+    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB).
+    Portable: plain int32 lane loops (LLVM vectorises them)."""
+    consts = _impl_consts(x, geo, dst, shape)
+    toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     for item in range(i0, i1):
-        n, oy0 = item // nblk, (item % nblk) * rb
-        oy1 = min(oh_, oy0 + rb)
-        _fill_block(xf, n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo,
-                    oy0 * sh - geo[_PT], (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1, hbm, wq, jr, buf)
-        for oy in range(oy0, oy1):
-            r0 = (oy - oy0) * sh * wq * m_
-            d_row = (n * oh_ + oy) * ow_ * m_
-            for ox0 in range(0, ow_, tpix):
-                lanes = min(tpix, ow_ - ox0) * m_
-                if toff.size == 9:
-                    _run_sums_9(buf, toff, wrow, r0 + ox0 * m_, lanes, acc)
-                else:
-                    _run_sums(buf, toff, wrow, r0 + ox0 * m_, lanes, acc)
-                _finish_run(acc, lanes, rows, df, d_row + ox0 * m_, fl)
+        for r in range(_item_runs(x, zp, geo, dst, shape, item, consts, runs)):
+            a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
+            if toff.size == 9:
+                _run_sums_9(buf, toff, rows[0], a0, lanes, acc)
+            else:
+                _run_sums(buf, toff, rows[0], a0, lanes, acc)
+            _finish_run(acc, lanes, rows, dst.reshape(dst.size), d0, fl)
+
+
+@kernel
+def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, i0, i1):
+    """_nhwc_impl for 3x3 kernels on AVX2: the sums of whole 16-lane groups by _pair_sums_5
+    (vpmaddwd over the int16 weight pairs wpk of _pack_pairs), the lanes after the last
+    group by the plain loop."""
+    consts = _impl_consts(x, geo, dst, shape)
+    toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
+    toff2 = np.empty(10, np.int64)
+    toff2[:9] = toff
+    toff2[9] = toff[8]
+    for item in range(i0, i1):
+        for r in range(_item_runs(x, zp, geo, dst, shape, item, consts, runs)):
+            a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
+            whole = lanes - lanes % GROUP
+            _pair_sums_5(buf, toff2, wpk, a0, whole // GROUP, acc)
+            _lane_sums(buf, toff, rows[0], a0, whole, lanes, acc)
+            _finish_run(acc, lanes, rows, dst.reshape(dst.size), d0, fl)
+
+
+def _pack_pairs(wrow, taps, lanes):
+    """The int16 weight pairs of _pair_sums_5 for a (taps*lanes,) int32 weight row (taps <= 10,
+    values in int16): wpk[((g*5 + p)*2 + h)*16 + 2k + j] = wrow[(2p + j)*lanes + 16g + (_LO, _HI)[h][k]]
+    (zero for tap 9), for the lanes' whole 16-lane groups g."""
+    ng = lanes // GROUP
+    w = np.zeros((10, ng * GROUP), np.int16)
+    w[:taps] = wrow.reshape(taps, lanes)[:, :ng * GROUP]
+    w = w.reshape(5, 2, ng, GROUP)[:, :, :, list(_LO + _HI)]           # (p, j, g, lane order)
+    return np.ascontiguousarray(w.reshape(5, 2, ng, 2, 8).transpose(2, 0, 3, 4, 1)).reshape(-1)
 
 
 # ------------------------------------------------------------------------------- plan
@@ -205,6 +356,7 @@ class DepthwiseNhwcPlan(NamedTuple):
     fl: tuple         # (requant, is64, f32 zp, f32(lo - zp), f32(hi - zp))
     shape: tuple      # (T pixels per run, RB output rows per block)
     work: int         # multiply-adds of one call
+    wpk: np.ndarray | None = None   # int16 weight pairs (_pack_pairs): the AVX2 3x3 path; None: plain loops
 
 
 def _validate(x, x_zp, wz, bias, geo, dst, rq) -> int:
@@ -243,9 +395,11 @@ def _block_rows(x_shape, dst_shape, geo) -> int:
     return max(1, min(oh, rb_mem, -(-n * oh // 8)))
 
 
-def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq) -> DepthwiseNhwcPlan:
+def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, isa: str | None = None) -> DepthwiseNhwcPlan:
     """Check the arguments (ValueError naming the bad one) and prepare the tiled weights, the
-    folded zero-point/bias row and the requant row for x's and dst's shapes and dtypes."""
+    folded zero-point/bias row and the requant row for x's and dst's shapes and dtypes.
+    isa (None: kernels.cpu.best_isa()): "portable" runs plain loops; any other ISA (all have
+    AVX2) runs 3x3 kernels with int16 weights (|wz| <= 32767) by vpmaddwd pairs."""
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     m = dst.shape[3]
     tpix = max(1, min(dst.shape[2], (LANES + m // 2) // m))
@@ -259,8 +413,20 @@ def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq) -> DepthwiseNhwcPlan:
     zp = int(rq[2]) if requant else 0
     fl = (requant, bool(is64), np.float32(zp), np.float32(int(rq[3]) - zp) if requant else np.float32(0),
           np.float32(int(rq[4]) - zp) if requant else np.float32(0))
+    wpk = _pack_pairs(rows[0], taps, tpix * m) if _use_pairs(isa, taps, wz, tpix * m) else None
     return DepthwiseNhwcPlan(x.shape, x.dtype, dst.shape, dst.dtype, int(x_zp), geo.copy(), rows, fl,
-                             (tpix, _block_rows(x.shape, dst.shape, geo)), int(np.prod(dst.shape)) * taps)
+                             (tpix, _block_rows(x.shape, dst.shape, geo)), int(np.prod(dst.shape)) * taps, wpk)
+
+
+def _use_pairs(isa, taps, wz, lanes) -> bool:
+    """The vpmaddwd path: a non-portable ISA, 3x3 taps, int16 weights, at least one 16-lane group."""
+    isa = cpu.best_isa() if isa is None else isa
+    if isa not in cpu.ISAS:
+        fd._fail("isa", f"must be one of {cpu.ISAS}, got {isa!r}")
+    if isa != "portable" and cpu.missing(isa):
+        fd._fail("isa", f"{isa!r} cannot run here: {cpu.missing(isa)}")
+    return (isa != "portable" and taps == 9 and lanes >= GROUP and wz.size > 0
+            and -2**15 <= int(wz.min()) and int(wz.max()) < 2**15)
 
 
 def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
@@ -275,8 +441,12 @@ def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
     n, oh = plan.dst_shape[:2]
     items = n * -(-oh // plan.shape[1])
     zp = np.int64(plan.x_zp)
-    fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, i0, i1),
-                  items, threads)
+    if plan.wpk is None:
+        fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, i0, i1),
+                      items, threads)
+    else:
+        fd._split_run(lambda i0, i1: _nhwc_impl_pairs(x, zp, plan.geo, plan.rows, plan.wpk, dst, plan.fl,
+                                                      plan.shape, i0, i1), items, threads)
 
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from kernels import cpu, jit
 from kernels import depthwise_nhwc as dn
 from kernels import fast_depthwise as fd
 from tests.kernels.strategies import int_array, zero_point
@@ -41,11 +42,12 @@ def out_size(size, k, s, pad, d):
 
 
 @st.composite
-def nhwc_case(draw, max_hw=40, max_c=40):
+def nhwc_case(draw, max_hw=40, max_c=40, k=None):
     """x (N, H, W, C), x_zp, wz (M, KH*KW), bias, geo, dst (N, OH, OW, M), rq. Pads: top/left
-    from geo, bottom/right implied by OH/OW (0..3, clipped to what a stride allows)."""
+    from geo, bottom/right implied by OH/OW (0..3, clipped to what a stride allows); k: a
+    fixed KH = KW."""
     n, c, mult = draw(st.integers(1, 3)), draw(st.integers(1, max_c)), draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    kh, kw = (k, k) if k else (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     pt, pl, pb, pr = (draw(st.integers(0, 3)) for _ in range(4))
@@ -241,7 +243,7 @@ def test_layer_any_layouts_equal_nchw_twin(seed, hw, s, mult, x_layout, out_layo
     from kernels.conv import ConvGeom
     from kernels.fast_conv import pack_conv, plan_depthwise
     rng = np.random.default_rng(seed)
-    c = int(rng.integers(1, 40))
+    c = int(rng.integers(2, 40))            # group = C = 1 is an ordinary (GEMM) conv
     w = rng.integers(-128, 128, (c * mult, 1, 3, 3)).astype(np.int8)
     w_zp = rng.integers(-128, 128, c * mult)
     g = ConvGeom(s, s, 1, 1, 1, 1, 1, 1, c)
@@ -278,3 +280,89 @@ def test_layer_refuses_bad_layouts_and_arrays():
         dn.run_depthwise_layer(layer, x, out[:, :, :, :5])
     with pytest.raises(ValueError, match="dst"):
         dn.run_depthwise_layer(layer, x.transpose(0, 2, 3, 1).copy(), out.astype(np.int8), "nhwc", "nhwc")
+
+
+# ------------------------------------------------------------------------------- AVX2 pairs path
+needs_avx2 = pytest.mark.skipif(bool(cpu.missing("avx2")), reason="host has no AVX2")
+
+
+def run_isa(args, isa):
+    """dst of the plan made for `isa`, and whether that plan took the vpmaddwd path."""
+    x, xz, wz, bias, geo, dst, rq = args
+    got = np.full_like(dst, 55)
+    plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, got, rq, isa=isa)
+    dn.run_depthwise_nhwc(plan, x, got)
+    return got, plan.wpk is not None
+
+
+@needs_avx2
+@settings(max_examples=120, deadline=None)
+@given(case=nhwc_case(max_hw=20, max_c=48, k=3))
+def test_pairs_path_equals_plain_loop_and_twins(case):
+    """3x3 kernels: the vpmaddwd path, the plain loop, the NHWC twin and the transposed NCHW
+    twin give the same integers (channel counts below, at and off multiples of 16, mult 1..3)."""
+    fast, paired = run_isa(case, "avx2")
+    plain, plain_paired = run_isa(case, "portable")
+    want = np.full_like(case[5], 33)
+    dn.depthwise_nhwc_ref(*case[:5], want, case[6])
+    if case[5].shape[3] >= 16:             # a run holds at least one pixel: one 16-lane group
+        assert paired
+    assert not plain_paired
+    assert np.array_equal(want, nchw_twin(*case))
+    assert np.array_equal(plain, want)
+    assert np.array_equal(fast, want)
+
+
+@needs_avx2
+@pytest.mark.parametrize("xd", [np.uint8, np.int8])
+@pytest.mark.parametrize("c,mult", [(16, 1), (17, 1), (40, 1), (8, 3), (33, 2)])
+@pytest.mark.parametrize("wmax", [255, 32767])
+def test_pairs_path_extremes(xd, c, mult, wmax):
+    """x only at its ends, wz only at +-wmax (int16's ends for 32767: -32768 too), zero points at
+    both ends, 8-bit requant with a multiplier > 1 and int64 sums: the twin's integers."""
+    info = np.iinfo(xd)
+    rng = np.random.default_rng(c * mult + wmax)
+    x = rng.choice(np.array([info.min, info.max], xd), (2, 9, 11, c))
+    ends = [-wmax, wmax] + ([-32768] if wmax == 32767 else [])
+    wz = rng.choice(np.array(ends, np.int32), (c * mult, 9))
+    bias = rng.choice(np.array([-2**20, 0, 2**20], np.int64), c * mult)
+    geo = np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
+    for x_zp in (int(info.min), int(info.max)):
+        for dst, rq in ((np.zeros((2, 9, 11, c * mult), np.int64), rq_none()),
+                        (np.zeros((2, 9, 11, c * mult), xd),
+                         (True, np.full(c * mult, 1.5, np.float32), np.int64(info.max), np.int64(info.min),
+                          np.int64(info.max)))):
+            got, paired = run_isa((x, x_zp, wz, bias, geo, dst, rq), "avx2")
+            want = np.zeros_like(dst)
+            dn.depthwise_nhwc_ref(x, x_zp, wz, bias, geo, want, rq)
+            assert paired
+            assert np.array_equal(got, want)
+
+
+def test_pairs_path_choice():
+    """vpmaddwd only for 3x3, int16 weights, a run of >= 16 lanes and a non-portable ISA; the
+    portable ISA (INTSIM_PORTABLE=1) and an unknown ISA name."""
+    x, geo = np.zeros((1, 6, 6, 16), np.uint8), np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
+    args = dict(x=x, x_zp=0, bias=np.zeros(16, np.int64), geo=geo, dst=np.zeros((1, 6, 6, 16), np.int64),
+                rq=rq_none())
+    big = np.full((16, 9), 2**15, np.int32)
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 9), np.int32), isa="portable", **args).wpk is None
+    assert dn.plan_depthwise_nhwc(wz=big, isa="portable", **args).wpk is None
+    with mock.patch.object(jit, "FORCE_PORTABLE", True):
+        assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 9), np.int32), **args).wpk is None
+    with pytest.raises(ValueError, match="isa"):
+        dn.plan_depthwise_nhwc(wz=np.zeros((16, 9), np.int32), isa="sse9", **args)
+    if cpu.missing("avx2"):
+        return
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 9), np.int32), isa="avx2", **args).wpk is not None
+    plan = dn.plan_depthwise_nhwc(wz=big, isa="avx2", **args)        # 32768 is not int16: plain loop
+    assert plan.wpk is None
+    got = np.zeros((1, 6, 6, 16), np.int64)
+    xs = np.full_like(x, 255)
+    dn.run_depthwise_nhwc(plan, xs, got)
+    assert got[0, 2, 2, 0] == 9 * 255 * 2**15
+    tiny = dict(args, x=np.zeros((1, 1, 1, 1), np.uint8), bias=np.zeros(1, np.int64),
+                dst=np.zeros((1, 1, 1, 1), np.int64))
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((1, 9), np.int32), isa="avx2", **tiny).wpk is None
+    five = dict(args, geo=np.array([5, 5, 1, 1, 2, 2, 1, 1], np.int64))
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 25), np.int32), isa="avx2", **five).wpk is None
