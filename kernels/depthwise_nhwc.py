@@ -28,6 +28,11 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   along the run ((taps, T*M) int32, prepared once). Nine taps are summed in one pass.
 - Each run is finished (bias, requant over a float32 multiplier row) straight into dst's row,
   contiguous in NHWC.
+- AVX2 (kernels.cpu; not with INTSIM_PORTABLE=1), 3x3 kernels, weights in int16: the nine taps
+  are summed as five int16 pairs by vpmaddwd (_make_pair_sums: each pair x_a*w_a + x_b*w_b
+  exact in int32 since |x| <= 255; the tenth tap has weight 0), 16 lanes per step, the weights
+  packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
+  plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread).
 Work is shared over (image, block of output rows) items by kernels.fast_gemm.parallel_items in at
 most 2 chunks per thread; problems below SERIAL_WORK multiply-adds run on the calling thread.
 
@@ -36,11 +41,12 @@ most 2 chunks per thread; problems below SERIAL_WORK multiply-adds run on the ca
     depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None)  # both
 
 A layer (`plan_depthwise_layer` / `run_depthwise_layer`) takes either layout on either side and
-picks the kernel: this one (NCHW sides transposed with kernels.conv_rows.to_nhwc) unless both
-sides are NCHW and the output map is large (more than SMALL_MAP pixels), where the NCHW kernel
-(kernels.fast_depthwise, through kernels.fast_conv's plan) is faster here: measured at batch 1
-and 8 on MobileNetV2's layers, NHWC + two transposes beat it on maps of 28x28 and below (dw56s2
-0.30 vs 0.37 ms, dw7 0.12 vs 0.15 ms) and lose on 56x56 and 112x112 outputs.
+picks the kernel: this one unless both sides are NCHW and the output map is large (more than
+SMALL_MAP pixels), where the NCHW kernel (kernels.fast_depthwise, through kernels.fast_conv's
+plan) runs. An NCHW side is transposed inside this kernel, block by block: an NCHW x's block
+rows into a channels-last staging (kernels.conv_rows._transpose), then the usual fill; an NCHW
+dst's block is finished channels-last into a staging block, then transposed into its planes
+(blocks of >= 16 output pixels where the map allows, so the 16x16 tiles stay inside the block).
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import cpu
+from . import conv_rows, cpu
 from . import fast_depthwise as fd
 from .jit import kernel
 
@@ -254,12 +260,16 @@ def _finish_run(acc, lanes, rows, df, d0, fl):
             df[np.uint64(d0 + i)] = np.int32(acc[i] + crow[i])
 
 
+_XN, _XH, _XW, _XC, _OH, _OW, _OM, _X_NCHW, _OUT_NCHW = range(9)
+
+
 @kernel(inline="always")
-def _impl_consts(x, geo, dst, shape):
-    """(wq, hbm, toff, jr, buf, nblk, acc, runs) of an impl: padded row length, block rows, tap
-    offsets, phase column ranges, the block buffer, the blocks per image, a run's int32 sums
-    and an item's run list (_item_runs)."""
-    oh_, ow_, m_ = dst.shape[1], dst.shape[2], dst.shape[3]
+def _impl_consts(x, geo, dst, shape, dims):
+    """(wq, hbm, toff, jr, buf, nblk, acc, runs, xst, ost) of an impl: padded row length, block
+    rows, tap offsets, phase column ranges, the block buffer, the blocks per image, a run's int32
+    sums, an item's run list (_item_runs), and the channels-last staging of an NCHW x's block
+    rows and of an NCHW dst's block (empty for NHWC sides)."""
+    w_, c_, oh_, ow_, m_ = dims[_XW], dims[_XC], dims[_OH], dims[_OW], dims[_OM]
     kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
     rb = shape[1]
     wq = ow_ + ((geo[_KW] - 1) * geo[_DW]) // geo[_SW]
@@ -267,69 +277,111 @@ def _impl_consts(x, geo, dst, shape):
     g = geo.copy()
     g[_SH] = 1
     toff = fd._tap_offsets(g, hbm, wq, m_)
-    jr = fd._phase_ranges(x.shape[2], geo, wq)
+    jr = fd._phase_ranges(w_, geo, wq)
     buf = np.empty(geo[_SW] * hbm * wq * m_, x.dtype)
     acc = np.empty(shape[0] * m_, np.int32)
     runs = np.empty((rb * -(-ow_ // shape[0]), 3), np.int64)
-    return wq, hbm, toff, jr, buf, -(-oh_ // rb), acc, runs
+    xst = np.empty(hbm * w_ * c_ if dims[_X_NCHW] else 0, x.dtype)
+    ost = np.empty(rb * ow_ * m_ if dims[_OUT_NCHW] else 0, dst.dtype)
+    return wq, hbm, toff, jr, buf, -(-oh_ // rb), acc, runs, xst, ost
 
 
 @kernel(inline="always")
-def _item_runs(x, zp, geo, dst, shape, item, consts, runs):
-    """Fill the block buffer of one item (image n, output rows oy0..oy1-1) and list its runs:
-    runs[r] = (a0 in the buffer, d0 in dst's flat view, lanes); returns the count."""
-    n_img, h_, w_, c_ = x.shape
-    oh_, ow_, m_ = dst.shape[1], dst.shape[2], dst.shape[3]
+def _item_runs(x, zp, geo, shape, dims, item, consts):
+    """Fill the block buffer of one item (image n, output rows oy0..oy1-1; an NCHW x's rows
+    transposed into the staging first) and list its runs: runs[r] = (a0 in the buffer, d0 in
+    dst's flat view or, for an NCHW dst, in the staging block, lanes); returns (count, n, oy0, oy1)."""
+    h_, w_, c_, oh_, ow_, m_ = dims[_XH], dims[_XW], dims[_XC], dims[_OH], dims[_OW], dims[_OM]
     kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
-    wq, hbm, _, jr, buf, nblk = consts[:6]
+    wq, hbm, _, jr, buf, nblk, _, runs, xst, _ = consts
     tpix = shape[0]
     n, oy0 = item // nblk, (item % nblk) * shape[1]
     oy1 = min(oh_, oy0 + shape[1])
-    _fill_block(x.reshape(x.size), n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, oy0 * geo[_SH] - geo[_PT],
-                (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1, hbm, wq, jr, buf)
+    iy0, hb = oy0 * sh - geo[_PT], (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1
+    xf = x.reshape(x.size)
+    if dims[_X_NCHW]:
+        lo, hi = max(0, iy0), min(h_, iy0 + hb)
+        if hi > lo:
+            conv_rows._transpose(xf, (n * c_ * h_ + lo) * w_, h_ * w_, c_, (hi - lo) * w_, xst, 0, c_, xf.size,
+                                 xst.size)
+        _fill_block(xst, -lo * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, iy0, hb, hbm, wq, jr, buf)
+    else:
+        _fill_block(xf, n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, iy0, hb, hbm, wq, jr, buf)
     count = 0
+    d_img = 0 if dims[_OUT_NCHW] else (n * oh_ + oy0) * ow_
     for oy in range(oy0, oy1):
         for ox0 in range(0, ow_, tpix):
             runs[count, 0] = ((oy - oy0) * sh * wq + ox0) * m_
-            runs[count, 1] = ((n * oh_ + oy) * ow_ + ox0) * m_
+            runs[count, 1] = (d_img + (oy - oy0) * ow_ + ox0) * m_
             runs[count, 2] = min(tpix, ow_ - ox0) * m_
             count += 1
-    return count
+    return count, n, oy0, oy1
+
+
+@kernel(inline="always")
+def _finish_item(dst, dims, consts, n, oy0, oy1):
+    """An NCHW dst: the item's staged channels-last block to its planes (16x16 byte tiles when
+    the block has >= 16 pixels or is the whole image, whose tile overruns stay in the image;
+    else a plain loop). Nothing for an NHWC dst (the runs wrote it)."""
+    if not dims[_OUT_NCHW]:
+        return
+    oh_, ow_, m_ = dims[_OH], dims[_OW], dims[_OM]
+    ost = consts[9]
+    df = dst.reshape(dst.size)
+    pix, plane = (oy1 - oy0) * ow_, oh_ * ow_
+    d0 = n * m_ * plane + oy0 * ow_
+    if pix >= 16 or pix == plane:
+        conv_rows._transpose(ost, 0, m_, pix, m_, df, d0, plane, pix * m_, (n + 1) * m_ * plane)
+    else:
+        conv_rows._transpose_scalar(ost, 0, m_, 0, pix, 0, m_, df, d0, plane)
+
+
+@kernel(inline="always")
+def _run_target(dst, dims, consts):
+    """Where the runs' results go: the NCHW staging block, or dst's flat view."""
+    return consts[9] if dims[_OUT_NCHW] else dst.reshape(dst.size)
 
 
 @kernel
-def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, i0, i1):
-    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB).
-    Portable: plain int32 lane loops (LLVM vectorises them)."""
-    consts = _impl_consts(x, geo, dst, shape)
+def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1):
+    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB);
+    dims = [N, H, W, C, OH, OW, M, x is NCHW, dst is NCHW]. Portable: plain int32 lane loops
+    (LLVM vectorises them)."""
+    consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
+    df = _run_target(dst, dims, consts)
     for item in range(i0, i1):
-        for r in range(_item_runs(x, zp, geo, dst, shape, item, consts, runs)):
+        count, n, oy0, oy1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
             if toff.size == 9:
                 _run_sums_9(buf, toff, rows[0], a0, lanes, acc)
             else:
                 _run_sums(buf, toff, rows[0], a0, lanes, acc)
-            _finish_run(acc, lanes, rows, dst.reshape(dst.size), d0, fl)
+            _finish_run(acc, lanes, rows, df, d0, fl)
+        _finish_item(dst, dims, consts, n, oy0, oy1)
 
 
 @kernel
-def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, i0, i1):
+def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     """_nhwc_impl for 3x3 kernels on AVX2: the sums of whole 16-lane groups by _pair_sums_5
     (vpmaddwd over the int16 weight pairs wpk of _pack_pairs), the lanes after the last
     group by the plain loop."""
-    consts = _impl_consts(x, geo, dst, shape)
+    consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     toff2 = np.empty(10, np.int64)
     toff2[:9] = toff
     toff2[9] = toff[8]
+    df = _run_target(dst, dims, consts)
     for item in range(i0, i1):
-        for r in range(_item_runs(x, zp, geo, dst, shape, item, consts, runs)):
+        count, n, oy0, oy1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
             whole = lanes - lanes % GROUP
             _pair_sums_5(buf, toff2, wpk, a0, whole // GROUP, acc)
             _lane_sums(buf, toff, rows[0], a0, whole, lanes, acc)
-            _finish_run(acc, lanes, rows, dst.reshape(dst.size), d0, fl)
+            _finish_run(acc, lanes, rows, df, d0, fl)
+        _finish_item(dst, dims, consts, n, oy0, oy1)
 
 
 def _pack_pairs(wrow, taps, lanes):
@@ -432,21 +484,34 @@ def _use_pairs(isa, taps, wz, lanes) -> bool:
 def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
     """dst = the planned conv of x; x and dst must have the planned shapes and dtypes and be
     C-contiguous ndarrays (ValueError naming the bad one)."""
-    for name, a, shape, dtype in (("x", x, plan.x_shape, plan.x_dtype), ("dst", dst, plan.dst_shape, plan.dst_dtype)):
+    _run_planned(plan, x, dst, False, False, threads)
+
+
+def _nchw_shape(shape):
+    return (shape[0], shape[3], shape[1], shape[2])
+
+
+def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, threads=None) -> None:
+    """run_depthwise_nhwc with x and/or dst in NCHW (the planned NHWC shapes transposed),
+    transposed inside the kernel block by block."""
+    for name, a, shape, dtype, nchw in (("x", x, plan.x_shape, plan.x_dtype, x_nchw),
+                                        ("dst", dst, plan.dst_shape, plan.dst_dtype, out_nchw)):
+        shape = _nchw_shape(shape) if nchw else shape
         if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous):
             fd._fail(name, f"must be a C-contiguous {dtype} array of shape {shape}, got "
                      f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
     if plan.work < SERIAL_WORK:
         threads = 1
-    n, oh = plan.dst_shape[:2]
+    n, oh, ow, m = plan.dst_shape
     items = n * -(-oh // plan.shape[1])
     zp = np.int64(plan.x_zp)
+    dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw)), np.int64)
     if plan.wpk is None:
-        fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, i0, i1),
+        fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, dims, i0, i1),
                       items, threads)
     else:
         fd._split_run(lambda i0, i1: _nhwc_impl_pairs(x, zp, plan.geo, plan.rows, plan.wpk, dst, plan.fl,
-                                                      plan.shape, i0, i1), items, threads)
+                                                      plan.shape, dims, i0, i1), items, threads)
 
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
@@ -483,10 +548,12 @@ SMALL_MAP = 1024        # output pixels up to which an NCHW layer runs channels-
 
 class DepthwiseLayer(NamedTuple):
     """A depthwise conv layer for one input shape: the NCHW plan (kernels.fast_conv.DepthwisePlan)
-    and the channels-last plan of the same constants."""
+    and the channels-last plan of the same constants (to_nchw: its blocks sized for an NCHW dst,
+    at least 16 output pixels each where the map allows)."""
     nchw: tuple
     nhwc: DepthwiseNhwcPlan
     out_shape: tuple      # (N, OH, OW, M)
+    to_nchw: DepthwiseNhwcPlan | None = None
 
 
 def plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype) -> DepthwiseLayer:
@@ -501,13 +568,16 @@ def plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype) -> DepthwiseLayer:
     out_shape = (n, oh, ow, m)
     nhwc = plan_depthwise_nhwc(np.empty((n, h, w, c), x_dtype), plan.x_zp, plan.pc.wz, plan.bias, plan.geo,
                                np.empty(out_shape, out_dtype), plan.rq)
-    return DepthwiseLayer(plan, nhwc, out_shape)
+    tpix, rb = nhwc.shape
+    to_nchw = nhwc._replace(shape=(tpix, min(oh, max(rb, -(-16 // ow)))))
+    return DepthwiseLayer(plan, nhwc, out_shape, to_nchw)
 
 
 def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", out_layout: str = "nchw") -> None:
     """out = the layer's depthwise conv of x; x (N, C, H, W) or (N, H, W, C) for x_layout "nhwc",
-    out (N, M, OH, OW) or (N, OH, OW, M), C-contiguous (checked, ValueError naming the bad one)."""
-    from . import conv_rows
+    out (N, M, OH, OW) or (N, OH, OW, M), C-contiguous (checked, ValueError naming the bad one).
+    NCHW sides are transposed block by block inside the channels-last kernel, except an
+    NCHW-to-NCHW layer with more than SMALL_MAP output pixels, which runs the NCHW kernel."""
     from .fast_conv import run_depthwise_plan
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
@@ -515,17 +585,8 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
     if x_layout == out_layout == "nchw" and oh * ow > SMALL_MAP:
         run_depthwise_plan(layer.nchw, x, out)
         return
-    if out_layout == "nchw" and not (isinstance(out, np.ndarray) and out.shape == (n, m, oh, ow)
-                                     and out.dtype == layer.nhwc.dst_dtype and out.flags.c_contiguous):
-        fd._fail("dst", f"must be a C-contiguous {layer.nhwc.dst_dtype} array of shape {(n, m, oh, ow)}")
-    if x_layout == "nchw":
-        if not (isinstance(x, np.ndarray) and x.ndim == 4 and (x.shape[0],) + x.shape[2:] + x.shape[1:2]
-                == layer.nhwc.x_shape):
-            fd._fail("x", f"must be an NCHW array for NHWC shape {layer.nhwc.x_shape}, got {np.shape(x)}")
-        x = conv_rows.to_nhwc(np.ascontiguousarray(x), conv_rows.runner(x.size))
-    if out_layout == "nhwc":
-        run_depthwise_nhwc(layer.nhwc, x, out)
-        return
-    yh = np.empty(layer.out_shape, out.dtype)
-    run_depthwise_nhwc(layer.nhwc, x, yh)
-    conv_rows.to_nhwc(yh.reshape(n, oh * ow, m, 1), conv_rows.runner(yh.size), out=out.reshape(n, m, 1, oh * ow))
+    x_nchw, out_nchw = x_layout == "nchw", out_layout == "nchw"
+    if x_nchw and isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)
+    plan = layer.to_nchw if out_nchw and layer.to_nchw is not None else layer.nhwc
+    _run_planned(plan, x, out, x_nchw, out_nchw)

@@ -366,3 +366,32 @@ def test_pairs_path_choice():
     assert dn.plan_depthwise_nhwc(wz=np.zeros((1, 9), np.int32), isa="avx2", **tiny).wpk is None
     five = dict(args, geo=np.array([5, 5, 1, 1, 2, 2, 1, 1], np.int64))
     assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 25), np.int32), isa="avx2", **five).wpk is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=nhwc_case(max_hw=24, k=3), x_layout=st.sampled_from(["nchw", "nhwc"]),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), rb=st.integers(1, 24),
+       isa=st.sampled_from(["portable", None]))
+def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
+    """NCHW sides transposed block by block inside the kernel: every layout pair, any rows per
+    block (blocks of fewer than 16 pixels, of more, the whole image), the items run last to
+    first (a block that wrote past its own pixels into an earlier one would show), equal to
+    the twin."""
+    x, xz, wz, bias, geo, dst, rq = case
+    order = []
+
+    def backwards(run, items, threads_):
+        for i in reversed(range(items)):
+            order.append(i)
+            run(i, i + 1)
+
+    with mock.patch.object(fd, "_split_run", backwards):
+        plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
+        plan = plan._replace(shape=(plan.shape[0], min(dst.shape[1], rb)))
+        x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
+        got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
+        dn._run_planned(plan, x_in, got, x_layout == "nchw", out_layout == "nchw", threads=2)
+    want = np.full_like(dst, 33)
+    dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
+    assert order[0] == len(order) - 1
+    assert np.array_equal(got.transpose(0, 2, 3, 1) if out_layout == "nchw" else got, want)
