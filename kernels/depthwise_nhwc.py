@@ -586,6 +586,9 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
         run_depthwise_plan(layer.nchw, x, out)
         return
     x_nchw, out_nchw = x_layout == "nchw", out_layout == "nchw"
+    if not (x_nchw or out_nchw):
+        run_depthwise_nhwc(layer.nhwc, x, out)
+        return
     if x_nchw and isinstance(x, np.ndarray):
         x = np.ascontiguousarray(x)
     plan = layer.to_nchw if out_nchw and layer.to_nchw is not None else layer.nhwc
