@@ -33,8 +33,8 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   exact in int32 since |x| <= 255; the tenth tap has weight 0), 16 lanes per step, the weights
   packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
   plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread).
-Work is shared over (image, block of output rows) items by kernels.fast_gemm.parallel_items in at
-most 2 chunks per thread; problems below SERIAL_WORK multiply-adds run on the calling thread.
+Work is shared over (image, block of output rows) items by kernels.fast_gemm.parallel_items, one
+chunk per thread; problems below SERIAL_WORK multiply-adds run on the calling thread.
 
     plan = plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq)   # checks, weights tiled once
     run_depthwise_nhwc(plan, x, dst, threads=None)                 # checks x/dst, runs
@@ -487,6 +487,13 @@ def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
     _run_planned(plan, x, dst, False, False, threads)
 
 
+def _split_run(run, items, threads):
+    """run(i0, i1) over range(items), one chunk per thread (kernels.fast_gemm.parallel_items;
+    measured a little faster than 2 or 4 chunks per thread at batch 1 and 8 on a shared host)."""
+    from .fast_gemm import parallel_items
+    parallel_items(run, items, threads=threads, per_thread=1)
+
+
 def _nchw_shape(shape):
     return (shape[0], shape[3], shape[1], shape[2])
 
@@ -507,10 +514,10 @@ def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, 
     zp = np.int64(plan.x_zp)
     dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw)), np.int64)
     if plan.wpk is None:
-        fd._split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, dims, i0, i1),
+        _split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, dims, i0, i1),
                       items, threads)
     else:
-        fd._split_run(lambda i0, i1: _nhwc_impl_pairs(x, zp, plan.geo, plan.rows, plan.wpk, dst, plan.fl,
+        _split_run(lambda i0, i1: _nhwc_impl_pairs(x, zp, plan.geo, plan.rows, plan.wpk, dst, plan.fl,
                                                       plan.shape, dims, i0, i1), items, threads)
 
 
@@ -543,7 +550,10 @@ def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 
 
 # ------------------------------------------------------------------------------- layers
-SMALL_MAP = 1024        # output pixels up to which an NCHW layer runs channels-last inside
+SMALL_MAP = 4096        # output pixels up to which an NCHW layer runs channels-last inside: with the
+                        # in-kernel transposes, measured faster than the NCHW kernel at batch 1 on
+                        # 56x56 outputs (dw112s2 0.60 -> 0.47 ms, dw56 0.46 -> 0.41), a tie at batch 8
+                        # and on 112x112
 
 
 class DepthwiseLayer(NamedTuple):

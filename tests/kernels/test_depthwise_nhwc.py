@@ -102,14 +102,14 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf):
     """Every thread count, run length (pixels per run) and block height gives the twin's
     integers, with the serial cut-off lowered so small problems are split too."""
     calls = []
-    real = fd._split_run
+    real = dn._split_run
 
     def spy(run, items, threads_):
         calls.append(threads_)
         real(run, items, threads_)
 
     with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "LANES", lanes), \
-            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(fd, "_split_run", spy):
+            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy):
         got, want, _ = run_all(case, threads)
     assert calls == [threads]
     assert np.array_equal(got, want)
@@ -385,7 +385,7 @@ def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
             order.append(i)
             run(i, i + 1)
 
-    with mock.patch.object(fd, "_split_run", backwards):
+    with mock.patch.object(dn, "_split_run", backwards):
         plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
         plan = plan._replace(shape=(plan.shape[0], min(dst.shape[1], rb)))
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
