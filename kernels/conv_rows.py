@@ -297,6 +297,96 @@ def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pads, cols, r0, r1):
         r += ox1 - ox0
 
 
+# Conv descriptor of the GEMM drivers' implicit im2col (kernels.fast_gemm `geo`, kind 2): the
+# GEMM entries 0-5 and 14 as fast_gemm.gemm_geo, then the image and kernel geometry.
+CONV_KIND = 2
+D_C, D_H, D_W, D_OW, D_SH, D_SW, D_PT, D_PL = 6, 7, 8, 9, 10, 11, 12, 13
+D_KW, D_DH, D_DW, D_CG, D_C0, D_PAD, D_OH = 15, 16, 17, 18, 19, 20, 21
+CONV_GEO_LEN = 22
+
+
+def conv_geo(gemm_geo, xh_shape, c0, cg, kh, kw, cgeo, pad) -> np.ndarray:
+    """The kind-2 descriptor: A (rows N*OH*OW, K = KH*KW*Cg) is the im2col of xh (N, H, W, C),
+    channels c0..c0+Cg-1 (the rows `im2col_rows` writes), packed tile by tile by
+    `pack_conv_tiles` instead of being stored. gemm_geo: fast_gemm.gemm_geo(rows, K, N, isa)."""
+    sh, sw, pt, pl, dh, dw, oh, ow = (int(v) for v in cgeo)
+    n, h, w, c = (int(v) for v in xh_shape)
+    if gemm_geo[1] != n * oh * ow or gemm_geo[2] != kh * kw * cg or not 0 <= c0 <= c - cg or gemm_geo[5] != 0:
+        raise ValueError(f"conv_geo: GEMM {tuple(gemm_geo[:4])} does not fit x {xh_shape}, kernel {kh}x{kw}x{cg}")
+    geo = np.zeros(CONV_GEO_LEN, np.int64)
+    geo[:15] = gemm_geo[:15]
+    geo[0] = CONV_KIND
+    geo[D_C], geo[D_H], geo[D_W], geo[D_OW], geo[D_SH], geo[D_SW], geo[D_PT], geo[D_PL] = c, h, w, ow, sh, sw, pt, pl
+    geo[D_KW], geo[D_DH], geo[D_DW], geo[D_CG], geo[D_C0], geo[D_PAD], geo[D_OH] = kw, dh, dw, cg, c0, pad, oh
+    return geo
+
+
+@kernel(inline="always")
+def _fill_seg(out, d0, d1, v):
+    for j in range(d0, d1):
+        out[j] = v
+
+
+@kernel(inline="always")
+def _copy_seg(out, d0, xf, s0, count, add):
+    for j in range(count):
+        out[d0 + j] = xf[s0 + j] + add
+
+
+@kernel
+def pack_conv_tiles(xf, geo, add, g, mr, t0, t1, s0, ns, apk):
+    """The drivers' A panel of tiles t0..t1-1 for K steps s0..s0+ns-1, from the image instead
+    of stored rows (kind-2 descriptor, see conv_geo): apk[((t - t0)*mr + r)*ns*g + j] =
+    im2col(xh)[t*mr + r, s0*g + j] + add (`pad` + add for taps outside the image), 0 for rows
+    >= M and k >= K, exactly the bytes fast_gemm._pack_block takes from im2col_rows' output.
+    xf: xh (N, H, W, C) flattened. Per row, the K range is walked segment by segment: a kernel
+    row whose taps lie inside the image with dilation 1 and Cg == C is one run of KW*C."""
+    m_, k_ = geo[1], geo[2]
+    c_, h_, w_, ow_ = geo[D_C], geo[D_H], geo[D_W], geo[D_OW]
+    sh, sw, pt, pl = geo[D_SH], geo[D_SW], geo[D_PT], geo[D_PL]
+    kw_, dh, dw, cg, c0, oh_ = geo[D_KW], geo[D_DH], geo[D_DW], geo[D_CG], geo[D_C0], geo[D_OH]
+    pad = apk.dtype.type(geo[D_PAD] + add)
+    zero = apk.dtype.type(0)
+    kwid, k0 = ns * g, s0 * g
+    k1 = min(k_, k0 + kwid)
+    run = kw_ * cg
+    whole = cg == c_ and dw == 1
+    p_ = oh_ * ow_
+    for t in range(t0, t1):
+        for r in range(mr):
+            m, o = t * mr + r, ((t - t0) * mr + r) * kwid
+            if m >= m_:
+                _fill_seg(apk, o, o + kwid, zero)
+                continue
+            n, p = m // p_, m % p_
+            oy, ox = p // ow_, p % ow_
+            iy0, ix0 = oy * sh - pt, ox * sw - pl
+            k = k0
+            while k < k1:
+                ky = k // run
+                iy = iy0 + ky * dh
+                row_end = min(k1, (ky + 1) * run)
+                if iy < 0 or iy >= h_:
+                    _fill_seg(apk, o + k - k0, o + row_end - k0, pad)
+                    k = row_end
+                    continue
+                base = (n * h_ + iy) * w_
+                if whole and ix0 >= 0 and ix0 + kw_ - 1 < w_:
+                    _copy_seg(apk, o + k - k0, xf, (base + ix0) * c_ + (k - ky * run), row_end - k, add)
+                    k = row_end
+                    continue
+                kx = (k - ky * run) // cg
+                cc = k - ky * run - kx * cg
+                seg_end = min(k1, ky * run + (kx + 1) * cg)
+                ix = ix0 + kx * dw
+                if ix < 0 or ix >= w_:
+                    _fill_seg(apk, o + k - k0, o + seg_end - k0, pad)
+                else:
+                    _copy_seg(apk, o + k - k0, xf, (base + ix) * c_ + c0 + cc, seg_end - k, add)
+                k = seg_end
+            _fill_seg(apk, o + k1 - k0, o + kwid, zero)
+
+
 @kernel
 def _row_sums_impl(cols, rowsum, r0, r1):
     """rowsum[r] = sum_k cols[r, k] (int64), rows r0..r1-1."""

@@ -352,3 +352,56 @@ def test_to_nhwc_into_out():
                 np.zeros((1, 4, 5, 6), np.uint8)[..., ::2]):
         with pytest.raises(ValueError, match="out must be"):
             cr.to_nhwc(x, out=bad)
+
+
+# ------------------------------------------------------------------------------ pack_conv_tiles
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.uint8, np.int8]),
+       engine=st.sampled_from([(4, 4, np.uint8, 0), (6, 2, np.int16, 0), (6, 2, np.int16, 128)]),
+       groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3)]),
+       stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 128]))
+def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups, k, stride, dil, ns):
+    """The implicit im2col panel equals fast_gemm._pack_block applied to im2col_rows' rows, for
+    every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
+    >= M) and K blocks that start inside a tap or a kernel row."""
+    from kernels.fast_gemm import _pack_block, gemm_geo
+    mr, g, apk_dtype, add = engine
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 12)), int(rng.integers(1, 12))
+    cg = int(rng.integers(1, 9))
+    c = cg * groups
+    pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    oh = (h + pt + int(rng.integers(0, kh)) - (kh - 1) * dil - 1) // stride + 1
+    ow = (w + pl + int(rng.integers(0, kw)) - (kw - 1) * dil - 1) // stride + 1
+    if oh < 1 or ow < 1:
+        return
+    info = np.iinfo(dtype)
+    xh = rng.integers(info.min, info.max + 1, (n, h, w, c)).astype(dtype)
+    pad = int(rng.integers(info.min, info.max + 1))
+    cgeo = np.array([stride, stride, pt, pl, dil, dil, oh, ow], np.int64)
+    c0 = int(rng.integers(0, groups)) * cg
+    rows, kk = n * oh * ow, kh * kw * cg
+    cols = np.empty((rows, kk), dtype)
+    cr.im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols)
+    geo = gemm_geo(rows, kk, 16, "avx2-ubsw")
+    cgeo_full = cr.conv_geo(geo, xh.shape, c0, cg, kh, kw, cgeo, pad)
+    steps = -(-kk // g)
+    n_tiles = -(-rows // mr)
+    for s0 in range(0, steps, ns):
+        nss = min(ns, steps - s0)
+        for t0, t1 in ((0, n_tiles), (n_tiles - 1, n_tiles)):
+            want = np.full((t1 - t0) * mr * nss * g, 77, apk_dtype)
+            got = want.copy()
+            _pack_block(cols.reshape(-1), geo, np.int64(add), g, mr, t0, t1, s0, nss, want)
+            cr.pack_conv_tiles(xh.reshape(-1), cgeo_full, np.int64(add), g, mr, t0, t1, s0, nss, got)
+            assert np.array_equal(got, want), (s0, t0, t1)
+
+
+def test_conv_geo_refuses_a_gemm_that_does_not_fit():
+    from kernels.fast_gemm import gemm_geo
+    cgeo = np.array([1, 1, 0, 0, 1, 1, 4, 4], np.int64)
+    with pytest.raises(ValueError, match="does not fit"):
+        cr.conv_geo(gemm_geo(15, 9, 8, "avx2-ubsw"), (1, 6, 6, 1), 0, 1, 3, 3, cgeo, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        cr.conv_geo(gemm_geo(16, 9, 8, "avx2-ubsw"), (1, 6, 6, 1), 1, 1, 3, 3, cgeo, 0)
