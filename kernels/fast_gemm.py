@@ -277,12 +277,14 @@ def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, firs
     int16) of one K block, 6x16 vpmaddwd micro-kernel, into C at c0 + (tile - t0)*6*ldc +
     (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_avx2_q stores the
     requantized bytes into qout (see _q_consts) instead."""
-    for t in range(nt):
-        for p in range(q0, q1):
-            if qlast:
+    if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_avx2_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
                           ldc, offs, p * 16, first, qout, (t0 + t) * 6, p * 16, geo)
-            else:
+    else:
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_avx2(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
                         ldc, offs, p * 16, first)
 
@@ -323,13 +325,15 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
 @kernel
 def _tiles_vnni512(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
     """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (B at b0 + p*ns*128 int8)."""
-    for t in range(nt):
-        for p in range(q0, q1):
-            if qlast:
+    if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_vnni512_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
                              c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
                              p * 32, geo)
-            else:
+    else:
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_vnni512(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c, c0 + t * 6 * ldc + (p - q0) * 32,
                            ldc, offs, p * 32, first)
 

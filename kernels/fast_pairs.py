@@ -122,12 +122,14 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, fi
     int8) of one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + (tile - t0)*4*ldc +
     (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_ubsw_q stores the
     requantized bytes into qout (kernels.fast_gemm._q_consts) instead."""
-    for t in range(nt):
-        for p in range(q0, q1):
-            if qlast:
+    if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_ubsw_q(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
                           ldc, offs, p * 16, first, qout, (t0 + t) * 4, p * 16, geo)
-            else:
+    else:
+        for t in range(nt):
+            for p in range(q0, q1):
                 mk_ubsw(a, a0 + t * 4 * lda, lda, panels, b0 + p * ns * 64, ns, c, c0 + t * 4 * ldc + (p - q0) * 16,
                         ldc, offs, p * 16, first)
 

@@ -126,14 +126,30 @@ def _rint(builder, x):
 
 
 def _requant_vector(builder, acc, mult, flo, fhi, zp):
-    """<lanes x i8> = i8(fptosi(rint(clamp(f32(acc) * mult, flo, fhi)) + zp)): sitofp rounds to
+    """<lanes x i32> = fptosi(rint(clamp(f32(acc) * mult, flo, fhi))) + zp: sitofp rounds to
     nearest even as numpy's float32(int32); the clamp is an ordered compare + select (the value
-    is never NaN: acc and mult are finite); rint(v) + zp is an exact small integer in [lo, hi]."""
+    is never NaN: acc and mult are finite); the result is an exact small integer in [lo, hi]."""
     f = builder.fmul(builder.sitofp(acc, mult.type), mult)
     f = builder.select(builder.fcmp_ordered("<", f, flo), flo, f)
     f = builder.select(builder.fcmp_ordered(">", f, fhi), fhi, f)
-    q = builder.fptosi(builder.fadd(_rint(builder, f), zp), acc.type)
-    return builder.trunc(q, ir.VectorType(ir.IntType(8), acc.type.count))
+    return builder.add(builder.fptosi(_rint(builder, f), acc.type), zp)
+
+
+def _row_bytes(builder, vecs, signed):
+    """The NV <lanes x i32> vectors of one tile row (values in the 8-bit range; NV a power of
+    two) as one <NR x i8> vector: concatenated, clamped to the dtype's range (a no-op on these
+    values, which lets LLVM narrow with saturating packs: vpackssdw + vpacksswb/vpackuswb) and
+    truncated."""
+    while len(vecs) > 1:
+        n = vecs[0].type.count
+        both = ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n)))
+        vecs = [builder.shuffle_vector(vecs[i], vecs[i + 1], both) for i in range(0, len(vecs), 2)]
+    row = vecs[0]
+    for name, bound in (("smax", -128 if signed else 0), ("smin", 127 if signed else 255)):
+        fnty = ir.FunctionType(row.type, [row.type, row.type])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.{name}.v{row.type.count}i32")
+        row = builder.call(fn, [row, ir.Constant(row.type, [bound] * row.type.count)])
+    return builder.trunc(row, ir.VectorType(ir.IntType(8), row.type.count))
 
 
 def _splat(builder, value, lanes):
@@ -144,40 +160,41 @@ def _splat(builder, value, lanes):
     return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
 
 
-def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lanes):
+def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lanes, signed):
     """Requantize the MR*NV accumulators in registers (_requant_vector) and store the bytes of
-    rows r < rows, columns j < cols at q_ptr + r*ldq + j; multipliers m_ptr[j] (j < NR, padded),
-    rqs_ptr = float32 [lo - zp, hi - zp, zp]. A full tile stores its vectors in place; an edge
-    tile goes through a stack block and one memcpy of `cols` bytes per valid row, so nothing
-    outside the rows x cols corner is written."""
+    rows r < rows, columns j < cols at q_ptr + r*ldq + j (int8 when `signed`, else uint8);
+    multipliers m_ptr[j] (j < NR, padded), rqs_ptr = float32 [lo - zp, hi - zp, zp]. A full tile
+    stores one <NR x i8> vector per row in place; an edge tile goes through a stack block and
+    one memcpy of `cols` bytes per valid row, so nothing outside the rows x cols corner is written."""
     fvec = ir.VectorType(ir.FloatType(), lanes)
-    bvec = ir.VectorType(ir.IntType(8), lanes)
-    flo, fhi, zp = (_splat(builder, builder.load(builder.gep(rqs_ptr, [ir.Constant(I64, i)])), lanes)
-                    for i in range(3))
+    nr = nv * lanes
+    flo, fhi, zpf = (_splat(builder, builder.load(builder.gep(rqs_ptr, [ir.Constant(I64, i)])), lanes)
+                     for i in range(3))
+    zp = builder.fptosi(zpf, ir.VectorType(I32, lanes))
     mvec = builder.bitcast(m_ptr, fvec.as_pointer())
     mults = [builder.load(builder.gep(mvec, [ir.Constant(I64, v)]), align=4) for v in range(nv)]
-    qs = [_requant_vector(builder, final[i], mults[i % nv], flo, fhi, zp) for i in range(mr * nv)]
-    buf = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), mr * nv * lanes))
+    rows_q = [_row_bytes(builder, [_requant_vector(builder, final[r * nv + v], mults[v], flo, fhi, zp)
+                                   for v in range(nv)], signed) for r in range(mr)]
+    buf = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), mr * nr))
     buf = builder.bitcast(buf, ir.IntType(8).as_pointer())
     full = builder.and_(builder.icmp_signed("==", rows, ir.Constant(I64, mr)),
-                        builder.icmp_signed("==", cols, ir.Constant(I64, nv * lanes)))
+                        builder.icmp_signed("==", cols, ir.Constant(I64, nr)))
     with builder.if_else(full) as (in_place, edge):
         with in_place:
-            _store_bytes(builder, qs, q_ptr, ldq, mr, nv, bvec)
+            _store_rows(builder, rows_q, q_ptr, ldq)
         with edge:
-            _store_bytes(builder, qs, buf, ir.Constant(I64, nv * lanes), mr, nv, bvec)
+            _store_rows(builder, rows_q, buf, ir.Constant(I64, nr))
             for r in range(mr):
                 n = builder.select(builder.icmp_signed(">", rows, ir.Constant(I64, r)), cols, ir.Constant(I64, 0))
-                src = builder.gep(buf, [ir.Constant(I64, r * nv * lanes)])
+                src = builder.gep(buf, [ir.Constant(I64, r * nr)])
                 cgutils.raw_memcpy(builder, builder.gep(q_ptr, [builder.mul(ldq, ir.Constant(I64, r))]), src, n, 1)
 
 
-def _store_bytes(builder, qs, base, stride, mr, nv, bvec):
-    """Store the MR*NV byte vectors qs, row r at base + r*stride (i8 pointer, unaligned)."""
-    for r in range(mr):
-        row = builder.bitcast(builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))]), bvec.as_pointer())
-        for v in range(nv):
-            builder.store(qs[r * nv + v], builder.gep(row, [ir.Constant(I64, v)]), align=1)
+def _store_rows(builder, rows_q, base, stride):
+    """Store the <NR x i8> row vectors, row r at base + r*stride (i8 pointer, unaligned)."""
+    for r, q in enumerate(rows_q):
+        row = builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))])
+        builder.store(q, builder.bitcast(row, q.type.as_pointer()), align=1)
 
 
 def _pmaddwd(builder, acc, a_splat, b16):
@@ -266,7 +283,7 @@ def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd):
             m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
             geo_ptr = _data(context, builder, ty[15], args[15])
             ptrs = _q_pointers(context, builder, ty[12], args[12], m0_, n0_, geo_ptr, mr, nv * lanes)
-            _store_q(builder, final, *ptrs, mr, nv, lanes)
+            _store_q(builder, final, *ptrs, mr, nv, lanes, ty[12].types[0].dtype.signed)
             return context.get_dummy_value()
         return sig, codegen
     return mk_q
