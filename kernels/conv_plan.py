@@ -30,6 +30,8 @@ class GroupPlan(NamedTuple):
     rowsum: bool          # whether any wz is non-zero (the row sums are needed)
     gemm_q: Callable = None   # gemm_q(cols, q (rows, Mg) 8-bit, rq): the requantized rows, when the
     #                           GEMM's own sums are the whole acc (off and wz terms inside them)
+    conv_q: Callable = None   # conv_q(xh (n, H, W, C), (c0, cg, kh, kw, cgeo, pad), q, rq): gemm_q
+    #                           of xh's im2col rows, packed tile by tile from xh (never stored)
 
 
 class ConvPlan(NamedTuple):
@@ -130,6 +132,14 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
         for gi, gp in enumerate(plan.groups):
+            if plan.rq[0] and gp.conv_q is not None and not plan.plain:
+                # implicit im2col: the GEMM packs its A tiles from the image (no rows in memory)
+                q = out3[n0:n1].reshape(rows, plan.m)[:, gi * mg:(gi + 1) * mg] if nhwc else \
+                    scratch("conv.q", (rows, mg), out.dtype)
+                gp.conv_q(xh[n0:n1], (gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp), q, plan.rq)
+                if not nhwc:
+                    _rows_to_planes(q, out3[n0:n1], gi * mg)
+                continue
             if plan.plain:
                 cols = xh[n0:n1].reshape(rows, k)
             else:
@@ -144,11 +154,20 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
                     continue
                 q = scratch("conv.q", (rows, mg), out.dtype)
                 gp.gemm_q(cols, q, plan.rq)
-                conv_rows.to_nhwc(q.reshape(n1 - n0, p, mg, 1), conv_rows.runner(q.size),
-                                  out=out3[n0:n1].reshape(n1 - n0, mg, 1, p))
+                _rows_to_planes(q, out3[n0:n1], 0)
                 continue
             raw = scratch("conv.raw", (rows, mg), np.int32)
             gp.gemm(cols, raw)
             rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
             finish = conv_rows.rows_to_nhwc if nhwc else conv_rows.rows_to_nchw
             finish(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg, conv_rows.runner(raw.size))
+
+
+def _rows_to_planes(q, out3, ch0):
+    """out3[n, ch0 + j, p] = q[n*P + p, j]: requantized rows (n*P, Mg) into NCHW planes."""
+    n, m, p = out3.shape
+    mg = q.shape[1]
+    if mg == m:
+        conv_rows.to_nhwc(q.reshape(n, p, mg, 1), conv_rows.runner(q.size), out=out3.reshape(n, mg, 1, p))
+    else:
+        out3[:, ch0:ch0 + mg] = q.reshape(n, p, mg).transpose(0, 2, 1)

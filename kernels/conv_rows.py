@@ -329,8 +329,14 @@ def _fill_seg(out, d0, d1, v):
 
 @kernel(inline="always")
 def _copy_seg(out, d0, xf, s0, count, add):
+    """out[d0 + j] = xf[s0 + j] + add for j < count: raw byte moves when nothing is converted,
+    else one loop in out's type (an int64 sum would not vectorise well)."""
+    if out.itemsize == xf.itemsize and add == 0:
+        _copy_run(out.ctypes.data + d0 * out.itemsize, xf.ctypes.data + s0 * xf.itemsize, count * xf.itemsize)
+        return
+    a = out.dtype.type(add)
     for j in range(count):
-        out[d0 + j] = xf[s0 + j] + add
+        out[d0 + j] = out.dtype.type(xf[s0 + j]) + a
 
 
 @kernel

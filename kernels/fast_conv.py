@@ -26,6 +26,7 @@ import numpy as np
 from . import cpu
 from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
+from .conv_rows import conv_geo
 from .fast_depthwise import depthwise
 from .fast_gemm import PackedB, _offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, run_packed
 from .requant import requant_float, requant_float_ref
@@ -118,7 +119,8 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
     for gi, pack in enumerate(pc.packs):
         offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
         groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False,
-                                partial(_exact_gemm_q, pack, offs, o, gi * mg)))
+                                partial(_exact_gemm_q, pack, offs, o, gi * mg),
+                                partial(_exact_conv_q, pack, offs, o, gi * mg)))
     return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
 
 
@@ -131,6 +133,13 @@ def _exact_gemm(pack: PackedB, offs, o, cols, raw, rq=None):
 
 def _exact_gemm_q(pack: PackedB, offs, o, c0, cols, q, rq):
     _exact_gemm(pack, offs, o, cols, q, group_rq(rq, c0, pack.n))
+
+
+def _exact_conv_q(pack: PackedB, offs, o, m0, xh, conv, q, rq):
+    """q (rows, Mg) = the requantized conv sums of the NHWC image xh, its im2col rows packed tile
+    by tile (conv = (c0, cg, kh, kw, cgeo, pad), kernels.conv_rows.conv_geo)."""
+    geo = conv_geo(gemm_geo(q.shape[0], pack.k, pack.n, pack.isa), xh.shape, *conv)
+    run_packed(xh.reshape(-1), geo, o, pack, offs, q, group_rq(rq, m0, pack.n))
 
 
 def group_rq(rq, c0, mg):

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
+from .conv_rows import CONV_KIND, pack_conv_tiles
 from .jit import kernel
 from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
 
@@ -160,6 +161,9 @@ def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
     ((t - t0)*mr + r)*ns + s holds the G lanes of row r, step s, lowest first); zero for rows
     >= M and k >= K. apk: int16 (G=2) or uint8 (G=4, the sum & 0xFF), at least
     (t1 - t0)*mr*ns*G long. One loop nest, no calls: rows of a few bytes are common."""
+    if geo[0] == CONV_KIND:          # implicit im2col: the tiles come from the NHWC image
+        pack_conv_tiles(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+        return
     m_, k_ = geo[1], geo[2]
     kw, k0 = ns * g, s0 * g
     kn = max(0, min(kw, k_ - k0))

@@ -43,6 +43,7 @@ from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
 from .fast_gemm import (_c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
                         _q_consts, _q_target, _rq_none, gemm_geo, n_items, parallel_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
+from .conv_rows import conv_geo
 from .jit import kernel
 from .requant import requant_float
 from .simd import _make_microkernel, _make_microkernel_q
@@ -190,15 +191,19 @@ def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
             acc[m, n] = np.int64(acc[m, n]) + off[n] - b_zp[n] * rs
 
 
-def run_raw(a, packed: PackedPairs, raw, threads=None, off=None, rq=None) -> None:
+def run_raw(a, packed: PackedPairs, raw, threads=None, off=None, rq=None, conv=None) -> None:
     """raw (M, N) int32/int64 C-contiguous = int32(off[n] + the raw pair sums of a (M, K) uint8
     C-contiguous), wrapping mod 2**32 (off: int64 (N,), default 0); with rq = (True, mult (N,),
     zp, lo, hi), raw is uint8/int8 and receives the ORT float requantization of those int32
-    sums instead. Callers validate every argument (gemm_pairs_packed, kernels.conv_plan do)."""
+    sums instead. With conv = (c0, cg, kh, kw, cgeo, pad), `a` is an NHWC image (N, H, W, C) and
+    A its im2col rows (kernels.conv_rows.im2col_rows), packed tile by tile, never stored.
+    Callers validate every argument (gemm_pairs_packed, kernels.conv_plan do)."""
     offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
     if off is not None:
         offs[:packed.n] = off.astype(np.int32)      # wraps: the sums are taken mod 2**32
-    geo = gemm_geo(a.shape[0], packed.k, packed.n, "avx2-ubsw")
+    geo = gemm_geo(a.shape[0] if conv is None else raw.shape[0], packed.k, packed.n, "avx2-ubsw")
+    if conv is not None:
+        geo = conv_geo(geo, a.shape, *conv)
     src = a.reshape(-1)
     rq = _rq_none() if rq is None else rq
     parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, rq, i0, i1),
@@ -284,8 +289,11 @@ def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPl
     for gi, pack in enumerate(pc.packs):
         wz = np.ascontiguousarray(w_zp[gi * mg:(gi + 1) * mg], np.int64)
         off = bias[gi * mg:(gi + 1) * mg] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
-        gemm_q = None if wz.any() else partial(_raw_gemm_q, pack, off.astype(np.int64), gi * mg)
-        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), gemm_q))
+        gemm_q = conv_q = None
+        if not wz.any():
+            gemm_q = partial(_raw_gemm_q, pack, off.astype(np.int64), gi * mg)
+            conv_q = partial(_raw_conv_q, pack, off.astype(np.int64), gi * mg)
+        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), gemm_q, conv_q))
     return make_plan(in_chw, np.uint8, x_zp, pc.geom, pc.w.shape, groups, rq)
 
 
@@ -295,6 +303,10 @@ def _raw_gemm(pack, cols, raw):
 
 def _raw_gemm_q(pack, off, c0, cols, q, rq):
     run_raw(cols, pack, q, off=off, rq=group_rq(rq, c0, pack.n))
+
+
+def _raw_conv_q(pack, off, m0, xh, conv, q, rq):
+    run_raw(xh, pack, q, off=off, rq=group_rq(rq, m0, pack.n), conv=conv)
 
 
 def _check_packed_conv(pc, where):

@@ -112,3 +112,49 @@ def test_layouts_give_the_same_values(seed, group, k, n, x_layout, out_layout, r
         got = np.empty((n, plan.oh, plan.ow, m) if out_layout == "nhwc" else want.shape, dtype)
         run_plan(plan, x_in, got, "conv", x_layout, out_layout)
         assert np.array_equal(got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), group=st.sampled_from([1, 2, 3]), k=st.sampled_from([(3, 3), (7, 7), (1, 3)]),
+       stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), n=st.integers(1, 3),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), ends=st.booleans())
+def test_requantized_plans_equal_the_references(seed, group, k, stride, dil, n, out_layout, ends):
+    """The requantizing paths (implicit im2col: tiles packed from the image, requantized in the
+    micro-kernel) equal the int64 reference conv (exact engine) and onnxruntime's pair-saturating
+    reference (pair engine) followed by the ORT float requantization formula; pads, strides,
+    dilations, groups (row-strided outputs), x and weights at their ends."""
+    from kernels.requant import requant_float_ref
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    cg, mg = int(rng.integers(1, 12)), int(rng.integers(1, 20))
+    c, m = cg * group, mg * group
+    h, w = int(rng.integers(kh, 14)), int(rng.integers(kw, 14))
+    p = int(rng.integers(0, kh))
+    g = ConvGeom(stride, stride, p, min(p, kw - 1), int(rng.integers(0, kh)), 0, dil, dil, group)
+    wt = rng.integers(-128, 128, (m, cg, kh, kw)).astype(np.int8)
+    x = rng.integers(0, 256, (n, c, h, w)).astype(np.uint8)
+    x_zp = int(rng.choice([0, 255, 128]))
+    if ends:
+        x[..., ::2] = 255
+        wt[::2] = -128
+    bias = rng.integers(-2**14, 2**14, m)
+    mult = (rng.uniform(0.5, 1, m) * 2.0 ** rng.integers(-14, -8, m)).astype(np.float32)
+    rq = (True, mult, np.int64(int(rng.integers(0, 256))), np.int64(0), np.int64(255))
+    rq = (True, mult, rq[2], np.int64(min(int(rq[2]), 20)), np.int64(max(int(rq[2]), 240)))
+    zeros = np.zeros(m, np.int64)
+    try:
+        exact = plan_conv_exact(pack_conv(wt, 0, g), (c, h, w), np.uint8, x_zp, bias, rq)
+    except ValueError:
+        return                                  # the kernel does not fit the padded input
+    pairs = plan_conv_pairs(pack_conv_pairs(wt, g), (c, h, w), x_zp, zeros, bias, rq)
+    oh, ow = exact.oh, exact.ow
+    for plan, ref in ((exact, conv2d_acc_ref), (pairs, conv2d_acc_pairs_ref)):
+        acc = np.empty((n, m, oh, ow), np.int64)
+        ref(x, wt, x_zp, zeros, bias, g, acc)
+        acc32 = ((acc + 2**31) % 2**32 - 2**31)
+        want = np.empty((n, m, oh * ow), np.uint8)
+        requant_float_ref(acc32.reshape(n, m, oh * ow), mult, rq[2], rq[3], rq[4], want)
+        got = np.empty((n, oh, ow, m) if out_layout == "nhwc" else (n, m, oh, ow), np.uint8)
+        run_plan(plan, x, got, "conv", "nchw", out_layout)
+        got = got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got
+        assert np.array_equal(got.reshape(n, m, oh * ow), want)
