@@ -12,6 +12,12 @@ and differ only in gemm_g (which includes or leaves out bias and zero-point term
 wz_g. A plan holds everything that does not depend on x: the geometry, per-group GEMM callables
 and offsets, the requantization. `make_plan` validates them; `run_plan` checks only x and out
 (dtype, shape, contiguity) before touching memory.
+
+x and out may each be NCHW or channels-last (NHWC) arrays (the executor keeps activations
+channels-last between layers, intsim.layout). When the plan requantizes and the GEMM's sums are
+the whole acc (no wz term), the micro-kernel requantizes in registers and writes bytes (gemm_q),
+and for kernel rows of at least IMPLICIT_MIN_RUN bytes the GEMM packs its A tiles straight from
+the NHWC image (conv_q: implicit im2col, no rows in memory); the same integers either way.
 """
 from __future__ import annotations
 
@@ -135,29 +141,28 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
         for gi, gp in enumerate(plan.groups):
-            if plan.rq[0] and gp.conv_q is not None and not plan.plain and plan.kw * plan.cg >= IMPLICIT_MIN_RUN:
-                # implicit im2col: the GEMM packs its A tiles from the image (no rows in memory)
-                q = out3[n0:n1].reshape(rows, plan.m)[:, gi * mg:(gi + 1) * mg] if nhwc else \
-                    scratch("conv.q", (rows, mg), out.dtype)
-                gp.conv_q(xh[n0:n1], (gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp), q, plan.rq)
-                if not nhwc:
-                    _rows_to_planes(q, out3[n0:n1], gi * mg)
-                continue
-            if plan.plain:
+            # implicit im2col: the GEMM packs its A tiles from the image (no rows in memory)
+            implicit = plan.rq[0] and gp.conv_q is not None and not plan.plain and \
+                plan.kw * plan.cg >= IMPLICIT_MIN_RUN
+            if implicit:
+                cols = None
+            elif plan.plain:
                 cols = xh[n0:n1].reshape(rows, k)
             else:
                 cols = scratch("conv.cols", (rows, k), plan.x_dtype)
                 conv_rows.im2col_rows(xh[n0:n1], gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
                                       conv_rows.runner(cols.size))
-            if plan.rq[0] and gp.gemm_q is not None and len(plan.groups) == 1:
-                # requantized in the GEMM's epilogue (no int32 rows in memory): straight into an
-                # NHWC out, else into rows and one byte transpose
-                if nhwc:
-                    gp.gemm_q(cols, out3[n0:n1].reshape(rows, mg), plan.rq)
-                    continue
-                q = scratch("conv.q", (rows, mg), out.dtype)
-                gp.gemm_q(cols, q, plan.rq)
-                _rows_to_planes(q, out3[n0:n1], 0)
+            if plan.rq[0] and (implicit or gp.gemm_q is not None):
+                # requantized in the GEMM's micro-kernel: straight into an NHWC out (the group's
+                # columns), else into rows and one byte transpose into the planes
+                q = out3[n0:n1].reshape(rows, plan.m)[:, gi * mg:(gi + 1) * mg] if nhwc else \
+                    scratch("conv.q", (rows, mg), out.dtype)
+                if implicit:
+                    gp.conv_q(xh[n0:n1], (gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp), q, plan.rq)
+                else:
+                    gp.gemm_q(cols, q, plan.rq)
+                if not nhwc:
+                    _rows_to_planes(q, out3[n0:n1], gi * mg)
                 continue
             raw = scratch("conv.raw", (rows, mg), np.int32)
             gp.gemm(cols, raw)

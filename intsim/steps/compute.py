@@ -380,7 +380,7 @@ def prepare_conv(node, ctx):
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None
         if fused is not None:
-            lane = _fused_lane(node, ctx, bound, geom, fused, x4, one_d)
+            lane = _kernel_call(node, _fused_lane, node, ctx, bound, geom, fused, x4, one_d)
             if static is not None:
                 lanes[(x.shape, x.dtype)] = lane
             lane(env, x)
@@ -519,7 +519,8 @@ def prepare_matmul(node, ctx):
         if tap is None and static is not None and a.ndim == 2 and bound.w.ndim == 2 and node.attrs.get("requant"):
             key = (a.shape, a.dtype)
             if key not in lanes:
-                lanes[key] = _matmul_lane(node, ctx, bound, a) if a.shape[1] == bound.w.shape[0] else None
+                lanes[key] = _kernel_call(node, _matmul_lane, node, ctx, bound, a) \
+                    if a.shape[1] == bound.w.shape[0] else None
             if lanes[key] is not None:
                 lanes[key](env, a)
                 return
