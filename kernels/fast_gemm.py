@@ -495,6 +495,10 @@ def _gemm_split(m, n, isa, threads):
     busy, in which case N is split too; at least 4 items per thread when the shape allows."""
     mr, nr, _ = _GEOM[isa]
     n_tiles, n_panels = _ceil(m, mr), _ceil(n, nr)
+    if threads > 1 and n_tiles <= MC_TILES:
+        # few rows: one M block, N cut in one range per thread (B is read once; the M-and-N
+        # split re-read B per M block: 49x320x1280 205 -> 177 us, 49x4608x512 744 -> 713 us)
+        return n_tiles, _ceil(n_panels, min(n_panels, threads))
     want = 4 * max(threads, 1) if threads > 1 else 1
     mc = int(min(MC_TILES, max(1, _ceil(n_tiles, want))))
     n_mb = _ceil(n_tiles, mc)

@@ -278,10 +278,12 @@ def test_work_threads_default_serial_below_threshold_explicit_kept():
     assert 2 * 16**3 < fg.SERIAL_OPS <= 2 * 1024**3
 
 
-@pytest.mark.parametrize("m,n,threads", [(49, 960, 2), (12544, 32, 2), (1024, 1024, 2), (7, 17, 1), (300, 300, 4)])
+@pytest.mark.parametrize("m,n,threads", [(49, 960, 2), (12544, 32, 2), (1024, 1024, 2), (7, 17, 1), (300, 300, 4),
+                                         (96, 16, 2), (97, 960, 2)])
 def test_split_covers_every_tile_and_panel_once(m, n, threads):
     """The work items of gemm_geo partition the (tile, panel) grid, with >= 4 items per thread
-    when the grid has that many cells."""
+    when the grid has that many cells, except for few rows (at most MC_TILES tiles): one M block
+    and one N range per thread."""
     old = fg.get_num_threads()
     try:
         fg.set_num_threads(threads)
@@ -295,5 +297,7 @@ def test_split_covers_every_tile_and_panel_once(m, n, threads):
         t0, t1, p0, p1 = fg._item_bounds(item, geo, 6, 16, 16)
         seen[t0:t1, p0:p1] += 1
     assert (seen == 1).all()
-    if threads > 1:
+    if threads > 1 and n_tiles <= fg.MC_TILES:
+        assert count == min(threads, n_panels) and int(geo[fg.G_MC]) == n_tiles
+    elif threads > 1:
         assert count >= min(4 * threads, n_tiles * n_panels)
