@@ -330,13 +330,14 @@ def _fill_seg(out, d0, d1, v):
 @kernel(inline="always")
 def _copy_seg(out, d0, xf, s0, count, add):
     """out[d0 + j] = xf[s0 + j] + add for j < count: raw byte moves when nothing is converted,
-    else one loop in out's type (an int64 sum would not vectorise well)."""
+    else one loop over views (indexing the flat arrays at offsets did not vectorise: the exact
+    engine's ResNet layer1 at batch 8 ran 30 ms implicit vs 16 ms through rows)."""
     if out.itemsize == xf.itemsize and add == 0:
         _copy_run(out.ctypes.data + d0 * out.itemsize, xf.ctypes.data + s0 * xf.itemsize, count * xf.itemsize)
         return
-    a = out.dtype.type(add)
+    o, v = out[d0:d0 + count], xf[s0:s0 + count]      # views: the unit-stride loop vectorises
     for j in range(count):
-        out[d0 + j] = out.dtype.type(xf[s0 + j]) + a
+        o[j] = v[j] + add
 
 
 @kernel
