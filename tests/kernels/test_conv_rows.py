@@ -248,7 +248,7 @@ def test_rows_to_nchw_equals_twin(case):
         assert int(got[idx]) == v
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case=finish_case(), threaded=st.booleans())
 def test_rows_to_nhwc_is_rows_to_nchw_channels_last(case, threaded):
     """rows_to_nhwc writes exactly rows_to_nchw's values, channels last, and only channels

@@ -87,7 +87,7 @@ def run_all(args, threads=None):
     return got, want, nchw_twin(*args)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case=nhwc_case())
 def test_equals_twin_and_nchw_twin(case):
     got, want, nchw = run_all(case)
@@ -296,7 +296,7 @@ def run_isa(args, isa):
 
 
 @needs_avx2
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=70, deadline=None)
 @given(case=nhwc_case(max_hw=20, max_c=48, k=3))
 def test_pairs_path_equals_plain_loop_and_twins(case):
     """3x3 kernels: the vpmaddwd path, the plain loop, the NHWC twin and the transposed NCHW

@@ -120,7 +120,7 @@ def exact_case(a, a_zp, b, b_zp, bias, rqp, dtype, layout):
     return got, want
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(DIM, K_DIM, DIM, st.sampled_from([np.uint8, np.int8]), st.sampled_from([np.uint8, np.int8]),
        st.sampled_from([np.uint8, np.int8]), st.sampled_from(["c", "rows", "fortran"]), st.data())
 def test_exact_requant_equals_twin(m, k, n, ad, bd, dtype, layout, data):
