@@ -583,12 +583,14 @@ def row_sums(cols, run=None) -> np.ndarray:
     return rs
 
 
-def _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p):
-    """The arguments of rows_to_nchw / rows_to_nhwc (out of N images, M channels, P pixels);
-    returns (raw C-contiguous, rq normalised)."""
+def _check_finish(where, raw, off, w_zp, rowsum, rq, out, ch0, n, m, p):
+    """The arguments of rows_to_nchw / rows_to_nhwc (out of N images, M channels, P pixels,
+    written at channels ch0..ch0+Mg-1); returns (raw C-contiguous, rq normalised)."""
     if not (isinstance(raw, np.ndarray) and raw.dtype == np.int32 and raw.ndim == 2 and raw.shape[0] == n * p):
         _fail(f"{where}: raw must be int32 ({n * p}, Mg), got {getattr(raw, 'dtype', None)} {getattr(raw, 'shape', None)}")
     mg = raw.shape[1]
+    if not 0 <= ch0 <= m - mg:
+        _fail(f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
     if not all(isinstance(v, np.ndarray) and v.dtype == np.int64 and v.shape == (mg,) for v in (off, w_zp)):
         _fail(f"{where}: off and w_zp must be int64 ({mg},)")
     if not (isinstance(rowsum, np.ndarray) and rowsum.dtype == np.int64 and rowsum.shape in ((0,), (n * p,))):
@@ -614,11 +616,6 @@ def _check_out3(where, out, layout):
         _fail(f"{where}: out must be a C-contiguous 3-D ({layout}) int32/int64/uint8/int8 array")
 
 
-def _check_channels(where, ch0, mg, m):
-    if not 0 <= ch0 <= m - mg:
-        _fail(f"{where}: channels {ch0}..{ch0 + mg} outside {m}")
-
-
 def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     """out[n, ch0 + j, p] from raw (N*P, Mg) int32 (module docstring); out (N, M, P)
     int32/int64/uint8/int8, C-contiguous; off, w_zp int64 (Mg,); rowsum int64 (N*P,) or (0,);
@@ -626,8 +623,7 @@ def rows_to_nchw(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     where = "rows_to_nchw"
     _check_out3(where, out, "N, M, P")
     n, m, p = out.shape
-    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p)
-    _check_channels(where, ch0, raw.shape[1], m)
+    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, ch0, n, m, p)
     items = n * max(1, p // BLOCK)                     # _n_blocks
     (run or _serial)(lambda i0, i1: _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p, i0, i1), items)
 
@@ -638,8 +634,7 @@ def rows_to_nhwc(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     where = "rows_to_nhwc"
     _check_out3(where, out, "N, P, M")
     n, p, m = out.shape
-    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, n, m, p)
-    _check_channels(where, ch0, raw.shape[1], m)
+    raw, rq = _check_finish(where, raw, off, w_zp, rowsum, rq, out, ch0, n, m, p)
     rows = n * p
     items = max(1, rows // BLOCK)
     (run or _serial)(lambda i0, i1: _rows_to_nhwc_impl(raw, off, w_zp, rowsum, rq, out.reshape(rows, m), ch0,

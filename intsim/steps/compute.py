@@ -101,10 +101,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     an output read only channels-last (intsim.layout) is written channels-last and stored as
     its NCHW view, and a channels-last x is read in place."""
     from kernels.conv_plan import ConvPlan
-    key = ("plan", geom, x4.shape[1:], x4.dtype)
-    plan = b.packed.get(key)
-    if plan is None:
-        plan = b.packed[key] = _conv_plan(x4, b, geom, fused)
+    plan = _cached_plan(b, geom, x4, fused)
     n, m = x4.shape[0], b.w.shape[0]
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
@@ -115,10 +112,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     def lane(env, x):
         x4 = x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x
         out = np.empty((n, oh, ow, m) if out_nhwc else (n, m, oh, ow), dtype)
-        try:
-            conv(x4, out)
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
+        _kernel_call(node, conv, x4, out)
         env[name] = nchw_view(out) if out_nhwc else out.reshape((n, m, ow) if one_d else (n, m, oh, ow))
     return lane
 
@@ -144,6 +138,15 @@ def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
         xh = nhwc_of(x4)
         run_depthwise_layer(layer, x4 if xh is None else xh, out, "nchw" if xh is None else "nhwc", out_layout)
     return conv
+
+
+def _cached_plan(b: Bound, geom, x4, fused):
+    """The fused plan (_conv_plan) for inputs shaped like x4 (any batch), built once per geometry,
+    input shape and dtype."""
+    key = ("plan", geom, x4.shape[1:], x4.dtype)
+    if key not in b.packed:
+        b.packed[key] = _conv_plan(x4, b, geom, fused)
+    return b.packed[key]
 
 
 def _packed_pairs(b: Bound, geom):
@@ -460,26 +463,18 @@ def _matmul_lane(node, ctx, b: Bound, a):
     fused = b.fused_requant(ctx, a.dtype, dtype)
     m, k = a.shape
     n = b.w.shape[1]
-    check_shape((m, n), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+    _check_matmul_out(node, a, b.w)
     if fused is None or m < 1 or k < 1:
         return None
-    x4 = np.empty((m, k, 1, 1), a.dtype)
-    geom = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
-    key = ("plan", geom, x4.shape[1:], x4.dtype)
-    if key not in b.packed:
-        b.packed[key] = _conv_plan(x4, b, geom, fused)
-    plan = b.packed[key]
+    plan = _cached_plan(b, ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1), np.empty((m, k, 1, 1), a.dtype), fused)
     if not isinstance(plan, ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
         return None
     name = node.outputs[0]
 
     def lane(env, a):
         out = np.empty((m, n), dtype)
-        try:
-            run_plan(plan, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n), "matmul",
-                     "nhwc", "nhwc")
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
+        _kernel_call(node, run_plan, plan, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n),
+                     "matmul", "nhwc", "nhwc")
         env[name] = out
     return lane
 
