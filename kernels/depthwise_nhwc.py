@@ -55,12 +55,12 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import conv_rows, cpu
 from . import fast_depthwise as fd
 from .jit import kernel
+from .simd import pmaddwd_fn
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
@@ -197,7 +197,7 @@ def _make_pair_sums(npairs):
                 for h, mask in enumerate((_LO16, _HI16)):
                     x2 = builder.shuffle_vector(xa, xb, mask)
                     w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)), _V16I16)
-                    sums[h] = builder.add(sums[h], builder.call(_pmaddwd(builder), [x2, w2]))
+                    sums[h] = builder.add(sums[h], builder.call(pmaddwd_fn(builder), [x2, w2]))
             for h, mask in enumerate((_OUT0, _OUT1)):
                 out = builder.shuffle_vector(sums[0], sums[1], mask)
                 ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 8 * h))])
@@ -231,11 +231,6 @@ def _widen(builder, bp, index, signed):
     """16 bytes at bp + index as <16 x i16> (sign- or zero-extended)."""
     v = _load_vec(builder, bp, index, _V16I8)
     return builder.sext(v, _V16I16) if signed else builder.zext(v, _V16I16)
-
-
-def _pmaddwd(builder):
-    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V8I32, [_V16I16, _V16I16]),
-                                          "llvm.x86.avx2.pmadd.wd")
 
 
 _pair_sums_5 = _make_pair_sums(5)

@@ -46,7 +46,7 @@ from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
 from .requant import requant_float
-from .simd import _make_microkernel, _make_microkernel_q
+from .simd import _make_microkernel, _make_microkernel_q, pmaddwd_fn
 from .x86pairs import (_check_conv, _check_conv_inputs, _check_gemm, _is_depthwise, _weights_khwc,
                        conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
 
@@ -60,14 +60,11 @@ def _madd_ubsw(builder, acc, a_splat, b8):
     pair sums of one k quad, added into acc (int32, wraps)."""
     v8 = ir.VectorType(ir.IntType(8), 32)
     v16 = ir.VectorType(ir.IntType(16), 16)
-    v32 = ir.VectorType(ir.IntType(32), 8)
     ubsw = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v8, v8]),
                                           "llvm.x86.avx2.pmadd.ub.sw")
-    wd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v32, [v16, v16]),
-                                        "llvm.x86.avx2.pmadd.wd")
     pairs = builder.call(ubsw, [builder.bitcast(a_splat, v8), b8])
     ones = ir.Constant(v16, [1] * 16)
-    return builder.add(acc, builder.call(wd, [pairs, ones]))
+    return builder.add(acc, builder.call(pmaddwd_fn(builder), [pairs, ones]))
 
 
 mk_ubsw = _make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)

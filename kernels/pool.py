@@ -30,6 +30,7 @@ from .eltwise import cvt_np
 from .jit import kernel
 
 F32 = np.float32
+SERIAL_BYTES = 1 << 18      # MaxPool inputs below this run on one thread
 
 
 # ---------------------------------------------------------------- geometry
@@ -303,12 +304,17 @@ def _maxpool_rows(x, kernel, strides, pads, out) -> None:
     o3 = out.reshape((-1,) + (1,) * (2 - ns) + out.shape[2:])
     k, st, pb = _front2(kernel, 1), _front2(strides, 1), _front2(pads[:ns], 0)
     init = np.iinfo(x.dtype).min
-    planes = x3.shape[0]
-    if x.nbytes < (1 << 18):
-        _maxpool_rows_impl(x3, k, st, pb, init, 0, planes, o3)
+    _split_items(lambda c0, c1: _maxpool_rows_impl(x3, k, st, pb, init, c0, c1, o3), x3.shape[0], x.nbytes)
+
+
+def _split_items(run, items, nbytes) -> None:
+    """run(i0, i1) over range(items): on the calling thread below SERIAL_BYTES of input, else in
+    one large chunk per fast-kernel thread."""
+    if nbytes < SERIAL_BYTES:
+        run(0, items)
         return
     from .fast_gemm import parallel_items
-    parallel_items(lambda c0, c1: _maxpool_rows_impl(x3, k, st, pb, init, c0, c1, o3), planes, per_thread=1)
+    parallel_items(run, items, per_thread=1)
 
 
 def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
@@ -385,12 +391,8 @@ def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     geo = np.array([kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1]],
                    np.int64)
     init = np.iinfo(xh.dtype).min
-    rows = out.shape[0] * out.shape[1]
-    if xh.nbytes < (1 << 18):
-        _maxpool_nhwc_impl(xh, geo, init, 0, rows, out)
-        return
-    from .fast_gemm import parallel_items
-    parallel_items(lambda r0, r1: _maxpool_nhwc_impl(xh, geo, init, r0, r1, out), rows, per_thread=1)
+    _split_items(lambda r0, r1: _maxpool_nhwc_impl(xh, geo, init, r0, r1, out), out.shape[0] * out.shape[1],
+                 xh.nbytes)
 
 
 def maxpool_nhwc_ref(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:

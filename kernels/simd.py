@@ -197,13 +197,18 @@ def _store_rows(builder, rows_q, base, stride):
         builder.store(q, builder.bitcast(row, q.type.as_pointer()), align=1)
 
 
+def pmaddwd_fn(builder):
+    """The declaration of vpmaddwd ymm (llvm.x86.avx2.pmadd.wd): <16 x i16> x <16 x i16> ->
+    <8 x i32>, each lane the exact sum of one pair of int16 products."""
+    v16 = ir.VectorType(ir.IntType(16), 16)
+    fnty = ir.FunctionType(ir.VectorType(I32, 8), [v16, v16])
+    return cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx2.pmadd.wd")
+
+
 def _pmaddwd(builder, acc, a_splat, b16):
     """acc + vpmaddwd(a, b): int16 pairs multiplied and summed into int32 lanes."""
     v16 = ir.VectorType(ir.IntType(16), 16)
-    fnty = ir.FunctionType(ir.VectorType(I32, 8), [v16, v16])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx2.pmadd.wd")
-    prod = builder.call(fn, [builder.bitcast(a_splat, v16), b16])
-    return builder.add(acc, prod)
+    return builder.add(acc, builder.call(pmaddwd_fn(builder), [builder.bitcast(a_splat, v16), b16]))
 
 
 def _vpdpbusd512(builder, acc, a_splat, b8):
