@@ -47,3 +47,20 @@ def biases(n, bits=31):
 def k_size(max_k=40):
     """Reduction lengths, mostly not a multiple of 4."""
     return st.integers(1, max_k).filter(lambda k: k % 4 != 0) | st.integers(1, max_k)
+
+
+def bad_requant_params(m: int = 8) -> list:
+    """(True, mult, zp, lo, hi) tuples a requantizing kernel of m uint8 output channels must
+    refuse: too few multipliers, a NaN or an infinite one, float64 ones, a zero point outside
+    uint8, lo > hi."""
+    def mult(v):
+        a = np.ones(m, np.float32)
+        a[m // 2] = v
+        return a
+    z = np.int64(0)
+    return [(True, np.ones(m - 1, np.float32), z, z, np.int64(255)),
+            (True, mult(np.nan), z, z, np.int64(255)),
+            (True, mult(np.inf), z, z, np.int64(255)),
+            (True, np.ones(m, np.float64), z, z, np.int64(255)),
+            (True, np.ones(m, np.float32), np.int64(300), z, np.int64(255)),
+            (True, np.ones(m, np.float32), z, np.int64(10), np.int64(5))]

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import fast_depthwise as fd
 from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
-from tests.kernels.strategies import int_array, zero_point
+from tests.kernels.strategies import bad_requant_params, int_array, zero_point
 
 DST_DTYPES = [np.int32, np.int64, np.uint8, np.int8]
 
@@ -223,13 +223,7 @@ def test_validation_names_the_argument(name, value, blamed):
         fd.depthwise(**args)
 
 
-@pytest.mark.parametrize("rq", [
-    (True, np.ones(7, np.float32), np.int64(0), np.int64(0), np.int64(255)),
-    (True, np.array([1, 1, 1, np.nan, 1, 1, 1, 1], np.float32), np.int64(0), np.int64(0), np.int64(255)),
-    (True, np.ones(8, np.float32), np.int64(300), np.int64(0), np.int64(255)),
-    (True, np.ones(8, np.float32), np.int64(0), np.int64(10), np.int64(5)),
-    (True, np.ones(8, np.float64), np.int64(0), np.int64(0), np.int64(255)),
-])
+@pytest.mark.parametrize("rq", bad_requant_params(8))
 def test_validation_of_requant(rq):
     args = good_args()
     args["dst"] = np.zeros((1, 8, 5, 5), np.uint8)
