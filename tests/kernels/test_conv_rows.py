@@ -361,8 +361,8 @@ def test_to_nhwc_into_out():
        groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3)]),
        stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 128]))
 def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups, k, stride, dil, ns):
-    """The implicit im2col panel equals fast_gemm._pack_block applied to im2col_rows' rows, for
-    every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
+    """The implicit im2col panel equals fast_gemm._pack_block applied to im2col_rows' rows and the
+    NumPy form built from im2col_rows_ref, for every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
     >= M) and K blocks that start inside a tap or a kernel row."""
     from kernels.fast_gemm import _pack_block, gemm_geo
     mr, g, apk_dtype, add = engine
@@ -384,10 +384,16 @@ def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups,
     rows, kk = n * oh * ow, kh * kw * cg
     cols = np.empty((rows, kk), dtype)
     cr.im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols)
+    ref = np.empty((rows, kk), dtype)
+    cr.im2col_rows_ref(xh, c0, cg, kh, kw, cgeo, pad, ref)
     geo = gemm_geo(rows, kk, 16, "avx2-ubsw")
     cgeo_full = cr.conv_geo(geo, xh.shape, c0, cg, kh, kw, cgeo, pad)
     steps = -(-kk // g)
     n_tiles = -(-rows // mr)
+    # the NumPy form: rows and K zero-padded to whole tiles and steps, + add, wrapped to apk's type
+    padded = np.zeros((n_tiles * mr, steps * g), np.int64)
+    padded[:rows, :kk] = ref.astype(np.int64) + add
+    padded = (padded + 2**15) % 2**16 - 2**15 if apk_dtype == np.int16 else padded % 256
     for s0 in range(0, steps, ns):
         nss = min(ns, steps - s0)
         for t0, t1 in ((0, n_tiles), (n_tiles - 1, n_tiles)):
@@ -396,6 +402,8 @@ def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups,
             _pack_block(cols.reshape(-1), geo, np.int64(add), g, mr, t0, t1, s0, nss, want)
             cr.pack_conv_tiles(xh.reshape(-1), cgeo_full, np.int64(add), g, mr, t0, t1, s0, nss, got)
             assert np.array_equal(got, want), (s0, t0, t1)
+            block = padded[t0 * mr:t1 * mr, s0 * g:(s0 + nss) * g]
+            assert np.array_equal(got.astype(np.int64), block.reshape(-1)), (s0, t0, t1)
 
 
 def test_conv_geo_refuses_a_gemm_that_does_not_fit():
