@@ -30,6 +30,7 @@ column-strided) go through the int32 block and `_epilogue`.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -382,6 +383,9 @@ _state = {"threads": min(2, os.cpu_count() or 1), "pool": None, "size": 0}
 _lock = threading.Lock()
 
 
+_local = threading.local()     # .threads: this thread's override of _state["threads"] (serial_here)
+
+
 def set_num_threads(n: int) -> None:
     """Threads used by the fast kernels (the caller counts as one)."""
     if int(n) < 1:
@@ -390,7 +394,22 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    return _state["threads"]
+    """The threads a kernel called from this thread may use: set_num_threads(), or 1 inside
+    serial_here()."""
+    return getattr(_local, "threads", None) or _state["threads"]
+
+
+@contextlib.contextmanager
+def serial_here():
+    """Within the block, kernels called from this thread run on it alone (no pool hand-off):
+    for callers that already run several independent kernels side by side (a batch split over
+    threads)."""
+    before = getattr(_local, "threads", None)
+    _local.threads = 1
+    try:
+        yield
+    finally:
+        _local.threads = before
 
 
 def _pool(workers):
@@ -404,7 +423,7 @@ def _pool(workers):
 def parallel_items(fn, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:
     """Call fn(i0, i1) over disjoint chunks covering range(n_items); returns when all are done.
     fn must release the GIL (nogil kernels) and chunks must write disjoint outputs."""
-    threads = _state["threads"] if threads is None else int(threads)
+    threads = get_num_threads() if threads is None else int(threads)
     if threads <= 1 or n_items <= 1:
         fn(0, n_items)
         return
@@ -508,7 +527,7 @@ def _gemm_split(m, n, isa, threads):
 
 def gemm_geo(m, k, n, isa, trans=0):
     """The driver's descriptor of a row-major A (M, K); entry G_NP = 14 holds panels per item."""
-    mc, npi = _gemm_split(m, n, isa, _state["threads"])
+    mc, npi = _gemm_split(m, n, isa, get_num_threads())
     return np.array([0, m, k, n, mc, trans, 0, 0, 0, 1, 1, 1, 0, 0, npi], np.int64)
 
 
@@ -533,7 +552,7 @@ def work_threads(geo, threads=None) -> int:
     if threads is not None:
         return int(threads)
     m, n, k = int(geo[G_M]), int(geo[G_N]), int(geo[G_K])
-    return 1 if m * n * (2 * k + OUTPUT_OPS) < SERIAL_OPS else _state["threads"]
+    return 1 if m * n * (2 * k + OUTPUT_OPS) < SERIAL_OPS else get_num_threads()
 
 
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
