@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import batch_split
 from .accumulator import Accumulator
 from .errors import IntsimError, ShapeError
 from .ir import FloatType, Graph, IntType
@@ -79,6 +80,9 @@ class Program:
             if prepare is None:
                 raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
             self._steps.append((node, prepare(node, self._ctx)))
+        split = batch_split.analyze(graph)
+        self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.batch_split)
+        self._min_part = split.min_part
 
     @property
     def input_names(self) -> list:
@@ -117,15 +121,52 @@ class Program:
             raise ShapeError(f"unknown input(s): {', '.join(sorted(unknown))} (model inputs: {', '.join(self.graph.inputs)})")
         return env
 
-    def run(self, feeds: dict, taps: bool = False):
-        """Run on `feeds`, under the limits in force when the program was loaded."""
-        with limited(self.limits):
-            return self._run(feeds, taps)
+    def run(self, feeds: dict, taps: bool = False, threads: int | None = None):
+        """Run on `feeds`, under the limits in force when the program was loaded.
 
-    def _run(self, feeds: dict, taps: bool):
-        if not isinstance(feeds, dict):
-            raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
-        env = self._check_feeds(feeds)
+        Without taps, on a splittable graph (`batch_split` is None) and a batch N >= 2, the graph
+        runs on min(T, N) contiguous slices of the batch side by side, one per thread, each with
+        single-threaded kernels, and the outputs are concatenated along axis 0 (the same arrays).
+        T is `threads`, else the kernels' thread count (kernels.fast_gemm.get_num_threads());
+        INTSIM_BATCH_SPLIT=0 turns this off."""
+        with limited(self.limits):
+            if not isinstance(feeds, dict):
+                raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
+            env = self._check_feeds(feeds)
+            parts = 1 if taps else self._parts(env, threads)
+            if parts > 1:
+                return self._run_split(env, parts)
+            return self._execute(env, taps)
+
+    def _parts(self, env: dict, threads: int | None) -> int:
+        """How many slices of the batch this run uses (1: no split)."""
+        if self.batch_split is not None or not env or not batch_split.enabled():
+            return 1
+        sizes = {x.shape[0] if x.ndim else -1 for x in env.values()}
+        n = sizes.pop() if len(sizes) == 1 else 0
+        if threads is None:
+            from kernels.fast_gemm import get_num_threads
+            threads = get_num_threads()
+        return max(1, min(int(threads), n // self._min_part))
+
+    def _run_split(self, env: dict, parts: int) -> dict:
+        """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by
+        its share of the batch (batch_split.part_limits); if any slice fails with an IntsimError,
+        the whole batch is run unsplit, so the caller gets exactly its result or its error."""
+        n = next(iter(env.values())).shape[0]
+        spans = batch_split.bounds(n, parts)
+        limits = [batch_split.part_limits(self.limits, b - a, n) for a, b in spans]
+        if any(lim is None for lim in limits):
+            return self._execute(env, False)
+        envs = [{k: v[a:b] for k, v in env.items()} for a, b in spans]
+        try:
+            outs = batch_split.run_parts(lambda e: self._execute(e, False), envs, limits)
+        except IntsimError:
+            return self._execute(env, False)
+        return {name: np.concatenate([o[name] for o in outs], axis=0) for name in self.graph.outputs}
+
+    def _execute(self, env: dict, taps: bool):
+        """Run the steps on checked feeds `env` (consumed: it becomes the run's environment)."""
         tap_all = {} if taps else None
         lim = current()
         live = sum(np.asarray(v).nbytes for v in env.values())
