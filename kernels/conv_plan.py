@@ -34,10 +34,11 @@ class GroupPlan(NamedTuple):
     off: np.ndarray       # int64 (Mg,)
     wz: np.ndarray        # int64 (Mg,)
     rowsum: bool          # whether any wz is non-zero (the row sums are needed)
-    gemm_q: Callable = None   # gemm_q(cols, q (rows, Mg) 8-bit, rq): the requantized rows, when the
-    #                           GEMM's own sums are the whole acc (off and wz terms inside them)
-    conv_q: Callable = None   # conv_q(xh (n, H, W, C), (c0, cg, kh, kw, cgeo, pad), q, rq): gemm_q
-    #                           of xh's im2col rows, packed tile by tile from xh (never stored)
+    bind_q: Callable = None   # bind_q(rows, conv, x_shape, rq) -> call(src, q): when the GEMM's own
+    #   sums are the whole acc (off and wz terms inside them), call writes q (rows, Mg) 8-bit, the
+    #   requantized rows of src = cols (rows, K) flattened; or, with conv = (c0, cg, kh, kw, cgeo,
+    #   pad), of the im2col rows of src = the NHWC image of shape x_shape flattened, packed tile by
+    #   tile (never stored). Work split and threads are fixed when bound.
 
 
 class ConvPlan(NamedTuple):
@@ -119,9 +120,25 @@ def check_io(plan: ConvPlan, x, out, where: str, x_layout: str = "nchw", out_lay
         raise ValueError(f"{where}: out must be a C-contiguous {'/'.join(np.dtype(k).name for k in kinds)} array "
                          f"of shape {shape}, got {getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
     if plan.rq[0]:
-        lo, hi = _Q8_RANGE[out.dtype]
-        if not lo <= int(plan.rq[3]) <= int(plan.rq[2]) <= int(plan.rq[4]) <= hi:
-            raise ValueError(f"{where}: need {lo} <= lo <= zp <= hi <= {hi}")
+        _check_q_range(plan, out.dtype, where)
+
+
+def _check_q_range(plan: ConvPlan, dtype, where: str) -> None:
+    """A requantizing plan's lo <= zp <= hi inside the 8-bit output type."""
+    if dtype not in _Q8_RANGE:
+        raise ValueError(f"{where}: a requantizing plan writes uint8/int8, not {dtype}")
+    lo, hi = _Q8_RANGE[dtype]
+    if not lo <= int(plan.rq[3]) <= int(plan.rq[2]) <= int(plan.rq[4]) <= hi:
+        raise ValueError(f"{where}: need {lo} <= lo <= zp <= hi <= {hi}")
+
+
+def _implicit(plan: ConvPlan, gp: GroupPlan) -> bool:
+    """Whether group gp's requantized GEMM packs its A tiles straight from the NHWC image."""
+    return plan.rq[0] and gp.bind_q is not None and not plan.plain and plan.kw * plan.cg >= IMPLICIT_MIN_RUN
+
+
+def _conv_args(plan: ConvPlan, gi: int) -> tuple:
+    return (gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp)
 
 
 def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw", out_layout: str = "nchw") -> None:
@@ -141,26 +158,15 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
         n1 = min(n_img, n0 + chunk)
         rows = (n1 - n0) * p
         for gi, gp in enumerate(plan.groups):
-            # implicit im2col: the GEMM packs its A tiles from the image (no rows in memory)
-            implicit = plan.rq[0] and gp.conv_q is not None and not plan.plain and \
-                plan.kw * plan.cg >= IMPLICIT_MIN_RUN
-            if implicit:
-                cols = None
-            elif plan.plain:
-                cols = xh[n0:n1].reshape(rows, k)
-            else:
-                cols = scratch("conv.cols", (rows, k), plan.x_dtype)
-                conv_rows.im2col_rows(xh[n0:n1], gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
-                                      conv_rows.runner(cols.size))
-            if plan.rq[0] and (implicit or gp.gemm_q is not None):
+            implicit = _implicit(plan, gp)
+            cols = None if implicit else _cols(plan, xh[n0:n1], gi, rows, k)
+            if plan.rq[0] and gp.bind_q is not None:
                 # requantized in the GEMM's micro-kernel: straight into an NHWC out (the group's
                 # columns), else into rows and one byte transpose into the planes
                 q = out3[n0:n1].reshape(rows, plan.m)[:, gi * mg:(gi + 1) * mg] if nhwc else \
                     scratch("conv.q", (rows, mg), out.dtype)
-                if implicit:
-                    gp.conv_q(xh[n0:n1], (gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp), q, plan.rq)
-                else:
-                    gp.gemm_q(cols, q, plan.rq)
+                src = xh[n0:n1] if implicit else cols
+                gp.bind_q(rows, _conv_args(plan, gi) if implicit else None, src.shape, plan.rq)(src.reshape(-1), q)
                 if not nhwc:
                     _rows_to_planes(q, out3[n0:n1], gi * mg)
                 continue
@@ -169,6 +175,73 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
             rowsum = conv_rows.row_sums(cols, conv_rows.runner(cols.size)) if gp.rowsum else none
             finish = conv_rows.rows_to_nhwc if nhwc else conv_rows.rows_to_nchw
             finish(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg, conv_rows.runner(raw.size))
+
+
+def _cols(plan: ConvPlan, xh, gi, rows, k):
+    """The im2col rows (rows, K) of group gi of the NHWC images xh (x's pixels for a plain 1x1)."""
+    if plan.plain:
+        return xh.reshape(rows, k)
+    cols = scratch("conv.cols", (rows, k), plan.x_dtype)
+    conv_rows.im2col_rows(xh, gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
+                          conv_rows.runner(cols.size))
+    return cols
+
+
+class BoundPlan:
+    """A requantizing plan bound to one batch size and layout pair: every per-call constant (work
+    split, descriptors, offsets, multipliers) is computed once, so a call checks x and out
+    (shape, dtype, contiguity: the exact arrays the descriptors were built for) and runs the
+    kernels. Same results as run_plan. `threads` is the kernel thread count it was bound with
+    (kernels.fast_gemm.get_num_threads()); rebind when that changes."""
+
+    def __init__(self, plan: ConvPlan, n_img: int, x_layout: str, out_layout: str, out_dtype, where: str):
+        c, h, w = plan.in_chw
+        from .fast_gemm import get_num_threads
+        self.plan, self.where, self.layouts = plan, where, (x_layout, out_layout)
+        self.x_shape = _shape(n_img, c, h, w, x_layout)
+        self.out_shape = _shape(n_img, plan.m, plan.oh, plan.ow, out_layout)
+        self.out_dtype = np.dtype(out_dtype)
+        self.threads = get_num_threads()
+        if not BoundPlan.fits(plan, n_img) or x_layout not in ("nchw", "nhwc") or \
+                out_layout not in ("nchw", "nhwc"):
+            raise ValueError(f"{where}: this plan cannot be bound ({n_img} images, {x_layout} -> {out_layout})")
+        _check_q_range(plan, self.out_dtype, where)
+        self.p, self.mg, self.k = plan.oh * plan.ow, plan.m // len(plan.groups), plan.kh * plan.kw * plan.cg
+        rows = n_img * self.p
+        xh_shape = _shape(n_img, c, h, w, "nhwc")
+        self.calls = []
+        for gi, gp in enumerate(plan.groups):
+            implicit = _implicit(plan, gp)
+            src_shape = xh_shape if implicit else (rows, self.k)
+            self.calls.append((gi, implicit, gp.bind_q(rows, _conv_args(plan, gi) if implicit else None,
+                                                       src_shape, plan.rq)))
+        self.rows = rows
+
+    @staticmethod
+    def fits(plan: ConvPlan, n_img: int) -> bool:
+        """Whether a plan can be bound for n_img images: requantizing, every group with bind_q,
+        and the batch in one chunk of images."""
+        k, mg = plan.kh * plan.kw * plan.cg, plan.m // len(plan.groups)
+        return bool(plan.rq[0]) and all(gp.bind_q is not None for gp in plan.groups) and \
+            conv_rows.image_chunk(plan.oh * plan.ow, k + 4 * mg, n_img) >= n_img
+
+    def __call__(self, x, out) -> None:
+        x_layout, out_layout = self.layouts
+        if not (type(x) is np.ndarray and x.shape == self.x_shape and x.dtype == self.plan.x_dtype
+                and type(out) is np.ndarray and out.shape == self.out_shape and out.dtype == self.out_dtype
+                and out.flags.c_contiguous and (x_layout == "nchw" or x.flags.c_contiguous)):
+            run_plan(self.plan, x, out, self.where, x_layout, out_layout)    # checks, then the general path
+            return
+        plan, n_img, p, mg = self.plan, x.shape[0], self.p, self.mg
+        xh = x if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), conv_rows.runner(x.size))
+        nhwc = out_layout == "nhwc"
+        out2 = out.reshape(self.rows, plan.m) if nhwc else None
+        for gi, implicit, call in self.calls:
+            src = xh if implicit else _cols(plan, xh, gi, self.rows, self.k)
+            q = out2[:, gi * mg:(gi + 1) * mg] if nhwc else scratch("conv.q", (self.rows, mg), out.dtype)
+            call(src.reshape(-1), q)
+            if not nhwc:
+                _rows_to_planes(q, out.reshape(n_img, plan.m, p), gi * mg)
 
 
 def _rows_to_planes(q, out3, ch0):

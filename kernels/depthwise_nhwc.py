@@ -496,24 +496,36 @@ def _nchw_shape(shape):
 def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, threads=None) -> None:
     """run_depthwise_nhwc with x and/or dst in NCHW (the planned NHWC shapes transposed),
     transposed inside the kernel block by block."""
-    for name, a, shape, dtype, nchw in (("x", x, plan.x_shape, plan.x_dtype, x_nchw),
-                                        ("dst", dst, plan.dst_shape, plan.dst_dtype, out_nchw)):
-        shape = _nchw_shape(shape) if nchw else shape
-        if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous):
-            fd._fail(name, f"must be a C-contiguous {dtype} array of shape {shape}, got "
-                     f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
-    if plan.work < SERIAL_WORK:
-        threads = 1
+    _bind_planned(plan, x_nchw, out_nchw, threads)(x, dst)
+
+
+def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads=None):
+    """_run_planned with everything but x and dst fixed (threads taken now): call(x, dst) checks
+    that both are C-contiguous ndarrays of the planned shapes and dtypes (ValueError naming the
+    bad one), then runs the kernel."""
+    from .fast_gemm import get_num_threads
+    x_shape = _nchw_shape(plan.x_shape) if x_nchw else plan.x_shape
+    dst_shape = _nchw_shape(plan.dst_shape) if out_nchw else plan.dst_shape
+    threads = 1 if plan.work < SERIAL_WORK else (get_num_threads() if threads is None else int(threads))
     n, oh, ow, m = plan.dst_shape
     items = n * -(-oh // plan.shape[1])
     zp = np.int64(plan.x_zp)
     dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw)), np.int64)
-    if plan.wpk is None:
-        _split_run(lambda i0, i1: _nhwc_impl(x, zp, plan.geo, plan.rows, dst, plan.fl, plan.shape, dims, i0, i1),
-                      items, threads)
-    else:
-        _split_run(lambda i0, i1: _nhwc_impl_pairs(x, zp, plan.geo, plan.rows, plan.wpk, dst, plan.fl,
-                                                      plan.shape, dims, i0, i1), items, threads)
+    geo, rows, wpk, fl, shape = plan.geo, plan.rows, plan.wpk, plan.fl, plan.shape
+
+    def chunk(x, dst, i0, i1):
+        if wpk is None:
+            _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1)
+        else:
+            _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1)
+
+    def call(x, dst):
+        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
+            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
+                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
+                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        _split_run(lambda i0, i1: chunk(x, dst, i0, i1), items, threads)
+    return call
 
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
@@ -583,18 +595,21 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
     out (N, M, OH, OW) or (N, OH, OW, M), C-contiguous (checked, ValueError naming the bad one).
     NCHW sides are transposed block by block inside the channels-last kernel, except an
     NCHW-to-NCHW layer with more than SMALL_MAP output pixels, which runs the NCHW kernel."""
+    bind_depthwise_layer(layer, x_layout, out_layout)(x, out)
+
+
+def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layout: str = "nchw"):
+    """run_depthwise_layer for one layout pair with its per-call constants computed once (the
+    kernel thread count, kernels.fast_gemm.get_num_threads(), is taken now): call(x, out)."""
     from .fast_conv import run_depthwise_plan
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
         fd._fail("layout", f"must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")
     if x_layout == out_layout == "nchw" and oh * ow > SMALL_MAP:
-        run_depthwise_plan(layer.nchw, x, out)
-        return
+        return lambda x, out: run_depthwise_plan(layer.nchw, x, out)
     x_nchw, out_nchw = x_layout == "nchw", out_layout == "nchw"
-    if not (x_nchw or out_nchw):
-        run_depthwise_nhwc(layer.nhwc, x, out)
-        return
-    if x_nchw and isinstance(x, np.ndarray):
-        x = np.ascontiguousarray(x)
     plan = layer.to_nchw if out_nchw and layer.to_nchw is not None else layer.nhwc
-    _run_planned(plan, x, out, x_nchw, out_nchw)
+    run = _bind_planned(plan, x_nchw, out_nchw)
+    if not x_nchw:
+        return run
+    return lambda x, out: run(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x, out)

@@ -28,7 +28,7 @@ from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .fast_depthwise import depthwise
-from .fast_gemm import PackedB, _offsets, _rq_none, _vec, fits_int32, gemm_geo, pack_b, run_packed
+from .fast_gemm import PackedB, _offsets, _rq_none, _vec, bind_packed, fits_int32, gemm_geo, pack_b, run_packed
 from .requant import requant_float, requant_float_ref
 
 
@@ -119,27 +119,24 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
     for gi, pack in enumerate(pc.packs):
         offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
         groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False,
-                                partial(_exact_gemm_q, pack, offs, o, gi * mg),
-                                partial(_exact_conv_q, pack, offs, o, gi * mg)))
+                                partial(_exact_bind_q, pack, offs, o, gi * mg)))
     return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
 
 
-def _exact_gemm(pack: PackedB, offs, o, cols, raw, rq=None):
-    """raw (rows, Mg) = the int32 sums, or (rq given) their ORT float requantization (8-bit,
-    unit column stride and any row stride: requantized in the micro-kernel's registers)."""
-    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw,
-               _rq_none() if rq is None else rq)
+def _exact_gemm(pack: PackedB, offs, o, cols, raw):
+    """raw (rows, Mg) = the int32 sums of cols (rows, K)."""
+    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, _rq_none())
 
 
-def _exact_gemm_q(pack: PackedB, offs, o, c0, cols, q, rq):
-    _exact_gemm(pack, offs, o, cols, q, group_rq(rq, c0, pack.n))
-
-
-def _exact_conv_q(pack: PackedB, offs, o, m0, xh, conv, q, rq):
-    """q (rows, Mg) = the requantized conv sums of the NHWC image xh, its im2col rows packed tile
-    by tile (conv = (c0, cg, kh, kw, cgeo, pad), kernels.conv_rows.conv_geo)."""
-    geo = conv_geo(gemm_geo(q.shape[0], pack.k, pack.n, pack.isa), xh.shape, *conv)
-    run_packed(xh.reshape(-1), geo, o, pack, offs, q, group_rq(rq, m0, pack.n))
+def _exact_bind_q(pack: PackedB, offs, o, c0, rows, conv, x_shape, rq):
+    """GroupPlan.bind_q of the exact engine: call(src, q) writes q (rows, Mg) 8-bit (unit column
+    stride, any row stride: requantized in the micro-kernel's registers) from cols (rows, K)
+    flattened, or with conv = (c0, cg, kh, kw, cgeo, pad) from the NHWC image of shape x_shape
+    flattened, its im2col rows packed tile by tile (kernels.conv_rows.conv_geo)."""
+    geo = gemm_geo(rows, pack.k, pack.n, pack.isa)
+    if conv is not None:
+        geo = conv_geo(geo, x_shape, *conv)
+    return bind_packed(geo, o, pack, offs, group_rq(rq, c0, pack.n))
 
 
 def group_rq(rq, c0, mg):

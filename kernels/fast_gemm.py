@@ -558,10 +558,21 @@ def work_threads(geo, threads=None) -> int:
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
     """Pointer-level entry: every argument is validated by the public wrappers
     (gemm_packed*, kernels.fast_conv); call it only through them."""
+    bind_packed(geo, add, packed, offs, rq, threads)(src, dst)
+
+
+def bind_packed(geo, add, packed, offs, rq, threads=None):
+    """run_packed with everything but src and dst fixed: call(src, dst) runs the driver over all
+    work items (on this thread alone when work_threads says one is enough). The work split and
+    thread count are taken now (from get_num_threads()). Pointer-level like run_packed: callers
+    check that src and dst fit geo on every call (kernels.conv_plan's bound plans do)."""
     drive = _DRIVERS[packed.isa]
     add = np.int64(add)
-    parallel_items(lambda i0, i1: drive(src, geo, add, packed.panels, offs, dst, rq, i0, i1),
-                   n_items(geo, packed.isa), work_threads(geo, threads))
+    panels, items, threads = packed.panels, n_items(geo, packed.isa), work_threads(geo, threads)
+    if threads <= 1 or items <= 1:
+        return lambda src, dst: drive(src, geo, add, panels, offs, dst, rq, 0, items)
+    return lambda src, dst: parallel_items(lambda i0, i1: drive(src, geo, add, panels, offs, dst, rq, i0, i1),
+                                           items, threads)
 
 
 def _rq_none():

@@ -195,16 +195,26 @@ def run_raw(a, packed: PackedPairs, raw, threads=None, off=None, rq=None, conv=N
     sums instead. With conv = (c0, cg, kh, kw, cgeo, pad), `a` is an NHWC image (N, H, W, C) and
     A its im2col rows (kernels.conv_rows.im2col_rows), packed tile by tile, never stored.
     Callers validate every argument (gemm_pairs_packed, kernels.conv_plan do)."""
+    rows = a.shape[0] if conv is None else raw.shape[0]
+    bind_raw(packed, rows, off, rq, conv, a.shape, threads)(a.reshape(-1), raw)
+
+
+def bind_raw(packed: PackedPairs, rows, off=None, rq=None, conv=None, x_shape=None, threads=None):
+    """run_raw with everything but the data fixed: call(a_flat, raw) for an A of `rows` rows (or,
+    with conv, the NHWC image of shape x_shape). Work split and threads are taken now.
+    Pointer-level: callers check a and raw on every call."""
     offs = np.zeros(_ceil(packed.n, NR) * NR, np.int32)
     if off is not None:
         offs[:packed.n] = off.astype(np.int32)      # wraps: the sums are taken mod 2**32
-    geo = gemm_geo(a.shape[0] if conv is None else raw.shape[0], packed.k, packed.n, "avx2-ubsw")
+    geo = gemm_geo(rows, packed.k, packed.n, "avx2-ubsw")
     if conv is not None:
-        geo = conv_geo(geo, a.shape, *conv)
-    src = a.reshape(-1)
+        geo = conv_geo(geo, x_shape, *conv)
     rq = _rq_none() if rq is None else rq
-    parallel_items(lambda i0, i1: _drive_ubsw(src, geo, packed.panels, offs, raw, rq, i0, i1),
-                   n_items(geo, "avx2-ubsw"), work_threads(geo, threads))
+    panels, items, threads = packed.panels, n_items(geo, "avx2-ubsw"), work_threads(geo, threads)
+    if threads <= 1 or items <= 1:
+        return lambda src, raw: _drive_ubsw(src, geo, panels, offs, raw, rq, 0, items)
+    return lambda src, raw: parallel_items(lambda i0, i1: _drive_ubsw(src, geo, panels, offs, raw, rq, i0, i1),
+                                           items, threads)
 
 
 def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
@@ -286,11 +296,8 @@ def plan_conv_pairs(pc: PackedConvPairs, in_chw, x_zp, w_zp, bias, rq) -> ConvPl
     for gi, pack in enumerate(pc.packs):
         wz = np.ascontiguousarray(w_zp[gi * mg:(gi + 1) * mg], np.int64)
         off = bias[gi * mg:(gi + 1) * mg] - np.int64(x_zp) * pack.col_sum + np.int64(k) * np.int64(x_zp) * wz
-        gemm_q = conv_q = None
-        if not wz.any():
-            gemm_q = partial(_raw_gemm_q, pack, off.astype(np.int64), gi * mg)
-            conv_q = partial(_raw_conv_q, pack, off.astype(np.int64), gi * mg)
-        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), gemm_q, conv_q))
+        bind_q = partial(_raw_bind_q, pack, off.astype(np.int64), gi * mg) if not wz.any() else None
+        groups.append(GroupPlan(partial(_raw_gemm, pack), off.astype(np.int64), wz, bool(wz.any()), bind_q))
     return make_plan(in_chw, np.uint8, x_zp, pc.geom, pc.w.shape, groups, rq)
 
 
@@ -298,12 +305,9 @@ def _raw_gemm(pack, cols, raw):
     run_raw(cols, pack, raw)
 
 
-def _raw_gemm_q(pack, off, c0, cols, q, rq):
-    run_raw(cols, pack, q, off=off, rq=group_rq(rq, c0, pack.n))
-
-
-def _raw_conv_q(pack, off, m0, xh, conv, q, rq):
-    run_raw(xh, pack, q, off=off, rq=group_rq(rq, m0, pack.n), conv=conv)
+def _raw_bind_q(pack, off, c0, rows, conv, x_shape, rq):
+    """GroupPlan.bind_q of the pair engine (the offsets hold bias and zero points: no wz term)."""
+    return bind_raw(pack, rows, off, group_rq(rq, c0, pack.n), conv, x_shape)
 
 
 def _check_packed_conv(pc, where):

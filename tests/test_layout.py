@@ -69,10 +69,22 @@ def test_channels_last_run_equals_nchw_run(name, form, monkeypatch):
             layouts.append((x_layout, out_layout))
         return real(plan, x, out, where, x_layout, out_layout)
     monkeypatch.setattr(conv_plan, "run_plan", spy)
+
+    class SpyBound(conv_plan.BoundPlan):      # the lanes' bound plans (no run_plan call per run)
+        def __init__(self, plan, n_img, x_layout, out_layout, out_dtype, where):
+            if where == "conv":
+                layouts.append((x_layout, out_layout))
+            super().__init__(plan, n_img, x_layout, out_layout, out_dtype, where)
+    monkeypatch.setattr(conv_plan, "BoundPlan", SpyBound)
     from kernels import depthwise_nhwc
     dw_calls = []
-    real_dw = depthwise_nhwc.run_depthwise_nhwc
-    monkeypatch.setattr(depthwise_nhwc, "run_depthwise_nhwc", lambda *a: dw_calls.append(1) or real_dw(*a))
+    real_dw = depthwise_nhwc._bind_planned
+
+    def dw_spy(plan, x_nchw, out_nchw, threads=None):
+        if not (x_nchw or out_nchw):
+            dw_calls.append(1)
+        return real_dw(plan, x_nchw, out_nchw, threads)
+    monkeypatch.setattr(depthwise_nhwc, "_bind_planned", dw_spy)
     fast = intsim.load(path).run(feeds)
     monkeypatch.setattr(layout, "NHWC_READERS", frozenset())
     monkeypatch.setattr(layout, "NHWC_ONNX_READERS", frozenset())

@@ -118,25 +118,43 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
 
 
 def _gemm_conv(plan, out_nhwc: bool):
-    """conv(x (N, C, H, W) array or view, out) for a GEMM plan; a channels-last x is read in place."""
-    from kernels.conv_plan import run_plan
+    """conv(x (N, C, H, W) array or view, out) for a GEMM plan; a channels-last x is read in place.
+    The plan is bound (kernels.conv_plan.BoundPlan: per-call constants computed once) per batch
+    size, input layout and kernel thread count."""
+    from kernels.conv_plan import BoundPlan, run_plan
+    from kernels.fast_gemm import get_num_threads
     out_layout = "nhwc" if out_nhwc else "nchw"
+    bound: dict = {}
 
     def conv(x4, out):
         xh = nhwc_of(x4)
-        run_plan(plan, x4 if xh is None else xh, out, "conv", "nchw" if xh is None else "nhwc", out_layout)
+        x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
+        key = (x.shape[0], x_layout, get_num_threads())
+        run = bound.get(key)
+        if run is None:
+            run = bound[key] = BoundPlan(plan, x.shape[0], x_layout, out_layout, out.dtype, "conv") \
+                if BoundPlan.fits(plan, x.shape[0]) else \
+                (lambda x, out: run_plan(plan, x, out, "conv", x_layout, out_layout))
+        run(x, out)
     return conv
 
 
 def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
     """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
-    from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
+    from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
+    from kernels.fast_gemm import get_num_threads
     layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
     out_layout = "nhwc" if out_nhwc else "nchw"
+    bound: dict = {}     # (x layout, kernel threads) -> the bound layer
 
     def conv(x4, out):
         xh = nhwc_of(x4)
-        run_depthwise_layer(layer, x4 if xh is None else xh, out, "nchw" if xh is None else "nhwc", out_layout)
+        x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
+        key = (x_layout, get_num_threads())
+        run = bound.get(key)
+        if run is None:
+            run = bound[key] = bind_depthwise_layer(layer, x_layout, out_layout)
+        run(x, out)
     return conv
 
 

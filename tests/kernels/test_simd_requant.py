@@ -8,7 +8,7 @@ requantized in registers and stored as bytes. Equality only, against NumPy twins
    and == the int32-block epilogue path (a column-strided out takes it).
 3. Several K blocks (K > 512 pair engine, K > 256 exact engine), threads, M = 1.
 4. Round half to even on exact ties and saturation, from Python's round() (not the code).
-5. The conv plans' gemm_q with a row-strided q (what conv_plan may pass).
+5. The conv plans' bound GEMMs (GroupPlan.bind_q) with a row-strided q (what conv_plan may pass).
 """
 from __future__ import annotations
 
@@ -193,12 +193,12 @@ def test_ties_round_half_even_and_saturate_by_hand(dtype, zp, lo, hi):
     assert round_half_even(5, 2) == 2 and round_half_even(-5, 2) == -2 and round_half_even(7, 2) == 4
 
 
-# ----------------------------------------------------------------------------- 5. conv plans' gemm_q
+# ----------------------------------------------------------------------------- 5. conv plans' bind_q
 @pytest.mark.parametrize("engine", ["pairs", "exact"])
 @pytest.mark.parametrize("rows,k,mg,groups", [(12544 // 16, 32, 16, 2), (49, 320, 40, 3), (37, 27, 17, 2)])
 def test_gemm_q_row_strided_q(engine, rows, k, mg, groups):
     """q = out_nhwc.reshape(rows, M)[:, g*Mg:(g+1)*Mg] (row stride M bytes): each group's
-    gemm_q writes its columns only, equal to the twin."""
+    bound GEMM (GroupPlan.bind_q) writes its columns only, equal to the twin."""
     from kernels.conv import ConvGeom
     from kernels.fast_conv import pack_conv, plan_conv_exact
     rng = np.random.default_rng(rows + k)
@@ -215,7 +215,7 @@ def test_gemm_q_row_strided_q(engine, rows, k, mg, groups):
         plan = plan_conv_exact(pack_conv(w, np.zeros(m, np.int64), geom), (k * groups, 1, 1), np.uint8, 5, bias, rq)
     out = np.full((rows, m), 99, np.uint8)
     for gi, gp in enumerate(plan.groups):
-        gp.gemm_q(cols, out[:, gi * mg:(gi + 1) * mg], rq)
+        gp.bind_q(rows, None, cols.shape, rq)(cols.reshape(-1), out[:, gi * mg:(gi + 1) * mg])
         acc = np.empty((rows, mg), np.int32)
         wg = w[gi * mg:(gi + 1) * mg, :, 0, 0].T
         if engine == "pairs":
