@@ -370,7 +370,7 @@ def _pad(node, info, a) -> str:
     pads = None if why else _listed(node, info, a, 11, "pads", 1)
     if why or pads is None:
         return why or "unknown pads"
-    axes = (_listed(node, info, a, 11, "no axes before opset 11", 3) or list(range(rank)))
+    axes = (_listed(node, info, a, 11, "pads", 3) if node.attrs["opset"] >= 11 else None) or list(range(rank))
     n = len(axes)
     touched = [_axis(ax, rank) for i, ax in enumerate(axes) if pads[i] or pads[i + n]]
     return "pads the batch axis" if 0 in touched else ""
