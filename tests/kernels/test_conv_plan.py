@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from kernels.conv import ConvGeom, conv2d_acc_ref
-from kernels.conv_plan import make_plan, run_plan
+from kernels.conv_plan import BoundPlan, make_plan, run_plan
 from kernels.fast_conv import pack_conv, plan_conv_exact
 from kernels.fast_gemm import _rq_none
 from kernels.fast_pairs import conv2d_pairs_fast_requant, pack_conv_pairs, plan_conv_pairs
@@ -62,6 +62,35 @@ def test_run_plan_refuses_bad_x_and_out():
     xh = np.zeros((2, chw[1], chw[2], chw[0]), np.uint8)
     with pytest.raises(ValueError, match="out must be"):
         run_plan(plan, xh, out, "conv", "nhwc", "nhwc")
+
+
+def test_bound_plan_refuses_what_run_plan_refuses():
+    """A bound plan given arrays other than those it was bound for raises run_plan's errors
+    (it never runs its descriptors on them); it cannot be bound without requantization."""
+    rng = np.random.default_rng(2)
+    w, g, chw = _case(rng)
+    rq = (True, np.full(6, 1e-3, np.float32), np.int64(3), np.int64(0), np.int64(255))
+    plan = plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, 0, np.zeros(6, np.int64), rq)
+    bound = BoundPlan(plan, 2, "nchw", "nhwc", np.uint8, "conv")
+    x = np.zeros((2,) + chw, np.uint8)
+    out = np.empty((2, plan.oh, plan.ow, 6), np.uint8)
+    bound(x, out)
+    for bad_x in (x.astype(np.int8), x[:, :3], x[0], x.transpose(0, 2, 3, 1)):
+        with pytest.raises(ValueError, match="x must be"):
+            bound(bad_x, out)
+    for bad_out in (out[:1], out.astype(np.int32), np.empty((2, 6, plan.oh, plan.ow), np.uint8),
+                    np.empty((2, plan.ow, plan.oh, 6), np.uint8).transpose(0, 2, 1, 3)):
+        with pytest.raises(ValueError, match="out must be"):
+            bound(x, bad_out)
+    small = np.zeros((1,) + chw, np.uint8)        # another batch: the general path, same values
+    got, want = np.empty((1, plan.oh, plan.ow, 6), np.uint8), np.empty((1, plan.oh, plan.ow, 6), np.uint8)
+    bound(small, got)
+    run_plan(plan, small, want, "conv", "nchw", "nhwc")
+    assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="cannot be bound"):
+        BoundPlan(plan._replace(rq=_rq_none()), 2, "nchw", "nchw", np.uint8, "conv")
+    with pytest.raises(ValueError, match="uint8/int8"):
+        BoundPlan(plan, 2, "nchw", "nchw", np.int32, "conv")
 
 
 def test_make_plan_refuses_inconsistent_parts():
@@ -171,5 +200,11 @@ def test_requantized_plans_equal_the_references(seed, group, k, stride, dil, n, 
         requant_float_ref(acc32.reshape(n, m, oh * ow), mult, rq[2], rq[3], rq[4], want)
         got = np.empty((n, oh, ow, m) if out_layout == "nhwc" else (n, m, oh, ow), np.uint8)
         run_plan(plan, x, got, "conv", "nchw", out_layout)
+        if BoundPlan.fits(plan, n):      # the bound form, from either input layout
+            xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            for x_layout, x_in in (("nchw", x), ("nhwc", xh)):
+                bound = np.full_like(got, 7)
+                BoundPlan(plan, n, x_layout, out_layout, np.uint8, "conv")(x_in, bound)
+                assert np.array_equal(bound, got)
         got = got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got
         assert np.array_equal(got.reshape(n, m, oh * ow), want)
