@@ -127,8 +127,9 @@ class Program:
         Without taps, on a splittable graph (`batch_split` is None) and a batch N >= 2, the graph
         runs on min(T, N) contiguous slices of the batch side by side, one per thread, each with
         single-threaded kernels, and the outputs are concatenated along axis 0 (the same arrays).
-        T is `threads`, else the kernels' thread count (kernels.fast_gemm.get_num_threads());
-        INTSIM_BATCH_SPLIT=0 turns this off."""
+        T is `threads`; without it, the kernels' thread count (kernels.fast_gemm.get_num_threads()),
+        and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
+        whole). INTSIM_BATCH_SPLIT=0 turns this off."""
         with limited(self.limits):
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
@@ -144,10 +145,10 @@ class Program:
             return 1
         sizes = {x.shape[0] if x.ndim else -1 for x in env.values()}
         n = sizes.pop() if len(sizes) == 1 else 0
-        if threads is None:
-            from kernels.fast_gemm import get_num_threads
-            threads = get_num_threads()
-        return max(1, min(int(threads), n // self._min_part))
+        if threads is not None:
+            return max(1, min(int(threads), n // self._min_part))
+        from kernels.fast_gemm import get_num_threads
+        return batch_split.auto_parts(get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
     def _run_split(self, env: dict, parts: int) -> dict:
         """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by

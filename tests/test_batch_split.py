@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 import intsim
 from intsim import errors, limits
-from intsim.batch_split import bounds, part_limits, splittable
+from intsim.batch_split import MIN_SLICE_ELEMENTS, auto_parts, bounds, part_limits, splittable
 
 from .ortutil import const, session
 
@@ -53,6 +53,16 @@ def test_part_limits_scale_with_the_slice():
     assert part_limits(lim, 3, 8) == limits.Limits(375, 3000)
     assert part_limits(lim, 8, 8) == lim
     assert part_limits(limits.Limits(3, 100), 1, 5) is None     # 3 // 5 elements: no split
+
+
+def test_default_split_only_for_big_enough_slices():
+    per_sample = MIN_SLICE_ELEMENTS // 4
+    assert auto_parts(2, 8, 8 * per_sample, 1) == 2
+    assert auto_parts(3, 8, 8 * per_sample, 1) == 2        # a third of the batch is below the minimum
+    assert auto_parts(2, 8, 7 * per_sample, 1) == 1
+    assert auto_parts(2, 8, 8 * 64, 1) == 1                # the digits models (8x8 inputs) run whole
+    assert auto_parts(4, 5, 5 * MIN_SLICE_ELEMENTS, 2) == 2  # slices of >= 2 samples
+    assert auto_parts(1, 8, 8 * MIN_SLICE_ELEMENTS, 1) == 1
 
 
 @pytest.mark.parametrize("path", MODELS, ids=os.path.basename)
