@@ -481,11 +481,12 @@ def enabled() -> bool:
 
 
 # A slice costs the graph's whole per-step Python time again (about 15 us a step) and shares the
-# GIL with the other slices: on a small model that is all there is. Measured on the 2-core host
-# (batch 8, 2 threads): digits_cnn (64 input values a sample) 0.37 ms whole -> 1.0 ms split;
-# MobileNetV2-style (27,648 a sample) about even (u8 -2..-10%, s8 +5..+30%). So without an
-# explicit thread count a run splits only when every slice gets at least this many input values.
-MIN_SLICE_ELEMENTS = 16384
+# GIL with the other slices; and two threads of pure nogil work scale only about 1.3x on the
+# 2-core host. Measured there (batch 8, 2 threads, split vs whole): digits_cnn (64 input values a
+# sample) 1.0 vs 0.37 ms; MobileNetV2-style (27,648) u8 2-10% slower, s8 5-30% faster;
+# ResNet-18-style (150,528) within +-7%. So without an explicit thread count a run splits only
+# when every slice gets at least this many input values (the ResNet-18-style batches).
+MIN_SLICE_ELEMENTS = 1 << 17
 
 
 def auto_parts(threads: int, n: int, elements: int, min_part: int) -> int:
