@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import prange, types
 from numba.extending import intrinsic
 
 from . import conv_rows, cpu
@@ -65,6 +65,7 @@ from .simd import pmaddwd_fn
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
 SERIAL_WORK = fd.SERIAL_WORK
+NATIVE_SERIAL_WORK = 1 << 16   # the same cut-off when the split is a Numba parallel region (no pool wake-up)
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
 
 
@@ -476,6 +477,24 @@ def _use_pairs(isa, taps, wz, lanes) -> bool:
             and -2**15 <= int(wz.min()) and int(wz.max()) < 2**15)
 
 
+@kernel(parallel=True)
+def _par_nhwc(x, zp, geo, rows, dst, fl, shape, dims, n_items, parts):
+    """_nhwc_impl over items 0..n_items-1 in `parts` ranges on Numba's parallel threads."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1)
+
+
+@kernel(parallel=True)
+def _par_nhwc_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, n_items, parts):
+    """_nhwc_impl_pairs as _par_nhwc runs _nhwc_impl."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1)
+
+
 def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
     """dst = the planned conv of x; x and dst must have the planned shapes and dtypes and be
     C-contiguous ndarrays (ValueError naming the bad one)."""
@@ -506,7 +525,16 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
     from .fast_gemm import get_num_threads
     x_shape = _nchw_shape(plan.x_shape) if x_nchw else plan.x_shape
     dst_shape = _nchw_shape(plan.dst_shape) if out_nchw else plan.dst_shape
-    threads = 1 if plan.work < SERIAL_WORK else (get_num_threads() if threads is None else int(threads))
+
+    def _check_io(x, dst):
+        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
+            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
+                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
+                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    from .fast_gemm import native_split
+    threads = get_num_threads() if threads is None else int(threads)
+    if plan.work < (NATIVE_SERIAL_WORK if native_split(threads) else SERIAL_WORK):
+        threads = 1
     n, oh, ow, m = plan.dst_shape
     items = n * -(-oh // plan.shape[1])
     zp = np.int64(plan.x_zp)
@@ -519,11 +547,18 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
         else:
             _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1)
 
+    from .fast_gemm import native_call, native_split
+    if native_split(threads) and items > 1:
+        parts = np.int64(min(threads, items))
+        par, wargs = (_par_nhwc, ()) if wpk is None else (_par_nhwc_pairs, (wpk,))
+
+        def native(x, dst):
+            _check_io(x, dst)
+            native_call(par, threads, x, zp, geo, rows, *wargs, dst, fl, shape, dims, items, parts)
+        return native
+
     def call(x, dst):
-        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
-            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
-                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        _check_io(x, dst)
         _split_run(lambda i0, i1: chunk(x, dst, i0, i1), items, threads)
     return call
 

@@ -31,13 +31,17 @@ column-strided) go through the int32 block and `_epilogue`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numba
 import numpy as np
+from numba import prange
 
 from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
@@ -455,7 +459,85 @@ def parallel_items(fn, n_items: int, threads: int | None = None, per_thread: int
         raise errors[0]
 
 
+def native_call(par, threads, *args):
+    """par(*args) (a parallel=True kernel) with Numba's thread count for this thread set to
+    `threads` (capped at NUMBA_NUM_THREADS) for the call."""
+    want = min(int(threads), numba.config.NUMBA_NUM_THREADS)
+    before = numba.get_num_threads()
+    if before != want:
+        numba.set_num_threads(want)
+    try:
+        par(*args)
+    finally:
+        if before != want:
+            numba.set_num_threads(before)
+
+
+@kernel(parallel=True)
+def _par_avx2(src, geo, add, panels, offs, dst, rq, n_items, parts):
+    """_drive_avx2 over items 0..n_items-1 in `parts` contiguous ranges, run by Numba's parallel
+    threads (see native_split)."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1)
+
+
+@kernel(parallel=True)
+def _par_vnni512(src, geo, add, panels, offs, dst, rq, n_items, parts):
+    """_drive_vnni512 as _par_avx2 runs _drive_avx2."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1)
+
+
 _DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512}
+_PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512}
+NATIVE_THREADS = os.environ.get("INTSIM_NATIVE_THREADS", "1") != "0"
+# Numba's OpenMP threads spin this many polls after a region before sleeping (libgomp reads it when
+# Numba first loads it; a value set by the user wins). The default spin was too short to bridge the
+# gaps between a network's layers on this VM: a region of 2 x 9 us took 24 us, with this 13 us.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000000")
+
+
+def _no_native_in_child() -> None:
+    """A forked child must not launch OpenMP regions (GNU OpenMP aborts a child of a process
+    that used it): there the kernels use the pool."""
+    global NATIVE_THREADS
+    NATIVE_THREADS = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_native_in_child)
+
+
+def native_split(threads: int) -> bool:
+    """Whether a driver runs its work on `threads` threads as one Numba parallel region (prange
+    over equal ranges of items) rather than through parallel_items' Python pool. On this kind of
+    VM a sleeping pool thread takes 50-300 us to wake and then waits for the GIL: a job of two
+    9 us chunks took 57 us through the pool against 18 us on one thread, and 13 us as a region
+    (Numba's OpenMP threads spin between regions). The price: a region ends at a barrier, so a
+    thread descheduled by another process delays the call. INTSIM_NATIVE_THREADS=0 keeps the pool."""
+    return NATIVE_THREADS and threads > 1 and numba.config.NUMBA_NUM_THREADS > 1 and _threadsafe_layer()
+
+
+@functools.lru_cache(maxsize=None)
+def _threadsafe_layer() -> bool:
+    """Whether Numba's parallel regions will run on a layer that several Python threads may
+    launch at once (TBB or OpenMP). The fallback `workqueue` layer aborts the process on
+    concurrent launches, so without TBB/OpenMP (or with it chosen explicitly) the pool is used."""
+    layer = str(numba.config.THREADING_LAYER).lower()
+    if layer in ("workqueue", "forksafe"):
+        return False
+    for mod in ("tbbpool", "omppool"):
+        try:
+            importlib.import_module(f"numba.np.ufunc.{mod}")
+            return layer in ("default", "threadsafe", "safe", "omp", "tbb") and \
+                not (layer == "safe" and mod != "tbbpool") and not (layer == "tbb" and mod != "tbbpool")
+        except ImportError:
+            continue
+    return False
 
 
 def _check_a(a, k, where):
@@ -540,6 +622,7 @@ def n_items(geo, isa) -> int:
 
 
 SERIAL_OPS = 2**24          # 2*M*N*K below which one thread is faster than waking another
+NATIVE_SERIAL_OPS = int(os.environ.get("INTSIM_NATIVE_SERIAL_OPS", 2**21))   # the same for a parallel region
 OUTPUT_OPS = 64             # per output, the operations its tile's overhead is worth
 
 
@@ -552,7 +635,9 @@ def work_threads(geo, threads=None) -> int:
     if threads is not None:
         return int(threads)
     m, n, k = int(geo[G_M]), int(geo[G_N]), int(geo[G_K])
-    return 1 if m * n * (2 * k + OUTPUT_OPS) < SERIAL_OPS else get_num_threads()
+    threads = get_num_threads()
+    least = NATIVE_SERIAL_OPS if native_split(threads) else SERIAL_OPS
+    return 1 if m * n * (2 * k + OUTPUT_OPS) < least else threads
 
 
 def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
@@ -571,6 +656,9 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
     panels, items, threads = packed.panels, n_items(geo, packed.isa), work_threads(geo, threads)
     if threads <= 1 or items <= 1:
         return lambda src, dst: drive(src, geo, add, panels, offs, dst, rq, 0, items)
+    if native_split(threads):
+        par, parts = _PAR_DRIVERS[packed.isa], np.int64(min(threads, items))
+        return lambda src, dst: native_call(par, threads, src, geo, add, panels, offs, dst, rq, items, parts)
     return lambda src, dst: parallel_items(lambda i0, i1: drive(src, geo, add, panels, offs, dst, rq, i0, i1),
                                            items, threads)
 

@@ -35,13 +35,15 @@ from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
+from numba import prange
 from numba.core import cgutils
 
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
 from .fast_gemm import (_c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
-                        _q_consts, _q_target, _rq_none, gemm_geo, n_items, parallel_items, work_threads)
+                        _q_consts, _q_target, _rq_none, gemm_geo, n_items, native_call, native_split, parallel_items,
+                        work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
@@ -188,6 +190,16 @@ def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
             acc[m, n] = np.int64(acc[m, n]) + off[n] - b_zp[n] * rs
 
 
+@kernel(parallel=True)
+def _par_ubsw(src, geo, panels, offs, dst, rq, n_items, parts):
+    """_drive_ubsw over items 0..n_items-1 in `parts` contiguous ranges, run by Numba's parallel
+    threads (kernels.fast_gemm.native_split)."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1)
+
+
 def run_raw(a, packed: PackedPairs, raw, threads=None, off=None, rq=None, conv=None) -> None:
     """raw (M, N) int32/int64 C-contiguous = int32(off[n] + the raw pair sums of a (M, K) uint8
     C-contiguous), wrapping mod 2**32 (off: int64 (N,), default 0); with rq = (True, mult (N,),
@@ -213,6 +225,9 @@ def bind_raw(packed: PackedPairs, rows, off=None, rq=None, conv=None, x_shape=No
     panels, items, threads = packed.panels, n_items(geo, "avx2-ubsw"), work_threads(geo, threads)
     if threads <= 1 or items <= 1:
         return lambda src, raw: _drive_ubsw(src, geo, panels, offs, raw, rq, 0, items)
+    if native_split(threads):
+        parts = np.int64(min(threads, items))
+        return lambda src, raw: native_call(_par_ubsw, threads, src, geo, panels, offs, raw, rq, items, parts)
     return lambda src, raw: parallel_items(lambda i0, i1: _drive_ubsw(src, geo, panels, offs, raw, rq, i0, i1),
                                            items, threads)
 

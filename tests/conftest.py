@@ -37,8 +37,12 @@ BOUNDSCHECK_ARGS = ("tests/kernels", "-x", "-q", "-p", "no:cacheprovider")
 HYPOTHESIS_DB_ENV = "INTSIM_HYPOTHESIS_DB"
 _RUN = pytest.StashKey["BackgroundPytest"]()
 
+# No per-example deadline by default: the suite shares the cores with the background bounds-check
+# run, so wall-clock times of single examples say nothing (tests that set one keep theirs).
+settings.register_profile("intsim", parent=settings.default, deadline=None)
+settings.load_profile("intsim")
 if os.environ.get(HYPOTHESIS_DB_ENV):
-    settings.register_profile("intsim-own-database", parent=settings.default,
+    settings.register_profile("intsim-own-database", parent=settings.get_profile("intsim"),
                               database=DirectoryBasedExampleDatabase(os.environ[HYPOTHESIS_DB_ENV]))
     settings.load_profile("intsim-own-database")
 

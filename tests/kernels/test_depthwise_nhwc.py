@@ -97,10 +97,12 @@ def test_equals_twin_and_nchw_twin(case):
 
 @settings(max_examples=60, deadline=None)
 @given(case=nhwc_case(max_hw=24), threads=st.sampled_from([1, 2, 3]),
-       lanes=st.sampled_from([1, 8, 256]), buf=st.sampled_from([1, 1 << 16]))
-def test_threads_runs_and_blocks(case, threads, lanes, buf):
+       lanes=st.sampled_from([1, 8, 256]), buf=st.sampled_from([1, 1 << 16]), native=st.booleans())
+def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
     """Every thread count, run length (pixels per run) and block height gives the twin's
-    integers, with the serial cut-off lowered so small problems are split too."""
+    integers, with the serial cut-off lowered so small problems are split too: through the
+    Python pool (_split_run) or as one Numba parallel region (native, kernels.fast_gemm)."""
+    from kernels import fast_gemm
     calls = []
     real = dn._split_run
 
@@ -108,11 +110,24 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf):
         calls.append(threads_)
         real(run, items, threads_)
 
-    with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "LANES", lanes), \
-            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy):
+    def par_spy(par):
+        def run(*args):
+            calls.append(("native", int(args[-1])))
+            par(*args)
+        return run
+
+    with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0), \
+            mock.patch.object(dn, "LANES", lanes), \
+            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy), \
+            mock.patch.object(fast_gemm, "NATIVE_THREADS", native), \
+            mock.patch.object(dn, "_par_nhwc", par_spy(dn._par_nhwc)), \
+            mock.patch.object(dn, "_par_nhwc_pairs", par_spy(dn._par_nhwc_pairs)):
         got, want, _ = run_all(case, threads)
-    assert calls == [threads]
     assert np.array_equal(got, want)
+    if native and threads > 1 and calls != [threads]:     # (one item: the pool path, run serially)
+        assert len(calls) == 1 and calls[0][0] == "native" and 2 <= calls[0][1] <= threads
+    else:
+        assert calls == [threads]
 
 
 @pytest.mark.parametrize("c,hw,s", [(32, 112, 1), (144, 56, 2), (960, 7, 1), (24, 57, 2)])
@@ -379,7 +394,8 @@ def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
             order.append(i)
             run(i, i + 1)
 
-    with mock.patch.object(dn, "_split_run", backwards):
+    from kernels import fast_gemm
+    with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(fast_gemm, "NATIVE_THREADS", False):
         plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
         plan = plan._replace(shape=(plan.shape[0], min(dst.shape[1], rb)))
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x

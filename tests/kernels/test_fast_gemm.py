@@ -149,8 +149,11 @@ def test_requant_rounds_ties_to_even_in_float32():
     assert out.ravel().tolist() == [0, 2, 0, 2]
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_threads_give_identical_results(threads):
+def test_threads_give_identical_results(threads, native, monkeypatch):
+    """Any thread count, through Numba's parallel region (native) or the Python pool."""
+    monkeypatch.setattr(fg, "NATIVE_THREADS", native)
     rng = np.random.default_rng(threads)
     a = rng.integers(0, 256, (301, 129)).astype(np.uint8)
     b = rng.integers(-128, 128, (129, 290)).astype(np.int8)

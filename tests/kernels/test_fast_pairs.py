@@ -134,14 +134,21 @@ def test_several_blocks(m, k, n):
         assert np.array_equal(got, want)
 
 
-def test_threads_do_not_change_raw():
+@pytest.mark.parametrize("native", [True, False])
+def test_threads_do_not_change_raw(native, monkeypatch):
+    """2 and 3 threads, through Numba's parallel region (native) or the Python pool, give the
+    one-thread sums."""
+    from kernels import fast_gemm
+    monkeypatch.setattr(fast_gemm, "NATIVE_THREADS", native)
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, (250, 300), dtype=np.uint8)
     packed = pack_b_pairs(rng.integers(-128, 128, (300, 70)).astype(np.int8))
-    one, two = np.empty((250, 70), np.int32), np.empty((250, 70), np.int32)
+    one = np.empty((250, 70), np.int32)
     run_raw(a, packed, one, threads=1)
-    run_raw(a, packed, two, threads=2)
-    assert np.array_equal(one, two)
+    for threads in (2, 3):
+        many = np.full((250, 70), 7, np.int32)
+        run_raw(a, packed, many, threads=threads)
+        assert np.array_equal(one, many)
 
 
 @pytest.mark.parametrize("m,k,n", [(12, 24, 32), (13, 24, 32), (6, 1028, 16), (1, 4, 1), (49, 516, 144), (12, 27, 32)])

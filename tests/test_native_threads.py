@@ -1,0 +1,35 @@
+"""The kernels' Numba parallel regions (kernels.fast_gemm.native_split): a process that used them
+can fork, and its children run the same kernels (through the pool) to the same sums."""
+import os
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = textwrap.dedent("""
+    import multiprocessing as mp
+    import numpy as np
+    from kernels import fast_gemm, fast_pairs as fp
+    a = np.random.default_rng(0).integers(0, 256, (2000, 300)).astype(np.uint8)
+    pk = fp.pack_b_pairs(np.random.default_rng(1).integers(-128, 128, (300, 200)).astype(np.int8))
+
+    def go(_):
+        r = np.empty((2000, 200), np.int32)
+        fp.run_raw(a, pk, r, threads=2)
+        return r.tobytes(), fast_gemm.NATIVE_THREADS
+
+    parent, native = go(0)
+    import numba
+    if numba.config.NUMBA_NUM_THREADS > 1 and fast_gemm._threadsafe_layer():
+        assert native and fast_gemm.native_split(2), "the parent should use a parallel region"
+    with mp.get_context("fork").Pool(2) as pool:
+        kids = pool.map(go, range(2))
+    assert all(r == parent and not n for r, n in kids), "children differ or used OpenMP"
+    print("ok")
+""")
+
+
+def test_fork_after_parallel_regions():
+    r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.stdout + r.stderr)[-3000:]
