@@ -191,17 +191,15 @@ class BoundPlan:
     """A requantizing plan bound to one batch size and layout pair: every per-call constant (work
     split, descriptors, offsets, multipliers) is computed once, so a call checks x and out
     (shape, dtype, contiguity: the exact arrays the descriptors were built for) and runs the
-    kernels. Same results as run_plan. `threads` is the kernel thread count it was bound with
+    kernels. Same results as run_plan. The work split uses the kernel thread count at binding
     (kernels.fast_gemm.get_num_threads()); rebind when that changes."""
 
     def __init__(self, plan: ConvPlan, n_img: int, x_layout: str, out_layout: str, out_dtype, where: str):
         c, h, w = plan.in_chw
-        from .fast_gemm import get_num_threads
         self.plan, self.where, self.layouts = plan, where, (x_layout, out_layout)
         self.x_shape = _shape(n_img, c, h, w, x_layout)
         self.out_shape = _shape(n_img, plan.m, plan.oh, plan.ow, out_layout)
         self.out_dtype = np.dtype(out_dtype)
-        self.threads = get_num_threads()
         if not BoundPlan.fits(plan, n_img) or x_layout not in ("nchw", "nhwc") or \
                 out_layout not in ("nchw", "nhwc"):
             raise ValueError(f"{where}: this plan cannot be bound ({n_img} images, {x_layout} -> {out_layout})")

@@ -521,45 +521,32 @@ def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, 
 def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads=None):
     """_run_planned with everything but x and dst fixed (threads taken now): call(x, dst) checks
     that both are C-contiguous ndarrays of the planned shapes and dtypes (ValueError naming the
-    bad one), then runs the kernel."""
-    from .fast_gemm import get_num_threads
+    bad one), then runs the kernel: as one Numba parallel region (kernels.fast_gemm.native_split)
+    or through _split_run (one thread or the pool)."""
+    from .fast_gemm import get_num_threads, native_call, native_split
     x_shape = _nchw_shape(plan.x_shape) if x_nchw else plan.x_shape
     dst_shape = _nchw_shape(plan.dst_shape) if out_nchw else plan.dst_shape
-
-    def _check_io(x, dst):
-        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
-            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
-                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
-    from .fast_gemm import native_split
     threads = get_num_threads() if threads is None else int(threads)
     if plan.work < (NATIVE_SERIAL_WORK if native_split(threads) else SERIAL_WORK):
         threads = 1
     n, oh, ow, m = plan.dst_shape
     items = n * -(-oh // plan.shape[1])
-    zp = np.int64(plan.x_zp)
     dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw)), np.int64)
-    geo, rows, wpk, fl, shape = plan.geo, plan.rows, plan.wpk, plan.fl, plan.shape
-
-    def chunk(x, dst, i0, i1):
-        if wpk is None:
-            _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1)
-        else:
-            _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1)
-
-    from .fast_gemm import native_call, native_split
-    if native_split(threads) and items > 1:
-        parts = np.int64(min(threads, items))
-        par, wargs = (_par_nhwc, ()) if wpk is None else (_par_nhwc_pairs, (wpk,))
-
-        def native(x, dst):
-            _check_io(x, dst)
-            native_call(par, threads, x, zp, geo, rows, *wargs, dst, fl, shape, dims, items, parts)
-        return native
+    head = (np.int64(plan.x_zp), plan.geo, plan.rows) + (() if plan.wpk is None else (plan.wpk,))
+    tail = (plan.fl, plan.shape, dims)
+    impl, par = (_nhwc_impl, _par_nhwc) if plan.wpk is None else (_nhwc_impl_pairs, _par_nhwc_pairs)
+    native = native_split(threads) and items > 1
+    parts = np.int64(min(threads, items))
 
     def call(x, dst):
-        _check_io(x, dst)
-        _split_run(lambda i0, i1: chunk(x, dst, i0, i1), items, threads)
+        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
+            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
+                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
+                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        if native:
+            native_call(par, threads, x, *head, dst, *tail, items, parts)
+        else:
+            _split_run(lambda i0, i1: impl(x, *head, dst, *tail, i0, i1), items, threads)
     return call
 
 

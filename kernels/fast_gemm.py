@@ -528,13 +528,12 @@ def _threadsafe_layer() -> bool:
     launch at once (TBB or OpenMP). The fallback `workqueue` layer aborts the process on
     concurrent launches, so without TBB/OpenMP (or with it chosen explicitly) the pool is used."""
     layer = str(numba.config.THREADING_LAYER).lower()
-    if layer in ("workqueue", "forksafe"):
-        return False
-    for mod in ("tbbpool", "omppool"):
+    candidates = {"default": ("tbbpool", "omppool"), "threadsafe": ("tbbpool", "omppool"),
+                  "safe": ("tbbpool",), "tbb": ("tbbpool",), "omp": ("omppool",)}.get(layer, ())
+    for mod in candidates:
         try:
             importlib.import_module(f"numba.np.ufunc.{mod}")
-            return layer in ("default", "threadsafe", "safe", "omp", "tbb") and \
-                not (layer == "safe" and mod != "tbbpool") and not (layer == "tbb" and mod != "tbbpool")
+            return True
         except ImportError:
             continue
     return False
@@ -651,16 +650,20 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
     work items (on this thread alone when work_threads says one is enough). The work split and
     thread count are taken now (from get_num_threads()). Pointer-level like run_packed: callers
     check that src and dst fit geo on every call (kernels.conv_plan's bound plans do)."""
-    drive = _DRIVERS[packed.isa]
-    add = np.int64(add)
-    panels, items, threads = packed.panels, n_items(geo, packed.isa), work_threads(geo, threads)
+    return bind_items(_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
+                      (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
+
+
+def bind_items(drive, par, head, tail, items, threads):
+    """call(src, dst) running drive(src, *head, dst, *tail, i0, i1) over items 0..items-1: on the
+    calling thread when `threads` <= 1, else as one Numba parallel region par(src, *head, dst,
+    *tail, items, parts) (native_split) or through parallel_items' pool."""
     if threads <= 1 or items <= 1:
-        return lambda src, dst: drive(src, geo, add, panels, offs, dst, rq, 0, items)
+        return lambda src, dst: drive(src, *head, dst, *tail, 0, items)
     if native_split(threads):
-        par, parts = _PAR_DRIVERS[packed.isa], np.int64(min(threads, items))
-        return lambda src, dst: native_call(par, threads, src, geo, add, panels, offs, dst, rq, items, parts)
-    return lambda src, dst: parallel_items(lambda i0, i1: drive(src, geo, add, panels, offs, dst, rq, i0, i1),
-                                           items, threads)
+        parts = np.int64(min(threads, items))
+        return lambda src, dst: native_call(par, threads, src, *head, dst, *tail, items, parts)
+    return lambda src, dst: parallel_items(lambda i0, i1: drive(src, *head, dst, *tail, i0, i1), items, threads)
 
 
 def _rq_none():

@@ -42,8 +42,7 @@ from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
 from .fast_gemm import (_c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
-                        _q_consts, _q_target, _rq_none, gemm_geo, n_items, native_call, native_split, parallel_items,
-                        work_threads)
+                        _q_consts, _q_target, _rq_none, bind_items, gemm_geo, n_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
@@ -222,14 +221,8 @@ def bind_raw(packed: PackedPairs, rows, off=None, rq=None, conv=None, x_shape=No
     if conv is not None:
         geo = conv_geo(geo, x_shape, *conv)
     rq = _rq_none() if rq is None else rq
-    panels, items, threads = packed.panels, n_items(geo, "avx2-ubsw"), work_threads(geo, threads)
-    if threads <= 1 or items <= 1:
-        return lambda src, raw: _drive_ubsw(src, geo, panels, offs, raw, rq, 0, items)
-    if native_split(threads):
-        parts = np.int64(min(threads, items))
-        return lambda src, raw: native_call(_par_ubsw, threads, src, geo, panels, offs, raw, rq, items, parts)
-    return lambda src, raw: parallel_items(lambda i0, i1: _drive_ubsw(src, geo, panels, offs, raw, rq, i0, i1),
-                                           items, threads)
+    return bind_items(_drive_ubsw, _par_ubsw, (geo, packed.panels, offs), (rq,), n_items(geo, "avx2-ubsw"),
+                      work_threads(geo, threads))
 
 
 def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:

@@ -118,12 +118,30 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
 
 
 def _gemm_conv(plan, out_nhwc: bool):
-    """conv(x (N, C, H, W) array or view, out) for a GEMM plan; a channels-last x is read in place.
-    The plan is bound (kernels.conv_plan.BoundPlan: per-call constants computed once) per batch
-    size, input layout and kernel thread count."""
+    """conv(x (N, C, H, W) array or view, out) for a GEMM plan (kernels.conv_plan.BoundPlan: per-call
+    constants computed once; run_plan for a plan that cannot be bound)."""
     from kernels.conv_plan import BoundPlan, run_plan
-    from kernels.fast_gemm import get_num_threads
     out_layout = "nhwc" if out_nhwc else "nchw"
+
+    def bind(n, x_layout, out_dtype):
+        if BoundPlan.fits(plan, n):
+            return BoundPlan(plan, n, x_layout, out_layout, out_dtype, "conv")
+        return lambda x, out: run_plan(plan, x, out, "conv", x_layout, out_layout)
+    return _bound_per_layout(bind)
+
+
+def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
+    """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
+    from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
+    layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
+    out_layout = "nhwc" if out_nhwc else "nchw"
+    return _bound_per_layout(lambda n, x_layout, out_dtype: bind_depthwise_layer(layer, x_layout, out_layout))
+
+
+def _bound_per_layout(bind):
+    """conv(x4, out): a channels-last x (intsim.layout) is read in place; bind(n, x_layout,
+    out_dtype) -> run(x, out) is called once per batch size, input layout and kernel thread count."""
+    from kernels.fast_gemm import get_num_threads
     bound: dict = {}
 
     def conv(x4, out):
@@ -132,28 +150,7 @@ def _gemm_conv(plan, out_nhwc: bool):
         key = (x.shape[0], x_layout, get_num_threads())
         run = bound.get(key)
         if run is None:
-            run = bound[key] = BoundPlan(plan, x.shape[0], x_layout, out_layout, out.dtype, "conv") \
-                if BoundPlan.fits(plan, x.shape[0]) else \
-                (lambda x, out: run_plan(plan, x, out, "conv", x_layout, out_layout))
-        run(x, out)
-    return conv
-
-
-def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
-    """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
-    from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
-    from kernels.fast_gemm import get_num_threads
-    layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
-    out_layout = "nhwc" if out_nhwc else "nchw"
-    bound: dict = {}     # (x layout, kernel threads) -> the bound layer
-
-    def conv(x4, out):
-        xh = nhwc_of(x4)
-        x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
-        key = (x_layout, get_num_threads())
-        run = bound.get(key)
-        if run is None:
-            run = bound[key] = bind_depthwise_layer(layer, x_layout, out_layout)
+            run = bound[key] = bind(x.shape[0], x_layout, out.dtype)
         run(x, out)
     return conv
 
