@@ -11,6 +11,7 @@ never only as a float that happens to be one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
@@ -31,15 +32,15 @@ class IntType:
         if not 1 <= self.bits <= 64:
             raise QuantParamError(f"integer width {self.bits} is outside 1..64 bits")
 
-    @property
+    @functools.cached_property      # frozen: computed once, kept in the instance dict
     def qmin(self) -> int:
         return -(1 << (self.bits - 1)) if self.signed else 0
 
-    @property
+    @functools.cached_property
     def qmax(self) -> int:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
-    @property
+    @functools.cached_property
     def storage(self) -> np.dtype:
         """The narrowest NumPy dtype that holds every value of this type."""
         for width in (8, 16, 32, 64):

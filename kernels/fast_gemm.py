@@ -463,7 +463,7 @@ def native_call(par, threads, *args):
     """par(*args) (a parallel=True kernel) with Numba's thread count for this thread set to
     `threads` (capped at NUMBA_NUM_THREADS) for the call."""
     want = min(int(threads), numba.config.NUMBA_NUM_THREADS)
-    before = numba.get_num_threads()
+    before = _numba_threads()()
     if before != want:
         numba.set_num_threads(want)
     try:
@@ -471,6 +471,19 @@ def native_call(par, threads, *args):
     finally:
         if before != want:
             numba.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=None)
+def _numba_threads():
+    """This thread's Numba thread count getter: the threading layer's own C getter once the
+    layer is up (numba.get_num_threads checks the layer's launch first on every call, about
+    four times the cost), else numba.get_num_threads."""
+    from numba.np.ufunc import parallel
+    numba.get_num_threads()                  # launches the layer
+    getter = getattr(parallel, "_get_num_threads", None)
+    if callable(getter) and isinstance(getter(), int) and getter() == numba.get_num_threads():
+        return getter
+    return numba.get_num_threads
 
 
 @kernel(parallel=True)

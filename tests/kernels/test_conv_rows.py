@@ -68,6 +68,38 @@ def test_to_nhwc_threads_equal_serial(x):
     assert np.array_equal(cr.to_nhwc(x, threads(2)), cr.to_nhwc(x))
 
 
+needs_region = pytest.mark.skipif(not fg.native_split(2), reason="no thread-safe Numba threading layer")
+
+
+@needs_region
+@settings(max_examples=30, deadline=None)
+@given(x=nchw(dtypes=(np.uint8, np.int8, np.int32)))
+def test_to_nhwc_region_equals_serial(x):
+    """The parallel-region split (a NativeSplit runner: image ranges, one per thread)."""
+    assert np.array_equal(cr.to_nhwc(x, cr.NativeSplit(x.nbytes, 2)), cr.to_nhwc_ref(x))
+
+
+def test_runner_kinds(monkeypatch):
+    """Small passes serial; a region runner from NATIVE_PARALLEL_BYTES when regions are on;
+    the pool above PARALLEL_BYTES otherwise; serial_here() keeps everything on the caller."""
+    assert cr.runner(cr.NATIVE_PARALLEL_BYTES - 1) is None
+    with fg.serial_here():
+        assert cr.runner(cr.PARALLEL_BYTES) is None
+    before = fg.get_num_threads()
+    fg.set_num_threads(2)
+    try:
+        big = cr.runner(cr.NATIVE_PARALLEL_BYTES)
+        assert isinstance(big, cr.NativeSplit) if fg.native_split(2) else big is None
+        calls = []
+        cr.NativeSplit(cr.NATIVE_PARALLEL_BYTES, 2)(lambda i0, i1: calls.append((i0, i1)), 10)
+        assert calls == [(0, 10)]            # other passes: serial below PARALLEL_BYTES
+        monkeypatch.setattr(fg, "NATIVE_THREADS", False)
+        assert cr.runner(cr.NATIVE_PARALLEL_BYTES) is None
+        assert cr.runner(cr.PARALLEL_BYTES) is fg.parallel_items
+    finally:
+        fg.set_num_threads(before)
+
+
 # ------------------------------------------------------------------------------ im2col_rows
 @st.composite
 def im2col_case(draw):
@@ -119,6 +151,15 @@ def test_im2col_row_ranges_compose(case, data):
     got = np.zeros_like(want)
     split = lambda fn, n: (fn(0, cut), fn(cut, n))
     cr.im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, got, split)
+    assert np.array_equal(got, want)
+
+
+@needs_region
+@settings(max_examples=60, deadline=None)
+@given(case=im2col_case())
+def test_im2col_rows_region_equals_twin(case):
+    """The parallel-region split (a NativeSplit runner: row ranges, one per thread)."""
+    got, want = im2col_both(case, cr.NativeSplit(1 << 30, 2))
     assert np.array_equal(got, want)
 
 
@@ -335,7 +376,7 @@ def test_image_chunk_and_plain_1x1():
     assert cr.is_plain_1x1(1, 1, ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1))
     assert not cr.is_plain_1x1(1, 1, ConvGeom(2, 1, 0, 0, 0, 0, 1, 1, 1))
     assert not cr.is_plain_1x1(1, 1, ConvGeom(1, 1, 0, 0, 1, 0, 1, 1, 1))
-    assert cr.runner(10) is None and cr.runner(cr.PARALLEL_BYTES) is fg.parallel_items
+    assert cr.runner(10) is None
 
 
 def test_to_nhwc_into_out():
