@@ -177,13 +177,14 @@ def run_plan(plan: ConvPlan, x, out, where: str = "conv", x_layout: str = "nchw"
             finish(raw, gp.off, gp.wz, rowsum, plan.rq, out3[n0:n1], gi * mg, conv_rows.runner(raw.size))
 
 
-def _cols(plan: ConvPlan, xh, gi, rows, k):
-    """The im2col rows (rows, K) of group gi of the NHWC images xh (x's pixels for a plain 1x1)."""
+def _cols(plan: ConvPlan, xh, gi, rows, k, run=None):
+    """The im2col rows (rows, K) of group gi of the NHWC images xh (x's pixels for a plain 1x1);
+    run: the im2col pass's work split (default conv_rows.runner of its size)."""
     if plan.plain:
         return xh.reshape(rows, k)
     cols = scratch("conv.cols", (rows, k), plan.x_dtype)
     conv_rows.im2col_rows(xh, gi * plan.cg, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, cols,
-                          conv_rows.runner(cols.size))
+                          conv_rows.runner(cols.size) if run is None else run)
     return cols
 
 
@@ -214,6 +215,13 @@ class BoundPlan:
             self.calls.append((gi, implicit, gp.bind_q(rows, _conv_args(plan, gi) if implicit else None,
                                                        src_shape, plan.rq)))
         self.rows = rows
+        # the layout and im2col passes' work split, fixed like the GEMM's at binding
+        self.x_run = conv_rows.runner(n_img * c * h * w)
+        self.cols_run = conv_rows.runner(rows * self.k)
+        self.out2_shape, self.planes_shape = (rows, plan.m), (n_img, plan.m, self.p)
+        # one group written straight into an NHWC out: the common case, one kernel call
+        gi, implicit, call = self.calls[0]
+        self.direct = call if len(self.calls) == 1 and out_layout == "nhwc" and (implicit or plan.plain) else None
 
     @staticmethod
     def fits(plan: ConvPlan, n_img: int) -> bool:
@@ -230,16 +238,19 @@ class BoundPlan:
                 and out.flags.c_contiguous and (x_layout == "nchw" or x.flags.c_contiguous)):
             run_plan(self.plan, x, out, self.where, x_layout, out_layout)    # checks, then the general path
             return
-        plan, n_img, p, mg = self.plan, x.shape[0], self.p, self.mg
-        xh = x if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), conv_rows.runner(x.size))
+        plan, mg = self.plan, self.mg
+        xh = x if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), self.x_run)
+        if self.direct is not None:
+            self.direct(xh.reshape(-1), out.reshape(self.out2_shape))     # x's pixels are the rows
+            return
         nhwc = out_layout == "nhwc"
-        out2 = out.reshape(self.rows, plan.m) if nhwc else None
+        out2 = out.reshape(self.out2_shape) if nhwc else None
         for gi, implicit, call in self.calls:
-            src = xh if implicit else _cols(plan, xh, gi, self.rows, self.k)
+            src = xh if implicit else _cols(plan, xh, gi, self.rows, self.k, self.cols_run)
             q = out2[:, gi * mg:(gi + 1) * mg] if nhwc else scratch("conv.q", (self.rows, mg), out.dtype)
             call(src.reshape(-1), q)
             if not nhwc:
-                _rows_to_planes(q, out.reshape(n_img, plan.m, p), gi * mg)
+                _rows_to_planes(q, out.reshape(self.planes_shape), gi * mg)
 
 
 def _rows_to_planes(q, out3, ch0):

@@ -23,17 +23,21 @@ def scratch(name: str, shape: tuple, dtype) -> np.ndarray:
     buffer `name`."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
-        raise ValueError(f"scratch: negative dimension in {shape}")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = 1
+    for s in shape:
+        if s < 0:
+            raise ValueError(f"scratch: negative dimension in {shape}")
+        count *= s
+    nbytes = count * dtype.itemsize
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}
-    buf = bufs.get(name)
-    if buf is None or buf.size < nbytes + 64:
-        buf = bufs[name] = np.empty(int(nbytes * SLACK) + 64, np.uint8)
-    # align the view's start to 64 bytes (a cache line), then reinterpret
-    start = (-buf.ctypes.data) % 64
+    entry = bufs.get(name)
+    if entry is None or entry[0].size < nbytes + 64:
+        buf = np.empty(int(nbytes * SLACK) + 64, np.uint8)
+        # the view's start aligned to 64 bytes (a cache line), computed once per buffer
+        entry = bufs[name] = (buf, (-buf.ctypes.data) % 64)
+    buf, start = entry
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
