@@ -537,17 +537,26 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
     impl, par = (_nhwc_impl, _par_nhwc) if plan.wpk is None else (_nhwc_impl_pairs, _par_nhwc_pairs)
     native = native_split(threads) and items > 1
     parts = np.int64(min(threads, items))
+    x_dtype, dst_dtype = plan.x_dtype, plan.dst_dtype
 
     def call(x, dst):
-        for name, a, want, dtype in (("x", x, x_shape, plan.x_dtype), ("dst", dst, dst_shape, plan.dst_dtype)):
-            if not (type(a) is np.ndarray and a.shape == want and a.dtype == dtype and a.flags.c_contiguous):
-                fd._fail(name, f"must be a C-contiguous {dtype} array of shape {want}, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        if not (type(x) is np.ndarray and x.shape == x_shape and x.dtype == x_dtype and x.flags.c_contiguous):
+            _bad_array("x", x, x_shape, x_dtype)
+        if not (type(dst) is np.ndarray and dst.shape == dst_shape and dst.dtype == dst_dtype
+                and dst.flags.c_contiguous):
+            _bad_array("dst", dst, dst_shape, dst_dtype)
         if native:
             native_call(par, threads, x, *head, dst, *tail, items, parts)
+        elif threads <= 1:
+            impl(x, *head, dst, *tail, 0, items)
         else:
             _split_run(lambda i0, i1: impl(x, *head, dst, *tail, i0, i1), items, threads)
     return call
+
+
+def _bad_array(name, a, shape, dtype):
+    fd._fail(name, f"must be a C-contiguous {dtype} array of shape {shape}, got "
+             f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
 
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:

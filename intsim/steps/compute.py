@@ -477,7 +477,7 @@ def _matmul_lane(node, ctx, b: Bound, a):
     """A (M, K) x the static B (K, N) with its requantization in one SIMD pass, when
     Bound.fused_requant proves it exact: the 1x1 conv plan of B over M one-pixel images, channels
     last (kernels.conv_plan; A's rows are the GEMM rows as they are). None when not fused."""
-    from kernels.conv_plan import ConvPlan, run_plan
+    from kernels.conv_plan import ConvPlan
     dtype = node.attrs["out_type"].storage
     fused = b.fused_requant(ctx, a.dtype, dtype)
     m, k = a.shape
@@ -489,11 +489,11 @@ def _matmul_lane(node, ctx, b: Bound, a):
     if not isinstance(plan, ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
         return None
     name = node.outputs[0]
+    conv = _gemm_conv(plan, True)       # bound once: A's rows are M one-pixel channels-last images
 
     def lane(env, a):
         out = np.empty((m, n), dtype)
-        _kernel_call(node, run_plan, plan, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n),
-                     "matmul", "nhwc", "nhwc")
+        _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, k, 1, 1), out.reshape(m, 1, 1, n))
         env[name] = out
     return lane
 

@@ -2,6 +2,8 @@
 NumPy for the common movement ops and by the ONNX reference evaluator otherwise."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
@@ -29,7 +31,7 @@ def _reshape(x, shape, allowzero, node=None):
 
 def _flatten(x, axis):
     axis = axis % x.ndim if x.ndim else 0
-    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+    return x.reshape(math.prod(x.shape[:axis]), -1)
 
 
 def _axes(node, env, ctx, a, opset_split=13):

@@ -124,7 +124,9 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
             mock.patch.object(dn, "_par_nhwc_pairs", par_spy(dn._par_nhwc_pairs)):
         got, want, _ = run_all(case, threads)
     assert np.array_equal(got, want)
-    if native and threads > 1 and calls != [threads]:     # (one item: the pool path, run serially)
+    if threads == 1:                    # one thread: the kernel itself, no split at all
+        assert calls == []
+    elif native and calls != [threads]:     # (one item: the pool path, run serially)
         assert len(calls) == 1 and calls[0][0] == "native" and 2 <= calls[0][1] <= threads
     else:
         assert calls == [threads]
@@ -395,7 +397,8 @@ def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
             run(i, i + 1)
 
     from kernels import fast_gemm
-    with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(fast_gemm, "NATIVE_THREADS", False):
+    with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(fast_gemm, "NATIVE_THREADS", False), \
+            mock.patch.object(dn, "SERIAL_WORK", 0):
         plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
         plan = plan._replace(shape=(plan.shape[0], min(dst.shape[1], rb)))
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
