@@ -208,3 +208,29 @@ def test_requantized_plans_equal_the_references(seed, group, k, stride, dil, n, 
                 assert np.array_equal(bound, got)
         got = got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got
         assert np.array_equal(got.reshape(n, m, oh * ow), want)
+
+
+@pytest.mark.parametrize("engine", ["exact", "pairs"])
+@pytest.mark.parametrize("x_layout", ["nchw", "nhwc"])
+def test_bound_plan_one_call_path(engine, x_layout):
+    """A one-group plan written channels-last calls its GEMM once on x's pixels (BoundPlan.direct:
+    a plain 1x1 reads them in place; a 3x3 packs its tiles from the image when its kernel rows are
+    long, else goes through im2col rows): the same bytes as run_plan. Two groups: no direct call."""
+    rng = np.random.default_rng(5)
+    # (kernel, channels, groups, direct): 3x3 over 16 channels has 48-byte kernel rows (implicit
+    # im2col, IMPLICIT_MIN_RUN = 32), over 4 channels 12-byte rows (im2col rows first)
+    for k, c, group, direct in ((1, 8, 1, True), (3, 16, 1, True), (3, 4, 1, False), (1, 8, 2, False)):
+        w = rng.integers(-128, 128, (12, c // group, k, k)).astype(np.int8)
+        g = ConvGeom(1, 1, k // 2, k // 2, k // 2, k // 2, 1, 1, group)
+        rq = (True, rng.uniform(1e-4, 1e-2, 12).astype(np.float32), np.int64(5), np.int64(0), np.int64(255))
+        bias = rng.integers(-5000, 5000, 12)
+        plan = plan_conv_exact(pack_conv(w, 0, g), (c, 5, 7), np.uint8, 3, bias, rq) if engine == "exact" else \
+            plan_conv_pairs(pack_conv_pairs(w, g), (c, 5, 7), 3, np.zeros(12, np.int64), bias, rq)
+        x = rng.integers(0, 256, (3, c, 5, 7)).astype(np.uint8)
+        x_in = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x
+        bound = BoundPlan(plan, 3, x_layout, "nhwc", np.uint8, "conv")
+        assert (bound.direct is not None) == direct
+        got, want = np.full((3, 5, 7, 12), 9, np.uint8), np.empty((3, 5, 7, 12), np.uint8)
+        bound(x_in, got)
+        run_plan(plan, x, want, "conv", "nchw", "nhwc")
+        assert np.array_equal(got, want)
