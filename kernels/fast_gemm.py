@@ -510,7 +510,7 @@ _PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512}
 NATIVE_THREADS = os.environ.get("INTSIM_NATIVE_THREADS", "1") != "0"
 # Numba's OpenMP threads spin this many polls after a region before sleeping (libgomp reads it when
 # Numba first loads it; a value set by the user wins). libgomp's own default was too short to bridge
-# the gaps between a network's layers on this VM (a region of 2 x 9 us took 24 us, with 1e4 13 us);
+# the gaps between a network's layers on this VM (a region of 2 x 9 us took 24 us, 13 us spinning);
 # 1e6 bridged them too but kept a core busy for ~25 ms after each run, which slowed whatever ran
 # next (onnxruntime timed alternately: 2.6 -> 4.3 ms on MobileNetV2-style at batch 8). 1e4 spins
 # ~0.3 ms: the same model time as 1e6 here (3.1-3.4 ms), a region after a 300 us gap +8 us.
