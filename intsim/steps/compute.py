@@ -121,16 +121,17 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     return lane
 
 
-def _gemm_conv(plan, out_nhwc: bool):
+def _gemm_conv(plan, out_nhwc: bool, where: str = "conv"):
     """conv(x (N, C, H, W) array or view, out) for a GEMM plan (kernels.conv_plan.BoundPlan: per-call
-    constants computed once; run_plan for a plan that cannot be bound)."""
+    constants computed once; run_plan for a plan that cannot be bound); `where` names the caller
+    in the plan's errors."""
     from kernels.conv_plan import BoundPlan, run_plan
     out_layout = "nhwc" if out_nhwc else "nchw"
 
     def bind(n, x_layout, out_dtype):
         if BoundPlan.fits(plan, n):
-            return BoundPlan(plan, n, x_layout, out_layout, out_dtype, "conv")
-        return lambda x, out: run_plan(plan, x, out, "conv", x_layout, out_layout)
+            return BoundPlan(plan, n, x_layout, out_layout, out_dtype, where)
+        return lambda x, out: run_plan(plan, x, out, where, x_layout, out_layout)
     return _bound_per_layout(bind)
 
 
@@ -489,7 +490,7 @@ def _matmul_lane(node, ctx, b: Bound, a):
     if not isinstance(plan, ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
         return None
     name = node.outputs[0]
-    conv = _gemm_conv(plan, True)       # bound once: A's rows are M one-pixel channels-last images
+    conv = _gemm_conv(plan, True, "matmul")     # bound once: A's rows are M one-pixel channels-last images
 
     def lane(env, a):
         out = np.empty((m, n), dtype)
