@@ -82,14 +82,12 @@ def runner(nbytes: int):
 
 
 def _region(par, run, n, *args) -> bool:
-    """Run par(*args, parts) as a parallel region when `run` is a NativeSplit and n items split;
-    False (nothing done) otherwise."""
+    """Run par(*args, parts) as a parallel region when `run` is a NativeSplit, n items split and
+    this process may start regions (not a forked child); False (nothing done) otherwise."""
     if not isinstance(run, NativeSplit) or n < 2:
         return False
     from .fast_gemm import native_call
-    parts = np.int64(min(run.threads, n))
-    native_call(par, run.threads, *args, parts)
-    return True
+    return native_call(par, run.threads, *args, np.int64(min(run.threads, n)))   # False in a forked child
 
 
 def is_plain_1x1(kh, kw, g) -> bool:

@@ -545,9 +545,9 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
         if not (type(dst) is np.ndarray and dst.shape == dst_shape and dst.dtype == dst_dtype
                 and dst.flags.c_contiguous):
             _bad_array("dst", dst, dst_shape, dst_dtype)
-        if native:
-            native_call(par, threads, x, *head, dst, *tail, items, parts)
-        elif threads <= 1:
+        if native and native_call(par, threads, x, *head, dst, *tail, items, parts):
+            return
+        if threads <= 1 or native:          # (native: a forked child, which starts no regions)
             impl(x, *head, dst, *tail, 0, items)
         else:
             _split_run(lambda i0, i1: impl(x, *head, dst, *tail, i0, i1), items, threads)

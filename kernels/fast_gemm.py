@@ -459,9 +459,13 @@ def parallel_items(fn, n_items: int, threads: int | None = None, per_thread: int
         raise errors[0]
 
 
-def native_call(par, threads, *args):
+def native_call(par, threads, *args) -> bool:
     """par(*args) (a parallel=True kernel) with Numba's thread count for this thread set to
-    `threads` (capped at NUMBA_NUM_THREADS) for the call."""
+    `threads` (capped at NUMBA_NUM_THREADS) for the call; True when it ran. False, running
+    nothing, when this process may not start regions (a forked child: callers bound before the
+    fork then run their serial path, see _no_native_in_child)."""
+    if not NATIVE_THREADS:
+        return False
     want = min(int(threads), numba.config.NUMBA_NUM_THREADS)
     before = _numba_threads()()
     if before != want:
@@ -471,6 +475,7 @@ def native_call(par, threads, *args):
     finally:
         if before != want:
             numba.set_num_threads(before)
+    return True
 
 
 @functools.lru_cache(maxsize=None)
@@ -519,7 +524,8 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 def _no_native_in_child() -> None:
     """A forked child must not launch OpenMP regions (GNU OpenMP aborts a child of a process
-    that used it): there the kernels use the pool."""
+    that used it): there new bindings use the pool, and calls bound before the fork (a prepared
+    Program's lanes) run serially (native_call returns False)."""
     global NATIVE_THREADS
     NATIVE_THREADS = False
 
@@ -678,7 +684,9 @@ def bind_items(drive, par, head, tail, items, threads):
         return lambda src, dst: drive(src, *head, dst, *tail, 0, items)
     if native_split(threads):
         parts = np.int64(min(threads, items))
-        return lambda src, dst: native_call(par, threads, src, *head, dst, *tail, items, parts)
+        # (a forked child runs the items serially: no regions there)
+        return lambda src, dst: native_call(par, threads, src, *head, dst, *tail, items, parts) or \
+            drive(src, *head, dst, *tail, 0, items)
     return lambda src, dst: parallel_items(lambda i0, i1: drive(src, *head, dst, *tail, i0, i1), items, threads)
 
 
