@@ -220,7 +220,7 @@ class BoundPlan:
         self.cols_run = conv_rows.runner(rows * self.k)
         self.out2_shape, self.planes_shape = (rows, plan.m), (n_img, plan.m, self.p)
         # one group written straight into an NHWC out: the common case, one kernel call
-        gi, implicit, call = self.calls[0]
+        _, implicit, call = self.calls[0]
         self.direct = call if len(self.calls) == 1 and out_layout == "nhwc" and (implicit or plan.plain) else None
 
     @staticmethod

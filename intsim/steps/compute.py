@@ -19,6 +19,7 @@ from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import IntType, Requant
+from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from . import step
 from .params import ParamReader, check_scale, per_channel, scalar_zp
@@ -113,11 +114,8 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
 
     def lane(env, x):
         out = np.empty(out_shape, dtype)
-        try:
-            conv(x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
-        except ValueError as e:         # as _kernel_call
-            raise ShapeError(f"node '{node.name}': {e}") from None
-        env[name] = out.transpose(0, 3, 1, 2) if out_nhwc else out.reshape(stored)     # nchw_view
+        _kernel_call(node, conv, x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
+        env[name] = nchw_view(out) if out_nhwc else out.reshape(stored)
     return lane
 
 
@@ -150,8 +148,8 @@ def _bound_per_layout(bind):
     bound: dict = {}
 
     def conv(x4, out):
-        xh = x4.transpose(0, 2, 3, 1)           # nhwc_of, for the 4-D arrays the lanes pass
-        x, x_layout = (xh, "nhwc") if xh.flags.c_contiguous else (x4, "nchw")
+        xh = nhwc_of(x4)
+        x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
         key = (x.shape[0], x_layout, get_num_threads())
         run = bound.get(key)
         if run is None:
