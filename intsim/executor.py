@@ -10,9 +10,11 @@ integers of the declared type. taps maps each node name to {"op", "origin", "out
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from . import batch_split
+from . import batch_split, frozen
 from .accumulator import Accumulator
 from .errors import IntsimError, ShapeError
 from .ir import FloatType, Graph, IntType
@@ -20,6 +22,12 @@ from .layout import channels_last_tensors
 from .limits import check_bytes, check_shape, current, limited
 from .steps import load_all
 from .targets import get_target
+
+
+FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.frozen)
+FREEZE_MAX_BYTES = 64 << 20     # tensors a Program's frozen runs may keep between runs, in all
+FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
+_SEEN = object()
 
 
 class _Context:
@@ -80,6 +88,7 @@ class Program:
             if prepare is None:
                 raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
             self._steps.append((node, prepare(node, self._ctx)))
+        self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.batch_split)
         self._min_part = split.min_part
@@ -137,7 +146,44 @@ class Program:
             parts = 1 if taps else self._parts(env, threads)
             if parts > 1:
                 return self._run_split(env, parts)
+            if not taps and FREEZE:
+                return self._run_frozen(env)
             return self._execute(env, taps)
+
+    def _frozen_key(self, env: dict) -> tuple:
+        from kernels import fast_gemm
+        return (tuple((x.shape, x.dtype.str) for x in env.values()), fast_gemm.get_num_threads(),
+                fast_gemm.NATIVE_THREADS)
+
+    def _run_frozen(self, env: dict) -> dict:
+        """The run on checked feeds through a frozen run (intsim.frozen) of their key: recorded the
+        second time a key is seen (a one-off shape keeps no buffers), replayed from then on. Keys
+        whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way."""
+        key = self._frozen_key(env)
+        fz = self._frozen.get(key, False)
+        if fz is False:             # first sight of the key
+            self._frozen[key] = _SEEN
+            return self._execute(env, False)
+        if fz is _SEEN:
+            return self._record(key, env)
+        if fz is None or not fz.lock.acquire(blocking=False):
+            return self._execute(env, False)
+        try:
+            return fz.replay(env)
+        except frozen.Mismatch:
+            self._frozen[key] = None
+            return self._execute(env, False)
+        finally:
+            fz.lock.release()
+
+    def _record(self, key, env: dict) -> dict:
+        rec = frozen.FrozenRun(list(env), self.graph.outputs, self.graph.constants)
+        env = self._execute(env, False, rec)
+        kept = [v for v in self._frozen.values() if isinstance(v, frozen.FrozenRun)]
+        ok = rec.calls is not None and len(kept) < FREEZE_KEYS and \
+            rec.nbytes + sum(v.nbytes for v in kept) <= FREEZE_MAX_BYTES
+        self._frozen[key] = rec if ok else None
+        return frozen.outputs(env, self.graph.outputs, self.graph.constants)
 
     def _parts(self, env: dict, threads: int | None) -> int:
         """How many slices of the batch this run uses (1: no split)."""
@@ -166,11 +212,14 @@ class Program:
             return self._execute(env, False)
         return {name: np.concatenate([o[name] for o in outs], axis=0) for name in self.graph.outputs}
 
-    def _execute(self, env: dict, taps: bool):
-        """Run the steps on checked feeds `env` (consumed: it becomes the run's environment)."""
+    def _execute(self, env: dict, taps: bool, rec: frozen.FrozenRun | None = None):
+        """Run the steps on checked feeds `env` (consumed: it becomes the run's environment).
+        With `rec`, each step is also frozen into it as it runs, and the environment (holding
+        rec's buffers) is returned; rec.calls is None when some step could not be frozen."""
         tap_all = {} if taps else None
         lim = current()
         live = sum(np.asarray(v).nbytes for v in env.values())
+        fixed = set(self.graph.constants) if rec is not None else None
         for node, fn in self._steps:
             tap = {"op": node.op, "origin": node.origin} if taps else None
             fn(env, tap)
@@ -180,6 +229,14 @@ class Program:
             if taps:
                 tap["outputs"] = {o: env[o] for o in node.outputs if o}
                 tap_all[node.name] = tap
+            if rec is not None and rec.calls is not None:
+                try:
+                    rec.record(node, fn, env, fixed)
+                except frozen.Mismatch:
+                    rec.calls = None
+        if rec is not None:
+            rec.finish(env)
+            return env
         outs = {}
         for name in self.graph.outputs:
             if name not in env and name not in self.graph.constants:

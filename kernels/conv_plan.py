@@ -21,6 +21,7 @@ the NHWC image (conv_q: implicit im2col, no rows in memory); the same integers e
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -231,11 +232,22 @@ class BoundPlan:
         return bool(plan.rq[0]) and all(gp.bind_q is not None for gp in plan.groups) and \
             conv_rows.image_chunk(plan.oh * plan.ow, k + 4 * mg, n_img) >= n_img
 
+    def _bound_arrays(self, x, out) -> bool:
+        """x and out are exactly the arrays this binding was built for."""
+        return (type(x) is np.ndarray and x.shape == self.x_shape and x.dtype == self.plan.x_dtype
+                and type(out) is np.ndarray and out.shape == self.out_shape and out.dtype == self.out_dtype
+                and out.flags.c_contiguous and (self.layouts[0] == "nchw" or x.flags.c_contiguous))
+
+    def freeze(self, x, out):
+        """A call() doing self(x, out) on these very arrays, its checks done now: the single
+        kernel call itself when x is channels-last and the plan has the one-call path."""
+        if self.direct is not None and self.layouts[0] == "nhwc" and self._bound_arrays(x, out):
+            return partial(self.direct, x.reshape(-1), out.reshape(self.out2_shape))
+        return partial(self, x, out)
+
     def __call__(self, x, out) -> None:
         x_layout, out_layout = self.layouts
-        if not (type(x) is np.ndarray and x.shape == self.x_shape and x.dtype == self.plan.x_dtype
-                and type(out) is np.ndarray and out.shape == self.out_shape and out.dtype == self.out_dtype
-                and out.flags.c_contiguous and (x_layout == "nchw" or x.flags.c_contiguous)):
+        if not self._bound_arrays(x, out):
             run_plan(self.plan, x, out, self.where, x_layout, out_layout)    # checks, then the general path
             return
         plan, mg = self.plan, self.mg

@@ -50,6 +50,7 @@ dst's block is finished channels-last into a staging block, then transposed into
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -539,18 +540,29 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
     parts = np.int64(min(threads, items))
     x_dtype, dst_dtype = plan.x_dtype, plan.dst_dtype
 
-    def call(x, dst):
+    def check(x, dst):
         if not (type(x) is np.ndarray and x.shape == x_shape and x.dtype == x_dtype and x.flags.c_contiguous):
             _bad_array("x", x, x_shape, x_dtype)
         if not (type(dst) is np.ndarray and dst.shape == dst_shape and dst.dtype == dst_dtype
                 and dst.flags.c_contiguous):
             _bad_array("dst", dst, dst_shape, dst_dtype)
+
+    def call(x, dst):
+        check(x, dst)
         if native and native_call(par, threads, x, *head, dst, *tail, items, parts):
             return
         if threads <= 1 or native:          # (native: a forked child, which starts no regions)
             impl(x, *head, dst, *tail, 0, items)
         else:
             _split_run(lambda i0, i1: impl(x, *head, dst, *tail, i0, i1), items, threads)
+
+    def freeze(x, dst):
+        """call(x, dst) on these very arrays as a call(), checked now (the kernel itself on one thread)."""
+        if threads > 1 or native:
+            return partial(call, x, dst)
+        check(x, dst)
+        return partial(impl, x, *head, dst, *tail, 0, items)
+    call.freeze = freeze
     return call
 
 

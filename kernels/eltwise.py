@@ -32,6 +32,7 @@ type's range for the plain ONNX ops.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -255,6 +256,16 @@ def qlinear_add_planned(a, b, plan: AddPlan, out) -> None:
         bv = b.reshape(-1)
         _chunked(lambda i0, i1: _add_vv_impl(av[i0:i1], bv[i0:i1], plan.r_a, plan.r_b, plan.fixed, lo, hi,
                                              plan.checked, ov[i0:i1]), av.size)
+
+
+def bind_add_planned(a, b, plan: AddPlan, out):
+    """call() doing qlinear_add_planned(a, b, plan, out) on these very arrays, checked now:
+    the element kernel itself when the arrays are too small to split and b is not a single value."""
+    _check_planned("qlinear_add", a, b, plan, out)
+    if a.size >= _PAR_MIN or (b.size == 1 and a.size != 1):
+        return partial(qlinear_add_planned, a, b, plan, out)
+    return partial(_add_vv_impl, a.reshape(-1), b.reshape(-1), plan.r_a, plan.r_b, plan.fixed,
+                   np.int64(plan.lo), np.int64(plan.hi), plan.checked, out.reshape(-1))
 
 
 def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:

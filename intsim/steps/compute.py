@@ -9,6 +9,7 @@ y = target.requantize(acc) with multiplier x_scale * w_scale[m] / y_scale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -116,6 +117,19 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
         out = np.empty(out_shape, dtype)
         _kernel_call(node, conv, x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
         env[name] = nchw_view(out) if out_nhwc else out.reshape(stored)
+
+    def freeze(env, fixed):
+        """call(env) redoing this lane's last run in place: x and the output it stored (see
+        intsim.frozen); None when x is not in a fixed buffer."""
+        if node.inputs[0] not in fixed:
+            return None
+        x, y = env[node.inputs[0]], env[name]
+        out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
+        if out is None or not out.flags.c_contiguous:
+            return None
+        call = conv.freeze(x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
+        return lambda env: _kernel_call(node, call)
+    lane.freeze = freeze
     return lane
 
 
@@ -147,14 +161,25 @@ def _bound_per_layout(bind):
     from kernels.fast_gemm import get_num_threads
     bound: dict = {}
 
-    def conv(x4, out):
+    def bound_run(x4, out):
         xh = nhwc_of(x4)
         x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
         key = (x.shape[0], x_layout, get_num_threads())
         run = bound.get(key)
         if run is None:
             run = bound[key] = bind(x.shape[0], x_layout, out.dtype)
+        return run, x
+
+    def conv(x4, out):
+        run, x = bound_run(x4, out)
         run(x, out)
+
+    def freeze(x4, out):
+        """A call() doing conv(x4, out) on these very arrays (the binding's own freeze if it has one)."""
+        run, x = bound_run(x4, out)
+        f = getattr(run, "freeze", None)
+        return f(x, out) if f is not None else partial(run, x, out)
+    conv.freeze = freeze
     return conv
 
 
@@ -419,6 +444,12 @@ def prepare_conv(node, ctx):
         bound.requantizer.apply(acc.reshape(n, m, oh * ow), out)
         env[node.outputs[0]] = out.reshape(out_shape)
 
+    def freeze(env, fixed):
+        """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
+        x = env[ins[0]]
+        lane = lanes.get((x.shape, x.dtype)) if static is not None else None
+        return lane.freeze(env, fixed) if lane is not None else None
+    run.freeze = freeze
     return run
 
 
@@ -494,6 +525,16 @@ def _matmul_lane(node, ctx, b: Bound, a):
         out = np.empty((m, n), dtype)
         _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, k, 1, 1), out.reshape(m, 1, 1, n))
         env[name] = out
+
+    def freeze(env, fixed):
+        """call(env) redoing this lane's last run in place (see intsim.frozen); None unless A is
+        a C-contiguous fixed buffer read as it is (no transA)."""
+        a = env[node.inputs[0]]
+        if node.inputs[0] not in fixed or node.attrs.get("transA") or not a.flags.c_contiguous:
+            return None
+        call = conv.freeze(a.reshape(m, k, 1, 1), env[name].reshape(m, 1, 1, n))
+        return lambda env: _kernel_call(node, call)
+    lane.freeze = freeze
     return lane
 
 
@@ -554,4 +595,11 @@ def prepare_matmul(node, ctx):
         bound.requantizer.apply(acc.reshape(-1, nch, 1), out.reshape(-1, nch, 1))
         env[node.outputs[0]] = out.reshape(shape)
 
+    def freeze(env, fixed):
+        """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
+        a = env[ins[0]]
+        a = a.T if node.attrs.get("transA") else a
+        lane = lanes.get((a.shape, a.dtype)) if static is not None else None
+        return lane.freeze(env, fixed) if lane is not None else None
+    run.freeze = freeze
     return run

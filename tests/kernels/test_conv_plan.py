@@ -234,3 +234,12 @@ def test_bound_plan_one_call_path(engine, x_layout):
         bound(x_in, got)
         run_plan(plan, x, want, "conv", "nchw", "nhwc")
         assert np.array_equal(got, want)
+        # frozen on these arrays (intsim.frozen): later calls read x_in as it is then
+        frozen = np.full_like(got, 4)
+        call = bound.freeze(x_in, frozen)
+        for _ in range(2):
+            x_in[...] = rng.integers(0, 256, x_in.shape)
+            call()
+            x = np.ascontiguousarray(x_in.transpose(0, 3, 1, 2)) if x_layout == "nhwc" else x_in
+            run_plan(plan, x, want, "conv", "nchw", "nhwc")
+            assert np.array_equal(frozen, want)

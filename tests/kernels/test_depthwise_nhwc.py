@@ -272,7 +272,16 @@ def test_layer_any_layouts_equal_nchw_twin(seed, hw, s, mult, x_layout, out_layo
     x_in = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x
     with mock.patch.object(dn, "SMALL_MAP", small_map):
         dn.run_depthwise_layer(layer, x_in, got, x_layout, out_layout)
+        bound = dn.bind_depthwise_layer(layer, x_layout, out_layout)
     assert np.array_equal(got.transpose(0, 3, 1, 2) if out_layout == "nhwc" else got, want)
+    if hasattr(bound, "freeze"):        # frozen on x_in and out (intsim.frozen): reads x_in at each call
+        out = np.full_like(got, 5)
+        call = bound.freeze(x_in, out)
+        x_in[...] = rng.integers(0, 256, x_in.shape)
+        call()
+        x = np.ascontiguousarray(x_in.transpose(0, 3, 1, 2)) if x_layout == "nhwc" else x_in
+        fd.depthwise_ref(x, 7, pc.wz, bias, plan.geo, want, rq)
+        assert np.array_equal(out.transpose(0, 3, 1, 2) if out_layout == "nhwc" else out, want)
 
 
 def test_layer_refuses_bad_layouts_and_arrays():

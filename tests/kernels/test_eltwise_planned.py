@@ -20,10 +20,13 @@ scales = (st.sampled_from([2.0 ** -k for k in range(0, 10)]) | st.floats(2.0 ** 
 
 
 def _add_both(a, b, sa, za, sb, zb, sy, zy, lo, hi, dtype):
+    """(plan, qlinear_add_planned, twin), after checking that the bound call gives the same."""
     plan = E.add_plan(sa, za, sb, zb, sy, zy, lo, hi, dtype)
-    got, want = np.empty(a.shape, dtype), np.empty(a.shape, dtype)
+    got, want, bound = np.empty(a.shape, dtype), np.empty(a.shape, dtype), np.empty(a.shape, dtype)
     E.qlinear_add_planned(a, b, plan, got)
     E.qlinear_add_ref(a, sa, za, b, sb, zb, sy, zy, lo, hi, want)
+    E.bind_add_planned(a, b, plan, bound)()
+    assert np.array_equal(bound, got)
     return plan, got, want
 
 
@@ -64,9 +67,25 @@ def test_add_planned_large_matches_onnxruntime(dtype):
                                    (F32(2 ** -4), F32(2 ** -5), F32(2 ** -3), 3, -3 if info.min else 250, info.max)):
         plan = E.add_plan(sa, za, sb, zb, sy, zy, info.min, info.max, dtype)
         for bb in (b, b[:1].copy()):
-            got = np.empty(n, dtype)
+            got, bound = np.empty(n, dtype), np.empty(n, dtype)
             E.qlinear_add_planned(a, bb, plan, got)
             assert np.array_equal(got, ort_binary("QLinearAdd", a, bb, sa, za, sb, zb, sy, zy))
+            E.bind_add_planned(a, bb, plan, bound)()
+            assert np.array_equal(bound, got)
+
+
+def test_bound_add_reads_its_arrays_at_each_call():
+    """bind_add_planned binds arrays, not values: a call after a changes sees the new a."""
+    rng = np.random.default_rng(4)
+    plan = E.add_plan(0.02, 3, 0.04, 250, 0.03, 7, 0, 255, np.uint8)
+    a, b = rng.integers(0, 256, (2, 5, 7, 3)).astype(np.uint8), rng.integers(0, 256, (2, 5, 7, 3)).astype(np.uint8)
+    out, want = np.empty_like(a), np.empty_like(a)
+    call = E.bind_add_planned(a, b, plan, out)
+    for _ in range(3):
+        a[...] = rng.integers(0, 256, a.shape)
+        call()
+        E.qlinear_add_ref(a, 0.02, 3, b, 0.04, 250, 0.03, 7, 0, 255, want)
+        assert np.array_equal(out, want)
 
 
 def test_add_planned_rejects_bad_arrays():
@@ -78,6 +97,10 @@ def test_add_planned_rejects_bad_arrays():
         E.qlinear_add_planned(a, np.zeros(3, np.uint8), plan, np.empty_like(a))
     with pytest.raises(ValueError, match="contiguous"):
         E.qlinear_add_planned(a.T, a, plan, np.empty_like(a))
+    with pytest.raises(ValueError, match="contiguous"):
+        E.bind_add_planned(a.T, a, plan, np.empty_like(a))
+    with pytest.raises(ValueError, match="shape"):
+        E.bind_add_planned(a, a, plan, np.empty((4, 3), np.uint8))
     with pytest.raises(ValueError, match="scale"):
         E.add_plan(0.1, 0, float("nan"), 0, 0.1, 0, 0, 255, np.uint8)
     with pytest.raises(ValueError, match="dtype"):

@@ -1,0 +1,168 @@
+"""Frozen runs (intsim.frozen): replays on fixed buffers give exactly the ordinary runs' outputs
+(and onnxruntime's), run after run on different data, and fall back to the ordinary path
+whenever a replay cannot reproduce it."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import intsim
+from intsim import executor, frozen
+from kernels import fast_gemm
+from tests.ortutil import run_ort
+
+zoo = pytest.importorskip("models.zoo")
+
+SMALL = [m for m in zoo.MODELS if m != "resnet18_s"]
+
+
+def _kept(prog) -> list:
+    return [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+
+
+@pytest.fixture
+def replays(monkeypatch):
+    """Counts FrozenRun.replay calls."""
+    count = [0]
+    real = frozen.FrozenRun.replay
+
+    def spy(self, feeds):
+        count[0] += 1
+        return real(self, feeds)
+    monkeypatch.setattr(frozen.FrozenRun, "replay", spy)
+    return count
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("form", zoo.FORMS)
+@pytest.mark.parametrize("name", SMALL)
+def test_replays_equal_onnxruntime_run_after_run(name, form, threads, replays):
+    path = zoo.quantized_model(name, form)
+    batches = [zoo.sample_inputs(name, 4, seed=s) for s in (1, 2, 3)]
+    want = [run_ort(str(path), f, optimized=True) for f in batches]
+    prog = intsim.load(path)
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(threads)
+    try:
+        for i in (0, 1, 2, 0, 2, 1, 1):     # first sight, recording, then replays on changing data
+            got = prog.run(batches[i])
+            for k, v in want[i].items():
+                np.testing.assert_array_equal(got[k], v, err_msg=f"{name}/{form} batch {i}")
+    finally:
+        fast_gemm.set_num_threads(old)
+    assert len(_kept(prog)) == 1 and replays[0] == 5
+
+
+def test_mobilenet_convs_adds_and_matmul_replay_as_bound_kernel_calls():
+    """Only the steps without a freeze hook (or whose last run took a general path) run their
+    ordinary Python path in a replay: in MobileNetV2-style u8 on a SIMD host, the quantize,
+    pooling, flatten and dequantize steps."""
+    from kernels.cpu import best_isa
+    if best_isa() == "portable":
+        pytest.skip("no fused lanes on the portable kernels")
+    prog = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))
+    feeds = zoo.sample_inputs("mobilenetv2_s", 2, seed=1)
+    prog.run(feeds)
+    prog.run(feeds)
+    (rec,) = _kept(prog)
+    ops = {node.name: node.op for node, _ in prog._steps}
+    assert sorted({ops[n] for n in rec.ordinary}) == ["dequantize", "global_avgpool", "onnx", "quantize"]
+    assert len(rec.calls) == len(prog._steps)
+
+
+def test_outputs_are_copies_not_the_buffers():
+    prog = intsim.load(zoo.quantized_model("digits_cnn", "qdq_u8_pc"))
+    feeds = zoo.sample_inputs("digits_cnn", 3, seed=4)
+    first = prog.run(feeds)
+    outs = [prog.run(feeds) for _ in range(3)]      # recording, replay, replay
+    for o in outs:
+        for k in o:
+            np.testing.assert_array_equal(o[k], first[k])
+            o[k][...] = 0
+    again = prog.run(feeds)
+    for k in again:
+        np.testing.assert_array_equal(again[k], first[k])
+        assert not np.shares_memory(again[k], outs[-1][k])
+
+
+def _reshape_model():
+    """y = relu(reshape(x, s)): the output shape depends on the values of input s."""
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["r"]), helper.make_node("Relu", ["r"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6]),
+         helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_data_dependent_shape_falls_back_to_the_ordinary_run(tmp_path):
+    path = tmp_path / "reshape.onnx"
+    path.write_bytes(_reshape_model().SerializeToString())
+    prog = intsim.load(path)
+    x = np.arange(-6, 6, dtype=np.float32).reshape(2, 6)
+    for shape in ([3, 4], [3, 4], [3, 4], [4, 3], [6, 2], [3, 4]):
+        got = prog.run({"x": x, "s": np.array(shape, np.int64)})["y"]
+        np.testing.assert_array_equal(got, np.maximum(x.reshape(shape), 0))
+    assert list(prog._frozen.values()) == [None]        # the replay of [4, 3] dropped the frozen run
+
+
+def test_concurrent_runs_of_one_program(replays):
+    """Threads sharing a Program: one replays, the others take the ordinary path meanwhile."""
+    prog = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))
+    batches = [zoo.sample_inputs("mobilenetv2_s", 2, seed=s) for s in range(4)]
+    executor_free = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))
+    want = []
+    for f in batches:
+        want.append(executor_free._execute(executor_free._check_feeds(f), False))
+    prog.run(batches[0])
+    prog.run(batches[0])
+    errors = []
+
+    def worker(t):
+        try:
+            for r in range(12):
+                i = (t + r) % len(batches)
+                got = prog.run(batches[i])
+                for k, v in want[i].items():
+                    np.testing.assert_array_equal(got[k], v)
+        except Exception as e:      # reported below, in the main thread
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert replays[0] > 0
+
+
+def test_buffer_budget_and_switch(monkeypatch):
+    feeds = zoo.sample_inputs("digits_cnn", 2, seed=1)
+    path = zoo.quantized_model("digits_cnn", "qdq_u8_pc")
+    monkeypatch.setattr(executor, "FREEZE_MAX_BYTES", 1)
+    prog = intsim.load(path)
+    outs = [prog.run(feeds) for _ in range(3)]
+    assert list(prog._frozen.values()) == [None]
+    monkeypatch.setattr(executor, "FREEZE_MAX_BYTES", 64 << 20)
+    monkeypatch.setattr(executor, "FREEZE_KEYS", 2)
+    prog = intsim.load(path)
+    for n in (1, 2, 3, 1, 2, 3):        # batch sizes: two keys kept, the third runs ordinarily
+        prog.run(zoo.sample_inputs("digits_cnn", n, seed=1))
+    assert len(_kept(prog)) == 2 and None in prog._frozen.values()
+    monkeypatch.setattr(executor, "FREEZE", False)
+    prog = intsim.load(path)
+    for _ in range(3):
+        for k, v in prog.run(feeds).items():
+            np.testing.assert_array_equal(v, outs[0][k])
+    assert not prog._frozen
+
+
+def test_taps_runs_are_never_frozen():
+    prog = intsim.load(zoo.quantized_model("digits_cnn", "qdq_u8_pc"))
+    feeds = zoo.sample_inputs("digits_cnn", 2, seed=1)
+    for _ in range(3):
+        prog.run(feeds, taps=True)
+    assert not prog._frozen
