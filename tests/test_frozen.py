@@ -166,3 +166,31 @@ def test_taps_runs_are_never_frozen():
     for _ in range(3):
         prog.run(feeds, taps=True)
     assert not prog._frozen
+
+
+def test_an_error_in_a_replay_is_the_ordinary_runs_and_the_next_replay_is_clean():
+    """A data-dependent error (a 16-bit exact accumulator overflowing) raised mid-replay is the
+    ordinary run's error; later replays of good data still give the ordinary results."""
+    from intsim.accumulator import Accumulator
+    from intsim.errors import AccumulatorOverflow
+    path = zoo.quantized_model("digits_cnn", "qdq_u8_pc")
+    prog = intsim.load(path, accumulator=Accumulator(bits=16))
+    ordinary = intsim.load(path, accumulator=Accumulator(bits=16))
+    rng = np.random.default_rng(1)
+    small = {"input": np.zeros((2, 1, 8, 8), np.float32)}
+    other = {"input": (rng.standard_normal((2, 1, 8, 8)) * 1e-3).astype(np.float32)}
+    big = {"input": (rng.standard_normal((2, 1, 8, 8)) * 3).astype(np.float32)}
+    with pytest.raises(AccumulatorOverflow) as want:
+        ordinary._execute(ordinary._check_feeds(big), False)
+    prog.run(small)
+    prog.run(small)
+    assert len(_kept(prog)) == 1
+    with pytest.raises(AccumulatorOverflow) as got:
+        prog.run(big)
+    assert str(got.value) == str(want.value)
+    exps = [ordinary._execute(ordinary._check_feeds(f), False) for f in (other, small)]
+    assert any(not np.array_equal(exps[0][k], exps[1][k]) for k in exps[0])     # stale buffers would show
+    for feeds, exp in zip((other, small), exps):
+        for k, v in prog.run(feeds).items():
+            np.testing.assert_array_equal(v, exp[k])
+    assert len(_kept(prog)) == 1
