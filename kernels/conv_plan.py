@@ -240,10 +240,39 @@ class BoundPlan:
 
     def freeze(self, x, out):
         """A call() doing self(x, out) on these very arrays, its checks done now: the single
-        kernel call itself when x is channels-last and the plan has the one-call path."""
-        if self.direct is not None and self.layouts[0] == "nhwc" and self._bound_arrays(x, out):
-            return partial(self.direct, x.reshape(-1), out.reshape(self.out2_shape))
-        return partial(self, x, out)
+        kernel call itself when x is channels-last and the plan has the one-call path; for one
+        group whose layout, im2col and NCHW-output passes run on one thread and fit
+        FREEZE_OWN_BYTES, those passes through buffers of its own around the kernel; else self(x, out)."""
+        plan, (x_layout, out_layout) = self.plan, self.layouts
+        if not self._bound_arrays(x, out):
+            return partial(self, x, out)
+        out2 = out.reshape(self.out2_shape)
+        if self.direct is not None and x_layout == "nhwc":
+            return partial(self.direct, x.reshape(-1), out2)
+        _, implicit, call = self.calls[0]
+        cols = 0 if implicit or plan.plain else self.rows * self.k
+        q = self.rows * plan.m * out.itemsize if out_layout == "nchw" else 0
+        if len(self.calls) != 1 or (x.nbytes if x_layout == "nchw" else 0) + cols + q > FREEZE_OWN_BYTES or \
+                (x_layout == "nchw" and self.x_run is not None) or (cols and self.cols_run is not None) or \
+                (q and conv_rows.runner(q) is not None):
+            return partial(self, x, out)
+        calls, xh = [], x
+        if x_layout == "nchw":
+            n, c, h, w = x.shape
+            xh = np.empty((n, h, w, c), x.dtype)
+            calls.append(conv_rows.bind_to_nhwc(x, xh))
+        src = xh
+        if not (implicit or plan.plain):
+            src = np.empty((self.rows, self.k), plan.x_dtype)
+            calls.append(conv_rows.bind_im2col_rows(xh, 0, plan.cg, plan.kh, plan.kw, plan.cgeo, plan.x_zp, src))
+        if out_layout == "nhwc":
+            calls.append(partial(call, src.reshape(-1), out2))
+        else:       # the rows into a buffer, then to the NCHW planes (as _rows_to_planes)
+            n, m, p = self.planes_shape
+            q = np.empty((self.rows, m), out.dtype)
+            calls += [partial(call, src.reshape(-1), q), conv_rows.bind_to_nhwc(q.reshape(n, p, m, 1),
+                                                                                 out.reshape(n, m, 1, p))]
+        return partial(_in_order, tuple(calls))
 
     def __call__(self, x, out) -> None:
         x_layout, out_layout = self.layouts
@@ -263,6 +292,14 @@ class BoundPlan:
             call(src.reshape(-1), q)
             if not nhwc:
                 _rows_to_planes(q, out.reshape(self.planes_shape), gi * mg)
+
+
+FREEZE_OWN_BYTES = 1 << 18     # layout/im2col buffers a frozen bound plan may own (BoundPlan.freeze)
+
+
+def _in_order(calls) -> None:
+    for call in calls:
+        call()
 
 
 def _rows_to_planes(q, out3, ch0):

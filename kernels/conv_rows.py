@@ -27,6 +27,8 @@ only: the arithmetic is the one above, bit for bit (the `_ref` twins are its Num
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
@@ -626,6 +628,27 @@ def im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
     if not _region(_im2col_rows_par, run, cols.shape[0], xv, c0, cg, kh, kw, cgeo, pads, cv):
         (run or _serial)(lambda r0, r1: _im2col_rows_impl(xv, c0, cg, kh, kw, cgeo, pads, cv, r0, r1),
                          cols.shape[0])
+
+
+def bind_to_nhwc(x, xh):
+    """call() doing to_nhwc(x, out=xh) on one thread for these very arrays, checked now."""
+    shape = (x.shape[0], x.shape[2], x.shape[3], x.shape[1]) if isinstance(x, np.ndarray) and x.ndim == 4 else None
+    if shape is None or not (isinstance(xh, np.ndarray) and xh.shape == shape and xh.dtype == x.dtype
+                             and xh.flags.c_contiguous):
+        _fail(f"to_nhwc: x must be a 4-D array and out a C-contiguous array of its NHWC shape, got "
+              f"{np.shape(x)}, {np.shape(xh)}")
+    xv, hv = _bits(x), _bits(xh)
+    if not x.flags.c_contiguous or xv is None or x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1 or not x.size:
+        return partial(to_nhwc, x, None, xh)
+    return partial(_to_nhwc_impl, xv, hv, 0, x.shape[0])
+
+
+def bind_im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols):
+    """call() doing im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols) on one thread for these very
+    arrays, checked now (im2col_rows' checks, on an empty pass)."""
+    im2col_rows(xh, c0, cg, kh, kw, cgeo, pad, cols, run=lambda fn, n: None)
+    pads = np.full(kw * cg, pad, xh.dtype).view(_bits(xh).dtype)
+    return partial(_im2col_rows_impl, _bits(xh), c0, cg, kh, kw, cgeo, pads, _bits(cols), 0, cols.shape[0])
 
 
 def row_sums(cols, run=None) -> np.ndarray:

@@ -22,6 +22,7 @@ the image; the output size is ONNX's formula (see `pool_output_shape`).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -378,6 +379,12 @@ def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     uint8/int8, the same values as maxpool on the NCHW transposes (2-D pools only; attributes
     in ONNX order as maxpool). Rows of the output are split over the fast kernels' threads
     above 256 KiB of input."""
+    bind_maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out)()
+
+
+def bind_maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out):
+    """call() doing maxpool_nhwc(xh, ...) for these very arrays, checked now (the kernel itself
+    when the pool runs on one thread)."""
     if not (isinstance(xh, np.ndarray) and xh.ndim == 4 and xh.flags.c_contiguous
             and isinstance(out, np.ndarray) and out.ndim == 4):
         raise ValueError("maxpool_nhwc: x and out must be 4-D (N, H, W, C) arrays, x C-contiguous")
@@ -387,12 +394,18 @@ def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     if out.shape != (xh.shape[0],) + want + (xh.shape[3],):
         raise ValueError(f"maxpool_nhwc: out shape {out.shape}, expected {(xh.shape[0],) + want + (xh.shape[3],)}")
     if not out.size:
-        return
+        return _nothing
     geo = np.array([kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1]],
                    np.int64)
     init = np.iinfo(xh.dtype).min
-    _split_items(lambda r0, r1: _maxpool_nhwc_impl(xh, geo, init, r0, r1, out), out.shape[0] * out.shape[1],
-                 xh.nbytes)
+    rows = out.shape[0] * out.shape[1]
+    if xh.nbytes < SERIAL_BYTES:
+        return partial(_maxpool_nhwc_impl, xh, geo, init, 0, rows, out)
+    return partial(_split_items, lambda r0, r1: _maxpool_nhwc_impl(xh, geo, init, r0, r1, out), rows, xh.nbytes)
+
+
+def _nothing() -> None:
+    pass
 
 
 def maxpool_nhwc_ref(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
@@ -571,21 +584,33 @@ def _is_global(x, kernel, pads) -> bool:
 def avgpool(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out) -> None:
     """QLinearAveragePool (see module docstring). pads = [begin.., end..]; out shape
     (N, C, *pool_output_shape(...)) with dilation 1."""
+    bind_avgpool(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out)()
+
+
+def bind_avgpool(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out):
+    """call() doing avgpool(...) for these very arrays and parameters, checked and derived now
+    (a global pool's plan, the dequantization table); x must stay C-contiguous when given so."""
     ns = x.ndim - 2 if isinstance(x, np.ndarray) else 0
     _check_pool("avgpool", x, kernel, strides, pads, [1] * ns, out, (np.uint8, np.int8))
     want = x.shape[:2] + pool_output_shape(x.shape[2:], kernel, strides, pads, [1] * ns, ceil_mode)
     if out.shape != want:
         raise ValueError(f"avgpool: out shape {out.shape}, expected {want}")
     if _is_global(x, kernel, pads):
-        global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out)
-        return
+        _check_gap("global_avgpool", x, out, x_zp, y_zp)
+        hw = int(np.prod(x.shape[2:]))
+        plan = global_avgpool_plan(x_scale, x_zp, y_scale, y_zp, hw, x.dtype)
+        if not x.flags.c_contiguous:
+            return partial(global_avgpool, x, x_scale, x_zp, y_scale, y_zp, out)
+        return partial(global_avgpool_planned, x, plan, out)
     info = np.iinfo(x.dtype)
     for s in (x_scale, y_scale):
         if not (np.isfinite(F32(s)) and F32(s) > 0):
             raise ValueError(f"avgpool: scale {s!r} must be finite and > 0")
-    _avgpool_impl(_spatial3(np.ascontiguousarray(x)), _dequant_table(x.dtype, x_scale, x_zp), _norm3(kernel, 1),
-                  _norm3(strides, 1), _norm3(pads[:ns], 0), bool(count_include_pad), F32(y_scale), F32(y_zp),
-                  np.int64(info.min), np.int64(info.max), _spatial3(out))
+    args = (_dequant_table(x.dtype, x_scale, x_zp), _norm3(kernel, 1), _norm3(strides, 1), _norm3(pads[:ns], 0),
+            bool(count_include_pad), F32(y_scale), F32(y_zp), np.int64(info.min), np.int64(info.max), _spatial3(out))
+    if not x.flags.c_contiguous:
+        return lambda: _avgpool_impl(_spatial3(np.ascontiguousarray(x)), *args)
+    return partial(_avgpool_impl, _spatial3(x), *args)
 
 
 def avgpool_ref(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_include_pad, ceil_mode, out) -> None:

@@ -114,6 +114,8 @@ def prepare_onnx(node, ctx):
         def run(env, tap):
             for name, v in zip(outs, fast(env)):
                 env[name] = v
+        if hasattr(fast, "freeze"):
+            run.freeze = fast.freeze
         return run
     proto = type(node.attrs["node"])()
     proto.CopyFrom(node.attrs["node"])

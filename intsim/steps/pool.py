@@ -53,6 +53,32 @@ def maxpool_fn(node, ctx, a, get):
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         return [nchw_view(out) if keep_nhwc else np.ascontiguousarray(nchw_view(out))]
+
+    def freeze(env, fixed):
+        """call(env) redoing the last run in place when it read channels-last (intsim.frozen):
+        the pool into the output, or into a channels-last buffer then copied to an NCHW output;
+        else None."""
+        x, y = get(env, 0), env[node.outputs[0]]
+        xh = nhwc_of(x) if len(kernel) == 2 else None
+        if node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or y.ndim != 4:
+            return None
+        yh = nhwc_of(y) if keep_nhwc else np.empty(y.transpose(0, 2, 3, 1).shape, y.dtype)
+        if yh is None or (not keep_nhwc and not y.flags.c_contiguous):
+            return None
+        st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
+        try:
+            call = pk.bind_maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), yh)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        if keep_nhwc:
+            return lambda env: call()
+        planes = nchw_view(yh)
+
+        def pool_then_planes(env):
+            call()
+            np.copyto(y, planes)
+        return pool_then_planes
+    run.freeze = freeze
     return run
 
 
@@ -102,6 +128,22 @@ def prepare_global_avgpool(node, ctx):
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[node.outputs[0]] = _restore(node, out)
+
+    def freeze(env, fixed):
+        """call(env) redoing the last run in place (intsim.frozen): constant parameters, an NCHW
+        input in a fixed buffer read as it is; else None."""
+        x, out = env.get(src), env[node.outputs[0]]
+        if static is None or node.attrs.get("channels_last") or src not in fixed or \
+                not isinstance(x, np.ndarray) or x.ndim < 3 or not x.flags.c_contiguous or not out.flags.c_contiguous:
+            return None
+        hw = x.size // max(x.shape[0] * x.shape[1], 1) if x.size else int(np.prod(x.shape[2:]))
+        p = plan(hw, x.dtype, static)
+        try:
+            pk.global_avgpool_planned(x, p, out)        # its checks, on the arrays a replay reuses
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        return lambda env: pk.global_avgpool_planned(x, p, out)
+    run.freeze = freeze
     return run
 
 
@@ -124,4 +166,21 @@ def prepare_avgpool(node, ctx):
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[node.outputs[0]] = _restore(node, out)
+
+    def freeze(env, fixed):
+        """call(env) redoing the last run in place (intsim.frozen): constant parameters, an NCHW
+        input in a fixed buffer read as it is; else None."""
+        x, out = env.get(node.inputs[0]), env[node.outputs[0]]
+        if not reader.static or a.get("channels_last") or node.inputs[0] not in fixed or \
+                not isinstance(x, np.ndarray) or not x.flags.c_contiguous or not out.flags.c_contiguous:
+            return None
+        _, sx, zx, sy, zy = _scales(node, [x] + reader.values({})[1:5])
+        kernel = list(a["kernel_shape"])
+        try:
+            st, pads, di = _geometry(x, kernel, a["strides"], a["pads"], (), a["auto_pad"])
+            call = pk.bind_avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        return lambda env: call()
+    run.freeze = freeze
     return run

@@ -234,12 +234,13 @@ def test_bound_plan_one_call_path(engine, x_layout):
         bound(x_in, got)
         run_plan(plan, x, want, "conv", "nchw", "nhwc")
         assert np.array_equal(got, want)
-        # frozen on these arrays (intsim.frozen): later calls read x_in as it is then
-        frozen = np.full_like(got, 4)
-        call = bound.freeze(x_in, frozen)
-        for _ in range(2):
-            x_in[...] = rng.integers(0, 256, x_in.shape)
-            call()
-            x = np.ascontiguousarray(x_in.transpose(0, 3, 1, 2)) if x_layout == "nhwc" else x_in
-            run_plan(plan, x, want, "conv", "nchw", "nhwc")
-            assert np.array_equal(frozen, want)
+        # frozen on these arrays (intsim.frozen), both output layouts: later calls read x_in as it is then
+        for out_layout, shape in (("nhwc", (3, 5, 7, 12)), ("nchw", (3, 12, 5, 7))):
+            frozen, want = np.full(shape, 4, np.uint8), np.empty(shape, np.uint8)
+            call = BoundPlan(plan, 3, x_layout, out_layout, np.uint8, "conv").freeze(x_in, frozen)
+            for _ in range(2):
+                x_in[...] = rng.integers(0, 256, x_in.shape)
+                call()
+                x = np.ascontiguousarray(x_in.transpose(0, 3, 1, 2)) if x_layout == "nhwc" else x_in
+                run_plan(plan, x, want, "conv", "nchw", out_layout)
+                assert np.array_equal(frozen, want)

@@ -454,3 +454,26 @@ def test_conv_geo_refuses_a_gemm_that_does_not_fit():
         cr.conv_geo(gemm_geo(15, 9, 8, "avx2-ubsw"), (1, 6, 6, 1), 0, 1, 3, 3, cgeo, 0)
     with pytest.raises(ValueError, match="does not fit"):
         cr.conv_geo(gemm_geo(16, 9, 8, "avx2-ubsw"), (1, 6, 6, 1), 1, 1, 3, 3, cgeo, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=im2col_case(), data=st.data())
+def test_bound_passes_read_their_arrays_at_each_call(case, data):
+    """bind_to_nhwc / bind_im2col_rows bind arrays, not values (intsim.frozen replays them)."""
+    xh, c0, cg, kh, kw, cgeo, pad = case
+    x = np.ascontiguousarray(xh.transpose(0, 3, 1, 2))
+    xh2 = np.empty_like(xh)
+    to_nhwc = cr.bind_to_nhwc(x, xh2)
+    cols = np.empty((xh.shape[0] * int(cgeo[6]) * int(cgeo[7]), kh * kw * cg), xh.dtype)
+    im2col = cr.bind_im2col_rows(xh2, c0, cg, kh, kw, cgeo, pad, cols)
+    for _ in range(2):
+        x[...] = data.draw(int_array(x.shape, x.dtype))
+        to_nhwc()
+        assert np.array_equal(xh2, cr.to_nhwc_ref(x))
+        im2col()
+        got, want = im2col_both((xh2, c0, cg, kh, kw, cgeo, pad))
+        assert np.array_equal(cols, want)
+    with pytest.raises(ValueError):
+        cr.bind_to_nhwc(x, np.empty(xh.shape[:3] + (xh.shape[3] + 1,), xh.dtype))
+    with pytest.raises(ValueError):
+        cr.bind_im2col_rows(xh2, c0, cg, kh, kw, cgeo, pad, cols[:-1])

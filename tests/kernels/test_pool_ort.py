@@ -152,3 +152,30 @@ def test_bad_input_raises_value_error():
         P.avgpool(x, 0.1, 0, 0.1, 0, [2, 2], [1, 1], [0, 0, 0, 0], 0, 0, np.empty((1, 2, 2, 2), np.uint8))
     with pytest.raises(ValueError, match="scale ratio"):
         P.global_avgpool(x, 1.0, 0, 1e-6, 0, np.empty((1, 2, 1, 1), np.uint8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), glob=st.booleans())
+def test_bound_pools_read_their_arrays_at_each_call(data, dtype, glob):
+    """bind_avgpool / bind_maxpool_nhwc bind arrays, not values (intsim.frozen replays them):
+    after x changes in place, a call equals the twins on the new x."""
+    h, w = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
+    x = data.draw(int_array((data.draw(st.integers(1, 2)), data.draw(st.integers(1, 20)), h, w), dtype))
+    k = [h, w] if glob else [data.draw(st.integers(1, h)), data.draw(st.integers(1, w))]
+    pads = [0] * 4 if glob else [data.draw(st.integers(0, kk - 1)) for kk in k * 2]
+    zx, zy = data.draw(zero_point(dtype)), data.draw(zero_point(dtype))
+    shape = x.shape[:2] + P.pool_output_shape([h, w], k, [1, 1], pads, [1, 1], 0)
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    call = P.bind_avgpool(x, 0.0173, zx, 0.0311, zy, k, [1, 1], pads, 1, 0, got)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    goth = np.empty((shape[0],) + shape[2:] + (shape[1],), dtype)
+    callh = P.bind_maxpool_nhwc(xh, k, [1, 1], pads, [1, 1], 0, goth)
+    for _ in range(2):
+        x[...] = data.draw(int_array(x.shape, dtype))
+        xh[...] = x.transpose(0, 2, 3, 1)
+        call()
+        P.avgpool_ref(x, 0.0173, zx, 0.0311, zy, k, [1, 1], pads, 1, 0, want)
+        assert np.array_equal(got, want)
+        callh()
+        P.maxpool_ref(x, k, [1, 1], pads, [1, 1], 0, want)
+        assert np.array_equal(goth, want.transpose(0, 2, 3, 1))
