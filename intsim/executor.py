@@ -111,11 +111,12 @@ class Program:
             t = self.graph.tensors[name]
             if x.dtype.kind not in "biuf":  # ml_dtypes int4/uint4/int2 or object arrays
                 x = _as_int(x, name, t.dtype)
-            if isinstance(t.dtype, IntType) and not np.issubdtype(x.dtype, np.integer):
+            kind = x.dtype.kind         # (kinds, not np.issubdtype: this runs on every run)
+            if isinstance(t.dtype, IntType) and kind not in "iu":
                 raise ShapeError(f"input '{name}' must be {t.dtype} integers, got {x.dtype}")
-            if isinstance(t.dtype, FloatType) and not np.issubdtype(x.dtype, np.floating):
+            if isinstance(t.dtype, FloatType) and kind != "f":
                 raise ShapeError(f"input '{name}' must be {t.dtype}, got {x.dtype}")
-            if isinstance(t.dtype, FloatType) and np.issubdtype(x.dtype, np.floating):
+            if isinstance(t.dtype, FloatType):
                 x = x.astype(t.dtype.storage, copy=False)
             elif isinstance(t.dtype, IntType):
                 if x.size and (x.min() < t.dtype.qmin or x.max() > t.dtype.qmax):
@@ -193,6 +194,8 @@ class Program:
         n = sizes.pop() if len(sizes) == 1 else 0
         if threads is not None:
             return max(1, min(int(threads), n // self._min_part))
+        if n < 2 * self._min_part:
+            return 1
         from kernels.fast_gemm import get_num_threads
         return batch_split.auto_parts(get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
