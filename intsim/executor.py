@@ -27,6 +27,7 @@ from .targets import get_target
 FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.frozen)
 FREEZE_MAX_BYTES = 64 << 20     # tensors a Program's frozen runs may keep between runs, in all
 FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
+FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()
 
 
@@ -163,6 +164,8 @@ class Program:
         key = self._frozen_key(env)
         fz = self._frozen.get(key, False)
         if fz is False:             # first sight of the key
+            if len(self._frozen) >= FREEZE_SEEN:    # many one-off shapes: forget all but the frozen
+                self._frozen = {k: v for k, v in self._frozen.items() if isinstance(v, frozen.FrozenRun)}
             self._frozen[key] = _SEEN
             return self._execute(env, False)
         if fz is _SEEN:

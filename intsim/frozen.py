@@ -5,10 +5,12 @@ and allocating arrays: 10-20 us a step against a 2-5 us kernel in MobileNetV2-st
 A frozen run records one ordinary run and keeps every tensor it produced as a buffer owned by
 the frozen run; a replay recomputes the tensors in those buffers:
 
-- a step with a `freeze(env, fixed)` hook (the fused conv and MatMul lanes, the planned Add)
-  returns call(env), its kernel bound to the arrays env holds right after the step ran (its
-  inputs, when they are in `fixed`, and the outputs it just stored), checks done at freezing;
-- any other step runs as usual and its outputs are copied into the buffers; a replay in which
+- a step with a `freeze(env, fixed)` hook (the fused conv and MatMul lanes, the planned Add,
+  MaxPool on channels-last input, AveragePool, GlobalAveragePool) returns call(env), its kernel
+  bound to the arrays env holds right after the step ran (its inputs, when they are in `fixed`,
+  and the outputs it just stored), checks done at freezing;
+- any other step (or a hook that returns None or refuses the arrays with a ValueError or an
+  IntsimError) runs as usual and its outputs are copied into the buffers; a replay in which
   such an output differs in shape or dtype from the recording (a data-dependent shape) raises
   Mismatch, and the Program runs that input the ordinary way and drops the frozen run.
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
+from .errors import IntsimError
 
 
 class Mismatch(Exception):
@@ -44,7 +48,10 @@ class FrozenRun:
         """Freeze the step (node, fn) that has just run on env: its call, and its outputs taken
         as buffers (copied into owned arrays unless the step's freeze hook binds them)."""
         hook = getattr(fn, "freeze", None)
-        call = hook(env, fixed) if hook is not None else None
+        try:
+            call = hook(env, fixed) if hook is not None else None
+        except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
+            call = None
         outs = [o for o in node.outputs if o]
         if call is None:
             bufs = []

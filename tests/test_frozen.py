@@ -194,3 +194,25 @@ def test_an_error_in_a_replay_is_the_ordinary_runs_and_the_next_replay_is_clean(
         for k, v in prog.run(feeds).items():
             np.testing.assert_array_equal(v, exp[k])
     assert len(_kept(prog)) == 1
+
+
+def test_one_off_shapes_are_forgotten_and_a_refusing_hook_keeps_its_step_ordinary(monkeypatch):
+    prog = intsim.load(zoo.quantized_model("digits_cnn", "qdq_u8_pc"))
+    monkeypatch.setattr(executor, "FREEZE_SEEN", 5)
+    for n in range(1, 12):                      # every batch size once
+        prog.run(zoo.sample_inputs("digits_cnn", n, seed=1))
+    assert len(prog._frozen) <= 5
+    # a freeze hook that refuses (ValueError) leaves that step on its ordinary path, the rest frozen
+    node, fn = next((n, f) for n, f in prog._steps if n.op == "conv")
+
+    def refuse(env, fixed):
+        raise ValueError("no")
+    monkeypatch.setattr(fn, "freeze", refuse)
+    feeds = [zoo.sample_inputs("digits_cnn", 3, seed=s) for s in (1, 2)]
+    want = [run_ort(str(zoo.quantized_model("digits_cnn", "qdq_u8_pc")), f, optimized=True) for f in feeds]
+    for i in (0, 0, 1, 0):
+        got = prog.run(feeds[i])
+        for k, v in want[i].items():
+            np.testing.assert_array_equal(got[k], v)
+    rec = next(v for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun) and k[0][0][0][0] == 3)
+    assert node.name in rec.ordinary
