@@ -250,11 +250,11 @@ class BoundPlan:
         if self.direct is not None and x_layout == "nhwc":
             return partial(self.direct, x.reshape(-1), out2)
         _, implicit, call = self.calls[0]
-        cols = 0 if implicit or plan.plain else self.rows * self.k
-        q = self.rows * plan.m * out.itemsize if out_layout == "nchw" else 0
-        if len(self.calls) != 1 or (x.nbytes if x_layout == "nchw" else 0) + cols + q > FREEZE_OWN_BYTES or \
-                (x_layout == "nchw" and self.x_run is not None) or (cols and self.cols_run is not None) or \
-                (q and conv_rows.runner(q) is not None):
+        cols_bytes = 0 if implicit or plan.plain else self.rows * self.k
+        q_bytes = self.rows * plan.m * out.itemsize if out_layout == "nchw" else 0
+        if len(self.calls) != 1 or (x.nbytes if x_layout == "nchw" else 0) + cols_bytes + q_bytes > FREEZE_OWN_BYTES \
+                or (x_layout == "nchw" and self.x_run is not None) or (cols_bytes and self.cols_run is not None) \
+                or (q_bytes and conv_rows.runner(q_bytes) is not None):
             return partial(self, x, out)
         calls, xh = [], x
         if x_layout == "nchw":
