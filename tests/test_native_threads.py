@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     if numba.config.NUMBA_NUM_THREADS > 1 and fast_gemm._threadsafe_layer():
         assert native and fast_gemm.native_split(2), "the parent should use a parallel region"
     with mp.get_context("fork").Pool(2) as pool:
-        kids = pool.map_async(go, range(2)).get(timeout=120)    # a dead child: an error, not a hang
+        kids = pool.map_async(go, range(6), chunksize=3).get(timeout=120)  # a dead child: an error, not a hang
     assert all(r == parent and not n for r, n in kids), "children differ or used OpenMP"
     print("ok")
 """)
@@ -48,20 +48,25 @@ PROGRAM_SCRIPT = textwrap.dedent("""
     parent = prog.run(feeds)          # binds every lane: GEMM, depthwise, im2col and layout regions
     if numba.config.NUMBA_NUM_THREADS > 1 and fast_gemm._threadsafe_layer():
         assert fast_gemm.native_split(2), "the parent should use parallel regions"
+    prog.run(feeds)
+    prog.run(feeds)                   # recorded and replayed: the children inherit a frozen run too
+    from intsim.frozen import FrozenRun
+    assert any(isinstance(v, FrozenRun) for v in prog._frozen.values())
 
     def go(_):
         out = prog.run(feeds)
         return {k: v.tobytes() for k, v in out.items()}, fast_gemm.NATIVE_THREADS
 
     with mp.get_context("fork").Pool(2) as pool:
-        kids = pool.map_async(go, range(2)).get(timeout=120)    # a dead child: an error, not a hang
+        kids = pool.map_async(go, range(6), chunksize=3).get(timeout=120)  # a dead child: an error, not a hang
     assert all(all(r[k] == parent[k].tobytes() for k in parent) and not n for r, n in kids), "children differ"
     print("ok")
 """)
 
 
 def test_fork_after_a_program_ran_with_regions():
-    """A Program prepared and run with parallel regions, then forked (e.g. a fork Pool over data
-    shards): the children's bound lanes run serially to the same outputs instead of aborting."""
+    """A Program prepared and run with parallel regions (and frozen), then forked (e.g. a fork Pool
+    over data shards): the children's bound lanes run serially to the same outputs instead of
+    aborting, three runs each (the children record and replay frozen runs of their own)."""
     r = subprocess.run([sys.executable, "-c", PROGRAM_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.stdout + r.stderr)[-3000:]
