@@ -98,7 +98,8 @@ def _candidates(absmax: np.ndarray, t: IntType, kind: str) -> np.ndarray:
     """(n_candidates, R) float32 scales; candidate 0 is the min-max scale."""
     if kind == "pow2":
         e0 = pow2.minmax_exponent(absmax, t.qmax)
-        return np.stack([pow2.pow2_scale(e0 + k) for k in POW2_OFFSETS])
+        # candidates past float32's powers of two (a subnormal range) repeat the last one there
+        return np.stack([pow2.pow2_scale(np.clip(e0 + k, pow2.MIN_EXP, pow2.MAX_EXP)) for k in POW2_OFFSETS])
     return np.stack([_minmax_scale(absmax * a, t, kind) for a in AFFINE_RATIOS])
 
 

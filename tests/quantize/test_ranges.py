@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from intsim.errors import QuantParamError
@@ -19,6 +19,8 @@ def _with_outlier(w, k):
 
 @given(weights, st.integers(2, 8), st.sampled_from(["affine", "pow2"]), st.booleans(), st.integers(0, 50))
 @settings(max_examples=150, deadline=None)
+@example(np.array([[0.0, 1e-45]], np.float32), 2, "pow2", False, 0)   # min-max step 2**-149: no finer pow2
+@example(np.array([[1e-45]], np.float32), 8, "pow2", True, 0)
 def test_msqe_never_worse_than_minmax(w, bits, kind, per_channel, k):
     w = _with_outlier(w, k)
     axis = 0 if per_channel else None
