@@ -600,7 +600,7 @@ def bind_avgpool(x, x_scale, x_zp, y_scale, y_zp, kernel, strides, pads, count_i
         hw = int(np.prod(x.shape[2:]))
         plan = global_avgpool_plan(x_scale, x_zp, y_scale, y_zp, hw, x.dtype)
         if not x.flags.c_contiguous:
-            return partial(global_avgpool, x, x_scale, x_zp, y_scale, y_zp, out)
+            return lambda: global_avgpool_planned(np.ascontiguousarray(x), plan, out)
         return partial(global_avgpool_planned, x, plan, out)
     info = np.iinfo(x.dtype)
     for s in (x_scale, y_scale):

@@ -66,10 +66,7 @@ def maxpool_fn(node, ctx, a, get):
         if yh is None or (not keep_nhwc and not y.flags.c_contiguous):
             return None
         st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
-        try:
-            call = pk.bind_maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), yh)
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
+        call = pk.bind_maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), yh)
         if keep_nhwc:
             return lambda env: call()
         planes = nchw_view(yh)
@@ -138,10 +135,7 @@ def prepare_global_avgpool(node, ctx):
             return None
         hw = x.size // max(x.shape[0] * x.shape[1], 1) if x.size else int(np.prod(x.shape[2:]))
         p = plan(hw, x.dtype, static)
-        try:
-            pk.global_avgpool_planned(x, p, out)        # its checks, on the arrays a replay reuses
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
+        pk.global_avgpool_planned(x, p, out)        # its checks, on the arrays a replay reuses
         return lambda env: pk.global_avgpool_planned(x, p, out)
     run.freeze = freeze
     return run
@@ -176,11 +170,8 @@ def prepare_avgpool(node, ctx):
             return None
         _, sx, zx, sy, zy = _scales(node, [x] + reader.values({})[1:5])
         kernel = list(a["kernel_shape"])
-        try:
-            st, pads, di = _geometry(x, kernel, a["strides"], a["pads"], (), a["auto_pad"])
-            call = pk.bind_avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
+        st, pads, di = _geometry(x, kernel, a["strides"], a["pads"], (), a["auto_pad"])
+        call = pk.bind_avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
         return lambda env: call()
     run.freeze = freeze
     return run

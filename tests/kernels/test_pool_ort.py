@@ -179,3 +179,16 @@ def test_bound_pools_read_their_arrays_at_each_call(data, dtype, glob):
         callh()
         P.maxpool_ref(x, k, [1, 1], pads, [1, 1], 0, want)
         assert np.array_equal(goth, want.transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("k", [[3, 4], [2, 2]])
+def test_avgpool_of_a_strided_view_equals_twin(dtype, k):
+    """avgpool (bind_avgpool) on a non-contiguous x, global ([3, 4] = the image) and windowed."""
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(2).integers(info.min, info.max + 1, (2, 5, 4, 3)).astype(dtype).transpose(0, 1, 3, 2)
+    shape = x.shape[:2] + P.pool_output_shape(x.shape[2:], k, [1, 1], [0] * 4, [1, 1], 0)
+    got, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    P.avgpool(x, 0.02, 3, 0.05, 7, k, [1, 1], [0] * 4, 1, 0, got)
+    P.avgpool_ref(x, 0.02, 3, 0.05, 7, k, [1, 1], [0] * 4, 1, 0, want)
+    assert np.array_equal(got, want)
