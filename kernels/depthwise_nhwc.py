@@ -33,8 +33,12 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   exact in int32 since |x| <= 255; the tenth tap has weight 0), 16 lanes per step, the weights
   packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
   plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread).
-Work is shared over (image, block of output rows) items by kernels.fast_gemm.parallel_items, one
-chunk per thread; problems below SERIAL_WORK multiply-adds run on the calling thread.
+Work is shared over (channel chunk, image, block of output rows) items, one contiguous range of
+items per thread (a Numba parallel region, or kernels.fast_gemm.parallel_items); the bind picks
+the rows per block and, for layers whose runs are one pixel, the channel chunks that balance the
+ranges (_split: MobileNetV2's 7x7x960 layer has 7 rows, which two threads split 4:3, or 2:1
+with the 3-row blocks an NCHW dst wants; two chunks of 480 lanes split it evenly). Problems
+below SERIAL_WORK multiply-adds run on the calling thread.
 
     plan = plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq)   # checks, weights tiled once
     run_depthwise_nhwc(plan, x, dst, threads=None)                 # checks x/dst, runs
@@ -50,6 +54,8 @@ dst's block is finished channels-last into a staging block, then transposed into
 """
 from __future__ import annotations
 
+import functools
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -78,44 +84,55 @@ def _fill(buf, o0, o1, v):
 
 
 @kernel(inline="always")
-def _copy_pixels(xf, s0, step, buf, d0, count, c_, mult_ch):
-    """buf[d0 + j*M + m] = xf[s0 + j*step + m // mult] for j < count (the pixels of one phase,
-    step = sw*C apart in x)."""
-    m_ = c_ * mult_ch
+def _fill_lanes(buf, o, j0, j1, m_, l0, l1, v):
+    """buf[o + j*M + l] = v for j0 <= j < j1, l0 <= l < l1 (M = m_ lanes per pixel)."""
+    if l0 == 0 and l1 == m_:
+        _fill(buf, o + j0 * m_, o + j1 * m_, v)
+    else:
+        for j in range(j0, j1):
+            _fill(buf, o + j * m_ + l0, o + j * m_ + l1, v)
+
+
+@kernel(inline="always")
+def _copy_pixels(xf, s0, step, buf, d0, count, cc, mult_ch, dstep):
+    """buf[d0 + j*dstep + c*mult + k] = xf[s0 + j*step + c] for j < count, c < cc, k < mult
+    (the pixels of one phase, step = sw*xs apart in the source, dstep = M apart in buf)."""
     for j in range(count):
-        s, d = s0 + j * step, d0 + j * m_
+        s, d = s0 + j * step, d0 + j * dstep
         if mult_ch == 1:
-            for m in range(m_):
-                buf[np.uint64(d + m)] = xf[np.uint64(s + m)]
+            for c in range(cc):
+                buf[np.uint64(d + c)] = xf[np.uint64(s + c)]
         else:
-            for c in range(c_):
+            for c in range(cc):
                 v = xf[np.uint64(s + c)]
                 for k in range(mult_ch):
                     buf[np.uint64(d + c * mult_ch + k)] = v
 
 
 @kernel
-def _fill_block(xf, img0, h_, w_, c_, mult_ch, zp, geo, iy0, hb, hbm, wq, jr, buf):
-    """buf[((p*hbm + r)*wq + jj)*M + m] = x[n, iy0 + r, jj*sw + p - pl, m // mult] for r < hb,
-    or zp where that pixel lies outside the image (x[n] starts at xf[img0])."""
+def _fill_block(xf, img0, h_, w_, xs, c0, c1, mult_ch, m_, zp, geo, iy0, hb, hbm, wq, jr, buf):
+    """buf[((p*hbm + r)*wq + jj)*M + c*mult + k] = xf[img0 + (iy*W + ix)*xs + c] (iy = iy0 + r,
+    ix = jj*sw + p - pl, k < mult) for r < hb and the input channels c0 <= c < c1, or zp where
+    that pixel lies outside the image; the buffer's other lanes are left as they are."""
     sw, pl = geo[_SW], geo[_PL]
-    m_ = c_ * mult_ch
+    l0, l1 = c0 * mult_ch, c1 * mult_ch
+    dense = mult_ch == 1 and l0 == 0 and l1 == m_ and xs == m_
     for r in range(hb):
         iy = iy0 + r
         for p in range(sw):
             o = (p * hbm + r) * wq * m_
             if iy < 0 or iy >= h_:
-                _fill(buf, o, o + wq * m_, zp)
+                _fill_lanes(buf, o, 0, wq, m_, l0, l1, zp)
                 continue
             a, b = jr[2 * p], jr[2 * p + 1]
-            _fill(buf, o, o + a * m_, zp)
-            s0 = img0 + (iy * w_ + a * sw + p - pl) * c_
-            if sw == 1 and mult_ch == 1:
+            _fill_lanes(buf, o, 0, a, m_, l0, l1, zp)
+            s0 = img0 + (iy * w_ + a * sw + p - pl) * xs + c0
+            if sw == 1 and dense:
                 for i in range((b - a) * m_):
                     buf[np.uint64(o + a * m_ + i)] = xf[np.uint64(s0 + i)]
             else:
-                _copy_pixels(xf, s0, sw * c_, buf, o + a * m_, b - a, c_, mult_ch)
-            _fill(buf, o + b * m_, o + wq * m_, zp)
+                _copy_pixels(xf, s0, sw * xs, buf, o + a * m_ + l0, b - a, c1 - c0, mult_ch, m_)
+            _fill_lanes(buf, o, b, wq, m_, l0, l1, zp)
 
 
 @kernel(inline="always")
@@ -239,10 +256,10 @@ _pair_sums_5 = _make_pair_sums(5)
 
 
 @kernel(inline="always")
-def _finish_run(acc, lanes, rows, df, d0, fl):
-    """df[d0 + i] for i < lanes from the run's sums: crow holds int32(-zp*sum w + bias) (int32,
-    8-bit dst) or int32(-zp*sum w) (int64 dst, bias in brow)."""
-    _, crow, brow, mrow = rows
+def _finish_run(acc, lanes, rows, r0, df, d0, fl):
+    """df[d0 + i] for i < lanes from the run's sums and the rows' lanes r0 + i: crow holds
+    int32(-zp*sum w + bias) (int32, 8-bit dst) or int32(-zp*sum w) (int64 dst, bias in brow)."""
+    crow, brow, mrow = rows[1][r0:], rows[2][r0:], rows[3][r0:]
     requant, is64, zpf, flo, fhi = fl
     if requant:
         for i in range(lanes):
@@ -257,7 +274,7 @@ def _finish_run(acc, lanes, rows, df, d0, fl):
             df[np.uint64(d0 + i)] = np.int32(acc[i] + crow[i])
 
 
-_XN, _XH, _XW, _XC, _OH, _OW, _OM, _X_NCHW, _OUT_NCHW = range(9)
+_XN, _XH, _XW, _XC, _OH, _OW, _OM, _X_NCHW, _OUT_NCHW, _MC = range(10)
 
 
 @kernel(inline="always")
@@ -285,41 +302,52 @@ def _impl_consts(x, geo, dst, shape, dims):
 
 @kernel(inline="always")
 def _item_runs(x, zp, geo, shape, dims, item, consts):
-    """Fill the block buffer of one item (image n, output rows oy0..oy1-1; an NCHW x's rows
-    transposed into the staging first) and list its runs: runs[r] = (a0 in the buffer, d0 in
-    dst's flat view or, for an NCHW dst, in the staging block, lanes); returns (count, n, oy0, oy1)."""
-    h_, w_, c_, oh_, ow_, m_ = dims[_XH], dims[_XW], dims[_XC], dims[_OH], dims[_OW], dims[_OM]
+    """Fill the block buffer of one item and list its runs. Items are chunk-major: item =
+    (ch*N + n)*blocks + b covers output rows oy0 = b*RB .. oy1-1 of image n and the output lanes
+    l0 = ch*MC .. l1-1 (MC = dims[_MC]; one chunk of all M lanes unless the bind split the
+    channels, which it does only with T = 1). The buffer gets the chunk's input channels (an
+    NCHW x's block rows transposed into the staging first, MC/mult channels per pixel); runs[r] =
+    (a0 in the buffer, d0 in dst's flat view or, for an NCHW dst, in the staging block, lanes).
+    Returns (count, n, oy0, oy1, l0, l1)."""
+    nx, h_, w_, c_, oh_, ow_, m_ = dims[_XN], dims[_XH], dims[_XW], dims[_XC], dims[_OH], dims[_OW], dims[_OM]
     kh_, sh, dh = geo[_K], geo[_SH], geo[_DH]
     wq, hbm, _, jr, buf, nblk, _, runs, xst, _ = consts
-    tpix = shape[0]
-    n, oy0 = item // nblk, (item % nblk) * shape[1]
+    tpix, mc = shape[0], dims[_MC]
+    mult_ch = m_ // c_
+    ch, rest = item // (nx * nblk), item % (nx * nblk)
+    n, oy0 = rest // nblk, (rest % nblk) * shape[1]
     oy1 = min(oh_, oy0 + shape[1])
+    l0 = ch * mc
+    l1 = min(m_, l0 + mc)
+    c0, c1 = l0 // mult_ch, l1 // mult_ch
     iy0, hb = oy0 * sh - geo[_PT], (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1
     xf = x.reshape(x.size)
     if dims[_X_NCHW]:
+        cc = c1 - c0
         lo, hi = max(0, iy0), min(h_, iy0 + hb)
         if hi > lo:
-            conv_rows._transpose(xf, (n * c_ * h_ + lo) * w_, h_ * w_, c_, (hi - lo) * w_, xst, 0, c_, xf.size,
-                                 xst.size)
-        _fill_block(xst, -lo * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, iy0, hb, hbm, wq, jr, buf)
+            conv_rows._transpose(xf, ((n * c_ + c0) * h_ + lo) * w_, h_ * w_, cc, (hi - lo) * w_, xst, 0, cc,
+                                 xf.size, xst.size)
+        _fill_block(xst, -lo * w_ * cc - c0, h_, w_, cc, c0, c1, mult_ch, m_, zp, geo, iy0, hb, hbm, wq, jr, buf)
     else:
-        _fill_block(xf, n * h_ * w_ * c_, h_, w_, c_, m_ // c_, zp, geo, iy0, hb, hbm, wq, jr, buf)
+        _fill_block(xf, n * h_ * w_ * c_, h_, w_, c_, c0, c1, mult_ch, m_, zp, geo, iy0, hb, hbm, wq, jr, buf)
     count = 0
     d_img = 0 if dims[_OUT_NCHW] else (n * oh_ + oy0) * ow_
     for oy in range(oy0, oy1):
         for ox0 in range(0, ow_, tpix):
-            runs[count, 0] = ((oy - oy0) * sh * wq + ox0) * m_
-            runs[count, 1] = (d_img + (oy - oy0) * ow_ + ox0) * m_
-            runs[count, 2] = min(tpix, ow_ - ox0) * m_
+            runs[count, 0] = ((oy - oy0) * sh * wq + ox0) * m_ + l0
+            runs[count, 1] = (d_img + (oy - oy0) * ow_ + ox0) * m_ + l0
+            runs[count, 2] = min(tpix, ow_ - ox0) * m_ if mc == m_ else l1 - l0
             count += 1
-    return count, n, oy0, oy1
+    return count, n, oy0, oy1, l0, l1
 
 
 @kernel(inline="always")
-def _finish_item(dst, dims, consts, n, oy0, oy1):
-    """An NCHW dst: the item's staged channels-last block to its planes (16x16 byte tiles when
-    the block has >= 16 pixels or is the whole image, whose tile overruns stay in the image;
-    else a plain loop). Nothing for an NHWC dst (the runs wrote it)."""
+def _finish_item(dst, dims, consts, n, oy0, oy1, l0, l1):
+    """An NCHW dst: lanes l0..l1-1 of the item's staged channels-last block to their planes
+    (16x16 byte tiles when the block has >= 16 pixels or is the whole image, whose tile
+    overruns stay in the chunk's planes; else a plain loop). Nothing for an NHWC dst (the runs
+    wrote it)."""
     if not dims[_OUT_NCHW]:
         return
     oh_, ow_, m_ = dims[_OH], dims[_OW], dims[_OM]
@@ -328,9 +356,10 @@ def _finish_item(dst, dims, consts, n, oy0, oy1):
     pix, plane = (oy1 - oy0) * ow_, oh_ * ow_
     d0 = n * m_ * plane + oy0 * ow_
     if pix >= 16 or pix == plane:
-        conv_rows._transpose(ost, 0, m_, pix, m_, df, d0, plane, pix * m_, (n + 1) * m_ * plane)
+        conv_rows._transpose(ost, l0, m_, pix, l1 - l0, df, d0 + l0 * plane, plane, pix * m_,
+                             (n * m_ + l1) * plane)
     else:
-        conv_rows._transpose_scalar(ost, 0, m_, 0, pix, 0, m_, df, d0, plane)
+        conv_rows._transpose_scalar(ost, 0, m_, 0, pix, l0, l1, df, d0, plane)
 
 
 @kernel(inline="always")
@@ -341,29 +370,29 @@ def _run_target(dst, dims, consts):
 
 @kernel
 def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1):
-    """Items i0..i1-1 (item = n*blocks + b: output rows b*RB .. of image n); shape = (T, RB);
-    dims = [N, H, W, C, OH, OW, M, x is NCHW, dst is NCHW]. Portable: plain int32 lane loops
-    (LLVM vectorises them)."""
+    """Items i0..i1-1 (_item_runs); shape = (T, RB); dims = [N, H, W, C, OH, OW, M, x is NCHW,
+    dst is NCHW, MC]. Portable: plain int32 lane loops (LLVM vectorises them)."""
     consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     df = _run_target(dst, dims, consts)
     for item in range(i0, i1):
-        count, n, oy0, oy1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        count, n, oy0, oy1, l0, l1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        wrow = rows[0][l0:]
         for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
             if toff.size == 9:
-                _run_sums_9(buf, toff, rows[0], a0, lanes, acc)
+                _run_sums_9(buf, toff, wrow, a0, lanes, acc)
             else:
-                _run_sums(buf, toff, rows[0], a0, lanes, acc)
-            _finish_run(acc, lanes, rows, df, d0, fl)
-        _finish_item(dst, dims, consts, n, oy0, oy1)
+                _run_sums(buf, toff, wrow, a0, lanes, acc)
+            _finish_run(acc, lanes, rows, l0, df, d0, fl)
+        _finish_item(dst, dims, consts, n, oy0, oy1, l0, l1)
 
 
 @kernel
 def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     """_nhwc_impl for 3x3 kernels on AVX2: the sums of whole 16-lane groups by _pair_sums_5
-    (vpmaddwd over the int16 weight pairs wpk of _pack_pairs), the lanes after the last
-    group by the plain loop."""
+    (vpmaddwd over the int16 weight pairs wpk of _pack_pairs; a chunk starts on a group), the
+    lanes after the last group by the plain loop."""
     consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     toff2 = np.empty(10, np.int64)
@@ -371,14 +400,16 @@ def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     toff2[9] = toff[8]
     df = _run_target(dst, dims, consts)
     for item in range(i0, i1):
-        count, n, oy0, oy1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        count, n, oy0, oy1, l0, l1 = _item_runs(x, zp, geo, shape, dims, item, consts)
+        wrow = rows[0][l0:]
+        wpc = wpk[(l0 // GROUP) * 10 * GROUP:]
         for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
             whole = lanes - lanes % GROUP
-            _pair_sums_5(buf, toff2, wpk, a0, whole // GROUP, acc)
-            _lane_sums(buf, toff, rows[0], a0, whole, lanes, acc)
-            _finish_run(acc, lanes, rows, df, d0, fl)
-        _finish_item(dst, dims, consts, n, oy0, oy1)
+            _pair_sums_5(buf, toff2, wpc, a0, whole // GROUP, acc)
+            _lane_sums(buf, toff, wrow, a0, whole, lanes, acc)
+            _finish_run(acc, lanes, rows, l0, df, d0, fl)
+        _finish_item(dst, dims, consts, n, oy0, oy1, l0, l1)
 
 
 def _pack_pairs(wrow, taps, lanes):
@@ -502,6 +533,58 @@ def run_depthwise_nhwc(plan: DepthwiseNhwcPlan, x, dst, threads=None) -> None:
     _run_planned(plan, x, dst, False, False, threads)
 
 
+ITEM_COST = 1024        # the fixed cost of an item (loop set-up, staging calls) in lane-pixels (_split's model)
+FILL_COST = 0.25        # the cost of filling one buffer lane-pixel relative to one output lane-pixel (ditto)
+MIN_CHUNK = 64          # the fewest output lanes a channel chunk of _split gets
+
+
+def _split(plan: DepthwiseNhwcPlan, threads: int, out_nchw: bool):
+    """(shape, MC, items) of a call on `threads` threads: the rows per item RB and the lanes per
+    channel chunk MC (M, or, for runs of one pixel, a multiple of 16 and of the channel
+    multiplier), chosen so that the items, cut into `threads` contiguous ranges as the kernel
+    cuts them, give the smallest longest range; ties go to fewer items. RB stays within the
+    buffer budget (BUF_BYTES), and an NCHW dst keeps blocks of >= 16 pixels where the map
+    allows. The cost model: an item of r output rows and l lanes costs
+    l*(r*OW + FILL_COST*hb*WQ) + ITEM_COST with hb = (r - 1)*sh + (KH - 1)*dh + 1 buffer rows.
+    One thread: the plan's shape, one chunk."""
+    return _split_shape(tuple(plan.dst_shape), tuple(plan.shape), int(plan.x_shape[3]),
+                        tuple(int(v) for v in plan.geo), int(threads), bool(out_nchw), BUF_BYTES)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_shape(dst_shape, shape, c, geo, threads, out_nchw, buf_bytes):
+    n, oh, ow, m = dst_shape
+    tpix, rb_plan = shape
+    if threads <= 1:
+        return shape, m, n * -(-oh // rb_plan)
+    kh, kw, sh, sw, _, _, dh, dw = geo
+    wq = ow + ((kw - 1) * dw) // sw
+    rb_mem = (buf_bytes // (sw * wq * m) - (kh - 1) * dh - 1) // sh + 1
+    rb_hi = max(rb_plan, min(oh, rb_mem))
+    rb_lo = min(rb_plan, oh, -(-16 // ow)) if out_nchw else 1
+    q = math.lcm(GROUP, m // c)
+    chunks = {m}
+    if tpix == 1:
+        for k in range(2, 2 * threads + 1):
+            mc = -(-(-(-m // k)) // q) * q
+            if MIN_CHUNK <= mc < m:
+                chunks.add(int(mc))
+    best = None
+    for rb in range(rb_lo, rb_hi + 1):
+        nblk = -(-oh // rb)
+        rows = [min(oh, (b + 1) * rb) - b * rb for b in range(nblk)]
+        for mc in sorted(chunks, reverse=True):
+            costs = [(min(m, l0 + mc) - l0) * (r * ow + FILL_COST * ((r - 1) * sh + (kh - 1) * dh + 1) * wq)
+                     + ITEM_COST for l0 in range(0, m, mc) for _ in range(n) for r in rows]
+            items = len(costs)
+            parts = min(threads, items)
+            span = max(sum(costs[items * p // parts:items * (p + 1) // parts]) for p in range(parts))
+            key = (span, items, -mc)
+            if best is None or key < best[0]:
+                best = (key, (tpix, rb), mc, items)
+    return best[1:]
+
+
 def _split_run(run, items, threads):
     """run(i0, i1) over range(items), one chunk per thread (kernels.fast_gemm.parallel_items;
     measured a little faster than 2 or 4 chunks per thread at batch 1 and 8 on a shared host)."""
@@ -531,10 +614,10 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
     if plan.work < (NATIVE_SERIAL_WORK if native_split(threads) else SERIAL_WORK):
         threads = 1
     n, oh, ow, m = plan.dst_shape
-    items = n * -(-oh // plan.shape[1])
-    dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw)), np.int64)
+    shape, mc, items = _split(plan, threads, out_nchw)
+    dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw), mc), np.int64)
     head = (np.int64(plan.x_zp), plan.geo, plan.rows) + (() if plan.wpk is None else (plan.wpk,))
-    tail = (plan.fl, plan.shape, dims)
+    tail = (plan.fl, shape, dims)
     impl, par = (_nhwc_impl, _par_nhwc) if plan.wpk is None else (_nhwc_impl_pairs, _par_nhwc_pairs)
     native = native_split(threads) and items > 1
     parts = np.int64(min(threads, items))

@@ -388,15 +388,16 @@ def test_pairs_path_choice():
     assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 25), np.int32), isa="avx2", **five).wpk is None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case=nhwc_case(max_hw=24, k=3), x_layout=st.sampled_from(["nchw", "nhwc"]),
-       out_layout=st.sampled_from(["nchw", "nhwc"]), rb=st.integers(1, 24),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), rb=st.integers(1, 24), chunks=st.integers(1, 4),
        isa=st.sampled_from(["portable", None]))
-def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
+def test_layouts_blocks_chunks_in_any_order(case, x_layout, out_layout, rb, chunks, isa):
     """NCHW sides transposed block by block inside the kernel: every layout pair, any rows per
-    block (blocks of fewer than 16 pixels, of more, the whole image), the items run last to
-    first (a block that wrote past its own pixels into an earlier one would show), equal to
-    the twin."""
+    block (blocks of fewer than 16 pixels, of more, the whole image), channel chunks (runs of
+    one pixel; a chunk a multiple of 16 lanes on the vpmaddwd path, of the channel multiplier
+    on both), the items run last to first (an item that wrote past its own pixels or lanes
+    into an earlier one would show), equal to the twin."""
     x, xz, wz, bias, geo, dst, rq = case
     order = []
 
@@ -406,14 +407,53 @@ def test_layouts_blocks_in_any_order(case, x_layout, out_layout, rb, isa):
             run(i, i + 1)
 
     from kernels import fast_gemm
+    plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
+    n, oh, _, m = dst.shape
+    q = np.lcm(dn.GROUP if plan.wpk is not None else 1, m // x.shape[3])
+    mc = min(m, -(-(-(-m // chunks)) // q) * q)
+    if mc < m and plan.shape[0] > 1:      # channel chunks: runs of one pixel
+        plan = _one_pixel_plan(x, xz, wz, bias, geo, dst, rq, isa)
+    shape = (plan.shape[0], min(oh, rb))
+    split = (shape, mc, -(-m // mc) * n * -(-oh // shape[1]))
     with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(fast_gemm, "NATIVE_THREADS", False), \
-            mock.patch.object(dn, "SERIAL_WORK", 0):
-        plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
-        plan = plan._replace(shape=(plan.shape[0], min(dst.shape[1], rb)))
+            mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "_split", lambda *a: split):
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
         got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
         dn._run_planned(plan, x_in, got, x_layout == "nchw", out_layout == "nchw", threads=2)
     want = np.full_like(dst, 33)
     dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
-    assert order[0] == len(order) - 1
+    assert order[0] == len(order) - 1 == split[2] - 1
     assert np.array_equal(got.transpose(0, 2, 3, 1) if out_layout == "nchw" else got, want)
+
+
+def _one_pixel_plan(x, xz, wz, bias, geo, dst, rq, isa):
+    """The plan with runs of one output pixel (LANES below one pixel's lanes)."""
+    with mock.patch.object(dn, "LANES", 1):
+        plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
+    assert plan.shape[0] == 1
+    return plan
+
+
+@pytest.mark.parametrize("dst_shape,c,threads,out_nchw,want", [
+    ((1, 7, 7, 960), 960, 2, True, 2),        # MobileNetV2's last depthwise layers: 7 rows, 2 threads
+    ((1, 14, 14, 576), 576, 2, False, 2),
+    ((1, 7, 7, 960), 960, 1, True, 1),        # one thread: no split at all
+    ((8, 7, 7, 960), 960, 2, True, 1),        # batch 8: images enough
+    ((1, 28, 28, 144), 144, 2, False, 1)])    # runs of several pixels: never channel chunks
+def test_split_balances_small_maps_by_channel_chunks(dst_shape, c, threads, out_nchw, want):
+    """_split's choice on MobileNetV2 shapes: the chunk count, every item within the buffer
+    budget, and on two threads both halves of the work within 20% of each other."""
+    n, oh, ow, m = dst_shape
+    geo = np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
+    x = np.zeros((n, oh, ow, c), np.uint8)
+    plan = dn.plan_depthwise_nhwc(x, 0, np.zeros((m, 9), np.int32), np.zeros(m, np.int64), geo,
+                                  np.zeros(dst_shape, np.uint8), rq_none())
+    (tpix, rb), mc, items = dn._split(plan, threads, out_nchw)
+    assert -(-m // mc) == want and mc % 16 == 0 and tpix == plan.shape[0]
+    assert items == want * n * -(-oh // rb)
+    assert (rb - 1 + 3) * (ow + 2) * m <= dn.BUF_BYTES or rb == plan.shape[1]
+    if threads == 2:
+        work = [min(oh, (b + 1) * rb) - b * rb for b in range(-(-oh // rb))] * n
+        work = [r * (min(m, l0 + mc) - l0) for l0 in range(0, m, mc) for r in work]
+        halves = sum(work[:items // 2]), sum(work[items // 2:])
+        assert max(halves) <= 1.2 * min(halves)
