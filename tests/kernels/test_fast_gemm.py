@@ -1,9 +1,13 @@
 """kernels.fast_gemm against a NumPy int64 reference written here, equality only.
 
-Every case runs on each path this host can execute (avx2 vpmaddwd panels, portable loops); the
-VNNI path is compiled only where the CPU has it and its tests skip elsewhere, naming the feature.
+Every case runs on each path this host can execute (avx2 vpmaddwd panels, portable loops) and on
+the avx512vnni drivers with vpdpbusd emulated in generic LLVM IR (tests/kernels/vnni_emulated.py:
+everything of that path but the one instruction); the VNNI path itself is compiled only where the
+CPU has it and its tests skip elsewhere, naming the feature.
 """
 from __future__ import annotations
+
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,8 +16,10 @@ from hypothesis import given, settings, strategies as st
 from kernels import cpu
 from kernels import fast_gemm as fg
 from tests.kernels.strategies import int_array, zero_point
+from tests.kernels.vnni_emulated import EMULATED, running
 
 RUNNABLE = [isa for isa in ("avx2", "portable") if not cpu.missing(isa)]
+WITH_EMULATED = RUNNABLE + [EMULATED]      # + the avx512vnni path, vpdpbusd emulated (vnni_emulated)
 VNNI = [pytest.param(isa, marks=pytest.mark.skipif(bool(cpu.missing(isa)), reason=cpu.missing(isa) or "ok"))
         for isa in ("avx512vnni", "avxvnni")]
 
@@ -62,11 +68,12 @@ def check_case(case, isa, acc_dtype):
     assert np.array_equal(got, twin)
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 @settings(max_examples=60, deadline=None)
 @given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
 def test_gemm_equals_reference(isa, case, acc_dtype):
-    check_case(case, isa, acc_dtype)
+    with running(isa) as isa:
+        check_case(case, isa, acc_dtype)
 
 
 @pytest.mark.parametrize("isa", RUNNABLE)
@@ -83,10 +90,15 @@ def test_vnni_gemm_equals_reference(isa, case, acc_dtype):
     check_case(case, isa, acc_dtype)
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1030, 1), (7, 1030, 33), (13, 5, 257), (97, 257, 16)])
 @pytest.mark.parametrize("corner", ["a_min_b_max", "a_max_b_min", "zp_ends"])
 def test_extreme_values_and_block_edges(isa, shape, corner):
+    with running(isa) as isa:
+        extreme_cases(isa, shape, corner)
+
+
+def extreme_cases(isa, shape, corner):
     m, k, n = shape
     for ad, bd in [(np.uint8, np.int8), (np.int8, np.int8), (np.uint8, np.uint8), (np.int8, np.uint8)]:
         ai, bi = np.iinfo(ad), np.iinfo(bd)
@@ -104,7 +116,7 @@ def test_extreme_values_and_block_edges(isa, shape, corner):
         check_case((a, az, b, bz, bias), isa, np.int64)
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 def test_int32_wraps_and_int64_stays_exact_beyond_int32(isa):
     k = 70000
     a = np.full((3, k), 255, np.uint8)
@@ -112,15 +124,21 @@ def test_int32_wraps_and_int64_stays_exact_beyond_int32(isa):
     case = (a, 0, b, np.zeros(2, np.int64), np.array([0, 2**31 - 1], np.int64))
     exact = 255 * 127 * k
     assert exact > 2**31
-    check_case(case, isa, np.int32)
-    check_case(case, isa, np.int64)
+    with running(isa) as isa:
+        check_case(case, isa, np.int32)
+        check_case(case, isa, np.int64)
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 @settings(max_examples=50, deadline=None)
 @given(case=gemm_case(max_dim=120), out_dtype=st.sampled_from([np.uint8, np.int8]),
        scale_exp=st.integers(-16, -4), seed=st.integers(0, 2**32 - 1))
 def test_fused_requant_equals_reference(isa, case, out_dtype, scale_exp, seed):
+    with running(isa) as isa:
+        check_requant_case(case, isa, out_dtype, scale_exp, seed)
+
+
+def check_requant_case(case, isa, out_dtype, scale_exp, seed):
     a, az, b, bz, bias = case
     bias = bias % 2**20 - 2**19
     n = b.shape[1]
@@ -232,18 +250,46 @@ def emulate_vnni_gemm(a, az, packed, bias):
     return wrap32(offs[None, :n].astype(np.int64) + (a_mat @ b_mat)[:m, :n])
 
 
-@settings(max_examples=40, deadline=None)
-@given(case=gemm_case())
-def test_vnni_layout_and_offsets_with_emulated_vpdpbusd(case):
-    """Runs on any host: everything of the VNNI path except the instruction itself."""
+def vnni_weights(case):
+    """The case with b and its zero points moved so that every b - bz fits int8 (the VNNI panels)."""
     a, az, b, bz, bias = case
     bz = np.clip(bz, b.astype(np.int64).max() - 127, b.astype(np.int64).min() + 128)  # bw fits int8
     if np.any(bz < np.iinfo(b.dtype).min) or np.any(bz > np.iinfo(b.dtype).max):
         bz = np.zeros_like(bz)
         b = (b.astype(np.int64) // 2).astype(np.int8)
+    return a, az, b, bz, bias
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=gemm_case())
+def test_vnni_layout_and_offsets_with_numpy_vpdpbusd(case):
+    """Runs on any host: the panel and A-quad layouts and the offsets of the VNNI path, summed by NumPy."""
+    a, az, b, bz, bias = vnni_weights(case)
     packed = fg.pack_b(b, bz, isa="avx512vnni")
     assert packed.isa == "avx512vnni"
     assert np.array_equal(emulate_vnni_gemm(a, az, packed, bias), wrap32(exact_sum(a, az, b, bz, bias)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]), threads=st.sampled_from([1, 2]),
+       requant=st.sampled_from([None, np.uint8, np.int8]), seed=st.integers(0, 2**32 - 1))
+def test_vnni_drivers_with_emulated_vpdpbusd(case, acc_dtype, threads, requant, seed):
+    """Runs on any host: the avx512vnni drivers and micro-kernels as compiled for VNNI, vpdpbusd
+    written in generic IR (tests/kernels/vnni_emulated.py), on weights that take the VNNI
+    panels; serial and as a parallel region of two threads (the serial cut-offs lowered)."""
+    case = vnni_weights(case)
+    assert fg.pack_b(case[2], case[3], isa="avx512vnni").isa == "avx512vnni"
+    old = fg.get_num_threads()
+    try:
+        fg.set_num_threads(threads)
+        with running(EMULATED) as isa, mock.patch.object(fg, "SERIAL_OPS", 0), \
+                mock.patch.object(fg, "NATIVE_SERIAL_OPS", 0):
+            if requant is None:
+                check_case(case, isa, acc_dtype)
+            else:
+                check_requant_case((*case[:4], case[4] % 2**20 - 2**19), isa, requant, -10, seed)
+    finally:
+        fg.set_num_threads(old)
 
 
 @pytest.mark.parametrize("isa", RUNNABLE)
