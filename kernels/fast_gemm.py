@@ -332,25 +332,28 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
 
 
 @kernel
-def _tiles_vnni512(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
-    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (B at b0 + p*ns*128 int8)."""
+def _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (A words at a0 + (tile - t0)*6*lda,
+    B at b0 + p*ns*128 int8)."""
     if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
         for t in range(nt):
             for p in range(q0, q1):
-                mk_vnni512_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                mk_vnni512_q(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
                              c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
                              p * 32, geo)
     else:
         for t in range(nt):
             for p in range(q0, q1):
-                mk_vnni512(apk, t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c, c0 + t * 6 * ldc + (p - q0) * 32,
-                           ldc, offs, p * 32, first)
+                mk_vnni512(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                           c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first)
 
 
 @kernel
 def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_avx2 with u8 lanes and the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on
-    VNNI hosts."""
+    VNNI hosts. A row-major uint8 A (add = 0) with K % 4 == 0 is read in place where the
+    item's tiles are full (its rows are already the u8 quads the micro-kernel reads), else
+    packed per K block."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
     fused, kc = _q_target(dst, rq, geo), _kc(steps)
@@ -359,21 +362,26 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
+        in_place = geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
         cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
-        apk = np.empty((t1 - t0) * 128 * mr * g, np.uint8)
+        apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+            if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
+                a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+            else:
+                _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+                a, a0, lda = apk, 0, ns
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
                 if direct:
-                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
-                                   offs, first, False, qout, geo)
+                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr,
+                                   ldc, offs, first, False, qout, geo)
                 else:
-                    _tiles_vnni512(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
-                                   first, fused and s0 + ns >= steps, qout, geo)
+                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc,
+                                   offs, first, fused and s0 + ns >= steps, qout, geo)
         if not direct and not fused:
             _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 

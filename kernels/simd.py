@@ -160,12 +160,14 @@ def _splat(builder, value, lanes):
     return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
 
 
-def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lanes, signed):
+def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lanes, signed, masked=False):
     """Requantize the MR*NV accumulators in registers (_requant_vector) and store the bytes of
     rows r < rows, columns j < cols at q_ptr + r*ldq + j (int8 when `signed`, else uint8);
     multipliers m_ptr[j] (j < NR, padded), rqs_ptr = float32 [lo - zp, hi - zp, zp]. A full tile
-    stores one <NR x i8> vector per row in place; an edge tile goes through a stack block and
-    one memcpy of `cols` bytes per valid row, so nothing outside the rows x cols corner is written."""
+    stores one <NR x i8> vector per row in place; an edge tile stores each valid row under the
+    mask j < cols (`masked`: llvm.masked.store, one AVX-512BW vmovdqu8 per row) or through a
+    stack block and one memcpy of `cols` bytes per valid row, so nothing outside the rows x cols
+    corner is written."""
     fvec = ir.VectorType(ir.FloatType(), lanes)
     nr = nv * lanes
     flo, fhi, zpf = (_splat(builder, builder.load(builder.gep(rqs_ptr, [ir.Constant(I64, i)])), lanes)
@@ -175,19 +177,44 @@ def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lan
     mults = [builder.load(builder.gep(mvec, [ir.Constant(I64, v)]), align=4) for v in range(nv)]
     rows_q = [_row_bytes(builder, [_requant_vector(builder, final[r * nv + v], mults[v], flo, fhi, zp)
                                    for v in range(nv)], signed) for r in range(mr)]
-    buf = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), mr * nr))
-    buf = builder.bitcast(buf, ir.IntType(8).as_pointer())
     full = builder.and_(builder.icmp_signed("==", rows, ir.Constant(I64, mr)),
                         builder.icmp_signed("==", cols, ir.Constant(I64, nr)))
     with builder.if_else(full) as (in_place, edge):
         with in_place:
             _store_rows(builder, rows_q, q_ptr, ldq)
         with edge:
-            _store_rows(builder, rows_q, buf, ir.Constant(I64, nr))
-            for r in range(mr):
-                n = builder.select(builder.icmp_signed(">", rows, ir.Constant(I64, r)), cols, ir.Constant(I64, 0))
-                src = builder.gep(buf, [ir.Constant(I64, r * nr)])
-                cgutils.raw_memcpy(builder, builder.gep(q_ptr, [builder.mul(ldq, ir.Constant(I64, r))]), src, n, 1)
+            if masked:
+                _store_rows_masked(builder, rows_q, q_ptr, ldq, rows, cols)
+            else:
+                _store_rows_staged(builder, rows_q, q_ptr, ldq, rows, cols)
+
+
+def _store_rows_staged(builder, rows_q, base, stride, rows, cols):
+    """Store row r < rows of the <NR x i8> row vectors at base + r*stride, its bytes j < cols only,
+    through a stack block and one memcpy of `cols` bytes per row."""
+    mr, nr = len(rows_q), rows_q[0].type.count
+    buf = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), mr * nr))
+    buf = builder.bitcast(buf, ir.IntType(8).as_pointer())
+    _store_rows(builder, rows_q, buf, ir.Constant(I64, nr))
+    for r in range(mr):
+        n = builder.select(builder.icmp_signed(">", rows, ir.Constant(I64, r)), cols, ir.Constant(I64, 0))
+        src = builder.gep(buf, [ir.Constant(I64, r * nr)])
+        cgutils.raw_memcpy(builder, builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))]), src, n, 1)
+
+
+def _store_rows_masked(builder, rows_q, base, stride, rows, cols):
+    """Store row r < rows of the <NR x i8> row vectors at base + r*stride, its bytes j < cols only
+    (llvm.masked.store; the other bytes are not touched)."""
+    vty = rows_q[0].type
+    n = vty.count
+    lane = ir.Constant(ir.VectorType(I64, n), list(range(n)))
+    mask = builder.icmp_signed("<", lane, _splat(builder, cols, n))
+    fnty = ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), I32, mask.type])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{n}i8.p0")
+    for r, q in enumerate(rows_q):
+        with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(I64, r))):
+            row = builder.gep(base, [builder.mul(stride, ir.Constant(I64, r))])
+            builder.call(fn, [q, builder.bitcast(row, vty.as_pointer()), ir.Constant(I32, 1), mask])
 
 
 def _store_rows(builder, rows_q, base, stride):
@@ -267,13 +294,14 @@ def _q_pointers(context, builder, ty, qout, m0, n0, geo, mr, nr):
     return q_ptr, ldq, rows, cols, m_ptr, r_ptr
 
 
-def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd):
+def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
     """As _make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
     each <lanes x i32> accumulator is requantized in registers (_requant_vector, the ORT float
     formula of kernels.requant) and the tile at row m0, column n0 of qout[0] is stored as bytes
     (_store_q: only rows < M - m0 and columns < N - n0, M = geo[1], N = geo[3]). qout = (dst
     (M, N) uint8/int8 with unit column stride, mult float32 padded to the panels, rqs float32
-    [lo - zp, hi - zp, zp]); m0, n0 are checked by the caller (m0 < M, n0 < N)."""
+    [lo - zp, hi - zp, zp]); m0, n0 are checked by the caller (m0 < M, n0 < N). masked: edge
+    tiles stored by masked row stores (hosts with AVX-512BW), else through a stack block."""
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -288,7 +316,7 @@ def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd):
             m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
             geo_ptr = _data(context, builder, ty[15], args[15])
             ptrs = _q_pointers(context, builder, ty[12], args[12], m0_, n0_, geo_ptr, mr, nv * lanes)
-            _store_q(builder, final, *ptrs, mr, nv, lanes, ty[12].types[0].dtype.signed)
+            _store_q(builder, final, *ptrs, mr, nv, lanes, ty[12].types[0].dtype.signed, masked)
             return context.get_dummy_value()
         return sig, codegen
     return mk_q
@@ -300,4 +328,4 @@ VNNI_MR, VNNI_NR = 6, 32          # 12 zmm accumulators (of 32 registers)
 mk_avx2 = _make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
 mk_vnni512 = _make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
 mk_avx2_q = _make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
-mk_vnni512_q = _make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
+mk_vnni512_q = _make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)

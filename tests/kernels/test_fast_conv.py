@@ -10,8 +10,10 @@ from kernels import cpu
 from kernels import fast_conv as fc
 from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from tests.kernels.strategies import int_array, zero_point
+from tests.kernels.vnni_emulated import EMULATED, running
 
-RUNNABLE = [isa for isa in ("avx2", "portable") if not cpu.missing(isa)]
+RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
+WITH_EMULATED = RUNNABLE + [EMULATED]      # + the avx512vnni drivers, vpdpbusd emulated (vnni_emulated)
 
 
 def wrap32(v):
@@ -49,19 +51,20 @@ def reference(x, xz, w, wz, bias, geom):
     return acc
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 @settings(max_examples=80, deadline=None)
 @given(case=conv_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
 def test_conv_equals_reference(isa, case, acc_dtype):
     x, xz, w, wz, bias, geom = case
-    pc = fc.pack_conv(w, wz, geom, isa=isa)
-    got = np.empty(out_shape(x, w, geom), acc_dtype)
-    fc.conv2d_fast(x, xz, pc, bias, got)
+    with running(isa) as isa:
+        pc = fc.pack_conv(w, wz, geom, isa=isa)
+        got = np.empty(out_shape(x, w, geom), acc_dtype)
+        fc.conv2d_fast(x, xz, pc, bias, got)
     want = reference(x, xz, w, wz, bias, geom)
     assert np.array_equal(got, want if acc_dtype == np.int64 else wrap32(want))
 
 
-@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("isa", WITH_EMULATED)
 @settings(max_examples=50, deadline=None)
 @given(case=conv_case(), out_dtype=st.sampled_from([np.uint8, np.int8]), seed=st.integers(0, 2**32 - 1))
 def test_fused_requant_equals_reference(isa, case, out_dtype, seed):
@@ -72,9 +75,10 @@ def test_fused_requant_equals_reference(isa, case, out_dtype, seed):
     info = np.iinfo(out_dtype)
     zp = int(rng.integers(info.min, int(info.max) + 1))
     lo, hi = int(rng.integers(info.min, zp + 1)), int(rng.integers(zp, int(info.max) + 1))
-    pc = fc.pack_conv(w, wz, geom, isa=isa)
-    out = np.empty(out_shape(x, w, geom), out_dtype)
-    fc.conv2d_fast_requant(x, xz, pc, bias, mult, zp, lo, hi, out)
+    with running(isa) as isa:
+        pc = fc.pack_conv(w, wz, geom, isa=isa)
+        out = np.empty(out_shape(x, w, geom), out_dtype)
+        fc.conv2d_fast_requant(x, xz, pc, bias, mult, zp, lo, hi, out)
     acc32 = wrap32(reference(x, xz, w, wz, bias, geom))
     v = acc32.astype(np.float32) * mult[None, :, None, None]
     want = np.clip(np.rint(v).astype(np.int64) + zp, lo, hi)

@@ -18,7 +18,7 @@ from kernels import fast_gemm as fg
 from tests.kernels.strategies import int_array, zero_point
 from tests.kernels.vnni_emulated import EMULATED, running
 
-RUNNABLE = [isa for isa in ("avx2", "portable") if not cpu.missing(isa)]
+RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
 WITH_EMULATED = RUNNABLE + [EMULATED]      # + the avx512vnni path, vpdpbusd emulated (vnni_emulated)
 VNNI = [pytest.param(isa, marks=pytest.mark.skipif(bool(cpu.missing(isa)), reason=cpu.missing(isa) or "ok"))
         for isa in ("avx512vnni", "avxvnni")]
@@ -114,6 +114,23 @@ def extreme_cases(isa, shape, corner):
         bias = np.full(n, -2**31, np.int64)
         check_case((a, az, b, bz, bias), isa, np.int32)
         check_case((a, az, b, bz, bias), isa, np.int64)
+
+
+@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("m,k,n", [(6, 1032, 32), (97, 1032, 48), (13, 2052, 70), (600, 8, 48)])
+def test_uint8_a_read_in_place_over_k_blocks(isa, m, k, n):
+    """uint8 A with K % 4 == 0 (the VNNI driver reads full tiles straight from A, over several K
+    blocks when K > 512): int32, int64 and requantized outputs equal the reference, also for A
+    as rows of a wider array (copied by the wrapper) and with a partial last tile."""
+    rng = np.random.default_rng(m + k + n)
+    a = rng.choice(np.array([0, 1, 128, 254, 255], np.uint8), (m, k))
+    b = rng.choice(np.array([-128, -1, 0, 1, 127], np.int8), (k, n))
+    bias = rng.integers(-2**20, 2**20, n)
+    with running(isa) as isa:
+        for az in (0, 255):
+            check_case((a, az, b, np.zeros(n, np.int64), bias), isa, np.int32)
+            check_case((np.hstack([a, a])[:, :k], az, b, np.zeros(n, np.int64), bias), isa, np.int64)
+            check_requant_case((a, az, b, np.zeros(n, np.int64), bias), isa, np.uint8, -14, m)
 
 
 @pytest.mark.parametrize("isa", WITH_EMULATED)
