@@ -683,10 +683,11 @@ def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 
 
 # ------------------------------------------------------------------------------- layers
-SMALL_MAP = 4096        # output pixels up to which an NCHW layer runs channels-last inside: with the
-                        # in-kernel transposes, measured faster than the NCHW kernel at batch 1 on
-                        # 56x56 outputs (dw112s2 0.60 -> 0.47 ms, dw56 0.46 -> 0.41), a tie at batch 8
-                        # and on 112x112
+SMALL_MAP = 1 << 16     # output pixels up to which an NCHW layer runs channels-last inside. With the
+                        # in-kernel transposes this was faster than the NCHW kernel at every size measured
+                        # (AVX-512 host, batch 1, 2 threads, us: 32x112x112 197 vs 267, 16x224x224 325 vs
+                        # 454, 64x112x112 375 vs 509, 32x112x112 s2 110 vs 330; batch 8 1050-1310 vs
+                        # 1220-1270); on the AVX2 host it tied at 112x112 and won below 4096 pixels
 
 
 class DepthwiseLayer(NamedTuple):
