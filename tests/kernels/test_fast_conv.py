@@ -10,10 +10,10 @@ from kernels import cpu
 from kernels import fast_conv as fc
 from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from tests.kernels.strategies import int_array, zero_point
-from tests.kernels.vnni_emulated import EMULATED, running
+from tests.kernels.vnni_emulated import VNNI_PATH, running
 
 RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
-WITH_EMULATED = RUNNABLE + [EMULATED]      # + the avx512vnni drivers, vpdpbusd emulated (vnni_emulated)
+WITH_VNNI = list(dict.fromkeys(RUNNABLE + [VNNI_PATH]))   # + the avx512vnni path, emulated where the CPU lacks it
 
 
 def wrap32(v):
@@ -51,7 +51,7 @@ def reference(x, xz, w, wz, bias, geom):
     return acc
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @settings(max_examples=80, deadline=None)
 @given(case=conv_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
 def test_conv_equals_reference(isa, case, acc_dtype):
@@ -64,7 +64,7 @@ def test_conv_equals_reference(isa, case, acc_dtype):
     assert np.array_equal(got, want if acc_dtype == np.int64 else wrap32(want))
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @settings(max_examples=50, deadline=None)
 @given(case=conv_case(), out_dtype=st.sampled_from([np.uint8, np.int8]), seed=st.integers(0, 2**32 - 1))
 def test_fused_requant_equals_reference(isa, case, out_dtype, seed):

@@ -1,9 +1,9 @@
 """kernels.fast_gemm against a NumPy int64 reference written here, equality only.
 
-Every case runs on each path this host can execute (avx2 vpmaddwd panels, portable loops) and on
-the avx512vnni drivers with vpdpbusd emulated in generic LLVM IR (tests/kernels/vnni_emulated.py:
-everything of that path but the one instruction); the VNNI path itself is compiled only where the
-CPU has it and its tests skip elsewhere, naming the feature.
+Every case runs on each path this host can execute (avx512vnni vpdpbusd panels, avx2 vpmaddwd
+panels, portable loops); where the CPU has no VNNI, the avx512vnni drivers run with vpdpbusd
+emulated in generic LLVM IR instead (tests/kernels/vnni_emulated.py: everything of that path but
+the one instruction), and the tests that need the instruction itself skip, naming the feature.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from hypothesis import given, settings, strategies as st
 from kernels import cpu
 from kernels import fast_gemm as fg
 from tests.kernels.strategies import int_array, zero_point
-from tests.kernels.vnni_emulated import EMULATED, running
+from tests.kernels.vnni_emulated import VNNI_PATH, running
 
 RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
-WITH_EMULATED = RUNNABLE + [EMULATED]      # + the avx512vnni path, vpdpbusd emulated (vnni_emulated)
+WITH_VNNI = list(dict.fromkeys(RUNNABLE + [VNNI_PATH]))   # + the avx512vnni path, emulated where the CPU lacks it
 VNNI = [pytest.param(isa, marks=pytest.mark.skipif(bool(cpu.missing(isa)), reason=cpu.missing(isa) or "ok"))
         for isa in ("avx512vnni", "avxvnni")]
 
@@ -68,7 +68,7 @@ def check_case(case, isa, acc_dtype):
     assert np.array_equal(got, twin)
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @settings(max_examples=60, deadline=None)
 @given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
 def test_gemm_equals_reference(isa, case, acc_dtype):
@@ -90,7 +90,7 @@ def test_vnni_gemm_equals_reference(isa, case, acc_dtype):
     check_case(case, isa, acc_dtype)
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1030, 1), (7, 1030, 33), (13, 5, 257), (97, 257, 16)])
 @pytest.mark.parametrize("corner", ["a_min_b_max", "a_max_b_min", "zp_ends"])
 def test_extreme_values_and_block_edges(isa, shape, corner):
@@ -116,7 +116,7 @@ def extreme_cases(isa, shape, corner):
         check_case((a, az, b, bz, bias), isa, np.int64)
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @pytest.mark.parametrize("m,k,n", [(6, 1032, 32), (97, 1032, 48), (13, 2052, 70), (600, 8, 48)])
 def test_uint8_a_read_in_place_over_k_blocks(isa, m, k, n):
     """uint8 A with K % 4 == 0 (the VNNI driver reads full tiles straight from A, over several K
@@ -133,7 +133,7 @@ def test_uint8_a_read_in_place_over_k_blocks(isa, m, k, n):
             check_requant_case((a, az, b, np.zeros(n, np.int64), bias), isa, np.uint8, -14, m)
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 def test_int32_wraps_and_int64_stays_exact_beyond_int32(isa):
     k = 70000
     a = np.full((3, k), 255, np.uint8)
@@ -146,7 +146,7 @@ def test_int32_wraps_and_int64_stays_exact_beyond_int32(isa):
         check_case(case, isa, np.int64)
 
 
-@pytest.mark.parametrize("isa", WITH_EMULATED)
+@pytest.mark.parametrize("isa", WITH_VNNI)
 @settings(max_examples=50, deadline=None)
 @given(case=gemm_case(max_dim=120), out_dtype=st.sampled_from([np.uint8, np.int8]),
        scale_exp=st.integers(-16, -4), seed=st.integers(0, 2**32 - 1))
@@ -290,16 +290,17 @@ def test_vnni_layout_and_offsets_with_numpy_vpdpbusd(case):
 @settings(max_examples=40, deadline=None)
 @given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]), threads=st.sampled_from([1, 2]),
        requant=st.sampled_from([None, np.uint8, np.int8]), seed=st.integers(0, 2**32 - 1))
-def test_vnni_drivers_with_emulated_vpdpbusd(case, acc_dtype, threads, requant, seed):
-    """Runs on any host: the avx512vnni drivers and micro-kernels as compiled for VNNI, vpdpbusd
-    written in generic IR (tests/kernels/vnni_emulated.py), on weights that take the VNNI
-    panels; serial and as a parallel region of two threads (the serial cut-offs lowered)."""
+def test_vnni_drivers_serial_parallel_requant(case, acc_dtype, threads, requant, seed):
+    """Runs on any host: the avx512vnni drivers and micro-kernels (where the CPU lacks VNNI, as
+    compiled for it with vpdpbusd written in generic IR, tests/kernels/vnni_emulated.py), on
+    weights that take the VNNI panels; serial and as a parallel region of two threads (the
+    serial cut-offs lowered)."""
     case = vnni_weights(case)
     assert fg.pack_b(case[2], case[3], isa="avx512vnni").isa == "avx512vnni"
     old = fg.get_num_threads()
     try:
         fg.set_num_threads(threads)
-        with running(EMULATED) as isa, mock.patch.object(fg, "SERIAL_OPS", 0), \
+        with running(VNNI_PATH) as isa, mock.patch.object(fg, "SERIAL_OPS", 0), \
                 mock.patch.object(fg, "NATIVE_SERIAL_OPS", 0):
             if requant is None:
                 check_case(case, isa, acc_dtype)

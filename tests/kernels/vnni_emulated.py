@@ -20,6 +20,7 @@ from unittest import mock
 import numba
 from llvmlite import ir
 
+from kernels import cpu
 from kernels import fast_gemm as fg
 from kernels import simd
 
@@ -71,6 +72,9 @@ def emulated_vnni():
 
 
 EMULATED = "avx512vnni-emulated"     # a test parameter: the avx512vnni path with vpdpbusd_generic
+# The avx512vnni path the tests run: the real one where the CPU has it (the emulation would only
+# repeat it, at a minute of compilation), else the emulated drivers.
+VNNI_PATH = EMULATED if cpu.missing("avx512vnni") else "avx512vnni"
 
 
 @contextmanager
