@@ -468,11 +468,17 @@ def _as_nchw(a):
 
 def _block_rows(x_shape, dst_shape, geo) -> int:
     """RB: output rows per item, the padded input rows fitting BUF_BYTES, and at least 8 items."""
-    n, oh, ow, m = dst_shape
-    kh, kw, sh, sw, _, _, dh, dw = (int(v) for v in geo)
+    n, oh = dst_shape[0], dst_shape[1]
+    return max(1, min(oh, _rows_in_buffer(dst_shape, tuple(int(v) for v in geo), BUF_BYTES), -(-n * oh // 8)))
+
+
+def _rows_in_buffer(dst_shape, geo, buf_bytes) -> int:
+    """The most output rows per block whose padded input rows (all sw phases) fit buf_bytes
+    (may be < 1 for a very wide row)."""
+    ow, m = dst_shape[2], dst_shape[3]
+    kh, kw, sh, sw, _, _, dh, dw = geo
     wq = ow + ((kw - 1) * dw) // sw
-    rb_mem = (BUF_BYTES // (sw * wq * m) - (kh - 1) * dh - 1) // sh + 1
-    return max(1, min(oh, rb_mem, -(-n * oh // 8)))
+    return (buf_bytes // (sw * wq * m) - (kh - 1) * dh - 1) // sh + 1
 
 
 def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, isa: str | None = None) -> DepthwiseNhwcPlan:
@@ -559,8 +565,7 @@ def _split_shape(dst_shape, shape, c, geo, threads, out_nchw, buf_bytes):
         return shape, m, n * -(-oh // rb_plan)
     kh, kw, sh, sw, _, _, dh, dw = geo
     wq = ow + ((kw - 1) * dw) // sw
-    rb_mem = (buf_bytes // (sw * wq * m) - (kh - 1) * dh - 1) // sh + 1
-    rb_hi = max(rb_plan, min(oh, rb_mem))
+    rb_hi = max(rb_plan, min(oh, _rows_in_buffer(dst_shape, geo, buf_bytes)))
     rb_lo = min(rb_plan, oh, -(-16 // ow)) if out_nchw else 1
     q = math.lcm(GROUP, m // c)
     chunks = {m}

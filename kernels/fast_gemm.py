@@ -252,6 +252,14 @@ def _c_target(dst, rq, geo, t1, p1, mr, nr):
 
 
 @kernel(inline="always")
+def _a_in_place(geo, add, t1, mr):
+    """True when a driver may read an item's A tiles (up to row t1*mr) straight from src: a
+    row-major A (geo[0] == 0: not column-major, not a conv descriptor) of uint8 values taken as
+    they are (add == 0), K % 4 == 0 (rows are whole u8 quads), all tiles full."""
+    return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+
+
+@kernel(inline="always")
 def _q_target(dst, rq, geo):
     """True when the micro-kernels requantize in registers and store bytes straight into dst:
     requant, not transposed, an 8-bit dst with unit column stride and rows that do not overlap
@@ -362,7 +370,7 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
-        in_place = geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+        in_place = _a_in_place(geo, add, t1, mr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
         cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)

@@ -41,7 +41,7 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
-from .fast_gemm import (_c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
+from .fast_gemm import (_a_in_place, _c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
                         _q_consts, _q_target, _rq_none, bind_items, gemm_geo, n_items, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
@@ -148,7 +148,7 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
     for item in range(i0, i1):
         t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
         direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
-        in_place = geo[0] == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+        in_place = _a_in_place(geo, np.int64(0), t1, mr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
         cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)

@@ -3,7 +3,7 @@
 Every case runs on each path this host can execute (avx512vnni vpdpbusd panels, avx2 vpmaddwd
 panels, portable loops); where the CPU has no VNNI, the avx512vnni drivers run with vpdpbusd
 emulated in generic LLVM IR instead (tests/kernels/vnni_emulated.py: everything of that path but
-the one instruction), and the tests that need the instruction itself skip, naming the feature.
+the one instruction).
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from tests.kernels.vnni_emulated import VNNI_PATH, running
 
 RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
 WITH_VNNI = list(dict.fromkeys(RUNNABLE + [VNNI_PATH]))   # + the avx512vnni path, emulated where the CPU lacks it
-VNNI = [pytest.param(isa, marks=pytest.mark.skipif(bool(cpu.missing(isa)), reason=cpu.missing(isa) or "ok"))
-        for isa in ("avx512vnni", "avxvnni")]
 
 
 def wrap32(v):
@@ -81,13 +79,6 @@ def test_gemm_equals_reference(isa, case, acc_dtype):
 @given(case=gemm_case(max_dim=40, int4=True))
 def test_int4_weights_given_as_int8(isa, case):
     check_case(case, isa, np.int32)
-
-
-@pytest.mark.parametrize("isa", VNNI)
-@settings(max_examples=60, deadline=None)
-@given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]))
-def test_vnni_gemm_equals_reference(isa, case, acc_dtype):
-    check_case(case, isa, acc_dtype)
 
 
 @pytest.mark.parametrize("isa", WITH_VNNI)
