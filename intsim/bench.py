@@ -292,6 +292,8 @@ def cmd_bench(args) -> int:
     import json
     import sys
     from .errors import IntsimError
+    from .cli import check_output
+    check_output(args.json, "--json")
     cases = None
     if args.case and args.suite in ("gemm", "conv"):
         table = {c[0]: c for c in (GEMM_CASES if args.suite == "gemm" else CONV_CASES)}

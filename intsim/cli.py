@@ -24,6 +24,22 @@ def _accumulator(args):
     return Accumulator(bits=args.acc_bits, overflow=args.acc_overflow, tile=args.acc_tile)
 
 
+def check_output(path, flag: str) -> None:
+    """Refuse an output file that cannot be written (a folder, a missing folder) before any work
+    starts. None and "-" (stdout) pass."""
+    import os
+    if path in (None, "-"):
+        return
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IntsimError(f"{flag} '{path}' is a folder, not a file")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise IntsimError(f"{flag} '{path}': folder '{os.path.dirname(path) or parent}' does not exist")
+    if not os.access(parent, os.W_OK):
+        raise IntsimError(f"{flag} '{path}': folder '{os.path.dirname(path) or parent}' is not writable")
+
+
 def _load_npz(path: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -35,6 +51,7 @@ def _load_npz(path: str) -> dict:
 def cmd_info(args) -> int:
     from . import import_onnx
     from .info import describe
+    check_output(args.json, "--json")
     g = import_onnx(args.model)
     text = describe(g, as_json=args.json is not None)
     _write(text, args.json)
@@ -43,6 +60,7 @@ def cmd_info(args) -> int:
 
 def cmd_run(args) -> int:
     from . import load
+    check_output(args.output, "--output")
     prog = load(args.model, target=args.target, accumulator=_accumulator(args),
                 snap_pow2=getattr(args, "snap_pow2", False))
     feeds = _load_npz(args.input)

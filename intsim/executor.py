@@ -145,12 +145,37 @@ class Program:
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
             env = self._check_feeds(feeds)
+            if any(x.size == 0 for x in env.values()):
+                return self._run_empty(env, taps)
             parts = 1 if taps else self._parts(env, threads)
             if parts > 1:
                 return self._run_split(env, parts)
             if not taps and FREEZE:
                 return self._run_frozen(env)
             return self._execute(env, taps)
+
+    def _run_empty(self, env: dict, taps: bool):
+        """A batch of 0 samples: like onnxruntime, outputs of the right shape with 0 rows. One
+        sample of zeros runs to learn the shapes; its values are dropped (and, in taps, its
+        accumulator statistics)."""
+        for name, x in env.items():
+            if x.ndim == 0 or x.shape[0] != 0 or any(x.shape[0] != y.shape[0] for y in env.values() if y.ndim):
+                raise ShapeError(f"input '{name}' has shape {x.shape}: only the batch axis (0) may be empty, "
+                                 f"and then on every input")
+        one = {k: np.zeros((1,) + x.shape[1:], x.dtype) for k, x in env.items()}
+        empty = lambda v: v[:0] if np.ndim(v) and np.shape(v)[0] == 1 else v  # noqa: E731
+        res = self._execute(one, taps)
+        if not taps:
+            return {k: empty(v) for k, v in res.items()}
+        outs, tap_all = res
+        for t in tap_all.values():
+            t["outputs"] = {o: empty(v) for o, v in t["outputs"].items()}
+            for k in ("acc_min", "acc_max"):     # as a compute step reports an empty accumulator
+                if k in t:
+                    t[k] = np.zeros_like(t[k])
+            if "overflow_events" in t:
+                t["overflow_events"] = 0
+        return {k: empty(v) for k, v in outs.items()}, tap_all
 
     def _frozen_key(self, env: dict) -> tuple:
         from kernels import fast_gemm

@@ -248,6 +248,7 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
     """The `intsim overflow` report as a dict (JSON-ready). Without feeds: static bounds only."""
     if overflow not in ("wrap", "saturate"):
         raise IntsimError(f"overflow analysis simulates wrap or saturate, not '{overflow}'")
+    Accumulator(acc_bits, overflow, tile)       # refuses a width outside 2..64 or a tile < 1 up front
     observed, sim_taps, ref_taps = {}, {}, {}
     if feeds is not None:
         _, ref_taps = simulate(graph, feeds, EXACT_REFERENCE, target)

@@ -43,7 +43,11 @@ def _feeds(args, graph):
 def cmd_overflow(args) -> int:
     from . import import_onnx
     from .cli import _write
+    from .cli import _accumulator, check_output
     from .overflow import analyze, plot_sweep, sweep, sweep_table
+    for flag in ("json", "report", "plot"):
+        check_output(getattr(args, flag), f"--{flag}")
+    _accumulator(args)          # --acc-bits / --acc-tile in range, before any work
     graph = import_onnx(args.model)
     feeds, labels = _feeds(args, graph)
     rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,

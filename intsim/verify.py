@@ -30,6 +30,7 @@ import onnx
 
 from .errors import IntsimError, ShapeError
 from .ir import IntType
+from .limits import check_shape
 from .verify_explain import CLASSES, Explainer
 from .verify_refs import REFERENCES, exposed_tensors, make_reference, with_outputs
 
@@ -433,6 +434,12 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
     >= min_exact in the whole-model view."""
     if reference not in REFERENCES:
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
+    if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
+        raise IntsimError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if not 0.0 <= float(min_exact) <= 1.0:       # (also refuses nan)
+        raise IntsimError(f"min_exact must be a fraction in [0, 1], got {min_exact!r}")
+    if int(max_lsb) < 0:
+        raise IntsimError(f"max_lsb must be >= 0, got {max_lsb!r}")
     data, label = _model_bytes(model)
     if feeds is None:
         if not random:
@@ -440,6 +447,9 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         from . import import_onnx
         feeds = random_feeds(import_onnx(data), int(random), seed)
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
+    if feeds and _samples(feeds) == 0:
+        raise IntsimError("no samples to compare: " + ", ".join(f"input '{k}' has shape {v.shape}"
+                                                                for k, v in feeds.items()))
     results, s = _run_chunks(data, feeds, reference, target, accumulator, max(1, int(jobs)), progress,
                              max(1, int(chunk)))
     if s is None:
@@ -467,6 +477,7 @@ def random_feeds(graph, n: int, seed: int = 0) -> dict:
     for name in graph.inputs:
         t = graph.tensors[name]
         shape = (n,) + tuple(d if d else 1 for d in (t.shape or (1,))[1:])
+        check_shape(shape, 8, f"--random {n}: samples of input '{name}'")
         if isinstance(t.dtype, IntType):
             feeds[name] = rng.integers(t.dtype.qmin, t.dtype.qmax + 1, shape).astype(t.dtype.storage)
             continue

@@ -24,6 +24,14 @@ def load_inputs(path: str, graph) -> dict:
         if not files:
             raise IntsimError(f"folder '{path}' holds no .npy or .npz files")
         parts = [load_inputs(os.path.join(path, f), graph) for f in files]
+        for f, p in zip(files[1:], parts[1:]):
+            if set(p) != set(parts[0]):
+                raise IntsimError(f"folder '{path}': '{f}' holds inputs {sorted(p)}, '{files[0]}' holds "
+                                  f"{sorted(parts[0])}")
+            for k, v in p.items():
+                if v.shape[1:] != parts[0][k].shape[1:] or v.ndim != parts[0][k].ndim:
+                    raise IntsimError(f"folder '{path}': input '{k}' has sample shape {v.shape[1:]} in '{f}' "
+                                      f"but {parts[0][k].shape[1:]} in '{files[0]}'")
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if not os.path.isfile(path):
         raise IntsimError(f"input file '{path}' does not exist")
@@ -37,7 +45,11 @@ def load_inputs(path: str, graph) -> dict:
             raise IntsimError(f"cannot read input file '{path}': {e}") from None
     else:
         feeds = _load_npz(path)
-    return {k: _batched(v, graph.tensors.get(k)) for k, v in feeds.items()}
+    feeds = {k: _batched(v, graph.tensors.get(k)) for k, v in feeds.items()}
+    if feeds and all(v.ndim and v.shape[0] == 0 for v in feeds.values()):
+        raise IntsimError(f"'{path}' holds 0 samples: " + ", ".join(f"input '{k}' has shape {v.shape}"
+                                                                    for k, v in feeds.items()))
+    return feeds
 
 
 def _batched(x: np.ndarray, t) -> np.ndarray:
@@ -48,7 +60,18 @@ def _batched(x: np.ndarray, t) -> np.ndarray:
 def cmd_verify(args) -> int:
     from . import import_onnx
     from .cli import _accumulator
+    from .cli import check_output
     from .verify import verify
+    check_output(args.json, "--json")
+    check_output(args.report, "--report")
+    if args.jobs < 1:
+        raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
+    if not 0.0 <= args.min_exact <= 1.0:
+        raise IntsimError(f"--min-exact must be a fraction in [0, 1], got {args.min_exact}")
+    if args.max_lsb < 0:
+        raise IntsimError(f"--max-lsb must be >= 0, got {args.max_lsb}")
+    if args.random is not None and args.random < 1:
+        raise IntsimError(f"--random needs N >= 1, got {args.random}")
     feeds = None
     if args.input is not None and args.random is not None:
         raise IntsimError("give either --input or --random, not both")

@@ -35,7 +35,14 @@ def add_quantize_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_quantize(args) -> int:
+    from ..cli import check_output
     from .pipeline import Options, quantize
+    try:
+        check_output(args.out, "--out")
+        check_output(args.report, "--report")
+    except IntsimError as e:
+        print(f"intsim quantize: {e}", file=sys.stderr)
+        return 2
     opts = Options(fmt=args.fmt, weight_bits=args.weight_bits, act_bits=args.act_bits, scale=args.scale,
                    granularity=args.granularity, symmetric=args.symmetric, range_method=args.range_method,
                    fold_bn=args.fold_bn, cle=args.cle, bias_correction=args.bias_correction,

@@ -9,7 +9,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
-from ..limits import check_op
+from ..limits import check_op, check_shape
 from . import step
 
 
@@ -60,6 +60,8 @@ def _pad_int(node, ctx, env, x, a, value):
         width[ax] = (int(pads[i]), int(pads[i + n]))
     if any(p < 0 for pair in width for p in pair):
         raise ShapeError(f"node '{node.name}': negative pads are not supported on integer tensors")
+    check_shape([d + lo + hi for d, (lo, hi) in zip(x.shape, width)], x.dtype.itemsize,
+                f"{node.origin or node.name}: output '{node.outputs[0]}' of Pad")
     if mode == "constant":
         return np.pad(x, width, mode="constant", constant_values=value)
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
