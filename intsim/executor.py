@@ -118,7 +118,9 @@ class Program:
             if isinstance(t.dtype, FloatType) and kind != "f":
                 raise ShapeError(f"input '{name}' must be {t.dtype}, got {x.dtype}")
             if isinstance(t.dtype, FloatType):
-                x = x.astype(t.dtype.storage, copy=False)
+                if x.dtype != t.dtype.storage:      # as onnxruntime: no silent cast
+                    raise ShapeError(f"input '{name}' has dtype {x.dtype}, the model declares {t.dtype.storage} "
+                                     f"(cast it, e.g. x.astype(np.{np.dtype(t.dtype.storage).name}))")
             elif isinstance(t.dtype, IntType):
                 if x.size and (x.min() < t.dtype.qmin or x.max() > t.dtype.qmax):
                     raise ShapeError(f"input '{name}' holds values outside {t.dtype}")

@@ -6,7 +6,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import InvalidModelError, UnsupportedOpError
-from ..ir import Graph
+from ..ir import Graph, IntType
 from . import qoperator, qonnx, quant_ops  # noqa: F401  (register lowerings)
 from .context import ImportContext, dtype_of_elem, to_numpy
 from .generic import lower_generic
@@ -74,10 +74,24 @@ def import_model(model: onnx.ModelProto) -> Graph:
     for o in outputs:
         if o not in ctx.tensors:
             raise InvalidModelError(f"graph output '{o}' is not produced by any node")
+        _check_output_type(ctx, o)
     graph = Graph(ctx.tensors, tuple(ctx.nodes), tuple(inputs), tuple(outputs), ctx.constants,
                   name=g.name or "graph", opset=ctx.opset(""))
     from ..passes import import_passes
     return import_passes(graph)
+
+
+def _check_output_type(ctx: ImportContext, name: str) -> None:
+    """A graph output declared integer but computed as float (or the reverse): onnxruntime
+    refuses such a model at load; so does intsim."""
+    elem = ctx.value_types.get(name, (None, None))[0]
+    got = ctx.tensors[name].dtype
+    if not elem or got is None:
+        return
+    declared = dtype_of_elem(elem, name)
+    if declared is not None and isinstance(declared, IntType) != isinstance(got, IntType):
+        raise InvalidModelError(f"graph output '{name}' is declared {onnx.TensorProto.DataType.Name(elem)} "
+                                f"but its node computes {got}")
 
 
 def _constant(ctx: ImportContext, node) -> None:

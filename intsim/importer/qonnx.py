@@ -68,10 +68,13 @@ def lower_quant(ctx: ImportContext, node) -> None:
             raise ctx.unsupported(node, f"{what} must be a constant")
     scale = ctx.constants[node.input[1]].astype(np.float32)
     zp = ctx.constants[node.input[2]].astype(np.float32)
-    bits = float(np.asarray(ctx.constants[node.input[3]]).reshape(-1)[0])
+    bw = np.asarray(ctx.constants[node.input[3]]).reshape(-1)
+    if bw.size != 1:
+        raise QuantParamError(f"node '{node.name}': bit width '{node.input[3]}' must be one value, got {bw.size}")
+    bits = float(bw[0])
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     rounding = _str(a.get("rounding_mode"), "ROUND").upper()
-    if bits != int(bits) or not 1 <= bits <= 16:
+    if not np.isfinite(bits) or bits != int(bits) or not 1 <= bits <= 16:
         raise QuantParamError(f"node '{node.name}': bit width {bits} must be an integer in 1..16")
     if rounding not in ROUNDING:
         raise ctx.unsupported(node, f"rounding mode {rounding}")

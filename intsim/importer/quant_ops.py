@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from onnx import TensorProto
 
+from ..errors import InvalidModelError, QuantParamError
 from ..ir import FLOAT32, FloatType, IntType
 from .context import ELEM_TYPES, ImportContext, attrs_of, check_zero_point
 from .registry import MS_DOMAIN, lowering
@@ -11,6 +12,11 @@ from .registry import MS_DOMAIN, lowering
 def _axis_and_block(ctx: ImportContext, node, rank):
     a = attrs_of(node)
     axis = int(a.get("axis", 1))
+    s = node.input[1] if len(node.input) > 1 else ""
+    per_axis = ctx.is_const(s) and ctx.constants[s].size > 1 if s else False
+    if rank is not None and per_axis and not -rank <= axis < rank:
+        raise QuantParamError(f"node '{node.name or node.output[0]}': {node.op_type} axis {axis} is outside "
+                              f"[-{rank}, {rank - 1}] for the {rank}-D input '{node.input[0]}'")
     if rank is not None and rank > 0 and -rank <= axis < rank:
         axis %= rank
     return axis, int(a.get("block_size", 0))
@@ -42,6 +48,10 @@ def lower_quantize(ctx: ImportContext, node) -> None:
     out_type = ELEM_TYPES.get(out_elem)
     if not isinstance(out_type, IntType):
         raise ctx.unsupported(node, f"output type {TensorProto.DataType.Name(out_elem)} is not an integer type")
+    if out_type.bits > 16:
+        raise InvalidModelError(f"node '{node.name or node.output[0]}': QuantizeLinear cannot produce "
+                                f"{TensorProto.DataType.Name(out_elem)} (zero point '{z}'); ONNX allows 4-, 8- "
+                                f"and 16-bit integers")
     axis, block = _axis_and_block(ctx, node, _rank(ctx, x))
     qp = ctx.qparams(s, z, axis, block, tensor=node.output[0])
     if qp is not None:

@@ -104,7 +104,26 @@ def read_calibration(calib, input_names: list) -> dict:
     out = {k: np.ascontiguousarray(calib[k], dtype=np.float32) for k in input_names}
     if any(v.ndim == 0 or len(v) == 0 for v in out.values()):
         raise IntsimError("calibration data is empty")
+    for k, v in out.items():
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise IntsimError(f"calibration data for input '{k}' holds {int(bad.sum())} NaN or infinite value(s) "
+                              f"(the first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
     return out
+
+
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd", "QLinearMul", "Quant", "IntQuant",
+                 "BipolarQuant", "Trunc")
+
+
+def _refuse_quantized(model) -> None:
+    """quantize takes a float model: one that holds quantization ops is refused (quantizing it
+    again would duplicate node names, and onnxruntime refuses the result)."""
+    node = next((n for n in model.graph.node if n.op_type in QUANTIZED_OPS), None)
+    if node is not None:
+        raise IntsimError(f"the model is already quantized (node '{node.name or node.output[0]}' is "
+                          f"{node.op_type}): quantize takes a float model")
 
 
 def quantize(model, calib, out=None, options: Optional[Options] = None, report=None, **kw) -> Result:
@@ -118,6 +137,7 @@ def quantize(model, calib, out=None, options: Optional[Options] = None, report=N
         setattr(opts, k, v)
     opts.check()
     fg = FloatGraph(model)
+    _refuse_quantized(fg.model)
     if opts.act_bits == 16 and fg.opset < 21:
         from onnx import version_converter
         fg = FloatGraph(version_converter.convert_version(fg.model, 21))

@@ -403,6 +403,9 @@ def prepare_conv(node, ctx):
         w = np.asarray(vals[3])
         if w.ndim not in (3, 4):
             raise ShapeError(f"node '{node.name}': weight '{ins[3]}' has rank {w.ndim}; only 1-D and 2-D convs are supported")
+        if w.size == 0:
+            raise ShapeError(f"node '{node.name}': weight '{ins[3]}' has shape {list(w.shape)}: a conv needs at least "
+                             f"one output channel, input channel and kernel tap")
         w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if w.ndim == 3 else w
         return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4)), w.ndim == 3
 
@@ -558,6 +561,9 @@ def prepare_matmul(node, ctx):
             w = np.swapaxes(w, -1, -2)
         if w.ndim < 2:
             raise ShapeError(f"node '{node.name}': B '{ins[3]}' must have rank >= 2, got {w.shape}")
+        if w.size == 0:
+            raise ShapeError(f"node '{node.name}': B '{ins[3]}' has shape {list(w.shape)}: a matmul needs at least "
+                             f"one row and one column of weights")
         b = _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w))
         b.matmul = True
         return b
