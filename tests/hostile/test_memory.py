@@ -1,0 +1,60 @@
+"""Issue 20, memory before limits: a step that allocates estimates its output first, so a
+hostile shape is refused before anything large exists."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import intsim
+from intsim import errors, limits
+from tests.hostile import models as M
+from tests.hostile.conftest import ROOT
+
+
+def test_integer_pad_is_refused_before_np_pad():
+    m = M.qdq_pad([0, 0, 0, 0, 0, 0, 40000, 40000])
+    with limits.limited(max_elements=1 << 20):
+        prog = intsim.load(m.SerializeToString())
+    with pytest.raises(errors.ResourceLimitError) as e:
+        prog.run({"x": np.zeros((1, 1, 4, 4), np.float32)})
+    assert str(e.value) == ("Pad (node 'pad', opset 13): output 'pq' of Pad: shape [1, 1, 40004, 40004] has "
+                            "1600320016 elements, above the limit of 1048576 (INTSIM_MAX_ELEMENTS)")
+
+
+def test_integer_pad_within_limits_still_runs():
+    m = M.qdq_pad([0, 0, 1, 2, 0, 0, 3, 4])
+    out = intsim.load(m.SerializeToString()).run({"x": np.ones((2, 1, 4, 4), np.float32)})
+    assert out["y"].shape == (2, 1, 8, 10)
+
+
+CHILD = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    import intsim
+    from intsim import errors
+    from tests.hostile import models as M
+    m = M.qdq_pad([0, 0, 0, 0, 0, 0, 60000, 60000])      # 3.6e9 int8 elements: 13x the limit
+    try:
+        intsim.load(m.SerializeToString()).run({{"x": np.zeros((1, 1, 4, 4), np.float32)}})
+        print("ran")
+    except errors.ResourceLimitError as e:
+        print("refused", e)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+""")
+
+
+def test_pad_peak_rss_stays_under_the_limit():
+    limit = 1 << 28            # elements of int8: 256 MiB
+    env = dict(os.environ, INTSIM_MAX_ELEMENTS=str(limit), PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("refused Pad (node 'pad', opset 13): output 'pq' of Pad: shape [1, 1, 60004, 60004]")
+    assert int(lines[-1]) < 1.5 * limit, f"peak RSS {int(lines[-1]) >> 20} MiB"
