@@ -272,6 +272,18 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def format_summary(s: dict) -> str:
+    """The summary as one readable line: intsim's speed relative to onnxruntime (ort time /
+    intsim time, > 1: intsim faster), median and range."""
+    if s["median_ratio"] is None:
+        return f"{s['cases']} cases, no ratio measured"
+    text = (f"{s['cases']} cases: speed vs onnxruntime (ort time / intsim time) median {s['median_ratio']:.2f} "
+            f"(min {s['min_ratio']:.2f}, max {s['max_ratio']:.2f})")
+    if "exact_median_ratio" in s:
+        text += f"; exact path median {s['exact_median_ratio']:.2f} (min {s['exact_min_ratio']:.2f})"
+    return text
+
+
 def format_table(rows: list[dict]) -> str:
     head = f"{'case':28} {'shape':>26} {'intsim':>8} {'ort':>8} {'numpy':>8} {'ratio':>6} {'ort=':>5}  (GOP/s)"
     lines = [head, "-" * len(head)]
@@ -313,7 +325,7 @@ def cmd_bench(args) -> int:
             Path(args.json).write_text(text + "\n")
     if args.json != "-":
         print(format_table(rows))
-        print(summary(rows))
+        print(format_summary(summary(rows)))
     return 0
 
 

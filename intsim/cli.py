@@ -11,7 +11,9 @@ from .errors import IntsimError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="ort", help="requantization target (default: ort)")
+    from .targets import known_targets
+    p.add_argument("--target", default="ort", metavar="T",
+                   help=f"requantization target: {', '.join(known_targets())} (default: ort)")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width in bits")
     p.add_argument("--acc-overflow", default="exact", help="exact | wrap | saturate | x86-u8s8-pairs")
     p.add_argument("--acc-tile", type=int, default=None, help="partial sums of T products at --acc-bits")
@@ -79,18 +81,25 @@ def _write(text: str, dest) -> None:
             f.write(text)
 
 
+MODEL_HELP = "a quantized ONNX model file (QDQ, QOperator or QONNX)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intsim", description="bit-exact integer inference for quantized ONNX models")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"intsim {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("info", help="layers, quant params, MACs, float islands")
-    s.add_argument("model")
+    s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("run", help="run a model on inputs from an .npz file")
-    s.add_argument("model")
-    s.add_argument("--input", required=True)
-    s.add_argument("--output", required=True)
+    s.add_argument("model", help=MODEL_HELP)
+    s.add_argument("--input", required=True, metavar="F.npz",
+                   help=".npz of the model's inputs (input name -> array with a leading batch axis)")
+    s.add_argument("--output", required=True, metavar="F.npz",
+                   help=".npz to write the model's outputs to (output name -> array)")
     _common(s)
     s.set_defaults(fn=cmd_run)
     for extra in _EXTRA:

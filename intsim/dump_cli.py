@@ -15,9 +15,9 @@ def cmd_dump(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    from .cli import _common
+    from .cli import MODEL_HELP, _common
     s = subparsers.add_parser("dump", help="golden vectors per layer (.npz, $readmemh hex, C header, manifest)")
-    s.add_argument("model")
+    s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--input", required=True, help=".npz (name -> samples), .npy, or a folder of them")
     s.add_argument("--out", required=True, help="output folder")
     _common(s)

@@ -23,6 +23,14 @@ def _macs(graph: Graph, node) -> int | None:
     return int(k) * int(np.prod(out.shape[1:]))
 
 
+def _shape(graph: Graph, name: str) -> str:
+    """A tensor's declared shape, unknown dims as '?' ([?, 1, 8, 8]), or '[?]' if unknown."""
+    t = graph.tensors.get(name)
+    if t is None or t.shape is None:
+        return "[?]"
+    return "[" + ", ".join("?" if d is None or (isinstance(d, int) and d < 1) else str(d) for d in t.shape) + "]"
+
+
 def _qp(graph: Graph, name: str) -> str:
     t = graph.tensors.get(name)
     if t is None:
@@ -55,8 +63,8 @@ def describe(graph: Graph, as_json: bool = False) -> str:
                            "outputs": list(graph.outputs), "macs": macs, "layers": rows,
                            "float_islands": [r["node"] for r in islands]}, indent=1, default=str)
     lines = [f"graph {graph.name} (opset {graph.opset}): {len(rows)} nodes, {macs:,} MACs per sample",
-             f"inputs: {', '.join(f'{i} {_qp(graph, i)}' for i in graph.inputs)}",
-             f"outputs: {', '.join(f'{o} {_qp(graph, o)}' for o in graph.outputs)}", ""]
+             f"inputs: {', '.join(f'{i} {_shape(graph, i)} {_qp(graph, i)}' for i in graph.inputs)}",
+             f"outputs: {', '.join(f'{o} {_shape(graph, o)} {_qp(graph, o)}' for o in graph.outputs)}", ""]
     for r in rows:
         extra = f"  MACs={r['macs']:,}" if r.get("macs") else ""
         lines.append(f"{r['op']:>16}  {r['node']}  -> {r['output_type']}{extra}")

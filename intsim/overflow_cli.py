@@ -91,9 +91,9 @@ def layer_table(rep: dict) -> str:
 
 
 def add_parser(subparsers) -> None:
-    from .cli import _common
+    from .cli import MODEL_HELP, _common
     s = subparsers.add_parser("overflow", help="accumulator bounds, observed ranges, narrow-width cost")
-    s.add_argument("model")
+    s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--input", default=None, help=".npz of model inputs (and optional 'labels'); static bounds only without it")
     s.add_argument("--json", nargs="?", const="-", default=None, help="write the JSON report to F (- for stdout)")
     s.add_argument("--report", default=None, metavar="F.html", help="write a self-contained HTML report")

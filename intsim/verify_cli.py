@@ -114,9 +114,9 @@ def _summary(d: dict) -> None:
 
 
 def add_parser(subparsers) -> None:
-    from .cli import _common
+    from .cli import MODEL_HELP, _common
     s = subparsers.add_parser("verify", help="compare intsim with a reference, per tensor, and explain mismatches")
-    s.add_argument("model")
+    s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--input", default=None, help=".npz (name -> samples), .npy, or a folder of them")
     s.add_argument("--random", type=int, default=None, metavar="N", help="N random samples in each input's calibrated range")
     s.add_argument("--seed", type=int, default=0, help="seed of --random")

@@ -1,0 +1,65 @@
+"""Issue 20, newcomer papercuts: --version, documented --help, the README's Python block,
+bench's summary line, input shapes in `info`."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+import intsim
+from intsim.bench import format_summary
+from intsim.targets import known_targets
+from tests.hostile.conftest import ROOT
+
+
+def test_version(cli, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli("--version")
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"intsim {intsim.__version__}"
+
+
+def _help(cli, capsys, *cmd):
+    with pytest.raises(SystemExit):
+        cli(*cmd, "--help")
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("cmd", ["info", "run", "verify", "overflow", "dump"])
+def test_help_documents_the_model(cli, capsys, cmd):
+    assert "model a quantized ONNX model file (QDQ, QOperator or QONNX)" in _help(cli, capsys, cmd)
+
+
+def test_run_help_documents_input_output_and_targets(cli, capsys):
+    text = _help(cli, capsys, "run")
+    assert "--input F.npz .npz of the model's inputs" in text
+    assert "--output F.npz .npz to write the model's outputs to" in text
+    targets = re.search(r"requantization target: (.*?) \(default: ort\)", text).group(1)
+    assert targets.replace("- ", "-").split(", ") == known_targets()
+
+
+def test_bench_summary_is_one_readable_line():
+    s = {"cases": 3, "median_ratio": 1.1, "min_ratio": 0.9, "max_ratio": 1.5,
+         "exact_median_ratio": 1.0, "exact_min_ratio": 0.8}
+    assert format_summary(s) == ("3 cases: speed vs onnxruntime (ort time / intsim time) median 1.10 "
+                                 "(min 0.90, max 1.50); exact path median 1.00 (min 0.80)")
+    assert format_summary({"cases": 0, "median_ratio": None}) == "0 cases, no ratio measured"
+
+
+def test_readme_python_block_runs(monkeypatch):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(ROOT)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)   # noqa: S102 - the project's own README
+    assert scope["outs"]["logits"].shape == (8, 10) and scope["rep"].passed
+
+
+def test_info_shows_input_and_output_shapes(cli, digits):
+    rc, out, _ = cli("info", digits["model"])
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[1] == "inputs: input [?, 1, 8, 8] float32"
+    assert lines[2] == "outputs: logits [?, 10] float32"
