@@ -14,6 +14,7 @@ from kernels import lut as lk
 
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
+from ..limits import check_shape
 from ..numerics import dequantize_linear, quantize_linear
 from . import step
 from .params import ParamReader, check_scale, scalar_zp
@@ -110,6 +111,8 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
+    check_shape(shape, max(t.storage.itemsize, a.itemsize, b.itemsize),
+                f"node '{node.name}': broadcast of {list(a.shape)} and {list(b.shape)} to '{node.outputs[0]}'")
     pa, pb = (a, sa, za), (b, sb, zb)
     if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
         pa, pb = pb, pa

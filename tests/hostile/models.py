@@ -69,3 +69,18 @@ def qonnx_quant(bit_width):
     return model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], inits,
                  domains=("qonnx.custom_op.general",))
+
+
+def qdq_add(a_shape, b_shape):
+    """a, b float -> Q -> DQ -> Add -> Q -> DQ -> y: an integer Add of broadcast operands."""
+    nodes = [helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"], name="q_a"),
+             helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["af"], name="dq_a"),
+             helper.make_node("QuantizeLinear", ["b", "s", "z"], ["bq"], name="q_b"),
+             helper.make_node("DequantizeLinear", ["bq", "s", "z"], ["bf"], name="dq_b"),
+             helper.make_node("Add", ["af", "bf"], ["yf"], name="add"),
+             helper.make_node("QuantizeLinear", ["yf", "ys", "z"], ["yq"], name="q_y"),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["y"], name="dq_y")]
+    inits = [const("s", np.float32(0.05)), const("ys", np.float32(0.1)), const("z", np.int8(0))]
+    return model(nodes, [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
+                         helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape)],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(a_shape))], inits)

@@ -58,3 +58,14 @@ def test_pad_peak_rss_stays_under_the_limit():
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("refused Pad (node 'pad', opset 13): output 'pq' of Pad: shape [1, 1, 60004, 60004]")
     assert int(lines[-1]) < 1.5 * limit, f"peak RSS {int(lines[-1]) >> 20} MiB"
+
+
+def test_integer_add_broadcast_is_refused_before_allocating():
+    m = M.qdq_add([None, 1], [1, None])
+    with limits.limited(max_elements=1 << 20):
+        prog = intsim.load(m.SerializeToString())
+    assert prog.run({"a": np.ones((3, 1), np.float32), "b": np.ones((1, 5), np.float32)})["y"].shape == (3, 5)
+    with pytest.raises(errors.ResourceLimitError) as e:
+        prog.run({"a": np.ones((4096, 1), np.float32), "b": np.ones((1, 4096), np.float32)})
+    assert str(e.value) == ("node 'add': broadcast of [4096, 1] and [1, 4096] to 'yq': shape [4096, 4096] has "
+                            "16777216 elements, above the limit of 1048576 (INTSIM_MAX_ELEMENTS)")
