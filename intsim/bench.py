@@ -337,4 +337,5 @@ def add_parser(subparsers) -> None:
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--runs", type=int, default=RUNS, help="timed runs per side (>= 7)")
     s.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
+    s.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     s.set_defaults(fn=cmd_bench)

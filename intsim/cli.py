@@ -19,6 +19,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--acc-tile", type=int, default=None, help="partial sums of T products at --acc-bits")
     p.add_argument("--snap-pow2", action="store_true",
                    help="round every scale to the nearest power of two (reported) before running")
+    p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
 
 
 def _accumulator(args):
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        compile_note(args)
         return int(args.fn(args) or 0)
     except IntsimError as e:
         if args.debug:
@@ -128,6 +130,29 @@ def main(argv=None) -> int:
         print(f"intsim: internal error ({type(e).__name__}): {_one_line(e)} (run with --debug for the traceback)",
               file=sys.stderr)
         return 2
+
+
+COMPILE_NOTE = "intsim: compiling kernels (first run, ~1 min)\u2026"
+
+
+def kernel_cache_cold() -> bool:
+    """True when Numba's cache of intsim's kernels holds no compiled kernel yet."""
+    import os
+    try:
+        from kernels.jit import cache_dir
+        d = cache_dir()
+    except Exception:  # noqa: BLE001 - only decides whether to print a note
+        return False
+    return not any(f.endswith(".nbi") for _, _, files in os.walk(d) for f in files)
+
+
+def compile_note(args) -> None:
+    """On a cold kernel cache, say on stderr why the first result takes a while: only to a
+    terminal, and not with --quiet."""
+    if getattr(args, "quiet", False) or not sys.stderr.isatty() or args.cmd == "info":
+        return
+    if kernel_cache_cold():
+        print(COMPILE_NOTE, file=sys.stderr, flush=True)
 
 
 def _one_line(e: Exception) -> str:

@@ -79,7 +79,7 @@ def cmd_verify(args) -> int:
         feeds = load_inputs(args.input, import_onnx(args.model))
     elif args.random is None:
         raise IntsimError("verify needs --input F (an .npz, .npy or a folder) or --random N")
-    progress = not args.no_progress and sys.stderr.isatty() or args.progress
+    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty() or args.progress
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=_accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
                  progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact)

@@ -63,3 +63,27 @@ def test_info_shows_input_and_output_shapes(cli, digits):
     lines = out.splitlines()
     assert lines[1] == "inputs: input [?, 1, 8, 8] float32"
     assert lines[2] == "outputs: logits [?, 10] float32"
+
+
+class _Args:
+    def __init__(self, cmd="run", quiet=False):
+        self.cmd, self.quiet = cmd, quiet
+
+
+@pytest.mark.parametrize("tty,quiet,cmd,cold,shown", [
+    (True, False, "run", True, True),
+    (True, True, "run", True, False),       # --quiet
+    (False, False, "run", True, False),     # stderr is not a terminal
+    (True, False, "run", False, False),     # warm cache
+    (True, False, "info", True, False),     # info compiles nothing
+])
+def test_compile_note_on_a_cold_cache(monkeypatch, capsys, tmp_path, tty, quiet, cmd, cold, shown):
+    from intsim import cli
+    import kernels.jit
+    if not cold:
+        (tmp_path / "k.nbi").write_bytes(b"")
+    monkeypatch.setattr(kernels.jit, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: tty)
+    cli.compile_note(_Args(cmd, quiet))
+    assert capsys.readouterr().err == (cli.COMPILE_NOTE + "\n" if shown else "")
+    assert cli.COMPILE_NOTE == "intsim: compiling kernels (first run, ~1 min)\u2026"
