@@ -548,6 +548,9 @@ def _check_matmul_out(node, a, w) -> None:
         raise ShapeError(f"node '{node.name}': batch shapes of A '{node.inputs[0]}' {a.shape} and "
                          f"B '{node.inputs[3]}' {w.shape} do not broadcast") from None
     check_shape(tuple(batch) + (a.shape[-2], w.shape[-1]), 8, f"node '{node.name}': accumulator of '{node.outputs[0]}'")
+    if w.ndim > 2:      # the batched path copies A and B broadcast to the batch (_matmul_accumulate)
+        check_shape(tuple(batch) + a.shape[-2:], a.itemsize, f"node '{node.name}': A '{node.inputs[0]}' broadcast")
+        check_shape(tuple(batch) + w.shape[-2:], w.itemsize, f"node '{node.name}': B '{node.inputs[3]}' broadcast")
 
 
 @step("matmul")

@@ -84,3 +84,19 @@ def qdq_add(a_shape, b_shape):
     return model(nodes, [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
                          helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape)],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(a_shape))], inits)
+
+
+def qdq_matmul(w_shape):
+    """x float [..., K] -> Q -> DQ -> MatMul(DQ(int8 w of w_shape)) -> Q -> DQ -> y."""
+    w = np.random.default_rng(0).integers(-100, 100, w_shape).astype(np.int8)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_x"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"], name="dq_x"),
+             helper.make_node("DequantizeLinear", ["w", "ws", "z"], ["wf"], name="dq_w"),
+             helper.make_node("MatMul", ["xf", "wf"], ["yf"], name="matmul"),
+             helper.make_node("QuantizeLinear", ["yf", "ys", "z"], ["yq"], name="q_y"),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["y"], name="dq_y")]
+    inits = [const("s", np.float32(0.05)), const("z", np.int8(0)), const("w", w), const("ws", np.float32(0.01)),
+             const("ys", np.float32(0.5))]
+    rank = len(w_shape)
+    return model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * (rank - 1) + [w_shape[-2]])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * rank)], inits)

@@ -69,3 +69,14 @@ def test_integer_add_broadcast_is_refused_before_allocating():
         prog.run({"a": np.ones((4096, 1), np.float32), "b": np.ones((1, 4096), np.float32)})
     assert str(e.value) == ("node 'add': broadcast of [4096, 1] and [1, 4096] to 'yq': shape [4096, 4096] has "
                             "16777216 elements, above the limit of 1048576 (INTSIM_MAX_ELEMENTS)")
+
+
+def test_batched_matmul_broadcast_of_b_is_refused_before_copying():
+    m = M.qdq_matmul((1, 512, 512))
+    with limits.limited(max_elements=1 << 24):
+        prog = intsim.load(m.SerializeToString())
+    assert prog.run({"x": np.ones((3, 1, 512), np.float32)})["y"].shape == (3, 1, 512)
+    with pytest.raises(errors.ResourceLimitError) as e:
+        prog.run({"x": np.ones((4096, 1, 512), np.float32)})
+    assert str(e.value) == ("node 'matmul': B 'w' broadcast: shape [4096, 512, 512] has 1073741824 elements, "
+                            "above the limit of 16777216 (INTSIM_MAX_ELEMENTS)")
