@@ -210,7 +210,7 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
                  "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
 
 
-def _models_suite(threads, rng, runs):
+def _models_suite(threads, rng, runs, progress=None):
     """Whole quantized models (models/*.{qdq_u8_pc,qdq_s8_pt,qop_u8}.onnx, and the ResNet-18-style
     ones when models/cache holds them) at batch 1 and 8: milliseconds per run for intsim's
     executor and onnxruntime (all optimizations on), the throughput ratio, and whether the
@@ -240,12 +240,15 @@ def _models_suite(threads, rng, runs):
                 rows.append(row)
             except Exception as e:  # noqa: BLE001 - the suite reports the failure and goes on
                 rows.append({"case": f"{path.name}@b{batch}", "error": f"{type(e).__name__}: {e}"})
+            if progress is not None:
+                progress(rows[-1], len(rows), 2 * len(paths))
     return rows
 
 
 def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None = None,
-              seed: int = 0) -> list[dict]:
-    """Measure one suite ("gemm", "conv" or "models") with `threads` threads on both sides."""
+              seed: int = 0, progress=None) -> list[dict]:
+    """Measure one suite ("gemm", "conv" or "models") with `threads` threads on both sides.
+    progress(row, done, total), if given, is called after each case."""
     if runs < 7:
         raise ValueError(f"bench: runs must be >= 7 for medians, got {runs}")
     import numba
@@ -253,12 +256,17 @@ def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None 
     fg.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(seed)
-    if name == "gemm":
-        return [bench_gemm_case(*c, threads, rng, runs) for c in (cases or GEMM_CASES)]
-    if name == "conv":
-        return [bench_conv_case(*c, threads, rng, runs) for c in (cases or CONV_CASES)]
+    if name in ("gemm", "conv"):
+        bench_case = bench_gemm_case if name == "gemm" else bench_conv_case
+        todo = cases or (GEMM_CASES if name == "gemm" else CONV_CASES)
+        rows = []
+        for c in todo:
+            rows.append(bench_case(*c, threads, rng, runs))
+            if progress is not None:
+                progress(rows[-1], len(rows), len(todo))
+        return rows
     if name == "models":
-        return _models_suite(threads, rng, runs)
+        return _models_suite(threads, rng, runs, progress)
     raise ValueError(f"bench: unknown suite {name!r} (gemm, conv, models)")
 
 
@@ -300,6 +308,13 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def progress_line(row: dict, done: int, total: int) -> None:
+    """One line on stderr per finished case (bench runs for minutes)."""
+    import sys
+    what = f"error: {row['error']}" if "error" in row else f"ratio {row['ratio']:.2f}"
+    print(f"bench [{done}/{total}] {row['case']}: {what}", file=sys.stderr, flush=True)
+
+
 def cmd_bench(args) -> int:
     import json
     import sys
@@ -315,7 +330,9 @@ def cmd_bench(args) -> int:
         cases = [table[c] for c in args.case]
     if args.runs < 7:
         raise IntsimError(f"--runs must be >= 7 (medians), got {args.runs}")
-    rows = run_suite(args.suite, threads=args.threads, runs=args.runs, cases=cases)
+    show = not getattr(args, "quiet", False) and sys.stderr.isatty()
+    rows = run_suite(args.suite, threads=args.threads, runs=args.runs, cases=cases,
+                     progress=progress_line if show else None)
     if args.json is not None:
         text = json.dumps({"suite": args.suite, "threads": args.threads, "rows": rows,
                            "summary": summary(rows)}, indent=1)

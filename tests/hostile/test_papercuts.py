@@ -87,3 +87,14 @@ def test_compile_note_on_a_cold_cache(monkeypatch, capsys, tmp_path, tty, quiet,
     cli.compile_note(_Args(cmd, quiet))
     assert capsys.readouterr().err == (cli.COMPILE_NOTE + "\n" if shown else "")
     assert cli.COMPILE_NOTE == "intsim: compiling kernels (first run, ~1 min)\u2026"
+
+
+def test_bench_reports_each_case_on_stderr(monkeypatch, capsys):
+    from intsim import bench
+    monkeypatch.setattr(bench, "bench_gemm_case", lambda name, *a: {"case": name, "ratio": 1.25})
+    cases = [("g1", 1, 1, 1), ("g2", 1, 1, 1)]
+    rows = bench.run_suite("gemm", threads=1, runs=7, cases=cases, progress=bench.progress_line)
+    assert [r["case"] for r in rows] == ["g1", "g2"]
+    assert capsys.readouterr().err.splitlines() == ["bench [1/2] g1: ratio 1.25", "bench [2/2] g2: ratio 1.25"]
+    bench.progress_line({"case": "m@b1", "error": "ValueError: x"}, 1, 4)
+    assert capsys.readouterr().err == "bench [1/4] m@b1: error: ValueError: x\n"
