@@ -54,6 +54,14 @@ def test_float_feeds_of_another_width_are_refused(dtype):
                             f"(cast it, e.g. x.astype(np.float32))")
 
 
+def test_float64_feed_on_the_cli(cli, digits, tmp_path):
+    np.savez(tmp_path / "x64.npz", input=np.zeros((2, 1, 8, 8)))
+    rc, _, err = cli("run", digits["model"], "--input", tmp_path / "x64.npz", "--output", tmp_path / "o.npz")
+    assert rc == 2 and not (tmp_path / "o.npz").exists()
+    assert one_line_error(err) == ("input 'input' has dtype float64, the model declares float32 "
+                                   "(cast it, e.g. x.astype(np.float32))")
+
+
 # ------------------------------------------------------------------ a conv without weights
 @pytest.mark.parametrize("axis", [None, 0])
 def test_zero_output_channel_conv_says_what_is_wrong(axis):
