@@ -324,10 +324,11 @@ def _accuracy(outs: dict, labels) -> Optional[float]:
 
 
 def sweep(graph, feeds: dict, widths=range(12, 33), modes=("wrap", "saturate"), target="ort",
-          labels=None, model: str = "") -> dict:
+          labels=None, model: str = "", progress=None) -> dict:
     """Run at every width and mode; output mismatch against the 32-bit wrap result (the exact
     int32 sums) and, with labels, top-1 accuracy. `narrowest` maps each mode to the least
-    width from which every wider one in the sweep has no mismatch (None if even the widest has)."""
+    width from which every wider one in the sweep has no mismatch (None if even the widest has).
+    progress(row, done, total), if given, is called after each width."""
     ref = _program(graph, target, Accumulator(32, "wrap")).run(feeds)
     rows = []
     for mode in modes:
@@ -337,6 +338,8 @@ def sweep(graph, feeds: dict, widths=range(12, 33), modes=("wrap", "saturate"), 
                          "mismatch": float(np.mean([_mismatch(outs[k], ref[k]) for k in ref])),
                          "events": int(sum(t.get("overflow_events", 0) for t in taps.values())),
                          "accuracy": _accuracy(outs, labels)})
+            if progress is not None:
+                progress(rows[-1], len(rows), len(modes) * len(widths))
     return {"model": model, "target": target, "samples": _samples(graph, feeds),
             "reference_accuracy": _accuracy(ref, labels), "rows": rows,
             "narrowest": {m: _narrowest([r for r in rows if r["mode"] == m]) for m in modes}}

@@ -55,8 +55,9 @@ def cmd_overflow(args) -> int:
     if args.sweep:
         if feeds is None:
             raise IntsimError("--sweep needs --input F")
+        show = not args.quiet and sys.stderr.isatty()
         rep["sweep"] = sweep(graph, feeds, _widths(args.sweep), target=args.target, labels=labels,
-                             model=str(args.model))
+                             model=str(args.model), progress=sweep_progress if show else None)
         if args.plot:
             plot_sweep(rep["sweep"], args.plot)
     if args.json is not None:
@@ -70,6 +71,12 @@ def cmd_overflow(args) -> int:
         if "sweep" in rep:
             print(sweep_table(rep["sweep"]))
     return 1 if args.fail_on_overflow and _failed(rep) else 0
+
+
+def sweep_progress(row: dict, done: int, total: int) -> None:
+    """One line on stderr per width of --sweep."""
+    print(f"sweep [{done}/{total}] {row['mode']} {row['bits']} bits: mismatch {row['mismatch']:.6f}",
+          file=sys.stderr, flush=True)
 
 
 def _failed(rep) -> bool:

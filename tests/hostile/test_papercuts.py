@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 import pytest
 
 import intsim
@@ -98,3 +99,13 @@ def test_bench_reports_each_case_on_stderr(monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == ["bench [1/2] g1: ratio 1.25", "bench [2/2] g2: ratio 1.25"]
     bench.progress_line({"case": "m@b1", "error": "ValueError: x"}, 1, 4)
     assert capsys.readouterr().err == "bench [1/4] m@b1: error: ValueError: x\n"
+
+
+def test_overflow_sweep_reports_each_width(digits, capsys):
+    from intsim import import_onnx
+    from intsim.overflow import sweep
+    from intsim.overflow_cli import sweep_progress
+    x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    sweep(import_onnx(digits["model"]), {"input": x}, range(30, 32), modes=("wrap",), progress=sweep_progress)
+    assert capsys.readouterr().err.splitlines() == ["sweep [1/2] wrap 30 bits: mismatch 0.000000",
+                                                    "sweep [2/2] wrap 31 bits: mismatch 0.000000"]
