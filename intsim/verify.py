@@ -436,8 +436,8 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
         raise IntsimError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if not 0.0 <= float(min_exact) <= 1.0:       # (also refuses nan)
-        raise IntsimError(f"min_exact must be a fraction in [0, 1], got {min_exact!r}")
+    if not np.isfinite(float(min_exact)):
+        raise IntsimError(f"min_exact must be a finite fraction, got {min_exact!r}")
     if int(max_lsb) < 0:
         raise IntsimError(f"max_lsb must be >= 0, got {max_lsb!r}")
     data, label = _model_bytes(model)

@@ -66,8 +66,8 @@ def cmd_verify(args) -> int:
     check_output(args.report, "--report")
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
-    if not 0.0 <= args.min_exact <= 1.0:
-        raise IntsimError(f"--min-exact must be a fraction in [0, 1], got {args.min_exact}")
+    if not np.isfinite(args.min_exact):
+        raise IntsimError(f"--min-exact must be a finite fraction, got {args.min_exact}")
     if args.max_lsb < 0:
         raise IntsimError(f"--max-lsb must be >= 0, got {args.max_lsb}")
     if args.random is not None and args.random < 1:

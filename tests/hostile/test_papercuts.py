@@ -1,5 +1,6 @@
 """Issue 20, newcomer papercuts: --version, documented --help, the README's Python block,
-bench's summary line, input shapes in `info`."""
+bench's summary line, input shapes in `info`; and signs of life on stderr (the compile note on
+a cold kernel cache, bench's cases, overflow --sweep's widths)."""
 from __future__ import annotations
 
 import os
