@@ -98,6 +98,9 @@ class CaptureTarget(Target):
     def accumulation(self, a_dtype, b_dtype) -> str:
         return self.inner.accumulation(a_dtype, b_dtype)
 
+    def rule(self, node):
+        return self.inner.rule(node)
+
 
 class NodeAccumulators:
     """Prepared copies of one compute node: `exact(env)` (exact int64 sums), `target(env)` (the

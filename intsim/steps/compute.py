@@ -22,7 +22,9 @@ from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
+from ..targets.rules import AccRequant
 from . import step
+from .target_arith import require
 from .params import ParamReader, check_scale, per_channel, scalar_zp
 
 
@@ -69,9 +71,9 @@ _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 
 def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
-    from ..targets.ort import FloatRequantizer
     acc = ctx.accumulator
-    if type(b.requantizer) is not FloatRequantizer or out_dtype not in _BYTES or b.narrow is not None \
+    fused = b.requantizer.fused_form()
+    if fused is None or out_dtype not in _BYTES or b.narrow is not None \
             or acc.overflow != "exact" or acc.tile or acc.bits < 32 or x_dtype not in _BYTES or not _simd():
         return None
     if b.mode == "exact" and not b.fast(x_dtype):
@@ -91,8 +93,7 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
                  + k * abs(b.x_zp) * np.abs(b.w_zp)).astype(np.float64) + float(-(-k // 2) * 32768)
     if bound.max(initial=0.0) >= 2.0**31 - 2**12:
         return None
-    p = b.requantizer.params
-    return p["multiplier"], np.int64(p["zero_point"]), np.int64(p["lo"]), np.int64(p["hi"])
+    return fused
 
 
 def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
@@ -396,6 +397,7 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
 
 @step("conv")
 def prepare_conv(node, ctx):
+    require(ctx, node, ctx.target.rule(node), AccRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 
@@ -549,6 +551,7 @@ def _check_matmul_out(node, a, w) -> None:
 
 @step("matmul")
 def prepare_matmul(node, ctx):
+    require(ctx, node, ctx.target.rule(node), AccRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 
