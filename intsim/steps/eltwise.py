@@ -15,7 +15,7 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from . import step
+from .registry import step
 from .params import ParamReader, check_scale, scalar_zp
 
 

@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from ..geometry import auto_pads
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from . import step
+from .registry import step
 from .params import ParamReader, check_scale, scalar_zp
 
 

@@ -9,7 +9,7 @@ from kernels import eltwise as ek
 from ..errors import QuantParamError, ShapeError
 from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
                          qonnx_quantize, quantize_linear, quantize_planned)
-from . import step
+from .registry import step
 from .params import ParamReader, check_scale
 
 
