@@ -16,7 +16,7 @@ d = intsim - reference, in LSBs of the tensor. Two views:
 
 The first divergence is the earliest node, in intsim's topological order, whose output differs
 (whole-model view) while all its inputs agree. Mismatches are classified by
-`intsim.verify_explain` and the share of each class is reported.
+`intsim.verify.explain` and the share of each class is reported.
 """
 from __future__ import annotations
 
