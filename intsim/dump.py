@@ -27,7 +27,10 @@ import numpy as np
 
 from .errors import IntsimError
 from .ir import IntType
-from .verify_explain import NodeAccumulators, value
+from .pipeline import import_onnx
+from .runtime import Program
+from .steps.compute import conv_geom
+from .verify.explain import NodeAccumulators, value
 
 _LAYOUT = {("conv", "input"): "NCHW", ("conv", "weights"): "OIHW", ("conv", "acc"): "NCHW",
            ("conv", "output"): "NCHW", ("conv", "bias"): "O"}
@@ -71,11 +74,10 @@ def _bits(a: np.ndarray, t=None) -> int:
 
 
 def _geometry(node, x: np.ndarray, w: np.ndarray) -> dict:
-    from .steps.compute import _geom
     one_d = w.ndim == 3
     x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
     w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if one_d else w
-    return dict(_geom(node, x4, w4, one_d)._asdict())
+    return dict(conv_geom(node, x4, w4, one_d)._asdict())
 
 
 def _compute_layer(node, prog, env, accs: NodeAccumulators) -> tuple:
@@ -120,7 +122,6 @@ def _jsonable(d: dict) -> dict:
 def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> dict:
     """Run `model` on `feeds` and write the golden vectors of every integer layer to out_dir.
     Returns the manifest (also written as out_dir/manifest.json)."""
-    from . import Program, import_onnx
     graph = import_onnx(model)
     prog = Program(graph, target=target, accumulator=accumulator)
     outs, taps = prog.run(feeds, taps=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..ir import Graph, Node
 from ..importer.generic import MOVEMENT
+from ..importer.qoperator import conv_attrs
+from ..ir import INT32, Graph, Node, Tensor
+from ..numerics import quantize_scalar
 
 _UNARY_POOLS = {"AveragePool": "avgpool", "GlobalAveragePool": "global_avgpool"}
 _LUTS = {"Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
@@ -67,7 +69,6 @@ def _activation_bounds(v: _View, act: Node, q: Node):
             hi_f = float(v.const(ins[2])) if ins[2] else None
     else:
         return None
-    from ..numerics import quantize_scalar
     lo = t.qmin if lo_f is None else max(t.qmin, quantize_scalar(lo_f, s, z, t.qmin, t.qmax))
     hi = t.qmax if hi_f is None else min(t.qmax, quantize_scalar(hi_f, s, z, t.qmin, t.qmax))
     return lo, hi
@@ -154,7 +155,6 @@ def _fuse_compute(v: _View, node: Node):
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if op == "Conv":
-        from ..importer.qoperator import conv_attrs
         attrs.update(conv_attrs(None, node.attrs["node"], a))
         ir_op = "conv"
     else:
@@ -279,7 +279,6 @@ def fuse_qdq(graph: Graph) -> Graph:
     # the fused node sits where the float op was, which is after all its DQ inputs.
     if not v.new_constants:
         return graph.replace(nodes=tuple(nodes))
-    from ..ir import INT32, Tensor
     consts, tensors = dict(graph.constants), dict(graph.tensors)
     for k, val in v.new_constants.items():
         consts[k] = val

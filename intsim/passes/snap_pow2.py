@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, pow2_exponent
+from ..ir import Graph, QParams, pow2_exponent
 
 # positions of scale inputs, per IR op
 SCALE_INPUTS = {
@@ -46,7 +46,6 @@ def snap_pow2(graph: Graph):
     tensors = dict(graph.tensors)
     for name, t in graph.tensors.items():  # keep QParams in step with the snapped scales
         if t.qparams is not None and t.qparams.kind != "pow2" and np.all(np.isfinite(t.qparams.scale)):
-            from ..ir import QParams
             qp = t.qparams
             tensors[name] = t.with_(qparams=QParams.make(snap(qp.scale).reshape(qp.scale.shape), qp.zero_point,
                                                          qp.axis, qp.block_size, name=name))

@@ -207,7 +207,7 @@ class FloatGraph:
     # -- execution -------------------------------------------------------------------------
     def run(self, feeds: dict, names=None, batch: int = 256) -> dict:
         """Float outputs `names` (any tensors of the graph) on onnxruntime, batched."""
-        import onnxruntime as ort
+        import onnxruntime as ort   # deferred: heavy, needed only to run the float graph
         m = self.to_model()
         names = list(names) if names is not None else list(self.outputs)
         known = {o.name for o in m.graph.output}

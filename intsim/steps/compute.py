@@ -23,7 +23,7 @@ from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from ..targets.rules import AccRequant
-from . import step
+from .registry import step
 from .target_arith import require
 from .params import ParamReader, check_scale, per_channel, scalar_zp
 
@@ -310,12 +310,16 @@ def _count_events(node, ctx, events, tap):
 
 def _finish_accumulator(node, ctx, acc64, layout, tap):
     """Apply the accumulator model to the int64 sums and record per-channel min/max in the tap
-    (layout: the (P, C, Q) view of the accumulators). ConvInteger/MatMulInteger get int32."""
+    (layout: the (P, C, Q) view of the accumulators), and the accumulators themselves, as the
+    requantizer receives them, when the tap holds the key "acc" (the caller asks for them).
+    ConvInteger/MatMulInteger get int32."""
     acc = finish(acc64, ctx.accumulator, node.name)
     if tap is not None:
         a3 = acc.reshape(layout)
         tap["acc_min"] = a3.min(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
         tap["acc_max"] = a3.max(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
+        if "acc" in tap:
+            tap["acc"] = acc
     if not node.attrs.get("requant"):
         return acc.astype(np.int32)
     return acc
@@ -333,7 +337,7 @@ def _pads(node, h, w, kh, kw, sh, sw, dh, dw):
     return p[0], p[1], p[2], p[3]
 
 
-def _geom(node, x4, w4, one_d: bool) -> ConvGeom:
+def conv_geom(node, x4, w4, one_d: bool) -> ConvGeom:
     a = node.attrs
     st = list(a.get("strides", ())) or ([1] if one_d else [1, 1])
     di = list(a.get("dilations", ())) or ([1] if one_d else [1, 1])
@@ -423,7 +427,7 @@ def prepare_conv(node, ctx):
         if x.ndim != (3 if one_d else 4):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
-        geom = _geom(node, x4, bound.w, one_d)
+        geom = conv_geom(node, x4, bound.w, one_d)
         _check_conv_geom(node, x4, bound.w, geom)
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None

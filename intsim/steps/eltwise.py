@@ -17,7 +17,7 @@ from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd
-from . import step
+from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
 

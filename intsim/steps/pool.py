@@ -12,7 +12,7 @@ from ..geometry import auto_pads
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from ..targets.rules import AccRequant, DivideRound, OrtArith, RawAverage
-from . import step
+from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
 

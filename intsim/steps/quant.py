@@ -10,7 +10,7 @@ from ..errors import QuantParamError, ShapeError
 from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
                          qonnx_quantize, quantize_linear, quantize_planned)
 from ..targets.rules import OrtArith, QuantizeRound
-from . import step
+from .registry import step
 from .target_arith import require
 from .params import ParamReader, check_scale
 

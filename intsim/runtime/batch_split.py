@@ -21,7 +21,9 @@ from typing import Callable, NamedTuple, Optional
 
 from onnx import helper
 
-from .limits import Limits, limited
+from kernels.fast_gemm import serial_here
+
+from ..limits import Limits, limited
 
 CONST, BATCH = "const", "batch"
 
@@ -532,8 +534,6 @@ def run_parts(fn: Callable, envs: list, limits: list) -> list:
     """fn(env) for every env, env i under limits[i] and with single-threaded kernels; the calling
     thread runs the first. Returns the results in order; waits for every part, then raises the
     first part's exception (in slice order) if any failed."""
-    from kernels.fast_gemm import serial_here
-
     def one(env, lim):
         with limited(lim), serial_here():
             return fn(env)
