@@ -42,6 +42,8 @@ class OpRow:
     nhwc_reader   reads a channels-last input without a layout move
     weights       weight layout of an accumulating op (K, MACs, channel axis), None otherwise
     dump_layout   (role, layout) pairs the golden-vector dump writes for this op
+    lowered_from  ONNX op types (QOperator, QONNX, quantization ops) whose lowering
+                  (`importer.registry.find(domain, op_type)`) emits this op
     qdq_from      ONNX op types a DQ -> op -> Q pattern of which becomes this op
     qdq_rule      the QDQ fusion kind (QDQ_KINDS) for those ONNX types
     """
@@ -57,6 +59,7 @@ class OpRow:
     nhwc_reader: bool = False
     weights: Optional[str] = None
     dump_layout: tuple = ()
+    lowered_from: tuple = ()
     qdq_from: tuple = ()
     qdq_rule: str = ""
 
@@ -87,35 +90,44 @@ ONNX_NHWC_READERS = frozenset({"MaxPool"})
 
 _QLINEAR = (1, 4, 6)        # a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp[, bias]
 _UNARY = (1, 3)             # x, x_scale, x_zp, y_scale, y_zp
+_QONNX_QUANT = ("Quant", "IntQuant", "BipolarQuant")   # QONNX: quantize then dequantize
 _CONV_DUMP = (("input", "NCHW"), ("weights", "OIHW"), ("acc", "NCHW"), ("output", "NCHW"), ("bias", "O"))
 
 _ROWS = (
     OpRow("conv", "intsim.steps.compute", "kernels.conv.conv2d_acc_ref", "data_first", scale_inputs=_QLINEAR,
-          same_rank=True, nhwc_reader=True, weights="OIHW", dump_layout=_CONV_DUMP, qdq_from=("Conv",),
+          same_rank=True, nhwc_reader=True, weights="OIHW", dump_layout=_CONV_DUMP,
+          lowered_from=("QLinearConv", "ConvInteger"), qdq_from=("Conv",),
           qdq_rule="compute"),
     OpRow("matmul", "intsim.steps.compute", "kernels.gemm.gemm_acc_ref", "matmul", scale_inputs=_QLINEAR,
-          same_rank=True, weights="KN", qdq_from=("MatMul", "Gemm"), qdq_rule="compute"),
+          same_rank=True, weights="KN", lowered_from=("QLinearMatMul", "MatMulInteger", "QGemm"),
+          qdq_from=("MatMul", "Gemm"), qdq_rule="compute"),
     OpRow("add", "intsim.steps.eltwise", "kernels.eltwise.qlinear_add_ref", "broadcast", scale_inputs=_QLINEAR,
-          nhwc_reader=True, qdq_from=("Add",), qdq_rule="binary"),
+          nhwc_reader=True, lowered_from=("QLinearAdd",), qdq_from=("Add",), qdq_rule="binary"),
     OpRow("mul", "intsim.steps.eltwise", "kernels.eltwise.qlinear_mul_ref", "broadcast", scale_inputs=_QLINEAR,
-          qdq_from=("Mul",), qdq_rule="binary"),
+          lowered_from=("QLinearMul",), qdq_from=("Mul",), qdq_rule="binary"),
     # y_scale, y_zp, then (x, x_scale, x_zp) per input; an input in other quantization is requantized
     OpRow("concat", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "concat", scale_inputs=(0,),
-          variadic=(2, 3), qdq_from=("Concat",), qdq_rule="concat"),
+          variadic=(2, 3), lowered_from=("QLinearConcat",), qdq_from=("Concat",), qdq_rule="concat"),
     OpRow("lut", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "data_first", scale_inputs=_UNARY,
-          same_rank=True, qdq_from=("Sigmoid", "LeakyRelu"), qdq_rule="unary"),
+          same_rank=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"),
+          qdq_from=("Sigmoid", "LeakyRelu"), qdq_rule="unary"),
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
-          same_rank=True, qdq_from=("AveragePool",), qdq_rule="unary"),
+          same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",
-          scale_inputs=_UNARY, same_rank=True, qdq_from=("GlobalAveragePool",), qdq_rule="unary"),
+          scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearGlobalAveragePool",),
+          qdq_from=("GlobalAveragePool",), qdq_rule="unary"),
     OpRow("quantize", "intsim.steps.quant", "kernels.eltwise.quantize_linear_ref", "quant", scale_inputs=(1,),
-          same_rank=True),
+          same_rank=True, lowered_from=("QuantizeLinear",) + _QONNX_QUANT),
     OpRow("dequantize", "intsim.steps.quant", "kernels.eltwise.dequantize_linear_ref", "quant",
-          integer_arith=False, scale_inputs=(1,), same_rank=True),
-    OpRow("dynamic_quantize", "intsim.steps.quant", "intsim.steps.quant.dynamic_quantize", "whole_tensor"),
+          integer_arith=False, scale_inputs=(1,), same_rank=True,
+          lowered_from=("DequantizeLinear",) + _QONNX_QUANT),
+    OpRow("dynamic_quantize", "intsim.steps.quant", "intsim.steps.quant.dynamic_quantize", "whole_tensor",
+          lowered_from=("DynamicQuantizeLinear",)),
     # QONNX Trunc computes in float32 as qonnx does: its NumPy step is the reference
-    OpRow("qonnx_trunc", "intsim.steps.quant", STEP_IS_REFERENCE, "trunc", same_rank=True),
-    # standard ONNX ops: integers through ONNX_MOVEMENT ops, float islands on the ONNX reference
+    OpRow("qonnx_trunc", "intsim.steps.quant", STEP_IS_REFERENCE, "trunc", same_rank=True,
+          lowered_from=("Trunc",)),
+    # standard ONNX ops (importer.generic.lower_generic, the fallback for every op without a
+    # lowering of its own): integers through ONNX_MOVEMENT ops, float islands on the ONNX reference
     OpRow("onnx", "intsim.steps.onnx_op", "onnx.reference.ReferenceEvaluator", "onnx", integer_arith=False),
 )
 

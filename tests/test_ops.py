@@ -100,3 +100,24 @@ def test_ops_module_imports_no_steps_or_targets():
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert modules <= {"__future__", "dataclasses", "typing"}
+
+
+def _lowerings() -> dict:
+    import intsim.importer  # noqa: F401 - registers every lowering
+    from intsim.importer.registry import LOWERINGS
+    return LOWERINGS
+
+
+def test_every_lowering_is_named_by_the_rows_it_emits():
+    lowerings = _lowerings()
+    named = {t for r in ops.OPS.values() for t in r.lowered_from}
+    assert {op_type for _, op_type in lowerings} == named
+
+
+@pytest.mark.parametrize("op", sorted(ops.OPS))
+def test_lowered_from_lowerings_emit_the_op(op):
+    lowerings = _lowerings()
+    for op_type in ops.OPS[op].lowered_from:
+        fns = {fn for (_, t), fn in lowerings.items() if t == op_type}
+        assert fns, f"{op_type} has no lowering"
+        assert all(f'"{op}"' in inspect.getsource(inspect.getmodule(fn)) for fn in fns)
