@@ -132,7 +132,7 @@ def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> di
     npz, header, layers = {}, [], []
     for node in graph.nodes:
         outs_int = [o for o in node.outputs if o and isinstance(graph.tensors[o].dtype, IntType)]
-        if not outs_int or node.op in ("quantize", "dequantize", "dynamic_quantize"):
+        if not outs_int or not OPS[node.op].dumped:
             continue
         if accumulates(node.op):
             arrays, extra = _compute_layer(node, prog, env, NodeAccumulators(node, prog))

@@ -41,6 +41,7 @@ class OpRow:
     same_rank     output 0 has the rank of input 0
     nhwc_reader   reads a channels-last input without a layout move
     weights       weight layout of an accumulating op (K, MACs, channel axis), None otherwise
+    dumped        the golden-vector dump writes this op's layers (quantization ops: no)
     dump_layout   (role, layout) pairs the golden-vector dump writes for this op
     lowered_from  ONNX op types (QOperator, QONNX, quantization ops) whose lowering
                   (`importer.registry.find(domain, op_type)`) emits this op
@@ -58,6 +59,7 @@ class OpRow:
     same_rank: bool = False
     nhwc_reader: bool = False
     weights: Optional[str] = None
+    dumped: bool = True
     dump_layout: tuple = ()
     lowered_from: tuple = ()
     qdq_from: tuple = ()
@@ -96,8 +98,7 @@ _CONV_DUMP = (("input", "NCHW"), ("weights", "OIHW"), ("acc", "NCHW"), ("output"
 _ROWS = (
     OpRow("conv", "intsim.steps.compute", "kernels.conv.conv2d_acc_ref", "data_first", scale_inputs=_QLINEAR,
           same_rank=True, nhwc_reader=True, weights="OIHW", dump_layout=_CONV_DUMP,
-          lowered_from=("QLinearConv", "ConvInteger"), qdq_from=("Conv",),
-          qdq_rule="compute"),
+          lowered_from=("QLinearConv", "ConvInteger"), qdq_from=("Conv",), qdq_rule="compute"),
     OpRow("matmul", "intsim.steps.compute", "kernels.gemm.gemm_acc_ref", "matmul", scale_inputs=_QLINEAR,
           same_rank=True, weights="KN", lowered_from=("QLinearMatMul", "MatMulInteger", "QGemm"),
           qdq_from=("MatMul", "Gemm"), qdq_rule="compute"),
@@ -117,12 +118,12 @@ _ROWS = (
           scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearGlobalAveragePool",),
           qdq_from=("GlobalAveragePool",), qdq_rule="unary"),
     OpRow("quantize", "intsim.steps.quant", "kernels.eltwise.quantize_linear_ref", "quant", scale_inputs=(1,),
-          same_rank=True, lowered_from=("QuantizeLinear",) + _QONNX_QUANT),
+          same_rank=True, dumped=False, lowered_from=("QuantizeLinear",) + _QONNX_QUANT),
     OpRow("dequantize", "intsim.steps.quant", "kernels.eltwise.dequantize_linear_ref", "quant",
-          integer_arith=False, scale_inputs=(1,), same_rank=True,
+          integer_arith=False, scale_inputs=(1,), same_rank=True, dumped=False,
           lowered_from=("DequantizeLinear",) + _QONNX_QUANT),
     OpRow("dynamic_quantize", "intsim.steps.quant", "intsim.steps.quant.dynamic_quantize", "whole_tensor",
-          lowered_from=("DynamicQuantizeLinear",)),
+          dumped=False, lowered_from=("DynamicQuantizeLinear",)),
     # QONNX Trunc computes in float32 as qonnx does: its NumPy step is the reference
     OpRow("qonnx_trunc", "intsim.steps.quant", STEP_IS_REFERENCE, "trunc", same_rank=True,
           lowered_from=("Trunc",)),

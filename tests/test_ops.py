@@ -83,6 +83,10 @@ def test_k_and_channel_axes():
     assert ops.out_channel_axis(mm, 3) == 2
 
 
+def test_quantization_ops_are_not_dumped():
+    assert {op for op, r in ops.OPS.items() if not r.dumped} == {"quantize", "dequantize", "dynamic_quantize"}
+
+
 def test_accumulating_ops_are_conv_and_matmul():
     assert {op for op in ops.OPS if ops.accumulates(op)} == {"conv", "matmul"}
 
