@@ -4,8 +4,8 @@ needs (passes, batch split, layout, info, dump, verify, overflow).
 Adding an IR op = its row here + its step (`intsim/steps`, registered under the same name) +
 its NumPy reference (named in the row). `tests/test_ops.py` checks the three agree.
 
-This module imports nothing from intsim but the IR level: steps, kernels and references are
-named by dotted strings, so any module can read the table without an import cycle.
+This module imports nothing from intsim: steps, kernels and references are named by dotted
+strings, so any module can read the table without an import cycle.
 """
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ class OpRow:
     step          the module whose `@step(op)` prepares it
     reference     dotted name of the NumPy int64 reference that defines its integers, or
                   STEP_IS_REFERENCE (the step is plain NumPy), or the ONNX reference evaluator
-    movement      True when the op only moves values (no arithmetic of its own)
+    movement      True when the op only moves values (no arithmetic of its own; no IR op
+                  today: data movement runs as `onnx` over the ONNX_MOVEMENT op types)
     integer_arith True when it computes new integers from integers or floats: a target must
                   supply a rule for it (requantization, rounding)
-    scale_inputs  input positions of scales; zero points sit right after each (`zp_inputs`)
+    scale_inputs  input positions of scales; zero points sit right after each (`zp_positions`)
     variadic      (first, stride): from input `first` on, groups of (data, scale, zp) repeat
     batch         batch-split rule kind (BATCH_KINDS)
     same_rank     output 0 has the rank of input 0
@@ -54,15 +55,15 @@ class OpRow:
     batch: str
     movement: bool = False
     integer_arith: bool = True
-    scale_inputs: tuple = ()
-    variadic: Optional[tuple] = None
+    scale_inputs: tuple[int, ...] = ()
+    variadic: Optional[tuple[int, int]] = None
     same_rank: bool = False
     nhwc_reader: bool = False
     weights: Optional[str] = None
     dumped: bool = True
-    dump_layout: tuple = ()
-    lowered_from: tuple = ()
-    qdq_from: tuple = ()
+    dump_layout: tuple[tuple[str, str], ...] = ()
+    lowered_from: tuple[str, ...] = ()
+    qdq_from: tuple[str, ...] = ()
     qdq_rule: str = ""
 
     @property
@@ -132,15 +133,11 @@ _ROWS = (
     OpRow("onnx", "intsim.steps.onnx_op", "onnx.reference.ReferenceEvaluator", "onnx", integer_arith=False),
 )
 
-OPS: dict = {r.op: r for r in _ROWS}
-
-
-def row(op: str) -> Optional[OpRow]:
-    """The row of IR op `op` (None for an op the table does not know)."""
-    return OPS.get(op)
+OPS: dict[str, OpRow] = {r.op: r for r in _ROWS}
 
 
 def accumulates(op: str) -> bool:
+    """IR op `op` is GEMM-like (`OpRow.accumulates`)."""
     r = OPS.get(op)
     return r is not None and r.accumulates
 
@@ -155,9 +152,9 @@ def qdq_target(op_type: str) -> Optional[str]:
 
 def reads_nhwc(node) -> bool:
     """The node reads a channels-last input without a layout move."""
-    r = OPS.get(node.op)
     if node.op == "onnx":
         return node.attrs.get("op_type") in ONNX_NHWC_READERS
+    r = OPS.get(node.op)
     return r is not None and r.nhwc_reader
 
 
