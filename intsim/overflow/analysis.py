@@ -34,10 +34,10 @@ from kernels.conv import conv_out_hw
 from ..accumulator import Accumulator
 from ..errors import IntsimError
 from ..ir import IntType
+from ..ops import accumulates
 from ..runtime import Program
 from ..steps.compute import conv_geom
 
-COMPUTE_OPS = ("conv", "matmul")
 RANGE_KEEPING = ("MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity",
                  "Slice", "Gather", "Pad", "Resize", "SpaceToDepth", "DepthToSpace")
 EXACT_REFERENCE = Accumulator(bits=63, overflow="wrap")  # exact for every realistic layer
@@ -256,7 +256,7 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
         _, sim_taps = simulate(graph, feeds, Accumulator(acc_bits, overflow, tile), target)
     layers = []
     for node in graph.nodes:
-        if node.op in COMPUTE_OPS:
+        if accumulates(node.op):
             layers.append(_layer_report(graph, node, acc_bits, observed.get(node.name),
                                         sim_taps.get(node.name), ref_taps.get(node.name)))
     rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "acc_tile": tile, "target": target,

@@ -10,21 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, QParams, pow2_exponent
-
-# positions of scale inputs, per IR op
-SCALE_INPUTS = {
-    "quantize": (1,), "dequantize": (1,), "conv": (1, 4, 6), "matmul": (1, 4, 6), "add": (1, 4, 6),
-    "mul": (1, 4, 6), "avgpool": (1, 3), "global_avgpool": (1, 3), "lut": (1, 3),
-}
+from ..ops import OPS
 
 
 def _scale_names(graph: Graph) -> set:
     names = set()
     for n in graph.nodes:
-        idx = SCALE_INPUTS.get(n.op, ())
-        if n.op == "concat":
-            idx = (0,) + tuple(range(3, len(n.inputs), 3))
-        names.update(n.inputs[i] for i in idx if i < len(n.inputs) and n.inputs[i])
+        r = OPS.get(n.op)
+        idx = r.scale_positions(len(n.inputs)) if r is not None else ()
+        names.update(n.inputs[i] for i in idx if n.inputs[i])
     return {s for s in names if s in graph.constants}
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import IntsimError
+from ..ops import OPS
 
 
 class TargetRefusal(IntsimError):
@@ -88,5 +89,4 @@ class QuantizeRound:
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule
-INTEGER_OPS = ("conv", "matmul", "add", "mul", "concat", "lut", "avgpool", "global_avgpool", "quantize",
-               "dynamic_quantize")
+INTEGER_OPS = tuple(op for op, row in OPS.items() if row.integer_arith)

@@ -28,13 +28,13 @@ from kernels.conv import ConvGeom, conv2d_acc_ref
 
 from ..accumulator import Accumulator
 from ..ir import Node
+from ..ops import accumulates, out_channel_axis, products_per_output, w_channel_axis
 from ..runtime import StepContext
 from ..steps import load_all
 from ..targets.base import Requantizer, Target
 
 CLASSES = ("tie", "acc-over-2^24", "float-rounding", "saturation", "propagated", "unexplained")
 U32 = 2.0 ** -24
-_COMPUTE = ("conv", "matmul")
 
 
 def acc_node(node: Node) -> Node:
@@ -48,21 +48,6 @@ def value(name: str, ctx, env):
     return ctx.constants[name] if name in ctx.constants else env.get(name)
 
 
-def w_channel_axis(node: Node, w: np.ndarray) -> int:
-    """Axis of the stored weight tensor that holds the output channels."""
-    if node.op == "conv":
-        return 0
-    return w.ndim - 2 if node.attrs.get("transB") else w.ndim - 1
-
-
-def out_channel_axis(node: Node, ndim: int) -> int:
-    return 1 if node.op == "conv" else ndim - 1
-
-
-def products_per_output(node: Node, w: np.ndarray) -> int:
-    if node.op == "conv":
-        return int(w.size // max(w.shape[0], 1))
-    return int(w.shape[-1] if node.attrs.get("transB") else w.shape[-2])
 
 
 class CaptureTarget(Target):
@@ -226,7 +211,7 @@ class Explainer:
         if lo is not None:
             saturated = (g == lo) | (g == hi) | (w_ == lo) | (w_ == hi)
         one = np.abs(g - w_) == 1
-        if node.op in _COMPUTE and node.attrs.get("requant"):
+        if accumulates(node.op) and node.attrs.get("requant"):
             dist, bound, acc24, acc_sat = self._compute_terms(node, env, mask)
         elif node.op in ("avgpool", "global_avgpool"):
             dist, bound = self._pool_terms(node, env, mask)
