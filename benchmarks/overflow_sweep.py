@@ -16,7 +16,7 @@ import time
 
 import intsim
 from intsim.overflow import analyze, plot_sweep, sweep, sweep_table
-from intsim.overflow_cli import layer_table
+from intsim.cli.overflow import layer_table
 from models.zoo import digits_split, quantized_model, sample_inputs
 
 

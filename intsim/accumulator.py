@@ -15,6 +15,8 @@ from typing import Optional
 
 import numpy as np
 
+from kernels.overflow import NarrowAcc
+
 from .errors import AccumulatorOverflow, IntsimError
 
 MODES = ("exact", "wrap", "saturate", "x86-u8s8-pairs")
@@ -59,7 +61,6 @@ def narrow_model(model: Accumulator):
     the same as wrapping once at the end). Widths above 63 bits are held at 63."""
     if model.overflow == "x86-u8s8-pairs" or (model.overflow == "exact" and not model.tile):
         return None
-    from kernels.overflow import NarrowAcc
     mode = "wrap" if model.overflow == "wrap" else "saturate"
     return NarrowAcc(min(int(model.bits), 63), mode, int(model.tile or 0))
 

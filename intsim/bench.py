@@ -12,10 +12,24 @@ random data: its AVX2 u8s8 kernel saturates pairs in int16, so it often does not
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from kernels import fast_conv as fc
+from kernels import fast_gemm as fg
+from kernels import fast_pairs as fp
+from kernels.conv import ConvGeom
+from kernels.conv_plan import ConvPlan, run_plan
+from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
+from kernels.x86pairs import host_saturates_u8s8
+
+from .pipeline import load
 
 RUNS = 7
 WARMUP = 2
@@ -63,7 +77,7 @@ def median_times(fns: dict, runs: int = RUNS, warmup: int = WARMUP, max_runs: di
 
 
 def ort_session(model, threads: int):
-    import onnxruntime as ort
+    import onnxruntime as ort   # deferred: the gemm/conv suites' module import stays light without it
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -73,7 +87,6 @@ def ort_session(model, threads: int):
 
 
 def _model(nodes, inputs, outputs, inits, opset=13):
-    from onnx import helper
     g = helper.make_graph(nodes, "bench", inputs, outputs, inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
@@ -82,7 +95,6 @@ def _model(nodes, inputs, outputs, inits, opset=13):
 
 def matmul_integer_model(b: np.ndarray):
     """MatMulInteger(a: uint8 (M, K), b: int8 (K, N) initializer) -> int32."""
-    from onnx import TensorProto, helper, numpy_helper
     k, n = b.shape
     return _model([helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
                   [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
@@ -92,7 +104,6 @@ def matmul_integer_model(b: np.ndarray):
 
 def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
     """QLinearConv(x uint8 NCHW, w int8 per-tensor, bias int32) -> uint8."""
-    from onnx import TensorProto, helper, numpy_helper
     sx, sw, sy = scales
     zx, zy = zps
     inits = [numpy_helper.from_array(np.array(sx, np.float32), "sx"), numpy_helper.from_array(np.array(zx, np.uint8), "zx"),
@@ -122,9 +133,6 @@ def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
     this host (onnxruntime's AVX2 pair-saturating sum, kernels.fast_pairs, where the host has no
     VNNI; ort_equal must then be True), the `exact_*` fields the exact engine (kernels.fast_gemm,
     exact_equal: equal to the int64 product) in the same alternation."""
-    from kernels import fast_gemm as fg
-    from kernels import fast_pairs as fp
-    from kernels.x86pairs import host_saturates_u8s8
     a = rng.integers(0, 256, (m, k)).astype(np.uint8)
     b = rng.integers(-128, 128, (k, n)).astype(np.int8)
     packed, pp, zeros = fg.pack_b(b, 0), fp.pack_b_pairs(b), np.zeros(n, np.int64)
@@ -158,8 +166,6 @@ def _im2col_numpy(x, kh, kw, stride, pad):
 def _conv_runner(plan, x, out):
     """A call of a prepared conv plan (what the executor runs per layer: weights packed and
     parameters checked once, x and out checked per call)."""
-    from kernels.conv_plan import ConvPlan, run_plan
-    from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
     if isinstance(plan, ConvPlan):
         return lambda: run_plan(plan, x, out)
     layer = plan_depthwise_layer(plan, x.shape, x.dtype, out.dtype)
@@ -171,10 +177,6 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
     this host, prepared once as the executor prepares a layer (`intsim` columns: onnxruntime's
     AVX2 pair-saturating sum where the host has no VNNI, else the exact engine; ort_equal must
     then be True) and, in the same alternation, the exact vpmaddwd engine (`exact_*` fields)."""
-    from kernels import fast_conv as fc
-    from kernels import fast_pairs as fp
-    from kernels.conv import ConvGeom
-    from kernels.x86pairs import host_saturates_u8s8
     x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
     wt = rng.integers(-128, 128, (m, c // group, kh, kw)).astype(np.int8)
     bias = rng.integers(-5000, 5000, m).astype(np.int64)
@@ -215,8 +217,6 @@ def _models_suite(threads, rng, runs, progress=None):
     ones when models/cache holds them) at batch 1 and 8: milliseconds per run for intsim's
     executor and onnxruntime (all optimizations on), the throughput ratio, and whether the
     outputs are bit-identical. A model that cannot run gets an `error` field."""
-    import onnx
-    import intsim
     rows = []
     root = Path(__file__).resolve().parent.parent / "models"
     paths = [p for form in ("qdq_u8_pc", "qdq_s8_pt", "qop_u8")
@@ -230,7 +230,7 @@ def _models_suite(threads, rng, runs, progress=None):
                 shape = [batch] + [d if isinstance(d, int) else 1 for d in inp.shape[1:]]
                 feeds = {inp.name: rng.standard_normal(shape).astype(np.float32).clip(0, None)
                          if shape[1] == 1 else rng.standard_normal(shape).astype(np.float32)}
-                prog = intsim.load(str(path))
+                prog = load(str(path))
                 t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs)
                 want = sess.run(None, feeds)
                 got = list(prog.run(feeds).values())
@@ -251,8 +251,6 @@ def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None 
     progress(row, done, total), if given, is called after each case."""
     if runs < 7:
         raise ValueError(f"bench: runs must be >= 7 for medians, got {runs}")
-    import numba
-    from kernels import fast_gemm as fg
     fg.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(seed)
@@ -310,49 +308,5 @@ def format_table(rows: list[dict]) -> str:
 
 def progress_line(row: dict, done: int, total: int) -> None:
     """One line on stderr per finished case (bench runs for minutes)."""
-    import sys
     what = f"error: {row['error']}" if "error" in row else f"ratio {row['ratio']:.2f}"
     print(f"bench [{done}/{total}] {row['case']}: {what}", file=sys.stderr, flush=True)
-
-
-def cmd_bench(args) -> int:
-    import json
-    import sys
-    from .errors import IntsimError
-    from .cli import check_output
-    check_output(args.json, "--json")
-    cases = None
-    if args.case and args.suite in ("gemm", "conv"):
-        table = {c[0]: c for c in (GEMM_CASES if args.suite == "gemm" else CONV_CASES)}
-        unknown = [c for c in args.case if c not in table]
-        if unknown:
-            raise IntsimError(f"unknown {args.suite} case(s) {', '.join(unknown)} (known: {', '.join(table)})")
-        cases = [table[c] for c in args.case]
-    if args.runs < 7:
-        raise IntsimError(f"--runs must be >= 7 (medians), got {args.runs}")
-    show = not getattr(args, "quiet", False) and sys.stderr.isatty()
-    rows = run_suite(args.suite, threads=args.threads, runs=args.runs, cases=cases,
-                     progress=progress_line if show else None)
-    if args.json is not None:
-        text = json.dumps({"suite": args.suite, "threads": args.threads, "rows": rows,
-                           "summary": summary(rows)}, indent=1)
-        if args.json == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            Path(args.json).write_text(text + "\n")
-    if args.json != "-":
-        print(format_table(rows))
-        print(format_summary(summary(rows)))
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register `intsim bench` (intsim.cli imports this module and calls add_parser)."""
-    s = subparsers.add_parser("bench", help="fast kernels vs onnxruntime (GOP/s, ratios)")
-    s.add_argument("--suite", default="gemm", choices=["gemm", "conv", "models"])
-    s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--runs", type=int, default=RUNS, help="timed runs per side (>= 7)")
-    s.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
-    s.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
-    s.set_defaults(fn=cmd_bench)

@@ -27,10 +27,12 @@ import numpy as np
 
 from .errors import IntsimError
 from .ir import IntType
-from .verify_explain import NodeAccumulators, value
+from .ops import OPS, accumulates, w_channel_axis
+from .pipeline import import_onnx
+from .runtime import Program
+from .steps.compute import conv_geom
+from .verify.explain import NodeAccumulators, value
 
-_LAYOUT = {("conv", "input"): "NCHW", ("conv", "weights"): "OIHW", ("conv", "acc"): "NCHW",
-           ("conv", "output"): "NCHW", ("conv", "bias"): "O"}
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
             "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "float32": "float"}
 
@@ -71,11 +73,10 @@ def _bits(a: np.ndarray, t=None) -> int:
 
 
 def _geometry(node, x: np.ndarray, w: np.ndarray) -> dict:
-    from .steps.compute import _geom
     one_d = w.ndim == 3
     x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
     w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if one_d else w
-    return dict(_geom(node, x4, w4, one_d)._asdict())
+    return dict(conv_geom(node, x4, w4, one_d)._asdict())
 
 
 def _compute_layer(node, prog, env, accs: NodeAccumulators) -> tuple:
@@ -83,7 +84,7 @@ def _compute_layer(node, prog, env, accs: NodeAccumulators) -> tuple:
     ins = node.inputs
     x = np.asarray(value(ins[0], ctx, env))
     w = np.asarray(value(ins[3], ctx, env))
-    channels = w.shape[0] if node.op == "conv" else (w.shape[-2] if node.attrs.get("transB") else w.shape[-1])
+    channels = w.shape[w_channel_axis(node, w)]
     b = value(ins[8], ctx, env)
     bias = np.zeros(channels, np.int32) if b is None else np.broadcast_to(np.asarray(b, np.int32).reshape(-1), (channels,))
     acc = accs.target(env)
@@ -120,7 +121,6 @@ def _jsonable(d: dict) -> dict:
 def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> dict:
     """Run `model` on `feeds` and write the golden vectors of every integer layer to out_dir.
     Returns the manifest (also written as out_dir/manifest.json)."""
-    from . import Program, import_onnx
     graph = import_onnx(model)
     prog = Program(graph, target=target, accumulator=accumulator)
     outs, taps = prog.run(feeds, taps=True)
@@ -133,9 +133,9 @@ def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> di
     npz, header, layers = {}, [], []
     for node in graph.nodes:
         outs_int = [o for o in node.outputs if o and isinstance(graph.tensors[o].dtype, IntType)]
-        if not outs_int or node.op in ("quantize", "dequantize", "dynamic_quantize"):
+        if not outs_int or not OPS[node.op].dumped:
             continue
-        if node.op in ("conv", "matmul"):
+        if accumulates(node.op):
             arrays, extra = _compute_layer(node, prog, env, NodeAccumulators(node, prog))
         else:
             arrays = {f"input{i}": (np.asarray(env[n]), n) for i, n in enumerate(node.inputs)
@@ -177,9 +177,15 @@ def _write_layer(node, graph, arrays, extra, npz, header, hex_dir) -> dict:
         header.append(_c_array(sym, a))
         entry["arrays"][role] = {"tensor": tensor, "shape": list(a.shape), "dtype": str(a.dtype), "bits": bits,
                                  "signed": a.dtype.kind == "i" or a.dtype.kind == "f",
-                                 "layout": _LAYOUT.get((node.op, role), _layout(node, role)),
+                                 "layout": _role_layout(node, role),
                                  "npz_key": key, "hex": f"hex/{hex_file}", "c_symbol": sym}
     return entry
+
+
+def _role_layout(node, role: str) -> str:
+    r = OPS.get(node.op)
+    fixed = dict(r.dump_layout) if r is not None else {}
+    return fixed[role] if role in fixed else _layout(node, role)
 
 
 def _layout(node, role: str) -> str:

@@ -7,8 +7,7 @@ import json
 import numpy as np
 
 from .ir import FloatType, Graph
-
-COMPUTE = ("conv", "matmul")
+from .ops import accumulates, products_per_output
 
 
 def _macs(graph: Graph, node) -> int | None:
@@ -16,11 +15,7 @@ def _macs(graph: Graph, node) -> int | None:
     out = graph.tensors.get(node.outputs[0])
     if w is None or out is None or out.shape is None or any(d is None for d in out.shape[1:]):
         return None
-    if node.op == "conv":
-        k = int(np.prod(w.shape[1:]))
-        return k * int(np.prod(out.shape[1:]))
-    k = w.shape[-1] if node.attrs.get("transB") else w.shape[-2]
-    return int(k) * int(np.prod(out.shape[1:]))
+    return products_per_output(node, w) * int(np.prod(out.shape[1:]))
 
 
 def _shape(graph: Graph, name: str) -> str:
@@ -46,7 +41,7 @@ def layers(graph: Graph) -> list:
             isinstance(getattr(graph.tensors.get(o), "dtype", None), FloatType) for o in n.outputs)
         row = {"node": n.name, "op": n.op, "origin": n.origin, "inputs": list(n.inputs), "outputs": list(n.outputs),
                "output_type": _qp(graph, n.outputs[0]) if n.outputs else "", "float": bool(is_float)}
-        if n.op in COMPUTE:
+        if accumulates(n.op):
             row["macs"] = _macs(graph, n)
             row["input_type"] = _qp(graph, n.inputs[0])
             row["weight_type"] = _qp(graph, n.inputs[3])

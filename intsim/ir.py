@@ -192,8 +192,9 @@ class Node:
 class Requant:
     """The requantize + clamp + output-zero-point stages of a compute node.
 
-    real_multiplier[c] = in_scale_a * in_scale_b[c] / out_scale  (kept as the three float32
-    factors so that each target can form it in its own operation order).
+    real_multiplier[c] = in_scale_a * in_scale_b[c] / (out_scale * divisor)  (kept as the
+    float32 factors and the integer divisor, e.g. a pool's window count, so that each target
+    can form it in its own operation order).
     The result is clamp(round(acc * M) + out_zp, lo, hi); lo/hi include fused activations.
     """
 
@@ -205,6 +206,7 @@ class Requant:
     hi: int
     out_type: IntType
     out_name: str = ""
+    divisor: int = 1
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# IR ops (and ONNX ops run by the `onnx` step) that read a channels-last input without a layout move
-NHWC_READERS = frozenset({"conv", "add"})
-NHWC_ONNX_READERS = frozenset({"MaxPool"})
+from .ops import reads_nhwc
 
 
 def reads_channels_last(node) -> bool:
-    return node.op in NHWC_READERS or (node.op == "onnx" and node.attrs.get("op_type") in NHWC_ONNX_READERS)
+    """The node reads a channels-last input without a layout move (`OpRow.nhwc_reader`)."""
+    return reads_nhwc(node)
 
 
 def nhwc_of(x) -> np.ndarray | None:

@@ -512,3 +512,74 @@ def requant_shift_ref(acc, n, rounding, zp, lo, hi, out) -> None:
     """NumPy int64 twin of requant_shift."""
     n = np.asarray(n, np.int64).reshape(-1)
     requant_multiply_shift_ref(acc, np.ones(n.shape, np.int64), n, rounding, zp, lo, hi, out)
+
+
+# ----------------------------------------------------------------------------- TFLite ADD
+
+@kernel
+def _tflite_add_impl(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out):
+    for i in range(a.size):
+        va = _mbqm(_wrap32((np.int64(a[i]) - za) << left_shift), m[0], s[0], mode)
+        vb = _mbqm(_wrap32((np.int64(b[i]) - zb) << left_shift), m[1], s[1], mode)
+        y = _mbqm(_wrap32(va + vb), m[2], s[2], mode) + zy
+        out[i] = lo if y < lo else (hi if y > hi else y)
+
+
+def tflite_add_params(sa: float, sb: float, sy: float, left_shift: int, single_rounding: bool = False):
+    """TFLite ADD's prepare (lite/kernels/add.cc): q31 multipliers and shifts (3,) of
+
+        twice_max = 2 * max(sa, sb)                        (float32, exact)
+        ra = sa / twice_max,  rb = sb / twice_max,  ry = twice_max / (2**left_shift * sy)
+
+    in float64, each through QuantizeMultiplier (shift <= 0: "SmallerThanOneExp")."""
+    twice_max = np.float64(2 * max(np.float32(sa), np.float32(sb)))
+    real = np.array([np.float64(np.float32(sa)) / twice_max, np.float64(np.float32(sb)) / twice_max,
+                     twice_max / np.float64(np.float32((1 << left_shift) * np.float32(sy)))], np.float64)
+    m, s = quantize_multiplier(real, single_rounding)
+    if np.any(s > 0):
+        raise ValueError(f"tflite_add: output multiplier {float(real[2])!r} is not below one "
+                         f"(input scales {sa}, {sb}, output scale {sy})")
+    return m.astype(np.int64), s.astype(np.int64)
+
+
+def _add_args(a, b, m, s, left_shift, mode, out):
+    if a.shape != b.shape or out.shape != a.shape:
+        raise ValueError(f"tflite_add: a {a.shape}, b {b.shape} and out {out.shape} must share one shape")
+    m = np.ascontiguousarray(m, np.int64).reshape(-1)
+    s = np.ascontiguousarray(s, np.int64).reshape(-1)
+    if m.size != 3 or s.size != 3:
+        raise ValueError("tflite_add: multipliers and shifts must hold 3 values (a, b, output)")
+    _check_shift("tflite_add", s)
+    if not 0 <= left_shift <= 20:
+        raise ValueError(f"tflite_add: left shift {left_shift} outside 0..20")
+    return m, s, _mode_code(mode)
+
+
+def tflite_add(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> None:
+    """TFLite ADD (reference_integer_ops::AddElementwise; CMSIS-NN arm_elementwise_add_s8), int32:
+
+        va = mbqm(wrap32((a - za) << left_shift), m[0], s[0])
+        vb = mbqm(wrap32((b - zb) << left_shift), m[1], s[1])
+        out = clamp(mbqm(wrap32(va + vb), m[2], s[2]) + zy, lo, hi)
+
+    mbqm = MultiplyByQuantizedMultiplier in `mode` (module doc; "double" is TFLite's
+    MultiplyByQuantizedMultiplierSmallerThanOneExp). a, b, out: same shape, integer."""
+    m, s, code = _add_args(a, b, m, s, left_shift, mode, out)
+    flat = out.reshape(-1) if out.flags.c_contiguous else np.empty(out.size, out.dtype)
+    _tflite_add_impl(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), np.int64(za),
+                     np.int64(zb), m, s, np.int64(left_shift), code, np.int64(zy), np.int64(lo), np.int64(hi), flat)
+    if not out.flags.c_contiguous:
+        out[...] = flat.reshape(out.shape)
+
+
+def tflite_add_ref(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> None:
+    """Python-int twin of tflite_add."""
+    m, s, _ = _add_args(a, b, m, s, left_shift, mode, out)
+    m, s = m.tolist(), s.tolist()
+    vals = []
+    for x, y in zip(a.reshape(-1).tolist(), b.reshape(-1).tolist()):
+        va = _mbqm_one_ref(_wrap32_ref((x - za) << left_shift), m[0], s[0], mode)
+        vb = _mbqm_one_ref(_wrap32_ref((y - zb) << left_shift), m[1], s[1], mode)
+        v = _mbqm_one_ref(_wrap32_ref(va + vb), m[2], s[2], mode) + zy
+        vals.append(min(max(v, lo), hi))
+    out[...] = np.array(vals, np.int64).reshape(out.shape)

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 import intsim
 from intsim import errors, limits
-from intsim.batch_split import MIN_SLICE_ELEMENTS, auto_parts, bounds, part_limits, splittable
+from intsim.runtime.batch_split import MIN_SLICE_ELEMENTS, auto_parts, bounds, part_limits, splittable
 
 from .ortutil import const, session
 

@@ -25,3 +25,17 @@ def test_conv_bn_is_folded_and_equivalent():
     want = run_ort(m, {"x": x}, optimized=False)["y"]
     scale = np.abs(want).max()
     assert np.abs(got - want).max() <= 1e-5 * scale  # float re-association only
+
+
+def test_quantizer_fold_and_ir_fold_give_the_same_weights():
+    """One formula (passes.fold_bn.fold_bn_params) behind both folds: the IR pass and the
+    quantizer's float-graph fold store bit-identical weights and bias."""
+    from intsim.quantize.graph import FloatGraph, fold_batchnorm
+    from tests.quantize import nets
+    m = nets.conv_net(seed=4)
+    fg = FloatGraph(m)
+    assert fold_batchnorm(fg) == 1
+    g = intsim.import_onnx(m)
+    conv = next(n for n in g.nodes if n.op == "onnx" and n.inputs[1] == "w1__bnfold")
+    np.testing.assert_array_equal(g.constants["w1__bnfold"], fg.inits["w1"])
+    np.testing.assert_array_equal(g.constants[conv.inputs[2]], fg.inits["conv1_bias"])

@@ -10,7 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 import intsim
-from intsim import executor, frozen
+from intsim.runtime import frozen
+from intsim.runtime import program as executor
 from kernels import fast_gemm
 from tests.ortutil import run_ort
 

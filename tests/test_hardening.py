@@ -348,9 +348,9 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_cli_bug_is_one_line_with_hint(tmp_path):
     """An unexpected exception (a bug) still ends with one line, exit 2, and a hint to use --debug."""
-    code = ("import sys, intsim.cli as c\n"
+    code = ("import sys, intsim.cli as c, intsim.cli.info as c_info\n"
             "def boom(args): raise RuntimeError('boom\\nsecond line')\n"
-            "c.cmd_info = boom\n"
+            "c_info.cmd_info = boom\n"
             "sys.exit(c.main(sys.argv[1:]))\n")
     r = subprocess.run([sys.executable, "-c", code, "info", QDQ], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--debug" in r.stderr, r.stderr

@@ -50,7 +50,7 @@ PROGRAM_SCRIPT = textwrap.dedent("""
         assert fast_gemm.native_split(2), "the parent should use parallel regions"
     prog.run(feeds)
     prog.run(feeds)                   # recorded and replayed: the children inherit a frozen run too
-    from intsim.frozen import FrozenRun
+    from intsim.runtime.frozen import FrozenRun
     assert any(isinstance(v, FrozenRun) for v in prog._frozen.values())
 
     def go(_):

@@ -152,7 +152,7 @@ def test_html_report_loads_its_charts_in_headless_chromium(tmp_path):
     pytest.importorskip("matplotlib")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from intsim.verify_report import render
+    from intsim.verify.report import render
     d = _report(tmp_path)
     page = tmp_path / "r.html"
     page.write_text(render(d))
@@ -198,7 +198,7 @@ def test_folder_input_and_jobs_give_the_same_counts(tmp_path):
     x = feeds["input"]
     for i in range(3):
         np.save(tmp_path / f"s{i}.npy", x[i * 8:(i + 1) * 8])
-    from intsim.verify_cli import load_inputs
+    from intsim.cli.common import load_inputs
     got = load_inputs(str(tmp_path), intsim.import_onnx(path))
     np.testing.assert_array_equal(got["input"], x)
     one = verify(path, feeds, reference="ort-fakequant", chunk=8).as_dict()

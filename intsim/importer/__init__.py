@@ -1,5 +1,6 @@
 """ONNX -> intsim IR. `import_model(model)` lowers every node with its registered lowering
-(QDQ, QOperator, generic), then runs the import passes (QDQ fusion, dead-code removal)."""
+(QDQ, QOperator, generic). The import passes (QDQ fusion, dead-code removal) run after it,
+in intsim.pipeline."""
 from __future__ import annotations
 
 import onnx
@@ -75,10 +76,8 @@ def import_model(model: onnx.ModelProto) -> Graph:
         if o not in ctx.tensors:
             raise InvalidModelError(f"graph output '{o}' is not produced by any node")
         _check_output_type(ctx, o)
-    graph = Graph(ctx.tensors, tuple(ctx.nodes), tuple(inputs), tuple(outputs), ctx.constants,
-                  name=g.name or "graph", opset=ctx.opset(""))
-    from ..passes import import_passes
-    return import_passes(graph)
+    return Graph(ctx.tensors, tuple(ctx.nodes), tuple(inputs), tuple(outputs), ctx.constants,
+                 name=g.name or "graph", opset=ctx.opset(""))
 
 
 def _check_output_type(ctx: ImportContext, name: str) -> None:

@@ -11,14 +11,9 @@ from onnx.reference.ops import load_op
 
 from ..errors import InvalidModelError
 from ..ir import IntType
+from ..ops import ONNX_MOVEMENT
 from .context import ImportContext, dtype_of_elem
 
-# Ops that only move, select or compare values: integer in, same integers out.
-MOVEMENT = {
-    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Pad", "Identity",
-    "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
-    "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
-}
 # Ops whose output is not a value of the input (shape arithmetic etc.).
 SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "Cast", "NonZero", "ArgMax", "ArgMin"}
 
@@ -57,12 +52,12 @@ def lower_generic(ctx: ImportContext, node) -> None:
             continue
         if out in ctx.value_types:
             dt = dtype_of_elem(ctx.value_types[out][0], out)
-        elif in_t is not None and node.op_type in MOVEMENT:
+        elif in_t is not None and node.op_type in ONNX_MOVEMENT:
             dt = in_t.dtype
         else:
             dt = None
         qp = None
-        if node.op_type in MOVEMENT and in_t is not None and isinstance(in_t.dtype, IntType) and i == 0:
+        if node.op_type in ONNX_MOVEMENT and in_t is not None and isinstance(in_t.dtype, IntType) and i == 0:
             qp = in_t.qparams
         ctx.declare(out, dt, qparams=qp)
     ctx.emit("onnx", node.name or node.output[0], list(node.input), list(node.output),

@@ -3,8 +3,9 @@
     y = gamma * (conv(x, w) + b - mean) / sqrt(var + eps) + beta
       = conv(x, w * k) + (b - mean) * k + beta,      k = gamma / sqrt(var + eps)
 
-computed in float64 and stored as float32. Only a Conv with constant float weights whose
-output feeds nothing but the BatchNormalization is folded; anything else stays as it is.
+computed in float64 and stored as float32 (`fold_bn_params`, the one formula: the quantizer's
+float-graph fold uses it too). Only a Conv with constant float weights whose output feeds
+nothing but the BatchNormalization is folded; anything else stays as it is.
 """
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ def _foldable(graph: Graph, bn: Node, producers, consumers):
     return conv, w, params
 
 
+def fold_bn_params(w: np.ndarray, b, gamma, beta, mean, var, eps: float) -> tuple:
+    """The folded float32 (weights, bias) of a Conv (weights w, output channels on axis 0, bias
+    b or None) followed by BatchNormalization(gamma, beta, mean, var, eps); float64 inside."""
+    k = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    b = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+    w_new = (w.astype(np.float64) * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+    return w_new, ((b - mean.astype(np.float64)) * k + beta.astype(np.float64)).astype(np.float32)
+
+
 def fold_batchnorm(graph: Graph) -> Graph:
     producers, consumers = graph.producers(), graph.consumers()
     constants, tensors = dict(graph.constants), dict(graph.tensors)
@@ -39,11 +49,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
             continue
         conv, w, (gamma, beta, mean, var) = found
         eps = next((a.f for a in bn.attrs["node"].attribute if a.name == "epsilon"), 1e-5)
-        k = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-        b = graph.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else np.zeros(w.shape[0])
+        b = graph.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
         w_name, b_name = conv.inputs[1] + "__bnfold", bn.outputs[0] + "__bnfold_bias"
-        constants[w_name] = (w.astype(np.float64) * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
-        constants[b_name] = ((b.astype(np.float64) - mean) * k + beta).astype(np.float32)
+        constants[w_name], constants[b_name] = fold_bn_params(w, b, gamma, beta, mean, var, eps)
         for name in (w_name, b_name):
             tensors[name] = Tensor(name, constants[name].shape, FLOAT32)
         proto = helper.make_node("Conv", [conv.inputs[0], w_name, b_name], [bn.outputs[0]],

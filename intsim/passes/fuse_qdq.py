@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..ir import Graph, Node
-from ..importer.generic import MOVEMENT
+from ..importer.qoperator import conv_attrs
+from ..ir import INT32, Graph, Node, Tensor
+from ..numerics import quantize_scalar
+from ..ops import ONNX_MOVEMENT, OPS, qdq_target
 
-_UNARY_POOLS = {"AveragePool": "avgpool", "GlobalAveragePool": "global_avgpool"}
 _LUTS = {"Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
 
 
@@ -67,7 +68,6 @@ def _activation_bounds(v: _View, act: Node, q: Node):
             hi_f = float(v.const(ins[2])) if ins[2] else None
     else:
         return None
-    from ..numerics import quantize_scalar
     lo = t.qmin if lo_f is None else max(t.qmin, quantize_scalar(lo_f, s, z, t.qmin, t.qmax))
     hi = t.qmax if hi_f is None else min(t.qmax, quantize_scalar(hi_f, s, z, t.qmin, t.qmax))
     return lo, hi
@@ -154,7 +154,6 @@ def _fuse_compute(v: _View, node: Node):
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if op == "Conv":
-        from ..importer.qoperator import conv_attrs
         attrs.update(conv_attrs(None, node.attrs["node"], a))
         ir_op = "conv"
     else:
@@ -179,7 +178,7 @@ def _fuse_binary(v: _View, node: Node):
         return None
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
-    op = "add" if node.attrs["op_type"] == "Add" else "mul"
+    op = qdq_target(node.attrs["op_type"])
     return Node(op, node.name, ins, q.outputs, {"out_type": q.attrs["out_type"], "lo": lo, "hi": hi},
                 node.origin), removed + [q]
 
@@ -203,7 +202,7 @@ def _fuse_unary(v: _View, node: Node):
              "strides": tuple(a.get("strides", ())), "pads": tuple(a.get("pads", ())),
              "count_include_pad": int(a.get("count_include_pad", 0)), "ceil_mode": int(a.get("ceil_mode", 0)),
              "auto_pad": ap.decode() if isinstance(ap, bytes) else str(ap)}
-    return Node(_UNARY_POOLS[op_type], node.name, ins, q.outputs, attrs, node.origin), [q]
+    return Node(qdq_target(op_type), node.name, ins, q.outputs, attrs, node.origin), [q]
 
 
 def _fuse_concat(v: _View, node: Node):
@@ -244,13 +243,16 @@ def _fuse_movement(v: _View, node: Node):
     return Node("onnx", node.name, (dx.inputs[0],) + tuple(node.inputs[1:]), q.outputs, attrs, node.origin), [q]
 
 
-_RULES = [
-    (("Conv", "MatMul", "Gemm"), _fuse_compute),
-    (("Add", "Mul"), _fuse_binary),
-    (tuple(_UNARY_POOLS) + tuple(_LUTS), _fuse_unary),
-    (("Concat",), _fuse_concat),
-    (tuple(MOVEMENT - {"Concat", "Split"}), _fuse_movement),
-]
+_FUSERS = {"compute": _fuse_compute, "binary": _fuse_binary, "unary": _fuse_unary, "concat": _fuse_concat}
+
+
+def _rule(op_type: str):
+    """The rewrite for a QDQ pattern around ONNX op `op_type`: the fusion kind of the IR op it
+    becomes (`OpRow.qdq_rule`), or moving integers for data movement (None: no rewrite)."""
+    ir_op = qdq_target(op_type)
+    if ir_op is not None:
+        return _FUSERS[OPS[ir_op].qdq_rule]
+    return _fuse_movement if op_type in ONNX_MOVEMENT - {"Split"} else None
 
 
 def fuse_qdq(graph: Graph) -> Graph:
@@ -259,15 +261,13 @@ def fuse_qdq(graph: Graph) -> Graph:
     for node in graph.nodes:
         if node.op != "onnx" or id(node) in replaced:
             continue
-        for ops, rule in _RULES:
-            if node.attrs["op_type"] in ops:
-                res = rule(v, node)
-                if res is not None:
-                    new, removed = res
-                    replaced[id(node)] = new
-                    for r in removed:
-                        replaced[id(r)] = None
-                break
+        rule = _rule(node.attrs["op_type"])
+        res = rule(v, node) if rule is not None else None
+        if res is not None:
+            new, removed = res
+            replaced[id(node)] = new
+            for r in removed:
+                replaced[id(r)] = None
     nodes = []
     for n in graph.nodes:
         if id(n) in replaced:
@@ -279,7 +279,6 @@ def fuse_qdq(graph: Graph) -> Graph:
     # the fused node sits where the float op was, which is after all its DQ inputs.
     if not v.new_constants:
         return graph.replace(nodes=tuple(nodes))
-    from ..ir import INT32, Tensor
     consts, tensors = dict(graph.constants), dict(graph.tensors)
     for k, val in v.new_constants.items():
         consts[k] = val

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, pow2_exponent
-
-# positions of scale inputs, per IR op
-SCALE_INPUTS = {
-    "quantize": (1,), "dequantize": (1,), "conv": (1, 4, 6), "matmul": (1, 4, 6), "add": (1, 4, 6),
-    "mul": (1, 4, 6), "avgpool": (1, 3), "global_avgpool": (1, 3), "lut": (1, 3),
-}
+from ..ir import Graph, QParams, pow2_exponent
+from ..ops import OPS
 
 
 def _scale_names(graph: Graph) -> set:
     names = set()
     for n in graph.nodes:
-        idx = SCALE_INPUTS.get(n.op, ())
-        if n.op == "concat":
-            idx = (0,) + tuple(range(3, len(n.inputs), 3))
-        names.update(n.inputs[i] for i in idx if i < len(n.inputs) and n.inputs[i])
+        r = OPS.get(n.op)
+        idx = r.scale_positions(len(n.inputs)) if r is not None else ()
+        names.update(n.inputs[i] for i in idx if n.inputs[i])
     return {s for s in names if s in graph.constants}
 
 
@@ -46,7 +40,6 @@ def snap_pow2(graph: Graph):
     tensors = dict(graph.tensors)
     for name, t in graph.tensors.items():  # keep QParams in step with the snapped scales
         if t.qparams is not None and t.qparams.kind != "pow2" and np.all(np.isfinite(t.qparams.scale)):
-            from ..ir import QParams
             qp = t.qparams
             tensors[name] = t.with_(qparams=QParams.make(snap(qp.scale).reshape(qp.scale.shape), qp.zero_point,
                                                          qp.axis, qp.block_size, name=name))

@@ -5,7 +5,8 @@ quantizer needs: constant weights as NumPy arrays, producer/consumer maps, the l
 weighted layers (`Layer`: Conv, Gemm, MatMul with a constant weight) with the activation
 that follows each, and float execution on onnxruntime to collect activations.
 
-BatchNormalization folding (`fold_batchnorm`) happens here because it is a graph rewrite:
+BatchNormalization folding (`fold_batchnorm`) happens here because it is a graph rewrite of
+this float graph; the arithmetic is `passes.fold_bn.fold_bn_params`, the IR pass's own:
 
     w'[c] = w[c] * gamma[c] / sqrt(var[c] + eps)
     b'[c] = (b[c] - mean[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c]
@@ -15,15 +16,16 @@ computed in float64 and stored as float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import InvalidModelError, ShapeError, UnsupportedOpError
+from ..errors import ShapeError, UnsupportedOpError
 from ..geometry import auto_pads
+from ..loader import load_model
+from ..passes.fold_bn import fold_bn_params
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 ACTIVATION_OPS = ("Relu", "Clip")
@@ -64,21 +66,13 @@ class Layer:
 
 
 def read_model(model) -> onnx.ModelProto:
-    """Path, bytes or ModelProto -> shape-inferred float ModelProto (a copy)."""
-    try:
-        if isinstance(model, onnx.ModelProto):
-            m = onnx.ModelProto()
-            m.CopyFrom(model)
-        elif isinstance(model, (bytes, bytearray)):
-            m = onnx.load_from_string(bytes(model))
-        else:
-            m = onnx.load(str(Path(model)))
-        onnx.checker.check_model(m)
-        return onnx.shape_inference.infer_shapes(m)
-    except (OSError, onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as e:
-        raise InvalidModelError(f"cannot read float model '{model if not isinstance(model, onnx.ModelProto) else model.graph.name}': {e}") from e
-    except Exception as e:  # protobuf DecodeError and friends
-        raise InvalidModelError(f"cannot read float model: {e}") from e
+    """Path, bytes or ModelProto -> shape-inferred float ModelProto (a copy), read by
+    `loader.load_model` (size limits, external data confined, checker, shape inference)."""
+    if isinstance(model, onnx.ModelProto):
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        model = m
+    return load_model(model)
 
 
 class FloatGraph:
@@ -207,7 +201,7 @@ class FloatGraph:
     # -- execution -------------------------------------------------------------------------
     def run(self, feeds: dict, names=None, batch: int = 256) -> dict:
         """Float outputs `names` (any tensors of the graph) on onnxruntime, batched."""
-        import onnxruntime as ort
+        import onnxruntime as ort   # deferred: heavy, needed only to run the float graph
         m = self.to_model()
         names = list(names) if names is not None else list(self.outputs)
         known = {o.name for o in m.graph.output}
@@ -236,14 +230,10 @@ def fold_batchnorm(fg: FloatGraph) -> int:
         if not all(x in fg.inits for x in bn.input[1:5]):
             continue
         eps = next((helper.get_attribute_value(a) for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        gamma, beta, mean, var = (fg.inits[x].astype(np.float64) for x in bn.input[1:5])
-        k = gamma / np.sqrt(var + eps)
-        w = fg.inits[conv.input[1]].astype(np.float64)
-        b = (fg.inits[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2]
-             else np.zeros(w.shape[0]))
+        gamma, beta, mean, var = (fg.inits[x] for x in bn.input[1:5])
+        b = fg.inits[conv.input[2]] if len(conv.input) > 2 and conv.input[2] else None
         wname, bname = conv.input[1], conv.name + "_bias"
-        fg.inits[wname] = (w * k.reshape(-1, 1, 1, 1)).astype(np.float32)
-        fg.inits[bname] = ((b - mean) * k + beta).astype(np.float32)
+        fg.inits[wname], fg.inits[bname] = fold_bn_params(fg.inits[wname], b, gamma, beta, mean, var, eps)
         if len(conv.input) > 2:
             conv.input[2] = bname
         else:

@@ -22,6 +22,7 @@ from ..errors import IntsimError, QuantParamError
 from . import adaround as ada
 from . import bias_correction, cle, lsq, ranges
 from .graph import FloatGraph, Layer, fold_batchnorm, grouped_weight, layer_patches
+from .report import write_report
 from .writer import BiasPlan, QuantPlan, WeightPlan, write_qdq, write_qonnx
 
 SHARED_OPS = ("MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze")
@@ -139,7 +140,7 @@ def quantize(model, calib, out=None, options: Optional[Options] = None, report=N
     fg = FloatGraph(model)
     _refuse_quantized(fg.model)
     if opts.act_bits == 16 and fg.opset < 21:
-        from onnx import version_converter
+        from onnx import version_converter   # deferred: heavy, needed only for 16-bit activations
         fg = FloatGraph(version_converter.convert_version(fg.model, 21))
     feeds = read_calibration(calib, fg.inputs)
     res = Result(None, opts)
@@ -165,7 +166,6 @@ def quantize(model, calib, out=None, options: Optional[Options] = None, report=N
     if out is not None:
         onnx.save(res.model, str(out))
     if report is not None:
-        from .report import write_report
         write_report(res, report)
     return res
 

@@ -22,7 +22,9 @@ from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from . import step
+from ..targets.rules import AccRequant
+from .registry import step
+from .target_arith import require
 from .params import ParamReader, check_scale, per_channel, scalar_zp
 
 
@@ -69,9 +71,9 @@ _BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 
 def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
-    from ..targets.ort import FloatRequantizer
     acc = ctx.accumulator
-    if type(b.requantizer) is not FloatRequantizer or out_dtype not in _BYTES or b.narrow is not None \
+    fused = b.requantizer.fused_form()
+    if fused is None or out_dtype not in _BYTES or b.narrow is not None \
             or acc.overflow != "exact" or acc.tile or acc.bits < 32 or x_dtype not in _BYTES or not _simd():
         return None
     if b.mode == "exact" and not b.fast(x_dtype):
@@ -91,8 +93,7 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
                  + k * abs(b.x_zp) * np.abs(b.w_zp)).astype(np.float64) + float(-(-k // 2) * 32768)
     if bound.max(initial=0.0) >= 2.0**31 - 2**12:
         return None
-    p = b.requantizer.params
-    return p["multiplier"], np.int64(p["zero_point"]), np.int64(p["lo"]), np.int64(p["hi"])
+    return fused
 
 
 def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
@@ -309,12 +310,16 @@ def _count_events(node, ctx, events, tap):
 
 def _finish_accumulator(node, ctx, acc64, layout, tap):
     """Apply the accumulator model to the int64 sums and record per-channel min/max in the tap
-    (layout: the (P, C, Q) view of the accumulators). ConvInteger/MatMulInteger get int32."""
+    (layout: the (P, C, Q) view of the accumulators), and the accumulators themselves, as the
+    requantizer receives them, when the tap holds the key "acc" (the caller asks for them).
+    ConvInteger/MatMulInteger get int32."""
     acc = finish(acc64, ctx.accumulator, node.name)
     if tap is not None:
         a3 = acc.reshape(layout)
         tap["acc_min"] = a3.min(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
         tap["acc_max"] = a3.max(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)
+        if "acc" in tap:
+            tap["acc"] = acc
     if not node.attrs.get("requant"):
         return acc.astype(np.int32)
     return acc
@@ -332,7 +337,7 @@ def _pads(node, h, w, kh, kw, sh, sw, dh, dw):
     return p[0], p[1], p[2], p[3]
 
 
-def _geom(node, x4, w4, one_d: bool) -> ConvGeom:
+def conv_geom(node, x4, w4, one_d: bool) -> ConvGeom:
     a = node.attrs
     st = list(a.get("strides", ())) or ([1] if one_d else [1, 1])
     di = list(a.get("dilations", ())) or ([1] if one_d else [1, 1])
@@ -396,6 +401,7 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
 
 @step("conv")
 def prepare_conv(node, ctx):
+    require(ctx, node, ctx.target.rule(node), AccRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 
@@ -424,7 +430,7 @@ def prepare_conv(node, ctx):
         if x.ndim != (3 if one_d else 4):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
-        geom = _geom(node, x4, bound.w, one_d)
+        geom = conv_geom(node, x4, bound.w, one_d)
         _check_conv_geom(node, x4, bound.w, geom)
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None
@@ -555,6 +561,7 @@ def _check_matmul_out(node, a, w) -> None:
 
 @step("matmul")
 def prepare_matmul(node, ctx):
+    require(ctx, node, ctx.target.rule(node), AccRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 

@@ -1,5 +1,6 @@
-"""add, mul, concat, lut: onnxruntime (MLAS, x86-64) arithmetic through kernels/eltwise.py and
-kernels/lut.py (the formulas are in those modules' docstrings).
+"""add, mul, concat, lut. Each asks its target for the op's rule at prepare (targets.rules):
+onnxruntime's (MLAS, x86-64) arithmetic runs through kernels/eltwise.py and kernels/lut.py
+(the formulas are in those modules' docstrings); the other rules through target_arith.py.
 
 Broadcasting follows onnxruntime's: when A is constant along the innermost dimension of the
 output while B varies (a scalar per span), onnxruntime runs its scalar-operand path with A and
@@ -16,7 +17,9 @@ from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from ..numerics import dequantize_linear, quantize_linear
-from . import step
+from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd
+from .registry import step
+from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
 
 
@@ -34,11 +37,27 @@ def _span_scalar(x: np.ndarray, out_shape: tuple) -> bool:
     return x.ndim == 0 or x.shape[-1] == 1
 
 
-def _binary(kernel, planner=None):
+def _binary_rule(node, ctx, rule, reader, params, acc_fn):
+    """run(env, tap) of add/mul under a rule other than onnxruntime's: scales read per run (cached
+    per parameter set inside the rule's function), operands broadcast."""
+    cache: dict = {}
+
+    def run(env, tap):
+        vals = reader.values(env)
+        a, b, p = np.asarray(vals[0]), np.asarray(vals[3]), params(vals)
+        if isinstance(rule, TfliteAdd):
+            env[node.outputs[0]] = ta.tflite_add(ctx, node, rule, a, b, p, cache)
+        else:
+            env[node.outputs[0]] = acc_fn(ctx, node, rule, a, b, p)
+    return run
+
+
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
     With `planner` (add), same-shape operands run the kernel's planned path whose float
     constants are also derived once per operand order."""
     def prepare(node, ctx):
+        rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
         reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
         t = node.attrs["out_type"]
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
@@ -51,6 +70,8 @@ def _binary(kernel, planner=None):
                     _scale(sy, ins[6], node), scalar_zp(zy, ins[7], node.name))
 
         static = params(reader.values({})) if reader.static else None
+        if not isinstance(rule, OrtArith):
+            return _binary_rule(node, ctx, rule, reader, params, acc_fn)
         plans: dict = {}
 
         def planned(a, b, p):
@@ -127,8 +148,8 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
     return out
 
 
-step("add")(_binary(ek.qlinear_add, ek.add_plan))
-step("mul")(_binary(ek.qlinear_mul))
+step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd)))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul))
 
 
 def _requantize_codes(x, sx, zx, sy, zy, t):
@@ -142,8 +163,19 @@ def _requantize_codes(x, sx, zx, sy, zy, t):
     return quantize_linear(d, np.float32(sy), zy, None, 0, t.qmin, t.qmax, t.storage)
 
 
+def _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t):
+    """A concat input in the output's quantization, by the target's rule."""
+    if isinstance(rule, OrtArith):
+        return _requantize_codes(x, sx, zx, sy, zy, t)
+    if isinstance(rule, AccRequant):
+        return ta.acc_rescale(ctx, node, x, sx, zx, sy, zy)
+    raise TargetRefusal(ctx.target.name, node, f"input quantization (scale {sx}, zp {zx}) differs from the "
+                                               f"output's (scale {sy}, zp {zy})")
+
+
 @step("concat")
 def prepare_concat(node, ctx):
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, AccRequant, SameQuant)
     t = node.attrs["out_type"]
     reader = ParamReader(node, ctx, [i for i in range(len(node.inputs)) if i < 2 or (i - 2) % 3])
     axis = node.attrs["axis"]
@@ -156,7 +188,7 @@ def prepare_concat(node, ctx):
             x = np.asarray(vals[i])
             sx, zx = _scale(vals[i + 1], node.inputs[i + 1], node), scalar_zp(vals[i + 2], node.inputs[i + 2], node.name)
             same = np.float32(sx) == np.float32(sy) and zx == zy
-            parts.append(x.astype(t.storage, copy=False) if same else _requantize_codes(x, sx, zx, sy, zy, t))
+            parts.append(x.astype(t.storage, copy=False) if same else _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t))
         try:
             env[node.outputs[0]] = np.concatenate(parts, axis=axis)
         except (ValueError, np.exceptions.AxisError) as e:
@@ -166,6 +198,7 @@ def prepare_concat(node, ctx):
 
 @step("lut")
 def prepare_lut(node, ctx):
+    ta.require(ctx, node, ctx.target.rule(node), OrtArith)
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype

@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
-from . import step
+from .registry import step
 
 
 def _attrs(node):

@@ -1,5 +1,6 @@
-"""maxpool (integers, exact), avgpool and global_avgpool with onnxruntime's geometry and
-arithmetic, through kernels/pool.py (formulas in its docstring)."""
+"""maxpool (integers, exact), avgpool and global_avgpool with onnxruntime's geometry. The
+averages ask the target for their rule at prepare (targets.rules): onnxruntime's arithmetic
+runs through kernels/pool.py (formulas in its docstring), the others through target_arith.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,9 @@ from ..errors import ShapeError
 from ..geometry import auto_pads
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from . import step
+from ..targets.rules import AccRequant, DivideRound, OrtArith, RawAverage
+from .registry import step
+from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
 
 
@@ -94,9 +97,26 @@ def _restore(node, y):
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if node.attrs.get("channels_last") else y
 
 
+def _average_rule(node, ctx):
+    """The target's rule for an average pool; None for onnxruntime's (the planned paths below)."""
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant)
+    return None if isinstance(rule, OrtArith) else rule
+
+
+def _rule_run(node, ctx, rule, reader, attrs):
+    def run(env, tap):
+        x, sx, zx, sy, zy = _scales(node, reader.values(env))
+        x = _channels_first(node, x)
+        env[node.outputs[0]] = _restore(node, ta.average(ctx, node, rule, x, (sx, zx, sy, zy), attrs))
+    return run
+
+
 @step("global_avgpool")
 def prepare_global_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
+    rule = _average_rule(node, ctx)
+    if rule is not None:
+        return _rule_run(node, ctx, rule, reader, None)
     t = node.attrs["out_type"]
     src, consts = node.inputs[0], ctx.constants
     static = _scales(node, [None] + reader.values({})[1:5])[1:] if reader.static else None
@@ -144,6 +164,9 @@ def prepare_global_avgpool(node, ctx):
 @step("avgpool")
 def prepare_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
+    rule = _average_rule(node, ctx)
+    if rule is not None:
+        return _rule_run(node, ctx, rule, reader, node.attrs)
     t = node.attrs["out_type"]
     a = node.attrs
 

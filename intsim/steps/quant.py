@@ -9,7 +9,9 @@ from kernels import eltwise as ek
 from ..errors import QuantParamError, ShapeError
 from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
                          qonnx_quantize, quantize_linear, quantize_planned)
-from . import step
+from ..targets.rules import OrtArith, QuantizeRound
+from .registry import step
+from .target_arith import require
 from .params import ParamReader, check_scale
 
 
@@ -39,7 +41,7 @@ def prepare_quantize(node, ctx):
 
     if node.attrs.get("order") == "qonnx":
         return _prepare_qonnx(node, reader, t)
-    rounding = getattr(ctx.target, "quantize_rounding", "rne")
+    rounding = require(ctx, node, ctx.target.rule(node), QuantizeRound).rounding
     fast = _static_plan(node, reader, t, block, rounding)
     if fast is not None:
         return fast
@@ -145,6 +147,7 @@ def dynamic_quantize(x: np.ndarray):
 
 @step("dynamic_quantize")
 def prepare_dynamic_quantize(node, ctx):
+    require(ctx, node, ctx.target.rule(node), OrtArith)
     def run(env, tap):
         y, s, z = dynamic_quantize(env[node.inputs[0]])
         env[node.outputs[0]], env[node.outputs[1]], env[node.outputs[2]] = y, np.array(s, np.float32), np.array(z, np.uint8)

@@ -1,20 +1,28 @@
-"""The target seam: how a deployment target turns an accumulator back into a narrow integer.
+"""The target seam: how a deployment target computes every integer op.
 
-A `Target` is chosen by name (`intsim.load(..., target="ort")`). At prepare time the executor
-asks it for a `Requantizer` per compute node; at run time only `Requantizer.apply` runs.
+A `Target` is chosen by name (`intsim.load(..., target="ort")`, see `registry.get_target`).
+At prepare time each integer step asks it once:
+
+    target.rule(node)            -> a typed record of `rules.py` (or TargetRefusal, by name)
+    target.requantizer(rq, C, n) -> a `Requantizer` (conv/matmul, and every AccRequant rule)
+
+and at run time only `Requantizer.apply` and kernels run:
 
     acc (int32/int64, laid out (outer, C, inner))  --apply-->  out (narrow ints, same layout)
 
-`Requantizer.params` holds the integer/float parameters the target derived (multiplier,
-shift, zero point, clamp), for reports and golden-vector dumps.
+`Requantizer.params` holds the parameters the target derived (multiplier, shift, zero point,
+clamp) for reports and golden-vector dumps; `fused_form()` is what a fused SIMD epilogue may
+use instead of `apply` (None: the target has no fused form, the step calls `apply`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from ..ir import Requant
+from .rules import TargetRefusal
 
 
 @dataclass
@@ -25,14 +33,25 @@ class Requantizer:
     def apply(self, acc: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def fused_form(self):
+        """(float32 multiplier (C,), zp, lo, hi) when a fused engine epilogue computes exactly
+        what `apply` does (onnxruntime's float requant), else None."""
+        return None
+
 
 class Target:
-    """Base class. Subclasses implement `requantizer`; elementwise ops default to ORT's."""
+    """Base class. A subclass sets `name`, `rules` ({IR op: rule record}) and `requantizer`.
+    An op missing from `rules` is refused by name at prepare."""
 
     name = "base"
-    # how float inputs are quantized (QuantizeLinear on a float tensor): ONNX rounds half to
-    # even; TFLite's float Quantize rounds half away from zero
-    quantize_rounding = "rne"
+    rules = MappingProxyType({})
+
+    def rule(self, node):
+        """The rule record for `node` (an IR node), or TargetRefusal naming the op and node."""
+        try:
+            return self.rules[node.op]
+        except KeyError:
+            raise TargetRefusal(self.name, node) from None
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         raise NotImplementedError
@@ -41,28 +60,3 @@ class Target:
         """The accumulation model this target's hardware uses for a (a_dtype x b_dtype)
         GEMM/conv: "exact" (int32 sums) unless the target says otherwise."""
         return "exact"
-
-
-_REGISTRY: dict = {}
-
-
-def register(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get_target(name_or_target) -> Target:
-    from ..errors import IntsimError
-    if isinstance(name_or_target, Target):
-        return name_or_target
-    name = str(name_or_target)
-    if name.endswith(".toml"):
-        from .user import load_target_file
-        return load_target_file(name)
-    if name not in _REGISTRY:
-        raise IntsimError(f"unknown target '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]()
-
-
-def known_targets() -> list:
-    return sorted(_REGISTRY)

@@ -9,18 +9,35 @@ onnxruntime: on x86 without VNNI, u8 x s8 products are added in saturating int16
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from kernels.requant import ort_multiplier, requant_float
 
+from ..errors import QuantParamError
 from ..ir import Requant
-from .base import Requantizer, Target, register
+from .base import Requantizer, Target
+from .rules import AccRequant, OrtArith, QuantizeRound
 
 
 class FloatRequantizer(Requantizer):
     def apply(self, acc, out):
         p = self.params
         requant_float(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+    def fused_form(self):
+        p = self.params
+        return p["multiplier"], np.int64(p["zero_point"]), np.int64(p["lo"]), np.int64(p["hi"])
+
+
+# every integer op in onnxruntime's own arithmetic (MLAS float formulas; kernels' docstrings)
+ORT_RULES = MappingProxyType({
+    "conv": AccRequant(), "matmul": AccRequant(),
+    "add": OrtArith(), "mul": OrtArith(), "concat": OrtArith(), "lut": OrtArith(),
+    "avgpool": OrtArith(), "global_avgpool": OrtArith(), "dynamic_quantize": OrtArith(),
+    "quantize": QuantizeRound("rne"),
+})
 
 
 def _host_saturates() -> bool:
@@ -31,12 +48,15 @@ def _host_saturates() -> bool:
     return host_saturates_u8s8()
 
 
-@register
 class OrtTarget(Target):
     name = "ort"
+    rules = ORT_RULES
     saturating_u8s8 = None  # None: follow the host
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        if rq.divisor != 1:
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): target {self.name} has no "
+                                  f"requantization by a window count")
         m = ort_multiplier(rq.a_scale, rq.b_scale, rq.out_scale)
         m = np.ascontiguousarray(np.broadcast_to(m.reshape(-1), (channels,)) if m.size == 1 else m.reshape(-1))
         return FloatRequantizer(self.name, {"multiplier": m.astype(np.float32), "zero_point": int(rq.out_zp),
@@ -49,13 +69,11 @@ class OrtTarget(Target):
         return "exact"
 
 
-@register
 class OrtVnniTarget(OrtTarget):
     name = "ort-vnni"
     saturating_u8s8 = False
 
 
-@register
 class OrtAvx2Target(OrtTarget):
     name = "ort-avx2"
     saturating_u8s8 = True

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import warnings
 
+from types import MappingProxyType
+
 import numpy as np
 
 from kernels.fixedpoint import requant_shift
 
 from ..errors import QuantParamError
 from ..ir import Requant, pow2_exponent
-from .base import Requantizer, Target, register
+from .base import Requantizer, Target
+from .rules import AccRequant, DivideRound, QuantizeRound
 from .tflite import check_real, real_multiplier
 
 N_MIN, N_MAX = -31, 62
@@ -54,10 +57,23 @@ def pow2_shifts(rq: Requant, real: np.ndarray, snap: bool, target: str) -> np.nd
     return n
 
 
-@register
 class Pow2Target(Target):
+    """Every integer op is an exact int64 accumulator and one shift in the target's rounding
+    (rules.AccRequant): adds align their inputs by shifts (the scale ratio must be a power of
+    two), and adds and muls fold the output zero point into the sum before the shift; average pools divide the window sum by its count exactly and round the quotient in
+    the target's rounding (rules.DivideRound: an exact divider; sx/sy must be a power of two).
+    QuantizeLinear of float input rounds half to even, as ONNX. Lookup-table activations are
+    refused by name."""
+
     name = "pow2"
     rounding = "rhu"
+
+    @property
+    def rules(self):
+        return MappingProxyType({op: AccRequant() for op in ("conv", "matmul", "concat")}
+                                | {"add": AccRequant(fold_zp=True), "mul": AccRequant(fold_zp=True)}
+                                | {"avgpool": DivideRound(self.rounding), "global_avgpool": DivideRound(self.rounding),
+                                   "quantize": QuantizeRound("rne")})
 
     def __init__(self, snap: bool = False):
         self.snap = bool(snap)
@@ -71,25 +87,21 @@ class Pow2Target(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
-@register
 class Pow2FloorTarget(Pow2Target):
     name = "pow2-floor"
     rounding = "floor"
 
 
-@register
 class Pow2RhuTarget(Pow2Target):
     name = "pow2-rhu"
     rounding = "rhu"
 
 
-@register
 class Pow2RneTarget(Pow2Target):
     name = "pow2-rne"
     rounding = "rne"
 
 
-@register
 class Pow2RhazTarget(Pow2Target):
     name = "pow2-rhaz"
     rounding = "rhaz"

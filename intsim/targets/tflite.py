@@ -21,21 +21,24 @@ QuantParamError naming the output tensor.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint
 
 from ..errors import QuantParamError
 from ..ir import Requant
-from .base import Requantizer, Target, register
+from .base import Requantizer, Target
+from .rules import AccRequant, QuantizeRound, RawAverage, SameQuant, TfliteAdd
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
-    """float64 (C,): double(a_scale) * double(b_scale[c]) / double(out_scale)."""
+    """float64 (C,): double(a_scale) * double(b_scale[c]) / (double(out_scale) * divisor)."""
     a = np.asarray(rq.a_scale, np.float32).astype(np.float64).reshape(-1)
     b = np.asarray(rq.b_scale, np.float32).astype(np.float64).reshape(-1)
     o = np.asarray(rq.out_scale, np.float32).astype(np.float64).reshape(-1)
-    real = a * b / o
+    real = a * b / (o * np.float64(rq.divisor))
     if real.size == 1:
         return np.full(channels, real[0], np.float64)
     if real.size != channels:
@@ -60,7 +63,19 @@ class FixedPointTarget(Target):
     """Base of the q31 targets; subclasses set `name` and `mode`."""
 
     mode = "double"
-    quantize_rounding = "rhaz"  # TFLite's float Quantize: round(x / scale) half away from zero
+
+    @property
+    def rules(self):
+        """TFLite's int8/int16 builtin ops (reference kernels, as TFLM and CMSIS-NN compute them):
+        CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL (MultiplyByQuantizedMultiplier of
+        the int32 sum or product), MEAN (MultiplyByQuantizedMultiplier by sx/(sy*n) of the
+        zero-point-free sum), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
+        zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
+        from zero). Lookup-table activations are not modelled yet: refused by name."""
+        return MappingProxyType({
+            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": AccRequant(),
+            "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
+            "quantize": QuantizeRound("rhaz")})
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)
@@ -75,19 +90,16 @@ class FixedPointTarget(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
-@register
 class TfliteTarget(FixedPointTarget):
     name = "tflite"
     mode = "double"
 
 
-@register
 class TfliteSingleTarget(FixedPointTarget):
     name = "tflite-single"
     mode = "single"
 
 
-@register
 class CmsisNnTarget(FixedPointTarget):
     name = "cmsis-nn"
     mode = "cmsis"

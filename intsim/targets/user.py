@@ -22,6 +22,18 @@ The file (every key is listed; see intsim/targets/examples/*.toml):
                     wrap_bits = 32        # single: wrap the scaled value and the + zp at this
                                           # width (0: exact)
                     bias = "before"       # before (acc includes the bias); "after" not supported
+    [ops]           add = "refuse"        # the other integer ops' rules (targets.rules); an op
+                    mul = "refuse"        # left at "refuse" is refused by name at prepare:
+                    concat = "refuse"     #   requantize   exact accumulator + this file's requant
+                    avgpool = "refuse"    #   tflite-add   TFLite's fixed-point ADD (stages double,
+                    global_avgpool = "refuse"  #             or single with 31-bit rhu multipliers)
+                    lut = "refuse"        #   raw-average  TFLite's average of codes (pools)
+                    quantize = "rne"      #   requantize-fold-zp  add/mul: zy joins the sum
+                                          #                before a 2**-n multiplier's rounding
+                                          #   divide       exact pool divider, [requant] rounding
+                                          #   same-quant   concat of equal quantization only
+                                          #   onnxruntime  onnxruntime's float formulas
+                                          #   quantize: rne (ONNX) | rhaz (TFLite)
 
 Prepare: real[c] = double(a_scale) * double(b_scale[c]) / double(out_scale); frac, e =
 frexp(real[c]); m = round(frac * 2**B), renormalized when it reaches 2**B; shift = e, then
@@ -40,6 +52,7 @@ import math
 import tomllib
 import warnings
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -48,6 +61,7 @@ from kernels.fixedpoint import ROUNDINGS, requant_fixedpoint, requant_multiply_s
 from ..errors import AccumulatorOverflow, QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
+from .rules import AccRequant, DivideRound, OrtArith, QuantizeRound, RawAverage, SameQuant, TfliteAdd
 from .tflite import check_real, real_multiplier
 
 SCHEMA = {
@@ -56,6 +70,8 @@ SCHEMA = {
     "shift": {"min": -31, "max": 30, "below_min": "flush", "above_max": "error"},
     "requant": {"stages": "single", "rounding": "rhu", "saturate_high_mul": True, "wrap_bits": 32,
                 "bias": "before"},
+    "ops": {"add": "refuse", "mul": "refuse", "concat": "refuse", "avgpool": "refuse",
+            "global_avgpool": "refuse", "lut": "refuse", "quantize": "rne"},
 }
 CHOICES = {
     ("accumulator", "overflow"): ("wrap", "saturate", "error"),
@@ -66,6 +82,13 @@ CHOICES = {
     ("requant", "stages"): ("single", "double"),
     ("requant", "rounding"): tuple(ROUNDINGS),
     ("requant", "bias"): ("before",),
+    ("ops", "add"): ("refuse", "requantize", "requantize-fold-zp", "tflite-add", "onnxruntime"),
+    ("ops", "mul"): ("refuse", "requantize", "requantize-fold-zp", "onnxruntime"),
+    ("ops", "concat"): ("refuse", "requantize", "same-quant", "onnxruntime"),
+    ("ops", "avgpool"): ("refuse", "requantize", "raw-average", "divide", "onnxruntime"),
+    ("ops", "global_avgpool"): ("refuse", "requantize", "raw-average", "divide", "onnxruntime"),
+    ("ops", "lut"): ("refuse", "onnxruntime"),
+    ("ops", "quantize"): ("rne", "rhaz"),
 }
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -118,6 +141,9 @@ def _check_ranges(src: str, cfg: dict) -> None:
     right = (mul["bits"] - sh["max"], mul["bits"] - sh["min"])
     if right[0] < -31 or right[1] > 62:
         _fail(src, f"[shift] min..max gives right shifts {right[0]}..{right[1]}, outside -31..62")
+    if cfg["ops"]["add"] == "tflite-add" and rq["stages"] == "single" and (mul["bits"] != 31 or rq["rounding"] != "rhu"):
+        _fail(src, "[ops] add = 'tflite-add' needs [requant] stages = 'double', or single with multiplier "
+                   "bits = 31 and rounding 'rhu'")
     if rq["wrap_bits"] not in (0, 8, 16, 32):
         _fail(src, f"[requant] wrap_bits = {rq['wrap_bits']} is not 0, 8, 16 or 32")
     if rq["stages"] == "double" and (mul["bits"] != 31 or sh["min"] < -31 or sh["max"] > 30
@@ -229,12 +255,26 @@ class UserRequantizer(Requantizer):
         out[...] = np.clip(y, p["lo"], p["hi"]).astype(out.dtype)
 
 
+def op_rules(cfg: dict) -> dict:
+    """{IR op: rule record} from the file's [ops] table; "refuse" leaves the op out."""
+    rq = cfg["requant"]
+    mode = "single" if rq["stages"] == "single" else ("double" if rq["saturate_high_mul"] else "cmsis")
+    records = {"requantize": AccRequant(), "requantize-fold-zp": AccRequant(fold_zp=True), "tflite-add": TfliteAdd(mode), "raw-average": RawAverage(),
+               "divide": DivideRound(rq["rounding"]), "same-quant": SameQuant(), "onnxruntime": OrtArith()}
+    rules = {"conv": AccRequant(), "matmul": AccRequant(), "quantize": QuantizeRound(cfg["ops"]["quantize"])}
+    for op, choice in cfg["ops"].items():
+        if op != "quantize" and choice != "refuse":
+            rules[op] = records[choice]
+    return rules
+
+
 class UserTarget(Target):
     """A target built from a parsed TOML configuration (see the module docstring)."""
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
         self.name = cfg["name"]
+        self.rules = MappingProxyType(op_rules(cfg))
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         where = f"target {self.name}: tensor '{rq.out_name}' (node '{node}')"

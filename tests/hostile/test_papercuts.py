@@ -105,7 +105,7 @@ def test_bench_reports_each_case_on_stderr(monkeypatch, capsys):
 def test_overflow_sweep_reports_each_width(digits, capsys):
     from intsim import import_onnx
     from intsim.overflow import sweep
-    from intsim.overflow_cli import sweep_progress
+    from intsim.cli.overflow import sweep_progress
     x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
     sweep(import_onnx(digits["model"]), {"input": x}, range(30, 32), modes=("wrap",), progress=sweep_progress)
     assert capsys.readouterr().err.splitlines() == ["sweep [1/2] wrap 30 bits: mismatch 0.000000",

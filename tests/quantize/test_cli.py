@@ -2,7 +2,8 @@ import numpy as np
 import onnx
 import pytest
 
-from intsim.quantize import cli, pow2
+from intsim import cli
+from intsim.quantize import pow2
 from tests.quantize import nets
 
 

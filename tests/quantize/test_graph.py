@@ -30,6 +30,17 @@ def test_garbage_model_raises():
         FloatGraph(b"not an onnx model")
 
 
+def test_float_model_is_read_within_the_size_limits(tmp_path):
+    """The quantizer reads models through loader.load_model: the same limits as intsim.load."""
+    from intsim import limits
+    from intsim.errors import ResourceLimitError
+    path = tmp_path / "m.onnx"
+    path.write_bytes(nets.conv_net(seed=3).SerializeToString())
+    assert FloatGraph(str(path)).nodes
+    with limits.limited(max_bytes=1000), pytest.raises(ResourceLimitError):
+        FloatGraph(str(path))
+
+
 @given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3]), st.integers(1, 2), st.integers(0, 1),
        st.integers(4, 7), st.integers(1, 2), st.booleans())
 @settings(max_examples=40, deadline=None)

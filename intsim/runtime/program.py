@@ -14,32 +14,42 @@ import os
 
 import numpy as np
 
+from kernels import fast_gemm
+
 from . import batch_split, frozen
-from .accumulator import Accumulator
-from .errors import IntsimError, ShapeError
-from .ir import FloatType, Graph, IntType
-from .layout import channels_last_tensors
-from .limits import check_bytes, check_shape, current, limited
-from .steps import load_all
-from .targets import get_target
+from ..accumulator import Accumulator
+from ..errors import IntsimError, ShapeError
+from ..ir import FloatType, Graph, IntType
+from ..layout import channels_last_tensors
+from ..limits import check_bytes, check_shape, current, limited
+from ..steps import load_all
+from ..targets import get_target
 
 
-FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.frozen)
+FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.runtime.frozen)
 FREEZE_MAX_BYTES = 64 << 20     # tensors a Program's frozen runs may keep between runs, in all
 FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
 FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()
 
 
-class _Context:
-    def __init__(self, graph: Graph, target, accumulator: Accumulator):
+class StepContext:
+    """What a step's `prepare(node, ctx)` may read: the graph and its constants, the target, the
+    accumulator model, the tensors kept channels-last, and `accumulation(a_dtype, b_dtype)`, the
+    GEMM/conv accumulation mode. `accumulation="exact"` fixes that mode (exact int64 sums)
+    whatever the target and accumulator say (intsim.verify.explain prepares such copies)."""
+
+    def __init__(self, graph: Graph, target, accumulator: Accumulator, accumulation: str | None = None):
         self.graph = graph
         self.constants = graph.constants
         self.target = target
         self.accumulator = accumulator
         self.channels_last = channels_last_tensors(graph)
+        self.fixed_accumulation = accumulation
 
     def accumulation(self, a_dtype, b_dtype) -> str:
+        if self.fixed_accumulation is not None:
+            return self.fixed_accumulation
         if self.accumulator.overflow in ("saturate", "x86-u8s8-pairs") or self.accumulator.tile:
             return self.accumulator.overflow
         return self.target.accumulation(a_dtype, b_dtype)
@@ -81,7 +91,7 @@ class Program:
         self.limits = current()
         self.target = get_target(target)
         self.accumulator = accumulator or Accumulator()
-        self._ctx = _Context(graph, self.target, self.accumulator)
+        self._ctx = StepContext(graph, self.target, self.accumulator)
         steps = load_all()
         self._steps = []
         for node in graph.nodes:
@@ -91,7 +101,7 @@ class Program:
             self._steps.append((node, prepare(node, self._ctx)))
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         split = batch_split.analyze(graph)
-        self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.batch_split)
+        self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         self._min_part = split.min_part
 
     @property
@@ -180,12 +190,11 @@ class Program:
         return {k: empty(v) for k, v in outs.items()}, tap_all
 
     def _frozen_key(self, env: dict) -> tuple:
-        from kernels import fast_gemm
         return (tuple((x.shape, x.dtype.str) for x in env.values()), fast_gemm.get_num_threads(),
                 fast_gemm.NATIVE_THREADS)
 
     def _run_frozen(self, env: dict) -> dict:
-        """The run on checked feeds through a frozen run (intsim.frozen) of their key: recorded the
+        """The run on checked feeds through a frozen run (intsim.runtime.frozen) of their key: recorded the
         second time a key is seen (a one-off shape keeps no buffers), replayed from then on. Keys
         whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way."""
         key = self._frozen_key(env)
@@ -226,8 +235,7 @@ class Program:
             return max(1, min(int(threads), n // self._min_part))
         if n < 2 * self._min_part:
             return 1
-        from kernels.fast_gemm import get_num_threads
-        return batch_split.auto_parts(get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
+        return batch_split.auto_parts(fast_gemm.get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
     def _run_split(self, env: dict, parts: int) -> dict:
         """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by

@@ -115,7 +115,7 @@ img.chart{display:block;margin:.5em 0}.hists img.chart{display:inline-block}</st
 
 def render(rep: dict) -> str:
     """The report dict (VerifyReport.as_dict()) as a self-contained HTML page."""
-    import matplotlib
+    import matplotlib   # deferred (here and below): optional, and heavy to import
     matplotlib.use("Agg")
     tensors = rep["tensors"]
     status = "<span class='pass'>PASSED</span>" if rep["passed"] else "<span class='fail'>FAILED</span>"

@@ -1,4 +1,4 @@
-"""`intsim quantize FLOAT.onnx --calib data.npz --out Q.onnx [options]` (wired by intsim.cli).
+"""`intsim quantize FLOAT.onnx --calib data.npz --out Q.onnx [options]`.
 
 Exit codes: 0 written; 2 bad input (one line on stderr)."""
 from __future__ import annotations
@@ -7,9 +7,11 @@ import argparse
 import sys
 
 from ..errors import IntsimError
+from ..quantize.pipeline import Options, quantize
+from .common import check_output
 
 
-def add_quantize_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("quantize", help="post-training quantization of a float ONNX model",
                               description="Quantize a float ONNX model to QDQ (or QONNX) with hardware constraints.")
     p.add_argument("model", help="float ONNX model")
@@ -30,13 +32,11 @@ def add_quantize_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-bn-fold", dest="fold_bn", action="store_false", help="keep BatchNormalization")
     p.add_argument("--report", help="write an HTML report of the weight ranges per layer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_quantize)
+    p.set_defaults(fn=run_quantize)
     return p
 
 
 def run_quantize(args) -> int:
-    from ..cli import check_output
-    from .pipeline import Options, quantize
     try:
         check_output(args.out, "--out")
         check_output(args.report, "--report")
@@ -56,13 +56,3 @@ def run_quantize(args) -> int:
         print(n, file=sys.stderr)
     return 0
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="intsim")
-    add_quantize_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

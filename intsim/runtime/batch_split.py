@@ -21,7 +21,10 @@ from typing import Callable, NamedTuple, Optional
 
 from onnx import helper
 
-from .limits import Limits, limited
+from kernels.fast_gemm import serial_here
+
+from ..limits import Limits, limited
+from ..ops import OPS
 
 CONST, BATCH = "const", "batch"
 
@@ -98,8 +101,8 @@ def analyze(graph) -> Analysis:
     return Analysis(True, "", info.min_part)
 
 
-_SAME_RANK = {"conv", "matmul", "quantize", "dequantize", "lut", "avgpool", "global_avgpool", "qonnx_trunc",
-              "Transpose", "Pad", "Slice", "Resize", "Upsample", "BatchNormalization", "LayerNormalization",
+# ONNX ops whose output has the rank of their first input (IR ops: `OpRow.same_rank`)
+_SAME_RANK_ONNX = {"Transpose", "Pad", "Slice", "Resize", "Upsample", "BatchNormalization", "LayerNormalization",
               "Softmax", "LogSoftmax", "Hardmax", "Split", "Dropout", "Gemm", "MatMul"}
 
 
@@ -107,18 +110,20 @@ def _out_rank(node, info) -> Optional[int]:
     """The rank of node's first output, inferred from its inputs' (None when unknown)."""
     op = node.attrs.get("op_type", node.op) if node.op == "onnx" else node.op
     first = info.rank(node.inputs[0]) if node.inputs and node.inputs[0] else None
-    if op in ("add", "mul") or op in _ELEMENTWISE:
-        ranks = [info.rank(i) for i in (node.inputs[0], node.inputs[3]) if i] if op in ("add", "mul") else \
+    row = OPS.get(op)
+    binary = row is not None and row.batch == "broadcast"
+    if binary or op in _ELEMENTWISE:
+        ranks = [info.rank(i) for i in (node.inputs[0], node.inputs[3]) if i] if binary else \
             [info.rank(i) for i in node.inputs if i]
         return None if None in ranks or not ranks else max(ranks)
-    if op == "concat":
+    if row is not None and row.batch == "concat":
         return info.rank(node.inputs[2]) if len(node.inputs) > 2 else None
     if op == "Flatten":
         return 2
     if op == "Reshape":
         target = _const_ints(info, node.inputs[1] if len(node.inputs) > 1 else "")
         return None if target is None else len(target)
-    if op in _SAME_RANK or op in _PER_IMAGE:
+    if (row is not None and row.same_rank) or op in _SAME_RANK_ONNX or op in _PER_IMAGE:
         return first
     return None
 
@@ -135,7 +140,7 @@ def _node_reason(node, info: _Info) -> str:
     if all(info.state[i] == CONST for i in ins):
         info.state.update({o: CONST for o in node.outputs if o})
         return ""
-    rule = _RULES.get(node.op)
+    rule = _CHECKS.get(OPS[node.op].batch) if node.op in OPS else None
     why = rule(node, info) if rule else f"IR op '{node.op}' is not known to keep samples independent"
     if not why:
         info.state.update({o: BATCH for o in node.outputs if o})
@@ -189,7 +194,8 @@ def _const_ints(info, name) -> Optional[list]:
 
 
 # ------------------------------------------------------------------------------- IR ops
-def _conv(node, info) -> str:
+def _data_first_only(node, info) -> str:
+    """conv, lut and the pools: data input 0, every parameter a constant."""
     return _data_first(node, info)
 
 
@@ -467,10 +473,10 @@ _ONNX_RULES = {
     "Split": _one_axis(0), **{op: _reduce for op in _REDUCE},
 }
 
-_RULES: dict[str, Callable] = {
-    "conv": _conv, "matmul": _matmul, "add": _binary, "mul": _binary, "concat": _concat,
-    "lut": _conv, "avgpool": _conv, "global_avgpool": _conv, "quantize": _quant, "dequantize": _quant,
-    "dynamic_quantize": _dynamic_quantize, "qonnx_trunc": _trunc, "onnx": _onnx,
+# the check of each batch-split rule kind (`OpRow.batch`)
+_CHECKS: dict[str, Callable] = {
+    "data_first": _data_first_only, "matmul": _matmul, "broadcast": _binary, "concat": _concat,
+    "quant": _quant, "whole_tensor": _dynamic_quantize, "trunc": _trunc, "onnx": _onnx,
 }
 
 
@@ -532,8 +538,6 @@ def run_parts(fn: Callable, envs: list, limits: list) -> list:
     """fn(env) for every env, env i under limits[i] and with single-threaded kernels; the calling
     thread runs the first. Returns the results in order; waits for every part, then raises the
     first part's exception (in slice order) if any failed."""
-    from kernels.fast_gemm import serial_here
-
     def one(env, lim):
         with limited(lim), serial_here():
             return fn(env)

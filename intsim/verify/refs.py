@@ -15,9 +15,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .errors import IntsimError
-from .importer.context import INT_ELEM
-from .ir import Graph, IntType
+from ..errors import IntsimError
+from ..importer.context import INT_ELEM
+from ..ir import Graph, IntType
 
 REFERENCES = ("ort-fakequant", "ort-int8", "onnx-reference", "qonnx")
 
@@ -54,7 +54,7 @@ def with_outputs(model: onnx.ModelProto, graph: Graph, names: list) -> onnx.Mode
 
 class _OrtReference:
     def __init__(self, model: onnx.ModelProto, optimized: bool):
-        import onnxruntime as ort
+        import onnxruntime as ort   # deferred: heavy, needed only by the ort references
         so = ort.SessionOptions()
         so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized
                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -77,7 +77,7 @@ class _OrtReference:
 
 class _OnnxReference:
     def __init__(self, model: onnx.ModelProto):
-        from onnx.reference import ReferenceEvaluator
+        from onnx.reference import ReferenceEvaluator   # deferred: heavy, one reference only
         self.names = [o.name for o in model.graph.output]
         try:
             self.ev = ReferenceEvaluator(model)
@@ -100,14 +100,14 @@ def _opset_at_least(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), version)
     if current >= version:
         return model
-    from onnx import version_converter
+    from onnx import version_converter   # deferred: heavy, needed only for old opsets
     return version_converter.convert_version(model, version)
 
 
 class _QonnxReference:
     def __init__(self, model: onnx.ModelProto):
         try:
-            from qonnx.core.modelwrapper import ModelWrapper
+            from qonnx.core.modelwrapper import ModelWrapper   # deferred: qonnx is optional
             from qonnx.core.onnx_exec import execute_onnx
             from qonnx.transformation.infer_shapes import InferShapes
         except ImportError:
@@ -126,7 +126,7 @@ class _QonnxReference:
 
 def qonnx_available() -> bool:
     try:
-        import qonnx  # noqa: F401
+        import qonnx  # noqa: F401  (deferred: optional; this probes for it)
     except ImportError:
         return False
     return True

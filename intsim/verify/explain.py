@@ -14,8 +14,9 @@
 
 Classes are tried in the order above (propagated first in the whole-model view). A tie, a
 float rounding or a 2^24 rounding can only move a value by one LSB, so those classes need |d| == 1.
-The accumulators come from copies of the node with the requantize stage removed, run through
-the same prepared steps as the executor (exact int64 sums, and the target's accumulation model).
+The accumulators come from the same prepared steps as the executor: copies of the node with
+the requantize stage removed (exact int64 sums), and the node itself run with a tap that asks
+for the accumulator its requantizer receives (the target's accumulation model).
 """
 from __future__ import annotations
 
@@ -23,22 +24,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from .accumulator import Accumulator
-from .executor import _Context
-from .ir import Node
-from .steps import load_all
-from .targets.base import Requantizer, Target
+from kernels.conv import ConvGeom, conv2d_acc_ref
+
+from ..accumulator import Accumulator
+from ..ir import Node
+from ..ops import accumulates, out_channel_axis, products_per_output, w_channel_axis
+from ..runtime import StepContext
+from ..steps import load_all
+from ..targets.base import Requantizer, Target
 
 CLASSES = ("tie", "acc-over-2^24", "float-rounding", "saturation", "propagated", "unexplained")
 U32 = 2.0 ** -24
-_COMPUTE = ("conv", "matmul")
-
-
-class ExactContext(_Context):
-    """A step context whose GEMM/conv accumulation is always exact (int64 sums)."""
-
-    def accumulation(self, a_dtype, b_dtype) -> str:
-        return "exact"
 
 
 def acc_node(node: Node) -> Node:
@@ -52,51 +48,25 @@ def value(name: str, ctx, env):
     return ctx.constants[name] if name in ctx.constants else env.get(name)
 
 
-def w_channel_axis(node: Node, w: np.ndarray) -> int:
-    """Axis of the stored weight tensor that holds the output channels."""
-    if node.op == "conv":
-        return 0
-    return w.ndim - 2 if node.attrs.get("transB") else w.ndim - 1
-
-
-def out_channel_axis(node: Node, ndim: int) -> int:
-    return 1 if node.op == "conv" else ndim - 1
-
-
-def products_per_output(node: Node, w: np.ndarray) -> int:
-    if node.op == "conv":
-        return int(w.size // max(w.shape[0], 1))
-    return int(w.shape[-1] if node.attrs.get("transB") else w.shape[-2])
-
-
-class _Capture(Requantizer):
-    """Wraps a target's requantizer: records the accumulator it is given, then requantizes."""
-
-    def __init__(self, inner: Requantizer, sink: dict):
-        super().__init__(inner.target, inner.params)
-        self.inner, self.sink = inner, sink
-
-    def apply(self, acc, out) -> None:
-        self.sink["acc"] = np.array(acc, np.int64)
-        self.inner.apply(acc, out)
 
 
 class CaptureTarget(Target):
-    """A target that behaves as `inner` and keeps each node's requantizer parameters and the
-    last accumulator array (after the accumulator model) its requantizer received."""
+    """A target that behaves as `inner` and keeps each node's requantizer parameters."""
 
     def __init__(self, inner: Target):
         self.inner, self.name = inner, inner.name
-        self.sink: dict = {}
         self.params: dict = {}
 
     def requantizer(self, rq, channels: int, node: str) -> Requantizer:
         r = self.inner.requantizer(rq, channels, node)
         self.params[node] = r.params
-        return _Capture(r, self.sink)
+        return r
 
     def accumulation(self, a_dtype, b_dtype) -> str:
         return self.inner.accumulation(a_dtype, b_dtype)
+
+    def rule(self, node):
+        return self.inner.rule(node)
 
 
 class NodeAccumulators:
@@ -111,9 +81,9 @@ class NodeAccumulators:
         steps = load_all()
         g = prog.graph
         self.node = node
-        self.exact_ctx = ExactContext(g, prog.target, Accumulator(bits=64, overflow="exact"))
+        self.exact_ctx = StepContext(g, prog.target, Accumulator(bits=64, overflow="exact"), accumulation="exact")
         self.capture = CaptureTarget(prog.target)
-        self.target_ctx = _Context(g, self.capture, prog.accumulator)
+        self.target_ctx = StepContext(g, self.capture, prog.accumulator)
         bare = acc_node(node)
         self._exact = steps[node.op](bare, self.exact_ctx)
         self._target = steps[node.op](node, self.target_ctx)
@@ -121,23 +91,27 @@ class NodeAccumulators:
         ins[2], ins[3], ins[5], ins[8] = "", self._ABS_W, "", ""
         self._abs = steps[node.op](Node(node.op, node.name, ins, node.outputs, bare.attrs, node.origin),
                                    self.exact_ctx)
-        self.pairs_capture = CaptureTarget(prog.target)
-        self._pairs = steps[node.op](node, _Context(g, self.pairs_capture, Accumulator(overflow="x86-u8s8-pairs")))
+        self._pairs = steps[node.op](node, StepContext(g, prog.target, Accumulator(overflow="x86-u8s8-pairs")))
 
     def _call(self, fn, env) -> np.ndarray:
         local = dict(env)
         fn(local, None)
         return np.asarray(local[self.node.outputs[0]], np.int64)
 
+    def _requantizer_input(self, fn, env) -> np.ndarray:
+        """The accumulator the requantizer of a run of `fn` receives, shaped as the node's output."""
+        local, tap = dict(env), {"acc": None}
+        fn(local, tap)
+        return np.array(tap["acc"], np.int64).reshape(np.shape(local[self.node.outputs[0]]))
+
     def exact(self, env) -> np.ndarray:
         return self._call(self._exact, env)
 
     def target(self, env) -> np.ndarray:
         """The target's accumulator, shaped as the node's output (int64)."""
-        out = self._call(self._target, env)
         if not self.node.attrs.get("requant"):
-            return out
-        return self.capture.sink.pop("acc").reshape(out.shape)
+            return self._call(self._target, env)
+        return self._requantizer_input(self._target, env)
 
     def pairs(self, env):
         """The accumulator of onnxruntime's AVX2 u8 x s8 kernel (int16 pair saturation), or
@@ -146,8 +120,7 @@ class NodeAccumulators:
         w = value(self.node.inputs[3], self.exact_ctx, env)
         if not self.node.attrs.get("requant") or np.asarray(x).dtype != np.uint8 or np.asarray(w).dtype != np.int8:
             return None
-        out = self._call(self._pairs, env)
-        return self.pairs_capture.sink.pop("acc").reshape(out.shape)
+        return self._requantizer_input(self._pairs, env)
 
     @property
     def params(self) -> dict:
@@ -176,7 +149,6 @@ class NodeAccumulators:
 def _window_sums(xz: np.ndarray, kernel, attrs, out_hw, global_pool: bool):
     """Per output position of a 2-D pool: sum of xz, sum of |xz| and the number of taps inside
     the image, as int64 arrays (N, C, OH, OW) / (1, 1, OH, OW)."""
-    from kernels.conv import ConvGeom, conv2d_acc_ref
     n, c, h, w = xz.shape
     if global_pool:
         sh = sw = 1
@@ -239,7 +211,7 @@ class Explainer:
         if lo is not None:
             saturated = (g == lo) | (g == hi) | (w_ == lo) | (w_ == hi)
         one = np.abs(g - w_) == 1
-        if node.op in _COMPUTE and node.attrs.get("requant"):
+        if accumulates(node.op) and node.attrs.get("requant"):
             dist, bound, acc24, acc_sat = self._compute_terms(node, env, mask)
         elif node.op in ("avgpool", "global_avgpool"):
             dist, bound = self._pool_terms(node, env, mask)

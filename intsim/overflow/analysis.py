@@ -29,11 +29,15 @@ from typing import Optional
 
 import numpy as np
 
-from .accumulator import Accumulator
-from .errors import IntsimError
-from .ir import IntType
+from kernels.conv import conv_out_hw
 
-COMPUTE_OPS = ("conv", "matmul")
+from ..accumulator import Accumulator
+from ..errors import IntsimError
+from ..ir import IntType
+from ..ops import accumulates
+from ..runtime import Program
+from ..steps.compute import conv_geom
+
 RANGE_KEEPING = ("MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity",
                  "Slice", "Gather", "Pad", "Resize", "SpaceToDepth", "DepthToSpace")
 EXACT_REFERENCE = Accumulator(bits=63, overflow="wrap")  # exact for every realistic layer
@@ -148,21 +152,19 @@ def layer_params(graph, node) -> Optional[LayerParams]:
 
 def _pad_masks(graph, node, ushape) -> list:
     """The padding masks of a conv node ([] when the input's H and W are unknown)."""
-    from .steps.compute import _geom
     x_t = graph.tensors.get(node.inputs[0])
     shape = getattr(x_t, "shape", None)
     if not shape or len(shape) not in (3, 4) or any(d is None or d <= 0 for d in shape[2:]):
         return []
     one_d = len(shape) == 3
     h, wd = (1, shape[2]) if one_d else (shape[2], shape[3])
-    g = _geom(node, np.empty((1, 1, h, wd), np.int8), np.empty((1, 1, ushape[2], ushape[3]), np.int8), one_d)
+    g = conv_geom(node, np.empty((1, 1, h, wd), np.int8), np.empty((1, 1, ushape[2], ushape[3]), np.int8), one_d)
     return conv_pad_masks(h, wd, ushape[2], ushape[3], g)
 
 
 def conv_pad_masks(h: int, w: int, kh: int, kw: int, geom) -> list:
     """The distinct (KH, KW) boolean masks of in-image taps over all output positions of a
     conv (kernels.conv.ConvGeom) on an h x w input."""
-    from kernels.conv import conv_out_hw
     oh, ow = conv_out_hw(h, w, kh, kw, geom)
     rows = {tuple(0 <= oy * geom.stride_h - geom.pad_top + ky * geom.dil_h < h for ky in range(kh))
             for oy in range(max(oh, 0))}
@@ -222,7 +224,6 @@ def static_bounds(p: LayerParams) -> dict:
 
 # ------------------------------------------------------------------------------- running
 def _program(graph, target, accumulator):
-    from .executor import Program
     return Program(graph, target=target, accumulator=accumulator)
 
 
@@ -256,7 +257,7 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
         _, sim_taps = simulate(graph, feeds, Accumulator(acc_bits, overflow, tile), target)
     layers = []
     for node in graph.nodes:
-        if node.op in COMPUTE_OPS:
+        if accumulates(node.op):
             layers.append(_layer_report(graph, node, acc_bits, observed.get(node.name),
                                         sim_taps.get(node.name), ref_taps.get(node.name)))
     rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "acc_tile": tile, "target": target,
@@ -369,7 +370,7 @@ def sweep_table(res: dict) -> str:
 
 def plot_sweep(res: dict, path: str) -> None:
     """Mismatch (and accuracy) against width, one line per mode, written by matplotlib."""
-    import matplotlib
+    import matplotlib   # deferred: optional, and heavy to import
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     has_acc = res.get("reference_accuracy") is not None

@@ -16,11 +16,12 @@ d = intsim - reference, in LSBs of the tensor. Two views:
 
 The first divergence is the earliest node, in intsim's topological order, whose output differs
 (whole-model view) while all its inputs agree. Mismatches are classified by
-`intsim.verify_explain` and the share of each class is reported.
+`intsim.verify.explain` and the share of each class is reported.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import sys
 from dataclasses import dataclass, field
@@ -28,11 +29,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .errors import IntsimError, ShapeError
-from .ir import IntType
-from .limits import check_shape
-from .verify_explain import CLASSES, Explainer
-from .verify_refs import REFERENCES, exposed_tensors, make_reference, with_outputs
+from ..errors import IntsimError, ShapeError
+from ..ir import IntType
+from ..limits import check_shape
+from ..loader import load_model
+from ..numerics import expand_param
+from ..pipeline import import_onnx
+from ..runtime import Program
+from .explain import CLASSES, Explainer
+from .refs import REFERENCES, exposed_tensors, make_reference, with_outputs
 
 CHUNK = 32
 
@@ -96,8 +101,6 @@ class _Session:
     """intsim Program + reference runner + exposure map for one model; lives in one process."""
 
     def __init__(self, model_bytes: bytes, reference: str, target, accumulator):
-        from . import Program, import_onnx
-        from .loader import load_model
         self.model = load_model(model_bytes)
         self.graph = import_onnx(self.model)
         self.prog = Program(self.graph, target=target, accumulator=accumulator)
@@ -175,7 +178,6 @@ def _output_codes(s: _Session, name: str, y: np.ndarray):
     qp = s.graph.tensors[p.inputs[0]].qparams
     if qp is None:
         return None
-    from .numerics import expand_param
     sc = expand_param(qp.scale.astype(np.float64), y.shape, qp.axis, qp.block_size)
     zp = expand_param(qp.zero_point, y.shape, qp.axis, qp.block_size)
     return np.rint(y.astype(np.float64) / sc).astype(np.int64) + zp
@@ -295,7 +297,6 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
     bar = _Progress(_samples(feeds), progress)
     results = []
     if jobs > 1 and len(parts) > 1 and isinstance(target, str):
-        import multiprocessing as mp
         # fork: intsim/__main__.py runs the CLI at import, which a spawned child would redo;
         # the parent has created no onnxruntime session or thread pool at this point.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -444,7 +445,6 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
     if feeds is None:
         if not random:
             raise IntsimError("verify needs feeds (--input) or a number of random samples (--random N)")
-        from . import import_onnx
         feeds = random_feeds(import_onnx(data), int(random), seed)
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
     if feeds and _samples(feeds) == 0:
@@ -454,8 +454,6 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
                              max(1, int(chunk)))
     if s is None:
         s = _Session.__new__(_Session)
-        from . import import_onnx
-        from .loader import load_model
         s.model = load_model(data)
         s.graph = import_onnx(s.model)
         s.exposed = exposed_tensors(s.graph, s.model)
@@ -491,14 +489,3 @@ def random_feeds(graph, n: int, seed: int = 0) -> dict:
         feeds[name] = rng.uniform((ot.qmin - z) * s, (ot.qmax - z) * s, shape).astype(np.float32)
     return feeds
 
-
-class _CallableModule(type(sys)):
-    """Importing the submodule `intsim.verify` rebinds the package attribute `intsim.verify`
-    (the function in intsim/__init__.py) to this module; calling the module calls `verify`,
-    so `intsim.verify(...)` works whichever import happened first."""
-
-    def __call__(self, *args, **kwargs):
-        return verify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -26,7 +26,7 @@ import threading
 
 import numpy as np
 
-from .errors import IntsimError
+from ..errors import IntsimError
 
 
 class Mismatch(Exception):

@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import sys
 
-from .errors import IntsimError
+from ..errors import IntsimError
+from ..overflow import analyze, plot_sweep, split_labels, sweep, sweep_table
+from ..overflow.report import render
+from ..pipeline import import_onnx
+from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, write
 
 
 def _widths(text: str) -> range:
@@ -35,19 +39,13 @@ def _mode(args) -> str:
 def _feeds(args, graph):
     if args.input is None:
         return None, None
-    from .overflow import split_labels
-    from .verify_cli import load_inputs
     return split_labels(load_inputs(args.input, graph))
 
 
 def cmd_overflow(args) -> int:
-    from . import import_onnx
-    from .cli import _write
-    from .cli import _accumulator, check_output
-    from .overflow import analyze, plot_sweep, sweep, sweep_table
     for flag in ("json", "report", "plot"):
         check_output(getattr(args, flag), f"--{flag}")
-    _accumulator(args)          # --acc-bits / --acc-tile in range, before any work
+    accumulator(args)           # --acc-bits / --acc-tile in range, before any work
     graph = import_onnx(args.model)
     feeds, labels = _feeds(args, graph)
     rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
@@ -61,9 +59,8 @@ def cmd_overflow(args) -> int:
         if args.plot:
             plot_sweep(rep["sweep"], args.plot)
     if args.json is not None:
-        _write(json.dumps(rep, indent=1), args.json)
+        write(json.dumps(rep, indent=1), args.json)
     if args.report:
-        from .overflow_report import render
         with open(args.report, "w") as f:
             f.write(render(rep))
     if args.json != "-":
@@ -98,7 +95,6 @@ def layer_table(rep: dict) -> str:
 
 
 def add_parser(subparsers) -> None:
-    from .cli import MODEL_HELP, _common
     s = subparsers.add_parser("overflow", help="accumulator bounds, observed ranges, narrow-width cost")
     s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--input", default=None, help=".npz of model inputs (and optional 'labels'); static bounds only without it")
@@ -107,7 +103,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--sweep", default=None, metavar="LO:HI", help="run every width LO..HI in wrap and saturate mode")
     s.add_argument("--plot", default=None, metavar="F.png", help="with --sweep: plot mismatch/accuracy (matplotlib)")
     s.add_argument("--fail-on-overflow", action="store_true", help="exit 1 if a layer needs more than --acc-bits")
-    _common(s)
+    add_common(s)
     s.set_defaults(fn=cmd_overflow)
 
 

@@ -1,0 +1,178 @@
+"""The op table: one row per IR op, holding every fact about the op that code outside its step
+needs (passes, batch split, layout, info, dump, verify, overflow).
+
+Adding an IR op = its row here + its step (`intsim/steps`, registered under the same name) +
+its NumPy reference (named in the row). `tests/test_ops.py` checks the three agree.
+
+This module imports nothing from intsim: steps, kernels and references are named by dotted
+strings, so any module can read the table without an import cycle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+# `OpRow.reference` of an op whose step already computes in plain NumPy (no Numba kernel):
+# the step is its own reference.
+STEP_IS_REFERENCE = "step"
+
+# Batch-split rule kinds (`OpRow.batch`); batch_split maps each kind to its check.
+BATCH_KINDS = ("data_first", "matmul", "broadcast", "concat", "quant", "whole_tensor", "trunc", "onnx")
+# QDQ fusion kinds (`OpRow.qdq_rule`); passes/fuse_qdq maps each kind to its rewrite.
+QDQ_KINDS = ("compute", "binary", "unary", "concat")
+# Weight layouts of accumulating ops (`OpRow.weights`): where K and the output channels are.
+WEIGHT_LAYOUTS = ("OIHW", "KN")
+
+
+@dataclass(frozen=True)
+class OpRow:
+    """Every per-op fact of one IR op.
+
+    op            the IR op name (the key of `steps.STEPS`)
+    step          the module whose `@step(op)` prepares it
+    reference     dotted name of the NumPy int64 reference that defines its integers, or
+                  STEP_IS_REFERENCE (the step is plain NumPy), or the ONNX reference evaluator
+    movement      True when the op only moves values (no arithmetic of its own; no IR op
+                  today: data movement runs as `onnx` over the ONNX_MOVEMENT op types)
+    integer_arith True when it computes new integers from integers or floats: a target must
+                  supply a rule for it (requantization, rounding)
+    scale_inputs  input positions of scales; zero points sit right after each (`zp_positions`)
+    variadic      (first, stride): from input `first` on, groups of (data, scale, zp) repeat
+    batch         batch-split rule kind (BATCH_KINDS)
+    same_rank     output 0 has the rank of input 0
+    nhwc_reader   reads a channels-last input without a layout move
+    weights       weight layout of an accumulating op (K, MACs, channel axis), None otherwise
+    dumped        the golden-vector dump writes this op's layers (quantization ops: no)
+    dump_layout   (role, layout) pairs the golden-vector dump writes for this op
+    lowered_from  ONNX op types (QOperator, QONNX, quantization ops) whose lowering
+                  (`importer.registry.find(domain, op_type)`) emits this op
+    qdq_from      ONNX op types a DQ -> op -> Q pattern of which becomes this op
+    qdq_rule      the QDQ fusion kind (QDQ_KINDS) for those ONNX types
+    """
+    op: str
+    step: str
+    reference: str
+    batch: str
+    movement: bool = False
+    integer_arith: bool = True
+    scale_inputs: tuple[int, ...] = ()
+    variadic: Optional[tuple[int, int]] = None
+    same_rank: bool = False
+    nhwc_reader: bool = False
+    weights: Optional[str] = None
+    dumped: bool = True
+    dump_layout: tuple[tuple[str, str], ...] = ()
+    lowered_from: tuple[str, ...] = ()
+    qdq_from: tuple[str, ...] = ()
+    qdq_rule: str = ""
+
+    @property
+    def accumulates(self) -> bool:
+        """A GEMM-like op: products summed into an accumulator that the target requantizes."""
+        return self.weights is not None
+
+    def scale_positions(self, n_inputs: int) -> tuple:
+        """Positions of the scale inputs of a node with n_inputs inputs."""
+        extra = () if self.variadic is None else tuple(range(self.variadic[0] + 1, n_inputs, self.variadic[1]))
+        return tuple(i for i in self.scale_inputs + extra if i < n_inputs)
+
+    def zp_positions(self, n_inputs: int) -> tuple:
+        """Positions of the zero-point inputs (each right after its scale)."""
+        return tuple(i + 1 for i in self.scale_positions(n_inputs) if i + 1 < n_inputs)
+
+
+# ONNX op types that only move, select or compare values: integer in, same integers out (the
+# `onnx` IR op runs them; the importer keeps the input's quantization on their output).
+ONNX_MOVEMENT = frozenset({
+    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Pad", "Identity",
+    "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
+    "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
+})
+# ONNX op types the `onnx` step runs channels-last without a layout move.
+ONNX_NHWC_READERS = frozenset({"MaxPool"})
+
+_QLINEAR = (1, 4, 6)        # a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp[, bias]
+_UNARY = (1, 3)             # x, x_scale, x_zp, y_scale, y_zp
+_QONNX_QUANT = ("Quant", "IntQuant", "BipolarQuant")   # QONNX: quantize then dequantize
+_CONV_DUMP = (("input", "NCHW"), ("weights", "OIHW"), ("acc", "NCHW"), ("output", "NCHW"), ("bias", "O"))
+
+_ROWS = (
+    OpRow("conv", "intsim.steps.compute", "kernels.conv.conv2d_acc_ref", "data_first", scale_inputs=_QLINEAR,
+          same_rank=True, nhwc_reader=True, weights="OIHW", dump_layout=_CONV_DUMP,
+          lowered_from=("QLinearConv", "ConvInteger"), qdq_from=("Conv",), qdq_rule="compute"),
+    OpRow("matmul", "intsim.steps.compute", "kernels.gemm.gemm_acc_ref", "matmul", scale_inputs=_QLINEAR,
+          same_rank=True, weights="KN", lowered_from=("QLinearMatMul", "MatMulInteger", "QGemm"),
+          qdq_from=("MatMul", "Gemm"), qdq_rule="compute"),
+    OpRow("add", "intsim.steps.eltwise", "kernels.eltwise.qlinear_add_ref", "broadcast", scale_inputs=_QLINEAR,
+          nhwc_reader=True, lowered_from=("QLinearAdd",), qdq_from=("Add",), qdq_rule="binary"),
+    OpRow("mul", "intsim.steps.eltwise", "kernels.eltwise.qlinear_mul_ref", "broadcast", scale_inputs=_QLINEAR,
+          lowered_from=("QLinearMul",), qdq_from=("Mul",), qdq_rule="binary"),
+    # y_scale, y_zp, then (x, x_scale, x_zp) per input; an input in other quantization is requantized
+    OpRow("concat", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "concat", scale_inputs=(0,),
+          variadic=(2, 3), lowered_from=("QLinearConcat",), qdq_from=("Concat",), qdq_rule="concat"),
+    OpRow("lut", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "data_first", scale_inputs=_UNARY,
+          same_rank=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"),
+          qdq_from=("Sigmoid", "LeakyRelu"), qdq_rule="unary"),
+    OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
+          same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
+    OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",
+          scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearGlobalAveragePool",),
+          qdq_from=("GlobalAveragePool",), qdq_rule="unary"),
+    OpRow("quantize", "intsim.steps.quant", "kernels.eltwise.quantize_linear_ref", "quant", scale_inputs=(1,),
+          same_rank=True, dumped=False, lowered_from=("QuantizeLinear",) + _QONNX_QUANT),
+    OpRow("dequantize", "intsim.steps.quant", "kernels.eltwise.dequantize_linear_ref", "quant",
+          integer_arith=False, scale_inputs=(1,), same_rank=True, dumped=False,
+          lowered_from=("DequantizeLinear",) + _QONNX_QUANT),
+    OpRow("dynamic_quantize", "intsim.steps.quant", "intsim.steps.quant.dynamic_quantize", "whole_tensor",
+          dumped=False, lowered_from=("DynamicQuantizeLinear",)),
+    # QONNX Trunc computes in float32 as qonnx does: its NumPy step is the reference; the
+    # format defines its arithmetic, the same under every target (no target rule)
+    OpRow("qonnx_trunc", "intsim.steps.quant", STEP_IS_REFERENCE, "trunc", same_rank=True,
+          integer_arith=False, lowered_from=("Trunc",)),
+    # standard ONNX ops (importer.generic.lower_generic, the fallback for every op without a
+    # lowering of its own): integers through ONNX_MOVEMENT ops, float islands on the ONNX reference
+    OpRow("onnx", "intsim.steps.onnx_op", "onnx.reference.ReferenceEvaluator", "onnx", integer_arith=False),
+)
+
+OPS: dict[str, OpRow] = {r.op: r for r in _ROWS}
+
+
+def accumulates(op: str) -> bool:
+    """IR op `op` is GEMM-like (`OpRow.accumulates`)."""
+    r = OPS.get(op)
+    return r is not None and r.accumulates
+
+
+def qdq_target(op_type: str) -> Optional[str]:
+    """The IR op a QDQ pattern around ONNX op `op_type` becomes (None: no integer fusion)."""
+    for r in _ROWS:
+        if op_type in r.qdq_from:
+            return r.op
+    return None
+
+
+def reads_nhwc(node) -> bool:
+    """The node reads a channels-last input without a layout move."""
+    if node.op == "onnx":
+        return node.attrs.get("op_type") in ONNX_NHWC_READERS
+    r = OPS.get(node.op)
+    return r is not None and r.nhwc_reader
+
+
+def w_channel_axis(node, w) -> int:
+    """Axis of an accumulating node's stored weight tensor that holds the output channels."""
+    if OPS[node.op].weights == "OIHW":
+        return 0
+    return w.ndim - 2 if node.attrs.get("transB") else w.ndim - 1
+
+
+def out_channel_axis(node, ndim: int) -> int:
+    """Axis of an accumulating node's output (of rank ndim) that holds the channels."""
+    return 1 if OPS[node.op].weights == "OIHW" else ndim - 1
+
+
+def products_per_output(node, w) -> int:
+    """K: the products summed into one accumulator of an accumulating node with weights w."""
+    if OPS[node.op].weights == "OIHW":
+        return int(w.size // max(w.shape[0], 1))
+    return int(w.shape[-1] if node.attrs.get("transB") else w.shape[-2])

@@ -1,0 +1,39 @@
+"""The one path from a model to a Program (DESIGN §1): load -> import -> passes -> Program.
+
+    graph = import_onnx("model.onnx")          # loaded, checked, imported, through the import passes
+    prog = load("model.onnx", target="ort")    # ... and prepared for integer execution
+
+The loader, the importer and the passes know nothing of one another; this module chains them.
+"""
+from __future__ import annotations
+
+import warnings
+
+from .accumulator import Accumulator
+from .importer import import_model
+from .ir import Graph
+from .loader import load_model
+from .passes import import_passes
+from .passes.snap_pow2 import snap_pow2 as snap_scales
+from .runtime import Program
+
+
+def import_onnx(model) -> Graph:
+    """Path, bytes or ModelProto -> intsim IR Graph (loaded, checked, imported, lowered)."""
+    return import_passes(import_model(load_model(model)))
+
+
+def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False) -> Program:
+    """Load a quantized ONNX model and prepare it for integer execution on `target`.
+
+    snap_pow2: round every scale to the nearest power of two (in log2) first, with a warning
+    that lists what moved, to see what a power-of-two accelerator computes for this model.
+    """
+    graph = import_onnx(model)
+    if snap_pow2:
+        graph, report = snap_scales(graph)
+        if report:
+            warnings.warn(f"snapped {len(report)} scale tensor(s) to powers of two: " +
+                          "; ".join(f"{n}: {old} -> {new}" for n, old, new in report[:6]) +
+                          (" ..." if len(report) > 6 else ""), stacklevel=2)
+    return Program(graph, target=target, accumulator=accumulator)

@@ -1,0 +1,186 @@
+"""The integer ops under rules other than onnxruntime's float formulas (intsim.targets.rules):
+one function per (op family, rule), each returning the step's run(env, tap).
+
+    AccRequant   add / mul / concat / pools: an exact int64 accumulator, then the target's own
+                 requantizer (the same one conv and matmul use), per tensor; add and mul fold
+                 the output zero point into the sum before rounding where real = 2**-n
+    TfliteAdd    kernels.fixedpoint.tflite_add
+    RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
+    DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
+
+Scales and zero points are per tensor; a requantizer is derived once per parameter set.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import fixedpoint as fk
+from kernels import window as wk
+from kernels.pool import pool_output_shape
+
+from ..errors import QuantParamError, ShapeError
+from ..geometry import auto_pads
+from ..ir import Requant, pow2_exponent
+from ..limits import check_shape
+from ..targets.rules import AccRequant, DivideRound, RawAverage, TargetRefusal
+
+
+def require(ctx, node, rule, *kinds):
+    """`rule` when it is one of the record types `kinds` the step implements; else the target's
+    refusal naming the op and node."""
+    if not isinstance(rule, kinds):
+        raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} is not implemented for {node.op}")
+    return rule
+
+
+def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):
+    """clamp(target requant of int64 `acc` with real = a*b / (out*divisor)) as the node's output
+    type. `fold_zp` (rules.AccRequant, add and mul): where real = 2**-n exactly (n >= 0), the output zero point joins
+    the sum before the rounding, acc + zy * 2**n, as an adder with the offset in its constant
+    does (and as onnxruntime's float QLinearAdd/QLinearMul round after adding zy)."""
+    t = node.attrs["out_type"]
+    a_scale, b_scale, out_scale = (np.float32(s) for s in scales)
+    if fold_zp and divisor == 1:
+        e = pow2_exponent(np.array([np.float64(a_scale) * np.float64(b_scale) / np.float64(out_scale)]))
+        if e is not None and e[0] >= 0:
+            acc, zy = acc + (np.int64(zy) << np.int64(e[0])), 0
+    lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
+    rq = Requant(np.array(a_scale), np.array(b_scale), np.array(out_scale), int(zy), int(lo), int(hi), t,
+                 node.outputs[0], int(divisor))
+    out = np.empty(acc.shape, t.storage)
+    ctx.target.requantizer(rq, 1, node.name).apply(acc.reshape(1, 1, -1), out.reshape(1, 1, -1))
+    return out
+
+
+def _pow2_ratio(node, sa, sb, what) -> int:
+    """k with sa / sb == 2**k exactly, or QuantParamError naming the node."""
+    e = pow2_exponent(np.array([np.float64(np.float32(sa)) / np.float64(np.float32(sb))]))
+    if e is None:
+        raise QuantParamError(f"node '{node.name}': {what}: scale ratio {float(sa) / float(sb)!r} is not a power "
+                              f"of two, as a shift-only datapath requires")
+    return int(-e[0])
+
+
+def _shape(node, a, b):
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
+
+
+def acc_add(ctx, node, rule, a, b, p):
+    """(a - za)*2^ka + (b - zb)*2^kb over the finer input scale, then the target's requant."""
+    sa, za, sb, zb, sy, zy = p
+    shape = _shape(node, a, b)
+    k = _pow2_ratio(node, sa, sb, f"add of '{node.inputs[0]}' and '{node.inputs[3]}'")
+    ka, kb, fine = (k, 0, sb) if k >= 0 else (0, -k, sa)
+    acc = ((np.broadcast_to(a, shape).astype(np.int64) - za) << ka) + \
+          ((np.broadcast_to(b, shape).astype(np.int64) - zb) << kb)
+    return _requantized(ctx, node, acc, (fine, 1.0, sy), zy, fold_zp=rule.fold_zp)
+
+
+def acc_mul(ctx, node, rule, a, b, p):
+    """(a - za) * (b - zb), then the target's requant with real = sa*sb / sy."""
+    sa, za, sb, zb, sy, zy = p
+    shape = _shape(node, a, b)
+    acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
+    return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=rule.fold_zp)
+
+
+def tflite_add(ctx, node, rule, a, b, p, cache):
+    """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add); left shift 20 for 8-bit
+    outputs, 15 for 16-bit ones."""
+    sa, za, sb, zb, sy, zy = p
+    t = node.attrs["out_type"]
+    shape = _shape(node, a, b)
+    left = 15 if t.bits > 8 else 20
+    if p not in cache:
+        try:
+            cache[p] = fk.tflite_add_params(sa, sb, sy, left, single_rounding=rule.mode == "single")
+        except ValueError as e:
+            raise QuantParamError(f"node '{node.name}': {e}") from None
+    m, s = cache[p]
+    out = np.empty(shape, t.storage)
+    fk.tflite_add(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
+                  node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+    return out
+
+
+def acc_rescale(ctx, node, x, sx, zx, sy, zy):
+    """One input of a concat moved to the output's quantization: x - zx requantized by sx / sy."""
+    return _requantized(ctx, node, np.asarray(x).astype(np.int64) - zx, (sx, 1.0, sy), zy)
+
+
+def _window(ctx, node, x, a):
+    """(sums fn, out shape, kernel, strides, pads) of a 2-D AveragePool node on NCHW x."""
+    kernel = list(a["kernel_shape"])
+    if x.ndim != 4 or len(kernel) != 2:
+        raise TargetRefusal(ctx.target.name, node, "integer pools are modelled for 2-D windows only")
+    strides = list(a["strides"]) or [1, 1]
+    pads = list(a["pads"]) or [0, 0, 0, 0]
+    if a.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        pads = auto_pads(a["auto_pad"], x.shape[2:], kernel, strides, [1, 1])
+    out_hw = pool_output_shape(x.shape[2:], kernel, strides, pads, [1, 1], a["ceil_mode"])
+    check_shape(x.shape[:2] + tuple(out_hw), 8, f"node '{node.name}': output of AveragePool")
+    return kernel, strides, pads, tuple(out_hw)
+
+
+def pool_sums(ctx, node, x, zp, a, include_pad):
+    """(sums (N, C, OH, OW) int64, counts (OH, OW)) of an avgpool node, or of a global pool
+    (a is None: one window over every spatial position)."""
+    if a is None:
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        sums = x.reshape(x.shape[0], x.shape[1], -1).astype(np.int64).sum(axis=2) - np.int64(zp) * hw
+        return sums.reshape(x.shape[:2] + (1,) * (x.ndim - 2)), np.full((1,) * (x.ndim - 2), hw, np.int64)
+    kernel, strides, pads, out_hw = _window(ctx, node, x, a)
+    return wk.window_sums(x, zp, kernel, strides, pads, out_hw, include_pad)
+
+
+def _clamp(node, y):
+    t = node.attrs["out_type"]
+    return np.clip(y, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)).astype(t.storage)
+
+
+def raw_average(ctx, node, x, p, a):
+    """TFLite AVERAGE_POOL_2D / MEAN-free average of codes: needs equal in/out quantization and
+    windows of in-image taps only."""
+    sx, zx, sy, zy = p
+    if np.float32(sx) != np.float32(sy) or zx != zy:
+        raise TargetRefusal(ctx.target.name, node, f"input and output quantization differ "
+                                                   f"(scale {sx} zp {zx} vs scale {sy} zp {zy})")
+    if a is not None and a["count_include_pad"] and any(a["pads"]):
+        raise TargetRefusal(ctx.target.name, node, "count_include_pad=1 with padding (TFLite counts in-image taps)")
+    sums, counts = pool_sums(ctx, node, x, 0, a, False)
+    return _clamp(node, wk.divide_rhaz_trunc(sums, counts))
+
+
+def divide_average(ctx, node, rule, x, p, a):
+    """round(sum(x - zx) * 2^k / n) + zy exactly, sx / sy = 2^k, in the rule's rounding."""
+    sx, zx, sy, zy = p
+    k = _pow2_ratio(node, sx, sy, f"pool of '{node.inputs[0]}'")
+    sums, counts = pool_sums(ctx, node, x, zx, a, bool(a and a["count_include_pad"]))
+    num, den = (sums << k, counts) if k >= 0 else (sums, counts << -k)
+    return _clamp(node, wk.divide_round(num, den, rule.rounding) + zy)
+
+
+def acc_average(ctx, node, x, p, a):
+    """sum(x - zx) requantized by the target with real = sx / (sy * n), per distinct count n."""
+    sx, zx, sy, zy = p
+    sums, counts = pool_sums(ctx, node, x, zx, a, bool(a and a["count_include_pad"]))
+    t = node.attrs["out_type"]
+    out = np.empty(sums.shape, t.storage)
+    cnt = np.broadcast_to(counts, sums.shape)
+    for n in np.unique(counts):
+        sel = cnt == n
+        out[sel] = _requantized(ctx, node, sums[sel], (sx, 1.0, sy), zy, divisor=int(n))
+    return out
+
+
+def average(ctx, node, rule, x, p, a):
+    """An average pool (attrs `a`, or None for a global one) on NCHW x under `rule`."""
+    if isinstance(rule, RawAverage):
+        return raw_average(ctx, node, x, p, a)
+    if isinstance(rule, DivideRound):
+        return divide_average(ctx, node, rule, x, p, a)
+    require(ctx, node, rule, AccRequant)
+    return acc_average(ctx, node, x, p, a)

@@ -1,0 +1,92 @@
+"""The arithmetic a target uses for each integer op, as typed records (the target seam).
+
+A step asks its target once, at prepare: `rule = ctx.target.rule(node)`, then switches on
+the record's type; `run` only calls kernels. A target that has no rule for an op refuses it
+by name (`TargetRefusal`: "target tflite has no rule for QLinearSigmoid at node 'x'"), never
+borrows another target's arithmetic.
+
+    OrtArith       onnxruntime's float formulas (kernels/eltwise.py, pool.py, lut.py)
+    AccRequant     an exact int64 accumulator, then the target's own conv requantizer:
+                     mul     acc = (a - za) * (b - zb)                 real = sa*sb / sy
+                     pools   acc = sum over the window of (x - zx)     real = sx / (sy*n)
+                     add     acc = (a - za)*2^ka + (b - zb)*2^kb       real = s_min / sy
+                             (only where sa/sb is a power of two: ka, kb >= 0 integers)
+                     concat  acc = x - zx                              real = sx / sy
+    TfliteAdd      TFLite's fixed-point ADD (reference_integer_ops::Add / arm_elementwise_add_s8)
+    RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
+                   (reference_integer_ops::AveragePool); input and output quantization equal
+    DivideRound    pools on a shift-only datapath with an exact divider:
+                     y = round(sum(x - zx) * 2^k / n) + zy,  sx/sy = 2^k,  `rounding` the target's
+    SameQuant      the op moves codes only: every input's quantization equals the output's
+                   (TFLite CONCATENATION for int8/int16)
+    QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import IntsimError
+from ..ops import OPS
+
+
+class TargetRefusal(IntsimError):
+    """A target has no rule for an integer op."""
+
+    def __init__(self, target: str, node, why: str = ""):
+        op = (node.origin or node.op).split(" (")[0] if node is not None else "?"
+        name = node.name if node is not None else "?"
+        super().__init__(f"target {target} has no rule for {op} at node '{name}'" + (f": {why}" if why else ""))
+
+
+@dataclass(frozen=True)
+class OrtArith:
+    """onnxruntime (MLAS, x86-64) float arithmetic, as the kernels' docstrings write it."""
+
+
+@dataclass(frozen=True)
+class AccRequant:
+    """Exact int64 accumulator, requantized by the target's own `requantizer`. `fold_zp` (add,
+    mul): where the multiplier is 2**-n exactly, the output zero point joins the sum before the
+    rounding (acc + zy * 2**n), as a shift datapath with the offset in its adder does."""
+
+    fold_zp: bool = False
+
+
+@dataclass(frozen=True)
+class TfliteAdd:
+    """TFLite fixed-point ADD: inputs shifted left by `left_shift` (20 for 8-bit, 15 for
+    16-bit), scaled by q31 multipliers of s/(2*max(sa, sb)), summed, and scaled by
+    2*max(sa, sb)/(2**left_shift * sy); each scaling is MultiplyByQuantizedMultiplier in the
+    target's `mode` (double / single / cmsis)."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class RawAverage:
+    """TFLite AVERAGE_POOL_2D: sum of raw codes over the valid window, divided by the count
+    rounding half away from zero; needs equal input and output quantization."""
+
+
+@dataclass(frozen=True)
+class DivideRound:
+    """Average pools: y = clamp(round(sum(x - zx) * 2**k / n) + zy), sx / sy = 2**k exactly,
+    n the window's count; the quotient rounded exactly in `rounding` (floor | rhu | rne | rhaz)."""
+
+    rounding: str
+
+
+@dataclass(frozen=True)
+class SameQuant:
+    """Codes move unchanged; a differing input quantization is refused."""
+
+
+@dataclass(frozen=True)
+class QuantizeRound:
+    """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz."""
+
+    rounding: str
+
+
+# the IR ops that compute integers from integers (or quantize floats) and so need a rule
+INTEGER_OPS = tuple(op for op, row in OPS.items() if row.integer_arith)
