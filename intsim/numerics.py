@@ -79,12 +79,13 @@ def quantize_planned(x: np.ndarray, plan, axis) -> np.ndarray:
 
 
 def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype,
-                    rounding: str = "rne") -> np.ndarray:
+                    rounding: str = "rne", reference: bool = False) -> np.ndarray:
     """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32.
     rounding="rhaz" rounds half away from zero instead (TFLite's float Quantize). NaN -> qmin,
     as onnxruntime's cvtps2dq gives. Whole 8/16-bit types with RNE go through the Numba
-    kernel (`kernel_quantizes`); the NumPy path below serves blocked, sub-byte and RHAZ."""
-    if kernel_quantizes(dtype, qmin, qmax, block_size, rounding):
+    kernel (`kernel_quantizes`); the NumPy path below serves blocked, sub-byte and RHAZ, and
+    every case with `reference` (kernels="reference")."""
+    if not reference and kernel_quantizes(dtype, qmin, qmax, block_size, rounding):
         return quantize_planned(x, ek.quantize_plan(scale, zp, qmin, qmax, dtype), axis)
     s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), x.shape, axis, block_size)
@@ -96,13 +97,15 @@ def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax:
     return np.clip(v.astype(np.int64) + z, qmin, qmax).astype(dtype)
 
 
-def dequantize_linear(q: np.ndarray, scale, zp, axis, block_size, out_dtype=np.float32) -> np.ndarray:
+def dequantize_linear(q: np.ndarray, scale, zp, axis, block_size, out_dtype=np.float32,
+                      reference: bool = False) -> np.ndarray:
     """ONNX/onnxruntime DequantizeLinear: f32(q - zp) * scale, the subtraction exact in int64.
     Per tensor / per axis, integers of <= 32 bits to float32, with float32 scales, run the
-    Numba kernel (`dequantize_planned`); the NumPy path below serves the other cases."""
+    Numba kernel (`dequantize_planned`); the NumPy path below serves the other cases, and
+    every case with `reference` (kernels="reference")."""
     q = np.asarray(q)
     s_arr = np.asarray(scale)
-    if kernel_dequantizes(q.dtype, s_arr, axis, block_size, out_dtype):
+    if not reference and kernel_dequantizes(q.dtype, s_arr, axis, block_size, out_dtype):
         return dequantize_planned(q, ek.dequantize_plan(s_arr, zp), axis)
     s = expand_param(s_arr, q.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), q.shape, axis, block_size)

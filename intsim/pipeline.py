@@ -23,11 +23,13 @@ def import_onnx(model) -> Graph:
     return import_passes(import_model(load_model(model)))
 
 
-def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False) -> Program:
+def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False,
+         kernels: str = "fast") -> Program:
     """Load a quantized ONNX model and prepare it for integer execution on `target`.
 
     snap_pow2: round every scale to the nearest power of two (in log2) first, with a warning
     that lists what moved, to see what a power-of-two accelerator computes for this model.
+    kernels: "fast" (the Numba/SIMD engines) or "reference" (every op on its NumPy int64 twin).
     """
     graph = import_onnx(model)
     if snap_pow2:
@@ -36,4 +38,4 @@ def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2:
             warnings.warn(f"snapped {len(report)} scale tensor(s) to powers of two: " +
                           "; ".join(f"{n}: {old} -> {new}" for n, old, new in report[:6]) +
                           (" ..." if len(report) > 6 else ""), stacklevel=2)
-    return Program(graph, target=target, accumulator=accumulator)
+    return Program(graph, target=target, accumulator=accumulator, kernels=kernels)

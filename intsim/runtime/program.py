@@ -11,6 +11,7 @@ integers of the declared type. taps maps each node name to {"op", "origin", "out
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..ir import FloatType, Graph, IntType
 from ..layout import channels_last_tensors
 from ..limits import check_bytes, check_shape, current, limited
 from ..steps import load_all
+from ..steps.engines import KERNEL_SETS
 from ..targets import get_target
 
 
@@ -37,15 +39,31 @@ class StepContext:
     """What a step's `prepare(node, ctx)` may read: the graph and its constants, the target, the
     accumulator model, the tensors kept channels-last, and `accumulation(a_dtype, b_dtype)`, the
     GEMM/conv accumulation mode. `accumulation="exact"` fixes that mode (exact int64 sums)
-    whatever the target and accumulator say (intsim.verify.explain prepares such copies)."""
+    whatever the target and accumulator say (intsim.verify.explain prepares such copies).
+    `kernels` ("fast" | "reference") is the kernel set every step binds at prepare: "reference"
+    runs each op on its NumPy int64 twin (`kernel(fn)`), with no fused or planned paths."""
 
-    def __init__(self, graph: Graph, target, accumulator: Accumulator, accumulation: str | None = None):
+    def __init__(self, graph: Graph, target, accumulator: Accumulator, accumulation: str | None = None,
+                 kernels: str = "fast"):
+        if kernels not in KERNEL_SETS:
+            raise IntsimError(f"kernels must be one of {', '.join(KERNEL_SETS)}, got {kernels!r}")
+        self.kernels = kernels
         self.graph = graph
         self.constants = graph.constants
         self.target = target
         self.accumulator = accumulator
         self.channels_last = channels_last_tensors(graph)
         self.fixed_accumulation = accumulation
+
+    def kernel(self, fn):
+        """`fn`, or under kernels="reference" its NumPy int64 twin: the function named
+        fn.__name__ + "_ref" in fn's module (a missing twin is an error naming the kernel)."""
+        if self.kernels == "fast":
+            return fn
+        twin = getattr(sys.modules[fn.__module__], fn.__name__ + "_ref", None)
+        if twin is None:
+            raise IntsimError(f"kernel {fn.__module__}.{fn.__name__} has no reference twin")
+        return twin
 
     def accumulation(self, a_dtype, b_dtype) -> str:
         if self.fixed_accumulation is not None:
@@ -86,12 +104,13 @@ def _produced_bytes(node, env, lim=None) -> int:
 
 
 class Program:
-    def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None):
+    def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None, kernels: str = "fast"):
         self.graph = graph
         self.limits = current()
         self.target = get_target(target)
         self.accumulator = accumulator or Accumulator()
-        self._ctx = StepContext(graph, self.target, self.accumulator)
+        self.kernels = kernels
+        self._ctx = StepContext(graph, self.target, self.accumulator, kernels=kernels)
         steps = load_all()
         self._steps = []
         for node in graph.nodes:
@@ -162,7 +181,7 @@ class Program:
             parts = 1 if taps else self._parts(env, threads)
             if parts > 1:
                 return self._run_split(env, parts)
-            if not taps and FREEZE:
+            if not taps and FREEZE and self.kernels == "fast":
                 return self._run_frozen(env)
             return self._execute(env, taps)
 

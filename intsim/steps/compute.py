@@ -13,8 +13,13 @@ from functools import partial
 
 import numpy as np
 
-from kernels.conv import ConvGeom, conv2d_acc, conv_out_hw
-from kernels.gemm import batched_gemm_acc, gemm_acc
+from kernels.conv import ConvGeom, conv_out_hw
+from kernels.conv_plan import BoundPlan, ConvPlan, run_plan
+from kernels.cpu import best_isa
+from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
+from kernels.fast_conv import plan_conv_exact, plan_depthwise
+from kernels.fast_gemm import get_num_threads
+from kernels.fast_pairs import plan_conv_pairs
 
 from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
@@ -23,6 +28,7 @@ from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
 from ..targets.rules import AccRequant
+from . import engines
 from .registry import step
 from .target_arith import require
 from .params import ParamReader, check_scale, per_channel, scalar_zp
@@ -40,6 +46,9 @@ class Bound:
     narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
     packed: dict = field(default_factory=dict)  # fast-engine weight panels, packed once per geometry
     matmul: bool = False    # w is a MatMul's (K, N) (else a conv's (M, C, KH, KW))
+    engine: engines.Engine = None   # the accumulation engine, chosen once at prepare (engines.select)
+    reference: bool = False         # kernels="reference": NumPy twins only, no fused lanes
+    requant: object = None          # requantizer.apply, or its apply_reference (chosen once)
 
     def conv_w(self) -> np.ndarray:
         """The weights as a conv's (M, C/group, KH, KW): a MatMul's (K, N) is the 1x1 conv (N, K, 1, 1)."""
@@ -56,6 +65,8 @@ class Bound:
         int32 (so no AccumulatorOverflow could have been raised and int32 sums are exact);
         else None. Cached per input dtype."""
         key = ("fused", np.dtype(x_dtype))
+        if self.reference:
+            return None
         if key not in self.packed:
             self.packed[key] = _fused_params(self, ctx, np.dtype(x_dtype), np.dtype(out_dtype))
         return self.packed[key]
@@ -102,7 +113,6 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     geometry and input shape. The returned lane(env, x) runs it on x and stores the output;
     an output read only channels-last (intsim.layout) is written channels-last and stored as
     its NCHW view, and a channels-last x is read in place."""
-    from kernels.conv_plan import ConvPlan
     plan = _cached_plan(b, geom, x4, fused)
     n, m = x4.shape[0], b.w.shape[0]
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
@@ -138,7 +148,6 @@ def _gemm_conv(plan, out_nhwc: bool, where: str = "conv"):
     """conv(x (N, C, H, W) array or view, out) for a GEMM plan (kernels.conv_plan.BoundPlan: per-call
     constants computed once; run_plan for a plan that cannot be bound); `where` names the caller
     in the plan's errors."""
-    from kernels.conv_plan import BoundPlan, run_plan
     out_layout = "nhwc" if out_nhwc else "nchw"
 
     def bind(n, x_layout, out_dtype):
@@ -150,7 +159,6 @@ def _gemm_conv(plan, out_nhwc: bool, where: str = "conv"):
 
 def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
     """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
-    from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
     layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
     out_layout = "nhwc" if out_nhwc else "nchw"
     return _bound_per_layout(lambda n, x_layout, out_dtype: bind_depthwise_layer(layer, x_layout, out_layout))
@@ -159,7 +167,6 @@ def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
 def _bound_per_layout(bind):
     """conv(x4, out): a channels-last x (intsim.layout) is read in place; bind(n, x_layout,
     out_dtype) -> run(x, out) is called once per batch size, input layout and kernel thread count."""
-    from kernels.fast_gemm import get_num_threads
     bound: dict = {}
 
     def bound_run(x4, out):
@@ -193,33 +200,16 @@ def _cached_plan(b: Bound, geom, x4, fused):
     return b.packed[key]
 
 
-def _packed_pairs(b: Bound, geom):
-    from kernels.fast_pairs import pack_conv_pairs
-    key = ("pairs", geom)
-    if key not in b.packed:
-        b.packed[key] = pack_conv_pairs(b.conv_w(), geom)
-    return b.packed[key]
-
-
-def _packed_exact(b: Bound, geom):
-    from kernels.fast_conv import pack_conv
-    if geom not in b.packed:
-        b.packed[geom] = pack_conv(b.conv_w(), b.w_zp, geom)
-    return b.packed[geom]
-
-
 def _conv_plan(x4, b: Bound, geom, fused):
     """The GEMM plan of this conv for inputs shaped like x4, or the depthwise plan. Depthwise
     convs are summed exactly on every target, as onnxruntime's depthwise kernels do."""
     mult, zp, lo, hi = fused
     rq = (True, mult, zp, lo, hi)
-    from kernels.fast_conv import plan_conv_exact, plan_depthwise
     if b.mode == "x86-u8s8-pairs":
-        from kernels.fast_pairs import plan_conv_pairs
-        pc = _packed_pairs(b, geom)
+        pc = engines.packed_pairs(b, geom)
         if pc.kind == "gemm":
             return plan_conv_pairs(pc, x4.shape[1:], b.x_zp, b.w_zp, b.bias, rq)
-    pc = _packed_exact(b, geom)
+    pc = engines.packed_exact(b, geom)
     if pc.kind == "gemm":
         return plan_conv_exact(pc, x4.shape[1:], x4.dtype, b.x_zp, b.bias, rq)
     return plan_depthwise(pc, b.x_zp, b.bias, rq)
@@ -227,7 +217,6 @@ def _conv_plan(x4, b: Bound, geom, fused):
 
 def _simd() -> bool:
     """The host runs the SIMD engines (AVX2 or better) and INTSIM_PORTABLE is not set."""
-    from kernels.cpu import best_isa
     return best_isa() != "portable"
 
 
@@ -265,7 +254,25 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
         rq = ctx.target.requantizer(req, channels, n)
     x_dtype = x.dtype if x is not None else getattr(getattr(x_t, "dtype", None), "storage", w.dtype)
     mode = ctx.accumulation(x_dtype, w.dtype)
-    return Bound(w, x_zp, w_zp, bias, rq, mode, narrow_model(ctx.accumulator))
+    narrow = narrow_model(ctx.accumulator)
+    reference = getattr(ctx, "kernels", "fast") == "reference"
+    return Bound(w, x_zp, w_zp, bias, rq, mode, narrow, engine=_engine(node, mode, narrow, x_dtype, w.dtype, reference),
+                 reference=reference, requant=None if rq is None else rq.apply_reference if reference else rq.apply)
+
+
+def _engine(node, mode, narrow, x_dtype, w_dtype, reference) -> engines.Engine:
+    """The node's accumulation engine (engines.select). ConvInteger (no requantizer) sums
+    exactly on every host, as onnxruntime's s8 x u8 conv kernel does; SIMD needs 8-bit
+    operands and the exact model with no narrow accumulator."""
+    if narrow is not None:
+        key = "narrow"
+    elif mode == "x86-u8s8-pairs" and (node.op == "matmul" or node.attrs.get("requant")):
+        key = mode
+    else:
+        key = "exact"
+    simd = _simd() and (key == "x86-u8s8-pairs" or (mode == "exact" and np.dtype(x_dtype) in _BYTES
+                                                      and np.dtype(w_dtype) in _BYTES))
+    return engines.select(key, "reference" if reference else "fast", simd)
 
 
 def _check_weight(node, w: np.ndarray) -> None:
@@ -355,30 +362,12 @@ def conv_geom(node, x4, w4, one_d: bool) -> ConvGeom:
     return ConvGeom(st[0], st[1], pt, pl, pb, pr, di[0], di[1], int(a.get("group", 1)))
 
 
-def _conv_accumulate(x4, bound: Bound, geom, mode):
-    b = bound
+def _conv_accumulate(x4, bound: Bound, geom):
+    """int64 sums of the conv (N, M, OH, OW) by the node's engine, and its overflow events."""
     n, _, h, w = x4.shape
-    m = b.w.shape[0]
-    oh, ow = conv_out_hw(h, w, b.w.shape[2], b.w.shape[3], geom)
-    acc = np.empty((n, m, oh, ow), np.int64)
-    if b.narrow is not None:
-        from kernels.overflow import conv2d_acc_narrow
-        return acc, conv2d_acc_narrow(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, b.narrow, acc)
-    # conv2d_acc_pairs sums depthwise convs exactly, as onnxruntime does; ConvInteger (no
-    # requantizer) runs through onnxruntime's exact s8 x u8 kernel on every host
-    if mode == "x86-u8s8-pairs" and bound.requantizer is not None:
-        if _simd():
-            from kernels.fast_pairs import conv2d_pairs_fast
-            conv2d_pairs_fast(x4, b.x_zp, _packed_pairs(b, geom), b.w_zp, b.bias, acc)
-        else:
-            from kernels.x86pairs import conv2d_acc_pairs
-            conv2d_acc_pairs(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
-    elif b.fast(x4.dtype):
-        from kernels.fast_conv import conv2d_fast
-        conv2d_fast(x4, b.x_zp, _packed_exact(b, geom), b.bias, acc)
-    else:
-        conv2d_acc(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
-    return acc, 0
+    oh, ow = conv_out_hw(h, w, bound.w.shape[2], bound.w.shape[3], geom)
+    acc = np.empty((n, bound.w.shape[0], oh, ow), np.int64)
+    return acc, bound.engine.conv(x4, bound, geom, acc)
 
 
 def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
@@ -441,7 +430,7 @@ def prepare_conv(node, ctx):
             lane(env, x)
             return
         x4 = np.ascontiguousarray(x4)
-        acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom, bound.mode)
+        acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom)
         _count_events(node, ctx, events, tap)
         n, m, oh, ow = acc.shape
         acc = _finish_accumulator(node, ctx, acc, (n, m, oh * ow), tap)
@@ -450,7 +439,7 @@ def prepare_conv(node, ctx):
             env[node.outputs[0]] = acc.reshape(out_shape)
             return
         out = np.empty((n, m, oh * ow), node.attrs["out_type"].storage)
-        bound.requantizer.apply(acc.reshape(n, m, oh * ow), out)
+        bound.requant(acc.reshape(n, m, oh * ow), out)
         env[node.outputs[0]] = out.reshape(out_shape)
 
     def freeze(env, fixed):
@@ -463,52 +452,20 @@ def prepare_conv(node, ctx):
 
 
 # -------------------------------------------------------------------------------- matmul
-def _matmul_accumulate(a, bmat, bound: Bound, mode):
-    """a (..., M, K) x b (K, N) or (..., K, N) -> (int64 (..., M, N), overflow events)."""
-    if bound.narrow is not None:
-        return _matmul_narrow(a, bmat, bound)
+def _matmul_accumulate(a, bmat, bound: Bound):
+    """a (..., M, K) x b (K, N) or (..., K, N) -> (int64 (..., M, N), overflow events), by the
+    node's engine: one GEMM over A's rows for a 2-D B, else per broadcast batch entry."""
     if bmat.ndim == 2:
         k = a.shape[-1]
         a2 = np.ascontiguousarray(a.reshape(-1, k))
         acc = np.empty((a2.shape[0], bmat.shape[1]), np.int64)
-        if mode == "x86-u8s8-pairs" and _simd() and bmat is bound.w:
-            from kernels.fast_pairs import gemm_pairs_packed, pack_b_pairs
-            if "pairs" not in bound.packed:
-                bound.packed["pairs"] = pack_b_pairs(bmat)
-            gemm_pairs_packed(a2, bound.x_zp, bound.packed["pairs"], bound.w_zp, bound.bias, acc)
-        elif mode == "x86-u8s8-pairs":
-            from kernels.x86pairs import gemm_acc_pairs
-            gemm_acc_pairs(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
-        elif bound.fast(a2.dtype) and bmat is bound.w:
-            from kernels.fast_gemm import gemm_packed, pack_b
-            if "b" not in bound.packed:
-                bound.packed["b"] = pack_b(bmat, bound.w_zp)
-            gemm_packed(a2, bound.x_zp, bound.packed["b"], bound.bias, acc)
-        else:
-            gemm_acc(a2, bmat, bound.x_zp, bound.w_zp, bound.bias, acc)
-        return acc.reshape(a.shape[:-1] + (bmat.shape[1],)), 0
+        events = bound.engine.gemm(a2, bmat, bound, acc)
+        return acc.reshape(a.shape[:-1] + (bmat.shape[1],)), events
     batch = np.broadcast_shapes(a.shape[:-2], bmat.shape[:-2])
     a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:]))
     b3 = np.ascontiguousarray(np.broadcast_to(bmat, batch + bmat.shape[-2:]).reshape((-1,) + bmat.shape[-2:]))
     acc = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), np.int64)
-    if mode == "x86-u8s8-pairs":
-        from kernels.x86pairs import batched_gemm_acc_pairs
-        batched_gemm_acc_pairs(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
-    else:
-        batched_gemm_acc(a3, b3, bound.x_zp, bound.w_zp, bound.bias, acc)
-    return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), 0
-
-
-def _matmul_narrow(a, bmat, bound: Bound):
-    """The narrow-accumulator GEMM of kernels/overflow.py, per broadcast batch entry."""
-    from kernels.overflow import gemm_acc_narrow
-    batch = np.broadcast_shapes(a.shape[:-2], bmat.shape[:-2])
-    a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
-    b3 = np.broadcast_to(bmat, batch + bmat.shape[-2:]).reshape((-1,) + bmat.shape[-2:])
-    acc = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), np.int64)
-    events = 0
-    for i in range(a3.shape[0]):
-        events += gemm_acc_narrow(a3[i], b3[i], bound.x_zp, bound.w_zp, bound.bias, bound.narrow, acc[i])
+    events = bound.engine.batched(a3, b3, bound, acc)
     return acc.reshape(batch + (a.shape[-2], bmat.shape[-1])), events
 
 
@@ -516,7 +473,6 @@ def _matmul_lane(node, ctx, b: Bound, a):
     """A (M, K) x the static B (K, N) with its requantization in one SIMD pass, when
     Bound.fused_requant proves it exact: the 1x1 conv plan of B over M one-pixel images, channels
     last (kernels.conv_plan; A's rows are the GEMM rows as they are). None when not fused."""
-    from kernels.conv_plan import ConvPlan
     dtype = node.attrs["out_type"].storage
     fused = b.fused_requant(ctx, a.dtype, dtype)
     m, k = a.shape
@@ -599,7 +555,7 @@ def prepare_matmul(node, ctx):
         squeeze = a.ndim == 1
         a2 = a.reshape(1, -1) if squeeze else a
         _check_matmul_out(node, a2, bound.w)
-        acc, events = _kernel_call(node, _matmul_accumulate, a2, bound.w, bound, bound.mode)
+        acc, events = _kernel_call(node, _matmul_accumulate, a2, bound.w, bound)
         _count_events(node, ctx, events, tap)
         nch = acc.shape[-1]
         acc = _finish_accumulator(node, ctx, acc, (-1, nch, 1), tap)
@@ -608,7 +564,7 @@ def prepare_matmul(node, ctx):
             env[node.outputs[0]] = acc.reshape(shape)
             return
         out = np.empty(acc.shape, node.attrs["out_type"].storage)
-        bound.requantizer.apply(acc.reshape(-1, nch, 1), out.reshape(-1, nch, 1))
+        bound.requant(acc.reshape(-1, nch, 1), out.reshape(-1, nch, 1))
         env[node.outputs[0]] = out.reshape(shape)
 
     def freeze(env, fixed):

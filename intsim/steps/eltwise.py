@@ -73,13 +73,15 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
         if not isinstance(rule, OrtArith):
             return _binary_rule(node, ctx, rule, reader, params, acc_fn)
         plans: dict = {}
+        kern = ctx.kernel(kernel)
+        plan = planner if ctx.kernels == "fast" else None
 
         def planned(a, b, p):
-            if planner is None or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
+            if plan is None or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             if p not in plans:
                 try:
-                    plans[p] = planner(*p, lo, hi, t.storage)
+                    plans[p] = plan(*p, lo, hi, t.storage)
                 except ValueError as e:
                     raise ShapeError(f"node '{node.name}': {e}") from None
             ah, bh = nhwc_of(a), nhwc_of(b)
@@ -101,7 +103,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
                 a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
             out = planned(a, b, p)
-            env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kernel, a, b, p, lo, hi, t)
+            env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
 
         def freeze(env, fixed):
             """call(env) redoing the last run's planned path in place (intsim.frozen); None when
@@ -152,21 +154,22 @@ step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequa
 step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul))
 
 
-def _requantize_codes(x, sx, zx, sy, zy, t):
+def _requantize_codes(ctx, x, sx, zx, sy, zy, t):
     """One input of QLinearConcat in the output's quantization: onnxruntime's table for 8 bits."""
     if x.dtype in (np.uint8, np.int8) and t.bits == 8:
         table = lk.build_table_requant(sx, zx, sy, zy, x.dtype, t.storage)
         out = np.empty(x.shape, t.storage)
-        lk.apply_table(np.ascontiguousarray(x), table, out)
+        ctx.kernel(lk.apply_table)(np.ascontiguousarray(x), table, out)
         return out
-    d = dequantize_linear(x, np.float32(sx), zx, None, 0)
-    return quantize_linear(d, np.float32(sy), zy, None, 0, t.qmin, t.qmax, t.storage)
+    reference = ctx.kernels == "reference"
+    d = dequantize_linear(x, np.float32(sx), zx, None, 0, reference=reference)
+    return quantize_linear(d, np.float32(sy), zy, None, 0, t.qmin, t.qmax, t.storage, reference=reference)
 
 
 def _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t):
     """A concat input in the output's quantization, by the target's rule."""
     if isinstance(rule, OrtArith):
-        return _requantize_codes(x, sx, zx, sy, zy, t)
+        return _requantize_codes(ctx, x, sx, zx, sy, zy, t)
     if isinstance(rule, AccRequant):
         return ta.acc_rescale(ctx, node, x, sx, zx, sy, zy)
     raise TargetRefusal(ctx.target.name, node, f"input quantization (scale {sx}, zp {zx}) differs from the "
@@ -205,6 +208,7 @@ def prepare_lut(node, ctx):
     if in_t.bits != 8 or t.bits != 8:
         raise QuantParamError(f"node '{node.name}': lookup-table ops need 8-bit input and output")
     kind, alpha = node.attrs["kind"], node.attrs.get("alpha", 0.01)
+    apply_table = ctx.kernel(lk.apply_table)
     cache: dict = {}
 
     def table(sx, zx, sy, zy):
@@ -221,6 +225,6 @@ def prepare_lut(node, ctx):
         tb = table(_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
                    _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
         out = np.empty(np.shape(x), t.storage)
-        lk.apply_table(np.ascontiguousarray(x), tb, out)
+        apply_table(np.ascontiguousarray(x), tb, out)
         env[node.outputs[0]] = out
     return run

@@ -38,6 +38,7 @@ def maxpool_fn(node, ctx, a, get):
         raise ShapeError(f"node '{node.name}': MaxPool storage_order=1 is not supported")
 
     keep_nhwc = node.outputs[0] in getattr(ctx, "channels_last", ())
+    maxpool, maxpool_nhwc = ctx.kernel(pk.maxpool), ctx.kernel(pk.maxpool_nhwc)
 
     def run(env):
         x = get(env, 0)
@@ -49,10 +50,10 @@ def maxpool_fn(node, ctx, a, get):
             check_shape(shape, x.dtype.itemsize, f"node '{node.name}': output of MaxPool")
             if xh is None:
                 out = np.empty(shape, x.dtype)
-                pk.maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
+                maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
                 return [out]
             out = np.empty((shape[0],) + shape[2:] + (shape[1],), x.dtype)   # channels-last in, out
-            pk.maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
+            maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         return [nchw_view(out) if keep_nhwc else np.ascontiguousarray(nchw_view(out))]
@@ -63,7 +64,7 @@ def maxpool_fn(node, ctx, a, get):
         else None."""
         x, y = get(env, 0), env[node.outputs[0]]
         xh = nhwc_of(x) if len(kernel) == 2 else None
-        if node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or y.ndim != 4:
+        if ctx.kernels != "fast" or node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or y.ndim != 4:
             return None
         yh = nhwc_of(y) if keep_nhwc else np.empty(y.transpose(0, 2, 3, 1).shape, y.dtype)
         if yh is None or (not keep_nhwc and not y.flags.c_contiguous):
@@ -103,6 +104,20 @@ def _average_rule(node, ctx):
     return None if isinstance(rule, OrtArith) else rule
 
 
+def _reference_global(node, reader):
+    """QLinearGlobalAveragePool on kernels.pool.global_avgpool_ref (kernels="reference")."""
+    def run(env, tap):
+        x, sx, zx, sy, zy = _scales(node, reader.values(env))
+        x = _channels_first(node, x)
+        out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), node.attrs["out_type"].storage)
+        try:
+            pk.global_avgpool_ref(x, sx, zx, sy, zy, out)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
+        env[node.outputs[0]] = _restore(node, out)
+    return run
+
+
 def _rule_run(node, ctx, rule, reader, attrs):
     def run(env, tap):
         x, sx, zx, sy, zy = _scales(node, reader.values(env))
@@ -117,6 +132,8 @@ def prepare_global_avgpool(node, ctx):
     rule = _average_rule(node, ctx)
     if rule is not None:
         return _rule_run(node, ctx, rule, reader, None)
+    if ctx.kernels == "reference":
+        return _reference_global(node, reader)
     t = node.attrs["out_type"]
     src, consts = node.inputs[0], ctx.constants
     static = _scales(node, [None] + reader.values({})[1:5])[1:] if reader.static else None
@@ -167,6 +184,7 @@ def prepare_avgpool(node, ctx):
     rule = _average_rule(node, ctx)
     if rule is not None:
         return _rule_run(node, ctx, rule, reader, node.attrs)
+    avgpool = ctx.kernel(pk.avgpool)
     t = node.attrs["out_type"]
     a = node.attrs
 
@@ -179,7 +197,7 @@ def prepare_avgpool(node, ctx):
             shape = x.shape[:2] + pk.pool_output_shape(x.shape[2:], kernel, st, pads, di, a["ceil_mode"])
             check_shape(shape, t.storage.itemsize, f"node '{node.name}': output of AveragePool")
             out = np.empty(shape, t.storage)
-            pk.avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
+            avgpool(x, sx, zx, sy, zy, kernel, st, pads, a["count_include_pad"], a["ceil_mode"], out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[node.outputs[0]] = _restore(node, out)
@@ -188,7 +206,7 @@ def prepare_avgpool(node, ctx):
         """call(env) redoing the last run in place (intsim.frozen): constant parameters, an NCHW
         input in a fixed buffer read as it is; else None."""
         x, out = env.get(node.inputs[0]), env[node.outputs[0]]
-        if not reader.static or a.get("channels_last") or node.inputs[0] not in fixed or \
+        if ctx.kernels != "fast" or not reader.static or a.get("channels_last") or node.inputs[0] not in fixed or \
                 not isinstance(x, np.ndarray) or not x.flags.c_contiguous or not out.flags.c_contiguous:
             return None
         _, sx, zx, sy, zy = _scales(node, [x] + reader.values({})[1:5])

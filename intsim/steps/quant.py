@@ -42,7 +42,8 @@ def prepare_quantize(node, ctx):
     if node.attrs.get("order") == "qonnx":
         return _prepare_qonnx(node, reader, t)
     rounding = require(ctx, node, ctx.target.rule(node), QuantizeRound).rounding
-    fast = _static_plan(node, reader, t, block, rounding)
+    reference = ctx.kernels == "reference"
+    fast = None if reference else _static_plan(node, reader, t, block, rounding)
     if fast is not None:
         return fast
 
@@ -52,7 +53,7 @@ def prepare_quantize(node, ctx):
         z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
         _check_params(node, x.shape, s, z, axis, block)
         env[node.outputs[0]] = quantize_linear(np.asarray(x), s, z, axis, block, t.qmin, t.qmax, t.storage,
-                                               rounding)
+                                               rounding, reference)
 
     return run
 
@@ -89,7 +90,8 @@ def prepare_dequantize(node, ctx):
     reader = ParamReader(node, ctx, (1, 2))
     axis, block = node.attrs["axis"], node.attrs["block_size"]
     out_dtype = node.attrs["out_dtype"].storage
-    fast = _static_dequantize(node, reader, axis, block, out_dtype)
+    reference = ctx.kernels == "reference"
+    fast = None if reference else _static_dequantize(node, reader, axis, block, out_dtype)
     if fast is not None:
         return fast
 
@@ -99,7 +101,7 @@ def prepare_dequantize(node, ctx):
         check_scale(s, node.inputs[1], node.name)
         z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
         _check_params(node, q.shape, s, z, axis, block)
-        env[node.outputs[0]] = dequantize_linear(np.asarray(q), s, z, axis, block, out_dtype)
+        env[node.outputs[0]] = dequantize_linear(np.asarray(q), s, z, axis, block, out_dtype, reference)
 
     return run
 

@@ -48,7 +48,8 @@ def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):
     rq = Requant(np.array(a_scale), np.array(b_scale), np.array(out_scale), int(zy), int(lo), int(hi), t,
                  node.outputs[0], int(divisor))
     out = np.empty(acc.shape, t.storage)
-    ctx.target.requantizer(rq, 1, node.name).apply(acc.reshape(1, 1, -1), out.reshape(1, 1, -1))
+    r = ctx.target.requantizer(rq, 1, node.name)
+    (r.apply_reference if ctx.kernels == "reference" else r.apply)(acc.reshape(1, 1, -1), out.reshape(1, 1, -1))
     return out
 
 
@@ -101,7 +102,7 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
             raise QuantParamError(f"node '{node.name}': {e}") from None
     m, s = cache[p]
     out = np.empty(shape, t.storage)
-    fk.tflite_add(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
+    ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
     return out
 
@@ -133,7 +134,7 @@ def pool_sums(ctx, node, x, zp, a, include_pad):
         sums = x.reshape(x.shape[0], x.shape[1], -1).astype(np.int64).sum(axis=2) - np.int64(zp) * hw
         return sums.reshape(x.shape[:2] + (1,) * (x.ndim - 2)), np.full((1,) * (x.ndim - 2), hw, np.int64)
     kernel, strides, pads, out_hw = _window(ctx, node, x, a)
-    return wk.window_sums(x, zp, kernel, strides, pads, out_hw, include_pad)
+    return ctx.kernel(wk.window_sums)(x, zp, kernel, strides, pads, out_hw, include_pad)
 
 
 def _clamp(node, y):

@@ -33,6 +33,10 @@ class Requantizer:
     def apply(self, acc: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def apply_reference(self, acc: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - interface
+        """`apply` through the NumPy int64 twins of its kernels (kernels="reference")."""
+        raise NotImplementedError
+
     def fused_form(self):
         """(float32 multiplier (C,), zp, lo, hi) when a fused engine epilogue computes exactly
         what `apply` does (onnxruntime's float requant), else None."""

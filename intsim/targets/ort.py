@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from kernels.requant import ort_multiplier, requant_float
+from kernels.requant import ort_multiplier, requant_float, requant_float_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant
@@ -25,6 +25,10 @@ class FloatRequantizer(Requantizer):
     def apply(self, acc, out):
         p = self.params
         requant_float(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+    def apply_reference(self, acc, out):
+        p = self.params
+        requant_float_ref(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
 
     def fused_form(self):
         p = self.params

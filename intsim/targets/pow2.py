@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from kernels.fixedpoint import requant_shift
+from kernels.fixedpoint import requant_shift, requant_shift_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant, pow2_exponent
@@ -35,6 +35,10 @@ class ShiftRequantizer(Requantizer):
     def apply(self, acc, out):
         p = self.params
         requant_shift(acc, p["right_shift"], p["rounding"], p["zero_point"], p["lo"], p["hi"], out)
+
+    def apply_reference(self, acc, out):
+        p = self.params
+        requant_shift_ref(acc, p["right_shift"], p["rounding"], p["zero_point"], p["lo"], p["hi"], out)
 
 
 def pow2_shifts(rq: Requant, real: np.ndarray, snap: bool, target: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint
+from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint, requant_fixedpoint_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant
@@ -57,6 +57,11 @@ class FixedPointRequantizer(Requantizer):
         p = self.params
         requant_fixedpoint(acc, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"],
                            p["mode"], out)
+
+    def apply_reference(self, acc, out):
+        p = self.params
+        requant_fixedpoint_ref(acc, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"],
+                               p["mode"], out)
 
 
 class FixedPointTarget(Target):

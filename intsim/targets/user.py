@@ -56,7 +56,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from kernels.fixedpoint import ROUNDINGS, requant_fixedpoint, requant_multiply_shift
+from kernels.fixedpoint import (ROUNDINGS, requant_fixedpoint, requant_fixedpoint_ref, requant_multiply_shift,
+                                requant_multiply_shift_ref)
 
 from ..errors import AccumulatorOverflow, QuantParamError
 from ..ir import Requant
@@ -240,15 +241,21 @@ def wrap_bits(v: np.ndarray, bits: int) -> np.ndarray:
 
 class UserRequantizer(Requantizer):
     def apply(self, acc, out):
+        self._apply(acc, out, requant_fixedpoint, requant_multiply_shift)
+
+    def apply_reference(self, acc, out):
+        self._apply(acc, out, requant_fixedpoint_ref, requant_multiply_shift_ref)
+
+    def _apply(self, acc, out, fixedpoint, multiply_shift):
         p = self.params
         cfg = p["config"]
         a = reduce_accumulator(acc, cfg["accumulator"]["bits"], cfg["accumulator"]["overflow"], p["where"])
         if cfg["requant"]["stages"] == "double":
             mode = "double" if cfg["requant"]["saturate_high_mul"] else "cmsis"
-            requant_fixedpoint(a, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"], mode, out)
+            fixedpoint(a, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"], mode, out)
             return
         v = np.empty(a.shape, np.int64)
-        requant_multiply_shift(a, p["multiplier"], p["right_shift"], cfg["requant"]["rounding"], 0,
+        multiply_shift(a, p["multiplier"], p["right_shift"], cfg["requant"]["rounding"], 0,
                                INT64_MIN, INT64_MAX, v)
         w = cfg["requant"]["wrap_bits"]
         y = wrap_bits(wrap_bits(v, w) + p["zero_point"], w)

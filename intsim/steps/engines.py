@@ -1,0 +1,140 @@
+"""The accumulation engines of conv and matmul: one table, one choice per node at prepare.
+
+    engine = select(mode, kernels, simd)     mode     exact | x86-u8s8-pairs | narrow
+                                             kernels  fast | reference (intsim.load(kernels=...))
+                                             simd     the host runs the SIMD engines and both
+                                                      operands are 8-bit (kernels.cpu.best_isa)
+
+Each engine sums acc[..] = bias + sum_k (x_k - x_zp) * (w_k - w_zp) into an int64 array the
+caller allocated, under its accumulation model, and returns the count of narrow-accumulator
+overflow events (0 for the exact and pair-saturating models):
+
+    conv(x4 (N, C, H, W), b, geom, acc (N, M, OH, OW))
+    gemm(a (M, K), bmat (K, N), b, acc (M, N))       packed panels when bmat is b's static weight
+    batched(a (B, M, K), bmat (B, K, N), b, acc (B, M, N))
+
+`b` is the node's compute.Bound: weights, zero points, bias, the narrow model, and `packed`,
+the panels each engine packs once per geometry. The fused conv+requant lanes (compute.py) are
+the other half of the seam: a requantizer that has a `fused_form()` on an exact engine.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from kernels import conv as kc
+from kernels import fast_conv, fast_gemm, fast_pairs, gemm, overflow, x86pairs
+
+
+class Engine(NamedTuple):
+    name: str
+    conv: Callable
+    gemm: Callable
+    batched: Callable
+
+
+def packed_exact(b, geom):
+    """The SIMD exact engine's conv panels for `geom`, packed once."""
+    if geom not in b.packed:
+        b.packed[geom] = fast_conv.pack_conv(b.conv_w(), b.w_zp, geom)
+    return b.packed[geom]
+
+
+def packed_pairs(b, geom):
+    """The pair-saturating SIMD engine's conv panels for `geom`, packed once."""
+    key = ("pairs", geom)
+    if key not in b.packed:
+        b.packed[key] = fast_pairs.pack_conv_pairs(b.conv_w(), geom)
+    return b.packed[key]
+
+
+def _plain(conv_fn, gemm_fn, batched_fn, name):
+    """An engine of kernels with the (x, w, x_zp, w_zp, bias, [geom,] acc) signature."""
+    def conv(x4, b, geom, acc):
+        conv_fn(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, acc)
+        return 0
+
+    def gemm_(a, bmat, b, acc):
+        gemm_fn(a, bmat, b.x_zp, b.w_zp, b.bias, acc)
+        return 0
+
+    def batched(a, bmat, b, acc):
+        batched_fn(a, bmat, b.x_zp, b.w_zp, b.bias, acc)
+        return 0
+    return Engine(name, conv, gemm_, batched)
+
+
+def _narrow(conv_fn, gemm_fn, name):
+    """The narrow-accumulator engine (kernels/overflow.py): canonical K order, events counted."""
+    def conv(x4, b, geom, acc):
+        return conv_fn(x4, b.w, b.x_zp, b.w_zp, b.bias, geom, b.narrow, acc)
+
+    def batched(a, bmat, b, acc):
+        return sum(gemm_fn(a[i], bmat[i], b.x_zp, b.w_zp, b.bias, b.narrow, acc[i]) for i in range(a.shape[0]))
+
+    def gemm_(a, bmat, b, acc):
+        return batched(a[None], bmat[None], b, acc[None])
+    return Engine(name, conv, gemm_, batched)
+
+
+def _simd_exact():
+    portable = ENGINES[("exact", "fast", False)]
+
+    def conv(x4, b, geom, acc):
+        fast_conv.conv2d_fast(x4, b.x_zp, packed_exact(b, geom), b.bias, acc)
+        return 0
+
+    def gemm_(a, bmat, b, acc):
+        if bmat is not b.w:
+            return portable.gemm(a, bmat, b, acc)
+        if "b" not in b.packed:
+            b.packed["b"] = fast_gemm.pack_b(bmat, b.w_zp)
+        fast_gemm.gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
+        return 0
+    return Engine("simd-exact", conv, gemm_, portable.batched)
+
+
+def _simd_pairs():
+    portable = ENGINES[("x86-u8s8-pairs", "fast", False)]
+
+    def conv(x4, b, geom, acc):
+        fast_pairs.conv2d_pairs_fast(x4, b.x_zp, packed_pairs(b, geom), b.w_zp, b.bias, acc)
+        return 0
+
+    def gemm_(a, bmat, b, acc):
+        if bmat is not b.w:
+            return portable.gemm(a, bmat, b, acc)
+        if "pairs" not in b.packed:
+            b.packed["pairs"] = fast_pairs.pack_b_pairs(bmat)
+        fast_pairs.gemm_pairs_packed(a, b.x_zp, b.packed["pairs"], b.w_zp, b.bias, acc)
+        return 0
+    return Engine("simd-pairs", conv, gemm_, portable.batched)
+
+
+# (mode, kernels, simd) -> Engine; the reference engines are the NumPy int64 twins
+ENGINES: dict = {
+    ("exact", "fast", False): _plain(kc.conv2d_acc, gemm.gemm_acc, gemm.batched_gemm_acc, "portable"),
+    ("exact", "reference", False): _plain(kc.conv2d_acc_ref, gemm.gemm_acc_ref, gemm.batched_gemm_acc_ref,
+                                          "reference"),
+    ("x86-u8s8-pairs", "fast", False): _plain(x86pairs.conv2d_acc_pairs, x86pairs.gemm_acc_pairs,
+                                              x86pairs.batched_gemm_acc_pairs, "pairs"),
+    ("x86-u8s8-pairs", "reference", False): _plain(x86pairs.conv2d_acc_pairs_ref, x86pairs.gemm_acc_pairs_ref,
+                                                   x86pairs.batched_gemm_acc_pairs_ref, "pairs-reference"),
+    ("narrow", "fast", False): _narrow(overflow.conv2d_acc_narrow, overflow.gemm_acc_narrow, "narrow"),
+    ("narrow", "reference", False): _narrow(overflow.conv2d_acc_narrow_ref, overflow.gemm_acc_narrow_ref,
+                                            "narrow-reference"),
+}
+ENGINES[("exact", "fast", True)] = _simd_exact()
+ENGINES[("x86-u8s8-pairs", "fast", True)] = _simd_pairs()
+KERNEL_SETS = ("fast", "reference")
+
+
+def select(mode: str, kernels: str, simd: bool) -> Engine:
+    """The engine for an accumulation `mode` ("exact", "x86-u8s8-pairs", or "narrow" for every
+    modelled narrow accumulator), kernel set and SIMD eligibility; the reference set has no
+    SIMD variant."""
+    return ENGINES[(mode, kernels, simd and (mode, kernels, True) in ENGINES)]
+
+
+BYTES = (np.dtype(np.uint8), np.dtype(np.int8))
