@@ -15,7 +15,6 @@ from kernels import lut as lk
 
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
-from ..limits import check_shape
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd
 from .registry import step
@@ -130,12 +129,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
     """The general path: operands broadcast to the output shape (ORT's operand swap for a
     per-span scalar A), then the kernel's validating wrapper."""
     sa, za, sb, zb, sy, zy = p
-    try:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
-    check_shape(shape, max(t.storage.itemsize, a.itemsize, b.itemsize),
-                f"node '{node.name}': broadcast of {list(a.shape)} and {list(b.shape)} to '{node.outputs[0]}'")
+    shape = ta.broadcast_shape(node, a, b, max(t.storage.itemsize, a.itemsize, b.itemsize))
     pa, pb = (a, sa, za), (b, sb, zb)
     if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
         pa, pb = pb, pa

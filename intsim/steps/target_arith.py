@@ -62,17 +62,22 @@ def _pow2_ratio(node, sa, sb, what) -> int:
     return int(-e[0])
 
 
-def _shape(node, a, b):
+def broadcast_shape(node, a, b, itemsize: int) -> tuple:
+    """The shape a and b broadcast to, checked against the limits (at `itemsize` bytes per
+    element) before anything of that shape is allocated."""
     try:
-        return np.broadcast_shapes(a.shape, b.shape)
+        shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(f"node '{node.name}': shapes {a.shape} and {b.shape} do not broadcast") from None
+    check_shape(shape, itemsize, f"node '{node.name}': broadcast of {list(a.shape)} and {list(b.shape)} "
+                                 f"to '{node.outputs[0]}'")
+    return shape
 
 
 def acc_add(ctx, node, rule, a, b, p):
     """(a - za)*2^ka + (b - zb)*2^kb over the finer input scale, then the target's requant."""
     sa, za, sb, zb, sy, zy = p
-    shape = _shape(node, a, b)
+    shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     k = _pow2_ratio(node, sa, sb, f"add of '{node.inputs[0]}' and '{node.inputs[3]}'")
     ka, kb, fine = (k, 0, sb) if k >= 0 else (0, -k, sa)
     acc = ((np.broadcast_to(a, shape).astype(np.int64) - za) << ka) + \
@@ -83,7 +88,7 @@ def acc_add(ctx, node, rule, a, b, p):
 def acc_mul(ctx, node, rule, a, b, p):
     """(a - za) * (b - zb), then the target's requant with real = sa*sb / sy."""
     sa, za, sb, zb, sy, zy = p
-    shape = _shape(node, a, b)
+    shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
     return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=rule.fold_zp)
 
@@ -93,7 +98,7 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     outputs, 15 for 16-bit ones."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
-    shape = _shape(node, a, b)
+    shape = broadcast_shape(node, a, b, t.storage.itemsize)
     left = 15 if t.bits > 8 else 20
     if p not in cache:
         try:

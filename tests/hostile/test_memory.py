@@ -72,6 +72,19 @@ def test_integer_add_broadcast_is_refused_before_allocating():
                             "16777216 elements, above the limit of 1048576 (INTSIM_MAX_ELEMENTS)")
 
 
+@pytest.mark.parametrize("target", ["pow2", "tflite"])
+def test_integer_add_broadcast_is_refused_on_the_target_rule_paths(target):
+    # pow2's shift-aligned add (int64 accumulator) and TFLite's fixed-point ADD broadcast too
+    m = M.qdq_add([None, 1], [1, None])
+    with limits.limited(max_elements=1 << 20):
+        prog = intsim.load(m.SerializeToString(), target=target)
+    assert prog.run({"a": np.ones((3, 1), np.float32), "b": np.ones((1, 5), np.float32)})["y"].shape == (3, 5)
+    with pytest.raises(errors.ResourceLimitError) as e:
+        prog.run({"a": np.ones((4096, 1), np.float32), "b": np.ones((1, 4096), np.float32)})
+    assert str(e.value) == ("node 'add': broadcast of [4096, 1] and [1, 4096] to 'yq': shape [4096, 4096] has "
+                            "16777216 elements, above the limit of 1048576 (INTSIM_MAX_ELEMENTS)")
+
+
 def test_batched_matmul_broadcast_of_b_is_refused_before_copying():
     m = M.qdq_matmul((1, 512, 512))
     with limits.limited(max_elements=1 << 24):
