@@ -3,6 +3,8 @@ averages ask the target for their rule at prepare (targets.rules): onnxruntime's
 runs through kernels/pool.py (formulas in its docstring), the others through target_arith.py."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from kernels import pool as pk
@@ -104,25 +106,21 @@ def _average_rule(node, ctx):
     return None if isinstance(rule, OrtArith) else rule
 
 
-def _reference_global(node, reader):
+def _reference_global(node, x, p):
     """QLinearGlobalAveragePool on kernels.pool.global_avgpool_ref (kernels="reference")."""
-    def run(env, tap):
-        x, sx, zx, sy, zy = _scales(node, reader.values(env))
-        x = _channels_first(node, x)
-        out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), node.attrs["out_type"].storage)
-        try:
-            pk.global_avgpool_ref(x, sx, zx, sy, zy, out)
-        except ValueError as e:
-            raise ShapeError(f"node '{node.name}': {e}") from None
-        env[node.outputs[0]] = _restore(node, out)
-    return run
+    out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), node.attrs["out_type"].storage)
+    try:
+        pk.global_avgpool_ref(x, *p, out)
+    except ValueError as e:
+        raise ShapeError(f"node '{node.name}': {e}") from None
+    return out
 
 
-def _rule_run(node, ctx, rule, reader, attrs):
+def _per_call(node, reader, pool):
+    """run(env, tap) reading the parameters at each call: y = pool(NCHW x, (sx, zx, sy, zy))."""
     def run(env, tap):
         x, sx, zx, sy, zy = _scales(node, reader.values(env))
-        x = _channels_first(node, x)
-        env[node.outputs[0]] = _restore(node, ta.average(ctx, node, rule, x, (sx, zx, sy, zy), attrs))
+        env[node.outputs[0]] = _restore(node, pool(_channels_first(node, x), (sx, zx, sy, zy)))
     return run
 
 
@@ -131,9 +129,9 @@ def prepare_global_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     rule = _average_rule(node, ctx)
     if rule is not None:
-        return _rule_run(node, ctx, rule, reader, None)
+        return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, None))
     if ctx.kernels == "reference":
-        return _reference_global(node, reader)
+        return _per_call(node, reader, partial(_reference_global, node))
     t = node.attrs["out_type"]
     src, consts = node.inputs[0], ctx.constants
     static = _scales(node, [None] + reader.values({})[1:5])[1:] if reader.static else None
@@ -183,7 +181,7 @@ def prepare_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     rule = _average_rule(node, ctx)
     if rule is not None:
-        return _rule_run(node, ctx, rule, reader, node.attrs)
+        return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, node.attrs))
     avgpool = ctx.kernel(pk.avgpool)
     t = node.attrs["out_type"]
     a = node.attrs
