@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from kernels.conv import ConvGeom, conv_out_hw
-from kernels.conv_plan import BoundPlan, ConvPlan, run_plan
+from kernels import conv_plan
 from kernels.cpu import best_isa
 from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
 from kernels.fast_conv import plan_conv_exact, plan_depthwise
@@ -118,7 +118,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
     out_nhwc = not one_d and name in getattr(ctx, "channels_last", ())
-    conv = _gemm_conv(plan, out_nhwc) if isinstance(plan, ConvPlan) else \
+    conv = _gemm_conv(plan, out_nhwc) if isinstance(plan, conv_plan.ConvPlan) else \
         _depthwise_conv(plan, x4, dtype, out_nhwc)
 
     out_shape = (n, oh, ow, m) if out_nhwc else (n, m, oh, ow)
@@ -151,9 +151,9 @@ def _gemm_conv(plan, out_nhwc: bool, where: str = "conv"):
     out_layout = "nhwc" if out_nhwc else "nchw"
 
     def bind(n, x_layout, out_dtype):
-        if BoundPlan.fits(plan, n):
-            return BoundPlan(plan, n, x_layout, out_layout, out_dtype, where)
-        return lambda x, out: run_plan(plan, x, out, where, x_layout, out_layout)
+        if conv_plan.BoundPlan.fits(plan, n):
+            return conv_plan.BoundPlan(plan, n, x_layout, out_layout, out_dtype, where)
+        return lambda x, out: conv_plan.run_plan(plan, x, out, where, x_layout, out_layout)
     return _bound_per_layout(bind)
 
 
@@ -481,7 +481,7 @@ def _matmul_lane(node, ctx, b: Bound, a):
     if fused is None or m < 1 or k < 1:
         return None
     plan = _cached_plan(b, ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1), np.empty((m, k, 1, 1), a.dtype), fused)
-    if not isinstance(plan, ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
+    if not isinstance(plan, conv_plan.ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
         return None
     name = node.outputs[0]
     conv = _gemm_conv(plan, True, "matmul")     # bound once: A's rows are M one-pixel channels-last images
