@@ -56,7 +56,8 @@ def _emit_dequantize(ctx: ImportContext, node, q_name, qp, axis):
     ctx.add_constant(z_name, qp.zero_point.reshape(-1) if qp.zero_point.size > 1 else qp.zero_point.reshape(()))
     ctx.declare(out, FLOAT32)
     ctx.emit("dequantize", (node.name or out) + "/dequantize", [q_name, s_name, z_name], [out],
-             {"axis": axis if axis is not None else 1, "block_size": 0, "out_dtype": FLOAT32}, ctx.origin(node))
+             {"axis": axis if axis is not None else 1, "block_size": 0, "out_dtype": FLOAT32, "qonnx": 1},
+             ctx.origin(node))
 
 
 @lowering("Quant", "IntQuant", domain=QONNX_DOMAINS)

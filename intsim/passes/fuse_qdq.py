@@ -5,7 +5,15 @@ DQ and a Q of the same quantization move the integers directly.
 
 A fused Relu/Clip becomes the clamp stage: since quantization is monotonic,
 Q(relu(v)) == max(Q(v), Q(0)) and Q(clip(v, a, b)) == clamp(Q(v), Q(a), Q(b)).
-Patterns that do not match stay as they are: visible float islands between Q and DQ.
+Which patterns fuse follows onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
+Add/Mul and Concat only when every input and the output share one element type, pools and
+tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
+output types agree and (int8 activations) the weights are int8 too, with a bias only when it
+is a DequantizeLinear of int32. Patterns that do not match stay as they are: visible float
+islands between Q and DQ, computed as onnxruntime computes them (float op, then Q); a compute
+node left float carries attrs["float_reason"] (runtime warns with it).
+QONNX graphs (dequantize nodes marked "qonnx" by the importer) are not onnxruntime's to fuse:
+their mixed-width Quant chains keep intsim's integer reading.
 """
 from __future__ import annotations
 
@@ -40,6 +48,22 @@ class _View:
 
     def const(self, name: str):
         return self.g.constants.get(name) if name else None
+
+
+def _dtype(v: _View, name: str):
+    t = v.g.tensors.get(name)
+    return None if t is None else t.dtype
+
+
+def _qonnx(*dqs) -> bool:
+    """The pattern comes from QONNX Quant nodes (not a QDQ graph onnxruntime would fuse)."""
+    return any(d is not None and d.attrs.get("qonnx") for d in dqs)
+
+
+def _same_types(v: _View, *names) -> bool:
+    """onnxruntime's selectors: these tensors (DQ inputs, Q output) share one element type."""
+    ts = [_dtype(v, n) for n in names]
+    return all(t is not None and t == ts[0] for t in ts)
 
 
 def _onnx_attrs(node: Node) -> dict:
@@ -126,25 +150,35 @@ def _float_bias(v: _View, name: str, dx: Node, dw: Node):
 
 
 def _fuse_compute(v: _View, node: Node):
+    """(fused node, removed nodes), or a string: why onnxruntime (and so intsim) leaves it float."""
     op = node.attrs["op_type"]
     ins = list(node.inputs) + ["", ""]
     dx, dw = v.dq(ins[0]), v.dq(ins[1])
     if dx is None or dw is None:
-        return None
+        which = "input" if dx is None else "weight"
+        return f"its {which} '{ins[0] if dx is None else ins[1]}' is not a DequantizeLinear output"
     db = v.dq(ins[2]) if ins[2] else None
     float_bias = None
     if ins[2] and db is None:
         float_bias = _float_bias(v, ins[2], dx, dw)
         if float_bias is None:
-            return None
+            return f"its bias '{ins[2]}' is neither a DequantizeLinear nor a constant float bias"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
-        return None
+        return f"its weight '{dw.inputs[0]}' is not a constant"
+    if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
+        return f"its bias '{db.inputs[0]}' is {_dtype(v, db.inputs[0])}, not int32 (onnxruntime fuses an int32 bias only)"
     if not _bias_ok(v, db, dx, dw):
-        return None
+        return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
     if found is None:
-        return None
+        return f"its output '{node.outputs[0]}' does not go (through Relu/Clip) to one QuantizeLinear alone"
     q, (lo, hi), removed = found
+    if not _qonnx(dx, dw):
+        tx, tw, ty = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0]), _dtype(v, q.outputs[0])
+        if tx != ty:
+            return f"input type {tx} differs from output type {ty} (onnxruntime fuses only equal types)"
+        if getattr(tx, "signed", False) and tx.bits == 8 and tw != tx:
+            return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
     bias_name = db.inputs[0] if db is not None else ""
@@ -176,6 +210,8 @@ def _fuse_binary(v: _View, node: Node):
     found = _output_q(v, node)
     if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
         return None
+    if not _qonnx(da, db) and not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
+        return None     # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
     op = qdq_target(node.attrs["op_type"])
@@ -187,6 +223,8 @@ def _fuse_unary(v: _View, node: Node):
     dx = v.dq(node.inputs[0])
     found = _output_q(v, node)
     if dx is None or found is None or found[2] or not _is8(v, dx.inputs[0], found[0].outputs[0]):
+        return None
+    if not _qonnx(dx) and not _same_types(v, dx.inputs[0], found[0].outputs[0]):
         return None
     q = found[0]
     op_type = node.attrs["op_type"]
@@ -210,6 +248,8 @@ def _fuse_concat(v: _View, node: Node):
     found = _output_q(v, node)
     if any(d is None for d in dqs) or found is None or found[2] or \
             not _is8(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
+        return None
+    if not _qonnx(*dqs) and not _same_types(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
         return None
     q = found[0]
     ins = [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
@@ -263,7 +303,10 @@ def fuse_qdq(graph: Graph) -> Graph:
             continue
         rule = _rule(node.attrs["op_type"])
         res = rule(v, node) if rule is not None else None
-        if res is not None:
+        if isinstance(res, str):
+            replaced[id(node)] = Node(node.op, node.name, node.inputs, node.outputs,
+                                      {**node.attrs, "float_reason": res}, node.origin)
+        elif res is not None:
             new, removed = res
             replaced[id(node)] = new
             for r in removed:
