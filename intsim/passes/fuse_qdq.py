@@ -21,7 +21,7 @@ import numpy as np
 from onnx import helper
 
 from ..importer.qoperator import conv_attrs
-from ..ir import INT32, Graph, Node, Tensor
+from ..ir import FLOAT32, INT32, Graph, Node, Tensor
 from ..numerics import quantize_scalar
 from ..ops import ONNX_MOVEMENT, OPS, qdq_target
 
@@ -35,6 +35,7 @@ class _View:
         self.consumers = graph.consumers()
         self.outputs = set(graph.outputs)
         self.new_constants: dict = {}
+        self.new_tensors: dict = {}
 
     def dq(self, name: str):
         p = self.producer.get(name)
@@ -136,17 +137,44 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
                           want.reshape(-1))
 
 
-def _float_bias(v: _View, name: str, dx: Node, dw: Node):
-    """A float constant bias (QONNX/Brevitas exports) as the int32 an integer accelerator adds:
-    rint_RNE(b / f32(x_scale * w_scale[c])) at the accumulator's scale (zero point 0)."""
-    b, xs, ws = v.const(name), v.const(dx.inputs[1]), v.const(dw.inputs[1])
-    if b is None or xs is None or ws is None or b.dtype.kind != "f" or np.asarray(xs).size != 1:
-        return None
+def _split_float_bias(v: _View, node: Node, dx: Node, dw: Node):
+    """QONNX conv/Gemm with a float bias, as qonnx's executor computes it: the exact integer
+    accumulation (an int32-out conv/matmul), dequantized at f32(x_scale * w_scale[c]), then the
+    float bias added in float32; the output Quant (and any activation) stays as it is.
+    Returns (nodes, removed) or a reason string."""
+    op, a = node.attrs["op_type"], _onnx_attrs(node)
+    b, xs, ws = v.const(node.inputs[2]), v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    w = v.const(dw.inputs[0])
+    if b is None or b.dtype.kind != "f" or xs is None or ws is None or np.asarray(xs).size != 1 or w is None:
+        return f"its float bias '{node.inputs[2]}' or its scales are not constants of the expected layout"
+    if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
+        return "a Gemm with alpha or beta other than 1"
     acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
-    q = np.rint(b.astype(np.float32).reshape(-1) / acc_scale)
-    if np.any(np.abs(q) > 2**31 - 1):
-        return None
-    return q.astype(np.int32)
+    y = node.outputs[0]
+    shape = v.g.tensors[y].shape if y in v.g.tensors else None
+    acc, accf = y + "__acc", y + "__acc_float"
+    names = {k: y + "__" + k for k in ("acc_scale", "acc_zp", "bias")}
+    channels = acc_scale.size
+    bias = np.asarray(b, np.float32).reshape(-1)
+    if op == "Conv":
+        bias = bias.reshape((-1,) + (1,) * (w.ndim - 2))
+    v.new_constants.update({names["acc_scale"]: acc_scale, names["acc_zp"]: np.zeros(channels, np.int32),
+                            names["bias"]: bias})
+    v.new_tensors.update({acc: Tensor(acc, shape, INT32), accf: Tensor(accf, shape, FLOAT32)})
+    triple = [dx.inputs[0], "", dx.inputs[2] if len(dx.inputs) > 2 else "",
+              dw.inputs[0], "", dw.inputs[2] if len(dw.inputs) > 2 else "", "", "", ""]
+    if op == "Conv":
+        attrs, ir_op = dict(conv_attrs(None, node.attrs["node"], a), out_type=INT32, requant=False), "conv"
+    else:
+        attrs = {"out_type": INT32, "requant": False, "transA": int(a.get("transA", 0)),
+                 "transB": int(a.get("transB", 0)), "alpha": 1.0}
+        ir_op = "matmul"
+    add = helper.make_node("Add", [accf, names["bias"]], [y], name=node.name + "/float_bias")
+    return (Node(ir_op, node.name, triple, (acc,), attrs, node.origin),
+            Node("dequantize", node.name + "/acc_dequantize", (acc, names["acc_scale"], names["acc_zp"]), (accf,),
+                 {"axis": 1, "block_size": 0, "out_dtype": FLOAT32}, node.origin),
+            Node("onnx", node.name + "/float_bias", (accf, names["bias"]), (y,),
+                 {"node": add, "opset": node.attrs["opset"], "op_type": "Add"}, node.origin)), []
 
 
 def _fuse_compute(v: _View, node: Node):
@@ -158,11 +186,10 @@ def _fuse_compute(v: _View, node: Node):
         which = "input" if dx is None else "weight"
         return f"its {which} '{ins[0] if dx is None else ins[1]}' is not a DequantizeLinear output"
     db = v.dq(ins[2]) if ins[2] else None
-    float_bias = None
     if ins[2] and db is None:
-        float_bias = _float_bias(v, ins[2], dx, dw)
-        if float_bias is None:
-            return f"its bias '{ins[2]}' is neither a DequantizeLinear nor a constant float bias"
+        if not _qonnx(dx, dw):
+            return f"its bias '{ins[2]}' is not a DequantizeLinear output (onnxruntime fuses a quantized bias only)"
+        return _split_float_bias(v, node, dx, dw)
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
         return f"its weight '{dw.inputs[0]}' is not a constant"
     if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
@@ -182,9 +209,6 @@ def _fuse_compute(v: _View, node: Node):
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
     bias_name = db.inputs[0] if db is not None else ""
-    if float_bias is not None:
-        bias_name = ins[2] + "__int32"
-        v.new_constants[bias_name] = float_bias
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if op == "Conv":
@@ -314,8 +338,8 @@ def fuse_qdq(graph: Graph) -> Graph:
     nodes = []
     for n in graph.nodes:
         if id(n) in replaced:
-            if replaced[id(n)] is not None:
-                nodes.append(replaced[id(n)])
+            new = replaced[id(n)]
+            nodes.extend(() if new is None else new if isinstance(new, tuple) else (new,))
         else:
             nodes.append(n)
     # A removed Q/activation node must not be placed before the fused node reading its inputs:
@@ -325,7 +349,8 @@ def fuse_qdq(graph: Graph) -> Graph:
     consts, tensors = dict(graph.constants), dict(graph.tensors)
     for k, val in v.new_constants.items():
         consts[k] = val
-        tensors[k] = Tensor(k, val.shape, INT32)
+        tensors[k] = Tensor(k, val.shape, INT32 if val.dtype == np.int32 else FLOAT32)
+    tensors.update(v.new_tensors)
     return graph.replace(nodes=tuple(nodes), constants=consts, tensors=tensors)
 
 

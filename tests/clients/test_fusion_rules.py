@@ -92,7 +92,9 @@ def _conv(tx, tw, ty, bias=None):
     x = b.dq(b.q("x", 0.125, zx), 0.125, zx)
     wd = b.dq(b.const("w", w), 0.25, np.asarray(0 if tw is I8 else 128, tw))
     ins = [x, wd]
-    if bias is not None:
+    if bias is np.float32:     # a float bias constant (no DQ): onnxruntime runs the conv in float
+        ins.append(b.const("bias", np.array([0.375, -0.5, 0.25, 0.0], np.float32)))
+    elif bias is not None:
         bias_scale = 0.125 * 0.25 if bias is np.int32 else 0.25
         ins.append(b.dq(b.const("bias", np.array([3, -2, 1, 0], bias)), bias_scale, np.asarray(0, bias)))
     c = b.node("Conv", ins, name="conv0")
@@ -107,6 +109,7 @@ def _conv(tx, tw, ty, bias=None):
     (I8, I8, U8, None, False),
     (I8, U8, I8, None, False),        # int8 activations need int8 weights
     (U8, I8, U8, np.int8, False),     # bias not int32 (Quark XINT8 writes int8 biases)
+    (U8, I8, U8, np.float32, False),  # a float bias: not a DQ input of the node
 ])
 def test_conv_fuses_as_onnxruntime_decides(tx, tw, ty, bias, fused):
     m = _conv(tx, tw, ty, bias)
