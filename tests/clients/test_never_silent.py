@@ -61,3 +61,12 @@ def test_overflow_text_prints_the_reason(tmp_path, capsys):
     with pytest.warns(UserWarning):
         assert main(["overflow", str(path)]) == 0
     assert "no integer conv/matmul layers" in capsys.readouterr().out
+
+
+def test_info_gives_the_reason():
+    from intsim.info import describe, layers
+    from intsim.pipeline import import_onnx
+    g = import_onnx(_int8_bias_conv())
+    assert [r["float_reason"] for r in layers(g) if "float_reason" in r] == [
+        "its bias 'bias' is int8, not int32 (onnxruntime fuses an int32 bias only)"]
+    assert describe(g).splitlines()[-1].startswith("1 compute node(s) run as float islands")
