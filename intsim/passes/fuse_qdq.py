@@ -137,29 +137,34 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
                           want.reshape(-1))
 
 
-def _split_float_bias(v: _View, node: Node, dx: Node, dw: Node):
-    """QONNX conv/Gemm with a float bias, as qonnx's executor computes it: the exact integer
-    accumulation (an int32-out conv/matmul), dequantized at f32(x_scale * w_scale[c]), then the
-    float bias added in float32; the output Quant (and any activation) stays as it is.
+def _rank(v: _View, name: str):
+    t = v.g.tensors.get(name)
+    c = v.const(name)
+    return c.ndim if c is not None else (len(t.shape) if t is not None and t.shape is not None else None)
+
+
+def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool):
+    """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
+    f32(x_scale * w_scale[c]), then (float_bias) its float bias added in float32. This is
+    onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it) and qonnx's reading
+    of a QONNX conv/Gemm with a float bias; what follows (activation, Quant) stays as it is.
     Returns (nodes, removed) or a reason string."""
     op, a = node.attrs["op_type"], _onnx_attrs(node)
-    b, xs, ws = v.const(node.inputs[2]), v.const(dx.inputs[1]), v.const(dw.inputs[1])
-    w = v.const(dw.inputs[0])
-    if b is None or b.dtype.kind != "f" or xs is None or ws is None or np.asarray(xs).size != 1 or w is None:
-        return f"its float bias '{node.inputs[2]}' or its scales are not constants of the expected layout"
+    xs, ws = v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    b = v.const(node.inputs[2]) if float_bias else None
+    if xs is None or ws is None or np.asarray(xs).size != 1 or (float_bias and (b is None or b.dtype.kind != "f")):
+        return "its scales (or float bias) are not constants of the expected layout"
     if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
         return "a Gemm with alpha or beta other than 1"
     acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
     y = node.outputs[0]
+    rank = _rank(v, y) or max(_rank(v, dx.inputs[0]) or 2, _rank(v, dw.inputs[0]) or 2)
     shape = v.g.tensors[y].shape if y in v.g.tensors else None
-    acc, accf = y + "__acc", y + "__acc_float"
+    acc, accf = y + "__acc", (y + "__acc_float" if float_bias else y)
     names = {k: y + "__" + k for k in ("acc_scale", "acc_zp", "bias")}
-    channels = acc_scale.size
-    bias = np.asarray(b, np.float32).reshape(-1)
-    if op == "Conv":
-        bias = bias.reshape((-1,) + (1,) * (w.ndim - 2))
-    v.new_constants.update({names["acc_scale"]: acc_scale, names["acc_zp"]: np.zeros(channels, np.int32),
-                            names["bias"]: bias})
+    per_tensor = acc_scale.size == 1
+    v.new_constants.update({names["acc_scale"]: acc_scale.reshape(()) if per_tensor else acc_scale,
+                            names["acc_zp"]: np.zeros(() if per_tensor else acc_scale.size, np.int32)})
     v.new_tensors.update({acc: Tensor(acc, shape, INT32), accf: Tensor(accf, shape, FLOAT32)})
     triple = [dx.inputs[0], "", dx.inputs[2] if len(dx.inputs) > 2 else "",
               dw.inputs[0], "", dw.inputs[2] if len(dw.inputs) > 2 else "", "", "", ""]
@@ -169,12 +174,71 @@ def _split_float_bias(v: _View, node: Node, dx: Node, dw: Node):
         attrs = {"out_type": INT32, "requant": False, "transA": int(a.get("transA", 0)),
                  "transB": int(a.get("transB", 0)), "alpha": 1.0}
         ir_op = "matmul"
+    axis = 1 if op == "Conv" else rank - 1
+    nodes = (Node(ir_op, node.name, triple, (acc,), attrs, node.origin),
+             Node("dequantize", node.name + "/acc_dequantize", (acc, names["acc_scale"], names["acc_zp"]), (accf,),
+                  {"axis": axis, "block_size": 0, "out_dtype": FLOAT32}, node.origin))
+    if not float_bias:
+        return nodes, []
+    bias = np.asarray(b, np.float32).reshape(-1)
+    v.new_constants[names["bias"]] = bias.reshape((-1,) + (1,) * (rank - 2)) if op == "Conv" else bias
     add = helper.make_node("Add", [accf, names["bias"]], [y], name=node.name + "/float_bias")
-    return (Node(ir_op, node.name, triple, (acc,), attrs, node.origin),
-            Node("dequantize", node.name + "/acc_dequantize", (acc, names["acc_scale"], names["acc_zp"]), (accf,),
-                 {"axis": 1, "block_size": 0, "out_dtype": FLOAT32}, node.origin),
-            Node("onnx", node.name + "/float_bias", (accf, names["bias"]), (y,),
-                 {"node": add, "opset": node.attrs["opset"], "op_type": "Add"}, node.origin)), []
+    return nodes + (Node("onnx", node.name + "/float_bias", (accf, names["bias"]), (y,),
+                         {"node": add, "opset": node.attrs["opset"], "op_type": "Add"}, node.origin),), []
+
+
+def _quantized_after(v: _View, name: str) -> bool:
+    """Some QuantizeLinear reads `name`, directly or through a Relu/Clip (onnxruntime then looks
+    for a QLinear fusion, not MatMulIntegerToFloat)."""
+    for c in v.consumers.get(name, []):
+        if c.op == "quantize":
+            return True
+        if c.op == "onnx" and c.attrs["op_type"] in ("Relu", "Clip") and \
+                any(q.op == "quantize" for q in v.consumers.get(c.outputs[0], [])):
+            return True
+    return False
+
+
+def _shape(v: _View, name: str):
+    c = v.const(name)
+    if c is not None:
+        return tuple(c.shape)
+    t = v.g.tensors.get(name)
+    return None if t is None or t.shape is None else tuple(t.shape)
+
+
+def _becomes_float_gemm(v: _View, node: Node) -> bool:
+    """onnxruntime's MatMulAddFusion (graph level 1, before the QDQ fusions) turns MatMul ->
+    Add(bias) into a float Gemm: one Add reads the MatMul alone, B is 2-D with known dims, A
+    2-D or of a concrete shape, the bias (N) (or, A 2-D, (1, N), (M, 1), (M, N)). (Its
+    attention-subgraph exceptions are not modelled.)"""
+    y = node.outputs[0]
+    cs = v.consumers.get(y, [])
+    if len(cs) != 1 or y in v.outputs or cs[0].op != "onnx" or cs[0].attrs["op_type"] != "Add":
+        return False
+    a, b = _shape(v, node.inputs[0]), _shape(v, node.inputs[1])
+    if a is None or b is None or len(b) != 2 or None in b or (len(a) != 2 and None in a):
+        return False
+    add = cs[0]
+    bias = _shape(v, add.inputs[1] if add.inputs[0] == y else add.inputs[0])
+    n = b[1]
+    if bias is None:
+        return False
+    return bias == (n,) or (len(a) == 2 and len(bias) == 2 and (bias == (1, n) or (
+        bias[0] == a[0] and bias[1] in (1, n))))
+
+
+def _matmul_integer_to_float(v: _View, node: Node, dx: Node, dw: Node):
+    """onnxruntime's MatMulNodeGroupSelector with no Q after the MatMul: MatMulIntegerToFloat,
+    for 8-bit inputs (int8 activations with int8 weights only)."""
+    if _becomes_float_gemm(v, node):
+        return "onnxruntime's MatMulAddFusion makes MatMul -> Add a float Gemm (its bias is not quantized)"
+    tx, tw = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0])
+    if getattr(tx, "bits", 0) != 8 or getattr(tw, "bits", 0) != 8:
+        return f"{tx} x {tw} inputs (onnxruntime's MatMulIntegerToFloat takes 8-bit inputs)"
+    if tx.signed and tw != tx:
+        return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
+    return _accumulate_then_float(v, node, dx, dw, float_bias=False)
 
 
 def _fuse_compute(v: _View, node: Node):
@@ -189,7 +253,7 @@ def _fuse_compute(v: _View, node: Node):
     if ins[2] and db is None:
         if not _qonnx(dx, dw):
             return f"its bias '{ins[2]}' is not a DequantizeLinear output (onnxruntime fuses a quantized bias only)"
-        return _split_float_bias(v, node, dx, dw)
+        return _accumulate_then_float(v, node, dx, dw, float_bias=True)
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
         return f"its weight '{dw.inputs[0]}' is not a constant"
     if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
@@ -197,6 +261,8 @@ def _fuse_compute(v: _View, node: Node):
     if not _bias_ok(v, db, dx, dw):
         return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
+    if found is None and op == "MatMul" and not _qonnx(dx, dw) and not _quantized_after(v, node.outputs[0]):
+        return _matmul_integer_to_float(v, node, dx, dw)
     if found is None:
         return f"its output '{node.outputs[0]}' does not go (through Relu/Clip) to one QuantizeLinear alone"
     q, (lo, hi), removed = found
@@ -216,7 +282,7 @@ def _fuse_compute(v: _View, node: Node):
         ir_op = "conv"
     else:
         if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
-            return None
+            return "a Gemm with alpha or beta other than 1"
         attrs.update(transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)), alpha=1.0)
         ir_op = "matmul"
     return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
