@@ -143,11 +143,13 @@ def _rank(v: _View, name: str):
     return c.ndim if c is not None else (len(t.shape) if t is not None and t.shape is not None else None)
 
 
-def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool):
+def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
     """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
     f32(x_scale * w_scale[c]), then (float_bias) its float bias added in float32. This is
-    onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it) and qonnx's reading
-    of a QONNX conv/Gemm with a float bias; what follows (activation, Quant) stays as it is.
+    onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
+    float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
+    qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)
+    stays as it is.
     Returns (nodes, removed) or a reason string."""
     op, a = node.attrs["op_type"], _onnx_attrs(node)
     xs, ws = v.const(dx.inputs[1]), v.const(dw.inputs[1])
@@ -167,7 +169,7 @@ def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias:
                             names["acc_zp"]: np.zeros(() if per_tensor else acc_scale.size, np.int32)})
     v.new_tensors.update({acc: Tensor(acc, shape, INT32), accf: Tensor(accf, shape, FLOAT32)})
     triple = [dx.inputs[0], "", dx.inputs[2] if len(dx.inputs) > 2 else "",
-              dw.inputs[0], "", dw.inputs[2] if len(dw.inputs) > 2 else "", "", "", ""]
+              dw.inputs[0], "", dw.inputs[2] if len(dw.inputs) > 2 else "", "", "", int_bias]
     if op == "Conv":
         attrs, ir_op = dict(conv_attrs(None, node.attrs["node"], a), out_type=INT32, requant=False), "conv"
     else:
@@ -228,17 +230,18 @@ def _becomes_float_gemm(v: _View, node: Node) -> bool:
         bias[0] == a[0] and bias[1] in (1, n))))
 
 
-def _matmul_integer_to_float(v: _View, node: Node, dx: Node, dw: Node):
-    """onnxruntime's MatMulNodeGroupSelector with no Q after the MatMul: MatMulIntegerToFloat,
-    for 8-bit inputs (int8 activations with int8 weights only)."""
-    if _becomes_float_gemm(v, node):
+def _float_output(v: _View, node: Node, dx: Node, dw: Node, db: Node | None):
+    """onnxruntime's MatMul/Gemm selectors with no Q after the node: MatMulIntegerToFloat or
+    QGemm with a float output, for 8-bit inputs (int8 activations with int8 weights only)."""
+    op = node.attrs["op_type"]
+    if op == "MatMul" and _becomes_float_gemm(v, node):
         return "onnxruntime's MatMulAddFusion makes MatMul -> Add a float Gemm (its bias is not quantized)"
     tx, tw = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0])
     if getattr(tx, "bits", 0) != 8 or getattr(tw, "bits", 0) != 8:
-        return f"{tx} x {tw} inputs (onnxruntime's MatMulIntegerToFloat takes 8-bit inputs)"
+        return f"{tx} x {tw} inputs (onnxruntime's integer MatMul/Gemm to float takes 8-bit inputs)"
     if tx.signed and tw != tx:
         return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
-    return _accumulate_then_float(v, node, dx, dw, float_bias=False)
+    return _accumulate_then_float(v, node, dx, dw, float_bias=False, int_bias=db.inputs[0] if db else "")
 
 
 def _fuse_compute(v: _View, node: Node):
@@ -261,8 +264,8 @@ def _fuse_compute(v: _View, node: Node):
     if not _bias_ok(v, db, dx, dw):
         return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
-    if found is None and op == "MatMul" and not _qonnx(dx, dw) and not _quantized_after(v, node.outputs[0]):
-        return _matmul_integer_to_float(v, node, dx, dw)
+    if found is None and op != "Conv" and not _qonnx(dx, dw) and not _quantized_after(v, node.outputs[0]):
+        return _float_output(v, node, dx, dw, db)
     if found is None:
         return f"its output '{node.outputs[0]}' does not go (through Relu/Clip) to one QuantizeLinear alone"
     q, (lo, hi), removed = found

@@ -1,7 +1,9 @@
-"""DequantizeLinear -> MatMul with no QuantizeLinear after it (transformer and dynamically
-quantized graphs): onnxruntime fuses it into com.microsoft MatMulIntegerToFloat (integer
-accumulation times f32(a_scale * b_scale)); intsim emits the same integer matmul and the
-dequantization of its accumulator, and equals onnxruntime bit for bit."""
+"""DequantizeLinear -> MatMul/Gemm with no QuantizeLinear after it (transformer and dynamically
+quantized graphs): onnxruntime fuses it into com.microsoft MatMulIntegerToFloat or a QGemm with
+a float output (integer accumulation, int32 bias inside, times f32(a_scale * b_scale)); intsim
+emits the same integer matmul and the dequantization of its accumulator, and equals
+onnxruntime bit for bit. A MatMul -> Add(bias) that onnxruntime's MatMulAddFusion turns into a
+float Gemm first stays float."""
 from __future__ import annotations
 
 import os
@@ -77,3 +79,31 @@ def test_matmul_then_bias_add_stays_float_as_onnxruntime_makes_it_a_float_gemm(r
     with pytest.warns(UserWarning, match="MatMulAddFusion makes MatMul -> Add a float Gemm"):
         prog = intsim.load(m, target="ort")
     assert "matmul" not in [n.op for n in prog.graph.nodes]
+
+
+@pytest.mark.parametrize("tx", [np.uint8, np.int8])
+@pytest.mark.parametrize("bias,per_channel", [(False, False), (True, False), (True, True)])
+def test_dq_gemm_without_q_is_qgemm_with_float_output(tx, bias, per_channel):
+    """QGemm without y_scale: (acc + int32 bias) * f32(a_scale * b_scale[n]) in float32."""
+    rng = np.random.default_rng(int(bias) + 2 * int(per_channel))
+    b = Builder()
+    zx, xs = tx(0 if tx is np.int8 else 3), np.float32(0.0173)
+    x = b.dq(b.q("x", xs, zx), xs, zx)
+    ws = rng.uniform(0.005, 0.02, 16).astype(np.float32) if per_channel else np.float32(0.011)
+    wd = b.dq(b.const("w", rng.integers(-128, 128, (16, 24)).astype(np.int8)), ws,
+              np.zeros(16, np.int8) if per_channel else np.int8(0), axis=0 if per_channel else None)
+    ins = [x, wd]
+    if bias:
+        ins.append(b.dq(b.const("bias", rng.integers(-9999, 9999, 16).astype(np.int32)),
+                        (xs * np.asarray(ws, np.float32)).astype(np.float32),
+                        np.zeros(16, np.int32) if per_channel else np.int32(0), axis=0 if per_channel else None))
+    b.node("Gemm", ins, ["y"], name="gemm", transB=1)
+    m = b.model([("x", [8, 24])], [("y", [8, 16])])
+    assert "QGemm" in _ort_ops(m)
+    assert "matmul" in [n.op for n in import_onnx(m).nodes]
+    feeds = {"x": rng.normal(0, 2, (8, 24)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = intsim.load(m, target="ort").run(feeds)["y"]
+    want = run_ort(m, feeds)["y"]
+    assert np.array_equal(got, want), int(np.sum(got != want))
