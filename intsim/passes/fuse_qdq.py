@@ -137,6 +137,27 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
                           want.reshape(-1))
 
 
+def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
+    """onnxruntime's BiasQuantization (before its QDQ fusion) on a Conv/Gemm whose x and w come
+    from DQs and whose bias is a 1-D float initializer: int32 Cast(Round(b / f32(x_scale *
+    w_scale))) at scale x_scale * w_scale (x per tensor; w per tensor or per output channel).
+    None where it does not apply."""
+    b, xs, ws = v.const(name), v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    if b is None or xs is None or ws is None or b.dtype.kind != "f" or b.ndim != 1 or np.asarray(xs).size != 1:
+        return None
+    ws = np.asarray(ws, np.float32)
+    if ws.size != 1 or ws.ndim != 0:
+        a = _onnx_attrs(node)
+        want_axis = (0 if a.get("transB", 0) else 1) if node.attrs["op_type"] == "Gemm" else 0
+        if ws.ndim != 1 or ws.size != b.size or dw.attrs["axis"] != want_axis:
+            return None
+    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * ws.reshape(-1)).astype(np.float32)
+    q = np.rint((b.astype(np.float32) / acc_scale).astype(np.float32))
+    if np.any(np.abs(q) > 2**31 - 1):
+        return None
+    return q.astype(np.int32)
+
+
 def _rank(v: _View, name: str):
     t = v.g.tensors.get(name)
     c = v.const(name)
@@ -253,10 +274,14 @@ def _fuse_compute(v: _View, node: Node):
         which = "input" if dx is None else "weight"
         return f"its {which} '{ins[0] if dx is None else ins[1]}' is not a DequantizeLinear output"
     db = v.dq(ins[2]) if ins[2] else None
+    float_bias = None
     if ins[2] and db is None:
-        if not _qonnx(dx, dw):
-            return f"its bias '{ins[2]}' is not a DequantizeLinear output (onnxruntime fuses a quantized bias only)"
-        return _accumulate_then_float(v, node, dx, dw, float_bias=True)
+        if _qonnx(dx, dw):
+            return _accumulate_then_float(v, node, dx, dw, float_bias=True)
+        float_bias = _quantized_bias(v, ins[2], node, dx, dw)
+        if float_bias is None:
+            return f"its bias '{ins[2]}' is neither a DequantizeLinear output nor a 1-D float initializer " \
+                   "onnxruntime quantizes (BiasQuantization)"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
         return f"its weight '{dw.inputs[0]}' is not a constant"
     if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
@@ -264,7 +289,8 @@ def _fuse_compute(v: _View, node: Node):
     if not _bias_ok(v, db, dx, dw):
         return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
-    if found is None and op != "Conv" and not _qonnx(dx, dw) and not _quantized_after(v, node.outputs[0]):
+    if found is None and op != "Conv" and float_bias is None and not _qonnx(dx, dw) and \
+            not _quantized_after(v, node.outputs[0]):
         return _float_output(v, node, dx, dw, db)
     if found is None:
         return f"its output '{node.outputs[0]}' does not go (through Relu/Clip) to one QuantizeLinear alone"
@@ -278,6 +304,9 @@ def _fuse_compute(v: _View, node: Node):
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
     bias_name = db.inputs[0] if db is not None else ""
+    if float_bias is not None:
+        bias_name = ins[2] + "__int32"
+        v.new_constants[bias_name] = float_bias
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if op == "Conv":

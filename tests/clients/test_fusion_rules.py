@@ -17,6 +17,7 @@ from intsim.pipeline import import_onnx
 
 from ..ortutil import run_ort
 from .qdq_build import Builder
+from .test_constant_folding import _ort_ops
 
 I8, U8 = np.int8, np.uint8
 
@@ -95,7 +96,8 @@ def _conv(tx, tw, ty, bias=None):
     if bias is np.float32:     # a float bias constant (no DQ): onnxruntime runs the conv in float
         ins.append(b.const("bias", np.array([0.375, -0.5, 0.25, 0.0], np.float32)))
     elif bias is not None:
-        bias_scale = 0.125 * 0.25 if bias is np.int32 else 0.25
+        bias_scale = 0.125 * 0.25 if bias is np.int32 else 0.25     # else: int8, or int32 at 8x the acc scale
+        bias = np.int32 if isinstance(bias, str) else bias
         ins.append(b.dq(b.const("bias", np.array([3, -2, 1, 0], bias)), bias_scale, np.asarray(0, bias)))
     c = b.node("Conv", ins, name="conv0")
     b.node("QuantizeLinear", [c, b.const("ys", np.float32(0.25)), b.const("yz", zy)], ["y"])
@@ -109,10 +111,12 @@ def _conv(tx, tw, ty, bias=None):
     (I8, I8, U8, None, False),
     (I8, U8, I8, None, False),        # int8 activations need int8 weights
     (U8, I8, U8, np.int8, False),     # bias not int32 (Quark XINT8 writes int8 biases)
-    (U8, I8, U8, np.float32, False),  # a float bias: not a DQ input of the node
+    (U8, I8, U8, np.float32, True),   # a float bias: onnxruntime's BiasQuantization makes it int32
+    (U8, I8, U8, "int32-own-scale", False),   # int32 bias whose scale is not x_scale*w_scale
 ])
 def test_conv_fuses_as_onnxruntime_decides(tx, tw, ty, bias, fused):
     m = _conv(tx, tw, ty, bias)
+    assert ("QLinearConv" in _ort_ops(m)) == fused      # what onnxruntime decided
     assert ("conv" in _ops(m)) == fused
     _same(m, {"x": np.random.default_rng(5).normal(0, 2, (1, 3, 5, 5)).astype(np.float32)})
 
@@ -121,3 +125,27 @@ def test_a_float_conv_warns_naming_node_and_reason():
     m = _conv(U8, I8, I8)
     with pytest.warns(UserWarning, match=r"float islands.*conv0.*input type uint8 differs from output type int8"):
         intsim.load(m, target="ort")
+
+
+@pytest.mark.parametrize("op,per_channel,trans_b", [("Conv", False, 0), ("Conv", True, 0), ("Gemm", True, 0),
+                                                     ("Gemm", True, 1), ("Gemm", False, 1)])
+def test_float_bias_is_quantized_as_onnxruntime_does(op, per_channel, trans_b):
+    """onnxruntime's BiasQuantization: int32 = Round(b / f32(x_scale * w_scale)), then QLinearConv/QGemm."""
+    rng = np.random.default_rng(11)
+    b = Builder()
+    xs = np.float32(0.0173)
+    x = b.dq(b.q("x", xs, np.uint8(3)), xs, np.uint8(3))
+    w_shape = (8, 3, 3, 3) if op == "Conv" else ((8, 24) if trans_b else (24, 8))
+    ws = rng.uniform(0.004, 0.02, 8).astype(np.float32) if per_channel else np.float32(0.011)
+    axis = (0 if op == "Conv" or trans_b else 1) if per_channel else None
+    wd = b.dq(b.const("w", rng.integers(-127, 128, w_shape).astype(np.int8)), ws,
+              np.zeros(8, np.int8) if per_channel else np.int8(0), axis=axis)
+    bias = b.const("bias", rng.normal(0, 0.5, 8).astype(np.float32))
+    kw = {"pads": [1, 1, 1, 1]} if op == "Conv" else {"transB": trans_b}
+    c = b.node(op, [x, wd, bias], name="node", **kw)
+    b.node("QuantizeLinear", [c, b.const("ys", np.float32(0.0917)), b.const("yz", np.uint8(120))], ["y"])
+    shapes = ([2, 3, 7, 7], [2, 8, 7, 7]) if op == "Conv" else ([5, 24], [5, 8])
+    m = b.model([("x", shapes[0])], [("y", shapes[1])], out_types={"y": TensorProto.UINT8})
+    assert ("QLinearConv" if op == "Conv" else "QGemm") in _ort_ops(m)
+    assert ("conv" if op == "Conv" else "matmul") in _ops(m)
+    _same(m, {"x": rng.normal(0, 1.5, shapes[0]).astype(np.float32)})
