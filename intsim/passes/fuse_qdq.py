@@ -9,11 +9,16 @@ Which patterns fuse follows onnxruntime's QDQ selectors (qdq_selectors.cc) on QD
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
 output types agree and (int8 activations) the weights are int8 too, with a bias only when it
-is a DequantizeLinear of int32. Patterns that do not match stay as they are: visible float
+is a DequantizeLinear of int32 (a 1-D float bias initializer is first rounded to int32, as
+onnxruntime's BiasQuantization does). DQ -> MatMul/Gemm with no Q after it becomes the integer
+accumulation dequantized to float (MatMulIntegerToFloat, QGemm with a float output), unless
+onnxruntime's MatMulAddFusion turns MatMul -> Add into a float Gemm first. Patterns that do
+not match stay as they are: visible float
 islands between Q and DQ, computed as onnxruntime computes them (float op, then Q); a compute
 node left float carries attrs["float_reason"] (runtime warns with it).
 QONNX graphs (dequantize nodes marked "qonnx" by the importer) are not onnxruntime's to fuse:
-their mixed-width Quant chains keep intsim's integer reading.
+their mixed-width Quant chains keep intsim's integer reading, and a float bias is added in
+float after the exact integer accumulation, as qonnx's executor computes it.
 """
 from __future__ import annotations
 
