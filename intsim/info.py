@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from .ir import FloatType, Graph
-from .ops import accumulates, products_per_output
+from .ops import accumulates, float_compute_message, products_per_output
 
 
 def _macs(graph: Graph, node) -> int | None:
@@ -41,6 +41,8 @@ def layers(graph: Graph) -> list:
             isinstance(getattr(graph.tensors.get(o), "dtype", None), FloatType) for o in n.outputs)
         row = {"node": n.name, "op": n.op, "origin": n.origin, "inputs": list(n.inputs), "outputs": list(n.outputs),
                "output_type": _qp(graph, n.outputs[0]) if n.outputs else "", "float": bool(is_float)}
+        if n.attrs.get("float_reason"):
+            row["float_reason"] = n.attrs["float_reason"]
         if accumulates(n.op):
             row["macs"] = _macs(graph, n)
             row["input_type"] = _qp(graph, n.inputs[0])
@@ -66,4 +68,6 @@ def describe(graph: Graph, as_json: bool = False) -> str:
     lines.append("")
     lines.append(f"float islands: {len(islands)}" + (": " + ", ".join(f"{r['node']} ({r['origin']})" for r in islands)
                                                    if islands else ""))
+    if float_compute_message(graph):
+        lines.append(float_compute_message(graph))
     return "\n".join(lines)

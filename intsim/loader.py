@@ -1,7 +1,9 @@
 """Read an ONNX file safely: size limits, external data confined to the model's folder,
-the ONNX checker, and shape inference. Every failure is an `InvalidModelError`."""
+topological order (nodes listed out of order are sorted, as onnxruntime accepts them), the
+ONNX checker, and shape inference. Every failure is an `InvalidModelError`."""
 from __future__ import annotations
 
+import heapq
 import os
 from pathlib import Path
 
@@ -136,15 +138,56 @@ def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
             except Exception as e:  # noqa: BLE001 - any failure here is a bad file
                 raise InvalidModelError(f"cannot read external data: {e}") from None
     _check_opsets(model)
+    model = sort_nodes(model)
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001
-        raise InvalidModelError(f"model fails the ONNX checker: {_first_line(e)}") from None
+        raise InvalidModelError(f"model fails the ONNX checker: {_one_line(e)}") from None
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as e:  # noqa: BLE001
-        raise InvalidModelError(f"shape inference failed: {_first_line(e)}") from None
+        raise InvalidModelError(f"shape inference failed: {_one_line(e)}") from None
     return model
+
+
+def sort_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with its top-level nodes in topological order (a copy when they were not: the
+    caller's ModelProto is left alone). Ties keep the file's order. Tools list nodes out of order
+    (AMD Quark XINT8 appends one at the end); onnxruntime sorts them, the ONNX checker refuses
+    them. A cycle is refused, naming a node on it. Inputs nothing produces are left to the checker."""
+    nodes = list(model.graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    waits = [{producer[x] for x in n.input if x in producer} for n in nodes]
+    if all(all(p < i for p in w) for i, w in enumerate(waits)):
+        return model
+    readers: dict = {}
+    for i, w in enumerate(waits):
+        for p in w:
+            readers.setdefault(p, []).append(i)
+    left = [len(w) for w in waits]
+    ready = [i for i, k in enumerate(left) if k == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for r in readers.get(i, ()):
+            left[r] -= 1
+            if left[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) < len(nodes):
+        i, seen = next(i for i, k in enumerate(left) if k > 0), set()
+        while i not in seen:        # walk back along unfinished inputs until a node repeats
+            seen.add(i)
+            i = min(p for p in waits[i] if left[p] > 0)
+        stuck = nodes[i]
+        raise InvalidModelError(f"the graph has a cycle through node '{stuck.name or stuck.output[0]}' "
+                                f"({stuck.op_type})")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes[i] for i in order)
+    return out
 
 
 def _parse(data: bytes, label: str) -> onnx.ModelProto:
@@ -156,6 +199,12 @@ def _parse(data: bytes, label: str) -> onnx.ModelProto:
     if not model.HasField("graph") or model.ir_version == 0:
         raise InvalidModelError(f"'{label}' is not a valid ONNX file (no graph or IR version)")
     return model
+
+
+def _one_line(e: Exception) -> str:
+    """The whole message on one line (the checker puts the node's name on a later line)."""
+    s = " ".join(str(e).split())
+    return (s[:400] + " ...") if len(s) > 400 else (s or type(e).__name__)
 
 
 def _first_line(e: Exception) -> str:

@@ -88,6 +88,8 @@ ONNX_MOVEMENT = frozenset({
     "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
     "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
 })
+# ONNX compute op types: one left as a float island (not fused to an integer op) is reported.
+ONNX_COMPUTE = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 # ONNX op types the `onnx` step runs channels-last without a layout move.
 ONNX_NHWC_READERS = frozenset({"MaxPool"})
 
@@ -149,6 +151,23 @@ def qdq_target(op_type: str) -> Optional[str]:
         if op_type in r.qdq_from:
             return r.op
     return None
+
+
+def float_compute(graph) -> list:
+    """(node, reason) for each ONNX compute node (ONNX_COMPUTE) the graph runs in float; the
+    reason is the one the QDQ pass recorded (attrs["float_reason"])."""
+    return [(n, n.attrs.get("float_reason", "no quantized pattern around it"))
+            for n in graph.nodes if n.op == "onnx" and n.attrs.get("op_type") in ONNX_COMPUTE]
+
+
+def float_compute_message(graph) -> str:
+    """One line naming the compute nodes left float and why ("" when there are none)."""
+    found = float_compute(graph)
+    if not found:
+        return ""
+    parts = [f"'{n.name}' ({n.attrs['op_type']}): {why}" for n, why in found[:4]]
+    more = f"; and {len(found) - 4} more" if len(found) > 4 else ""
+    return (f"{len(found)} compute node(s) run as float islands, not in integers: " + "; ".join(parts) + more)
 
 
 def reads_nhwc(node) -> bool:

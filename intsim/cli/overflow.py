@@ -91,6 +91,8 @@ def layer_table(rep: dict) -> str:
         lines.append(f"{l['node'][-44:]:<44} {fmt(l['k']):>6} {fmt(b['datatype']):>5} {fmt(b['weights']):>4} "
                      f"{fmt(b['a2q']):>4} {fmt(b['observed']):>4} {fmt(l['overflow_events']):>9} "
                      f"{fmt(l['headroom_bits']):>8}")
+    if rep.get("reason"):
+        lines.append(rep["reason"])
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
-"""QONNX: Quant / IntQuant (bit width 1-16, signed, narrow, every QONNX rounding mode),
-BipolarQuant and Trunc (v1, v2), in the domains qonnx.custom_op.general and onnx.brevitas.
+"""QONNX: Quant / IntQuant (bit width 1-16; up to 32 on constants, e.g. Brevitas' Int32Bias;
+signed, narrow, every QONNX rounding mode), BipolarQuant and Trunc (v1, v2), in the domains
+qonnx.custom_op.general and onnx.brevitas.
 
 A Quant is a fake-quant op (float in, float out). It lowers to the integer IR as a pair:
 `quantize` (QONNX order: round_mode(clamp(x / scale + zp))) then `dequantize`
@@ -56,7 +57,8 @@ def _emit_dequantize(ctx: ImportContext, node, q_name, qp, axis):
     ctx.add_constant(z_name, qp.zero_point.reshape(-1) if qp.zero_point.size > 1 else qp.zero_point.reshape(()))
     ctx.declare(out, FLOAT32)
     ctx.emit("dequantize", (node.name or out) + "/dequantize", [q_name, s_name, z_name], [out],
-             {"axis": axis if axis is not None else 1, "block_size": 0, "out_dtype": FLOAT32}, ctx.origin(node))
+             {"axis": axis if axis is not None else 1, "block_size": 0, "out_dtype": FLOAT32, "qonnx": 1},
+             ctx.origin(node))
 
 
 @lowering("Quant", "IntQuant", domain=QONNX_DOMAINS)
@@ -74,8 +76,11 @@ def lower_quant(ctx: ImportContext, node) -> None:
     bits = float(bw[0])
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     rounding = _str(a.get("rounding_mode"), "ROUND").upper()
-    if not np.isfinite(bits) or bits != int(bits) or not 1 <= bits <= 16:
-        raise QuantParamError(f"node '{node.name}': bit width {bits} must be an integer in 1..16")
+    if not np.isfinite(bits) or bits != int(bits) or not 1 <= bits <= 32:
+        raise QuantParamError(f"node '{node.name}': bit width {bits} must be an integer in 1..32")
+    if bits > 16 and not ctx.is_const(x):
+        raise ctx.unsupported(node, f"a {int(bits)}-bit Quant of a tensor computed at run time (wider than "
+                                    "16 bits only on constants, e.g. Brevitas' Int32Bias)")
     if rounding not in ROUNDING:
         raise ctx.unsupported(node, f"rounding mode {rounding}")
     if np.any(zp != np.round(zp)):
@@ -91,7 +96,10 @@ def lower_quant(ctx: ImportContext, node) -> None:
                       zp.astype(np.int64).reshape(-1) if zp.size > 1 else zp.astype(np.int64).reshape(()),
                       axis, name=node.output[0])
     if ctx.is_const(x):
-        codes = qonnx_quantize(ctx.constants[x], scale, zp, qmin, qmax, rounding, t.storage)
+        # int64 first: past 24 bits qmax rounds up in float32 (qonnx clamps to that value too;
+        # clipping the code back dequantizes to the same float32)
+        codes = np.clip(qonnx_quantize(ctx.constants[x], scale, zp, qmin, qmax, rounding, np.int64),
+                        qmin, qmax).astype(t.storage)
         q_name = ctx.fresh(node.output[0] + "__int")
         ctx.add_constant(q_name, codes)
         ctx.tensors[q_name] = ctx.tensors[q_name].with_(dtype=t, qparams=qp)

@@ -24,6 +24,7 @@ suffice for `saturate`.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -34,7 +35,7 @@ from kernels.conv import conv_out_hw
 from ..accumulator import Accumulator
 from ..errors import IntsimError
 from ..ir import IntType
-from ..ops import accumulates
+from ..ops import accumulates, float_compute, float_compute_message
 from ..runtime import Program
 from ..steps.compute import conv_geom
 
@@ -263,6 +264,14 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
     rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "acc_tile": tile, "target": target,
            "samples": _samples(graph, feeds), "layers": layers}
     rep["summary"] = _summary(layers, acc_bits)
+    islands = float_compute_message(graph)
+    if islands:
+        rep["float_islands"] = [{"node": n.name, "op_type": n.attrs["op_type"], "reason": why}
+                                for n, why in float_compute(graph)]
+        if feeds is None:       # with feeds, the Program that runs them has warned already
+            warnings.warn(islands, stacklevel=2)
+    if not layers:
+        rep["reason"] = "no integer conv/matmul layers: " + (islands or "the model has no conv/matmul/gemm")
     return rep
 
 

@@ -5,7 +5,20 @@ DQ and a Q of the same quantization move the integers directly.
 
 A fused Relu/Clip becomes the clamp stage: since quantization is monotonic,
 Q(relu(v)) == max(Q(v), Q(0)) and Q(clip(v, a, b)) == clamp(Q(v), Q(a), Q(b)).
-Patterns that do not match stay as they are: visible float islands between Q and DQ.
+Which patterns fuse follows onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
+Add/Mul and Concat only when every input and the output share one element type, pools and
+tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
+output types agree and (int8 activations) the weights are int8 too, with a bias only when it
+is a DequantizeLinear of int32 (a 1-D float bias initializer is first rounded to int32, as
+onnxruntime's BiasQuantization does). DQ -> MatMul/Gemm with no Q after it becomes the integer
+accumulation dequantized to float (MatMulIntegerToFloat, QGemm with a float output), unless
+onnxruntime's MatMulAddFusion turns MatMul -> Add into a float Gemm first. Patterns that do
+not match stay as they are: visible float
+islands between Q and DQ, computed as onnxruntime computes them (float op, then Q); a compute
+node left float carries attrs["float_reason"] (runtime warns with it).
+QONNX graphs (dequantize nodes marked "qonnx" by the importer) are not onnxruntime's to fuse:
+their mixed-width Quant chains keep intsim's integer reading, and a float bias is added in
+float after the exact integer accumulation, as qonnx's executor computes it.
 """
 from __future__ import annotations
 
@@ -13,7 +26,7 @@ import numpy as np
 from onnx import helper
 
 from ..importer.qoperator import conv_attrs
-from ..ir import INT32, Graph, Node, Tensor
+from ..ir import FLOAT32, INT32, Graph, Node, Tensor
 from ..numerics import quantize_scalar
 from ..ops import ONNX_MOVEMENT, OPS, qdq_target
 
@@ -27,6 +40,7 @@ class _View:
         self.consumers = graph.consumers()
         self.outputs = set(graph.outputs)
         self.new_constants: dict = {}
+        self.new_tensors: dict = {}
 
     def dq(self, name: str):
         p = self.producer.get(name)
@@ -40,6 +54,22 @@ class _View:
 
     def const(self, name: str):
         return self.g.constants.get(name) if name else None
+
+
+def _dtype(v: _View, name: str):
+    t = v.g.tensors.get(name)
+    return None if t is None else t.dtype
+
+
+def _qonnx(*dqs) -> bool:
+    """The pattern comes from QONNX Quant nodes (not a QDQ graph onnxruntime would fuse)."""
+    return any(d is not None and d.attrs.get("qonnx") for d in dqs)
+
+
+def _same_types(v: _View, *names) -> bool:
+    """onnxruntime's selectors: these tensors (DQ inputs, Q output) share one element type."""
+    ts = [_dtype(v, n) for n in names]
+    return all(t is not None and t == ts[0] for t in ts)
 
 
 def _onnx_attrs(node: Node) -> dict:
@@ -112,39 +142,170 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
                           want.reshape(-1))
 
 
-def _float_bias(v: _View, name: str, dx: Node, dw: Node):
-    """A float constant bias (QONNX/Brevitas exports) as the int32 an integer accelerator adds:
-    rint_RNE(b / f32(x_scale * w_scale[c])) at the accumulator's scale (zero point 0)."""
+def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
+    """onnxruntime's BiasQuantization (before its QDQ fusion) on a Conv/Gemm whose x and w come
+    from DQs and whose bias is a 1-D float initializer: int32 Cast(Round(b / f32(x_scale *
+    w_scale))) at scale x_scale * w_scale (x per tensor; w per tensor or per output channel).
+    None where it does not apply."""
     b, xs, ws = v.const(name), v.const(dx.inputs[1]), v.const(dw.inputs[1])
-    if b is None or xs is None or ws is None or b.dtype.kind != "f" or np.asarray(xs).size != 1:
+    if b is None or xs is None or ws is None or b.dtype.kind != "f" or b.ndim != 1 or np.asarray(xs).size != 1:
         return None
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
-    q = np.rint(b.astype(np.float32).reshape(-1) / acc_scale)
+    ws = np.asarray(ws, np.float32)
+    if ws.size != 1 or ws.ndim != 0:
+        a = _onnx_attrs(node)
+        want_axis = (0 if a.get("transB", 0) else 1) if node.attrs["op_type"] == "Gemm" else 0
+        if ws.ndim != 1 or ws.size != b.size or dw.attrs["axis"] != want_axis:
+            return None
+    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * ws.reshape(-1)).astype(np.float32)
+    q = np.rint((b.astype(np.float32) / acc_scale).astype(np.float32))
     if np.any(np.abs(q) > 2**31 - 1):
         return None
     return q.astype(np.int32)
 
 
+def _rank(v: _View, name: str):
+    t = v.g.tensors.get(name)
+    c = v.const(name)
+    return c.ndim if c is not None else (len(t.shape) if t is not None and t.shape is not None else None)
+
+
+def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
+    """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
+    f32(x_scale * w_scale[c]), then (float_bias) its float bias added in float32. This is
+    onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
+    float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
+    qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)
+    stays as it is.
+    Returns (nodes, removed) or a reason string."""
+    op, a = node.attrs["op_type"], _onnx_attrs(node)
+    xs, ws = v.const(dx.inputs[1]), v.const(dw.inputs[1])
+    b = v.const(node.inputs[2]) if float_bias else None
+    if xs is None or ws is None or np.asarray(xs).size != 1 or (float_bias and (b is None or b.dtype.kind != "f")):
+        return "its scales (or float bias) are not constants of the expected layout"
+    if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
+        return "a Gemm with alpha or beta other than 1"
+    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
+    y = node.outputs[0]
+    rank = _rank(v, y) or max(_rank(v, dx.inputs[0]) or 2, _rank(v, dw.inputs[0]) or 2)
+    shape = v.g.tensors[y].shape if y in v.g.tensors else None
+    acc, accf = y + "__acc", (y + "__acc_float" if float_bias else y)
+    names = {k: y + "__" + k for k in ("acc_scale", "acc_zp", "bias")}
+    per_tensor = acc_scale.size == 1
+    v.new_constants.update({names["acc_scale"]: acc_scale.reshape(()) if per_tensor else acc_scale,
+                            names["acc_zp"]: np.zeros(() if per_tensor else acc_scale.size, np.int32)})
+    v.new_tensors.update({acc: Tensor(acc, shape, INT32), accf: Tensor(accf, shape, FLOAT32)})
+    triple = [dx.inputs[0], "", dx.inputs[2] if len(dx.inputs) > 2 else "",
+              dw.inputs[0], "", dw.inputs[2] if len(dw.inputs) > 2 else "", "", "", int_bias]
+    if op == "Conv":
+        attrs, ir_op = dict(conv_attrs(None, node.attrs["node"], a), out_type=INT32, requant=False), "conv"
+    else:
+        attrs = {"out_type": INT32, "requant": False, "transA": int(a.get("transA", 0)),
+                 "transB": int(a.get("transB", 0)), "alpha": 1.0}
+        ir_op = "matmul"
+    axis = 1 if op == "Conv" else rank - 1
+    nodes = (Node(ir_op, node.name, triple, (acc,), attrs, node.origin),
+             Node("dequantize", node.name + "/acc_dequantize", (acc, names["acc_scale"], names["acc_zp"]), (accf,),
+                  {"axis": axis, "block_size": 0, "out_dtype": FLOAT32}, node.origin))
+    if not float_bias:
+        return nodes, []
+    bias = np.asarray(b, np.float32).reshape(-1)
+    v.new_constants[names["bias"]] = bias.reshape((-1,) + (1,) * (rank - 2)) if op == "Conv" else bias
+    add = helper.make_node("Add", [accf, names["bias"]], [y], name=node.name + "/float_bias")
+    return nodes + (Node("onnx", node.name + "/float_bias", (accf, names["bias"]), (y,),
+                         {"node": add, "opset": node.attrs["opset"], "op_type": "Add"}, node.origin),), []
+
+
+def _quantized_after(v: _View, name: str) -> bool:
+    """Some QuantizeLinear reads `name`, directly or through a Relu/Clip (onnxruntime then looks
+    for a QLinear fusion, not MatMulIntegerToFloat)."""
+    for c in v.consumers.get(name, []):
+        if c.op == "quantize":
+            return True
+        if c.op == "onnx" and c.attrs["op_type"] in ("Relu", "Clip") and \
+                any(q.op == "quantize" for q in v.consumers.get(c.outputs[0], [])):
+            return True
+    return False
+
+
+def _shape(v: _View, name: str):
+    c = v.const(name)
+    if c is not None:
+        return tuple(c.shape)
+    t = v.g.tensors.get(name)
+    return None if t is None or t.shape is None else tuple(t.shape)
+
+
+def _becomes_float_gemm(v: _View, node: Node) -> bool:
+    """onnxruntime's MatMulAddFusion (graph level 1, before the QDQ fusions) turns MatMul ->
+    Add(bias) into a float Gemm: one Add reads the MatMul alone, B is 2-D with known dims, A
+    2-D or of a concrete shape, the bias (N) (or, A 2-D, (1, N), (M, 1), (M, N)). (Its
+    attention-subgraph exceptions are not modelled.)"""
+    y = node.outputs[0]
+    cs = v.consumers.get(y, [])
+    if len(cs) != 1 or y in v.outputs or cs[0].op != "onnx" or cs[0].attrs["op_type"] != "Add":
+        return False
+    a, b = _shape(v, node.inputs[0]), _shape(v, node.inputs[1])
+    if a is None or b is None or len(b) != 2 or None in b or (len(a) != 2 and None in a):
+        return False
+    add = cs[0]
+    bias = _shape(v, add.inputs[1] if add.inputs[0] == y else add.inputs[0])
+    n = b[1]
+    if bias is None:
+        return False
+    return bias == (n,) or (len(a) == 2 and len(bias) == 2 and (bias == (1, n) or (
+        bias[0] == a[0] and bias[1] in (1, n))))
+
+
+def _float_output(v: _View, node: Node, dx: Node, dw: Node, db: Node | None):
+    """onnxruntime's MatMul/Gemm selectors with no Q after the node: MatMulIntegerToFloat or
+    QGemm with a float output, for 8-bit inputs (int8 activations with int8 weights only)."""
+    op = node.attrs["op_type"]
+    if op == "MatMul" and _becomes_float_gemm(v, node):
+        return "onnxruntime's MatMulAddFusion makes MatMul -> Add a float Gemm (its bias is not quantized)"
+    tx, tw = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0])
+    if getattr(tx, "bits", 0) != 8 or getattr(tw, "bits", 0) != 8:
+        return f"{tx} x {tw} inputs (onnxruntime's integer MatMul/Gemm to float takes 8-bit inputs)"
+    if tx.signed and tw != tx:
+        return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
+    return _accumulate_then_float(v, node, dx, dw, float_bias=False, int_bias=db.inputs[0] if db else "")
+
+
 def _fuse_compute(v: _View, node: Node):
+    """(fused node, removed nodes), or a string: why onnxruntime (and so intsim) leaves it float."""
     op = node.attrs["op_type"]
     ins = list(node.inputs) + ["", ""]
     dx, dw = v.dq(ins[0]), v.dq(ins[1])
     if dx is None or dw is None:
-        return None
+        which = "input" if dx is None else "weight"
+        return f"its {which} '{ins[0] if dx is None else ins[1]}' is not a DequantizeLinear output"
     db = v.dq(ins[2]) if ins[2] else None
     float_bias = None
     if ins[2] and db is None:
-        float_bias = _float_bias(v, ins[2], dx, dw)
+        if _qonnx(dx, dw):
+            return _accumulate_then_float(v, node, dx, dw, float_bias=True)
+        float_bias = _quantized_bias(v, ins[2], node, dx, dw)
         if float_bias is None:
-            return None
+            return f"its bias '{ins[2]}' is neither a DequantizeLinear output nor a 1-D float initializer " \
+                   "onnxruntime quantizes (BiasQuantization)"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
-        return None
+        return f"its weight '{dw.inputs[0]}' is not a constant"
+    if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
+        return f"its bias '{db.inputs[0]}' is {_dtype(v, db.inputs[0])}, not int32 (onnxruntime fuses an int32 bias only)"
     if not _bias_ok(v, db, dx, dw):
-        return None
+        return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
+    if found is None and op != "Conv" and float_bias is None and not _qonnx(dx, dw) and \
+            not _quantized_after(v, node.outputs[0]):
+        return _float_output(v, node, dx, dw, db)
     if found is None:
-        return None
+        return f"its output '{node.outputs[0]}' does not go (through Relu/Clip) to one QuantizeLinear alone"
     q, (lo, hi), removed = found
+    if not _qonnx(dx, dw):
+        tx, tw, ty = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0]), _dtype(v, q.outputs[0])
+        if tx != ty:
+            return f"input type {tx} differs from output type {ty} (onnxruntime fuses only equal types)"
+        if getattr(tx, "signed", False) and tx.bits == 8 and tw != tx:
+            return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
     bias_name = db.inputs[0] if db is not None else ""
@@ -158,7 +319,7 @@ def _fuse_compute(v: _View, node: Node):
         ir_op = "conv"
     else:
         if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
-            return None
+            return "a Gemm with alpha or beta other than 1"
         attrs.update(transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)), alpha=1.0)
         ir_op = "matmul"
     return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
@@ -176,6 +337,8 @@ def _fuse_binary(v: _View, node: Node):
     found = _output_q(v, node)
     if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
         return None
+    if not _qonnx(da, db) and not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
+        return None     # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
     op = qdq_target(node.attrs["op_type"])
@@ -187,6 +350,8 @@ def _fuse_unary(v: _View, node: Node):
     dx = v.dq(node.inputs[0])
     found = _output_q(v, node)
     if dx is None or found is None or found[2] or not _is8(v, dx.inputs[0], found[0].outputs[0]):
+        return None
+    if not _qonnx(dx) and not _same_types(v, dx.inputs[0], found[0].outputs[0]):
         return None
     q = found[0]
     op_type = node.attrs["op_type"]
@@ -210,6 +375,8 @@ def _fuse_concat(v: _View, node: Node):
     found = _output_q(v, node)
     if any(d is None for d in dqs) or found is None or found[2] or \
             not _is8(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
+        return None
+    if not _qonnx(*dqs) and not _same_types(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
         return None
     q = found[0]
     ins = [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
@@ -263,7 +430,10 @@ def fuse_qdq(graph: Graph) -> Graph:
             continue
         rule = _rule(node.attrs["op_type"])
         res = rule(v, node) if rule is not None else None
-        if res is not None:
+        if isinstance(res, str):
+            replaced[id(node)] = Node(node.op, node.name, node.inputs, node.outputs,
+                                      {**node.attrs, "float_reason": res}, node.origin)
+        elif res is not None:
             new, removed = res
             replaced[id(node)] = new
             for r in removed:
@@ -271,8 +441,8 @@ def fuse_qdq(graph: Graph) -> Graph:
     nodes = []
     for n in graph.nodes:
         if id(n) in replaced:
-            if replaced[id(n)] is not None:
-                nodes.append(replaced[id(n)])
+            new = replaced[id(n)]
+            nodes.extend(() if new is None else new if isinstance(new, tuple) else (new,))
         else:
             nodes.append(n)
     # A removed Q/activation node must not be placed before the fused node reading its inputs:
@@ -282,7 +452,8 @@ def fuse_qdq(graph: Graph) -> Graph:
     consts, tensors = dict(graph.constants), dict(graph.tensors)
     for k, val in v.new_constants.items():
         consts[k] = val
-        tensors[k] = Tensor(k, val.shape, INT32)
+        tensors[k] = Tensor(k, val.shape, INT32 if val.dtype == np.int32 else FLOAT32)
+    tensors.update(v.new_tensors)
     return graph.replace(nodes=tuple(nodes), constants=consts, tensors=tensors)
 
 

@@ -175,7 +175,7 @@ def _broadcast(node, info, names) -> str:
     for n, r in zip(names, ranks):
         if info.state[n] == BATCH and r != out_rank:
             return f"operand '{n}' of rank {r} broadcasts against rank {out_rank}: its axis 0 is not the batch"
-        if info.state[n] == CONST and r == out_rank and info.shape(n)[0] != 1:
+        if info.state[n] == CONST and r == out_rank and (info.shape(n) or (None,))[0] != 1:
             return f"constant operand '{n}' {info.shape(n)} has a leading dimension other than 1"
     return ""
 

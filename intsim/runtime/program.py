@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..errors import IntsimError, ShapeError
 from ..ir import FloatType, Graph, IntType
 from ..layout import channels_last_tensors
 from ..limits import check_bytes, check_shape, current, limited
+from ..ops import float_compute_message
 from ..steps import load_all
 from ..steps.engines import KERNEL_SETS
 from ..targets import get_target
@@ -111,6 +113,9 @@ class Program:
         self.accumulator = accumulator or Accumulator()
         self.kernels = kernels
         self._ctx = StepContext(graph, self.target, self.accumulator, kernels=kernels)
+        islands = float_compute_message(graph)
+        if islands:
+            warnings.warn(islands, stacklevel=3)
         steps = load_all()
         self._steps = []
         for node in graph.nodes:

@@ -84,7 +84,7 @@ def test_verify_input_folder_whose_files_differ(cli, digits, tmp_path, second, m
 def test_qonnx_bit_width_nan():
     with pytest.raises(errors.QuantParamError) as e:
         intsim.load(M.qonnx_quant(float("nan")).SerializeToString())
-    assert str(e.value) == "node 'quant': bit width nan must be an integer in 1..16"
+    assert str(e.value) == "node 'quant': bit width nan must be an integer in 1..32"
 
 
 def test_quantize_calibration_with_nan():
