@@ -56,6 +56,7 @@ def test_batch_split_does_not_change_results(programs, path):
         np.testing.assert_array_equal(whole[k], np.concatenate([p[k] for p in parts]), err_msg=f"{path}:{k}")
 
 
+@pytest.mark.long
 def test_kernel_suite_under_boundscheck(boundscheck_run):
     """All of tests/kernels once with NUMBA_BOUNDSCHECK=1 and a fresh NUMBA_CACHE_DIR: an
     out-of-bounds index in any jitted kernel raises IndexError instead of reading memory.

@@ -13,6 +13,7 @@ pytest.importorskip("atheris", reason="atheris is not installed (add it to the t
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.long
 def test_atheris_runs_clean(tmp_path):
     seconds = int(os.environ.get("INTSIM_ATHERIS_SECONDS", "60"))
     corpus = tmp_path / "corpus"

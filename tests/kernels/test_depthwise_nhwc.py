@@ -87,6 +87,7 @@ def run_all(args, threads=None):
     return got, want, nchw_twin(*args)
 
 
+@pytest.mark.long
 @settings(max_examples=80, deadline=None)
 @given(case=nhwc_case())
 def test_equals_twin_and_nchw_twin(case):
@@ -95,6 +96,7 @@ def test_equals_twin_and_nchw_twin(case):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.long
 @settings(max_examples=60, deadline=None)
 @given(case=nhwc_case(max_hw=24), threads=st.sampled_from([1, 2, 3]),
        lanes=st.sampled_from([1, 8, 256]), buf=st.sampled_from([1, 1 << 16]), native=st.booleans())
@@ -315,6 +317,7 @@ def run_isa(args, isa):
     return got, plan.wpk is not None
 
 
+@pytest.mark.long
 @needs_avx2
 @settings(max_examples=70, deadline=None)
 @given(case=nhwc_case(max_hw=20, max_c=48, k=3))

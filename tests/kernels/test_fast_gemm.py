@@ -278,6 +278,7 @@ def test_vnni_layout_and_offsets_with_numpy_vpdpbusd(case):
     assert np.array_equal(emulate_vnni_gemm(a, az, packed, bias), wrap32(exact_sum(a, az, b, bz, bias)))
 
 
+@pytest.mark.long
 @settings(max_examples=40, deadline=None)
 @given(case=gemm_case(), acc_dtype=st.sampled_from([np.int32, np.int64]), threads=st.sampled_from([1, 2]),
        requant=st.sampled_from([None, np.uint8, np.int8]), seed=st.integers(0, 2**32 - 1))

@@ -297,6 +297,7 @@ def test_conv_equals_twin(case, x_zp, dtype, data):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.long
 @settings(max_examples=100, deadline=None)
 @given(conv_case(), zero_point(np.uint8), st.sampled_from([np.uint8, np.int8]), st.booleans(), st.data())
 def test_conv_requant_equals_twin_then_requant(case, x_zp, out_dtype, small_chunks, data):

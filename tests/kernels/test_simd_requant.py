@@ -81,6 +81,7 @@ def pairs_case(a, b, a_zp, bias, rqp, dtype, gap, threads=None):
 
 
 # ----------------------------------------------------------------------------- 1. pair engine
+@pytest.mark.long
 @settings(max_examples=120, deadline=None)
 @given(DIM, K_DIM, DIM, st.sampled_from([np.uint8, np.int8]), st.sampled_from([0, 0, 6, 64]), st.data())
 def test_pairs_requant_equals_twin(m, k, n, dtype, gap, data):
@@ -120,6 +121,7 @@ def exact_case(a, a_zp, b, b_zp, bias, rqp, dtype, layout):
     return got, want
 
 
+@pytest.mark.long
 @settings(max_examples=50, deadline=None)
 @given(DIM, K_DIM, DIM, st.sampled_from([np.uint8, np.int8]), st.sampled_from([np.uint8, np.int8]),
        st.sampled_from([np.uint8, np.int8]), st.sampled_from(["c", "rows", "fortran"]), st.data())
