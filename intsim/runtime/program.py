@@ -18,6 +18,7 @@ import numpy as np
 from kernels import fast_gemm
 
 from . import batch_split, frozen
+from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
 from ..ir import FloatType, Graph, IntType
@@ -122,6 +123,8 @@ class Program:
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         self._min_part = split.min_part
+        # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
+        self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
 
     @property
     def input_names(self) -> list:
@@ -171,7 +174,15 @@ class Program:
         single-threaded kernels, and the outputs are concatenated along axis 0 (the same arrays).
         T is `threads`; without it, the kernels' thread count (kernels.fast_gemm.get_num_threads()),
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
-        whole). INTSIM_BATCH_SPLIT=0 turns this off."""
+        whole). INTSIM_BATCH_SPLIT=0 turns this off.
+
+        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads)."""
+        if self._uses_blas:
+            with blas_budget.one_blas_thread():
+                return self._run(feeds, taps, threads)
+        return self._run(feeds, taps, threads)
+
+    def _run(self, feeds: dict, taps: bool, threads: int | None):
         with limited(self.limits):
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
