@@ -10,8 +10,10 @@ integers of the declared type. taps maps each node name to {"op", "origin", "out
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -195,6 +197,18 @@ class Program:
             if not taps and FREEZE and self.kernels == "fast":
                 return self._run_frozen(env)
             return self._execute(env, taps)
+
+    def timed_steps(self, feeds: dict) -> tuple[dict, list]:
+        """One whole-batch, unfrozen run on `feeds` with each prepared step timed (intsim bench
+        --profile): (outputs, [(node, seconds)] in step order)."""
+        ctx = blas_budget.one_blas_thread() if self._uses_blas else contextlib.nullcontext()
+        with ctx, limited(self.limits):
+            env, times = self._check_feeds(feeds), []
+            for node, fn in self._steps:
+                t = time.perf_counter()
+                fn(env, None)
+                times.append((node, time.perf_counter() - t))
+        return {n: env[n] if n in env else self.graph.constants[n] for n in self.graph.outputs}, times
 
     def _run_empty(self, env: dict, taps: bool):
         """A batch of 0 samples: like onnxruntime, outputs of the right shape with 0 rows. One
