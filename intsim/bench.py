@@ -102,9 +102,9 @@ def matmul_integer_model(b: np.ndarray):
     """MatMulInteger(a: uint8 (M, K), b: int8 (K, N) initializer) -> int32."""
     k, n = b.shape
     return graph_model([helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
-                  [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
-                  [helper.make_tensor_value_info("y", TensorProto.INT32, [None, n])],
-                  [numpy_helper.from_array(b, "b")])
+                       [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
+                       [helper.make_tensor_value_info("y", TensorProto.INT32, [None, n])],
+                       [numpy_helper.from_array(b, "b")])
 
 
 def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
@@ -119,7 +119,7 @@ def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
                             strides=[stride, stride], pads=[pad] * 4, group=group,
                             kernel_shape=list(w.shape[2:]))
     return graph_model([node], [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
-                  [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+                       [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
 
 
 def timing_row(case, shape, ops, t, extra=None):
@@ -155,10 +155,10 @@ def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
     ops, te = 2 * m * n * k, t["exact"][0]
     exact = bool(np.array_equal(acc_exact, a.astype(np.int64) @ b.astype(np.int64)))
     return timing_row(name, [m, k, n], ops, t,
-                {"isa": packed.isa, "engine": "x86-u8s8-pairs" if pairs else "exact",
-                 "ort_equal": bool(np.array_equal(sess.run(None, {"a": a})[0], acc)),
-                 "exact_gops": ops / te / 1e9, "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te,
-                 "exact_equal": exact})
+                      {"isa": packed.isa, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                       "ort_equal": bool(np.array_equal(sess.run(None, {"a": a})[0], acc)),
+                       "exact_gops": ops / te / 1e9, "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te,
+                       "exact_equal": exact})
 
 
 def _im2col_numpy(x, kh, kw, stride, pad):
@@ -212,9 +212,9 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
     want = sess.run(None, {"x": x})[0]
     te = t["exact"][0]
     return timing_row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t,
-                {"kind": pc.kind, "engine": "x86-u8s8-pairs" if pairs else "exact",
-                 "ort_equal": bool(np.array_equal(want, out)), "exact_gops": ops / te / 1e9,
-                 "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
+                      {"kind": pc.kind, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                       "ort_equal": bool(np.array_equal(want, out)), "exact_gops": ops / te / 1e9,
+                       "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
 
 
 def _models_suite(threads, rng, runs, progress=None):
