@@ -133,12 +133,14 @@ def format_profile(p: dict) -> str:
     def ms(v):
         return f"{v:9.3f}" if v is not None else f"{'-':>9}"
     w = max([len(r["node"]) for r in p["rows"]] + [4])
-    head = f"{'node':{w}}  {'intsim op':12} {'intsim ms':>9} {'ort op':16} {'ort ms':>9} {'ratio':>6}"
+    wi = max([len(r["op"] or "-") for r in p["rows"]] + [9])
+    wo = max([len(r["ort_op"] or "-") for r in p["rows"]] + [6])
+    head = f"{'node':{w}}  {'intsim op':{wi}} {'intsim ms':>9} {'ort op':{wo}} {'ort ms':>9} {'ratio':>6}"
     lines = [f"{p['model']}: batch {p['batch']}, {p['threads']} threads, medians of {p['runs']} runs "
              f"(ratio = ort ms / intsim ms, > 1: intsim faster)", head, "-" * len(head)]
     for r in p["rows"]:
         ratio = f"{r['ratio']:6.2f}" if r["ratio"] is not None else f"{'-':>6}"
-        lines.append(f"{r['node']:{w}}  {r['op'] or '-':12} {ms(r['intsim_ms'])} {r['ort_op'] or '-':16} "
+        lines.append(f"{r['node']:{w}}  {r['op'] or '-':{wi}} {ms(r['intsim_ms'])} {r['ort_op'] or '-':{wo}} "
                      f"{ms(r['ort_ms'])} {ratio}")
     lines.append(f"sum of steps: intsim {p['intsim_steps_ms']:.3f} ms, onnxruntime nodes {p['ort_nodes_ms']:.3f} ms; "
                  f"whole run: intsim {p['intsim_run_ms']:.3f} ms, onnxruntime {p['ort_run_ms']:.3f} ms")
