@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels import jit
+
 from ..errors import IntsimError
 from ..pipeline import load
 
@@ -68,7 +70,6 @@ def cmd_warmup(args) -> int:
     t = time.perf_counter()
     rows = warm(paths, _progress_line if show else None)
     failed = [r for r in rows if "error" in r]
-    from kernels import jit
     print(f"warmup: {len(rows) - len(failed)} of {len(rows)} models run in {time.perf_counter() - t:.1f} s; "
           f"kernel cache {jit.cache_dir()}")
     for r in failed:
