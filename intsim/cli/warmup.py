@@ -3,8 +3,9 @@
 Numba compiles each kernel the first time a run needs it (tens of seconds on a cold cache) and
 keeps the machine code in its on-disk cache (kernels.jit.cache_dir()). warmup fills that cache by
 running every model in the committed models/ folder (all forms: float, QDQ per-channel u8 and
-per-tensor s8, QOperator) once on a tiny input (batch 1, zeros), so a later `intsim run` loads
-the compiled kernels instead of compiling. One line per model on stderr (not with --quiet, nor
+per-tensor s8, QOperator) once on a tiny input (batch 1, zeros), plainly and with taps (the
+path of verify, overflow and dump, which compiles further kernels), so a later `intsim run` or
+`intsim verify` loads the compiled kernels instead of compiling. One line per model on stderr (not with --quiet, nor
 when stderr is not a terminal); the total seconds on stdout.
 """
 from __future__ import annotations
@@ -40,13 +41,16 @@ def tiny_feeds(prog) -> dict:
 
 
 def warm(paths, progress=None) -> list[dict]:
-    """Load and run each model once; one row per model: seconds, or the error (warmup goes on)."""
+    """Load and run each model once (and once with taps); one row per model: seconds, or the
+    error (warmup goes on)."""
     rows = []
     for i, path in enumerate(paths):
         t = time.perf_counter()
         try:
             prog = load(str(path))
-            prog.run(tiny_feeds(prog))
+            feeds = tiny_feeds(prog)
+            prog.run(feeds)
+            prog.run(feeds, taps=True)      # verify/overflow/dump's path: the accumulator-range kernels
             row = {"model": path.name, "seconds": time.perf_counter() - t}
         except Exception as e:  # noqa: BLE001 - a model that cannot run is reported, the rest still warm
             row = {"model": path.name, "seconds": time.perf_counter() - t, "error": f"{type(e).__name__}: {e}"}
