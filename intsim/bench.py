@@ -76,9 +76,14 @@ def median_times(fns: dict, runs: int = RUNS, warmup: int = WARMUP, max_runs: di
     return {k: (statistics.median(v), len(v)) for k, v in times.items()}
 
 
-def ort_session(model, threads: int):
+def ort_session(model, threads: int, profile_prefix: str | None = None):
+    """An onnxruntime session timed fairly against intsim (DESIGN §2); with profile_prefix, its
+    per-node profile is on (written by end_profiling() to a file of that prefix)."""
     import onnxruntime as ort   # deferred: the gemm/conv suites' module import stays light without it
     so = ort.SessionOptions()
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -86,7 +91,7 @@ def ort_session(model, threads: int):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def _model(nodes, inputs, outputs, inits, opset=13):
+def graph_model(nodes, inputs, outputs, inits, opset=13):
     g = helper.make_graph(nodes, "bench", inputs, outputs, inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
@@ -96,10 +101,10 @@ def _model(nodes, inputs, outputs, inits, opset=13):
 def matmul_integer_model(b: np.ndarray):
     """MatMulInteger(a: uint8 (M, K), b: int8 (K, N) initializer) -> int32."""
     k, n = b.shape
-    return _model([helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
-                  [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
-                  [helper.make_tensor_value_info("y", TensorProto.INT32, [None, n])],
-                  [numpy_helper.from_array(b, "b")])
+    return graph_model([helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+                       [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
+                       [helper.make_tensor_value_info("y", TensorProto.INT32, [None, n])],
+                       [numpy_helper.from_array(b, "b")])
 
 
 def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
@@ -113,11 +118,11 @@ def qlinear_conv_model(w, bias, x_shape, stride, pad, group, scales, zps):
     node = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"], ["y"],
                             strides=[stride, stride], pads=[pad] * 4, group=group,
                             kernel_shape=list(w.shape[2:]))
-    return _model([node], [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
-                  [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+    return graph_model([node], [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
+                       [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
 
 
-def _row(case, shape, ops, t, extra=None):
+def timing_row(case, shape, ops, t, extra=None):
     ti, ni = t["intsim"]
     to, no = t["ort"]
     tn, nn = t.get("numpy", (float("nan"), 0))
@@ -149,11 +154,11 @@ def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
     t = median_times(fns, runs, max_runs={"numpy": 1 if slow else runs})
     ops, te = 2 * m * n * k, t["exact"][0]
     exact = bool(np.array_equal(acc_exact, a.astype(np.int64) @ b.astype(np.int64)))
-    return _row(name, [m, k, n], ops, t,
-                {"isa": packed.isa, "engine": "x86-u8s8-pairs" if pairs else "exact",
-                 "ort_equal": bool(np.array_equal(sess.run(None, {"a": a})[0], acc)),
-                 "exact_gops": ops / te / 1e9, "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te,
-                 "exact_equal": exact})
+    return timing_row(name, [m, k, n], ops, t,
+                      {"isa": packed.isa, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                       "ort_equal": bool(np.array_equal(sess.run(None, {"a": a})[0], acc)),
+                       "exact_gops": ops / te / 1e9, "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te,
+                       "exact_equal": exact})
 
 
 def _im2col_numpy(x, kh, kw, stride, pad):
@@ -206,10 +211,10 @@ def bench_conv_case(name, c, h, w, m, kh, kw, stride, pad, group, threads, rng, 
     t = median_times(fns, runs, max_runs={"numpy": 3})
     want = sess.run(None, {"x": x})[0]
     te = t["exact"][0]
-    return _row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t,
-                {"kind": pc.kind, "engine": "x86-u8s8-pairs" if pairs else "exact",
-                 "ort_equal": bool(np.array_equal(want, out)), "exact_gops": ops / te / 1e9,
-                 "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
+    return timing_row(name, [c, h, w, m, kh, kw, stride, pad, group], ops, t,
+                      {"kind": pc.kind, "engine": "x86-u8s8-pairs" if pairs else "exact",
+                       "ort_equal": bool(np.array_equal(want, out)), "exact_gops": ops / te / 1e9,
+                       "exact_ms": te * 1e3, "exact_ratio": t["ort"][0] / te})
 
 
 def _models_suite(threads, rng, runs, progress=None):
@@ -235,7 +240,7 @@ def _models_suite(threads, rng, runs, progress=None):
                 want = sess.run(None, feeds)
                 got = list(prog.run(feeds).values())
                 equal = all(np.array_equal(a, b) for a, b in zip(got, want))
-                row = _row(f"{path.name}@b{batch}", shape, 1.0, t, {"ort_equal": equal})
+                row = timing_row(f"{path.name}@b{batch}", shape, 1.0, t, {"ort_equal": equal})
                 row.update(intsim_gops=None, ort_gops=None, numpy_gops=None)   # ops not counted: see *_ms
                 rows.append(row)
             except Exception as e:  # noqa: BLE001 - the suite reports the failure and goes on
@@ -245,14 +250,19 @@ def _models_suite(threads, rng, runs, progress=None):
     return rows
 
 
+def set_threads(threads: int) -> None:
+    """intsim's kernels (the fast_gemm pool and Numba's team) on `threads` threads."""
+    fg.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def run_suite(name: str, threads: int = 2, runs: int = RUNS, cases: list | None = None,
               seed: int = 0, progress=None) -> list[dict]:
     """Measure one suite ("gemm", "conv" or "models") with `threads` threads on both sides.
     progress(row, done, total), if given, is called after each case."""
     if runs < 7:
         raise ValueError(f"bench: runs must be >= 7 for medians, got {runs}")
-    fg.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    set_threads(threads)
     rng = np.random.default_rng(seed)
     if name in ("gemm", "conv"):
         bench_case = bench_gemm_case if name == "gemm" else bench_conv_case
@@ -301,8 +311,9 @@ def format_table(rows: list[dict]) -> str:
             lines.append(f"{r['case']:28} {str(r['shape']):>26} {r['intsim_ms']:6.2f}ms {r['ort_ms']:6.2f}ms "
                          f"{'':>8} {r['ratio']:6.2f}")
             continue
+        numpy = "" if r["numpy_gops"] is None else f"{r['numpy_gops']:8.2f}"
         lines.append(f"{r['case']:28} {str(r['shape']):>26} {r['intsim_gops']:8.1f} {r['ort_gops']:8.1f} "
-                     f"{r['numpy_gops']:8.2f} {r['ratio']:6.2f} {str(r.get('ort_equal', '')):>5}")
+                     f"{numpy:>8} {r['ratio']:6.2f} {str(r.get('ort_equal', '')):>5}")
     return "\n".join(lines)
 
 

@@ -13,10 +13,10 @@ from kernels import jit
 
 from .. import __version__
 from ..errors import IntsimError
-from . import bench, dump, info, overflow, quantize, run, verify
+from . import bench, dump, info, overflow, quantize, run, verify, warmup
 from .common import one_line
 
-COMMANDS = (info, run, verify, overflow, bench, quantize, dump)
+COMMANDS = (info, run, verify, overflow, bench, quantize, dump, warmup)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,10 @@ integers of the declared type. taps maps each node name to {"op", "origin", "out
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from kernels import fast_gemm
 
 from . import batch_split, frozen
+from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
 from ..ir import FloatType, Graph, IntType
@@ -127,6 +130,8 @@ class Program:
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         self._min_part = split.min_part
+        # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
+        self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
 
     @property
     def input_names(self) -> list:
@@ -176,7 +181,15 @@ class Program:
         single-threaded kernels, and the outputs are concatenated along axis 0 (the same arrays).
         T is `threads`; without it, the kernels' thread count (kernels.fast_gemm.get_num_threads()),
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
-        whole). INTSIM_BATCH_SPLIT=0 turns this off."""
+        whole). INTSIM_BATCH_SPLIT=0 turns this off.
+
+        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads)."""
+        if self._uses_blas:
+            with blas_budget.one_blas_thread():
+                return self._run(feeds, taps, threads)
+        return self._run(feeds, taps, threads)
+
+    def _run(self, feeds: dict, taps: bool, threads: int | None):
         with limited(self.limits):
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
@@ -189,6 +202,18 @@ class Program:
             if not taps and FREEZE and self.kernels == "fast":
                 return self._run_frozen(env)
             return self._execute(env, taps)
+
+    def timed_steps(self, feeds: dict) -> tuple[dict, list]:
+        """One whole-batch, unfrozen run on `feeds` with each prepared step timed (intsim bench
+        --profile): (outputs, [(node, seconds)] in step order)."""
+        ctx = blas_budget.one_blas_thread() if self._uses_blas else contextlib.nullcontext()
+        with ctx, limited(self.limits):
+            env, times = self._check_feeds(feeds), []
+            for node, fn in self._steps:
+                t = time.perf_counter()
+                fn(env, None)
+                times.append((node, time.perf_counter() - t))
+        return {n: env[n] if n in env else self.graph.constants[n] for n in self.graph.outputs}, times
 
     def _run_empty(self, env: dict, taps: bool):
         """A batch of 0 samples: like onnxruntime, outputs of the right shape with 0 rows. One

@@ -146,4 +146,5 @@ def prepare_onnx(node, ctx):
         for name, v in zip(proto.output, res):
             if name:
                 env[name] = np.asarray(v)
+    run.uses_blas = True    # the evaluator's MatMul/Gemm/Conv call NumPy's BLAS (runtime.threads)
     return run
