@@ -77,6 +77,7 @@ def _produced_bytes(node, env, lim=None) -> int:
 
 class Program:
     def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None):
+        from kernels import threads; threads.configure()   # OpenMP spin count, before any parallel region
         self.graph = graph
         self.limits = current()
         self.target = get_target(target)

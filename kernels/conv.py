@@ -126,7 +126,7 @@ def _check_geom(geom) -> ConvGeom:
     return g
 
 
-def _check(x, w, x_zp, w_zp, bias, geom, acc):
+def check_conv_args(x, w, x_zp, w_zp, bias, geom, acc):
     """Validate everything; return (x, w, x_zp, w_zp, bias, geom) normalized."""
     x = check_int_operand("conv2d x", x, 4)
     w = check_int_operand("conv2d w", w, 4)
@@ -172,7 +172,7 @@ def conv2d_acc(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
     """acc[n, m, oy, ox] = bias[m] + sum (x - x_zp) * (w - w_zp[m]) over the group's channels
     and the kernel taps inside the image (module docstring). int64 sums; an int32 `acc` wraps.
     Raises ValueError on bad shapes, dtypes or geometry."""
-    x, w, x_zp, w_zp, bias, geom = _check(x, w, x_zp, w_zp, bias, geom, acc)
+    x, w, x_zp, w_zp, bias, geom = check_conv_args(x, w, x_zp, w_zp, bias, geom, acc)
     xb = centred_bound(x.dtype, x_zp, x_zp)
     wb = centred_bound(w.dtype, int(w_zp.min(initial=0)), int(w_zp.max(initial=0)))
     xc = centre(x, x_zp, max(xb, wb))          # one dtype for both operands

@@ -34,7 +34,7 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
   plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread).
 Work is shared over (channel chunk, image, block of output rows) items, one contiguous range of
-items per thread (a Numba parallel region, or kernels.fast_gemm.parallel_items); the bind picks
+items per thread (a Numba parallel region, or kernels.threads.parallel_items); the bind picks
 the rows per block and, for layers whose runs are one pixel, the channel chunks that balance the
 ranges (_split: MobileNetV2's 7x7x960 layer has 7 rows, which two threads split 4:3, or 2:1
 with the 3-row blocks an NCHW dst wants; two chunks of 480 lanes split it evenly). Problems
@@ -67,6 +67,7 @@ from numba.extending import intrinsic
 from . import conv_rows, cpu
 from . import fast_depthwise as fd
 from .jit import kernel
+from .threads import get_num_threads, native_call, native_split, parallel_items
 from .simd import pmaddwd_fn
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
@@ -591,9 +592,8 @@ def _split_shape(dst_shape, shape, c, geo, threads, out_nchw, buf_bytes):
 
 
 def _split_run(run, items, threads):
-    """run(i0, i1) over range(items), one chunk per thread (kernels.fast_gemm.parallel_items;
+    """run(i0, i1) over range(items), one chunk per thread (kernels.threads.parallel_items;
     measured a little faster than 2 or 4 chunks per thread at batch 1 and 8 on a shared host)."""
-    from .fast_gemm import parallel_items
     parallel_items(run, items, threads=threads, per_thread=1)
 
 
@@ -610,9 +610,8 @@ def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, 
 def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads=None):
     """_run_planned with everything but x and dst fixed (threads taken now): call(x, dst) checks
     that both are C-contiguous ndarrays of the planned shapes and dtypes (ValueError naming the
-    bad one), then runs the kernel: as one Numba parallel region (kernels.fast_gemm.native_split)
+    bad one), then runs the kernel: as one Numba parallel region (kernels.threads.native_split)
     or through _split_run (one thread or the pool)."""
-    from .fast_gemm import get_num_threads, native_call, native_split
     x_shape = _nchw_shape(plan.x_shape) if x_nchw else plan.x_shape
     dst_shape = _nchw_shape(plan.dst_shape) if out_nchw else plan.dst_shape
     threads = get_num_threads() if threads is None else int(threads)
@@ -661,7 +660,7 @@ def _bad_array(name, a, shape, dtype):
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
-    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    the bad argument. threads: the pool size of kernels.threads.parallel_items (None: its default)."""
     run_depthwise_nhwc(plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq), x, dst, threads)
 
 
@@ -732,7 +731,7 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
 
 def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layout: str = "nchw"):
     """run_depthwise_layer for one layout pair with its per-call constants computed once (the
-    kernel thread count, kernels.fast_gemm.get_num_threads(), is taken now): call(x, out)."""
+    kernel thread count, kernels.threads.get_num_threads(), is taken now): call(x, out)."""
     from .fast_conv import run_depthwise_plan
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):

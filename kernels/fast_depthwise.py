@@ -32,7 +32,7 @@ Two loop orders, same integers:
   one contiguous OW*CB-lane loop over the taps (the taps tiled along the row); requantized rows
   are gathered per block and scattered to its NCHW planes.
 Work is shared over planes (rows) or (block, image) items (chan) by
-kernels.fast_gemm.parallel_items in at most 2 chunks per thread; problems below SERIAL_WORK
+kernels.threads.parallel_items in at most 2 chunks per thread; problems below SERIAL_WORK
 multiply-adds run on the calling thread.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import kernel
+from .threads import parallel_items
 
 CB = 16                 # channels per block of the "chan" path (two AVX2 vectors)
 ROWS_MIN_OW = 24        # the "rows" path for outputs at least this wide
@@ -468,7 +469,7 @@ def _path(dst) -> str:
 
 def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
-    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    the bad argument. threads: the pool size of kernels.threads.parallel_items (None: its default)."""
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
@@ -481,7 +482,6 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 def _split_run(run, items, threads):
     """run(i0, i1) over range(items) in at most 2 chunks per thread (threads None: the pool's
     default count)."""
-    from .fast_gemm import parallel_items
     parallel_items(run, items, threads=threads, per_thread=2)
 
 

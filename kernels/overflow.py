@@ -174,8 +174,8 @@ def gemm_acc_narrow(a, b, a_zp, b_zp, bias, model: NarrowAcc, acc) -> int:
 
 
 def _conv_geo(x, w, geom, acc) -> np.ndarray:
-    from .conv import _check
-    _check(x, w, 0, np.zeros(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64), geom, acc)
+    from .conv import check_conv_args
+    check_conv_args(x, w, 0, np.zeros(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64), geom, acc)
     g = ConvGeom(*(int(v) for v in geom))
     oh, ow = conv_out_hw(x.shape[2], x.shape[3], w.shape[2], w.shape[3], g)
     return np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, g.group,
