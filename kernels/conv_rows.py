@@ -35,6 +35,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from .jit import kernel
+from .requant import ort_round, ort_round_ref
 from .threads import get_num_threads, native_call, native_split, parallel_items
 
 I64 = ir.IntType(64)
@@ -460,15 +461,13 @@ def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zp32
         for q in range(rows):
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j])
-                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
+                dst[q * mg + j] = np.int32(np.int32(ort_round(a32, mult_g[j], flo, fhi)) + zp32)
     elif rq_on:
         for q in range(rows):
             rs32 = np.int32(rs[q])
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j] - np.int32(wz32[j] * rs32))
-                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
+                dst[q * mg + j] = np.int32(np.int32(ort_round(a32, mult_g[j], flo, fhi)) + zp32)
     elif dst.itemsize == 4:
         for q in range(rows):
             rs32 = np.int32(rs[q]) if rs.shape[0] else np.int32(0)
@@ -717,8 +716,12 @@ def rows_to_nhwc(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
 
 
 # ------------------------------------------------------------------------------ NumPy twins
-def to_nhwc_ref(x, run=None):
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
+def to_nhwc_ref(x, run=None, out=None):
+    xh = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
+    if out is None:
+        return xh
+    out[...] = xh
+    return out
 
 
 def im2col_rows_ref(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
@@ -751,9 +754,9 @@ def rows_to_nchw_ref(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     mg = acc.shape[1]
     if rq[0]:
         zp, lo, hi = int(rq[2]), int(rq[3]), int(rq[4])
-        v = acc.astype(np.int32).astype(np.float32) * np.asarray(rq[1], np.float32)[None, ch0:ch0 + mg, None]
-        v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
-        out[:, ch0:ch0 + mg] = (np.rint(v).astype(np.int64) + zp).astype(out.dtype)
+        mult = np.asarray(rq[1], np.float32)[None, ch0:ch0 + mg, None]
+        v = ort_round_ref(acc.astype(np.int32), mult, lo - zp, hi - zp)
+        out[:, ch0:ch0 + mg] = (v.astype(np.int64) + zp).astype(out.dtype)
     elif out.dtype == np.int32:
         out[:, ch0:ch0 + mg] = acc.astype(np.int32)
     else:

@@ -67,6 +67,7 @@ from numba.extending import intrinsic
 from . import conv_rows, cpu
 from . import fast_depthwise as fd
 from .jit import kernel
+from .requant import ort_round
 from .threads import get_num_threads, native_call, native_split, parallel_items
 from .simd import pmaddwd_fn
 
@@ -265,8 +266,7 @@ def _finish_run(acc, lanes, rows, r0, df, d0, fl):
     if requant:
         for i in range(lanes):
             t = np.int32(acc[i] + crow[i])
-            v = min(max(np.float32(t) * mrow[i], flo), fhi)
-            df[np.uint64(d0 + i)] = np.int32(np.rint(v) + zpf)
+            df[np.uint64(d0 + i)] = np.int32(ort_round(t, mrow[i], flo, fhi) + zpf)
     elif is64:
         for i in range(lanes):
             df[np.uint64(d0 + i)] = np.int64(np.int32(acc[i] + crow[i])) + brow[i]
@@ -665,25 +665,11 @@ def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 
 
 def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
-    """NumPy int64 twin of depthwise_nhwc (no validation; threads is ignored), channels last."""
-    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
-    n, oh, ow, m = dst.shape
-    h, w, c = x.shape[1:]
-    hp, wp = max(pt + h, (oh - 1) * sh + (kh - 1) * dh + 1), max(pl + w, (ow - 1) * sw + (kw - 1) * dw + 1)
-    xp = np.zeros((n, hp, wp, m), np.int64)
-    xp[:, pt:pt + h, pl:pl + w] = np.repeat(x.astype(np.int64) - int(x_zp), m // c, axis=3)
-    total = np.asarray(bias, np.int64) + np.zeros((n, oh, ow, m), np.int64)
-    for t in range(kh * kw):
-        y0, x0 = (t // kw) * dh, (t % kw) * dw
-        total += xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw] * wz[:, t].astype(np.int64)
-    wrapped = (total + 2**31) % 2**32 - 2**31
-    if not rq[0]:
-        dst[...] = total if dst.dtype == np.int64 else wrapped.astype(np.int32).astype(dst.dtype)
-        return
-    zp = int(rq[2])
-    f = wrapped.astype(np.float32) * np.asarray(rq[1], np.float32)
-    f = np.clip(f, np.float32(int(rq[3]) - zp), np.float32(int(rq[4]) - zp))
-    dst[...] = np.rint(f).astype(np.int64) + zp
+    """NumPy int64 twin of depthwise_nhwc (no validation; threads is ignored), channels last:
+    kernels.fast_depthwise.depthwise_ref (so kernels.conv.conv2d_acc_ref) on NCHW copies."""
+    d = np.empty((dst.shape[0], dst.shape[3], dst.shape[1], dst.shape[2]), dst.dtype)
+    fd.depthwise_ref(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), x_zp, wz, bias, geo, d, rq)
+    dst[...] = d.transpose(0, 2, 3, 1)
 
 
 # ------------------------------------------------------------------------------- layers

@@ -40,6 +40,7 @@ from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
 from .conv_rows import CONV_KIND, pack_conv_tiles
 from .jit import kernel
+from .requant import ort_round, ort_round_ref
 from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
 from . import threads
 # The thread runtime lives in kernels.threads; these names stay importable from here.
@@ -191,13 +192,6 @@ def pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
                 out[j] = 0
 
 
-@kernel(inline="always")
-def _requant_one(c, mult, zp, flo, fhi):
-    """ORT float requant of one int32 sum: rint_RNE(clamp(f32(c) * mult, flo, fhi)) + zp."""
-    v = min(max(np.float32(c) * mult, flo), fhi)
-    return np.int64(np.rint(v)) + zp
-
-
 @kernel
 def epilogue(cblk, m0, n0, geo, dst, rq):
     """Write the valid part of an int32 block: dst[m, n] (trans=0) or dst[n, m] (trans=1),
@@ -209,7 +203,7 @@ def epilogue(cblk, m0, n0, geo, dst, rq):
         for j in range(nj):
             mj = mult[n0 + j]
             for i in range(mi):
-                dst[n0 + j, m0 + i] = _requant_one(cblk[i, j], mj, zp, flo, fhi)
+                dst[n0 + j, m0 + i] = np.int64(ort_round(cblk[i, j], mj, flo, fhi)) + zp
     elif geo[5]:
         for j in range(nj):
             for i in range(mi):
@@ -220,8 +214,7 @@ def epilogue(cblk, m0, n0, geo, dst, rq):
         for i in range(mi):
             src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the loop vectorises
             for j in range(nj):
-                v = min(max(np.float32(src[j]) * mv[j], flo), fhi)
-                d[j] = np.int32(np.rint(v)) + zp32               # in [lo, hi]: fits dst
+                d[j] = np.int32(ort_round(src[j], mv[j], flo, fhi)) + zp32     # in [lo, hi]: fits dst
     else:
         for i in range(mi):
             src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the copy vectorises
@@ -587,9 +580,7 @@ def gemm_packed_requant(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -
 
 
 def _requant_rows(acc, mult, zp, lo, hi, out):
-    v = acc.astype(np.float32) * mult[None, :]
-    v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
-    out[...] = (np.rint(v).astype(np.int64) + zp).astype(out.dtype)
+    out[...] = (ort_round_ref(acc, mult[None, :], lo - zp, hi - zp).astype(np.int64) + zp).astype(out.dtype)
 
 
 def gemm_packed_requant_ref(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -> None:
