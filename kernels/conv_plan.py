@@ -194,7 +194,7 @@ class BoundPlan:
     split, descriptors, offsets, multipliers) is computed once, so a call checks x and out
     (shape, dtype, contiguity: the exact arrays the descriptors were built for) and runs the
     kernels. Same results as run_plan. The work split uses the kernel thread count at binding
-    (kernels.fast_gemm.get_num_threads()); rebind when that changes."""
+    (kernels.threads.get_num_threads()); rebind when that changes."""
 
     def __init__(self, plan: ConvPlan, n_img: int, x_layout: str, out_layout: str, out_dtype, where: str):
         c, h, w = plan.in_chw
