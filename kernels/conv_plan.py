@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import conv_rows
+from .conv import conv_out_hw
 from .workspace import scratch
 
 
@@ -60,7 +61,6 @@ class ConvPlan(NamedTuple):
 
 def make_plan(in_chw, x_dtype, x_zp, geom, w_shape, groups, rq) -> ConvPlan:
     """Check and assemble a plan; geom: kernels.conv.ConvGeom, w_shape (M, Cg, KH, KW)."""
-    from .conv import conv_out_hw
     c, h, w = (int(v) for v in in_chw)
     m, cg, kh, kw = (int(v) for v in w_shape)
     group = int(geom.group)

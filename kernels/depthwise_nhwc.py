@@ -66,10 +66,12 @@ from numba.extending import intrinsic
 
 from . import conv_rows, cpu
 from . import fast_depthwise as fd
+from .conv import ConvGeom, conv_out_hw
+from .fast_conv import run_depthwise_plan
 from .jit import kernel
 from .requant import ort_round
-from .threads import get_num_threads, native_call, native_split, parallel_items
 from .simd import pmaddwd_fn
+from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
@@ -693,7 +695,6 @@ class DepthwiseLayer(NamedTuple):
 def plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype) -> DepthwiseLayer:
     """The layer of an NCHW depthwise plan (kernels.fast_conv.plan_depthwise) for x of NCHW
     shape x_shape, writing out_dtype (ValueError naming a bad argument)."""
-    from .conv import ConvGeom, conv_out_hw
     n, c, h, w = (int(v) for v in x_shape)
     kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in plan.geo)
     g = plan.pc.geom
@@ -718,7 +719,6 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
 def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layout: str = "nchw"):
     """run_depthwise_layer for one layout pair with its per-call constants computed once (the
     kernel thread count, kernels.threads.get_num_threads(), is taken now): call(x, out)."""
-    from .fast_conv import run_depthwise_plan
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
         fd._fail("layout", f"must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")
