@@ -3,9 +3,11 @@ Numba parallel regions (native_split, native_call, bind_items). Every threaded k
 package shares it; it imports nothing from the kernels.
 
 Nothing here touches the environment at import. configure() sets the OpenMP spin count
-(GOMP_SPINCOUNT, see SPINCOUNT) once, before libgomp is loaded: the intsim side calls it when it
-builds a Program, and this module calls it itself before it first loads a threading layer (a
-kernels-only caller gets the same behaviour); a value set by the user wins.
+(GOMP_SPINCOUNT, see SPINCOUNT) once, and must run before libgomp is loaded (by the first Numba
+parallel region, or numba.set_num_threads): the intsim side calls it when it builds a Program,
+set_num_threads() calls it, and this module calls it before it first loads a threading layer
+itself (a kernels-only caller gets the same behaviour); a value set by the user wins. Code that
+starts Numba's threads on its own before any of these calls configure() first.
 """
 from __future__ import annotations
 
@@ -92,9 +94,11 @@ _local = threading.local()     # .threads: this thread's override of _state["thr
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the fast kernels (the caller counts as one)."""
+    """Threads used by the fast kernels (the caller counts as one). Configures the runtime first
+    (configure()): a caller that sets the count may start Numba's threads next."""
     if int(n) < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
+    configure()
     _state["threads"] = int(n)
 
 

@@ -15,6 +15,8 @@ SCRIPT = textwrap.dedent("""
     assert os.environ.get("GOMP_SPINCOUNT") == user, "an import wrote GOMP_SPINCOUNT"
     if sys.argv[1] == "layer":
         threads.threadsafe_layer()                 # loads the layer: configures first
+    elif sys.argv[1] == "count":
+        threads.set_num_threads(2)                 # a caller may start Numba's threads next
     else:
         threads.configure()
         threads.configure()
@@ -43,3 +45,7 @@ def test_user_value_wins():
 
 def test_layer_load_configures_first():
     _run("layer")
+
+
+def test_set_num_threads_configures():
+    _run("count")
