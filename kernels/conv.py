@@ -126,7 +126,7 @@ def _check_geom(geom) -> ConvGeom:
     return g
 
 
-def _check(x, w, x_zp, w_zp, bias, geom, acc):
+def check_conv_args(x, w, x_zp, w_zp, bias, geom, acc):
     """Validate everything; return (x, w, x_zp, w_zp, bias, geom) normalized."""
     x = check_int_operand("conv2d x", x, 4)
     w = check_int_operand("conv2d w", w, 4)
@@ -172,7 +172,7 @@ def conv2d_acc(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
     """acc[n, m, oy, ox] = bias[m] + sum (x - x_zp) * (w - w_zp[m]) over the group's channels
     and the kernel taps inside the image (module docstring). int64 sums; an int32 `acc` wraps.
     Raises ValueError on bad shapes, dtypes or geometry."""
-    x, w, x_zp, w_zp, bias, geom = _check(x, w, x_zp, w_zp, bias, geom, acc)
+    x, w, x_zp, w_zp, bias, geom = check_conv_args(x, w, x_zp, w_zp, bias, geom, acc)
     xb = centred_bound(x.dtype, x_zp, x_zp)
     wb = centred_bound(w.dtype, int(w_zp.min(initial=0)), int(w_zp.max(initial=0)))
     xc = centre(x, x_zp, max(xb, wb))          # one dtype for both operands
@@ -189,7 +189,9 @@ def conv2d_acc(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
 
 
 def conv2d_acc_ref(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
-    """NumPy int64 twin: explicit zero-point padding, then one strided slice per tap."""
+    """NumPy int64 twin: explicit zero-point padding, then one strided slice per tap (all groups at
+    once). The one conv reference: the depthwise twins (kernels.fast_depthwise.depthwise_ref,
+    kernels.depthwise_nhwc.depthwise_nhwc_ref) are this with group = C."""
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
     xp = np.full((n, c, h + geom.pad_top + geom.pad_bottom, wd + geom.pad_left + geom.pad_right),
@@ -205,8 +207,7 @@ def conv2d_acc_ref(x, w, x_zp, w_zp, bias, geom: ConvGeom, acc) -> None:
             y0, x0 = ky * geom.dil_h, kx * geom.dil_w
             sl = xp[:, :, y0:y0 + geom.stride_h * (oh - 1) + 1:geom.stride_h,
                     x0:x0 + geom.stride_w * (ow - 1) + 1:geom.stride_w]
-            for g in range(geom.group):
-                xs = sl[:, g * cg:(g + 1) * cg]
-                ws = wz[g * mg:(g + 1) * mg, :, ky, kx]
-                out[:, g * mg:(g + 1) * mg] += np.einsum("nchw,mc->nmhw", xs, ws)
+            xs = sl.reshape(n, geom.group, cg, oh, ow)               # every group in one product
+            ws = wz[:, :, ky, kx].reshape(geom.group, mg, cg)
+            out += np.einsum("ngchw,gmc->ngmhw", xs, ws).reshape(n, m, oh, ow)
     acc[...] = (out + np.asarray(bias, np.int64)[None, :, None, None]).astype(acc.dtype)

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import conv_rows
+from .conv import conv_out_hw
 from .workspace import scratch
 
 
@@ -60,7 +61,6 @@ class ConvPlan(NamedTuple):
 
 def make_plan(in_chw, x_dtype, x_zp, geom, w_shape, groups, rq) -> ConvPlan:
     """Check and assemble a plan; geom: kernels.conv.ConvGeom, w_shape (M, Cg, KH, KW)."""
-    from .conv import conv_out_hw
     c, h, w = (int(v) for v in in_chw)
     m, cg, kh, kw = (int(v) for v in w_shape)
     group = int(geom.group)
@@ -194,7 +194,7 @@ class BoundPlan:
     split, descriptors, offsets, multipliers) is computed once, so a call checks x and out
     (shape, dtype, contiguity: the exact arrays the descriptors were built for) and runs the
     kernels. Same results as run_plan. The work split uses the kernel thread count at binding
-    (kernels.fast_gemm.get_num_threads()); rebind when that changes."""
+    (kernels.threads.get_num_threads()); rebind when that changes."""
 
     def __init__(self, plan: ConvPlan, n_img: int, x_layout: str, out_layout: str, out_dtype, where: str):
         c, h, w = plan.in_chw

@@ -16,7 +16,7 @@ A conv of a batch becomes ONE GEMM per group over all N*OH*OW output pixels:
                   (rowsum is empty when no w_zp term is needed).
 
 The jitted functions take row (or image, or pixel-block) ranges so that chunks can run on
-several threads (kernels.fast_gemm.parallel_items); the wrappers check every shape first.
+several threads (kernels.threads.parallel_items); the wrappers check every shape first.
 
 Speed (they run at memory speed, next to the GEMM): the NCHW <-> NHWC/rows moves are T x T
 tile transposes (16 x 16 bytes, 8 x 8 int16/int32, 4 x 4 int64) written as target-independent
@@ -35,6 +35,8 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from .jit import kernel
+from .requant import ort_round, ort_round_ref
+from .threads import get_num_threads, native_call, native_split, parallel_items
 
 I64 = ir.IntType(64)
 
@@ -56,7 +58,7 @@ NATIVE_PARALLEL_BYTES = 1 << 16    # the same for the passes that split as a Num
 
 class NativeSplit:
     """A runner for a pass of `nbytes` bytes on `threads` threads: to_nhwc and im2col_rows run it
-    as one Numba parallel region (kernels.fast_gemm.native_split); any other pass calls it like
+    as one Numba parallel region (kernels.threads.native_split); any other pass calls it like
     parallel_items (the pool above PARALLEL_BYTES, else on the calling thread)."""
 
     def __init__(self, nbytes: int, threads: int):
@@ -66,15 +68,13 @@ class NativeSplit:
         if self.nbytes < PARALLEL_BYTES:
             fn(0, n)
             return
-        from .fast_gemm import parallel_items
         parallel_items(fn, n, self.threads)
 
 
 def runner(nbytes: int):
     """The work-sharing function for a pass over `nbytes` bytes: None (serial) for small passes,
     whose hand-off would cost more than the work; a NativeSplit when the fast kernels' threads
-    split as Numba parallel regions; else the thread pool (kernels.fast_gemm.parallel_items)."""
-    from .fast_gemm import get_num_threads, native_split, parallel_items
+    split as Numba parallel regions; else the thread pool (kernels.threads.parallel_items)."""
     threads = get_num_threads()
     if threads > 1 and nbytes >= NATIVE_PARALLEL_BYTES and native_split(threads):
         return NativeSplit(nbytes, threads)
@@ -88,7 +88,6 @@ def _region(par, run, n, *args) -> bool:
     this process may start regions (not a forked child); False (nothing done) otherwise."""
     if not isinstance(run, NativeSplit) or n < 2:
         return False
-    from .fast_gemm import native_call
     return native_call(par, run.threads, *args, np.int64(min(run.threads, n)))   # False in a forked child
 
 
@@ -379,7 +378,7 @@ def pack_conv_tiles(xf, geo, add, g, mr, t0, t1, s0, ns, apk):
     """The drivers' A panel of tiles t0..t1-1 for K steps s0..s0+ns-1, from the image instead
     of stored rows (kind-2 descriptor, see conv_geo): apk[((t - t0)*mr + r)*ns*g + j] =
     im2col(xh)[t*mr + r, s0*g + j] + add (`pad` + add for taps outside the image), 0 for rows
-    >= M and k >= K, exactly the bytes fast_gemm._pack_block takes from im2col_rows' output.
+    >= M and k >= K, exactly the bytes fast_gemm.pack_block takes from im2col_rows' output.
     xf: xh (N, H, W, C) flattened. Per row, the K range is walked segment by segment: a kernel
     row whose taps lie inside the image with dilation 1 and Cg == C is one run of KW*C."""
     m_, k_ = geo[1], geo[2]
@@ -462,15 +461,13 @@ def _finish_block(src, off, off32, w_zp, wz32, rs, rq_on, mult_g, flo, fhi, zp32
         for q in range(rows):
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j])
-                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
+                dst[q * mg + j] = np.int32(np.int32(ort_round(a32, mult_g[j], flo, fhi)) + zp32)
     elif rq_on:
         for q in range(rows):
             rs32 = np.int32(rs[q])
             for j in range(mg):
                 a32 = np.int32(src[q * mg + j] + off32[j] - np.int32(wz32[j] * rs32))
-                v = min(max(np.float32(a32) * mult_g[j], flo), fhi)
-                dst[q * mg + j] = np.int32(np.int32(np.rint(v)) + zp32)
+                dst[q * mg + j] = np.int32(np.int32(ort_round(a32, mult_g[j], flo, fhi)) + zp32)
     elif dst.itemsize == 4:
         for q in range(rows):
             rs32 = np.int32(rs[q]) if rs.shape[0] else np.int32(0)
@@ -719,8 +716,12 @@ def rows_to_nhwc(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
 
 
 # ------------------------------------------------------------------------------ NumPy twins
-def to_nhwc_ref(x, run=None):
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
+def to_nhwc_ref(x, run=None, out=None):
+    xh = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
+    if out is None:
+        return xh
+    out[...] = xh
+    return out
 
 
 def im2col_rows_ref(xh, c0, cg, kh, kw, cgeo, pad, cols, run=None) -> None:
@@ -753,9 +754,9 @@ def rows_to_nchw_ref(raw, off, w_zp, rowsum, rq, out, ch0, run=None) -> None:
     mg = acc.shape[1]
     if rq[0]:
         zp, lo, hi = int(rq[2]), int(rq[3]), int(rq[4])
-        v = acc.astype(np.int32).astype(np.float32) * np.asarray(rq[1], np.float32)[None, ch0:ch0 + mg, None]
-        v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
-        out[:, ch0:ch0 + mg] = (np.rint(v).astype(np.int64) + zp).astype(out.dtype)
+        mult = np.asarray(rq[1], np.float32)[None, ch0:ch0 + mg, None]
+        v = ort_round_ref(acc.astype(np.int32), mult, lo - zp, hi - zp)
+        out[:, ch0:ch0 + mg] = (v.astype(np.int64) + zp).astype(out.dtype)
     elif out.dtype == np.int32:
         out[:, ch0:ch0 + mg] = acc.astype(np.int32)
     else:

@@ -34,7 +34,7 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
   plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread).
 Work is shared over (channel chunk, image, block of output rows) items, one contiguous range of
-items per thread (a Numba parallel region, or kernels.fast_gemm.parallel_items); the bind picks
+items per thread (a Numba parallel region, or kernels.threads.parallel_items); the bind picks
 the rows per block and, for layers whose runs are one pixel, the channel chunks that balance the
 ranges (_split: MobileNetV2's 7x7x960 layer has 7 rows, which two threads split 4:3, or 2:1
 with the 3-row blocks an NCHW dst wants; two chunks of 480 lanes split it evenly). Problems
@@ -66,8 +66,12 @@ from numba.extending import intrinsic
 
 from . import conv_rows, cpu
 from . import fast_depthwise as fd
+from .conv import ConvGeom, conv_out_hw
+from .fast_conv import run_depthwise_plan
 from .jit import kernel
+from .requant import ort_round
 from .simd import pmaddwd_fn
+from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
@@ -264,8 +268,7 @@ def _finish_run(acc, lanes, rows, r0, df, d0, fl):
     if requant:
         for i in range(lanes):
             t = np.int32(acc[i] + crow[i])
-            v = min(max(np.float32(t) * mrow[i], flo), fhi)
-            df[np.uint64(d0 + i)] = np.int32(np.rint(v) + zpf)
+            df[np.uint64(d0 + i)] = np.int32(ort_round(t, mrow[i], flo, fhi) + zpf)
     elif is64:
         for i in range(lanes):
             df[np.uint64(d0 + i)] = np.int64(np.int32(acc[i] + crow[i])) + brow[i]
@@ -591,9 +594,8 @@ def _split_shape(dst_shape, shape, c, geo, threads, out_nchw, buf_bytes):
 
 
 def _split_run(run, items, threads):
-    """run(i0, i1) over range(items), one chunk per thread (kernels.fast_gemm.parallel_items;
+    """run(i0, i1) over range(items), one chunk per thread (kernels.threads.parallel_items;
     measured a little faster than 2 or 4 chunks per thread at batch 1 and 8 on a shared host)."""
-    from .fast_gemm import parallel_items
     parallel_items(run, items, threads=threads, per_thread=1)
 
 
@@ -610,9 +612,8 @@ def _run_planned(plan: DepthwiseNhwcPlan, x, dst, x_nchw: bool, out_nchw: bool, 
 def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads=None):
     """_run_planned with everything but x and dst fixed (threads taken now): call(x, dst) checks
     that both are C-contiguous ndarrays of the planned shapes and dtypes (ValueError naming the
-    bad one), then runs the kernel: as one Numba parallel region (kernels.fast_gemm.native_split)
+    bad one), then runs the kernel: as one Numba parallel region (kernels.threads.native_split)
     or through _split_run (one thread or the pool)."""
-    from .fast_gemm import get_num_threads, native_call, native_split
     x_shape = _nchw_shape(plan.x_shape) if x_nchw else plan.x_shape
     dst_shape = _nchw_shape(plan.dst_shape) if out_nchw else plan.dst_shape
     threads = get_num_threads() if threads is None else int(threads)
@@ -661,30 +662,16 @@ def _bad_array(name, a, shape, dtype):
 
 def depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
-    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    the bad argument. threads: the pool size of kernels.threads.parallel_items (None: its default)."""
     run_depthwise_nhwc(plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq), x, dst, threads)
 
 
 def depthwise_nhwc_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
-    """NumPy int64 twin of depthwise_nhwc (no validation; threads is ignored), channels last."""
-    kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
-    n, oh, ow, m = dst.shape
-    h, w, c = x.shape[1:]
-    hp, wp = max(pt + h, (oh - 1) * sh + (kh - 1) * dh + 1), max(pl + w, (ow - 1) * sw + (kw - 1) * dw + 1)
-    xp = np.zeros((n, hp, wp, m), np.int64)
-    xp[:, pt:pt + h, pl:pl + w] = np.repeat(x.astype(np.int64) - int(x_zp), m // c, axis=3)
-    total = np.asarray(bias, np.int64) + np.zeros((n, oh, ow, m), np.int64)
-    for t in range(kh * kw):
-        y0, x0 = (t // kw) * dh, (t % kw) * dw
-        total += xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw] * wz[:, t].astype(np.int64)
-    wrapped = (total + 2**31) % 2**32 - 2**31
-    if not rq[0]:
-        dst[...] = total if dst.dtype == np.int64 else wrapped.astype(np.int32).astype(dst.dtype)
-        return
-    zp = int(rq[2])
-    f = wrapped.astype(np.float32) * np.asarray(rq[1], np.float32)
-    f = np.clip(f, np.float32(int(rq[3]) - zp), np.float32(int(rq[4]) - zp))
-    dst[...] = np.rint(f).astype(np.int64) + zp
+    """NumPy int64 twin of depthwise_nhwc (no validation; threads is ignored), channels last:
+    kernels.fast_depthwise.depthwise_ref (so kernels.conv.conv2d_acc_ref) on NCHW copies."""
+    d = np.empty((dst.shape[0], dst.shape[3], dst.shape[1], dst.shape[2]), dst.dtype)
+    fd.depthwise_ref(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), x_zp, wz, bias, geo, d, rq)
+    dst[...] = d.transpose(0, 2, 3, 1)
 
 
 # ------------------------------------------------------------------------------- layers
@@ -708,7 +695,6 @@ class DepthwiseLayer(NamedTuple):
 def plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype) -> DepthwiseLayer:
     """The layer of an NCHW depthwise plan (kernels.fast_conv.plan_depthwise) for x of NCHW
     shape x_shape, writing out_dtype (ValueError naming a bad argument)."""
-    from .conv import ConvGeom, conv_out_hw
     n, c, h, w = (int(v) for v in x_shape)
     kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in plan.geo)
     g = plan.pc.geom
@@ -732,8 +718,7 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
 
 def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layout: str = "nchw"):
     """run_depthwise_layer for one layout pair with its per-call constants computed once (the
-    kernel thread count, kernels.fast_gemm.get_num_threads(), is taken now): call(x, out)."""
-    from .fast_conv import run_depthwise_plan
+    kernel thread count, kernels.threads.get_num_threads(), is taken now): call(x, out)."""
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
         fd._fail("layout", f"must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")

@@ -42,6 +42,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .jit import kernel
+from .threads import parallel_items
 
 F32 = np.float32
 INT32_MIN = -(1 << 31)
@@ -219,11 +220,10 @@ _PAR_CHUNK = 1 << 16
 
 def _chunked(fn, n: int) -> None:
     """fn(i0, i1) over [0, n): one call for small n, else chunks shared by the fast kernels'
-    threads (kernels.fast_gemm.parallel_items); fn must be a nogil kernel call."""
+    threads (kernels.threads.parallel_items); fn must be a nogil kernel call."""
     if n < _PAR_MIN:
         fn(0, n)
         return
-    from .fast_gemm import parallel_items
     chunks = -(-n // _PAR_CHUNK)
     parallel_items(lambda c0, c1: fn(c0 * _PAR_CHUNK, min(c1 * _PAR_CHUNK, n)), chunks, per_thread=2)
 
@@ -413,7 +413,6 @@ def _chunk_rows(fn, x3, out3) -> None:
     if x3.size < _PAR_MIN or p_ == 1:
         fn(x3, out3)
         return
-    from .fast_gemm import parallel_items
     parallel_items(lambda i0, i1: fn(x3[i0:i1], out3[i0:i1]), p_, per_thread=2)
 
 

@@ -28,7 +28,7 @@ from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .fast_depthwise import depthwise
-from .fast_gemm import PackedB, _offsets, _rq_none, _vec, bind_packed, fits_int32, gemm_geo, pack_b, run_packed
+from .fast_gemm import PackedB, offsets, rq_none, vector_arg, bind_packed, fits_int32, gemm_geo, pack_b, run_packed
 from .requant import requant_float, requant_float_ref
 
 
@@ -65,7 +65,7 @@ def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
     """Prepare conv weights w (M, C/group, KH, KW) with per-channel zero points w_zp (M,)."""
     if not isinstance(w, np.ndarray) or w.ndim != 4:
         raise ValueError(f"pack_conv: weight w must be a 4-D int8/uint8 array, got {np.shape(w)}")
-    w_zp = _vec(w_zp, w.shape[0], np.int64, "w_zp", "pack_conv")
+    w_zp = vector_arg(w_zp, w.shape[0], np.int64, "w_zp", "pack_conv")
     _check_w(w, w_zp, geom)
     isa = cpu.best_isa() if isa is None else isa
     m, cg, kh, kw = w.shape
@@ -109,7 +109,7 @@ def _check_dst(dst, shape, dtypes, where, name):
 
 def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan:
     """The conv plan (kernels.conv_plan) of a GEMM-kind pc: per group, the fast GEMM with bias and
-    zero points in its column offsets (kernels.fast_gemm._offsets), nothing added afterwards.
+    zero points in its column offsets (kernels.fast_gemm.offsets), nothing added afterwards.
     bias: int64 (M,); rq as kernels.conv_rows.rows_to_nchw."""
     if pc.kind != "gemm":
         raise ValueError(f"plan_conv_exact: a {pc.kind} conv has no GEMM plan")
@@ -117,7 +117,7 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
     zeros = np.zeros(mg, np.int64)
     groups = []
     for gi, pack in enumerate(pc.packs):
-        offs, o = _offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
+        offs, o = offsets(pack, np.dtype(x_dtype), x_zp, bias[gi * mg:(gi + 1) * mg])
         groups.append(GroupPlan(partial(_exact_gemm, pack, offs, o), zeros, zeros, False,
                                 partial(_exact_bind_q, pack, offs, o, gi * mg)))
     return make_plan(in_chw, x_dtype, x_zp, pc.geom, (pc.m, pc.cg, pc.kh, pc.kw), groups, rq)
@@ -125,7 +125,7 @@ def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan
 
 def _exact_gemm(pack: PackedB, offs, o, cols, raw):
     """raw (rows, Mg) = the int32 sums of cols (rows, K)."""
-    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, _rq_none())
+    run_packed(cols.reshape(-1), gemm_geo(cols.shape[0], pack.k, pack.n, pack.isa), o, pack, offs, raw, rq_none())
 
 
 def _exact_bind_q(pack: PackedB, offs, o, c0, rows, conv, x_shape, rq):
@@ -192,7 +192,7 @@ def _prepare(x, x_zp, pc, bias, where):
     info = np.iinfo(x.dtype)
     if not info.min <= int(x_zp) <= info.max:
         raise ValueError(f"{where}: x_zp {x_zp} outside the {x.dtype} range")
-    return shape, _vec(bias, pc.m, np.int64, "bias", where)
+    return shape, vector_arg(bias, pc.m, np.int64, "bias", where)
 
 
 def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
@@ -204,9 +204,9 @@ def conv2d_fast(x, x_zp, pc: PackedConv, bias, acc) -> None:
     if pc.kind == "portable" or exact64:
         conv2d_acc(x, pc.w, x_zp, pc.w_zp, bias, pc.geom, acc)
     elif pc.kind == "depthwise":
-        _depthwise(x, x_zp, pc, bias, acc, _rq_none())
+        _depthwise(x, x_zp, pc, bias, acc, rq_none())
     else:
-        run_plan(plan_conv_exact(pc, x.shape[1:], x.dtype, x_zp, bias, _rq_none()), x, acc, where)
+        run_plan(plan_conv_exact(pc, x.shape[1:], x.dtype, x_zp, bias, rq_none()), x, acc, where)
 
 
 def _fits(x, x_zp, pc, bias):
@@ -228,7 +228,7 @@ def conv2d_fast_requant(x, x_zp, pc: PackedConv, bias, mult, zp, lo, hi, out) ->
     where = "conv2d_fast_requant"
     shape, bias = _prepare(x, x_zp, pc, bias, where)
     _check_dst(out, shape, (np.uint8, np.int8), where, "out")
-    mult = _vec(mult, pc.m, np.float32, "mult", where)
+    mult = vector_arg(mult, pc.m, np.float32, "mult", where)
     info = np.iinfo(out.dtype)
     if not (info.min <= lo <= zp <= hi <= info.max) or not np.all(np.isfinite(mult)):
         raise ValueError(f"{where}: need finite mult and {info.min} <= lo <= zp <= hi <= {info.max}")

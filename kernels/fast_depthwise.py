@@ -32,7 +32,7 @@ Two loop orders, same integers:
   one contiguous OW*CB-lane loop over the taps (the taps tiled along the row); requantized rows
   are gathered per block and scattered to its NCHW planes.
 Work is shared over planes (rows) or (block, image) items (chan) by
-kernels.fast_gemm.parallel_items in at most 2 chunks per thread; problems below SERIAL_WORK
+kernels.threads.parallel_items in at most 2 chunks per thread; problems below SERIAL_WORK
 multiply-adds run on the calling thread.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import kernel
+from .conv import ConvGeom, conv2d_acc_ref
+from .requant import ort_round, ort_round_ref
+from .threads import parallel_items
 
 CB = 16                 # channels per block of the "chan" path (two AVX2 vectors)
 ROWS_MIN_OW = 24        # the "rows" path for outputs at least this wide
@@ -79,13 +82,11 @@ def _finish_row(acc, a0, step, ow_, df, d0, b64, requant, mm, zpf, flo, fhi):
     if requant and step == 1:
         for ox in range(ow_):
             t = np.int32(np.int32(acc[np.uint64(a0 + ox)]) + b32)
-            v = min(max(np.float32(t) * mm, flo), fhi)
-            df[np.uint64(d0 + ox)] = np.int32(np.rint(v) + zpf)
+            df[np.uint64(d0 + ox)] = np.int32(ort_round(t, mm, flo, fhi) + zpf)
     elif requant:
         for ox in range(ow_):
             t = np.int32(np.int32(acc[np.uint64(a0 + 2 * ox)]) + b32)
-            v = min(max(np.float32(t) * mm, flo), fhi)
-            df[np.uint64(d0 + ox)] = np.int32(np.rint(v) + zpf)
+            df[np.uint64(d0 + ox)] = np.int32(ort_round(t, mm, flo, fhi) + zpf)
     else:
         for ox in range(ow_):
             df[np.uint64(d0 + ox)] = np.int64(np.int32(acc[np.uint64(a0 + ox * step)])) + b64
@@ -346,7 +347,7 @@ def _chan_impl(x, x_zp, wz, bias, geo, dst, rq, i0, i1):
                 r0 = oy * lanes
                 for i in range(lanes):
                     t = np.int32(np.int32(acc[i]) + brow[i])
-                    res[np.uint64(r0 + i)] = np.int32(np.rint(min(max(np.float32(t) * mrow[i], flo), fhi)) + zpf)
+                    res[np.uint64(r0 + i)] = np.int32(ort_round(t, mrow[i], flo, fhi) + zpf)
             else:
                 plane0 = ((n * m_ + m0) * oh_ + oy) * ow_
                 for ox in range(ow_):
@@ -468,7 +469,7 @@ def _path(dst) -> str:
 
 def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
     """dst = the depthwise conv of the module docstring (fast kernels); raises ValueError naming
-    the bad argument. threads: the pool size of kernels.fast_gemm.parallel_items (None: its default)."""
+    the bad argument. threads: the pool size of kernels.threads.parallel_items (None: its default)."""
     taps = _validate(x, x_zp, wz, bias, geo, dst, rq)
     n, m, oh, ow = dst.shape
     impl, items = (_rows_impl, n * m) if _path(dst) == "rows" else (_chan_impl, n * (-(-m // CB)))
@@ -481,34 +482,24 @@ def depthwise(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
 def _split_run(run, items, threads):
     """run(i0, i1) over range(items) in at most 2 chunks per thread (threads None: the pool's
     default count)."""
-    from .fast_gemm import parallel_items
     parallel_items(run, items, threads=threads, per_thread=2)
 
 
 def depthwise_ref(x, x_zp, wz, bias, geo, dst, rq, threads=None) -> None:
-    """NumPy int64 twin of depthwise (no validation; threads is ignored)."""
+    """NumPy int64 twin of depthwise (no validation; threads is ignored): the sums are
+    kernels.conv.conv2d_acc_ref's (group = C, weights wz, w_zp = 0), then the contract's store."""
     kh, kw, sh, sw, pt, pl, dh, dw = (int(v) for v in geo)
     n, m, oh, ow = dst.shape
     c, h, w = x.shape[1:]
-    xc = x.astype(np.int64) - int(x_zp)
-    xc = np.repeat(xc, m // c, axis=1)
     pb = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - h - pt)
     pr = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - w - pl)
-    xp = np.pad(xc, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    acc = np.zeros((n, m, oh, ow), np.int64)
-    for ky in range(kh):
-        for kx in range(kw):
-            tap = xp[:, :, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
-            acc += tap * wz[:, ky * kw + kx].astype(np.int64)[None, :, None, None]
-    acc += np.asarray(bias, np.int64)[None, :, None, None]
+    acc = np.empty((n, m, oh, ow), np.int64)
+    conv2d_acc_ref(x, wz.reshape(m, 1, kh, kw), x_zp, np.zeros(m, np.int64), bias,
+                   ConvGeom(sh, sw, pt, pl, pb, pr, dh, dw, c), acc)
     requant, mult, zp, lo, hi = rq
-    if not requant:
-        if dst.dtype == np.int64:
-            dst[...] = acc
-        else:
-            dst[...] = ((acc + 2**31) % 2**32 - 2**31).astype(dst.dtype)
-        return
     a32 = ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
-    v = a32.astype(np.float32) * np.asarray(mult, np.float32)[None, :, None, None]
-    v = np.minimum(np.maximum(v, np.float32(int(lo) - int(zp))), np.float32(int(hi) - int(zp)))
-    dst[...] = (np.rint(v).astype(np.int64) + int(zp)).astype(dst.dtype)
+    if not requant:
+        dst[...] = acc if dst.dtype == np.int64 else a32.astype(dst.dtype)
+        return
+    v = ort_round_ref(a32, np.asarray(mult, np.float32)[None, :, None, None], int(lo) - int(zp), int(hi) - int(zp))
+    dst[...] = (v.astype(np.int64) + int(zp)).astype(dst.dtype)

@@ -24,22 +24,15 @@ int32 (as kernels.gemm stores it). An int64 `acc` is exact: when the bound
 The fused variant writes the ORT float requantization (kernels.requant) from the int32 tile:
     y[m, n] = clamp(rint_half_even(f32(acc[m, n]) * mult[n]) + zp, lo, hi), all float32.
 Earlier K blocks accumulate int32 sums in a per-item block; in the last K block the
-micro-kernel requantizes its registers and stores bytes into y (kernels.simd, `_q_target`:
+micro-kernel requantizes its registers and stores bytes into y (kernels.simd, `q_target`:
 an 8-bit y with unit column stride and any row stride >= N). Other outputs (transposed,
-column-strided) go through the int32 block and `_epilogue`.
+column-strided) go through the int32 block and `epilogue`.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib
-import itertools
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import prange
 
@@ -47,9 +40,14 @@ from . import cpu
 from .gemm import gemm_acc, gemm_acc_ref
 from .conv_rows import CONV_KIND, pack_conv_tiles
 from .jit import kernel
+from .requant import ort_round, ort_round_ref
 from .simd import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR, mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
+from . import threads
+# The thread runtime lives in kernels.threads; these names stay importable from here.
+from .threads import bind_items, get_num_threads, native_call, native_split, parallel_items, serial_here, \
+    set_num_threads  # noqa: F401
 
-KC_STEPS = 128            # longest K block (steps; see _kc): B block of 16 panels = 128 KiB, in L2
+KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
 MC_TILES = 16             # M block: at most 16 tiles of MR rows
 _GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4),
@@ -88,7 +86,7 @@ def _check_b(b, b_zp):
 
 
 @kernel(inline="always")
-def _kc(steps):
+def kc_steps(steps):
     """Steps per K block: the K loop cut into equal blocks of at most KC_STEPS (= 128) steps,
     the last one possibly shorter by less than the block count (a short last block would cost
     a C reload and a B re-stream for little work: K = 576 as 128 + 16 steps ran 12% slower)."""
@@ -97,19 +95,19 @@ def _kc(steps):
 
 
 def k_block(steps: int) -> int:
-    """Python twin of _kc: the K block (in steps) the packers and drivers use for `steps`."""
+    """Python twin of kc_steps: the K block (in steps) the packers and drivers use for `steps`."""
     nb = -(-int(steps) // KC_STEPS)
     return max(1, -(-int(steps) // max(nb, 1)))
 
 
 @kernel
-def _pack_panels_impl(bw, nr, g, steps, panels):
+def pack_panels(bw, nr, g, steps, panels):
     """panels[(s0*n_panels + p*ns)*nr*g + ((s - s0)*nr + j)*g + t] = bw[s*g + t, p*nr + j] for
-    K blocks s0 = 0, kc, 2kc... of ns = min(kc, steps - s0) steps, kc = _kc(steps) (0 outside
+    K blocks s0 = 0, kc, 2kc... of ns = min(kc, steps - s0) steps, kc = kc_steps(steps) (0 outside
     bw): the panels of one K block are contiguous."""
     k_, n_ = bw.shape
     n_panels = panels.shape[0] // (steps * nr * g)
-    kc = _kc(steps)
+    kc = kc_steps(steps)
     for s0 in range(0, steps, kc):
         ns = min(kc, steps - s0)
         for p in range(n_panels):
@@ -131,7 +129,7 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     if not isinstance(b, np.ndarray) or b.ndim != 2:
         raise ValueError(f"pack_b: weight b must be a 2-D int8/uint8 array, got {type(b).__name__} "
                          f"{np.shape(b)}")
-    b_zp = _vec(b_zp, b.shape[1], np.int64, "b_zp", "pack_b")
+    b_zp = vector_arg(b_zp, b.shape[1], np.int64, "b_zp", "pack_b")
     _check_b(b, b_zp)
     isa = cpu.best_isa() if isa is None else isa
     if isa not in cpu.ISAS:
@@ -148,7 +146,7 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     _, nr, g = _GEOM[isa]
     steps = _ceil(k, g)
     panels = np.empty(_ceil(n, nr) * steps * nr * g, np.int16 if g == 2 else np.int8)
-    _pack_panels_impl(bw, nr, g, steps, panels)
+    pack_panels(bw, nr, g, steps, panels)
     return PackedB(isa, k, n, steps, panels, col_sum, abs_sum, b.copy(), b_zp)
 
 
@@ -160,7 +158,7 @@ G_KIND, G_M, G_K, G_N, G_MC, G_TRANS, G_C, G_H, G_W, G_OW, G_SH, G_SW, G_PT, G_P
 
 
 @kernel
-def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
+def pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
     """Lanes of the A tiles t0..t1-1 for K block steps s0..s0+ns-1, row by row:
     apk[(((t - t0)*mr + r)*ns + s)*G + u] = A[t*mr + r, (s0 + s)*G + u] + add (so int32 word
     ((t - t0)*mr + r)*ns + s holds the G lanes of row r, step s, lowest first); zero for rows
@@ -194,15 +192,8 @@ def _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
                 out[j] = 0
 
 
-@kernel(inline="always")
-def _requant_one(c, mult, zp, flo, fhi):
-    """ORT float requant of one int32 sum: rint_RNE(clamp(f32(c) * mult, flo, fhi)) + zp."""
-    v = min(max(np.float32(c) * mult, flo), fhi)
-    return np.int64(np.rint(v)) + zp
-
-
 @kernel
-def _epilogue(cblk, m0, n0, geo, dst, rq):
+def epilogue(cblk, m0, n0, geo, dst, rq):
     """Write the valid part of an int32 block: dst[m, n] (trans=0) or dst[n, m] (trans=1),
     the sum itself or its ORT float requantization (rq = (requant, mult, zp, lo, hi))."""
     requant, mult, zp, lo, hi = rq
@@ -212,7 +203,7 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
         for j in range(nj):
             mj = mult[n0 + j]
             for i in range(mi):
-                dst[n0 + j, m0 + i] = _requant_one(cblk[i, j], mj, zp, flo, fhi)
+                dst[n0 + j, m0 + i] = np.int64(ort_round(cblk[i, j], mj, flo, fhi)) + zp
     elif geo[5]:
         for j in range(nj):
             for i in range(mi):
@@ -223,8 +214,7 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
         for i in range(mi):
             src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the loop vectorises
             for j in range(nj):
-                v = min(max(np.float32(src[j]) * mv[j], flo), fhi)
-                d[j] = np.int32(np.rint(v)) + zp32               # in [lo, hi]: fits dst
+                d[j] = np.int32(ort_round(src[j], mv[j], flo, fhi)) + zp32     # in [lo, hi]: fits dst
     else:
         for i in range(mi):
             src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the copy vectorises
@@ -233,7 +223,7 @@ def _epilogue(cblk, m0, n0, geo, dst, rq):
 
 
 @kernel(inline="always")
-def _item_bounds(item, geo, mr, nr, nc):
+def item_bounds(item, geo, mr, nr, nc):
     """Tiles t0..t1-1 and panels p0..p1-1 of work item `item`: M blocks of geo[G_MC] tiles times
     N ranges of geo[G_NP] panels (a descriptor of 14 entries, as conv builds, uses nc)."""
     n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
@@ -244,7 +234,7 @@ def _item_bounds(item, geo, mr, nr, nc):
 
 
 @kernel(inline="always")
-def _c_target(dst, rq, geo, t1, p1, mr, nr):
+def c_target(dst, rq, geo, t1, p1, mr, nr):
     """True when an item's tiles (up to row t1*mr, column p1*nr) may be summed straight into dst:
     plain int32 sums (no requant, not transposed) into a row-contiguous dst, all tiles full."""
     return (not rq[0]) and geo[5] == 0 and dst.itemsize == 4 and dst.strides[1] == 4 and \
@@ -252,7 +242,7 @@ def _c_target(dst, rq, geo, t1, p1, mr, nr):
 
 
 @kernel(inline="always")
-def _a_in_place(geo, add, t1, mr):
+def a_in_place(geo, add, t1, mr):
     """True when a driver may read an item's A tiles (up to row t1*mr) straight from src: a
     row-major A (geo[0] == 0: not column-major, not a conv descriptor) of uint8 values taken as
     they are (add == 0), K % 4 == 0 (rows are whole u8 quads), all tiles full."""
@@ -260,7 +250,7 @@ def _a_in_place(geo, add, t1, mr):
 
 
 @kernel(inline="always")
-def _q_target(dst, rq, geo):
+def q_target(dst, rq, geo):
     """True when the micro-kernels requantize in registers and store bytes straight into dst:
     requant, not transposed, an 8-bit dst with unit column stride and rows that do not overlap
     (row stride >= N bytes; any stride for one row)."""
@@ -269,7 +259,7 @@ def _q_target(dst, rq, geo):
 
 
 @kernel(inline="always")
-def _q_consts(rq, n_pad):
+def q_consts(rq, n_pad):
     """(mult padded with zeros to n_pad float32, float32 [lo - zp, hi - zp, zp]) for the
     requantizing micro-kernels (small integers: exact in float32)."""
     requant, mult, zp, lo, hi = rq
@@ -282,10 +272,10 @@ def _q_consts(rq, n_pad):
 
 
 @kernel(inline="always")
-def _cblk_size(direct, fused, steps, tiles, mr, ldc):
+def cblk_size(direct, fused, steps, tiles, mr, ldc):
     """int32 words of an item's C block: none when summed into dst or when a requantized GEMM
     has a single K block (the micro-kernel starts from the offsets and stores bytes)."""
-    return 0 if direct or (fused and steps <= _kc(steps)) else tiles * mr * ldc
+    return 0 if direct or (fused and steps <= kc_steps(steps)) else tiles * mr * ldc
 
 
 @kernel
@@ -293,7 +283,7 @@ def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, firs
     """Tiles t0..t0+nt-1 (A words at (tile - t0)*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32
     int16) of one K block, 6x16 vpmaddwd micro-kernel, into C at c0 + (tile - t0)*6*ldc +
     (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_avx2_q stores the
-    requantized bytes into qout (see _q_consts) instead."""
+    requantized bytes into qout (see q_consts) instead."""
     if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
         for t in range(nt):
             for p in range(q0, q1):
@@ -308,24 +298,24 @@ def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, firs
 
 @kernel
 def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 (see _item_bounds). Per item, per K block (_kc): pack the item's A
+    """Items i0..i1-1 (see item_bounds). Per item, per K block (kc_steps): pack the item's A
     tiles once (int16 lanes), then per B block of nc panels (L2), per tile and panel, the 6x16
     vpmaddwd micro-kernel accumulates into the item's int32 C (started from the offsets row):
-    dst itself when _c_target allows, else a block written by _epilogue."""
+    dst itself when c_target allows, else a block written by epilogue."""
     mr, nr, g, nc = 6, 16, 2, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = _q_target(dst, rq, geo), _kc(steps)
-    mp, rqs = _q_consts(rq, n_panels * nr)
+    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
+    mp, rqs = q_consts(rq, n_panels * nr)
     qout = (dst, mp, rqs)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
+        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+            pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
@@ -336,7 +326,7 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
                     _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
                                 first, fused and s0 + ns >= steps, qout, geo)
         if not direct and not fused:
-            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel
@@ -364,22 +354,22 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     packed per K block."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = _q_target(dst, rq, geo), _kc(steps)
-    mp, rqs = _q_consts(rq, n_panels * nr)
+    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
+    mp, rqs = q_consts(rq, n_panels * nr)
     qout = (dst, mp, rqs)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
-        in_place = _a_in_place(geo, add, t1, mr)
+        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+        in_place = a_in_place(geo, add, t1, mr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
                 a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
             else:
-                _pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+                pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
                 a, a0, lda = apk, 0, ns
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
@@ -391,120 +381,7 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
                     _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc,
                                    offs, first, fused and s0 + ns >= steps, qout, geo)
         if not direct and not fused:
-            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
-
-
-# Work sharing for the nogil drivers: chunks of items are claimed dynamically by the calling
-# thread and a small persistent pool, so a call never waits for a worker that has not started.
-# (Not Numba's prange: with the OpenMP layer a parallel region ends at a barrier every team
-# thread must reach; on a loaded machine a sleeping worker takes milliseconds to wake and the
-# caller waits for it even when it could have done all the work itself.)
-_state = {"threads": min(2, os.cpu_count() or 1), "pool": None, "size": 0}
-_lock = threading.Lock()
-
-
-_local = threading.local()     # .threads: this thread's override of _state["threads"] (serial_here)
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by the fast kernels (the caller counts as one)."""
-    if int(n) < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    _state["threads"] = int(n)
-
-
-def get_num_threads() -> int:
-    """The threads a kernel called from this thread may use: set_num_threads(), or 1 inside
-    serial_here()."""
-    return getattr(_local, "threads", None) or _state["threads"]
-
-
-@contextlib.contextmanager
-def serial_here():
-    """Within the block, kernels called from this thread run on it alone (no pool hand-off):
-    for callers that already run several independent kernels side by side (a batch split over
-    threads)."""
-    before = getattr(_local, "threads", None)
-    _local.threads = 1
-    try:
-        yield
-    finally:
-        _local.threads = before
-
-
-def _pool(workers):
-    with _lock:
-        if _state["pool"] is None or _state["size"] < workers:
-            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intsim")
-            _state["size"] = workers
-        return _state["pool"]
-
-
-def parallel_items(fn, n_items: int, threads: int | None = None, per_thread: int = 4) -> None:
-    """Call fn(i0, i1) over disjoint chunks covering range(n_items); returns when all are done.
-    fn must release the GIL (nogil kernels) and chunks must write disjoint outputs."""
-    threads = get_num_threads() if threads is None else int(threads)
-    if threads <= 1 or n_items <= 1:
-        fn(0, n_items)
-        return
-    chunk = max(1, n_items // (per_thread * threads))
-    n_chunks = -(-n_items // chunk)
-    counter, done, errors = itertools.count(), [0], []
-    finished, lock = threading.Event(), threading.Lock()
-
-    def work():
-        while True:
-            c = next(counter)
-            if c >= n_chunks:
-                return
-            try:
-                fn(c * chunk, min((c + 1) * chunk, n_items))
-            except BaseException as e:      # reported by the caller
-                errors.append(e)
-            with lock:
-                done[0] += 1
-                if done[0] == n_chunks:
-                    finished.set()
-
-    pool = _pool(threads - 1)
-    for _ in range(threads - 1):
-        pool.submit(work)
-    work()
-    finished.wait()
-    if errors:
-        raise errors[0]
-
-
-def native_call(par, threads, *args) -> bool:
-    """par(*args) (a parallel=True kernel) with Numba's thread count for this thread set to
-    `threads` (capped at NUMBA_NUM_THREADS) for the call; True when it ran. False, running
-    nothing, when this process may not start regions (a forked child: callers bound before the
-    fork then run their serial path, see _no_native_in_child)."""
-    if not NATIVE_THREADS:
-        return False
-    want = min(int(threads), numba.config.NUMBA_NUM_THREADS)
-    before = _numba_threads()()
-    if before != want:
-        numba.set_num_threads(want)
-    try:
-        par(*args)
-    finally:
-        if before != want:
-            numba.set_num_threads(before)
-    return True
-
-
-@functools.lru_cache(maxsize=None)
-def _numba_threads():
-    """This thread's Numba thread count getter: the threading layer's own C getter once the
-    layer is up (numba.get_num_threads checks the layer's launch first on every call, about
-    four times the cost), else numba.get_num_threads."""
-    from numba.np.ufunc import parallel
-    numba.get_num_threads()                  # launches the layer
-    getter = getattr(parallel, "_get_num_threads", None)
-    if callable(getter) and isinstance(getter(), int) and getter() == numba.get_num_threads():
-        return getter
-    return numba.get_num_threads
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel(parallel=True)
@@ -528,55 +405,6 @@ def _par_vnni512(src, geo, add, panels, offs, dst, rq, n_items, parts):
 
 _DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512}
 _PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512}
-NATIVE_THREADS = os.environ.get("INTSIM_NATIVE_THREADS", "1") != "0"
-# Numba's OpenMP threads spin this many polls after a region before sleeping (libgomp reads it when
-# Numba first loads it; a value set by the user wins). libgomp's own default was too short to bridge
-# the gaps between a network's layers on this VM (a region of 2 x 9 us took 24 us, 13 us spinning);
-# 1e6 bridged them too but kept a core busy for ~25 ms after each run, which slowed whatever ran
-# next (onnxruntime timed alternately: 2.6 -> 4.3 ms on MobileNetV2-style at batch 8). 1e4 spins
-# ~0.3 ms: the same model time as 1e6 here (3.1-3.4 ms), a region after a 300 us gap +8 us.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-
-
-def _no_native_in_child() -> None:
-    """A forked child must not launch OpenMP regions (GNU OpenMP aborts a child of a process
-    that used it): there new bindings use the pool, and calls bound before the fork (a prepared
-    Program's lanes) run serially (native_call returns False)."""
-    global NATIVE_THREADS
-    NATIVE_THREADS = False
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_no_native_in_child)
-
-
-def native_split(threads: int) -> bool:
-    """Whether a driver runs its work on `threads` threads as one Numba parallel region (prange
-    over equal ranges of items) rather than through parallel_items' Python pool. On this kind of
-    VM a sleeping pool thread takes 50-300 us to wake and then waits for the GIL: a job of two
-    9 us chunks took 57 us through the pool against 18 us on one thread, and 13 us as a region
-    (Numba's OpenMP threads spin between regions). The price: a region ends at a barrier, so a
-    thread descheduled by another process delays the call. INTSIM_NATIVE_THREADS=0 keeps the pool."""
-    return NATIVE_THREADS and threads > 1 and numba.config.NUMBA_NUM_THREADS > 1 and _threadsafe_layer()
-
-
-@functools.lru_cache(maxsize=None)
-def _threadsafe_layer() -> bool:
-    """Whether Numba's parallel regions will run on a layer that several Python threads may
-    launch at once (TBB or OpenMP). The fallback `workqueue` layer aborts the process on
-    concurrent launches, so without TBB/OpenMP (or with it chosen explicitly) the pool is used."""
-    layer = str(numba.config.THREADING_LAYER).lower()
-    candidates = {"default": ("tbbpool", "omppool"), "threadsafe": ("tbbpool", "omppool"),
-                  "safe": ("tbbpool",), "tbb": ("tbbpool",), "omp": ("omppool",)}.get(layer, ())
-    for mod in candidates:
-        try:
-            importlib.import_module(f"numba.np.ufunc.{mod}")
-            return True
-        except ImportError:
-            continue
-    return False
-
-
 def _check_a(a, k, where):
     if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype not in (np.uint8, np.int8):
         raise ValueError(f"{where}: activation a must be a 2-D uint8/int8 array, got "
@@ -591,7 +419,7 @@ def _check_zp(a_zp, dtype, where):
         raise ValueError(f"{where}: a_zp {a_zp} outside the {np.dtype(dtype)} range")
 
 
-def _vec(v, n, dtype, name, where):
+def vector_arg(v, n, dtype, name, where):
     """A scalar or an (n,) vector as a contiguous (n,) array of dtype, else ValueError."""
     v = np.asarray(v)
     if v.ndim == 0:
@@ -601,7 +429,7 @@ def _vec(v, n, dtype, name, where):
     return np.ascontiguousarray(v, dtype)
 
 
-def _offsets(packed, a_dtype, a_zp, bias):
+def offsets(packed, a_dtype, a_zp, bias):
     """bias[n] - (a_zp + o) * S[n], wrapped to int32 (the sums run mod 2**32)."""
     o = 128 if (packed.isa != "avx2" and a_dtype == np.int8) else 0
     off = bias - (np.int64(a_zp) + o) * packed.col_sum
@@ -692,21 +520,7 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
                       (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
 
 
-def bind_items(drive, par, head, tail, items, threads):
-    """call(src, dst) running drive(src, *head, dst, *tail, i0, i1) over items 0..items-1: on the
-    calling thread when `threads` <= 1, else as one Numba parallel region par(src, *head, dst,
-    *tail, items, parts) (native_split) or through parallel_items' pool."""
-    if threads <= 1 or items <= 1:
-        return lambda src, dst: drive(src, *head, dst, *tail, 0, items)
-    if native_split(threads):
-        parts = np.int64(min(threads, items))
-        # (a forked child runs the items serially: no regions there)
-        return lambda src, dst: native_call(par, threads, src, *head, dst, *tail, items, parts) or \
-            drive(src, *head, dst, *tail, 0, items)
-    return lambda src, dst: parallel_items(lambda i0, i1: drive(src, *head, dst, *tail, i0, i1), items, threads)
-
-
-def _rq_none():
+def rq_none():
     return (False, np.ones(1, np.float32), np.int64(0), np.int64(0), np.int64(0))
 
 
@@ -715,7 +529,7 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
     where = "gemm_packed"
     _check_a(a, packed.k, where)
     _check_zp(a_zp, a.dtype, where)
-    bias = _vec(bias, packed.n, np.int64, "bias", where)
+    bias = vector_arg(bias, packed.n, np.int64, "bias", where)
     if not isinstance(acc, np.ndarray) or acc.shape != (a.shape[0], packed.n) or \
             acc.dtype not in (np.int32, np.int64):
         raise ValueError(f"{where}: acc must be int32/int64 {(a.shape[0], packed.n)}, got "
@@ -724,9 +538,9 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
     if packed.isa == "portable" or exact64 or a.shape[0] == 0:
         gemm_acc(a, packed.b, a_zp, packed.b_zp, bias, acc)
         return
-    offs, o = _offsets(packed, a.dtype, a_zp, bias)
+    offs, o = offsets(packed, a.dtype, a_zp, bias)
     a = np.ascontiguousarray(a)
-    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, acc, _rq_none())
+    run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, acc, rq_none())
 
 
 def gemm_packed_ref(a, a_zp, packed: PackedB, bias, acc) -> None:
@@ -751,24 +565,22 @@ def gemm_packed_requant(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -
     where = "gemm_packed_requant"
     _check_a(a, packed.k, where)
     _check_zp(a_zp, a.dtype, where)
-    bias = _vec(bias, packed.n, np.int64, "bias", where)
-    mult = _vec(mult, packed.n, np.float32, "mult", where)
+    bias = vector_arg(bias, packed.n, np.int64, "bias", where)
+    mult = vector_arg(mult, packed.n, np.float32, "mult", where)
     _check_requant(mult, zp, lo, hi, out, (a.shape[0], packed.n), where)
     if packed.isa == "portable" or a.shape[0] == 0:
         acc = np.empty((a.shape[0], packed.n), np.int32)
         gemm_acc(a, packed.b, a_zp, packed.b_zp, bias, acc)
         _requant_rows(acc, mult, zp, lo, hi, out)
         return
-    offs, o = _offsets(packed, a.dtype, a_zp, bias)
+    offs, o = offsets(packed, a.dtype, a_zp, bias)
     a = np.ascontiguousarray(a)
     rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
     run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, out, rq)
 
 
 def _requant_rows(acc, mult, zp, lo, hi, out):
-    v = acc.astype(np.float32) * mult[None, :]
-    v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
-    out[...] = (np.rint(v).astype(np.int64) + zp).astype(out.dtype)
+    out[...] = (ort_round_ref(acc, mult[None, :], lo - zp, hi - zp).astype(np.int64) + zp).astype(out.dtype)
 
 
 def gemm_packed_requant_ref(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -> None:
@@ -776,3 +588,10 @@ def gemm_packed_requant_ref(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, ou
     acc = np.empty((a.shape[0], packed.n), np.int32)
     gemm_packed_ref(a, a_zp, packed, bias, acc)
     _requant_rows(acc, np.broadcast_to(np.asarray(mult, np.float32), (packed.n,)), zp, lo, hi, out)
+
+
+def __getattr__(name):
+    """fast_gemm.NATIVE_THREADS reads kernels.threads.NATIVE_THREADS (it changes in a forked child)."""
+    if name == "NATIVE_THREADS":
+        return threads.NATIVE_THREADS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

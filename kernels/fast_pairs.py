@@ -41,15 +41,16 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
-from .fast_gemm import (_a_in_place, _c_target, _cblk_size, _epilogue, _item_bounds, _kc, _pack_block, _pack_panels_impl,
-                        _q_consts, _q_target, _rq_none, bind_items, gemm_geo, n_items, work_threads)
+from .fast_gemm import (a_in_place, c_target, cblk_size, epilogue, gemm_geo, item_bounds, kc_steps, n_items, pack_block,
+                        pack_panels, q_consts, q_target, rq_none, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
+from .threads import bind_items
 from .requant import requant_float
-from .simd import _make_microkernel, _make_microkernel_q, pmaddwd_fn
-from .x86pairs import (_check_conv, _check_conv_inputs, _check_gemm, _is_depthwise, _weights_khwc,
-                       conv2d_acc_pairs, conv2d_acc_pairs_ref, gemm_acc_pairs, gemm_acc_pairs_ref)
+from .simd import make_microkernel, make_microkernel_q, pmaddwd_fn
+from .x86pairs import (check_conv_pairs, check_conv_pairs_inputs, check_gemm_pairs, conv2d_acc_pairs, conv2d_acc_pairs_ref,
+                       gemm_acc_pairs, gemm_acc_pairs_ref, is_ort_depthwise, weights_khwc)
 
 MR, NR, G = 4, 16, 4               # tile rows, tile columns, k per int32 lane (8 accumulators: with
                                    # B, broadcast, product and the ones vector, 13 of 16 ymm registers)
@@ -68,12 +69,12 @@ def _madd_ubsw(builder, acc, a_splat, b8):
     return builder.add(acc, builder.call(pmaddwd_fn(builder), [pairs, ones]))
 
 
-mk_ubsw = _make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)
-mk_ubsw_q = _make_microkernel_q(MR, NR // 8, 8, 8, _madd_ubsw)
+mk_ubsw = make_microkernel(MR, NR // 8, 8, 8, _madd_ubsw)
+mk_ubsw_q = make_microkernel_q(MR, NR // 8, 8, 8, _madd_ubsw)
 
 
 class PackedPairs(NamedTuple):
-    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of kernels.fast_gemm._kc(steps) steps][panel]
+    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of kernels.fast_gemm.kc_steps(steps) steps][panel]
     [step][16 columns][4 k], zero beyond K and N; col_sum: int64 (N,) sum_k b[k, n]; b: a
     copy of the weights (for the fallback and the twin)."""
     k: int
@@ -98,7 +99,7 @@ def pack_b_pairs(b) -> PackedPairs:
     k, n = b.shape
     steps = _ceil(k, G)
     panels = np.empty(_ceil(n, NR) * steps * NR * G, np.int8)
-    _pack_panels_impl(np.ascontiguousarray(b), NR, G, steps, panels)
+    pack_panels(np.ascontiguousarray(b), NR, G, steps, panels)
     return PackedPairs(k, n, steps, panels, b.astype(np.int64).sum(axis=0), b.copy())
 
 
@@ -120,7 +121,7 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, fi
     """Tiles t0..t0+nt-1 (A words at a0 + (tile - t0)*4*lda) x panels q0..q1-1 (B at b0 + p*ns*64
     int8) of one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + (tile - t0)*4*ldc +
     (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_ubsw_q stores the
-    requantized bytes into qout (kernels.fast_gemm._q_consts) instead."""
+    requantized bytes into qout (kernels.fast_gemm.q_consts) instead."""
     if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
         for t in range(nt):
             for p in range(q0, q1):
@@ -135,29 +136,29 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, fi
 
 @kernel
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 (kernels.fast_gemm._item_bounds): per K block (kernels.fast_gemm._kc), the item's A
+    """Items i0..i1-1 (kernels.fast_gemm.item_bounds): per K block (kernels.fast_gemm.kc_steps), the item's A
     tiles as u8 quads (read in place from a row-major A when K % 4 == 0 and the tiles are full,
     else packed once), then per B block of 16 panels, per tile and panel, the 4x16 vpmaddubsw
     micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
-    kernels.fast_gemm._c_target allows, else a block written by _epilogue."""
+    kernels.fast_gemm.c_target allows, else a block written by epilogue."""
     mr, nr, g, nc = 4, 16, 4, 16
     steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = _q_target(dst, rq, geo), _kc(steps)
-    mp, rqs = _q_consts(rq, n_panels * nr)
+    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
+    mp, rqs = q_consts(rq, n_panels * nr)
     qout = (dst, mp, rqs)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = _item_bounds(item, geo, mr, nr, nc)
-        direct = _c_target(dst, rq, geo, t1, p1, mr, nr)
-        in_place = _a_in_place(geo, np.int64(0), t1, mr)
+        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+        in_place = a_in_place(geo, np.int64(0), t1, mr)
         ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(_cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
             if in_place:
                 a, a0, lda = src, (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
             else:
-                _pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
+                pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
                 a, a0, lda = apk, 0, ns
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
@@ -169,7 +170,7 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
                     _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
                                 first, fused and s0 + ns >= steps, qout, geo)
         if not direct and not fused:
-            _epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
 
 @kernel
@@ -192,7 +193,7 @@ def _fix_zero_points(acc, a, a_zp, col_sum, b_zp, bias):
 @kernel(parallel=True)
 def _par_ubsw(src, geo, panels, offs, dst, rq, n_items, parts):
     """_drive_ubsw over items 0..n_items-1 in `parts` contiguous ranges, run by Numba's parallel
-    threads (kernels.fast_gemm.native_split)."""
+    threads (kernels.threads.native_split)."""
     for p in prange(parts):
         i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
         if i0 < i1:
@@ -220,7 +221,7 @@ def bind_raw(packed: PackedPairs, rows, off=None, rq=None, conv=None, x_shape=No
     geo = gemm_geo(rows, packed.k, packed.n, "avx2-ubsw")
     if conv is not None:
         geo = conv_geo(geo, x_shape, *conv)
-    rq = _rq_none() if rq is None else rq
+    rq = rq_none() if rq is None else rq
     return bind_items(_drive_ubsw, _par_ubsw, (geo, packed.panels, offs), (rq,), n_items(geo, "avx2-ubsw"),
                       work_threads(geo, threads))
 
@@ -235,7 +236,7 @@ def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
     where = "gemm_pairs_packed"
     _check_packed(packed, where)
     try:
-        a_zp, b_zp, bias = _check_gemm(a, packed.b, a_zp, b_zp, bias, acc)
+        a_zp, b_zp, bias = check_gemm_pairs(a, packed.b, a_zp, b_zp, bias, acc)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     slow = not cpu.has_avx2() or (acc.dtype == np.int64 and packed.k > K_RAW_EXACT)
@@ -286,9 +287,9 @@ def pack_conv_pairs(w, geom) -> PackedConvPairs:
     group = int(geom.group)
     if group < 1 or w.shape[0] % group:
         raise ValueError(f"pack_conv_pairs: weight {w.shape} does not split into {group} groups")
-    if _is_depthwise(w, geom):
+    if is_ort_depthwise(w, geom):
         return PackedConvPairs("depthwise", geom, (), w.copy(), {})
-    packs = tuple(pack_b_pairs(wk) for wk in _weights_khwc(w, group))
+    packs = tuple(pack_b_pairs(wk) for wk in weights_khwc(w, group))
     return PackedConvPairs("gemm", geom, packs, w.copy(), {})
 
 
@@ -344,7 +345,7 @@ def conv2d_pairs_fast(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
     where = "conv2d_pairs_fast"
     _check_packed_conv(pc, where)
     try:
-        x_zp, w_zp, bias = _check_conv(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
+        x_zp, w_zp, bias = check_conv_pairs(x, pc.w, x_zp, w_zp, bias, pc.geom, acc)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     k = pc.w.shape[1] * pc.w.shape[2] * pc.w.shape[3]
@@ -356,7 +357,7 @@ def conv2d_pairs_fast(x, x_zp, pc: PackedConvPairs, w_zp, bias, acc) -> None:
     if pc.kind == "depthwise":
         conv2d_fast(x, x_zp, _depthwise_pack(pc, w_zp), bias, out)
     else:
-        run_plan(plan_conv_pairs(pc, x.shape[1:], x_zp, w_zp, bias, _rq_none()), x, out, where)
+        run_plan(plan_conv_pairs(pc, x.shape[1:], x_zp, w_zp, bias, rq_none()), x, out, where)
     if out is not acc:
         acc[...] = out
 
@@ -378,7 +379,7 @@ def conv2d_pairs_fast_requant(x, x_zp, pc: PackedConvPairs, w_zp, bias, mult, zp
     _check_packed_conv(pc, where)
     m = pc.w.shape[0]
     try:
-        x_zp, w_zp, bias, (oh, ow) = _check_conv_inputs(x, pc.w, x_zp, w_zp, bias, pc.geom, where)
+        x_zp, w_zp, bias, (oh, ow) = check_conv_pairs_inputs(x, pc.w, x_zp, w_zp, bias, pc.geom, where)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     shape = (x.shape[0], m, oh, ow)

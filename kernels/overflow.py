@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .conv import ConvGeom, conv_out_hw
+from .conv import ConvGeom, check_conv_args, conv_out_hw
 from .gemm import check_acc, check_int_operand, check_scalar_zp, check_vector
 from .jit import kernel
 
@@ -174,8 +174,7 @@ def gemm_acc_narrow(a, b, a_zp, b_zp, bias, model: NarrowAcc, acc) -> int:
 
 
 def _conv_geo(x, w, geom, acc) -> np.ndarray:
-    from .conv import _check
-    _check(x, w, 0, np.zeros(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64), geom, acc)
+    check_conv_args(x, w, 0, np.zeros(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64), geom, acc)
     g = ConvGeom(*(int(v) for v in geom))
     oh, ow = conv_out_hw(x.shape[2], x.shape[3], w.shape[2], w.shape[3], g)
     return np.array([g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, g.group,

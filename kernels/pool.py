@@ -29,6 +29,7 @@ import numpy as np
 
 from .eltwise import cvt_np
 from .jit import kernel
+from .threads import parallel_items
 
 F32 = np.float32
 SERIAL_BYTES = 1 << 18      # MaxPool inputs below this run on one thread
@@ -314,7 +315,6 @@ def _split_items(run, items, nbytes) -> None:
     if nbytes < SERIAL_BYTES:
         run(0, items)
         return
-    from .fast_gemm import parallel_items
     parallel_items(run, items, per_thread=1)
 
 

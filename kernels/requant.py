@@ -18,6 +18,21 @@ from .jit import kernel
 _F_LIMIT = np.float32(2.0**62)  # |v| beyond this saturates before the int64 conversion
 
 
+@kernel(inline="always")
+def ort_round(acc, mult, flo, fhi):
+    """The ORT float requant's one rounding, written once for every engine: rint_half_even(
+    clamp(f32(acc) * mult, flo, fhi)) as float32 (acc an integer, mult/flo/fhi float32; with
+    flo = f32(lo - zp), fhi = f32(hi - zp) the caller then adds zp, as an int32 or a float32,
+    exactly: the result is a small integer)."""
+    return np.rint(min(max(np.float32(acc) * mult, flo), fhi))
+
+
+def ort_round_ref(acc, mult, flo, fhi):
+    """NumPy twin of ort_round over arrays (mult float32, broadcast against acc): float32."""
+    v = np.asarray(acc).astype(np.float32) * mult
+    return np.rint(np.clip(v, np.float32(flo), np.float32(fhi)))
+
+
 def ort_multiplier(a_scale, b_scale, out_scale) -> np.ndarray:
     """m = f32(f32(a_scale * b_scale) / out_scale), broadcast over channels, float32.
     Inputs are taken as float32 (the model's scales)."""
@@ -34,9 +49,7 @@ def _requant_float_impl(acc, mult, zp, lo, hi, out):
         for c in range(c_):
             m = mult[c]
             for q in range(q_):
-                v = np.float32(acc[p, c, q]) * m          # float32 x float32 -> float32
-                v = min(max(v, -_F_LIMIT), _F_LIMIT)
-                r = np.int64(np.rint(v)) + zp
+                r = np.int64(ort_round(acc[p, c, q], m, -_F_LIMIT, _F_LIMIT)) + zp
                 out[p, c, q] = min(max(r, lo), hi)
 
 
@@ -76,7 +89,6 @@ def requant_float(acc, mult, zp, lo, hi, out) -> None:
 
 def requant_float_ref(acc, mult, zp, lo, hi, out) -> None:
     """NumPy twin of requant_float (no validation)."""
-    v = np.asarray(acc).astype(np.float32) * np.asarray(mult, np.float32)[None, :, None]
-    v = np.clip(v, -_F_LIMIT, _F_LIMIT)
-    r = np.rint(v).astype(np.int64) + np.int64(zp)
+    v = ort_round_ref(acc, np.asarray(mult, np.float32)[None, :, None], -_F_LIMIT, _F_LIMIT)
+    r = v.astype(np.int64) + np.int64(zp)
     out[...] = np.clip(r, np.int64(lo), np.int64(hi)).astype(out.dtype)

@@ -17,10 +17,10 @@ t of column j. c and init are int32 memory (c of any rank, its data pointer used
 tile at word c_off + r*ldc). Every offset, `steps`, `lda` and `ldc` (int64, in int32 words) is
 checked by the caller: nothing is bounds-checked here.
 
-The requantizing variants (`mk_avx2_q`, `mk_vnni512_q`, `_make_microkernel_q`) run the same
+The requantizing variants (`mk_avx2_q`, `mk_vnni512_q`, `make_microkernel_q`) run the same
 k loop for the LAST K block of a GEMM whose output is 8-bit, and never store the int32 sums:
 each <lanes x i32> accumulator vector becomes, in registers (ORT's MLAS float requant, as
-kernels.requant.requant_float and kernels.fast_gemm._epilogue),
+kernels.requant.requant_float and kernels.fast_gemm.epilogue),
 
     f = f32(acc)                      sitofp: round to nearest even, as numpy's float32(int32)
     f = f * mult[n]                   float32 multiply (one rounding)
@@ -259,7 +259,7 @@ def _panel_pointers(context, builder, ty, args):
     return a_ptr, b_raw, c_ptr, i_ptr, ld_a, st, ld, fi
 
 
-def _make_microkernel(mr, nv, lanes, b_elem_bits, madd):
+def make_microkernel(mr, nv, lanes, b_elem_bits, madd):
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -294,8 +294,8 @@ def _q_pointers(context, builder, ty, qout, m0, n0, geo, mr, nr):
     return q_ptr, ldq, rows, cols, m_ptr, r_ptr
 
 
-def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
-    """As _make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
+def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
+    """As make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
     each <lanes x i32> accumulator is requantized in registers (_requant_vector, the ORT float
     formula of kernels.requant) and the tile at row m0, column n0 of qout[0] is stored as bytes
     (_store_q: only rows < M - m0 and columns < N - n0, M = geo[1], N = geo[3]). qout = (dst
@@ -325,7 +325,7 @@ def _make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
 AVX2_MR, AVX2_NR = 6, 16          # 12 ymm accumulators + 2 B vectors + 1 broadcast
 VNNI_MR, VNNI_NR = 6, 32          # 12 zmm accumulators (of 32 registers)
 
-mk_avx2 = _make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
-mk_vnni512 = _make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
-mk_avx2_q = _make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
-mk_vnni512_q = _make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)
+mk_avx2 = make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
+mk_vnni512 = make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
+mk_avx2_q = make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
+mk_vnni512_q = make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)

@@ -172,7 +172,7 @@ def _check_u8_s8(a_name, a, b_name, b, ndim, who):
             raise ValueError(f"{who}: {name} must be a {ndim}-D {np.dtype(dt).name} array, got {got}")
 
 
-def _check_gemm(a, b, a_zp, b_zp, bias, acc):
+def check_gemm_pairs(a, b, a_zp, b_zp, bias, acc):
     who = "gemm_acc_pairs"
     _check_u8_s8("a", a, "b", b, 2, who)
     if a.shape[1] != b.shape[0]:
@@ -206,7 +206,7 @@ def _check_geom(x, w, geom, who):
     return oh, ow
 
 
-def _check_conv_inputs(x, w, x_zp, w_zp, bias, geom, who="conv2d_acc_pairs"):
+def check_conv_pairs_inputs(x, w, x_zp, w_zp, bias, geom, who="conv2d_acc_pairs"):
     """The checked (x_zp, w_zp, bias, (OH, OW)) of a u8 x s8 conv's inputs (ValueError naming them)."""
     _check_u8_s8("x", x, "w", w, 4, who)
     oh, ow = _check_geom(x, w, geom, who)
@@ -217,18 +217,18 @@ def _check_conv_inputs(x, w, x_zp, w_zp, bias, geom, who="conv2d_acc_pairs"):
     return x_zp, w_zp, bias, (oh, ow)
 
 
-def _check_conv(x, w, x_zp, w_zp, bias, geom, acc):
-    x_zp, w_zp, bias, (oh, ow) = _check_conv_inputs(x, w, x_zp, w_zp, bias, geom)
+def check_conv_pairs(x, w, x_zp, w_zp, bias, geom, acc):
+    x_zp, w_zp, bias, (oh, ow) = check_conv_pairs_inputs(x, w, x_zp, w_zp, bias, geom)
     _check_acc(acc, (x.shape[0], w.shape[0], oh, ow), "conv2d_acc_pairs")
     return x_zp, w_zp, bias
 
 
-def _is_depthwise(w, geom) -> bool:
+def is_ort_depthwise(w, geom) -> bool:
     """onnxruntime's test: one input and one output channel per group (any group count)."""
     return w.shape[1] == 1 and w.shape[0] == int(geom.group)
 
 
-def _weights_khwc(w, group):
+def weights_khwc(w, group):
     """w (M, Cg, KH, KW) -> (G, KH*KW*Cg, M/G): each group's GEMM B in (ky, kx, c) order."""
     m, cg, kh, kw = w.shape
     mg = m // group
@@ -245,7 +245,7 @@ def gemm_acc_pairs(a, b, a_zp, b_zp, bias, acc) -> None:
     acc: (M, N) int32 (wraps like MLAS) or int64 (the int64 sum). Raw pair sums saturate at
     int16; everything else is exact.
     """
-    a_zp, b_zp, bias = _check_gemm(a, b, a_zp, b_zp, bias, acc)
+    a_zp, b_zp, bias = check_gemm_pairs(a, b, a_zp, b_zp, bias, acc)
     _gemm_acc_pairs_impl(np.ascontiguousarray(a), np.ascontiguousarray(b), np.int64(a_zp), b_zp, bias, acc)
 
 
@@ -273,7 +273,7 @@ def _zp_terms_ref(a, b, a_zp, b_zp, bias, raw):
 
 def gemm_acc_pairs_ref(a, b, a_zp, b_zp, bias, acc) -> None:
     """NumPy int64 twin of gemm_acc_pairs (same contract)."""
-    a_zp, b_zp, bias = _check_gemm(a, b, a_zp, b_zp, bias, acc)
+    a_zp, b_zp, bias = check_gemm_pairs(a, b, a_zp, b_zp, bias, acc)
     raw = _pairs_raw_ref(a, b, saturate=True)
     acc[...] = _zp_terms_ref(a, b, np.int64(a_zp), b_zp, bias, raw).astype(acc.dtype)
 
@@ -311,13 +311,13 @@ def conv2d_acc_pairs(x, w, x_zp, w_zp, bias, geom, acc) -> None:
     equal to x_zp, and gemm_acc_pairs' formula applies with K = KH*KW*C/group. Depthwise convs
     (C/group == M/group == 1) are summed exactly, as onnxruntime's depthwise kernels do.
     """
-    x_zp, w_zp, bias = _check_conv(x, w, x_zp, w_zp, bias, geom, acc)
+    x_zp, w_zp, bias = check_conv_pairs(x, w, x_zp, w_zp, bias, geom, acc)
     g = int(geom.group)
     xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    _conv2d_pairs_impl(xh, _weights_khwc(w, g), np.int64(x_zp), w_zp, bias,
+    _conv2d_pairs_impl(xh, weights_khwc(w, g), np.int64(x_zp), w_zp, bias,
                        int(geom.stride_h), int(geom.stride_w), int(geom.pad_top), int(geom.pad_left),
                        int(geom.dil_h), int(geom.dil_w), w.shape[2], w.shape[3],
-                       not _is_depthwise(w, geom), acc)
+                       not is_ort_depthwise(w, geom), acc)
 
 
 def _im2col_khwc_ref(x, x_zp, kh, kw, geom, oh, ow, g, cg):
@@ -338,14 +338,14 @@ def _im2col_khwc_ref(x, x_zp, kh, kw, geom, oh, ow, g, cg):
 
 def conv2d_acc_pairs_ref(x, w, x_zp, w_zp, bias, geom, acc) -> None:
     """NumPy int64 twin of conv2d_acc_pairs: explicit NHWC im2col per group, then the pair sums."""
-    x_zp, w_zp, bias = _check_conv(x, w, x_zp, w_zp, bias, geom, acc)
+    x_zp, w_zp, bias = check_conv_pairs(x, w, x_zp, w_zp, bias, geom, acc)
     n = x.shape[0]
     m, cg, kh, kw = w.shape
     g_count = int(geom.group)
     mg = m // g_count
     oh, ow = acc.shape[2], acc.shape[3]
-    wk = _weights_khwc(w, g_count)
-    saturate = not _is_depthwise(w, geom)
+    wk = weights_khwc(w, g_count)
+    saturate = not is_ort_depthwise(w, geom)
     for g in range(g_count):
         cols = _im2col_khwc_ref(x, x_zp, kh, kw, geom, oh, ow, g, cg)
         sl = slice(g * mg, (g + 1) * mg)

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = textwrap.dedent("""
     import multiprocessing as mp
     import numpy as np
-    from kernels import fast_gemm, fast_pairs as fp
+    from kernels import fast_gemm, fast_pairs as fp, threads
     a = np.random.default_rng(0).integers(0, 256, (2000, 300)).astype(np.uint8)
     pk = fp.pack_b_pairs(np.random.default_rng(1).integers(-128, 128, (300, 200)).astype(np.int8))
 
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
 
     parent, native = go(0)
     import numba
-    if numba.config.NUMBA_NUM_THREADS > 1 and fast_gemm._threadsafe_layer():
+    if numba.config.NUMBA_NUM_THREADS > 1 and threads.threadsafe_layer():
         assert native and fast_gemm.native_split(2), "the parent should use a parallel region"
     with mp.get_context("fork").Pool(2) as pool:
         kids = pool.map_async(go, range(6), chunksize=3).get(timeout=120)  # a dead child: an error, not a hang
@@ -40,13 +40,13 @@ PROGRAM_SCRIPT = textwrap.dedent("""
     import numpy as np
     import numba
     import intsim
-    from kernels import fast_gemm
+    from kernels import fast_gemm, threads
     fast_gemm.set_num_threads(2)
     prog = intsim.load("models/mobilenetv2_s.qdq_u8_pc.onnx")
     x = np.random.default_rng(0).standard_normal((8, 3, 96, 96)).astype(np.float32)
     feeds = {prog.input_names[0]: x}
     parent = prog.run(feeds)          # binds every lane: GEMM, depthwise, im2col and layout regions
-    if numba.config.NUMBA_NUM_THREADS > 1 and fast_gemm._threadsafe_layer():
+    if numba.config.NUMBA_NUM_THREADS > 1 and threads.threadsafe_layer():
         assert fast_gemm.native_split(2), "the parent should use parallel regions"
     prog.run(feeds)
     prog.run(feeds)                   # recorded and replayed: the children inherit a frozen run too

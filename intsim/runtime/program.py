@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from kernels import fast_gemm
+from kernels import threads as kernel_threads
 
 from . import batch_split, frozen
 from . import threads as blas_budget
@@ -110,6 +111,7 @@ def _produced_bytes(node, env, lim=None) -> int:
 
 class Program:
     def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None, kernels: str = "fast"):
+        kernel_threads.configure()     # OpenMP spin count, once, before any parallel region (kernels.threads)
         self.graph = graph
         self.limits = current()
         self.target = get_target(target)

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings, strategies as st
 from kernels.conv import ConvGeom, conv2d_acc_ref
 from kernels.conv_plan import BoundPlan, make_plan, run_plan
 from kernels.fast_conv import pack_conv, plan_conv_exact
-from kernels.fast_gemm import _rq_none
+from kernels.fast_gemm import rq_none
 from kernels.fast_pairs import conv2d_pairs_fast_requant, pack_conv_pairs, plan_conv_pairs
 from kernels.x86pairs import conv2d_acc_pairs_ref
 
@@ -27,8 +27,8 @@ def test_one_plan_many_batches(seed, group, batches):
     m = w.shape[0]
     w_zp = rng.integers(-128, 128, m)
     bias = rng.integers(-2**20, 2**20, m)
-    exact = plan_conv_exact(pack_conv(w, w_zp, g), chw, np.uint8, 17, bias, _rq_none())
-    pairs = plan_conv_pairs(pack_conv_pairs(w, g), chw, 17, w_zp, bias, _rq_none())
+    exact = plan_conv_exact(pack_conv(w, w_zp, g), chw, np.uint8, 17, bias, rq_none())
+    pairs = plan_conv_pairs(pack_conv_pairs(w, g), chw, 17, w_zp, bias, rq_none())
     for n in batches:
         x = rng.integers(0, 256, (n,) + chw).astype(np.uint8)
         oh, ow = exact.oh, exact.ow
@@ -44,7 +44,7 @@ def test_one_plan_many_batches(seed, group, batches):
 def test_run_plan_refuses_bad_x_and_out():
     rng = np.random.default_rng(0)
     w, g, chw = _case(rng)
-    plan = plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, 0, np.zeros(6, np.int64), _rq_none())
+    plan = plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, 0, np.zeros(6, np.int64), rq_none())
     x = np.zeros((2,) + chw, np.uint8)
     out = np.empty((2, 6, plan.oh, plan.ow), np.int32)
     for bad_x in (x.astype(np.int8), x[:, :3], x[0], x.astype(np.int64)):
@@ -88,7 +88,7 @@ def test_bound_plan_refuses_what_run_plan_refuses():
     run_plan(plan, small, want, "conv", "nchw", "nhwc")
     assert np.array_equal(got, want)
     with pytest.raises(ValueError, match="cannot be bound"):
-        BoundPlan(plan._replace(rq=_rq_none()), 2, "nchw", "nchw", np.uint8, "conv")
+        BoundPlan(plan._replace(rq=rq_none()), 2, "nchw", "nchw", np.uint8, "conv")
     with pytest.raises(ValueError, match="uint8/int8"):
         BoundPlan(plan, 2, "nchw", "nchw", np.int32, "conv")
 
@@ -97,21 +97,21 @@ def test_make_plan_refuses_inconsistent_parts():
     rng = np.random.default_rng(1)
     w, g, chw = _case(rng)
     pc = pack_conv(w, 0, g)
-    good = plan_conv_exact(pc, chw, np.uint8, 0, np.zeros(6, np.int64), _rq_none())
+    good = plan_conv_exact(pc, chw, np.uint8, 0, np.zeros(6, np.int64), rq_none())
     gp = good.groups[0]
     with pytest.raises(ValueError, match="do not fit"):
-        make_plan((5, 7, 9), np.uint8, 0, g, w.shape, good.groups, _rq_none())
+        make_plan((5, 7, 9), np.uint8, 0, g, w.shape, good.groups, rq_none())
     with pytest.raises(ValueError, match="x_zp"):
-        make_plan(chw, np.uint8, 256, g, w.shape, good.groups, _rq_none())
+        make_plan(chw, np.uint8, 256, g, w.shape, good.groups, rq_none())
     with pytest.raises(ValueError, match="does not fit"):
-        make_plan((4, 1, 1), np.uint8, 0, g._replace(pad_top=0, pad_bottom=0), w.shape, good.groups, _rq_none())
+        make_plan((4, 1, 1), np.uint8, 0, g._replace(pad_top=0, pad_bottom=0), w.shape, good.groups, rq_none())
     with pytest.raises(ValueError, match="int64"):
-        make_plan(chw, np.uint8, 0, g, w.shape, (gp._replace(off=gp.off[:3]),), _rq_none())
+        make_plan(chw, np.uint8, 0, g, w.shape, (gp._replace(off=gp.off[:3]),), rq_none())
     with pytest.raises(ValueError, match="mult"):
         make_plan(chw, np.uint8, 0, g, w.shape, good.groups, (True, np.full(6, np.nan, np.float32), 0, 0, 255))
     with pytest.raises(ValueError, match="depthwise"):
         plan_conv_exact(pack_conv(np.ones((4, 1, 3, 3), np.int8), 0, g._replace(group=4)), (4, 7, 9), np.uint8, 0,
-                        np.zeros(4, np.int64), _rq_none())
+                        np.zeros(4, np.int64), rq_none())
 
 
 @settings(max_examples=30, deadline=None)
@@ -128,7 +128,7 @@ def test_layouts_give_the_same_values(seed, group, k, n, x_layout, out_layout, r
     bias = rng.integers(-2**12, 2**12, m)
     x_zp = int(rng.choice([0, 17, 255]))
     rq = (True, (rng.uniform(0.5, 1, m) * 2.0 ** rng.integers(-12, -6, m)).astype(np.float32), 3, 0, 250) \
-        if requant else _rq_none()
+        if requant else rq_none()
     zeros = np.zeros(m, np.int64)
     plans = (plan_conv_exact(pack_conv(w, 0, g), chw, np.uint8, x_zp, bias, rq),
              plan_conv_pairs(pack_conv_pairs(w, g), chw, x_zp, zeros, bias, rq))

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import conv_rows as cr
 from kernels import fast_gemm as fg
+from kernels import threads as kthreads
 from tests.kernels.strategies import int_array
 
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
@@ -93,7 +94,7 @@ def test_runner_kinds(monkeypatch):
         calls = []
         cr.NativeSplit(cr.NATIVE_PARALLEL_BYTES, 2)(lambda i0, i1: calls.append((i0, i1)), 10)
         assert calls == [(0, 10)]            # other passes: serial below PARALLEL_BYTES
-        monkeypatch.setattr(fg, "NATIVE_THREADS", False)
+        monkeypatch.setattr(kthreads, "NATIVE_THREADS", False)
         assert cr.runner(cr.NATIVE_PARALLEL_BYTES) is None
         assert cr.runner(cr.PARALLEL_BYTES) is fg.parallel_items
     finally:
@@ -402,10 +403,10 @@ def test_to_nhwc_into_out():
        groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3)]),
        stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 128]))
 def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups, k, stride, dil, ns):
-    """The implicit im2col panel equals fast_gemm._pack_block applied to im2col_rows' rows and the
+    """The implicit im2col panel equals fast_gemm.pack_block applied to im2col_rows' rows and the
     NumPy form built from im2col_rows_ref, for every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
     >= M) and K blocks that start inside a tap or a kernel row."""
-    from kernels.fast_gemm import _pack_block, gemm_geo
+    from kernels.fast_gemm import pack_block, gemm_geo
     mr, g, apk_dtype, add = engine
     rng = np.random.default_rng(seed)
     kh, kw = k
@@ -440,7 +441,7 @@ def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups,
         for t0, t1 in ((0, n_tiles), (n_tiles - 1, n_tiles)):
             want = np.full((t1 - t0) * mr * nss * g, 77, apk_dtype)
             got = want.copy()
-            _pack_block(cols.reshape(-1), geo, np.int64(add), g, mr, t0, t1, s0, nss, want)
+            pack_block(cols.reshape(-1), geo, np.int64(add), g, mr, t0, t1, s0, nss, want)
             cr.pack_conv_tiles(xh.reshape(-1), cgeo_full, np.int64(add), g, mr, t0, t1, s0, nss, got)
             assert np.array_equal(got, want), (s0, t0, t1)
             block = padded[t0 * mr:t1 * mr, s0 * g:(s0 + nss) * g]

@@ -103,8 +103,8 @@ def test_equals_twin_and_nchw_twin(case):
 def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
     """Every thread count, run length (pixels per run) and block height gives the twin's
     integers, with the serial cut-off lowered so small problems are split too: through the
-    Python pool (_split_run) or as one Numba parallel region (native, kernels.fast_gemm)."""
-    from kernels import fast_gemm
+    Python pool (_split_run) or as one Numba parallel region (native, kernels.threads)."""
+    from kernels import threads as kthreads
     calls = []
     real = dn._split_run
 
@@ -121,7 +121,7 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
     with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0), \
             mock.patch.object(dn, "LANES", lanes), \
             mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy), \
-            mock.patch.object(fast_gemm, "NATIVE_THREADS", native), \
+            mock.patch.object(kthreads, "NATIVE_THREADS", native), \
             mock.patch.object(dn, "_par_nhwc", par_spy(dn._par_nhwc)), \
             mock.patch.object(dn, "_par_nhwc_pairs", par_spy(dn._par_nhwc_pairs)):
         got, want, _ = run_all(case, threads)
@@ -409,7 +409,7 @@ def test_layouts_blocks_chunks_in_any_order(case, x_layout, out_layout, rb, chun
             order.append(i)
             run(i, i + 1)
 
-    from kernels import fast_gemm
+    from kernels import threads as kthreads
     plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
     n, oh, _, m = dst.shape
     q = np.lcm(dn.GROUP if plan.wpk is not None else 1, m // x.shape[3])
@@ -418,7 +418,7 @@ def test_layouts_blocks_chunks_in_any_order(case, x_layout, out_layout, rb, chun
         plan = _one_pixel_plan(x, xz, wz, bias, geo, dst, rq, isa)
     shape = (plan.shape[0], min(oh, rb))
     split = (shape, mc, -(-m // mc) * n * -(-oh // shape[1]))
-    with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(fast_gemm, "NATIVE_THREADS", False), \
+    with mock.patch.object(dn, "_split_run", backwards), mock.patch.object(kthreads, "NATIVE_THREADS", False), \
             mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "_split", lambda *a: split):
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
         got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
 from kernels import fast_gemm as fg
+from kernels import threads as kthreads
 from tests.kernels.strategies import int_array, zero_point
 from tests.kernels.vnni_emulated import VNNI_PATH, running
 
@@ -179,7 +180,7 @@ def test_requant_rounds_ties_to_even_in_float32():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_threads_give_identical_results(threads, native, monkeypatch):
     """Any thread count, through Numba's parallel region (native) or the Python pool."""
-    monkeypatch.setattr(fg, "NATIVE_THREADS", native)
+    monkeypatch.setattr(kthreads, "NATIVE_THREADS", native)
     rng = np.random.default_rng(threads)
     a = rng.integers(0, 256, (301, 129)).astype(np.uint8)
     b = rng.integers(-128, 128, (129, 290)).astype(np.int8)
@@ -244,7 +245,7 @@ def emulate_vnni_gemm(a, az, packed, bias):
     n_panels, n_tiles = -(-n // nr), -(-m // mr)
     b_mat = np.zeros((steps * g, n_panels * nr), np.int64)
     a_mat = np.zeros((n_tiles * mr, steps * g), np.int64)
-    offs, o = fg._offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
+    offs, o = fg.offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
     geo = fg.gemm_geo(m, packed.k, n, "avx512vnni")
     src = np.ascontiguousarray(a).reshape(-1)
     kc = fg.k_block(steps)
@@ -253,7 +254,7 @@ def emulate_vnni_gemm(a, az, packed, bias):
         blk = packed.panels[s0 * n_panels * nr * g:(s0 + ns) * n_panels * nr * g].reshape(n_panels, ns, nr, g)
         b_mat[s0 * g:(s0 + ns) * g] = blk.transpose(1, 3, 0, 2).reshape(ns * g, n_panels * nr)
         apk = np.empty(n_tiles * mr * ns * g, np.uint8)
-        fg._pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
+        fg.pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
         a_mat[:, s0 * g:(s0 + ns) * g] = apk.reshape(n_tiles * mr, ns * g)   # row by row, lowest lane first
     return wrap32(offs[None, :n].astype(np.int64) + (a_mat @ b_mat)[:m, :n])
 
@@ -353,7 +354,7 @@ def test_split_covers_every_tile_and_panel_once(m, n, threads):
     seen = np.zeros((n_tiles, n_panels), np.int64)
     count = fg.n_items(geo, "avx2")
     for item in range(count):
-        t0, t1, p0, p1 = fg._item_bounds(item, geo, 6, 16, 16)
+        t0, t1, p0, p1 = fg.item_bounds(item, geo, 6, 16, 16)
         seen[t0:t1, p0:p1] += 1
     assert (seen == 1).all()
     if threads > 1 and n_tiles <= fg.MC_TILES:

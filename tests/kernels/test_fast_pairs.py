@@ -138,8 +138,8 @@ def test_several_blocks(m, k, n):
 def test_threads_do_not_change_raw(native, monkeypatch):
     """2 and 3 threads, through Numba's parallel region (native) or the Python pool, give the
     one-thread sums."""
-    from kernels import fast_gemm
-    monkeypatch.setattr(fast_gemm, "NATIVE_THREADS", native)
+    from kernels import threads
+    monkeypatch.setattr(threads, "NATIVE_THREADS", native)
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, (250, 300), dtype=np.uint8)
     packed = pack_b_pairs(rng.integers(-128, 128, (300, 70)).astype(np.int8))

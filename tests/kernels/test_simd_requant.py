@@ -126,7 +126,7 @@ def exact_case(a, a_zp, b, b_zp, bias, rqp, dtype, layout):
 @given(DIM, K_DIM, DIM, st.sampled_from([np.uint8, np.int8]), st.sampled_from([np.uint8, np.int8]),
        st.sampled_from([np.uint8, np.int8]), st.sampled_from(["c", "rows", "fortran"]), st.data())
 def test_exact_requant_equals_twin(m, k, n, ad, bd, dtype, layout, data):
-    """Fortran-order out takes the int32 block + _epilogue path; both paths equal the twin."""
+    """Fortran-order out takes the int32 block + epilogue path; both paths equal the twin."""
     a = data.draw(int_array((m, k), ad))
     b = data.draw(int_array((k, n), bd))
     b_zp = np.array([data.draw(zero_point(bd)) for _ in range(n)], np.int64)
@@ -138,7 +138,7 @@ def test_exact_requant_equals_twin(m, k, n, ad, bd, dtype, layout, data):
 @pytest.mark.parametrize("m,k,n", [(1, 700, 17), (13, 257, 33), (50, 1030, 96), (6, 256, 16), (7, 3, 1)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_exact_requant_register_path_equals_block_path(m, k, n, dtype):
-    """The in-register requant (C and row-strided out) == the int32 block + _epilogue (F out)."""
+    """The in-register requant (C and row-strided out) == the int32 block + epilogue (F out)."""
     rng = np.random.default_rng(m + k + n)
     a = rng.choice(np.array([0, 1, 127, 128, 255], np.uint8), (m, k))
     b = rng.choice(np.array([-128, -1, 0, 1, 127], np.int8), (k, n))

@@ -55,8 +55,8 @@ def drivers():
     """(drive, par): kernels.fast_gemm's _drive_vnni512 and _par_vnni512 over micro-kernels
     made by kernels.simd's own generators with vpdpbusd_generic (built once)."""
     if not _built:
-        mk = simd._make_microkernel(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic)
-        mk_q = simd._make_microkernel_q(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic, masked=True)
+        mk = simd.make_microkernel(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic)
+        mk_q = simd.make_microkernel_q(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic, masked=True)
         tiles = _recompiled(fg._tiles_vnni512, mk_vnni512=mk, mk_vnni512_q=mk_q)
         drive = _recompiled(fg._drive_vnni512, _tiles_vnni512=tiles)
         _built["drive"], _built["par"] = drive, _recompiled(fg._par_vnni512, parallel=True, _drive_vnni512=drive)
