@@ -22,7 +22,7 @@ from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DivideRound, RawAverage, TargetRefusal
+from ..targets.rules import AccRequant, DivideRound, DoubleRequant, RawAverage, TargetRefusal
 
 
 def require(ctx, node, rule, *kinds):
@@ -31,6 +31,15 @@ def require(ctx, node, rule, *kinds):
     if not isinstance(rule, kinds):
         raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} is not implemented for {node.op}")
     return rule
+
+
+def requantizer(ctx, node, rq: Requant, channels: int):
+    """A conv/matmul node's requantizer: the target's own (rules.AccRequant), or the one its
+    rule names (rules.DoubleRequant: target.rule_requantizer)."""
+    rule = ctx.target.rule(node)
+    if isinstance(rule, DoubleRequant):
+        return ctx.target.rule_requantizer(rule, rq, channels, node)
+    return ctx.target.requantizer(rq, channels, node.name)
 
 
 def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):

@@ -20,6 +20,8 @@ borrows another target's arithmetic.
     SameQuant      the op moves codes only: every input's quantization equals the output's
                    (TFLite CONCATENATION for int8/int16)
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
+    DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
+                   FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
 """
 from __future__ import annotations
 
@@ -86,6 +88,15 @@ class QuantizeRound:
     """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz."""
 
     rounding: str
+
+
+@dataclass(frozen=True)
+class DoubleRequant:
+    """An exact accumulator requantized in float64: y = clamp(int32(round_RHAZ(double(acc) *
+    (double(sx) * double(sw[c]) / double(sy)))) + zy, lo, hi), as TFLite's reference
+    FULLY_CONNECTED does (reference_integer_ops::FullyConnected / FullyConnectedPerChannel, the
+    overloads taking float scales; kernels.requant.requant_double_rhaz). TFLM's FC instead
+    double-rounds through MultiplyByQuantizedMultiplier (AccRequant)."""
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule

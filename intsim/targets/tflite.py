@@ -26,11 +26,12 @@ from types import MappingProxyType
 import numpy as np
 
 from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint, requant_fixedpoint_ref
+from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import AccRequant, QuantizeRound, RawAverage, SameQuant, TfliteAdd
+from .rules import AccRequant, DoubleRequant, QuantizeRound, RawAverage, SameQuant, TfliteAdd
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -64,6 +65,19 @@ class FixedPointRequantizer(Requantizer):
                                p["mode"], out)
 
 
+class DoubleRequantizer(Requantizer):
+    """rules.DoubleRequant: clamp(round_RHAZ(double(acc) * real[c]) + zp, lo, hi), real[c] =
+    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz)."""
+
+    def apply(self, acc, out):
+        p = self.params
+        requant_double_rhaz(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+    def apply_reference(self, acc, out):
+        p = self.params
+        requant_double_rhaz_ref(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+
 class FixedPointTarget(Target):
     """Base of the q31 targets; subclasses set `name` and `mode`."""
 
@@ -82,6 +96,14 @@ class FixedPointTarget(Target):
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
             "quantize": QuantizeRound("rhaz")})
 
+    def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        if not isinstance(rule, DoubleRequant):
+            return super().rule_requantizer(rule, rq, channels, node)
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        return DoubleRequantizer(self.name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
+                                             "lo": int(rq.lo), "hi": int(rq.hi)})
+
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)
         check_real(rq, real)
@@ -96,8 +118,16 @@ class FixedPointTarget(Target):
 
 
 class TfliteTarget(FixedPointTarget):
+    """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
+    ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
+    interpreter's reference kernel requantizes in float64 rounding half away from zero
+    (rules.DoubleRequant), per tensor and per channel."""
     name = "tflite"
     mode = "double"
+
+    @property
+    def rules(self):
+        return MappingProxyType({**super().rules, "matmul": DoubleRequant()})
 
 
 class TfliteSingleTarget(FixedPointTarget):
