@@ -583,3 +583,34 @@ def tflite_add_ref(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> Non
         v = _mbqm_one_ref(_wrap32_ref(va + vb), m[2], s[2], mode) + zy
         vals.append(min(max(v, lo), hi))
     out[...] = np.array(vals, np.int64).reshape(out.shape)
+
+
+# ----------------------------------------------------------------------------- MEAN's 1/n fold
+def mean_multiplier(m0, shift, n):
+    """TFLite's MEAN multiplier with 1/n folded in (reference_ops::QuantizedMeanOrSum,
+    tensorflow/lite/kernels/internal/reference/reduce.h), elementwise over NumPy int64 arrays:
+
+        k = min(63 - clz64(n) (= floor(log2 n)), 32, 31 + shift)
+        m = (m0 << k) // n          (int64, truncating: m0 >= 0, n > 0)
+        returns (m, shift - k)
+
+    (m0, shift) = QuantizeMultiplier(double(sx) / double(sy)); the mean is then
+    MultiplyByQuantizedMultiplier(sum(x - zx), m, shift - k) + zy."""
+    m0 = np.asarray(m0, np.int64)
+    shift = np.asarray(shift, np.int64)
+    n = np.asarray(n, np.int64)
+    if np.any(n <= 0) or np.any(m0 < 0):
+        raise ValueError("mean_multiplier: needs n > 0 and m0 >= 0")
+    log2n = np.floor(np.log2(n.astype(np.float64))).astype(np.int64)
+    log2n = np.where(np.left_shift(np.int64(1), log2n) > n, log2n - 1, log2n)     # exact floor(log2 n)
+    log2n = np.where(np.left_shift(np.int64(1), log2n + 1) <= n, log2n + 1, log2n)
+    k = np.minimum(np.minimum(log2n, 32), 31 + shift)
+    return np.left_shift(m0, k) // n, shift - k
+
+
+def mean_multiplier_ref(m0: int, shift: int, n: int):
+    """Python-int twin of mean_multiplier for one (m0, shift, n)."""
+    if n <= 0 or m0 < 0:
+        raise ValueError("mean_multiplier: needs n > 0 and m0 >= 0")
+    k = min(n.bit_length() - 1, 32, 31 + shift)
+    return (m0 << k) // n, shift - k

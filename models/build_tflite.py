@@ -147,11 +147,13 @@ def build_models(names=NAMES) -> None:
         print(f"{name}: {len(data)} bytes")
 
 
-def interpreter(path, path_kind="reference", preserve=False):
-    """An ai_edge_litert Interpreter on `path` for kernel path `path_kind` (PATHS)."""
+def interpreter(model, path_kind="reference", preserve=False):
+    """An ai_edge_litert Interpreter on `model` (a path, or the flatbuffer's bytes) for kernel
+    path `path_kind` (PATHS)."""
     from ai_edge_litert import interpreter as litert
 
-    return litert.Interpreter(model_path=str(path), experimental_preserve_all_tensors=preserve,
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+    return litert.Interpreter(**source, experimental_preserve_all_tensors=preserve,
                               experimental_op_resolver_type=getattr(litert.OpResolverType, PATHS[path_kind]))
 
 

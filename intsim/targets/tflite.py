@@ -31,7 +31,7 @@ from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import AccRequant, DoubleRequant, QuantizeRound, RawAverage, SameQuant, TfliteAdd
+from .rules import AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TfliteAdd
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -87,12 +87,13 @@ class FixedPointTarget(Target):
     def rules(self):
         """TFLite's int8/int16 builtin ops (reference kernels, as TFLM and CMSIS-NN compute them):
         CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL (MultiplyByQuantizedMultiplier of
-        the int32 sum or product), MEAN (MultiplyByQuantizedMultiplier by sx/(sy*n) of the
-        zero-point-free sum), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
+        the int32 sum or product), MEAN (MultiplyByQuantizedMultiplier of the zero-point-free
+        sum by sx/sy with 1/n folded into the multiplier in integers, as TFLite's and TFLM's
+        shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
         from zero). Lookup-table activations are not modelled yet: refused by name."""
         return MappingProxyType({
-            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": AccRequant(),
+            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
             "quantize": QuantizeRound("rhaz")})
 

@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 
+from .test_requant import requant_case as float_requant_case
+
 
 def formula(acc: int, m: float, zp: int, lo: int, hi: int) -> int:
     v = Fraction(float(acc) * m)            # Python floats are doubles: the C++ double product
@@ -18,24 +20,14 @@ def formula(acc: int, m: float, zp: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, r + zp))
 
 
-OUT_TYPES = [(np.int8, -128, 127), (np.uint8, 0, 255), (np.int16, -2**15, 2**15 - 1),
-             (np.int32, -2**31, 2**31 - 1)]
-
-
 @st.composite
 def requant_case(draw):
-    p, c, q = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 7))
-    acc_dtype = draw(st.sampled_from([np.int32, np.int64]))
-    lim = 2**31 if acc_dtype == np.int32 else 2**40
-    one = st.sampled_from([-lim, lim - 1, 0, 1, -1, 3, -3]) | st.integers(-lim, lim - 1)
-    acc = np.array(draw(st.lists(one, min_size=p * c * q, max_size=p * c * q)), acc_dtype).reshape(p, c, q)
-    # multipliers 2**-k make exact ties (acc odd * 2**-1 = x.5) frequent
+    """test_requant's case (accumulators with int32/int64 extremes, out types, zp, clamps) with
+    float64 multipliers; 2**-k multipliers make exact ties (odd acc * 0.5 = x.5) frequent."""
+    acc, _, zp, lo, hi, out_dtype = draw(float_requant_case())
+    c = acc.shape[1]
     mult = np.array(draw(st.lists(st.sampled_from([0.5, 0.25, 2.0**-20]) | st.floats(2.0**-40, 8.0),
                                   min_size=c, max_size=c)), np.float64)
-    out_dtype, tlo, thi = draw(st.sampled_from(OUT_TYPES))
-    zp = draw(st.sampled_from([tlo, thi, 0 if tlo < 0 else tlo]) | st.integers(tlo, thi))
-    lo = draw(st.sampled_from([tlo, zp]) | st.integers(tlo, thi))
-    hi = draw(st.sampled_from([thi]) | st.integers(lo, thi))
     return acc, mult, zp, lo, hi, out_dtype
 
 
