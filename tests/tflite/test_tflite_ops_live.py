@@ -83,8 +83,9 @@ def test_fully_connected(b, k, o, sx, zx, sy, zy, per_channel, act, seed, sw):
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), m=st.integers(1, 6), kh=st.integers(1, 3),
        kw=st.integers(1, 3), stride=st.integers(1, 2), padding=st.sampled_from([SAME, VALID]),
-       depthwise=st.integers(0, 2), sx=scales, zx=zps, sy=scales, zy=zps, act=acts, seed=st.integers(0, 2**31 - 1))
-def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, zx, sy, zy, act, seed):
+       depthwise=st.integers(0, 2), sx=scales, zx=zps, sy=scales, zy=zps, act=acts, per_tensor=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, zx, sy, zy, act, per_tensor, seed):
     if padding == VALID and (kh > h or kw > w):
         kh, kw = min(kh, h), min(kw, w)
     rng = np.random.default_rng(seed)
@@ -96,14 +97,14 @@ def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, 
         o = m
         wt, qdim, op = _i8(rng, (o, kh, kw, c), -127), 0, "CONV_2D"
         opts = conv_options((stride, stride), padding, act)
-    sw = rng.uniform(1e-4, 0.05, o).astype(np.float32)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else o).astype(np.float32)
     oh, ow = _out_hw(h, w, kh, kw, stride, stride, padding)
     tensors = [
         {"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
-        {"name": "w", "shape": list(wt.shape), "type": "int8", "data": wt, "scale": sw, "zero_point": [0] * o,
+        {"name": "w", "shape": list(wt.shape), "type": "int8", "data": wt, "scale": sw, "zero_point": [0] * sw.size,
          "quantized_dimension": qdim},
         {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
-         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * o},
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size},
         {"name": "y", "shape": [1, oh, ow, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0], [3], [0, 1, 2], opts)
@@ -112,17 +113,57 @@ def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, 
 
 @SETTINGS
 @given(op=st.sampled_from(["ADD", "MUL"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+       ones=st.lists(st.booleans(), min_size=4, max_size=4), swap=st.booleans(),
        sa=scales, za=zps, sb=scales, zb=zps, sy=scales, zy=zps, act=acts, seed=st.integers(0, 2**31 - 1))
-def test_add_and_mul(op, shape, sa, za, sb, zb, sy, zy, act, seed):
+def test_add_and_mul(op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
+    """Equal shapes and NumPy broadcasting (some axes of one operand of size 1)."""
     shape[0] = 1
+    other = [1 if o else d for d, o in zip(shape, ones)]
+    a_shape, b_shape = (other, shape) if swap else (shape, other)
     rng = np.random.default_rng(seed)
     tensors = [
-        {"name": "a", "shape": shape, "type": "int8", "scale": sa, "zero_point": za},
-        {"name": "b", "shape": shape, "type": "int8", "scale": sb, "zero_point": zb},
+        {"name": "a", "shape": a_shape, "type": "int8", "scale": sa, "zero_point": za},
+        {"name": "b", "shape": b_shape, "type": "int8", "scale": sb, "zero_point": zb},
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
-    data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act))
-    check(data, [[_i8(rng, shape), _i8(rng, shape)] for _ in range(3)])
+    data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)])
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), s=scales, z=zps, spread=st.floats(0.1, 200),
+       seed=st.integers(0, 2**31 - 1))
+def test_quantize_and_dequantize(shape, s, z, spread, seed):
+    """QUANTIZE of float input (round half away from zero), DEQUANTIZE back; ties included
+    (inputs on exact multiples of scale / 2)."""
+    rng = np.random.default_rng(seed)
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": "int8", "scale": s, "zero_point": z}],
+                  [0], [1], [0])
+    dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int8", "scale": s, "zero_point": z},
+                                  {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
+    ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
+    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)]])
+    check(dq, [[_i8(rng, shape)]])
+
+
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2), k=st.integers(1, 20), o=st.integers(1, 6),
+       sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_fully_connected_flattens_higher_rank_input(lead, k, o, sx, zx, sy, zy, seed):
+    """A rank > 2 input: TFLite reads it as (-1, K) and writes (prod(lead), O)."""
+    rng = np.random.default_rng(seed)
+    sw = rng.uniform(1e-4, 0.05, 1).astype(np.float32)
+    rows = int(np.prod(lead))
+    tensors = [
+        {"name": "x", "shape": lead + [k], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "w", "shape": [o, k], "type": "int8", "data": _i8(rng, (o, k), -127), "scale": sw, "zero_point": 0},
+        {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": 0},
+        {"name": "y", "shape": [rows, o], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("FULLY_CONNECTED", tensors, [0], [3], [0, 1, 2], fc_options(0))
+    check(data, [[_i8(rng, lead + [k])] for _ in range(2)])
 
 
 @SETTINGS
