@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from ..errors import IntsimError, ShapeError
+from ..importer.tflite_model import is_tflite
 from ..ir import IntType
 from ..loader import load_model
 from ..numerics import expand_param
@@ -435,6 +436,9 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
     if reference not in REFERENCES:
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
     data, label = _model_bytes(model)
+    if is_tflite(data):
+        raise IntsimError(f"'{label}' is a TFLite model: its reference is the TFLite interpreter, which verify does "
+                          f"not run yet (compare `intsim run --target tflite` with the interpreter's outputs)")
     if feeds is None:
         if not random:
             raise IntsimError("verify needs feeds (--input) or a number of random samples (--random N)")

@@ -151,6 +151,14 @@ def test_cli_info_and_run(tmp_path):
     assert r.returncode == 0, r.stderr
     out = np.load(tmp_path / "out.npz")[g.outputs[0]]
     np.testing.assert_array_equal(out, stored[f"reference/{g.outputs[0]}"][0])
+    for args in (["overflow", str(_path("mean_fc"))],
+                 ["dump", str(_path("mean_fc")), "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "d"),
+                  "--target", "tflite"]):
+        r = subprocess.run([sys.executable, "-m", "intsim", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+        assert r.returncode == 0, (args, r.stderr)
+    r = subprocess.run([sys.executable, "-m", "intsim", "verify", str(_path("mean_fc")), "--random", "2"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "TFLite model" in r.stderr
 
 
 # ------------------------------------------------------------------------ live, the interpreter
