@@ -15,6 +15,10 @@ Integer rules (C++ semantics, int32 operands, `wrap32` = two's-complement reduct
     mode "double": rdbpot(srdhm(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
     mode "cmsis" : rdbpot(srdhm_no_sat(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
     mode "single": wrap32((x*m0 + 2**(30-shift)) >> (31-shift))      (int64, one RHU)
+    mode "builtin": rhu_shift(srdhm(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
+                   rhu_shift(x, e) = (x + 2**(e-1)) >> e  (e > 0; x for e == 0): TFLite's
+                   optimized CPU kernels (ruy / cpu_backend_gemm's q31 high multiply, then a
+                   round-half-up shift), measured against ai-edge-litert's builtin path
 
     requant_fixedpoint: out = clamp(wrap32(mbqm(wrap32(acc), m0[c], shift[c]) + zp), lo, hi)
 
@@ -39,7 +43,7 @@ from .jit import kernel
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
-MODES = {"double": 0, "single": 1, "cmsis": 2}
+MODES = {"double": 0, "single": 1, "cmsis": 2, "builtin": 3}
 ROUNDINGS = {"floor": 0, "rhu": 1, "rne": 2, "rhaz": 3, "trunc": 4}
 
 
@@ -181,10 +185,12 @@ def _mbqm(x, m0, shift, mode):
     left = shift if shift > 0 else 0
     right = -shift if shift < 0 else 0
     xs = _wrap32(x << left)
-    if mode == 0:
+    if mode == 0 or mode == 3:
         hi = _srdhm(xs, m0)
     else:
         hi = _srdhm_no_sat(xs, m0)
+    if mode == 3:
+        return (hi + (np.int64(1) << (right - 1))) >> right if right > 0 else hi
     return _rounding_divide_by_pot(hi, right)
 
 
@@ -308,10 +314,13 @@ def _mbqm_one_ref(x: int, m0: int, shift: int, mode: str) -> int:
         total = 31 - shift
         return _wrap32_ref((x * m0 + (1 << (total - 1))) >> total)
     xs = _wrap32_ref(x * (1 << max(shift, 0)))
-    if mode == "double":
+    if mode in ("double", "builtin"):
         hi = _srdhm_one_ref(xs, m0)
     else:
         hi = _wrap32_ref((xs * m0 + (1 << 30)) >> 31)
+    if mode == "builtin":
+        e = max(-shift, 0)
+        return (hi + (1 << (e - 1))) >> e if e > 0 else hi
     return _rdbpot_one_ref(hi, max(-shift, 0))
 
 
@@ -396,13 +405,15 @@ def _mbqm_np(x: np.ndarray, m: np.ndarray, s: np.ndarray, mode: str) -> np.ndarr
         return _wrap32_np((x * m + (np.int64(1) << (total - 1))) >> total)
     xs = _wrap32_np(x << np.maximum(s, 0))
     ab = xs * m
-    if mode == "double":
+    if mode in ("double", "builtin"):
         v = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
         hi = _wrap32_np(np.where(v >= 0, v >> 31, -((-v) >> 31)))
         hi = np.where((xs == INT32_MIN) & (m == INT32_MIN), np.int64(INT32_MAX), hi)
     else:
         hi = _wrap32_np((ab + (1 << 30)) >> 31)
     e = np.maximum(-s, 0)
+    if mode == "builtin":
+        return np.where(e > 0, (hi + (np.int64(1) << np.maximum(e - 1, 0))) >> e, hi)
     mask = (np.int64(1) << e) - 1
     threshold = (mask >> 1) + (hi < 0)
     return (hi >> e) + ((hi & mask) > threshold)

@@ -31,7 +31,8 @@ from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TfliteAdd
+from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TargetRefusal,
+                    TfliteAdd)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -129,6 +130,30 @@ class TfliteTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({**super().rules, "matmul": DoubleRequant()})
+
+
+class TfliteBuiltinTarget(FixedPointTarget):
+    """TFLite's optimized CPU kernels (the interpreter's BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
+    CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
+    (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
+    stage); AVERAGE_POOL_2D and CONCATENATION compute as the reference kernels. Refused by name
+    (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
+    channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
+    differs from the optimized kernel by up to one float32 ulp."""
+    name = "tflite-builtin"
+    mode = "builtin"
+
+    @property
+    def rules(self):
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
+                                 "concat": SameQuant()})
+
+    def rule(self, node):
+        if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
+            raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
+                                                 "not modelled yet")
+        return super().rule(node)
 
 
 class TfliteSingleTarget(FixedPointTarget):

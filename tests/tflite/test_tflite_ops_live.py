@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import intsim
+from intsim.targets.rules import TargetRefusal
 
 from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
                       single_op)
@@ -43,12 +44,23 @@ def _pool_model(op, h, w, c, kernel, stride, padding, s, z, act=0):
     return single_op(op, tensors, [0], [1], [0], pool_options(kernel, stride, padding, act))
 
 
-def check(data: bytes, feeds: list):
-    """Run the one-op model in the interpreter (reference kernels) and in intsim on each feed
-    dict {input tensor index: array}; assert equal outputs."""
-    it = interpreter(data, "reference")
+# interpreter kernel path -> the intsim target that models it
+KERNEL_PATHS = [("reference", "tflite"), ("builtin", "tflite-builtin")]
+paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_PATHS])
+
+
+def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=False):
+    """Run the one-op model in the interpreter (kernel path path[0]) and in intsim (target
+    path[1]) on each feed (a list of input arrays); assert equal outputs. Where the builtin
+    target has no rule for the op, assert that it refuses it by name instead."""
+    if refused_on_builtin and path[0] == "builtin":
+        with pytest.raises(TargetRefusal, match="target tflite-builtin has no rule for"):
+            prog = intsim.load(data, target=path[1])
+            prog.run(dict(zip(prog.graph.inputs, feeds[0])))
+        return
+    it = interpreter(data, path[0])
     it.allocate_tensors()
-    prog = intsim.load(data, target="tflite")
+    prog = intsim.load(data, target=path[1])
     g = prog.graph
     outs = it.get_output_details()
     for feed in feeds:
@@ -61,10 +73,11 @@ def check(data: bytes, feeds: list):
             np.testing.assert_array_equal(got[name], want, err_msg=f"output {name}")
 
 
+@paths
 @SETTINGS
 @given(b=st.integers(1, 4), k=st.integers(1, 48), o=st.integers(1, 12), sx=scales, zx=zps, sy=scales, zy=zps,
        per_channel=st.booleans(), act=acts, seed=st.integers(0, 2**31 - 1), sw=st.lists(scales, min_size=12, max_size=12))
-def test_fully_connected(b, k, o, sx, zx, sy, zy, per_channel, act, seed, sw):
+def test_fully_connected(path, b, k, o, sx, zx, sy, zy, per_channel, act, seed, sw):
     rng = np.random.default_rng(seed)
     sw = np.array(sw[:o] if per_channel else sw[:1], np.float32)
     bias_scale = (np.float32(sx) * sw).astype(np.float32)
@@ -77,15 +90,16 @@ def test_fully_connected(b, k, o, sx, zx, sy, zy, per_channel, act, seed, sw):
         {"name": "y", "shape": [b, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op("FULLY_CONNECTED", tensors, [0], [3], [0, 1, 2], fc_options(act))
-    check(data, [[_i8(rng, (b, k))] for _ in range(3)])
+    check(data, [[_i8(rng, (b, k))] for _ in range(3)], path)
 
 
+@paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), m=st.integers(1, 6), kh=st.integers(1, 3),
        kw=st.integers(1, 3), stride=st.integers(1, 2), padding=st.sampled_from([SAME, VALID]),
        depthwise=st.integers(0, 2), sx=scales, zx=zps, sy=scales, zy=zps, act=acts, per_tensor=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
-def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, zx, sy, zy, act, per_tensor, seed):
+def test_conv_and_depthwise(path, h, w, c, m, kh, kw, stride, padding, depthwise, sx, zx, sy, zy, act, per_tensor, seed):
     if padding == VALID and (kh > h or kw > w):
         kh, kw = min(kh, h), min(kw, w)
     rng = np.random.default_rng(seed)
@@ -108,14 +122,15 @@ def test_conv_and_depthwise(h, w, c, m, kh, kw, stride, padding, depthwise, sx, 
         {"name": "y", "shape": [1, oh, ow, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0], [3], [0, 1, 2], opts)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)])
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path, refused_on_builtin=bool(depthwise))
 
 
+@paths
 @SETTINGS
 @given(op=st.sampled_from(["ADD", "MUL"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
        ones=st.lists(st.booleans(), min_size=4, max_size=4), swap=st.booleans(),
        sa=scales, za=zps, sb=scales, zb=zps, sy=scales, zy=zps, act=acts, seed=st.integers(0, 2**31 - 1))
-def test_add_and_mul(op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
+def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
     """Equal shapes and NumPy broadcasting (some axes of one operand of size 1)."""
     shape[0] = 1
     other = [1 if o else d for d, o in zip(shape, ones)]
@@ -127,13 +142,14 @@ def test_add_and_mul(op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)])
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=True)
 
 
+@paths
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), s=scales, z=zps, spread=st.floats(0.1, 200),
        seed=st.integers(0, 2**31 - 1))
-def test_quantize_and_dequantize(shape, s, z, spread, seed):
+def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
     """QUANTIZE of float input (round half away from zero), DEQUANTIZE back; ties included
     (inputs on exact multiples of scale / 2)."""
     rng = np.random.default_rng(seed)
@@ -143,14 +159,18 @@ def test_quantize_and_dequantize(shape, s, z, spread, seed):
     dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int8", "scale": s, "zero_point": z},
                                   {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
     ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
-    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)]])
-    check(dq, [[_i8(rng, shape)]])
+    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)]], path,
+          refused_on_builtin=True)
+    if path[0] == "reference":
+        check(dq, [[_i8(rng, shape)]], path)
+    # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)
 
 
+@paths
 @SETTINGS
 @given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2), k=st.integers(1, 20), o=st.integers(1, 6),
        sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
-def test_fully_connected_flattens_higher_rank_input(lead, k, o, sx, zx, sy, zy, seed):
+def test_fully_connected_flattens_higher_rank_input(path, lead, k, o, sx, zx, sy, zy, seed):
     """A rank > 2 input: TFLite reads it as (-1, K) and writes (prod(lead), O)."""
     rng = np.random.default_rng(seed)
     sw = rng.uniform(1e-4, 0.05, 1).astype(np.float32)
@@ -163,34 +183,37 @@ def test_fully_connected_flattens_higher_rank_input(lead, k, o, sx, zx, sy, zy, 
         {"name": "y", "shape": [rows, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op("FULLY_CONNECTED", tensors, [0], [3], [0, 1, 2], fc_options(0))
-    check(data, [[_i8(rng, lead + [k])] for _ in range(2)])
+    check(data, [[_i8(rng, lead + [k])] for _ in range(2)], path)
 
 
+@paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), s=scales, z=zps,
        act=acts, seed=st.integers(0, 2**31 - 1))
-def test_average_pool(h, w, c, kh, kw, sh, sw, padding, s, z, act, seed):
+def test_average_pool(path, h, w, c, kh, kw, sh, sw, padding, s, z, act, seed):
     kh, kw = min(kh, h), min(kw, w)
     rng = np.random.default_rng(seed)
     data = _pool_model("AVERAGE_POOL_2D", h, w, c, (kh, kw), (sh, sw), padding, s, z, act)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)])
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
 
 
+@paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
        stride=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), s=scales, z=zps, seed=st.integers(0, 2**31 - 1))
-def test_max_pool(h, w, c, kh, kw, stride, padding, s, z, seed):
+def test_max_pool(path, h, w, c, kh, kw, stride, padding, s, z, seed):
     kh, kw = min(kh, h), min(kw, w)
     rng = np.random.default_rng(seed)
     data = _pool_model("MAX_POOL_2D", h, w, c, (kh, kw), (stride, stride), padding, s, z)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)])
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
 
 
+@paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 8), keep=st.booleans(), sx=scales, zx=zps,
        sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
-def test_mean_over_height_and_width(h, w, c, keep, sx, zx, sy, zy, seed):
+def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
     rng = np.random.default_rng(seed)
     tensors = [
         {"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
@@ -198,13 +221,14 @@ def test_mean_over_height_and_width(h, w, c, keep, sx, zx, sy, zy, seed):
         {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)])
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path, refused_on_builtin=True)
 
 
+@paths
 @SETTINGS
 @given(h=st.integers(1, 5), w=st.integers(1, 5), c1=st.integers(1, 4), c2=st.integers(1, 4), s=scales, z=zps,
        seed=st.integers(0, 2**31 - 1))
-def test_concatenation(h, w, c1, c2, s, z, seed):
+def test_concatenation(path, h, w, c1, c2, s, z, seed):
     rng = np.random.default_rng(seed)
     tensors = [
         {"name": "a", "shape": [1, h, w, c1], "type": "int8", "scale": s, "zero_point": z},
@@ -212,4 +236,4 @@ def test_concatenation(h, w, c1, c2, s, z, seed):
         {"name": "y", "shape": [1, h, w, c1 + c2], "type": "int8", "scale": s, "zero_point": z},
     ]
     data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3))
-    check(data, [[_i8(rng, (1, h, w, c1)), _i8(rng, (1, h, w, c2))] for _ in range(2)])
+    check(data, [[_i8(rng, (1, h, w, c1)), _i8(rng, (1, h, w, c2))] for _ in range(2)], path)

@@ -44,6 +44,24 @@ def test_equals_stored_reference_kernels(name, kernels):
         np.testing.assert_array_equal(v, stored[f"reference/{out}"], err_msg=f"{name}: {out}")
 
 
+# zoo models whose every op has a tflite-builtin rule; the others are refused by name
+BUILTIN_RUN = {"avgpool", "maxpool", "concat", "fc"}
+
+
+@pytest.mark.parametrize("name", RUN)
+def test_builtin_target_equals_stored_builtin_kernels_or_refuses(name):
+    from intsim.targets.rules import TargetRefusal
+
+    stored = np.load(HERE / f"{name}.npz")
+    if name not in BUILTIN_RUN:
+        with pytest.raises(TargetRefusal, match="target tflite-builtin has no rule for"):
+            run_samples(intsim.load(_path(name), target="tflite-builtin"), stored["input"][:1])
+        return
+    got = run_samples(intsim.load(_path(name), target="tflite-builtin"), stored["input"])
+    for out, v in got.items():
+        np.testing.assert_array_equal(v, stored[f"builtin/{out}"], err_msg=f"{name}: {out}")
+
+
 def test_every_zoo_file_is_small_and_has_outputs():
     for name in NAMES:
         assert _path(name).stat().st_size < 200_000
