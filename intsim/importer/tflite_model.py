@@ -31,6 +31,7 @@ operator index and its output tensor.
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,19 @@ def same_pads(in_hw, kernel, strides, dilations) -> list:
     return before + after
 
 
+def _check_window(r, key, in_hw, out_hw, kernel, strides, dilations, same: bool) -> None:
+    """Strides, dilations and kernel >= 1, and the stored output size equal to TFLite's
+    (SAME: ceil(in / s); VALID: (in - (k-1)*d - 1) // s + 1); else InvalidModelError."""
+    if min(list(kernel) + list(strides) + list(dilations)) < 1:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): kernel {list(kernel)}, strides {list(strides)} and "
+                                f"dilations {list(dilations)} must be >= 1")
+    want = [-(-n // s) if same else (n - (k - 1) * d - 1) // s + 1
+            for n, k, s, d in zip(in_hw, kernel, strides, dilations)]
+    if list(out_hw) != want:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): output '{key[2]}' is {list(out_hw)} spatially, the "
+                                f"window gives {want}")
+
+
 class _Reader:
     def __init__(self, data: bytes):
         import tflite   # the schema package (flatbuffers accessors), imported on first use
@@ -124,6 +138,7 @@ class _Reader:
             if self.model.SubgraphsLength() < 1:
                 raise InvalidModelError("the TFLite model has no subgraph")
             self.sg = self.model.Subgraphs(0)
+            self.graph_inputs = {int(i) for i in self.sg.InputsAsNumpy()}
         except InvalidModelError:
             raise
         except Exception as e:  # noqa: BLE001 - a corrupt flatbuffer raises anything
@@ -134,7 +149,6 @@ class _Reader:
         self.constants: dict = {}
         self.nodes: list = []
         self.names: list = []
-        self.graph_inputs = {int(i) for i in self.sg.InputsAsNumpy()}
         self._used: set = set()
 
     # --- tensors ---------------------------------------------------------------------------
@@ -183,9 +197,16 @@ class _Reader:
         if ttype not in _TYPES:
             raise UnsupportedOpError("tensor", name, 0, f"TFLite tensor type {ttype} is not supported")
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if any(d < 0 for d in shape):
+            raise InvalidModelError(f"tensor '{name}': negative dimension in shape {list(shape)}")
         if t.ShapeSignatureLength() == len(shape) and i in self.graph_inputs:   # -1: a dynamic dimension
             shape = tuple(None if int(s) == -1 else d for s, d in zip(t.ShapeSignatureAsNumpy(), shape))
-        self.tensors[name] = Tensor(name, shape, _TYPES[ttype], self.qparams(t, name))
+        qp = self.qparams(t, name)
+        dt = _TYPES[ttype]
+        if qp is not None and isinstance(dt, IntType) and dt.bits <= 16 and \
+                (qp.zero_point.min() < dt.qmin or qp.zero_point.max() > dt.qmax):
+            raise QuantParamError(f"tensor '{name}': zero point outside the {dt} range")
+        self.tensors[name] = Tensor(name, shape, dt, qp)
         data = self.buffer(t.Buffer(), name)
         if data is not None:
             if ttype not in _NP:
@@ -280,6 +301,8 @@ def _act(r, key, act, out):
     rng = activation_range(int(act), t.qparams, t.dtype) if t.qparams is not None else None
     if rng is None:
         raise r.refuse(key, f"fused activation {act} is not supported")
+    if not t.dtype.qmin <= rng[0] <= rng[1] <= t.dtype.qmax:
+        raise QuantParamError(f"tensor '{out}': fused activation range {list(rng)} is empty or outside {t.dtype}")
     return rng
 
 
@@ -304,6 +327,9 @@ def _lower_conv(r, key, op, ins, outs, depthwise: bool):
     kernel = [int(w_oihw.shape[2]), int(w_oihw.shape[3])]
     strides = [int(o.StrideH()), int(o.StrideW())]
     dil = [int(o.DilationHFactor()), int(o.DilationWFactor())]
+    if len(xs) != 4 or len(r.tensors[y].shape) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    _check_window(r, key, xs[1:3], r.tensors[y].shape[1:3], kernel, strides, dil, o.Padding() == tfl.Padding.SAME)
     pads = same_pads(xs[1:3], kernel, strides, dil) if o.Padding() == tfl.Padding.SAME else [0, 0, 0, 0]
     lo, hi = _act(r, key, o.FusedActivationFunction(), y)
     origin = f"{key[0]} (operator {key[1]})"
@@ -368,6 +394,9 @@ def _lower_pool(r, key, op, ins, outs, kind):
     kernel = [int(o.FilterHeight()), int(o.FilterWidth())]
     strides = [int(o.StrideH()), int(o.StrideW())]
     xs = r.tensors[x].shape
+    if len(xs) != 4 or len(r.tensors[y].shape) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    _check_window(r, key, xs[1:3], r.tensors[y].shape[1:3], kernel, strides, [1, 1], o.Padding() == tfl.Padding.SAME)
     pads = same_pads(xs[1:3], kernel, strides, [1, 1]) if o.Padding() == tfl.Padding.SAME else [0, 0, 0, 0]
     origin = f"{key[0]} (operator {key[1]})"
     t = r.tensors[y].dtype
@@ -414,6 +443,8 @@ def _lower_concat(r, key, op, ins, outs):
     if o is not None and o.FusedActivationFunction() != 0:
         raise r.refuse(key, "fused activation on CONCATENATION is not supported")
     rank = len(r.tensors[y].shape)
+    if rank == 0:
+        raise r.refuse(key, "CONCATENATION of scalars")
     axis = int(o.Axis()) % rank if o is not None else 0
     args = list(r.scale_zp(y, "output", key))
     for x in ins:
@@ -469,8 +500,17 @@ _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"
 
 
 def import_tflite(source) -> Graph:
-    """A TFLite flatbuffer (path or bytes) as an intsim IR Graph (first subgraph)."""
+    """A TFLite flatbuffer (path or bytes) as an intsim IR Graph (first subgraph). A corrupt
+    flatbuffer (offsets outside the file, bad enum values) is an InvalidModelError."""
     r = _Reader(_read(source))
+    try:
+        return _import(r)
+    except (struct.error, TypeError, IndexError, KeyError, ValueError, UnicodeDecodeError, OverflowError) as e:
+        raise InvalidModelError(f"not a valid TFLite file (corrupt flatbuffer): {type(e).__name__}: "
+                                f"{str(e)[:120]}") from None
+
+
+def _import(r: _Reader) -> Graph:
     sg = r.sg
     inputs = [r.declare(int(i)) for i in sg.InputsAsNumpy()]
     for idx in range(sg.OperatorsLength()):

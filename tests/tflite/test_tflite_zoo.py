@@ -142,6 +142,26 @@ def test_corrupt_file_is_invalid(tmp_path):
         import_tflite(p)
 
 
+@pytest.mark.parametrize("name", ["mean_fc", "conv_relu6", "concat", "fc_float_io", "avgpool"])
+def test_corrupted_flatbuffers_fail_with_intsim_errors_only(name):
+    """Random byte flips and truncations: load + run either works or raises an IntsimError
+    (InvalidModelError, QuantParamError, ...), never a raw flatbuffers/NumPy exception."""
+    data = _path(name).read_bytes()
+    rng = np.random.default_rng(11)
+    for i in range(60):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 8))):
+            b[int(rng.integers(8, len(b)))] = int(rng.integers(0, 256))
+        if i % 4 == 0:
+            b = b[:int(rng.integers(8, len(b)))]
+        try:
+            prog = intsim.load(bytes(b), target="tflite")
+            g = prog.graph
+            prog.run({n: np.zeros([d or 1 for d in g.tensors[n].shape], g.tensors[n].dtype.storage) for n in g.inputs})
+        except intsim.IntsimError:
+            pass
+
+
 def test_activation_range_and_same_pads():
     qp = QParams.make(np.float32(6 / 255), np.int64(-128))
     assert activation_range(0, qp, INT8) == (-128, 127)
