@@ -11,6 +11,7 @@ import warnings
 
 from .accumulator import Accumulator
 from .importer import import_model
+from .importer.tflite_model import import_tflite, is_tflite
 from .ir import Graph
 from .loader import load_model
 from .passes import import_passes
@@ -19,8 +20,8 @@ from .runtime import Program
 
 
 def import_onnx(model) -> Graph:
-    """Path, bytes or ModelProto -> intsim IR Graph (loaded, checked, imported, lowered)."""
-    return import_passes(import_model(load_model(model)))
+    """Path, bytes or ModelProto (ONNX, or a TFLite flatbuffer) -> intsim IR Graph (loaded, checked, imported, lowered)."""
+    return import_passes(import_tflite(model) if is_tflite(model) else import_model(load_model(model)))
 
 
 def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False,

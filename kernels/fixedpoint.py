@@ -15,6 +15,10 @@ Integer rules (C++ semantics, int32 operands, `wrap32` = two's-complement reduct
     mode "double": rdbpot(srdhm(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
     mode "cmsis" : rdbpot(srdhm_no_sat(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
     mode "single": wrap32((x*m0 + 2**(30-shift)) >> (31-shift))      (int64, one RHU)
+    mode "builtin": rhu_shift(srdhm(wrap32(x * 2**max(shift,0)), m0), max(-shift,0))
+                   rhu_shift(x, e) = (x + 2**(e-1)) >> e  (e > 0; x for e == 0): TFLite's
+                   optimized CPU kernels (ruy / cpu_backend_gemm's q31 high multiply, then a
+                   round-half-up shift), measured against ai-edge-litert's builtin path
 
     requant_fixedpoint: out = clamp(wrap32(mbqm(wrap32(acc), m0[c], shift[c]) + zp), lo, hi)
 
@@ -39,7 +43,7 @@ from .jit import kernel
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
-MODES = {"double": 0, "single": 1, "cmsis": 2}
+MODES = {"double": 0, "single": 1, "cmsis": 2, "builtin": 3}
 ROUNDINGS = {"floor": 0, "rhu": 1, "rne": 2, "rhaz": 3, "trunc": 4}
 
 
@@ -181,10 +185,12 @@ def _mbqm(x, m0, shift, mode):
     left = shift if shift > 0 else 0
     right = -shift if shift < 0 else 0
     xs = _wrap32(x << left)
-    if mode == 0:
+    if mode == 0 or mode == 3:
         hi = _srdhm(xs, m0)
     else:
         hi = _srdhm_no_sat(xs, m0)
+    if mode == 3:
+        return (hi + (np.int64(1) << (right - 1))) >> right if right > 0 else hi
     return _rounding_divide_by_pot(hi, right)
 
 
@@ -308,10 +314,13 @@ def _mbqm_one_ref(x: int, m0: int, shift: int, mode: str) -> int:
         total = 31 - shift
         return _wrap32_ref((x * m0 + (1 << (total - 1))) >> total)
     xs = _wrap32_ref(x * (1 << max(shift, 0)))
-    if mode == "double":
+    if mode in ("double", "builtin"):
         hi = _srdhm_one_ref(xs, m0)
     else:
         hi = _wrap32_ref((xs * m0 + (1 << 30)) >> 31)
+    if mode == "builtin":
+        e = max(-shift, 0)
+        return (hi + (1 << (e - 1))) >> e if e > 0 else hi
     return _rdbpot_one_ref(hi, max(-shift, 0))
 
 
@@ -396,13 +405,15 @@ def _mbqm_np(x: np.ndarray, m: np.ndarray, s: np.ndarray, mode: str) -> np.ndarr
         return _wrap32_np((x * m + (np.int64(1) << (total - 1))) >> total)
     xs = _wrap32_np(x << np.maximum(s, 0))
     ab = xs * m
-    if mode == "double":
+    if mode in ("double", "builtin"):
         v = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
         hi = _wrap32_np(np.where(v >= 0, v >> 31, -((-v) >> 31)))
         hi = np.where((xs == INT32_MIN) & (m == INT32_MIN), np.int64(INT32_MAX), hi)
     else:
         hi = _wrap32_np((ab + (1 << 30)) >> 31)
     e = np.maximum(-s, 0)
+    if mode == "builtin":
+        return np.where(e > 0, (hi + (np.int64(1) << np.maximum(e - 1, 0))) >> e, hi)
     mask = (np.int64(1) << e) - 1
     threshold = (mask >> 1) + (hi < 0)
     return (hi >> e) + ((hi & mask) > threshold)
@@ -583,3 +594,34 @@ def tflite_add_ref(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> Non
         v = _mbqm_one_ref(_wrap32_ref(va + vb), m[2], s[2], mode) + zy
         vals.append(min(max(v, lo), hi))
     out[...] = np.array(vals, np.int64).reshape(out.shape)
+
+
+# ----------------------------------------------------------------------------- MEAN's 1/n fold
+def mean_multiplier(m0, shift, n):
+    """TFLite's MEAN multiplier with 1/n folded in (reference_ops::QuantizedMeanOrSum,
+    tensorflow/lite/kernels/internal/reference/reduce.h), elementwise over NumPy int64 arrays:
+
+        k = min(63 - clz64(n) (= floor(log2 n)), 32, 31 + shift)
+        m = (m0 << k) // n          (int64, truncating: m0 >= 0, n > 0)
+        returns (m, shift - k)
+
+    (m0, shift) = QuantizeMultiplier(double(sx) / double(sy)); the mean is then
+    MultiplyByQuantizedMultiplier(sum(x - zx), m, shift - k) + zy."""
+    m0 = np.asarray(m0, np.int64)
+    shift = np.asarray(shift, np.int64)
+    n = np.asarray(n, np.int64)
+    if np.any(n <= 0) or np.any(m0 < 0):
+        raise ValueError("mean_multiplier: needs n > 0 and m0 >= 0")
+    log2n = np.floor(np.log2(n.astype(np.float64))).astype(np.int64)
+    log2n = np.where(np.left_shift(np.int64(1), log2n) > n, log2n - 1, log2n)     # exact floor(log2 n)
+    log2n = np.where(np.left_shift(np.int64(1), log2n + 1) <= n, log2n + 1, log2n)
+    k = np.minimum(np.minimum(log2n, 32), 31 + shift)
+    return np.left_shift(m0, k) // n, shift - k
+
+
+def mean_multiplier_ref(m0: int, shift: int, n: int):
+    """Python-int twin of mean_multiplier for one (m0, shift, n)."""
+    if n <= 0 or m0 < 0:
+        raise ValueError("mean_multiplier: needs n > 0 and m0 >= 0")
+    k = min(n.bit_length() - 1, 32, 31 + shift)
+    return (m0 << k) // n, shift - k

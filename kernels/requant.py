@@ -60,31 +60,37 @@ def _check_int(name: str, v) -> int:
     return int(a.reshape(()))
 
 
-def requant_float(acc, mult, zp, lo, hi, out) -> None:
-    """out = clamp(rint_RNE(f32(acc) * mult[c]) + zp, lo, hi), acc (P, C, Q) int32/int64,
-    mult float32 (C,), out (P, C, Q) any integer dtype holding [lo, hi]. Raises ValueError."""
+def _run_checked(name, impl, acc, mult, mult_dtype, zp, lo, hi, out) -> None:
+    """Validate a per-channel requant call (acc (P, C, Q) int32/int64, mult `mult_dtype` (C,)
+    finite, out an integer array of acc's shape holding [lo, hi]) and run `impl` on it."""
     acc = np.asarray(acc)
     if acc.ndim != 3 or acc.dtype not in (np.int32, np.int64):
-        raise ValueError(f"requant_float: acc must be a (P, C, Q) int32/int64 array, got {acc.dtype} {acc.shape}")
+        raise ValueError(f"{name}: acc must be a (P, C, Q) int32/int64 array, got {acc.dtype} {acc.shape}")
     mult = np.asarray(mult)
-    if mult.dtype != np.float32 or mult.shape != (acc.shape[1],):
-        raise ValueError(f"requant_float: mult must be float32 ({acc.shape[1]},), got {mult.dtype} {mult.shape}")
+    if mult.dtype != mult_dtype or mult.shape != (acc.shape[1],):
+        raise ValueError(f"{name}: mult must be {np.dtype(mult_dtype)} ({acc.shape[1]},), got {mult.dtype} {mult.shape}")
     if not np.isfinite(mult).all():
-        raise ValueError("requant_float: mult holds a non-finite value")
+        raise ValueError(f"{name}: mult holds a non-finite value")
     if not isinstance(out, np.ndarray) or out.dtype.kind not in "iu" or out.shape != acc.shape:
-        raise ValueError(f"requant_float: out must be an integer array of shape {acc.shape}")
+        raise ValueError(f"{name}: out must be an integer array of shape {acc.shape}")
     zp, lo, hi = _check_int("zp", zp), _check_int("lo", lo), _check_int("hi", hi)
     info = np.iinfo(out.dtype)
     if not info.min <= lo <= hi <= info.max or abs(zp) > 2**62:
-        raise ValueError(f"requant_float: need {info.min} <= lo ({lo}) <= hi ({hi}) <= {info.max} for out {out.dtype}")
+        raise ValueError(f"{name}: need {info.min} <= lo ({lo}) <= hi ({hi}) <= {info.max} for out {out.dtype}")
     acc = np.ascontiguousarray(acc.astype(acc.dtype.newbyteorder("="), copy=False))
-    mult = np.ascontiguousarray(mult.astype(np.float32, copy=False))
+    mult = np.ascontiguousarray(mult.astype(mult_dtype, copy=False))
     if out.dtype.isnative and out.flags.writeable:
-        _requant_float_impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), out)
+        impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), out)
     else:
         tmp = np.empty(out.shape, np.int64)
-        _requant_float_impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), tmp)
+        impl(acc, mult, np.int64(zp), np.int64(lo), np.int64(hi), tmp)
         out[...] = tmp
+
+
+def requant_float(acc, mult, zp, lo, hi, out) -> None:
+    """out = clamp(rint_RNE(f32(acc) * mult[c]) + zp, lo, hi), acc (P, C, Q) int32/int64,
+    mult float32 (C,), out (P, C, Q) any integer dtype holding [lo, hi]. Raises ValueError."""
+    _run_checked("requant_float", _requant_float_impl, acc, mult, np.float32, zp, lo, hi, out)
 
 
 def requant_float_ref(acc, mult, zp, lo, hi, out) -> None:
@@ -92,3 +98,44 @@ def requant_float_ref(acc, mult, zp, lo, hi, out) -> None:
     v = ort_round_ref(acc, np.asarray(mult, np.float32)[None, :, None], -_F_LIMIT, _F_LIMIT)
     r = v.astype(np.int64) + np.int64(zp)
     out[...] = np.clip(r, np.int64(lo), np.int64(hi)).astype(out.dtype)
+
+
+# ------------------------------------------------------------------- float64, half away from zero
+_D_LIMIT = 2.0**62    # |v| beyond this saturates before the int64 conversion
+
+
+@kernel
+def _requant_double_rhaz_impl(acc, mult, zp, lo, hi, out):
+    p_, c_, q_ = acc.shape
+    for p in range(p_):
+        for c in range(c_):
+            m = mult[c]
+            for q in range(q_):
+                v = np.float64(acc[p, c, q]) * m               # double x double -> double
+                v = min(max(v, -_D_LIMIT), _D_LIMIT)
+                t = np.float64(np.trunc(v))
+                if abs(v - t) >= 0.5:                          # v - trunc(v) is exact
+                    t += 1.0 if v > 0 else -1.0
+                r = np.int64(t) + zp
+                out[p, c, q] = min(max(r, lo), hi)
+
+
+
+def requant_double_rhaz(acc, mult, zp, lo, hi, out) -> None:
+    """out = clamp(round_RHAZ(double(acc) * mult[c]) + zp, lo, hi): TFLite's reference
+    FULLY_CONNECTED requantization (reference_integer_ops::FullyConnected and
+    FullyConnectedPerChannel, the overloads taking float scales, in
+    tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h:
+    `static_cast<int32_t>(round(static_cast<double>(acc) * effective_output_scale))`, with
+    effective_output_scale = double(input_scale) * double(filter_scale) / double(output_scale)).
+    acc (P, C, Q) int32/int64, mult float64 (C,). Raises ValueError."""
+    _run_checked("requant_double_rhaz", _requant_double_rhaz_impl, acc, mult, np.float64, zp, lo, hi, out)
+
+
+def requant_double_rhaz_ref(acc, mult, zp, lo, hi, out) -> None:
+    """NumPy twin of requant_double_rhaz (no validation)."""
+    v = np.asarray(acc).astype(np.float64) * np.asarray(mult, np.float64)[None, :, None]
+    v = np.clip(v, -_D_LIMIT, _D_LIMIT)
+    t = np.trunc(v)
+    r = t + np.sign(v) * (np.abs(v - t) >= 0.5)          # half away from zero (v - trunc(v) is exact)
+    out[...] = np.clip(r.astype(np.int64) + np.int64(zp), np.int64(lo), np.int64(hi)).astype(out.dtype)

@@ -27,10 +27,10 @@ from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from ..targets.rules import AccRequant
+from ..targets.rules import AccRequant, DoubleRequant
 from . import engines
 from .registry import step
-from .target_arith import require
+from .target_arith import require, requantizer
 from .params import ParamReader, check_scale, per_channel, scalar_zp
 
 
@@ -251,7 +251,7 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
         _check_multiplier(node, a_scale, b_scale, y_scale)
         req = Requant(a_scale[0], b_scale if b_scale.size > 1 else b_scale[0],
                       y_scale.reshape(()), y_zp, lo, hi, t, node.outputs[0])
-        rq = ctx.target.requantizer(req, channels, n)
+        rq = requantizer(ctx, node, req, channels)
     x_dtype = x.dtype if x is not None else getattr(getattr(x_t, "dtype", None), "storage", w.dtype)
     mode = ctx.accumulation(x_dtype, w.dtype)
     narrow = narrow_model(ctx.accumulator)
@@ -390,7 +390,7 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
 
 @step("conv")
 def prepare_conv(node, ctx):
-    require(ctx, node, ctx.target.rule(node), AccRequant)
+    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 
@@ -517,7 +517,7 @@ def _check_matmul_out(node, a, w) -> None:
 
 @step("matmul")
 def prepare_matmul(node, ctx):
-    require(ctx, node, ctx.target.rule(node), AccRequant)
+    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 

@@ -13,7 +13,7 @@ from ..errors import ShapeError
 from ..geometry import auto_pads
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DivideRound, OrtArith, RawAverage
+from ..targets.rules import AccRequant, DivideRound, FoldedMean, OrtArith, RawAverage
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -102,7 +102,7 @@ def _restore(node, y):
 
 def _average_rule(node, ctx):
     """The target's rule for an average pool; None for onnxruntime's (the planned paths below)."""
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant, FoldedMean)
     return None if isinstance(rule, OrtArith) else rule
 
 

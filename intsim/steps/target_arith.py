@@ -22,7 +22,7 @@ from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DivideRound, RawAverage, TargetRefusal
+from ..targets.rules import AccRequant, DivideRound, DoubleRequant, FoldedMean, RawAverage, TargetRefusal
 
 
 def require(ctx, node, rule, *kinds):
@@ -31,6 +31,15 @@ def require(ctx, node, rule, *kinds):
     if not isinstance(rule, kinds):
         raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} is not implemented for {node.op}")
     return rule
+
+
+def requantizer(ctx, node, rq: Requant, channels: int):
+    """A conv/matmul node's requantizer: the target's own (rules.AccRequant), or the one its
+    rule names (rules.DoubleRequant: target.rule_requantizer)."""
+    rule = ctx.target.rule(node)
+    if isinstance(rule, DoubleRequant):
+        return ctx.target.rule_requantizer(rule, rq, channels, node)
+    return ctx.target.requantizer(rq, channels, node.name)
 
 
 def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):
@@ -182,8 +191,31 @@ def acc_average(ctx, node, x, p, a):
     return out
 
 
+def folded_mean(ctx, node, rule, x, p):
+    """TFLite MEAN over the spatial axes (rules.FoldedMean): sum(x - zx) requantized by
+    MultiplyByQuantizedMultiplier with kernels.fixedpoint.mean_multiplier's folded 1/n."""
+    sx, zx, sy, zy = p
+    t = node.attrs["out_type"]
+    if t.bits > 8:
+        raise TargetRefusal(ctx.target.name, node, f"MEAN with {t} output (an int64 sum path) is not modelled")
+    sums, counts = pool_sums(ctx, node, x, zx, None, False)
+    m0, shift = fk.quantize_multiplier(np.array([np.float64(np.float32(sx)) / np.float64(np.float32(sy))]),
+                                       single_rounding=rule.mode == "single")
+    m, s = fk.mean_multiplier(m0.astype(np.int64), shift.astype(np.int64), np.array([int(counts.reshape(-1)[0])]))
+    out = np.empty(sums.shape, t.storage)
+    fn = fk.requant_fixedpoint_ref if ctx.kernels == "reference" else fk.requant_fixedpoint
+    try:
+        fn(sums.reshape(1, 1, -1), m, s, int(zy), int(node.attrs.get("lo", t.qmin)), int(node.attrs.get("hi", t.qmax)),
+           rule.mode, out.reshape(1, 1, -1))
+    except ValueError as e:
+        raise QuantParamError(f"node '{node.name}': {e}") from None
+    return out
+
+
 def average(ctx, node, rule, x, p, a):
     """An average pool (attrs `a`, or None for a global one) on NCHW x under `rule`."""
+    if isinstance(rule, FoldedMean) and a is None:
+        return folded_mean(ctx, node, rule, x, p)
     if isinstance(rule, RawAverage):
         return raw_average(ctx, node, x, p, a)
     if isinstance(rule, DivideRound):

@@ -60,6 +60,11 @@ class Target:
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         raise NotImplementedError
 
+    def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        """The requantizer a rule other than AccRequant names (rules.DoubleRequant); a target
+        that lists such a rule implements it."""
+        raise TargetRefusal(self.name, node, f"its rule {type(rule).__name__} has no requantizer")
+
     def accumulation(self, a_dtype: np.dtype, b_dtype: np.dtype) -> str:
         """The accumulation model this target's hardware uses for a (a_dtype x b_dtype)
         GEMM/conv: "exact" (int32 sums) unless the target says otherwise."""

@@ -5,12 +5,12 @@ from ..errors import IntsimError
 from .base import Target
 from .ort import OrtAvx2Target, OrtTarget, OrtVnniTarget
 from .pow2 import Pow2FloorTarget, Pow2RhazTarget, Pow2RhuTarget, Pow2RneTarget, Pow2Target
-from .tflite import CmsisNnTarget, TfliteSingleTarget, TfliteTarget
+from .tflite import CmsisNnTarget, TfliteBuiltinTarget, TfliteSingleTarget, TfliteTarget
 from .user import load_target_file
 
 BUILTIN = {cls.name: cls for cls in (
     OrtTarget, OrtVnniTarget, OrtAvx2Target,
-    TfliteTarget, TfliteSingleTarget, CmsisNnTarget,
+    TfliteTarget, TfliteBuiltinTarget, TfliteSingleTarget, CmsisNnTarget,
     Pow2Target, Pow2FloorTarget, Pow2RhuTarget, Pow2RneTarget, Pow2RhazTarget)}
 
 

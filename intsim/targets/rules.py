@@ -20,6 +20,10 @@ borrows another target's arithmetic.
     SameQuant      the op moves codes only: every input's quantization equals the output's
                    (TFLite CONCATENATION for int8/int16)
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
+    FoldedMean     TFLite MEAN: MultiplyByQuantizedMultiplier of sum(x - zx) by sx/sy with 1/n
+                   folded into the q31 multiplier in integers (reference_ops::QuantizedMeanOrSum)
+    DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
+                   FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
 """
 from __future__ import annotations
 
@@ -86,6 +90,26 @@ class QuantizeRound:
     """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz."""
 
     rounding: str
+
+
+@dataclass(frozen=True)
+class DoubleRequant:
+    """An exact accumulator requantized in float64: y = clamp(int32(round_RHAZ(double(acc) *
+    (double(sx) * double(sw[c]) / double(sy)))) + zy, lo, hi), as TFLite's reference
+    FULLY_CONNECTED does (reference_integer_ops::FullyConnected / FullyConnectedPerChannel, the
+    overloads taking float scales; kernels.requant.requant_double_rhaz). TFLM's FC instead
+    double-rounds through MultiplyByQuantizedMultiplier (AccRequant)."""
+
+
+@dataclass(frozen=True)
+class FoldedMean:
+    """TFLite MEAN over H, W (global average): (m0, s) = QuantizeMultiplier(double(sx) /
+    double(sy)); k = min(floor(log2 n), 32, 31 + s); m = (m0 << k) // n;
+    y = clamp(MultiplyByQuantizedMultiplier(sum(x - zx), m, s - k) + zy) in the target's
+    `mode` (reference_ops::QuantizedMeanOrSum, tensorflow/lite/kernels/internal/reference/
+    reduce.h; kernels.fixedpoint.mean_multiplier)."""
+
+    mode: str
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule

@@ -26,11 +26,13 @@ from types import MappingProxyType
 import numpy as np
 
 from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint, requant_fixedpoint_ref
+from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import AccRequant, QuantizeRound, RawAverage, SameQuant, TfliteAdd
+from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TargetRefusal,
+                    TfliteAdd)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -64,6 +66,19 @@ class FixedPointRequantizer(Requantizer):
                                p["mode"], out)
 
 
+class DoubleRequantizer(Requantizer):
+    """rules.DoubleRequant: clamp(round_RHAZ(double(acc) * real[c]) + zp, lo, hi), real[c] =
+    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz)."""
+
+    def apply(self, acc, out):
+        p = self.params
+        requant_double_rhaz(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+    def apply_reference(self, acc, out):
+        p = self.params
+        requant_double_rhaz_ref(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+
+
 class FixedPointTarget(Target):
     """Base of the q31 targets; subclasses set `name` and `mode`."""
 
@@ -73,14 +88,23 @@ class FixedPointTarget(Target):
     def rules(self):
         """TFLite's int8/int16 builtin ops (reference kernels, as TFLM and CMSIS-NN compute them):
         CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL (MultiplyByQuantizedMultiplier of
-        the int32 sum or product), MEAN (MultiplyByQuantizedMultiplier by sx/(sy*n) of the
-        zero-point-free sum), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
+        the int32 sum or product), MEAN (MultiplyByQuantizedMultiplier of the zero-point-free
+        sum by sx/sy with 1/n folded into the multiplier in integers, as TFLite's and TFLM's
+        shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
         from zero). Lookup-table activations are not modelled yet: refused by name."""
         return MappingProxyType({
-            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": AccRequant(),
+            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
             "quantize": QuantizeRound("rhaz")})
+
+    def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        if not isinstance(rule, DoubleRequant):
+            return super().rule_requantizer(rule, rq, channels, node)
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        return DoubleRequantizer(self.name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
+                                             "lo": int(rq.lo), "hi": int(rq.hi)})
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)
@@ -96,8 +120,40 @@ class FixedPointTarget(Target):
 
 
 class TfliteTarget(FixedPointTarget):
+    """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
+    ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
+    interpreter's reference kernel requantizes in float64 rounding half away from zero
+    (rules.DoubleRequant), per tensor and per channel."""
     name = "tflite"
     mode = "double"
+
+    @property
+    def rules(self):
+        return MappingProxyType({**super().rules, "matmul": DoubleRequant()})
+
+
+class TfliteBuiltinTarget(FixedPointTarget):
+    """TFLite's optimized CPU kernels (the interpreter's BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
+    CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
+    (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
+    stage); AVERAGE_POOL_2D and CONCATENATION compute as the reference kernels. Refused by name
+    (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
+    channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
+    differs from the optimized kernel by up to one float32 ulp."""
+    name = "tflite-builtin"
+    mode = "builtin"
+
+    @property
+    def rules(self):
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
+                                 "concat": SameQuant()})
+
+    def rule(self, node):
+        if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
+            raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
+                                                 "not modelled yet")
+        return super().rule(node)
 
 
 class TfliteSingleTarget(FixedPointTarget):

@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from ..errors import IntsimError, ShapeError
+from ..importer.tflite_model import is_tflite
 from ..ir import IntType
 from ..limits import check_shape
 from ..loader import load_model
@@ -442,6 +443,9 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
     if int(max_lsb) < 0:
         raise IntsimError(f"max_lsb must be >= 0, got {max_lsb!r}")
     data, label = _model_bytes(model)
+    if is_tflite(data):
+        raise IntsimError(f"'{label}' is a TFLite model: its reference is the TFLite interpreter, which verify does "
+                          f"not run yet (compare `intsim run --target tflite` with the interpreter's outputs)")
     if feeds is None:
         if not random:
             raise IntsimError("verify needs feeds (--input) or a number of random samples (--random N)")

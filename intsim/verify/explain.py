@@ -62,6 +62,11 @@ class CaptureTarget(Target):
         self.params[node] = r.params
         return r
 
+    def rule_requantizer(self, rule, rq, channels: int, node) -> Requantizer:
+        r = self.inner.rule_requantizer(rule, rq, channels, node)
+        self.params[node.name] = r.params
+        return r
+
     def accumulation(self, a_dtype, b_dtype) -> str:
         return self.inner.accumulation(a_dtype, b_dtype)
 

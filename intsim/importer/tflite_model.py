@@ -1,0 +1,543 @@
+"""TFLite flatbuffers -> intsim IR, read with the `tflite` schema package (never TensorFlow).
+
+    graph = import_tflite("model.tflite")        # path or bytes (magic "TFL3" at offset 4)
+
+Tensors keep their TFLite names, int8/int16/int32 types and quantization (per tensor, or per
+channel along `quantized_dimension`). Graph inputs and outputs keep TFLite's NHWC shapes.
+The IR's conv and MaxPool are NCHW: each CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D is wrapped
+in explicit `onnx` Transpose nodes (NHWC -> NCHW before, back after), its weights stored
+OIHW (TFLite OHWI; depthwise [1, KH, KW, C*m] -> (C*m, 1, KH, KW) with group = C). Pools
+read channels-last directly (`channels_last=1`).
+
+Builtin ops and their IR lowering:
+
+    CONV_2D, DEPTHWISE_CONV_2D  conv (QLinearConv input layout), fused activation as lo/hi,
+                                SAME / VALID padding as explicit pads (TFLite puts the odd
+                                pixel after: pad_before = total // 2)
+    FULLY_CONNECTED             matmul (transB = 1: TFLite weights are (O, K)); an input of
+                                rank != 2 is reshaped to (-1, K) first
+    ADD, MUL                    add, mul (fused activation as lo/hi)
+    AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
+    MAX_POOL_2D                 `onnx` MaxPool between Transposes
+    MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
+    CONCATENATION               concat (QLinearConcat layout)
+    RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
+    QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
+
+Any other builtin (or a fused activation not listed above, or int16 activations of a
+computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
+operator index and its output tensor.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+from onnx import helper
+
+from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
+from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
+from ..limits import current
+
+ONNX_OPSET = 17     # the opset the `onnx` movement nodes (Transpose, Reshape, MaxPool) are written for
+TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
+
+# tflite.TensorType values -> IR types
+_TYPES = {0: FLOAT32, 1: FloatType(16), 2: IntType(32, True), 3: IntType(8, False), 4: IntType(64, True),
+          6: IntType(1, False), 7: IntType(16, True), 9: IntType(8, True), 17: IntType(4, True)}
+_NP = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_, 7: np.int16, 9: np.int8}
+
+
+def is_tflite(source) -> bool:
+    """A TFLite flatbuffer: bytes with the "TFL3" identifier, or a path ending in .tflite."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source[4:8]) == b"TFL3"
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if p.suffix.lower() == ".tflite":
+            return True
+        try:
+            with open(p, "rb") as f:
+                return f.read(8)[4:8] == b"TFL3"
+        except OSError:
+            return False
+    return False
+
+
+def _read(source) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    p = Path(source)
+    if not p.is_file():
+        raise InvalidModelError(f"model file '{p}' does not exist")
+    if p.stat().st_size > current().max_bytes:
+        raise ResourceLimitError(f"model file '{p}' is larger than {current().max_bytes} bytes")
+    return p.read_bytes()
+
+
+def _round_half_away(v: float) -> int:
+    """TfLiteRound (std::round): half away from zero."""
+    q = math.floor(abs(v) + 0.5) if abs(v - math.trunc(v)) != 0.5 else math.trunc(abs(v)) + 1
+    return int(math.copysign(q, v))
+
+
+def activation_range(act: int, qp: QParams, t: IntType) -> tuple:
+    """(lo, hi) of a fused activation in output codes, as TFLite's
+    CalculateActivationRangeQuantized (kernel_util.cc): zero_point + TfLiteRound(f / scale),
+    the division in float32. act: tflite.ActivationFunctionType (0 NONE, 1 RELU, 2
+    RELU_N1_TO_1, 3 RELU6); other values: None."""
+    s, z = np.float32(qp.scale.reshape(-1)[0]), int(qp.zero_point.reshape(-1)[0])
+
+    def q(f):
+        return z + _round_half_away(float(np.float32(f) / s))
+    if act == 0:
+        return t.qmin, t.qmax
+    if act == 1:
+        return max(t.qmin, q(0.0)), t.qmax
+    if act == 2:
+        return max(t.qmin, q(-1.0)), min(t.qmax, q(1.0))
+    if act == 3:
+        return max(t.qmin, q(0.0)), min(t.qmax, q(6.0))
+    return None
+
+
+def same_pads(in_hw, kernel, strides, dilations) -> list:
+    """TFLite SAME padding as ONNX pads [top, left, bottom, right]: total = max((out-1)*s + (k-1)*d
+    + 1 - in, 0), out = ceil(in / s), the smaller half before (ComputePaddingHeightWidth)."""
+    before, after = [], []
+    for n, k, s, d in zip(in_hw, kernel, strides, dilations):
+        out = -(-n // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+        before.append(total // 2)
+        after.append(total - total // 2)
+    return before + after
+
+
+def _check_window(r, key, in_hw, out_hw, kernel, strides, dilations, same: bool) -> None:
+    """Strides, dilations and kernel >= 1, and the stored output size equal to TFLite's
+    (SAME: ceil(in / s); VALID: (in - (k-1)*d - 1) // s + 1); else InvalidModelError."""
+    if min(list(kernel) + list(strides) + list(dilations)) < 1:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): kernel {list(kernel)}, strides {list(strides)} and "
+                                f"dilations {list(dilations)} must be >= 1")
+    want = [-(-n // s) if same else (n - (k - 1) * d - 1) // s + 1
+            for n, k, s, d in zip(in_hw, kernel, strides, dilations)]
+    if list(out_hw) != want:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): output '{key[2]}' is {list(out_hw)} spatially, the "
+                                f"window gives {want}")
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        import tflite   # the schema package (flatbuffers accessors), imported on first use
+
+        self.tfl = tflite
+        try:
+            self.model = tflite.Model.GetRootAsModel(data, 0)
+            if self.model.SubgraphsLength() < 1:
+                raise InvalidModelError("the TFLite model has no subgraph")
+            self.sg = self.model.Subgraphs(0)
+            self.graph_inputs = {int(i) for i in self.sg.InputsAsNumpy()}
+        except InvalidModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a corrupt flatbuffer raises anything
+            raise InvalidModelError(f"not a valid TFLite file: {e}") from None
+        self.data = data
+        self.op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+        self.tensors: dict = {}
+        self.constants: dict = {}
+        self.nodes: list = []
+        self.names: list = []
+        self._used: set = set()
+
+    # --- tensors ---------------------------------------------------------------------------
+    def tensor_name(self, i: int) -> str:
+        if i < 0:
+            return ""
+        while len(self.names) <= i:
+            self.names.append(None)
+        if self.names[i] is None:
+            raw = self.sg.Tensors(i).Name()
+            name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
+            base, k = name, 0
+            while name in self._used:
+                k += 1
+                name = f"{base}__{k}"
+            self._used.add(name)
+            self.names[i] = name
+        return self.names[i]
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 0
+        while name in self._used or name in self.tensors:
+            k += 1
+            name = f"{base}__{k}"
+        self._used.add(name)
+        return name
+
+    def qparams(self, t, name: str):
+        q = t.Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return None
+        s = q.ScaleAsNumpy().astype(np.float32)
+        z = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(s.shape, np.int64)
+        z = np.asarray(z, np.int64)
+        if s.size == 1:
+            return QParams.make(s.reshape(()), z.reshape(-1)[:1].reshape(()), name=name)
+        return QParams.make(s, z, axis=int(q.QuantizedDimension()), name=name)
+
+    def declare(self, i: int) -> str:
+        """Declare TFLite tensor i (with its constant data, if any); returns its IR name."""
+        name = self.tensor_name(i)
+        if name in self.tensors:
+            return name
+        t = self.sg.Tensors(i)
+        ttype = t.Type()
+        if ttype not in _TYPES:
+            raise UnsupportedOpError("tensor", name, 0, f"TFLite tensor type {ttype} is not supported")
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if any(d < 0 for d in shape):
+            raise InvalidModelError(f"tensor '{name}': negative dimension in shape {list(shape)}")
+        if t.ShapeSignatureLength() == len(shape) and i in self.graph_inputs:   # -1: a dynamic dimension
+            shape = tuple(None if int(s) == -1 else d for s, d in zip(t.ShapeSignatureAsNumpy(), shape))
+        qp = self.qparams(t, name)
+        dt = _TYPES[ttype]
+        if qp is not None and isinstance(dt, IntType) and dt.bits <= 16 and \
+                (qp.zero_point.min() < dt.qmin or qp.zero_point.max() > dt.qmax):
+            raise QuantParamError(f"tensor '{name}': zero point outside the {dt} range")
+        self.tensors[name] = Tensor(name, shape, dt, qp)
+        data = self.buffer(t.Buffer(), name)
+        if data is not None:
+            if ttype not in _NP:
+                raise UnsupportedOpError("tensor", name, 0, f"constant of TFLite type {ttype} is not supported")
+            arr = np.frombuffer(data, _NP[ttype])
+            if arr.size != math.prod(shape):
+                raise InvalidModelError(f"tensor '{name}': buffer holds {arr.size} values for shape {list(shape)}")
+            self.constants[name] = arr.reshape(shape).copy()
+        return name
+
+    def buffer(self, idx: int, name: str):
+        if idx <= 0 or idx >= self.model.BuffersLength():
+            return None
+        b = self.model.Buffers(idx)
+        off, size = int(b.Offset()), int(b.Size())
+        if off > 1:
+            if off + size > len(self.data):
+                raise InvalidModelError(f"tensor '{name}': buffer {idx} lies outside the file")
+            return self.data[off:off + size] if size else None
+        if b.DataLength() == 0:
+            return None
+        return b.DataAsNumpy().tobytes()
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        name = self.fresh(name)
+        self.constants[name] = value
+        dt = FLOAT32 if value.dtype.kind == "f" else IntType(value.dtype.itemsize * 8, value.dtype.kind == "i")
+        self.tensors[name] = Tensor(name, tuple(value.shape), dt)
+        return name
+
+    def scale_zp(self, name: str, what: str, op) -> tuple:
+        """Names of constants holding tensor `name`'s scale and zero point."""
+        t = self.tensors[name]
+        if t.qparams is None:
+            raise self.refuse(op, f"{what} '{name}' is not quantized")
+        qp = t.qparams
+        zdt = t.dtype.storage if isinstance(t.dtype, IntType) and t.dtype.bits <= 16 else np.int32
+        return (self.const(f"{name}::scale", qp.scale.astype(np.float32)),
+                self.const(f"{name}::zero_point", qp.zero_point.astype(zdt)))
+
+    def derived(self, name: str, base: str, shape) -> str:
+        """A new tensor like `base` (type, quantization) with another shape."""
+        n = self.fresh(name)
+        self.tensors[n] = self.tensors[base].with_(name=n, shape=tuple(shape))
+        return n
+
+    # --- nodes -------------------------------------------------------------------------------
+    def emit(self, op, name, inputs, outputs, attrs, origin):
+        self.nodes.append(Node(op, name, tuple(inputs), tuple(outputs), attrs, origin))
+
+    def onnx_node(self, op_type, inputs, output, origin, **attrs):
+        proto = helper.make_node(op_type, list(inputs), [output], name=output, **attrs)
+        self.emit("onnx", output, inputs, [output], {"node": proto, "opset": ONNX_OPSET, "op_type": op_type}, origin)
+
+    def transpose(self, x: str, perm, origin, suffix) -> str:
+        shape = self.tensors[x].shape
+        y = self.derived(f"{x}::{suffix}", x, [shape[p] for p in perm])
+        self.onnx_node("Transpose", [x], y, origin, perm=list(perm))
+        return y
+
+    def reshape(self, x: str, y: str, shape, origin) -> None:
+        """`onnx` Reshape of x to `shape`; a leading batch dimension that x and the result share
+        becomes -1, so that a batch of samples runs through a batch-1 model."""
+        shape, xs = list(shape), self.tensors[x].shape
+        if shape and xs and shape[0] == xs[0] and shape[0] != -1:
+            shape[0] = -1
+        s = self.const(f"{y}::shape", np.asarray(shape, np.int64))
+        self.onnx_node("Reshape", [x, s], y, origin)
+
+    def refuse(self, op, why: str) -> UnsupportedOpError:
+        code, idx, out = op
+        return UnsupportedOpError(code, f"operator {idx}", 0, f"output tensor '{out}': {why}")
+
+    def options(self, op, cls):
+        o = cls()
+        table = op.BuiltinOptions()
+        if table is None:
+            return None
+        o.Init(table.Bytes, table.Pos)
+        return o
+
+
+# ------------------------------------------------------------------------------------ lowerings
+def _io(r: _Reader, op):
+    ins = [r.declare(int(i)) if i >= 0 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
+    outs = [r.declare(int(i)) for i in op.OutputsAsNumpy()]
+    return ins, outs
+
+
+def _act(r, key, act, out):
+    t = r.tensors[out]
+    rng = activation_range(int(act), t.qparams, t.dtype) if t.qparams is not None else None
+    if rng is None:
+        raise r.refuse(key, f"fused activation {act} is not supported")
+    if not t.dtype.qmin <= rng[0] <= rng[1] <= t.dtype.qmax:
+        raise QuantParamError(f"tensor '{out}': fused activation range {list(rng)} is empty or outside {t.dtype}")
+    return rng
+
+
+def _lower_conv(r, key, op, ins, outs, depthwise: bool):
+    tfl = r.tfl
+    o = r.options(op, tfl.DepthwiseConv2DOptions if depthwise else tfl.Conv2DOptions)
+    x, w, b = ins[0], ins[1], ins[2] if len(ins) > 2 else ""
+    y = outs[0]
+    if w not in r.constants:
+        raise r.refuse(key, f"weights '{w}' are not constant")
+    wt = r.constants[w]
+    xs = r.tensors[x].shape
+    if depthwise:       # [1, KH, KW, C*m] -> (C*m, 1, KH, KW)
+        w_oihw, group = np.ascontiguousarray(wt.transpose(3, 0, 1, 2)), int(xs[3])
+    else:               # [O, KH, KW, I] -> (O, I, KH, KW)
+        w_oihw, group = np.ascontiguousarray(wt.transpose(0, 3, 1, 2)), 1
+    wq = r.tensors[w].qparams
+    w_src, w = w, r.const(f"{w}::oihw", w_oihw)
+    r.tensors[w] = r.tensors[w].with_(dtype=r.tensors[w_src].dtype, qparams=None if wq is None else
+                                      QParams.make(wq.scale, wq.zero_point, axis=0 if wq.axis is not None else None,
+                                                   name=w))
+    kernel = [int(w_oihw.shape[2]), int(w_oihw.shape[3])]
+    strides = [int(o.StrideH()), int(o.StrideW())]
+    dil = [int(o.DilationHFactor()), int(o.DilationWFactor())]
+    if len(xs) != 4 or len(r.tensors[y].shape) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    _check_window(r, key, xs[1:3], r.tensors[y].shape[1:3], kernel, strides, dil, o.Padding() == tfl.Padding.SAME)
+    pads = same_pads(xs[1:3], kernel, strides, dil) if o.Padding() == tfl.Padding.SAME else [0, 0, 0, 0]
+    lo, hi = _act(r, key, o.FusedActivationFunction(), y)
+    origin = f"{key[0]} (operator {key[1]})"
+    xn = r.transpose(x, TO_NCHW, origin, "nchw")
+    ys = r.tensors[y].shape
+    yn = r.derived(f"{y}::nchw", y, [ys[p] for p in TO_NCHW])
+    xsn, xzn = r.scale_zp(x, "input", key)
+    wsn, wzn = r.scale_zp(w, "weights", key)
+    ysn, yzn = r.scale_zp(y, "output", key)
+    t = r.tensors[y].dtype
+    r.emit("conv", f"{y}::conv", [xn, xsn, xzn, w, wsn, wzn, ysn, yzn, b], [yn],
+           {"strides": strides, "pads": pads, "dilations": dil, "kernel_shape": kernel, "group": group,
+            "auto_pad": "NOTSET", "out_type": t, "requant": True, "lo": lo, "hi": hi}, origin)
+    r.onnx_node("Transpose", [yn], y, origin, perm=list(TO_NHWC))
+
+
+def _lower_fc(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.FullyConnectedOptions)
+    x, w, b = ins[0], ins[1], ins[2] if len(ins) > 2 else ""
+    y = outs[0]
+    if w not in r.constants:
+        raise r.refuse(key, f"weights '{w}' are not constant")
+    if o is not None and o.WeightsFormat() != 0:
+        raise r.refuse(key, "shuffled weights format is not supported")
+    origin = f"{key[0]} (operator {key[1]})"
+    k = int(r.constants[w].shape[1])
+    xs = r.tensors[x].shape
+    if len(xs) != 2:
+        x2 = r.derived(f"{x}::2d", x, [math.prod(xs) // k, k])
+        r.reshape(x, x2, [-1, k], origin)
+        x = x2
+    ys = r.tensors[y].shape
+    y2 = y if len(ys) == 2 else r.derived(f"{y}::2d", y, [math.prod(ys) // int(r.constants[w].shape[0]),
+                                                         int(r.constants[w].shape[0])])
+    lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
+    xsn, xzn = r.scale_zp(x, "input", key)
+    wsn, wzn = r.scale_zp(w, "weights", key)
+    ysn, yzn = r.scale_zp(y, "output", key)
+    t = r.tensors[y].dtype
+    r.emit("matmul", f"{y}::fc", [x, xsn, xzn, w, wsn, wzn, ysn, yzn, b], [y2],
+           {"out_type": t, "requant": True, "lo": lo, "hi": hi, "transA": 0, "transB": 1, "alpha": 1.0}, origin)
+    if y2 != y:
+        r.reshape(y2, y, list(ys), origin)
+
+
+def _lower_binary(r, key, op, ins, outs, kind):
+    tfl = r.tfl
+    o = r.options(op, tfl.AddOptions if kind == "add" else tfl.MulOptions)
+    a, b = ins
+    y = outs[0]
+    lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
+    t = r.tensors[y].dtype
+    r.emit(kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
+                                  *r.scale_zp(y, "output", key)], [y],
+           {"out_type": t, "lo": lo, "hi": hi}, f"{key[0]} (operator {key[1]})")
+
+
+def _lower_pool(r, key, op, ins, outs, kind):
+    tfl = r.tfl
+    o = r.options(op, tfl.Pool2DOptions)
+    x, y = ins[0], outs[0]
+    kernel = [int(o.FilterHeight()), int(o.FilterWidth())]
+    strides = [int(o.StrideH()), int(o.StrideW())]
+    xs = r.tensors[x].shape
+    if len(xs) != 4 or len(r.tensors[y].shape) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    _check_window(r, key, xs[1:3], r.tensors[y].shape[1:3], kernel, strides, [1, 1], o.Padding() == tfl.Padding.SAME)
+    pads = same_pads(xs[1:3], kernel, strides, [1, 1]) if o.Padding() == tfl.Padding.SAME else [0, 0, 0, 0]
+    origin = f"{key[0]} (operator {key[1]})"
+    t = r.tensors[y].dtype
+    if kind == "avg":
+        lo, hi = _act(r, key, o.FusedActivationFunction(), y)
+        r.emit("avgpool", f"{y}::avgpool", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+               {"out_type": t, "channels_last": 1, "kernel_shape": tuple(kernel), "strides": tuple(strides),
+                "pads": tuple(pads), "count_include_pad": 0, "ceil_mode": 0, "auto_pad": "NOTSET",
+                "lo": lo, "hi": hi}, origin)
+        return
+    if o.FusedActivationFunction() != 0:
+        raise r.refuse(key, f"fused activation {o.FusedActivationFunction()} on MAX_POOL_2D is not supported")
+    if not r.tensors[x].qparams or not r.tensors[x].qparams.same_as(r.tensors[y].qparams):
+        raise r.refuse(key, "input and output quantization differ")
+    xn = r.transpose(x, TO_NCHW, origin, "nchw")
+    ys = r.tensors[y].shape
+    yn = r.derived(f"{y}::nchw", y, [ys[p] for p in TO_NCHW])
+    r.onnx_node("MaxPool", [xn], yn, origin, kernel_shape=kernel, strides=strides, pads=pads)
+    r.onnx_node("Transpose", [yn], y, origin, perm=list(TO_NHWC))
+
+
+def _lower_mean(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.ReducerOptions)
+    x, axes, y = ins[0], ins[1], outs[0]
+    xs = r.tensors[x].shape
+    if axes not in r.constants or len(xs) != 4:
+        raise r.refuse(key, "MEAN is modelled over H and W of a 4-D NHWC tensor with constant axes")
+    ax = sorted({int(a) % 4 for a in r.constants[axes].reshape(-1)})
+    if ax != [1, 2]:
+        raise r.refuse(key, f"MEAN over axes {ax} is not supported (only H, W = [1, 2])")
+    origin = f"{key[0]} (operator {key[1]})"
+    keep = bool(o.KeepDims()) if o is not None else False
+    y4 = y if keep else r.derived(f"{y}::keepdims", y, [xs[0], 1, 1, xs[3]])
+    t = r.tensors[y].dtype
+    r.emit("global_avgpool", f"{y}::mean", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y4],
+           {"out_type": t, "channels_last": 1}, origin)
+    if not keep:
+        r.reshape(y4, y, list(r.tensors[y].shape), origin)
+
+
+def _lower_concat(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.ConcatenationOptions)
+    y = outs[0]
+    if o is not None and o.FusedActivationFunction() != 0:
+        raise r.refuse(key, "fused activation on CONCATENATION is not supported")
+    rank = len(r.tensors[y].shape)
+    if rank == 0:
+        raise r.refuse(key, "CONCATENATION of scalars")
+    axis = int(o.Axis()) % rank if o is not None else 0
+    args = list(r.scale_zp(y, "output", key))
+    for x in ins:
+        args += [x, *r.scale_zp(x, "input", key)]
+    r.emit("concat", f"{y}::concat", args, [y], {"axis": axis, "out_type": r.tensors[y].dtype},
+           f"{key[0]} (operator {key[1]})")
+
+
+def _lower_reshape(r, key, op, ins, outs):
+    x, y = ins[0], outs[0]
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if (qx is None) != (qy is None) or (qx is not None and not qx.same_as(qy)):
+        raise r.refuse(key, "input and output quantization differ")
+    r.reshape(x, y, list(r.tensors[y].shape), f"{key[0]} (operator {key[1]})")
+
+
+def _lower_quantize(r, key, op, ins, outs):
+    x, y = ins[0], outs[0]
+    origin = f"{key[0]} (operator {key[1]})"
+    if not isinstance(r.tensors[x].dtype, FloatType):
+        raise r.refuse(key, "QUANTIZE of integer input (requantize) is not supported yet")
+    s, z = r.scale_zp(y, "output", key)
+    r.emit("quantize", f"{y}::quantize", [x, s, z], [y],
+           {"axis": None, "block_size": 0, "out_type": r.tensors[y].dtype, "saturate": 1}, origin)
+
+
+def _lower_dequantize(r, key, op, ins, outs):
+    x, y = ins[0], outs[0]
+    s, z = r.scale_zp(x, "input", key)
+    r.emit("dequantize", f"{y}::dequantize", [x, s, z], [y],
+           {"axis": None, "block_size": 0, "out_dtype": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
+
+
+_LOWERINGS = {
+    "CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, False),
+    "DEPTHWISE_CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, True),
+    "FULLY_CONNECTED": _lower_fc,
+    "ADD": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "add"),
+    "MUL": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "mul"),
+    "AVERAGE_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "avg"),
+    "MAX_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "max"),
+    "MEAN": _lower_mean,
+    "CONCATENATION": _lower_concat,
+    "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
+    "QUANTIZE": _lower_quantize,
+    "DEQUANTIZE": _lower_dequantize,
+}
+
+
+# builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
+_INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
+                        "QUANTIZE"})
+
+
+def import_tflite(source) -> Graph:
+    """A TFLite flatbuffer (path or bytes) as an intsim IR Graph (first subgraph). A corrupt
+    flatbuffer (offsets outside the file, bad enum values) is an InvalidModelError."""
+    r = _Reader(_read(source))
+    try:
+        return _import(r)
+    except (struct.error, TypeError, IndexError, KeyError, ValueError, UnicodeDecodeError, OverflowError) as e:
+        raise InvalidModelError(f"not a valid TFLite file (corrupt flatbuffer): {type(e).__name__}: "
+                                f"{str(e)[:120]}") from None
+
+
+def _import(r: _Reader) -> Graph:
+    sg = r.sg
+    inputs = [r.declare(int(i)) for i in sg.InputsAsNumpy()]
+    for idx in range(sg.OperatorsLength()):
+        op = sg.Operators(idx)
+        code = r.model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        name = r.op_names.get(builtin, f"builtin {builtin}")
+        if name == "CUSTOM":
+            name = f"CUSTOM {code.CustomCode().decode('utf-8', 'replace') if code.CustomCode() else '?'}"
+        ins, outs = _io(r, op)
+        key = (name, idx, outs[0] if outs else "?")
+        fn = _LOWERINGS.get(name)
+        if fn is None:
+            raise r.refuse(key, f"TFLite builtin {name} is not supported")
+        if name in _INT8_ONLY:
+            wide = [t for t in ins + outs if t and isinstance(r.tensors[t].dtype, IntType)
+                    and r.tensors[t].dtype.bits == 16]
+            if wide:
+                raise r.refuse(key, f"tensor '{wide[0]}' is int16: 16x8 {name} (TFLite's int64 paths) is not modelled")
+        try:
+            fn(r, key, op, ins, outs)
+        except QuantParamError as e:
+            raise QuantParamError(f"{name} (operator {idx}): {e}") from None
+    outputs = [r.tensor_name(int(i)) for i in sg.OutputsAsNumpy()]
+    for o in outputs:
+        if o not in r.tensors:
+            raise InvalidModelError(f"graph output '{o}' is not produced by any operator")
+    raw = sg.Name()
+    return Graph(r.tensors, tuple(r.nodes), tuple(inputs), tuple(outputs), r.constants,
+                 name=raw.decode("utf-8", "replace") if raw else "tflite", opset=ONNX_OPSET)

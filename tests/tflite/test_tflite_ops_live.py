@@ -1,0 +1,239 @@
+"""Layer-isolated live tests: one TFLite operator per model (written by tests/tflite/flatbuf.py,
+no TensorFlow), hypothesis-drawn scales, zero points, shapes, strides, paddings and fused
+activations; the installed interpreter's reference kernels (ai-edge-litert, BUILTIN_REF) are
+the oracle, intsim reads the same bytes under target `tflite`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import intsim
+from intsim.targets.rules import TargetRefusal
+
+from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
+                      single_op)
+
+pytest.importorskip("ai_edge_litert")
+from models.build_tflite import interpreter  # noqa: E402
+
+SAME, VALID = 0, 1
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scales = st.floats(2.0**-13, 0.5, allow_nan=False, allow_infinity=False, width=32)
+zps = st.sampled_from([-128, 127, 0]) | st.integers(-128, 127)
+acts = st.sampled_from([0, 1, 2, 3])          # NONE, RELU, RELU_N1_TO_1, RELU6
+
+
+def _i8(rng, shape, lo=-128, hi=127):
+    return rng.integers(lo, hi + 1, shape).astype(np.int8)
+
+
+def _out_hw(h, w, kh, kw, sh, sw, padding):
+    """TFLite's output size: ceil(in / stride) for SAME, (in - k) // stride + 1 for VALID."""
+    if padding == SAME:
+        return -(-h // sh), -(-w // sw)
+    return (h - kh) // sh + 1, (w - kw) // sw + 1
+
+
+def _pool_model(op, h, w, c, kernel, stride, padding, s, z, act=0):
+    """A one-pool model whose input and output share (s, z), as TFLite's pools require."""
+    oh, ow = _out_hw(h, w, *kernel, *stride, padding)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": s, "zero_point": z},
+               {"name": "y", "shape": [1, oh, ow, c], "type": "int8", "scale": s, "zero_point": z}]
+    return single_op(op, tensors, [0], [1], [0], pool_options(kernel, stride, padding, act))
+
+
+# interpreter kernel path -> the intsim target that models it
+KERNEL_PATHS = [("reference", "tflite"), ("builtin", "tflite-builtin")]
+paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_PATHS])
+
+
+def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=False):
+    """Run the one-op model in the interpreter (kernel path path[0]) and in intsim (target
+    path[1]) on each feed (a list of input arrays); assert equal outputs. Where the builtin
+    target has no rule for the op, assert that it refuses it by name instead."""
+    if refused_on_builtin and path[0] == "builtin":
+        with pytest.raises(TargetRefusal, match="target tflite-builtin has no rule for"):
+            prog = intsim.load(data, target=path[1])
+            prog.run(dict(zip(prog.graph.inputs, feeds[0])))
+        return
+    it = interpreter(data, path[0])
+    it.allocate_tensors()
+    prog = intsim.load(data, target=path[1])
+    g = prog.graph
+    outs = it.get_output_details()
+    for feed in feeds:
+        for d, x in zip(it.get_input_details(), feed):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        got = prog.run(dict(zip(g.inputs, feed)))
+        for o, name in zip(outs, g.outputs):
+            want = it.get_tensor(o["index"])
+            np.testing.assert_array_equal(got[name], want, err_msg=f"output {name}")
+
+
+@paths
+@SETTINGS
+@given(b=st.integers(1, 4), k=st.integers(1, 48), o=st.integers(1, 12), sx=scales, zx=zps, sy=scales, zy=zps,
+       per_channel=st.booleans(), act=acts, seed=st.integers(0, 2**31 - 1), sw=st.lists(scales, min_size=12, max_size=12))
+def test_fully_connected(path, b, k, o, sx, zx, sy, zy, per_channel, act, seed, sw):
+    rng = np.random.default_rng(seed)
+    sw = np.array(sw[:o] if per_channel else sw[:1], np.float32)
+    bias_scale = (np.float32(sx) * sw).astype(np.float32)
+    tensors = [
+        {"name": "x", "shape": [b, k], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "w", "shape": [o, k], "type": "int8", "data": _i8(rng, (o, k), -127), "scale": sw,
+         "zero_point": 0, "quantized_dimension": 0},
+        {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**14, 2**14, o).astype(np.int32),
+         "scale": bias_scale if per_channel else bias_scale[:1], "zero_point": 0},
+        {"name": "y", "shape": [b, o], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("FULLY_CONNECTED", tensors, [0], [3], [0, 1, 2], fc_options(act))
+    check(data, [[_i8(rng, (b, k))] for _ in range(3)], path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), m=st.integers(1, 6), kh=st.integers(1, 3),
+       kw=st.integers(1, 3), stride=st.integers(1, 2), padding=st.sampled_from([SAME, VALID]),
+       depthwise=st.integers(0, 2), sx=scales, zx=zps, sy=scales, zy=zps, act=acts, per_tensor=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_conv_and_depthwise(path, h, w, c, m, kh, kw, stride, padding, depthwise, sx, zx, sy, zy, act, per_tensor, seed):
+    if padding == VALID and (kh > h or kw > w):
+        kh, kw = min(kh, h), min(kw, w)
+    rng = np.random.default_rng(seed)
+    if depthwise:           # depth multiplier `depthwise`: weights [1, KH, KW, C*mult], channel axis 3
+        o = c * depthwise
+        wt, qdim, op = _i8(rng, (1, kh, kw, o), -127), 3, "DEPTHWISE_CONV_2D"
+        opts = conv_options((stride, stride), padding, act, depth_multiplier=depthwise)
+    else:
+        o = m
+        wt, qdim, op = _i8(rng, (o, kh, kw, c), -127), 0, "CONV_2D"
+        opts = conv_options((stride, stride), padding, act)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else o).astype(np.float32)
+    oh, ow = _out_hw(h, w, kh, kw, stride, stride, padding)
+    tensors = [
+        {"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "w", "shape": list(wt.shape), "type": "int8", "data": wt, "scale": sw, "zero_point": [0] * sw.size,
+         "quantized_dimension": qdim},
+        {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size},
+        {"name": "y", "shape": [1, oh, ow, o], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op(op, tensors, [0], [3], [0, 1, 2], opts)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path, refused_on_builtin=bool(depthwise))
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["ADD", "MUL"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+       ones=st.lists(st.booleans(), min_size=4, max_size=4), swap=st.booleans(),
+       sa=scales, za=zps, sb=scales, zb=zps, sy=scales, zy=zps, act=acts, seed=st.integers(0, 2**31 - 1))
+def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
+    """Equal shapes and NumPy broadcasting (some axes of one operand of size 1)."""
+    shape[0] = 1
+    other = [1 if o else d for d, o in zip(shape, ones)]
+    a_shape, b_shape = (other, shape) if swap else (shape, other)
+    rng = np.random.default_rng(seed)
+    tensors = [
+        {"name": "a", "shape": a_shape, "type": "int8", "scale": sa, "zero_point": za},
+        {"name": "b", "shape": b_shape, "type": "int8", "scale": sb, "zero_point": zb},
+        {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=True)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), s=scales, z=zps, spread=st.floats(0.1, 200),
+       seed=st.integers(0, 2**31 - 1))
+def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
+    """QUANTIZE of float input (round half away from zero), DEQUANTIZE back; ties included
+    (inputs on exact multiples of scale / 2)."""
+    rng = np.random.default_rng(seed)
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": "int8", "scale": s, "zero_point": z}],
+                  [0], [1], [0])
+    dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int8", "scale": s, "zero_point": z},
+                                  {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
+    ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
+    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)]], path,
+          refused_on_builtin=True)
+    if path[0] == "reference":
+        check(dq, [[_i8(rng, shape)]], path)
+    # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)
+
+
+@paths
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2), k=st.integers(1, 20), o=st.integers(1, 6),
+       sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_fully_connected_flattens_higher_rank_input(path, lead, k, o, sx, zx, sy, zy, seed):
+    """A rank > 2 input: TFLite reads it as (-1, K) and writes (prod(lead), O)."""
+    rng = np.random.default_rng(seed)
+    sw = rng.uniform(1e-4, 0.05, 1).astype(np.float32)
+    rows = int(np.prod(lead))
+    tensors = [
+        {"name": "x", "shape": lead + [k], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "w", "shape": [o, k], "type": "int8", "data": _i8(rng, (o, k), -127), "scale": sw, "zero_point": 0},
+        {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": 0},
+        {"name": "y", "shape": [rows, o], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("FULLY_CONNECTED", tensors, [0], [3], [0, 1, 2], fc_options(0))
+    check(data, [[_i8(rng, lead + [k])] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), s=scales, z=zps,
+       act=acts, seed=st.integers(0, 2**31 - 1))
+def test_average_pool(path, h, w, c, kh, kw, sh, sw, padding, s, z, act, seed):
+    kh, kw = min(kh, h), min(kw, w)
+    rng = np.random.default_rng(seed)
+    data = _pool_model("AVERAGE_POOL_2D", h, w, c, (kh, kw), (sh, sw), padding, s, z, act)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       stride=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), s=scales, z=zps, seed=st.integers(0, 2**31 - 1))
+def test_max_pool(path, h, w, c, kh, kw, stride, padding, s, z, seed):
+    kh, kw = min(kh, h), min(kw, w)
+    rng = np.random.default_rng(seed)
+    data = _pool_model("MAX_POOL_2D", h, w, c, (kh, kw), (stride, stride), padding, s, z)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 8), keep=st.booleans(), sx=scales, zx=zps,
+       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    rng = np.random.default_rng(seed)
+    tensors = [
+        {"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+        {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path, refused_on_builtin=True)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 5), w=st.integers(1, 5), c1=st.integers(1, 4), c2=st.integers(1, 4), s=scales, z=zps,
+       seed=st.integers(0, 2**31 - 1))
+def test_concatenation(path, h, w, c1, c2, s, z, seed):
+    rng = np.random.default_rng(seed)
+    tensors = [
+        {"name": "a", "shape": [1, h, w, c1], "type": "int8", "scale": s, "zero_point": z},
+        {"name": "b", "shape": [1, h, w, c2], "type": "int8", "scale": s, "zero_point": z},
+        {"name": "y", "shape": [1, h, w, c1 + c2], "type": "int8", "scale": s, "zero_point": z},
+    ]
+    data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3))
+    check(data, [[_i8(rng, (1, h, w, c1)), _i8(rng, (1, h, w, c2))] for _ in range(2)], path)
