@@ -148,8 +148,9 @@ def _opset_at_least(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
 
 
 class _QonnxReference:
-    """qonnx's executor on the unmodified model; returns the graph outputs and, for every
-    tensor of `taps` (see qonnx_taps), the codes of its Quant output."""
+    """qonnx's executor on the unmodified model; returns the graph outputs, every other tensor
+    intsim's graph also holds by name, and for every tensor of `taps` (see qonnx_taps) the
+    codes of its Quant output."""
 
     def __init__(self, model: onnx.ModelProto, graph: Graph | None = None, taps: dict | None = None):
         try:
@@ -194,6 +195,9 @@ class _QonnxReference:
         except Exception as e:  # noqa: BLE001
             raise IntsimError(f"qonnx failed: {str(e).splitlines()[0]}") from None
         out = {n: np.asarray(ctx[n]) for n in self.names}
+        if self.graph is not None:   # float tensors intsim shares by name: inputs of isolated runs
+            out.update((n, np.asarray(v)) for n, v in ctx.items()
+                       if n not in out and v is not None and n in self.graph.tensors and n not in self.graph.constants)
         for t, q in self.taps.items():
             if ctx.get(q) is not None:
                 out[t] = float_to_codes(ctx[q], self.graph.tensors[t].qparams)

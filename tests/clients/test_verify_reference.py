@@ -90,6 +90,9 @@ def test_plain_session_disagreeing_fails_although_the_tapped_one_agrees(monkeypa
     _summary(d)
     out = capsys.readouterr().out
     assert out.startswith("FAILED") and "reference inconsistent" in out
+    pytest.importorskip("matplotlib")
+    from intsim.verify.report import render
+    assert "id='reference-consistency'" in render(d)
 
 
 def test_tapped_session_disagreeing_only_localizes(monkeypatch, capsys):
@@ -188,3 +191,17 @@ def test_qonnx_taps_follow_the_importer_names():
     m = _qonnx_model()
     taps = refs.qonnx_taps(intsim.import_onnx(m), m)
     assert taps == {"xq__int": "xq", "rq__int": "rq", "y__int": "y"}
+
+
+def test_qonnx_quant_after_a_float_island_is_isolated_on_qonnx_floats():
+    """Conv with a float bias (added in float, as qonnx does): the Quant after the float Relu
+    is run alone on qonnx's own float input, so it has a layer-isolated view too."""
+    pytest.importorskip("qonnx.core.onnx_exec")
+    m = _qonnx_model()
+    rng = np.random.default_rng(2)
+    m.graph.initializer.append(numpy_helper.from_array(rng.normal(0, 0.1, 6).astype(np.float32), "bias"))
+    conv1 = next(n for n in m.graph.node if n.name == "conv1")
+    conv1.input.append("bias")
+    d = verify(m, _x(), reference="qonnx").as_dict()
+    assert d["passed"] and len(d["tensors"]) == 3
+    assert all(t["isolated"] is not None for t in d["tensors"]), [t["tensor"] for t in d["tensors"]]
