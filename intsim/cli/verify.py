@@ -58,8 +58,18 @@ def _summary(d: dict) -> None:
     if iso:
         print(f"  layer isolated: worst exact {min(t['exact_fraction'] for t in iso):.6f}, "
               f"max |d| {max(t['max_abs_lsb'] for t in iso)} LSB")
+    rc = d.get("reference_consistency") or {}
+    if not rc.get("consistent", True):
+        worst = ", ".join(f"{k}: exact {v['exact_fraction']:.6f}, max |d| {v['max_abs_lsb']} LSB"
+                          for k, v in rc["outputs"].items())
+        print(f"  reference inconsistent: with intermediate outputs exposed, {d['reference']} computes other "
+              f"final outputs than the plain session ({worst}); outputs judged against the plain session, "
+              "intermediate tensors only localize")
     fd = d["first_divergence"]
-    print(f"  first divergence: {fd['node']} ({fd['tensor']})" if fd else "  first divergence: none")
+    if not d["tensors"]:
+        print("  first divergence: nothing compared (no intermediate tensor of intsim is computed by the reference)")
+    else:
+        print(f"  first divergence: {fd['node']} ({fd['tensor']})" if fd else "  first divergence: none")
     for view, e in d["explanations"].items():
         if e["mismatches"]:
             shares = ", ".join(f"{c} {100 * v['share']:.1f}%" for c, v in e["classes"].items() if v["count"])

@@ -14,6 +14,12 @@ d = intsim - reference, in LSBs of the tensor. Two views:
 - layer isolated: each intsim node runs alone on the reference's own values of its inputs,
   so a rounding difference inside a layer is told apart from one that arrived from upstream.
 
+Final outputs (pass/fail, exact fraction, max |d|) are judged against the unmodified model
+run as it would be deployed (for the onnxruntime references a second, plain session: extra
+graph outputs can change onnxruntime's optimizer choices); the tapped run only localizes, and
+where its final outputs differ from the plain run's the report says so (reference_consistency)
+and its intermediate tensors no longer count towards pass/fail.
+
 The first divergence is the earliest node, in intsim's topological order, whose output differs
 (whole-model view) while all its inputs agree. Mismatches are classified by
 `intsim.verify.explain` and the share of each class is reported.
@@ -34,11 +40,10 @@ from ..importer.tflite_model import is_tflite
 from ..ir import IntType
 from ..limits import check_shape
 from ..loader import load_model
-from ..numerics import expand_param
 from ..pipeline import import_onnx
 from ..runtime import Program
 from .explain import CLASSES, Explainer
-from .refs import REFERENCES, exposed_tensors, make_reference, with_outputs
+from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
 
 CHUNK = 32
 
@@ -106,7 +111,12 @@ class _Session:
         self.graph = import_onnx(self.model)
         self.prog = Program(self.graph, target=target, accumulator=accumulator)
         self.exposed = exposed_tensors(self.graph, self.model)
-        self.ref = make_reference(reference, with_outputs(self.model, self.graph, self.exposed))
+        taps = qonnx_taps(self.graph, self.model) if reference == "qonnx" else {}
+        self.exposed += [t for t in taps if t not in self.exposed]
+        self.ref = make_reference(reference, with_outputs(self.model, self.graph, self.exposed)
+                                  if reference != "qonnx" else self.model, self.graph, taps)
+        # the deployed session: the unmodified model, the same session options
+        self.plain = make_reference(reference, self.model) if reference in PLAIN_SESSION else None
         self.producer = self.graph.producers()
         self.explainer = Explainer(self.prog)
         self.fixed_batch = _fixed_batch(self.model)
@@ -125,10 +135,11 @@ def _fixed_batch(model: onnx.ModelProto) -> bool:
 
 
 def _run_both(s: _Session, feeds: dict):
-    """(intsim env of every tensor, reference values); per sample when the batch is fixed at 1."""
+    """(intsim env of every tensor, tapped reference values, plain reference values or None);
+    per sample when the batch is fixed at 1."""
     n = _samples(feeds)
     parts = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)] if s.fixed_batch and n > 1 else [feeds]
-    envs, refs = [], []
+    envs, refs, plains = [], [], []
     for f in parts:
         outs, taps = s.prog.run(f, taps=True)
         env = dict(f)
@@ -137,7 +148,9 @@ def _run_both(s: _Session, feeds: dict):
         env.update(outs)
         envs.append(env)
         refs.append(s.ref.run(_ref_feeds(s, f)))
-    return _cat(envs), _cat(refs)
+        if s.plain is not None:
+            plains.append(s.plain.run(_ref_feeds(s, f)))
+    return _cat(envs), _cat(refs), (_cat(plains) if plains else None)
 
 
 def _ref_feeds(s: _Session, feeds: dict) -> dict:
@@ -179,15 +192,25 @@ def _output_codes(s: _Session, name: str, y: np.ndarray):
     qp = s.graph.tensors[p.inputs[0]].qparams
     if qp is None:
         return None
-    sc = expand_param(qp.scale.astype(np.float64), y.shape, qp.axis, qp.block_size)
-    zp = expand_param(qp.zero_point, y.shape, qp.axis, qp.block_size)
-    return np.rint(y.astype(np.float64) / sc).astype(np.int64) + zp
+    return float_to_codes(y, qp)
+
+
+def _output_stats(s: _Session, name: str, got, want) -> Stats:
+    """got vs want of graph output `name`, in codes (float equality when it has none)."""
+    a, b = _output_codes(s, name, got), _output_codes(s, name, want)
+    st = Stats()
+    if a is None or b is None:
+        eq = np.asarray(got) == np.asarray(want)
+        st.elements, st.equal = int(eq.size), int(eq.sum())
+    else:
+        st.add(a, b)
+    return st
 
 
 # ------------------------------------------------------------------------------ one chunk
 def _compare_chunk(s: _Session, feeds: dict) -> dict:
-    env, ref = _run_both(s, feeds)
-    whole, isolated, outputs = {}, {}, {}
+    env, ref, plain = _run_both(s, feeds)
+    whole, isolated, outputs, consistency = {}, {}, {}, {}
     differs = set()
     for node, fn in s.prog._steps:
         for t in node.outputs:
@@ -206,15 +229,12 @@ def _compare_chunk(s: _Session, feeds: dict) -> dict:
         if iso:
             isolated.update(iso)
     for name in s.graph.outputs:
-        got, want = _output_codes(s, name, env[name]), _output_codes(s, name, ref[name])
-        st = Stats()
-        if got is None or want is None:
-            eq = np.asarray(env[name]) == np.asarray(ref[name])
-            st.elements, st.equal = int(eq.size), int(eq.sum())
-        else:
-            st.add(got, want)
-        outputs[name] = st
-    return {"whole": whole, "isolated": isolated, "outputs": outputs, "samples": _samples(feeds)}
+        deployed = ref if plain is None else plain
+        outputs[name] = _output_stats(s, name, env[name], deployed[name])
+        if plain is not None:   # d = tapped - plain
+            consistency[name] = _output_stats(s, name, ref[name], plain[name])
+    return {"whole": whole, "isolated": isolated, "outputs": outputs, "consistency": consistency,
+            "samples": _samples(feeds)}
 
 
 def _inputs_differ(s: _Session, node, differs: set, seen=None) -> bool:
@@ -327,26 +347,47 @@ class VerifyReport:
     first_divergence: dict | None
     explanations: dict
     criteria: dict
+    reference_consistency: dict | None = None
 
     def as_dict(self) -> dict:
         return {"model": self.model, "target": self.target, "reference": self.reference,
                 "samples": self.samples, "passed": self.passed, "outputs": self.outputs,
                 "tensors": self.tensors, "first_divergence": self.first_divergence,
-                "explanations": self.explanations, "criteria": self.criteria}
+                "explanations": self.explanations, "criteria": self.criteria,
+                "reference_consistency": self.reference_consistency}
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.as_dict(), indent=indent)
 
 
 def _shares(stats) -> dict:
+    """Class counts and shares of the mismatches of `stats`; explained_share is None (with a
+    note) when no tensor was compared, so that nothing compared never reads as all explained."""
+    stats = list(stats)
     total = sum(s.mismatches for s in stats)
     counts = {c: 0 for c in CLASSES}
     for s in stats:
         for k, v in s.classes.items():
             counts[k] += v
-    return {"mismatches": total,
-            "classes": {c: {"count": n, "share": (n / total) if total else 0.0} for c, n in counts.items()},
-            "explained_share": (1.0 - counts["unexplained"] / total) if total else 1.0}
+    d = {"mismatches": total, "compared_tensors": len(stats),
+         "classes": {c: {"count": n, "share": (n / total) if total else 0.0} for c, n in counts.items()},
+         "explained_share": (1.0 - counts["unexplained"] / total) if total else 1.0}
+    if not stats:
+        d["explained_share"], d["note"] = None, "nothing compared"
+    return d
+
+
+def _consistency(reference: str, stats: dict) -> dict:
+    """Do the tapped reference run's final outputs equal the plain (deployed) run's?"""
+    if reference not in PLAIN_SESSION:
+        return {"plain_session": False, "consistent": True, "outputs": {},
+                "note": f"reference '{reference}' computes the same values whatever it exposes: one run"}
+    outs = {k: {kk: v for kk, v in st.as_dict().items() if kk != "explanations"} for k, st in stats.items()}
+    consistent = all(st.mismatches == 0 for st in stats.values())
+    note = ("the session with intermediate outputs computes the deployed session's final outputs" if consistent else
+            "exposing intermediate outputs changed the reference's final outputs (d = tapped - plain); final "
+            "outputs are judged against the plain session, intermediate tensors only localize")
+    return {"plain_session": True, "consistent": consistent, "outputs": outs, "note": note}
 
 
 def _qparams_json(t) -> dict:
@@ -387,11 +428,12 @@ def _ok(st: Stats, max_lsb: int, min_exact: float) -> bool:
 
 
 def _finalize(graph, exposed, results, meta) -> VerifyReport:
-    whole, isolated, outputs = {}, {}, {}
+    whole, isolated, outputs, consistency = {}, {}, {}, {}
     for r in results:
         _merge_maps(whole, r["whole"])
         _merge_maps(isolated, r["isolated"])
         _merge_maps(outputs, r["outputs"])
+        _merge_maps(consistency, r.get("consistency", {}))
     producer = graph.producers()
     tensors = []
     for t in exposed:
@@ -402,14 +444,19 @@ def _finalize(graph, exposed, results, meta) -> VerifyReport:
                  "isolated": isolated[t].as_dict() if t in isolated else None}
         tensors.append(entry)
     max_lsb, min_exact = meta["max_lsb"], meta["min_exact"]
-    passed = all(_ok(s, max_lsb, min_exact) for s in list(whole.values()) + list(outputs.values()))
+    rc = _consistency(meta["reference"], consistency)
+    # intermediates count when the tapped run is the deployed one; otherwise they only localize
+    judged = list(outputs.values()) + (list(whole.values()) if rc["consistent"] else [])
+    passed = all(_ok(s, max_lsb, min_exact) for s in judged)
     return VerifyReport(
         model=meta["model"], target=meta["target"], reference=meta["reference"],
         samples=sum(r["samples"] for r in results), passed=bool(passed),
         outputs={k: v.as_dict() for k, v in outputs.items()}, tensors=tensors,
         first_divergence=_first_divergence(graph, exposed, whole),
         explanations={"whole_model": _shares(whole.values()), "layer_isolated": _shares(isolated.values())},
-        criteria={"max_abs_lsb": max_lsb, "min_exact_fraction": min_exact})
+        criteria={"max_abs_lsb": max_lsb, "min_exact_fraction": min_exact,
+                  "intermediate_tensors_judged": bool(rc["consistent"])},
+        reference_consistency=rc)
 
 
 # ------------------------------------------------------------------------------ public API
@@ -461,6 +508,8 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         s.model = load_model(data)
         s.graph = import_onnx(s.model)
         s.exposed = exposed_tensors(s.graph, s.model)
+        if reference == "qonnx":
+            s.exposed += [t for t in qonnx_taps(s.graph, s.model) if t not in s.exposed]
     tname = target if isinstance(target, str) else getattr(target, "name", type(target).__name__)
     meta = {"model": label, "target": tname, "reference": reference, "max_lsb": int(max_lsb),
             "min_exact": float(min_exact)}

@@ -81,6 +81,16 @@ def _first_divergence(fd) -> str:
             + _table(rows, ["input", "dtype", "scale", "zero point", "axis"]))
 
 
+def _consistency(rc) -> str:
+    if not rc or rc.get("consistent", True):
+        return ""
+    rows = [[k, v["elements"], f"{v['exact_fraction']:.6f}", v["max_abs_lsb"]] for k, v in rc["outputs"].items()]
+    return ("<p class='fail' id='reference-consistency'>The reference session with intermediate outputs exposed "
+            "computes other final outputs than the plain (deployed) session: outputs are judged against the plain "
+            "session, intermediate tensors only localize.</p>"
+            + _table(rows, ["output", "elements", "exact fraction (tapped vs plain)", "max |d| (LSB)"]))
+
+
 def _short(v) -> str:
     if v is None:
         return "-"
@@ -124,7 +134,10 @@ def render(rep: dict) -> str:
              f"<p>{status} &middot; target <b>{html.escape(rep['target'])}</b> &middot; reference "
              f"<b>{html.escape(rep['reference'])}</b> &middot; {rep['samples']} samples</p>",
              "<h2>Outputs</h2>", _table(outs, ["output", "elements", "exact fraction", "max |d| (LSB)"]),
-             "<h2>First divergence</h2>", _first_divergence(rep["first_divergence"]),
+             _consistency(rep.get("reference_consistency")),
+             "<h2>First divergence</h2>",
+             _first_divergence(rep["first_divergence"]) if tensors else
+             "<p>Nothing compared: the reference computes no intermediate tensor intsim holds.</p>",
              "<h2>Per layer</h2>"]
     if tensors:
         parts.append(_img(_bars(tensors, "exact_fraction", "exact fraction per layer", "exact fraction"),
