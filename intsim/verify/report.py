@@ -63,9 +63,14 @@ def _histogram(entry: dict) -> str:
             ks = sorted(int(k) for k in h)
             ax.bar([k + (-0.2 if label == "whole" else 0.2) for k in ks], [h[str(k)] for k in ks], width=0.4,
                    label=label, log=True)
-    ax.set_title(entry["tensor"][-40:], fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # d is a whole number of LSB
+    name = entry["tensor"]
+    ax.set_title(name if len(name) <= 40 else "…" + name[-39:], fontsize=8, pad=16)
     ax.set_xlabel("d = intsim - reference (LSB)", fontsize=8)
-    ax.legend(fontsize=7)
+    # between the title and the axes: never over a bar
+    ax.legend(fontsize=7, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
+              borderaxespad=0.1)
     return _png(fig)
 
 
