@@ -36,8 +36,10 @@ def _bits_chart(rep: dict) -> str:
                      f'<text x="{left + 110 * i + 14}" y="13" font-size="11">{k}</text>' for i, (k, c) in enumerate(BOUNDS))
     ticks = "".join(f'<text x="{left + b * scale:.1f}" y="{y + 12}" font-size="10" text-anchor="middle">{b}</text>'
                     for b in range(0, top + 1, 4))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + 600}" height="{y + 20}" '
-            f'viewBox="0 0 {left + 600} {y + 20}">{legend}{"".join(rows)}'
+    ticks += (f'<text x="{left + 280}" y="{y + 28}" font-size="11" text-anchor="middle">bits needed '
+              f'(red line: the chosen width, {rep["acc_bits"]} bits)</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + 600}" height="{y + 34}" '
+            f'viewBox="0 0 {left + 600} {y + 34}">{legend}{"".join(rows)}'
             f'<line x1="{x_w:.1f}" y1="18" x2="{x_w:.1f}" y2="{y}" stroke="#dc2626" stroke-width="2">'
             f'<title>accumulator width {rep["acc_bits"]} bits</title></line>{ticks}</svg>')
 
