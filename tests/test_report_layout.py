@@ -159,3 +159,44 @@ def test_verify_progress_only_on_a_terminal_and_not_with_quiet(argv, tty, want, 
     p.add_argument("--no-progress", action="store_true")
     common.add_common(p)
     assert common.show_progress(p.parse_args(argv)) is want
+
+
+CHROMIUM = "/usr/bin/chromium"
+_MEASURE = """<script>window.addEventListener('load', function () {
+  document.body.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
+  var w = 0, els = document.querySelectorAll('img, svg');
+  for (var i = 0; i < els.length; i++) w = Math.max(w, els[i].getBoundingClientRect().right);
+  document.body.setAttribute('data-chart-right', Math.ceil(w));
+});</script>"""
+
+
+def _layout_in_chromium(tmp_path, name: str, page: str) -> tuple:
+    """(document scroll width, right edge of the rightmost chart) of `page` in headless
+    Chromium with a 1200 px wide window."""
+    import subprocess
+    path = tmp_path / f"{name}.html"
+    path.write_text(page.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", f"--user-data-dir={tmp_path / ('profile-' + name)}",
+                        f"--window-size={PAGE},2000", "--dump-dom", path.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-scroll-width="(\d+)" data-chart-right="(\d+)"', r.stdout)
+    assert m, r.stdout[:500] + r.stderr[-500:]
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+def test_the_three_reports_fit_1200px_in_chromium(tmp_path):
+    pytest.importorskip("matplotlib")
+    from intsim.quantize import quantize
+    from intsim.quantize import report as quantize_report
+    from tests.quantize import nets
+    res = quantize(nets.conv_net(depthwise=True), nets.calib(16), learn_scales=True, lsq_steps=5)
+    pages = {"verify": verify_report.render(_verify_dict(120, exact=False)),
+             "overflow": overflow_report.render(_overflow_dict(sweep=True)),
+             "quantize": quantize_report.render(res)}
+    for name, page in pages.items():
+        scroll, right = _layout_in_chromium(tmp_path, name, page)
+        assert scroll <= PAGE and right <= PAGE, (name, scroll, right)
+        assert right > 200, (name, right)          # the charts are there
