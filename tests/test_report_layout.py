@@ -180,7 +180,7 @@ def _layout_in_chromium(tmp_path, name: str, page: str) -> tuple:
                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
                         "--disable-sync", f"--user-data-dir={tmp_path / ('profile-' + name)}",
                         f"--window-size={PAGE},2000", "--dump-dom", path.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, check=False)
     m = re.search(r'data-scroll-width="(\d+)" data-chart-right="(\d+)"', r.stdout)
     assert m, r.stdout[:500] + r.stderr[-500:]
     return int(m.group(1)), int(m.group(2))
