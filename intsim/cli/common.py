@@ -26,6 +26,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
 
 
+def show_progress(args) -> bool:
+    """Progress on stderr: on a terminal unless --quiet (or --no-progress); --progress asks for
+    it when stderr is not a terminal (--quiet still wins)."""
+    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
 def accumulator(args) -> Accumulator:
     """The Accumulator the options of add_common describe."""
     return Accumulator(bits=args.acc_bits, overflow=args.acc_overflow, tile=args.acc_tile)

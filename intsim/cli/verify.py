@@ -5,15 +5,13 @@ mismatch with --fail-on-mismatch; 2 bad input or an unsupported model.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from ..errors import IntsimError
 from ..pipeline import import_onnx
 from ..verify import REFERENCES, verify
 from ..verify.report import render
-from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, write
+from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
 
 
 def cmd_verify(args) -> int:
@@ -34,7 +32,7 @@ def cmd_verify(args) -> int:
         feeds = load_inputs(args.input, import_onnx(args.model))
     elif args.random is None:
         raise IntsimError("verify needs --input F (an .npz, .npy or a folder) or --random N")
-    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty() or args.progress
+    progress = show_progress(args)
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
                  progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact)
@@ -89,7 +87,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--max-lsb", type=int, default=0, help="pass criterion: max |d| per tensor (default 0)")
     s.add_argument("--min-exact", type=float, default=1.0, help="pass criterion: exact fraction per tensor")
     s.add_argument("--jobs", type=int, default=1, help="processes over sample chunks")
-    s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
+    s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(s)
     s.set_defaults(fn=cmd_verify)

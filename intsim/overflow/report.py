@@ -8,7 +8,8 @@ import html
 BOUNDS = (("datatype", "#9ca3af"), ("weights", "#2563eb"), ("a2q", "#7c3aed"), ("observed", "#16a34a"))
 _CSS = ("body{font:14px sans-serif;margin:2em;color:#111}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
-        ".bad{color:#b91c1c;font-weight:bold}")
+        ".bad{color:#b91c1c;font-weight:bold}svg{max-width:100%;height:auto;display:block;margin:.5em 0}"
+        "svg.sweep{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}")
 
 
 def _e(v) -> str:
@@ -35,7 +36,10 @@ def _bits_chart(rep: dict) -> str:
                      f'<text x="{left + 110 * i + 14}" y="13" font-size="11">{k}</text>' for i, (k, c) in enumerate(BOUNDS))
     ticks = "".join(f'<text x="{left + b * scale:.1f}" y="{y + 12}" font-size="10" text-anchor="middle">{b}</text>'
                     for b in range(0, top + 1, 4))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + 600}" height="{y + 20}">{legend}{"".join(rows)}'
+    ticks += (f'<text x="{left + 280}" y="{y + 28}" font-size="11" text-anchor="middle">bits needed '
+              f'(red line: the chosen width, {rep["acc_bits"]} bits)</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + 600}" height="{y + 34}" '
+            f'viewBox="0 0 {left + 600} {y + 34}">{legend}{"".join(rows)}'
             f'<line x1="{x_w:.1f}" y1="18" x2="{x_w:.1f}" y2="{y}" stroke="#dc2626" stroke-width="2">'
             f'<title>accumulator width {rep["acc_bits"]} bits</title></line>{ticks}</svg>')
 
@@ -54,27 +58,42 @@ def _layer_table(rep: dict) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+SWEEP_Y_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
 def _sweep_chart(sw: dict, key: str, label: str) -> str:
+    """A line per mode of `key` (a fraction in [0, 1]) over the accumulator width, with numbered
+    axes (bits below, the fraction at the left) and a legend."""
     rows = [r for r in sw["rows"] if r[key] is not None]
     if not rows:
         return ""
     bits = [r["bits"] for r in rows]
     b0, b1 = min(bits), max(bits)
-    w, h, pad = 520, 220, 40
-    sx = lambda b: pad + (b - b0) * (w - 2 * pad) / max(1, b1 - b0)  # noqa: E731
-    sy = lambda v: h - pad + (0 - v) * (h - 2 * pad)  # noqa: E731  (values in [0, 1])
+    w, h, left, right, top, bottom = 540, 240, 52, 16, 30, 40
+    sx = lambda b: left + (b - b0) * (w - left - right) / max(1, b1 - b0)  # noqa: E731
+    sy = lambda v: h - bottom - v * (h - top - bottom)  # noqa: E731  (values in [0, 1])
     colours = {"wrap": "#dc2626", "saturate": "#2563eb"}
     lines = []
     for mode in sw["narrowest"]:
         pts = " ".join(f"{sx(r['bits']):.1f},{sy(r[key]):.1f}" for r in rows if r["mode"] == mode)
         lines.append(f'<polyline points="{pts}" fill="none" stroke="{colours.get(mode, "#111")}" stroke-width="2">'
                      f"<title>{_e(mode)}</title></polyline>")
-    axis = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#555"/>'
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#555"/>'
-            + "".join(f'<text x="{sx(b):.1f}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{b}</text>'
-                      for b in range(b0, b1 + 1, 2))
-            + f'<text x="{pad}" y="{pad - 8}" font-size="11">{_e(label)} (0..1); red wrap, blue saturate</text>')
-    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">{axis}{"".join(lines)}</svg>'
+    step = max(1, -(-(b1 - b0) // 12))
+    axis = (f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#555"/>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#555"/>'
+            + "".join(f'<text class="xtick" x="{sx(b):.1f}" y="{h - bottom + 14}" font-size="10" '
+                      f'text-anchor="middle">{b}</text>' for b in range(b0, b1 + 1, step))
+            + "".join(f'<line x1="{left - 4}" y1="{sy(v):.1f}" x2="{w - right}" y2="{sy(v):.1f}" stroke="#e5e7eb"/>'
+                      f'<text class="ytick" x="{left - 6}" y="{sy(v) + 3:.1f}" font-size="10" '
+                      f'text-anchor="end">{v:g}</text>' for v in SWEEP_Y_TICKS)
+            + f'<text x="{(left + w - right) / 2:.0f}" y="{h - 6}" font-size="11" text-anchor="middle">'
+              f"accumulator width (bits)</text>"
+            + f'<text x="{left}" y="{top - 12}" font-size="11">{_e(label)}</text>'
+            + "".join(f'<rect x="{w - right - 150 + 80 * i}" y="{top - 21}" width="10" height="10" '
+                      f'fill="{colours.get(m, "#111")}"/><text x="{w - right - 136 + 80 * i}" y="{top - 12}" '
+                      f'font-size="11">{_e(m)}</text>' for i, m in enumerate(sw["narrowest"])))
+    return (f'<svg class="sweep" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}">{axis}{"".join(lines)}</svg>')
 
 
 def _acc(v) -> str:

@@ -30,6 +30,7 @@ import json
 import multiprocessing as mp
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ from .explain import CLASSES, Explainer
 from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
 
 CHUNK = 32
+PROGRESS_INTERVAL = 0.5     # seconds: the bar is redrawn at most this often, and after whole chunks
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -292,20 +294,33 @@ def _worker_chunk(feeds):
 
 
 class _Progress:
-    """A plain-text progress bar on stderr."""
+    """A plain-text progress bar on stderr, redrawn at most every `interval` seconds (and
+    always at the end), with the rate and the time left."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled
+    def __init__(self, total: int, enabled: bool, interval: float = PROGRESS_INTERVAL):
+        self.total, self.done, self.enabled, self.interval = total, 0, enabled, interval
+        self._start = time.monotonic()
+        self._last = float("-inf")
 
     def step(self, n: int) -> None:
         self.done += n
-        if self.enabled:
-            w = 30
-            k = int(w * self.done / max(self.total, 1))
-            sys.stderr.write(f"\rverify [{'#' * k}{'.' * (w - k)}] {self.done}/{self.total} samples")
-            if self.done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        final = self.done >= self.total
+        if not final and now - self._last < self.interval:
+            return
+        self._last = now
+        w = 30
+        k = int(w * self.done / max(self.total, 1))
+        took = now - self._start
+        rate = self.done / took if took > 0 else 0.0
+        left = f", {(self.total - self.done) / rate:.0f} s left" if rate > 0 and not final else ""
+        sys.stderr.write(f"\rverify [{'#' * k}{'.' * (w - k)}] {self.done}/{self.total} samples "
+                         f"({rate:.1f}/s{left})  ")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def _chunks(feeds: dict, size: int) -> list:
@@ -314,6 +329,8 @@ def _chunks(feeds: dict, size: int) -> list:
 
 
 def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk):
+    if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
+        chunk = max(1, min(chunk, _samples(feeds) // (4 * jobs)))
     parts = _chunks(feeds, chunk)
     bar = _Progress(_samples(feeds), progress)
     results = []
@@ -328,10 +345,28 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
                 bar.step(r["samples"])
         return results, None
     s = _Session(model_bytes, reference, target, accumulator)
+    if progress:
+        return _run_paced(s, feeds, chunk, bar), s
     for p in parts:
         results.append(_compare_chunk(s, p))
         bar.step(results[-1]["samples"])
     return results, s
+
+
+def _run_paced(s, feeds: dict, chunk: int, bar: _Progress) -> list:
+    """The serial run with a progress bar: one sample first (it also pays for compilation), then
+    chunks sized from the last one's time to take about PROGRESS_INTERVAL each (1..chunk
+    samples), so the bar moves after every sample or every half second, whichever is rarer."""
+    n, i, size, results = _samples(feeds), 0, 1, []
+    while i < n:
+        part = {k: np.asarray(v)[i:i + size] for k, v in feeds.items()}
+        t = time.monotonic()
+        results.append(_compare_chunk(s, part))
+        per = (time.monotonic() - t) / size
+        i += size
+        bar.step(results[-1]["samples"])
+        size = max(1, min(chunk, int(PROGRESS_INTERVAL / per) if per > 0 else chunk))
+    return results
 
 
 # ---------------------------------------------------------------------------------- report

@@ -14,11 +14,15 @@ import html
 import io
 
 MAX_HISTOGRAMS = 24
+DPI = 80
+MAX_FIG_WIDTH_IN = 13.5      # 1080 px at DPI: a chart fits a 1200 px page with its margins
+NOTHING_TO_CHART = ("Every element of every compared tensor is exact (whole model and layer isolated): "
+                    "there are no differences to chart.")
 
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
     import matplotlib.pyplot as plt
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -31,13 +35,12 @@ def _img(b64: str, alt: str) -> str:
 def _bars(tensors: list, key: str, title: str, ylabel: str) -> str:
     import matplotlib.pyplot as plt
     n = max(len(tensors), 1)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.25 * n, 30), 3.2))
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 2 + 0.18 * n), MAX_FIG_WIDTH_IN - 0.5), 3.2))
     xs = range(len(tensors))
     whole = [t[key] for t in tensors]
     iso = [(t["isolated"] or {}).get(key, 0) for t in tensors]
     ax.bar([x - 0.2 for x in xs], whole, width=0.4, label="whole model")
     ax.bar([x + 0.2 for x in xs], iso, width=0.4, label="layer isolated")
-    ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.set_xlabel("layer (topological order)")
     if key == "exact_fraction":
@@ -46,7 +49,9 @@ def _bars(tensors: list, key: str, title: str, ylabel: str) -> str:
         ax.ticklabel_format(axis="y", useOffset=False)
     else:
         ax.set_ylim(0, max(whole + iso + [1]) * 1.1)
-    ax.legend(loc="best", fontsize=8)
+    # above the axes, outside the bars; bbox_inches="tight" keeps it in the image
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.01), ncol=2, fontsize=8, frameon=False)
+    ax.set_title(title, loc="left")
     return _png(fig)
 
 
@@ -58,9 +63,14 @@ def _histogram(entry: dict) -> str:
             ks = sorted(int(k) for k in h)
             ax.bar([k + (-0.2 if label == "whole" else 0.2) for k in ks], [h[str(k)] for k in ks], width=0.4,
                    label=label, log=True)
-    ax.set_title(entry["tensor"][-40:], fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # d is a whole number of LSB
+    name = entry["tensor"]
+    ax.set_title(name if len(name) <= 40 else "…" + name[-39:], fontsize=8, pad=16)
     ax.set_xlabel("d = intsim - reference (LSB)", fontsize=8)
-    ax.legend(fontsize=7)
+    # between the title and the axes: never over a bar
+    ax.legend(fontsize=7, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
+              borderaxespad=0.1)
     return _png(fig)
 
 
@@ -120,7 +130,15 @@ window.addEventListener('load', function () {
 
 _STYLE = """<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}.pass{color:#070}.fail{color:#b00}
-img.chart{display:block;margin:.5em 0}.hists img.chart{display:inline-block}</style>"""
+img.chart{display:block;margin:.5em 0;max-width:100%;height:auto}.hists img.chart{display:inline-block}
+.nothing{font-style:italic}</style>"""
+
+
+def all_exact(tensors: list) -> bool:
+    """Every element of every compared tensor exact, in both views (nothing to chart)."""
+    return all(t["exact_fraction"] == 1 and t["max_abs_lsb"] == 0
+               and (not t["isolated"] or (t["isolated"]["exact_fraction"] == 1 and t["isolated"]["max_abs_lsb"] == 0))
+               for t in tensors)
 
 
 def render(rep: dict) -> str:
@@ -139,7 +157,10 @@ def render(rep: dict) -> str:
              _first_divergence(rep["first_divergence"]) if tensors else
              "<p>Nothing compared: the reference computes no intermediate tensor intsim holds.</p>",
              "<h2>Per layer</h2>"]
-    if tensors:
+    exact = all_exact(tensors)
+    if exact:
+        parts.append(f"<p class='nothing'>{NOTHING_TO_CHART}</p>")
+    elif tensors:
         parts.append(_img(_bars(tensors, "exact_fraction", "exact fraction per layer", "exact fraction"),
                           "exact fraction per layer"))
         parts.append(_img(_bars(tensors, "max_abs_lsb", "max |d| per layer", "LSB"), "max |d| per layer"))
@@ -149,12 +170,14 @@ def render(rep: dict) -> str:
     parts.append(_table(rows, ["#", "node", "op", "elements", "exact (whole)", "max |d| (whole)",
                                "exact (isolated)", "max |d| (isolated)"]))
     parts += ["<h2>Explanations</h2>", _shares(rep["explanations"]), "<h2>Histograms of d</h2>"]
+    if exact:
+        parts.append(f"<p class='nothing'>{NOTHING_TO_CHART}</p>")
     bad = [t for t in tensors if t["exact_fraction"] < 1 or (t["isolated"] and t["isolated"]["exact_fraction"] < 1)]
     parts.append("<div class='hists'>" + "".join(_img(_histogram(t), "histogram " + t["tensor"])
                                                 for t in bad[:MAX_HISTOGRAMS]) + "</div>")
     if len(bad) > MAX_HISTOGRAMS:
         parts.append(f"<p>{len(bad) - MAX_HISTOGRAMS} more tensors with mismatches are in the JSON report.</p>")
-    if not bad:
+    if not bad and not exact:
         parts.append("<p>No tensor has mismatches.</p>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>intsim verify</title>" + _STYLE
             + "</head><body>" + "".join(parts) + _SCRIPT + "</body></html>")
