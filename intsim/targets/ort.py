@@ -14,6 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from kernels.requant import ort_multiplier, requant_float, requant_float_ref
+from kernels.x86pairs import host_saturates_u8s8
 
 from ..errors import QuantParamError
 from ..ir import Requant
@@ -44,18 +45,17 @@ ORT_RULES = MappingProxyType({
 })
 
 
-def _host_saturates() -> bool:
-    try:
-        from kernels.x86pairs import host_saturates_u8s8
-    except ImportError:  # pragma: no cover - module not built yet
-        return False
-    return host_saturates_u8s8()
-
-
 class OrtTarget(Target):
+    """onnxruntime: `ort` follows the host's u8 x s8 summation; `ort-vnni` (exact) and `ort-avx2`
+    (pair-saturating) pin one (targets.registry)."""
+
     name = "ort"
     rules = ORT_RULES
     saturating_u8s8 = None  # None: follow the host
+
+    def __init__(self, name: str | None = None, saturating_u8s8: bool | None = None):
+        self.name = name or self.name
+        self.saturating_u8s8 = saturating_u8s8
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         if rq.divisor != 1:
@@ -67,17 +67,7 @@ class OrtTarget(Target):
                                             "lo": int(rq.lo), "hi": int(rq.hi)})
 
     def accumulation(self, a_dtype, b_dtype) -> str:
-        sat = _host_saturates() if self.saturating_u8s8 is None else self.saturating_u8s8
+        sat = host_saturates_u8s8() if self.saturating_u8s8 is None else self.saturating_u8s8
         if sat and np.dtype(a_dtype) == np.uint8 and np.dtype(b_dtype) == np.int8:
             return "x86-u8s8-pairs"
         return "exact"
-
-
-class OrtVnniTarget(OrtTarget):
-    name = "ort-vnni"
-    saturating_u8s8 = False
-
-
-class OrtAvx2Target(OrtTarget):
-    name = "ort-avx2"
-    saturating_u8s8 = True

@@ -64,13 +64,15 @@ def pow2_shifts(rq: Requant, real: np.ndarray, snap: bool, target: str) -> np.nd
 class Pow2Target(Target):
     """Every integer op is an exact int64 accumulator and one shift in the target's rounding
     (rules.AccRequant): adds align their inputs by shifts (the scale ratio must be a power of
-    two), and adds and muls fold the output zero point into the sum before the shift; average pools divide the window sum by its count exactly and round the quotient in
-    the target's rounding (rules.DivideRound: an exact divider; sx/sy must be a power of two).
+    two), and adds and muls fold the output zero point into the sum before the shift; average
+    pools divide the window sum by its count exactly and round the quotient in the target's
+    rounding (rules.DivideRound: an exact divider; sx/sy must be a power of two).
     QuantizeLinear of float input rounds half to even, as ONNX. Lookup-table activations are
-    refused by name."""
+    refused by name. Built-ins: `pow2` (= `pow2-rhu`), `pow2-floor`, `pow2-rhu`, `pow2-rne`,
+    `pow2-rhaz` (targets.registry)."""
 
-    name = "pow2"
-    rounding = "rhu"
+    def __init__(self, snap: bool = False, name: str = "pow2", rounding: str = "rhu"):
+        self.snap, self.name, self.rounding = bool(snap), name, rounding
 
     @property
     def rules(self):
@@ -79,9 +81,6 @@ class Pow2Target(Target):
                                 | {"avgpool": DivideRound(self.rounding), "global_avgpool": DivideRound(self.rounding),
                                    "quantize": QuantizeRound("rne")})
 
-    def __init__(self, snap: bool = False):
-        self.snap = bool(snap)
-
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)
         check_real(rq, real)
@@ -89,23 +88,3 @@ class Pow2Target(Target):
         return ShiftRequantizer(self.name, {
             "real_multiplier": real, "right_shift": n, "rounding": self.rounding,
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
-
-
-class Pow2FloorTarget(Pow2Target):
-    name = "pow2-floor"
-    rounding = "floor"
-
-
-class Pow2RhuTarget(Pow2Target):
-    name = "pow2-rhu"
-    rounding = "rhu"
-
-
-class Pow2RneTarget(Pow2Target):
-    name = "pow2-rne"
-    rounding = "rne"
-
-
-class Pow2RhazTarget(Pow2Target):
-    name = "pow2-rhaz"
-    rounding = "rhaz"

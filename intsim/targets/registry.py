@@ -1,17 +1,27 @@
 """Targets by name: the built-ins, listed once here, and TOML target files."""
 from __future__ import annotations
 
+from functools import partial
+
 from ..errors import IntsimError
 from .base import Target
-from .ort import OrtAvx2Target, OrtTarget, OrtVnniTarget
-from .pow2 import Pow2FloorTarget, Pow2RhazTarget, Pow2RhuTarget, Pow2RneTarget, Pow2Target
-from .tflite import CmsisNnTarget, TfliteBuiltinTarget, TfliteSingleTarget, TfliteTarget
+from .ort import OrtTarget
+from .pow2 import Pow2Target
+from .tflite import FixedPointTarget, TfliteBuiltinTarget, TfliteTarget
 from .user import load_target_file
 
-BUILTIN = {cls.name: cls for cls in (
-    OrtTarget, OrtVnniTarget, OrtAvx2Target,
-    TfliteTarget, TfliteBuiltinTarget, TfliteSingleTarget, CmsisNnTarget,
-    Pow2Target, Pow2FloorTarget, Pow2RhuTarget, Pow2RneTarget, Pow2RhazTarget)}
+# name -> a factory of the target (each call a fresh instance)
+BUILTIN = {
+    "ort": OrtTarget,
+    "ort-vnni": partial(OrtTarget, "ort-vnni", saturating_u8s8=False),
+    "ort-avx2": partial(OrtTarget, "ort-avx2", saturating_u8s8=True),
+    "tflite": TfliteTarget,
+    "tflite-builtin": TfliteBuiltinTarget,
+    "tflite-single": partial(FixedPointTarget, "tflite-single", "single"),
+    "cmsis-nn": partial(FixedPointTarget, "cmsis-nn", "cmsis"),
+    "pow2": Pow2Target,
+    **{f"pow2-{r}": partial(Pow2Target, name=f"pow2-{r}", rounding=r) for r in ("floor", "rhu", "rne", "rhaz")},
+}
 
 
 def get_target(name_or_target) -> Target:

@@ -80,9 +80,14 @@ class DoubleRequantizer(Requantizer):
 
 
 class FixedPointTarget(Target):
-    """Base of the q31 targets; subclasses set `name` and `mode`."""
+    """The q31 targets: `tflite-single` (mode "single") and `cmsis-nn` (mode "cmsis") are
+    instances (targets.registry); `tflite` and `tflite-builtin` subclass it."""
 
+    name = "tflite"
     mode = "double"
+
+    def __init__(self, name: str | None = None, mode: str | None = None):
+        self.name, self.mode = name or self.name, mode or self.mode
 
     @property
     def rules(self):
@@ -154,13 +159,3 @@ class TfliteBuiltinTarget(FixedPointTarget):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
         return super().rule(node)
-
-
-class TfliteSingleTarget(FixedPointTarget):
-    name = "tflite-single"
-    mode = "single"
-
-
-class CmsisNnTarget(FixedPointTarget):
-    name = "cmsis-nn"
-    mode = "cmsis"
