@@ -278,6 +278,27 @@ def cblk_size(direct, fused, steps, tiles, mr, ldc):
     return 0 if direct or (fused and steps <= kc_steps(steps)) else tiles * mr * ldc
 
 
+@kernel(inline="always")
+def driver_consts(geo, dst, rq, nr, g):
+    """(steps, n_panels, fused, kc, qout) of a driver call (every driver's prologue): K steps of g
+    lanes, N panels of nr columns, whether the last K block requantizes in registers into dst
+    (q_target), the K block (kc_steps) and the micro-kernels' requant operands (dst, q_consts)."""
+    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
+    mp, rqs = q_consts(rq, n_panels * nr)
+    return steps, n_panels, q_target(dst, rq, geo), kc_steps(steps), (dst, mp, rqs)
+
+
+@kernel(inline="always")
+def item_c(item, geo, dst, rq, mr, nr, nc, fused, steps):
+    """(t0, t1, p0, p1, direct, ldc, cblk) of work item `item`: its tiles and panels (item_bounds),
+    whether its sums go straight into dst (c_target), C's row stride in int32 words and the
+    item's int32 C block (cblk_size: empty when direct, or fused with a single K block)."""
+    t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+    direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+    ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
+    return t0, t1, p0, p1, direct, ldc, np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+
+
 @kernel
 def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
     """Tiles t0..t0+nt-1 (A words at (tile - t0)*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32
@@ -303,15 +324,9 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
     vpmaddwd micro-kernel accumulates into the item's int32 C (started from the offsets row):
     dst itself when c_target allows, else a block written by epilogue."""
     mr, nr, g, nc = 6, 16, 2, 16
-    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
-    mp, rqs = q_consts(rq, n_panels * nr)
-    qout = (dst, mp, rqs)
+    steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
-        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
-        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
         apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
@@ -353,16 +368,10 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     item's tiles are full (its rows are already the u8 quads the micro-kernel reads), else
     packed per K block."""
     mr, nr, g, nc = 6, 32, 4, 8
-    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
-    mp, rqs = q_consts(rq, n_panels * nr)
-    qout = (dst, mp, rqs)
+    steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
-        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
         in_place = a_in_place(geo, add, t1, mr)
-        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0

@@ -41,8 +41,8 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
-from .fast_gemm import (a_in_place, c_target, cblk_size, epilogue, gemm_geo, item_bounds, kc_steps, n_items, pack_block,
-                        pack_panels, q_consts, q_target, rq_none, work_threads)
+from .fast_gemm import (a_in_place, driver_consts, epilogue, gemm_geo, item_c, kc_steps, n_items, pack_block, pack_panels,
+                        rq_none, work_threads)
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
@@ -142,16 +142,10 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
     micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
     kernels.fast_gemm.c_target allows, else a block written by epilogue."""
     mr, nr, g, nc = 4, 16, 4, 16
-    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
-    fused, kc = q_target(dst, rq, geo), kc_steps(steps)
-    mp, rqs = q_consts(rq, n_panels * nr)
-    qout = (dst, mp, rqs)
+    steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
     for item in range(i0, i1):
-        t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
-        direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
         in_place = a_in_place(geo, np.int64(0), t1, mr)
-        ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-        cblk = np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
