@@ -3,11 +3,14 @@ MACs per sample, and the float islands that stayed float."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 
+from .errors import IntsimError
 from .ir import FloatType, Graph
 from .ops import accumulates, float_compute_message, products_per_output
+from .runtime import Program
 
 
 def _known(shape) -> bool:
@@ -30,10 +33,6 @@ def run_shapes(graph: Graph) -> dict:
     reference kernels (no compilation): what a declared shape leaves unknown. {} when the
     inputs' shapes are not fixed past the batch axis or the run fails (info then shows what
     the model declares)."""
-    import warnings
-
-    from .errors import IntsimError
-    from .runtime import Program
     feeds = {}
     for name in graph.inputs:
         t = graph.tensors.get(name)

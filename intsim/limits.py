@@ -23,7 +23,10 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from .errors import ResourceLimitError, ShapeError
+import numpy as np
+from onnx import TensorProto, helper
+
+from .errors import InvalidModelError, ResourceLimitError, ShapeError
 
 DEFAULT_MAX_ELEMENTS = 1 << 28
 DEFAULT_MAX_BYTES = 4 << 30
@@ -116,7 +119,6 @@ _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Where", "Equal", "Les
 
 
 def _ints(v) -> list:
-    import numpy as np
     a = np.asarray(v)
     if a.dtype.kind == "f":
         a = np.nan_to_num(a, nan=0.0, posinf=float(1 << 62), neginf=0.0)
@@ -132,7 +134,6 @@ def _broadcast_count(shapes) -> int:
 
 
 def _resize_count(x, args, attrs) -> Optional[int]:
-    import numpy as np
     scales = args[2] if len(args) > 2 and args[2] is not None and np.size(args[2]) else None
     sizes = args[3] if len(args) > 3 and args[3] is not None and np.size(args[3]) else None
     if len(args) == 2 and args[1] is not None:          # Resize-10 / Upsample-9: (X, scales)
@@ -152,7 +153,6 @@ def estimate_elements(op_type: str, args: list, attrs: dict) -> Optional[int]:
     `args` (arrays or None), computed from shapes and shape inputs only; None if unknown.
     Used to refuse an op before running it (Expand/Tile/ConstantOfShape/Resize to huge
     shapes, broadcasts, pads)."""
-    import numpy as np
     x = args[0] if args and args[0] is not None else None
     shape = np.shape(x) if x is not None else ()
     if op_type == "ConstantOfShape" and x is not None:
@@ -204,8 +204,6 @@ _SUB_BYTE = {"INT4": 2, "UINT4": 2, "FLOAT4E2M1": 2, "INT2": 4, "UINT2": 4}
 def tensor_proto_bytes(t, what: str) -> Optional[int]:
     """Bytes that the raw data of TensorProto `t` must hold for its dims and element type
     (sub-byte types packed), or None for strings/unknown types. Dims are checked first."""
-    import numpy as np
-    from onnx import TensorProto, helper
     name = TensorProto.DataType.Name(t.data_type) if t.data_type in TensorProto.DataType.values() else None
     if name is None or name in ("UNDEFINED", "STRING"):
         return None
@@ -221,8 +219,6 @@ def tensor_proto_bytes(t, what: str) -> Optional[int]:
 def check_tensor_proto(t, what: str) -> int:
     """Refuse an initializer whose dims exceed the limits or whose raw data has the wrong
     length, before anything is decoded. Returns its size in bytes (0 if unknown)."""
-    from onnx import TensorProto
-    from .errors import InvalidModelError
     need = tensor_proto_bytes(t, what)
     if need is None:
         return 0

@@ -10,6 +10,7 @@ from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
+from .pool import maxpool_fn
 from .registry import step
 
 
@@ -95,7 +96,6 @@ def _fast(node, ctx):
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
-        from .pool import maxpool_fn
         return maxpool_fn(node, ctx, a, get)
     return None
 
