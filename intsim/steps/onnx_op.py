@@ -10,6 +10,7 @@ from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
+from .ort_island import prepare_ort_island
 from .pool import maxpool_fn
 from .registry import step
 
@@ -110,6 +111,10 @@ def _in_dtype(node, ctx):
 
 @step("onnx")
 def prepare_onnx(node, ctx):
+    if getattr(ctx.target, "float_engine", "reference") == "onnxruntime":
+        island = prepare_ort_island(node, ctx)
+        if island is not None:
+            return island
     fast = _fast(node, ctx)
     outs = [o for o in node.outputs]
     if fast is not None:

@@ -49,6 +49,9 @@ class Target:
 
     name = "base"
     rules = MappingProxyType({})
+    # what computes float islands: "reference" (the ONNX reference evaluator) or "onnxruntime"
+    # (its own CPU kernels and float fusions, one session per island: steps/ort_island.py)
+    float_engine = "reference"
 
     def rule(self, node):
         """The rule record for `node` (an IR node), or TargetRefusal naming the op and node."""

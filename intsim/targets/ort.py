@@ -51,6 +51,7 @@ class OrtTarget(Target):
 
     name = "ort"
     rules = ORT_RULES
+    float_engine = "onnxruntime"
     saturating_u8s8 = None  # None: follow the host
 
     def __init__(self, name: str | None = None, saturating_u8s8: bool | None = None):

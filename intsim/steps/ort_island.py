@@ -1,0 +1,149 @@
+"""Float islands computed by onnxruntime's own CPU kernels (targets whose `float_engine` is
+"onnxruntime", i.e. `ort*`).
+
+onnxruntime's Softmax, LayerNormalization, Erf, ReduceMean... round differently from the ONNX
+reference evaluator, and its optimizer fuses float patterns (Gelu, LayerNormalization,
+SkipLayerNormalization...) into kernels that round differently again. So an island is not run
+node by node: each maximal run of float `onnx` nodes that follow one another in the graph's
+(topological) order is one island, and one onnxruntime InferenceSession runs it whole, with
+the options of the reference session (all graph optimizations, 1 intra-op thread, no
+spinning). The session is fed the island's inputs by tensor name and fetches only what the
+rest of the graph (or the graph's outputs) reads: fetching an inner tensor would stop
+onnxruntime fusing through it. The island runs at its last node's step; the steps of its
+other nodes do nothing.
+
+A session is built once per island and input dtypes (at the island's first run: the input
+element types of a float island are not all known at import, e.g. int64 shapes).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..errors import IntsimError, ResourceLimitError
+from ..ir import FloatType, IntType
+
+_ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
+
+
+def is_float_node(node, ctx) -> bool:
+    """An `onnx` node of the standard domain that computes on floats: no integer tensor among
+    its non-constant inputs or its outputs, and a float one among them."""
+    if node.op != "onnx":
+        return False
+    tensors = ctx.graph.tensors
+    seen_float = False
+    for name in [i for i in node.inputs if i and i not in ctx.constants] + [o for o in node.outputs if o]:
+        dt = getattr(tensors.get(name), "dtype", None)
+        if isinstance(dt, IntType):
+            return False
+        seen_float |= isinstance(dt, FloatType)
+    return seen_float
+
+
+class Island:
+    """One run of consecutive float nodes, executed by one onnxruntime session."""
+
+    def __init__(self, nodes: list, ctx):
+        self.nodes = nodes
+        self.ctx = ctx
+        produced = {o for n in nodes for o in n.outputs if o}
+        names = {n.name for n in nodes}
+        self.inputs = []
+        self.constants = []
+        for n in nodes:
+            for i in n.inputs:
+                if not i or i in produced or i in self.inputs or i in self.constants:
+                    continue
+                (self.constants if i in ctx.constants else self.inputs).append(i)
+        outside = {i for n in ctx.graph.nodes if n.name not in names for i in n.inputs if i}
+        outside |= set(ctx.graph.outputs)
+        self.outputs = [o for n in nodes for o in n.outputs if o and o in outside]
+        self.opset = max(int(n.attrs["opset"]) for n in nodes)
+        self._sessions: dict = {}
+
+    def _model(self, dtypes) -> onnx.ModelProto:
+        protos = []
+        for n in self.nodes:
+            p = type(n.attrs["node"])()
+            p.CopyFrom(n.attrs["node"])
+            del p.input[:]
+            p.input.extend(n.inputs)
+            del p.output[:]
+            p.output.extend(n.outputs)
+            protos.append(p)
+        inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), None)
+                  for name, dt in zip(self.inputs, dtypes)]
+        outputs = [helper.make_empty_tensor_value_info(o) for o in self.outputs]
+        inits = [onnx.numpy_helper.from_array(np.asarray(self.ctx.constants[c]), c) for c in self.constants]
+        g = helper.make_graph(protos, "float_island", inputs, outputs, inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        m.ir_version = min(m.ir_version, 10)
+        return m
+
+    def session(self, dtypes):
+        s = self._sessions.get(dtypes)
+        if s is None:
+            import onnxruntime as ort   # deferred: heavy, only the ort targets' islands need it
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.intra_op_num_threads = 1
+            so.inter_op_num_threads = 1
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            try:
+                s = ort.InferenceSession(self._model(dtypes).SerializeToString(), so,
+                                         providers=["CPUExecutionProvider"])
+            except Exception as e:  # noqa: BLE001
+                raise IntsimError(f"float island at '{self.nodes[0].name}': onnxruntime cannot build it: "
+                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            self._sessions[dtypes] = s
+        return s
+
+    def run(self, env) -> None:
+        feeds = {n: env[n] for n in self.inputs}
+        sess = self.session(tuple(np.asarray(feeds[n]).dtype for n in self.inputs))
+        try:
+            res = sess.run(self.outputs, feeds)
+        except MemoryError:
+            raise ResourceLimitError(f"float island at '{self.nodes[0].name}': out of memory") from None
+        except Exception as e:  # noqa: BLE001
+            raise IntsimError(f"float island at '{self.nodes[0].name}' ({self.nodes[0].origin}): onnxruntime "
+                              f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        for name, v in zip(self.outputs, res):
+            env[name] = v
+
+
+def _islands(ctx) -> dict:
+    found = _ISLANDS.get(ctx)
+    if found is None:
+        found, run = {}, []
+        for node in list(ctx.graph.nodes) + [None]:
+            if node is not None and is_float_node(node, ctx):
+                run.append(node)
+                continue
+            if run:
+                island = Island(run, ctx)
+                for n in run:
+                    found[n.name] = island
+                run = []
+        _ISLANDS[ctx] = found
+    return found
+
+
+def prepare_ort_island(node, ctx):
+    """The run function of float node `node` under an onnxruntime float engine, or None when
+    `node` is not a float node (integer data movement: the `onnx` step runs it)."""
+    island = _islands(ctx).get(node.name)
+    if island is None:
+        return None
+    if node is not island.nodes[-1]:
+        def skip(env, tap):
+            return None
+        return skip
+
+    def run(env, tap):
+        island.run(env)
+    return run
