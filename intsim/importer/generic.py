@@ -8,6 +8,7 @@ reference evaluator implements runs as a visible float island. The QDQ pass late
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
@@ -45,11 +46,24 @@ def _fold_constant(ctx: ImportContext, node) -> bool:
 
 
 def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
+    """The ONNX reference evaluator runs the op: a Python kernel of its own, or the op's
+    function body (HardSwish, Mish, MeanVarianceNormalization; context-dependent for Gelu,
+    GroupNormalization...), which `load_op` alone does not report."""
     try:
         load_op(domain or "", op_type, version)
         return True
     except Exception:  # noqa: BLE001 - onnx raises several kinds for "unknown op"
+        return defined_by_function(domain, op_type, version)
+
+
+def defined_by_function(domain: str, op_type: str, version: int, context_dependent: bool = False) -> bool:
+    """The op at `version` is defined by an ONNX function (context-dependent only, if asked)."""
+    try:
+        schema = onnx.defs.get_schema(op_type, version, domain or "")
+    except Exception:  # noqa: BLE001 - no schema
         return False
+    return schema.has_context_dependent_function if context_dependent else \
+        (schema.has_function or schema.has_context_dependent_function)
 
 
 def _check_batchnorm(ctx: ImportContext, node) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
@@ -109,6 +110,28 @@ def _in_dtype(node, ctx):
         return np.dtype(np.float32)
 
 
+def _evaluator(proto, node, ctx) -> ReferenceEvaluator:
+    """The ONNX reference evaluator of one node; an op defined by a context-dependent function
+    (Gelu, GroupNormalization...) needs its input types, so it is wrapped in a typed model."""
+    opset = node.attrs["opset"]
+    try:
+        contextual = onnx.defs.get_schema(proto.op_type, opset, "").has_context_dependent_function
+    except Exception:  # noqa: BLE001 - no schema: the evaluator says what it can
+        contextual = False
+    if not contextual:
+        return ReferenceEvaluator(proto, opsets={"": opset})
+
+    def elem(name):
+        if name in ctx.constants:
+            return helper.np_dtype_to_tensor_dtype(np.asarray(ctx.constants[name]).dtype)
+        dt = getattr(ctx.graph.tensors.get(name), "dtype", None)
+        storage = getattr(dt, "storage", np.dtype(np.float32))
+        return helper.np_dtype_to_tensor_dtype(np.dtype(storage))
+    g = helper.make_graph([proto], "node", [helper.make_tensor_value_info(i, elem(i), None) for i in proto.input if i],
+                          [helper.make_empty_tensor_value_info(o) for o in proto.output if o])
+    return ReferenceEvaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]))
+
+
 @step("onnx")
 def prepare_onnx(node, ctx):
     if getattr(ctx.target, "float_engine", "reference") == "onnxruntime":
@@ -131,7 +154,7 @@ def prepare_onnx(node, ctx):
     del proto.output[:]
     proto.output.extend(node.outputs)
     try:
-        ev = ReferenceEvaluator(proto, opsets={"": node.attrs["opset"]})
+        ev = _evaluator(proto, node, ctx)
     except Exception as e:  # noqa: BLE001
         raise IntsimError(f"{node.origin}: cannot prepare float op: {e}") from None
     names = [i for i in proto.input if i]
