@@ -17,7 +17,7 @@ from typing import Optional
 STEP_IS_REFERENCE = "step"
 
 # Batch-split rule kinds (`OpRow.batch`); batch_split maps each kind to its check.
-BATCH_KINDS = ("data_first", "matmul", "broadcast", "concat", "quant", "whole_tensor", "trunc", "onnx")
+BATCH_KINDS = ("data_first", "softmax", "matmul", "broadcast", "concat", "quant", "whole_tensor", "trunc", "onnx")
 # QDQ fusion kinds (`OpRow.qdq_rule`); passes/fuse_qdq maps each kind to its rewrite.
 QDQ_KINDS = ("compute", "binary", "unary", "concat")
 # Weight layouts of accumulating ops (`OpRow.weights`): where K and the output channels are.
@@ -113,8 +113,12 @@ _ROWS = (
     OpRow("concat", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "concat", scale_inputs=(0,),
           variadic=(2, 3), lowered_from=("QLinearConcat",), qdq_from=("Concat",), qdq_rule="concat"),
     OpRow("lut", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "data_first", scale_inputs=_UNARY,
-          same_rank=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"),
+          same_rank=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu"),
           qdq_from=("Sigmoid", "LeakyRelu"), qdq_rule="unary"),
+    # com.microsoft QLinearSoftmax: a table of float exponentials, a float sum, a float divide
+    OpRow("softmax", "intsim.steps.qsoftmax", "kernels.qsoftmax.qlinear_softmax_ref", "softmax",
+          scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearSoftmax",), qdq_from=("Softmax",),
+          qdq_rule="unary"),
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
           same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",

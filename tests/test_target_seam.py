@@ -54,7 +54,8 @@ def op_model(op, sa=0.5, sb=0.25, sy=0.5, za=128, zb=120, zy=128):
         return "QLinearConcat", _model([n], [_u8("x", x.shape), _u8("w", y.shape)], "y", qa + qb + qy), \
             {"x": x, "w": y}
     one = {"avgpool": ("QLinearAveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
-           "global_avgpool": ("QLinearGlobalAveragePool", {}), "lut": ("QLinearSigmoid", {})}
+           "global_avgpool": ("QLinearGlobalAveragePool", {}), "lut": ("QLinearSigmoid", {}),
+           "softmax": ("QLinearSoftmax", {"opset": 13, "axis": -1})}
     if op in one:
         t, attrs = one[op]
         n = helper.make_node(t, ["x", "a_s", "a_z", "y_s", "y_z"], ["y"], name="n0", domain=MS, **attrs)

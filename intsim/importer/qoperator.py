@@ -130,10 +130,20 @@ def lower_qlinear_pool(ctx: ImportContext, node) -> None:
     ctx.emit(op, node.name or node.output[0], ins, [node.output[0]], attrs, ctx.origin(node))
 
 
-@lowering("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", domain=MS_DOMAIN)
+@lowering("QLinearSoftmax", domain=MS_DOMAIN)
+def lower_qlinear_softmax(ctx: ImportContext, node) -> None:
+    ins = [_in(node, i) for i in range(5)]
+    t = declare_quantized_output(ctx, node, node.output[0], ins[3], ins[4])
+    a = attrs_of(node)
+    if "opset" not in a:
+        raise ctx.unsupported(node, "QLinearSoftmax needs its 'opset' attribute")
+    opset = int(a["opset"])
+    ctx.emit("softmax", node.name or node.output[0], ins, [node.output[0]],
+             {"axis": int(a.get("axis", 1 if opset < 13 else -1)), "opset": opset, "out_type": t}, ctx.origin(node))
+
+
+@lowering("QLinearSigmoid", "QLinearLeakyRelu", domain=MS_DOMAIN)
 def lower_qlinear_lut(ctx: ImportContext, node) -> None:
-    if node.op_type == "QLinearSoftmax":
-        raise ctx.unsupported(node, "QLinearSoftmax is not implemented")
     ins = [_in(node, i) for i in range(5)]
     t = declare_quantized_output(ctx, node, node.output[0], ins[3], ins[4])
     kind = "sigmoid" if node.op_type == "QLinearSigmoid" else "leaky_relu"

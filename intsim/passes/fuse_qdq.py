@@ -357,6 +357,11 @@ def _fuse_unary(v: _View, node: Node):
     op_type = node.attrs["op_type"]
     ins = _triple(dx) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
     t = q.attrs["out_type"]
+    if op_type == "Softmax":     # onnxruntime's QDQ fusion: QLinearSoftmax with the Softmax's opset
+        opset = 13 if node.attrs["opset"] >= 13 else 11
+        axis = int(_onnx_attrs(node).get("axis", -1 if opset >= 13 else 1))
+        return Node("softmax", node.name, ins, q.outputs, {"axis": axis, "opset": opset, "out_type": t},
+                    node.origin), [q]
     if op_type in _LUTS:
         a = _onnx_attrs(node)
         return Node("lut", node.name, ins, q.outputs, {"kind": _LUTS[op_type], "alpha": float(a.get("alpha", 0.01)),

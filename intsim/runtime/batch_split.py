@@ -199,6 +199,14 @@ def _data_first_only(node, info) -> str:
     return _data_first(node, info)
 
 
+def _qsoftmax(node, info) -> str:
+    """softmax: as data_first, and the reduced axes must not include axis 0."""
+    rank = info.rank(node.inputs[0])
+    if rank is None or int(node.attrs["axis"]) % max(rank, 1) == 0:
+        return "the softmax reduces over the batch axis (or its rank is unknown)"
+    return _data_first(node, info)
+
+
 def _matmul(node, info) -> str:
     why = _data_first(node, info)
     if why:
@@ -475,7 +483,7 @@ _ONNX_RULES = {
 
 # the check of each batch-split rule kind (`OpRow.batch`)
 _CHECKS: dict[str, Callable] = {
-    "data_first": _data_first_only, "matmul": _matmul, "broadcast": _binary, "concat": _concat,
+    "data_first": _data_first_only, "softmax": _qsoftmax, "matmul": _matmul, "broadcast": _binary, "concat": _concat,
     "quant": _quant, "whole_tensor": _dynamic_quantize, "trunc": _trunc, "onnx": _onnx,
 }
 

@@ -116,7 +116,7 @@ class Island:
             env[name] = v
 
 
-def _islands(ctx) -> dict:
+def islands_of(ctx) -> dict:
     found = _ISLANDS.get(ctx)
     if found is None:
         found, run = {}, []
@@ -136,7 +136,7 @@ def _islands(ctx) -> dict:
 def prepare_ort_island(node, ctx):
     """The run function of float node `node` under an onnxruntime float engine, or None when
     `node` is not a float node (integer data movement: the `onnx` step runs it)."""
-    island = _islands(ctx).get(node.name)
+    island = islands_of(ctx).get(node.name)
     if island is None:
         return None
     if node is not island.nodes[-1]:

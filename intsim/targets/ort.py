@@ -40,7 +40,7 @@ class FloatRequantizer(Requantizer):
 ORT_RULES = MappingProxyType({
     "conv": AccRequant(), "matmul": AccRequant(),
     "add": OrtArith(), "mul": OrtArith(), "concat": OrtArith(), "lut": OrtArith(),
-    "avgpool": OrtArith(), "global_avgpool": OrtArith(), "dynamic_quantize": OrtArith(),
+    "softmax": OrtArith(),    "avgpool": OrtArith(), "global_avgpool": OrtArith(), "dynamic_quantize": OrtArith(),
     "quantize": QuantizeRound("rne"),
 })
 

@@ -82,8 +82,8 @@ def test_float_islands_equal_onnxruntime(act, weight):
 def test_islands_are_sessions_of_consecutive_float_nodes():
     q = quantize_ops(encoder_block(), feeds(8, seed=7), ["MatMul"])
     prog = intsim.load(q, target="ort")
-    from intsim.steps.ort_island import _islands
-    islands = {id(i): i for i in _islands(prog._ctx).values()}
+    from intsim.steps.ort_island import islands_of
+    islands = {id(i): i for i in islands_of(prog._ctx).values()}
     ops = sorted(tuple(n.attrs["op_type"] for n in i.nodes) for i in islands.values())
     assert ("LayerNormalization",) in ops
     assert any("Erf" in o for o in ops) and any("Softmax" in o for o in ops)
