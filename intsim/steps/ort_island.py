@@ -9,8 +9,10 @@ node by node: each maximal run of float `onnx` nodes that follow one another in 
 the options of the reference session (all graph optimizations, 1 intra-op thread, no
 spinning). The session is fed the island's inputs by tensor name and fetches only what the
 rest of the graph (or the graph's outputs) reads: fetching an inner tensor would stop
-onnxruntime fusing through it. The island runs at its last node's step; the steps of its
-other nodes do nothing.
+onnxruntime fusing through it. The island runs at its first node's step (the nodes are
+consecutive, so every input is ready there); the steps of its other nodes do nothing. A run
+with taps (verify, dump) also fills the inner tensors, from a second session that fetches
+them all (it may fuse less: inner values localize, the island's outputs stay the untapped ones).
 
 A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
@@ -62,10 +64,11 @@ class Island:
         outside = {i for n in ctx.graph.nodes if n.name not in names for i in n.inputs if i}
         outside |= set(ctx.graph.outputs)
         self.outputs = [o for n in nodes for o in n.outputs if o and o in outside]
+        self.inner = [o for n in nodes for o in n.outputs if o and o not in self.outputs]
         self.opset = max(int(n.attrs["opset"]) for n in nodes)
         self._sessions: dict = {}
 
-    def _model(self, dtypes) -> onnx.ModelProto:
+    def _model(self, dtypes, outputs) -> onnx.ModelProto:
         protos = []
         for n in self.nodes:
             p = type(n.attrs["node"])()
@@ -77,15 +80,16 @@ class Island:
             protos.append(p)
         inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), None)
                   for name, dt in zip(self.inputs, dtypes)]
-        outputs = [helper.make_empty_tensor_value_info(o) for o in self.outputs]
+        outputs = [helper.make_empty_tensor_value_info(o) for o in outputs]
         inits = [onnx.numpy_helper.from_array(np.asarray(self.ctx.constants[c]), c) for c in self.constants]
         g = helper.make_graph(protos, "float_island", inputs, outputs, inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
         m.ir_version = min(m.ir_version, 10)
         return m
 
-    def session(self, dtypes):
-        s = self._sessions.get(dtypes)
+    def session(self, dtypes, outputs):
+        key = (dtypes, tuple(outputs))
+        s = self._sessions.get(key)
         if s is None:
             import onnxruntime as ort   # deferred: heavy, only the ort targets' islands need it
             so = ort.SessionOptions()
@@ -94,25 +98,31 @@ class Island:
             so.inter_op_num_threads = 1
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                s = ort.InferenceSession(self._model(dtypes).SerializeToString(), so,
+                s = ort.InferenceSession(self._model(dtypes, outputs).SerializeToString(), so,
                                          providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001
                 raise IntsimError(f"float island at '{self.nodes[0].name}': onnxruntime cannot build it: "
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-            self._sessions[dtypes] = s
+            self._sessions[key] = s
         return s
 
-    def run(self, env) -> None:
+    def run(self, env, taps: bool = False) -> None:
         feeds = {n: env[n] for n in self.inputs}
-        sess = self.session(tuple(np.asarray(feeds[n]).dtype for n in self.inputs))
+        dtypes = tuple(np.asarray(feeds[n]).dtype for n in self.inputs)
+        self._run(dtypes, feeds, self.outputs, env)
+        if taps and self.inner:
+            self._run(dtypes, feeds, self.inner, env)
+
+    def _run(self, dtypes, feeds, outputs, env) -> None:
+        sess = self.session(dtypes, outputs)
         try:
-            res = sess.run(self.outputs, feeds)
+            res = sess.run(outputs, feeds)
         except MemoryError:
             raise ResourceLimitError(f"float island at '{self.nodes[0].name}': out of memory") from None
         except Exception as e:  # noqa: BLE001
             raise IntsimError(f"float island at '{self.nodes[0].name}' ({self.nodes[0].origin}): onnxruntime "
                               f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        for name, v in zip(self.outputs, res):
+        for name, v in zip(outputs, res):
             env[name] = v
 
 
@@ -139,11 +149,11 @@ def prepare_ort_island(node, ctx):
     island = islands_of(ctx).get(node.name)
     if island is None:
         return None
-    if node is not island.nodes[-1]:
+    if node is not island.nodes[0]:
         def skip(env, tap):
             return None
         return skip
 
     def run(env, tap):
-        island.run(env)
+        island.run(env, tap is not None)
     return run
