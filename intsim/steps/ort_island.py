@@ -78,7 +78,7 @@ class Island:
             del p.output[:]
             p.output.extend(n.outputs)
             protos.append(p)
-        inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), None)
+        inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), self._shape(name))
                   for name, dt in zip(self.inputs, dtypes)]
         outputs = [helper.make_empty_tensor_value_info(o) for o in outputs]
         inits = [onnx.numpy_helper.from_array(np.asarray(self.ctx.constants[c]), c) for c in self.constants]
@@ -86,6 +86,15 @@ class Island:
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
         m.ir_version = min(m.ir_version, 10)
         return m
+
+    def _shape(self, name):
+        """The input's declared shape, axis 0 symbolic (runs may split the batch): onnxruntime's
+        float fusions check shapes (SkipLayerNormalization needs both Add inputs' shapes)."""
+        t = self.ctx.graph.tensors.get(name)
+        shape = getattr(t, "shape", None)
+        if shape is None:
+            return None
+        return [("batch" if i == 0 else (d if isinstance(d, int) and d > 0 else None)) for i, d in enumerate(shape)]
 
     def session(self, dtypes, outputs):
         key = (dtypes, tuple(outputs))
