@@ -135,14 +135,42 @@ class Island:
             env[name] = v
 
 
+def _integer_to_float_ends(ctx) -> set:
+    """Names of the float nodes that end an integer matmul's float epilogue, which onnxruntime
+    fuses into the matmul (MatMulIntegerToFloat / DynamicQuantizeMatMul: MatMulInteger -> Cast
+    -> Mul(scale) [-> Add(constant bias)]): an island ends there, as the fused kernel's output
+    is where onnxruntime's float graph starts (e.g. its Gelu, not BiasGelu, reads it)."""
+    producers, consumers = ctx.graph.producers(), ctx.graph.consumers()
+    ends = set()
+    for n in ctx.graph.nodes:
+        if n.op != "onnx" or n.attrs.get("op_type") != "Mul":
+            continue
+        cast = next((producers.get(i) for i in n.inputs if producers.get(i) is not None and
+                     producers[i].op == "onnx" and producers[i].attrs.get("op_type") == "Cast"), None)
+        mm = producers.get(cast.inputs[0]) if cast is not None else None
+        if mm is None or mm.op not in ("matmul", "conv") or not isinstance(
+                getattr(ctx.graph.tensors.get(cast.inputs[0]), "dtype", None), IntType):
+            continue
+        end = n
+        after = consumers.get(n.outputs[0], [])
+        if len(after) == 1 and after[0].op == "onnx" and after[0].attrs.get("op_type") == "Add" and \
+                any(i in ctx.constants for i in after[0].inputs):
+            end = after[0]
+        ends.add(end.name)
+    return ends
+
+
 def islands_of(ctx) -> dict:
     found = _ISLANDS.get(ctx)
     if found is None:
         found, run = {}, []
+        ends = _integer_to_float_ends(ctx)
         for node in list(ctx.graph.nodes) + [None]:
             if node is not None and is_float_node(node, ctx):
                 run.append(node)
-                continue
+                if node.name not in ends:
+                    continue
+                node = None
             if run:
                 island = Island(run, ctx)
                 for n in run:

@@ -53,3 +53,19 @@ def test_encoder_equals_onnxruntime(fmt, act):
         outs, taps = prog.run(f, taps=True)      # taps fill the islands' inner tensors too
         np.testing.assert_array_equal(outs["y"], want)
         assert all(o in t["outputs"] for t in taps.values() for o in t["outputs"])
+
+
+def test_dynamic_quantized_encoder_equals_onnxruntime(tmp_path):
+    """quantize_dynamic: MatMulInteger -> Cast -> Mul [-> Add bias], which onnxruntime fuses
+    into MatMulIntegerToFloat / DynamicQuantizeMatMul; its float graph (Gelu, SkipLayerNormalization,
+    FusedMatMul) starts after them, and so do intsim's onnxruntime islands."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    onnx.save(encoder(), tmp_path / "f.onnx")
+    quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QInt8)
+    q = onnx.load(tmp_path / "q.onnx")
+    prog = intsim.load(q, target="ort")
+    r = np.random.default_rng(2)
+    for _ in range(3):
+        f = {"x": r.normal(0, 1, (1, T, D)).astype(np.float32)}
+        np.testing.assert_array_equal(prog.run(f)["y"], run_ort(q, f)["y"])
