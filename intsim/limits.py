@@ -148,6 +148,10 @@ def _resize_count(x, args, attrs) -> Optional[int]:
     return None
 
 
+# ONNX ops whose output size comes from input values (estimate_elements bounds them before running)
+SIZED_BY_VALUES = ("ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Range", "OneHot", "Pad")
+
+
 def estimate_elements(op_type: str, args: list, attrs: dict) -> Optional[int]:
     """An upper bound of the largest output's element count of ONNX op `op_type` on inputs
     `args` (arrays or None), computed from shapes and shape inputs only; None if unknown.

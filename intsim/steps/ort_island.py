@@ -27,14 +27,18 @@ from onnx import helper
 
 from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
+from ..limits import SIZED_BY_VALUES
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 
 
 def is_float_node(node, ctx) -> bool:
     """An `onnx` node of the standard domain that computes on floats: no integer tensor among
-    its non-constant inputs or its outputs, and a float one among them."""
-    if node.op != "onnx":
+    its non-constant inputs or its outputs, and a float one among them. Not an op whose output
+    size comes from input values, nor a Reshape: the `onnx` step runs those, checking sizes
+    against the limits before allocating and naming a bad shape (their values are exact in
+    either engine)."""
+    if node.op != "onnx" or node.attrs.get("op_type") in SIZED_BY_VALUES + ("Reshape",):
         return False
     tensors = ctx.graph.tensors
     seen_float = False
