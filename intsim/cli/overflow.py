@@ -50,15 +50,14 @@ def cmd_overflow(args) -> int:
     accumulator(args)           # --acc-bits / --acc-tile in range, before any work
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.scheduler:
-        distributed.require("--scheduler")
+    scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
     graph = import_onnx(args.model)
     feeds, labels = _feeds(args, graph)
-    if feeds is not None and distributed.use_dask(args.jobs, args.scheduler):
+    if feeds is not None and scheduler:
         with open(args.model, "rb") as f:
             data = f.read()
         rep = analyze_chunked(data, graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
-                              model=str(args.model), tile=args.acc_tile, jobs=args.jobs, scheduler=args.scheduler,
+                              model=str(args.model), tile=args.acc_tile, jobs=args.jobs, scheduler=scheduler,
                               progress=show_progress(args))
     else:
         rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,

@@ -20,8 +20,7 @@ def cmd_verify(args) -> int:
     check_output(args.report, "--report")
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.scheduler:
-        distributed.require("--scheduler")
+    scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
     if not np.isfinite(args.min_exact):
         raise IntsimError(f"--min-exact must be a finite fraction, got {args.min_exact}")
     if args.max_lsb < 0:
@@ -39,7 +38,7 @@ def cmd_verify(args) -> int:
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
                  progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact,
-                 scheduler=args.scheduler)
+                 scheduler=scheduler)
     d = rep.as_dict()
     if args.json is not None:
         write(rep.to_json(), args.json)

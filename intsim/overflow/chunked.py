@@ -34,10 +34,11 @@ def _samples(feeds: dict) -> int:
 
 
 def analyze_chunked(model_bytes: bytes, graph, feeds: dict, acc_bits: int = 32, overflow: str = "wrap",
-                    target: str = "ort", model: str = "", tile=None, *, jobs: int = 1, scheduler=None,
-                    progress: bool = False, chunk: int = CHUNK) -> dict:
+                    target: str = "ort", model: str = "", tile=None, *, jobs: int = 2,
+                    scheduler=distributed.LOCAL, progress: bool = False, chunk: int = CHUNK) -> dict:
     """analyze(graph, feeds, ...) with the samples in chunks on Dask workers: a local cluster of
-    `jobs` workers, or the workers of `scheduler`. The same report, to the byte."""
+    `jobs` workers (scheduler LOCAL), or the workers of the scheduler at that address. The same
+    report, to the byte."""
     Accumulator(acc_bits, overflow, tile)       # refused here, before a cluster starts
     n = _samples(feeds)
     args = (model_bytes, acc_bits, overflow, target, tile)

@@ -44,13 +44,18 @@ def require(flag: str = "--scheduler") -> None:
         raise IntsimError(f"{flag} {MISSING}")
 
 
-def use_dask(jobs: int, scheduler) -> bool:
-    """Dask runs the chunks: a scheduler address was given, or several jobs and dask is installed
-    (without it, several jobs keep the process pool)."""
+LOCAL = "local"
+"""The scheduler 'address' that asks for a new local cluster of `jobs` worker processes."""
+
+
+def scheduler_for(jobs: int, scheduler=None):
+    """What the command line runs on: `scheduler` when given (refused in one line without
+    dask), else LOCAL for several jobs when dask is installed, else None (one process, or the
+    process pool of several jobs without dask)."""
     if scheduler:
         require("--scheduler")
-        return True
-    return jobs > 1 and _dd is not None
+        return scheduler
+    return LOCAL if jobs > 1 and _dd is not None else None
 
 
 def session_key(model_bytes: bytes, *options) -> str:
@@ -98,11 +103,12 @@ class Bar:
         sys.stderr.flush()
 
 
-def client(jobs: int, scheduler=None):
-    """A dask Client: on `scheduler` when given, else on a new local cluster of `jobs` worker
-    processes (one thread each; closed with the client)."""
-    require("--scheduler" if scheduler else "--jobs")
-    if scheduler:
+def client(jobs: int, scheduler=LOCAL):
+    """A dask Client: on a new local cluster of `jobs` worker processes (one thread each; closed
+    with the client) for LOCAL, else on the scheduler at that address. Worker processes are
+    spawned: a script that starts a local cluster needs the `if __name__ == "__main__":` guard."""
+    require("--scheduler" if scheduler != LOCAL else "--jobs")
+    if scheduler != LOCAL:
         try:
             return _dd.Client(scheduler, timeout="20s")
         except OSError as e:

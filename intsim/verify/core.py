@@ -330,7 +330,7 @@ def _chunks(feeds: dict, size: int) -> list:
 
 
 def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk, scheduler=None):
-    if isinstance(target, str) and distributed.use_dask(jobs, scheduler) and (scheduler or _samples(feeds) > 1):
+    if scheduler and isinstance(target, str) and (scheduler != distributed.LOCAL or _samples(feeds) > 1):
         return _run_dask(model_bytes, feeds, (model_bytes, reference, target, accumulator), jobs, progress, chunk,
                          scheduler), None
     if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
@@ -532,9 +532,9 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
     sample axis) or on `random` random samples in each input's calibrated range.
 
     passed: every compared tensor and output has max |d| <= max_lsb and an exact fraction
-    >= min_exact in the whole-model view. jobs > 1 runs chunks on a local Dask cluster of that many
-    workers when dask distributed is installed (else a process pool); `scheduler` (an address)
-    runs them on that Dask scheduler's workers."""
+    >= min_exact in the whole-model view. jobs > 1: a process pool over sample chunks;
+    scheduler="local" runs the chunks on a new local Dask cluster of `jobs` workers, an address
+    on that Dask scheduler's workers (intsim.runtime.distributed; needs dask distributed)."""
     if reference not in REFERENCES:
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
