@@ -20,6 +20,8 @@ import math
 import sys
 import time
 
+from kernels.threads import set_num_threads
+
 from ..errors import IntsimError
 
 try:
@@ -104,8 +106,8 @@ class Bar:
 
 
 def client(jobs: int, scheduler=LOCAL):
-    """A dask Client: on a new local cluster of `jobs` worker processes (one thread each; closed
-    with the client) for LOCAL, else on the scheduler at that address. Worker processes are
+    """A dask Client: on a new local cluster of `jobs` worker processes (one thread each, for
+    Dask's tasks and intsim's kernels alike; closed with the client) for LOCAL, else on the scheduler at that address. Worker processes are
     spawned: a script that starts a local cluster needs the `if __name__ == "__main__":` guard."""
     require("--scheduler" if scheduler != LOCAL else "--jobs")
     if scheduler != LOCAL:
@@ -116,6 +118,7 @@ def client(jobs: int, scheduler=LOCAL):
     cluster = _dd.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
     c = _dd.Client(cluster)
+    c.run(set_num_threads, 1)       # a worker a core: one kernel thread each, no oversubscription
     c._intsim_cluster = cluster     # closed by close()
     return c
 
