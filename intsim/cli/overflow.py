@@ -13,9 +13,11 @@ import sys
 
 from ..errors import IntsimError
 from ..overflow import analyze, plot_sweep, split_labels, sweep, sweep_table
+from ..overflow.chunked import analyze_chunked
 from ..overflow.report import render
 from ..pipeline import import_onnx
-from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, write
+from ..runtime import distributed
+from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
 
 
 def _widths(text: str) -> range:
@@ -46,10 +48,20 @@ def cmd_overflow(args) -> int:
     for flag in ("json", "report", "plot"):
         check_output(getattr(args, flag), f"--{flag}")
     accumulator(args)           # --acc-bits / --acc-tile in range, before any work
+    if args.jobs < 1:
+        raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
+    scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
     graph = import_onnx(args.model)
     feeds, labels = _feeds(args, graph)
-    rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
-                  model=str(args.model), tile=args.acc_tile)
+    if feeds is not None and scheduler:
+        with open(args.model, "rb") as f:
+            data = f.read()
+        rep = analyze_chunked(data, graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
+                              model=str(args.model), tile=args.acc_tile, jobs=args.jobs, scheduler=scheduler,
+                              progress=show_progress(args))
+    else:
+        rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
+                      model=str(args.model), tile=args.acc_tile)
     if args.sweep:
         if feeds is None:
             raise IntsimError("--sweep needs --input F")
@@ -105,6 +117,12 @@ def add_parser(subparsers) -> None:
     s.add_argument("--sweep", default=None, metavar="LO:HI", help="run every width LO..HI in wrap and saturate mode")
     s.add_argument("--plot", default=None, metavar="F.png", help="with --sweep: plot mismatch/accuracy (matplotlib)")
     s.add_argument("--fail-on-overflow", action="store_true", help="exit 1 if a layer needs more than --acc-bits")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="with --input: worker processes over sample chunks, a local Dask cluster (needs dask distributed)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --input: run the sample chunks on this Dask scheduler's workers (needs dask distributed)")
+    s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(s)
     s.set_defaults(fn=cmd_overflow)
 

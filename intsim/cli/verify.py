@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import IntsimError
 from ..pipeline import import_onnx
+from ..runtime import distributed
 from ..verify import REFERENCES, verify
 from ..verify.report import render
 from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
@@ -19,6 +20,7 @@ def cmd_verify(args) -> int:
     check_output(args.report, "--report")
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
+    scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
     if not np.isfinite(args.min_exact):
         raise IntsimError(f"--min-exact must be a finite fraction, got {args.min_exact}")
     if args.max_lsb < 0:
@@ -35,7 +37,8 @@ def cmd_verify(args) -> int:
     progress = show_progress(args)
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
-                 progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact)
+                 progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact,
+                 scheduler=scheduler)
     d = rep.as_dict()
     if args.json is not None:
         write(rep.to_json(), args.json)
@@ -86,7 +89,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fail-on-mismatch", action="store_true", help="exit 1 unless the comparison passed")
     s.add_argument("--max-lsb", type=int, default=0, help="pass criterion: max |d| per tensor (default 0)")
     s.add_argument("--min-exact", type=float, default=1.0, help="pass criterion: exact fraction per tensor")
-    s.add_argument("--jobs", type=int, default=1, help="processes over sample chunks")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="worker processes over sample chunks (a local Dask cluster when dask is installed)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the sample chunks on this Dask scheduler's workers (needs dask distributed)")
     s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(s)

@@ -245,24 +245,64 @@ def _mismatch(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -------------------------------------------------------------------------------- analysis
+def observe_chunk(graph, feeds: dict, accumulator: Accumulator, target="ort", programs=None) -> dict:
+    """The mergeable observations of `feeds` (merge_observations adds chunks up exactly):
+    samples, and per accumulating node its exact accumulator range per channel, the overflow
+    events at `accumulator` and, per output, [mismatching elements, elements] against the exact
+    run. programs: (exact Program, Program at `accumulator`) to reuse, else built here."""
+    ref, sim = programs or (_program(graph, target, EXACT_REFERENCE), _program(graph, target, accumulator))
+    _, ref_taps = ref.run(feeds, taps=True)
+    _, sim_taps = sim.run(feeds, taps=True)
+    nodes = {}
+    for node in graph.nodes:
+        r, t = ref_taps.get(node.name), sim_taps.get(node.name)
+        if not accumulates(node.op) or (r is None and t is None):
+            continue
+        e = nodes[node.name] = {}
+        if r is not None and "acc_min" in r:
+            e["acc_min"], e["acc_max"] = np.asarray(r["acc_min"]), np.asarray(r["acc_max"])
+        if t is not None:
+            e["events"] = int(t.get("overflow_events", 0))
+            e["mismatch"] = {k: [int(np.count_nonzero(t["outputs"][k] != r["outputs"][k])), int(t["outputs"][k].size)]
+                             for k in t["outputs"]}
+    return {"samples": _samples(graph, feeds), "nodes": nodes}
+
+
+def merge_observations(parts: list) -> dict:
+    """observe_chunk results of disjoint chunks, merged: what one run on all of them observes."""
+    out = {"samples": 0, "nodes": {}}
+    for p in parts:
+        out["samples"] += p["samples"]
+        for name, e in p["nodes"].items():
+            m = out["nodes"].setdefault(name, {})
+            if "acc_min" in e:
+                m["acc_min"] = np.minimum(m["acc_min"], e["acc_min"]) if "acc_min" in m else e["acc_min"]
+                m["acc_max"] = np.maximum(m["acc_max"], e["acc_max"]) if "acc_max" in m else e["acc_max"]
+            if "events" in e:
+                m["events"] = m.get("events", 0) + e["events"]
+                mm = m.setdefault("mismatch", {})
+                for k, (c, n) in e["mismatch"].items():
+                    mm[k] = [mm.get(k, [0, 0])[0] + c, mm.get(k, [0, 0])[1] + n]
+    return out
+
+
 def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: str = "wrap",
-            target: str = "ort", model: str = "", tile: Optional[int] = None) -> dict:
-    """The `intsim overflow` report as a dict (JSON-ready). Without feeds: static bounds only."""
+            target: str = "ort", model: str = "", tile: Optional[int] = None, *,
+            observations: Optional[dict] = None) -> dict:
+    """The `intsim overflow` report as a dict (JSON-ready). Without feeds (nor `observations`,
+    merged observe_chunk results of the samples, computed elsewhere): static bounds only."""
     if overflow not in ("wrap", "saturate"):
         raise IntsimError(f"overflow analysis simulates wrap or saturate, not '{overflow}'")
-    Accumulator(acc_bits, overflow, tile)       # refuses a width outside 2..64 or a tile < 1 up front
-    observed, sim_taps, ref_taps = {}, {}, {}
+    acc = Accumulator(acc_bits, overflow, tile)       # refuses a width outside 2..64 or a tile < 1 up front
     if feeds is not None:
-        _, ref_taps = simulate(graph, feeds, EXACT_REFERENCE, target)
-        observed = {n: t for n, t in ref_taps.items() if "acc_min" in t}
-        _, sim_taps = simulate(graph, feeds, Accumulator(acc_bits, overflow, tile), target)
+        observations = observe_chunk(graph, feeds, acc, target)
+    nodes = observations["nodes"] if observations is not None else {}
     layers = []
     for node in graph.nodes:
         if accumulates(node.op):
-            layers.append(_layer_report(graph, node, acc_bits, observed.get(node.name),
-                                        sim_taps.get(node.name), ref_taps.get(node.name)))
+            layers.append(_layer_report(graph, node, acc_bits, nodes.get(node.name)))
     rep = {"model": model, "acc_bits": acc_bits, "acc_overflow": overflow, "acc_tile": tile, "target": target,
-           "samples": _samples(graph, feeds), "layers": layers}
+           "samples": observations["samples"] if observations is not None else 0, "layers": layers}
     rep["summary"] = _summary(layers, acc_bits)
     islands = float_compute_message(graph)
     if islands:
@@ -282,7 +322,7 @@ def _samples(graph, feeds):
     return int(x.shape[0]) if np.ndim(x) else 1
 
 
-def _layer_report(graph, node, acc_bits, obs_tap, sim_tap, ref_tap) -> dict:
+def _layer_report(graph, node, acc_bits, obs) -> dict:
     p = layer_params(graph, node)
     d = {"node": node.name, "op": node.op, "k": None, "bits": {"datatype": None, "weights": None, "a2q": None,
                                                                "observed": None},
@@ -294,15 +334,16 @@ def _layer_report(graph, node, acc_bits, obs_tap, sim_tap, ref_tap) -> dict:
                  per_channel={"datatype_bits": sb["channels"]["datatype_bits"],
                               "weights_bits": sb["channels"]["weights_bits"],
                               "a2q_bits": sb["channels"]["a2q_bits"]})
-    if obs_tap is not None:
-        lo, hi = int(np.min(obs_tap["acc_min"])), int(np.max(obs_tap["acc_max"]))
+    obs = obs or {}
+    if "acc_min" in obs:
+        lo, hi = int(np.min(obs["acc_min"])), int(np.max(obs["acc_max"]))
         d.update(observed_min=lo, observed_max=hi)
         d["bits"]["observed"] = signed_bits(lo, hi)
-        d["per_channel_observed"] = {"min": [int(v) for v in obs_tap["acc_min"]],
-                                     "max": [int(v) for v in obs_tap["acc_max"]]}
-    if sim_tap is not None:
-        d["overflow_events"] = int(sim_tap.get("overflow_events", 0))
-        d["output_mismatch"] = sum(_mismatch(sim_tap["outputs"][k], ref_tap["outputs"][k]) for k in sim_tap["outputs"])
+        d["per_channel_observed"] = {"min": [int(v) for v in obs["acc_min"]],
+                                     "max": [int(v) for v in obs["acc_max"]]}
+    if "events" in obs:
+        d["overflow_events"] = obs["events"]
+        d["output_mismatch"] = sum((float(c) / n if n else 0.0) for c, n in obs["mismatch"].values())
     need = d["bits"]["observed"] if d["bits"]["observed"] is not None else d["bits"]["weights"]
     d["headroom_bits"] = None if need is None else acc_bits - need
     return d

@@ -43,6 +43,7 @@ from ..limits import check_shape
 from ..loader import load_model
 from ..pipeline import import_onnx
 from ..runtime import Program
+from ..runtime import distributed
 from .explain import CLASSES, Explainer
 from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
 
@@ -328,7 +329,10 @@ def _chunks(feeds: dict, size: int) -> list:
     return [{k: np.asarray(v)[i:i + size] for k, v in feeds.items()} for i in range(0, n, size)]
 
 
-def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk):
+def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk, scheduler=None):
+    if scheduler and isinstance(target, str) and (scheduler != distributed.LOCAL or _samples(feeds) > 1):
+        return _run_dask(model_bytes, feeds, (model_bytes, reference, target, accumulator), jobs, progress, chunk,
+                         scheduler), None
     if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
         chunk = max(1, min(chunk, _samples(feeds) // (4 * jobs)))
     parts = _chunks(feeds, chunk)
@@ -351,6 +355,19 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
         results.append(_compare_chunk(s, p))
         bar.step(results[-1]["samples"])
     return results, s
+
+
+def _run_dask(model_bytes, feeds, args, jobs, progress, chunk, scheduler) -> list:
+    """The chunks as Dask tasks (intsim.runtime.distributed): a session per worker."""
+    n = _samples(feeds)
+    c = distributed.client(jobs, scheduler)
+    try:
+        parts = _chunks(feeds, distributed.chunk_size(n, distributed.workers(c), chunk, progress))
+        bar = _Progress(n, progress)
+        return distributed.map_chunks(c, _Session, args, distributed.session_key(model_bytes, *args[1:]),
+                                      _compare_chunk, parts, [_samples(p) for p in parts], bar.step)
+    finally:
+        distributed.close(c)
 
 
 def _run_paced(s, feeds: dict, chunk: int, bar: _Progress) -> list:
@@ -510,12 +527,14 @@ def _model_bytes(model) -> tuple:
 def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", target="ort",
            accumulator=None, *, random: int | None = None, seed: int = 0, jobs: int = 1,
            progress: bool = False, chunk: int = CHUNK, max_lsb: int = 0,
-           min_exact: float = 1.0) -> VerifyReport:
+           min_exact: float = 1.0, scheduler: str | None = None) -> VerifyReport:
     """Compare intsim on `target` with `reference` on `feeds` (name -> array with a leading
     sample axis) or on `random` random samples in each input's calibrated range.
 
     passed: every compared tensor and output has max |d| <= max_lsb and an exact fraction
-    >= min_exact in the whole-model view."""
+    >= min_exact in the whole-model view. jobs > 1: a process pool over sample chunks;
+    scheduler="local" runs the chunks on a new local Dask cluster of `jobs` workers, an address
+    on that Dask scheduler's workers (intsim.runtime.distributed; needs dask distributed)."""
     if reference not in REFERENCES:
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
@@ -537,7 +556,7 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         raise IntsimError("no samples to compare: " + ", ".join(f"input '{k}' has shape {v.shape}"
                                                                 for k, v in feeds.items()))
     results, s = _run_chunks(data, feeds, reference, target, accumulator, max(1, int(jobs)), progress,
-                             max(1, int(chunk)))
+                             max(1, int(chunk)), scheduler)
     if s is None:
         s = _Session.__new__(_Session)
         s.model = load_model(data)
