@@ -15,7 +15,10 @@ def _blas_threads():
 
 
 def test_blas_runs_on_one_thread_inside_a_run(monkeypatch):
-    prog = intsim.load(island_model())
+    # a target whose float islands run on the ONNX reference evaluator (NumPy's BLAS); under
+    # `ort` they run in onnxruntime sessions of one intra-op thread (steps/ort_island.py)
+    prog = intsim.load(island_model(), target="tflite")
+    assert prog.target.float_engine == "reference"
     x = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
     # the first run compiles kernels, and Numba's compiler imports SciPy and its own OpenBLAS (which
     # NumPy's matmul does not call): from the next run on, every BLAS loaded is held to 1 thread
