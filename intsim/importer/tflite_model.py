@@ -23,6 +23,8 @@ Builtin ops and their IR lowering:
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
+    RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
+    LEAKY_RELU, LOGISTIC, TANH  sigmoid, tanh), int8 only
 
 Any other builtin (or a fused activation not listed above, or int16 activations of a
 computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -478,6 +480,23 @@ def _lower_dequantize(r, key, op, ins, outs):
            {"axis": None, "block_size": 0, "out_dtype": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
 
 
+_ACT_CODES = {"RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+
+
+def _lower_activation(r, key, op, ins, outs, name):
+    """An int8 activation as a `lut` node (x, sx, zx, sy, zy)."""
+    x, y = ins[0], outs[0]
+    t = r.tensors[y].dtype
+    attrs = {"out_type": t, "kind": {"LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu"}.get(name, "relu")}
+    if name in _ACT_CODES:
+        attrs["lo"], attrs["hi"] = _act(r, key, _ACT_CODES[name], y)
+    if name == "LEAKY_RELU":
+        o = r.options(op, r.tfl.LeakyReluOptions)
+        attrs["alpha"] = float(np.float32(o.Alpha() if o is not None else 0.0))
+    r.emit("lut", f"{y}::{attrs['kind']}", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+           attrs, f"{key[0]} (operator {key[1]})")
+
+
 _LOWERINGS = {
     "CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, False),
     "DEPTHWISE_CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, True),
@@ -491,12 +510,14 @@ _LOWERINGS = {
     "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
     "QUANTIZE": _lower_quantize,
     "DEQUANTIZE": _lower_dequantize,
+    **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
+       for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH")},
 }
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
-                        "QUANTIZE"})
+                        "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH"})
 
 
 def import_tflite(source) -> Graph:

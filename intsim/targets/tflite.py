@@ -32,7 +32,7 @@ from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
 from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TargetRefusal,
-                    TfliteAdd)
+                    TfliteAdd, TfliteTable)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -97,11 +97,12 @@ class FixedPointTarget(Target):
         sum by sx/sy with 1/n folded into the multiplier in integers, as TFLite's and TFLM's
         shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
-        from zero). Lookup-table activations are not modelled yet: refused by name."""
+        from zero), the int8 activations RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU / LOGISTIC /
+        TANH (IR lut, rules.TfliteTable)."""
         return MappingProxyType({
             "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
-            "quantize": QuantizeRound("rhaz")})
+            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode)})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         if not isinstance(rule, DoubleRequant):
@@ -142,7 +143,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
     CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
-    stage); AVERAGE_POOL_2D and CONCATENATION compute as the reference kernels. Refused by name
+    stage); AVERAGE_POOL_2D, CONCATENATION and the int8 activations (rules.TfliteTable: ReluX's
+    MultiplyByQuantizedMultiplier double-rounds here too) compute as the reference kernels. Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -152,7 +154,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant()})
+                                 "concat": SameQuant(), "lut": TfliteTable("double")})
 
     def rule(self, node):
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):

@@ -19,7 +19,7 @@ pytest.importorskip("ai_edge_litert")
 RUN = [n for n in NAMES if n not in REFUSED]
 ROOT = Path(__file__).resolve().parents[2]
 # zoo models whose every op has a tflite-builtin rule (the others are refused by name)
-BUILTIN = ("fc", "avgpool", "maxpool", "concat")
+BUILTIN = ("fc", "avgpool", "maxpool", "concat", "logistic")
 
 
 @pytest.mark.parametrize("name", RUN)
