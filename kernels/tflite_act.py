@@ -15,6 +15,10 @@ or float32 arithmetic on that input code:
                    d = f32(sx * f32(code - zx)); f = 1/(1+expf(-d)) | tanhf(d) in float32;
                    y = clamp(int(f32(roundf(f32(f * f32(1 / sy)))) + zy))
 
+    hard_swish_table  HARD_SWISH int8 (HardSwishPrepare + reference_ops::HardSwish,
+                   reference/hard_swish.h): int16 fixed point, multipliers QuantizeMultiplier'd
+                   from float32 products and cut to 16 bits (DownScaleInt32ToInt16Multiplier)
+
 The float tables call the C library's expf / tanhf (ctypes), as the interpreter's std::exp /
 std::tanh on float do; rounding is half away from zero (std::round).
 
@@ -126,4 +130,105 @@ def float_table_ref(kind: str, sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
         p = float(F32(F32(_transform(kind, float(d))) * inv))
         r = math.floor(abs(p) + 0.5) * (1 if p >= 0 else -1)
         out.append(min(max(int(r) + int(zy), info.min), info.max))
+    return np.array(out, dtype)
+
+
+# ------------------------------------------------------------------------------- HARD_SWISH
+def _down16(m: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    return 32767 if m >= 2**31 - 1 - (1 << 15) else (m + (1 << 15)) >> 16
+
+
+def hard_swish_params(sx, sy) -> tuple:
+    """(out_m16, out_exp, reluish_m16, reluish_exp) as HardSwishPrepare computes them in float32;
+    ValueError where TFLite's prepare fails (output exponent > 0)."""
+    hires = F32(F32(1.0 / 128.0) * F32(sx))
+    om, oe = _multiplier(F32(hires / F32(sy)))
+    rm, re = _multiplier(F32(hires / F32(3.0 / 32768.0)))
+    if oe > 0:
+        raise ValueError(f"HARD_SWISH output multiplier exponent {oe} > 0 (TFLite's prepare refuses it)")
+    return _down16(om), oe, _down16(rm), re
+
+
+def _wrap16(v):
+    return ((v + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+def _srdhm16(a, b):
+    """gemmlowp::SaturatingRoundingDoublingHighMul on int16 (nudge, truncating division)."""
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.trunc((ab + nudge) / (1 << 15)).astype(np.int64)   # exact: |ab + nudge| < 2**31
+    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
+
+
+def _sdhm16(a, b):
+    """reference_ops::SaturatingDoublingHighMul (rounds toward zero)."""
+    q = np.trunc((a * b) / (1 << 15)).astype(np.int64)
+    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
+
+
+def _rdbpot(x, e):
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + ((x & mask) > threshold)
+
+
+def _sat_left16(v, amount):
+    return np.clip(v * (1 << amount), -32768, 32767)
+
+
+def hard_swish_table(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    om, oe, rm, re = hard_swish_params(sx, sy)
+    x = _wrap16(_codes(dtype) - int(zx))
+    hires = _wrap16(x * 128)
+    pre_out = _srdhm16(hires, np.int64(om))
+    r = hires
+    if re > 0:
+        r = _sat_left16(r, re - 1)
+    r = _srdhm16(r, np.int64(rm))
+    if re > 0:
+        r = _sat_left16(r, 1)
+    if re < 0:
+        r = _rdbpot(r, -re)
+    r = (r + (1 << 15)) >> 1
+    y = _wrap16(_rdbpot(_sdhm16(r, pre_out), -oe) + int(zy))
+    info = np.iinfo(dtype)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+def _srdhm16_one(a: int, b: int) -> int:
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    num = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    q = abs(num) >> 15
+    return _wrap16(q if num >= 0 else -q)
+
+
+def hard_swish_table_ref(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    """One code at a time, Python ints (C++ truncating division written out)."""
+    om, oe, rm, re = hard_swish_params(sx, sy)
+    info, out = np.iinfo(dtype), []
+
+    def rdbpot(v, e):
+        mask = (1 << e) - 1
+        return (v >> e) + (1 if (v & mask) > (mask >> 1) + (1 if v < 0 else 0) else 0)
+
+    def sat(v):
+        return min(max(v, -32768), 32767)
+    for c in _codes(dtype).tolist():
+        hires = _wrap16(_wrap16(c - int(zx)) * 128)
+        pre = _srdhm16_one(hires, om)
+        r = hires
+        if re > 0:
+            r = sat(r * (1 << (re - 1)))
+        r = _srdhm16_one(r, rm)
+        if re > 0:
+            r = sat(r * 2)
+        if re < 0:
+            r = rdbpot(r, -re)
+        r = (r + (1 << 15)) >> 1
+        p = 32767 if r == pre == -32768 else _wrap16((abs(r * pre) >> 15) * (1 if r * pre >= 0 else -1))
+        out.append(min(max(_wrap16(rdbpot(p, -oe) + int(zy)), info.min), info.max))
     return np.array(out, dtype)

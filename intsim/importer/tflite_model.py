@@ -24,7 +24,8 @@ Builtin ops and their IR lowering:
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
-    LEAKY_RELU, LOGISTIC, TANH  sigmoid, tanh), int8 only
+    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
+    HARD_SWISH
 
 Any other builtin (or a fused activation not listed above, or int16 activations of a
 computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -487,7 +488,8 @@ def _lower_activation(r, key, op, ins, outs, name):
     """An int8 activation as a `lut` node (x, sx, zx, sy, zy)."""
     x, y = ins[0], outs[0]
     t = r.tensors[y].dtype
-    attrs = {"out_type": t, "kind": {"LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu"}.get(name, "relu")}
+    attrs = {"out_type": t, "kind": {"LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu",
+                                           "HARD_SWISH": "hard_swish"}.get(name, "relu")}
     if name in _ACT_CODES:
         attrs["lo"], attrs["hi"] = _act(r, key, _ACT_CODES[name], y)
     if name == "LEAKY_RELU":
@@ -511,13 +513,14 @@ _LOWERINGS = {
     "QUANTIZE": _lower_quantize,
     "DEQUANTIZE": _lower_dequantize,
     **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
-       for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH")},
+       for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},
 }
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
-                        "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH"})
+                        "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
+                        "HARD_SWISH"})
 
 
 def import_tflite(source) -> Graph:

@@ -228,13 +228,18 @@ def average(ctx, node, rule, x, p, a):
 
 def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndarray:
     """The 256-entry table of TFLite activation `kind` (rules.TfliteTable): relu (clamped to
-    the node's lo/hi), leaky_relu, sigmoid (LOGISTIC), tanh."""
+    the node's lo/hi), leaky_relu, sigmoid (LOGISTIC), tanh, hard_swish."""
     t = node.attrs["out_type"]
     if kind == "relu":
         return tk.relu_table(sx, zx, sy, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), dtype,
                              rule.mode)
     if kind == "leaky_relu":
         return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
+    if kind == "hard_swish":
+        try:
+            return tk.hard_swish_table(sx, zx, sy, zy, dtype)
+        except ValueError as e:
+            raise QuantParamError(f"node '{node.name}': {e}") from None
     if kind in ("sigmoid", "tanh"):
         return tk.float_table("logistic" if kind == "sigmoid" else "tanh", sx, zx, sy, zy, dtype)
     raise TargetRefusal(ctx.target.name, node, f"no TFLite table for {kind}")

@@ -22,7 +22,7 @@ borrows another target's arithmetic.
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
     FoldedMean     TFLite MEAN: MultiplyByQuantizedMultiplier of sum(x - zx) by sx/sy with 1/n
                    folded into the q31 multiplier in integers (reference_ops::QuantizedMeanOrSum)
-    TfliteTable    TFLite's int8 activations (RELU family, LEAKY_RELU, LOGISTIC, TANH) as the
+    TfliteTable    TFLite's int8 activations (RELU family, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) as the
                    interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
                    FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
@@ -100,7 +100,8 @@ class TfliteTable:
     computed as the interpreter does (kernels.tflite_act): RELU / RELU6 / RELU_N1_TO_1
     (QuantizedReluX -> ReluX: MultiplyByQuantizedMultiplier in `mode`, clamped to the
     activation range), LEAKY_RELU (reference_ops::QuantizeLeakyRelu), LOGISTIC and TANH
-    (PopulateLookupTable: float32 expf / tanhf, std::round)."""
+    (PopulateLookupTable: float32 expf / tanhf, std::round), HARD_SWISH (reference_ops::
+    HardSwish, int16 fixed point)."""
 
     mode: str
 

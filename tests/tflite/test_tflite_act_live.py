@@ -1,4 +1,4 @@
-"""TFLite's int8 activations (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH) under
+"""TFLite's int8 activations (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) under
 `tflite` and `tflite-builtin`, live against the interpreter (ai-edge-litert) on one-op models
 with hypothesis-drawn scales, zero points and shapes; every one of the 256 input codes is fed.
 The table builders (kernels.tflite_act) equal their one-entry-at-a-time twins."""
@@ -74,6 +74,18 @@ def test_logistic_and_tanh(path, op, shape, sx, zx, seed):
     _check(_model(op, shape, sx, zx, sy, zy), shape, path, seed)
 
 
+@paths
+@SETTINGS
+@given(shape=shapes, sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_hard_swish(path, shape, sx, zx, sy, zy, seed):
+    """Drawn scales TFLite's prepare refuses (output multiplier exponent > 0) are skipped."""
+    try:
+        tk.hard_swish_params(sx, sy)
+    except ValueError:
+        return
+    _check(_model("HARD_SWISH", shape, sx, zx, sy, zy), shape, path, seed)
+
+
 def test_ort_refuses_tflite_only_tables():
     data = _model("TANH", [1, 4], 0.05, 0, 1 / 128, 0)
     with pytest.raises(TargetRefusal, match="target ort has no rule for TANH"):
@@ -89,5 +101,9 @@ def test_tables_equal_their_twins(sx, zx, sy, zy, lo, alpha, mode):
                                   tk.relu_table_ref(sx, zx, sy, zy, lo, 127, mode=mode))
     np.testing.assert_array_equal(tk.leaky_table(sx, zx, sy, zy, alpha, mode=mode),
                                   tk.leaky_table_ref(sx, zx, sy, zy, alpha, mode=mode))
+    try:
+        np.testing.assert_array_equal(tk.hard_swish_table(sx, zx, sy, zy), tk.hard_swish_table_ref(sx, zx, sy, zy))
+    except ValueError:
+        pass
     for kind in ("logistic", "tanh"):
         np.testing.assert_array_equal(tk.float_table(kind, sx, zx, sy, zy), tk.float_table_ref(kind, sx, zx, sy, zy))
