@@ -17,6 +17,7 @@ Builtin ops and their IR lowering:
     FULLY_CONNECTED             matmul (transB = 1: TFLite weights are (O, K)); an input of
                                 rank != 2 is reshaped to (-1, K) first
     ADD, MUL                    add, mul (fused activation as lo/hi)
+    SUB                         add with attr subtract (TFLite's SUB; int8)
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
@@ -379,15 +380,19 @@ def _lower_fc(r, key, op, ins, outs):
 
 
 def _lower_binary(r, key, op, ins, outs, kind):
+    """ADD, MUL, SUB (kind "sub": an `add` node with attr subtract, which only TFLite's ADD
+    rule, rules.TfliteAdd, computes)."""
     tfl = r.tfl
-    o = r.options(op, tfl.AddOptions if kind == "add" else tfl.MulOptions)
+    o = r.options(op, {"add": tfl.AddOptions, "mul": tfl.MulOptions, "sub": tfl.SubOptions}[kind])
     a, b = ins
     y = outs[0]
     lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
     t = r.tensors[y].dtype
-    r.emit(kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
-                                  *r.scale_zp(y, "output", key)], [y],
-           {"out_type": t, "lo": lo, "hi": hi}, f"{key[0]} (operator {key[1]})")
+    attrs = {"out_type": t, "lo": lo, "hi": hi, **({"subtract": True} if kind == "sub" else {})}
+    r.emit("add" if kind == "sub" else kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b,
+                                                            *r.scale_zp(b, "input", key),
+                                                            *r.scale_zp(y, "output", key)], [y],
+           attrs, f"{key[0]} (operator {key[1]})")
 
 
 def _lower_pool(r, key, op, ins, outs, kind):
@@ -505,6 +510,7 @@ _LOWERINGS = {
     "FULLY_CONNECTED": _lower_fc,
     "ADD": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "add"),
     "MUL": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "mul"),
+    "SUB": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "sub"),
     "AVERAGE_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "avg"),
     "MAX_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "max"),
     "MEAN": _lower_mean,
@@ -519,7 +525,7 @@ _LOWERINGS = {
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
-                        "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
+                        "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
                         "HARD_SWISH"})
 
 

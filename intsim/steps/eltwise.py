@@ -57,6 +57,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
     constants are also derived once per operand order."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
+        if node.attrs.get("subtract") and not isinstance(rule, TfliteAdd):
+            raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} has no subtraction")
         reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
         t = node.attrs["out_type"]
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)

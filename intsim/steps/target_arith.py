@@ -17,6 +17,7 @@ import numpy as np
 
 from kernels import fixedpoint as fk
 from kernels import tflite_act as tk
+from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels.pool import pool_output_shape
 
@@ -105,8 +106,8 @@ def acc_mul(ctx, node, rule, a, b, p):
 
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
-    """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add); left shift 20 for 8-bit
-    outputs, 15 for 16-bit ones."""
+    """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
+    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -118,6 +119,11 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
             raise QuantParamError(f"node '{node.name}': {e}") from None
     m, s = cache[p]
     out = np.empty(shape, t.storage)
+    if node.attrs.get("subtract"):      # TFLite SUB (kernels.tflite_sub)
+        fn = tsub.tflite_sub_ref if ctx.kernels == "reference" else tsub.tflite_sub
+        fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
+           node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+        return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
     return out

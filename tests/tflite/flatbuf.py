@@ -150,7 +150,7 @@ def conv_options(stride, padding, act=0, depth_multiplier=None):
 
 
 def binary_options(op, act=0):
-    p = "AddOptions" if op == "ADD" else "MulOptions"
+    p = {"ADD": "AddOptions", "MUL": "MulOptions", "SUB": "SubOptions"}[op]
 
     def build(b):
         getattr(tflite, f"{p}Start")(b)

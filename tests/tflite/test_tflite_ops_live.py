@@ -127,7 +127,7 @@ def test_conv_and_depthwise(path, h, w, c, m, kh, kw, stride, padding, depthwise
 
 @paths
 @SETTINGS
-@given(op=st.sampled_from(["ADD", "MUL"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+@given(op=st.sampled_from(["ADD", "MUL", "SUB"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
        ones=st.lists(st.booleans(), min_size=4, max_size=4), swap=st.booleans(),
        sa=scales, za=zps, sb=scales, zb=zps, sy=scales, zy=zps, act=acts, seed=st.integers(0, 2**31 - 1))
 def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, seed):
