@@ -18,6 +18,7 @@ Builtin ops and their IR lowering:
                                 rank != 2 is reshaped to (-1, K) first
     ADD, MUL                    add, mul (fused activation as lo/hi)
     SUB                         add with attr subtract (TFLite's SUB; int8)
+    PAD, PADV2                  `onnx` Pad, the output zero point (or PADV2's constant) as value
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
@@ -469,6 +470,32 @@ def _lower_reshape(r, key, op, ins, outs):
     r.reshape(x, y, list(r.tensors[y].shape), f"{key[0]} (operator {key[1]})")
 
 
+def _lower_pad(r, key, op, ins, outs):
+    """PAD / PADV2 of quantized codes (pad.cc: the pad value is the output zero point, or PADV2's
+    constant; input and output quantization equal): an `onnx` Pad, mode constant."""
+    x, paddings, y = ins[0], ins[1], outs[0]
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if qx is None or qy is None or not qx.same_as(qy):
+        raise r.refuse(key, "input and output quantization differ")
+    if paddings not in r.constants:
+        raise r.refuse(key, f"paddings '{paddings}' are not constant")
+    pads = np.asarray(r.constants[paddings], np.int64).reshape(-1, 2)
+    if len(pads) != len(r.tensors[x].shape) or pads.min(initial=0) < 0:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): paddings {pads.tolist()} do not fit input rank "
+                                f"{len(r.tensors[x].shape)}")
+    t = r.tensors[y].dtype
+    if len(ins) > 2 and ins[2]:
+        if ins[2] not in r.constants:
+            raise r.refuse(key, f"pad value '{ins[2]}' is not constant")
+        value = np.asarray(r.constants[ins[2]]).reshape(-1)[:1].astype(t.storage).reshape(())
+    else:
+        value = np.asarray(int(qy.zero_point.reshape(-1)[0]), t.storage)
+    pn = r.const(f"{y}::pads", np.concatenate([pads[:, 0], pads[:, 1]]))
+    vn = r.const(f"{y}::pad_value", value)
+    r.tensors[vn] = r.tensors[vn].with_(dtype=t)
+    r.onnx_node("Pad", [x, pn, vn], y, f"{key[0]} (operator {key[1]})", mode="constant")
+
+
 def _lower_quantize(r, key, op, ins, outs):
     x, y = ins[0], outs[0]
     origin = f"{key[0]} (operator {key[1]})"
@@ -517,6 +544,7 @@ _LOWERINGS = {
     "CONCATENATION": _lower_concat,
     "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
     "QUANTIZE": _lower_quantize,
+    "PAD": _lower_pad, "PADV2": _lower_pad,
     "DEQUANTIZE": _lower_dequantize,
     **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
        for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},

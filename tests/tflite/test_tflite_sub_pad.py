@@ -1,7 +1,7 @@
 """TFLite SUB int8 (kernels.tflite_sub): the vectorized kernel equals its Python-int twin, and
 intsim under `tflite` equals the interpreter's reference kernel (live, one-op models,
 hypothesis-drawn scales, zero points and broadcast shapes); `tflite-builtin` and `ort`
-refuse it by name."""
+refuse it by name. PAD of int8 codes on both kernel paths."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,3 +75,27 @@ def test_other_targets_refuse_sub(target):
     data = _model([1, 4], [1, 4], [1, 4], 0.05, 0, 0.05, 0, 0.1, 0)
     with pytest.raises(TargetRefusal, match=f"target {target} has no rule for SUB"):
         intsim.load(data, target=target).run({"a": np.zeros((1, 4), np.int8), "b": np.zeros((1, 4), np.int8)})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), pads=st.lists(st.integers(0, 3), min_size=8, max_size=8),
+       s=scales, z=zps, seed=st.integers(0, 2**31 - 1), path=st.sampled_from([("reference", "tflite"),
+                                                                              ("builtin", "tflite-builtin")]))
+def test_pad_equals_interpreter(shape, pads, s, z, seed, path):
+    """PAD of int8 codes: the padding holds the zero point (TFLite pad.cc)."""
+    pytest.importorskip("ai_edge_litert")
+    from models.build_tflite import interpreter
+
+    p = np.array(pads[:2 * len(shape)], np.int32).reshape(len(shape), 2)
+    out = [d + int(a) + int(b) for d, (a, b) in zip(shape, p)]
+    tensors = [{"name": "x", "shape": shape, "type": "int8", "scale": s, "zero_point": z},
+               {"name": "paddings", "shape": list(p.shape), "type": "int32", "data": p},
+               {"name": "y", "shape": out, "type": "int8", "scale": s, "zero_point": z}]
+    data = single_op("PAD", tensors, [0], [2], [0, 1])
+    it = interpreter(data, path[0])
+    it.allocate_tensors()
+    x = np.random.default_rng(seed).integers(-128, 128, shape).astype(np.int8)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    want = it.get_tensor(it.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(intsim.load(data, target=path[1]).run({"x": x})["y"], want)
