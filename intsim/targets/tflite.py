@@ -31,8 +31,9 @@ from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TargetRefusal,
-                    TfliteAdd, TfliteTable)
+from .ort import OrtTarget
+from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
+                    TargetRefusal, TfliteAdd, TfliteTable)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -161,3 +162,25 @@ class TfliteBuiltinTarget(FixedPointTarget):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
         return super().rule(node)
+
+
+class TfliteXnnpackTarget(OrtTarget):
+    """The interpreter's default path (XNNPACK delegate, OpResolverType.AUTO; measured with
+    ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters): XNNPACK's qs8 "fp32"
+    requantization (xnn_qs8_requantize_fp32 / the gemm microkernels' fp32 output stage:
+    f32(acc) * f32(f32(sx * sw[c]) / sy), rounded half to even, + zy, clamped) is onnxruntime's
+    float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
+    requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
+    CONCATENATION moves codes (SameQuant). Refused by name: MEAN (measured to differ from
+    onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
+    itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
+    name = "tflite-xnnpack"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name or self.name, saturating_u8s8=False)
+
+    @property
+    def rules(self):
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
+                                 "avgpool": RawAverage(), "concat": SameQuant()})

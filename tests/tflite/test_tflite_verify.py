@@ -71,3 +71,29 @@ def test_cli_kernel_path_json(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["passed"] and d["target"] == "tflite-builtin" and d["reference"] == "tflite (builtin)"
+
+
+# zoo models whose every op has a tflite-xnnpack rule (MEAN and LOGISTIC are refused by name)
+XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc")
+
+
+@pytest.mark.parametrize("name", XNNPACK)
+def test_zoo_xnnpack_path_live_and_stored(name):
+    import numpy as np
+
+    rep = intsim.verify(HERE / f"{name}.tflite", random=6, seed=5, kernel_path="xnnpack")
+    assert rep.target == "tflite-xnnpack" and rep.passed, rep.as_dict()["outputs"]
+    stored = np.load(HERE / f"{name}.npz")
+    prog = intsim.load(HERE / f"{name}.tflite", target="tflite-xnnpack")
+    g = prog.graph
+    for o in g.outputs:
+        got = np.stack([prog.run({g.inputs[0]: x})[o] for x in stored["input"]])
+        np.testing.assert_array_equal(got, stored[f"xnnpack/{o}"])
+
+
+@pytest.mark.parametrize("name", ["mean_fc", "logistic"])
+def test_xnnpack_target_refuses_unmeasured_ops(name):
+    from intsim.targets.rules import TargetRefusal
+
+    with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for"):
+        intsim.verify(HERE / f"{name}.tflite", random=1, kernel_path="xnnpack")
