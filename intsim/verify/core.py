@@ -124,6 +124,9 @@ class _Session:
         self.explainer = Explainer(self.prog)
         self.fixed_batch = _fixed_batch(self.model)
 
+    def classify(self, node, env: dict, got, want) -> dict:
+        return self.explainer.classify(node, env, got, want)
+
     def isolate(self, ref: dict, feeds: dict) -> dict:
         """{tensor: Stats} of each node run alone on the reference's values of its inputs."""
         isolated = {}
@@ -151,14 +154,26 @@ class _TfliteSession:
         self.explainer = Explainer(self.prog)
         self.fixed_batch = self.ref.batch1
 
+    def classify(self, node, env: dict, got, want) -> dict:
+        """Mismatch classes of `node`'s output; the NHWC output Transpose of a lowered conv is
+        classified as the conv it moves (env holds the conv's inputs: the whole-model env, or
+        the isolated run's inputs of every node so far)."""
+        prod = self.producer.get(node.inputs[0]) if node.op == "onnx" and node.inputs else None
+        if (prod is not None and node.attrs.get("op_type") == "Transpose" and prod.op == "conv"
+                and np.ndim(got) == 4):
+            inv = tuple(np.argsort(node.attrs["node"].attribute[0].ints))
+            return self.explainer.classify(prod, env, np.transpose(got, inv), np.transpose(want, inv))
+        return self.explainer.classify(node, env, got, want)
+
     def isolate(self, ref: dict, feeds: dict) -> dict:
-        env, res = {k: np.asarray(v) for k, v in feeds.items()}, {}
+        env, res, seen = {k: np.asarray(v) for k, v in feeds.items()}, {}, {}
         exposed = set(self.exposed)
         for node, fn in self.prog._steps:
             for i in node.inputs:
                 if i in exposed and i in ref:
                     env[i] = np.asarray(ref[i]).astype(self.graph.tensors[i].dtype.storage, copy=False)
-            inputs = {i: env[i] for i in node.inputs if i in env}
+            seen.update((i, env[i]) for i in node.inputs if i in env)
+            inputs = dict(seen)
             fn(env, None)
             res.update((t, _isolated_stats(self, node, inputs, env[t], ref[t]))
                        for t in node.outputs if t in exposed and t in ref)
@@ -266,7 +281,7 @@ def _compare_chunk(s: _Session, feeds: dict) -> dict:
                 if _inputs_differ(s, node, differs):
                     st.add_classes({"propagated": int(np.count_nonzero(d))})
                 else:
-                    st.add_classes(s.explainer.classify(node, env, env[t], ref[t]))
+                    st.add_classes(s.classify(node, env, env[t], ref[t]))
             whole[t] = st
     isolated = s.isolate(ref, feeds)
     for name in s.graph.outputs:
@@ -317,7 +332,7 @@ def _isolated_stats(s, node, inputs: dict, got, want) -> Stats:
     """Stats of one isolated output, its mismatches classified on the node's inputs."""
     st = Stats()
     if np.any(st.add(got, want)):
-        st.add_classes(s.explainer.classify(node, inputs, got, want))
+        st.add_classes(s.classify(node, inputs, got, want))
     return st
 
 

@@ -97,3 +97,11 @@ def test_xnnpack_target_refuses_unmeasured_ops(name):
 
     with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for"):
         intsim.verify(HERE / f"{name}.tflite", random=1, kernel_path="xnnpack")
+
+
+def test_lowered_conv_mismatches_are_classified_as_the_conv():
+    """The conv's NHWC output Transpose is classified as the conv (accumulator terms), so
+    onnxruntime's float requantization against TFLite's shows float-rounding mismatches."""
+    rep = intsim.verify(HERE / "residual_add.tflite", random=8, target="ort")
+    classes = rep.as_dict()["explanations"]["layer_isolated"]["classes"]
+    assert classes["float-rounding"]["count"] > 0
