@@ -172,7 +172,9 @@ class TfliteXnnpackTarget(OrtTarget):
     float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
     requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
-    CONCATENATION moves codes (SameQuant). Refused by name: MEAN (measured to differ from
+    CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
+    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable). Refused by name:
+    LEAKY_RELU (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -183,4 +185,10 @@ class TfliteXnnpackTarget(OrtTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
-                                 "avgpool": RawAverage(), "concat": SameQuant()})
+                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double")})
+
+    def rule(self, node):
+        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
+            raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
+                                                 "reference kernel, not modelled yet")
+        return super().rule(node)

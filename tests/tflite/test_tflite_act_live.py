@@ -1,6 +1,7 @@
-"""TFLite's int8 activations (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) under
-`tflite` and `tflite-builtin`, live against the interpreter (ai-edge-litert) on one-op models
-with hypothesis-drawn scales, zero points and shapes; every one of the 256 input codes is fed.
+"""TFLite's int8 activations (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH,
+HARD_SWISH) under `tflite`, `tflite-builtin` and `tflite-xnnpack` (which refuses LEAKY_RELU),
+live against the interpreter (ai-edge-litert) on one-op models with hypothesis-drawn scales,
+zero points and shapes; every one of the 256 input codes is fed.
 The table builders (kernels.tflite_act) equal their one-entry-at-a-time twins."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .flatbuf import leaky_relu_options, single_op
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 scales = st.floats(2.0**-10, 0.5, allow_nan=False, allow_infinity=False, width=32)
 zps = st.sampled_from([-128, 127, 0]) | st.integers(-128, 127)
-KERNEL_PATHS = [("reference", "tflite"), ("builtin", "tflite-builtin")]
+KERNEL_PATHS = [("reference", "tflite"), ("builtin", "tflite-builtin"), ("xnnpack", "tflite-xnnpack")]
 paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_PATHS])
 ALL_CODES = np.arange(-128, 128, dtype=np.int8)
 
@@ -28,10 +29,14 @@ def _model(op, shape, sx, zx, sy, zy, options=None):
     return single_op(op, tensors, [0], [1], [0], options)
 
 
-def _check(data, shape, path, seed):
+def _check(data, shape, path, seed, refused_on_xnnpack=False):
     pytest.importorskip("ai_edge_litert")
     from models.build_tflite import interpreter
 
+    if refused_on_xnnpack and path[0] == "xnnpack":
+        with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for"):
+            intsim.load(data, target=path[1]).run({"x": np.zeros(shape, np.int8)})
+        return
     it = interpreter(data, path[0])
     it.allocate_tensors()
     prog = intsim.load(data, target=path[1])
@@ -62,7 +67,8 @@ def test_relu_family(path, op, shape, sx, zx, sy, zy, seed):
 @given(shape=shapes, sx=scales, zx=zps, sy=scales, zy=zps, alpha=st.floats(0.0, 1.0, width=32),
        seed=st.integers(0, 2**31 - 1))
 def test_leaky_relu(path, shape, sx, zx, sy, zy, alpha, seed):
-    _check(_model("LEAKY_RELU", shape, sx, zx, sy, zy, leaky_relu_options(alpha)), shape, path, seed)
+    _check(_model("LEAKY_RELU", shape, sx, zx, sy, zy, leaky_relu_options(alpha)), shape, path, seed,
+           refused_on_xnnpack=True)
 
 
 @paths

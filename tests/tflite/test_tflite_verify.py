@@ -73,8 +73,8 @@ def test_cli_kernel_path_json(tmp_path):
     assert d["passed"] and d["target"] == "tflite-builtin" and d["reference"] == "tflite (builtin)"
 
 
-# zoo models whose every op has a tflite-xnnpack rule (MEAN and LOGISTIC are refused by name)
-XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc")
+# zoo models whose every op has a tflite-xnnpack rule (MEAN is refused by name)
+XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc", "logistic")
 
 
 @pytest.mark.parametrize("name", XNNPACK)
@@ -91,7 +91,7 @@ def test_zoo_xnnpack_path_live_and_stored(name):
         np.testing.assert_array_equal(got, stored[f"xnnpack/{o}"])
 
 
-@pytest.mark.parametrize("name", ["mean_fc", "logistic"])
+@pytest.mark.parametrize("name", ["mean_fc"])
 def test_xnnpack_target_refuses_unmeasured_ops(name):
     from intsim.targets.rules import TargetRefusal
 
