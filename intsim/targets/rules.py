@@ -89,7 +89,8 @@ class SameQuant:
 
 @dataclass(frozen=True)
 class QuantizeRound:
-    """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz."""
+    """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz, or
+    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert)."""
 
     rounding: str
 

@@ -173,7 +173,8 @@ class TfliteXnnpackTarget(OrtTarget):
     requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
-    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable). Refused by name:
+    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); QUANTIZE multiplies
+    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
     LEAKY_RELU (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
@@ -185,7 +186,8 @@ class TfliteXnnpackTarget(OrtTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
-                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double")})
+                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
+                                 "quantize": QuantizeRound("rne-recip")})
 
     def rule(self, node):
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":

@@ -165,8 +165,10 @@ def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
     dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int8", "scale": s, "zero_point": z},
                                   {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
     ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
-    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)]], path,
-          refused_on_builtin=True, refused_on_xnnpack=True)
+    below_half = (rng.integers(-300, 300, shape) + np.float32(0.49999997)) * np.float32(s)   # just below ties
+    check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)],
+              [below_half.astype(np.float32)], [np.full(shape, 0.49999997 * s, np.float32)]], path,
+          refused_on_builtin=True)
     if path[0] == "reference":
         check(dq, [[_i8(rng, shape)]], path)
     # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)

@@ -74,7 +74,7 @@ def test_cli_kernel_path_json(tmp_path):
 
 
 # zoo models whose every op has a tflite-xnnpack rule (MEAN is refused by name)
-XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc", "logistic")
+XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc", "fc_float_io", "logistic")
 
 
 @pytest.mark.parametrize("name", XNNPACK)
