@@ -81,7 +81,8 @@ def quantize_planned(x: np.ndarray, plan, axis) -> np.ndarray:
 def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax: int, dtype,
                     rounding: str = "rne", reference: bool = False) -> np.ndarray:
     """ONNX QuantizeLinear: saturate(rint_RNE(x / scale) + zp); x and scale in float32.
-    rounding="rhaz" rounds half away from zero instead (TFLite's float Quantize). NaN -> qmin,
+    rounding="rhaz" rounds half away from zero instead (TFLite's float Quantize); "rne-recip"
+    multiplies by f32(1 / scale) then rounds half to even (XNNPACK's convert). NaN -> qmin,
     as onnxruntime's cvtps2dq gives. Whole 8/16-bit types with RNE go through the Numba
     kernel (`kernel_quantizes`); the NumPy path below serves blocked, sub-byte and RHAZ, and
     every case with `reference` (kernels="reference")."""
@@ -90,8 +91,12 @@ def quantize_linear(x: np.ndarray, scale, zp, axis, block_size, qmin: int, qmax:
     s = expand_param(np.asarray(scale, np.float32), x.shape, axis, block_size)
     z = expand_param(np.asarray(zp, np.int64), x.shape, axis, block_size)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q = x.astype(np.float32) / s.astype(np.float32)
-        v = np.rint(q) if rounding == "rne" else np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))
+        if rounding == "rne-recip":     # XNNPACK's convert: x * f32(1 / scale), then RNE
+            q = x.astype(np.float32) * (np.float32(1) / s.astype(np.float32))
+        else:
+            q = x.astype(np.float32) / s.astype(np.float32)
+        # RHAZ: |q| + 0.5 in float64, exact (in float32 0.49999997 + 0.5 would round up to 1)
+        v = np.rint(q) if rounding != "rhaz" else np.sign(q) * np.floor(np.abs(q).astype(np.float64) + 0.5)
     big = float(2 ** 62)
     v = np.clip(np.nan_to_num(v, nan=-big, posinf=big, neginf=-big), -big, big)
     return np.clip(v.astype(np.int64) + z, qmin, qmax).astype(dtype)

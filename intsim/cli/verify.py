@@ -1,5 +1,9 @@
 """`intsim verify MODEL [--input F | --random N] [--reference R] [--json F] [--report F.html]`.
 
+A .tflite model is compared with the TFLite interpreter (`--reference tflite`, its default) on
+the kernel path `--kernel-path reference|builtin|xnnpack`; its default target models that path
+(tflite, tflite-builtin, tflite-xnnpack). An ONNX model's defaults: ort-fakequant, target ort.
+
 Exit codes: 0 the comparison ran (and passed, or --fail-on-mismatch was not given); 1 a
 mismatch with --fail-on-mismatch; 2 bad input or an unsupported model.
 """
@@ -12,6 +16,7 @@ from ..pipeline import import_onnx
 from ..runtime import distributed
 from ..verify import REFERENCES, verify
 from ..verify.report import render
+from ..verify.tflite_ref import KERNEL_PATHS
 from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
 
 
@@ -38,7 +43,7 @@ def cmd_verify(args) -> int:
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
                  progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact,
-                 scheduler=scheduler)
+                 scheduler=scheduler, kernel_path=args.kernel_path)
     d = rep.as_dict()
     if args.json is not None:
         write(rep.to_json(), args.json)
@@ -83,7 +88,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--input", default=None, help=".npz (name -> samples), .npy, or a folder of them")
     s.add_argument("--random", type=int, default=None, metavar="N", help="N random samples in each input's calibrated range")
     s.add_argument("--seed", type=int, default=0, help="seed of --random")
-    s.add_argument("--reference", default="ort-fakequant", choices=REFERENCES)
+    s.add_argument("--reference", default=None, choices=REFERENCES,
+                   help="default: tflite for a .tflite model, ort-fakequant for ONNX")
+    s.add_argument("--kernel-path", default="reference", choices=tuple(KERNEL_PATHS),
+                   help="TFLite interpreter kernel path of --reference tflite (default: reference)")
     s.add_argument("--json", nargs="?", const="-", default=None, help="write the JSON report to F (- for stdout)")
     s.add_argument("--report", default=None, metavar="F.html", help="write a self-contained HTML report")
     s.add_argument("--fail-on-mismatch", action="store_true", help="exit 1 unless the comparison passed")
@@ -96,4 +104,4 @@ def add_parser(subparsers) -> None:
     s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(s)
-    s.set_defaults(fn=cmd_verify)
+    s.set_defaults(fn=cmd_verify, target=None)   # None: the model's default (verify's docstring)

@@ -17,12 +17,17 @@ Builtin ops and their IR lowering:
     FULLY_CONNECTED             matmul (transB = 1: TFLite weights are (O, K)); an input of
                                 rank != 2 is reshaped to (-1, K) first
     ADD, MUL                    add, mul (fused activation as lo/hi)
+    SUB                         add with attr subtract (TFLite's SUB; int8)
+    PAD, PADV2                  `onnx` Pad, the output zero point (or PADV2's constant) as value
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
+    RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
+    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
+    HARD_SWISH
 
 Any other builtin (or a fused activation not listed above, or int16 activations of a
 computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -376,15 +381,19 @@ def _lower_fc(r, key, op, ins, outs):
 
 
 def _lower_binary(r, key, op, ins, outs, kind):
+    """ADD, MUL, SUB (kind "sub": an `add` node with attr subtract, which only TFLite's ADD
+    rule, rules.TfliteAdd, computes)."""
     tfl = r.tfl
-    o = r.options(op, tfl.AddOptions if kind == "add" else tfl.MulOptions)
+    o = r.options(op, {"add": tfl.AddOptions, "mul": tfl.MulOptions, "sub": tfl.SubOptions}[kind])
     a, b = ins
     y = outs[0]
     lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
     t = r.tensors[y].dtype
-    r.emit(kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
-                                  *r.scale_zp(y, "output", key)], [y],
-           {"out_type": t, "lo": lo, "hi": hi}, f"{key[0]} (operator {key[1]})")
+    attrs = {"out_type": t, "lo": lo, "hi": hi, **({"subtract": True} if kind == "sub" else {})}
+    r.emit("add" if kind == "sub" else kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b,
+                                                            *r.scale_zp(b, "input", key),
+                                                            *r.scale_zp(y, "output", key)], [y],
+           attrs, f"{key[0]} (operator {key[1]})")
 
 
 def _lower_pool(r, key, op, ins, outs, kind):
@@ -461,6 +470,32 @@ def _lower_reshape(r, key, op, ins, outs):
     r.reshape(x, y, list(r.tensors[y].shape), f"{key[0]} (operator {key[1]})")
 
 
+def _lower_pad(r, key, op, ins, outs):
+    """PAD / PADV2 of quantized codes (pad.cc: the pad value is the output zero point, or PADV2's
+    constant; input and output quantization equal): an `onnx` Pad, mode constant."""
+    x, paddings, y = ins[0], ins[1], outs[0]
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if qx is None or qy is None or not qx.same_as(qy):
+        raise r.refuse(key, "input and output quantization differ")
+    if paddings not in r.constants:
+        raise r.refuse(key, f"paddings '{paddings}' are not constant")
+    pads = np.asarray(r.constants[paddings], np.int64).reshape(-1, 2)
+    if len(pads) != len(r.tensors[x].shape) or pads.min(initial=0) < 0:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): paddings {pads.tolist()} do not fit input rank "
+                                f"{len(r.tensors[x].shape)}")
+    t = r.tensors[y].dtype
+    if len(ins) > 2 and ins[2]:
+        if ins[2] not in r.constants:
+            raise r.refuse(key, f"pad value '{ins[2]}' is not constant")
+        value = np.asarray(r.constants[ins[2]]).reshape(-1)[:1].astype(t.storage).reshape(())
+    else:
+        value = np.asarray(int(qy.zero_point.reshape(-1)[0]), t.storage)
+    pn = r.const(f"{y}::pads", np.concatenate([pads[:, 0], pads[:, 1]]))
+    vn = r.const(f"{y}::pad_value", value)
+    r.tensors[vn] = r.tensors[vn].with_(dtype=t)
+    r.onnx_node("Pad", [x, pn, vn], y, f"{key[0]} (operator {key[1]})", mode="constant")
+
+
 def _lower_quantize(r, key, op, ins, outs):
     x, y = ins[0], outs[0]
     origin = f"{key[0]} (operator {key[1]})"
@@ -478,25 +513,48 @@ def _lower_dequantize(r, key, op, ins, outs):
            {"axis": None, "block_size": 0, "out_dtype": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
 
 
+_ACT_CODES = {"RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+
+
+def _lower_activation(r, key, op, ins, outs, name):
+    """An int8 activation as a `lut` node (x, sx, zx, sy, zy)."""
+    x, y = ins[0], outs[0]
+    t = r.tensors[y].dtype
+    attrs = {"out_type": t, "kind": {"LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu",
+                                           "HARD_SWISH": "hard_swish"}.get(name, "relu")}
+    if name in _ACT_CODES:
+        attrs["lo"], attrs["hi"] = _act(r, key, _ACT_CODES[name], y)
+    if name == "LEAKY_RELU":
+        o = r.options(op, r.tfl.LeakyReluOptions)
+        attrs["alpha"] = float(np.float32(o.Alpha() if o is not None else 0.0))
+    r.emit("lut", f"{y}::{attrs['kind']}", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+           attrs, f"{key[0]} (operator {key[1]})")
+
+
 _LOWERINGS = {
     "CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, False),
     "DEPTHWISE_CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, True),
     "FULLY_CONNECTED": _lower_fc,
     "ADD": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "add"),
     "MUL": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "mul"),
+    "SUB": lambda r, k, op, i, o: _lower_binary(r, k, op, i, o, "sub"),
     "AVERAGE_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "avg"),
     "MAX_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "max"),
     "MEAN": _lower_mean,
     "CONCATENATION": _lower_concat,
     "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
     "QUANTIZE": _lower_quantize,
+    "PAD": _lower_pad, "PADV2": _lower_pad,
     "DEQUANTIZE": _lower_dequantize,
+    **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
+       for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},
 }
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
-                        "QUANTIZE"})
+                        "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
+                        "HARD_SWISH"})
 
 
 def import_tflite(source) -> Graph:

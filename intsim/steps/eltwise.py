@@ -16,7 +16,7 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd
+from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -57,6 +57,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
     constants are also derived once per operand order."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
+        if node.attrs.get("subtract") and not isinstance(rule, TfliteAdd):
+            raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} has no subtraction")
         reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
         t = node.attrs["out_type"]
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
@@ -195,18 +197,22 @@ def prepare_concat(node, ctx):
 
 @step("lut")
 def prepare_lut(node, ctx):
-    ta.require(ctx, node, ctx.target.rule(node), OrtArith)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable)
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
     if in_t.bits != 8 or t.bits != 8:
         raise QuantParamError(f"node '{node.name}': lookup-table ops need 8-bit input and output")
     kind, alpha = node.attrs["kind"], node.attrs.get("alpha", 0.01)
+    if isinstance(rule, OrtArith) and kind not in ("sigmoid", "leaky_relu"):
+        raise TargetRefusal(ctx.target.name, node, f"onnxruntime has no {kind} lookup table")
     apply_table = ctx.kernel(lk.apply_table)
     cache: dict = {}
 
     def table(sx, zx, sy, zy):
         key = (sx, zx, sy, zy)
+        if key not in cache and isinstance(rule, TfliteTable):
+            cache[key] = ta.tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, in_t.storage)
         if key not in cache:
             if kind == "sigmoid":
                 cache[key] = lk.build_table_sigmoid(sx, zx, sy, zy, in_t.storage, t.storage)

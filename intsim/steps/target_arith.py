@@ -5,6 +5,7 @@ one function per (op family, rule), each returning the step's run(env, tap).
                  requantizer (the same one conv and matmul use), per tensor; add and mul fold
                  the output zero point into the sum before rounding where real = 2**-n
     TfliteAdd    kernels.fixedpoint.tflite_add
+    TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
     DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import fixedpoint as fk
+from kernels import tflite_act as tk
+from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels.pool import pool_output_shape
 
@@ -103,8 +106,8 @@ def acc_mul(ctx, node, rule, a, b, p):
 
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
-    """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add); left shift 20 for 8-bit
-    outputs, 15 for 16-bit ones."""
+    """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
+    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -116,6 +119,11 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
             raise QuantParamError(f"node '{node.name}': {e}") from None
     m, s = cache[p]
     out = np.empty(shape, t.storage)
+    if node.attrs.get("subtract"):      # TFLite SUB (kernels.tflite_sub)
+        fn = tsub.tflite_sub_ref if ctx.kernels == "reference" else tsub.tflite_sub
+        fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
+           node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+        return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
     return out
@@ -222,3 +230,22 @@ def average(ctx, node, rule, x, p, a):
         return divide_average(ctx, node, rule, x, p, a)
     require(ctx, node, rule, AccRequant)
     return acc_average(ctx, node, x, p, a)
+
+
+def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndarray:
+    """The 256-entry table of TFLite activation `kind` (rules.TfliteTable): relu (clamped to
+    the node's lo/hi), leaky_relu, sigmoid (LOGISTIC), tanh, hard_swish."""
+    t = node.attrs["out_type"]
+    if kind == "relu":
+        return tk.relu_table(sx, zx, sy, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), dtype,
+                             rule.mode)
+    if kind == "leaky_relu":
+        return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
+    if kind == "hard_swish":
+        try:
+            return tk.hard_swish_table(sx, zx, sy, zy, dtype)
+        except ValueError as e:
+            raise QuantParamError(f"node '{node.name}': {e}") from None
+    if kind in ("sigmoid", "tanh"):
+        return tk.float_table("logistic" if kind == "sigmoid" else "tanh", sx, zx, sy, zy, dtype)
+    raise TargetRefusal(ctx.target.name, node, f"no TFLite table for {kind}")

@@ -7,7 +7,7 @@ from ..errors import IntsimError
 from .base import Target
 from .ort import OrtTarget
 from .pow2 import Pow2Target
-from .tflite import FixedPointTarget, TfliteBuiltinTarget, TfliteTarget
+from .tflite import FixedPointTarget, TfliteBuiltinTarget, TfliteTarget, TfliteXnnpackTarget
 from .user import load_target_file
 
 # name -> a factory of the target (each call a fresh instance)
@@ -17,6 +17,7 @@ BUILTIN = {
     "ort-avx2": partial(OrtTarget, "ort-avx2", saturating_u8s8=True),
     "tflite": TfliteTarget,
     "tflite-builtin": TfliteBuiltinTarget,
+    "tflite-xnnpack": TfliteXnnpackTarget,
     "tflite-single": partial(FixedPointTarget, "tflite-single", "single"),
     "cmsis-nn": partial(FixedPointTarget, "cmsis-nn", "cmsis"),
     "pow2": Pow2Target,

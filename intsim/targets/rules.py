@@ -22,6 +22,8 @@ borrows another target's arithmetic.
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
     FoldedMean     TFLite MEAN: MultiplyByQuantizedMultiplier of sum(x - zx) by sx/sy with 1/n
                    folded into the q31 multiplier in integers (reference_ops::QuantizedMeanOrSum)
+    TfliteTable    TFLite's int8 activations (RELU family, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) as the
+                   interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
                    FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
 """
@@ -87,9 +89,22 @@ class SameQuant:
 
 @dataclass(frozen=True)
 class QuantizeRound:
-    """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz."""
+    """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz, or
+    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert)."""
 
     rounding: str
+
+
+@dataclass(frozen=True)
+class TfliteTable:
+    """TFLite's int8 elementwise activations on the IR `lut` op, one table entry per input code
+    computed as the interpreter does (kernels.tflite_act): RELU / RELU6 / RELU_N1_TO_1
+    (QuantizedReluX -> ReluX: MultiplyByQuantizedMultiplier in `mode`, clamped to the
+    activation range), LEAKY_RELU (reference_ops::QuantizeLeakyRelu), LOGISTIC and TANH
+    (PopulateLookupTable: float32 expf / tanhf, std::round), HARD_SWISH (reference_ops::
+    HardSwish, int16 fixed point)."""
+
+    mode: str
 
 
 @dataclass(frozen=True)

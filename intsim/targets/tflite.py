@@ -31,8 +31,9 @@ from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
-from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant, TargetRefusal,
-                    TfliteAdd)
+from .ort import OrtTarget
+from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
+                    TargetRefusal, TfliteAdd, TfliteTable)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -97,11 +98,12 @@ class FixedPointTarget(Target):
         sum by sx/sy with 1/n folded into the multiplier in integers, as TFLite's and TFLM's
         shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
-        from zero). Lookup-table activations are not modelled yet: refused by name."""
+        from zero), the int8 activations RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU / LOGISTIC /
+        TANH (IR lut, rules.TfliteTable)."""
         return MappingProxyType({
             "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
-            "quantize": QuantizeRound("rhaz")})
+            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode)})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         if not isinstance(rule, DoubleRequant):
@@ -142,7 +144,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
     CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
-    stage); AVERAGE_POOL_2D and CONCATENATION compute as the reference kernels. Refused by name
+    stage); AVERAGE_POOL_2D, CONCATENATION and the int8 activations (rules.TfliteTable: ReluX's
+    MultiplyByQuantizedMultiplier double-rounds here too) compute as the reference kernels. Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -152,10 +155,42 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant()})
+                                 "concat": SameQuant(), "lut": TfliteTable("double")})
 
     def rule(self, node):
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
+        return super().rule(node)
+
+
+class TfliteXnnpackTarget(OrtTarget):
+    """The interpreter's default path (XNNPACK delegate, OpResolverType.AUTO; measured with
+    ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters): XNNPACK's qs8 "fp32"
+    requantization (xnn_qs8_requantize_fp32 / the gemm microkernels' fp32 output stage:
+    f32(acc) * f32(f32(sx * sw[c]) / sy), rounded half to even, + zy, clamped) is onnxruntime's
+    float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
+    requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
+    CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
+    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); QUANTIZE multiplies
+    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
+    LEAKY_RELU (measured to differ), MEAN (measured to differ from
+    onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
+    itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
+    name = "tflite-xnnpack"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name or self.name, saturating_u8s8=False)
+
+    @property
+    def rules(self):
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
+                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
+                                 "quantize": QuantizeRound("rne-recip")})
+
+    def rule(self, node):
+        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
+            raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
+                                                 "reference kernel, not modelled yet")
         return super().rule(node)

@@ -46,6 +46,7 @@ from ..runtime import Program
 from ..runtime import distributed
 from .explain import CLASSES, Explainer
 from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
+from .tflite_ref import PATH_TARGETS, TfliteReference, check_kernel_path
 
 CHUNK = 32
 PROGRESS_INTERVAL = 0.5     # seconds: the bar is redrawn at most this often, and after whole chunks
@@ -123,6 +124,61 @@ class _Session:
         self.producer = self.graph.producers()
         self.explainer = Explainer(self.prog)
         self.fixed_batch = _fixed_batch(self.model)
+
+    def classify(self, node, env: dict, got, want) -> dict:
+        return self.explainer.classify(node, env, got, want)
+
+    def isolate(self, ref: dict, feeds: dict) -> dict:
+        """{tensor: Stats} of each node run alone on the reference's values of its inputs."""
+        isolated = {}
+        for node, fn in self.prog._steps:
+            isolated.update(_isolated(self, node, fn, ref, feeds) or {})
+        return isolated
+
+
+class _TfliteSession:
+    """intsim on a .tflite and the TFLite interpreter (kernel path `kernel_path`) on the same
+    bytes: the exposed tensors are the IR's integer node outputs that the interpreter also holds
+    by name (NHWC both). The layer-isolated view runs intsim's steps in order on the
+    interpreter's values of every exposed tensor, so a TFLite operator lowered to several IR
+    nodes (conv between Transposes) is isolated as one."""
+
+    def __init__(self, data: bytes, kernel_path: str, target, accumulator):
+        self.graph = import_onnx(data)
+        self.prog = Program(self.graph, target=target, accumulator=accumulator)
+        self.ref = TfliteReference(data, kernel_path)
+        self.plain = None
+        names = self.ref.names()
+        self.exposed = [o for node in self.graph.nodes for o in node.outputs
+                        if o in names and isinstance(self.graph.tensors[o].dtype, IntType)]
+        self.producer = self.graph.producers()
+        self.explainer = Explainer(self.prog)
+        self.fixed_batch = self.ref.batch1
+
+    def classify(self, node, env: dict, got, want) -> dict:
+        """Mismatch classes of `node`'s output; the NHWC output Transpose of a lowered conv is
+        classified as the conv it moves (env holds the conv's inputs: the whole-model env, or
+        the isolated run's inputs of every node so far)."""
+        prod = self.producer.get(node.inputs[0]) if node.op == "onnx" and node.inputs else None
+        if (prod is not None and node.attrs.get("op_type") == "Transpose" and prod.op == "conv"
+                and np.ndim(got) == 4):
+            inv = tuple(np.argsort(node.attrs["node"].attribute[0].ints))
+            return self.explainer.classify(prod, env, np.transpose(got, inv), np.transpose(want, inv))
+        return self.explainer.classify(node, env, got, want)
+
+    def isolate(self, ref: dict, feeds: dict) -> dict:
+        env, res, seen = {k: np.asarray(v) for k, v in feeds.items()}, {}, {}
+        exposed = set(self.exposed)
+        for node, fn in self.prog._steps:
+            for i in node.inputs:
+                if i in exposed and i in ref:
+                    env[i] = np.asarray(ref[i]).astype(self.graph.tensors[i].dtype.storage, copy=False)
+            seen.update((i, env[i]) for i in node.inputs if i in env)
+            inputs = dict(seen)
+            fn(env, None)
+            res.update((t, _isolated_stats(self, node, inputs, env[t], ref[t]))
+                       for t in node.outputs if t in exposed and t in ref)
+        return res
 
 
 def _fixed_batch(model: onnx.ModelProto) -> bool:
@@ -226,11 +282,9 @@ def _compare_chunk(s: _Session, feeds: dict) -> dict:
                 if _inputs_differ(s, node, differs):
                     st.add_classes({"propagated": int(np.count_nonzero(d))})
                 else:
-                    st.add_classes(s.explainer.classify(node, env, env[t], ref[t]))
+                    st.add_classes(s.classify(node, env, env[t], ref[t]))
             whole[t] = st
-        iso = _isolated(s, node, fn, ref, feeds)
-        if iso:
-            isolated.update(iso)
+    isolated = s.isolate(ref, feeds)
     for name in s.graph.outputs:
         deployed = ref if plain is None else plain
         outputs[name] = _output_stats(s, name, env[name], deployed[name])
@@ -272,22 +326,29 @@ def _isolated(s: _Session, node, fn, ref: dict, feeds: dict):
             return None
     inputs = dict(env)
     fn(env, None)
-    res = {}
-    for t in outs:
-        st = Stats()
-        d = st.add(env[t], ref[t])
-        if np.any(d):
-            st.add_classes(s.explainer.classify(node, inputs, env[t], ref[t]))
-        res[t] = st
-    return res
+    return {t: _isolated_stats(s, node, inputs, env[t], ref[t]) for t in outs}
+
+
+def _isolated_stats(s, node, inputs: dict, got, want) -> Stats:
+    """Stats of one isolated output, its mismatches classified on the node's inputs."""
+    st = Stats()
+    if np.any(st.add(got, want)):
+        st.add_classes(s.classify(node, inputs, got, want))
+    return st
 
 
 # ------------------------------------------------------------------------- multiprocessing
 _WORKER: dict = {}
 
 
-def _worker_init(model_bytes, reference, target, accumulator):
-    _WORKER["s"] = _Session(model_bytes, reference, target, accumulator)
+def _session(model_bytes, reference, target, accumulator, kernel_path):
+    if reference == "tflite":
+        return _TfliteSession(model_bytes, kernel_path, target, accumulator)
+    return _Session(model_bytes, reference, target, accumulator)
+
+
+def _worker_init(model_bytes, reference, target, accumulator, kernel_path):
+    _WORKER["s"] = _session(model_bytes, reference, target, accumulator, kernel_path)
 
 
 def _worker_chunk(feeds):
@@ -329,10 +390,11 @@ def _chunks(feeds: dict, size: int) -> list:
     return [{k: np.asarray(v)[i:i + size] for k, v in feeds.items()} for i in range(0, n, size)]
 
 
-def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk, scheduler=None):
+def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk, scheduler=None,
+                kernel_path=None):
     if scheduler and isinstance(target, str) and (scheduler != distributed.LOCAL or _samples(feeds) > 1):
-        return _run_dask(model_bytes, feeds, (model_bytes, reference, target, accumulator), jobs, progress, chunk,
-                         scheduler), None
+        return _run_dask(model_bytes, feeds, (model_bytes, reference, target, accumulator, kernel_path), jobs,
+                         progress, chunk, scheduler), None
     if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
         chunk = max(1, min(chunk, _samples(feeds) // (4 * jobs)))
     parts = _chunks(feeds, chunk)
@@ -343,12 +405,12 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
         # the parent has created no onnxruntime session or thread pool at this point.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with mp.get_context(method).Pool(min(jobs, len(parts)), _worker_init,
-                                          (model_bytes, reference, target, accumulator)) as pool:
+                                          (model_bytes, reference, target, accumulator, kernel_path)) as pool:
             for r in pool.imap(_worker_chunk, parts):
                 results.append(r)
                 bar.step(r["samples"])
         return results, None
-    s = _Session(model_bytes, reference, target, accumulator)
+    s = _session(model_bytes, reference, target, accumulator, kernel_path)
     if progress:
         return _run_paced(s, feeds, chunk, bar), s
     for p in parts:
@@ -364,7 +426,7 @@ def _run_dask(model_bytes, feeds, args, jobs, progress, chunk, scheduler) -> lis
     try:
         parts = _chunks(feeds, distributed.chunk_size(n, distributed.workers(c), chunk, progress))
         bar = _Progress(n, progress)
-        return distributed.map_chunks(c, _Session, args, distributed.session_key(model_bytes, *args[1:]),
+        return distributed.map_chunks(c, _session, args, distributed.session_key(model_bytes, *args[1:]),
                                       _compare_chunk, parts, [_samples(p) for p in parts], bar.step)
     finally:
         distributed.close(c)
@@ -524,17 +586,25 @@ def _model_bytes(model) -> tuple:
         return f.read(), path
 
 
-def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", target="ort",
+def verify(model, feeds: dict | None = None, reference: str | None = None, target=None,
            accumulator=None, *, random: int | None = None, seed: int = 0, jobs: int = 1,
            progress: bool = False, chunk: int = CHUNK, max_lsb: int = 0,
-           min_exact: float = 1.0, scheduler: str | None = None) -> VerifyReport:
+           min_exact: float = 1.0, scheduler: str | None = None, kernel_path: str = "reference") -> VerifyReport:
     """Compare intsim on `target` with `reference` on `feeds` (name -> array with a leading
     sample axis) or on `random` random samples in each input's calibrated range.
 
     passed: every compared tensor and output has max |d| <= max_lsb and an exact fraction
     >= min_exact in the whole-model view. jobs > 1: a process pool over sample chunks;
     scheduler="local" runs the chunks on a new local Dask cluster of `jobs` workers, an address
-    on that Dask scheduler's workers (intsim.runtime.distributed; needs dask distributed)."""
+    on that Dask scheduler's workers (intsim.runtime.distributed; needs dask distributed).
+
+    A .tflite model is compared with the TFLite interpreter (reference "tflite", its default;
+    `kernel_path` reference | builtin | xnnpack, see intsim.verify.tflite_ref); its default
+    target is the one modelling that kernel path (tflite, tflite-builtin, tflite-xnnpack). An
+    ONNX model's defaults are reference "ort-fakequant" and target "ort"."""
+    data, label = _model_bytes(model)
+    tfl = is_tflite(data)
+    reference = reference or ("tflite" if tfl else "ort-fakequant")
     if reference not in REFERENCES:
         raise IntsimError(f"unknown reference '{reference}' (known: {', '.join(REFERENCES)})")
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
@@ -543,10 +613,12 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         raise IntsimError(f"min_exact must be a finite fraction, got {min_exact!r}")
     if int(max_lsb) < 0:
         raise IntsimError(f"max_lsb must be >= 0, got {max_lsb!r}")
-    data, label = _model_bytes(model)
-    if is_tflite(data):
-        raise IntsimError(f"'{label}' is a TFLite model: its reference is the TFLite interpreter, which verify does "
-                          f"not run yet (compare `intsim run --target tflite` with the interpreter's outputs)")
+    if tfl != (reference == "tflite"):
+        raise IntsimError(f"'{label}' is a TFLite model: its reference is 'tflite' (the TFLite interpreter)" if tfl else
+                          f"reference 'tflite' (the TFLite interpreter) needs a .tflite model; '{label}' is ONNX")
+    if tfl:
+        check_kernel_path(kernel_path)
+    target = target or (PATH_TARGETS[kernel_path] if tfl else "ort")
     if feeds is None:
         if not random:
             raise IntsimError("verify needs feeds (--input) or a number of random samples (--random N)")
@@ -556,7 +628,9 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         raise IntsimError("no samples to compare: " + ", ".join(f"input '{k}' has shape {v.shape}"
                                                                 for k, v in feeds.items()))
     results, s = _run_chunks(data, feeds, reference, target, accumulator, max(1, int(jobs)), progress,
-                             max(1, int(chunk)), scheduler)
+                             max(1, int(chunk)), scheduler, kernel_path)
+    if s is None and tfl:
+        s = _TfliteSession(data, kernel_path, target, accumulator)
     if s is None:
         s = _Session.__new__(_Session)
         s.model = load_model(data)
@@ -565,7 +639,8 @@ def verify(model, feeds: dict | None = None, reference: str = "ort-fakequant", t
         if reference == "qonnx":
             s.exposed += [t for t in qonnx_taps(s.graph, s.model) if t not in s.exposed]
     tname = target if isinstance(target, str) else getattr(target, "name", type(target).__name__)
-    meta = {"model": label, "target": tname, "reference": reference, "max_lsb": int(max_lsb),
+    meta = {"model": label, "target": tname, "reference": reference + (f" ({kernel_path})" if tfl else ""),
+            "max_lsb": int(max_lsb),
             "min_exact": float(min_exact)}
     return _finalize(s.graph, s.exposed, results, meta)
 

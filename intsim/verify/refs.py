@@ -35,7 +35,7 @@ from ..importer.context import INT_ELEM
 from ..ir import Graph, IntType
 from ..numerics import expand_param
 
-REFERENCES = ("ort-fakequant", "ort-int8", "onnx-reference", "qonnx")
+REFERENCES = ("ort-fakequant", "ort-int8", "onnx-reference", "qonnx", "tflite")   # tflite: verify.tflite_ref
 PLAIN_SESSION = ("ort-fakequant", "ort-int8")
 QONNX_QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant")
 

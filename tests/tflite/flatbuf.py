@@ -150,7 +150,7 @@ def conv_options(stride, padding, act=0, depth_multiplier=None):
 
 
 def binary_options(op, act=0):
-    p = "AddOptions" if op == "ADD" else "MulOptions"
+    p = {"ADD": "AddOptions", "MUL": "MulOptions", "SUB": "SubOptions"}[op]
 
     def build(b):
         getattr(tflite, f"{p}Start")(b)
@@ -172,12 +172,18 @@ def pool_options(kernel, stride, padding, act=0):
     return tflite.BuiltinOptions.Pool2DOptions, build
 
 
-def reducer_options(keep_dims):
+def table_options(table, **fields):
+    """Options table `table` (a tflite.BuiltinOptions name) with scalar `fields` (Add<Field>)."""
     def build(b):
-        tflite.ReducerOptionsStart(b)
-        tflite.ReducerOptionsAddKeepDims(b, bool(keep_dims))
-        return tflite.ReducerOptionsEnd(b)
-    return tflite.BuiltinOptions.ReducerOptions, build
+        getattr(tflite, f"{table}Start")(b)
+        for k, v in fields.items():
+            getattr(tflite, f"{table}Add{k}")(b, v)
+        return getattr(tflite, f"{table}End")(b)
+    return getattr(tflite.BuiltinOptions, table), build
+
+
+def reducer_options(keep_dims):
+    return table_options("ReducerOptions", KeepDims=bool(keep_dims))
 
 
 def concat_options(axis):
@@ -187,3 +193,7 @@ def concat_options(axis):
         tflite.ConcatenationOptionsAddFusedActivationFunction(b, 0)
         return tflite.ConcatenationOptionsEnd(b)
     return tflite.BuiltinOptions.ConcatenationOptions, build
+
+
+def leaky_relu_options(alpha):
+    return table_options("LeakyReluOptions", Alpha=float(alpha))

@@ -1,6 +1,6 @@
 """The README table: every zoo model (models/tflite) x interpreter kernel path, against the
-stored interpreter outputs under the intsim target that models the path (TARGETS; XNNPACK has
-none yet, its column shows target `tflite`): equal %, max |diff| in LSB, or the refusal.
+stored interpreter outputs under the intsim target that models the path (TARGETS): equal %,
+max |diff| in LSB, or the refusal.
 
     PYTHONPATH=. python -m tests.tflite.table
 """
@@ -15,7 +15,7 @@ from models.build_tflite import HERE, NAMES, PATHS
 from .test_tflite_zoo import run_samples
 
 # interpreter kernel path -> intsim target
-TARGETS = {"reference": "tflite", "builtin": "tflite-builtin", "xnnpack": "tflite"}
+TARGETS = {"reference": "tflite", "builtin": "tflite-builtin", "xnnpack": "tflite-xnnpack"}
 
 
 def cell(name, kind):

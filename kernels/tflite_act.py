@@ -1,0 +1,234 @@
+"""TFLite's int8 elementwise activations as 256-entry tables (indexed by the code's low byte,
+as kernels.lut.apply_table reads them), each entry computed by the interpreter's own integer
+or float32 arithmetic on that input code:
+
+    relu_table     RELU / RELU6 / RELU_N1_TO_1 (tensorflow/lite/kernels/activations.cc
+                   ReluPrepare + QuantizedReluX -> optimized_ops::ReluX, the same for every
+                   kernel path): m0, s = QuantizeMultiplier(double(f32(sx / sy)));
+                   y = clamp(zy + MultiplyByQuantizedMultiplier(x - zx, m0, s), lo, hi)
+    leaky_table    LEAKY_RELU (LeakyReluPrepare + reference_ops::QuantizeLeakyRelu):
+                   identity multiplier double(f32(sx / sy)), alpha multiplier
+                   double(f32(f32(sx * alpha) / sy)); x - zx >= 0 ? identity : alpha, then
+                   zy + MultiplyByQuantizedMultiplier, clamped to the type
+    float_table    LOGISTIC and TANH int8 (SigmoidPrepare / TanhPrepare, kReference and
+                   kGenericOptimized: PopulateLookupTable, LUTPopulate in newer sources):
+                   d = f32(sx * f32(code - zx)); f = 1/(1+expf(-d)) | tanhf(d) in float32;
+                   y = clamp(int(f32(roundf(f32(f * f32(1 / sy)))) + zy))
+
+    hard_swish_table  HARD_SWISH int8 (HardSwishPrepare + reference_ops::HardSwish,
+                   reference/hard_swish.h): int16 fixed point, multipliers QuantizeMultiplier'd
+                   from float32 products and cut to 16 bits (DownScaleInt32ToInt16Multiplier)
+
+The float tables call the C library's expf / tanhf (ctypes), as the interpreter's std::exp /
+std::tanh on float do; rounding is half away from zero (std::round).
+
+Each table builder has a Python-int / Python-float twin (`*_ref`) computing one entry at a time.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+
+import numpy as np
+
+from .fixedpoint import multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_ref, quantize_multiplier
+
+F32 = np.float32
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+for _f in ("expf", "tanhf"):
+    getattr(_LIBM, _f).restype = ctypes.c_float
+    getattr(_LIBM, _f).argtypes = [ctypes.c_float]
+
+
+def _codes(dtype) -> np.ndarray:
+    """Every code of an 8-bit type, ordered by its low byte (table index)."""
+    info = np.iinfo(dtype)
+    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64) if info.bits == 8 else None
+
+
+def _multiplier(real32) -> tuple:
+    m0, s = quantize_multiplier(np.array([float(real32)], np.float64))
+    return int(m0[0]), int(s[0])
+
+
+def relu_multiplier(sx, sy) -> tuple:
+    """(m0, shift) of QuantizeMultiplier(double(f32(sx) / f32(sy))) (ReluPrepare)."""
+    return _multiplier(F32(sx) / F32(sy))
+
+
+def leaky_multipliers(sx, sy, alpha) -> tuple:
+    """((m0, s) identity, (m0, s) alpha) as LeakyReluPrepare computes them in float32."""
+    return _multiplier(F32(sx) / F32(sy)), _multiplier(F32(F32(sx) * F32(alpha)) / F32(sy))
+
+
+def relu_table(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
+    m0, s = relu_multiplier(sx, sy)
+    x = _codes(dtype) - int(zx)
+    y = multiply_by_quantized_multiplier(x, np.full(x.shape, m0), np.full(x.shape, s), mode) + int(zy)
+    return np.clip(y, lo, hi).astype(dtype)
+
+
+def relu_table_ref(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
+    m0, s = relu_multiplier(sx, sy)
+    out = [min(max(int(multiply_by_quantized_multiplier_ref(np.array([c - int(zx)]), np.array([m0]),
+                                                            np.array([s]), mode)[0]) + int(zy), lo), hi)
+           for c in _codes(dtype).tolist()]
+    return np.array(out, dtype)
+
+
+def leaky_table(sx, zx, sy, zy, alpha, dtype=np.int8, mode="double") -> np.ndarray:
+    (mi, si), (ma, sa) = leaky_multipliers(sx, sy, alpha)
+    x = _codes(dtype) - int(zx)
+    pos = x >= 0
+    y = multiply_by_quantized_multiplier(x, np.where(pos, mi, ma), np.where(pos, si, sa), mode) + int(zy)
+    info = np.iinfo(dtype)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+def leaky_table_ref(sx, zx, sy, zy, alpha, dtype=np.int8, mode="double") -> np.ndarray:
+    (mi, si), (ma, sa) = leaky_multipliers(sx, sy, alpha)
+    info, out = np.iinfo(dtype), []
+    for c in _codes(dtype).tolist():
+        v = c - int(zx)
+        m, s = (mi, si) if v >= 0 else (ma, sa)
+        y = int(multiply_by_quantized_multiplier_ref(np.array([v]), np.array([m]), np.array([s]), mode)[0]) + int(zy)
+        out.append(min(max(y, info.min), info.max))
+    return np.array(out, dtype)
+
+
+def _transform(kind: str, d: float) -> float:
+    if kind == "logistic":
+        e = F32(_LIBM.expf(float(F32(-F32(d)))))
+        return float(F32(F32(1.0) / F32(F32(1.0) + e)))
+    if kind == "tanh":
+        return float(F32(_LIBM.tanhf(float(F32(d)))))
+    raise ValueError(f"unknown TFLite table function '{kind}'")
+
+
+def _round_half_away32(v: np.ndarray) -> np.ndarray:
+    """std::round of float32 values, exactly (the + 0.5 in float64 cannot round)."""
+    v = v.astype(np.float64)
+    return np.copysign(np.floor(np.abs(v) + 0.5), v)
+
+
+def float_table(kind: str, sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    """LOGISTIC (kind "logistic") / TANH ("tanh") table: PopulateLookupTable / LUTPopulate."""
+    d = (F32(sx) * (_codes(dtype) - int(zx)).astype(F32)).astype(F32)
+    f = np.array([_transform(kind, float(v)) for v in d], F32)
+    inv = F32(F32(1) / F32(sy))
+    r = _round_half_away32((f * inv).astype(F32))
+    info = np.iinfo(dtype)
+    q = r.astype(np.int64) + int(zy)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def float_table_ref(kind: str, sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    info, inv, out = np.iinfo(dtype), F32(F32(1) / F32(sy)), []
+    for c in _codes(dtype).tolist():
+        d = F32(F32(sx) * F32(c - int(zx)))
+        p = float(F32(F32(_transform(kind, float(d))) * inv))
+        r = math.floor(abs(p) + 0.5) * (1 if p >= 0 else -1)
+        out.append(min(max(int(r) + int(zy), info.min), info.max))
+    return np.array(out, dtype)
+
+
+# ------------------------------------------------------------------------------- HARD_SWISH
+def _down16(m: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    return 32767 if m >= 2**31 - 1 - (1 << 15) else (m + (1 << 15)) >> 16
+
+
+def hard_swish_params(sx, sy) -> tuple:
+    """(out_m16, out_exp, reluish_m16, reluish_exp) as HardSwishPrepare computes them in float32;
+    ValueError where TFLite's prepare fails (output exponent > 0)."""
+    hires = F32(F32(1.0 / 128.0) * F32(sx))
+    om, oe = _multiplier(F32(hires / F32(sy)))
+    rm, re = _multiplier(F32(hires / F32(3.0 / 32768.0)))
+    if oe > 0:
+        raise ValueError(f"HARD_SWISH output multiplier exponent {oe} > 0 (TFLite's prepare refuses it)")
+    return _down16(om), oe, _down16(rm), re
+
+
+def _wrap16(v):
+    return ((v + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+def _srdhm16(a, b):
+    """gemmlowp::SaturatingRoundingDoublingHighMul on int16 (nudge, truncating division)."""
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.trunc((ab + nudge) / (1 << 15)).astype(np.int64)   # exact: |ab + nudge| < 2**31
+    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
+
+
+def _sdhm16(a, b):
+    """reference_ops::SaturatingDoublingHighMul (rounds toward zero)."""
+    q = np.trunc((a * b) / (1 << 15)).astype(np.int64)
+    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
+
+
+def _rdbpot(x, e):
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + ((x & mask) > threshold)
+
+
+def _sat_left16(v, amount):
+    return np.clip(v * (1 << amount), -32768, 32767)
+
+
+def hard_swish_table(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    om, oe, rm, re = hard_swish_params(sx, sy)
+    x = _wrap16(_codes(dtype) - int(zx))
+    hires = _wrap16(x * 128)
+    pre_out = _srdhm16(hires, np.int64(om))
+    r = hires
+    if re > 0:
+        r = _sat_left16(r, re - 1)
+    r = _srdhm16(r, np.int64(rm))
+    if re > 0:
+        r = _sat_left16(r, 1)
+    if re < 0:
+        r = _rdbpot(r, -re)
+    r = (r + (1 << 15)) >> 1
+    y = _wrap16(_rdbpot(_sdhm16(r, pre_out), -oe) + int(zy))
+    info = np.iinfo(dtype)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+def _srdhm16_one(a: int, b: int) -> int:
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    num = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    q = abs(num) >> 15
+    return _wrap16(q if num >= 0 else -q)
+
+
+def hard_swish_table_ref(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    """One code at a time, Python ints (C++ truncating division written out)."""
+    om, oe, rm, re = hard_swish_params(sx, sy)
+    info, out = np.iinfo(dtype), []
+
+    def rdbpot(v, e):
+        mask = (1 << e) - 1
+        return (v >> e) + (1 if (v & mask) > (mask >> 1) + (1 if v < 0 else 0) else 0)
+
+    def sat(v):
+        return min(max(v, -32768), 32767)
+    for c in _codes(dtype).tolist():
+        hires = _wrap16(_wrap16(c - int(zx)) * 128)
+        pre = _srdhm16_one(hires, om)
+        r = hires
+        if re > 0:
+            r = sat(r * (1 << (re - 1)))
+        r = _srdhm16_one(r, rm)
+        if re > 0:
+            r = sat(r * 2)
+        if re < 0:
+            r = rdbpot(r, -re)
+        r = (r + (1 << 15)) >> 1
+        p = 32767 if r == pre == -32768 else _wrap16((abs(r * pre) >> 15) * (1 if r * pre >= 0 else -1))
+        out.append(min(max(_wrap16(rdbpot(p, -oe) + int(zy)), info.min), info.max))
+    return np.array(out, dtype)
