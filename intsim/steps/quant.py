@@ -7,6 +7,7 @@ import numpy as np
 from kernels import eltwise as ek
 
 from ..errors import QuantParamError, ShapeError
+from ..limits import check_shape
 from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
                          qonnx_quantize, quantize_linear, quantize_planned)
 from ..targets.rules import OrtArith, QuantizeRound
@@ -101,9 +102,15 @@ def prepare_dequantize(node, ctx):
         check_scale(s, node.inputs[1], node.name)
         z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
         _check_params(node, q.shape, s, z, axis, block)
+        _check_output(node, np.shape(q), out_dtype)
         env[node.outputs[0]] = dequantize_linear(np.asarray(q), s, z, axis, block, out_dtype, reference)
 
     return run
+
+
+def _check_output(node, shape, dtype) -> None:
+    """The float output (wider than its integer input) within the limits, before it is allocated."""
+    check_shape(shape, np.dtype(dtype).itemsize, f"node '{node.name}': output '{node.outputs[0]}'")
 
 
 def _static_dequantize(node, reader, axis, block, out_dtype):
@@ -126,6 +133,7 @@ def _static_dequantize(node, reader, axis, block, out_dtype):
         q = np.asarray(consts[src] if src in consts else env[src])
         if s.size != 1:
             _check_params(node, q.shape, s, z, axis, block)
+        _check_output(node, q.shape, out_dtype)
         if kernel_dequantizes(q.dtype, s, axis, block, out_dtype):
             env[dst] = dequantize_planned(q, plan, axis)
         else:

@@ -94,3 +94,22 @@ def test_batched_matmul_broadcast_of_b_is_refused_before_copying():
         prog.run({"x": np.ones((4096, 1, 512), np.float32)})
     assert str(e.value) == ("node 'matmul': B 'w' broadcast: shape [4096, 512, 512] has 1073741824 elements, "
                             "above the limit of 16777216 (INTSIM_MAX_ELEMENTS)")
+
+
+def test_dequantize_to_float_is_refused_before_allocating():
+    """DequantizeLinear widens 1-byte codes to 4-byte floats: its output is checked against the
+    byte limit before it exists (the input itself is within the limit)."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq")], "dq",
+                          [helper.make_tensor_value_info("q", TensorProto.UINT8, [1, 1000, 1000])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000, 1000])],
+                          [helper.make_tensor("s", TensorProto.FLOAT, [], [0.5]),
+                           helper.make_tensor("z", TensorProto.UINT8, [], [3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    q = np.zeros((1, 1000, 1000), np.uint8)
+    with limits.limited(max_bytes=2_000_000):
+        prog = intsim.load(m.SerializeToString())
+        with pytest.raises(errors.ResourceLimitError) as e:
+            prog.run({"q": q})
+    # (the check after a step would name it "DequantizeLinear (node 'dq', opset 13): output 'y'")
+    assert str(e.value) == "node 'dq': output 'y': 4000000 bytes, above the limit of 2000000 (INTSIM_MAX_BYTES)"
