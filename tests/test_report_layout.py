@@ -125,14 +125,14 @@ def test_info_float_model_labels_float_islands():
 def test_progress_bar_is_redrawn_at_most_every_interval(capsys, monkeypatch):
     clock = iter(np.arange(0.0, 100.0, 0.1))
     monkeypatch.setattr(verify_core.time, "monotonic", lambda: float(next(clock)))
-    bar = verify_core._Progress(100, True)
+    bar = verify_core.progress_bar(100, True)
     for _ in range(100):
         bar.step(1)                  # 0.1 s apart: a redraw every 5th step, and the last one
     err = capsys.readouterr().err
     draws = err.count("\rverify [")
     assert 18 <= draws <= 22, err
     assert err.endswith("\n") and "100/100 samples" in err
-    quiet = verify_core._Progress(10, False)
+    quiet = verify_core.progress_bar(10, False)
     quiet.step(10)
     assert capsys.readouterr().err == ""
 

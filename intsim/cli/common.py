@@ -115,3 +115,13 @@ def write(text: str, dest) -> None:
 
 def one_line(e: Exception) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+def add_dataset_options(s, jobs_help: str) -> None:
+    """--jobs, --scheduler, --progress, --no-progress: how a command spreads a dataset's samples."""
+    s.add_argument("--jobs", type=int, default=1, help=jobs_help)
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the sample chunks on this Dask scheduler's workers (needs dask distributed)")
+    s.add_argument("--progress", action="store_true",
+                   help="progress bar on stderr even when it is not a terminal (not with --quiet)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")

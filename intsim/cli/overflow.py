@@ -17,7 +17,8 @@ from ..overflow.chunked import analyze_chunked
 from ..overflow.report import render
 from ..pipeline import import_onnx
 from ..runtime import distributed
-from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
+from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, check_output, load_inputs, show_progress,
+                     write)
 
 
 def _widths(text: str) -> range:
@@ -117,12 +118,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--sweep", default=None, metavar="LO:HI", help="run every width LO..HI in wrap and saturate mode")
     s.add_argument("--plot", default=None, metavar="F.png", help="with --sweep: plot mismatch/accuracy (matplotlib)")
     s.add_argument("--fail-on-overflow", action="store_true", help="exit 1 if a layer needs more than --acc-bits")
-    s.add_argument("--jobs", type=int, default=1,
-                   help="with --input: worker processes over sample chunks, a local Dask cluster (needs dask distributed)")
-    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="with --input: run the sample chunks on this Dask scheduler's workers (needs dask distributed)")
-    s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataset_options(s, "with --input: worker processes over sample chunks, a local Dask cluster (needs dask "
+                           "distributed)")
     add_common(s)
     s.set_defaults(fn=cmd_overflow)
 

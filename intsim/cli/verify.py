@@ -17,7 +17,8 @@ from ..runtime import distributed
 from ..verify import REFERENCES, verify
 from ..verify.report import render
 from ..verify.tflite_ref import KERNEL_PATHS
-from .common import MODEL_HELP, accumulator, add_common, check_output, load_inputs, show_progress, write
+from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, check_output, load_inputs, show_progress,
+                     write)
 
 
 def cmd_verify(args) -> int:
@@ -97,11 +98,6 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fail-on-mismatch", action="store_true", help="exit 1 unless the comparison passed")
     s.add_argument("--max-lsb", type=int, default=0, help="pass criterion: max |d| per tensor (default 0)")
     s.add_argument("--min-exact", type=float, default=1.0, help="pass criterion: exact fraction per tensor")
-    s.add_argument("--jobs", type=int, default=1,
-                   help="worker processes over sample chunks (a local Dask cluster when dask is installed)")
-    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the sample chunks on this Dask scheduler's workers (needs dask distributed)")
-    s.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal (not with --quiet)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataset_options(s, "worker processes over sample chunks (a local Dask cluster when dask is installed)")
     add_common(s)
     s.set_defaults(fn=cmd_verify, target=None)   # None: the model's default (verify's docstring)

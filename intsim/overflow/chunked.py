@@ -7,6 +7,7 @@ import numpy as np
 
 from ..accumulator import Accumulator
 from ..pipeline import import_onnx
+from ..progress import Bar
 from ..runtime import Program, distributed
 from .analysis import EXACT_REFERENCE, analyze, merge_observations, observe_chunk
 
@@ -46,7 +47,7 @@ def analyze_chunked(model_bytes: bytes, graph, feeds: dict, acc_bits: int = 32, 
     try:
         size = distributed.chunk_size(n, distributed.workers(c), chunk, progress)
         parts = [{k: np.asarray(v)[i:i + size] for k, v in feeds.items()} for i in range(0, n, size)]
-        bar = distributed.Bar("overflow", n, progress)
+        bar = Bar("overflow", n, progress)
         results = distributed.map_chunks(c, Session, args, distributed.session_key(*args), observe_part, parts,
                                          [_samples(p) for p in parts], bar.step)
     finally:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +41,7 @@ from ..ir import IntType
 from ..limits import check_shape
 from ..loader import load_model
 from ..pipeline import import_onnx
+from ..progress import Bar
 from ..runtime import Program
 from ..runtime import distributed
 from .explain import CLASSES, Explainer
@@ -355,34 +355,9 @@ def _worker_chunk(feeds):
     return _compare_chunk(_WORKER["s"], feeds)
 
 
-class _Progress:
-    """A plain-text progress bar on stderr, redrawn at most every `interval` seconds (and
-    always at the end), with the rate and the time left."""
-
-    def __init__(self, total: int, enabled: bool, interval: float = PROGRESS_INTERVAL):
-        self.total, self.done, self.enabled, self.interval = total, 0, enabled, interval
-        self._start = time.monotonic()
-        self._last = float("-inf")
-
-    def step(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        final = self.done >= self.total
-        if not final and now - self._last < self.interval:
-            return
-        self._last = now
-        w = 30
-        k = int(w * self.done / max(self.total, 1))
-        took = now - self._start
-        rate = self.done / took if took > 0 else 0.0
-        left = f", {(self.total - self.done) / rate:.0f} s left" if rate > 0 and not final else ""
-        sys.stderr.write(f"\rverify [{'#' * k}{'.' * (w - k)}] {self.done}/{self.total} samples "
-                         f"({rate:.1f}/s{left})  ")
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+def progress_bar(total: int, enabled: bool):
+    """verify's bar (intsim.progress.Bar), redrawn at most every PROGRESS_INTERVAL seconds."""
+    return Bar("verify", total, enabled, PROGRESS_INTERVAL)
 
 
 def _chunks(feeds: dict, size: int) -> list:
@@ -398,7 +373,7 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
     if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
         chunk = max(1, min(chunk, _samples(feeds) // (4 * jobs)))
     parts = _chunks(feeds, chunk)
-    bar = _Progress(_samples(feeds), progress)
+    bar = progress_bar(_samples(feeds), progress)
     results = []
     if jobs > 1 and len(parts) > 1 and isinstance(target, str):
         # fork: intsim/__main__.py runs the CLI at import, which a spawned child would redo;
@@ -425,14 +400,14 @@ def _run_dask(model_bytes, feeds, args, jobs, progress, chunk, scheduler) -> lis
     c = distributed.client(jobs, scheduler)
     try:
         parts = _chunks(feeds, distributed.chunk_size(n, distributed.workers(c), chunk, progress))
-        bar = _Progress(n, progress)
+        bar = progress_bar(n, progress)
         return distributed.map_chunks(c, _session, args, distributed.session_key(model_bytes, *args[1:]),
                                       _compare_chunk, parts, [_samples(p) for p in parts], bar.step)
     finally:
         distributed.close(c)
 
 
-def _run_paced(s, feeds: dict, chunk: int, bar: _Progress) -> list:
+def _run_paced(s, feeds: dict, chunk: int, bar) -> list:
     """The serial run with a progress bar: one sample first (it also pays for compilation), then
     chunks sized from the last one's time to take about PROGRESS_INTERVAL each (1..chunk
     samples), so the bar moves after every sample or every half second, whichever is rarer."""
