@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
-from .ort_island import prepare_ort_island
+from .ort_island import node_proto, prepare_ort_island
 from .pool import maxpool_fn
 from .registry import step
 
@@ -147,12 +147,7 @@ def prepare_onnx(node, ctx):
         if hasattr(fast, "freeze"):
             run.freeze = fast.freeze
         return run
-    proto = type(node.attrs["node"])()
-    proto.CopyFrom(node.attrs["node"])
-    del proto.input[:]
-    proto.input.extend(node.inputs)
-    del proto.output[:]
-    proto.output.extend(node.outputs)
+    proto = node_proto(node)
     try:
         ev = _evaluator(proto, node, ctx)
     except Exception as e:  # noqa: BLE001

@@ -32,6 +32,17 @@ from ..limits import SIZED_BY_VALUES
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 
 
+def node_proto(node) -> onnx.NodeProto:
+    """A copy of an `onnx` IR node's NodeProto wired to the node's own (IR) input and output names."""
+    p = type(node.attrs["node"])()
+    p.CopyFrom(node.attrs["node"])
+    del p.input[:]
+    p.input.extend(node.inputs)
+    del p.output[:]
+    p.output.extend(node.outputs)
+    return p
+
+
 def is_float_node(node, ctx) -> bool:
     """An `onnx` node of the standard domain that computes on floats: no integer tensor among
     its non-constant inputs or its outputs, and a float one among them. Not an op whose output
@@ -73,15 +84,7 @@ class Island:
         self._sessions: dict = {}
 
     def _model(self, dtypes, outputs) -> onnx.ModelProto:
-        protos = []
-        for n in self.nodes:
-            p = type(n.attrs["node"])()
-            p.CopyFrom(n.attrs["node"])
-            del p.input[:]
-            p.input.extend(n.inputs)
-            del p.output[:]
-            p.output.extend(n.outputs)
-            protos.append(p)
+        protos = [node_proto(n) for n in self.nodes]
         inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), self._shape(name))
                   for name, dt in zip(self.inputs, dtypes)]
         outputs = [helper.make_empty_tensor_value_info(o) for o in outputs]
