@@ -78,3 +78,14 @@ def float_model(nodes, inputs, outputs, inits, opset: int = 17) -> onnx.ModelPro
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     return m
+
+
+def optimized_op_types(model: onnx.ModelProto) -> list:
+    """The op types of onnxruntime's fully optimized graph of `model` (int8 QDQ allowed): what
+    it fused, e.g. QLinearConv."""
+    with tempfile.TemporaryDirectory() as d:
+        so = ort.SessionOptions()
+        so.add_session_config_entry("session.qdqisint8allowed", "1")
+        so.optimized_model_filepath = os.path.join(d, "opt.onnx")
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]

@@ -6,29 +6,16 @@ onnxruntime bit for bit. A MatMul -> Add(bias) that onnxruntime's MatMulAddFusio
 float Gemm first stays float."""
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 
 import intsim
 from intsim.pipeline import import_onnx
 
-from ..ortutil import run_ort
+from ..ortutil import optimized_op_types, run_ort
 from .qdq_build import Builder
-
-
-def _ort_ops(m):
-    with tempfile.TemporaryDirectory() as d:
-        so = ort.SessionOptions()
-        so.add_session_config_entry("session.qdqisint8allowed", "1")
-        so.optimized_model_filepath = os.path.join(d, "opt.onnx")
-        ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
 
 
 def _model(tx, per_channel, rank3, dynamic_b, bias_shape):
@@ -62,7 +49,7 @@ def _model(tx, per_channel, rank3, dynamic_b, bias_shape):
     (False, False, True, (7, 1, 16))])  # bias of rank 3: no MatMulAddFusion
 def test_dq_matmul_without_q_is_matmul_integer_to_float(tx, per_channel, rank3, dynamic_b, bias_shape):
     m, feeds = _model(tx, per_channel, rank3, dynamic_b, bias_shape)
-    assert "MatMulIntegerToFloat" in _ort_ops(m)
+    assert "MatMulIntegerToFloat" in optimized_op_types(m)
     ops = [n.op if n.op != "onnx" else n.attrs["op_type"] for n in import_onnx(m).nodes]
     assert "matmul" in ops and "MatMul" not in ops
     want = run_ort(m, feeds)["y"]
@@ -75,7 +62,7 @@ def test_dq_matmul_without_q_is_matmul_integer_to_float(tx, per_channel, rank3, 
 @pytest.mark.parametrize("rank3", [False, True])
 def test_matmul_then_bias_add_stays_float_as_onnxruntime_makes_it_a_float_gemm(rank3):
     m, feeds = _model(np.uint8, True, rank3, False, (16,))
-    assert "Gemm" in _ort_ops(m) and "MatMulIntegerToFloat" not in _ort_ops(m)
+    assert "Gemm" in optimized_op_types(m) and "MatMulIntegerToFloat" not in optimized_op_types(m)
     with pytest.warns(UserWarning, match="MatMulAddFusion makes MatMul -> Add a float Gemm"):
         prog = intsim.load(m, target="ort")
     assert "matmul" not in [n.op for n in prog.graph.nodes]
@@ -99,7 +86,7 @@ def test_dq_gemm_without_q_is_qgemm_with_float_output(tx, bias, per_channel):
                         np.zeros(16, np.int32) if per_channel else np.int32(0), axis=0 if per_channel else None))
     b.node("Gemm", ins, ["y"], name="gemm", transB=1)
     m = b.model([("x", [8, 24])], [("y", [8, 16])])
-    assert "QGemm" in _ort_ops(m)
+    assert "QGemm" in optimized_op_types(m)
     assert "matmul" in [n.op for n in import_onnx(m).nodes]
     feeds = {"x": rng.normal(0, 2, (8, 24)).astype(np.float32)}
     with warnings.catch_warnings():
