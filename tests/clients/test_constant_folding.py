@@ -4,7 +4,6 @@ QLinearConv; intsim folds Clip/Cast/Identity/Reshape/... of constants at import,
 fuses too and equals onnxruntime bit for bit."""
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest

@@ -15,9 +15,9 @@ from onnx import TensorProto
 import intsim
 from intsim.pipeline import import_onnx
 
-from ..ortutil import run_ort
+from ..ortutil import optimized_op_types, run_ort
 from .qdq_build import Builder
-from .test_constant_folding import _ort_ops
+
 
 I8, U8 = np.int8, np.uint8
 
@@ -116,7 +116,7 @@ def _conv(tx, tw, ty, bias=None):
 ])
 def test_conv_fuses_as_onnxruntime_decides(tx, tw, ty, bias, fused):
     m = _conv(tx, tw, ty, bias)
-    assert ("QLinearConv" in _ort_ops(m)) == fused      # what onnxruntime decided
+    assert ("QLinearConv" in optimized_op_types(m)) == fused      # what onnxruntime decided
     assert ("conv" in _ops(m)) == fused
     _same(m, {"x": np.random.default_rng(5).normal(0, 2, (1, 3, 5, 5)).astype(np.float32)})
 
@@ -146,6 +146,6 @@ def test_float_bias_is_quantized_as_onnxruntime_does(op, per_channel, trans_b):
     b.node("QuantizeLinear", [c, b.const("ys", np.float32(0.0917)), b.const("yz", np.uint8(120))], ["y"])
     shapes = ([2, 3, 7, 7], [2, 8, 7, 7]) if op == "Conv" else ([5, 24], [5, 8])
     m = b.model([("x", shapes[0])], [("y", shapes[1])], out_types={"y": TensorProto.UINT8})
-    assert ("QLinearConv" if op == "Conv" else "QGemm") in _ort_ops(m)
+    assert ("QLinearConv" if op == "Conv" else "QGemm") in optimized_op_types(m)
     assert ("conv" if op == "Conv" else "matmul") in _ops(m)
     _same(m, {"x": rng.normal(0, 1.5, shapes[0]).astype(np.float32)})
