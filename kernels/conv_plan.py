@@ -294,6 +294,21 @@ class BoundPlan:
                 _rows_to_planes(q, out.reshape(self.planes_shape), gi * mg)
 
 
+def bind_plan(plan: ConvPlan, n_img: int, x_layout: str, out_layout: str, out_dtype, where: str = "conv"):
+    """call(x, out) running the plan for n_img images of x_layout into out_layout, with
+    call.freeze(x, out) -> call() for these very arrays: a BoundPlan when the plan fits one
+    (BoundPlan.fits), else run_plan's checked general path."""
+    if BoundPlan.fits(plan, n_img):
+        return BoundPlan(plan, n_img, x_layout, out_layout, out_dtype, where)
+    run = partial(_run_general, plan, where, x_layout, out_layout)
+    run.freeze = lambda x, out: partial(run, x, out)
+    return run
+
+
+def _run_general(plan, where, x_layout, out_layout, x, out):
+    run_plan(plan, x, out, where, x_layout, out_layout)
+
+
 FREEZE_OWN_BYTES = 1 << 18     # layout/im2col buffers a frozen bound plan may own (BoundPlan.freeze)
 
 

@@ -718,15 +718,28 @@ def run_depthwise_layer(layer: DepthwiseLayer, x, out, x_layout: str = "nchw", o
 
 def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layout: str = "nchw"):
     """run_depthwise_layer for one layout pair with its per-call constants computed once (the
-    kernel thread count, kernels.threads.get_num_threads(), is taken now): call(x, out)."""
+    kernel thread count, kernels.threads.get_num_threads(), is taken now): call(x, out), and
+    call.freeze(x, out) -> call() for these very arrays."""
     n, oh, ow, m = layer.out_shape
     if x_layout not in ("nchw", "nhwc") or out_layout not in ("nchw", "nhwc"):
         fd._fail("layout", f"must be 'nchw' or 'nhwc', got {x_layout!r}, {out_layout!r}")
     if x_layout == out_layout == "nchw" and oh * ow > SMALL_MAP:
-        return lambda x, out: run_depthwise_plan(layer.nchw, x, out)
+        run = partial(run_depthwise_plan, layer.nchw)
+        run.freeze = partial(partial, run)
+        return run
     x_nchw, out_nchw = x_layout == "nchw", out_layout == "nchw"
     plan = layer.to_nchw if out_nchw and layer.to_nchw is not None else layer.nhwc
     run = _bind_planned(plan, x_nchw, out_nchw)
     if not x_nchw:
         return run
-    return lambda x, out: run(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x, out)
+
+    def call(x, out):
+        run(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x, out)
+    call.freeze = partial(partial, call)
+    return call
+
+
+def bind_depthwise(plan, x_shape, x_dtype, out_dtype, x_layout: str = "nchw", out_layout: str = "nchw"):
+    """bind_depthwise_layer of plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype): the
+    NCHW depthwise plan (kernels.fast_conv.plan_depthwise) bound to one input shape and layout pair."""
+    return bind_depthwise_layer(plan_depthwise_layer(plan, x_shape, x_dtype, out_dtype), x_layout, out_layout)

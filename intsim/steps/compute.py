@@ -9,17 +9,12 @@ y = target.requantize(acc) with multiplier x_scale * w_scale[m] / y_scale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
 from kernels.conv import ConvGeom, conv_out_hw
-from kernels import conv_plan
 from kernels.cpu import best_isa
-from kernels.depthwise_nhwc import bind_depthwise_layer, plan_depthwise_layer
-from kernels.fast_conv import plan_conv_exact, plan_depthwise
-from kernels.fast_gemm import get_num_threads
-from kernels.fast_pairs import plan_conv_pairs
+from kernels.threads import get_num_threads
 
 from ..accumulator import finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
@@ -44,7 +39,7 @@ class Bound:
     requantizer: object
     mode: str
     narrow: object = None   # kernels.overflow.NarrowAcc when the accumulator needs the K order
-    packed: dict = field(default_factory=dict)  # fast-engine weight panels, packed once per geometry
+    packed: dict = field(default_factory=dict)  # engine weight panels (once per geometry), fused params
     matmul: bool = False    # w is a MatMul's (K, N) (else a conv's (M, C, KH, KW))
     engine: engines.Engine = None   # the accumulation engine, chosen once at prepare (engines.select)
     reference: bool = False         # kernels="reference": NumPy twins only, no fused lanes
@@ -87,9 +82,7 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
     if fused is None or out_dtype not in _BYTES or b.narrow is not None \
             or acc.overflow != "exact" or acc.tile or acc.bits < 32 or x_dtype not in _BYTES or not _simd():
         return None
-    if b.mode == "exact" and not b.fast(x_dtype):
-        return None
-    if b.mode not in ("exact", "x86-u8s8-pairs"):
+    if b.engine.fused is None or (b.mode == "exact" and not b.fast(x_dtype)):
         return None
     info = np.iinfo(x_dtype)
     cw = b.conv_w()
@@ -107,26 +100,29 @@ def _fused_params(b: Bound, ctx, x_dtype, out_dtype):
     return fused
 
 
-def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
-    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact)
-    for inputs shaped like x4: a plan (kernels.conv_plan, or the depthwise one) built once per
-    geometry and input shape. The returned lane(env, x) runs it on x and stores the output;
-    an output read only channels-last (intsim.layout) is written channels-last and stored as
-    its NCHW view, and a channels-last x is read in place."""
-    plan = _cached_plan(b, geom, x4, fused)
+def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str):
+    """The conv and its requantization in one SIMD pass (Bound.fused_requant said it is exact),
+    prepared once for inputs shaped like x4 held in x_layout (channels-last: read in place) and
+    the kernel thread count now: the engine's fused call (engines.Engine.fused) bound to them.
+    The returned lane(env, x) runs it on x (x4's array, or for "nhwc" its (N, H, W, C) array)
+    and stores the output; an output read only channels-last (intsim.layout) is written
+    channels-last and stored as its NCHW view."""
     n, m = x4.shape[0], b.w.shape[0]
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
     out_nhwc = not one_d and name in getattr(ctx, "channels_last", ())
-    conv = _gemm_conv(plan, out_nhwc) if isinstance(plan, conv_plan.ConvPlan) else \
-        _depthwise_conv(plan, x4, dtype, out_nhwc)
-
     out_shape = (n, oh, ow, m) if out_nhwc else (n, m, oh, ow)
     stored = (n, m, ow) if one_d else (n, m, oh, ow)
+    conv = b.engine.fused(b, geom, x4.shape, x4.dtype, (x_layout, "nhwc" if out_nhwc else "nchw"), dtype,
+                          (True,) + fused, "conv")
+    x4_shape = x4.shape if x_layout == "nchw" else None
 
     def lane(env, x):
         out = np.empty(out_shape, dtype)
-        _kernel_call(node, conv, x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
+        try:
+            conv(x if x4_shape is None else x.reshape(x4_shape), out)
+        except ValueError as e:
+            raise ShapeError(f"node '{node.name}': {e}") from None
         env[name] = nchw_view(out) if out_nhwc else out.reshape(stored)
 
     def freeze(env, fixed):
@@ -134,85 +130,20 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool):
         intsim.frozen); None when x is not in a fixed buffer."""
         if node.inputs[0] not in fixed:
             return None
-        x, y = env[node.inputs[0]], env[name]
+        x, y = _lane_input(env[node.inputs[0]], x_layout == "nhwc"), env[name]
         out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
-        if out is None or not out.flags.c_contiguous:
+        if x is None or out is None or not out.flags.c_contiguous:
             return None
-        call = conv.freeze(x.reshape(n, x.shape[1], 1, x.shape[2]) if one_d else x, out)
+        call = conv.freeze(x if x4_shape is None else x.reshape(x4_shape), out)
         return lambda env: _kernel_call(node, call)
     lane.freeze = freeze
     return lane
 
 
-def _gemm_conv(plan, out_nhwc: bool, where: str = "conv"):
-    """conv(x (N, C, H, W) array or view, out) for a GEMM plan (kernels.conv_plan.BoundPlan: per-call
-    constants computed once; run_plan for a plan that cannot be bound); `where` names the caller
-    in the plan's errors."""
-    out_layout = "nhwc" if out_nhwc else "nchw"
-
-    def bind(n, x_layout, out_dtype):
-        if conv_plan.BoundPlan.fits(plan, n):
-            return conv_plan.BoundPlan(plan, n, x_layout, out_layout, out_dtype, where)
-        return lambda x, out: conv_plan.run_plan(plan, x, out, where, x_layout, out_layout)
-    return _bound_per_layout(bind)
-
-
-def _depthwise_conv(plan, x4, dtype, out_nhwc: bool):
-    """conv(x, out) for a depthwise plan (kernels.depthwise_nhwc's layer picks the kernel)."""
-    layer = plan_depthwise_layer(plan, x4.shape, x4.dtype, dtype)
-    out_layout = "nhwc" if out_nhwc else "nchw"
-    return _bound_per_layout(lambda n, x_layout, out_dtype: bind_depthwise_layer(layer, x_layout, out_layout))
-
-
-def _bound_per_layout(bind):
-    """conv(x4, out): a channels-last x (intsim.layout) is read in place; bind(n, x_layout,
-    out_dtype) -> run(x, out) is called once per batch size, input layout and kernel thread count."""
-    bound: dict = {}
-
-    def bound_run(x4, out):
-        xh = nhwc_of(x4)
-        x, x_layout = (x4, "nchw") if xh is None else (xh, "nhwc")
-        key = (x.shape[0], x_layout, get_num_threads())
-        run = bound.get(key)
-        if run is None:
-            run = bound[key] = bind(x.shape[0], x_layout, out.dtype)
-        return run, x
-
-    def conv(x4, out):
-        run, x = bound_run(x4, out)
-        run(x, out)
-
-    def freeze(x4, out):
-        """A call() doing conv(x4, out) on these very arrays (the binding's own freeze if it has one)."""
-        run, x = bound_run(x4, out)
-        f = getattr(run, "freeze", None)
-        return f(x, out) if f is not None else partial(run, x, out)
-    conv.freeze = freeze
-    return conv
-
-
-def _cached_plan(b: Bound, geom, x4, fused):
-    """The fused plan (_conv_plan) for inputs shaped like x4 (any batch), built once per geometry,
-    input shape and dtype."""
-    key = ("plan", geom, x4.shape[1:], x4.dtype)
-    if key not in b.packed:
-        b.packed[key] = _conv_plan(x4, b, geom, fused)
-    return b.packed[key]
-
-
-def _conv_plan(x4, b: Bound, geom, fused):
-    """The GEMM plan of this conv for inputs shaped like x4, or the depthwise plan. Depthwise
-    convs are summed exactly on every target, as onnxruntime's depthwise kernels do."""
-    mult, zp, lo, hi = fused
-    rq = (True, mult, zp, lo, hi)
-    if b.mode == "x86-u8s8-pairs":
-        pc = engines.packed_pairs(b, geom)
-        if pc.kind == "gemm":
-            return plan_conv_pairs(pc, x4.shape[1:], b.x_zp, b.w_zp, b.bias, rq)
-    pc = engines.packed_exact(b, geom)
-    if pc.kind == "gemm":
-        return plan_conv_exact(pc, x4.shape[1:], x4.dtype, b.x_zp, b.bias, rq)
-    return plan_depthwise(pc, b.x_zp, b.bias, rq)
+def _lane_input(x, nhwc: bool):
+    """x as a lane prepared for its layout reads it: x itself, or for a channels-last lane its
+    (N, H, W, C) array (None when x is not laid out channels-last)."""
+    return nhwc_of(x) if nhwc else x
 
 
 def _simd() -> bool:
@@ -405,17 +336,18 @@ def prepare_conv(node, ctx):
         return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4)), w.ndim == 3
 
     static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
-
-    lanes: dict = {}    # (x shape, dtype) -> the fused run, its geometry checked once (static weights)
+    one_d_static = static is not None and static[1]
+    lanes: dict = {}    # _lane_key -> the fused run prepared for it (static weights, no taps)
 
     def run(env, tap):
-        bound, one_d = static if static is not None else bind(reader.values(env))
         x = env[ins[0]]
-        if tap is None and static is not None:
-            lane = lanes.get((x.shape, x.dtype))
+        if tap is None and lanes:
+            xh = None if one_d_static else nhwc_of(x)
+            lane = lanes.get((x.shape, x.dtype, xh is None, get_num_threads()))
             if lane is not None:
-                lane(env, x)
+                lane(env, x if xh is None else xh)
                 return
+        bound, one_d = static if static is not None else bind(reader.values(env))
         if x.ndim != (3 if one_d else 4):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
@@ -424,10 +356,12 @@ def prepare_conv(node, ctx):
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None
         if fused is not None:
-            lane = _kernel_call(node, _fused_lane, node, ctx, bound, geom, fused, x4, one_d)
+            xh = None if one_d else nhwc_of(x)
+            lane = _kernel_call(node, _fused_lane, node, ctx, bound, geom, fused, x4, one_d,
+                                "nchw" if xh is None else "nhwc")
             if static is not None:
-                lanes[(x.shape, x.dtype)] = lane
-            lane(env, x)
+                lanes[(x.shape, x.dtype, xh is None, get_num_threads())] = lane
+            lane(env, x if xh is None else xh)
             return
         x4 = np.ascontiguousarray(x4)
         acc, events = _kernel_call(node, _conv_accumulate, x4, bound, geom)
@@ -445,8 +379,10 @@ def prepare_conv(node, ctx):
     def freeze(env, fixed):
         """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
         x = env[ins[0]]
-        lane = lanes.get((x.shape, x.dtype)) if static is not None else None
-        return lane.freeze(env, fixed) if lane is not None else None
+        xh = None if one_d_static else nhwc_of(x)
+        lane = lanes.get((x.shape, x.dtype, xh is None, get_num_threads()))
+        hook = getattr(lane, "freeze", None)
+        return hook(env, fixed) if hook is not None else None
     run.freeze = freeze
     return run
 
@@ -471,8 +407,9 @@ def _matmul_accumulate(a, bmat, bound: Bound):
 
 def _matmul_lane(node, ctx, b: Bound, a):
     """A (M, K) x the static B (K, N) with its requantization in one SIMD pass, when
-    Bound.fused_requant proves it exact: the 1x1 conv plan of B over M one-pixel images, channels
-    last (kernels.conv_plan; A's rows are the GEMM rows as they are). None when not fused."""
+    Bound.fused_requant proves it exact: the engine's fused 1x1 conv of B over M one-pixel
+    channels-last images (A's rows are the GEMM rows as they are), bound once to A's shape and
+    the kernel thread count now. None when not fused."""
     dtype = node.attrs["out_type"].storage
     fused = b.fused_requant(ctx, a.dtype, dtype)
     m, k = a.shape
@@ -480,15 +417,15 @@ def _matmul_lane(node, ctx, b: Bound, a):
     _check_matmul_out(node, a, b.w)
     if fused is None or m < 1 or k < 1:
         return None
-    plan = _cached_plan(b, ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1), np.empty((m, k, 1, 1), a.dtype), fused)
-    if not isinstance(plan, conv_plan.ConvPlan):      # K = N = 1 packs as a depthwise conv: not worth a lane
+    conv = b.engine.fused(b, ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1), (m, k, 1, 1), a.dtype, ("nhwc", "nhwc"), dtype,
+                          (True,) + fused, "matmul", depthwise=False)
+    if conv is None:      # K = N = 1 packs as a depthwise conv: not worth a lane
         return None
     name = node.outputs[0]
-    conv = _gemm_conv(plan, True, "matmul")     # bound once: A's rows are M one-pixel channels-last images
 
     def lane(env, a):
         out = np.empty((m, n), dtype)
-        _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, k, 1, 1), out.reshape(m, 1, 1, n))
+        _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n))
         env[name] = out
 
     def freeze(env, fixed):
@@ -497,7 +434,7 @@ def _matmul_lane(node, ctx, b: Bound, a):
         a = env[node.inputs[0]]
         if node.inputs[0] not in fixed or node.attrs.get("transA") or not a.flags.c_contiguous:
             return None
-        call = conv.freeze(a.reshape(m, k, 1, 1), env[name].reshape(m, 1, 1, n))
+        call = conv.freeze(a.reshape(m, 1, 1, k), env[name].reshape(m, 1, 1, n))
         return lambda env: _kernel_call(node, call)
     lane.freeze = freeze
     return lane
@@ -543,7 +480,7 @@ def prepare_matmul(node, ctx):
         if node.attrs.get("transA"):
             a = a.T
         if tap is None and static is not None and a.ndim == 2 and bound.w.ndim == 2 and node.attrs.get("requant"):
-            key = (a.shape, a.dtype)
+            key = (a.shape, a.dtype, get_num_threads())
             if key not in lanes:
                 lanes[key] = _kernel_call(node, _matmul_lane, node, ctx, bound, a) \
                     if a.shape[1] == bound.w.shape[0] else None
@@ -571,7 +508,7 @@ def prepare_matmul(node, ctx):
         """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
         a = env[ins[0]]
         a = a.T if node.attrs.get("transA") else a
-        lane = lanes.get((a.shape, a.dtype)) if static is not None else None
+        lane = lanes.get((a.shape, a.dtype, get_num_threads())) if static is not None else None
         return lane.freeze(env, fixed) if lane is not None else None
     run.freeze = freeze
     return run

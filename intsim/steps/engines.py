@@ -13,9 +13,18 @@ overflow events (0 for the exact and pair-saturating models):
     gemm(a (M, K), bmat (K, N), b, acc (M, N))       packed panels when bmat is b's static weight
     batched(a (B, M, K), bmat (B, K, N), b, acc (B, M, N))
 
+The SIMD engines also have the fused form of a conv (or a MatMul as a 1x1 conv) with its
+requantization, used when compute.Bound.fused_requant proves it exact:
+
+    fused(b, geom, x_shape (N, C, H, W), x_dtype, layouts, out_dtype, rq, where, depthwise)
+        -> call(x, out), call.freeze(x, out) -> call()
+
+the whole conv bound once to one input shape, layout pair ("nchw"/"nhwc" for x and out) and
+kernel thread count (kernels.conv_plan.bind_plan, kernels.depthwise_nhwc.bind_depthwise), or
+None when it would be a depthwise kernel and `depthwise` is False.
+
 `b` is the node's compute.Bound: weights, zero points, bias, the narrow model, and `packed`,
-the panels each engine packs once per geometry. The fused conv+requant lanes (compute.py) are
-the other half of the seam: a requantizer that has a `fused_form()` on an exact engine.
+the panels each engine packs once per geometry.
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from kernels import conv as kc
-from kernels import fast_conv, fast_gemm, fast_pairs, gemm, overflow, x86pairs
+from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_gemm, fast_pairs, gemm, overflow, x86pairs
 
 
 class Engine(NamedTuple):
@@ -32,6 +41,7 @@ class Engine(NamedTuple):
     conv: Callable
     gemm: Callable
     batched: Callable
+    fused: Callable = None      # the fused conv + requantization (SIMD engines only)
 
 
 def packed_exact(b, geom):
@@ -78,6 +88,28 @@ def _narrow(conv_fn, gemm_fn, name):
     return Engine(name, conv, gemm_, batched)
 
 
+def fused_exact(b, geom, x_shape, x_dtype, layouts, out_dtype, rq, where="conv", depthwise=True):
+    """The exact engine's fused conv: the GEMM plan of its panels, or the depthwise kernel."""
+    pc = packed_exact(b, geom)
+    if pc.kind == "gemm":
+        plan = fast_conv.plan_conv_exact(pc, x_shape[1:], x_dtype, b.x_zp, b.bias, rq)
+        return conv_plan.bind_plan(plan, x_shape[0], *layouts, out_dtype, where)
+    if not depthwise:
+        return None
+    plan = fast_conv.plan_depthwise(pc, b.x_zp, b.bias, rq)
+    return depthwise_nhwc.bind_depthwise(plan, x_shape, x_dtype, out_dtype, *layouts)
+
+
+def fused_pairs(b, geom, x_shape, x_dtype, layouts, out_dtype, rq, where="conv", depthwise=True):
+    """The pair-saturating engine's fused conv; depthwise convs are summed exactly (fused_exact),
+    as onnxruntime's depthwise kernels do."""
+    pc = packed_pairs(b, geom)
+    if pc.kind != "gemm":
+        return fused_exact(b, geom, x_shape, x_dtype, layouts, out_dtype, rq, where, depthwise)
+    plan = fast_pairs.plan_conv_pairs(pc, x_shape[1:], b.x_zp, b.w_zp, b.bias, rq)
+    return conv_plan.bind_plan(plan, x_shape[0], *layouts, out_dtype, where)
+
+
 def _simd_exact():
     portable = ENGINES[("exact", "fast", False)]
 
@@ -92,7 +124,7 @@ def _simd_exact():
             b.packed["b"] = fast_gemm.pack_b(bmat, b.w_zp)
         fast_gemm.gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
         return 0
-    return Engine("simd-exact", conv, gemm_, portable.batched)
+    return Engine("simd-exact", conv, gemm_, portable.batched, fused_exact)
 
 
 def _simd_pairs():
@@ -109,7 +141,7 @@ def _simd_pairs():
             b.packed["pairs"] = fast_pairs.pack_b_pairs(bmat)
         fast_pairs.gemm_pairs_packed(a, b.x_zp, b.packed["pairs"], b.w_zp, b.bias, acc)
         return 0
-    return Engine("simd-pairs", conv, gemm_, portable.batched)
+    return Engine("simd-pairs", conv, gemm_, portable.batched, fused_pairs)
 
 
 # (mode, kernels, simd) -> Engine; the reference engines are the NumPy int64 twins
