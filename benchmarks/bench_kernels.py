@@ -24,12 +24,13 @@ _FIRST_CALLS = r"""
 import time
 t0 = time.perf_counter()
 import numpy as np
-from kernels import fast_gemm as fg, fast_conv as fc
+from kernels import fast_conv as fc
+from kernels.simd import packing, wrappers
 from kernels.conv import ConvGeom
 t1 = time.perf_counter()
 a = np.ones((7, 9), np.uint8); b = np.ones((9, 5), np.int8)
-p = fg.pack_b(b, 0); acc = np.empty((7, 5), np.int32); out = np.empty((7, 5), np.uint8)
-fg.gemm_packed(a, 0, p, 0, acc); fg.gemm_packed_requant(a, 0, p, 0, 0.1, 0, 0, 255, out)
+p = packing.pack_b(b, 0); acc = np.empty((7, 5), np.int32); out = np.empty((7, 5), np.uint8)
+wrappers.gemm_packed(a, 0, p, 0, acc); wrappers.gemm_packed_requant(a, 0, p, 0, 0.1, 0, 0, 255, out)
 x = np.ones((1, 4, 6, 6), np.uint8)
 for w, g in ((np.ones((4, 4, 3, 3), np.int8), 1), (np.ones((4, 1, 3, 3), np.int8), 4)):
     pc = fc.pack_conv(w, 0, ConvGeom(1, 1, 1, 1, 1, 1, 1, 1, g))

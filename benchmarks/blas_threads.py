@@ -50,9 +50,9 @@ def main(argv=None) -> int:
     import intsim
     from intsim.bench import median_times
     from intsim.runtime import threads as budget
-    from kernels import fast_gemm
+    from kernels import threads as kernel_threads
 
-    fast_gemm.set_num_threads(args.threads)
+    kernel_threads.set_num_threads(args.threads)
     model = island_model()
     # target tflite: its float islands run on the ONNX reference evaluator, i.e. NumPy's BLAS (under
     # `ort` they run in one-thread onnxruntime sessions and never call it)

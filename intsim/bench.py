@@ -22,11 +22,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from kernels import fast_conv as fc
-from kernels import fast_gemm as fg
 from kernels import fast_pairs as fp
+from kernels import threads as kernel_threads
 from kernels.conv import ConvGeom
 from kernels.conv_plan import ConvPlan, run_plan
 from kernels.depthwise_nhwc import plan_depthwise_layer, run_depthwise_layer
+from kernels.simd import packing, wrappers
 from kernels.x86pairs import host_saturates_u8s8
 
 from .pipeline import load
@@ -136,18 +137,18 @@ def timing_row(case, shape, ops, t, extra=None):
 def bench_gemm_case(name, m, k, n, threads, rng, runs=RUNS):
     """One MatMulInteger (u8 x s8): the `intsim` columns time the engine the `ort` target takes on
     this host (onnxruntime's AVX2 pair-saturating sum, kernels.fast_pairs, where the host has no
-    VNNI; ort_equal must then be True), the `exact_*` fields the exact engine (kernels.fast_gemm,
+    VNNI; ort_equal must then be True), the `exact_*` fields the exact engine (kernels.simd,
     exact_equal: equal to the int64 product) in the same alternation."""
     a = rng.integers(0, 256, (m, k)).astype(np.uint8)
     b = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    packed, pp, zeros = fg.pack_b(b, 0), fp.pack_b_pairs(b), np.zeros(n, np.int64)
+    packed, pp, zeros = packing.pack_b(b, 0), fp.pack_b_pairs(b), np.zeros(n, np.int64)
     acc, acc_exact = np.empty((m, n), np.int32), np.empty((m, n), np.int32)
     sess = ort_session(matmul_integer_model(b), threads)
     a32, b32 = a.astype(np.int32), b.astype(np.int32)
     pairs = host_saturates_u8s8()
     fns = {"intsim": (lambda: fp.gemm_pairs_packed(a, 0, pp, zeros, zeros, acc)) if pairs
-           else (lambda: fg.gemm_packed(a, 0, packed, 0, acc)),
-           "exact": lambda: fg.gemm_packed(a, 0, packed, 0, acc_exact),
+           else (lambda: wrappers.gemm_packed(a, 0, packed, 0, acc)),
+           "exact": lambda: wrappers.gemm_packed(a, 0, packed, 0, acc_exact),
            "ort": lambda: sess.run(None, {"a": a}),
            "numpy": lambda: a32 @ b32}
     slow = 2 * m * n * k > 2**31
@@ -251,8 +252,8 @@ def _models_suite(threads, rng, runs, progress=None):
 
 
 def set_threads(threads: int) -> None:
-    """intsim's kernels (the fast_gemm pool and Numba's team) on `threads` threads."""
-    fg.set_num_threads(threads)
+    """intsim's kernels (the kernels.threads pool and Numba's team) on `threads` threads."""
+    kernel_threads.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 

@@ -330,8 +330,8 @@ def _im2col_rows_impl(xh, c0, cg, kh_, kw_, cgeo, pads, cols, r0, r1):
         r += ox1 - ox0
 
 
-# Conv descriptor of the GEMM drivers' implicit im2col (kernels.fast_gemm `geo`, kind 2): the
-# GEMM entries 0-5 and 14 as fast_gemm.gemm_geo, then the image and kernel geometry.
+# Conv descriptor of the GEMM drivers' implicit im2col (kernels.simd.drivers `geo`, kind 2): the
+# GEMM entries 0-5 and 14 as kernels.simd.drivers.gemm_geo, then the image and kernel geometry.
 CONV_KIND = 2
 D_C, D_H, D_W, D_OW, D_SH, D_SW, D_PT, D_PL = 6, 7, 8, 9, 10, 11, 12, 13
 D_KW, D_DH, D_DW, D_CG, D_C0, D_PAD, D_OH = 15, 16, 17, 18, 19, 20, 21
@@ -341,7 +341,7 @@ CONV_GEO_LEN = 22
 def conv_geo(gemm_geo, xh_shape, c0, cg, kh, kw, cgeo, pad) -> np.ndarray:
     """The kind-2 descriptor: A (rows N*OH*OW, K = KH*KW*Cg) is the im2col of xh (N, H, W, C),
     channels c0..c0+Cg-1 (the rows `im2col_rows` writes), packed tile by tile by
-    `pack_conv_tiles` instead of being stored. gemm_geo: fast_gemm.gemm_geo(rows, K, N, isa)."""
+    `pack_conv_tiles` instead of being stored. gemm_geo: kernels.simd.drivers.gemm_geo(rows, K, N, isa)."""
     sh, sw, pt, pl, dh, dw, oh, ow = (int(v) for v in cgeo)
     n, h, w, c = (int(v) for v in xh_shape)
     if gemm_geo[1] != n * oh * ow or gemm_geo[2] != kh * kw * cg or not 0 <= c0 <= c - cg or gemm_geo[5] != 0:
@@ -378,7 +378,7 @@ def pack_conv_tiles(xf, geo, add, g, mr, t0, t1, s0, ns, apk):
     """The drivers' A panel of tiles t0..t1-1 for K steps s0..s0+ns-1, from the image instead
     of stored rows (kind-2 descriptor, see conv_geo): apk[((t - t0)*mr + r)*ns*g + j] =
     im2col(xh)[t*mr + r, s0*g + j] + add (`pad` + add for taps outside the image), 0 for rows
-    >= M and k >= K, exactly the bytes fast_gemm.pack_block takes from im2col_rows' output.
+    >= M and k >= K, exactly the bytes kernels.simd.packing.pack_block takes from im2col_rows' output.
     xf: xh (N, H, W, C) flattened. Per row, the K range is walked segment by segment: a kernel
     row whose taps lie inside the image with dilation 1 and Cg == C is one run of KW*C."""
     m_, k_ = geo[1], geo[2]

@@ -70,7 +70,7 @@ from .conv import ConvGeom, conv_out_hw
 from .fast_conv import run_depthwise_plan
 from .jit import kernel
 from .requant import ort_round
-from .simd import pmaddwd_fn
+from .simd.microkernels import pmaddwd_fn
 from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes

@@ -7,7 +7,7 @@ Contract (as kernels.conv.conv2d_acc, for x uint8/int8 and w int8/uint8, int4 we
 with g = m // (M / group), iy = oy*sh - pt + ky*dh, ix = ox*sw - pl + kx*dw; taps outside the
 image count as x_zp (contribute 0). acc int32 (the exact sum wrapped mod 2**32) or int64 (exact).
 
-- General and grouped convs: per chunk of images and per group, ONE fast GEMM (kernels.fast_gemm)
+- General and grouped convs: per chunk of images and per group, ONE fast GEMM (kernels.simd)
   on the NHWC im2col rows A[(n*OH + oy)*OW + ox, k], k = (ky*KW + kx)*Cg + c (kernels.conv_rows;
   an exact sum does not depend on the K order; plain 1x1 convs read the transposed x itself); the
   weights B[k, j] = w[g*Mg + j, c, ky, kx] are packed once by `pack_conv`; the int32 sums are
@@ -28,7 +28,8 @@ from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .fast_depthwise import depthwise
-from .fast_gemm import PackedB, offsets, rq_none, vector_arg, bind_packed, fits_int32, gemm_geo, pack_b, run_packed
+from .simd.drivers import bind_packed, gemm_geo, rq_none, run_packed
+from .simd.packing import PackedB, fits_int32, offsets, pack_b, vector_arg
 from .requant import requant_float, requant_float_ref
 
 
@@ -109,7 +110,7 @@ def _check_dst(dst, shape, dtypes, where, name):
 
 def plan_conv_exact(pc: PackedConv, in_chw, x_dtype, x_zp, bias, rq) -> ConvPlan:
     """The conv plan (kernels.conv_plan) of a GEMM-kind pc: per group, the fast GEMM with bias and
-    zero points in its column offsets (kernels.fast_gemm.offsets), nothing added afterwards.
+    zero points in its column offsets (kernels.simd.packing.offsets), nothing added afterwards.
     bias: int64 (M,); rq as kernels.conv_rows.rows_to_nchw."""
     if pc.kind != "gemm":
         raise ValueError(f"plan_conv_exact: a {pc.kind} conv has no GEMM plan")

@@ -10,7 +10,7 @@ Contract (identical to kernels.x86pairs.gemm_acc_pairs; a uint8 (M, K), b int8 (
 
 How. `pack_b_pairs` stores the RAW weights (no zero point) as int8 panels of 16 columns, K
 zero-padded to a multiple of 4, each column's 4 consecutive k adjacent (pairs (2j, 2j+1) next
-to each other), in kernels.fast_gemm's panel layout [K block][panel][step][16][4]. The micro-
+to each other), in kernels.simd's panel layout [K block][panel][step][16][4]. The micro-
 kernel (4 rows x 16 columns, as MLAS) broadcasts 4 bytes of a row of A and runs, per 8-column ymm,
 
     vpmaddubsw(a_u8, b_s8)  -> 16 int16 lanes, each sat16(a[k]b[k] + a[k+1]b[k+1])
@@ -41,14 +41,14 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
-from .fast_gemm import (a_in_place, driver_consts, epilogue, gemm_geo, item_c, kc_steps, n_items, pack_block, pack_panels,
-                        rq_none, work_threads)
+from .simd.drivers import a_in_place, driver_consts, epilogue, gemm_geo, item_c, n_items, rq_none, work_threads
+from .simd.microkernels import make_microkernel, make_microkernel_q, pmaddwd_fn
+from .simd.packing import pack_block, pack_panels
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .jit import kernel
 from .threads import bind_items
 from .requant import requant_float
-from .simd import make_microkernel, make_microkernel_q, pmaddwd_fn
 from .x86pairs import (check_conv_pairs, check_conv_pairs_inputs, check_gemm_pairs, conv2d_acc_pairs, conv2d_acc_pairs_ref,
                        gemm_acc_pairs, gemm_acc_pairs_ref, is_ort_depthwise, weights_khwc)
 
@@ -74,7 +74,7 @@ mk_ubsw_q = make_microkernel_q(MR, NR // 8, 8, 8, _madd_ubsw)
 
 
 class PackedPairs(NamedTuple):
-    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of kernels.fast_gemm.kc_steps(steps) steps][panel]
+    """Raw int8 weights packed for vpmaddubsw. panels: 1-D int8, [K block of kernels.simd.packing.kc_steps(steps) steps][panel]
     [step][16 columns][4 k], zero beyond K and N; col_sum: int64 (N,) sum_k b[k, n]; b: a
     copy of the weights (for the fallback and the twin)."""
     k: int
@@ -121,7 +121,7 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, fi
     """Tiles t0..t0+nt-1 (A words at a0 + (tile - t0)*4*lda) x panels q0..q1-1 (B at b0 + p*ns*64
     int8) of one K block, 4x16 vpmaddubsw micro-kernel, into C at c0 + (tile - t0)*4*ldc +
     (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_ubsw_q stores the
-    requantized bytes into qout (kernels.fast_gemm.q_consts) instead."""
+    requantized bytes into qout (kernels.simd.drivers.q_consts) instead."""
     if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
         for t in range(nt):
             for p in range(q0, q1):
@@ -136,11 +136,11 @@ def _tiles_ubsw(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, fi
 
 @kernel
 def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
-    """Items i0..i1-1 (kernels.fast_gemm.item_bounds): per K block (kernels.fast_gemm.kc_steps), the item's A
+    """Items i0..i1-1 (kernels.simd.drivers.item_bounds): per K block (kernels.simd.packing.kc_steps), the item's A
     tiles as u8 quads (read in place from a row-major A when K % 4 == 0 and the tiles are full,
     else packed once), then per B block of 16 panels, per tile and panel, the 4x16 vpmaddubsw
     micro-kernel accumulates into the item's int32 C (started from offs): dst itself when
-    kernels.fast_gemm.c_target allows, else a block written by epilogue."""
+    kernels.simd.drivers.c_target allows, else a block written by epilogue."""
     mr, nr, g, nc = 4, 16, 4, 16
     steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
     for item in range(i0, i1):

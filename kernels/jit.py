@@ -5,7 +5,7 @@ portable (non-VNNI) kernels everywhere.
 Cache keying. Numba keys a cached function by the source of its OWN file only: a kernel that
 calls (and inlines) a kernel of another module keeps its cached machine code after that other
 module changes, and would run stale code. So every kernel is cached under a directory named by
-a hash of all of kernels/*.py (and the Numba version): any change to any kernel source gives a
+a hash of every kernels/**/*.py (and the Numba version): any change to any kernel source gives a
 fresh cache. The directory is $NUMBA_CACHE_DIR/intsim-<hash> when NUMBA_CACHE_DIR is set, else
 kernels/__pycache__/intsim-<hash>, else (read-only install) ~/.cache/intsim/numba/intsim-<hash>.
 Numba's global setting is changed only while a kernel is being decorated.
@@ -23,12 +23,16 @@ _lock = threading.Lock()
 
 
 def source_tag() -> str:
-    """Hash of every kernels/*.py file (names and bytes) and the Numba version."""
+    """Hash of every .py file under kernels/ (its subpackages included; relative paths and
+    bytes) and the Numba version."""
     h = hashlib.sha256(numba.__version__.encode())
-    for name in sorted(os.listdir(_HERE)):
-        if name.endswith(".py"):
-            with open(os.path.join(_HERE, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
+    names = []
+    for root, dirs, files in os.walk(_HERE):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        names += [os.path.relpath(os.path.join(root, f), _HERE) for f in files if f.endswith(".py")]
+    for name in sorted(names):
+        with open(os.path.join(_HERE, name), "rb") as f:
+            h.update(name.replace(os.sep, "/").encode() + b"\0" + f.read())
     return h.hexdigest()[:16]
 
 

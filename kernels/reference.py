@@ -14,17 +14,18 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, fast_gemm, fast_pairs, fixedpoint,
+from . import (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, fast_pairs, fixedpoint,
                gemm, int4, lut, overflow, pool, requant, x86pairs)
+from .simd import wrappers
 
-_MODULES = (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, fast_gemm, fast_pairs, fixedpoint,
+_MODULES = (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, wrappers, fast_pairs, fixedpoint,
             gemm, int4, lut, overflow, pool, requant, x86pairs)
 
-# "module.kernel" for every kernel that has a twin `module.kernel_ref` (same signature).
+# "module.kernel" (module under kernels/) for every kernel that has a twin `module.kernel_ref` (same signature).
 KERNELS = (
     "gemm.gemm_acc", "gemm.batched_gemm_acc",
     "conv.conv2d_acc",
-    "fast_gemm.gemm_packed", "fast_gemm.gemm_packed_requant",
+    "simd.wrappers.gemm_packed", "simd.wrappers.gemm_packed_requant",
     "fast_conv.conv2d_fast", "fast_conv.conv2d_fast_requant",
     "fast_depthwise.depthwise", "depthwise_nhwc.depthwise_nhwc",
     "fast_pairs.gemm_pairs_packed", "fast_pairs.conv2d_pairs_fast",
@@ -44,10 +45,10 @@ KERNELS = (
 
 def _index() -> tuple[dict, dict]:
     """(twin by "module.kernel", twin by kernel function)."""
-    mods = {m.__name__.rpartition(".")[2]: m for m in _MODULES}
+    mods = {m.__name__.partition(".")[2]: m for m in _MODULES}
     by_name, by_kernel = {}, {}
     for name in KERNELS:
-        mod, _, fn = name.partition(".")
+        mod, _, fn = name.rpartition(".")
         by_name[name] = by_kernel[getattr(mods[mod], fn)] = getattr(mods[mod], f"{fn}_ref")
     return by_name, by_kernel
 

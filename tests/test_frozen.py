@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 import intsim
 from intsim.runtime import frozen
 from intsim.runtime import program as executor
-from kernels import fast_gemm
+from kernels import threads as kernel_threads
 from tests.ortutil import run_ort
 
 zoo = pytest.importorskip("models.zoo")
@@ -45,15 +45,15 @@ def test_replays_equal_onnxruntime_run_after_run(name, form, threads, replays):
     batches = [zoo.sample_inputs(name, 4, seed=s) for s in (1, 2, 3)]
     want = [run_ort(str(path), f, optimized=True) for f in batches]
     prog = intsim.load(path)
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(threads)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
     try:
         for i in (0, 1, 2, 0, 2, 1, 1):     # first sight, recording, then replays on changing data
             got = prog.run(batches[i])
             for k, v in want[i].items():
                 np.testing.assert_array_equal(got[k], v, err_msg=f"{name}/{form} batch {i}")
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     assert len(_kept(prog)) == 1 and replays[0] == 5
 
 

@@ -1,4 +1,4 @@
-"""The kernels' Numba parallel regions (kernels.fast_gemm.native_split): a process that used them
+"""The kernels' Numba parallel regions (kernels.threads.native_split): a process that used them
 can fork, and its children run the same kernels (through the pool) to the same sums."""
 import os
 import subprocess
@@ -10,19 +10,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = textwrap.dedent("""
     import multiprocessing as mp
     import numpy as np
-    from kernels import fast_gemm, fast_pairs as fp, threads
+    from kernels import fast_pairs as fp, threads
     a = np.random.default_rng(0).integers(0, 256, (2000, 300)).astype(np.uint8)
     pk = fp.pack_b_pairs(np.random.default_rng(1).integers(-128, 128, (300, 200)).astype(np.int8))
 
     def go(_):
         r = np.empty((2000, 200), np.int32)
         fp.run_raw(a, pk, r, threads=2)
-        return r.tobytes(), fast_gemm.NATIVE_THREADS
+        return r.tobytes(), threads.NATIVE_THREADS
 
     parent, native = go(0)
     import numba
     if numba.config.NUMBA_NUM_THREADS > 1 and threads.threadsafe_layer():
-        assert native and fast_gemm.native_split(2), "the parent should use a parallel region"
+        assert native and threads.native_split(2), "the parent should use a parallel region"
     with mp.get_context("fork").Pool(2) as pool:
         kids = pool.map_async(go, range(6), chunksize=3).get(timeout=120)  # a dead child: an error, not a hang
     assert all(r == parent and not n for r, n in kids), "children differ or used OpenMP"
@@ -40,14 +40,14 @@ PROGRAM_SCRIPT = textwrap.dedent("""
     import numpy as np
     import numba
     import intsim
-    from kernels import fast_gemm, threads
-    fast_gemm.set_num_threads(2)
+    from kernels import threads
+    threads.set_num_threads(2)
     prog = intsim.load("models/mobilenetv2_s.qdq_u8_pc.onnx")
     x = np.random.default_rng(0).standard_normal((8, 3, 96, 96)).astype(np.float32)
     feeds = {prog.input_names[0]: x}
     parent = prog.run(feeds)          # binds every lane: GEMM, depthwise, im2col and layout regions
     if numba.config.NUMBA_NUM_THREADS > 1 and threads.threadsafe_layer():
-        assert fast_gemm.native_split(2), "the parent should use parallel regions"
+        assert threads.native_split(2), "the parent should use parallel regions"
     prog.run(feeds)
     prog.run(feeds)                   # recorded and replayed: the children inherit a frozen run too
     from intsim.runtime.frozen import FrozenRun
@@ -55,7 +55,7 @@ PROGRAM_SCRIPT = textwrap.dedent("""
 
     def go(_):
         out = prog.run(feeds)
-        return {k: v.tobytes() for k, v in out.items()}, fast_gemm.NATIVE_THREADS
+        return {k: v.tobytes() for k, v in out.items()}, threads.NATIVE_THREADS
 
     with mp.get_context("fork").Pool(2) as pool:
         kids = pool.map_async(go, range(6), chunksize=3).get(timeout=120)  # a dead child: an error, not a hang

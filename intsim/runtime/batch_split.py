@@ -4,7 +4,7 @@ At small batches a layer's kernel is too short to be worth handing half of it to
 When every node computes each sample (index along axis 0 of the graph inputs) on its own,
 running the graph on contiguous slices of the batch and concatenating each output along axis 0
 gives the same arrays, bit for bit; each slice runs in its own thread with single-threaded
-kernels (`kernels.fast_gemm.serial_here`), and the nogil kernels let the slices run side by side.
+kernels (`kernels.threads.serial_here`), and the nogil kernels let the slices run side by side.
 
 `splittable(graph)` decides it per IR op, conservatively: an op or attribute not known to keep
 samples apart makes the graph not splittable, and the reason names the first such node.
@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Optional
 
 from onnx import helper
 
-from kernels.fast_gemm import serial_here
+from kernels.threads import serial_here
 
 from ..limits import Limits, limited
 from ..ops import OPS

@@ -18,7 +18,6 @@ import warnings
 
 import numpy as np
 
-from kernels import fast_gemm
 from kernels import threads as kernel_threads
 
 from . import batch_split, frozen
@@ -181,7 +180,7 @@ class Program:
         Without taps, on a splittable graph (`batch_split` is None) and a batch N >= 2, the graph
         runs on min(T, N) contiguous slices of the batch side by side, one per thread, each with
         single-threaded kernels, and the outputs are concatenated along axis 0 (the same arrays).
-        T is `threads`; without it, the kernels' thread count (kernels.fast_gemm.get_num_threads()),
+        T is `threads`; without it, the kernels' thread count (kernels.threads.get_num_threads()),
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
         whole). INTSIM_BATCH_SPLIT=0 turns this off.
 
@@ -241,8 +240,8 @@ class Program:
         return {k: empty(v) for k, v in outs.items()}, tap_all
 
     def _frozen_key(self, env: dict) -> tuple:
-        return (tuple((x.shape, x.dtype.str) for x in env.values()), fast_gemm.get_num_threads(),
-                fast_gemm.NATIVE_THREADS)
+        return (tuple((x.shape, x.dtype.str) for x in env.values()), kernel_threads.get_num_threads(),
+                kernel_threads.NATIVE_THREADS)
 
     def _run_frozen(self, env: dict) -> dict:
         """The run on checked feeds through a frozen run (intsim.runtime.frozen) of their key: recorded the
@@ -286,7 +285,7 @@ class Program:
             return max(1, min(int(threads), n // self._min_part))
         if n < 2 * self._min_part:
             return 1
-        return batch_split.auto_parts(fast_gemm.get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
+        return batch_split.auto_parts(kernel_threads.get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
     def _run_split(self, env: dict, parts: int) -> dict:
         """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by

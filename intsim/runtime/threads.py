@@ -1,7 +1,7 @@
 """One thread budget for a run: while a Program runs, the BLAS library NumPy calls (float
 islands run through the ONNX reference evaluator, whose MatMul/Gemm/Conv call it) uses 1 thread,
 so it does not start its own team beside intsim's kernels (Numba's OpenMP team and the
-fast_gemm pool, sized by kernels.fast_gemm.set_num_threads). Measured on the 2-core host
+kernels.threads pool, sized by kernels.threads.set_num_threads). Measured on the 2-core host
 (benchmarks/blas_threads.py, a 64x256x256 QLinearMatMul then a 64x256x128 float MatMul island,
 2 kernel threads, medians of 21-41 alternating runs): 23-40 ms a run with OpenBLAS's own 2
 threads in 5 of 6 passes (0.45 in the other), 0.52-0.64 ms with 1.

@@ -33,7 +33,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from kernels import conv as kc
-from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_gemm, fast_pairs, gemm, overflow, x86pairs
+from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_pairs, gemm, overflow, x86pairs
+from kernels.simd import packing, wrappers
 
 
 class Engine(NamedTuple):
@@ -121,8 +122,8 @@ def _simd_exact():
         if bmat is not b.w:
             return portable.gemm(a, bmat, b, acc)
         if "b" not in b.packed:
-            b.packed["b"] = fast_gemm.pack_b(bmat, b.w_zp)
-        fast_gemm.gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
+            b.packed["b"] = packing.pack_b(bmat, b.w_zp)
+        wrappers.gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
         return 0
     return Engine("simd-exact", conv, gemm_, portable.batched, fused_exact)
 

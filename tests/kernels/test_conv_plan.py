@@ -8,7 +8,7 @@ from hypothesis import example, given, settings, strategies as st
 from kernels.conv import ConvGeom, conv2d_acc_ref
 from kernels.conv_plan import BoundPlan, make_plan, run_plan
 from kernels.fast_conv import pack_conv, plan_conv_exact
-from kernels.fast_gemm import rq_none
+from kernels.simd.drivers import rq_none
 from kernels.fast_pairs import conv2d_pairs_fast_requant, pack_conv_pairs, plan_conv_pairs
 from kernels.x86pairs import conv2d_acc_pairs_ref
 

@@ -1,5 +1,5 @@
 """kernels.conv_rows against its NumPy twins (to_nhwc_ref, im2col_rows_ref, rows_to_nchw_ref)
-and an independent row sum; the threaded runner (kernels.fast_gemm.parallel_items) writes the
+and an independent row sum; the threaded runner (kernels.threads.parallel_items) writes the
 same bytes as one thread. The shapes cross the vector tile sides (16 bytes, 8 int32, 4 int64)
 on both axes, so full, overlapped, narrow and scalar tiles are all exercised."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import conv_rows as cr
-from kernels import fast_gemm as fg
+from kernels import threads as kernel_threads
 from kernels import threads as kthreads
 from tests.kernels.strategies import int_array
 
@@ -18,8 +18,8 @@ RQ_OFF = (False, np.zeros(1, np.float32), 0, 0, 0)
 
 
 def threads(n):
-    """A `run` argument: kernels.fast_gemm.parallel_items on n threads, 3 chunks per thread."""
-    return lambda fn, items: fg.parallel_items(fn, items, threads=n, per_thread=3)
+    """A `run` argument: kernels.threads.parallel_items on n threads, 3 chunks per thread."""
+    return lambda fn, items: kernel_threads.parallel_items(fn, items, threads=n, per_thread=3)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_to_nhwc_threads_equal_serial(x):
     assert np.array_equal(cr.to_nhwc(x, threads(2)), cr.to_nhwc(x))
 
 
-needs_region = pytest.mark.skipif(not fg.native_split(2), reason="no thread-safe Numba threading layer")
+needs_region = pytest.mark.skipif(not kernel_threads.native_split(2), reason="no thread-safe Numba threading layer")
 
 
 @needs_region
@@ -84,21 +84,21 @@ def test_runner_kinds(monkeypatch):
     """Small passes serial; a region runner from NATIVE_PARALLEL_BYTES when regions are on;
     the pool above PARALLEL_BYTES otherwise; serial_here() keeps everything on the caller."""
     assert cr.runner(cr.NATIVE_PARALLEL_BYTES - 1) is None
-    with fg.serial_here():
+    with kernel_threads.serial_here():
         assert cr.runner(cr.PARALLEL_BYTES) is None
-    before = fg.get_num_threads()
-    fg.set_num_threads(2)
+    before = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
     try:
         big = cr.runner(cr.NATIVE_PARALLEL_BYTES)
-        assert isinstance(big, cr.NativeSplit) if fg.native_split(2) else big is None
+        assert isinstance(big, cr.NativeSplit) if kernel_threads.native_split(2) else big is None
         calls = []
         cr.NativeSplit(cr.NATIVE_PARALLEL_BYTES, 2)(lambda i0, i1: calls.append((i0, i1)), 10)
         assert calls == [(0, 10)]            # other passes: serial below PARALLEL_BYTES
         monkeypatch.setattr(kthreads, "NATIVE_THREADS", False)
         assert cr.runner(cr.NATIVE_PARALLEL_BYTES) is None
-        assert cr.runner(cr.PARALLEL_BYTES) is fg.parallel_items
+        assert cr.runner(cr.PARALLEL_BYTES) is kernel_threads.parallel_items
     finally:
-        fg.set_num_threads(before)
+        kernel_threads.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------ im2col_rows
@@ -403,10 +403,11 @@ def test_to_nhwc_into_out():
        groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3)]),
        stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 128]))
 def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups, k, stride, dil, ns):
-    """The implicit im2col panel equals fast_gemm.pack_block applied to im2col_rows' rows and the
+    """The implicit im2col panel equals kernels.simd.packing.pack_block applied to im2col_rows' rows and the
     NumPy form built from im2col_rows_ref, for every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
     >= M) and K blocks that start inside a tap or a kernel row."""
-    from kernels.fast_gemm import pack_block, gemm_geo
+    from kernels.simd.drivers import gemm_geo
+    from kernels.simd.packing import pack_block
     mr, g, apk_dtype, add = engine
     rng = np.random.default_rng(seed)
     kh, kw = k
@@ -449,7 +450,7 @@ def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups,
 
 
 def test_conv_geo_refuses_a_gemm_that_does_not_fit():
-    from kernels.fast_gemm import gemm_geo
+    from kernels.simd.drivers import gemm_geo
     cgeo = np.array([1, 1, 0, 0, 1, 1, 4, 4], np.int64)
     with pytest.raises(ValueError, match="does not fit"):
         cr.conv_geo(gemm_geo(15, 9, 8, "avx2-ubsw"), (1, 6, 6, 1), 0, 1, 3, 3, cgeo, 0)

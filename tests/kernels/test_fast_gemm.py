@@ -1,4 +1,4 @@
-"""kernels.fast_gemm against a NumPy int64 reference written here, equality only.
+"""kernels.simd (the SIMD GEMM engine) against a NumPy int64 reference written here, equality only.
 
 Every case runs on each path this host can execute (avx512vnni vpdpbusd panels, avx2 vpmaddwd
 panels, portable loops); where the CPU has no VNNI, the avx512vnni drivers run with vpdpbusd
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
-from kernels import fast_gemm as fg
+from kernels import threads as kernel_threads
+from kernels.simd import drivers, microkernels, packing, wrappers
 from kernels import threads as kthreads
 from tests.kernels.strategies import int_array, zero_point
 from tests.kernels.vnni_emulated import VNNI_PATH, running
@@ -57,13 +58,13 @@ def gemm_case(draw, max_dim=300, int4=False):
 
 def check_case(case, isa, acc_dtype):
     a, az, b, bz, bias = case
-    packed = fg.pack_b(b, bz, isa=isa)
+    packed = packing.pack_b(b, bz, isa=isa)
     got = np.empty((a.shape[0], b.shape[1]), acc_dtype)
-    fg.gemm_packed(a, az, packed, bias, got)
+    wrappers.gemm_packed(a, az, packed, bias, got)
     want = exact_sum(a, az, b, bz, bias)
     assert np.array_equal(got, want if acc_dtype == np.int64 else wrap32(want))
     twin = np.empty_like(got)
-    fg.gemm_packed_ref(a, az, packed, bias, twin)
+    wrappers.gemm_packed_ref(a, az, packed, bias, twin)
     assert np.array_equal(got, twin)
 
 
@@ -156,13 +157,13 @@ def check_requant_case(case, isa, out_dtype, scale_exp, seed):
     info = np.iinfo(out_dtype)
     zp = int(rng.integers(info.min, int(info.max) + 1))
     lo, hi = int(rng.integers(info.min, zp + 1)), int(rng.integers(zp, int(info.max) + 1))
-    packed = fg.pack_b(b, bz, isa=isa)
+    packed = packing.pack_b(b, bz, isa=isa)
     out = np.empty((a.shape[0], n), out_dtype)
-    fg.gemm_packed_requant(a, az, packed, bias, mult, zp, lo, hi, out)
+    wrappers.gemm_packed_requant(a, az, packed, bias, mult, zp, lo, hi, out)
     want = requant_reference(wrap32(exact_sum(a, az, b, bz, bias)), mult, zp, lo, hi)
     assert np.array_equal(out.astype(np.int64), want)
     twin = np.empty_like(out)
-    fg.gemm_packed_requant_ref(a, az, packed, bias, mult, zp, lo, hi, twin)
+    wrappers.gemm_packed_requant_ref(a, az, packed, bias, mult, zp, lo, hi, twin)
     assert np.array_equal(out, twin)
 
 
@@ -170,9 +171,9 @@ def test_requant_rounds_ties_to_even_in_float32():
     # acc * 0.5 lands on .5 ties: 1 -> 0.5 -> 0, 3 -> 1.5 -> 2, -1 -> -0.5 -> -0, 5 -> 2.5 -> 2
     a = np.array([[1], [3], [-1], [5]], np.int8)
     b = np.ones((1, 1), np.int8)
-    packed = fg.pack_b(b, 0, isa=RUNNABLE[0])
+    packed = packing.pack_b(b, 0, isa=RUNNABLE[0])
     out = np.empty((4, 1), np.int8)
-    fg.gemm_packed_requant(a, 0, packed, 0, np.float32(0.5), 0, -128, 127, out)
+    wrappers.gemm_packed_requant(a, 0, packed, 0, np.float32(0.5), 0, -128, 127, out)
     assert out.ravel().tolist() == [0, 2, 0, 2]
 
 
@@ -184,38 +185,38 @@ def test_threads_give_identical_results(threads, native, monkeypatch):
     rng = np.random.default_rng(threads)
     a = rng.integers(0, 256, (301, 129)).astype(np.uint8)
     b = rng.integers(-128, 128, (129, 290)).astype(np.int8)
-    packed = fg.pack_b(b, 3, isa=RUNNABLE[0])
-    old = fg.get_num_threads()
+    packed = packing.pack_b(b, 3, isa=RUNNABLE[0])
+    old = kernel_threads.get_num_threads()
     try:
-        fg.set_num_threads(threads)
+        kernel_threads.set_num_threads(threads)
         got = np.empty((301, 290), np.int32)
-        fg.gemm_packed(a, 7, packed, np.zeros(290), got)
+        wrappers.gemm_packed(a, 7, packed, np.zeros(290), got)
     finally:
-        fg.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     assert np.array_equal(got, wrap32(exact_sum(a, 7, b, np.full(290, 3), np.zeros(290, np.int64))))
 
 
 def test_bad_inputs_raise_value_error_naming_the_tensor():
     b = np.zeros((4, 3), np.int8)
-    packed = fg.pack_b(b, 0, isa=RUNNABLE[0])
+    packed = packing.pack_b(b, 0, isa=RUNNABLE[0])
     acc = np.empty((2, 3), np.int32)
     cases = [
-        (lambda: fg.pack_b(b.astype(np.float32), 0), "weight b"),
-        (lambda: fg.pack_b(np.zeros((0, 3), np.int8), 0), "weight b"),
-        (lambda: fg.pack_b(b, [0, 1], isa="avx2"), "b_zp"),
-        (lambda: fg.pack_b(b, 200), "b_zp"),
-        (lambda: fg.pack_b(b, 0, isa="neon"), "isa"),
-        (lambda: fg.gemm_packed(np.zeros((2, 5), np.uint8), 0, packed, 0, acc), "a (2, 5)"),
-        (lambda: fg.gemm_packed(np.zeros((2, 4), np.int16), 0, packed, 0, acc), "activation a"),
-        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 300, packed, 0, acc), "a_zp"),
-        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, np.zeros(2), acc), "bias"),
-        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((2, 3), np.int16)), "acc"),
-        (lambda: fg.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((3, 3), np.int32)), "acc"),
-        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 0, 0, 255,
+        (lambda: packing.pack_b(b.astype(np.float32), 0), "weight b"),
+        (lambda: packing.pack_b(np.zeros((0, 3), np.int8), 0), "weight b"),
+        (lambda: packing.pack_b(b, [0, 1], isa="avx2"), "b_zp"),
+        (lambda: packing.pack_b(b, 200), "b_zp"),
+        (lambda: packing.pack_b(b, 0, isa="neon"), "isa"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 5), np.uint8), 0, packed, 0, acc), "a (2, 5)"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 4), np.int16), 0, packed, 0, acc), "activation a"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 4), np.uint8), 300, packed, 0, acc), "a_zp"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, np.zeros(2), acc), "bias"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((2, 3), np.int16)), "acc"),
+        (lambda: wrappers.gemm_packed(np.zeros((2, 4), np.uint8), 0, packed, 0, np.empty((3, 3), np.int32)), "acc"),
+        (lambda: wrappers.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 0, 0, 255,
                                         np.empty((2, 3), np.int32)), "out"),
-        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 5, 6, 255,
+        (lambda: wrappers.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, 1.0, 5, 6, 255,
                                         np.empty((2, 3), np.uint8)), "lo"),
-        (lambda: fg.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, np.nan, 0, 0, 255,
+        (lambda: wrappers.gemm_packed_requant(np.zeros((2, 4), np.uint8), 0, packed, 0, np.nan, 0, 0, 255,
                                         np.empty((2, 3), np.uint8)), "mult"),
     ]
     for call, name in cases:
@@ -233,28 +234,28 @@ def test_non_contiguous_activations_are_accepted():
 
 def test_vnni_falls_back_to_int16_panels_when_weights_do_not_fit_int8():
     b = np.full((4, 2), 255, np.uint8)
-    assert fg.pack_b(b, 0, isa="avx512vnni").isa == "avx2"
-    assert fg.pack_b(np.full((4, 2), 127, np.int8), 0, isa="avx512vnni").isa == "avx512vnni"
+    assert packing.pack_b(b, 0, isa="avx512vnni").isa == "avx2"
+    assert packing.pack_b(np.full((4, 2), 127, np.int8), 0, isa="avx512vnni").isa == "avx512vnni"
 
 
 def emulate_vnni_gemm(a, az, packed, bias):
     """The avx512vnni path with vpdpbusd emulated in NumPy: unpack the panels and the A words
     by their documented layouts, then u8 x s8 sums + per-column offsets, wrapped to int32."""
-    mr, nr, g = fg.VNNI_MR, fg.VNNI_NR, 4
+    mr, nr, g = microkernels.VNNI_MR, microkernels.VNNI_NR, 4
     m, steps, n = a.shape[0], packed.steps, packed.n
     n_panels, n_tiles = -(-n // nr), -(-m // mr)
     b_mat = np.zeros((steps * g, n_panels * nr), np.int64)
     a_mat = np.zeros((n_tiles * mr, steps * g), np.int64)
-    offs, o = fg.offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
-    geo = fg.gemm_geo(m, packed.k, n, "avx512vnni")
+    offs, o = packing.offsets(packed, a.dtype, az, np.asarray(bias, np.int64))
+    geo = drivers.gemm_geo(m, packed.k, n, "avx512vnni")
     src = np.ascontiguousarray(a).reshape(-1)
-    kc = fg.k_block(steps)
+    kc = packing.k_block(steps)
     for s0 in range(0, steps, kc):
         ns = min(kc, steps - s0)
         blk = packed.panels[s0 * n_panels * nr * g:(s0 + ns) * n_panels * nr * g].reshape(n_panels, ns, nr, g)
         b_mat[s0 * g:(s0 + ns) * g] = blk.transpose(1, 3, 0, 2).reshape(ns * g, n_panels * nr)
         apk = np.empty(n_tiles * mr * ns * g, np.uint8)
-        fg.pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
+        packing.pack_block(src, geo, np.int64(o), g, mr, 0, n_tiles, s0, ns, apk)
         a_mat[:, s0 * g:(s0 + ns) * g] = apk.reshape(n_tiles * mr, ns * g)   # row by row, lowest lane first
     return wrap32(offs[None, :n].astype(np.int64) + (a_mat @ b_mat)[:m, :n])
 
@@ -274,7 +275,7 @@ def vnni_weights(case):
 def test_vnni_layout_and_offsets_with_numpy_vpdpbusd(case):
     """Runs on any host: the panel and A-quad layouts and the offsets of the VNNI path, summed by NumPy."""
     a, az, b, bz, bias = vnni_weights(case)
-    packed = fg.pack_b(b, bz, isa="avx512vnni")
+    packed = packing.pack_b(b, bz, isa="avx512vnni")
     assert packed.isa == "avx512vnni"
     assert np.array_equal(emulate_vnni_gemm(a, az, packed, bias), wrap32(exact_sum(a, az, b, bz, bias)))
 
@@ -289,10 +290,10 @@ def test_vnni_drivers_serial_parallel_requant(case, acc_dtype, threads, requant,
     weights that take the VNNI panels; serial and as a parallel region of two threads (the
     serial cut-offs lowered)."""
     case = vnni_weights(case)
-    assert fg.pack_b(case[2], case[3], isa="avx512vnni").isa == "avx512vnni"
-    old = fg.get_num_threads()
+    assert packing.pack_b(case[2], case[3], isa="avx512vnni").isa == "avx512vnni"
+    old = kernel_threads.get_num_threads()
     try:
-        fg.set_num_threads(threads)
+        kernel_threads.set_num_threads(threads)
         with running(VNNI_PATH) as isa, mock.patch.object(fg, "SERIAL_OPS", 0), \
                 mock.patch.object(fg, "NATIVE_SERIAL_OPS", 0):
             if requant is None:
@@ -300,7 +301,7 @@ def test_vnni_drivers_serial_parallel_requant(case, acc_dtype, threads, requant,
             else:
                 check_requant_case((*case[:4], case[4] % 2**20 - 2**19), isa, requant, -10, seed)
     finally:
-        fg.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
 
 
 @pytest.mark.parametrize("isa", RUNNABLE)
@@ -313,12 +314,12 @@ def test_acc_layouts_full_and_partial_tiles(isa, m, k, n, layout):
     a = rng.choice(np.array([0, 1, 127, 128, 254, 255], np.uint8), (m, k))
     b = rng.choice(np.array([-128, -1, 0, 1, 127], np.int8), (k, n))
     bz, bias = rng.integers(-128, 128, n), rng.integers(-2**31, 2**31, n)
-    packed = fg.pack_b(b, bz, isa=isa)
+    packed = packing.pack_b(b, bz, isa=isa)
     for dtype in (np.int32, np.int64):
         big = np.full((m, n + 5), 77, dtype)
         acc = {"c": np.empty((m, n), dtype), "row_gap": big[:, 2:n + 2],
                "fortran": np.empty((m, n), dtype, order="F")}[layout]
-        fg.gemm_packed(a, 255, packed, bias, acc)
+        wrappers.gemm_packed(a, 255, packed, bias, acc)
         want = exact_sum(a, 255, b, bz, bias)
         assert np.array_equal(acc, want if dtype == np.int64 else wrap32(want))
         if layout == "row_gap":
@@ -326,16 +327,16 @@ def test_acc_layouts_full_and_partial_tiles(isa, m, k, n, layout):
 
 
 def test_work_threads_default_serial_below_threshold_explicit_kept():
-    small = fg.gemm_geo(16, 16, 16, "avx2")
-    big = fg.gemm_geo(1024, 1024, 1024, "avx2")
-    old = fg.get_num_threads()
+    small = drivers.gemm_geo(16, 16, 16, "avx2")
+    big = drivers.gemm_geo(1024, 1024, 1024, "avx2")
+    old = kernel_threads.get_num_threads()
     try:
-        fg.set_num_threads(3)
-        assert fg.work_threads(small) == 1 and fg.work_threads(big) == 3
-        assert fg.work_threads(small, 2) == 2 and fg.work_threads(big, 1) == 1
+        kernel_threads.set_num_threads(3)
+        assert drivers.work_threads(small) == 1 and drivers.work_threads(big) == 3
+        assert drivers.work_threads(small, 2) == 2 and drivers.work_threads(big, 1) == 1
     finally:
-        fg.set_num_threads(old)
-    assert 2 * 16**3 < fg.SERIAL_OPS <= 2 * 1024**3
+        kernel_threads.set_num_threads(old)
+    assert 2 * 16**3 < drivers.SERIAL_OPS <= 2 * 1024**3
 
 
 @pytest.mark.parametrize("m,n,threads", [(49, 960, 2), (12544, 32, 2), (1024, 1024, 2), (7, 17, 1), (300, 300, 4),
@@ -344,20 +345,20 @@ def test_split_covers_every_tile_and_panel_once(m, n, threads):
     """The work items of gemm_geo partition the (tile, panel) grid, with >= 4 items per thread
     when the grid has that many cells, except for few rows (at most MC_TILES tiles): one M block
     and one N range per thread."""
-    old = fg.get_num_threads()
+    old = kernel_threads.get_num_threads()
     try:
-        fg.set_num_threads(threads)
-        geo = fg.gemm_geo(m, 64, n, "avx2")
+        kernel_threads.set_num_threads(threads)
+        geo = drivers.gemm_geo(m, 64, n, "avx2")
     finally:
-        fg.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     n_tiles, n_panels = -(-m // 6), -(-n // 16)
     seen = np.zeros((n_tiles, n_panels), np.int64)
-    count = fg.n_items(geo, "avx2")
+    count = drivers.n_items(geo, "avx2")
     for item in range(count):
-        t0, t1, p0, p1 = fg.item_bounds(item, geo, 6, 16, 16)
+        t0, t1, p0, p1 = drivers.item_bounds(item, geo, 6, 16, 16)
         seen[t0:t1, p0:p1] += 1
     assert (seen == 1).all()
-    if threads > 1 and n_tiles <= fg.MC_TILES:
-        assert count == min(threads, n_panels) and int(geo[fg.G_MC]) == n_tiles
+    if threads > 1 and n_tiles <= packing.MC_TILES:
+        assert count == min(threads, n_panels) and int(geo[packing.G_MC]) == n_tiles
     elif threads > 1:
         assert count >= min(4 * threads, n_tiles * n_panels)

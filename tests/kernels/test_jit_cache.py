@@ -1,19 +1,20 @@
-"""kernels.jit: the Numba cache directory is keyed by every kernels/*.py source, so a change to
+"""kernels.jit: the Numba cache directory is keyed by every kernels/**/*.py source, so a change to
 one module can never leave a cached caller (which inlined it) running stale code."""
 import shutil
 from pathlib import Path
 
 import kernels.jit as jit
-from kernels import fast_gemm
+from kernels.simd import drivers
 
 
 def test_tag_follows_every_kernel_source(tmp_path, monkeypatch):
-    for p in Path(jit._HERE).glob("*.py"):
-        shutil.copy(p, tmp_path / p.name)
+    for p in Path(jit._HERE).rglob("*.py"):
+        (tmp_path / p.relative_to(jit._HERE)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, tmp_path / p.relative_to(jit._HERE))
     monkeypatch.setattr(jit, "_HERE", str(tmp_path))
     base = jit.source_tag()
     assert base == jit.source_tag()
-    with open(tmp_path / "simd.py", "a") as f:       # a callee module, not the caller's own file
+    with open(tmp_path / "simd" / "microkernels.py", "a") as f:    # a callee module in a subpackage
         f.write("\n# changed\n")
     assert jit.source_tag() != base
 
@@ -21,7 +22,7 @@ def test_tag_follows_every_kernel_source(tmp_path, monkeypatch):
 def test_kernels_cache_under_the_tagged_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert jit.cache_dir() == str(tmp_path / ("intsim-" + jit._TAG))
-    path = fast_gemm._drive_avx2._cache._cache_path
+    path = drivers._drive_avx2._cache._cache_path
     assert ("intsim-" + jit._TAG) in path
     import numba
     assert numba.config.CACHE_DIR != jit.cache_dir()     # the global setting is restored after decorating

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernels import fast_gemm
+from kernels import threads as kernel_threads
 from kernels import pool as P
 from tests.kernels.strategies import int_array
 
@@ -83,12 +83,12 @@ def test_large_inputs_threads_equal_twin(dtype, geom, threads):
     x = rng.integers(info.min, info.max + 1, [planes, 1] + list(spatial)).astype(dtype)
     x[0] = info.min
     x[1] = info.max
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(threads)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
     try:
         got, want = run_both(x, k, s, p, [1] * len(k), cm)
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     assert x.nbytes >= 1 << 18 and np.array_equal(got, want)
 
 
@@ -156,12 +156,12 @@ def test_maxpool_nhwc_threads_equal_twin(threads):
     x = rng.integers(0, 256, (2, 112, 112, 64)).astype(np.uint8)
     x[0, :, :, 0] = 255
     got, want = np.empty((2, 56, 56, 64), np.uint8), np.empty((2, 56, 56, 64), np.uint8)
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(threads)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
     try:
         P.maxpool_nhwc(x, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, got)
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     P.maxpool_nhwc_ref(x, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, want)
     assert np.array_equal(got, want)
 

@@ -14,7 +14,7 @@ from kernels.fast_depthwise import depthwise_ref
 
 @pytest.mark.parametrize("name", reference.KERNELS)
 def test_every_kernel_has_a_twin_with_its_signature(name):
-    mod, _, fn = name.partition(".")
+    mod, _, fn = name.rpartition(".")
     kernel = getattr(importlib.import_module(f"kernels.{mod}"), fn)
     ref = reference.twin(kernel)
     assert ref is reference.TWINS[name] and ref.__name__ == f"{fn}_ref"

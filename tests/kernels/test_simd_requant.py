@@ -1,10 +1,10 @@
-"""The requantizing micro-kernels (kernels.simd mk_*_q): in the last K block the int32 tile is
+"""The requantizing micro-kernels (kernels.simd.microkernels mk_*_q): in the last K block the int32 tile is
 requantized in registers and stored as bytes. Equality only, against NumPy twins:
 
 1. pair engine (fast_pairs.run_raw with rq, as conv plans call it): == x86pairs'
    gemm_acc_pairs_ref wrapped to int32, then requant.requant_float_ref; C-contiguous and
    row-strided destinations (a column slice of a wider array), bytes outside never touched.
-2. exact engine (fast_gemm.gemm_packed_requant): == gemm_packed_requant_ref, same layouts,
+2. exact engine (kernels.simd.wrappers.gemm_packed_requant): == gemm_packed_requant_ref, same layouts,
    and == the int32-block epilogue path (a column-strided out takes it).
 3. Several K blocks (K > 512 pair engine, K > 256 exact engine), threads, M = 1.
 4. Round half to even on exact ties and saturation, from Python's round() (not the code).
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
-from kernels import fast_gemm as fg
+from kernels.simd import packing, wrappers
 from kernels import fast_pairs as fp
 from kernels.requant import requant_float_ref
 from kernels.x86pairs import gemm_acc_pairs_ref
@@ -108,15 +108,15 @@ def test_pairs_requant_several_k_blocks_and_threads(m, k, n, dtype, threads, dat
 def exact_case(a, a_zp, b, b_zp, bias, rqp, dtype, layout):
     mult, zp, lo, hi = rqp
     m, n = a.shape[0], b.shape[1]
-    packed = fg.pack_b(b, b_zp, isa="avx2")
+    packed = packing.pack_b(b, b_zp, isa="avx2")
     want = np.empty((m, n), dtype)
-    fg.gemm_packed_requant_ref(a, a_zp, packed, bias, mult, zp, lo, hi, want)
+    wrappers.gemm_packed_requant_ref(a, a_zp, packed, bias, mult, zp, lo, hi, want)
     big = None
     if layout == "rows":
         got, big = strided_out(m, n, dtype, 9)
     else:
         got = np.empty((m, n), dtype, order="F" if layout == "fortran" else "C")
-    fg.gemm_packed_requant(a, a_zp, packed, bias, mult, zp, lo, hi, got)
+    wrappers.gemm_packed_requant(a, a_zp, packed, bias, mult, zp, lo, hi, got)
     assert big is None or untouched(big, n, 9)
     return got, want
 
@@ -159,12 +159,12 @@ def test_exact_requant_register_path_equals_block_path(m, k, n, dtype):
 def test_vnni512_requant_equals_twin(m, k, n, dtype, data):
     a = data.draw(int_array((m, k), np.uint8))
     b = data.draw(int_array((k, n), np.int8, span=(-64, 63)))
-    packed = fg.pack_b(b, np.zeros(n, np.int64), isa="avx512vnni")
+    packed = packing.pack_b(b, np.zeros(n, np.int64), isa="avx512vnni")
     assert packed.isa == "avx512vnni"
     mult, zp, lo, hi = data.draw(requant_params(n, dtype))
     want, got = np.empty((m, n), dtype), np.empty((m, n), dtype)
-    fg.gemm_packed_requant_ref(a, 3, packed, np.zeros(n, np.int64), mult, zp, lo, hi, want)
-    fg.gemm_packed_requant(a, 3, packed, np.zeros(n, np.int64), mult, zp, lo, hi, got)
+    wrappers.gemm_packed_requant_ref(a, 3, packed, np.zeros(n, np.int64), mult, zp, lo, hi, want)
+    wrappers.gemm_packed_requant(a, 3, packed, np.zeros(n, np.int64), mult, zp, lo, hi, got)
     assert np.array_equal(got, want)
 
 

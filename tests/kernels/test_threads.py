@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = textwrap.dedent("""
     import os, sys
     user = os.environ.get("GOMP_SPINCOUNT")
-    import kernels.fast_gemm, kernels.fast_pairs, kernels.depthwise_nhwc, kernels.reference
+    import kernels.simd.drivers, kernels.fast_pairs, kernels.depthwise_nhwc, kernels.reference
     from kernels import threads
     assert os.environ.get("GOMP_SPINCOUNT") == user, "an import wrote GOMP_SPINCOUNT"
     if sys.argv[1] == "layer":

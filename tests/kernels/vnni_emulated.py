@@ -1,7 +1,7 @@
-"""The avx512vnni GEMM drivers of kernels.fast_gemm recompiled with vpdpbusd written in generic
+"""The avx512vnni GEMM drivers of kernels.simd.drivers recompiled with vpdpbusd written in generic
 LLVM IR, so that every part of the VNNI path except the one instruction runs on any x86-64 host:
 the panels and A quads, the +128 offset and its correction, the 6x32 micro-kernels built by
-kernels.simd from the same generator, the tile loops, K blocks, edge tiles, the int32 epilogue
+kernels.simd.microkernels from the same generator, the tile loops, K blocks, edge tiles, the int32 epilogue
 and the in-register requantization.
 
 vpdpbusd (Intel SDM, VPDPBUSD, the non-saturating form), per int32 lane i of 16:
@@ -21,8 +21,8 @@ import numba
 from llvmlite import ir
 
 from kernels import cpu
-from kernels import fast_gemm as fg
-from kernels import simd
+from kernels.simd import drivers
+from kernels.simd import microkernels
 
 _I32 = ir.IntType(32)
 
@@ -52,14 +52,14 @@ _built = {}
 
 
 def drivers():
-    """(drive, par): kernels.fast_gemm's _drive_vnni512 and _par_vnni512 over micro-kernels
-    made by kernels.simd's own generators with vpdpbusd_generic (built once)."""
+    """(drive, par): kernels.simd.drivers' _drive_vnni512 and _par_vnni512 over micro-kernels
+    made by kernels.simd.microkernels' own generators with vpdpbusd_generic (built once)."""
     if not _built:
-        mk = simd.make_microkernel(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic)
-        mk_q = simd.make_microkernel_q(simd.VNNI_MR, simd.VNNI_NR // 16, 16, 8, vpdpbusd_generic, masked=True)
-        tiles = _recompiled(fg._tiles_vnni512, mk_vnni512=mk, mk_vnni512_q=mk_q)
-        drive = _recompiled(fg._drive_vnni512, _tiles_vnni512=tiles)
-        _built["drive"], _built["par"] = drive, _recompiled(fg._par_vnni512, parallel=True, _drive_vnni512=drive)
+        mk = microkernels.make_microkernel(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic)
+        mk_q = microkernels.make_microkernel_q(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic, masked=True)
+        tiles = _recompiled(drivers._tiles_vnni512, mk_vnni512=mk, mk_vnni512_q=mk_q)
+        drive = _recompiled(drivers._drive_vnni512, _tiles_vnni512=tiles)
+        _built["drive"], _built["par"] = drive, _recompiled(drivers._par_vnni512, parallel=True, _drive_vnni512=drive)
     return _built["drive"], _built["par"]
 
 
@@ -67,7 +67,7 @@ def drivers():
 def emulated_vnni():
     """Within the block, GEMMs packed for "avx512vnni" run the emulated drivers."""
     drive, par = drivers()
-    with mock.patch.dict(fg._DRIVERS, {"avx512vnni": drive}), mock.patch.dict(fg._PAR_DRIVERS, {"avx512vnni": par}):
+    with mock.patch.dict(drivers._DRIVERS, {"avx512vnni": drive}), mock.patch.dict(drivers._PAR_DRIVERS, {"avx512vnni": par}):
         yield
 
 

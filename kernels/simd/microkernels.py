@@ -10,7 +10,7 @@ where start[r, j] = init[i_off + j] (one row for every r) when `first` != 0, els
 with G products per lane and step: G = 2 for `mk_avx2` (vpmaddwd: int16 x int16, a pair summed
 exactly in int32 as long as no pair is (-32768)*(-32768) twice), G = 4 for `mk_vnni512`
 (vpdpbusd: u8 x s8, four products summed into int32 without intermediate saturation).
-Panels (see kernels.fast_gemm): A is read as int32 words, word a_off + r*lda + s holding the G
+Panels (see kernels.simd.packing): A is read as int32 words, word a_off + r*lda + s holding the G
 lanes of row r for step s (lowest lane first; apack of any dtype, its bytes reinterpreted, so a
 row-major uint8 A with K % 4 == 0 is used in place); `bpack[b_off + (s*NR + j)*G + t]` is element
 t of column j. c and init are int32 memory (c of any rank, its data pointer used: row r of the
@@ -20,7 +20,7 @@ checked by the caller: nothing is bounds-checked here.
 The requantizing variants (`mk_avx2_q`, `mk_vnni512_q`, `make_microkernel_q`) run the same
 k loop for the LAST K block of a GEMM whose output is 8-bit, and never store the int32 sums:
 each <lanes x i32> accumulator vector becomes, in registers (ORT's MLAS float requant, as
-kernels.requant.requant_float and kernels.fast_gemm.epilogue),
+kernels.requant.requant_float and kernels.simd.drivers.epilogue),
 
     f = f32(acc)                      sitofp: round to nearest even, as numpy's float32(int32)
     f = f * mult[n]                   float32 multiply (one rounding)

@@ -1,0 +1,310 @@
+"""The SIMD GEMM engine's drivers (kernels.simd): work items of (M block, N range), per item
+and K block the A tiles packed once (kernels.simd.packing.pack_block), the micro-kernels
+(kernels.simd.microkernels) over tiles x panels, and the int32 block's `epilogue`; threads
+through kernels.threads. `bind_packed` fixes everything but the source and destination arrays.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import prange
+
+from ..jit import kernel
+from ..requant import ort_round
+from ..threads import bind_items, get_num_threads, native_split
+from .microkernels import mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
+from .packing import G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, ceil_div, kc_steps, pack_block
+
+@kernel
+def epilogue(cblk, m0, n0, geo, dst, rq):
+    """Write the valid part of an int32 block: dst[m, n] (trans=0) or dst[n, m] (trans=1),
+    the sum itself or its ORT float requantization (rq = (requant, mult, zp, lo, hi))."""
+    requant, mult, zp, lo, hi = rq
+    flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
+    mi, nj = min(cblk.shape[0], geo[1] - m0), min(cblk.shape[1], geo[3] - n0)
+    if geo[5] and requant:
+        for j in range(nj):
+            mj = mult[n0 + j]
+            for i in range(mi):
+                dst[n0 + j, m0 + i] = np.int64(ort_round(cblk[i, j], mj, flo, fhi)) + zp
+    elif geo[5]:
+        for j in range(nj):
+            for i in range(mi):
+                dst[n0 + j, m0 + i] = cblk[i, j]
+    elif requant:
+        mv = mult[n0:n0 + nj]
+        zp32 = np.int32(zp)
+        for i in range(mi):
+            src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the loop vectorises
+            for j in range(nj):
+                d[j] = np.int32(ort_round(src[j], mv[j], flo, fhi)) + zp32     # in [lo, hi]: fits dst
+    else:
+        for i in range(mi):
+            src, d = cblk[i, :nj], dst[m0 + i, n0:n0 + nj]      # row views: the copy vectorises
+            for j in range(nj):
+                d[j] = src[j]
+
+
+@kernel(inline="always")
+def item_bounds(item, geo, mr, nr, nc):
+    """Tiles t0..t1-1 and panels p0..p1-1 of work item `item`: M blocks of geo[G_MC] tiles times
+    N ranges of geo[G_NP] panels (a descriptor of 14 entries, as conv builds, uses nc)."""
+    n_tiles, n_panels = (geo[1] + mr - 1) // mr, (geo[3] + nr - 1) // nr
+    npi = geo[14] if geo.shape[0] > 14 and geo[14] > 0 else nc
+    n_ni = (n_panels + npi - 1) // npi
+    t0, p0 = (item // n_ni) * geo[4], (item % n_ni) * npi
+    return t0, min(t0 + geo[4], n_tiles), p0, min(p0 + npi, n_panels)
+
+
+@kernel(inline="always")
+def c_target(dst, rq, geo, t1, p1, mr, nr):
+    """True when an item's tiles (up to row t1*mr, column p1*nr) may be summed straight into dst:
+    plain int32 sums (no requant, not transposed) into a row-contiguous dst, all tiles full."""
+    return (not rq[0]) and geo[5] == 0 and dst.itemsize == 4 and dst.strides[1] == 4 and \
+        dst.strides[0] > 0 and dst.strides[0] % 4 == 0 and t1 * mr <= geo[1] and p1 * nr <= geo[3]
+
+
+@kernel(inline="always")
+def a_in_place(geo, add, t1, mr):
+    """True when a driver may read an item's A tiles (up to row t1*mr) straight from src: a
+    row-major A (geo[0] == 0: not column-major, not a conv descriptor) of uint8 values taken as
+    they are (add == 0), K % 4 == 0 (rows are whole u8 quads), all tiles full."""
+    return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+
+
+@kernel(inline="always")
+def q_target(dst, rq, geo):
+    """True when the micro-kernels requantize in registers and store bytes straight into dst:
+    requant, not transposed, an 8-bit dst with unit column stride and rows that do not overlap
+    (row stride >= N bytes; any stride for one row)."""
+    return rq[0] and geo[5] == 0 and dst.itemsize == 1 and dst.strides[1] == 1 and \
+        (dst.strides[0] >= geo[3] or geo[1] == 1)
+
+
+@kernel(inline="always")
+def q_consts(rq, n_pad):
+    """(mult padded with zeros to n_pad float32, float32 [lo - zp, hi - zp, zp]) for the
+    requantizing micro-kernels (small integers: exact in float32)."""
+    requant, mult, zp, lo, hi = rq
+    mp = np.zeros(n_pad, np.float32)
+    n = min(n_pad, mult.shape[0])
+    mp[:n] = mult[:n]
+    rqs = np.empty(3, np.float32)
+    rqs[0], rqs[1], rqs[2] = np.float32(lo - zp), np.float32(hi - zp), np.float32(zp)
+    return mp, rqs
+
+
+@kernel(inline="always")
+def cblk_size(direct, fused, steps, tiles, mr, ldc):
+    """int32 words of an item's C block: none when summed into dst or when a requantized GEMM
+    has a single K block (the micro-kernel starts from the offsets and stores bytes)."""
+    return 0 if direct or (fused and steps <= kc_steps(steps)) else tiles * mr * ldc
+
+
+@kernel(inline="always")
+def driver_consts(geo, dst, rq, nr, g):
+    """(steps, n_panels, fused, kc, qout) of a driver call (every driver's prologue): K steps of g
+    lanes, N panels of nr columns, whether the last K block requantizes in registers into dst
+    (q_target), the K block (kc_steps) and the micro-kernels' requant operands (dst, q_consts)."""
+    steps, n_panels = (geo[2] + g - 1) // g, (geo[3] + nr - 1) // nr
+    mp, rqs = q_consts(rq, n_panels * nr)
+    return steps, n_panels, q_target(dst, rq, geo), kc_steps(steps), (dst, mp, rqs)
+
+
+@kernel(inline="always")
+def item_c(item, geo, dst, rq, mr, nr, nc, fused, steps):
+    """(t0, t1, p0, p1, direct, ldc, cblk) of work item `item`: its tiles and panels (item_bounds),
+    whether its sums go straight into dst (c_target), C's row stride in int32 words and the
+    item's int32 C block (cblk_size: empty when direct, or fused with a single K block)."""
+    t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+    direct = c_target(dst, rq, geo, t1, p1, mr, nr)
+    ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
+    return t0, t1, p0, p1, direct, ldc, np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+
+
+@kernel
+def _tiles_avx2(apk, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """Tiles t0..t0+nt-1 (A words at (tile - t0)*6*lda) x panels q0..q1-1 (B at b0 + p*ns*32
+    int16) of one K block, 6x16 vpmaddwd micro-kernel, into C at c0 + (tile - t0)*6*ldc +
+    (p - q0)*16; with qlast (the last K block of a requantized GEMM) mk_avx2_q stores the
+    requantized bytes into qout (see q_consts) instead."""
+    if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
+        for t in range(nt):
+            for p in range(q0, q1):
+                mk_avx2_q(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                          ldc, offs, p * 16, first, qout, (t0 + t) * 6, p * 16, geo)
+    else:
+        for t in range(nt):
+            for p in range(q0, q1):
+                mk_avx2(apk, t * 6 * lda, lda, panels, b0 + p * ns * 32, ns, c, c0 + t * 6 * ldc + (p - q0) * 16,
+                        ldc, offs, p * 16, first)
+
+
+@kernel
+def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
+    """Items i0..i1-1 (see item_bounds). Per item, per K block (kc_steps): pack the item's A
+    tiles once (int16 lanes), then per B block of nc panels (L2), per tile and panel, the 6x16
+    vpmaddwd micro-kernel accumulates into the item's int32 C (started from the offsets row):
+    dst itself when c_target allows, else a block written by epilogue."""
+    mr, nr, g, nc = 6, 16, 2, 16
+    steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
+    for item in range(i0, i1):
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
+        apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
+        for s0 in range(0, steps, kc):
+            ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
+            pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+            for q0 in range(p0, p1, nc):
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc, offs,
+                                first, False, qout, geo)
+                else:
+                    _tiles_avx2(apk, ns, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, offs,
+                                first, fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+
+
+@kernel
+def _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
+    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (A words at a0 + (tile - t0)*6*lda,
+    B at b0 + p*ns*128 int8)."""
+    if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
+        for t in range(nt):
+            for p in range(q0, q1):
+                mk_vnni512_q(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                             c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
+                             p * 32, geo)
+    else:
+        for t in range(nt):
+            for p in range(q0, q1):
+                mk_vnni512(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                           c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first)
+
+
+@kernel
+def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
+    """As _drive_avx2 with u8 lanes and the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on
+    VNNI hosts. A row-major uint8 A (add = 0) with K % 4 == 0 is read in place where the
+    item's tiles are full (its rows are already the u8 quads the micro-kernel reads), else
+    packed per K block."""
+    mr, nr, g, nc = 6, 32, 4, 8
+    steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
+    for item in range(i0, i1):
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
+        in_place = a_in_place(geo, add, t1, mr)
+        apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
+        for s0 in range(0, steps, kc):
+            ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
+            if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
+                a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+            else:
+                pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+                a, a0, lda = apk, 0, ns
+            for q0 in range(p0, p1, nc):
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr,
+                                   ldc, offs, first, False, qout, geo)
+                else:
+                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc,
+                                   offs, first, fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+
+
+@kernel(parallel=True)
+def _par_avx2(src, geo, add, panels, offs, dst, rq, n_items, parts):
+    """_drive_avx2 over items 0..n_items-1 in `parts` contiguous ranges, run by Numba's parallel
+    threads (see native_split)."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1)
+
+
+@kernel(parallel=True)
+def _par_vnni512(src, geo, add, panels, offs, dst, rq, n_items, parts):
+    """_drive_vnni512 as _par_avx2 runs _drive_avx2."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1)
+
+
+_DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512}
+_PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512}
+
+
+def _gemm_split(m, n, isa, threads):
+    """(tiles per M block, panels per item) of a GEMM: an item spans all of N (A is packed once
+    per K block and reused by every panel) unless there are too few M blocks to keep `threads`
+    busy, in which case N is split too; at least 4 items per thread when the shape allows."""
+    mr, nr, _ = GEOM[isa]
+    n_tiles, n_panels = ceil_div(m, mr), ceil_div(n, nr)
+    if threads > 1 and n_tiles <= MC_TILES:
+        # few rows: one M block, N cut in one range per thread (B is read once; the M-and-N
+        # split re-read B per M block: 49x320x1280 205 -> 177 us, 49x4608x512 744 -> 713 us)
+        return n_tiles, ceil_div(n_panels, min(n_panels, threads))
+    want = 4 * max(threads, 1) if threads > 1 else 1
+    mc = int(min(MC_TILES, max(1, ceil_div(n_tiles, want))))
+    n_mb = ceil_div(n_tiles, mc)
+    n_split = min(n_panels, max(1, ceil_div(want, n_mb)))
+    return mc, ceil_div(n_panels, n_split)
+
+
+def gemm_geo(m, k, n, isa, trans=0):
+    """The driver's descriptor of a row-major A (M, K); entry G_NP = 14 holds panels per item."""
+    mc, npi = _gemm_split(m, n, isa, get_num_threads())
+    return np.array([0, m, k, n, mc, trans, 0, 0, 0, 1, 1, 1, 0, 0, npi], np.int64)
+
+
+def n_items(geo, isa) -> int:
+    """Number of (M block, N range) work items of the driver for descriptor geo."""
+    mr, nr, _ = GEOM[isa]
+    n_panels = ceil_div(int(geo[G_N]), nr)
+    npi = int(geo[G_NP]) if geo.shape[0] > G_NP and geo[G_NP] > 0 else (NC_PANELS if nr == 16 else 8)
+    return ceil_div(ceil_div(int(geo[G_M]), mr), int(geo[G_MC])) * ceil_div(n_panels, npi)
+
+
+SERIAL_OPS = 2**24          # 2*M*N*K below which one thread is faster than waking another
+NATIVE_SERIAL_OPS = int(os.environ.get("INTSIM_NATIVE_SERIAL_OPS", 2**21))   # the same for a parallel region
+OUTPUT_OPS = 64             # per output, the operations its tile's overhead is worth
+
+
+def work_threads(geo, threads=None) -> int:
+    """Threads for the GEMM of descriptor geo: an explicit `threads` as given; by default
+    (None) 1 below SERIAL_OPS operations (handing work to a pool thread costs tens of
+    microseconds), else set_num_threads(). Each output also costs about OUTPUT_OPS operations
+    (its tile's loads, stores and requantization), which dominate when K is small: the
+    MobileNetV2-style stem (18432 x 27 x 16) ran 391 us on one thread, 282 us on two."""
+    if threads is not None:
+        return int(threads)
+    m, n, k = int(geo[G_M]), int(geo[G_N]), int(geo[G_K])
+    threads = get_num_threads()
+    least = NATIVE_SERIAL_OPS if native_split(threads) else SERIAL_OPS
+    return 1 if m * n * (2 * k + OUTPUT_OPS) < least else threads
+
+
+def run_packed(src, geo, add, packed, offs, dst, rq, threads=None) -> None:
+    """Pointer-level entry: every argument is validated by the public wrappers
+    (gemm_packed*, kernels.fast_conv); call it only through them."""
+    bind_packed(geo, add, packed, offs, rq, threads)(src, dst)
+
+
+def bind_packed(geo, add, packed, offs, rq, threads=None):
+    """run_packed with everything but src and dst fixed: call(src, dst) runs the driver over all
+    work items (on this thread alone when work_threads says one is enough). The work split and
+    thread count are taken now (from get_num_threads()). Pointer-level like run_packed: callers
+    check that src and dst fit geo on every call (kernels.conv_plan's bound plans do)."""
+    return bind_items(_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
+                      (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
+
+
+def rq_none():
+    return (False, np.ones(1, np.float32), np.int64(0), np.int64(0), np.int64(0))
+
