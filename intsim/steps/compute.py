@@ -319,10 +319,18 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
     check_shape((oh * ow, kh * kw * cg), 1, f"node '{node.name}': im2col rows of '{node.inputs[0]}'")
 
 
-@step("conv")
-def prepare_conv(node, ctx):
+def _parameters(node, ctx, bind):
+    """(reader, static) of a conv or matmul node, after its target rule is checked: the reader of
+    its parameter inputs 1-8, and bind(their values) done once here when they and the weight
+    are constants (else None: bound on every run)."""
     require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
     reader = ParamReader(node, ctx, range(1, 9))
+    static = bind(reader.values({})) if reader.static and node.inputs[3] in ctx.constants else None
+    return reader, static
+
+
+@step("conv")
+def prepare_conv(node, ctx):
     ins = node.inputs
 
     def bind(vals):
@@ -335,7 +343,7 @@ def prepare_conv(node, ctx):
         w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if w.ndim == 3 else w
         return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4)), w.ndim == 3
 
-    static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
+    reader, static = _parameters(node, ctx, bind)
     one_d_static = static is not None and static[1]
     lanes: dict = {}    # _lane_key -> the fused run prepared for it (static weights, no taps)
 
@@ -454,8 +462,6 @@ def _check_matmul_out(node, a, w) -> None:
 
 @step("matmul")
 def prepare_matmul(node, ctx):
-    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
-    reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 
     def bind(vals):
@@ -471,7 +477,7 @@ def prepare_matmul(node, ctx):
         b.matmul = True
         return b
 
-    static = bind(reader.values({})) if reader.static and ins[3] in ctx.constants else None
+    reader, static = _parameters(node, ctx, bind)
     lanes: dict = {}    # (A shape, dtype) -> the fused GEMM + requantization (static 2-D weights), or None
 
     def run(env, tap):

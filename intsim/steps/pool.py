@@ -100,12 +100,6 @@ def _restore(node, y):
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if node.attrs.get("channels_last") else y
 
 
-def _average_rule(node, ctx):
-    """The target's rule for an average pool; None for onnxruntime's (the planned paths below)."""
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant, FoldedMean)
-    return None if isinstance(rule, OrtArith) else rule
-
-
 def _reference_global(node, x, p):
     """QLinearGlobalAveragePool on kernels.pool.global_avgpool_ref (kernels="reference")."""
     out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), node.attrs["out_type"].storage)
@@ -124,12 +118,22 @@ def _per_call(node, reader, pool):
     return run
 
 
+def _target_average(node, ctx, reader, attrs):
+    """The run of an average pool under the target's own averaging rule (ta.average on the NCHW
+    x; attrs: the window's, None for a global pool), or None for onnxruntime's arithmetic (the
+    planned paths below). A target without a rule for the op is refused here, by name."""
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant, FoldedMean)
+    if isinstance(rule, OrtArith):
+        return None
+    return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, attrs))
+
+
 @step("global_avgpool")
 def prepare_global_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
-    rule = _average_rule(node, ctx)
-    if rule is not None:
-        return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, None))
+    own = _target_average(node, ctx, reader, None)
+    if own is not None:
+        return own
     if ctx.kernels == "reference":
         return _per_call(node, reader, partial(_reference_global, node))
     t = node.attrs["out_type"]
@@ -179,9 +183,9 @@ def prepare_global_avgpool(node, ctx):
 @step("avgpool")
 def prepare_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
-    rule = _average_rule(node, ctx)
-    if rule is not None:
-        return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, node.attrs))
+    own = _target_average(node, ctx, reader, node.attrs)
+    if own is not None:
+        return own
     avgpool = ctx.kernel(pk.avgpool)
     t = node.attrs["out_type"]
     a = node.attrs

@@ -34,6 +34,23 @@ def _check_params(node, x_shape, s, z, axis, block):
                               f"differs from scale shape {np.asarray(s).shape}")
 
 
+def _scale_zp(node, s, z, float32: bool = False):
+    """(scale, zero point) of a QuantizeLinear/DequantizeLinear node: the scale checked (finite,
+    > 0; params.check_scale), as float32 (QuantizeLinear) or in its own dtype (DequantizeLinear,
+    whose output may follow it); the zero point int64 of the scale's shape, zeros when absent."""
+    checked = check_scale(s, node.inputs[1], node.name)
+    s = checked if float32 else np.asarray(s)
+    return s, np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
+
+
+def _read(node, reader, env, axis, block, float32: bool = False):
+    """(x, scale, zero point) read at run time (_scale_zp), checked against x's shape."""
+    x, s, z = reader.values(env)[:3]
+    s, z = _scale_zp(node, s, z, float32)
+    _check_params(node, np.shape(x), s, z, axis, block)
+    return x, s, z
+
+
 @step("quantize")
 def prepare_quantize(node, ctx):
     reader = ParamReader(node, ctx, (1, 2))
@@ -49,10 +66,7 @@ def prepare_quantize(node, ctx):
         return fast
 
     def run(env, tap):
-        x, s, z = reader.values(env)[:3]
-        s = check_scale(s, node.inputs[1], node.name)
-        z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
-        _check_params(node, x.shape, s, z, axis, block)
+        x, s, z = _read(node, reader, env, axis, block, float32=True)
         env[node.outputs[0]] = quantize_linear(np.asarray(x), s, z, axis, block, t.qmin, t.qmax, t.storage,
                                                rounding, reference)
 
@@ -65,8 +79,7 @@ def _static_plan(node, reader, t, block, rounding):
     if not reader.static or not kernel_quantizes(t.storage, t.qmin, t.qmax, block, rounding):
         return None
     _, s, z = reader.values({})[:3]
-    s = check_scale(s, node.inputs[1], node.name)
-    z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
+    s, z = _scale_zp(node, s, z, float32=True)
     axis = node.attrs["axis"]
     if s.size != 1 and axis is None:
         return None
@@ -97,11 +110,7 @@ def prepare_dequantize(node, ctx):
         return fast
 
     def run(env, tap):
-        q, s, z = reader.values(env)[:3]
-        s = np.asarray(s)
-        check_scale(s, node.inputs[1], node.name)
-        z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
-        _check_params(node, q.shape, s, z, axis, block)
+        q, s, z = _read(node, reader, env, axis, block)
         _check_output(node, np.shape(q), out_dtype)
         env[node.outputs[0]] = dequantize_linear(np.asarray(q), s, z, axis, block, out_dtype, reference)
 
@@ -119,11 +128,9 @@ def _static_dequantize(node, reader, axis, block, out_dtype):
     if not reader.static:
         return None
     _, s, z = reader.values({})[:3]
-    s = np.asarray(s)
-    check_scale(s, node.inputs[1], node.name)
+    s, z = _scale_zp(node, s, z)
     if s.dtype != np.float32 or (s.size != 1 and axis is None) or block:
         return None
-    z = np.zeros(s.shape, np.int64) if z is None else np.asarray(z).astype(np.int64)
     if s.size == 1:
         _check_params(node, (), s, z, axis, block)
     plan = ek.dequantize_plan(s, z)

@@ -27,15 +27,23 @@ from .rules import TargetRefusal
 
 @dataclass
 class Requantizer:
+    """A node's requantization, its parameters fixed at prepare. A subclass names its kernel and
+    that kernel's NumPy int64 twin (`kernel`, `twin`: fn(acc, *args, out)) and `arg_names`, the
+    `params` keys passed between acc and out, in order; or overrides apply and apply_reference."""
     target: str
     params: dict = field(default_factory=dict)
+    kernel = twin = None
+    arg_names = ()
 
-    def apply(self, acc: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def __post_init__(self):
+        self.args = tuple(self.params[k] for k in self.arg_names)
 
-    def apply_reference(self, acc: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - interface
+    def apply(self, acc: np.ndarray, out: np.ndarray) -> None:
+        self.kernel(acc, *self.args, out)
+
+    def apply_reference(self, acc: np.ndarray, out: np.ndarray) -> None:
         """`apply` through the NumPy int64 twins of its kernels (kernels="reference")."""
-        raise NotImplementedError
+        self.twin(acc, *self.args, out)
 
     def fused_form(self):
         """(float32 multiplier (C,), zp, lo, hi) when a fused engine epilogue computes exactly

@@ -23,13 +23,8 @@ from .rules import AccRequant, OrtArith, QuantizeRound
 
 
 class FloatRequantizer(Requantizer):
-    def apply(self, acc, out):
-        p = self.params
-        requant_float(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
-
-    def apply_reference(self, acc, out):
-        p = self.params
-        requant_float_ref(acc, p["multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+    kernel, twin = staticmethod(requant_float), staticmethod(requant_float_ref)
+    arg_names = ("multiplier", "zero_point", "lo", "hi")
 
     def fused_form(self):
         p = self.params

@@ -32,13 +32,8 @@ N_MIN, N_MAX = -31, 62
 
 
 class ShiftRequantizer(Requantizer):
-    def apply(self, acc, out):
-        p = self.params
-        requant_shift(acc, p["right_shift"], p["rounding"], p["zero_point"], p["lo"], p["hi"], out)
-
-    def apply_reference(self, acc, out):
-        p = self.params
-        requant_shift_ref(acc, p["right_shift"], p["rounding"], p["zero_point"], p["lo"], p["hi"], out)
+    kernel, twin = staticmethod(requant_shift), staticmethod(requant_shift_ref)
+    arg_names = ("right_shift", "rounding", "zero_point", "lo", "hi")
 
 
 def pow2_shifts(rq: Requant, real: np.ndarray, snap: bool, target: str) -> np.ndarray:

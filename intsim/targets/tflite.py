@@ -56,28 +56,15 @@ def check_real(rq: Requant, real: np.ndarray) -> None:
 
 
 class FixedPointRequantizer(Requantizer):
-    def apply(self, acc, out):
-        p = self.params
-        requant_fixedpoint(acc, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"],
-                           p["mode"], out)
-
-    def apply_reference(self, acc, out):
-        p = self.params
-        requant_fixedpoint_ref(acc, p["multiplier"], p["shift"], p["zero_point"], p["lo"], p["hi"],
-                               p["mode"], out)
+    kernel, twin = staticmethod(requant_fixedpoint), staticmethod(requant_fixedpoint_ref)
+    arg_names = ("multiplier", "shift", "zero_point", "lo", "hi", "mode")
 
 
 class DoubleRequantizer(Requantizer):
     """rules.DoubleRequant: clamp(round_RHAZ(double(acc) * real[c]) + zp, lo, hi), real[c] =
     double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz)."""
-
-    def apply(self, acc, out):
-        p = self.params
-        requant_double_rhaz(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
-
-    def apply_reference(self, acc, out):
-        p = self.params
-        requant_double_rhaz_ref(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+    kernel, twin = staticmethod(requant_double_rhaz), staticmethod(requant_double_rhaz_ref)
+    arg_names = ("real_multiplier", "zero_point", "lo", "hi")
 
 
 class FixedPointTarget(Target):
