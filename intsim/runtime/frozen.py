@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+from kernels.threads import serial_here
+
 from ..errors import IntsimError
 
 
@@ -44,9 +46,11 @@ class FrozenRun:
         self.nbytes = 0
         self.lock = threading.Lock()
 
-    def record(self, node, fn, env: dict, fixed: set) -> None:
+    def record(self, node, fn, env: dict, fixed: set, serial: bool = False) -> None:
         """Freeze the step (node, fn) that has just run on env: its call, and its outputs taken
-        as buffers (copied into owned arrays unless the step's freeze hook binds them)."""
+        as buffers (copied into owned arrays unless the step's freeze hook binds them). `serial`:
+        the step ran with serial kernels (intsim.runtime.work); a hook's call was bound so, and
+        an ordinary replay runs so too."""
         hook = getattr(fn, "freeze", None)
         try:
             call = hook(env, fixed) if hook is not None else None
@@ -63,7 +67,7 @@ class FrozenRun:
                 np.copyto(buf, v)
                 env[o] = buf
                 bufs.append((o, buf))
-            call = _ordinary(fn, bufs)
+            call = _ordinary(fn, bufs, serial)
             self.ordinary.append(node.name)
         for o in outs:
             self.nbytes += env[o].nbytes
@@ -92,10 +96,15 @@ def outputs(env: dict, names: list, constants: dict) -> dict:
     return {name: np.array(env[name]) if name in env else constants[name] for name in names}
 
 
-def _ordinary(fn, bufs: list):
-    """call(env): the step's own path, then its outputs copied into the recorded buffers."""
+def _ordinary(fn, bufs: list, serial: bool = False):
+    """call(env): the step's own path (with serial kernels when `serial`), then its outputs
+    copied into the recorded buffers."""
     def call(env):
-        fn(env, None)
+        if serial:
+            with serial_here():
+                fn(env, None)
+        else:
+            fn(env, None)
         for name, buf in bufs:
             v = env[name]
             if type(v) is not np.ndarray or v.shape != buf.shape or v.dtype != buf.dtype:
