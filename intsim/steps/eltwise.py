@@ -178,20 +178,75 @@ def prepare_concat(node, ctx):
     t = node.attrs["out_type"]
     reader = ParamReader(node, ctx, [i for i in range(len(node.inputs)) if i < 2 or (i - 2) % 3])
     axis = node.attrs["axis"]
+    tables: dict = {}   # (sx, zx, sy, zy, x dtype) -> onnxruntime's requantization table (static parameters)
+
+    def params(vals):
+        """(sy, zy, [(sx, zx, same quantization)] per input), checked."""
+        sy, zy = _scale(vals[0], node.inputs[0], node), scalar_zp(vals[1], node.inputs[1], node.name)
+        per = []
+        for i in range(2, len(vals), 3):
+            sx, zx = _scale(vals[i + 1], node.inputs[i + 1], node), scalar_zp(vals[i + 2], node.inputs[i + 2], node.name)
+            per.append((sx, zx, bool(np.float32(sx) == np.float32(sy) and zx == zy)))
+        return sy, zy, per
+
+    static = params(reader.values({})) if reader.static else None
+
+    def part(x, sy, zy, sx, zx, same):
+        x = np.asarray(x)
+        if same:
+            return x.astype(t.storage, copy=False)
+        if static is not None and isinstance(rule, OrtArith) and x.dtype in (np.uint8, np.int8) and t.bits == 8:
+            key = (sx, zx, sy, zy, x.dtype)
+            if key not in tables:
+                tables[key] = lk.build_table_requant(sx, zx, sy, zy, x.dtype, t.storage)
+            out = np.empty(x.shape, t.storage)
+            ctx.kernel(lk.apply_table)(np.ascontiguousarray(x), tables[key], out)
+            return out
+        return _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t)
 
     def run(env, tap):
         vals = reader.values(env)
-        sy, zy = _scale(vals[0], node.inputs[0], node), scalar_zp(vals[1], node.inputs[1], node.name)
-        parts = []
-        for i in range(2, len(vals), 3):
-            x = np.asarray(vals[i])
-            sx, zx = _scale(vals[i + 1], node.inputs[i + 1], node), scalar_zp(vals[i + 2], node.inputs[i + 2], node.name)
-            same = np.float32(sx) == np.float32(sy) and zx == zy
-            parts.append(x.astype(t.storage, copy=False) if same else _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t))
+        sy, zy, per = static if static is not None else params(vals)
+        parts = [part(vals[i], sy, zy, *p) for i, p in zip(range(2, len(vals), 3), per)]
         try:
             env[node.outputs[0]] = np.concatenate(parts, axis=axis)
         except (ValueError, np.exceptions.AxisError) as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
+
+    def freeze(env, fixed):
+        """call(env) concatenating the inputs (of the recorded shapes) into the output the step
+        just stored (intsim.frozen); each requantized input through its table into a buffer of
+        its own. None unless the parameters are constant."""
+        y = env[node.outputs[0]]
+        if static is None or not isinstance(y, np.ndarray) or y.dtype != t.storage:
+            return None
+        sy, zy, per = static
+        names = node.inputs[2::3]
+        consts = ctx.constants
+        xs = [np.asarray(consts[n] if n in consts else env[n]) for n in names]
+        steps = []
+        for x, (sx, zx, same) in zip(xs, per):
+            key = (sx, zx, sy, zy, x.dtype)
+            if same and x.dtype == t.storage:
+                steps.append(None)
+            elif not same and key in tables:
+                steps.append((tables[key], np.empty(x.shape, t.storage)))
+            else:
+                return None
+        apply = ctx.kernel(lk.apply_table)
+
+        def call(env):
+            parts = []
+            for n, st in zip(names, steps):
+                x = consts[n] if n in consts else env[n]
+                if st is None:
+                    parts.append(x)
+                else:
+                    apply(np.ascontiguousarray(x), st[0], st[1])
+                    parts.append(st[1])
+            np.concatenate(parts, axis=axis, out=y)
+        return call
+    run.freeze = freeze
     return run
 
 
@@ -220,11 +275,29 @@ def prepare_lut(node, ctx):
                 cache[key] = lk.build_table_leaky_relu(alpha, sx, zx, sy, zy, in_t.storage, t.storage)
         return cache[key]
 
+    def table_of(vals):
+        _, sx, zx, sy, zy = vals[:5]
+        return table(_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
+                     _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
+
+    static = table_of(reader.values({})) if reader.static else None
+    src, dst = node.inputs[0], node.outputs[0]
+
     def run(env, tap):
-        x, sx, zx, sy, zy = reader.values(env)[:5]
-        tb = table(_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
-                   _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
+        vals = reader.values(env)
+        tb = static if static is not None else table_of(vals)
+        x = vals[0]
         out = np.empty(np.shape(x), t.storage)
         apply_table(np.ascontiguousarray(x), tb, out)
-        env[node.outputs[0]] = out
+        env[dst] = out
+
+    def freeze(env, fixed):
+        """call(env) looking the step's input (of the recorded shape) up into the output it just
+        stored (intsim.frozen); None unless the parameters are constant."""
+        y = env[dst]
+        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
+            return None
+        consts = ctx.constants
+        return lambda env: apply_table(np.ascontiguousarray(consts[src] if src in consts else env[src]), static, y)
+    run.freeze = freeze
     return run
