@@ -1,4 +1,4 @@
-"""Frozen replays of the quantize, dequantize, lut and concat steps (their freeze hooks write
+"""Frozen replays of the quantize, dequantize, lut, concat and broadcast mul steps (their freeze hooks write
 into the recorded outputs): small QDQ graphs quantized by onnxruntime, run after run on
 changing data, bit-exact with onnxruntime, and those steps never on their ordinary path."""
 import numpy as np
@@ -35,7 +35,18 @@ def _sigmoid(rng):
     return float_model(nodes, [("x", [None, 5, 8, 8])], [("y", [None, 5, 8, 8])], i1)
 
 
-MODELS = {"concat": _concat, "sigmoid": _sigmoid}
+def _se_mul(rng):
+    """Squeeze-excite: x * sigmoid(conv(global average pool(x))), a (N, C, 1, 1) scale."""
+    n1, i1 = _conv("s", "p", "s", 6, 6, rng)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), n1, helper.make_node("Sigmoid", ["s"], ["g"]),
+             helper.make_node("Mul", ["x", "g"], ["y"])]
+    return float_model(nodes, [("x", [None, 6, 7, 7])], [("y", [None, 6, 7, 7])], i1)
+
+
+MODELS = {"concat": _concat, "sigmoid": _sigmoid, "se_mul": _se_mul}
+# the steps each model replays through freeze hooks (concat's Mul by a scalar keeps its ordinary path)
+HOOKED = {"concat": {"quantize", "dequantize", "concat"}, "sigmoid": {"quantize", "dequantize", "lut"},
+          "se_mul": {"quantize", "dequantize", "lut", "mul"}}
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -60,9 +71,8 @@ def test_replays_equal_onnxruntime(name, threads):
         fast_gemm.set_num_threads(old)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     ops = {node.name: node.op for node, _ in prog._steps}
-    hooked = {"quantize", "dequantize", "lut", "concat"}
-    assert hooked & set(ops.values()) - {"quantize", "dequantize"}, f"{name}: no lut/concat step: {ops}"
-    assert not [n for n in rec.ordinary if ops[n] in hooked], rec.ordinary
+    assert HOOKED[name] <= set(ops.values()), f"{name}: {sorted(set(ops.values()))}"
+    assert not [n for n in rec.ordinary if ops[n] in HOOKED[name]], rec.ordinary
 
 
 def test_concat_inputs_in_other_quantization_are_requantized():

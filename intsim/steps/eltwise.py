@@ -51,10 +51,53 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
     return run
 
 
-def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
+def _rows_of(full, part, shape):
+    """(full as (R, Q), part's R row values, part broadcast along the rows) when `full` has the
+    output shape and `part` is constant along its trailing axes (a squeeze-excite scale
+    (N, C, 1, 1) against (N, C, H, W)); None otherwise (a single value, or another broadcast)."""
+    if full.shape != shape or part.size == 1 or part.ndim > len(shape):
+        return None
+    pr = (1,) * (len(shape) - part.ndim) + part.shape
+    k = len(shape)
+    while k > 0 and pr[k - 1] == 1:
+        k -= 1
+    if k == len(shape) or any(p != 1 and p != d for p, d in zip(pr[:k], shape[:k])):
+        return None
+    lead = tuple(shape[:k])
+    rows = part.reshape(pr[:k])
+    spread = rows.shape != lead
+    rows = np.ascontiguousarray(np.broadcast_to(rows, lead)).reshape(-1) if spread else rows.reshape(-1)
+    return np.ascontiguousarray(full).reshape(rows.size, -1), rows, spread
+
+
+def _rows_run(node, kernel, a, b, p, lo, hi, t):
+    """mul with one operand broadcast along the trailing axes of the other (_rows_of): the rows
+    kernel on the full operand as it is, the other never expanded; None when it does not apply."""
+    if kernel is None or a.dtype != t.storage or b.dtype != t.storage:
+        return None
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:      # the general path says what is wrong
+        return None
+    sa, za, sb, zb, sy, zy = p
+    for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+        r = _rows_of(full, part, shape)
+        if r is not None:
+            out = np.empty(shape, t.storage)
+            try:
+                kernel(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, out.reshape(r[0].shape))
+            except ValueError as e:
+                raise ShapeError(f"node '{node.name}': {e}") from None
+            return out
+    return None
+
+
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
     With `planner` (add), same-shape operands run the kernel's planned path whose float
-    constants are also derived once per operand order."""
+    constants are also derived once per operand order. With `rows` (mul), an operand
+    broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
+    it is bound to the recorded arrays."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
         if node.attrs.get("subtract") and not isinstance(rule, TfliteAdd):
@@ -75,6 +118,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
             return _binary_rule(node, ctx, rule, reader, params, acc_fn)
         plans: dict = {}
         kern = ctx.kernel(kernel)
+        rows_kern = ctx.kernel(rows) if rows is not None else None
         plan = planner if ctx.kernels == "fast" else None
 
         def planned(a, b, p):
@@ -104,15 +148,32 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
                 a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
             out = planned(a, b, p)
+            if out is None and a.shape != b.shape:
+                out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
 
+        def freeze_rows(a, b, y):
+            """call(env) of the rows kernel bound to the recorded operands and output, or None."""
+            if rows is None or ctx.kernels != "fast" or not y.flags.c_contiguous:
+                return None
+            sa, za, sb, zb, sy, zy = static
+            for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+                r = _rows_of(full, part, y.shape) if full.flags.c_contiguous else None
+                if r is not None and not r[2] and r[1].flags.c_contiguous:
+                    call = ek.bind_mul_rows(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, y.reshape(r[0].shape))
+                    return lambda env: call()
+            return None
+
         def freeze(env, fixed):
-            """call(env) redoing the last run's planned path in place (intsim.frozen); None when
-            that run took the general path or an operand is not in a fixed buffer."""
-            if static is None or static not in plans or any(i not in fixed for i in (ins[0], ins[3])):
+            """call(env) redoing the last run's planned (add) or rows (mul) path in place
+            (intsim.frozen); None when that run took the general path or an operand is not in
+            a fixed buffer."""
+            if static is None or any(i not in fixed for i in (ins[0], ins[3])):
                 return None
             a, b, y = (consts[i] if i in consts else env[i] for i in (ins[0], ins[3], node.outputs[0]))
             a, b = np.asarray(a), np.asarray(b)
+            if static not in plans:
+                return freeze_rows(a, b, y) if a.shape != b.shape and a.dtype == b.dtype == t.storage else None
             if a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -147,7 +208,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, rows=ek.qlinear_mul_rows))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):
