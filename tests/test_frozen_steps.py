@@ -86,3 +86,39 @@ def test_concat_inputs_in_other_quantization_are_requantized():
         if len(scales) > 1:
             return
     pytest.fail("every concat has its inputs in the output's quantization")
+
+
+def _shuffle_dyn(rng):
+    """ShuffleNetV2's channel shuffle on a dynamic batch: the target shapes computed from
+    Shape -> Gather -> Unsqueeze -> Concat, then Reshape / Transpose / Reshape."""
+    n1, i1 = _conv("c", "x", "c", 8, 8, rng)
+    nodes = [n1, helper.make_node("Shape", ["c"], ["shp"]),
+             helper.make_node("Gather", ["shp", "i0"], ["nb"], axis=0),
+             helper.make_node("Unsqueeze", ["nb", "ax0"], ["nb1"]),
+             helper.make_node("Concat", ["nb1", "g5"], ["s5"], axis=0),
+             helper.make_node("Reshape", ["c", "s5"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Concat", ["nb1", "g4"], ["s4"], axis=0),
+             helper.make_node("Reshape", ["t", "s4"], ["y"])]
+    inits = {"i0": np.array(0, np.int64), "ax0": np.array([0], np.int64),
+             "g5": np.array([2, 4, 5, 5], np.int64), "g4": np.array([8, 5, 5], np.int64), **i1}
+    return float_model(nodes, [("x", ["N", 8, 5, 5])], [("y", ["N", 8, 5, 5])], inits)
+
+
+def test_shape_arithmetic_is_not_replayed():
+    rng = np.random.default_rng(0)
+    q = quantize(_shuffle_dyn(rng), [{"x": rng.standard_normal((2, 8, 5, 5)).astype(np.float32)} for _ in range(4)])
+    prog = intsim.load(q)
+    feeds = {n: [{"x": rng.standard_normal((n, 8, 5, 5)).astype(np.float32)} for _ in range(2)] for n in (1, 3)}
+    for i in range(4):          # two feed keys (batch 1 and 3), each recorded then replayed
+        for n in (1, 3):
+            f = feeds[n][i % 2]
+            got = prog.run(f)
+            for k, v in run_ort(q, f).items():
+                np.testing.assert_array_equal(got[k], v, err_msg=f"batch {n} run {i}")
+    kept = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+    assert len(kept) == 2
+    ops = {node.name: node.attrs.get("op_type") for node, _ in prog._steps}
+    for rec in kept:
+        assert sorted(ops[n] for n in rec.skipped) == ["Concat", "Concat", "Gather", "Shape", "Unsqueeze"]
+        assert len(rec.calls) == len(prog._steps) - 5

@@ -148,6 +148,7 @@ class Program:
         # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample estimates, once
         self._serial = work.serial_steps(self._steps, graph)
         self._feed_specs = [_feed_spec(name, graph.tensors[name]) for name in graph.inputs]
+        self._shape_only = frozen.shape_only(graph)     # shape arithmetic: not replayed (intsim.runtime.frozen)
 
     @property
     def input_names(self) -> list:
@@ -371,7 +372,7 @@ class Program:
                 tap_all[node.name] = tap
             if rec is not None and rec.calls is not None:
                 try:
-                    rec.record(node, fn, env, fixed, serial)
+                    rec.record(node, fn, env, fixed, serial, node.name in self._shape_only)
                 except frozen.Mismatch:
                     rec.calls = None
         if rec is not None:
