@@ -89,8 +89,10 @@ def matmul_act(rng):
                   [("y", [1, 4, 128, 128])], {})
 
 
-def shuffle_dyn(rng):
-    n1, i1 = _conv("c", "x", "c", 116, 116, rng)
+def shuffle_dyn(rng, c=116, hw=28):
+    """The channel shuffle (2 groups) of a c-channel hw x hw map on a dynamic batch: target shapes
+    from Shape -> Gather -> Unsqueeze -> Concat, then Reshape / Transpose / Reshape."""
+    n1, i1 = _conv("c", "x", "c", c, c, rng)
     nodes = [n1, helper.make_node("Shape", ["c"], ["shp"]),
              helper.make_node("Gather", ["shp", "i0"], ["nb"], axis=0),
              helper.make_node("Unsqueeze", ["nb", "ax0"], ["nb1"]),
@@ -100,9 +102,8 @@ def shuffle_dyn(rng):
              helper.make_node("Concat", ["nb1", "g4"], ["s4"], axis=0),
              helper.make_node("Reshape", ["t", "s4"], ["y"])]
     inits = {"i0": np.array(0, np.int64), "ax0": np.array([0], np.int64),
-             "g5": np.array([2, 58, 28, 28], np.int64), "g4": np.array([116, 28, 28], np.int64), **i1}
-    m = _model(nodes, [("x", ["N", 116, 28, 28])], [("y", ["N", 116, 28, 28])], inits)
-    return m
+             "g5": np.array([2, c // 2, hw, hw], np.int64), "g4": np.array([c, hw, hw], np.int64), **i1}
+    return _model(nodes, [("x", ["N", c, hw, hw])], [("y", ["N", c, hw, hw])], inits)
 
 
 MODELS = {f.__name__: f for f in (concat, se_mul, sigmoid, hardsigmoid, dequantize, erf, matmul_act, shuffle_dyn)}

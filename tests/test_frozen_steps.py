@@ -1,11 +1,13 @@
-"""Frozen replays of the quantize, dequantize, lut, concat and broadcast mul steps (their freeze hooks write
-into the recorded outputs): small QDQ graphs quantized by onnxruntime, run after run on
-changing data, bit-exact with onnxruntime, and those steps never on their ordinary path."""
+"""Frozen replays of the quantize, dequantize, lut, concat and broadcast mul steps (their freeze
+hooks write into the recorded outputs) and of shape arithmetic (kept as recorded): small QDQ
+graphs quantized by onnxruntime, run after run on changing data, bit-exact with onnxruntime,
+and those steps never on their ordinary path."""
 import numpy as np
 import pytest
 from onnx import helper
 
 import intsim
+from benchmarks.op_gaps import shuffle_dyn
 from intsim.runtime import frozen
 from kernels import fast_gemm
 
@@ -88,26 +90,9 @@ def test_concat_inputs_in_other_quantization_are_requantized():
     pytest.fail("every concat has its inputs in the output's quantization")
 
 
-def _shuffle_dyn(rng):
-    """ShuffleNetV2's channel shuffle on a dynamic batch: the target shapes computed from
-    Shape -> Gather -> Unsqueeze -> Concat, then Reshape / Transpose / Reshape."""
-    n1, i1 = _conv("c", "x", "c", 8, 8, rng)
-    nodes = [n1, helper.make_node("Shape", ["c"], ["shp"]),
-             helper.make_node("Gather", ["shp", "i0"], ["nb"], axis=0),
-             helper.make_node("Unsqueeze", ["nb", "ax0"], ["nb1"]),
-             helper.make_node("Concat", ["nb1", "g5"], ["s5"], axis=0),
-             helper.make_node("Reshape", ["c", "s5"], ["r"]),
-             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
-             helper.make_node("Concat", ["nb1", "g4"], ["s4"], axis=0),
-             helper.make_node("Reshape", ["t", "s4"], ["y"])]
-    inits = {"i0": np.array(0, np.int64), "ax0": np.array([0], np.int64),
-             "g5": np.array([2, 4, 5, 5], np.int64), "g4": np.array([8, 5, 5], np.int64), **i1}
-    return float_model(nodes, [("x", ["N", 8, 5, 5])], [("y", ["N", 8, 5, 5])], inits)
-
-
 def test_shape_arithmetic_is_not_replayed():
     rng = np.random.default_rng(0)
-    q = quantize(_shuffle_dyn(rng), [{"x": rng.standard_normal((2, 8, 5, 5)).astype(np.float32)} for _ in range(4)])
+    q = quantize(shuffle_dyn(rng, 8, 5), [{"x": rng.standard_normal((2, 8, 5, 5)).astype(np.float32)} for _ in range(4)])
     prog = intsim.load(q)
     feeds = {n: [{"x": rng.standard_normal((n, 8, 5, 5)).astype(np.float32)} for _ in range(2)] for n in (1, 3)}
     for i in range(4):          # two feed keys (batch 1 and 3), each recorded then replayed
