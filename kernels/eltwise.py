@@ -20,6 +20,7 @@ qlinear_mul (com.microsoft QLinearMul), SSE2 MlasQLinearMulKernel (no FMA):
     r = f32(f32(sa * sb) / sy)
     y = sat(cvt(f32(f32(f32((a - za) * (b - zb)) * r) + f32(zy))))
   the product is exact int32; the zero point is added in float before rounding.
+  qlinear_mul_rows: the same per element, with one b per row of a (R, Q) (a broadcast b).
 
 quantize_linear (QuantizeLinear, MlasQuantizeLinear SSE2):
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z
@@ -334,6 +335,57 @@ def qlinear_mul_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, o
     prod = (a.astype(np.int64).reshape(-1) - int(a_zp)) * (b.astype(np.int64).reshape(-1) - int(b_zp))
     v = (prod.astype(F32) * mul_ratio(a_scale, b_scale, y_scale)).astype(F32) + F32(y_zp)
     out.reshape(-1)[...] = np.clip(cvt_np(v.astype(F32)), lo, hi)
+
+
+
+@kernel
+def _mul_rows_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    flo, fhi = np.float32(lo), np.float32(hi)
+    for r in range(a.shape[0]):
+        bz = np.int64(b[r]) - b_zp
+        for q in range(a.shape[1]):
+            prod = (np.int64(a[r, q]) - a_zp) * bz
+            v = np.float32(np.float32(np.float32(prod) * ratio) + y_zp_f)
+            out[r, q] = _sat_cvt(v, flo, fhi, lo, True)
+
+
+def _check_rows(name, a, b, out):
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray) or arr.dtype not in (np.uint8, np.int8):
+            raise ValueError(f"{name}: '{t}' must be a uint8/int8 array")
+    if a.dtype != b.dtype or a.dtype != out.dtype:
+        raise ValueError(f"{name}: a, b and out must share one dtype (got {a.dtype}, {b.dtype}, {out.dtype})")
+    if a.ndim != 2 or out.shape != a.shape or b.shape != (a.shape[0],):
+        raise ValueError(f"{name}: a and out must be (R, Q) and b (R,), got {a.shape}, {out.shape}, {b.shape}")
+    if not (a.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError(f"{name}: a and out must be C-contiguous")
+
+
+def qlinear_mul_rows(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """QLinearMul of a (R, Q) by one value of b per row (b (R,)): out[r, q] = qlinear_mul of
+    a[r, q] and b[r], the formula of `qlinear_mul` element for element (the squeeze-excite
+    broadcast (N, C, H, W) x (N, C, 1, 1) without expanding b). The product is commutative
+    and exact, so which operand is the per-row one does not change a bit."""
+    b = np.ascontiguousarray(b) if isinstance(b, np.ndarray) else b
+    bind_mul_rows(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out)()
+
+
+def bind_mul_rows(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
+    """call() doing qlinear_mul_rows on these very arrays (b C-contiguous), checked now."""
+    _check_rows("qlinear_mul_rows", a, b, out)
+    _check_params("qlinear_mul_rows", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    if not b.flags.c_contiguous:
+        raise ValueError("qlinear_mul_rows: b must be C-contiguous")
+    return partial(_mul_rows_impl, a, np.int64(a_zp), b, np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale),
+                   F32(y_zp), np.int64(lo), np.int64(hi), out)
+
+
+def qlinear_mul_rows_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """NumPy twin of qlinear_mul_rows (int64 products, float32 steps)."""
+    _check_rows("qlinear_mul_rows_ref", a, b, out)
+    prod = (a.astype(np.int64) - int(a_zp)) * (b.astype(np.int64)[:, None] - int(b_zp))
+    v = (prod.astype(F32) * mul_ratio(a_scale, b_scale, y_scale)).astype(F32) + F32(y_zp)
+    out[...] = np.clip(cvt_np(v.astype(F32)), lo, hi)
 
 
 # ---------------------------------------------------------------- Quantize / Dequantize

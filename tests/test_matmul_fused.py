@@ -81,3 +81,50 @@ def test_wrong_inner_dimension_is_a_shape_error():
     prog.run({"a": np.zeros((2, 6), np.uint8)})
     with pytest.raises(intsim.errors.ShapeError, match="do not multiply"):
         prog.run({"a": np.zeros((2, 5), np.uint8)})
+
+
+@pytest.mark.parametrize("lead", [(2,), (1, 3), (2, 1, 2)])
+def test_rank3_and_higher_a_takes_the_fused_lane(lead, monkeypatch):
+    """A (..., M, K) x a 2-D B is one GEMM over A's rows: the fused lane, bit-exact with
+    onnxruntime and with the accumulator path, in ordinary runs and frozen replays."""
+    built = _counted(monkeypatch)
+    rng = np.random.default_rng(len(lead))
+    k, n = 37, 19
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    model = qlinear_matmul(b, np.uint8, 131, 0, 7, (0.05, 0.01, 2.5), np.uint8)
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("a", TensorProto.UINT8, [None] * len(lead) + [5, k]))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.UINT8, [None] * len(lead) + [5, n]))
+    prog = intsim.load(model.SerializeToString())
+    for i in range(4):                  # first sight, recording, replays on changing data
+        a = rng.integers(0, 256, lead + (5, k)).astype(np.uint8)
+        a.reshape(-1, k)[0] = 255
+        want = session(model).run(None, {"a": a})[0]
+        got = prog.run({"a": a})["y"]
+        assert got.shape == lead + (5, n) and np.array_equal(got, want), f"run {i}"
+        tapped, _ = prog.run({"a": a}, taps=True)
+        assert np.array_equal(tapped["y"], got)
+    assert built and all(lane is not None for lane in built)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_activation_times_activation_batched_equals_onnxruntime(dtype):
+    """QLinearMatMul of two activations (batched, B fed at run time): each batch entry's B packed
+    and multiplied by the SIMD engine (intsim.steps.engines), the exact sums, bit-exact with
+    onnxruntime (edge codes, zero points at the ends) in ordinary runs and replays."""
+    info = np.iinfo(dtype)
+    t = T[np.dtype(dtype)]
+    g = helper.make_graph(
+        [helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"], name="qmm")],
+        "g", [helper.make_tensor_value_info("a", t, [2, 3, 5, 33]), helper.make_tensor_value_info("b", t, [2, 3, 33, 18])],
+        [helper.make_tensor_value_info("y", t, [2, 3, 5, 18])],
+        [const("as", np.float32(0.02)), const("az", np.asarray(info.max, dtype)), const("bs", np.float32(0.03)),
+         const("bz", np.asarray(info.min, dtype)), const("ys", np.float32(3.0)), const("yz", np.asarray(5, dtype))])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    prog = intsim.load(model.SerializeToString())
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        feeds = {"a": rng.integers(info.min, info.max + 1, (2, 3, 5, 33)).astype(dtype),
+                 "b": rng.integers(info.min, info.max + 1, (2, 3, 33, 18)).astype(dtype)}
+        feeds["a"][0, 0, 0], feeds["b"][1, 2, :, 0] = info.min, info.max
+        want = session(model).run(None, feeds)[0]
+        assert np.array_equal(prog.run(feeds)["y"], want), f"run {i}"

@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+from kernels.threads import serial_here
+
 from ..errors import IntsimError
 
 
@@ -41,12 +43,22 @@ class FrozenRun:
         self.env: dict = {}
         self.calls: list = []
         self.ordinary: list = []    # names of the steps replayed through their ordinary path
+        self.skipped: list = []     # names of the steps whose outputs the feeds' shapes fix (not replayed)
         self.nbytes = 0
         self.lock = threading.Lock()
 
-    def record(self, node, fn, env: dict, fixed: set) -> None:
+    def record(self, node, fn, env: dict, fixed: set, serial: bool = False, constant: bool = False) -> None:
         """Freeze the step (node, fn) that has just run on env: its call, and its outputs taken
-        as buffers (copied into owned arrays unless the step's freeze hook binds them)."""
+        as buffers (copied into owned arrays unless the step's freeze hook binds them). `serial`:
+        the step ran with serial kernels (intsim.runtime.work); a hook's call was bound so, and
+        an ordinary replay runs so too. `constant`: the step's outputs are fixed by the feeds'
+        shapes (shape_only): they are kept as recorded and the step is not replayed."""
+        if constant:
+            for o in (o for o in node.outputs if o):
+                self.nbytes += np.asarray(env[o]).nbytes
+                fixed.add(o)
+            self.skipped.append(node.name)
+            return
         hook = getattr(fn, "freeze", None)
         try:
             call = hook(env, fixed) if hook is not None else None
@@ -63,7 +75,7 @@ class FrozenRun:
                 np.copyto(buf, v)
                 env[o] = buf
                 bufs.append((o, buf))
-            call = _ordinary(fn, bufs)
+            call = _ordinary(fn, bufs, serial)
             self.ordinary.append(node.name)
         for o in outs:
             self.nbytes += env[o].nbytes
@@ -87,15 +99,46 @@ class FrozenRun:
                 env.pop(name, None)
 
 
+# ONNX ops whose outputs depend on their inputs' shapes only, and ops that compute on integers or
+# move data deterministically: a chain of these from Shape/Size nodes and constants (the shape
+# arithmetic of a dynamic-batch reshape) has the same values for every run of one feed key
+SHAPE_SOURCES = {"Shape", "Size"}
+SHAPE_ARITH = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Reshape", "Cast", "Add", "Sub", "Mul", "Div",
+               "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Where", "Range", "ConstantOfShape", "Expand",
+               "Identity", "ReduceProd", "ReduceSum", "Flatten", "Transpose", "Floor", "Ceil", "Sqrt", "Less",
+               "Greater", "Not", "And", "Or", "Tile"}
+
+
+def shape_only(graph) -> set:
+    """Names of the `onnx` nodes whose outputs are fixed by the shapes of the graph inputs: Shape
+    and Size, and nodes of SHAPE_ARITH whose inputs are such outputs or constants (at least
+    one such output). A frozen run (one feed key: fixed input shapes) keeps their recorded
+    outputs and does not replay them; a replay whose shapes differ fails on an earlier step."""
+    derived, names = set(), set()
+    for node in graph.nodes:
+        op = node.attrs.get("op_type") if node.op == "onnx" else None
+        ins = [i for i in node.inputs if i]
+        if op in SHAPE_SOURCES or (op in SHAPE_ARITH and any(i in derived for i in ins)
+                                   and all(i in derived or i in graph.constants for i in ins)):
+            derived.update(o for o in node.outputs if o)
+            names.add(node.name)
+    return names
+
+
 def outputs(env: dict, names: list, constants: dict) -> dict:
     """Copies of the graph outputs (they live in buffers the next replay overwrites)."""
     return {name: np.array(env[name]) if name in env else constants[name] for name in names}
 
 
-def _ordinary(fn, bufs: list):
-    """call(env): the step's own path, then its outputs copied into the recorded buffers."""
+def _ordinary(fn, bufs: list, serial: bool = False):
+    """call(env): the step's own path (with serial kernels when `serial`), then its outputs
+    copied into the recorded buffers."""
     def call(env):
-        fn(env, None)
+        if serial:
+            with serial_here():
+                fn(env, None)
+        else:
+            fn(env, None)
         for name, buf in bufs:
             v = env[name]
             if type(v) is not np.ndarray or v.shape != buf.shape or v.dtype != buf.dtype:

@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import threads as kernel_threads
 
-from . import batch_split, frozen
+from . import batch_split, frozen, work
 from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
@@ -108,6 +108,17 @@ def _produced_bytes(node, env, lim=None) -> int:
     return total
 
 
+def _feed_spec(name: str, t) -> tuple:
+    """(name, dtype, declared shape) for Program._check_feeds' quick path: dtype None when an
+    input of that type always needs the full check (an integer type narrower than its storage,
+    whose values must be range-checked); the shape as ints, -1 for a dynamic dimension."""
+    storage = np.dtype(t.dtype.storage)
+    if isinstance(t.dtype, IntType) and (t.dtype.qmin, t.dtype.qmax) != (np.iinfo(storage).min, np.iinfo(storage).max):
+        storage = None
+    decl = None if t.shape is None else tuple(d if isinstance(d, int) and d > 0 else -1 for d in t.shape)
+    return name, storage, decl
+
+
 class Program:
     def __init__(self, graph: Graph, target="ort", accumulator: Accumulator | None = None, kernels: str = "fast"):
         kernel_threads.configure()     # OpenMP spin count, once, before any parallel region (kernels.threads)
@@ -133,6 +144,10 @@ class Program:
         self._min_part = split.min_part
         # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
         self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
+        # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample estimates, once
+        self._serial = work.serial_steps(self._steps, graph)
+        self._feed_specs = [_feed_spec(name, graph.tensors[name]) for name in graph.inputs]
+        self._shape_only = frozen.shape_only(graph)     # shape arithmetic: not replayed (intsim.runtime.frozen)
 
     @property
     def input_names(self) -> list:
@@ -143,6 +158,23 @@ class Program:
         return list(self.graph.outputs)
 
     def _check_feeds(self, feeds: dict) -> dict:
+        """The run's environment: each input as an array of its storage dtype, checked. Inputs
+        that are already arrays of exactly that dtype and a declared shape they fit, of a type
+        that spans its storage dtype (nothing to range-check), are taken as they are; anything
+        else goes through _check_feeds_full (same arrays, or its error)."""
+        if len(feeds) == len(self._feed_specs):
+            env = {}
+            for name, storage, decl in self._feed_specs:
+                x = feeds.get(name)
+                if storage is None or type(x) is not np.ndarray or x.dtype != storage or (decl is not None and (
+                        len(decl) != x.ndim or any(d > 0 and d != s for d, s in zip(decl, x.shape)))):
+                    break
+                env[name] = x
+            else:
+                return env
+        return self._check_feeds_full(feeds)
+
+    def _check_feeds_full(self, feeds: dict) -> dict:
         env = {}
         missing = [n for n in self.graph.inputs if n not in feeds]
         if missing:
@@ -195,6 +227,11 @@ class Program:
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
             env = self._check_feeds(feeds)
+            if not taps and threads is None and FREEZE and self.kernels == "fast":
+                key = self._frozen_key(env)
+                fz = self._frozen.get(key)
+                if type(fz) is frozen.FrozenRun:   # recorded for this key: the run was whole and not empty
+                    return self._replay(key, fz, env)
             if any(x.size == 0 for x in env.values()):
                 return self._run_empty(env, taps)
             parts = 1 if taps else self._parts(env, threads)
@@ -256,7 +293,14 @@ class Program:
             return self._execute(env, False)
         if fz is _SEEN:
             return self._record(key, env)
-        if fz is None or not fz.lock.acquire(blocking=False):
+        if fz is None:
+            return self._execute(env, False)
+        return self._replay(key, fz, env)
+
+    def _replay(self, key, fz: frozen.FrozenRun, env: dict) -> dict:
+        """The frozen run fz on checked feeds (or, while another thread replays it, or when a step's
+        output no longer matches the recording, the ordinary run)."""
+        if not fz.lock.acquire(blocking=False):
             return self._execute(env, False)
         try:
             return fz.replay(env)
@@ -311,9 +355,14 @@ class Program:
         lim = current()
         live = sum(np.asarray(v).nbytes for v in env.values())
         fixed = set(self.graph.constants) if rec is not None else None
-        for node, fn in self._steps:
+        for (node, fn), per_sample in zip(self._steps, self._serial):
             tap = {"op": node.op, "origin": node.origin} if taps else None
-            fn(env, tap)
+            serial = per_sample is not None and work.runs_serial(per_sample, env, node)
+            if serial:
+                with kernel_threads.serial_here():   # its kernels bind (and a recording freezes) serial calls
+                    fn(env, tap)
+            else:
+                fn(env, tap)
             live += _produced_bytes(node, env, lim)
             if live > lim.max_bytes:
                 check_bytes(live, f"tensors alive after {node.origin or node.name}", lim)
@@ -322,7 +371,7 @@ class Program:
                 tap_all[node.name] = tap
             if rec is not None and rec.calls is not None:
                 try:
-                    rec.record(node, fn, env, fixed)
+                    rec.record(node, fn, env, fixed, serial, node.name in self._shape_only)
                 except frozen.Mismatch:
                     rec.calls = None
         if rec is not None:

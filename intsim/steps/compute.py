@@ -485,13 +485,17 @@ def prepare_matmul(node, ctx):
         a = env[ins[0]]
         if node.attrs.get("transA"):
             a = a.T
-        if tap is None and static is not None and a.ndim == 2 and bound.w.ndim == 2 and node.attrs.get("requant"):
-            key = (a.shape, a.dtype, get_num_threads())
+        if tap is None and static is not None and bound.w.ndim == 2 and node.attrs.get("requant") and \
+                (a.ndim == 2 or (a.ndim > 2 and not node.attrs.get("transA"))):
+            key = (a.shape, a.dtype, get_num_threads())    # A (..., M, K) x B (K, N): one GEMM over A's rows
+            rows = a.reshape(-1, a.shape[-1])
             if key not in lanes:
-                lanes[key] = _kernel_call(node, _matmul_lane, node, ctx, bound, a) \
-                    if a.shape[1] == bound.w.shape[0] else None
+                lanes[key] = _kernel_call(node, _matmul_lane, node, ctx, bound, rows) \
+                    if a.shape[-1] == bound.w.shape[0] else None
             if lanes[key] is not None:
-                lanes[key](env, a)
+                lanes[key](env, rows)
+                if a.ndim > 2:
+                    env[node.outputs[0]] = env[node.outputs[0]].reshape(a.shape[:-1] + (bound.w.shape[1],))
                 return
         if a.ndim < 1 or a.shape[-1] != bound.w.shape[-2]:
             raise ShapeError(f"node '{node.name}': A '{ins[0]}' {a.shape} and B '{ins[3]}' {bound.w.shape} do not multiply")

@@ -51,10 +51,53 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
     return run
 
 
-def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
+def _rows_of(full, part, shape):
+    """(full as (R, Q), part's R row values, part broadcast along the rows) when `full` has the
+    output shape and `part` is constant along its trailing axes (a squeeze-excite scale
+    (N, C, 1, 1) against (N, C, H, W)); None otherwise (a single value, or another broadcast)."""
+    if full.shape != shape or part.size == 1 or part.ndim > len(shape):
+        return None
+    pr = (1,) * (len(shape) - part.ndim) + part.shape
+    k = len(shape)
+    while k > 0 and pr[k - 1] == 1:
+        k -= 1
+    if k == len(shape) or any(p != 1 and p != d for p, d in zip(pr[:k], shape[:k])):
+        return None
+    lead = tuple(shape[:k])
+    rows = part.reshape(pr[:k])
+    spread = rows.shape != lead
+    rows = np.ascontiguousarray(np.broadcast_to(rows, lead)).reshape(-1) if spread else rows.reshape(-1)
+    return np.ascontiguousarray(full).reshape(rows.size, -1), rows, spread
+
+
+def _rows_run(node, kernel, a, b, p, lo, hi, t):
+    """mul with one operand broadcast along the trailing axes of the other (_rows_of): the rows
+    kernel on the full operand as it is, the other never expanded; None when it does not apply."""
+    if kernel is None or a.dtype != t.storage or b.dtype != t.storage:
+        return None
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:      # the general path says what is wrong
+        return None
+    sa, za, sb, zb, sy, zy = p
+    for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+        r = _rows_of(full, part, shape)
+        if r is not None:
+            out = np.empty(shape, t.storage)
+            try:
+                kernel(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, out.reshape(r[0].shape))
+            except ValueError as e:
+                raise ShapeError(f"node '{node.name}': {e}") from None
+            return out
+    return None
+
+
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
     With `planner` (add), same-shape operands run the kernel's planned path whose float
-    constants are also derived once per operand order."""
+    constants are also derived once per operand order. With `rows` (mul), an operand
+    broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
+    it is bound to the recorded arrays."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
         if node.attrs.get("subtract") and not isinstance(rule, TfliteAdd):
@@ -75,6 +118,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
             return _binary_rule(node, ctx, rule, reader, params, acc_fn)
         plans: dict = {}
         kern = ctx.kernel(kernel)
+        rows_kern = ctx.kernel(rows) if rows is not None else None
         plan = planner if ctx.kernels == "fast" else None
 
         def planned(a, b, p):
@@ -104,15 +148,32 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant)):
                 a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
             out = planned(a, b, p)
+            if out is None and a.shape != b.shape:
+                out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
 
+        def freeze_rows(a, b, y):
+            """call(env) of the rows kernel bound to the recorded operands and output, or None."""
+            if rows is None or ctx.kernels != "fast" or not y.flags.c_contiguous:
+                return None
+            sa, za, sb, zb, sy, zy = static
+            for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+                r = _rows_of(full, part, y.shape) if full.flags.c_contiguous else None
+                if r is not None and not r[2] and r[1].flags.c_contiguous:
+                    call = ek.bind_mul_rows(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, y.reshape(r[0].shape))
+                    return lambda env: call()
+            return None
+
         def freeze(env, fixed):
-            """call(env) redoing the last run's planned path in place (intsim.frozen); None when
-            that run took the general path or an operand is not in a fixed buffer."""
-            if static is None or static not in plans or any(i not in fixed for i in (ins[0], ins[3])):
+            """call(env) redoing the last run's planned (add) or rows (mul) path in place
+            (intsim.frozen); None when that run took the general path or an operand is not in
+            a fixed buffer."""
+            if static is None or any(i not in fixed for i in (ins[0], ins[3])):
                 return None
             a, b, y = (consts[i] if i in consts else env[i] for i in (ins[0], ins[3], node.outputs[0]))
             a, b = np.asarray(a), np.asarray(b)
+            if static not in plans:
+                return freeze_rows(a, b, y) if a.shape != b.shape and a.dtype == b.dtype == t.storage else None
             if a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -147,7 +208,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, rows=ek.qlinear_mul_rows))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):
@@ -178,20 +239,75 @@ def prepare_concat(node, ctx):
     t = node.attrs["out_type"]
     reader = ParamReader(node, ctx, [i for i in range(len(node.inputs)) if i < 2 or (i - 2) % 3])
     axis = node.attrs["axis"]
+    tables: dict = {}   # (sx, zx, sy, zy, x dtype) -> onnxruntime's requantization table (static parameters)
+
+    def params(vals):
+        """(sy, zy, [(sx, zx, same quantization)] per input), checked."""
+        sy, zy = _scale(vals[0], node.inputs[0], node), scalar_zp(vals[1], node.inputs[1], node.name)
+        per = []
+        for i in range(2, len(vals), 3):
+            sx, zx = _scale(vals[i + 1], node.inputs[i + 1], node), scalar_zp(vals[i + 2], node.inputs[i + 2], node.name)
+            per.append((sx, zx, bool(np.float32(sx) == np.float32(sy) and zx == zy)))
+        return sy, zy, per
+
+    static = params(reader.values({})) if reader.static else None
+
+    def part(x, sy, zy, sx, zx, same):
+        x = np.asarray(x)
+        if same:
+            return x.astype(t.storage, copy=False)
+        if static is not None and isinstance(rule, OrtArith) and x.dtype in (np.uint8, np.int8) and t.bits == 8:
+            key = (sx, zx, sy, zy, x.dtype)
+            if key not in tables:
+                tables[key] = lk.build_table_requant(sx, zx, sy, zy, x.dtype, t.storage)
+            out = np.empty(x.shape, t.storage)
+            ctx.kernel(lk.apply_table)(np.ascontiguousarray(x), tables[key], out)
+            return out
+        return _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t)
 
     def run(env, tap):
         vals = reader.values(env)
-        sy, zy = _scale(vals[0], node.inputs[0], node), scalar_zp(vals[1], node.inputs[1], node.name)
-        parts = []
-        for i in range(2, len(vals), 3):
-            x = np.asarray(vals[i])
-            sx, zx = _scale(vals[i + 1], node.inputs[i + 1], node), scalar_zp(vals[i + 2], node.inputs[i + 2], node.name)
-            same = np.float32(sx) == np.float32(sy) and zx == zy
-            parts.append(x.astype(t.storage, copy=False) if same else _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t))
+        sy, zy, per = static if static is not None else params(vals)
+        parts = [part(vals[i], sy, zy, *p) for i, p in zip(range(2, len(vals), 3), per)]
         try:
             env[node.outputs[0]] = np.concatenate(parts, axis=axis)
         except (ValueError, np.exceptions.AxisError) as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
+
+    def freeze(env, fixed):
+        """call(env) concatenating the inputs (of the recorded shapes) into the output the step
+        just stored (intsim.frozen); each requantized input through its table into a buffer of
+        its own. None unless the parameters are constant."""
+        y = env[node.outputs[0]]
+        if static is None or not isinstance(y, np.ndarray) or y.dtype != t.storage:
+            return None
+        sy, zy, per = static
+        names = node.inputs[2::3]
+        consts = ctx.constants
+        xs = [np.asarray(consts[n] if n in consts else env[n]) for n in names]
+        steps = []
+        for x, (sx, zx, same) in zip(xs, per):
+            key = (sx, zx, sy, zy, x.dtype)
+            if same and x.dtype == t.storage:
+                steps.append(None)
+            elif not same and key in tables:
+                steps.append((tables[key], np.empty(x.shape, t.storage)))
+            else:
+                return None
+        apply = ctx.kernel(lk.apply_table)
+
+        def call(env):
+            parts = []
+            for n, st in zip(names, steps):
+                x = consts[n] if n in consts else env[n]
+                if st is None:
+                    parts.append(x)
+                else:
+                    apply(np.ascontiguousarray(x), st[0], st[1])
+                    parts.append(st[1])
+            np.concatenate(parts, axis=axis, out=y)
+        return call
+    run.freeze = freeze
     return run
 
 
@@ -220,11 +336,29 @@ def prepare_lut(node, ctx):
                 cache[key] = lk.build_table_leaky_relu(alpha, sx, zx, sy, zy, in_t.storage, t.storage)
         return cache[key]
 
+    def table_of(vals):
+        _, sx, zx, sy, zy = vals[:5]
+        return table(_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
+                     _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
+
+    static = table_of(reader.values({})) if reader.static else None
+    src, dst = node.inputs[0], node.outputs[0]
+
     def run(env, tap):
-        x, sx, zx, sy, zy = reader.values(env)[:5]
-        tb = table(_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
-                   _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
+        vals = reader.values(env)
+        tb = static if static is not None else table_of(vals)
+        x = vals[0]
         out = np.empty(np.shape(x), t.storage)
         apply_table(np.ascontiguousarray(x), tb, out)
-        env[node.outputs[0]] = out
+        env[dst] = out
+
+    def freeze(env, fixed):
+        """call(env) looking the step's input (of the recorded shape) up into the output it just
+        stored (intsim.frozen); None unless the parameters are constant."""
+        y = env[dst]
+        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
+            return None
+        consts = ctx.constants
+        return lambda env: apply_table(np.ascontiguousarray(consts[src] if src in consts else env[src]), static, y)
+    run.freeze = freeze
     return run

@@ -125,7 +125,16 @@ def _simd_exact():
             b.packed["b"] = packing.pack_b(bmat, b.w_zp)
         wrappers.gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
         return 0
-    return Engine("simd-exact", conv, gemm_, portable.batched, fused_exact)
+
+    def batched(a, bmat, b, acc):
+        """Per batch entry, B (an activation) packed and multiplied by the SIMD GEMM: the same
+        exact sums as the portable batched kernel (activation x activation MatMul)."""
+        if a.dtype not in BYTES or bmat.dtype not in BYTES:
+            return portable.batched(a, bmat, b, acc)
+        for i in range(a.shape[0]):
+            wrappers.gemm_packed(a[i], b.x_zp, packing.pack_b(bmat[i], b.w_zp), b.bias, acc[i])
+        return 0
+    return Engine("simd-exact", conv, gemm_, batched, fused_exact)
 
 
 def _simd_pairs():

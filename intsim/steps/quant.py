@@ -8,8 +8,8 @@ from kernels import eltwise as ek
 
 from ..errors import QuantParamError, ShapeError
 from ..limits import check_shape
-from ..numerics import (ROUNDING, dequantize_linear, dequantize_planned, kernel_dequantizes, kernel_quantizes,
-                         qonnx_quantize, quantize_linear, quantize_planned)
+from ..numerics import (ROUNDING, as_channels3, dequantize_linear, dequantize_planned, kernel_dequantizes,
+                         kernel_quantizes, qonnx_quantize, quantize_linear, quantize_planned)
 from ..targets.rules import OrtArith, QuantizeRound
 from .registry import step
 from .target_arith import require
@@ -96,6 +96,22 @@ def _static_plan(node, reader, t, block, rounding):
         if plan.scale.size != 1:
             _check_params(node, x.shape, s, z, axis, block)
         env[dst] = quantize_planned(x, plan, axis)
+
+    def freeze(env, fixed):
+        """call(env) quantizing the step's input (of the recorded shape) into the output it just
+        stored (intsim.frozen): no allocation, parameters checked once."""
+        y = env[dst]
+        x = consts[src] if src in consts else env[src]
+        if not y.flags.c_contiguous or y.dtype != plan.dtype or np.shape(x) != y.shape:
+            return None
+        c = plan.scale.size
+        yv = as_channels3(y, axis, c) if c > 1 else y
+
+        def call(env):
+            xs = np.ascontiguousarray(consts[src] if src in consts else env[src], dtype=np.float32)
+            ek.quantize_linear_planned(as_channels3(xs, axis, c) if c > 1 else xs, plan, yv)
+        return call
+    run.freeze = freeze
     return run
 
 
@@ -145,6 +161,23 @@ def _static_dequantize(node, reader, axis, block, out_dtype):
             env[dst] = dequantize_planned(q, plan, axis)
         else:
             env[dst] = dequantize_linear(q, s, z, axis, block, out_dtype)
+
+    def freeze(env, fixed):
+        """call(env) dequantizing the step's input (of the recorded shape and dtype) into the
+        output it just stored (intsim.frozen); None off the kernel's path."""
+        y = env[dst]
+        q = np.asarray(consts[src] if src in consts else env[src])
+        if not kernel_dequantizes(q.dtype, s, axis, block, out_dtype) or not y.flags.c_contiguous \
+                or y.dtype != np.float32 or q.shape != y.shape:
+            return None
+        c = plan.scale.size
+        yv = as_channels3(y, axis, c) if c > 1 else y
+
+        def call(env):     # (the input's dtype is the recording's: the frozen key fixes the feeds' dtypes)
+            q = np.ascontiguousarray(consts[src] if src in consts else env[src])
+            ek.dequantize_linear_planned(as_channels3(q, axis, c) if c > 1 else q, plan, yv)
+        return call
+    run.freeze = freeze
     return run
 
 

@@ -1,0 +1,60 @@
+"""kernels.eltwise.qlinear_mul_rows (QLinearMul with one b per row of a): against its NumPy int64
+twin and against qlinear_mul on b expanded to a's shape (hypothesis: edge codes, zero points at
+the ends, odd shapes, clamps), and against onnxruntime's QLinearMul on the broadcast graph."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels import eltwise as E
+from tests.kernels.strategies import int_array, zero_point
+from tests.kernels.test_eltwise_ort import ort_binary
+
+F32 = np.float32
+SCALES = st.sampled_from([2.0 ** -8, 2.0 ** -3, 2.0 ** -5, 1.0]) | st.floats(0.0001, 0.5).map(F32).filter(lambda s: s > 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), rows=st.integers(1, 9), cols=st.integers(1, 37))
+def test_rows_equal_twin_and_expanded_kernel(data, dtype, rows, cols):
+    a = data.draw(int_array((rows, cols), dtype))
+    b = data.draw(int_array((rows,), dtype))
+    sa, sb, sy = (F32(data.draw(SCALES)) for _ in range(3))
+    za, zb, zy = (data.draw(zero_point(dtype)) for _ in range(3))
+    info = np.iinfo(dtype)
+    lo = data.draw(st.sampled_from([int(info.min), int(info.min) + 3]))
+    hi = data.draw(st.sampled_from([int(info.max), int(info.max) - 5]))
+    got, twin, full = (np.empty((rows, cols), dtype) for _ in range(3))
+    E.qlinear_mul_rows(a, sa, za, b, sb, zb, sy, zy, lo, hi, got)
+    E.qlinear_mul_rows_ref(a, sa, za, b, sb, zb, sy, zy, lo, hi, twin)
+    E.qlinear_mul(a, sa, za, np.repeat(b[:, None], cols, axis=1), sb, zb, sy, zy, lo, hi, full)
+    np.testing.assert_array_equal(got, twin)
+    np.testing.assert_array_equal(got, full)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_rows_equal_onnxruntime_broadcast(dtype):
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max + 1, (2, 5, 7, 3)).astype(dtype)
+    b = rng.integers(info.min, info.max + 1, (2, 5, 1, 1)).astype(dtype)
+    a[0, 0, 0, :] = (info.min, info.max, 0)
+    b[0, :2, 0, 0] = (info.min, info.max)
+    for sa, sb, sy, za, zb, zy in [(2.0 ** -8, 2.0 ** -3, 2.0 ** -5, int(info.max), int(info.min), 1),
+                                   (0.013, 0.07, 0.021, 3, -1 if dtype == np.int8 else 200, int(info.min))]:
+        want = ort_binary("QLinearMul", a, b, F32(sa), za, F32(sb), zb, F32(sy), zy)
+        got = np.empty(a.shape, dtype)
+        E.qlinear_mul_rows(a.reshape(10, 21), F32(sa), za, b.reshape(10), F32(sb), zb, F32(sy), zy,
+                           int(info.min), int(info.max), got.reshape(10, 21))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_rows_refuse_bad_arrays():
+    a, out = np.zeros((3, 4), np.uint8), np.zeros((3, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"b \(R,\)"):
+        E.qlinear_mul_rows(a, 1.0, 0, np.zeros(4, np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
+    with pytest.raises(ValueError, match="share one dtype"):
+        E.qlinear_mul_rows(a, 1.0, 0, np.zeros(3, np.int8), 1.0, 0, 1.0, 0, 0, 255, out)
+    with pytest.raises(ValueError, match="zero point 300"):
+        E.qlinear_mul_rows(a, 1.0, 300, np.zeros(3, np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
