@@ -28,6 +28,11 @@ Builtin ops and their IR lowering:
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
     HARD_SWISH
+    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
+    SOFTMAX                     softmax over the last axis with attr beta, 8-bit
+    RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
+                                TFLite's GetNearestNeighbor picks (float32), codes moved as they are
+    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
 
 Any other builtin (or a fused activation not listed above, or int16 activations of a
 computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -531,6 +536,66 @@ def _lower_activation(r, key, op, ins, outs, name):
            attrs, f"{key[0]} (operator {key[1]})")
 
 
+def _lower_prelu(r, key, op, ins, outs):
+    x, alpha, y = ins[0], ins[1], outs[0]
+    r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
+                                    *r.scale_zp(y, "output", key)], [y],
+           {"out_type": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
+
+
+def _lower_softmax(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.SoftmaxOptions)
+    x, y = ins[0], outs[0]
+    if not r.tensors[x].shape:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input '{x}' must have rank >= 1")
+    r.emit("softmax", f"{y}::softmax", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+           {"axis": -1, "opset": 13, "out_type": r.tensors[y].dtype,
+            "beta": float(np.float32(o.Beta() if o is not None else 1.0))}, f"{key[0]} (operator {key[1]})")
+
+
+def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """The source index of each output row (column) of TFLite's RESIZE_NEAREST_NEIGHBOR
+    (reference_ops::GetNearestNeighbor, float32): scale = in / out (align_corners and out > 1:
+    (in - 1) / (out - 1)); v = (o + (half_pixel ? 0.5 : 0)) * scale; index = min(align_corners ?
+    round_half_away(v) : floor(v), in - 1), and >= 0 with half_pixel."""
+    f = np.float32
+    scale = f(in_size - 1) / f(out_size - 1) if align_corners and out_size > 1 else f(in_size) / f(out_size)
+    v = ((np.arange(out_size, dtype=np.float32) + f(0.5 if half_pixel else 0.0)) * f(scale)).astype(np.float32)
+    v64 = v.astype(np.float64)
+    idx = np.copysign(np.floor(np.abs(v64) + 0.5), v64) if align_corners else np.floor(v64)
+    idx = np.minimum(idx.astype(np.int64), in_size - 1)
+    return np.maximum(idx, 0) if half_pixel else idx
+
+
+def _lower_resize(r, key, op, ins, outs, bilinear: bool):
+    o = r.options(op, r.tfl.ResizeBilinearOptions if bilinear else r.tfl.ResizeNearestNeighborOptions)
+    x, size, y = ins[0], ins[1], outs[0]
+    xs, ys = r.tensors[x].shape, r.tensors[y].shape
+    if len(xs) != 4 or len(ys) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    if size not in r.constants:
+        raise r.refuse(key, f"size '{size}' is not constant")
+    hw = [int(v) for v in np.asarray(r.constants[size]).reshape(-1)]
+    if hw != list(ys[1:3]):
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): size {hw} differs from output '{y}' {list(ys)}")
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if qx is None or qy is None or not qx.same_as(qy):
+        raise r.refuse(key, "input and output quantization differ")
+    align = bool(o.AlignCorners()) if o is not None else False
+    half = bool(o.HalfPixelCenters()) if o is not None else False
+    origin = f"{key[0]} (operator {key[1]})"
+    if bilinear:
+        r.emit("resize_bilinear", f"{y}::resize", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)],
+               [y], {"out_type": r.tensors[y].dtype, "size": tuple(hw), "align_corners": align,
+                     "half_pixel_centers": half}, origin)
+        return
+    rows = r.derived(f"{y}::rows", x, [xs[0], hw[0], xs[2], xs[3]])
+    r.onnx_node("Gather", [x, r.const(f"{y}::row_index", nearest_indices(xs[1], hw[0], align, half))], rows, origin,
+                axis=1)
+    r.onnx_node("Gather", [rows, r.const(f"{y}::col_index", nearest_indices(xs[2], hw[1], align, half))], y, origin,
+                axis=2)
+
+
 _LOWERINGS = {
     "CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, False),
     "DEPTHWISE_CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, True),
@@ -546,6 +611,10 @@ _LOWERINGS = {
     "QUANTIZE": _lower_quantize,
     "PAD": _lower_pad, "PADV2": _lower_pad,
     "DEQUANTIZE": _lower_dequantize,
+    "PRELU": _lower_prelu,
+    "SOFTMAX": _lower_softmax,
+    "RESIZE_NEAREST_NEIGHBOR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, False),
+    "RESIZE_BILINEAR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, True),
     **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
        for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},
 }
@@ -554,7 +623,7 @@ _LOWERINGS = {
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
                         "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
-                        "HARD_SWISH"})
+                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR"})
 
 
 def import_tflite(source) -> Graph:

@@ -33,7 +33,7 @@ from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TfliteTable)
+                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -99,11 +99,11 @@ class FixedPointTarget(Target):
         shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
         from zero), the int8 activations RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU / LOGISTIC /
-        TANH (IR lut, rules.TfliteTable)."""
+        TANH (IR lut, rules.TfliteTable), PRELU (two q31 multipliers, rules.TflitePrelu)."""
         return MappingProxyType({
             "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
-            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode)})
+            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode)})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         if not isinstance(rule, DoubleRequant):
@@ -130,13 +130,16 @@ class TfliteTarget(FixedPointTarget):
     """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
     interpreter's reference kernel requantizes in float64 rounding half away from zero
-    (rules.DoubleRequant), per tensor and per channel."""
+    (rules.DoubleRequant), per tensor and per channel; and, measured on this path, int8 SOFTMAX
+    through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
+    10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
     mode = "double"
 
     @property
     def rules(self):
-        return MappingProxyType({**super().rules, "matmul": DoubleRequant()})
+        return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
+                                 "resize_bilinear": TfliteResize()})
 
 
 class TfliteBuiltinTarget(FixedPointTarget):
@@ -144,8 +147,9 @@ class TfliteBuiltinTarget(FixedPointTarget):
     path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
     CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
-    stage); AVERAGE_POOL_2D, CONCATENATION and the int8 activations (rules.TfliteTable: ReluX's
-    MultiplyByQuantizedMultiplier double-rounds here too) compute as the reference kernels. Refused by name
+    stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
+    MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
+    compute as the reference kernels. Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -155,7 +159,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant(), "lut": TfliteTable("double")})
+                                 "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize()})
 
     def rule(self, node):
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
@@ -173,9 +178,10 @@ class TfliteXnnpackTarget(OrtTarget):
     requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
-    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); QUANTIZE multiplies
+    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
+    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU (measured to differ), MEAN (measured to differ from
+    LEAKY_RELU and RESIZE_BILINEAR (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -187,7 +193,8 @@ class TfliteXnnpackTarget(OrtTarget):
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
-                                 "quantize": QuantizeRound("rne-recip")})
+                                 "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
+                                 "softmax": TfliteSoftmax()})
 
     def rule(self, node):
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":

@@ -12,7 +12,7 @@ import intsim
 from intsim.targets.rules import TargetRefusal
 
 from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
-                      single_op)
+                      single_op, table_options)
 
 pytest.importorskip("ai_edge_litert")
 from models.build_tflite import interpreter  # noqa: E402
@@ -245,3 +245,58 @@ def test_concatenation(path, h, w, c1, c2, s, z, seed):
     ]
     data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3))
     check(data, [[_i8(rng, (1, h, w, c1)), _i8(rng, (1, h, w, c2))] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=2, max_size=4), shared=st.integers(1, 3), sx=scales, zx=zps,
+       sa=scales, za=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_prelu(path, shape, shared, sx, zx, sa, za, sy, zy, seed):
+    """Constant alpha over the trailing axes (per channel, or per element), its own quantization."""
+    shape[0] = 1
+    a_shape = shape[min(shared, len(shape) - 1):]
+    rng = np.random.default_rng(seed)
+    tensors = [
+        {"name": "x", "shape": shape, "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "alpha", "shape": a_shape, "type": "int8", "data": _i8(rng, a_shape), "scale": sa, "zero_point": za},
+        {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("PRELU", tensors, [0], [2], [0, 1])
+    check(data, [[_i8(rng, shape)] for _ in range(3)], path)
+
+
+@paths
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), d=st.integers(1, 300), sx=scales, zx=zps,
+       beta=st.sampled_from([1.0, 0.5, 2.0, 0.1]), unsigned=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_softmax(path, lead, d, sx, zx, beta, unsigned, seed):
+    """8-bit SOFTMAX over the last axis: output scale 1/256, zero point -128 (int8; TFLite
+    requires it) or 0 (uint8)."""
+    shape = [1] + lead + [d]
+    rng = np.random.default_rng(seed)
+    kind, zy = ("uint8", 0) if unsigned else ("int8", -128)
+    tensors = [{"name": "x", "shape": shape, "type": kind, "scale": sx, "zero_point": zx + 128 if unsigned else zx},
+               {"name": "y", "shape": shape, "type": kind, "scale": 1 / 256, "zero_point": zy}]
+    data = single_op("SOFTMAX", tensors, [0], [1], [0], table_options("SoftmaxOptions", Beta=beta), version=2)
+    codes = [_i8(rng, shape), _i8(rng, shape), np.full(shape, 127, np.int8)]
+    feeds = [[(c.astype(np.int16) + 128).astype(np.uint8) if unsigned else c] for c in codes]
+    check(data, feeds, path)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"]), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 4), oh=st.integers(1, 17), ow=st.integers(1, 17),
+       corners=st.sampled_from([(False, False), (True, False), (False, True)]), s=scales, z=zps,
+       seed=st.integers(0, 2**31 - 1))
+def test_resize(path, op, h, w, c, oh, ow, corners, s, z, seed):
+    """Up- and down-sampling, align_corners / half_pixel_centers; codes in = codes out quantization."""
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": s, "zero_point": z},
+               {"name": "size", "shape": [2], "type": "int32", "data": np.array([oh, ow], np.int32)},
+               {"name": "y", "shape": [1, oh, ow, c], "type": "int8", "scale": s, "zero_point": z}]
+    opts = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+    data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
+                                                                  HalfPixelCenters=corners[1]), version=3)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
+          refused_on_xnnpack=op == "RESIZE_BILINEAR")
