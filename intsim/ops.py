@@ -126,6 +126,10 @@ _ROWS = (
     # half_pixel_centers
     OpRow("resize_bilinear", "intsim.steps.resize", "kernels.tflite_resize.resize_bilinear_ref", "data_first",
           scale_inputs=_UNARY, same_rank=True),
+    # TFLite TRANSPOSE_CONV of NHWC codes: conv's input layout, weights (O, KH, KW, I); attrs strides,
+    # pads (top, left), out_hw
+    OpRow("transpose_conv", "intsim.steps.transpose_conv", "kernels.tflite_transpose_conv.transpose_conv_acc_ref",
+          "data_first", scale_inputs=_QLINEAR, same_rank=True),
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
           same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",

@@ -93,6 +93,15 @@ def tflite_op_model(op):
                     "scale": 0.01, "zero_point": 2},
                    {"name": "y", "shape": [1, 4, 5, 3], "type": "int8", "scale": 0.04, "zero_point": 5}]
         return "PRELU", single_op("PRELU", tensors, [0], [2], [0, 1]), {"x": x}, "y::prelu"
+    if op == "transpose_conv":
+        tensors = [{"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, 8, 10, 2], np.int32)},
+                   {"name": "w", "shape": [2, 3, 3, 3], "type": "int8", "data": rng.integers(-127, 128, (2, 3, 3, 3)),
+                    "scale": [0.01, 0.02], "zero_point": [0, 0], "quantized_dimension": 0},
+                   {"name": "x", "shape": [1, 4, 5, 3], **q},
+                   {"name": "y", "shape": [1, 8, 10, 2], "type": "int8", "scale": 0.1, "zero_point": 1}]
+        return "TRANSPOSE_CONV", single_op("TRANSPOSE_CONV", tensors, [2], [3], [0, 1, 2],
+                                           table_options("TransposeConvOptions", Padding=0, StrideH=2, StrideW=2),
+                                           version=3), {"x": x}, "y::transpose_conv"
     tensors = [{"name": "x", "shape": [1, 4, 5, 3], **q},
                {"name": "size", "shape": [2], "type": "int32", "data": np.array([7, 3], np.int32)},
                {"name": "y", "shape": [1, 7, 3, 3], **q}]
@@ -102,7 +111,7 @@ def tflite_op_model(op):
 
 
 # IR ops that only the TFLite reader emits
-TFLITE_ONLY = ("prelu", "resize_bilinear")
+TFLITE_ONLY = ("prelu", "resize_bilinear", "transpose_conv")
 
 
 @pytest.mark.parametrize("target", sorted(BUILTIN))

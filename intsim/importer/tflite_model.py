@@ -33,6 +33,8 @@ Builtin ops and their IR lowering:
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
                                 TFLite's GetNearestNeighbor picks (float32), codes moved as they are
     RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
+    TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
+                                computes it for the op: a forward conv from the output size)
 
 Any other builtin (or a fused activation not listed above, or int16 activations of a
 computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -536,6 +538,41 @@ def _lower_activation(r, key, op, ins, outs, name):
            attrs, f"{key[0]} (operator {key[1]})")
 
 
+def _lower_transpose_conv(r, key, op, ins, outs):
+    """TRANSPOSE_CONV (inputs: output_shape, weights, input[, bias]): pads as
+    transpose_conv.cc ResizeAndTransposeWeights/Prepare computes them, ComputePaddingHeightWidth
+    with the roles of input and output swapped: SAME total = max((ceil(out / s) - 1)*s + k - out, 0),
+    the smaller half before (a negative total counts as 0: attr pad_clamped); VALID 0."""
+    o = r.options(op, r.tfl.TransposeConvOptions)
+    shape_in, w, x = ins[0], ins[1], ins[2]
+    b = ins[3] if len(ins) > 3 else ""
+    y = outs[0]
+    if w not in r.constants:
+        raise r.refuse(key, f"weights '{w}' are not constant")
+    xs, ys, wt = r.tensors[x].shape, r.tensors[y].shape, r.constants[w]
+    if len(xs) != 4 or len(ys) != 4 or wt.ndim != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input, weights and output must be 4-D")
+    if shape_in in r.constants and [int(v) for v in r.constants[shape_in].reshape(-1)][1:] != list(ys[1:]):
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): output_shape {r.constants[shape_in].tolist()} "
+                                f"differs from output '{y}' {list(ys)}")
+    strides = [int(o.StrideH()), int(o.StrideW())] if o is not None else [1, 1]
+    if min(strides) < 1:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): strides {strides} must be >= 1")
+    same = o is not None and o.Padding() == r.tfl.Padding.SAME
+    pads, raw = [], []
+    for out, k, s in zip(ys[1:3], wt.shape[1:3], strides):
+        raw.append((-(-out // s) - 1) * s + k - out if same else 0)
+        pads.append(max(raw[-1], 0) // 2)
+    act = o.FusedActivationFunction() if o is not None else 0
+    lo, hi = _act(r, key, act, y)
+    r.emit("transpose_conv", f"{y}::transpose_conv",
+           [x, *r.scale_zp(x, "input", key), w, *r.scale_zp(w, "weights", key), *r.scale_zp(y, "output", key), b],
+           [y], {"strides": tuple(strides), "pads": tuple(pads), "out_hw": tuple(int(v) for v in ys[1:3]),
+                 "out_type": r.tensors[y].dtype, "lo": lo, "hi": hi,
+                 # SAME padding TFLite clamped up from a negative total (kernel smaller than stride)
+                 "pad_clamped": min(raw) < 0}, f"{key[0]} (operator {key[1]})")
+
+
 def _lower_prelu(r, key, op, ins, outs):
     x, alpha, y = ins[0], ins[1], outs[0]
     r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
@@ -612,6 +649,7 @@ _LOWERINGS = {
     "PAD": _lower_pad, "PADV2": _lower_pad,
     "DEQUANTIZE": _lower_dequantize,
     "PRELU": _lower_prelu,
+    "TRANSPOSE_CONV": _lower_transpose_conv,
     "SOFTMAX": _lower_softmax,
     "RESIZE_NEAREST_NEIGHBOR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, False),
     "RESIZE_BILINEAR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, True),
@@ -623,7 +661,8 @@ _LOWERINGS = {
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
                         "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
-                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR"})
+                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
+                        "TRANSPOSE_CONV"})
 
 
 def import_tflite(source) -> Graph:

@@ -29,6 +29,8 @@ borrows another target's arithmetic.
     TflitePrelu    TFLite's PRELU: two q31 multipliers, identity and alpha (kernels.tflite_prelu)
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
+    FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
+                   mode, whatever the target's own requantizer: `target.rule_requantizer`
 """
 from __future__ import annotations
 
@@ -126,6 +128,16 @@ class FoldedMean:
     y = clamp(MultiplyByQuantizedMultiplier(sum(x - zx), m, s - k) + zy) in the target's
     `mode` (reference_ops::QuantizedMeanOrSum, tensorflow/lite/kernels/internal/reference/
     reduce.h; kernels.fixedpoint.mean_multiplier)."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class FixedRequant:
+    """An exact accumulator requantized as y = clamp(MultiplyByQuantizedMultiplier(acc, m0[c],
+    shift[c]) + zy, lo, hi) in `mode` (kernels.fixedpoint), not by the target's own
+    requantizer: TFLite's optimized TRANSPOSE_CONV (optimized_integer_ops::TransposeConvV2's
+    output stage) double-rounds as the reference kernel does, unlike its CONV_2D."""
 
     mode: str
 

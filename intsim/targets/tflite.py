@@ -32,7 +32,7 @@ from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
                     TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable)
 
 
@@ -99,13 +99,17 @@ class FixedPointTarget(Target):
         shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
         from zero), the int8 activations RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU / LOGISTIC /
-        TANH (IR lut, rules.TfliteTable), PRELU (two q31 multipliers, rules.TflitePrelu)."""
+        TANH (IR lut, rules.TfliteTable), PRELU (two q31 multipliers, rules.TflitePrelu),
+        TRANSPOSE_CONV (the scattered int32 sum requantized as CONV_2D)."""
         return MappingProxyType({
             "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
-            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode)})
+            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode),
+            "transpose_conv": AccRequant()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        if isinstance(rule, FixedRequant):
+            return self.fixed_requantizer(rq, channels, node.name, rule.mode)
         if not isinstance(rule, DoubleRequant):
             return super().rule_requantizer(rule, rq, channels, node)
         real = real_multiplier(rq, channels)
@@ -114,15 +118,19 @@ class FixedPointTarget(Target):
                                              "lo": int(rq.lo), "hi": int(rq.hi)})
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        return self.fixed_requantizer(rq, channels, node, self.mode)
+
+    def fixed_requantizer(self, rq: Requant, channels: int, node: str, mode: str) -> Requantizer:
+        """MultiplyByQuantizedMultiplier requantization in `mode` (module doc)."""
         real = real_multiplier(rq, channels)
         check_real(rq, real)
-        m0, shift = quantize_multiplier(real, single_rounding=self.mode == "single")
+        m0, shift = quantize_multiplier(real, single_rounding=mode == "single")
         if np.any(shift > 30):
             big = real[shift > 30][:3].tolist()
             raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "
                                   f">= 2**30 is outside the {self.name} shift range -31..30")
         return FixedPointRequantizer(self.name, {
-            "real_multiplier": real, "multiplier": m0, "shift": shift, "mode": self.mode,
+            "real_multiplier": real, "multiplier": m0, "shift": shift, "mode": mode,
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
@@ -149,7 +157,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels. Refused by name
+    compute as the reference kernels; TRANSPOSE_CONV double-rounds as the reference kernel
+    (rules.FixedRequant "double", measured). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -160,7 +169,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
-                                 "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize()})
+                                 "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
+                                 "transpose_conv": FixedRequant("double")})
 
     def rule(self, node):
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
@@ -174,8 +184,10 @@ class TfliteXnnpackTarget(OrtTarget):
     ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters): XNNPACK's qs8 "fp32"
     requantization (xnn_qs8_requantize_fp32 / the gemm microkernels' fp32 output stage:
     f32(acc) * f32(f32(sx * sw[c]) / sy), rounded half to even, + zy, clamped) is onnxruntime's
-    float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
-    requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    float requantization, so CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV use the `ort`
+    requantizer (a SAME TRANSPOSE_CONV whose kernel is smaller than its stride has a negative
+    padding XNNPACK does not take: the interpreter runs its builtin kernel, which double-rounds,
+    rules.FixedRequant "double"; measured); ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
@@ -194,9 +206,16 @@ class TfliteXnnpackTarget(OrtTarget):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
-                                 "softmax": TfliteSoftmax()})
+                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})
+
+    def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        if isinstance(rule, FixedRequant):
+            return FixedPointTarget(self.name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
+        return super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
+        if node.op == "transpose_conv" and node.attrs.get("pad_clamped"):
+            return FixedRequant("double")
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
             raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
                                                  "reference kernel, not modelled yet")

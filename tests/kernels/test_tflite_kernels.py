@@ -80,3 +80,27 @@ def test_softmax_equals_twin(rows, d, sx, beta, zy, dtype, seed):
 def test_softmax_table_is_exp_of_minus_scaled_distance_to_the_max():
     t = sk.softmax_table(0.25, 1.0)
     assert t[255] == 1.0 and np.isclose(t[255 - 4], np.exp(-1.0), rtol=1e-6)
+
+
+@SETTINGS
+@given(n=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), ci=st.integers(1, 5), co=st.integers(1, 5),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), pt=st.integers(0, 3),
+       pl=st.integers(0, 3), extra=st.integers(-2, 3), zx=zps, seed=st.integers(0, 2**31 - 1))
+def test_transpose_conv_acc_equals_twin(n, h, w, ci, co, kh, kw, sh, sw, pt, pl, extra, zx, seed):
+    from kernels import tflite_transpose_conv as tk
+
+    rng = np.random.default_rng(seed)
+    x, wt = _codes(rng, (n, h, w, ci)), _codes(rng, (co, kh, kw, ci))
+    out_hw = (max((h - 1) * sh + kh - 2 * pt + extra, 1), max((w - 1) * sw + kw - 2 * pl + extra, 1))
+    got = tk.transpose_conv_acc(x, zx, wt, (sh, sw), (pt, pl), out_hw)
+    want = tk.transpose_conv_acc_ref(x, zx, wt, (sh, sw), (pt, pl), out_hw)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_transpose_conv_acc_of_one_pixel_is_the_kernel():
+    """One input pixel, one channel, x - zx = 1: the output is the kernel placed at the origin."""
+    from kernels import tflite_transpose_conv as tk
+
+    w = np.arange(1, 7, dtype=np.int8).reshape(1, 2, 3, 1)
+    acc = tk.transpose_conv_acc(np.array([[[[5]]]], np.int8), 4, w, (2, 2), (0, 0), (2, 3))
+    assert acc[0, :, :, 0].tolist() == [[1, 2, 3], [4, 5, 6]]

@@ -300,3 +300,33 @@ def test_resize(path, op, h, w, c, oh, ow, corners, s, z, seed):
                                                                   HalfPixelCenters=corners[1]), version=3)
     check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
           refused_on_xnnpack=op == "RESIZE_BILINEAR")
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), ci=st.integers(1, 5), co=st.integers(1, 5), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), stride=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), sx=scales, zx=zps,
+       sy=scales, zy=zps, act=acts, per_tensor=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_transpose_conv(path, h, w, ci, co, kh, kw, stride, padding, sx, zx, sy, zy, act, per_tensor, bias, seed):
+    """int8 per-channel (or per-tensor) TRANSPOSE_CONV, SAME (out = in * stride) and VALID
+    (out = (in - 1) * stride + k), with or without bias, fused activation (version 4)."""
+    rng = np.random.default_rng(seed)
+    oh, ow = (h * stride, w * stride) if padding == SAME else ((h - 1) * stride + kh, (w - 1) * stride + kw)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else co).astype(np.float32)
+    tensors = [
+        {"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, ow, co], np.int32)},
+        {"name": "w", "shape": [co, kh, kw, ci], "type": "int8", "data": _i8(rng, (co, kh, kw, ci), -127), "scale": sw,
+         "zero_point": [0] * sw.size, "quantized_dimension": 0},
+        {"name": "x", "shape": [1, h, w, ci], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "y", "shape": [1, oh, ow, co], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    op_inputs = [0, 1, 2]
+    if bias:
+        tensors.append({"name": "bias", "shape": [co], "type": "int32",
+                        "data": rng.integers(-2**12, 2**12, co).astype(np.int32),
+                        "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size})
+        op_inputs.append(4)
+    opts = table_options("TransposeConvOptions", Padding=padding, StrideH=stride, StrideW=stride,
+                         FusedActivationFunction=act)
+    data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
+    check(data, [[_i8(rng, (1, h, w, ci))] for _ in range(2)], path)
