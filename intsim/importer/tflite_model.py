@@ -33,6 +33,8 @@ Builtin ops and their IR lowering:
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
                                 TFLite's GetNearestNeighbor picks (float32), codes moved as they are
     RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
+    BATCH_MATMUL                matmul of two activations (adj_y as transB; adj_x as an `onnx`
+                                Transpose of the last two axes first), 8-bit
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
                                 computes it for the op: a forward conv from the output size)
 
@@ -573,6 +575,27 @@ def _lower_transpose_conv(r, key, op, ins, outs):
                  "pad_clamped": min(raw) < 0}, f"{key[0]} (operator {key[1]})")
 
 
+def _lower_batch_matmul(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.BatchMatMulOptions)
+    a, b, y = ins[0], ins[1], outs[0]
+    origin = f"{key[0]} (operator {key[1]})"
+    ranks = [len(r.tensors[t].shape) for t in (a, b, y)]
+    if min(ranks) < 2:
+        raise InvalidModelError(f"{origin}: operands and output must have rank >= 2, got ranks {ranks}")
+    if o is not None and o.AdjX():
+        shape = r.tensors[a].shape
+        perm = list(range(len(shape) - 2)) + [len(shape) - 1, len(shape) - 2]
+        a = r.transpose(a, perm, origin, "adj_x")
+    t = r.tensors[y].dtype
+    r.emit("matmul", f"{y}::batch_matmul", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
+                                          *r.scale_zp(y, "output", key), ""], [y],
+           {"out_type": t, "requant": True, "lo": t.qmin, "hi": t.qmax, "transA": 0,
+            "transB": int(bool(o.AdjY())) if o is not None else 0, "alpha": 1.0,
+            # the right operand's zero points are all 0 (XNNPACK takes only such a BATCH_MATMUL)
+            "symmetric_b": bool(r.tensors[b].qparams is not None and not r.tensors[b].qparams.zero_point.any())},
+           origin)
+
+
 def _lower_prelu(r, key, op, ins, outs):
     x, alpha, y = ins[0], ins[1], outs[0]
     r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
@@ -650,6 +673,7 @@ _LOWERINGS = {
     "DEQUANTIZE": _lower_dequantize,
     "PRELU": _lower_prelu,
     "TRANSPOSE_CONV": _lower_transpose_conv,
+    "BATCH_MATMUL": _lower_batch_matmul,
     "SOFTMAX": _lower_softmax,
     "RESIZE_NEAREST_NEIGHBOR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, False),
     "RESIZE_BILINEAR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, True),
@@ -662,7 +686,7 @@ _LOWERINGS = {
 _INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
                         "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
                         "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
-                        "TRANSPOSE_CONV"})
+                        "TRANSPOSE_CONV", "BATCH_MATMUL"})
 
 
 def import_tflite(source) -> Graph:

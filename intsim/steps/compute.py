@@ -27,7 +27,7 @@ from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DoubleRequant
+from ..targets.rules import AccRequant, DoubleRequant, FixedRequant
 from . import engines
 from .registry import step
 from .target_arith import require, requantizer
@@ -517,7 +517,7 @@ def _check_matmul_out(node, a, w) -> None:
 
 @step("matmul")
 def prepare_matmul(node, ctx):
-    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
+    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant, FixedRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 

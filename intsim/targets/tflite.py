@@ -55,6 +55,14 @@ def check_real(rq: Requant, real: np.ndarray) -> None:
         raise QuantParamError(f"tensor '{rq.out_name}': requant multiplier must be finite and > 0, got {bad}")
 
 
+def batch_matmul(node) -> bool:
+    """An IR matmul read from TFLite's BATCH_MATMUL (activations x activations): every kernel
+    path requantizes it by MultiplyByQuantizedMultiplier, double rounding (batch_matmul.cc:
+    GetQuantizedConvolutionMultipler, reference_ops::BatchMatMul / the optimized and XNNPACK
+    paths measured equal), unlike FULLY_CONNECTED."""
+    return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
+
+
 class FixedPointRequantizer(Requantizer):
     def apply(self, acc, out):
         p = self.params
@@ -138,7 +146,8 @@ class TfliteTarget(FixedPointTarget):
     """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
     interpreter's reference kernel requantizes in float64 rounding half away from zero
-    (rules.DoubleRequant), per tensor and per channel; and, measured on this path, int8 SOFTMAX
+    (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
+    `batch_matmul`); and, measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
@@ -149,6 +158,9 @@ class TfliteTarget(FixedPointTarget):
         return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
                                  "resize_bilinear": TfliteResize()})
 
+    def rule(self, node):
+        return FixedRequant("double") if batch_matmul(node) else super().rule(node)
+
 
 class TfliteBuiltinTarget(FixedPointTarget):
     """TFLite's optimized CPU kernels (the interpreter's BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -157,8 +169,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels; TRANSPOSE_CONV double-rounds as the reference kernel
-    (rules.FixedRequant "double", measured). Refused by name
+    compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
+    reference kernels (rules.FixedRequant "double", measured). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -173,6 +185,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
                                  "transpose_conv": FixedRequant("double")})
 
     def rule(self, node):
+        if batch_matmul(node):
+            return FixedRequant("double")
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
@@ -187,7 +201,8 @@ class TfliteXnnpackTarget(OrtTarget):
     float requantization, so CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV use the `ort`
     requantizer (a SAME TRANSPOSE_CONV whose kernel is smaller than its stride has a negative
     padding XNNPACK does not take: the interpreter runs its builtin kernel, which double-rounds,
-    rules.FixedRequant "double"; measured); ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    rules.FixedRequant "double"; measured; so does a BATCH_MATMUL whose right operand has a
+    nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
@@ -214,7 +229,8 @@ class TfliteXnnpackTarget(OrtTarget):
         return super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
-        if node.op == "transpose_conv" and node.attrs.get("pad_clamped"):
+        if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
+                (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
             raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "

@@ -330,3 +330,26 @@ def test_transpose_conv(path, h, w, ci, co, kh, kw, stride, padding, sx, zx, sy,
                          FusedActivationFunction=act)
     data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
     check(data, [[_i8(rng, (1, h, w, ci))] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2), m=st.integers(1, 6), k=st.integers(1, 40),
+       n=st.integers(1, 6), adj_x=st.booleans(), adj_y=st.booleans(), const_rhs=st.booleans(), sa=scales, za=zps,
+       sb=scales, zb=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_batch_matmul(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, za, sb, zb, sy, zy, seed):
+    """int8 activations x activations (or a constant right operand), adj_x / adj_y, equal batch
+    dimensions, per-tensor scales and zero points on both operands."""
+    rng = np.random.default_rng(seed)
+    a_shape = batch + ([k, m] if adj_x else [m, k])
+    b_shape = batch + ([n, k] if adj_y else [k, n])
+    b = {"name": "b", "shape": b_shape, "type": "int8", "scale": sb, "zero_point": zb}
+    if const_rhs:
+        b["data"] = _i8(rng, b_shape)
+    tensors = [{"name": "a", "shape": a_shape, "type": "int8", "scale": sa, "zero_point": za}, b,
+               {"name": "y", "shape": batch + [m, n], "type": "int8", "scale": sy, "zero_point": zy}]
+    inputs = [0] if const_rhs else [0, 1]
+    data = single_op("BATCH_MATMUL", tensors, inputs, [2], [0, 1],
+                     table_options("BatchMatMulOptions", AdjX=adj_x, AdjY=adj_y), version=4)
+    feeds = [[_i8(rng, a_shape)] + ([] if const_rhs else [_i8(rng, b_shape)]) for _ in range(2)]
+    check(data, feeds, path)
