@@ -38,8 +38,10 @@ Builtin ops and their IR lowering:
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
                                 computes it for the op: a forward conv from the output size)
 
-Any other builtin (or a fused activation not listed above, or int16 activations of a
-computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
+16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D and
+FULLY_CONNECTED lower as their int8 forms (the targets hold the 16x8 arithmetic).
+Any other builtin (or a fused activation not listed above, or int16 activations of another
+computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
 operator index and its output tensor.
 """
 from __future__ import annotations
@@ -683,7 +685,8 @@ _LOWERINGS = {
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
-_INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
+# (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED are: their targets' rule_16x8)
+_INT8_ONLY = frozenset({"ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
                         "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
                         "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
                         "TRANSPOSE_CONV", "BATCH_MATMUL"})

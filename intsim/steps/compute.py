@@ -390,7 +390,7 @@ def _check_conv_geom(node, x4, w4, g: ConvGeom) -> None:
 
 @step("conv")
 def prepare_conv(node, ctx):
-    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant)
+    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant, FixedRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     ins = node.inputs
 

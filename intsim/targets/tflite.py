@@ -63,6 +63,31 @@ def batch_matmul(node) -> bool:
     return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
 
 
+def rule_16x8(node):
+    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv) or FULLY_CONNECTED (IR matmul)
+    with a 16-bit output, as every TFLite kernel path computes it (measured; XNNPACK does not
+    take int16): conv sums in int64 and requantizes with MultiplyByQuantizedMultiplier's int64
+    overload and its reduced 16-bit multiplier (reference_integer_ops::ConvPerChannel /
+    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"); FULLY_CONNECTED
+    requantizes in float64, half away from zero (rules.DoubleRequant). None for any other node."""
+    t = node.attrs.get("out_type")
+    if node.op not in ("conv", "matmul") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
+        return None
+    return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
+
+
+def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
+    """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
+    if isinstance(rule, FixedRequant):
+        return FixedPointTarget(name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
+    if isinstance(rule, DoubleRequant):
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        return DoubleRequantizer(name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
+                                        "lo": int(rq.lo), "hi": int(rq.hi)})
+    return None
+
+
 class FixedPointRequantizer(Requantizer):
     def apply(self, acc, out):
         p = self.params
@@ -115,15 +140,19 @@ class FixedPointTarget(Target):
             "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode),
             "transpose_conv": AccRequant()})
 
+    def rule(self, node):
+        """16x8 conv / FC: rule_16x8 under mode "double" (TFLite's reference kernels, as TFLM);
+        refused by name under the other modes (not modelled)."""
+        r16 = rule_16x8(node)
+        if r16 is None:
+            return super().rule(node)
+        if self.mode != "double":
+            raise TargetRefusal(self.name, node, "16x8 (int16 activations) is not modelled for this target")
+        return r16
+
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
-        if isinstance(rule, FixedRequant):
-            return self.fixed_requantizer(rq, channels, node.name, rule.mode)
-        if not isinstance(rule, DoubleRequant):
-            return super().rule_requantizer(rule, rq, channels, node)
-        real = real_multiplier(rq, channels)
-        check_real(rq, real)
-        return DoubleRequantizer(self.name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
-                                             "lo": int(rq.lo), "hi": int(rq.hi)})
+        r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
+        return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         return self.fixed_requantizer(rq, channels, node, self.mode)
@@ -133,6 +162,10 @@ class FixedPointTarget(Target):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
         m0, shift = quantize_multiplier(real, single_rounding=mode == "single")
+        if mode == "reduced64" and np.any(shift >= 8):
+            big = real[shift >= 8][:3].tolist()
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 128 is "
+                                  f"outside TFLite's 16x8 range (shift < 8)")
         if np.any(shift > 30):
             big = real[shift > 30][:3].tolist()
             raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "
@@ -187,6 +220,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     def rule(self, node):
         if batch_matmul(node):
             return FixedRequant("double")
+        if rule_16x8(node) is not None:
+            return rule_16x8(node)
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
@@ -224,11 +259,12 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
-        if isinstance(rule, FixedRequant):
-            return FixedPointTarget(self.name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
-        return super().rule_requantizer(rule, rq, channels, node)
+        r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
+        return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
+        if rule_16x8(node) is not None:
+            return rule_16x8(node)
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")

@@ -104,3 +104,28 @@ def test_transpose_conv_acc_of_one_pixel_is_the_kernel():
     w = np.arange(1, 7, dtype=np.int8).reshape(1, 2, 3, 1)
     acc = tk.transpose_conv_acc(np.array([[[[5]]]], np.int8), 4, w, (2, 2), (0, 0), (2, 3))
     assert acc[0, :, :, 0].tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+@SETTINGS
+@given(p=st.integers(1, 3), c=st.integers(1, 4), q=st.integers(1, 5), real=st.lists(st.floats(1e-9, 100.0),
+       min_size=4, max_size=4), zp=st.integers(-10, 10), seed=st.integers(0, 2**31 - 1))
+def test_reduced64_requant_equals_twin_and_formula(p, c, q, real, zp, seed):
+    """Mode reduced64 (TFLite's int64 MultiplyByQuantizedMultiplier, 16x8): the Numba kernel,
+    the NumPy twin and the Python-int formula agree on accumulators up to +-2**47."""
+    from kernels import fixedpoint as fk
+
+    m0, shift = fk.quantize_multiplier(np.array(real[:c], np.float64))
+    if shift.max() >= 8:
+        return
+    acc = np.random.default_rng(seed).integers(-(1 << 47), 1 << 47, (p, c, q))
+    acc.reshape(-1)[:1] = -(1 << 47)
+    got, want = np.empty(acc.shape, np.int16), np.empty(acc.shape, np.int16)
+    fk.requant_fixedpoint(acc, m0, shift, zp, -32768, 32767, "reduced64", got)
+    fk.requant_fixedpoint_ref(acc, m0, shift, zp, -32768, 32767, "reduced64", want)
+    np.testing.assert_array_equal(got, want)
+    for (pi, ci, qi), a in np.ndenumerate(acc):
+        m, s = int(m0[ci]), int(shift[ci])
+        r = (m + (1 << 15)) >> 16 if m < 0x7FFF0000 else 0x7FFF
+        v = (int(a) * r + (1 << (14 - s))) >> (15 - s)
+        v = ((v + zp + (1 << 31)) % (1 << 32)) - (1 << 31)
+        assert got[pi, ci, qi] == min(max(v, -32768), 32767)

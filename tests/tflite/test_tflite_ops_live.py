@@ -353,3 +353,46 @@ def test_batch_matmul(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, za, sb,
                      table_options("BatchMatMulOptions", AdjX=adj_x, AdjY=adj_y), version=4)
     feeds = [[_i8(rng, a_shape)] + ([] if const_rhs else [_i8(rng, b_shape)]) for _ in range(2)]
     check(data, feeds, path)
+
+
+scales16 = st.floats(2.0**-20, 2.0**-8, allow_nan=False, allow_infinity=False, width=32)
+
+
+def _i16(rng, shape):
+    v = rng.integers(-32768, 32768, shape)
+    v.reshape(-1)[:2] = [-32768, 32767][:v.size]
+    return v.astype(np.int16)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]), h=st.integers(1, 7),
+       w=st.integers(1, 7), c=st.integers(1, 5), o=st.integers(1, 6), k=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.sampled_from([SAME, VALID]), sx=scales16, sy=scales16, act=acts, per_tensor=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_16x8_conv_depthwise_and_fully_connected(path, op, h, w, c, o, k, stride, padding, sx, sy, act, per_tensor,
+                                                  seed):
+    """int16 activations (zero point 0), int8 per-channel weights, int64 bias: CONV_2D and
+    DEPTHWISE_CONV_2D (int64 sums, the reduced 16-bit multiplier) and FULLY_CONNECTED."""
+    rng = np.random.default_rng(seed)
+    if op == "FULLY_CONNECTED":
+        kk = h * w * c
+        xs, ws, qdim, ys, opts = [2, kk], [o, kk], 0, [2, o], fc_options(act)
+    else:
+        k = min(k, h, w) if padding == VALID else k
+        oh, ow = _out_hw(h, w, k, k, stride, stride, padding)
+        o = c if op == "DEPTHWISE_CONV_2D" else o
+        ws, qdim = ([1, k, k, o], 3) if op == "DEPTHWISE_CONV_2D" else ([o, k, k, c], 0)
+        xs, ys = [1, h, w, c], [1, oh, ow, o]
+        opts = conv_options((stride, stride), padding, act, depth_multiplier=1 if op == "DEPTHWISE_CONV_2D" else None)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else o).astype(np.float32)
+    tensors = [
+        {"name": "x", "shape": xs, "type": "int16", "scale": sx, "zero_point": 0},
+        {"name": "w", "shape": ws, "type": "int8", "data": _i8(rng, ws, -127), "scale": sw, "zero_point": [0] * sw.size,
+         "quantized_dimension": qdim},
+        {"name": "bias", "shape": [o], "type": "int64", "data": rng.integers(-2**24, 2**24, o),
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size},
+        {"name": "y", "shape": ys, "type": "int16", "scale": sy, "zero_point": 0},
+    ]
+    data = single_op(op, tensors, [0], [3], [0, 1, 2], opts, version=5 if op == "FULLY_CONNECTED" else 4)
+    check(data, [[_i16(rng, xs)] for _ in range(2)], path)
