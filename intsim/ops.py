@@ -119,6 +119,17 @@ _ROWS = (
     OpRow("softmax", "intsim.steps.qsoftmax", "kernels.qsoftmax.qlinear_softmax_ref", "softmax",
           scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearSoftmax",), qdq_from=("Softmax",),
           qdq_rule="unary"),
+    # TFLite PRELU: (x, x_scale, x_zp, alpha, alpha_scale, alpha_zp, y_scale, y_zp), alpha broadcast
+    OpRow("prelu", "intsim.steps.prelu", "kernels.tflite_prelu.tflite_prelu_ref", "broadcast",
+          scale_inputs=_QLINEAR, same_rank=True),
+    # TFLite RESIZE_BILINEAR of NHWC codes: (x, x_scale, x_zp, y_scale, y_zp), attrs size, align_corners,
+    # half_pixel_centers
+    OpRow("resize_bilinear", "intsim.steps.resize", "kernels.tflite_resize.resize_bilinear_ref", "data_first",
+          scale_inputs=_UNARY, same_rank=True),
+    # TFLite TRANSPOSE_CONV of NHWC codes: conv's input layout, weights (O, KH, KW, I); attrs strides,
+    # pads (top, left), out_hw
+    OpRow("transpose_conv", "intsim.steps.transpose_conv", "kernels.tflite_transpose_conv.transpose_conv_acc_ref",
+          "data_first", scale_inputs=_QLINEAR, same_rank=True),
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
           same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",

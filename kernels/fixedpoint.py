@@ -19,6 +19,10 @@ Integer rules (C++ semantics, int32 operands, `wrap32` = two's-complement reduct
                    rhu_shift(x, e) = (x + 2**(e-1)) >> e  (e > 0; x for e == 0): TFLite's
                    optimized CPU kernels (ruy / cpu_backend_gemm's q31 high multiply, then a
                    round-half-up shift), measured against ai-edge-litert's builtin path
+    mode "reduced64": (x * r + 2**(14-shift)) >> (15-shift), x the int64 accumulator (not
+                   wrapped), r = (m0 + 2**15) >> 16 if m0 < 0x7FFF0000 else 0x7FFF: TFLite's
+                   MultiplyByQuantizedMultiplier(int64_t x, ...) overload with the reduced 16-bit
+                   multiplier (the 16x8 conv kernels; shift < 8)
 
     requant_fixedpoint: out = clamp(wrap32(mbqm(wrap32(acc), m0[c], shift[c]) + zp), lo, hi)
 
@@ -43,7 +47,7 @@ from .jit import kernel
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
-MODES = {"double": 0, "single": 1, "cmsis": 2, "builtin": 3}
+MODES = {"double": 0, "single": 1, "cmsis": 2, "builtin": 3, "reduced64": 4}
 ROUNDINGS = {"floor": 0, "rhu": 1, "rne": 2, "rhaz": 3, "trunc": 4}
 
 
@@ -182,6 +186,10 @@ def _mbqm(x, m0, shift, mode):
     if mode == 1:
         total = 31 - shift
         return _wrap32((x * m0 + (np.int64(1) << (total - 1))) >> total)
+    if mode == 4:
+        r = (m0 + 32768) >> 16 if m0 < 0x7FFF0000 else np.int64(0x7FFF)
+        total = 15 - shift
+        return (x * r + (np.int64(1) << (total - 1))) >> total
     left = shift if shift > 0 else 0
     right = -shift if shift < 0 else 0
     xs = _wrap32(x << left)
@@ -310,6 +318,9 @@ def multiply_by_quantized_multiplier_ref(acc, m0, shift, mode: str = "double"):
 
 
 def _mbqm_one_ref(x: int, m0: int, shift: int, mode: str) -> int:
+    if mode == "reduced64":
+        r = (m0 + (1 << 15)) >> 16 if m0 < 0x7FFF0000 else 0x7FFF
+        return (x * r + (1 << (14 - shift))) >> (15 - shift)
     if mode == "single":
         total = 31 - shift
         return _wrap32_ref((x * m0 + (1 << (total - 1))) >> total)
@@ -334,7 +345,8 @@ def _requant_fixedpoint_impl(acc, m0, shift, zp, lo, hi, mode, out):
             m = m0[c]
             s = shift[c]
             for q in range(q_):
-                y = _wrap32(_mbqm(_wrap32(acc[p, c, q]), m, s, mode) + zp)
+                a = np.int64(acc[p, c, q]) if mode == 4 else _wrap32(acc[p, c, q])
+                y = _wrap32(_mbqm(a, m, s, mode) + zp)
                 if y < lo:
                     y = lo
                 elif y > hi:
@@ -368,6 +380,8 @@ def _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out):
     _check_layout("requant_fixedpoint", acc, out, {"m0": m0, "shift": shift})
     _check_clamp("requant_fixedpoint", int(zp), int(lo), int(hi), out)
     _check_shift("requant_fixedpoint", shift)
+    if mode == "reduced64" and shift.size and shift.max() >= 8:
+        raise ValueError(f"requant_fixedpoint: mode reduced64 needs shift < 8, got {int(shift.max())}")
     if m0.size and (m0.min() < INT32_MIN or m0.max() > INT32_MAX):
         raise ValueError("requant_fixedpoint: m0 outside int32")
     return m0, shift, _mode_code(mode)
@@ -377,7 +391,8 @@ def requant_fixedpoint(acc, m0, shift, zp, lo, hi, mode, out) -> None:
     """out[p,c,q] = clamp(wrap32(mbqm(wrap32(acc[p,c,q]), m0[c], shift[c], mode) + zp), lo, hi).
 
     acc: int32/int64 (P, C, Q) (int64 values are reduced to int32 as the C++ int32_t
-    parameter does); m0, shift: (C,) ints; out: integer (P, C, Q), written in place.
+    parameter does, except in mode "reduced64", whose C++ parameter is int64_t); m0, shift:
+    (C,) ints; out: integer (P, C, Q), written in place.
     """
     m0, shift, code = _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out)
     _requant_fixedpoint_impl(np.ascontiguousarray(acc), m0, shift, np.int64(zp), np.int64(lo),
@@ -387,7 +402,7 @@ def requant_fixedpoint(acc, m0, shift, zp, lo, hi, mode, out) -> None:
 def requant_fixedpoint_ref(acc, m0, shift, zp, lo, hi, mode, out) -> None:
     """NumPy int64 twin of requant_fixedpoint (vectorized; same rules as the Python-int twins)."""
     m0, shift, _ = _fixedpoint_args(acc, m0, shift, zp, lo, hi, mode, out)
-    x = _wrap32_np(acc.astype(np.int64))
+    x = acc.astype(np.int64) if mode == "reduced64" else _wrap32_np(acc.astype(np.int64))
     m = m0[None, :, None]
     s = shift[None, :, None]
     y = _wrap32_np(_mbqm_np(x, m, s, mode) + np.int64(zp))
@@ -400,6 +415,9 @@ def _wrap32_np(v: np.ndarray) -> np.ndarray:
 
 def _mbqm_np(x: np.ndarray, m: np.ndarray, s: np.ndarray, mode: str) -> np.ndarray:
     x, m, s = np.broadcast_arrays(x, m, s)
+    if mode == "reduced64":
+        r = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, np.int64(0x7FFF))
+        return (x * r + (np.int64(1) << (14 - s))) >> (15 - s)
     if mode == "single":
         total = 31 - s
         return _wrap32_np((x * m + (np.int64(1) << (total - 1))) >> total)

@@ -97,9 +97,14 @@ def leaky_table_ref(sx, zx, sy, zy, alpha, dtype=np.int8, mode="double") -> np.n
     return np.array(out, dtype)
 
 
+def expf(v) -> float:
+    """The C library's expf of a float32 value (as the interpreter's std::exp on float)."""
+    return float(F32(_LIBM.expf(float(F32(v)))))
+
+
 def _transform(kind: str, d: float) -> float:
     if kind == "logistic":
-        e = F32(_LIBM.expf(float(F32(-F32(d)))))
+        e = F32(expf(-F32(d)))
         return float(F32(F32(1.0) / F32(F32(1.0) + e)))
     if kind == "tanh":
         return float(F32(_LIBM.tanhf(float(F32(d)))))

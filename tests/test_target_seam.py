@@ -79,19 +79,59 @@ def op_model(op, sa=0.5, sb=0.25, sy=0.5, za=128, zb=120, zy=128):
     return "QLinearMatMul", _model([n], [_u8("x", [2, 5])], "y", qa + w + qy, out_shape=[2, 4]), {"x": x[0, 0, :2]}
 
 
+def tflite_op_model(op):
+    """(TFLite builtin, flatbuffer bytes, feeds, IR node name) of one TFLite operator lowering to
+    IR op `op` (the ops only TFLite models hold)."""
+    from tests.tflite.flatbuf import single_op, table_options
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (1, 4, 5, 3)).astype(np.int8)
+    q = {"type": "int8", "scale": 0.05, "zero_point": -3}
+    if op == "prelu":
+        tensors = [{"name": "x", "shape": [1, 4, 5, 3], **q},
+                   {"name": "alpha", "shape": [3], "type": "int8", "data": np.array([-5, 20, 127], np.int8),
+                    "scale": 0.01, "zero_point": 2},
+                   {"name": "y", "shape": [1, 4, 5, 3], "type": "int8", "scale": 0.04, "zero_point": 5}]
+        return "PRELU", single_op("PRELU", tensors, [0], [2], [0, 1]), {"x": x}, "y::prelu"
+    if op == "transpose_conv":
+        tensors = [{"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, 8, 10, 2], np.int32)},
+                   {"name": "w", "shape": [2, 3, 3, 3], "type": "int8", "data": rng.integers(-127, 128, (2, 3, 3, 3)),
+                    "scale": [0.01, 0.02], "zero_point": [0, 0], "quantized_dimension": 0},
+                   {"name": "x", "shape": [1, 4, 5, 3], **q},
+                   {"name": "y", "shape": [1, 8, 10, 2], "type": "int8", "scale": 0.1, "zero_point": 1}]
+        return "TRANSPOSE_CONV", single_op("TRANSPOSE_CONV", tensors, [2], [3], [0, 1, 2],
+                                           table_options("TransposeConvOptions", Padding=0, StrideH=2, StrideW=2),
+                                           version=3), {"x": x}, "y::transpose_conv"
+    tensors = [{"name": "x", "shape": [1, 4, 5, 3], **q},
+               {"name": "size", "shape": [2], "type": "int32", "data": np.array([7, 3], np.int32)},
+               {"name": "y", "shape": [1, 7, 3, 3], **q}]
+    return "RESIZE_BILINEAR", single_op("RESIZE_BILINEAR", tensors, [0], [2], [0, 1],
+                                        table_options("ResizeBilinearOptions", AlignCorners=False,
+                                                      HalfPixelCenters=True), version=3), {"x": x}, "y::resize"
+
+
+# IR ops that only the TFLite reader emits
+TFLITE_ONLY = ("prelu", "resize_bilinear", "transpose_conv")
+
+
 @pytest.mark.parametrize("target", sorted(BUILTIN))
 @pytest.mark.parametrize("op", INTEGER_OPS)
 def test_every_target_implements_or_refuses_each_integer_op_by_name(target, op):
     t = get_target(target)
     keeps = isinstance(t.rules.get(op), (SameQuant, RawAverage))     # rules that move codes only
-    onnx_op, model, feeds = op_model(op, **(dict(sa=0.5, sb=0.5, zb=128) if keeps else {}))
-    g = intsim.import_onnx(model)
+    if op in TFLITE_ONLY:
+        source_op, model, feeds, node = tflite_op_model(op)
+        g = intsim.load(model, target="tflite").graph
+    else:
+        (source_op, model, feeds), node = op_model(op, **(dict(sa=0.5, sb=0.5, zb=128) if keeps else {})), "n0"
+        g = intsim.import_onnx(model)
     assert op in {n.op for n in g.nodes}
     if op in t.rules:
         out = intsim.load(model, target=t).run(feeds)
         assert out["y"].size > 0
     else:
-        with pytest.raises(TargetRefusal, match=re.escape(f"target {target} has no rule for {onnx_op} at node 'n0'")):
+        with pytest.raises(TargetRefusal, match=re.escape(f"target {target} has no rule for {source_op} at node "
+                                                          f"'{node}'")):
             intsim.load(model, target=t).run(feeds)
 
 

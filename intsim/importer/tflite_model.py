@@ -28,9 +28,20 @@ Builtin ops and their IR lowering:
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
     HARD_SWISH
+    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
+    SOFTMAX                     softmax over the last axis with attr beta, 8-bit
+    RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
+                                TFLite's GetNearestNeighbor picks (float32), codes moved as they are
+    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
+    BATCH_MATMUL                matmul of two activations (adj_y as transB; adj_x as an `onnx`
+                                Transpose of the last two axes first), 8-bit
+    TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
+                                computes it for the op: a forward conv from the output size)
 
-Any other builtin (or a fused activation not listed above, or int16 activations of a
-computing builtin: 16x8 is not modelled yet) is refused: UnsupportedOpError naming the op, the
+16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D and
+FULLY_CONNECTED lower as their int8 forms (the targets hold the 16x8 arithmetic).
+Any other builtin (or a fused activation not listed above, or int16 activations of another
+computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
 operator index and its output tensor.
 """
 from __future__ import annotations
@@ -531,6 +542,122 @@ def _lower_activation(r, key, op, ins, outs, name):
            attrs, f"{key[0]} (operator {key[1]})")
 
 
+def _lower_transpose_conv(r, key, op, ins, outs):
+    """TRANSPOSE_CONV (inputs: output_shape, weights, input[, bias]): pads as
+    transpose_conv.cc ResizeAndTransposeWeights/Prepare computes them, ComputePaddingHeightWidth
+    with the roles of input and output swapped: SAME total = max((ceil(out / s) - 1)*s + k - out, 0),
+    the smaller half before (a negative total counts as 0: attr pad_clamped); VALID 0."""
+    o = r.options(op, r.tfl.TransposeConvOptions)
+    shape_in, w, x = ins[0], ins[1], ins[2]
+    b = ins[3] if len(ins) > 3 else ""
+    y = outs[0]
+    if w not in r.constants:
+        raise r.refuse(key, f"weights '{w}' are not constant")
+    xs, ys, wt = r.tensors[x].shape, r.tensors[y].shape, r.constants[w]
+    if len(xs) != 4 or len(ys) != 4 or wt.ndim != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input, weights and output must be 4-D")
+    if shape_in in r.constants and [int(v) for v in r.constants[shape_in].reshape(-1)][1:] != list(ys[1:]):
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): output_shape {r.constants[shape_in].tolist()} "
+                                f"differs from output '{y}' {list(ys)}")
+    strides = [int(o.StrideH()), int(o.StrideW())] if o is not None else [1, 1]
+    if min(strides) < 1:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): strides {strides} must be >= 1")
+    same = o is not None and o.Padding() == r.tfl.Padding.SAME
+    pads, raw = [], []
+    for out, k, s in zip(ys[1:3], wt.shape[1:3], strides):
+        raw.append((-(-out // s) - 1) * s + k - out if same else 0)
+        pads.append(max(raw[-1], 0) // 2)
+    act = o.FusedActivationFunction() if o is not None else 0
+    lo, hi = _act(r, key, act, y)
+    r.emit("transpose_conv", f"{y}::transpose_conv",
+           [x, *r.scale_zp(x, "input", key), w, *r.scale_zp(w, "weights", key), *r.scale_zp(y, "output", key), b],
+           [y], {"strides": tuple(strides), "pads": tuple(pads), "out_hw": tuple(int(v) for v in ys[1:3]),
+                 "out_type": r.tensors[y].dtype, "lo": lo, "hi": hi,
+                 # SAME padding TFLite clamped up from a negative total (kernel smaller than stride)
+                 "pad_clamped": min(raw) < 0}, f"{key[0]} (operator {key[1]})")
+
+
+def _lower_batch_matmul(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.BatchMatMulOptions)
+    a, b, y = ins[0], ins[1], outs[0]
+    origin = f"{key[0]} (operator {key[1]})"
+    ranks = [len(r.tensors[t].shape) for t in (a, b, y)]
+    if min(ranks) < 2:
+        raise InvalidModelError(f"{origin}: operands and output must have rank >= 2, got ranks {ranks}")
+    if o is not None and o.AdjX():
+        shape = r.tensors[a].shape
+        perm = list(range(len(shape) - 2)) + [len(shape) - 1, len(shape) - 2]
+        a = r.transpose(a, perm, origin, "adj_x")
+    t = r.tensors[y].dtype
+    r.emit("matmul", f"{y}::batch_matmul", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
+                                          *r.scale_zp(y, "output", key), ""], [y],
+           {"out_type": t, "requant": True, "lo": t.qmin, "hi": t.qmax, "transA": 0,
+            "transB": int(bool(o.AdjY())) if o is not None else 0, "alpha": 1.0,
+            # the right operand's zero points are all 0 (XNNPACK takes only such a BATCH_MATMUL)
+            "symmetric_b": bool(r.tensors[b].qparams is not None and not r.tensors[b].qparams.zero_point.any())},
+           origin)
+
+
+def _lower_prelu(r, key, op, ins, outs):
+    x, alpha, y = ins[0], ins[1], outs[0]
+    r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
+                                    *r.scale_zp(y, "output", key)], [y],
+           {"out_type": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
+
+
+def _lower_softmax(r, key, op, ins, outs):
+    o = r.options(op, r.tfl.SoftmaxOptions)
+    x, y = ins[0], outs[0]
+    if not r.tensors[x].shape:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input '{x}' must have rank >= 1")
+    r.emit("softmax", f"{y}::softmax", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+           {"axis": -1, "opset": 13, "out_type": r.tensors[y].dtype,
+            "beta": float(np.float32(o.Beta() if o is not None else 1.0))}, f"{key[0]} (operator {key[1]})")
+
+
+def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """The source index of each output row (column) of TFLite's RESIZE_NEAREST_NEIGHBOR
+    (reference_ops::GetNearestNeighbor, float32): scale = in / out (align_corners and out > 1:
+    (in - 1) / (out - 1)); v = (o + (half_pixel ? 0.5 : 0)) * scale; index = min(align_corners ?
+    round_half_away(v) : floor(v), in - 1), and >= 0 with half_pixel."""
+    f = np.float32
+    scale = f(in_size - 1) / f(out_size - 1) if align_corners and out_size > 1 else f(in_size) / f(out_size)
+    v = ((np.arange(out_size, dtype=np.float32) + f(0.5 if half_pixel else 0.0)) * f(scale)).astype(np.float32)
+    v64 = v.astype(np.float64)
+    idx = np.copysign(np.floor(np.abs(v64) + 0.5), v64) if align_corners else np.floor(v64)
+    idx = np.minimum(idx.astype(np.int64), in_size - 1)
+    return np.maximum(idx, 0) if half_pixel else idx
+
+
+def _lower_resize(r, key, op, ins, outs, bilinear: bool):
+    o = r.options(op, r.tfl.ResizeBilinearOptions if bilinear else r.tfl.ResizeNearestNeighborOptions)
+    x, size, y = ins[0], ins[1], outs[0]
+    xs, ys = r.tensors[x].shape, r.tensors[y].shape
+    if len(xs) != 4 or len(ys) != 4:
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
+    if size not in r.constants:
+        raise r.refuse(key, f"size '{size}' is not constant")
+    hw = [int(v) for v in np.asarray(r.constants[size]).reshape(-1)]
+    if hw != list(ys[1:3]):
+        raise InvalidModelError(f"{key[0]} (operator {key[1]}): size {hw} differs from output '{y}' {list(ys)}")
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if qx is None or qy is None or not qx.same_as(qy):
+        raise r.refuse(key, "input and output quantization differ")
+    align = bool(o.AlignCorners()) if o is not None else False
+    half = bool(o.HalfPixelCenters()) if o is not None else False
+    origin = f"{key[0]} (operator {key[1]})"
+    if bilinear:
+        r.emit("resize_bilinear", f"{y}::resize", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)],
+               [y], {"out_type": r.tensors[y].dtype, "size": tuple(hw), "align_corners": align,
+                     "half_pixel_centers": half}, origin)
+        return
+    rows = r.derived(f"{y}::rows", x, [xs[0], hw[0], xs[2], xs[3]])
+    r.onnx_node("Gather", [x, r.const(f"{y}::row_index", nearest_indices(xs[1], hw[0], align, half))], rows, origin,
+                axis=1)
+    r.onnx_node("Gather", [rows, r.const(f"{y}::col_index", nearest_indices(xs[2], hw[1], align, half))], y, origin,
+                axis=2)
+
+
 _LOWERINGS = {
     "CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, False),
     "DEPTHWISE_CONV_2D": lambda r, k, op, i, o: _lower_conv(r, k, op, i, o, True),
@@ -546,15 +673,23 @@ _LOWERINGS = {
     "QUANTIZE": _lower_quantize,
     "PAD": _lower_pad, "PADV2": _lower_pad,
     "DEQUANTIZE": _lower_dequantize,
+    "PRELU": _lower_prelu,
+    "TRANSPOSE_CONV": _lower_transpose_conv,
+    "BATCH_MATMUL": _lower_batch_matmul,
+    "SOFTMAX": _lower_softmax,
+    "RESIZE_NEAREST_NEIGHBOR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, False),
+    "RESIZE_BILINEAR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, True),
     **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
        for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},
 }
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
-_INT8_ONLY = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
+# (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED are: their targets' rule_16x8)
+_INT8_ONLY = frozenset({"ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
                         "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
-                        "HARD_SWISH"})
+                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
+                        "TRANSPOSE_CONV", "BATCH_MATMUL"})
 
 
 def import_tflite(source) -> Graph:

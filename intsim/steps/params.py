@@ -39,6 +39,15 @@ def per_channel(p, channels: int, tensor: str, node: str, dtype) -> np.ndarray:
     return np.ascontiguousarray(a.astype(dtype))
 
 
+def scalar_scale(v, tensor: str, node, what: str) -> float:
+    """A per-tensor scale as a float (check_scale's checks); a per-channel one is a
+    QuantParamError naming the node and `what` needs it per tensor."""
+    s = check_scale(v, tensor, node.name).reshape(-1)
+    if s.size != 1:
+        raise QuantParamError(f"node '{node.name}': {what} needs a per-tensor scale, '{tensor}' has {s.size}")
+    return float(s[0])
+
+
 def check_scale(s, tensor: str, node: str) -> np.ndarray:
     a = np.asarray(s, dtype=np.float32)
     if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):

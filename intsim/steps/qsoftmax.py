@@ -1,31 +1,30 @@
 """`softmax`: onnxruntime's com.microsoft QLinearSoftmax (QOperator, and what its optimizer
 fuses DQ -> Softmax -> Q into), computed as `kernels.qsoftmax` states it. Inputs
 (x, x_scale, x_zp, y_scale, y_zp); attrs axis, opset (< 13: the flattened dims from axis on
-are reduced; >= 13: axis alone), out_type. Only onnxruntime defines this arithmetic: a target
-lists the rule OrtArith for it or refuses it."""
+are reduced; >= 13: axis alone), out_type, beta (TFLite's SOFTMAX; 1 for the ONNX forms).
+Rules: OrtArith (onnxruntime's QLinearSoftmax, beta 1 only) and TfliteSoftmax (TFLite's int8
+SOFTMAX over the last axis, kernels.tflite_softmax); other targets refuse it by name."""
 from __future__ import annotations
 
 import numpy as np
 
 from kernels import qsoftmax as qk
+from kernels import tflite_softmax as tsk
 
 from ..errors import QuantParamError
-from ..targets.rules import OrtArith
+from ..targets.rules import OrtArith, TargetRefusal, TfliteSoftmax
 from . import target_arith as ta
-from .params import ParamReader, check_scale, scalar_zp
+from .params import ParamReader, scalar_scale, scalar_zp
 from .registry import step
 
 
 def _scalar(v, name, node) -> float:
-    s = check_scale(v, name, node.name).reshape(-1)
-    if s.size != 1:
-        raise QuantParamError(f"node '{node.name}': QLinearSoftmax needs a per-tensor scale, '{name}' has {s.size}")
-    return float(s[0])
+    return scalar_scale(v, name, node, "QLinearSoftmax")
 
 
 @step("softmax")
 def prepare_softmax(node, ctx):
-    ta.require(ctx, node, ctx.target.rule(node), OrtArith)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteSoftmax)
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
     if in_t != t or t.bits != 8:
@@ -33,10 +32,39 @@ def prepare_softmax(node, ctx):
                               f"(got {in_t}, {t})")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     axis, opset = int(node.attrs["axis"]), int(node.attrs["opset"])
+    beta = float(node.attrs.get("beta", 1.0))
+    if isinstance(rule, TfliteSoftmax):
+        return _tflite_softmax(node, ctx, reader, t, beta)
+    if beta != 1.0:
+        raise TargetRefusal(ctx.target.name, node, f"onnxruntime's QLinearSoftmax has no beta ({beta})")
 
     def run(env, tap):
         x, sx, _, sy, zy = (reader.values(env) + [None] * 5)[:5]
         env[node.outputs[0]] = qk.qlinear_softmax_ref(
             np.asarray(x), _scalar(sx, node.inputs[1], node), _scalar(sy, node.inputs[3], node),
             scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name), axis, opset)
+    return run
+
+
+def _tflite_softmax(node, ctx, reader, t, beta):
+    """TFLite 8-bit SOFTMAX over the last axis (rules.TfliteSoftmax): one float32 table per input
+    scale, rows through kernels.tflite_softmax.softmax_rows."""
+    if int(node.attrs["axis"]) != -1:
+        raise QuantParamError(f"node '{node.name}': TFLite's SOFTMAX reduces the last axis, got axis "
+                              f"{node.attrs['axis']}")
+    kern = ctx.kernel(tsk.softmax_rows)
+    tables: dict = {}
+
+    def run(env, tap):
+        x, sx, _, sy, zy = (reader.values(env) + [None] * 5)[:5]
+        s = _scalar(sx, node.inputs[1], node)
+        if s not in tables:
+            tables[s] = tsk.softmax_table(s, beta)
+        x = np.asarray(x)
+        d = x.shape[-1] if x.ndim else 1
+        out = np.empty(x.shape, t.storage)
+        if x.size:
+            kern(x.reshape(-1, d), tables[s], _scalar(sy, node.inputs[3], node),
+                 scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name), out.reshape(-1, d))
+        env[node.outputs[0]] = out
     return run

@@ -25,7 +25,8 @@ from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DivideRound, DoubleRequant, FoldedMean, RawAverage, TargetRefusal
+from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, RawAverage,
+                             TargetRefusal)
 
 
 def require(ctx, node, rule, *kinds):
@@ -37,10 +38,10 @@ def require(ctx, node, rule, *kinds):
 
 
 def requantizer(ctx, node, rq: Requant, channels: int):
-    """A conv/matmul node's requantizer: the target's own (rules.AccRequant), or the one its
-    rule names (rules.DoubleRequant: target.rule_requantizer)."""
+    """A conv/matmul/transpose_conv node's requantizer: the target's own (rules.AccRequant), or
+    the one its rule names (rules.DoubleRequant, FixedRequant: target.rule_requantizer)."""
     rule = ctx.target.rule(node)
-    if isinstance(rule, DoubleRequant):
+    if isinstance(rule, (DoubleRequant, FixedRequant)):
         return ctx.target.rule_requantizer(rule, rq, channels, node)
     return ctx.target.requantizer(rq, channels, node.name)
 

@@ -26,6 +26,11 @@ borrows another target's arithmetic.
                    interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
                    FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
+    TflitePrelu    TFLite's PRELU: two q31 multipliers, identity and alpha (kernels.tflite_prelu)
+    TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
+    TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
+    FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
+                   mode, whatever the target's own requantizer: `target.rule_requantizer`
 """
 from __future__ import annotations
 
@@ -125,6 +130,40 @@ class FoldedMean:
     reduce.h; kernels.fixedpoint.mean_multiplier)."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class FixedRequant:
+    """An exact accumulator requantized as y = clamp(MultiplyByQuantizedMultiplier(acc, m0[c],
+    shift[c]) + zy, lo, hi) in `mode` (kernels.fixedpoint), not by the target's own
+    requantizer: TFLite's optimized TRANSPOSE_CONV (optimized_integer_ops::TransposeConvV2's
+    output stage) double-rounds as the reference kernel does, unlike its CONV_2D."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class TflitePrelu:
+    """TFLite PRELU (activations.cc PreluPrepare + reference_ops::BroadcastPrelu4DSlow):
+    y = clamp(zy + (x - zx >= 0 ? mbqm(x - zx, m1, s1) : mbqm((x - zx) * (alpha - za), m2, s2))),
+    (m1, s1) = QuantizeMultiplier(f32(sx / sy)), (m2, s2) = QuantizeMultiplier(f32(f32(sx * sa) / sy)),
+    mbqm MultiplyByQuantizedMultiplier in the target's `mode` (kernels.tflite_prelu)."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class TfliteResize:
+    """TFLite RESIZE_BILINEAR of 8-bit codes (reference_ops::ResizeBilinearInteger): 10-bit
+    source coordinates, an int64 sum of the four corners times their weights, divided by 2**20
+    half away from zero; input and output quantization equal (kernels.tflite_resize)."""
+
+
+@dataclass(frozen=True)
+class TfliteSoftmax:
+    """TFLite int8 SOFTMAX (optimized_ops::PopulateSoftmaxLookupTable + optimized_ops::Softmax):
+    e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
+    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax)."""
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule

@@ -32,8 +32,8 @@ from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TfliteTable)
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
+                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -53,6 +53,39 @@ def check_real(rq: Requant, real: np.ndarray) -> None:
     if not np.all(np.isfinite(real)) or np.any(real <= 0):
         bad = real[~(np.isfinite(real) & (real > 0))][:3].tolist()
         raise QuantParamError(f"tensor '{rq.out_name}': requant multiplier must be finite and > 0, got {bad}")
+
+
+def batch_matmul(node) -> bool:
+    """An IR matmul read from TFLite's BATCH_MATMUL (activations x activations): every kernel
+    path requantizes it by MultiplyByQuantizedMultiplier, double rounding (batch_matmul.cc:
+    GetQuantizedConvolutionMultipler, reference_ops::BatchMatMul / the optimized and XNNPACK
+    paths measured equal), unlike FULLY_CONNECTED."""
+    return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
+
+
+def rule_16x8(node):
+    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv) or FULLY_CONNECTED (IR matmul)
+    with a 16-bit output, as every TFLite kernel path computes it (measured; XNNPACK does not
+    take int16): conv sums in int64 and requantizes with MultiplyByQuantizedMultiplier's int64
+    overload and its reduced 16-bit multiplier (reference_integer_ops::ConvPerChannel /
+    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"); FULLY_CONNECTED
+    requantizes in float64, half away from zero (rules.DoubleRequant). None for any other node."""
+    t = node.attrs.get("out_type")
+    if node.op not in ("conv", "matmul") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
+        return None
+    return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
+
+
+def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
+    """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
+    if isinstance(rule, FixedRequant):
+        return FixedPointTarget(name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
+    if isinstance(rule, DoubleRequant):
+        real = real_multiplier(rq, channels)
+        check_real(rq, real)
+        return DoubleRequantizer(name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
+                                        "lo": int(rq.lo), "hi": int(rq.hi)})
+    return None
 
 
 class FixedPointRequantizer(Requantizer):
@@ -86,30 +119,46 @@ class FixedPointTarget(Target):
         shared reference_ops::QuantizedMeanOrSum does), ADD (fixed point), AVERAGE_POOL_2D (raw codes, half away from
         zero), CONCATENATION (equal quantization only), Quantize (round(x / scale) half away
         from zero), the int8 activations RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU / LOGISTIC /
-        TANH (IR lut, rules.TfliteTable)."""
+        TANH (IR lut, rules.TfliteTable), PRELU (two q31 multipliers, rules.TflitePrelu),
+        TRANSPOSE_CONV (the scattered int32 sum requantized as CONV_2D)."""
         return MappingProxyType({
             "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
-            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode)})
+            "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode),
+            "transpose_conv": AccRequant()})
+
+    def rule(self, node):
+        """16x8 conv / FC: rule_16x8 under mode "double" (TFLite's reference kernels, as TFLM);
+        refused by name under the other modes (not modelled)."""
+        r16 = rule_16x8(node)
+        if r16 is None:
+            return super().rule(node)
+        if self.mode != "double":
+            raise TargetRefusal(self.name, node, "16x8 (int16 activations) is not modelled for this target")
+        return r16
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
-        if not isinstance(rule, DoubleRequant):
-            return super().rule_requantizer(rule, rq, channels, node)
-        real = real_multiplier(rq, channels)
-        check_real(rq, real)
-        return DoubleRequantizer(self.name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
-                                             "lo": int(rq.lo), "hi": int(rq.hi)})
+        r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
+        return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
+        return self.fixed_requantizer(rq, channels, node, self.mode)
+
+    def fixed_requantizer(self, rq: Requant, channels: int, node: str, mode: str) -> Requantizer:
+        """MultiplyByQuantizedMultiplier requantization in `mode` (module doc)."""
         real = real_multiplier(rq, channels)
         check_real(rq, real)
-        m0, shift = quantize_multiplier(real, single_rounding=self.mode == "single")
+        m0, shift = quantize_multiplier(real, single_rounding=mode == "single")
+        if mode == "reduced64" and np.any(shift >= 8):
+            big = real[shift >= 8][:3].tolist()
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 128 is "
+                                  f"outside TFLite's 16x8 range (shift < 8)")
         if np.any(shift > 30):
             big = real[shift > 30][:3].tolist()
             raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "
                                   f">= 2**30 is outside the {self.name} shift range -31..30")
         return FixedPointRequantizer(self.name, {
-            "real_multiplier": real, "multiplier": m0, "shift": shift, "mode": self.mode,
+            "real_multiplier": real, "multiplier": m0, "shift": shift, "mode": mode,
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
@@ -117,13 +166,20 @@ class TfliteTarget(FixedPointTarget):
     """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
     interpreter's reference kernel requantizes in float64 rounding half away from zero
-    (rules.DoubleRequant), per tensor and per channel."""
+    (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
+    `batch_matmul`); and, measured on this path, int8 SOFTMAX
+    through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
+    10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
     mode = "double"
 
     @property
     def rules(self):
-        return MappingProxyType({**super().rules, "matmul": DoubleRequant()})
+        return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
+                                 "resize_bilinear": TfliteResize()})
+
+    def rule(self, node):
+        return FixedRequant("double") if batch_matmul(node) else super().rule(node)
 
 
 class TfliteBuiltinTarget(FixedPointTarget):
@@ -131,8 +187,10 @@ class TfliteBuiltinTarget(FixedPointTarget):
     path, measured with ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters):
     CONV_2D and FULLY_CONNECTED requantize with a q31 high multiply then a round-half-up shift
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
-    stage); AVERAGE_POOL_2D, CONCATENATION and the int8 activations (rules.TfliteTable: ReluX's
-    MultiplyByQuantizedMultiplier double-rounds here too) compute as the reference kernels. Refused by name
+    stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
+    MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
+    compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
+    reference kernels (rules.FixedRequant "double", measured). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
     differs from the optimized kernel by up to one float32 ulp."""
@@ -142,9 +200,15 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant(), "lut": TfliteTable("double")})
+                                 "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
+                                 "transpose_conv": FixedRequant("double")})
 
     def rule(self, node):
+        if batch_matmul(node):
+            return FixedRequant("double")
+        if rule_16x8(node) is not None:
+            return rule_16x8(node)
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
@@ -156,13 +220,17 @@ class TfliteXnnpackTarget(OrtTarget):
     ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters): XNNPACK's qs8 "fp32"
     requantization (xnn_qs8_requantize_fp32 / the gemm microkernels' fp32 output stage:
     f32(acc) * f32(f32(sx * sw[c]) / sy), rounded half to even, + zy, clamped) is onnxruntime's
-    float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
-    requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    float requantization, so CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV use the `ort`
+    requantizer (a SAME TRANSPOSE_CONV whose kernel is smaller than its stride has a negative
+    padding XNNPACK does not take: the interpreter runs its builtin kernel, which double-rounds,
+    rules.FixedRequant "double"; measured; so does a BATCH_MATMUL whose right operand has a
+    nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD and MUL equal onnxruntime's float formulas (OrtArith);
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
-    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); QUANTIZE multiplies
+    HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
+    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU (measured to differ), MEAN (measured to differ from
+    LEAKY_RELU and RESIZE_BILINEAR (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -174,9 +242,19 @@ class TfliteXnnpackTarget(OrtTarget):
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
-                                 "quantize": QuantizeRound("rne-recip")})
+                                 "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
+                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})
+
+    def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
+        r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
+        return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
+        if rule_16x8(node) is not None:
+            return rule_16x8(node)
+        if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
+                (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
+            return FixedRequant("double")
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
             raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
                                                  "reference kernel, not modelled yet")

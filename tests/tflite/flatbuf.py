@@ -4,7 +4,8 @@ TensorFlow): the layer-isolated cases of the live tests.
     data = single_op("FULLY_CONNECTED", tensors, inputs=[0], outputs=[3], op_inputs=[0, 1, 2],
                      options=fc_options(act=0))
 
-A tensor is a dict: name, shape, type ("int8" | "int32" | "float32"), optional data (constant
+A tensor is a dict: name, shape, type ("int8" | "uint8" | "int16" | "int32" | "int64" | "float32"),
+optional data (constant
 buffer), scale (float or list), zero_point, quantized_dimension.
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ import numpy as np
 import tflite
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
-          "int8": tflite.TensorType.INT8, "int16": tflite.TensorType.INT16}
-_NP = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "int16": np.int16}
+          "int8": tflite.TensorType.INT8, "int16": tflite.TensorType.INT16, "uint8": tflite.TensorType.UINT8,
+          "int64": tflite.TensorType.INT64}
+_NP = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "int16": np.int16, "uint8": np.uint8,
+       "int64": np.int64}
 
 
 def _vector(b, start, values, kind):

@@ -12,7 +12,7 @@ import intsim
 from intsim.targets.rules import TargetRefusal
 
 from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
-                      single_op)
+                      single_op, table_options)
 
 pytest.importorskip("ai_edge_litert")
 from models.build_tflite import interpreter  # noqa: E402
@@ -245,3 +245,154 @@ def test_concatenation(path, h, w, c1, c2, s, z, seed):
     ]
     data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3))
     check(data, [[_i8(rng, (1, h, w, c1)), _i8(rng, (1, h, w, c2))] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=2, max_size=4), shared=st.integers(1, 3), sx=scales, zx=zps,
+       sa=scales, za=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_prelu(path, shape, shared, sx, zx, sa, za, sy, zy, seed):
+    """Constant alpha over the trailing axes (per channel, or per element), its own quantization."""
+    shape[0] = 1
+    a_shape = shape[min(shared, len(shape) - 1):]
+    rng = np.random.default_rng(seed)
+    tensors = [
+        {"name": "x", "shape": shape, "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "alpha", "shape": a_shape, "type": "int8", "data": _i8(rng, a_shape), "scale": sa, "zero_point": za},
+        {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    data = single_op("PRELU", tensors, [0], [2], [0, 1])
+    check(data, [[_i8(rng, shape)] for _ in range(3)], path)
+
+
+@paths
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), d=st.integers(1, 300), sx=scales, zx=zps,
+       beta=st.sampled_from([1.0, 0.5, 2.0, 0.1]), unsigned=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_softmax(path, lead, d, sx, zx, beta, unsigned, seed):
+    """8-bit SOFTMAX over the last axis: output scale 1/256, zero point -128 (int8; TFLite
+    requires it) or 0 (uint8)."""
+    shape = [1] + lead + [d]
+    rng = np.random.default_rng(seed)
+    kind, zy = ("uint8", 0) if unsigned else ("int8", -128)
+    tensors = [{"name": "x", "shape": shape, "type": kind, "scale": sx, "zero_point": zx + 128 if unsigned else zx},
+               {"name": "y", "shape": shape, "type": kind, "scale": 1 / 256, "zero_point": zy}]
+    data = single_op("SOFTMAX", tensors, [0], [1], [0], table_options("SoftmaxOptions", Beta=beta), version=2)
+    codes = [_i8(rng, shape), _i8(rng, shape), np.full(shape, 127, np.int8)]
+    feeds = [[(c.astype(np.int16) + 128).astype(np.uint8) if unsigned else c] for c in codes]
+    check(data, feeds, path)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"]), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 4), oh=st.integers(1, 17), ow=st.integers(1, 17),
+       corners=st.sampled_from([(False, False), (True, False), (False, True)]), s=scales, z=zps,
+       seed=st.integers(0, 2**31 - 1))
+def test_resize(path, op, h, w, c, oh, ow, corners, s, z, seed):
+    """Up- and down-sampling, align_corners / half_pixel_centers; codes in = codes out quantization."""
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": s, "zero_point": z},
+               {"name": "size", "shape": [2], "type": "int32", "data": np.array([oh, ow], np.int32)},
+               {"name": "y", "shape": [1, oh, ow, c], "type": "int8", "scale": s, "zero_point": z}]
+    opts = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+    data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
+                                                                  HalfPixelCenters=corners[1]), version=3)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
+          refused_on_xnnpack=op == "RESIZE_BILINEAR")
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), ci=st.integers(1, 5), co=st.integers(1, 5), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), stride=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), sx=scales, zx=zps,
+       sy=scales, zy=zps, act=acts, per_tensor=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_transpose_conv(path, h, w, ci, co, kh, kw, stride, padding, sx, zx, sy, zy, act, per_tensor, bias, seed):
+    """int8 per-channel (or per-tensor) TRANSPOSE_CONV, SAME (out = in * stride) and VALID
+    (out = (in - 1) * stride + k), with or without bias, fused activation (version 4)."""
+    rng = np.random.default_rng(seed)
+    oh, ow = (h * stride, w * stride) if padding == SAME else ((h - 1) * stride + kh, (w - 1) * stride + kw)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else co).astype(np.float32)
+    tensors = [
+        {"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, ow, co], np.int32)},
+        {"name": "w", "shape": [co, kh, kw, ci], "type": "int8", "data": _i8(rng, (co, kh, kw, ci), -127), "scale": sw,
+         "zero_point": [0] * sw.size, "quantized_dimension": 0},
+        {"name": "x", "shape": [1, h, w, ci], "type": "int8", "scale": sx, "zero_point": zx},
+        {"name": "y", "shape": [1, oh, ow, co], "type": "int8", "scale": sy, "zero_point": zy},
+    ]
+    op_inputs = [0, 1, 2]
+    if bias:
+        tensors.append({"name": "bias", "shape": [co], "type": "int32",
+                        "data": rng.integers(-2**12, 2**12, co).astype(np.int32),
+                        "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size})
+        op_inputs.append(4)
+    opts = table_options("TransposeConvOptions", Padding=padding, StrideH=stride, StrideW=stride,
+                         FusedActivationFunction=act)
+    data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
+    check(data, [[_i8(rng, (1, h, w, ci))] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2), m=st.integers(1, 6), k=st.integers(1, 40),
+       n=st.integers(1, 6), adj_x=st.booleans(), adj_y=st.booleans(), const_rhs=st.booleans(), sa=scales, za=zps,
+       sb=scales, zb=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_batch_matmul(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, za, sb, zb, sy, zy, seed):
+    """int8 activations x activations (or a constant right operand), adj_x / adj_y, equal batch
+    dimensions, per-tensor scales and zero points on both operands."""
+    rng = np.random.default_rng(seed)
+    a_shape = batch + ([k, m] if adj_x else [m, k])
+    b_shape = batch + ([n, k] if adj_y else [k, n])
+    b = {"name": "b", "shape": b_shape, "type": "int8", "scale": sb, "zero_point": zb}
+    if const_rhs:
+        b["data"] = _i8(rng, b_shape)
+    tensors = [{"name": "a", "shape": a_shape, "type": "int8", "scale": sa, "zero_point": za}, b,
+               {"name": "y", "shape": batch + [m, n], "type": "int8", "scale": sy, "zero_point": zy}]
+    inputs = [0] if const_rhs else [0, 1]
+    data = single_op("BATCH_MATMUL", tensors, inputs, [2], [0, 1],
+                     table_options("BatchMatMulOptions", AdjX=adj_x, AdjY=adj_y), version=4)
+    feeds = [[_i8(rng, a_shape)] + ([] if const_rhs else [_i8(rng, b_shape)]) for _ in range(2)]
+    check(data, feeds, path)
+
+
+scales16 = st.floats(2.0**-20, 2.0**-8, allow_nan=False, allow_infinity=False, width=32)
+
+
+def _i16(rng, shape):
+    v = rng.integers(-32768, 32768, shape)
+    v.reshape(-1)[:2] = [-32768, 32767][:v.size]
+    return v.astype(np.int16)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]), h=st.integers(1, 7),
+       w=st.integers(1, 7), c=st.integers(1, 5), o=st.integers(1, 6), k=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.sampled_from([SAME, VALID]), sx=scales16, sy=scales16, act=acts, per_tensor=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_16x8_conv_depthwise_and_fully_connected(path, op, h, w, c, o, k, stride, padding, sx, sy, act, per_tensor,
+                                                  seed):
+    """int16 activations (zero point 0), int8 per-channel weights, int64 bias: CONV_2D and
+    DEPTHWISE_CONV_2D (int64 sums, the reduced 16-bit multiplier) and FULLY_CONNECTED."""
+    rng = np.random.default_rng(seed)
+    if op == "FULLY_CONNECTED":
+        kk = h * w * c
+        xs, ws, qdim, ys, opts = [2, kk], [o, kk], 0, [2, o], fc_options(act)
+    else:
+        k = min(k, h, w) if padding == VALID else k
+        oh, ow = _out_hw(h, w, k, k, stride, stride, padding)
+        o = c if op == "DEPTHWISE_CONV_2D" else o
+        ws, qdim = ([1, k, k, o], 3) if op == "DEPTHWISE_CONV_2D" else ([o, k, k, c], 0)
+        xs, ys = [1, h, w, c], [1, oh, ow, o]
+        opts = conv_options((stride, stride), padding, act, depth_multiplier=1 if op == "DEPTHWISE_CONV_2D" else None)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else o).astype(np.float32)
+    tensors = [
+        {"name": "x", "shape": xs, "type": "int16", "scale": sx, "zero_point": 0},
+        {"name": "w", "shape": ws, "type": "int8", "data": _i8(rng, ws, -127), "scale": sw, "zero_point": [0] * sw.size,
+         "quantized_dimension": qdim},
+        {"name": "bias", "shape": [o], "type": "int64", "data": rng.integers(-2**24, 2**24, o),
+         "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size},
+        {"name": "y", "shape": ys, "type": "int16", "scale": sy, "zero_point": 0},
+    ]
+    data = single_op(op, tensors, [0], [3], [0, 1, 2], opts, version=5 if op == "FULLY_CONNECTED" else 4)
+    check(data, [[_i16(rng, xs)] for _ in range(2)], path)

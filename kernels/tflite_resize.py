@@ -1,0 +1,78 @@
+"""TFLite RESIZE_BILINEAR of 8-bit codes in 10-bit fixed point (reference_ops::
+ResizeBilinearInteger, tensorflow/lite/kernels/internal/reference/resize_bilinear.h; the
+interpreter's optimized kernel computes the same, measured), NHWC:
+
+    scale10 = (1024 * in + out // 2) // out;   align_corners and out > 1:
+              (1024 * (in - 1) + (out - 1) // 2) // (out - 1)
+    per output coordinate o (ComputeInterpolationValuesInteger):
+        p  = o * scale10 + (half_pixel_centers ? scale10 // 2 - 512 : 0)
+        i0 = max(tdiv(p, 1024), 0);   i1 = min(tdiv(p + 1023, 1024), in - 1)
+        d  = p - 1024 * i0                              (tdiv: C++ division, toward zero)
+    s = x[y0,x0]*(1024-dy)*(1024-dx) + x[y1,x0]*dy*(1024-dx) + x[y0,x1]*(1024-dy)*dx
+        + x[y1,x1]*dy*dx                                (int64)
+    y = tdiv(s + (s > 0 ? 2**19 : -2**19), 2**20)      (half away from zero; the codes are
+                                                        interpolated as they are: input and
+                                                        output quantization are equal)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import kernel
+
+
+def _tdiv(a, b):
+    """C++ integer division (toward zero) of int64 arrays by a positive int."""
+    a = np.asarray(a, np.int64)
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def bilinear_coords(in_size: int, out_size: int, align_corners: bool, half_pixel: bool):
+    """(i0, i1, d) int64 (out_size,): the two source rows/columns of each output one and the
+    10-bit weight d of i1."""
+    if align_corners and out_size > 1:
+        scale = (1024 * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale = (1024 * in_size + out_size // 2) // out_size
+    p = np.arange(out_size, dtype=np.int64) * scale + ((scale // 2 - 512) if half_pixel else 0)
+    i0 = np.maximum(_tdiv(p, 1024), 0)
+    i1 = np.minimum(_tdiv(p + 1023, 1024), in_size - 1)
+    return i0, i1, p - 1024 * i0
+
+
+@kernel
+def _bilinear_impl(x, y0, y1, dy, x0, x1, dx, out):
+    for n in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            wy = dy[i]
+            for j in range(out.shape[2]):
+                wx = dx[j]
+                w00 = (1024 - wy) * (1024 - wx)
+                w10 = wy * (1024 - wx)
+                w01 = (1024 - wy) * wx
+                w11 = wy * wx
+                for c in range(out.shape[3]):
+                    s = (np.int64(x[n, y0[i], x0[j], c]) * w00 + np.int64(x[n, y1[i], x0[j], c]) * w10
+                         + np.int64(x[n, y0[i], x1[j], c]) * w01 + np.int64(x[n, y1[i], x1[j], c]) * w11)
+                    r = s + 524288 if s > 0 else s - 524288
+                    q = r >> 20 if r >= 0 else -((-r) >> 20)
+                    out[n, i, j, c] = q
+
+
+def resize_bilinear(x, out_hw, align_corners: bool, half_pixel: bool, out) -> None:
+    """x (N, H, W, C) 8-bit codes -> out (N, OH, OW, C) of x's dtype (module doc)."""
+    y0, y1, dy = bilinear_coords(x.shape[1], out_hw[0], align_corners, half_pixel)
+    x0, x1, dx = bilinear_coords(x.shape[2], out_hw[1], align_corners, half_pixel)
+    _bilinear_impl(np.ascontiguousarray(x), y0, y1, dy, x0, x1, dx, out)
+
+
+def resize_bilinear_ref(x, out_hw, align_corners: bool, half_pixel: bool, out) -> None:
+    """NumPy int64 twin of resize_bilinear (gathers of the four corners)."""
+    y0, y1, dy = bilinear_coords(x.shape[1], out_hw[0], align_corners, half_pixel)
+    x0, x1, dx = bilinear_coords(x.shape[2], out_hw[1], align_corners, half_pixel)
+    v = np.asarray(x, np.int64)
+    wy, wx = dy[None, :, None, None], dx[None, None, :, None]
+    s = (v[:, y0][:, :, x0] * (1024 - wy) * (1024 - wx) + v[:, y1][:, :, x0] * wy * (1024 - wx)
+         + v[:, y0][:, :, x1] * (1024 - wy) * wx + v[:, y1][:, :, x1] * wy * wx)
+    out[...] = _tdiv(s + np.where(s > 0, 1 << 19, -(1 << 19)), 1 << 20).astype(out.dtype)
