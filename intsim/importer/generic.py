@@ -7,8 +7,11 @@ reference evaluator implements runs as a visible float island. The QDQ pass late
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
@@ -79,8 +82,33 @@ def _check_batchnorm(ctx: ImportContext, node) -> None:
                                 f"the {channels} channels of '{node.input[0]}'")
 
 
+def _tf_half_pixel_for_nn(ctx: ImportContext, node, version: int):
+    """Resize with coordinate_transformation_mode tf_half_pixel_for_nn (opset 11 only; tf2onnx
+    still writes it at opset 13+, which onnxruntime accepts with a deprecation warning and the
+    reference evaluator refuses): x_in = floor((x_out + 0.5) / scale) with nearest_mode floor
+    (onnxruntime upsamplebase.h), the same index as half_pixel ((x_out + 0.5) / scale - 0.5)
+    with round_prefer_ceil (floor(v + 0.5)). Rewritten so, with a warning."""
+    a = attrs_of(node)
+    mode = a.get("coordinate_transformation_mode", b"half_pixel")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if node.op_type != "Resize" or mode != "tf_half_pixel_for_nn" or version < 13:
+        return node
+    nearest = a.get("nearest_mode", b"round_prefer_floor")
+    nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
+    if a.get("mode", b"nearest") not in (b"nearest", "nearest") or nearest != "floor":
+        raise InvalidModelError(f"{ctx.origin(node)}: coordinate_transformation_mode tf_half_pixel_for_nn (opset 11 "
+                                f"only) with mode {a.get('mode')!r} and nearest_mode {nearest!r} is not supported")
+    warnings.warn(f"{ctx.origin(node)}: coordinate_transformation_mode 'tf_half_pixel_for_nn' is not in opset "
+                  f"{version} (tf2onnx writes it): run as half_pixel with nearest_mode round_prefer_ceil, the same "
+                  f"indices", stacklevel=4)
+    keep = {k: v for k, v in a.items() if k not in ("coordinate_transformation_mode", "nearest_mode")}
+    return helper.make_node("Resize", list(node.input), list(node.output), name=node.name, **keep,
+                            coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
+
+
 def lower_generic(ctx: ImportContext, node) -> None:
     version = ctx.opset(node.domain or "")
+    node = _tf_half_pixel_for_nn(ctx, node, version)
     if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
         raise ctx.unsupported(node)
     if _fold_constant(ctx, node):

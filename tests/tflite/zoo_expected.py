@@ -1,0 +1,102 @@
+"""What each zoo case (model x form x interpreter kernel path) is expected to do today, when
+it is not "equal to the stored interpreter outputs bit for bit":
+
+    Refused(error class, message text)   intsim refuses by name (an op not modelled yet)
+    Differs(reason)                      runs, and differs from the interpreter (measured)
+    Impossible(reason)                   the form cannot carry what the interpreter computes
+
+test_tflite_zoo turns Refused / Differs into strict xfails (keyed off the exact refusal, so
+that a case flips to a failure the day the op is modelled) and Impossible into a skip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from intsim.errors import IntsimError, UnsupportedOpError
+from intsim.targets.rules import TargetRefusal
+
+
+@dataclass(frozen=True)
+class Refused:
+    error: type
+    text: str
+
+
+@dataclass(frozen=True)
+class Differs:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Impossible:
+    reason: str
+
+
+KINDS = ("reference", "builtin", "xnnpack")
+TARGET = {"reference": "tflite", "builtin": "tflite-builtin", "xnnpack": "tflite-xnnpack"}
+
+
+def _reader(op):
+    return Refused(UnsupportedOpError, f"TFLite builtin {op} is not supported")
+
+
+def _rule(kind, op):
+    return Refused(TargetRefusal, f"target {TARGET[kind]} has no rule for {op} ")
+
+
+_INT16 = Refused(UnsupportedOpError, "is int16: 16x8 CONV_2D (TFLite's int64 paths) is not modelled")
+_FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear and QuantizeLinear "
+             "(intsim runs it as onnx says, a float island); TFLite's {tfl} kernel is integer")
+
+# .tflite read directly: refusals of the reader (every kernel path), then of the targets
+_TFLITE_READER = {"reduce_sum": _reader("SUM"), "softmax": _reader("SOFTMAX"), "prelu": _reader("PRELU"),
+                  "resize_nearest": _reader("RESIZE_NEAREST_NEIGHBOR"), "resize_bilinear": _reader("RESIZE_BILINEAR"),
+                  "transpose_conv": _reader("TRANSPOSE_CONV"), "batch_matmul": _reader("BATCH_MATMUL"),
+                  "uint8_io": Refused(UnsupportedOpError, "QUANTIZE of integer input (requantize) is not supported"),
+                  **{n: _INT16 for n in ("conv_16x8", "pool_fc_16x8", "act_16x8")}}
+_TFLITE_RULES = {
+    ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
+    ("residual_add", "builtin"): _rule("builtin", "ADD at node"),
+    ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
+    ("mul", "builtin"): _rule("builtin", "MUL at node"),
+    ("fc_float_io", "builtin"): _rule("builtin", "QUANTIZE at node"),
+    ("sub", "builtin"): _rule("builtin", "SUB at node"),
+    ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
+    ("sub", "xnnpack"): _rule("xnnpack", "SUB at node"),
+    ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
+}
+
+# the tf2onnx .onnx copies
+_QL = "QuantizeLinear at node"
+_ONNX = {
+    **{(n, "builtin"): _rule("builtin", _QL) for n in (
+        "fc_float_io", "sub", "activations", "reduce_sum", "uint8_io", "prelu", "transpose_conv", "batch_matmul",
+        "conv_16x8", "pool_fc_16x8", "act_16x8")},
+    ("conv_relu6", "builtin"): _rule("builtin", "Conv at node"),
+    ("residual_add", "builtin"): _rule("builtin", "Add at node"),
+    ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
+    ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
+    ("mul", "builtin"): _rule("builtin", "Mul at node"),
+    **{("softmax", k): _rule(k, "Softmax at node") for k in KINDS},
+    ("activations", "xnnpack"): _rule("xnnpack", "LeakyRelu at node"),
+    ("activations", "reference"): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish",
+                                                           tfl="TANH / LEAKY_RELU / HARD_SWISH")),
+    ("sub", "xnnpack"): Differs(_FLOAT_OP.format(op="Sub", tfl="XNNPACK subtract")),
+    ("reduce_sum", "reference"): Differs(_FLOAT_OP.format(op="ReduceSum", tfl="reference SUM")),
+    ("transpose_conv", "reference"): Differs(_FLOAT_OP.format(op="ConvTranspose", tfl="TRANSPOSE_CONV")),
+    **{("batch_matmul", k): Differs(_FLOAT_OP.format(op="MatMul", tfl="BATCH_MATMUL")) for k in ("reference", "xnnpack")},
+    **{("resize_bilinear", k): Impossible(
+        "tf2onnx writes Resize scales 9/5 -> 1.8 (float32 1.79999995): ONNX's output size floor(5 * 1.8f) = 8 "
+        "rows, TFLite's RESIZE_BILINEAR is given the size 9; the .onnx cannot say it") for k in KINDS},
+    **{("conv_16x8", k): Refused(IntsimError, "maxpool: input/out dtype must be one of") for k in ("reference", "xnnpack")},
+    **{(n, k): Differs("16x8: tf2onnx's int64-bias Conv/Gemm run as float islands (warned); TFLite's 16x8 "
+                       "kernels requantize in integers") for n in ("pool_fc_16x8", "act_16x8")
+       for k in ("reference", "xnnpack")},
+}
+
+
+def expected(name: str, form: str, kind: str):
+    """None (equal bit for bit), or Refused / Differs / Impossible for this case."""
+    if form == "tflite":
+        return _TFLITE_READER.get(name) or _TFLITE_RULES.get((name, kind))
+    return _ONNX.get((name, kind))
