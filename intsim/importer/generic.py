@@ -106,9 +106,35 @@ def _tf_half_pixel_for_nn(ctx: ImportContext, node, version: int):
                             coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
 
 
+def _resize_sizes_as_onnxruntime(ctx: ImportContext, node, version: int) -> tuple:
+    """(node, opset) for Resize with constant `scales` (1 on the batch axis) on an input of
+    known shape, where onnxruntime's output size (float32 product scale * in, truncated:
+    upsamplebase.h ComputeOutputShape) differs from the reference evaluator's (the product in
+    double, floor): tf2onnx's scale 9/5 = 1.79999995f gives 9 rows in onnxruntime, 8 in
+    double. The sizes onnxruntime computes are written as `sizes` over the axes after the
+    batch (Resize-18 `axes`, so that the batch stays free), with a warning. Others unchanged."""
+    if node.op_type != "Resize" or len(node.input) != 3 or not ctx.is_const(node.input[2]):
+        return node, version
+    x = ctx.tensors.get(node.input[0])
+    scales = np.asarray(ctx.constants[node.input[2]], np.float32).reshape(-1)
+    if x is None or x.shape is None or None in x.shape[1:] or len(x.shape) != scales.size or scales[0] != 1:
+        return node, version
+    ort = [int(np.float32(d) * s) for d, s in zip(x.shape[1:], scales[1:])]
+    ref = [int(np.floor(float(d) * float(s))) for d, s in zip(x.shape[1:], scales[1:])]
+    if ort == ref:
+        return node, version
+    sizes = ctx.fresh(f"{node.name or node.output[0]}::sizes")
+    ctx.add_constant(sizes, np.asarray(ort, np.int64))
+    warnings.warn(f"{ctx.origin(node)}: scales {[float(v) for v in scales]} on {list(x.shape)} give {ort} after "
+                  f"the batch in onnxruntime (float32 product), {ref} in double: run with those sizes, as "
+                  f"onnxruntime", stacklevel=4)
+    return helper.make_node("Resize", [node.input[0], node.input[1], "", sizes], list(node.output), name=node.name,
+                            axes=list(range(1, len(x.shape))), **attrs_of(node)), max(version, 18)
+
+
 def lower_generic(ctx: ImportContext, node) -> None:
     version = ctx.opset(node.domain or "")
-    node = _tf_half_pixel_for_nn(ctx, node, version)
+    node, version = _resize_sizes_as_onnxruntime(ctx, _tf_half_pixel_for_nn(ctx, node, version), version)
     if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
         raise ctx.unsupported(node)
     if _fold_constant(ctx, node):

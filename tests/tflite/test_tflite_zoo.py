@@ -3,7 +3,7 @@ as a .tflite flatbuffer and as its tf2onnx .onnx copy, equals the stored outputs
 interpreter's kernel paths bit for bit under the intsim target that models the path
 (reference kernels, OpResolverType.BUILTIN_REF -> `tflite`; builtin -> `tflite-builtin`;
 xnnpack -> `tflite-xnnpack`), or fails as zoo_expected states (strict xfails keyed off the
-exact refusal, skips where the form cannot carry the interpreter's arithmetic); live against
+exact refusal); live against
 the installed interpreter (ai-edge-litert) layer by layer."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from intsim.ir import INT8, QParams
 from models.build_tflite import HERE, NAMES, PATHS
 
 from .table import FORMS, TARGETS, outputs, run_samples, stored_outputs
-from .zoo_expected import Differs, Impossible, Refused, expected
+from .zoo_expected import Differs, Refused, expected
 
 # models whose .tflite runs under `tflite` (the reference kernels' target)
 RUN = [n for n in NAMES if expected(n, "tflite", "reference") is None]
@@ -53,8 +53,6 @@ def _case(name, form, kind):
 @pytest.mark.parametrize("name,form,kind", [_case(n, f, k) for n in NAMES for f in FORMS for k in PATHS])
 def test_equals_stored_interpreter_outputs(name, form, kind):
     exp = expected(name, form, kind)
-    if isinstance(exp, Impossible):
-        pytest.skip(exp.reason)
     x = np.load(HERE / f"{name}.npz")["input"]
     try:
         got = outputs(name, form, TARGETS[kind], x)
@@ -280,3 +278,23 @@ def test_live_reference_kernels_layer_by_layer(name):
     assert stats, name
     bad = {k: v for k, v in stats.items() if v[2]}
     assert not bad, f"{name}: layers differing from TFLite's reference kernels: {bad}"
+
+
+def test_resize_scales_give_onnxruntimes_sizes():
+    """resize_bilinear.onnx: tf2onnx writes scale 9/5 = 1.79999995f for 5 -> 9 rows;
+    onnxruntime's float32 product gives 9 rows (TFLite's), the reference evaluator's double
+    floor 8: intsim runs onnxruntime's sizes and says so."""
+    stored = stored_outputs("resize_bilinear", "reference")[0]
+    with pytest.warns(UserWarning, match=r"give \[4, 9, 11\] after the batch in onnxruntime .*, \[4, 8, 11\] in double"):
+        prog = intsim.load(HERE / "resize_bilinear.onnx", target="tflite")
+    (out,) = run_samples(prog, np.load(HERE / "resize_bilinear.npz")["input"][:1]).values()
+    assert out.shape[1:] == stored.shape[1:]
+    rep = intsim.verify(HERE / "resize_bilinear.onnx", random=4, target="ort")   # = onnxruntime, 9 rows
+    assert rep.passed, rep.as_dict()["outputs"]
+
+
+def test_tf_half_pixel_for_nn_is_accepted_with_a_warning():
+    """tf2onnx writes Resize coordinate_transformation_mode tf_half_pixel_for_nn at opset 15;
+    intsim runs it as half_pixel + round_prefer_ceil (same indices) and says so."""
+    with pytest.warns(UserWarning, match=r"Resize .*'tf_half_pixel_for_nn' is not in opset 15"):
+        intsim.load(HERE / "resize_nearest.onnx", target="tflite")

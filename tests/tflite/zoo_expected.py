@@ -3,10 +3,11 @@ it is not "equal to the stored interpreter outputs bit for bit":
 
     Refused(error class, message text)   intsim refuses by name (an op not modelled yet)
     Differs(reason)                      runs, and differs from the interpreter (measured)
-    Impossible(reason)                   the form cannot carry what the interpreter computes
 
 test_tflite_zoo turns Refused / Differs into strict xfails (keyed off the exact refusal, so
-that a case flips to a failure the day the op is modelled) and Impossible into a skip.
+that a case flips to a failure the day the op is modelled). No case was found where the .onnx
+form cannot carry the interpreter's arithmetic in principle: each Differs is a float op that
+TFLite computes in integers, whose scales and zero points the .onnx keeps.
 """
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ class Refused:
 
 @dataclass(frozen=True)
 class Differs:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Impossible:
     reason: str
 
 
@@ -85,9 +81,8 @@ _ONNX = {
     ("reduce_sum", "reference"): Differs(_FLOAT_OP.format(op="ReduceSum", tfl="reference SUM")),
     ("transpose_conv", "reference"): Differs(_FLOAT_OP.format(op="ConvTranspose", tfl="TRANSPOSE_CONV")),
     **{("batch_matmul", k): Differs(_FLOAT_OP.format(op="MatMul", tfl="BATCH_MATMUL")) for k in ("reference", "xnnpack")},
-    **{("resize_bilinear", k): Impossible(
-        "tf2onnx writes Resize scales 9/5 -> 1.8 (float32 1.79999995): ONNX's output size floor(5 * 1.8f) = 8 "
-        "rows, TFLite's RESIZE_BILINEAR is given the size 9; the .onnx cannot say it") for k in KINDS},
+    **{("resize_bilinear", k): Differs(_FLOAT_OP.format(op="Resize (linear)", tfl="RESIZE_BILINEAR"))
+       for k in KINDS},
     **{("conv_16x8", k): Refused(IntsimError, "maxpool: input/out dtype must be one of") for k in ("reference", "xnnpack")},
     **{(n, k): Differs("16x8: tf2onnx's int64-bias Conv/Gemm run as float islands (warned); TFLite's 16x8 "
                        "kernels requantize in integers") for n in ("pool_fc_16x8", "act_16x8")
@@ -96,7 +91,7 @@ _ONNX = {
 
 
 def expected(name: str, form: str, kind: str):
-    """None (equal bit for bit), or Refused / Differs / Impossible for this case."""
+    """None (equal bit for bit), or Refused / Differs for this case."""
     if form == "tflite":
         return _TFLITE_READER.get(name) or _TFLITE_RULES.get((name, kind))
     return _ONNX.get((name, kind))
