@@ -201,13 +201,47 @@ def _nets():
         b = k.layers.Activation("tanh")(y)
         return k.Model(x, k.layers.Concatenate()([a, b]))
 
+    def binary_16x8(k):     # SUB, MUL, PAD, standalone RELU, TRANSPOSE, STRIDED_SLICE, RESHAPE on int16
+        x = k.Input((6, 6, 3), batch_size=1)
+        y = k.layers.ZeroPadding2D(((1, 0), (0, 1)))(k.layers.ReLU()(x))
+        a = k.layers.Conv2D(4, 1)(y)
+        b = k.layers.Conv2D(4, 3, padding="same")(y)
+        y = k.layers.Multiply()([k.layers.Subtract()([a, b]), a])
+        y = k.layers.Cropping2D(((1, 0), (0, 2)))(k.layers.Permute((2, 1, 3))(y))
+        return k.Model(x, k.layers.Reshape((6 * 5, 4))(y))
+
+    def act2_16x8(k):       # LEAKY_RELU, RELU6 on int16 (the converter has no 16x8 HARD_SWISH or PRELU)
+        x = k.Input((4, 4, 3), batch_size=1)
+        y = k.layers.Conv2D(6, 1)(x)
+        y = k.layers.LeakyReLU(negative_slope=0.2)(y)
+        y = k.layers.Conv2D(6, 1)(y)
+        return k.Model(x, k.layers.ReLU(max_value=6.0)(k.layers.Reshape((96,))(y)))
+
+    def softmax_16x8(k):
+        x = k.Input((24,), batch_size=1)
+        return k.Model(x, k.layers.Softmax()(k.layers.Dense(10)(x)))
+
+    def resize_16x8(k):
+        x = k.Input((5, 5, 3), batch_size=1)
+        y = k.layers.Conv2D(4, 1)(x)
+        a = k.layers.Resizing(10, 8, interpolation="nearest")(y)
+        b = k.layers.Resizing(10, 8, interpolation="bilinear")(y)
+        return k.Model(x, k.layers.Concatenate()([a, b]))
+
+    def tconv_bmm_16x8(k):  # TRANSPOSE_CONV and BATCH_MATMUL on int16
+        x = k.Input((5, 5, 4), batch_size=1)
+        y = k.layers.Conv2DTranspose(3, 3, strides=2, padding="same")(k.layers.Conv2D(6, 1)(x))
+        y = k.layers.Reshape((10 * 10, 3))(y)
+        a = k.layers.Dense(3)(y)
+        return k.Model(x, k.layers.Lambda(lambda t: k.ops.matmul(k.ops.transpose(t[0], (0, 2, 1)), t[1]))([y, a]))
+
     return {n: fn for n, fn in locals().items() if n in NAMES}
 
 
 NAMES = ("conv_relu6", "residual_add", "avgpool", "maxpool", "mean_fc", "concat", "mul", "fc", "fc_float_io",
          "logistic", "sub", "activations", "pad", "movement", "reduce_sum", "uint8_io", "fc_per_tensor", "softmax",
          "prelu", "resize_nearest", "resize_bilinear", "transpose_conv", "batch_matmul", "conv_16x8", "pool_fc_16x8",
-         "act_16x8")
+         "act_16x8", "binary_16x8", "act2_16x8", "softmax_16x8", "resize_16x8", "tconv_bmm_16x8")
 # conversion mode per model (default "int8": int8 in and out): "float_io" keeps float input and
 # output (QUANTIZE / DEQUANTIZE at the ends), "uint8_io" uint8 ones (QUANTIZE requantizes
 # uint8 <-> int8), "per_tensor" per-tensor weights (`_experimental_disable_per_channel`), "16x8"

@@ -60,6 +60,8 @@ def cell(name, kind, form="tflite"):
 def short(refusal: str) -> str:
     if "is int16: 16x8" in refusal:       # the reader: "... is int16: 16x8 CONV_2D (TFLite's ...) is not modelled"
         return "refused: 16x8 " + refusal.split("is int16: 16x8 ")[1].split(" ")[0]
+    if "leaves int32" in refusal:
+        return "refused: accumulator leaves int32"
     if "maxpool: input/out dtype" in refusal:
         return "refused: int16 MaxPool"
     if "has no rule for" in refusal:      # "target T has no rule for OP at node ..."

@@ -3,7 +3,7 @@ as a .tflite flatbuffer and as its tf2onnx .onnx copy, equals the stored outputs
 interpreter's kernel paths bit for bit under the intsim target that models the path
 (reference kernels, OpResolverType.BUILTIN_REF -> `tflite`; builtin -> `tflite-builtin`;
 xnnpack -> `tflite-xnnpack`), or fails as zoo_expected states (strict xfails keyed off the
-exact refusal); live against
+exact refusal; skips where the .onnx states other arithmetic); live against
 the installed interpreter (ai-edge-litert) layer by layer."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from intsim.ir import INT8, QParams
 from models.build_tflite import HERE, NAMES, PATHS
 
 from .table import FORMS, TARGETS, outputs, run_samples, stored_outputs
-from .zoo_expected import Differs, Refused, expected
+from .zoo_expected import Differs, Impossible, Refused, expected
 
 # models whose .tflite runs under `tflite` (the reference kernels' target)
 RUN = [n for n in NAMES if expected(n, "tflite", "reference") is None]
@@ -53,6 +53,8 @@ def _case(name, form, kind):
 @pytest.mark.parametrize("name,form,kind", [_case(n, f, k) for n in NAMES for f in FORMS for k in PATHS])
 def test_equals_stored_interpreter_outputs(name, form, kind):
     exp = expected(name, form, kind)
+    if isinstance(exp, Impossible):
+        pytest.skip(exp.reason)
     x = np.load(HERE / f"{name}.npz")["input"]
     try:
         got = outputs(name, form, TARGETS[kind], x)
@@ -129,8 +131,11 @@ def test_zoo_has_int8_and_16x8_variants_and_both_weight_granularities():
     assert {(u8, i8), (i8, u8), (i16, i16)} <= {k[:2] for k in kinds["QUANTIZE"]}
     assert (f32, i8) in {k[:2] for k in kinds["QUANTIZE"]} and (i8, f32) in {k[:2] for k in kinds["DEQUANTIZE"]}
     assert {(i8, i8, True), (i8, i8, False), (i16, i16, True)} <= kinds["FULLY_CONNECTED"]
-    for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "LOGISTIC", "TANH"):
+    # 16x8: every op of the list that the converter quantizes to 16x8 (not HARD_SWISH, PRELU:
+    # "Quantization to 16x8-bit not yet supported"; TRANSPOSE_CONV reads an int32 output shape first)
+    for op in ISSUE_OPS - {"HARD_SWISH", "PRELU", "RELU6", "SUM", "DEQUANTIZE", "TRANSPOSE_CONV"}:
         assert (i16, i16) in {k[:2] for k in kinds[op]}, op
+    assert any(k[1] == i16 for k in kinds["TRANSPOSE_CONV"])
 
 
 def test_every_onnx_copy_is_tf2onnx_of_its_tflite():
