@@ -7,8 +7,11 @@ reference evaluator implements runs as a visible float island. The QDQ pass late
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
@@ -79,8 +82,59 @@ def _check_batchnorm(ctx: ImportContext, node) -> None:
                                 f"the {channels} channels of '{node.input[0]}'")
 
 
+def _tf_half_pixel_for_nn(ctx: ImportContext, node, version: int):
+    """Resize with coordinate_transformation_mode tf_half_pixel_for_nn (opset 11 only; tf2onnx
+    still writes it at opset 13+, which onnxruntime accepts with a deprecation warning and the
+    reference evaluator refuses): x_in = floor((x_out + 0.5) / scale) with nearest_mode floor
+    (onnxruntime upsamplebase.h), the same index as half_pixel ((x_out + 0.5) / scale - 0.5)
+    with round_prefer_ceil (floor(v + 0.5)). Rewritten so, with a warning."""
+    a = attrs_of(node)
+    mode = a.get("coordinate_transformation_mode", b"half_pixel")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if node.op_type != "Resize" or mode != "tf_half_pixel_for_nn" or version < 13:
+        return node
+    nearest = a.get("nearest_mode", b"round_prefer_floor")
+    nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
+    if a.get("mode", b"nearest") not in (b"nearest", "nearest") or nearest != "floor":
+        raise InvalidModelError(f"{ctx.origin(node)}: coordinate_transformation_mode tf_half_pixel_for_nn (opset 11 "
+                                f"only) with mode {a.get('mode')!r} and nearest_mode {nearest!r} is not supported")
+    warnings.warn(f"{ctx.origin(node)}: coordinate_transformation_mode 'tf_half_pixel_for_nn' is not in opset "
+                  f"{version} (tf2onnx writes it): run as half_pixel with nearest_mode round_prefer_ceil, the same "
+                  f"indices", stacklevel=4)
+    keep = {k: v for k, v in a.items() if k not in ("coordinate_transformation_mode", "nearest_mode")}
+    return helper.make_node("Resize", list(node.input), list(node.output), name=node.name, **keep,
+                            coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
+
+
+def _resize_sizes_as_onnxruntime(ctx: ImportContext, node, version: int) -> tuple:
+    """(node, opset) for Resize with constant `scales` (1 on the batch axis) on an input of
+    known shape, where onnxruntime's output size (float32 product scale * in, truncated:
+    upsamplebase.h ComputeOutputShape) differs from the reference evaluator's (the product in
+    double, floor): tf2onnx's scale 9/5 = 1.79999995f gives 9 rows in onnxruntime, 8 in
+    double. The sizes onnxruntime computes are written as `sizes` over the axes after the
+    batch (Resize-18 `axes`, so that the batch stays free), with a warning. Others unchanged."""
+    if node.op_type != "Resize" or len(node.input) != 3 or not ctx.is_const(node.input[2]):
+        return node, version
+    x = ctx.tensors.get(node.input[0])
+    scales = np.asarray(ctx.constants[node.input[2]], np.float32).reshape(-1)
+    if x is None or x.shape is None or None in x.shape[1:] or len(x.shape) != scales.size or scales[0] != 1:
+        return node, version
+    ort = [int(np.float32(d) * s) for d, s in zip(x.shape[1:], scales[1:])]
+    ref = [int(np.floor(float(d) * float(s))) for d, s in zip(x.shape[1:], scales[1:])]
+    if ort == ref:
+        return node, version
+    sizes = ctx.fresh(f"{node.name or node.output[0]}::sizes")
+    ctx.add_constant(sizes, np.asarray(ort, np.int64))
+    warnings.warn(f"{ctx.origin(node)}: scales {[float(v) for v in scales]} on {list(x.shape)} give {ort} after "
+                  f"the batch in onnxruntime (float32 product), {ref} in double: run with those sizes, as "
+                  f"onnxruntime", stacklevel=4)
+    return helper.make_node("Resize", [node.input[0], node.input[1], "", sizes], list(node.output), name=node.name,
+                            axes=list(range(1, len(x.shape))), **attrs_of(node)), max(version, 18)
+
+
 def lower_generic(ctx: ImportContext, node) -> None:
     version = ctx.opset(node.domain or "")
+    node, version = _resize_sizes_as_onnxruntime(ctx, _tf_half_pixel_for_nn(ctx, node, version), version)
     if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
         raise ctx.unsupported(node)
     if _fold_constant(ctx, node):

@@ -24,6 +24,7 @@ Builtin ops and their IR lowering:
     MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
+    TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
@@ -56,6 +57,7 @@ from onnx import helper
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
 from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
 from ..limits import current
+from .tflite_movement import LOWERINGS as MOVEMENT_LOWERINGS
 
 ONNX_OPSET = 17     # the opset the `onnx` movement nodes (Transpose, Reshape, MaxPool) are written for
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
@@ -679,6 +681,7 @@ _LOWERINGS = {
     "SOFTMAX": _lower_softmax,
     "RESIZE_NEAREST_NEIGHBOR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, False),
     "RESIZE_BILINEAR": lambda r, k, op, i, o: _lower_resize(r, k, op, i, o, True),
+    **MOVEMENT_LOWERINGS,
     **{n: (lambda n: lambda r, k, op, i, o: _lower_activation(r, k, op, i, o, n))(n)
        for n in ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")},
 }

@@ -12,14 +12,16 @@ import pytest
 
 import intsim
 from intsim.errors import IntsimError
-from models.build_tflite import HERE, NAMES, REFUSED
+from models.build_tflite import HERE, NAMES
+
+from .zoo_expected import expected
 
 pytest.importorskip("ai_edge_litert")
 
-RUN = [n for n in NAMES if n not in REFUSED]
+RUN = [n for n in NAMES if expected(n, "tflite", "reference") is None]
 ROOT = Path(__file__).resolve().parents[2]
 # zoo models whose every op has a tflite-builtin rule (the others are refused by name)
-BUILTIN = ("fc", "avgpool", "maxpool", "concat", "logistic")
+BUILTIN = [n for n in NAMES if expected(n, "tflite", "builtin") is None]
 
 
 @pytest.mark.parametrize("name", RUN)
@@ -74,7 +76,7 @@ def test_cli_kernel_path_json(tmp_path):
 
 
 # zoo models whose every op has a tflite-xnnpack rule (MEAN is refused by name)
-XNNPACK = ("conv_relu6", "residual_add", "avgpool", "maxpool", "concat", "mul", "fc", "fc_float_io", "logistic")
+XNNPACK = [n for n in NAMES if expected(n, "tflite", "xnnpack") is None]
 
 
 @pytest.mark.parametrize("name", XNNPACK)
