@@ -19,9 +19,10 @@ kept stable: {"models": [entry, ...]}, each entry
     target     the intsim target that models that runtime ("ort" when absent)
     optional:  exporter ("torchscript", "dynamo"), error (why there is no file), note
 
-A row: does every Conv/Gemm/MatMul run in integers (integer accumulating layers / all compute
-layers), the share of output elements equal to the reference, and the largest difference in
-units of the output's quantization scale (LSB).
+A row: how many Conv/Gemm/MatMul run in integers in intsim (integer accumulating layers / all
+compute layers) and, for an onnxruntime reference, in onnxruntime's optimized graph (which the
+`ort` target reproduces: what it leaves float stays float); the share of output elements equal
+to the reference, and the largest difference in units of the output's quantization scale (LSB).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ from onnx import numpy_helper
 import intsim
 from intsim.errors import IntsimError
 from intsim.ops import accumulates, float_compute
+
+from ..ortutil import optimized_op_types
 
 CLIENTS = Path(__file__).resolve().parents[2] / "models" / "clients"
 
@@ -94,6 +97,19 @@ def integer_layers(graph) -> tuple:
     return ints, [(n.name, why) for n, why in float_compute(graph)]
 
 
+# onnxruntime's optimized-graph op types that accumulate in integers / in float
+ORT_INTEGER_OPS = frozenset({"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
+                             "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention"})
+ORT_FLOAT_OPS = frozenset({"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul",
+                           "ConvTranspose"})
+
+
+def ort_layers(model: onnx.ModelProto) -> tuple:
+    """(integer, float) accumulating layers in onnxruntime's optimized graph of `model`."""
+    ops = optimized_op_types(model)
+    return sum(op in ORT_INTEGER_OPS for op in ops), sum(op in ORT_FLOAT_OPS for op in ops)
+
+
 def compare(model: onnx.ModelProto, got: dict, ref: dict) -> tuple:
     """(equal share in %, max |difference| in output LSB, element count) over every output."""
     eq, total, worst = 0, 0, 0.0
@@ -123,20 +139,23 @@ def measure(entry) -> dict:
         return row
     ints, floats = integer_layers(prog.graph)
     row.update(integers=f"{ints}/{ints + len(floats)}", float_nodes=floats)
+    if entry["reference"].startswith("ort"):
+        oi, of = ort_layers(model)
+        row["ort_integers"] = f"{oi}/{oi + of}"
     row["equal"], row["max_lsb"], row["elements"] = compare(model, got, ref)
     return row
 
 
 def _cell(row) -> str:
     if "equal" not in row:
-        return f"| {row.get('error', '?')} | | |"
-    return f"| {row['integers']} | {row['equal']:.2f}% | {row['max_lsb']:g} |"
+        return f"| {row.get('error', '?')} | | | |"
+    return f"| {row['integers']} | {row.get('ort_integers', '')} | {row['equal']:.2f}% | {row['max_lsb']:g} |"
 
 
 def markdown(rows=None) -> str:
     rows = [measure(e) for e in entries()] if rows is None else rows
-    lines = ["| tool | form | exporter | config | model | reference | in integers (int/all Conv+Gemm) "
-             "| equal | max LSB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| tool | form | exporter | config | model | reference (intsim target) | intsim: integer / all "
+             "Conv+Gemm | onnxruntime: integer / all | equal | max LSB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['tool']} | {r['form']} | {r.get('exporter', '')} | {r['config']} | "
                      f"{r['file'] or ''} | {r['reference']} (`{r['target']}`) " + _cell(r))
