@@ -62,6 +62,12 @@ class ImportContext:
                 self.value_types[vi.name] = (tt.elem_type, shape)
         for init in self.graph.initializer:
             self.add_constant(init.name, to_numpy(init), init.data_type)
+        # Initializers also listed as graph inputs (IR >= 4) may be overridden by a feed:
+        # onnxruntime runs them with their stored values but does not constant-fold them
+        # (graph_utils::IsConstantInitializer), so neither does the importer.
+        listed = {vi.name for vi in self.graph.input}
+        self.overridable = frozenset(n for n in self.constants if n in listed) if model.ir_version >= 4 \
+            else frozenset()
 
     # --- opsets and names -------------------------------------------------------------------
     def opset(self, domain: str = "") -> int:
@@ -92,6 +98,10 @@ class ImportContext:
 
     def is_const(self, name: str) -> bool:
         return bool(name) and name in self.constants
+
+    def is_foldable(self, name: str) -> bool:
+        """A constant that a runtime's constant folding may compute with (not overridable)."""
+        return self.is_const(name) and name not in self.overridable
 
     def const(self, name: str, node: onnx.NodeProto | None = None, what: str = "input"):
         if name not in self.constants:

@@ -24,27 +24,35 @@ from .context import INT_ELEM, ImportContext, attrs_of, dtype_of_elem
 SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "Cast", "NonZero", "ArgMax", "ArgMin"}
 
 
-# Ops folded at import when every input is a constant: cheap, exact, and what onnxruntime's
-# constant folding does before its QDQ fusion (Brevitas QCDQ: int8 weight -> Clip -> DQ).
+# Ops folded at import when every input is a constant (an initializer a feed cannot override):
+# cheap, exact, and what onnxruntime's constant folding does before its QDQ fusion (Brevitas
+# QCDQ: int8 weight -> Clip -> DQ; qonnx's QuantToQCDQ: float weight -> QuantizeLinear -> Clip -> DQ).
 FOLD_ON_CONSTANTS = frozenset({"Clip", "Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose",
-                               "Flatten"})
+                               "Flatten", "QuantizeLinear"})
 
 
-def _fold_constant(ctx: ImportContext, node) -> bool:
-    """Compute `node` on its constant inputs now (True), or leave it to run (False)."""
+def fold_constant(ctx: ImportContext, node) -> bool:
+    """Compute `node` on its constant inputs now (True), or leave it to run (False). Values as
+    the ONNX reference evaluator computes them (QuantizeLinear: saturate(rint_RNE(x / scale) + zp),
+    the division in float32, as onnxruntime's kernel folds it)."""
     ins = [i for i in node.input if i]
     if node.op_type not in FOLD_ON_CONSTANTS or len(node.output) != 1 or not ins or \
-            not all(ctx.is_const(i) for i in ins):
+            not all(ctx.is_foldable(i) for i in ins):
         return False
     try:
         (value,) = ReferenceEvaluator(node).run(None, {i: ctx.constants[i] for i in ins})
     except Exception:  # noqa: BLE001 - not foldable here: the node runs (and reports) as usual
         return False
+    value = np.asarray(value)
     if node.op_type == "Cast":
         elem = int(attrs_of(node)["to"])
+    elif node.op_type == "QuantizeLinear":
+        if value.dtype not in (np.int8, np.uint8, np.int16, np.uint16):
+            return False    # sub-byte and float8 codes: left to the quantize step
+        elem = None         # the codes' own dtype
     else:   # the input's element type (sub-byte ints are stored in int8/uint8 arrays)
         elem = INT_ELEM.get(ctx.tensors[node.input[0]].dtype)
-    ctx.add_constant(node.output[0], np.asarray(value), elem)
+    ctx.add_constant(node.output[0], value, elem)
     return True
 
 
@@ -137,7 +145,7 @@ def lower_generic(ctx: ImportContext, node) -> None:
     node, version = _resize_sizes_as_onnxruntime(ctx, _tf_half_pixel_for_nn(ctx, node, version), version)
     if node.domain not in ("", "ai.onnx") or not supported_by_reference("", node.op_type, version):
         raise ctx.unsupported(node)
-    if _fold_constant(ctx, node):
+    if fold_constant(ctx, node):
         return
     if node.op_type == "BatchNormalization":
         _check_batchnorm(ctx, node)

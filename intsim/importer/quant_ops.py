@@ -6,6 +6,7 @@ from onnx import TensorProto
 from ..errors import InvalidModelError, QuantParamError
 from ..ir import FLOAT32, FloatType, IntType
 from .context import ELEM_TYPES, ImportContext, attrs_of, check_zero_point
+from .generic import fold_constant
 from .registry import MS_DOMAIN, lowering
 
 
@@ -37,6 +38,8 @@ def _input(node, i):
 @lowering("QuantizeLinear")
 @lowering("QuantizeLinear", domain=MS_DOMAIN)
 def lower_quantize(ctx: ImportContext, node) -> None:
+    if fold_constant(ctx, node):     # a weight quantized in the graph (qonnx's QuantToQCDQ)
+        return
     x, s, z = _input(node, 0), _input(node, 1), _input(node, 2)
     a = attrs_of(node)
     if "output_dtype" in a and a["output_dtype"]:

@@ -156,11 +156,34 @@ def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
         want_axis = (0 if a.get("transB", 0) else 1) if node.attrs["op_type"] == "Gemm" else 0
         if ws.ndim != 1 or ws.size != b.size or dw.attrs["axis"] != want_axis:
             return None
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * ws.reshape(-1)).astype(np.float32)
-    q = np.rint((b.astype(np.float32) / acc_scale).astype(np.float32))
+    q = np.rint((b.astype(np.float32) / _acc_scale(xs, ws)).astype(np.float32))
     if np.any(np.abs(q) > 2**31 - 1):
         return None
     return q.astype(np.int32)
+
+
+def _acc_scale(xs, ws) -> np.ndarray:
+    """f32(x_scale * w_scale[c]) (1-D): the scale of the int32 accumulator."""
+    return (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
+
+
+def _float_node_bias(v: _View, node: Node):
+    """onnxruntime's BiasQuantization runs before, and whatever, its QDQ fusion: a Conv/Gemm
+    with DQ inputs and a 1-D float bias initializer that then stays float reads the bias
+    dequantized from its int32 codes, DequantizeLinear(q) = f32(f32(q) * f32(x_scale * w_scale)),
+    not the float bias. Returns the node's inputs with that bias constant (new), or None."""
+    ins = list(node.inputs)
+    if node.attrs["op_type"] not in ("Conv", "Gemm") or len(ins) < 3 or not ins[2]:
+        return None
+    dx, dw = v.dq(ins[0]), v.dq(ins[1])
+    if dx is None or dw is None or _qonnx(dx, dw):
+        return None
+    q = _quantized_bias(v, ins[2], node, dx, dw)
+    if q is None:
+        return None
+    name = ins[2] + "__dequantized_int32"
+    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v.const(dx.inputs[1]), v.const(dw.inputs[1])))
+    return tuple(ins[:2] + [name] + ins[3:])
 
 
 def _rank(v: _View, name: str):
@@ -184,7 +207,7 @@ def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias:
         return "its scales (or float bias) are not constants of the expected layout"
     if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
         return "a Gemm with alpha or beta other than 1"
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
+    acc_scale = _acc_scale(xs, ws)
     y = node.outputs[0]
     rank = _rank(v, y) or max(_rank(v, dx.inputs[0]) or 2, _rank(v, dw.inputs[0]) or 2)
     shape = v.g.tensors[y].shape if y in v.g.tensors else None
@@ -436,7 +459,8 @@ def fuse_qdq(graph: Graph) -> Graph:
         rule = _rule(node.attrs["op_type"])
         res = rule(v, node) if rule is not None else None
         if isinstance(res, str):
-            replaced[id(node)] = Node(node.op, node.name, node.inputs, node.outputs,
+            inputs = _float_node_bias(v, node) or node.inputs
+            replaced[id(node)] = Node(node.op, node.name, inputs, node.outputs,
                                       {**node.attrs, "float_reason": res}, node.origin)
         elif res is not None:
             new, removed = res
