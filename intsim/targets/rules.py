@@ -26,6 +26,8 @@ borrows another target's arithmetic.
                    interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
                    FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
+    BiasShift      a conv/matmul bias with its own power-of-two scale (Quark XINT8) moved onto the
+                   accumulator grid by a shift: `target.bias_rule(node)` (pow2 targets only)
 """
 from __future__ import annotations
 
@@ -125,6 +127,16 @@ class FoldedMean:
     reduce.h; kernels.fixedpoint.mean_multiplier)."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class BiasShift:
+    """A bias b with its own scale 2**-eb added to an accumulator of scale x_scale*w_scale[c] =
+    2**-ea[c], as a shift-only NPU datapath does: k = ea - eb; k >= 0: acc += b << k (exact);
+    k < 0: acc += round(b / 2**-k) in `rounding` (floor | rhu | rne | rhaz). Both scales must
+    be powers of two."""
+
+    rounding: str
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule
