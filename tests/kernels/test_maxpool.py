@@ -116,7 +116,7 @@ def test_non_contiguous_input_equals_twin():
 def test_bad_input_names_the_problem():
     x = np.zeros((1, 2, 6, 6), np.uint8)
     with pytest.raises(ValueError, match="dtype"):
-        P.maxpool(x.astype(np.int16), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 3), np.int16))
+        P.maxpool(x.astype(np.int32), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 3), np.int32))
     with pytest.raises(ValueError, match="out shape"):
         P.maxpool(x, [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -175,7 +175,7 @@ def test_maxpool_nhwc_refuses_bad_input():
     with pytest.raises(ValueError, match="pads"):
         P.maxpool_nhwc(x, [2, 2], [1, 1], [2, 0, 0, 0], [1, 1], 0, np.empty((1, 7, 5, 2), np.uint8))
     with pytest.raises(ValueError, match="dtype"):
-        P.maxpool_nhwc(x.astype(np.int16), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 3, 2), np.int16))
+        P.maxpool_nhwc(x.astype(np.int32), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 3, 2), np.int32))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
