@@ -7,7 +7,8 @@ residual CNN briefly on scikit-learn's digits, exports it to ONNX (opset 17, leg
 and quantizes it with
   - NNCF ONNX post-training quantization (`nncf.quantize` on the ONNX model, QDQ),
   - AMD Quark ONNX (`quark.onnx.ModelQuantizer`): A8W8, XINT8 (power-of-two scales, the NPU
-    format: int8 bias with its own power-of-two scale), A16W8 (int16 activations).
+    format: int8 bias with its own power-of-two scale), A16W8 (int16 activations), and from
+    Quark's specs A16W16 and U16W8 (uint16 activations).
 Each quantized model is written with an .npz holding the test inputs (key "input") and the
 outputs of onnxruntime's optimized session (ORT_ENABLE_ALL, session.qdqisint8allowed=1, one
 thread) under the graph output names: the reference the tests compare intsim with. The
@@ -120,8 +121,17 @@ def nncf_ptq(src: Path, dst: Path) -> None:
 
 
 def quark_config(name: str):
+    """A built-in Quark config (quark.onnx.quantization.config.custom_config.<name>_QCONFIG), or
+    one made from Quark's own specs with A16W8's options: "A16W16" (Int16Spec weights too),
+    "U16W8" (UInt16Spec activations)."""
     from quark.onnx import QConfig
     from quark.onnx.quantization.config import custom_config
+    from quark.onnx.quantization.config.spec import Int8Spec, Int16Spec, QLayerConfig, UInt16Spec
+    made = {"A16W16": (Int16Spec, Int16Spec), "U16W8": (UInt16Spec, Int8Spec)}
+    if name in made:
+        act, weight = made[name]
+        return QConfig(QLayerConfig(activation=act(), weight=weight()),
+                       extra_options=dict(custom_config.A16W8_QCONFIG.extra_options))
     cfg = getattr(custom_config, f"{name}_QCONFIG")
     assert isinstance(cfg, QConfig)
     return cfg
@@ -146,6 +156,10 @@ BUILDS = [  # (file stem, tool, form, config, builder)
     ("quark_a8w8", "amd-quark 0.13", "qdq", "A8W8", lambda s, d: quark_ptq("A8W8", s, d)),
     ("quark_xint8", "amd-quark 0.13", "qdq", "XINT8", lambda s, d: quark_ptq("XINT8", s, d)),
     ("quark_a16w8", "amd-quark 0.13", "qdq", "A16W8", lambda s, d: quark_ptq("A16W8", s, d)),
+    ("quark_a16w16", "amd-quark 0.13", "qdq", "A16W16 (Int16Spec activations and weights)",
+     lambda s, d: quark_ptq("A16W16", s, d)),
+    ("quark_u16w8", "amd-quark 0.13", "qdq", "U16W8 (UInt16Spec activations, Int8Spec weights)",
+     lambda s, d: quark_ptq("U16W8", s, d)),
 ]
 
 
