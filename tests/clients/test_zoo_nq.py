@@ -137,3 +137,23 @@ def _xint8_npu(m, x):
     acc = p @ w.T + (b << (ea - e("fc.bias_scale")))[None, :]
     e_y = e("logits_scale")
     return (shift(acc, ea - e_y).astype(np.float32) * np.float32(2.0 ** -e_y)).astype(np.float32)
+
+
+def test_cli_run_fusion_option(tmp_path):
+    """`intsim run --fusion integer` runs A16W8's 16-bit convs in integers; the default (`ort`)
+    reproduces the stored session."""
+    from intsim.cli import main
+    d = _data("nq_rescnn.quark_a16w8.onnx")
+    np.savez(tmp_path / "in.npz", input=d["input"])
+    outs = {}
+    for fusion in (None, "integer"):
+        out = tmp_path / f"out_{fusion}.npz"
+        args = ["run", str(ROOT / "nq_rescnn.quark_a16w8.onnx"), "--input", str(tmp_path / "in.npz"),
+                "--output", str(out), "--quiet"] + (["--fusion", fusion] if fusion else [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(args) == 0
+        outs[fusion] = np.load(out)["logits"]
+    assert np.array_equal(outs[None], d["logits"])
+    assert not np.array_equal(outs["integer"], d["logits"])     # 16-bit integer convs round differently
+
