@@ -198,7 +198,7 @@ def _rank(v: _View, name: str):
 
 def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
     """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
-    f32(x_scale * w_scale[c]), then (float_bias) its float bias added in float32. This is
+    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])), then (float_bias) its float bias added in float32. This is
     onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
     float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
     qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)
@@ -209,9 +209,12 @@ def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias:
     b = v.const(node.inputs[2]) if float_bias else None
     if xs is None or ws is None or np.asarray(xs).size != 1 or (float_bias and (b is None or b.dtype.kind != "f")):
         return "its scales (or float bias) are not constants of the expected layout"
-    if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
-        return "a Gemm with alpha or beta other than 1"
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
+    alpha = np.float32(a.get("alpha", 1.0)) if op == "Gemm" else np.float32(1.0)
+    if op == "Gemm" and (alpha != 1.0 or float(a.get("beta", 1.0)) != 1.0) and (float_bias or int_bias):
+        return "a Gemm with a bias and alpha or beta other than 1"
+    # QGemm's float output scale: f32(f32(alpha * x_scale) * w_scale[c]) (QGemm::ComputeOutputScale)
+    acc_scale = (np.float32(alpha * np.float32(np.asarray(xs).reshape(-1)[0])) *
+                 np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
     y = node.outputs[0]
     rank = _rank(v, y) or max(_rank(v, dx.inputs[0]) or 2, _rank(v, dw.inputs[0]) or 2)
     shape = v.g.tensors[y].shape if y in v.g.tensors else None

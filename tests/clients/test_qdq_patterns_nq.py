@@ -171,6 +171,23 @@ def test_qdq_gemm_alpha_beta_trans_as_onnxruntime(kw):
     assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
 
 
+@pytest.mark.parametrize("alpha,bias,ta,tb", [(0.37, False, 0, 0), (2.0, False, 1, 1), (0.37, True, 0, 1), (1.0, True, 1, 0)])
+def test_qdq_gemm_float_output_alpha_as_onnxruntime(alpha, bias, ta, tb):
+    """DQ -> Gemm with no Q after it: onnxruntime makes it a QGemm with a float output, scaled by
+    f32(f32(alpha * x_scale) * w_scale), when there is no bias or alpha is 1; with a bias and
+    alpha other than 1 the Gemm stays float."""
+    m, shape = _gemm(alpha=alpha, bias=bias, ta=ta, tb=tb)
+    g = m.graph
+    q = next(n for n in g.node if n.output[0] == "y")
+    g.node.remove(q)
+    next(n for n in g.node if n.name == "gemm").output[0] = "y"
+    g.output[0].type.tensor_type.elem_type = T.FLOAT
+    x = _x(shape, 3.0)
+    prog, out = _run(m, x)
+    assert bool(_integer_convs(prog)) == ("QGemm" in optimized_op_types(m)) == (not bias or alpha == 1.0)
+    assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
+
+
 @pytest.mark.parametrize("alpha,ta,tb", [(0.37, 1, 1), (2.5, 0, 1), (1.0, 1, 0)])
 def test_qgemm_qoperator_alpha_and_transposes(alpha, ta, tb):
     """com.microsoft QGemm: output scale f32(f32(alpha*a_scale)*b_scale)/y_scale, the int32 bias
