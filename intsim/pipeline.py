@@ -17,22 +17,28 @@ from .loader import load_model
 from .passes import import_passes
 from .passes.snap_pow2 import snap_pow2 as snap_scales
 from .runtime import Program
+from .targets.registry import get_target
 
 
-def import_onnx(model) -> Graph:
-    """Path, bytes or ModelProto (ONNX, or a TFLite flatbuffer) -> intsim IR Graph (loaded, checked, imported, lowered)."""
-    return import_passes(import_tflite(model) if is_tflite(model) else import_model(load_model(model)))
+def import_onnx(model, fusion: str = "onnxruntime") -> Graph:
+    """Path, bytes or ModelProto (ONNX, or a TFLite flatbuffer) -> intsim IR Graph (loaded, checked,
+    imported, lowered); `fusion` the QDQ fusion policy (a target's `qdq_fusion`, passes/qdq_policy.py)."""
+    return import_passes(import_tflite(model) if is_tflite(model) else import_model(load_model(model)), fusion)
 
 
 def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False,
-         kernels: str = "fast") -> Program:
+         kernels: str = "fast", fusion: str | None = None) -> Program:
     """Load a quantized ONNX model and prepare it for integer execution on `target`.
 
     snap_pow2: round every scale to the nearest power of two (in log2) first, with a warning
     that lists what moved, to see what a power-of-two accelerator computes for this model.
     kernels: "fast" (the Numba/SIMD engines) or "reference" (every op on its NumPy int64 twin).
+    fusion: which QDQ patterns run in integers (passes/qdq_policy.py): "onnxruntime" (what its
+    optimizer fuses; float elsewhere, as its session) or "integer" (what the format means on an
+    all-integer accelerator); default the target's own (`ort*`: onnxruntime, `pow2*`: integer).
     """
-    graph = import_onnx(model)
+    target = get_target(target)
+    graph = import_onnx(model, fusion or target.qdq_fusion)
     if snap_pow2:
         graph, report = snap_scales(graph)
         if report:

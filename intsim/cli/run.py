@@ -1,8 +1,9 @@
-"""`intsim run MODEL --input x.npz --output y.npz [--target T] [--acc-bits N ...]`."""
+"""`intsim run MODEL --input x.npz --output y.npz [--target T] [--fusion P] [--acc-bits N ...]`."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..passes.qdq_policy import POLICIES
 from ..pipeline import load
 from .common import MODEL_HELP, accumulator, add_common, check_output, load_npz
 
@@ -10,7 +11,7 @@ from .common import MODEL_HELP, accumulator, add_common, check_output, load_npz
 def cmd_run(args) -> int:
     check_output(args.output, "--output")
     prog = load(args.model, target=args.target, accumulator=accumulator(args),
-                snap_pow2=getattr(args, "snap_pow2", False))
+                snap_pow2=getattr(args, "snap_pow2", False), fusion=args.fusion)
     feeds = load_npz(args.input)
     outs = prog.run(feeds)
     np.savez(args.output, **outs)
@@ -26,5 +27,8 @@ def add_parser(subparsers) -> None:
                    help=".npz of the model's inputs (input name -> array with a leading batch axis)")
     s.add_argument("--output", required=True, metavar="F.npz",
                    help=".npz to write the model's outputs to (output name -> array)")
+    s.add_argument("--fusion", choices=POLICIES, default=None,
+                   help="which QDQ patterns run in integers: onnxruntime (what its optimizer fuses) or integer "
+                        "(what the format means on an all-integer accelerator); default: the target's")
     add_common(s)
     s.set_defaults(fn=cmd_run)

@@ -9,6 +9,7 @@ from ..accumulator import Accumulator
 from ..pipeline import import_onnx
 from ..progress import Bar
 from ..runtime import Program, distributed
+from ..targets.registry import get_target
 from .analysis import EXACT_REFERENCE, analyze, merge_observations, observe_chunk
 
 CHUNK = 32
@@ -18,7 +19,7 @@ class Session:
     """One worker's model: the graph, the exact Program and the one at the chosen accumulator."""
 
     def __init__(self, model_bytes: bytes, acc_bits: int, overflow: str, target, tile):
-        self.graph = import_onnx(model_bytes)
+        self.graph = import_onnx(model_bytes, get_target(target).qdq_fusion)
         self.acc = Accumulator(acc_bits, overflow, tile)
         self.programs = (Program(self.graph, target=target, accumulator=EXACT_REFERENCE),
                          Program(self.graph, target=target, accumulator=self.acc))

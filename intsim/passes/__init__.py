@@ -8,9 +8,10 @@ from .fuse_qdq import fuse_qdq
 from .sink_qonnx_dequantize import sink_qonnx_dequantize
 
 
-def import_passes(graph: Graph) -> Graph:
-    """The passes every imported graph goes through, in order."""
+def import_passes(graph: Graph, fusion: str = "onnxruntime") -> Graph:
+    """The passes every imported graph goes through, in order; `fusion` is the QDQ fusion
+    policy (passes/qdq_policy.py), the target's `qdq_fusion`."""
     graph = fold_batchnorm(graph)
     graph = sink_qonnx_dequantize(graph)
-    graph = fuse_qdq(graph)
+    graph = fuse_qdq(graph, fusion)
     return remove_dead_nodes(graph)

@@ -29,13 +29,15 @@ from ..importer.qoperator import conv_attrs
 from ..ir import FLOAT32, INT32, Graph, Node, Tensor
 from ..numerics import quantize_scalar
 from ..ops import ONNX_MOVEMENT, OPS, qdq_target
+from .qdq_policy import INTEGER, ONNXRUNTIME, check_policy, ort_removes_activation
 
 _LUTS = {"Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
 
 
 class _View:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, fusion: str = ONNXRUNTIME):
         self.g = graph
+        self.fusion = fusion
         self.producer = graph.producers()
         self.consumers = graph.consumers()
         self.outputs = set(graph.outputs)
@@ -76,6 +78,37 @@ def _onnx_attrs(node: Node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
 
 
+def _clip_floats(v: _View, act: Node):
+    """(min or None, max or None) of a Relu (0, None) or a Clip with constant bounds, else None."""
+    if act.attrs["op_type"] == "Relu":
+        return 0.0, None
+    if act.attrs["opset"] < 11:
+        a = _onnx_attrs(act)
+        return a.get("min"), a.get("max")
+    ins = list(act.inputs) + ["", ""]
+    if (ins[1] and ins[1] not in v.g.constants) or (ins[2] and ins[2] not in v.g.constants):
+        return None
+    return (float(v.const(ins[1])) if ins[1] else None, float(v.const(ins[2])) if ins[2] else None)
+
+
+def _ort_keeps(v: _View, act: Node, q: Node) -> str:
+    """Why onnxruntime keeps `act` (Relu/Clip) in front of Q on a QDQ graph, or "" when its
+    level-1 rewrite removes it (qdq_policy.ort_removes_activation)."""
+    if v.fusion != ONNXRUNTIME or q.attrs.get("order") == "qonnx":
+        return ""
+    scale, zp = v.const(q.inputs[1]), v.const(q.inputs[2]) if len(q.inputs) > 2 and q.inputs[2] else 0
+    if scale is None or zp is None or np.asarray(zp).size != 1:
+        return f"onnxruntime keeps its {act.attrs['op_type']} '{act.name}' (non-constant quantization after it)"
+    zp = int(np.asarray(zp).reshape(-1)[0])
+    bounds = _clip_floats(v, act) if act.attrs["op_type"] == "Clip" else None
+    if ort_removes_activation(act.attrs["op_type"], bounds, scale, zp, q.attrs["out_type"]):
+        return ""
+    return (f"onnxruntime keeps its {act.attrs['op_type']} '{act.name}' before QuantizeLinear '{q.name}' "
+            f"(zero point {zp}" + (" not the type's minimum)" if act.attrs["op_type"] == "Relu" else
+                                  ", the Clip narrower than the quantized range)") +
+            ", so it runs the op in float")
+
+
 def _activation_bounds(v: _View, act: Node, q: Node):
     """(lo, hi) integer clamp equal to Q(act(.)), or None if the activation cannot fold."""
     qp = v.g.tensors[q.outputs[0]].qparams
@@ -83,34 +116,28 @@ def _activation_bounds(v: _View, act: Node, q: Node):
     if qp is None or qp.scale.size != 1:
         return None
     s, z = float(qp.scale.reshape(-1)[0]), int(qp.zero_point.reshape(-1)[0])
-    op = act.attrs["op_type"]
-    if op == "Relu":
-        lo_f, hi_f = 0.0, None
-    elif op == "Clip":
-        if act.attrs["opset"] < 11:
-            a = _onnx_attrs(act)
-            lo_f, hi_f = a.get("min"), a.get("max")
-        else:
-            ins = list(act.inputs) + ["", ""]
-            if (ins[1] and ins[1] not in v.g.constants) or (ins[2] and ins[2] not in v.g.constants):
-                return None
-            lo_f = float(v.const(ins[1])) if ins[1] else None
-            hi_f = float(v.const(ins[2])) if ins[2] else None
-    else:
+    if act.attrs["op_type"] not in ("Relu", "Clip"):
         return None
+    floats = _clip_floats(v, act)
+    if floats is None:
+        return None
+    lo_f, hi_f = floats
     lo = t.qmin if lo_f is None else max(t.qmin, quantize_scalar(lo_f, s, z, t.qmin, t.qmax))
     hi = t.qmax if hi_f is None else min(t.qmax, quantize_scalar(hi_f, s, z, t.qmin, t.qmax))
     return lo, hi
 
 
 def _output_q(v: _View, node: Node):
-    """The Q that quantizes node's output (through an optional Relu/Clip), with the clamp."""
+    """The Q that quantizes node's output (through an optional Relu/Clip), with the clamp;
+    None when there is none, or (policy "onnxruntime") onnxruntime keeps the Relu/Clip."""
     nxt = v.only_consumer(node.outputs[0])
     if nxt is None:
         return None
     if nxt.op == "onnx" and nxt.attrs["op_type"] in ("Relu", "Clip"):
         q = v.only_consumer(nxt.outputs[0])
         if q is None or q.op != "quantize" or q.inputs[0] != nxt.outputs[0] or q.attrs["block_size"]:
+            return None
+        if _ort_keeps(v, nxt, q):
             return None
         bounds = _activation_bounds(v, nxt, q)
         return None if bounds is None else (q, bounds, [nxt])
@@ -167,24 +194,6 @@ def _acc_scale(xs, ws) -> np.ndarray:
     return (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
 
 
-def _float_node_bias(v: _View, node: Node):
-    """onnxruntime's BiasQuantization runs before, and whatever, its QDQ fusion: a Conv/Gemm
-    with DQ inputs and a 1-D float bias initializer that then stays float reads the bias
-    dequantized from its int32 codes, DequantizeLinear(q) = f32(f32(q) * f32(x_scale * w_scale)),
-    not the float bias. Returns the node's inputs with that bias constant (new), or None."""
-    ins = list(node.inputs)
-    if node.attrs["op_type"] not in ("Conv", "Gemm") or len(ins) < 3 or not ins[2]:
-        return None
-    dx, dw = v.dq(ins[0]), v.dq(ins[1])
-    if dx is None or dw is None or _qonnx(dx, dw):
-        return None
-    q = _quantized_bias(v, ins[2], node, dx, dw)
-    if q is None:
-        return None
-    name = ins[2] + "__dequantized_int32"
-    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v.const(dx.inputs[1]), v.const(dw.inputs[1])))
-    return tuple(ins[:2] + [name] + ins[3:])
-
 
 def _rank(v: _View, name: str):
     t = v.g.tensors.get(name)
@@ -194,7 +203,7 @@ def _rank(v: _View, name: str):
 
 def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
     """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
-    f32(x_scale * w_scale[c]), then (float_bias) its float bias added in float32. This is
+    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])), then (float_bias) its float bias added in float32. This is
     onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
     float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
     qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)
@@ -205,9 +214,11 @@ def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias:
     b = v.const(node.inputs[2]) if float_bias else None
     if xs is None or ws is None or np.asarray(xs).size != 1 or (float_bias and (b is None or b.dtype.kind != "f")):
         return "its scales (or float bias) are not constants of the expected layout"
-    if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
-        return "a Gemm with alpha or beta other than 1"
-    acc_scale = _acc_scale(xs, ws)
+    alpha = np.float32(a.get("alpha", 1.0)) if op == "Gemm" else np.float32(1.0)
+    if op == "Gemm" and (alpha != 1.0 or float(a.get("beta", 1.0)) != 1.0) and (float_bias or int_bias):
+        return "a Gemm with a bias and alpha or beta other than 1"
+    # QGemm's float output scale: f32(f32(alpha * x_scale) * w_scale[c]) (QGemm::ComputeOutputScale)
+    acc_scale = _acc_scale(np.float32(alpha * np.float32(np.asarray(xs).reshape(-1)[0])), ws)
     y = node.outputs[0]
     rank = _rank(v, y) or max(_rank(v, dx.inputs[0]) or 2, _rank(v, dw.inputs[0]) or 2)
     shape = v.g.tensors[y].shape if y in v.g.tensors else None
@@ -293,8 +304,65 @@ def _float_output(v: _View, node: Node, dx: Node, dw: Node, db: Node | None):
     return _accumulate_then_float(v, node, dx, dw, float_bias=False, int_bias=db.inputs[0] if db else "")
 
 
+class StaysFloat(tuple):
+    """A compute node left float with a reason, its inputs rewired: (reason, inputs)."""
+
+
+def _kept_activation(v: _View, node: Node) -> str:
+    """The reason onnxruntime keeps the Relu/Clip after `node` (see _ort_keeps), or ""."""
+    nxt = v.only_consumer(node.outputs[0])
+    if nxt is None or nxt.op != "onnx" or nxt.attrs["op_type"] not in ("Relu", "Clip"):
+        return ""
+    q = v.only_consumer(nxt.outputs[0])
+    return _ort_keeps(v, nxt, q) if q is not None and q.op == "quantize" else ""
+
+
+def _path_to_q(v: _View, node: Node) -> bool:
+    """node's output goes, with no branch, through Relu/Clip nodes to a QuantizeLinear
+    (onnxruntime's IsNoBranchPathToQuantizeLinear)."""
+    cur = node
+    while True:
+        nxt = v.only_consumer(cur.outputs[0])
+        if nxt is None:
+            return False
+        if nxt.op == "quantize":
+            return True
+        if nxt.op != "onnx" or nxt.attrs["op_type"] not in ("Relu", "Clip"):
+            return False
+        cur = nxt
+
+
+def _own_scale_bias(v: _View, db: Node, channels: int):
+    """The float32 scale of an integer bias DQ with zero point 0 whose scale is its own (per
+    tensor or per output channel), or None."""
+    b, bs = v.const(db.inputs[0]), v.const(db.inputs[1])
+    bz = v.const(db.inputs[2]) if len(db.inputs) > 2 and db.inputs[2] else None
+    if b is None or bs is None or b.dtype.kind not in "iu" or b.dtype.itemsize > 4 or \
+            (bz is not None and np.any(bz != 0)) or np.asarray(bs).size not in (1, channels):
+        return None
+    return np.asarray(bs, np.float32).reshape(-1)
+
+
 def _fuse_compute(v: _View, node: Node):
-    """(fused node, removed nodes), or a string: why onnxruntime (and so intsim) leaves it float."""
+    """(fused node, removed nodes), a string (why it stays float), or StaysFloat (float, with
+    onnxruntime's WeightBiasQuantization of its float bias)."""
+    res = _compute(v, node)
+    if not isinstance(res, str) or v.fusion != ONNXRUNTIME:
+        return res
+    ins = list(node.inputs) + ["", ""]
+    dx, dw = v.dq(ins[0]), v.dq(ins[1])
+    if not ins[2] or v.dq(ins[2]) is not None or dx is None or dw is None or _qonnx(dx, dw) or \
+            not _path_to_q(v, node):
+        return res
+    q = _quantized_bias(v, ins[2], node, dx, dw)
+    if q is None:
+        return res
+    name = ins[2] + "__bias_dq"
+    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v.const(dx.inputs[1]), v.const(dw.inputs[1])))
+    return StaysFloat((res, tuple(node.inputs[:2]) + (name,) + tuple(node.inputs[3:])))
+
+
+def _compute(v: _View, node: Node):
     op = node.attrs["op_type"]
     ins = list(node.inputs) + ["", ""]
     dx, dw = v.dq(ins[0]), v.dq(ins[1])
@@ -312,11 +380,20 @@ def _fuse_compute(v: _View, node: Node):
                    "onnxruntime quantizes (BiasQuantization)"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
         return f"its weight '{dw.inputs[0]}' is not a constant"
-    if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
+    bias_scale = None
+    ok32 = db is None or _qonnx(dx, dw) or _dtype(v, db.inputs[0]) == INT32
+    if not (ok32 and _bias_ok(v, db, dx, dw)) and v.fusion == INTEGER:
+        w = v.const(dw.inputs[0])
+        channels = w.shape[0] if op == "Conv" or _onnx_attrs(node).get("transB", 0) else w.shape[-1]
+        bias_scale = _own_scale_bias(v, db, channels) if w is not None else None
+    if bias_scale is None and not ok32:
         return f"its bias '{db.inputs[0]}' is {_dtype(v, db.inputs[0])}, not int32 (onnxruntime fuses an int32 bias only)"
-    if not _bias_ok(v, db, dx, dw):
+    if bias_scale is None and not _bias_ok(v, db, dx, dw):
         return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
+    kept = _kept_activation(v, node) if found is None else ""
+    if kept:
+        return kept
     if found is None and op != "Conv" and float_bias is None and not _qonnx(dx, dw) and \
             not _quantized_after(v, node.outputs[0]):
         return _float_output(v, node, dx, dw, db)
@@ -329,6 +406,8 @@ def _fuse_compute(v: _View, node: Node):
             return f"input type {tx} differs from output type {ty} (onnxruntime fuses only equal types)"
         if getattr(tx, "signed", False) and tx.bits == 8 and tw != tx:
             return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
+        if v.fusion == ONNXRUNTIME and getattr(tx, "bits", 0) == 16:
+            return f"{tx} activations (onnxruntime has no 16-bit QLinearConv/QGemm: DQ -> {op} -> Q runs in float)"
     a = _onnx_attrs(node)
     t = q.attrs["out_type"]
     bias_name = db.inputs[0] if db is not None else ""
@@ -337,13 +416,19 @@ def _fuse_compute(v: _View, node: Node):
         v.new_constants[bias_name] = float_bias
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
+    if bias_scale is not None:
+        attrs["bias_scale"] = bias_scale
     if op == "Conv":
         attrs.update(conv_attrs(None, node.attrs["node"], a))
         ir_op = "conv"
     else:
-        if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0):
-            return "a Gemm with alpha or beta other than 1"
-        attrs.update(transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)), alpha=1.0)
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        if op == "Gemm" and bias_name and (alpha != 1.0 or beta != 1.0):
+            return "a Gemm with a bias and alpha or beta other than 1 (onnxruntime fuses alpha into QGemm only without a bias)"
+        # QGemm's output scale is f32(f32(alpha * x_scale) * w_scale) / y_scale (contrib_ops QGemm::
+        # ComputeOutputScale); the step folds alpha into x_scale the same way
+        attrs.update(transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)),
+                     alpha=alpha if op == "Gemm" else 1.0)
         ir_op = "matmul"
     return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
 
@@ -450,17 +535,20 @@ def _rule(op_type: str):
     return _fuse_movement if op_type in ONNX_MOVEMENT - {"Split"} else None
 
 
-def fuse_qdq(graph: Graph) -> Graph:
-    v = _View(graph)
+def fuse_qdq(graph: Graph, fusion: str = ONNXRUNTIME) -> Graph:
+    """The graph with its QDQ patterns fused under policy `fusion` (passes/qdq_policy.py)."""
+    v = _View(graph, check_policy(fusion))
     replaced: dict = {}   # id(original node) -> new node or None (removed)
     for node in graph.nodes:
         if node.op != "onnx" or id(node) in replaced:
             continue
         rule = _rule(node.attrs["op_type"])
         res = rule(v, node) if rule is not None else None
-        if isinstance(res, str):
-            inputs = _float_node_bias(v, node) or node.inputs
-            replaced[id(node)] = Node(node.op, node.name, inputs, node.outputs,
+        if isinstance(res, StaysFloat):
+            replaced[id(node)] = Node(node.op, node.name, res[1], node.outputs,
+                                      {**node.attrs, "float_reason": res[0]}, node.origin)
+        elif isinstance(res, str):
+            replaced[id(node)] = Node(node.op, node.name, node.inputs, node.outputs,
                                       {**node.attrs, "float_reason": res}, node.origin)
         elif res is not None:
             new, removed = res

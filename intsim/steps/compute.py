@@ -26,7 +26,7 @@ from ..targets.rules import AccRequant, DoubleRequant, FixedRequant
 from . import engines
 from .registry import step
 from .target_arith import require, requantizer
-from .params import ParamReader, check_scale, per_channel, scalar_zp
+from .params import ParamReader, bias_onto_accumulator, check_scale, per_channel, scalar_zp
 
 
 @dataclass
@@ -159,6 +159,8 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
     x_zp = scalar_zp(xz, ins[2], n)
     w_zp = per_channel(wz, channels, ins[5], n, np.int64)
     bias = per_channel(b, channels, ins[8], n, np.int64)
+    if node.attrs.get("bias_scale") is not None:    # a bias with its own scale (Quark XINT8)
+        bias = bias_onto_accumulator(ctx.target.bias_rule(node), node, bias, xs, ws, channels)
     x_type = x_t.dtype if x_t is not None and isinstance(x_t.dtype, IntType) else None
     _check_zp_range(node, ins[2], np.array([x_zp]), x_type)
     _check_zp_range(node, ins[5], w_zp, IntType(w.dtype.itemsize * 8, w.dtype.kind == "i"))

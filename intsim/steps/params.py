@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.fixedpoint import requant_shift_ref
+
 from ..errors import QuantParamError
+from ..ir import pow2_exponent
 
 
 class ParamReader:
@@ -53,3 +56,27 @@ def check_scale(s, tensor: str, node: str) -> np.ndarray:
     if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise QuantParamError(f"node '{node}': scale '{tensor}' must be finite and > 0, got {a.reshape(-1)[:4].tolist()}")
     return a
+
+
+def bias_onto_accumulator(rule, node, bias: np.ndarray, x_scale, w_scale, channels: int) -> np.ndarray:
+    """A bias with its own power-of-two scale (node.attrs["bias_scale"], per tensor or per
+    channel) on the accumulator grid x_scale*w_scale[c], by `rule` (targets.rules.BiasShift):
+    with bias scale 2**-eb and accumulator scale 2**-ea[c] (both exact powers of two, else
+    QuantParamError naming the node),
+
+        bias_acc[c] = round(bias[c] * 2**(ea[c] - eb[c]))   (a left shift when ea >= eb, exact;
+                                                             else a right shift in rule.rounding)
+
+    computed by kernels.fixedpoint.requant_shift_ref (int64, at prepare)."""
+    eb = pow2_exponent(per_channel(node.attrs["bias_scale"], channels, node.inputs[8], node.name, np.float64))
+    acc = np.float64(np.asarray(x_scale, np.float32).reshape(-1)[0]) * \
+        per_channel(np.asarray(w_scale, np.float32), channels, node.inputs[4], node.name, np.float64)
+    ea = pow2_exponent(acc)
+    if eb is None or ea is None:
+        raise QuantParamError(f"node '{node.name}': bias '{node.inputs[8]}' has its own scale "
+                              f"{np.asarray(node.attrs['bias_scale']).reshape(-1)[:4].tolist()}; moving it onto the "
+                              f"accumulator (scale x_scale*w_scale) by a shift needs both to be powers of two")
+    out = np.empty((1, channels, 1), np.int64)
+    lim = np.iinfo(np.int64)
+    requant_shift_ref(bias.astype(np.int64).reshape(1, channels, 1), eb - ea, rule.rounding, 0, lim.min, lim.max, out)
+    return out.reshape(-1)

@@ -60,6 +60,9 @@ class Target:
     # what computes float islands: "reference" (the ONNX reference evaluator) or "onnxruntime"
     # (its own CPU kernels and float fusions, one session per island: steps/ort_island.py)
     float_engine = "reference"
+    # which QDQ patterns become integer nodes (passes/qdq_policy.py): "onnxruntime" (what its
+    # optimizer fuses) or "integer" (what the format means on an all-integer accelerator)
+    qdq_fusion = "onnxruntime"
 
     def rule(self, node):
         """The rule record for `node` (an IR node), or TargetRefusal naming the op and node."""
@@ -75,6 +78,11 @@ class Target:
         """The requantizer a rule other than AccRequant names (rules.DoubleRequant); a target
         that lists such a rule implements it."""
         raise TargetRefusal(self.name, node, f"its rule {type(rule).__name__} has no requantizer")
+
+    def bias_rule(self, node):
+        """The rule (rules.BiasShift) that puts a bias with its own scale onto the accumulator
+        grid; a target without one refuses the node by name."""
+        raise TargetRefusal(self.name, node, "a bias with its own scale (not x_scale*w_scale) has no rule here")
 
     def accumulation(self, a_dtype: np.dtype, b_dtype: np.dtype) -> str:
         """The accumulation model this target's hardware uses for a (a_dtype x b_dtype)

@@ -25,7 +25,7 @@ from kernels.fixedpoint import requant_shift, requant_shift_ref
 from ..errors import QuantParamError
 from ..ir import Requant, pow2_exponent
 from .base import Requantizer, Target
-from .rules import AccRequant, DivideRound, QuantizeRound
+from .rules import AccRequant, BiasShift, DivideRound, QuantizeRound
 from .tflite import check_real, real_multiplier
 
 N_MIN, N_MAX = -31, 62
@@ -64,7 +64,11 @@ class Pow2Target(Target):
     rounding (rules.DivideRound: an exact divider; sx/sy must be a power of two).
     QuantizeLinear of float input rounds half to even, as ONNX. Lookup-table activations are
     refused by name. Built-ins: `pow2` (= `pow2-rhu`), `pow2-floor`, `pow2-rhu`, `pow2-rne`,
-    `pow2-rhaz` (targets.registry)."""
+    `pow2-rhaz` (targets.registry). QDQ graphs fuse under the "integer" policy (a Relu/Clip
+    before the Q is the clamp, 16-bit activations fuse) and a bias with its own power-of-two
+    scale is shifted onto the accumulator (rules.BiasShift, in the target's rounding)."""
+
+    qdq_fusion = "integer"
 
     def __init__(self, snap: bool = False, name: str = "pow2", rounding: str = "rhu"):
         self.snap, self.name, self.rounding = bool(snap), name, rounding
@@ -75,6 +79,9 @@ class Pow2Target(Target):
                                 | {"add": AccRequant(fold_zp=True), "mul": AccRequant(fold_zp=True)}
                                 | {"avgpool": DivideRound(self.rounding), "global_avgpool": DivideRound(self.rounding),
                                    "quantize": QuantizeRound("rne")})
+
+    def bias_rule(self, node):
+        return BiasShift(self.rounding)
 
     def requantizer(self, rq: Requant, channels: int, node: str) -> Requantizer:
         real = real_multiplier(rq, channels)

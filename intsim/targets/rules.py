@@ -31,6 +31,8 @@ borrows another target's arithmetic.
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
+    BiasShift      a conv/matmul bias with its own power-of-two scale (Quark XINT8) moved onto the
+                   accumulator grid by a shift: `target.bias_rule(node)` (pow2 targets only)
 """
 from __future__ import annotations
 
@@ -164,6 +166,16 @@ class TfliteSoftmax:
     """TFLite int8 SOFTMAX (optimized_ops::PopulateSoftmaxLookupTable + optimized_ops::Softmax):
     e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
     e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax)."""
+
+
+@dataclass(frozen=True)
+class BiasShift:
+    """A bias b with its own scale 2**-eb added to an accumulator of scale x_scale*w_scale[c] =
+    2**-ea[c], as a shift-only NPU datapath does: k = ea - eb; k >= 0: acc += b << k (exact);
+    k < 0: acc += round(b / 2**-k) in `rounding` (floor | rhu | rne | rhaz). Both scales must
+    be powers of two."""
+
+    rounding: str
 
 
 # the IR ops that compute integers from integers (or quantize floats) and so need a rule

@@ -44,6 +44,7 @@ from ..pipeline import import_onnx
 from ..progress import Bar
 from ..runtime import Program
 from ..runtime import distributed
+from ..targets.registry import get_target
 from .explain import CLASSES, Explainer
 from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
 from .tflite_ref import PATH_TARGETS, TfliteReference, check_kernel_path
@@ -112,7 +113,8 @@ class _Session:
 
     def __init__(self, model_bytes: bytes, reference: str, target, accumulator):
         self.model = load_model(model_bytes)
-        self.graph = import_onnx(self.model)
+        target = get_target(target)
+        self.graph = import_onnx(self.model, target.qdq_fusion)
         self.prog = Program(self.graph, target=target, accumulator=accumulator)
         self.exposed = exposed_tensors(self.graph, self.model)
         taps = qonnx_taps(self.graph, self.model) if reference == "qonnx" else {}

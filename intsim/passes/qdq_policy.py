@@ -1,0 +1,57 @@
+"""Which QDQ patterns become integer nodes: the two fusion policies of `fuse_qdq`.
+
+    "onnxruntime"  what onnxruntime's CPU optimizer (1.32) fuses, and nothing more: the `ort*`
+                   targets reproduce its deployed session, float where it stays float.
+    "integer"      what the format means in integers on an accelerator that runs the whole
+                   QDQ graph (power-of-two NPUs, the `pow2*` targets): a Relu/Clip before the Q
+                   is always the clamp stage, 16-bit activations and a bias with its own scale
+                   (Quark XINT8) fuse; how that bias reaches the accumulator is a target rule
+                   (`Target.bias_rule`).
+
+A target names its policy (`Target.qdq_fusion`); `intsim.load` applies it.
+
+onnxruntime facts used by the "onnxruntime" policy, each measured on 1.32 (tests/clients/
+test_zoo_nq.py, test_fusion_rules.py):
+- ReluQuantFusion (qdq_transformer/relu_quantizelinear.cc) removes Relu -> Q only when the Q's
+  zero point is its type's minimum (uint8 0, int8 -128, int16 -32768, uint16 0); ClipQuantFusion
+  (clip_quantizelinear.cc) removes Clip -> Q only when [min, max] covers the Q's whole range
+  within float epsilon: min - f32(s*(qmin - zp)) <= eps and f32(s*(qmax - zp)) - max <= eps,
+  per-tensor (0-d) scale only. An activation that stays keeps the conv/gemm/add out of the
+  QDQ fusion: it runs in float (Conv+Relu as FusedConv), then Q.
+- Conv/Gemm with 16-bit activations are not fused (no 16-bit QLinearConv/QGemm): DQ -> op -> Q
+  runs in float.
+- WeightBiasQuantization (weight_bias_quantization.cc) rewrites a float 1-D bias of a Conv/Gemm
+  whose input is a per-tensor DequantizeLinear and whose output goes (through Relu/Clip, no
+  branch) to a QuantizeLinear into DQ(int32 Cast(Round(b / f32(x_scale*w_scale)))), whether
+  or not the node then fuses: an unfused node adds that dequantized bias.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ONNXRUNTIME = "onnxruntime"
+INTEGER = "integer"
+POLICIES = (ONNXRUNTIME, INTEGER)
+
+
+def ort_removes_activation(op_type: str, clip_bounds, scale, zp: int, t) -> bool:
+    """onnxruntime's level-1 rewrite drops this Relu/Clip in front of a QuantizeLinear with
+    (scale, zp) of integer type `t`. clip_bounds: (min or None, max or None) of a Clip whose
+    bounds are constants, or None where they are not."""
+    if op_type == "Relu":
+        return int(zp) == t.qmin
+    if clip_bounds is None or np.asarray(scale).ndim != 0:
+        return False
+    f32 = np.float32
+    s = f32(np.asarray(scale).reshape(()))
+    lower, upper = f32(s * f32(t.qmin - int(zp))), f32(s * f32(t.qmax - int(zp)))
+    lo = f32(np.finfo(np.float32).min) if clip_bounds[0] is None else f32(clip_bounds[0])
+    hi = f32(np.finfo(np.float32).max) if clip_bounds[1] is None else f32(clip_bounds[1])
+    eps = np.finfo(np.float32).eps
+    return not (eps < f32(lo - lower) or eps < f32(upper - hi))
+
+
+def check_policy(fusion: str) -> str:
+    if fusion not in POLICIES:
+        raise ValueError(f"unknown QDQ fusion policy {fusion!r} (known: {', '.join(POLICIES)})")
+    return fusion
