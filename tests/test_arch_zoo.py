@@ -108,3 +108,34 @@ def test_unknown_names_are_refused():
         zoo.arch_quantized_model("resnet50", "qdq_u4", RES)
     with pytest.raises(ValueError, match="input size"):
         zoo.arch_input_shape("resnet50", 8)
+
+
+def test_bench_zoo_suite_row(tmp_path):
+    """`intsim bench --suite zoo` on one small case: a row per threads x batch with both medians,
+    their ratio and a 100% equal column (intsim's `ort` target is bit-exact on the zoo)."""
+    import json
+    import subprocess
+    import sys
+    quantized("audio_conv1d", "qop_u8")
+    out = tmp_path / "zoo.json"
+    r = subprocess.run([sys.executable, "-m", "intsim", "bench", "--suite", "zoo", "--case", "audio_conv1d",
+                        "--form", "qop_u8", "--res", str(RES), "--threads", "1", "--batch", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert [(x["model"], x["form"], x["batch"], x["threads"]) for x in d["rows"]] == [("audio_conv1d", "qop_u8", 2, 1)]
+    row = d["rows"][0]
+    assert row["equal_pct"] == 100.0 and row["ort_equal"] is True
+    assert row["intsim_ms"] > 0 and row["ort_ms"] > 0 and abs(row["ratio"] - row["ort_ms"] / row["intsim_ms"]) < 1e-9
+    assert "| audio_conv1d | qop_u8 | 2 | 1 |" in r.stdout
+
+
+def test_bench_zoo_bad_arguments():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "intsim", "bench", "--suite", "zoo", "--case", "vgg16"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "unknown zoo model" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "intsim", "bench", "--suite", "gemm", "--res", "64"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--suite zoo only" in r.stderr
