@@ -5,7 +5,7 @@ through `intsim.load(path, target="ort").run(feeds)` against onnxruntime on the 
 same process (intsim.bench's machinery: all graph optimizations, the same thread count on both
 sides, `allow_spinning=0`, alternating runs, medians).
 
-Each row: model, form (zoo.ARCH_FORMS; "dynamic" for the encoder only), batch, threads, the
+Each row: model, form (zoo.ARCH_FORMS; "dynamic" and "dynamic_opt" for the encoder only), batch, threads, the
 medians, ratio = ort ms / intsim ms (> 1: intsim faster), `equal_pct`: the share of output
 elements where intsim's `ort` target equals onnxruntime's session output (100: bit-exact), and
 `first_run_s` (intsim.load plus the first batch-1 run of that model/form, the file already built:
@@ -26,6 +26,7 @@ from .bench import RUNS, median_times, ort_session, set_threads, timing_row
 from .pipeline import load
 
 DEFAULT_FORMS = ("qdq_u8", "qop_u8")
+ENCODER_FORMS = ("dynamic", "dynamic_opt")     # quantize_dynamic, without and after the transformer optimizer
 BATCHES = (1, 8)
 THREADS = (1, 2)
 
@@ -42,7 +43,7 @@ def _zoo():
 
 def zoo_cases(names=None, forms=None) -> list[tuple[str, str]]:
     """(model, form) pairs: every architecture (or `names`) in `forms` (default DEFAULT_FORMS),
-    plus quantize_dynamic for the encoder; a form a model has no quantizer for is skipped."""
+    plus ENCODER_FORMS for the encoder; an encoder-only form is skipped for the CNNs."""
     zoo = _zoo()
     names = list(names or zoo.ARCHS)
     unknown = [n for n in names if n not in zoo.ARCHS]
@@ -50,11 +51,12 @@ def zoo_cases(names=None, forms=None) -> list[tuple[str, str]]:
         raise ValueError(f"unknown zoo model(s) {', '.join(unknown)} (known: {', '.join(zoo.ARCHS)})")
     out = []
     for n in names:
-        todo = list(forms or DEFAULT_FORMS) + (["dynamic"] if forms is None and zoo.ARCHS[n] == "tokens" else [])
+        todo = list(forms or DEFAULT_FORMS) + (list(ENCODER_FORMS) if forms is None and zoo.ARCHS[n] == "tokens"
+                                               else [])
         for f in todo:
             if f not in zoo.ARCH_FORMS:
                 raise ValueError(f"unknown zoo form {f!r} (known: {', '.join(zoo.ARCH_FORMS)})")
-            if f == "dynamic" and zoo.ARCHS[n] != "tokens":
+            if f in ENCODER_FORMS and zoo.ARCHS[n] != "tokens":
                 continue
             out.append((n, f))
     return out

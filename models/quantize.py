@@ -74,7 +74,8 @@ def quantize_static_file(float_path: Path | str, opt: Form, reader, out: Path | 
 
 
 # the architecture zoo's forms (zoo.ARCH_FORMS): onnxruntime's defaults (per-tensor weights,
-# QInt8 weights) with uint8 or int8 activations; "dynamic" is quantize_dynamic (weights QInt8)
+# QInt8 weights) with uint8 or int8 activations; "dynamic" is quantize_dynamic (weights QInt8),
+# "dynamic_opt" the transformer optimizer then quantize_dynamic (the encoder only)
 ARCH_FORM_OPTIONS = {
     "qdq_u8": Form(qdq=True, activation_u8=True, per_channel=False),
     "qdq_s8": Form(qdq=True, activation_u8=False, per_channel=False),
@@ -82,17 +83,32 @@ ARCH_FORM_OPTIONS = {
 }
 
 
+def transformer_optimize(src: Path, dst: Path) -> None:
+    """onnxruntime's transformer optimizer (BERT fusions: Attention, SkipLayerNormalization,
+    BiasGelu) on the encoder, as its docs advise before quantize_dynamic (which then writes
+    QAttention); heads and width from models.arch.ENCODER via zoo.ENCODER_INPUT."""
+    from onnxruntime.transformers import optimizer
+    m = optimizer.optimize_model(str(src), model_type="bert", num_heads=zoo.ENCODER_HEADS,
+                                 hidden_size=zoo.ENCODER_INPUT[1], opt_level=0)
+    m.save_model_to_file(str(dst))
+
+
 def quantize_arch(float_path: Path | str, form: str, name: str, res: int, out: Path | str) -> Path:
     """Quantize an architecture-zoo model: quantize_static in ARCH_FORM_OPTIONS[form] calibrated
     on zoo.arch_calibration_reader(name, res), or quantize_dynamic for form "dynamic"."""
-    if form == "dynamic":
+    if form in ("dynamic", "dynamic_opt"):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         def write(tmp: Path) -> None:
             with tempfile.TemporaryDirectory() as d:
                 pre = Path(d) / "pre.onnx"
-                preprocess(Path(float_path), pre)
-                quantize_dynamic(str(pre), str(tmp), weight_type=QuantType.QInt8)
+                if form == "dynamic":
+                    preprocess(Path(float_path), pre)
+                    quantize_dynamic(str(pre), str(tmp), weight_type=QuantType.QInt8)
+                else:
+                    transformer_optimize(Path(float_path), pre)
+                    quantize_dynamic(str(pre), str(tmp), weight_type=QuantType.QInt8,
+                                     extra_options={"DefaultTensorType": 1})   # TensorProto.FLOAT
         return zoo.atomic_write(Path(out), write)
     if form not in ARCH_FORM_OPTIONS:
         raise ValueError(f"unknown quantization form {form!r}; known: {', '.join(zoo.ARCH_FORMS)}")

@@ -192,10 +192,11 @@ def array_reader(data: np.ndarray, batch: int):
 ARCHS = {"mobilenet_v3_small": "image", "efficientnet_b0": "image", "shufflenet_v2_x1_0": "image",
          "regnet_x_400mf": "image", "squeezenet1_1": "image", "resnet50": "image",
          "audio_conv1d": "audio", "tiny_encoder": "tokens"}
-ARCH_FORMS = ("qdq_u8", "qdq_s8", "qop_u8", "dynamic")
+ARCH_FORMS = ("qdq_u8", "qdq_s8", "qop_u8", "dynamic", "dynamic_opt")
 ARCH_RES = 224                      # torchvision's default input side
 AUDIO_SAMPLES = 16000               # one second at 16 kHz at res ARCH_RES
 ENCODER_INPUT = (32, 128)           # (seq, d) of models.arch.ENCODER
+ENCODER_HEADS = 4                   # heads of models.arch.ENCODER
 ARCH_CALIBRATION = 8                # random calibration inputs (batches of 2)
 ARCH_CACHE = CACHE / "arch"
 
@@ -205,6 +206,9 @@ def _check_arch(name: str, form: str | None = None) -> None:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
     if form is not None and form not in ARCH_FORMS:
         raise ValueError(f"unknown quantization form {form!r}; known: {', '.join(ARCH_FORMS)}")
+    if form == "dynamic_opt" and ARCHS[name] != "tokens":
+        raise ValueError(f"form 'dynamic_opt' (transformer optimizer + quantize_dynamic) is for the encoder, "
+                         f"not {name!r}")
 
 
 def arch_input_shape(name: str, res: int = ARCH_RES) -> tuple[int, ...]:
