@@ -52,12 +52,14 @@ def train_digits(model: nn.Module) -> float:
         return float((model(x_te).argmax(1) == y_te).float().mean())
 
 
-def realistic_batchnorm(model: nn.Module, name: str, batches: int = 4, batch: int = 16) -> None:
-    """Give every BatchNorm a random affine (gamma in [0.5, 1.5], beta ~ N(0, 0.1)) and the
-    exact mean/variance of its input over `batches` batches of random images."""
+def realistic_batchnorm(model: nn.Module, name: str, batches: int = 4, batch: int = 16, images=None) -> None:
+    """Give every BatchNorm (1-D or 2-D) a random affine (gamma in [0.5, 1.5], beta ~ N(0, 0.1))
+    and the exact mean/variance of its input over `batches` batches of random inputs
+    (images(n, seed), default zoo.random_images(name, n, seed))."""
+    images = images or (lambda n, seed: zoo.random_images(name, n, seed))
     gen = torch.Generator().manual_seed(SEED + 1)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             with torch.no_grad():
                 m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
@@ -66,19 +68,20 @@ def realistic_batchnorm(model: nn.Module, name: str, batches: int = 4, batch: in
     model.train()
     with torch.no_grad():
         for i in range(batches):
-            model(torch.from_numpy(zoo.random_images(name, batch, seed=10_000 + i)))
+            model(torch.from_numpy(images(batch, 10_000 + i)))
     model.eval()
 
 
-def export(model: nn.Module, name: str, path: Path) -> None:
-    """Legacy (TorchScript) exporter, opset 17, dynamic batch axis, BatchNormalization kept."""
-    dummy = torch.from_numpy(zoo.random_images(name, 2, seed=0))
+def export(model: nn.Module, name: str, path: Path, dummy: np.ndarray | None = None, opset: int = OPSET) -> None:
+    """Legacy (TorchScript) exporter, opset 17, dynamic batch axis, BatchNormalization kept;
+    traced on `dummy` (default: 2 zoo.random_images of the model)."""
+    dummy = torch.from_numpy(zoo.random_images(name, 2, seed=0) if dummy is None else dummy)
     axes = {zoo.INPUT_NAME: {0: "N"}, zoo.OUTPUT_NAME: {0: "N"}}
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():  # legacy-exporter deprecation, PRESERVE + folding notes
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
+            torch.onnx.export(model, (dummy,), str(tmp), dynamo=False, opset_version=opset,
                               input_names=[zoo.INPUT_NAME], output_names=[zoo.OUTPUT_NAME],
                               dynamic_axes=axes, training=torch.onnx.TrainingMode.PRESERVE,
                               do_constant_folding=True)
@@ -106,15 +109,33 @@ def tidy(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def check_against_ort(model: nn.Module, name: str, path: Path) -> float:
-    """Max |torch - onnxruntime| on 4 sample inputs (float vs float, for the build log)."""
+def check_against_ort(model: nn.Module, name: str, path: Path, feeds: dict | None = None) -> float:
+    """Max |torch - onnxruntime| on `feeds` (default: 4 zoo.sample_inputs; float vs float, for the build log)."""
     import onnxruntime as ort
-    feeds = zoo.sample_inputs(name, 4, seed=3)
+    feeds = zoo.sample_inputs(name, 4, seed=3) if feeds is None else feeds
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(None, feeds)[0]
     with torch.no_grad():
         want = model(torch.from_numpy(feeds[zoo.INPUT_NAME])).numpy()
     return float(np.max(np.abs(got - want)))
+
+
+def build_arch(name: str, res: int, path: Path) -> Path:
+    """Build architecture `name` of models.arch (random weights, realistic BatchNorm statistics,
+    eval mode) for input size `res` (zoo.arch_input_shape) and export it to `path`."""
+    from models import arch
+    if name not in arch.ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(arch.ARCHS)}")
+    torch.manual_seed(SEED)
+    model = arch.ARCHS[name]()
+
+    def inputs(n, seed):
+        return zoo.arch_inputs(name, n, seed, res)
+    realistic_batchnorm(model, name, images=inputs, batch=8)
+    export(model, name, path, dummy=inputs(2, 0))
+    err = check_against_ort(model, name, path, {zoo.INPUT_NAME: inputs(2, 3)})
+    print(f"{name}@{res}: max |torch - ort| = {err:.2e}", file=sys.stderr)
+    return path
 
 
 def build(name: str, out_dir: Path | str = zoo.ROOT) -> Path:

@@ -7,6 +7,12 @@ needs torch; quantizing needs only onnxruntime.
     float_model("digits_cnn")               -> Path to the float32 ONNX model (opset 17)
     quantized_model("digits_cnn", "qop_u8") -> Path to the quantize_static output
     sample_inputs("mobilenetv2_s", 64)      -> {"input": float32 (64, 3, 96, 96)}
+
+The architecture zoo (models.arch, torchvision configurations with random weights), built on
+demand into models/cache/arch/ (float export needs torch, quantizing only onnxruntime):
+
+    arch_float_model("resnet50", res=64)             -> models/cache/arch/resnet50.r64.onnx
+    arch_quantized_model("resnet50", "qop_u8", 64)   -> models/cache/arch/resnet50.r64.qop_u8.onnx
 """
 from __future__ import annotations
 
@@ -154,9 +160,12 @@ DEFAULT_CALIBRATION = {"digits_cnn": 512, "digits_dsconv": 512, "mobilenetv2_s":
 
 def calibration_reader(name: str, n: int | None = None, batch: int = 16):
     """An onnxruntime CalibrationDataReader over calibration_data(name, n) in batches."""
-    from onnxruntime.quantization import CalibrationDataReader
+    return array_reader(calibration_data(name, DEFAULT_CALIBRATION[name] if n is None else n), batch)
 
-    data = calibration_data(name, DEFAULT_CALIBRATION[name] if n is None else n)
+
+def array_reader(data: np.ndarray, batch: int):
+    """An onnxruntime CalibrationDataReader feeding `data` to INPUT_NAME, `batch` rows at a time."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
         def __init__(self):
@@ -173,3 +182,86 @@ def calibration_reader(name: str, n: int | None = None, batch: int = 16):
             self._pos = 0
 
     return _Reader()
+
+
+# ---- the architecture zoo (models.arch: torchvision architectures re-implemented, a Conv1d
+# audio net, a small transformer encoder), built on demand into models/cache/arch/ ----
+
+# name -> input kind: "image" (3, res, res), "audio" (1, AUDIO_SAMPLES * res // ARCH_RES),
+# "tokens" (seq, d) float embeddings (res does not change it)
+ARCHS = {"mobilenet_v3_small": "image", "efficientnet_b0": "image", "shufflenet_v2_x1_0": "image",
+         "regnet_x_400mf": "image", "squeezenet1_1": "image", "resnet50": "image",
+         "audio_conv1d": "audio", "tiny_encoder": "tokens"}
+ARCH_FORMS = ("qdq_u8", "qdq_s8", "qop_u8", "dynamic", "dynamic_opt")
+ARCH_RES = 224                      # torchvision's default input side
+AUDIO_SAMPLES = 16000               # one second at 16 kHz at res ARCH_RES
+ENCODER_INPUT = (32, 128)           # (seq, d) of models.arch.ENCODER
+ENCODER_HEADS = 4                   # heads of models.arch.ENCODER
+ARCH_CALIBRATION = 8                # random calibration inputs (batches of 2)
+ARCH_CACHE = CACHE / "arch"
+
+
+def _check_arch(name: str, form: str | None = None) -> None:
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
+    if form is not None and form not in ARCH_FORMS:
+        raise ValueError(f"unknown quantization form {form!r}; known: {', '.join(ARCH_FORMS)}")
+    if form == "dynamic_opt" and ARCHS[name] != "tokens":
+        raise ValueError(f"form 'dynamic_opt' (transformer optimizer + quantize_dynamic) is for the encoder, "
+                         f"not {name!r}")
+
+
+def arch_input_shape(name: str, res: int = ARCH_RES) -> tuple[int, ...]:
+    """Per-sample input shape of architecture `name` at input size `res` (see ARCHS)."""
+    _check_arch(name)
+    if res < 32:
+        raise ValueError(f"input size must be >= 32, got {res}")
+    kind = ARCHS[name]
+    if kind == "image":
+        return (3, res, res)
+    if kind == "audio":
+        return (1, AUDIO_SAMPLES * res // ARCH_RES)
+    return ENCODER_INPUT
+
+
+def arch_inputs(name: str, n: int, seed: int, res: int = ARCH_RES) -> np.ndarray:
+    """n standard-normal float32 inputs of the architecture's input shape."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, *arch_input_shape(name, res)), dtype=np.float32)
+
+
+def arch_path(name: str, res: int = ARCH_RES, form: str | None = None) -> Path:
+    """models/cache/arch/<name>.r<res>[.<form>].onnx"""
+    return ARCH_CACHE / (f"{name}.r{res}.onnx" if form is None else f"{name}.r{res}.{form}.onnx")
+
+
+def arch_float_model(name: str, res: int = ARCH_RES) -> Path:
+    """Path of the float ONNX export of architecture `name` at input size `res`; built (needs
+    torch) into the cache if absent."""
+    _check_arch(name)
+    arch_input_shape(name, res)
+    path = arch_path(name, res)
+    if path.is_file():
+        return path
+    try:
+        from models import build
+    except ImportError as e:  # torch missing
+        raise ModelUnavailable(f"architecture {name!r} is not in {ARCH_CACHE} and cannot be built "
+                               f"without torch ({e})") from e
+    return build.build_arch(name, res, path)
+
+
+def arch_quantized_model(name: str, form: str, res: int = ARCH_RES) -> Path:
+    """Path of architecture `name` quantized by onnxruntime in `form` (ARCH_FORMS: quantize_static
+    QDQ/QOperator, or quantize_dynamic); built into the cache if absent."""
+    _check_arch(name, form)
+    path = arch_path(name, res, form)
+    if path.is_file():
+        return path
+    from models import quantize
+    return quantize.quantize_arch(arch_float_model(name, res), form, name, res, path)
+
+
+def arch_calibration_reader(name: str, res: int = ARCH_RES):
+    """ARCH_CALIBRATION random inputs (seed CALIBRATION_SEED) in batches of 2."""
+    return array_reader(arch_inputs(name, ARCH_CALIBRATION, CALIBRATION_SEED, res), 2)

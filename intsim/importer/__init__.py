@@ -8,7 +8,7 @@ from onnx import numpy_helper
 
 from ..errors import InvalidModelError, UnsupportedOpError
 from ..ir import Graph, IntType
-from . import qoperator, qonnx, quant_ops  # noqa: F401  (register lowerings)
+from . import ms_attention, qoperator, qonnx, quant_ops  # noqa: F401  (register lowerings)
 from .context import ImportContext, dtype_of_elem, to_numpy
 from .generic import lower_generic
 from .registry import find

@@ -138,6 +138,10 @@ def prepare_onnx(node, ctx):
         island = prepare_ort_island(node, ctx)
         if island is not None:
             return island
+    if node.attrs.get("domain"):
+        raise IntsimError(f"{node.origin}: {node.attrs['domain']}.{node.attrs['op_type']} at node '{node.name}' "
+                          f"has no kernel in the ONNX reference evaluator: only an onnxruntime float engine (the "
+                          f"ort targets) runs it, target {getattr(ctx.target, 'name', '?')} does not")
     fast = _fast(node, ctx)
     outs = [o for o in node.outputs]
     if fast is not None:

@@ -45,12 +45,15 @@ def node_proto(node) -> onnx.NodeProto:
 
 def is_float_node(node, ctx) -> bool:
     """An `onnx` node of the standard domain that computes on floats: no integer tensor among
-    its non-constant inputs or its outputs, and a float one among them. Not an op whose output
+    its non-constant inputs or its outputs, and a float one among them; or a com.microsoft float
+    op (intsim.importer.ms_attention). Not an op whose output
     size comes from input values, nor a Reshape: the `onnx` step runs those, checking sizes
     against the limits before allocating and naming a bad shape (their values are exact in
     either engine)."""
     if node.op != "onnx" or node.attrs.get("op_type") in SIZED_BY_VALUES + ("Reshape",):
         return False
+    if node.attrs.get("domain"):    # a com.microsoft float op: float outputs, integer inputs are indices/masks
+        return True
     tensors = ctx.graph.tensors
     seen_float = False
     for name in [i for i in node.inputs if i and i not in ctx.constants] + [o for o in node.outputs if o]:
@@ -81,6 +84,8 @@ class Island:
         self.outputs = [o for n in nodes for o in n.outputs if o and o in outside]
         self.inner = [o for n in nodes for o in n.outputs if o and o not in self.outputs]
         self.opset = max(int(n.attrs["opset"]) for n in nodes)
+        # com.microsoft float ops (intsim.importer.ms_attention) need their domain's opset too
+        self.ms_opset = max((int(n.attrs["ms_opset"]) for n in nodes if n.attrs.get("domain")), default=None)
         self._sessions: dict = {}
 
     def _model(self, dtypes, outputs) -> onnx.ModelProto:
@@ -90,7 +95,10 @@ class Island:
         outputs = [helper.make_empty_tensor_value_info(o) for o in outputs]
         inits = [onnx.numpy_helper.from_array(np.asarray(self.ctx.constants[c]), c) for c in self.constants]
         g = helper.make_graph(protos, "float_island", inputs, outputs, inits)
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        opsets = [helper.make_opsetid("", self.opset)]
+        if self.ms_opset is not None:
+            opsets.append(helper.make_opsetid("com.microsoft", self.ms_opset))
+        m = helper.make_model(g, opset_imports=opsets)
         m.ir_version = min(m.ir_version, 10)
         return m
 

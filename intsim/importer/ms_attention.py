@@ -1,0 +1,82 @@
+"""onnxruntime's com.microsoft transformer ops, as its transformer optimizer
+(`onnxruntime.transformers.optimizer`) and then `quantize_dynamic` write them.
+
+Float ops (Attention, SkipLayerNormalization, BiasGelu, FastGelu, FusedMatMul...) become `onnx`
+IR nodes tagged with their domain: only an onnxruntime float engine (the `ort*` targets' float
+islands) runs them; the ONNX reference evaluator has no kernel for them, so other targets refuse
+them by name at prepare.
+
+QAttention (input uint8/int8 with a scale and zero point, int8 weights (D_in, 3*D) with theirs,
+float bias) is split where onnxruntime's own kernel splits it (contrib_ops/cpu/quantization/
+attention_quant.cc, `QAttention<T>::Compute`): an integer GEMM
+    acc[m, j] = sum_k (x[m, k] - x_zp) * (w[k, j] - w_zp[j])           (int32, intsim's `matmul`)
+whose output processor (MLAS_QGEMM_SCALE_BIAS_OUTPUT_PROCESSOR) writes
+    qkv[m, j] = float(acc[m, j]) * (x_scale * w_scale[j]) + bias[j]    (float32, two roundings)
+then the float attention of the Attention op (AttentionCPUBase::ApplyAttention) on qkv. That
+last part is onnxruntime's com.microsoft Attention applied to qkv with an identity weight and a
+zero bias: a float GEMM by the identity is exact (each output is one product by 1 plus exact
+zeros), so it reproduces QAttention bit for bit (tests/clients/test_qattention.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from ..ir import FLOAT32
+from .context import ImportContext
+from .generic import lower_generic
+from .registry import MS_DOMAIN, find, lowering
+
+# com.microsoft float ops an onnxruntime float island runs (what its transformer optimizer writes)
+MS_FLOAT_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+                "SimplifiedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "QuickGelu", "FusedMatMul",
+                "BiasAdd", "BiasSoftmax")
+
+
+@lowering(*MS_FLOAT_OPS, domain=MS_DOMAIN)
+def lower_ms_float(ctx: ImportContext, node) -> None:
+    """A com.microsoft float op: an `onnx` node (domain recorded) with float32 outputs."""
+    for out in node.output:
+        if out:
+            ctx.declare(out, FLOAT32)
+    ctx.emit("onnx", node.name or node.output[0], list(node.input), list(node.output),
+             {"node": node, "opset": ctx.opset(""), "ms_opset": max(ctx.opset(MS_DOMAIN), 1),
+              "op_type": node.op_type, "domain": MS_DOMAIN}, ctx.origin(node))
+
+
+def _lower(ctx: ImportContext, proto) -> None:
+    fn = find(proto.domain or "", proto.op_type)
+    (fn or lower_generic)(ctx, proto)
+
+
+@lowering("QAttention", domain=MS_DOMAIN)
+def lower_qattention(ctx: ImportContext, node) -> None:
+    """QAttention -> MatMulInteger, Cast, Mul(x_scale, w_scale), Mul, Add(bias), Attention(qkv,
+    identity, zeros) (see the module doc), each lowered as that op is."""
+    ins = list(node.input) + [""] * (9 - len(node.input))
+    x, w, bias, xs, ws, mask, xz, wz, past = ins[:9]
+    if past or (len(node.output) > 1 and node.output[1]):
+        raise ctx.unsupported(node, "QAttention with past/present state is not supported")
+    if not ctx.is_const(w) or not ctx.is_const(bias):
+        raise ctx.unsupported(node, "QAttention needs constant weights and bias")
+    width = int(np.asarray(ctx.constants[w]).shape[-1])
+    base = node.name or node.output[0]
+
+    def t(suffix):
+        return ctx.fresh(f"{base}/{suffix}")
+    acc, accf, scale, y0, qkv, eye, zeros = (t(s) for s in ("acc", "acc_float", "scale", "scaled", "qkv",
+                                                             "identity", "zero_bias"))
+    ctx.add_constant(eye, np.eye(width, dtype=np.float32))
+    ctx.add_constant(zeros, np.zeros(width, np.float32))
+    n = helper.make_node
+    protos = [n("MatMulInteger", [x, w, xz, wz], [acc], name=f"{base}/MatMulInteger"),
+              n("Cast", [acc], [accf], name=f"{base}/Cast", to=TensorProto.FLOAT),
+              n("Mul", [xs, ws], [scale], name=f"{base}/Scale"),
+              n("Mul", [accf, scale], [y0], name=f"{base}/Mul"),
+              n("Add", [y0, bias], [qkv], name=f"{base}/Add"),
+              n("Attention", [qkv, eye, zeros] + ([mask] if mask else []), [node.output[0]],
+                name=f"{base}/Attention", domain=MS_DOMAIN)]
+    protos[-1].attribute.extend(onnx.AttributeProto.FromString(a.SerializeToString()) for a in node.attribute)
+    for p in protos:
+        _lower(ctx, p)
