@@ -157,3 +157,24 @@ def test_cli_run_fusion_option(tmp_path):
     assert np.array_equal(outs[None], d["logits"])
     assert not np.array_equal(outs["integer"], d["logits"])     # 16-bit integer convs round differently
 
+
+
+def test_verify_and_overflow_follow_the_target_fusion(tmp_path):
+    """`verify --target pow2` and `overflow --target pow2` see XINT8's convs as integer layers
+    (the pow2 fusion policy), and explain every differing element against onnxruntime's float
+    path by layer."""
+    from intsim.cli import main
+    d = _data("nq_rescnn.quark_xint8.onnx")
+    np.savez(tmp_path / "in.npz", input=d["input"])
+    model = str(ROOT / "nq_rescnn.quark_xint8.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["verify", model, "--input", str(tmp_path / "in.npz"), "--target", "pow2", "--quiet",
+                     "--json", str(tmp_path / "v.json")]) in (0, 1)
+        assert main(["overflow", model, "--input", str(tmp_path / "in.npz"), "--target", "pow2", "--quiet",
+                     "--json", str(tmp_path / "o.json")]) == 0
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert {t["node"] for t in v["tensors"] if t["op"] in ("conv", "matmul")} == {"/c1/Conv", "/c2/Conv", "/fc/Gemm"}
+    assert all("unexplained" not in t["explanations"] for t in v["tensors"])   # rounding ties, then propagation
+    o = json.loads((tmp_path / "o.json").read_text())
+    assert [layer["node"] for layer in o["layers"]] == ["/c1/Conv", "/c2/Conv", "/fc/Gemm"]
