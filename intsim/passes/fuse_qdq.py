@@ -5,7 +5,13 @@ DQ and a Q of the same quantization move the integers directly.
 
 A fused Relu/Clip becomes the clamp stage: since quantization is monotonic,
 Q(relu(v)) == max(Q(v), Q(0)) and Q(clip(v, a, b)) == clamp(Q(v), Q(a), Q(b)).
-Which patterns fuse follows onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
+Which patterns fuse depends on the policy (passes/qdq_policy.py). Policy "onnxruntime" (the
+`ort*` targets) follows its optimizer: a Relu/Clip it keeps before the Q, 16-bit activations and
+a bias that is not int32 at x_scale*w_scale keep the node float, and the float bias of a node
+left float is first rounded to int32 (WeightBiasQuantization). Policy "integer" (the `pow2*`
+targets) fuses those too: the activation as the clamp, a bias with its own scale marked
+attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare).
+Otherwise both follow onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
 output types agree and (int8 activations) the weights are int8 too, with a bias only when it
@@ -183,11 +189,16 @@ def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
         want_axis = (0 if a.get("transB", 0) else 1) if node.attrs["op_type"] == "Gemm" else 0
         if ws.ndim != 1 or ws.size != b.size or dw.attrs["axis"] != want_axis:
             return None
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * ws.reshape(-1)).astype(np.float32)
-    q = np.rint((b.astype(np.float32) / acc_scale).astype(np.float32))
+    q = np.rint((b.astype(np.float32) / _acc_scale(v, dx, dw)).astype(np.float32))
     if np.any(np.abs(q) > 2**31 - 1):
         return None
     return q.astype(np.int32)
+
+
+def _acc_scale(v: _View, dx: Node, dw: Node) -> np.ndarray:
+    """f32(x_scale * w_scale[c]) as a (C,) or (1,) float32 array (onnxruntime's bias scale)."""
+    xs, ws = v.const(dx.inputs[1]), np.asarray(v.const(dw.inputs[1]), np.float32).reshape(-1)
+    return (np.float32(np.asarray(xs).reshape(-1)[0]) * ws).astype(np.float32)
 
 
 def _rank(v: _View, name: str):
@@ -198,7 +209,8 @@ def _rank(v: _View, name: str):
 
 def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
     """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
-    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])), then (float_bias) its float bias added in float32. This is
+    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])),
+    then (float_bias) its float bias added in float32. This is
     onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
     float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
     qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)
@@ -353,10 +365,8 @@ def _fuse_compute(v: _View, node: Node):
     q = _quantized_bias(v, ins[2], node, dx, dw)
     if q is None:
         return res
-    xs, ws = v.const(dx.inputs[1]), np.asarray(v.const(dw.inputs[1]), np.float32).reshape(-1)
-    acc_scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * ws).astype(np.float32)
     name = ins[2] + "__bias_dq"
-    v.new_constants[name] = (q.astype(np.float32) * acc_scale).astype(np.float32)
+    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v, dx, dw)).astype(np.float32)
     return StaysFloat((res, tuple(node.inputs[:2]) + (name,) + tuple(node.inputs[3:])))
 
 
