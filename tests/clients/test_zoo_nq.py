@@ -178,3 +178,20 @@ def test_verify_and_overflow_follow_the_target_fusion(tmp_path):
     assert all("unexplained" not in t["explanations"] for t in v["tensors"])   # rounding ties, then propagation
     o = json.loads((tmp_path / "o.json").read_text())
     assert [layer["node"] for layer in o["layers"]] == ["/c1/Conv", "/c2/Conv", "/fc/Gemm"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "quark" in n])
+def test_quark_models_run_every_layer_in_integers_under_the_integer_policy(name):
+    """What the format means: every conv/gemm of each Quark model runs in integers (XINT8 on
+    `pow2`; the others on `ort` with fusion="integer"; A16W16's 16x16 products need a 48-bit
+    accumulator, the exact int32 model refuses them by name)."""
+    target = "pow2" if "xint8" in name else "ort"
+    acc = intsim.Accumulator(bits=48, overflow="exact") if "a16w16" in name else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = intsim.load(ROOT / name, target=target, fusion="integer", accumulator=acc)
+        prog.run({"input": _data(name)["input"]})
+    assert sorted(n.name for n in prog.graph.nodes if n.op in ("conv", "matmul")) == ["/c1/Conv", "/c2/Conv", "/fc/Gemm"]
+    if "a16w16" in name:
+        with pytest.raises(intsim.IntsimError, match="/c1/Conv.*leaves int32"):
+            intsim.load(ROOT / name, fusion="integer").run({"input": _data(name)["input"]})
