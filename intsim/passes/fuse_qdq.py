@@ -189,16 +189,15 @@ def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
         want_axis = (0 if a.get("transB", 0) else 1) if node.attrs["op_type"] == "Gemm" else 0
         if ws.ndim != 1 or ws.size != b.size or dw.attrs["axis"] != want_axis:
             return None
-    q = np.rint((b.astype(np.float32) / _acc_scale(v, dx, dw)).astype(np.float32))
+    q = np.rint((b.astype(np.float32) / _acc_scale(xs, ws)).astype(np.float32))
     if np.any(np.abs(q) > 2**31 - 1):
         return None
     return q.astype(np.int32)
 
 
-def _acc_scale(v: _View, dx: Node, dw: Node) -> np.ndarray:
-    """f32(x_scale * w_scale[c]) as a (C,) or (1,) float32 array (onnxruntime's bias scale)."""
-    xs, ws = v.const(dx.inputs[1]), np.asarray(v.const(dw.inputs[1]), np.float32).reshape(-1)
-    return (np.float32(np.asarray(xs).reshape(-1)[0]) * ws).astype(np.float32)
+def _acc_scale(xs, ws) -> np.ndarray:
+    """f32(x_scale * w_scale[c]) (1-D): the scale of the int32 accumulator (and of onnxruntime's bias)."""
+    return (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
 
 
 def _rank(v: _View, name: str):
@@ -366,7 +365,7 @@ def _fuse_compute(v: _View, node: Node):
     if q is None:
         return res
     name = ins[2] + "__bias_dq"
-    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v, dx, dw)).astype(np.float32)
+    v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v.const(dx.inputs[1]), v.const(dw.inputs[1])))
     return StaysFloat((res, tuple(node.inputs[:2]) + (name,) + tuple(node.inputs[3:])))
 
 

@@ -115,6 +115,25 @@ def test_float_bias_of_an_unfused_conv_is_quantized_first():
     assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
 
 
+@pytest.mark.parametrize("tail", ["none", "relu"])
+def test_float_bias_stays_float_without_a_quantize_after(tail):
+    """WeightBiasQuantization needs a no-branch path (through Relu/Clip) to a QuantizeLinear: a
+    DQ -> Conv(float bias) with a float output keeps its float bias in onnxruntime."""
+    bias = (RNG.standard_normal(4) * 0.3).astype(np.float32)
+    m = _conv(T.UINT8, 0.02, 128, 0.05, 0, bias=bias, act="Relu" if tail == "relu" else None)
+    g = m.graph
+    q = next(n for n in g.node if n.output[0] == "y")
+    g.node.remove(q)
+    last = next(n for n in g.node if n.output[0] == q.input[0])
+    last.output[0] = "y"
+    g.output[0].type.tensor_type.elem_type = T.FLOAT
+    x = _x((3, 3, 6, 6), 2.0)
+    prog, out = _run(m, x)
+    conv = next(n for n in prog.graph.nodes if n.name == "conv")
+    assert conv.op == "onnx" and conv.inputs[2] == "b"
+    assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
+
+
 def test_int16_conv_stays_float_under_ort_and_equals_onnxruntime():
     m = _conv(T.INT16, 2.0 ** -12, 0, 2.0 ** -9, 0)
     x = _x((4, 3, 6, 6))
