@@ -31,6 +31,7 @@ from .ops import OPS, accumulates, w_channel_axis
 from .pipeline import import_onnx
 from .runtime import Program
 from .steps.compute import conv_geom
+from .targets.registry import get_target
 from .verify.explain import NodeAccumulators, value
 
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
@@ -121,7 +122,8 @@ def _jsonable(d: dict) -> dict:
 def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> dict:
     """Run `model` on `feeds` and write the golden vectors of every integer layer to out_dir.
     Returns the manifest (also written as out_dir/manifest.json)."""
-    graph = import_onnx(model)
+    target = get_target(target)
+    graph = import_onnx(model, target.qdq_fusion)
     prog = Program(graph, target=target, accumulator=accumulator)
     outs, taps = prog.run(feeds, taps=True)
     env = dict(feeds)

@@ -17,6 +17,7 @@ from ..overflow.chunked import analyze_chunked
 from ..overflow.report import render
 from ..pipeline import import_onnx
 from ..runtime import distributed
+from ..targets.registry import get_target
 from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, check_output, load_inputs, show_progress,
                      write)
 
@@ -52,7 +53,7 @@ def cmd_overflow(args) -> int:
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
     scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
-    graph = import_onnx(args.model)
+    graph = import_onnx(args.model, get_target(args.target).qdq_fusion)
     feeds, labels = _feeds(args, graph)
     if feeds is not None and scheduler:
         with open(args.model, "rb") as f:

@@ -5,7 +5,13 @@ DQ and a Q of the same quantization move the integers directly.
 
 A fused Relu/Clip becomes the clamp stage: since quantization is monotonic,
 Q(relu(v)) == max(Q(v), Q(0)) and Q(clip(v, a, b)) == clamp(Q(v), Q(a), Q(b)).
-Which patterns fuse follows onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
+Which patterns fuse depends on the policy (passes/qdq_policy.py). Policy "onnxruntime" (the
+`ort*` targets) follows its optimizer: a Relu/Clip it keeps before the Q, 16-bit activations and
+a bias that is not int32 at x_scale*w_scale keep the node float, and the float bias of a node
+left float is first rounded to int32 (WeightBiasQuantization). Policy "integer" (the `pow2*`
+targets) fuses those too: the activation as the clamp, a bias with its own scale marked
+attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare).
+Otherwise both follow onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
 output types agree and (int8 activations) the weights are int8 too, with a bias only when it
@@ -190,9 +196,8 @@ def _quantized_bias(v: _View, name: str, node: Node, dx: Node, dw: Node):
 
 
 def _acc_scale(xs, ws) -> np.ndarray:
-    """f32(x_scale * w_scale[c]) (1-D): the scale of the int32 accumulator."""
+    """f32(x_scale * w_scale[c]) (1-D): the scale of the int32 accumulator (and of onnxruntime's bias)."""
     return (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32).reshape(-1)).astype(np.float32)
-
 
 
 def _rank(v: _View, name: str):
@@ -203,7 +208,8 @@ def _rank(v: _View, name: str):
 
 def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias: bool, int_bias: str = ""):
     """The node as its integer accumulation (an int32-out conv/matmul) dequantized at
-    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])), then (float_bias) its float bias added in float32. This is
+    f32(x_scale * w_scale[c]) (a Gemm without bias: f32(f32(alpha * x_scale) * w_scale[c])),
+    then (float_bias) its float bias added in float32. This is
     onnxruntime's MatMulIntegerToFloat (DQ -> MatMul with no Q after it), its QGemm with a
     float output (DQ -> Gemm [int32 bias `int_bias`, inside the sum] with no Q after it), and
     qonnx's reading of a QONNX conv/Gemm with a float bias; what follows (activation, Quant)

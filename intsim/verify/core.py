@@ -611,7 +611,7 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
     if s is None:
         s = _Session.__new__(_Session)
         s.model = load_model(data)
-        s.graph = import_onnx(s.model)
+        s.graph = import_onnx(s.model, get_target(target).qdq_fusion)
         s.exposed = exposed_tensors(s.graph, s.model)
         if reference == "qonnx":
             s.exposed += [t for t in qonnx_taps(s.graph, s.model) if t not in s.exposed]

@@ -54,7 +54,7 @@ class CaptureTarget(Target):
     """A target that behaves as `inner` and keeps each node's requantizer parameters."""
 
     def __init__(self, inner: Target):
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.qdq_fusion = inner, inner.name, inner.qdq_fusion
         self.params: dict = {}
 
     def requantizer(self, rq, channels: int, node: str) -> Requantizer:
@@ -72,6 +72,9 @@ class CaptureTarget(Target):
 
     def rule(self, node):
         return self.inner.rule(node)
+
+    def bias_rule(self, node):
+        return self.inner.bias_rule(node)
 
 
 class NodeAccumulators:

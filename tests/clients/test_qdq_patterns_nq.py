@@ -115,6 +115,25 @@ def test_float_bias_of_an_unfused_conv_is_quantized_first():
     assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
 
 
+@pytest.mark.parametrize("tail", ["none", "relu"])
+def test_float_bias_stays_float_without_a_quantize_after(tail):
+    """WeightBiasQuantization needs a no-branch path (through Relu/Clip) to a QuantizeLinear: a
+    DQ -> Conv(float bias) with a float output keeps its float bias in onnxruntime."""
+    bias = (RNG.standard_normal(4) * 0.3).astype(np.float32)
+    m = _conv(T.UINT8, 0.02, 128, 0.05, 0, bias=bias, act="Relu" if tail == "relu" else None)
+    g = m.graph
+    q = next(n for n in g.node if n.output[0] == "y")
+    g.node.remove(q)
+    last = next(n for n in g.node if n.output[0] == q.input[0])
+    last.output[0] = "y"
+    g.output[0].type.tensor_type.elem_type = T.FLOAT
+    x = _x((3, 3, 6, 6), 2.0)
+    prog, out = _run(m, x)
+    conv = next(n for n in prog.graph.nodes if n.name == "conv")
+    assert conv.op == "onnx" and conv.inputs[2] == "b"
+    assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
+
+
 def test_int16_conv_stays_float_under_ort_and_equals_onnxruntime():
     m = _conv(T.INT16, 2.0 ** -12, 0, 2.0 ** -9, 0)
     x = _x((4, 3, 6, 6))
@@ -213,8 +232,16 @@ def _pow2_conv(bias_exp):
     return _conv(T.INT8, 2.0 ** -5, 0, 2.0 ** -4, 0, act="Relu", bias_q=(b, 2.0 ** -bias_exp), w_scale=2.0 ** -7), b
 
 
-def _npu_reference(m, x, b, bias_exp, rounding_bias):
-    """Plain Python ints: acc = sum (x_q * w) + bias on the 2^-12 grid; y = clamp((acc + 2^7) >> 8, 0, 127)."""
+def _round_shift(v: int, s: int, rounding: str) -> int:
+    """round(v / 2**s) in plain Python ints (s >= 1): floor, half up, half to even, half away from zero."""
+    q, r, half = v >> s, v - ((v >> s) << s), 1 << (s - 1)
+    tie_up = {"floor": False, "rhu": True, "rne": q % 2 == 1, "rhaz": q >= 0}[rounding]
+    return q + (rounding != "floor" and (r > half or (r == half and tie_up)))
+
+
+def _npu_reference(m, x, b, bias_exp, rounding):
+    """Plain Python ints: acc = sum (x_q * w) + bias moved to the 2^-12 grid (<< or a rounded >>);
+    y = clamp(round(acc / 2^8), 0, 127), both roundings the target's."""
     w = nh.to_array(next(i for i in m.graph.initializer if i.name == "w")).astype(np.int64)
     xq = np.clip(np.rint(x / np.float32(2.0 ** -5)), -128, 127).astype(np.int64)
     xp = np.pad(xq, ((0, 0), (0, 0), (1, 1), (1, 1)))
@@ -222,28 +249,29 @@ def _npu_reference(m, x, b, bias_exp, rounding_bias):
     y = np.zeros((x.shape[0], 4, 6, 6), np.int64)
     for n in range(x.shape[0]):
         for c in range(4):
-            bb = int(b[c]) << k if k >= 0 else rounding_bias(int(b[c]), -k)
+            bb = int(b[c]) << k if k >= 0 else _round_shift(int(b[c]), -k, rounding)
             for i in range(6):
                 for j in range(6):
                     acc = int((xp[n, :, i:i + 3, j:j + 3] * w[c]).sum()) + bb
-                    y[n, c, i, j] = min(127, max(0, (acc + 128) >> 8))
+                    y[n, c, i, j] = min(127, max(0, _round_shift(acc, 8, rounding)))
     return y
 
 
-@pytest.mark.parametrize("bias_exp", [8, 15])
-def test_bias_with_own_pow2_scale(bias_exp):
+@pytest.mark.parametrize("bias_exp,target", [(8, "pow2"), (15, "pow2"), (15, "pow2-floor"), (16, "pow2-rne"),
+                                             (16, "pow2-rhaz"), (9, "pow2-rne")])
+def test_bias_with_own_pow2_scale(bias_exp, target):
     """Quark XINT8: int8 bias at 2^-bias_exp while the accumulator is at 2^-12. `ort`: no fusion
     (onnxruntime fuses an int32 bias at x_scale*w_scale only), bit for bit as its session;
-    `pow2`: bias << (12 - e) (or a right shift rounding half up), then the rhu shift."""
+    `pow2*`: bias << (12 - e) (or a right shift in the target's rounding), then the target's shift."""
     m, b = _pow2_conv(bias_exp)
     x = _x((2, 3, 6, 6), 2.0)
     prog, out = _run(m, x)
     assert not _integer_convs(prog) and "int8, not int32" in next(
         n for n in prog.graph.nodes if n.name == "conv").attrs["float_reason"]
     assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
-    prog, out = _run(m, x, target="pow2")
+    prog, out = _run(m, x, target=target)
     assert _integer_convs(prog) == ["conv"]
-    want = _npu_reference(m, x, b, bias_exp, lambda v, s: (v + (1 << (s - 1))) >> s)
+    want = _npu_reference(m, x, b, bias_exp, "rhu" if target == "pow2" else target.split("-")[1])
     assert np.array_equal(out["y"].astype(np.int64), want)
 
 

@@ -157,3 +157,41 @@ def test_cli_run_fusion_option(tmp_path):
     assert np.array_equal(outs[None], d["logits"])
     assert not np.array_equal(outs["integer"], d["logits"])     # 16-bit integer convs round differently
 
+
+
+def test_verify_and_overflow_follow_the_target_fusion(tmp_path):
+    """`verify --target pow2` and `overflow --target pow2` see XINT8's convs as integer layers
+    (the pow2 fusion policy), and explain every differing element against onnxruntime's float
+    path by layer."""
+    from intsim.cli import main
+    d = _data("nq_rescnn.quark_xint8.onnx")
+    np.savez(tmp_path / "in.npz", input=d["input"])
+    model = str(ROOT / "nq_rescnn.quark_xint8.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["verify", model, "--input", str(tmp_path / "in.npz"), "--target", "pow2", "--quiet",
+                     "--json", str(tmp_path / "v.json")]) in (0, 1)
+        assert main(["overflow", model, "--input", str(tmp_path / "in.npz"), "--target", "pow2", "--quiet",
+                     "--json", str(tmp_path / "o.json")]) == 0
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert {t["node"] for t in v["tensors"] if t["op"] in ("conv", "matmul")} == {"/c1/Conv", "/c2/Conv", "/fc/Gemm"}
+    assert all("unexplained" not in t["explanations"] for t in v["tensors"])   # rounding ties, then propagation
+    o = json.loads((tmp_path / "o.json").read_text())
+    assert [layer["node"] for layer in o["layers"]] == ["/c1/Conv", "/c2/Conv", "/fc/Gemm"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "quark" in n])
+def test_quark_models_run_every_layer_in_integers_under_the_integer_policy(name):
+    """What the format means: every conv/gemm of each Quark model runs in integers (XINT8 on
+    `pow2`; the others on `ort` with fusion="integer"; A16W16's 16x16 products need a 48-bit
+    accumulator, the exact int32 model refuses them by name)."""
+    target = "pow2" if "xint8" in name else "ort"
+    acc = intsim.Accumulator(bits=48, overflow="exact") if "a16w16" in name else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = intsim.load(ROOT / name, target=target, fusion="integer", accumulator=acc)
+        prog.run({"input": _data(name)["input"]})
+    assert sorted(n.name for n in prog.graph.nodes if n.op in ("conv", "matmul")) == ["/c1/Conv", "/c2/Conv", "/fc/Gemm"]
+    if "a16w16" in name:
+        with pytest.raises(intsim.IntsimError, match="/c1/Conv.*leaves int32"):
+            intsim.load(ROOT / name, fusion="integer").run({"input": _data(name)["input"]})
