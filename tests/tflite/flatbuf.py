@@ -14,8 +14,8 @@ import numpy as np
 import tflite
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
-          "int8": tflite.TensorType.INT8, "int16": tflite.TensorType.INT16}
-_NP = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "int16": np.int16}
+          "int8": tflite.TensorType.INT8, "int16": tflite.TensorType.INT16, "uint8": tflite.TensorType.UINT8}
+_NP = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "int16": np.int16, "uint8": np.uint8}
 
 
 def _vector(b, start, values, kind):

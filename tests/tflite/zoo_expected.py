@@ -65,7 +65,6 @@ _FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear a
 _TFLITE_READER = {"reduce_sum": _reader("SUM"), "softmax": _reader("SOFTMAX"), "prelu": _reader("PRELU"),
                   "resize_nearest": _reader("RESIZE_NEAREST_NEIGHBOR"), "resize_bilinear": _reader("RESIZE_BILINEAR"),
                   "transpose_conv": _reader("TRANSPOSE_CONV"), "batch_matmul": _reader("BATCH_MATMUL"),
-                  "uint8_io": Refused(UnsupportedOpError, "QUANTIZE of integer input (requantize) is not supported"),
                   **{n: _int16(_FIRST_16X8.get(n, "CONV_2D")) for n in _16X8}}
 _TFLITE_RULES = {
     ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
