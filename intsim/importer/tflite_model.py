@@ -26,6 +26,8 @@ Builtin ops and their IR lowering:
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
+    QUANTIZE (integer input,    `onnx` Cast, Add, Clip, Cast: the zero point moves, exactly
+      same scale)
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
     HARD_SWISH
@@ -52,7 +54,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
 from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
@@ -513,10 +515,34 @@ def _lower_quantize(r, key, op, ins, outs):
     x, y = ins[0], outs[0]
     origin = f"{key[0]} (operator {key[1]})"
     if not isinstance(r.tensors[x].dtype, FloatType):
-        raise r.refuse(key, "QUANTIZE of integer input (requantize) is not supported yet")
+        _lower_zero_point_shift(r, key, x, y, origin)
+        return
     s, z = r.scale_zp(y, "output", key)
     r.emit("quantize", f"{y}::quantize", [x, s, z], [y],
            {"axis": None, "block_size": 0, "out_type": r.tensors[y].dtype, "saturate": 1}, origin)
+
+
+def _lower_zero_point_shift(r, key, x, y, origin):
+    """QUANTIZE of integer codes to the same scale (what the converter writes for uint8 model
+    input and output: uint8 <-> int8, zero point +-128): y = clamp(x - zx + zy), exact on every
+    kernel path (quantize.cc Requantize with effective scale 1: MultiplyByQuantizedMultiplier
+    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. A requantize that
+    changes the scale is refused (its rounding is per kernel path, not modelled yet)."""
+    qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    if qx is None or qy is None or qx.axis is not None or qy.axis is not None or \
+            np.float32(qx.scale) != np.float32(qy.scale):
+        raise r.refuse(key, "QUANTIZE of integer input that changes the scale (requantize) is not supported yet")
+    t = r.tensors[y].dtype
+    shape = r.tensors[x].shape
+    wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
+    for n in wide:
+        r.tensors[n] = Tensor(n, shape, IntType(32, True))
+    r.onnx_node("Cast", [x], wide[0], origin, to=int(TensorProto.INT32))
+    d = r.const(f"{y}::zero_point_shift", np.asarray(int(qy.zero_point) - int(qx.zero_point), np.int32))
+    r.onnx_node("Add", [wide[0], d], wide[1], origin)
+    lo, hi = (r.const(f"{y}::{k}", np.asarray(v, np.int32)) for k, v in (("qmin", t.qmin), ("qmax", t.qmax)))
+    r.onnx_node("Clip", [wide[1], lo, hi], wide[2], origin)
+    r.onnx_node("Cast", [wide[2]], y, origin, to=int(helper.np_dtype_to_tensor_dtype(np.dtype(t.storage))))
 
 
 def _lower_dequantize(r, key, op, ins, outs):

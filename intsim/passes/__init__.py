@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ir import Graph
+from .bias_scale import warn_bias_scales
 from .dead_code import remove_dead_nodes
 from .fold_bn import fold_batchnorm
 from .fuse_qdq import fuse_qdq
@@ -14,4 +15,4 @@ def import_passes(graph: Graph, fusion: str = "onnxruntime") -> Graph:
     graph = fold_batchnorm(graph)
     graph = sink_qonnx_dequantize(graph)
     graph = fuse_qdq(graph, fusion)
-    return remove_dead_nodes(graph)
+    return warn_bias_scales(remove_dead_nodes(graph))

@@ -1,7 +1,8 @@
-"""TFLite data movement read directly (importer.tflite_movement): TRANSPOSE, STRIDED_SLICE
-(begin/end masks, negative strides, shrink axes) and SLICE equal the interpreter on every
-kernel path (live, one-op models with hypothesis-drawn shapes and slices) and NumPy's
-slicing; quantization that changes across them, and non-constant slices, are refused by name."""
+"""TFLite ops that move codes, read directly: TRANSPOSE, STRIDED_SLICE (begin/end masks,
+negative strides, shrink axes), SLICE (importer.tflite_movement) and QUANTIZE between uint8
+and int8 at one scale (a zero-point shift) equal the interpreter on every kernel path (live,
+one-op models with hypothesis-drawn shapes, slices and zero points) and NumPy; quantization
+that changes across them, and non-constant slices, are refused by name."""
 from __future__ import annotations
 
 import numpy as np
@@ -114,3 +115,25 @@ def test_refusals_name_the_op():
     t = [x, begin, _const("size", [1, 1]), {"name": "y", "shape": [1, 1], **Q}]
     with pytest.raises(UnsupportedOpError, match=r"SLICE.*operator 0.*begin 'begin' is not constant"):
         intsim.import_onnx(single_op("SLICE", t, [0, 1], [3], [0, 1, 2]))
+
+
+@SETTINGS
+@given(zx=st.integers(0, 255), zy=st.integers(-128, 127), back=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_quantize_that_moves_the_zero_point(zx, zy, back, seed):
+    """QUANTIZE uint8 <-> int8 at one scale (the converter's uint8 model ends): y = clamp(x - zx
+    + zy), on every kernel path of the interpreter."""
+    rng = np.random.default_rng(seed)
+    (tx, qx), (ty, qy) = (("uint8", zx), ("int8", zy)) if not back else (("int8", zy), ("uint8", zx))
+    x = rng.integers(np.iinfo(tx).min, np.iinfo(tx).max + 1, (1, 5, 3)).astype(tx)
+    info = np.iinfo(ty)
+    want = np.clip(x.astype(np.int64) - qx + qy, info.min, info.max).astype(ty)
+    t = [{"name": "x", "shape": [1, 5, 3], "type": tx, "scale": 0.02, "zero_point": qx},
+         {"name": "y", "shape": [1, 5, 3], "type": ty, "scale": 0.02, "zero_point": qy}]
+    _check(single_op("QUANTIZE", t, [0], [1], [0]), x, want)
+
+
+def test_quantize_that_changes_the_scale_is_refused():
+    t = [{"name": "x", "shape": [1, 4], "type": "uint8", "scale": 0.02, "zero_point": 128},
+         {"name": "y", "shape": [1, 4], "type": "int8", "scale": 0.03, "zero_point": 0}]
+    with pytest.raises(UnsupportedOpError, match=r"QUANTIZE.*operator 0.*'y'.*changes the scale"):
+        intsim.import_onnx(single_op("QUANTIZE", t, [0], [1], [0]))

@@ -303,3 +303,21 @@ def test_tf_half_pixel_for_nn_is_accepted_with_a_warning():
     intsim runs it as half_pixel + round_prefer_ceil (same indices) and says so."""
     with pytest.warns(UserWarning, match=r"Resize .*'tf_half_pixel_for_nn' is not in opset 15"):
         intsim.load(HERE / "resize_nearest.onnx", target="tflite")
+
+
+def test_shared_bias_is_named_as_the_cause():
+    """binary_16x8.onnx states another bias for its second conv than TFLite computes (the
+    skipped cells above): loading it, and so `verify`, names the bias and both scales; the
+    models without a shared bias load without that warning."""
+    import warnings
+
+    cause = r"bias 'arith.constant' is dequantized at scale 2.18162754e-07, x_scale\*w_scale is 7.33775494e-08"
+    with pytest.warns(UserWarning, match=cause):
+        intsim.import_onnx(HERE / "binary_16x8.onnx")
+    with pytest.warns(UserWarning, match=cause), pytest.raises(intsim.IntsimError, match="onnxruntime cannot load"):
+        intsim.verify(HERE / "binary_16x8.onnx", random=1)      # onnxruntime refuses tf2onnx's int16 QDQ
+    for name in ("conv_relu6", "pool_fc_16x8", "mean_fc"):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            intsim.import_onnx(HERE / f"{name}.onnx")
+        assert not [x for x in w if "x_scale*w_scale is" in str(x.message)], name
