@@ -93,3 +93,23 @@ def test_optimized_dynamic_encoder_equals_onnxruntime(tmp_path):
     for seed in range(2):
         f = {zoo.INPUT_NAME: zoo.arch_inputs("tiny_encoder", 2, seed, 64)}
         np.testing.assert_array_equal(prog.run(f)[zoo.OUTPUT_NAME], run_ort(q, f)[zoo.OUTPUT_NAME])
+
+
+def test_float_attention_is_reported_qattention_is_not():
+    """A com.microsoft Attention with float weights is compute left in float (named in the
+    warning); QAttention's Attention, whose projection intsim computes in integers, is not."""
+    from intsim.ops import float_compute
+    prog = intsim.load(qattention_model(0, 0), target="ort")
+    assert float_compute(prog.graph) == []
+    r = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(r.normal(0, .2, (D, 3 * D)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.zeros(3 * D, np.float32), "b")]
+    g = helper.make_graph([helper.make_node("Attention", ["x", "w", "b"], ["y"], domain=MS, name="att", num_heads=HEADS)],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", S, D])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", S, D])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
+    m.ir_version = 8
+    with pytest.warns(UserWarning, match="'att' \\(Attention\\): a com.microsoft float op"):
+        prog = intsim.load(m, target="ort")
+    f = {"x": r.normal(0, 1, (2, S, D)).astype(np.float32)}
+    np.testing.assert_array_equal(prog.run(f)["y"], run_ort(m, f)["y"])
