@@ -116,6 +116,6 @@ def add_parser(subparsers) -> None:
                    help="batch of --profile's random input (default 1); zoo: only this batch (default 1 and 8)")
     s.add_argument("--res", type=int, default=None, help="zoo: input size (default 224; e.g. 64 for quick runs)")
     s.add_argument("--form", action="append", default=None,
-                   help="zoo: only this quantized form (repeatable; qdq_u8, qdq_s8, qop_u8, dynamic, dynamic_opt)")
+                   help="zoo: only this quantized form (repeatable; qdq_u8, qdq_s8, qop_u8, qop_s8, dynamic, dynamic_opt)")
     s.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     s.set_defaults(fn=cmd_bench)
