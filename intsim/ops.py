@@ -90,6 +90,9 @@ ONNX_MOVEMENT = frozenset({
 })
 # ONNX compute op types: one left as a float island (not fused to an integer op) is reported.
 ONNX_COMPUTE = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
+# com.microsoft float compute ops (intsim.importer.ms_attention): reported the same way, except an
+# Attention that only carries QAttention's float part (attrs["integer_projection"])
+MS_COMPUTE = frozenset({"Attention", "MultiHeadAttention", "FusedMatMul"})
 # ONNX op types the `onnx` step runs channels-last without a layout move.
 ONNX_NHWC_READERS = frozenset({"MaxPool"})
 
@@ -169,10 +172,14 @@ def qdq_target(op_type: str) -> Optional[str]:
 
 
 def float_compute(graph) -> list:
-    """(node, reason) for each ONNX compute node (ONNX_COMPUTE) the graph runs in float; the
+    """(node, reason) for each ONNX compute node (ONNX_COMPUTE, MS_COMPUTE) the graph runs in float; the
     reason is the one the QDQ pass recorded (attrs["float_reason"])."""
+    def is_compute(n):
+        if n.attrs.get("domain"):
+            return n.attrs.get("op_type") in MS_COMPUTE and not n.attrs.get("integer_projection")
+        return n.attrs.get("op_type") in ONNX_COMPUTE
     return [(n, n.attrs.get("float_reason", "no quantized pattern around it"))
-            for n in graph.nodes if n.op == "onnx" and n.attrs.get("op_type") in ONNX_COMPUTE]
+            for n in graph.nodes if n.op == "onnx" and is_compute(n)]
 
 
 def float_compute_message(graph) -> str:

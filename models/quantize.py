@@ -80,6 +80,7 @@ ARCH_FORM_OPTIONS = {
     "qdq_u8": Form(qdq=True, activation_u8=True, per_channel=False),
     "qdq_s8": Form(qdq=True, activation_u8=False, per_channel=False),
     "qop_u8": Form(qdq=False, activation_u8=True, per_channel=False),
+    "qop_s8": Form(qdq=False, activation_u8=False, per_channel=False),
 }
 
 

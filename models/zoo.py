@@ -192,7 +192,7 @@ def array_reader(data: np.ndarray, batch: int):
 ARCHS = {"mobilenet_v3_small": "image", "efficientnet_b0": "image", "shufflenet_v2_x1_0": "image",
          "regnet_x_400mf": "image", "squeezenet1_1": "image", "resnet50": "image",
          "audio_conv1d": "audio", "tiny_encoder": "tokens"}
-ARCH_FORMS = ("qdq_u8", "qdq_s8", "qop_u8", "dynamic", "dynamic_opt")
+ARCH_FORMS = ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8", "dynamic", "dynamic_opt")
 ARCH_RES = 224                      # torchvision's default input side
 AUDIO_SAMPLES = 16000               # one second at 16 kHz at res ARCH_RES
 ENCODER_INPUT = (32, 128)           # (seq, d) of models.arch.ENCODER

@@ -1,7 +1,7 @@
 """The architecture zoo (models.arch: torchvision's MobileNetV3-Small, EfficientNet-B0,
 ShuffleNetV2 x1.0, RegNetX-400MF, SqueezeNet 1.1, ResNet-50, plus a Conv1d audio net and a small
-transformer encoder; random weights) quantized by onnxruntime's quantize_static (QDQ uint8 and
-int8 activations, QOperator) and quantize_dynamic (the encoder): intsim's `ort` target equals
+transformer encoder; random weights) quantized by onnxruntime's quantize_static (QDQ and
+QOperator, uint8 and int8 activations) and quantize_dynamic (the encoder): intsim's `ort` target equals
 onnxruntime's optimized session bit for bit, with every conv/matmul/gemm in integers (static
 forms). Reduced input size (64x64 images, 4571-sample audio) and batch 1 keep CI small; the
 models are built into models/cache/arch/ on first use (needs torch)."""
@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime")
 RES = 64
 CNNS = ("mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1_0", "regnet_x_400mf", "squeezenet1_1",
         "resnet50")
-STATIC = ("qdq_u8", "qdq_s8", "qop_u8")
+STATIC = ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8")
 
 # torchvision's own parameter counts (the `num_params` of each model's IMAGENET1K_V1 weights
 # meta in torchvision/models/*.py): the re-implementations must have exactly these

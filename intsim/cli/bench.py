@@ -38,12 +38,7 @@ def cmd_bench(args) -> int:
     suite = bench_ops.run_ops_suite if args.suite == "ops" else lambda **kw: bench.run_suite(args.suite, **kw)
     rows = suite(threads=args.threads, runs=args.runs, cases=cases, progress=bench.progress_line if show else None)
     if args.json is not None:
-        text = json.dumps({"suite": args.suite, "threads": args.threads, "rows": rows,
-                           "summary": bench.summary(rows)}, indent=1)
-        if args.json == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            Path(args.json).write_text(text + "\n")
+        _write_json(args, {"suite": args.suite, "threads": args.threads, "rows": rows, "summary": bench.summary(rows)})
     if args.json != "-":
         print(bench.format_table(rows))
         print(bench.format_summary(bench.summary(rows)))
@@ -100,11 +95,9 @@ def cmd_profile(args) -> int:
                                     threads=2 if args.threads is None else args.threads,
                                     batch=1 if args.batch is None else args.batch)
     if args.json is not None:
-        text = json.dumps(p, indent=1)
+        _write_json(args, p)
         if args.json == "-":
-            sys.stdout.write(text + "\n")
             return 0
-        Path(args.json).write_text(text + "\n")
     print(bench_profile.format_profile(p))
     return 0
 
@@ -123,6 +116,6 @@ def add_parser(subparsers) -> None:
                    help="batch of --profile's random input (default 1); zoo: only this batch (default 1 and 8)")
     s.add_argument("--res", type=int, default=None, help="zoo: input size (default 224; e.g. 64 for quick runs)")
     s.add_argument("--form", action="append", default=None,
-                   help="zoo: only this quantized form (repeatable; qdq_u8, qdq_s8, qop_u8, dynamic)")
+                   help="zoo: only this quantized form (repeatable; qdq_u8, qdq_s8, qop_u8, qop_s8, dynamic, dynamic_opt)")
     s.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     s.set_defaults(fn=cmd_bench)

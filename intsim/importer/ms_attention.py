@@ -35,14 +35,19 @@ MS_FLOAT_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "Sk
 
 
 @lowering(*MS_FLOAT_OPS, domain=MS_DOMAIN)
-def lower_ms_float(ctx: ImportContext, node) -> None:
-    """A com.microsoft float op: an `onnx` node (domain recorded) with float32 outputs."""
+def lower_ms_float(ctx: ImportContext, node, integer_projection: bool = False) -> None:
+    """A com.microsoft float op: an `onnx` node (domain recorded) with float32 outputs.
+    integer_projection: an Attention carrying only QAttention's float part (not reported as
+    compute left in float, intsim.ops.float_compute)."""
     for out in node.output:
         if out:
             ctx.declare(out, FLOAT32)
-    ctx.emit("onnx", node.name or node.output[0], list(node.input), list(node.output),
-             {"node": node, "opset": ctx.opset(""), "ms_opset": max(ctx.opset(MS_DOMAIN), 1),
-              "op_type": node.op_type, "domain": MS_DOMAIN}, ctx.origin(node))
+    attrs = {"node": node, "opset": ctx.opset(""), "ms_opset": max(ctx.opset(MS_DOMAIN), 1),
+             "op_type": node.op_type, "domain": MS_DOMAIN,
+             "float_reason": "a com.microsoft float op: onnxruntime computes it in float"}
+    if integer_projection:
+        attrs["integer_projection"] = True
+    ctx.emit("onnx", node.name or node.output[0], list(node.input), list(node.output), attrs, ctx.origin(node))
 
 
 def _lower(ctx: ImportContext, proto) -> None:
@@ -78,5 +83,6 @@ def lower_qattention(ctx: ImportContext, node) -> None:
               n("Attention", [qkv, eye, zeros] + ([mask] if mask else []), [node.output[0]],
                 name=f"{base}/Attention", domain=MS_DOMAIN)]
     protos[-1].attribute.extend(onnx.AttributeProto.FromString(a.SerializeToString()) for a in node.attribute)
-    for p in protos:
+    for p in protos[:-1]:
         _lower(ctx, p)
+    lower_ms_float(ctx, protos[-1], integer_projection=True)
