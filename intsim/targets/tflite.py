@@ -33,7 +33,7 @@ from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TfliteTable)
+                    TargetRefusal, TfliteAdd, TfliteTable, XnnpackAdd, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -170,7 +170,9 @@ class TfliteXnnpackTarget(OrtTarget):
     requantization (xnn_qs8_requantize_fp32 / the gemm microkernels' fp32 output stage:
     f32(acc) * f32(f32(sx * sw[c]) / sy), rounded half to even, + zy, clamped) is onnxruntime's
     float requantization, so CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED use the `ort`
-    requantizer; ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    requantizer; ADD / SUB and MUL follow XNNPACK's qs8 binary kernels (rules.XnnpackAdd: integer
+    multipliers and one shift, ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after
+    the rounding), each refused where the delegate leaves the node to the builtin kernels;
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); QUANTIZE multiplies
@@ -185,7 +187,7 @@ class TfliteXnnpackTarget(OrtTarget):
 
     @property
     def rules(self):
-        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": XnnpackAdd(), "mul": XnnpackMul(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip")})
 
