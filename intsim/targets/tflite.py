@@ -32,7 +32,7 @@ from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
+from .rules import (AccRequant, DoubleRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
                     TargetRefusal, TfliteAdd, TfliteTable, XnnpackAdd, XnnpackMul)
 
 
