@@ -185,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             onnx.save(m, str(path))
             npz = path.with_suffix(".npz")
             outs = deployed_outputs(path, x)
-            np.savez_compressed(npz, **{zoo.INPUT_NAME: x}, **outs)
+            # the zoo's npz keys (tests/clients/zoo_table.py): input/NAME, reference/NAME
+            np.savez_compressed(npz, **{f"input/{zoo.INPUT_NAME}": x}, **{f"reference/{k}": v for k, v in outs.items()})
             print(f"{path.name}: {os.path.getsize(path)} bytes", file=sys.stderr)
             entries.append({"file": path.name, "npz": npz.name, "tool": tool, "form": form,
-                            "config": config, "reference": REFERENCE})
+                            "config": config, "reference": "ort-int8", "target": "ort", "note": REFERENCE})
     if not only:
-        (OUT / "manifest_nq.json").write_text(json.dumps(entries, indent=1) + "\n")
+        (OUT / "manifest_nq.json").write_text(json.dumps({"models": entries}, indent=1) + "\n")
     return 0
 
 

@@ -16,7 +16,8 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable
+from ..targets.rules import (AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable, XnnpackAdd,
+                             XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -40,12 +41,13 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
     """run(env, tap) of add/mul under a rule other than onnxruntime's: scales read per run (cached
     per parameter set inside the rule's function), operands broadcast."""
     cache: dict = {}
+    cached = {TfliteAdd: ta.tflite_add, XnnpackAdd: ta.xnnpack_add, XnnpackMul: ta.xnnpack_mul}.get(type(rule))
 
     def run(env, tap):
         vals = reader.values(env)
         a, b, p = np.asarray(vals[0]), np.asarray(vals[3]), params(vals)
-        if isinstance(rule, TfliteAdd):
-            env[node.outputs[0]] = ta.tflite_add(ctx, node, rule, a, b, p, cache)
+        if cached is not None:
+            env[node.outputs[0]] = cached(ctx, node, rule, a, b, p, cache)
         else:
             env[node.outputs[0]] = acc_fn(ctx, node, rule, a, b, p)
     return run
@@ -100,7 +102,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
     it is bound to the recorded arrays."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
-        if node.attrs.get("subtract") and not isinstance(rule, TfliteAdd):
+        if node.attrs.get("subtract") and not isinstance(rule, (TfliteAdd, XnnpackAdd)):
             raise TargetRefusal(ctx.target.name, node, f"its rule {type(rule).__name__} has no subtraction")
         reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
         t = node.attrs["out_type"]
@@ -207,8 +209,8 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
     return out
 
 
-step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, rows=ek.qlinear_mul_rows))
+step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, XnnpackMul), rows=ek.qlinear_mul_rows))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):

@@ -5,6 +5,7 @@ one function per (op family, rule), each returning the step's run(env, tap).
                  requantizer (the same one conv and matmul use), per tensor; add and mul fold
                  the output zero point into the sum before rounding where real = 2**-n
     TfliteAdd    kernels.fixedpoint.tflite_add
+    XnnpackAdd   kernels.xnnpack_binary.xnn_add (SUB too);  XnnpackMul  kernels.xnnpack_binary.xnn_mul
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
     DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
@@ -19,6 +20,7 @@ from kernels import fixedpoint as fk
 from kernels import tflite_act as tk
 from kernels import tflite_sub as tsub
 from kernels import window as wk
+from kernels import xnnpack_binary as xk
 from kernels.pool import pool_output_shape
 
 from ..errors import QuantParamError, ShapeError
@@ -127,6 +129,45 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+    return out
+
+
+def _xnn_prepared(ctx, node, p, cache, derive):
+    """cache[p] = derive(p), once per parameter set; an 8-bit output only, and a ratio the
+    XNNPACK delegate does not take is refused (the interpreter runs its builtin kernel there)."""
+    if p not in cache:
+        if node.attrs["out_type"].bits != 8:
+            raise TargetRefusal(ctx.target.name, node, "XNNPACK's binary ops take 8-bit tensors only")
+        try:
+            cache[p] = derive(p)
+        except ValueError as e:
+            raise TargetRefusal(ctx.target.name, node, f"{e}: not delegated to XNNPACK (the interpreter's "
+                                                       f"builtin kernel runs, not modelled)") from None
+    return cache[p]
+
+
+def xnnpack_add(ctx, node, rule, a, b, p, cache):
+    """XNNPACK's qs8 ADD, or SUB for a node with attr `subtract` (kernels.xnnpack_binary)."""
+    sa, za, sb, zb, sy, zy = p
+    t = node.attrs["out_type"]
+    params = _xnn_prepared(ctx, node, p, cache,
+                           lambda p: xk.add_params(sa, za, sb, zb, sy, bool(node.attrs.get("subtract"))))
+    shape = broadcast_shape(node, a, b, 8)
+    out = np.empty(shape, t.storage)
+    ctx.kernel(xk.xnn_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), params, zy,
+                           node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+    return out
+
+
+def xnnpack_mul(ctx, node, rule, a, b, p, cache):
+    """XNNPACK's qs8 MUL (kernels.xnnpack_binary.xnn_mul)."""
+    sa, za, sb, zb, sy, zy = p
+    t = node.attrs["out_type"]
+    r = _xnn_prepared(ctx, node, p, cache, lambda p: xk.mul_scale(sa, sb, sy))
+    shape = broadcast_shape(node, a, b, 8)
+    out = np.empty(shape, t.storage)
+    ctx.kernel(xk.xnn_mul)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, r, zy,
+                           node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
     return out
 
 

@@ -13,6 +13,8 @@ borrows another target's arithmetic.
                              (only where sa/sb is a power of two: ka, kb >= 0 integers)
                      concat  acc = x - zx                              real = sx / sy
     TfliteAdd      TFLite's fixed-point ADD (reference_integer_ops::Add / arm_elementwise_add_s8)
+    XnnpackAdd     XNNPACK's qs8 ADD / SUB: integer multipliers of sa/sy, sb/sy, one shift (kernels.xnnpack_binary)
+    XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
     DivideRound    pools on a shift-only datapath with an exact divider:
@@ -73,6 +75,21 @@ class TfliteAdd:
     target's `mode` (double / single / cmsis)."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class XnnpackAdd:
+    """XNNPACK's qs8 ADD, and SUB as ADD with b's scale negated (xnn_init_qs8_add_minmax_scalar_params,
+    qs8-vadd microkernels): shift = 20 - floor(log2(max|s/sy|)), m = rint(f32(s/sy) * 2**shift),
+    y = clamp((2**(shift-1) + ma*(a - za) + mb*(b - zb)) >> shift + zy). Ratios outside
+    [2**-10, 2**8) are not delegated (the interpreter's builtin kernel runs): refused."""
+
+
+@dataclass(frozen=True)
+class XnnpackMul:
+    """XNNPACK's qs8 MUL (xnn_init_qs8_mul_minmax_scalar_params, qs8-vmul fp32 microkernels):
+    y = clamp(rint_RNE(f32((a - za)*(b - zb)) * f32(f32(sa*sb)/sy)) + zy). A ratio outside
+    [2**-16, 2**8) is not delegated: refused."""
 
 
 @dataclass(frozen=True)

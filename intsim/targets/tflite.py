@@ -32,8 +32,9 @@ from ..errors import QuantParamError
 from ..ir import Requant
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, OrtArith, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable)
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
+                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable, XnnpackAdd,
+                    XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -224,7 +225,10 @@ class TfliteXnnpackTarget(OrtTarget):
     requantizer (a SAME TRANSPOSE_CONV whose kernel is smaller than its stride has a negative
     padding XNNPACK does not take: the interpreter runs its builtin kernel, which double-rounds,
     rules.FixedRequant "double"; measured; so does a BATCH_MATMUL whose right operand has a
-    nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD and MUL equal onnxruntime's float formulas (OrtArith);
+    nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD / SUB and MUL
+    follow XNNPACK's qs8 binary kernels (rules.XnnpackAdd: integer multipliers and one shift,
+    ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after the rounding), each refused
+    where the delegate leaves the node to the builtin kernels;
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
@@ -240,7 +244,7 @@ class TfliteXnnpackTarget(OrtTarget):
 
     @property
     def rules(self):
-        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
+        return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": XnnpackAdd(), "mul": XnnpackMul(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})

@@ -21,7 +21,7 @@ import intsim
 from tests.ortutil import optimized_op_types, run_ort
 
 ROOT = Path(__file__).resolve().parents[2] / "models" / "clients"
-MANIFEST = json.loads((ROOT / "manifest_nq.json").read_text())
+MANIFEST = json.loads((ROOT / "manifest_nq.json").read_text())["models"]
 NAMES = [e["file"] for e in MANIFEST]
 
 
@@ -30,7 +30,9 @@ def _entry(name):
 
 
 def _data(name):
-    return dict(np.load(ROOT / _entry(name)["npz"]))
+    """The stored feeds and reference outputs by tensor name (the zoo's `input/NAME` and
+    `reference/NAME` keys, tests/clients/zoo_table.py)."""
+    return {k.split("/", 1)[1]: v for k, v in np.load(ROOT / _entry(name)["npz"]).items()}
 
 
 def _load(name, target="ort"):
@@ -42,7 +44,7 @@ def _load(name, target="ort"):
 def test_manifest_lists_every_committed_nq_model_small():
     on_disk = sorted(p.name for p in ROOT.glob("nq_*.onnx"))
     assert sorted(NAMES) == on_disk
-    keys = {"file", "npz", "tool", "form", "config", "reference"}
+    keys = {"file", "npz", "tool", "form", "config", "reference", "target", "note"}
     for e in MANIFEST:
         assert set(e) == keys, e
         assert (ROOT / e["file"]).stat().st_size < 200_000 and (ROOT / e["npz"]).is_file()
