@@ -360,8 +360,11 @@ def _fuse_binary(v: _View, node: Node):
     found = _output_q(v, node)
     if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
         return None
-    if not _qonnx(da, db) and not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
-        return None     # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q
+    if not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
+        # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q; a QONNX add of
+        # mixed signedness (Brevitas: uint8 ReLU branch + int8 branch) stays the float add qonnx
+        # computes too (the integer add kernels take one 8-bit type)
+        return None
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
     op = qdq_target(node.attrs["op_type"])

@@ -184,3 +184,39 @@ def test_a_negative_qonnx_scale_does_not_move_through_maxpool():
     g = import_onnx(m)
     pool = [n for n in g.nodes if n.op == "onnx" and n.attrs["op_type"] == "MaxPool"]
     assert pool and pool[0].inputs[0] == "xq"         # still reads the dequantized floats
+
+
+# --- QONNX add of mixed signedness (Brevitas: uint8 ReLU branch + int8 branch) ---------------
+
+def test_qonnx_mixed_signedness_add_runs_as_qonnx_adds_not_crashing():
+    """It crashed at run time (qlinear_add: a, b and out must share one dtype); it stays the
+    float add qonnx computes, between the integer convs."""
+    g = _graph_of("add_unsigned.qonnx.ts")
+    adds = [n for n in g.nodes if n.op == "onnx" and n.attrs["op_type"] == "Add" and "float_bias" not in n.name]
+    assert len(adds) == 1 and [n.op for n in g.nodes].count("conv") == 3
+    assert _equals_stored("add_unsigned.qonnx.ts")
+
+
+@pytest.mark.parametrize("signed_out", [0, 1])
+def test_qonnx_uint8_plus_int8_add_equals_qonnx(signed_out):
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+    dom = "qonnx.custom_op.general"
+    inits = {"z": 0.0, "b8": 8.0, "sa": 0.0131, "sb": 0.0277, "sy": 0.0419}
+
+    def quant(i, o, s, signed):
+        return helper.make_node("Quant", [i, s, "z", "b8"], [o], domain=dom, signed=signed, narrow=0,
+                                rounding_mode="ROUND")
+    nodes = [quant("a", "aq", "sa", 0), quant("b", "bq", "sb", 1), helper.make_node("Add", ["aq", "bq"], ["s"]),
+             quant("s", "y", "sy", signed_out)]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [64, 16]) for n in ("a", "b")]
+    g = helper.make_graph(nodes, "q", vi, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 16])],
+                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(dom, 1)])
+    m.ir_version = 8
+    rng = np.random.default_rng(signed_out)
+    feeds = {"a": rng.uniform(0, 3.5, (64, 16)).astype(np.float32),
+             "b": rng.normal(0, 2, (64, 16)).astype(np.float32)}
+    want = qonnx_exec.execute_onnx(ModelWrapper(m).transform(InferShapes()), feeds)["y"]
+    assert np.array_equal(intsim.load(m).run(feeds)["y"], want)
