@@ -217,3 +217,15 @@ def test_qonnx_uint8_plus_int8_add_equals_qonnx(signed_out):
              "b": rng.normal(0, 2, (64, 16)).astype(np.float32)}
     want = make_reference("qonnx", m).run(feeds)["y"]
     assert np.array_equal(intsim.load(m).run(feeds)["y"], want)
+
+
+# --- QONNX Trunc v2 (Brevitas TruncAvgPool) before a Gemm ------------------------------------
+
+@pytest.mark.parametrize("name", ["truncavgpool.qonnx.ts", "truncavgpool.qonnx.dynamo"])
+def test_trunc_avgpool_output_is_read_as_integers_and_the_gemm_fuses(name):
+    """AveragePool -> Trunc(v2, zero point 0) -> Flatten -> Gemm: the Gemm stayed float; the
+    Trunc's output y * out_scale is now re-read as its integer codes y."""
+    g = _graph_of(name)
+    assert [n.op for n in g.nodes].count("matmul") == 1 and "qonnx_trunc" in [n.op for n in g.nodes]
+    assert not [n for n in g.nodes if n.op == "onnx" and n.attrs["op_type"] in ("Gemm", "Conv")]
+    assert _equals_stored(name)
