@@ -192,6 +192,7 @@ class Explainer:
     def __init__(self, prog):
         self.prog = prog
         self._accs: dict = {}
+        self._producers = prog.graph.producers()
 
     def _accumulators(self, node) -> NodeAccumulators:
         if node.name not in self._accs:
@@ -327,8 +328,6 @@ class Explainer:
         the exact value by at most (K+4) u S + 2 u |bias| + 2 u |x|, S = sum_k |x_k w_k| sx sw[c]
         (in the quantize input's units), at the masked elements; None for any other input."""
         g = self.prog.graph
-        if not hasattr(self, "_producers"):
-            self._producers = g.producers()
         p, bias = self._producers.get(node.inputs[0]), None
         while p is not None and p.op == "onnx" and p.attrs.get("op_type") in ("Relu", "Clip", "Add"):
             if p.attrs["op_type"] == "Add":
@@ -357,11 +356,8 @@ class Explainer:
         s_abs = np.broadcast_to(s_abs * scale, s_abs.shape)
         k = products_per_output(acc, np.asarray(g.constants[acc.inputs[3]]))
         b = np.abs(np.broadcast_to(bias, s_abs.shape)) if bias is not None else 0.0
-        x = np.abs(np.asarray(value(node.inputs[0], self.exact_ctx_of(acc), env), np.float64))
+        x = np.abs(np.asarray(value(node.inputs[0], self._accumulators(acc).exact_ctx, env), np.float64))
         return ((k + 4) * U32 * s_abs + 2 * U32 * b + 2 * U32 * x)[mask]
-
-    def exact_ctx_of(self, node):
-        return self._accumulators(node).exact_ctx
 
     # ------------------------------------------------------------------ elementwise nodes
     def _elementwise_terms(self, node, env, mask):
