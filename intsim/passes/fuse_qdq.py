@@ -293,6 +293,20 @@ def _float_output(v: _View, node: Node, dx: Node, dw: Node, db: Node | None):
     return _accumulate_then_float(v, node, dx, dw, float_bias=False, int_bias=db.inputs[0] if db else "")
 
 
+def _overridable_source(v: _View, name: str) -> str:
+    """An overridable initializer (Graph.overridable) that tensor `name` is computed from, or ""."""
+    todo, seen = [name], set()
+    while todo:
+        t = todo.pop()
+        if t in v.g.overridable:
+            return t
+        p = v.producer.get(t)
+        if p is not None and t not in seen:
+            seen.add(t)
+            todo.extend(i for i in p.inputs if i)
+    return ""
+
+
 def _fuse_compute(v: _View, node: Node):
     """(fused node, removed nodes), or a string: why onnxruntime (and so intsim) leaves it float."""
     op = node.attrs["op_type"]
@@ -311,6 +325,10 @@ def _fuse_compute(v: _View, node: Node):
             return f"its bias '{ins[2]}' is neither a DequantizeLinear output nor a 1-D float initializer " \
                    "onnxruntime quantizes (BiasQuantization)"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
+        src = _overridable_source(v, dw.inputs[0])
+        if src:
+            return (f"its weight '{dw.inputs[0]}' is not a constant: it is computed from '{src}', an initializer "
+                    "also listed as a graph input, which onnxruntime does not fold")
         return f"its weight '{dw.inputs[0]}' is not a constant"
     if db is not None and not _qonnx(dx, dw) and _dtype(v, db.inputs[0]) != INT32:
         return f"its bias '{db.inputs[0]}' is {_dtype(v, db.inputs[0])}, not int32 (onnxruntime fuses an int32 bias only)"
