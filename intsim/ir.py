@@ -218,6 +218,9 @@ class Graph:
     constants: Mapping[str, np.ndarray]
     name: str = "graph"
     opset: int = 0
+    # constants that are initializers also listed as graph inputs (IR >= 4): a feed may
+    # override them, so runtimes (and the importer) do not constant-fold what reads them
+    overridable: frozenset = frozenset()
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

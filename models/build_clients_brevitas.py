@@ -41,6 +41,8 @@ CONFIGS = {
     "w2a8": ("2-bit weights per tensor, int8/uint8 activations", {"wbits": 2}),
     "pow2": ("power-of-two fixed point: Int8WeightPerTensorFixedPoint, Int8/Uint8ActPerTensorFixedPoint",
              {"fixed_point": True}),
+    "pow2_zp": ("power-of-two fixed point with a zero point: inputs scaled to [-1, 1] then "
+                "ShiftedUint8ActPerTensorFixedPoint", {"fixed_point": True, "shifted_input": True}),
     "perchannel": ("8-bit weights per output channel (Int8WeightPerChannelFloat)", {"per_channel": True}),
     "int32bias": ("Int32Bias on every conv and linear layer", {"int32_bias": True}),
     "add_unsigned": ("residual add of two quantized branches into an unsigned QuantReLU", {"residual": "unsigned"}),
@@ -62,7 +64,7 @@ def _quantizers(fixed_point: bool, per_channel: bool, wbits: int):
 
 
 def _net(wbits: int = 8, fixed_point: bool = False, per_channel: bool = False, int32_bias: bool = False,
-         residual: str | None = None, pool: str = "max"):
+         residual: str | None = None, pool: str = "max", shifted_input: bool = False):
     """QuantIdentity -> QuantConv 1->8 -> QuantReLU -> QuantConv 8->8 -> QuantReLU [-> residual
     QuantConv 8->8 and add] -> MaxPool / TruncAvgPool 2x2 -> flatten -> QuantLinear 128->10
     with an int8 output quantizer (so the output is on a grid: differences count in LSB)."""
@@ -76,14 +78,18 @@ def _net(wbits: int = 8, fixed_point: bool = False, per_channel: bool = False, i
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.inp = qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True)
-            self.c1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=wq, return_quant_tensor=True, **bias)
+            self.inp = qnn.QuantIdentity(act_quant=bq.ShiftedUint8ActPerTensorFixedPoint if shifted_input else sq,
+                                         return_quant_tensor=True)
+            # Brevitas cannot give the accumulator of a zero-point input a QuantTensor ("Computing
+            # zero point of output accumulator not supported yet"): c1 then outputs floats
+            self.c1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=wq, return_quant_tensor=not shifted_input,
+                                      **bias)
             self.r1 = qnn.QuantReLU(act_quant=uq, return_quant_tensor=True)
             self.c2 = qnn.QuantConv2d(8, 8, 3, padding=1, weight_quant=wq, return_quant_tensor=True, **bias)
             self.r2 = qnn.QuantReLU(act_quant=uq, return_quant_tensor=True)
             if residual:
                 self.c3 = qnn.QuantConv2d(8, 8, 3, padding=1, weight_quant=wq, return_quant_tensor=True, **bias)
-                self.q3 = qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True)
+                self.q3 = qnn.QuantIdentity(act_quant=sq, return_quant_tensor=False)
                 self.join = (qnn.QuantReLU(act_quant=uq, return_quant_tensor=True) if residual == "unsigned"
                              else qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True))
             self.pool = (qnn.TruncAvgPool2d(2, trunc_quant=bq.TruncTo8bit, return_quant_tensor=True)
@@ -92,13 +98,21 @@ def _net(wbits: int = 8, fixed_point: bool = False, per_channel: bool = False, i
                                       return_quant_tensor=False, **bias)
 
         def forward(self, x):
+            if shifted_input:
+                x = x * 2.0 - 1.0
             y = self.r2(self.c2(self.r1(self.c1(self.inp(x)))))
             if residual:
-                y = self.join(y + self.q3(self.c3(y)))
+                # the branches' scales differ: add their dequantized values (uint8 + int8 in QCDQ)
+                y = self.join(_value(y) + self.q3(self.c3(y)))
             y = self.pool(y)
             return self.fc(torch.flatten(y, 1))
 
     return Net()
+
+
+def _value(t):
+    """A QuantTensor's dequantized value (in export mode Brevitas passes plain tensors)."""
+    return getattr(t, "value", t)
 
 
 def _train(net) -> float:
@@ -169,8 +183,13 @@ def _entry(name: str | None, form: str, exporter: str, config: str, reference: s
 
 
 def _one_line(e: Exception) -> str:
-    s = f"{type(e).__name__}: {e}".strip().splitlines()
-    return (s[0] if s else type(e).__name__)[:300]
+    """The exception's first line, and its root cause's (an exporter wraps the real error)."""
+    first = lambda x: (f"{type(x).__name__}: {x}".strip().splitlines() or [type(x).__name__])[0]  # noqa: E731
+    root = e
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = first(e) if root is e else f"{first(e)} (cause: {first(root)})"
+    return text.replace("\x1b[96m", "").replace("\x1b[0m", "")[:400]
 
 
 def _qonnx_passes(src: Path, config: str, x: np.ndarray) -> list:
@@ -192,53 +211,69 @@ def _qonnx_passes(src: Path, config: str, x: np.ndarray) -> list:
         _record(OUT / f"{name}.onnx", "ort-int8", x, None)
         rows.append(_entry(name, "QCDQ", "qonnx QuantToQCDQ", config, "ort-int8", tool))
     except Exception as e:  # noqa: BLE001 - recorded in the manifest
+        for p in (OUT / f"{name}.onnx", OUT / f"{name}.npz"):
+            p.unlink(missing_ok=True)
         rows.append(_entry(None, "QCDQ", "qonnx QuantToQCDQ", config, "ort-int8", tool, error=_one_line(e)))
     return rows
 
 
-QONNX_PASS_CONFIGS = ("w8a8", "w4a8", "pow2", "perchannel", "int32bias", "add_unsigned")
+QONNX_PASS_CONFIGS = ("w8a8", "w4a8", "pow2", "pow2_zp", "perchannel", "int32bias", "add_unsigned")
 
 
-def build(only: list | None = None) -> list:
+def build_config(config: str, x: np.ndarray) -> list:
+    """Train the config's net, export it every way, run qonnx's passes: its manifest rows."""
     import torch
-    OUT.mkdir(exist_ok=True)
-    x = np.ascontiguousarray(zoo.digits_split()[2][:SAMPLES])
-    rows = []
-    for config, (desc, kw) in CONFIGS.items():
-        if only and config not in only:
-            continue
-        torch.manual_seed(SEED)
+    desc, kw = CONFIGS[config]
+    torch.manual_seed(SEED)
+    try:
         net = _net(**kw)
         acc = _train(net)
         with torch.no_grad():
             torch_out = net(torch.from_numpy(x)).numpy()
-        print(f"{config}: test accuracy {acc:.4f}", file=sys.stderr)
-        for form in ("QONNX", "QCDQ"):
-            reference = "qonnx" if form == "QONNX" else "ort-int8"
-            for exporter in EXPORTERS:
-                name = f"{config}.{form.lower()}.{'ts' if exporter == 'torchscript' else 'dynamo'}"
-                path = OUT / f"{name}.onnx"
-                try:
-                    _export(net, form, exporter, path, torch.from_numpy(x[:2]))
-                    _record(path, reference, x, torch_out)
-                except Exception as e:  # noqa: BLE001 - an exporter failure is recorded, not fatal
-                    print(f"  {name}: {_one_line(e)}", file=sys.stderr)
-                    for p in (path, path.with_suffix(".npz")):
-                        p.unlink(missing_ok=True)
-                    rows.append(_entry(None, form, exporter, config, reference, error=_one_line(e)))
-                    continue
-                rows.append(_entry(name, form, exporter, config, reference,
-                                   note=f"{desc}; float test accuracy (Brevitas) {acc:.4f}"))
-        src = OUT / f"{config}.qonnx.ts.onnx"
-        if config in QONNX_PASS_CONFIGS and src.exists():
-            rows += _qonnx_passes(src, config, x)
+    except Exception as e:  # noqa: BLE001 - Brevitas refused the config: recorded
+        return [_entry(None, "Brevitas", "training", config, "", error=_one_line(e))]
+    print(f"{config}: test accuracy {acc:.4f}", file=sys.stderr)
+    rows = []
+    for form in ("QONNX", "QCDQ"):
+        reference = "qonnx" if form == "QONNX" else "ort-int8"
+        for exporter in EXPORTERS:
+            name = f"{config}.{form.lower()}.{'ts' if exporter == 'torchscript' else 'dynamo'}"
+            path = OUT / f"{name}.onnx"
+            try:
+                _export(net, form, exporter, path, torch.from_numpy(x[:2]))
+                _record(path, reference, x, torch_out)
+            except Exception as e:  # noqa: BLE001 - an exporter failure is recorded, not fatal
+                print(f"  {name}: {_one_line(e)}", file=sys.stderr)
+                for p in (path, path.with_suffix(".npz")):
+                    p.unlink(missing_ok=True)
+                rows.append(_entry(None, form, exporter, config, reference, error=_one_line(e)))
+                continue
+            rows.append(_entry(name, form, exporter, config, reference,
+                               note=f"{desc}; float test accuracy (Brevitas) {acc:.4f}"))
+    src = OUT / f"{config}.qonnx.ts.onnx"
+    if config in QONNX_PASS_CONFIGS and src.exists():
+        rows += _qonnx_passes(src, config, x)
+    return rows
+
+
+def _write_manifest(config: str, rows: list) -> list:
+    """Replace the config's rows in models/clients/manifest.json (rows kept in CONFIGS order)."""
+    manifest = OUT / "manifest.json"
+    kept = json.loads(manifest.read_text())["models"] if manifest.exists() else []
+    kept = [r for r in kept if r["config"] != config and r["config"] in CONFIGS]
+    rows = sorted(kept + rows, key=lambda r: list(CONFIGS).index(r["config"]))
+    manifest.write_text(json.dumps({"models": rows}, indent=1) + "\n")
     return rows
 
 
 def main(argv: list | None = None) -> int:
-    rows = build(list(argv if argv is not None else sys.argv[1:]))
-    (OUT / "manifest.json").write_text(json.dumps({"models": rows}, indent=1) + "\n")
-    print(f"{sum(1 for r in rows if r['file'])} models, {sum(1 for r in rows if not r['file'])} failed exports",
+    """Build every config, or those named; the manifest is rewritten after each config."""
+    only = list(argv if argv is not None else sys.argv[1:]) or list(CONFIGS)
+    OUT.mkdir(exist_ok=True)
+    x = np.ascontiguousarray(zoo.digits_split()[2][:SAMPLES])
+    for config in only:
+        rows = _write_manifest(config, build_config(config, x))
+    print(f"{sum(1 for r in rows if r['file'])} models, {sum(1 for r in rows if not r['file'])} failed",
           file=sys.stderr)
     return 0
 

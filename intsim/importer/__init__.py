@@ -77,7 +77,7 @@ def import_model(model: onnx.ModelProto) -> Graph:
             raise InvalidModelError(f"graph output '{o}' is not produced by any node")
         _check_output_type(ctx, o)
     return Graph(ctx.tensors, tuple(ctx.nodes), tuple(inputs), tuple(outputs), ctx.constants,
-                 name=g.name or "graph", opset=ctx.opset(""))
+                 name=g.name or "graph", opset=ctx.opset(""), overridable=ctx.overridable)
 
 
 def _check_output_type(ctx: ImportContext, name: str) -> None:

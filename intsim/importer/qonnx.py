@@ -143,7 +143,38 @@ def lower_bipolar(ctx: ImportContext, node) -> None:
 def lower_trunc(ctx: ImportContext, node) -> None:
     a = attrs_of(node)
     version = 2 if len(node.input) >= 6 else 1
-    ctx.declare(node.output[0], FLOAT32)
-    ctx.emit("qonnx_trunc", node.name or node.output[0], list(node.input), [node.output[0]],
+    codes = _trunc_codes(ctx, node) if version == 2 else None
+    out = node.output[0] if codes is None else ctx.fresh(node.output[0] + "__trunc")
+    ctx.declare(out, FLOAT32)
+    ctx.emit("qonnx_trunc", node.name or node.output[0], list(node.input), [out],
              {"version": version, "rounding": _str(a.get("rounding_mode"), "FLOOR").upper(),
               "signed": int(a.get("signed", 1)), "narrow": int(a.get("narrow", 0))}, ctx.origin(node))
+    if codes is not None:
+        t, qp, lo, hi = codes
+        attrs = {"axis": 1, "block_size": 0, "out_type": t, "qmin": lo, "qmax": hi, "rounding": "ROUND",
+                 "order": "qonnx", "saturate": 1}
+        q_name = ctx.fresh(node.output[0] + "__int")
+        ctx.declare(q_name, t, qparams=qp)
+        ctx.emit("quantize", (node.name or node.output[0]) + "/quantize", [out, node.input[4], ""], [q_name], attrs,
+                 ctx.origin(node))
+        _emit_dequantize(ctx, node, q_name, qp, None)
+
+
+def _trunc_codes(ctx: ImportContext, node):
+    """A Trunc v2 with constant parameters, zero point 0 and one output scale outputs
+    y * out_scale, y an integer in the output range (Brevitas' TruncAvgPool): (type, qparams,
+    qmin, qmax) of those codes, so the float output is re-read exactly as integers
+    (f32(f32(y * s) / s) rounds back to y for |y| < 2^16) and the next layer can fuse; None
+    for any other Trunc (it stays the float step)."""
+    if not all(ctx.is_const(i) for i in node.input[1:6]):
+        return None
+    zp, out_scale = ctx.constants[node.input[2]], np.asarray(ctx.constants[node.input[4]], np.float32)
+    bits = float(np.asarray(ctx.constants[node.input[5]]).reshape(-1)[0])
+    if np.any(zp != 0) or out_scale.size != 1 or not float(out_scale.reshape(-1)[0]) > 0 or \
+            bits != int(bits) or not 2 <= bits <= 16:
+        return None
+    a = attrs_of(node)
+    signed = bool(a.get("signed", 1))
+    lo, hi = _range(int(bits), signed, bool(a.get("narrow", 0)))
+    qp = QParams.make(out_scale.reshape(()), np.zeros((), np.int64), None, name=node.output[0])
+    return IntType(int(bits), signed), qp, lo, hi

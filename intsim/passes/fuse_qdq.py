@@ -349,6 +349,20 @@ def _own_scale_bias(v: _View, db: Node, channels: int):
     return np.asarray(bs, np.float32).reshape(-1)
 
 
+def _overridable_source(v: _View, name: str) -> str:
+    """An overridable initializer (Graph.overridable) that tensor `name` is computed from, or ""."""
+    todo, seen = [name], set()
+    while todo:
+        t = todo.pop()
+        if t in v.g.overridable:
+            return t
+        p = v.producer.get(t)
+        if p is not None and t not in seen:
+            seen.add(t)
+            todo.extend(i for i in p.inputs if i)
+    return ""
+
+
 def _fuse_compute(v: _View, node: Node):
     """(fused node, removed nodes), a string (why it stays float), or StaysFloat (float, with
     onnxruntime's WeightBiasQuantization of its float bias)."""
@@ -385,6 +399,10 @@ def _compute(v: _View, node: Node):
             return f"its bias '{ins[2]}' is neither a DequantizeLinear output nor a 1-D float initializer " \
                    "onnxruntime quantizes (BiasQuantization)"
     if op in ("Conv", "Gemm") and v.const(dw.inputs[0]) is None:
+        src = _overridable_source(v, dw.inputs[0])
+        if src:
+            return (f"its weight '{dw.inputs[0]}' is not a constant: it is computed from '{src}', an initializer "
+                    "also listed as a graph input, which onnxruntime does not fold")
         return f"its weight '{dw.inputs[0]}' is not a constant"
     bias_scale = None
     ok32 = db is None or _qonnx(dx, dw) or _dtype(v, db.inputs[0]) == INT32
@@ -451,8 +469,11 @@ def _fuse_binary(v: _View, node: Node):
     found = _output_q(v, node)
     if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
         return None
-    if not _qonnx(da, db) and not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
-        return None     # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q
+    if not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
+        # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q; a QONNX add of
+        # mixed signedness (Brevitas: uint8 ReLU branch + int8 branch) stays the float add qonnx
+        # computes too (the integer add kernels take one 8-bit type)
+        return None
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]
     op = qdq_target(node.attrs["op_type"])

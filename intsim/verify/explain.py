@@ -195,6 +195,7 @@ class Explainer:
     def __init__(self, prog):
         self.prog = prog
         self._accs: dict = {}
+        self._producers = prog.graph.producers()
 
     def _accumulators(self, node) -> NodeAccumulators:
         if node.name not in self._accs:
@@ -323,6 +324,44 @@ class Explainer:
         dist = np.array([float(abs(e - (e.numerator // e.denominator) - Fraction(1, 2))) for e in exact])
         return dist.reshape(v.shape), bound
 
+    def _float_sum_error(self, node, env, mask):
+        """For a quantize whose float input is an integer accumulation dequantized at
+        f32(sx*sw[c]) [+ a float bias] [-> Relu/Clip] (a QONNX conv/Gemm with a float bias, read
+        as qonnx's executor computes it): a float32 reference computes that sum in float, off
+        the exact value by at most (K+4) u S + 2 u |bias| + 2 u |x|, S = sum_k |x_k w_k| sx sw[c]
+        (in the quantize input's units), at the masked elements; None for any other input."""
+        g = self.prog.graph
+        p, bias = self._producers.get(node.inputs[0]), None
+        while p is not None and p.op == "onnx" and p.attrs.get("op_type") in ("Relu", "Clip", "Add"):
+            if p.attrs["op_type"] == "Add":
+                consts = [i for i in p.inputs[1:] + p.inputs[:1] if i in g.constants]
+                if not consts:
+                    return None
+                bias = np.asarray(g.constants[consts[0]], np.float64)
+                data = [i for i in p.inputs if i not in g.constants]
+            else:
+                data = p.inputs[:1]
+            p = self._producers.get(data[0]) if data else None
+        if p is None or p.op != "dequantize" or p.inputs[0] not in self._producers:
+            return None
+        acc = self._producers[p.inputs[0]]
+        if not accumulates(acc.op) or acc.attrs.get("requant"):
+            return None
+        try:
+            s_abs = self._accumulators(acc).abs_sum(env).astype(np.float64)
+        except (KeyError, TypeError, ValueError):      # an isolated view without the layer's inputs
+            return None
+        scale = np.asarray(g.constants[p.inputs[1]], np.float64)
+        if scale.size > 1:
+            view = [1] * s_abs.ndim
+            view[p.attrs["axis"]] = -1
+            scale = scale.reshape(view)
+        s_abs = np.broadcast_to(s_abs * scale, s_abs.shape)
+        k = products_per_output(acc, np.asarray(g.constants[acc.inputs[3]]))
+        b = np.abs(np.broadcast_to(bias, s_abs.shape)) if bias is not None else 0.0
+        x = np.abs(np.asarray(value(node.inputs[0], self._accumulators(acc).exact_ctx, env), np.float64))
+        return ((k + 4) * U32 * s_abs + 2 * U32 * b + 2 * U32 * x)[mask]
+
     # ------------------------------------------------------------------ elementwise nodes
     def _elementwise_terms(self, node, env, mask):
         ctx = self.prog._ctx
@@ -339,6 +378,9 @@ class Explainer:
             terms = [(Fraction(float(a)), Fraction(float(f(1)))) for a in xs]
             exact = [a / b for a, b in terms]
             bound = 2.0 * 2 * U32 * np.abs(v)
+            upstream = self._float_sum_error(node, env, mask)
+            if upstream is not None:
+                bound = bound + 2.0 * upstream / f(1)
         else:
             a, b = np.broadcast_arrays(np.asarray(vals[0], np.int64) - z(2), np.asarray(vals[3], np.int64) - z(5))
             a, b = a[mask], b[mask]

@@ -148,7 +148,8 @@ def measure(entry) -> dict:
 
 def _cell(row) -> str:
     if "equal" not in row:
-        return f"| {row.get('error', '?')} | | | |"
+        err = row.get("error", "?").replace("|", "/")
+        return f"| no model: {err[:110] + '...' if len(err) > 110 else err} | | | |"
     return f"| {row['integers']} | {row.get('ort_integers', '')} | {row['equal']:.2f}% | {row['max_lsb']:g} |"
 
 
