@@ -99,6 +99,10 @@ ONNX_NHWC_READERS = frozenset({"MaxPool"})
 _QLINEAR = (1, 4, 6)        # a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp[, bias]
 _UNARY = (1, 3)             # x, x_scale, x_zp, y_scale, y_zp
 _QONNX_QUANT = ("Quant", "IntQuant", "BipolarQuant")   # QONNX: quantize then dequantize
+# com.microsoft float ops (onnxruntime's transformer optimizer) lowered to `onnx` float islands
+MS_FLOAT_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+             "SimplifiedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "QuickGelu", "FusedMatMul",
+             "BiasAdd", "BiasSoftmax")
 _CONV_DUMP = (("input", "NCHW"), ("weights", "OIHW"), ("acc", "NCHW"), ("output", "NCHW"), ("bias", "O"))
 
 _ROWS = (
@@ -151,7 +155,8 @@ _ROWS = (
           integer_arith=False, lowered_from=("Trunc",)),
     # standard ONNX ops (importer.generic.lower_generic, the fallback for every op without a
     # lowering of its own): integers through ONNX_MOVEMENT ops, float islands on the ONNX reference
-    OpRow("onnx", "intsim.steps.onnx_op", "onnx.reference.ReferenceEvaluator", "onnx", integer_arith=False),
+    OpRow("onnx", "intsim.steps.onnx_op", "onnx.reference.ReferenceEvaluator", "onnx", integer_arith=False,
+          lowered_from=MS_FLOAT_OPS + ("QAttention",)),   # QAttention: MatMulInteger (matmul) + float onnx nodes
 )
 
 OPS: dict[str, OpRow] = {r.op: r for r in _ROWS}

@@ -24,14 +24,11 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..ir import FLOAT32
+from ..ops import MS_FLOAT_OPS     # com.microsoft float ops an onnxruntime float island runs
 from .context import ImportContext
 from .generic import lower_generic
 from .registry import MS_DOMAIN, find, lowering
 
-# com.microsoft float ops an onnxruntime float island runs (what its transformer optimizer writes)
-MS_FLOAT_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
-                "SimplifiedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "QuickGelu", "FusedMatMul",
-                "BiasAdd", "BiasSoftmax")
 
 
 @lowering(*MS_FLOAT_OPS, domain=MS_DOMAIN)

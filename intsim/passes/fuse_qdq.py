@@ -377,7 +377,7 @@ def _fuse_compute(v: _View, node: Node):
     q = _quantized_bias(v, ins[2], node, dx, dw)
     if q is None:
         return res
-    name = ins[2] + "__bias_dq"
+    name = ins[2] + "__dequantized_int32"
     v.new_constants[name] = (q.astype(np.float32) * _acc_scale(v.const(dx.inputs[1]), v.const(dw.inputs[1])))
     return StaysFloat((res, tuple(node.inputs[:2]) + (name,) + tuple(node.inputs[3:])))
 

@@ -54,9 +54,14 @@ def _tflite_softmax(node, ctx, reader, t, beta):
                               f"{node.attrs['axis']}")
     kern = ctx.kernel(tsk.softmax_rows)
     tables: dict = {}
+    if reader.static:
+        _tflite_output_quant(node, ctx, reader.values({}), t)
 
     def run(env, tap):
-        x, sx, _, sy, zy = (reader.values(env) + [None] * 5)[:5]
+        vals = reader.values(env)
+        if not reader.static:
+            _tflite_output_quant(node, ctx, vals, t)
+        x, sx, _, sy, zy = (vals + [None] * 5)[:5]
         s = _scalar(sx, node.inputs[1], node)
         if s not in tables:
             tables[s] = tsk.softmax_table(s, beta)
@@ -68,3 +73,14 @@ def _tflite_softmax(node, ctx, reader, t, beta):
                  scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name), out.reshape(-1, d))
         env[node.outputs[0]] = out
     return run
+
+
+def _tflite_output_quant(node, ctx, vals, t) -> None:
+    """TFLite's SOFTMAX takes only its fixed output quantization (SoftmaxPrepare: scale 1/256,
+    zero point -128 for int8, 0 for uint8); any other is refused by name."""
+    sy, zy = (list(vals) + [None] * 5)[3:5]
+    want = -128 if t.storage == np.int8 else 0
+    zy = 0 if zy is None else int(np.asarray(zy).reshape(-1)[0])
+    if float(np.asarray(sy).reshape(-1)[0]) != 1 / 256 or zy != want:
+        raise TargetRefusal(ctx.target.name, node, f"TFLite's SOFTMAX needs output scale 1/256 and zero "
+                            f"point {want} (got {float(np.asarray(sy).reshape(-1)[0])!r}, {zy})")

@@ -111,7 +111,7 @@ def test_float_bias_of_an_unfused_conv_is_quantized_first():
     assert "QLinearConv" not in optimized_op_types(m)
     prog, out = _run(m, x)
     conv = next(n for n in prog.graph.nodes if n.name == "conv")
-    assert conv.op == "onnx" and conv.inputs[2].endswith("__bias_dq")
+    assert conv.op == "onnx" and conv.inputs[2].endswith("__dequantized_int32")
     assert np.array_equal(out["y"], run_ort(m, {"x": x})["y"])
 
 

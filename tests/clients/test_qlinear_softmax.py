@@ -70,4 +70,8 @@ def test_qdq_softmax_fuses_as_onnxruntime(act, opset, axis, shape):
 def test_other_targets_refuse_qlinear_softmax_by_name():
     m = qlinear_softmax_model([2, 8], np.int8, 0.1, 1 / 256, -128, -1, 13)
     with pytest.raises(TargetRefusal, match="no rule for QLinearSoftmax"):
-        intsim.load(m, target="tflite")
+        intsim.load(m, target="pow2")
+    intsim.load(m, target="tflite")     # TFLite's own output quantization: its SOFTMAX rule applies
+    odd = qlinear_softmax_model([2, 8], np.int8, 0.1, 1 / 128, -128, -1, 13)
+    with pytest.raises(TargetRefusal, match="target tflite .*SOFTMAX needs output scale 1/256 and zero point -128"):
+        intsim.load(odd, target="tflite")
