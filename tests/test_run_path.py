@@ -112,6 +112,30 @@ def test_small_steps_run_serially_and_stay_exact(small, monkeypatch):
     assert fast_gemm.get_num_threads() == old
 
 
+def test_a_small_steps_replays_start_no_parallel_region(monkeypatch):
+    """The frozen call of a serial step is bound to serial kernels: its replays never enter a
+    Numba parallel region (kernels.threads.native_call), even with 2 threads set."""
+    from kernels import threads
+    monkeypatch.setattr(work, "SERIAL_US", 1e12)
+    calls = []
+    real = threads.native_call
+    monkeypatch.setattr(threads, "native_call", lambda *a: calls.append(1) or real(*a))
+    zoo = pytest.importorskip("models.zoo")
+    prog = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))   # convs fed by convs: bound hooks
+    feeds = zoo.sample_inputs("mobilenetv2_s", 1, seed=1)
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(2)
+    try:
+        for _ in range(2):
+            prog.run(feeds)
+        calls.clear()
+        for _ in range(3):
+            prog.run(feeds)
+    finally:
+        fast_gemm.set_num_threads(old)
+    assert any(isinstance(v, frozen.FrozenRun) for v in prog._frozen.values()) and calls == []
+
+
 def test_runs_serial_scales_with_the_batch(monkeypatch):
     monkeypatch.setattr(work, "SERIAL_US", 40.0)
     prog = intsim.load(_matmul(k=32, n=24))

@@ -62,7 +62,13 @@ class FrozenRun:
             return
         hook = getattr(fn, "freeze", None)
         try:
-            call = hook(env, fixed) if hook is not None else None
+            if hook is None:
+                call = None
+            elif serial:                            # bound to serial kernels, as the step just ran
+                with serial_here():
+                    call = hook(env, fixed)
+            else:
+                call = hook(env, fixed)
             if call is not None and not serial:     # a conv/matmul: its thread count by measurement
                 call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
