@@ -83,3 +83,13 @@ def test_one_thread_records_plain_calls(threads):
         fast_gemm.set_num_threads(old)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     assert not [c for c in rec.calls if isinstance(c, tune.Tuned)]
+
+
+def test_a_parallel_call_only_slightly_faster_is_not_kept(monkeypatch):
+    """The parallel call must beat PARALLEL_GAIN x the serial median to be kept."""
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "PARALLEL_GAIN", 0.5)
+    t = tune.Tuned(lambda env: time.sleep(0.006), lambda env: time.sleep(0.008))
+    for _ in range(6):
+        t(None)
+    assert t.choices == [1]

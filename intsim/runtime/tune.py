@@ -11,8 +11,9 @@ When a conv or matmul step is recorded with T > 1 threads, it also gets a serial
 freeze hook called once more under kernels.threads.serial_here() (a call bound to serial
 kernels on the same arrays), or, for a step replayed through its ordinary path (a conv reading
 the graph input), that path run under serial_here() (its kernels bind serially there). The replay then alternates the two calls for its first PROBES runs of each,
-timing them (time.perf_counter), keeps the one with the lower median, and measures again after
-every RETUNE replays (the load of a shared host changes). Both calls compute the same exact
+timing them (time.perf_counter), keeps the parallel call only when its median is below
+PARALLEL_GAIN times the serial one's (else the serial call), and measures again after every
+RETUNE replays (the load of a shared host changes). Both calls compute the same exact
 integer sums and the same requantization on the same arrays, so the choice changes the time
 only, never a bit (tests/test_tune.py). INTSIM_TUNE_THREADS=0 keeps the recorded T threads.
 """
@@ -28,6 +29,10 @@ ENABLED = os.environ.get("INTSIM_TUNE_THREADS", "1") != "0"
 TUNED_OPS = ("conv", "matmul")      # the steps whose kernels start Numba parallel regions
 PROBES = 5
 RETUNE = 512
+# the parallel call is kept only when its median is below this share of the serial one's: five
+# probes on a busy host are noisy, and a wrong pick of the parallel call costs far more (a lost
+# time slice, milliseconds) than a wrong pick of the serial one (at most half the step)
+PARALLEL_GAIN = 0.8
 
 
 class Tuned:
@@ -54,7 +59,7 @@ class Tuned:
         self.calls[i](env)
         self.times[i].append(time.perf_counter() - t)
         if len(self.times[1]) >= PROBES:
-            k = int(statistics.median(self.times[1]) < statistics.median(self.times[0]))
+            k = int(statistics.median(self.times[0]) >= PARALLEL_GAIN * statistics.median(self.times[1]))
             self.best, self.left = self.calls[k], RETUNE
             self.choices.append(k)
 
