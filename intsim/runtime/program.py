@@ -244,13 +244,20 @@ class Program:
 
     def timed_steps(self, feeds: dict) -> tuple[dict, list]:
         """One whole-batch, unfrozen run on `feeds` with each prepared step timed (intsim bench
-        --profile): (outputs, [(node, seconds)] in step order)."""
+        --profile), small steps serial as in every run (intsim.runtime.work); the thread
+        measurement of frozen runs (intsim.runtime.tune) is not in it: (outputs, [(node,
+        seconds)] in step order)."""
         ctx = blas_budget.one_blas_thread() if self._uses_blas else contextlib.nullcontext()
         with ctx, limited(self.limits):
             env, times = self._check_feeds(feeds), []
-            for node, fn in self._steps:
+            for (node, fn), per_sample in zip(self._steps, self._serial):
+                serial = per_sample is not None and work.runs_serial(per_sample, env, node)
                 t = time.perf_counter()
-                fn(env, None)
+                if serial:      # as _execute runs it
+                    with kernel_threads.serial_here():
+                        fn(env, None)
+                else:
+                    fn(env, None)
                 times.append((node, time.perf_counter() - t))
         return {n: env[n] if n in env else self.graph.constants[n] for n in self.graph.outputs}, times
 
