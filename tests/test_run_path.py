@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 import intsim
 from intsim import bench_ops
 from intsim.bench import qlinear_conv_model
-from intsim.errors import ShapeError
+from intsim.errors import IntsimError, ShapeError
 from intsim.runtime import frozen, work
 from kernels import fast_gemm
 
@@ -138,10 +138,21 @@ def test_a_small_steps_replays_start_no_parallel_region(monkeypatch):
 
 def test_runs_serial_scales_with_the_batch(monkeypatch):
     monkeypatch.setattr(work, "SERIAL_US", 40.0)
+    monkeypatch.delenv("INTSIM_SERIAL_US", raising=False)
     prog = intsim.load(_matmul(k=32, n=24))
     node = prog.graph.nodes[0]
-    per = work.us_per_sample(node, prog.graph)
-    rows = int(40.0 / per)
-    assert work.runs_serial(per, {"a": np.zeros((rows, 32), np.uint8)}, node)
-    assert not work.runs_serial(per, {"a": np.zeros((rows + 1, 32), np.uint8)}, node)
+    (share,) = work.serial_steps(prog._steps, prog.graph)
+    assert share == work.us_per_sample(node, prog.graph) / 40.0
+    rows = int(1 / share)
+    assert work.runs_serial(share, {"a": np.zeros((rows, 32), np.uint8)}, node)
+    assert not work.runs_serial(share, {"a": np.zeros((rows + 1, 32), np.uint8)}, node)
     assert not work.runs_serial(None, {"a": np.zeros((1, 32), np.uint8)}, node)
+
+
+def test_serial_threshold_from_the_environment(monkeypatch):
+    prog = intsim.load(_matmul(k=32, n=24))
+    monkeypatch.setenv("INTSIM_SERIAL_US", "0")
+    assert work.serial_steps(prog._steps, prog.graph) == [None]
+    monkeypatch.setenv("INTSIM_SERIAL_US", "fast")
+    with pytest.raises(IntsimError, match="INTSIM_SERIAL_US='fast' must be a number"):
+        intsim.load(_matmul(k=32, n=24))
