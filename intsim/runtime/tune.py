@@ -1,4 +1,5 @@
-"""The thread count of each conv/matmul step of a frozen run, chosen by measurement.
+"""The thread count of each conv/matmul/quantize/dequantize/add/mul step of a frozen run,
+chosen by measurement.
 
 A 2-thread kernel call is a Numba parallel region that ends at a barrier both threads reach.
 On an idle host it runs up to ~2x faster than one thread; on a host whose cores other
@@ -7,7 +8,7 @@ several times the single-thread time (the shared 2-core host, load 6-7: a 256^3 
 0.34 ms on 2 threads against 0.07 ms on 1; a 960-channel 7x7 depthwise conv 0.26 vs 0.05 ms).
 No static rule fits both hosts, so a frozen run measures.
 
-When a conv or matmul step is recorded with T > 1 threads, it also gets a serial call: its
+When such a step is recorded with T > 1 threads, it also gets a serial call: its
 freeze hook called once more under kernels.threads.serial_here() (a call bound to serial
 kernels on the same arrays), or, for a step replayed through its ordinary path (a conv reading
 the graph input), that path run under serial_here() (its kernels bind serially there). The replay then alternates the two calls for its first PROBES runs of each,
@@ -26,7 +27,9 @@ import time
 from kernels.threads import get_num_threads, serial_here
 
 ENABLED = os.environ.get("INTSIM_TUNE_THREADS", "1") != "0"
-TUNED_OPS = ("conv", "matmul")      # the steps whose kernels start Numba parallel regions
+# the steps whose kernels split over threads: Numba parallel regions (conv, matmul) or, above
+# kernels.eltwise's size threshold, the kernels' thread pool (quantize, dequantize, add, mul)
+TUNED_OPS = ("conv", "matmul", "quantize", "dequantize", "add", "mul")
 PROBES = 5
 RETUNE = 512
 # the parallel call is kept only when its median is below this share of the serial one's: five
@@ -67,7 +70,7 @@ class Tuned:
 def tuned(node, call, make_serial):
     """`call` (the step's frozen call, bound for the current thread count), or a Tuned pair of it
     and make_serial()'s call run under serial_here() (make_serial itself runs under it: a freeze
-    hook binds serial kernels there) when the step is a conv/matmul recorded on > 1 threads."""
+    hook binds serial kernels there) when the step is one of TUNED_OPS recorded on > 1 threads."""
     if not ENABLED or node.op not in TUNED_OPS or get_num_threads() <= 1:
         return call
     with serial_here():
