@@ -1,7 +1,9 @@
 """`intsim bench --suite ops`: single quantized ops through the public path, `intsim.load(model)
 .run(feeds)` (feed checks, the prepared step, frozen replays: what a user's run costs), against
 onnxruntime on the same one-node model in the same process (intsim.bench's machinery: same
-thread count, `allow_spinning=0`, alternating runs, medians).
+thread count, `allow_spinning=0`, alternating runs, medians). Both sides warm up for
+WARMUP + 2 * tune.PROBES runs: intsim's steady state is a frozen run whose conv/matmul thread
+count has been measured (intsim.runtime.tune).
 
 Cases: QLinearMatMul (u8 activations (M, K) x s8 weight initializer (K, N), per-tensor, -> u8) on
 the gemm suite's shapes plus small-K GEMMs, and QLinearConv (batch 1, u8 x s8 -> u8) on the conv
@@ -16,9 +18,10 @@ import math
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from .bench import CONV_CASES, GEMM_CASES, RUNS, graph_model, median_times, ort_session, qlinear_conv_model, \
-    set_threads, timing_row
+from .bench import CONV_CASES, GEMM_CASES, RUNS, WARMUP, graph_model, median_times, ort_session, \
+    qlinear_conv_model, set_threads, timing_row
 from .pipeline import load
+from .runtime import tune
 
 SMALL_K_GEMMS = [("smallk.12544x32x288", 12544, 32, 288), ("smallk.12544x16x96", 12544, 16, 96),
                  ("smallk.3136x24x144", 3136, 24, 144), ("smallk.784x32x192", 784, 32, 192)]
@@ -65,7 +68,9 @@ def bench_op_case(name, kind, shape, threads, rng, runs=RUNS):
     model, feeds, ops = (_gemm_case if kind == "gemm" else _conv_case)(*shape, rng)
     prog = load(model)
     sess = ort_session(model, threads)
-    t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs)
+    # warm-up: first sight, recording, then the frozen run's thread measurement (intsim.runtime.tune)
+    t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
+                     warmup=WARMUP + 2 * tune.PROBES)
     got = prog.run(feeds)["y"]
     want = sess.run(None, feeds)[0]
     row = timing_row(name, list(shape), ops, t, {"op": "QLinearMatMul" if kind == "gemm" else "QLinearConv",

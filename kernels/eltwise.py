@@ -530,6 +530,19 @@ def _dequantize_impl(q, scale, zp, out):
                 out[p, c, r] = np.float32(np.int64(q[p, c, r]) - zp[c]) * scale[c]
 
 
+@kernel
+def _dequantize_narrow_impl(q, scale, zp, out):
+    """_dequantize_impl for q and zp of at most 16 bits: q - zp is then exact in int32 (|.| <
+    2**17) and converts to the same float32 as the int64 difference, in wider SIMD lanes."""
+    p_, c_, r_ = q.shape
+    for c in range(c_):
+        s = scale[c]
+        z = np.int32(zp[c])
+        for p in range(p_):
+            for r in range(r_):
+                out[p, c, r] = np.float32(np.int32(q[p, c, r]) - z) * s
+
+
 class DequantizePlan(NamedTuple):
     """Validated DequantizeLinear parameters: scale (C,) float32 finite > 0, zp (C,) int64."""
     scale: np.ndarray
@@ -553,7 +566,8 @@ def dequantize_linear_planned(q, plan: DequantizePlan, out) -> None:
                       f"needs an integer input of <= 32 bits and a float32 out ({q.dtype}, {out.dtype})",
                       plan.scale.size)
     c = plan.scale.size
-    _dequantize_impl(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
+    narrow = q.dtype.itemsize <= 2 and plan.zp.min() >= -(1 << 16) and plan.zp.max() < (1 << 16)
+    (_dequantize_narrow_impl if narrow else _dequantize_impl)(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
 
 
 def dequantize_linear(q, scale, zp, out) -> None:

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 import intsim
 from intsim import bench_ops
 from intsim.bench import qlinear_conv_model
-from intsim.errors import ShapeError
+from intsim.errors import IntsimError, ShapeError
 from intsim.runtime import frozen, work
 from kernels import threads as kernel_threads
 
@@ -112,12 +112,47 @@ def test_small_steps_run_serially_and_stay_exact(small, monkeypatch):
     assert kernel_threads.get_num_threads() == old
 
 
+def test_a_small_steps_replays_start_no_parallel_region(monkeypatch):
+    """The frozen call of a serial step is bound to serial kernels: its replays never enter a
+    Numba parallel region (kernels.threads.native_call), even with 2 threads set."""
+    from kernels import threads
+    monkeypatch.setattr(work, "SERIAL_US", 1e12)
+    calls = []
+    real = threads.native_call
+    monkeypatch.setattr(threads, "native_call", lambda *a: calls.append(1) or real(*a))
+    zoo = pytest.importorskip("models.zoo")
+    prog = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))   # convs fed by convs: bound hooks
+    feeds = zoo.sample_inputs("mobilenetv2_s", 1, seed=1)
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(2)
+    try:
+        for _ in range(2):
+            prog.run(feeds)
+        calls.clear()
+        for _ in range(3):
+            prog.run(feeds)
+    finally:
+        fast_gemm.set_num_threads(old)
+    assert any(isinstance(v, frozen.FrozenRun) for v in prog._frozen.values()) and calls == []
+
+
 def test_runs_serial_scales_with_the_batch(monkeypatch):
     monkeypatch.setattr(work, "SERIAL_US", 40.0)
+    monkeypatch.delenv("INTSIM_SERIAL_US", raising=False)
     prog = intsim.load(_matmul(k=32, n=24))
     node = prog.graph.nodes[0]
-    per = work.us_per_sample(node, prog.graph)
-    rows = int(40.0 / per)
-    assert work.runs_serial(per, {"a": np.zeros((rows, 32), np.uint8)}, node)
-    assert not work.runs_serial(per, {"a": np.zeros((rows + 1, 32), np.uint8)}, node)
+    (share,) = work.serial_steps(prog._steps, prog.graph)
+    assert share == work.us_per_sample(node, prog.graph) / 40.0
+    rows = int(1 / share)
+    assert work.runs_serial(share, {"a": np.zeros((rows, 32), np.uint8)}, node)
+    assert not work.runs_serial(share, {"a": np.zeros((rows + 1, 32), np.uint8)}, node)
     assert not work.runs_serial(None, {"a": np.zeros((1, 32), np.uint8)}, node)
+
+
+def test_serial_threshold_from_the_environment(monkeypatch):
+    prog = intsim.load(_matmul(k=32, n=24))
+    monkeypatch.setenv("INTSIM_SERIAL_US", "0")
+    assert work.serial_steps(prog._steps, prog.graph) == [None]
+    monkeypatch.setenv("INTSIM_SERIAL_US", "fast")
+    with pytest.raises(IntsimError, match="INTSIM_SERIAL_US='fast' must be a number"):
+        intsim.load(_matmul(k=32, n=24))

@@ -29,6 +29,7 @@ import numpy as np
 from kernels.threads import serial_here
 
 from ..errors import IntsimError
+from . import tune
 
 
 class Mismatch(Exception):
@@ -61,7 +62,15 @@ class FrozenRun:
             return
         hook = getattr(fn, "freeze", None)
         try:
-            call = hook(env, fixed) if hook is not None else None
+            if hook is None:
+                call = None
+            elif serial:                            # bound to serial kernels, as the step just ran
+                with serial_here():
+                    call = hook(env, fixed)
+            else:
+                call = hook(env, fixed)
+            if call is not None and not serial:     # its thread count by measurement (tune.TUNED_OPS)
+                call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
             call = None
         outs = [o for o in node.outputs if o]
@@ -76,6 +85,8 @@ class FrozenRun:
                 env[o] = buf
                 bufs.append((o, buf))
             call = _ordinary(fn, bufs, serial)
+            if not serial:                          # (its kernels bind serially under serial_here)
+                call = tune.tuned(node, call, lambda: call)
             self.ordinary.append(node.name)
         for o in outs:
             self.nbytes += env[o].nbytes

@@ -144,7 +144,7 @@ class Program:
         self._min_part = split.min_part
         # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
         self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
-        # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample estimates, once
+        # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample shares, once
         self._serial = work.serial_steps(self._steps, graph)
         self._feed_specs = [_feed_spec(name, graph.tensors[name]) for name in graph.inputs]
         self._shape_only = frozen.shape_only(graph)     # shape arithmetic: not replayed (intsim.runtime.frozen)
@@ -243,13 +243,20 @@ class Program:
 
     def timed_steps(self, feeds: dict) -> tuple[dict, list]:
         """One whole-batch, unfrozen run on `feeds` with each prepared step timed (intsim bench
-        --profile): (outputs, [(node, seconds)] in step order)."""
+        --profile), small steps serial as in every run (intsim.runtime.work); the thread
+        measurement of frozen runs (intsim.runtime.tune) is not in it: (outputs, [(node,
+        seconds)] in step order)."""
         ctx = blas_budget.one_blas_thread() if self._uses_blas else contextlib.nullcontext()
         with ctx, limited(self.limits):
             env, times = self._check_feeds(feeds), []
-            for node, fn in self._steps:
+            for (node, fn), share in zip(self._steps, self._serial):
+                serial = share is not None and work.runs_serial(share, env, node)
                 t = time.perf_counter()
-                fn(env, None)
+                if serial:      # as _execute runs it
+                    with kernel_threads.serial_here():
+                        fn(env, None)
+                else:
+                    fn(env, None)
                 times.append((node, time.perf_counter() - t))
         return {n: env[n] if n in env else self.graph.constants[n] for n in self.graph.outputs}, times
 
@@ -355,9 +362,9 @@ class Program:
         lim = current()
         live = sum(np.asarray(v).nbytes for v in env.values())
         fixed = set(self.graph.constants) if rec is not None else None
-        for (node, fn), per_sample in zip(self._steps, self._serial):
+        for (node, fn), share in zip(self._steps, self._serial):
             tap = {"op": node.op, "origin": node.origin} if taps else None
-            serial = per_sample is not None and work.runs_serial(per_sample, env, node)
+            serial = share is not None and work.runs_serial(share, env, node)
             if serial:
                 with kernel_threads.serial_here():   # its kernels bind (and a recording freezes) serial calls
                     fn(env, tap)

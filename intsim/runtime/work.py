@@ -16,7 +16,7 @@ dimension excepted), as multiply-adds per sample over a sustained single-thread 
 
 `n` is the run's batch (axis 0 of the step's first input). Steps whose output shape is not
 declared, and every other op (their kernels keep their own thresholds), keep the thread count.
-INTSIM_SERIAL_US sets the threshold (0: never serial).
+INTSIM_SERIAL_US sets the threshold (0: never serial), read when a Program is prepared.
 """
 from __future__ import annotations
 
@@ -25,21 +25,29 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import IntsimError
+
 # sustained single-thread rates of the fused VNNI lanes on the 2-core host (kernel-level suites:
 # ~350 GOP/s on one thread for dense GEMMs, depthwise 25-55 GOP/s on two)
 DENSE_MACS_PER_US = 150_000.0
 DEPTHWISE_MACS_PER_US = 15_000.0
 
 
-def _threshold() -> float:
+SERIAL_US = 40.0
+
+
+def serial_us() -> float:
+    """The threshold in force: INTSIM_SERIAL_US when set (0: never serial), else SERIAL_US."""
     raw = os.environ.get("INTSIM_SERIAL_US", "").strip()
+    if not raw:
+        return SERIAL_US
     try:
-        return float(raw) if raw else 40.0
+        value = float(raw)
     except ValueError:
-        return 40.0
-
-
-SERIAL_US = _threshold()
+        value = float("nan")
+    if not value >= 0:
+        raise IntsimError(f"environment variable INTSIM_SERIAL_US={raw!r} must be a number of microseconds >= 0")
+    return value
 
 
 def _prod(dims) -> Optional[int]:
@@ -72,20 +80,27 @@ def us_per_sample(node, graph) -> Optional[float]:
 
 
 def serial_steps(steps: list, graph) -> list:
-    """For each (node, fn) step: the per-sample estimate (us_per_sample) when the step could
-    ever run serially under SERIAL_US, else None (the step keeps the thread count)."""
-    if SERIAL_US <= 0:
+    """For each (node, fn) step, chosen once at prepare: its per-sample estimate as a share of
+    the threshold (us_per_sample / serial_us()) when the step could ever run serially, else
+    None (the step keeps the thread count)."""
+    threshold = serial_us()
+    if threshold <= 0:
         return [None] * len(steps)
-    return [us_per_sample(node, graph) for node, _ in steps]
+    shares = []
+    for node, _ in steps:
+        us = us_per_sample(node, graph)
+        shares.append(None if us is None else us / threshold)
+    return shares
 
 
-def runs_serial(per_sample: Optional[float], env: dict, node) -> bool:
-    """Whether this run of the step (batch = axis 0 of its first input in env) runs serially."""
-    if per_sample is None:
+def runs_serial(share: Optional[float], env: dict, node) -> bool:
+    """Whether this run of the step (batch n = axis 0 of its first input in env) runs serially:
+    n * share < 1, share from serial_steps."""
+    if share is None:
         return False
     x = env.get(node.inputs[0])
     n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
-    return n * per_sample < SERIAL_US
+    return n * share < 1
 
 
-__all__ = ["SERIAL_US", "us_per_sample", "serial_steps", "runs_serial"]
+__all__ = ["SERIAL_US", "serial_us", "us_per_sample", "serial_steps", "runs_serial"]

@@ -206,3 +206,23 @@ def test_maxpool_planes_large_equals_twin(dtype, geom):
     P.maxpool(x, k, s, p, [1] * len(k), cm, got)
     P.maxpool_ref(x, k, s, p, [1] * len(k), cm, want)
     assert got.size >= 1 << 15 and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+def test_dequantize_every_code_with_zero_points_at_the_ends(dtype):
+    """Every code of 8- and 16-bit types (the int32-difference kernel) against the NumPy int64
+    twin, per tensor and per channel, zero points at both ends of the type."""
+    info = np.iinfo(dtype)
+    q = np.arange(info.min, info.max + 1, dtype=np.int64).astype(dtype)
+    for zp in (info.min, info.max, 0 if info.min < 0 else 1):
+        for scale in (np.float32(0.0173), np.float32(2.0 ** -7), np.float32(3.0e-5)):
+            got, want = np.empty(q.shape, np.float32), np.empty(q.shape, np.float32)
+            E.dequantize_linear(q, scale, zp, got)
+            E.dequantize_linear_ref(q, scale, zp, want)
+            assert np.array_equal(got.view(np.int32), want.view(np.int32))
+    q3 = q.reshape(2, 2, -1)
+    scales, zps = np.array([0.02, 0.5], np.float32), np.array([info.min, info.max], np.int64)
+    got, want = np.empty(q3.shape, np.float32), np.empty(q3.shape, np.float32)
+    E.dequantize_linear(q3, scales, zps, got)
+    E.dequantize_linear_ref(q3, scales, zps, want)
+    assert np.array_equal(got.view(np.int32), want.view(np.int32))

@@ -1,0 +1,87 @@
+"""The thread count of each conv/matmul/quantize/dequantize/add/mul step of a frozen run,
+chosen by measurement.
+
+A 2-thread kernel call is a Numba parallel region that ends at a barrier both threads reach.
+On an idle host it runs up to ~2x faster than one thread; on a host whose cores other
+processes keep busy, the caller waits for a descheduled team thread and the call can take
+several times the single-thread time (the shared 2-core host, load 6-7: a 256^3 QLinearMatMul
+0.34 ms on 2 threads against 0.07 ms on 1; a 960-channel 7x7 depthwise conv 0.26 vs 0.05 ms).
+No static rule fits both hosts, so a frozen run measures.
+
+When such a step is recorded with T > 1 threads, it also gets a serial call: its
+freeze hook called once more under kernels.threads.serial_here() (a call bound to serial
+kernels on the same arrays), or, for a step replayed through its ordinary path (a conv reading
+the graph input), that path run under serial_here() (its kernels bind serially there). The replay then alternates the two calls for its first PROBES runs of each,
+timing them (time.perf_counter), keeps the parallel call only when its median is below
+PARALLEL_GAIN times the serial one's (else the serial call), and measures again after every
+RETUNE replays (the load of a shared host changes). Both calls compute the same exact
+integer sums and the same requantization on the same arrays, so the choice changes the time
+only, never a bit (tests/test_tune.py). INTSIM_TUNE_THREADS=0 keeps the recorded T threads.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from kernels.threads import get_num_threads, serial_here
+
+ENABLED = os.environ.get("INTSIM_TUNE_THREADS", "1") != "0"
+# the steps whose kernels split over threads: Numba parallel regions (conv, matmul) or, above
+# kernels.eltwise's size threshold, the kernels' thread pool (quantize, dequantize, add, mul)
+TUNED_OPS = ("conv", "matmul", "quantize", "dequantize", "add", "mul")
+PROBES = 5
+RETUNE = 512
+# the parallel call is kept only when its median is below this share of the serial one's: five
+# probes on a busy host are noisy, and a wrong pick of the parallel call costs far more (a lost
+# time slice, milliseconds) than a wrong pick of the serial one (at most half the step)
+PARALLEL_GAIN = 0.8
+
+
+class Tuned:
+    """call(env) running the faster of a parallel and a serial call of one step (module doc)."""
+
+    __slots__ = ("calls", "times", "left", "best", "choices")
+
+    def __init__(self, parallel, serial):
+        self.calls = (parallel, serial)
+        self.times = ([], [])
+        self.left = 0
+        self.best = None
+        self.choices = []       # the index (0 parallel, 1 serial) kept after each measurement
+
+    def __call__(self, env) -> None:
+        if self.best is not None:
+            if self.left > 0:
+                self.left -= 1
+                self.best(env)
+                return
+            self.best, self.times = None, ([], [])
+        i = 0 if len(self.times[0]) <= len(self.times[1]) else 1
+        t = time.perf_counter()
+        self.calls[i](env)
+        self.times[i].append(time.perf_counter() - t)
+        if len(self.times[1]) >= PROBES:
+            k = int(statistics.median(self.times[0]) >= PARALLEL_GAIN * statistics.median(self.times[1]))
+            self.best, self.left = self.calls[k], RETUNE
+            self.choices.append(k)
+
+
+def tuned(node, call, make_serial):
+    """`call` (the step's frozen call, bound for the current thread count), or a Tuned pair of it
+    and make_serial()'s call run under serial_here() (make_serial itself runs under it: a freeze
+    hook binds serial kernels there) when the step is one of TUNED_OPS recorded on > 1 threads."""
+    if not ENABLED or node.op not in TUNED_OPS or get_num_threads() <= 1:
+        return call
+    with serial_here():
+        serial = make_serial()
+    if serial is None:
+        return call
+
+    def run_serial(env):
+        with serial_here():
+            serial(env)
+    return Tuned(call, run_serial)
+
+
+__all__ = ["ENABLED", "PROBES", "RETUNE", "Tuned", "tuned"]

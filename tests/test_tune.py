@@ -1,0 +1,95 @@
+"""intsim.runtime.tune: a frozen conv/matmul step recorded on 2 threads alternates its parallel
+and serial calls, keeps the faster, re-measures later, and every replay (either call) is
+bit-exact with onnxruntime."""
+import time
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import intsim
+from intsim.bench import qlinear_conv_model
+from intsim.runtime import frozen, tune, work
+from kernels import fast_gemm
+
+from .ortutil import run_ort
+
+
+def test_tuned_keeps_the_faster_call_and_measures_again(monkeypatch):
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "RETUNE", 4)
+    ran = []
+    slow = {"parallel": 0.004, "serial": 0.0}
+
+    def make(name):
+        def call(env):
+            ran.append(name)
+            time.sleep(slow[name])
+        return call
+    t = tune.Tuned(make("parallel"), make("serial"))
+    for _ in range(6):                      # 3 probes of each, alternating
+        t(None)
+    assert ran == ["parallel", "serial"] * 3 and t.choices == [1]
+    ran.clear()
+    for _ in range(4):
+        t(None)
+    assert ran == ["serial"] * 4            # RETUNE runs of the choice
+    slow.update(parallel=0.0, serial=0.004)
+    ran.clear()
+    for _ in range(6):
+        t(None)
+    assert ran == ["parallel", "serial"] * 3 and t.choices == [1, 0]
+
+
+def _conv_model(rng):
+    w = rng.integers(-128, 128, (32, 16, 3, 3)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 32).astype(np.int64)
+    model = qlinear_conv_model(w, bias, (1, 16, 20, 20), 1, 1, 1, (0.02, 0.004, 0.3), (128, 100))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 32, 20, 20]))
+    return model
+
+
+def test_conv_replays_through_both_calls_are_exact(monkeypatch):
+    monkeypatch.setattr(work, "SERIAL_US", 0.0)     # the conv keeps 2 threads when recorded
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    rng = np.random.default_rng(0)
+    model = _conv_model(rng)
+    prog = intsim.load(model)
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(2)
+    try:
+        for i in range(16):
+            x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
+            x[0, 0, 0, :3] = (0, 255, 128)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        fast_gemm.set_num_threads(old)
+    (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+    (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
+    assert len(t.choices) >= 2                      # measured, kept a call, measured again
+
+
+@pytest.mark.parametrize("threads", [1])
+def test_one_thread_records_plain_calls(threads):
+    prog = intsim.load(_conv_model(np.random.default_rng(1)))
+    old = fast_gemm.get_num_threads()
+    fast_gemm.set_num_threads(threads)
+    try:
+        x = np.zeros((1, 16, 20, 20), np.uint8)
+        for _ in range(3):
+            prog.run({"x": x})
+    finally:
+        fast_gemm.set_num_threads(old)
+    (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+    assert not [c for c in rec.calls if isinstance(c, tune.Tuned)]
+
+
+def test_a_parallel_call_only_slightly_faster_is_not_kept(monkeypatch):
+    """The parallel call must beat PARALLEL_GAIN x the serial median to be kept."""
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "PARALLEL_GAIN", 0.5)
+    t = tune.Tuned(lambda env: time.sleep(0.006), lambda env: time.sleep(0.008))
+    for _ in range(6):
+        t(None)
+    assert t.choices == [1]
