@@ -5,6 +5,14 @@ requantize + clamp + output zero point (target). Inputs in QLinearConv order:
 
 acc[n, m, p] = bias[m] + sum_k (x[k] - x_zp) * (w[m, k] - w_zp[m])   (int64, then the model)
 y = target.requantize(acc) with multiplier x_scale * w_scale[m] / y_scale.
+
+Stages: lower (importer) -> prepare -> run. Prepare binds the parameters, the target's
+requantizer and the accumulation engine once (Bound, engines.select), and, for each input
+shape, layout and thread count a run meets, the fused lane: weights packed and the whole conv
+bound to those arrays' shapes (engines.Engine.fused). Run is then one lookup and that bound
+call; frozen runs (intsim.runtime.frozen) take the bound call's own freeze. Taps, narrow
+accumulators, other targets and the reference kernels take the accumulator path (engine sums,
+accumulator model, requantizer).
 """
 from __future__ import annotations
 
@@ -115,7 +123,7 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
     stored = (n, m, ow) if one_d else (n, m, oh, ow)
     conv = b.engine.fused(b, geom, x4.shape, x4.dtype, (x_layout, "nhwc" if out_nhwc else "nchw"), dtype,
                           (True,) + fused, "conv")
-    x4_shape = x4.shape if x_layout == "nchw" else None
+    x4_shape = x4.shape if one_d else None      # a 1-D conv's (N, C, W) x read as (N, C, 1, W)
 
     def lane(env, x):
         out = np.empty(out_shape, dtype)
@@ -130,7 +138,8 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
         intsim.frozen); None when x is not in a fixed buffer."""
         if node.inputs[0] not in fixed:
             return None
-        x, y = _lane_input(env[node.inputs[0]], x_layout == "nhwc"), env[name]
+        x, y = env[node.inputs[0]], env[name]
+        x = nhwc_of(x) if x_layout == "nhwc" else x
         out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
         if x is None or out is None or not out.flags.c_contiguous:
             return None
@@ -138,12 +147,6 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
         return lambda env: _kernel_call(node, call)
     lane.freeze = freeze
     return lane
-
-
-def _lane_input(x, nhwc: bool):
-    """x as a lane prepared for its layout reads it: x itself, or for a channels-last lane its
-    (N, H, W, C) array (None when x is not laid out channels-last)."""
-    return nhwc_of(x) if nhwc else x
 
 
 def _simd() -> bool:
