@@ -319,10 +319,10 @@ def _split_items(run, items, nbytes) -> None:
 
 
 def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
-    """MaxPool on uint8/int8 (exact). pads = [begin_0.., end_0..] (ONNX order). A window with no
+    """MaxPool on uint8/int8/int16 (exact). pads = [begin_0.., end_0..] (ONNX order). A window with no
     tap inside the image (possible with dilations) gives the type's minimum, as onnxruntime's
     (its max starts from numeric_limits<T>::lowest())."""
-    _check_pool("maxpool", x, kernel, strides, pads, dilations, out, (np.uint8, np.int8))
+    _check_pool("maxpool", x, kernel, strides, pads, dilations, out, (np.uint8, np.int8, np.int16))
     want = x.shape[:2] + pool_output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     if out.shape != want:
         raise ValueError(f"maxpool: out shape {out.shape}, expected {want}")
@@ -376,7 +376,7 @@ def _maxpool_nhwc_impl(x, geo, init, r0, r1, out):
 
 def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
     """maxpool on channels-last data: xh (N, H, W, C) and out (N, OH, OW, C) C-contiguous
-    uint8/int8, the same values as maxpool on the NCHW transposes (2-D pools only; attributes
+    uint8/int8/int16, the same values as maxpool on the NCHW transposes (2-D pools only; attributes
     in ONNX order as maxpool). Rows of the output are split over the fast kernels' threads
     above 256 KiB of input."""
     bind_maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out)()
@@ -389,7 +389,7 @@ def bind_maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out):
             and isinstance(out, np.ndarray) and out.ndim == 4):
         raise ValueError("maxpool_nhwc: x and out must be 4-D (N, H, W, C) arrays, x C-contiguous")
     _check_pool("maxpool_nhwc", xh.transpose(0, 3, 1, 2), kernel, strides, pads, dilations, out,
-                (np.uint8, np.int8))
+                (np.uint8, np.int8, np.int16))
     want = pool_output_shape(xh.shape[1:3], kernel, strides, pads, dilations, ceil_mode)
     if out.shape != (xh.shape[0],) + want + (xh.shape[3],):
         raise ValueError(f"maxpool_nhwc: out shape {out.shape}, expected {(xh.shape[0],) + want + (xh.shape[3],)}")

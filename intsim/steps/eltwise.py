@@ -16,7 +16,7 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable
+from ..targets.rules import AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -147,7 +147,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant)))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):

@@ -76,6 +76,19 @@ def rule_16x8(node):
     return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
 
 
+def rule_int16(node):
+    """The rule of a 16-bit ADD / SUB (IR add), MUL or MEAN (IR global_avgpool) as all three
+    kernel paths compute it (measured equal to the reference kernels: XNNPACK does not take
+    int16 and the optimized kernels keep the reference arithmetic for it): TfliteAdd and
+    FoldedMean in mode "double", MUL's product requantized by MultiplyByQuantizedMultiplier
+    (rules.FixedRequant "double"). None for any other node."""
+    t = node.attrs.get("out_type")
+    if getattr(t, "bits", 8) != 16:
+        return None
+    return {"add": TfliteAdd("double"), "mul": FixedRequant("double"),
+            "global_avgpool": FoldedMean("double")}.get(node.op)
+
+
 def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
     if isinstance(rule, FixedRequant):
@@ -220,8 +233,9 @@ class TfliteBuiltinTarget(FixedPointTarget):
     def rule(self, node):
         if batch_matmul(node):
             return FixedRequant("double")
-        if rule_16x8(node) is not None:
-            return rule_16x8(node)
+        for special in (rule_16x8(node), rule_int16(node)):
+            if special is not None:
+                return special
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
@@ -263,8 +277,9 @@ class TfliteXnnpackTarget(OrtTarget):
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
-        if rule_16x8(node) is not None:
-            return rule_16x8(node)
+        for special in (rule_16x8(node), rule_int16(node)):
+            if special is not None:
+                return special
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")

@@ -32,7 +32,7 @@ def geometry(draw, ns, max_hw=40):
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), ns=st.integers(1, 2))
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), ns=st.integers(1, 2))
 def test_maxpool_equals_twin(data, dtype, ns):
     spatial, k, s, p, cm = data.draw(geometry(ns))
     try:
@@ -45,7 +45,7 @@ def test_maxpool_equals_twin(data, dtype, ns):
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), kw=st.integers(1, 5), sw=st.integers(1, 3),
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), kw=st.integers(1, 5), sw=st.integers(1, 3),
        ow=st.integers(1, 13), kh=st.integers(1, 5), sh=st.integers(1, 3), oh=st.integers(1, 9))
 def test_flat_plane_shapes_equal_twin(data, dtype, kw, sw, ow, kh, sh, oh):
     """W == stride * OW: the horizontal windows run as one loop over the whole plane and the
@@ -93,7 +93,7 @@ def test_large_inputs_threads_equal_twin(dtype, geom, threads):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), ns=st.integers(1, 3))
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), ns=st.integers(1, 3))
 def test_dilated_and_3d_equal_twin(data, dtype, ns):
     """Dilations and 3-D pools go through the general kernel."""
     spatial, k, s, p, cm = data.draw(geometry(ns, max_hw=9))
@@ -116,7 +116,7 @@ def test_non_contiguous_input_equals_twin():
 def test_bad_input_names_the_problem():
     x = np.zeros((1, 2, 6, 6), np.uint8)
     with pytest.raises(ValueError, match="dtype"):
-        P.maxpool(x.astype(np.int16), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 3), np.int16))
+        P.maxpool(x.astype(np.int32), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 3, 3), np.int32))
     with pytest.raises(ValueError, match="out shape"):
         P.maxpool(x, [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 2, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -127,7 +127,7 @@ def test_bad_input_names_the_problem():
 
 # ------------------------------------------------------------------------------ channels-last
 @settings(max_examples=120, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), dilated=st.booleans())
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), dilated=st.booleans())
 def test_maxpool_nhwc_equals_twin_and_nchw_kernel(data, dtype, dilated):
     """maxpool_nhwc == its twin == the NCHW kernel on the transposes (random 2-D geometries,
     dilations, channels crossing vector widths, values at the type's ends)."""
@@ -175,7 +175,7 @@ def test_maxpool_nhwc_refuses_bad_input():
     with pytest.raises(ValueError, match="pads"):
         P.maxpool_nhwc(x, [2, 2], [1, 1], [2, 0, 0, 0], [1, 1], 0, np.empty((1, 7, 5, 2), np.uint8))
     with pytest.raises(ValueError, match="dtype"):
-        P.maxpool_nhwc(x.astype(np.int16), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 3, 2), np.int16))
+        P.maxpool_nhwc(x.astype(np.int32), [2, 2], [2, 2], [0] * 4, [1, 1], 0, np.empty((1, 3, 3, 2), np.int32))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
