@@ -216,10 +216,13 @@ class TfliteBuiltinTarget(FixedPointTarget):
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
     compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
-    reference kernels (rules.FixedRequant "double", measured). Refused by name
+    reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
+    reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
-    differs from the optimized kernel by up to one float32 ulp."""
+    channel count: SIMD lanes), int8 MUL (8-lane vectors narrowed to int16, a scalar tail),
+    int8 MEAN (optimized_ops::Mean: a float32-derived bias; ties differ from that formula),
+    QUANTIZE (8-lane vectors multiply by 1/scale, the tail divides). DEQUANTIZE (float output,
+    no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
 
@@ -227,6 +230,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "add": TfliteAdd("double"),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
                                  "transpose_conv": FixedRequant("double")})
 

@@ -46,7 +46,7 @@ def test_equals_stored_reference_kernels(name, kernels):
 
 
 # zoo models whose every op has a tflite-builtin rule; the others are refused by name
-BUILTIN_RUN = {"avgpool", "maxpool", "concat", "fc", "logistic"}
+BUILTIN_RUN = {"avgpool", "maxpool", "concat", "fc", "logistic", "residual_add"}
 
 
 @pytest.mark.parametrize("name", RUN)
