@@ -219,9 +219,10 @@ class TfliteBuiltinTarget(FixedPointTarget):
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), int8 MUL (8-lane vectors narrowed to int16, a scalar tail),
-    int8 MEAN (optimized_ops::Mean: a float32-derived bias; ties differ from that formula),
-    QUANTIZE (8-lane vectors multiply by 1/scale, the tail divides). DEQUANTIZE (float output,
+    channel count: SIMD lanes), int8 MUL (outputs off by 255: results wrap, as a vector path
+    narrowing to int16 would), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
+    matched except at ties), QUANTIZE (x * f32(1/scale) rounded to even matched except at a
+    tie of a one-element tensor). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
