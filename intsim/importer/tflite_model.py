@@ -39,8 +39,8 @@ Builtin ops and their IR lowering:
                                 computes it for the op: a forward conv from the output size)
 
 16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION
-lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
+FULLY_CONNECTED, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
+QUANTIZE (float input) lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
 pot_scale_int16 and power-of-two scales (TFLite's shift-only int16 path) are refused.
 Any other builtin (or a fused activation not listed above, or int16 activations of another
 computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
@@ -701,7 +701,7 @@ _LOWERINGS = {
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 # (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
 # targets.tflite rule_16x8 / rule_int16)
-_INT8_ONLY = frozenset({"QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
+_INT8_ONLY = frozenset({"RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
                         "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
                         "TRANSPOSE_CONV", "BATCH_MATMUL"})
 

@@ -285,6 +285,9 @@ class TfliteXnnpackTarget(OrtTarget):
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
+        if node.op == "quantize" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            raise TargetRefusal(self.name, node, "int16 QUANTIZE runs on the builtin kernel, measured to differ "
+                                                 "from the reference's rounding, not modelled")
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")

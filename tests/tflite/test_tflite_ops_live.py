@@ -453,3 +453,19 @@ def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, s
         data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3), version=3)
         feeds = [[_i16(rng, (1, h, w, c)), _i16(rng, (1, h, w, c))]]
     check(data, feeds + [[f.copy() for f in feeds[0]]], path)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=3), s=scales16, spread=st.floats(0.1, 3000),
+       seed=st.integers(0, 2**31 - 1))
+def test_int16_quantize(path, shape, s, spread, seed):
+    """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
+    the reference path, ties included; the optimized paths refuse it by name."""
+    rng = np.random.default_rng(seed)
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": "int16", "scale": s, "zero_point": 0}],
+                  [0], [1], [0])
+    ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
+    check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
+          refused_on_builtin=True, refused_on_xnnpack=True)
