@@ -114,16 +114,17 @@ class FixedPointRequantizer(Requantizer):
 
 
 class DoubleRequantizer(Requantizer):
-    """rules.DoubleRequant: clamp(round_RHAZ(double(acc) * real[c]) + zp, lo, hi), real[c] =
-    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz)."""
+    """rules.DoubleRequant: clamp(int32(round_RHAZ(double(acc) * real[c])) + zp, lo, hi), real[c] =
+    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz, int32_cast:
+    the C++ int32_t conversion and addition)."""
 
     def apply(self, acc, out):
         p = self.params
-        requant_double_rhaz(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+        requant_double_rhaz(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out, int32_cast=True)
 
     def apply_reference(self, acc, out):
         p = self.params
-        requant_double_rhaz_ref(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out)
+        requant_double_rhaz_ref(acc, p["real_multiplier"], p["zero_point"], p["lo"], p["hi"], out, int32_cast=True)
 
 
 class FixedPointTarget(Target):
@@ -175,10 +176,10 @@ class FixedPointTarget(Target):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
         m0, shift = quantize_multiplier(real, single_rounding=mode == "single")
-        if mode == "reduced64" and np.any(shift >= 8):
-            big = real[shift >= 8][:3].tolist()
-            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 128 is "
-                                  f"outside TFLite's 16x8 range (shift < 8)")
+        if mode == "reduced64" and np.any(shift > 14):
+            big = real[shift > 14][:3].tolist()
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 2**14 is "
+                                  f"outside TFLite's 16x8 arithmetic (shift <= 14)")
         if np.any(shift > 30):
             big = real[shift > 30][:3].tolist()
             raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "

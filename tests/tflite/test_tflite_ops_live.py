@@ -52,7 +52,8 @@ paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_
 
 def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=False, refused_on_xnnpack=False):
     """Run the one-op model in the interpreter (kernel path path[0]) and in intsim (target
-    path[1]) on each feed (a list of input arrays); assert equal outputs. Where the builtin
+    path[1]) on each feed (a list of input arrays); assert equal outputs (and, on the first
+    feed, equal outputs of intsim's NumPy reference kernels). Where the builtin
     or xnnpack target has no rule for the op, assert that it refuses it by name instead."""
     if (refused_on_builtin and path[0] == "builtin") or (refused_on_xnnpack and path[0] == "xnnpack"):
         with pytest.raises(TargetRefusal, match=f"target {path[1]} has no rule for"):
@@ -67,16 +68,19 @@ def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=Fal
             return
         raise
     prog = intsim.load(data, target=path[1])
+    twins = intsim.load(data, target=path[1], kernels="reference")     # every kernel's NumPy twin
     g = prog.graph
     outs = it.get_output_details()
-    for feed in feeds:
+    for i, feed in enumerate(feeds):
         for d, x in zip(it.get_input_details(), feed):
             it.set_tensor(d["index"], x)
         it.invoke()
         got = prog.run(dict(zip(g.inputs, feed)))
+        ref = twins.run(dict(zip(g.inputs, feed))) if i == 0 else got
         for o, name in zip(outs, g.outputs):
             want = it.get_tensor(o["index"])
             np.testing.assert_array_equal(got[name], want, err_msg=f"output {name}")
+            np.testing.assert_array_equal(ref[name], want, err_msg=f"output {name} (reference kernels)")
 
 
 @paths
