@@ -261,9 +261,10 @@ class TfliteXnnpackTarget(OrtTarget):
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
-    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured); QUANTIZE multiplies
+    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
+    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU and RESIZE_BILINEAR (measured to differ), MEAN (measured to differ from
+    LEAKY_RELU (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -276,7 +277,8 @@ class TfliteXnnpackTarget(OrtTarget):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": OrtArith(), "mul": OrtArith(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
-                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})
+                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
+                                 "resize_bilinear": TfliteResize("xnnpack")})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)

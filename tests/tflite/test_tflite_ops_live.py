@@ -303,8 +303,7 @@ def test_resize(path, op, h, w, c, oh, ow, corners, s, z, seed):
     opts = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
     data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
                                                                   HalfPixelCenters=corners[1]), version=3)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
-          refused_on_xnnpack=op == "RESIZE_BILINEAR")
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
 
 
 @paths
