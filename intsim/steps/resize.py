@@ -8,20 +8,18 @@ import numpy as np
 
 from kernels import tflite_resize as rk
 
-from ..errors import QuantParamError, ShapeError
+from ..errors import ShapeError
 from ..limits import check_shape
 from ..targets.rules import TargetRefusal, TfliteResize
 from . import target_arith as ta
-from .params import ParamReader, check_scale, scalar_zp
+from .params import ParamReader, out_type_8bit, check_scale, scalar_zp
 from .registry import step
 
 
 @step("resize_bilinear")
 def prepare_resize_bilinear(node, ctx):
     rule = ta.require(ctx, node, ctx.target.rule(node), TfliteResize)
-    t = node.attrs["out_type"]
-    if t.bits != 8:
-        raise QuantParamError(f"node '{node.name}': RESIZE_BILINEAR is modelled for 8-bit codes, output is {t}")
+    t = out_type_8bit(node, "RESIZE_BILINEAR")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     size = tuple(int(v) for v in node.attrs["size"])
     align, half = bool(node.attrs["align_corners"]), bool(node.attrs["half_pixel_centers"])
