@@ -464,7 +464,8 @@ def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, s
        seed=st.integers(0, 2**31 - 1))
 def test_int16_quantize(path, shape, s, spread, seed):
     """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
-    the reference path, ties included; the optimized paths refuse it by name."""
+    the reference path, ties included; the optimized paths refuse it by name. DEQUANTIZE of
+    int16 on the reference path."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
                                {"name": "y", "shape": shape, "type": "int16", "scale": s, "zero_point": 0}],
@@ -472,3 +473,7 @@ def test_int16_quantize(path, shape, s, spread, seed):
     ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
     check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
           refused_on_builtin=True, refused_on_xnnpack=True)
+    if path[0] == "reference":     # DEQUANTIZE back (float output: the reference path's product)
+        dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int16", "scale": s, "zero_point": 0},
+                                      {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
+        check(dq, [[_i16(rng, shape)]], path)
