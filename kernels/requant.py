@@ -105,7 +105,7 @@ _D_LIMIT = 2.0**62    # |v| beyond this saturates before the int64 conversion
 
 
 @kernel
-def _requant_double_rhaz_impl(acc, mult, zp, lo, hi, out):
+def _requant_double_rhaz_impl(acc, mult, zp, lo, hi, int32_cast, out):
     p_, c_, q_ = acc.shape
     for p in range(p_):
         for c in range(c_):
@@ -116,26 +116,41 @@ def _requant_double_rhaz_impl(acc, mult, zp, lo, hi, out):
                 t = np.float64(np.trunc(v))
                 if abs(v - t) >= 0.5:                          # v - trunc(v) is exact
                     t += 1.0 if v > 0 else -1.0
-                r = np.int64(t) + zp
+                r = np.int64(t)
+                if int32_cast:
+                    if r > 2147483647 or r < -2147483648:
+                        r = np.int64(-2147483648)              # x86 cvttsd2si of an out-of-range double
+                    r = ((r + zp + 2147483648) & 0xFFFFFFFF) - 2147483648
+                else:
+                    r = r + zp
                 out[p, c, q] = min(max(r, lo), hi)
 
 
 
-def requant_double_rhaz(acc, mult, zp, lo, hi, out) -> None:
+def requant_double_rhaz(acc, mult, zp, lo, hi, out, int32_cast: bool = False) -> None:
     """out = clamp(round_RHAZ(double(acc) * mult[c]) + zp, lo, hi): TFLite's reference
     FULLY_CONNECTED requantization (reference_integer_ops::FullyConnected and
     FullyConnectedPerChannel, the overloads taking float scales, in
     tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h:
     `static_cast<int32_t>(round(static_cast<double>(acc) * effective_output_scale))`, with
     effective_output_scale = double(input_scale) * double(filter_scale) / double(output_scale)).
+    With `int32_cast` the rounded value is the C++ int32_t: outside int32 it becomes INT32_MIN,
+    as the x86-64 conversion (cvttsd2si) gives it (reached by 16x8 layers with large
+    multipliers, measured), and `+ zp` wraps in int32; without, both are exact in int64.
     acc (P, C, Q) int32/int64, mult float64 (C,). Raises ValueError."""
-    _run_checked("requant_double_rhaz", _requant_double_rhaz_impl, acc, mult, np.float64, zp, lo, hi, out)
+    _run_checked("requant_double_rhaz", lambda a, m, z, lo_, hi_, o: _requant_double_rhaz_impl(
+        a, m, z, lo_, hi_, bool(int32_cast), o), acc, mult, np.float64, zp, lo, hi, out)
 
 
-def requant_double_rhaz_ref(acc, mult, zp, lo, hi, out) -> None:
+def requant_double_rhaz_ref(acc, mult, zp, lo, hi, out, int32_cast: bool = False) -> None:
     """NumPy twin of requant_double_rhaz (no validation)."""
     v = np.asarray(acc).astype(np.float64) * np.asarray(mult, np.float64)[None, :, None]
     v = np.clip(v, -_D_LIMIT, _D_LIMIT)
     t = np.trunc(v)
-    r = t + np.sign(v) * (np.abs(v - t) >= 0.5)          # half away from zero (v - trunc(v) is exact)
-    out[...] = np.clip(r.astype(np.int64) + np.int64(zp), np.int64(lo), np.int64(hi)).astype(out.dtype)
+    r = (t + np.sign(v) * (np.abs(v - t) >= 0.5)).astype(np.int64)   # half away from zero (v - trunc(v) exact)
+    if int32_cast:
+        r = np.where((r > 2**31 - 1) | (r < -2**31), np.int64(-2**31), r)   # x86: out of range -> INT32_MIN
+        r = ((r + np.int64(zp) + 2**31) & 0xFFFFFFFF) - 2**31
+    else:
+        r = r + np.int64(zp)
+    out[...] = np.clip(r, np.int64(lo), np.int64(hi)).astype(out.dtype)

@@ -41,8 +41,10 @@ Builtin ops and their IR lowering:
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
                                 computes it for the op: a forward conv from the output size)
 
-16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D and
-FULLY_CONNECTED lower as their int8 forms (the targets hold the 16x8 arithmetic).
+16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D,
+FULLY_CONNECTED, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
+QUANTIZE (float input) lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
+pot_scale_int16 and power-of-two scales (TFLite's shift-only int16 path) are refused.
 Any other builtin (or a fused activation not listed above, or int16 activations of another
 computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
 operator index and its output tensor.
@@ -395,6 +397,14 @@ def _lower_fc(r, key, op, ins, outs):
         r.reshape(y2, y, list(ys), origin)
 
 
+def _near_pot(qp) -> bool:
+    """A per-tensor scale TFLite's CheckedLog2 takes for a power of two (|log2 s - round| < 1e-3)."""
+    if qp is None or qp.scale.size != 1:
+        return False
+    v = math.log2(float(qp.scale.reshape(-1)[0]))
+    return abs(v - round(v)) < 1e-3
+
+
 def _lower_binary(r, key, op, ins, outs, kind):
     """ADD, MUL, SUB (kind "sub": an `add` node with attr subtract, which only TFLite's ADD
     rule, rules.TfliteAdd, computes)."""
@@ -402,6 +412,10 @@ def _lower_binary(r, key, op, ins, outs, kind):
     o = r.options(op, {"add": tfl.AddOptions, "mul": tfl.MulOptions, "sub": tfl.SubOptions}[kind])
     a, b = ins
     y = outs[0]
+    if kind != "mul" and r.tensors[y].dtype.bits == 16 and (o is None or o.PotScaleInt16()) and \
+            all(_near_pot(r.tensors[n].qparams) for n in (a, b, y)):
+        raise r.refuse(key, "int16 with power-of-two scales and pot_scale_int16 (TFLite's shift-only path) "
+                            "is not modelled")
     lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
     t = r.tensors[y].dtype
     attrs = {"out_type": t, "lo": lo, "hi": hi, **({"subtract": True} if kind == "sub" else {})}
@@ -714,9 +728,9 @@ _LOWERINGS = {
 
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
-# (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED are: their targets' rule_16x8)
-_INT8_ONLY = frozenset({"ADD", "MUL", "AVERAGE_POOL_2D", "MEAN",
-                        "QUANTIZE", "SUB", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
+# (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
+# targets.tflite rule_16x8 / rule_int16)
+_INT8_ONLY = frozenset({"RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
                         "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
                         "TRANSPOSE_CONV", "BATCH_MATMUL"})
 

@@ -16,8 +16,8 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import (AccRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable, XnnpackAdd,
-                             XnnpackMul)
+from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable,
+                             XnnpackAdd, XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -210,7 +210,8 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, XnnpackMul), rows=ek.qlinear_mul_rows))
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
+                   rows=ek.qlinear_mul_rows))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):

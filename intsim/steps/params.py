@@ -42,6 +42,14 @@ def per_channel(p, channels: int, tensor: str, node: str, dtype) -> np.ndarray:
     return np.ascontiguousarray(a.astype(dtype))
 
 
+def out_type_8bit(node, what: str):
+    """The node's `out_type`, which must be 8 bits wide (QuantParamError naming `what`)."""
+    t = node.attrs["out_type"]
+    if t.bits != 8:
+        raise QuantParamError(f"node '{node.name}': {what} is modelled for 8-bit codes, output is {t}")
+    return t
+
+
 def scalar_scale(v, tensor: str, node, what: str) -> float:
     """A per-tensor scale as a float (check_scale's checks); a per-channel one is a
     QuantParamError naming the node and `what` needs it per tensor."""

@@ -7,10 +7,10 @@ import numpy as np
 
 from kernels import tflite_prelu as pk
 
-from ..errors import QuantParamError, ShapeError
+from ..errors import ShapeError
 from ..targets.rules import TflitePrelu
 from . import target_arith as ta
-from .params import ParamReader, scalar_scale, scalar_zp
+from .params import ParamReader, out_type_8bit, scalar_scale, scalar_zp
 from .registry import step
 
 
@@ -21,9 +21,7 @@ def _scale(v, name, node) -> float:
 @step("prelu")
 def prepare_prelu(node, ctx):
     rule = ta.require(ctx, node, ctx.target.rule(node), TflitePrelu)
-    t = node.attrs["out_type"]
-    if t.bits != 8:
-        raise QuantParamError(f"node '{node.name}': PRELU is modelled for 8-bit codes, output is {t}")
+    t = out_type_8bit(node, "PRELU")
     reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
     ins = node.inputs
     kern = ctx.kernel(pk.tflite_prelu)

@@ -1,5 +1,5 @@
-"""`resize_bilinear`: TFLite's RESIZE_BILINEAR of NHWC 8-bit codes (rules.TfliteResize;
-kernels.tflite_resize states the arithmetic). Inputs (x, x_scale, x_zp, y_scale, y_zp); attrs
+"""`resize_bilinear`: TFLite's RESIZE_BILINEAR of NHWC 8-bit codes (rules.TfliteResize, the
+reference kernel's or XNNPACK's; kernels.tflite_resize states both). Inputs (x, x_scale, x_zp, y_scale, y_zp); attrs
 size (OH, OW), align_corners, half_pixel_centers. The codes are interpolated as they are, so
 input and output quantization must be equal (a differing pair is refused by name)."""
 from __future__ import annotations
@@ -8,24 +8,22 @@ import numpy as np
 
 from kernels import tflite_resize as rk
 
-from ..errors import QuantParamError, ShapeError
+from ..errors import ShapeError
 from ..limits import check_shape
 from ..targets.rules import TargetRefusal, TfliteResize
 from . import target_arith as ta
-from .params import ParamReader, check_scale, scalar_zp
+from .params import ParamReader, out_type_8bit, check_scale, scalar_zp
 from .registry import step
 
 
 @step("resize_bilinear")
 def prepare_resize_bilinear(node, ctx):
-    ta.require(ctx, node, ctx.target.rule(node), TfliteResize)
-    t = node.attrs["out_type"]
-    if t.bits != 8:
-        raise QuantParamError(f"node '{node.name}': RESIZE_BILINEAR is modelled for 8-bit codes, output is {t}")
+    rule = ta.require(ctx, node, ctx.target.rule(node), TfliteResize)
+    t = out_type_8bit(node, "RESIZE_BILINEAR")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     size = tuple(int(v) for v in node.attrs["size"])
     align, half = bool(node.attrs["align_corners"]), bool(node.attrs["half_pixel_centers"])
-    kern = ctx.kernel(rk.resize_bilinear)
+    kern = ctx.kernel(rk.resize_bilinear_q11 if rule.arithmetic == "xnnpack" else rk.resize_bilinear)
     ins = node.inputs
 
     def run(env, tap):

@@ -48,9 +48,10 @@ def requantizer(ctx, node, rq: Requant, channels: int):
     return ctx.target.requantizer(rq, channels, node.name)
 
 
-def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):
+def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False, rule=None):
     """clamp(target requant of int64 `acc` with real = a*b / (out*divisor)) as the node's output
-    type. `fold_zp` (rules.AccRequant, add and mul): where real = 2**-n exactly (n >= 0), the output zero point joins
+    type: the target's own requantizer, or the one a rules.FixedRequant `rule` names. `fold_zp`
+    (rules.AccRequant, add and mul): where real = 2**-n exactly (n >= 0), the output zero point joins
     the sum before the rounding, acc + zy * 2**n, as an adder with the offset in its constant
     does (and as onnxruntime's float QLinearAdd/QLinearMul round after adding zy)."""
     t = node.attrs["out_type"]
@@ -63,7 +64,8 @@ def _requantized(ctx, node, acc, scales, zy, divisor=1, fold_zp=False):
     rq = Requant(np.array(a_scale), np.array(b_scale), np.array(out_scale), int(zy), int(lo), int(hi), t,
                  node.outputs[0], int(divisor))
     out = np.empty(acc.shape, t.storage)
-    r = ctx.target.requantizer(rq, 1, node.name)
+    r = ctx.target.rule_requantizer(rule, rq, 1, node) if isinstance(rule, FixedRequant) else \
+        ctx.target.requantizer(rq, 1, node.name)
     (r.apply_reference if ctx.kernels == "reference" else r.apply)(acc.reshape(1, 1, -1), out.reshape(1, 1, -1))
     return out
 
@@ -101,11 +103,11 @@ def acc_add(ctx, node, rule, a, b, p):
 
 
 def acc_mul(ctx, node, rule, a, b, p):
-    """(a - za) * (b - zb), then the target's requant with real = sa*sb / sy."""
+    """(a - za) * (b - zb), then the target's requant (or rules.FixedRequant's) with real = sa*sb / sy."""
     sa, za, sb, zb, sy, zy = p
     shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
-    return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=rule.fold_zp)
+    return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=getattr(rule, "fold_zp", False), rule=rule)
 
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
@@ -246,8 +248,6 @@ def folded_mean(ctx, node, rule, x, p):
     MultiplyByQuantizedMultiplier with kernels.fixedpoint.mean_multiplier's folded 1/n."""
     sx, zx, sy, zy = p
     t = node.attrs["out_type"]
-    if t.bits > 8:
-        raise TargetRefusal(ctx.target.name, node, f"MEAN with {t} output (an int64 sum path) is not modelled")
     sums, counts = pool_sums(ctx, node, x, zx, None, False)
     m0, shift = fk.quantize_multiplier(np.array([np.float64(np.float32(sx)) / np.float64(np.float32(sy))]),
                                        single_rounding=rule.mode == "single")

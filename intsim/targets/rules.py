@@ -173,9 +173,13 @@ class TflitePrelu:
 
 @dataclass(frozen=True)
 class TfliteResize:
-    """TFLite RESIZE_BILINEAR of 8-bit codes (reference_ops::ResizeBilinearInteger): 10-bit
-    source coordinates, an int64 sum of the four corners times their weights, divided by 2**20
-    half away from zero; input and output quantization equal (kernels.tflite_resize)."""
+    """TFLite RESIZE_BILINEAR of 8-bit codes, input and output quantization equal
+    (kernels.tflite_resize): `arithmetic` "reference" (reference_ops::ResizeBilinearInteger:
+    10-bit source coordinates, an int64 sum of the four corners times their weights, divided by
+    2**20 half away from zero) or "xnnpack" (the delegate's float32 coordinates, 11-bit
+    weights, two lerps in int32, >> 22)."""
+
+    arithmetic: str = "reference"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ QuantParamError naming the output tensor.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from types import MappingProxyType
 
 import numpy as np
@@ -77,6 +79,19 @@ def rule_16x8(node):
     return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
 
 
+def rule_int16(node):
+    """The rule of a 16-bit ADD / SUB (IR add), MUL or MEAN (IR global_avgpool) as all three
+    kernel paths compute it (measured equal to the reference kernels: XNNPACK does not take
+    int16 and the optimized kernels keep the reference arithmetic for it): TfliteAdd and
+    FoldedMean in mode "double", MUL's product requantized by MultiplyByQuantizedMultiplier
+    (rules.FixedRequant "double"). None for any other node."""
+    t = node.attrs.get("out_type")
+    if getattr(t, "bits", 8) != 16:
+        return None
+    return {"add": TfliteAdd("double"), "mul": FixedRequant("double"),
+            "global_avgpool": FoldedMean("double")}.get(node.op)
+
+
 def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
     if isinstance(rule, FixedRequant):
@@ -95,9 +110,11 @@ class FixedPointRequantizer(Requantizer):
 
 
 class DoubleRequantizer(Requantizer):
-    """rules.DoubleRequant: clamp(round_RHAZ(double(acc) * real[c]) + zp, lo, hi), real[c] =
-    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz)."""
-    kernel, twin = staticmethod(requant_double_rhaz), staticmethod(requant_double_rhaz_ref)
+    """rules.DoubleRequant: clamp(int32(round_RHAZ(double(acc) * real[c])) + zp, lo, hi), real[c] =
+    double(sx) * double(sw[c]) / double(sy) (kernels.requant.requant_double_rhaz, int32_cast:
+    the C++ int32_t conversion and addition)."""
+    kernel = staticmethod(partial(requant_double_rhaz, int32_cast=True))
+    twin = staticmethod(partial(requant_double_rhaz_ref, int32_cast=True))
     arg_names = ("real_multiplier", "zero_point", "lo", "hi")
 
 
@@ -150,10 +167,10 @@ class FixedPointTarget(Target):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
         m0, shift = quantize_multiplier(real, single_rounding=mode == "single")
-        if mode == "reduced64" and np.any(shift >= 8):
-            big = real[shift >= 8][:3].tolist()
-            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 128 is "
-                                  f"outside TFLite's 16x8 range (shift < 8)")
+        if mode == "reduced64" and np.any(shift > 14):
+            big = real[shift > 14][:3].tolist()
+            raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} >= 2**14 is "
+                                  f"outside TFLite's 16x8 arithmetic (shift <= 14)")
         if np.any(shift > 30):
             big = real[shift > 30][:3].tolist()
             raise QuantParamError(f"tensor '{rq.out_name}' (node '{node}'): requant multiplier {big} "
@@ -191,10 +208,14 @@ class TfliteBuiltinTarget(FixedPointTarget):
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
     compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
-    reference kernels (rules.FixedRequant "double", measured). Refused by name
+    reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
+    reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), ADD, MUL, MEAN, QUANTIZE. DEQUANTIZE (float output, no rule)
-    differs from the optimized kernel by up to one float32 ulp."""
+    channel count: SIMD lanes), int8 MUL (outputs off by 255: results wrap, as a vector path
+    narrowing to int16 would), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
+    matched except at ties), QUANTIZE (x * f32(1/scale) rounded to even matched except at a
+    tie of a one-element tensor). DEQUANTIZE (float output,
+    no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
 
@@ -202,14 +223,16 @@ class TfliteBuiltinTarget(FixedPointTarget):
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "add": TfliteAdd("double"),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
                                  "transpose_conv": FixedRequant("double")})
 
     def rule(self, node):
         if batch_matmul(node):
             return FixedRequant("double")
-        if rule_16x8(node) is not None:
-            return rule_16x8(node)
+        for special in (rule_16x8(node), rule_int16(node)):
+            if special is not None:
+                return special
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")
@@ -232,9 +255,10 @@ class TfliteXnnpackTarget(OrtTarget):
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
-    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured); QUANTIZE multiplies
+    SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
+    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU and RESIZE_BILINEAR (measured to differ), MEAN (measured to differ from
+    LEAKY_RELU (measured to differ), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -247,15 +271,20 @@ class TfliteXnnpackTarget(OrtTarget):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": XnnpackAdd(), "mul": XnnpackMul(),
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
-                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant()})
+                                 "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
+                                 "resize_bilinear": TfliteResize("xnnpack")})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def rule(self, node):
-        if rule_16x8(node) is not None:
-            return rule_16x8(node)
+        for special in (rule_16x8(node), rule_int16(node)):
+            if special is not None:
+                return special
+        if node.op == "quantize" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            raise TargetRefusal(self.name, node, "int16 QUANTIZE runs on the builtin kernel, measured to differ "
+                                                 "from the reference's rounding, not modelled")
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")

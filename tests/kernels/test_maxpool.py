@@ -45,7 +45,7 @@ def test_maxpool_equals_twin(data, dtype, ns):
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), kw=st.integers(1, 5), sw=st.integers(1, 3),
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), kw=st.integers(1, 5), sw=st.integers(1, 3),
        ow=st.integers(1, 13), kh=st.integers(1, 5), sh=st.integers(1, 3), oh=st.integers(1, 9))
 def test_flat_plane_shapes_equal_twin(data, dtype, kw, sw, ow, kh, sh, oh):
     """W == stride * OW: the horizontal windows run as one loop over the whole plane and the

@@ -64,3 +64,26 @@ def test_refuses_bad_arguments(bad):
     args.update(bad)
     with pytest.raises(ValueError):
         requant_double_rhaz(args["acc"], args["mult"], 0, -128, 127, np.empty((1, 1, 2), np.int8))
+
+
+def _formula_int32(acc: int, m: float, zp: int, lo: int, hi: int) -> int:
+    """formula with the C++ int32_t conversion on x86-64 (out of range -> INT32_MIN) and an
+    int32 `+ zp`."""
+    v = Fraction(float(acc) * m)
+    r = int(abs(v) + Fraction(1, 2)) * (1 if v >= 0 else -1)
+    r = -2**31 if not -2**31 <= r < 2**31 else r
+    r = ((r + zp + 2**31) % 2**32) - 2**31
+    return max(lo, min(hi, r))
+
+
+@settings(max_examples=200, deadline=None)
+@given(requant_case())
+def test_int32_cast_equals_twin_and_formula(case):
+    acc, mult, zp, lo, hi, out_dtype = case
+    zp = max(-2**31, min(2**31 - 1, zp))
+    out, ref = np.empty(acc.shape, out_dtype), np.empty(acc.shape, out_dtype)
+    requant_double_rhaz(acc, mult, zp, lo, hi, out, int32_cast=True)
+    requant_double_rhaz_ref(acc, mult, zp, lo, hi, ref, int32_cast=True)
+    np.testing.assert_array_equal(out, ref)
+    for (p, c, q), a in np.ndenumerate(acc):
+        assert int(out[p, c, q]) == _formula_int32(int(a), float(mult[c]), zp, lo, hi), (a, mult[c], zp)

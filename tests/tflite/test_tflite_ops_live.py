@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import intsim
+from intsim.errors import UnsupportedOpError
 from intsim.targets.rules import TargetRefusal
 
 from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
@@ -51,7 +52,8 @@ paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_
 
 def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=False, refused_on_xnnpack=False):
     """Run the one-op model in the interpreter (kernel path path[0]) and in intsim (target
-    path[1]) on each feed (a list of input arrays); assert equal outputs. Where the builtin
+    path[1]) on each feed (a list of input arrays); assert equal outputs (and, on the first
+    feed, equal outputs of intsim's NumPy reference kernels). Where the builtin
     or xnnpack target has no rule for the op, assert that it refuses it by name instead."""
     if (refused_on_builtin and path[0] == "builtin") or (refused_on_xnnpack and path[0] == "xnnpack"):
         with pytest.raises(TargetRefusal, match=f"target {path[1]} has no rule for"):
@@ -66,16 +68,19 @@ def check(data: bytes, feeds: list, path=KERNEL_PATHS[0], refused_on_builtin=Fal
             return
         raise
     prog = intsim.load(data, target=path[1])
+    twins = intsim.load(data, target=path[1], kernels="reference")     # every kernel's NumPy twin
     g = prog.graph
     outs = it.get_output_details()
-    for feed in feeds:
+    for i, feed in enumerate(feeds):
         for d, x in zip(it.get_input_details(), feed):
             it.set_tensor(d["index"], x)
         it.invoke()
         got = prog.run(dict(zip(g.inputs, feed)))
+        ref = twins.run(dict(zip(g.inputs, feed))) if i == 0 else got
         for o, name in zip(outs, g.outputs):
             want = it.get_tensor(o["index"])
             np.testing.assert_array_equal(got[name], want, err_msg=f"output {name}")
+            np.testing.assert_array_equal(ref[name], want, err_msg=f"output {name} (reference kernels)")
 
 
 @paths
@@ -147,7 +152,7 @@ def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, s
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=True,
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=op == "MUL",
           refused_on_xnnpack=not _xnnpack_delegates(op, sa, sb, sy))
 
 
@@ -332,8 +337,7 @@ def test_resize(path, op, h, w, c, oh, ow, corners, s, z, seed):
     opts = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
     data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
                                                                   HalfPixelCenters=corners[1]), version=3)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
-          refused_on_xnnpack=op == "RESIZE_BILINEAR")
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
 
 
 @paths
@@ -430,3 +434,80 @@ def test_16x8_conv_depthwise_and_fully_connected(path, op, h, w, c, o, k, stride
     ]
     data = single_op(op, tensors, [0], [3], [0, 1, 2], opts, version=5 if op == "FULLY_CONNECTED" else 4)
     check(data, [[_i16(rng, xs)] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["ADD", "SUB", "MUL"]), shape=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+       ones=st.lists(st.booleans(), min_size=4, max_size=4), sa=scales16, sb=scales16, sy=scales16,
+       pot=st.booleans(), act=st.sampled_from([0, 1]), seed=st.integers(0, 2**31 - 1))
+def test_int16_add_sub_mul(path, op, shape, ones, sa, sb, sy, pot, act, seed):
+    """int16 (zero point 0) ADD / SUB / MUL, broadcast operands; pot: power-of-two scales with
+    the output's equal to the larger input's and pot_scale_int16 set (TFLite's shift-only path)."""
+    shape[0] = 1
+    other = [1 if o else d for d, o in zip(shape, ones)]
+    if pot and op != "MUL":
+        sa, sb = 2.0 ** -int(1 / sa % 7 + 8), 2.0 ** -int(1 / sb % 7 + 8)
+        sy = max(sa, sb)
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "a", "shape": shape, "type": "int16", "scale": sa, "zero_point": 0},
+               {"name": "b", "shape": other, "type": "int16", "scale": sb, "zero_point": 0},
+               {"name": "y", "shape": shape, "type": "int16", "scale": sy, "zero_point": 0}]
+    table = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions"}[op]
+    extra = {} if op == "MUL" else {"PotScaleInt16": pot}
+    data = single_op(op, tensors, [0, 1], [2], [0, 1], table_options(table, FusedActivationFunction=act, **extra),
+                     version=4 if op == "MUL" else 3)
+    if pot and op != "MUL":      # the shift-only path: refused by name (it rounds ties differently)
+        with pytest.raises(UnsupportedOpError, match=f"{op}.*operator 0.*'y'.*pot_scale_int16"):
+            intsim.load(data, target=path[1])
+        return
+    check(data, [[_i16(rng, shape), _i16(rng, other)] for _ in range(2)], path)
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "CONCATENATION"]), h=st.integers(1, 8),
+       w=st.integers(1, 8), c=st.integers(1, 5), k=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.sampled_from([SAME, VALID]), s=scales16, sy=scales16, seed=st.integers(0, 2**31 - 1))
+def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, sy, seed):
+    """int16 AVERAGE_POOL_2D / MAX_POOL_2D / CONCATENATION (quantization kept) and MEAN over H, W."""
+    rng = np.random.default_rng(seed)
+    x = {"name": "x", "shape": [1, h, w, c], "type": "int16", "scale": s, "zero_point": 0}
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        k = min(k, h, w)
+        oh, ow = _out_hw(h, w, k, k, stride, stride, padding)
+        y = {"name": "y", "shape": [1, oh, ow, c], "type": "int16", "scale": s, "zero_point": 0}
+        data = single_op(op, [x, y], [0], [1], [0], pool_options((k, k), (stride, stride), padding), version=3)
+        feeds = [[_i16(rng, (1, h, w, c))]]
+    elif op == "MEAN":
+        tensors = [x, {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+                   {"name": "y", "shape": [1, 1, 1, c], "type": "int16", "scale": sy, "zero_point": 0}]
+        data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(True), version=3)
+        feeds = [[_i16(rng, (1, h, w, c))]]
+    else:
+        tensors = [x, dict(x, name="x2"), {"name": "y", "shape": [1, h, w, 2 * c], "type": "int16", "scale": s,
+                                          "zero_point": 0}]
+        data = single_op("CONCATENATION", tensors, [0, 1], [2], [0, 1], concat_options(3), version=3)
+        feeds = [[_i16(rng, (1, h, w, c)), _i16(rng, (1, h, w, c))]]
+    check(data, feeds + [[f.copy() for f in feeds[0]]], path)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=3), s=scales16, spread=st.floats(0.1, 3000),
+       seed=st.integers(0, 2**31 - 1))
+def test_int16_quantize(path, shape, s, spread, seed):
+    """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
+    the reference path, ties included; the optimized paths refuse it by name. DEQUANTIZE of
+    int16 on the reference path."""
+    rng = np.random.default_rng(seed)
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": "int16", "scale": s, "zero_point": 0}],
+                  [0], [1], [0])
+    ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
+    check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
+          refused_on_builtin=True, refused_on_xnnpack=True)
+    if path[0] == "reference":     # DEQUANTIZE back (float output: the reference path's product)
+        dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int16", "scale": s, "zero_point": 0},
+                                      {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
+        check(dq, [[_i16(rng, shape)]], path)

@@ -1,6 +1,6 @@
 """TFLite SUB int8 (kernels.tflite_sub): the vectorized kernel equals its Python-int twin, and
 intsim under `tflite` equals the interpreter's reference kernel (live, one-op models,
-hypothesis-drawn scales, zero points and broadcast shapes); `tflite-builtin` and `ort`
+hypothesis-drawn scales, zero points and broadcast shapes); `tflite-xnnpack` and `ort`
 refuse it by name. PAD of int8 codes on both kernel paths."""
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_sub_equals_reference_kernel(shape, ones, swap, sa, za, sb, zb, sy, zy, 
         np.testing.assert_array_equal(prog.run({"a": a, "b": b})["y"], want)
 
 
-@pytest.mark.parametrize("target", ["tflite-builtin", "ort"])
+@pytest.mark.parametrize("target", ["tflite-xnnpack", "ort"])   # tflite-builtin computes SUB (test_tflite_ops_live)
 def test_other_targets_refuse_sub(target):
     data = _model([1, 4], [1, 4], [1, 4], 0.05, 0, 0.05, 0, 0.1, 0)
     with pytest.raises(TargetRefusal, match=f"target {target} has no rule for SUB"):
