@@ -35,6 +35,7 @@ import platform
 
 import numpy as np
 
+from .cpu import host_features
 from .jit import kernel
 
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
@@ -45,9 +46,8 @@ def host_saturates_u8s8() -> bool:
     GEMM kernel saturates product pairs at int16 (this module's model applies)."""
     if platform.machine().lower() not in _X86:
         return False
-    from llvmlite import binding
-    feats = binding.get_host_cpu_features()
-    return not (feats.get("avx512vnni", False) or feats.get("avxvnni", False))
+    feats = host_features()     # (cached: LLVM's query took ~4 ms, and the ort target asks per prepared node)
+    return not ("avx512vnni" in feats or "avxvnni" in feats)
 
 
 # ----------------------------------------------------------------------------- jitted bodies
