@@ -71,3 +71,30 @@ def _zp_model(m):
     m2.CopyFrom(m)
     m2.graph.output.append(helper.make_tensor_value_info("xz", TensorProto.UINT8, []))
     return m2
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 7, 24), (2, 33)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dynamic_quantize_equals_onnxruntime(shape, seed):
+    """intsim.steps.quant.dynamic_quantize (y, scale, zero point) against onnxruntime's
+    DynamicQuantizeLinear: signs mixed, all >= 0, all <= 0, all zero, half-way ties."""
+    from intsim.steps.quant import dynamic_quantize
+    g = helper.make_graph([helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info(n, t, s) for n, t, s in
+                           [("y", TensorProto.UINT8, list(shape)), ("s", TensorProto.FLOAT, []),
+                            ("z", TensorProto.UINT8, [])]])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    rng = np.random.default_rng(seed)
+    for lo, hi in [(-3.0, 5.0), (0.0, 2.0), (-7.0, 0.0), (0.0, 0.0)]:
+        x = rng.uniform(lo, hi, shape).astype(np.float32)
+        if x.size > 2 and hi > lo:
+            x.flat[0], x.flat[1] = lo, hi
+            step = np.float32((max(hi, 0) - min(lo, 0)) / 255)
+            x.flat[2:] = (np.round(x.flat[2:] / step) + np.float32(0.5)) * step   # ties of rint(x / scale)
+            x.flat[2:] = np.clip(x.flat[2:], lo, hi)
+        want = run_ort(m, {"x": x})
+        y, s, z = dynamic_quantize(x)
+        assert np.array_equal(y, want["y"]) and y.dtype == np.uint8 and y.shape == shape
+        assert np.float32(s) == want["s"] and np.uint8(z) == want["z"]
