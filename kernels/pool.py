@@ -123,7 +123,7 @@ def _maxpool_impl(x, k, st, pb, dl, init, out):
 def _hmax_interior(xr, kw, sw, pw, o0, o1, dst):
     """dst[o] = max_{0 <= j < kw} xr[o*sw - pw + j] for o0 <= o < o1, all taps inside xr.
     The common (kw, sw) get one loop with constant taps (vector loads, deinterleaved for
-    sw = 2); others loop over taps. Loops index views from 0 (no negative-index checks)."""
+    sw = 2, 3, 4); others loop over taps. Loops index views from 0 (no negative-index checks)."""
     n = o1 - o0
     if n <= 0:
         return
@@ -138,6 +138,17 @@ def _hmax_interior(xr, kw, sw, pw, o0, o1, dst):
         for o in range(n):
             a, b = s[2 * o], s[2 * o + 1]
             d[o] = a if a > b else b
+    elif sw == 4 and kw == 4:     # MaxPool1d(4) of audio nets: 28 times the tap loop's speed here
+        for o in range(n):
+            a, b, c, e = s[4 * o], s[4 * o + 1], s[4 * o + 2], s[4 * o + 3]
+            m = a if a > b else b
+            m2 = c if c > e else e
+            d[o] = m if m > m2 else m2
+    elif sw == 3 and kw == 3:
+        for o in range(n):
+            a, b, c = s[3 * o], s[3 * o + 1], s[3 * o + 2]
+            m = a if a > b else b
+            d[o] = m if m > c else c
     elif sw == 1 and kw == 3:
         for o in range(n):
             a, b, c = s[o], s[o + 1], s[o + 2]
@@ -279,6 +290,9 @@ def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
     direct = kh == 1 and sh == 1 and ph == 0 and oh == ih
     vm = np.empty((oh, iw), x.dtype)
     for c in range(c0, c1):
+        if direct and ih == 1 and o_lo == 0 and o_hi == ow:    # 1-D, every window inside the row
+            _hmax_interior(x[c, 0], kw, sw, pw, 0, ow, out[c, 0])   # (one call a plane: 1/3 of the time)
+            continue
         if direct:
             _hmax_plane(x[c], kw, sw, pw, o_lo, o_hi, init, out[c])
             continue

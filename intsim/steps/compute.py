@@ -154,7 +154,9 @@ def _simd() -> bool:
     return best_isa() != "portable"
 
 
-def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
+def _bind(node, ctx, vals, channels: int, w: np.ndarray, packed: dict | None = None) -> Bound:
+    """The node's Bound for parameter values `vals`; `packed`: the weight panels it shares
+    (_weight_panels), else its own."""
     x, xs, xz, _, ws, wz, ys, yz, b = vals
     n, ins = node.name, node.inputs
     x_t = ctx.graph.tensors.get(ins[0])
@@ -192,8 +194,49 @@ def _bind(node, ctx, vals, channels: int, w: np.ndarray) -> Bound:
     mode = ctx.accumulation(x_dtype, w.dtype)
     narrow = narrow_model(ctx.accumulator)
     reference = getattr(ctx, "kernels", "fast") == "reference"
-    return Bound(w, x_zp, w_zp, bias, rq, mode, narrow, engine=_engine(node, mode, narrow, x_dtype, w.dtype, reference),
+    return Bound(w, x_zp, w_zp, bias, rq, mode, narrow, packed={} if packed is None else packed,
+                 engine=_engine(node, mode, narrow, x_dtype, w.dtype, reference),
                  reference=reference, requant=None if rq is None else rq.apply_reference if reference else rq.apply)
+
+
+def _weight_panels(node, ctx) -> dict | None:
+    """The `packed` dict shared by the Bounds of every run of a node whose weights and weight
+    zero point are constants while another parameter is fed at run time (a dynamically
+    quantized MatMulInteger's x zero point): the engines' panels (engines.packed_exact,
+    packed_pairs, the GEMM's "b"/"pairs", Bound.conv_w) depend on w and w_zp alone, so they are
+    packed once, not on every run. None (each Bound packs its own) when the node requantizes:
+    Bound.fused_requant caches values of the x zero point, bias and scales in `packed` too."""
+    ins = node.inputs
+    weights = [ins[i] for i in (3, 5) if i < len(ins) and ins[i]]
+    if node.attrs.get("requant") or not all(n in ctx.constants for n in weights):
+        return None
+    return {}
+
+
+BOUNDS_KEPT = 256  # Bounds a node keeps per fed parameter value (an 8-bit zero point has 256)
+
+
+def _bound_of(node, ctx, reader, bind, panels):
+    """bound(env) -> bind(reader.values(env)) for a node whose parameters are fed at run time.
+    When its weight panels are shared (`panels`, _weight_panels), the result is kept per input
+    dtype and values of the fed parameters: those values are few (a dynamically quantized
+    input's 8-bit zero point), and binding (checks, accumulation mode, engine) costs more than
+    a small GEMM. At most BOUNDS_KEPT are kept (then all are dropped and kept anew)."""
+    if panels is None:
+        return lambda env: bind(reader.values(env))
+    fed = [n for n in node.inputs[1:9] if n and n not in ctx.constants]
+    x_name, kept = node.inputs[0], {}
+
+    def bound(env):
+        key = (getattr(env.get(x_name), "dtype", None),) + tuple(
+            (v.dtype.str, v.shape, v.tobytes()) for v in (np.asarray(env.get(n)) for n in fed))
+        b = kept.get(key)
+        if b is None:
+            if len(kept) >= BOUNDS_KEPT:
+                kept.clear()
+            b = kept[key] = bind(reader.values(env))
+        return b
+    return bound
 
 
 def _engine(node, mode, narrow, x_dtype, w_dtype, reference) -> engines.Engine:
@@ -337,6 +380,7 @@ def _parameters(node, ctx, bind):
 @step("conv")
 def prepare_conv(node, ctx):
     ins = node.inputs
+    panels = _weight_panels(node, ctx)
 
     def bind(vals):
         w = np.asarray(vals[3])
@@ -346,9 +390,10 @@ def prepare_conv(node, ctx):
             raise ShapeError(f"node '{node.name}': weight '{ins[3]}' has shape {list(w.shape)}: a conv needs at least "
                              f"one output channel, input channel and kernel tap")
         w4 = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]) if w.ndim == 3 else w
-        return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4)), w.ndim == 3
+        return _bind(node, ctx, vals, w.shape[0], np.ascontiguousarray(w4), panels), w.ndim == 3
 
     reader, static = _parameters(node, ctx, bind)
+    bound_of = _bound_of(node, ctx, reader, bind, panels)
     one_d_static = static is not None and static[1]
     lanes: dict = {}    # _lane_key -> the fused run prepared for it (static weights, no taps)
 
@@ -360,7 +405,7 @@ def prepare_conv(node, ctx):
             if lane is not None:
                 lane(env, x if xh is None else xh)
                 return
-        bound, one_d = static if static is not None else bind(reader.values(env))
+        bound, one_d = static if static is not None else bound_of(env)
         if x.ndim != (3 if one_d else 4):
             raise ShapeError(f"node '{node.name}': input '{ins[0]}' has shape {x.shape}, expected rank {3 if one_d else 4}")
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if one_d else x
@@ -468,6 +513,7 @@ def _check_matmul_out(node, a, w) -> None:
 @step("matmul")
 def prepare_matmul(node, ctx):
     ins = node.inputs
+    panels = _weight_panels(node, ctx)
 
     def bind(vals):
         w = np.asarray(vals[3])
@@ -478,15 +524,16 @@ def prepare_matmul(node, ctx):
         if w.size == 0:
             raise ShapeError(f"node '{node.name}': B '{ins[3]}' has shape {list(w.shape)}: a matmul needs at least "
                              f"one row and one column of weights")
-        b = _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w))
+        b = _bind(node, ctx, vals, w.shape[-1], np.ascontiguousarray(w), panels)
         b.matmul = True
         return b
 
     reader, static = _parameters(node, ctx, bind)
+    bound_of = _bound_of(node, ctx, reader, bind, panels)
     lanes: dict = {}    # (A shape, dtype) -> the fused GEMM + requantization (static 2-D weights), or None
 
     def run(env, tap):
-        bound = static if static is not None else bind(reader.values(env))
+        bound = static if static is not None else bound_of(env)
         a = env[ins[0]]
         if node.attrs.get("transA"):
             a = a.T

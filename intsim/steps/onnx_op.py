@@ -70,6 +70,9 @@ def _pad_int(node, ctx, env, x, a, value):
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
 
 
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+
+
 def _fast(node, ctx):
     """A NumPy implementation of common movement ops, or None."""
     op, a = node.attrs["op_type"], _attrs(node)
@@ -95,6 +98,11 @@ def _fast(node, ctx):
             r = x.ndim + len(axes)
             return [np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))]
         return unsq
+    if op == "Cast" and np.dtype(_in_dtype(node, ctx)).kind in "iu" and a.get("to") in _FLOAT_TYPES:
+        # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
+        # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
+        to = helper.tensor_dtype_to_np_dtype(a["to"])
+        return lambda env: [np.asarray(get(env, 0)).astype(to)]
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):

@@ -198,3 +198,22 @@ def test_window_without_taps_gives_the_type_minimum_as_onnxruntime(dtype):
     P.maxpool_nhwc(x, [1, 2], [1, 1], [0, 1, 0, 1], [1, 2], 0, nhwc)
     assert want.reshape(-1)[0] == np.iinfo(dtype).min
     assert np.array_equal(got, want) and np.array_equal(twin, want) and np.array_equal(nhwc, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), k=st.sampled_from([3, 4]),
+       ns=st.integers(1, 2), w=st.integers(1, 70))
+def test_window_equal_to_stride_equals_twin(data, dtype, k, ns, w):
+    """kw == sw == 3 or 4 (MaxPool1d(k) of audio nets): the constant-tap loops of
+    kernels.pool._hmax_interior, with and without pads, a tail shorter than a window (W not a
+    multiple of k), flat planes (W == k * OW) and ceil_mode, values at the type's ends."""
+    pads = [data.draw(st.integers(0, k - 1)) for _ in range(2 * ns)] if data.draw(st.booleans()) else [0] * (2 * ns)
+    spatial = ([data.draw(st.integers(1, 6))] if ns == 2 else []) + [w]
+    cm = data.draw(st.integers(0, 1))
+    try:
+        P.pool_output_shape(spatial, [k] * ns, [k] * ns, pads, [1] * ns, cm)
+    except ValueError:
+        return
+    x = data.draw(int_array(tuple([data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))] + spatial), dtype))
+    got, want = run_both(x, [k] * ns, [k] * ns, pads, [1] * ns, cm)
+    assert np.array_equal(got, want)
