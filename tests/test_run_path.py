@@ -123,8 +123,8 @@ def test_a_small_steps_replays_start_no_parallel_region(monkeypatch):
     zoo = pytest.importorskip("models.zoo")
     prog = intsim.load(zoo.quantized_model("mobilenetv2_s", "qdq_u8_pc"))   # convs fed by convs: bound hooks
     feeds = zoo.sample_inputs("mobilenetv2_s", 1, seed=1)
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(2)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
     try:
         for _ in range(2):
             prog.run(feeds)
@@ -132,7 +132,7 @@ def test_a_small_steps_replays_start_no_parallel_region(monkeypatch):
         for _ in range(3):
             prog.run(feeds)
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     assert any(isinstance(v, frozen.FrozenRun) for v in prog._frozen.values()) and calls == []
 
 

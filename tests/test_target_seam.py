@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 import intsim
 from intsim.targets import BUILTIN, TargetRefusal, get_target, load_target_file
-from intsim.targets.rules import INTEGER_OPS, RawAverage, SameQuant
+from intsim.targets.rules import INTEGER_OPS, RawAverage, SameQuant, TfliteSoftmax
 
 from .test_targets import EXAMPLES
 
@@ -123,7 +123,10 @@ def test_every_target_implements_or_refuses_each_integer_op_by_name(target, op):
         source_op, model, feeds, node = tflite_op_model(op)
         g = intsim.load(model, target="tflite").graph
     else:
-        (source_op, model, feeds), node = op_model(op, **(dict(sa=0.5, sb=0.5, zb=128) if keeps else {})), "n0"
+        kw = dict(sa=0.5, sb=0.5, zb=128) if keeps else {}
+        if isinstance(t.rules.get(op), TfliteSoftmax):
+            kw = dict(sy=1 / 256, zy=0)     # the only output quantization TFLite's SOFTMAX takes
+        (source_op, model, feeds), node = op_model(op, **kw), "n0"
         g = intsim.import_onnx(model)
     assert op in {n.op for n in g.nodes}
     if op in t.rules:

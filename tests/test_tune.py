@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 import intsim
 from intsim.bench import qlinear_conv_model
 from intsim.runtime import frozen, tune, work
-from kernels import fast_gemm
+from kernels import threads as kernel_threads
 
 from .ortutil import run_ort
 
@@ -56,15 +56,15 @@ def test_conv_replays_through_both_calls_are_exact(monkeypatch):
     rng = np.random.default_rng(0)
     model = _conv_model(rng)
     prog = intsim.load(model)
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(2)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
     try:
         for i in range(16):
             x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
             x[0, 0, 0, :3] = (0, 255, 128)
             np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
     assert len(t.choices) >= 2                      # measured, kept a call, measured again
@@ -73,14 +73,14 @@ def test_conv_replays_through_both_calls_are_exact(monkeypatch):
 @pytest.mark.parametrize("threads", [1])
 def test_one_thread_records_plain_calls(threads):
     prog = intsim.load(_conv_model(np.random.default_rng(1)))
-    old = fast_gemm.get_num_threads()
-    fast_gemm.set_num_threads(threads)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
     try:
         x = np.zeros((1, 16, 20, 20), np.uint8)
         for _ in range(3):
             prog.run({"x": x})
     finally:
-        fast_gemm.set_num_threads(old)
+        kernel_threads.set_num_threads(old)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     assert not [c for c in rec.calls if isinstance(c, tune.Tuned)]
 
