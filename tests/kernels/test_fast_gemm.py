@@ -294,8 +294,8 @@ def test_vnni_drivers_serial_parallel_requant(case, acc_dtype, threads, requant,
     old = kernel_threads.get_num_threads()
     try:
         kernel_threads.set_num_threads(threads)
-        with running(VNNI_PATH) as isa, mock.patch.object(fg, "SERIAL_OPS", 0), \
-                mock.patch.object(fg, "NATIVE_SERIAL_OPS", 0):
+        with running(VNNI_PATH) as isa, mock.patch.object(drivers, "SERIAL_OPS", 0), \
+                mock.patch.object(drivers, "NATIVE_SERIAL_OPS", 0):
             if requant is None:
                 check_case(case, isa, acc_dtype)
             else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from intsim.errors import IntsimError, UnsupportedOpError
+from intsim.errors import UnsupportedOpError
 from intsim.targets.rules import TargetRefusal
 
 
@@ -62,19 +62,17 @@ _FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear a
              "(intsim runs it as onnx says, a float island); TFLite's {tfl} kernel is integer")
 
 # .tflite read directly: refusals of the reader (every kernel path), then of the targets
-_TFLITE_READER = {"reduce_sum": _reader("SUM"), "softmax": _reader("SOFTMAX"), "prelu": _reader("PRELU"),
-                  "resize_nearest": _reader("RESIZE_NEAREST_NEIGHBOR"), "resize_bilinear": _reader("RESIZE_BILINEAR"),
-                  "transpose_conv": _reader("TRANSPOSE_CONV"), "batch_matmul": _reader("BATCH_MATMUL"),
-                  **{n: _int16(_FIRST_16X8.get(n, "CONV_2D")) for n in _16X8}}
+_TFLITE_READER = {"reduce_sum": _reader("SUM"),
+                  **{n: _int16(op) for n, op in (("act_16x8", "LOGISTIC"), ("binary_16x8", "RELU"),
+                                                 ("act2_16x8", "LEAKY_RELU"), ("softmax_16x8", "SOFTMAX"),
+                                                 ("resize_16x8", "RESIZE_BILINEAR"),
+                                                 ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
     ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
-    ("residual_add", "builtin"): _rule("builtin", "ADD at node"),
     ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
     ("mul", "builtin"): _rule("builtin", "MUL at node"),
     ("fc_float_io", "builtin"): _rule("builtin", "QUANTIZE at node"),
-    ("sub", "builtin"): _rule("builtin", "SUB at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
-    ("sub", "xnnpack"): _rule("xnnpack", "SUB at node"),
     ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
 }
 
@@ -85,11 +83,9 @@ _ONNX = {
         "fc_float_io", "sub", "activations", "reduce_sum", "uint8_io", "prelu", "transpose_conv", "batch_matmul",
         *_16X8)},
     ("conv_relu6", "builtin"): _rule("builtin", "Conv at node"),
-    ("residual_add", "builtin"): _rule("builtin", "Add at node"),
     ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
     ("mul", "builtin"): _rule("builtin", "Mul at node"),
-    **{("softmax", k): _rule(k, "Softmax at node") for k in KINDS},
     ("activations", "xnnpack"): _rule("xnnpack", "LeakyRelu at node"),
     ("activations", "reference"): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish",
                                                            tfl="TANH / LEAKY_RELU / HARD_SWISH")),
@@ -101,13 +97,12 @@ _ONNX = {
     **{("batch_matmul", k): Differs(_FLOAT_OP.format(op="MatMul", tfl="BATCH_MATMUL")) for k in ("reference", "xnnpack")},
     **{("resize_bilinear", k): Differs(_FLOAT_OP.format(op="Resize (linear)", tfl="RESIZE_BILINEAR"))
        for k in KINDS},
-    **{("conv_16x8", k): Refused(IntsimError, "maxpool: input/out dtype must be one of") for k in ("reference", "xnnpack")},
-    **{(n, k): Differs("16x8: tf2onnx's int64-bias Conv/Gemm run as float islands (warned); TFLite's 16x8 "
-                       "kernels requantize in integers") for n in ("pool_fc_16x8", "act_16x8", "softmax_16x8",
-                                                                   "resize_16x8") for k in ("reference", "xnnpack")},
-    **{(n, k): Impossible(_SHARED_BIAS.format(lsb=lsb)) for n, lsb in (("binary_16x8", 1011), ("act2_16x8", 25298))
-       for k in ("reference", "xnnpack")},
-    **{("tconv_bmm_16x8", k): Refused(IntsimError, "leaves int32 (use --acc-overflow wrap or saturate")
+    **{(n, "xnnpack"): _rule("xnnpack", _QL) for n in _16X8 if n not in ("binary_16x8", "act2_16x8")},
+    **{(n, "reference"): Differs("16x8: tf2onnx's int64-bias Conv/Gemm (and 16-bit ConvTranspose/MatMul) run as "
+                                 "float islands (warned); TFLite's 16x8 kernels requantize in integers")
+       for n in ("pool_fc_16x8", "act_16x8", "softmax_16x8", "resize_16x8", "tconv_bmm_16x8")},
+    **{(n, k): Impossible(_SHARED_BIAS.format(lsb=lsb)) for n, lsb in (("binary_16x8", 1011), ("act2_16x8", 25298),
+                                                                       ("conv_16x8", 4362))
        for k in ("reference", "xnnpack")},
 }
 
