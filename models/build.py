@@ -34,19 +34,23 @@ NETWORKS = {
 TRAINING = {"epochs": 40, "batch": 32, "lr": 3e-3, "weight_decay": 1e-4}
 
 
-def train_digits(model: nn.Module) -> float:
-    """Adam on the digits training split (fixed seed, shuffled mini-batches); returns test accuracy."""
+def train_digits(model: nn.Module, epochs: int = TRAINING["epochs"], weight_decay: float = TRAINING["weight_decay"],
+                 cosine: bool = True, seed: int = SEED) -> float:
+    """Adam (lr TRAINING["lr"]) on the digits training split (fixed seed, shuffled mini-batches
+    of TRAINING["batch"], shuffled by a generator seeded with `seed`), `epochs` epochs, a cosine
+    learning-rate schedule if `cosine`; returns test accuracy."""
     x_tr, y_tr, x_te, y_te = (torch.from_numpy(a) for a in zoo.digits_split())
-    opt = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"], weight_decay=TRAINING["weight_decay"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, TRAINING["epochs"])
-    gen = torch.Generator().manual_seed(SEED)
-    for _ in range(TRAINING["epochs"]):
+    opt = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"], weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) if cosine else None
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(x_tr), generator=gen).split(TRAINING["batch"]):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx]).backward()
             opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
     model.eval()
     with torch.no_grad():
         return float((model(x_te).argmax(1) == y_te).float().mean())

@@ -116,21 +116,12 @@ def _value(t):
 
 
 def _train(net) -> float:
+    """EPOCHS of Adam on the digits training split, no weight decay or schedule
+    (models.build.train_digits); returns test accuracy."""
     import torch
-    from torch import nn
+    from models import build
     torch.manual_seed(SEED)
-    x_tr, y_tr, x_te, y_te = (torch.from_numpy(a) for a in zoo.digits_split())
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(SEED)
-    for _ in range(EPOCHS):
-        net.train()
-        for idx in torch.randperm(len(x_tr), generator=gen).split(32):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(x_tr[idx]), y_tr[idx]).backward()
-            opt.step()
-    net.eval()
-    with torch.no_grad():
-        return float((net(x_te).argmax(1) == y_te).float().mean())
+    return build.train_digits(net, epochs=EPOCHS, weight_decay=0.0, cosine=False, seed=SEED)
 
 
 def _export(net, form: str, exporter: str, path: Path, example) -> None:

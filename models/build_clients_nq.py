@@ -29,7 +29,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from models import zoo
+from models import build, zoo
 
 OUT = zoo.ROOT / "clients"
 NAME = "nq_rescnn"
@@ -57,19 +57,9 @@ class ResCnn(nn.Module):
 
 
 def train(model: nn.Module, epochs: int = 8) -> float:
-    """Adam, a few epochs on the digits training split; returns test accuracy."""
-    x_tr, y_tr, x_te, y_te = (torch.from_numpy(a) for a in zoo.digits_split())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(SEED)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(x_tr), generator=gen).split(32):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx]).backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        return float((model(x_te).argmax(1) == y_te).float().mean())
+    """Adam, a few epochs on the digits training split, no weight decay or schedule
+    (models.build.train_digits); returns test accuracy."""
+    return build.train_digits(model, epochs=epochs, weight_decay=0.0, cosine=False, seed=SEED)
 
 
 def export(model: nn.Module, path: Path) -> None:
