@@ -10,7 +10,7 @@ import pytest
 import intsim
 from intsim.targets.activation import ACTIVATION_BOUNDS, tflite_range, xnnpack_range
 
-from .flatbuf import binary_options, conv_options, fc_options, pool_options, single_op
+from .flatbuf import binary_options, conv_options, fc_options, pool_options, single_op, table_options
 
 pytest.importorskip("ai_edge_litert")
 from models.build_tflite import interpreter  # noqa: E402
@@ -68,6 +68,27 @@ def _binary(op, act, sy, zy, rng):
         [[_i8(rng, (1, 4, 4, 4)), _i8(rng, (1, 4, 4, 4))] for _ in range(3)]
 
 
+def _transpose_conv(act, sy, zy, rng, kernel=2, stride=1):
+    """VALID TRANSPOSE_CONV with per-channel weights and bias (version 4), sx 0.5, zx 0; kernel 1,
+    stride 2 (SAME) is the negative-padding case the interpreter leaves to its builtin kernel."""
+    ci, co, sx, h = 3, 4, np.float32(0.5), 3
+    same = kernel < stride
+    oh = h * stride if same else (h - 1) * stride + kernel
+    sw = rng.uniform(1e-3, 0.05, co).astype(np.float32)
+    tensors = [{"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, oh, co], np.int32)},
+               {"name": "w", "shape": [co, kernel, kernel, ci], "type": "int8",
+                "data": rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8), "scale": sw,
+                "zero_point": [0] * co, "quantized_dimension": 0},
+               {"name": "x", "shape": [1, h, h, ci], "type": "int8", "scale": sx, "zero_point": 0},
+               {"name": "y", "shape": [1, oh, oh, co], "type": "int8", "scale": sy, "zero_point": zy},
+               {"name": "bias", "shape": [co], "type": "int32", "data": rng.integers(-2**10, 2**10, co).astype(np.int32),
+                "scale": sx * sw, "zero_point": [0] * co}]
+    opts = table_options("TransposeConvOptions", Padding=0 if same else VALID, StrideH=stride, StrideW=stride,
+                         FusedActivationFunction=act)
+    return single_op("TRANSPOSE_CONV", tensors, [2], [3], [0, 1, 2, 4], opts, version=4), \
+        [[_i8(rng, (1, h, h, ci))] for _ in range(3)]
+
+
 def _avgpool(act, sy, zy, rng):
     tensors = [{"name": "x", "shape": [1, 5, 5, 4], "type": "int8", "scale": sy, "zero_point": zy},
                {"name": "y", "shape": [1, 4, 4, 4], "type": "int8", "scale": sy, "zero_point": zy}]
@@ -77,7 +98,8 @@ def _avgpool(act, sy, zy, rng):
 
 BUILD = {"CONV_2D": lambda *a: _conv(*a), "DEPTHWISE_CONV_2D": lambda *a: _conv(*a, depthwise=True),
          "FULLY_CONNECTED": _fc, "ADD": lambda *a: _binary("ADD", *a), "MUL": lambda *a: _binary("MUL", *a),
-         "AVERAGE_POOL_2D": _avgpool}
+         "SUB": lambda *a: _binary("SUB", *a), "AVERAGE_POOL_2D": _avgpool, "TRANSPOSE_CONV": _transpose_conv,
+         "TRANSPOSE_CONV_builtin_fallback": lambda *a: _transpose_conv(*a, kernel=1, stride=2)}
 # ops whose tflite-builtin rule is refused (measured to differ): no oracle comparison there
 BUILTIN_REFUSED = {"DEPTHWISE_CONV_2D", "MUL"}
 
