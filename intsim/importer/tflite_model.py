@@ -7,16 +7,19 @@ channel along `quantized_dimension`). Graph inputs and outputs keep TFLite's NHW
 The IR's conv and MaxPool are NCHW: each CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D is wrapped
 in explicit `onnx` Transpose nodes (NHWC -> NCHW before, back after), its weights stored
 OIHW (TFLite OHWI; depthwise [1, KH, KW, C*m] -> (C*m, 1, KH, KW) with group = C). Pools
-read channels-last directly (`channels_last=1`).
+read channels-last directly (`channels_last=1`). A fused activation (and the standalone
+RELU / RELU6 / RELU_N1_TO_1) is kept as attr "fused_activation", its float bounds
+(targets.activation.ACTIVATION_BOUNDS); the target turns it into lo / hi at prepare
+(passes.fused_activation), since TFLite's kernels and XNNPACK quantize the bounds differently.
 
 Builtin ops and their IR lowering:
 
-    CONV_2D, DEPTHWISE_CONV_2D  conv (QLinearConv input layout), fused activation as lo/hi,
+    CONV_2D, DEPTHWISE_CONV_2D  conv (QLinearConv input layout), fused activation bounds,
                                 SAME / VALID padding as explicit pads (TFLite puts the odd
                                 pixel after: pad_before = total // 2)
     FULLY_CONNECTED             matmul (transB = 1: TFLite weights are (O, K)); an input of
                                 rank != 2 is reshaped to (-1, K) first
-    ADD, MUL                    add, mul (fused activation as lo/hi)
+    ADD, MUL                    add, mul (fused activation bounds)
     SUB                         add with attr subtract (TFLite's SUB; int8)
     PAD, PADV2                  `onnx` Pad, the output zero point (or PADV2's constant) as value
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
@@ -28,7 +31,7 @@ Builtin ops and their IR lowering:
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     QUANTIZE (integer input,    `onnx` Cast, Add, Clip, Cast: the zero point moves, exactly
       same scale)
-    RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation range as lo/hi, leaky_relu,
+    RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation bounds, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
     HARD_SWISH
     PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
@@ -61,6 +64,7 @@ from onnx import TensorProto, helper
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
 from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
 from ..limits import current
+from ..targets.activation import ACTIVATION_BOUNDS, tflite_range
 from .tflite_movement import LOWERINGS as MOVEMENT_LOWERINGS
 
 ONNX_OPSET = 17     # the opset the `onnx` movement nodes (Transpose, Reshape, MaxPool) are written for
@@ -99,30 +103,11 @@ def _read(source) -> bytes:
     return p.read_bytes()
 
 
-def _round_half_away(v: float) -> int:
-    """TfLiteRound (std::round): half away from zero."""
-    q = math.floor(abs(v) + 0.5) if abs(v - math.trunc(v)) != 0.5 else math.trunc(abs(v)) + 1
-    return int(math.copysign(q, v))
-
-
 def activation_range(act: int, qp: QParams, t: IntType) -> tuple:
-    """(lo, hi) of a fused activation in output codes, as TFLite's
-    CalculateActivationRangeQuantized (kernel_util.cc): zero_point + TfLiteRound(f / scale),
-    the division in float32. act: tflite.ActivationFunctionType (0 NONE, 1 RELU, 2
-    RELU_N1_TO_1, 3 RELU6); other values: None."""
-    s, z = np.float32(qp.scale.reshape(-1)[0]), int(qp.zero_point.reshape(-1)[0])
-
-    def q(f):
-        return z + _round_half_away(float(np.float32(f) / s))
-    if act == 0:
-        return t.qmin, t.qmax
-    if act == 1:
-        return max(t.qmin, q(0.0)), t.qmax
-    if act == 2:
-        return max(t.qmin, q(-1.0)), min(t.qmax, q(1.0))
-    if act == 3:
-        return max(t.qmin, q(0.0)), min(t.qmax, q(6.0))
-    return None
+    """(lo, hi) of a fused activation in output codes under TFLite's own rule
+    (targets.activation.tflite_range, CalculateActivationRangeQuantized). act:
+    tflite.ActivationFunctionType (0 NONE, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6); other values: None."""
+    return tflite_range(ACTIVATION_BOUNDS[act], qp, t) if act in ACTIVATION_BOUNDS else None
 
 
 def same_pads(in_hw, kernel, strides, dilations) -> list:
@@ -318,14 +303,17 @@ def _io(r: _Reader, op):
     return ins, outs
 
 
-def _act(r, key, act, out):
+def _act(r, key, act, out) -> dict:
+    """The attrs of a fused activation: its float bounds (targets.activation.ACTIVATION_BOUNDS),
+    turned into lo / hi by the target at prepare (passes.fused_activation); TFLite's own range
+    checked here, so a model whose range is empty fails at import."""
     t = r.tensors[out]
     rng = activation_range(int(act), t.qparams, t.dtype) if t.qparams is not None else None
     if rng is None:
         raise r.refuse(key, f"fused activation {act} is not supported")
     if not t.dtype.qmin <= rng[0] <= rng[1] <= t.dtype.qmax:
         raise QuantParamError(f"tensor '{out}': fused activation range {list(rng)} is empty or outside {t.dtype}")
-    return rng
+    return {"fused_activation": ACTIVATION_BOUNDS[int(act)]}
 
 
 def _lower_conv(r, key, op, ins, outs, depthwise: bool):
@@ -353,7 +341,7 @@ def _lower_conv(r, key, op, ins, outs, depthwise: bool):
         raise InvalidModelError(f"{key[0]} (operator {key[1]}): input and output must be 4-D NHWC")
     _check_window(r, key, xs[1:3], r.tensors[y].shape[1:3], kernel, strides, dil, o.Padding() == tfl.Padding.SAME)
     pads = same_pads(xs[1:3], kernel, strides, dil) if o.Padding() == tfl.Padding.SAME else [0, 0, 0, 0]
-    lo, hi = _act(r, key, o.FusedActivationFunction(), y)
+    act = _act(r, key, o.FusedActivationFunction(), y)
     origin = f"{key[0]} (operator {key[1]})"
     xn = r.transpose(x, TO_NCHW, origin, "nchw")
     ys = r.tensors[y].shape
@@ -364,7 +352,7 @@ def _lower_conv(r, key, op, ins, outs, depthwise: bool):
     t = r.tensors[y].dtype
     r.emit("conv", f"{y}::conv", [xn, xsn, xzn, w, wsn, wzn, ysn, yzn, b], [yn],
            {"strides": strides, "pads": pads, "dilations": dil, "kernel_shape": kernel, "group": group,
-            "auto_pad": "NOTSET", "out_type": t, "requant": True, "lo": lo, "hi": hi}, origin)
+            "auto_pad": "NOTSET", "out_type": t, "requant": True, **act}, origin)
     r.onnx_node("Transpose", [yn], y, origin, perm=list(TO_NHWC))
 
 
@@ -386,13 +374,13 @@ def _lower_fc(r, key, op, ins, outs):
     ys = r.tensors[y].shape
     y2 = y if len(ys) == 2 else r.derived(f"{y}::2d", y, [math.prod(ys) // int(r.constants[w].shape[0]),
                                                          int(r.constants[w].shape[0])])
-    lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
+    act = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
     xsn, xzn = r.scale_zp(x, "input", key)
     wsn, wzn = r.scale_zp(w, "weights", key)
     ysn, yzn = r.scale_zp(y, "output", key)
     t = r.tensors[y].dtype
     r.emit("matmul", f"{y}::fc", [x, xsn, xzn, w, wsn, wzn, ysn, yzn, b], [y2],
-           {"out_type": t, "requant": True, "lo": lo, "hi": hi, "transA": 0, "transB": 1, "alpha": 1.0}, origin)
+           {"out_type": t, "requant": True, **act, "transA": 0, "transB": 1, "alpha": 1.0}, origin)
     if y2 != y:
         r.reshape(y2, y, list(ys), origin)
 
@@ -416,9 +404,9 @@ def _lower_binary(r, key, op, ins, outs, kind):
             all(_near_pot(r.tensors[n].qparams) for n in (a, b, y)):
         raise r.refuse(key, "int16 with power-of-two scales and pot_scale_int16 (TFLite's shift-only path) "
                             "is not modelled")
-    lo, hi = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
+    act = _act(r, key, o.FusedActivationFunction() if o is not None else 0, y)
     t = r.tensors[y].dtype
-    attrs = {"out_type": t, "lo": lo, "hi": hi, **({"subtract": True} if kind == "sub" else {})}
+    attrs = {"out_type": t, **act, **({"subtract": True} if kind == "sub" else {})}
     r.emit("add" if kind == "sub" else kind, f"{y}::{kind}", [a, *r.scale_zp(a, "input", key), b,
                                                             *r.scale_zp(b, "input", key),
                                                             *r.scale_zp(y, "output", key)], [y],
@@ -439,11 +427,11 @@ def _lower_pool(r, key, op, ins, outs, kind):
     origin = f"{key[0]} (operator {key[1]})"
     t = r.tensors[y].dtype
     if kind == "avg":
-        lo, hi = _act(r, key, o.FusedActivationFunction(), y)
+        act = _act(r, key, o.FusedActivationFunction(), y)
         r.emit("avgpool", f"{y}::avgpool", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
                {"out_type": t, "channels_last": 1, "kernel_shape": tuple(kernel), "strides": tuple(strides),
                 "pads": tuple(pads), "count_include_pad": 0, "ceil_mode": 0, "auto_pad": "NOTSET",
-                "lo": lo, "hi": hi}, origin)
+                **act}, origin)
         return
     if o.FusedActivationFunction() != 0:
         raise r.refuse(key, f"fused activation {o.FusedActivationFunction()} on MAX_POOL_2D is not supported")
@@ -576,7 +564,7 @@ def _lower_activation(r, key, op, ins, outs, name):
     attrs = {"out_type": t, "kind": {"LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu",
                                            "HARD_SWISH": "hard_swish"}.get(name, "relu")}
     if name in _ACT_CODES:
-        attrs["lo"], attrs["hi"] = _act(r, key, _ACT_CODES[name], y)
+        attrs.update(_act(r, key, _ACT_CODES[name], y))
     if name == "LEAKY_RELU":
         o = r.options(op, r.tfl.LeakyReluOptions)
         attrs["alpha"] = float(np.float32(o.Alpha() if o is not None else 0.0))
@@ -610,11 +598,10 @@ def _lower_transpose_conv(r, key, op, ins, outs):
         raw.append((-(-out // s) - 1) * s + k - out if same else 0)
         pads.append(max(raw[-1], 0) // 2)
     act = o.FusedActivationFunction() if o is not None else 0
-    lo, hi = _act(r, key, act, y)
     r.emit("transpose_conv", f"{y}::transpose_conv",
            [x, *r.scale_zp(x, "input", key), w, *r.scale_zp(w, "weights", key), *r.scale_zp(y, "output", key), b],
            [y], {"strides": tuple(strides), "pads": tuple(pads), "out_hw": tuple(int(v) for v in ys[1:3]),
-                 "out_type": r.tensors[y].dtype, "lo": lo, "hi": hi,
+                 "out_type": r.tensors[y].dtype, **_act(r, key, act, y),
                  # SAME padding TFLite clamped up from a negative total (kernel smaller than stride)
                  "pad_clamped": min(raw) < 0}, f"{key[0]} (operator {key[1]})")
 

@@ -21,7 +21,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..ir import Requant
+from ..ir import IntType, QParams, Requant
+from .activation import tflite_range
 from .rules import TargetRefusal
 
 
@@ -83,6 +84,12 @@ class Target:
         """The rule (rules.BiasShift) that puts a bias with its own scale onto the accumulator
         grid; a target without one refuses the node by name."""
         raise TargetRefusal(self.name, node, "a bias with its own scale (not x_scale*w_scale) has no rule here")
+
+    def fused_activation_range(self, node, bounds, qp: QParams, t: IntType) -> tuple:
+        """(lo, hi) in output codes of `node`'s fused activation, given as its float bounds
+        (targets.activation): what the TFLite format defines, CalculateActivationRangeQuantized
+        (activation.tflite_range); a target whose kernels quantize the bounds otherwise overrides."""
+        return tflite_range(bounds, qp, t)
 
     def accumulation(self, a_dtype: np.dtype, b_dtype: np.dtype) -> str:
         """The accumulation model this target's hardware uses for a (a_dtype x b_dtype)

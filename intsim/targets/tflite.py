@@ -32,6 +32,7 @@ from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
 
 from ..errors import QuantParamError
 from ..ir import Requant
+from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
@@ -277,6 +278,22 @@ class TfliteXnnpackTarget(OrtTarget):
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
+
+    def fused_activation_range(self, node, bounds, qp, t) -> tuple:
+        """XNNPACK quantizes the float bounds the delegate passes (ConvertActivationToOutputRange)
+        itself, xnn_qs8_quantize / xnn_qu8_quantize (activation.xnnpack_range), for the nodes it
+        computes with their fused activation: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
+        TRANSPOSE_CONV (rules.AccRequant), ADD / SUB / MUL (XnnpackAdd, XnnpackMul). A node left
+        to the builtin kernels (a FixedRequant, DoubleRequant or TfliteAdd rule, or refused), int8
+        AVERAGE_POOL_2D (RawAverage: the reference kernel's clamp, measured at ties) and the
+        standalone activations (TfliteTable) keep TFLite's CalculateActivationRangeQuantized."""
+        try:
+            rule = self.rule(node)
+        except TargetRefusal:
+            rule = None
+        if isinstance(rule, (AccRequant, XnnpackAdd, XnnpackMul)):
+            return xnnpack_range(bounds, qp, t)
+        return super().fused_activation_range(node, bounds, qp, t)
 
     def rule(self, node):
         for special in (rule_16x8(node), rule_int16(node)):

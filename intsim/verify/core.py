@@ -146,8 +146,8 @@ class _TfliteSession:
     nodes (conv between Transposes) is isolated as one."""
 
     def __init__(self, data: bytes, kernel_path: str, target, accumulator):
-        self.graph = import_onnx(data)
-        self.prog = Program(self.graph, target=target, accumulator=accumulator)
+        self.prog = Program(import_onnx(data), target=target, accumulator=accumulator)
+        self.graph = self.prog.graph        # fused activations resolved for the target (lo / hi)
         self.ref = TfliteReference(data, kernel_path)
         self.plain = None
         names = self.ref.names()

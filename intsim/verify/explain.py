@@ -76,6 +76,9 @@ class CaptureTarget(Target):
     def bias_rule(self, node):
         return self.inner.bias_rule(node)
 
+    def fused_activation_range(self, node, bounds, qp, t) -> tuple:
+        return self.inner.fused_activation_range(node, bounds, qp, t)
+
 
 class NodeAccumulators:
     """Prepared copies of one compute node: `exact(env)` (exact int64 sums), `target(env)` (the

@@ -106,7 +106,8 @@ def test_zoo_covers_the_ops():
     seen = zoo_ops()
     assert not ISSUE_OPS - set(seen), f"ops of the issue's list missing from the zoo: {sorted(ISSUE_OPS - set(seen))}"
     # RELU6 and RELU arrive fused into CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED too: the
-    # reader turns them into lo/hi clamps (activation_range)
+    # reader keeps their float bounds, which the target turns into lo/hi clamps at prepare
+    # (activation_range: TFLite's rule; test_tflite_fused_act_live: XNNPACK's)
     assert {1, 3} <= _fused_activations("conv_relu6") and 3 in _fused_activations("fc_float_io")
 
 
