@@ -196,8 +196,8 @@ def _fixed_batch(model: onnx.ModelProto) -> bool:
 
 
 def _run_both(s: _Session, feeds: dict):
-    """(intsim env of every tensor, tapped reference values, plain reference values or None);
-    per sample when the batch is fixed at 1."""
+    """(intsim env of every tensor, tapped reference values, plain reference values or None,
+    [(feeds, tapped reference values)] of each run); per sample when the batch is fixed at 1."""
     n = _samples(feeds)
     parts = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)] if s.fixed_batch and n > 1 else [feeds]
     envs, refs, plains = [], [], []
@@ -211,7 +211,7 @@ def _run_both(s: _Session, feeds: dict):
         refs.append(s.ref.run(_ref_feeds(s, f)))
         if s.plain is not None:
             plains.append(s.plain.run(_ref_feeds(s, f)))
-    return _cat(envs), _cat(refs), (_cat(plains) if plains else None)
+    return _cat(envs), _cat(refs), (_cat(plains) if plains else None), list(zip(parts, refs))
 
 
 def _ref_feeds(s: _Session, feeds: dict) -> dict:
@@ -270,7 +270,7 @@ def _output_stats(s: _Session, name: str, got, want) -> Stats:
 
 # ------------------------------------------------------------------------------ one chunk
 def _compare_chunk(s: _Session, feeds: dict) -> dict:
-    env, ref, plain = _run_both(s, feeds)
+    env, ref, plain, runs = _run_both(s, feeds)
     whole, isolated, outputs, consistency = {}, {}, {}, {}
     differs = set()
     for node, fn in s.prog._steps:
@@ -286,7 +286,9 @@ def _compare_chunk(s: _Session, feeds: dict) -> dict:
                 else:
                     st.add_classes(s.classify(node, env, env[t], ref[t]))
             whole[t] = st
-    isolated = s.isolate(ref, feeds)
+    for part, part_ref in runs:     # one isolated run per reference run (per sample at a fixed batch of 1)
+        for t, st in s.isolate(part_ref, part).items():
+            isolated.setdefault(t, Stats()).merge(st)
     for name in s.graph.outputs:
         deployed = ref if plain is None else plain
         outputs[name] = _output_stats(s, name, env[name], deployed[name])
