@@ -1,0 +1,76 @@
+"""The Brevitas QCDQ models of the clients zoo (models/clients/manifest.json) under the
+"integer" QDQ fusion policy (passes/qdq_policy.py): every Conv/Gemm runs in integers, also a conv
+whose int8 input (signed QuantIdentity) differs from its uint8 output (unsigned QuantReLU), a
+Gemm behind DQ -> Flatten, and the dynamo exports whose initializers are also graph inputs (read
+as the constants the file states, with one warning naming them). The fast kernels equal their
+NumPy int64 twins bit for bit, and every element is within 1 LSB of onnxruntime's stored
+outputs (onnxruntime runs those layers in float with the float bias; the integer layer adds the
+bias rounded to int32 at x_scale*w_scale). The `ort` policy is unchanged: test_zoo_brevitas.py."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+
+import intsim
+from intsim.ir import IntType
+
+from .zoo_table import case, compare, integer_layers, model_entries
+
+QCDQ = [e for e in model_entries() if e["manifest"] == "manifest.json" and e["form"] == "QCDQ"]
+STORED = "is also a graph input; the integer policy uses its stored value"
+
+
+def _run(entry, kernels="fast"):
+    path, feeds, ref = case(entry)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prog = intsim.load(path, target=entry["target"], fusion="integer", kernels=kernels)
+        got = prog.run(feeds)
+    return prog, got, ref, [str(w.message) for w in caught if STORED in str(w.message)]
+
+
+def test_the_qcdq_models_are_there():
+    assert len(QCDQ) >= 20
+    assert {e["exporter"] for e in QCDQ} == {"torchscript", "dynamo", "qonnx QuantToQCDQ"}
+
+
+@pytest.mark.parametrize("entry", QCDQ, ids=[e["name"] for e in QCDQ])
+def test_every_conv_and_gemm_runs_in_integers_within_one_lsb_of_onnxruntime(entry):
+    prog, got, ref, _ = _run(entry)
+    ints, floats = integer_layers(prog.graph)
+    assert floats == [] and ints >= 3, floats
+    _, want, _, _ = _run(entry, kernels="reference")
+    for name in got:
+        np.testing.assert_array_equal(got[name], want[name])       # fast == NumPy int64 twins
+    equal, max_lsb, n = compare(onnx.load(str(case(entry)[0])), got, ref)
+    assert n > 0 and max_lsb <= 1.0 + 1e-5, (equal, max_lsb)
+
+
+def test_a_conv_from_int8_to_uint8_is_one_integer_node():
+    """w8a8.qcdq.ts: QuantIdentity (int8) -> Conv -> QuantReLU (uint8); onnxruntime runs it in
+    float (equal-types rule), the integer policy accumulates int8 x int8 and requantizes to uint8."""
+    entry = next(e for e in QCDQ if e["name"] == "w8a8.qcdq.ts")
+    prog, *_ = _run(entry)
+    c1 = next(n for n in prog.graph.nodes if n.name == "/c1/Conv")
+    x = prog.graph.tensors[c1.inputs[0]].dtype
+    assert c1.op == "conv" and x == IntType(8, True) and c1.attrs["out_type"] == IntType(8, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ort = intsim.load(case(entry)[0])
+    assert next(n for n in ort.graph.nodes if n.name == "/c1/Conv").op == "onnx"   # `ort` unchanged
+
+
+@pytest.mark.parametrize("name", ["w8a8.qcdq.dynamo", "add_unsigned.qcdq.dynamo"])
+def test_dynamo_initializers_listed_as_inputs_are_read_as_stored_with_one_warning(name):
+    entry = next(e for e in QCDQ if e["name"] == name)
+    _, _, _, stored = _run(entry)
+    assert len(stored) == 1 and "c1.bias" in stored[0]
+    path, feeds, _ = case(entry)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prog = intsim.load(path)                                   # `ort`: onnxruntime does not fold them
+    assert not any(STORED in str(w.message) for w in caught)
+    assert integer_layers(prog.graph)[1]                           # so their convs stay float there
