@@ -446,6 +446,8 @@ def _compute(v: _View, node: Node):
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if bias_scale is not None:
         attrs["bias_scale"] = bias_scale
+    if float_bias is not None and v.fusion == INTEGER:
+        attrs["float_bias"] = v.const(ins[2])    # the file's float bias, for verify's "bias-rounding" class
     if op == "Conv":
         attrs.update(conv_attrs(None, node.attrs["node"], a))
         ir_op = "conv"
