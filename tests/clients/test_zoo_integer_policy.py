@@ -13,10 +13,13 @@ import warnings
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import intsim
 from intsim.ir import IntType
 
+from .qdq_build import Builder
 from .zoo_table import case, compare, integer_layers, model_entries
 
 QCDQ = [e for e in model_entries() if e["manifest"] == "manifest.json" and e["form"] == "QCDQ"]
@@ -96,3 +99,45 @@ def test_verify_names_the_cause_of_every_difference_from_onnxruntime(name):
             causes[k] = causes.get(k, 0) + c
     assert causes.get("bias-rounding", 0) >= 1 and "unexplained" not in causes, causes
     assert all(t["max_abs_lsb"] == 0 for t in d["tensors"] if t["op"] == "conv")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), zx=st.sampled_from([-128, -1, 0, 127]), zy=st.sampled_from([0, 1, 128, 255]),
+       ky=st.integers(-3, 2), per_channel=st.booleans())
+def test_int8_in_uint8_out_conv_equals_numpy_int64(seed, zx, zy, ky, per_channel):
+    """DQ(int8) -> Conv (int8 weights, int32 bias at sx*sw) -> Q(uint8) under the integer policy:
+    clamp(rint_even(sum (x - zx) w + b) * sx*sw/sy) + zy, 0, 255) in int64, power-of-two scales
+    (the multiplier exact); fast kernels and their NumPy twins alike."""
+    rng = np.random.default_rng(seed)
+    sx, sy = 2.0 ** -4, 2.0 ** -ky
+    sw = 2.0 ** -rng.integers(3, 7, 5 if per_channel else 1).astype(np.float64)
+    codes = rng.integers(-128, 128, (2, 3, 6, 7))
+    codes[0, 0, 0, :2] = (-128, 127)
+    w = rng.integers(-128, 128, (5, 3, 3, 3)).astype(np.int8)
+    w[0, 0, 0, :2] = (-128, 127)
+    bias = rng.integers(-3000, 3000, 5).astype(np.int32)
+    b = Builder()
+    xq = b.q("x", sx, np.int8(zx))
+    wd = b.dq(b.const("w", w), sw.astype(np.float32) if per_channel else np.float32(sw[0]),
+              np.zeros(5, np.int8) if per_channel else np.int8(0), axis=0 if per_channel else None)
+    bd = b.dq(b.const("b", bias), (np.float32(sx) * sw.astype(np.float32)) if per_channel else
+              np.float32(sx * sw[0]), np.zeros(5, np.int32) if per_channel else np.int32(0),
+              axis=0 if per_channel else None)
+    conv = b.node("Conv", [b.dq(xq, sx, np.int8(zx)), wd, bd], pads=[1, 1, 1, 1])
+    b.node("QuantizeLinear", [conv, b.const("sy", np.float32(sy)), b.const("zy", np.uint8(zy))], ["y"])
+    model = b.model([("x", [2, 3, 6, 7])], [("y", [2, 5, 6, 7])], out_types={"y": onnx.TensorProto.UINT8})
+    x = ((np.clip(codes, -128, 127) - zx) * sx).astype(np.float32)
+    xc = np.clip(np.rint(x / np.float32(sx)) + zx, -128, 127).astype(np.int64) - zx
+    xp = np.pad(xc, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    acc = np.zeros((2, 5, 6, 7), np.int64)
+    for i in range(3):
+        for j in range(3):
+            acc += np.einsum("nchw,mc->nmhw", xp[:, :, i:i + 6, j:j + 7], w[:, :, i, j].astype(np.int64))
+    acc += bias.astype(np.int64)[None, :, None, None]
+    want = np.clip(np.rint(acc * (sx * np.broadcast_to(sw, (5,)) / sy)[None, :, None, None]) + zy, 0, 255)
+    for kernels in ("fast", "reference"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog = intsim.load(model.SerializeToString(), fusion="integer", kernels=kernels)
+        assert [n.op for n in prog.graph.nodes if n.name.startswith("n_Conv")] == ["conv"]
+        np.testing.assert_array_equal(prog.run({"x": x})["y"], want.astype(np.uint8))
