@@ -15,6 +15,7 @@ from .importer.tflite_model import import_tflite, is_tflite
 from .ir import Graph
 from .loader import load_model
 from .passes import import_passes
+from .passes.qdq_policy import INTEGER
 from .passes.snap_pow2 import snap_pow2 as snap_scales
 from .runtime import Program
 from .targets.registry import get_target
@@ -23,7 +24,9 @@ from .targets.registry import get_target
 def import_onnx(model, fusion: str = "onnxruntime") -> Graph:
     """Path, bytes or ModelProto (ONNX, or a TFLite flatbuffer) -> intsim IR Graph (loaded, checked,
     imported, lowered); `fusion` the QDQ fusion policy (a target's `qdq_fusion`, passes/qdq_policy.py)."""
-    return import_passes(import_tflite(model) if is_tflite(model) else import_model(load_model(model)), fusion)
+    if is_tflite(model):
+        return import_passes(import_tflite(model), fusion)
+    return import_passes(import_model(load_model(model), stored_inputs=fusion == INTEGER), fusion)
 
 
 def load(model, target="ort", accumulator: Accumulator | None = None, snap_pow2: bool = False,

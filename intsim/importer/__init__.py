@@ -3,6 +3,8 @@
 in intsim.pipeline."""
 from __future__ import annotations
 
+import warnings
+
 import onnx
 from onnx import numpy_helper
 
@@ -52,8 +54,16 @@ def _toposort(graph: onnx.GraphProto, known: set) -> list:
     return order
 
 
-def import_model(model: onnx.ModelProto) -> Graph:
+def import_model(model: onnx.ModelProto, stored_inputs: bool = False) -> Graph:
+    """stored_inputs: initializers also listed as graph inputs are the constants the file
+    states (folded like any other, with one warning naming them), as the "integer" QDQ fusion
+    policy reads them; by default they stay overridable, as onnxruntime runs them."""
     ctx = ImportContext(model)
+    if stored_inputs and ctx.overridable:
+        names = ", ".join(f"'{n}'" for n in sorted(ctx.overridable))
+        warnings.warn(f"initializer {names} is also a graph input; the integer policy uses its stored value",
+                      stacklevel=3)
+        ctx.overridable = frozenset()
     g = model.graph
     if any(n.op_type in ("If", "Loop", "Scan") for n in g.node):
         n = next(n for n in g.node if n.op_type in ("If", "Loop", "Scan"))

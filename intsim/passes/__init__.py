@@ -6,6 +6,7 @@ from .bias_scale import warn_bias_scales
 from .dead_code import remove_dead_nodes
 from .fold_bn import fold_batchnorm
 from .fuse_qdq import fuse_qdq
+from .qdq_policy import INTEGER
 from .sink_qonnx_dequantize import sink_qonnx_dequantize
 
 
@@ -13,6 +14,6 @@ def import_passes(graph: Graph, fusion: str = "onnxruntime") -> Graph:
     """The passes every imported graph goes through, in order; `fusion` is the QDQ fusion
     policy (passes/qdq_policy.py), the target's `qdq_fusion`."""
     graph = fold_batchnorm(graph)
-    graph = sink_qonnx_dequantize(graph)
+    graph = sink_qonnx_dequantize(graph, qdq=fusion == INTEGER)
     graph = fuse_qdq(graph, fusion)
     return warn_bias_scales(remove_dead_nodes(graph))

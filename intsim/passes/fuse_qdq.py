@@ -10,7 +10,10 @@ Which patterns fuse depends on the policy (passes/qdq_policy.py). Policy "onnxru
 a bias that is not int32 at x_scale*w_scale keep the node float, and the float bias of a node
 left float is first rounded to int32 (WeightBiasQuantization). Policy "integer" (the `pow2*`
 targets) fuses those too: the activation as the clamp, a bias with its own scale marked
-attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare).
+attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare),
+and a Conv/MatMul/Gemm whose activation type differs from its output's (Brevitas: int8 from a
+signed QuantIdentity, uint8 to an unsigned QuantReLU) accumulates its input's type exactly and
+requantizes to the Q's own type.
 Otherwise both follow onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
@@ -426,7 +429,8 @@ def _compute(v: _View, node: Node):
     q, (lo, hi), removed = found
     if not _qonnx(dx, dw):
         tx, tw, ty = _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0]), _dtype(v, q.outputs[0])
-        if tx != ty:
+        if tx != ty and v.fusion == ONNXRUNTIME:
+            # policy "integer": the exact tx x tw accumulation requantized to the Q's own type
             return f"input type {tx} differs from output type {ty} (onnxruntime fuses only equal types)"
         if getattr(tx, "signed", False) and tx.bits == 8 and tw != tx:
             return f"int8 input with {tw} weight (onnxruntime fuses int8 activations with int8 weights only)"
@@ -442,6 +446,8 @@ def _compute(v: _View, node: Node):
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
     if bias_scale is not None:
         attrs["bias_scale"] = bias_scale
+    if float_bias is not None and v.fusion == INTEGER:
+        attrs["float_bias"] = v.const(ins[2])    # the file's float bias, for verify's "bias-rounding" class
     if op == "Conv":
         attrs.update(conv_attrs(None, node.attrs["node"], a))
         ir_op = "conv"

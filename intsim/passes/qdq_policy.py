@@ -6,7 +6,10 @@
                    QDQ graph (power-of-two NPUs, the `pow2*` targets): a Relu/Clip before the Q
                    is always the clamp stage, 16-bit activations and a bias with its own scale
                    (Quark XINT8) fuse; how that bias reaches the accumulator is a target rule
-                   (`Target.bias_rule`).
+                   (`Target.bias_rule`); a conv/matmul whose input type differs from its output's
+                   fuses (Brevitas int8 -> uint8); a DQ moves through MaxPool/Flatten/Reshape to
+                   the op it feeds (passes/sink_qonnx_dequantize.py); initializers also listed
+                   as graph inputs are the constants the file states (importer, one warning).
 
 A target names its policy (`Target.qdq_fusion`); `intsim.load` applies it.
 

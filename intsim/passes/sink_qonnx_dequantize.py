@@ -9,8 +9,10 @@ these ops commute with the dequantization exactly:
     Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Identity: the same values, moved
 
 so `dequantize -> op` becomes `op on the integers -> dequantize`, and the QDQ pass then fuses
-the compute node that reads it. Only QONNX dequantize nodes (importer attr "qonnx") are
-moved: on QDQ graphs where an op runs is onnxruntime's choice, which fuse_qdq reproduces.
+the compute node that reads it. QONNX dequantize nodes (importer attr "qonnx") are always
+moved; a QDQ graph's DequantizeLinear only under the "integer" fusion policy (`qdq=True`; the
+Brevitas QCDQ DQ -> Flatten -> Gemm): under "onnxruntime" where an op runs is onnxruntime's
+choice, which fuse_qdq reproduces.
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ SINKABLE = frozenset({"MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpo
                       "Identity"})
 
 
-def _sinkable_dq(graph: Graph, producer: dict, node: Node):
-    """The QONNX per-tensor, positive-scale dequantize feeding `node`'s data input, or None."""
+def _sinkable_dq(graph: Graph, producer: dict, node: Node, qdq: bool):
+    """The QONNX (or, qdq, any) per-tensor, positive-scale dequantize feeding `node`'s data
+    input, or None."""
     if node.op != "onnx" or node.attrs.get("op_type") not in SINKABLE or not node.inputs or len(node.outputs) != 1:
         return None
     dq = producer.get(node.inputs[0])
-    if dq is None or dq.op != "dequantize" or not dq.attrs.get("qonnx") or dq.attrs.get("block_size"):
+    if dq is None or dq.op != "dequantize" or not (qdq or dq.attrs.get("qonnx")) or dq.attrs.get("block_size"):
         return None
     scale = graph.constants.get(dq.inputs[1])
     if scale is None or np.asarray(scale).size != 1 or not float(np.asarray(scale).reshape(-1)[0]) > 0:
@@ -35,11 +38,11 @@ def _sinkable_dq(graph: Graph, producer: dict, node: Node):
     return dq
 
 
-def sink_qonnx_dequantize(graph: Graph) -> Graph:
+def sink_qonnx_dequantize(graph: Graph, qdq: bool = False) -> Graph:
     producer = graph.producers()
     tensors, nodes, changed = dict(graph.tensors), [], False
     for node in graph.nodes:
-        dq = _sinkable_dq(graph, producer, node)
+        dq = _sinkable_dq(graph, producer, node, qdq)
         if dq is None:
             nodes.append(node)
             continue

@@ -6,6 +6,10 @@
     float-rounding  v lies within the float32 error bound of a .5 boundary; for a float32
                     reference conv/matmul the bound is 2 * ((K+4) u S + u |bias| + 4 u |v|) LSB,
                     S = sum_k |x_k w_k| * sx * sw / sy, u = 2^-24, K products per output
+    bias-rounding   the layer's bias is the file's float bias b rounded to int32 at sx*sw[c]
+                    (onnxruntime's BiasQuantization, policy "integer"), while the reference adds b
+                    itself in float: v_f = v + (b - round(b / (sx*sw)) * sx*sw) / sy, |v_f - v| <=
+                    sx*sw / (2 sy), rounds to the reference's code
     saturation      the accumulator saturated: intsim's target accumulation, or onnxruntime's AVX2
                     u8 x s8 kernel (int16 pairs) that a reference may run, differs from the exact
                     sum there; or either value sits at the clamp/type end
@@ -33,7 +37,7 @@ from ..runtime import StepContext
 from ..steps import load_all
 from ..targets.base import Requantizer, Target
 
-CLASSES = ("tie", "acc-over-2^24", "float-rounding", "saturation", "propagated", "unexplained")
+CLASSES = ("tie", "acc-over-2^24", "float-rounding", "bias-rounding", "saturation", "propagated", "unexplained")
 U32 = 2.0 ** -24
 
 
@@ -245,6 +249,10 @@ class Explainer:
             hit = free & one & (dist <= bound)
             cls[hit] = CLASSES.index("float-rounding")
             free &= ~hit
+            if accumulates(node.op) and node.attrs.get("float_bias") is not None:
+                hit = free & one & (self._float_bias_codes(node, env, mask, lo, hi) == w_)
+                cls[hit] = CLASSES.index("bias-rounding")
+                free &= ~hit
             saturated = saturated | acc_sat
             cls[free & saturated] = CLASSES.index("saturation")
         else:
@@ -297,6 +305,22 @@ class Explainer:
         f32_err = np.abs(a.astype(np.float32).astype(np.float64) - a) * m64
         acc24 = big & (dist <= f32_err + bound)
         return dist, bound, acc24, acc_sat
+
+    def _float_bias_codes(self, node, env, mask, lo, hi):
+        """The codes at the masked elements had the layer added its float bias b (attr
+        "float_bias") in place of the int32 round(b / (sx*sw)): rint(v + (b - q*sx*sw) / sy) + zy."""
+        accs = self._accumulators(node)
+        acc = accs.exact(env)
+        sx, sw, sy = self._scales(node, env, acc.shape)
+        axis = out_channel_axis(node, acc.ndim)
+        view = [-1 if i == axis else 1 for i in range(acc.ndim)]
+        q = np.asarray(value(node.inputs[8], accs.exact_ctx, env), np.float64).reshape(-1)
+        b = np.asarray(node.attrs["float_bias"], np.float64).reshape(-1)
+        q, b = (np.broadcast_to(t.reshape(view) if t.size > 1 else t[0], acc.shape) for t in (q, b))
+        v = (acc * sx * sw + b - q * sx * sw) / sy
+        zy = value(node.inputs[7], self.prog._ctx, env)
+        zy = int(np.asarray(zy).reshape(-1)[0]) if zy is not None else 0
+        return np.clip(np.rint(v[mask]) + zy, lo, hi).astype(np.int64)
 
     # ------------------------------------------------------------------------ pool nodes
     def _pool_terms(self, node, env, mask):
