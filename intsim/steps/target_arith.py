@@ -118,6 +118,10 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
     left = 15 if t.bits > 8 else 20
     if p not in cache:
+        if rule.narrow16 and t.bits == 8 and 255 * (abs(sa) + abs(sb)) / sy + abs(zy) > 32767:
+            raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD narrows its requantized sum "
+                                "to int16 before the output clamp, and with these scales the sum can leave int16 "
+                                "(measured to wrap): not modelled")
         try:
             cache[p] = fk.tflite_add_params(sa, sb, sy, left, single_rounding=rule.mode == "single")
         except ValueError as e:

@@ -72,9 +72,12 @@ class TfliteAdd:
     """TFLite fixed-point ADD: inputs shifted left by `left_shift` (20 for 8-bit, 15 for
     16-bit), scaled by q31 multipliers of s/(2*max(sa, sb)), summed, and scaled by
     2*max(sa, sb)/(2**left_shift * sy); each scaling is MultiplyByQuantizedMultiplier in the
-    target's `mode` (double / single / cmsis)."""
+    target's `mode` (double / single / cmsis). `narrow16`: the optimized CPU kernel narrows the
+    requantized sum to int16 before the output clamp (measured: a sum past int16 wraps), so where
+    the sum can leave int16 (255 * (sa + sb) / sy + |zy| > 32767) the op is refused, not modelled."""
 
     mode: str
+    narrow16: bool = False
 
 
 @dataclass(frozen=True)
