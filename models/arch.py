@@ -67,7 +67,18 @@ MBV3_SMALL_LAST = 1024
 MBV3_BN_EPS = 1e-3
 
 
-class MobileNetV3Block(nn.Module):
+class InvertedResidual(nn.Module):
+    """self.block(x), plus x where the block keeps shape (stride 1, cin == cout): the residual
+    of MobileNetV3's and EfficientNet's inverted-residual blocks."""
+    block: nn.Module
+    residual: bool
+
+    def forward(self, x):
+        y = self.block(x)
+        return y + x if self.residual else y
+
+
+class MobileNetV3Block(InvertedResidual):
     """Inverted residual: [1x1 expand] -> depthwise kxk -> [SE with HardSigmoid gate] -> 1x1
     project, residual when stride 1 and in == out."""
 
@@ -83,10 +94,6 @@ class MobileNetV3Block(nn.Module):
         layers.append(conv_norm_act(exp, cout, 1, act=None, bn_eps=MBV3_BN_EPS))
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.block(x)
-        return y + x if self.residual else y
 
 
 class MobileNetV3Small(nn.Module):
@@ -110,7 +117,7 @@ EFFNET_B0 = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (
              (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
 
 
-class MBConv(nn.Module):
+class MBConv(InvertedResidual):
     """EfficientNet MBConv: [1x1 expand, SiLU] -> depthwise kxk, SiLU -> SE (squeeze = in // 4,
     SiLU, Sigmoid gate) -> 1x1 project; residual when stride 1 and in == out."""
 
@@ -125,10 +132,6 @@ class MBConv(nn.Module):
                    conv_norm_act(exp, cout, 1, act=None)]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.block(x)
-        return y + x if self.residual else y
 
 
 class EfficientNetB0(nn.Module):
