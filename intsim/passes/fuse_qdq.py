@@ -13,7 +13,8 @@ targets) fuses those too: the activation as the clamp, a bias with its own scale
 attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare),
 and a Conv/MatMul/Gemm whose activation type differs from its output's (Brevitas: int8 from a
 signed QuantIdentity, uint8 to an unsigned QuantReLU) accumulates its input's type exactly and
-requantizes to the Q's own type.
+requantizes to the Q's own type; an Add/Mul of 8/16-bit codes of any types (Quark A16W8's int16
+residual add, int8 + int8 -> uint8) becomes the integer add/mul its target's rule computes.
 Otherwise both follow onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
@@ -465,7 +466,8 @@ def _compute(v: _View, node: Node):
 
 def _is8(v: _View, *names) -> bool:
     """onnxruntime has integer Add/Mul/pool/concat/table kernels for 8-bit tensors only; wider
-    ones run in float there, and stay float islands here too."""
+    ones run in float there, and stay float islands here too (policy "integer": Add/Mul take
+    16-bit codes, _integer_codes)."""
     ts = [v.g.tensors.get(n) for n in names]
     return all(t is not None and getattr(t.dtype, "bits", 0) == 8 for t in ts)
 

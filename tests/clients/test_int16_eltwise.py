@@ -207,3 +207,23 @@ def test_the_onnxruntime_policy_keeps_a_16bit_add_float():
     nodes = intsim.load(m, target="ort").graph.nodes
     assert [n.op for n in nodes] == ["dequantize", "dequantize", "onnx", "quantize"]
     assert "add" in [n.op for n in intsim.load(m, target="ort", fusion="integer").graph.nodes]
+
+
+@pytest.mark.parametrize("target", ["tflite-builtin", "tflite-xnnpack"])
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+def test_tflite_rules_refuse_what_tflite_kernels_do_not_take(target, op):
+    """TFLite's ADD/MUL take one type for operands and output, a 16-bit one int16 with zero point 0
+    (add.cc / mul.cc Prepare): under the integer policy a uint16, an int16 with a zero point or a
+    mixed-signedness add/mul is refused by name; int16 with zero points 0 runs (rules.TfliteAdd /
+    FixedRequant, the TFLite importer's int16 path)."""
+    a16 = np.arange(-5, 5, dtype=np.int16).reshape(2, 5)
+    ok = intsim.load(_graph(op, np.int16, np.int16, np.int16, (2, 5), (2, 5), (0.5, 0, 0.25, 0, 1.0, 0)),
+                     target=target, fusion="integer")
+    assert ok.run({"a": a16, "b": a16})["y"].dtype == np.int16
+    cases = [(np.uint16, np.uint16, 100, "int16 with zero point 0"), (np.int16, np.int16, 3, "zero points 3"),
+             (np.uint8, np.int8, 0, "one type" if (target, op) != ("tflite-builtin", "Mul") else "")]
+    for ta, tb, z, why in cases:
+        m = _graph(op, ta, tb, ta, (2, 5), (2, 5), (0.5, z, 0.25, 0, 1.0, z))
+        # (tflite-builtin has no 8-bit MUL rule at all: refused by name before the types are read)
+        with pytest.raises(intsim.IntsimError, match=f"target {target} has no rule for {op} at node 'op'.*{why}"):
+            intsim.load(m, target=target, fusion="integer").run({"a": np.zeros((2, 5), ta), "b": np.zeros((2, 5), tb)})
