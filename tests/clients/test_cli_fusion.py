@@ -1,5 +1,5 @@
 """`--fusion onnxruntime|integer` on every command that imports an ONNX graph (`run`, `verify`,
-`overflow`, `info`; one shared option, intsim/cli/common.py): the QDQ fusion policy replaces the
+`overflow`, `info`, `dump`; one shared option, intsim/cli/common.py): the QDQ fusion policy replaces the
 target's (`info`, which has no target: onnxruntime's). Shown on AMD Quark's A16W8 model, whose
 16-bit convs and residual add onnxruntime runs in float and the integer policy runs in integers."""
 from __future__ import annotations
@@ -108,7 +108,19 @@ def test_info_fusion(tmp_path, fusion):
         assert set(ops.values()) == {"onnx"} and "/c1/Conv" in d["float_islands"]
 
 
-@pytest.mark.parametrize("command", ["run", "verify", "overflow", "info"])
+@pytest.mark.parametrize("fusion", [None, "integer"])
+def test_dump_fusion(tmp_path, inputs, fusion):
+    """Golden vectors of the integer layers the policy makes: none of A16W8's under onnxruntime's
+    (float convs, float add), the convs, the add and the Gemm under the integer policy."""
+    extra = ["--fusion", fusion] if fusion else []
+    assert _cli("dump", MODEL, "--input", inputs, "--out", str(tmp_path / "d"), "--quiet", *extra) == 0
+    layers = json.loads((tmp_path / "d" / "manifest.json").read_text())["layers"]
+    ops = {layer["node"]: layer["op"] for layer in layers if layer["node"] in INTEGER_LAYERS + ["/Add"]}
+    assert ops == ({"/c1/Conv": "conv", "/c2/Conv": "conv", "/Add": "add", "/fc/Gemm": "matmul"}
+                   if fusion else {})
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "overflow", "info", "dump"])
 def test_an_unknown_policy_is_refused_by_the_parser(command, capsys):
     with pytest.raises(SystemExit) as e:
         _cli(command, MODEL, "--fusion", "fast")
