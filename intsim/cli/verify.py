@@ -57,7 +57,8 @@ def cmd_verify(args) -> int:
 
 
 def _summary(d: dict) -> None:
-    print(f"{'PASSED' if d['passed'] else 'FAILED'}: {d['model']} vs {d['reference']} (target {d['target']}), "
+    fusion = f", fusion {d['fusion']}" if d.get("fusion") else ""
+    print(f"{'PASSED' if d['passed'] else 'FAILED'}: {d['model']} vs {d['reference']} (target {d['target']}{fusion}), "
           f"{d['samples']} samples")
     for k, v in d["outputs"].items():
         print(f"  output {k}: exact {v['exact_fraction']:.6f}, max |d| {v['max_abs_lsb']} LSB")

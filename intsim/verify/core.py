@@ -441,9 +441,10 @@ class VerifyReport:
     explanations: dict
     criteria: dict
     reference_consistency: dict | None = None
+    fusion: str | None = None       # the QDQ fusion policy of intsim's graph (None: a TFLite model)
 
     def as_dict(self) -> dict:
-        return {"model": self.model, "target": self.target, "reference": self.reference,
+        return {"model": self.model, "target": self.target, "fusion": self.fusion, "reference": self.reference,
                 "samples": self.samples, "passed": self.passed, "outputs": self.outputs,
                 "tensors": self.tensors, "first_divergence": self.first_divergence,
                 "explanations": self.explanations, "criteria": self.criteria,
@@ -549,7 +550,7 @@ def _finalize(graph, exposed, results, meta) -> VerifyReport:
         explanations={"whole_model": _shares(whole.values()), "layer_isolated": _shares(isolated.values())},
         criteria={"max_abs_lsb": max_lsb, "min_exact_fraction": min_exact,
                   "intermediate_tensors_judged": bool(rc["consistent"])},
-        reference_consistency=rc)
+        reference_consistency=rc, fusion=meta.get("fusion"))
 
 
 # ------------------------------------------------------------------------------ public API
@@ -623,6 +624,7 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
             s.exposed += [t for t in qonnx_taps(s.graph, s.model) if t not in s.exposed]
     tname = target if isinstance(target, str) else getattr(target, "name", type(target).__name__)
     meta = {"model": label, "target": tname, "reference": reference + (f" ({kernel_path})" if tfl else ""),
+            "fusion": None if tfl else fusion or get_target(target).qdq_fusion,
             "max_lsb": int(max_lsb),
             "min_exact": float(min_exact)}
     return _finalize(s.graph, s.exposed, results, meta)

@@ -37,12 +37,14 @@ def _integer_ops(tensors) -> dict:
 
 
 @pytest.mark.parametrize("fusion", [None, "onnxruntime", "integer"])
-def test_verify_fusion(tmp_path, inputs, fusion):
+def test_verify_fusion(tmp_path, inputs, fusion, capsys):
     out = tmp_path / "v.json"
     extra = ["--fusion", fusion] if fusion else []
     assert _cli("verify", MODEL, "--input", inputs, "--reference", "ort-int8", "--max-lsb", "1", "--min-exact", "0",
                 "--quiet", "--json", str(out), *extra) == 0
     d = json.loads(out.read_text())
+    assert d["fusion"] == (fusion or "onnxruntime")          # the report says which graph was compared
+    assert f"(target ort, fusion {fusion or 'onnxruntime'})" in capsys.readouterr().out
     if fusion == "integer":
         assert _integer_ops(d["tensors"]) == {"/c1/Conv": "conv", "/c2/Conv": "conv", "/Add": "add",
                                               "/fc/Gemm": "matmul"}
