@@ -296,9 +296,10 @@ def bind_add_planned(a, b, plan: AddPlan, out):
 def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
     """QLinearAdd / fused QDQ Add as onnxruntime x86 AVX2 computes it (see module docstring).
 
-    a, b: uint8 or int8 arrays of one shape, or one of them a single value (ORT's scalar
-    path); out: same dtype, C-contiguous, shape of the broadcast result. Scales float32 > 0,
-    zero points in the type's range, [lo, hi] an integer clamp inside the type's range.
+    a, b: uint8, int8, uint16 or int16 arrays (each its own type) of one shape, or one of them
+    a single value (ORT's scalar path); out: any of those types, C-contiguous, shape of the
+    broadcast result. Scales float32 > 0, each zero point in its tensor's type's range, [lo, hi]
+    an integer clamp inside out's type's range.
     """
     _check_pair("qlinear_add", a, b, out)
     _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
