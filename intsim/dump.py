@@ -119,11 +119,12 @@ def _jsonable(d: dict) -> dict:
     return out
 
 
-def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None) -> dict:
+def dump(model, feeds: dict, out_dir: str, target="ort", accumulator=None, fusion: str | None = None) -> dict:
     """Run `model` on `feeds` and write the golden vectors of every integer layer to out_dir.
-    Returns the manifest (also written as out_dir/manifest.json)."""
+    Returns the manifest (also written as out_dir/manifest.json). `fusion`: the QDQ fusion
+    policy (passes/qdq_policy.py; default the target's)."""
     target = get_target(target)
-    graph = import_onnx(model, target.qdq_fusion)
+    graph = import_onnx(model, fusion or target.qdq_fusion)
     prog = Program(graph, target=target, accumulator=accumulator)
     outs, taps = prog.run(feeds, taps=True)
     env = dict(feeds)

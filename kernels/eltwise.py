@@ -30,6 +30,14 @@ dequantize_linear (DequantizeLinear): y = f32(f32(q - z) * s)
 
 `lo`/`hi` (fused activation bounds) are applied as an integer clamp after saturation; pass the
 type's range for the plain ONNX ops.
+
+Operand and output types: qlinear_add, qlinear_mul and qlinear_mul_rows take a, b and out each
+of uint8, int8, uint16 or int16, independently (mixed signedness: int8 + int8 -> uint8; 16-bit:
+Quark's A16W8 / U16W8 residual add under the "integer" fusion policy). onnxruntime's own
+QLinearAdd/QLinearMul take one 8-bit type; the wider and mixed cases are the same formulas with
+`sat` the output type's range: every 16-bit code is exact in float32, and a 16-bit product
+(a - za)*(b - zb) is exact in int64, then rounded once (RNE) by f32(). The planned add
+(`add_plan`) stays on one 8-bit type.
 """
 from __future__ import annotations
 
@@ -118,14 +126,17 @@ def _type_range(dtype) -> tuple:
     return int(info.min), int(info.max)
 
 
+CODE_TYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16))
+
+
 # ---------------------------------------------------------------- validation
 
 def _check_pair(name, a, b, out):
     for t, arr in (("a", a), ("b", b), ("out", out)):
         if not isinstance(arr, np.ndarray):
             raise ValueError(f"{name}: '{t}' must be a NumPy array")
-    if a.dtype != out.dtype or b.dtype != out.dtype or out.dtype not in (np.uint8, np.int8):
-        raise ValueError(f"{name}: a, b and out must share one dtype, uint8 or int8 "
+    if any(arr.dtype not in CODE_TYPES for arr in (a, b, out)):
+        raise ValueError(f"{name}: a, b and out must each have dtype uint8, int8, uint16 or int16 "
                          f"(got {a.dtype}, {b.dtype}, {out.dtype})")
     if not out.flags.c_contiguous:
         raise ValueError(f"{name}: 'out' must be C-contiguous")
@@ -136,15 +147,18 @@ def _check_pair(name, a, b, out):
         raise ValueError(f"{name}: out shape {out.shape} does not fit a {a.shape}, b {b.shape}")
 
 
-def _check_params(name, scales, zps, dtype, lo, hi):
+def _check_params(name, scales, zps, dtypes, lo, hi):
+    """Scales finite and > 0; zps[i] inside dtypes[i]'s range; [lo, hi] inside the output's
+    (dtypes[-1]'s) range."""
     for s in scales:
         s = F32(s)
         if not (np.isfinite(s) and s > 0):
             raise ValueError(f"{name}: scale {float(s)!r} must be finite and > 0")
-    qmin, qmax = _type_range(dtype)
-    for z in zps:
+    for z, dtype in zip(zps, dtypes):
+        qmin, qmax = _type_range(dtype)
         if not qmin <= int(z) <= qmax:
             raise ValueError(f"{name}: zero point {int(z)} outside [{qmin}, {qmax}] of {np.dtype(dtype)}")
+    qmin, qmax = _type_range(dtypes[-1])
     if not qmin <= int(lo) <= int(hi) <= qmax:
         raise ValueError(f"{name}: clamp [{lo}, {hi}] not inside [{qmin}, {qmax}]")
 
@@ -176,12 +190,18 @@ def add_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, dtype) -> AddP
     dtype = np.dtype(dtype)
     if dtype not in (np.uint8, np.int8):
         raise ValueError(f"qlinear_add: dtype must be uint8 or int8, got {dtype}")
-    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), dtype, lo, hi)
+    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (dtype,) * 3, lo, hi)
     r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    return AddPlan(r_a, r_b, fixed, int(lo), int(hi), dtype, _cvt_may_overflow(r_a, r_b, fixed, dtype, dtype))
+
+
+def _cvt_may_overflow(r_a, r_b, fixed, a_dtype, b_dtype) -> bool:
+    """|fma(a, rA, fma(b, rB, fixed))| may reach 2**30 for codes of these types (then the
+    kernel tests for cvt's out-of-range INT32_MIN)."""
+    span = lambda t: float(1 << (8 * np.dtype(t).itemsize))  # noqa: E731
     with np.errstate(over="ignore", invalid="ignore"):
-        bound = 256.0 * (abs(float(r_a)) + abs(float(r_b))) + abs(float(fixed))
-    checked = not (np.isfinite(bound) and bound < 2.0 ** 30)
-    return AddPlan(r_a, r_b, fixed, int(lo), int(hi), dtype, checked)
+        bound = span(a_dtype) * abs(float(r_a)) + span(b_dtype) * abs(float(r_b)) + abs(float(fixed))
+    return not (np.isfinite(bound) and bound < 2.0 ** 30)
 
 
 @kernel
@@ -247,9 +267,13 @@ def qlinear_add_planned(a, b, plan: AddPlan, out) -> None:
     one shape, b of that shape (vector path) or a single value (ORT's scalar-B path).
     Large arrays are split across the fast kernels' threads (elementwise, same result)."""
     _check_planned("qlinear_add", a, b, plan, out)
-    av, ov = a.reshape(-1), out.reshape(-1)
+    _add_run(a.reshape(-1), b, plan, out.reshape(-1))
+
+
+def _add_run(av, b, plan: AddPlan, ov) -> None:
+    """The vector or scalar-B element loop over flat a and out (arrays checked by the caller)."""
     lo, hi = np.int64(plan.lo), np.int64(plan.hi)
-    if b.size == 1 and a.size != 1:
+    if b.size == 1 and av.size != 1:
         fixed_b = F32(fma32_np(F32(int(b.reshape(-1)[0])), plan.r_b, plan.fixed))
         _chunked(lambda i0, i1: _add_vs_impl(av[i0:i1], plan.r_a, fixed_b, lo, hi, plan.checked, ov[i0:i1]),
                  av.size)
@@ -272,15 +296,18 @@ def bind_add_planned(a, b, plan: AddPlan, out):
 def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
     """QLinearAdd / fused QDQ Add as onnxruntime x86 AVX2 computes it (see module docstring).
 
-    a, b: uint8 or int8 arrays of one shape, or one of them a single value (ORT's scalar
-    path); out: same dtype, C-contiguous, shape of the broadcast result. Scales float32 > 0,
-    zero points in the type's range, [lo, hi] an integer clamp inside the type's range.
+    a, b: uint8, int8, uint16 or int16 arrays (each its own type) of one shape, or one of them
+    a single value (ORT's scalar path); out: any of those types, C-contiguous, shape of the
+    broadcast result. Scales float32 > 0, each zero point in its tensor's type's range, [lo, hi]
+    an integer clamp inside out's type's range.
     """
     _check_pair("qlinear_add", a, b, out)
-    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    _check_params("qlinear_add", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
+                  lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _add_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    plan = add_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, out.dtype)
-    qlinear_add_planned(np.ascontiguousarray(a).reshape(out.shape), np.ascontiguousarray(b), plan, out)
+    r_a, r_b, fixed = add_constants(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    plan = AddPlan(r_a, r_b, fixed, int(lo), int(hi), out.dtype, _cvt_may_overflow(r_a, r_b, fixed, a.dtype, b.dtype))
+    _add_run(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b), plan, out.reshape(-1))
 
 
 def qlinear_add_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
@@ -321,7 +348,8 @@ def qlinear_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) 
     """QLinearMul as onnxruntime x86 (SSE2 MLAS) computes it (see module docstring).
     Same array contract as `qlinear_add`."""
     _check_pair("qlinear_mul", a, b, out)
-    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
+                  lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
     _mul_impl(np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
               np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
@@ -351,10 +379,8 @@ def _mul_rows_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
 
 def _check_rows(name, a, b, out):
     for t, arr in (("a", a), ("b", b), ("out", out)):
-        if not isinstance(arr, np.ndarray) or arr.dtype not in (np.uint8, np.int8):
-            raise ValueError(f"{name}: '{t}' must be a uint8/int8 array")
-    if a.dtype != b.dtype or a.dtype != out.dtype:
-        raise ValueError(f"{name}: a, b and out must share one dtype (got {a.dtype}, {b.dtype}, {out.dtype})")
+        if not isinstance(arr, np.ndarray) or arr.dtype not in CODE_TYPES:
+            raise ValueError(f"{name}: '{t}' must be a uint8/int8/uint16/int16 array")
     if a.ndim != 2 or out.shape != a.shape or b.shape != (a.shape[0],):
         raise ValueError(f"{name}: a and out must be (R, Q) and b (R,), got {a.shape}, {out.shape}, {b.shape}")
     if not (a.flags.c_contiguous and out.flags.c_contiguous):
@@ -373,7 +399,8 @@ def qlinear_mul_rows(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, 
 def bind_mul_rows(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
     """call() doing qlinear_mul_rows on these very arrays (b C-contiguous), checked now."""
     _check_rows("qlinear_mul_rows", a, b, out)
-    _check_params("qlinear_mul_rows", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
+    _check_params("qlinear_mul_rows", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
+                  lo, hi)
     if not b.flags.c_contiguous:
         raise ValueError("qlinear_mul_rows: b must be C-contiguous")
     return partial(_mul_rows_impl, a, np.int64(a_zp), b, np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale),

@@ -9,7 +9,9 @@ import numpy as np
 
 from ..accumulator import Accumulator
 from ..errors import IntsimError
+from ..passes.qdq_policy import ONNXRUNTIME, POLICIES
 from ..targets import known_targets
+from ..targets.registry import get_target
 
 MODEL_HELP = "a quantized ONNX model file (QDQ, QOperator or QONNX)"
 
@@ -24,6 +26,22 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snap-pow2", action="store_true",
                    help="round every scale to the nearest power of two (reported) before running")
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
+
+
+def add_fusion(p: argparse.ArgumentParser, default: str = "the target's") -> None:
+    """--fusion: the QDQ fusion policy of every command that imports an ONNX graph."""
+    p.add_argument("--fusion", choices=POLICIES, default=None,
+                   help="which QDQ patterns run in integers: onnxruntime (what its optimizer fuses) or integer "
+                        f"(what the format means on an all-integer accelerator); default: {default}")
+
+
+def fusion_policy(args) -> str:
+    """The QDQ fusion policy the options name: --fusion, else --target's (`Target.qdq_fusion`),
+    else (a command without --target) "onnxruntime"."""
+    if args.fusion is not None:
+        return args.fusion
+    target = getattr(args, "target", None)
+    return get_target(target).qdq_fusion if target is not None else ONNXRUNTIME
 
 
 def show_progress(args) -> bool:

@@ -1,4 +1,4 @@
-"""`intsim overflow MODEL [--input F] [--acc-bits N] [--json F] [--report F.html] [--sweep 12:32]`.
+"""`intsim overflow MODEL [--input F] [--acc-bits N] [--fusion P] [--json F] [--report F.html] [--sweep 12:32]`.
 
 Without --input only the static bounds are reported. With --input (an .npz of model inputs,
 optionally with `labels`), the observed accumulator ranges and the overflow events of the
@@ -17,9 +17,8 @@ from ..overflow.chunked import analyze_chunked
 from ..overflow.report import render
 from ..pipeline import import_onnx
 from ..runtime import distributed
-from ..targets.registry import get_target
-from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, check_output, load_inputs, show_progress,
-                     write)
+from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, add_fusion, check_output, fusion_policy,
+                     load_inputs, show_progress, write)
 
 
 def _widths(text: str) -> range:
@@ -53,14 +52,14 @@ def cmd_overflow(args) -> int:
     if args.jobs < 1:
         raise IntsimError(f"--jobs must be >= 1, got {args.jobs}")
     scheduler = distributed.scheduler_for(args.jobs, args.scheduler)
-    graph = import_onnx(args.model, get_target(args.target).qdq_fusion)
+    graph = import_onnx(args.model, fusion_policy(args))
     feeds, labels = _feeds(args, graph)
     if feeds is not None and scheduler:
         with open(args.model, "rb") as f:
             data = f.read()
         rep = analyze_chunked(data, graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
                               model=str(args.model), tile=args.acc_tile, jobs=args.jobs, scheduler=scheduler,
-                              progress=show_progress(args))
+                              progress=show_progress(args), fusion=fusion_policy(args))
     else:
         rep = analyze(graph, feeds, acc_bits=args.acc_bits, overflow=_mode(args), target=args.target,
                       model=str(args.model), tile=args.acc_tile)
@@ -121,6 +120,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fail-on-overflow", action="store_true", help="exit 1 if a layer needs more than --acc-bits")
     add_dataset_options(s, "with --input: worker processes over sample chunks, a local Dask cluster (needs dask "
                            "distributed)")
+    add_fusion(s)
     add_common(s)
     s.set_defaults(fn=cmd_overflow)
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..passes.qdq_policy import POLICIES
 from ..pipeline import load
-from .common import MODEL_HELP, accumulator, add_common, check_output, load_npz
+from .common import MODEL_HELP, accumulator, add_common, add_fusion, check_output, load_npz
 
 
 def cmd_run(args) -> int:
@@ -27,8 +26,6 @@ def add_parser(subparsers) -> None:
                    help=".npz of the model's inputs (input name -> array with a leading batch axis)")
     s.add_argument("--output", required=True, metavar="F.npz",
                    help=".npz to write the model's outputs to (output name -> array)")
-    s.add_argument("--fusion", choices=POLICIES, default=None,
-                   help="which QDQ patterns run in integers: onnxruntime (what its optimizer fuses) or integer "
-                        "(what the format means on an all-integer accelerator); default: the target's")
+    add_fusion(s)
     add_common(s)
     s.set_defaults(fn=cmd_run)

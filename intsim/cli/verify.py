@@ -1,4 +1,4 @@
-"""`intsim verify MODEL [--input F | --random N] [--reference R] [--json F] [--report F.html]`.
+"""`intsim verify MODEL [--input F | --random N] [--reference R] [--fusion P] [--json F] [--report F.html]`.
 
 A .tflite model is compared with the TFLite interpreter (`--reference tflite`, its default) on
 the kernel path `--kernel-path reference|builtin|xnnpack`; its default target models that path
@@ -17,8 +17,8 @@ from ..runtime import distributed
 from ..verify import REFERENCES, verify
 from ..verify.report import render
 from ..verify.tflite_ref import KERNEL_PATHS
-from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, check_output, load_inputs, show_progress,
-                     write)
+from .common import (MODEL_HELP, accumulator, add_common, add_dataset_options, add_fusion, check_output, load_inputs,
+                     show_progress, write)
 
 
 def cmd_verify(args) -> int:
@@ -44,7 +44,7 @@ def cmd_verify(args) -> int:
     rep = verify(args.model, feeds, reference=args.reference, target=args.target,
                  accumulator=accumulator(args), random=args.random, seed=args.seed, jobs=args.jobs,
                  progress=progress, max_lsb=args.max_lsb, min_exact=args.min_exact,
-                 scheduler=scheduler, kernel_path=args.kernel_path)
+                 scheduler=scheduler, kernel_path=args.kernel_path, fusion=args.fusion)
     d = rep.as_dict()
     if args.json is not None:
         write(rep.to_json(), args.json)
@@ -57,7 +57,8 @@ def cmd_verify(args) -> int:
 
 
 def _summary(d: dict) -> None:
-    print(f"{'PASSED' if d['passed'] else 'FAILED'}: {d['model']} vs {d['reference']} (target {d['target']}), "
+    fusion = f", fusion {d['fusion']}" if d.get("fusion") else ""
+    print(f"{'PASSED' if d['passed'] else 'FAILED'}: {d['model']} vs {d['reference']} (target {d['target']}{fusion}), "
           f"{d['samples']} samples")
     for k, v in d["outputs"].items():
         print(f"  output {k}: exact {v['exact_fraction']:.6f}, max |d| {v['max_abs_lsb']} LSB")
@@ -99,5 +100,6 @@ def add_parser(subparsers) -> None:
     s.add_argument("--max-lsb", type=int, default=0, help="pass criterion: max |d| per tensor (default 0)")
     s.add_argument("--min-exact", type=float, default=1.0, help="pass criterion: exact fraction per tensor")
     add_dataset_options(s, "worker processes over sample chunks (a local Dask cluster when dask is installed)")
+    add_fusion(s)
     add_common(s)
     s.set_defaults(fn=cmd_verify, target=None)   # None: the model's default (verify's docstring)

@@ -18,8 +18,8 @@ CHUNK = 32
 class Session:
     """One worker's model: the graph, the exact Program and the one at the chosen accumulator."""
 
-    def __init__(self, model_bytes: bytes, acc_bits: int, overflow: str, target, tile):
-        self.graph = import_onnx(model_bytes, get_target(target).qdq_fusion)
+    def __init__(self, model_bytes: bytes, acc_bits: int, overflow: str, target, tile, fusion=None):
+        self.graph = import_onnx(model_bytes, fusion or get_target(target).qdq_fusion)
         self.acc = Accumulator(acc_bits, overflow, tile)
         self.programs = (Program(self.graph, target=target, accumulator=EXACT_REFERENCE),
                          Program(self.graph, target=target, accumulator=self.acc))
@@ -37,13 +37,15 @@ def _samples(feeds: dict) -> int:
 
 def analyze_chunked(model_bytes: bytes, graph, feeds: dict, acc_bits: int = 32, overflow: str = "wrap",
                     target: str = "ort", model: str = "", tile=None, *, jobs: int = 2,
-                    scheduler=distributed.LOCAL, progress: bool = False, chunk: int = CHUNK) -> dict:
+                    scheduler=distributed.LOCAL, progress: bool = False, chunk: int = CHUNK,
+                    fusion: str | None = None) -> dict:
     """analyze(graph, feeds, ...) with the samples in chunks on Dask workers: a local cluster of
     `jobs` workers (scheduler LOCAL), or the workers of the scheduler at that address. The same
-    report, to the byte."""
+    report, to the byte. `fusion`: the QDQ fusion policy `graph` was imported with (default the
+    target's), which each worker's import repeats."""
     Accumulator(acc_bits, overflow, tile)       # refused here, before a cluster starts
     n = _samples(feeds)
-    args = (model_bytes, acc_bits, overflow, target, tile)
+    args = (model_bytes, acc_bits, overflow, target, tile, fusion)
     c = distributed.client(jobs, scheduler)
     try:
         size = distributed.chunk_size(n, distributed.workers(c), chunk, progress)

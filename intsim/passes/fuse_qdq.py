@@ -13,7 +13,8 @@ targets) fuses those too: the activation as the clamp, a bias with its own scale
 attrs["bias_scale"] (the target's `bias_rule` moves it onto the accumulator at prepare),
 and a Conv/MatMul/Gemm whose activation type differs from its output's (Brevitas: int8 from a
 signed QuantIdentity, uint8 to an unsigned QuantReLU) accumulates its input's type exactly and
-requantizes to the Q's own type.
+requantizes to the Q's own type; an Add/Mul of 8/16-bit codes of any types (Quark A16W8's int16
+residual add, int8 + int8 -> uint8) becomes the integer add/mul its target's rule computes.
 Otherwise both follow onnxruntime's QDQ selectors (qdq_selectors.cc) on QDQ graphs:
 Add/Mul and Concat only when every input and the output share one element type, pools and
 tables only when input and output types agree, Conv/MatMul/Gemm only when the activation and
@@ -465,20 +466,33 @@ def _compute(v: _View, node: Node):
 
 def _is8(v: _View, *names) -> bool:
     """onnxruntime has integer Add/Mul/pool/concat/table kernels for 8-bit tensors only; wider
-    ones run in float there, and stay float islands here too."""
+    ones run in float there, and stay float islands here too (policy "integer": Add/Mul take
+    16-bit codes, _integer_codes)."""
     ts = [v.g.tensors.get(n) for n in names]
     return all(t is not None and getattr(t.dtype, "bits", 0) == 8 for t in ts)
 
 
+def _integer_codes(v: _View, *names) -> bool:
+    """Every tensor is 8- or 16-bit (the element-wise add/mul kernels' codes, any signedness)."""
+    ts = [v.g.tensors.get(n) for n in names]
+    return all(t is not None and getattr(t.dtype, "bits", 0) in (8, 16) for t in ts)
+
+
 def _fuse_binary(v: _View, node: Node):
+    """DQ -> Add/Mul [-> Relu/Clip] -> Q. onnxruntime's selector: one 8-bit type throughout
+    (int8 + int8 -> uint8 and 16-bit adds run in float there, between DQ and Q). Policy
+    "integer" on a QDQ graph: any 8/16-bit types, mixed signedness too (Quark A16W8's residual
+    add; Brevitas' add into an unsigned QuantReLU), the step's kernel taking each operand's type.
+    A QONNX add keeps one 8-bit type: of mixed signedness it stays the float add qonnx computes."""
     da, db = v.dq(node.inputs[0]), v.dq(node.inputs[1])
     found = _output_q(v, node)
-    if da is None or db is None or found is None or not _is8(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
+    if da is None or db is None or found is None:
         return None
-    if not _same_types(v, da.inputs[0], db.inputs[0], found[0].outputs[0]):
-        # e.g. int8 + int8 -> uint8: onnxruntime adds in float between DQ and Q; a QONNX add of
-        # mixed signedness (Brevitas: uint8 ReLU branch + int8 branch) stays the float add qonnx
-        # computes too (the integer add kernels take one 8-bit type)
+    names = (da.inputs[0], db.inputs[0], found[0].outputs[0])
+    if v.fusion == INTEGER and not _qonnx(da, db):
+        if not _integer_codes(v, *names):
+            return None
+    elif not _is8(v, *names) or not _same_types(v, *names):
         return None
     q, (lo, hi), removed = found
     ins = _triple(da) + _triple(db) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else ""]

@@ -5,7 +5,9 @@
     "integer"      what the format means in integers on an accelerator that runs the whole
                    QDQ graph (power-of-two NPUs, the `pow2*` targets): a Relu/Clip before the Q
                    is always the clamp stage, 16-bit activations and a bias with its own scale
-                   (Quark XINT8) fuse; how that bias reaches the accumulator is a target rule
+                   (Quark XINT8) fuse; an Add/Mul of 8/16-bit codes fuses whatever their types
+                   (int16 residual adds of Quark A16W8, int8 + int8 -> uint8), the target's
+                   add/mul rule computing it; how that bias reaches the accumulator is a target rule
                    (`Target.bias_rule`); a conv/matmul whose input type differs from its output's
                    fuses (Brevitas int8 -> uint8); a DQ moves through MaxPool/Flatten/Reshape to
                    the op it feeds (passes/sink_qonnx_dequantize.py); initializers also listed
@@ -22,7 +24,8 @@ test_zoo_nq.py, test_fusion_rules.py):
   per-tensor (0-d) scale only. An activation that stays keeps the conv/gemm/add out of the
   QDQ fusion: it runs in float (Conv+Relu as FusedConv), then Q.
 - Conv/Gemm with 16-bit activations are not fused (no 16-bit QLinearConv/QGemm): DQ -> op -> Q
-  runs in float.
+  runs in float; so are 16-bit Add/Mul and an Add/Mul whose types differ (QDQ selectors: one
+  8-bit type for QLinearAdd/QLinearMul).
 - WeightBiasQuantization (weight_bias_quantization.cc) rewrites a float 1-D bias of a Conv/Gemm
   whose input is a per-tensor DequantizeLinear and whose output goes (through Relu/Clip, no
   branch) to a QuantizeLinear into DQ(int32 Cast(Round(b / f32(x_scale*w_scale)))), whether

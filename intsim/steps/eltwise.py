@@ -124,7 +124,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         plan = planner if ctx.kernels == "fast" else None
 
         def planned(a, b, p):
-            if plan is None or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
+            if plan is None or t.bits != 8 or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             if p not in plans:
                 try:

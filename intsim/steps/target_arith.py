@@ -91,6 +91,21 @@ def broadcast_shape(node, a, b, itemsize: int) -> tuple:
     return shape
 
 
+def tflite_operands(ctx, node, a, b, p) -> None:
+    """TFLite's ADD/SUB/MUL kernels (and XNNPACK's) take one type for both operands and the
+    output, and a 16-bit one is int16 with zero points 0 (add.cc / mul.cc Prepare): any other
+    add/mul (a QDQ graph under the "integer" policy: mixed signedness, uint16, an int16 zero
+    point) is refused by name, not modelled."""
+    t = node.attrs["out_type"]
+    types = (np.dtype(a.dtype), np.dtype(b.dtype), np.dtype(t.storage))
+    if len(set(types)) > 1:
+        raise TargetRefusal(ctx.target.name, node, f"TFLite's kernels take one type for both operands and the "
+                                                   f"output (got {', '.join(map(str, types))})")
+    if t.bits == 16 and (t.storage != np.int16 or any(p[i] != 0 for i in (1, 3, 5))):
+        raise TargetRefusal(ctx.target.name, node, f"TFLite's 16-bit kernels take int16 with zero point 0 (got "
+                                                   f"{np.dtype(t.storage)}, zero points {p[1]}, {p[3]}, {p[5]})")
+
+
 def acc_add(ctx, node, rule, a, b, p):
     """(a - za)*2^ka + (b - zb)*2^kb over the finer input scale, then the target's requant."""
     sa, za, sb, zb, sy, zy = p
@@ -105,6 +120,8 @@ def acc_add(ctx, node, rule, a, b, p):
 def acc_mul(ctx, node, rule, a, b, p):
     """(a - za) * (b - zb), then the target's requant (or rules.FixedRequant's) with real = sa*sb / sy."""
     sa, za, sb, zb, sy, zy = p
+    if isinstance(rule, FixedRequant):          # TFLite's int16 MUL (targets.tflite.rule_int16)
+        tflite_operands(ctx, node, a, b, p)
     shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
     return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=getattr(rule, "fold_zp", False), rule=rule)
@@ -115,6 +132,7 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
+    tflite_operands(ctx, node, a, b, p)
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
     left = 15 if t.bits > 8 else 20
     if p not in cache:
@@ -138,9 +156,10 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     return out
 
 
-def _xnn_prepared(ctx, node, p, cache, derive):
+def _xnn_prepared(ctx, node, a, b, p, cache, derive):
     """cache[p] = derive(p), once per parameter set; an 8-bit output only, and a ratio the
     XNNPACK delegate does not take is refused (the interpreter runs its builtin kernel there)."""
+    tflite_operands(ctx, node, a, b, p)
     if p not in cache:
         if node.attrs["out_type"].bits != 8:
             raise TargetRefusal(ctx.target.name, node, "XNNPACK's binary ops take 8-bit tensors only")
@@ -156,7 +175,7 @@ def xnnpack_add(ctx, node, rule, a, b, p, cache):
     """XNNPACK's qs8 ADD, or SUB for a node with attr `subtract` (kernels.xnnpack_binary)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
-    params = _xnn_prepared(ctx, node, p, cache,
+    params = _xnn_prepared(ctx, node, a, b, p, cache,
                            lambda p: xk.add_params(sa, za, sb, zb, sy, bool(node.attrs.get("subtract"))))
     shape = broadcast_shape(node, a, b, 8)
     out = np.empty(shape, t.storage)
@@ -169,7 +188,7 @@ def xnnpack_mul(ctx, node, rule, a, b, p, cache):
     """XNNPACK's qs8 MUL (kernels.xnnpack_binary.xnn_mul)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
-    r = _xnn_prepared(ctx, node, p, cache, lambda p: xk.mul_scale(sa, sb, sy))
+    r = _xnn_prepared(ctx, node, a, b, p, cache, lambda p: xk.mul_scale(sa, sb, sy))
     shape = broadcast_shape(node, a, b, 8)
     out = np.empty(shape, t.storage)
     ctx.kernel(xk.xnn_mul)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, r, zy,

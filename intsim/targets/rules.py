@@ -5,7 +5,9 @@ the record's type; `run` only calls kernels. A target that has no rule for an op
 by name (`TargetRefusal`: "target tflite has no rule for QLinearSigmoid at node 'x'"), never
 borrows another target's arithmetic.
 
-    OrtArith       onnxruntime's float formulas (kernels/eltwise.py, pool.py, lut.py)
+    OrtArith       onnxruntime's float formulas (kernels/eltwise.py, pool.py, lut.py); add/mul
+                   also on 16-bit and mixed-type codes (policy "integer": the same formulas,
+                   saturating to the output type; onnxruntime itself adds those in float)
     AccRequant     an exact int64 accumulator, then the target's own conv requantizer:
                      mul     acc = (a - za) * (b - zb)                 real = sa*sb / sy
                      pools   acc = sum over the window of (x - zx)     real = sx / (sy*n)

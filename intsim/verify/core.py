@@ -40,6 +40,7 @@ from ..importer.tflite_model import is_tflite
 from ..ir import IntType
 from ..limits import check_shape
 from ..loader import load_model
+from ..passes.qdq_policy import check_policy
 from ..pipeline import import_onnx
 from ..progress import Bar
 from ..runtime import Program
@@ -111,10 +112,10 @@ def _merge_maps(into: dict, other: dict) -> None:
 class _Session:
     """intsim Program + reference runner + exposure map for one model; lives in one process."""
 
-    def __init__(self, model_bytes: bytes, reference: str, target, accumulator):
+    def __init__(self, model_bytes: bytes, reference: str, target, accumulator, fusion: str | None = None):
         self.model = load_model(model_bytes)
         target = get_target(target)
-        self.graph = import_onnx(self.model, target.qdq_fusion)
+        self.graph = import_onnx(self.model, fusion or target.qdq_fusion)
         self.prog = Program(self.graph, target=target, accumulator=accumulator)
         self.exposed = exposed_tensors(self.graph, self.model)
         taps = qonnx_taps(self.graph, self.model) if reference == "qonnx" else {}
@@ -345,14 +346,14 @@ def _isolated_stats(s, node, inputs: dict, got, want) -> Stats:
 _WORKER: dict = {}
 
 
-def _session(model_bytes, reference, target, accumulator, kernel_path):
+def _session(model_bytes, reference, target, accumulator, kernel_path, fusion=None):
     if reference == "tflite":
         return _TfliteSession(model_bytes, kernel_path, target, accumulator)
-    return _Session(model_bytes, reference, target, accumulator)
+    return _Session(model_bytes, reference, target, accumulator, fusion)
 
 
-def _worker_init(model_bytes, reference, target, accumulator, kernel_path):
-    _WORKER["s"] = _session(model_bytes, reference, target, accumulator, kernel_path)
+def _worker_init(model_bytes, reference, target, accumulator, kernel_path, fusion=None):
+    _WORKER["s"] = _session(model_bytes, reference, target, accumulator, kernel_path, fusion)
 
 
 def _worker_chunk(feeds):
@@ -370,10 +371,10 @@ def _chunks(feeds: dict, size: int) -> list:
 
 
 def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progress, chunk, scheduler=None,
-                kernel_path=None):
+                kernel_path=None, fusion=None):
+    args = (model_bytes, reference, target, accumulator, kernel_path, fusion)
     if scheduler and isinstance(target, str) and (scheduler != distributed.LOCAL or _samples(feeds) > 1):
-        return _run_dask(model_bytes, feeds, (model_bytes, reference, target, accumulator, kernel_path), jobs,
-                         progress, chunk, scheduler), None
+        return _run_dask(model_bytes, feeds, args, jobs, progress, chunk, scheduler), None
     if progress and jobs > 1:     # smaller chunks: the bar moves more often than every jobs x 32 samples
         chunk = max(1, min(chunk, _samples(feeds) // (4 * jobs)))
     parts = _chunks(feeds, chunk)
@@ -383,13 +384,12 @@ def _run_chunks(model_bytes, feeds, reference, target, accumulator, jobs, progre
         # fork: intsim/__main__.py runs the CLI at import, which a spawned child would redo;
         # the parent has created no onnxruntime session or thread pool at this point.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(min(jobs, len(parts)), _worker_init,
-                                          (model_bytes, reference, target, accumulator, kernel_path)) as pool:
+        with mp.get_context(method).Pool(min(jobs, len(parts)), _worker_init, args) as pool:
             for r in pool.imap(_worker_chunk, parts):
                 results.append(r)
                 bar.step(r["samples"])
         return results, None
-    s = _session(model_bytes, reference, target, accumulator, kernel_path)
+    s = _session(*args)
     if progress:
         return _run_paced(s, feeds, chunk, bar), s
     for p in parts:
@@ -441,9 +441,10 @@ class VerifyReport:
     explanations: dict
     criteria: dict
     reference_consistency: dict | None = None
+    fusion: str | None = None       # the QDQ fusion policy of intsim's graph (None: a TFLite model)
 
     def as_dict(self) -> dict:
-        return {"model": self.model, "target": self.target, "reference": self.reference,
+        return {"model": self.model, "target": self.target, "fusion": self.fusion, "reference": self.reference,
                 "samples": self.samples, "passed": self.passed, "outputs": self.outputs,
                 "tensors": self.tensors, "first_divergence": self.first_divergence,
                 "explanations": self.explanations, "criteria": self.criteria,
@@ -549,7 +550,7 @@ def _finalize(graph, exposed, results, meta) -> VerifyReport:
         explanations={"whole_model": _shares(whole.values()), "layer_isolated": _shares(isolated.values())},
         criteria={"max_abs_lsb": max_lsb, "min_exact_fraction": min_exact,
                   "intermediate_tensors_judged": bool(rc["consistent"])},
-        reference_consistency=rc)
+        reference_consistency=rc, fusion=meta.get("fusion"))
 
 
 # ------------------------------------------------------------------------------ public API
@@ -568,7 +569,8 @@ def _model_bytes(model) -> tuple:
 def verify(model, feeds: dict | None = None, reference: str | None = None, target=None,
            accumulator=None, *, random: int | None = None, seed: int = 0, jobs: int = 1,
            progress: bool = False, chunk: int = CHUNK, max_lsb: int = 0,
-           min_exact: float = 1.0, scheduler: str | None = None, kernel_path: str = "reference") -> VerifyReport:
+           min_exact: float = 1.0, scheduler: str | None = None, kernel_path: str = "reference",
+           fusion: str | None = None) -> VerifyReport:
     """Compare intsim on `target` with `reference` on `feeds` (name -> array with a leading
     sample axis) or on `random` random samples in each input's calibrated range.
 
@@ -580,7 +582,8 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
     A .tflite model is compared with the TFLite interpreter (reference "tflite", its default;
     `kernel_path` reference | builtin | xnnpack, see intsim.verify.tflite_ref); its default
     target is the one modelling that kernel path (tflite, tflite-builtin, tflite-xnnpack). An
-    ONNX model's defaults are reference "ort-fakequant" and target "ort"."""
+    ONNX model's defaults are reference "ort-fakequant" and target "ort". `fusion`: the QDQ
+    fusion policy of intsim's graph (passes/qdq_policy.py; default the target's `qdq_fusion`)."""
     data, label = _model_bytes(model)
     tfl = is_tflite(data)
     reference = reference or ("tflite" if tfl else "ort-fakequant")
@@ -597,6 +600,8 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
                           f"reference 'tflite' (the TFLite interpreter) needs a .tflite model; '{label}' is ONNX")
     if tfl:
         check_kernel_path(kernel_path)
+    if fusion is not None:
+        check_policy(fusion)
     target = target or (PATH_TARGETS[kernel_path] if tfl else "ort")
     if feeds is None:
         if not random:
@@ -607,18 +612,19 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
         raise IntsimError("no samples to compare: " + ", ".join(f"input '{k}' has shape {v.shape}"
                                                                 for k, v in feeds.items()))
     results, s = _run_chunks(data, feeds, reference, target, accumulator, max(1, int(jobs)), progress,
-                             max(1, int(chunk)), scheduler, kernel_path)
+                             max(1, int(chunk)), scheduler, kernel_path, fusion)
     if s is None and tfl:
         s = _TfliteSession(data, kernel_path, target, accumulator)
     if s is None:
         s = _Session.__new__(_Session)
         s.model = load_model(data)
-        s.graph = import_onnx(s.model, get_target(target).qdq_fusion)
+        s.graph = import_onnx(s.model, fusion or get_target(target).qdq_fusion)
         s.exposed = exposed_tensors(s.graph, s.model)
         if reference == "qonnx":
             s.exposed += [t for t in qonnx_taps(s.graph, s.model) if t not in s.exposed]
     tname = target if isinstance(target, str) else getattr(target, "name", type(target).__name__)
     meta = {"model": label, "target": tname, "reference": reference + (f" ({kernel_path})" if tfl else ""),
+            "fusion": None if tfl else fusion or get_target(target).qdq_fusion,
             "max_lsb": int(max_lsb),
             "min_exact": float(min_exact)}
     return _finalize(s.graph, s.exposed, results, meta)

@@ -109,9 +109,13 @@ class NodeAccumulators:
         self._pairs = steps[node.op](node, StepContext(g, prog.target, Accumulator(overflow="x86-u8s8-pairs")))
 
     def _call(self, fn, env) -> np.ndarray:
-        local = dict(env)
-        fn(local, None)
-        return np.asarray(local[self.node.outputs[0]], np.int64)
+        """The output of a run of `fn`; for the requantize-free copies the int64 accumulators the
+        step hands its tap, as the step's int32 output (ConvInteger's type) wraps past int32
+        (16x16 products on a 48-bit accumulator)."""
+        local, tap = dict(env), {"acc": None}
+        fn(local, tap)
+        out = local[self.node.outputs[0]]
+        return np.asarray(out if tap["acc"] is None else np.reshape(tap["acc"], np.shape(out)), np.int64)
 
     def _requantizer_input(self, fn, env) -> np.ndarray:
         """The accumulator the requantizer of a run of `fn` receives, shaped as the node's output."""
@@ -157,8 +161,7 @@ class NodeAccumulators:
         # the kernels size their intermediates from the operand dtypes: keep them narrow
         local[ins[0]] = xa.astype(np.int32)
         local[self._ABS_W] = wa.astype(np.int32)
-        self._abs(local, None)
-        return np.asarray(local[self.node.outputs[0]], np.int64)
+        return self._call(self._abs, local)
 
 
 def _window_sums(xz: np.ndarray, kernel, attrs, out_hw, global_pool: bool):

@@ -254,6 +254,64 @@ def test_binary_kernel_equals_twin(data, op, dtype, n, scalar):
     assert np.array_equal(got, want)
 
 
+CODES = [np.uint8, np.int8, np.uint16, np.int16]
+WIDE = st.sampled_from([np.int16, np.uint16])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), op=st.sampled_from(sorted(OPS)), ta=WIDE, tb=st.sampled_from(CODES), ty=WIDE,
+       n=st.integers(1, 70), scalar=st.sampled_from(["none", "a", "b"]), swap=st.booleans())
+def test_binary_16bit_and_mixed_kernels_equal_twins(data, op, ta, tb, ty, n, scalar, swap):
+    """int16/uint16 operands and outputs, any mix of signedness and width (Quark A16W8's residual
+    add under the integer policy): the Numba kernels equal their NumPy twins (int64 products,
+    exactly rounded FMA emulation) on codes at the type's ends (-32768, 32767, 0, 65535), zero
+    points at the ends, a scalar operand on either side."""
+    if swap:
+        ta, tb = tb, ta
+    a = data.draw(int_array((1 if scalar == "a" else n,), ta))
+    b = data.draw(int_array((1 if scalar == "b" else n,), tb))
+    sa, sb, sy = data.draw(scales), data.draw(scales), data.draw(scales)
+    za, zb, zy = data.draw(zero_point(ta)), data.draw(zero_point(tb)), data.draw(zero_point(ty))
+    info = np.iinfo(ty)
+    lo = data.draw(st.sampled_from([int(info.min)]) | st.integers(int(info.min), int(info.max)))
+    hi = data.draw(st.sampled_from([int(info.max)]) | st.integers(lo, int(info.max)))
+    fn, ref = OPS[op]
+    got, want = np.empty((n,), ty), np.empty((n,), ty)
+    fn(a, sa, za, b, sb, zb, sy, zy, lo, hi, got)
+    ref(a, sa, za, b, sb, zb, sy, zy, lo, hi, want)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), ta=st.sampled_from(CODES), tb=st.sampled_from(CODES), ty=WIDE,
+       r=st.integers(1, 9), q=st.integers(1, 17))
+def test_mul_rows_16bit_and_mixed_equals_twin_and_the_broadcast_mul(data, ta, tb, ty, r, q):
+    """(R, Q) x (R,) of 8/16-bit codes: the rows kernel equals its twin and the element-wise
+    twin on b broadcast along the rows (the step's squeeze-excite path)."""
+    a = data.draw(int_array((r, q), ta))
+    b = data.draw(int_array((r,), tb))
+    sa, sb, sy = data.draw(scales), data.draw(scales), data.draw(scales)
+    za, zb, zy = data.draw(zero_point(ta)), data.draw(zero_point(tb)), data.draw(zero_point(ty))
+    info = np.iinfo(ty)
+    got, want, flat = (np.empty((r, q), ty) for _ in range(3))
+    E.qlinear_mul_rows(a, sa, za, b, sb, zb, sy, zy, int(info.min), int(info.max), got)
+    E.qlinear_mul_rows_ref(a, sa, za, b, sb, zb, sy, zy, int(info.min), int(info.max), want)
+    E.qlinear_mul_ref(a, sa, za, np.ascontiguousarray(np.broadcast_to(b[:, None], (r, q))), sb, zb, sy, zy,
+                      int(info.min), int(info.max), flat)
+    assert np.array_equal(got, want) and np.array_equal(got, flat)
+
+
+def test_16bit_add_cvt_check_covers_16bit_codes():
+    """Two 16-bit codes at ratio 2**16 reach 2**32: the kernel must test cvt's range (a bound of
+    256 codes would skip the test and clamp 2**32 to 32767), where x86 cvtps2dq gives INT32_MIN,
+    which saturates to the type's minimum, as the twin computes."""
+    a = np.array([-32768, 32767, 0], np.int16)
+    got, want = np.empty(3, np.int16), np.empty(3, np.int16)
+    E.qlinear_add(a, 1.0, 0, a, 1.0, 0, 2.0 ** -16, 0, -32768, 32767, got)
+    E.qlinear_add_ref(a, 1.0, 0, a, 1.0, 0, 2.0 ** -16, 0, -32768, 32767, want)
+    assert np.array_equal(got, want) and list(got) == [-32768, -32768, 0]
+
+
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.uint16]),
        shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 9)), per_axis=st.booleans())
@@ -298,7 +356,11 @@ def test_bad_input_raises_value_error():
         E.qlinear_mul(a, 1.0, 300, a, 1.0, 0, 1.0, 0, 0, 255, np.empty(4, np.uint8))
     with pytest.raises(ValueError, match="shapes"):
         E.qlinear_add(a, 1.0, 0, np.zeros(3, np.uint8), 1.0, 0, 1.0, 0, 0, 255, np.empty(4, np.uint8))
-    with pytest.raises(ValueError, match="dtype"):
-        E.qlinear_add(a, 1.0, 0, a.view(np.int8), 1.0, 0, 1.0, 0, 0, 255, np.empty(4, np.uint8))
+    with pytest.raises(ValueError, match="dtype"):     # (mixed signedness is valid: a type outside the four)
+        E.qlinear_add(a, 1.0, 0, np.zeros(4, np.int32), 1.0, 0, 1.0, 0, 0, 255, np.empty(4, np.uint8))
+    with pytest.raises(ValueError, match="zero point 200 outside"):   # each zero point in its own tensor's type
+        E.qlinear_add(a, 1.0, 200, a.view(np.int8), 1.0, 200, 1.0, 0, 0, 255, np.empty(4, np.uint8))
+    with pytest.raises(ValueError, match="clamp"):
+        E.qlinear_mul(a, 1.0, 0, a, 1.0, 0, 1.0, 0, 0, 300, np.empty(4, np.uint8))
     with pytest.raises(ValueError, match="per-axis"):
         E.quantize_linear(np.zeros((2, 3), F32), np.ones(4), np.zeros(4), 0, 255, np.empty((2, 3), np.uint8))
