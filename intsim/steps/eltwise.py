@@ -16,8 +16,8 @@ from kernels import lut as lk
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable,
-                             XnnpackAdd, XnnpackMul)
+from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
+                             TfliteTable, XnnpackAdd, XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -41,7 +41,8 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
     """run(env, tap) of add/mul under a rule other than onnxruntime's: scales read per run (cached
     per parameter set inside the rule's function), operands broadcast."""
     cache: dict = {}
-    cached = {TfliteAdd: ta.tflite_add, XnnpackAdd: ta.xnnpack_add, XnnpackMul: ta.xnnpack_mul}.get(type(rule))
+    cached = {TfliteAdd: ta.tflite_add, TfliteMul: ta.tflite_mul, XnnpackAdd: ta.xnnpack_add,
+              XnnpackMul: ta.xnnpack_mul}.get(type(rule))
 
     def run(env, tap):
         vals = reader.values(env)
@@ -210,7 +211,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, TfliteMul, XnnpackMul),
                    rows=ek.qlinear_mul_rows))
 
 

@@ -5,6 +5,7 @@ one function per (op family, rule), each returning the step's run(env, tap).
                  requantizer (the same one conv and matmul use), per tensor; add and mul fold
                  the output zero point into the sum before rounding where real = 2**-n
     TfliteAdd    kernels.fixedpoint.tflite_add
+    TfliteMul    (a - za) * (b - zb) requantized with mul.cc's float32 multiplier (FixedRequant)
     XnnpackAdd   kernels.xnnpack_binary.xnn_add (SUB too);  XnnpackMul  kernels.xnnpack_binary.xnn_mul
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
@@ -108,6 +109,25 @@ def acc_mul(ctx, node, rule, a, b, p):
     shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
     return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=getattr(rule, "fold_zp", False), rule=rule)
+
+
+def tflite_mul(ctx, node, rule, a, b, p, cache):
+    """TFLite's MUL (rules.TfliteMul): (a - za) * (b - zb) by MultiplyByQuantizedMultiplier in
+    the rule's mode with real = f32(f32(sa * sb) / sy), mul.cc's float32 expression."""
+    sa, za, sb, zb, sy, zy = p
+    if p not in cache:
+        real = np.float32(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy))
+        if rule.narrow16 and node.attrs["out_type"].bits == 8:
+            span = [max(abs(int(i.min) - z), abs(int(i.max) - z)) for i, z in ((np.iinfo(a.dtype), za),
+                                                                                (np.iinfo(b.dtype), zb))]
+            if np.ceil(span[0] * span[1] * np.float64(real)) + 1 + abs(zy) > 32767:
+                raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit MUL saturates its requantized "
+                                    "product to int16 and adds the output zero point in int16 (wrapping, measured "
+                                    "off by 255), and with these scales the sum can leave int16: not modelled")
+        cache[p] = real
+    shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
+    acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
+    return _requantized(ctx, node, acc, (cache[p], 1.0, 1.0), zy, rule=FixedRequant(rule.mode))
 
 
 def tflite_add(ctx, node, rule, a, b, p, cache):

@@ -14,6 +14,8 @@ borrows another target's arithmetic.
                      concat  acc = x - zx                              real = sx / sy
     TfliteAdd      TFLite's fixed-point ADD (reference_integer_ops::Add / arm_elementwise_add_s8)
     XnnpackAdd     XNNPACK's qs8 ADD / SUB: integer multipliers of sa/sy, sb/sy, one shift (kernels.xnnpack_binary)
+    TfliteMul      TFLite's MUL: the product requantized by MultiplyByQuantizedMultiplier with mul.cc's
+                   float32 multiplier f32(f32(sa*sb)/sy)
     XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
@@ -86,6 +88,21 @@ class XnnpackAdd:
     qs8-vadd microkernels): shift = 20 - floor(log2(max|s/sy|)), m = rint(f32(s/sy) * 2**shift),
     y = clamp((2**(shift-1) + ma*(a - za) + mb*(b - zb)) >> shift + zy). Ratios outside
     [2**-10, 2**8) are not delegated (the interpreter's builtin kernel runs): refused."""
+
+
+@dataclass(frozen=True)
+class TfliteMul:
+    """TFLite's quantized MUL (mul.cc Prepare, reference_integer_ops::Mul): the multiplier is
+    computed in float32, real = f32(f32(sa * sb) / sy) (the C++ expression multiplies the float
+    scales before widening to double), (m0, s) = QuantizeMultiplier(double(real)), and
+    y = clamp(MultiplyByQuantizedMultiplier((a - za) * (b - zb), m0, s) + zy) in `mode`.
+    `narrow16`: the optimized kernel (optimized_integer_ops::MulElementwise / MulSimpleBroadcast,
+    16 lanes at a time) saturates the requantized product to int16 and adds zy in int16 with
+    wrap-around before saturating to int8 (measured: off by 255), so where the product can leave
+    int16 (max|r| + |zy| > 32767) the op is refused, not modelled."""
+
+    mode: str
+    narrow16: bool = False
 
 
 @dataclass(frozen=True)

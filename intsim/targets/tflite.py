@@ -36,8 +36,8 @@ from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable, XnnpackAdd,
-                    XnnpackMul)
+                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteMul, TfliteResize, TfliteSoftmax, TfliteTable,
+                    XnnpackAdd, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -85,11 +85,11 @@ def rule_int16(node):
     kernel paths compute it (measured equal to the reference kernels: XNNPACK does not take
     int16 and the optimized kernels keep the reference arithmetic for it): TfliteAdd and
     FoldedMean in mode "double", MUL's product requantized by MultiplyByQuantizedMultiplier
-    (rules.FixedRequant "double"). None for any other node."""
+    with mul.cc's float32 multiplier (rules.TfliteMul "double"). None for any other node."""
     t = node.attrs.get("out_type")
     if getattr(t, "bits", 8) != 16:
         return None
-    return {"add": TfliteAdd("double"), "mul": FixedRequant("double"),
+    return {"add": TfliteAdd("double"), "mul": TfliteMul("double"),
             "global_avgpool": FoldedMean("double")}.get(node.op)
 
 
@@ -186,7 +186,8 @@ class TfliteTarget(FixedPointTarget):
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
     interpreter's reference kernel requantizes in float64 rounding half away from zero
     (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
-    `batch_matmul`); and, measured on this path, int8 SOFTMAX
+    `batch_matmul`); MUL, whose multiplier the interpreter computes from the float32 expression
+    f32(f32(sa * sb) / sy) (rules.TfliteMul; TFLM casts to double first); and, measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
@@ -195,7 +196,7 @@ class TfliteTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
-                                 "resize_bilinear": TfliteResize()})
+                                 "resize_bilinear": TfliteResize(), "mul": TfliteMul("double")})
 
     def rule(self, node):
         return FixedRequant("double") if batch_matmul(node) else super().rule(node)
@@ -210,10 +211,11 @@ class TfliteBuiltinTarget(FixedPointTarget):
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
     compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
-    reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
+    reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
+    kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
+    that can wrap). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), int8 MUL (outputs off by 255: results wrap, as a vector path
-    narrowing to int16 would), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
+    channel count: SIMD lanes), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
     matched except at ties), QUANTIZE (x * f32(1/scale) rounded to even matched except at a
     tie of a one-element tensor). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
@@ -226,7 +228,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
-                                 "transpose_conv": FixedRequant("double")})
+                                 "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True)})
 
     def rule(self, node):
         if batch_matmul(node):

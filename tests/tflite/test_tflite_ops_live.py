@@ -103,6 +103,26 @@ def test_fully_connected(path, b, k, o, sx, zx, sy, zy, per_channel, act, seed, 
     check(data, [[_i8(rng, (b, k))] for _ in range(3)], path)
 
 
+@pytest.mark.parametrize("path", KERNEL_PATHS[:2], ids=["reference", "builtin"])
+@pytest.mark.parametrize("sa,za,sb,zb,sy,zy", [
+    (0.25, 0, 0.25, 0, 0.4, -128),      # f32(0.0625 / 0.4) = 0.15625 exactly; in float64 it is below: ties move
+    (0.1, 3, 0.3, -7, 0.7, 11),
+    (0.5, -128, 0.5, 127, 1.5, -127),
+    (0.5, 0, 0.5, 0, 2.0 ** -6, 5),     # the builtin kernel's int16 sum wraps (off by 255): refused there
+])
+def test_mul_every_code_pair(path, sa, za, sb, zb, sy, zy):
+    """Regression for issue 18 (the interpreter's MUL gave 82 for (-20) * (-67) at sa = sb = 0.25,
+    sy = 0.4, zy = -128; intsim 81): every int8 pair through the reference and builtin kernels,
+    the multiplier taken from mul.cc's float32 expression (rules.TfliteMul)."""
+    codes = np.arange(-128, 128, dtype=np.int8)
+    a, b = np.repeat(codes, 256).reshape(1, 256, 256, 1), np.tile(codes, 256).reshape(1, 256, 256, 1)
+    tensors = [{"name": "a", "shape": list(a.shape), "type": "int8", "scale": sa, "zero_point": za},
+               {"name": "b", "shape": list(b.shape), "type": "int8", "scale": sb, "zero_point": zb},
+               {"name": "y", "shape": list(a.shape), "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op("MUL", tensors, [0, 1], [2], [0, 1], binary_options("MUL", 0), version=2)
+    check(data, [[a, b]], path, refused_on_builtin=_builtin_leaves_int16("MUL", sa, za, sb, zb, sy, zy))
+
+
 @paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), m=st.integers(1, 6), kh=st.integers(1, 3),
@@ -152,14 +172,19 @@ def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, s
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=op == "MUL" or _builtin_sum_leaves_int16(sa, sb, sy, zy),
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=_builtin_leaves_int16(op, sa, za, sb, zb, sy, zy),
           refused_on_xnnpack=not _xnnpack_delegates(op, sa, sb, sy))
 
 
-def _builtin_sum_leaves_int16(sa, sb, sy, zy):
+def _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy):
     """TFLite's optimized 8-bit ADD/SUB narrow the requantized sum to int16 before the clamp
-    (hypothesis found 65152 -> -128 at sa = sb = 0.5, sy = 1/256): tflite-builtin refuses the
-    scales where the sum can leave int16."""
+    (hypothesis found 65152 -> -128 at sa = sb = 0.5, sy = 1/256), its MUL adds zy to the
+    product saturated to int16 in int16: tflite-builtin refuses the scales where the sum can
+    leave int16."""
+    if op == "MUL":
+        f = np.float32
+        span = max(abs(-128 - za), abs(127 - za)) * max(abs(-128 - zb), abs(127 - zb))
+        return np.ceil(span * float(f(f(f(sa) * f(sb)) / f(sy)))) + 1 + abs(zy) > 32767
     return 255 * (sa + sb) / sy + abs(zy) > 32767
 
 
