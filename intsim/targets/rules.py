@@ -134,7 +134,10 @@ class SameQuant:
 @dataclass(frozen=True)
 class QuantizeRound:
     """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz, or
-    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert)."""
+    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert), or
+    tflite-builtin: TFLite's optimized AffineQuantize, per tensor: rne-recip with f32(1 / double(scale))
+    over the first 8*floor(n/8) values, RHAZ of double(x) / double(scale) over the rest
+    (intsim.numerics.tflite_builtin_round)."""
 
     rounding: str
 

@@ -216,8 +216,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     that can wrap). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
     channel count: SIMD lanes), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
-    matched except at ties), QUANTIZE (x * f32(1/scale) rounded to even matched except at a
-    tie of a one-element tensor). DEQUANTIZE (float output,
+    matched except at ties). QUANTIZE of float input: optimized_ops::AffineQuantize, vector
+    loop and scalar tail rounding differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
@@ -228,7 +228,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
-                                 "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True)})
+                                 "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True),
+                                 "quantize": QuantizeRound("tflite-builtin")})
 
     def rule(self, node):
         if batch_matmul(node):

@@ -227,8 +227,9 @@ def test_xnnpack_binary_every_code_pair(op, sa, za, sb, zb, sy, zy):
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), s=scales, z=zps, spread=st.floats(0.1, 200),
        seed=st.integers(0, 2**31 - 1))
 def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
-    """QUANTIZE of float input (round half away from zero), DEQUANTIZE back; ties included
-    (inputs on exact multiples of scale / 2)."""
+    """QUANTIZE of float input (round half away from zero; the builtin kernel's vector loop and
+    scalar tail round differently), DEQUANTIZE back; ties included (inputs on exact multiples of
+    scale / 2)."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
                                {"name": "y", "shape": shape, "type": "int8", "scale": s, "zero_point": z}],
@@ -238,11 +239,25 @@ def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
     ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
     below_half = (rng.integers(-300, 300, shape) + np.float32(0.49999997)) * np.float32(s)   # just below ties
     check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)],
-              [below_half.astype(np.float32)], [np.full(shape, 0.49999997 * s, np.float32)]], path,
-          refused_on_builtin=True)
+              [below_half.astype(np.float32)], [np.full(shape, 0.49999997 * s, np.float32)]], path)
     if path[0] == "reference":
         check(dq, [[_i8(rng, shape)]], path)
     # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 21])
+@pytest.mark.parametrize("out,z", [("int8", 5), ("int8", -5), ("uint8", 3), ("int16", 0)])
+def test_builtin_quantize_out_of_range_and_ties(n, out, z):
+    """TFLite's optimized QUANTIZE: ties in the vector loop (round half to even) and in the
+    scalar tail (half away from zero), and values beyond int32 or NaN, which x86 converts to
+    INT32_MIN before + zp wraps in int32 (measured: 1e12 with zp 5 -> -128)."""
+    s = np.float32(0.25)
+    vals = np.array([0.125, -0.125, 0.375, -0.375, 1e12, -1e12, np.nan, 2.2e9 * 0.25, 0.625, -0.625, 3e8,
+                     0.0, 1.125, -1.125, 0.875, -0.875, 1e30, -1e30, 0.1, 0.5, -0.5], np.float32)
+    shape = [1, n]
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": out, "scale": s, "zero_point": z}], [0], [1], [0])
+    check(q, [[vals[:n].reshape(shape)], [vals[::-1][:n].copy().reshape(shape)]], KERNEL_PATHS[1])
 
 
 @paths
@@ -530,7 +545,7 @@ def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, s
        seed=st.integers(0, 2**31 - 1))
 def test_int16_quantize(path, shape, s, spread, seed):
     """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
-    the reference path, ties included; the optimized paths refuse it by name. DEQUANTIZE of
+    the reference path, ties included; the builtin kernel as for int8; XNNPACK refuses it by name. DEQUANTIZE of
     int16 on the reference path."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
@@ -538,7 +553,7 @@ def test_int16_quantize(path, shape, s, spread, seed):
                   [0], [1], [0])
     ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
     check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
-          refused_on_builtin=True, refused_on_xnnpack=True)
+          refused_on_xnnpack=True)
     if path[0] == "reference":     # DEQUANTIZE back (float output: the reference path's product)
         dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int16", "scale": s, "zero_point": 0},
                                       {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
