@@ -9,6 +9,7 @@ one function per (op family, rule), each returning the step's run(env, tap).
     XnnpackAdd   kernels.xnnpack_binary.xnn_add (SUB too);  XnnpackMul  kernels.xnnpack_binary.xnn_mul
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
+    OptimizedMean  raw-code sums, kernels.fixedpoint.requant_fixedpoint per channel block
     DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
 
 Scales and zero points are per tensor; a requantizer is derived once per parameter set.
@@ -28,8 +29,8 @@ from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, RawAverage,
-                             TargetRefusal)
+from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, OptimizedMean,
+                             RawAverage, TargetRefusal)
 
 
 def require(ctx, node, rule, *kinds):
@@ -286,8 +287,36 @@ def folded_mean(ctx, node, rule, x, p):
     return out
 
 
+def optimized_mean(ctx, node, x, p):
+    """TFLite's optimized int8 MEAN over H, W (rules.OptimizedMean): the raw codes' sums
+    requantized by kernels.fixedpoint.requant_fixedpoint, mode "builtin" on the 16-channel
+    vector blocks and "double" on the remaining channels, the bias as zero point."""
+    sx, zx, sy, zy = p
+    t = node.attrs["out_type"]
+    if x.dtype != np.int8 or t.storage != np.int8:
+        raise TargetRefusal(ctx.target.name, node, "the optimized MEAN is modelled for int8 only")
+    sums, counts = pool_sums(ctx, node, x, 0, None, False)
+    try:
+        m0, shift, bias = fk.optimized_mean_params(sx, zx, sy, zy, int(counts.reshape(-1)[0]))
+    except ValueError as e:
+        raise QuantParamError(f"node '{node.name}': {e}") from None
+    n, c = sums.shape[:2]
+    vec = c // fk.OPTIMIZED_MEAN_LANES * fk.OPTIMIZED_MEAN_LANES
+    out = np.empty((n, c), t.storage)
+    fn = fk.requant_fixedpoint_ref if ctx.kernels == "reference" else fk.requant_fixedpoint
+    for lo, hi, mode in ((0, vec, "builtin"), (vec, c, "double")):
+        if hi > lo:
+            acc = np.ascontiguousarray(sums.reshape(n, c)[:, lo:hi]).reshape(n, hi - lo, 1)
+            part = np.empty(acc.shape, t.storage)
+            fn(acc, np.full(hi - lo, m0, np.int32), np.full(hi - lo, shift, np.int32), bias, -128, 127, mode, part)
+            out[:, lo:hi] = part.reshape(n, hi - lo)
+    return out.reshape(sums.shape)
+
+
 def average(ctx, node, rule, x, p, a):
     """An average pool (attrs `a`, or None for a global one) on NCHW x under `rule`."""
+    if isinstance(rule, OptimizedMean) and a is None:
+        return optimized_mean(ctx, node, x, p)
     if isinstance(rule, FoldedMean) and a is None:
         return folded_mean(ctx, node, rule, x, p)
     if isinstance(rule, RawAverage):

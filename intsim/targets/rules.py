@@ -26,6 +26,7 @@ borrows another target's arithmetic.
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
     FoldedMean     TFLite MEAN: MultiplyByQuantizedMultiplier of sum(x - zx) by sx/sy with 1/n
                    folded into the q31 multiplier in integers (reference_ops::QuantizedMeanOrSum)
+    OptimizedMean  TFLite's optimized int8 MEAN over H, W with keep_dims (optimized_integer_ops::Mean)
     TfliteTable    TFLite's int8 activations (RELU family, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) as the
                    interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
@@ -172,6 +173,17 @@ class FoldedMean:
     reduce.h; kernels.fixedpoint.mean_multiplier)."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class OptimizedMean:
+    """TFLite's optimized int8 MEAN over H, W of a 4-D tensor with keep_dims (reduce.cc EvalMean,
+    kGenericOptimized -> optimized_integer_ops::Mean; single-threaded, the interpreter's default):
+    (m0, s, bias) = kernels.fixedpoint.optimized_mean_params (float32 bias f32(zx*sx)/sy rounded
+    half away and truncated; m0, s = QuantizeMultiplier(f32(sx / f32(n*sy)))); acc = sum of the
+    raw codes (zx not subtracted); y = clamp(mbqm(acc, m0, s) + bias, -128, 127), mbqm in mode
+    "builtin" (MultiplyByQuantizedMultiplier4Rows: a round-half-up shift) for the channels of the
+    16-wide vector blocks, c < 16*floor(C/16), and "double" (the scalar loop) for the rest."""
 
 
 @dataclass(frozen=True)

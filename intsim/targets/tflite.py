@@ -35,9 +35,9 @@ from ..ir import Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteMul, TfliteResize, TfliteSoftmax, TfliteTable,
-                    XnnpackAdd, XnnpackMul)
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, OptimizedMean, QuantizeRound, RawAverage,
+                    SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
+                    TfliteTable, XnnpackAdd, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -103,6 +103,23 @@ def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
         return DoubleRequantizer(name, {"real_multiplier": real, "zero_point": int(rq.out_zp),
                                         "lo": int(rq.lo), "hi": int(rq.hi)})
     return None
+
+
+def builtin_mean(target: str, node):
+    """The rule of an 8-bit MEAN over H, W (IR global_avgpool) on TFLite's optimized path
+    (reduce.cc EvalMean, kGenericOptimized): with keep_dims, int8, optimized_integer_ops::Mean
+    (rules.OptimizedMean); without, the reference kernel's QuantizedMeanOrSum (FoldedMean
+    "double"). Refused: a node that does not say whether TFLite kept the dims (an ONNX
+    GlobalAveragePool), and uint8 with keep_dims (optimized_ops::Mean, not modelled)."""
+    keep = node.attrs.get("keep_dims")
+    if keep is None:
+        raise TargetRefusal(target, node, "the graph does not record whether TFLite's MEAN kept its dims, which "
+                                          "selects the optimized kernel (keep_dims) or the reference one")
+    if not keep:
+        return FoldedMean("double")
+    if np.dtype(node.attrs["out_type"].storage) != np.int8:
+        raise TargetRefusal(target, node, "the optimized uint8 MEAN (optimized_ops::Mean) is not modelled")
+    return OptimizedMean()
 
 
 class FixedPointRequantizer(Requantizer):
@@ -215,8 +232,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
     that can wrap). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
-    matched except at ties). QUANTIZE of float input: optimized_ops::AffineQuantize, vector
+    channel count: SIMD lanes). MEAN over H, W: `builtin_mean`. QUANTIZE of float input: optimized_ops::AffineQuantize, vector
     loop and scalar tail rounding differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
@@ -237,6 +253,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
+        if node.op == "global_avgpool":
+            return builtin_mean(self.name, node)
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
                                                  "not modelled yet")

@@ -69,7 +69,6 @@ _TFLITE_READER = {"reduce_sum": _reader("SUM"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
     ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
-    ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
     ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
 }
