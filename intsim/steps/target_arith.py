@@ -29,8 +29,8 @@ from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, OptimizedMean,
-                             RawAverage, TargetRefusal)
+from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, LaneRequant,
+                             OptimizedMean, RawAverage, TargetRefusal)
 
 
 def require(ctx, node, rule, *kinds):
@@ -43,9 +43,9 @@ def require(ctx, node, rule, *kinds):
 
 def requantizer(ctx, node, rq: Requant, channels: int):
     """A conv/matmul/transpose_conv node's requantizer: the target's own (rules.AccRequant), or
-    the one its rule names (rules.DoubleRequant, FixedRequant: target.rule_requantizer)."""
+    the one its rule names (rules.DoubleRequant, FixedRequant, LaneRequant: target.rule_requantizer)."""
     rule = ctx.target.rule(node)
-    if isinstance(rule, (DoubleRequant, FixedRequant)):
+    if isinstance(rule, (DoubleRequant, FixedRequant, LaneRequant)):
         return ctx.target.rule_requantizer(rule, rq, channels, node)
     return ctx.target.requantizer(rq, channels, node.name)
 

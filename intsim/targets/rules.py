@@ -36,6 +36,7 @@ borrows another target's arithmetic.
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
+    LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
     BiasShift      a conv/matmul bias with its own power-of-two scale (Quark XINT8) moved onto the
                    accumulator grid by a shift: `target.bias_rule(node)` (pow2 targets only)
 """
@@ -194,6 +195,20 @@ class FixedRequant:
     output stage) double-rounds as the reference kernel does, unlike its CONV_2D."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class LaneRequant:
+    """An exact accumulator requantized per output channel c as FixedRequant, in mode `vector`
+    for c < lanes * floor(C / lanes) and in mode `scalar` for the remaining C mod lanes channels:
+    TFLite's optimized DEPTHWISE_CONV_2D (optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral,
+    the x86 path; its output stage optimized_ops::Quantize runs 8 channels at a time with
+    vqrdmulhq + vrshlq, a round-half-up shift = kernels.fixedpoint mode "builtin", and the left-over
+    channels through MultiplyByQuantizedMultiplier, "double")."""
+
+    lanes: int
+    vector: str
+    scalar: str
 
 
 @dataclass(frozen=True)

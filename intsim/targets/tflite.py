@@ -35,8 +35,8 @@ from ..ir import Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, OptimizedMean, QuantizeRound, RawAverage,
-                    SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
+                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
                     TfliteTable, XnnpackAdd, XnnpackMul)
 
 
@@ -97,6 +97,12 @@ def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
     if isinstance(rule, FixedRequant):
         return FixedPointTarget(name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
+    if isinstance(rule, LaneRequant):
+        target = FixedPointTarget(name, rule.vector)
+        vec = channels // rule.lanes * rule.lanes
+        parts = [(lo, hi, target.fixed_requantizer(rq, channels, node.name, mode))
+                 for lo, hi, mode in ((0, vec, rule.vector), (vec, channels, rule.scalar)) if hi > lo]
+        return LaneSplitRequantizer(name, {"parts": parts, "lanes": rule.lanes})
     if isinstance(rule, DoubleRequant):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
@@ -125,6 +131,26 @@ def builtin_mean(target: str, node):
 class FixedPointRequantizer(Requantizer):
     kernel, twin = staticmethod(requant_fixedpoint), staticmethod(requant_fixedpoint_ref)
     arg_names = ("multiplier", "shift", "zero_point", "lo", "hi", "mode")
+
+
+class LaneSplitRequantizer(Requantizer):
+    """rules.LaneRequant: `parts` [(c0, c1, FixedPointRequantizer)], each applied to its channel
+    range of the (outer, C, inner) accumulator (kernels.fixedpoint.requant_fixedpoint and its twin)."""
+
+    def _split(self, acc, out, reference: bool):
+        for lo, hi, r in self.params["parts"]:
+            part = np.empty((acc.shape[0], hi - lo, acc.shape[2]), out.dtype)
+            sub = type(r)(r.target, {**r.params, "multiplier": r.params["multiplier"][lo:hi],
+                                     "shift": r.params["shift"][lo:hi],
+                                     "real_multiplier": r.params["real_multiplier"][lo:hi]})
+            (sub.apply_reference if reference else sub.apply)(np.ascontiguousarray(acc[:, lo:hi]), part)
+            out[:, lo:hi] = part
+
+    def apply(self, acc, out):
+        self._split(acc, out, False)
+
+    def apply_reference(self, acc, out):
+        self._split(acc, out, True)
 
 
 class DoubleRequantizer(Requantizer):
@@ -230,10 +256,11 @@ class TfliteBuiltinTarget(FixedPointTarget):
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
-    that can wrap). Refused by name
-    (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes). MEAN over H, W: `builtin_mean`. QUANTIZE of float input: optimized_ops::AffineQuantize, vector
-    loop and scalar tail rounding differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
+    that can wrap). DEPTHWISE_CONV_2D (IR conv with groups; TFLite has no other grouped
+    convolution): the channels of whole 8-channel blocks round half up after the q31 high
+    multiply, the rest double-round (rules.LaneRequant). MEAN over H, W: `builtin_mean`.
+    QUANTIZE of float input: optimized_ops::AffineQuantize, vector loop and scalar tail rounding
+    differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
@@ -256,8 +283,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
         if node.op == "global_avgpool":
             return builtin_mean(self.name, node)
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
-            raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
-                                                 "not modelled yet")
+            return LaneRequant(8, "builtin", "double")
         return super().rule(node)
 
 

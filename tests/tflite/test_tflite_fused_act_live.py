@@ -101,7 +101,7 @@ BUILD = {"CONV_2D": lambda *a: _conv(*a), "DEPTHWISE_CONV_2D": lambda *a: _conv(
          "SUB": lambda *a: _binary("SUB", *a), "AVERAGE_POOL_2D": _avgpool, "TRANSPOSE_CONV": _transpose_conv,
          "TRANSPOSE_CONV_builtin_fallback": lambda *a: _transpose_conv(*a, kernel=1, stride=2)}
 # ops whose tflite-builtin rule is refused (measured to differ): no oracle comparison there
-BUILTIN_REFUSED = {"DEPTHWISE_CONV_2D"}
+BUILTIN_REFUSED: set = set()
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p for p, _ in PATHS])

@@ -152,7 +152,38 @@ def test_conv_and_depthwise(path, h, w, c, m, kh, kw, stride, padding, depthwise
         {"name": "y", "shape": [1, oh, ow, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0], [3], [0, 1, 2], opts)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path, refused_on_builtin=bool(depthwise))
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
+
+
+@pytest.mark.parametrize("c,mult,k", [(8, 1, 3), (9, 1, 3), (3, 1, 3), (17, 1, 3), (4, 3, 2), (16, 1, 1)])
+def test_builtin_depthwise_rounds_per_8_channel_block(c, mult, k):
+    """TFLite's optimized DEPTHWISE_CONV_2D on a 14x14 image, where its output stage rounds the
+    channels of whole 8-channel blocks half up and the remaining ones half away from zero
+    (rules.LaneRequant); with 1000+ outputs the negative ties of both kinds occur. The builtin
+    kernel is compared with the reference kernel too, so that the case is known to tell them apart."""
+    rng = np.random.default_rng(c * 100 + mult)
+    o, h = c * mult, 14
+    wt, sw = _i8(rng, (1, k, k, o), -127), rng.uniform(1e-4, 0.05, o).astype(np.float32)
+    tensors = [{"name": "x", "shape": [1, h, h, c], "type": "int8", "scale": 0.5, "zero_point": -3},
+               {"name": "w", "shape": list(wt.shape), "type": "int8", "data": wt, "scale": sw, "zero_point": [0] * o,
+                "quantized_dimension": 3},
+               {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
+                "scale": (np.float32(0.5) * sw).astype(np.float32), "zero_point": [0] * o},
+               {"name": "y", "shape": [1, h - k + 1, h - k + 1, o], "type": "int8", "scale": 0.05, "zero_point": 5}]
+    data = single_op("DEPTHWISE_CONV_2D", tensors, [0], [3], [0, 1, 2], conv_options((1, 1), VALID, 0, depth_multiplier=mult))
+    x = _i8(rng, (1, h, h, c))
+    check(data, [[x]], KERNEL_PATHS[1])
+    outs = []
+    for kind in ("builtin", "reference"):
+        it = interpreter(data, kind)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        outs.append(it.get_tensor(it.get_output_details()[0]["index"]).reshape(-1, o))
+    differ = np.nonzero((outs[0] != outs[1]).any(axis=0))[0]
+    assert np.all(differ < o // 8 * 8)          # only vector-block channels round differently
+    if o >= 8:
+        assert differ.size > 0
 
 
 @paths

@@ -68,7 +68,6 @@ _TFLITE_READER = {"reduce_sum": _reader("SUM"),
                                                  ("resize_16x8", "RESIZE_BILINEAR"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
-    ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
     ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
 }
@@ -76,7 +75,6 @@ _TFLITE_RULES = {
 # the tf2onnx .onnx copies
 _QL = "QuantizeLinear at node"
 _ONNX = {
-    ("conv_relu6", "builtin"): _rule("builtin", "Conv at node"),
     ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
     ("activations", "xnnpack"): _rule("xnnpack", "LeakyRelu at node"),
