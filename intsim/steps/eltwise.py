@@ -12,12 +12,14 @@ import numpy as np
 
 from kernels import eltwise as ek
 from kernels import lut as lk
+from kernels import tflite_act as tk
+from kernels import xnnpack_unary as xu
 
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
-                             TfliteTable, XnnpackAdd, XnnpackMul)
+                             TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -317,7 +319,7 @@ def prepare_concat(node, ctx):
 
 @step("lut")
 def prepare_lut(node, ctx):
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable, XnnpackLeakyRelu)
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
@@ -333,6 +335,9 @@ def prepare_lut(node, ctx):
         key = (sx, zx, sy, zy)
         if key not in cache and isinstance(rule, TfliteTable):
             cache[key] = ta.tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, in_t.storage)
+        if key not in cache and isinstance(rule, XnnpackLeakyRelu):   # else the builtin kernel's table
+            cache[key] = xu.lrelu_table(sx, zx, sy, zy, alpha, in_t.storage) if xu.delegated(sx, sy, alpha) else \
+                tk.leaky_table(sx, zx, sy, zy, alpha, in_t.storage, "double")
         if key not in cache:
             if kind == "sigmoid":
                 cache[key] = lk.build_table_sigmoid(sx, zx, sy, zy, in_t.storage, t.storage)

@@ -16,6 +16,7 @@ borrows another target's arithmetic.
     XnnpackAdd     XNNPACK's qs8 ADD / SUB: integer multipliers of sa/sy, sb/sy, one shift (kernels.xnnpack_binary)
     TfliteMul      TFLite's MUL: the product requantized by MultiplyByQuantizedMultiplier with mul.cc's
                    float32 multiplier f32(f32(sa*sb)/sy)
+    XnnpackLeakyRelu  XNNPACK's qs8 LEAKY_RELU: 8-bit multipliers, one rounding (kernels.xnnpack_unary)
     XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
@@ -112,6 +113,15 @@ class XnnpackMul:
     """XNNPACK's qs8 MUL (xnn_init_qs8_mul_minmax_scalar_params, qs8-vmul fp32 microkernels):
     y = clamp(rint_RNE(f32((a - za)*(b - zb)) * f32(f32(sa*sb)/sy)) + zy). A ratio outside
     [2**-16, 2**8) is not delegated: refused."""
+
+
+@dataclass(frozen=True)
+class XnnpackLeakyRelu:
+    """XNNPACK's qs8 / qu8 LEAKY_RELU (xnn_init_qs8_lrelu_scalar_params, qs8-vlrelu kernels):
+    mp = lrintf(256*f32(sx/sy)), mn = lrintf(256*f32(f32(sx/sy)*alpha)), y = clamp(zy +
+    floor(((x - zx)*(mp if x >= zx else mn) + 128) / 256)), as a table (kernels.xnnpack_unary). Scales
+    the delegate does not take (kernels.xnnpack_unary.delegated) run TFLite's builtin kernel:
+    TfliteTable("double")'s LEAKY_RELU (measured)."""
 
 
 @dataclass(frozen=True)

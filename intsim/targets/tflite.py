@@ -37,7 +37,7 @@ from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
-                    TfliteTable, XnnpackAdd, XnnpackMul)
+                    TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -305,8 +305,8 @@ class TfliteXnnpackTarget(OrtTarget):
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
-    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU (measured to differ), MEAN (measured to differ from
+    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"); LEAKY_RELU is XNNPACK's
+    (rules.XnnpackLeakyRelu). Refused by name: MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -353,6 +353,5 @@ class TfliteXnnpackTarget(OrtTarget):
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
-            raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
-                                                 "reference kernel, not modelled yet")
+            return XnnpackLeakyRelu()
         return super().rule(node)

@@ -69,7 +69,6 @@ _TFLITE_READER = {"reduce_sum": _reader("SUM"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
     ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
-    ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
 }
 
 # the tf2onnx .onnx copies
@@ -77,9 +76,8 @@ _QL = "QuantizeLinear at node"
 _ONNX = {
     ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
     ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
-    ("activations", "xnnpack"): _rule("xnnpack", "LeakyRelu at node"),
     **{("activations", k): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish", tfl="TANH / LEAKY_RELU / HARD_SWISH"))
-       for k in ("reference", "builtin")},
+       for k in KINDS},
     ("sub", "xnnpack"): Differs(_FLOAT_OP.format(op="Sub", tfl="XNNPACK subtract")),
     ("reduce_sum", "reference"): Differs("TFLite's reference SUM (BUILTIN_REF, ai-edge-litert 2.3) returns -1 for "
                                          "almost every output of this model; its builtin and XNNPACK SUM equal "
