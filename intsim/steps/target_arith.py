@@ -10,6 +10,7 @@ one function per (op family, rule), each returning the step's run(env, tap).
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
     OptimizedMean  raw-code sums, kernels.fixedpoint.requant_fixedpoint per channel block
+    XnnpackMean  raw-code sums, kernels.xnnpack_mean.xnn_mean
     DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
 
 Scales and zero points are per tensor; a requantizer is derived once per parameter set.
@@ -23,6 +24,7 @@ from kernels import tflite_act as tk
 from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels import xnnpack_binary as xk
+from kernels import xnnpack_mean as xm
 from kernels.pool import pool_output_shape
 
 from ..errors import QuantParamError, ShapeError
@@ -30,7 +32,7 @@ from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
 from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, LaneRequant,
-                             OptimizedMean, RawAverage, TargetRefusal)
+                             OptimizedMean, RawAverage, TargetRefusal, XnnpackMean)
 
 
 def require(ctx, node, rule, *kinds):
@@ -313,8 +315,23 @@ def optimized_mean(ctx, node, x, p):
     return out.reshape(sums.shape)
 
 
+def xnnpack_mean(ctx, node, x, p):
+    """XNNPACK's MEAN over H, W (rules.XnnpackMean, kernels.xnnpack_mean) of 8-bit codes."""
+    sx, zx, sy, zy = p
+    t = node.attrs["out_type"]
+    if t.bits != 8:
+        raise TargetRefusal(ctx.target.name, node, "XNNPACK's MEAN is modelled for 8-bit tensors only")
+    sums, counts = pool_sums(ctx, node, x, 0, None, False)
+    s, zp = xm.mean_params(sx, zx, sy, zy, int(counts.reshape(-1)[0]))
+    out = np.empty(sums.shape, t.storage)
+    (xm.xnn_mean_ref if ctx.kernels == "reference" else xm.xnn_mean)(sums, s, zp, out)
+    return out
+
+
 def average(ctx, node, rule, x, p, a):
     """An average pool (attrs `a`, or None for a global one) on NCHW x under `rule`."""
+    if isinstance(rule, XnnpackMean) and a is None:
+        return xnnpack_mean(ctx, node, x, p)
     if isinstance(rule, OptimizedMean) and a is None:
         return optimized_mean(ctx, node, x, p)
     if isinstance(rule, FoldedMean) and a is None:

@@ -17,6 +17,7 @@ borrows another target's arithmetic.
     TfliteMul      TFLite's MUL: the product requantized by MultiplyByQuantizedMultiplier with mul.cc's
                    float32 multiplier f32(f32(sa*sb)/sy)
     XnnpackLeakyRelu  XNNPACK's qs8 LEAKY_RELU: 8-bit multipliers, one rounding (kernels.xnnpack_unary)
+    XnnpackMean    XNNPACK's qs8 MEAN: int32 sum of codes, float32 scale and zero point (kernels.xnnpack_mean)
     XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
@@ -122,6 +123,13 @@ class XnnpackLeakyRelu:
     floor(((x - zx)*(mp if x >= zx else mn) + 128) / 256)), as a table (kernels.xnnpack_unary). Scales
     the delegate does not take (kernels.xnnpack_unary.delegated) run TFLite's builtin kernel:
     TfliteTable("double")'s LEAKY_RELU (measured)."""
+
+
+@dataclass(frozen=True)
+class XnnpackMean:
+    """XNNPACK's qs8 / qu8 MEAN over H, W (create_reduce_nd; kernels.xnnpack_mean): the raw codes'
+    int32 sum times s = f32(f32(sx/sy) * f32(1/n)), plus zp = f32(zy - f32(n*zx) * s), rounded
+    half to even in float32 and saturated (measured with and without keep_dims)."""
 
 
 @dataclass(frozen=True)

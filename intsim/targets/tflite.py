@@ -37,7 +37,7 @@ from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
-                    TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
+                    TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -306,8 +306,8 @@ class TfliteXnnpackTarget(OrtTarget):
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"); LEAKY_RELU is XNNPACK's
-    (rules.XnnpackLeakyRelu). Refused by name: MEAN (measured to differ from
-    onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
+    (rules.XnnpackLeakyRelu); 8-bit MEAN over H, W is XNNPACK's int32 sum converted in float32
+    (rules.XnnpackMean). Refused by name: everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
 
@@ -320,7 +320,7 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
-                                 "resize_bilinear": TfliteResize("xnnpack")})
+                                 "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)

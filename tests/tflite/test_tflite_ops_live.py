@@ -348,25 +348,28 @@ def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
         {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path, refused_on_xnnpack=True)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
 
 
+@pytest.mark.parametrize("path", KERNEL_PATHS[1:], ids=["builtin", "xnnpack"])
+@pytest.mark.parametrize("keep", [True, False])
 @pytest.mark.parametrize("sx,zx,sy,zy", [(0.25, 0, 0.25, 0), (0.25, -7, 0.5, 3), (0.125, 127, 0.25, -128),
                                           (0.5, 3, 0.25, -1)])
-def test_builtin_mean_ties_in_and_out_of_vector_blocks(sx, zx, sy, zy):
-    """TFLite's optimized int8 MEAN (keep_dims) on 2x2 windows with power-of-two scales: sums at
-    exact halves, negative and positive, in the 16-channel vector blocks (a round-half-up shift)
-    and in the scalar remainder (half away from zero); the bias's float rounding at zx*sx/sy = k + 1/2."""
+def test_mean_ties_in_and_out_of_vector_blocks(path, keep, sx, zx, sy, zy):
+    """MEAN on 2x2 windows with power-of-two scales: sums at exact halves, negative and positive.
+    TFLite's optimized int8 MEAN (keep_dims) rounds them half up in the 16-channel vector blocks
+    and half away from zero in the scalar remainder, its bias at zx*sx/sy = k + 1/2 half away;
+    XNNPACK's rounds half to even in float32; without keep_dims the builtin path is the reference's."""
     rng = np.random.default_rng(7)
     h, w, c = 2, 2, 35
     tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
                {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
-               {"name": "y", "shape": [1, 1, 1, c], "type": "int8", "scale": sy, "zero_point": zy}]
-    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(True))
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
     ties = np.repeat(rng.integers(-60, 60, (1, 1, 1, c)) * 2, 4, axis=1).reshape(1, 2, 2, c)
     ties[:, 0, 0] += 1
     ties[:, 1, 1] += 1       # sum = 4k + 2: a half after / 4
-    check(data, [[ties.astype(np.int8)], [_i8(rng, (1, h, w, c))]], KERNEL_PATHS[1])
+    check(data, [[ties.astype(np.int8)], [_i8(rng, (1, h, w, c))]], path)
 
 
 @paths

@@ -68,14 +68,12 @@ _TFLITE_READER = {"reduce_sum": _reader("SUM"),
                                                  ("resize_16x8", "RESIZE_BILINEAR"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
-    ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
 }
 
 # the tf2onnx .onnx copies
 _QL = "QuantizeLinear at node"
 _ONNX = {
     ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
-    ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
     **{("activations", k): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish", tfl="TANH / LEAKY_RELU / HARD_SWISH"))
        for k in KINDS},
     ("sub", "xnnpack"): Differs(_FLOAT_OP.format(op="Sub", tfl="XNNPACK subtract")),
