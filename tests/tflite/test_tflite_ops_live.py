@@ -351,6 +351,22 @@ def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
     check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
 
 
+@paths
+@settings(SETTINGS, max_examples=15)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), c=st.sampled_from([1, 5, 16, 17]), keep=st.booleans(),
+       sx=scales, zx=st.integers(0, 255), sy=scales, zy=st.integers(0, 255), seed=st.integers(0, 2**31 - 1))
+def test_uint8_mean(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    """uint8 MEAN over H, W: the reference kernel, XNNPACK's qu8 reduce; the builtin path's
+    keep_dims kernel for uint8 (optimized_ops::Mean) is refused by name."""
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "uint8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "uint8", "scale": sy, "zero_point": zy}]
+    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    check(data, [[rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)] for _ in range(2)], path,
+          refused_on_builtin=keep)
+
+
 @pytest.mark.parametrize("path", KERNEL_PATHS[1:], ids=["builtin", "xnnpack"])
 @pytest.mark.parametrize("keep", [True, False])
 @pytest.mark.parametrize("sx,zx,sy,zy", [(0.25, 0, 0.25, 0), (0.25, -7, 0.5, 3), (0.125, 127, 0.25, -128),
