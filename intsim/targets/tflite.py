@@ -98,11 +98,13 @@ def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     if isinstance(rule, FixedRequant):
         return FixedPointTarget(name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
     if isinstance(rule, LaneRequant):
-        target = FixedPointTarget(name, rule.vector)
+        full = FixedPointTarget(name, rule.vector).fixed_requantizer(rq, channels, node.name, rule.vector)
         vec = channels // rule.lanes * rule.lanes
-        parts = [(lo, hi, target.fixed_requantizer(rq, channels, node.name, mode))
+        parts = [(lo, hi, FixedPointRequantizer(name, {**full.params, "mode": mode, **{
+                      k: full.params[k][lo:hi] for k in ("multiplier", "shift", "real_multiplier")}}))
                  for lo, hi, mode in ((0, vec, rule.vector), (vec, channels, rule.scalar)) if hi > lo]
-        return LaneSplitRequantizer(name, {"parts": parts, "lanes": rule.lanes})
+        return LaneSplitRequantizer(name, {**full.params, "mode": f"{rule.vector} on channels < {vec}, else "
+                                                                   f"{rule.scalar}", "parts": parts})
     if isinstance(rule, DoubleRequant):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
@@ -134,16 +136,14 @@ class FixedPointRequantizer(Requantizer):
 
 
 class LaneSplitRequantizer(Requantizer):
-    """rules.LaneRequant: `parts` [(c0, c1, FixedPointRequantizer)], each applied to its channel
-    range of the (outer, C, inner) accumulator (kernels.fixedpoint.requant_fixedpoint and its twin)."""
+    """rules.LaneRequant: `parts` [(c0, c1, FixedPointRequantizer of channels c0..c1-1)], each
+    applied to its channel range of the (outer, C, inner) accumulator (kernels.fixedpoint.
+    requant_fixedpoint and its twin); `params` also holds every channel's multiplier and shift."""
 
     def _split(self, acc, out, reference: bool):
         for lo, hi, r in self.params["parts"]:
             part = np.empty((acc.shape[0], hi - lo, acc.shape[2]), out.dtype)
-            sub = type(r)(r.target, {**r.params, "multiplier": r.params["multiplier"][lo:hi],
-                                     "shift": r.params["shift"][lo:hi],
-                                     "real_multiplier": r.params["real_multiplier"][lo:hi]})
-            (sub.apply_reference if reference else sub.apply)(np.ascontiguousarray(acc[:, lo:hi]), part)
+            (r.apply_reference if reference else r.apply)(np.ascontiguousarray(acc[:, lo:hi]), part)
             out[:, lo:hi] = part
 
     def apply(self, acc, out):
