@@ -157,7 +157,9 @@ class QuantizeRound:
     rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert), or
     tflite-builtin: TFLite's optimized AffineQuantize, per tensor: rne-recip with f32(1 / double(scale))
     over the first 8*floor(n/8) values, RHAZ of double(x) / double(scale) over the rest
-    (intsim.numerics.tflite_builtin_round)."""
+    (intsim.numerics.tflite_builtin_round), or tflite-reference: TFLite's reference AffineQuantize,
+    rhaz of the float32 quotient; both convert to int32 as x86 does (NaN and values beyond int32
+    give INT32_MIN) and add zp in int32 (intsim.numerics.x86_int32)."""
 
     rounding: str
 

@@ -230,7 +230,9 @@ class TfliteTarget(FixedPointTarget):
     interpreter's reference kernel requantizes in float64 rounding half away from zero
     (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
     `batch_matmul`); MUL, whose multiplier the interpreter computes from the float32 expression
-    f32(f32(sa * sb) / sy) (rules.TfliteMul; TFLM casts to double first); and, measured on this path, int8 SOFTMAX
+    f32(f32(sa * sb) / sy) (rules.TfliteMul; TFLM casts to double first); QUANTIZE of float input
+    with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); and,
+    measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
@@ -239,7 +241,8 @@ class TfliteTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
-                                 "resize_bilinear": TfliteResize(), "mul": TfliteMul("double")})
+                                 "resize_bilinear": TfliteResize(), "mul": TfliteMul("double"),
+                                 "quantize": QuantizeRound("tflite-reference")})
 
     def rule(self, node):
         return FixedRequant("double") if batch_matmul(node) else super().rule(node)

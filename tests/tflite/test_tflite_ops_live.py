@@ -276,19 +276,20 @@ def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
     # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)
 
 
+@pytest.mark.parametrize("path", KERNEL_PATHS[:2], ids=["reference", "builtin"])
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 21])
 @pytest.mark.parametrize("out,z", [("int8", 5), ("int8", -5), ("uint8", 3), ("int16", 0)])
-def test_builtin_quantize_out_of_range_and_ties(n, out, z):
-    """TFLite's optimized QUANTIZE: ties in the vector loop (round half to even) and in the
-    scalar tail (half away from zero), and values beyond int32 or NaN, which x86 converts to
-    INT32_MIN before + zp wraps in int32 (measured: 1e12 with zp 5 -> -128)."""
+def test_quantize_out_of_range_and_ties(path, n, out, z):
+    """TFLite's QUANTIZE: ties (the optimized kernel's vector loop rounds them half to even, its
+    scalar tail and the reference kernel half away from zero), and values beyond int32 or NaN,
+    which x86 converts to INT32_MIN before + zp wraps in int32 (measured: 1e12 with zp 5 -> -128)."""
     s = np.float32(0.25)
     vals = np.array([0.125, -0.125, 0.375, -0.375, 1e12, -1e12, np.nan, 2.2e9 * 0.25, 0.625, -0.625, 3e8,
                      0.0, 1.125, -1.125, 0.875, -0.875, 1e30, -1e30, 0.1, 0.5, -0.5], np.float32)
     shape = [1, n]
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
                                {"name": "y", "shape": shape, "type": out, "scale": s, "zero_point": z}], [0], [1], [0])
-    check(q, [[vals[:n].reshape(shape)], [vals[::-1][:n].copy().reshape(shape)]], KERNEL_PATHS[1])
+    check(q, [[vals[:n].reshape(shape)], [vals[::-1][:n].copy().reshape(shape)]], path)
 
 
 @paths
