@@ -644,3 +644,29 @@ def mean_multiplier_ref(m0: int, shift: int, n: int):
         raise ValueError("mean_multiplier: needs n > 0 and m0 >= 0")
     k = min(n.bit_length() - 1, 32, 31 + shift)
     return (m0 << k) // n, shift - k
+
+
+# ----------------------------------------------------------------------------- optimized int8 MEAN
+OPTIMIZED_MEAN_LANES = 16        # channels per vector block of optimized_integer_ops::MeanImpl
+
+
+def optimized_mean_params(sx: float, zx: int, sy: float, zy: int, n: int):
+    """(m0, shift, bias) of TFLite's optimized int8 MEAN over H, W (optimized_integer_ops::Mean,
+    float32 as the C++ evaluates it):
+
+        t = f32(f32(zx * sx) / sy);  t = f32(t + 0.5) if t > 0 else f32(t - 0.5)
+        bias = zy - trunc(t)
+        (m0, shift) = QuantizeMultiplier(double(f32(sx / f32(n * sy))))
+
+    ValueError where t or the multiplier leave what the kernel can hold."""
+    f = np.float32
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        t = f(f(f(zx) * f(sx)) / f(sy))
+        t = f(t + f(0.5)) if t > 0 else f(t - f(0.5))
+        real = f(f(sx) / f(f(n) * f(sy)))
+    if not (np.isfinite(t) and abs(float(t)) < 2.0 ** 31):
+        raise ValueError(f"optimized mean: zx * sx / sy = {float(t)!r} is outside int32")
+    m0, shift = quantize_multiplier(np.array([np.float64(real)]))
+    if int(shift[0]) > 30:
+        raise ValueError(f"optimized mean: multiplier {float(real)!r} >= 2**30")
+    return int(m0[0]), int(shift[0]), int(zy) - int(np.trunc(np.float64(t)))

@@ -24,7 +24,8 @@ Builtin ops and their IR lowering:
     PAD, PADV2                  `onnx` Pad, the output zero point (or PADV2's constant) as value
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
-    MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
+    MEAN over H, W of NHWC      global_avgpool (channels-last, attr keep_dims: the optimized kernel
+                                runs only with it), Reshape when keep_dims = 0
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
@@ -458,7 +459,7 @@ def _lower_mean(r, key, op, ins, outs):
     y4 = y if keep else r.derived(f"{y}::keepdims", y, [xs[0], 1, 1, xs[3]])
     t = r.tensors[y].dtype
     r.emit("global_avgpool", f"{y}::mean", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y4],
-           {"out_type": t, "channels_last": 1}, origin)
+           {"out_type": t, "channels_last": 1, "keep_dims": int(keep)}, origin)
     if not keep:
         r.reshape(y4, y, list(r.tensors[y].shape), origin)
 

@@ -30,7 +30,7 @@ from ..geometry import auto_pads
 from ..ir import IntType, Requant
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DoubleRequant, FixedRequant
+from ..targets.rules import AccRequant, DoubleRequant, FixedRequant, LaneRequant
 from . import engines
 from .registry import step
 from .target_arith import require, requantizer
@@ -371,7 +371,7 @@ def _parameters(node, ctx, bind):
     """(reader, static) of a conv or matmul node, after its target rule is checked: the reader of
     its parameter inputs 1-8, and bind(their values) done once here when they and the weight
     are constants (else None: bound on every run)."""
-    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant, FixedRequant)
+    require(ctx, node, ctx.target.rule(node), AccRequant, DoubleRequant, FixedRequant, LaneRequant)
     reader = ParamReader(node, ctx, range(1, 9))
     static = bind(reader.values({})) if reader.static and node.inputs[3] in ctx.constants else None
     return reader, static

@@ -12,12 +12,14 @@ import numpy as np
 
 from kernels import eltwise as ek
 from kernels import lut as lk
+from kernels import tflite_act as tk
+from kernels import xnnpack_unary as xu
 
 from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
-from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteTable,
-                             XnnpackAdd, XnnpackMul)
+from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
+                             TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -41,7 +43,8 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
     """run(env, tap) of add/mul under a rule other than onnxruntime's: scales read per run (cached
     per parameter set inside the rule's function), operands broadcast."""
     cache: dict = {}
-    cached = {TfliteAdd: ta.tflite_add, XnnpackAdd: ta.xnnpack_add, XnnpackMul: ta.xnnpack_mul}.get(type(rule))
+    cached = {TfliteAdd: ta.tflite_add, TfliteMul: ta.tflite_mul, XnnpackAdd: ta.xnnpack_add,
+              XnnpackMul: ta.xnnpack_mul}.get(type(rule))
 
     def run(env, tap):
         vals = reader.values(env)
@@ -210,7 +213,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
+step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, TfliteMul, XnnpackMul),
                    rows=ek.qlinear_mul_rows))
 
 
@@ -316,7 +319,7 @@ def prepare_concat(node, ctx):
 
 @step("lut")
 def prepare_lut(node, ctx):
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable, XnnpackLeakyRelu)
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
@@ -332,6 +335,9 @@ def prepare_lut(node, ctx):
         key = (sx, zx, sy, zy)
         if key not in cache and isinstance(rule, TfliteTable):
             cache[key] = ta.tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, in_t.storage)
+        if key not in cache and isinstance(rule, XnnpackLeakyRelu):   # else the builtin kernel's table
+            cache[key] = xu.lrelu_table(sx, zx, sy, zy, alpha, in_t.storage) if xu.delegated(sx, sy, alpha) else \
+                tk.leaky_table(sx, zx, sy, zy, alpha, in_t.storage, "double")
         if key not in cache:
             if kind == "sigmoid":
                 cache[key] = lk.build_table_sigmoid(sx, zx, sy, zy, in_t.storage, t.storage)

@@ -13,7 +13,7 @@ from ..errors import ShapeError
 from ..geometry import auto_pads
 from ..layout import nchw_view, nhwc_of
 from ..limits import check_shape
-from ..targets.rules import AccRequant, DivideRound, FoldedMean, OrtArith, RawAverage
+from ..targets.rules import AccRequant, DivideRound, FoldedMean, OptimizedMean, OrtArith, RawAverage, XnnpackMean
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -122,7 +122,8 @@ def _target_average(node, ctx, reader, attrs):
     """The run of an average pool under the target's own averaging rule (ta.average on the NCHW
     x; attrs: the window's, None for a global pool), or None for onnxruntime's arithmetic (the
     planned paths below). A target without a rule for the op is refused here, by name."""
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant, FoldedMean)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, RawAverage, DivideRound, AccRequant, FoldedMean,
+                      OptimizedMean, XnnpackMean)
     if isinstance(rule, OrtArith):
         return None
     return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, attrs))

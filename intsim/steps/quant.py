@@ -10,7 +10,7 @@ from ..errors import QuantParamError, ShapeError
 from ..limits import check_shape
 from ..numerics import (ROUNDING, as_channels3, dequantize_linear, dequantize_planned, kernel_dequantizes,
                          kernel_quantizes, qonnx_quantize, quantize_linear, quantize_planned)
-from ..targets.rules import OrtArith, QuantizeRound
+from ..targets.rules import OrtArith, QuantizeRound, TargetRefusal
 from .registry import step
 from .target_arith import require
 from .params import ParamReader, check_scale
@@ -60,6 +60,9 @@ def prepare_quantize(node, ctx):
     if node.attrs.get("order") == "qonnx":
         return _prepare_qonnx(node, reader, t)
     rounding = require(ctx, node, ctx.target.rule(node), QuantizeRound).rounding
+    if rounding == "tflite-builtin" and (block or _per_channel(reader)):
+        raise TargetRefusal(ctx.target.name, node, "per-channel QUANTIZE of float input is not modelled for "
+                                                   "TFLite's optimized kernel")
     reference = ctx.kernels == "reference"
     fast = None if reference else _static_plan(node, reader, t, block, rounding)
     if fast is not None:
@@ -71,6 +74,13 @@ def prepare_quantize(node, ctx):
                                                rounding, reference)
 
     return run
+
+
+def _per_channel(reader) -> bool:
+    """The node's scale has more than one value (or is not constant: unknown at prepare)."""
+    if not reader.static:
+        return True
+    return np.asarray(reader.values({})[1]).size > 1
 
 
 def _static_plan(node, reader, t, block, rounding):

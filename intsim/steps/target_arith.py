@@ -5,9 +5,12 @@ one function per (op family, rule), each returning the step's run(env, tap).
                  requantizer (the same one conv and matmul use), per tensor; add and mul fold
                  the output zero point into the sum before rounding where real = 2**-n
     TfliteAdd    kernels.fixedpoint.tflite_add
+    TfliteMul    (a - za) * (b - zb) requantized with mul.cc's float32 multiplier (FixedRequant)
     XnnpackAdd   kernels.xnnpack_binary.xnn_add (SUB too);  XnnpackMul  kernels.xnnpack_binary.xnn_mul
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
+    OptimizedMean  raw-code sums, kernels.fixedpoint.requant_fixedpoint per channel block
+    XnnpackMean  raw-code sums, kernels.xnnpack_mean.xnn_mean
     DivideRound  kernels.window.window_sums of (x - zx), then divide_round in the target's rounding
 
 Scales and zero points are per tensor; a requantizer is derived once per parameter set.
@@ -21,14 +24,15 @@ from kernels import tflite_act as tk
 from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels import xnnpack_binary as xk
+from kernels import xnnpack_mean as xm
 from kernels.pool import pool_output_shape
 
 from ..errors import QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import Requant, pow2_exponent
 from ..limits import check_shape
-from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, RawAverage,
-                             TargetRefusal)
+from ..targets.rules import (AccRequant, DivideRound, DoubleRequant, FixedRequant, FoldedMean, LaneRequant,
+                             OptimizedMean, RawAverage, TargetRefusal, XnnpackMean)
 
 
 def require(ctx, node, rule, *kinds):
@@ -41,9 +45,9 @@ def require(ctx, node, rule, *kinds):
 
 def requantizer(ctx, node, rq: Requant, channels: int):
     """A conv/matmul/transpose_conv node's requantizer: the target's own (rules.AccRequant), or
-    the one its rule names (rules.DoubleRequant, FixedRequant: target.rule_requantizer)."""
+    the one its rule names (rules.DoubleRequant, FixedRequant, LaneRequant: target.rule_requantizer)."""
     rule = ctx.target.rule(node)
-    if isinstance(rule, (DoubleRequant, FixedRequant)):
+    if isinstance(rule, (DoubleRequant, FixedRequant, LaneRequant)):
         return ctx.target.rule_requantizer(rule, rq, channels, node)
     return ctx.target.requantizer(rq, channels, node.name)
 
@@ -125,6 +129,25 @@ def acc_mul(ctx, node, rule, a, b, p):
     shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
     return _requantized(ctx, node, acc, (sa, sb, sy), zy, fold_zp=getattr(rule, "fold_zp", False), rule=rule)
+
+
+def tflite_mul(ctx, node, rule, a, b, p, cache):
+    """TFLite's MUL (rules.TfliteMul): (a - za) * (b - zb) by MultiplyByQuantizedMultiplier in
+    the rule's mode with real = f32(f32(sa * sb) / sy), mul.cc's float32 expression."""
+    sa, za, sb, zb, sy, zy = p
+    if p not in cache:
+        real = np.float32(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy))
+        if rule.narrow16 and node.attrs["out_type"].bits == 8:
+            span = [max(abs(int(i.min) - z), abs(int(i.max) - z)) for i, z in ((np.iinfo(a.dtype), za),
+                                                                                (np.iinfo(b.dtype), zb))]
+            if np.ceil(span[0] * span[1] * np.float64(real)) + 1 + abs(zy) > 32767:
+                raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit MUL saturates its requantized "
+                                    "product to int16 and adds the output zero point in int16 (wrapping, measured "
+                                    "off by 255), and with these scales the sum can leave int16: not modelled")
+        cache[p] = real
+    shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
+    acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
+    return _requantized(ctx, node, acc, (cache[p], 1.0, 1.0), zy, rule=FixedRequant(rule.mode))
 
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
@@ -285,8 +308,51 @@ def folded_mean(ctx, node, rule, x, p):
     return out
 
 
+def optimized_mean(ctx, node, x, p):
+    """TFLite's optimized int8 MEAN over H, W (rules.OptimizedMean): the raw codes' sums
+    requantized by kernels.fixedpoint.requant_fixedpoint, mode "builtin" on the 16-channel
+    vector blocks and "double" on the remaining channels, the bias as zero point."""
+    sx, zx, sy, zy = p
+    t = node.attrs["out_type"]
+    if x.dtype != np.int8 or t.storage != np.int8:
+        raise TargetRefusal(ctx.target.name, node, "the optimized MEAN is modelled for int8 only")
+    sums, counts = pool_sums(ctx, node, x, 0, None, False)
+    try:
+        m0, shift, bias = fk.optimized_mean_params(sx, zx, sy, zy, int(counts.reshape(-1)[0]))
+    except ValueError as e:
+        raise QuantParamError(f"node '{node.name}': {e}") from None
+    n, c = sums.shape[:2]
+    vec = c // fk.OPTIMIZED_MEAN_LANES * fk.OPTIMIZED_MEAN_LANES
+    out = np.empty((n, c), t.storage)
+    fn = fk.requant_fixedpoint_ref if ctx.kernels == "reference" else fk.requant_fixedpoint
+    for lo, hi, mode in ((0, vec, "builtin"), (vec, c, "double")):
+        if hi > lo:
+            acc = np.ascontiguousarray(sums.reshape(n, c)[:, lo:hi]).reshape(n, hi - lo, 1)
+            part = np.empty(acc.shape, t.storage)
+            fn(acc, np.full(hi - lo, m0, np.int32), np.full(hi - lo, shift, np.int32), bias, -128, 127, mode, part)
+            out[:, lo:hi] = part.reshape(n, hi - lo)
+    return out.reshape(sums.shape)
+
+
+def xnnpack_mean(ctx, node, x, p):
+    """XNNPACK's MEAN over H, W (rules.XnnpackMean, kernels.xnnpack_mean) of 8-bit codes."""
+    sx, zx, sy, zy = p
+    t = node.attrs["out_type"]
+    if t.bits != 8:
+        raise TargetRefusal(ctx.target.name, node, "XNNPACK's MEAN is modelled for 8-bit tensors only")
+    sums, counts = pool_sums(ctx, node, x, 0, None, False)
+    s, zp = xm.mean_params(sx, zx, sy, zy, int(counts.reshape(-1)[0]))
+    out = np.empty(sums.shape, t.storage)
+    (xm.xnn_mean_ref if ctx.kernels == "reference" else xm.xnn_mean)(sums, s, zp, out)
+    return out
+
+
 def average(ctx, node, rule, x, p, a):
     """An average pool (attrs `a`, or None for a global one) on NCHW x under `rule`."""
+    if isinstance(rule, XnnpackMean) and a is None:
+        return xnnpack_mean(ctx, node, x, p)
+    if isinstance(rule, OptimizedMean) and a is None:
+        return optimized_mean(ctx, node, x, p)
     if isinstance(rule, FoldedMean) and a is None:
         return folded_mean(ctx, node, rule, x, p)
     if isinstance(rule, RawAverage):

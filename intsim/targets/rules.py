@@ -16,6 +16,10 @@ borrows another target's arithmetic.
                      concat  acc = x - zx                              real = sx / sy
     TfliteAdd      TFLite's fixed-point ADD (reference_integer_ops::Add / arm_elementwise_add_s8)
     XnnpackAdd     XNNPACK's qs8 ADD / SUB: integer multipliers of sa/sy, sb/sy, one shift (kernels.xnnpack_binary)
+    TfliteMul      TFLite's MUL: the product requantized by MultiplyByQuantizedMultiplier with mul.cc's
+                   float32 multiplier f32(f32(sa*sb)/sy)
+    XnnpackLeakyRelu  XNNPACK's qs8 LEAKY_RELU: 8-bit multipliers, one rounding (kernels.xnnpack_unary)
+    XnnpackMean    XNNPACK's qs8 MEAN: int32 sum of codes, float32 scale and zero point (kernels.xnnpack_mean)
     XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
@@ -26,6 +30,7 @@ borrows another target's arithmetic.
     QuantizeRound  float QuantizeLinear rounding: "rne" (ONNX) or "rhaz" (TFLite's Quantize)
     FoldedMean     TFLite MEAN: MultiplyByQuantizedMultiplier of sum(x - zx) by sx/sy with 1/n
                    folded into the q31 multiplier in integers (reference_ops::QuantizedMeanOrSum)
+    OptimizedMean  TFLite's optimized int8 MEAN over H, W with keep_dims (optimized_integer_ops::Mean)
     TfliteTable    TFLite's int8 activations (RELU family, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH) as the
                    interpreter computes each input code (kernels.tflite_act), applied as a table
     DoubleRequant  conv/matmul requantized in float64, half away from zero (TFLite's reference
@@ -35,6 +40,7 @@ borrows another target's arithmetic.
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
+    LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
     BiasShift      a conv/matmul bias with its own power-of-two scale (Quark XINT8) moved onto the
                    accumulator grid by a shift: `target.bias_rule(node)` (pow2 targets only)
 """
@@ -91,10 +97,41 @@ class XnnpackAdd:
 
 
 @dataclass(frozen=True)
+class TfliteMul:
+    """TFLite's quantized MUL (mul.cc Prepare, reference_integer_ops::Mul): the multiplier is
+    computed in float32, real = f32(f32(sa * sb) / sy) (the C++ expression multiplies the float
+    scales before widening to double), (m0, s) = QuantizeMultiplier(double(real)), and
+    y = clamp(MultiplyByQuantizedMultiplier((a - za) * (b - zb), m0, s) + zy) in `mode`.
+    `narrow16`: the optimized kernel (optimized_integer_ops::MulElementwise / MulSimpleBroadcast,
+    16 lanes at a time) saturates the requantized product to int16 and adds zy in int16 with
+    wrap-around before saturating to int8 (measured: off by 255), so where the product can leave
+    int16 (max|r| + |zy| > 32767) the op is refused, not modelled."""
+
+    mode: str
+    narrow16: bool = False
+
+
+@dataclass(frozen=True)
 class XnnpackMul:
     """XNNPACK's qs8 MUL (xnn_init_qs8_mul_minmax_scalar_params, qs8-vmul fp32 microkernels):
     y = clamp(rint_RNE(f32((a - za)*(b - zb)) * f32(f32(sa*sb)/sy)) + zy). A ratio outside
     [2**-16, 2**8) is not delegated: refused."""
+
+
+@dataclass(frozen=True)
+class XnnpackLeakyRelu:
+    """XNNPACK's qs8 / qu8 LEAKY_RELU (xnn_init_qs8_lrelu_scalar_params, qs8-vlrelu kernels):
+    mp = lrintf(256*f32(sx/sy)), mn = lrintf(256*f32(f32(sx/sy)*alpha)), y = clamp(zy +
+    floor(((x - zx)*(mp if x >= zx else mn) + 128) / 256)), as a table (kernels.xnnpack_unary). Scales
+    the delegate does not take (kernels.xnnpack_unary.delegated) run TFLite's builtin kernel:
+    TfliteTable("double")'s LEAKY_RELU (measured)."""
+
+
+@dataclass(frozen=True)
+class XnnpackMean:
+    """XNNPACK's qs8 / qu8 MEAN over H, W (create_reduce_nd; kernels.xnnpack_mean): the raw codes'
+    int32 sum times s = f32(f32(sx/sy) * f32(1/n)), plus zp = f32(zy - f32(n*zx) * s), rounded
+    half to even in float32 and saturated (measured with and without keep_dims)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +156,12 @@ class SameQuant:
 @dataclass(frozen=True)
 class QuantizeRound:
     """QuantizeLinear of float input: saturate(round(x / scale) + zp), `rounding` rne | rhaz, or
-    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert)."""
+    rne-recip: saturate(rint(f32(x * f32(1 / scale))) + zp) (XNNPACK's f32 -> qs8 convert), or
+    tflite-builtin: TFLite's optimized AffineQuantize, per tensor: rne-recip with f32(1 / double(scale))
+    over the first 8*floor(n/8) values, RHAZ of double(x) / double(scale) over the rest
+    (intsim.numerics.tflite_builtin_round), or tflite-reference: TFLite's reference AffineQuantize,
+    rhaz of the float32 quotient; both convert to int32 as x86 does (NaN and values beyond int32
+    give INT32_MIN) and add zp in int32 (intsim.numerics.x86_int32)."""
 
     rounding: str
 
@@ -157,6 +199,17 @@ class FoldedMean:
 
 
 @dataclass(frozen=True)
+class OptimizedMean:
+    """TFLite's optimized int8 MEAN over H, W of a 4-D tensor with keep_dims (reduce.cc EvalMean,
+    kGenericOptimized -> optimized_integer_ops::Mean; single-threaded, the interpreter's default):
+    (m0, s, bias) = kernels.fixedpoint.optimized_mean_params (float32 bias f32(zx*sx)/sy rounded
+    half away and truncated; m0, s = QuantizeMultiplier(f32(sx / f32(n*sy)))); acc = sum of the
+    raw codes (zx not subtracted); y = clamp(mbqm(acc, m0, s) + bias, -128, 127), mbqm in mode
+    "builtin" (MultiplyByQuantizedMultiplier4Rows: a round-half-up shift) for the channels of the
+    16-wide vector blocks, c < 16*floor(C/16), and "double" (the scalar loop) for the rest."""
+
+
+@dataclass(frozen=True)
 class FixedRequant:
     """An exact accumulator requantized as y = clamp(MultiplyByQuantizedMultiplier(acc, m0[c],
     shift[c]) + zy, lo, hi) in `mode` (kernels.fixedpoint), not by the target's own
@@ -164,6 +217,20 @@ class FixedRequant:
     output stage) double-rounds as the reference kernel does, unlike its CONV_2D."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class LaneRequant:
+    """An exact accumulator requantized per output channel c as FixedRequant, in mode `vector`
+    for c < lanes * floor(C / lanes) and in mode `scalar` for the remaining C mod lanes channels:
+    TFLite's optimized DEPTHWISE_CONV_2D (optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral,
+    the x86 path; its output stage optimized_ops::Quantize runs 8 channels at a time with
+    vqrdmulhq + vrshlq, a round-half-up shift = kernels.fixedpoint mode "builtin", and the left-over
+    channels through MultiplyByQuantizedMultiplier, "double")."""
+
+    lanes: int
+    vector: str
+    scalar: str
 
 
 @dataclass(frozen=True)

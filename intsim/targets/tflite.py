@@ -35,9 +35,9 @@ from ..ir import Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable, XnnpackAdd,
-                    XnnpackMul)
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
+                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
+                    TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -85,11 +85,11 @@ def rule_int16(node):
     kernel paths compute it (measured equal to the reference kernels: XNNPACK does not take
     int16 and the optimized kernels keep the reference arithmetic for it): TfliteAdd and
     FoldedMean in mode "double", MUL's product requantized by MultiplyByQuantizedMultiplier
-    (rules.FixedRequant "double"). None for any other node."""
+    with mul.cc's float32 multiplier (rules.TfliteMul "double"). None for any other node."""
     t = node.attrs.get("out_type")
     if getattr(t, "bits", 8) != 16:
         return None
-    return {"add": TfliteAdd("double"), "mul": FixedRequant("double"),
+    return {"add": TfliteAdd("double"), "mul": TfliteMul("double"),
             "global_avgpool": FoldedMean("double")}.get(node.op)
 
 
@@ -97,6 +97,14 @@ def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
     if isinstance(rule, FixedRequant):
         return FixedPointTarget(name, rule.mode).fixed_requantizer(rq, channels, node.name, rule.mode)
+    if isinstance(rule, LaneRequant):
+        full = FixedPointTarget(name, rule.vector).fixed_requantizer(rq, channels, node.name, rule.vector)
+        vec = channels // rule.lanes * rule.lanes
+        parts = [(lo, hi, FixedPointRequantizer(name, {**full.params, "mode": mode, **{
+                      k: full.params[k][lo:hi] for k in ("multiplier", "shift", "real_multiplier")}}))
+                 for lo, hi, mode in ((0, vec, rule.vector), (vec, channels, rule.scalar)) if hi > lo]
+        return LaneSplitRequantizer(name, {**full.params, "mode": f"{rule.vector} on channels < {vec}, else "
+                                                                   f"{rule.scalar}", "parts": parts})
     if isinstance(rule, DoubleRequant):
         real = real_multiplier(rq, channels)
         check_real(rq, real)
@@ -105,9 +113,44 @@ def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     return None
 
 
+def builtin_mean(target: str, node):
+    """The rule of an 8-bit MEAN over H, W (IR global_avgpool) on TFLite's optimized path
+    (reduce.cc EvalMean, kGenericOptimized): with keep_dims, int8, optimized_integer_ops::Mean
+    (rules.OptimizedMean); without, the reference kernel's QuantizedMeanOrSum (FoldedMean
+    "double"). Refused: a node that does not say whether TFLite kept the dims (an ONNX
+    GlobalAveragePool), and uint8 with keep_dims (optimized_ops::Mean, not modelled)."""
+    keep = node.attrs.get("keep_dims")
+    if keep is None:
+        raise TargetRefusal(target, node, "the graph does not record whether TFLite's MEAN kept its dims, which "
+                                          "selects the optimized kernel (keep_dims) or the reference one")
+    if not keep:
+        return FoldedMean("double")
+    if np.dtype(node.attrs["out_type"].storage) != np.int8:
+        raise TargetRefusal(target, node, "the optimized uint8 MEAN (optimized_ops::Mean) is not modelled")
+    return OptimizedMean()
+
+
 class FixedPointRequantizer(Requantizer):
     kernel, twin = staticmethod(requant_fixedpoint), staticmethod(requant_fixedpoint_ref)
     arg_names = ("multiplier", "shift", "zero_point", "lo", "hi", "mode")
+
+
+class LaneSplitRequantizer(Requantizer):
+    """rules.LaneRequant: `parts` [(c0, c1, FixedPointRequantizer of channels c0..c1-1)], each
+    applied to its channel range of the (outer, C, inner) accumulator (kernels.fixedpoint.
+    requant_fixedpoint and its twin); `params` also holds every channel's multiplier and shift."""
+
+    def _split(self, acc, out, reference: bool):
+        for lo, hi, r in self.params["parts"]:
+            part = np.empty((acc.shape[0], hi - lo, acc.shape[2]), out.dtype)
+            (r.apply_reference if reference else r.apply)(np.ascontiguousarray(acc[:, lo:hi]), part)
+            out[:, lo:hi] = part
+
+    def apply(self, acc, out):
+        self._split(acc, out, False)
+
+    def apply_reference(self, acc, out):
+        self._split(acc, out, True)
 
 
 class DoubleRequantizer(Requantizer):
@@ -186,7 +229,10 @@ class TfliteTarget(FixedPointTarget):
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
     interpreter's reference kernel requantizes in float64 rounding half away from zero
     (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
-    `batch_matmul`); and, measured on this path, int8 SOFTMAX
+    `batch_matmul`); MUL, whose multiplier the interpreter computes from the float32 expression
+    f32(f32(sa * sb) / sy) (rules.TfliteMul; TFLM casts to double first); QUANTIZE of float input
+    with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); and,
+    measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize)."""
     name = "tflite"
@@ -195,7 +241,8 @@ class TfliteTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
-                                 "resize_bilinear": TfliteResize()})
+                                 "resize_bilinear": TfliteResize(), "mul": TfliteMul("double"),
+                                 "quantize": QuantizeRound("tflite-reference")})
 
     def rule(self, node):
         return FixedRequant("double") if batch_matmul(node) else super().rule(node)
@@ -210,12 +257,13 @@ class TfliteBuiltinTarget(FixedPointTarget):
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
     compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
-    reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
-    (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
-    channel count: SIMD lanes), int8 MUL (outputs off by 255: results wrap, as a vector path
-    narrowing to int16 would), int8 MEAN (optimized_ops::Mean's float32-derived bias formula
-    matched except at ties), QUANTIZE (x * f32(1/scale) rounded to even matched except at a
-    tie of a one-element tensor). DEQUANTIZE (float output,
+    reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
+    kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
+    that can wrap). DEPTHWISE_CONV_2D (IR conv with groups; TFLite has no other grouped
+    convolution): the channels of whole 8-channel blocks round half up after the q31 high
+    multiply, the rest double-round (rules.LaneRequant). MEAN over H, W: `builtin_mean`.
+    QUANTIZE of float input: optimized_ops::AffineQuantize, vector loop and scalar tail rounding
+    differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
@@ -226,7 +274,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
                                  "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
-                                 "transpose_conv": FixedRequant("double")})
+                                 "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True),
+                                 "quantize": QuantizeRound("tflite-builtin")})
 
     def rule(self, node):
         if batch_matmul(node):
@@ -234,9 +283,10 @@ class TfliteBuiltinTarget(FixedPointTarget):
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
+        if node.op == "global_avgpool":
+            return builtin_mean(self.name, node)
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
-            raise TargetRefusal(self.name, node, "the optimized depthwise kernels round per SIMD lane group, "
-                                                 "not modelled yet")
+            return LaneRequant(8, "builtin", "double")
         return super().rule(node)
 
 
@@ -258,9 +308,9 @@ class TfliteXnnpackTarget(OrtTarget):
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
-    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU (measured to differ), MEAN (measured to differ from
-    onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
+    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"); LEAKY_RELU is XNNPACK's
+    (rules.XnnpackLeakyRelu); 8-bit MEAN over H, W is XNNPACK's int32 sum converted in float32
+    (rules.XnnpackMean). Refused by name: everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
 
@@ -273,7 +323,7 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
-                                 "resize_bilinear": TfliteResize("xnnpack")})
+                                 "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
@@ -306,6 +356,5 @@ class TfliteXnnpackTarget(OrtTarget):
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
-            raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
-                                                 "reference kernel, not modelled yet")
+            return XnnpackLeakyRelu()
         return super().rule(node)

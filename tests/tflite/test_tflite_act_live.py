@@ -1,5 +1,5 @@
 """TFLite's int8 activations (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH,
-HARD_SWISH) under `tflite`, `tflite-builtin` and `tflite-xnnpack` (which refuses LEAKY_RELU),
+HARD_SWISH) under `tflite`, `tflite-builtin` and `tflite-xnnpack`,
 live against the interpreter (ai-edge-litert) on one-op models with hypothesis-drawn scales,
 zero points and shapes; every one of the 256 input codes is fed.
 The table builders (kernels.tflite_act) equal their one-entry-at-a-time twins."""
@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import intsim
 from intsim.targets.rules import TargetRefusal
 from kernels import tflite_act as tk
+from kernels import xnnpack_unary as xu
 
 from .flatbuf import leaky_relu_options, single_op
 
@@ -67,8 +68,9 @@ def test_relu_family(path, op, shape, sx, zx, sy, zy, seed):
 @given(shape=shapes, sx=scales, zx=zps, sy=scales, zy=zps, alpha=st.floats(0.0, 1.0, width=32),
        seed=st.integers(0, 2**31 - 1))
 def test_leaky_relu(path, shape, sx, zx, sy, zy, alpha, seed):
-    _check(_model("LEAKY_RELU", shape, sx, zx, sy, zy, leaky_relu_options(alpha)), shape, path, seed,
-           refused_on_xnnpack=True)
+    """On the XNNPACK path: its 8-bit multipliers where the delegate takes the scales, else the
+    builtin kernel (alpha near 0 and small sx / sy leave XNNPACK's range)."""
+    _check(_model("LEAKY_RELU", shape, sx, zx, sy, zy, leaky_relu_options(alpha)), shape, path, seed)
 
 
 @paths
@@ -111,5 +113,8 @@ def test_tables_equal_their_twins(sx, zx, sy, zy, lo, alpha, mode):
         np.testing.assert_array_equal(tk.hard_swish_table(sx, zx, sy, zy), tk.hard_swish_table_ref(sx, zx, sy, zy))
     except ValueError:
         pass
+    np.testing.assert_array_equal(xu.lrelu_table(sx, zx, sy, zy, alpha), xu.lrelu_table_ref(sx, zx, sy, zy, alpha))
+    np.testing.assert_array_equal(xu.lrelu_table(sx, zx + 128, sy, zy + 128, alpha, np.uint8),
+                                  xu.lrelu_table_ref(sx, zx + 128, sy, zy + 128, alpha, np.uint8))
     for kind in ("logistic", "tanh"):
         np.testing.assert_array_equal(tk.float_table(kind, sx, zx, sy, zy), tk.float_table_ref(kind, sx, zx, sy, zy))

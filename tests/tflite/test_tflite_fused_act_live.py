@@ -101,7 +101,7 @@ BUILD = {"CONV_2D": lambda *a: _conv(*a), "DEPTHWISE_CONV_2D": lambda *a: _conv(
          "SUB": lambda *a: _binary("SUB", *a), "AVERAGE_POOL_2D": _avgpool, "TRANSPOSE_CONV": _transpose_conv,
          "TRANSPOSE_CONV_builtin_fallback": lambda *a: _transpose_conv(*a, kernel=1, stride=2)}
 # ops whose tflite-builtin rule is refused (measured to differ): no oracle comparison there
-BUILTIN_REFUSED = {"DEPTHWISE_CONV_2D", "MUL"}
+BUILTIN_REFUSED: set = set()
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p for p, _ in PATHS])
@@ -110,10 +110,6 @@ BUILTIN_REFUSED = {"DEPTHWISE_CONV_2D", "MUL"}
 def test_fused_activation_clamp_at_ties(path, op, act, sy, zy):
     if path[0] == "builtin" and op in BUILTIN_REFUSED:
         pytest.skip(f"tflite-builtin refuses {op} (test_tflite_ops_live covers the refusal)")
-    if (path[0], op, act, zy) == ("reference", "MUL", 1, -128):
-        pytest.xfail("found here, reproduces on main, not a clamp: the interpreter's int8 MUL gives 82 for "
-                     "(-20) * (-67) with sa = sb = 0.25, sy = 0.4, zy = -128 (1340 * 0.15625 + zy = 81.375), "
-                     "intsim's tflite target 81; reported, not fixed by this change")
     data, feeds = BUILD[op](act, sy, zy, np.random.default_rng(0))
     it = interpreter(data, path[0])
     it.allocate_tensors()

@@ -103,6 +103,26 @@ def test_fully_connected(path, b, k, o, sx, zx, sy, zy, per_channel, act, seed, 
     check(data, [[_i8(rng, (b, k))] for _ in range(3)], path)
 
 
+@pytest.mark.parametrize("path", KERNEL_PATHS[:2], ids=["reference", "builtin"])
+@pytest.mark.parametrize("sa,za,sb,zb,sy,zy", [
+    (0.25, 0, 0.25, 0, 0.4, -128),      # f32(0.0625 / 0.4) = 0.15625 exactly; in float64 it is below: ties move
+    (0.1, 3, 0.3, -7, 0.7, 11),
+    (0.5, -128, 0.5, 127, 1.5, -127),
+    (0.5, 0, 0.5, 0, 2.0 ** -6, 5),     # the builtin kernel's int16 sum wraps (off by 255): refused there
+])
+def test_mul_every_code_pair(path, sa, za, sb, zb, sy, zy):
+    """Regression for issue 18 (the interpreter's MUL gave 82 for (-20) * (-67) at sa = sb = 0.25,
+    sy = 0.4, zy = -128; intsim 81): every int8 pair through the reference and builtin kernels,
+    the multiplier taken from mul.cc's float32 expression (rules.TfliteMul)."""
+    codes = np.arange(-128, 128, dtype=np.int8)
+    a, b = np.repeat(codes, 256).reshape(1, 256, 256, 1), np.tile(codes, 256).reshape(1, 256, 256, 1)
+    tensors = [{"name": "a", "shape": list(a.shape), "type": "int8", "scale": sa, "zero_point": za},
+               {"name": "b", "shape": list(b.shape), "type": "int8", "scale": sb, "zero_point": zb},
+               {"name": "y", "shape": list(a.shape), "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op("MUL", tensors, [0, 1], [2], [0, 1], binary_options("MUL", 0), version=2)
+    check(data, [[a, b]], path, refused_on_builtin=_builtin_leaves_int16("MUL", sa, za, sb, zb, sy, zy))
+
+
 @paths
 @SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), m=st.integers(1, 6), kh=st.integers(1, 3),
@@ -132,7 +152,38 @@ def test_conv_and_depthwise(path, h, w, c, m, kh, kw, stride, padding, depthwise
         {"name": "y", "shape": [1, oh, ow, o], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0], [3], [0, 1, 2], opts)
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path, refused_on_builtin=bool(depthwise))
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
+
+
+@pytest.mark.parametrize("c,mult,k", [(8, 1, 3), (9, 1, 3), (3, 1, 3), (17, 1, 3), (4, 3, 2), (16, 1, 1)])
+def test_builtin_depthwise_rounds_per_8_channel_block(c, mult, k):
+    """TFLite's optimized DEPTHWISE_CONV_2D on a 14x14 image, where its output stage rounds the
+    channels of whole 8-channel blocks half up and the remaining ones half away from zero
+    (rules.LaneRequant); with 1000+ outputs the negative ties of both kinds occur. The builtin
+    kernel is compared with the reference kernel too, so that the case is known to tell them apart."""
+    rng = np.random.default_rng(c * 100 + mult)
+    o, h = c * mult, 14
+    wt, sw = _i8(rng, (1, k, k, o), -127), rng.uniform(1e-4, 0.05, o).astype(np.float32)
+    tensors = [{"name": "x", "shape": [1, h, h, c], "type": "int8", "scale": 0.5, "zero_point": -3},
+               {"name": "w", "shape": list(wt.shape), "type": "int8", "data": wt, "scale": sw, "zero_point": [0] * o,
+                "quantized_dimension": 3},
+               {"name": "bias", "shape": [o], "type": "int32", "data": rng.integers(-2**12, 2**12, o).astype(np.int32),
+                "scale": (np.float32(0.5) * sw).astype(np.float32), "zero_point": [0] * o},
+               {"name": "y", "shape": [1, h - k + 1, h - k + 1, o], "type": "int8", "scale": 0.05, "zero_point": 5}]
+    data = single_op("DEPTHWISE_CONV_2D", tensors, [0], [3], [0, 1, 2], conv_options((1, 1), VALID, 0, depth_multiplier=mult))
+    x = _i8(rng, (1, h, h, c))
+    check(data, [[x]], KERNEL_PATHS[1])
+    outs = []
+    for kind in ("builtin", "reference"):
+        it = interpreter(data, kind)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        outs.append(it.get_tensor(it.get_output_details()[0]["index"]).reshape(-1, o))
+    differ = np.nonzero((outs[0] != outs[1]).any(axis=0))[0]
+    assert np.all(differ < o // 8 * 8)          # only vector-block channels round differently
+    if o >= 8:
+        assert differ.size > 0
 
 
 @paths
@@ -152,14 +203,19 @@ def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, s
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=op == "MUL" or _builtin_sum_leaves_int16(sa, sb, sy, zy),
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=_builtin_leaves_int16(op, sa, za, sb, zb, sy, zy),
           refused_on_xnnpack=not _xnnpack_delegates(op, sa, sb, sy))
 
 
-def _builtin_sum_leaves_int16(sa, sb, sy, zy):
+def _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy):
     """TFLite's optimized 8-bit ADD/SUB narrow the requantized sum to int16 before the clamp
-    (hypothesis found 65152 -> -128 at sa = sb = 0.5, sy = 1/256): tflite-builtin refuses the
-    scales where the sum can leave int16."""
+    (hypothesis found 65152 -> -128 at sa = sb = 0.5, sy = 1/256), its MUL adds zy to the
+    product saturated to int16 in int16: tflite-builtin refuses the scales where the sum can
+    leave int16."""
+    if op == "MUL":
+        f = np.float32
+        span = max(abs(-128 - za), abs(127 - za)) * max(abs(-128 - zb), abs(127 - zb))
+        return np.ceil(span * float(f(f(f(sa) * f(sb)) / f(sy)))) + 1 + abs(zy) > 32767
     return 255 * (sa + sb) / sy + abs(zy) > 32767
 
 
@@ -202,8 +258,9 @@ def test_xnnpack_binary_every_code_pair(op, sa, za, sb, zb, sy, zy):
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), s=scales, z=zps, spread=st.floats(0.1, 200),
        seed=st.integers(0, 2**31 - 1))
 def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
-    """QUANTIZE of float input (round half away from zero), DEQUANTIZE back; ties included
-    (inputs on exact multiples of scale / 2)."""
+    """QUANTIZE of float input (round half away from zero; the builtin kernel's vector loop and
+    scalar tail round differently), DEQUANTIZE back; ties included (inputs on exact multiples of
+    scale / 2)."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
                                {"name": "y", "shape": shape, "type": "int8", "scale": s, "zero_point": z}],
@@ -213,11 +270,26 @@ def test_quantize_and_dequantize(path, shape, s, z, spread, seed):
     ties = (rng.integers(-300, 300, shape) + 0.5) * np.float32(s)
     below_half = (rng.integers(-300, 300, shape) + np.float32(0.49999997)) * np.float32(s)   # just below ties
     check(q, [[rng.uniform(-spread, spread, shape).astype(np.float32)], [ties.astype(np.float32)],
-              [below_half.astype(np.float32)], [np.full(shape, 0.49999997 * s, np.float32)]], path,
-          refused_on_builtin=True)
+              [below_half.astype(np.float32)], [np.full(shape, 0.49999997 * s, np.float32)]], path)
     if path[0] == "reference":
         check(dq, [[_i8(rng, shape)]], path)
     # the optimized DEQUANTIZE's float product differs by up to one ulp (float output: no target rule)
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS[:2], ids=["reference", "builtin"])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 21])
+@pytest.mark.parametrize("out,z", [("int8", 5), ("int8", -5), ("uint8", 3), ("int16", 0)])
+def test_quantize_out_of_range_and_ties(path, n, out, z):
+    """TFLite's QUANTIZE: ties (the optimized kernel's vector loop rounds them half to even, its
+    scalar tail and the reference kernel half away from zero), and values beyond int32 or NaN,
+    which x86 converts to INT32_MIN before + zp wraps in int32 (measured: 1e12 with zp 5 -> -128)."""
+    s = np.float32(0.25)
+    vals = np.array([0.125, -0.125, 0.375, -0.375, 1e12, -1e12, np.nan, 2.2e9 * 0.25, 0.625, -0.625, 3e8,
+                     0.0, 1.125, -1.125, 0.875, -0.875, 1e30, -1e30, 0.1, 0.5, -0.5], np.float32)
+    shape = [1, n]
+    q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                               {"name": "y", "shape": shape, "type": out, "scale": s, "zero_point": z}], [0], [1], [0])
+    check(q, [[vals[:n].reshape(shape)], [vals[::-1][:n].copy().reshape(shape)]], path)
 
 
 @paths
@@ -265,9 +337,11 @@ def test_max_pool(path, h, w, c, kh, kw, stride, padding, s, z, seed):
 
 @paths
 @SETTINGS
-@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 8), keep=st.booleans(), sx=scales, zx=zps,
-       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.sampled_from([1, 3, 8, 15, 16, 17, 33, 40]), keep=st.booleans(),
+       sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
 def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    """MEAN over H, W; channel counts around the optimized kernel's 16-channel vector blocks
+    (keep_dims: optimized_integer_ops::Mean on the builtin path, else the reference kernel)."""
     rng = np.random.default_rng(seed)
     tensors = [
         {"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
@@ -275,7 +349,44 @@ def test_mean_over_height_and_width(path, h, w, c, keep, sx, zx, sy, zy, seed):
         {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
-    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path, refused_on_builtin=True, refused_on_xnnpack=True)
+    check(data, [[_i8(rng, (1, h, w, c))] for _ in range(3)], path)
+
+
+@paths
+@settings(SETTINGS, max_examples=15)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), c=st.sampled_from([1, 5, 16, 17]), keep=st.booleans(),
+       sx=scales, zx=st.integers(0, 255), sy=scales, zy=st.integers(0, 255), seed=st.integers(0, 2**31 - 1))
+def test_uint8_mean(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    """uint8 MEAN over H, W: the reference kernel, XNNPACK's qu8 reduce; the builtin path's
+    keep_dims kernel for uint8 (optimized_ops::Mean) is refused by name."""
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "uint8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "uint8", "scale": sy, "zero_point": zy}]
+    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    check(data, [[rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)] for _ in range(2)], path,
+          refused_on_builtin=keep)
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS[1:], ids=["builtin", "xnnpack"])
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("sx,zx,sy,zy", [(0.25, 0, 0.25, 0), (0.25, -7, 0.5, 3), (0.125, 127, 0.25, -128),
+                                          (0.5, 3, 0.25, -1)])
+def test_mean_ties_in_and_out_of_vector_blocks(path, keep, sx, zx, sy, zy):
+    """MEAN on 2x2 windows with power-of-two scales: sums at exact halves, negative and positive.
+    TFLite's optimized int8 MEAN (keep_dims) rounds them half up in the 16-channel vector blocks
+    and half away from zero in the scalar remainder, its bias at zx*sx/sy = k + 1/2 half away;
+    XNNPACK's rounds half to even in float32; without keep_dims the builtin path is the reference's."""
+    rng = np.random.default_rng(7)
+    h, w, c = 2, 2, 35
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    ties = np.repeat(rng.integers(-60, 60, (1, 1, 1, c)) * 2, 4, axis=1).reshape(1, 2, 2, c)
+    ties[:, 0, 0] += 1
+    ties[:, 1, 1] += 1       # sum = 4k + 2: a half after / 4
+    check(data, [[ties.astype(np.int8)], [_i8(rng, (1, h, w, c))]], path)
 
 
 @paths
@@ -505,7 +616,7 @@ def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, s
        seed=st.integers(0, 2**31 - 1))
 def test_int16_quantize(path, shape, s, spread, seed):
     """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
-    the reference path, ties included; the optimized paths refuse it by name. DEQUANTIZE of
+    the reference path, ties included; the builtin kernel as for int8; XNNPACK refuses it by name. DEQUANTIZE of
     int16 on the reference path."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
@@ -513,7 +624,7 @@ def test_int16_quantize(path, shape, s, spread, seed):
                   [0], [1], [0])
     ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
     check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
-          refused_on_builtin=True, refused_on_xnnpack=True)
+          refused_on_xnnpack=True)
     if path[0] == "reference":     # DEQUANTIZE back (float output: the reference path's product)
         dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int16", "scale": s, "zero_point": 0},
                                       {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])

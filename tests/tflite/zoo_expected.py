@@ -68,42 +68,31 @@ _TFLITE_READER = {"reduce_sum": _reader("SUM"),
                                                  ("resize_16x8", "RESIZE_BILINEAR"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
-    ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
-    ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
-    ("mul", "builtin"): _rule("builtin", "MUL at node"),
-    ("fc_float_io", "builtin"): _rule("builtin", "QUANTIZE at node"),
-    ("mean_fc", "xnnpack"): _rule("xnnpack", "MEAN at node"),
-    ("activations", "xnnpack"): _rule("xnnpack", "LEAKY_RELU at node"),
 }
 
 # the tf2onnx .onnx copies
 _QL = "QuantizeLinear at node"
 _ONNX = {
-    **{(n, "builtin"): _rule("builtin", _QL) for n in (
-        "fc_float_io", "sub", "activations", "reduce_sum", "uint8_io", "prelu", "transpose_conv", "batch_matmul",
-        *_16X8)},
-    ("conv_relu6", "builtin"): _rule("builtin", "Conv at node"),
     ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
-    ("mean_fc", "xnnpack"): _rule("xnnpack", "GlobalAveragePool at node"),
-    ("mul", "builtin"): _rule("builtin", "Mul at node"),
-    ("activations", "xnnpack"): _rule("xnnpack", "LeakyRelu at node"),
-    ("activations", "reference"): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish",
-                                                           tfl="TANH / LEAKY_RELU / HARD_SWISH")),
+    **{("activations", k): Differs(_FLOAT_OP.format(op="Tanh, LeakyRelu, HardSwish", tfl="TANH / LEAKY_RELU / HARD_SWISH"))
+       for k in KINDS},
     ("sub", "xnnpack"): Differs(_FLOAT_OP.format(op="Sub", tfl="XNNPACK subtract")),
     ("reduce_sum", "reference"): Differs("TFLite's reference SUM (BUILTIN_REF, ai-edge-litert 2.3) returns -1 for "
                                          "almost every output of this model; its builtin and XNNPACK SUM equal "
                                          "the rounded float sum, as the .onnx's float ReduceSum does"),
-    ("transpose_conv", "reference"): Differs(_FLOAT_OP.format(op="ConvTranspose", tfl="TRANSPOSE_CONV")),
-    **{("batch_matmul", k): Differs(_FLOAT_OP.format(op="MatMul", tfl="BATCH_MATMUL")) for k in ("reference", "xnnpack")},
+    **{("transpose_conv", k): Differs(_FLOAT_OP.format(op="ConvTranspose", tfl="TRANSPOSE_CONV"))
+       for k in ("reference", "builtin")},
+    **{("batch_matmul", k): Differs(_FLOAT_OP.format(op="MatMul", tfl="BATCH_MATMUL")) for k in KINDS},
     **{("resize_bilinear", k): Differs(_FLOAT_OP.format(op="Resize (linear)", tfl="RESIZE_BILINEAR"))
        for k in KINDS},
     **{(n, "xnnpack"): _rule("xnnpack", _QL) for n in _16X8 if n not in ("binary_16x8", "act2_16x8")},
-    **{(n, "reference"): Differs("16x8: tf2onnx's int64-bias Conv/Gemm (and 16-bit ConvTranspose/MatMul) run as "
-                                 "float islands (warned); TFLite's 16x8 kernels requantize in integers")
-       for n in ("pool_fc_16x8", "act_16x8", "softmax_16x8", "resize_16x8", "tconv_bmm_16x8")},
+    **{(n, k): Differs("16x8: tf2onnx's int64-bias Conv/Gemm (and 16-bit ConvTranspose/MatMul) run as "
+                       "float islands (warned); TFLite's 16x8 kernels requantize in integers")
+       for n in ("pool_fc_16x8", "act_16x8", "softmax_16x8", "resize_16x8", "tconv_bmm_16x8")
+       for k in ("reference", "builtin")},
     **{(n, k): Impossible(_SHARED_BIAS.format(lsb=lsb)) for n, lsb in (("binary_16x8", 1011), ("act2_16x8", 25298),
                                                                        ("conv_16x8", 4362))
-       for k in ("reference", "xnnpack")},
+       for k in KINDS},
 }
 
 
