@@ -124,7 +124,7 @@ def acc_add(ctx, node, rule, a, b, p):
 def acc_mul(ctx, node, rule, a, b, p):
     """(a - za) * (b - zb), then the target's requant (or rules.FixedRequant's) with real = sa*sb / sy."""
     sa, za, sb, zb, sy, zy = p
-    if isinstance(rule, FixedRequant):          # TFLite's int16 MUL (targets.tflite.rule_int16)
+    if isinstance(rule, FixedRequant) or getattr(rule, "one_type", False):   # the TFLite family's MUL
         tflite_operands(ctx, node, a, b, p)
     shape = broadcast_shape(node, a, b, 8)       # int64 accumulator
     acc = (np.broadcast_to(a, shape).astype(np.int64) - za) * (np.broadcast_to(b, shape).astype(np.int64) - zb)
@@ -135,6 +135,7 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
     """TFLite's MUL (rules.TfliteMul): (a - za) * (b - zb) by MultiplyByQuantizedMultiplier in
     the rule's mode with real = f32(f32(sa * sb) / sy), mul.cc's float32 expression."""
     sa, za, sb, zb, sy, zy = p
+    tflite_operands(ctx, node, a, b, p)
     if p not in cache:
         real = np.float32(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy))
         if rule.narrow16 and node.attrs["out_type"].bits == 8:

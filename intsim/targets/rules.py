@@ -70,9 +70,12 @@ class OrtArith:
 class AccRequant:
     """Exact int64 accumulator, requantized by the target's own `requantizer`. `fold_zp` (add,
     mul): where the multiplier is 2**-n exactly, the output zero point joins the sum before the
-    rounding (acc + zy * 2**n), as a shift datapath with the offset in its adder does."""
+    rounding (acc + zy * 2**n), as a shift datapath with the offset in its adder does.
+    `one_type` (mul of the TFLite-family targets): the kernel takes one type for both operands
+    and the output, a 16-bit one int16 with zero points 0; other operands are refused by name."""
 
     fold_zp: bool = False
+    one_type: bool = False
 
 
 @dataclass(frozen=True)

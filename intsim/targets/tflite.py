@@ -184,7 +184,8 @@ class FixedPointTarget(Target):
         TANH (IR lut, rules.TfliteTable), PRELU (two q31 multipliers, rules.TflitePrelu),
         TRANSPOSE_CONV (the scattered int32 sum requantized as CONV_2D)."""
         return MappingProxyType({
-            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(), "global_avgpool": FoldedMean(self.mode),
+            "conv": AccRequant(), "matmul": AccRequant(), "mul": AccRequant(one_type=True),
+            "global_avgpool": FoldedMean(self.mode),
             "add": TfliteAdd(self.mode), "avgpool": RawAverage(), "concat": SameQuant(),
             "quantize": QuantizeRound("rhaz"), "lut": TfliteTable(self.mode), "prelu": TflitePrelu(self.mode),
             "transpose_conv": AccRequant()})

@@ -209,7 +209,7 @@ def test_the_onnxruntime_policy_keeps_a_16bit_add_float():
     assert "add" in [n.op for n in intsim.load(m, target="ort", fusion="integer").graph.nodes]
 
 
-@pytest.mark.parametrize("target", ["tflite-builtin", "tflite-xnnpack"])
+@pytest.mark.parametrize("target", ["tflite", "tflite-builtin", "tflite-xnnpack"])
 @pytest.mark.parametrize("op", ["Add", "Mul"])
 def test_tflite_rules_refuse_what_tflite_kernels_do_not_take(target, op):
     """TFLite's ADD/MUL take one type for operands and output, a 16-bit one int16 with zero point 0
@@ -221,9 +221,24 @@ def test_tflite_rules_refuse_what_tflite_kernels_do_not_take(target, op):
                      target=target, fusion="integer")
     assert ok.run({"a": a16, "b": a16})["y"].dtype == np.int16
     cases = [(np.uint16, np.uint16, 100, "int16 with zero point 0"), (np.int16, np.int16, 3, "zero points 3"),
-             (np.uint8, np.int8, 0, "one type" if (target, op) != ("tflite-builtin", "Mul") else "")]
+             (np.uint8, np.int8, 0, "one type")]
     for ta, tb, z, why in cases:
         m = _graph(op, ta, tb, ta, (2, 5), (2, 5), (0.5, z, 0.25, 0, 1.0, z))
-        # (tflite-builtin has no 8-bit MUL rule at all: refused by name before the types are read)
+        with pytest.raises(intsim.IntsimError, match=f"target {target} has no rule for {op} at node 'op'.*{why}"):
+            intsim.load(m, target=target, fusion="integer").run({"a": np.zeros((2, 5), ta), "b": np.zeros((2, 5), tb)})
+
+
+@pytest.mark.parametrize("target", ["tflite-single", "cmsis-nn"])
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+def test_q31_targets_refuse_what_tflite_kernels_do_not_take(target, op):
+    """tflite-single and cmsis-nn compute TFLite's 8-bit ADD/MUL (one type for operands and output;
+    MUL as rules.AccRequant(one_type=True)): a mixed-signedness or uint16 add/mul is refused by
+    name, one type runs."""
+    same = intsim.load(_graph(op, np.int8, np.int8, np.int8, (2, 5), (2, 5), (0.5, 1, 0.25, -2, 1.0, 3)),
+                       target=target, fusion="integer")
+    a8 = np.arange(-5, 5, dtype=np.int8).reshape(2, 5)
+    assert same.run({"a": a8, "b": a8})["y"].dtype == np.int8
+    for ta, tb, why in [(np.uint8, np.int8, "one type"), (np.uint16, np.uint16, "int16 with zero point 0")]:
+        m = _graph(op, ta, tb, ta, (2, 5), (2, 5), (0.5, 0, 0.25, 0, 1.0, 0))
         with pytest.raises(intsim.IntsimError, match=f"target {target} has no rule for {op} at node 'op'.*{why}"):
             intsim.load(m, target=target, fusion="integer").run({"a": np.zeros((2, 5), ta), "b": np.zeros((2, 5), tb)})
