@@ -30,10 +30,11 @@ Builtin ops and their IR lowering:
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     QUANTIZE (integer input,    `onnx` Cast, Add, Clip, Cast: the zero point moves, exactly
-      same scale)
+      same scale)               (int16 -> int16 with another scale: lut kind requantize)
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation bounds, leaky_relu,
-    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
-    HARD_SWISH
+    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8; RELU, RELU6, LEAKY_RELU,
+    HARD_SWISH                  LOGISTIC, TANH also int16 (RELU_N1_TO_1 and HARD_SWISH on int16
+                                are refused: the interpreter fails to invoke them)
     PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
     SOFTMAX                     softmax over the last axis with attr beta, 8-bit
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
@@ -528,13 +529,20 @@ def _lower_zero_point_shift(r, key, x, y, origin):
     """QUANTIZE of integer codes to the same scale (what the converter writes for uint8 model
     input and output: uint8 <-> int8, zero point +-128): y = clamp(x - zx + zy), exact on every
     kernel path (quantize.cc Requantize with effective scale 1: MultiplyByQuantizedMultiplier
-    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. A requantize that
-    changes the scale is refused (its rounding is per kernel path, not modelled yet)."""
+    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. An int16 -> int16
+    requantize that changes the scale is a `lut` of kind requantize (kernels.tflite_act.
+    requantize_table; measured equal on every kernel path); any other one is refused (its
+    rounding is per kernel path: int8 measured to differ on the optimized paths, not modelled)."""
     qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    t = r.tensors[y].dtype
+    if qx is not None and qy is not None and qx.axis is None and qy.axis is None and \
+            np.float32(qx.scale) != np.float32(qy.scale) and r.tensors[x].dtype == t and t.bits == 16:
+        r.emit("lut", f"{y}::requantize", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+               {"out_type": t, "kind": "requantize"}, origin)
+        return
     if qx is None or qy is None or qx.axis is not None or qy.axis is not None or \
             np.float32(qx.scale) != np.float32(qy.scale):
         raise r.refuse(key, "QUANTIZE of integer input that changes the scale (requantize) is not supported yet")
-    t = r.tensors[y].dtype
     shape = r.tensors[x].shape
     wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
     for n in wide:
@@ -716,10 +724,10 @@ _LOWERINGS = {
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 # (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
-# targets.tflite rule_16x8 / rule_int16)
-_INT8_ONLY = frozenset({"RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
-                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
-                        "TRANSPOSE_CONV", "BATCH_MATMUL"})
+# targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable)
+_INT8_ONLY = frozenset({"PRELU", "SOFTMAX", "RESIZE_BILINEAR", "TRANSPOSE_CONV", "BATCH_MATMUL"})
+# int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
+_INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 
 
 def import_tflite(source) -> Graph:
@@ -748,9 +756,12 @@ def _import(r: _Reader) -> Graph:
         fn = _LOWERINGS.get(name)
         if fn is None:
             raise r.refuse(key, f"TFLite builtin {name} is not supported")
-        if name in _INT8_ONLY:
+        if name in _INT8_ONLY or name in _INT16_FAILS:
             wide = [t for t in ins + outs if t and isinstance(r.tensors[t].dtype, IntType)
                     and r.tensors[t].dtype.bits == 16]
+            if wide and name in _INT16_FAILS:
+                raise r.refuse(key, f"tensor '{wide[0]}' is int16: TFLite's {_INT16_FAILS[name]} takes float32, uint8 "
+                                    f"and int8 only (the interpreter fails to invoke it on int16)")
             if wide:
                 raise r.refuse(key, f"tensor '{wide[0]}' is int16: 16x8 {name} (TFLite's int64 paths) is not modelled")
         try:

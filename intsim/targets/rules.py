@@ -129,9 +129,14 @@ class TfliteTable:
     (QuantizedReluX -> ReluX: MultiplyByQuantizedMultiplier in `mode`, clamped to the
     activation range), LEAKY_RELU (reference_ops::QuantizeLeakyRelu), LOGISTIC and TANH
     (PopulateLookupTable: float32 expf / tanhf, std::round), HARD_SWISH (reference_ops::
-    HardSwish, int16 fixed point)."""
+    HardSwish, int16 fixed point). int16 (65536-entry tables): RELU / RELU6 and LEAKY_RELU as
+    for int8, LOGISTIC and TANH as reference_integer_ops::Logistic / Tanh (kernels.tflite_act16).
+    `optimized16`: the interpreter's optimized kernels run gemmlowp's int16 logistic / tanh
+    where the input scale is a power of two (activations.cc SigmoidEval / TanhEval, not
+    modelled: refused there)."""
 
     mode: str
+    optimized16: bool = False
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "concat": SameQuant(), "lut": TfliteTable("double", optimized16=True),
+                                 "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
                                  "transpose_conv": FixedRequant("double")})
@@ -259,7 +260,7 @@ class TfliteXnnpackTarget(OrtTarget):
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
-    LEAKY_RELU (measured to differ), MEAN (measured to differ from
+    int8 LEAKY_RELU (measured to differ; int16 is not delegated and equals the reference), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
@@ -270,7 +271,8 @@ class TfliteXnnpackTarget(OrtTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": XnnpackAdd(), "mul": XnnpackMul(),
-                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
+                                 "avgpool": RawAverage(), "concat": SameQuant(),
+                                 "lut": TfliteTable("double", optimized16=True),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
                                  "resize_bilinear": TfliteResize("xnnpack")})
@@ -305,7 +307,8 @@ class TfliteXnnpackTarget(OrtTarget):
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
-        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
+        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu" and \
+                getattr(node.attrs.get("out_type"), "bits", 8) == 8:    # int16: not delegated, the builtin kernel
             raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "
                                                  "reference kernel, not modelled yet")
         return super().rule(node)

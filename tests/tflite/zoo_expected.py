@@ -63,8 +63,7 @@ _FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear a
 
 # .tflite read directly: refusals of the reader (every kernel path), then of the targets
 _TFLITE_READER = {"reduce_sum": _reader("SUM"),
-                  **{n: _int16(op) for n, op in (("act_16x8", "LOGISTIC"), ("binary_16x8", "RELU"),
-                                                 ("act2_16x8", "LEAKY_RELU"), ("softmax_16x8", "SOFTMAX"),
+                  **{n: _int16(op) for n, op in (("softmax_16x8", "SOFTMAX"),
                                                  ("resize_16x8", "RESIZE_BILINEAR"),
                                                  ("tconv_bmm_16x8", "TRANSPOSE_CONV"))}}
 _TFLITE_RULES = {
