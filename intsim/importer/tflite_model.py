@@ -36,10 +36,11 @@ Builtin ops and their IR lowering:
     HARD_SWISH                  LOGISTIC, TANH also int16 (RELU_N1_TO_1 and HARD_SWISH on int16
                                 are refused: the interpreter fails to invoke them)
     PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
-    SOFTMAX                     softmax over the last axis with attr beta, 8-bit
+    SOFTMAX                     softmax over the last axis with attr beta, 8-bit or int16
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
                                 TFLite's GetNearestNeighbor picks (float32), codes moved as they are
-    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
+    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers),
+                                8-bit or int16
     BATCH_MATMUL                matmul of two activations (adj_y as transB; adj_x as an `onnx`
                                 Transpose of the last two axes first), 8-bit
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
@@ -724,8 +725,9 @@ _LOWERINGS = {
 
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 # (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
-# targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable)
-_INT8_ONLY = frozenset({"PRELU", "SOFTMAX", "RESIZE_BILINEAR", "TRANSPOSE_CONV", "BATCH_MATMUL"})
+# targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable;
+# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize)
+_INT8_ONLY = frozenset({"PRELU", "TRANSPOSE_CONV", "BATCH_MATMUL"})
 # int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
 _INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 

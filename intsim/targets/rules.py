@@ -194,7 +194,8 @@ class TfliteResize:
 class TfliteSoftmax:
     """TFLite int8 SOFTMAX (optimized_ops::PopulateSoftmaxLookupTable + optimized_ops::Softmax):
     e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
-    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax)."""
+    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax). int16 (every kernel path):
+    reference_ops::SoftmaxInt16, exp and 1/(1+x) tables with interpolation (kernels.tflite_softmax16)."""
 
 
 @dataclass(frozen=True)

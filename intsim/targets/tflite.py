@@ -258,7 +258,8 @@ class TfliteXnnpackTarget(OrtTarget):
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
-    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
+    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
+    delegated: the reference arithmetic, measured); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
     int8 LEAKY_RELU (measured to differ; int16 is not delegated and equals the reference), MEAN (measured to differ from
     onnxruntime's float formula at ties, not modelled), and everything not measured. XNNPACK
@@ -307,6 +308,8 @@ class TfliteXnnpackTarget(OrtTarget):
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
+        if node.op == "resize_bilinear" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return TfliteResize()       # int16 is not delegated: the builtin kernel, the reference arithmetic
         if node.op == "lut" and node.attrs.get("kind") == "leaky_relu" and \
                 getattr(node.attrs.get("out_type"), "bits", 8) == 8:    # int16: not delegated, the builtin kernel
             raise TargetRefusal(self.name, node, "XNNPACK's LEAKY_RELU was measured to differ from TFLite's "

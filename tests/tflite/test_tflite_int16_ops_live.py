@@ -1,0 +1,92 @@
+"""TFLite's int16 SOFTMAX, RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR and 16x8 TRANSPOSE_CONV
+under `tflite`, `tflite-builtin` and `tflite-xnnpack`, live against the interpreter
+(ai-edge-litert) on one-op models with hypothesis-drawn scales, shapes and codes (int16 zero
+points are 0, as TFLite quantizes int16 symmetrically); each model also runs on intsim's NumPy
+int64 twins (`check`). The kernels equal their twins (hypothesis, edge codes -32768 / 32767)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from kernels import tflite_softmax16 as sk16
+
+from .flatbuf import single_op, table_options
+from .test_tflite_ops_live import _i16, check, paths, scales16
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@paths
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), d=st.integers(1, 300),
+       sx=st.floats(2.0**-16, 2.0**-2, width=32), beta=st.sampled_from([1.0, 0.5, 2.0, 0.1]),
+       sy=st.sampled_from([2.0**-15, 2.0**-15 * 1.0005]), seed=st.integers(0, 2**31 - 1))
+def test_softmax_int16(path, lead, d, sx, beta, sy, seed):
+    """int16 SOFTMAX over the last axis (output zero point 0, output scale near 2**-15)."""
+    shape = [1] + lead + [d]
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": shape, "type": "int16", "scale": sx, "zero_point": 0},
+               {"name": "y", "shape": shape, "type": "int16", "scale": sy, "zero_point": 0}]
+    data = single_op("SOFTMAX", tensors, [0], [1], [0], table_options("SoftmaxOptions", Beta=beta), version=3)
+    feeds = [[_i16(rng, shape)], [np.full(shape, 32767, np.int16)],
+             [(rng.integers(-300, 300, shape) + int(rng.integers(-32000, 32000))).astype(np.int16)]]
+    check(data, feeds, path)
+
+
+def test_softmax_int16_output_scale_tflite_refuses():
+    """The interpreter fails to prepare an int16 SOFTMAX whose output scale is not near 2**-15:
+    refused by name, never computed."""
+    import intsim
+    from intsim.targets.rules import TargetRefusal
+
+    tensors = [{"name": "x", "shape": [1, 8], "type": "int16", "scale": 0.01, "zero_point": 0},
+               {"name": "y", "shape": [1, 8], "type": "int16", "scale": 1e-4, "zero_point": 0}]
+    data = single_op("SOFTMAX", tensors, [0], [1], [0], table_options("SoftmaxOptions", Beta=1.0), version=3)
+    with pytest.raises(TargetRefusal, match="has no rule for SOFTMAX.*output scale 2\\*\\*-15"):
+        intsim.load(data, target="tflite").run({"x": np.zeros((1, 8), np.int16)})
+
+
+@paths
+@SETTINGS
+@given(op=st.sampled_from(["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"]), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 4), oh=st.integers(1, 17), ow=st.integers(1, 17),
+       corners=st.sampled_from([(False, False), (True, False), (False, True)]), s=scales16,
+       seed=st.integers(0, 2**31 - 1))
+def test_resize_int16(path, op, h, w, c, oh, ow, corners, s, seed):
+    """int16 up- and down-sampling, align_corners / half_pixel_centers (the reference
+    arithmetic on every path: XNNPACK does not take int16)."""
+    rng = np.random.default_rng(seed)
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int16", "scale": s, "zero_point": 0},
+               {"name": "size", "shape": [2], "type": "int32", "data": np.array([oh, ow], np.int32)},
+               {"name": "y", "shape": [1, oh, ow, c], "type": "int16", "scale": s, "zero_point": 0}]
+    opts = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+    data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
+                                                                  HalfPixelCenters=corners[1]), version=4)
+    check(data, [[_i16(rng, (1, h, w, c))], [np.full((1, h, w, c), -32768, np.int16)]], path)
+
+
+@settings(max_examples=30, deadline=None)
+@given(r=st.integers(1, 4), d=st.integers(1, 70), sx=st.floats(2.0**-16, 2.0**-2, width=32),
+       beta=st.floats(0.0625, 4.0, width=32), seed=st.integers(0, 2**31 - 1),
+       mode=st.sampled_from(["random", "ends", "flat"]))
+def test_softmax16_equals_twin(r, d, sx, beta, seed, mode):
+    rng = np.random.default_rng(seed)
+    if mode == "ends":
+        x = rng.choice(np.array([-32768, 32767, 0], np.int16), (r, d))
+    elif mode == "flat":
+        x = np.full((r, d), int(rng.integers(-32768, 32768)), np.int16)
+    else:
+        x = rng.integers(-32768, 32768, (r, d)).astype(np.int16)
+    got, want = np.empty((r, d), np.int16), np.empty((r, d), np.int16)
+    sk16.softmax16_rows(x, sx, beta, got)
+    sk16.softmax16_rows_ref(x, sx, beta, want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gen_lut_ends():
+    """exp over [-10, 0] ends at exp(0) * 32768 clamped to 32767; 1/(1+x) starts at 32767."""
+    exp_lut, rec_lut = sk16.tables()
+    assert exp_lut.shape == rec_lut.shape == (513,)
+    assert exp_lut[512] == 32767 and rec_lut[0] == 32767 and rec_lut[512] == 16384
+    assert np.all(np.diff(exp_lut.astype(np.int64)) >= 0) and np.all(np.diff(rec_lut.astype(np.int64)) <= 0)
