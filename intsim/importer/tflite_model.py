@@ -47,7 +47,7 @@ Builtin ops and their IR lowering:
                                 computes it for the op: a forward conv from the output size)
 
 16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
+FULLY_CONNECTED, TRANSPOSE_CONV, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
 QUANTIZE (float input) lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
 pot_scale_int16 and power-of-two scales (TFLite's shift-only int16 path) are refused.
 Any other builtin (or a fused activation not listed above, or int16 activations of another
@@ -726,8 +726,8 @@ _LOWERINGS = {
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 # (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
 # targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable;
-# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize)
-_INT8_ONLY = frozenset({"PRELU", "TRANSPOSE_CONV", "BATCH_MATMUL"})
+# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize; TRANSPOSE_CONV: rule_16x8)
+_INT8_ONLY = frozenset({"PRELU", "BATCH_MATMUL"})
 # int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
 _INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 

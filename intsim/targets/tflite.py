@@ -68,16 +68,17 @@ def batch_matmul(node) -> bool:
 
 
 def rule_16x8(node):
-    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv) or FULLY_CONNECTED (IR matmul)
+    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv), TRANSPOSE_CONV or FULLY_CONNECTED (IR matmul)
     with a 16-bit output, as every TFLite kernel path computes it (measured; XNNPACK does not
     take int16): conv sums in int64 and requantizes with MultiplyByQuantizedMultiplier's int64
     overload and its reduced 16-bit multiplier (reference_integer_ops::ConvPerChannel /
-    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"); FULLY_CONNECTED
+    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"; TRANSPOSE_CONV likewise,
+    reference_integer_ops::TransposeConv's int64 scratch buffer, measured); FULLY_CONNECTED
     requantizes in float64, half away from zero (rules.DoubleRequant). None for any other node."""
     t = node.attrs.get("out_type")
-    if node.op not in ("conv", "matmul") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
+    if node.op not in ("conv", "matmul", "transpose_conv") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
         return None
-    return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
+    return DoubleRequant() if node.op == "matmul" else FixedRequant("reduced64")
 
 
 def rule_int16(node):

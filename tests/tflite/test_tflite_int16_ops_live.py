@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kernels import tflite_softmax16 as sk16
 
 from .flatbuf import single_op, table_options
-from .test_tflite_ops_live import _i16, check, paths, scales16
+from .test_tflite_ops_live import SAME, VALID, _i8, _i16, check, paths, scales16
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,6 +64,37 @@ def test_resize_int16(path, op, h, w, c, oh, ow, corners, s, seed):
     data = single_op(op, tensors, [0], [2], [0, 1], table_options(opts, AlignCorners=corners[0],
                                                                   HalfPixelCenters=corners[1]), version=4)
     check(data, [[_i16(rng, (1, h, w, c))], [np.full((1, h, w, c), -32768, np.int16)]], path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), ci=st.integers(1, 5), co=st.integers(1, 5), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), stride=st.integers(1, 3), padding=st.sampled_from([SAME, VALID]), sx=scales16,
+       sy=scales16, act=st.sampled_from([0, 1, 3]), per_tensor=st.booleans(), bias=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_transpose_conv_16x8(path, h, w, ci, co, kh, kw, stride, padding, sx, sy, act, per_tensor, bias, seed):
+    """16x8 TRANSPOSE_CONV: int16 input (zero point 0), int8 per-channel (or per-tensor)
+    weights, optional int64 bias, an int64 accumulator requantized by MultiplyByQuantizedMultiplier's
+    int64 overload (reduced 16-bit multiplier); fused RELU / RELU6."""
+    rng = np.random.default_rng(seed)
+    oh, ow = (h * stride, w * stride) if padding == SAME else ((h - 1) * stride + kh, (w - 1) * stride + kw)
+    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else co).astype(np.float32)
+    tensors = [
+        {"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, ow, co], np.int32)},
+        {"name": "w", "shape": [co, kh, kw, ci], "type": "int8", "data": _i8(rng, (co, kh, kw, ci), -127), "scale": sw,
+         "zero_point": [0] * sw.size, "quantized_dimension": 0},
+        {"name": "x", "shape": [1, h, w, ci], "type": "int16", "scale": sx, "zero_point": 0},
+        {"name": "y", "shape": [1, oh, ow, co], "type": "int16", "scale": sy, "zero_point": 0},
+    ]
+    op_inputs = [0, 1, 2]
+    if bias:
+        tensors.append({"name": "bias", "shape": [co], "type": "int64", "data": rng.integers(-2**24, 2**24, co),
+                        "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size})
+        op_inputs.append(4)
+    opts = table_options("TransposeConvOptions", Padding=padding, StrideH=stride, StrideW=stride,
+                         FusedActivationFunction=act)
+    data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
+    check(data, [[_i16(rng, (1, h, w, ci))], [np.full((1, h, w, ci), -32768, np.int16)]], path)
 
 
 @settings(max_examples=30, deadline=None)

@@ -63,7 +63,7 @@ _FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear a
 
 # .tflite read directly: refusals of the reader (every kernel path), then of the targets
 _TFLITE_READER = {"reduce_sum": _reader("SUM"),
-                  **{n: _int16(op) for n, op in (("tconv_bmm_16x8", "TRANSPOSE_CONV"),)}}
+                  **{n: _int16(op) for n, op in (("tconv_bmm_16x8", "BATCH_MATMUL"),)}}
 _TFLITE_RULES = {
     ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
     ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
