@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kernels import tflite_softmax16 as sk16
 
 from .flatbuf import single_op, table_options
-from .test_tflite_ops_live import SAME, VALID, _i8, _i16, check, paths, scales16
+from .test_tflite_ops_live import SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -77,23 +77,8 @@ def test_transpose_conv_16x8(path, h, w, ci, co, kh, kw, stride, padding, sx, sy
     weights, optional int64 bias, an int64 accumulator requantized by MultiplyByQuantizedMultiplier's
     int64 overload (reduced 16-bit multiplier); fused RELU / RELU6."""
     rng = np.random.default_rng(seed)
-    oh, ow = (h * stride, w * stride) if padding == SAME else ((h - 1) * stride + kh, (w - 1) * stride + kw)
-    sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else co).astype(np.float32)
-    tensors = [
-        {"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, ow, co], np.int32)},
-        {"name": "w", "shape": [co, kh, kw, ci], "type": "int8", "data": _i8(rng, (co, kh, kw, ci), -127), "scale": sw,
-         "zero_point": [0] * sw.size, "quantized_dimension": 0},
-        {"name": "x", "shape": [1, h, w, ci], "type": "int16", "scale": sx, "zero_point": 0},
-        {"name": "y", "shape": [1, oh, ow, co], "type": "int16", "scale": sy, "zero_point": 0},
-    ]
-    op_inputs = [0, 1, 2]
-    if bias:
-        tensors.append({"name": "bias", "shape": [co], "type": "int64", "data": rng.integers(-2**24, 2**24, co),
-                        "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size})
-        op_inputs.append(4)
-    opts = table_options("TransposeConvOptions", Padding=padding, StrideH=stride, StrideW=stride,
-                         FusedActivationFunction=act)
-    data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
+    data = transpose_conv_model(rng, h, w, ci, co, kh, kw, stride, padding, (sx, 0), (sy, 0), act, per_tensor, bias,
+                                wide=True)
     check(data, [[_i16(rng, (1, h, w, ci))], [np.full((1, h, w, ci), -32768, np.int16)]], path)
 
 
