@@ -25,6 +25,8 @@ Builtin ops and their IR lowering:
     AVERAGE_POOL_2D             avgpool (channels-last, in-image taps counted)
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last), Reshape when keep_dims = 0
+    SUM (int8, constant axes    reduce_sum (dimensions kept), Reshape when keep_dims = 0
+      other than the batch's)
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
@@ -64,7 +66,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
-from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
+from ..ir import FLOAT32, INT8, FloatType, Graph, IntType, Node, QParams, Tensor
 from ..limits import current
 from ..targets.activation import ACTIVATION_BOUNDS, tflite_range
 from .tflite_movement import LOWERINGS as MOVEMENT_LOWERINGS
@@ -465,6 +467,30 @@ def _lower_mean(r, key, op, ins, outs):
         r.reshape(y4, y, list(r.tensors[y].shape), origin)
 
 
+def _lower_sum(r, key, op, ins, outs):
+    """SUM of int8 codes over constant axes (not the batch axis 0): reduce_sum with the
+    dimensions kept, then a Reshape when keep_dims = 0. int16 SUM (the interpreter sums the raw
+    codes, its quantization ignored: EvalGeneric) and uint8 are refused."""
+    o = r.options(op, r.tfl.ReducerOptions)
+    x, axes, y = ins[0], ins[1], outs[0]
+    xs, t = r.tensors[x].shape, r.tensors[y].dtype
+    if t != INT8 or r.tensors[x].dtype != INT8:
+        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8 only)")
+    if axes not in r.constants:
+        raise r.refuse(key, f"axes '{axes}' are not constant")
+    ax = sorted({int(a) % max(len(xs), 1) for a in r.constants[axes].reshape(-1)})
+    if not ax or 0 in ax:
+        raise r.refuse(key, f"SUM over axes {ax} (the batch axis, or none) is not modelled")
+    origin = f"{key[0]} (operator {key[1]})"
+    keep = bool(o.KeepDims()) if o is not None else False
+    kept = [1 if i in ax else d for i, d in enumerate(xs)]
+    yk = y if keep else r.derived(f"{y}::keepdims", y, kept)
+    r.emit("reduce_sum", f"{y}::sum", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [yk],
+           {"out_type": t, "axes": tuple(ax)}, origin)
+    if not keep:
+        r.reshape(yk, y, list(r.tensors[y].shape), origin)
+
+
 def _lower_concat(r, key, op, ins, outs):
     o = r.options(op, r.tfl.ConcatenationOptions)
     y = outs[0]
@@ -706,6 +732,7 @@ _LOWERINGS = {
     "AVERAGE_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "avg"),
     "MAX_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "max"),
     "MEAN": _lower_mean,
+    "SUM": _lower_sum,
     "CONCATENATION": _lower_concat,
     "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
     "QUANTIZE": _lower_quantize,

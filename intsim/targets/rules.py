@@ -31,6 +31,7 @@ borrows another target's arithmetic.
     TflitePrelu    TFLite's PRELU: two q31 multipliers, identity and alpha (kernels.tflite_prelu)
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
+    TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
     BiasShift      a conv/matmul bias with its own power-of-two scale (Quark XINT8) moved onto the
@@ -196,6 +197,13 @@ class TfliteSoftmax:
     e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
     e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax). int16 (every kernel path):
     reference_ops::SoftmaxInt16, exp and 1/(1+x) tables with interpolation (kernels.tflite_softmax16)."""
+
+
+@dataclass(frozen=True)
+class TfliteSum:
+    """TFLite's optimized SUM of 8-bit codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
+    the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
+    + zy) in float32 (kernels.tflite_sum)."""
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, QuantizeRound, RawAverage, SameQuant,
-                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteTable, XnnpackAdd,
-                    XnnpackMul)
+                    TargetRefusal, TfliteAdd, TflitePrelu, TfliteResize, TfliteSoftmax, TfliteSum, TfliteTable,
+                    XnnpackAdd, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -182,6 +182,12 @@ class FixedPointTarget(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
+_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<int8_t, kReference>) hands int8 "
+                  "data to reference_ops::QuantizedMeanOrSum as uint8 (codes read as c & 0xFF, results clamped to "
+                  "0..255 and stored as bytes: measured, -1 for most outputs), an interpreter defect, not "
+                  "TFLite's (or TFLM's) arithmetic")
+
+
 class TfliteTarget(FixedPointTarget):
     """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
@@ -189,7 +195,8 @@ class TfliteTarget(FixedPointTarget):
     (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
     `batch_matmul`); and, measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
-    10-bit fixed point (rules.TfliteResize)."""
+    10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
+    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect)."""
     name = "tflite"
     mode = "double"
 
@@ -199,6 +206,8 @@ class TfliteTarget(FixedPointTarget):
                                  "resize_bilinear": TfliteResize()})
 
     def rule(self, node):
+        if node.op == "reduce_sum":
+            raise TargetRefusal(self.name, node, _REFERENCE_SUM)
         return FixedRequant("double") if batch_matmul(node) else super().rule(node)
 
 
@@ -209,7 +218,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
+    compute as the reference kernels; SUM requantizes in float32 (rules.TfliteSum, measured);
+    TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting). Refused by name
     (measured to differ, not modelled yet): DEPTHWISE_CONV_2D (its rounding depends on the
@@ -228,7 +238,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
                                  "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
-                                 "transpose_conv": FixedRequant("double")})
+                                 "transpose_conv": FixedRequant("double"), "reduce_sum": TfliteSum()})
 
     def rule(self, node):
         if batch_matmul(node):
@@ -259,6 +269,7 @@ class TfliteXnnpackTarget(OrtTarget):
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
+    SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies
     by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"). Refused by name:
@@ -277,7 +288,7 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "lut": TfliteTable("double", optimized16=True),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
-                                 "resize_bilinear": TfliteResize("xnnpack")})
+                                 "resize_bilinear": TfliteResize("xnnpack"), "reduce_sum": TfliteSum()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)

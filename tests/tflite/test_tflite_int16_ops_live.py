@@ -1,5 +1,5 @@
-"""TFLite's int16 SOFTMAX, RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR and 16x8 TRANSPOSE_CONV
-under `tflite`, `tflite-builtin` and `tflite-xnnpack`, live against the interpreter
+"""TFLite's int16 SOFTMAX, RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR, 16x8 TRANSPOSE_CONV and
+int8 SUM under `tflite`, `tflite-builtin` and `tflite-xnnpack`, live against the interpreter
 (ai-edge-litert) on one-op models with hypothesis-drawn scales, shapes and codes (int16 zero
 points are 0, as TFLite quantizes int16 symmetrically); each model also runs on intsim's NumPy
 int64 twins (`check`). The kernels equal their twins (hypothesis, edge codes -32768 / 32767)."""
@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import intsim
+from intsim.targets.rules import TargetRefusal
 from kernels import tflite_softmax16 as sk16
+from kernels import tflite_sum as sk
 
-from .flatbuf import single_op, table_options
+from .flatbuf import reducer_options, single_op, table_options
 from .test_tflite_ops_live import SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,9 +40,6 @@ def test_softmax_int16(path, lead, d, sx, beta, sy, seed):
 def test_softmax_int16_output_scale_tflite_refuses():
     """The interpreter fails to prepare an int16 SOFTMAX whose output scale is not near 2**-15:
     refused by name, never computed."""
-    import intsim
-    from intsim.targets.rules import TargetRefusal
-
     tensors = [{"name": "x", "shape": [1, 8], "type": "int16", "scale": 0.01, "zero_point": 0},
                {"name": "y", "shape": [1, 8], "type": "int16", "scale": 1e-4, "zero_point": 0}]
     data = single_op("SOFTMAX", tensors, [0], [1], [0], table_options("SoftmaxOptions", Beta=1.0), version=3)
@@ -106,3 +106,43 @@ def test_gen_lut_ends():
     assert exp_lut.shape == rec_lut.shape == (513,)
     assert exp_lut[512] == 32767 and rec_lut[0] == 32767 and rec_lut[512] == 16384
     assert np.all(np.diff(exp_lut.astype(np.int64)) >= 0) and np.all(np.diff(rec_lut.astype(np.int64)) <= 0)
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4), axes_pick=st.integers(1, 7), keep=st.booleans(),
+       sx=st.floats(2.0**-10, 0.5, width=32), zx=st.sampled_from([-128, 127, 0]) | st.integers(-128, 127),
+       sy=st.floats(2.0**-10, 4.0, width=32), zy=st.sampled_from([-128, 127, 0]) | st.integers(-128, 127),
+       seed=st.integers(0, 2**31 - 1))
+def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, seed):
+    """int8 SUM over constant axes (not the batch axis), keep_dims either way: the optimized
+    paths' float32 requantization exact (saturating); the reference path refused by name (its
+    dispatch reads int8 codes as uint8)."""
+    shape = [1] + shape
+    axes = [a for a in range(1, len(shape)) if axes_pick >> (a - 1) & 1] or [len(shape) - 1]
+    out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
+        [d for i, d in enumerate(shape) if i not in axes]
+    tensors = [{"name": "x", "shape": shape, "type": "int8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [len(axes)], "type": "int32", "data": np.array(axes, np.int32)},
+               {"name": "y", "shape": out, "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(keep))
+    rng = np.random.default_rng(seed)
+    feeds = [[rng.integers(-128, 128, shape).astype(np.int8)], [np.full(shape, 127, np.int8)],
+             [np.full(shape, -128, np.int8)]]
+    if path[0] == "reference":
+        with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* reads int8|hands int8 data"):
+            intsim.load(data, target="tflite").run({"x": feeds[0][0]})
+        return
+    check(data, feeds, path)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 5000), sx=st.floats(2.0**-12, 1.0, width=32), zx=st.integers(-128, 127),
+       sy=st.floats(2.0**-12, 8.0, width=32), zy=st.integers(-128, 127), seed=st.integers(0, 2**31 - 1))
+def test_sum_requant_equals_twin(n, sx, zx, sy, zy, seed):
+    rng = np.random.default_rng(seed)
+    sums = np.concatenate([rng.integers(-128 * n, 127 * n + 1, 40), [-128 * n, 127 * n, 0]]).astype(np.int64)
+    got, want = np.empty(sums.size, np.int8), np.empty(sums.size, np.int8)
+    sk.sum_requant(sums, sx, zx, sy, zy, n, got)
+    sk.sum_requant_ref(sums, sx, zx, sy, zy, n, want)
+    np.testing.assert_array_equal(got, want)
