@@ -37,7 +37,7 @@ Builtin ops and their IR lowering:
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8; RELU, RELU6, LEAKY_RELU,
     HARD_SWISH                  LOGISTIC, TANH also int16 (RELU_N1_TO_1 and HARD_SWISH on int16
                                 are refused: the interpreter fails to invoke them)
-    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
+    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit, or int16 with int8 alpha
     SOFTMAX                     softmax over the last axis with attr beta, 8-bit or int16
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
                                 TFLite's GetNearestNeighbor picks (float32), codes moved as they are
@@ -663,7 +663,12 @@ def _lower_batch_matmul(r, key, op, ins, outs):
 
 
 def _lower_prelu(r, key, op, ins, outs):
+    """PRELU; int16 input takes int8 alpha (16x8): an int16 alpha is refused, the interpreter
+    reads its buffer as int8 bytes (activations.cc PreluEval for int16; measured on every path)."""
     x, alpha, y = ins[0], ins[1], outs[0]
+    if r.tensors[x].dtype.bits == 16 and r.tensors[alpha].dtype.bits != 8:
+        raise r.refuse(key, f"alpha '{alpha}' is {r.tensors[alpha].dtype}: TFLite's int16 PRELU reads alpha as int8 "
+                            f"bytes (an interpreter defect, measured), so only int8 alpha is modelled")
     r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
                                     *r.scale_zp(y, "output", key)], [y],
            {"out_type": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
@@ -753,8 +758,9 @@ _LOWERINGS = {
 # builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
 # (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
 # targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable;
-# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize; TRANSPOSE_CONV: rule_16x8)
-_INT8_ONLY = frozenset({"PRELU", "BATCH_MATMUL"})
+# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize; TRANSPOSE_CONV: rule_16x8;
+# PRELU: rules.TflitePrelu)
+_INT8_ONLY = frozenset({"BATCH_MATMUL"})
 # int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
 _INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 
