@@ -44,17 +44,18 @@ Builtin ops and their IR lowering:
     RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers),
                                 8-bit or int16
     BATCH_MATMUL                matmul of two activations (adj_y as transB; adj_x as an `onnx`
-                                Transpose of the last two axes first), 8-bit
+                                Transpose of the last two axes first), 8-bit or int16
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
                                 computes it for the op: a forward conv from the output size)
 
 16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED, TRANSPOSE_CONV, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
-QUANTIZE (float input) lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
-pot_scale_int16 and power-of-two scales (TFLite's shift-only int16 path) are refused.
-Any other builtin (or a fused activation not listed above, or int16 activations of another
-computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
-operator index and its output tensor.
+QUANTIZE (float input), BATCH_MATMUL, PRELU, SOFTMAX, RESIZE_*, the activations lower as their
+int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with pot_scale_int16 and
+power-of-two scales (TFLite's shift-only int16 path), int16 RELU_N1_TO_1 and HARD_SWISH (the
+interpreter cannot run them) are refused.
+Any other builtin (or a fused activation not listed above) is refused: UnsupportedOpError
+naming the op, the operator index and its output tensor.
 """
 from __future__ import annotations
 
@@ -755,12 +756,6 @@ _LOWERINGS = {
 }
 
 
-# builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
-# (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
-# targets.tflite rule_16x8 / rule_int16; RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH: rules.TfliteTable;
-# SOFTMAX: rules.TfliteSoftmax; RESIZE_BILINEAR: rules.TfliteResize; TRANSPOSE_CONV: rule_16x8;
-# PRELU: rules.TflitePrelu)
-_INT8_ONLY = frozenset({"BATCH_MATMUL"})
 # int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
 _INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 
@@ -791,14 +786,12 @@ def _import(r: _Reader) -> Graph:
         fn = _LOWERINGS.get(name)
         if fn is None:
             raise r.refuse(key, f"TFLite builtin {name} is not supported")
-        if name in _INT8_ONLY or name in _INT16_FAILS:
+        if name in _INT16_FAILS:
             wide = [t for t in ins + outs if t and isinstance(r.tensors[t].dtype, IntType)
                     and r.tensors[t].dtype.bits == 16]
-            if wide and name in _INT16_FAILS:
+            if wide:
                 raise r.refuse(key, f"tensor '{wide[0]}' is int16: TFLite's {_INT16_FAILS[name]} takes float32, uint8 "
                                     f"and int8 only (the interpreter fails to invoke it on int16)")
-            if wide:
-                raise r.refuse(key, f"tensor '{wide[0]}' is int16: 16x8 {name} (TFLite's int64 paths) is not modelled")
         try:
             fn(r, key, op, ins, outs)
         except QuantParamError as e:

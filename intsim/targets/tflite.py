@@ -67,6 +67,14 @@ def batch_matmul(node) -> bool:
     return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
 
 
+def bmm_rule(node):
+    """A BATCH_MATMUL's requantization on every kernel path that runs TFLite's own kernel:
+    MultiplyByQuantizedMultiplier double rounding of the int32 sum (8-bit), or its int64
+    overload with the reduced 16-bit multiplier for int16 x int16 (reference_ops::BatchMatMul
+    with an int64 accumulator, measured on every path)."""
+    return FixedRequant("reduced64" if getattr(node.attrs.get("out_type"), "bits", 8) == 16 else "double")
+
+
 def rule_16x8(node):
     """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv), TRANSPOSE_CONV or FULLY_CONNECTED (IR matmul)
     with a 16-bit output, as every TFLite kernel path computes it (measured; XNNPACK does not
@@ -208,7 +216,7 @@ class TfliteTarget(FixedPointTarget):
     def rule(self, node):
         if node.op == "reduce_sum":
             raise TargetRefusal(self.name, node, _REFERENCE_SUM)
-        return FixedRequant("double") if batch_matmul(node) else super().rule(node)
+        return bmm_rule(node) if batch_matmul(node) else super().rule(node)
 
 
 class TfliteBuiltinTarget(FixedPointTarget):
@@ -242,7 +250,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
 
     def rule(self, node):
         if batch_matmul(node):
-            return FixedRequant("double")
+            return bmm_rule(node)
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
@@ -311,6 +319,8 @@ class TfliteXnnpackTarget(OrtTarget):
         return super().fused_activation_range(node, bounds, qp, t)
 
     def rule(self, node):
+        if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special

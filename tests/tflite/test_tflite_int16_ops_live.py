@@ -178,3 +178,26 @@ def test_prelu_int16_alpha_is_refused():
     t = _prelu16_tensors([1, 2, 2, 3], [3], "int16", np.array([-300, 5, 30000]), 0.001, 0.01, 0, 0.001)
     with pytest.raises(UnsupportedOpError, match="PRELU .*alpha 'alpha' is int16.*reads alpha as int8 bytes"):
         intsim.load(single_op("PRELU", t, [0], [2], [0, 1]), target="tflite")
+
+
+@paths
+@SETTINGS
+@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2), m=st.integers(1, 6), k=st.integers(1, 40),
+       n=st.integers(1, 6), adj_x=st.booleans(), adj_y=st.booleans(), const_rhs=st.booleans(), sa=scales16,
+       sb=scales16, sy=scales16, seed=st.integers(0, 2**31 - 1))
+def test_batch_matmul_int16(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, sb, sy, seed):
+    """int16 x int16 BATCH_MATMUL (zero points 0): an int64 sum requantized by
+    MultiplyByQuantizedMultiplier's int64 overload, on every path (XNNPACK does not take int16)."""
+    rng = np.random.default_rng(seed)
+    a_shape = batch + ([k, m] if adj_x else [m, k])
+    b_shape = batch + ([n, k] if adj_y else [k, n])
+    b = {"name": "b", "shape": b_shape, "type": "int16", "scale": sb, "zero_point": 0}
+    if const_rhs:
+        b["data"] = _i16(rng, b_shape)
+    tensors = [{"name": "a", "shape": a_shape, "type": "int16", "scale": sa, "zero_point": 0}, b,
+               {"name": "y", "shape": batch + [m, n], "type": "int16", "scale": sy, "zero_point": 0}]
+    inputs = [0] if const_rhs else [0, 1]
+    data = single_op("BATCH_MATMUL", tensors, inputs, [2], [0, 1],
+                     table_options("BatchMatMulOptions", AdjX=adj_x, AdjY=adj_y), version=4)
+    feeds = [[_i16(rng, a_shape)] + ([] if const_rhs else [_i16(rng, b_shape)]) for _ in range(2)]
+    check(data, feeds, path)

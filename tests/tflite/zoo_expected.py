@@ -47,10 +47,6 @@ def _rule(kind, op):
     return Refused(TargetRefusal, f"target {TARGET[kind]} has no rule for {op} ")
 
 
-def _int16(op):
-    return Refused(UnsupportedOpError, f"is int16: 16x8 {op} (TFLite's int64 paths) is not modelled")
-
-
 _16X8 = ("conv_16x8", "pool_fc_16x8", "act_16x8", "binary_16x8", "act2_16x8", "softmax_16x8", "resize_16x8",
          "tconv_bmm_16x8")
 _FIRST_16X8 = {"binary_16x8": "RELU", "softmax_16x8": "FULLY_CONNECTED"}     # else CONV_2D
@@ -62,7 +58,7 @@ _FLOAT_OP = ("the tf2onnx form computes {op} in float between DequantizeLinear a
              "(intsim runs it as onnx says, a float island); TFLite's {tfl} kernel is integer")
 
 # .tflite read directly: refusals of the reader (every kernel path), then of the targets
-_TFLITE_READER = {**{n: _int16(op) for n, op in (("tconv_bmm_16x8", "BATCH_MATMUL"),)}}
+_TFLITE_READER: dict = {}     # none today: every op of the zoo is read
 _TFLITE_RULES = {
     ("conv_relu6", "builtin"): _rule("builtin", "DEPTHWISE_CONV_2D at node"),
     ("mean_fc", "builtin"): _rule("builtin", "MEAN at node"),
