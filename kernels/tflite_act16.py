@@ -23,9 +23,9 @@ SIGMOID_TABLE is TFLite's constant sigmoid_table_uint16 (common.h): 256 entries 
 65536 * sigmoid(i / 24), tuned to within one count of the rounded value (data, not a formula).
 
 The interpreter's optimized kernels (builtin path; XNNPACK does not take int16) run the same
-reference function unless the input scale passes the power-of-two test above; then they run
-optimized_ops::Logistic / Tanh on int16 (gemmlowp fixed point), not modelled here:
-`pot_shift` tells that case apart so that a target refuses it.
+reference function unless the input scale passes the power-of-two test above (`pot_shift`);
+then they run optimized_ops::Logistic / Tanh on int16, gemmlowp's fixed-point logistic / tanh
+of the codes as FixedPoint<int16, 3> (kernels.gemmlowp16): `optimized_table16`.
 
 Each table builder has a Python-int twin (`*_ref`) computing one entry at a time.
 """
@@ -35,6 +35,8 @@ import ctypes
 import ctypes.util
 
 import numpy as np
+
+from . import gemmlowp16
 
 F32 = np.float32
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
@@ -150,3 +152,20 @@ def table16_ref(kind: str, sx) -> np.ndarray:
             y = (r - (1 << 23) + 128 if v >= 0 else (1 << 23) - r + 127) >> 8
         out.append(_wrap16(y))
     return np.array(out, np.int16)
+
+
+def optimized_table16(kind: str, sx) -> np.ndarray:
+    """(65536,) int16: the optimized kernels' output per code, gemmlowp's logistic / tanh where
+    the input scale is a power of two (pot_shift), else table16."""
+    shift = pot_shift(kind, sx)
+    if shift is None:
+        return table16(kind, sx)
+    return gemmlowp16.logistic16(_codes16()) if kind == "logistic" else gemmlowp16.tanh16(_codes16(), shift)
+
+
+def optimized_table16_ref(kind: str, sx) -> np.ndarray:
+    shift = pot_shift(kind, sx)
+    if shift is None:
+        return table16_ref(kind, sx)
+    codes = _codes16()
+    return gemmlowp16.logistic16_ref(codes) if kind == "logistic" else gemmlowp16.tanh16_ref(codes, shift)

@@ -306,13 +306,9 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
 
 def _table16(ctx, node, rule, fn, sx, zx, sy, zy) -> np.ndarray:
     """int16 LOGISTIC / TANH (kernels.tflite_act16): TFLite's prepare failures are QuantParamErrors;
-    a power-of-two input scale under rule.optimized16 is refused (gemmlowp's kernel runs there)."""
+    under rule.optimized16 a power-of-two input scale takes gemmlowp's fixed-point kernel."""
     try:
         tk16.check_output(fn, sy, zx, zy)
-        if rule.optimized16 and tk16.pot_shift(fn, sx) is not None:
-            raise TargetRefusal(ctx.target.name, node, f"int16 {fn.upper()} with a power-of-two input scale "
-                                f"({float(sx)!r}) runs optimized_ops' gemmlowp fixed-point kernel on this path, "
-                                f"not modelled")
-        return tk16.table16(fn, sx)
+        return (tk16.optimized_table16 if rule.optimized16 else tk16.table16)(fn, sx)
     except ValueError as e:
         raise QuantParamError(f"node '{node.name}': {e}") from None

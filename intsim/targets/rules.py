@@ -133,8 +133,8 @@ class TfliteTable:
     HardSwish, int16 fixed point). int16 (65536-entry tables): RELU / RELU6 and LEAKY_RELU as
     for int8, LOGISTIC and TANH as reference_integer_ops::Logistic / Tanh (kernels.tflite_act16).
     `optimized16`: the interpreter's optimized kernels run gemmlowp's int16 logistic / tanh
-    where the input scale is a power of two (activations.cc SigmoidEval / TanhEval, not
-    modelled: refused there)."""
+    where the input scale is a power of two (activations.cc SigmoidEval / TanhEval;
+    kernels.gemmlowp16)."""
 
     mode: str
     optimized16: bool = False

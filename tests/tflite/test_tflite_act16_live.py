@@ -2,7 +2,7 @@
 TFLite's int16 quantization is symmetric) under `tflite`, `tflite-builtin` and `tflite-xnnpack`,
 live against the interpreter (ai-edge-litert) on one-op models with hypothesis-drawn scales and
 shapes; every one of the 65536 input codes is fed. A power-of-two LOGISTIC / TANH input scale
-is refused on the optimized paths (gemmlowp's kernel runs there) and exact on the reference one;
+takes gemmlowp's fixed-point kernel on the optimized paths;
 int16 RELU_N1_TO_1 and HARD_SWISH (which the interpreter fails to invoke) are refused by the
 reader. The table builders equal their one-entry-at-a-time twins."""
 from __future__ import annotations
@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import intsim
 from intsim.errors import UnsupportedOpError
-from intsim.targets.rules import TargetRefusal
 from kernels import tflite_act as tk
 from kernels import tflite_act16 as tk16
 
@@ -78,13 +77,9 @@ def test_logistic_and_tanh_int16(path, op, shape, sx, seed):
 @pytest.mark.parametrize("op, sx", [("LOGISTIC", 2.0**-12), ("TANH", 2.0**-12), ("TANH", 2.0**-11),
                                     ("LOGISTIC", 2.0**-12 * 1.0004)])
 def test_power_of_two_scale(path, op, sx):
-    """CheckedLog2's power-of-two test (within 1e-3 of an integer log2) picks the kernel."""
-    data = _model(op, [4, 16384], sx, 2.0**-15)
-    if path[0] == "reference":
-        _check(data, [4, 16384], path, 0)
-        return
-    with pytest.raises(TargetRefusal, match=f"has no rule for {op}.*power-of-two input scale"):
-        intsim.load(data, target=path[1]).run({"x": np.zeros((4, 16384), np.int16)})
+    """CheckedLog2's power-of-two test (within 1e-3 of an integer log2) picks the kernel: the
+    reference function on the reference path, gemmlowp's fixed point on the optimized ones."""
+    _check(_model(op, [4, 16384], sx, 2.0**-15), [4, 16384], path, 0)
 
 
 @pytest.mark.parametrize("op", ["RELU_N1_TO_1", "HARD_SWISH"])
@@ -105,6 +100,12 @@ def test_prepare_failures_are_quant_param_errors():
 @given(kind=st.sampled_from(["logistic", "tanh"]), sx=st.floats(2.0**-22, 5.0, width=32))
 def test_table16_equals_twin(kind, sx):
     np.testing.assert_array_equal(tk16.table16(kind, sx), tk16.table16_ref(kind, sx))
+
+
+@pytest.mark.parametrize("kind, sx", [("logistic", 2.0**-12), ("tanh", 2.0**-12), ("tanh", 2.0**-11)])
+def test_gemmlowp_tables_equal_twins(kind, sx):
+    """gemmlowp's int16 logistic / tanh over all 65536 codes (edge codes -32768, 32767 included)."""
+    np.testing.assert_array_equal(tk16.optimized_table16(kind, sx), tk16.optimized_table16_ref(kind, sx))
 
 
 @settings(max_examples=4, deadline=None)
