@@ -137,6 +137,10 @@ _ROWS = (
     # pads (top, left), out_hw
     OpRow("transpose_conv", "intsim.steps.transpose_conv", "kernels.tflite_transpose_conv.transpose_conv_acc_ref",
           "data_first", scale_inputs=_QLINEAR, same_rank=True),
+    # TFLite SUM of 8-bit codes over constant axes (never the batch axis), dimensions kept:
+    # (x, x_scale, x_zp, y_scale, y_zp), attr axes
+    OpRow("reduce_sum", "intsim.steps.reduce", "kernels.tflite_sum.sum_requant_ref", "data_first",
+          scale_inputs=_UNARY, same_rank=True),
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
           same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",

@@ -99,18 +99,22 @@ def _apply_table_impl(x, table, out):
         out[i] = table[x[i]]
 
 
+_UNSIGNED = {1: np.uint8, 2: np.uint16}
+
+
 def apply_table(x, table, out) -> None:
-    """out[i] = table[low byte of x[i]]; x uint8/int8, table (256,) of out's dtype, out the
-    shape of x, C-contiguous."""
-    if not isinstance(x, np.ndarray) or x.dtype not in (np.uint8, np.int8):
-        raise ValueError("apply_table: x must be a uint8/int8 array")
-    if not isinstance(table, np.ndarray) or table.shape != (256,) or table.dtype != out.dtype:
-        raise ValueError(f"apply_table: table must be (256,) of the out dtype {out.dtype}")
+    """out[i] = table[unsigned view of x[i]]; x uint8/int8 with a (256,) table, or uint16/int16
+    with a (65536,) one, of out's dtype; out the shape of x, C-contiguous."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.uint8, np.int8, np.uint16, np.int16):
+        raise ValueError("apply_table: x must be a uint8/int8/uint16/int16 array")
+    n = 1 << (8 * x.dtype.itemsize)
+    if not isinstance(table, np.ndarray) or table.shape != (n,) or table.dtype != out.dtype:
+        raise ValueError(f"apply_table: table must be ({n},) of the out dtype {out.dtype}")
     if out.shape != x.shape or not out.flags.c_contiguous:
         raise ValueError(f"apply_table: out {out.shape} must be C-contiguous of x's shape {x.shape}")
-    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(np.uint8), table, out.reshape(-1))
+    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), table, out.reshape(-1))
 
 
 def apply_table_ref(x, table, out) -> None:
     """NumPy twin of apply_table."""
-    out[...] = table[x.view(np.uint8).astype(np.int64)]
+    out[...] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]

@@ -1,6 +1,8 @@
 """TFLite's int8 elementwise activations as 256-entry tables (indexed by the code's low byte,
 as kernels.lut.apply_table reads them), each entry computed by the interpreter's own integer
-or float32 arithmetic on that input code:
+or float32 arithmetic on that input code; relu_table and leaky_table also build the int16 ops'
+65536-entry tables (dtype int16: the same prepare and MultiplyByQuantizedMultiplier, the codes
+clamped to int16; measured equal on every kernel path; int16 LOGISTIC / TANH: kernels.tflite_act16):
 
     relu_table     RELU / RELU6 / RELU_N1_TO_1 (tensorflow/lite/kernels/activations.cc
                    ReluPrepare + QuantizedReluX -> optimized_ops::ReluX, the same for every
@@ -14,6 +16,9 @@ or float32 arithmetic on that input code:
                    kGenericOptimized: PopulateLookupTable, LUTPopulate in newer sources):
                    d = f32(sx * f32(code - zx)); f = 1/(1+expf(-d)) | tanhf(d) in float32;
                    y = clamp(int(f32(roundf(f32(f * f32(1 / sy)))) + zy))
+
+    requantize_table  an integer QUANTIZE that changes the scale (int16 -> int16): as relu_table
+                   with QuantizeMultiplier(double(sx) / double(sy)), clamped to the type
 
     hard_swish_table  HARD_SWISH int8 (HardSwishPrepare + reference_ops::HardSwish,
                    reference/hard_swish.h): int16 fixed point, multipliers QuantizeMultiplier'd
@@ -42,9 +47,11 @@ for _f in ("expf", "tanhf"):
 
 
 def _codes(dtype) -> np.ndarray:
-    """Every code of an 8-bit type, ordered by its low byte (table index)."""
-    info = np.iinfo(dtype)
-    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64) if info.bits == 8 else None
+    """Every code of an 8- or 16-bit type, ordered by its unsigned view (table index)."""
+    bits = np.iinfo(dtype).bits
+    if bits not in (8, 16):
+        raise ValueError(f"TFLite tables are built for 8- and 16-bit codes, not {np.dtype(dtype)}")
+    return np.arange(1 << bits, dtype=np.uint8 if bits == 8 else np.uint16).view(np.dtype(dtype)).astype(np.int64)
 
 
 def _multiplier(real32) -> tuple:
@@ -62,19 +69,45 @@ def leaky_multipliers(sx, sy, alpha) -> tuple:
     return _multiplier(F32(sx) / F32(sy)), _multiplier(F32(F32(sx) * F32(alpha)) / F32(sy))
 
 
-def relu_table(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
-    m0, s = relu_multiplier(sx, sy)
+def requantize_multiplier(sx, sy) -> tuple:
+    """(m0, shift) of QuantizeMultiplier(double(sx) / double(sy)) (quantize.cc Prepare's
+    effective output scale of an integer-to-integer QUANTIZE)."""
+    m0, s = quantize_multiplier(np.array([np.float64(F32(sx)) / np.float64(F32(sy))], np.float64))
+    return int(m0[0]), int(s[0])
+
+
+def _scaled_table(m0, s, zx, zy, lo, hi, dtype, mode) -> np.ndarray:
     x = _codes(dtype) - int(zx)
     y = multiply_by_quantized_multiplier(x, np.full(x.shape, m0), np.full(x.shape, s), mode) + int(zy)
     return np.clip(y, lo, hi).astype(dtype)
 
 
-def relu_table_ref(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
-    m0, s = relu_multiplier(sx, sy)
+def _scaled_table_ref(m0, s, zx, zy, lo, hi, dtype, mode) -> np.ndarray:
     out = [min(max(int(multiply_by_quantized_multiplier_ref(np.array([c - int(zx)]), np.array([m0]),
                                                             np.array([s]), mode)[0]) + int(zy), lo), hi)
            for c in _codes(dtype).tolist()]
     return np.array(out, dtype)
+
+
+def relu_table(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
+    return _scaled_table(*relu_multiplier(sx, sy), zx, zy, lo, hi, dtype, mode)
+
+
+def relu_table_ref(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
+    return _scaled_table_ref(*relu_multiplier(sx, sy), zx, zy, lo, hi, dtype, mode)
+
+
+def requantize_table(sx, zx, sy, zy, dtype=np.int16, mode="double") -> np.ndarray:
+    """An integer QUANTIZE that changes the scale (quantize.cc: reference_ops::Requantize,
+    y = clamp(MultiplyByQuantizedMultiplier(x - zx, requantize_multiplier) + zy) to the type;
+    int16 -> int16 measured equal on every kernel path)."""
+    info = np.iinfo(dtype)
+    return _scaled_table(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode)
+
+
+def requantize_table_ref(sx, zx, sy, zy, dtype=np.int16, mode="double") -> np.ndarray:
+    info = np.iinfo(dtype)
+    return _scaled_table_ref(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode)
 
 
 def leaky_table(sx, zx, sy, zy, alpha, dtype=np.int8, mode="double") -> np.ndarray:

@@ -1,6 +1,6 @@
-"""TFLite PRELU of int8 codes (tensorflow/lite/kernels/activations.cc PreluPrepare +
-reference_ops::BroadcastPrelu4DSlow / reference_ops::Prelu, reference/prelu.h; the same
-kernel serves every interpreter path, measured):
+"""TFLite PRELU of int8 (and int16, alpha int16 or int8) codes (tensorflow/lite/kernels/
+activations.cc PreluPrepare + reference_ops::BroadcastPrelu4DSlow / reference_ops::Prelu,
+reference/prelu.h; the same kernel serves every interpreter path, measured):
 
     m1, s1 = QuantizeMultiplier(double(f32(sx / sy)))
     m2, s2 = QuantizeMultiplier(double(f32(f32(sx * sa) / sy)))
@@ -27,7 +27,7 @@ def prelu_multipliers(sx, sa, sy) -> tuple:
 
 
 def tflite_prelu(x, alpha, zx, za, zy, mults, mode, out) -> None:
-    """out (x's shape, int8/uint8) = PRELU of x with alpha broadcast to x; `mults` as
+    """out (x's shape, int8/uint8/int16) = PRELU of x with alpha broadcast to x; `mults` as
     prelu_multipliers returns."""
     (m1, s1), (m2, s2) = mults
     v = np.asarray(x, np.int64) - int(zx)

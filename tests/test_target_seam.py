@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import intsim
+from intsim.importer.tflite_model import import_tflite
 from intsim.targets import BUILTIN, TargetRefusal, get_target, load_target_file
 from intsim.targets.rules import INTEGER_OPS, RawAverage, SameQuant, TfliteSoftmax
 
@@ -93,6 +94,13 @@ def tflite_op_model(op):
                     "scale": 0.01, "zero_point": 2},
                    {"name": "y", "shape": [1, 4, 5, 3], "type": "int8", "scale": 0.04, "zero_point": 5}]
         return "PRELU", single_op("PRELU", tensors, [0], [2], [0, 1]), {"x": x}, "y::prelu"
+    if op == "reduce_sum":
+        from tests.tflite.flatbuf import reducer_options
+
+        tensors = [{"name": "x", "shape": [1, 4, 5, 3], **q},
+                   {"name": "axes", "shape": [1], "type": "int32", "data": np.array([3], np.int32)},
+                   {"name": "y", "shape": [1, 4, 5, 1], "type": "int8", "scale": 0.1, "zero_point": 1}]
+        return "SUM", single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(True)), {"x": x}, "y::sum"
     if op == "transpose_conv":
         tensors = [{"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, 8, 10, 2], np.int32)},
                    {"name": "w", "shape": [2, 3, 3, 3], "type": "int8", "data": rng.integers(-127, 128, (2, 3, 3, 3)),
@@ -111,7 +119,7 @@ def tflite_op_model(op):
 
 
 # IR ops that only the TFLite reader emits
-TFLITE_ONLY = ("prelu", "resize_bilinear", "transpose_conv")
+TFLITE_ONLY = ("prelu", "resize_bilinear", "transpose_conv", "reduce_sum")
 
 
 @pytest.mark.parametrize("target", sorted(BUILTIN))
@@ -121,7 +129,7 @@ def test_every_target_implements_or_refuses_each_integer_op_by_name(target, op):
     keeps = isinstance(t.rules.get(op), (SameQuant, RawAverage))     # rules that move codes only
     if op in TFLITE_ONLY:
         source_op, model, feeds, node = tflite_op_model(op)
-        g = intsim.load(model, target="tflite").graph
+        g = import_tflite(model) if op == "reduce_sum" else intsim.load(model, target="tflite").graph
     else:
         kw = dict(sa=0.5, sb=0.5, zb=128) if keeps else {}
         if isinstance(t.rules.get(op), TfliteSoftmax):

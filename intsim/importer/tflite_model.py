@@ -26,32 +26,37 @@ Builtin ops and their IR lowering:
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last, attr keep_dims: the optimized kernel
                                 runs only with it), Reshape when keep_dims = 0
+    SUM (int8, constant axes    reduce_sum (dimensions kept), Reshape when keep_dims = 0
+      other than the batch's)
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     QUANTIZE (integer input,    `onnx` Cast, Add, Clip, Cast: the zero point moves, exactly
-      same scale)
+      same scale)               (int16 -> int16 with another scale: lut kind requantize)
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation bounds, leaky_relu,
-    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8 only
-    HARD_SWISH
-    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit
-    SOFTMAX                     softmax over the last axis with attr beta, 8-bit
+    LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8; RELU, RELU6, LEAKY_RELU,
+    HARD_SWISH                  LOGISTIC, TANH also int16 (RELU_N1_TO_1 and HARD_SWISH on int16
+                                are refused: the interpreter fails to invoke them)
+    PRELU                       prelu (x, alpha; alpha broadcast), 8-bit, or int16 with int8 alpha
+    SOFTMAX                     softmax over the last axis with attr beta, 8-bit or int16
     RESIZE_NEAREST_NEIGHBOR     two `onnx` Gathers (rows, then columns) of the source indices
                                 TFLite's GetNearestNeighbor picks (float32), codes moved as they are
-    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers)
+    RESIZE_BILINEAR             resize_bilinear (NHWC codes, align_corners / half_pixel_centers),
+                                8-bit or int16
     BATCH_MATMUL                matmul of two activations (adj_y as transB; adj_x as an `onnx`
-                                Transpose of the last two axes first), 8-bit
+                                Transpose of the last two axes first), 8-bit or int16
     TRANSPOSE_CONV              transpose_conv (NHWC, weights as stored; SAME padding as TFLite
                                 computes it for the op: a forward conv from the output size)
 
 16x8 (int16 activations, int8 weights, int64 bias) CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
-QUANTIZE (float input) lower as their int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with
-pot_scale_int16 and power-of-two scales (TFLite's shift-only int16 path) are refused.
-Any other builtin (or a fused activation not listed above, or int16 activations of another
-computing builtin: not modelled yet) is refused: UnsupportedOpError naming the op, the
-operator index and its output tensor.
+FULLY_CONNECTED, TRANSPOSE_CONV, and int16 ADD, SUB, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, CONCATENATION,
+QUANTIZE (float input), BATCH_MATMUL, PRELU, SOFTMAX, RESIZE_*, the activations lower as their
+int8 forms (the targets hold the 16-bit arithmetic); ADD / SUB with pot_scale_int16 and
+power-of-two scales (TFLite's shift-only int16 path), int16 RELU_N1_TO_1 and HARD_SWISH (the
+interpreter cannot run them) are refused.
+Any other builtin (or a fused activation not listed above) is refused: UnsupportedOpError
+naming the op, the operator index and its output tensor.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
-from ..ir import FLOAT32, FloatType, Graph, IntType, Node, QParams, Tensor
+from ..ir import FLOAT32, INT8, FloatType, Graph, IntType, Node, QParams, Tensor
 from ..limits import current
 from ..targets.activation import ACTIVATION_BOUNDS, tflite_range
 from .tflite_movement import LOWERINGS as MOVEMENT_LOWERINGS
@@ -464,6 +469,30 @@ def _lower_mean(r, key, op, ins, outs):
         r.reshape(y4, y, list(r.tensors[y].shape), origin)
 
 
+def _lower_sum(r, key, op, ins, outs):
+    """SUM of int8 codes over constant axes (not the batch axis 0): reduce_sum with the
+    dimensions kept, then a Reshape when keep_dims = 0. int16 SUM (the interpreter sums the raw
+    codes, its quantization ignored: EvalGeneric) and uint8 are refused."""
+    o = r.options(op, r.tfl.ReducerOptions)
+    x, axes, y = ins[0], ins[1], outs[0]
+    xs, t = r.tensors[x].shape, r.tensors[y].dtype
+    if t != INT8 or r.tensors[x].dtype != INT8:
+        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8 only)")
+    if axes not in r.constants:
+        raise r.refuse(key, f"axes '{axes}' are not constant")
+    ax = sorted({int(a) % max(len(xs), 1) for a in r.constants[axes].reshape(-1)})
+    if not ax or 0 in ax:
+        raise r.refuse(key, f"SUM over axes {ax} (the batch axis, or none) is not modelled")
+    origin = f"{key[0]} (operator {key[1]})"
+    keep = bool(o.KeepDims()) if o is not None else False
+    kept = [1 if i in ax else d for i, d in enumerate(xs)]
+    yk = y if keep else r.derived(f"{y}::keepdims", y, kept)
+    r.emit("reduce_sum", f"{y}::sum", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [yk],
+           {"out_type": t, "axes": tuple(ax)}, origin)
+    if not keep:
+        r.reshape(yk, y, list(r.tensors[y].shape), origin)
+
+
 def _lower_concat(r, key, op, ins, outs):
     o = r.options(op, r.tfl.ConcatenationOptions)
     y = outs[0]
@@ -529,13 +558,20 @@ def _lower_zero_point_shift(r, key, x, y, origin):
     """QUANTIZE of integer codes to the same scale (what the converter writes for uint8 model
     input and output: uint8 <-> int8, zero point +-128): y = clamp(x - zx + zy), exact on every
     kernel path (quantize.cc Requantize with effective scale 1: MultiplyByQuantizedMultiplier
-    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. A requantize that
-    changes the scale is refused (its rounding is per kernel path, not modelled yet)."""
+    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. An int16 -> int16
+    requantize that changes the scale is a `lut` of kind requantize (kernels.tflite_act.
+    requantize_table; measured equal on every kernel path); any other one is refused (its
+    rounding is per kernel path: int8 measured to differ on the optimized paths, not modelled)."""
     qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
+    t = r.tensors[y].dtype
+    if qx is not None and qy is not None and qx.axis is None and qy.axis is None and \
+            np.float32(qx.scale) != np.float32(qy.scale) and r.tensors[x].dtype == t and t.bits == 16:
+        r.emit("lut", f"{y}::requantize", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
+               {"out_type": t, "kind": "requantize"}, origin)
+        return
     if qx is None or qy is None or qx.axis is not None or qy.axis is not None or \
             np.float32(qx.scale) != np.float32(qy.scale):
         raise r.refuse(key, "QUANTIZE of integer input that changes the scale (requantize) is not supported yet")
-    t = r.tensors[y].dtype
     shape = r.tensors[x].shape
     wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
     for n in wide:
@@ -629,7 +665,12 @@ def _lower_batch_matmul(r, key, op, ins, outs):
 
 
 def _lower_prelu(r, key, op, ins, outs):
+    """PRELU; int16 input takes int8 alpha (16x8): an int16 alpha is refused, the interpreter
+    reads its buffer as int8 bytes (activations.cc PreluEval for int16; measured on every path)."""
     x, alpha, y = ins[0], ins[1], outs[0]
+    if r.tensors[x].dtype.bits == 16 and r.tensors[alpha].dtype.bits != 8:
+        raise r.refuse(key, f"alpha '{alpha}' is {r.tensors[alpha].dtype}: TFLite's int16 PRELU reads alpha as int8 "
+                            f"bytes (an interpreter defect, measured), so only int8 alpha is modelled")
     r.emit("prelu", f"{y}::prelu", [x, *r.scale_zp(x, "input", key), alpha, *r.scale_zp(alpha, "alpha", key),
                                     *r.scale_zp(y, "output", key)], [y],
            {"out_type": r.tensors[y].dtype}, f"{key[0]} (operator {key[1]})")
@@ -698,6 +739,7 @@ _LOWERINGS = {
     "AVERAGE_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "avg"),
     "MAX_POOL_2D": lambda r, k, op, i, o: _lower_pool(r, k, op, i, o, "max"),
     "MEAN": _lower_mean,
+    "SUM": _lower_sum,
     "CONCATENATION": _lower_concat,
     "RESHAPE": _lower_reshape, "SQUEEZE": _lower_reshape, "EXPAND_DIMS": _lower_reshape,
     "QUANTIZE": _lower_quantize,
@@ -715,12 +757,8 @@ _LOWERINGS = {
 }
 
 
-# builtins whose 16-bit (16x8) arithmetic differs from the int8 rules and is not modelled yet
-# (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN are:
-# targets.tflite rule_16x8 / rule_int16)
-_INT8_ONLY = frozenset({"RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "LOGISTIC", "TANH",
-                        "HARD_SWISH", "PRELU", "SOFTMAX", "RESIZE_BILINEAR",
-                        "TRANSPOSE_CONV", "BATCH_MATMUL"})
+# int16 builtins the interpreter (ai-edge-litert 2.3, every kernel path) fails to invoke
+_INT16_FAILS = {"RELU_N1_TO_1": "Relu1Eval", "HARD_SWISH": "HardSwishEval"}
 
 
 def import_tflite(source) -> Graph:
@@ -749,11 +787,12 @@ def _import(r: _Reader) -> Graph:
         fn = _LOWERINGS.get(name)
         if fn is None:
             raise r.refuse(key, f"TFLite builtin {name} is not supported")
-        if name in _INT8_ONLY:
+        if name in _INT16_FAILS:
             wide = [t for t in ins + outs if t and isinstance(r.tensors[t].dtype, IntType)
                     and r.tensors[t].dtype.bits == 16]
             if wide:
-                raise r.refuse(key, f"tensor '{wide[0]}' is int16: 16x8 {name} (TFLite's int64 paths) is not modelled")
+                raise r.refuse(key, f"tensor '{wide[0]}' is int16: TFLite's {_INT16_FAILS[name]} takes float32, uint8 "
+                                    f"and int8 only (the interpreter fails to invoke it on int16)")
         try:
             fn(r, key, op, ins, outs)
         except QuantParamError as e:

@@ -2,7 +2,7 @@
 names (steps.registry); `prepare` does all float->integer work once, `run` only calls kernels."""
 from __future__ import annotations
 
-from . import compute, eltwise, onnx_op, pool, prelu, qsoftmax, quant, resize, transpose_conv  # noqa: F401,E501
+from . import compute, eltwise, onnx_op, pool, prelu, qsoftmax, quant, reduce, resize, transpose_conv  # noqa: F401,E501
 from .registry import STEPS, step
 
 

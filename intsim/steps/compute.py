@@ -24,7 +24,7 @@ from kernels.conv import ConvGeom, conv_out_hw
 from kernels.cpu import best_isa
 from kernels.threads import get_num_threads
 
-from ..accumulator import finish, narrow_model
+from ..accumulator import Accumulator, finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import IntType, Requant
@@ -298,8 +298,15 @@ def _finish_accumulator(node, ctx, acc64, layout, tap):
     """Apply the accumulator model to the int64 sums and record per-channel min/max in the tap
     (layout: the (P, C, Q) view of the accumulators), and the accumulators themselves, as the
     requantizer receives them, when the tap holds the key "acc" (the caller asks for them).
-    ConvInteger/MatMulInteger get int32."""
-    acc = finish(acc64, ctx.accumulator, node.name)
+    ConvInteger/MatMulInteger get int32. Under the exact model (no tile), a node whose rule is
+    rules.FixedRequant "reduced64" (TFLite's 16x8 / int16 kernels, which sum in int64) is
+    checked at 64 bits, as its datapath is."""
+    model = ctx.accumulator
+    if model.overflow == "exact" and not model.tile and model.bits < 64:
+        rule = ctx.target.rule(node)
+        if isinstance(rule, FixedRequant) and rule.mode == "reduced64":
+            model = Accumulator(64)
+    acc = finish(acc64, model, node.name)
     if tap is not None:
         a3 = acc.reshape(layout)
         tap["acc_min"] = a3.min(axis=(0, 2)) if a3.size else np.zeros(layout[1], np.int64)

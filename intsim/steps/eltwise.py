@@ -323,8 +323,10 @@ def prepare_lut(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
-    if in_t.bits != 8 or t.bits != 8:
-        raise QuantParamError(f"node '{node.name}': lookup-table ops need 8-bit input and output")
+    wide = isinstance(rule, TfliteTable) and in_t.bits == t.bits == 16
+    if not wide and (in_t.bits != 8 or t.bits != 8):
+        raise QuantParamError(f"node '{node.name}': lookup-table ops need 8-bit input and output"
+                              f"{' (or 16-bit under a TFLite target)' if isinstance(rule, TfliteTable) else ''}")
     kind, alpha = node.attrs["kind"], node.attrs.get("alpha", 0.01)
     if isinstance(rule, OrtArith) and kind not in ("sigmoid", "leaky_relu"):
         raise TargetRefusal(ctx.target.name, node, f"onnxruntime has no {kind} lookup table")

@@ -1,4 +1,4 @@
-"""`prelu`: TFLite's PRELU of 8-bit codes (rules.TflitePrelu; kernels.tflite_prelu states the
+"""`prelu`: TFLite's PRELU of 8-bit or int16 codes (rules.TflitePrelu; kernels.tflite_prelu states the
 arithmetic). Inputs (x, x_scale, x_zp, alpha, alpha_scale, alpha_zp, y_scale, y_zp), per-tensor
 scales; alpha broadcasts to x (numpy rules) and the output has x's shape."""
 from __future__ import annotations
@@ -21,7 +21,9 @@ def _scale(v, name, node) -> float:
 @step("prelu")
 def prepare_prelu(node, ctx):
     rule = ta.require(ctx, node, ctx.target.rule(node), TflitePrelu)
-    t = out_type_8bit(node, "PRELU")
+    t = node.attrs["out_type"]
+    if not (t.bits == 16 and t.signed):         # int16 PRELU: the same arithmetic (kernels.tflite_prelu)
+        t = out_type_8bit(node, "PRELU")
     reader = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7))
     ins = node.inputs
     kern = ctx.kernel(pk.tflite_prelu)

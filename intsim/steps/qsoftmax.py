@@ -3,13 +3,15 @@ fuses DQ -> Softmax -> Q into), computed as `kernels.qsoftmax` states it. Inputs
 (x, x_scale, x_zp, y_scale, y_zp); attrs axis, opset (< 13: the flattened dims from axis on
 are reduced; >= 13: axis alone), out_type, beta (TFLite's SOFTMAX; 1 for the ONNX forms).
 Rules: OrtArith (onnxruntime's QLinearSoftmax, beta 1 only) and TfliteSoftmax (TFLite's int8
-SOFTMAX over the last axis, kernels.tflite_softmax); other targets refuse it by name."""
+SOFTMAX over the last axis, kernels.tflite_softmax; int16: kernels.tflite_softmax16); other
+targets refuse it by name."""
 from __future__ import annotations
 
 import numpy as np
 
 from kernels import qsoftmax as qk
 from kernels import tflite_softmax as tsk
+from kernels import tflite_softmax16 as tsk16
 
 from ..errors import QuantParamError
 from ..targets.rules import OrtArith, TargetRefusal, TfliteSoftmax
@@ -27,9 +29,10 @@ def prepare_softmax(node, ctx):
     rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteSoftmax)
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
-    if in_t != t or t.bits != 8:
+    wide = isinstance(rule, TfliteSoftmax) and t.bits == 16
+    if in_t != t or (t.bits != 8 and not wide):
         raise QuantParamError(f"node '{node.name}': QLinearSoftmax needs one 8-bit type in and out "
-                              f"(got {in_t}, {t})")
+                              f"(or int16 under a TFLite target; got {in_t}, {t})")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     axis, opset = int(node.attrs["axis"]), int(node.attrs["opset"])
     beta = float(node.attrs.get("beta", 1.0))
@@ -52,6 +55,8 @@ def _tflite_softmax(node, ctx, reader, t, beta):
     if int(node.attrs["axis"]) != -1:
         raise QuantParamError(f"node '{node.name}': TFLite's SOFTMAX reduces the last axis, got axis "
                               f"{node.attrs['axis']}")
+    if t.bits == 16:
+        return _tflite_softmax16(node, ctx, reader, t, beta)
     kern = ctx.kernel(tsk.softmax_rows)
     tables: dict = {}
     if reader.static:
@@ -84,3 +89,27 @@ def _tflite_output_quant(node, ctx, vals, t) -> None:
     if float(np.asarray(sy).reshape(-1)[0]) != 1 / 256 or zy != want:
         raise TargetRefusal(ctx.target.name, node, f"TFLite's SOFTMAX needs output scale 1/256 and zero "
                             f"point {want} (got {float(np.asarray(sy).reshape(-1)[0])!r}, {zy})")
+
+
+def _tflite_softmax16(node, ctx, reader, t, beta):
+    """TFLite int16 SOFTMAX over the last axis (kernels.tflite_softmax16): an output quantization
+    TFLite's prepare refuses (zero point not 0, scale not near 2**-15) is refused by name; rank
+    1..4 as the interpreter takes."""
+    kern = ctx.kernel(tsk16.softmax16_rows)
+
+    def run(env, tap):
+        x, sx, _, sy, zy = (reader.values(env) + [None] * 5)[:5]
+        try:
+            tsk16.check_params(_scalar(sy, node.inputs[3], node),
+                               scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name))
+        except ValueError as e:
+            raise TargetRefusal(ctx.target.name, node, str(e)) from None
+        x = np.asarray(x)
+        if not 1 <= x.ndim <= 4:
+            raise TargetRefusal(ctx.target.name, node, f"TFLite's int16 SOFTMAX takes rank 1 to 4, got {x.ndim}")
+        d = x.shape[-1]
+        out = np.empty(x.shape, t.storage)
+        if x.size:
+            kern(x.reshape(-1, d), _scalar(sx, node.inputs[1], node), beta, out.reshape(-1, d))
+        env[node.outputs[0]] = out
+    return run

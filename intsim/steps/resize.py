@@ -1,5 +1,6 @@
 """`resize_bilinear`: TFLite's RESIZE_BILINEAR of NHWC 8-bit codes (rules.TfliteResize, the
-reference kernel's or XNNPACK's; kernels.tflite_resize states both). Inputs (x, x_scale, x_zp, y_scale, y_zp); attrs
+reference kernel's or XNNPACK's; kernels.tflite_resize states both), or int16 ones (the
+reference arithmetic on every kernel path: XNNPACK does not take int16). Inputs (x, x_scale, x_zp, y_scale, y_zp); attrs
 size (OH, OW), align_corners, half_pixel_centers. The codes are interpolated as they are, so
 input and output quantization must be equal (a differing pair is refused by name)."""
 from __future__ import annotations
@@ -19,7 +20,9 @@ from .registry import step
 @step("resize_bilinear")
 def prepare_resize_bilinear(node, ctx):
     rule = ta.require(ctx, node, ctx.target.rule(node), TfliteResize)
-    t = out_type_8bit(node, "RESIZE_BILINEAR")
+    t = node.attrs["out_type"]
+    if not (t.bits == 16 and t.signed and rule.arithmetic == "reference"):     # int16: the reference arithmetic
+        t = out_type_8bit(node, "RESIZE_BILINEAR")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     size = tuple(int(v) for v in node.attrs["size"])
     align, half = bool(node.attrs["align_corners"]), bool(node.attrs["half_pixel_centers"])

@@ -21,6 +21,7 @@ import numpy as np
 
 from kernels import fixedpoint as fk
 from kernels import tflite_act as tk
+from kernels import tflite_act16 as tk16
 from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels import xnnpack_binary as xk
@@ -366,13 +367,19 @@ def average(ctx, node, rule, x, p, a):
 
 def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndarray:
     """The 256-entry table of TFLite activation `kind` (rules.TfliteTable): relu (clamped to
-    the node's lo/hi), leaky_relu, sigmoid (LOGISTIC), tanh, hard_swish."""
+    the node's lo/hi), leaky_relu, sigmoid (LOGISTIC), tanh, hard_swish, requantize (an integer
+    QUANTIZE that changes the scale); for int16 codes the
+    65536-entry one (relu, leaky_relu; sigmoid and tanh: kernels.tflite_act16)."""
     t = node.attrs["out_type"]
+    if np.dtype(dtype).itemsize == 2 and kind in ("sigmoid", "tanh"):
+        return _table16(ctx, node, rule, "logistic" if kind == "sigmoid" else "tanh", sx, zx, sy, zy)
     if kind == "relu":
         return tk.relu_table(sx, zx, sy, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), dtype,
                              rule.mode)
     if kind == "leaky_relu":
         return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
+    if kind == "requantize":
+        return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode)
     if kind == "hard_swish":
         try:
             return tk.hard_swish_table(sx, zx, sy, zy, dtype)
@@ -381,3 +388,13 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
     if kind in ("sigmoid", "tanh"):
         return tk.float_table("logistic" if kind == "sigmoid" else "tanh", sx, zx, sy, zy, dtype)
     raise TargetRefusal(ctx.target.name, node, f"no TFLite table for {kind}")
+
+
+def _table16(ctx, node, rule, fn, sx, zx, sy, zy) -> np.ndarray:
+    """int16 LOGISTIC / TANH (kernels.tflite_act16): TFLite's prepare failures are QuantParamErrors;
+    under rule.optimized16 a power-of-two input scale takes gemmlowp's fixed-point kernel."""
+    try:
+        tk16.check_output(fn, sy, zx, zy)
+        return (tk16.optimized_table16 if rule.optimized16 else tk16.table16)(fn, sx)
+    except ValueError as e:
+        raise QuantParamError(f"node '{node.name}': {e}") from None

@@ -38,6 +38,7 @@ borrows another target's arithmetic.
     TflitePrelu    TFLite's PRELU: two q31 multipliers, identity and alpha (kernels.tflite_prelu)
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
     TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
+    TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
     LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
@@ -176,9 +177,14 @@ class TfliteTable:
     (QuantizedReluX -> ReluX: MultiplyByQuantizedMultiplier in `mode`, clamped to the
     activation range), LEAKY_RELU (reference_ops::QuantizeLeakyRelu), LOGISTIC and TANH
     (PopulateLookupTable: float32 expf / tanhf, std::round), HARD_SWISH (reference_ops::
-    HardSwish, int16 fixed point)."""
+    HardSwish, int16 fixed point). int16 (65536-entry tables): RELU / RELU6 and LEAKY_RELU as
+    for int8, LOGISTIC and TANH as reference_integer_ops::Logistic / Tanh (kernels.tflite_act16).
+    `optimized16`: the interpreter's optimized kernels run gemmlowp's int16 logistic / tanh
+    where the input scale is a power of two (activations.cc SigmoidEval / TanhEval;
+    kernels.gemmlowp16)."""
 
     mode: str
+    optimized16: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,7 +267,15 @@ class TfliteResize:
 class TfliteSoftmax:
     """TFLite int8 SOFTMAX (optimized_ops::PopulateSoftmaxLookupTable + optimized_ops::Softmax):
     e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
-    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax)."""
+    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax). int16 (every kernel path):
+    reference_ops::SoftmaxInt16, exp and 1/(1+x) tables with interpolation (kernels.tflite_softmax16)."""
+
+
+@dataclass(frozen=True)
+class TfliteSum:
+    """TFLite's optimized SUM of 8-bit codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
+    the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
+    + zy) in float32 (kernels.tflite_sum)."""
 
 
 @dataclass(frozen=True)

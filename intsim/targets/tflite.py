@@ -37,7 +37,7 @@ from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
-                    TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
+                    TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -67,17 +67,26 @@ def batch_matmul(node) -> bool:
     return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
 
 
+def bmm_rule(node):
+    """A BATCH_MATMUL's requantization on every kernel path that runs TFLite's own kernel:
+    MultiplyByQuantizedMultiplier double rounding of the int32 sum (8-bit), or its int64
+    overload with the reduced 16-bit multiplier for int16 x int16 (reference_ops::BatchMatMul
+    with an int64 accumulator, measured on every path)."""
+    return FixedRequant("reduced64" if getattr(node.attrs.get("out_type"), "bits", 8) == 16 else "double")
+
+
 def rule_16x8(node):
-    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv) or FULLY_CONNECTED (IR matmul)
+    """The rule of a 16x8 CONV_2D / DEPTHWISE_CONV_2D (IR conv), TRANSPOSE_CONV or FULLY_CONNECTED (IR matmul)
     with a 16-bit output, as every TFLite kernel path computes it (measured; XNNPACK does not
     take int16): conv sums in int64 and requantizes with MultiplyByQuantizedMultiplier's int64
     overload and its reduced 16-bit multiplier (reference_integer_ops::ConvPerChannel /
-    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"); FULLY_CONNECTED
+    DepthwiseConvPerChannel for int16, rules.FixedRequant "reduced64"; TRANSPOSE_CONV likewise,
+    reference_integer_ops::TransposeConv's int64 scratch buffer, measured); FULLY_CONNECTED
     requantizes in float64, half away from zero (rules.DoubleRequant). None for any other node."""
     t = node.attrs.get("out_type")
-    if node.op not in ("conv", "matmul") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
+    if node.op not in ("conv", "matmul", "transpose_conv") or getattr(t, "bits", 8) != 16 or batch_matmul(node):
         return None
-    return FixedRequant("reduced64") if node.op == "conv" else DoubleRequant()
+    return DoubleRequant() if node.op == "matmul" else FixedRequant("reduced64")
 
 
 def rule_int16(node):
@@ -225,6 +234,12 @@ class FixedPointTarget(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
+_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<int8_t, kReference>) hands int8 "
+                  "data to reference_ops::QuantizedMeanOrSum as uint8 (codes read as c & 0xFF, results clamped to "
+                  "0..255 and stored as bytes: measured, -1 for most outputs), an interpreter defect, not "
+                  "TFLite's (or TFLM's) arithmetic")
+
+
 class TfliteTarget(FixedPointTarget):
     """TFLite's reference kernels (the interpreter's BUILTIN_REF path, measured with
     ai-edge-litert 2.3): as FixedPointTarget, except FULLY_CONNECTED (IR matmul), which the
@@ -235,7 +250,8 @@ class TfliteTarget(FixedPointTarget):
     with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); and,
     measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
-    10-bit fixed point (rules.TfliteResize)."""
+    10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
+    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect)."""
     name = "tflite"
     mode = "double"
 
@@ -246,7 +262,9 @@ class TfliteTarget(FixedPointTarget):
                                  "quantize": QuantizeRound("tflite-reference")})
 
     def rule(self, node):
-        return FixedRequant("double") if batch_matmul(node) else super().rule(node)
+        if node.op == "reduce_sum":
+            raise TargetRefusal(self.name, node, _REFERENCE_SUM)
+        return bmm_rule(node) if batch_matmul(node) else super().rule(node)
 
 
 class TfliteBuiltinTarget(FixedPointTarget):
@@ -256,7 +274,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels; TRANSPOSE_CONV and BATCH_MATMUL double-round as the
+    compute as the reference kernels; SUM requantizes in float32 (rules.TfliteSum, measured);
+    TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
@@ -272,15 +291,16 @@ class TfliteBuiltinTarget(FixedPointTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
-                                 "concat": SameQuant(), "lut": TfliteTable("double"), "prelu": TflitePrelu("double"),
+                                 "concat": SameQuant(), "lut": TfliteTable("double", optimized16=True),
+                                 "prelu": TflitePrelu("double"),
                                  "add": TfliteAdd("double", narrow16=True),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
                                  "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True),
-                                 "quantize": QuantizeRound("tflite-builtin")})
+                                 "quantize": QuantizeRound("tflite-builtin"), "reduce_sum": TfliteSum()})
 
     def rule(self, node):
         if batch_matmul(node):
-            return FixedRequant("double")
+            return bmm_rule(node)
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
@@ -308,10 +328,13 @@ class TfliteXnnpackTarget(OrtTarget):
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
-    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"); QUANTIZE multiplies
-    by f32(1 / scale) and rounds half to even (QuantizeRound "rne-recip"); LEAKY_RELU is XNNPACK's
-    (rules.XnnpackLeakyRelu); 8-bit MEAN over H, W is XNNPACK's int32 sum converted in float32
-    (rules.XnnpackMean). Refused by name: everything not measured. XNNPACK
+    SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
+    RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
+    delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
+    rounds half to even (QuantizeRound "rne-recip"); int8 LEAKY_RELU is XNNPACK's
+    (rules.XnnpackLeakyRelu; int16 is not delegated and equals the builtin table); 8-bit MEAN over
+    H, W is XNNPACK's int32 sum converted in float32 (rules.XnnpackMean). Refused by name:
+    everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
 
@@ -321,10 +344,12 @@ class TfliteXnnpackTarget(OrtTarget):
     @property
     def rules(self):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "add": XnnpackAdd(), "mul": XnnpackMul(),
-                                 "avgpool": RawAverage(), "concat": SameQuant(), "lut": TfliteTable("double"),
+                                 "avgpool": RawAverage(), "concat": SameQuant(),
+                                 "lut": TfliteTable("double", optimized16=True),
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
-                                 "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean()})
+                                 "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean(),
+                                 "reduce_sum": TfliteSum()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
@@ -347,6 +372,8 @@ class TfliteXnnpackTarget(OrtTarget):
         return super().fused_activation_range(node, bounds, qp, t)
 
     def rule(self, node):
+        if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
@@ -356,6 +383,9 @@ class TfliteXnnpackTarget(OrtTarget):
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")
-        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu":
+        if node.op == "resize_bilinear" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return TfliteResize()       # int16 is not delegated: the builtin kernel, the reference arithmetic
+        if node.op == "lut" and node.attrs.get("kind") == "leaky_relu" and \
+                getattr(node.attrs.get("out_type"), "bits", 8) == 8:    # int16: not delegated, the builtin table
             return XnnpackLeakyRelu()
         return super().rule(node)

@@ -95,6 +95,21 @@ def test_apply_table_equals_twin(data, dtype, n):
     assert np.array_equal(got, want)
 
 
+@settings(max_examples=50, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint16, np.int16]), n=st.integers(1, 300))
+def test_apply_table_16bit_equals_twin(data, dtype, n):
+    """A 16-bit input indexes a (65536,) table by its unsigned view (edge codes drawn)."""
+    x = data.draw(int_array((n,), dtype))
+    x[0] = np.iinfo(dtype).min
+    x[-1] = np.iinfo(dtype).max
+    table = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(-32768, 32768, 65536).astype(np.int16)
+    got, want = np.empty(n, np.int16), np.empty(n, np.int16)
+    L.apply_table(x, table, got)
+    L.apply_table_ref(x, table, want)
+    assert np.array_equal(got, want)
+    assert np.array_equal(want, table[x.astype(np.int64) % 65536])
+
+
 def test_bad_input_raises_value_error():
     with pytest.raises(ValueError, match="scale"):
         L.build_table_sigmoid(0.0, 0, 0.1, 0, np.uint8, np.uint8)

@@ -467,25 +467,32 @@ def test_transpose_conv(path, h, w, ci, co, kh, kw, stride, padding, sx, zx, sy,
     """int8 per-channel (or per-tensor) TRANSPOSE_CONV, SAME (out = in * stride) and VALID
     (out = (in - 1) * stride + k), with or without bias, fused activation (version 4)."""
     rng = np.random.default_rng(seed)
+    data = transpose_conv_model(rng, h, w, ci, co, kh, kw, stride, padding, (sx, zx), (sy, zy), act, per_tensor, bias)
+    check(data, [[_i8(rng, (1, h, w, ci))] for _ in range(2)], path)
+
+
+def transpose_conv_model(rng, h, w, ci, co, kh, kw, stride, padding, xq, yq, act, per_tensor, bias, wide=False):
+    """A one-op TRANSPOSE_CONV model: int8 (or, `wide`, int16 activations with an int64 bias)
+    input (scale, zero point) xq and output yq, drawn int8 weights per channel or per tensor."""
     oh, ow = (h * stride, w * stride) if padding == SAME else ((h - 1) * stride + kh, (w - 1) * stride + kw)
     sw = rng.uniform(1e-4, 0.05, 1 if per_tensor else co).astype(np.float32)
+    act_t = "int16" if wide else "int8"
     tensors = [
         {"name": "output_shape", "shape": [4], "type": "int32", "data": np.array([1, oh, ow, co], np.int32)},
         {"name": "w", "shape": [co, kh, kw, ci], "type": "int8", "data": _i8(rng, (co, kh, kw, ci), -127), "scale": sw,
          "zero_point": [0] * sw.size, "quantized_dimension": 0},
-        {"name": "x", "shape": [1, h, w, ci], "type": "int8", "scale": sx, "zero_point": zx},
-        {"name": "y", "shape": [1, oh, ow, co], "type": "int8", "scale": sy, "zero_point": zy},
+        {"name": "x", "shape": [1, h, w, ci], "type": act_t, "scale": xq[0], "zero_point": xq[1]},
+        {"name": "y", "shape": [1, oh, ow, co], "type": act_t, "scale": yq[0], "zero_point": yq[1]},
     ]
     op_inputs = [0, 1, 2]
     if bias:
-        tensors.append({"name": "bias", "shape": [co], "type": "int32",
-                        "data": rng.integers(-2**12, 2**12, co).astype(np.int32),
-                        "scale": (np.float32(sx) * sw).astype(np.float32), "zero_point": [0] * sw.size})
+        b = rng.integers(-2**24, 2**24, co) if wide else rng.integers(-2**12, 2**12, co).astype(np.int32)
+        tensors.append({"name": "bias", "shape": [co], "type": "int64" if wide else "int32", "data": b,
+                        "scale": (np.float32(xq[0]) * sw).astype(np.float32), "zero_point": [0] * sw.size})
         op_inputs.append(4)
     opts = table_options("TransposeConvOptions", Padding=padding, StrideH=stride, StrideW=stride,
                          FusedActivationFunction=act)
-    data = single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
-    check(data, [[_i8(rng, (1, h, w, ci))] for _ in range(2)], path)
+    return single_op("TRANSPOSE_CONV", tensors, [2], [3], op_inputs, opts, version=4)
 
 
 @paths
