@@ -1,4 +1,4 @@
-"""Which QDQ patterns become integer nodes: the two fusion policies of `fuse_qdq`.
+"""Which QDQ patterns become integer nodes: the three fusion policies of `fuse_qdq`.
 
     "onnxruntime"  what onnxruntime's CPU optimizer (1.32) fuses, and nothing more: the `ort*`
                    targets reproduce its deployed session, float where it stays float.
@@ -10,6 +10,20 @@
                    fuses (Brevitas int8 -> uint8); a DQ moves through MaxPool/Flatten/Reshape to
                    the op it feeds (passes/sink_qonnx_dequantize.py); initializers also listed
                    as graph inputs are the constants the file states (importer, one warning).
+    "tflite"       tf2onnx's copies of TFLite models (the `tflite*` targets): what "onnxruntime"
+                   fuses, and each pattern whose scales and zero points determine the TFLite
+                   builtin op it was converted from, lowered to the IR node the .tflite reader
+                   (importer/tflite_model.py) emits for that op, so that the target applies the
+                   same rule (passes/qdq_tflite.py): DQ -> Tanh / HardSwish / Relu / Clip(0, 6 |
+                   -1, 1) -> Q (TANH, HARD_SWISH, RELU, RELU6, RELU_N1_TO_1; Sigmoid and LeakyRelu
+                   fuse as under "onnxruntime"), DQ -> Add / Sub / Mul -> Q of 8- or 16-bit codes,
+                   DQ -> ConvTranspose -> Q (TRANSPOSE_CONV), DQ -> Resize linear -> Q
+                   (RESIZE_BILINEAR), DQ -> ReduceMean over H, W -> Q (MEAN), DQ -> MatMul of two
+                   activations -> Q (BATCH_MATMUL), DQ -> MatMul -> Add(DQ int32 bias) -> Q
+                   (FULLY_CONNECTED of a rank-3 input), 16-bit pools and concat, and the 16x8
+                   Conv / Gemm whose bias DequantizeLinear is int64 (invalid ONNX tf2onnx writes;
+                   TFLite's 16x8 bias) at x_scale*w_scale. Ops the .tflite reader takes in 8 bits
+                   only stay float islands at 16 bits.
 
 A target names its policy (`Target.qdq_fusion`); `intsim.load` applies it.
 
@@ -34,7 +48,8 @@ import numpy as np
 
 ONNXRUNTIME = "onnxruntime"
 INTEGER = "integer"
-POLICIES = (ONNXRUNTIME, INTEGER)
+TFLITE = "tflite"
+POLICIES = (ONNXRUNTIME, INTEGER, TFLITE)
 
 
 def ort_removes_activation(op_type: str, clip_bounds, scale, zp: int, t) -> bool:
