@@ -457,6 +457,9 @@ def _compute(v: _View, node: Node):
         v.new_constants[bias_name] = float_bias
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
+    bounds = _tflite_activation(v, removed) if v.fusion == TFLITE else None
+    if bounds is not None:      # the target rounds the bounds, as for the reader's fused activation
+        attrs = {"out_type": t, "requant": True, "fused_activation": bounds}
     if v.fusion == TFLITE and op == "MatMul" and v.const(dw.inputs[0]) is None:
         if _dtype(v, dx.inputs[0]).bits != 8:
             return f"{_dtype(v, dx.inputs[0])} MatMul of two activations (TFLite's BATCH_MATMUL is modelled for 8 bits only)"
@@ -584,6 +587,16 @@ def _fuse_movement(v: _View, node: Node):
     return Node("onnx", node.name, (dx.inputs[0],) + tuple(node.inputs[1:]), q.outputs, attrs, node.origin), [q]
 
 
+def _tflite_activation(v: _View, removed: list):
+    """The fused activation (float bounds, passes/qdq_tflite.activation_bounds) of the Relu / Clip
+    among the nodes a fusion removes, or None (none, or bounds no TFLite activation has)."""
+    acts = [n for n in removed if n.op == "onnx" and n.attrs["op_type"] in ("Relu", "Clip")]
+    if not acts:
+        return None
+    a = acts[0]
+    return tfl.activation_bounds(a.attrs["op_type"], _clip_floats(v, a) if a.attrs["op_type"] == "Clip" else None)
+
+
 def _tflite_add_bias(v: _View, node: Node, dx: Node, dw: Node):
     """Policy "tflite": a MatMul with constant weights whose only consumer is an Add of a
     DequantizeLinear of an int32 bias at x_scale*w_scale, then (through Relu/Clip) a Q:
@@ -646,9 +659,7 @@ def _fuse_tflite(v: _View, node: Node):
     out = _qin(v, q.outputs[0], None, q)
     if out is None or any(i is None for i in ins):
         return None
-    act = removed[0] if removed else (node if op in ("Relu", "Clip") else None)
-    bounds = tfl.NO_ACTIVATION if act is None else tfl.activation_bounds(
-        act.attrs["op_type"], _clip_floats(v, act) if act.attrs["op_type"] == "Clip" else None)
+    bounds = _tflite_activation(v, removed or [node]) if removed or op in ("Relu", "Clip") else tfl.NO_ACTIVATION
     if op not in ("Relu", "Clip") and removed and bounds is None:
         return None
     if any(i.dtype != out.dtype for i in ins if i.value is None):
