@@ -252,26 +252,40 @@ def test_batch_matmul(path, batch, m, k, n, sa, za, sb, zb, sy, zy, seed):
     check(tfl, b.model(b.q(y, sy, zy), batch + [m, n]), [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(2)], path)
 
 
+# tf2onnx's Resize attributes (onnx_opset/nn.py) for TFLite's RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR
+# by (align_corners, half_pixel_centers): (mode, coordinate_transformation_mode, nearest_mode); the
+# importer rewrites tf_half_pixel_for_nn (not in opset 13+) with a warning
+_RESIZE = {("RESIZE_BILINEAR", False, False): ("linear", "asymmetric", "floor"),
+           ("RESIZE_BILINEAR", True, False): ("linear", "align_corners", "round_prefer_ceil"),
+           ("RESIZE_BILINEAR", False, True): ("linear", "half_pixel", "floor"),
+           ("RESIZE_NEAREST_NEIGHBOR", False, False): ("nearest", "asymmetric", "floor"),
+           ("RESIZE_NEAREST_NEIGHBOR", True, False): ("nearest", "align_corners", "round_prefer_ceil"),
+           ("RESIZE_NEAREST_NEIGHBOR", False, True): ("nearest", "tf_half_pixel_for_nn", "floor")}
+
+
 @paths
 @SETTINGS
 @given(h=st.integers(1, 7), w=st.integers(1, 7), c=st.integers(1, 3), oh=st.integers(1, 13), ow=st.integers(1, 13),
-       corners=st.sampled_from([(False, False, "asymmetric"), (True, False, "align_corners"),
-                                (False, True, "half_pixel")]), s=scales, z=zps, seed=st.integers(0, 2**31 - 1))
-def test_resize_linear(path, h, w, c, oh, ow, corners, s, z, seed):
-    """DQ -> Resize linear (sizes) -> Q of equal quantization: RESIZE_BILINEAR."""
+       case=st.sampled_from(sorted(_RESIZE)), s=scales, z=zps, seed=st.integers(0, 2**31 - 1))
+def test_resize(path, h, w, c, oh, ow, case, s, z, seed):
+    """DQ -> Resize linear / nearest (sizes) -> Q of equal quantization, as tf2onnx writes them:
+    RESIZE_BILINEAR (policy "tflite"), RESIZE_NEAREST_NEIGHBOR (codes moved)."""
+    op, align, half = case
     tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": s, "zero_point": z},
                {"name": "size", "shape": [2], "type": "int32", "data": np.array([oh, ow], np.int32)},
                {"name": "y", "shape": [1, oh, ow, c], "type": "int8", "scale": s, "zero_point": z}]
-    tfl = single_op("RESIZE_BILINEAR", tensors, [0], [2], [0, 1],
-                    table_options("ResizeBilinearOptions", AlignCorners=corners[0], HalfPixelCenters=corners[1]),
+    options = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+    tfl = single_op(op, tensors, [0], [2], [0, 1], table_options(options, AlignCorners=align, HalfPixelCenters=half),
                     version=3)
     b = Onnx()
     x = b.dq(b.node("Transpose", [b.input("x", [1, h, w, c])], perm=NCHW), s, z)
-    y = b.node("Resize", [x, "", "", b.const(np.array([1, c, oh, ow], np.int64))], mode="linear",
-               coordinate_transformation_mode=corners[2])
+    mode, ctm, nearest = _RESIZE[case]
+    y = b.node("Resize", [x, "", "", b.const(np.array([1, c, oh, ow], np.int64))], mode=mode,
+               coordinate_transformation_mode=ctm, nearest_mode=nearest)
     y = b.node("Transpose", [b.q(y, s, z)], perm=NHWC)
     rng = np.random.default_rng(seed)
-    check(tfl, b.model(y, [1, oh, ow, c]), [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
+    check(tfl, b.model(y, [1, oh, ow, c]), [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
+          warns="tf_half_pixel_for_nn")
 
 
 @paths
@@ -327,36 +341,6 @@ def test_16x8_conv_int64_bias(path, h, w, c, o, k, sx, sy, seed):
     y = b.node("Transpose", [b.q(y, sy, 0, np.int16)], perm=NHWC)
     feeds = [[rng.integers(-32768, 32768, (1, h, w, c)).astype(np.int16)] for _ in range(2)]
     check(tfl, b.model(y, [1, oh, ow, o], np.int16), feeds, path)
-
-
-# tf2onnx's Resize attributes for TFLite's RESIZE_NEAREST_NEIGHBOR (onnx_opset/nn.py: align_corners ->
-# round_prefer_ceil; half_pixel_centers -> tf_half_pixel_for_nn, which the importer rewrites with a warning)
-_NEAREST = {(False, False): ("asymmetric", "floor"), (True, False): ("align_corners", "round_prefer_ceil"),
-            (False, True): ("tf_half_pixel_for_nn", "floor")}
-
-
-@paths
-@SETTINGS
-@given(h=st.integers(1, 7), w=st.integers(1, 7), c=st.integers(1, 3), oh=st.integers(1, 13), ow=st.integers(1, 13),
-       corners=st.sampled_from(sorted(_NEAREST)), s=scales, z=zps, seed=st.integers(0, 2**31 - 1))
-def test_resize_nearest(path, h, w, c, oh, ow, corners, s, z, seed):
-    """DQ -> Resize nearest (sizes) -> Q of equal quantization, as tf2onnx writes it: the codes
-    moved (RESIZE_NEAREST_NEIGHBOR)."""
-    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": s, "zero_point": z},
-               {"name": "size", "shape": [2], "type": "int32", "data": np.array([oh, ow], np.int32)},
-               {"name": "y", "shape": [1, oh, ow, c], "type": "int8", "scale": s, "zero_point": z}]
-    tfl = single_op("RESIZE_NEAREST_NEIGHBOR", tensors, [0], [2], [0, 1],
-                    table_options("ResizeNearestNeighborOptions", AlignCorners=corners[0], HalfPixelCenters=corners[1]),
-                    version=3)
-    b = Onnx()
-    x = b.dq(b.node("Transpose", [b.input("x", [1, h, w, c])], perm=NCHW), s, z)
-    ctm, nearest = _NEAREST[corners]
-    y = b.node("Resize", [x, "", "", b.const(np.array([1, c, oh, ow], np.int64))], mode="nearest",
-               coordinate_transformation_mode=ctm, nearest_mode=nearest)
-    y = b.node("Transpose", [b.q(y, s, z)], perm=NHWC)
-    rng = np.random.default_rng(seed)
-    check(tfl, b.model(y, [1, oh, ow, c]), [[_i8(rng, (1, h, w, c))] for _ in range(2)], path,
-          warns="tf_half_pixel_for_nn")
 
 
 @paths
