@@ -9,6 +9,15 @@ converted from, so that the target applies the same rule to both forms:
     DQ -> Resize linear -> Q                resize_bilinear on NHWC           (RESIZE_BILINEAR)
     DQ -> ReduceMean over H, W -> Q         global_avgpool                    (MEAN)
 
+The forms are tf2onnx 1.17's (tflite_handlers turn each TFLite op into its TensorFlow twin,
+onnx_opset/nn.py and math.py convert those: TRANSPOSE_CONV to ConvTranspose with explicit pads,
+RESIZE_BILINEAR to Resize linear with coordinate_transformation_mode asymmetric / align_corners /
+half_pixel, MEAN to ReduceMean or GlobalAveragePool). Each ONNX op places the codes as the
+TFLite op does: ConvTranspose adds x[i] * w[k] at output o = i*s + k - pad_begin and crops to
+the output size (TFLite's TRANSPOSE_CONV with pads (top, left) = pad_begin); Resize linear reads
+the same source coordinates as RESIZE_BILINEAR for those three modes. What each op then computes
+in integers is the target's rule for the reader's node.
+
 A Relu / Clip between the op and its Q is the op's fused activation, kept as its float bounds
 (targets.activation.ACTIVATION_BOUNDS) for the target to resolve, as the reader keeps it.
 NCHW tensors (tf2onnx's layout) are moved to NHWC around the NHWC-only nodes by `onnx`
@@ -113,8 +122,8 @@ def binary(op_type: str, bounds, a: QIn, b: QIn, out: QIn, name: str, origin: st
 def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, origin: str, opset: int):
     """ReduceMean over the spatial axes of a 4-D tensor (NCHW [2, 3] or NHWC [1, 2]) as the
     reader's global_avgpool (MEAN over H, W), reshaped when keepdims = 0."""
-    if x.shape is None or len(x.shape) != 4 or axes is None:
-        return "its input is not 4-D or its axes are not constant"
+    if x.shape is None or len(x.shape) != 4 or axes is None or out_t.shape is None or None in out_t.shape[1:]:
+        return "its input is not 4-D, or its axes or output shape are not known"
     ax = sorted({int(v) % 4 for v in np.asarray(axes).reshape(-1)})
     if ax not in ([1, 2], [2, 3]):
         return f"ReduceMean over axes {ax} (TFLite's MEAN is modelled over H, W only)"
@@ -128,7 +137,7 @@ def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, o
                          {"out_type": out.dtype, "channels_last": int(ax == [1, 2])}, origin))
     if not keep:
         shape = out.name + "::shape"
-        rw.constants[shape] = np.asarray([-1 if out_t.shape is None else d for d in (out_t.shape or [-1])], np.int64)
+        rw.constants[shape] = np.asarray([-1, *out_t.shape[1:]], np.int64)     # the batch stays free
         rw.tensors[shape] = Tensor(shape, rw.constants[shape].shape, IntType(64, True))
         proto = helper.make_node("Reshape", [y4, shape], [out.name], name=out.name)
         rw.nodes.append(Node("onnx", out.name + "::reshape", (y4, shape), (out.name,),

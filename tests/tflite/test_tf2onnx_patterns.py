@@ -173,17 +173,22 @@ def test_binary(path, op, shape, sa, za, sb, zb, sy, zy, act, seed):
 @paths
 @SETTINGS
 @given(h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 4), keep=st.booleans(), sx=scales, zx=zps,
-       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
-def test_reduce_mean(path, h, w, c, keep, sx, zx, sy, zy, seed):
-    """DQ -> ReduceMean over H, W of NHWC codes -> Q: MEAN."""
+       sy=scales, zy=zps, nchw=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_reduce_mean(path, h, w, c, keep, sx, zx, sy, zy, nchw, seed):
+    """DQ -> ReduceMean over H, W (NHWC axes [1, 2], or [2, 3] after a Transpose to NCHW) -> Q: MEAN."""
     tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
                {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
                {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy}]
     tfl = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
     b = Onnx()
-    y = b.node("ReduceMean", [b.dq(b.input("x", [1, h, w, c]), sx, zx)], axes=[1, 2], keepdims=int(keep))
+    x = b.input("x", [1, h, w, c])
+    if nchw:
+        x = b.node("Transpose", [x], perm=NCHW)
+    y = b.q(b.node("ReduceMean", [b.dq(x, sx, zx)], axes=[2, 3] if nchw else [1, 2], keepdims=int(keep)), sy, zy)
+    if nchw and keep:
+        y = b.node("Transpose", [y], perm=NHWC)
     rng = np.random.default_rng(seed)
-    check(tfl, b.model(b.q(y, sy, zy), [1, 1, 1, c] if keep else [1, c]), [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
+    check(tfl, b.model(y, [1, 1, 1, c] if keep else [1, c]), [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)
 
 
 @paths
