@@ -764,3 +764,10 @@ def _import(r: _Reader) -> Graph:
     raw = sg.Name()
     return Graph(r.tensors, tuple(r.nodes), tuple(inputs), tuple(outputs), r.constants,
                  name=raw.decode("utf-8", "replace") if raw else "tflite", opset=ONNX_OPSET)
+
+
+def int16_modelled(builtin: str) -> bool:
+    """The reader takes TFLite builtin `builtin` (a BuiltinOperator name) on int16 tensors,
+    rather than refusing it by name; passes/qdq_tflite.py fuses tf2onnx's 16-bit patterns of
+    exactly those ops."""
+    return builtin not in _INT8_ONLY

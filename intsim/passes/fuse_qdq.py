@@ -461,8 +461,9 @@ def _compute(v: _View, node: Node):
     if bounds is not None:      # the target rounds the bounds, as for the reader's fused activation
         attrs = {"out_type": t, "requant": True, "fused_activation": bounds}
     if v.fusion == TFLITE and op == "MatMul" and v.const(dw.inputs[0]) is None:
-        if _dtype(v, dx.inputs[0]).bits != 8:
-            return f"{_dtype(v, dx.inputs[0])} MatMul of two activations (TFLite's BATCH_MATMUL is modelled for 8 bits only)"
+        why = tfl.wide("BATCH_MATMUL", _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0]))
+        if why:
+            return why
         zb = v.const(dw.inputs[2]) if len(dw.inputs) > 2 and dw.inputs[2] else np.zeros(())
         if zb is None:
             return "its right operand's zero point is not constant"
@@ -679,9 +680,10 @@ def _fuse_tflite(v: _View, node: Node):
         rw = tfl.resize_linear(a, ins[0], out, out_t, in_t, _resize_hw(v, node, a, out_t), node.name, origin, opset)
     else:
         db = v.dq(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-        if len(node.inputs) > 2 and node.inputs[2] and (db is None or _dtype(v, db.inputs[0]) != INT32 or
-                                                        not _bias_ok(v, db, dqs[0], dqs[1])):
-            return "its bias is not an int32 DequantizeLinear at x_scale*w_scale"
+        if len(node.inputs) > 2 and node.inputs[2] and (db is None or not _bias_ok(v, db, dqs[0], dqs[1]) or
+                                                        _dtype(v, db.inputs[0]) != (INT32 if ins[0].dtype.bits == 8
+                                                                                    else INT64)):
+            return "its bias is not a DequantizeLinear at x_scale*w_scale of int32 (8-bit) or int64 (16x8)"
         rw = tfl.transpose_conv(a, bounds, ins[0], ins[1], db.inputs[0] if db else "", out, out_t, in_t,
                                 node.name, origin, opset)
     if isinstance(rw, str):

@@ -33,6 +33,7 @@ from typing import Optional
 import numpy as np
 from onnx import helper
 
+from ..importer.tflite_model import int16_modelled
 from ..ir import IntType, Node, Tensor
 from ..targets.activation import ACTIVATION_BOUNDS
 
@@ -41,8 +42,9 @@ NO_ACTIVATION = ACTIVATION_BOUNDS[0]
 _LUT_KINDS = {"Tanh": "tanh", "HardSwish": "hard_swish", "Relu": "relu", "Clip": "relu"}
 LUT_OPS = frozenset(_LUT_KINDS)
 _BINARY = {"Add": "add", "Sub": "add", "Mul": "mul"}
-# the reader's ops whose 16-bit form the targets compute (tflite_model: not in _INT8_ONLY)
-WIDE_OK = frozenset({"Add", "Sub", "Mul", "ReduceMean"})
+# ONNX op -> the TFLite builtin tf2onnx converted it from (a Clip: by its bounds, `builtin`)
+_BUILTINS = {"Tanh": "TANH", "HardSwish": "HARD_SWISH", "Relu": "RELU", "Add": "ADD", "Sub": "SUB", "Mul": "MUL",
+             "ConvTranspose": "TRANSPOSE_CONV", "Resize": "RESIZE_BILINEAR", "ReduceMean": "MEAN"}
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
 
@@ -88,17 +90,26 @@ def activation_bounds(op_type: str, clip) -> Optional[tuple]:
     return (lo, hi) if (lo, hi) in ACTIVATION_BOUNDS.values() else None
 
 
-def _wide(op_type: str, *operands: QIn) -> str:
-    """Why an 8-bit-only op stays float when an operand is wider (the reader refuses it too)."""
-    if op_type in WIDE_OK or all(o.dtype.bits == 8 for o in operands):
+def builtin(op_type: str, bounds=None) -> str:
+    """The TFLite builtin an ONNX op of a tf2onnx pattern stands for (Clip: RELU6 or RELU_N1_TO_1
+    by its bounds; MatMul of two activations: BATCH_MATMUL)."""
+    if op_type == "Clip":
+        return {ACTIVATION_BOUNDS[2]: "RELU_N1_TO_1", ACTIVATION_BOUNDS[3]: "RELU6"}.get(bounds, "RELU")
+    return _BUILTINS.get(op_type, "BATCH_MATMUL" if op_type == "MatMul" else op_type)
+
+
+def wide(tfl_op: str, *types: IntType) -> str:
+    """Why a pattern of 16-bit codes (operand types `types`) stays float: the .tflite reader
+    refuses TFLite builtin `tfl_op` on int16 (importer.tflite_model.int16_modelled); "" when not."""
+    bits = max(t.bits for t in types)
+    if bits == 8 or (bits == 16 and int16_modelled(tfl_op)):
         return ""
-    return (f"{max(o.dtype.bits for o in operands)}-bit {op_type}: the TFLite op it stands for is modelled for "
-            "8-bit codes only")
+    return f"{bits}-bit {tfl_op}: the .tflite reader does not model it on {bits}-bit codes (it refuses it too)"
 
 
 def lut(op_type: str, attrs: dict, bounds, x: QIn, out: QIn, name: str, origin: str):
     """Tanh / HardSwish / Relu / Clip as the reader's `lut` (x, sx, zx, sy, zy)."""
-    why = _wide(op_type, x, out)
+    why = wide(builtin(op_type, bounds), x.dtype, out.dtype)
     if why:
         return why
     a = {"out_type": out.dtype, "kind": _LUT_KINDS[op_type]}
@@ -111,7 +122,7 @@ def lut(op_type: str, attrs: dict, bounds, x: QIn, out: QIn, name: str, origin: 
 
 def binary(op_type: str, bounds, a: QIn, b: QIn, out: QIn, name: str, origin: str):
     """Add / Sub / Mul as the reader's add (Sub: attr subtract) / mul."""
-    why = _wide(op_type, a, b, out)
+    why = wide(builtin(op_type), a.dtype, b.dtype, out.dtype)
     if why:
         return why
     attrs = {"out_type": out.dtype, "fused_activation": bounds, **({"subtract": True} if op_type == "Sub" else {})}
@@ -122,6 +133,9 @@ def binary(op_type: str, bounds, a: QIn, b: QIn, out: QIn, name: str, origin: st
 def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, origin: str, opset: int):
     """ReduceMean over the spatial axes of a 4-D tensor (NCHW [2, 3] or NHWC [1, 2]) as the
     reader's global_avgpool (MEAN over H, W), reshaped when keepdims = 0."""
+    why = wide("MEAN", x.dtype, out.dtype)
+    if why:
+        return why
     if x.shape is None or len(x.shape) != 4 or axes is None or out_t.shape is None or None in out_t.shape[1:]:
         return "its input is not 4-D, or its axes or output shape are not known"
     ax = sorted({int(v) % 4 for v in np.asarray(axes).reshape(-1)})
@@ -150,7 +164,7 @@ def transpose_conv(attrs: dict, bounds, x: QIn, w: QIn, bias: str, out: QIn, out
     """ConvTranspose (NCHW, weights (I, O, KH, KW)) as the reader's transpose_conv on NHWC with
     weights (O, KH, KW, I): output pixel o = i*s + k - pad_begin, cropped to the output size,
     which is TFLite's TRANSPOSE_CONV with pads (top, left) = the ONNX begin pads."""
-    why = _wide("ConvTranspose", x, out)
+    why = wide("TRANSPOSE_CONV", x.dtype, out.dtype)
     if why:
         return why
     if w.value is None or w.value.ndim != 4:
@@ -188,7 +202,7 @@ def resize_linear(attrs: dict, x: QIn, out: QIn, out_t: Tensor, in_t: Tensor, hw
     """Resize linear of NCHW codes, input and output quantization equal, as the reader's
     resize_bilinear on NHWC (size `hw`: the output's H, W as the importer sized it;
     align_corners / half_pixel_centers from the coordinate_transformation_mode)."""
-    why = _wide("Resize", x, out)
+    why = wide("RESIZE_BILINEAR", x.dtype, out.dtype)
     if why:
         return why
     mode = attrs.get("coordinate_transformation_mode", b"half_pixel")
