@@ -609,15 +609,16 @@ def _tflite_add_bias(v: _View, node: Node, dx: Node, dw: Node):
         return None
     other = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
     db = v.dq(other)
-    if db is None or _dtype(v, db.inputs[0]) != INT32 or not _bias_ok(v, db, dx, dw) or \
+    wide = getattr(_dtype(v, dx.inputs[0]), "bits", 8) == 16     # 16x8: TFLite's int64 bias
+    if db is None or _dtype(v, db.inputs[0]) != (INT64 if wide else INT32) or not _bias_ok(v, db, dx, dw) or \
             _rank(v, db.inputs[0]) != 1:
         return None
     found = _output_q(v, add)
     return None if found is None else (db, add, found)
 
 
-_TFLITE_PATTERNS = frozenset({"Tanh", "HardSwish", "Relu", "Clip", "Add", "Sub", "Mul", "ConvTranspose", "Resize",
-                              "ReduceMean"})
+_TFLITE_PATTERNS = frozenset({"Tanh", "HardSwish", "Relu", "Clip", "Sigmoid", "LeakyRelu", "Softmax", "Add", "Sub",
+                              "Mul", "ConvTranspose", "Resize", "ReduceMean"})
 
 
 def _qin(v: _View, name: str, d: Node, q: Node | None = None):
@@ -667,10 +668,11 @@ def _fuse_tflite(v: _View, node: Node):
         return None      # mixed types: no TFLite op of this pattern
     origin, opset = node.origin, node.attrs["opset"]
     out_t, in_t = v.g.tensors[q.outputs[0]], v.g.tensors[ins[0].name]
-    if op in tfl.LUT_OPS:
+    if op in tfl.LUT_OPS or op == "Softmax":
         if removed:
             return None
-        rw = tfl.lut(op, a, bounds, ins[0], out, node.name, origin)
+        rw = tfl.lut(op, a, bounds, ins[0], out, node.name, origin) if op != "Softmax" else \
+            tfl.softmax(a, opset, ins[0], out, node.name, origin)
     elif op in ("Add", "Sub", "Mul"):
         rw = tfl.binary(op, bounds, ins[0], ins[1], out, node.name, origin)
     elif op == "ReduceMean":

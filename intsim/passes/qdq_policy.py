@@ -14,16 +14,17 @@
                    fuses, and each pattern whose scales and zero points determine the TFLite
                    builtin op it was converted from, lowered to the IR node the .tflite reader
                    (importer/tflite_model.py) emits for that op, so that the target applies the
-                   same rule (passes/qdq_tflite.py): DQ -> Tanh / HardSwish / Relu / Clip(0, 6 |
-                   -1, 1) -> Q (TANH, HARD_SWISH, RELU, RELU6, RELU_N1_TO_1; Sigmoid and LeakyRelu
-                   fuse as under "onnxruntime"), DQ -> Add / Sub / Mul -> Q of 8- or 16-bit codes,
+                   same rule (passes/qdq_tflite.py): DQ -> Tanh / HardSwish / Sigmoid / LeakyRelu /
+                   Relu / Clip(0, 6 | -1, 1) / Softmax -> Q (TANH, HARD_SWISH, LOGISTIC,
+                   LEAKY_RELU, RELU, RELU6, RELU_N1_TO_1, SOFTMAX), DQ -> Add / Sub / Mul -> Q,
                    DQ -> ConvTranspose -> Q (TRANSPOSE_CONV), DQ -> Resize linear -> Q
                    (RESIZE_BILINEAR), DQ -> ReduceMean over H, W -> Q (MEAN), DQ -> MatMul of two
                    activations -> Q (BATCH_MATMUL), DQ -> MatMul -> Add(DQ int32 bias) -> Q
                    (FULLY_CONNECTED of a rank-3 input), 16-bit pools and concat, and the 16x8
-                   Conv / Gemm whose bias DequantizeLinear is int64 (invalid ONNX tf2onnx writes;
-                   TFLite's 16x8 bias) at x_scale*w_scale. Ops the .tflite reader takes in 8 bits
-                   only stay float islands at 16 bits.
+                   Conv / Gemm / ConvTranspose whose bias DequantizeLinear is int64 (invalid ONNX
+                   tf2onnx writes; TFLite's 16x8 bias) at x_scale*w_scale. A 16-bit pattern fuses
+                   where the .tflite reader models its builtin on int16
+                   (importer.tflite_model.int16_modelled), else it stays a float island.
 
 A target names its policy (`Target.qdq_fusion`); `intsim.load` applies it.
 

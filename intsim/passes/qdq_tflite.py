@@ -2,7 +2,9 @@
 .tflite reader (importer/tflite_model.py) emits for the TFLite builtin op each pattern was
 converted from, so that the target applies the same rule to both forms:
 
-    DQ -> Tanh / HardSwish -> Q             lut kind tanh / hard_swish        (TANH, HARD_SWISH)
+    DQ -> Tanh / HardSwish / Sigmoid /      lut kind tanh / hard_swish /      (TANH, HARD_SWISH,
+          LeakyRelu -> Q                    sigmoid / leaky_relu              LOGISTIC, LEAKY_RELU)
+    DQ -> Softmax over the last axis -> Q   softmax, beta 1                   (SOFTMAX)
     DQ -> Relu / Clip -> Q                  lut kind relu, fused_activation   (RELU, RELU6, RELU_N1_TO_1)
     DQ -> Add / Sub / Mul -> Q              add (attr subtract for Sub) / mul (ADD, SUB, MUL)
     DQ -> ConvTranspose -> Q                transpose_conv on NHWC            (TRANSPOSE_CONV)
@@ -39,11 +41,13 @@ from ..targets.activation import ACTIVATION_BOUNDS
 
 NO_ACTIVATION = ACTIVATION_BOUNDS[0]
 # tf2onnx's standalone activations -> the reader's lut kind
-_LUT_KINDS = {"Tanh": "tanh", "HardSwish": "hard_swish", "Relu": "relu", "Clip": "relu"}
+_LUT_KINDS = {"Tanh": "tanh", "HardSwish": "hard_swish", "Relu": "relu", "Clip": "relu", "Sigmoid": "sigmoid",
+              "LeakyRelu": "leaky_relu"}
 LUT_OPS = frozenset(_LUT_KINDS)
 _BINARY = {"Add": "add", "Sub": "add", "Mul": "mul"}
 # ONNX op -> the TFLite builtin tf2onnx converted it from (a Clip: by its bounds, `builtin`)
-_BUILTINS = {"Tanh": "TANH", "HardSwish": "HARD_SWISH", "Relu": "RELU", "Add": "ADD", "Sub": "SUB", "Mul": "MUL",
+_BUILTINS = {"Tanh": "TANH", "HardSwish": "HARD_SWISH", "Relu": "RELU", "Sigmoid": "LOGISTIC",
+             "LeakyRelu": "LEAKY_RELU", "Softmax": "SOFTMAX", "Add": "ADD", "Sub": "SUB", "Mul": "MUL",
              "ConvTranspose": "TRANSPOSE_CONV", "Resize": "RESIZE_BILINEAR", "ReduceMean": "MEAN"}
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
@@ -113,11 +117,27 @@ def lut(op_type: str, attrs: dict, bounds, x: QIn, out: QIn, name: str, origin: 
     if why:
         return why
     a = {"out_type": out.dtype, "kind": _LUT_KINDS[op_type]}
+    if a["kind"] == "leaky_relu":
+        a["alpha"] = float(np.float32(attrs.get("alpha", 0.01)))
     if a["kind"] == "relu":
         if bounds is None:
             return f"its {op_type} bounds are not those of RELU, RELU6 or RELU_N1_TO_1"
         a["fused_activation"] = bounds
     return Rewrite([Node("lut", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,), a, origin)])
+
+
+def softmax(attrs: dict, opset: int, x: QIn, out: QIn, name: str, origin: str):
+    """Softmax over the last axis as the reader's softmax (SOFTMAX, beta 1: tf2onnx folds a beta
+    other than 1 into a Mul before it)."""
+    why = wide("SOFTMAX", x.dtype, out.dtype)
+    if why:
+        return why
+    rank = None if x.shape is None else len(x.shape)
+    axis = int(attrs.get("axis", -1 if opset >= 13 else 1))
+    if rank is None or axis not in (-1, rank - 1):
+        return f"Softmax over axis {axis} of a rank-{rank} tensor (TFLite's SOFTMAX takes the last axis)"
+    return Rewrite([Node("softmax", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,),
+                         {"axis": -1, "opset": 13, "out_type": out.dtype, "beta": 1.0}, origin)])
 
 
 def binary(op_type: str, bounds, a: QIn, b: QIn, out: QIn, name: str, origin: str):

@@ -18,7 +18,7 @@ from intsim.ir import IntType
 from intsim.targets.rules import TargetRefusal
 from kernels import tflite_act as tk
 
-from .flatbuf import binary_options, conv_options, reducer_options, single_op, table_options
+from .flatbuf import binary_options, conv_options, leaky_relu_options, reducer_options, single_op, table_options
 
 pytest.importorskip("ai_edge_litert")
 from models.build_tflite import interpreter  # noqa: E402
@@ -119,18 +119,22 @@ def _one(op, shape, sx, zx, sy, zy, options=None, out_shape=None):
 
 
 _ONNX_ACT = {"TANH": ("Tanh", {}), "HARD_SWISH": ("HardSwish", {}), "RELU": ("Relu", {}),
-             "RELU6": ("Clip", (0.0, 6.0)), "RELU_N1_TO_1": ("Clip", (-1.0, 1.0))}
+             "RELU6": ("Clip", (0.0, 6.0)), "RELU_N1_TO_1": ("Clip", (-1.0, 1.0)), "LOGISTIC": ("Sigmoid", {}),
+             "LEAKY_RELU": ("LeakyRelu", {}), "SOFTMAX": ("Softmax", {})}
 
 
 @paths
-@SETTINGS
+@settings(SETTINGS, max_examples=80)
 @given(op=st.sampled_from(sorted(_ONNX_ACT)), shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), sx=scales,
-       zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
-def test_activation(path, op, shape, sx, zx, sy, zy, seed):
-    """DQ -> Tanh / HardSwish / Relu / Clip(0, 6) / Clip(-1, 1) -> Q: TANH, HARD_SWISH, RELU, RELU6,
-    RELU_N1_TO_1 (TANH's output quantization is the converter's fixed 1/128, 0)."""
+       zx=zps, sy=scales, zy=zps, alpha=st.floats(0.0, 1.0, width=32), seed=st.integers(0, 2**31 - 1))
+def test_activation(path, op, shape, sx, zx, sy, zy, alpha, seed):
+    """DQ -> Tanh / HardSwish / Relu / Clip(0, 6) / Clip(-1, 1) / Sigmoid / LeakyRelu / Softmax
+    (last axis) -> Q: TANH, HARD_SWISH, RELU, RELU6, RELU_N1_TO_1, LOGISTIC, LEAKY_RELU, SOFTMAX (the
+    converter's fixed output quantization for TANH 1/128, 0, for LOGISTIC and SOFTMAX 1/256, -128)."""
     if op == "TANH":
         sy, zy = 1 / 128, 0
+    if op in ("LOGISTIC", "SOFTMAX"):
+        sy, zy = 1 / 256, -128
     if op == "HARD_SWISH":
         try:
             tk.hard_swish_params(sx, sy)
@@ -139,9 +143,12 @@ def test_activation(path, op, shape, sx, zx, sy, zy, seed):
     b = Onnx()
     x = b.dq(b.input("x", shape), sx, zx)
     onnx_op, bounds = _ONNX_ACT[op]
-    y = b.node(onnx_op, [x] + ([b.const(bounds[0], np.float32), b.const(bounds[1], np.float32)] if bounds else []))
+    y = b.node(onnx_op, [x] + ([b.const(bounds[0], np.float32), b.const(bounds[1], np.float32)] if bounds else []),
+               **({"alpha": float(alpha)} if op == "LEAKY_RELU" else {}))
     rng = np.random.default_rng(seed)
-    check(_one(op, shape, sx, zx, sy, zy), b.model(b.q(y, sy, zy), shape), [[_i8(rng, shape)] for _ in range(2)], path)
+    options = leaky_relu_options(alpha) if op == "LEAKY_RELU" else \
+        table_options("SoftmaxOptions", Beta=1.0) if op == "SOFTMAX" else None
+    check(_one(op, shape, sx, zx, sy, zy, options), b.model(b.q(y, sy, zy), shape), [[_i8(rng, shape)] for _ in range(2)], path)
 
 
 @paths
