@@ -658,7 +658,7 @@ def _lower_batch_matmul(r, key, op, ins, outs):
     r.emit("matmul", f"{y}::batch_matmul", [a, *r.scale_zp(a, "input", key), b, *r.scale_zp(b, "input", key),
                                           *r.scale_zp(y, "output", key), ""], [y],
            {"out_type": t, "requant": True, "lo": t.qmin, "hi": t.qmax, "transA": 0,
-            "transB": int(bool(o.AdjY())) if o is not None else 0, "alpha": 1.0,
+            "transB": int(bool(o.AdjY())) if o is not None else 0, "alpha": 1.0, "batch_matmul": True,
             # the right operand's zero points are all 0 (XNNPACK takes only such a BATCH_MATMUL)
             "symmetric_b": bool(r.tensors[b].qparams is not None and not r.tensors[b].qparams.zero_point.any())},
            origin)
@@ -804,3 +804,10 @@ def _import(r: _Reader) -> Graph:
     raw = sg.Name()
     return Graph(r.tensors, tuple(r.nodes), tuple(inputs), tuple(outputs), r.constants,
                  name=raw.decode("utf-8", "replace") if raw else "tflite", opset=ONNX_OPSET)
+
+
+def int16_modelled(builtin: str) -> bool:
+    """The reader takes TFLite builtin `builtin` (a BuiltinOperator name) on int16 tensors,
+    rather than refusing it by name; passes/qdq_tflite.py fuses tf2onnx's 16-bit patterns of
+    exactly those ops."""
+    return builtin not in _INT16_FAILS

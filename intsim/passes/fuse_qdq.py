@@ -26,6 +26,11 @@ onnxruntime's MatMulAddFusion turns MatMul -> Add into a float Gemm first. Patte
 not match stay as they are: visible float
 islands between Q and DQ, computed as onnxruntime computes them (float op, then Q); a compute
 node left float carries attrs["float_reason"] (runtime warns with it).
+Policy "tflite" (the `tflite*` targets, on tf2onnx's copies of TFLite models) fuses what
+"onnxruntime" fuses and lowers each further pattern whose scales and zero points determine a
+TFLite builtin op to the IR node the .tflite reader emits for it (passes/qdq_tflite.py; here:
+the 16x8 Conv/Gemm with its int64 bias, MatMul of two activations as BATCH_MATMUL, MatMul ->
+Add(int32 bias) as FULLY_CONNECTED).
 QONNX graphs (dequantize nodes marked "qonnx" by the importer) are not onnxruntime's to fuse:
 their mixed-width Quant chains keep intsim's integer reading, and a float bias is added in
 float after the exact integer accumulation, as qonnx's executor computes it.
@@ -36,11 +41,13 @@ import numpy as np
 from onnx import helper
 
 from ..importer.qoperator import conv_attrs
-from ..ir import FLOAT32, INT32, Graph, Node, Tensor
+from ..ir import FLOAT32, INT32, Graph, IntType, Node, Tensor
 from ..numerics import quantize_scalar
 from ..ops import ONNX_MOVEMENT, OPS, qdq_target
-from .qdq_policy import INTEGER, ONNXRUNTIME, check_policy, ort_removes_activation
+from . import qdq_tflite as tfl
+from .qdq_policy import INTEGER, ONNXRUNTIME, TFLITE, check_policy, ort_removes_activation
 
+INT64 = IntType(64, True)
 _LUTS = {"Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
 
 
@@ -168,7 +175,8 @@ def _bias_ok(v: _View, db: Node | None, dx: Node, dw: Node) -> bool:
     b, bs = v.const(db.inputs[0]), v.const(db.inputs[1])
     bz = v.const(db.inputs[2]) if len(db.inputs) > 2 and db.inputs[2] else None
     xs, ws = v.const(dx.inputs[1]), v.const(dw.inputs[1])
-    if b is None or bs is None or xs is None or ws is None or b.dtype != np.int32:
+    if b is None or bs is None or xs is None or ws is None or \
+            not (b.dtype == np.int32 or (v.fusion == TFLITE and b.dtype == np.int64)):
         return False
     if bz is not None and np.any(bz != 0):
         return False
@@ -409,7 +417,9 @@ def _compute(v: _View, node: Node):
                     "also listed as a graph input, which onnxruntime does not fold")
         return f"its weight '{dw.inputs[0]}' is not a constant"
     bias_scale = None
-    ok32 = db is None or _qonnx(dx, dw) or _dtype(v, db.inputs[0]) == INT32
+    # policy "tflite": tf2onnx's int64 bias DequantizeLinear of a 16x8 conv / FC (TFLite's bias)
+    ok32 = db is None or _qonnx(dx, dw) or _dtype(v, db.inputs[0]) == INT32 or \
+        (v.fusion == TFLITE and _dtype(v, db.inputs[0]) == INT64 and getattr(_dtype(v, dx.inputs[0]), "bits", 0) == 16)
     if not (ok32 and _bias_ok(v, db, dx, dw)) and v.fusion == INTEGER:
         w = v.const(dw.inputs[0])
         channels = w.shape[0] if op == "Conv" or _onnx_attrs(node).get("transB", 0) else w.shape[-1]
@@ -419,6 +429,9 @@ def _compute(v: _View, node: Node):
     if bias_scale is None and not _bias_ok(v, db, dx, dw):
         return f"its bias '{db.inputs[0]}' does not carry scale x_scale*w_scale and zero point 0"
     found = _output_q(v, node)
+    add_bias = _tflite_add_bias(v, node, dx, dw) if found is None and db is None and not ins[2] else None
+    if add_bias is not None:     # FULLY_CONNECTED of a rank-3 input: tf2onnx's MatMul -> Add(DQ bias) -> Q
+        db, found = add_bias[0], (add_bias[2][0], add_bias[2][1], [add_bias[1]] + add_bias[2][2])
     kept = _kept_activation(v, node) if found is None else ""
     if kept:
         return kept
@@ -445,6 +458,17 @@ def _compute(v: _View, node: Node):
         v.new_constants[bias_name] = float_bias
     inputs = _triple(dx) + _triple(dw) + [q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "", bias_name]
     attrs = {"out_type": t, "requant": True, "lo": lo, "hi": hi}
+    bounds = _tflite_activation(v, removed) if v.fusion == TFLITE else None
+    if bounds is not None:      # the target rounds the bounds, as for the reader's fused activation
+        attrs = {"out_type": t, "requant": True, "fused_activation": bounds}
+    if v.fusion == TFLITE and op == "MatMul" and v.const(dw.inputs[0]) is None:
+        why = tfl.wide("BATCH_MATMUL", _dtype(v, dx.inputs[0]), _dtype(v, dw.inputs[0]))
+        if why:
+            return why
+        zb = v.const(dw.inputs[2]) if len(dw.inputs) > 2 and dw.inputs[2] else np.zeros(())
+        if zb is None:
+            return "its right operand's zero point is not constant"
+        attrs.update(batch_matmul=True, symmetric_b=not np.any(zb))     # as the reader's BATCH_MATMUL
     if bias_scale is not None:
         attrs["bias_scale"] = bias_scale
     if float_bias is not None and v.fusion == INTEGER:
@@ -464,12 +488,18 @@ def _compute(v: _View, node: Node):
     return Node(ir_op, node.name, inputs, q.outputs, attrs, node.origin), removed + [q]
 
 
-def _is8(v: _View, *names) -> bool:
+# ONNX ops whose 16-bit QDQ pattern policy "tflite" fuses: TFLite's int16 AVERAGE_POOL_2D, MEAN
+# and CONCATENATION (the reader lowers them as their int8 forms; targets.tflite rule_int16)
+_TFLITE_16 = frozenset({"AveragePool", "GlobalAveragePool", "Concat"})
+
+
+def _is8(v: _View, *names, op_type: str = "") -> bool:
     """onnxruntime has integer Add/Mul/pool/concat/table kernels for 8-bit tensors only; wider
     ones run in float there, and stay float islands here too (policy "integer": Add/Mul take
-    16-bit codes, _integer_codes)."""
+    16-bit codes, _integer_codes; policy "tflite": 16-bit `_TFLITE_16` ops fuse)."""
     ts = [v.g.tensors.get(n) for n in names]
-    return all(t is not None and getattr(t.dtype, "bits", 0) == 8 for t in ts)
+    bits = (8, 16) if v.fusion == TFLITE and op_type in _TFLITE_16 else (8,)
+    return all(t is not None and getattr(t.dtype, "bits", 0) in bits for t in ts)
 
 
 def _integer_codes(v: _View, *names) -> bool:
@@ -504,7 +534,8 @@ def _fuse_binary(v: _View, node: Node):
 def _fuse_unary(v: _View, node: Node):
     dx = v.dq(node.inputs[0])
     found = _output_q(v, node)
-    if dx is None or found is None or found[2] or not _is8(v, dx.inputs[0], found[0].outputs[0]):
+    if dx is None or found is None or found[2] or \
+            not _is8(v, dx.inputs[0], found[0].outputs[0], op_type=node.attrs["op_type"]):
         return None
     if not _qonnx(dx) and not _same_types(v, dx.inputs[0], found[0].outputs[0]):
         return None
@@ -534,7 +565,7 @@ def _fuse_concat(v: _View, node: Node):
     dqs = [v.dq(i) for i in node.inputs]
     found = _output_q(v, node)
     if any(d is None for d in dqs) or found is None or found[2] or \
-            not _is8(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
+            not _is8(v, found[0].outputs[0], *[d.inputs[0] for d in dqs], op_type="Concat"):
         return None
     if not _qonnx(*dqs) and not _same_types(v, found[0].outputs[0], *[d.inputs[0] for d in dqs]):
         return None
@@ -570,6 +601,113 @@ def _fuse_movement(v: _View, node: Node):
     return Node("onnx", node.name, (dx.inputs[0],) + tuple(node.inputs[1:]), q.outputs, attrs, node.origin), [q]
 
 
+def _tflite_activation(v: _View, removed: list):
+    """The fused activation (float bounds, passes/qdq_tflite.activation_bounds) of the Relu / Clip
+    among the nodes a fusion removes, or None (none, or bounds no TFLite activation has)."""
+    acts = [n for n in removed if n.op == "onnx" and n.attrs["op_type"] in ("Relu", "Clip")]
+    if not acts:
+        return None
+    a = acts[0]
+    return tfl.activation_bounds(a.attrs["op_type"], _clip_floats(v, a) if a.attrs["op_type"] == "Clip" else None)
+
+
+def _tflite_add_bias(v: _View, node: Node, dx: Node, dw: Node):
+    """Policy "tflite": a MatMul with constant weights whose only consumer is an Add of a
+    DequantizeLinear of an int32 bias at x_scale*w_scale, then (through Relu/Clip) a Q:
+    (bias DQ, the Add, _output_q of the Add); else None."""
+    if v.fusion != TFLITE or node.attrs["op_type"] != "MatMul" or v.const(dw.inputs[0]) is None:
+        return None
+    add = v.only_consumer(node.outputs[0])
+    if add is None or add.op != "onnx" or add.attrs["op_type"] != "Add":
+        return None
+    other = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
+    db = v.dq(other)
+    wide = getattr(_dtype(v, dx.inputs[0]), "bits", 8) == 16     # 16x8: TFLite's int64 bias
+    if db is None or _dtype(v, db.inputs[0]) != (INT64 if wide else INT32) or not _bias_ok(v, db, dx, dw) or \
+            _rank(v, db.inputs[0]) != 1:
+        return None
+    found = _output_q(v, add)
+    return None if found is None else (db, add, found)
+
+
+_TFLITE_PATTERNS = frozenset({"Tanh", "HardSwish", "Relu", "Clip", "Sigmoid", "LeakyRelu", "Softmax", "Add", "Sub",
+                              "Mul", "ConvTranspose", "Resize", "ReduceMean"})
+
+
+def _qin(v: _View, name: str, d: Node, q: Node | None = None):
+    """tfl.QIn of a DQ's input (or, q given, of the Q's output `name`), or None when its scale or
+    zero point is not a constant given in the file."""
+    src = q if q is not None else d
+    scale, zp = src.inputs[1], src.inputs[2] if len(src.inputs) > 2 else ""
+    if v.const(scale) is None or not zp or v.const(zp) is None or _dtype(v, name) is None:
+        return None
+    return tfl.QIn(name, scale, zp, _dtype(v, name), _shape(v, name), np.asarray(v.const(scale)),
+                   np.asarray(v.const(zp)), v.const(name), int(src.attrs.get("axis", 1) or 0))
+
+
+def _resize_hw(v: _View, node: Node, a: dict, out_t: Tensor):
+    """(H, W) a 4-D Resize writes: its constant `sizes` (over `axes`, as the importer sizes
+    tf2onnx's float scales the way onnxruntime does), else its output's inferred shape."""
+    if len(node.inputs) > 3 and node.inputs[3] and v.const(node.inputs[3]) is not None:
+        sizes = dict(zip([int(x) % 4 for x in a.get("axes", range(4))],
+                         np.asarray(v.const(node.inputs[3])).reshape(-1).tolist()))
+        return (sizes.get(2), sizes.get(3))
+    return None if out_t.shape is None or len(out_t.shape) != 4 else tuple(out_t.shape[2:])
+
+
+def _fuse_tflite(v: _View, node: Node):
+    """Policy "tflite": the patterns of passes/qdq_tflite.py around ONNX op `node`; None where
+    none applies (the "onnxruntime" rewrites then run), a string where it stays float."""
+    op = node.attrs["op_type"]
+    if op not in _TFLITE_PATTERNS:
+        return None
+    a = _onnx_attrs(node)
+    if op == "Resize" and a.get("mode", b"nearest") not in (b"linear", "linear"):
+        return None
+    data = node.inputs[:2] if op in ("Add", "Sub", "Mul", "ConvTranspose") else node.inputs[:1]
+    dqs = [v.dq(i) for i in data]
+    found = _output_q(v, node)
+    if any(d is None for d in dqs) or _qonnx(*dqs) or found is None:
+        return None
+    q, _, removed = found
+    ins = [_qin(v, d.inputs[0], d) for d in dqs]
+    out = _qin(v, q.outputs[0], None, q)
+    if out is None or any(i is None for i in ins):
+        return None
+    bounds = _tflite_activation(v, removed or [node]) if removed or op in ("Relu", "Clip") else tfl.NO_ACTIVATION
+    if op not in ("Relu", "Clip") and removed and bounds is None:
+        return None
+    if any(i.dtype != out.dtype for i in ins if i.value is None):
+        return None      # mixed types: no TFLite op of this pattern
+    origin, opset = node.origin, node.attrs["opset"]
+    out_t, in_t = v.g.tensors[q.outputs[0]], v.g.tensors[ins[0].name]
+    if op in tfl.LUT_OPS or op == "Softmax":
+        if removed:
+            return None
+        rw = tfl.lut(op, a, bounds, ins[0], out, node.name, origin) if op != "Softmax" else \
+            tfl.softmax(a, opset, ins[0], out, node.name, origin)
+    elif op in ("Add", "Sub", "Mul"):
+        rw = tfl.binary(op, bounds, ins[0], ins[1], out, node.name, origin)
+    elif op == "ReduceMean":
+        axes = a.get("axes") if opset < 18 or len(node.inputs) < 2 else v.const(node.inputs[1])
+        rw = tfl.reduce_mean(a, axes, ins[0], out, out_t, node.name, origin, opset)
+    elif op == "Resize":
+        rw = tfl.resize_linear(a, ins[0], out, out_t, in_t, _resize_hw(v, node, a, out_t), node.name, origin, opset)
+    else:
+        db = v.dq(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        if len(node.inputs) > 2 and node.inputs[2] and (db is None or not _bias_ok(v, db, dqs[0], dqs[1]) or
+                                                        _dtype(v, db.inputs[0]) != (INT32 if ins[0].dtype.bits == 8
+                                                                                    else INT64)):
+            return "its bias is not a DequantizeLinear at x_scale*w_scale of int32 (8-bit) or int64 (16x8)"
+        rw = tfl.transpose_conv(a, bounds, ins[0], ins[1], db.inputs[0] if db else "", out, out_t, in_t,
+                                node.name, origin, opset)
+    if isinstance(rw, str):
+        return rw
+    v.new_constants.update(rw.constants)
+    v.new_tensors.update(rw.tensors)
+    return tuple(rw.nodes), removed + [q]
+
+
 _FUSERS = {"compute": _fuse_compute, "binary": _fuse_binary, "unary": _fuse_unary, "concat": _fuse_concat}
 
 
@@ -589,8 +727,10 @@ def fuse_qdq(graph: Graph, fusion: str = ONNXRUNTIME) -> Graph:
     for node in graph.nodes:
         if node.op != "onnx" or id(node) in replaced:
             continue
-        rule = _rule(node.attrs["op_type"])
-        res = rule(v, node) if rule is not None else None
+        res = _fuse_tflite(v, node) if v.fusion == TFLITE else None
+        if res is None:
+            rule = _rule(node.attrs["op_type"])
+            res = rule(v, node) if rule is not None else None
         if isinstance(res, StaysFloat):
             replaced[id(node)] = Node(node.op, node.name, res[1], node.outputs,
                                       {**node.attrs, "float_reason": res[0]}, node.origin)
@@ -611,7 +751,7 @@ def fuse_qdq(graph: Graph, fusion: str = ONNXRUNTIME) -> Graph:
             nodes.append(n)
     # A removed Q/activation node must not be placed before the fused node reading its inputs:
     # the fused node sits where the float op was, which is after all its DQ inputs.
-    if not v.new_constants:
+    if not v.new_constants and not v.new_tensors:
         return graph.replace(nodes=tuple(nodes))
     consts, tensors = dict(graph.constants), dict(graph.tensors)
     for k, val in v.new_constants.items():

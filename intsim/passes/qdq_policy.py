@@ -1,4 +1,4 @@
-"""Which QDQ patterns become integer nodes: the two fusion policies of `fuse_qdq`.
+"""Which QDQ patterns become integer nodes: the three fusion policies of `fuse_qdq`.
 
     "onnxruntime"  what onnxruntime's CPU optimizer (1.32) fuses, and nothing more: the `ort*`
                    targets reproduce its deployed session, float where it stays float.
@@ -12,6 +12,21 @@
                    fuses (Brevitas int8 -> uint8); a DQ moves through MaxPool/Flatten/Reshape to
                    the op it feeds (passes/sink_qonnx_dequantize.py); initializers also listed
                    as graph inputs are the constants the file states (importer, one warning).
+    "tflite"       tf2onnx's copies of TFLite models (the `tflite*` targets): what "onnxruntime"
+                   fuses, and each pattern whose scales and zero points determine the TFLite
+                   builtin op it was converted from, lowered to the IR node the .tflite reader
+                   (importer/tflite_model.py) emits for that op, so that the target applies the
+                   same rule (passes/qdq_tflite.py): DQ -> Tanh / HardSwish / Sigmoid / LeakyRelu /
+                   Relu / Clip(0, 6 | -1, 1) / Softmax -> Q (TANH, HARD_SWISH, LOGISTIC,
+                   LEAKY_RELU, RELU, RELU6, RELU_N1_TO_1, SOFTMAX), DQ -> Add / Sub / Mul -> Q,
+                   DQ -> ConvTranspose -> Q (TRANSPOSE_CONV), DQ -> Resize linear -> Q
+                   (RESIZE_BILINEAR), DQ -> ReduceMean over H, W -> Q (MEAN), DQ -> MatMul of two
+                   activations -> Q (BATCH_MATMUL), DQ -> MatMul -> Add(DQ int32 bias) -> Q
+                   (FULLY_CONNECTED of a rank-3 input), 16-bit pools and concat, and the 16x8
+                   Conv / Gemm / ConvTranspose whose bias DequantizeLinear is int64 (invalid ONNX
+                   tf2onnx writes; TFLite's 16x8 bias) at x_scale*w_scale. A 16-bit pattern fuses
+                   where the .tflite reader models its builtin on int16
+                   (importer.tflite_model.int16_modelled), else it stays a float island.
 
 A target names its policy (`Target.qdq_fusion`); `intsim.load` applies it.
 
@@ -37,7 +52,8 @@ import numpy as np
 
 ONNXRUNTIME = "onnxruntime"
 INTEGER = "integer"
-POLICIES = (ONNXRUNTIME, INTEGER)
+TFLITE = "tflite"
+POLICIES = (ONNXRUNTIME, INTEGER, TFLITE)
 
 
 def ort_removes_activation(op_type: str, clip_bounds, scale, zp: int, t) -> bool:

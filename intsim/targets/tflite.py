@@ -60,11 +60,12 @@ def check_real(rq: Requant, real: np.ndarray) -> None:
 
 
 def batch_matmul(node) -> bool:
-    """An IR matmul read from TFLite's BATCH_MATMUL (activations x activations): every kernel
+    """An IR matmul marked attr batch_matmul: TFLite's BATCH_MATMUL (activations x activations,
+    read from a .tflite or fused from tf2onnx's DQ -> MatMul -> Q, passes/fuse_qdq.py): every kernel
     path requantizes it by MultiplyByQuantizedMultiplier, double rounding (batch_matmul.cc:
     GetQuantizedConvolutionMultipler, reference_ops::BatchMatMul / the optimized and XNNPACK
     paths measured equal), unlike FULLY_CONNECTED."""
-    return node.op == "matmul" and node.origin.startswith("BATCH_MATMUL")
+    return node.op == "matmul" and bool(node.attrs.get("batch_matmul"))
 
 
 def bmm_rule(node):
@@ -251,9 +252,11 @@ class TfliteTarget(FixedPointTarget):
     measured on this path, int8 SOFTMAX
     through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
-    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect)."""
+    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect). On .onnx files: QDQ
+    fusion policy "tflite" (passes/qdq_policy.py), as the other two kernel paths' targets."""
     name = "tflite"
     mode = "double"
+    qdq_fusion = "tflite"
 
     @property
     def rules(self):
@@ -287,6 +290,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
+    qdq_fusion = "tflite"
 
     @property
     def rules(self):
@@ -337,6 +341,7 @@ class TfliteXnnpackTarget(OrtTarget):
     everything not measured. XNNPACK
     itself refuses requantization scales >= 256 (the interpreter fails to prepare)."""
     name = "tflite-xnnpack"
+    qdq_fusion = "tflite"
 
     def __init__(self, name: str | None = None):
         super().__init__(name or self.name, saturating_u8s8=False)

@@ -48,7 +48,7 @@ from ..runtime import distributed
 from ..targets.registry import get_target
 from .explain import CLASSES, Explainer
 from .refs import PLAIN_SESSION, REFERENCES, exposed_tensors, float_to_codes, make_reference, qonnx_taps, with_outputs
-from .tflite_ref import PATH_TARGETS, TfliteReference, check_kernel_path
+from .tflite_ref import PATH_TARGETS, check_kernel_path, tflite_reference
 
 CHUNK = 32
 PROGRESS_INTERVAL = 0.5     # seconds: the bar is redrawn at most this often, and after whole chunks
@@ -149,7 +149,7 @@ class _TfliteSession:
     def __init__(self, data: bytes, kernel_path: str, target, accumulator):
         self.prog = Program(import_onnx(data), target=target, accumulator=accumulator)
         self.graph = self.prog.graph        # fused activations resolved for the target (lo / hi)
-        self.ref = TfliteReference(data, kernel_path)
+        self.ref = tflite_reference(data, kernel_path)
         self.plain = None
         names = self.ref.names()
         self.exposed = [o for node in self.graph.nodes for o in node.outputs
@@ -580,7 +580,7 @@ def verify(model, feeds: dict | None = None, reference: str | None = None, targe
     on that Dask scheduler's workers (intsim.runtime.distributed; needs dask distributed).
 
     A .tflite model is compared with the TFLite interpreter (reference "tflite", its default;
-    `kernel_path` reference | builtin | xnnpack, see intsim.verify.tflite_ref); its default
+    `kernel_path` reference | builtin | xnnpack | tflm, see intsim.verify.tflite_ref); its default
     target is the one modelling that kernel path (tflite, tflite-builtin, tflite-xnnpack). An
     ONNX model's defaults are reference "ort-fakequant" and target "ort". `fusion`: the QDQ
     fusion policy of intsim's graph (passes/qdq_policy.py; default the target's `qdq_fusion`)."""

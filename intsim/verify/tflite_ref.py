@@ -9,6 +9,8 @@ ai-edge-litert's Interpreter on the same flatbuffer, every intermediate preserve
     reference   BUILTIN_REF                         TFLite's reference kernels (as TFLM)
     builtin     BUILTIN_WITHOUT_DEFAULT_DELEGATES   the optimized CPU kernels
     xnnpack     AUTO                                the interpreter's default (XNNPACK delegate)
+    tflm        TensorFlow Lite for Microcontrollers (the `tflite-micro` package's interpreter,
+                verify.tflm_ref.TflmReference), modelled by target `tflite`
 
 intsim's TFLite reader keeps tensor names and NHWC shapes, so an interpreter tensor and the IR
 tensor of the same name hold the same values in the same layout. Names the flatbuffer holds
@@ -21,9 +23,19 @@ import numpy as np
 
 from ..errors import IntsimError
 
-KERNEL_PATHS = {"reference": "BUILTIN_REF", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "xnnpack": "AUTO"}
+KERNEL_PATHS = {"reference": "BUILTIN_REF", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "xnnpack": "AUTO",
+                "tflm": "tflite-micro"}
 # the intsim target that models each kernel path (the default target of verify on a .tflite)
-PATH_TARGETS = {"reference": "tflite", "builtin": "tflite-builtin", "xnnpack": "tflite-xnnpack"}
+PATH_TARGETS = {"reference": "tflite", "builtin": "tflite-builtin", "xnnpack": "tflite-xnnpack", "tflm": "tflite"}
+
+
+def tflite_reference(data: bytes, kernel_path: str = "reference"):
+    """The reference runtime of `kernel_path`: TflmReference for "tflm", else TfliteReference."""
+    if check_kernel_path(kernel_path) == "tflm":
+        from .tflm_ref import TflmReference
+
+        return TflmReference(data)
+    return TfliteReference(data, kernel_path)
 
 
 def check_kernel_path(kernel_path: str) -> str:
@@ -36,7 +48,8 @@ class TfliteReference:
     """The interpreter on `data` for `kernel_path`, all tensors preserved."""
 
     def __init__(self, data: bytes, kernel_path: str = "reference"):
-        check_kernel_path(kernel_path)
+        if check_kernel_path(kernel_path) == "tflm":
+            raise IntsimError("kernel path 'tflm' runs in TFLM, not ai-edge-litert (tflite_reference)")
         try:
             from ai_edge_litert import interpreter as litert   # deferred: optional, heavy
         except ImportError:

@@ -58,11 +58,25 @@ def test_reference_and_model_kind_must_match(tmp_path):
     with pytest.raises(IntsimError, match="its reference is 'tflite'"):
         intsim.verify(HERE / "fc.tflite", random=1, reference="ort-fakequant")
     with pytest.raises(IntsimError, match="unknown TFLite kernel path"):
-        intsim.verify(HERE / "fc.tflite", random=1, kernel_path="tflm")
+        intsim.verify(HERE / "fc.tflite", random=1, kernel_path="gpu")
     onnx_models = sorted((ROOT / "models").glob("**/*.onnx"))
     if onnx_models:
         with pytest.raises(IntsimError, match="needs a .tflite model"):
             intsim.verify(onnx_models[0], random=1, reference="tflite")
+
+
+def test_tflm_kernel_path_needs_tflite_micro():
+    """Kernel path tflm runs TFLM (tests/tflite/test_tflm_zoo.py); without the tflite-micro package
+    it is refused by name, and ai-edge-litert's reference class does not take it."""
+    import importlib.util
+
+    from intsim.verify.tflite_ref import TfliteReference
+
+    with pytest.raises(IntsimError, match="runs in TFLM, not ai-edge-litert"):
+        TfliteReference((HERE / "fc.tflite").read_bytes(), "tflm")
+    if importlib.util.find_spec("tflite_micro") is None:
+        with pytest.raises(IntsimError, match="needs the tflite-micro package"):
+            intsim.verify(HERE / "fc.tflite", random=1, kernel_path="tflm")
 
 
 def test_cli_kernel_path_json(tmp_path):
