@@ -377,7 +377,10 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
         return tk.relu_table(sx, zx, sy, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), dtype,
                              rule.mode)
     if kind == "leaky_relu":
-        return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
+        try:
+            return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
+        except ValueError as e:         # e.g. a negative alpha: a negative q31 multiplier, not modelled
+            raise QuantParamError(f"node '{node.name}': LEAKY_RELU alpha {alpha}: {e}") from None
     if kind == "requantize":
         return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode)
     if kind == "hard_swish":

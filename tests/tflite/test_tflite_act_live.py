@@ -118,3 +118,12 @@ def test_tables_equal_their_twins(sx, zx, sy, zy, lo, alpha, mode):
                                   xu.lrelu_table_ref(sx, zx + 128, sy, zy + 128, alpha, np.uint8))
     for kind in ("logistic", "tanh"):
         np.testing.assert_array_equal(tk.float_table(kind, sx, zx, sy, zy), tk.float_table_ref(kind, sx, zx, sy, zy))
+
+
+@pytest.mark.parametrize("target", ["tflite", "tflite-builtin"])
+def test_negative_leaky_alpha_is_a_clear_error(target):
+    """A negative LEAKY_RELU alpha gives a negative q31 multiplier, which intsim does not model:
+    a QuantParamError naming the node and the alpha, not a bare ValueError from the table builder."""
+    data = _model("LEAKY_RELU", [1, 4], 0.05, 0, 0.05, 0, leaky_relu_options(-0.5))
+    with pytest.raises(intsim.errors.QuantParamError, match=r"node '.*': LEAKY_RELU alpha -0.5"):
+        intsim.load(data, target=target).run({"x": np.zeros((1, 4), np.int8)})
