@@ -152,7 +152,8 @@ def binary(op_type: str, bounds, a: QIn, b: QIn, out: QIn, name: str, origin: st
 
 def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, origin: str, opset: int):
     """ReduceMean over the spatial axes of a 4-D tensor (NCHW [2, 3] or NHWC [1, 2]) as the
-    reader's global_avgpool (MEAN over H, W), reshaped when keepdims = 0."""
+    reader's global_avgpool (MEAN over H, W), reshaped when keepdims = 0; keepdims is TFLite's
+    keep_dims (tf2onnx writes it through), which selects tflite-builtin's MEAN kernel."""
     why = wide("MEAN", x.dtype, out.dtype)
     if why:
         return why
@@ -168,7 +169,8 @@ def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, o
         shape4 = [x.shape[0], 1, 1, x.shape[3]] if ax == [1, 2] else [x.shape[0], x.shape[1], 1, 1]
         y4 = rw.tensor(out.name + "::keepdims", out_t, shape4)
     rw.nodes.append(Node("global_avgpool", name, (x.name, x.scale, x.zp, out.scale, out.zp), (y4,),
-                         {"out_type": out.dtype, "channels_last": int(ax == [1, 2])}, origin))
+                         {"out_type": out.dtype, "channels_last": int(ax == [1, 2]), "keep_dims": int(keep)},
+                         origin))
     if not keep:
         shape = out.name + "::shape"
         rw.constants[shape] = np.asarray([-1, *out_t.shape[1:]], np.int64)     # the batch stays free
