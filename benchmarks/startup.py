@@ -5,8 +5,10 @@ zoo model <= 10 s on an empty kernel cache after `intsim warmup`).
     PYTHONPATH=. python benchmarks/startup.py cold [--zoo NAME.FORM ...]
 
 warm: each committed integer model (models/*.{qdq,qop}*.onnx) run by `python -m intsim run` in a
-fresh process on a warm kernel cache, `--repeat` times; beside it the bare imports (python, numpy,
-numba, onnx, intsim) for scale. Each process's CPU seconds (user + sys, from os.wait4: what the
+fresh process on a warm kernel cache and with Python bytecode cached (as in an installed package;
+PYTHONDONTWRITEBYTECODE is dropped, the bytecode kept in a temporary PYTHONPYCACHEPREFIX),
+`--repeat` times; beside it the bare imports (python, numpy, ml_dtypes, numba, onnx, scipy.linalg,
+intsim) and the floor (onnx and numba imported, one cached Numba function loaded) for scale. Each process's CPU seconds (user + sys, from os.wait4: what the
 process itself spent, the figure a shared host distorts least) and wall seconds; the host's load
 average is recorded before and after.
 
@@ -29,8 +31,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-IMPORTS = {"python": "pass", "numpy": "import numpy", "numba": "import numba", "onnx": "import onnx",
-           "intsim": "import intsim", "intsim.cli": "import intsim.cli"}
+IMPORTS = {"python": "pass", "numpy": "import numpy", "ml_dtypes": "import ml_dtypes", "numba": "import numba",
+           "onnx": "import onnx", "scipy.linalg": "import scipy.linalg.cython_blas",
+           "intsim": "import intsim", "intsim.cli": "import intsim.cli",
+           # the floor under any intsim run: onnx and numba imported, and one cached Numba function
+           # loaded (Numba's first cache load imports its typing registries, and SciPy's BLAS)
+           "floor": "import onnx, numba, floorfn; floorfn.f(1)"}
+FLOOR_MODULE = "from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
 ZOO = ("mobilenet_v3_small.r64.qdq_u8", "squeezenet1_1.r64.qop_u8", "shufflenet_v2_x1_0.r64.qdq_u8")
 
 
@@ -79,11 +86,15 @@ def summary(rows: list) -> dict:
 
 
 def warm(repeat: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     models = sorted(p for p in (ROOT / "models").glob("*.onnx") if p.name.count(".") == 2)
     res = {"load_before": os.getloadavg(), "imports": {}, "run": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        (tmp / "floorfn.py").write_text(FLOOR_MODULE)
+        # bytecode written and read (as an installed package has it), kept out of the tree
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp)]), PYTHONPYCACHEPREFIX=str(tmp / "pyc"))
+        timed([sys.executable, "-c", IMPORTS["floor"]], env)      # its Numba cache and bytecode (not timed)
         feeds = {m: feeds_file(m, tmp) for m in models}
         for m in models:            # fills the kernel cache (not timed)
             timed(run_cmd(m, feeds[m], tmp / "o.npz"), env)

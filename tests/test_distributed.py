@@ -66,7 +66,7 @@ def test_overflow_on_a_scheduler_of_2_workers_equals_jobs_1(folder, tmp_path, cl
     one, two, three = tmp_path / "one.json", tmp_path / "two.json", tmp_path / "three.json"
     base = ("overflow", MODEL, "--input", npz, "--acc-bits", 16, "--quiet", "--json")
     assert _run(*base, one) == 0
-    with distributed._dd().LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed._dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                       silence_logs=logging.ERROR) as cluster:
         assert _run(*base, two, "--scheduler", cluster.scheduler_address) == 0
     assert _run(*base, three, "--jobs", 2) == 0
