@@ -49,6 +49,19 @@ def _conv_model(rng):
     return model
 
 
+def _runs_equal_ort(prog, model, rng, runs):
+    """`runs` runs of prog on 2 kernel threads, each on new data, each equal to onnxruntime."""
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(runs):
+            x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
+            x[0, 0, 0, :3] = (0, 255, 128)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+
+
 def test_conv_replays_through_both_calls_are_exact(monkeypatch):
     monkeypatch.setattr(work, "SERIAL_US", 0.0)     # the conv keeps 2 threads when recorded
     monkeypatch.setattr(tune, "PROBES", 3)
@@ -57,15 +70,7 @@ def test_conv_replays_through_both_calls_are_exact(monkeypatch):
     rng = np.random.default_rng(0)
     model = _conv_model(rng)
     prog = intsim.load(model)
-    old = kernel_threads.get_num_threads()
-    kernel_threads.set_num_threads(2)
-    try:
-        for i in range(16):
-            x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
-            x[0, 0, 0, :3] = (0, 255, 128)
-            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
-    finally:
-        kernel_threads.set_num_threads(old)
+    _runs_equal_ort(prog, model, rng, 16)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
     assert len(t.choices) >= 2                      # measured, kept a call, measured again
@@ -151,15 +156,7 @@ def test_two_thread_program_runs_either_side_bit_exact(monkeypatch):
     rng = np.random.default_rng(3)
     model = _conv_model(rng)
     prog = intsim.load(model)
-    old = kernel_threads.get_num_threads()
-    kernel_threads.set_num_threads(2)
-    try:
-        for i in range(3 + 2 + 4 + 2 + 4):
-            x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
-            x[0, 0, 0, :3] = (0, 255, 128)
-            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
-    finally:
-        kernel_threads.set_num_threads(old)
+    _runs_equal_ort(prog, model, rng, 3 + 2 + 4 + 2 + 4)
     (w,) = prog._choices.values()
     assert len(w.choices) == 2 and set(w.choices) <= {0, 1}
     assert {k[1] for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)} == {1, 2}   # both sides recorded
