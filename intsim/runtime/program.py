@@ -218,7 +218,11 @@ class Program:
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
         whole). INTSIM_BATCH_SPLIT=0 turns this off.
 
-        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads)."""
+        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads).
+
+        Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
+        against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
+        faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
         if self._uses_blas:
             with blas_budget.one_blas_thread():
                 return self._run(feeds, taps, threads)
