@@ -49,22 +49,28 @@ def _conv_model(rng):
     return model
 
 
-def test_conv_replays_through_both_calls_are_exact(monkeypatch):
-    monkeypatch.setattr(work, "SERIAL_US", 0.0)     # the conv keeps 2 threads when recorded
-    monkeypatch.setattr(tune, "PROBES", 3)
-    monkeypatch.setattr(tune, "RETUNE", 2)
-    rng = np.random.default_rng(0)
-    model = _conv_model(rng)
-    prog = intsim.load(model)
+def _runs_equal_ort(prog, model, rng, runs):
+    """`runs` runs of prog on 2 kernel threads, each on new data, each equal to onnxruntime."""
     old = kernel_threads.get_num_threads()
     kernel_threads.set_num_threads(2)
     try:
-        for i in range(16):
+        for i in range(runs):
             x = rng.integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
             x[0, 0, 0, :3] = (0, 255, 128)
             np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
     finally:
         kernel_threads.set_num_threads(old)
+
+
+def test_conv_replays_through_both_calls_are_exact(monkeypatch):
+    monkeypatch.setattr(work, "SERIAL_US", 0.0)     # the conv keeps 2 threads when recorded
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    monkeypatch.setattr(tune, "SETTLE", 1000)       # every run is the 2-thread run (no whole-run choice yet)
+    rng = np.random.default_rng(0)
+    model = _conv_model(rng)
+    prog = intsim.load(model)
+    _runs_equal_ort(prog, model, rng, 16)
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
     assert len(t.choices) >= 2                      # measured, kept a call, measured again
@@ -93,3 +99,82 @@ def test_a_parallel_call_only_slightly_faster_is_not_kept(monkeypatch):
     for _ in range(6):
         t(None)
     assert t.choices == [1]
+
+
+def _fake_whole(monkeypatch, cost):
+    """A WholeRun on a fake clock: each side's call advances it by cost[side] and logs the side."""
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "SETTLE", 4)
+    monkeypatch.setattr(tune, "RETUNE", 5)
+    now, ran = [0.0], []
+
+    def side(name):
+        def call():
+            ran.append(name)
+            now[0] += cost[name]
+            return name
+        return call
+    return tune.WholeRun(clock=lambda: now[0]), side("par"), side("ser"), ran
+
+
+def test_whole_run_settles_then_measures_both_sides_and_keeps_the_faster(monkeypatch):
+    cost = {"par": 2.0, "ser": 1.0}
+    w, par, ser, ran = _fake_whole(monkeypatch, cost)
+    outs = [w(par, ser) for _ in range(4 + 2 + 6)]
+    # SETTLE parallel runs, the serial side's 2 recording runs, then PROBES timed runs of each, alternating
+    assert ran == ["par"] * 4 + ["ser"] * 2 + ["ser", "par"] * 3
+    assert outs == ran                                  # each call returns what its side returned
+    assert w.choices == [1]
+    ran.clear()
+    for _ in range(5):
+        w(par, ser)
+    assert ran == ["ser"] * 5                           # RETUNE runs of the choice
+    cost.update(par=0.5)                                # the host got quieter: measured again
+    ran.clear()
+    for _ in range(6):
+        w(par, ser)
+    assert ran == ["ser", "par"] * 3 and w.choices == [1, 0]
+
+
+def test_whole_run_choice_is_a_function_of_the_measurements():
+    """pick: the parallel run is kept only below WHOLE_GAIN x the serial median; ties go serial."""
+    ser = [1.0, 5.0, 1.0]
+    assert tune.pick([tune.WHOLE_GAIN * 0.99] * 3, ser) == 0
+    assert tune.pick([tune.WHOLE_GAIN] * 3, ser) == 1
+    assert tune.pick([0.1, 9.0, 9.0], ser) == 1          # medians, not minima
+    assert tune.pick([9.0, 0.1, 0.2], ser) == 0
+    assert tune.settle_runs() == tune.SETTLE + 2 + 2 * tune.PROBES
+
+
+def test_two_thread_program_runs_either_side_bit_exact(monkeypatch):
+    """A 2-thread Program alternates its parallel run and its 1-thread run for a feed key and
+    keeps one; every run (either side, recorded or replayed) equals onnxruntime."""
+    monkeypatch.setattr(work, "SERIAL_US", 0.0)
+    monkeypatch.setattr(tune, "PROBES", 2)
+    monkeypatch.setattr(tune, "SETTLE", 3)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    rng = np.random.default_rng(3)
+    model = _conv_model(rng)
+    prog = intsim.load(model)
+    _runs_equal_ort(prog, model, rng, 3 + 2 + 4 + 2 + 4)
+    (w,) = prog._choices.values()
+    assert len(w.choices) == 2 and set(w.choices) <= {0, 1}
+    assert {k[1] for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)} == {1, 2}   # both sides recorded
+
+
+def test_no_whole_run_choice_on_one_thread_or_when_disabled(monkeypatch):
+    prog = intsim.load(_conv_model(np.random.default_rng(4)))
+    x = np.zeros((1, 16, 20, 20), np.uint8)
+    old = kernel_threads.get_num_threads()
+    try:
+        kernel_threads.set_num_threads(1)
+        for _ in range(3):
+            prog.run({"x": x})
+        assert not prog._choices
+        monkeypatch.setattr(tune, "ENABLED", False)
+        kernel_threads.set_num_threads(2)
+        for _ in range(3):
+            prog.run({"x": x})
+        assert not prog._choices
+    finally:
+        kernel_threads.set_num_threads(old)

@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from ..errors import IntsimError
-from ..quantize.pipeline import Options, quantize
 from .common import check_output
 
 
@@ -37,6 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_quantize(args) -> int:
+    from ..quantize.pipeline import Options, quantize   # deferred: other commands (intsim run) never need it
     try:
         check_output(args.out, "--out")
         check_output(args.report, "--report")

@@ -3,8 +3,10 @@
 Numba compiles each kernel the first time a run needs it (tens of seconds on a cold cache) and
 keeps the machine code in its on-disk cache (kernels.jit.cache_dir()). warmup fills that cache by
 running every model in the committed models/ folder (all forms: float, QDQ per-channel u8 and
-per-tensor s8, QOperator) once on a tiny input (batch 1, zeros), plainly and with taps (the
-path of verify, overflow and dump, which compiles further kernels), so a later `intsim run` or
+per-tensor s8, QOperator) on a tiny input (batch 1, zeros): RUNS times at the kernel thread
+count (the ordinary run, the frozen run's recording and a replay), RUNS times on one thread (the
+serial kernels that a multi-thread run's measured choices also call, intsim.runtime.tune), and
+once with taps (the path of verify, overflow and dump, which compiles further kernels), so a later `intsim run` or
 `intsim verify` loads the compiled kernels instead of compiling. One line per model on stderr (not with --quiet, nor
 when stderr is not a terminal); the total seconds on stdout.
 """
@@ -18,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from kernels import jit
+from kernels.threads import serial_here
 
 from ..errors import IntsimError
 from ..pipeline import load
 
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
+RUNS = 3        # runs of each model and thread side: the ordinary run, the frozen run's recording, a replay
 
 
 def model_paths(folder: Path) -> list[Path]:
@@ -52,7 +56,11 @@ def warm(paths, progress=None) -> list[dict]:
                 warnings.simplefilter("ignore", UserWarning)
                 prog = load(str(path))
             feeds = tiny_feeds(prog)
-            prog.run(feeds)
+            for _ in range(RUNS):           # ordinary, recorded (freeze hooks), replayed
+                prog.run(feeds)
+            with serial_here():             # the same on one thread: the serial kernels a 2-thread run
+                for _ in range(RUNS):       # also uses (small steps; intsim.runtime.tune's serial calls)
+                    prog.run(feeds)
             prog.run(feeds, taps=True)      # verify/overflow/dump's path: the accumulator-range kernels
             row = {"model": path.name, "seconds": time.perf_counter() - t}
         except Exception as e:  # noqa: BLE001 - a model that cannot run is reported, the rest still warm

@@ -12,12 +12,10 @@ import warnings
 import numpy as np
 import onnx
 from onnx import helper
-from onnx.reference import ReferenceEvaluator
-from onnx.reference.ops import load_op
 
 from ..errors import InvalidModelError
 from ..ir import IntType
-from ..ops import ONNX_MOVEMENT
+from ..ops import ONNX_COMPUTE, ONNX_MOVEMENT
 from .context import INT_ELEM, ImportContext, attrs_of, dtype_of_elem
 
 # Ops whose output is not a value of the input (shape arithmetic etc.).
@@ -39,6 +37,7 @@ def fold_constant(ctx: ImportContext, node) -> bool:
     if node.op_type not in FOLD_ON_CONSTANTS or len(node.output) != 1 or not ins or \
             not all(ctx.is_foldable(i) for i in ins):
         return False
+    from onnx.reference import ReferenceEvaluator   # deferred: heavy, and only a graph with such a node needs it
     try:
         (value,) = ReferenceEvaluator(node).run(None, {i: ctx.constants[i] for i in ins})
     except Exception:  # noqa: BLE001 - not foldable here: the node runs (and reports) as usual
@@ -56,10 +55,30 @@ def fold_constant(ctx: ImportContext, node) -> bool:
     return True
 
 
+# Ops of quantized CNNs (data movement, intsim.ops.ONNX_MOVEMENT and ONNX_COMPUTE, the float ops a
+# QDQ graph wraps) that the reference evaluator runs at every opset version from the one given
+# that has a schema: for these a schema lookup answers supported_by_reference without importing
+# onnx.reference (0.1-0.3 s of `intsim run`; an all-integer graph never runs the evaluator).
+# Reshape-1..4, Split-1, Gemm-1..5, Clip-1..5 and BatchNormalization-1..5 have schemas but no
+# evaluator kernel. tests/test_startup.py checks the implication against the evaluator at every
+# version up to the installed onnx's.
+SCHEMA_IMPLIES_REFERENCE = {op: 1 for op in ONNX_MOVEMENT | ONNX_COMPUTE | {
+    "Add", "Sub", "Mul", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Softmax",
+    "GlobalAveragePool", "AveragePool"}} | {"Reshape": 5, "Split": 2, "Gemm": 6, "Clip": 6, "BatchNormalization": 6}
+
+
 def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
     """The ONNX reference evaluator runs the op: a Python kernel of its own, or the op's
     function body (HardSwish, Mish, MeanVarianceNormalization; context-dependent for Gelu,
-    GroupNormalization...), which `load_op` alone does not report."""
+    GroupNormalization...), which `load_op` alone does not report. A movement op of
+    SCHEMA_IMPLIES_REFERENCE with a schema at `version` is answered from the schema."""
+    if not domain and version >= SCHEMA_IMPLIES_REFERENCE.get(op_type, version + 1):
+        try:
+            onnx.defs.get_schema(op_type, version, "")
+            return True
+        except Exception:  # noqa: BLE001 - no schema at this version: ask the evaluator
+            pass
+    from onnx.reference.ops import load_op   # deferred: heavy (intsim run of an all-integer graph never needs it)
     try:
         load_op(domain or "", op_type, version)
         return True

@@ -22,10 +22,25 @@ from kernels.threads import set_num_threads
 
 from ..errors import IntsimError
 
-try:
-    import distributed as _dd
-except ImportError:         # the optional extra is not installed
-    _dd = None
+def _module():
+    """dask's `distributed` module, imported on first use (~0.2-0.4 s that `intsim run` never
+    needs), or None when the optional extra is not installed; kept as the module global `_dd`
+    (which reading `distributed._dd` from outside also fills, see __getattr__)."""
+    g = globals()
+    if "_dd" not in g:
+        try:
+            import distributed as mod
+        except ImportError:         # the optional extra is not installed
+            mod = None
+        g["_dd"] = mod
+    return g["_dd"]
+
+
+def __getattr__(name: str):
+    if name == "_dd":
+        return _module()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MISSING = ("needs the Python package 'distributed' (dask's scheduler), which is not installed: "
            "pip install 'dask[distributed]' (or intsim[dask])")
@@ -35,12 +50,12 @@ _SESSIONS: dict = {}        # worker-local: key -> session (the last one built)
 
 def available() -> bool:
     """True when dask distributed can be imported."""
-    return _dd is not None
+    return _module() is not None
 
 
 def require(flag: str = "--scheduler") -> None:
     """Refuse `flag` in one line when dask distributed is missing."""
-    if _dd is None:
+    if _module() is None:
         raise IntsimError(f"{flag} {MISSING}")
 
 
@@ -55,7 +70,7 @@ def scheduler_for(jobs: int, scheduler=None):
     if scheduler:
         require("--scheduler")
         return scheduler
-    return LOCAL if jobs > 1 and _dd is not None else None
+    return LOCAL if jobs > 1 and _module() is not None else None
 
 
 def session_key(model_bytes: bytes, *options) -> str:
@@ -84,12 +99,12 @@ def client(jobs: int, scheduler=LOCAL):
     require("--scheduler" if scheduler != LOCAL else "--jobs")
     if scheduler != LOCAL:
         try:
-            return _dd.Client(scheduler, timeout="20s")
+            return _module().Client(scheduler, timeout="20s")
         except OSError as e:
             raise IntsimError(f"--scheduler {scheduler}: cannot connect: {' '.join(str(e).split())}") from None
-    cluster = _dd.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = _module().LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
-    c = _dd.Client(cluster)
+    c = _module().Client(cluster)
     c.run(set_num_threads, 1)       # a worker a core: one kernel thread each, no oversubscription
     c._intsim_cluster = cluster     # closed by close()
     return c
@@ -122,7 +137,7 @@ def map_chunks(c, factory, args: tuple, key: str, chunk_fn, parts: list, sizes: 
     index = {f.key: i for i, f in enumerate(futures)}
     results = [None] * len(parts)
     try:
-        for f in _dd.as_completed(futures):
+        for f in _module().as_completed(futures):
             i = index[f.key]
             results[i] = f.result()
             if step is not None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import threads as kernel_threads
 
-from . import batch_split, frozen, work
+from . import batch_split, frozen, tune, work
 from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
@@ -140,6 +140,7 @@ class Program:
                 raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
             self._steps.append((node, prepare(node, self._ctx)))
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
+        self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         self._min_part = split.min_part
@@ -217,7 +218,11 @@ class Program:
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
         whole). INTSIM_BATCH_SPLIT=0 turns this off.
 
-        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads)."""
+        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads).
+
+        Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
+        against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
+        faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
         if self._uses_blas:
             with blas_budget.one_blas_thread():
                 return self._run(feeds, taps, threads)
@@ -230,17 +235,43 @@ class Program:
             env = self._check_feeds(feeds)
             if not taps and threads is None and FREEZE and self.kernels == "fast":
                 key = self._frozen_key(env)
-                fz = self._frozen.get(key)
-                if type(fz) is frozen.FrozenRun:   # recorded for this key: the run was whole and not empty
-                    return self._replay(key, fz, env)
-            if any(x.size == 0 for x in env.values()):
-                return self._run_empty(env, taps)
-            parts = 1 if taps else self._parts(env, threads)
-            if parts > 1:
-                return self._run_split(env, parts)
-            if not taps and FREEZE and self.kernels == "fast":
-                return self._run_frozen(env)
-            return self._execute(env, taps)
+                if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
+                    return self._whole_choice(key)(lambda: self._dispatch(env, key), lambda: self._serial_run(env))
+                return self._dispatch(env, key)
+            return self._unfrozen(env, taps, threads)
+
+    def _dispatch(self, env: dict, key):
+        """A run without taps or explicit threads on checked feeds: its frozen run when one is
+        recorded for `key`, else the ordinary way (which records it in time)."""
+        fz = self._frozen.get(key)
+        if type(fz) is frozen.FrozenRun:   # recorded for this key: the run was whole and not empty
+            return self._replay(key, fz, env)
+        return self._unfrozen(env, False, None)
+
+    def _serial_run(self, env: dict):
+        """The run on one thread: under serial_here() the feed key is the 1-thread key (its own
+        frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread."""
+        with kernel_threads.serial_here():
+            return self._dispatch(env, self._frozen_key(env))
+
+    def _whole_choice(self, key) -> tune.WholeRun:
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) >= FREEZE_SEEN:    # many one-off shapes: start over
+                self._choices.clear()
+            choice = self._choices[key] = tune.WholeRun()
+        return choice
+
+    def _unfrozen(self, env: dict, taps: bool, threads: int | None):
+        """A run with no frozen run to replay (yet): empty, split over the batch, recorded, or plain."""
+        if any(x.size == 0 for x in env.values()):
+            return self._run_empty(env, taps)
+        parts = 1 if taps else self._parts(env, threads)
+        if parts > 1:
+            return self._run_split(env, parts)
+        if not taps and FREEZE and self.kernels == "fast":
+            return self._run_frozen(env)
+        return self._execute(env, taps)
 
     def timed_steps(self, feeds: dict) -> tuple[dict, list]:
         """One whole-batch, unfrozen run on `feeds` with each prepared step timed (intsim bench

@@ -84,4 +84,69 @@ def tuned(node, call, make_serial):
     return Tuned(call, run_serial)
 
 
-__all__ = ["ENABLED", "PROBES", "RETUNE", "Tuned", "tuned"]
+# Whole runs. The per-step choice above leaves costs no step sees: a parallel region's team
+# threads spin after it (GOMP_SPINCOUNT) on the core the caller's next step wants, steps outside
+# TUNED_OPS, a batch split over Python threads. So a Program run with T > 1 kernel threads (and no
+# explicit `threads=`) also measures, per feed key, the whole run against the same run made under
+# serial_here() (which is exactly the 1-thread run: its own frozen run, serial kernels, no split)
+# and keeps the faster: 2 threads are never kept when 1 measured faster.
+#
+# WholeRun.__call__ runs SETTLE parallel runs first (the frozen run is recorded on the second and
+# its Tuned steps probe over the next 2 * PROBES), then alternates serial and parallel runs: the
+# serial side's first 2 runs (its own recording) untimed, then PROBES timed runs of each side;
+# pick() keeps the parallel run only when its median is below WHOLE_GAIN times the serial one's,
+# for RETUNE runs, then measures PROBES runs of each side again.
+SETTLE = 2 + 2 * PROBES
+WHOLE_GAIN = 0.9     # ties go to the serial run: what 1 thread does, with no team to wake
+
+
+def settle_runs() -> int:
+    """Runs of one feed key before a 2-thread Program's choices are all made (a benchmark's
+    warm-up): the parallel runs that settle, 2 serial recording runs, PROBES timed runs of each."""
+    return SETTLE + 2 + 2 * PROBES
+
+
+def pick(parallel_times: list, serial_times: list) -> int:
+    """0 (keep the parallel run) when median(parallel) < WHOLE_GAIN * median(serial), else 1."""
+    return int(statistics.median(parallel_times) >= WHOLE_GAIN * statistics.median(serial_times))
+
+
+class WholeRun:
+    """The choice between a Program's parallel run and its serial run for one feed key (above).
+    call(parallel, serial): runs one of the two zero-argument callables and returns its result."""
+
+    __slots__ = ("runs", "times", "untimed", "best", "left", "choices", "clock")
+
+    def __init__(self, clock=time.perf_counter):
+        self.runs = 0                 # parallel runs before the first measurement (up to SETTLE)
+        self.times = ([], [])
+        self.untimed = 2              # the serial side's recording runs
+        self.best = None
+        self.left = 0
+        self.choices = []             # 0 parallel, 1 serial: the pick of each measurement
+        self.clock = clock
+
+    def __call__(self, parallel, serial):
+        if self.best is not None:
+            if self.left > 0:
+                self.left -= 1
+                return (parallel, serial)[self.best]()
+            self.best, self.times = None, ([], [])
+        if self.runs < SETTLE:
+            self.runs += 1
+            return parallel()
+        if self.untimed > 0:
+            self.untimed -= 1
+            return serial()
+        i = 1 if len(self.times[1]) <= len(self.times[0]) else 0
+        t = self.clock()
+        out = (parallel, serial)[i]()
+        self.times[i].append(self.clock() - t)
+        if len(self.times[0]) >= PROBES and len(self.times[1]) >= PROBES:
+            self.best, self.left = pick(*self.times), RETUNE
+            self.choices.append(self.best)
+        return out
+
+
+__all__ = ["ENABLED", "PROBES", "RETUNE", "SETTLE", "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "settle_runs",
+           "tuned"]

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import onnx
 from onnx import helper
-from onnx.reference import ReferenceEvaluator
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
@@ -118,9 +117,11 @@ def _in_dtype(node, ctx):
         return np.dtype(np.float32)
 
 
-def _evaluator(proto, node, ctx) -> ReferenceEvaluator:
+def _evaluator(proto, node, ctx):
     """The ONNX reference evaluator of one node; an op defined by a context-dependent function
-    (Gelu, GroupNormalization...) needs its input types, so it is wrapped in a typed model."""
+    (Gelu, GroupNormalization...) needs its input types, so it is wrapped in a typed model.
+    (onnx.reference is imported here, by the first float island: it is heavy.)"""
+    from onnx.reference import ReferenceEvaluator
     opset = node.attrs["opset"]
     try:
         contextual = onnx.defs.get_schema(proto.op_type, opset, "").has_context_dependent_function
