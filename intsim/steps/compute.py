@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels import qmatmul_act
 from kernels.conv import ConvGeom, conv_out_hw
 from kernels.cpu import best_isa
 from kernels.threads import get_num_threads
@@ -510,6 +511,63 @@ def _check_matmul_out(node, a, w) -> None:
         check_shape(tuple(batch) + w.shape[-2:], w.itemsize, f"node '{node.name}': B '{node.inputs[3]}' broadcast")
 
 
+def _act_call(node, ctx, b: Bound, a_dtype, w_dtype):
+    """qmatmul_act's bound call for a MatMul of two activations under Bound `b` (bound from one
+    run's B: its zero point, bias and requantizer do not depend on B's values), or None when
+    that kernel does not compute what the engine path would: both operands and the output
+    8-bit, exact sums (no pair saturation, no narrow accumulator), a per-tensor B zero point,
+    a bias within int32 and the target's fused float requantization (Requantizer.fused_form)."""
+    dtype = np.dtype(node.attrs["out_type"].storage)
+    fused = b.requantizer.fused_form() if b.requantizer is not None else None
+    if fused is None or b.mode != "exact" or b.narrow is not None or b.reference or \
+            any(np.dtype(d) not in _BYTES for d in (a_dtype, w_dtype, dtype)) or \
+            b.w_zp.size == 0 or (b.w_zp != b.w_zp[0]).any() or np.abs(b.bias).max(initial=0) >= 2**31:
+        return None
+    mult, zp, lo, hi = fused
+    return qmatmul_act.bind_qlinear_matmul_act(b.x_zp, int(b.w_zp[0]), np.ascontiguousarray(b.bias, np.int32),
+                                               np.ascontiguousarray(mult, np.float32), zp, lo, hi, dtype)
+
+
+def _act_lane(node, ctx, bind):
+    """lane(env) -> bool for a requantizing MatMul whose B is computed at run time (attention's
+    q x k^T, softmax x v) and whose other parameters are constants: A (..., M, K) x B (..., K,
+    N) with equal batch dimensions in one kernels.qmatmul_act call, its parameters bound once
+    per operand dtypes and N (never per run). False (nothing done: the engine path runs) when
+    the lane does not apply (_act_call), e.g. under taps, another accumulator model or target,
+    or a K long enough for a sum to leave int32. None when the node can never take it."""
+    ins, acc = node.inputs, ctx.accumulator
+    params = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7, 8))
+    if ctx.kernels != "fast" or ins[3] in ctx.constants or not node.attrs.get("requant") or \
+            node.attrs.get("transA") or node.attrs.get("transB") or acc.overflow != "exact" or acc.tile or \
+            acc.bits < 32 or not params.static:
+        return None
+    calls: dict = {}
+    name = node.outputs[0]
+    dtype = node.attrs["out_type"].storage
+
+    def lane(env) -> bool:
+        a, w = env[ins[0]], env[ins[3]]
+        if type(a) is not np.ndarray or type(w) is not np.ndarray or a.ndim < 2 or a.ndim != w.ndim or \
+                a.shape[:-2] != w.shape[:-2] or a.shape[-1] != w.shape[-2] or a.size == 0 or w.size == 0:
+            return False
+        key = (a.dtype, w.dtype, w.shape[-1])
+        call = calls.get(key, False)
+        if call is False:
+            call = calls[key] = _act_call(node, ctx, bind(params.values(env)), a.dtype, w.dtype)
+        if call is None:
+            return False
+        m, k, n = a.shape[-2], a.shape[-1], w.shape[-1]
+        out = np.empty(a.shape[:-1] + (n,), dtype)
+        try:
+            call(np.ascontiguousarray(a).reshape(-1, m, k), np.ascontiguousarray(w).reshape(-1, k, n),
+                 out.reshape(-1, m, n))
+        except ValueError:      # sums that could leave int32: the engine path (int64) runs
+            return False
+        env[name] = out
+        return True
+    return lane
+
+
 @step("matmul")
 def prepare_matmul(node, ctx):
     ins = node.inputs
@@ -531,8 +589,11 @@ def prepare_matmul(node, ctx):
     reader, static = _parameters(node, ctx, bind)
     bound_of = _bound_of(node, ctx, reader, bind, panels)
     lanes: dict = {}    # (A shape, dtype) -> the fused GEMM + requantization (static 2-D weights), or None
+    act = _act_lane(node, ctx, bind) if static is None else None
 
     def run(env, tap):
+        if act is not None and tap is None and act(env):
+            return
         bound = static if static is not None else bound_of(env)
         a = env[ins[0]]
         if node.attrs.get("transA"):

@@ -140,6 +140,28 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             ek.qlinear_add_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
             return out
 
+        spans: dict = {}    # (shapes, dtypes) -> _broadcast_plan's recipe, under static parameters
+
+        def broadcast_planned(a, b):
+            """add of operands of different shapes under static parameters: _broadcast_run's
+            operand order and arithmetic, the plan derived once per pair of shapes and a
+            constant operand broadcast once (_broadcast_plan); None where that does not apply."""
+            if plan is None or a.dtype != t.storage or b.dtype != t.storage:
+                return None
+            key = (a.shape, b.shape, a.dtype)
+            if key not in spans:
+                spans[key] = _broadcast_plan(node, plan, a, b, static, lo, hi, t,
+                                             (ins[0] in consts, ins[3] in consts))
+            recipe = spans[key]
+            if recipe is None:
+                return None
+            shape, first, second, pl, kept = recipe
+            x1 = kept[0] if kept[0] is not None else _spread((a, b)[first], shape)
+            x2 = kept[1] if kept[1] is not None else _spread((a, b)[second], shape)
+            out = np.empty(shape, t.storage)
+            ek.qlinear_add_planned(x1, x2, pl, out)
+            return out
+
         def run(env, tap):
             if static is not None:
                 a = consts[ins[0]] if ins[0] in consts else env[ins[0]]
@@ -150,6 +172,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
                 a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
             out = planned(a, b, p)
+            if out is None and a.shape != b.shape and static is not None:
+                out = broadcast_planned(a, b)
             if out is None and a.shape != b.shape:
                 out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
@@ -188,6 +212,35 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         run.freeze = freeze
         return run
     return prepare
+
+
+def _spread(x, shape):
+    """x as a C-contiguous array of `shape` (broadcast), or as it is when it is one value."""
+    return np.ascontiguousarray(x) if x.size == 1 else np.ascontiguousarray(np.broadcast_to(x, shape))
+
+
+def _broadcast_plan(node, planner, a, b, p, lo, hi, t, constant):
+    """(shape, first, second, plan, kept) for an add of a and b (different shapes, static
+    parameters p): the output shape, which operand (0: a, 1: b) goes first and second in
+    onnxruntime's order (as _broadcast_run and kernels.eltwise.qlinear_add order them), the
+    planner's constants for that order, and each operand already spread (_spread) when it is a
+    `constant` (else None: spread per run). None when the plan refuses the parameters (the
+    general path then names the error)."""
+    sa, za, sb, zb, sy, zy = p
+    shape = ta.broadcast_shape(node, a, b, max(t.storage.itemsize, a.itemsize, b.itemsize))
+    order = [(0, a, sa, za), (1, b, sb, zb)]
+    if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
+        order.reverse()
+    if order[0][1].size == 1 and order[1][1].size != 1:
+        order.reverse()
+    try:
+        plan = planner(order[0][2], order[0][3], order[1][2], order[1][3], sy, zy, lo, hi, t.storage)
+    except ValueError:
+        return None
+    kept = tuple(_spread(x, shape) if constant[i] else None for i, x, _, _ in order)
+    if order[0][1].size == 1:       # both single values: the general path
+        return None
+    return shape, order[0][0], order[1][0], plan, kept
 
 
 def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
