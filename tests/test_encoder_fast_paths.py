@@ -1,0 +1,154 @@
+"""The encoder's fast paths through Program.run, against onnxruntime and the engine path (a run
+with taps takes the int64 engine + requantizer path, which the lanes skip):
+- QLinearMatMul of two activations (batched q x k^T / softmax x v: kernels.qmatmul_act), uint8
+  and int8, zero points at the ends, extreme codes, odd shapes, rank 2 to 4;
+- QLinearAdd of a (B, S, D) activation and a broadcast constant (a bias (D,), a per-row
+  (S, 1)) or activation, both operand orders (the step plans it once per shape pair);
+- the shape-arithmetic memo of evaluator nodes (same values across batches, read-only copies)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx import TensorProto, helper
+
+import intsim
+from intsim.steps import compute
+from tests.ortutil import const, session
+
+pytest.importorskip("onnxruntime")
+
+T = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8}
+
+
+def act_matmul(a_shape, b_shape, dt, zps, scales):
+    za, zb, zy = zps
+    sa, sb, sy = scales
+    g = helper.make_graph(
+        [helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"], name="qmm")],
+        "g", [helper.make_tensor_value_info("a", T[np.dtype(dt)], list(a_shape)),
+              helper.make_tensor_value_info("b", T[np.dtype(dt)], list(b_shape))],
+        [helper.make_tensor_value_info("y", T[np.dtype(dt)], list(a_shape[:-1]) + [b_shape[-1]])],
+        [const("as", np.float32(sa)), const("az", np.asarray(za, dt)), const("bs", np.float32(sb)),
+         const("bz", np.asarray(zb, dt)), const("ys", np.float32(sy)), const("yz", np.asarray(zy, dt))])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _codes(rng, shape, dt, ends):
+    info = np.iinfo(dt)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dt)
+    if ends:
+        x.reshape(-1)[::3] = info.max
+        x.reshape(-1)[1::5] = info.min
+    return x
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dt=st.sampled_from([np.uint8, np.int8]),
+       lead=st.sampled_from([(), (3,), (2, 4), (1, 1)]), m=st.sampled_from([1, 5, 32]),
+       k=st.sampled_from([1, 7, 32, 65]), n=st.sampled_from([1, 3, 32, 33]), ends=st.booleans())
+def test_activation_matmul_equals_onnxruntime(seed, dt, lead, m, k, n, ends):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dt)
+    pick = lambda: int(rng.choice([info.min, info.max, 0])) if ends else int(rng.integers(info.min, info.max + 1))  # noqa: E731
+    a_shape, b_shape = lead + (m, k), lead + (k, n)
+    scales = (float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.05, 4)))
+    model = act_matmul(a_shape, b_shape, dt, (pick(), pick(), pick()), scales)
+    a, b = _codes(rng, a_shape, dt, ends), _codes(rng, b_shape, dt, ends)
+    want = session(model).run(None, {"a": a, "b": b})[0]
+    prog = intsim.load(model.SerializeToString())
+    got = prog.run({"a": a, "b": b})["y"]
+    np.testing.assert_array_equal(got, want)
+    tapped, _ = prog.run({"a": a, "b": b}, taps=True)      # the engine path
+    np.testing.assert_array_equal(tapped["y"], got)
+
+
+def test_activation_matmul_takes_the_lane(monkeypatch):
+    """The lane is bound once (per dtypes and N), not per run, and computes the output."""
+    bound = []
+    real = compute._act_call
+    monkeypatch.setattr(compute, "_act_call", lambda *a: bound.append(1) or real(*a))
+    model = act_matmul((2, 4, 8, 16), (2, 4, 16, 8), np.uint8, (128, 3, 0), (0.05, 0.07, 0.5))
+    prog = intsim.load(model.SerializeToString())
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        a, b = _codes(rng, (2, 4, 8, 16), np.uint8, False), _codes(rng, (2, 4, 16, 8), np.uint8, False)
+        np.testing.assert_array_equal(prog.run({"a": a, "b": b})["y"], session(model).run(None, {"a": a, "b": b})[0])
+    assert bound == [1]
+
+
+def test_activation_matmul_long_k_takes_the_engine():
+    """A K whose worst-case sum leaves int32 runs the int64 engine path (still onnxruntime's)."""
+    k = 40000
+    model = act_matmul((1, k), (k, 2), np.uint8, (0, 255, 0), (0.01, 0.01, 500.0))
+    rng = np.random.default_rng(1)
+    a, b = _codes(rng, (1, k), np.uint8, True), _codes(rng, (k, 2), np.uint8, True)
+    got = intsim.load(model.SerializeToString()).run({"a": a, "b": b})["y"]
+    np.testing.assert_array_equal(got, session(model).run(None, {"a": a, "b": b})[0])
+
+
+def qlinear_add(a_shape, b_shape, b_const, dt, zps, scales, swap):
+    za, zb, zy = zps
+    sa, sb, sy = scales
+    ins = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+    if swap:
+        ins = ins[3:6] + ins[0:3] + ins[6:]
+    n = helper.make_node("QLinearAdd", ins, ["y"], domain="com.microsoft", name="qadd")
+    inputs = [helper.make_tensor_value_info("a", T[np.dtype(dt)], list(a_shape))]
+    inits = [const("as", np.float32(sa)), const("az", np.asarray(za, dt)), const("bs", np.float32(sb)),
+             const("bz", np.asarray(zb, dt)), const("ys", np.float32(sy)), const("yz", np.asarray(zy, dt))]
+    if isinstance(b_const, np.ndarray):
+        inits.append(const("b", b_const))
+    else:
+        inputs.append(helper.make_tensor_value_info("b", T[np.dtype(dt)], list(b_shape)))
+    y_shape = list(np.broadcast_shapes(a_shape, b_shape))
+    g = helper.make_graph([n], "g", inputs, [helper.make_tensor_value_info("y", T[np.dtype(dt)], y_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dt=st.sampled_from([np.uint8, np.int8]),
+       b_shape=st.sampled_from([(16,), (1, 16), (5, 1), (2, 1, 16), (1,), (2, 5, 1)]),
+       constant=st.booleans(), swap=st.booleans(), ends=st.booleans())
+def test_broadcast_add_equals_onnxruntime(seed, dt, b_shape, constant, swap, ends):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dt)
+    pick = lambda: int(rng.choice([info.min, info.max, 0])) if ends else int(rng.integers(info.min, info.max + 1))  # noqa: E731
+    a_shape = (2, 5, 16)
+    b = _codes(rng, b_shape, dt, ends)
+    scales = tuple(float(rng.uniform(0.005, 0.3)) for _ in range(3))
+    model = qlinear_add(a_shape, b_shape, b if constant else None, dt, (pick(), pick(), pick()), scales, swap)
+    prog = intsim.load(model.SerializeToString())
+    sess = session(model)
+    for _ in range(2):      # the second run reuses the plan and the spread constant
+        a = _codes(rng, a_shape, dt, ends)
+        feeds = {"a": a} if constant else {"a": a, "b": _codes(rng, b_shape, dt, ends)}
+        np.testing.assert_array_equal(prog.run(feeds)["y"], sess.run(None, feeds)[0])
+        tapped, _ = prog.run(feeds, taps=True)
+        np.testing.assert_array_equal(tapped["y"], prog.run(feeds)["y"])
+
+
+def test_shape_arithmetic_memo_follows_the_batch():
+    """A dynamic-batch reshape (Shape -> Gather -> Unsqueeze -> Concat -> Reshape): the memoized
+    evaluator results change with the batch, and the kept arrays are read-only copies."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+             helper.make_node("Div", ["n", "one"], ["n1"]),
+             helper.make_node("Unsqueeze", ["n1", "ax"], ["nu"]),
+             helper.make_node("Concat", ["nu", "rest"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, [None, 4, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT8, [None, 2, 12])],
+                          [const("i0", np.array(0, np.int64)), const("one", np.array(1, np.int64)),
+                           const("ax", np.array([0], np.int64)), const("rest", np.array([2, 12], np.int64))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    prog = intsim.load(m.SerializeToString())
+    for n in (1, 3, 1, 2, 3):
+        x = np.arange(n * 24, dtype=np.uint8).reshape(n, 4, 6)
+        outs, taps = prog.run({"x": x}, taps=True)
+        np.testing.assert_array_equal(outs["y"], x.reshape(n, 2, 12))
+        np.testing.assert_array_equal(prog.run({"x": x})["y"], x.reshape(n, 2, 12))
+    shape = taps[next(k for k in taps if taps[k]["op"] == "onnx" and "shape" in taps[k]["outputs"])]["outputs"]["shape"]
+    assert not shape.flags.writeable
