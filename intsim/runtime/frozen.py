@@ -74,7 +74,9 @@ class FrozenRun:
                 call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
             call = None
-        outs = [o for o in node.outputs if o]
+        # outputs the step stored (a float island's first step stores the island's outputs, not
+        # its own inner tensors, which onnxruntime fuses away: intsim.steps.ort_island)
+        outs = [o for o in node.outputs if o and o in env]
         if call is None:
             bufs = []
             for o in outs:
