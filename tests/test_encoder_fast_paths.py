@@ -171,3 +171,31 @@ def test_encoder_frozen_replay_equals_onnxruntime(form):
         feeds = {zoo.INPUT_NAME: zoo.arch_inputs("tiny_encoder", 2, 200 + seed, 64)}
         np.testing.assert_array_equal(prog.run(feeds)[zoo.OUTPUT_NAME], run_ort(str(path), feeds)[zoo.OUTPUT_NAME])
     assert any(type(v) is frozen.FrozenRun for v in prog._frozen.values())
+
+
+def matmul_integer(w):
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"], name="mmi")], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, w.shape[0]])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [None, w.shape[1]])],
+                          [const("w", w)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_matmul_integer_skips_the_check_only_when_sums_provably_fit():
+    """MatMulInteger's int32 output: with small weights every sum provably fits int32 (the
+    accumulator check is skipped, the output still equals onnxruntime's); with K * 255 * 127
+    past int32 the check runs and a sum that leaves int32 is an AccumulatorOverflow."""
+    from intsim.errors import AccumulatorOverflow
+    rng = np.random.default_rng(3)
+    small = rng.integers(-128, 128, (64, 9)).astype(np.int8)
+    a = rng.integers(0, 256, (5, 64)).astype(np.uint8)
+    model = matmul_integer(small)
+    got = intsim.load(model.SerializeToString()).run({"a": a})["y"]
+    np.testing.assert_array_equal(got, session(model).run(None, {"a": a})[0])
+    k = 70000
+    big = np.full((k, 2), 127, np.int8)
+    prog = intsim.load(matmul_integer(big).SerializeToString())
+    ones = np.ones((1, k), np.uint8)
+    np.testing.assert_array_equal(prog.run({"a": ones})["y"], np.full((1, 2), 127 * k, np.int32))
+    with pytest.raises(AccumulatorOverflow):
+        prog.run({"a": np.full((1, k), 255, np.uint8)})

@@ -216,7 +216,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
 
 def _spread(x, shape):
     """x as a C-contiguous array of `shape` (broadcast), or as it is when it is one value."""
-    return np.ascontiguousarray(x) if x.size == 1 else np.ascontiguousarray(np.broadcast_to(x, shape))
+    return np.ascontiguousarray(x) if x.size == 1 or x.shape == shape else \
+        np.ascontiguousarray(np.broadcast_to(x, shape))
 
 
 def _broadcast_plan(node, planner, a, b, p, lo, hi, t, constant):
