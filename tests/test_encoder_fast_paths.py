@@ -199,3 +199,27 @@ def test_matmul_integer_skips_the_check_only_when_sums_provably_fit():
     np.testing.assert_array_equal(prog.run({"a": ones})["y"], np.full((1, 2), 127 * k, np.int32))
     with pytest.raises(AccumulatorOverflow):
         prog.run({"a": np.full((1, k), 255, np.uint8)})
+
+
+@pytest.mark.parametrize("special", [None, np.nan, np.inf])
+def test_dynamic_quantize_step_equals_onnxruntime_and_reference(special):
+    """DynamicQuantizeLinear through its jitted code pass equals onnxruntime (finite inputs) and
+    the NumPy reference kernels (any input: a NaN sends the step to the NumPy path)."""
+    g = helper.make_graph([helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "qs", "qz"], name="dq")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 37])],
+                          [helper.make_tensor_value_info("q", TensorProto.UINT8, [None, 37]),
+                           helper.make_tensor_value_info("qs", TensorProto.FLOAT, []),
+                           helper.make_tensor_value_info("qz", TensorProto.UINT8, [])], [])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = (np.random.default_rng(5).standard_normal((4, 37)) * 3).astype(np.float32)
+    x[1, ::4] = 0.5 * np.round(x[1, ::4] * 2)
+    if special is not None:
+        x[2, 3] = special
+    fast = intsim.load(model.SerializeToString()).run({"x": x})
+    ref = intsim.load(model.SerializeToString(), kernels="reference").run({"x": x})
+    for k in ("q", "qs", "qz"):
+        np.testing.assert_array_equal(fast[k], ref[k])
+    if special is None:
+        want = session(model).run(None, {"x": x})
+        for k, w in zip(("q", "qs", "qz"), want):
+            np.testing.assert_array_equal(fast[k], w)
