@@ -94,10 +94,13 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
     return None
 
 
-def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None):
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None, planned_fns=None,
+            spread=False):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
-    With `planner` (add), same-shape operands run the kernel's planned path whose float
-    constants are also derived once per operand order. With `rows` (mul), an operand
+    With `planner` (add, mul), same-shape operands run the kernel's planned path
+    (`planned_fns`: its (apply, bind) pair) whose constants are also derived once per
+    operand order; with `spread` (add), operands of different shapes too, once broadcast
+    (_broadcast_plan). With `rows` (mul), an operand
     broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
     it is bound to the recorded arrays."""
     def prepare(node, ctx):
@@ -122,6 +125,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         kern = ctx.kernel(kernel)
         rows_kern = ctx.kernel(rows) if rows is not None else None
         plan = planner if ctx.kernels == "fast" else None
+        apply_planned, bind_planned = planned_fns or (None, None)
 
         def planned(a, b, p):
             if plan is None or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
@@ -134,10 +138,10 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             ah, bh = nhwc_of(a), nhwc_of(b)
             if ah is not None and bh is not None:      # both channels-last: so is the sum
                 out = np.empty(ah.shape, t.storage)
-                ek.qlinear_add_planned(ah, bh, plans[p], out)
+                apply_planned(ah, bh, plans[p], out)
                 return nchw_view(out)
             out = np.empty(a.shape, t.storage)
-            ek.qlinear_add_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
+            apply_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
             return out
 
         spans: dict = {}    # (shapes, dtypes) -> _broadcast_plan's recipe, under static parameters
@@ -146,7 +150,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             """add of operands of different shapes under static parameters: _broadcast_run's
             operand order and arithmetic, the plan derived once per pair of shapes and a
             constant operand broadcast once (_broadcast_plan); None where that does not apply."""
-            if plan is None or a.dtype != t.storage or b.dtype != t.storage:
+            if plan is None or not spread or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             key = (a.shape, b.shape, a.dtype)
             if key not in spans:
@@ -207,7 +211,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             if any(v is None or not v.flags.c_contiguous for v in args):
                 return None
             # a ValueError here leaves the step on its ordinary path (intsim.frozen.FrozenRun.record)
-            call = ek.bind_add_planned(args[0], args[1], plans[static], args[2])
+            call = bind_planned(args[0], args[1], plans[static], args[2])
             return lambda env: call()
         run.freeze = freeze
         return run
@@ -263,9 +267,10 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
     return out
 
 
-step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
-                   rows=ek.qlinear_mul_rows))
+step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd),
+                    planned_fns=(ek.qlinear_add_planned, ek.bind_add_planned), spread=True))
+step("mul")(_binary(ek.qlinear_mul, ek.mul_plan, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
+                    rows=ek.qlinear_mul_rows, planned_fns=(ek.qlinear_mul_planned, ek.bind_mul_planned)))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):
