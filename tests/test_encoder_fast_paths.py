@@ -249,3 +249,39 @@ def test_same_shape_mul_equals_onnxruntime(seed, dt, ends, shape):
         got = prog.run(feeds)["y"]
         np.testing.assert_array_equal(got, sess.run(None, feeds)[0])
         np.testing.assert_array_equal(prog.run(feeds, taps=True)[0]["y"], got)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dt=st.sampled_from([np.uint8, np.int8]), ends=st.booleans(),
+       b_shape=st.sampled_from([(), (1,), (1, 1)]), constant=st.booleans(), swap=st.booleans())
+def test_scalar_mul_equals_onnxruntime(seed, dt, ends, b_shape, constant, swap):
+    """QLinearMul by a single value (the encoder's GELU * 0.5), constant or fed, either operand
+    order, through the planned path (the value spread once when constant) equals onnxruntime."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dt)
+    pick = lambda: int(rng.choice([info.min, info.max, 0])) if ends else int(rng.integers(info.min, info.max + 1))  # noqa: E731
+    shape = (2, 5, 16)
+    ins = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+    if swap:
+        ins = ins[3:6] + ins[0:3] + ins[6:]
+    n = helper.make_node("QLinearMul", ins, ["y"], domain="com.microsoft", name="qmul")
+    b = _codes(rng, b_shape, dt, ends)
+    inits = [const("as", np.float32(rng.uniform(0.005, 0.3))), const("az", np.asarray(pick(), dt)),
+             const("bs", np.float32(rng.uniform(0.005, 0.3))), const("bz", np.asarray(pick(), dt)),
+             const("ys", np.float32(rng.uniform(0.001, 0.2))), const("yz", np.asarray(pick(), dt))]
+    inputs = [helper.make_tensor_value_info("a", T[np.dtype(dt)], list(shape))]
+    if constant:
+        inits.append(const("b", b))
+    else:
+        inputs.append(helper.make_tensor_value_info("b", T[np.dtype(dt)], list(b_shape)))
+    g = helper.make_graph([n], "g", inputs, [helper.make_tensor_value_info("y", T[np.dtype(dt)], list(shape))], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    prog, sess = intsim.load(m.SerializeToString()), session(m)
+    for _ in range(3):
+        feeds = {"a": _codes(rng, shape, dt, ends)}
+        if not constant:
+            feeds["b"] = _codes(rng, b_shape, dt, ends)
+        got = prog.run(feeds)["y"]
+        np.testing.assert_array_equal(got, sess.run(None, feeds)[0])
+        np.testing.assert_array_equal(prog.run(feeds, taps=True)[0]["y"], got)
