@@ -88,6 +88,15 @@ ONNX_MOVEMENT = frozenset({
     "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
     "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
 })
+# ONNX ops whose outputs depend on their inputs' shapes only, and ops that compute on integers or
+# move data deterministically: a chain of these from Shape/Size nodes and constants (the shape
+# arithmetic of a dynamic-batch reshape) has the same values for every run of one feed key
+SHAPE_SOURCES = frozenset({"Shape", "Size"})
+SHAPE_ARITH = frozenset({
+    "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Reshape", "Cast", "Add", "Sub", "Mul", "Div", "Mod", "Neg",
+    "Abs", "Max", "Min", "Equal", "Where", "Range", "ConstantOfShape", "Expand", "Identity", "ReduceProd",
+    "ReduceSum", "Flatten", "Transpose", "Floor", "Ceil", "Sqrt", "Less", "Greater", "Not", "And", "Or", "Tile",
+})
 # ONNX compute op types: one left as a float island (not fused to an integer op) is reported.
 ONNX_COMPUTE = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 # com.microsoft float compute ops (intsim.importer.ms_attention): reported the same way, except an

@@ -377,6 +377,67 @@ def _mul_rows_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
             out[r, q] = _sat_cvt(v, flo, fhi, lo, True)
 
 
+@kernel
+def _mul_same_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    flo, fhi = np.float32(lo), np.float32(hi)
+    for i in range(a.size):
+        prod = (np.int64(a[i]) - a_zp) * (np.int64(b[i]) - b_zp)
+        v = np.float32(np.float32(np.float32(prod) * ratio) + y_zp_f)
+        out[i] = _sat_cvt(v, flo, fhi, lo, True)
+
+
+class MulPlan(NamedTuple):
+    """QLinearMul constants, validated once (see `mul_plan`)."""
+    a_zp: np.int64
+    b_zp: np.int64
+    ratio: np.float32
+    y_zp_f: np.float32
+    lo: np.int64
+    hi: np.int64
+    dtype: np.dtype
+
+
+def mul_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, dtype) -> MulPlan:
+    """Validate the quantization parameters of a QLinearMul on `dtype` (uint8/int8) and derive
+    its constants for `qlinear_mul_planned` (the product is exact and commutative: the operand
+    order does not change a bit)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.int8):
+        raise ValueError(f"qlinear_mul: dtype must be uint8 or int8, got {dtype}")
+    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), dtype, lo, hi)
+    return MulPlan(np.int64(a_zp), np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo),
+                   np.int64(hi), dtype)
+
+
+def _check_mul_planned(name, a, b, plan, out):
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != plan.dtype or not arr.flags.c_contiguous:
+            raise ValueError(f"{name}: '{t}' must be a C-contiguous {plan.dtype} array")
+    if a.shape != b.shape or a.shape != out.shape:
+        raise ValueError(f"{name}: a {a.shape}, b {b.shape} and out {out.shape} must have one shape")
+
+
+def qlinear_mul_planned(a, b, plan: MulPlan, out) -> None:
+    """QLinearMul (the module doc's formula, element for element as `qlinear_mul`) of two arrays
+    of one shape with constants from `mul_plan`; a, b, out C-contiguous."""
+    bind_mul_planned(a, b, plan, out)()
+
+
+def bind_mul_planned(a, b, plan: MulPlan, out):
+    """call() doing qlinear_mul_planned(a, b, plan, out) on these very arrays, checked now."""
+    _check_mul_planned("qlinear_mul", a, b, plan, out)
+    return partial(_mul_same_impl, a.reshape(-1), plan.a_zp, b.reshape(-1), plan.b_zp, plan.ratio, plan.y_zp_f,
+                   plan.lo, plan.hi, out.reshape(-1))
+
+
+def qlinear_mul_planned_ref(a, b, plan: MulPlan, out) -> None:
+    """NumPy twin of qlinear_mul_planned (int64 products, float32 steps)."""
+    _check_mul_planned("qlinear_mul_planned_ref", a, b, plan, out)
+    prod = (a.astype(np.int64) - int(plan.a_zp)) * (b.astype(np.int64) - int(plan.b_zp))
+    v = (prod.astype(F32) * plan.ratio).astype(F32) + plan.y_zp_f
+    out[...] = np.clip(cvt_np(v.astype(F32)), int(plan.lo), int(plan.hi))
+
+
 def _check_rows(name, a, b, out):
     for t, arr in (("a", a), ("b", b), ("out", out)):
         if not isinstance(arr, np.ndarray) or arr.dtype not in CODE_TYPES:

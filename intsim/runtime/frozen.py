@@ -29,6 +29,7 @@ import numpy as np
 from kernels.threads import serial_here
 
 from ..errors import IntsimError
+from ..ops import SHAPE_ARITH, SHAPE_SOURCES
 from . import tune
 
 
@@ -73,7 +74,9 @@ class FrozenRun:
                 call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
             call = None
-        outs = [o for o in node.outputs if o]
+        # outputs the step stored (a float island's first step stores the island's outputs, not
+        # its own inner tensors, which onnxruntime fuses away: intsim.steps.ort_island)
+        outs = [o for o in node.outputs if o and o in env]
         if call is None:
             bufs = []
             for o in outs:
@@ -110,14 +113,6 @@ class FrozenRun:
                 env.pop(name, None)
 
 
-# ONNX ops whose outputs depend on their inputs' shapes only, and ops that compute on integers or
-# move data deterministically: a chain of these from Shape/Size nodes and constants (the shape
-# arithmetic of a dynamic-batch reshape) has the same values for every run of one feed key
-SHAPE_SOURCES = {"Shape", "Size"}
-SHAPE_ARITH = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Reshape", "Cast", "Add", "Sub", "Mul", "Div",
-               "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Where", "Range", "ConstantOfShape", "Expand",
-               "Identity", "ReduceProd", "ReduceSum", "Flatten", "Transpose", "Floor", "Ceil", "Sqrt", "Less",
-               "Greater", "Not", "And", "Or", "Tile"}
 
 
 def shape_only(graph) -> set:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels import qmatmul_act
 from kernels.conv import ConvGeom, conv_out_hw
 from kernels.cpu import best_isa
 from kernels.threads import get_num_threads
@@ -505,6 +506,25 @@ def _matmul_lane(node, ctx, b: Bound, a):
     return lane
 
 
+def _sums_fit(b: Bound, ctx, x_dtype) -> bool:
+    """Whether every sum of a MatMul with static 2-D weights provably lies in the accumulator's
+    range under the `exact` model (no tile, exact sums), so accumulator.finish's min/max check
+    would find nothing: max over n of |bias[n]| + max|x - x_zp| * sum_k |w[k, n] - w_zp[n]|
+    <= 2**(bits-1) - 1 (int64, exact). Cached in b.packed per x dtype and x zero point."""
+    key = ("sums_fit", np.dtype(x_dtype), b.x_zp)
+    if key not in b.packed:
+        acc, x_dtype = ctx.accumulator, np.dtype(x_dtype)
+        ok = acc.overflow == "exact" and not acc.tile and b.narrow is None and b.mode == "exact" and \
+            b.matmul and b.w.ndim == 2 and x_dtype.kind in "iu" and x_dtype.itemsize <= 2
+        if ok:
+            info = np.iinfo(x_dtype)
+            amax = max(abs(int(info.max) - b.x_zp), abs(int(info.min) - b.x_zp))
+            w = np.abs(b.w.astype(np.int64) - b.w_zp[None, :]).sum(axis=0)
+            ok = int((np.abs(b.bias) + amax * w).max(initial=0)) <= acc.hi
+        b.packed[key] = ok
+    return b.packed[key]
+
+
 def _check_matmul_out(node, a, w) -> None:
     try:
         batch = np.broadcast_shapes(a.shape[:-2], w.shape[:-2])
@@ -515,6 +535,63 @@ def _check_matmul_out(node, a, w) -> None:
     if w.ndim > 2:      # the batched path copies A and B broadcast to the batch (_matmul_accumulate)
         check_shape(tuple(batch) + a.shape[-2:], a.itemsize, f"node '{node.name}': A '{node.inputs[0]}' broadcast")
         check_shape(tuple(batch) + w.shape[-2:], w.itemsize, f"node '{node.name}': B '{node.inputs[3]}' broadcast")
+
+
+def _act_call(node, ctx, b: Bound, a_dtype, w_dtype):
+    """qmatmul_act's bound call for a MatMul of two activations under Bound `b` (bound from one
+    run's B: its zero point, bias and requantizer do not depend on B's values), or None when
+    that kernel does not compute what the engine path would: both operands and the output
+    8-bit, exact sums (no pair saturation, no narrow accumulator), a per-tensor B zero point,
+    a bias within int32 and the target's fused float requantization (Requantizer.fused_form)."""
+    dtype = np.dtype(node.attrs["out_type"].storage)
+    fused = b.requantizer.fused_form() if b.requantizer is not None else None
+    if fused is None or b.mode != "exact" or b.narrow is not None or b.reference or \
+            any(np.dtype(d) not in _BYTES for d in (a_dtype, w_dtype, dtype)) or \
+            b.w_zp.size == 0 or (b.w_zp != b.w_zp[0]).any() or np.abs(b.bias).max(initial=0) >= 2**31:
+        return None
+    mult, zp, lo, hi = fused
+    return qmatmul_act.bind_qlinear_matmul_act(b.x_zp, int(b.w_zp[0]), np.ascontiguousarray(b.bias, np.int32),
+                                               np.ascontiguousarray(mult, np.float32), zp, lo, hi, dtype)
+
+
+def _act_lane(node, ctx, bind):
+    """lane(env) -> bool for a requantizing MatMul whose B is computed at run time (attention's
+    q x k^T, softmax x v) and whose other parameters are constants: A (..., M, K) x B (..., K,
+    N) with equal batch dimensions in one kernels.qmatmul_act call, its parameters bound once
+    per operand dtypes and N (never per run). False (nothing done: the engine path runs) when
+    the lane does not apply (_act_call), e.g. under taps, another accumulator model or target,
+    or a K long enough for a sum to leave int32. None when the node can never take it."""
+    ins, acc = node.inputs, ctx.accumulator
+    params = ParamReader(node, ctx, (1, 2, 4, 5, 6, 7, 8))
+    if ctx.kernels != "fast" or ins[3] in ctx.constants or not node.attrs.get("requant") or \
+            node.attrs.get("transA") or node.attrs.get("transB") or acc.overflow != "exact" or acc.tile or \
+            acc.bits < 32 or not params.static:
+        return None
+    calls: dict = {}
+    name = node.outputs[0]
+    dtype = node.attrs["out_type"].storage
+
+    def lane(env) -> bool:
+        a, w = env[ins[0]], env[ins[3]]
+        if type(a) is not np.ndarray or type(w) is not np.ndarray or a.ndim < 2 or a.ndim != w.ndim or \
+                a.shape[:-2] != w.shape[:-2] or a.shape[-1] != w.shape[-2] or a.size == 0 or w.size == 0:
+            return False
+        key = (a.dtype, w.dtype, w.shape[-1])
+        call = calls.get(key, False)
+        if call is False:
+            call = calls[key] = _act_call(node, ctx, bind(params.values(env)), a.dtype, w.dtype)
+        if call is None:
+            return False
+        m, k, n = a.shape[-2], a.shape[-1], w.shape[-1]
+        out = np.empty(a.shape[:-1] + (n,), dtype)
+        try:
+            call(np.ascontiguousarray(a).reshape(-1, m, k), np.ascontiguousarray(w).reshape(-1, k, n),
+                 out.reshape(-1, m, n))
+        except ValueError:      # sums that could leave int32: the engine path (int64) runs
+            return False
+        env[name] = out
+        return True
+    return lane
 
 
 @step("matmul")
@@ -538,8 +615,11 @@ def prepare_matmul(node, ctx):
     reader, static = _parameters(node, ctx, bind)
     bound_of = _bound_of(node, ctx, reader, bind, panels)
     lanes: dict = {}    # (A shape, dtype) -> the fused GEMM + requantization (static 2-D weights), or None
+    act = _act_lane(node, ctx, bind) if static is None else None
 
     def run(env, tap):
+        if act is not None and tap is None and act(env):
+            return
         bound = static if static is not None else bound_of(env)
         a = env[ins[0]]
         if node.attrs.get("transA"):
@@ -564,7 +644,10 @@ def prepare_matmul(node, ctx):
         acc, events = _kernel_call(node, _matmul_accumulate, a2, bound.w, bound)
         _count_events(node, ctx, events, tap)
         nch = acc.shape[-1]
-        acc = _finish_accumulator(node, ctx, acc, (-1, nch, 1), tap)
+        if tap is None and _sums_fit(bound, ctx, a2.dtype):   # finish would find nothing
+            acc = acc if node.attrs.get("requant") else acc.astype(np.int32)
+        else:
+            acc = _finish_accumulator(node, ctx, acc, (-1, nch, 1), tap)
         shape = acc.shape[1:] if squeeze else acc.shape
         if not node.attrs.get("requant"):
             env[node.outputs[0]] = acc.reshape(shape)

@@ -97,10 +97,14 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
     return None
 
 
-def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None):
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None, planned_fns=None,
+            spread=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
-    With `planner` (add), same-shape operands run the kernel's planned path whose float
-    constants are also derived once per operand order. With `rows` (mul), an operand
+    With `planner` (add, mul), same-shape operands run the kernel's planned path
+    (`planned_fns`: its (apply, bind) pair) whose constants are also derived once per
+    operand order; with `spread`, operands of different shapes too, once broadcast
+    (_broadcast_plan: "scalar" (add) keeps a single value as the kernel's scalar operand,
+    "full" (mul, a single-value operand only) spreads it too). With `rows` (mul), an operand
     broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
     it is bound to the recorded arrays."""
     def prepare(node, ctx):
@@ -125,6 +129,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         kern = ctx.kernel(kernel)
         rows_kern = ctx.kernel(rows) if rows is not None else None
         plan = planner if ctx.kernels == "fast" else None
+        apply_planned, bind_planned = planned_fns or (None, None)
 
         def planned(a, b, p):
             if plan is None or t.bits != 8 or a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
@@ -137,10 +142,34 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             ah, bh = nhwc_of(a), nhwc_of(b)
             if ah is not None and bh is not None:      # both channels-last: so is the sum
                 out = np.empty(ah.shape, t.storage)
-                ek.qlinear_add_planned(ah, bh, plans[p], out)
+                apply_planned(ah, bh, plans[p], out)
                 return nchw_view(out)
             out = np.empty(a.shape, t.storage)
-            ek.qlinear_add_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
+            apply_planned(np.ascontiguousarray(a), np.ascontiguousarray(b), plans[p], out)
+            return out
+
+        spans: dict = {}    # (shapes, dtypes) -> _broadcast_plan's recipe, under static parameters
+
+        def broadcast_planned(a, b):
+            """add of operands of different shapes under static parameters: _broadcast_run's
+            operand order and arithmetic, the plan derived once per pair of shapes and a
+            constant operand broadcast once (_broadcast_plan); None where that does not apply."""
+            if plan is None or spread is None or t.bits != 8 or a.dtype != t.storage or b.dtype != t.storage or \
+                    (spread == "full" and min(a.size, b.size) != 1):
+                return None
+            key = (a.shape, b.shape, a.dtype)
+            if key not in spans:
+                spans[key] = _broadcast_plan(node, plan, a, b, static, lo, hi, t,
+                                             (ins[0] in consts, ins[3] in consts), spread == "full")
+            recipe = spans[key]
+            if recipe is None:
+                return None
+            shape, first, second, pl, kept = recipe
+            full = spread == "full"
+            x1 = kept[0] if kept[0] is not None else _spread((a, b)[first], shape, full)
+            x2 = kept[1] if kept[1] is not None else _spread((a, b)[second], shape, full)
+            out = np.empty(shape, t.storage)
+            apply_planned(x1, x2, pl, out)
             return out
 
         def run(env, tap):
@@ -153,6 +182,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
                 a, b, p = vals[0], vals[3], params(vals)
             a, b = np.asarray(a), np.asarray(b)
             out = planned(a, b, p)
+            if out is None and a.shape != b.shape and static is not None:
+                out = broadcast_planned(a, b)
             if out is None and a.shape != b.shape:
                 out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
@@ -186,11 +217,42 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             if any(v is None or not v.flags.c_contiguous for v in args):
                 return None
             # a ValueError here leaves the step on its ordinary path (intsim.frozen.FrozenRun.record)
-            call = ek.bind_add_planned(args[0], args[1], plans[static], args[2])
+            call = bind_planned(args[0], args[1], plans[static], args[2])
             return lambda env: call()
         run.freeze = freeze
         return run
     return prepare
+
+
+def _spread(x, shape, full: bool = False):
+    """x as a C-contiguous array of `shape` (broadcast), or (unless `full`) as it is when it is
+    one value."""
+    return np.ascontiguousarray(x) if (x.size == 1 and not full) or x.shape == shape else \
+        np.ascontiguousarray(np.broadcast_to(x, shape))
+
+
+def _broadcast_plan(node, planner, a, b, p, lo, hi, t, constant, full: bool = False):
+    """(shape, first, second, plan, kept) for an add of a and b (different shapes, static
+    parameters p): the output shape, which operand (0: a, 1: b) goes first and second in
+    onnxruntime's order (as _broadcast_run and kernels.eltwise.qlinear_add order them), the
+    planner's constants for that order, and each operand already spread (_spread) when it is a
+    `constant` (else None: spread per run; `full`: a single value spread too). None when the
+    plan refuses the parameters (the general path then names the error)."""
+    sa, za, sb, zb, sy, zy = p
+    shape = ta.broadcast_shape(node, a, b, max(t.storage.itemsize, a.itemsize, b.itemsize))
+    order = [(0, a, sa, za), (1, b, sb, zb)]
+    if _span_scalar(a, shape) and not _span_scalar(b, shape) and a.size != 1:
+        order.reverse()
+    if order[0][1].size == 1 and order[1][1].size != 1:
+        order.reverse()
+    try:
+        plan = planner(order[0][2], order[0][3], order[1][2], order[1][3], sy, zy, lo, hi, t.storage)
+    except ValueError:
+        return None
+    kept = tuple(_spread(x, shape, full) if constant[i] else None for i, x, _, _ in order)
+    if order[0][1].size == 1:       # both single values: the general path
+        return None
+    return shape, order[0][0], order[1][0], plan, kept
 
 
 def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
@@ -212,9 +274,11 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
     return out
 
 
-step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
-step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, TfliteMul, XnnpackMul),
-                   rows=ek.qlinear_mul_rows))
+step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd),
+                    planned_fns=(ek.qlinear_add_planned, ek.bind_add_planned), spread="scalar"))
+step("mul")(_binary(ek.qlinear_mul, ek.mul_plan, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, TfliteMul, XnnpackMul),
+                    rows=ek.qlinear_mul_rows, planned_fns=(ek.qlinear_mul_planned, ek.bind_mul_planned),
+                    spread="full"))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):

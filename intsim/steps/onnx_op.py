@@ -10,6 +10,7 @@ from onnx import helper
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
+from ..ops import SHAPE_ARITH, SHAPE_SOURCES
 from .ort_island import node_proto, prepare_ort_island
 from .pool import maxpool_fn
 from .registry import step
@@ -141,6 +142,30 @@ def _evaluator(proto, node, ctx):
     return ReferenceEvaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]))
 
 
+MEMO_ELEMENTS = 64      # fed inputs of at most this many integers are memoized by value (_memo_key)
+MEMO_KEPT = 32          # results an evaluator node keeps (then all are dropped and kept anew)
+MEMO_OUT_ELEMENTS = 1 << 12     # ... each output of at most this many values
+
+
+def _memo_key(op: str, fed: list, feeds: dict):
+    """The key under which an evaluator node's outputs are kept, or None: for Shape/Size the fed
+    input's shape and dtype (all their outputs depend on); for the deterministic integer ops of
+    shape arithmetic (ops.SHAPE_ARITH: the Gather/Div/Concat chain of a dynamic reshape) the
+    values of every fed input, when each is a NumPy array of at most MEMO_ELEMENTS integers or
+    booleans. The evaluator's result for a key is a pure function of it (constants are fixed)."""
+    if op in SHAPE_SOURCES:
+        return tuple((np.shape(feeds[n]), np.asarray(feeds[n]).dtype.str) for n in fed)
+    if op not in SHAPE_ARITH:
+        return None
+    key = []
+    for n in fed:
+        v = feeds[n]
+        if type(v) is not np.ndarray or v.size > MEMO_ELEMENTS or v.dtype.kind not in "biu":
+            return None
+        key.append((v.dtype.str, v.shape, v.tobytes()))
+    return tuple(key)
+
+
 @step("onnx")
 def prepare_onnx(node, ctx):
     if getattr(ctx.target, "float_engine", "reference") == "onnxruntime":
@@ -168,9 +193,18 @@ def prepare_onnx(node, ctx):
     names = [i for i in proto.input if i]
 
     attrs = _attrs(node)
+    op = node.attrs["op_type"]
+    fed = [n for n in names if n not in ctx.constants]
+    kept: dict = {}     # _memo_key -> the outputs (read-only arrays)
 
     def run(env, tap):
         feeds = {n: (ctx.constants[n] if n in ctx.constants else env[n]) for n in names}
+        key = _memo_key(op, fed, feeds)
+        if key is not None and key in kept:
+            for name, v in zip(proto.output, kept[key]):
+                if name:
+                    env[name] = v
+            return
         check_op(node.attrs["op_type"], [feeds.get(i) if i else None for i in proto.input], attrs,
                  f"{node.origin}: output '{outs[0] if outs else '?'}'")
         try:
@@ -179,8 +213,16 @@ def prepare_onnx(node, ctx):
             raise ResourceLimitError(f"{node.origin}: out of memory") from None
         except Exception as e:  # noqa: BLE001
             raise IntsimError(f"{node.origin}: failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        res = [np.asarray(v) for v in res]
+        if key is not None and all(v.size <= MEMO_OUT_ELEMENTS for v in res):
+            if len(kept) >= MEMO_KEPT:
+                kept.clear()
+            res = [np.array(v) for v in res]    # owned copies (not views of a feed), shared by every
+            for v in res:                       # run with this key: read-only
+                v.flags.writeable = False
+            kept[key] = res
         for name, v in zip(proto.output, res):
             if name:
-                env[name] = np.asarray(v)
+                env[name] = v
     run.uses_blas = True    # the evaluator's MatMul/Gemm/Conv call NumPy's BLAS (runtime.threads)
     return run

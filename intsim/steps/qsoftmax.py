@@ -41,11 +41,35 @@ def prepare_softmax(node, ctx):
     if beta != 1.0:
         raise TargetRefusal(ctx.target.name, node, f"onnxruntime's QLinearSoftmax has no beta ({beta})")
 
+    def params(vals):
+        _, sx, _, sy, zy = (vals + [None] * 5)[:5]
+        return (_scalar(sx, node.inputs[1], node), _scalar(sy, node.inputs[3], node),
+                scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name))
+
+    static = params(reader.values({})) if reader.static else None
+    rows = ctx.kernel(qk.softmax_rows)
+    tables: dict = {}   # (x_scale, reduced length, signed) -> the exponential table
+    ys_cache: dict = {}  # y_scale -> Y
+
     def run(env, tap):
-        x, sx, _, sy, zy = (reader.values(env) + [None] * 5)[:5]
-        env[node.outputs[0]] = qk.qlinear_softmax_ref(
-            np.asarray(x), _scalar(sx, node.inputs[1], node), _scalar(sy, node.inputs[3], node),
-            scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name), axis, opset)
+        vals = reader.values(env)
+        x = np.asarray(vals[0])
+        sx, sy, zy = static if static is not None else params(vals)
+        if x.ndim == 0 or x.size == 0:
+            env[node.outputs[0]] = qk.qlinear_softmax_ref(x, sx, sy, zy, axis, opset)
+            return
+        ax = axis % x.ndim
+        moved = x if opset < 13 or ax == x.ndim - 1 else np.moveaxis(x, ax, -1)
+        d = int(np.prod(x.shape[ax:], dtype=np.int64)) if opset < 13 else moved.shape[-1]
+        key = (sx, d, x.dtype == np.int8)
+        if key not in tables:
+            tables[key] = qk.softmax_table(sx, d, key[2])
+        if sy not in ys_cache:
+            ys_cache[sy] = qk.big_y(sy)
+        x2 = np.ascontiguousarray(moved).reshape(-1, d)
+        out = np.empty(x2.shape, x.dtype)
+        rows(x2, tables[key], ys_cache[sy], zy, out)
+        env[node.outputs[0]] = out.reshape(x.shape) if moved is x else np.moveaxis(out.reshape(moved.shape), -1, ax)
     return run
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels import dynamic_quant as dq
 from kernels import eltwise as ek
 
 from ..errors import QuantParamError, ShapeError
@@ -191,18 +192,27 @@ def _static_dequantize(node, reader, axis, block, out_dtype):
     return run
 
 
-def dynamic_quantize(x: np.ndarray):
-    """ONNX DynamicQuantizeLinear (uint8): scale = (max(0, max x) - min(0, min x)) / 255, or 1
-    when both are 0 (an all-zero x: onnxruntime's GetQuantizationParameter, core/util/qmath.h;
-    the ONNX reference takes 1/255 there), zp = saturate(rint(0 - min/scale)),
-    y = saturate(rint(x / scale) + zp); float32 throughout."""
-    x = np.asarray(x, np.float32)
+def dynamic_params(x: np.ndarray) -> tuple:
+    """(scale, zp) of ONNX DynamicQuantizeLinear (uint8) for float32 x, as float32 and uint8:
+    scale = (max(0, max x) - min(0, min x)) / 255, or 1 when both are 0 (an all-zero x:
+    onnxruntime's GetQuantizationParameter, core/util/qmath.h; the ONNX reference takes 1/255
+    there), zp = saturate(rint(0 - min/scale)); scale 0 (a range that underflows) gives zp 0."""
     lo = np.float32(min(0.0, float(x.min()) if x.size else 0.0))
     hi = np.float32(max(0.0, float(x.max()) if x.size else 0.0))
     scale = np.float32(1.0) if hi == lo else np.float32((hi - lo) / np.float32(255.0))
     if scale == 0:
+        return scale, np.uint8(0)
+    return scale, np.uint8(min(max(np.rint(np.float32(0) - lo / scale), 0), 255))    # (np.clip on a scalar: 3x the time)
+
+
+def dynamic_quantize(x: np.ndarray):
+    """ONNX DynamicQuantizeLinear (uint8): (scale, zp) = dynamic_params(x), then
+    y = saturate(rint(x / scale) + zp); float32 throughout (kernels.dynamic_quant's formula;
+    a zero scale gives all-zero codes)."""
+    x = np.asarray(x, np.float32)
+    scale, zp = dynamic_params(x)
+    if scale == 0:
         return np.zeros(x.shape, np.uint8), np.float32(0), np.uint8(0)
-    zp = np.uint8(min(max(np.rint(np.float32(0) - lo / scale), 0), 255))     # (np.clip on a scalar: 3x the time)
     t = np.divide(x, scale, out=np.empty(x.shape, np.float32))    # the same float32 steps, in place
     np.rint(t, out=t)
     t += np.float32(zp)
@@ -212,9 +222,23 @@ def dynamic_quantize(x: np.ndarray):
 
 @step("dynamic_quantize")
 def prepare_dynamic_quantize(node, ctx):
+    """The codes through kernels.dynamic_quant (one pass) after dynamic_params; the NumPy
+    dynamic_quantize where that kernel reports a NaN, and under kernels="reference"."""
     require(ctx, node, ctx.target.rule(node), OrtArith)
+    codes = dq.dynamic_quantize_codes if ctx.kernels == "fast" else None
+
     def run(env, tap):
-        y, s, z = dynamic_quantize(env[node.inputs[0]])
+        x = env[node.inputs[0]]
+        y = None
+        if codes is not None and type(x) is np.ndarray and x.dtype == np.float32:
+            x = np.ascontiguousarray(x)
+            s, z = dynamic_params(x)
+            if s != 0:
+                y = np.empty(x.shape, np.uint8)
+                if codes(x, s, np.float32(z), y):
+                    y = None
+        if y is None:
+            y, s, z = dynamic_quantize(x)
         env[node.outputs[0]], env[node.outputs[1]], env[node.outputs[2]] = y, np.array(s, np.float32), np.array(z, np.uint8)
     return run
 
