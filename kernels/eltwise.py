@@ -305,12 +305,21 @@ def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
 
 @kernel
 def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
-    scalar = b.size == 1
-    for i in range(a.size):
-        bi = b[0] if scalar else b[i]
-        prod = (np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp)
-        v = np.float32(np.float32(prod) * ratio) + y_zp_f
-        out[i] = _clamp(_cvt(np.float32(v)), lo, hi)
+    """out[i] = clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi), prod = (a[i] - za)(b[i] - zb)
+    (b[0] for a single b), prod exact in int32 (|prod| <= 2**16) and the clamp branch-free
+    (_sat_cvt, checked: NaN or |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops
+    vectorise."""
+    flo, fhi = np.float32(lo), np.float32(hi)
+    za, zb = np.int32(a_zp), np.int32(b_zp)
+    if b.size == 1:
+        bz = np.int32(b[0]) - zb
+        for i in range(a.size):
+            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * bz) * ratio) + y_zp_f)
+            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+    else:
+        for i in range(a.size):
+            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * (np.int32(b[i]) - zb)) * ratio) + y_zp_f)
+            out[i] = _sat_cvt(v, flo, fhi, lo, True)
 
 
 def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
@@ -320,12 +329,18 @@ def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
 def qlinear_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
     """QLinearMul as onnxruntime x86 (SSE2 MLAS) computes it (see module docstring).
     Same array contract as `qlinear_add`."""
+    bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out)()
+
+
+def bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
+    """call() doing qlinear_mul on these very arrays, checked now (a and b C-contiguous, so the
+    call reads them in place)."""
     _check_pair("qlinear_mul", a, b, out)
     _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), out.dtype, lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    _mul_impl(np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
-              np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
-              out.reshape(-1))
+    return partial(_mul_impl, np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
+                   np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
+                   out.reshape(-1))
 
 
 def qlinear_mul_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:

@@ -94,12 +94,13 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
     return None
 
 
-def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None):
+def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None, bind=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
     With `planner` (add), same-shape operands run the kernel's planned path whose float
     constants are also derived once per operand order. With `rows` (mul), an operand
     broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
-    it is bound to the recorded arrays."""
+    it is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
+    operands (bind(a, sa, za, b, sb, zb, sy, zy, lo, hi, out) -> call())."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
         if node.attrs.get("subtract") and not isinstance(rule, (TfliteAdd, XnnpackAdd)):
@@ -166,6 +167,15 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
                     return lambda env: call()
             return None
 
+        def freeze_same(a, b, y):
+            """call(env) of the mul kernel bound to recorded operands of one shape (as the general
+            path runs them: no broadcast, no operand swap), or None."""
+            if bind is None or ctx.kernels != "fast" or a.size < 2 or y.shape != a.shape or \
+                    not (a.flags.c_contiguous and b.flags.c_contiguous and y.flags.c_contiguous):
+                return None
+            call = bind(a, *static[:2], b, *static[2:], lo, hi, y)
+            return lambda env: call()
+
         def freeze(env, fixed):
             """call(env) redoing the last run's planned (add) or rows (mul) path in place
             (intsim.frozen); None when that run took the general path or an operand is not in
@@ -175,7 +185,9 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             a, b, y = (consts[i] if i in consts else env[i] for i in (ins[0], ins[3], node.outputs[0]))
             a, b = np.asarray(a), np.asarray(b)
             if static not in plans:
-                return freeze_rows(a, b, y) if a.shape != b.shape and a.dtype == b.dtype == t.storage else None
+                if a.dtype != t.storage or b.dtype != t.storage:
+                    return None
+                return freeze_rows(a, b, y) if a.shape != b.shape else freeze_same(a, b, y)
             if a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -211,7 +223,7 @@ def _broadcast_run(node, kernel, a, b, p, lo, hi, t):
 
 step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequant, TfliteAdd, XnnpackAdd)))
 step("mul")(_binary(ek.qlinear_mul, None, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, XnnpackMul),
-                   rows=ek.qlinear_mul_rows))
+                   rows=ek.qlinear_mul_rows, bind=ek.bind_mul))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):
