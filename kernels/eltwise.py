@@ -512,6 +512,17 @@ def quantize_linear_planned(x, plan: QuantizePlan, out) -> None:
                 _as3d(x, c), _as3d(out, c))
 
 
+def bind_quantize_planned(x, plan: QuantizePlan, out):
+    """call() doing quantize_linear_planned(x, plan, out) on these very arrays, checked now: the
+    element kernel itself when the arrays are too small to split (_chunk_rows runs them whole)."""
+    quantize_linear_planned(x, plan, out)       # the checks (and one run: the same values)
+    c = plan.scale.size
+    x3, o3 = _as3d(x, c), _as3d(out, c)
+    if x3.size >= _PAR_MIN:
+        return partial(quantize_linear_planned, x, plan, out)
+    return partial(_quantize_impl, x3, plan.scale, plan.zp, np.int64(plan.qmin), np.int64(plan.qmax), o3)
+
+
 def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
     """QuantizeLinear float32 -> int (uint8/int8/uint16/int16 `out`), onnxruntime's MLAS order:
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z.
@@ -583,6 +594,15 @@ def dequantize_linear_planned(q, plan: DequantizePlan, out) -> None:
     c = plan.scale.size
     narrow = q.dtype.itemsize <= 2 and plan.zp.min() >= -(1 << 16) and plan.zp.max() < (1 << 16)
     (_dequantize_narrow_impl if narrow else _dequantize_impl)(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
+
+
+def bind_dequantize_planned(q, plan: DequantizePlan, out):
+    """call() doing dequantize_linear_planned(q, plan, out) on these very arrays, checked now."""
+    dequantize_linear_planned(q, plan, out)     # the checks (and one run: the same values)
+    c = plan.scale.size
+    narrow = q.dtype.itemsize <= 2 and plan.zp.min() >= -(1 << 16) and plan.zp.max() < (1 << 16)
+    return partial(_dequantize_narrow_impl if narrow else _dequantize_impl, _as3d(q, c), plan.scale, plan.zp,
+                   _as3d(out, c))
 
 
 def dequantize_linear(q, scale, zp, out) -> None:

@@ -296,6 +296,16 @@ def test_quantize_dequantize_kernels_equal_twins(data, dtype, shape, per_axis):
     E.dequantize_linear(got, scale, zp, d1)
     E.dequantize_linear_ref(got, scale, zp, d2)
     assert np.array_equal(d1.view(np.int32), d2.view(np.int32))
+    if not per_axis:        # the bound calls (frozen replays) on new values in the same arrays
+        q_call = E.bind_quantize_planned(x, E.quantize_plan(scale, zp, info.min, info.max, dtype), got)
+        d_call = E.bind_dequantize_planned(got, E.dequantize_plan(scale, zp), d1)
+        x[...] = (np.random.default_rng(seed + 1).standard_normal(shape) * 300).astype(F32)
+        q_call()
+        E.quantize_linear_ref(x, scale, zp, info.min, info.max, want)
+        assert np.array_equal(got, want)
+        d_call()
+        E.dequantize_linear_ref(got, scale, zp, d2)
+        assert np.array_equal(d1.view(np.int32), d2.view(np.int32))
 
 
 @settings(max_examples=200, deadline=None)
