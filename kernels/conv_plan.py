@@ -240,7 +240,8 @@ class BoundPlan:
 
     def freeze(self, x, out):
         """A call() doing self(x, out) on these very arrays, its checks done now: the single
-        kernel call itself when x is channels-last and the plan has the one-call path; for one
+        kernel call itself when x is channels-last and the plan has the one-call path; the groups'
+        calls in order when both sides are channels-last and every group packs from the image; for one
         group whose layout, im2col and NCHW-output passes run on one thread and fit
         FREEZE_OWN_BYTES, those passes through buffers of its own around the kernel; else self(x, out)."""
         plan, (x_layout, out_layout) = self.plan, self.layouts
@@ -249,6 +250,12 @@ class BoundPlan:
         out2 = out.reshape(self.out2_shape)
         if self.direct is not None and x_layout == "nhwc":
             return partial(self.direct, x.reshape(-1), out2)
+        if len(self.calls) > 1 and x_layout == out_layout == "nhwc" and all(c[1] for c in self.calls):
+            # groups packed from the image straight into their columns of out: the calls __call__
+            # makes, bound once (RegNetX's 25-group layers: no per-group slicing per run)
+            xf, mg = x.reshape(-1), self.mg
+            return partial(_in_order, tuple(partial(call, xf, out2[:, gi * mg:(gi + 1) * mg])
+                                            for gi, _, call in self.calls))
         _, implicit, call = self.calls[0]
         cols_bytes = 0 if implicit or plan.plain else self.rows * self.k
         q_bytes = self.rows * plan.m * out.itemsize if out_layout == "nchw" else 0

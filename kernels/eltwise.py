@@ -332,12 +332,33 @@ def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
 
 @kernel
 def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    """out[i] = clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi), prod = (a[i] - za)(b[i] - zb)
+    (b[0] for a single b), prod exact in int32 (8-bit codes: |prod| <= 2**16; 16-bit codes take
+    _mul_wide_impl) and the clamp branch-free
+    (_sat_cvt, checked: NaN or |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops
+    vectorise."""
+    flo, fhi = np.float32(lo), np.float32(hi)
+    za, zb = np.int32(a_zp), np.int32(b_zp)
+    if b.size == 1:
+        bz = np.int32(b[0]) - zb
+        for i in range(a.size):
+            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * bz) * ratio) + y_zp_f)
+            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+    else:
+        for i in range(a.size):
+            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * (np.int32(b[i]) - zb)) * ratio) + y_zp_f)
+            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+
+
+@kernel
+def _mul_wide_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    """_mul_impl for 16-bit codes: the product (up to 2**32) exact in int64."""
+    flo, fhi = np.float32(lo), np.float32(hi)
     scalar = b.size == 1
     for i in range(a.size):
         bi = b[0] if scalar else b[i]
-        prod = (np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp)
-        v = np.float32(np.float32(prod) * ratio) + y_zp_f
-        out[i] = _clamp(_cvt(np.float32(v)), lo, hi)
+        v = np.float32(np.float32(np.float32((np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp)) * ratio) + y_zp_f)
+        out[i] = _sat_cvt(v, flo, fhi, lo, True)
 
 
 def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
@@ -347,13 +368,20 @@ def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
 def qlinear_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
     """QLinearMul as onnxruntime x86 (SSE2 MLAS) computes it (see module docstring).
     Same array contract as `qlinear_add`."""
+    bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out)()
+
+
+def bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
+    """call() doing qlinear_mul on these very arrays, checked now (a and b C-contiguous, so the
+    call reads them in place)."""
     _check_pair("qlinear_mul", a, b, out)
     _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
                   lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    _mul_impl(np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
-              np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
-              out.reshape(-1))
+    impl = _mul_impl if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else _mul_wide_impl   # int32 product: 8-bit only
+    return partial(impl, np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
+                   np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
+                   out.reshape(-1))
 
 
 def qlinear_mul_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
@@ -585,6 +613,17 @@ def quantize_linear_planned(x, plan: QuantizePlan, out) -> None:
                 _as3d(x, c), _as3d(out, c))
 
 
+def bind_quantize_planned(x, plan: QuantizePlan, out):
+    """call() doing quantize_linear_planned(x, plan, out) on these very arrays, checked now: the
+    element kernel itself when the arrays are too small to split (_chunk_rows runs them whole)."""
+    quantize_linear_planned(x, plan, out)       # the checks (and one run: the same values)
+    c = plan.scale.size
+    x3, o3 = _as3d(x, c), _as3d(out, c)
+    if x3.size >= _PAR_MIN:
+        return partial(quantize_linear_planned, x, plan, out)
+    return partial(_quantize_impl, x3, plan.scale, plan.zp, np.int64(plan.qmin), np.int64(plan.qmax), o3)
+
+
 def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
     """QuantizeLinear float32 -> int (uint8/int8/uint16/int16 `out`), onnxruntime's MLAS order:
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z.
@@ -656,6 +695,15 @@ def dequantize_linear_planned(q, plan: DequantizePlan, out) -> None:
     c = plan.scale.size
     narrow = q.dtype.itemsize <= 2 and plan.zp.min() >= -(1 << 16) and plan.zp.max() < (1 << 16)
     (_dequantize_narrow_impl if narrow else _dequantize_impl)(_as3d(q, c), plan.scale, plan.zp, _as3d(out, c))
+
+
+def bind_dequantize_planned(q, plan: DequantizePlan, out):
+    """call() doing dequantize_linear_planned(q, plan, out) on these very arrays, checked now."""
+    dequantize_linear_planned(q, plan, out)     # the checks (and one run: the same values)
+    c = plan.scale.size
+    narrow = q.dtype.itemsize <= 2 and plan.zp.min() >= -(1 << 16) and plan.zp.max() < (1 << 16)
+    return partial(_dequantize_narrow_impl if narrow else _dequantize_impl, _as3d(q, c), plan.scale, plan.zp,
+                   _as3d(out, c))
 
 
 def dequantize_linear(q, scale, zp, out) -> None:

@@ -1,4 +1,4 @@
-"""Frozen replays of the quantize, dequantize, lut, concat and broadcast mul steps (their freeze
+"""Frozen replays of the quantize, dequantize, lut, concat, broadcast and same-shape mul steps (their freeze
 hooks write into the recorded outputs) and of shape arithmetic (kept as recorded): small QDQ
 graphs quantized by onnxruntime, run after run on changing data, bit-exact with onnxruntime,
 and those steps never on their ordinary path."""
@@ -45,10 +45,17 @@ def _se_mul(rng):
     return float_model(nodes, [("x", [None, 6, 7, 7])], [("y", [None, 6, 7, 7])], i1)
 
 
-MODELS = {"concat": _concat, "sigmoid": _sigmoid, "se_mul": _se_mul}
+def _hardswish(rng):
+    """HardSwish as torch exports it at opset 13: x * HardSigmoid(x), a Mul of two same-shape tensors."""
+    n1, i1 = _conv("h", "x", "c", 5, 5, rng)
+    nodes = [n1, helper.make_node("HardSigmoid", ["c"], ["g"], alpha=1.0 / 6), helper.make_node("Mul", ["c", "g"], ["y"])]
+    return float_model(nodes, [("x", [None, 5, 8, 8])], [("y", [None, 5, 8, 8])], i1)
+
+
+MODELS = {"concat": _concat, "sigmoid": _sigmoid, "se_mul": _se_mul, "hardswish": _hardswish}
 # the steps each model replays through freeze hooks (concat's Mul by a scalar keeps its ordinary path)
 HOOKED = {"concat": {"quantize", "dequantize", "concat"}, "sigmoid": {"quantize", "dequantize", "lut"},
-          "se_mul": {"quantize", "dequantize", "lut", "mul"}}
+          "se_mul": {"quantize", "dequantize", "lut", "mul"}, "hardswish": {"quantize", "dequantize", "mul"}}
 
 
 @pytest.mark.parametrize("threads", [1, 2])

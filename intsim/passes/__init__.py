@@ -7,6 +7,7 @@ from .dead_code import remove_dead_nodes
 from .fold_bn import fold_batchnorm
 from .fuse_qdq import fuse_qdq
 from .qdq_policy import INTEGER
+from .shape_of_quantized import read_shapes_from_integers
 from .sink_qonnx_dequantize import sink_qonnx_dequantize
 
 
@@ -16,4 +17,5 @@ def import_passes(graph: Graph, fusion: str = "onnxruntime") -> Graph:
     graph = fold_batchnorm(graph)
     graph = sink_qonnx_dequantize(graph, qdq=fusion == INTEGER)
     graph = fuse_qdq(graph, fusion)
+    graph = read_shapes_from_integers(graph)
     return warn_bias_scales(remove_dead_nodes(graph))

@@ -98,7 +98,7 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
 
 
 def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None, planned_fns=None,
-            spread=None):
+            spread=None, bind=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
     With `planner` (add, mul), same-shape operands run the kernel's planned path
     (`planned_fns`: its (apply, bind) pair) whose constants are also derived once per
@@ -106,7 +106,9 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
     (_broadcast_plan: "scalar" (add) keeps a single value as the kernel's scalar operand,
     "full" (mul, a single-value operand only) spreads it too). With `rows` (mul), an operand
     broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
-    it is bound to the recorded arrays."""
+    it is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
+    operands the planned path does not take (16-bit codes: bind(a, sa, za, b, sb, zb, sy, zy,
+    lo, hi, out) -> call())."""
     def prepare(node, ctx):
         rule = ta.require(ctx, node, ctx.target.rule(node), *kinds)
         if node.attrs.get("subtract") and not isinstance(rule, (TfliteAdd, XnnpackAdd)):
@@ -200,6 +202,15 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
                     return lambda env: call()
             return None
 
+        def freeze_same(a, b, y):
+            """call(env) of the mul kernel bound to recorded operands of one shape (as the general
+            path runs them: no broadcast, no operand swap), or None."""
+            if bind is None or ctx.kernels != "fast" or a.size < 2 or y.shape != a.shape or \
+                    not (a.flags.c_contiguous and b.flags.c_contiguous and y.flags.c_contiguous):
+                return None
+            call = bind(a, *static[:2], b, *static[2:], lo, hi, y)
+            return lambda env: call()
+
         def freeze(env, fixed):
             """call(env) redoing the last run's planned (add) or rows (mul) path in place
             (intsim.frozen); None when that run took the general path or an operand is not in
@@ -209,7 +220,9 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             a, b, y = (consts[i] if i in consts else env[i] for i in (ins[0], ins[3], node.outputs[0]))
             a, b = np.asarray(a), np.asarray(b)
             if static not in plans:
-                return freeze_rows(a, b, y) if a.shape != b.shape and a.dtype == b.dtype == t.storage else None
+                if a.dtype != t.storage or b.dtype != t.storage:
+                    return None
+                return freeze_rows(a, b, y) if a.shape != b.shape else freeze_same(a, b, y)
             if a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
                 return None
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -278,7 +291,7 @@ step("add")(_binary(ek.qlinear_add, ek.add_plan, ta.acc_add, (OrtArith, AccRequa
                     planned_fns=(ek.qlinear_add_planned, ek.bind_add_planned), spread="scalar"))
 step("mul")(_binary(ek.qlinear_mul, ek.mul_plan, ta.acc_mul, (OrtArith, AccRequant, FixedRequant, TfliteMul, XnnpackMul),
                     rows=ek.qlinear_mul_rows, planned_fns=(ek.qlinear_mul_planned, ek.bind_mul_planned),
-                    spread="full"))
+                    spread="full", bind=ek.bind_mul))
 
 
 def _requantize_codes(ctx, x, sx, zx, sy, zy, t):

@@ -117,6 +117,10 @@ def _static_plan(node, reader, t, block, rounding):
             return None
         c = plan.scale.size
         yv = as_channels3(y, axis, c) if c > 1 else y
+        if (src in fixed or src in consts) and type(x) is np.ndarray and x.dtype == np.float32 \
+                and x.flags.c_contiguous:      # a recorded buffer: the kernel bound to it
+            bound = ek.bind_quantize_planned(as_channels3(x, axis, c) if c > 1 else x, plan, yv)
+            return lambda env: bound()
 
         def call(env):
             xs = np.ascontiguousarray(consts[src] if src in consts else env[src], dtype=np.float32)
@@ -183,6 +187,9 @@ def _static_dequantize(node, reader, axis, block, out_dtype):
             return None
         c = plan.scale.size
         yv = as_channels3(y, axis, c) if c > 1 else y
+        if (src in fixed or src in consts) and q.flags.c_contiguous:     # a recorded buffer: the kernel bound to it
+            bound = ek.bind_dequantize_planned(as_channels3(q, axis, c) if c > 1 else q, plan, yv)
+            return lambda env: bound()
 
         def call(env):     # (the input's dtype is the recording's: the frozen key fixes the feeds' dtypes)
             q = np.ascontiguousarray(consts[src] if src in consts else env[src])

@@ -215,11 +215,14 @@ def test_requantized_plans_equal_the_references(seed, group, k, stride, dil, n, 
 def test_bound_plan_one_call_path(engine, x_layout):
     """A one-group plan written channels-last calls its GEMM once on x's pixels (BoundPlan.direct:
     a plain 1x1 reads them in place; a 3x3 packs its tiles from the image when its kernel rows are
-    long, else goes through im2col rows): the same bytes as run_plan. Two groups: no direct call."""
+    long, else goes through im2col rows): the same bytes as run_plan. Two groups: no direct call
+    (frozen, one bound call per group when both pack from the image)."""
     rng = np.random.default_rng(5)
     # (kernel, channels, groups, direct): 3x3 over 16 channels has 48-byte kernel rows (implicit
     # im2col, IMPLICIT_MIN_RUN = 32), over 4 channels 12-byte rows (im2col rows first)
-    for k, c, group, direct in ((1, 8, 1, True), (3, 16, 1, True), (3, 4, 1, False), (1, 8, 2, False)):
+    # 3x3 over 32 channels in 2 groups: each group packs from the image (a frozen call per group)
+    for k, c, group, direct in ((1, 8, 1, True), (3, 16, 1, True), (3, 4, 1, False), (1, 8, 2, False),
+                                (3, 32, 2, False)):
         w = rng.integers(-128, 128, (12, c // group, k, k)).astype(np.int8)
         g = ConvGeom(1, 1, k // 2, k // 2, k // 2, k // 2, 1, 1, group)
         rq = (True, rng.uniform(1e-4, 1e-2, 12).astype(np.float32), np.int64(5), np.int64(0), np.int64(255))

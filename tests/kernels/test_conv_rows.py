@@ -400,18 +400,19 @@ def test_to_nhwc_into_out():
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.uint8, np.int8]),
        engine=st.sampled_from([(4, 4, np.uint8, 0), (6, 2, np.int16, 0), (6, 2, np.int16, 128)]),
-       groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3)]),
-       stride=st.sampled_from([1, 2]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 128]))
+       groups=st.sampled_from([1, 2]), k=st.sampled_from([(1, 1), (3, 3), (7, 7), (2, 3), (1, 9), (1, 20)]),
+       stride=st.sampled_from([1, 2, 4]), dil=st.sampled_from([1, 2]), ns=st.sampled_from([1, 3, 5, 128]))
 def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups, k, stride, dil, ns):
     """The implicit im2col panel equals kernels.simd.packing.pack_block applied to im2col_rows' rows and the
     NumPy form built from im2col_rows_ref, for every tile and K block: pads, strides, dilations, group channel offsets, partial tiles (rows
-    >= M) and K blocks that start inside a tap or a kernel row."""
+    >= M), tile ranges that start inside an image or an output row (the packer steps its pixel from
+    the first row), Conv1d-style long kernel rows and K blocks that start inside a tap or a kernel row."""
     from kernels.simd.drivers import gemm_geo
     from kernels.simd.packing import pack_block
     mr, g, apk_dtype, add = engine
     rng = np.random.default_rng(seed)
     kh, kw = k
-    n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 12)), int(rng.integers(1, 12))
+    n, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 12)), int(rng.integers(1, 12 + kw * dil))
     cg = int(rng.integers(1, 9))
     c = cg * groups
     pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
@@ -439,7 +440,8 @@ def test_pack_conv_tiles_equals_packing_im2col_rows(seed, dtype, engine, groups,
     padded = (padded + 2**15) % 2**16 - 2**15 if apk_dtype == np.int16 else padded % 256
     for s0 in range(0, steps, ns):
         nss = min(ns, steps - s0)
-        for t0, t1 in ((0, n_tiles), (n_tiles - 1, n_tiles)):
+        mid = int(rng.integers(0, n_tiles))
+        for t0, t1 in ((0, n_tiles), (n_tiles - 1, n_tiles), (mid, int(rng.integers(mid, n_tiles)) + 1)):
             want = np.full((t1 - t0) * mr * nss * g, 77, apk_dtype)
             got = want.copy()
             pack_block(cols.reshape(-1), geo, np.int64(add), g, mr, t0, t1, s0, nss, want)

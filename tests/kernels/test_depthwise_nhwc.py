@@ -320,10 +320,10 @@ def run_isa(args, isa):
 @pytest.mark.long
 @needs_avx2
 @settings(max_examples=70, deadline=None)
-@given(case=nhwc_case(max_hw=20, max_c=48, k=3))
+@given(case=st.sampled_from([3, 5]).flatmap(lambda k: nhwc_case(max_hw=20, max_c=48, k=k)))
 def test_pairs_path_equals_plain_loop_and_twins(case):
-    """3x3 kernels: the vpmaddwd path, the plain loop, the NHWC twin and the transposed NCHW
-    twin give the same integers (channel counts below, at and off multiples of 16, mult 1..3)."""
+    """3x3 and 5x5 kernels: the vpmaddwd path, the plain loop, the NHWC twin and the transposed
+    NCHW twin give the same integers (channel counts below, at and off multiples of 16, mult 1..3)."""
     fast, paired = run_isa(case, "avx2")
     plain, plain_paired = run_isa(case, "portable")
     want = np.full_like(case[5], 33)
@@ -340,16 +340,18 @@ def test_pairs_path_equals_plain_loop_and_twins(case):
 @pytest.mark.parametrize("xd", [np.uint8, np.int8])
 @pytest.mark.parametrize("c,mult", [(16, 1), (17, 1), (40, 1), (8, 3), (33, 2)])
 @pytest.mark.parametrize("wmax", [255, 32767])
-def test_pairs_path_extremes(xd, c, mult, wmax):
+@pytest.mark.parametrize("k", [3, 5])
+def test_pairs_path_extremes(xd, c, mult, wmax, k):
     """x only at its ends, wz only at +-wmax (int16's ends for 32767: -32768 too), zero points at
-    both ends, 8-bit requant with a multiplier > 1 and int64 sums: the twin's integers."""
+    both ends, 8-bit requant with a multiplier > 1 and int64 sums, 3x3 and 5x5 (25 taps at
+    +-32767 x 255 pass int32: the sums wrap as the plain loop's do): the twin's integers."""
     info = np.iinfo(xd)
-    rng = np.random.default_rng(c * mult + wmax)
+    rng = np.random.default_rng(c * mult + wmax + k)
     x = rng.choice(np.array([info.min, info.max], xd), (2, 9, 11, c))
     ends = [-wmax, wmax] + ([-32768] if wmax == 32767 else [])
-    wz = rng.choice(np.array(ends, np.int32), (c * mult, 9))
+    wz = rng.choice(np.array(ends, np.int32), (c * mult, k * k))
     bias = rng.choice(np.array([-2**20, 0, 2**20], np.int64), c * mult)
-    geo = np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
+    geo = np.array([k, k, 1, 1, k // 2, k // 2, 1, 1], np.int64)
     for x_zp in (int(info.min), int(info.max)):
         for dst, rq in ((np.zeros((2, 9, 11, c * mult), np.int64), rq_none()),
                         (np.zeros((2, 9, 11, c * mult), xd),
@@ -363,7 +365,7 @@ def test_pairs_path_extremes(xd, c, mult, wmax):
 
 
 def test_pairs_path_choice():
-    """vpmaddwd only for 3x3, int16 weights, a run of >= 16 lanes and a non-portable ISA; the
+    """vpmaddwd only for 3x3 and 5x5, int16 weights, a run of >= 16 lanes and a non-portable ISA; the
     portable ISA (INTSIM_PORTABLE=1) and an unknown ISA name."""
     x, geo = np.zeros((1, 6, 6, 16), np.uint8), np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
     args = dict(x=x, x_zp=0, bias=np.zeros(16, np.int64), geo=geo, dst=np.zeros((1, 6, 6, 16), np.int64),
@@ -388,7 +390,9 @@ def test_pairs_path_choice():
                 dst=np.zeros((1, 1, 1, 1), np.int64))
     assert dn.plan_depthwise_nhwc(wz=np.zeros((1, 9), np.int32), isa="avx2", **tiny).wpk is None
     five = dict(args, geo=np.array([5, 5, 1, 1, 2, 2, 1, 1], np.int64))
-    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 25), np.int32), isa="avx2", **five).wpk is None
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 25), np.int32), isa="avx2", **five).wpk is not None
+    seven = dict(args, geo=np.array([7, 7, 1, 1, 3, 3, 1, 1], np.int64))
+    assert dn.plan_depthwise_nhwc(wz=np.zeros((16, 49), np.int32), isa="avx2", **seven).wpk is None
 
 
 @settings(max_examples=80, deadline=None)

@@ -313,6 +313,29 @@ def test_16bit_add_cvt_check_covers_16bit_codes():
 
 
 @settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), n=st.integers(1, 300),
+       scalar_b=st.booleans(), ratio=st.sampled_from([1.0, 2.0 ** -20, 2.0 ** 20, 2.0 ** 40, 3.3e-3, 97.0]))
+def test_mul_kernel_equals_twin_at_edge_codes_and_extreme_ratios(data, dtype, n, scalar_b, ratio):
+    """qlinear_mul's vectorised loops (a vector body and its tail: n up to 300) equal the NumPy
+    int64 twin at the type's end codes, zero points at the ends, and scale ratios whose
+    products pass int32 or float32 range (cvt's INT32_MIN, then the clamp to lo)."""
+    info = np.iinfo(dtype)
+    ends = st.sampled_from([int(info.min), int(info.max), -8 if info.min < 0 else 0, 7])
+    codes = st.lists(ends | st.integers(int(info.min), int(info.max)), min_size=n, max_size=n)
+    a = np.array(data.draw(codes), dtype)
+    b = np.array(data.draw(codes)[:1] if scalar_b else data.draw(codes), dtype)
+    za, zb, zy = (data.draw(ends) for _ in range(3))
+    sa, sb = F32(0.5), F32(0.25)
+    sy = F32(F32(sa * sb) / F32(ratio))
+    lo = data.draw(st.integers(int(info.min), int(info.max)))
+    hi = data.draw(st.integers(lo, int(info.max)))
+    got, want = np.empty(n, dtype), np.empty(n, dtype)
+    E.qlinear_mul(a, sa, za, b, sb, zb, sy, zy, lo, hi, got)
+    E.qlinear_mul_ref(a, sa, za, b, sb, zb, sy, zy, lo, hi, want)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=150, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.uint16]),
        shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 9)), per_axis=st.booleans())
 def test_quantize_dequantize_kernels_equal_twins(data, dtype, shape, per_axis):
@@ -331,6 +354,16 @@ def test_quantize_dequantize_kernels_equal_twins(data, dtype, shape, per_axis):
     E.dequantize_linear(got, scale, zp, d1)
     E.dequantize_linear_ref(got, scale, zp, d2)
     assert np.array_equal(d1.view(np.int32), d2.view(np.int32))
+    if not per_axis:        # the bound calls (frozen replays) on new values in the same arrays
+        q_call = E.bind_quantize_planned(x, E.quantize_plan(scale, zp, info.min, info.max, dtype), got)
+        d_call = E.bind_dequantize_planned(got, E.dequantize_plan(scale, zp), d1)
+        x[...] = (np.random.default_rng(seed + 1).standard_normal(shape) * 300).astype(F32)
+        q_call()
+        E.quantize_linear_ref(x, scale, zp, info.min, info.max, want)
+        assert np.array_equal(got, want)
+        d_call()
+        E.dequantize_linear_ref(got, scale, zp, d2)
+        assert np.array_equal(d1.view(np.int32), d2.view(np.int32))
 
 
 @settings(max_examples=200, deadline=None)
