@@ -432,7 +432,7 @@ def mul_plan(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, lo, hi, dtype) -> MulP
     dtype = np.dtype(dtype)
     if dtype not in (np.uint8, np.int8):
         raise ValueError(f"qlinear_mul: dtype must be uint8 or int8, got {dtype}")
-    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), dtype, lo, hi)
+    _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (dtype,) * 3, lo, hi)
     return MulPlan(np.int64(a_zp), np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo),
                    np.int64(hi), dtype)
 
