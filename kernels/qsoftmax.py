@@ -18,8 +18,8 @@ per row of D codes (the reduced axis last; x_zero_point is not read):
     q[j]   = clamp(rint_half_even(double(e[j]) * Y / double(sum)) + y_zp, qmin, qmax)
              (double arithmetic; a NaN, from y_scale 0, stores 0)
 The zoo encoder's /layers/layers.1/Softmax row [0, 0, 7] is the case that fixed the precision:
-e[23] * Y / sum is 6.5 exactly in float32 (code 6), 6.5256... with Y, product and quotient in
-double as onnxruntime computes it (code 7).
+f32(f32(e[23] * Y) / sum) is 6.5 (code 6, half to even); in double, as onnxruntime computes it,
+6.50000047 (code 7).
 
 softmax_rows is that row formula jitted (the table and Y computed once by the caller);
 qlinear_softmax_rows is its NumPy twin, which builds Y itself.
