@@ -27,13 +27,22 @@ TFLM_DIFFERS = {
                "1 LSB off; the softmax outputs are equal",
     "pool_fc_16x8": "TFLM's 16x8 FULLY_CONNECTED requantizes by MultiplyByQuantizedMultiplier, TFLite's reference "
                     "kernel in float64 (rules.DoubleRequant): 4 of 40 outputs 1 LSB off",
+    "softmax_16x8": "TFLM's 16x8 FULLY_CONNECTED requantizes by MultiplyByQuantizedMultiplier, TFLite's reference "
+                    "kernel in float64 (rules.DoubleRequant): the FC 92.5% equal, the outputs 96.25%, 1 LSB",
+    "tconv_bmm_16x8": "TFLM's 16x8 FULLY_CONNECTED requantizes by MultiplyByQuantizedMultiplier, TFLite's reference "
+                      "kernel in float64 (rules.DoubleRequant): the FC 93.8% equal, the outputs 83.3%, 1 LSB",
 }
+# models TFLM itself fails to run (measured with tflite-micro 0.dev20261023182759)
+TFLM_FAILS = {"resize_16x8": "TFLM fails to invoke its int16 RESIZE_BILINEAR"}
 
 
 def _case(name):
     exp = expected(name, "tflite", "reference")
     if isinstance(exp, Refused):
         return pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=exp.error, reason=exp.text), id=name)
+    if name in TFLM_FAILS:
+        return pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=IntsimError,
+                                                          reason=TFLM_FAILS[name]), id=name)
     if name in TFLM_DIFFERS:
         return pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
                                                           reason=TFLM_DIFFERS[name]), id=name)
