@@ -203,6 +203,12 @@ def _mbqm(x, m0, shift, mode):
     return _rounding_divide_by_pot(hi, right)
 
 
+# the scalar rules for other modules' Numba kernels (one int64 value in int32 range each)
+wrap32 = _wrap32
+srdhm1 = _srdhm
+rdbpot1 = _rounding_divide_by_pot
+
+
 @kernel
 def _srdhm_vec(a, b, out):
     for i in range(out.shape[0]):

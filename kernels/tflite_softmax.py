@@ -2,7 +2,8 @@
 uint8 (zero point 0), as the
 interpreter's optimized kernel computes it on x86-64 (activations.cc SoftmaxPrepare:
 optimized_ops::PopulateSoftmaxLookupTable, then optimized_ops::Softmax<int8_t, int8_t>;
-measured equal on the reference and XNNPACK paths too), over the last axis:
+measured equal on the XNNPACK path too; the reference path computes in fixed point instead,
+kernels.tflite_softmax_fixed), over the last axis:
 
     table[255 - v] = expf(f32(f32(-sx * beta) * v))          v = 0..255, float32
     per row:  m = max(x);  e[j] = table[255 - m + x[j]] = expf(-sx*beta*(m - x[j]))

@@ -3,7 +3,8 @@ fuses DQ -> Softmax -> Q into), computed as `kernels.qsoftmax` states it. Inputs
 (x, x_scale, x_zp, y_scale, y_zp); attrs axis, opset (< 13: the flattened dims from axis on
 are reduced; >= 13: axis alone), out_type, beta (TFLite's SOFTMAX; 1 for the ONNX forms).
 Rules: OrtArith (onnxruntime's QLinearSoftmax, beta 1 only) and TfliteSoftmax (TFLite's int8
-SOFTMAX over the last axis, kernels.tflite_softmax; int16: kernels.tflite_softmax16); other
+SOFTMAX over the last axis, kernels.tflite_softmax, or the reference kernel's fixed point,
+kernels.tflite_softmax_fixed; int16: kernels.tflite_softmax16); other
 targets refuse it by name."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from kernels import qsoftmax as qk
 from kernels import tflite_softmax as tsk
 from kernels import tflite_softmax16 as tsk16
+from kernels import tflite_softmax_fixed as tskf
 
 from ..errors import QuantParamError
 from ..targets.rules import OrtArith, TargetRefusal, TfliteSoftmax
@@ -37,7 +39,7 @@ def prepare_softmax(node, ctx):
     axis, opset = int(node.attrs["axis"]), int(node.attrs["opset"])
     beta = float(node.attrs.get("beta", 1.0))
     if isinstance(rule, TfliteSoftmax):
-        return _tflite_softmax(node, ctx, reader, t, beta)
+        return _tflite_softmax(node, ctx, reader, t, beta, rule)
     if beta != 1.0:
         raise TargetRefusal(ctx.target.name, node, f"onnxruntime's QLinearSoftmax has no beta ({beta})")
 
@@ -73,16 +75,16 @@ def prepare_softmax(node, ctx):
     return run
 
 
-def _tflite_softmax(node, ctx, reader, t, beta):
-    """TFLite 8-bit SOFTMAX over the last axis (rules.TfliteSoftmax): one float32 table per input
-    scale, rows through kernels.tflite_softmax.softmax_rows."""
+def _tflite_softmax(node, ctx, reader, t, beta, rule):
+    """TFLite 8-bit SOFTMAX over the last axis (rules.TfliteSoftmax): the optimized kernel's one
+    float32 table per input scale, rows through kernels.tflite_softmax.softmax_rows; the
+    reference kernel's fixed point through kernels.tflite_softmax_fixed.softmax_fixed_rows."""
     if int(node.attrs["axis"]) != -1:
         raise QuantParamError(f"node '{node.name}': TFLite's SOFTMAX reduces the last axis, got axis "
                               f"{node.attrs['axis']}")
     if t.bits == 16:
         return _tflite_softmax16(node, ctx, reader, t, beta)
-    kern = ctx.kernel(tsk.softmax_rows)
-    tables: dict = {}
+    rows = _fixed_rows(node, ctx, beta) if rule.kernel == "reference" else _table_rows(ctx, beta)
     if reader.static:
         _tflite_output_quant(node, ctx, reader.values({}), t)
 
@@ -91,17 +93,39 @@ def _tflite_softmax(node, ctx, reader, t, beta):
         if not reader.static:
             _tflite_output_quant(node, ctx, vals, t)
         x, sx, _, sy, zy = (vals + [None] * 5)[:5]
-        s = _scalar(sx, node.inputs[1], node)
-        if s not in tables:
-            tables[s] = tsk.softmax_table(s, beta)
         x = np.asarray(x)
         d = x.shape[-1] if x.ndim else 1
         out = np.empty(x.shape, t.storage)
         if x.size:
-            kern(x.reshape(-1, d), tables[s], _scalar(sy, node.inputs[3], node),
+            rows(x.reshape(-1, d), _scalar(sx, node.inputs[1], node), _scalar(sy, node.inputs[3], node),
                  scalar_zp(zy, node.inputs[4] if len(node.inputs) > 4 else "", node.name), out.reshape(-1, d))
         env[node.outputs[0]] = out
     return run
+
+
+def _table_rows(ctx, beta):
+    """The optimized kernel: one float32 table per input scale (kernels.tflite_softmax)."""
+    kern = ctx.kernel(tsk.softmax_rows)
+    tables: dict = {}
+
+    def rows(x, sx, sy, zy, out):
+        if sx not in tables:
+            tables[sx] = tsk.softmax_table(sx, beta)
+        kern(x, tables[sx], sy, zy, out)
+    return rows
+
+
+def _fixed_rows(node, ctx, beta):
+    """The reference kernel's fixed point (kernels.tflite_softmax_fixed): its multiplier, shift
+    and diff_min come from the input scale and beta alone (the output quantization is fixed)."""
+    kern = ctx.kernel(tskf.softmax_fixed_rows)
+
+    def rows(x, sx, sy, zy, out):
+        try:
+            kern(x, sx, beta, out)
+        except ValueError as e:
+            raise TargetRefusal(ctx.target.name, node, str(e)) from None
+    return rows
 
 
 def _tflite_output_quant(node, ctx, vals, t) -> None:

@@ -37,7 +37,8 @@ borrows another target's arithmetic.
                    FULLY_CONNECTED): `target.rule_requantizer(rule, rq, C, node)`
     TflitePrelu    TFLite's PRELU: two q31 multipliers, identity and alpha (kernels.tflite_prelu)
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
-    TfliteSoftmax  TFLite's int8 SOFTMAX through a float32 exponential table (kernels.tflite_softmax)
+    TfliteSoftmax  TFLite's 8-bit SOFTMAX: a float32 exponential table (kernels.tflite_softmax) or,
+                   the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
     TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
@@ -265,10 +266,15 @@ class TfliteResize:
 
 @dataclass(frozen=True)
 class TfliteSoftmax:
-    """TFLite int8 SOFTMAX (optimized_ops::PopulateSoftmaxLookupTable + optimized_ops::Softmax):
-    e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in order, y = round_RHAZ(
-    e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax). int16 (every kernel path):
-    reference_ops::SoftmaxInt16, exp and 1/(1+x) tables with interpolation (kernels.tflite_softmax16)."""
+    """TFLite 8-bit SOFTMAX. `kernel` "optimized" (optimized_ops::PopulateSoftmaxLookupTable +
+    optimized_ops::Softmax): e = expf(-sx*beta*(max - x)) from a float32 table, a float32 sum in
+    order, y = round_RHAZ(e * f32(1 / (sum * sy))) + zy (kernels.tflite_softmax); "reference"
+    (SoftmaxPrepare<kReference> + reference_ops::Softmax): gemmlowp int32 fixed point, exp of
+    FixedPoint<int32, 5> differences, a FixedPoint<int32, 12> sum, 1/(1+x) by Newton-Raphson
+    (kernels.tflite_softmax_fixed). int16 (every kernel path): reference_ops::SoftmaxInt16, exp
+    and 1/(1+x) tables with interpolation (kernels.tflite_softmax16)."""
+
+    kernel: str = "optimized"
 
 
 @dataclass(frozen=True)

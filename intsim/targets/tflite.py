@@ -248,9 +248,9 @@ class TfliteTarget(FixedPointTarget):
     (rules.DoubleRequant), per tensor and per channel (BATCH_MATMUL: MultiplyByQuantizedMultiplier,
     `batch_matmul`); MUL, whose multiplier the interpreter computes from the float32 expression
     f32(f32(sa * sb) / sy) (rules.TfliteMul; TFLM casts to double first); QUANTIZE of float input
-    with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); and,
-    measured on this path, int8 SOFTMAX
-    through the optimized kernel's float32 table (rules.TfliteSoftmax) and RESIZE_BILINEAR in
+    with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); 8-bit
+    SOFTMAX in the reference kernel's gemmlowp fixed point (rules.TfliteSoftmax("reference"),
+    reference_ops::Softmax); and, measured on this path, RESIZE_BILINEAR in
     10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
     SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect). On .onnx files: QDQ
     fusion policy "tflite" (passes/qdq_policy.py), as the other two kernel paths' targets."""
@@ -260,7 +260,8 @@ class TfliteTarget(FixedPointTarget):
 
     @property
     def rules(self):
-        return MappingProxyType({**super().rules, "matmul": DoubleRequant(), "softmax": TfliteSoftmax(),
+        return MappingProxyType({**super().rules, "matmul": DoubleRequant(),
+                                 "softmax": TfliteSoftmax("reference"),
                                  "resize_bilinear": TfliteResize(), "mul": TfliteMul("double"),
                                  "quantize": QuantizeRound("tflite-reference")})
 

@@ -1,4 +1,4 @@
-"""TFLite PRELU, RESIZE_BILINEAR and SOFTMAX kernels equal their NumPy / Python-int twins on
+"""TFLite PRELU, RESIZE_BILINEAR and SOFTMAX (optimized and reference) kernels equal their NumPy / Python-int twins on
 hypothesis-drawn codes, scales, zero points (ends included) and odd shapes; the live tests
 against the interpreter are in tests/tflite/test_tflite_ops_live.py."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kernels import tflite_prelu as pk
 from kernels import tflite_resize as rk
 from kernels import tflite_softmax as sk
+from kernels import tflite_softmax_fixed as sfk
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 scales = st.floats(2.0**-13, 4.0, allow_nan=False, allow_infinity=False, width=32)
@@ -80,6 +81,31 @@ def test_softmax_equals_twin(rows, d, sx, beta, zy, dtype, seed):
     sk.softmax_rows(x, table, np.float32(1 / 256), zy, got)
     sk.softmax_rows_ref(x, table, np.float32(1 / 256), zy, want)
     np.testing.assert_array_equal(got, want)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 4), d=st.integers(1, 300), sx=scales | st.floats(4.0, 64.0, width=32),
+       beta=st.sampled_from([1.0, 0.5, 2.0, 0.1]), dtype=st.sampled_from([np.int8, np.uint8]),
+       flat=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_softmax_fixed_equals_twin(rows, d, sx, beta, dtype, flat, seed):
+    """The reference kernel's gemmlowp fixed point: Numba rows equal the NumPy int64 twin (a
+    constant row at the type's top included: every difference 0, exp exactly One)."""
+    x = _codes(np.random.default_rng(seed), (rows, d), dtype)
+    if flat:
+        x[...] = np.iinfo(dtype).max
+    got, want = np.empty(x.shape, dtype), np.empty(x.shape, dtype)
+    sfk.softmax_fixed_rows(x, sx, beta, got)
+    sfk.softmax_fixed_rows_ref(x, sx, beta, want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_softmax_fixed_params_are_tflites_preprocessing():
+    """PreprocessSoftmaxScaling of 0.25 * 2**26 = 2**24: M = 2**30, L = 25; diff_min =
+    -floor(31 * 2**26 / 2**25) = -62; one nonzero code of two equal ones takes half: 128 - 128 = 0."""
+    assert sfk.reference_params(0.25, 1.0) == (1 << 30, 25, -62)
+    out = np.empty((1, 2), np.int8)
+    sfk.softmax_fixed_rows(np.array([[5, 5]], np.int8), 0.25, 1.0, out)
+    assert out.tolist() == [[0, 0]]
 
 
 def test_softmax_table_is_exp_of_minus_scaled_distance_to_the_max():
