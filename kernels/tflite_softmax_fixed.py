@@ -116,8 +116,22 @@ def _softmax_rows_impl(x, mult, shift, diff_min, lo, hi, bits, mults, out):
                 out[r, j] = lo
 
 
+def _check_rows(name, x, out) -> None:
+    """x and out: arrays of one shape (R, D), D >= 1, one 8-bit dtype (the kernel indexes both
+    by x's shape and reads x[r, 0]); out C-contiguous."""
+    for t, a in (("x", x), ("out", out)):
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.int8, np.uint8):
+            raise ValueError(f"{name}: '{t}' must be an int8 or uint8 array")
+    if x.dtype != out.dtype or x.ndim != 2 or x.shape != out.shape or x.shape[1] < 1:
+        raise ValueError(f"{name}: x {x.dtype}{list(x.shape)} and out {out.dtype}{list(out.shape)} must be one "
+                         f"(R, D) shape with D >= 1 and one dtype")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be C-contiguous")
+
+
 def softmax_fixed_rows(x, sx, beta, out) -> None:
     """x, out (R, D) int8 or uint8 (same dtype): the reference kernel's softmax of each row (module doc)."""
+    _check_rows("softmax_fixed_rows", x, out)
     mult, shift, diff_min = reference_params(sx, beta)
     info = np.iinfo(out.dtype)
     _softmax_rows_impl(np.ascontiguousarray(x), np.int64(mult), np.int64(shift), np.int64(diff_min),
@@ -163,6 +177,7 @@ def _one_over_ref(a):
 
 def softmax_fixed_rows_ref(x, sx, beta, out) -> None:
     """NumPy int64 twin of softmax_fixed_rows (whole rows at once, Python-int srdhm / rdbpot)."""
+    _check_rows("softmax_fixed_rows_ref", x, out)
     mult, shift, diff_min = reference_params(sx, beta)
     info = np.iinfo(out.dtype)
     xi = np.asarray(x, np.int64)

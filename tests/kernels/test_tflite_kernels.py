@@ -4,6 +4,7 @@ against the interpreter are in tests/tflite/test_tflite_ops_live.py."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernels import tflite_prelu as pk
@@ -160,3 +161,16 @@ def test_reduced64_requant_equals_twin_and_formula(p, c, q, real, zp, seed):
         v = (int(a) * r + (1 << (14 - s))) >> (15 - s)
         v = ((v + zp + (1 << 31)) % (1 << 32)) - (1 << 31)
         assert got[pi, ci, qi] == min(max(v, -32768), 32767)
+
+
+@pytest.mark.parametrize("fn", [sfk.softmax_fixed_rows, sfk.softmax_fixed_rows_ref])
+def test_softmax_fixed_refuses_bad_arrays(fn):
+    """Shapes and dtypes are checked before the jitted loop indexes anything: an empty row, a
+    shorter output, mixed dtypes or a non-array are ValueErrors, never an out-of-bounds access."""
+    x = np.zeros((2, 5), np.int8)
+    for xx, out, why in [(np.zeros((2, 0), np.int8), np.zeros((2, 0), np.int8), "D >= 1"),
+                         (x, np.zeros((2, 4), np.int8), "one"), (x, np.zeros((2, 5), np.uint8), "one"),
+                         (x, np.zeros((2, 5), np.int16), "int8 or uint8"), (x.tolist(), np.zeros((2, 5), np.int8),
+                                                                             "int8 or uint8")]:
+        with pytest.raises(ValueError, match=why):
+            fn(xx, 0.25, 1.0, out)
