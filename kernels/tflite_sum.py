@@ -36,8 +36,18 @@ def _sum_requant_impl(sums, scale, bias, zy, lo, hi, out):
         out[i] = min(max(q + zy, lo), hi)
 
 
+def _check(name, sums, out) -> None:
+    """out an 8-bit C-contiguous array with one element per sum (the loop writes out[i] for
+    every sums[i])."""
+    if not isinstance(out, np.ndarray) or out.dtype not in (np.int8, np.uint8) or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be a C-contiguous int8 or uint8 array")
+    if np.size(sums) != out.size:
+        raise ValueError(f"{name}: {np.size(sums)} sums for {out.size} outputs")
+
+
 def sum_requant(sums, sx, zx, sy, zy, n, out) -> None:
     """sums (int64, raw-code sums over n entries each) -> out 8-bit codes, C-contiguous, same size."""
+    _check("sum_requant", sums, out)
     info = np.iinfo(out.dtype)
     scale, bias = sum_params(sx, zx, sy, n)
     _sum_requant_impl(np.ascontiguousarray(sums, np.int64).reshape(-1), scale, bias, np.int64(zy),
@@ -46,6 +56,7 @@ def sum_requant(sums, sx, zx, sy, zy, n, out) -> None:
 
 def sum_requant_ref(sums, sx, zx, sy, zy, n, out) -> None:
     """NumPy twin of sum_requant."""
+    _check("sum_requant_ref", sums, out)
     info = np.iinfo(out.dtype)
     scale, bias = sum_params(sx, zx, sy, n)
     v = ((np.asarray(sums, np.int64).astype(F32) * scale).astype(F32) + bias).astype(F32).astype(np.float64)

@@ -201,3 +201,14 @@ def test_batch_matmul_int16(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, s
                      table_options("BatchMatMulOptions", AdjX=adj_x, AdjY=adj_y), version=4)
     feeds = [[_i16(rng, a_shape)] + ([] if const_rhs else [_i16(rng, b_shape)]) for _ in range(2)]
     check(data, feeds, path)
+
+
+@pytest.mark.parametrize("fn", [sk.sum_requant, sk.sum_requant_ref])
+def test_sum_requant_refuses_bad_arrays(fn):
+    """The output is checked before the jitted loop writes one element per sum: fewer outputs
+    than sums, a 16-bit or non-contiguous output are ValueErrors, never an out-of-bounds write."""
+    sums = np.zeros(6, np.int64)
+    for out, why in [(np.zeros(5, np.int8), "6 sums for 5 outputs"), (np.zeros(6, np.int16), "int8 or uint8"),
+                     (np.zeros((6, 2), np.int8)[:, 0], "C-contiguous")]:
+        with pytest.raises(ValueError, match=why):
+            fn(sums, 0.5, 0, 0.5, 0, 4, out)
