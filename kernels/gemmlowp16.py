@@ -24,14 +24,38 @@ import numpy as np
 _ONE0 = 32767                       # FixedPoint<int16, 0>::One()
 
 
-def _rdbpot(x, e: int):
+def wrap16(v):
+    """int16 wrap-around of an int64 array or Python int."""
+    return ((v + 32768) & 0xFFFF) - 32768
+
+
+def rdbpot(x, e: int):
+    """gemmlowp RoundingDivideByPOT (ties away from zero) of an int64 array or Python int."""
     mask = (1 << e) - 1
     return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
 
 
+def srdhm16(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16 values held in int64 arrays:
+    (a*b + (a*b >= 0 ? 2**14 : 1 - 2**14)) / 2**15 truncated, -32768 * -32768 -> 32767."""
+    ab = a * b
+    q = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.where(q >= 0, q >> 15, -((-q) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, wrap16(q))
+
+
+def srdhm16_one(a: int, b: int) -> int:
+    """srdhm16 on one Python int (the twins' scalar form, written out independently)."""
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    q = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    return wrap16(q >> 15 if q >= 0 else -((-q) >> 15))
+
+
 def _c(v: int) -> int:
     """RescaleConstantInitializer of an int32 constant to int16."""
-    return int(_rdbpot(np.int64(v), 16))
+    return int(rdbpot(np.int64(v), 16))
 
 
 _EXP_M1_8, _ONE_THIRD, _C48_17, _CM32_17 = _c(1895147668), _c(715827883), _c(1515870810), _c(-1010580540)
@@ -42,16 +66,8 @@ _BARREL = ((-2, _c(1672461947)), (-1, _c(1302514674)), (0, _c(790015084)), (1, _
 class _Ops:
     """The int16 primitives over NumPy int64 arrays (values kept in int16 range)."""
 
-    @staticmethod
-    def wrap(v):
-        return ((v + 32768) & 0xFFFF) - 32768
-
-    @staticmethod
-    def mul(a, b):
-        ab = a * b
-        q = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
-        q = np.where(q >= 0, q >> 15, -((-q) >> 15))
-        return np.where((a == -32768) & (b == -32768), 32767, _Ops.wrap(q))
+    wrap = staticmethod(wrap16)
+    mul = staticmethod(srdhm16)
 
     @staticmethod
     def sat(v):
@@ -71,17 +87,8 @@ class _Ops:
 class _ScalarOps:
     """The same primitives on one Python int."""
 
-    @staticmethod
-    def wrap(v):
-        return ((v + 32768) & 0xFFFF) - 32768
-
-    @staticmethod
-    def mul(a, b):
-        if a == b == -32768:
-            return 32767
-        ab = a * b
-        q = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
-        return _ScalarOps.wrap(q >> 15 if q >= 0 else -((-q) >> 15))
+    wrap = staticmethod(wrap16)
+    mul = staticmethod(srdhm16_one)
 
     @staticmethod
     def sat(v):
@@ -99,7 +106,7 @@ class _ScalarOps:
 
 def _pot(o, x, e: int):
     """SaturatingRoundingMultiplyByPOT<e>."""
-    return o.sat(x * (1 << e)) if e > 0 else (_rdbpot(x, -e) if e < 0 else x)
+    return o.sat(x * (1 << e)) if e > 0 else (rdbpot(x, -e) if e < 0 else x)
 
 
 def _exp_quarter(o, a):

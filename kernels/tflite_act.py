@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_ref, quantize_multiplier
+from .gemmlowp16 import rdbpot, srdhm16, srdhm16_one, wrap16
 
 F32 = np.float32
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
@@ -188,28 +189,10 @@ def hard_swish_params(sx, sy) -> tuple:
     return _down16(om), oe, _down16(rm), re
 
 
-def _wrap16(v):
-    return ((v + (1 << 15)) & 0xFFFF) - (1 << 15)
-
-
-def _srdhm16(a, b):
-    """gemmlowp::SaturatingRoundingDoublingHighMul on int16 (nudge, truncating division)."""
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
-    q = np.trunc((ab + nudge) / (1 << 15)).astype(np.int64)   # exact: |ab + nudge| < 2**31
-    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
-
-
 def _sdhm16(a, b):
     """reference_ops::SaturatingDoublingHighMul (rounds toward zero)."""
     q = np.trunc((a * b) / (1 << 15)).astype(np.int64)
-    return np.where((a == b) & (a == -32768), 32767, _wrap16(q))
-
-
-def _rdbpot(x, e):
-    mask = (1 << e) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + ((x & mask) > threshold)
+    return np.where((a == b) & (a == -32768), 32767, wrap16(q))
 
 
 def _sat_left16(v, amount):
@@ -218,30 +201,21 @@ def _sat_left16(v, amount):
 
 def hard_swish_table(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
     om, oe, rm, re = hard_swish_params(sx, sy)
-    x = _wrap16(_codes(dtype) - int(zx))
-    hires = _wrap16(x * 128)
-    pre_out = _srdhm16(hires, np.int64(om))
+    x = wrap16(_codes(dtype) - int(zx))
+    hires = wrap16(x * 128)
+    pre_out = srdhm16(hires, np.int64(om))
     r = hires
     if re > 0:
         r = _sat_left16(r, re - 1)
-    r = _srdhm16(r, np.int64(rm))
+    r = srdhm16(r, np.int64(rm))
     if re > 0:
         r = _sat_left16(r, 1)
     if re < 0:
-        r = _rdbpot(r, -re)
+        r = rdbpot(r, -re)
     r = (r + (1 << 15)) >> 1
-    y = _wrap16(_rdbpot(_sdhm16(r, pre_out), -oe) + int(zy))
+    y = wrap16(rdbpot(_sdhm16(r, pre_out), -oe) + int(zy))
     info = np.iinfo(dtype)
     return np.clip(y, info.min, info.max).astype(dtype)
-
-
-def _srdhm16_one(a: int, b: int) -> int:
-    if a == b == -32768:
-        return 32767
-    ab = a * b
-    num = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
-    q = abs(num) >> 15
-    return _wrap16(q if num >= 0 else -q)
 
 
 def hard_swish_table_ref(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
@@ -256,17 +230,17 @@ def hard_swish_table_ref(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
     def sat(v):
         return min(max(v, -32768), 32767)
     for c in _codes(dtype).tolist():
-        hires = _wrap16(_wrap16(c - int(zx)) * 128)
-        pre = _srdhm16_one(hires, om)
+        hires = wrap16(wrap16(c - int(zx)) * 128)
+        pre = srdhm16_one(hires, om)
         r = hires
         if re > 0:
             r = sat(r * (1 << (re - 1)))
-        r = _srdhm16_one(r, rm)
+        r = srdhm16_one(r, rm)
         if re > 0:
             r = sat(r * 2)
         if re < 0:
             r = rdbpot(r, -re)
         r = (r + (1 << 15)) >> 1
-        p = 32767 if r == pre == -32768 else _wrap16((abs(r * pre) >> 15) * (1 if r * pre >= 0 else -1))
-        out.append(min(max(_wrap16(rdbpot(p, -oe) + int(zy)), info.min), info.max))
+        p = 32767 if r == pre == -32768 else wrap16((abs(r * pre) >> 15) * (1 if r * pre >= 0 else -1))
+        out.append(min(max(wrap16(rdbpot(p, -oe) + int(zy)), info.min), info.max))
     return np.array(out, dtype)

@@ -37,6 +37,7 @@ import ctypes.util
 import numpy as np
 
 from . import gemmlowp16
+from .gemmlowp16 import wrap16
 
 F32 = np.float32
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
@@ -110,10 +111,6 @@ def _codes16() -> np.ndarray:
     return np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int64)
 
 
-def _wrap16(v):
-    return ((v + (1 << 15)) & 0xFFFF) - (1 << 15)
-
-
 def table16(kind: str, sx) -> np.ndarray:
     """(65536,) int16: the kernel's output for every input code (by uint16 index)."""
     m, k = input_multiplier(kind, sx)
@@ -129,7 +126,7 @@ def table16(kind: str, sx) -> np.ndarray:
         y = np.where(v >= 0, r + 512, (1 << 25) - r + 511) >> 10
     else:
         y = np.where(v >= 0, r - (1 << 23) + 128, (1 << 23) - r + 127) >> 8
-    return _wrap16(y).astype(np.int16)
+    return wrap16(y).astype(np.int16)
 
 
 def table16_ref(kind: str, sx) -> np.ndarray:
@@ -150,7 +147,7 @@ def table16_ref(kind: str, sx) -> np.ndarray:
             y = (r + 512 if v >= 0 else (1 << 25) - r + 511) >> 10
         else:
             y = (r - (1 << 23) + 128 if v >= 0 else (1 << 23) - r + 127) >> 8
-        out.append(_wrap16(y))
+        out.append(wrap16(y))
     return np.array(out, np.int16)
 
 
