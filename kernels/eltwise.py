@@ -405,15 +405,6 @@ def _mul_rows_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
             out[r, q] = _sat_cvt(v, flo, fhi, lo, True)
 
 
-@kernel
-def _mul_same_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
-    flo, fhi = np.float32(lo), np.float32(hi)
-    for i in range(a.size):
-        prod = (np.int64(a[i]) - a_zp) * (np.int64(b[i]) - b_zp)
-        v = np.float32(np.float32(np.float32(prod) * ratio) + y_zp_f)
-        out[i] = _sat_cvt(v, flo, fhi, lo, True)
-
-
 class MulPlan(NamedTuple):
     """QLinearMul constants, validated once (see `mul_plan`)."""
     a_zp: np.int64
@@ -452,9 +443,10 @@ def qlinear_mul_planned(a, b, plan: MulPlan, out) -> None:
 
 
 def bind_mul_planned(a, b, plan: MulPlan, out):
-    """call() doing qlinear_mul_planned(a, b, plan, out) on these very arrays, checked now."""
+    """call() doing qlinear_mul_planned(a, b, plan, out) on these very arrays, checked now: the
+    loop of `qlinear_mul` (_mul_impl; 8-bit operands, int32 products)."""
     _check_mul_planned("qlinear_mul", a, b, plan, out)
-    return partial(_mul_same_impl, a.reshape(-1), plan.a_zp, b.reshape(-1), plan.b_zp, plan.ratio, plan.y_zp_f,
+    return partial(_mul_impl, a.reshape(-1), plan.a_zp, b.reshape(-1), plan.b_zp, plan.ratio, plan.y_zp_f,
                    plan.lo, plan.hi, out.reshape(-1))
 
 
