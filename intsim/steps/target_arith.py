@@ -136,8 +136,8 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
     """TFLite's MUL (rules.TfliteMul): (a - za) * (b - zb) by MultiplyByQuantizedMultiplier in
     the rule's mode with real = f32(f32(sa * sb) / sy), mul.cc's float32 expression."""
     sa, za, sb, zb, sy, zy = p
-    tflite_operands(ctx, node, a, b, p)
-    if p not in cache:
+    if p not in cache:          # operand types are the node's: checked with its first parameters
+        tflite_operands(ctx, node, a, b, p)
         real = np.float32(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy))
         if rule.narrow16 and node.attrs["out_type"].bits == 8:
             span = [max(abs(int(i.min) - z), abs(int(i.max) - z)) for i, z in ((np.iinfo(a.dtype), za),
@@ -157,10 +157,10 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
-    tflite_operands(ctx, node, a, b, p)
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
     left = 15 if t.bits > 8 else 20
-    if p not in cache:
+    if p not in cache:          # operand types are the node's: checked with its first parameters
+        tflite_operands(ctx, node, a, b, p)
         if rule.narrow16 and t.bits == 8 and 255 * (abs(sa) + abs(sb)) / sy + abs(zy) > 32767:
             raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD narrows its requantized sum "
                                 "to int16 before the output clamp, and with these scales the sum can leave int16 "
@@ -184,8 +184,8 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
 def _xnn_prepared(ctx, node, a, b, p, cache, derive):
     """cache[p] = derive(p), once per parameter set; an 8-bit output only, and a ratio the
     XNNPACK delegate does not take is refused (the interpreter runs its builtin kernel there)."""
-    tflite_operands(ctx, node, a, b, p)
-    if p not in cache:
+    if p not in cache:          # operand types are the node's: checked with its first parameters
+        tflite_operands(ctx, node, a, b, p)
         if node.attrs["out_type"].bits != 8:
             raise TargetRefusal(ctx.target.name, node, "XNNPACK's binary ops take 8-bit tensors only")
         try:
