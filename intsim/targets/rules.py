@@ -40,6 +40,8 @@ borrows another target's arithmetic.
     TfliteSoftmax  TFLite's 8-bit SOFTMAX: a float32 exponential table (kernels.tflite_softmax) or,
                    the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
     TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
+    TfliteRequantize  TFLite's QUANTIZE of 8-bit codes to another scale (IR lut kind requantize) on the
+                   optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
     LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
@@ -282,6 +284,22 @@ class TfliteSum:
     """TFLite's optimized SUM of 8-bit codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
     the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
     + zy) in float32 (kernels.tflite_sum)."""
+
+
+@dataclass(frozen=True)
+class TfliteRequantize:
+    """TFLite's QUANTIZE of 8-bit codes to another scale, one type in and out (IR lut kind
+    requantize; quantize.cc Prepare: (m0, s) = QuantizeMultiplier(double(sx) / double(sy))).
+    `kernel` "optimized": optimized_ops::Requantize<int8_t, int8_t> (and the uint8 forms) over
+    the flat tensor of n codes: the first 16*floor(n/16) through MultiplyByQuantizedMultiplier4Rows
+    (vqrdmulh then a rounding shift: kernels.fixedpoint mode "builtin"), the rest through
+    MultiplyByQuantizedMultiplier (mode "double"), y = clamp(mbqm(x - zx, m0, s) + zy) to the
+    type (kernels.tflite_act.requantize_table per mode). "xnnpack": the delegate's convert where
+    it takes the ratio (kernels.xnnpack_unary.cvt_table, cvt_delegated), else "optimized" (the
+    interpreter's builtin kernel). The reference kernel (reference_ops::Requantize) and int16 on
+    every path are MultiplyByQuantizedMultiplier of every code: TfliteTable's requantize."""
+
+    kernel: str = "optimized"
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
-                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
-                    TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
+                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteRequantize, TfliteResize,
+                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -101,6 +101,14 @@ def rule_int16(node):
         return None
     return {"add": TfliteAdd("double"), "mul": TfliteMul("double"),
             "global_avgpool": FoldedMean("double")}.get(node.op)
+
+
+def requantize8(node) -> bool:
+    """An IR lut of kind requantize of 8-bit codes: TFLite's QUANTIZE of one 8-bit type to another
+    scale, whose optimized and XNNPACK kernels are rules.TfliteRequantize (int16 runs the reference
+    arithmetic on every path, measured: TfliteTable)."""
+    return node.op == "lut" and node.attrs.get("kind") == "requantize" and \
+        getattr(node.attrs.get("out_type"), "bits", 8) == 8
 
 
 def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
@@ -287,7 +295,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     convolution): the channels of whole 8-channel blocks round half up after the q31 high
     multiply, the rest double-round (rules.LaneRequant). MEAN over H, W: `builtin_mean`.
     QUANTIZE of float input: optimized_ops::AffineQuantize, vector loop and scalar tail rounding
-    differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
+    differently (QuantizeRound "tflite-builtin"); of 8-bit codes to another scale:
+    optimized_ops::Requantize, likewise (rules.TfliteRequantize "optimized", `requantize8`). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
@@ -311,6 +320,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
                 return special
         if node.op == "global_avgpool":
             return builtin_mean(self.name, node)
+        if requantize8(node):
+            return TfliteRequantize("optimized")
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             return LaneRequant(8, "builtin", "double")
         return super().rule(node)
@@ -336,7 +347,9 @@ class TfliteXnnpackTarget(OrtTarget):
     SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
-    rounds half to even (QuantizeRound "rne-recip"); int8 LEAKY_RELU is XNNPACK's
+    rounds half to even (QuantizeRound "rne-recip"); QUANTIZE of 8-bit codes to another scale is
+    XNNPACK's convert where the delegate takes the ratio, else the builtin kernel's
+    (rules.TfliteRequantize "xnnpack"); int8 LEAKY_RELU is XNNPACK's
     (rules.XnnpackLeakyRelu; int16 is not delegated and equals the builtin table); 8-bit MEAN over
     H, W is XNNPACK's int32 sum converted in float32 (rules.XnnpackMean). Refused by name:
     everything not measured. XNNPACK
@@ -383,6 +396,8 @@ class TfliteXnnpackTarget(OrtTarget):
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
+        if requantize8(node):
+            return TfliteRequantize("xnnpack")
         if node.op == "quantize" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             raise TargetRefusal(self.name, node, "int16 QUANTIZE runs on the builtin kernel, measured to differ "
                                                  "from the reference's rounding, not modelled")
