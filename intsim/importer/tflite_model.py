@@ -580,8 +580,8 @@ def _lower_zero_point_shift(r, key, x, y, origin):
         return
     if qx is None or qy is None or qx.axis is not None or qy.axis is not None or \
             np.float32(qx.scale) != np.float32(qy.scale):
-        raise r.refuse(key, "QUANTIZE of integer input that changes both the scale and the type (or per-channel) "
-                            "is not supported")
+        raise r.refuse(key, "QUANTIZE of integer input that changes the scale and the type (or per channel) is "
+                            "not supported")
     shape = r.tensors[x].shape
     wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
     for n in wide:

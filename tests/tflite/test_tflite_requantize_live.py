@@ -74,7 +74,7 @@ def test_lane_split_positions(path, shape):
 
 
 def test_requantize_that_changes_the_type_is_refused():
-    with pytest.raises(UnsupportedOpError, match="QUANTIZE of integer input that changes both the scale and the type"):
+    with pytest.raises(UnsupportedOpError, match="QUANTIZE of integer input that changes the scale and the type"):
         intsim.load(_model([1, 8], 0.01, 0, 0.02, 0, "int8", "uint8"), target="tflite")
 
 
