@@ -10,6 +10,7 @@ converted from, so that the target applies the same rule to both forms:
     DQ -> ConvTranspose -> Q                transpose_conv on NHWC            (TRANSPOSE_CONV)
     DQ -> Resize linear -> Q                resize_bilinear on NHWC           (RESIZE_BILINEAR)
     DQ -> ReduceMean over H, W -> Q         global_avgpool                    (MEAN)
+    DQ -> Q, one 8/16-bit type, new scale   lut kind requantize               (QUANTIZE of integer input)
 
 The forms are tf2onnx 1.17's (tflite_handlers turn each TFLite op into its TensorFlow twin,
 onnx_opset/nn.py and math.py convert those: TRANSPOSE_CONV to ConvTranspose with explicit pads,
@@ -35,7 +36,7 @@ from typing import Optional
 import numpy as np
 from onnx import helper
 
-from ..importer.tflite_model import int16_modelled
+from ..importer.tflite_model import int16_modelled, requantizes
 from ..ir import IntType, Node, Tensor
 from ..targets.activation import ACTIVATION_BOUNDS
 
@@ -124,6 +125,16 @@ def lut(op_type: str, attrs: dict, bounds, x: QIn, out: QIn, name: str, origin: 
             return f"its {op_type} bounds are not those of RELU, RELU6 or RELU_N1_TO_1"
         a["fused_activation"] = bounds
     return Rewrite([Node("lut", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,), a, origin)])
+
+
+def requantize(x: QIn, out: QIn, name: str, origin: str):
+    """DequantizeLinear -> QuantizeLinear of codes of one 8- or 16-bit type to another per-tensor
+    scale (tf2onnx's form of TFLite's QUANTIZE of integer input) as the reader's lut kind
+    requantize (importer.tflite_model.requantizes); None where it is not one."""
+    if not requantizes(x.dtype, out.dtype, x.scale_value, out.scale_value):
+        return None
+    return Rewrite([Node("lut", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,),
+                         {"out_type": out.dtype, "kind": "requantize"}, origin)])
 
 
 def softmax(attrs: dict, opset: int, x: QIn, out: QIn, name: str, origin: str):

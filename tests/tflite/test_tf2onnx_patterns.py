@@ -387,3 +387,27 @@ def test_conv_fused_activation(path, h, w, c, o, sx, zx, sy, zy, act, seed):
     except Exception as e:   # the drawn output range leaves the activation no code (TFLite refuses it too)
         assume("fused activation range" not in str(e))
         raise
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=4), wide=st.booleans(), sx=scales, zx=zps,
+       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_dequantize_quantize_is_requantize(path, shape, wide, sx, zx, sy, zy, seed):
+    """DQ -> Q of codes of one type to another scale: QUANTIZE of integer input (int8, or int16
+    with zero points 0, as in act_16x8)."""
+    assume(np.float32(sx) != np.float32(sy))
+    dtype, name = (np.int16, "int16") if wide else (np.int8, "int8")
+    if wide:
+        zx = zy = 0
+    tensors = [{"name": "x", "shape": shape, "type": name, "scale": sx, "zero_point": zx},
+               {"name": "y", "shape": shape, "type": name, "scale": sy, "zero_point": zy}]
+    b = Onnx()
+    y = b.q(b.dq(b.input("x", shape, dtype), sx, zx, dtype), sy, zy, dtype)
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)] for _ in range(2)]
+    onnx = b.model(y, shape, dtype)
+    assert [n.attrs.get("kind") for n in intsim.load(onnx, target=path[1]).graph.nodes if n.op != "onnx"] == \
+        ["requantize"]
+    check(single_op("QUANTIZE", tensors, [0], [1], [0]), onnx, feeds, path)
