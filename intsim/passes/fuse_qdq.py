@@ -559,7 +559,23 @@ def _fuse_unary(v: _View, node: Node):
              "strides": tuple(a.get("strides", ())), "pads": tuple(a.get("pads", ())),
              "count_include_pad": int(a.get("count_include_pad", 0)), "ceil_mode": int(a.get("ceil_mode", 0)),
              "auto_pad": ap.decode() if isinstance(ap, bytes) else str(ap)}
+    if v.fusion == TFLITE and op_type == "GlobalAveragePool":
+        attrs["keep_dims"] = _tflite_keep_dims(v, q)
     return Node(qdq_target(op_type), node.name, ins, q.outputs, attrs, node.origin), [q]
+
+
+def _tflite_keep_dims(v: _View, q: Node) -> int:
+    """Policy "tflite": the keep_dims of the TFLite MEAN a GlobalAveragePool (-> `q`) stands for,
+    from the op reading q's output (passes/qdq_tflite.gap_keep_dims)."""
+    c = v.only_consumer(q.outputs[0])
+    if c is None or c.op != "onnx":
+        return 1
+    op = c.attrs["op_type"]
+    ins = list(c.inputs) + [""]
+    axes = _onnx_attrs(c).get("axes") if op == "Squeeze" and c.attrs["opset"] < 13 else v.const(ins[1])
+    shape = v.const(ins[1]) if op == "Reshape" else None
+    return tfl.gap_keep_dims(op, None if axes is None else np.asarray(axes).reshape(-1).tolist(),
+                             None if shape is None else np.asarray(shape).reshape(-1).tolist())
 
 
 def _fuse_concat(v: _View, node: Node):

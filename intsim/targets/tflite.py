@@ -135,8 +135,10 @@ def builtin_mean(target: str, node):
     """The rule of an 8-bit MEAN over H, W (IR global_avgpool) on TFLite's optimized path
     (reduce.cc EvalMean, kGenericOptimized): with keep_dims, int8, optimized_integer_ops::Mean
     (rules.OptimizedMean); without, the reference kernel's QuantizedMeanOrSum (FoldedMean
-    "double"). Refused: a node that does not say whether TFLite kept the dims (an ONNX
-    GlobalAveragePool), and uint8 with keep_dims (optimized_ops::Mean, not modelled)."""
+    "double"). keep_dims is the reader's, or (an ONNX GlobalAveragePool) what policy "tflite" reads
+    from the op after it (passes/qdq_tflite.gap_keep_dims). Refused: a node that does not say
+    (a GlobalAveragePool fused under another policy), and uint8 with keep_dims (optimized_ops::Mean,
+    not modelled)."""
     keep = node.attrs.get("keep_dims")
     if keep is None:
         raise TargetRefusal(target, node, "the graph does not record whether TFLite's MEAN kept its dims, which "

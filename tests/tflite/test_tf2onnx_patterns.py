@@ -411,3 +411,25 @@ def test_dequantize_quantize_is_requantize(path, shape, wide, sx, zx, sy, zy, se
     assert [n.attrs.get("kind") for n in intsim.load(onnx, target=path[1]).graph.nodes if n.op != "onnx"] == \
         ["requantize"]
     check(single_op("QUANTIZE", tensors, [0], [1], [0]), onnx, feeds, path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 40), keep=st.booleans(), sx=scales, zx=zps,
+       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_global_average_pool_keep_dims(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    """DQ -> GlobalAveragePool -> Q [-> Squeeze [2, 3]]: MEAN over H, W with keep_dims, or without
+    it where the Squeeze follows (tf2onnx's form of mean_fc), which selects tflite-builtin's kernel."""
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy}]
+    tfl = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    b = Onnx()
+    x = b.node("Transpose", [b.input("x", [1, h, w, c])], perm=NCHW)
+    y = b.q(b.node("GlobalAveragePool", [b.dq(x, sx, zx)]), sy, zy)
+    y = b.node("Transpose", [y], perm=NHWC) if keep else b.node("Squeeze", [y, b.const([2, 3], np.int64)])
+    onnx = b.model(y, [1, 1, 1, c] if keep else [1, c])
+    assert [n.attrs["keep_dims"] for n in intsim.load(onnx, target=path[1]).graph.nodes
+            if n.op == "global_avgpool"] == [int(keep)]
+    rng = np.random.default_rng(seed)
+    check(tfl, onnx, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)

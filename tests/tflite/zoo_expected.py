@@ -63,7 +63,6 @@ _TFLITE_RULES = {
 # the tf2onnx .onnx copies
 _QL = "QuantizeLinear at node"
 _ONNX = {
-    ("mean_fc", "builtin"): _rule("builtin", "GlobalAveragePool at node"),
     ("reduce_sum", "reference"): Differs("TFLite's reference SUM (BUILTIN_REF, ai-edge-litert 2.3) reads the int8 "
                                          "codes as uint8 and clamps to 0..255 (an interpreter defect: -1 for almost "
                                          "every output of this model); its builtin and XNNPACK SUM equal the "
