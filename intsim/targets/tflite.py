@@ -29,9 +29,10 @@ import numpy as np
 
 from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint, requant_fixedpoint_ref
 from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
+from kernels.xnnpack_binary import add_delegated, mul_delegated
 
 from ..errors import QuantParamError
-from ..ir import Requant
+from ..ir import Node, Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
@@ -340,8 +341,8 @@ class TfliteXnnpackTarget(OrtTarget):
     rules.FixedRequant "double"; measured; so does a BATCH_MATMUL whose right operand has a
     nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD / SUB and MUL
     follow XNNPACK's qs8 binary kernels (rules.XnnpackAdd: integer multipliers and one shift,
-    ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after the rounding), each refused
-    where the delegate leaves the node to the builtin kernels;
+    ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after the rounding), and where the
+    delegate declines the scales (`annotate`) the builtin kernels' rules, as tflite-builtin;
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
@@ -376,6 +377,24 @@ class TfliteXnnpackTarget(OrtTarget):
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
+    def annotate(self, graph):
+        """Each 8-bit ADD / SUB / MUL (IR add, mul) whose constant scales the delegate declines
+        (kernels.xnnpack_binary.add_delegated / mul_delegated: TFLite's VisitBinaryNode scale
+        checks) gets attr xnnpack_declined: the interpreter runs the builtin kernel there, and
+        `rule` returns tflite-builtin's rule for it (measured on both sides of the limits)."""
+        nodes, changed = [], False
+        for n in graph.nodes:
+            if n.op in ("add", "mul") and getattr(n.attrs.get("out_type"), "bits", 8) == 8 and \
+                    not n.attrs.get("xnnpack_declined"):
+                vals = [graph.constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
+                if all(v is not None and np.asarray(v).size == 1 for v in vals):
+                    sa, sb, sy = (float(np.asarray(v, np.float32).reshape(-1)[0]) for v in vals)
+                    if not (add_delegated if n.op == "add" else mul_delegated)(sa, sb, sy):
+                        n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
+                        changed = True
+            nodes.append(n)
+        return graph.replace(nodes=tuple(nodes)) if changed else graph
+
     def fused_activation_range(self, node, bounds, qp, t) -> tuple:
         """XNNPACK quantizes the float bounds the delegate passes (ConvertActivationToOutputRange)
         itself, xnn_qs8_quantize / xnn_qu8_quantize (activation.xnnpack_range), for the nodes it
@@ -393,6 +412,8 @@ class TfliteXnnpackTarget(OrtTarget):
         return super().fused_activation_range(node, bounds, qp, t)
 
     def rule(self, node):
+        if node.attrs.get("xnnpack_declined"):
+            return TfliteBuiltinTarget().rule(node)     # `annotate`: the builtin kernel runs
         if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):
