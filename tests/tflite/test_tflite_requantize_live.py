@@ -19,6 +19,7 @@ from kernels import tflite_act as tk
 from kernels import xnnpack_unary as xu
 
 from .flatbuf import single_op
+from .test_tflite_act16_live import check_codes
 from .test_tflite_act_live import paths
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,24 +36,6 @@ def _model(shape, sx, zx, sy, zy, dtype="int8", out_dtype=None):
     return single_op("QUANTIZE", tensors, [0], [1], [0])
 
 
-def _check(data, shape, dtype, path, seed):
-    pytest.importorskip("ai_edge_litert")
-    from models.build_tflite import interpreter
-
-    it = interpreter(data, path[0])
-    it.allocate_tensors()
-    prog = intsim.load(data, target=path[1])
-    info = np.iinfo(dtype)
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape))
-    codes = np.arange(info.min, info.max + 1).astype(dtype)
-    for x in (np.resize(codes, n).reshape(shape), rng.integers(info.min, info.max + 1, shape).astype(dtype)):
-        it.set_tensor(it.get_input_details()[0]["index"], x)
-        it.invoke()
-        want = it.get_tensor(it.get_output_details()[0]["index"])
-        np.testing.assert_array_equal(prog.run({"x": x})["y"], want)
-
-
 @paths
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=4), dtype=st.sampled_from(sorted(TYPES)),
@@ -63,14 +46,14 @@ def test_requantize_8bit(path, shape, dtype, sx, ratio, zx, zy, seed):
     sy = float(np.float32(sx * ratio))
     if np.float32(sy) == np.float32(sx) or not 1e-30 < sy < 1e30:
         return      # the same scale: the zero point shift (test_tflite_movement)
-    _check(_model(shape, sx, zx, sy, zy, dtype), shape, TYPES[dtype], path, seed)
+    check_codes(_model(shape, sx, zx, sy, zy, dtype), shape, path, seed, TYPES[dtype])
 
 
 @paths
 @pytest.mark.parametrize("shape", [[1, 15], [1, 16], [1, 17], [3, 21], [2, 8, 8, 3]])
 def test_lane_split_positions(path, shape):
     """Sizes around one 16-lane block, and a batch whose flat split falls inside a sample."""
-    _check(_model(shape, 0.0173, 5, 0.0411, -3), shape, np.int8, path, 0)
+    check_codes(_model(shape, 0.0173, 5, 0.0411, -3), shape, path, 0, np.int8)
 
 
 def test_requantize_that_changes_the_type_is_refused():
