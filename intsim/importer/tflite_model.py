@@ -26,8 +26,8 @@ Builtin ops and their IR lowering:
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last, attr keep_dims: the optimized kernel
                                 runs only with it), Reshape when keep_dims = 0
-    SUM (int8, constant axes    reduce_sum (dimensions kept), Reshape when keep_dims = 0
-      other than the batch's)
+    SUM (int8, uint8, int16;    reduce_sum (dimensions kept), Reshape when keep_dims = 0
+      constant axes other than the batch's)
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
@@ -470,14 +470,13 @@ def _lower_mean(r, key, op, ins, outs):
 
 
 def _lower_sum(r, key, op, ins, outs):
-    """SUM of int8 codes over constant axes (not the batch axis 0): reduce_sum with the
-    dimensions kept, then a Reshape when keep_dims = 0. int16 SUM (the interpreter sums the raw
-    codes, its quantization ignored: EvalGeneric) and uint8 are refused."""
+    """SUM of int8, uint8 or int16 codes (one type in and out) over constant axes (not the batch
+    axis 0): reduce_sum with the dimensions kept, then a Reshape when keep_dims = 0."""
     o = r.options(op, r.tfl.ReducerOptions)
     x, axes, y = ins[0], ins[1], outs[0]
     xs, t = r.tensors[x].shape, r.tensors[y].dtype
-    if t != INT8 or r.tensors[x].dtype != INT8:
-        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8 only)")
+    if t != r.tensors[x].dtype or not isinstance(t, IntType) or t.bits not in (8, 16) or (t.bits == 16 and not t.signed):
+        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8, uint8 or int16, one type)")
     if axes not in r.constants:
         raise r.refuse(key, f"axes '{axes}' are not constant")
     ax = sorted({int(a) % max(len(xs), 1) for a in r.constants[axes].reshape(-1)})

@@ -39,7 +39,7 @@ borrows another target's arithmetic.
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
     TfliteSoftmax  TFLite's 8-bit SOFTMAX: a float32 exponential table (kernels.tflite_softmax) or,
                    the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
-    TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
+    TfliteSum      TFLite's optimized SUM of 8-bit / int16 codes, requantized in float32 (kernels.tflite_sum)
     TfliteRequantize  TFLite's QUANTIZE of 8-bit codes to another scale (IR lut kind requantize) on the
                    optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
@@ -281,7 +281,7 @@ class TfliteSoftmax:
 
 @dataclass(frozen=True)
 class TfliteSum:
-    """TFLite's optimized SUM of 8-bit codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
+    """TFLite's optimized SUM of int8, uint8 and int16 codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
     the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
     + zy) in float32 (kernels.tflite_sum)."""
 

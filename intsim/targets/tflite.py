@@ -246,10 +246,12 @@ class FixedPointTarget(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
-_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<int8_t, kReference>) hands int8 "
-                  "data to reference_ops::QuantizedMeanOrSum as uint8 (codes read as c & 0xFF, results clamped to "
-                  "0..255 and stored as bytes: measured, -1 for most outputs), an interpreter defect, not "
+_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<T, kReference>) hands int8 data "
+                  "(and int16) to reference_ops::QuantizedMeanOrSum as uint8 (codes read as bytes, results clamped to "
+                  "0..255 and stored as bytes: measured, -1 for most int8 outputs), an interpreter defect, not "
                   "TFLite's (or TFLM's) arithmetic")
+_REFERENCE_SUM_U8 = ("the reference uint8 SUM (reference_ops::QuantizedMeanOrSum: MultiplyByQuantizedMultiplier of "
+                     "sum - zx*n by sx/sy) is not modelled")
 
 
 class TfliteTarget(FixedPointTarget):
@@ -278,7 +280,8 @@ class TfliteTarget(FixedPointTarget):
 
     def rule(self, node):
         if node.op == "reduce_sum":
-            raise TargetRefusal(self.name, node, _REFERENCE_SUM)
+            unsigned = not getattr(node.attrs.get("out_type"), "signed", True)
+            raise TargetRefusal(self.name, node, _REFERENCE_SUM_U8 if unsigned else _REFERENCE_SUM)
         return bmm_rule(node) if batch_matmul(node) else super().rule(node)
 
 
@@ -289,7 +292,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels; SUM requantizes in float32 (rules.TfliteSum, measured);
+    compute as the reference kernels; SUM (int8, uint8, int16) requantizes in float32 (rules.TfliteSum,
+    measured);
     TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
