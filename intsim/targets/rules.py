@@ -40,6 +40,7 @@ borrows another target's arithmetic.
     TfliteSoftmax  TFLite's 8-bit SOFTMAX: a float32 exponential table (kernels.tflite_softmax) or,
                    the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
     TfliteSum      TFLite's optimized SUM of 8-bit / int16 codes, requantized in float32 (kernels.tflite_sum)
+    FoldedSum      TFLite's reference SUM: MultiplyByQuantizedMultiplier of sum(x) - zx*n by sx/sy
     TfliteRequantize  TFLite's QUANTIZE of 8-bit codes to another scale (IR lut kind requantize) on the
                    optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
@@ -284,6 +285,16 @@ class TfliteSum:
     """TFLite's optimized SUM of int8, uint8 and int16 codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
     the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
     + zy) in float32 (kernels.tflite_sum)."""
+
+
+@dataclass(frozen=True)
+class FoldedSum:
+    """TFLite's reference SUM (reference_ops::QuantizedMeanOrSum with compute_sum, reference/reduce.h):
+    (m0, s) = QuantizeMultiplier(double(sx) / double(sy)) (reduce.cc PrepareMeanOrSum);
+    y = clamp(MultiplyByQuantizedMultiplier(int32(sum(x) - zx*n), m0, s) + zy) in `mode`
+    (kernels.fixedpoint.requant_fixedpoint), n the reduced count."""
+
+    mode: str
 
 
 @dataclass(frozen=True)

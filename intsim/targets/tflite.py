@@ -36,7 +36,7 @@ from ..ir import Node, Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, FoldedSum, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteRequantize, TfliteResize,
                     TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
@@ -250,8 +250,7 @@ _REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum
                   "(and int16) to reference_ops::QuantizedMeanOrSum as uint8 (codes read as bytes, results clamped to "
                   "0..255 and stored as bytes: measured, -1 for most int8 outputs), an interpreter defect, not "
                   "TFLite's (or TFLM's) arithmetic")
-_REFERENCE_SUM_U8 = ("the reference uint8 SUM (reference_ops::QuantizedMeanOrSum: MultiplyByQuantizedMultiplier of "
-                     "sum - zx*n by sx/sy) is not modelled")
+
 
 
 class TfliteTarget(FixedPointTarget):
@@ -264,8 +263,9 @@ class TfliteTarget(FixedPointTarget):
     with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); 8-bit
     SOFTMAX in the reference kernel's gemmlowp fixed point (rules.TfliteSoftmax("reference"),
     reference_ops::Softmax); and, measured on this path, RESIZE_BILINEAR in
-    10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
-    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect). On .onnx files: QDQ
+    10-bit fixed point (rules.TfliteResize). uint8 SUM: rules.FoldedSum; int8 and int16 SUM are
+    refused by name: the interpreter's reference SUM reads their codes as uint8 (_REFERENCE_SUM,
+    an interpreter defect). On .onnx files: QDQ
     fusion policy "tflite" (passes/qdq_policy.py), as the other two kernel paths' targets."""
     name = "tflite"
     mode = "double"
@@ -280,8 +280,9 @@ class TfliteTarget(FixedPointTarget):
 
     def rule(self, node):
         if node.op == "reduce_sum":
-            unsigned = not getattr(node.attrs.get("out_type"), "signed", True)
-            raise TargetRefusal(self.name, node, _REFERENCE_SUM_U8 if unsigned else _REFERENCE_SUM)
+            if not getattr(node.attrs.get("out_type"), "signed", True):
+                return FoldedSum(self.mode)     # uint8: the reference kernel reads its own type
+            raise TargetRefusal(self.name, node, _REFERENCE_SUM)
         return bmm_rule(node) if batch_matmul(node) else super().rule(node)
 
 

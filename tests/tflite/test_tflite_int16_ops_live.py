@@ -15,7 +15,7 @@ from kernels import tflite_softmax16 as sk16
 from kernels import tflite_sum as sk
 
 from .flatbuf import reducer_options, single_op, table_options
-from .test_tflite_ops_live import SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
+from .test_tflite_ops_live import KERNEL_PATHS, SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -144,8 +144,8 @@ def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, seed):
 def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed):
     """uint8 SUM (zero points drawn) and int16 SUM (zero points 0, as the kernel's prepare
     requires): the optimized paths' float32 requantization, as for int8 (XNNPACK leaves SUM to
-    the builtin kernel); the reference path refused by name (int16: read as bytes, an interpreter
-    defect; uint8: its MultiplyByQuantizedMultiplier not modelled)."""
+    the builtin kernel); the reference path's uint8 SUM its MultiplyByQuantizedMultiplier
+    (rules.FoldedSum), its int16 SUM refused by name (read as bytes, an interpreter defect)."""
     shape = [1] + shape
     axes = [a for a in range(1, len(shape)) if axes_pick >> (a - 1) & 1] or [len(shape) - 1]
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
@@ -159,8 +159,8 @@ def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed
     rng = np.random.default_rng(seed)
     feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)], [np.full(shape, info.max, dtype)],
              [np.full(shape, info.min, dtype)]]
-    if path[0] == "reference":
-        with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* (hands int8 data|uint8 SUM)"):
+    if path[0] == "reference" and wide:
+        with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* hands int8 data"):
             intsim.load(data, target="tflite").run({"x": feeds[0][0]})
         return
     check(data, feeds, path)
@@ -264,3 +264,21 @@ def test_sum_requant_refuses_bad_arrays(fn):
                      (np.zeros((6, 2), np.int8)[:, 0], "C-contiguous")]:
         with pytest.raises(ValueError, match=why):
             fn(sums, 0.5, 0, 0.5, 0, 4, out)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(h=st.integers(1, 6), c=st.integers(1, 16), n=st.integers(1, 8), sx=st.floats(2.0**-10, 0.5, width=32),
+       ratio=st.floats(1.0, 32.0, width=32), zx=st.integers(0, 255), zy=st.integers(0, 255),
+       seed=st.integers(0, 2**31 - 1))
+def test_reference_sum_uint8(h, c, n, sx, ratio, zx, zy, seed):
+    """The reference path's uint8 SUM of n codes over the last axis, sy / sx in [1, 32] (few
+    outputs saturate): MultiplyByQuantizedMultiplier of sum - zx*n (rules.FoldedSum)."""
+    shape = [1, h, c, n]
+    tensors = [{"name": "x", "shape": shape, "type": "uint8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [1], "type": "int32", "data": np.array([3], np.int32)},
+               {"name": "y", "shape": shape[:3], "type": "uint8", "scale": float(np.float32(sx * ratio)),
+                "zero_point": zy}]
+    rng = np.random.default_rng(seed)
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(False))
+    lo, hi = sorted(int(v) for v in rng.integers(0, 256, 2))
+    check(data, [[rng.integers(lo, hi + 1, shape).astype(np.uint8)] for _ in range(4)], KERNEL_PATHS[0])
