@@ -185,8 +185,9 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
 
 
 def _xnn_prepared(ctx, node, a, b, p, cache, derive):
-    """cache[p] = derive(p), once per parameter set; an 8-bit output only, and a ratio the
-    XNNPACK delegate does not take is refused (the interpreter runs its builtin kernel there)."""
+    """cache[p] = derive(p), once per parameter set; an 8-bit output only. Constant scales the
+    XNNPACK delegate declines never reach here (the target's `annotate` gives those nodes the
+    builtin rule); declined scales known only at run time are refused by name."""
     if p not in cache:          # operand types are the node's: checked with its first parameters
         tflite_operands(ctx, node, a, b, p)
         if node.attrs["out_type"].bits != 8:
