@@ -1,8 +1,9 @@
-"""TFLite SUM of 8-bit codes on the interpreter's optimized path (reduce.cc EvalSum ->
+"""TFLite SUM of int8, uint8 and int16 codes on the interpreter's optimized path (reduce.cc EvalSum ->
 QuantizedMeanOrSum<T, kGenericOptimized> -> optimized_ops::QuantizedMeanOrSum with
 compute_sum; XNNPACK leaves SUM to it: measured equal), per output over the reduced axes:
 
-    s = sum of the raw codes (int32; exact here in int64)
+    s = sum of the raw codes (int32 in the interpreter; exact here in int64, so the caller
+        refuses sums that can leave int32: `sum_fits_int32`)
     scale = f32(sx / sy);  bias = f32(f32(-zx * scale) * n)          (float32, n the count)
     y = clamp(int(round_half_away(f32(f32(f32(s) * scale) + bias))) + zy, qmin, qmax)
 
@@ -36,17 +37,25 @@ def _sum_requant_impl(sums, scale, bias, zy, lo, hi, out):
         out[i] = min(max(q + zy, lo), hi)
 
 
+def sum_fits_int32(dtype, n: int) -> bool:
+    """Every sum of n codes of `dtype` fits the interpreter's int32 accumulator."""
+    info = np.iinfo(dtype)
+    return n * max(abs(int(info.min)), int(info.max)) <= 2**31 - 1
+
+
 def _check(name, sums, out) -> None:
-    """out an 8-bit C-contiguous array with one element per sum (the loop writes out[i] for
-    every sums[i])."""
-    if not isinstance(out, np.ndarray) or out.dtype not in (np.int8, np.uint8) or not out.flags.c_contiguous:
-        raise ValueError(f"{name}: 'out' must be a C-contiguous int8 or uint8 array")
+    """out an int8, uint8 or int16 C-contiguous array with one element per sum (the loop writes
+    out[i] for every sums[i])."""
+    if not isinstance(out, np.ndarray) or out.dtype not in (np.int8, np.uint8, np.int16) or \
+            not out.flags.c_contiguous:
+        raise ValueError(f"{name}: 'out' must be a C-contiguous int8, uint8 or int16 array")
     if np.size(sums) != out.size:
         raise ValueError(f"{name}: {np.size(sums)} sums for {out.size} outputs")
 
 
 def sum_requant(sums, sx, zx, sy, zy, n, out) -> None:
-    """sums (int64, raw-code sums over n entries each) -> out 8-bit codes, C-contiguous, same size."""
+    """sums (int64, raw-code sums over n entries each) -> out codes (int8 / uint8 / int16), C-contiguous,
+    same size."""
     _check("sum_requant", sums, out)
     info = np.iinfo(out.dtype)
     scale, bias = sum_params(sx, zx, sy, n)

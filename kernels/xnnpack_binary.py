@@ -41,14 +41,27 @@ def add_ratios(sa: float, sb: float, sy: float, subtract: bool = False) -> tuple
     return F32(F32(sa) / F32(sy)), F32((F32(-1) if subtract else F32(1)) * F32(sb) / F32(sy))
 
 
+def add_delegated(sa: float, sb: float, sy: float) -> bool:
+    """The TFLite XNNPACK delegate takes this ADD / SUB (VisitBinaryNode, CheckTensorsInputOutputScale:
+    f32(s / sy) in ADD_RATIO_RANGE for each input); elsewhere the interpreter's builtin kernel runs."""
+    lo, hi = ADD_RATIO_RANGE
+    return all(lo <= abs(float(r)) < hi for r in add_ratios(sa, sb, sy))
+
+
+def mul_delegated(sa: float, sb: float, sy: float) -> bool:
+    """The delegate takes this MUL (CheckTensorsInputProductOutputScale: f32(f32(sa * sb) / sy) in
+    MUL_RATIO_RANGE); elsewhere the builtin kernel runs."""
+    lo, hi = MUL_RATIO_RANGE
+    return lo <= float(F32(F32(F32(sa) * F32(sb)) / F32(sy))) < hi
+
+
 def add_params(sa: float, za: int, sb: float, zb: int, sy: float, subtract: bool = False) -> tuple:
     """(ma, mb, shift, bias) Python ints of XNNPACK's qs8 ADD (SUB when `subtract`); ValueError
     when a ratio |s / sy| lies outside ADD_RATIO_RANGE."""
     ra, rb = add_ratios(sa, sb, sy, subtract)
-    lo, hi = ADD_RATIO_RANGE
-    for r in (ra, rb):
-        if not lo <= abs(float(r)) < hi:
-            raise ValueError(f"xnnpack add: input-to-output scale ratio {float(r)!r} outside [2**-10, 2**8)")
+    if not add_delegated(sa, sb, sy):
+        raise ValueError(f"xnnpack add: input-to-output scale ratio {float(ra)!r} or {float(rb)!r} outside "
+                         f"[2**-10, 2**8)")
     top = max(abs(ra), abs(rb))
     shift = 20 - (int(np.frexp(top)[1]) - 1)           # frexp: top = f * 2**e, f in [0.5, 1)
     ma, mb = (int(np.copysign(np.rint(abs(np.float64(r)) * 2.0 ** shift), r)) for r in (ra, rb))
@@ -59,8 +72,7 @@ def add_params(sa: float, za: int, sb: float, zb: int, sy: float, subtract: bool
 def mul_scale(sa: float, sb: float, sy: float) -> np.float32:
     """r = f32(f32(sa * sb) / sy); ValueError outside MUL_RATIO_RANGE."""
     r = F32(F32(F32(sa) * F32(sb)) / F32(sy))
-    lo, hi = MUL_RATIO_RANGE
-    if not lo <= float(r) < hi:
+    if not mul_delegated(sa, sb, sy):
         raise ValueError(f"xnnpack mul: product-to-output scale ratio {float(r)!r} outside [2**-16, 2**8)")
     return r
 

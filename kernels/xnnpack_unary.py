@@ -1,5 +1,8 @@
-"""XNNPACK's int8 (qs8) LEAKY_RELU, bit for bit (the TFLite interpreter's default path), as a
-256-entry table indexed by the input code's low byte (kernels.lut.apply_table applies it).
+"""XNNPACK's 8-bit LEAKY_RELU and convert (QUANTIZE of codes to another scale), bit for bit (the
+TFLite interpreter's default path), as 256-entry tables indexed by the input code's low byte
+(kernels.lut.apply_table applies them).
+
+LEAKY_RELU (qs8 / qu8):
 
 Prepare (xnn_init_qs8_lrelu_scalar_params, src/microparams-init.c), float32:
 
@@ -13,6 +16,18 @@ Run (qs8-vlrelu scalar kernels; the x86 kernels compute the same with a 16-bit m
 
     d = x - zx;  m = mp if d >= 0 else mn
     y = clamp(asr(256*zy + 128 + d*m, 8), -128, 127)          (= zy + floor((d*m + 128) / 256))
+
+Convert (the delegate's QUANTIZE of 8-bit codes to another scale, the same type: qs8 -> qs8,
+qu8 -> qu8, xnn_unary_convert). Prepare (xnn_init_qs8_cvt_scalar_params / xnn_init_qu8_cvt_scalar_params,
+src/microparams-init.c), float32:
+
+    r = f32(sx / sy),  m = lrintf(256 * r)             (round half to even; 1 <= m <= 2**15)
+
+The TFLite delegate (VisitUnaryNode, QUANTIZE) takes r in [2**-8, 2**7] (`cvt_delegated`);
+elsewhere the builtin kernel runs. Run (qs8-vcvt / qu8-vcvt: scalar `asr(bias + x*m, 8)` with
+bias = 256*zy - m*zx + 128; the x86 kernels' mulhrs of (zx - x) << 7 by -m is the same value):
+
+    y = clamp(zy + floor(((x - zx)*m + 128) / 256), qmin, qmax)
 """
 from __future__ import annotations
 
@@ -53,4 +68,34 @@ def lrelu_table_ref(sx, zx, sy, zy, alpha, dtype=np.int8) -> np.ndarray:
         d = x - int(zx)
         y = (256 * int(zy) + 128 + d * (mp if d >= 0 else mn)) >> 8
         out.append(min(max(y, info.min), info.max))
+    return np.array(out, dtype)
+
+
+
+def cvt_multiplier(sx: float, sy: float) -> int:
+    """lrintf(256 * f32(sx / sy))."""
+    return int(np.rint(F32(256) * F32(F32(sx) / F32(sy))))
+
+
+def cvt_delegated(sx: float, sy: float) -> bool:
+    """The XNNPACK delegate takes this 8-bit QUANTIZE (VisitUnaryNode: f32(sx / sy) in [2**-8, 2**7])."""
+    r = float(F32(F32(sx) / F32(sy)))
+    return 2.0 ** -8 <= r <= 2.0 ** 7
+
+
+def cvt_table(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    """The 256-entry table of XNNPACK's 8-bit convert to another scale, vectorized int64."""
+    m = cvt_multiplier(sx, sy)
+    d = np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64) - int(zx)     # low-byte order
+    info = np.iinfo(dtype)
+    return np.clip(int(zy) + ((d * m + 128) >> 8), info.min, info.max).astype(dtype)
+
+
+def cvt_table_ref(sx, zx, sy, zy, dtype=np.int8) -> np.ndarray:
+    """One-entry-at-a-time Python-int twin of cvt_table, in low-byte order (floor division)."""
+    m = cvt_multiplier(sx, sy)
+    info, out = np.iinfo(dtype), []
+    for byte in range(256):
+        x = byte - 256 if np.dtype(dtype) == np.int8 and byte >= 128 else byte
+        out.append(min(max(int(zy) + ((x - int(zx)) * m + 128) // 256, info.min), info.max))
     return np.array(out, dtype)

@@ -26,14 +26,14 @@ Builtin ops and their IR lowering:
     MAX_POOL_2D                 `onnx` MaxPool between Transposes
     MEAN over H, W of NHWC      global_avgpool (channels-last, attr keep_dims: the optimized kernel
                                 runs only with it), Reshape when keep_dims = 0
-    SUM (int8, constant axes    reduce_sum (dimensions kept), Reshape when keep_dims = 0
-      other than the batch's)
+    SUM (int8, uint8, int16;    reduce_sum (dimensions kept), Reshape when keep_dims = 0
+      constant axes other than the batch's)
     CONCATENATION               concat (QLinearConcat layout)
     RESHAPE, SQUEEZE, EXPAND_DIMS  `onnx` Reshape to the stored output shape
     TRANSPOSE, STRIDED_SLICE, SLICE  `onnx` Transpose / Slice (importer.tflite_movement)
     QUANTIZE (float input)      quantize;  DEQUANTIZE  dequantize
     QUANTIZE (integer input,    `onnx` Cast, Add, Clip, Cast: the zero point moves, exactly
-      same scale)               (int16 -> int16 with another scale: lut kind requantize)
+      same scale)               (another scale, one 8- or 16-bit type: lut kind requantize)
     RELU, RELU6, RELU_N1_TO_1,  lut (kind relu with the activation bounds, leaky_relu,
     LEAKY_RELU, LOGISTIC, TANH, sigmoid, tanh, hard_swish), int8; RELU, RELU6, LEAKY_RELU,
     HARD_SWISH                  LOGISTIC, TANH also int16 (RELU_N1_TO_1 and HARD_SWISH on int16
@@ -470,14 +470,13 @@ def _lower_mean(r, key, op, ins, outs):
 
 
 def _lower_sum(r, key, op, ins, outs):
-    """SUM of int8 codes over constant axes (not the batch axis 0): reduce_sum with the
-    dimensions kept, then a Reshape when keep_dims = 0. int16 SUM (the interpreter sums the raw
-    codes, its quantization ignored: EvalGeneric) and uint8 are refused."""
+    """SUM of int8, uint8 or int16 codes (one type in and out) over constant axes (not the batch
+    axis 0): reduce_sum with the dimensions kept, then a Reshape when keep_dims = 0."""
     o = r.options(op, r.tfl.ReducerOptions)
     x, axes, y = ins[0], ins[1], outs[0]
     xs, t = r.tensors[x].shape, r.tensors[y].dtype
-    if t != INT8 or r.tensors[x].dtype != INT8:
-        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8 only)")
+    if t != r.tensors[x].dtype or not isinstance(t, IntType) or t.bits not in (8, 16) or (t.bits == 16 and not t.signed):
+        raise r.refuse(key, f"SUM of {r.tensors[x].dtype} to {t} is not modelled (int8, uint8 or int16, one type)")
     if axes not in r.constants:
         raise r.refuse(key, f"axes '{axes}' are not constant")
     ax = sorted({int(a) % max(len(xs), 1) for a in r.constants[axes].reshape(-1)})
@@ -554,24 +553,34 @@ def _lower_quantize(r, key, op, ins, outs):
            {"axis": None, "block_size": 0, "out_type": r.tensors[y].dtype, "saturate": 1}, origin)
 
 
+def requantizes(in_t: IntType, out_t: IntType, sx, sy) -> bool:
+    """A QUANTIZE of integer codes that the reader lowers as a `lut` of kind requantize: one 8-
+    or 16-bit type in and out, per-tensor scales sx != sy (float32). The target's rule computes
+    it per kernel path (quantize.cc Requantize: reference_ops::Requantize, optimized_ops::
+    Requantize's 16-lane loop for 8-bit codes, XNNPACK's convert); passes/qdq_tflite.py lowers
+    tf2onnx's DequantizeLinear -> QuantizeLinear of such codes the same way."""
+    return in_t == out_t and in_t.bits in (8, 16) and np.asarray(sx).size == 1 and np.asarray(sy).size == 1 and \
+        np.float32(np.asarray(sx).reshape(-1)[0]) != np.float32(np.asarray(sy).reshape(-1)[0])
+
+
 def _lower_zero_point_shift(r, key, x, y, origin):
     """QUANTIZE of integer codes to the same scale (what the converter writes for uint8 model
     input and output: uint8 <-> int8, zero point +-128): y = clamp(x - zx + zy), exact on every
     kernel path (quantize.cc Requantize with effective scale 1: MultiplyByQuantizedMultiplier
-    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. An int16 -> int16
-    requantize that changes the scale is a `lut` of kind requantize (kernels.tflite_act.
-    requantize_table; measured equal on every kernel path); any other one is refused (its
-    rounding is per kernel path: int8 measured to differ on the optimized paths, not modelled)."""
+    by 2^30 << 1 is the identity), as `onnx` Cast -> Add -> Clip -> Cast. A requantize that
+    changes the scale within one 8- or 16-bit type (`requantizes`) is a `lut` of kind
+    requantize; one that also changes the type is refused by name."""
     qx, qy = r.tensors[x].qparams, r.tensors[y].qparams
     t = r.tensors[y].dtype
     if qx is not None and qy is not None and qx.axis is None and qy.axis is None and \
-            np.float32(qx.scale) != np.float32(qy.scale) and r.tensors[x].dtype == t and t.bits == 16:
+            requantizes(r.tensors[x].dtype, t, qx.scale, qy.scale):
         r.emit("lut", f"{y}::requantize", [x, *r.scale_zp(x, "input", key), *r.scale_zp(y, "output", key)], [y],
                {"out_type": t, "kind": "requantize"}, origin)
         return
     if qx is None or qy is None or qx.axis is not None or qy.axis is not None or \
             np.float32(qx.scale) != np.float32(qy.scale):
-        raise r.refuse(key, "QUANTIZE of integer input that changes the scale (requantize) is not supported yet")
+        raise r.refuse(key, "QUANTIZE of integer input that changes the scale and the type (or per channel) is "
+                            "not supported")
     shape = r.tensors[x].shape
     wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
     for n in wide:

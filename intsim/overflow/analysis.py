@@ -36,7 +36,7 @@ from ..accumulator import Accumulator
 from ..errors import IntsimError
 from ..ir import IntType
 from ..ops import accumulates, float_compute, float_compute_message
-from ..passes.fused_activation import resolve_fused_activations
+from ..passes.fused_activation import prepare_for_target
 from ..runtime import Program
 from ..steps.compute import conv_geom
 from ..targets import get_target
@@ -296,7 +296,7 @@ def analyze(graph, feeds: Optional[dict] = None, acc_bits: int = 32, overflow: s
     if overflow not in ("wrap", "saturate"):
         raise IntsimError(f"overflow analysis simulates wrap or saturate, not '{overflow}'")
     acc = Accumulator(acc_bits, overflow, tile)       # refuses a width outside 2..64 or a tile < 1 up front
-    graph = resolve_fused_activations(graph, get_target(target))   # the clamps the layers' inputs carry
+    graph = prepare_for_target(graph, get_target(target))   # the clamps the layers' inputs carry
     if feeds is not None:
         observations = observe_chunk(graph, feeds, acc, target)
     nodes = observations["nodes"] if observations is not None else {}

@@ -30,7 +30,8 @@ Policy "tflite" (the `tflite*` targets, on tf2onnx's copies of TFLite models) fu
 "onnxruntime" fuses and lowers each further pattern whose scales and zero points determine a
 TFLite builtin op to the IR node the .tflite reader emits for it (passes/qdq_tflite.py; here:
 the 16x8 Conv/Gemm with its int64 bias, MatMul of two activations as BATCH_MATMUL, MatMul ->
-Add(int32 bias) as FULLY_CONNECTED).
+Add(int32 bias) as FULLY_CONNECTED, DequantizeLinear -> QuantizeLinear of codes to another scale as
+QUANTIZE's requantize).
 QONNX graphs (dequantize nodes marked "qonnx" by the importer) are not onnxruntime's to fuse:
 their mixed-width Quant chains keep intsim's integer reading, and a float bias is added in
 float after the exact integer accumulation, as qonnx's executor computes it.
@@ -558,7 +559,23 @@ def _fuse_unary(v: _View, node: Node):
              "strides": tuple(a.get("strides", ())), "pads": tuple(a.get("pads", ())),
              "count_include_pad": int(a.get("count_include_pad", 0)), "ceil_mode": int(a.get("ceil_mode", 0)),
              "auto_pad": ap.decode() if isinstance(ap, bytes) else str(ap)}
+    if v.fusion == TFLITE and op_type == "GlobalAveragePool":
+        attrs["keep_dims"] = _tflite_keep_dims(v, q)
     return Node(qdq_target(op_type), node.name, ins, q.outputs, attrs, node.origin), [q]
+
+
+def _tflite_keep_dims(v: _View, q: Node) -> int:
+    """Policy "tflite": the keep_dims of the TFLite MEAN a GlobalAveragePool (-> `q`) stands for,
+    from the op reading q's output (passes/qdq_tflite.gap_keep_dims)."""
+    c = v.only_consumer(q.outputs[0])
+    if c is None or c.op != "onnx":
+        return 1
+    op = c.attrs["op_type"]
+    ins = list(c.inputs) + [""]
+    axes = _onnx_attrs(c).get("axes") if op == "Squeeze" and c.attrs["opset"] < 13 else v.const(ins[1])
+    shape = v.const(ins[1]) if op == "Reshape" else None
+    return tfl.gap_keep_dims(op, None if axes is None else np.asarray(axes).reshape(-1).tolist(),
+                             None if shape is None else np.asarray(shape).reshape(-1).tolist())
 
 
 def _fuse_concat(v: _View, node: Node):
@@ -708,6 +725,20 @@ def _fuse_tflite(v: _View, node: Node):
     return tuple(rw.nodes), removed + [q]
 
 
+def _fuse_tflite_requantize(v: _View, dq: Node):
+    """Policy "tflite": a DequantizeLinear of activation codes whose only consumer is a
+    QuantizeLinear, TFLite's QUANTIZE of integer input (passes/qdq_tflite.requantize); None where
+    it is not one (the pair then runs as ONNX says)."""
+    if dq.attrs["block_size"] or _qonnx(dq) or v.const(dq.inputs[0]) is not None:
+        return None
+    q = v.only_consumer(dq.outputs[0])
+    if q is None or q.op != "quantize" or q.attrs["block_size"]:
+        return None
+    x, out = _qin(v, dq.inputs[0], dq), _qin(v, q.outputs[0], None, q)
+    rw = None if x is None or out is None else tfl.requantize(x, out, q.name, q.origin)
+    return None if rw is None else (tuple(rw.nodes), [q])
+
+
 _FUSERS = {"compute": _fuse_compute, "binary": _fuse_binary, "unary": _fuse_unary, "concat": _fuse_concat}
 
 
@@ -725,6 +756,12 @@ def fuse_qdq(graph: Graph, fusion: str = ONNXRUNTIME) -> Graph:
     v = _View(graph, check_policy(fusion))
     replaced: dict = {}   # id(original node) -> new node or None (removed)
     for node in graph.nodes:
+        if v.fusion == TFLITE and node.op == "dequantize" and id(node) not in replaced:
+            res = _fuse_tflite_requantize(v, node)
+            if res is not None:
+                replaced[id(node)] = res[0]
+                replaced[id(res[1][0])] = None
+            continue
         if node.op != "onnx" or id(node) in replaced:
             continue
         res = _fuse_tflite(v, node) if v.fusion == TFLITE else None

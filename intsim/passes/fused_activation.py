@@ -1,7 +1,9 @@
 """Resolve fused activations at prepare: a node whose attrs carry "fused_activation" (float
 bounds (fmin, fmax), targets.activation) gets "lo" / "hi" in its output codes by the target's
 rule (Target.fused_activation_range), once, in a new graph; the imported graph keeps the bounds,
-so one graph prepares for several targets."""
+so one graph prepares for several targets. `prepare_for_target` first lets the target mark the
+nodes whose rule depends on the graph's constants (Target.annotate), so that the range follows
+the rule that computes the node."""
 from __future__ import annotations
 
 from ..errors import QuantParamError
@@ -24,3 +26,9 @@ def resolve_fused_activations(graph: Graph, target) -> Graph:
             n = Node(n.op, n.name, n.inputs, n.outputs, {**attrs, "lo": lo, "hi": hi}, n.origin)
         nodes.append(n)
     return graph.replace(nodes=tuple(nodes))
+
+
+def prepare_for_target(graph: Graph, target) -> Graph:
+    """The graph as `target` runs it: Target.annotate (e.g. the ADD / MUL nodes the XNNPACK
+    delegate declines, by their constant scales), then resolve_fused_activations."""
+    return resolve_fused_activations(target.annotate(graph), target)

@@ -20,9 +20,11 @@
                    Relu / Clip(0, 6 | -1, 1) / Softmax -> Q (TANH, HARD_SWISH, LOGISTIC,
                    LEAKY_RELU, RELU, RELU6, RELU_N1_TO_1, SOFTMAX), DQ -> Add / Sub / Mul -> Q,
                    DQ -> ConvTranspose -> Q (TRANSPOSE_CONV), DQ -> Resize linear -> Q
-                   (RESIZE_BILINEAR), DQ -> ReduceMean over H, W -> Q (MEAN), DQ -> MatMul of two
+                   (RESIZE_BILINEAR), DQ -> ReduceMean over H, W -> Q (MEAN; a GlobalAveragePool
+                   with MEAN's keep_dims read from the op after it), DQ -> MatMul of two
                    activations -> Q (BATCH_MATMUL), DQ -> MatMul -> Add(DQ int32 bias) -> Q
-                   (FULLY_CONNECTED of a rank-3 input), 16-bit pools and concat, and the 16x8
+                   (FULLY_CONNECTED of a rank-3 input), DQ -> Q of codes of one 8/16-bit type to
+                   another scale (QUANTIZE of integer input), 16-bit pools and concat, and the 16x8
                    Conv / Gemm / ConvTranspose whose bias DequantizeLinear is int64 (invalid ONNX
                    tf2onnx writes; TFLite's 16x8 bias) at x_scale*w_scale. A 16-bit pattern fuses
                    where the .tflite reader models its builtin on int16

@@ -10,6 +10,9 @@ converted from, so that the target applies the same rule to both forms:
     DQ -> ConvTranspose -> Q                transpose_conv on NHWC            (TRANSPOSE_CONV)
     DQ -> Resize linear -> Q                resize_bilinear on NHWC           (RESIZE_BILINEAR)
     DQ -> ReduceMean over H, W -> Q         global_avgpool                    (MEAN)
+    DQ -> Q, one 8/16-bit type, new scale   lut kind requantize               (QUANTIZE of integer input)
+    DQ -> GlobalAveragePool -> Q            global_avgpool, keep_dims 0 where (MEAN)
+                                            a Squeeze / rank-2 Reshape follows
 
 The forms are tf2onnx 1.17's (tflite_handlers turn each TFLite op into its TensorFlow twin,
 onnx_opset/nn.py and math.py convert those: TRANSPOSE_CONV to ConvTranspose with explicit pads,
@@ -35,7 +38,7 @@ from typing import Optional
 import numpy as np
 from onnx import helper
 
-from ..importer.tflite_model import int16_modelled
+from ..importer.tflite_model import int16_modelled, requantizes
 from ..ir import IntType, Node, Tensor
 from ..targets.activation import ACTIVATION_BOUNDS
 
@@ -126,6 +129,16 @@ def lut(op_type: str, attrs: dict, bounds, x: QIn, out: QIn, name: str, origin: 
     return Rewrite([Node("lut", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,), a, origin)])
 
 
+def requantize(x: QIn, out: QIn, name: str, origin: str):
+    """DequantizeLinear -> QuantizeLinear of codes of one 8- or 16-bit type to another per-tensor
+    scale (tf2onnx's form of TFLite's QUANTIZE of integer input) as the reader's lut kind
+    requantize (importer.tflite_model.requantizes); None where it is not one."""
+    if not requantizes(x.dtype, out.dtype, x.scale_value, out.scale_value):
+        return None
+    return Rewrite([Node("lut", name, (x.name, x.scale, x.zp, out.scale, out.zp), (out.name,),
+                         {"out_type": out.dtype, "kind": "requantize"}, origin)])
+
+
 def softmax(attrs: dict, opset: int, x: QIn, out: QIn, name: str, origin: str):
     """Softmax over the last axis as the reader's softmax (SOFTMAX, beta 1: tf2onnx folds a beta
     other than 1 into a Mul before it)."""
@@ -179,6 +192,16 @@ def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, o
         rw.nodes.append(Node("onnx", out.name + "::reshape", (y4, shape), (out.name,),
                              {"node": proto, "opset": opset, "op_type": "Reshape"}, origin))
     return rw
+
+
+def gap_keep_dims(consumer_op: str, axes=None, shape=None) -> int:
+    """TFLite MEAN's keep_dims behind tf2onnx's GlobalAveragePool (N, C, 1, 1), from the op reading
+    its quantized output: tf2onnx writes a MEAN without keep_dims as GlobalAveragePool -> Q ->
+    Squeeze of axes [2, 3] (mean_fc) or a Reshape to rank 2, so such a consumer means 0; any other
+    (or none) means 1."""
+    if consumer_op == "Squeeze" and axes is not None and sorted(int(a) % 4 for a in axes) == [2, 3]:
+        return 0
+    return int(not (consumer_op == "Reshape" and shape is not None and len(shape) == 2))
 
 
 def transpose_conv(attrs: dict, bounds, x: QIn, w: QIn, bias: str, out: QIn, out_t: Tensor, in_t: Tensor,

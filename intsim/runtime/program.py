@@ -28,7 +28,7 @@ from ..ir import FloatType, Graph, IntType
 from ..layout import channels_last_tensors
 from ..limits import check_bytes, check_shape, current, limited
 from ..ops import float_compute_message
-from ..passes.fused_activation import resolve_fused_activations
+from ..passes.fused_activation import prepare_for_target
 from ..steps import load_all
 from ..steps.engines import KERNEL_SETS
 from ..targets import get_target
@@ -125,7 +125,7 @@ class Program:
         kernel_threads.configure()     # OpenMP spin count, once, before any parallel region (kernels.threads)
         self.limits = current()
         self.target = get_target(target)
-        self.graph = graph = resolve_fused_activations(graph, self.target)
+        self.graph = graph = prepare_for_target(graph, self.target)
         self.accumulator = accumulator or Accumulator()
         self.kernels = kernels
         self._ctx = StepContext(graph, self.target, self.accumulator, kernels=kernels)

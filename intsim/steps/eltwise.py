@@ -19,7 +19,7 @@ from ..errors import QuantParamError, ShapeError
 from ..layout import nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
-                             TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
+                             TfliteRequantize, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
 from .registry import step
 from . import target_arith as ta
 from .params import ParamReader, check_scale, scalar_zp
@@ -396,7 +396,9 @@ def prepare_concat(node, ctx):
 
 @step("lut")
 def prepare_lut(node, ctx):
-    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable, XnnpackLeakyRelu)
+    rule = ta.require(ctx, node, ctx.target.rule(node), OrtArith, TfliteTable, XnnpackLeakyRelu, TfliteRequantize)
+    if isinstance(rule, TfliteRequantize):
+        return _lane_lut(node, ctx, rule)
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
@@ -449,4 +451,31 @@ def prepare_lut(node, ctx):
         consts = ctx.constants
         return lambda env: apply_table(np.ascontiguousarray(consts[src] if src in consts else env[src]), static, y)
     run.freeze = freeze
+    return run
+
+
+def _lane_lut(node, ctx, rule):
+    """run(env, tap) of an 8-bit QUANTIZE to another scale under rules.TfliteRequantize: tables
+    derived once per parameter set (target_arith.requantize_tables), applied by position in the
+    flat tensor (target_arith.apply_lane_tables)."""
+    reader = ParamReader(node, ctx, (1, 2, 3, 4))
+    t = node.attrs["out_type"]
+    in_t = ctx.graph.tensors[node.inputs[0]].dtype
+    if node.attrs["kind"] != "requantize" or in_t != t or t.bits != 8:
+        raise TargetRefusal(ctx.target.name, node, f"its rule TfliteRequantize takes a requantize of one 8-bit type "
+                                                   f"(got {node.attrs['kind']} of {in_t} to {t})")
+    apply_table = ctx.kernel(lk.apply_table)
+    cache: dict = {}
+
+    def run(env, tap):
+        vals = reader.values(env)
+        _, sx, zx, sy, zy = vals[:5]
+        key = (_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
+               _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
+        if key not in cache:
+            cache[key] = ta.requantize_tables(rule, *key, t.storage)
+        x = np.asarray(vals[0])
+        out = np.empty(x.shape, t.storage)
+        ta.apply_lane_tables(apply_table, x, cache[key], out)
+        env[node.outputs[0]] = out
     return run

@@ -8,6 +8,8 @@ one function per (op family, rule), each returning the step's run(env, tap).
     TfliteMul    (a - za) * (b - zb) requantized with mul.cc's float32 multiplier (FixedRequant)
     XnnpackAdd   kernels.xnnpack_binary.xnn_add (SUB too);  XnnpackMul  kernels.xnnpack_binary.xnn_mul
     TfliteTable  kernels.tflite_act's table of the activation, applied by kernels.lut.apply_table
+    TfliteRequantize  two kernels.tflite_act.requantize_table (modes "builtin", "double") over the
+                 flat tensor's 16-lane blocks and tail, or kernels.xnnpack_unary.cvt_table
     RawAverage   kernels.window.window_sums of raw codes, then divide_rhaz_trunc
     OptimizedMean  raw-code sums, kernels.fixedpoint.requant_fixedpoint per channel block
     XnnpackMean  raw-code sums, kernels.xnnpack_mean.xnn_mean
@@ -26,6 +28,7 @@ from kernels import tflite_sub as tsub
 from kernels import window as wk
 from kernels import xnnpack_binary as xk
 from kernels import xnnpack_mean as xm
+from kernels import xnnpack_unary as xu
 from kernels.pool import pool_output_shape
 
 from ..errors import QuantParamError, ShapeError
@@ -182,8 +185,9 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
 
 
 def _xnn_prepared(ctx, node, a, b, p, cache, derive):
-    """cache[p] = derive(p), once per parameter set; an 8-bit output only, and a ratio the
-    XNNPACK delegate does not take is refused (the interpreter runs its builtin kernel there)."""
+    """cache[p] = derive(p), once per parameter set; an 8-bit output only. Constant scales the
+    XNNPACK delegate declines never reach here (the target's `annotate` gives those nodes the
+    builtin rule); declined scales known only at run time are refused by name."""
     if p not in cache:          # operand types are the node's: checked with its first parameters
         tflite_operands(ctx, node, a, b, p)
         if node.attrs["out_type"].bits != 8:
@@ -391,6 +395,28 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
     if kind in ("sigmoid", "tanh"):
         return tk.float_table("logistic" if kind == "sigmoid" else "tanh", sx, zx, sy, zy, dtype)
     raise TargetRefusal(ctx.target.name, node, f"no TFLite table for {kind}")
+
+
+REQUANTIZE_LANES = 16     # optimized_ops::Requantize's vector loop: 16 codes per step
+
+
+def requantize_tables(rule, sx, zx, sy, zy, dtype) -> tuple:
+    """The tables of an 8-bit QUANTIZE to another scale under rules.TfliteRequantize: (one table,)
+    for XNNPACK's convert where the delegate takes it, else (vector table, scalar table) of
+    optimized_ops::Requantize (modes "builtin" and "double", kernels.tflite_act.requantize_table)."""
+    if rule.kernel == "xnnpack" and xu.cvt_delegated(sx, sy):
+        return (xu.cvt_table(sx, zx, sy, zy, dtype),)
+    return tuple(tk.requantize_table(sx, zx, sy, zy, dtype, mode) for mode in ("builtin", "double"))
+
+
+def apply_lane_tables(apply_table, x: np.ndarray, tables: tuple, out: np.ndarray) -> None:
+    """out = tables[0][x] (one table), or the vector table over the first REQUANTIZE_LANES *
+    floor(n / REQUANTIZE_LANES) codes of the flat tensor and the scalar table over the rest."""
+    xf, of = np.ascontiguousarray(x).reshape(-1), out.reshape(-1)
+    vec = xf.size // REQUANTIZE_LANES * REQUANTIZE_LANES if len(tables) == 2 else xf.size
+    for lo, hi, tb in ((0, vec, tables[0]), (vec, xf.size, tables[-1])):
+        if hi > lo:
+            apply_table(xf[lo:hi], tb, of[lo:hi])
 
 
 def _table16(ctx, node, rule, fn, sx, zx, sy, zy) -> np.ndarray:

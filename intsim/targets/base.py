@@ -85,6 +85,11 @@ class Target:
         grid; a target without one refuses the node by name."""
         raise TargetRefusal(self.name, node, "a bias with its own scale (not x_scale*w_scale) has no rule here")
 
+    def annotate(self, graph):
+        """The graph with the attributes this target's `rule` reads that depend on the graph's
+        constants, decided once at prepare (passes.fused_activation.prepare_for_target); none here."""
+        return graph
+
     def fused_activation_range(self, node, bounds, qp: QParams, t: IntType) -> tuple:
         """(lo, hi) in output codes of `node`'s fused activation, given as its float bounds
         (targets.activation): what the TFLite format defines, CalculateActivationRangeQuantized

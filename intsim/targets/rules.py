@@ -39,7 +39,10 @@ borrows another target's arithmetic.
     TfliteResize   TFLite's RESIZE_BILINEAR of codes in 10-bit fixed point (kernels.tflite_resize)
     TfliteSoftmax  TFLite's 8-bit SOFTMAX: a float32 exponential table (kernels.tflite_softmax) or,
                    the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
-    TfliteSum      TFLite's optimized SUM of 8-bit codes, requantized in float32 (kernels.tflite_sum)
+    TfliteSum      TFLite's optimized SUM of 8-bit / int16 codes, requantized in float32 (kernels.tflite_sum)
+    FoldedSum      TFLite's reference SUM: MultiplyByQuantizedMultiplier of sum(x) - zx*n by sx/sy
+    TfliteRequantize  TFLite's QUANTIZE of 8-bit codes to another scale (IR lut kind requantize) on the
+                   optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
     LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
@@ -279,9 +282,35 @@ class TfliteSoftmax:
 
 @dataclass(frozen=True)
 class TfliteSum:
-    """TFLite's optimized SUM of 8-bit codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
+    """TFLite's optimized SUM of int8, uint8 and int16 codes (optimized_ops::QuantizedMeanOrSum, compute_sum):
     the raw codes summed, y = clamp(round_RHAZ(f32(f32(sum) * f32(sx / sy)) + f32(-zx * scale * n))
     + zy) in float32 (kernels.tflite_sum)."""
+
+
+@dataclass(frozen=True)
+class FoldedSum:
+    """TFLite's reference SUM (reference_ops::QuantizedMeanOrSum with compute_sum, reference/reduce.h):
+    (m0, s) = QuantizeMultiplier(double(sx) / double(sy)) (reduce.cc PrepareMeanOrSum);
+    y = clamp(MultiplyByQuantizedMultiplier(int32(sum(x) - zx*n), m0, s) + zy) in `mode`
+    (kernels.fixedpoint.requant_fixedpoint), n the reduced count."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class TfliteRequantize:
+    """TFLite's QUANTIZE of 8-bit codes to another scale, one type in and out (IR lut kind
+    requantize; quantize.cc Prepare: (m0, s) = QuantizeMultiplier(double(sx) / double(sy))).
+    `kernel` "optimized": optimized_ops::Requantize<int8_t, int8_t> (and the uint8 forms) over
+    the flat tensor of n codes: the first 16*floor(n/16) through MultiplyByQuantizedMultiplier4Rows
+    (vqrdmulh then a rounding shift: kernels.fixedpoint mode "builtin"), the rest through
+    MultiplyByQuantizedMultiplier (mode "double"), y = clamp(mbqm(x - zx, m0, s) + zy) to the
+    type (kernels.tflite_act.requantize_table per mode). "xnnpack": the delegate's convert where
+    it takes the ratio (kernels.xnnpack_unary.cvt_table, cvt_delegated), else "optimized" (the
+    interpreter's builtin kernel). The reference kernel (reference_ops::Requantize) and int16 on
+    every path are MultiplyByQuantizedMultiplier of every code: TfliteTable's requantize."""
+
+    kernel: str = "optimized"
 
 
 @dataclass(frozen=True)

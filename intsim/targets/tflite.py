@@ -29,15 +29,16 @@ import numpy as np
 
 from kernels.fixedpoint import quantize_multiplier, requant_fixedpoint, requant_fixedpoint_ref
 from kernels.requant import requant_double_rhaz, requant_double_rhaz_ref
+from kernels.xnnpack_binary import add_delegated, mul_delegated
 
 from ..errors import QuantParamError
-from ..ir import Requant
+from ..ir import Node, Requant
 from .activation import xnnpack_range
 from .base import Requantizer, Target
 from .ort import OrtTarget
-from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, LaneRequant, OptimizedMean, QuantizeRound,
-                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteResize, TfliteSoftmax,
-                    TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
+from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, FoldedSum, LaneRequant, OptimizedMean, QuantizeRound,
+                    RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteRequantize, TfliteResize,
+                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -103,6 +104,14 @@ def rule_int16(node):
             "global_avgpool": FoldedMean("double")}.get(node.op)
 
 
+def requantize8(node) -> bool:
+    """An IR lut of kind requantize of 8-bit codes: TFLite's QUANTIZE of one 8-bit type to another
+    scale, whose optimized and XNNPACK kernels are rules.TfliteRequantize (int16 runs the reference
+    arithmetic on every path, measured: TfliteTable)."""
+    return node.op == "lut" and node.attrs.get("kind") == "requantize" and \
+        getattr(node.attrs.get("out_type"), "bits", 8) == 8
+
+
 def fixed_rule_requantizer(name: str, rule, rq: Requant, channels: int, node):
     """The requantizer rules.FixedRequant or DoubleRequant names (None for another rule)."""
     if isinstance(rule, FixedRequant):
@@ -127,8 +136,10 @@ def builtin_mean(target: str, node):
     """The rule of an 8-bit MEAN over H, W (IR global_avgpool) on TFLite's optimized path
     (reduce.cc EvalMean, kGenericOptimized): with keep_dims, int8, optimized_integer_ops::Mean
     (rules.OptimizedMean); without, the reference kernel's QuantizedMeanOrSum (FoldedMean
-    "double"). Refused: a node that does not say whether TFLite kept the dims (an ONNX
-    GlobalAveragePool), and uint8 with keep_dims (optimized_ops::Mean, not modelled)."""
+    "double"). keep_dims is the reader's, or (an ONNX GlobalAveragePool) what policy "tflite" reads
+    from the op after it (passes/qdq_tflite.gap_keep_dims). Refused: a node that does not say
+    (a GlobalAveragePool fused under another policy), and uint8 with keep_dims (optimized_ops::Mean,
+    not modelled)."""
     keep = node.attrs.get("keep_dims")
     if keep is None:
         raise TargetRefusal(target, node, "the graph does not record whether TFLite's MEAN kept its dims, which "
@@ -235,10 +246,11 @@ class FixedPointTarget(Target):
             "zero_point": int(rq.out_zp), "lo": int(rq.lo), "hi": int(rq.hi)})
 
 
-_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<int8_t, kReference>) hands int8 "
-                  "data to reference_ops::QuantizedMeanOrSum as uint8 (codes read as c & 0xFF, results clamped to "
-                  "0..255 and stored as bytes: measured, -1 for most outputs), an interpreter defect, not "
+_REFERENCE_SUM = ("the interpreter's reference SUM (reduce.cc QuantizedMeanOrSum<T, kReference>) hands int8 data "
+                  "(and int16) to reference_ops::QuantizedMeanOrSum as uint8 (codes read as bytes, results clamped to "
+                  "0..255 and stored as bytes: measured, -1 for most int8 outputs), an interpreter defect, not "
                   "TFLite's (or TFLM's) arithmetic")
+
 
 
 class TfliteTarget(FixedPointTarget):
@@ -251,8 +263,9 @@ class TfliteTarget(FixedPointTarget):
     with x86's int32 conversion of values beyond int32 (QuantizeRound "tflite-reference"); 8-bit
     SOFTMAX in the reference kernel's gemmlowp fixed point (rules.TfliteSoftmax("reference"),
     reference_ops::Softmax); and, measured on this path, RESIZE_BILINEAR in
-    10-bit fixed point (rules.TfliteResize). SUM is refused by name: the interpreter's reference
-    SUM reads int8 codes as uint8 (_REFERENCE_SUM, an interpreter defect). On .onnx files: QDQ
+    10-bit fixed point (rules.TfliteResize). uint8 SUM: rules.FoldedSum; int8 and int16 SUM are
+    refused by name: the interpreter's reference SUM reads their codes as uint8 (_REFERENCE_SUM,
+    an interpreter defect). On .onnx files: QDQ
     fusion policy "tflite" (passes/qdq_policy.py), as the other two kernel paths' targets."""
     name = "tflite"
     mode = "double"
@@ -267,6 +280,8 @@ class TfliteTarget(FixedPointTarget):
 
     def rule(self, node):
         if node.op == "reduce_sum":
+            if not getattr(node.attrs.get("out_type"), "signed", True):
+                return FoldedSum(self.mode)     # uint8: the reference kernel reads its own type
             raise TargetRefusal(self.name, node, _REFERENCE_SUM)
         return bmm_rule(node) if batch_matmul(node) else super().rule(node)
 
@@ -278,7 +293,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     (kernels.fixedpoint mode "builtin": optimized_integer_ops' cpu_backend_gemm/ruy output
     stage); AVERAGE_POOL_2D, CONCATENATION, the int8 activations (rules.TfliteTable: ReluX's
     MultiplyByQuantizedMultiplier double-rounds here too), PRELU, SOFTMAX and RESIZE_BILINEAR
-    compute as the reference kernels; SUM requantizes in float32 (rules.TfliteSum, measured);
+    compute as the reference kernels; SUM (int8, uint8, int16) requantizes in float32 (rules.TfliteSum,
+    measured);
     TRANSPOSE_CONV and BATCH_MATMUL double-round as the
     reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
     reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
@@ -287,7 +303,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
     convolution): the channels of whole 8-channel blocks round half up after the q31 high
     multiply, the rest double-round (rules.LaneRequant). MEAN over H, W: `builtin_mean`.
     QUANTIZE of float input: optimized_ops::AffineQuantize, vector loop and scalar tail rounding
-    differently (QuantizeRound "tflite-builtin"). DEQUANTIZE (float output,
+    differently (QuantizeRound "tflite-builtin"); of 8-bit codes to another scale:
+    optimized_ops::Requantize, likewise (rules.TfliteRequantize "optimized", `requantize8`). DEQUANTIZE (float output,
     no rule) differs from the optimized kernel by up to one float32 ulp."""
     name = "tflite-builtin"
     mode = "builtin"
@@ -311,6 +328,8 @@ class TfliteBuiltinTarget(FixedPointTarget):
                 return special
         if node.op == "global_avgpool":
             return builtin_mean(self.name, node)
+        if requantize8(node):
+            return TfliteRequantize("optimized")
         if node.op == "conv" and (int(node.attrs.get("group", 1)) > 1 or node.origin.startswith("DEPTHWISE_CONV_2D")):
             return LaneRequant(8, "builtin", "double")
         return super().rule(node)
@@ -327,8 +346,8 @@ class TfliteXnnpackTarget(OrtTarget):
     rules.FixedRequant "double"; measured; so does a BATCH_MATMUL whose right operand has a
     nonzero zero point, which XNNPACK does not take either: attr symmetric_b); ADD / SUB and MUL
     follow XNNPACK's qs8 binary kernels (rules.XnnpackAdd: integer multipliers and one shift,
-    ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after the rounding), each refused
-    where the delegate leaves the node to the builtin kernels;
+    ties rounded up; rules.XnnpackMul: float scale, RNE, + zy after the rounding), and where the
+    delegate declines the scales (`annotate`) the builtin kernels' rules, as tflite-builtin;
     AVERAGE_POOL_2D averages the raw codes as TFLite's reference kernel (RawAverage);
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
@@ -336,7 +355,9 @@ class TfliteXnnpackTarget(OrtTarget):
     SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
-    rounds half to even (QuantizeRound "rne-recip"); int8 LEAKY_RELU is XNNPACK's
+    rounds half to even (QuantizeRound "rne-recip"); QUANTIZE of 8-bit codes to another scale is
+    XNNPACK's convert where the delegate takes the ratio, else the builtin kernel's
+    (rules.TfliteRequantize "xnnpack"); int8 LEAKY_RELU is XNNPACK's
     (rules.XnnpackLeakyRelu; int16 is not delegated and equals the builtin table); 8-bit MEAN over
     H, W is XNNPACK's int32 sum converted in float32 (rules.XnnpackMean). Refused by name:
     everything not measured. XNNPACK
@@ -361,6 +382,24 @@ class TfliteXnnpackTarget(OrtTarget):
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
+    def annotate(self, graph):
+        """Each 8-bit ADD / SUB / MUL (IR add, mul) whose constant scales the delegate declines
+        (kernels.xnnpack_binary.add_delegated / mul_delegated: TFLite's VisitBinaryNode scale
+        checks) gets attr xnnpack_declined: the interpreter runs the builtin kernel there, and
+        `rule` returns tflite-builtin's rule for it (measured on both sides of the limits)."""
+        nodes, changed = [], False
+        for n in graph.nodes:
+            if n.op in ("add", "mul") and getattr(n.attrs.get("out_type"), "bits", 8) == 8 and \
+                    not n.attrs.get("xnnpack_declined"):
+                vals = [graph.constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
+                if all(v is not None and np.asarray(v).size == 1 for v in vals):
+                    sa, sb, sy = (float(np.asarray(v, np.float32).reshape(-1)[0]) for v in vals)
+                    if not (add_delegated if n.op == "add" else mul_delegated)(sa, sb, sy):
+                        n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
+                        changed = True
+            nodes.append(n)
+        return graph.replace(nodes=tuple(nodes)) if changed else graph
+
     def fused_activation_range(self, node, bounds, qp, t) -> tuple:
         """XNNPACK quantizes the float bounds the delegate passes (ConvertActivationToOutputRange)
         itself, xnn_qs8_quantize / xnn_qu8_quantize (activation.xnnpack_range), for the nodes it
@@ -378,11 +417,15 @@ class TfliteXnnpackTarget(OrtTarget):
         return super().fused_activation_range(node, bounds, qp, t)
 
     def rule(self, node):
+        if node.attrs.get("xnnpack_declined"):
+            return TfliteBuiltinTarget().rule(node)     # `annotate`: the builtin kernel runs
         if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):
             if special is not None:
                 return special
+        if requantize8(node):
+            return TfliteRequantize("xnnpack")
         if node.op == "quantize" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             raise TargetRefusal(self.name, node, "int16 QUANTIZE runs on the builtin kernel, measured to differ "
                                                  "from the reference's rounding, not modelled")

@@ -387,3 +387,49 @@ def test_conv_fused_activation(path, h, w, c, o, sx, zx, sy, zy, act, seed):
     except Exception as e:   # the drawn output range leaves the activation no code (TFLite refuses it too)
         assume("fused activation range" not in str(e))
         raise
+
+
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=4), wide=st.booleans(), sx=scales, zx=zps,
+       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_dequantize_quantize_is_requantize(path, shape, wide, sx, zx, sy, zy, seed):
+    """DQ -> Q of codes of one type to another scale: QUANTIZE of integer input (int8, or int16
+    with zero points 0, as in act_16x8)."""
+    assume(np.float32(sx) != np.float32(sy))
+    dtype, name = (np.int16, "int16") if wide else (np.int8, "int8")
+    if wide:
+        zx = zy = 0
+    tensors = [{"name": "x", "shape": shape, "type": name, "scale": sx, "zero_point": zx},
+               {"name": "y", "shape": shape, "type": name, "scale": sy, "zero_point": zy}]
+    b = Onnx()
+    y = b.q(b.dq(b.input("x", shape, dtype), sx, zx, dtype), sy, zy, dtype)
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)] for _ in range(2)]
+    onnx = b.model(y, shape, dtype)
+    assert [n.attrs.get("kind") for n in intsim.load(onnx, target=path[1]).graph.nodes if n.op != "onnx"] == \
+        ["requantize"]
+    check(single_op("QUANTIZE", tensors, [0], [1], [0]), onnx, feeds, path)
+
+
+@paths
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 40), keep=st.booleans(), sx=scales, zx=zps,
+       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_global_average_pool_keep_dims(path, h, w, c, keep, sx, zx, sy, zy, seed):
+    """DQ -> GlobalAveragePool -> Q [-> Squeeze [2, 3]]: MEAN over H, W with keep_dims, or without
+    it where the Squeeze follows (tf2onnx's form of mean_fc), which selects tflite-builtin's kernel."""
+    tensors = [{"name": "x", "shape": [1, h, w, c], "type": "int8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([1, 2], np.int32)},
+               {"name": "y", "shape": [1, 1, 1, c] if keep else [1, c], "type": "int8", "scale": sy, "zero_point": zy}]
+    tfl = single_op("MEAN", tensors, [0], [2], [0, 1], reducer_options(keep))
+    b = Onnx()
+    x = b.node("Transpose", [b.input("x", [1, h, w, c])], perm=NCHW)
+    y = b.q(b.node("GlobalAveragePool", [b.dq(x, sx, zx)]), sy, zy)
+    y = b.node("Transpose", [y], perm=NHWC) if keep else b.node("Squeeze", [y, b.const([2, 3], np.int64)])
+    onnx = b.model(y, [1, 1, 1, c] if keep else [1, c])
+    assert [n.attrs["keep_dims"] for n in intsim.load(onnx, target=path[1]).graph.nodes
+            if n.op == "global_avgpool"] == [int(keep)]
+    rng = np.random.default_rng(seed)
+    check(tfl, onnx, [[_i8(rng, (1, h, w, c))] for _ in range(2)], path)

@@ -21,7 +21,6 @@ from .test_tflite_act_live import paths
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 scales = st.floats(2.0**-16, 2.0**-4, allow_nan=False, allow_infinity=False, width=32)
-ALL_CODES = np.arange(-32768, 32768, dtype=np.int16)
 shapes = st.lists(st.integers(1, 6), min_size=1, max_size=3).map(lambda s: s + [65536 // max(1, s[-1])])
 
 
@@ -31,7 +30,9 @@ def _model(op, shape, sx, sy, options=None):
     return single_op(op, tensors, [0], [1], [0], options)
 
 
-def _check(data, shape, path, seed):
+def check_codes(data, shape, path, seed, dtype=np.int16):
+    """The one-op model (input "x", output "y" of `dtype` codes) under path's target equals the
+    interpreter on every code of the type (repeated to `shape`) and on random codes."""
     pytest.importorskip("ai_edge_litert")
     from models.build_tflite import interpreter
 
@@ -40,7 +41,9 @@ def _check(data, shape, path, seed):
     prog = intsim.load(data, target=path[1])
     n = int(np.prod(shape))
     rng = np.random.default_rng(seed)
-    feeds = [np.resize(ALL_CODES, n).reshape(shape), rng.integers(-32768, 32768, shape).astype(np.int16)]
+    info = np.iinfo(dtype)
+    codes = np.arange(info.min, info.max + 1).astype(dtype)
+    feeds = [np.resize(codes, n).reshape(shape), rng.integers(info.min, info.max + 1, shape).astype(dtype)]
     for x in feeds:
         it.set_tensor(it.get_input_details()[0]["index"], x)
         it.invoke()
@@ -52,7 +55,7 @@ def _check(data, shape, path, seed):
 @SETTINGS
 @given(op=st.sampled_from(["RELU", "RELU6"]), shape=shapes, sx=scales, sy=scales, seed=st.integers(0, 2**31 - 1))
 def test_relu_family_int16(path, op, shape, sx, sy, seed):
-    _check(_model(op, shape, sx, sy), shape, path, seed)
+    check_codes(_model(op, shape, sx, sy), shape, path, seed)
 
 
 @paths
@@ -60,7 +63,7 @@ def test_relu_family_int16(path, op, shape, sx, sy, seed):
 @given(shape=shapes, sx=scales, sy=scales, alpha=st.floats(0.0, 1.0, width=32), seed=st.integers(0, 2**31 - 1))
 def test_leaky_relu_int16(path, shape, sx, sy, alpha, seed):
     """XNNPACK does not take int16: the builtin kernel runs, equal to the reference."""
-    _check(_model("LEAKY_RELU", shape, sx, sy, leaky_relu_options(alpha)), shape, path, seed)
+    check_codes(_model("LEAKY_RELU", shape, sx, sy, leaky_relu_options(alpha)), shape, path, seed)
 
 
 @paths
@@ -70,7 +73,7 @@ def test_leaky_relu_int16(path, shape, sx, sy, alpha, seed):
 def test_logistic_and_tanh_int16(path, op, shape, sx, seed):
     if tk16.pot_shift(op.lower(), sx) is not None:
         return      # the power-of-two case: test_power_of_two_scale
-    _check(_model(op, shape, sx, 2.0**-15), shape, path, seed)
+    check_codes(_model(op, shape, sx, 2.0**-15), shape, path, seed)
 
 
 @paths
@@ -79,7 +82,7 @@ def test_logistic_and_tanh_int16(path, op, shape, sx, seed):
 def test_power_of_two_scale(path, op, sx):
     """CheckedLog2's power-of-two test (within 1e-3 of an integer log2) picks the kernel: the
     reference function on the reference path, gemmlowp's fixed point on the optimized ones."""
-    _check(_model(op, [4, 16384], sx, 2.0**-15), [4, 16384], path, 0)
+    check_codes(_model(op, [4, 16384], sx, 2.0**-15), [4, 16384], path, 0)
 
 
 @pytest.mark.parametrize("op", ["RELU_N1_TO_1", "HARD_SWISH"])
@@ -126,7 +129,7 @@ def test_int16_relu_tables_equal_twins(sx, sy, lo, hi, alpha):
 def test_requantize_int16(path, shape, sx, sy, seed):
     """QUANTIZE int16 -> int16 with another scale (the converter's requantize before a
     CONCATENATION of differently scaled inputs)."""
-    _check(_model("QUANTIZE", shape, sx, sy), shape, path, seed)
+    check_codes(_model("QUANTIZE", shape, sx, sy), shape, path, seed)
 
 
 @settings(max_examples=4, deadline=None)

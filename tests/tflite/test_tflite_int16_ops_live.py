@@ -1,5 +1,5 @@
 """TFLite's int16 SOFTMAX, RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR, 16x8 TRANSPOSE_CONV and
-int8 SUM under `tflite`, `tflite-builtin` and `tflite-xnnpack`, live against the interpreter
+int8, uint8 and int16 SUM under `tflite`, `tflite-builtin` and `tflite-xnnpack`, live against the interpreter
 (ai-edge-litert) on one-op models with hypothesis-drawn scales, shapes and codes (int16 zero
 points are 0, as TFLite quantizes int16 symmetrically); each model also runs on intsim's NumPy
 int64 twins (`check`). The kernels equal their twins (hypothesis, edge codes -32768 / 32767)."""
@@ -15,7 +15,7 @@ from kernels import tflite_softmax16 as sk16
 from kernels import tflite_sum as sk
 
 from .flatbuf import reducer_options, single_op, table_options
-from .test_tflite_ops_live import SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
+from .test_tflite_ops_live import KERNEL_PATHS, SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -136,6 +136,36 @@ def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, seed):
     check(data, feeds, path)
 
 
+@paths
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4), axes_pick=st.integers(1, 7), keep=st.booleans(),
+       wide=st.booleans(), sx=st.floats(2.0**-10, 0.5, width=32), z=st.integers(0, 255),
+       sy=st.floats(2.0**-10, 64.0, width=32), seed=st.integers(0, 2**31 - 1))
+def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed):
+    """uint8 SUM (zero points drawn) and int16 SUM (zero points 0, as the kernel's prepare
+    requires): the optimized paths' float32 requantization, as for int8 (XNNPACK leaves SUM to
+    the builtin kernel); the reference path's uint8 SUM its MultiplyByQuantizedMultiplier
+    (rules.FoldedSum), its int16 SUM refused by name (read as bytes, an interpreter defect)."""
+    shape = [1] + shape
+    axes = [a for a in range(1, len(shape)) if axes_pick >> (a - 1) & 1] or [len(shape) - 1]
+    out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
+        [d for i, d in enumerate(shape) if i not in axes]
+    name, dtype, zx, zy = ("int16", np.int16, 0, 0) if wide else ("uint8", np.uint8, z, 255 - z)
+    tensors = [{"name": "x", "shape": shape, "type": name, "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [len(axes)], "type": "int32", "data": np.array(axes, np.int32)},
+               {"name": "y", "shape": out, "type": name, "scale": sy, "zero_point": zy}]
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(keep))
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)], [np.full(shape, info.max, dtype)],
+             [np.full(shape, info.min, dtype)]]
+    if path[0] == "reference" and wide:
+        with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* hands int8 data"):
+            intsim.load(data, target="tflite").run({"x": feeds[0][0]})
+        return
+    check(data, feeds, path)
+
+
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 5000), sx=st.floats(2.0**-12, 1.0, width=32), zx=st.integers(-128, 127),
        sy=st.floats(2.0**-12, 8.0, width=32), zy=st.integers(-128, 127), seed=st.integers(0, 2**31 - 1))
@@ -146,6 +176,28 @@ def test_sum_requant_equals_twin(n, sx, zx, sy, zy, seed):
     sk.sum_requant(sums, sx, zx, sy, zy, n, got)
     sk.sum_requant_ref(sums, sx, zx, sy, zy, n, want)
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 5000), sx=st.floats(2.0**-16, 1.0, width=32), sy=st.floats(2.0**-16, 8.0, width=32),
+       seed=st.integers(0, 2**31 - 1))
+def test_sum_requant_int16_equals_twin(n, sx, sy, seed):
+    rng = np.random.default_rng(seed)
+    sums = np.concatenate([rng.integers(-32768 * n, 32767 * n + 1, 40), [-32768 * n, 32767 * n, 0]]).astype(np.int64)
+    got, want = np.empty(sums.size, np.int16), np.empty(sums.size, np.int16)
+    sk.sum_requant(sums, sx, 0, sy, 0, n, got)
+    sk.sum_requant_ref(sums, sx, 0, sy, 0, n, want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sum_that_can_leave_int32_is_refused():
+    """65537 int16 codes of 32767 sum past int32 in the interpreter's accumulator: refused by name."""
+    tensors = [{"name": "x", "shape": [1, 65537], "type": "int16", "scale": 0.01, "zero_point": 0},
+               {"name": "axes", "shape": [1], "type": "int32", "data": np.array([1], np.int32)},
+               {"name": "y", "shape": [1, 1], "type": "int16", "scale": 0.5, "zero_point": 0}]
+    prog = intsim.load(single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(True)), target="tflite-builtin")
+    with pytest.raises(TargetRefusal, match="SUM .* can leave the interpreter's int32 accumulator"):
+        prog.run({"x": np.zeros((1, 65537), np.int16)})
 
 
 @paths
@@ -206,9 +258,27 @@ def test_batch_matmul_int16(path, batch, m, k, n, adj_x, adj_y, const_rhs, sa, s
 @pytest.mark.parametrize("fn", [sk.sum_requant, sk.sum_requant_ref])
 def test_sum_requant_refuses_bad_arrays(fn):
     """The output is checked before the jitted loop writes one element per sum: fewer outputs
-    than sums, a 16-bit or non-contiguous output are ValueErrors, never an out-of-bounds write."""
+    than sums, a 32-bit or non-contiguous output are ValueErrors, never an out-of-bounds write."""
     sums = np.zeros(6, np.int64)
-    for out, why in [(np.zeros(5, np.int8), "6 sums for 5 outputs"), (np.zeros(6, np.int16), "int8 or uint8"),
+    for out, why in [(np.zeros(5, np.int8), "6 sums for 5 outputs"), (np.zeros(6, np.int32), "int8, uint8 or int16"),
                      (np.zeros((6, 2), np.int8)[:, 0], "C-contiguous")]:
         with pytest.raises(ValueError, match=why):
             fn(sums, 0.5, 0, 0.5, 0, 4, out)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(h=st.integers(1, 6), c=st.integers(1, 16), n=st.integers(1, 8), sx=st.floats(2.0**-10, 0.5, width=32),
+       ratio=st.floats(1.0, 32.0, width=32), zx=st.integers(0, 255), zy=st.integers(0, 255),
+       seed=st.integers(0, 2**31 - 1))
+def test_reference_sum_uint8(h, c, n, sx, ratio, zx, zy, seed):
+    """The reference path's uint8 SUM of n codes over the last axis, sy / sx in [1, 32] (few
+    outputs saturate): MultiplyByQuantizedMultiplier of sum - zx*n (rules.FoldedSum)."""
+    shape = [1, h, c, n]
+    tensors = [{"name": "x", "shape": shape, "type": "uint8", "scale": sx, "zero_point": zx},
+               {"name": "axes", "shape": [1], "type": "int32", "data": np.array([3], np.int32)},
+               {"name": "y", "shape": shape[:3], "type": "uint8", "scale": float(np.float32(sx * ratio)),
+                "zero_point": zy}]
+    rng = np.random.default_rng(seed)
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(False))
+    lo, hi = sorted(int(v) for v in rng.integers(0, 256, 2))
+    check(data, [[rng.integers(lo, hi + 1, shape).astype(np.uint8)] for _ in range(4)], KERNEL_PATHS[0])

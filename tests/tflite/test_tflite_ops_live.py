@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
 import intsim
 from intsim.errors import UnsupportedOpError
@@ -203,8 +203,9 @@ def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, s
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=_builtin_leaves_int16(op, sa, za, sb, zb, sy, zy),
-          refused_on_xnnpack=not _xnnpack_delegates(op, sa, sb, sy))
+    leaves = _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy)
+    check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=leaves,
+          refused_on_xnnpack=leaves and not _xnnpack_delegates(op, sa, sb, sy))
 
 
 def _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy):
@@ -222,7 +223,8 @@ def _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy):
 def _xnnpack_delegates(op, sa, sb, sy):
     """The XNNPACK delegate's own scale checks (VisitAdd/Sub/MulNode, float32): ADD and SUB take
     each s / sy in [2**-10, 2**8), MUL takes sa*sb / sy in [2**-16, 2**8); outside, the node
-    stays on the interpreter's builtin kernel, which tflite-xnnpack refuses."""
+    stays on the interpreter's builtin kernel, which tflite-xnnpack computes as tflite-builtin
+    (refused where that one refuses: _builtin_leaves_int16)."""
     f = np.float32
     if op == "MUL":
         return 2.0 ** -16 <= f(f(f(sa) * f(sb)) / f(sy)) < 2.0 ** 8
@@ -250,7 +252,40 @@ def test_xnnpack_binary_every_code_pair(op, sa, za, sb, zb, sy, zy):
                    {"name": "b", "shape": list(x1.shape), "type": "int8", "scale": s1, "zero_point": z1},
                    {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy}]
         data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, 0), version=2)
-        check(data, [[x0, x1]], KERNEL_PATHS[2], refused_on_xnnpack=not _xnnpack_delegates(op, s0, s1, sy))
+        check(data, [[x0, x1]], KERNEL_PATHS[2], refused_on_xnnpack=not _xnnpack_delegates(op, s0, s1, sy) and
+              _builtin_leaves_int16(op, s0, z0, s1, z1, sy, zy))
+
+
+# input (ADD / SUB: sb / sy; MUL: sa * sb / sy) to output scale ratios at and around the delegate's lower limits
+_LOW = {"ADD": 2.0 ** -10, "SUB": 2.0 ** -10, "MUL": 2.0 ** -16}
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@settings(SETTINGS, max_examples=60)
+@given(side=st.sampled_from([0.5, 0.99, 0.9999, 1.0, 1.0001, 1.01, 2.0]), sy=scales, za=zps, zb=zps, zy=zps,
+       ra=st.floats(0.0625, 4.0, width=32), act=acts, swap=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_xnnpack_declined_scales_run_the_builtin_kernel(op, side, sy, za, zb, zy, ra, act, swap, seed):
+    """Scales on both sides of the delegate's lower limit (VisitBinaryNode's
+    CheckTensorsInputOutputScale / CheckTensorsInputProductOutputScale): where it declines, the
+    interpreter runs the builtin kernel and tflite-xnnpack computes the node as tflite-builtin,
+    fused activation range included (TFLite's, not XNNPACK's)."""
+    f = np.float32
+    sa = float(f(sy * ra))
+    sb = float(f(sy * _LOW[op] * side / (ra if op == "MUL" else 1.0)))
+    if swap:
+        (sa, za), (sb, zb) = (sb, zb), (sa, za)
+    assume(sb > 0 and sa > 0)
+    shape = [1, 3, 5, 7]
+    tensors = [{"name": "a", "shape": shape, "type": "int8", "scale": sa, "zero_point": za},
+               {"name": "b", "shape": shape, "type": "int8", "scale": sb, "zero_point": zb},
+               {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy}]
+    data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
+    declined = not _xnnpack_delegates(op, sa, sb, sy)
+    prog = intsim.load(data, target="tflite-xnnpack")
+    assert [bool(n.attrs.get("xnnpack_declined")) for n in prog.graph.nodes if n.op in ("add", "mul")] == [declined]
+    rng = np.random.default_rng(seed)
+    check(data, [[_i8(rng, shape), _i8(rng, shape)] for _ in range(3)], KERNEL_PATHS[2],
+          refused_on_xnnpack=declined and _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy))
 
 
 @paths
