@@ -591,6 +591,24 @@ def _act_lane(node, ctx, bind):
             return False
         env[name] = out
         return True
+
+    def freeze(env, fixed):
+        """call(env) of the bound kernel on the recorded A, B and output (C-contiguous fixed
+        buffers; the output is the array this lane just stored), recomputing it now; None when
+        the lane does not apply to them (intsim.runtime.frozen)."""
+        a, w, y = env[ins[0]], env[ins[3]], env.get(name)
+        if ins[0] not in fixed or ins[3] not in fixed or any(
+                type(v) is not np.ndarray or not v.flags.c_contiguous for v in (a, w, y)):
+            return None
+        call = calls.get((a.dtype, w.dtype, w.shape[-1]))
+        if not call or a.ndim < 2 or a.ndim != w.ndim or a.shape[:-2] != w.shape[:-2] or \
+                y.shape != a.shape[:-1] + (w.shape[-1],) or y.dtype != dtype:
+            return None
+        m, k, n = a.shape[-2], a.shape[-1], w.shape[-1]
+        args = (a.reshape(-1, m, k), w.reshape(-1, k, n), y.reshape(-1, m, n))
+        call(*args)     # a ValueError leaves the step on its ordinary path (intsim.runtime.frozen)
+        return lambda env: call(*args)
+    lane.freeze = freeze
     return lane
 
 
@@ -657,7 +675,10 @@ def prepare_matmul(node, ctx):
         env[node.outputs[0]] = out.reshape(shape)
 
     def freeze(env, fixed):
-        """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
+        """The fused lane's or the activation lane's call(env) when the last run took one
+        (intsim.frozen), else None."""
+        if act is not None:
+            return act.freeze(env, fixed)
         a = env[ins[0]]
         a = a.T if node.attrs.get("transA") else a
         lane = lanes.get((a.shape, a.dtype, get_num_threads())) if static is not None else None
