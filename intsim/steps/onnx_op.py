@@ -104,7 +104,9 @@ def _fast(node, ctx):
         # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
         to = helper.tensor_dtype_to_np_dtype(a["to"])
-        return lambda env: [np.asarray(get(env, 0)).astype(to)]
+        fn = lambda env: [np.asarray(get(env, 0)).astype(to)]  # noqa: E731
+        fn.freeze = lambda env, fixed: _cast_freeze(node, env, fixed, get(env, 0), to)
+        return fn
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
@@ -143,6 +145,16 @@ def _transpose_freeze(node, env, fixed, x, perm):
     if xt.shape != y.shape or xt.dtype != y.dtype:
         return None
     return lambda env: np.copyto(y, xt)
+
+
+def _cast_freeze(node, env, fixed, x, to):
+    """call(env) converting the recorded input into the output the step just stored (NumPy's
+    conversion, as astype), or None unless the input is a fixed buffer (intsim.runtime.frozen)."""
+    y = env.get(node.outputs[0])
+    if node.inputs[0] not in fixed or type(x) is not np.ndarray or type(y) is not np.ndarray or \
+            y.shape != x.shape or y.dtype != np.dtype(to):
+        return None
+    return lambda env: np.copyto(y, x, casting="unsafe")
 
 
 def _in_dtype(node, ctx):

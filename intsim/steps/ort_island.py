@@ -142,12 +142,14 @@ class Island:
 
     def bind(self, env: dict, fixed: set):
         """call(env) running the island on the arrays env holds now (a frozen run's buffers,
-        intsim.runtime.frozen), or None when an input is not in a fixed buffer: one IOBinding of
+        intsim.runtime.frozen; a graph input is bound anew at each call, to the run's feed), or
+        None when another input is not in a fixed buffer: one IOBinding of
         the session that `run` uses (same model, same outputs), its inputs the recorded arrays
         and its outputs fresh buffers that replace env's (onnxruntime writes them in place),
         so a replay pays no feed dict, no output allocation and no copy."""
         feeds = [env.get(n) for n in self.inputs]
-        if any(n not in fixed or type(v) is not np.ndarray or not v.flags.c_contiguous
+        live = [n for n in self.inputs if n in self.ctx.graph.inputs]    # the run's feeds: bound per call
+        if any((n not in fixed and n not in live) or type(v) is not np.ndarray or not v.flags.c_contiguous
                for n, v in zip(self.inputs, feeds)):
             return None
         outs = [env.get(o) for o in self.outputs]
@@ -168,6 +170,8 @@ class Island:
 
         def call(env, keep=keep):
             try:
+                for name in live:       # a graph input: this run's array (shape and dtype: the feed key's)
+                    io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(env[name])))
                 sess.run_with_iobinding(io)
             except Exception as e:  # noqa: BLE001
                 raise IntsimError(f"float island at '{self.nodes[0].name}' ({self.nodes[0].origin}): onnxruntime "
