@@ -218,7 +218,9 @@ def _add_vv_impl(a, b, r_a, r_b, fixed, lo, hi, checked, out):
 
 
 @kernel
-def _add_vs_impl(a, r_a, fixed_b, lo, hi, checked, out):
+def _add_vs_impl(a, b, r_a, r_b, fixed, lo, hi, checked, out):
+    """The scalar-B loop; b is a one-element array read at each call: fixed' = fma(f32(b), rB, fixed)."""
+    fixed_b = fma32(np.float32(b[0]), r_b, fixed)
     flo, fhi = np.float32(lo), np.float32(hi)
     if checked:
         for i in range(a.size):
@@ -274,9 +276,9 @@ def _add_run(av, b, plan: AddPlan, ov) -> None:
     """The vector or scalar-B element loop over flat a and out (arrays checked by the caller)."""
     lo, hi = np.int64(plan.lo), np.int64(plan.hi)
     if b.size == 1 and av.size != 1:
-        fixed_b = F32(fma32_np(F32(int(b.reshape(-1)[0])), plan.r_b, plan.fixed))
-        _chunked(lambda i0, i1: _add_vs_impl(av[i0:i1], plan.r_a, fixed_b, lo, hi, plan.checked, ov[i0:i1]),
-                 av.size)
+        bv = b.reshape(-1)
+        _chunked(lambda i0, i1: _add_vs_impl(av[i0:i1], bv, plan.r_a, plan.r_b, plan.fixed, lo, hi, plan.checked,
+                                             ov[i0:i1]), av.size)
     else:
         bv = b.reshape(-1)
         _chunked(lambda i0, i1: _add_vv_impl(av[i0:i1], bv[i0:i1], plan.r_a, plan.r_b, plan.fixed, lo, hi,
@@ -285,10 +287,14 @@ def _add_run(av, b, plan: AddPlan, ov) -> None:
 
 def bind_add_planned(a, b, plan: AddPlan, out):
     """call() doing qlinear_add_planned(a, b, plan, out) on these very arrays, checked now:
-    the element kernel itself when the arrays are too small to split and b is not a single value."""
+    the element kernel itself when the arrays are too small to split (a single-value b is read
+    at each call, as an array)."""
     _check_planned("qlinear_add", a, b, plan, out)
-    if a.size >= _PAR_MIN or (b.size == 1 and a.size != 1):
+    if a.size >= _PAR_MIN:
         return partial(qlinear_add_planned, a, b, plan, out)
+    if b.size == 1 and a.size != 1:
+        return partial(_add_vs_impl, a.reshape(-1), b.reshape(-1), plan.r_a, plan.r_b, plan.fixed,
+                       np.int64(plan.lo), np.int64(plan.hi), plan.checked, out.reshape(-1))
     return partial(_add_vv_impl, a.reshape(-1), b.reshape(-1), plan.r_a, plan.r_b, plan.fixed,
                    np.int64(plan.lo), np.int64(plan.hi), plan.checked, out.reshape(-1))
 

@@ -116,16 +116,19 @@ class FrozenRun:
 
 
 def shape_only(graph) -> set:
-    """Names of the `onnx` nodes whose outputs are fixed by the shapes of the graph inputs: Shape
-    and Size, and nodes of SHAPE_ARITH whose inputs are such outputs or constants (at least
-    one such output). A frozen run (one feed key: fixed input shapes) keeps their recorded
-    outputs and does not replay them; a replay whose shapes differ fails on an earlier step."""
+    """Names of the nodes whose outputs are fixed by the shapes of the graph inputs: Shape and
+    Size, nodes of SHAPE_ARITH whose inputs are such outputs or constants (at least one such
+    output), and integer steps (any IR op but `onnx`: quantize, dequantize... deterministic)
+    whose inputs are all constants or such outputs (a DequantizeLinear of a constant bias).
+    A frozen run (one feed key: fixed input shapes) keeps their recorded outputs and does not
+    replay them; a replay whose shapes differ fails on an earlier step."""
     derived, names = set(), set()
     for node in graph.nodes:
         op = node.attrs.get("op_type") if node.op == "onnx" else None
         ins = [i for i in node.inputs if i]
-        if op in SHAPE_SOURCES or (op in SHAPE_ARITH and any(i in derived for i in ins)
-                                   and all(i in derived or i in graph.constants for i in ins)):
+        fixed = all(i in derived or i in graph.constants for i in ins)
+        if op in SHAPE_SOURCES or (op in SHAPE_ARITH and any(i in derived for i in ins) and fixed) or \
+                (node.op != "onnx" and ins and fixed):
             derived.update(o for o in node.outputs if o)
             names.add(node.name)
     return names

@@ -46,6 +46,7 @@ class StepContext:
     accumulator model, the tensors kept channels-last, and `accumulation(a_dtype, b_dtype)`, the
     GEMM/conv accumulation mode. `accumulation="exact"` fixes that mode (exact int64 sums)
     whatever the target and accumulator say (intsim.verify.explain prepares such copies).
+    `shape_tensors` are the tensors whose values the graph inputs' shapes fix (frozen.shape_only).
     `kernels` ("fast" | "reference") is the kernel set every step binds at prepare: "reference"
     runs each op on its NumPy int64 twin (`kernel(fn)`), with no fused or planned paths."""
 
@@ -60,6 +61,9 @@ class StepContext:
         self.accumulator = accumulator
         self.channels_last = channels_last_tensors(graph)
         self.fixed_accumulation = accumulation
+        # tensors whose values the feeds' shapes fix (a frozen run keeps them as recorded)
+        shape_nodes = frozen.shape_only(graph)
+        self.shape_tensors = {o for n in graph.nodes if n.name in shape_nodes for o in n.outputs if o}
 
     def kernel(self, fn):
         """`fn`, or under kernels="reference" its NumPy int64 twin: the function named

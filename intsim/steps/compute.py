@@ -591,6 +591,24 @@ def _act_lane(node, ctx, bind):
             return False
         env[name] = out
         return True
+
+    def freeze(env, fixed):
+        """call(env) of the bound kernel on the recorded A, B and output (C-contiguous fixed
+        buffers; the output is the array this lane just stored), recomputing it now; None when
+        the lane does not apply to them (intsim.runtime.frozen)."""
+        a, w, y = env[ins[0]], env[ins[3]], env.get(name)
+        if ins[0] not in fixed or ins[3] not in fixed or any(
+                type(v) is not np.ndarray or not v.flags.c_contiguous for v in (a, w, y)):
+            return None
+        call = calls.get((a.dtype, w.dtype, w.shape[-1]))
+        if not call or a.ndim < 2 or a.ndim != w.ndim or a.shape[:-2] != w.shape[:-2] or \
+                y.shape != a.shape[:-1] + (w.shape[-1],) or y.dtype != dtype:
+            return None
+        m, k, n = a.shape[-2], a.shape[-1], w.shape[-1]
+        args = (a.reshape(-1, m, k), w.reshape(-1, k, n), y.reshape(-1, m, n))
+        call(*args)     # a ValueError leaves the step on its ordinary path (intsim.runtime.frozen)
+        return lambda env: call(*args)
+    lane.freeze = freeze
     return lane
 
 
@@ -656,8 +674,54 @@ def prepare_matmul(node, ctx):
         bound.requant(acc.reshape(-1, nch, 1), out.reshape(-1, nch, 1))
         env[node.outputs[0]] = out.reshape(shape)
 
+    def freeze_fed(env, fixed):
+        """call(env) for a MatMulInteger whose weights are constants and whose other parameters
+        (a dynamically quantized input's zero point) are fed (fixed buffers): per replay its
+        Bound for the fed values (bound_of, kept per value), and for each Bound the engine's GEMM
+        bound once to the recorded A and int32 output (Engine.bind_gemm), when the exact sums
+        provably stay in int32 (_sums_fit: the ordinary run's astype(int32)); else that
+        Bound's replay is the ordinary path copied into the output. None where this does not
+        apply (intsim.runtime.frozen)."""
+        fed = [i for i in ins[1:9] if i and i not in ctx.constants]
+        a, y = env.get(ins[0]), env.get(node.outputs[0])
+        if panels is None or node.attrs.get("requant") or node.attrs.get("transA") or ins[0] not in fixed or \
+                any(i not in fixed for i in fed) or any(type(v) is not np.ndarray or not v.flags.c_contiguous
+                                                       for v in (a, y)):
+            return None
+        b = bound_of(env)
+        if b.engine.bind_gemm is None or b.w.ndim != 2 or a.ndim < 2 or a.shape[-1] != b.w.shape[0] or \
+                y.dtype != np.int32 or y.shape != a.shape[:-1] + (b.w.shape[1],):
+            return None
+        a2, y2 = a.reshape(-1, a.shape[-1]), y.reshape(-1, b.w.shape[1])
+        calls: dict = {}    # id(Bound) -> (Bound, bound call or None)
+
+        def call(env):
+            bb = bound_of(env)
+            got = calls.get(id(bb))
+            if got is None or got[0] is not bb:
+                if len(calls) >= BOUNDS_KEPT:
+                    calls.clear()
+                got = calls[id(bb)] = (bb, bb.engine.bind_gemm(a2, bb.w, bb, y2)
+                                       if _sums_fit(bb, ctx, a2.dtype) else None)
+            if got[1] is not None:
+                got[1]()
+                return
+            run(env, None)
+            v = env[node.outputs[0]]
+            if v.shape != y.shape or v.dtype != y.dtype:
+                raise ShapeError(f"node '{node.name}': output {v.dtype} {v.shape} unlike the frozen run's")
+            np.copyto(y, v)
+            env[node.outputs[0]] = y
+        call(env)       # recomputes the recorded output in place (a ValueError: the ordinary path)
+        return call
+
     def freeze(env, fixed):
-        """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
+        """The fused lane's or the activation lane's call(env) when the last run took one, or a
+        fed-parameter MatMulInteger's (freeze_fed) (intsim.frozen), else None."""
+        if act is not None:
+            return act.freeze(env, fixed)
+        if static is None:
+            return freeze_fed(env, fixed)
         a = env[ins[0]]
         a = a.T if node.attrs.get("transA") else a
         lane = lanes.get((a.shape, a.dtype, get_num_threads())) if static is not None else None

@@ -211,20 +211,35 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             call = bind(a, *static[:2], b, *static[2:], lo, hi, y)
             return lambda env: call()
 
+        def freeze_broadcast(a, b, y):
+            """call(env) of the planned kernel bound as broadcast_planned ran it (its recipe for
+            these shapes: operand order, plan, constants spread once) to the recorded operands
+            and output, or None (no recipe, or an operand it spreads per run)."""
+            recipe = spans.get((a.shape, b.shape, a.dtype))
+            if recipe is None or not y.flags.c_contiguous:
+                return None
+            shape, first, second, pl, kept = recipe
+            xs = [k if k is not None else (a, b)[i] for i, k in ((first, kept[0]), (second, kept[1]))]
+            if y.shape != shape or any(x.shape != shape and (x.size != 1 or spread == "full") for x in xs) or \
+                    not all(x.flags.c_contiguous for x in xs):
+                return None
+            call = bind_planned(xs[0], xs[1], pl, y)
+            return lambda env: call()
+
         def freeze(env, fixed):
-            """call(env) redoing the last run's planned (add) or rows (mul) path in place
-            (intsim.frozen); None when that run took the general path or an operand is not in
-            a fixed buffer."""
+            """call(env) redoing the last run's planned (add, mul), broadcast-planned or rows
+            (mul) path in place (intsim.frozen); None when that run took the general path or an
+            operand is not in a fixed buffer."""
             if static is None or any(i not in fixed for i in (ins[0], ins[3])):
                 return None
             a, b, y = (consts[i] if i in consts else env[i] for i in (ins[0], ins[3], node.outputs[0]))
             a, b = np.asarray(a), np.asarray(b)
-            if static not in plans:
-                if a.dtype != t.storage or b.dtype != t.storage:
-                    return None
-                return freeze_rows(a, b, y) if a.shape != b.shape else freeze_same(a, b, y)
-            if a.shape != b.shape or a.dtype != t.storage or b.dtype != t.storage:
+            if a.dtype != t.storage or b.dtype != t.storage:
                 return None
+            if a.shape != b.shape:
+                return freeze_broadcast(a, b, y) or freeze_rows(a, b, y)
+            if static not in plans:
+                return freeze_same(a, b, y)
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
             args = (ah, bh, yh) if ah is not None and bh is not None else (a, b, y)
             if any(v is None or not v.flags.c_contiguous for v in args):

@@ -43,6 +43,7 @@ class Engine(NamedTuple):
     gemm: Callable
     batched: Callable
     fused: Callable = None      # the fused conv + requantization (SIMD engines only)
+    bind_gemm: Callable = None  # bind_gemm(a, bmat, b, acc) -> call() of gemm on these arrays (simd-exact only)
 
 
 def packed_exact(b, geom):
@@ -134,7 +135,16 @@ def _simd_exact():
         for i in range(a.shape[0]):
             wrappers.gemm_packed(a[i], b.x_zp, packing.pack_b(bmat[i], b.w_zp), b.bias, acc[i])
         return 0
-    return Engine("simd-exact", conv, gemm_, batched, fused_exact)
+
+    def bind_gemm(a, bmat, b, acc):
+        """call() doing gemm_(a, bmat, b, acc) on these arrays, its setup done once
+        (wrappers.bind_gemm_packed); None when B is not the bound weights."""
+        if bmat is not b.w:
+            return None
+        if "b" not in b.packed:
+            b.packed["b"] = packing.pack_b(bmat, b.w_zp)
+        return wrappers.bind_gemm_packed(a, b.x_zp, b.packed["b"], b.bias, acc)
+    return Engine("simd-exact", conv, gemm_, batched, fused_exact, bind_gemm)
 
 
 def _simd_pairs():

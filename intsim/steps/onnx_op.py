@@ -82,32 +82,79 @@ def _fast(node, ctx):
         return ctx.constants[name] if name in ctx.constants else env[name]
 
     if op == "Identity":
-        return lambda env: [get(env, 0)]
+        return _with_view_freeze(lambda env: [get(env, 0)], node, ctx)
     if op == "Reshape":
-        return lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node)]
+        return _with_view_freeze(lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node)], node, ctx)
     if op == "Flatten":
-        return lambda env: [_flatten(get(env, 0), a.get("axis", 1))]
+        return _with_view_freeze(lambda env: [_flatten(get(env, 0), a.get("axis", 1))], node, ctx)
     if op == "Transpose":
-        return lambda env: [np.ascontiguousarray(np.transpose(get(env, 0), a.get("perm")))]
+        fn = lambda env: [np.ascontiguousarray(np.transpose(get(env, 0), a.get("perm")))]  # noqa: E731
+        fn.freeze = lambda env, fixed: _transpose_freeze(node, env, fixed, get(env, 0), a.get("perm"))
+        return fn
     if op == "Squeeze":
-        return lambda env: [np.squeeze(get(env, 0), axis=tuple(_axes(node, env, ctx, a) or
-                                                               [i for i, d in enumerate(get(env, 0).shape) if d == 1]))]
+        return _with_view_freeze(lambda env: [np.squeeze(get(env, 0), axis=tuple(
+            _axes(node, env, ctx, a) or [i for i, d in enumerate(get(env, 0).shape) if d == 1]))], node, ctx)
     if op == "Unsqueeze":
         def unsq(env):
             x, axes = get(env, 0), _axes(node, env, ctx, a)
             r = x.ndim + len(axes)
             return [np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))]
-        return unsq
+        return _with_view_freeze(unsq, node, ctx)
     if op == "Cast" and np.dtype(_in_dtype(node, ctx)).kind in "iu" and a.get("to") in _FLOAT_TYPES:
         # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
         to = helper.tensor_dtype_to_np_dtype(a["to"])
-        return lambda env: [np.asarray(get(env, 0)).astype(to)]
+        fn = lambda env: [np.asarray(get(env, 0)).astype(to)]  # noqa: E731
+        fn.freeze = lambda env, fixed: _cast_freeze(node, env, fixed, get(env, 0), to)
+        return fn
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
         return maxpool_fn(node, ctx, a, get)
     return None
+
+
+def _with_view_freeze(fn, node, ctx):
+    """fn with a freeze hook for a frozen run (intsim.runtime.frozen): when the output the step
+    just stored is the C-contiguous input's own memory reshaped (a view: Identity, Reshape,
+    Flatten, Squeeze, Unsqueeze) of a fixed buffer, and the other inputs (shape, axes) are
+    constants or fixed by the feeds' shapes, the view follows its input's buffer as a replay
+    rewrites it, so there is nothing to replay."""
+    def freeze(env, fixed):
+        ins = [i for i in node.inputs if i]
+        if not ins or ins[0] not in fixed or any(i not in ctx.constants and i not in ctx.shape_tensors
+                                                 for i in ins[1:]):
+            return None
+        x, y = env.get(ins[0]), env.get(node.outputs[0])
+        if type(x) is not np.ndarray or type(y) is not np.ndarray or not (x.flags.c_contiguous and y.flags.c_contiguous) \
+                or x.dtype != y.dtype or x.size != y.size or x.ctypes.data != y.ctypes.data:
+            return None
+        return lambda env: None
+    fn.freeze = freeze
+    return fn
+
+
+def _transpose_freeze(node, env, fixed, x, perm):
+    """call(env) copying the recorded input, transposed (a view made once), into the output the
+    step just stored (intsim.runtime.frozen); None unless the input is a fixed buffer."""
+    y = env.get(node.outputs[0])
+    if node.inputs[0] not in fixed or type(x) is not np.ndarray or type(y) is not np.ndarray or \
+            not y.flags.c_contiguous:
+        return None
+    xt = np.transpose(x, perm)
+    if xt.shape != y.shape or xt.dtype != y.dtype:
+        return None
+    return lambda env: np.copyto(y, xt)
+
+
+def _cast_freeze(node, env, fixed, x, to):
+    """call(env) converting the recorded input into the output the step just stored (NumPy's
+    conversion, as astype), or None unless the input is a fixed buffer (intsim.runtime.frozen)."""
+    y = env.get(node.outputs[0])
+    if node.inputs[0] not in fixed or type(x) is not np.ndarray or type(y) is not np.ndarray or \
+            y.shape != x.shape or y.dtype != np.dtype(to):
+        return None
+    return lambda env: np.copyto(y, x, casting="unsafe")
 
 
 def _in_dtype(node, ctx):

@@ -14,7 +14,8 @@ consecutive, so every input is ready there); the steps of its other nodes do not
 with taps (verify, dump) also fills the inner tensors, from a second session that fetches
 them all (it may fuse less: inner values localize, the island's outputs stay the untapped ones).
 
-A session is built once per island and input dtypes (at the island's first run: the input
+An island of one elementwise Add/Sub/Mul/Div on floats runs on NumPy instead (float_arith:
+IEEE 754 fixes its bits). A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from onnx import helper
 from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
+from .float_arith import float_arith
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 
@@ -87,6 +89,7 @@ class Island:
         # com.microsoft float ops (intsim.importer.ms_attention) need their domain's opset too
         self.ms_opset = max((int(n.attrs["ms_opset"]) for n in nodes if n.attrs.get("domain")), default=None)
         self._sessions: dict = {}
+        self.bound: dict = {}       # output name -> the buffer the last bound call (bind) writes
 
     def _model(self, dtypes, outputs) -> onnx.ModelProto:
         protos = [node_proto(n) for n in self.nodes]
@@ -136,6 +139,44 @@ class Island:
         self._run(dtypes, feeds, self.outputs, env)
         if taps and self.inner:
             self._run(dtypes, feeds, self.inner, env)
+
+    def bind(self, env: dict, fixed: set):
+        """call(env) running the island on the arrays env holds now (a frozen run's buffers,
+        intsim.runtime.frozen; a graph input is bound anew at each call, to the run's feed), or
+        None when another input is not in a fixed buffer: one IOBinding of
+        the session that `run` uses (same model, same outputs), its inputs the recorded arrays
+        and its outputs fresh buffers that replace env's (onnxruntime writes them in place),
+        so a replay pays no feed dict, no output allocation and no copy."""
+        feeds = [env.get(n) for n in self.inputs]
+        live = [n for n in self.inputs if n in self.ctx.graph.inputs]    # the run's feeds: bound per call
+        if any((n not in fixed and n not in live) or type(v) is not np.ndarray or not v.flags.c_contiguous
+               for n, v in zip(self.inputs, feeds)):
+            return None
+        outs = [env.get(o) for o in self.outputs]
+        if any(type(v) is not np.ndarray or v.dtype.kind not in "biuf" for v in outs):
+            return None
+        import onnxruntime as ort
+        sess = self.session(tuple(v.dtype for v in feeds), self.outputs)
+        io = sess.io_binding()
+        for name, v in zip(self.inputs, feeds):
+            io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(v))
+        self.bound = {}
+        for name, v in zip(self.outputs, outs):
+            buf = np.empty(v.shape, v.dtype)
+            np.copyto(buf, v)
+            env[name] = self.bound[name] = buf
+            io.bind_output(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+        keep = (feeds, self.bound)      # the bound memory lives as long as the call
+
+        def call(env, keep=keep):
+            try:
+                for name in live:       # a graph input: this run's array (shape and dtype: the feed key's)
+                    io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(env[name])))
+                sess.run_with_iobinding(io)
+            except Exception as e:  # noqa: BLE001
+                raise IntsimError(f"float island at '{self.nodes[0].name}' ({self.nodes[0].origin}): onnxruntime "
+                                  f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return call
 
     def _run(self, dtypes, feeds, outputs, env) -> None:
         sess = self.session(dtypes, outputs)
@@ -201,11 +242,25 @@ def prepare_ort_island(node, ctx):
     island = islands_of(ctx).get(node.name)
     if island is None:
         return None
+    if len(island.nodes) == 1:      # one IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
+        arith = float_arith(node, ctx)
+        if arith is not None:
+            return arith
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
+
+        def freeze_skip(env, fixed):
+            """Nothing to replay when the island's bound call writes this node's outputs in
+            place (each is the buffer Island.bind made), else None: the ordinary path."""
+            mine = [o for o in node.outputs if o and o in env]
+            if all(island.bound.get(o) is env[o] for o in mine):
+                return lambda env: None
+            return None
+        skip.freeze = freeze_skip
         return skip
 
     def run(env, tap):
         island.run(env, tap is not None)
+    run.freeze = island.bind
     return run

@@ -72,6 +72,25 @@ def prepare_softmax(node, ctx):
         out = np.empty(x2.shape, x.dtype)
         rows(x2, tables[key], ys_cache[sy], zy, out)
         env[node.outputs[0]] = out.reshape(x.shape) if moved is x else np.moveaxis(out.reshape(moved.shape), -1, ax)
+
+    def freeze(env, fixed):
+        """call(env) of the rows kernel bound to the recorded input (a C-contiguous fixed buffer
+        reduced over its trailing axes, as the last run read it) and the output the step just
+        stored (intsim.runtime.frozen); None otherwise (static parameters only)."""
+        src, x, y = node.inputs[0], env.get(node.inputs[0]), env.get(node.outputs[0])
+        if static is None or src not in fixed or any(type(v) is not np.ndarray or not v.flags.c_contiguous
+                                                     for v in (x, y)) or x.ndim == 0 or x.size == 0:
+            return None
+        sx, sy, zy = static
+        ax = axis % x.ndim
+        d = int(np.prod(x.shape[ax:], dtype=np.int64)) if opset < 13 else x.shape[-1]
+        key = (sx, d, x.dtype == np.int8)
+        if (opset >= 13 and ax != x.ndim - 1) or y.shape != x.shape or y.dtype != x.dtype or key not in tables \
+                or sy not in ys_cache:
+            return None
+        args = (x.reshape(-1, d), tables[key], ys_cache[sy], zy, y.reshape(-1, d))
+        return lambda env: rows(*args)
+    run.freeze = freeze
     return run
 
 

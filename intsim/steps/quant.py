@@ -247,6 +247,32 @@ def prepare_dynamic_quantize(node, ctx):
         if y is None:
             y, s, z = dynamic_quantize(x)
         env[node.outputs[0]], env[node.outputs[1]], env[node.outputs[2]] = y, np.array(s, np.float32), np.array(z, np.uint8)
+
+    def freeze(env, fixed):
+        """call(env) recomputing the step into the outputs it just stored (codes, 0-d scale and
+        zero point) from the recorded input (a C-contiguous float32 fixed buffer, or the run's
+        feed when it is a graph input), as run does:
+        the kernel, or dynamic_quantize where it reports a NaN or the scale is 0
+        (intsim.runtime.frozen); None otherwise."""
+        src = node.inputs[0]
+        x, (y, sb, zb) = env.get(src), (env.get(o) for o in node.outputs[:3])
+        live = src in ctx.graph.inputs      # the run's feed (shape and dtype: the feed key's), read per call
+        if codes is None or (src not in fixed and not live) or len(node.outputs) < 3 or any(
+                type(v) is not np.ndarray for v in (x, y, sb, zb)) or x.dtype != np.float32 or \
+                not (x.flags.c_contiguous and y.flags.c_contiguous) or y.shape != x.shape or y.dtype != np.uint8 \
+                or sb.shape != () or zb.shape != () or sb.dtype != np.float32 or zb.dtype != np.uint8:
+            return None
+
+        def call(env, x=x):
+            if live:
+                x = np.ascontiguousarray(env[src])
+            s, z = dynamic_params(x)
+            if s == 0 or codes(x, s, np.float32(z), y):
+                v, s, z = dynamic_quantize(x)
+                np.copyto(y, v)
+            sb[()], zb[()] = s, z
+        return call
+    run.freeze = freeze
     return run
 
 

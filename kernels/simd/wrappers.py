@@ -4,11 +4,13 @@ engine or an int64 sum could leave int32. NumPy int64 twins `*_ref`.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..gemm import gemm_acc, gemm_acc_ref
 from ..requant import ort_round_ref
-from .drivers import gemm_geo, rq_none, run_packed
+from .drivers import bind_packed, gemm_geo, rq_none, run_packed
 from .packing import PackedB, fits_int32, offsets, vector_arg
 
 def _check_a(a, k, where):
@@ -26,9 +28,9 @@ def _check_zp(a_zp, dtype, where):
 
 
 
-def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
-    """acc (M, N) int32 (wraps) or int64 (exact) = bias + (a - a_zp) @ (b - b_zp), see module doc."""
-    where = "gemm_packed"
+def _check_gemm(a, a_zp, packed: PackedB, bias, acc, where) -> tuple:
+    """gemm_packed's arguments checked: (bias as int64 (N,), whether the portable kernel runs:
+    no SIMD engine, an int64 acc whose sums could leave int32, or no rows)."""
     _check_a(a, packed.k, where)
     _check_zp(a_zp, a.dtype, where)
     bias = vector_arg(bias, packed.n, np.int64, "bias", where)
@@ -37,7 +39,27 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
         raise ValueError(f"{where}: acc must be int32/int64 {(a.shape[0], packed.n)}, got "
                          f"{getattr(acc, 'dtype', None)} {getattr(acc, 'shape', None)}")
     exact64 = acc.dtype == np.int64 and not fits_int32(packed, a.dtype, a_zp, bias)
-    if packed.isa == "portable" or exact64 or a.shape[0] == 0:
+    return bias, packed.isa == "portable" or exact64 or a.shape[0] == 0
+
+
+def bind_gemm_packed(a, a_zp, packed: PackedB, bias, acc):
+    """call() doing gemm_packed(a, a_zp, packed, bias, acc) on these very arrays (a's values
+    read at each call), checked now: the zero-point offsets, the GEMM geometry and the work
+    split (thread count: get_num_threads() now) derived once. Only the SIMD driver is bound;
+    otherwise (or for arrays that are not C-contiguous) the call is gemm_packed itself."""
+    bias, portable = _check_gemm(a, a_zp, packed, bias, acc, "gemm_packed")
+    if portable or not (a.flags.c_contiguous and acc.flags.c_contiguous):
+        return partial(gemm_packed, a, a_zp, packed, bias, acc)
+    offs, o = offsets(packed, a.dtype, a_zp, bias)
+    run = bind_packed(gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, rq_none())
+    return partial(run, a.reshape(-1), acc)
+
+
+def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
+    """acc (M, N) int32 (wraps) or int64 (exact) = bias + (a - a_zp) @ (b - b_zp), see module doc."""
+    where = "gemm_packed"
+    bias, portable = _check_gemm(a, a_zp, packed, bias, acc, where)
+    if portable:
         gemm_acc(a, packed.b, a_zp, packed.b_zp, bias, acc)
         return
     offs, o = offsets(packed, a.dtype, a_zp, bias)

@@ -88,6 +88,21 @@ def test_bound_add_reads_its_arrays_at_each_call():
         assert np.array_equal(out, want)
 
 
+def test_bound_scalar_add_reads_b_at_each_call():
+    """A single-value b is bound as an array too (the scalar-B kernel derives fma(b, rB, fixed)
+    at each call): a call after b changes sees the new b, as the twin does."""
+    rng = np.random.default_rng(5)
+    plan = E.add_plan(0.02, 3, 0.04, 250, 0.03, 7, 0, 255, np.uint8)
+    a, b = rng.integers(0, 256, (32, 512)).astype(np.uint8), np.array([9], np.uint8)
+    out, want = np.empty_like(a), np.empty_like(a)
+    call = E.bind_add_planned(a, b, plan, out)
+    for code in (0, 9, 128, 255):
+        b[0] = code
+        call()
+        E.qlinear_add_ref(a, 0.02, 3, b, 0.04, 250, 0.03, 7, 0, 255, want)
+        assert np.array_equal(out, want)
+
+
 def test_add_planned_rejects_bad_arrays():
     plan = E.add_plan(0.1, 0, 0.1, 0, 0.1, 0, 0, 255, np.uint8)
     a = np.zeros((4, 4), np.uint8)

@@ -76,6 +76,26 @@ def test_gemm_equals_reference(isa, case, acc_dtype):
         check_case(case, isa, acc_dtype)
 
 
+@pytest.mark.parametrize("isa", WITH_VNNI)
+@settings(max_examples=40, deadline=None)
+@given(case=gemm_case(max_dim=120), acc_dtype=st.sampled_from([np.int32, np.int64]), seed=st.integers(0, 2**32 - 1))
+def test_bound_gemm_equals_twin_and_reads_a_at_each_call(isa, case, acc_dtype, seed):
+    """bind_gemm_packed: its setup (offsets, geometry, work split) done once, the call on the
+    bound arrays equals gemm_packed_ref, and a call after A's values change sees the new A."""
+    a, az, b, bz, bias = case
+    with running(isa) as isa:
+        packed = packing.pack_b(b, bz, isa=isa)
+        a = np.ascontiguousarray(a)
+        got, twin = np.empty((a.shape[0], b.shape[1]), acc_dtype), np.empty((a.shape[0], b.shape[1]), acc_dtype)
+        call = wrappers.bind_gemm_packed(a, az, packed, bias, got)
+        for _ in range(2):
+            call()
+            wrappers.gemm_packed_ref(a, az, packed, bias, twin)
+            assert np.array_equal(got, twin)
+            info = np.iinfo(a.dtype)
+            a[...] = np.random.default_rng(seed).integers(info.min, info.max + 1, a.shape)
+
+
 @pytest.mark.parametrize("isa", RUNNABLE)
 @settings(max_examples=30, deadline=None)
 @given(case=gemm_case(max_dim=40, int4=True))
