@@ -125,9 +125,10 @@ def warm(repeat: int) -> dict:
     return res
 
 
-def probe(path: str) -> dict:
+def probe(path: str, batch: int = 1) -> dict:
     """In this (fresh) process: seconds of `import intsim`, intsim.load(path), the first and the
-    second run on random normal inputs of batch 1; and the kernels Numba compiled meanwhile."""
+    second run on random normal inputs (dynamic dimensions `batch`); and the kernels Numba
+    compiled meanwhile."""
     t0 = time.perf_counter()
     from numba.core import event
 
@@ -150,7 +151,7 @@ def probe(path: str) -> dict:
     feeds = {}
     for name in prog.input_names:
         t = prog.graph.tensors[name]
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in (t.shape or [1])]
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in (t.shape or [1])]
         dt = t.dtype.storage
         feeds[name] = rng.standard_normal(shape).astype(dt) if dt.kind == "f" else np.zeros(shape, dt)
     prog.run(feeds)
@@ -199,11 +200,12 @@ def main(argv=None) -> int:
     p.add_argument("mode", choices=("warm", "cold", "probe"))
     p.add_argument("model", nargs="?", help="probe: the model file")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--batch", type=int, default=1, help="probe: the size of the inputs' dynamic dimensions")
     p.add_argument("--zoo", nargs="*", default=None)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "startup.json"))
     a = p.parse_args(argv)
     if a.mode == "probe":
-        Path(a.out).write_text(json.dumps(probe(a.model)))
+        Path(a.out).write_text(json.dumps(probe(a.model, a.batch)))
         return 0
     if a.mode == "cold" and a.zoo is None:
         a.zoo = zoo_names()
