@@ -7,12 +7,13 @@ uint8 or int8, a strided or a contiguous destination, the serial or the 2-thread
 warm-up has to take every engine path a zoo model can take. Two small float nets, random weights,
 made of the zoo's own blocks (models.arch) at the zoo's quick input size (64 x 64):
 
-- `cnn`: a wide front at 64x64 (see WideNet), then a stem conv with HardSwish; MobileNetV3 blocks (depthwise 3x3 and 5x5, squeeze-excite
-  with a HardSigmoid gate, residual add); an EfficientNet MBConv (SiLU, Sigmoid gate, stride 2);
-  ShuffleNetV2 units (split, concat, channel shuffle); RegNetX blocks (grouped 3x3 convs of group
-  width 16 and 8); a SqueezeNet Fire module after a max pool; ResNet bottlenecks (strided 3x3,
-  1x1 downsample); global average pool; Linear. Channel counts put some steps above the serial
-  threshold (their 2-thread kernels) and some below.
+- `cnn` (WideNet): a wide front at 64x64, then MixNet: a stem conv with HardSwish; MobileNetV3
+  blocks (depthwise 3x3 and 5x5, squeeze-excite with a HardSigmoid gate, residual add);
+  EfficientNet MBConvs (SiLU, Sigmoid gate, stride 2); ShuffleNetV2 units (split, concat, channel
+  shuffle); RegNetX blocks (grouped 3x3 convs of group width 16 and 8); a SqueezeNet Fire module
+  after a ceil-mode max pool; ResNet bottlenecks (strided 3x3, 1x1 downsample); global average
+  pool; Linear. The front's steps are above the serial threshold (their 2-thread kernels), most
+  of MixNet's below.
 - `encoder`: one layer of the zoo's transformer encoder (models.arch.EncoderLayer, d 128, 4 heads,
   seq 32; attention MatMuls, Softmax, LayerNormalization, GELU) and a Linear head.
 
