@@ -102,6 +102,12 @@ def _apply_table_impl(x, table, out):
 _UNSIGNED = {1: np.uint8, 2: np.uint16}
 
 
+def _as_unsigned(a):
+    """An 8/16-bit signed array viewed as its unsigned type (the same bits): a table lookup copies
+    bits, so int8 and uint8 tables share one compiled specialization (fewer cold compiles)."""
+    return a.view(_UNSIGNED[a.dtype.itemsize]) if a.dtype in (np.int8, np.int16) else a
+
+
 def apply_table(x, table, out) -> None:
     """out[i] = table[unsigned view of x[i]]; x uint8/int8 with a (256,) table, or uint16/int16
     with a (65536,) one, of out's dtype; out the shape of x, C-contiguous."""
@@ -112,7 +118,8 @@ def apply_table(x, table, out) -> None:
         raise ValueError(f"apply_table: table must be ({n},) of the out dtype {out.dtype}")
     if out.shape != x.shape or not out.flags.c_contiguous:
         raise ValueError(f"apply_table: out {out.shape} must be C-contiguous of x's shape {x.shape}")
-    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), table, out.reshape(-1))
+    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), _as_unsigned(table),
+                      _as_unsigned(out.reshape(-1)))
 
 
 def apply_table_ref(x, table, out) -> None:

@@ -64,3 +64,28 @@ def test_warmup_runs_each_model(tmp_path):
     assert r.stderr == ""               # no progress lines when stderr is not a terminal
     r = _intsim("warmup", "--models", str(tmp_path / "none"))
     assert r.returncode == 2 and "no .onnx models" in r.stderr
+
+
+def test_warmup_models_take_every_zoo_form_and_engine_path():
+    """`intsim warmup` runs models/warmup/ by default: the CNN in each static zoo form and the
+    encoder in each zoo form (the forms decide the kernels' activation dtypes and QDQ/QOperator
+    steps), with grouped, depthwise 3x3 and 5x5 convs, squeeze-excite gates and attention."""
+    from intsim.cli import warmup
+    from models import zoo
+    names = {p.name for p in warmup.model_paths(warmup.WARMUP_MODELS)}
+    static = [f for f in zoo.ARCH_FORMS if not f.startswith("dynamic")]
+    assert names == {f"cnn.{f}.onnx" for f in static} | {f"encoder.{f}.onnx" for f in zoo.ARCH_FORMS}
+    ops = {}
+    for name in names:
+        g = onnx.load(str(warmup.WARMUP_MODELS / name)).graph
+        ops[name] = {n.op_type for n in g.node}
+        if name.startswith("cnn."):
+            groups = {a.i for n in g.node if n.op_type in ("Conv", "QLinearConv") for a in n.attribute
+                      if a.name == "group"}
+            kernels = {tuple(a.ints) for n in g.node if n.op_type in ("Conv", "QLinearConv") for a in n.attribute
+                       if a.name == "kernel_shape"}
+            assert {4, 12, 64} <= groups and {(1, 1), (3, 3), (5, 5)} <= kernels, name
+    assert {"QLinearConv", "QLinearMul", "QLinearSigmoid", "QLinearConcat", "QGemm"} <= ops["cnn.qop_s8.onnx"]
+    assert {"QLinearMatMul", "QLinearSoftmax"} & ops["encoder.qop_u8.onnx"]
+    assert "QAttention" in ops["encoder.dynamic_opt.onnx"]
+    assert "DynamicQuantizeLinear" in ops["encoder.dynamic.onnx"]

@@ -1,12 +1,17 @@
 """`intsim warmup [--models DIR] [--quiet]`: compile the kernels ahead of the first real run.
 
 Numba compiles each kernel the first time a run needs it (tens of seconds on a cold cache) and
-keeps the machine code in its on-disk cache (kernels.jit.cache_dir()). warmup fills that cache by
-running every model in the committed models/ folder (all forms: float, QDQ per-channel u8 and
-per-tensor s8, QOperator) on a tiny input (batch 1, zeros): RUNS times at the kernel thread
+keeps the machine code in its on-disk cache (kernels.jit.cache_dir()), one specialization per
+kernel and argument types. warmup fills that cache by running every model of the committed
+models/ folder (all forms: float, QDQ per-channel u8 and per-tensor s8, QOperator) and of
+models/warmup/ (models.build_warmup: one of each zoo block, the 2-thread-sized convs and the
+encoder layer, in every zoo form: QDQ and QOperator, uint8 and int8 activations, dynamic and
+dynamic_opt) on a tiny input (batch 1, zeros): RUNS times at the kernel thread
 count (the ordinary run, the frozen run's recording and a replay), RUNS times on one thread (the
 serial kernels that a multi-thread run's measured choices also call, intsim.runtime.tune), and
-once with taps (the path of verify, overflow and dump, which compiles further kernels), so a later `intsim run` or
+once with taps (the path of verify, overflow and dump, which compiles further kernels), and once
+at batch BATCH when an input has a dynamic dimension (larger tensors take the 2-thread layout
+kernels), so a later `intsim run` or
 `intsim verify` loads the compiled kernels instead of compiling. One line per model on stderr (not with --quiet, nor
 when stderr is not a terminal); the total seconds on stdout.
 """
@@ -26,7 +31,9 @@ from ..errors import IntsimError
 from ..pipeline import load
 
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
+WARMUP_MODELS = MODELS / "warmup"      # models.build_warmup's engine-path models
 RUNS = 3        # runs of each model and thread side: the ordinary run, the frozen run's recording, a replay
+BATCH = 8       # then one run at this batch size (a model with a dynamic dimension)
 
 
 def model_paths(folder: Path) -> list[Path]:
@@ -35,12 +42,12 @@ def model_paths(folder: Path) -> list[Path]:
     return sorted(paths, key=lambda p: (p.name.count(".") == 1, p.name))
 
 
-def tiny_feeds(prog) -> dict:
-    """Zeros of batch 1 for every input (dynamic dimensions 1)."""
+def tiny_feeds(prog, batch: int = 1) -> dict:
+    """Zeros for every input, its dynamic dimensions `batch`."""
     feeds = {}
     for name in prog.input_names:
         t = prog.graph.tensors[name]
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in (t.shape or [1])]
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in (t.shape or [1])]
         feeds[name] = np.zeros(shape, t.dtype.storage)
     return feeds
 
@@ -62,6 +69,9 @@ def warm(paths, progress=None) -> list[dict]:
                 for _ in range(RUNS):       # also uses (small steps; intsim.runtime.tune's serial calls)
                     prog.run(feeds)
             prog.run(feeds, taps=True)      # verify/overflow/dump's path: the accumulator-range kernels
+            if any(not (isinstance(d, int) and d > 0) for n in prog.input_names
+                   for d in (prog.graph.tensors[n].shape or [1])):
+                prog.run(tiny_feeds(prog, BATCH))   # a batch's larger tensors: the 2-thread layout kernels
             row = {"model": path.name, "seconds": time.perf_counter() - t}
         except Exception as e:  # noqa: BLE001 - a model that cannot run is reported, the rest still warm
             row = {"model": path.name, "seconds": time.perf_counter() - t, "error": f"{type(e).__name__}: {e}"}
@@ -77,10 +87,10 @@ def _progress_line(row, done, total) -> None:
 
 
 def cmd_warmup(args) -> int:
-    folder = Path(args.models) if args.models else MODELS
-    paths = model_paths(folder) if folder.is_dir() else []
+    folders = [Path(args.models)] if args.models else [MODELS, WARMUP_MODELS]
+    paths = [p for f in folders if f.is_dir() for p in model_paths(f)]
     if not paths:
-        raise IntsimError(f"warmup: no .onnx models in '{folder}' (give a folder with --models)")
+        raise IntsimError(f"warmup: no .onnx models in '{folders[0]}' (give a folder with --models)")
     show = not args.quiet and sys.stderr.isatty()
     t = time.perf_counter()
     rows = warm(paths, _progress_line if show else None)
@@ -96,6 +106,6 @@ def add_parser(subparsers) -> None:
     """Register `intsim warmup`."""
     s = subparsers.add_parser("warmup", help="compile the kernels ahead of the first run (fills Numba's cache)")
     s.add_argument("--models", default=None, metavar="DIR",
-                   help="folder of .onnx models to run once (default: intsim's committed models/)")
+                   help="folder of .onnx models to run (default: intsim's committed models/ and models/warmup/)")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     s.set_defaults(fn=cmd_warmup)
