@@ -127,11 +127,13 @@ def probe_codes(size: int) -> np.ndarray:
     return (i + i // 256) % 256
 
 
-def _probe_shape(ctx, name) -> tuple:
-    """The island input's declared shape with axis 0 (and any unknown axis) sized so the probe
-    holds PROBE_BLOCKS blocks of the 256 codes or more; 1-D when the rank is unknown."""
+def _probe_shape(ctx, dq) -> tuple:
+    """The island input's declared shape (the dequantize's input's, else its output's: one
+    shape) with axis 0 (and any unknown axis) sized so the probe holds PROBE_BLOCKS blocks of
+    the 256 codes or more; 1-D when the rank is unknown."""
     want = 256 * PROBE_BLOCKS
-    shape = getattr(ctx.graph.tensors.get(name), "shape", None)
+    shape = getattr(ctx.graph.tensors.get(dq.inputs[0]), "shape", None) or \
+        getattr(ctx.graph.tensors.get(dq.outputs[0]), "shape", None)
     if not shape:
         return (want,)
     dims = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
@@ -144,7 +146,7 @@ def build_table(island: TableIsland, prepared: dict, ctx):
     """The island's table (256 codes, the quantize's storage dtype) from its prepared steps
     (`prepared`: node name -> run function), or None when the probe shows a code whose results
     differ between positions or the steps fail on the probe."""
-    shape = _probe_shape(ctx, island.dq.inputs[0])
+    shape = _probe_shape(ctx, island.dq)
     idx = probe_codes(math.prod(shape))
     storage = np.dtype(ctx.graph.tensors[island.dq.inputs[0]].dtype.storage)
     x = np.arange(256, dtype=np.uint8).view(storage)[idx].reshape(shape)
