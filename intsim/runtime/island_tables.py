@@ -105,7 +105,8 @@ def _walk(ctx, q, producers, consumers, outputs):
                 const_ndim = max(const_ndim, np.ndim(ctx.constants[i]))
             else:
                 todo.append(i)
-    if dq is None or not nodes or not _per_tensor(ctx, dq) or not _int8(ctx, dq.inputs[0]):
+    if dq is None or not nodes or not _per_tensor(ctx, dq) or not _int8(ctx, dq.inputs[0]) \
+            or dq.inputs[0] in ctx.constants:
         return None
     inside = set(nodes) | {q.name}
     for n in nodes.values():    # inner tensors are read inside the island only
