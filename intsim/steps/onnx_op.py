@@ -70,6 +70,35 @@ def _pad_int(node, ctx, env, x, a, value):
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
 
 
+def _slice(x, starts, ends, axes=None, steps=None):
+    """ONNX Slice (opset 10-13) as a NumPy view: per sliced axis of size d, step s (not 0), a
+    start or end below 0 has d added, then start is clamped to [0, d] (s > 0) or [0, d - 1]
+    (s < 0) and end to [0, d] (s > 0) or [-1, d - 1] (s < 0); an end of -1 with s < 0 means
+    "through index 0" (Python's None). Axes may be negative; repeated axes are an error."""
+    starts = [int(v) for v in np.asarray(starts).reshape(-1)]
+    ends = [int(v) for v in np.asarray(ends).reshape(-1)]
+    axes = list(range(len(starts))) if axes is None else [int(v) for v in np.asarray(axes).reshape(-1)]
+    steps = [1] * len(starts) if steps is None else [int(v) for v in np.asarray(steps).reshape(-1)]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ShapeError(f"Slice: starts, ends, axes and steps differ in length ({len(starts)}, {len(ends)}, "
+                         f"{len(axes)}, {len(steps)})")
+    index = [slice(None)] * x.ndim
+    seen = set()
+    for b, e, ax, st in zip(starts, ends, axes, steps):
+        if not -x.ndim <= ax < x.ndim or ax % x.ndim in seen or st == 0:
+            raise ShapeError(f"Slice: axis {ax} (of rank {x.ndim}) repeated or out of range, or step 0")
+        ax %= x.ndim
+        seen.add(ax)
+        d = x.shape[ax]
+        b, e = b + d if b < 0 else b, e + d if e < 0 else e
+        if st > 0:
+            b, e = min(max(b, 0), d), min(max(e, 0), d)
+        else:
+            b, e = min(max(b, 0), d - 1), min(max(e, -1), d - 1)
+        index[ax] = slice(b, None if e < 0 else e, st)
+    return x[tuple(index)]
+
+
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
 
 
@@ -103,6 +132,10 @@ def _fast(node, ctx):
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
         to = helper.tensor_dtype_to_np_dtype(a["to"])
         return lambda env: [np.asarray(get(env, 0)).astype(to)]
+    if op == "Slice" and node.attrs["opset"] >= 10:
+        def opt(env, i):
+            return get(env, i) if len(node.inputs) > i and node.inputs[i] else None
+        return lambda env: [np.ascontiguousarray(_slice(get(env, 0), get(env, 1), get(env, 2), opt(env, 3), opt(env, 4)))]
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
