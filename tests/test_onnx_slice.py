@@ -58,3 +58,29 @@ def test_slice_equals_onnxruntime(c, opset, seed):
     assert [n.attrs.get("op_type") for n in prog.graph.nodes] == ["Slice"]     # the integer movement step
     got = prog.run({"q": x})["out"]
     assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_movement_steps_replay_on_new_data():
+    """Frozen runs of Quantize -> Reshape -> Transpose -> Slice -> Squeeze -> Dequantize (the
+    movement steps bound to their recorded buffers: views, or copies of views) equal runs with
+    taps (each step's own path) on new data every run."""
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(2, np.int8), "z"),
+             numpy_helper.from_array(np.array([0, 3, 2, 4], np.int64), "shape"),
+             numpy_helper.from_array(np.array([1, 5], np.int64), "st"), numpy_helper.from_array(np.array([3, -9], np.int64), "en"),
+             numpy_helper.from_array(np.array([1, -1], np.int64), "ax"), numpy_helper.from_array(np.array([1, -2], np.int64), "sp"),
+             numpy_helper.from_array(np.array([1], np.int64), "sq")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("Reshape", ["q", "shape"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Slice", ["t", "st", "en", "ax", "sp"], ["c"]),
+             helper.make_node("Squeeze", ["c", "sq"], ["u"]),
+             helper.make_node("DequantizeLinear", ["u", "s", "z"], ["y"])]
+    g = helper.make_graph(nodes, "moves", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 24])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "a", "b"])], inits)
+    prog = intsim.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), target="ort")
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        x = rng.standard_normal((2, 24)).astype(np.float32) * 4
+        want, _ = prog.run({"x": x}, taps=True)
+        got = prog.run({"x": x})
+        assert np.array_equal(got["y"], want["y"]) and got["y"].shape == want["y"].shape

@@ -111,22 +111,22 @@ def _fast(node, ctx):
         return ctx.constants[name] if name in ctx.constants else env[name]
 
     if op == "Identity":
-        return lambda env: [get(env, 0)]
+        return _movement(node, ctx, lambda env: get(env, 0))
     if op == "Reshape":
-        return lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node)]
+        return _movement(node, ctx, lambda env: _reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node))
     if op == "Flatten":
-        return lambda env: [_flatten(get(env, 0), a.get("axis", 1))]
+        return _movement(node, ctx, lambda env: _flatten(get(env, 0), a.get("axis", 1)))
     if op == "Transpose":
-        return lambda env: [np.ascontiguousarray(np.transpose(get(env, 0), a.get("perm")))]
+        return _movement(node, ctx, lambda env: np.transpose(get(env, 0), a.get("perm")), contiguous=True)
     if op == "Squeeze":
-        return lambda env: [np.squeeze(get(env, 0), axis=tuple(_axes(node, env, ctx, a) or
-                                                               [i for i, d in enumerate(get(env, 0).shape) if d == 1]))]
+        return _movement(node, ctx, lambda env: np.squeeze(get(env, 0), axis=tuple(
+            _axes(node, env, ctx, a) or [i for i, d in enumerate(get(env, 0).shape) if d == 1])))
     if op == "Unsqueeze":
         def unsq(env):
             x, axes = get(env, 0), _axes(node, env, ctx, a)
             r = x.ndim + len(axes)
-            return [np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))]
-        return unsq
+            return np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))
+        return _movement(node, ctx, unsq)
     if op == "Cast" and np.dtype(_in_dtype(node, ctx)).kind in "iu" and a.get("to") in _FLOAT_TYPES:
         # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
@@ -135,12 +135,43 @@ def _fast(node, ctx):
     if op == "Slice" and node.attrs["opset"] >= 10:
         def opt(env, i):
             return get(env, i) if len(node.inputs) > i and node.inputs[i] else None
-        return lambda env: [np.ascontiguousarray(_slice(get(env, 0), get(env, 1), get(env, 2), opt(env, 3), opt(env, 4)))]
+        return _movement(node, ctx, lambda env: _slice(get(env, 0), get(env, 1), get(env, 2), opt(env, 3), opt(env, 4)),
+                         contiguous=True)
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
         return maxpool_fn(node, ctx, a, get)
     return None
+
+
+def _movement(node, ctx, view, contiguous: bool = False):
+    """The fast function of a movement op whose output is view(env), a NumPy view of its data
+    input (made C-contiguous when `contiguous`), with a freeze hook for frozen runs: when the
+    data input is a recorded buffer and every other input a constant or recorded (fixed for the
+    feed key), a replay does nothing if the stored output is that very view of the buffer, else
+    copies the view into the stored output."""
+    def run(env):
+        v = view(env)
+        return [np.ascontiguousarray(v) if contiguous else v]
+
+    def freeze(env, fixed):
+        ins = [i for i in node.inputs if i]
+        if not ins or ins[0] not in fixed or any(i not in fixed and i not in ctx.constants for i in ins[1:]):
+            return None
+        x, y = env[ins[0]], env[node.outputs[0]]
+        if type(x) is not np.ndarray or type(y) is not np.ndarray:
+            return None
+        v = view(env)
+        if v.shape != y.shape or v.dtype != y.dtype:
+            return None
+        if np.shares_memory(y, x):
+            same = (y.__array_interface__["data"][0], y.strides) == (v.__array_interface__["data"][0], v.strides)
+            return (lambda env: None) if same else None
+        if not y.flags.c_contiguous:
+            return None
+        return lambda env: np.copyto(y, v)
+    run.freeze = freeze
+    return run
 
 
 def _in_dtype(node, ctx):
