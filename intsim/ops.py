@@ -88,6 +88,16 @@ ONNX_MOVEMENT = frozenset({
     "MaxPool", "Resize", "Concat", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
     "SpaceToDepth", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Upsample",
 })
+# float ops of the standard domain computed value by value: each output element is a function of
+# the same element of each input (operands of one shape, or broadcast from one value). A float
+# island made of them, from one per-tensor 8-bit dequantize to one quantize, is a function of
+# the input code alone (intsim.runtime.island_tables)
+FLOAT_ELEMENTWISE = frozenset({
+    "Abs", "Add", "Ceil", "Celu", "Clip", "Cos", "Div", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid",
+    "HardSwish", "Identity", "LeakyRelu", "Log", "Max", "Min", "Mish", "Mul", "Neg", "Pow", "PRelu",
+    "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Softplus", "Softsign", "Sqrt", "Sub",
+    "Tanh", "ThresholdedRelu",
+})
 # ONNX ops whose outputs depend on their inputs' shapes only, and ops that compute on integers or
 # move data deterministically: a chain of these from Shape/Size nodes and constants (the shape
 # arithmetic of a dynamic-batch reshape) has the same values for every run of one feed key

@@ -122,6 +122,19 @@ def apply_table(x, table, out) -> None:
                       _as_unsigned(out.reshape(-1)))
 
 
+def bind_table(x, table, out):
+    """apply_table's checks once, for arrays a frozen run keeps: call() computes
+    out[i] = table[unsigned view of x[i]] on these x and out (both C-contiguous)."""
+    if not isinstance(x, np.ndarray) or not x.flags.c_contiguous:
+        raise ValueError("bind_table: x must be a C-contiguous array")
+    apply_table(x, table, out)      # checks; the call then reuses the flat views
+    xf, of = x.reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), out.reshape(-1)
+
+    def call():
+        _apply_table_impl(xf, table, of)
+    return call
+
+
 def apply_table_ref(x, table, out) -> None:
     """NumPy twin of apply_table."""
     out[...] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]

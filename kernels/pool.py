@@ -351,6 +351,22 @@ def maxpool(x, kernel, strides, pads, dilations, ceil_mode, out) -> None:
                   _norm3(pads[:ns], 0), _norm3(dilations, 1), np.iinfo(x.dtype).min, _spatial3(out))
 
 
+def bind_maxpool(x, kernel, strides, pads, dilations, ceil_mode, out):
+    """call() doing maxpool(x, ...) for these very arrays (NCHW or N, C, W; x C-contiguous),
+    checked now: the rows kernel itself for 1-D/2-D pools with dilation 1 on one thread, else
+    maxpool's own path."""
+    if not isinstance(x, np.ndarray) or not x.flags.c_contiguous:
+        raise ValueError("maxpool: x must be a C-contiguous array to be bound")
+    maxpool(x, kernel, strides, pads, dilations, ceil_mode, out)      # its checks, once
+    ns = x.ndim - 2
+    if not (ns <= 2 and all(int(d) == 1 for d in dilations) and out.size and x.nbytes < SERIAL_BYTES):
+        return partial(maxpool, x, kernel, strides, pads, dilations, ceil_mode, out)
+    x3 = x.reshape((-1,) + (1,) * (2 - ns) + x.shape[2:])
+    o3 = out.reshape((-1,) + (1,) * (2 - ns) + out.shape[2:])
+    k, st, pb = _front2(kernel, 1), _front2(strides, 1), _front2(pads[:ns], 0)
+    return partial(_maxpool_rows_impl, x3, k, st, pb, np.iinfo(x.dtype).min, 0, x3.shape[0], o3)
+
+
 @kernel(inline="always")
 def _max_into(d, v):
     """d = max(d, v) element-wise (1-D arrays of one length; this form vectorises, the max

@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import threads as kernel_threads
 
-from . import batch_split, frozen, tune, work
+from . import batch_split, frozen, island_tables, tune, work
 from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
@@ -143,6 +143,10 @@ class Program:
             if prepare is None:
                 raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
             self._steps.append((node, prepare(node, self._ctx)))
+        # runs with taps run every node's step; the others run 8-bit float islands as tables
+        self._tap_steps = self._steps
+        if kernels == "fast":
+            self._steps = island_tables.plan(self._steps, graph, self._ctx)
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
         split = batch_split.analyze(graph)
@@ -150,8 +154,10 @@ class Program:
         self._min_part = split.min_part
         # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
         self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
+        self._tap_uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._tap_steps)
         # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample shares, once
         self._serial = work.serial_steps(self._steps, graph)
+        self._tap_serial = self._serial if self._tap_steps is self._steps else work.serial_steps(self._tap_steps, graph)
         self._feed_specs = [_feed_spec(name, graph.tensors[name]) for name in graph.inputs]
         self._shape_only = frozen.shape_only(graph)     # shape arithmetic: not replayed (intsim.runtime.frozen)
 
@@ -227,7 +233,7 @@ class Program:
         Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
         against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
         faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
-        if self._uses_blas:
+        if self._tap_uses_blas if taps else self._uses_blas:
             with blas_budget.one_blas_thread():
                 return self._run(feeds, taps, threads)
         return self._run(feeds, taps, threads)
@@ -398,7 +404,8 @@ class Program:
         lim = current()
         live = sum(np.asarray(v).nbytes for v in env.values())
         fixed = set(self.graph.constants) if rec is not None else None
-        for (node, fn), share in zip(self._steps, self._serial):
+        steps, shares = (self._tap_steps, self._tap_serial) if taps else (self._steps, self._serial)
+        for (node, fn), share in zip(steps, shares):
             tap = {"op": node.op, "origin": node.origin} if taps else None
             serial = share is not None and work.runs_serial(share, env, node)
             if serial:

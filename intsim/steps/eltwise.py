@@ -464,6 +464,11 @@ def prepare_lut(node, ctx):
         if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
             return None
         consts = ctx.constants
+        x = env[src]
+        if src in fixed and ctx.kernels == "fast" and isinstance(x, np.ndarray) and x.flags.c_contiguous \
+                and x.shape == y.shape:     # a recorded buffer: the table bound to it, checks done now
+            call = lk.bind_table(x, static, y)
+            return lambda env: call()
         return lambda env: apply_table(np.ascontiguousarray(consts[src] if src in consts else env[src]), static, y)
     run.freeze = freeze
     return run

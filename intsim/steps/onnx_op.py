@@ -70,6 +70,35 @@ def _pad_int(node, ctx, env, x, a, value):
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
 
 
+def _slice(x, starts, ends, axes=None, steps=None):
+    """ONNX Slice (opset 10-13) as a NumPy view: per sliced axis of size d, step s (not 0), a
+    start or end below 0 has d added, then start is clamped to [0, d] (s > 0) or [0, d - 1]
+    (s < 0) and end to [0, d] (s > 0) or [-1, d - 1] (s < 0); an end of -1 with s < 0 means
+    "through index 0" (Python's None). Axes may be negative; repeated axes are an error."""
+    starts = [int(v) for v in np.asarray(starts).reshape(-1)]
+    ends = [int(v) for v in np.asarray(ends).reshape(-1)]
+    axes = list(range(len(starts))) if axes is None else [int(v) for v in np.asarray(axes).reshape(-1)]
+    steps = [1] * len(starts) if steps is None else [int(v) for v in np.asarray(steps).reshape(-1)]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ShapeError(f"Slice: starts, ends, axes and steps differ in length ({len(starts)}, {len(ends)}, "
+                         f"{len(axes)}, {len(steps)})")
+    index = [slice(None)] * x.ndim
+    seen = set()
+    for b, e, ax, st in zip(starts, ends, axes, steps):
+        if not -x.ndim <= ax < x.ndim or ax % x.ndim in seen or st == 0:
+            raise ShapeError(f"Slice: axis {ax} (of rank {x.ndim}) repeated or out of range, or step 0")
+        ax %= x.ndim
+        seen.add(ax)
+        d = x.shape[ax]
+        b, e = b + d if b < 0 else b, e + d if e < 0 else e
+        if st > 0:
+            b, e = min(max(b, 0), d), min(max(e, 0), d)
+        else:
+            b, e = min(max(b, 0), d - 1), min(max(e, -1), d - 1)
+        index[ax] = slice(b, None if e < 0 else e, st)
+    return x[tuple(index)]
+
+
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
 
 
@@ -82,24 +111,22 @@ def _fast(node, ctx):
         return ctx.constants[name] if name in ctx.constants else env[name]
 
     if op == "Identity":
-        return _with_view_freeze(lambda env: [get(env, 0)], node, ctx)
+        return _movement(node, ctx, lambda env: get(env, 0))
     if op == "Reshape":
-        return _with_view_freeze(lambda env: [_reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node)], node, ctx)
+        return _movement(node, ctx, lambda env: _reshape(get(env, 0), get(env, 1), a.get("allowzero", 0), node))
     if op == "Flatten":
-        return _with_view_freeze(lambda env: [_flatten(get(env, 0), a.get("axis", 1))], node, ctx)
+        return _movement(node, ctx, lambda env: _flatten(get(env, 0), a.get("axis", 1)))
     if op == "Transpose":
-        fn = lambda env: [np.ascontiguousarray(np.transpose(get(env, 0), a.get("perm")))]  # noqa: E731
-        fn.freeze = lambda env, fixed: _transpose_freeze(node, env, fixed, get(env, 0), a.get("perm"))
-        return fn
+        return _movement(node, ctx, lambda env: np.transpose(get(env, 0), a.get("perm")), contiguous=True)
     if op == "Squeeze":
-        return _with_view_freeze(lambda env: [np.squeeze(get(env, 0), axis=tuple(
-            _axes(node, env, ctx, a) or [i for i, d in enumerate(get(env, 0).shape) if d == 1]))], node, ctx)
+        return _movement(node, ctx, lambda env: np.squeeze(get(env, 0), axis=tuple(
+            _axes(node, env, ctx, a) or [i for i, d in enumerate(get(env, 0).shape) if d == 1])))
     if op == "Unsqueeze":
         def unsq(env):
             x, axes = get(env, 0), _axes(node, env, ctx, a)
             r = x.ndim + len(axes)
-            return [np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))]
-        return _with_view_freeze(unsq, node, ctx)
+            return np.expand_dims(x, tuple(sorted(ax % r for ax in axes)))
+        return _movement(node, ctx, unsq)
     if op == "Cast" and np.dtype(_in_dtype(node, ctx)).kind in "iu" and a.get("to") in _FLOAT_TYPES:
         # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
@@ -107,6 +134,11 @@ def _fast(node, ctx):
         fn = lambda env: [np.asarray(get(env, 0)).astype(to)]  # noqa: E731
         fn.freeze = lambda env, fixed: _cast_freeze(node, env, fixed, get(env, 0), to)
         return fn
+    if op == "Slice" and node.attrs["opset"] >= 10:
+        def opt(env, i):
+            return get(env, i) if len(node.inputs) > i and node.inputs[i] else None
+        return _movement(node, ctx, lambda env: _slice(get(env, 0), get(env, 1), get(env, 2), opt(env, 3), opt(env, 4)),
+                         contiguous=True)
     if op == "Pad" and "pad_value" in node.attrs:
         return lambda env: [_pad_int(node, ctx, env, get(env, 0), a, node.attrs["pad_value"])]
     if op == "MaxPool" and len(node.outputs) == 1 and np.issubdtype(_in_dtype(node, ctx), np.integer):
@@ -114,37 +146,35 @@ def _fast(node, ctx):
     return None
 
 
-def _with_view_freeze(fn, node, ctx):
-    """fn with a freeze hook for a frozen run (intsim.runtime.frozen): when the output the step
-    just stored is the C-contiguous input's own memory reshaped (a view: Identity, Reshape,
-    Flatten, Squeeze, Unsqueeze) of a fixed buffer, and the other inputs (shape, axes) are
-    constants or fixed by the feeds' shapes, the view follows its input's buffer as a replay
-    rewrites it, so there is nothing to replay."""
+def _movement(node, ctx, view, contiguous: bool = False):
+    """The fast function of a movement op whose output is view(env), a NumPy view of its data
+    input (made C-contiguous when `contiguous`), with a freeze hook for frozen runs: when the
+    data input is a recorded buffer and every other input a constant or recorded (fixed for the
+    feed key), a replay does nothing if the stored output is that very view of the buffer, else
+    copies the view into the stored output."""
+    def run(env):
+        v = view(env)
+        return [np.ascontiguousarray(v) if contiguous else v]
+
     def freeze(env, fixed):
         ins = [i for i in node.inputs if i]
         if not ins or ins[0] not in fixed or any(i not in ctx.constants and i not in ctx.shape_tensors
                                                  for i in ins[1:]):
             return None
-        x, y = env.get(ins[0]), env.get(node.outputs[0])
-        if type(x) is not np.ndarray or type(y) is not np.ndarray or not (x.flags.c_contiguous and y.flags.c_contiguous) \
-                or x.dtype != y.dtype or x.size != y.size or x.ctypes.data != y.ctypes.data:
+        x, y = env[ins[0]], env[node.outputs[0]]
+        if type(x) is not np.ndarray or type(y) is not np.ndarray:
             return None
-        return lambda env: None
-    fn.freeze = freeze
-    return fn
-
-
-def _transpose_freeze(node, env, fixed, x, perm):
-    """call(env) copying the recorded input, transposed (a view made once), into the output the
-    step just stored (intsim.runtime.frozen); None unless the input is a fixed buffer."""
-    y = env.get(node.outputs[0])
-    if node.inputs[0] not in fixed or type(x) is not np.ndarray or type(y) is not np.ndarray or \
-            not y.flags.c_contiguous:
-        return None
-    xt = np.transpose(x, perm)
-    if xt.shape != y.shape or xt.dtype != y.dtype:
-        return None
-    return lambda env: np.copyto(y, xt)
+        v = view(env)
+        if v.shape != y.shape or v.dtype != y.dtype:
+            return None
+        if np.shares_memory(y, x):
+            same = (y.__array_interface__["data"][0], y.strides) == (v.__array_interface__["data"][0], v.strides)
+            return (lambda env: None) if same else None
+        if not y.flags.c_contiguous:
+            return None
+        return lambda env: np.copyto(y, v)
+    run.freeze = freeze
+    return run
 
 
 def _cast_freeze(node, env, fixed, x, to):

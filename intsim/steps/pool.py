@@ -61,11 +61,17 @@ def maxpool_fn(node, ctx, a, get):
         return [nchw_view(out) if keep_nhwc else np.ascontiguousarray(nchw_view(out))]
 
     def freeze(env, fixed):
-        """call(env) redoing the last run in place when it read channels-last (intsim.frozen):
-        the pool into the output, or into a channels-last buffer then copied to an NCHW output;
-        else None."""
+        """call(env) redoing the last run in place (intsim.frozen): on NCHW (or 1-D) arrays the
+        pool bound to them; read channels-last, the pool into the output, or into a
+        channels-last buffer then copied to an NCHW output; else None."""
         x, y = get(env, 0), env[node.outputs[0]]
         xh = nhwc_of(x) if len(kernel) == 2 else None
+        if ctx.kernels == "fast" and node.inputs[0] in fixed and xh is None and isinstance(x, np.ndarray) and \
+                x.flags.c_contiguous and isinstance(y, np.ndarray) and y.flags.c_contiguous:
+            # NCHW (or 1-D) in and out: the pool bound to the recorded arrays
+            st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
+            call = pk.bind_maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), y)
+            return lambda env: call()
         if ctx.kernels != "fast" or node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or y.ndim != 4:
             return None
         yh = nhwc_of(y) if keep_nhwc else np.empty(y.transpose(0, 2, 3, 1).shape, y.dtype)

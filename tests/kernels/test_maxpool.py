@@ -217,3 +217,29 @@ def test_window_equal_to_stride_equals_twin(data, dtype, k, ns, w):
     x = data.draw(int_array(tuple([data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))] + spatial), dtype))
     got, want = run_both(x, [k] * ns, [k] * ns, pads, [1] * ns, cm)
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16]), ns=st.integers(1, 2),
+       dilated=st.booleans())
+def test_bind_maxpool_equals_twin_on_new_data(data, dtype, ns, dilated):
+    """bind_maxpool's call (checked once, the rows kernel bound to x and out) equals maxpool_ref
+    on the values x holds at each call."""
+    spatial, k, s, p, cm = data.draw(geometry(ns))
+    dl = [2] * ns if dilated else [1] * ns
+    try:
+        shape = P.pool_output_shape(spatial, k, s, p, dl, cm)
+    except ValueError:
+        return
+    x = data.draw(int_array(tuple([data.draw(st.integers(1, 3))] + [data.draw(st.integers(1, 3))] + spatial), dtype))
+    x = np.ascontiguousarray(x)
+    out, want = np.empty(x.shape[:2] + shape, dtype), np.empty(x.shape[:2] + shape, dtype)
+    call = P.bind_maxpool(x, k, s, p, dl, cm, out)
+    for _ in range(2):
+        call()
+        P.maxpool_ref(x, k, s, p, dl, cm, want)
+        assert np.array_equal(out, want)
+        x[...] = x[..., ::-1]       # new values in the bound array
+    with pytest.raises(ValueError):
+        P.bind_maxpool(x.T if x.ndim > 1 and x.size > 1 and not x.T.flags.c_contiguous else x.tolist(),
+                       k, s, p, dl, cm, out)
