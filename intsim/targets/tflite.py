@@ -335,6 +335,22 @@ class TfliteBuiltinTarget(FixedPointTarget):
         return super().rule(node)
 
 
+def _xnnpack_declines(n, constants) -> bool:
+    """Whether the XNNPACK delegate leaves node n to the interpreter's builtin kernel
+    (TfliteXnnpackTarget.annotate): an 8-bit add / mul whose constant scales fail
+    add_delegated / mul_delegated, or an int16 quantize of float input."""
+    bits = getattr(n.attrs.get("out_type"), "bits", 8)
+    if n.op == "quantize":
+        return bits == 16
+    if n.op not in ("add", "mul") or bits != 8:
+        return False
+    vals = [constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
+    if not all(v is not None and np.asarray(v).size == 1 for v in vals):
+        return False
+    sa, sb, sy = (float(np.asarray(v, np.float32).reshape(-1)[0]) for v in vals)
+    return not (add_delegated if n.op == "add" else mul_delegated)(sa, sb, sy)
+
+
 class TfliteXnnpackTarget(OrtTarget):
     """The interpreter's default path (XNNPACK delegate, OpResolverType.AUTO; measured with
     ai-edge-litert 2.3, layer-isolated with hypothesis-drawn parameters): XNNPACK's qs8 "fp32"
@@ -355,7 +371,8 @@ class TfliteXnnpackTarget(OrtTarget):
     SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
-    rounds half to even (QuantizeRound "rne-recip"); QUANTIZE of 8-bit codes to another scale is
+    rounds half to even (QuantizeRound "rne-recip"; to int16, which XNNPACK does not take, the
+    builtin kernel's, `annotate`); QUANTIZE of 8-bit codes to another scale is
     XNNPACK's convert where the delegate takes the ratio, else the builtin kernel's
     (rules.TfliteRequantize "xnnpack"); int8 LEAKY_RELU is XNNPACK's
     (rules.XnnpackLeakyRelu; int16 is not delegated and equals the builtin table); 8-bit MEAN over
@@ -383,20 +400,18 @@ class TfliteXnnpackTarget(OrtTarget):
         return r if r is not None else super().rule_requantizer(rule, rq, channels, node)
 
     def annotate(self, graph):
-        """Each 8-bit ADD / SUB / MUL (IR add, mul) whose constant scales the delegate declines
+        """Each node the delegate declines gets attr xnnpack_declined: the interpreter runs the
+        builtin kernel there, and `rule` returns tflite-builtin's rule for it. Declined: an 8-bit
+        ADD / SUB / MUL (IR add, mul) whose constant scales fail the delegate's checks
         (kernels.xnnpack_binary.add_delegated / mul_delegated: TFLite's VisitBinaryNode scale
-        checks) gets attr xnnpack_declined: the interpreter runs the builtin kernel there, and
-        `rule` returns tflite-builtin's rule for it (measured on both sides of the limits)."""
+        checks; measured on both sides of the limits), and a QUANTIZE of float input to int16
+        (IR quantize; VisitQuantizeNode takes no int16 output: measured, the builtin kernel's
+        optimized_ops::AffineQuantize, QuantizeRound "tflite-builtin")."""
         nodes, changed = [], False
         for n in graph.nodes:
-            if n.op in ("add", "mul") and getattr(n.attrs.get("out_type"), "bits", 8) == 8 and \
-                    not n.attrs.get("xnnpack_declined"):
-                vals = [graph.constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
-                if all(v is not None and np.asarray(v).size == 1 for v in vals):
-                    sa, sb, sy = (float(np.asarray(v, np.float32).reshape(-1)[0]) for v in vals)
-                    if not (add_delegated if n.op == "add" else mul_delegated)(sa, sb, sy):
-                        n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
-                        changed = True
+            if not n.attrs.get("xnnpack_declined") and _xnnpack_declines(n, graph.constants):
+                n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
+                changed = True
             nodes.append(n)
         return graph.replace(nodes=tuple(nodes)) if changed else graph
 
@@ -426,9 +441,6 @@ class TfliteXnnpackTarget(OrtTarget):
                 return special
         if requantize8(node):
             return TfliteRequantize("xnnpack")
-        if node.op == "quantize" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
-            raise TargetRefusal(self.name, node, "int16 QUANTIZE runs on the builtin kernel, measured to differ "
-                                                 "from the reference's rounding, not modelled")
         if (batch_matmul(node) and not node.attrs.get("symmetric_b")) or \
                 (node.op == "transpose_conv" and node.attrs.get("pad_clamped")):
             return FixedRequant("double")

@@ -660,16 +660,46 @@ def test_int16_pools_mean_and_concat(path, op, h, w, c, k, stride, padding, s, s
        seed=st.integers(0, 2**31 - 1))
 def test_int16_quantize(path, shape, s, spread, seed):
     """QUANTIZE of float input to int16 (zero point 0): round(x / scale) half away from zero on
-    the reference path, ties included; the builtin kernel as for int8; XNNPACK refuses it by name. DEQUANTIZE of
-    int16 on the reference path."""
+    the reference path, ties included; the builtin kernel as for int8, on the XNNPACK path too (the
+    delegate does not take int16: tflite-xnnpack marks it xnnpack_declined). DEQUANTIZE of int16
+    on the reference path."""
     rng = np.random.default_rng(seed)
     q = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
                                {"name": "y", "shape": shape, "type": "int16", "scale": s, "zero_point": 0}],
                   [0], [1], [0])
     ties = ((rng.integers(-3000, 3000, shape) + 0.5) * np.float32(s)).astype(np.float32)
-    check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path,
-          refused_on_xnnpack=True)
+    check(q, [[(rng.uniform(-spread, spread, shape) * np.float32(s)).astype(np.float32)], [ties]], path)
     if path[0] == "reference":     # DEQUANTIZE back (float output: the reference path's product)
         dq = single_op("DEQUANTIZE", [{"name": "x", "shape": shape, "type": "int16", "scale": s, "zero_point": 0},
                                       {"name": "y", "shape": shape, "type": "float32"}], [0], [1], [0])
         check(dq, [[_i16(rng, shape)]], path)
+
+
+@pytest.mark.parametrize("n", [7, 8, 21])
+def test_xnnpack_int16_quantize_runs_the_builtin_kernel(n):
+    """XNNPACK does not take an int16 QUANTIZE of float input: the interpreter (AUTO) runs the
+    builtin kernel, whose vector loop rounds ties half to even and whose scalar tail rounds them
+    half away from zero. tflite-xnnpack marks the node xnnpack_declined at prepare and applies
+    tflite-builtin's rule (QuantizeRound "tflite-builtin"); on these ties the reference rounding
+    (target tflite) differs from the interpreter wherever a vector block exists."""
+    from intsim.targets.registry import get_target
+    from intsim.targets.rules import QuantizeRound
+
+    s = np.float32(0.25)
+    shape = [1, n]
+    data = single_op("QUANTIZE", [{"name": "x", "shape": shape, "type": "float32"},
+                                  {"name": "y", "shape": shape, "type": "int16", "scale": s, "zero_point": 0}],
+                     [0], [1], [0])
+    x = ((np.arange(n) - n // 2 + 0.5) * s).astype(np.float32).reshape(shape)     # every value a tie
+    prog = intsim.load(data, target="tflite-xnnpack")
+    (node,) = [m for m in prog.graph.nodes if m.op == "quantize"]
+    assert node.attrs.get("xnnpack_declined") is True
+    assert get_target("tflite-xnnpack").rule(node) == QuantizeRound("tflite-builtin")
+    check(data, [[x]], KERNEL_PATHS[2])
+    it = interpreter(data, "xnnpack")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    want = it.get_tensor(it.get_output_details()[0]["index"])
+    ref = intsim.load(data, target="tflite").run({prog.graph.inputs[0]: x})[prog.graph.outputs[0]]
+    assert (ref != want).any() == (n >= 8)

@@ -107,19 +107,18 @@ def test_zoo_xnnpack_path_live_and_stored(name):
         np.testing.assert_array_equal(got, stored[f"xnnpack/{o}"])
 
 
-def test_xnnpack_target_refuses_unmeasured_ops(tmp_path):
-    """An int16 QUANTIZE (left by XNNPACK to the builtin kernel, not modelled): refused by name
-    (the zoo's MEAN, refused here before, is now modelled: rules.XnnpackMean)."""
-    from intsim.targets.rules import TargetRefusal
-
+def test_xnnpack_int16_quantize_verifies(tmp_path):
+    """An int16 QUANTIZE, left by XNNPACK to the builtin kernel (refused here before; the MEAN
+    refused before that is modelled too: rules.XnnpackMean): tflite-xnnpack applies the builtin
+    kernel's rule and verify against the interpreter's xnnpack path passes."""
     from .flatbuf import single_op
 
     path = tmp_path / "quantize16.tflite"
     path.write_bytes(single_op("QUANTIZE", [{"name": "x", "shape": [1, 8], "type": "float32"},
                                             {"name": "y", "shape": [1, 8], "type": "int16", "scale": 0.01,
                                              "zero_point": 0}], [0], [1], [0]))
-    with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for QUANTIZE"):
-        intsim.verify(path, random=1, kernel_path="xnnpack")
+    rep = intsim.verify(path, random=4, kernel_path="xnnpack")
+    assert rep.target == "tflite-xnnpack" and rep.passed, rep.as_dict()["outputs"]
 
 
 def test_lowered_conv_mismatches_are_classified_as_the_conv():

@@ -61,20 +61,16 @@ _TFLITE_RULES = {
 }
 
 # the tf2onnx .onnx copies
-_QL = "QuantizeLinear at node"
 _ONNX = {
     ("reduce_sum", "reference"): Differs("TFLite's reference SUM (BUILTIN_REF, ai-edge-litert 2.3) reads the int8 "
                                          "codes as uint8 and clamps to 0..255 (an interpreter defect: -1 for almost "
                                          "every output of this model); its builtin and XNNPACK SUM equal the "
                                          "rounded float sum, as the .onnx's float ReduceSum does"),
-    # the FULLY_CONNECTED whose shared int64 bias is not at its x_scale*w_scale stays float, then an int16
-    # QuantizeLinear of float input (the builtin kernel's rounding under XNNPACK, not modelled)
-    ("tconv_bmm_16x8", "xnnpack"): _rule("xnnpack", _QL),
     **{("tconv_bmm_16x8", k): Impossible(
         "16x8: the converter shares the TRANSPOSE_CONV's int64 bias tensor with the FULLY_CONNECTED after it (equal "
         "float biases), quantized at the TRANSPOSE_CONV's x_scale*w_scale; TFLite adds the codes at the "
         "FULLY_CONNECTED's own x_scale*w_scale, tf2onnx's DequantizeLinear at the stored scale: the .onnx states "
-        "another bias for the FULLY_CONNECTED (up to 667 LSB at the output)") for k in ("reference", "builtin")},
+        "another bias for the FULLY_CONNECTED (up to 667 LSB at the output)") for k in KINDS},
     **{(n, k): Impossible(_SHARED_BIAS.format(lsb=lsb)) for n, lsb in (("binary_16x8", 1011), ("act2_16x8", 25298),
                                                                        ("conv_16x8", 4362))
        for k in KINDS},
