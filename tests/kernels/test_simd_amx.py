@@ -69,7 +69,7 @@ def reference_acc(a, az, b, bz, bias, dtype):
 
 
 def amx_pack(b, bz):
-    packed = packing.pack_b(b, bz, isa="amx")
+    packed = packing.pack_b(b, bz, isa="amx", amx_min_k=1)
     assert packed.isa == "amx" and packed.steps % 16 == 0
     return packed
 
@@ -158,12 +158,20 @@ def amx_conv(draw):
     return x, draw(zero_point(xd)), wt, wz, rng.integers(-2**31, 2**31, mg * group), geom
 
 
+def test_small_k_packs_for_vnni_by_default():
+    b = np.zeros((packing.AMX_MIN_K - 1, 8), np.int8)
+    assert packing.pack_b(b, 0, isa="amx").isa == "avx512vnni"
+    assert packing.pack_b(np.zeros((packing.AMX_MIN_K, 8), np.int8), 0, isa="amx").isa == "amx"
+    assert packing.pack_b(b, 0, isa="amx", amx_min_k=1).isa == "amx"
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @settings(max_examples=30, deadline=None)
 @given(case=amx_conv(), acc_dtype=st.sampled_from([np.int32, np.int64]))
 def test_amx_conv_equals_reference(threads, case, acc_dtype):
     x, xz, w, wz, bias, geom = case
-    pc = fc.pack_conv(w, wz, geom, isa="amx")
+    with mock.patch.object(packing, "AMX_MIN_K", 1):
+        pc = fc.pack_conv(w, wz, geom, isa="amx")
     assert pc.kind == "gemm" and all(p.isa == "amx" for p in pc.packs)
     oh, ow = conv_out_hw(x.shape[2], x.shape[3], w.shape[2], w.shape[3], geom)
     got = np.empty((x.shape[0], w.shape[0], oh, ow), acc_dtype)
