@@ -77,6 +77,17 @@ def a_in_place(geo, add, t1, mr):
 
 
 @kernel(inline="always")
+def block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place):
+    """(a, a0, lda) of u8 A words for tiles t0..t1-1, K block s0..s0+ns-1: src itself when
+    in_place (a_in_place: add == 0, so src holds uint8; the view only unifies the types), else
+    the block packed into apk (pack_block)."""
+    if in_place:
+        return src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+    pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+    return apk, 0, ns
+
+
+@kernel(inline="always")
 def q_target(dst, rq, geo):
     """True when the micro-kernels requantize in registers and store bytes straight into dst:
     requant, not transposed, an 8-bit dst with unit column stride and rows that do not overlap
@@ -202,11 +213,7 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
-                a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
-            else:
-                pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-                a, a0, lda = apk, 0, ns
+            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
@@ -269,11 +276,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
         for s0 in range(0, steps, kc):
             ns = min(kc, steps - s0)
             ldi = n_pad if s0 == 0 else -1
-            if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
-                a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
-            else:
-                pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-                a, a0, lda = apk, 0, ns
+            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
