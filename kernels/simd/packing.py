@@ -23,6 +23,7 @@ from .microkernels import AMX_MR, AMX_NR, AMX_TILE_STEPS, AVX2_MR, AVX2_NR, VNNI
 
 KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
+AMX_KC_TILES = 8          # longest AMX K block, in tile steps of 16 steps (64 k)
 AMX_MIN_K = 128           # below, "amx" packs for avx512vnni: K padded to 64 wasted most tile work
                           # and the VNNI path requantizes in registers (ops suite, K = 16..64:
                           # 0.14-0.33x of onnxruntime on AMX against 0.57-1.7x on VNNI)
@@ -75,9 +76,9 @@ def kc_steps(steps):
 @kernel(inline="always")
 def kc_tile_steps(steps):
     """The AMX K block (steps, a multiple of 16): `steps` (a multiple of 16) cut into equal
-    blocks of at most 128 steps counted in whole tile steps of 16, as kc_steps counts steps."""
+    blocks of at most AMX_KC_TILES tile steps of 16, as kc_steps cuts steps."""
     u = steps // 16
-    nb = (u + 7) // 8
+    nb = (u + AMX_KC_TILES - 1) // AMX_KC_TILES
     return 16 * max(1, (u + nb - 1) // max(nb, 1))
 
 
