@@ -16,8 +16,8 @@ from ..threads import bind_items, get_num_threads, native_split
 from .. import cpu
 from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_avx2, mk_avx2_q, mk_vnni512,
                            mk_vnni512_q)
-from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, ceil_div, kc_steps, kc_tile_steps,
-                      pack_block)
+from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, amx_steps, ceil_div, kc_steps,
+                      kc_tile_steps, pack_block)
 
 @kernel
 def epilogue(cblk, m0, n0, geo, dst, rq):
@@ -385,8 +385,13 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
     check that src and dst fit geo on every call (kernels.conv_plan's bound plans do).
     AMX panels run only where kernels.cpu.amx_usable (asked once per process: a process that
     did not pack them, e.g. one that unpickled them, requests the tile permission here)."""
-    if packed.isa == "amx" and not cpu.amx_usable():
-        raise RuntimeError(f"kernels.simd: AMX panels cannot run in this process: {cpu.missing('amx')}")
+    if packed.isa == "amx":
+        if not cpu.amx_usable():
+            raise RuntimeError(f"kernels.simd: AMX panels cannot run in this process: {cpu.missing('amx')}")
+        want = ceil_div(packed.n, GEOM["amx"][1]) * amx_steps(packed.k) * GEOM["amx"][1] * 4
+        if packed.steps != amx_steps(packed.k) or packed.panels.dtype != np.int8 or packed.panels.size != want:
+            raise ValueError(f"kernels.simd: AMX panels of {packed.panels.size} {packed.panels.dtype} and "
+                             f"{packed.steps} steps do not fit K={packed.k}, N={packed.n} (want {want} int8)")
     return bind_items(_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
                       (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
 

@@ -158,6 +158,18 @@ def amx_conv(draw):
     return x, draw(zero_point(xd)), wt, wz, rng.integers(-2**31, 2**31, mg * group), geom
 
 
+def test_mismatched_amx_panels_are_refused_before_the_driver():
+    packed = amx_pack(np.ones((130, 40), np.int8), np.zeros(40, np.int64))
+    geo = drivers.gemm_geo(5, 130, 40, "amx")
+    offs = np.zeros(64, np.int32)
+    for bad in (packed._replace(panels=packed.panels[:-64]), packed._replace(steps=packed.steps - 16),
+                packed._replace(panels=packed.panels.astype(np.int16))):
+        with pytest.raises(ValueError, match="AMX panels"):
+            drivers.bind_packed(geo, 0, bad, offs, drivers.rq_none(), threads=1)
+    with mock.patch.object(cpu, "amx_permitted", lambda: False), pytest.raises(RuntimeError, match="AMX"):
+        drivers.bind_packed(geo, 0, packed, offs, drivers.rq_none(), threads=1)
+
+
 def test_small_k_packs_for_vnni_by_default():
     b = np.zeros((packing.AMX_MIN_K - 1, 8), np.int8)
     assert packing.pack_b(b, 0, isa="amx").isa == "avx512vnni"
