@@ -14,7 +14,7 @@ from ..jit import kernel
 from ..requant import ort_round
 from ..threads import bind_items, get_num_threads, native_split
 from .. import cpu
-from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_avx2, mk_avx2_q, mk_vnni512,
+from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_amx_q, mk_avx2, mk_avx2_q, mk_vnni512,
                            mk_vnni512_q)
 from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, amx_steps, ceil_div, kc_steps,
                       kc_tile_steps, pack_block)
@@ -240,16 +240,23 @@ def amx_config():
 
 
 @kernel
-def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, nt, c, c0, ldc, init, ldi):
-    """Tiles 0..nt-1 of 32 rows (A words at a0 + t*32*lda) x panels q0..q1-1 (B at b0 + p*ns*128
-    int8) of one K block of ns steps (a multiple of 16), mk_amx into C at c0 + t*32*ldc +
-    (p - q0)*32; started from the init rows (word 32*p of each) when ldi >= 0 (the first K
-    block), else from C."""
+def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo):
+    """Tiles t0..t0+nt-1 of 32 rows (A words at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
+    b0 + p*ns*128 int8) of one K block of ns steps (a multiple of 16), mk_amx into C at
+    c0 + (tile - t0)*32*ldc + (p - q0)*32; started from the init rows (word 32*p of each) when
+    ldi >= 0 (the first K block), else from C. With qlast (the last K block of a requantized
+    GEMM) each 32 x 32 block, just stored, is requantized into qout by mk_amx_q (its 16-row
+    halves that start below M)."""
     first = 1 if ldi >= 0 else 0
     for t in range(nt):
         for p in range(q0, q1):
+            cb = c0 + t * 32 * ldc + (p - q0) * 32
             mk_amx(a, a0 + t * 32 * lda, lda, panels, b0 + p * ns * 128, ns // AMX_TILE_STEPS, c,
-                   c0 + t * 32 * ldc + (p - q0) * 32, ldc, init, p * 32, first, max(ldi, 0))
+                   cb, ldc, init, p * 32, first, max(ldi, 0))
+            if qlast:
+                for h in range(2):
+                    if (t0 + t) * 32 + 16 * h < geo[1]:
+                        mk_amx_q(c, cb + 16 * h * ldc, ldc, qout, (t0 + t) * 32 + 16 * h, p * 32, geo)
 
 
 @kernel
@@ -257,14 +264,18 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_vnni512 with the 32x32 AMX micro-kernel (2 x 2 tiles of tdpbusd); compiled and
     run only where kernels.cpu.amx_usable. K runs in whole tile steps (the panels and the packed
     A are zero beyond K; blocks of kc_tile_steps). The tile config is loaded on this thread
-    first and released last. The int32 sums go into dst (c_target) or the item's block, and
-    `epilogue` writes (or requantizes) the block (no in-register requant on this path). A
+    first and released last. The int32 sums go into dst (c_target) or the item's block; an 8-bit
+    dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
+    outputs the block through `epilogue`. A
     row-major uint8 A (add = 0) with K % 64 == 0 is read in place where the item's tiles are full."""
     mr, nr, g, nc = 32, 32, 4, 8
     steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
     n_panels = (geo[3] + nr - 1) // nr
     kc = kc_tile_steps(steps)
     n_pad = n_panels * nr
+    fused = q_target(dst, rq, geo)
+    mp, rqs = q_consts(rq, n_pad)
+    qout = (dst, mp, rqs)
     init = np.empty(16 * n_pad, np.int32)           # 16 rows of the column offsets
     for r in range(16):
         init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
@@ -281,11 +292,12 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
                 if direct:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
-                               init, ldi)
+                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
+                               init, ldi, False, qout, geo)
                 else:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi)
-        if not direct:
+                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi,
+                               fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
             epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
     amx_end()
 

@@ -415,6 +415,25 @@ def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, in
     return sig, codegen
 
 
+@intrinsic
+def mk_amx_q(typingctx, c, c_off, ldc, qout, m0, n0, geo):
+    """Requantize the 16 x 32 int32 block at c[c_off + r*ldc + j] (sums mk_amx stored) in
+    <16 x i32> vectors, as make_microkernel_q does in registers (_store_q: the ORT float formula;
+    only rows < M - m0 and columns < N - n0 of dst stored, by masked row stores). qout, geo as
+    make_microkernel_q; m0 < M and n0 < N checked by the caller."""
+    sig = types.void(c, c_off, ldc, qout, m0, n0, geo)
+
+    def codegen(context, builder, signature, args):
+        ty = signature.args
+        c_off_, ldc_, m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (1, 2, 4, 5))
+        c_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), I32.as_pointer()), [c_off_])
+        acc = _row_vectors(builder, c_ptr, ldc_, 16, 2, ir.VectorType(I32, 16))
+        ptrs = _q_pointers(context, builder, ty[3], args[3], m0_, n0_, _data(context, builder, ty[6], args[6]), 16, 32)
+        _store_q(builder, acc, *ptrs, 16, 2, 16, ty[3].types[0].dtype.signed, True)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 AVX2_MR, AVX2_NR = 6, 16          # 12 ymm accumulators + 2 B vectors + 1 broadcast
 VNNI_MR, VNNI_NR = 6, 32          # 12 zmm accumulators (of 32 registers)
 
