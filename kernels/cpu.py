@@ -104,8 +104,8 @@ def missing(isa: str) -> str:
     """A one-line reason naming the feature `isa` needs and this host lacks ("" when it runs)."""
     if isa == "amx" and has_amx():
         return "" if amx_permitted() else "Linux did not grant AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM)"
-    checks = {"amx": (has_amx, "amx (amx-tile, amx-int8, with avx512vnni)"), "avx512vnni": (has_avx512vnni, "avx512vnni (with avx512f, avx512bw)"),
-              "avxvnni": (has_avxvnni, "avxvnni"), "avx2": (has_avx2, "avx2 and fma")}
+    checks = {"amx": (has_amx, "amx (amx-tile, amx-int8, with avx512vnni)"),
+              "avx512vnni": (has_avx512vnni, "avx512vnni (with avx512f, avx512bw)"), "avxvnni": (has_avxvnni, "avxvnni"), "avx2": (has_avx2, "avx2 and fma")}
     if isa == "portable":
         return ""
     if isa not in checks:
