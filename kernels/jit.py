@@ -1,6 +1,7 @@
 """The one place where jit flags are chosen: every kernel is `@kernel` (Numba njit,
 cache=True, nogil=True, never fastmath). `INTSIM_PORTABLE=1` in the environment forces the
-portable (non-VNNI) kernels everywhere.
+portable (non-VNNI) kernels everywhere; `INTSIM_NO_AMX=1` keeps the SIMD engine off AMX tiles
+(its AVX-512 VNNI path instead, kernels.cpu.best_isa).
 
 Cache keying. Numba keys a cached function by the source of its OWN file only: a kernel that
 calls (and inlines) a kernel of another module keeps its cached machine code after that other
@@ -18,6 +19,7 @@ import numba
 from numba import njit
 
 FORCE_PORTABLE = os.environ.get("INTSIM_PORTABLE", "") == "1"
+NO_AMX = os.environ.get("INTSIM_NO_AMX", "") == "1"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _lock = threading.Lock()
 

@@ -16,6 +16,12 @@ column sums S[n] = sum_k bw[k, n]. At run time, with a' = a + o:
 - isa "avx512vnni" (o = 128 for int8 a, else 0): vpdpbusd sums four u8 x s8 products exactly
   in int32; used only when every bw fits int8, otherwise the avx2 panels are used.
   (An "avxvnni" host, VEX vpdpbusd on ymm only, gets the avx2 panels for now.)
+- isa "amx" (o as avx512vnni): tdpbusd on 16 x 16 int32 tiles, the same u8 x s8 sums of four
+  products into int32 without saturation; the avx512vnni panels with K zero-padded to a
+  multiple of 64; used only when every bw fits int8 and K >= packing.AMX_MIN_K, and only where
+  kernels.cpu.amx_usable (CPU flags and the Linux tile permission). Its int32 sums go through
+  a block in memory: an 8-bit output is requantized block by block right after the last K
+  block (microkernels.mk_amx_q, the formula below in vectors), other outputs by `epilogue`.
 - isa "portable": kernels.gemm.gemm_acc (plain Numba loops).
 The sum runs in int32 and wraps mod 2**32, so an int32 `acc` equals the exact sum wrapped to
 int32 (as kernels.gemm stores it). An int64 `acc` is exact: when the bound

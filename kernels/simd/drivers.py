@@ -13,8 +13,11 @@ from numba import prange
 from ..jit import kernel
 from ..requant import ort_round
 from ..threads import bind_items, get_num_threads, native_split
-from .microkernels import mk_avx2, mk_avx2_q, mk_vnni512, mk_vnni512_q
-from .packing import G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, ceil_div, kc_steps, pack_block
+from .. import cpu
+from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_amx_q, mk_avx2, mk_avx2_q, mk_vnni512,
+                           mk_vnni512_q)
+from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, amx_steps, ceil_div, kc_steps,
+                      kc_tile_steps, pack_block)
 
 @kernel
 def epilogue(cblk, m0, n0, geo, dst, rq):
@@ -71,6 +74,17 @@ def a_in_place(geo, add, t1, mr):
     row-major A (geo[0] == 0: not column-major, not a conv descriptor) of uint8 values taken as
     they are (add == 0), K % 4 == 0 (rows are whole u8 quads), all tiles full."""
     return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+
+
+@kernel(inline="always")
+def block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place):
+    """(a, a0, lda) of u8 A words for tiles t0..t1-1, K block s0..s0+ns-1: src itself when
+    in_place (a_in_place: add == 0, so src holds uint8; the view only unifies the types), else
+    the block packed into apk (pack_block)."""
+    if in_place:
+        return src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+    pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+    return apk, 0, ns
 
 
 @kernel(inline="always")
@@ -199,11 +213,7 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            if in_place:       # (add == 0: src holds uint8; the view only unifies the types)
-                a, a0, lda = src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
-            else:
-                pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-                a, a0, lda = apk, 0, ns
+            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
@@ -215,6 +225,90 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
                                    offs, first, fused and s0 + ns >= steps, qout, geo)
         if not direct and not fused:
             epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+
+
+@kernel(inline="always")
+def amx_config():
+    """The 64-byte ldtilecfg operand: palette 1, tiles 0-7 each 16 rows x 64 bytes (colsb as
+    little-endian uint16 at byte 16 + 2t, rows at byte 48 + t), the other tiles unused."""
+    cfg = np.zeros(64, np.uint8)
+    cfg[0] = 1
+    for t in range(8):
+        cfg[16 + 2 * t] = 64
+        cfg[48 + t] = 16
+    return cfg
+
+
+@kernel
+def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo):
+    """Tiles t0..t0+nt-1 of 32 rows (A words at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
+    b0 + p*ns*128 int8) of one K block of ns steps (a multiple of 16), mk_amx into C at
+    c0 + (tile - t0)*32*ldc + (p - q0)*32; started from the init rows (word 32*p of each) when
+    ldi >= 0 (the first K block), else from C. With qlast (the last K block of a requantized
+    GEMM) each 32 x 32 block, just stored, is requantized into qout by mk_amx_q (its 16-row
+    halves that start below M)."""
+    first = 1 if ldi >= 0 else 0
+    for t in range(nt):
+        for p in range(q0, q1):
+            cb = c0 + t * 32 * ldc + (p - q0) * 32
+            mk_amx(a, a0 + t * 32 * lda, lda, panels, b0 + p * ns * 128, ns // AMX_TILE_STEPS, c,
+                   cb, ldc, init, p * 32, first, max(ldi, 0))
+            if qlast:
+                for h in range(2):
+                    if (t0 + t) * 32 + 16 * h < geo[1]:
+                        mk_amx_q(c, cb + 16 * h * ldc, ldc, qout, (t0 + t) * 32 + 16 * h, p * 32, geo)
+
+
+@kernel
+def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
+    """As _drive_vnni512 with the 32x32 AMX micro-kernel (2 x 2 tiles of tdpbusd); compiled and
+    run only where kernels.cpu.amx_usable. K runs in whole tile steps (the panels and the packed
+    A are zero beyond K; blocks of kc_tile_steps). The tile config is loaded on this thread
+    first and released last. The int32 sums go into dst (c_target) or the item's block; an 8-bit
+    dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
+    outputs the block through `epilogue`. A
+    row-major uint8 A (add = 0) with K % 64 == 0 is read in place where the item's tiles are full."""
+    mr, nr, g, nc = 32, 32, 4, 8
+    steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
+    n_panels = (geo[3] + nr - 1) // nr
+    kc = kc_tile_steps(steps)
+    n_pad = n_panels * nr
+    fused = q_target(dst, rq, geo)
+    mp, rqs = q_consts(rq, n_pad)
+    qout = (dst, mp, rqs)
+    init = np.empty(16 * n_pad, np.int32)           # 16 rows of the column offsets
+    for r in range(16):
+        init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
+    amx_begin(amx_config())
+    for item in range(i0, i1):
+        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
+        in_place = a_in_place(geo, add, t1, mr) and geo[2] % 64 == 0
+        apk = np.empty(0 if in_place else (t1 - t0) * kc * mr * g, np.uint8)
+        for s0 in range(0, steps, kc):
+            ns = min(kc, steps - s0)
+            ldi = n_pad if s0 == 0 else -1
+            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
+            for q0 in range(p0, p1, nc):
+                q1 = min(q0 + nc, p1)
+                b0 = s0 * n_panels * nr * g
+                if direct:
+                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
+                               init, ldi, False, qout, geo)
+                else:
+                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi,
+                               fused and s0 + ns >= steps, qout, geo)
+        if not direct and not fused:
+            epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
+    amx_end()
+
+
+@kernel(parallel=True)
+def _par_amx(src, geo, add, panels, offs, dst, rq, n_items, parts):
+    """_drive_amx as _par_avx2 runs _drive_avx2 (each part loads the tile config on its thread)."""
+    for p in prange(parts):
+        i0, i1 = n_items * p // parts, n_items * (p + 1) // parts
+        if i0 < i1:
+            _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1)
 
 
 @kernel(parallel=True)
@@ -236,8 +330,8 @@ def _par_vnni512(src, geo, add, panels, offs, dst, rq, n_items, parts):
             _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1)
 
 
-_DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512}
-_PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512}
+_DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512, "amx": _drive_amx}
+_PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512, "amx": _par_amx}
 
 
 def _gemm_split(m, n, isa, threads):
@@ -300,7 +394,16 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
     """run_packed with everything but src and dst fixed: call(src, dst) runs the driver over all
     work items (on this thread alone when work_threads says one is enough). The work split and
     thread count are taken now (from get_num_threads()). Pointer-level like run_packed: callers
-    check that src and dst fit geo on every call (kernels.conv_plan's bound plans do)."""
+    check that src and dst fit geo on every call (kernels.conv_plan's bound plans do).
+    AMX panels run only where kernels.cpu.amx_usable (asked once per process: a process that
+    did not pack them, e.g. one that unpickled them, requests the tile permission here)."""
+    if packed.isa == "amx":
+        if not cpu.amx_usable():
+            raise RuntimeError(f"kernels.simd: AMX panels cannot run in this process: {cpu.missing('amx')}")
+        want = ceil_div(packed.n, GEOM["amx"][1]) * amx_steps(packed.k) * GEOM["amx"][1] * 4
+        if packed.steps != amx_steps(packed.k) or packed.panels.dtype != np.int8 or packed.panels.size != want:
+            raise ValueError(f"kernels.simd: AMX panels of {packed.panels.size} {packed.panels.dtype} and "
+                             f"{packed.steps} steps do not fit K={packed.k}, N={packed.n} (want {want} int8)")
     return bind_items(_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
                       (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
 

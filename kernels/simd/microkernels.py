@@ -32,6 +32,15 @@ kernels.requant.requant_float and kernels.simd.drivers.epilogue),
 and the tile's bytes are stored at dst[m0 + r, n0 + j] for r < M - m0, j < N - n0 only (full
 tiles as vector stores, edge tiles through a stack block and a memcpy per valid row).
 
+The AMX micro-kernel (`mk_amx`, `amx_begin`, `amx_end`) computes the same int32 sums with tile
+instructions: tdpbusd tC += tA . tB, tA 16 rows x 64 u8 (16 steps of 4), tB 16 rows (steps) x
+64 s8 (16 columns x 4), each int32 lane of tC the sum of its 64 u8 x s8 products, wrapping,
+with no intermediate saturation (the arithmetic of vpdpbusd). It works on a 2 x 2 block of
+16 x 16 C tiles (AMX_MR = AMX_NR = 32) over whole tile steps (16 steps = 64 k; the panels and
+A tiles are zero beyond K), reading the VNNI panel layout with NR = 32: a step row of 128 bytes
+holds the B rows of both column tiles. Tile shapes are fixed by amx_begin's config (every tile
+16 rows x 64 bytes), loaded by the driver on its own thread before any tile instruction.
+
 An intrinsic is only lowered when a jitted function calling it is compiled, so callers must
 compile (call) a path only on a host that has its ISA (kernels.cpu).
 """
@@ -320,6 +329,109 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
             return context.get_dummy_value()
         return sig, codegen
     return mk_q
+
+
+I8 = ir.IntType(8)
+AMX_MR, AMX_NR = 32, 32           # 2 x 2 tiles of 16 x 16 int32 (tmm0-3), A in tmm4-5, B in tmm6-7
+AMX_TILE_STEPS = 16               # steps (of 4 k) per tile: 64 bytes per tile row
+
+
+def _amx_fn(builder, name, args):
+    fnty = ir.FunctionType(ir.VoidType(), args)
+    return cgutils.get_or_insert_function(builder.module, fnty, name)
+
+
+@intrinsic
+def amx_begin(typingctx, cfg):
+    """ldtilecfg from cfg (uint8 array of 64 bytes, see drivers.amx_config): the tile shapes of
+    this thread. Must precede every tile instruction on the thread."""
+    sig = types.void(cfg)
+
+    def codegen(context, builder, signature, args):
+        p = builder.bitcast(_data(context, builder, signature.args[0], args[0]), I8.as_pointer())
+        builder.call(_amx_fn(builder, "llvm.x86.ldtilecfg", [I8.as_pointer()]), [p])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def amx_end(typingctx):
+    """tilerelease: the tiles back to their init state (no tile data saved on context switches)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        builder.call(_amx_fn(builder, "llvm.x86.tilerelease", []), [])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi):
+    """The 32 x 32 C block at c[c_off + r*ldc + j] (int32 words) plus the sums of `tsteps` tile
+    steps (16 steps each): A row r of the block at word a_off + r*lda of apack (u8 quads), B at
+    byte b_off of bpack ([step][32][4] int8). The block starts from c itself, or when `first`
+    != 0 from init (row r of C tile (i, j), for both i, read at init word i_off + 16*j + r*ldi:
+    the driver passes 16 copies of the column offsets, ldi words apart). Tiles: C (i, j) in
+    tmm(2i + j), A(i) in tmm(4 + i), B(j) in tmm(6 + j). Offsets, lda, ldc, ldi in int32 words,
+    all checked by the caller."""
+    sig = types.void(apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi)
+
+    def codegen(context, builder, signature, args):
+        ty = signature.args
+        a_ptr, b_raw, c_ptr, i_ptr, lda_, nt, ldc_, fi = _panel_pointers(context, builder, ty, args)
+        ldi_ = context.cast(builder, args[12], ty[12], types.int64)
+        i8p = I8.as_pointer()
+        load = _amx_fn(builder, "llvm.x86.tileloadd64", [I8, i8p, I64])
+        store = _amx_fn(builder, "llvm.x86.tilestored64", [I8, i8p, I64])
+        dot = _amx_fn(builder, "llvm.x86.tdpbusd", [I8, I8, I8])
+        k8 = lambda v: ir.Constant(I8, v)
+        k64 = lambda v: ir.Constant(I64, v)
+        four = k64(4)
+        is_first = builder.icmp_signed("!=", fi, k64(0))
+        c_ld = builder.select(is_first, ldi_, ldc_)
+        for i in range(2):
+            for j in range(2):
+                src = builder.select(is_first, builder.gep(i_ptr, [k64(16 * j)]),
+                                     builder.gep(c_ptr, [builder.add(builder.mul(ldc_, k64(16 * i)), k64(16 * j))]))
+                builder.call(load, [k8(2 * i + j), builder.bitcast(src, i8p), builder.mul(c_ld, four)])
+        a_rows = [builder.bitcast(builder.gep(a_ptr, [builder.mul(lda_, k64(16 * i))]), i8p) for i in range(2)]
+        a_stride, b_stride = builder.mul(lda_, four), k64(AMX_NR * 4)
+        with cgutils.for_range(builder, nt) as loop:
+            kb = loop.index
+            a_at = builder.mul(kb, k64(AMX_TILE_STEPS * 4))
+            b_at = builder.mul(kb, k64(AMX_TILE_STEPS * AMX_NR * 4))
+            for i in range(2):
+                builder.call(load, [k8(4 + i), builder.gep(a_rows[i], [a_at]), a_stride])
+            for j in range(2):
+                builder.call(load, [k8(6 + j), builder.gep(b_raw, [builder.add(b_at, k64(64 * j))]), b_stride])
+            for i in range(2):
+                for j in range(2):
+                    builder.call(dot, [k8(2 * i + j), k8(4 + i), k8(6 + j)])
+        for i in range(2):
+            for j in range(2):
+                dst = builder.gep(c_ptr, [builder.add(builder.mul(ldc_, k64(16 * i)), k64(16 * j))])
+                builder.call(store, [k8(2 * i + j), builder.bitcast(dst, i8p), builder.mul(ldc_, four)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def mk_amx_q(typingctx, c, c_off, ldc, qout, m0, n0, geo):
+    """Requantize the 16 x 32 int32 block at c[c_off + r*ldc + j] (sums mk_amx stored) in
+    <16 x i32> vectors, as make_microkernel_q does in registers (_store_q: the ORT float formula;
+    only rows < M - m0 and columns < N - n0 of dst stored, by masked row stores). qout, geo as
+    make_microkernel_q; m0 < M and n0 < N checked by the caller."""
+    sig = types.void(c, c_off, ldc, qout, m0, n0, geo)
+
+    def codegen(context, builder, signature, args):
+        ty = signature.args
+        c_off_, ldc_, m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (1, 2, 4, 5))
+        c_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), I32.as_pointer()), [c_off_])
+        acc = _row_vectors(builder, c_ptr, ldc_, 16, 2, ir.VectorType(I32, 16))
+        ptrs = _q_pointers(context, builder, ty[3], args[3], m0_, n0_, _data(context, builder, ty[6], args[6]), 16, 32)
+        _store_q(builder, acc, *ptrs, 16, 2, 16, ty[3].types[0].dtype.signed, True)
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 AVX2_MR, AVX2_NR = 6, 16          # 12 ymm accumulators + 2 B vectors + 1 broadcast

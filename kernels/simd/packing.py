@@ -6,6 +6,9 @@ activations A per (M block, K block) inside the drivers, and the per-call column
     off[n]   = bias[n] - (a_zp + o) * S[n]         int32 (wraps), o = 128 for int8 A on VNNI
 
 Panel layout [K block][panel][step][NR][G], K blocks of kc_steps(steps) steps (pack_panels).
+The "amx" panels are the avx512vnni layout (NR = 32, G = 4) with K padded with zeros to whole
+AMX tile steps (steps a multiple of AMX_TILE_STEPS = 16, i.e. K to a multiple of 64) and K
+blocks of kc_tile_steps(steps) steps, a multiple of 16 (pack_panels_kc).
 """
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ import numpy as np
 from .. import cpu
 from ..conv_rows import CONV_KIND, pack_conv_tiles
 from ..jit import kernel
-from .microkernels import AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR
+from .microkernels import AMX_MR, AMX_NR, AMX_TILE_STEPS, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR
 
 KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16 panels = 128 KiB, in L2
 NC_PANELS = 16            # N block: 16 panels
+AMX_KC_TILES = 8          # longest AMX K block, in tile steps of 16 steps (64 k)
+AMX_MIN_K = 128           # below, "amx" packs for avx512vnni: K padded to 64 wasted most tile work
+                          # and the VNNI path requantizes in registers (ops suite, K = 16..64:
+                          # 0.14-0.33x of onnxruntime on AMX against 0.57-1.7x on VNNI)
 MC_TILES = 16             # M block: at most 16 tiles of MR rows
 # isa -> (MR, NR, G): tile rows, tile columns, k per int32 lane of its micro-kernel
-GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4),
+GEOM = {"avx2": (AVX2_MR, AVX2_NR, 2), "avx512vnni": (VNNI_MR, VNNI_NR, 4), "amx": (AMX_MR, AMX_NR, 4),
         "avx2-ubsw": (4, 16, 4)}   # kernels.fast_pairs' vpmaddubsw engine
 
 
@@ -66,6 +73,20 @@ def kc_steps(steps):
     return max(1, (steps + nb - 1) // max(nb, 1))
 
 
+@kernel(inline="always")
+def kc_tile_steps(steps):
+    """The AMX K block (steps, a multiple of 16): `steps` (a multiple of 16) cut into equal
+    blocks of at most AMX_KC_TILES tile steps of 16, as kc_steps cuts steps."""
+    u = steps // 16
+    nb = (u + AMX_KC_TILES - 1) // AMX_KC_TILES
+    return 16 * max(1, (u + nb - 1) // max(nb, 1))
+
+
+def amx_steps(k: int) -> int:
+    """Steps of the AMX panels for K: K padded to whole tile steps (64 k)."""
+    return ceil_div(int(k), 4 * AMX_TILE_STEPS) * AMX_TILE_STEPS
+
+
 def k_block(steps: int) -> int:
     """Python twin of kc_steps: the K block (in steps) the packers and drivers use for `steps`."""
     nb = -(-int(steps) // KC_STEPS)
@@ -74,12 +95,17 @@ def k_block(steps: int) -> int:
 
 @kernel
 def pack_panels(bw, nr, g, steps, panels):
+    """pack_panels_kc with K blocks of kc_steps(steps) steps."""
+    pack_panels_kc(bw, nr, g, steps, kc_steps(steps), panels)
+
+
+@kernel
+def pack_panels_kc(bw, nr, g, steps, kc, panels):
     """panels[(s0*n_panels + p*ns)*nr*g + ((s - s0)*nr + j)*g + t] = bw[s*g + t, p*nr + j] for
-    K blocks s0 = 0, kc, 2kc... of ns = min(kc, steps - s0) steps, kc = kc_steps(steps) (0 outside
-    bw): the panels of one K block are contiguous."""
+    K blocks s0 = 0, kc, 2kc... of ns = min(kc, steps - s0) steps (0 outside bw): the panels of
+    one K block are contiguous."""
     k_, n_ = bw.shape
     n_panels = panels.shape[0] // (steps * nr * g)
-    kc = kc_steps(steps)
     for s0 in range(0, steps, kc):
         ns = min(kc, steps - s0)
         for p in range(n_panels):
@@ -95,9 +121,11 @@ def pack_panels(bw, nr, g, steps, panels):
                         panels[base + (s * nr + j) * g + t] = v
 
 
-def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
+def pack_b(b, b_zp, isa: str | None = None, amx_min_k: int | None = None) -> PackedB:
     """Pack weights b (K, N) int8/uint8 with per-column zero points b_zp (N,) for `isa`
-    (default kernels.cpu.best_isa())."""
+    (default kernels.cpu.best_isa()); "amx" packs for "avx512vnni" when K < amx_min_k (default
+    AMX_MIN_K), and
+    for "avx2" (as "avx512vnni" does) when some b - b_zp leaves int8."""
     if not isinstance(b, np.ndarray) or b.ndim != 2:
         raise ValueError(f"pack_b: weight b must be a 2-D int8/uint8 array, got {type(b).__name__} "
                          f"{np.shape(b)}")
@@ -107,18 +135,22 @@ def pack_b(b, b_zp, isa: str | None = None) -> PackedB:
     if isa not in cpu.ISAS:
         raise ValueError(f"pack_b: unknown isa {isa!r}")
     bw = np.ascontiguousarray(b, np.int64) - b_zp[None, :]
+    if isa == "amx" and cpu.missing("amx"):    # a tile instruction without them is SIGILL
+        raise ValueError(f"pack_b: isa 'amx' cannot run here: {cpu.missing('amx')}")
+    if isa == "amx" and b.shape[0] < (AMX_MIN_K if amx_min_k is None else amx_min_k):
+        isa = "avx512vnni"
     if isa == "avxvnni":            # no 256-bit VEX vpdpbusd micro-kernel yet: int16 panels
         isa = "avx2"
-    if isa == "avx512vnni" and (bw.min() < -128 or bw.max() > 127):
+    if isa in ("avx512vnni", "amx") and (bw.min() < -128 or bw.max() > 127):
         isa = "avx2"
     k, n = b.shape
     col_sum, abs_sum = bw.sum(0), np.abs(bw).sum(0)
     if isa == "portable":
         return PackedB(isa, k, n, 0, np.zeros(0, np.int16), col_sum, abs_sum, b.copy(), b_zp)
     _, nr, g = GEOM[isa]
-    steps = ceil_div(k, g)
+    steps = amx_steps(k) if isa == "amx" else ceil_div(k, g)
     panels = np.empty(ceil_div(n, nr) * steps * nr * g, np.int16 if g == 2 else np.int8)
-    pack_panels(bw, nr, g, steps, panels)
+    pack_panels_kc(bw, nr, g, steps, kc_tile_steps(steps) if isa == "amx" else kc_steps(steps), panels)
     return PackedB(isa, k, n, steps, panels, col_sum, abs_sum, b.copy(), b_zp)
 
 

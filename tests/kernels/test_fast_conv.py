@@ -12,7 +12,7 @@ from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from tests.kernels.strategies import int_array, zero_point
 from tests.kernels.vnni_emulated import VNNI_PATH, running
 
-RUNNABLE = [isa for isa in ("avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
+RUNNABLE = [isa for isa in ("amx", "avx512vnni", "avxvnni", "avx2", "portable") if not cpu.missing(isa)]   # what this host runs
 WITH_VNNI = list(dict.fromkeys(RUNNABLE + [VNNI_PATH]))   # + the avx512vnni path, emulated where the CPU lacks it
 
 

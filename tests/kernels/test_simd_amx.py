@@ -1,0 +1,213 @@
+"""The SIMD engine's AMX path (kernels.simd, isa "amx": tdpbusd on 16x16 tiles) against the NumPy
+int64 references (kernels.gemm.gemm_acc_ref, kernels.conv.conv2d_acc_ref), equality only, and the
+ISA choice (kernels.cpu). Weights are drawn so that every b - b_zp fits int8 (else pack_b falls
+back to the int16 panels and this path would not run): every case asserts it packed for "amx".
+Skipped where the CPU lacks AMX-INT8 or Linux did not grant the tile data state.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from kernels import cpu, fast_conv as fc
+from kernels import threads as kthreads
+from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
+from kernels.gemm import gemm_acc_ref
+from kernels.requant import ort_round_ref
+from kernels.simd import drivers, packing, wrappers
+from tests.kernels.strategies import zero_point
+
+pytestmark = pytest.mark.skipif(bool(cpu.missing("amx")), reason=f"no AMX here: {cpu.missing('amx')}")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def weights(rng, shape, dtype, zps, mode):
+    """b of `dtype` with column (last axis) zero points zps and every b - zp in [-128, 127]: edge
+    values (the dtype's ends, zp - 128, zp + 127, zp) in mode "ends", else uniform."""
+    info = np.iinfo(dtype)
+    lo = np.maximum(int(info.min), zps - 128)
+    hi = np.minimum(int(info.max), zps + 127)
+    if mode == "ends":
+        pick = rng.integers(0, 3, shape)
+        return np.where(pick == 0, lo, np.where(pick == 1, hi, zps)).astype(dtype)
+    return (lo + rng.integers(0, 2**31, shape) % (hi - lo + 1)).astype(dtype)
+
+
+def activations(rng, shape, dtype, mode):
+    info = np.iinfo(dtype)
+    if mode == "ends":
+        return rng.choice(np.array([info.min, info.max, 0], dtype), shape)
+    return rng.integers(int(info.min), int(info.max) + 1, shape).astype(dtype)
+
+
+@st.composite
+def amx_gemm(draw, max_dim=150):
+    m, n = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
+    k = draw(st.sampled_from([1, 3, 4, 5, 63, 64, 65, 130, 576, 1030]) | st.integers(1, 700))
+    ad, bd = draw(st.sampled_from([np.uint8, np.int8])), draw(st.sampled_from([np.int8, np.uint8]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mode = draw(st.sampled_from(["random", "ends"]))
+    bz = np.array([draw(zero_point(bd)) for _ in range(n)], np.int64) if draw(st.booleans()) else \
+        np.zeros(n, np.int64) + (128 if bd == np.uint8 else 0)
+    b = weights(rng, (k, n), bd, bz, mode)
+    a = activations(rng, (m, k), ad, mode)
+    bias = rng.integers(-2**31, 2**31, n)
+    return a, draw(zero_point(ad)), b, bz, bias
+
+
+def reference_acc(a, az, b, bz, bias, dtype):
+    want = np.empty((a.shape[0], b.shape[1]), dtype)
+    gemm_acc_ref(a, b, az, bz, bias, want)        # int64, cast (wrapped) to int32 by astype
+    return want
+
+
+def amx_pack(b, bz):
+    packed = packing.pack_b(b, bz, isa="amx", amx_min_k=1)
+    assert packed.isa == "amx" and packed.steps % 16 == 0
+    return packed
+
+
+def with_threads(threads, fn):
+    old = kthreads.get_num_threads()
+    try:
+        kthreads.set_num_threads(threads)
+        with mock.patch.object(drivers, "SERIAL_OPS", 0), mock.patch.object(drivers, "NATIVE_SERIAL_OPS", 0):
+            fn()
+    finally:
+        kthreads.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=40, deadline=None)
+@given(case=amx_gemm(), acc_dtype=st.sampled_from([np.int32, np.int64]))
+@example(case=(np.full((1, 1), 255, np.uint8), 0, np.full((1, 1), -128, np.int8), np.zeros(1, np.int64),
+               np.zeros(1, np.int64)), acc_dtype=np.int32)
+def test_amx_gemm_equals_reference(threads, case, acc_dtype):
+    a, az, b, bz, bias = case
+    packed = amx_pack(b, bz)
+    got = np.empty((a.shape[0], b.shape[1]), acc_dtype)
+    with_threads(threads, lambda: wrappers.gemm_packed(a, az, packed, bias, got))
+    assert np.array_equal(got, reference_acc(a, az, b, bz, bias, acc_dtype))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=40, deadline=None)
+@given(case=amx_gemm(), out_dtype=st.sampled_from([np.uint8, np.int8]), scale_exp=st.integers(-18, -4),
+       seed=st.integers(0, 2**32 - 1))
+def test_amx_gemm_requant_equals_reference(threads, case, out_dtype, scale_exp, seed):
+    a, az, b, bz, bias = case
+    n = b.shape[1]
+    rng = np.random.default_rng(seed)
+    mult = (rng.uniform(0.5, 1.0, n) * 2.0**scale_exp).astype(np.float32)
+    info = np.iinfo(out_dtype)
+    zp = int(rng.choice([info.min, info.max, rng.integers(info.min, int(info.max) + 1)]))
+    lo, hi = int(rng.integers(info.min, zp + 1)), int(rng.integers(zp, int(info.max) + 1))
+    packed = amx_pack(b, bz)
+    out = np.empty((a.shape[0], n), out_dtype)
+    with_threads(threads, lambda: wrappers.gemm_packed_requant(a, az, packed, bias, mult, zp, lo, hi, out))
+    acc = reference_acc(a, az, b, bz, bias, np.int32)
+    want = ort_round_ref(acc, mult[None, :], lo - zp, hi - zp).astype(np.int64) + zp
+    assert np.array_equal(out.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("m,k,n", [(64, 1024, 64), (96, 2048, 40), (33, 640, 32), (32, 64, 32)])
+def test_amx_uint8_a_in_place_and_k_blocks(m, k, n):
+    """K % 64 == 0 with uint8 A: full tiles are read straight from A, over several K blocks."""
+    rng = np.random.default_rng(m + k + n)
+    a = activations(rng, (m, k), np.uint8, "ends")
+    bz = np.zeros(n, np.int64)
+    b = weights(rng, (k, n), np.int8, bz, "ends")
+    packed = amx_pack(b, bz)
+    for az in (0, 255):
+        got = np.empty((m, n), np.int32)
+        wrappers.gemm_packed(a, az, packed, np.zeros(n, np.int64), got)
+        assert np.array_equal(got, reference_acc(a, az, b, bz, np.zeros(n, np.int64), np.int32))
+
+
+def test_amx_int32_wraps():
+    k = 70016
+    a, b = np.full((3, k), 255, np.uint8), np.full((k, 2), 127, np.int8)
+    packed = amx_pack(b, np.zeros(2, np.int64))
+    got = np.empty((3, 2), np.int32)
+    bias = np.array([0, 2**31 - 1], np.int64)
+    wrappers.gemm_packed(a, 0, packed, bias, got)
+    assert np.array_equal(got, reference_acc(a, 0, b, np.zeros(2, np.int64), bias, np.int32))
+
+
+@st.composite
+def amx_conv(draw):
+    group = draw(st.sampled_from([1, 1, 2]))
+    cg, mg = draw(st.integers(2 if group > 1 else 1, 40)), draw(st.integers(1, 40))   # (cg = 1: depthwise)
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    geom = ConvGeom(draw(st.integers(1, 2)), draw(st.integers(1, 2)), *(draw(st.integers(0, 1)) for _ in range(4)),
+                    1, 1, group)
+    h, w = draw(st.integers(kh, 12)), draw(st.integers(kw, 12))
+    xd, wd = draw(st.sampled_from([np.uint8, np.int8])), draw(st.sampled_from([np.int8, np.uint8]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mode = draw(st.sampled_from(["random", "ends"]))
+    wz = np.array([draw(zero_point(wd)) for _ in range(mg * group)], np.int64)
+    wt = weights(rng, (cg, kh, kw, mg * group), wd, wz, mode).transpose(3, 0, 1, 2).copy()
+    x = activations(rng, (draw(st.integers(1, 2)), cg * group, h, w), xd, mode)
+    return x, draw(zero_point(xd)), wt, wz, rng.integers(-2**31, 2**31, mg * group), geom
+
+
+def test_mismatched_amx_panels_are_refused_before_the_driver():
+    packed = amx_pack(np.ones((130, 40), np.int8), np.zeros(40, np.int64))
+    geo = drivers.gemm_geo(5, 130, 40, "amx")
+    offs = np.zeros(64, np.int32)
+    for bad in (packed._replace(panels=packed.panels[:-64]), packed._replace(steps=packed.steps - 16),
+                packed._replace(panels=packed.panels.astype(np.int16))):
+        with pytest.raises(ValueError, match="AMX panels"):
+            drivers.bind_packed(geo, 0, bad, offs, drivers.rq_none(), threads=1)
+    with mock.patch.object(cpu, "amx_permitted", lambda: False), pytest.raises(RuntimeError, match="AMX"):
+        drivers.bind_packed(geo, 0, packed, offs, drivers.rq_none(), threads=1)
+
+
+def test_small_k_packs_for_vnni_by_default():
+    b = np.zeros((packing.AMX_MIN_K - 1, 8), np.int8)
+    assert packing.pack_b(b, 0, isa="amx").isa == "avx512vnni"
+    assert packing.pack_b(np.zeros((packing.AMX_MIN_K, 8), np.int8), 0, isa="amx").isa == "amx"
+    assert packing.pack_b(b, 0, isa="amx", amx_min_k=1).isa == "amx"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=30, deadline=None)
+@given(case=amx_conv(), acc_dtype=st.sampled_from([np.int32, np.int64]))
+def test_amx_conv_equals_reference(threads, case, acc_dtype):
+    x, xz, w, wz, bias, geom = case
+    with mock.patch.object(packing, "AMX_MIN_K", 1):
+        pc = fc.pack_conv(w, wz, geom, isa="amx")
+    assert pc.kind == "gemm" and all(p.isa == "amx" for p in pc.packs)
+    oh, ow = conv_out_hw(x.shape[2], x.shape[3], w.shape[2], w.shape[3], geom)
+    got = np.empty((x.shape[0], w.shape[0], oh, ow), acc_dtype)
+    with_threads(threads, lambda: fc.conv2d_fast(x, xz, pc, bias, got))
+    want = np.empty(got.shape, np.int64)
+    conv2d_acc_ref(x, w, xz, wz, bias, geom, want)
+    assert np.array_equal(got, want.astype(acc_dtype))
+
+
+def test_best_isa_prefers_amx_only_with_permission():
+    feats = {"avx512f", "avx512bw", "avx512vnni", "avx2", "fma", "amx-tile", "amx-int8"}
+    assert cpu.best_isa(feats, force_portable=False, no_amx=False) == "amx"
+    assert cpu.best_isa(feats, force_portable=False, no_amx=True) == "avx512vnni"
+    assert cpu.best_isa(feats - {"amx-int8"}, force_portable=False, no_amx=False) == "avx512vnni"
+    with mock.patch.object(cpu, "amx_permitted", lambda: False):
+        assert cpu.best_isa(feats, force_portable=False, no_amx=False) == "avx512vnni"
+        assert "arch_prctl" in cpu.missing("amx")
+        with pytest.raises(ValueError, match="amx"):
+            packing.pack_b(np.zeros((4, 4), np.int8), 0, isa="amx")
+
+
+@pytest.mark.parametrize("value,want", [("1", "avx512vnni"), ("0", "amx")])
+def test_env_no_amx_forces_vnni(value, want):
+    env = dict(os.environ, INTSIM_NO_AMX=value, INTSIM_PORTABLE="0")
+    out = subprocess.run([sys.executable, "-c", "from kernels import cpu; print(cpu.best_isa())"],
+                         env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == want
