@@ -90,7 +90,9 @@ def test_split_runs_in_several_threads(programs, monkeypatch):
     def spy(env, tap):
         seen.add((threading.get_ident(), env[node.inputs[0]].shape[0]))
         fn(env, tap)
+    assert prog._tap_steps[0][0] is node       # runs with taps have their own step list (island tables)
     monkeypatch.setattr(prog, "_steps", [(node, spy)] + prog._steps[1:])
+    monkeypatch.setattr(prog, "_tap_steps", [(node, spy)] + prog._tap_steps[1:])
     prog.run(_feeds(path, 5), threads=3)
     assert sorted(n for _, n in seen) == [1, 2, 2]
     assert len({t for t, _ in seen}) >= 2 and (threading.get_ident(), 2) in seen   # the caller runs the first
