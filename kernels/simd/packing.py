@@ -25,7 +25,7 @@ KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16
 NC_PANELS = 16            # N block: 16 panels
 AMX_KC_TILES = 64         # longest AMX K block, in tile steps of 16 steps (64 k): up to K = 4096 the
                           # C tiles stay in tile registers across all of K (one init load, one store
-                          # or requant); 1 thread, 1024^3 1.6-1.7 ms against 1.8-2.5 with 8 (512 k)
+                          # or requant); 1 thread, 2048^3 15.8-18.8 ms against 22.6-25.4 with 8 (512 k)
 AMX_MIN_K = 128           # below, "amx" packs for avx512vnni: K padded to 64 wasted most tile work
                           # and the VNNI path requantizes in registers (ops suite, K = 16..64:
                           # 0.14-0.33x of onnxruntime on AMX against 0.57-1.7x on VNNI)
