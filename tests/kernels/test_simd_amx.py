@@ -131,6 +131,31 @@ def test_amx_uint8_a_in_place_and_k_blocks(m, k, n):
         assert np.array_equal(got, reference_acc(a, az, b, bz, np.zeros(n, np.int64), np.int32))
 
 
+@pytest.mark.parametrize("m,k,n,ad", [(64, 4160, 64, np.uint8), (33, 4160, 40, np.uint8), (40, 4097, 33, np.int8),
+                                       (96, 8192, 32, np.uint8)])
+def test_amx_several_k_blocks_requant_and_int32(m, k, n, ad):
+    """K > 64 tile steps (packing.AMX_KC_TILES): the C tiles are stored after one K block and
+    reloaded by the next; the requantizing path stores bytes after the last one. Full and
+    edge tiles (M, N not multiples of 32), A in place (uint8, K % 64 == 0) and packed."""
+    assert packing.kc_tile_steps(packing.amx_steps(k)) < packing.amx_steps(k)
+    rng = np.random.default_rng(m + k + n)
+    a = activations(rng, (m, k), ad, "ends")
+    bz = np.zeros(n, np.int64)
+    b = weights(rng, (k, n), np.int8, bz, "ends")
+    packed = amx_pack(b, bz)
+    bias = rng.integers(-2**20, 2**20, n)
+    mult = np.full(n, 2.0**-16, np.float32)
+    for az in (0, int(np.iinfo(ad).max)):
+        got = np.empty((m, n), np.int32)
+        wrappers.gemm_packed(a, az, packed, bias, got)
+        acc = reference_acc(a, az, b, bz, bias, np.int32)
+        assert np.array_equal(got, acc)
+        out = np.empty((m, n), np.uint8)
+        wrappers.gemm_packed_requant(a, az, packed, bias, mult, 3, 0, 255, out)
+        want = ort_round_ref(acc, mult[None, :], 0 - 3, 255 - 3).astype(np.int64) + 3
+        assert np.array_equal(out.astype(np.int64), want)
+
+
 def test_amx_int32_wraps():
     k = 70016
     a, b = np.full((3, k), 255, np.uint8), np.full((k, 2), 127, np.int8)
