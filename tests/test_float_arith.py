@@ -102,3 +102,46 @@ def test_bad_broadcast_is_named(op):
     prog = _load(model)
     with pytest.raises(intsim.IntsimError, match="broadcast|shape"):
         prog.run({"a": np.zeros((2, 3), np.float32), "b": np.zeros((4, 3), np.float32)})
+
+
+def _chain_model(ops, shape, dtype):
+    """y = ((a op0 b) op1 c) ... : consecutive float nodes, one island."""
+    t = TYPES[dtype]
+    names = [chr(ord("b") + i) for i in range(len(ops))]
+    inputs = [helper.make_tensor_value_info(n, t, list(shape)) for n in ["a"] + names]
+    nodes, prev = [], "a"
+    for i, (op, other) in enumerate(zip(ops, names)):
+        out = "y" if i == len(ops) - 1 else f"t{i}"
+        nodes.append(helper.make_node(op, [prev, other], [out], name=f"n{i}"))
+        prev = out
+    g = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", t, list(shape))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), ops=st.lists(st.sampled_from(["Add", "Sub", "Mul"]), min_size=2, max_size=4),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_island_of_add_sub_mul_runs_node_by_node_with_onnxruntime_bits(data, ops, dtype):
+    """An island of only Add/Sub/Mul (QAttention's scale Mul, Mul and bias Add) runs each node
+    on NumPy: every node is one IEEE rounding, so the chain's bits are onnxruntime's session's."""
+    shape = (2, 3, 5)
+    feeds = {n: data.draw(_values(dtype, 30)).reshape(shape) for n in ["a"] + [chr(ord("b") + i)
+                                                                               for i in range(len(ops))]}
+    model = _chain_model(ops, shape, dtype)
+    prog = _load(model)
+    assert all(fn.__module__ == "intsim.steps.float_arith" for _, fn in prog._steps)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    want = run_ort(model, feeds)["y"]
+    for _ in range(2):      # the ordinary run, then the frozen replay
+        with np.errstate(all="ignore"):
+            got = prog.run(feeds)["y"]
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
+def test_island_with_div_stays_on_onnxruntime():
+    """A Div in the island keeps the whole island on onnxruntime's session (its optimizer
+    rewrites 1/x * y as y/x, DivMulFusion: node by node would round twice)."""
+    prog = _load(_chain_model(["Mul", "Div", "Add"], (2, 3), np.float32))
+    assert not any(fn.__module__ == "intsim.steps.float_arith" for _, fn in prog._steps)

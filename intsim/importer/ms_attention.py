@@ -82,4 +82,6 @@ def lower_qattention(ctx: ImportContext, node) -> None:
     protos[-1].attribute.extend(onnx.AttributeProto.FromString(a.SerializeToString()) for a in node.attribute)
     for p in protos[:-1]:
         _lower(ctx, p)
+    for name in (accf, scale, y0, qkv):     # float32 by construction (the generic lowering
+        ctx.declare(name, FLOAT32)           # knows only declared value_info): a float island
     lower_ms_float(ctx, protos[-1], integer_projection=True)

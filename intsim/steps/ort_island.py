@@ -15,7 +15,9 @@ with taps (verify, dump) also fills the inner tensors, from a second session tha
 them all (it may fuse less: inner values localize, the island's outputs stay the untapped ones).
 
 An island of one elementwise Add/Sub/Mul/Div on floats runs on NumPy instead (float_arith:
-IEEE 754 fixes its bits). A session is built once per island and input dtypes (at the island's first run: the input
+IEEE 754 fixes its bits), and so does each node of an island made only of Add/Sub/Mul (e.g.
+QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
+fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
 """
 from __future__ import annotations
@@ -242,9 +244,9 @@ def prepare_ort_island(node, ctx):
     island = islands_of(ctx).get(node.name)
     if island is None:
         return None
-    if len(island.nodes) == 1:      # one IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
-        arith = float_arith(node, ctx)
-        if arith is not None:
+    if len(island.nodes) == 1 or all(n.attrs.get("op_type") in ("Add", "Sub", "Mul") for n in island.nodes):
+        arith = float_arith(node, ctx)   # IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
+        if arith is not None and all(float_arith(n, ctx) is not None for n in island.nodes):
             return arith
     if node is not island.nodes[0]:
         def skip(env, tap):
