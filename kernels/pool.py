@@ -569,6 +569,15 @@ def global_avgpool_planned(x, plan: GapPlan, out) -> None:
                          np.int64(info.min), np.int64(info.max), out.reshape(-1))
 
 
+def bind_global_avgpool_planned(x, plan: GapPlan, out):
+    """call() doing global_avgpool_planned(x, plan, out) for these very arrays (views of
+    them: a call reads x as it is then), checked now, by running it once."""
+    global_avgpool_planned(x, plan, out)
+    info = np.iinfo(plan.dtype)
+    return partial(_global_avgpool_impl, x.reshape(-1, plan.image_size), np.int64(plan.x_zp), plan.scale,
+                   np.int64(plan.y_zp), np.int64(info.min), np.int64(info.max), out.reshape(-1))
+
+
 def global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out) -> None:
     """QLinearGlobalAveragePool (see module docstring); x (N, C, *spatial), out (N, C, 1, ...)."""
     _check_gap("global_avgpool", x, out, x_zp, y_zp)
