@@ -202,9 +202,11 @@ class BoundPlan:
         self.x_shape = _shape(n_img, c, h, w, x_layout)
         self.out_shape = _shape(n_img, plan.m, plan.oh, plan.ow, out_layout)
         self.out_dtype = np.dtype(out_dtype)
-        # the layouts the kernels run in: a side whose map is one pixel (an SE block's 1x1 convs)
-        # holds the same bytes NCHW and NHWC, so it runs channels-last (no transpose pass)
-        self.runs = (x_layout if h * w > 1 else "nhwc", out_layout if plan.oh * plan.ow > 1 else "nhwc")
+        # the layouts the kernels run in: a side of one pixel (an SE block's 1x1 convs) or one
+        # channel (an audio net's first conv) holds the same bytes NCHW and NHWC, so it runs
+        # channels-last (no transpose pass)
+        self.runs = (x_layout if h * w > 1 and c > 1 else "nhwc",
+                     out_layout if plan.oh * plan.ow > 1 and plan.m > 1 else "nhwc")
         if not BoundPlan.fits(plan, n_img) or x_layout not in ("nchw", "nhwc") or \
                 out_layout not in ("nchw", "nhwc"):
             raise ValueError(f"{where}: this plan cannot be bound ({n_img} images, {x_layout} -> {out_layout})")
