@@ -202,13 +202,18 @@ class BoundPlan:
         self.x_shape = _shape(n_img, c, h, w, x_layout)
         self.out_shape = _shape(n_img, plan.m, plan.oh, plan.ow, out_layout)
         self.out_dtype = np.dtype(out_dtype)
+        # the layouts the kernels run in: a side of one pixel (an SE block's 1x1 convs) or one
+        # channel (an audio net's first conv) holds the same bytes NCHW and NHWC, so it runs
+        # channels-last (no transpose pass)
+        self.runs = (x_layout if h * w > 1 and c > 1 else "nhwc",
+                     out_layout if plan.oh * plan.ow > 1 and plan.m > 1 else "nhwc")
         if not BoundPlan.fits(plan, n_img) or x_layout not in ("nchw", "nhwc") or \
                 out_layout not in ("nchw", "nhwc"):
             raise ValueError(f"{where}: this plan cannot be bound ({n_img} images, {x_layout} -> {out_layout})")
         _check_q_range(plan, self.out_dtype, where)
         self.p, self.mg, self.k = plan.oh * plan.ow, plan.m // len(plan.groups), plan.kh * plan.kw * plan.cg
         rows = n_img * self.p
-        xh_shape = _shape(n_img, c, h, w, "nhwc")
+        xh_shape = self.xh_shape = _shape(n_img, c, h, w, "nhwc")
         self.calls = []
         for gi, gp in enumerate(plan.groups):
             implicit = _implicit(plan, gp)
@@ -222,7 +227,7 @@ class BoundPlan:
         self.out2_shape, self.planes_shape = (rows, plan.m), (n_img, plan.m, self.p)
         # one group written straight into an NHWC out: the common case, one kernel call
         _, implicit, call = self.calls[0]
-        self.direct = call if len(self.calls) == 1 and out_layout == "nhwc" and (implicit or plan.plain) else None
+        self.direct = call if len(self.calls) == 1 and self.runs[1] == "nhwc" and (implicit or plan.plain) else None
 
     @staticmethod
     def fits(plan: ConvPlan, n_img: int) -> bool:
@@ -233,10 +238,11 @@ class BoundPlan:
             conv_rows.image_chunk(plan.oh * plan.ow, k + 4 * mg, n_img) >= n_img
 
     def _bound_arrays(self, x, out) -> bool:
-        """x and out are exactly the arrays this binding was built for."""
+        """x and out are exactly the arrays this binding was built for (x C-contiguous when
+        the kernels read it channels-last, self.runs)."""
         return (type(x) is np.ndarray and x.shape == self.x_shape and x.dtype == self.plan.x_dtype
                 and type(out) is np.ndarray and out.shape == self.out_shape and out.dtype == self.out_dtype
-                and out.flags.c_contiguous and (self.layouts[0] == "nchw" or x.flags.c_contiguous))
+                and out.flags.c_contiguous and (self.runs[0] == "nchw" or x.flags.c_contiguous))
 
     def freeze(self, x, out):
         """A call() doing self(x, out) on these very arrays, its checks done now: the single
@@ -244,7 +250,7 @@ class BoundPlan:
         calls in order when both sides are channels-last and every group packs from the image; for one
         group whose layout, im2col and NCHW-output passes run on one thread and fit
         FREEZE_OWN_BYTES, those passes through buffers of its own around the kernel; else self(x, out)."""
-        plan, (x_layout, out_layout) = self.plan, self.layouts
+        plan, (x_layout, out_layout) = self.plan, self.runs
         if not self._bound_arrays(x, out):
             return partial(self, x, out)
         out2 = out.reshape(self.out2_shape)
@@ -263,7 +269,7 @@ class BoundPlan:
                 or (x_layout == "nchw" and self.x_run is not None) or (cols_bytes and self.cols_run is not None) \
                 or (q_bytes and conv_rows.runner(q_bytes) is not None):
             return partial(self, x, out)
-        calls, xh = [], x
+        calls, xh = [], x if x_layout == "nchw" else x.reshape(self.xh_shape)
         if x_layout == "nchw":
             n, c, h, w = x.shape
             xh = np.empty((n, h, w, c), x.dtype)
@@ -279,15 +285,15 @@ class BoundPlan:
             q = np.empty((self.rows, m), out.dtype)
             calls += [partial(call, src.reshape(-1), q), conv_rows.bind_to_nhwc(q.reshape(n, p, m, 1),
                                                                                  out.reshape(n, m, 1, p))]
-        return partial(_in_order, tuple(calls))
+        return calls[0] if len(calls) == 1 else partial(_in_order, tuple(calls))
 
     def __call__(self, x, out) -> None:
-        x_layout, out_layout = self.layouts
         if not self._bound_arrays(x, out):
-            run_plan(self.plan, x, out, self.where, x_layout, out_layout)    # checks, then the general path
+            run_plan(self.plan, x, out, self.where, *self.layouts)    # checks, then the general path
             return
+        x_layout, out_layout = self.runs
         plan, mg = self.plan, self.mg
-        xh = x if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), self.x_run)
+        xh = x.reshape(self.xh_shape) if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), self.x_run)
         if self.direct is not None:
             self.direct(xh.reshape(-1), out.reshape(self.out2_shape))     # x's pixels are the rows
             return

@@ -746,7 +746,14 @@ def bind_depthwise_layer(layer: DepthwiseLayer, x_layout: str = "nchw", out_layo
 
     def call(x, out):
         run(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x, out)
-    call.freeze = partial(partial, call)
+
+    def freeze(x, out):
+        """call(x, out) on these very arrays as a call(): the planned kernel's own freeze (its
+        checks done now) when x is already C-contiguous (no copy to make per call)."""
+        if isinstance(x, np.ndarray) and x.flags.c_contiguous:
+            return run.freeze(x, out)
+        return partial(call, x, out)
+    call.freeze = freeze
     return call
 
 

@@ -180,9 +180,8 @@ def prepare_global_avgpool(node, ctx):
                 not isinstance(x, np.ndarray) or x.ndim < 3 or not x.flags.c_contiguous or not out.flags.c_contiguous:
             return None
         hw = x.size // max(x.shape[0] * x.shape[1], 1) if x.size else int(np.prod(x.shape[2:]))
-        p = plan(hw, x.dtype, static)
-        pk.global_avgpool_planned(x, p, out)        # its checks, on the arrays a replay reuses
-        return lambda env: pk.global_avgpool_planned(x, p, out)
+        call = pk.bind_global_avgpool_planned(x, plan(hw, x.dtype, static), out)     # checked now
+        return lambda env: call()
     run.freeze = freeze
     return run
 

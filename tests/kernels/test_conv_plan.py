@@ -247,3 +247,68 @@ def test_bound_plan_one_call_path(engine, x_layout):
                 x = np.ascontiguousarray(x_in.transpose(0, 3, 1, 2)) if x_layout == "nhwc" else x_in
                 run_plan(plan, x, want, "conv", "nchw", out_layout)
                 assert np.array_equal(frozen, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), engine=st.sampled_from(["exact", "pairs"]), k=st.sampled_from([1, 3]),
+       more=st.sampled_from([0, 2]), n=st.integers(1, 3), x_layout=st.sampled_from(["nchw", "nhwc"]),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), ends=st.booleans())
+def test_one_pixel_or_one_channel_sides_run_channels_last(seed, engine, k, more, n, x_layout, out_layout, ends):
+    """A side of one pixel (an SE block's 1x1 convs; a kxk conv over a kxk image) or one channel
+    holds the same bytes NCHW and NHWC, so BoundPlan runs it channels-last (BoundPlan.runs: no
+    transpose pass; one output pixel: the one-call path): called and frozen, it equals the int64
+    reference conv followed by the ORT float requantization, at the ends of x, w and zero points,
+    on the values x holds at each call; an NCHW x that is not C-contiguous (a channel slice) is
+    refused by the bound path and runs the checked general path, with the same result."""
+    from kernels.requant import requant_float_ref
+    rng = np.random.default_rng(seed)
+    c, m = int(rng.choice([1, 5, 16, 40])), int(rng.choice([1, 4, 17, 32]))
+    hw, o = k + more, more + 1
+    wt = rng.integers(-128, 128, (m, c, k, k)).astype(np.int8)
+    x = rng.integers(0, 256, (n, c, hw, hw)).astype(np.uint8)
+    x_zp = int(rng.choice([0, 255, 128]))
+    if ends:
+        x[::2] = 255
+        wt[::2] = -128
+    g = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    bias = rng.integers(-2**14, 2**14, m)
+    mult = (rng.uniform(0.5, 1, m) * 2.0 ** rng.integers(-14, -8, m)).astype(np.float32)
+    zp = int(rng.integers(0, 256))
+    rq = (True, mult, np.int64(zp), np.int64(min(zp, 20)), np.int64(max(zp, 240)))
+    zeros = np.zeros(m, np.int64)
+    pc = pack_conv_pairs(wt, g)
+    if engine == "exact" or pc.kind == "depthwise":     # (one channel in and out: no pair GEMM plan)
+        plan, ref = plan_conv_exact(pack_conv(wt, 0, g), (c, hw, hw), np.uint8, x_zp, bias, rq), conv2d_acc_ref
+    else:
+        plan, ref = plan_conv_pairs(pc, (c, hw, hw), x_zp, zeros, bias, rq), conv2d_acc_pairs_ref
+    if not BoundPlan.fits(plan, n):
+        return
+
+    def reference(xv):
+        acc = np.empty((n, m, o, o), np.int64)
+        ref(xv, wt, x_zp, zeros, bias, g, acc)
+        want = np.empty((n, m, o * o), np.uint8)
+        requant_float_ref(((acc + 2**31) % 2**32 - 2**31).reshape(n, m, o * o), mult, rq[2], rq[3], rq[4], want)
+        return want.reshape(n, m, o, o)
+
+    x_in = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x.copy()
+    bound = BoundPlan(plan, n, x_layout, out_layout, np.uint8, "conv")
+    assert bound.runs == ("nhwc" if x_layout == "nhwc" or more == 0 and k == 1 or c == 1 else "nchw",
+                          "nhwc" if out_layout == "nhwc" or more == 0 or m == 1 else "nchw")
+    as_nchw = (lambda y: y.transpose(0, 3, 1, 2)) if out_layout == "nhwc" else (lambda y: y)
+    got = np.full((n, o, o, m) if out_layout == "nhwc" else (n, m, o, o), 7, np.uint8)
+    bound(x_in, got)
+    assert np.array_equal(as_nchw(got), reference(x))
+    frozen = np.full_like(got, 9)
+    call = bound.freeze(x_in, frozen)
+    for _ in range(2):          # a later replay reads x_in as it is then
+        x2 = rng.integers(0, 256, x.shape).astype(np.uint8)
+        x_in[...] = np.ascontiguousarray(x2.transpose(0, 2, 3, 1)) if x_layout == "nhwc" else x2
+        call()
+        assert np.array_equal(as_nchw(frozen), reference(x2))
+    if x_layout == "nchw":      # a channel slice of a wider NCHW array: not C-contiguous
+        wide = np.zeros((n, c + 1, hw, hw), np.uint8)
+        wide[:, 1:] = x2
+        strided = np.full_like(got, 5)
+        bound(wide[:, 1:], strided)
+        assert np.array_equal(as_nchw(strided), reference(x2))

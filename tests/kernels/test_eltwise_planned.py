@@ -194,6 +194,15 @@ def test_global_avgpool_planned_equals_twin(data, dtype, shape):
     P.global_avgpool_planned(x, plan, got)
     P.global_avgpool_ref(x, sx, zx, sy, zy, want)
     assert np.array_equal(got, want)
+    # bound to x and an out (checked once): each call reads the values x holds then
+    x = np.ascontiguousarray(x)
+    bound = np.full_like(got, 7)
+    call = P.bind_global_avgpool_planned(x, plan, bound)
+    for _ in range(2):
+        x[...] = data.draw(int_array(shape, dtype))
+        call()
+        P.global_avgpool_ref(x, sx, zx, sy, zy, want)
+        assert np.array_equal(bound, want)
 
 
 def test_global_avgpool_planned_rejects_other_sizes():
@@ -202,6 +211,8 @@ def test_global_avgpool_planned_rejects_other_sizes():
         P.global_avgpool_planned(np.zeros((1, 2, 4, 4), np.uint8), plan, np.empty((1, 2, 1, 1), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         P.global_avgpool_planned(np.zeros((1, 2, 3, 3), np.int8), plan, np.empty((1, 2, 1, 1), np.int8))
+    with pytest.raises(ValueError, match="planned"):     # the bound form checks as the planned one
+        P.bind_global_avgpool_planned(np.zeros((1, 2, 4, 4), np.uint8), plan, np.empty((1, 2, 1, 1), np.uint8))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])

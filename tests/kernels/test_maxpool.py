@@ -243,3 +243,26 @@ def test_bind_maxpool_equals_twin_on_new_data(data, dtype, ns, dilated):
     with pytest.raises(ValueError):
         P.bind_maxpool(x.T if x.ndim > 1 and x.size > 1 and not x.T.flags.c_contiguous else x.tolist(),
                        k, s, p, dl, cm, out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16]),
+       c=st.sampled_from([2, 16, 64, 130]))
+def test_bind_maxpool_through_channels_last_equals_twin(data, dtype, c):
+    """A bound 2-D NCHW pool on one thread runs channels-last inside (x transposed into its own
+    buffer, the channels-last kernel, rows back into out's planes): equal to maxpool_ref on the
+    values x holds at each call, with many channels, ceil_mode, pads and values at the type's
+    ends."""
+    spatial, k, s, p, cm = data.draw(geometry(2, max_hw=20))
+    try:
+        shape = P.pool_output_shape(spatial, k, s, p, [1, 1], cm)
+    except ValueError:
+        return
+    x = np.ascontiguousarray(data.draw(int_array(tuple([data.draw(st.integers(1, 2)), c] + spatial), dtype)))
+    out, want = np.full(x.shape[:2] + shape, 3, dtype), np.empty(x.shape[:2] + shape, dtype)
+    call = P.bind_maxpool(x, k, s, p, [1, 1], cm, out)
+    for _ in range(2):
+        call()
+        P.maxpool_ref(x, k, s, p, [1, 1], cm, want)
+        assert np.array_equal(out, want)
+        x[...] = x[:, ::-1]         # new values in the bound array
