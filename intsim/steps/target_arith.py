@@ -179,6 +179,14 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
            node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
         return out
+    if rule.lanes and t.bits == 8 and a.shape == b.shape == tuple(shape):    # optimized_integer_ops::AddElementwise
+        if np.any(left + s[:2] < 0):
+            raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD shifts an input right "
+                                "before its high multiply at these scales (an input scale below 2**-20 of the "
+                                "other): not modelled")
+        fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
+        fn(a, b, za, zb, m, s, left, rule.lanes, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+        return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
     return out
