@@ -157,7 +157,9 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
     """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
-    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
+    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
+    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
+    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
