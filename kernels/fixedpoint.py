@@ -621,6 +621,71 @@ def tflite_add_ref(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> Non
     out[...] = np.array(vals, np.int64).reshape(out.shape)
 
 
+@kernel
+def _tflite_add_lanes_impl(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out):
+    n_vec = (a.size // lanes) * lanes if lanes > 0 else 0
+    for i in range(a.size):
+        if i < n_vec:
+            va = _srdhm(_wrap32((np.int64(a[i]) - za) << (left_shift + s[0])), m[0])
+            vb = _srdhm(_wrap32((np.int64(b[i]) - zb) << (left_shift + s[1])), m[1])
+            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
+        else:
+            va = _mbqm(_wrap32((np.int64(a[i]) - za) << left_shift), m[0], s[0], 0)
+            vb = _mbqm(_wrap32((np.int64(b[i]) - zb) << left_shift), m[1], s[1], 0)
+            y = _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+        out[i] = lo if y < lo else (hi if y > hi else y)
+
+
+def _lanes_args(a, b, m, s, left_shift, lanes, out):
+    m, s, _ = _add_args(a, b, m, s, left_shift, "double", out)
+    if lanes < 0 or np.any(left_shift + s[:2] < 0):
+        raise ValueError(f"tflite_add_lanes: lanes {lanes} < 0 or input shift below zero "
+                         f"(left shift {left_shift}, input shifts {s[:2].tolist()})")
+    return m, s
+
+
+def tflite_add_lanes(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out) -> None:
+    """TFLite's optimized 8-bit ADD (optimized_integer_ops::AddElementwise, lite/kernels/
+    internal/optimized/integer_ops/add.h; NEON, through NEON_2_SSE on x86), int32. The first
+    floor(n / lanes) * lanes elements (flat order) take the vector path, which folds each
+    input's right shift into the left shift before the high multiply:
+
+        va = srdhm(wrap32((a - za) << (left_shift + s[0])), m[0])
+        vb = srdhm(wrap32((b - zb) << (left_shift + s[1])), m[1])
+        out = clamp(rdbpot(srdhm(wrap32(va + vb), m[2]), -s[2]) + zy, lo, hi)
+
+    (vshlq_s32, vqrdmulhq_n_s32 = srdhm, gemmlowp RoundingDivideByPOT); the tail takes the
+    scalar path, `tflite_add` in mode "double" (MultiplyByQuantizedMultiplierSmallerThanOneExp
+    on each input after the plain left shift). The vector path narrows the requantized sum
+    to int16 before adding zy: callers keep it inside int16. left_shift + s[i] >= 0."""
+    m, s = _lanes_args(a, b, m, s, left_shift, lanes, out)
+    flat = out.reshape(-1) if out.flags.c_contiguous else np.empty(out.size, out.dtype)
+    _tflite_add_lanes_impl(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), np.int64(za),
+                           np.int64(zb), m, s, np.int64(left_shift), np.int64(lanes), np.int64(zy), np.int64(lo),
+                           np.int64(hi), flat)
+    if not out.flags.c_contiguous:
+        out[...] = flat.reshape(out.shape)
+
+
+def tflite_add_lanes_ref(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out) -> None:
+    """Python-int twin of tflite_add_lanes."""
+    m, s = _lanes_args(a, b, m, s, left_shift, lanes, out)
+    m, s = m.tolist(), s.tolist()
+    n_vec = (a.size // lanes) * lanes if lanes else 0
+    vals = []
+    for i, (x, y) in enumerate(zip(a.reshape(-1).tolist(), b.reshape(-1).tolist())):
+        if i < n_vec:
+            va = _srdhm_one_ref(_wrap32_ref((x - za) << (left_shift + s[0])), m[0])
+            vb = _srdhm_one_ref(_wrap32_ref((y - zb) << (left_shift + s[1])), m[1])
+            v = _rdbpot_one_ref(_srdhm_one_ref(_wrap32_ref(va + vb), m[2]), -s[2]) + zy
+        else:
+            va = _mbqm_one_ref(_wrap32_ref((x - za) << left_shift), m[0], s[0], "double")
+            vb = _mbqm_one_ref(_wrap32_ref((y - zb) << left_shift), m[1], s[1], "double")
+            v = _mbqm_one_ref(_wrap32_ref(va + vb), m[2], s[2], "double") + zy
+        vals.append(min(max(v, lo), hi))
+    out[...] = np.array(vals, np.int64).reshape(out.shape)
+
+
 # ----------------------------------------------------------------------------- MEAN's 1/n fold
 def mean_multiplier(m0, shift, n):
     """TFLite's MEAN multiplier with 1/n folded in (reference_ops::QuantizedMeanOrSum,

@@ -157,7 +157,9 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
 
 def tflite_add(ctx, node, rule, a, b, p, cache):
     """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
-    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones."""
+    `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
+    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
+    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -178,6 +180,18 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         fn = tsub.tflite_sub_ref if ctx.kernels == "reference" else tsub.tflite_sub
         fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
            node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+        return out
+    if rule.lanes and t.bits == 8 and not a.shape == b.shape == tuple(shape):
+        raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit broadcast ADD (BroadcastAddDispatch: "
+                            "AddElementwise per inner run, AddScalarBroadcast with a truncating input shift) "
+                            "differs from the reference fixed point (measured): not modelled")
+    if rule.lanes and t.bits == 8:      # optimized_integer_ops::AddElementwise
+        if np.any(left + s[:2] < 0):
+            raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD shifts an input right "
+                                "before its high multiply at these scales (an input scale below 2**-20 of the "
+                                "other): not modelled")
+        fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
+        fn(a, b, za, zb, m, s, left, rule.lanes, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
         return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)

@@ -90,10 +90,14 @@ class TfliteAdd:
     2*max(sa, sb)/(2**left_shift * sy); each scaling is MultiplyByQuantizedMultiplier in the
     target's `mode` (double / single / cmsis). `narrow16`: the optimized CPU kernel narrows the
     requantized sum to int16 before the output clamp (measured: a sum past int16 wraps), so where
-    the sum can leave int16 (255 * (sa + sb) / sy + |zy| > 32767) the op is refused, not modelled."""
+    the sum can leave int16 (255 * (sa + sb) / sy + |zy| > 32767) the op is refused, not modelled.
+    `lanes`: that kernel's vector blocks (optimized_integer_ops::AddElementwise, 16 lanes) fold
+    each input's right shift into the left shift before the high multiply
+    (kernels.fixedpoint.tflite_add_lanes); 0: every element takes the scalar arithmetic."""
 
     mode: str
     narrow16: bool = False
+    lanes: int = 0
 
 
 @dataclass(frozen=True)

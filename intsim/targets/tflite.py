@@ -296,8 +296,11 @@ class TfliteBuiltinTarget(FixedPointTarget):
     compute as the reference kernels; SUM (int8, uint8, int16) requantizes in float32 (rules.TfliteSum,
     measured);
     TRANSPOSE_CONV and BATCH_MATMUL double-round as the
-    reference kernels (rules.FixedRequant "double", measured); int8 ADD and SUB equal the
-    reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
+    reference kernels (rules.FixedRequant "double", measured); int8 ADD of equal shapes
+    (optimized_integer_ops::AddElementwise): whole 16-element blocks fold each input's right
+    shift into its left shift before the q31 high multiply, the tail equals the reference fixed
+    point (TfliteAdd lanes=16); broadcast int8 ADD (BroadcastAddDispatch) is refused, measured
+    to differ; SUB equals the reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
     that can wrap). DEPTHWISE_CONV_2D (IR conv with groups; TFLite has no other grouped
     convolution): the channels of whole 8-channel blocks round half up after the q31 high
@@ -315,7 +318,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
         return MappingProxyType({"conv": AccRequant(), "matmul": AccRequant(), "avgpool": RawAverage(),
                                  "concat": SameQuant(), "lut": TfliteTable("double", optimized16=True),
                                  "prelu": TflitePrelu("double"),
-                                 "add": TfliteAdd("double", narrow16=True),
+                                 "add": TfliteAdd("double", narrow16=True, lanes=16),
                                  "softmax": TfliteSoftmax(), "resize_bilinear": TfliteResize(),
                                  "transpose_conv": FixedRequant("double"), "mul": TfliteMul("double", narrow16=True),
                                  "quantize": QuantizeRound("tflite-builtin"), "reduce_sum": TfliteSum()})
