@@ -686,6 +686,148 @@ def tflite_add_lanes_ref(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out)
     out[...] = np.array(vals, np.int64).reshape(out.shape)
 
 
+# ----------------------------------------------------------------------------- TFLite broadcast ADD
+def tflite_fivefold(a_shape, b_shape):
+    """TFLite's fivefold broadcast plan (reference_ops::ProcessBroadcastShapes,
+    lite/kernels/internal/reference/process_broadcast_shapes.h) for shapes that differ:
+    returns (swap, (y0, y1, y2, y3, y4)), or None for kGenericBroadcast. After swapping so
+    input1 is the side whose innermost differing dim is 1 (kSecondInputBroadcastsFast swaps),
+    input1 holds y0*y1*y2*y4 elements and input2 y0*y2*y3*y4; the output runs
+    i0, i1, i2, i3, i4 over (y0, y1, y2, y3, y4)."""
+    n = max(len(a_shape), len(b_shape))
+    sa = [1] * (n - len(a_shape)) + list(a_shape)
+    sb = [1] * (n - len(b_shape)) + list(b_shape)
+    swap = None
+    for i in range(n - 1, -1, -1):
+        if sa[i] != sb[i]:
+            if sa[i] == 1 or sb[i] == 1:
+                swap = sa[i] != 1
+                break
+            return None
+    if swap is None:
+        raise ValueError(f"tflite_fivefold: shapes {a_shape} and {b_shape} do not broadcast")
+    x, y = (sb, sa) if swap else (sa, sb)
+    ys = [1] * 5
+    i = n - 1
+    for slot, test in ((4, lambda i: x[i] == y[i]), (3, lambda i: x[i] == 1), (2, lambda i: x[i] == y[i]),
+                       (1, lambda i: y[i] == 1), (0, lambda i: x[i] == y[i])):
+        while i >= 0 and test(i):
+            ys[slot] *= max(x[i], y[i])
+            i -= 1
+    return (swap, tuple(ys)) if i < 0 else None
+
+
+def _fivefold_plan(ys):
+    """Flat input1 / input2 indices and path codes (0: AddElementwise's 16-lane block, 1:
+    AddScalarBroadcast's 8-lane block, 2: the reference-rounded tail) of each output element."""
+    y0, y1, y2, y3, y4 = ys
+    i0, i1, i2, i3, i4 = np.meshgrid(*[np.arange(v, dtype=np.int64) for v in ys], indexing="ij")
+    i1x = ((i0 * y1 + i1) * y2 + i2) * y4 + i4
+    i2x = ((i0 * y2 + i2) * y3 + i3) * y4 + i4
+    if y4 > 1:
+        path = np.where(i4 < (y4 // 16) * 16, 0, 2)
+    else:
+        path = np.where(i3 < (y3 // 8) * 8, 1, 2)
+    return i1x.reshape(-1), i2x.reshape(-1), path.reshape(-1).astype(np.int64)
+
+
+@kernel
+def _tflite_add_fivefold_impl(x1, x2, i1x, i2x, path, z, m, s, left_shift, zy, lo, hi, out):
+    for k in range(out.size):
+        u = np.int64(x1[i1x[k]]) - z[0]
+        v = np.int64(x2[i2x[k]]) - z[1]
+        if path[k] == 0:
+            va = _srdhm(_wrap32(u << (left_shift + s[0])), m[0])
+            vb = _srdhm(_wrap32(v << (left_shift + s[1])), m[1])
+            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
+        elif path[k] == 1:
+            va = _srdhm(_wrap32(u << left_shift), m[0]) >> -s[0]
+            vb = _srdhm(_wrap32(v << left_shift), m[1]) >> -s[1]
+            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
+        else:
+            va = _mbqm(_wrap32(u << left_shift), m[0], s[0], 0)
+            vb = _mbqm(_wrap32(v << left_shift), m[1], s[1], 0)
+            y = _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+        out[k] = lo if y < lo else (hi if y > hi else y)
+
+
+def _fivefold_args(a, b, za, zb, m, s, left_shift, out):
+    plan = tflite_fivefold(a.shape, b.shape)
+    if plan is None or out.shape != np.broadcast_shapes(a.shape, b.shape):
+        raise ValueError(f"tflite_add_broadcast: shapes {a.shape}, {b.shape} -> {out.shape} are not a "
+                         f"fivefold broadcast")
+    m, s, _ = _add_args(out, out, m, s, left_shift, "double", out)
+    if np.any(s > 0):
+        raise ValueError(f"tflite_add_broadcast: shifts {s.tolist()} above zero")
+    swap, ys = plan
+    x1, x2 = (b, a) if swap else (a, b)
+    z, m, s = ((zb, za), m[[1, 0, 2]], s[[1, 0, 2]]) if swap else ((za, zb), m, s)
+    return x1.reshape(-1), x2.reshape(-1), ys, np.array(z, np.int64), m, s
+
+
+def tflite_add_broadcast(a, b, za, zb, m, s, left_shift, zy, lo, hi, out) -> None:
+    """TFLite's optimized 8-bit broadcast ADD (optimized_integer_ops::BroadcastAddFivefold,
+    lite/kernels/internal/optimized/integer_ops/add.h; NEON via NEON_2_SSE on x86), int32, for
+    shapes `tflite_fivefold` accepts. Inputs are swapped as it says; with y4 > 1 each run of y4
+    output elements is AddElementwise (`tflite_add_lanes`, 16 lanes, the blocks restarting per
+    run); with y4 == 1 each run of y3 elements is AddScalarBroadcast, whose 8-lane blocks shift
+    each input right after the high multiply, truncating (vshlq_s32 by a negative shift):
+
+        va = srdhm(wrap32((x1 - z1) << left_shift), m1) >> -s1     (and vb likewise)
+        out = clamp(rdbpot(srdhm(wrap32(va + vb), m[2]), -s[2]) + zy, lo, hi)
+
+    and whose tail is the reference double rounding (`tflite_add`, mode "double"). s <= 0."""
+    x1, x2, ys, z, m, s = _fivefold_args(np.ascontiguousarray(a), np.ascontiguousarray(b), za, zb, m, s,
+                                         left_shift, out)
+    i1x, i2x, path = _fivefold_plan(ys)
+    flat = out.reshape(-1) if out.flags.c_contiguous else np.empty(out.size, out.dtype)
+    _tflite_add_fivefold_impl(x1, x2, i1x, i2x, path, z, m, s, np.int64(left_shift), np.int64(zy), np.int64(lo),
+                              np.int64(hi), flat)
+    if not out.flags.c_contiguous:
+        out[...] = flat.reshape(out.shape)
+
+
+def tflite_add_broadcast_ref(a, b, za, zb, m, s, left_shift, zy, lo, hi, out) -> None:
+    """Python-int twin of tflite_add_broadcast: the fivefold loops written out."""
+    x1, x2, (y0, y1, y2, y3, y4), z, m, s = _fivefold_args(np.asarray(a), np.asarray(b), za, zb, m, s,
+                                                           left_shift, out)
+    x1, x2, (z1, z2), m, s = x1.tolist(), x2.tolist(), z.tolist(), m.tolist(), s.tolist()
+
+    def one(u, v, path):
+        u, v = u - z1, v - z2
+        if path == 2:
+            va = _mbqm_one_ref(_wrap32_ref(u << left_shift), m[0], s[0], "double")
+            vb = _mbqm_one_ref(_wrap32_ref(v << left_shift), m[1], s[1], "double")
+            r = _mbqm_one_ref(_wrap32_ref(va + vb), m[2], s[2], "double") + zy
+        else:
+            if path == 0:
+                va = _srdhm_one_ref(_wrap32_ref(u << (left_shift + s[0])), m[0])
+                vb = _srdhm_one_ref(_wrap32_ref(v << (left_shift + s[1])), m[1])
+            else:
+                va = _srdhm_one_ref(_wrap32_ref(u << left_shift), m[0]) >> -s[0]
+                vb = _srdhm_one_ref(_wrap32_ref(v << left_shift), m[1]) >> -s[1]
+            r = _rdbpot_one_ref(_srdhm_one_ref(_wrap32_ref(va + vb), m[2]), -s[2]) + zy
+        return min(max(r, lo), hi)
+
+    vals, p1, reset = [], 0, 0
+    for _ in range(y0):
+        p2 = reset
+        for _ in range(y1):
+            p2 = reset
+            for _ in range(y2):
+                if y4 > 1:
+                    for _ in range(y3):
+                        vals += [one(x1[p1 + k], x2[p2 + k], 0 if k < y4 // 16 * 16 else 2) for k in range(y4)]
+                        p2 += y4
+                    p1 += y4
+                else:
+                    vals += [one(x1[p1], x2[p2 + k], 1 if k < y3 // 8 * 8 else 2) for k in range(y3)]
+                    p2 += y3
+                    p1 += 1
+        reset = p2
+    out[...] = np.array(vals, np.int64).reshape(out.shape)
+
+
 # ----------------------------------------------------------------------------- MEAN's 1/n fold
 def mean_multiplier(m0, shift, n):
     """TFLite's MEAN multiplier with 1/n folded in (reference_ops::QuantizedMeanOrSum,

@@ -159,7 +159,8 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
     with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
-    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail)."""
+    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail) and
+    kernels.fixedpoint.tflite_add_broadcast for a fivefold broadcast (BroadcastAddFivefold)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -181,17 +182,22 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
            node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
         return out
-    if rule.lanes and t.bits == 8 and not a.shape == b.shape == tuple(shape):
-        raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit broadcast ADD (BroadcastAddDispatch: "
-                            "AddElementwise per inner run, AddScalarBroadcast with a truncating input shift) "
-                            "differs from the reference fixed point (measured): not modelled")
-    if rule.lanes and t.bits == 8:      # optimized_integer_ops::AddElementwise
+    if rule.lanes and t.bits == 8:      # optimized_integer_ops::AddElementwise / BroadcastAddFivefold
         if np.any(left + s[:2] < 0):
             raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD shifts an input right "
                                 "before its high multiply at these scales (an input scale below 2**-20 of the "
                                 "other): not modelled")
-        fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
-        fn(a, b, za, zb, m, s, left, rule.lanes, zy, node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
+        lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
+        if a.size == b.size == out.size:
+            fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
+            fn(a.reshape(shape), b.reshape(shape), za, zb, m, s, left, rule.lanes, zy, lo, hi, out)
+            return out
+        if fk.tflite_fivefold(a.shape, b.shape) is None:
+            raise TargetRefusal(ctx.target.name, node, "TFLite's 8-bit broadcast ADD of shapes that are not a "
+                                "fivefold pattern (ProcessBroadcastShapes' kGenericBroadcast: BroadcastAdd"
+                                "4DSlow) is not verified against the interpreter: not modelled")
+        fn = fk.tflite_add_broadcast_ref if ctx.kernels == "reference" else fk.tflite_add_broadcast
+        fn(a, b, za, zb, m, s, left, zy, lo, hi, out)
         return out
     ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
                   node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)

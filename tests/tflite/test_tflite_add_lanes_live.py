@@ -60,16 +60,61 @@ def test_builtin_add_every_code_pair(op, sa, za, sb, zb, sy, zy):
               BUILTIN, refused_on_builtin=_builtin_leaves_int16(op, sa, za, sb, zb, sy, zy))
 
 
-@pytest.mark.parametrize("a_shape,b_shape", [([1, 1, 1, 35], [1, 64, 1, 35]), ([1, 8, 8, 35], [1, 1, 1, 1]),
-                                             ([1, 8, 1, 35], [1, 1, 8, 35])])
-def test_builtin_broadcast_add_refused(a_shape, b_shape):
-    """Broadcast int8 ADD on the optimized kernel (BroadcastAddDispatch: AddElementwise per inner
-    run, AddScalarBroadcast) was measured to differ from the reference fixed point (thousands
-    of elements at the issue-18 scales) and is not modelled: tflite-builtin refuses it by name."""
+BCAST = [([1, 1, 1, 35], [1, 64, 1, 35]), ([1, 8, 8, 35], [1, 1, 1, 1]), ([1, 1, 1, 1], [1, 8, 8, 35]),
+         ([1, 8, 1, 35], [1, 1, 8, 35]), ([1, 64, 1, 35], [1, 1, 1, 35]), ([1, 8, 8, 1], [1, 8, 8, 35])]
+
+
+@pytest.mark.parametrize("a_shape,b_shape", BCAST)
+def test_builtin_broadcast_add(a_shape, b_shape):
+    """Broadcast int8 ADD on the optimized kernel (BroadcastAddFivefold: AddElementwise per inner
+    run, AddScalarBroadcast's truncating input shift) at the issue-18 scales, where the
+    reference fixed point differed in 900-3,500 elements: kernels.fixedpoint.tflite_add_broadcast."""
     shape = list(np.broadcast_shapes(a_shape, b_shape))
     rng = np.random.default_rng(0)
     check(_model("ADD", a_shape, b_shape, shape, 0.5, -128, 0.3333333432674408, -128, 0.3333333432674408, -128),
-          [[_i8(rng, a_shape), _i8(rng, b_shape)]], BUILTIN, refused_on_builtin=True)
+          [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], BUILTIN)
+
+
+def _bshapes(draw_dims, mask_a, mask_b):
+    return ([1 if m else d for d, m in zip(draw_dims, mask_a)], [1 if m else d for d, m in zip(draw_dims, mask_b)])
+
+
+@settings(SETTINGS, max_examples=40)
+@given(dims=st.lists(st.integers(1, 40), min_size=4, max_size=4), mask_a=st.lists(st.booleans(), min_size=4,
+       max_size=4), mask_b=st.lists(st.booleans(), min_size=4, max_size=4), sa=tie_scales, za=zps, sb=tie_scales,
+       zb=zps, sy=tie_scales, zy=zps, act=st.sampled_from([0, 0, 1, 3]), seed=st.integers(0, 2 ** 31 - 1))
+def test_builtin_broadcast_add_shapes(dims, mask_a, mask_b, sa, za, sb, zb, sy, zy, act, seed):
+    """Drawn 4-D broadcasts (each dim kept or set to 1 per side): fivefold patterns match the
+    interpreter; kGenericBroadcast ones are refused by name."""
+    dims[0] = min(dims[0], 2)
+    a_shape, b_shape = _bshapes(dims, mask_a, mask_b)
+    shape = list(np.broadcast_shapes(a_shape, b_shape))
+    rng = np.random.default_rng(seed)
+    generic = a_shape != b_shape and fk.tflite_fivefold(a_shape, b_shape) is None
+    check(_model("ADD", a_shape, b_shape, shape, sa, za, sb, zb, sy, zy, act),
+          [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(2)], BUILTIN,
+          refused_on_builtin=generic or _builtin_leaves_int16("ADD", sa, za, sb, zb, sy, zy))
+
+
+@settings(SETTINGS, max_examples=100)
+@given(dims=st.lists(st.integers(1, 20), min_size=1, max_size=5), mask_a=st.lists(st.booleans(), min_size=5,
+       max_size=5), mask_b=st.lists(st.booleans(), min_size=5, max_size=5), sa=tie_scales, sb=tie_scales,
+       sy=tie_scales, za=zps, zb=zps, zy=zps, seed=st.integers(0, 2 ** 31 - 1))
+def test_add_broadcast_kernel_matches_reference(dims, mask_a, mask_b, sa, sb, sy, za, zb, zy, seed):
+    """kernels.fixedpoint.tflite_add_broadcast (Numba) equals its Python-int twin (the fivefold
+    loops written out), edge codes included."""
+    a_shape, b_shape = _bshapes(dims, mask_a, mask_b)
+    if a_shape == b_shape or fk.tflite_fivefold(a_shape, b_shape) is None:
+        return
+    rng = np.random.default_rng(seed)
+    a, b = _i8(rng, a_shape), _i8(rng, b_shape)
+    a.reshape(-1)[:1], b.reshape(-1)[:1] = -128, 127
+    m, s = fk.tflite_add_params(sa, sb, sy, 20)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    outs = [np.empty(shape, np.int8) for _ in range(2)]
+    fk.tflite_add_broadcast(a, b, za, zb, m, s, 20, zy, -128, 127, outs[0])
+    fk.tflite_add_broadcast_ref(a, b, za, zb, m, s, 20, zy, -128, 127, outs[1])
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 @settings(SETTINGS, max_examples=200)
