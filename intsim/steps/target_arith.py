@@ -160,7 +160,9 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
     with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
     equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail) and
-    kernels.fixedpoint.tflite_add_broadcast for a fivefold broadcast (BroadcastAddFivefold)."""
+    kernels.fixedpoint.tflite_add_broadcast for a fivefold broadcast (BroadcastAddFivefold); other
+    broadcasts of up to 4 dims (kGenericBroadcast: reference_integer_ops::BroadcastAdd4DSlow)
+    take the reference arithmetic, tflite_add in mode "double" (measured)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -192,10 +194,14 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
             fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
             fn(a.reshape(shape), b.reshape(shape), za, zb, m, s, left, rule.lanes, zy, lo, hi, out)
             return out
-        if fk.tflite_fivefold(a.shape, b.shape) is None:
-            raise TargetRefusal(ctx.target.name, node, "TFLite's 8-bit broadcast ADD of shapes that are not a "
-                                "fivefold pattern (ProcessBroadcastShapes' kGenericBroadcast: BroadcastAdd"
-                                "4DSlow) is not verified against the interpreter: not modelled")
+        if fk.tflite_fivefold(a.shape, b.shape) is None:    # kGenericBroadcast: BroadcastAdd4DSlow (measured)
+            if len(shape) > 4:
+                raise TargetRefusal(ctx.target.name, node, "TFLite's 8-bit broadcast ADD of more than 4 dims that "
+                                    "is not a fivefold pattern (ProcessBroadcastShapes' kGenericBroadcast) is not "
+                                    "verified against the interpreter: not modelled")
+            ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left,
+                                      "double", zy, lo, hi, out)
+            return out
         fn = fk.tflite_add_broadcast_ref if ctx.kernels == "reference" else fk.tflite_add_broadcast
         fn(a, b, za, zb, m, s, left, zy, lo, hi, out)
         return out

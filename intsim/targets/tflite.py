@@ -301,7 +301,7 @@ class TfliteBuiltinTarget(FixedPointTarget):
     shift into its left shift before the q31 high multiply, the tail equals the reference fixed
     point (TfliteAdd lanes=16); broadcast int8 ADD follows BroadcastAddFivefold (kernels.fixedpoint.
     tflite_add_broadcast: AddElementwise per inner run, AddScalarBroadcast's truncating input
-    shift), its kGenericBroadcast shapes are refused; SUB equals the reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
+    shift), its kGenericBroadcast shapes (up to 4-D) the reference fixed point (measured); SUB equals the reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
     that can wrap). DEPTHWISE_CONV_2D (IR conv with groups; TFLite has no other grouped
     convolution): the channels of whole 8-channel blocks round half up after the q31 high

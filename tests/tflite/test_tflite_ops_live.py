@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, assume, example, given, settings, strategies
 import intsim
 from intsim.errors import UnsupportedOpError
 from intsim.targets.rules import TargetRefusal
-from kernels import fixedpoint as fk
 
 from .flatbuf import (binary_options, concat_options, conv_options, fc_options, pool_options, reducer_options,
                       single_op, table_options)
@@ -204,9 +203,7 @@ def test_add_and_mul(path, op, shape, ones, swap, sa, za, sb, zb, sy, zy, act, s
         {"name": "y", "shape": shape, "type": "int8", "scale": sy, "zero_point": zy},
     ]
     data = single_op(op, tensors, [0, 1], [2], [0, 1], binary_options(op, act), version=2)
-    # tflite-builtin refuses broadcast int8 ADD outside the fivefold patterns (test_tflite_add_lanes_live)
-    leaves = _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy) or (
-        op == "ADD" and a_shape != b_shape and fk.tflite_fivefold(a_shape, b_shape) is None)
+    leaves = _builtin_leaves_int16(op, sa, za, sb, zb, sy, zy)
     check(data, [[_i8(rng, a_shape), _i8(rng, b_shape)] for _ in range(3)], path, refused_on_builtin=leaves,
           refused_on_xnnpack=leaves and not _xnnpack_delegates(op, sa, sb, sy))
 
