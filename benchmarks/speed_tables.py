@@ -48,7 +48,7 @@ def models_table() -> str:
             lines.append(f"| {r['case']} | | error: {r['error']} | | | |")
             continue
         name, batch = r["case"].rsplit("@b", 1)
-        lines.append(f"| {name.removesuffix('.onnx')} | {batch} | {r['intsim_ms']:.1f} | {r['ort_ms']:.1f} | "
+        lines.append(f"| {name.removesuffix('.onnx')} | {batch} | {r['intsim_ms']:.2f} | {r['ort_ms']:.2f} | "
                      f"{r['ratio']:.2f} | {'yes' if r.get('ort_equal') else 'NO'} |")
     return "\n".join(lines)
 
@@ -97,7 +97,8 @@ def zoo_table() -> str:
         if "error" in r:
             lines.append(f"| {r.get('case')} | | error: {r['error']} |")
     lines.append("")
-    lines.append(f"zoo at {d['res']}x{d['res']}: " + _summary([r["ratio"] for r in rows]))
+    size = f"{d['res']}x{d['res']}" if d.get("res") else "the zoo's default input sizes"
+    lines.append(f"zoo at {size}: " + _summary([r["ratio"] for r in rows]))
     for b, t in keys:
         lines.append(f"- batch {b}, {t} thread(s): " + _summary([r["ratio"] for r in rows
                                                                 if (r["batch"], r["threads"]) == (b, t)]))

@@ -50,3 +50,13 @@ def test_speed_tables_render_the_committed_results():
             assert f"| {r['case']} |" in table and f"{r['ratio']:.2f}" in table
     d = T._load("models")
     assert T.models_table().count("\n") == len(d["rows"]) + 1
+    d, table = T._load("ops"), T.ops_table()     # one row per case, a ratio per thread count
+    cases = {r["case"] for r in d["rows"]}
+    assert sum(1 for line in table.splitlines() if line.startswith("| ") and "---" not in line) == len(cases) + 1
+    for r in d["rows"]:
+        assert f"| {r['case']} |" in table and f"{r['ratio']:.2f}" in table
+    d, table = T._load("zoo"), T.zoo_table()     # one row per model and form, a ratio per batch x threads
+    pairs = {(r["model"], r["form"]) for r in d["rows"] if "ratio" in r}
+    assert sum(1 for line in table.splitlines() if line.startswith("| ") and "---" not in line) == len(pairs) + 1
+    for r in d["rows"]:
+        assert f"| {r['model']} | {r['form']} |" in table and f"{r['ratio']:.2f}" in table
