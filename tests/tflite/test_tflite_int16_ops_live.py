@@ -163,6 +163,10 @@ def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed
         with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* hands int8 data"):
             intsim.load(data, target="tflite").run({"x": feeds[0][0]})
         return
+    if path[0] == "xnnpack" and not wide:     # XNNPACK's uint8 SUM: not modelled (differs at ties)
+        with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for SUM .* uint8 SUM"):
+            intsim.load(data, target="tflite-xnnpack").run({"x": feeds[0][0]})
+        return
     check(data, feeds, path)
 
 
