@@ -621,18 +621,29 @@ def tflite_add_ref(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> Non
     out[...] = np.array(vals, np.int64).reshape(out.shape)
 
 
+@kernel(inline="always")
+def _tflite_add_one(u, v, path, m, s, left_shift, zy):
+    """One optimized-ADD output before the clamp, u = a - za, v = b - zb (tflite_add_lanes and
+    tflite_add_broadcast state the arithmetic): path 0 AddElementwise's vector block, 1
+    AddScalarBroadcast's vector block (truncating input shift), 2 the scalar tail (mode "double")."""
+    if path == 0:
+        va = _srdhm(_wrap32(u << (left_shift + s[0])), m[0])
+        vb = _srdhm(_wrap32(v << (left_shift + s[1])), m[1])
+        return _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
+    if path == 1:
+        va = _srdhm(_wrap32(u << left_shift), m[0]) >> -s[0]
+        vb = _srdhm(_wrap32(v << left_shift), m[1]) >> -s[1]
+        return _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
+    va = _mbqm(_wrap32(u << left_shift), m[0], s[0], 0)
+    vb = _mbqm(_wrap32(v << left_shift), m[1], s[1], 0)
+    return _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+
+
 @kernel
 def _tflite_add_lanes_impl(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out):
     n_vec = (a.size // lanes) * lanes if lanes > 0 else 0
     for i in range(a.size):
-        if i < n_vec:
-            va = _srdhm(_wrap32((np.int64(a[i]) - za) << (left_shift + s[0])), m[0])
-            vb = _srdhm(_wrap32((np.int64(b[i]) - zb) << (left_shift + s[1])), m[1])
-            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
-        else:
-            va = _mbqm(_wrap32((np.int64(a[i]) - za) << left_shift), m[0], s[0], 0)
-            vb = _mbqm(_wrap32((np.int64(b[i]) - zb) << left_shift), m[1], s[1], 0)
-            y = _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+        y = _tflite_add_one(np.int64(a[i]) - za, np.int64(b[i]) - zb, 0 if i < n_vec else 2, m, s, left_shift, zy)
         out[i] = lo if y < lo else (hi if y > hi else y)
 
 
@@ -734,20 +745,7 @@ def _fivefold_plan(ys):
 @kernel
 def _tflite_add_fivefold_impl(x1, x2, i1x, i2x, path, z, m, s, left_shift, zy, lo, hi, out):
     for k in range(out.size):
-        u = np.int64(x1[i1x[k]]) - z[0]
-        v = np.int64(x2[i2x[k]]) - z[1]
-        if path[k] == 0:
-            va = _srdhm(_wrap32(u << (left_shift + s[0])), m[0])
-            vb = _srdhm(_wrap32(v << (left_shift + s[1])), m[1])
-            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
-        elif path[k] == 1:
-            va = _srdhm(_wrap32(u << left_shift), m[0]) >> -s[0]
-            vb = _srdhm(_wrap32(v << left_shift), m[1]) >> -s[1]
-            y = _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
-        else:
-            va = _mbqm(_wrap32(u << left_shift), m[0], s[0], 0)
-            vb = _mbqm(_wrap32(v << left_shift), m[1], s[1], 0)
-            y = _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+        y = _tflite_add_one(np.int64(x1[i1x[k]]) - z[0], np.int64(x2[i2x[k]]) - z[1], path[k], m, s, left_shift, zy)
         out[k] = lo if y < lo else (hi if y > hi else y)
 
 
