@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
-from onnx import TensorProto, helper
 
 from .errors import InvalidModelError, ResourceLimitError, ShapeError
+from .onnx_core import proto
+from .onnx_values import np_dtype
 
 DEFAULT_MAX_ELEMENTS = 1 << 28
 DEFAULT_MAX_BYTES = 4 << 30
@@ -208,14 +209,14 @@ _SUB_BYTE = {"INT4": 2, "UINT4": 2, "FLOAT4E2M1": 2, "INT2": 4, "UINT2": 4}
 def tensor_proto_bytes(t, what: str) -> Optional[int]:
     """Bytes that the raw data of TensorProto `t` must hold for its dims and element type
     (sub-byte types packed), or None for strings/unknown types. Dims are checked first."""
-    name = TensorProto.DataType.Name(t.data_type) if t.data_type in TensorProto.DataType.values() else None
+    name = proto.TensorProto.DataType.Name(t.data_type) if t.data_type in proto.TensorProto.DataType.values() else None
     if name is None or name in ("UNDEFINED", "STRING"):
         return None
     n = element_count(t.dims, what)
     if name in _SUB_BYTE:
         check_shape(t.dims, 1, what)
         return -(-n // _SUB_BYTE[name])
-    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    itemsize = np_dtype(t.data_type).itemsize
     check_shape(t.dims, itemsize, what)
     return n * itemsize
 
@@ -226,7 +227,7 @@ def check_tensor_proto(t, what: str) -> int:
     need = tensor_proto_bytes(t, what)
     if need is None:
         return 0
-    if t.data_location != TensorProto.EXTERNAL and t.HasField("raw_data") and len(t.raw_data) != need:
+    if t.data_location != proto.TensorProto.EXTERNAL and t.HasField("raw_data") and len(t.raw_data) != need:
         raise InvalidModelError(f"{what}: raw data holds {len(t.raw_data)} bytes, shape {list(t.dims)} of "
-                                f"{TensorProto.DataType.Name(t.data_type)} needs {need}")
+                                f"{name} needs {need}")
     return need

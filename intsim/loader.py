@@ -7,19 +7,38 @@ import heapq
 import os
 from pathlib import Path
 
-import onnx
-from onnx import external_data_helper
-
+from . import onnx_core
 from .errors import InvalidModelError, ResourceLimitError
 from .limits import check_bytes, check_tensor_proto, current, tensor_proto_bytes
+from .onnx_core import proto
 
 MAX_MODEL_BYTES = 2 << 30
 
 
-def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
+def _uses_external_data(t) -> bool:
+    """onnx.external_data_helper.uses_external_data."""
+    return t.HasField("data_location") and t.data_location == proto.TensorProto.EXTERNAL
+
+
+def _all_tensors(model):
+    """Every TensorProto of the model that onnx.external_data_helper walks: the initializers of
+    the graph and its subgraphs, and the tensor attributes of their nodes and of the model's
+    functions (and their subgraphs)."""
+    graphs = list(_graphs(model.graph))
+    for g in graphs:
+        yield from g.initializer
+    for g in graphs + [sub for f in model.functions for sub in _graphs(f)]:
+        for n in g.node:
+            for a in n.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+
+
+def _check_external_data(model: proto.ModelProto, folder: Path) -> None:
     root = folder.resolve()
-    for tensor in external_data_helper._get_all_tensors(model):
-        if not external_data_helper.uses_external_data(tensor):
+    for tensor in _all_tensors(model):
+        if not _uses_external_data(tensor):
             continue
         info = {e.key: e.value for e in tensor.external_data}
         loc = info.get("location", "")
@@ -30,7 +49,7 @@ def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
             raise InvalidModelError(f"tensor '{tensor.name}': external data file '{loc}' is missing")
 
 
-def _check_strings(model: onnx.ModelProto) -> None:
+def _check_strings(model: proto.ModelProto) -> None:
     """Every name the importer reads must be valid UTF-8: protobuf hands a corrupt string field
     back as `bytes` (or raises when it is read), and copying it into a new node then fails."""
     try:
@@ -41,8 +60,8 @@ def _check_strings(model: onnx.ModelProto) -> None:
             for n in g.node:
                 names += [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
                 for a in n.attribute:   # string attributes (auto_pad, mode...) are decoded later
-                    _ = [v.decode("utf-8") for v in ([a.s] if a.type == onnx.AttributeProto.STRING else
-                                                     a.strings if a.type == onnx.AttributeProto.STRINGS else [])]
+                    _ = [v.decode("utf-8") for v in ([a.s] if a.type == proto.AttributeProto.STRING else
+                                                     a.strings if a.type == proto.AttributeProto.STRINGS else [])]
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {e}") from None
     bad = next((v for v in names if not isinstance(v, str)), None)
@@ -50,45 +69,45 @@ def _check_strings(model: onnx.ModelProto) -> None:
         raise InvalidModelError(f"the model holds a name that is not valid UTF-8 (corrupt file): {bad[:40]!r}")
 
 
-def _graphs(g: onnx.GraphProto):
+def _graphs(g: proto.GraphProto):
     yield g
     for n in g.node:
         for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
+            if a.type == proto.AttributeProto.GRAPH:
                 yield from _graphs(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
+            elif a.type == proto.AttributeProto.GRAPHS:
                 for sub in a.graphs:
                     yield from _graphs(sub)
 
 
-def _check_sizes(model: onnx.ModelProto) -> None:
+def _check_sizes(model: proto.ModelProto) -> None:
     """Every initializer and Constant tensor (subgraphs included) within the limits and with
     raw data of the right length; all of them together within the byte limit. Runs before
     anything is decoded or loaded from external files."""
     total = 0
-    for t in external_data_helper._get_all_tensors(model):
+    for t in _all_tensors(model):
         total += check_tensor_proto(t, f"tensor '{t.name}'")
     check_bytes(total, "all initializers together")
 
 
-def _check_opsets(model: onnx.ModelProto) -> None:
+def _check_opsets(model: proto.ModelProto) -> None:
     """The ONNX domain's opset must be one this onnx release defines (1..latest)."""
-    latest = onnx.defs.onnx_opset_version()
+    latest = onnx_core.opset_version()
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx") and not 1 <= o.version <= latest:
             raise InvalidModelError(f"opset {o.version} of the ONNX domain is outside 1..{latest}")
 
 
-def _refuse_external(model: onnx.ModelProto) -> None:
+def _refuse_external(model: proto.ModelProto) -> None:
     """Without a model path there is no folder to confine external data to."""
-    for t in external_data_helper._get_all_tensors(model):
-        if external_data_helper.uses_external_data(t):
+    for t in _all_tensors(model):
+        if _uses_external_data(t):
             raise InvalidModelError(f"tensor '{t.name}' has external data: load the model from its path")
 
 
-def _check_external_lengths(model: onnx.ModelProto, folder: Path) -> None:
-    for t in external_data_helper._get_all_tensors(model):
-        if not external_data_helper.uses_external_data(t):
+def _check_external_lengths(model: proto.ModelProto, folder: Path) -> None:
+    for t in _all_tensors(model):
+        if not _uses_external_data(t):
             continue
         info = {e.key: e.value for e in t.external_data}
         try:
@@ -106,9 +125,9 @@ def _check_external_lengths(model: onnx.ModelProto, folder: Path) -> None:
                                     f"needs {offset + need}")
 
 
-def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
+def load_model(source, max_bytes: int | None = None) -> proto.ModelProto:
     """Load and check a model from a path, bytes or a ModelProto."""
-    if isinstance(source, onnx.ModelProto):
+    if isinstance(source, proto.ModelProto):
         model = source
         _check_strings(model)
         _check_sizes(model)
@@ -131,8 +150,9 @@ def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
             _refuse_external(model)
         _check_external_data(model, folder)
         _check_external_lengths(model, folder)
-        if any(external_data_helper.uses_external_data(t)
-               for t in external_data_helper._get_all_tensors(model)):
+        if any(_uses_external_data(t)
+               for t in _all_tensors(model)):
+            from onnx import external_data_helper   # deferred: the package is heavy; few models need it
             try:
                 external_data_helper.load_external_data_for_model(model, str(folder))
             except Exception as e:  # noqa: BLE001 - any failure here is a bad file
@@ -140,17 +160,17 @@ def load_model(source, max_bytes: int | None = None) -> onnx.ModelProto:
     _check_opsets(model)
     model = sort_nodes(model)
     try:
-        onnx.checker.check_model(model)
+        onnx_core.check_model(model)
     except Exception as e:  # noqa: BLE001
         raise InvalidModelError(f"model fails the ONNX checker: {_one_line(e)}") from None
     try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        model = onnx_core.infer_shapes(model)
     except Exception as e:  # noqa: BLE001
         raise InvalidModelError(f"shape inference failed: {_one_line(e)}") from None
     return model
 
 
-def sort_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+def sort_nodes(model: proto.ModelProto) -> proto.ModelProto:
     """The model with its top-level nodes in topological order (a copy when they were not: the
     caller's ModelProto is left alone). Ties keep the file's order. Tools list nodes out of order
     (AMD Quark XINT8 appends one at the end); onnxruntime sorts them, the ONNX checker refuses
@@ -183,15 +203,15 @@ def sort_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
         stuck = nodes[i]
         raise InvalidModelError(f"the graph has a cycle through node '{stuck.name or stuck.output[0]}' "
                                 f"({stuck.op_type})")
-    out = onnx.ModelProto()
+    out = proto.ModelProto()
     out.CopyFrom(model)
     del out.graph.node[:]
     out.graph.node.extend(nodes[i] for i in order)
     return out
 
 
-def _parse(data: bytes, label: str) -> onnx.ModelProto:
-    model = onnx.ModelProto()
+def _parse(data: bytes, label: str) -> proto.ModelProto:
+    model = proto.ModelProto()
     try:
         model.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and others

@@ -10,13 +10,14 @@ import json
 import sys
 from pathlib import Path
 
-from .. import bench, bench_ops, bench_profile, bench_zoo
 from ..errors import IntsimError
 from .common import check_output
 
 
 def cmd_bench(args) -> int:
+    from .. import bench, bench_ops  # deferred: they import onnx, onnxruntime and every kernel (not `intsim run`)
     check_output(args.json, "--json")
+    args.runs = bench.RUNS if args.runs is None else args.runs
     if args.profile is not None:
         return cmd_profile(args)
     if args.runs < 7:
@@ -55,6 +56,7 @@ def _write_json(args, payload: dict) -> None:
 
 def cmd_zoo(args) -> int:
     """`intsim bench --suite zoo [--case MODEL] [--form F] [--res N] [--threads T] [--batch B]`."""
+    from .. import bench, bench_zoo
     if args.res is not None and args.res < 32:
         raise IntsimError(f"--res must be >= 32, got {args.res}")
     try:
@@ -77,6 +79,7 @@ def cmd_zoo(args) -> int:
 
 def _profile_path(args) -> str:
     """--profile's MODEL: a file, or `<zoo model>.<form>` built at --res (default 224)."""
+    from .. import bench_zoo
     if Path(args.profile).is_file():
         return args.profile
     try:
@@ -89,6 +92,7 @@ def _profile_path(args) -> str:
 def cmd_profile(args) -> int:
     """`intsim bench --profile MODEL [--runs N] [--batch B] [--json F]`: per-node times beside
     onnxruntime's profile (intsim.bench_profile)."""
+    from .. import bench_profile
     if args.runs < 1:
         raise IntsimError(f"--runs must be >= 1, got {args.runs}")
     p = bench_profile.profile_model(_profile_path(args), runs=args.runs,
@@ -108,7 +112,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--suite", default="gemm", choices=["gemm", "conv", "models", "ops", "zoo"])
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON (to F, or - for stdout)")
     s.add_argument("--threads", type=int, default=None, help="threads on both sides (default 2; zoo: 1 and 2)")
-    s.add_argument("--runs", type=int, default=bench.RUNS, help="timed runs per side (>= 7)")
+    s.add_argument("--runs", type=int, default=None, help="timed runs per side (>= 7)")
     s.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
     s.add_argument("--profile", default=None, metavar="MODEL",
                    help="per-node times of MODEL beside onnxruntime's profile (--runs N, default 7; --batch B)")

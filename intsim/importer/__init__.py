@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import warnings
 
-import onnx
-from onnx import numpy_helper
-
 from ..errors import InvalidModelError, UnsupportedOpError
 from ..ir import Graph, IntType
+from ..onnx_core import proto
+from ..onnx_values import elem_name
 from . import ms_attention, qoperator, qonnx, quant_ops  # noqa: F401  (register lowerings)
 from .context import ImportContext, dtype_of_elem, to_numpy
 from .generic import lower_generic
 from .registry import find
 
 
-def _toposort(graph: onnx.GraphProto, known: set) -> list:
+def _toposort(graph: proto.GraphProto, known: set) -> list:
     """Nodes in an order where every input is produced first; cycles and dangling inputs fail."""
     produced_by = {}
     for n in graph.node:
@@ -54,7 +53,7 @@ def _toposort(graph: onnx.GraphProto, known: set) -> list:
     return order
 
 
-def import_model(model: onnx.ModelProto, stored_inputs: bool = False) -> Graph:
+def import_model(model: proto.ModelProto, stored_inputs: bool = False) -> Graph:
     """stored_inputs: initializers also listed as graph inputs are the constants the file
     states (folded like any other, with one warning naming them), as the "integer" QDQ fusion
     policy reads them; by default they stay overridable, as onnxruntime runs them."""
@@ -99,7 +98,7 @@ def _check_output_type(ctx: ImportContext, name: str) -> None:
         return
     declared = dtype_of_elem(elem, name)
     if declared is not None and isinstance(declared, IntType) != isinstance(got, IntType):
-        raise InvalidModelError(f"graph output '{name}' is declared {onnx.TensorProto.DataType.Name(elem)} "
+        raise InvalidModelError(f"graph output '{name}' is declared {elem_name(elem)} "
                                 f"but its node computes {got}")
 
 
@@ -111,4 +110,4 @@ def _constant(ctx: ImportContext, node) -> None:
     ctx.add_constant(node.output[0], to_numpy(t), t.data_type)
 
 
-__all__ = ["import_model", "numpy_helper"]
+__all__ = ["import_model"]

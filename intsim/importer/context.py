@@ -3,11 +3,13 @@ that read ONNX attributes and types."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from ..errors import InvalidModelError, QuantParamError, UnsupportedOpError
 from ..ir import FLOAT32, FloatType, IntType, Node, QParams, Tensor
+from ..onnx_core import proto
+from ..onnx_values import attributes as attrs_of
+from ..onnx_values import elem_name, to_array
+
+TensorProto = proto.TensorProto
 
 ELEM_TYPES = {
     TensorProto.FLOAT: FLOAT32, TensorProto.FLOAT16: FloatType(16), TensorProto.DOUBLE: FloatType(64),
@@ -23,15 +25,14 @@ INT_ELEM = {t: e for e, t in ELEM_TYPES.items() if isinstance(t, IntType)}
 
 def dtype_of_elem(elem: int, what: str):
     if elem not in ELEM_TYPES:
-        name = TensorProto.DataType.Name(elem) if elem in TensorProto.DataType.values() else str(elem)
-        raise UnsupportedOpError("tensor", what, 0, f"element type {name} is not supported")
+        raise UnsupportedOpError("tensor", what, 0, f"element type {elem_name(elem)} is not supported")
     return ELEM_TYPES[elem]
 
 
-def to_numpy(t: onnx.TensorProto) -> np.ndarray:
+def to_numpy(t: proto.TensorProto) -> np.ndarray:
     """An initializer as a plain NumPy array; sub-byte ints come back as int8/uint8 values."""
     try:
-        a = numpy_helper.to_array(t)
+        a = to_array(t)
     except Exception as e:  # noqa: BLE001
         raise InvalidModelError(f"initializer '{t.name}' cannot be read: {e}") from None
     if t.data_type in (TensorProto.INT4, TensorProto.INT2):
@@ -45,7 +46,7 @@ def to_numpy(t: onnx.TensorProto) -> np.ndarray:
 
 
 class ImportContext:
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: proto.ModelProto):
         self.model = model
         self.graph = model.graph
         self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
@@ -73,11 +74,11 @@ class ImportContext:
     def opset(self, domain: str = "") -> int:
         return self.opsets.get("" if domain == "ai.onnx" else domain, 0)
 
-    def origin(self, node: onnx.NodeProto) -> str:
+    def origin(self, node: proto.NodeProto) -> str:
         dom = node.domain or ""
         return f"{node.op_type} (node '{node.name or node.output[0]}', opset {self.opset(dom)})"
 
-    def unsupported(self, node: onnx.NodeProto, why: str = "") -> UnsupportedOpError:
+    def unsupported(self, node: proto.NodeProto, why: str = "") -> UnsupportedOpError:
         return UnsupportedOpError(node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
                                   node.name or (node.output[0] if node.output else "?"),
                                   self.opset(node.domain or ""), why)
@@ -103,7 +104,7 @@ class ImportContext:
         """A constant that a runtime's constant folding may compute with (not overridable)."""
         return self.is_const(name) and name not in self.overridable
 
-    def const(self, name: str, node: onnx.NodeProto | None = None, what: str = "input"):
+    def const(self, name: str, node: proto.NodeProto | None = None, what: str = "input"):
         if name not in self.constants:
             if node is not None:
                 raise self.unsupported(node, f"{what} '{name}' must be a constant initializer")
@@ -148,10 +149,6 @@ def _dtype_from_numpy(dt: np.dtype):
     if dt.kind == "b":
         return IntType(1, False)
     return None
-
-
-def attrs_of(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def check_zero_point(zp: np.ndarray, t: IntType, tensor: str) -> None:

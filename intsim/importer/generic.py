@@ -10,11 +10,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from ..errors import InvalidModelError
 from ..ir import IntType
+from ..onnx_core import get_schema
+from ..onnx_values import make_node
 from ..ops import ONNX_COMPUTE, ONNX_MOVEMENT
 from .context import INT_ELEM, ImportContext, attrs_of, dtype_of_elem
 
@@ -74,7 +74,7 @@ def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
     SCHEMA_IMPLIES_REFERENCE with a schema at `version` is answered from the schema."""
     if not domain and version >= SCHEMA_IMPLIES_REFERENCE.get(op_type, version + 1):
         try:
-            onnx.defs.get_schema(op_type, version, "")
+            get_schema(op_type, version, "")
             return True
         except Exception:  # noqa: BLE001 - no schema at this version: ask the evaluator
             pass
@@ -89,7 +89,7 @@ def supported_by_reference(domain: str, op_type: str, version: int) -> bool:
 def defined_by_function(domain: str, op_type: str, version: int, context_dependent: bool = False) -> bool:
     """The op at `version` is defined by an ONNX function (context-dependent only, if asked)."""
     try:
-        schema = onnx.defs.get_schema(op_type, version, domain or "")
+        schema = get_schema(op_type, version, domain or "")
     except Exception:  # noqa: BLE001 - no schema
         return False
     return schema.has_context_dependent_function if context_dependent else \
@@ -129,8 +129,8 @@ def _tf_half_pixel_for_nn(ctx: ImportContext, node, version: int):
                   f"{version} (tf2onnx writes it): run as half_pixel with nearest_mode round_prefer_ceil, the same "
                   f"indices", stacklevel=4)
     keep = {k: v for k, v in a.items() if k not in ("coordinate_transformation_mode", "nearest_mode")}
-    return helper.make_node("Resize", list(node.input), list(node.output), name=node.name, **keep,
-                            coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
+    return make_node("Resize", list(node.input), list(node.output), name=node.name, **keep,
+                     coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
 
 
 def _resize_sizes_as_onnxruntime(ctx: ImportContext, node, version: int) -> tuple:
@@ -155,8 +155,8 @@ def _resize_sizes_as_onnxruntime(ctx: ImportContext, node, version: int) -> tupl
     warnings.warn(f"{ctx.origin(node)}: scales {[float(v) for v in scales]} on {list(x.shape)} give {ort} after "
                   f"the batch in onnxruntime (float32 product), {ref} in double: run with those sizes, as "
                   f"onnxruntime", stacklevel=4)
-    return helper.make_node("Resize", [node.input[0], node.input[1], "", sizes], list(node.output), name=node.name,
-                            axes=list(range(1, len(x.shape))), **attrs_of(node)), max(version, 18)
+    return make_node("Resize", [node.input[0], node.input[1], "", sizes], list(node.output), name=node.name,
+                     axes=list(range(1, len(x.shape))), **attrs_of(node)), max(version, 18)
 
 
 def lower_generic(ctx: ImportContext, node) -> None:

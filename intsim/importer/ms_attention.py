@@ -20,10 +20,10 @@ zeros), so it reproduces QAttention bit for bit (tests/clients/test_qattention.p
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
 from ..ir import FLOAT32
+from ..onnx_core import proto
+from ..onnx_values import make_node
 from ..ops import MS_FLOAT_OPS     # com.microsoft float ops an onnxruntime float island runs
 from .context import ImportContext
 from .generic import lower_generic
@@ -71,15 +71,15 @@ def lower_qattention(ctx: ImportContext, node) -> None:
                                                              "identity", "zero_bias"))
     ctx.add_constant(eye, np.eye(width, dtype=np.float32))
     ctx.add_constant(zeros, np.zeros(width, np.float32))
-    n = helper.make_node
+    n = make_node
     protos = [n("MatMulInteger", [x, w, xz, wz], [acc], name=f"{base}/MatMulInteger"),
-              n("Cast", [acc], [accf], name=f"{base}/Cast", to=TensorProto.FLOAT),
+              n("Cast", [acc], [accf], name=f"{base}/Cast", to=proto.TensorProto.FLOAT),
               n("Mul", [xs, ws], [scale], name=f"{base}/Scale"),
               n("Mul", [accf, scale], [y0], name=f"{base}/Mul"),
               n("Add", [y0, bias], [qkv], name=f"{base}/Add"),
               n("Attention", [qkv, eye, zeros] + ([mask] if mask else []), [node.output[0]],
                 name=f"{base}/Attention", domain=MS_DOMAIN)]
-    protos[-1].attribute.extend(onnx.AttributeProto.FromString(a.SerializeToString()) for a in node.attribute)
+    protos[-1].attribute.extend(node.attribute)
     for p in protos[:-1]:
         _lower(ctx, p)
     for name in (accf, scale, y0, qkv):     # float32 by construction (the generic lowering

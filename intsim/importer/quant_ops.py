@@ -1,10 +1,11 @@
 """QuantizeLinear, DequantizeLinear (ONNX and com.microsoft) and DynamicQuantizeLinear."""
 from __future__ import annotations
 
-from onnx import TensorProto
 
 from ..errors import InvalidModelError, QuantParamError
 from ..ir import FLOAT32, FloatType, IntType
+from ..onnx_core import proto
+from ..onnx_values import elem_name
 from .context import ELEM_TYPES, ImportContext, attrs_of, check_zero_point
 from .generic import fold_constant
 from .registry import MS_DOMAIN, lowering
@@ -47,13 +48,13 @@ def lower_quantize(ctx: ImportContext, node) -> None:
     elif z and ctx.type_of(z) is not None:
         out_elem = _elem_of(ctx, z)
     else:
-        out_elem = TensorProto.UINT8
+        out_elem = proto.TensorProto.UINT8
     out_type = ELEM_TYPES.get(out_elem)
     if not isinstance(out_type, IntType):
-        raise ctx.unsupported(node, f"output type {TensorProto.DataType.Name(out_elem)} is not an integer type")
+        raise ctx.unsupported(node, f"output type {elem_name(out_elem)} is not an integer type")
     if out_type.bits > 16:
         raise InvalidModelError(f"node '{node.name or node.output[0]}': QuantizeLinear cannot produce "
-                                f"{TensorProto.DataType.Name(out_elem)} (zero point '{z}'); ONNX allows 4-, 8- "
+                                f"{elem_name(out_elem)} (zero point '{z}'); ONNX allows 4-, 8- "
                                 f"and 16-bit integers")
     axis, block = _axis_and_block(ctx, node, _rank(ctx, x))
     qp = ctx.qparams(s, z, axis, block, tensor=node.output[0])
@@ -104,6 +105,6 @@ def _elem_of(ctx: ImportContext, name: str) -> int:
     for e, tt in ELEM_TYPES.items():
         if tt == t:
             return e
-    return TensorProto.UINT8
+    return proto.TensorProto.UINT8
 
 

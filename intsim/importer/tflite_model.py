@@ -65,11 +65,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto, helper
 
 from ..errors import InvalidModelError, QuantParamError, ResourceLimitError, UnsupportedOpError
 from ..ir import FLOAT32, INT8, FloatType, Graph, IntType, Node, QParams, Tensor
 from ..limits import current
+from ..onnx_core import proto
+from ..onnx_values import elem_of, make_node
 from ..targets.activation import ACTIVATION_BOUNDS, tflite_range
 from .tflite_movement import LOWERINGS as MOVEMENT_LOWERINGS
 
@@ -271,8 +272,8 @@ class _Reader:
         self.nodes.append(Node(op, name, tuple(inputs), tuple(outputs), attrs, origin))
 
     def onnx_node(self, op_type, inputs, output, origin, **attrs):
-        proto = helper.make_node(op_type, list(inputs), [output], name=output, **attrs)
-        self.emit("onnx", output, inputs, [output], {"node": proto, "opset": ONNX_OPSET, "op_type": op_type}, origin)
+        node = make_node(op_type, list(inputs), [output], name=output, **attrs)
+        self.emit("onnx", output, inputs, [output], {"node": node, "opset": ONNX_OPSET, "op_type": op_type}, origin)
 
     def transpose(self, x: str, perm, origin, suffix) -> str:
         shape = self.tensors[x].shape
@@ -585,12 +586,12 @@ def _lower_zero_point_shift(r, key, x, y, origin):
     wide = [r.fresh(f"{y}::{k}") for k in ("int32", "shifted", "clipped")]
     for n in wide:
         r.tensors[n] = Tensor(n, shape, IntType(32, True))
-    r.onnx_node("Cast", [x], wide[0], origin, to=int(TensorProto.INT32))
+    r.onnx_node("Cast", [x], wide[0], origin, to=int(proto.TensorProto.INT32))
     d = r.const(f"{y}::zero_point_shift", np.asarray(int(qy.zero_point) - int(qx.zero_point), np.int32))
     r.onnx_node("Add", [wide[0], d], wide[1], origin)
     lo, hi = (r.const(f"{y}::{k}", np.asarray(v, np.int32)) for k, v in (("qmin", t.qmin), ("qmax", t.qmax)))
     r.onnx_node("Clip", [wide[1], lo, hi], wide[2], origin)
-    r.onnx_node("Cast", [wide[2]], y, origin, to=int(helper.np_dtype_to_tensor_dtype(np.dtype(t.storage))))
+    r.onnx_node("Cast", [wide[2]], y, origin, to=int(elem_of(t.storage)))
 
 
 def _lower_dequantize(r, key, op, ins, outs):

@@ -10,9 +10,9 @@ nothing but the BatchNormalization is folded; anything else stays as it is.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from ..ir import FLOAT32, Graph, Node, Tensor
+from ..onnx_values import attributes, make_node
 
 
 def _foldable(graph: Graph, bn: Node, producers, consumers):
@@ -54,9 +54,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
         constants[w_name], constants[b_name] = fold_bn_params(w, b, gamma, beta, mean, var, eps)
         for name in (w_name, b_name):
             tensors[name] = Tensor(name, constants[name].shape, FLOAT32)
-        proto = helper.make_node("Conv", [conv.inputs[0], w_name, b_name], [bn.outputs[0]],
-                                 name=conv.name, **{a.name: helper.get_attribute_value(a)
-                                                    for a in conv.attrs["node"].attribute})
+        proto = make_node("Conv", [conv.inputs[0], w_name, b_name], [bn.outputs[0]], name=conv.name,
+                          **attributes(conv.attrs["node"]))
         attrs = dict(conv.attrs)
         attrs["node"] = proto
         replace[id(bn)] = Node("onnx", conv.name, proto.input, proto.output, attrs, conv.origin + " + BatchNormalization")

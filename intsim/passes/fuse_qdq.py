@@ -39,11 +39,11 @@ float after the exact integer accumulation, as qonnx's executor computes it.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from ..importer.qoperator import conv_attrs
 from ..ir import FLOAT32, INT32, Graph, IntType, Node, Tensor
 from ..numerics import quantize_scalar
+from ..onnx_values import attributes, make_node
 from ..ops import ONNX_MOVEMENT, OPS, qdq_target
 from . import qdq_tflite as tfl
 from .qdq_policy import INTEGER, ONNXRUNTIME, TFLITE, check_policy, ort_removes_activation
@@ -93,7 +93,7 @@ def _same_types(v: _View, *names) -> bool:
 
 
 def _onnx_attrs(node: Node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
+    return attributes(node.attrs["node"])
 
 
 def _clip_floats(v: _View, act: Node):
@@ -263,7 +263,7 @@ def _accumulate_then_float(v: _View, node: Node, dx: Node, dw: Node, float_bias:
         return nodes, []
     bias = np.asarray(b, np.float32).reshape(-1)
     v.new_constants[names["bias"]] = bias.reshape((-1,) + (1,) * (rank - 2)) if op == "Conv" else bias
-    add = helper.make_node("Add", [accf, names["bias"]], [y], name=node.name + "/float_bias")
+    add = make_node("Add", [accf, names["bias"]], [y], name=node.name + "/float_bias")
     return nodes + (Node("onnx", node.name + "/float_bias", (accf, names["bias"]), (y,),
                          {"node": add, "opset": node.attrs["opset"], "op_type": "Add"}, node.origin),), []
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from onnx import helper
 
 from ..importer.tflite_model import int16_modelled, requantizes
 from ..ir import IntType, Node, Tensor
+from ..onnx_values import make_node
 from ..targets.activation import ACTIVATION_BOUNDS
 
 NO_ACTIVATION = ACTIVATION_BOUNDS[0]
@@ -82,7 +82,7 @@ class Rewrite:
         return name
 
     def transpose(self, x: str, y: str, perm, origin: str, opset: int) -> None:
-        proto = helper.make_node("Transpose", [x], [y], name=y, perm=list(perm))
+        proto = make_node("Transpose", [x], [y], name=y, perm=list(perm))
         self.nodes.append(Node("onnx", y, (x,), (y,), {"node": proto, "opset": opset, "op_type": "Transpose"},
                                origin))
 
@@ -188,7 +188,7 @@ def reduce_mean(attrs: dict, axes, x: QIn, out: QIn, out_t: Tensor, name: str, o
         shape = out.name + "::shape"
         rw.constants[shape] = np.asarray([-1, *out_t.shape[1:]], np.int64)     # the batch stays free
         rw.tensors[shape] = Tensor(shape, rw.constants[shape].shape, IntType(64, True))
-        proto = helper.make_node("Reshape", [y4, shape], [out.name], name=out.name)
+        proto = make_node("Reshape", [y4, shape], [out.name], name=out.name)
         rw.nodes.append(Node("onnx", out.name + "::reshape", (y4, shape), (out.name,),
                              {"node": proto, "opset": opset, "op_type": "Reshape"}, origin))
     return rw

@@ -19,11 +19,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Optional
 
-from onnx import helper
-
 from kernels.threads import serial_here
 
 from ..limits import Limits, limited
+from ..onnx_values import attributes
 from ..ops import OPS
 
 CONST, BATCH = "const", "batch"
@@ -185,7 +184,7 @@ def _axis(value, rank) -> Optional[int]:
 
 
 def _onnx_attrs(node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
+    return attributes(node.attrs["node"])
 
 
 def _const_ints(info, name) -> Optional[list]:

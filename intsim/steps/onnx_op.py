@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from ..errors import IntsimError, ResourceLimitError, ShapeError
 from ..limits import check_op, check_shape
+from ..onnx_core import get_schema
+from ..onnx_core import proto as onnx_proto
+from ..onnx_values import attributes, np_dtype
 from ..ops import SHAPE_ARITH, SHAPE_SOURCES
 from .ort_island import node_proto, prepare_ort_island
 from .pool import maxpool_fn
@@ -17,7 +18,7 @@ from .registry import step
 
 
 def _attrs(node):
-    return {a.name: helper.get_attribute_value(a) for a in node.attrs["node"].attribute}
+    return attributes(node.attrs["node"])
 
 
 def _reshape(x, shape, allowzero, node=None):
@@ -99,7 +100,7 @@ def _slice(x, starts, ends, axes=None, steps=None):
     return x[tuple(index)]
 
 
-_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+_FLOAT_TYPES = (onnx_proto.TensorProto.FLOAT, onnx_proto.TensorProto.DOUBLE)
 
 
 def _fast(node, ctx):
@@ -130,7 +131,7 @@ def _fast(node, ctx):
     if op == "Cast" and np.dtype(_in_dtype(node, ctx)).kind in "iu" and a.get("to") in _FLOAT_TYPES:
         # integers to float32/float64: NumPy's conversion rounds to nearest even, as the
         # reference evaluator's (it casts with NumPy) and onnxruntime's static_cast
-        to = helper.tensor_dtype_to_np_dtype(a["to"])
+        to = np_dtype(a["to"])
         fn = lambda env: [np.asarray(get(env, 0)).astype(to)]  # noqa: E731
         fn.freeze = lambda env, fixed: _cast_freeze(node, env, fixed, get(env, 0), to)
         return fn
@@ -199,10 +200,11 @@ def _evaluator(proto, node, ctx):
     """The ONNX reference evaluator of one node; an op defined by a context-dependent function
     (Gelu, GroupNormalization...) needs its input types, so it is wrapped in a typed model.
     (onnx.reference is imported here, by the first float island: it is heavy.)"""
+    from onnx import helper
     from onnx.reference import ReferenceEvaluator
     opset = node.attrs["opset"]
     try:
-        contextual = onnx.defs.get_schema(proto.op_type, opset, "").has_context_dependent_function
+        contextual = get_schema(proto.op_type, opset, "").has_context_dependent_function
     except Exception:  # noqa: BLE001 - no schema: the evaluator says what it can
         contextual = False
     if not contextual:

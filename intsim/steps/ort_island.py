@@ -25,8 +25,6 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
@@ -36,7 +34,7 @@ from .float_arith import float_arith
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 
 
-def node_proto(node) -> onnx.NodeProto:
+def node_proto(node):
     """A copy of an `onnx` IR node's NodeProto wired to the node's own (IR) input and output names."""
     p = type(node.attrs["node"])()
     p.CopyFrom(node.attrs["node"])
@@ -93,7 +91,9 @@ class Island:
         self._sessions: dict = {}
         self.bound: dict = {}       # output name -> the buffer the last bound call (bind) writes
 
-    def _model(self, dtypes, outputs) -> onnx.ModelProto:
+    def _model(self, dtypes, outputs):
+        import onnx     # deferred: heavy (ml_dtypes); a float island's session imports onnxruntime anyway
+        from onnx import helper
         protos = [node_proto(n) for n in self.nodes]
         inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dt), self._shape(name))
                   for name, dt in zip(self.inputs, dtypes)]

@@ -33,13 +33,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnx
 
 from ..errors import IntsimError, ShapeError
 from ..importer.tflite_model import is_tflite
 from ..ir import IntType
 from ..limits import check_shape
 from ..loader import load_model
+from ..onnx_core import proto
 from ..passes.qdq_policy import check_policy
 from ..pipeline import import_onnx
 from ..progress import Bar
@@ -184,7 +184,7 @@ class _TfliteSession:
         return res
 
 
-def _fixed_batch(model: onnx.ModelProto) -> bool:
+def _fixed_batch(model: proto.ModelProto) -> bool:
     """True when some graph input declares a batch dimension of exactly 1."""
     inits = {i.name for i in model.graph.initializer}
     for vi in model.graph.input:
@@ -555,7 +555,7 @@ def _finalize(graph, exposed, results, meta) -> VerifyReport:
 
 # ------------------------------------------------------------------------------ public API
 def _model_bytes(model) -> tuple:
-    if isinstance(model, onnx.ModelProto):
+    if isinstance(model, proto.ModelProto):
         return model.SerializeToString(), model.graph.name or "<in-memory model>"
     if isinstance(model, (bytes, bytearray)):
         return bytes(model), "<bytes>"

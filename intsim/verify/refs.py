@@ -27,20 +27,19 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from ..errors import IntsimError
 from ..importer.context import INT_ELEM
 from ..ir import Graph, IntType
 from ..numerics import expand_param
+from ..onnx_core import proto
 
 REFERENCES = ("ort-fakequant", "ort-int8", "onnx-reference", "qonnx", "tflite")   # tflite: verify.tflite_ref
 PLAIN_SESSION = ("ort-fakequant", "ort-int8")
 QONNX_QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant")
 
 
-def exposed_tensors(graph: Graph, model: onnx.ModelProto) -> list:
+def exposed_tensors(graph: Graph, model: proto.ModelProto) -> list:
     """Names of intsim's integer node outputs that the ONNX model also computes, in intsim's
     topological order (QDQ: the QuantizeLinear outputs; QOperator: every QLinear* output)."""
     computed = {o for n in model.graph.node for o in n.output if o}
@@ -54,10 +53,11 @@ def exposed_tensors(graph: Graph, model: onnx.ModelProto) -> list:
     return names
 
 
-def with_outputs(model: onnx.ModelProto, graph: Graph, names: list) -> onnx.ModelProto:
+def with_outputs(model: proto.ModelProto, graph: Graph, names: list) -> proto.ModelProto:
     """A copy of `model` whose graph also outputs `names`; their element types are taken from
     intsim's tensor dtypes (shapes left unknown)."""
-    m = onnx.ModelProto()
+    from onnx import helper     # deferred: heavy (ml_dtypes); `intsim run` never needs it
+    m = proto.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
     for name in names:
@@ -79,7 +79,7 @@ def float_to_codes(y: np.ndarray, qp) -> np.ndarray:
     return np.rint(y.astype(np.float64) / sc).astype(np.int64) + zp
 
 
-def qonnx_taps(graph: Graph, model: onnx.ModelProto) -> dict:
+def qonnx_taps(graph: Graph, model: proto.ModelProto) -> dict:
     """{intsim integer tensor: the QONNX Quant output whose codes it holds}, in intsim's
     topological order: every computed (not constant) quantized activation."""
     quant_outs = {n.output[0] for n in model.graph.node
@@ -96,7 +96,7 @@ def qonnx_taps(graph: Graph, model: onnx.ModelProto) -> dict:
 
 
 class _OrtReference:
-    def __init__(self, model: onnx.ModelProto, optimized: bool):
+    def __init__(self, model: proto.ModelProto, optimized: bool):
         import onnxruntime as ort   # deferred: heavy, needed only by the ort references
         so = ort.SessionOptions()
         so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized
@@ -119,7 +119,7 @@ class _OrtReference:
 
 
 class _OnnxReference:
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: proto.ModelProto):
         from onnx.reference import ReferenceEvaluator   # deferred: heavy, one reference only
         self.names = [o.name for o in model.graph.output]
         try:
@@ -139,7 +139,7 @@ class _OnnxReference:
             raise IntsimError(f"onnx reference evaluator failed: {str(e).splitlines()[0]}") from None
 
 
-def _opset_at_least(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
+def _opset_at_least(model: proto.ModelProto, version: int) -> proto.ModelProto:
     current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), version)
     if current >= version:
         return model
@@ -152,7 +152,7 @@ class _QonnxReference:
     intsim's graph also holds by name, and for every tensor of `taps` (see qonnx_taps) the
     codes of its Quant output."""
 
-    def __init__(self, model: onnx.ModelProto, graph: Graph | None = None, taps: dict | None = None):
+    def __init__(self, model: proto.ModelProto, graph: Graph | None = None, taps: dict | None = None):
         try:
             from qonnx.core.onnx_exec import execute_onnx   # deferred: qonnx is optional
         except ImportError:
@@ -169,7 +169,7 @@ class _QonnxReference:
         if key not in self.models:
             from qonnx.core.modelwrapper import ModelWrapper   # deferred: qonnx is optional
             from qonnx.transformation.infer_shapes import InferShapes
-            m = onnx.ModelProto()
+            m = proto.ModelProto()
             m.CopyFrom(self.base)
             for vi in m.graph.input:
                 if vi.name in feeds and vi.type.HasField("tensor_type"):
@@ -212,7 +212,7 @@ def qonnx_available() -> bool:
     return True
 
 
-def make_reference(name: str, model: onnx.ModelProto, graph: Graph | None = None, taps: dict | None = None):
+def make_reference(name: str, model: proto.ModelProto, graph: Graph | None = None, taps: dict | None = None):
     """A runner of `model` (already carrying the extra outputs) for reference `name`; the
     qonnx reference runs the unmodified model and also returns the codes of `taps`."""
     if name == "ort-fakequant":
