@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import InvalidModelError, ResourceLimitError, ShapeError
 from .onnx_core import proto
-from .onnx_values import np_dtype
+from .onnx_values import elem_name, np_dtype
 
 DEFAULT_MAX_ELEMENTS = 1 << 28
 DEFAULT_MAX_BYTES = 4 << 30
@@ -209,7 +209,7 @@ _SUB_BYTE = {"INT4": 2, "UINT4": 2, "FLOAT4E2M1": 2, "INT2": 4, "UINT2": 4}
 def tensor_proto_bytes(t, what: str) -> Optional[int]:
     """Bytes that the raw data of TensorProto `t` must hold for its dims and element type
     (sub-byte types packed), or None for strings/unknown types. Dims are checked first."""
-    name = proto.TensorProto.DataType.Name(t.data_type) if t.data_type in proto.TensorProto.DataType.values() else None
+    name = elem_name(t.data_type) if t.data_type in proto.TensorProto.DataType.values() else None
     if name is None or name in ("UNDEFINED", "STRING"):
         return None
     n = element_count(t.dims, what)
@@ -229,5 +229,5 @@ def check_tensor_proto(t, what: str) -> int:
         return 0
     if t.data_location != proto.TensorProto.EXTERNAL and t.HasField("raw_data") and len(t.raw_data) != need:
         raise InvalidModelError(f"{what}: raw data holds {len(t.raw_data)} bytes, shape {list(t.dims)} of "
-                                f"{name} needs {need}")
+                                f"{elem_name(t.data_type)} needs {need}")
     return need

@@ -1,6 +1,6 @@
 """What `intsim run` imports (benchmarks/startup.py times it): a model without float islands
-runs without onnxruntime, the ONNX reference evaluator, dask, or the test/schema libraries; and
-the schema shortcut that keeps the evaluator out of import answers as the evaluator would."""
+runs without onnxruntime, the onnx package (ml_dtypes), the ONNX reference evaluator, dask, or
+the test/schema libraries; and the schema shortcut that keeps the evaluator out of import answers as the evaluator would."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,9 @@ import pytest
 from intsim.importer.generic import SCHEMA_IMPLIES_REFERENCE, defined_by_function
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("onnxruntime", "onnx.reference", "distributed", "dask", "hypothesis", "jsonschema")
+# onnx (the package: it imports ml_dtypes, 0.5-0.7 s) too: intsim.onnx_core reads, checks and
+# shape-infers with the package's protobuf module and C++ extension alone
+HEAVY = ("onnxruntime", "onnx", "ml_dtypes", "onnx.reference", "distributed", "dask", "hypothesis", "jsonschema")
 
 PROBE = """
 import json, sys
