@@ -55,6 +55,8 @@ def _pieces():
             if not cpp.ONNX_ML:     # onnx_pb.py picks onnx_pb2 then: leave that build to the package
                 raise ImportError("onnx built without ONNX_ML")
             pb = sys.modules.get(_PROTO) or _load(_PROTO, f"{folder}/onnx_ml_pb2.py", extension=False)
+            if not any(isinstance(f, _BindOnImport) for f in sys.meta_path):
+                sys.meta_path.insert(0, _BindOnImport())
             return pb, cpp
         except (ImportError, OSError, StopIteration, AttributeError, TypeError):
             pass        # an unexpected layout: the package itself below
@@ -66,6 +68,38 @@ def _extension_files(folder: str):
     import os
     return [f for f in sorted(os.listdir(folder)) if f.startswith("onnx_cpp2py_export.")
             and any(f.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)]
+
+
+class _BindOnImport:
+    """A finder for the `onnx` package alone (then it steps aside): the package, when something
+    imports it later, gets its two modules loaded here as attributes (`onnx.onnx_cpp2py_export`,
+    `onnx.onnx_ml_pb2`), as a normal import of them would have set; its loader is otherwise the
+    one the other finders give."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "onnx":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _BindingLoader(spec.loader)
+        return spec
+
+
+class _BindingLoader:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.onnx_cpp2py_export, module.onnx_ml_pb2 = sys.modules[_CPP], sys.modules[_PROTO]
+        self._loader.exec_module(module)
+
+    def __getattr__(self, name):    # resources, get_data...: the package's own loader
+        return getattr(self._loader, name)
 
 
 proto, _cpp = _pieces()
