@@ -20,23 +20,17 @@ from .onnx_core import proto
 _T = proto.TensorProto
 _A = proto.AttributeProto
 
-# element type -> (NumPy dtype, the TensorProto field its values are stored in without raw_data,
-# that field's NumPy dtype): onnx._mapping.TENSOR_TYPE_MAP and helper.tensor_dtype_to_field
-NATIVE = {
-    _T.FLOAT: (np.dtype(np.float32), "float_data", np.float32),
-    _T.DOUBLE: (np.dtype(np.float64), "double_data", np.float64),
-    _T.FLOAT16: (np.dtype(np.float16), "int32_data", np.int32),
-    _T.INT8: (np.dtype(np.int8), "int32_data", np.int32),
-    _T.UINT8: (np.dtype(np.uint8), "int32_data", np.int32),
-    _T.INT16: (np.dtype(np.int16), "int32_data", np.int32),
-    _T.UINT16: (np.dtype(np.uint16), "int32_data", np.int32),
-    _T.INT32: (np.dtype(np.int32), "int32_data", np.int32),
-    _T.UINT32: (np.dtype(np.uint32), "uint64_data", np.uint64),
-    _T.INT64: (np.dtype(np.int64), "int64_data", np.int64),
-    _T.UINT64: (np.dtype(np.uint64), "uint64_data", np.uint64),
-    _T.BOOL: (np.dtype(np.bool_), "int32_data", np.int32),
-}
-_ELEM_OF = {dt: e for e, (dt, _, _) in NATIVE.items()}
+# element type -> NumPy dtype (onnx._mapping.TENSOR_TYPE_MAP), and the TensorProto field that
+# holds the values when there is no raw_data, with that field's NumPy type
+# (helper.tensor_dtype_to_field; int32_data unless listed)
+NATIVE = {e: np.dtype(d) for e, d in (
+    (_T.FLOAT, np.float32), (_T.DOUBLE, np.float64), (_T.FLOAT16, np.float16), (_T.BOOL, np.bool_),
+    (_T.INT8, np.int8), (_T.UINT8, np.uint8), (_T.INT16, np.int16), (_T.UINT16, np.uint16),
+    (_T.INT32, np.int32), (_T.UINT32, np.uint32), (_T.INT64, np.int64), (_T.UINT64, np.uint64))}
+_FIELD = {_T.FLOAT: ("float_data", np.float32), _T.DOUBLE: ("double_data", np.float64),
+          _T.INT64: ("int64_data", np.int64), _T.UINT32: ("uint64_data", np.uint64),
+          _T.UINT64: ("uint64_data", np.uint64)}
+_ELEM_OF = {dt: e for e, dt in NATIVE.items()}
 _BIT_PATTERNS = {_T.FLOAT16: np.uint16, _T.INT16: np.uint16, _T.UINT16: np.uint16, _T.BOOL: np.uint8}
 
 
@@ -48,7 +42,7 @@ def elem_name(elem: int) -> str:
 def np_dtype(elem: int) -> np.dtype:
     """onnx.helper.tensor_dtype_to_np_dtype(elem)."""
     if elem in NATIVE:
-        return NATIVE[elem][0]
+        return NATIVE[elem]
     from onnx import helper     # deferred: ml_dtypes' types (bfloat16, float8, int4...)
     return helper.tensor_dtype_to_np_dtype(elem)
 
@@ -96,13 +90,13 @@ def to_array(t) -> np.ndarray:
             t.data_location == _T.EXTERNAL:
         from onnx import numpy_helper   # deferred: the rarer forms, exactly as onnx reads them
         return numpy_helper.to_array(t)
-    dtype, field, storage = NATIVE[elem]
-    dims = t.dims
+    dtype, dims = NATIVE[elem], t.dims
     if t.HasField("raw_data"):
         return np.frombuffer(t.raw_data, dtype=dtype).reshape(dims)
     if elem in _BIT_PATTERNS:
         bits = np.array(t.int32_data, dtype=np.int32).view(np.uint32).astype(_BIT_PATTERNS[elem])
         return bits.reshape(dims).view(dtype) if elem != _T.BOOL else bits.view(dtype).reshape(dims)
+    field, storage = _FIELD.get(elem, ("int32_data", np.int32))
     return np.asarray(getattr(t, field), dtype=storage).astype(dtype).reshape(dims)
 
 

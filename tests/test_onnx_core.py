@@ -116,7 +116,7 @@ EDGES = {np.dtype(np.float32): [0.0, -0.0, 1.5, -3.25e38, np.inf, -np.inf, 1e-45
 def test_to_array_equals_numpy_helper(elem, data):
     """Raw and typed storage of every NATIVE element type, edge values included: same dtype,
     shape and bytes as onnx.numpy_helper.to_array."""
-    dtype = NATIVE[elem][0]
+    dtype = NATIVE[elem]
     shape = data.draw(st.lists(st.integers(0, 3), min_size=0, max_size=3))
     n = int(np.prod(shape)) if shape else 1
     if dtype.kind == "b":
