@@ -1,7 +1,6 @@
 """QuantizeLinear, DequantizeLinear (ONNX and com.microsoft) and DynamicQuantizeLinear."""
 from __future__ import annotations
 
-
 from ..errors import InvalidModelError, QuantParamError
 from ..ir import FLOAT32, FloatType, IntType
 from ..onnx_core import proto
