@@ -194,11 +194,7 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
             fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
             fn(a.reshape(shape), b.reshape(shape), za, zb, m, s, left, rule.lanes, zy, lo, hi, out)
             return out
-        if fk.tflite_fivefold(a.shape, b.shape) is None:    # kGenericBroadcast: BroadcastAdd4DSlow (measured)
-            if len(shape) > 4:
-                raise TargetRefusal(ctx.target.name, node, "TFLite's 8-bit broadcast ADD of more than 4 dims that "
-                                    "is not a fivefold pattern (ProcessBroadcastShapes' kGenericBroadcast) is not "
-                                    "verified against the interpreter: not modelled")
+        if fk.tflite_fivefold(a.shape, b.shape) is None:    # kGenericBroadcast: BroadcastAdd6DSlow (measured)
             ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left,
                                       "double", zy, lo, hi, out)
             return out
@@ -411,8 +407,8 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
             return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
         except ValueError as e:         # e.g. a negative alpha: a negative q31 multiplier, not modelled
             raise QuantParamError(f"node '{node.name}': LEAKY_RELU alpha {alpha}: {e}") from None
-    if kind == "requantize":
-        return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode)
+    if kind == "requantize":        # codes of `dtype` to the node's type (importer.tflite_model.REQUANTIZE_TYPES)
+        return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode, t.storage)
     if kind == "hard_swish":
         try:
             return tk.hard_swish_table(sx, zx, sy, zy, dtype)
@@ -426,13 +422,17 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
 REQUANTIZE_LANES = 16     # optimized_ops::Requantize's vector loop: 16 codes per step
 
 
-def requantize_tables(rule, sx, zx, sy, zy, dtype) -> tuple:
-    """The tables of an 8-bit QUANTIZE to another scale under rules.TfliteRequantize: (one table,)
-    for XNNPACK's convert where the delegate takes it, else (vector table, scalar table) of
-    optimized_ops::Requantize (modes "builtin" and "double", kernels.tflite_act.requantize_table)."""
-    if rule.kernel == "xnnpack" and xu.cvt_delegated(sx, sy):
+def requantize_tables(rule, sx, zx, sy, zy, dtype, out_dtype=None) -> tuple:
+    """The tables of a QUANTIZE of `dtype` codes to another scale and `out_dtype` (default `dtype`)
+    under rules.TfliteRequantize: (one table,) for XNNPACK's convert where the delegate takes it
+    (one 8-bit type, the ratio in range), (vector table, scalar table) of optimized_ops::Requantize
+    (modes "builtin" and "double", kernels.tflite_act.requantize_table) for 8-bit codes to 8-bit
+    codes, else (the "double" table,): a 16-bit side runs reference_ops::Requantize."""
+    out_dtype = np.dtype(out_dtype or dtype)
+    if rule.kernel == "xnnpack" and np.dtype(dtype) == out_dtype and xu.cvt_delegated(sx, sy):
         return (xu.cvt_table(sx, zx, sy, zy, dtype),)
-    return tuple(tk.requantize_table(sx, zx, sy, zy, dtype, mode) for mode in ("builtin", "double"))
+    modes = ("builtin", "double") if np.dtype(dtype).itemsize == out_dtype.itemsize == 1 else ("double",)
+    return tuple(tk.requantize_table(sx, zx, sy, zy, dtype, mode, out_dtype) for mode in modes)
 
 
 def apply_lane_tables(apply_table, x: np.ndarray, tables: tuple, out: np.ndarray) -> None:

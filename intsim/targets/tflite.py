@@ -38,7 +38,8 @@ from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, FoldedSum, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteRequantize, TfliteResize,
-                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
+                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul,
+                    XnnpackSum)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -105,9 +106,9 @@ def rule_int16(node):
 
 
 def requantize8(node) -> bool:
-    """An IR lut of kind requantize of 8-bit codes: TFLite's QUANTIZE of one 8-bit type to another
-    scale, whose optimized and XNNPACK kernels are rules.TfliteRequantize (int16 runs the reference
-    arithmetic on every path, measured: TfliteTable)."""
+    """An IR lut of kind requantize to 8-bit codes: TFLite's QUANTIZE of 8-bit (or int16) codes to
+    another scale and int8 / uint8, whose optimized and XNNPACK kernels are rules.TfliteRequantize
+    (an int16 output runs the reference arithmetic on every path, measured: TfliteTable)."""
     return node.op == "lut" and node.attrs.get("kind") == "requantize" and \
         getattr(node.attrs.get("out_type"), "bits", 8) == 8
 
@@ -339,15 +340,33 @@ class TfliteBuiltinTarget(FixedPointTarget):
         return super().rule(node)
 
 
-def _xnnpack_declines(n, constants) -> bool:
+XNN_MAX_TENSOR_DIMS = 6     # the delegate's VisitBinaryNode / VisitReduceNode take inputs of at most 6 dims
+
+
+def _rank(graph, name):
+    """The declared rank of tensor `name` (None when unknown)."""
+    if name in graph.constants:
+        return np.ndim(graph.constants[name])
+    t = graph.tensors.get(name)
+    return None if t is None or t.shape is None else len(t.shape)
+
+
+def _xnnpack_declines(n, graph) -> bool:
     """Whether the XNNPACK delegate leaves node n to the interpreter's builtin kernel
     (TfliteXnnpackTarget.annotate): an 8-bit add / mul whose constant scales fail
-    add_delegated / mul_delegated, or an int16 quantize of float input."""
+    add_delegated / mul_delegated, an 8-bit add / mul / reduce_sum with an input of more than
+    XNN_MAX_TENSOR_DIMS dims (measured: 7-D ADD / SUB equal the builtin kernel), or an int16
+    quantize of float input."""
     bits = getattr(n.attrs.get("out_type"), "bits", 8)
     if n.op == "quantize":
         return bits == 16
-    if n.op not in ("add", "mul") or bits != 8:
+    if n.op not in ("add", "mul", "reduce_sum") or bits != 8:
         return False
+    if any((_rank(graph, n.inputs[i]) or 0) > XNN_MAX_TENSOR_DIMS for i in ((0, 3) if n.op != "reduce_sum" else (0,))):
+        return True
+    if n.op == "reduce_sum":
+        return False
+    constants = graph.constants
     vals = [constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
     if not all(v is not None and np.asarray(v).size == 1 for v in vals):
         return False
@@ -372,7 +391,8 @@ class TfliteXnnpackTarget(OrtTarget):
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
-    SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
+    8-bit SUM is XNNPACK's int32 sum converted in float32, ties to even (rules.XnnpackSum); int16 SUM is
+    not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
     rounds half to even (QuantizeRound "rne-recip"; to int16, which XNNPACK does not take, the
@@ -397,7 +417,7 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
                                  "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean(),
-                                 "reduce_sum": TfliteSum()})
+                                 "reduce_sum": XnnpackSum()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
@@ -408,12 +428,13 @@ class TfliteXnnpackTarget(OrtTarget):
         builtin kernel there, and `rule` returns tflite-builtin's rule for it. Declined: an 8-bit
         ADD / SUB / MUL (IR add, mul) whose constant scales fail the delegate's checks
         (kernels.xnnpack_binary.add_delegated / mul_delegated: TFLite's VisitBinaryNode scale
-        checks; measured on both sides of the limits), and a QUANTIZE of float input to int16
+        checks; measured on both sides of the limits), an 8-bit ADD / SUB / MUL / SUM with an
+        input of more than 6 dims (`_xnnpack_declines`), and a QUANTIZE of float input to int16
         (IR quantize; VisitQuantizeNode takes no int16 output: measured, the builtin kernel's
         optimized_ops::AffineQuantize, QuantizeRound "tflite-builtin")."""
         nodes, changed = [], False
         for n in graph.nodes:
-            if not n.attrs.get("xnnpack_declined") and _xnnpack_declines(n, graph.constants):
+            if not n.attrs.get("xnnpack_declined") and _xnnpack_declines(n, graph):
                 n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
                 changed = True
             nodes.append(n)
@@ -438,10 +459,8 @@ class TfliteXnnpackTarget(OrtTarget):
     def rule(self, node):
         if node.attrs.get("xnnpack_declined"):
             return TfliteBuiltinTarget().rule(node)     # `annotate`: the builtin kernel runs
-        if node.op == "reduce_sum" and not getattr(node.attrs.get("out_type"), "signed", True):
-            raise TargetRefusal(self.name, node, "uint8 SUM on the XNNPACK path differs from the builtin kernel's "
-                                "float32 requantization at ties (measured: 14 of 150 drawn one-op models, 1 LSB); "
-                                "its arithmetic is not modelled")
+        if node.op == "reduce_sum" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return TfliteSum()          # int16 is not delegated: the builtin kernel
         if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):
