@@ -158,11 +158,13 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
 def tflite_add(ctx, node, rule, a, b, p, cache):
     """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
-    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
-    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail) and
-    kernels.fixedpoint.tflite_add_broadcast for a fivefold broadcast (BroadcastAddFivefold); other
-    broadcasts of up to 4 dims (kGenericBroadcast: reference_integer_ops::BroadcastAdd4DSlow)
-    take the reference arithmetic, tflite_add in mode "double" (measured)."""
+    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an ADD of equal
+    shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail, 8-bit; its
+    int16 twin AddElementwiseInt16 the same arithmetic with left shift 15, measured) and
+    kernels.fixedpoint.tflite_add_broadcast for an 8-bit fivefold broadcast (BroadcastAddFivefold);
+    int16 broadcasts (reference_ops::BroadcastAdd6DSlow) and other 8-bit broadcasts of any rank (kGenericBroadcast: optimized_integer_ops::BroadcastAddDispatch ->
+    reference_integer_ops::BroadcastAdd6DSlow) take the reference arithmetic, tflite_add in mode
+    "double" (measured on 4- to 7-D shapes)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -184,13 +186,14 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
            node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
         return out
-    if rule.lanes and t.bits == 8:      # optimized_integer_ops::AddElementwise / BroadcastAddFivefold
+    same = a.size == b.size == out.size
+    if rule.lanes and (t.bits == 8 or same):    # AddElementwise(Int16) / BroadcastAddFivefold (8-bit only)
         if np.any(left + s[:2] < 0):
-            raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD shifts an input right "
-                                "before its high multiply at these scales (an input scale below 2**-20 of the "
-                                "other): not modelled")
+            raise TargetRefusal(ctx.target.name, node, f"TFLite's optimized ADD shifts an input right before its "
+                                f"high multiply at these scales (an input scale below 2**-{left} of the other): "
+                                f"not modelled")
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
-        if a.size == b.size == out.size:
+        if same:
             fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
             fn(a.reshape(shape), b.reshape(shape), za, zb, m, s, left, rule.lanes, zy, lo, hi, out)
             return out

@@ -172,6 +172,32 @@ def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, tie,
     check(data, feeds, path)
 
 
+@pytest.mark.parametrize("rank", [6, 7])
+@pytest.mark.parametrize("name", ["int8", "uint8"])
+def test_xnnpack_sum_of_more_than_6_dims_is_refused(rank, name):
+    """XNNPACK takes tensors of at most 6 dims, yet the delegate claims a 7-D SUM and then fails
+    to prepare it (measured: "failed to delegate SUM node"): tflite-xnnpack refuses it by name; a
+    6-D one is XNNPACK's (XnnpackSum, sy = 2 sx: halves everywhere, where TfliteSum differs)."""
+    shape = [1, 2, 3, 2, 1, 3, 5][:rank]
+    dtype = np.dtype(name)
+    tensors = [{"name": "x", "shape": shape, "type": name, "scale": 0.02, "zero_point": 3},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([2, rank - 1], np.int32)},
+               {"name": "y", "shape": [d if i not in (2, rank - 1) else 1 for i, d in enumerate(shape)], "type": name,
+                "scale": 0.04, "zero_point": 5}]
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(True))
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(rank)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)] for _ in range(3)]
+    if rank > 6:
+        from models.build_tflite import interpreter
+        with pytest.raises(RuntimeError, match="failed to delegate SUM"):
+            interpreter(data, "xnnpack").allocate_tensors()
+        with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for SUM .* fails to prepare"):
+            intsim.load(data, target="tflite-xnnpack").run({"x": feeds[0][0]})
+        return
+    check(data, feeds, KERNEL_PATHS[2])
+
+
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 5000), sx=st.floats(2.0**-12, 1.0, width=32), zx=st.integers(-128, 127),
        sy=st.floats(2.0**-12, 8.0, width=32), zy=st.integers(-128, 127), seed=st.integers(0, 2**31 - 1))
