@@ -657,7 +657,9 @@ def _lanes_args(a, b, m, s, left_shift, lanes, out):
 
 def tflite_add_lanes(a, b, za, zb, m, s, left_shift, lanes, zy, lo, hi, out) -> None:
     """TFLite's optimized 8-bit ADD (optimized_integer_ops::AddElementwise, lite/kernels/
-    internal/optimized/integer_ops/add.h; NEON, through NEON_2_SSE on x86), int32. The first
+    internal/optimized/integer_ops/add.h; NEON, through NEON_2_SSE on x86), int32, and its int16
+    twin AddElementwiseInt16 (left_shift 15, zero points 0: the same blocks; it adds zy and clamps
+    in int32 before a saturating narrow, which with zy = 0 is this clamp). The first
     floor(n / lanes) * lanes elements (flat order) take the vector path, which folds each
     input's right shift into the left shift before the high multiply:
 

@@ -17,8 +17,9 @@ clamped to int16; measured equal on every kernel path; int16 LOGISTIC / TANH: ke
                    d = f32(sx * f32(code - zx)); f = 1/(1+expf(-d)) | tanhf(d) in float32;
                    y = clamp(int(f32(roundf(f32(f * f32(1 / sy)))) + zy))
 
-    requantize_table  an integer QUANTIZE that changes the scale (int16 -> int16): as relu_table
-                   with QuantizeMultiplier(double(sx) / double(sy)), clamped to the type
+    requantize_table  an integer QUANTIZE that changes the scale, within one type or between
+                   two (int8 <-> uint8, int16 -> int8, int8 / uint8 -> int16): as relu_table with
+                   QuantizeMultiplier(double(sx) / double(sy)), clamped to the output type
 
     hard_swish_table  HARD_SWISH int8 (HardSwishPrepare + reference_ops::HardSwish,
                    reference/hard_swish.h): int16 fixed point, multipliers QuantizeMultiplier'd
@@ -77,17 +78,18 @@ def requantize_multiplier(sx, sy) -> tuple:
     return int(m0[0]), int(s[0])
 
 
-def _scaled_table(m0, s, zx, zy, lo, hi, dtype, mode) -> np.ndarray:
+def _scaled_table(m0, s, zx, zy, lo, hi, dtype, mode, out_dtype=None) -> np.ndarray:
+    """Entries of `out_dtype` (default `dtype`) for every code of `dtype`."""
     x = _codes(dtype) - int(zx)
     y = multiply_by_quantized_multiplier(x, np.full(x.shape, m0), np.full(x.shape, s), mode) + int(zy)
-    return np.clip(y, lo, hi).astype(dtype)
+    return np.clip(y, lo, hi).astype(out_dtype or dtype)
 
 
-def _scaled_table_ref(m0, s, zx, zy, lo, hi, dtype, mode) -> np.ndarray:
+def _scaled_table_ref(m0, s, zx, zy, lo, hi, dtype, mode, out_dtype=None) -> np.ndarray:
     """Twin of _scaled_table: the Python-int multiplier twin over every code in one call."""
     x = _codes(dtype).astype(np.int64) - int(zx)
     y = multiply_by_quantized_multiplier_ref(x, np.full(x.shape, m0), np.full(x.shape, s), mode)
-    return np.array([min(max(int(v) + int(zy), lo), hi) for v in y.tolist()], dtype)
+    return np.array([min(max(int(v) + int(zy), lo), hi) for v in y.tolist()], out_dtype or dtype)
 
 
 def relu_table(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.ndarray:
@@ -98,17 +100,18 @@ def relu_table_ref(sx, zx, sy, zy, lo, hi, dtype=np.int8, mode="double") -> np.n
     return _scaled_table_ref(*relu_multiplier(sx, sy), zx, zy, lo, hi, dtype, mode)
 
 
-def requantize_table(sx, zx, sy, zy, dtype=np.int16, mode="double") -> np.ndarray:
+def requantize_table(sx, zx, sy, zy, dtype=np.int16, mode="double", out_dtype=None) -> np.ndarray:
     """An integer QUANTIZE that changes the scale (quantize.cc: reference_ops::Requantize,
-    y = clamp(MultiplyByQuantizedMultiplier(x - zx, requantize_multiplier) + zy) to the type;
-    int16 -> int16 measured equal on every kernel path)."""
-    info = np.iinfo(dtype)
-    return _scaled_table(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode)
+    y = clamp(MultiplyByQuantizedMultiplier(x - zx, requantize_multiplier) + zy) to the output
+    type `out_dtype`, default `dtype`; every code of `dtype` in; int16 -> int16 measured equal on
+    every kernel path)."""
+    info = np.iinfo(out_dtype or dtype)
+    return _scaled_table(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode, out_dtype)
 
 
-def requantize_table_ref(sx, zx, sy, zy, dtype=np.int16, mode="double") -> np.ndarray:
-    info = np.iinfo(dtype)
-    return _scaled_table_ref(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode)
+def requantize_table_ref(sx, zx, sy, zy, dtype=np.int16, mode="double", out_dtype=None) -> np.ndarray:
+    info = np.iinfo(out_dtype or dtype)
+    return _scaled_table_ref(*requantize_multiplier(sx, sy), zx, zy, info.min, info.max, dtype, mode, out_dtype)
 
 
 def leaky_table(sx, zx, sy, zy, alpha, dtype=np.int8, mode="double") -> np.ndarray:

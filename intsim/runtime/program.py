@@ -151,6 +151,10 @@ class Program:
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
+        flat = next((n for n, fn in self._tap_steps if getattr(fn, "flat_positions", False)), None)
+        if self.batch_split is None and flat is not None:   # a slice would move the lane blocks' ends
+            self.batch_split = f"{flat.op} node '{flat.name}': the target computes a value by its position in " \
+                               f"the whole flat tensor (vector blocks and scalar tail)"
         self._min_part = split.min_part
         # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
         self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)

@@ -53,6 +53,8 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
             env[node.outputs[0]] = cached(ctx, node, rule, a, b, p, cache)
         else:
             env[node.outputs[0]] = acc_fn(ctx, node, rule, a, b, p)
+    if isinstance(rule, TfliteAdd) and rule.lanes:      # vector blocks of the flat tensor: no batch split
+        run.flat_positions = True
     return run
 
 
@@ -417,11 +419,12 @@ def prepare_lut(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
-    wide = isinstance(rule, TfliteTable) and in_t.bits == t.bits == 16
+    kind, alpha = node.attrs["kind"], node.attrs.get("alpha", 0.01)
+    wide = isinstance(rule, TfliteTable) and (in_t.bits == t.bits == 16 or
+                                              (kind == "requantize" and {in_t.bits, t.bits} <= {8, 16}))
     if not wide and (in_t.bits != 8 or t.bits != 8):
         raise QuantParamError(f"node '{node.name}': lookup-table ops need 8-bit input and output"
                               f"{' (or 16-bit under a TFLite target)' if isinstance(rule, TfliteTable) else ''}")
-    kind, alpha = node.attrs["kind"], node.attrs.get("alpha", 0.01)
     if isinstance(rule, OrtArith) and kind not in ("sigmoid", "leaky_relu"):
         raise TargetRefusal(ctx.target.name, node, f"onnxruntime has no {kind} lookup table")
     apply_table = ctx.kernel(lk.apply_table)
@@ -475,15 +478,15 @@ def prepare_lut(node, ctx):
 
 
 def _lane_lut(node, ctx, rule):
-    """run(env, tap) of an 8-bit QUANTIZE to another scale under rules.TfliteRequantize: tables
-    derived once per parameter set (target_arith.requantize_tables), applied by position in the
-    flat tensor (target_arith.apply_lane_tables)."""
+    """run(env, tap) of a QUANTIZE of 8- or 16-bit codes to another scale (and type) under
+    rules.TfliteRequantize: tables derived once per parameter set (target_arith.requantize_tables),
+    applied by position in the flat tensor (target_arith.apply_lane_tables)."""
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     t = node.attrs["out_type"]
     in_t = ctx.graph.tensors[node.inputs[0]].dtype
-    if node.attrs["kind"] != "requantize" or in_t != t or t.bits != 8:
-        raise TargetRefusal(ctx.target.name, node, f"its rule TfliteRequantize takes a requantize of one 8-bit type "
-                                                   f"(got {node.attrs['kind']} of {in_t} to {t})")
+    if node.attrs["kind"] != "requantize" or getattr(in_t, "bits", 0) not in (8, 16) or t.bits not in (8, 16):
+        raise TargetRefusal(ctx.target.name, node, f"its rule TfliteRequantize takes a requantize of 8- or 16-bit "
+                                                   f"codes (got {node.attrs['kind']} of {in_t} to {t})")
     apply_table = ctx.kernel(lk.apply_table)
     cache: dict = {}
 
@@ -493,9 +496,10 @@ def _lane_lut(node, ctx, rule):
         key = (_scale(sx, node.inputs[1], node), scalar_zp(zx, node.inputs[2], node.name),
                _scale(sy, node.inputs[3], node), scalar_zp(zy, node.inputs[4], node.name))
         if key not in cache:
-            cache[key] = ta.requantize_tables(rule, *key, t.storage)
+            cache[key] = ta.requantize_tables(rule, *key, in_t.storage, t.storage)
         x = np.asarray(vals[0])
         out = np.empty(x.shape, t.storage)
         ta.apply_lane_tables(apply_table, x, cache[key], out)
         env[node.outputs[0]] = out
+    run.flat_positions = True       # vector blocks and tail of the flat tensor: no batch split (runtime.program)
     return run

@@ -66,15 +66,16 @@ def prepare_quantize(node, ctx):
                                                    "TFLite's optimized kernel")
     reference = ctx.kernels == "reference"
     fast = None if reference else _static_plan(node, reader, t, block, rounding)
-    if fast is not None:
-        return fast
 
     def run(env, tap):
         x, s, z = _read(node, reader, env, axis, block, float32=True)
         env[node.outputs[0]] = quantize_linear(np.asarray(x), s, z, axis, block, t.qmin, t.qmax, t.storage,
                                                rounding, reference)
 
-    return run
+    fn = fast if fast is not None else run
+    if rounding == "tflite-builtin":    # vector blocks and tail of the flat tensor: no batch split
+        fn.flat_positions = True
+    return fn
 
 
 def _per_channel(reader) -> bool:

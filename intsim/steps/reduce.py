@@ -1,6 +1,7 @@
 """`reduce_sum`: TFLite's SUM of int8, uint8 or int16 codes over constant axes, dimensions kept
 (rules.TfliteSum, kernels.tflite_sum states the arithmetic; rules.FoldedSum, the reference kernel's
-MultiplyByQuantizedMultiplier through kernels.fixedpoint). Inputs (x, x_scale, x_zp, y_scale,
+MultiplyByQuantizedMultiplier through kernels.fixedpoint; rules.XnnpackSum, XNNPACK's float32
+conversion, kernels.xnnpack_mean). Inputs (x, x_scale, x_zp, y_scale,
 y_zp); attrs axes (sorted, never the batch axis 0), out_type. The raw codes are summed exactly in
 int64, then requantized per output; a reduction whose sum can leave the interpreter's int32
 accumulator is refused by name."""
@@ -10,9 +11,10 @@ import numpy as np
 
 from kernels import fixedpoint as fk
 from kernels import tflite_sum as sk
+from kernels import xnnpack_mean as xm
 
 from ..errors import QuantParamError, ShapeError
-from ..targets.rules import FoldedSum, TargetRefusal, TfliteSum
+from ..targets.rules import FoldedSum, TargetRefusal, TfliteSum, XnnpackSum
 from . import target_arith as ta
 from .params import ParamReader, scalar_scale, scalar_zp
 from .registry import step
@@ -20,10 +22,12 @@ from .registry import step
 
 @step("reduce_sum")
 def prepare_reduce_sum(node, ctx):
-    rule = ta.require(ctx, node, ctx.target.rule(node), TfliteSum, FoldedSum)
+    rule = ta.require(ctx, node, ctx.target.rule(node), TfliteSum, FoldedSum, XnnpackSum)
     t = node.attrs["out_type"]
     if np.dtype(t.storage) not in (np.int8, np.uint8, np.int16) or t.bits != 8 * np.dtype(t.storage).itemsize:
         raise QuantParamError(f"node '{node.name}': SUM is modelled for int8, uint8 and int16 codes, output is {t}")
+    if isinstance(rule, XnnpackSum) and t.bits != 8:
+        raise TargetRefusal(ctx.target.name, node, "XNNPACK's SUM takes 8-bit codes only")
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
     axes = tuple(int(a) for a in node.attrs["axes"])
     ins = node.inputs
@@ -44,6 +48,8 @@ def prepare_reduce_sum(node, ctx):
              scalar_scale(sy, ins[3], node, "SUM"), scalar_zp(zy, ins[4], node.name))
         if isinstance(rule, FoldedSum):
             folded_sum(ctx, node, rule, sums - np.int64(p[1]) * n, p, out)
+        elif isinstance(rule, XnnpackSum):
+            (xm.xnn_mean_ref if ctx.kernels == "reference" else xm.xnn_mean)(sums, *xm.sum_params(*p, n), out)
         else:
             kern(sums, p[0], p[1], p[2], p[3], n, out)
         env[node.outputs[0]] = out

@@ -158,11 +158,13 @@ def tflite_mul(ctx, node, rule, a, b, p, cache):
 def tflite_add(ctx, node, rule, a, b, p, cache):
     """TFLite's fixed-point ADD (kernels.fixedpoint.tflite_add), or SUB for a node with attr
     `subtract` (kernels.tflite_sub); left shift 20 for 8-bit outputs, 15 for 16-bit ones. A rule
-    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an 8-bit ADD of
-    equal shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail) and
-    kernels.fixedpoint.tflite_add_broadcast for a fivefold broadcast (BroadcastAddFivefold); other
-    broadcasts of up to 4 dims (kGenericBroadcast: reference_integer_ops::BroadcastAdd4DSlow)
-    take the reference arithmetic, tflite_add in mode "double" (measured)."""
+    with `lanes` (tflite-builtin) takes kernels.fixedpoint.tflite_add_lanes for an ADD of equal
+    shapes (optimized_integer_ops::AddElementwise's vector blocks and scalar tail, 8-bit; its
+    int16 twin AddElementwiseInt16 the same arithmetic with left shift 15, measured) and
+    kernels.fixedpoint.tflite_add_broadcast for an 8-bit fivefold broadcast (BroadcastAddFivefold);
+    int16 broadcasts (reference_ops::BroadcastAdd6DSlow) and other 8-bit broadcasts of any rank (kGenericBroadcast: optimized_integer_ops::BroadcastAddDispatch ->
+    reference_integer_ops::BroadcastAdd6DSlow) take the reference arithmetic, tflite_add in mode
+    "double" (measured on 4- to 7-D shapes)."""
     sa, za, sb, zb, sy, zy = p
     t = node.attrs["out_type"]
     shape = broadcast_shape(node, a, b, t.storage.itemsize)
@@ -184,21 +186,18 @@ def tflite_add(ctx, node, rule, a, b, p, cache):
         fn(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left, rule.mode, zy,
            node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax), out)
         return out
-    if rule.lanes and t.bits == 8:      # optimized_integer_ops::AddElementwise / BroadcastAddFivefold
+    same = a.size == b.size == out.size
+    if rule.lanes and (t.bits == 8 or same):    # AddElementwise(Int16) / BroadcastAddFivefold (8-bit only)
         if np.any(left + s[:2] < 0):
-            raise TargetRefusal(ctx.target.name, node, "TFLite's optimized 8-bit ADD shifts an input right "
-                                "before its high multiply at these scales (an input scale below 2**-20 of the "
-                                "other): not modelled")
+            raise TargetRefusal(ctx.target.name, node, f"TFLite's optimized ADD shifts an input right before its "
+                                f"high multiply at these scales (an input scale below 2**-{left} of the other): "
+                                f"not modelled")
         lo, hi = node.attrs.get("lo", t.qmin), node.attrs.get("hi", t.qmax)
-        if a.size == b.size == out.size:
+        if same:
             fn = fk.tflite_add_lanes_ref if ctx.kernels == "reference" else fk.tflite_add_lanes
             fn(a.reshape(shape), b.reshape(shape), za, zb, m, s, left, rule.lanes, zy, lo, hi, out)
             return out
-        if fk.tflite_fivefold(a.shape, b.shape) is None:    # kGenericBroadcast: BroadcastAdd4DSlow (measured)
-            if len(shape) > 4:
-                raise TargetRefusal(ctx.target.name, node, "TFLite's 8-bit broadcast ADD of more than 4 dims that "
-                                    "is not a fivefold pattern (ProcessBroadcastShapes' kGenericBroadcast) is not "
-                                    "verified against the interpreter: not modelled")
+        if fk.tflite_fivefold(a.shape, b.shape) is None:    # kGenericBroadcast: BroadcastAdd6DSlow (measured)
             ctx.kernel(fk.tflite_add)(np.broadcast_to(a, shape), np.broadcast_to(b, shape), za, zb, m, s, left,
                                       "double", zy, lo, hi, out)
             return out
@@ -411,8 +410,8 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
             return tk.leaky_table(sx, zx, sy, zy, alpha, dtype, rule.mode)
         except ValueError as e:         # e.g. a negative alpha: a negative q31 multiplier, not modelled
             raise QuantParamError(f"node '{node.name}': LEAKY_RELU alpha {alpha}: {e}") from None
-    if kind == "requantize":
-        return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode)
+    if kind == "requantize":        # codes of `dtype` to the node's type (importer.tflite_model.REQUANTIZE_TYPES)
+        return tk.requantize_table(sx, zx, sy, zy, dtype, rule.mode, t.storage)
     if kind == "hard_swish":
         try:
             return tk.hard_swish_table(sx, zx, sy, zy, dtype)
@@ -426,13 +425,17 @@ def tflite_table(ctx, node, rule, kind, alpha, sx, zx, sy, zy, dtype) -> np.ndar
 REQUANTIZE_LANES = 16     # optimized_ops::Requantize's vector loop: 16 codes per step
 
 
-def requantize_tables(rule, sx, zx, sy, zy, dtype) -> tuple:
-    """The tables of an 8-bit QUANTIZE to another scale under rules.TfliteRequantize: (one table,)
-    for XNNPACK's convert where the delegate takes it, else (vector table, scalar table) of
-    optimized_ops::Requantize (modes "builtin" and "double", kernels.tflite_act.requantize_table)."""
-    if rule.kernel == "xnnpack" and xu.cvt_delegated(sx, sy):
+def requantize_tables(rule, sx, zx, sy, zy, dtype, out_dtype=None) -> tuple:
+    """The tables of a QUANTIZE of `dtype` codes to another scale and `out_dtype` (default `dtype`)
+    under rules.TfliteRequantize: (one table,) for XNNPACK's convert where the delegate takes it
+    (one 8-bit type, the ratio in range), (vector table, scalar table) of optimized_ops::Requantize
+    (modes "builtin" and "double", kernels.tflite_act.requantize_table) for 8-bit codes to 8-bit
+    codes, else (the "double" table,): a 16-bit side runs reference_ops::Requantize."""
+    out_dtype = np.dtype(out_dtype or dtype)
+    if rule.kernel == "xnnpack" and np.dtype(dtype) == out_dtype and xu.cvt_delegated(sx, sy):
         return (xu.cvt_table(sx, zx, sy, zy, dtype),)
-    return tuple(tk.requantize_table(sx, zx, sy, zy, dtype, mode) for mode in ("builtin", "double"))
+    modes = ("builtin", "double") if np.dtype(dtype).itemsize == out_dtype.itemsize == 1 else ("double",)
+    return tuple(tk.requantize_table(sx, zx, sy, zy, dtype, mode, out_dtype) for mode in modes)
 
 
 def apply_lane_tables(apply_table, x: np.ndarray, tables: tuple, out: np.ndarray) -> None:

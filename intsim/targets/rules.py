@@ -20,6 +20,7 @@ borrows another target's arithmetic.
                    float32 multiplier f32(f32(sa*sb)/sy)
     XnnpackLeakyRelu  XNNPACK's qs8 LEAKY_RELU: 8-bit multipliers, one rounding (kernels.xnnpack_unary)
     XnnpackMean    XNNPACK's qs8 MEAN: int32 sum of codes, float32 scale and zero point (kernels.xnnpack_mean)
+    XnnpackSum     XNNPACK's qs8 / qu8 SUM: as XnnpackMean without the 1/n (kernels.xnnpack_mean.sum_params)
     XnnpackMul     XNNPACK's qs8 MUL: f32 product times f32(f32(sa*sb)/sy), RNE, + zy (kernels.xnnpack_binary)
     RawAverage     TFLite's AVERAGE_POOL_2D: the raw codes averaged, half away from zero
                    (reference_integer_ops::AveragePool); input and output quantization equal
@@ -41,8 +42,8 @@ borrows another target's arithmetic.
                    the reference kernel, gemmlowp fixed point (kernels.tflite_softmax_fixed)
     TfliteSum      TFLite's optimized SUM of 8-bit / int16 codes, requantized in float32 (kernels.tflite_sum)
     FoldedSum      TFLite's reference SUM: MultiplyByQuantizedMultiplier of sum(x) - zx*n by sx/sy
-    TfliteRequantize  TFLite's QUANTIZE of 8-bit codes to another scale (IR lut kind requantize) on the
-                   optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
+    TfliteRequantize  TFLite's QUANTIZE of integer codes to another scale and type (IR lut kind requantize) on
+                   the optimized kernels (16-lane loop and scalar tail) or XNNPACK's convert
     FixedRequant   an exact accumulator requantized by MultiplyByQuantizedMultiplier in a stated
                    mode, whatever the target's own requantizer: `target.rule_requantizer`
     LaneRequant    as FixedRequant, one mode for the channels of whole SIMD blocks, another for the rest
@@ -144,6 +145,16 @@ class XnnpackMean:
     """XNNPACK's qs8 / qu8 MEAN over H, W (create_reduce_nd; kernels.xnnpack_mean): the raw codes'
     int32 sum times s = f32(f32(sx/sy) * f32(1/n)), plus zp = f32(zy - f32(n*zx) * s), rounded
     half to even in float32 and saturated (measured with and without keep_dims)."""
+
+
+@dataclass(frozen=True)
+class XnnpackSum:
+    """XNNPACK's qs8 / qu8 SUM over constant axes (VisitReduceNode -> xnn_define_static_reduce_v2,
+    reduce-nd.c; kernels.xnnpack_mean.sum_params): the raw codes' int32 sum times s = f32(sx / sy),
+    plus zp = f32(zy - f32(n*zx) * s), rounded half to even in float32 and saturated,
+    y = saturate(nearbyint(f32(f32(sum) * s) + zp)). It differs from the builtin kernel's float32
+    SUM (TfliteSum: the bias added the other way, ties rounded away from zero) at ties (measured
+    on int8 and uint8 with drawn scale ratios; int16 is not delegated: TfliteSum)."""
 
 
 @dataclass(frozen=True)
@@ -303,16 +314,21 @@ class FoldedSum:
 
 @dataclass(frozen=True)
 class TfliteRequantize:
-    """TFLite's QUANTIZE of 8-bit codes to another scale, one type in and out (IR lut kind
-    requantize; quantize.cc Prepare: (m0, s) = QuantizeMultiplier(double(sx) / double(sy))).
-    `kernel` "optimized": optimized_ops::Requantize<int8_t, int8_t> (and the uint8 forms) over
-    the flat tensor of n codes: the first 16*floor(n/16) through MultiplyByQuantizedMultiplier4Rows
-    (vqrdmulh then a rounding shift: kernels.fixedpoint mode "builtin"), the rest through
-    MultiplyByQuantizedMultiplier (mode "double"), y = clamp(mbqm(x - zx, m0, s) + zy) to the
-    type (kernels.tflite_act.requantize_table per mode). "xnnpack": the delegate's convert where
-    it takes the ratio (kernels.xnnpack_unary.cvt_table, cvt_delegated), else "optimized" (the
-    interpreter's builtin kernel). The reference kernel (reference_ops::Requantize) and int16 on
-    every path are MultiplyByQuantizedMultiplier of every code: TfliteTable's requantize."""
+    """TFLite's QUANTIZE of integer codes to another scale (IR lut kind requantize; quantize.cc
+    Prepare: (m0, s) = QuantizeMultiplier(double(sx) / double(sy))), one type in and out or another
+    (int8 <-> uint8, int16 -> int8: importer.tflite_model.REQUANTIZE_TYPES). `kernel` "optimized":
+    8-bit codes to 8-bit codes (any signedness) run optimized_ops::Requantize<int8_t, int8_t>,
+    <int8_t, uint8_t>, <uint8_t, int8_t>, <uint8_t, uint8_t> over the flat tensor of n codes: the
+    first 16*floor(n/16) through MultiplyByQuantizedMultiplier4Rows (vqrdmulh then a rounding
+    shift: kernels.fixedpoint mode "builtin"), the rest through MultiplyByQuantizedMultiplier (mode
+    "double"), y = clamp(mbqm(x - zx, m0, s) + zy) to the output type (kernels.tflite_act.
+    requantize_table per mode); int16 -> int8 has no optimized form: every code through mode
+    "double" (reference_ops::Requantize, measured). "xnnpack": the delegate's convert where it takes
+    the node (one 8-bit type in and out, the ratio in range: kernels.xnnpack_unary.cvt_table,
+    cvt_delegated), else "optimized" (the interpreter's builtin kernel; a type change is never
+    delegated, measured). The reference kernel (reference_ops::Requantize), int8 / uint8 -> int16
+    and int16 -> int16 on every path are MultiplyByQuantizedMultiplier of every code: TfliteTable's
+    requantize (measured on all three paths)."""
 
     kernel: str = "optimized"
 

@@ -38,7 +38,8 @@ from .base import Requantizer, Target
 from .ort import OrtTarget
 from .rules import (AccRequant, DoubleRequant, FixedRequant, FoldedMean, FoldedSum, LaneRequant, OptimizedMean, QuantizeRound,
                     RawAverage, SameQuant, TargetRefusal, TfliteAdd, TfliteMul, TflitePrelu, TfliteRequantize, TfliteResize,
-                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul)
+                    TfliteSoftmax, TfliteSum, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMean, XnnpackMul,
+                    XnnpackSum)
 
 
 def real_multiplier(rq: Requant, channels: int) -> np.ndarray:
@@ -92,22 +93,26 @@ def rule_16x8(node):
 
 
 def rule_int16(node):
-    """The rule of a 16-bit ADD / SUB (IR add), MUL or MEAN (IR global_avgpool) as all three
-    kernel paths compute it (measured equal to the reference kernels: XNNPACK does not take
-    int16 and the optimized kernels keep the reference arithmetic for it): TfliteAdd and
-    FoldedMean in mode "double", MUL's product requantized by MultiplyByQuantizedMultiplier
-    with mul.cc's float32 multiplier (rules.TfliteMul "double"). None for any other node."""
+    """The rule of a 16-bit ADD / SUB (IR add), MUL or MEAN (IR global_avgpool) on the builtin and
+    XNNPACK paths (XNNPACK does not take int16: the builtin kernel runs): ADD of equal shapes
+    is optimized_integer_ops::Add -> AddElementwiseInt16, 16-lane blocks with each input's right
+    shift folded into the left shift 15 before the high multiply and a reference tail
+    (TfliteAdd lanes=16, found by hypothesis at tie-prone scales: 2 of 95 drawn models differ
+    from the reference); SUB and broadcast ADD (reference_ops::BroadcastAdd6DSlow) the reference
+    fixed point; FoldedMean in mode "double", MUL's product requantized by
+    MultiplyByQuantizedMultiplier with mul.cc's float32 multiplier (rules.TfliteMul "double").
+    None for any other node."""
     t = node.attrs.get("out_type")
     if getattr(t, "bits", 8) != 16:
         return None
-    return {"add": TfliteAdd("double"), "mul": TfliteMul("double"),
+    return {"add": TfliteAdd("double", lanes=16), "mul": TfliteMul("double"),
             "global_avgpool": FoldedMean("double")}.get(node.op)
 
 
 def requantize8(node) -> bool:
-    """An IR lut of kind requantize of 8-bit codes: TFLite's QUANTIZE of one 8-bit type to another
-    scale, whose optimized and XNNPACK kernels are rules.TfliteRequantize (int16 runs the reference
-    arithmetic on every path, measured: TfliteTable)."""
+    """An IR lut of kind requantize to 8-bit codes: TFLite's QUANTIZE of 8-bit (or int16) codes to
+    another scale and int8 / uint8, whose optimized and XNNPACK kernels are rules.TfliteRequantize
+    (an int16 output runs the reference arithmetic on every path, measured: TfliteTable)."""
     return node.op == "lut" and node.attrs.get("kind") == "requantize" and \
         getattr(node.attrs.get("out_type"), "bits", 8) == 8
 
@@ -301,7 +306,10 @@ class TfliteBuiltinTarget(FixedPointTarget):
     shift into its left shift before the q31 high multiply, the tail equals the reference fixed
     point (TfliteAdd lanes=16); broadcast int8 ADD follows BroadcastAddFivefold (kernels.fixedpoint.
     tflite_add_broadcast: AddElementwise per inner run, AddScalarBroadcast's truncating input
-    shift), its kGenericBroadcast shapes (up to 4-D) the reference fixed point (measured); SUB equals the reference fixed point (TfliteAdd "double", measured with broadcasting); MUL as the reference
+    shift), its kGenericBroadcast shapes (BroadcastAdd6DSlow, measured 4- to 7-D) the reference fixed
+    point; SUB equals the reference fixed point (TfliteAdd "double", measured with broadcasts of
+    up to 7 dims); int16 ADD / SUB: `rule_int16` (equal-shape ADD in 16-lane blocks, the rest the
+    reference fixed point); MUL as the reference
     kernel (rules.TfliteMul) except that the 8-bit vector path adds zy in int16 (refused where
     that can wrap). DEPTHWISE_CONV_2D (IR conv with groups; TFLite has no other grouped
     convolution): the channels of whole 8-channel blocks round half up after the q31 high
@@ -339,15 +347,31 @@ class TfliteBuiltinTarget(FixedPointTarget):
         return super().rule(node)
 
 
-def _xnnpack_declines(n, constants) -> bool:
+XNN_MAX_TENSOR_DIMS = 6     # the delegate's VisitBinaryNode / VisitReduceNode take inputs of at most 6 dims
+
+
+def _rank(graph, name):
+    """The declared rank of tensor `name` (None when unknown)."""
+    if name in graph.constants:
+        return np.ndim(graph.constants[name])
+    t = graph.tensors.get(name)
+    return None if t is None or t.shape is None else len(t.shape)
+
+
+def _xnnpack_declines(n, graph) -> bool:
     """Whether the XNNPACK delegate leaves node n to the interpreter's builtin kernel
     (TfliteXnnpackTarget.annotate): an 8-bit add / mul whose constant scales fail
-    add_delegated / mul_delegated, or an int16 quantize of float input."""
+    add_delegated / mul_delegated, an 8-bit add / mul with an input of more than
+    XNN_MAX_TENSOR_DIMS dims (measured: 7-D ADD / SUB equal the builtin kernel), or an int16
+    quantize of float input."""
     bits = getattr(n.attrs.get("out_type"), "bits", 8)
     if n.op == "quantize":
         return bits == 16
     if n.op not in ("add", "mul") or bits != 8:
         return False
+    if any((_rank(graph, n.inputs[i]) or 0) > XNN_MAX_TENSOR_DIMS for i in (0, 3)):
+        return True
+    constants = graph.constants
     vals = [constants.get(n.inputs[i]) if len(n.inputs) > i else None for i in (1, 4, 6)]
     if not all(v is not None and np.asarray(v).size == 1 for v in vals):
         return False
@@ -372,7 +396,8 @@ class TfliteXnnpackTarget(OrtTarget):
     CONCATENATION moves codes (SameQuant); RELU / RELU6 / RELU_N1_TO_1 / LOGISTIC / TANH /
     HARD_SWISH int8 equal the reference kernels' tables (rules.TfliteTable); PRELU and int8
     SOFTMAX equal the builtin kernels (rules.TflitePrelu, TfliteSoftmax; measured);
-    SUM is not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
+    8-bit SUM is XNNPACK's int32 sum converted in float32, ties to even (rules.XnnpackSum); int16 SUM is
+    not delegated: the builtin kernel's float32 requantization (rules.TfliteSum, measured);
     RESIZE_BILINEAR is XNNPACK's 11-bit interpolation (TfliteResize "xnnpack"; int16 is not
     delegated: the reference arithmetic, measured); QUANTIZE multiplies by f32(1 / scale) and
     rounds half to even (QuantizeRound "rne-recip"; to int16, which XNNPACK does not take, the
@@ -397,7 +422,7 @@ class TfliteXnnpackTarget(OrtTarget):
                                  "quantize": QuantizeRound("rne-recip"), "prelu": TflitePrelu("double"),
                                  "softmax": TfliteSoftmax(), "transpose_conv": AccRequant(),
                                  "resize_bilinear": TfliteResize("xnnpack"), "global_avgpool": XnnpackMean(),
-                                 "reduce_sum": TfliteSum()})
+                                 "reduce_sum": XnnpackSum()})
 
     def rule_requantizer(self, rule, rq: Requant, channels: int, node) -> Requantizer:
         r = fixed_rule_requantizer(self.name, rule, rq, channels, node)
@@ -408,13 +433,19 @@ class TfliteXnnpackTarget(OrtTarget):
         builtin kernel there, and `rule` returns tflite-builtin's rule for it. Declined: an 8-bit
         ADD / SUB / MUL (IR add, mul) whose constant scales fail the delegate's checks
         (kernels.xnnpack_binary.add_delegated / mul_delegated: TFLite's VisitBinaryNode scale
-        checks; measured on both sides of the limits), and a QUANTIZE of float input to int16
+        checks; measured on both sides of the limits), an 8-bit ADD / SUB / MUL with an input of
+        more than 6 dims (`_xnnpack_declines`), and a QUANTIZE of float input to int16
         (IR quantize; VisitQuantizeNode takes no int16 output: measured, the builtin kernel's
-        optimized_ops::AffineQuantize, QuantizeRound "tflite-builtin")."""
+        optimized_ops::AffineQuantize, QuantizeRound "tflite-builtin"). A SUM gets attr input_rank:
+        one of more than 6 dims the delegate claims and fails to prepare (`rule` refuses it)."""
         nodes, changed = [], False
         for n in graph.nodes:
-            if not n.attrs.get("xnnpack_declined") and _xnnpack_declines(n, graph.constants):
+            if not n.attrs.get("xnnpack_declined") and _xnnpack_declines(n, graph):
                 n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "xnnpack_declined": True}, n.origin)
+                changed = True
+            if n.op == "reduce_sum" and "input_rank" not in n.attrs and _rank(graph, n.inputs[0]) is not None:
+                n = Node(n.op, n.name, n.inputs, n.outputs, {**n.attrs, "input_rank": _rank(graph, n.inputs[0])},
+                         n.origin)
                 changed = True
             nodes.append(n)
         return graph.replace(nodes=tuple(nodes)) if changed else graph
@@ -438,10 +469,12 @@ class TfliteXnnpackTarget(OrtTarget):
     def rule(self, node):
         if node.attrs.get("xnnpack_declined"):
             return TfliteBuiltinTarget().rule(node)     # `annotate`: the builtin kernel runs
-        if node.op == "reduce_sum" and not getattr(node.attrs.get("out_type"), "signed", True):
-            raise TargetRefusal(self.name, node, "uint8 SUM on the XNNPACK path differs from the builtin kernel's "
-                                "float32 requantization at ties (measured: 14 of 150 drawn one-op models, 1 LSB); "
-                                "its arithmetic is not modelled")
+        if node.op == "reduce_sum" and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
+            return TfliteSum()          # int16 is not delegated: the builtin kernel
+        if node.op == "reduce_sum" and node.attrs.get("input_rank", 0) > XNN_MAX_TENSOR_DIMS:
+            raise TargetRefusal(self.name, node, f"the XNNPACK delegate claims an 8-bit SUM of "
+                                f"{node.attrs['input_rank']} dims and then fails to prepare it (at most "
+                                f"{XNN_MAX_TENSOR_DIMS}; measured): the interpreter does not run it")
         if batch_matmul(node) and getattr(node.attrs.get("out_type"), "bits", 8) == 16:
             return bmm_rule(node)       # int16 is not delegated: the builtin kernel
         for special in (rule_16x8(node), rule_int16(node)):

@@ -14,10 +14,12 @@ zps8 = st.sampled_from([-128, 127, 0, -8, 7]) | st.integers(-128, 127)
 
 @settings(max_examples=200, deadline=None)
 @given(sums=st.lists(st.integers(-128 * 4096, 127 * 4096), min_size=1, max_size=40), n=st.integers(1, 4096),
-       sx=scales, zx=zps8, sy=scales, zy=zps8, unsigned=st.booleans())
-def test_xnn_mean_equals_twin(sums, n, sx, zx, sy, zy, unsigned):
+       sx=scales, zx=zps8, sy=scales, zy=zps8, unsigned=st.booleans(), op=st.sampled_from(["mean", "sum"]))
+def test_xnn_mean_equals_twin(sums, n, sx, zx, sy, zy, unsigned, op):
+    """MEAN's and SUM's parameters (mean_params, sum_params) through the same conversion."""
     dtype = np.uint8 if unsigned else np.int8
-    s, zp = xm.mean_params(sx, zx + 128 * unsigned, sy, zy + 128 * unsigned, n)
+    params = xm.mean_params if op == "mean" else xm.sum_params
+    s, zp = params(sx, zx + 128 * unsigned, sy, zy + 128 * unsigned, n)
     acc = np.array(sums, np.int64).reshape(1, -1, 1, 1)
     out, twin = np.empty(acc.shape, dtype), np.empty(acc.shape, dtype)
     xm.xnn_mean(acc, s, zp, out)

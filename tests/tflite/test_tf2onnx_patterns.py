@@ -28,7 +28,7 @@ scales = st.floats(2.0**-10, 0.5, allow_nan=False, allow_infinity=False, width=3
 zps = st.sampled_from([-128, 127, 0]) | st.integers(-128, 127)
 KERNEL_PATHS = [("reference", "tflite"), ("builtin", "tflite-builtin"), ("xnnpack", "tflite-xnnpack")]
 paths = pytest.mark.parametrize("path", KERNEL_PATHS, ids=[p for p, _ in KERNEL_PATHS])
-_ELEM = {np.int8: TensorProto.INT8, np.int16: TensorProto.INT16}
+_ELEM = {np.int8: TensorProto.INT8, np.int16: TensorProto.INT16, np.uint8: TensorProto.UINT8}
 NCHW, NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
 
@@ -391,23 +391,24 @@ def test_conv_fused_activation(path, h, w, c, o, sx, zx, sy, zy, act, seed):
 
 @paths
 @SETTINGS
-@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=4), wide=st.booleans(), sx=scales, zx=zps,
-       sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
-def test_dequantize_quantize_is_requantize(path, shape, wide, sx, zx, sy, zy, seed):
-    """DQ -> Q of codes of one type to another scale: QUANTIZE of integer input (int8, or int16
-    with zero points 0, as in act_16x8)."""
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+       pair=st.sampled_from([("int8", "int8"), ("int16", "int16"), ("int8", "uint8"), ("uint8", "int8"),
+                             ("int16", "int8"), ("int8", "int16")]),
+       sx=scales, zx=zps, sy=scales, zy=zps, seed=st.integers(0, 2**31 - 1))
+def test_dequantize_quantize_is_requantize(path, shape, pair, sx, zx, sy, zy, seed):
+    """DQ -> Q of codes to another scale: QUANTIZE of integer input, one type (int8, or int16
+    with zero points 0, as in act_16x8) or another (int8 <-> uint8, int16 -> int8, int8 -> int16)."""
     assume(np.float32(sx) != np.float32(sy))
-    dtype, name = (np.int16, "int16") if wide else (np.int8, "int8")
-    if wide:
-        zx = zy = 0
-    tensors = [{"name": "x", "shape": shape, "type": name, "scale": sx, "zero_point": zx},
-               {"name": "y", "shape": shape, "type": name, "scale": sy, "zero_point": zy}]
+    src, dst = (np.dtype(t).type for t in pair)
+    zx, zy = ((z + 128 if d == np.uint8 else 0 if d == np.int16 else z) for z, d in ((zx, src), (zy, dst)))
+    tensors = [{"name": "x", "shape": shape, "type": pair[0], "scale": sx, "zero_point": zx},
+               {"name": "y", "shape": shape, "type": pair[1], "scale": sy, "zero_point": zy}]
     b = Onnx()
-    y = b.q(b.dq(b.input("x", shape, dtype), sx, zx, dtype), sy, zy, dtype)
+    y = b.q(b.dq(b.input("x", shape, src), sx, zx, src), sy, zy, dst)
     rng = np.random.default_rng(seed)
-    info = np.iinfo(dtype)
-    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)] for _ in range(2)]
-    onnx = b.model(y, shape, dtype)
+    info = np.iinfo(src)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(src)] for _ in range(2)]
+    onnx = b.model(y, shape, dst)
     assert [n.attrs.get("kind") for n in intsim.load(onnx, target=path[1]).graph.nodes if n.op != "onnx"] == \
         ["requantize"]
     check(single_op("QUANTIZE", tensors, [0], [1], [0]), onnx, feeds, path)

@@ -18,6 +18,8 @@ from .flatbuf import reducer_options, single_op, table_options
 from .test_tflite_ops_live import KERNEL_PATHS, SAME, VALID, _i16, check, paths, scales16, transpose_conv_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# SUM: sy = sx * tie puts many sums on halves (None: sy drawn freely)
+TIES = st.sampled_from([None, None, 0.5, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0])
 
 
 @paths
@@ -113,11 +115,13 @@ def test_gen_lut_ends():
 @given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4), axes_pick=st.integers(1, 7), keep=st.booleans(),
        sx=st.floats(2.0**-10, 0.5, width=32), zx=st.sampled_from([-128, 127, 0]) | st.integers(-128, 127),
        sy=st.floats(2.0**-10, 4.0, width=32), zy=st.sampled_from([-128, 127, 0]) | st.integers(-128, 127),
-       seed=st.integers(0, 2**31 - 1))
-def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, seed):
-    """int8 SUM over constant axes (not the batch axis), keep_dims either way: the optimized
-    paths' float32 requantization exact (saturating); the reference path refused by name (its
-    dispatch reads int8 codes as uint8)."""
+       tie=TIES, seed=st.integers(0, 2**31 - 1))
+def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, tie, seed):
+    """int8 SUM over constant axes (not the batch axis), keep_dims either way: the builtin
+    path's float32 requantization exact (saturating), XNNPACK's float32 conversion (rules.XnnpackSum);
+    the reference path refused by name (its dispatch reads int8 codes as uint8). `tie`: sy a small
+    multiple of sx, so that sums land on halves (where the two optimized paths differ)."""
+    sy = float(np.float32(sx * tie)) if tie else sy
     shape = [1] + shape
     axes = [a for a in range(1, len(shape)) if axes_pick >> (a - 1) & 1] or [len(shape) - 1]
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
@@ -140,12 +144,14 @@ def test_sum_int8(path, shape, axes_pick, keep, sx, zx, sy, zy, seed):
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4), axes_pick=st.integers(1, 7), keep=st.booleans(),
        wide=st.booleans(), sx=st.floats(2.0**-10, 0.5, width=32), z=st.integers(0, 255),
-       sy=st.floats(2.0**-10, 64.0, width=32), seed=st.integers(0, 2**31 - 1))
-def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed):
+       sy=st.floats(2.0**-10, 64.0, width=32), tie=TIES, seed=st.integers(0, 2**31 - 1))
+def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, tie, seed):
     """uint8 SUM (zero points drawn) and int16 SUM (zero points 0, as the kernel's prepare
-    requires): the optimized paths' float32 requantization, as for int8 (XNNPACK leaves SUM to
-    the builtin kernel); the reference path's uint8 SUM its MultiplyByQuantizedMultiplier
-    (rules.FoldedSum), its int16 SUM refused by name (read as bytes, an interpreter defect)."""
+    requires): the builtin path's float32 requantization, as for int8; XNNPACK's uint8 SUM its
+    float32 conversion (rules.XnnpackSum; int16 is not delegated: the builtin kernel's); the
+    reference path's uint8 SUM its MultiplyByQuantizedMultiplier (rules.FoldedSum), its int16 SUM
+    refused by name (read as bytes, an interpreter defect). `tie` as in test_sum_int8."""
+    sy = float(np.float32(sx * tie)) if tie else sy
     shape = [1] + shape
     axes = [a for a in range(1, len(shape)) if axes_pick >> (a - 1) & 1] or [len(shape) - 1]
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
@@ -163,11 +169,33 @@ def test_sum_uint8_and_int16(path, shape, axes_pick, keep, wide, sx, z, sy, seed
         with pytest.raises(TargetRefusal, match="target tflite has no rule for SUM .* hands int8 data"):
             intsim.load(data, target="tflite").run({"x": feeds[0][0]})
         return
-    if path[0] == "xnnpack" and not wide:     # XNNPACK's uint8 SUM: not modelled (differs at ties)
-        with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for SUM .* uint8 SUM"):
+    check(data, feeds, path)
+
+
+@pytest.mark.parametrize("rank", [6, 7])
+@pytest.mark.parametrize("name", ["int8", "uint8"])
+def test_xnnpack_sum_of_more_than_6_dims_is_refused(rank, name):
+    """XNNPACK takes tensors of at most 6 dims, yet the delegate claims a 7-D SUM and then fails
+    to prepare it (measured: "failed to delegate SUM node"): tflite-xnnpack refuses it by name; a
+    6-D one is XNNPACK's (XnnpackSum, sy = 2 sx: halves everywhere, where TfliteSum differs)."""
+    shape = [1, 2, 3, 2, 1, 3, 5][:rank]
+    dtype = np.dtype(name)
+    tensors = [{"name": "x", "shape": shape, "type": name, "scale": 0.02, "zero_point": 3},
+               {"name": "axes", "shape": [2], "type": "int32", "data": np.array([2, rank - 1], np.int32)},
+               {"name": "y", "shape": [d if i not in (2, rank - 1) else 1 for i, d in enumerate(shape)], "type": name,
+                "scale": 0.04, "zero_point": 5}]
+    data = single_op("SUM", tensors, [0], [2], [0, 1], reducer_options(True))
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(rank)
+    feeds = [[rng.integers(info.min, info.max + 1, shape).astype(dtype)] for _ in range(3)]
+    if rank > 6:
+        from models.build_tflite import interpreter
+        with pytest.raises(RuntimeError, match="failed to delegate SUM"):
+            interpreter(data, "xnnpack").allocate_tensors()
+        with pytest.raises(TargetRefusal, match="target tflite-xnnpack has no rule for SUM .* fails to prepare"):
             intsim.load(data, target="tflite-xnnpack").run({"x": feeds[0][0]})
         return
-    check(data, feeds, path)
+    check(data, feeds, KERNEL_PATHS[2])
 
 
 @settings(max_examples=50, deadline=None)
