@@ -349,6 +349,9 @@ def prepare_concat(node, ctx):
         return sy, zy, per
 
     static = params(reader.values({})) if reader.static else None
+    # the output stored channels-last (intsim.layout: a channel concat whose readers all read so):
+    # the inputs' channels-last arrays joined along their last axis, the NCHW view stored
+    out_nhwc = node.outputs[0] in getattr(ctx, "channels_last", ()) and axis in (1, -3)
 
     def part(x, sy, zy, sx, zx, same):
         x = np.asarray(x)
@@ -358,9 +361,11 @@ def prepare_concat(node, ctx):
             key = (sx, zx, sy, zy, x.dtype)
             if key not in tables:
                 tables[key] = lk.build_table_requant(sx, zx, sy, zy, x.dtype, t.storage)
-            out = np.empty(x.shape, t.storage)
-            ctx.kernel(lk.apply_table)(np.ascontiguousarray(x), tables[key], out)
-            return out
+            xh = nhwc_of(x)            # element-wise: a channels-last input mapped in its own layout
+            src = np.ascontiguousarray(x) if xh is None else xh
+            out = np.empty(src.shape, t.storage)
+            ctx.kernel(lk.apply_table)(src, tables[key], out)
+            return out if xh is None else nchw_view(out)
         return _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t)
 
     def run(env, tap):
@@ -368,7 +373,10 @@ def prepare_concat(node, ctx):
         sy, zy, per = static if static is not None else params(vals)
         parts = [part(vals[i], sy, zy, *p) for i, p in zip(range(2, len(vals), 3), per)]
         try:
-            env[node.outputs[0]] = np.concatenate(parts, axis=axis)
+            if out_nhwc and all(p.ndim == 4 for p in parts):
+                env[node.outputs[0]] = nchw_view(np.concatenate([p.transpose(0, 2, 3, 1) for p in parts], axis=3))
+            else:
+                env[node.outputs[0]] = np.concatenate(parts, axis=axis)
         except (ValueError, np.exceptions.AxisError) as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
 
@@ -393,6 +401,30 @@ def prepare_concat(node, ctx):
             else:
                 return None
         apply = ctx.kernel(lk.apply_table)
+        yh = nhwc_of(y)
+        if yh is not None and all(x.ndim == 4 for x in xs):
+            # channels-last output: the parts' (N, H, W, C) views joined along C; a requantized
+            # channels-last input mapped in its own layout into an NHWC buffer
+            steps = [st if st is None or nhwc_of(x) is None else (st[0], np.empty(nhwc_of(x).shape, t.storage))
+                     for x, st in zip(xs, steps)]
+
+            def call_nhwc(env):
+                parts = []
+                for n, st in zip(names, steps):
+                    x = consts[n] if n in consts else env[n]
+                    if st is None:
+                        parts.append(x.transpose(0, 2, 3, 1))
+                    else:
+                        xh = nhwc_of(x)
+                        if xh is not None and xh.shape == st[1].shape:
+                            apply(xh, st[0], st[1])
+                            parts.append(st[1])
+                        else:       # an NCHW input: its NCHW buffer, joined through its NHWC view
+                            buf = st[1] if st[1].shape == x.shape else np.empty(x.shape, t.storage)
+                            apply(np.ascontiguousarray(x), st[0], buf)
+                            parts.append(buf.transpose(0, 2, 3, 1))
+                np.concatenate(parts, axis=3, out=yh)
+            return call_nhwc
 
         def call(env):
             parts = []
