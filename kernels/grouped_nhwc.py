@@ -27,7 +27,7 @@ import numpy as np
 from numba import prange
 
 from . import cpu
-from .conv import conv_out_hw
+from .conv import ConvGeom, conv_out_hw
 from .jit import kernel
 from .simd.microkernels import TAPS_MR, mk_taps_vnni512_q
 from .threads import bind_items, get_num_threads, native_split
@@ -41,23 +41,27 @@ G_N, G_H, G_W, G_C, G_HP, G_WP, G_OH, G_OW, G_SH, G_SW, G_M, G_NXT, G_NBLK, G_ST
 
 
 class GroupedPlan(NamedTuple):
-    in_chw: tuple
+    in_chw: tuple         # (C, H, W) of x
     x_dtype: np.dtype
-    m: int
-    cg: int
-    kh: int
-    kw: int
-    oh: int
-    ow: int
-    pads: tuple           # (pt, pl, pb, pr)
-    strides: tuple        # (sh, sw)
-    dil: tuple            # (dh, dw)
+    w_shape: tuple        # (M, Cg, KH, KW)
+    out_hw: tuple         # (OH, OW)
+    geom: ConvGeom
     pad_byte: int         # (x_zp + o) & 0xFF
     add: int              # o
     panels: np.ndarray    # int8 [block][step][16][4]
     offs: np.ndarray      # int32 (M,)
     mult: np.ndarray      # float32 (M,)
     rqs: np.ndarray       # float32 [lo - zp, hi - zp, zp]
+
+    m = property(lambda self: self.w_shape[0])
+    cg = property(lambda self: self.w_shape[1])
+    kh = property(lambda self: self.w_shape[2])
+    kw = property(lambda self: self.w_shape[3])
+    oh = property(lambda self: self.out_hw[0])
+    ow = property(lambda self: self.out_hw[1])
+    pads = property(lambda self: (self.geom.pad_top, self.geom.pad_left, self.geom.pad_bottom, self.geom.pad_right))
+    strides = property(lambda self: (self.geom.stride_h, self.geom.stride_w))
+    dil = property(lambda self: (self.geom.dil_h, self.geom.dil_w))
 
 
 def fits(w_shape, group, x_dtype, w=None, w_zp=None) -> bool:
@@ -104,9 +108,7 @@ def plan_grouped(w, w_zp, geom, in_chw, x_dtype, x_zp, bias, rq) -> GroupedPlan:
     if not np.all(np.isfinite(mult)):
         raise ValueError("grouped_nhwc: mult must be finite float32")
     rqs = np.array([lo - zp, hi - zp, zp], np.float32)
-    return GroupedPlan((c, h, wd), x_dtype, m, cg, kh, kw, oh, ow,
-                       (int(geom.pad_top), int(geom.pad_left), int(geom.pad_bottom), int(geom.pad_right)),
-                       (int(geom.stride_h), int(geom.stride_w)), (int(geom.dil_h), int(geom.dil_w)),
+    return GroupedPlan((c, h, wd), x_dtype, (m, cg, kh, kw), (oh, ow), ConvGeom(*(int(v) for v in geom)),
                        (int(x_zp) + o) & 0xFF, o, panels, offs, mult, rqs)
 
 
