@@ -27,8 +27,9 @@ import numpy as np
 from numba import prange
 
 from . import cpu
-from .conv import ConvGeom, conv_out_hw
+from .conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from .jit import kernel
+from .requant import requant_float_ref
 from .simd.microkernels import TAPS_MR, mk_taps_vnni512_q
 from .threads import bind_items, get_num_threads, native_split
 
@@ -239,4 +240,28 @@ def bind_grouped(plan: GroupedPlan, n_img: int, out_dtype, where: str = "conv", 
     return BoundGrouped(plan, n_img, out_dtype, where, threads)
 
 
-__all__ = ["LANES", "GroupedPlan", "BoundGrouped", "fits", "plan_grouped", "bind_grouped", "tap_offsets"]
+def grouped_nhwc(x, x_zp, w, w_zp, bias, geom, rq, out, threads=None) -> None:
+    """out (N, OH, OW, M) 8-bit = the requantized grouped conv of x (N, H, W, C) (module
+    docstring), planned, bound and run once; ValueError when `fits` says no or an argument is bad."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"grouped_nhwc: x must be a 4-D (N, H, W, C) array, got {np.shape(x)}")
+    plan = plan_grouped(w, w_zp, geom, (x.shape[3], x.shape[1], x.shape[2]), x.dtype, x_zp, bias, rq)
+    bind_grouped(plan, x.shape[0], out.dtype, "grouped_nhwc", threads)(x, out)
+
+
+def grouped_nhwc_ref(x, x_zp, w, w_zp, bias, geom, rq, out, threads=None) -> None:
+    """NumPy int64 twin of grouped_nhwc (no validation; threads ignored): kernels.conv.conv2d_acc_ref
+    on an NCHW copy, the sums wrapped to int32, then kernels.requant.requant_float_ref."""
+    xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    acc = np.zeros((out.shape[0], out.shape[3], out.shape[1], out.shape[2]), np.int64)
+    conv2d_acc_ref(xn, w, x_zp, np.broadcast_to(np.asarray(w_zp, np.int64), (w.shape[0],)),
+                   np.asarray(bias, np.int64), geom, acc)
+    acc32 = ((acc + 2**31) % 2**32 - 2**31).reshape(acc.shape[0], acc.shape[1], -1).astype(np.int32)
+    q = np.empty(acc32.shape, out.dtype)
+    _, mult, zp, lo, hi = rq
+    requant_float_ref(acc32, np.broadcast_to(np.asarray(mult, np.float32), (w.shape[0],)), zp, lo, hi, q)
+    out[...] = q.reshape(acc.shape).transpose(0, 2, 3, 1)
+
+
+__all__ = ["LANES", "GroupedPlan", "BoundGrouped", "fits", "plan_grouped", "bind_grouped", "tap_offsets",
+           "grouped_nhwc", "grouped_nhwc_ref"]

@@ -1,6 +1,6 @@
 """kernels.grouped_nhwc (narrow-group convs, channels-last, VNNI tap-table tiles) against the NumPy
 int64 conv reference (kernels.conv.conv2d_acc_ref wrapped to int32, then requant_float_ref), 1 and
-2 threads, plus what it refuses."""
+2 threads, the one-shot entry grouped_nhwc, plus what it refuses."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import cpu
 from kernels import grouped_nhwc as gn
-from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
-from kernels.requant import requant_float_ref
+from kernels.conv import ConvGeom, conv_out_hw
 from tests.kernels.strategies import int_array, zero_point, zero_points
 
 pytestmark = pytest.mark.skipif(not cpu.has_avx512vnni() or cpu.best_isa() == "portable",
@@ -18,17 +17,11 @@ pytestmark = pytest.mark.skipif(not cpu.has_avx512vnni() or cpu.best_isa() == "p
 
 
 def reference(x_nhwc, w, x_zp, w_zp, bias, geom, rq, out_dtype):
-    """The NHWC requantized output: int64 conv on NCHW copies, wrapped to int32, ORT float requant."""
-    x = np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
-    oh, ow = conv_out_hw(x.shape[2], x.shape[3], w.shape[2], w.shape[3], geom)
-    acc = np.zeros((x.shape[0], w.shape[0], oh, ow), np.int64)
-    conv2d_acc_ref(x, w, x_zp, w_zp, bias, geom, acc)
-    acc32 = ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
-    out = np.zeros(acc.shape, out_dtype)
-    _, mult, zp, lo, hi = rq
-    requant_float_ref(acc32.reshape(acc.shape[0], acc.shape[1], -1), mult, zp, lo, hi,
-                      out.reshape(acc.shape[0], acc.shape[1], -1))
-    return out.transpose(0, 2, 3, 1)
+    """The NHWC requantized output of the NumPy int64 twin (kernels.grouped_nhwc.grouped_nhwc_ref)."""
+    oh, ow = conv_out_hw(x_nhwc.shape[1], x_nhwc.shape[2], w.shape[2], w.shape[3], geom)
+    out = np.zeros((x_nhwc.shape[0], oh, ow, w.shape[0]), out_dtype)
+    gn.grouped_nhwc_ref(x_nhwc, x_zp, w, w_zp, bias, geom, rq, out)
+    return out
 
 
 @st.composite
@@ -85,6 +78,17 @@ def test_grouped_matches_reference(case, threads):
     out2 = np.full(want.shape, 13, od)
     bound.freeze(x, out2)()
     np.testing.assert_array_equal(out2, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(grouped_case())
+def test_grouped_entry_matches_its_twin(case):
+    """The checked one-shot entry (planned, bound and run in one call) equals its int64 twin."""
+    x, w, x_zp, w_zp, bias, geom, rq, od = case
+    want = reference(x, w, x_zp, w_zp, bias, geom, rq, od)
+    out = np.full(want.shape, 5, od)
+    gn.grouped_nhwc(x, x_zp, w, w_zp, bias, geom, rq, out)
+    np.testing.assert_array_equal(out, want)
 
 
 def test_grouped_regnet_shape_twice():
