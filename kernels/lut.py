@@ -138,3 +138,36 @@ def bind_table(x, table, out):
 def apply_table_ref(x, table, out) -> None:
     """NumPy twin of apply_table."""
     out[...] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]
+
+
+@kernel
+def _apply_table_rows_impl(x, table, out, c0):
+    ci = x.shape[1]
+    for r in range(x.shape[0]):
+        s, d = x[r], out[r, c0:c0 + ci]          # row views: unit-stride loops
+        for j in range(ci):
+            d[j] = table[s[j]]
+
+
+def apply_table_rows(x, table, out, c0) -> None:
+    """out[p, c0 + j] = table[unsigned view of x[p, j]]: x (P, Ci) uint8/int8 (or 16-bit with a
+    65536-entry table), C-contiguous; out (P, C) of the table's dtype with unit column stride, c0 +
+    Ci <= C; the other columns untouched. A concat's requantized input written straight into
+    its channels of a channels-last output (no buffer, no second copy)."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in (np.uint8, np.int8, np.uint16, np.int16) \
+            or not x.flags.c_contiguous:
+        raise ValueError("apply_table_rows: x must be a C-contiguous 2-D 8/16-bit integer array")
+    n = 1 << (8 * x.dtype.itemsize)
+    if not isinstance(table, np.ndarray) or table.shape != (n,) or table.dtype != out.dtype:
+        raise ValueError(f"apply_table_rows: table must be ({n},) of the out dtype {out.dtype}")
+    if out.ndim != 2 or out.shape[0] != x.shape[0] or out.strides[1] != out.itemsize or \
+            not 0 <= int(c0) <= out.shape[1] - x.shape[1]:
+        raise ValueError(f"apply_table_rows: out {out.shape} (unit column stride) cannot take x {x.shape} at "
+                         f"column {c0}")
+    _apply_table_rows_impl(x.view(_UNSIGNED[x.dtype.itemsize]), _as_unsigned(table), _as_unsigned(out),
+                           np.int64(c0))
+
+
+def apply_table_rows_ref(x, table, out, c0) -> None:
+    """NumPy twin of apply_table_rows."""
+    out[:, c0:c0 + x.shape[1]] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]

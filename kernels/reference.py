@@ -37,7 +37,7 @@ KERNELS = (
     "fixedpoint.multiply_by_quantized_multiplier", "fixedpoint.requant_fixedpoint",
     "fixedpoint.requant_multiply_shift", "fixedpoint.requant_shift",
     "eltwise.qlinear_add", "eltwise.qlinear_mul", "eltwise.quantize_linear", "eltwise.dequantize_linear",
-    "lut.apply_table",
+    "lut.apply_table", "lut.apply_table_rows",
     "pool.maxpool", "pool.maxpool_nhwc", "pool.global_avgpool", "pool.avgpool",
     "int4.pack_int4", "int4.unpack_int4",
 )

@@ -383,7 +383,8 @@ def prepare_concat(node, ctx):
     def freeze(env, fixed):
         """call(env) concatenating the inputs (of the recorded shapes) into the output the step
         just stored (intsim.frozen); each requantized input through its table into a buffer of
-        its own. None unless the parameters are constant."""
+        its own, or into its channels of a channels-last output. None unless the parameters are
+        constant."""
         y = env[node.outputs[0]]
         if static is None or not isinstance(y, np.ndarray) or y.dtype != t.storage:
             return None
@@ -403,27 +404,24 @@ def prepare_concat(node, ctx):
         apply = ctx.kernel(lk.apply_table)
         yh = nhwc_of(y)
         if yh is not None and all(x.ndim == 4 for x in xs):
-            # channels-last output: the parts' (N, H, W, C) views joined along C; a requantized
-            # channels-last input mapped in its own layout into an NHWC buffer
-            steps = [st if st is None or nhwc_of(x) is None else (st[0], np.empty(nhwc_of(x).shape, t.storage))
-                     for x, st in zip(xs, steps)]
+            # channels-last output: each input written into its channels of yh, a requantized
+            # channels-last input through its table straight into them (lk.apply_table_rows)
+            rows, yh2 = ctx.kernel(lk.apply_table_rows), yh.reshape(-1, yh.shape[3])
+            c0s = np.cumsum([0] + [x.shape[1] for x in xs[:-1]]).tolist()
 
             def call_nhwc(env):
-                parts = []
-                for n, st in zip(names, steps):
+                for n, st, c0 in zip(names, steps, c0s):
                     x = consts[n] if n in consts else env[n]
+                    part = yh[..., c0:c0 + x.shape[1]]
+                    xh = nhwc_of(x)
                     if st is None:
-                        parts.append(x.transpose(0, 2, 3, 1))
-                    else:
-                        xh = nhwc_of(x)
-                        if xh is not None and xh.shape == st[1].shape:
-                            apply(xh, st[0], st[1])
-                            parts.append(st[1])
-                        else:       # an NCHW input: its NCHW buffer, joined through its NHWC view
-                            buf = st[1] if st[1].shape == x.shape else np.empty(x.shape, t.storage)
-                            apply(np.ascontiguousarray(x), st[0], buf)
-                            parts.append(buf.transpose(0, 2, 3, 1))
-                np.concatenate(parts, axis=3, out=yh)
+                        np.copyto(part, x.transpose(0, 2, 3, 1))
+                    elif xh is not None:
+                        rows(xh.reshape(-1, xh.shape[3]), st[0], yh2, c0)
+                    else:       # an NCHW input: through its buffer
+                        buf = st[1] if st[1].shape == x.shape else np.empty(x.shape, t.storage)
+                        apply(np.ascontiguousarray(x), st[0], buf)
+                        np.copyto(part, buf.transpose(0, 2, 3, 1))
             return call_nhwc
 
         def call(env):
