@@ -20,6 +20,7 @@ Cg % 4 == 0 and a VNNI host (kernels.cpu.has_avx512vnni); `fits` says when.
 """
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import NamedTuple
 
@@ -176,9 +177,10 @@ def _par(xp, geo, koff, panels, offs, dst, mult, rqs, n_items, parts):
 
 class BoundGrouped:
     """The plan bound to n_img NHWC images and an NHWC 8-bit out: call(x, out), and freeze(x, out)
-    -> call() for these very arrays. Owns the padded copy (border filled once with the pad
-    byte), so one bound call must not run in two threads at once (as a Program's frozen run).
-    Thread count taken at binding: 1 below SERIAL_OPS, else get_num_threads()."""
+    -> call() for these very arrays. The padded copies (border filled once with the pad byte) are
+    one per calling thread for call (a Program runs batch slices through one bound call side by
+    side) and one per frozen call. Thread count taken at binding: 1 below SERIAL_OPS, else
+    get_num_threads()."""
 
     def __init__(self, plan: GroupedPlan, n_img: int, out_dtype, where: str = "conv", threads=None):
         c, h, w = plan.in_chw
@@ -200,7 +202,8 @@ class BoundGrouped:
                             np.int64)
         # slack past the last image: a tile's rows beyond OW read (and discard) up to 8*sw + KW*dw pixels on
         slack = (TAPS_MR * plan.strides[1] + plan.kw * plan.dil[1] + 1) * c
-        self.xp = np.full(n_img * hp * wp * c + slack, plan.pad_byte, np.uint8)
+        self.xp_size = n_img * hp * wp * c + slack
+        self.local = threading.local()      # each calling thread's padded copy (batch slices run side by side)
         self.koff = tap_offsets(plan, wp)
         items = n_img * plan.oh * nxt * nblk
         macs = n_img * plan.oh * plan.ow * plan.m * plan.kh * plan.kw * plan.cg
@@ -220,15 +223,22 @@ class BoundGrouped:
             raise ValueError(f"{self.where}: out must be a C-contiguous {self.out_dtype} {self.out_shape}, got "
                              f"{getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
 
+    def _padded(self) -> np.ndarray:
+        """A new padded copy: the border (and slack) holds the pad byte, the interior is written by each call."""
+        return np.full(self.xp_size, self.plan.pad_byte, np.uint8)
+
     def __call__(self, x, out) -> None:
         self._check(x, out)
-        _fill_padded(x, self.xp, self.geo)
-        self.items(self.xp, out.reshape(-1, self.plan.m))
+        xp = getattr(self.local, "xp", None)
+        if xp is None:
+            xp = self.local.xp = self._padded()
+        _fill_padded(x, xp, self.geo)
+        self.items(xp, out.reshape(-1, self.plan.m))
 
     def freeze(self, x, out):
-        """call() running self(x, out) on these arrays, checked now."""
+        """call() running self(x, out) on these arrays, checked now, with a padded copy of its own."""
         self._check(x, out)
-        return partial(_run, x, self.xp, self.geo, self.items, out.reshape(-1, self.plan.m))
+        return partial(_run, x, self._padded(), self.geo, self.items, out.reshape(-1, self.plan.m))
 
 
 def _run(x, xp, geo, items, out2) -> None:
