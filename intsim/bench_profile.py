@@ -24,8 +24,9 @@ import tempfile
 import numpy as np
 import onnx
 
-from .bench import median_times, ort_session, set_threads
+from .bench import WARMUP, median_times, ort_session, set_threads
 from .pipeline import load
+from .runtime import tune
 
 
 def model_feeds(prog, batch: int, seed: int = 0) -> dict:
@@ -120,8 +121,10 @@ def profile_model(path: str, runs: int = 20, threads: int = 2, batch: int = 1) -
                          "ort_op": op, "ort_ms": ms, "ratio": None})
     rows.sort(key=lambda r: (r["intsim_ms"] is None, -(r["intsim_ms"] or 0), -(r["ort_ms"] or 0)))
     sess = ort_session(model, threads)
+    # warmed up as the zoo suite is (its frozen run recorded and its thread choices made): with one
+    # warm-up run the timed runs included the frozen run's recording (a whole run twice the steps' sum)
     whole = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, max(runs, 1),
-                         warmup=1)
+                         warmup=WARMUP + tune.settle_runs())
     return {"model": os.path.basename(path), "batch": batch, "threads": threads, "runs": runs, "rows": rows,
             "intsim_steps_ms": sum(r["intsim_ms"] or 0 for r in rows),
             "ort_nodes_ms": sum(r["ort_ms"] or 0 for r in rows),

@@ -35,11 +35,33 @@ def nchw_view(xh: np.ndarray) -> np.ndarray:
 
 def channels_last_tensors(graph) -> frozenset:
     """Tensors that may be stored channels-last: every consumer reads them channels-last
-    (reads_channels_last) and they are not graph outputs."""
-    readers: dict = {}
-    for node in graph.nodes:
-        for t in node.inputs:
-            if t:
-                readers.setdefault(t, []).append(reads_channels_last(node))
+    (reads_channels_last) and they are not graph outputs. A channel concat (axis 1) reads its
+    inputs channels-last when its own output is stored so (SqueezeNet's fire modules: the
+    expand convs, their concat and the next squeeze conv or MaxPool stay channels-last, one
+    copy of channel slices instead of a transpose on each side); found by repeating until no
+    concat joins (concats feeding concats)."""
     outs = set(graph.outputs)
-    return frozenset(t for t, ok in readers.items() if t not in outs and all(ok))
+    concat_nhwc: set = set()
+    while True:
+        readers: dict = {}
+        for node in graph.nodes:
+            ok = reads_channels_last(node) or id(node) in concat_nhwc
+            for t in node.inputs:
+                if t:
+                    readers.setdefault(t, []).append(ok)
+        last = frozenset(t for t, ok in readers.items() if t not in outs and all(ok))
+        more = {id(n) for n in graph.nodes if is_channel_concat(n, graph) and n.outputs[0] in last}
+        if more <= concat_nhwc:
+            return last
+        concat_nhwc |= more
+
+
+def is_channel_concat(node, graph) -> bool:
+    """A concat of 4-D tensors along their channels (axis 1, or -3)."""
+    if node.op != "concat" or not node.outputs:
+        return False
+    ranks = {len(t.shape) for t in (graph.tensors.get(n) for n in [node.outputs[0]] + list(node.inputs[2::3]))
+             if t is not None and t.shape is not None}       # the output's, else its inputs' (QLinearConcat)
+    # unknown ranks (QOperator graphs past the first QLinearConcat) allowed for axis 1: storing
+    # channels-last is a permission, and every step checks the arrays it gets (nhwc_of)
+    return (ranks <= {4} and node.attrs.get("axis") == 1) or (ranks == {4} and node.attrs.get("axis") == -3)

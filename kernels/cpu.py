@@ -36,6 +36,12 @@ def has_avx2(features=None) -> bool:
     return "avx2" in f and "fma" in f
 
 
+def has_avx512vbmi(features=None) -> bool:
+    """vpermi2b on zmm (AVX-512 VBMI with BW): a 128-byte table lookup per instruction."""
+    f = host_features() if features is None else features
+    return {"avx512f", "avx512bw", "avx512vbmi"} <= set(f)
+
+
 def has_avx512vnni(features=None) -> bool:
     f = host_features() if features is None else features
     return {"avx512f", "avx512bw", "avx512vnni"} <= set(f)

@@ -18,9 +18,16 @@ transforms:
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
+from . import cpu
 from .eltwise import fma32_np, quantize_linear_ref
-from .jit import kernel
+from .jit import FORCE_PORTABLE, kernel
+
+VBMI = cpu.has_avx512vbmi() and not FORCE_PORTABLE     # 8-bit row lookups by vpermi2b (apply_table_rows)
 
 F32 = np.float32
 
@@ -138,3 +145,77 @@ def bind_table(x, table, out):
 def apply_table_ref(x, table, out) -> None:
     """NumPy twin of apply_table."""
     out[...] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]
+
+
+@kernel
+def _apply_table_rows_impl(x, table, out, c0):
+    ci = x.shape[1]
+    for r in range(x.shape[0]):
+        s, d = x[r], out[r, c0:c0 + ci]          # row views: unit-stride loops
+        for j in range(ci):
+            d[j] = table[s[j]]
+
+
+_V64 = ir.VectorType(ir.IntType(8), 64)
+
+
+@intrinsic
+def _lookup64(typingctx, s_addr, d_addr, t_addr, chunks):
+    """d[i] = t[s[i]] for i < 64*chunks, bytes at the three addresses (unchecked): per 64 bytes two
+    vpermi2b lookups, one in each 128-byte half of the 256-byte table t, chosen by each index's top
+    bit."""
+    sig = types.void(s_addr, d_addr, t_addr, chunks)
+
+    def codegen(context, builder, signature, args):
+        s, d, t = (builder.inttoptr(context.cast(builder, v, ty, types.int64), _V64.as_pointer())
+                   for v, ty in zip(args[:3], signature.args[:3]))
+        n = context.cast(builder, args[3], signature.args[3], types.int64)
+        fnty = ir.FunctionType(_V64, [_V64, _V64, _V64])
+        perm = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpermi2var.qi.512")
+        tab = [builder.load(builder.gep(t, [ir.Constant(ir.IntType(64), k)]), align=1) for k in range(4)]
+        with cgutils.for_range(builder, n) as loop:
+            idx = builder.load(builder.gep(s, [loop.index]), align=1)
+            lo = builder.call(perm, [tab[0], idx, tab[1]])
+            hi = builder.call(perm, [tab[2], idx, tab[3]])
+            top = builder.icmp_signed("<", idx, ir.Constant(_V64, [0] * 64))
+            builder.store(builder.select(top, hi, lo), builder.gep(d, [loop.index]), align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@kernel
+def _apply_table_rows_vbmi(x, table, out, c0):
+    """_apply_table_rows_impl for 8-bit x and table (uint8 views), 64 bytes at a time by
+    _lookup64, the row's tail byte by byte; compiled and run only on VBMI hosts."""
+    ci = x.shape[1]
+    whole = ci // 64
+    for r in range(x.shape[0]):
+        s, d = x[r], out[r, c0:c0 + ci]
+        if whole:
+            _lookup64(s.ctypes.data, d.ctypes.data, table.ctypes.data, whole)
+        for j in range(whole * 64, ci):
+            d[j] = table[s[j]]
+
+
+def apply_table_rows(x, table, out, c0) -> None:
+    """out[p, c0 + j] = table[unsigned view of x[p, j]]: x (P, Ci) uint8/int8 (or 16-bit with a
+    65536-entry table), C-contiguous; out (P, C) of the table's dtype with unit column stride, c0 +
+    Ci <= C; the other columns untouched. A concat's requantized input written straight into
+    its channels of a channels-last output (no buffer, no second copy)."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in (np.uint8, np.int8, np.uint16, np.int16) \
+            or not x.flags.c_contiguous:
+        raise ValueError("apply_table_rows: x must be a C-contiguous 2-D 8/16-bit integer array")
+    n = 1 << (8 * x.dtype.itemsize)
+    if not isinstance(table, np.ndarray) or table.shape != (n,) or table.dtype != out.dtype:
+        raise ValueError(f"apply_table_rows: table must be ({n},) of the out dtype {out.dtype}")
+    if out.ndim != 2 or out.shape[0] != x.shape[0] or out.strides[1] != out.itemsize or \
+            not 0 <= int(c0) <= out.shape[1] - x.shape[1]:
+        raise ValueError(f"apply_table_rows: out {out.shape} (unit column stride) cannot take x {x.shape} at "
+                         f"column {c0}")
+    impl = _apply_table_rows_vbmi if x.dtype.itemsize == 1 and VBMI else _apply_table_rows_impl
+    impl(x.view(_UNSIGNED[x.dtype.itemsize]), _as_unsigned(table), _as_unsigned(out), np.int64(c0))
+
+
+def apply_table_rows_ref(x, table, out, c0) -> None:
+    """NumPy twin of apply_table_rows."""
+    out[:, c0:c0 + x.shape[1]] = table[x.view(_UNSIGNED[x.dtype.itemsize]).astype(np.int64)]

@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import Callable
 
 from . import (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, fast_pairs, fixedpoint,
-               gemm, int4, lut, overflow, pool, requant, x86pairs)
+               gemm, grouped_nhwc, int4, lut, overflow, pool, requant, x86pairs)
 from .simd import wrappers
 
 _MODULES = (conv, conv_rows, depthwise_nhwc, eltwise, fast_conv, fast_depthwise, wrappers, fast_pairs, fixedpoint,
-            gemm, int4, lut, overflow, pool, requant, x86pairs)
+            gemm, grouped_nhwc, int4, lut, overflow, pool, requant, x86pairs)
 
 # "module.kernel" (module under kernels/) for every kernel that has a twin `module.kernel_ref` (same signature).
 KERNELS = (
@@ -27,7 +27,7 @@ KERNELS = (
     "conv.conv2d_acc",
     "simd.wrappers.gemm_packed", "simd.wrappers.gemm_packed_requant",
     "fast_conv.conv2d_fast", "fast_conv.conv2d_fast_requant",
-    "fast_depthwise.depthwise", "depthwise_nhwc.depthwise_nhwc",
+    "fast_depthwise.depthwise", "depthwise_nhwc.depthwise_nhwc", "grouped_nhwc.grouped_nhwc",
     "fast_pairs.gemm_pairs_packed", "fast_pairs.conv2d_pairs_fast",
     "x86pairs.gemm_acc_pairs", "x86pairs.batched_gemm_acc_pairs", "x86pairs.conv2d_acc_pairs",
     "conv_rows.to_nhwc", "conv_rows.im2col_rows", "conv_rows.rows_to_nhwc", "conv_rows.rows_to_nchw",
@@ -37,7 +37,7 @@ KERNELS = (
     "fixedpoint.multiply_by_quantized_multiplier", "fixedpoint.requant_fixedpoint",
     "fixedpoint.requant_multiply_shift", "fixedpoint.requant_shift",
     "eltwise.qlinear_add", "eltwise.qlinear_mul", "eltwise.quantize_linear", "eltwise.dequantize_linear",
-    "lut.apply_table",
+    "lut.apply_table", "lut.apply_table_rows",
     "pool.maxpool", "pool.maxpool_nhwc", "pool.global_avgpool", "pool.avgpool",
     "int4.pack_int4", "int4.unpack_int4",
 )

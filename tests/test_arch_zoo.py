@@ -91,6 +91,20 @@ def test_cnn_equals_onnxruntime(name, form):
     check_equal(name, form)
 
 
+def test_regnet_batch_slices_side_by_side_equal_onnxruntime():
+    """RegNetX's grouped convs (kernels.grouped_nhwc) with the batch split over 2 Python threads
+    (Program.run(threads=2): the slices share one bound call each): equal to onnxruntime run after
+    run (the slices once raced on one padded copy)."""
+    path = quantized("regnet_x_400mf", "qop_u8")
+    prog = intsim.load(str(path), target="ort")
+    assert prog._parts({zoo.INPUT_NAME: zoo.arch_inputs("regnet_x_400mf", 4, 0, RES)}, 2) == 2
+    for seed in range(3):
+        feeds = {zoo.INPUT_NAME: zoo.arch_inputs("regnet_x_400mf", 4, 200 + seed, RES)}
+        want = run_ort(str(path), feeds)[zoo.OUTPUT_NAME]
+        for _ in range(40):
+            np.testing.assert_array_equal(prog.run(feeds, threads=2)[zoo.OUTPUT_NAME], want)
+
+
 def test_mobilenet_v3_keeps_hard_activations():
     """The float export keeps HardSwish and the squeeze-excite HardSigmoid; onnxruntime's
     quant_pre_process rewrites HardSwish as x * HardSigmoid(x), which the quantized forms carry."""

@@ -41,16 +41,52 @@ def test_channels_last_tensors_are_read_only_by_channels_last_readers():
     prog = intsim.load(_model("mobilenetv2_s"))
     chosen = prog._ctx.channels_last
     assert chosen, "MobileNetV2 has conv -> conv edges"
+    _check_readers(prog, chosen)
+
+
+def _check_readers(prog, chosen):
+    """Every chosen tensor is read only by channels-last readers or by channel concats whose
+    output is chosen; every other tensor (not a graph output) has a reader that is neither."""
     readers = {}
     for node in prog.graph.nodes:
         for t in node.inputs:
             readers.setdefault(t, []).append(node)
+
+    def ok(nd):
+        return layout.reads_channels_last(nd) or (layout.is_channel_concat(nd, prog.graph) and nd.outputs[0] in chosen)
     for t in chosen:
         assert t not in prog.graph.outputs
-        assert all(layout.reads_channels_last(nd) for nd in readers[t])
+        assert all(ok(nd) for nd in readers[t])
     for t, nodes in readers.items():
         if t not in chosen and t not in prog.graph.outputs and t in prog.graph.tensors:
-            assert not all(layout.reads_channels_last(nd) for nd in nodes)
+            assert not all(ok(nd) for nd in nodes)
+
+
+@pytest.mark.parametrize("form", ["qdq_u8", "qop_s8"])
+def test_fire_module_concats_run_channels_last(form):
+    """SqueezeNet's fire modules (expand convs -> channel concat -> squeeze conv or MaxPool): the
+    concats' inputs and outputs are stored channels-last (QOperator graphs too, whose concat shapes
+    are unknown), the run equals the all-NCHW run, the frozen replays equal it too."""
+    try:
+        path = str(zoo.arch_quantized_model("squeezenet1_1", form, 64))
+    except zoo.ModelUnavailable as e:
+        pytest.skip(str(e))
+    prog = intsim.load(path)
+    chosen = prog._ctx.channels_last
+    concats = [nd for nd in prog.graph.nodes if nd.op == "concat"]
+    assert concats and all(nd.outputs[0] in chosen and nd.inputs[2] in chosen for nd in concats)
+    _check_readers(prog, chosen)
+    feeds = [{zoo.INPUT_NAME: zoo.arch_inputs("squeezenet1_1", 2, seed, 64)} for seed in (3, 4)]
+    got = [prog.run(f) for _ in range(3) for f in feeds]          # recording, then frozen replays
+    import unittest.mock as mock
+    with mock.patch.object(layout, "reads_channels_last", lambda node: False), \
+            mock.patch.object(layout, "is_channel_concat", lambda node, graph: False):
+        plain = intsim.load(path)
+        assert not plain._ctx.channels_last
+        want = [plain.run(f) for f in feeds]
+    for i, g in enumerate(got):
+        for k in g:
+            np.testing.assert_array_equal(g[k], want[i % 2][k])
 
 
 @pytest.mark.parametrize("name", ["mobilenetv2_s", "digits_dsconv", "digits_cnn"])

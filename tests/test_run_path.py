@@ -10,6 +10,7 @@ from intsim import bench_ops
 from intsim.bench import qlinear_conv_model
 from intsim.errors import IntsimError, ShapeError
 from intsim.runtime import frozen, work
+from kernels import grouped_nhwc
 from kernels import threads as kernel_threads
 
 from .ortutil import run_ort
@@ -78,6 +79,10 @@ def test_estimates_follow_the_formula():
     assert work.us_per_sample(node, prog.graph) == 8 * 7 * 7 * 9 / work.DEPTHWISE_MACS_PER_US
     prog = intsim.load(_matmul(k=32, n=24))
     assert work.us_per_sample(prog.graph.nodes[0], prog.graph) == 24 * 32 / work.DENSE_MACS_PER_US
+    # narrow groups (2 x 16 channels) run as dense tiles where kernels.grouped_nhwc can run them
+    prog = intsim.load(_conv(c=32, hw=7, group=2, m=32))
+    rate = work.DENSE_MACS_PER_US if grouped_nhwc.fits((32, 16, 3, 3), 2, np.uint8) else work.DEPTHWISE_MACS_PER_US
+    assert work.us_per_sample(prog.graph.nodes[0], prog.graph) == 32 * 7 * 7 * 16 * 9 / rate
 
 
 def _threads_seen(prog):

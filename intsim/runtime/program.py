@@ -35,7 +35,11 @@ from ..targets import get_target
 
 
 FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.runtime.frozen)
-FREEZE_MAX_BYTES = 64 << 20     # tensors a Program's frozen runs may keep between runs, in all
+FREEZE_MAX_BYTES = 256 << 20    # tensors a Program's frozen runs may keep between runs, in all: an
+#                                 ordinary run holds as much at its end (every tensor lives until then);
+#                                 the zoo at 224, batch 8 keeps 27-166 MB (ResNet-50 130, EfficientNet-B0
+#                                 166, ShuffleNetV2 QOperator 78): over 64 MiB they ran unfrozen, 1.4-2.2x
+#                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run)
 FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
 FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()

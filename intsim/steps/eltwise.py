@@ -351,6 +351,9 @@ def prepare_concat(node, ctx):
         return sy, zy, per
 
     static = params(reader.values({})) if reader.static else None
+    # the output stored channels-last (intsim.layout: a channel concat whose readers all read so):
+    # the inputs' channels-last arrays joined along their last axis, the NCHW view stored
+    out_nhwc = node.outputs[0] in getattr(ctx, "channels_last", ()) and axis in (1, -3)
 
     def part(x, sy, zy, sx, zx, same):
         x = np.asarray(x)
@@ -360,9 +363,11 @@ def prepare_concat(node, ctx):
             key = (sx, zx, sy, zy, x.dtype)
             if key not in tables:
                 tables[key] = lk.build_table_requant(sx, zx, sy, zy, x.dtype, t.storage)
-            out = np.empty(x.shape, t.storage)
-            ctx.kernel(lk.apply_table)(np.ascontiguousarray(x), tables[key], out)
-            return out
+            xh = nhwc_of(x)            # element-wise: a channels-last input mapped in its own layout
+            src = np.ascontiguousarray(x) if xh is None else xh
+            out = np.empty(src.shape, t.storage)
+            ctx.kernel(lk.apply_table)(src, tables[key], out)
+            return out if xh is None else nchw_view(out)
         return _rescaled(ctx, node, rule, x, sx, zx, sy, zy, t)
 
     def run(env, tap):
@@ -370,14 +375,18 @@ def prepare_concat(node, ctx):
         sy, zy, per = static if static is not None else params(vals)
         parts = [part(vals[i], sy, zy, *p) for i, p in zip(range(2, len(vals), 3), per)]
         try:
-            env[node.outputs[0]] = np.concatenate(parts, axis=axis)
+            if out_nhwc and all(p.ndim == 4 for p in parts):
+                env[node.outputs[0]] = nchw_view(np.concatenate([p.transpose(0, 2, 3, 1) for p in parts], axis=3))
+            else:
+                env[node.outputs[0]] = np.concatenate(parts, axis=axis)
         except (ValueError, np.exceptions.AxisError) as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
 
     def freeze(env, fixed):
         """call(env) concatenating the inputs (of the recorded shapes) into the output the step
         just stored (intsim.frozen); each requantized input through its table into a buffer of
-        its own. None unless the parameters are constant."""
+        its own, or into its channels of a channels-last output. None unless the parameters are
+        constant."""
         y = env[node.outputs[0]]
         if static is None or not isinstance(y, np.ndarray) or y.dtype != t.storage:
             return None
@@ -395,6 +404,27 @@ def prepare_concat(node, ctx):
             else:
                 return None
         apply = ctx.kernel(lk.apply_table)
+        yh = nhwc_of(y)
+        if yh is not None and all(x.ndim == 4 for x in xs):
+            # channels-last output: each input written into its channels of yh, a requantized
+            # channels-last input through its table straight into them (lk.apply_table_rows)
+            rows, yh2 = ctx.kernel(lk.apply_table_rows), yh.reshape(-1, yh.shape[3])
+            c0s = np.cumsum([0] + [x.shape[1] for x in xs[:-1]]).tolist()
+
+            def call_nhwc(env):
+                for n, st, c0 in zip(names, steps, c0s):
+                    x = consts[n] if n in consts else env[n]
+                    part = yh[..., c0:c0 + x.shape[1]]
+                    xh = nhwc_of(x)
+                    if st is None:
+                        np.copyto(part, x.transpose(0, 2, 3, 1))
+                    elif xh is not None:
+                        rows(xh.reshape(-1, xh.shape[3]), st[0], yh2, c0)
+                    else:       # an NCHW input: through its buffer
+                        buf = st[1] if st[1].shape == x.shape else np.empty(x.shape, t.storage)
+                        apply(np.ascontiguousarray(x), st[0], buf)
+                        np.copyto(part, buf.transpose(0, 2, 3, 1))
+            return call_nhwc
 
         def call(env):
             parts = []

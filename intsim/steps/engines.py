@@ -20,7 +20,8 @@ requantization, used when compute.Bound.fused_requant proves it exact:
         -> call(x, out), call.freeze(x, out) -> call()
 
 the whole conv bound once to one input shape, layout pair ("nchw"/"nhwc" for x and out) and
-kernel thread count (kernels.conv_plan.bind_plan, kernels.depthwise_nhwc.bind_depthwise), or
+kernel thread count (kernels.conv_plan.bind_plan, kernels.depthwise_nhwc.bind_depthwise,
+kernels.grouped_nhwc.bind_grouped for narrow groups channels-last), or
 None when it would be a depthwise kernel and `depthwise` is False.
 
 `b` is the node's compute.Bound: weights, zero points, bias, the narrow model, and `packed`,
@@ -33,7 +34,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from kernels import conv as kc
-from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_pairs, gemm, overflow, x86pairs
+from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_pairs, gemm, grouped_nhwc, overflow, x86pairs
 from kernels.simd import packing, wrappers
 
 
@@ -93,6 +94,11 @@ def _narrow(conv_fn, gemm_fn, name):
 def fused_exact(b, geom, x_shape, x_dtype, layouts, out_dtype, rq, where="conv", depthwise=True):
     """The exact engine's fused conv: the GEMM plan of its panels, or the depthwise kernel."""
     pc = packed_exact(b, geom)
+    if pc.kind == "gemm" and layouts == ("nhwc", "nhwc") and rq[0] and \
+            grouped_nhwc.fits(pc.w.shape, geom.group, x_dtype, pc.w, pc.w_zp):
+        # narrow groups (RegNetX): all groups in one call, tiles read from the image
+        plan = grouped_nhwc.plan_grouped(pc.w, pc.w_zp, geom, x_shape[1:], x_dtype, b.x_zp, b.bias, rq)
+        return grouped_nhwc.bind_grouped(plan, x_shape[0], out_dtype, where)
     if pc.kind == "gemm":
         plan = fast_conv.plan_conv_exact(pc, x_shape[1:], x_dtype, b.x_zp, b.bias, rq)
         return conv_plan.bind_plan(plan, x_shape[0], *layouts, out_dtype, where)

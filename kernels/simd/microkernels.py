@@ -70,10 +70,13 @@ def _row_vectors(builder, base, stride, mr, nv, acc_ty):
     return out
 
 
-def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd):
+def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd,
+                    koff_ptr=None):
     """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
     or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
-    panels (A row r at a_ptr + r*lda, i32 words). Returns the final accumulators, row-major."""
+    panels (A row r, step s at word a_ptr + r*lda + s, or + koff_ptr[s] (i64) when koff_ptr is
+    given: an implicit im2col read straight from an image). Returns the final accumulators,
+    row-major."""
     acc_ty = ir.VectorType(I32, lanes)
     is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
     base = builder.select(is_first, init_ptr, c_ptr)
@@ -95,9 +98,10 @@ def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, fir
     bbase = builder.mul(idx, ir.Constant(I64, nv))
     bvec = [builder.load(builder.gep(b_ptr, [builder.add(bbase, ir.Constant(I64, v))]), align=1)
             for v in range(nv)]
+    aidx = idx if koff_ptr is None else builder.load(builder.gep(koff_ptr, [idx]), align=8)
     new = []
     for r in range(mr):
-        a32 = builder.load(builder.gep(a_rows[r], [idx]), align=1)
+        a32 = builder.load(builder.gep(a_rows[r], [aidx]), align=1)
         splat = _splat(builder, a32, lanes)
         for v in range(nv):
             new.append(madd(builder, accs[r * nv + v], splat, bvec[v]))
@@ -331,6 +335,42 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
     return mk_q
 
 
+def make_microkernel_taps_q(mr, lanes, madd, masked=True):
+    """A requantizing MR x lanes tile whose A rows are read through a table of word offsets,
+    so an NHWC image is its own im2col (kernels.grouped_nhwc):
+
+        acc[r, j] = init[i_off + j] + sum_{s < steps} sum_{t < 4} a_u8[4*(a_off + r*lda + koff[s]) + t]
+                                                                  * bpack[b_off + (s*lanes + j)*4 + t]
+
+    (int32, wrapping), then requantized and stored as mk_q stores (make_microkernel_q: rows
+    < geo[1] - m0, columns < geo[3] - n0 of qout[0] at (m0, n0)). a: u8 bytes read as int32
+    words; koff: int64 (steps,). Every offset is checked by the caller."""
+    b_vty = ir.VectorType(ir.IntType(8), lanes * 4)
+
+    @intrinsic
+    def mk_taps_q(typingctx, a, a_off, lda, koff, bpack, b_off, steps, init, i_off, qout, m0, n0, geo):
+        sig = types.void(a, a_off, lda, koff, bpack, b_off, steps, init, i_off, qout, m0, n0, geo)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+            ao, ld_a, bo, st, io, m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64)
+                                              for i in (1, 2, 5, 6, 8, 10, 11))
+            i32p = I32.as_pointer()
+            a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), i32p), [ao])
+            k_ptr = builder.bitcast(_data(context, builder, ty[3], args[3]), I64.as_pointer())
+            b_ptr = builder.bitcast(builder.gep(_data(context, builder, ty[4], args[4]), [bo]), b_vty.as_pointer())
+            i_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[7], args[7]), i32p), [io])
+            one = ir.Constant(I64, 1)
+            final = _emit_tile_sums(builder, a_ptr, ld_a, b_ptr, st, i_ptr, ir.Constant(I64, 0), i_ptr, one,
+                                    mr, 1, lanes, madd, k_ptr)
+            geo_ptr = _data(context, builder, ty[12], args[12])
+            ptrs = _q_pointers(context, builder, ty[9], args[9], m0_, n0_, geo_ptr, mr, lanes)
+            _store_q(builder, final, *ptrs, mr, 1, lanes, ty[9].types[0].dtype.signed, masked)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mk_taps_q
+
+
 I8 = ir.IntType(8)
 AMX_MR, AMX_NR = 32, 32           # 2 x 2 tiles of 16 x 16 int32 (tmm0-3), A in tmm4-5, B in tmm6-7
 AMX_TILE_STEPS = 16               # steps (of 4 k) per tile: 64 bytes per tile row
@@ -441,3 +481,5 @@ mk_avx2 = make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
 mk_vnni512 = make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
 mk_avx2_q = make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
 mk_vnni512_q = make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)
+TAPS_MR = 8                         # rows of the tap-table tile (kernels.grouped_nhwc)
+mk_taps_vnni512_q = make_microkernel_taps_q(TAPS_MR, 16, _vpdpbusd512)

@@ -102,6 +102,45 @@ def test_apply_table_equals_twin(data, dtype, out, n):
     assert np.array_equal(want, table[x.astype(np.int64) % 256])
 
 
+@pytest.mark.parametrize("vbmi", [False] + ([True] if L.VBMI else []))
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16]), out=st.sampled_from([np.uint8, np.int8]),
+       rows=st.integers(1, 40), ci=st.integers(1, 200), extra=st.integers(0, 9))
+def test_apply_table_rows_equals_twin(vbmi, data, dtype, out, rows, ci, extra):
+    """Rows of x looked up into a column range of a wider out (a concat's channels), by the scalar
+    loop and (VBMI hosts) the 64-byte vpermi2b lookups with a scalar tail; edge codes drawn, the
+    columns outside the range left untouched."""
+    import unittest.mock as mock
+    with mock.patch.object(L, "VBMI", vbmi):
+        _rows_case(data, dtype, out, rows, ci, extra)
+
+
+def _rows_case(data, dtype, out, rows, ci, extra):
+    x = data.draw(int_array((rows, ci), dtype))
+    x[0, 0], x[-1, -1] = np.iinfo(dtype).min, np.iinfo(dtype).max
+    n = 1 << (8 * np.dtype(dtype).itemsize)
+    table = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(0, 256, n).astype(np.uint8).view(out)
+    c0 = data.draw(st.integers(0, extra))
+    got = np.full((rows, ci + extra), 7, out)
+    want = got.copy()
+    L.apply_table_rows(x, table, got, c0)
+    L.apply_table_rows_ref(x, table, want, c0)
+    assert np.array_equal(got, want)
+    assert np.array_equal(want[:, c0:c0 + ci], table[x.astype(np.int64) % n])
+    assert (np.delete(want, np.s_[c0:c0 + ci], axis=1) == 7).all()
+    with pytest.raises(ValueError, match="apply_table_rows"):
+        L.apply_table_rows(x, table, got, extra + 1)
+
+
+def test_apply_table_rows_every_code():
+    """All 256 codes in one row of 256 (four 64-byte lookups), a table of distinct bytes."""
+    x = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    table = np.random.default_rng(5).permutation(256).astype(np.uint8)
+    got = np.zeros((1, 260), np.uint8)
+    L.apply_table_rows(x, table, got, 3)
+    assert np.array_equal(got[0, 3:259], table) and not got[0, :3].any() and not got[0, 259:].any()
+
+
 @settings(max_examples=50, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint16, np.int16]), n=st.integers(1, 300))
 def test_apply_table_16bit_equals_twin(data, dtype, n):
