@@ -20,7 +20,7 @@ dequantize_int_matmul is the float epilogue onnxruntime fuses into MatMulInteger
 DynamicQuantizeMatMul (MatMulInteger -> Cast -> Mul(scale) [-> Add(bias)]), on raw sums taken
 with a zero point of 0 (raw[m, n] = sum_k a[m, k] * (b[k, n] - b_zp[n]), int32, exact):
 
-    acc = raw[m, n] - a_zp * col_sum[n]                     (exact, int64)
+    acc = int32(raw[m, n] - a_zp * col_sum[n])              (wrapped to int32: MatMulInteger's type)
     y[m, n] = f32(f32(acc) * f32(a_scale * b_scale[n]))  [then f32(y + bias[n])]
 """
 from __future__ import annotations
@@ -96,15 +96,18 @@ def _rows_impl(x, out, params):
 def _epilogue_impl(raw, a_zp, col_sum, a_scale, b_scale, bias, out):
     m_, n_ = raw.shape
     mult = np.empty(n_, np.float32)
+    off = np.empty(n_, np.int64)
     for n in range(n_):
         mult[n] = np.float32(a_scale * b_scale[n if b_scale.size > 1 else 0])
-    for m in range(m_):
-        for n in range(n_):
-            acc = np.int64(raw[m, n]) - a_zp * col_sum[n]
-            y = np.float32(np.float32(acc) * mult[n])
-            if bias.size:
-                y = np.float32(y + bias[n])
-            out[m, n] = y
+        off[n] = a_zp * col_sum[n]
+    for m in range(m_):         # (two loops: no branch in the one that vectorizes)
+        r, o = raw[m], out[m]
+        if bias.size:
+            for n in range(n_):
+                o[n] = np.float32(np.float32(np.float32(np.int32(r[n] - off[n])) * mult[n]) + bias[n])
+        else:
+            for n in range(n_):
+                o[n] = np.float32(np.float32(np.int32(r[n] - off[n])) * mult[n])
 
 
 def dynamic_quantize_codes(x: np.ndarray, scale: np.float32, zp: np.float32, out: np.ndarray) -> int:
@@ -195,6 +198,6 @@ def bind_dequantize_int_matmul(raw, col_sum, b_scale, bias, out):
 
 def dequantize_int_matmul_ref(raw, a_zp, col_sum, a_scale, b_scale, bias, out) -> None:
     """NumPy twin of dequantize_int_matmul."""
-    acc = raw.astype(np.int64) - np.int64(a_zp) * col_sum[None, :]
+    acc = (raw.astype(np.int64) - np.int64(a_zp) * col_sum[None, :]).astype(np.int32)
     y = acc.astype(np.float32) * (np.float32(a_scale) * b_scale)
     out[...] = y + bias if bias.size else y
