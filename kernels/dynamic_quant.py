@@ -32,22 +32,27 @@ from .jit import kernel
 
 
 @kernel(inline="always")
-def _code(v, scale, zp):
-    """(code, 1 when v / scale + zp is NaN else 0) of one float32 value (the module doc's y)."""
-    t = np.float32(np.rint(np.float32(v / scale)) + zp)
-    ok = t == t
-    t = t if ok else np.float32(0.0)
+def _unclamped(v, scale, zp):
+    """f32(rint(f32(v / scale)) + zp) of one float32 value (the module doc's y before saturation)."""
+    return np.float32(np.rint(np.float32(v / scale)) + zp)
+
+
+@kernel(inline="always")
+def _saturate(t):
+    """uint8 of a non-NaN float32 t clamped to [0, 255]."""
     t = t if t > np.float32(0.0) else np.float32(0.0)
     t = t if t < np.float32(255.0) else np.float32(255.0)
-    return np.uint8(t), 0 if ok else 1
+    return np.uint8(t)
 
 
 @kernel
 def _codes_impl(x, scale, zp, out):
     nans = 0
     for i in range(x.size):
-        out[i], bad = _code(x[i], scale, zp)
-        nans += bad
+        t = _unclamped(x[i], scale, zp)
+        ok = t == t
+        nans += 0 if ok else 1
+        out[i] = _saturate(t if ok else np.float32(0.0))
     return nans
 
 
@@ -86,8 +91,8 @@ def _rows_impl(x, out, params):
         return 1
     z = np.rint(np.float32(np.float32(0.0) - np.float32(lo / scale)))
     zp = np.float32(min(max(z, np.float32(0.0)), np.float32(255.0)))
-    if _codes_impl(x, scale, zp, out):     # a NaN
-        return 1
+    for i in range(x.size):     # finite x and scale > 0: no NaN (no count, the loop vectorizes)
+        out[i] = _saturate(_unclamped(x[i], scale, zp))
     params[0], params[1] = scale, zp
     return 0
 
