@@ -24,7 +24,7 @@ transposes, and sums that provably stay in int32 for any code and zero point (|a
 the accumulator model is the exact int32 one; the scale Mul's and the bias Add's other operand
 are float32 constants of one value or one per output column. Where the kernel declines (a NaN or
 infinite activation, a zero scale) the group's own steps run, in order. Runs with taps, and
-kernels="reference", run the graph's steps (tests/runtime/test_dynamic_matmul.py compares the two
+kernels="reference", run the graph's steps (tests/test_dynamic_matmul_fused.py compares the two
 bit for bit).
 """
 from __future__ import annotations
