@@ -16,6 +16,16 @@ then the float attention of the Attention op (AttentionCPUBase::ApplyAttention) 
 last part is onnxruntime's com.microsoft Attention applied to qkv with an identity weight and a
 zero bias: a float GEMM by the identity is exact (each output is one product by 1 plus exact
 zeros), so it reproduces QAttention bit for bit (tests/clients/test_qattention.py).
+
+That identity GEMM (S x 3D x 3D float products) is most of the Attention's time. Where the
+QAttention has no mask and no attribute but num_heads (and unidirectional = 0), its float part
+is written instead as Split(qkv) into q, k, v (D columns each) and MultiHeadAttention(q, k, v):
+onnxruntime's CPU MultiHeadAttention transposes q, k, v to (B, N, S, H) and runs the same
+AttentionCPUBase::ApplyAttention as Attention does on its GEMM output, unless it takes its
+flash-attention path (contrib_ops/cpu/bert/multihead_attention.cc), which rounds differently;
+the island's session is therefore built with that path off (intsim.steps.ort_island,
+ORT_DISABLE_FLASH_ATTENTION). tests/clients/test_qattention_mha.py checks the two forms bit
+for bit over drawn shapes, heads and values.
 """
 from __future__ import annotations
 
@@ -23,7 +33,7 @@ import numpy as np
 
 from ..ir import FLOAT32
 from ..onnx_core import proto
-from ..onnx_values import make_node
+from ..onnx_values import attributes, make_node
 from ..ops import MS_FLOAT_OPS     # com.microsoft float ops an onnxruntime float island runs
 from .context import ImportContext
 from .generic import lower_generic
@@ -69,19 +79,40 @@ def lower_qattention(ctx: ImportContext, node) -> None:
         return ctx.fresh(f"{base}/{suffix}")
     acc, accf, scale, y0, qkv, eye, zeros = (t(s) for s in ("acc", "acc_float", "scale", "scaled", "qkv",
                                                              "identity", "zero_bias"))
-    ctx.add_constant(eye, np.eye(width, dtype=np.float32))
-    ctx.add_constant(zeros, np.zeros(width, np.float32))
     n = make_node
     protos = [n("MatMulInteger", [x, w, xz, wz], [acc], name=f"{base}/MatMulInteger"),
               n("Cast", [acc], [accf], name=f"{base}/Cast", to=proto.TensorProto.FLOAT),
               n("Mul", [xs, ws], [scale], name=f"{base}/Scale"),
               n("Mul", [accf, scale], [y0], name=f"{base}/Mul"),
-              n("Add", [y0, bias], [qkv], name=f"{base}/Add"),
-              n("Attention", [qkv, eye, zeros] + ([mask] if mask else []), [node.output[0]],
-                name=f"{base}/Attention", domain=MS_DOMAIN)]
-    protos[-1].attribute.extend(node.attribute)
-    for p in protos[:-1]:
+              n("Add", [y0, bias], [qkv], name=f"{base}/Add")]
+    for p in protos:
         _lower(ctx, p)
     for name in (accf, scale, y0, qkv):     # float32 by construction (the generic lowering
         ctx.declare(name, FLOAT32)           # knows only declared value_info): a float island
-    lower_ms_float(ctx, protos[-1], integer_projection=True)
+    attrs = attributes(node)
+    if not mask and width % 3 == 0 and set(attrs) <= {"num_heads", "unidirectional"} and \
+            not attrs.get("unidirectional"):
+        _split_mha(ctx, node, base, qkv, width // 3, int(attrs["num_heads"]))
+        return
+    ctx.add_constant(eye, np.eye(width, dtype=np.float32))
+    ctx.add_constant(zeros, np.zeros(width, np.float32))
+    att = n("Attention", [qkv, eye, zeros] + ([mask] if mask else []), [node.output[0]], name=f"{base}/Attention",
+            domain=MS_DOMAIN)
+    att.attribute.extend(node.attribute)
+    lower_ms_float(ctx, att, integer_projection=True)
+
+
+def _split_mha(ctx: ImportContext, node, base: str, qkv: str, d: int, heads: int) -> None:
+    """QAttention's float part as Split + MultiHeadAttention (module doc)."""
+    q, k, v, sizes = (ctx.fresh(f"{base}/{s}") for s in ("q", "k", "v", "split"))
+    if ctx.opset("") >= 13:
+        ctx.add_constant(sizes, np.array([d, d, d], np.int64))
+        split = make_node("Split", [qkv, sizes], [q, k, v], name=f"{base}/Split", axis=-1)
+    else:
+        split = make_node("Split", [qkv], [q, k, v], name=f"{base}/Split", axis=-1, split=[d, d, d])
+    _lower(ctx, split)
+    for name in (q, k, v):
+        ctx.declare(name, FLOAT32)
+    mha = make_node("MultiHeadAttention", [q, k, v], [node.output[0]], name=f"{base}/MultiHeadAttention",
+                    domain=MS_DOMAIN, num_heads=heads)
+    lower_ms_float(ctx, mha, integer_projection=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import threads as kernel_threads
 
-from . import batch_split, frozen, island_tables, tune, work
+from . import batch_split, dynamic_matmul, frozen, island_tables, tune, work
 from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
@@ -147,10 +147,11 @@ class Program:
             if prepare is None:
                 raise IntsimError(f"{node.origin or node.name}: no executor for IR op '{node.op}'")
             self._steps.append((node, prepare(node, self._ctx)))
-        # runs with taps run every node's step; the others run 8-bit float islands as tables
+        # runs with taps run every node's step; the others run 8-bit float islands as tables and
+        # dynamically quantized MatMuls as one step each (intsim.runtime.dynamic_matmul)
         self._tap_steps = self._steps
         if kernels == "fast":
-            self._steps = island_tables.plan(self._steps, graph, self._ctx)
+            self._steps = dynamic_matmul.plan(island_tables.plan(self._steps, graph, self._ctx), graph, self._ctx)
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
         split = batch_split.analyze(graph)

@@ -19,9 +19,17 @@ IEEE 754 fixes its bits), and so does each node of an island made only of Add/Su
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
 fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
+
+QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention) ends its
+island, and that island's session is built with onnxruntime's CPU flash attention off
+(ORT_DISABLE_FLASH_ATTENTION=1 while the session is created: the kernel reads it in its
+constructor), so it computes as QAttention does; any other MultiHeadAttention keeps the default.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import weakref
 
 import numpy as np
@@ -32,6 +40,31 @@ from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
+NO_FLASH = "ORT_DISABLE_FLASH_ATTENTION"
+_ENV_LOCK = threading.Lock()
+
+
+def projection_mha(node) -> bool:
+    """QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention)."""
+    return node.attrs.get("op_type") == "MultiHeadAttention" and bool(node.attrs.get("integer_projection"))
+
+
+@contextlib.contextmanager
+def _no_flash(on: bool):
+    """ORT_DISABLE_FLASH_ATTENTION=1 in the environment for the block when `on` (restored after)."""
+    if not on:
+        yield
+        return
+    with _ENV_LOCK:
+        old = os.environ.get(NO_FLASH)
+        os.environ[NO_FLASH] = "1"
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop(NO_FLASH, None)
+            else:
+                os.environ[NO_FLASH] = old
 
 
 def node_proto(node):
@@ -127,8 +160,9 @@ class Island:
             so.inter_op_num_threads = 1
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                s = ort.InferenceSession(self._model(dtypes, outputs).SerializeToString(), so,
-                                         providers=["CPUExecutionProvider"])
+                with _no_flash(any(projection_mha(n) for n in self.nodes)):
+                    s = ort.InferenceSession(self._model(dtypes, outputs).SerializeToString(), so,
+                                             providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001
                 raise IntsimError(f"float island at '{self.nodes[0].name}': onnxruntime cannot build it: "
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -226,7 +260,7 @@ def islands_of(ctx) -> dict:
         for node in list(ctx.graph.nodes) + [None]:
             if node is not None and is_float_node(node, ctx):
                 run.append(node)
-                if node.name not in ends:
+                if node.name not in ends and not projection_mha(node):
                     continue
                 node = None
             if run:
