@@ -257,8 +257,10 @@ def test_single_op_on_graph_input_replays_its_bound_kernel_into_new_outputs(kind
     replay, no ordinary path, no copy into a buffer), and each replay returns a new output array
     (an earlier result is never overwritten): bit for bit onnxruntime's outputs on changing data,
     also for feeds laid out otherwise (a transposed view, channels-last memory)."""
-    from kernels.cpu import best_isa
+    import onnxruntime as ort
+
     from intsim import bench_ops
+    from kernels.cpu import best_isa
     if best_isa() == "portable":
         pytest.skip("no fused lanes on the portable kernels")
     rng = np.random.default_rng(3)
@@ -270,7 +272,6 @@ def test_single_op_on_graph_input_replays_its_bound_kernel_into_new_outputs(kind
         model, _, _ = bench_ops._conv_case(5, 9, 11, 7, 3, 3, 1, 1, 1, rng)
         feeds = [{"x": rng.integers(0, 256, (1, 5, 9, 11)).astype(np.uint8)} for _ in range(3)]
         feeds.append({"x": np.ascontiguousarray(feeds[0]["x"].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)})
-    import onnxruntime as ort
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     want = [sess.run(None, f)[0] for f in feeds]
     prog = intsim.load(model)

@@ -19,10 +19,11 @@ a graph input from env at each replay (its kernel checks the array, as an ordina
 Graph outputs are returned as copies, so a caller never holds a buffer a later replay
 overwrites; except a graph output no node reads that a hook's call marked `fresh_outputs`
 writes (a call that takes the arrays it writes from env at each replay): the replay puts a
-new array like the recorded one into env before the calls and returns it as it is (no copy). A replay computes exactly what the
-ordinary run computes (the same kernels on the same arrays; tests/test_frozen.py checks every
-committed model bit for bit, run after run on different data). One replay at a time: a frozen
-run is locked while it runs, and a concurrent caller takes the ordinary path.
+new array like the recorded one into env before the calls and returns it as it is (no copy).
+A replay computes exactly what the ordinary run computes (the same kernels on the same arrays;
+tests/test_frozen.py checks every committed model bit for bit, run after run on different data).
+One replay at a time: a frozen run is locked while it runs, and a concurrent caller takes the
+ordinary path.
 """
 from __future__ import annotations
 

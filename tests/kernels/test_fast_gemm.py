@@ -215,9 +215,9 @@ def test_half_panel_tail_equals_reference(isa, threads, case, acc_dtype, out_dty
     old = kernel_threads.get_num_threads()
     kernel_threads.set_num_threads(threads)
     try:
-        with running(isa) as isa:
-            check_case(case, isa, acc_dtype)
-            check_requant_case(case, isa, out_dtype, scale_exp, seed)
+        with running(isa) as path:
+            check_case(case, path, acc_dtype)
+            check_requant_case(case, path, out_dtype, scale_exp, seed)
     finally:
         kernel_threads.set_num_threads(old)
 
