@@ -77,6 +77,17 @@ def a_in_place(geo, add, t1, mr):
 
 
 @kernel(inline="always")
+def amx_a_in_place(geo, add, t1, mr, steps):
+    """True when the AMX driver may read an item's A tiles (up to row t1*mr) straight from src
+    (a_in_place) although K is not a multiple of 64: each tile row then reads `over` = 4*steps - K
+    bytes past K, which the panels multiply by zero (B is zero beyond K), from the next row of A;
+    allowed when over <= K and a row of A follows the item's last (t1*mr < M), so no read
+    leaves src. K % 64 == 0 reads nothing past K."""
+    over = steps * 4 - geo[2]
+    return a_in_place(geo, add, t1, mr) and (over == 0 or (over <= geo[2] and t1 * mr < geo[1]))
+
+
+@kernel(inline="always")
 def block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place):
     """(a, a0, lda) of u8 A words for tiles t0..t1-1, K block s0..s0+ns-1: src itself when
     in_place (a_in_place: add == 0, so src holds uint8; the view only unifies the types), else
@@ -290,7 +301,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
     outputs the block through `epilogue`; a requantized GEMM of one K block (K <= 4096) passes
     each block's sums through one 32 x 32 block (4 KiB, in L1) instead of an item-sized one. A
-    row-major uint8 A (add = 0) with K % 64 == 0 is read in place where the item's tiles are full."""
+    row-major uint8 A (add = 0) is read in place where the item's tiles are full (amx_a_in_place)."""
     mr, nr, g, nc = 32, 32, 4, 8
     steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
     n_panels = (geo[3] + nr - 1) // nr
@@ -311,7 +322,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
             direct, ldc, cblk = False, nr, blk
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
-        in_place = a_in_place(geo, add, t1, mr) and geo[2] % 64 == 0
+        in_place = amx_a_in_place(geo, add, t1, mr, steps)
         apk = np.empty(0 if in_place else (t1 - t0) * kc * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns = min(kc, steps - s0)
