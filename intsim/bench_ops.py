@@ -2,8 +2,9 @@
 .run(feeds)` (feed checks, the prepared step, frozen replays: what a user's run costs), against
 onnxruntime on the same one-node model in the same process (intsim.bench's machinery: same
 thread count, `allow_spinning=0`, alternating runs, medians). Both sides warm up for
-WARMUP + 2 * tune.PROBES runs: intsim's steady state is a frozen run whose conv/matmul thread
-count has been measured (intsim.runtime.tune).
+WARMUP + tune.settle_runs() runs: intsim's steady state is a frozen run whose thread choices
+(the step's and the whole run's, intsim.runtime.tune) are made; with fewer, a 2-thread pass timed
+the whole-run probing (its serial recording runs among them).
 
 Cases: QLinearMatMul (u8 activations (M, K) x s8 weight initializer (K, N), per-tensor, -> u8) on
 the gemm suite's shapes plus small-K GEMMs, and QLinearConv (batch 1, u8 x s8 -> u8) on the conv
@@ -68,9 +69,9 @@ def bench_op_case(name, kind, shape, threads, rng, runs=RUNS):
     model, feeds, ops = (_gemm_case if kind == "gemm" else _conv_case)(*shape, rng)
     prog = load(model)
     sess = ort_session(model, threads)
-    # warm-up: first sight, recording, then the frozen run's thread measurement (intsim.runtime.tune)
+    # warm-up: first sight, recording, then the frozen run's thread measurements (intsim.runtime.tune)
     t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
-                     warmup=WARMUP + 2 * tune.PROBES)
+                     warmup=WARMUP + tune.settle_runs())
     got = prog.run(feeds)["y"]
     want = sess.run(None, feeds)[0]
     row = timing_row(name, list(shape), ops, t, {"op": "QLinearMatMul" if kind == "gemm" else "QLinearConv",

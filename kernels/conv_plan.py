@@ -293,7 +293,8 @@ class BoundPlan:
             return
         x_layout, out_layout = self.runs
         plan, mg = self.plan, self.mg
-        xh = x.reshape(self.xh_shape) if x_layout == "nhwc" else conv_rows.to_nhwc(np.ascontiguousarray(x), self.x_run)
+        xh = x.reshape(self.xh_shape) if x_layout == "nhwc" else \
+            conv_rows.to_nhwc(x, self.x_run, out=scratch("conv.xh", self.xh_shape, x.dtype))
         if self.direct is not None:
             self.direct(xh.reshape(-1), out.reshape(self.out2_shape))     # x's pixels are the rows
             return

@@ -14,11 +14,16 @@ the frozen run; a replay recomputes the tensors in those buffers:
   such an output differs in shape or dtype from the recording (a data-dependent shape) raises
   Mismatch, and the Program runs that input the ordinary way and drops the frozen run.
 
-Graph inputs are read from the run's feeds (never copied); graph outputs are returned as copies,
-so a caller never holds a buffer a later replay overwrites. A replay computes exactly what the
-ordinary run computes (the same kernels on the same arrays; tests/test_frozen.py checks every
-committed model bit for bit, run after run on different data). One replay at a time: a frozen
-run is locked while it runs, and a concurrent caller takes the ordinary path.
+Graph inputs are read from the run's feeds (never copied): a hook may bind a call that reads
+a graph input from env at each replay (its kernel checks the array, as an ordinary call does).
+Graph outputs are returned as copies, so a caller never holds a buffer a later replay
+overwrites; except a graph output no node reads that a hook's call marked `fresh_outputs`
+writes (a call that takes the arrays it writes from env at each replay): the replay puts a
+new array like the recorded one into env before the calls and returns it as it is (no copy).
+A replay computes exactly what the ordinary run computes (the same kernels on the same arrays;
+tests/test_frozen.py checks every committed model bit for bit, run after run on different data).
+One replay at a time: a frozen run is locked while it runs, and a concurrent caller takes the
+ordinary path.
 """
 from __future__ import annotations
 
@@ -40,8 +45,10 @@ class Mismatch(Exception):
 class FrozenRun:
     """Calls replaying a Program's steps on buffers recorded for one feed key (Program._frozen_key)."""
 
-    def __init__(self, inputs: list, outputs: list, constants: dict):
+    def __init__(self, inputs: list, outputs: list, constants: dict, consumed: frozenset = frozenset()):
         self.inputs, self.outputs, self.constants = inputs, outputs, constants
+        self.consumed = consumed    # tensors some node reads (their buffers stay fixed)
+        self.fresh: dict = {}       # graph output -> its recorded array: a new one per replay (module doc)
         self.env: dict = {}
         self.calls: list = []
         self.ordinary: list = []    # names of the steps replayed through their ordinary path
@@ -74,6 +81,7 @@ class FrozenRun:
                 call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
             call = None
+        fresh = getattr(call, "fresh_outputs", False)
         # outputs the step stored (a float island's first step stores the island's outputs, not
         # its own inner tensors, which onnxruntime fuses away: intsim.steps.ort_island)
         outs = [o for o in node.outputs if o and o in env]
@@ -94,6 +102,8 @@ class FrozenRun:
         for o in outs:
             self.nbytes += env[o].nbytes
             fixed.add(o)
+            if fresh and o in self.outputs and o not in self.consumed:
+                self.fresh[o] = env[o]
         self.calls.append(call)
 
     def finish(self, env: dict) -> None:
@@ -104,10 +114,12 @@ class FrozenRun:
         holds self.lock."""
         env = self.env
         env.update(feeds)
+        for name, like in self.fresh.items():
+            env[name] = np.empty_like(like)
         try:
             for call in self.calls:
                 call(env)
-            return outputs(env, self.outputs, self.constants)
+            return outputs(env, self.outputs, self.constants, self.fresh)
         finally:
             for name in self.inputs:
                 env.pop(name, None)
@@ -134,9 +146,11 @@ def shape_only(graph) -> set:
     return names
 
 
-def outputs(env: dict, names: list, constants: dict) -> dict:
-    """Copies of the graph outputs (they live in buffers the next replay overwrites)."""
-    return {name: np.array(env[name]) if name in env else constants[name] for name in names}
+def outputs(env: dict, names: list, constants: dict, fresh=()) -> dict:
+    """Copies of the graph outputs (they live in buffers the next replay overwrites), but those in
+    `fresh` (new arrays of this replay) as they are."""
+    return {name: (env[name] if name in fresh else np.array(env[name])) if name in env else constants[name]
+            for name in names}
 
 
 def _ordinary(fn, bufs: list, serial: bool = False):

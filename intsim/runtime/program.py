@@ -169,6 +169,7 @@ class Program:
         self._tap_serial = self._serial if self._tap_steps is self._steps else work.serial_steps(self._tap_steps, graph)
         self._feed_specs = [_feed_spec(name, graph.tensors[name]) for name in graph.inputs]
         self._shape_only = frozen.shape_only(graph)     # shape arithmetic: not replayed (intsim.runtime.frozen)
+        self._consumed = frozenset(i for n in graph.nodes for i in n.inputs if i)
 
     @property
     def input_names(self) -> list:
@@ -369,7 +370,7 @@ class Program:
             fz.lock.release()
 
     def _record(self, key, env: dict) -> dict:
-        rec = frozen.FrozenRun(list(env), self.graph.outputs, self.graph.constants)
+        rec = frozen.FrozenRun(list(env), self.graph.outputs, self.graph.constants, self._consumed)
         env = self._execute(env, False, rec)
         kept = [v for v in self._frozen.values() if isinstance(v, frozen.FrozenRun)]
         ok = rec.calls is not None and len(kept) < FREEZE_KEYS and \

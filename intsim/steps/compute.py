@@ -134,11 +134,22 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
             raise ShapeError(f"node '{node.name}': {e}") from None
         env[name] = nchw_view(out) if out_nhwc else out.reshape(stored)
 
+    def fed(env):
+        """The lane on a graph input (read from env at each replay) into the output array env
+        holds (a frozen run's `fresh_outputs`): conv checks both, as on an ordinary run."""
+        x, y = env[node.inputs[0]], env[name]
+        xh = x if x_layout != "nhwc" else nhwc_of(x)
+        if xh is None:          # a feed laid out unlike the recorded one
+            xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
+        _kernel_call(node, conv, xh if x4_shape is None else xh.reshape(x4_shape), out)
+    fed.fresh_outputs = True
+
     def freeze(env, fixed):
         """call(env) redoing this lane's last run in place: x and the output it stored (see
-        intsim.frozen); None when x is not in a fixed buffer."""
+        intsim.frozen); for x not in a fixed buffer (a graph input), `fed`."""
         if node.inputs[0] not in fixed:
-            return None
+            return fed
         x, y = env[node.inputs[0]], env[name]
         x = nhwc_of(x) if x_layout == "nhwc" else x
         out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
@@ -148,6 +159,18 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
         return lambda env: _kernel_call(node, call)
     lane.freeze = freeze
     return lane
+
+
+def _lane_now(run, env, fixed, x_name, lane):
+    """lane(): the step's fused lane for its input's key and the thread count now; for an input
+    that is not a fixed buffer (a graph input, which the lane's `fed` call reads at each replay)
+    and no such lane yet (a serial call made under serial_here for intsim.runtime.tune), the
+    step run once on a copy of env to prepare it."""
+    got = lane()
+    if got is None and x_name not in fixed:
+        run(dict(env), None)
+        got = lane()
+    return got
 
 
 def _simd() -> bool:
@@ -446,7 +469,7 @@ def prepare_conv(node, ctx):
         """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
         x = env[ins[0]]
         xh = None if one_d_static else nhwc_of(x)
-        lane = lanes.get((x.shape, x.dtype, xh is None, get_num_threads()))
+        lane = _lane_now(run, env, fixed, ins[0], lambda: lanes.get((x.shape, x.dtype, xh is None, get_num_threads())))
         hook = getattr(lane, "freeze", None)
         return hook(env, fixed) if hook is not None else None
     run.freeze = freeze
@@ -494,11 +517,22 @@ def _matmul_lane(node, ctx, b: Bound, a):
         _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n))
         env[name] = out
 
+    def fed(env):
+        """The lane on a graph input A (read from env at each replay) into the output array env
+        holds (a frozen run's `fresh_outputs`); conv checks both, as on an ordinary run."""
+        _kernel_call(node, conv, np.ascontiguousarray(env[node.inputs[0]]).reshape(m, 1, 1, k),
+                     env[name].reshape(m, 1, 1, n))
+    fed.fresh_outputs = True
+
     def freeze(env, fixed):
-        """call(env) redoing this lane's last run in place (see intsim.frozen); None unless A is
-        a C-contiguous fixed buffer read as it is (no transA)."""
+        """call(env) redoing this lane's last run in place (see intsim.frozen): A a C-contiguous
+        fixed buffer read as it is, or a graph input (`fed`); None with transA."""
         a = env[node.inputs[0]]
-        if node.inputs[0] not in fixed or node.attrs.get("transA") or not a.flags.c_contiguous:
+        if node.attrs.get("transA"):
+            return None
+        if node.inputs[0] not in fixed:
+            return fed
+        if not a.flags.c_contiguous:
             return None
         call = conv.freeze(a.reshape(m, 1, 1, k), env[name].reshape(m, 1, 1, n))
         return lambda env: _kernel_call(node, call)
@@ -724,7 +758,7 @@ def prepare_matmul(node, ctx):
             return freeze_fed(env, fixed)
         a = env[ins[0]]
         a = a.T if node.attrs.get("transA") else a
-        lane = lanes.get((a.shape, a.dtype, get_num_threads())) if static is not None else None
+        lane = _lane_now(run, env, fixed, ins[0], lambda: lanes.get((a.shape, a.dtype, get_num_threads())))
         return lane.freeze(env, fixed) if lane is not None else None
     run.freeze = freeze
     return run

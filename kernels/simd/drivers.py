@@ -15,7 +15,7 @@ from ..requant import ort_round
 from ..threads import bind_items, get_num_threads, native_split
 from .. import cpu
 from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_amx_q, mk_avx2, mk_avx2_q, mk_vnni512,
-                           mk_vnni512_q)
+                           mk_vnni512_h, mk_vnni512_hq, mk_vnni512_q)
 from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, amx_steps, ceil_div, kc_steps,
                       kc_tile_steps, pack_block)
 
@@ -74,6 +74,17 @@ def a_in_place(geo, add, t1, mr):
     row-major A (geo[0] == 0: not column-major, not a conv descriptor) of uint8 values taken as
     they are (add == 0), K % 4 == 0 (rows are whole u8 quads), all tiles full."""
     return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
+
+
+@kernel(inline="always")
+def amx_a_in_place(geo, add, t1, mr, steps):
+    """True when the AMX driver may read an item's A tiles (up to row t1*mr) straight from src
+    (a_in_place) although K is not a multiple of 64: each tile row then reads `over` = 4*steps - K
+    bytes past K, which the panels multiply by zero (B is zero beyond K), from the next row of A;
+    allowed when over <= K and a row of A follows the item's last (t1*mr < M), so no read
+    leaves src. K % 64 == 0 reads nothing past K."""
+    over = steps * 4 - geo[2]
+    return a_in_place(geo, add, t1, mr) and (over == 0 or (over <= geo[2] and t1 * mr < geo[1]))
 
 
 @kernel(inline="always")
@@ -185,16 +196,37 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
 @kernel
 def _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
     """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (A words at a0 + (tile - t0)*6*lda,
-    B at b0 + p*ns*128 int8)."""
+    B at b0 + p*ns*128 int8). A last panel holding at most 16 columns of N runs the 12x16 half
+    kernels (mk_vnni512_h*: the panel's left half) over pairs of tiles (an odd last tile: the
+    6x32 kernel)."""
+    qf = q1 - 1 if q1 > q0 and geo[3] - (q1 - 1) * 32 <= 16 else q1     # panels qf..q1-1: a half panel
     if qlast:          # the branch outside the loops: the int32 loop stays as lean as before
         for t in range(nt):
-            for p in range(q0, q1):
+            for p in range(q0, qf):
+                mk_vnni512_q(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                             c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
+                             p * 32, geo)
+        for p in range(qf, q1):
+            for t in range(0, nt - 1, 2):
+                mk_vnni512_hq(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                              c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
+                              p * 32, geo)
+            if nt % 2:
+                t = nt - 1
                 mk_vnni512_q(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
                              c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first, qout, (t0 + t) * 6,
                              p * 32, geo)
     else:
         for t in range(nt):
-            for p in range(q0, q1):
+            for p in range(q0, qf):
+                mk_vnni512(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                           c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first)
+        for p in range(qf, q1):
+            for t in range(0, nt - 1, 2):
+                mk_vnni512_h(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
+                             c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first)
+            if nt % 2:
+                t = nt - 1
                 mk_vnni512(a, a0 + t * 6 * lda, lda, panels, b0 + p * ns * 128, ns, c,
                            c0 + t * 6 * ldc + (p - q0) * 32, ldc, offs, p * 32, first)
 
@@ -240,17 +272,18 @@ def amx_config():
 
 
 @kernel
-def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo):
+def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo, one=False):
     """Tiles t0..t0+nt-1 of 32 rows (A words at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
     b0 + p*ns*128 int8) of one K block of ns steps (a multiple of 16), mk_amx into C at
     c0 + (tile - t0)*32*ldc + (p - q0)*32; started from the init rows (word 32*p of each) when
     ldi >= 0 (the first K block), else from C. With qlast (the last K block of a requantized
     GEMM) each 32 x 32 block, just stored, is requantized into qout by mk_amx_q (its 16-row
-    halves that start below M)."""
+    halves that start below M). `one`: every block's sums go to the same 32 x 32 block at c[c0]
+    (ldc = 32), a requantized GEMM of one K block (each block requantized right after its sums)."""
     first = 1 if ldi >= 0 else 0
     for t in range(nt):
         for p in range(q0, q1):
-            cb = c0 + t * 32 * ldc + (p - q0) * 32
+            cb = c0 if one else c0 + t * 32 * ldc + (p - q0) * 32
             mk_amx(a, a0 + t * 32 * lda, lda, panels, b0 + p * ns * 128, ns // AMX_TILE_STEPS, c,
                    cb, ldc, init, p * 32, first, max(ldi, 0))
             if qlast:
@@ -266,8 +299,9 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     A are zero beyond K; blocks of kc_tile_steps). The tile config is loaded on this thread
     first and released last. The int32 sums go into dst (c_target) or the item's block; an 8-bit
     dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
-    outputs the block through `epilogue`. A
-    row-major uint8 A (add = 0) with K % 64 == 0 is read in place where the item's tiles are full."""
+    outputs the block through `epilogue`; a requantized GEMM of one K block (K <= 4096) passes
+    each block's sums through one 32 x 32 block (4 KiB, in L1) instead of an item-sized one. A
+    row-major uint8 A (add = 0) is read in place where the item's tiles are full (amx_a_in_place)."""
     mr, nr, g, nc = 32, 32, 4, 8
     steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
     n_panels = (geo[3] + nr - 1) // nr
@@ -279,10 +313,16 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     init = np.empty(16 * n_pad, np.int32)           # 16 rows of the column offsets
     for r in range(16):
         init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
+    one = fused and steps <= kc                     # one K block: requantized block by block
+    blk = np.empty(mr * nr if one else 0, np.int32)
     amx_begin(amx_config())
     for item in range(i0, i1):
-        t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
-        in_place = a_in_place(geo, add, t1, mr) and geo[2] % 64 == 0
+        if one:
+            t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
+            direct, ldc, cblk = False, nr, blk
+        else:
+            t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
+        in_place = amx_a_in_place(geo, add, t1, mr, steps)
         apk = np.empty(0 if in_place else (t1 - t0) * kc * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns = min(kc, steps - s0)
@@ -294,6 +334,9 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
                 if direct:
                     _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
                                init, ldi, False, qout, geo)
+                elif one:
+                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, 0, ldc, init, ldi, True, qout,
+                               geo, True)
                 else:
                     _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi,
                                fused and s0 + ns >= steps, qout, geo)

@@ -71,12 +71,13 @@ def _row_vectors(builder, base, stride, mr, nv, acc_ty):
 
 
 def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd,
-                    koff_ptr=None):
+                    koff_ptr=None, b_step=None):
     """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
     or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
     panels (A row r, step s at word a_ptr + r*lda + s, or + koff_ptr[s] (i64) when koff_ptr is
-    given: an implicit im2col read straight from an image). Returns the final accumulators,
-    row-major."""
+    given: an implicit im2col read straight from an image; the B vectors of step s at
+    b_ptr + s*b_step, b_step = NV unless given: a kernel using the first NV vectors of wider
+    panel rows). Returns the final accumulators, row-major."""
     acc_ty = ir.VectorType(I32, lanes)
     is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
     base = builder.select(is_first, init_ptr, c_ptr)
@@ -95,7 +96,7 @@ def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, fir
     for p, v0 in zip(accs, start):
         p.add_incoming(v0, entry)
     idx.add_incoming(ir.Constant(I64, 0), entry)
-    bbase = builder.mul(idx, ir.Constant(I64, nv))
+    bbase = builder.mul(idx, ir.Constant(I64, nv if b_step is None else b_step))
     bvec = [builder.load(builder.gep(b_ptr, [builder.add(bbase, ir.Constant(I64, v))]), align=1)
             for v in range(nv)]
     aidx = idx if koff_ptr is None else builder.load(builder.gep(koff_ptr, [idx]), align=8)
@@ -272,7 +273,9 @@ def _panel_pointers(context, builder, ty, args):
     return a_ptr, b_raw, c_ptr, i_ptr, ld_a, st, ld, fi
 
 
-def make_microkernel(mr, nv, lanes, b_elem_bits, madd):
+def make_microkernel(mr, nv, lanes, b_elem_bits, madd, b_step=None):
+    """The MR x (NV*lanes) tile-sum micro-kernel (module doc); b_step: B vectors per panel step
+    when the panel rows are wider than the tile (_emit_tile_sums)."""
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -282,7 +285,7 @@ def make_microkernel(mr, nv, lanes, b_elem_bits, madd):
         def codegen(context, builder, signature, args):
             a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, signature.args, args)
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd, b_step=b_step)
             _store_c(builder, final, c_ptr, ld, mr, nv, lanes)
             return context.get_dummy_value()
         return sig, codegen
@@ -307,14 +310,15 @@ def _q_pointers(context, builder, ty, qout, m0, n0, geo, mr, nr):
     return q_ptr, ldq, rows, cols, m_ptr, r_ptr
 
 
-def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
+def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=None):
     """As make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
     each <lanes x i32> accumulator is requantized in registers (_requant_vector, the ORT float
     formula of kernels.requant) and the tile at row m0, column n0 of qout[0] is stored as bytes
     (_store_q: only rows < M - m0 and columns < N - n0, M = geo[1], N = geo[3]). qout = (dst
     (M, N) uint8/int8 with unit column stride, mult float32 padded to the panels, rqs float32
     [lo - zp, hi - zp, zp]); m0, n0 are checked by the caller (m0 < M, n0 < N). masked: edge
-    tiles stored by masked row stores (hosts with AVX-512BW), else through a stack block."""
+    tiles stored by masked row stores (hosts with AVX-512BW), else through a stack block.
+    b_step as make_microkernel."""
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -325,7 +329,7 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
             ty = signature.args
             a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, ty, args)
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd, b_step=b_step)
             m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
             geo_ptr = _data(context, builder, ty[15], args[15])
             ptrs = _q_pointers(context, builder, ty[12], args[12], m0_, n0_, geo_ptr, mr, nv * lanes)
@@ -483,3 +487,8 @@ mk_avx2_q = make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
 mk_vnni512_q = make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)
 TAPS_MR = 8                         # rows of the tap-table tile (kernels.grouped_nhwc)
 mk_taps_vnni512_q = make_microkernel_taps_q(TAPS_MR, 16, _vpdpbusd512)
+# the left half (16 columns) of a VNNI panel over 12 rows (two 6-row tiles): a panel holding at most 16
+# columns of N (N's last) costs half the vpdpbusd and requantization of mk_vnni512 per row
+VNNI_HALF_MR = 12
+mk_vnni512_h = make_microkernel(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, b_step=2)
+mk_vnni512_hq = make_microkernel_q(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, masked=True, b_step=2)

@@ -187,6 +187,41 @@ def check_requant_case(case, isa, out_dtype, scale_exp, seed):
     assert np.array_equal(out, twin)
 
 
+# N whose last panel holds 1..16 columns (the 12x16 half kernels of the avx512vnni driver over tile pairs;
+# an odd tile count ends with the 6x32 kernel), M of even and odd tile counts, K across K blocks (> 512)
+HALF_TAIL = st.tuples(st.integers(1, 61), st.sampled_from([1, 3, 4, 31, 64, 127, 513, 517, 600]) | st.integers(1, 700),
+                      st.tuples(st.integers(0, 2), st.integers(1, 16)).map(lambda t: 32 * t[0] + t[1]))
+
+
+@st.composite
+def vnni_case(draw, shape):
+    """A gemm_case whose b - b_zp fits int8 (so the avx512vnni/amx panels, not avx2's, are used):
+    int8 b with b_zp 0 or uint8 b with b_zp 128, edge values included."""
+    m, k, n = draw(shape)
+    ad, bd = draw(st.sampled_from([np.uint8, np.int8])), draw(st.sampled_from([np.uint8, np.int8]))
+    a, b = draw(int_array((m, k), ad)), draw(int_array((k, n), bd))
+    bias = np.array(draw(st.lists(st.integers(-2**31, 2**31 - 1), min_size=n, max_size=n)), np.int64)
+    return a, draw(zero_point(ad)), b, np.full(n, 0 if bd == np.int8 else 128, np.int64), bias
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", WITH_VNNI)
+@settings(max_examples=40, deadline=None)
+@given(case=vnni_case(HALF_TAIL), acc_dtype=st.sampled_from([np.int32, np.int64]),
+       out_dtype=st.sampled_from([np.uint8, np.int8]), scale_exp=st.integers(-16, -4), seed=st.integers(0, 2**32 - 1))
+def test_half_panel_tail_equals_reference(isa, threads, case, acc_dtype, out_dtype, scale_exp, seed):
+    """int32/int64 sums and the fused requantization of GEMMs whose last VNNI panel is at most half
+    full equal the reference, on 1 and 2 threads (items of odd and even tile counts)."""
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
+    try:
+        with running(isa) as path:
+            check_case(case, path, acc_dtype)
+            check_requant_case(case, path, out_dtype, scale_exp, seed)
+    finally:
+        kernel_threads.set_num_threads(old)
+
+
 def test_requant_rounds_ties_to_even_in_float32():
     # acc * 0.5 lands on .5 ties: 1 -> 0.5 -> 0, 3 -> 1.5 -> 2, -1 -> -0.5 -> -0, 5 -> 2.5 -> 2
     a = np.array([[1], [3], [-1], [5]], np.int8)

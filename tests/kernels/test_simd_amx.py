@@ -236,3 +236,68 @@ def test_env_no_amx_forces_vnni(value, want):
     out = subprocess.run([sys.executable, "-c", "from kernels import cpu; print(cpu.best_isa())"],
                          env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == want
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=40, deadline=None)
+@given(m=st.sampled_from([32, 64, 96, 128]) | st.integers(32, 200),
+       k=st.sampled_from([4, 36, 68, 132, 144, 200, 260, 580]) | st.integers(1, 180).map(lambda v: 4 * v),
+       n=st.integers(1, 80), mode=st.sampled_from(["random", "ends"]), seed=st.integers(0, 2**32 - 1))
+def test_amx_uint8_a_in_place_with_k_not_a_multiple_of_64(threads, m, k, n, mode, seed):
+    """uint8 A with K % 4 == 0: full tiles are read in place also when K % 64 != 0 (the bytes read
+    past K come from the next row and meet zero panels; an item ending at row M is packed):
+    int32 sums and the requantization equal the reference, on 1 and 2 threads."""
+    rng = np.random.default_rng(seed)
+    a = activations(rng, (m, k), np.uint8, mode)
+    bz = np.zeros(n, np.int64)
+    b = weights(rng, (k, n), np.int8, bz, mode)
+    packed = amx_pack(b, bz)
+    bias = rng.integers(-2**20, 2**20, n)
+    mult = np.full(n, 2.0**-14, np.float32)
+    for az in (0, 255, int(rng.integers(0, 256))):
+        got = np.empty((m, n), np.int32)
+        out = np.empty((m, n), np.uint8)
+        with_threads(threads, lambda: (wrappers.gemm_packed(a, az, packed, bias, got),
+                                       wrappers.gemm_packed_requant(a, az, packed, bias, mult, 7, 0, 255, out)))
+        acc = reference_acc(a, az, b, bz, bias, np.int32)
+        assert np.array_equal(got, acc)
+        assert np.array_equal(out.astype(np.int64), ort_round_ref(acc, mult[None, :], -7, 248).astype(np.int64) + 7)
+
+
+def _guarded(nbytes):
+    """A uint8 array of nbytes whose last byte is followed by an inaccessible page (a read past it
+    faults), or None where mprotect is not available."""
+    import ctypes
+    import mmap
+    page = mmap.PAGESIZE
+    if nbytes > page:
+        return None
+    buf = mmap.mmap(-1, 2 * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mprotect(ctypes.c_void_p(addr + page), ctypes.c_size_t(page), 0) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return np.frombuffer(buf, np.uint8, count=page)[page - nbytes:]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64)])
+def test_amx_in_place_reads_stay_inside_a(threads, m, k):
+    """A ending right before an inaccessible page: the in-place reads past K never leave A (a read
+    past its end would fault), and the sums equal the reference."""
+    a = _guarded(m * k)
+    if a is None:
+        pytest.skip("no mprotect")
+    rng = np.random.default_rng(m * k)
+    a = a.reshape(m, k)
+    a[...] = activations(rng, (m, k), np.uint8, "random")
+    n = 40
+    bz = np.zeros(n, np.int64)
+    b = weights(rng, (k, n), np.int8, bz, "random")
+    packed = amx_pack(b, bz)
+    got = np.empty((m, n), np.int32)
+    with_threads(threads, lambda: wrappers.gemm_packed(a, 3, packed, np.zeros(n, np.int64), got))
+    assert np.array_equal(got, reference_acc(a, 3, b, bz, np.zeros(n, np.int64), np.int32))
