@@ -20,7 +20,8 @@ qlinear_mul (com.microsoft QLinearMul), SSE2 MlasQLinearMulKernel (no FMA):
     r = f32(f32(sa * sb) / sy)
     y = sat(cvt(f32(f32(f32((a - za) * (b - zb)) * r) + f32(zy))))
   the product is exact int32; the zero point is added in float before rounding.
-  qlinear_mul_rows: the same per element, with one b per row of a (R, Q) (a broadcast b).
+  qlinear_mul_rows: the same per element, with one b per row of a (R, Q) (a broadcast b);
+  qlinear_mul_cols: one b per image and channel of a channels-last a (N, P, C).
 
 quantize_linear (QuantizeLinear, MlasQuantizeLinear SSE2):
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z
@@ -500,6 +501,45 @@ def qlinear_mul_rows_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, 
     prod = (a.astype(np.int64) - int(a_zp)) * (b.astype(np.int64)[:, None] - int(b_zp))
     v = (prod.astype(F32) * mul_ratio(a_scale, b_scale, y_scale)).astype(F32) + F32(y_zp)
     out[...] = np.clip(cvt_np(v.astype(F32)), lo, hi)
+
+
+@kernel
+def _mul_cols_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    """out[n, p, c] = _mul_impl's formula of a[n, p, c] and b[n, c] (8-bit codes: int32 product)."""
+    flo, fhi = np.float32(lo), np.float32(hi)
+    za, zb = np.int32(a_zp), np.int32(b_zp)
+    n_img, n_pix, n_ch = a.shape
+    bz = np.empty(n_ch, np.int32)
+    for n in range(n_img):
+        for c in range(n_ch):
+            bz[c] = np.int32(b[n, c]) - zb
+        for p in range(n_pix):
+            for c in range(n_ch):
+                v = np.float32(np.float32(np.float32((np.int32(a[n, p, c]) - za) * bz[c]) * ratio) + y_zp_f)
+                out[n, p, c] = _sat_cvt(v, flo, fhi, lo, True)
+
+
+def qlinear_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """QLinearMul of channels-last a (N, P, C) by one value of b per image and channel (b (N, C)):
+    out[n, p, c] = qlinear_mul of a[n, p, c] and b[n, c], the formula of `qlinear_mul` element
+    for element (the squeeze-excite broadcast (N, C, H, W) x (N, C, 1, 1) of activations held
+    channels-last, intsim.layout). 8-bit codes; which operand is the per-channel one does not
+    change a bit (the product is exact and commutative)."""
+    bind_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out)()
+
+
+def bind_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
+    """call() doing qlinear_mul_cols on these very arrays, checked now."""
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray) or arr.dtype not in (np.uint8, np.int8) or not arr.flags.c_contiguous:
+            raise ValueError(f"qlinear_mul_cols: '{t}' must be a C-contiguous uint8/int8 array")
+    if a.ndim != 3 or out.shape != a.shape or b.shape != (a.shape[0], a.shape[2]):
+        raise ValueError(f"qlinear_mul_cols: a and out must be (N, P, C) and b (N, C), got {a.shape}, {out.shape}, "
+                         f"{b.shape}")
+    _check_params("qlinear_mul_cols", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
+                  lo, hi)
+    return partial(_mul_cols_impl, a, np.int64(a_zp), b, np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale),
+                   F32(y_zp), np.int64(lo), np.int64(hi), out)
 
 
 # ---------------------------------------------------------------- Quantize / Dequantize

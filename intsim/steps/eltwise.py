@@ -16,7 +16,7 @@ from kernels import tflite_act as tk
 from kernels import xnnpack_unary as xu
 
 from ..errors import QuantParamError, ShapeError
-from ..layout import nchw_view, nhwc_of
+from ..layout import map_kept, nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
                              TfliteRequantize, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
@@ -97,6 +97,47 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
     return None
 
 
+def _cols_of(full, part, shape):
+    """(full's channels-last images (N, P, C), part's (N, C) values, spread) when `full` is a 4-D
+    array of the output shape held channels-last (intsim.layout; more than one pixel) and
+    `part` is one value per image and channel ((N or 1, C, 1, 1), leading ones optional: a
+    squeeze-excite scale); spread: part's values were copied for each image. None otherwise."""
+    if len(shape) != 4 or full.shape != shape or shape[2] * shape[3] == 1 or full.flags.c_contiguous \
+            or part.ndim > 4:
+        return None
+    fh = nhwc_of(full)
+    pr = (1,) * (4 - part.ndim) + part.shape
+    n, c = shape[0], shape[1]
+    if fh is None or pr[2:] != (1, 1) or pr[1] != c or pr[0] not in (1, n):
+        return None
+    rows = np.ascontiguousarray(part.reshape(pr[0], c))
+    spread = pr[0] != n
+    return fh.reshape(n, -1, c), (np.repeat(rows, n, axis=0) if spread else rows), spread
+
+
+def _cols_run(node, a, b, p, lo, hi, t):
+    """mul of channels-last images by one value per image and channel (_cols_of): the columns
+    kernel (kernels.eltwise.qlinear_mul_cols) on the images as they are held, the output kept
+    channels-last; None when it does not apply."""
+    if t.bits != 8 or a.dtype != t.storage or b.dtype != t.storage:
+        return None
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:      # the general path says what is wrong
+        return None
+    sa, za, sb, zb, sy, zy = p
+    for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+        r = _cols_of(full, part, shape)
+        if r is not None:
+            out = np.empty(r[0].shape, t.storage)
+            try:
+                ek.qlinear_mul_cols(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, out)
+            except ValueError as e:
+                raise ShapeError(f"node '{node.name}': {e}") from None
+            return nchw_view(out.reshape(shape[0], shape[2], shape[3], shape[1]))
+    return None
+
+
 def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), rows=None, planned_fns=None,
             spread=None, bind=None):
     """prepare for add/mul: scales and zero points read (and, when constant, checked) once.
@@ -105,8 +146,9 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
     operand order; with `spread`, operands of different shapes too, once broadcast
     (_broadcast_plan: "scalar" (add) keeps a single value as the kernel's scalar operand,
     "full" (mul, a single-value operand only) spreads it too). With `rows` (mul), an operand
-    broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
-    it is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
+    broadcast along the other's trailing axes runs that kernel (_rows_run), images held
+    channels-last times one value per image and channel the columns kernel (_cols_run, fast
+    kernels), and a replay of either is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
     operands the planned path does not take (16-bit codes: bind(a, sa, za, b, sb, zb, sy, zy,
     lo, hi, out) -> call())."""
     def prepare(node, ctx):
@@ -130,6 +172,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         plans: dict = {}
         kern = ctx.kernel(kernel)
         rows_kern = ctx.kernel(rows) if rows is not None else None
+        cols = rows is not None and ctx.kernels == "fast"     # mul: channels-last images x (N, C, 1, 1)
         plan = planner if ctx.kernels == "fast" else None
         apply_planned, bind_planned = planned_fns or (None, None)
 
@@ -186,6 +229,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             out = planned(a, b, p)
             if out is None and a.shape != b.shape and static is not None:
                 out = broadcast_planned(a, b)
+            if out is None and a.shape != b.shape and cols:
+                out = _cols_run(node, a, b, p, lo, hi, t)
             if out is None and a.shape != b.shape:
                 out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
@@ -199,6 +244,20 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
                 r = _rows_of(full, part, y.shape) if full.flags.c_contiguous else None
                 if r is not None and not r[2] and r[1].flags.c_contiguous:
                     call = ek.bind_mul_rows(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, y.reshape(r[0].shape))
+                    return lambda env: call()
+            return None
+
+        def freeze_cols(a, b, y):
+            """call(env) of the columns kernel bound to the recorded channels-last operand, the
+            per-channel one (read in place: not spread) and output, or None."""
+            yh = nhwc_of(y) if cols else None
+            if yh is None or y.flags.c_contiguous:
+                return None
+            sa, za, sb, zb, sy, zy = static
+            for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
+                r = _cols_of(full, part, y.shape) if part.flags.c_contiguous else None
+                if r is not None and not r[2]:
+                    call = ek.bind_mul_cols(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, yh.reshape(r[0].shape))
                     return lambda env: call()
             return None
 
@@ -237,7 +296,7 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             if a.dtype != t.storage or b.dtype != t.storage:
                 return None
             if a.shape != b.shape:
-                return freeze_broadcast(a, b, y) or freeze_rows(a, b, y)
+                return freeze_broadcast(a, b, y) or freeze_cols(a, b, y) or freeze_rows(a, b, y)
             if static not in plans:
                 return freeze_same(a, b, y)
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -452,19 +511,24 @@ def prepare_lut(node, ctx):
     def run(env, tap):
         vals = reader.values(env)
         tb = static if static is not None else table_of(vals)
-        x = vals[0]
-        out = np.empty(np.shape(x), t.storage)
-        apply_table(np.ascontiguousarray(x), tb, out)
-        env[dst] = out
+        env[dst] = map_kept(np.asarray(vals[0]), t.storage, lambda x, out: apply_table(x, tb, out))
 
     def freeze(env, fixed):
         """call(env) looking the step's input (of the recorded shape) up into the output it just
-        stored (intsim.frozen); None unless the parameters are constant."""
+        stored (intsim.frozen), both as they are held (NCHW, or channels-last); None unless the
+        parameters are constant."""
         y = env[dst]
-        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
-            return None
         consts = ctx.constants
         x = env[src]
+        if static is not None and isinstance(y, np.ndarray) and not y.flags.c_contiguous and src in fixed \
+                and ctx.kernels == "fast" and isinstance(x, np.ndarray):
+            xh, yh = nhwc_of(x), nhwc_of(y)
+            if xh is None or yh is None or xh.shape != yh.shape:
+                return None
+            call = lk.bind_table(xh, static, yh)
+            return lambda env: call()
+        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
+            return None
         if src in fixed and ctx.kernels == "fast" and isinstance(x, np.ndarray) and x.flags.c_contiguous \
                 and x.shape == y.shape:     # a recorded buffer: the table bound to it, checks done now
             call = lk.bind_table(x, static, y)
