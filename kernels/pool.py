@@ -578,6 +578,9 @@ def bind_global_avgpool_planned(x, plan: GapPlan, out):
                    np.int64(plan.y_zp), np.int64(info.min), np.int64(info.max), out.reshape(-1))
 
 
+_GAP_BLOCK = 1 << 16    # pixels summed in int32 (|sum| <= 2**16 * 255 < 2**31), then into int64
+
+
 @kernel
 def _global_avgpool_nhwc_impl(x, x_zp, scale, y_zp, qmin, qmax, out):
     """_global_avgpool_impl of channels-last x (N, P, C) into out (N, C): the same int64 sums
@@ -587,11 +590,16 @@ def _global_avgpool_nhwc_impl(x, x_zp, scale, y_zp, qmin, qmax, out):
     fmax = np.float32(qmax - y_zp)
     bias = -x_zp * hw
     acc = np.empty(n_ch, np.int64)
+    part = np.empty(n_ch, np.int32)
     for n in range(n_img):
         acc[:] = 0
-        for i in range(hw):
+        for i0 in range(0, hw, _GAP_BLOCK):     # int32 partial sums of _GAP_BLOCK pixels: exact
+            part[:] = 0
+            for i in range(i0, min(i0 + _GAP_BLOCK, hw)):
+                for c in range(n_ch):
+                    part[c] += np.int32(x[n, i, c])
             for c in range(n_ch):
-                acc[c] += np.int64(x[n, i, c])
+                acc[c] += part[c]
         for c in range(n_ch):
             v = np.float32(np.float32(acc[c] + bias) * scale)
             v = v if v > fmin else fmin
