@@ -340,20 +340,22 @@ def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
 @kernel
 def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     """out[i] = clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi), prod = (a[i] - za)(b[i] - zb)
-    (b[0] for a single b), prod exact in int32 (8-bit codes: |prod| <= 2**16; 16-bit codes take
-    _mul_wide_impl) and the clamp branch-free
-    (_sat_cvt, checked: NaN or |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops
-    vectorise."""
+    (b[0] for a single b) for 8-bit codes (16-bit codes take _mul_wide_impl), the product
+    computed as f32(a - za) * f32(b - zb): both factors are integers of magnitude <= 255 and
+    |prod| <= 2**16 < 2**24, so the float product is exact and equals f32(int32 prod) (a float
+    multiply vectorises better than vpmulld); the clamp branch-free (_sat_cvt, checked: NaN or
+    |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops vectorise."""
     flo, fhi = np.float32(lo), np.float32(hi)
-    za, zb = np.int32(a_zp), np.int32(b_zp)
+    za, zb = np.float32(a_zp), np.float32(b_zp)
     if b.size == 1:
-        bz = np.int32(b[0]) - zb
+        bz = np.float32(np.float32(b[0]) - zb)
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * bz) * ratio) + y_zp_f)
+            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * bz) * ratio) + y_zp_f)
             out[i] = _sat_cvt(v, flo, fhi, lo, True)
     else:
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * (np.int32(b[i]) - zb)) * ratio) + y_zp_f)
+            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * (np.float32(b[i]) - zb)) * ratio)
+                           + y_zp_f)
             out[i] = _sat_cvt(v, flo, fhi, lo, True)
 
 
@@ -385,7 +387,7 @@ def bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
     _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
                   lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    impl = _mul_impl if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else _mul_wide_impl   # int32 product: 8-bit only
+    impl = _mul_impl if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else _mul_wide_impl   # exact float32 product: 8-bit only
     return partial(impl, np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
                    np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
                    out.reshape(-1))
@@ -451,7 +453,7 @@ def qlinear_mul_planned(a, b, plan: MulPlan, out) -> None:
 
 def bind_mul_planned(a, b, plan: MulPlan, out):
     """call() doing qlinear_mul_planned(a, b, plan, out) on these very arrays, checked now: the
-    loop of `qlinear_mul` (_mul_impl; 8-bit operands, int32 products)."""
+    loop of `qlinear_mul` (_mul_impl; 8-bit operands, exact products)."""
     _check_mul_planned("qlinear_mul", a, b, plan, out)
     return partial(_mul_impl, a.reshape(-1), plan.a_zp, b.reshape(-1), plan.b_zp, plan.ratio, plan.y_zp_f,
                    plan.lo, plan.hi, out.reshape(-1))
@@ -505,17 +507,18 @@ def qlinear_mul_rows_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, 
 
 @kernel
 def _mul_cols_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
-    """out[n, p, c] = _mul_impl's formula of a[n, p, c] and b[n, c] (8-bit codes: int32 product)."""
+    """out[n, p, c] = _mul_impl's formula of a[n, p, c] and b[n, c] (8-bit codes: the product in
+    float32, exact as in _mul_impl)."""
     flo, fhi = np.float32(lo), np.float32(hi)
-    za, zb = np.int32(a_zp), np.int32(b_zp)
+    za = np.float32(a_zp)
     n_img, n_pix, n_ch = a.shape
-    bz = np.empty(n_ch, np.int32)
+    bz = np.empty(n_ch, np.float32)
     for n in range(n_img):
         for c in range(n_ch):
-            bz[c] = np.int32(b[n, c]) - zb
+            bz[c] = np.float32(np.int32(b[n, c]) - np.int32(b_zp))
         for p in range(n_pix):
-            for c in range(n_ch):
-                v = np.float32(np.float32(np.float32((np.int32(a[n, p, c]) - za) * bz[c]) * ratio) + y_zp_f)
+            for c in range(n_ch):   # f32(a - za) * f32(b - zb): the exact product (_mul_impl)
+                v = np.float32(np.float32(np.float32((np.float32(a[n, p, c]) - za) * bz[c]) * ratio) + y_zp_f)
                 out[n, p, c] = _sat_cvt(v, flo, fhi, lo, True)
 
 

@@ -96,3 +96,25 @@ def test_cols_refuse_bad_arrays():
                            out.transpose(0, 2, 1))
     with pytest.raises(ValueError, match="zero point 300"):
         E.qlinear_mul_cols(a, 1.0, 300, np.zeros((1, 4), np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("za,zb", [("min", "max"), ("max", "min"), ("min", "min"), (0, 0)])
+def test_every_code_pair_equals_twin(dtype, za, zb):
+    """qlinear_mul (same shape) and qlinear_mul_cols, whose float32 products stand in for int32
+    ones (exact: |a - za|, |b - zb| <= 255), equal the int64 twin on every pair of codes with
+    zero points at the ends, under a ratio whose results span the clamp (and one past 2**31)."""
+    info = np.iinfo(dtype)
+    za, zb = (int(getattr(info, z)) if isinstance(z, str) else z for z in (za, zb))
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    a, b = np.repeat(codes, 256).reshape(1, 256, 256), np.tile(codes, 256).reshape(1, 256, 256)
+    for sy in (F32(0.01), F32(3e-7), F32(3e-10)):
+        want = np.empty(a.shape, dtype)
+        E.qlinear_mul_ref(a, F32(0.05), za, b, F32(0.02), zb, sy, 3, int(info.min), int(info.max), want)
+        got = np.empty(a.shape, dtype)
+        E.qlinear_mul(a, F32(0.05), za, b, F32(0.02), zb, sy, 3, int(info.min), int(info.max), got)
+        np.testing.assert_array_equal(got, want)
+        cols = np.empty(a.shape, dtype)        # b's 256 columns: one value per channel, every row a code
+        E.qlinear_mul_cols(a.reshape(1, 256, 256), F32(0.05), za, np.ascontiguousarray(b[:, 0]), F32(0.02), zb, sy, 3,
+                           int(info.min), int(info.max), cols)
+        np.testing.assert_array_equal(cols, want)
