@@ -5,7 +5,10 @@ C-contiguous (N, H, W, C) array `xh` and stores the NCHW *view* xh.transpose(0, 
 run's environment. Every step still sees an (N, C, H, W) array with the right values (NumPy
 follows the strides; a step that needs NCHW memory makes it contiguous), while a step that
 can work channels-last takes `nhwc_of(x)` and skips both layout moves (onnxruntime keeps
-whole models channels-last the same way).
+whole models channels-last the same way). Elementwise and table steps (lut, mul, the island
+tables) keep their input's layout (`map_kept`), and the squeeze-excite mul and global average
+pool read channels-last images as they are, so a whole MBConv block (conv, activation,
+squeeze-excite, conv) stays channels-last between its first and last conv.
 """
 from __future__ import annotations
 
@@ -33,19 +36,35 @@ def nchw_view(xh: np.ndarray) -> np.ndarray:
     return xh.transpose(0, 3, 1, 2)
 
 
-def channels_last_tensors(graph) -> frozenset:
+def map_kept(x: np.ndarray, dtype, fn) -> np.ndarray:
+    """y with y[i] = f(x[i]) in x's layout: fn(src, out) on the C-contiguous channels-last array
+    of x when x is held channels-last (y is then the NCHW view of out), else on x made
+    C-contiguous (y = out)."""
+    xh = None if x.flags.c_contiguous else nhwc_of(x)
+    if xh is None:
+        x = np.ascontiguousarray(x)
+        out = np.empty(x.shape, dtype)
+        fn(x, out)
+        return out
+    outh = np.empty(xh.shape, dtype)
+    fn(xh, outh)
+    return nchw_view(outh)
+
+
+def channels_last_tensors(graph, readers_named=frozenset()) -> frozenset:
     """Tensors that may be stored channels-last: every consumer reads them channels-last
-    (reads_channels_last) and they are not graph outputs. A channel concat (axis 1) reads its
-    inputs channels-last when its own output is stored so (SqueezeNet's fire modules: the
-    expand convs, their concat and the next squeeze conv or MaxPool stay channels-last, one
-    copy of channel slices instead of a transpose on each side); found by repeating until no
-    concat joins (concats feeding concats)."""
+    (reads_channels_last, or its name is in `readers_named`: the dequantize of a float island
+    that runs as a table, intsim.runtime.island_tables) and they are not graph outputs. A channel
+    concat (axis 1) reads its inputs channels-last when its own output is stored so (SqueezeNet's
+    fire modules: the expand convs, their concat and the next squeeze conv or MaxPool stay
+    channels-last, one copy of channel slices instead of a transpose on each side); found by
+    repeating until no concat joins (concats feeding concats)."""
     outs = set(graph.outputs)
     concat_nhwc: set = set()
     while True:
         readers: dict = {}
         for node in graph.nodes:
-            ok = reads_channels_last(node) or id(node) in concat_nhwc
+            ok = reads_channels_last(node) or node.name in readers_named or id(node) in concat_nhwc
             for t in node.inputs:
                 if t:
                     readers.setdefault(t, []).append(ok)

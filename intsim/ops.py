@@ -134,12 +134,12 @@ _ROWS = (
     OpRow("add", "intsim.steps.eltwise", "kernels.eltwise.qlinear_add_ref", "broadcast", scale_inputs=_QLINEAR,
           nhwc_reader=True, lowered_from=("QLinearAdd",), qdq_from=("Add",), qdq_rule="binary"),
     OpRow("mul", "intsim.steps.eltwise", "kernels.eltwise.qlinear_mul_ref", "broadcast", scale_inputs=_QLINEAR,
-          lowered_from=("QLinearMul",), qdq_from=("Mul",), qdq_rule="binary"),
+          nhwc_reader=True, lowered_from=("QLinearMul",), qdq_from=("Mul",), qdq_rule="binary"),
     # y_scale, y_zp, then (x, x_scale, x_zp) per input; an input in other quantization is requantized
     OpRow("concat", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "concat", scale_inputs=(0,),
           variadic=(2, 3), lowered_from=("QLinearConcat",), qdq_from=("Concat",), qdq_rule="concat"),
     OpRow("lut", "intsim.steps.eltwise", "kernels.lut.apply_table_ref", "data_first", scale_inputs=_UNARY,
-          same_rank=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu"),
+          same_rank=True, nhwc_reader=True, lowered_from=("QLinearSigmoid", "QLinearLeakyRelu"),
           qdq_from=("Sigmoid", "LeakyRelu"), qdq_rule="unary"),
     # com.microsoft QLinearSoftmax: a table of float exponentials, a float sum, a float divide
     OpRow("softmax", "intsim.steps.qsoftmax", "kernels.qsoftmax.qlinear_softmax_ref", "softmax",
@@ -163,7 +163,7 @@ _ROWS = (
     OpRow("avgpool", "intsim.steps.pool", "kernels.pool.avgpool_ref", "data_first", scale_inputs=_UNARY,
           same_rank=True, lowered_from=("QLinearAveragePool",), qdq_from=("AveragePool",), qdq_rule="unary"),
     OpRow("global_avgpool", "intsim.steps.pool", "kernels.pool.global_avgpool_ref", "data_first",
-          scale_inputs=_UNARY, same_rank=True, lowered_from=("QLinearGlobalAveragePool",),
+          scale_inputs=_UNARY, same_rank=True, nhwc_reader=True, lowered_from=("QLinearGlobalAveragePool",),
           qdq_from=("GlobalAveragePool",), qdq_rule="unary"),
     OpRow("quantize", "intsim.steps.quant", "kernels.eltwise.quantize_linear_ref", "quant", scale_inputs=(1,),
           same_rank=True, dumped=False, lowered_from=("QuantizeLinear",) + _QONNX_QUANT),

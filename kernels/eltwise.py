@@ -20,7 +20,8 @@ qlinear_mul (com.microsoft QLinearMul), SSE2 MlasQLinearMulKernel (no FMA):
     r = f32(f32(sa * sb) / sy)
     y = sat(cvt(f32(f32(f32((a - za) * (b - zb)) * r) + f32(zy))))
   the product is exact int32; the zero point is added in float before rounding.
-  qlinear_mul_rows: the same per element, with one b per row of a (R, Q) (a broadcast b).
+  qlinear_mul_rows: the same per element, with one b per row of a (R, Q) (a broadcast b);
+  qlinear_mul_cols: one b per image and channel of a channels-last a (N, P, C).
 
 quantize_linear (QuantizeLinear, MlasQuantizeLinear SSE2):
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z
@@ -339,20 +340,22 @@ def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
 @kernel
 def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     """out[i] = clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi), prod = (a[i] - za)(b[i] - zb)
-    (b[0] for a single b), prod exact in int32 (8-bit codes: |prod| <= 2**16; 16-bit codes take
-    _mul_wide_impl) and the clamp branch-free
-    (_sat_cvt, checked: NaN or |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops
-    vectorise."""
+    (b[0] for a single b) for 8-bit codes (16-bit codes take _mul_wide_impl), the product
+    computed as f32(a - za) * f32(b - zb): both factors are integers of magnitude <= 255 and
+    |prod| <= 2**16 < 2**24, so the float product is exact and equals f32(int32 prod) (a float
+    multiply vectorises better than vpmulld); the clamp branch-free (_sat_cvt, checked: NaN or
+    |v| >= 2**31 gives lo as cvt's INT32_MIN would): the loops vectorise."""
     flo, fhi = np.float32(lo), np.float32(hi)
-    za, zb = np.int32(a_zp), np.int32(b_zp)
+    za, zb = np.float32(a_zp), np.float32(b_zp)
     if b.size == 1:
-        bz = np.int32(b[0]) - zb
+        bz = np.float32(np.float32(b[0]) - zb)
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * bz) * ratio) + y_zp_f)
+            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * bz) * ratio) + y_zp_f)
             out[i] = _sat_cvt(v, flo, fhi, lo, True)
     else:
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.int32(a[i]) - za) * (np.int32(b[i]) - zb)) * ratio) + y_zp_f)
+            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * (np.float32(b[i]) - zb)) * ratio)
+                           + y_zp_f)
             out[i] = _sat_cvt(v, flo, fhi, lo, True)
 
 
@@ -384,7 +387,7 @@ def bind_mul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
     _check_params("qlinear_mul", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
                   lo, hi)
     a, a_scale, a_zp, b, b_scale, b_zp = _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp)
-    impl = _mul_impl if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else _mul_wide_impl   # int32 product: 8-bit only
+    impl = _mul_impl if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else _mul_wide_impl   # exact float32 product: 8-bit only
     return partial(impl, np.ascontiguousarray(a).reshape(-1), np.int64(a_zp), np.ascontiguousarray(b).reshape(-1),
                    np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale), F32(y_zp), np.int64(lo), np.int64(hi),
                    out.reshape(-1))
@@ -450,7 +453,7 @@ def qlinear_mul_planned(a, b, plan: MulPlan, out) -> None:
 
 def bind_mul_planned(a, b, plan: MulPlan, out):
     """call() doing qlinear_mul_planned(a, b, plan, out) on these very arrays, checked now: the
-    loop of `qlinear_mul` (_mul_impl; 8-bit operands, int32 products)."""
+    loop of `qlinear_mul` (_mul_impl; 8-bit operands, exact products)."""
     _check_mul_planned("qlinear_mul", a, b, plan, out)
     return partial(_mul_impl, a.reshape(-1), plan.a_zp, b.reshape(-1), plan.b_zp, plan.ratio, plan.y_zp_f,
                    plan.lo, plan.hi, out.reshape(-1))
@@ -500,6 +503,46 @@ def qlinear_mul_rows_ref(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, 
     prod = (a.astype(np.int64) - int(a_zp)) * (b.astype(np.int64)[:, None] - int(b_zp))
     v = (prod.astype(F32) * mul_ratio(a_scale, b_scale, y_scale)).astype(F32) + F32(y_zp)
     out[...] = np.clip(cvt_np(v.astype(F32)), lo, hi)
+
+
+@kernel
+def _mul_cols_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
+    """out[n, p, c] = _mul_impl's formula of a[n, p, c] and b[n, c] (8-bit codes: the product in
+    float32, exact as in _mul_impl)."""
+    flo, fhi = np.float32(lo), np.float32(hi)
+    za = np.float32(a_zp)
+    n_img, n_pix, n_ch = a.shape
+    bz = np.empty(n_ch, np.float32)
+    for n in range(n_img):
+        for c in range(n_ch):
+            bz[c] = np.float32(np.int32(b[n, c]) - np.int32(b_zp))
+        for p in range(n_pix):
+            for c in range(n_ch):   # f32(a - za) * f32(b - zb): the exact product (_mul_impl)
+                v = np.float32(np.float32(np.float32((np.float32(a[n, p, c]) - za) * bz[c]) * ratio) + y_zp_f)
+                out[n, p, c] = _sat_cvt(v, flo, fhi, lo, True)
+
+
+def qlinear_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
+    """QLinearMul of channels-last a (N, P, C) by one value of b per image and channel (b (N, C)):
+    out[n, p, c] = qlinear_mul of a[n, p, c] and b[n, c], the formula of `qlinear_mul` element
+    for element (the squeeze-excite broadcast (N, C, H, W) x (N, C, 1, 1) of activations held
+    channels-last, intsim.layout). 8-bit codes; which operand is the per-channel one does not
+    change a bit (the product is exact and commutative)."""
+    bind_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out)()
+
+
+def bind_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out):
+    """call() doing qlinear_mul_cols on these very arrays, checked now."""
+    for t, arr in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(arr, np.ndarray) or arr.dtype not in (np.uint8, np.int8) or not arr.flags.c_contiguous:
+            raise ValueError(f"qlinear_mul_cols: '{t}' must be a C-contiguous uint8/int8 array")
+    if a.ndim != 3 or out.shape != a.shape or b.shape != (a.shape[0], a.shape[2]):
+        raise ValueError(f"qlinear_mul_cols: a and out must be (N, P, C) and b (N, C), got {a.shape}, {out.shape}, "
+                         f"{b.shape}")
+    _check_params("qlinear_mul_cols", (a_scale, b_scale, y_scale), (a_zp, b_zp, y_zp), (a.dtype, b.dtype, out.dtype),
+                  lo, hi)
+    return partial(_mul_cols_impl, a, np.int64(a_zp), b, np.int64(b_zp), mul_ratio(a_scale, b_scale, y_scale),
+                   F32(y_zp), np.int64(lo), np.int64(hi), out)
 
 
 # ---------------------------------------------------------------- Quantize / Dequantize

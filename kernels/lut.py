@@ -14,8 +14,13 @@ transforms:
         p = fma(fma(fma(fma(v2, a9, a7), v2, a5), v2, a3), v2, a1); p = f32(p * v)
         q = fma(fma(fma(fma(fma(v2, b10, b8), v2, b6), v2, b4), v2, b2), v2, b0)
         f = min(max(f32(f32(p / q) + 0.5), 0), 1)
+
+apply_table: out[i] = tab[x[i]]; for bytes on an AVX-512 VBMI host 64 codes a step (vpermi2b
+over the table's four 64-byte quarters), the same bytes as the plain loop.
 """
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 from llvmlite import ir
@@ -27,7 +32,7 @@ from . import cpu
 from .eltwise import fma32_np, quantize_linear_ref
 from .jit import FORCE_PORTABLE, kernel
 
-VBMI = cpu.has_avx512vbmi() and not FORCE_PORTABLE     # 8-bit row lookups by vpermi2b (apply_table_rows)
+VBMI = cpu.has_avx512vbmi() and not FORCE_PORTABLE     # byte lookups by vpermi2b (not with INTSIM_PORTABLE=1)
 
 F32 = np.float32
 
@@ -106,6 +111,60 @@ def _apply_table_impl(x, table, out):
         out[i] = table[x[i]]
 
 
+_V64I8 = ir.VectorType(ir.IntType(8), 64)
+_I64 = ir.IntType(64)
+
+
+@intrinsic
+def _lookup64(typingctx, x, table, out, nblk):
+    """out[i] = table[x[i]] for i < 64*nblk, 64 bytes a step (AVX-512 VBMI): the 256-byte table
+    as four zmm; vpermi2b picks from t0:t1 (codes < 128) and from t2:t3 (codes >= 128) by the
+    code's low 7 bits, and the code's high bit selects between the two. Not bounds-checked."""
+    sig = types.void(x, table, out, types.int64)
+
+    def codegen(context, builder, signature, args):
+        xp, tp, op = (context.make_array(signature.args[k])(context, builder, args[k]).data for k in (0, 1, 2))
+        fnty = ir.FunctionType(_V64I8, [_V64I8, _V64I8, _V64I8])
+        perm = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpermi2var.qi.512")
+
+        def vec(ptr, index):
+            return builder.bitcast(builder.gep(ptr, [index]), _V64I8.as_pointer())
+        t0, t1, t2, t3 = (builder.load(vec(tp, ir.Constant(_I64, 64 * k)), align=1) for k in range(4))
+        entry, fn = builder.block, builder.function
+        loop, done = fn.append_basic_block("lut_loop"), fn.append_basic_block("lut_done")
+        builder.cbranch(builder.icmp_signed(">", args[3], ir.Constant(_I64, 0)), loop, done)
+        builder.position_at_end(loop)
+        g = builder.phi(_I64, "g")
+        g.add_incoming(ir.Constant(_I64, 0), entry)
+        at = builder.mul(g, ir.Constant(_I64, 64))
+        v = builder.load(vec(xp, at), align=1)
+        lo, hi = builder.call(perm, [t0, v, t1]), builder.call(perm, [t2, v, t3])
+        high = builder.icmp_signed("<", v, ir.Constant(_V64I8, None))
+        builder.store(builder.select(high, hi, lo), vec(op, at), align=1)
+        nxt = builder.add(g, ir.Constant(_I64, 1))
+        g.add_incoming(nxt, builder.block)
+        builder.cbranch(builder.icmp_signed("<", nxt, args[3]), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@kernel
+def _apply_table_vbmi(x, table, out):
+    """_apply_table_impl on uint8 x, table and out: 64 bytes a step by _lookup64, then the tail."""
+    nblk = x.size // 64
+    _lookup64(x, table, out, nblk)
+    for i in range(nblk * 64, x.size):
+        out[i] = table[x[i]]
+
+
+def _table_kernel(xf, table):
+    """The loop for flat unsigned x and table: the VBMI one for bytes when the host has it."""
+    if xf.dtype == np.uint8 and table.dtype == np.uint8 and VBMI:
+        return _apply_table_vbmi
+    return _apply_table_impl
+
+
 _UNSIGNED = {1: np.uint8, 2: np.uint16}
 
 
@@ -125,8 +184,8 @@ def apply_table(x, table, out) -> None:
         raise ValueError(f"apply_table: table must be ({n},) of the out dtype {out.dtype}")
     if out.shape != x.shape or not out.flags.c_contiguous:
         raise ValueError(f"apply_table: out {out.shape} must be C-contiguous of x's shape {x.shape}")
-    _apply_table_impl(np.ascontiguousarray(x).reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), _as_unsigned(table),
-                      _as_unsigned(out.reshape(-1)))
+    xf, tf = np.ascontiguousarray(x).reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), np.ascontiguousarray(_as_unsigned(table))
+    _table_kernel(xf, tf)(xf, tf, _as_unsigned(out.reshape(-1)))
 
 
 def bind_table(x, table, out):
@@ -135,11 +194,9 @@ def bind_table(x, table, out):
     if not isinstance(x, np.ndarray) or not x.flags.c_contiguous:
         raise ValueError("bind_table: x must be a C-contiguous array")
     apply_table(x, table, out)      # checks; the call then reuses the flat views
-    xf, of = x.reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), out.reshape(-1)
-
-    def call():
-        _apply_table_impl(xf, table, of)
-    return call
+    xf, of = x.reshape(-1).view(_UNSIGNED[x.dtype.itemsize]), _as_unsigned(out.reshape(-1))
+    tf = np.ascontiguousarray(_as_unsigned(table))
+    return partial(_table_kernel(xf, tf), xf, tf, of)
 
 
 def apply_table_ref(x, table, out) -> None:
@@ -156,43 +213,16 @@ def _apply_table_rows_impl(x, table, out, c0):
             d[j] = table[s[j]]
 
 
-_V64 = ir.VectorType(ir.IntType(8), 64)
-
-
-@intrinsic
-def _lookup64(typingctx, s_addr, d_addr, t_addr, chunks):
-    """d[i] = t[s[i]] for i < 64*chunks, bytes at the three addresses (unchecked): per 64 bytes two
-    vpermi2b lookups, one in each 128-byte half of the 256-byte table t, chosen by each index's top
-    bit."""
-    sig = types.void(s_addr, d_addr, t_addr, chunks)
-
-    def codegen(context, builder, signature, args):
-        s, d, t = (builder.inttoptr(context.cast(builder, v, ty, types.int64), _V64.as_pointer())
-                   for v, ty in zip(args[:3], signature.args[:3]))
-        n = context.cast(builder, args[3], signature.args[3], types.int64)
-        fnty = ir.FunctionType(_V64, [_V64, _V64, _V64])
-        perm = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpermi2var.qi.512")
-        tab = [builder.load(builder.gep(t, [ir.Constant(ir.IntType(64), k)]), align=1) for k in range(4)]
-        with cgutils.for_range(builder, n) as loop:
-            idx = builder.load(builder.gep(s, [loop.index]), align=1)
-            lo = builder.call(perm, [tab[0], idx, tab[1]])
-            hi = builder.call(perm, [tab[2], idx, tab[3]])
-            top = builder.icmp_signed("<", idx, ir.Constant(_V64, [0] * 64))
-            builder.store(builder.select(top, hi, lo), builder.gep(d, [loop.index]), align=1)
-        return context.get_dummy_value()
-    return sig, codegen
-
-
 @kernel
 def _apply_table_rows_vbmi(x, table, out, c0):
     """_apply_table_rows_impl for 8-bit x and table (uint8 views), 64 bytes at a time by
-    _lookup64, the row's tail byte by byte; compiled and run only on VBMI hosts."""
+    _lookup64 (on the row views), the row's tail byte by byte; compiled and run only on VBMI hosts."""
     ci = x.shape[1]
     whole = ci // 64
     for r in range(x.shape[0]):
         s, d = x[r], out[r, c0:c0 + ci]
         if whole:
-            _lookup64(s.ctypes.data, d.ctypes.data, table.ctypes.data, whole)
+            _lookup64(s, table, d, whole)
         for j in range(whole * 64, ci):
             d[j] = table[s[j]]
 

@@ -578,6 +578,52 @@ def bind_global_avgpool_planned(x, plan: GapPlan, out):
                    np.int64(plan.y_zp), np.int64(info.min), np.int64(info.max), out.reshape(-1))
 
 
+_GAP_BLOCK = 1 << 16    # pixels summed in int32 (|sum| <= 2**16 * 255 < 2**31), then into int64
+
+
+@kernel
+def _global_avgpool_nhwc_impl(x, x_zp, scale, y_zp, qmin, qmax, out):
+    """_global_avgpool_impl of channels-last x (N, P, C) into out (N, C): the same int64 sums
+    (their order does not matter), then the same float steps."""
+    n_img, hw, n_ch = x.shape
+    fmin = np.float32(qmin - y_zp)
+    fmax = np.float32(qmax - y_zp)
+    bias = -x_zp * hw
+    acc = np.empty(n_ch, np.int64)
+    part = np.empty(n_ch, np.int32)
+    for n in range(n_img):
+        acc[:] = 0
+        for i0 in range(0, hw, _GAP_BLOCK):     # int32 partial sums of _GAP_BLOCK pixels: exact
+            part[:] = 0
+            for i in range(i0, min(i0 + _GAP_BLOCK, hw)):
+                for c in range(n_ch):
+                    part[c] += np.int32(x[n, i, c])
+            for c in range(n_ch):
+                acc[c] += part[c]
+        for c in range(n_ch):
+            v = np.float32(np.float32(acc[c] + bias) * scale)
+            v = v if v > fmin else fmin
+            v = v if v < fmax else fmax
+            out[n, c] = np.int64(np.rint(v)) + y_zp
+
+
+def bind_global_avgpool_nhwc(xh, plan: GapPlan, out):
+    """call() doing QLinearGlobalAveragePool (global_avgpool_planned's arithmetic) of the
+    channels-last images xh (N, H, W, C) (C-contiguous, H*W == plan.image_size) into out
+    (N, C, 1, 1) (C-contiguous), checked now."""
+    if not isinstance(xh, np.ndarray) or xh.ndim != 4 or xh.dtype != plan.dtype or not xh.flags.c_contiguous:
+        raise ValueError(f"global_avgpool: channels-last input must be a C-contiguous {plan.dtype} (N, H, W, C) array")
+    n, h, w, c = xh.shape
+    if not isinstance(out, np.ndarray) or out.dtype != plan.dtype or out.shape != (n, c, 1, 1) or \
+            not out.flags.c_contiguous:
+        raise ValueError(f"global_avgpool: out must be C-contiguous {plan.dtype} of shape {(n, c, 1, 1)}")
+    if h * w != plan.image_size:
+        raise ValueError(f"global_avgpool: spatial size {h}x{w} is not the planned {plan.image_size}")
+    info = np.iinfo(plan.dtype)
+    return partial(_global_avgpool_nhwc_impl, xh.reshape(n, h * w, c), np.int64(plan.x_zp), plan.scale,
+                   np.int64(plan.y_zp), np.int64(info.min), np.int64(info.max), out.reshape(n, c))
+
+
 def global_avgpool(x, x_scale, x_zp, y_scale, y_zp, out) -> None:
     """QLinearGlobalAveragePool (see module docstring); x (N, C, *spatial), out (N, C, 1, ...)."""
     _check_gap("global_avgpool", x, out, x_zp, y_zp)

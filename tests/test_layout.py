@@ -131,3 +131,37 @@ def test_channels_last_run_equals_nchw_run(name, form, monkeypatch):
     assert any(out == "nhwc" for _, out in layouts[:n_fast]), layouts[:n_fast]
     if name != "digits_cnn":                                      # models with depthwise convs
         assert dw_calls, "no depthwise conv ran channels-last"
+
+
+@pytest.mark.parametrize("name,se,gap", [("efficientnet_b0", 16, 17), ("mobilenet_v3_small", 9, 10)])
+@pytest.mark.parametrize("form", ["qdq_u8", "qop_s8"])
+def test_mbconv_blocks_stay_channels_last(name, se, gap, form, monkeypatch):
+    """EfficientNet-B0 / MobileNetV3-Small (the architecture zoo at 64x64): every squeeze-excite
+    mul and global average pool reads its channels-last images as they are held (between the
+    block's convs, through the activation tables), and the run equals the all-NCHW run (and so,
+    by tests/test_arch_zoo.py, onnxruntime)."""
+    from kernels import eltwise, pool
+    try:
+        path = str(zoo.arch_quantized_model(name, form, 64))
+    except zoo.ModelUnavailable as e:
+        pytest.skip(str(e))
+    calls = {"cols": 0, "gap": 0}
+
+    def counted(key, fn):
+        def spy(*a, **k):
+            calls[key] += 1
+            return fn(*a, **k)
+        return spy
+    monkeypatch.setattr(eltwise, "qlinear_mul_cols", counted("cols", eltwise.qlinear_mul_cols))
+    monkeypatch.setattr(pool, "bind_global_avgpool_nhwc", counted("gap", pool.bind_global_avgpool_nhwc))
+    feeds = {zoo.INPUT_NAME: zoo.arch_inputs(name, 2, 0, 64)}
+    fast = intsim.load(path, target="ort").run(feeds)
+    assert calls == {"cols": se, "gap": gap}
+    monkeypatch.setattr(layout, "reads_channels_last", lambda node: False)
+    monkeypatch.setattr(layout, "channels_last_tensors", lambda graph, readers_named=(): frozenset())
+    from intsim.runtime import program
+    monkeypatch.setattr(program, "channels_last_tensors", lambda graph, readers_named=(): frozenset())
+    plain = intsim.load(path, target="ort").run(feeds)
+    assert calls == {"cols": se, "gap": gap}                 # no channels-last images in the NCHW run
+    for k in fast:
+        np.testing.assert_array_equal(fast[k], plain[k])

@@ -94,7 +94,10 @@ def test_accumulating_ops_are_conv_and_matmul():
 def test_nhwc_readers():
     assert ops.reads_nhwc(Node("conv", "c", (), (), {}, ""))
     assert ops.reads_nhwc(Node("add", "a", (), (), {}, ""))
-    assert not ops.reads_nhwc(Node("mul", "m", (), (), {}, ""))
+    for op in ("mul", "lut", "global_avgpool"):     # elementwise/table steps keep their input's layout
+        assert ops.reads_nhwc(Node(op, "m", (), (), {}, ""))
+    for op in ("concat", "matmul", "dequantize", "quantize"):
+        assert not ops.reads_nhwc(Node(op, "n", (), (), {}, ""))
     assert ops.reads_nhwc(Node("onnx", "p", (), (), {"op_type": "MaxPool"}, ""))
     assert not ops.reads_nhwc(Node("onnx", "r", (), (), {"op_type": "Reshape"}, ""))
 

@@ -33,7 +33,7 @@ import numpy as np
 from kernels.lut import apply_table, bind_table
 
 from ..ir import IntType
-from ..layout import nchw_view, nhwc_of
+from ..layout import map_kept, nhwc_of
 from ..ops import FLOAT_ELEMENTWISE
 from ..steps.ort_island import islands_of
 
@@ -128,13 +128,12 @@ def probe_codes(size: int) -> np.ndarray:
     return (i + i // 256) % 256
 
 
-def _probe_shape(ctx, dq) -> tuple:
-    """The island input's declared shape (the dequantize's input's, else its output's: one
-    shape) with axis 0 (and any unknown axis) sized so the probe holds PROBE_BLOCKS blocks of
-    the 256 codes or more; 1-D when the rank is unknown."""
+def probe_shape(ctx, names) -> tuple:
+    """The declared shape of the first of tensors `names` that has one, with axis 0 (and any
+    unknown axis) sized so a probe holds PROBE_BLOCKS blocks of the 256 codes or more; 1-D
+    when no rank is known."""
     want = 256 * PROBE_BLOCKS
-    shape = getattr(ctx.graph.tensors.get(dq.inputs[0]), "shape", None) or \
-        getattr(ctx.graph.tensors.get(dq.outputs[0]), "shape", None)
+    shape = next((s for s in (getattr(ctx.graph.tensors.get(n), "shape", None) for n in names) if s), None)
     if not shape:
         return (want,)
     dims = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
@@ -143,21 +142,20 @@ def _probe_shape(ctx, dq) -> tuple:
     return tuple(dims)
 
 
-def build_table(island: TableIsland, prepared: dict, ctx):
-    """The island's table (256 codes, the quantize's storage dtype) from its prepared steps
-    (`prepared`: node name -> run function), or None when the probe shows a code whose results
-    differ between positions or the steps fail on the probe."""
-    shape = _probe_shape(ctx, island.dq)
+def tabulate(runs: list, src: str, dst: str, shape: tuple, storage) -> np.ndarray | None:
+    """The 256-entry table of `dst` as a function of the 8-bit `src` (`storage` uint8/int8):
+    the prepared steps `runs` (run(env, tap) each, in order) run once on a probe of `shape`
+    holding every code at many positions (probe_codes), or None when they fail on it or a
+    code's results differ between positions (so not a function of the code alone)."""
     idx = probe_codes(math.prod(shape))
-    storage = np.dtype(ctx.graph.tensors[island.dq.inputs[0]].dtype.storage)
-    x = np.arange(256, dtype=np.uint8).view(storage)[idx].reshape(shape)
-    env = {island.dq.inputs[0]: x}
+    x = np.arange(256, dtype=np.uint8).view(np.dtype(storage))[idx].reshape(shape)
+    env = {src: x}
     try:
-        for node in [island.dq] + island.nodes + [island.q]:
-            prepared[node.name](env, None)
-    except Exception:  # noqa: BLE001 - the island's own step will say what is wrong, at run time
+        for run in runs:
+            run(env, None)
+    except Exception:  # noqa: BLE001 - the steps themselves will say what is wrong, at run time
         return None
-    y = np.asarray(env[island.q.outputs[0]])
+    y = np.asarray(env[dst])
     if y.size != x.size or y.dtype.kind not in "iu":
         return None
     y = y.reshape(-1)
@@ -168,20 +166,29 @@ def build_table(island: TableIsland, prepared: dict, ctx):
     return table
 
 
-def table_step(island: TableIsland, table: np.ndarray):
-    """run(env, tap): the quantize's output = table[dequantize's input], channels-last kept."""
-    src, dst, extra = island.dq.inputs[0], island.q.outputs[0], island.const_ndim
+def build_table(island: TableIsland, prepared: dict, ctx):
+    """The island's table (256 codes, the quantize's storage dtype) from its prepared steps
+    (`prepared`: node name -> run function), or None (`tabulate`)."""
+    src = island.dq.inputs[0]
+    return tabulate([prepared[node.name] for node in [island.dq] + island.nodes + [island.q]], src,
+                    island.q.outputs[0], probe_shape(ctx, (src, island.dq.outputs[0])),
+                    ctx.graph.tensors[src].dtype.storage)
 
+
+def table_step(island: TableIsland, table: np.ndarray):
+    """run(env, tap): the quantize's output = table[dequantize's input] (table_run); run.reads:
+    the dequantize's name when nothing else reads its output."""
+    run = table_run(island.dq.inputs[0], island.q.outputs[0], table, island.const_ndim)
+    run.reads = None if island.keep_dq else island.dq.name
+    return run
+
+
+def table_run(src: str, dst: str, table: np.ndarray, extra: int = 0):
+    """run(env, tap): env[dst] = table[env[src]], channels-last kept (intsim.layout.map_kept),
+    with leading ones up to `extra` dimensions; run.freeze binds the table to the recorded
+    arrays as they are held."""
     def out_of(x):
-        xh = None if x.flags.c_contiguous else nhwc_of(x)
-        if xh is None:
-            x = np.ascontiguousarray(x)
-            out = np.empty(x.shape, table.dtype)
-            apply_table(x, table, out)
-        else:
-            outh = np.empty(xh.shape, table.dtype)
-            apply_table(xh, table, outh)
-            out = nchw_view(outh)
+        out = map_kept(x, table.dtype, lambda src, y: apply_table(src, table, y))
         return out.reshape((1,) * (extra - out.ndim) + out.shape) if extra > out.ndim else out
 
     def run(env, tap):
@@ -189,15 +196,26 @@ def table_step(island: TableIsland, table: np.ndarray):
 
     def freeze(env, fixed):
         x, y = env[src], env[dst]
-        if src not in fixed or not x.flags.c_contiguous or not y.flags.c_contiguous or y.size != x.size:
+        if src not in fixed or y.size != x.size:
             return None
+        if not (x.flags.c_contiguous and y.flags.c_contiguous):     # both held channels-last
+            x, y = nhwc_of(x), nhwc_of(y)
+            if x is None or y is None:
+                return None
         call = bind_table(x, table, y.reshape(x.shape))
 
         def replay(env):
             call()
         return replay
     run.freeze = freeze
+    run.src = src
     return run
+
+
+def table_readers(steps: list) -> frozenset:
+    """Names of the dequantize nodes that only feed islands run as tables (`plan`'s steps): a
+    table reads its input in whatever layout it is held (intsim.layout.channels_last_tensors)."""
+    return frozenset(r for _, fn in steps if (r := getattr(fn, "reads", None)) is not None)
 
 
 def plan(steps: list, graph, ctx) -> list:
@@ -220,4 +238,5 @@ def plan(steps: list, graph, ctx) -> list:
             if node.name not in replaced or node.name in tables]
 
 
-__all__ = ["PROBE_BLOCKS", "TableIsland", "find", "build_table", "table_step", "plan", "probe_codes"]
+__all__ = ["PROBE_BLOCKS", "TableIsland", "find", "build_table", "table_step", "table_run", "table_readers", "plan",
+           "probe_codes", "probe_shape", "tabulate"]

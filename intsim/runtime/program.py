@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import threads as kernel_threads
 
-from . import batch_split, dynamic_matmul, frozen, island_tables, tune, work
+from . import batch_split, dynamic_matmul, frozen, island_tables, self_mul_tables, tune, work
 from . import threads as blas_budget
 from ..accumulator import Accumulator
 from ..errors import IntsimError, ShapeError
@@ -151,7 +151,12 @@ class Program:
         # dynamically quantized MatMuls as one step each (intsim.runtime.dynamic_matmul)
         self._tap_steps = self._steps
         if kernels == "fast":
-            self._steps = dynamic_matmul.plan(island_tables.plan(self._steps, graph, self._ctx), graph, self._ctx)
+            self._steps = island_tables.plan(self._steps, graph, self._ctx)
+            # a table reads its input in any layout: a tensor read only by tables and channels-last
+            # steps is kept channels-last too (read by the convs' lanes, bound at their first run)
+            self._ctx.channels_last = channels_last_tensors(graph, island_tables.table_readers(self._steps))
+            self._steps = self_mul_tables.plan(self._steps, graph, self._ctx)     # swish, hard-swish
+            self._steps = dynamic_matmul.plan(self._steps, graph, self._ctx)
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
         split = batch_split.analyze(graph)

@@ -16,7 +16,7 @@ from kernels import tflite_act as tk
 from kernels import xnnpack_unary as xu
 
 from ..errors import QuantParamError, ShapeError
-from ..layout import nchw_view, nhwc_of
+from ..layout import map_kept, nchw_view, nhwc_of
 from ..numerics import dequantize_linear, quantize_linear
 from ..targets.rules import (AccRequant, FixedRequant, OrtArith, SameQuant, TargetRefusal, TfliteAdd, TfliteMul,
                              TfliteRequantize, TfliteTable, XnnpackAdd, XnnpackLeakyRelu, XnnpackMul)
@@ -59,9 +59,10 @@ def _binary_rule(node, ctx, rule, reader, params, acc_fn):
 
 
 def _rows_of(full, part, shape):
-    """(full as (R, Q), part's R row values, part broadcast along the rows) when `full` has the
-    output shape and `part` is constant along its trailing axes (a squeeze-excite scale
-    (N, C, 1, 1) against (N, C, H, W)); None otherwise (a single value, or another broadcast)."""
+    """(full as (R, Q), part's R row values, part broadcast along the rows, the output of that
+    shape -> the stored tensor) when `full` has the output shape and `part` is constant along
+    its trailing axes (a squeeze-excite scale (N, C, 1, 1) against (N, C, H, W)); None otherwise
+    (a single value, or another broadcast)."""
     if full.shape != shape or part.size == 1 or part.ndim > len(shape):
         return None
     pr = (1,) * (len(shape) - part.ndim) + part.shape
@@ -74,12 +75,33 @@ def _rows_of(full, part, shape):
     rows = part.reshape(pr[:k])
     spread = rows.shape != lead
     rows = np.ascontiguousarray(np.broadcast_to(rows, lead)).reshape(-1) if spread else rows.reshape(-1)
-    return np.ascontiguousarray(full).reshape(rows.size, -1), rows, spread
+    return np.ascontiguousarray(full).reshape(rows.size, -1), rows, spread, lambda out: out.reshape(shape)
 
 
-def _rows_run(node, kernel, a, b, p, lo, hi, t):
-    """mul with one operand broadcast along the trailing axes of the other (_rows_of): the rows
-    kernel on the full operand as it is, the other never expanded; None when it does not apply."""
+def _cols_of(full, part, shape):
+    """(full's channels-last images (N, P, C), part's (N, C) values, spread, the output of that
+    shape -> its NCHW view) when `full` is a 4-D array of 8-bit codes of the output shape held
+    channels-last (intsim.layout; more than one pixel) and `part` (8-bit too) is one value per
+    image and channel ((N or 1, C, 1, 1), leading ones optional: a squeeze-excite scale);
+    spread: part's values were copied for each image. None otherwise."""
+    if len(shape) != 4 or full.shape != shape or shape[2] * shape[3] == 1 or full.flags.c_contiguous \
+            or part.ndim > 4 or full.itemsize != 1 or part.itemsize != 1:
+        return None
+    fh = nhwc_of(full)
+    pr = (1,) * (4 - part.ndim) + part.shape
+    n, c = shape[0], shape[1]
+    if fh is None or pr[2:] != (1, 1) or pr[1] != c or pr[0] not in (1, n):
+        return None
+    rows = np.ascontiguousarray(part.reshape(pr[0], c))
+    spread = pr[0] != n
+    return (fh.reshape(n, -1, c), np.repeat(rows, n, axis=0) if spread else rows, spread,
+            lambda out: nchw_view(out.reshape(fh.shape)))
+
+
+def _one_sided(node, kernel, of, a, b, p, lo, hi, t):
+    """mul with one operand a broadcast of values along the other (`of`: _rows_of, one value
+    per row; _cols_of, one per image and channel of channels-last images): `kernel` on the full
+    operand as it is held, the other never expanded; None when it does not apply."""
     if kernel is None or a.dtype != t.storage or b.dtype != t.storage:
         return None
     try:
@@ -88,14 +110,14 @@ def _rows_run(node, kernel, a, b, p, lo, hi, t):
         return None
     sa, za, sb, zb, sy, zy = p
     for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
-        r = _rows_of(full, part, shape)
+        r = of(full, part, shape)
         if r is not None:
-            out = np.empty(shape, t.storage)
+            out = np.empty(r[0].shape, t.storage)
             try:
-                kernel(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, out.reshape(r[0].shape))
+                kernel(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, out)
             except ValueError as e:
                 raise ShapeError(f"node '{node.name}': {e}") from None
-            return out
+            return r[3](out)
     return None
 
 
@@ -107,8 +129,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
     operand order; with `spread`, operands of different shapes too, once broadcast
     (_broadcast_plan: "scalar" (add) keeps a single value as the kernel's scalar operand,
     "full" (mul, a single-value operand only) spreads it too). With `rows` (mul), an operand
-    broadcast along the other's trailing axes runs that kernel (_rows_run), and a replay of
-    it is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
+    broadcast along the other's trailing axes runs that kernel (_one_sided), images held
+    channels-last times one value per image and channel the columns kernel (fast kernels), and a replay of either is bound to the recorded arrays; with `bind` (mul), so is a replay of same-shape
     operands the planned path does not take (16-bit codes: bind(a, sa, za, b, sb, zb, sy, zy,
     lo, hi, out) -> call())."""
     def prepare(node, ctx):
@@ -132,6 +154,8 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
         plans: dict = {}
         kern = ctx.kernel(kernel)
         rows_kern = ctx.kernel(rows) if rows is not None else None
+        # mul: channels-last images x (N, C, 1, 1) (fast kernels only: no twin of its own)
+        cols_kern = ek.qlinear_mul_cols if rows is not None and ctx.kernels == "fast" else None
         plan = planner if ctx.kernels == "fast" else None
         apply_planned, bind_planned = planned_fns or (None, None)
 
@@ -189,18 +213,26 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             if out is None and a.shape != b.shape and static is not None:
                 out = broadcast_planned(a, b)
             if out is None and a.shape != b.shape:
-                out = _rows_run(node, rows_kern, a, b, p, lo, hi, t)
+                out = _one_sided(node, cols_kern, _cols_of, a, b, p, lo, hi, t)
+            if out is None and a.shape != b.shape:
+                out = _one_sided(node, rows_kern, _rows_of, a, b, p, lo, hi, t)
             env[node.outputs[0]] = out if out is not None else _broadcast_run(node, kern, a, b, p, lo, hi, t)
 
-        def freeze_rows(a, b, y):
-            """call(env) of the rows kernel bound to the recorded operands and output, or None."""
-            if rows is None or ctx.kernels != "fast" or not y.flags.c_contiguous:
+        def freeze_one_sided(of, bind_kernel, a, b, y):
+            """call(env) of a one-sided kernel (_one_sided; `of`: _rows_of or _cols_of) bound to the
+            recorded operands read in place (no copy of either) and to the output as it is held,
+            or None."""
+            held = y if y.flags.c_contiguous else nhwc_of(y)
+            if bind_kernel is None or ctx.kernels != "fast" or held is None:
                 return None
             sa, za, sb, zb, sy, zy = static
             for full, part, sf, zf, sp, zp in ((a, b, sa, za, sb, zb), (b, a, sb, zb, sa, za)):
-                r = _rows_of(full, part, y.shape) if full.flags.c_contiguous else None
-                if r is not None and not r[2] and r[1].flags.c_contiguous:
-                    call = ek.bind_mul_rows(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, y.reshape(r[0].shape))
+                r = of(full, part, y.shape)
+                if r is None or not (np.may_share_memory(r[0], full) and np.may_share_memory(r[1], part)):
+                    continue
+                y2 = held.reshape(r[0].shape)
+                if r[3](y2).strides == y.strides:       # the kernel writes y's memory as it is held
+                    call = bind_kernel(r[0], sf, zf, r[1], sp, zp, sy, zy, lo, hi, y2)
                     return lambda env: call()
             return None
 
@@ -239,7 +271,9 @@ def _binary(kernel, planner=None, acc_fn=None, kinds=(OrtArith, AccRequant), row
             if a.dtype != t.storage or b.dtype != t.storage:
                 return None
             if a.shape != b.shape:
-                return freeze_broadcast(a, b, y) or freeze_rows(a, b, y)
+                return freeze_broadcast(a, b, y) or \
+                    freeze_one_sided(_cols_of, ek.bind_mul_cols if cols_kern is not None else None, a, b, y) or \
+                    freeze_one_sided(_rows_of, ek.bind_mul_rows if rows is not None else None, a, b, y)
             if static not in plans:
                 return freeze_same(a, b, y)
             ah, bh, yh = nhwc_of(a), nhwc_of(b), nhwc_of(y)
@@ -485,19 +519,24 @@ def prepare_lut(node, ctx):
     def run(env, tap):
         vals = reader.values(env)
         tb = static if static is not None else table_of(vals)
-        x = vals[0]
-        out = np.empty(np.shape(x), t.storage)
-        apply_table(np.ascontiguousarray(x), tb, out)
-        env[dst] = out
+        env[dst] = map_kept(np.asarray(vals[0]), t.storage, lambda x, out: apply_table(x, tb, out))
 
     def freeze(env, fixed):
         """call(env) looking the step's input (of the recorded shape) up into the output it just
-        stored (intsim.frozen); None unless the parameters are constant."""
+        stored (intsim.frozen), both as they are held (NCHW, or channels-last); None unless the
+        parameters are constant."""
         y = env[dst]
-        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
-            return None
         consts = ctx.constants
         x = env[src]
+        if static is not None and isinstance(y, np.ndarray) and not y.flags.c_contiguous and src in fixed \
+                and ctx.kernels == "fast" and isinstance(x, np.ndarray):
+            xh, yh = nhwc_of(x), nhwc_of(y)
+            if xh is None or yh is None or xh.shape != yh.shape:
+                return None
+            call = lk.bind_table(xh, static, yh)
+            return lambda env: call()
+        if static is None or not isinstance(y, np.ndarray) or not y.flags.c_contiguous:
+            return None
         if src in fixed and ctx.kernels == "fast" and isinstance(x, np.ndarray) and x.flags.c_contiguous \
                 and x.shape == y.shape:     # a recorded buffer: the table bound to it, checks done now
             call = lk.bind_table(x, static, y)

@@ -135,6 +135,14 @@ def _target_average(node, ctx, reader, attrs):
     return _per_call(node, reader, lambda x, p: ta.average(ctx, node, rule, x, p, attrs))
 
 
+def _held_channels_last(node, x):
+    """The C-contiguous (N, H, W, C) array of an NCHW x held channels-last (intsim.layout; more
+    than one pixel), else None (a TFLite channels_last node's x is NHWC data, not a view)."""
+    if node.attrs.get("channels_last") or x.ndim != 4 or x.flags.c_contiguous:
+        return None
+    return nhwc_of(x)
+
+
 @step("global_avgpool")
 def prepare_global_avgpool(node, ctx):
     reader = ParamReader(node, ctx, (1, 2, 3, 4))
@@ -161,7 +169,17 @@ def prepare_global_avgpool(node, ctx):
         else:
             x, *params = _scales(node, reader.values(env))
             params = tuple(params)
-        x = _channels_first(node, np.asarray(x))
+        x = np.asarray(x)
+        xh = _held_channels_last(node, x)
+        if xh is not None:
+            out = np.empty(x.shape[:2] + (1, 1), t.storage)
+            try:
+                pk.bind_global_avgpool_nhwc(xh, plan(xh.shape[1] * xh.shape[2], x.dtype, params), out)()
+            except ValueError as e:
+                raise ShapeError(f"node '{node.name}': {e}") from None
+            env[node.outputs[0]] = out
+            return
+        x = _channels_first(node, x)
         out = np.empty(x.shape[:2] + (1,) * (x.ndim - 2), t.storage)
         try:
             if x.ndim < 3:
@@ -174,8 +192,12 @@ def prepare_global_avgpool(node, ctx):
 
     def freeze(env, fixed):
         """call(env) redoing the last run in place (intsim.frozen): constant parameters, an NCHW
-        input in a fixed buffer read as it is; else None."""
+        input (or one held channels-last) in a fixed buffer read as it is; else None."""
         x, out = env.get(src), env[node.outputs[0]]
+        xh = _held_channels_last(node, x) if isinstance(x, np.ndarray) else None
+        if static is not None and xh is not None and src in fixed:
+            call = pk.bind_global_avgpool_nhwc(xh, plan(xh.shape[1] * xh.shape[2], x.dtype, static), out)
+            return lambda env: call()
         if static is None or node.attrs.get("channels_last") or src not in fixed or \
                 not isinstance(x, np.ndarray) or x.ndim < 3 or not x.flags.c_contiguous or not out.flags.c_contiguous:
             return None

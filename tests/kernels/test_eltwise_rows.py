@@ -58,3 +58,63 @@ def test_rows_refuse_bad_arrays():
         E.qlinear_mul_rows(a, 1.0, 0, np.zeros(3, np.int32), 1.0, 0, 1.0, 0, 0, 255, out)
     with pytest.raises(ValueError, match="zero point 300"):
         E.qlinear_mul_rows(a, 1.0, 300, np.zeros(3, np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), n=st.integers(1, 3), pix=st.integers(1, 13),
+       ch=st.integers(1, 37))
+def test_cols_equal_twin_on_the_broadcast(data, dtype, n, pix, ch):
+    """qlinear_mul_cols (channels-last a (N, P, C) by b (N, C)) equals the NumPy twin
+    qlinear_mul_ref on b expanded to a's shape, with edge codes, zero points at the ends and
+    clamps."""
+    a = data.draw(int_array((n, pix, ch), dtype))
+    b = data.draw(int_array((n, ch), dtype))
+    info = np.iinfo(dtype)
+    a.reshape(-1)[0], a.reshape(-1)[-1] = info.min, info.max
+    b.reshape(-1)[-1] = data.draw(st.sampled_from([int(info.min), int(info.max), -8 if dtype == np.int8 else 8, 7]))
+    sa, sb, sy = (F32(data.draw(SCALES)) for _ in range(3))
+    za, zb, zy = (data.draw(zero_point(dtype)) for _ in range(3))
+    lo = data.draw(st.sampled_from([int(info.min), int(info.min) + 3]))
+    hi = data.draw(st.sampled_from([int(info.max), int(info.max) - 5]))
+    got, want = np.empty(a.shape, dtype), np.empty(a.shape, dtype)
+    E.qlinear_mul_cols(a, sa, za, b, sb, zb, sy, zy, lo, hi, got)
+    E.qlinear_mul_ref(a, sa, za, np.repeat(b[:, None, :], pix, axis=1), sb, zb, sy, zy, lo, hi, want)
+    np.testing.assert_array_equal(got, want)
+    bound = np.empty(a.shape, dtype)
+    E.bind_mul_cols(a, sa, za, b, sb, zb, sy, zy, lo, hi, bound)()
+    np.testing.assert_array_equal(bound, want)
+
+
+def test_cols_refuse_bad_arrays():
+    a, out = np.zeros((1, 3, 4), np.uint8), np.zeros((1, 3, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"b \(N, C\)"):
+        E.qlinear_mul_cols(a, 1.0, 0, np.zeros((1, 3), np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
+    with pytest.raises(ValueError, match="C-contiguous uint8/int8"):
+        E.qlinear_mul_cols(a, 1.0, 0, np.zeros((1, 4), np.int16), 1.0, 0, 1.0, 0, 0, 255, out)
+    with pytest.raises(ValueError, match="C-contiguous uint8/int8"):
+        E.qlinear_mul_cols(a.transpose(0, 2, 1), 1.0, 0, np.zeros((1, 3), np.uint8), 1.0, 0, 1.0, 0, 0, 255,
+                           out.transpose(0, 2, 1))
+    with pytest.raises(ValueError, match="zero point 300"):
+        E.qlinear_mul_cols(a, 1.0, 300, np.zeros((1, 4), np.uint8), 1.0, 0, 1.0, 0, 0, 255, out)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("za,zb", [("min", "max"), ("max", "min"), ("min", "min"), (0, 0)])
+def test_every_code_pair_equals_twin(dtype, za, zb):
+    """qlinear_mul (same shape) and qlinear_mul_cols, whose float32 products stand in for int32
+    ones (exact: |a - za|, |b - zb| <= 255), equal the int64 twin on every pair of codes with
+    zero points at the ends, under a ratio whose results span the clamp (and one past 2**31)."""
+    info = np.iinfo(dtype)
+    za, zb = (int(getattr(info, z)) if isinstance(z, str) else z for z in (za, zb))
+    codes = np.arange(256, dtype=np.uint8).view(dtype)
+    a, b = np.repeat(codes, 256).reshape(1, 256, 256), np.tile(codes, 256).reshape(1, 256, 256)
+    for sy in (F32(0.01), F32(3e-7), F32(3e-10)):
+        want = np.empty(a.shape, dtype)
+        E.qlinear_mul_ref(a, F32(0.05), za, b, F32(0.02), zb, sy, 3, int(info.min), int(info.max), want)
+        got = np.empty(a.shape, dtype)
+        E.qlinear_mul(a, F32(0.05), za, b, F32(0.02), zb, sy, 3, int(info.min), int(info.max), got)
+        np.testing.assert_array_equal(got, want)
+        cols = np.empty(a.shape, dtype)        # b's 256 columns: one value per channel, every row a code
+        E.qlinear_mul_cols(a.reshape(1, 256, 256), F32(0.05), za, np.ascontiguousarray(b[:, 0]), F32(0.02), zb, sy, 3,
+                           int(info.min), int(info.max), cols)
+        np.testing.assert_array_equal(cols, want)

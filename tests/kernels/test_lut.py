@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from onnx import helper
 
 from kernels import lut as L
+from kernels.jit import FORCE_PORTABLE
 from tests.kernels.strategies import int_array
 from tests.kernels.test_eltwise_ort import ort_session, qparams, vinfo, zp_pick
 from tests.kernels.test_pool_ort import ort_qpool
@@ -163,3 +164,37 @@ def test_bad_input_raises_value_error():
         L.build_table_requant(0.1, -1, 0.1, 0, np.uint8, np.uint8)
     with pytest.raises(ValueError, match="table"):
         L.apply_table(np.zeros(3, np.uint8), np.zeros(10, np.uint8), np.empty(3, np.uint8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), out=st.sampled_from([np.uint8, np.int8]),
+       n=st.integers(0, 1000))
+def test_byte_lookup_loops_agree(data, dtype, out, n):
+    """The AVX-512 VBMI loop (64 codes a step, then the tail; used by apply_table and bind_table
+    on hosts that have it) equals the plain loop and the twin: every code, both halves of the
+    table, lengths around the 64-byte steps."""
+    x = data.draw(int_array((n,), dtype))
+    if n >= 256:
+        x[:256] = np.arange(256, dtype=np.uint8).view(dtype)
+    table = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(0, 256, 256).astype(np.uint8)
+    xu = x.view(np.uint8)
+    plain, want = np.empty(n, np.uint8), np.empty(n, out)
+    L._apply_table_impl(xu, table, plain)
+    L.apply_table_ref(x, table.view(out), want)
+    assert np.array_equal(plain.view(out), want)
+    got = np.empty(n, out)
+    L.bind_table(x, table.view(out), got)()
+    assert np.array_equal(got, want)
+    if L.VBMI:
+        vbmi = np.empty(n, np.uint8)
+        L._apply_table_vbmi(xu, table, vbmi)
+        assert np.array_equal(vbmi.view(out), want)
+
+
+def test_byte_lookup_uses_vbmi_where_the_host_has_it():
+    from kernels import cpu
+    want = {"avx512f", "avx512bw", "avx512vbmi"} <= cpu.host_features() and not FORCE_PORTABLE
+    assert L.VBMI == want
+    x, t = np.zeros(64, np.uint8), np.zeros(256, np.uint8)
+    assert (L._table_kernel(x, t) is L._apply_table_vbmi) == want
+    assert L._table_kernel(x.view(np.uint16)[:1], np.zeros(65536, np.uint16)) is L._apply_table_impl

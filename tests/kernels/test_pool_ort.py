@@ -192,3 +192,51 @@ def test_avgpool_of_a_strided_view_equals_twin(dtype, k):
     P.avgpool(x, 0.02, 3, 0.05, 7, k, [1, 1], [0] * 4, 1, 0, got)
     P.avgpool_ref(x, 0.02, 3, 0.05, 7, k, [1, 1], [0] * 4, 1, 0, want)
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8]), n=st.integers(1, 3), h=st.integers(1, 9),
+       w=st.integers(1, 9), c=st.integers(1, 37))
+def test_global_avgpool_channels_last_equals_twin(data, dtype, n, h, w, c):
+    """bind_global_avgpool_nhwc on channels-last images equals global_avgpool_ref on their NCHW
+    transposes (edge codes, zero points at the ends), and reads its arrays at each call."""
+    info = np.iinfo(dtype)
+    xh = data.draw(int_array((n, h, w, c), dtype))
+    xh.reshape(-1)[0], xh.reshape(-1)[-1] = info.min, info.max
+    zx, zy = data.draw(zero_point(dtype)), data.draw(zero_point(dtype))
+    sx, sy = F32(data.draw(st.sampled_from([0.0173, 2.0 ** -7, 0.5]))), F32(data.draw(st.sampled_from([0.0311, 2.0 ** -5])))
+    plan = P.global_avgpool_plan(sx, zx, sy, zy, h * w, dtype)
+    got, want = np.empty((n, c, 1, 1), dtype), np.empty((n, c, 1, 1), dtype)
+    call = P.bind_global_avgpool_nhwc(xh, plan, got)
+    for _ in range(2):
+        call()
+        P.global_avgpool_ref(np.ascontiguousarray(xh.transpose(0, 3, 1, 2)), sx, zx, sy, zy, want)
+        assert np.array_equal(got, want)
+        xh[...] = data.draw(int_array(xh.shape, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_global_avgpool_channels_last_past_one_int32_block(dtype):
+    """More pixels than one int32 partial sum holds (kernels.pool._GAP_BLOCK), every code at its
+    extreme: the int64 total is still exact."""
+    info = np.iinfo(dtype)
+    hw = P._GAP_BLOCK + 1000
+    xh = np.full((1, hw, 1, 2), info.max, dtype)
+    xh[0, ::7, 0, 1] = info.min
+    plan = P.global_avgpool_plan(F32(1.0), int(info.min), F32(1.0 / 128), 0, hw, dtype)
+    got, want = np.empty((1, 2, 1, 1), dtype), np.empty((1, 2, 1, 1), dtype)
+    P.bind_global_avgpool_nhwc(xh, plan, got)()
+    P.global_avgpool_ref(np.ascontiguousarray(xh.transpose(0, 3, 1, 2)), F32(1.0), int(info.min), F32(1.0 / 128), 0,
+                         want)
+    assert np.array_equal(got, want)
+
+
+def test_global_avgpool_channels_last_refuses_bad_arrays():
+    plan = P.global_avgpool_plan(F32(0.1), 0, F32(0.1), 0, 6, np.uint8)
+    xh = np.zeros((1, 2, 3, 4), np.uint8)
+    with pytest.raises(ValueError, match="out must be"):
+        P.bind_global_avgpool_nhwc(xh, plan, np.zeros((1, 4), np.uint8))
+    with pytest.raises(ValueError, match="planned 6"):
+        P.bind_global_avgpool_nhwc(np.zeros((1, 2, 2, 4), np.uint8), plan, np.zeros((1, 4, 1, 1), np.uint8))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        P.bind_global_avgpool_nhwc(xh.transpose(0, 2, 1, 3), plan, np.zeros((1, 4, 1, 1), np.uint8))
