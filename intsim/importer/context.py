@@ -7,7 +7,6 @@ import numpy as np
 from ..errors import InvalidModelError, QuantParamError, UnsupportedOpError
 from ..ir import FLOAT32, FloatType, IntType, Node, QParams, Tensor
 from ..onnx_core import proto
-from ..onnx_values import attributes as attrs_of  # noqa: F401  (the lowerings read it from here)
 from ..onnx_values import elem_name, to_array
 
 TensorProto = proto.TensorProto

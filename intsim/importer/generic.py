@@ -14,9 +14,9 @@ import numpy as np
 from ..errors import InvalidModelError
 from ..ir import IntType
 from ..onnx_core import get_schema
-from ..onnx_values import make_node
+from ..onnx_values import attributes, make_node
 from ..ops import ONNX_COMPUTE, ONNX_MOVEMENT
-from .context import INT_ELEM, ImportContext, attrs_of, dtype_of_elem
+from .context import INT_ELEM, ImportContext, dtype_of_elem
 
 # Ops whose output is not a value of the input (shape arithmetic etc.).
 SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "Cast", "NonZero", "ArgMax", "ArgMin"}
@@ -44,7 +44,7 @@ def fold_constant(ctx: ImportContext, node) -> bool:
         return False
     value = np.asarray(value)
     if node.op_type == "Cast":
-        elem = int(attrs_of(node)["to"])
+        elem = int(attributes(node)["to"])
     elif node.op_type == "QuantizeLinear":
         if value.dtype not in (np.int8, np.uint8, np.int16, np.uint16):
             return False    # sub-byte and float8 codes: left to the quantize step
@@ -115,7 +115,7 @@ def _tf_half_pixel_for_nn(ctx: ImportContext, node, version: int):
     reference evaluator refuses): x_in = floor((x_out + 0.5) / scale) with nearest_mode floor
     (onnxruntime upsamplebase.h), the same index as half_pixel ((x_out + 0.5) / scale - 0.5)
     with round_prefer_ceil (floor(v + 0.5)). Rewritten so, with a warning."""
-    a = attrs_of(node)
+    a = attributes(node)
     mode = a.get("coordinate_transformation_mode", b"half_pixel")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if node.op_type != "Resize" or mode != "tf_half_pixel_for_nn" or version < 13:
@@ -156,7 +156,7 @@ def _resize_sizes_as_onnxruntime(ctx: ImportContext, node, version: int) -> tupl
                   f"the batch in onnxruntime (float32 product), {ref} in double: run with those sizes, as "
                   f"onnxruntime", stacklevel=4)
     return make_node("Resize", [node.input[0], node.input[1], "", sizes], list(node.output), name=node.name,
-                     axes=list(range(1, len(x.shape))), **attrs_of(node)), max(version, 18)
+                     axes=list(range(1, len(x.shape))), **attributes(node)), max(version, 18)
 
 
 def lower_generic(ctx: ImportContext, node) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import QuantParamError
 from ..ir import FLOAT32, IntType, QParams
 from ..numerics import ROUNDING, qonnx_quantize
-from .context import ImportContext, attrs_of
+from ..onnx_values import attributes
+from .context import ImportContext
 from .registry import QONNX_DOMAINS, lowering
 
 
@@ -63,7 +64,7 @@ def _emit_dequantize(ctx: ImportContext, node, q_name, qp, axis):
 
 @lowering("Quant", "IntQuant", domain=QONNX_DOMAINS)
 def lower_quant(ctx: ImportContext, node) -> None:
-    a = attrs_of(node)
+    a = attributes(node)
     x = node.input[0]
     for i, what in ((1, "scale"), (2, "zero point"), (3, "bit width")):
         if len(node.input) <= i or not ctx.is_const(node.input[i]):
@@ -141,7 +142,7 @@ def lower_bipolar(ctx: ImportContext, node) -> None:
 
 @lowering("Trunc", domain=QONNX_DOMAINS)
 def lower_trunc(ctx: ImportContext, node) -> None:
-    a = attrs_of(node)
+    a = attributes(node)
     version = 2 if len(node.input) >= 6 else 1
     codes = _trunc_codes(ctx, node) if version == 2 else None
     out = node.output[0] if codes is None else ctx.fresh(node.output[0] + "__trunc")
@@ -173,7 +174,7 @@ def _trunc_codes(ctx: ImportContext, node):
     if np.any(zp != 0) or out_scale.size != 1 or not float(out_scale.reshape(-1)[0]) > 0 or \
             bits != int(bits) or not 2 <= bits <= 16:
         return None
-    a = attrs_of(node)
+    a = attributes(node)
     signed = bool(a.get("signed", 1))
     lo, hi = _range(int(bits), signed, bool(a.get("narrow", 0)))
     qp = QParams.make(out_scale.reshape(()), np.zeros((), np.int64), None, name=node.output[0])

@@ -7,7 +7,8 @@ MatMulInteger. Each becomes one integer IR node whose inputs follow the QLinearC
 from __future__ import annotations
 
 from ..ir import INT32, IntType
-from .context import ImportContext, attrs_of, check_zero_point
+from ..onnx_values import attributes
+from .context import ImportContext, check_zero_point
 from .registry import MS_DOMAIN, lowering
 
 
@@ -50,7 +51,7 @@ def lower_qlinear_conv(ctx: ImportContext, node) -> None:
     t = declare_quantized_output(ctx, node, node.output[0], ins[6], ins[7])
     _note_input_qparams(ctx, ins[0], ins[1], ins[2])
     _note_input_qparams(ctx, ins[3], ins[4], ins[5], axis=0)
-    attrs = conv_attrs(ctx, node, attrs_of(node))
+    attrs = conv_attrs(ctx, node, attributes(node))
     attrs.update(out_type=t, requant=True, lo=t.qmin, hi=t.qmax)
     ctx.emit("conv", node.name or node.output[0], ins, [node.output[0]], attrs, ctx.origin(node))
 
@@ -59,7 +60,7 @@ def lower_qlinear_conv(ctx: ImportContext, node) -> None:
 def lower_conv_integer(ctx: ImportContext, node) -> None:
     x, w, xz, wz = (_in(node, i) for i in range(4))
     ctx.declare(node.output[0], INT32)
-    attrs = conv_attrs(ctx, node, attrs_of(node))
+    attrs = conv_attrs(ctx, node, attributes(node))
     attrs.update(out_type=INT32, requant=False)
     ctx.emit("conv", node.name or node.output[0], [x, "", xz, w, "", wz, "", "", ""],
              [node.output[0]], attrs, ctx.origin(node))
@@ -85,7 +86,7 @@ def lower_matmul_integer(ctx: ImportContext, node) -> None:
 @lowering("QGemm", domain=MS_DOMAIN)
 def lower_qgemm(ctx: ImportContext, node) -> None:
     a_, a_s, a_z, b_, b_s, b_z, c_, y_s, y_z = (_in(node, i) for i in range(9))
-    a = attrs_of(node)
+    a = attributes(node)
     if not y_s:
         raise ctx.unsupported(node, "QGemm with a float output (no y_scale) is not supported")
     t = declare_quantized_output(ctx, node, node.output[0], y_s, y_z)
@@ -112,14 +113,14 @@ def lower_qlinear_concat(ctx: ImportContext, node) -> None:
         raise ctx.unsupported(node, f"expects Y_scale, Y_zero_point and triples, got {len(ins)} inputs")
     t = declare_quantized_output(ctx, node, node.output[0], ins[0], ins[1])
     ctx.emit("concat", node.name or node.output[0], ins, [node.output[0]],
-             {"axis": int(attrs_of(node).get("axis", 0)), "out_type": t}, ctx.origin(node))
+             {"axis": int(attributes(node).get("axis", 0)), "out_type": t}, ctx.origin(node))
 
 
 @lowering("QLinearAveragePool", "QLinearGlobalAveragePool", domain=MS_DOMAIN)
 def lower_qlinear_pool(ctx: ImportContext, node) -> None:
     ins = [_in(node, i) for i in range(5)]
     t = declare_quantized_output(ctx, node, node.output[0], ins[3], ins[4])
-    a = attrs_of(node)
+    a = attributes(node)
     ap = a.get("auto_pad", b"NOTSET")
     attrs = {"out_type": t, "channels_last": int(a.get("channels_last", 0)),
              "kernel_shape": tuple(a.get("kernel_shape", ())), "strides": tuple(a.get("strides", ())),
@@ -134,7 +135,7 @@ def lower_qlinear_pool(ctx: ImportContext, node) -> None:
 def lower_qlinear_softmax(ctx: ImportContext, node) -> None:
     ins = [_in(node, i) for i in range(5)]
     t = declare_quantized_output(ctx, node, node.output[0], ins[3], ins[4])
-    a = attrs_of(node)
+    a = attributes(node)
     if "opset" not in a:
         raise ctx.unsupported(node, "QLinearSoftmax needs its 'opset' attribute")
     opset = int(a["opset"])
@@ -148,5 +149,5 @@ def lower_qlinear_lut(ctx: ImportContext, node) -> None:
     t = declare_quantized_output(ctx, node, node.output[0], ins[3], ins[4])
     kind = "sigmoid" if node.op_type == "QLinearSigmoid" else "leaky_relu"
     ctx.emit("lut", node.name or node.output[0], ins, [node.output[0]],
-             {"kind": kind, "alpha": float(attrs_of(node).get("alpha", 0.01)), "out_type": t},
+             {"kind": kind, "alpha": float(attributes(node).get("alpha", 0.01)), "out_type": t},
              ctx.origin(node))

@@ -4,14 +4,14 @@ from __future__ import annotations
 from ..errors import InvalidModelError, QuantParamError
 from ..ir import FLOAT32, FloatType, IntType
 from ..onnx_core import proto
-from ..onnx_values import elem_name
-from .context import ELEM_TYPES, ImportContext, attrs_of, check_zero_point
+from ..onnx_values import attributes, elem_name
+from .context import ELEM_TYPES, ImportContext, check_zero_point
 from .generic import fold_constant
 from .registry import MS_DOMAIN, lowering
 
 
 def _axis_and_block(ctx: ImportContext, node, rank):
-    a = attrs_of(node)
+    a = attributes(node)
     axis = int(a.get("axis", 1))
     s = node.input[1] if len(node.input) > 1 else ""
     per_axis = ctx.is_const(s) and ctx.constants[s].size > 1 if s else False
@@ -41,7 +41,7 @@ def lower_quantize(ctx: ImportContext, node) -> None:
     if fold_constant(ctx, node):     # a weight quantized in the graph (qonnx's QuantToQCDQ)
         return
     x, s, z = _input(node, 0), _input(node, 1), _input(node, 2)
-    a = attrs_of(node)
+    a = attributes(node)
     if "output_dtype" in a and a["output_dtype"]:
         out_elem = a["output_dtype"]
     elif z and ctx.type_of(z) is not None:
@@ -79,7 +79,7 @@ def lower_dequantize(ctx: ImportContext, node) -> None:
             check_zero_point(qp.zero_point, in_type, q)
         if ctx.tensors.get(q) is not None and ctx.tensors[q].qparams is None:
             ctx.tensors[q] = ctx.tensors[q].with_(qparams=qp)
-    a = attrs_of(node)
+    a = attributes(node)
     out_type = FLOAT32
     if a.get("output_dtype"):
         out_type = ELEM_TYPES[a["output_dtype"]]
