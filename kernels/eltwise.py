@@ -337,6 +337,13 @@ def mul_ratio(a_scale, b_scale, y_scale) -> np.float32:
     return F32(F32(F32(a_scale) * F32(b_scale)) / F32(y_scale))
 
 
+@kernel(inline="always")
+def _mul_code(prod, ratio, y_zp_f, flo, fhi, lo):
+    """QLinearMul's output code from the exact product prod = (a - za)(b - zb) (float32 or
+    integer): clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi) (_sat_cvt, checked)."""
+    return _sat_cvt(np.float32(np.float32(np.float32(prod) * ratio) + y_zp_f), flo, fhi, lo, True)
+
+
 @kernel
 def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     """out[i] = clamp(cvt(f32(f32(f32(prod) * ratio) + zy)), lo, hi), prod = (a[i] - za)(b[i] - zb)
@@ -350,13 +357,10 @@ def _mul_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     if b.size == 1:
         bz = np.float32(np.float32(b[0]) - zb)
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * bz) * ratio) + y_zp_f)
-            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+            out[i] = _mul_code((np.float32(a[i]) - za) * bz, ratio, y_zp_f, flo, fhi, lo)
     else:
         for i in range(a.size):
-            v = np.float32(np.float32(np.float32((np.float32(a[i]) - za) * (np.float32(b[i]) - zb)) * ratio)
-                           + y_zp_f)
-            out[i] = _sat_cvt(v, flo, fhi, lo, True)
+            out[i] = _mul_code((np.float32(a[i]) - za) * (np.float32(b[i]) - zb), ratio, y_zp_f, flo, fhi, lo)
 
 
 @kernel
@@ -366,8 +370,7 @@ def _mul_wide_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     scalar = b.size == 1
     for i in range(a.size):
         bi = b[0] if scalar else b[i]
-        v = np.float32(np.float32(np.float32((np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp)) * ratio) + y_zp_f)
-        out[i] = _sat_cvt(v, flo, fhi, lo, True)
+        out[i] = _mul_code((np.int64(a[i]) - a_zp) * (np.int64(bi) - b_zp), ratio, y_zp_f, flo, fhi, lo)
 
 
 def _mul_plan(a, a_scale, a_zp, b, b_scale, b_zp):
@@ -409,9 +412,7 @@ def _mul_rows_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
     for r in range(a.shape[0]):
         bz = np.int64(b[r]) - b_zp
         for q in range(a.shape[1]):
-            prod = (np.int64(a[r, q]) - a_zp) * bz
-            v = np.float32(np.float32(np.float32(prod) * ratio) + y_zp_f)
-            out[r, q] = _sat_cvt(v, flo, fhi, lo, True)
+            out[r, q] = _mul_code((np.int64(a[r, q]) - a_zp) * bz, ratio, y_zp_f, flo, fhi, lo)
 
 
 class MulPlan(NamedTuple):
@@ -518,8 +519,7 @@ def _mul_cols_impl(a, a_zp, b, b_zp, ratio, y_zp_f, lo, hi, out):
             bz[c] = np.float32(np.int32(b[n, c]) - np.int32(b_zp))
         for p in range(n_pix):
             for c in range(n_ch):   # f32(a - za) * f32(b - zb): the exact product (_mul_impl)
-                v = np.float32(np.float32(np.float32((np.float32(a[n, p, c]) - za) * bz[c]) * ratio) + y_zp_f)
-                out[n, p, c] = _sat_cvt(v, flo, fhi, lo, True)
+                out[n, p, c] = _mul_code((np.float32(a[n, p, c]) - za) * bz[c], ratio, y_zp_f, flo, fhi, lo)
 
 
 def qlinear_mul_cols(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, lo, hi, out) -> None:
