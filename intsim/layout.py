@@ -36,6 +36,24 @@ def nchw_view(xh: np.ndarray) -> np.ndarray:
     return xh.transpose(0, 3, 1, 2)
 
 
+def held_nhwc(x) -> np.ndarray | None:
+    """nhwc_of for 2-D images, and for 1-D signals (N, C, W) held channels-last (a C-contiguous
+    (N, W, C) array) that array read as the (N, 1, W, C) image of one row (a 1-D conv or pool
+    runs as a 2-D one with H = 1); None when x's memory is not laid out channels-last."""
+    if isinstance(x, np.ndarray) and x.ndim == 3:
+        xh = x.transpose(0, 2, 1)
+        return xh.reshape(xh.shape[0], 1, xh.shape[1], xh.shape[2]) if xh.flags.c_contiguous else None
+    return nhwc_of(x)
+
+
+def planes_view(xh: np.ndarray, ndim: int) -> np.ndarray:
+    """The channels-first view (N, C, H, W), or for ndim 3 (N, C, W), of the (N, H, W, C) array xh
+    (H = 1 for ndim 3): the inverse of held_nhwc."""
+    if ndim == 3:
+        return xh.reshape(xh.shape[0], xh.shape[2], xh.shape[3]).transpose(0, 2, 1)
+    return nchw_view(xh)
+
+
 def map_kept(x: np.ndarray, dtype, fn) -> np.ndarray:
     """y with y[i] = f(x[i]) in x's layout: fn(src, out) on the C-contiguous channels-last array
     of x when x is held channels-last (y is then the NCHW view of out), else on x made

@@ -30,6 +30,25 @@ def test_nhwc_of_finds_exactly_channels_last_memory(shape):
     assert layout.nhwc_of(x[0]) is None
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(*[st.integers(1, 5)] * 3))
+def test_held_nhwc_finds_exactly_channels_last_signals(shape):
+    """A 1-D signal (N, C, W) held channels-last is read as the (N, 1, W, C) image of one row,
+    and planes_view gives the signal back; a channels-first signal (C, W > 1) is not held so."""
+    n, c, w = shape
+    x = np.arange(n * c * w, dtype=np.int32).reshape(shape)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 1)).reshape(n, 1, w, c)
+    view = layout.planes_view(xh, 3)
+    assert view.shape == x.shape and np.array_equal(view, x) and np.shares_memory(view, xh)
+    held = layout.held_nhwc(view)
+    assert held is not None and held.shape == (n, 1, w, c) and np.shares_memory(held, xh)
+    assert np.array_equal(held, xh)
+    if c > 1 and w > 1:
+        assert layout.held_nhwc(x) is None
+    x4 = x.reshape(n, c, 1, w)
+    assert np.array_equal(layout.planes_view(np.ascontiguousarray(x4.transpose(0, 2, 3, 1)), 4), x4)
+
+
 def _model(name, form="qdq_u8_pc"):
     try:
         return zoo.quantized_model(name, form)
@@ -62,6 +81,13 @@ def _check_readers(prog, chosen):
             assert not all(ok(nd) for nd in nodes)
 
 
+def _assert_replays_equal(got, want):
+    """got: runs on feeds cycling through want's feeds (a recording, then frozen replays)."""
+    for i, g in enumerate(got):
+        for k in g:
+            np.testing.assert_array_equal(g[k], want[i % len(want)][k])
+
+
 @pytest.mark.parametrize("form", ["qdq_u8", "qop_s8"])
 def test_fire_module_concats_run_channels_last(form):
     """SqueezeNet's fire modules (expand convs -> channel concat -> squeeze conv or MaxPool): the
@@ -84,9 +110,7 @@ def test_fire_module_concats_run_channels_last(form):
         plain = intsim.load(path)
         assert not plain._ctx.channels_last
         want = [plain.run(f) for f in feeds]
-    for i, g in enumerate(got):
-        for k in g:
-            np.testing.assert_array_equal(g[k], want[i % 2][k])
+    _assert_replays_equal(got, want)
 
 
 @pytest.mark.parametrize("name", ["mobilenetv2_s", "digits_dsconv", "digits_cnn"])
@@ -165,3 +189,45 @@ def test_mbconv_blocks_stay_channels_last(name, se, gap, form, monkeypatch):
     assert calls == {"cols": se, "gap": gap}                 # no channels-last images in the NCHW run
     for k in fast:
         np.testing.assert_array_equal(fast[k], plain[k])
+
+
+@pytest.mark.parametrize("form", ["qdq_u8", "qop_u8"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_audio_conv1d_runs_channels_last(form, threads, monkeypatch, request):
+    """The Conv1d audio net (1-D convs and MaxPools): its convs read and write channels-last
+    signals ((N, 1, W, C) images) and its MaxPools read them in place, the run and its frozen
+    replays equal the all-NCHW run (and so, by tests/test_arch_zoo.py, onnxruntime), on 1 and 2
+    kernel threads."""
+    from kernels import conv_plan, pool, threads as kernel_threads
+    from intsim.runtime import program
+    before = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
+    request.addfinalizer(lambda: kernel_threads.set_num_threads(before))
+    try:
+        path = str(zoo.arch_quantized_model("audio_conv1d", form, 64))
+    except zoo.ModelUnavailable as e:
+        pytest.skip(str(e))
+    layouts, pools = [], []
+
+    class SpyBound(conv_plan.BoundPlan):
+        def __init__(self, plan, n_img, x_layout, out_layout, out_dtype, where):
+            layouts.append((plan.in_chw, x_layout, out_layout))
+            super().__init__(plan, n_img, x_layout, out_layout, out_dtype, where)
+    monkeypatch.setattr(conv_plan, "BoundPlan", SpyBound)
+
+    def pool_spy(xh, *a):
+        pools.append(xh.shape)
+        return real_pool(xh, *a)
+    real_pool = pool.bind_maxpool_nhwc
+    monkeypatch.setattr(pool, "bind_maxpool_nhwc", pool_spy)
+    feeds = [{zoo.INPUT_NAME: zoo.arch_inputs("audio_conv1d", 2, seed, 64)} for seed in (5, 6)]
+    prog = intsim.load(path)
+    got = [prog.run(f) for _ in range(3) for f in feeds]          # recording, then frozen replays
+    assert any(x == "nhwc" and c > 1 and out == "nhwc" for (c, _, _), x, out in layouts), layouts
+    assert pools and all(s[1] == 1 for s in pools), pools
+    monkeypatch.setattr(layout, "reads_channels_last", lambda node: False)
+    monkeypatch.setattr(program, "channels_last_tensors", lambda graph, readers_named=(): frozenset())
+    plain = intsim.load(path)
+    assert not plain._ctx.channels_last
+    want = [plain.run(f) for f in feeds]
+    _assert_replays_equal(got, want)

@@ -29,7 +29,7 @@ from ..accumulator import Accumulator, finish, narrow_model
 from ..errors import AccumulatorOverflow, QuantParamError, ShapeError
 from ..geometry import auto_pads
 from ..ir import IntType, Requant
-from ..layout import nchw_view, nhwc_of
+from ..layout import held_nhwc, planes_view
 from ..limits import check_shape
 from ..targets.rules import AccRequant, DoubleRequant, FixedRequant, LaneRequant
 from . import engines
@@ -119,12 +119,15 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
     n, m = x4.shape[0], b.w.shape[0]
     oh, ow = conv_out_hw(x4.shape[2], x4.shape[3], b.w.shape[2], b.w.shape[3], geom)
     dtype, name = node.attrs["out_type"].storage, node.outputs[0]
-    out_nhwc = not one_d and name in getattr(ctx, "channels_last", ())
+    out_nhwc = name in getattr(ctx, "channels_last", ())
     out_shape = (n, oh, ow, m) if out_nhwc else (n, m, oh, ow)
     stored = (n, m, ow) if one_d else (n, m, oh, ow)
+    rank = len(stored)
     conv = b.engine.fused(b, geom, x4.shape, x4.dtype, (x_layout, "nhwc" if out_nhwc else "nchw"), dtype,
                           (True,) + fused, "conv")
-    x4_shape = x4.shape if one_d else None      # a 1-D conv's (N, C, W) x read as (N, C, 1, W)
+    # a 1-D conv's (N, C, W) x read as (N, C, 1, W); held channels-last, x is already its
+    # (N, 1, W, C) image (held_nhwc)
+    x4_shape = x4.shape if one_d and x_layout == "nchw" else None
 
     def lane(env, x):
         out = np.empty(out_shape, dtype)
@@ -132,16 +135,16 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
             conv(x if x4_shape is None else x.reshape(x4_shape), out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
-        env[name] = nchw_view(out) if out_nhwc else out.reshape(stored)
+        env[name] = planes_view(out, rank) if out_nhwc else out.reshape(stored)
 
     def fed(env):
         """The lane on a graph input (read from env at each replay) into the output array env
         holds (a frozen run's `fresh_outputs`): conv checks both, as on an ordinary run."""
         x, y = env[node.inputs[0]], env[name]
-        xh = x if x_layout != "nhwc" else nhwc_of(x)
+        xh = x if x_layout != "nhwc" else held_nhwc(x)
         if xh is None:          # a feed laid out unlike the recorded one
-            xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
+            xh = np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(x4.shape[0], x4.shape[2], x4.shape[3], x4.shape[1])
+        out = held_nhwc(y) if out_nhwc else y.reshape(out_shape)
         _kernel_call(node, conv, xh if x4_shape is None else xh.reshape(x4_shape), out)
     fed.fresh_outputs = True
 
@@ -151,8 +154,8 @@ def _fused_lane(node, ctx, b: Bound, geom, fused, x4, one_d: bool, x_layout: str
         if node.inputs[0] not in fixed:
             return fed
         x, y = env[node.inputs[0]], env[name]
-        x = nhwc_of(x) if x_layout == "nhwc" else x
-        out = nhwc_of(y) if out_nhwc else y.reshape(out_shape)
+        x = held_nhwc(x) if x_layout == "nhwc" else x
+        out = held_nhwc(y) if out_nhwc else y.reshape(out_shape)
         if x is None or out is None or not out.flags.c_contiguous:
             return None
         call = conv.freeze(x if x4_shape is None else x.reshape(x4_shape), out)
@@ -425,13 +428,12 @@ def prepare_conv(node, ctx):
 
     reader, static = _parameters(node, ctx, bind)
     bound_of = _bound_of(node, ctx, reader, bind, panels)
-    one_d_static = static is not None and static[1]
     lanes: dict = {}    # _lane_key -> the fused run prepared for it (static weights, no taps)
 
     def run(env, tap):
         x = env[ins[0]]
         if tap is None and lanes:
-            xh = None if one_d_static else nhwc_of(x)
+            xh = held_nhwc(x)
             lane = lanes.get((x.shape, x.dtype, xh is None, get_num_threads()))
             if lane is not None:
                 lane(env, x if xh is None else xh)
@@ -445,7 +447,7 @@ def prepare_conv(node, ctx):
         fused = bound.fused_requant(ctx, x4.dtype, node.attrs["out_type"].storage) \
             if tap is None and node.attrs.get("requant") else None
         if fused is not None:
-            xh = None if one_d else nhwc_of(x)
+            xh = held_nhwc(x)
             lane = _kernel_call(node, _fused_lane, node, ctx, bound, geom, fused, x4, one_d,
                                 "nchw" if xh is None else "nhwc")
             if static is not None:
@@ -468,7 +470,7 @@ def prepare_conv(node, ctx):
     def freeze(env, fixed):
         """The fused lane's call(env) when the last run took one (intsim.frozen), else None."""
         x = env[ins[0]]
-        xh = None if one_d_static else nhwc_of(x)
+        xh = held_nhwc(x)
         lane = _lane_now(run, env, fixed, ins[0], lambda: lanes.get((x.shape, x.dtype, xh is None, get_num_threads())))
         hook = getattr(lane, "freeze", None)
         return hook(env, fixed) if hook is not None else None

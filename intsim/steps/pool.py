@@ -11,7 +11,7 @@ from kernels import pool as pk
 
 from ..errors import ShapeError
 from ..geometry import auto_pads
-from ..layout import nchw_view, nhwc_of
+from ..layout import held_nhwc, nhwc_of, planes_view
 from ..limits import check_shape
 from ..targets.rules import AccRequant, DivideRound, FoldedMean, OptimizedMean, OrtArith, RawAverage, XnnpackMean
 from .registry import step
@@ -31,6 +31,14 @@ def _geometry(x, kernel, a_strides, a_pads, a_dil, auto_pad):
     return strides, pads, dilations
 
 
+def window_2d(kernel, strides, pads, dilations):
+    """A 1-D pool's window as the 2-D one over images of one row (H = 1: kernel, stride and
+    dilation 1, no pads on H); a 2-D window as it is. pads in ONNX order (begins, then ends)."""
+    if len(kernel) == 2:
+        return kernel, strides, pads, dilations
+    return [1, kernel[0]], [1, strides[0]], [0, pads[0], 0, pads[1]], [1, dilations[0]]
+
+
 def maxpool_fn(node, ctx, a, get):
     """The integer MaxPool used by `onnx` nodes on 8-bit tensors."""
     kernel = list(a["kernel_shape"])
@@ -44,7 +52,7 @@ def maxpool_fn(node, ctx, a, get):
 
     def run(env):
         x = get(env, 0)
-        xh = nhwc_of(x) if len(kernel) == 2 else None
+        xh = held_nhwc(x) if len(kernel) in (1, 2) and np.ndim(x) == len(kernel) + 2 else None
         x = x if xh is not None else np.ascontiguousarray(x)
         try:
             st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
@@ -54,34 +62,37 @@ def maxpool_fn(node, ctx, a, get):
                 out = np.empty(shape, x.dtype)
                 maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
                 return [out]
-            out = np.empty((shape[0],) + shape[2:] + (shape[1],), x.dtype)   # channels-last in, out
-            maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), out)
+            out = np.empty((shape[0],) + (1,) * (4 - len(shape)) + shape[2:] + (shape[1],), x.dtype)  # channels-last
+            maxpool_nhwc(xh, *window_2d(kernel, st, pads, di), int(a.get("ceil_mode", 0)), out)
         except ValueError as e:
             raise ShapeError(f"node '{node.name}': {e}") from None
-        return [nchw_view(out) if keep_nhwc else np.ascontiguousarray(nchw_view(out))]
+        y = planes_view(out, len(shape))
+        return [y if keep_nhwc else np.ascontiguousarray(y)]
 
     def freeze(env, fixed):
         """call(env) redoing the last run in place (intsim.frozen): on NCHW (or 1-D) arrays the
         pool bound to them; read channels-last, the pool into the output, or into a
         channels-last buffer then copied to an NCHW output; else None."""
         x, y = get(env, 0), env[node.outputs[0]]
-        xh = nhwc_of(x) if len(kernel) == 2 else None
+        xh = held_nhwc(x) if len(kernel) in (1, 2) and np.ndim(x) == len(kernel) + 2 else None
         if ctx.kernels == "fast" and node.inputs[0] in fixed and xh is None and isinstance(x, np.ndarray) and \
                 x.flags.c_contiguous and isinstance(y, np.ndarray) and y.flags.c_contiguous:
             # NCHW (or 1-D) in and out: the pool bound to the recorded arrays
             st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
             call = pk.bind_maxpool(x, kernel, st, pads, di, int(a.get("ceil_mode", 0)), y)
             return lambda env: call()
-        if ctx.kernels != "fast" or node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or y.ndim != 4:
+        if ctx.kernels != "fast" or node.inputs[0] not in fixed or xh is None or not isinstance(y, np.ndarray) or \
+                y.ndim != x.ndim:
             return None
-        yh = nhwc_of(y) if keep_nhwc else np.empty(y.transpose(0, 2, 3, 1).shape, y.dtype)
+        yh = held_nhwc(y) if keep_nhwc else np.empty((y.shape[0],) + (1,) * (4 - y.ndim) + y.shape[2:] + (y.shape[1],),
+                                                     y.dtype)
         if yh is None or (not keep_nhwc and not y.flags.c_contiguous):
             return None
         st, pads, di = _geometry(x, kernel, a.get("strides", ()), a.get("pads", ()), a.get("dilations", ()), ap)
-        call = pk.bind_maxpool_nhwc(xh, kernel, st, pads, di, int(a.get("ceil_mode", 0)), yh)
+        call = pk.bind_maxpool_nhwc(xh, *window_2d(kernel, st, pads, di), int(a.get("ceil_mode", 0)), yh)
         if keep_nhwc:
             return lambda env: call()
-        planes = nchw_view(yh)
+        planes = planes_view(yh, y.ndim)
 
         def pool_then_planes(env):
             call()

@@ -266,3 +266,26 @@ def test_bind_maxpool_through_channels_last_equals_twin(data, dtype, c):
         P.maxpool_ref(x, k, s, p, [1, 1], cm, want)
         assert np.array_equal(out, want)
         x[...] = x[:, ::-1]         # new values in the bound array
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16]), dilated=st.booleans())
+def test_1d_pool_channels_last_as_one_row_equals_twin(data, dtype, dilated):
+    """A 1-D MaxPool on a signal held channels-last (N, W, C) runs as the 2-D pool of one row
+    (intsim.steps.pool.window_2d lifts the window): equal to maxpool_ref on the (N, C, W) signal
+    (odd lengths, pads, strides, ceil mode, dilations, values at the type's ends)."""
+    from intsim.steps.pool import window_2d
+    spatial, k, s, p, cm = data.draw(geometry(1, max_hw=60))
+    dl = [data.draw(st.integers(1, 3))] if dilated else [1]
+    try:
+        osz = P.pool_output_shape(spatial, k, s, p, dl, cm)
+    except ValueError:
+        return
+    c = data.draw(st.sampled_from([1, 3, 32, 33]))
+    x = data.draw(int_array((data.draw(st.integers(1, 3)), c) + tuple(spatial), dtype))
+    want = np.full(x.shape[:2] + osz, 9, dtype)
+    P.maxpool_ref(x, k, s, p, dl, cm, want)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 1)).reshape(x.shape[0], 1, spatial[0], c)
+    got = np.full((x.shape[0], 1) + osz + (c,), 7, dtype)
+    P.maxpool_nhwc(xh, *window_2d(k, s, p, dl), cm, got)
+    assert np.array_equal(got[:, 0].transpose(0, 2, 1), want)
