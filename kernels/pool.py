@@ -30,6 +30,7 @@ import numpy as np
 from .conv_rows import bind_to_nhwc
 from .eltwise import cvt_np
 from .jit import kernel
+from .lanes_max import tap_max16, tap_max32
 from .threads import parallel_items
 
 F32 = np.float32
@@ -404,31 +405,58 @@ def _max_into(d, v):
 def _maxpool_nhwc_impl(x, geo, init, r0, r1, out):
     """Output rows r0..r1-1 (row = n*OH + oy) of a 2-D MaxPool on channels-last x (N, H, W, C)
     into out (N, OH, OW, C); geo = [kh, kw, sh, sw, ph, pw, dh, dw]. Per output row: the
-    element-wise max of the window's input rows inside the image (W*C lanes), then per output
-    column the max over its window's columns inside the image (C lanes). Taps outside the image
-    are skipped; `init` (the type's minimum) starts each max, so a window with no tap inside
-    the image gives it (as onnxruntime)."""
+    element-wise max of the window's input rows inside the image (W*C lanes; the input row
+    itself when kh = 1 and ph = 0, as for 1-D pools), then per output column the max over its
+    window's columns: for windows inside the row by `lanes_max` (32- then 16-byte blocks of
+    the C lanes, the rest lane by lane), for border windows over the columns inside the image.
+    Taps outside the image are skipped; `init` (the type's minimum) starts each border max, so
+    a window with no tap inside the image gives it (as onnxruntime)."""
     _, ih, iw, c_ = x.shape
     _, oh, ow, _ = out.shape
     kh, kw, sh, sw, ph, pw, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
     row = iw * c_
     vm = np.empty(row, x.dtype)
     xf, of = x.reshape(-1), out.reshape(-1)
+    o_lo, o_hi = _interior_cols(iw, (kw - 1) * dw + 1, sw, pw, ow)
+    lanes = 32 // x.itemsize
+    nb32 = c_ // lanes
+    at16 = nb32 * lanes
+    c_vec = at16 + lanes // 2 if c_ - at16 >= lanes // 2 else at16
+    step = dw * c_
+    direct = kh == 1 and ph == 0
     for r in range(r0, r1):
         n, oy = r // oh, r % oh
-        vm[:] = init
-        for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            if iy >= 0 and iy < ih:
-                src = (n * ih + iy) * row
-                _max_into(vm, xf[src:src + row])
+        src, base = vm, 0
+        if direct:
+            src, base = xf, (n * ih + oy * sh) * row
+        else:
+            vm[:] = init
+            for ky in range(kh):
+                iy = oy * sh - ph + ky * dh
+                if iy >= 0 and iy < ih:
+                    at = (n * ih + iy) * row
+                    _max_into(vm, xf[at:at + row])
         for ox in range(ow):
-            d = of[(r * ow + ox) * c_:(r * ow + ox + 1) * c_]
-            d[:] = init
-            for kx in range(kw):
-                ix = ox * sw - pw + kx * dw
-                if ix >= 0 and ix < iw:
-                    _max_into(d, vm[ix * c_:(ix + 1) * c_])
+            d0 = (r * ow + ox) * c_
+            if ox < o_lo or ox >= o_hi:
+                d = of[d0:d0 + c_]
+                d[:] = init
+                for kx in range(kw):
+                    ix = ox * sw - pw + kx * dw
+                    if ix >= 0 and ix < iw:
+                        _max_into(d, src[base + ix * c_:base + (ix + 1) * c_])
+                continue
+            s0 = base + (ox * sw - pw) * c_
+            for b in range(nb32):
+                tap_max32(src, s0 + b * lanes, step, kw, of, d0 + b * lanes)
+            if c_vec > at16:
+                tap_max16(src, s0 + at16, step, kw, of, d0 + at16)
+            for i in range(c_vec, c_):
+                m = src[s0 + i]
+                for kx in range(1, kw):
+                    v = src[s0 + kx * step + i]
+                    m = v if v > m else m
+                of[d0 + i] = m
 
 
 def maxpool_nhwc(xh, kernel, strides, pads, dilations, ceil_mode, out) -> None:
