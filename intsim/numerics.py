@@ -70,8 +70,9 @@ def as_channels3(x: np.ndarray, axis, channels: int) -> np.ndarray:
 def quantize_planned(x: np.ndarray, plan, axis) -> np.ndarray:
     """QuantizeLinear through kernels.eltwise with a validated `quantize_plan`; x is cast to
     float32 (as ONNX computes) and must have plan.scale.size entries along `axis`."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.empty(x.shape, plan.dtype)
+    shape = np.shape(x)
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(shape)    # (ascontiguousarray makes a 0-d x 1-d)
+    out = np.empty(shape, plan.dtype)
     c = plan.scale.size
     ek.quantize_linear_planned(as_channels3(x, axis, c) if c > 1 else x, plan,
                                as_channels3(out, axis, c) if c > 1 else out)

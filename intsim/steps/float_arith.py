@@ -21,7 +21,8 @@ UFUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divid
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _dtype(name, ctx):
+def declared_dtype(name, ctx):
+    """The element type of tensor `name` as declared (a constant's own), or None."""
     if name in ctx.constants:
         return np.asarray(ctx.constants[name]).dtype
     storage = getattr(getattr(ctx.graph.tensors.get(name), "dtype", None), "storage", None)
@@ -36,7 +37,7 @@ def float_arith(node, ctx):
     if node.op != "onnx" or node.attrs.get("domain") or op not in UFUNCS or len(ins) != 2 or \
             len(node.outputs) != 1:
         return None
-    dtypes = {_dtype(i, ctx) for i in ins} | {_dtype(node.outputs[0], ctx)}
+    dtypes = {declared_dtype(i, ctx) for i in ins} | {declared_dtype(node.outputs[0], ctx)}
     if len(dtypes) != 1 or dtypes.pop() not in FLOATS:
         return None
     ufunc, (a_name, b_name), out = UFUNCS[op], ins, node.outputs[0]

@@ -17,7 +17,9 @@ them all (it may fuse less: inner values localize, the island's outputs stay the
 An island of one elementwise Add/Sub/Mul/Div on floats runs on NumPy instead (float_arith:
 IEEE 754 fixes its bits), and so does each node of an island made only of Add/Sub/Mul (e.g.
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
-fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). A session is built once per island and input dtypes (at the island's first run: the input
+fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). An island of
+one float32 ReduceMean over trailing axes runs on kernels.ort_mean (float_mean: onnxruntime's
+summation order). A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
 
 QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention) ends its
@@ -38,6 +40,7 @@ from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
+from .float_mean import float_mean
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 NO_FLASH = "ORT_DISABLE_FLASH_ATTENTION"
@@ -282,6 +285,10 @@ def prepare_ort_island(node, ctx):
         arith = float_arith(node, ctx)   # IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
         if arith is not None and all(float_arith(n, ctx) is not None for n in island.nodes):
             return arith
+    if len(island.nodes) == 1:       # ReduceMean over trailing axes: onnxruntime's order in a kernel
+        mean = float_mean(node, ctx, lambda env, tap: island.run(env, tap is not None))
+        if mean is not None:
+            return mean
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
