@@ -665,6 +665,24 @@ def bind_quantize_planned(x, plan: QuantizePlan, out):
     return partial(_quantize_impl, x3, plan.scale, plan.zp, np.int64(plan.qmin), np.int64(plan.qmax), o3)
 
 
+def bind_quantize_into(plan: QuantizePlan, out):
+    """call(x) doing quantize_linear_planned(x, plan, out) for any x of out's shape (a graph
+    input: a new array each run) into this very out: for one scale and fewer than _PAR_MIN
+    elements, x's checks (float32, C-contiguous, out's shape) then the element kernel itself;
+    else quantize_linear_planned."""
+    if plan.scale.size != 1 or out.size >= _PAR_MIN or not out.flags.c_contiguous:
+        return lambda x: quantize_linear_planned(x, plan, out)
+    shape, o3 = out.shape, out.reshape(1, 1, -1)
+    qmin, qmax = np.int64(plan.qmin), np.int64(plan.qmax)
+
+    def call(x):
+        if type(x) is not np.ndarray or x.dtype != np.float32 or x.shape != shape or not x.flags.c_contiguous:
+            quantize_linear_planned(x, plan, out)     # its checks (and x's own layout)
+            return
+        _quantize_impl(x.reshape(1, 1, -1), plan.scale, plan.zp, qmin, qmax, o3)
+    return call
+
+
 def quantize_linear(x, scale, zp, qmin, qmax, out) -> None:
     """QuantizeLinear float32 -> int (uint8/int8/uint16/int16 `out`), onnxruntime's MLAS order:
     y = cvt(min(max(f32(x / s), f32(qmin - z)), f32(qmax - z))) + z.

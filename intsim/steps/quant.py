@@ -123,6 +123,11 @@ def _static_plan(node, reader, t, block, rounding):
             bound = ek.bind_quantize_planned(as_channels3(x, axis, c) if c > 1 else x, plan, yv)
             return lambda env: bound()
 
+        if c == 1:          # one scale: x's checks and the kernel, bound to the output
+            into = ek.bind_quantize_into(plan, yv)
+            return lambda env: into(np.ascontiguousarray(consts[src] if src in consts else env[src],
+                                                         dtype=np.float32))
+
         def call(env):
             xs = np.ascontiguousarray(consts[src] if src in consts else env[src], dtype=np.float32)
             ek.quantize_linear_planned(as_channels3(xs, axis, c) if c > 1 else xs, plan, yv)

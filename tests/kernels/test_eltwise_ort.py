@@ -366,6 +366,36 @@ def test_quantize_dequantize_kernels_equal_twins(data, dtype, shape, per_axis):
         assert np.array_equal(d1.view(np.int32), d2.view(np.int32))
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.uint16]),
+       shape=st.sampled_from([(1, 1, 16000), (3, 5, 7), (1,), (2, 1, 33)]))
+def test_quantize_into_bound_output_equals_twin(data, dtype, shape):
+    """bind_quantize_into (a graph input's QuantizeLinear in a frozen run: a new x each call,
+    one out) equals the twin on fresh inputs with NaN, infinities, ties and values past the
+    type's ends; an x of another layout (a transposed view) takes the checked path."""
+    info = np.iinfo(dtype)
+    scale = np.array([data.draw(scales)], F32)
+    zp = np.array([data.draw(zero_point(dtype))])
+    out, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    call = E.bind_quantize_into(E.quantize_plan(scale, zp, info.min, info.max, dtype), out)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    for i in range(3):
+        x = (rng.standard_normal(shape) * 10.0 ** i * float(scale[0]) * 100).astype(F32)
+        flat = x.reshape(-1)
+        flat[0] = F32(2.5) * scale[0]
+        flat[-1] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0]))
+        call(x)
+        E.quantize_linear_ref(x, scale, zp, info.min, info.max, want)
+        assert np.array_equal(out, want)
+    if len(shape) == 3 and shape[0] == shape[1] == 1:
+        return
+    xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    xv = np.moveaxis(xt, 0, -1)             # x's values, not C-contiguous
+    if not xv.flags.c_contiguous:
+        with pytest.raises(ValueError):
+            call(xv)
+
+
 @settings(max_examples=200, deadline=None)
 @given(a=st.floats(width=32, allow_nan=False, allow_infinity=False, min_value=-2.0 ** 20, max_value=2.0 ** 20),
        b=st.floats(width=32, allow_nan=False, allow_infinity=False, min_value=-2.0 ** 20, max_value=2.0 ** 20),
