@@ -82,7 +82,9 @@ def _range(x):
 
 
 @kernel
-def _rows_impl(x, out, params):
+def rows_impl(x, out, params):
+    """dynamic_quantize_rows on flat, checked arrays (the Numba entry other kernels call inside
+    one call: kernels.simd.dynamic_chain)."""
     lo, hi = _range(x)
     if not (lo - lo == np.float32(0.0) and hi - hi == np.float32(0.0)):     # a NaN or infinity
         return 1
@@ -98,7 +100,9 @@ def _rows_impl(x, out, params):
 
 
 @kernel
-def _epilogue_impl(raw, a_zp, col_sum, a_scale, b_scale, bias, out):
+def epilogue_impl(raw, a_zp, col_sum, a_scale, b_scale, bias, out):
+    """dequantize_int_matmul on checked arrays (a_zp int64, a_scale float32; the Numba entry
+    other kernels call inside one call: kernels.simd.dynamic_chain)."""
     m_, n_ = raw.shape
     mult = np.empty(n_, np.float32)
     off = np.empty(n_, np.int64)
@@ -147,7 +151,7 @@ def dynamic_quantize_rows(x: np.ndarray, out: np.ndarray, params: np.ndarray) ->
         raise ValueError(f"dynamic_quantize_rows: out must be a C-contiguous uint8 array of shape {x.shape}")
     if not isinstance(params, np.ndarray) or params.dtype != np.float32 or params.shape != (2,):
         raise ValueError("dynamic_quantize_rows: params must be a float32 array of shape (2,)")
-    return int(_rows_impl(x.reshape(-1), out.reshape(-1), params))
+    return int(rows_impl(x.reshape(-1), out.reshape(-1), params))
 
 
 def bind_dynamic_quantize_rows(x: np.ndarray, out: np.ndarray, params: np.ndarray):
@@ -155,7 +159,7 @@ def bind_dynamic_quantize_rows(x: np.ndarray, out: np.ndarray, params: np.ndarra
     C order (the caller's guarantee: a frozen run's buffer or a feed of its key), checked now."""
     dynamic_quantize_rows(x, out, params)
     flat = out.reshape(-1)
-    return lambda x2: _rows_impl(x2.reshape(-1), flat, params)
+    return lambda x2: rows_impl(x2.reshape(-1), flat, params)
 
 
 def dynamic_quantize_rows_ref(x: np.ndarray, out: np.ndarray, params: np.ndarray) -> int:
@@ -191,14 +195,14 @@ def dequantize_int_matmul(raw, a_zp, col_sum, a_scale, b_scale, bias, out) -> No
     a_scale float32, b_scale float32 (1,) or (N,), bias float32 (0,) (none) or (N,), into
     float32 out (M, N). Raises ValueError on bad arrays."""
     _check_epilogue(raw, col_sum, b_scale, bias, out)
-    _epilogue_impl(raw, np.int64(a_zp), col_sum, np.float32(a_scale), b_scale, bias, out)
+    epilogue_impl(raw, np.int64(a_zp), col_sum, np.float32(a_scale), b_scale, bias, out)
 
 
 def bind_dequantize_int_matmul(raw, col_sum, b_scale, bias, out):
     """call(a_zp, a_scale) -> dequantize_int_matmul(raw, a_zp, col_sum, a_scale, b_scale, bias,
     out) on these arrays, checked now (a_zp an int64, a_scale a float32)."""
     _check_epilogue(raw, col_sum, b_scale, bias, out)
-    return lambda a_zp, a_scale: _epilogue_impl(raw, a_zp, col_sum, a_scale, b_scale, bias, out)
+    return lambda a_zp, a_scale: epilogue_impl(raw, a_zp, col_sum, a_scale, b_scale, bias, out)
 
 
 def dequantize_int_matmul_ref(raw, a_zp, col_sum, a_scale, b_scale, bias, out) -> None:

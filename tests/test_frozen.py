@@ -289,3 +289,27 @@ def test_single_op_on_graph_input_replays_its_bound_kernel_into_new_outputs(kind
         kernel_threads.set_num_threads(old)
     (rec,) = _kept(prog)
     assert rec.ordinary == [] and list(rec.fresh) == ["y"]
+
+
+def test_float_island_on_a_graph_input_rebinds_only_a_new_array():
+    """A float island reading the graph input (onnxruntime IOBinding, steps.ort_island.Island.bind)
+    binds the feed once per new array: the same array fed again, changed in place, is read anew
+    (its memory is the bound one), and a feed laid out otherwise (a transposed view) is copied
+    at each run; bit for bit onnxruntime's outputs."""
+    import onnxruntime as ort
+    g = helper.make_graph([helper.make_node("Erf", ["x"], ["e"], name="erf"),
+                           helper.make_node("Softmax", ["e"], ["y"], axis=-1, name="sm")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 5])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    prog = intsim.load(model.SerializeToString(), target="ort")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    t = np.asfortranarray(rng.standard_normal((6, 5)).astype(np.float32))
+    for i, feed in enumerate([x] * 6 + [t, x, x, t, t, x] * 3):    # recorded on x (C order): bound
+        feed[...] = rng.standard_normal((6, 5)).astype(np.float32)     # the same arrays, new values
+        np.testing.assert_array_equal(prog.run({"x": feed})["y"], sess.run(None, {"x": feed})[0],
+                                      err_msg=f"run {i}")
+    assert all(rec.ordinary == [] for rec in _kept(prog))

@@ -18,6 +18,10 @@ chains) by one step at the quantize's place, run without taps:
 - per chain, kernels.dynamic_quant.dequantize_int_matmul: acc = raw - z * colsum(W - W_zp)
   (exact), then the same float32 Cast, Mul and Add as the graph's nodes.
 
+A frozen run's call (intsim.runtime.frozen) enters each chain once, the first chain quantizing
+too (kernels.simd.dynamic_chain: the same three kernels in one Numba call), where its GEMM runs
+serially; else the three calls.
+
 A group is fused only when every intermediate tensor (q, s, z, acc, the casts and products) is
 read by the group alone and is no graph output; the MatMulInteger has a 2-D constant weight, no
 transposes, and sums that provably stay in int32 for any code and zero point (|a - z| <= 255);
@@ -37,6 +41,7 @@ import numpy as np
 from kernels.dynamic_quant import (bind_dequantize_int_matmul, bind_dynamic_quantize_rows, dequantize_int_matmul,
                                    dynamic_quantize_rows)
 from kernels.simd import packing
+from kernels.simd.dynamic_chain import bind_dynamic_chain
 from kernels.simd.wrappers import bind_gemm_packed
 
 from ..ir import FloatType
@@ -214,12 +219,34 @@ def fused_step(dq, chains, prepared: dict, live: bool):
                 y.shape != x.shape[:-1] + (c.n,) for y, c in zip(ys, chains)):
             return None
         codes, params, raws, _ = arrays(x)
-        q2 = codes.reshape(-1, x.shape[-1])
-        quantize = bind_dynamic_quantize_rows(x, codes, params)
-        tails = [(bind_gemm_packed(q2, 0, c.packed, 0, raw),
-                  bind_dequantize_int_matmul(raw, c.col_sum, c.w_scale, c.bias, y.reshape(-1, c.n)))
-                 for c, raw, y in zip(chains, raws, ys)]
-        shape = x.shape
+        shape, outs = x.shape, [y.reshape(-1, c.n) for y, c in zip(ys, chains)]
+        # each chain as one kernel call, the first quantizing too (where the GEMMs run serially)
+        ones = [bind_dynamic_chain(x, codes, params, i == 0, c.packed, raw, c.col_sum, c.w_scale, c.bias, y)
+                for i, (c, raw, y) in enumerate(zip(chains, raws, outs))]
+        if all(one is not None for one in ones):
+            first, rest = ones[0], ones[1:]
+
+            def computed(x):
+                if first(x):
+                    return False
+                for one in rest:
+                    one(x)
+                return True
+        else:
+            q2 = codes.reshape(-1, x.shape[-1])
+            quantize = bind_dynamic_quantize_rows(x, codes, params)
+            tails = [(bind_gemm_packed(q2, 0, c.packed, 0, raw),
+                      bind_dequantize_int_matmul(raw, c.col_sum, c.w_scale, c.bias, y))
+                     for c, raw, y in zip(chains, raws, outs)]
+
+            def computed(x):
+                if quantize(x):
+                    return False
+                zp, scale = np.int64(params[1]), params[0]
+                for gemm, dequantize in tails:
+                    gemm()
+                    dequantize(zp, scale)
+                return True
 
         def call(env, x=x):
             if live:
@@ -227,11 +254,7 @@ def fused_step(dq, chains, prepared: dict, live: bool):
                 if type(x) is not np.ndarray or x.shape != shape or x.dtype != np.float32 or \
                         not x.flags.c_contiguous:
                     x = np.ascontiguousarray(x, np.float32)
-            if not quantize(x):
-                zp, scale = np.int64(params[1]), params[0]
-                for gemm, dequantize in tails:
-                    gemm()
-                    dequantize(zp, scale)
+            if computed(x):
                 return
             unfused(env)
             for y, c in zip(ys, chains):

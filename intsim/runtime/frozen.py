@@ -9,6 +9,9 @@ the frozen run; a replay recomputes the tensors in those buffers:
   MaxPool on channels-last input, AveragePool, GlobalAveragePool) returns call(env), its kernel
   bound to the arrays env holds right after the step ran (its inputs, when they are in `fixed`,
   and the outputs it just stored), checks done at freezing;
+- a step whose outputs the feeds' shapes fix (shape arithmetic) is not replayed: its outputs
+  are kept as recorded; so a replay of a Program whose only BLAS callers (evaluator steps,
+  intsim.runtime.threads) are such steps runs without the BLAS thread limit;
 - any other step (or a hook that returns None or refuses the arrays with a ValueError or an
   IntsimError) runs as usual and its outputs are copied into the buffers; a replay in which
   such an output differs in shape or dtype from the recording (a data-dependent shape) raises
@@ -54,6 +57,7 @@ class FrozenRun:
         self.ordinary: list = []    # names of the steps replayed through their ordinary path
         self.skipped: list = []     # names of the steps whose outputs the feeds' shapes fix (not replayed)
         self.nbytes = 0
+        self.uses_blas = False      # a replayed step calls NumPy's BLAS (intsim.runtime.threads)
         self.lock = threading.Lock()
 
     def record(self, node, fn, env: dict, fixed: set, serial: bool = False, constant: bool = False) -> None:
@@ -68,6 +72,7 @@ class FrozenRun:
                 fixed.add(o)
             self.skipped.append(node.name)
             return
+        self.uses_blas |= bool(getattr(fn, "uses_blas", False))
         hook = getattr(fn, "freeze", None)
         try:
             if hook is None:

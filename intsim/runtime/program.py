@@ -169,6 +169,9 @@ class Program:
         # float islands call NumPy's BLAS: their runs hold it to 1 thread (intsim.runtime.threads)
         self._uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._steps)
         self._tap_uses_blas = blas_budget.LIMIT_BLAS and any(getattr(fn, "uses_blas", False) for _, fn in self._tap_steps)
+        # runs that may replay a frozen run (which keeps shape arithmetic as recorded) choose the
+        # limit once their feed key is known (_blas_budget)
+        self._blas_by_key = self._uses_blas and FREEZE and self.kernels == "fast"
         # small conv/matmul steps run on one thread (intsim.runtime.work): per-sample shares, once
         self._serial = work.serial_steps(self._steps, graph)
         self._tap_serial = self._serial if self._tap_steps is self._steps else work.serial_steps(self._tap_steps, graph)
@@ -243,26 +246,41 @@ class Program:
         and only slices of at least batch_split.MIN_SLICE_ELEMENTS input values (small models run
         whole). INTSIM_BATCH_SPLIT=0 turns this off.
 
-        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads).
+        A graph with float islands runs with NumPy's BLAS held to 1 thread (intsim.runtime.threads),
+        but for the replay of a frozen run none of whose replayed steps calls BLAS (its evaluator
+        steps are all shape arithmetic, kept as recorded: FrozenRun.uses_blas).
 
         Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
         against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
         faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
+        if not taps and threads is None and self._blas_by_key:
+            return self._run(feeds, taps, threads, by_key=True)
         if self._tap_uses_blas if taps else self._uses_blas:
             with blas_budget.one_blas_thread():
                 return self._run(feeds, taps, threads)
         return self._run(feeds, taps, threads)
 
-    def _run(self, feeds: dict, taps: bool, threads: int | None):
+    def _blas_budget(self, key):
+        """The BLAS thread limit for a run of feed key `key`: none when (self._blas_by_key) its
+        frozen run, and at T > 1 threads the 1-thread run tune.WholeRun may pick, replay no
+        BLAS-calling step): a no-op context then, else one_blas_thread()."""
+        keys = (key, (key[0], 1) + key[2:]) if key[1] > 1 and tune.ENABLED else (key,)
+        if all(type(fz) is frozen.FrozenRun and not fz.uses_blas for fz in map(self._frozen.get, keys)):
+            return contextlib.nullcontext()
+        return blas_budget.one_blas_thread()
+
+    def _run(self, feeds: dict, taps: bool, threads: int | None, by_key: bool = False):
         with limited(self.limits):
             if not isinstance(feeds, dict):
                 raise ShapeError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
             env = self._check_feeds(feeds)
             if not taps and threads is None and FREEZE and self.kernels == "fast":
                 key = self._frozen_key(env)
-                if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
-                    return self._whole_choice(key)(lambda: self._dispatch(env, key), lambda: self._serial_run(env))
-                return self._dispatch(env, key)
+                with self._blas_budget(key) if by_key else contextlib.nullcontext():
+                    if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
+                        return self._whole_choice(key)(lambda: self._dispatch(env, key),
+                                                       lambda: self._serial_run(env))
+                    return self._dispatch(env, key)
             return self._unfrozen(env, taps, threads)
 
     def _dispatch(self, env: dict, key):

@@ -206,11 +206,15 @@ class Island:
             env[name] = self.bound[name] = buf
             io.bind_output(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
         keep = (feeds, self.bound)      # the bound memory lives as long as the call
+        last = {}       # graph input -> the array bound last (its memory: a same array is not bound again)
 
         def call(env, keep=keep):
             try:
                 for name in live:       # a graph input: this run's array (shape and dtype: the feed key's)
-                    io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(env[name])))
+                    v = env[name]
+                    if v is not last.get(name):
+                        v = last[name] = np.ascontiguousarray(v)
+                        io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(v))
                 sess.run_with_iobinding(io)
             except Exception as e:  # noqa: BLE001
                 raise IntsimError(f"float island at '{self.nodes[0].name}' ({self.nodes[0].origin}): onnxruntime "

@@ -373,7 +373,7 @@ def _par_vnni512(src, geo, add, panels, offs, dst, rq, n_items, parts):
             _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1)
 
 
-_DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512, "amx": _drive_amx}
+SERIAL_DRIVERS = {"avx2": _drive_avx2, "avx512vnni": _drive_vnni512, "amx": _drive_amx}
 _PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512, "amx": _par_amx}
 
 
@@ -447,7 +447,7 @@ def bind_packed(geo, add, packed, offs, rq, threads=None):
         if packed.steps != amx_steps(packed.k) or packed.panels.dtype != np.int8 or packed.panels.size != want:
             raise ValueError(f"kernels.simd: AMX panels of {packed.panels.size} {packed.panels.dtype} and "
                              f"{packed.steps} steps do not fit K={packed.k}, N={packed.n} (want {want} int8)")
-    return bind_items(_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
+    return bind_items(SERIAL_DRIVERS[packed.isa], _PAR_DRIVERS[packed.isa], (geo, np.int64(add), packed.panels, offs),
                       (rq,), n_items(geo, packed.isa), work_threads(geo, threads))
 
 

@@ -67,7 +67,7 @@ def drivers():
 def emulated_vnni():
     """Within the block, GEMMs packed for "avx512vnni" run the emulated drivers."""
     drive, par = drivers()
-    with mock.patch.dict(drivers._DRIVERS, {"avx512vnni": drive}), mock.patch.dict(drivers._PAR_DRIVERS, {"avx512vnni": par}):
+    with mock.patch.dict(drivers.SERIAL_DRIVERS, {"avx512vnni": drive}), mock.patch.dict(drivers._PAR_DRIVERS, {"avx512vnni": par}):
         yield
 
 
