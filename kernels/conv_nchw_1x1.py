@@ -63,7 +63,7 @@ _dot_rows = make_microkernel(MR, PB // 16, 16, 8, _madd_pixels)
 
 
 @kernel(inline="always")
-def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, poff):
+def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff):
     """xb[c4*PB + i] = the quad of channels 4c4..4c4+3 (zero past C) of output pixel p0 + i,
     for i < p1 - p0; zero for the block's pixels past p1. poff: PB int64 scratch (a strided
     block's pixel offsets in a channel plane)."""
@@ -82,10 +82,14 @@ def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, poff):
         if sh == 1 and sw == 1 and 4 * c4 + 3 < c_:
             s0 = np.uint64(img0 + 4 * c4 * hw + p0)
             s1, s2, s3 = s0 + np.uint64(hw), s0 + np.uint64(2 * hw), s0 + np.uint64(3 * hw)
+            b0 = np.uint64(4) * o
             for i in range(cnt):
                 u = np.uint64(i)
-                xb[o + u] = (np.uint32(xf[s0 + u]) | (np.uint32(xf[s1 + u]) << np.uint32(8))
-                             | (np.uint32(xf[s2 + u]) << np.uint32(16)) | (np.uint32(xf[s3 + u]) << np.uint32(24)))
+                d = b0 + np.uint64(4) * u
+                xb8[d] = xf[s0 + u]
+                xb8[d + np.uint64(1)] = xf[s1 + u]
+                xb8[d + np.uint64(2)] = xf[s2 + u]
+                xb8[d + np.uint64(3)] = xf[s3 + u]
             continue
         for i in range(cnt):
             xb[o + np.uint64(i)] = 0
@@ -107,6 +111,7 @@ def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, fl, out, i0, i1):
     nblk = (p_ + PB - 1) // PB
     c4n = (c_ + 3) // 4
     xb = np.empty(c4n * PB, np.uint32)
+    xb8 = xb.view(np.uint8)
     poff = np.empty(PB, np.int64)
     acc = np.empty(MR * PB, np.int32)
     zero = np.zeros(PB, np.int32)
@@ -117,7 +122,7 @@ def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, fl, out, i0, i1):
         n, b = item // nblk, item % nblk
         p0 = b * PB
         p1 = min(p_, p0 + PB)
-        _pack_block(xf, n * c_ * h_ * w_, c_, h_ * w_, w_, ow_, sh, sw, p0, p1, c4n, xb, poff)
+        _pack_block(xf, n * c_ * h_ * w_, c_, h_ * w_, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff)
         for m0 in range(0, m_, MR):
             _dot_rows(wq, m0 * c4n, c4n, xb, 0, c4n, acc, 0, PB, zero, 0, 1)
             for r in range(min(MR, m_ - m0)):
