@@ -34,7 +34,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from kernels import conv as kc
-from kernels import conv_plan, depthwise_nhwc, fast_conv, fast_pairs, gemm, grouped_nhwc, overflow, x86pairs
+from kernels import conv_nchw_1x1, conv_plan, depthwise_nhwc, fast_conv, fast_pairs, gemm, grouped_nhwc, overflow, \
+    x86pairs
+from kernels.conv import conv_out_hw
 from kernels.simd import packing, wrappers
 
 
@@ -92,7 +94,13 @@ def _narrow(conv_fn, gemm_fn, name):
 
 
 def fused_exact(b, geom, x_shape, x_dtype, layouts, out_dtype, rq, where="conv", depthwise=True):
-    """The exact engine's fused conv: the GEMM plan of its panels, or the depthwise kernel."""
+    """The exact engine's fused conv: an NCHW 1x1 conv read and written in place
+    (kernels.conv_nchw_1x1, when it fits), the GEMM plan of its panels, or the depthwise kernel."""
+    w = b.conv_w()
+    if rq[0] and conv_nchw_1x1.fits(w, b.w_zp, x_dtype, geom, layouts,
+                                    conv_out_hw(x_shape[2], x_shape[3], w.shape[2], w.shape[3], geom)):
+        return conv_nchw_1x1.bind_nchw_1x1(w, b.x_zp, b.bias, rq, x_shape, (geom.stride_h, geom.stride_w),
+                                           out_dtype, where)
     pc = packed_exact(b, geom)
     if pc.kind == "gemm" and layouts == ("nhwc", "nhwc") and rq[0] and \
             grouped_nhwc.fits(pc.w.shape, geom.group, x_dtype, pc.w, pc.w_zp):

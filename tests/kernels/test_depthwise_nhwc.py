@@ -464,3 +464,33 @@ def test_split_balances_small_maps_by_channel_chunks(dst_shape, c, threads, out_
         work = [r * (min(m, l0 + mc) - l0) for l0 in range(0, m, mc) for r in work]
         halves = sum(work[:items // 2]), sum(work[items // 2:])
         assert max(halves) <= 1.2 * min(halves)
+
+
+@pytest.mark.parametrize("oh,rb_plan,rb_hi,want", [
+    (7, 1, 5, 4), (7, 3, 5, 4), (7, 4, 7, 7), (112, 14, 15, 14), (28, 3, 3, 3), (10, 6, 6, 6), (9, 1, 4, 3)])
+def test_serial_rows_fewest_balanced_blocks(oh, rb_plan, rb_hi, want):
+    """One thread: the fewest blocks within rb_hi rows, balanced, never below the plan's rows."""
+    assert dn._serial_rows(oh, rb_plan, rb_hi) == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=nhwc_case(max_hw=16, max_c=40, k=3), x_layout=st.sampled_from(["nchw", "nhwc"]),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), buf=st.sampled_from([1 << 9, 1 << 11, 1 << 13, 1 << 16]),
+       isa=st.sampled_from(["portable", None]))
+def test_one_thread_blocks_equal_twin(case, x_layout, out_layout, buf, isa):
+    """On one thread the rows per block come from _serial_rows (buffer budgets from a few rows to
+    the whole map: balanced blocks, short last blocks, one block): every layout pair equals the twin,
+    and the blocks stay within the budget or at the plan's rows."""
+    x, xz, wz, bias, geo, dst, rq = case
+    plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
+    with mock.patch.object(dn, "BUF_BYTES", buf):
+        (_, rb), _, items = dn._split(plan, 1, out_layout == "nchw")
+        x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
+        got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
+        dn._run_planned(plan, x_in, got, x_layout == "nchw", out_layout == "nchw", threads=1)
+    n, oh, ow, m = dst.shape
+    assert rb >= plan.shape[1] and items == n * -(-oh // rb)
+    assert rb == plan.shape[1] or dn._rows_in_buffer(dst.shape, tuple(int(v) for v in geo), buf) >= rb
+    want = np.full_like(dst, 33)
+    dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
+    assert np.array_equal(got.transpose(0, 2, 3, 1) if out_layout == "nchw" else got, want)
