@@ -9,7 +9,8 @@ divides by the row length (kernels.ort_mean states the formula). The kernel read
 logical C order (a copy when x is held in another layout), so its rows sit where onnxruntime's
 own tensor would put them. Other ReduceMean nodes (axes not trailing, empty axes, axes from an
 input that is not a constant, other dtypes) return None here and run on onnxruntime; an empty
-tensor at run time goes to `fallback` (the onnxruntime island).
+tensor at run time goes to `fallback` (the onnxruntime island's run, whose `freeze` binds the
+island when it is the one that ran).
 
     mean = float_mean(node, ctx, fallback)     # None: not such a node
     run(env, tap), run.freeze(env, fixed) -> call(env): the kernel into the recorded output
@@ -43,7 +44,8 @@ def _axes(node, ctx):
 
 def float_mean(node, ctx, fallback):
     """run(env, tap) computing `node` (a standard-domain ReduceMean of float32 over static
-    axes) with kernels.ort_mean when the axes are the trailing ones, or None."""
+    axes) with kernels.ort_mean when the axes are the trailing ones, or None. `fallback(env,
+    tap)` runs the node's onnxruntime island, and `fallback.freeze(env, fixed)` binds it."""
     if node.op != "onnx" or node.attrs.get("domain") or node.attrs.get("op_type") != "ReduceMean" or \
             len(node.outputs) != 1 or not node.inputs or not node.inputs[0]:
         return None
@@ -88,7 +90,9 @@ def float_mean(node, ctx, fallback):
         if type(x) is not np.ndarray or type(y) is not np.ndarray or not y.flags.c_contiguous:
             return None
         p = plan(x)
-        if p is None or p[1] != y.shape:
+        if p is None:       # the island ran it (fallback): its bound session call replays it
+            return fallback.freeze(env, fixed)
+        if p[1] != y.shape:
             return None
         n = p[0]
         if (src in fixed or src in consts) and x.flags.c_contiguous:

@@ -289,8 +289,11 @@ def prepare_ort_island(node, ctx):
         arith = float_arith(node, ctx)   # IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
         if arith is not None and all(float_arith(n, ctx) is not None for n in island.nodes):
             return arith
+    def run(env, tap):
+        island.run(env, tap is not None)
+    run.freeze = island.bind
     if len(island.nodes) == 1:       # ReduceMean over trailing axes: onnxruntime's order in a kernel
-        mean = float_mean(node, ctx, lambda env, tap: island.run(env, tap is not None))
+        mean = float_mean(node, ctx, run)
         if mean is not None:
             return mean
     if node is not island.nodes[0]:
@@ -306,8 +309,4 @@ def prepare_ort_island(node, ctx):
             return None
         skip.freeze = freeze_skip
         return skip
-
-    def run(env, tap):
-        island.run(env, tap is not None)
-    run.freeze = island.bind
     return run
