@@ -241,7 +241,7 @@ def _models_suite(threads, rng, runs, progress=None):
                 # timed once the frozen run is recorded and its thread choices are made (intsim.runtime.tune;
                 # with WARMUP alone, 2-thread batch-8 rows timed the recording and the probing runs)
                 t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
-                                 warmup=WARMUP + tune.settle_runs())
+                                 warmup=WARMUP + tune.settle_runs(split=True))
                 want = sess.run(None, feeds)
                 got = list(prog.run(feeds).values())
                 equal = all(np.array_equal(a, b) for a, b in zip(got, want))

@@ -35,11 +35,13 @@ from ..targets import get_target
 
 
 FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.runtime.frozen)
-FREEZE_MAX_BYTES = 256 << 20    # tensors a Program's frozen runs may keep between runs, in all: an
+FREEZE_MAX_BYTES = 512 << 20    # tensors a Program's frozen runs may keep between runs, in all: an
 #                                 ordinary run holds as much at its end (every tensor lives until then);
 #                                 the zoo at 224, batch 8 keeps 27-166 MB (ResNet-50 130, EfficientNet-B0
 #                                 166, ShuffleNetV2 QOperator 78): over 64 MiB they ran unfrozen, 1.4-2.2x
-#                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run)
+#                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run);
+#                                 a 2-thread Program keeps a key's 1-thread run and its whole-batch
+#                                 2-thread run (tune.WholeRun's sides) side by side: 512 MiB fits both
 FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
 FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()
@@ -247,7 +249,8 @@ class Program:
 
         Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
         against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
-        faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
+        faster is kept (intsim.runtime.tune.WholeRun); a key whose runs would split the batch
+        also measures the whole-batch run on T-thread kernels. All compute the same arrays."""
         if self._tap_uses_blas if taps else self._uses_blas:
             with blas_budget.one_blas_thread():
                 return self._run(feeds, taps, threads)
@@ -261,7 +264,7 @@ class Program:
             if not taps and threads is None and FREEZE and self.kernels == "fast":
                 key = self._frozen_key(env)
                 if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
-                    return self._whole_choice(key)(lambda: self._dispatch(env, key), lambda: self._serial_run(env))
+                    return self._whole_run(env, key)
                 return self._dispatch(env, key)
             return self._unfrozen(env, taps, threads)
 
@@ -279,13 +282,20 @@ class Program:
         with kernel_threads.serial_here():
             return self._dispatch(env, self._frozen_key(env))
 
-    def _whole_choice(self, key) -> tune.WholeRun:
+    def _whole_run(self, env: dict, key):
+        """A T-thread run by its key's tune.WholeRun: the parallel run or the serial one; when the
+        run would split the batch, the split run, the whole-batch frozen run of the key on T-thread
+        kernels (its steps' thread counts chosen by tune.Tuned) or the serial one."""
+        parts = self._parts(env, None) if all(x.size for x in env.values()) else 1
         choice = self._choices.get(key)
         if choice is None:
             if len(self._choices) >= FREEZE_SEEN:    # many one-off shapes: start over
                 self._choices.clear()
-            choice = self._choices[key] = tune.WholeRun()
-        return choice
+            choice = self._choices[key] = tune.WholeRun(settle=tune.sides_settle(parts > 1))
+        if parts > 1:
+            return choice(lambda: self._run_split(env, parts), lambda: self._run_frozen(env),
+                          lambda: self._serial_run(env))
+        return choice(lambda: self._dispatch(env, key), lambda: self._serial_run(env))
 
     def _unfrozen(self, env: dict, taps: bool, threads: int | None):
         """A run with no frozen run to replay (yet): empty, split over the batch, recorded, or plain."""
