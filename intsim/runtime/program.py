@@ -161,6 +161,7 @@ class Program:
             self._steps = dynamic_matmul.plan(self._steps, graph, self._ctx)
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
+        self._split_parts: dict = {}    # feed key (T > 1 threads) -> the slices its split run uses (1: none)
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         flat = next((n for n, fn in self._tap_steps if getattr(fn, "flat_positions", False)), None)
@@ -276,26 +277,29 @@ class Program:
             return self._replay(key, fz, env)
         return self._unfrozen(env, False, None)
 
-    def _serial_run(self, env: dict):
+    def _serial_run(self, env: dict, key):
         """The run on one thread: under serial_here() the feed key is the 1-thread key (its own
-        frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread."""
+        frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread.
+        `key`: the T-thread key of env (its 1-thread key differs in the thread count only)."""
         with kernel_threads.serial_here():
-            return self._dispatch(env, self._frozen_key(env))
+            return self._dispatch(env, (key[0], 1) + key[2:])
 
     def _whole_run(self, env: dict, key):
         """A T-thread run by its key's tune.WholeRun: the parallel run or the serial one; when the
         run would split the batch, the split run, the whole-batch frozen run of the key on T-thread
         kernels (its steps' thread counts chosen by tune.Tuned) or the serial one."""
-        parts = self._parts(env, None) if all(x.size for x in env.values()) else 1
         choice = self._choices.get(key)
         if choice is None:
             if len(self._choices) >= FREEZE_SEEN:    # many one-off shapes: start over
                 self._choices.clear()
+                self._split_parts.clear()
+            parts = self._split_parts[key] = self._parts(env, None) if all(x.size for x in env.values()) else 1
             choice = self._choices[key] = tune.WholeRun(settle=tune.sides_settle(parts > 1))
+        parts = self._split_parts[key]     # a function of the key: found once
         if parts > 1:
             return choice(lambda: self._run_split(env, parts), lambda: self._run_frozen(env),
-                          lambda: self._serial_run(env))
-        return choice(lambda: self._dispatch(env, key), lambda: self._serial_run(env))
+                          lambda: self._serial_run(env, key))
+        return choice(lambda: self._dispatch(env, key), lambda: self._serial_run(env, key))
 
     def _unfrozen(self, env: dict, taps: bool, threads: int | None):
         """A run with no frozen run to replay (yet): empty, split over the batch, recorded, or plain."""
