@@ -250,3 +250,34 @@ def test_split_whole_batch_and_serial_runs_are_bit_exact(monkeypatch):
     (w,) = prog._choices.values()
     assert len(w.choices) == 2 and set(w.choices) <= {0, 1, 2} and len(w.medians[0]) == 3
     assert {k[1] for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)} == {1, 2}   # whole batch, serial
+
+
+def test_maxpool_replays_through_both_calls_are_exact(monkeypatch):
+    """An integer MaxPool (an `onnx` node) above kernels.pool.SERIAL_BYTES splits its planes over
+    threads, so a 2-thread recording tunes it too (tune.TUNED_ONNX); every replay through either
+    call, on new data, equals onnxruntime."""
+    from kernels import pool
+    monkeypatch.setattr(tune, "PROBES", 2)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    monkeypatch.setattr(tune, "SETTLE", 1000)       # every run is the 2-thread run
+    shape = (1, 8, 33, 31)
+    monkeypatch.setattr(pool, "SERIAL_BYTES", 1)    # the planes split at this size too
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1])
+    graph = helper.make_graph([node], "mp", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, (1, 8, 17, 15))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    prog = intsim.load(model)
+    rng = np.random.default_rng(6)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(12):
+            x = rng.integers(0, 256, shape).astype(np.uint8)
+            x[0, :, 0, 0] = 255
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+    (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+    (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
+    assert len(t.choices) >= 2                      # measured, kept a call, measured again

@@ -30,6 +30,9 @@ ENABLED = os.environ.get("INTSIM_TUNE_THREADS", "1") != "0"
 # the steps whose kernels split over threads: Numba parallel regions (conv, matmul) or, above
 # kernels.eltwise's size threshold, the kernels' thread pool (quantize, dequantize, add, mul)
 TUNED_OPS = ("conv", "matmul", "quantize", "dequantize", "add", "mul")
+# `onnx` nodes whose integer kernels split too: MaxPool above kernels.pool.SERIAL_BYTES of input runs
+# its planes (or NHWC rows) through parallel_items' pool, whose sleeping thread takes 50-300 us to wake
+TUNED_ONNX = ("MaxPool",)
 PROBES = 5
 RETUNE = 512
 # the parallel call is kept only when its median is below this share of the serial one's: five
@@ -67,11 +70,16 @@ class Tuned:
             self.choices.append(k)
 
 
+def tunable(node) -> bool:
+    """Whether the node's step may split over threads (TUNED_OPS, TUNED_ONNX)."""
+    return node.op in TUNED_OPS or (node.op == "onnx" and node.attrs.get("op_type") in TUNED_ONNX)
+
+
 def tuned(node, call, make_serial):
     """`call` (the step's frozen call, bound for the current thread count), or a Tuned pair of it
     and make_serial()'s call run under serial_here() (make_serial itself runs under it: a freeze
-    hook binds serial kernels there) when the step is one of TUNED_OPS recorded on > 1 threads."""
-    if not ENABLED or node.op not in TUNED_OPS or get_num_threads() <= 1:
+    hook binds serial kernels there) when the step is tunable() and recorded on > 1 threads."""
+    if not ENABLED or not tunable(node) or get_num_threads() <= 1:
         return call
     with serial_here():
         serial = make_serial()
@@ -169,5 +177,5 @@ class WholeRun:
         return out
 
 
-__all__ = ["ENABLED", "PROBES", "RETUNE", "SERIAL_SETTLE", "SETTLE", "SPLIT_SETTLE", "WHOLE_GAIN", "Tuned",
-           "WholeRun", "pick", "settle_runs", "sides_settle", "tuned"]
+__all__ = ["ENABLED", "PROBES", "RETUNE", "SERIAL_SETTLE", "SETTLE", "SPLIT_SETTLE", "TUNED_ONNX", "TUNED_OPS",
+           "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "settle_runs", "sides_settle", "tunable", "tuned"]
