@@ -1,5 +1,5 @@
-"""The thread count of each conv/matmul/quantize/dequantize/add/mul step of a frozen run,
-chosen by measurement.
+"""The thread count of each conv/matmul/quantize/dequantize/add/mul/MaxPool step of a frozen
+run, and of a whole run (T threads, a batch split, or 1), chosen by measurement.
 
 A 2-thread kernel call is a Numba parallel region that ends at a barrier both threads reach.
 On an idle host it runs up to ~2x faster than one thread; on a host whose cores other
