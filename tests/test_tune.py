@@ -281,3 +281,25 @@ def test_maxpool_replays_through_both_calls_are_exact(monkeypatch):
     (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
     (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
     assert len(t.choices) >= 2                      # measured, kept a call, measured again
+
+
+def test_split_side_slices_replay_their_own_frozen_runs(monkeypatch):
+    """The split side of a 2-thread batch key runs each slice through its own frozen run (the
+    slice's 1-thread key and its index); recorded and replayed slices equal onnxruntime."""
+    from intsim.runtime import batch_split
+    monkeypatch.setattr(batch_split, "MIN_SLICE_ELEMENTS", 1)
+    monkeypatch.setattr(tune, "SPLIT_SETTLE", 1000)     # every run is the split run
+    rng = np.random.default_rng(7)
+    model = _batch_conv_model(rng, 4)
+    prog = intsim.load(model)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(5):
+            x = rng.integers(0, 256, (4, 16, 20, 20)).astype(np.uint8)
+            x[:, 0, 0, :3] = (0, 255, 128)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+    lanes = {k for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)}
+    assert {(k[0][0][0][0], k[1], k[-1]) for k in lanes} == {(2, 1, 0), (2, 1, 1)}   # 2 samples, 1 thread, slice

@@ -42,7 +42,8 @@ FREEZE_MAX_BYTES = 512 << 20    # tensors a Program's frozen runs may keep betwe
 #                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run);
 #                                 a 2-thread Program keeps a key's 1-thread run and its whole-batch
 #                                 2-thread run (tune.WholeRun's sides) side by side: 512 MiB fits both
-FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
+FREEZE_KEYS = 6                 # frozen runs (feed keys) a Program keeps: a 2-thread batch key's sides keep
+#                                 up to 4 (its 1-thread run, its whole-batch run, a run per split slice)
 FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()
 
@@ -297,7 +298,7 @@ class Program:
             choice = self._choices[key] = tune.WholeRun(settle=tune.sides_settle(parts > 1))
         parts = self._split_parts[key]     # a function of the key: found once
         if parts > 1:
-            return choice(lambda: self._run_split(env, parts), lambda: self._run_frozen(env),
+            return choice(lambda: self._run_split(env, parts, True), lambda: self._run_frozen(env),
                           lambda: self._serial_run(env, key))
         return choice(lambda: self._dispatch(env, key), lambda: self._serial_run(env, key))
 
@@ -358,15 +359,17 @@ class Program:
         return (tuple((x.shape, x.dtype.str) for x in env.values()), kernel_threads.get_num_threads(),
                 kernel_threads.NATIVE_THREADS)
 
-    def _run_frozen(self, env: dict) -> dict:
+    def _run_frozen(self, env: dict, lane: int | None = None) -> dict:
         """The run on checked feeds through a frozen run (intsim.runtime.frozen) of their key: recorded the
         second time a key is seen (a one-off shape keeps no buffers), replayed from then on. Keys
-        whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way."""
-        key = self._frozen_key(env)
+        whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way.
+        `lane`: the slice index of a split run (its key is the slice's key and the index: slices of
+        equal shapes run side by side, each on its own frozen run)."""
+        key = self._frozen_key(env) if lane is None else self._frozen_key(env) + (lane,)
         fz = self._frozen.get(key, False)
         if fz is False:             # first sight of the key
             if len(self._frozen) >= FREEZE_SEEN:    # many one-off shapes: forget all but the frozen
-                self._frozen = {k: v for k, v in self._frozen.items() if isinstance(v, frozen.FrozenRun)}
+                self._frozen = {k: v for k, v in list(self._frozen.items()) if isinstance(v, frozen.FrozenRun)}
             self._frozen[key] = _SEEN
             return self._execute(env, False)
         if fz is _SEEN:
@@ -391,7 +394,8 @@ class Program:
     def _record(self, key, env: dict) -> dict:
         rec = frozen.FrozenRun(list(env), self.graph.outputs, self.graph.constants, self._consumed)
         env = self._execute(env, False, rec)
-        kept = [v for v in self._frozen.values() if isinstance(v, frozen.FrozenRun)]
+        kept = [v for v in list(self._frozen.values()) if isinstance(v, frozen.FrozenRun)]   # list(): one step
+        # (a split run's slices record side by side)
         ok = rec.calls is not None and len(kept) < FREEZE_KEYS and \
             rec.nbytes + sum(v.nbytes for v in kept) <= FREEZE_MAX_BYTES
         self._frozen[key] = rec if ok else None
@@ -409,10 +413,11 @@ class Program:
             return 1
         return batch_split.auto_parts(kernel_threads.get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
-    def _run_split(self, env: dict, parts: int) -> dict:
+    def _run_split(self, env: dict, parts: int, freeze: bool = False) -> dict:
         """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by
         its share of the batch (batch_split.part_limits); if any slice fails with an IntsimError,
-        the whole batch is run unsplit, so the caller gets exactly its result or its error."""
+        the whole batch is run unsplit, so the caller gets exactly its result or its error.
+        `freeze`: each slice runs through its own frozen run (_run_frozen's `lane`)."""
         n = next(iter(env.values())).shape[0]
         spans = batch_split.bounds(n, parts)
         limits = [batch_split.part_limits(self.limits, b - a, n) for a, b in spans]
@@ -420,7 +425,8 @@ class Program:
             return self._execute(env, False)
         envs = [{k: v[a:b] for k, v in env.items()} for a, b in spans]
         try:
-            outs = batch_split.run_parts(lambda e: self._execute(e, False), envs, limits)
+            run = (lambda i, e: self._run_frozen(e, i)) if freeze else (lambda i, e: self._execute(e, False))
+            outs = batch_split.run_parts(run, envs, limits)
         except IntsimError:
             return self._execute(env, False)
         return {name: np.concatenate([o[name] for o in outs], axis=0) for name in self.graph.outputs}
