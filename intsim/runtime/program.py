@@ -289,14 +289,16 @@ class Program:
         """A T-thread run by its key's tune.WholeRun: the parallel run or the serial one; when the
         run would split the batch, the split run, the whole-batch frozen run of the key on T-thread
         kernels (its steps' thread counts chosen by tune.Tuned) or the serial one."""
-        choice = self._choices.get(key)
-        if choice is None:
-            if len(self._choices) >= FREEZE_SEEN:    # many one-off shapes: start over
-                self._choices.clear()
+        parts = self._split_parts.get(key)     # a function of the key: found once
+        if parts is None:
+            if len(self._split_parts) >= FREEZE_SEEN:    # many one-off shapes: start over
                 self._split_parts.clear()
             parts = self._split_parts[key] = self._parts(env, None) if all(x.size for x in env.values()) else 1
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) >= FREEZE_SEEN:
+                self._choices.clear()
             choice = self._choices[key] = tune.WholeRun(settle=tune.sides_settle(parts > 1))
-        parts = self._split_parts[key]     # a function of the key: found once
         if parts > 1:
             return choice(lambda: self._run_split(env, parts, True), lambda: self._run_frozen(env),
                           lambda: self._serial_run(env, key))
