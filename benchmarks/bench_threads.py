@@ -5,13 +5,16 @@
 
 For each model (the committed MobileNetV2-style models and the zoo's r64 builds in
 models/cache/arch/, built by models.zoo), three Programs of the same file run in one process,
-warmed up (tune.settle_runs() + 2 runs each, so every choice is made), then timed in two passes
+warmed up (tune.settle_runs(split=True) + 2 runs each, so every choice is made), then timed in two passes
 that alternate run by run, t1 with t2 and t1 with t2_par (a t2_par run's spinning OpenMP team
 would slow the run after it):
   t1        1 kernel thread;
   t2        2 kernel threads, as a user gets them (per-step and whole-run choices, intsim.runtime.tune);
-  t2_par    2 kernel threads with the whole-run choice held on the parallel run (the per-step
-            choices only: what 2 threads did before tune.WholeRun).
+  t2_par    2 kernel threads with the whole-run choice held on the first parallel side (the
+            per-step choices only: what 2 threads did before tune.WholeRun; the split run when
+            the batch splits).
+whole_choices: t2's picks per feed key (sides: [split, whole batch,] serial; the last index is
+the serial side); side_medians_ms: each pick's per-side medians.
 Medians (ms) and ratios t2/t1 and t2_par/t1 (<= 1: 2 threads not slower); the host's load
 average is recorded before and after (a shared 2-core host: ratios, not times, carry over).
 """
@@ -72,7 +75,7 @@ class _ParallelOnly(dict):
         w = super().get(key)
         if w is None:
             w = self[key] = tune.WholeRun()
-            w.runs = -10 ** 9        # never settles: every run is the parallel one
+            w.untimed[0] = 10 ** 9   # never settles: every run is the first parallel side
         return w
 
 
@@ -87,7 +90,7 @@ def bench_model(name: str, batch: int, runs: int) -> dict:
     outs = {}
     for k, p in progs.items():
         set_threads(threads[k])
-        for _ in range(tune.settle_runs() + 2):
+        for _ in range(tune.settle_runs(split=True) + 2):
             outs[k] = p.run(feeds)
     med = {}
     for pair in (("t1", "t2"), ("t1", "t2_par")):    # two passes: a t2_par run's spinning team would
@@ -101,9 +104,11 @@ def bench_model(name: str, batch: int, runs: int) -> dict:
         med.update({k + ("" if k != "t1" else "_" + pair[1]): statistics.median(v) * 1e3 for k, v in times.items()})
     exact = all(np.array_equal(outs["t1"][o], outs[k][o]) for k in progs for o in outs["t1"])
     choices = [w.choices for w in progs["t2"]._choices.values()]
+    side_ms = [[[round(m * 1e3, 3) for m in ms] for ms in w.medians] for w in progs["t2"]._choices.values()]
     return {"model": name, "batch": batch, "t1_ms": round(med["t1_t2"], 3), "t2_ms": round(med["t2"], 3),
             "t2_over_t1": round(med["t2"] / med["t1_t2"], 3), "t2_par_ms": round(med["t2_par"], 3),
             "t2_par_over_t1": round(med["t2_par"] / med["t1_t2_par"], 3), "whole_choices": choices,
+            "side_medians_ms": side_ms,
             "outputs_equal": exact, "runs": runs}
 
 

@@ -63,9 +63,13 @@ CONV_CASES = [("resnet18.conv1.7x7s2", 3, 224, 224, 64, 7, 7, 2, 3, 1),
 
 def median_times(fns: dict, runs: int = RUNS, warmup: int = WARMUP, max_runs: dict | None = None) -> dict:
     """Median seconds of each callable, the callables alternating run by run after warm-up.
-    max_runs caps the runs of slow baselines (their count is part of the result)."""
-    for fn in fns.values():
-        for _ in range(warmup):
+    max_runs caps the runs of slow baselines (their count is part of the result). The warm-up
+    alternates too: intsim's thread choices, measured during its warm-up (tune.settle_runs), are
+    then made with the other side's runs between its own, as in the timed runs (back to back, a
+    2-thread run finds Numba's team still spinning from the run before; after an onnxruntime
+    run the team has gone to sleep)."""
+    for _ in range(warmup):
+        for fn in fns.values():
             fn()
     times = {k: [] for k in fns}
     for i in range(runs):
@@ -241,7 +245,7 @@ def _models_suite(threads, rng, runs, progress=None):
                 # timed once the frozen run is recorded and its thread choices are made (intsim.runtime.tune;
                 # with WARMUP alone, 2-thread batch-8 rows timed the recording and the probing runs)
                 t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
-                                 warmup=WARMUP + tune.settle_runs())
+                                 warmup=WARMUP + tune.settle_runs(split=True))
                 want = sess.run(None, feeds)
                 got = list(prog.run(feeds).values())
                 equal = all(np.array_equal(a, b) for a, b in zip(got, want))

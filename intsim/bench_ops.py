@@ -2,7 +2,7 @@
 .run(feeds)` (feed checks, the prepared step, frozen replays: what a user's run costs), against
 onnxruntime on the same one-node model in the same process (intsim.bench's machinery: same
 thread count, `allow_spinning=0`, alternating runs, medians). Both sides warm up for
-WARMUP + tune.settle_runs() runs: intsim's steady state is a frozen run whose thread choices
+WARMUP + tune.settle_runs(split=True) runs: intsim's steady state is a frozen run whose thread choices
 (the step's and the whole run's, intsim.runtime.tune) are made; with fewer, a 2-thread pass timed
 the whole-run probing (its serial recording runs among them).
 
@@ -71,7 +71,7 @@ def bench_op_case(name, kind, shape, threads, rng, runs=RUNS):
     sess = ort_session(model, threads)
     # warm-up: first sight, recording, then the frozen run's thread measurements (intsim.runtime.tune)
     t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
-                     warmup=WARMUP + tune.settle_runs())
+                     warmup=WARMUP + tune.settle_runs(split=True))
     got = prog.run(feeds)["y"]
     want = sess.run(None, feeds)[0]
     row = timing_row(name, list(shape), ops, t, {"op": "QLinearMatMul" if kind == "gemm" else "QLinearConv",

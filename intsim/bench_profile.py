@@ -124,7 +124,7 @@ def profile_model(path: str, runs: int = 20, threads: int = 2, batch: int = 1) -
     # warmed up as the zoo suite is (its frozen run recorded and its thread choices made): with one
     # warm-up run the timed runs included the frozen run's recording (a whole run twice the steps' sum)
     whole = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, max(runs, 1),
-                         warmup=WARMUP + tune.settle_runs())
+                         warmup=WARMUP + tune.settle_runs(split=True))
     return {"model": os.path.basename(path), "batch": batch, "threads": threads, "runs": runs, "rows": rows,
             "intsim_steps_ms": sum(r["intsim_ms"] or 0 for r in rows),
             "ort_nodes_ms": sum(r["ort_ms"] or 0 for r in rows),

@@ -4,7 +4,7 @@ Conv1d audio net, a small transformer encoder; random weights) quantized by onnx
 through `intsim.load(path, target="ort").run(feeds)` against onnxruntime on the same file in the
 same process (intsim.bench's machinery: all graph optimizations, the same thread count on both
 sides, `allow_spinning=0`, alternating runs, medians, after a warm-up of WARMUP +
-tune.settle_runs() runs each: intsim's steady state is a frozen run whose thread choices are made).
+tune.settle_runs(split=True) runs each: intsim's steady state is a frozen run whose thread choices are made).
 
 Each row: model, form (zoo.ARCH_FORMS; "dynamic" and "dynamic_opt" for the encoder only), batch, threads, the
 medians, ratio = ort ms / intsim ms (> 1: intsim faster), `equal_pct`: the share of output
@@ -101,7 +101,7 @@ def bench_zoo_model(name: str, form: str, threads, batches, res: int, runs: int,
             feeds = {zoo.INPUT_NAME: zoo.arch_inputs(name, b, 1, res)}
             try:
                 t = median_times({"intsim": lambda: prog.run(feeds), "ort": lambda: sess.run(None, feeds)}, runs,
-                                 warmup=WARMUP + tune.settle_runs())   # timed once the thread choices are made
+                                 warmup=WARMUP + tune.settle_runs(split=True))   # timed once the thread choices are made
                 got = prog.run(feeds)[zoo.OUTPUT_NAME]
                 want = sess.run([zoo.OUTPUT_NAME], feeds)[0]
                 row = timing_row(case, list(feeds[zoo.INPUT_NAME].shape), 1.0, t,

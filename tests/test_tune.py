@@ -106,6 +106,12 @@ def _fake_whole(monkeypatch, cost):
     monkeypatch.setattr(tune, "PROBES", 3)
     monkeypatch.setattr(tune, "SETTLE", 4)
     monkeypatch.setattr(tune, "RETUNE", 5)
+    clock, (par, ser), ran = _fake_sides(cost, ("par", "ser"))
+    return tune.WholeRun(clock=clock), par, ser, ran
+
+
+def _fake_sides(cost, names):
+    """(clock, sides, log): side i's call logs names[i] and advances the fake clock by cost[names[i]]."""
     now, ran = [0.0], []
 
     def side(name):
@@ -114,7 +120,7 @@ def _fake_whole(monkeypatch, cost):
             now[0] += cost[name]
             return name
         return call
-    return tune.WholeRun(clock=lambda: now[0]), side("par"), side("ser"), ran
+    return (lambda: now[0]), [side(n) for n in names], ran
 
 
 def test_whole_run_settles_then_measures_both_sides_and_keeps_the_faster(monkeypatch):
@@ -178,3 +184,122 @@ def test_no_whole_run_choice_on_one_thread_or_when_disabled(monkeypatch):
         assert not prog._choices
     finally:
         kernel_threads.set_num_threads(old)
+
+
+def test_whole_run_with_a_split_side_settles_each_side_then_keeps_the_fastest(monkeypatch):
+    """Three sides (split, whole-batch parallel, serial): each side's settling runs in turn, then
+    PROBES timed runs of each, round robin from the serial side; the fastest parallel side is kept
+    when below WHOLE_GAIN x the serial median."""
+    monkeypatch.setattr(tune, "PROBES", 2)
+    monkeypatch.setattr(tune, "SETTLE", 3)
+    monkeypatch.setattr(tune, "RETUNE", 4)
+    cost = {"split": 3.0, "whole": 1.0, "ser": 2.0}
+    clock, sides, ran = _fake_sides(cost, ("split", "whole", "ser"))
+    w = tune.WholeRun(clock=clock, settle=tune.sides_settle(True))
+    assert tune.sides_settle(True) == (tune.SPLIT_SETTLE, 3, tune.SERIAL_SETTLE)
+    n = tune.settle_runs(split=True)
+    assert n == tune.SPLIT_SETTLE + 3 + tune.SERIAL_SETTLE + 3 * 2
+    outs = [w(*sides) for _ in range(n)]
+    assert ran == ["split"] * tune.SPLIT_SETTLE + ["whole"] * 3 + ["ser"] * tune.SERIAL_SETTLE + \
+        ["ser", "whole", "split"] * 2
+    assert outs == ran and w.choices == [1] and w.medians == [[3.0, 1.0, 2.0]]
+    ran.clear()
+    for _ in range(4):
+        w(*sides)
+    assert ran == ["whole"] * 4                          # RETUNE runs of the choice
+    cost.update(split=1.9, whole=1.85)                   # neither parallel side below 0.9 x serial now
+    ran.clear()
+    for _ in range(6):
+        w(*sides)
+    assert w.choices == [1, 2]
+    assert tune.pick([1.0], [0.5], [2.0]) == 1 and tune.pick([0.5], [1.0], [2.0]) == 0
+    assert tune.pick([1.0], [tune.WHOLE_GAIN], [1.0]) == 2
+
+
+def _batch_conv_model(rng, n):
+    w = rng.integers(-128, 128, (32, 16, 3, 3)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 32).astype(np.int64)
+    model = qlinear_conv_model(w, bias, (n, 16, 20, 20), 1, 1, 1, (0.02, 0.004, 0.3), (128, 100))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.UINT8, [n, 32, 20, 20]))
+    return model
+
+
+def test_split_whole_batch_and_serial_runs_are_bit_exact(monkeypatch):
+    """A 2-thread Program whose batch-4 runs split measures the split run, the whole-batch frozen
+    run (2-thread kernels, recorded for the 2-thread key) and the 1-thread run, and every run of
+    each side, recorded or replayed, equals onnxruntime."""
+    from intsim.runtime import batch_split
+    monkeypatch.setattr(batch_split, "MIN_SLICE_ELEMENTS", 1)
+    monkeypatch.setattr(work, "SERIAL_US", 0.0)
+    monkeypatch.setattr(tune, "PROBES", 2)
+    monkeypatch.setattr(tune, "SETTLE", 3)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    rng = np.random.default_rng(5)
+    model = _batch_conv_model(rng, 4)
+    prog = intsim.load(model)
+    assert prog.batch_split is None
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(tune.settle_runs(split=True) + 2 + 6):
+            x = rng.integers(0, 256, (4, 16, 20, 20)).astype(np.uint8)
+            x[:, 0, 0, :3] = (0, 255, 128)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+    (w,) = prog._choices.values()
+    assert len(w.choices) == 2 and set(w.choices) <= {0, 1, 2} and len(w.medians[0]) == 3
+    assert {k[1] for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)} == {1, 2}   # whole batch, serial
+
+
+def test_maxpool_replays_through_both_calls_are_exact(monkeypatch):
+    """An integer MaxPool (an `onnx` node) above kernels.pool.SERIAL_BYTES splits its planes over
+    threads, so a 2-thread recording tunes it too (tune.TUNED_ONNX); every replay through either
+    call, on new data, equals onnxruntime."""
+    from kernels import pool
+    monkeypatch.setattr(tune, "PROBES", 2)
+    monkeypatch.setattr(tune, "RETUNE", 2)
+    monkeypatch.setattr(tune, "SETTLE", 1000)       # every run is the 2-thread run
+    shape = (1, 8, 33, 31)
+    monkeypatch.setattr(pool, "SERIAL_BYTES", 1)    # the planes split at this size too
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1])
+    graph = helper.make_graph([node], "mp", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, (1, 8, 17, 15))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    prog = intsim.load(model)
+    rng = np.random.default_rng(6)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(12):
+            x = rng.integers(0, 256, shape).astype(np.uint8)
+            x[0, :, 0, 0] = 255
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+    (rec,) = [v for v in prog._frozen.values() if isinstance(v, frozen.FrozenRun)]
+    (t,) = [c for c in rec.calls if isinstance(c, tune.Tuned)]
+    assert len(t.choices) >= 2                      # measured, kept a call, measured again
+
+
+def test_split_side_slices_replay_their_own_frozen_runs(monkeypatch):
+    """The split side of a 2-thread batch key runs each slice through its own frozen run (the
+    slice's 1-thread key and its index); recorded and replayed slices equal onnxruntime."""
+    from intsim.runtime import batch_split
+    monkeypatch.setattr(batch_split, "MIN_SLICE_ELEMENTS", 1)
+    monkeypatch.setattr(tune, "SPLIT_SETTLE", 1000)     # every run is the split run
+    rng = np.random.default_rng(7)
+    model = _batch_conv_model(rng, 4)
+    prog = intsim.load(model)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        for i in range(5):
+            x = rng.integers(0, 256, (4, 16, 20, 20)).astype(np.uint8)
+            x[:, 0, 0, :3] = (0, 255, 128)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+    finally:
+        kernel_threads.set_num_threads(old)
+    lanes = {k for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)}
+    assert {(k[0][0][0][0], k[1], k[-1]) for k in lanes} == {(2, 1, 0), (2, 1, 1)}   # 2 samples, 1 thread, slice

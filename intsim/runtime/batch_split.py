@@ -542,17 +542,18 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def run_parts(fn: Callable, envs: list, limits: list) -> list:
-    """fn(env) for every env, env i under limits[i] and with single-threaded kernels; the calling
+    """fn(i, env) for every env i, under limits[i] and with single-threaded kernels; the calling
     thread runs the first. Returns the results in order; waits for every part, then raises the
     first part's exception (in slice order) if any failed."""
-    def one(env, lim):
+    def one(i, env, lim):
         with limited(lim), serial_here():
-            return fn(env)
+            return fn(i, env)
 
-    futures = [_executor(len(envs) - 1).submit(one, env, lim) for env, lim in zip(envs[1:], limits[1:])]
+    futures = [_executor(len(envs) - 1).submit(one, i, env, lim)
+               for i, (env, lim) in enumerate(zip(envs[1:], limits[1:]), 1)]
     results, errors = [None] * len(envs), [None] * len(envs)
     try:
-        results[0] = one(envs[0], limits[0])
+        results[0] = one(0, envs[0], limits[0])
     except BaseException as e:      # noqa: BLE001 - re-raised below, after the other parts end
         errors[0] = e
     for i, f in enumerate(futures, 1):

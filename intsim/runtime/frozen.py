@@ -82,7 +82,7 @@ class FrozenRun:
                     call = hook(env, fixed)
             else:
                 call = hook(env, fixed)
-            if call is not None and not serial:     # its thread count by measurement (tune.TUNED_OPS)
+            if call is not None and not serial:     # its thread count by measurement (tune.tunable)
                 call = tune.tuned(node, call, lambda: hook(env, fixed))
         except (ValueError, IntsimError):     # the step just ran on these arrays: keep its own path
             call = None

@@ -35,12 +35,15 @@ from ..targets import get_target
 
 
 FREEZE = os.environ.get("INTSIM_FREEZE", "1") != "0"    # replay repeated runs (intsim.runtime.frozen)
-FREEZE_MAX_BYTES = 256 << 20    # tensors a Program's frozen runs may keep between runs, in all: an
+FREEZE_MAX_BYTES = 512 << 20    # tensors a Program's frozen runs may keep between runs, in all: an
 #                                 ordinary run holds as much at its end (every tensor lives until then);
 #                                 the zoo at 224, batch 8 keeps 27-166 MB (ResNet-50 130, EfficientNet-B0
 #                                 166, ShuffleNetV2 QOperator 78): over 64 MiB they ran unfrozen, 1.4-2.2x
-#                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run)
-FREEZE_KEYS = 4                 # frozen runs (feed keys) a Program keeps
+#                                 slower on the loaded 2-core host (ShuffleNetV2 qop 212 vs 97 ms a run);
+#                                 a 2-thread Program keeps a key's 1-thread run and its whole-batch
+#                                 2-thread run (tune.WholeRun's sides) side by side: 512 MiB fits both
+FREEZE_KEYS = 6                 # frozen runs (feed keys) a Program keeps: a 2-thread batch key's sides keep
+#                                 up to 4 (its 1-thread run, its whole-batch run, a run per split slice)
 FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or not freezable)
 _SEEN = object()
 
@@ -159,6 +162,7 @@ class Program:
             self._steps = dynamic_matmul.plan(self._steps, graph, self._ctx)
         self._frozen: dict = {}     # feed key -> FrozenRun, or None once the key cannot be frozen
         self._choices: dict = {}    # feed key (T > 1 threads) -> its tune.WholeRun: T threads or 1
+        self._split_parts: dict = {}    # feed key (T > 1 threads) -> the slices its split run uses (1: none)
         split = batch_split.analyze(graph)
         self.batch_split = None if split.ok else split.why   # None: runs may split the batch (intsim.runtime.batch_split)
         flat = next((n for n, fn in self._tap_steps if getattr(fn, "flat_positions", False)), None)
@@ -252,7 +256,8 @@ class Program:
 
         Without taps or `threads`, on T > 1 kernel threads, each feed key's runs are measured
         against the same runs on 1 thread (serial_here: the 1-thread frozen run, no split) and the
-        faster is kept (intsim.runtime.tune.WholeRun); both compute the same arrays."""
+        faster is kept (intsim.runtime.tune.WholeRun); a key whose runs would split the batch
+        also measures the whole-batch run on T-thread kernels. All compute the same arrays."""
         if not taps and threads is None and self._blas_by_key:
             return self._run(feeds, taps, threads, by_key=True)
         if self._tap_uses_blas if taps else self._uses_blas:
@@ -263,9 +268,11 @@ class Program:
     def _blas_budget(self, key):
         """The BLAS thread limit for a run of feed key `key`: none when (self._blas_by_key) its
         frozen run, and at T > 1 threads the 1-thread run tune.WholeRun may pick, replay no
-        BLAS-calling step): a no-op context then, else one_blas_thread()."""
+        BLAS-calling step, and the key's runs do not split the batch (whose slices replay frozen
+        runs of their own): a no-op context then, else one_blas_thread()."""
         keys = (key, (key[0], 1) + key[2:]) if key[1] > 1 and tune.ENABLED else (key,)
-        if all(type(fz) is frozen.FrozenRun and not fz.uses_blas for fz in map(self._frozen.get, keys)):
+        if self._split_parts.get(key, 1) == 1 and \
+                all(type(fz) is frozen.FrozenRun and not fz.uses_blas for fz in map(self._frozen.get, keys)):
             return contextlib.nullcontext()
         return blas_budget.one_blas_thread()
 
@@ -278,8 +285,7 @@ class Program:
                 key = self._frozen_key(env)
                 with self._blas_budget(key) if by_key else contextlib.nullcontext():
                     if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
-                        return self._whole_choice(key)(lambda: self._dispatch(env, key),
-                                                       lambda: self._serial_run(env))
+                        return self._whole_run(env, key)
                     return self._dispatch(env, key)
             return self._unfrozen(env, taps, threads)
 
@@ -291,19 +297,31 @@ class Program:
             return self._replay(key, fz, env)
         return self._unfrozen(env, False, None)
 
-    def _serial_run(self, env: dict):
+    def _serial_run(self, env: dict, key):
         """The run on one thread: under serial_here() the feed key is the 1-thread key (its own
-        frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread."""
+        frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread.
+        `key`: the T-thread key of env (its 1-thread key differs in the thread count only)."""
         with kernel_threads.serial_here():
-            return self._dispatch(env, self._frozen_key(env))
+            return self._dispatch(env, (key[0], 1) + key[2:])
 
-    def _whole_choice(self, key) -> tune.WholeRun:
+    def _whole_run(self, env: dict, key):
+        """A T-thread run by its key's tune.WholeRun: the parallel run or the serial one; when the
+        run would split the batch, the split run, the whole-batch frozen run of the key on T-thread
+        kernels (its steps' thread counts chosen by tune.Tuned) or the serial one."""
+        parts = self._split_parts.get(key)     # a function of the key: found once
+        if parts is None:
+            if len(self._split_parts) >= FREEZE_SEEN:    # many one-off shapes: start over
+                self._split_parts.clear()
+            parts = self._split_parts[key] = self._parts(env, None) if all(x.size for x in env.values()) else 1
         choice = self._choices.get(key)
         if choice is None:
-            if len(self._choices) >= FREEZE_SEEN:    # many one-off shapes: start over
+            if len(self._choices) >= FREEZE_SEEN:
                 self._choices.clear()
-            choice = self._choices[key] = tune.WholeRun()
-        return choice
+            choice = self._choices[key] = tune.WholeRun(settle=tune.sides_settle(parts > 1))
+        if parts > 1:
+            return choice(lambda: self._run_split(env, parts, True), lambda: self._run_frozen(env),
+                          lambda: self._serial_run(env, key))
+        return choice(lambda: self._dispatch(env, key), lambda: self._serial_run(env, key))
 
     def _unfrozen(self, env: dict, taps: bool, threads: int | None):
         """A run with no frozen run to replay (yet): empty, split over the batch, recorded, or plain."""
@@ -362,15 +380,17 @@ class Program:
         return (tuple((x.shape, x.dtype.str) for x in env.values()), kernel_threads.get_num_threads(),
                 kernel_threads.NATIVE_THREADS)
 
-    def _run_frozen(self, env: dict) -> dict:
+    def _run_frozen(self, env: dict, lane: int | None = None) -> dict:
         """The run on checked feeds through a frozen run (intsim.runtime.frozen) of their key: recorded the
         second time a key is seen (a one-off shape keeps no buffers), replayed from then on. Keys
-        whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way."""
-        key = self._frozen_key(env)
+        whose runs cannot be frozen, or whose tensors pass FREEZE_MAX_BYTES, run the ordinary way.
+        `lane`: the slice index of a split run (its key is the slice's key and the index: slices of
+        equal shapes run side by side, each on its own frozen run)."""
+        key = self._frozen_key(env) if lane is None else self._frozen_key(env) + (lane,)
         fz = self._frozen.get(key, False)
         if fz is False:             # first sight of the key
             if len(self._frozen) >= FREEZE_SEEN:    # many one-off shapes: forget all but the frozen
-                self._frozen = {k: v for k, v in self._frozen.items() if isinstance(v, frozen.FrozenRun)}
+                self._frozen = {k: v for k, v in list(self._frozen.items()) if isinstance(v, frozen.FrozenRun)}
             self._frozen[key] = _SEEN
             return self._execute(env, False)
         if fz is _SEEN:
@@ -395,7 +415,8 @@ class Program:
     def _record(self, key, env: dict) -> dict:
         rec = frozen.FrozenRun(list(env), self.graph.outputs, self.graph.constants, self._consumed)
         env = self._execute(env, False, rec)
-        kept = [v for v in self._frozen.values() if isinstance(v, frozen.FrozenRun)]
+        kept = [v for v in list(self._frozen.values()) if isinstance(v, frozen.FrozenRun)]   # list(): one step
+        # (a split run's slices record side by side)
         ok = rec.calls is not None and len(kept) < FREEZE_KEYS and \
             rec.nbytes + sum(v.nbytes for v in kept) <= FREEZE_MAX_BYTES
         self._frozen[key] = rec if ok else None
@@ -413,10 +434,11 @@ class Program:
             return 1
         return batch_split.auto_parts(kernel_threads.get_num_threads(), n, sum(x.size for x in env.values()), self._min_part)
 
-    def _run_split(self, env: dict, parts: int) -> dict:
+    def _run_split(self, env: dict, parts: int, freeze: bool = False) -> dict:
         """The run on `parts` slices of the batch (see run). Slice i runs under the limits scaled by
         its share of the batch (batch_split.part_limits); if any slice fails with an IntsimError,
-        the whole batch is run unsplit, so the caller gets exactly its result or its error."""
+        the whole batch is run unsplit, so the caller gets exactly its result or its error.
+        `freeze`: each slice runs through its own frozen run (_run_frozen's `lane`)."""
         n = next(iter(env.values())).shape[0]
         spans = batch_split.bounds(n, parts)
         limits = [batch_split.part_limits(self.limits, b - a, n) for a, b in spans]
@@ -424,7 +446,8 @@ class Program:
             return self._execute(env, False)
         envs = [{k: v[a:b] for k, v in env.items()} for a, b in spans]
         try:
-            outs = batch_split.run_parts(lambda e: self._execute(e, False), envs, limits)
+            run = (lambda i, e: self._run_frozen(e, i)) if freeze else (lambda i, e: self._execute(e, False))
+            outs = batch_split.run_parts(run, envs, limits)
         except IntsimError:
             return self._execute(env, False)
         return {name: np.concatenate([o[name] for o in outs], axis=0) for name in self.graph.outputs}

@@ -1,5 +1,5 @@
-"""The thread count of each conv/matmul/quantize/dequantize/add/mul step of a frozen run,
-chosen by measurement.
+"""The thread count of each conv/matmul/quantize/dequantize/add/mul/MaxPool step of a frozen
+run, and of a whole run (T threads, a batch split, or 1), chosen by measurement.
 
 A 2-thread kernel call is a Numba parallel region that ends at a barrier both threads reach.
 On an idle host it runs up to ~2x faster than one thread; on a host whose cores other
@@ -30,6 +30,9 @@ ENABLED = os.environ.get("INTSIM_TUNE_THREADS", "1") != "0"
 # the steps whose kernels split over threads: Numba parallel regions (conv, matmul) or, above
 # kernels.eltwise's size threshold, the kernels' thread pool (quantize, dequantize, add, mul)
 TUNED_OPS = ("conv", "matmul", "quantize", "dequantize", "add", "mul")
+# `onnx` nodes whose integer kernels split too: MaxPool above kernels.pool.SERIAL_BYTES of input runs
+# its planes (or NHWC rows) through parallel_items' pool, whose sleeping thread takes 50-300 us to wake
+TUNED_ONNX = ("MaxPool",)
 PROBES = 5
 RETUNE = 512
 # the parallel call is kept only when its median is below this share of the serial one's: five
@@ -67,11 +70,16 @@ class Tuned:
             self.choices.append(k)
 
 
+def tunable(node) -> bool:
+    """Whether the node's step may split over threads (TUNED_OPS, TUNED_ONNX)."""
+    return node.op in TUNED_OPS or (node.op == "onnx" and node.attrs.get("op_type") in TUNED_ONNX)
+
+
 def tuned(node, call, make_serial):
     """`call` (the step's frozen call, bound for the current thread count), or a Tuned pair of it
     and make_serial()'s call run under serial_here() (make_serial itself runs under it: a freeze
-    hook binds serial kernels there) when the step is one of TUNED_OPS recorded on > 1 threads."""
-    if not ENABLED or node.op not in TUNED_OPS or get_num_threads() <= 1:
+    hook binds serial kernels there) when the step is tunable() and recorded on > 1 threads."""
+    if not ENABLED or not tunable(node) or get_num_threads() <= 1:
         return call
     with serial_here():
         serial = make_serial()
@@ -91,62 +99,83 @@ def tuned(node, call, make_serial):
 # serial_here() (which is exactly the 1-thread run: its own frozen run, serial kernels, no split)
 # and keeps the faster: 2 threads are never kept when 1 measured faster.
 #
-# WholeRun.__call__ runs SETTLE parallel runs first (the frozen run is recorded on the second and
-# its Tuned steps probe over the next 2 * PROBES), then alternates serial and parallel runs: the
-# serial side's first 2 runs (its own recording) untimed, then PROBES timed runs of each side;
-# pick() keeps the parallel run only when its median is below WHOLE_GAIN times the serial one's,
-# for RETUNE runs, then measures PROBES runs of each side again.
+# A key whose runs split the batch over threads (intsim.runtime.batch_split) has two parallel
+# sides: the split run (unfrozen slices side by side, one per thread) and the whole-batch frozen
+# run on T-thread kernels (each step's thread count chosen by Tuned); the faster of the two is
+# the parallel side, kept only when its median is below WHOLE_GAIN times the serial one's.
+#
+# WholeRun.__call__(*sides) (parallel sides first, the serial side last) runs each side's
+# untimed settling runs in turn (`settle`: SETTLE for a frozen parallel run, recorded on the
+# second and its Tuned steps probing over the next 2 * PROBES; SPLIT_SETTLE for a split run;
+# SERIAL_SETTLE for the serial side's recording runs), then PROBES timed runs of each side,
+# round robin from the serial side back; pick() keeps a side for RETUNE runs, then measures
+# PROBES runs of each side again.
 SETTLE = 2 + 2 * PROBES
+SPLIT_SETTLE = 2        # a split run: unfrozen slices, warm once the batch pool threads are up
+SERIAL_SETTLE = 2       # the serial side: its own frozen run, recorded on its second run
 WHOLE_GAIN = 0.9     # ties go to the serial run: what 1 thread does, with no team to wake
 
 
-def settle_runs() -> int:
-    """Runs of one feed key before a 2-thread Program's choices are all made (a benchmark's
-    warm-up): the parallel runs that settle, 2 serial recording runs, PROBES timed runs of each."""
-    return SETTLE + 2 + 2 * PROBES
+def sides_settle(split: bool = False) -> tuple:
+    """The untimed runs of each side of a WholeRun, serial side last: (SETTLE, SERIAL_SETTLE), or
+    with a split run (SPLIT_SETTLE, SETTLE, SERIAL_SETTLE)."""
+    return (SPLIT_SETTLE, SETTLE, SERIAL_SETTLE) if split else (SETTLE, SERIAL_SETTLE)
 
 
-def pick(parallel_times: list, serial_times: list) -> int:
-    """0 (keep the parallel run) when median(parallel) < WHOLE_GAIN * median(serial), else 1."""
-    return int(statistics.median(parallel_times) >= WHOLE_GAIN * statistics.median(serial_times))
+def settle_runs(split: bool = False) -> int:
+    """Runs of one feed key before a T-thread Program's choices are all made (a benchmark's
+    warm-up): every side's settling runs, then PROBES timed runs of each side. `split`: for a key
+    whose runs may split the batch (three sides; a warm-up that does not know passes True)."""
+    settle = sides_settle(split)
+    return sum(settle) + len(settle) * PROBES
+
+
+def pick(*times: list) -> int:
+    """The side kept: the parallel side (all but the last) of least median when that median is
+    below WHOLE_GAIN times the serial (last) side's median, else the serial side. For two sides,
+    0 (keep the parallel run) when median(parallel) < WHOLE_GAIN * median(serial), else 1."""
+    medians = [statistics.median(t) for t in times]
+    best = min(range(len(times) - 1), key=medians.__getitem__)
+    return best if medians[best] < WHOLE_GAIN * medians[-1] else len(times) - 1
 
 
 class WholeRun:
-    """The choice between a Program's parallel run and its serial run for one feed key (above).
-    call(parallel, serial): runs one of the two zero-argument callables and returns its result."""
+    """The choice between a Program's parallel run(s) and its serial run for one feed key (above).
+    call(*sides): runs one of the zero-argument callables (parallel sides first, serial last)
+    and returns its result. `settle`: each side's untimed runs (sides_settle())."""
 
-    __slots__ = ("runs", "times", "untimed", "best", "left", "choices", "clock")
+    __slots__ = ("untimed", "times", "best", "left", "choices", "medians", "clock")
 
-    def __init__(self, clock=time.perf_counter):
-        self.runs = 0                 # parallel runs before the first measurement (up to SETTLE)
-        self.times = ([], [])
-        self.untimed = 2              # the serial side's recording runs
+    def __init__(self, clock=time.perf_counter, settle: tuple | None = None):
+        self.untimed = list(sides_settle() if settle is None else settle)
+        self.times = tuple([] for _ in self.untimed)
         self.best = None
         self.left = 0
-        self.choices = []             # 0 parallel, 1 serial: the pick of each measurement
+        self.choices = []             # the side picked at each measurement (the last: serial)
+        self.medians = []             # each measurement's per-side medians (seconds)
         self.clock = clock
 
-    def __call__(self, parallel, serial):
+    def __call__(self, *sides):
         if self.best is not None:
             if self.left > 0:
                 self.left -= 1
-                return (parallel, serial)[self.best]()
-            self.best, self.times = None, ([], [])
-        if self.runs < SETTLE:
-            self.runs += 1
-            return parallel()
-        if self.untimed > 0:
-            self.untimed -= 1
-            return serial()
-        i = 1 if len(self.times[1]) <= len(self.times[0]) else 0
+                return sides[self.best]()
+            self.best, self.times = None, tuple([] for _ in sides)
+        for i, n in enumerate(self.untimed):
+            if n > 0:
+                self.untimed[i] -= 1
+                return sides[i]()
+        counts = [len(t) for t in self.times]
+        i = max(range(len(sides)), key=lambda j: (-counts[j], j))     # fewest timed runs, serial side first
         t = self.clock()
-        out = (parallel, serial)[i]()
+        out = sides[i]()
         self.times[i].append(self.clock() - t)
-        if len(self.times[0]) >= PROBES and len(self.times[1]) >= PROBES:
+        if min(len(t) for t in self.times) >= PROBES:
             self.best, self.left = pick(*self.times), RETUNE
             self.choices.append(self.best)
+            self.medians.append([statistics.median(t) for t in self.times])
         return out
 
 
-__all__ = ["ENABLED", "PROBES", "RETUNE", "SETTLE", "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "settle_runs",
-           "tuned"]
+__all__ = ["ENABLED", "PROBES", "RETUNE", "SERIAL_SETTLE", "SETTLE", "SPLIT_SETTLE", "TUNED_ONNX", "TUNED_OPS",
+           "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "settle_runs", "sides_settle", "tunable", "tuned"]
