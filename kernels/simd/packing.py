@@ -200,14 +200,23 @@ def pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
 
 
 
+def kernel_array(a, dtype=None) -> np.ndarray:
+    """`a` (as dtype) C-contiguous and writable, copied only when it is not already. Numba
+    types a read-only array apart from a writable one, so a read-only argument (an onnx
+    initializer read by np.frombuffer, a memoized or broadcast value) would compile a second
+    machine-code specialization of every driver it reaches (the drivers only read it)."""
+    a = np.ascontiguousarray(a, dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 def vector_arg(v, n, dtype, name, where):
-    """A scalar or an (n,) vector as a contiguous (n,) array of dtype, else ValueError."""
+    """A scalar or an (n,) vector as a contiguous, writable (n,) array of dtype, else ValueError."""
     v = np.asarray(v)
     if v.ndim == 0:
         v = np.full(n, v)
     if v.shape != (n,):
         raise ValueError(f"{where}: {name} must be a scalar or have shape ({n},), got {v.shape}")
-    return np.ascontiguousarray(v, dtype)
+    return kernel_array(v, dtype)
 
 
 def offsets(packed, a_dtype, a_zp, bias):
