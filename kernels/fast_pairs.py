@@ -43,10 +43,10 @@ from .conv import ConvGeom
 from .fast_conv import conv2d_fast, conv2d_fast_requant, group_rq, pack_conv
 from .simd.drivers import a_in_place, driver_consts, epilogue, gemm_geo, item_c, n_items, rq_none, work_threads
 from .simd.microkernels import make_microkernel, make_microkernel_q, pmaddwd_fn
-from .simd.packing import kernel_array, pack_block, pack_panels
+from .simd.packing import pack_block, pack_panels
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
-from .jit import kernel
+from .jit import kernel, kernel_array
 from .threads import bind_items
 from .requant import requant_float
 from .x86pairs import (check_conv_pairs, check_conv_pairs_inputs, check_gemm_pairs, conv2d_acc_pairs, conv2d_acc_pairs_ref,

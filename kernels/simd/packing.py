@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import cpu
 from ..conv_rows import CONV_KIND, pack_conv_tiles
-from ..jit import kernel
+from ..jit import kernel, kernel_array
 from .microkernels import AMX_MR, AMX_NR, AMX_TILE_STEPS, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR
 
 KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16 panels = 128 KiB, in L2
@@ -198,15 +198,6 @@ def pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
             for j in range(kn, kw):
                 out[j] = 0
 
-
-
-def kernel_array(a, dtype=None) -> np.ndarray:
-    """`a` (as dtype) C-contiguous and writable, copied only when it is not already. Numba
-    types a read-only array apart from a writable one, so a read-only argument (an onnx
-    initializer read by np.frombuffer, a memoized or broadcast value) would compile a second
-    machine-code specialization of every driver it reaches (the drivers only read it)."""
-    a = np.ascontiguousarray(a, dtype)
-    return a if a.flags.writeable else a.copy()
 
 
 def vector_arg(v, n, dtype, name, where):

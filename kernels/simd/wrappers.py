@@ -11,7 +11,8 @@ import numpy as np
 from ..gemm import gemm_acc, gemm_acc_ref
 from ..requant import ort_round_ref
 from .drivers import bind_packed, gemm_geo, rq_none, run_packed
-from .packing import PackedB, fits_int32, kernel_array, offsets, vector_arg
+from ..jit import kernel_array
+from .packing import PackedB, fits_int32, offsets, vector_arg
 
 def _check_a(a, k, where):
     if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype not in (np.uint8, np.int8):

@@ -1,5 +1,5 @@
 """Read-only arguments (an onnx initializer read by np.frombuffer, a broadcast multiplier) reach
-the SIMD engine's drivers as writable C-contiguous copies (kernels.simd.packing.kernel_array):
+the SIMD engine's drivers as writable C-contiguous copies (kernels.jit.kernel_array):
 the same values, and no second machine-code specialization of a driver. Numba types a read-only
 array apart from a writable one, and each extra specialization of a driver is a compile of
 tens of seconds on a cold cache. Results are checked against the NumPy int64 twins."""
@@ -10,6 +10,7 @@ import pytest
 from numba.core.registry import CPUDispatcher
 
 from kernels import cpu
+from kernels.jit import kernel_array
 from kernels.simd import drivers, packing, wrappers
 
 ISA = cpu.best_isa()
@@ -37,11 +38,11 @@ def _case(seed=5, m=7, k=24, n=40):
 
 def test_kernel_array_copies_only_read_only_or_strided():
     w = np.arange(6, dtype=np.int64)
-    assert packing.kernel_array(w) is w
-    r = packing.kernel_array(_read_only(w))
+    assert kernel_array(w) is w
+    r = kernel_array(_read_only(w))
     assert r.flags.writeable and r.flags.c_contiguous
     np.testing.assert_array_equal(r, w)
-    s = packing.kernel_array(w[::2], np.int32)
+    s = kernel_array(w[::2], np.int32)
     assert s.dtype == np.int32 and s.flags.c_contiguous
     np.testing.assert_array_equal(s, [0, 2, 4])
 
