@@ -53,7 +53,7 @@ _ROWS: list = []
 
 
 def pytest_configure(config):
-    event.install_listener("numba:compile", _CLOCK)
+    event.register("numba:compile", _CLOCK)
 
 
 @pytest.hookimpl(hookwrapper=True)
