@@ -46,7 +46,7 @@ from .simd.microkernels import make_microkernel, make_microkernel_q, pmaddwd_fn
 from .simd.packing import pack_block, pack_panels
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
-from .jit import kernel
+from .jit import kernel, kernel_array
 from .threads import bind_items
 from .requant import requant_float
 from .x86pairs import (check_conv_pairs, check_conv_pairs_inputs, check_gemm_pairs, conv2d_acc_pairs, conv2d_acc_pairs_ref,
@@ -237,7 +237,7 @@ def gemm_pairs_packed(a, a_zp, packed: PackedPairs, b_zp, bias, acc) -> None:
     if slow or a.shape[0] == 0:
         gemm_acc_pairs(a, packed.b, a_zp, b_zp, bias, acc)
         return
-    a = np.ascontiguousarray(a)
+    a = kernel_array(a)
     out = acc if acc.flags.c_contiguous else np.empty(acc.shape, acc.dtype)
     if not b_zp.any():
         # no row-sum term: bias - a_zp*S[n] starts the int32 sums; exact when they cannot wrap
@@ -381,7 +381,7 @@ def conv2d_pairs_fast_requant(x, x_zp, pc: PackedConvPairs, w_zp, bias, mult, zp
             or not out.flags.c_contiguous:
         raise ValueError(f"{where}: out must be a C-contiguous uint8/int8 array of shape {shape}, got "
                          f"{getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
-    mult = np.ascontiguousarray(np.broadcast_to(np.asarray(mult, np.float32), (m,)))
+    mult = kernel_array(np.broadcast_to(np.asarray(mult, np.float32), (m,)))
     info = np.iinfo(out.dtype)
     if not (info.min <= int(lo) <= int(zp) <= int(hi) <= info.max) or not np.all(np.isfinite(mult)):
         raise ValueError(f"{where}: need finite mult and {info.min} <= lo <= zp <= hi <= {info.max}")

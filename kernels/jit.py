@@ -10,12 +10,16 @@ a hash of every kernels/**/*.py (and the Numba version): any change to any kerne
 fresh cache. The directory is $NUMBA_CACHE_DIR/intsim-<hash> when NUMBA_CACHE_DIR is set, else
 kernels/__pycache__/intsim-<hash>, else (read-only install) ~/.cache/intsim/numba/intsim-<hash>.
 Numba's global setting is changed only while a kernel is being decorated.
+
+kernel_array: an argument as C-contiguous and writable, so that a read-only array does not
+compile a second specialization of the kernel it reaches (Numba types the two apart).
 """
 import hashlib
 import os
 import threading
 
 import numba
+import numpy as np
 from numba import njit
 
 FORCE_PORTABLE = os.environ.get("INTSIM_PORTABLE", "") == "1"
@@ -72,3 +76,13 @@ def kernel(fn=None, *, parallel: bool = False, inline: str = "never"):
             finally:
                 numba.config.CACHE_DIR = old
     return wrap(fn) if fn is not None else wrap
+
+
+def kernel_array(a, dtype=None) -> np.ndarray:
+    """`a` (as dtype) C-contiguous and writable, copied only when it is not already. Numba
+    types a read-only array apart from a writable one, so a read-only argument (an onnx
+    initializer read by np.frombuffer, a memoized or broadcast value) would compile a second
+    machine-code specialization of every kernel it reaches (for arguments a kernel only reads;
+    a copy of an array that is also bound for later calls would not see later writes)."""
+    a = np.ascontiguousarray(a, dtype)
+    return a if a.flags.writeable else a.copy()

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import cpu
 from ..conv_rows import CONV_KIND, pack_conv_tiles
-from ..jit import kernel
+from ..jit import kernel, kernel_array
 from .microkernels import AMX_MR, AMX_NR, AMX_TILE_STEPS, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR
 
 KC_STEPS = 128            # longest K block (steps; see kc_steps): B block of 16 panels = 128 KiB, in L2
@@ -201,13 +201,13 @@ def pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk):
 
 
 def vector_arg(v, n, dtype, name, where):
-    """A scalar or an (n,) vector as a contiguous (n,) array of dtype, else ValueError."""
+    """A scalar or an (n,) vector as a contiguous, writable (n,) array of dtype, else ValueError."""
     v = np.asarray(v)
     if v.ndim == 0:
         v = np.full(n, v)
     if v.shape != (n,):
         raise ValueError(f"{where}: {name} must be a scalar or have shape ({n},), got {v.shape}")
-    return np.ascontiguousarray(v, dtype)
+    return kernel_array(v, dtype)
 
 
 def offsets(packed, a_dtype, a_zp, bias):

@@ -11,6 +11,7 @@ import numpy as np
 from ..gemm import gemm_acc, gemm_acc_ref
 from ..requant import ort_round_ref
 from .drivers import bind_packed, gemm_geo, rq_none, run_packed
+from ..jit import kernel_array
 from .packing import PackedB, fits_int32, offsets, vector_arg
 
 def _check_a(a, k, where):
@@ -63,7 +64,7 @@ def gemm_packed(a, a_zp, packed: PackedB, bias, acc) -> None:
         gemm_acc(a, packed.b, a_zp, packed.b_zp, bias, acc)
         return
     offs, o = offsets(packed, a.dtype, a_zp, bias)
-    a = np.ascontiguousarray(a)
+    a = kernel_array(a)
     run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, acc, rq_none())
 
 
@@ -98,7 +99,7 @@ def gemm_packed_requant(a, a_zp, packed: PackedB, bias, mult, zp, lo, hi, out) -
         _requant_rows(acc, mult, zp, lo, hi, out)
         return
     offs, o = offsets(packed, a.dtype, a_zp, bias)
-    a = np.ascontiguousarray(a)
+    a = kernel_array(a)
     rq = (True, mult, np.int64(zp), np.int64(lo), np.int64(hi))
     run_packed(a.reshape(-1), gemm_geo(a.shape[0], packed.k, packed.n, packed.isa), o, packed, offs, out, rq)
 
