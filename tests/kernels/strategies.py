@@ -1,5 +1,6 @@
 """Hypothesis strategies shared by the kernel tests: integer arrays that include the type's
-extremes, and zero points at the ends of the range."""
+extremes, zero points at the ends of the range, and the float32 inputs of dynamic
+quantization (float_tensor)."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +65,26 @@ def bad_requant_params(m: int = 8) -> list:
             (True, np.ones(m, np.float64), z, z, np.int64(255)),
             (True, np.ones(m, np.float32), np.int64(300), z, np.int64(255)),
             (True, np.ones(m, np.float32), z, np.int64(10), np.int64(5))]
+
+
+FLOAT_KINDS = ("normal", "normal", "tiny", "huge", "zero", "ties", "special", "positive")
+
+
+def float_tensor(rng, shape, kind: str, special=np.nan, tiny=1e-38):
+    """A float32 array of `shape` drawn as `kind`: standard normal x3 ("normal"), x`tiny`
+    ("tiny"; 1e-39 gives subnormals), x1e37 ("huge"), zeros with every other one -0.0
+    ("zero"), multiples of 0.5 in [-200, 200) ("ties": halves after a division), normal with
+    `special` (NaN or an infinity) at two drawn positions ("special"), |normal| + 0.5
+    ("positive")."""
+    if kind == "zero":
+        x = np.zeros(shape, np.float32)
+        x.flat[::2] = np.float32(-0.0)
+        return x
+    if kind == "ties":
+        return (rng.integers(-400, 400, shape) * 0.5).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32) * np.float32({"tiny": tiny, "huge": 1e37}.get(kind, 3.0))
+    if kind == "positive":
+        x = np.abs(x) + np.float32(0.5)
+    if kind == "special":
+        x.flat[rng.integers(0, x.size, 2)] = special
+    return x

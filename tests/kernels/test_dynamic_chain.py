@@ -15,15 +15,14 @@ from kernels import dynamic_quant as D
 from kernels.simd import packing
 from kernels.simd.dynamic_chain import bind_dynamic_chain
 from kernels.simd.wrappers import gemm_packed_ref
+from tests.kernels.strategies import FLOAT_KINDS, float_tensor
 
 ISAS = [i for i in ("amx", "avx512vnni", "avx2") if not cpu.missing(i)]
 
 
 def _x(rng, shape, kind):
-    if kind == "zero":
-        x = np.zeros(shape, np.float32)
-        x.flat[::2] = np.float32(-0.0)
-        return x
+    """float_tensor with subnormal "tiny" values and one drawn special value."""
+    return float_tensor(rng, shape, kind, special=rng.choice([np.inf, -np.inf, np.nan]), tiny=1e-39)
     if kind == "ties":      # values landing on .5 after the division
         return (rng.integers(-400, 400, shape) * 0.5).astype(np.float32)
     x = rng.standard_normal(shape).astype(np.float32) * np.float32({"tiny": 1e-39, "huge": 1e37}.get(kind, 3.0))
@@ -49,7 +48,7 @@ def cases(draw):
         ws = rng.uniform(1e-3, 0.05, draw(st.sampled_from([1, n]))).astype(np.float32)
         bias = (rng.standard_normal(draw(st.sampled_from([0, n]))) * 5).astype(np.float32)
         chains.append((w, wz, ws, bias))
-    kind = draw(st.sampled_from(["normal", "normal", "tiny", "huge", "zero", "ties", "special", "positive"]))
+    kind = draw(st.sampled_from(FLOAT_KINDS))
     return m, k, chains, _x(rng, (m, k), kind), _x(rng, (m, k), "normal")
 
 

@@ -10,23 +10,15 @@ from hypothesis import given, settings, strategies as st
 
 from kernels import dynamic_quant as D
 from intsim.steps import quant
+from tests.kernels.strategies import FLOAT_KINDS, float_tensor
 
 
 @st.composite
 def tensors(draw):
     n = draw(st.integers(1, 300))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["normal", "normal", "tiny", "huge", "zero", "ties", "special", "positive"]))
-    if kind == "zero":
-        return np.zeros(n, np.float32)
-    if kind == "ties":      # values landing on .5 after the division
-        return (rng.integers(-400, 400, n) * 0.5).astype(np.float32)
-    x = rng.standard_normal(n).astype(np.float32) * np.float32({"tiny": 1e-38, "huge": 1e37}.get(kind, 3.0))
-    if kind == "positive":
-        x = np.abs(x) + np.float32(0.5)
-    if kind == "special":
-        x[rng.integers(0, n, 2)] = draw(st.sampled_from([np.inf, -np.inf, np.nan]))
-    return x
+    kind = draw(st.sampled_from(FLOAT_KINDS))
+    return float_tensor(rng, n, kind, special=draw(st.sampled_from([np.inf, -np.inf, np.nan])))
 
 
 @settings(max_examples=300, deadline=None)
