@@ -77,14 +77,22 @@ def a_in_place(geo, add, t1, mr):
 
 
 @kernel(inline="always")
-def amx_a_in_place(geo, add, t1, mr, steps):
-    """True when the AMX driver may read an item's A tiles (up to row t1*mr) straight from src
-    (a_in_place) although K is not a multiple of 64: each tile row then reads `over` = 4*steps - K
-    bytes past K, which the panels multiply by zero (B is zero beyond K), from the next row of A;
-    allowed when over <= K and a row of A follows the item's last (t1*mr < M), so no read
-    leaves src. K % 64 == 0 reads nothing past K."""
+def amx_in_place_end(geo, add, t0, t1, mr, steps):
+    """tf (t0 <= tf <= t1): the AMX driver reads the A tiles t0..tf-1 of an item straight from
+    src and packs only tiles tf..t1-1: a row-major uint8 A (add == 0: a_in_place's conditions,
+    tile by tile) with K % 4 == 0, tiles full (tf*mr <= M) and, when each tile row reads
+    `over` = 4*steps - K > 0 bytes past K (from the next row of A; the panels are zero there),
+    over <= K and a row of A after the last in-place tile (tf*mr < M). So a GEMM whose M is not
+    a multiple of mr packs its last, partial tile alone (49 x 4608: one tile of two)."""
+    if not (geo[0] == 0 and add == 0 and geo[2] % 4 == 0):
+        return t0
     over = steps * 4 - geo[2]
-    return a_in_place(geo, add, t1, mr) and (over == 0 or (over <= geo[2] and t1 * mr < geo[1]))
+    if over > geo[2]:
+        return t0
+    tf = min(t1, geo[1] // mr)
+    if over > 0 and tf * mr >= geo[1]:
+        tf -= 1
+    return max(t0, tf)
 
 
 @kernel(inline="always")
@@ -301,7 +309,8 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
     outputs the block through `epilogue`; a requantized GEMM of one K block (K <= 4096) passes
     each block's sums through one 32 x 32 block (4 KiB, in L1) instead of an item-sized one. A
-    row-major uint8 A (add = 0) is read in place where the item's tiles are full (amx_a_in_place)."""
+    row-major uint8 A (add = 0) is read in place tile by tile (amx_in_place_end): only the tiles
+    that cannot be (a partial last tile) are packed per K block."""
     mr, nr, g, nc = 32, 32, 4, 8
     steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
     n_panels = (geo[3] + nr - 1) // nr
@@ -322,24 +331,33 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
             direct, ldc, cblk = False, nr, blk
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
-        in_place = amx_a_in_place(geo, add, t1, mr, steps)
-        apk = np.empty(0 if in_place else (t1 - t0) * kc * mr * g, np.uint8)
+        tf = amx_in_place_end(geo, add, t0, t1, mr, steps)     # tiles t0..tf-1 in place, tf..t1-1 packed
+        apk = np.empty((t1 - tf) * kc * mr * g, np.uint8)
+        ua = src.view(np.uint8) if tf > t0 else apk             # (a uint8 src when tf > t0: add == 0)
         for s0 in range(0, steps, kc):
             ns = min(kc, steps - s0)
             ldi = n_pad if s0 == 0 else -1
-            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
+            if t1 > tf:
+                pack_block(src, geo, add, g, mr, tf, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
-                if direct:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
-                               init, ldi, False, qout, geo)
-                elif one:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, 0, ldc, init, ldi, True, qout,
-                               geo, True)
-                else:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi,
-                               fused and s0 + ns >= steps, qout, geo)
+                for part in range(2):       # the in-place tiles, then the packed ones
+                    u0, u1 = (t0, tf) if part == 0 else (tf, t1)
+                    if u1 <= u0:
+                        continue
+                    a = ua if part == 0 else apk
+                    a0, lda = ((u0 * mr * geo[2]) // 4 + s0, geo[2] // 4) if part == 0 else (0, ns)
+                    if direct:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst, u0 * mr * ldc + q0 * nr,
+                                   ldc, init, ldi, False, qout, geo)
+                    elif one:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, cblk, 0, ldc, init, ldi, True,
+                                   qout, geo, True)
+                    else:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, cblk,
+                                   (u0 - t0) * mr * ldc + (q0 - p0) * nr, ldc, init, ldi, fused and s0 + ns >= steps,
+                                   qout, geo)
         if not direct and not fused:
             epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
     amx_end()
