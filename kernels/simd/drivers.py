@@ -76,17 +76,23 @@ def a_in_place(geo, add, t1, mr):
     return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
 
 
+IN_PLACE_PANELS = 2       # panels of an AMX item up to which A rows off a cache line are read in place
+
+
 @kernel(inline="always")
-def amx_in_place_end(src, geo, add, t0, t1, mr, steps):
+def amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps):
     """tf (t0 <= tf <= t1): the AMX driver reads the A tiles t0..tf-1 of an item straight from
-    src and packs only tiles tf..t1-1: a row-major uint8 A (add == 0: a_in_place's conditions,
-    tile by tile) whose rows start on ALIGN-byte lines (src aligned, K % ALIGN == 0: a tile row
-    read across two lines cost more than packing it, 784 x 1152 x 128 0.25 vs 0.17 ms), tiles
-    full (tf*mr <= M) and, when each tile row reads `over` = 4*steps - K > 0 bytes past K (from
+    src (tileloadd with K as the byte stride) and packs only tiles tf..t1-1: a row-major uint8
+    A (add == 0) whose rows start on ALIGN-byte lines (src aligned, K % ALIGN == 0), or any
+    rows when the item has at most IN_PLACE_PANELS panels (a tile row read across two lines
+    costs each panel that reads it; packing costs once: 784 x 1152 x 128 (4 panels) 0.25 vs
+    0.17 ms packed, 12544 x 147 x 64 (2 panels) spent 0.39 of 0.68 ms packing); tiles full
+    (tf*mr <= M) and, when each tile row reads `over` = 4*steps - K > 0 bytes past K (from
     the next row of A; the panels are zero there), over <= K and a row of A after the last
-    in-place tile (tf*mr < M). So a GEMM whose M is not a multiple of mr packs its last, partial
-    tile alone (49 x 4608: one tile of two)."""
-    if not (geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and geo[2] % ALIGN == 0 and src.ctypes.data % ALIGN == 0):
+    in-place tile (tf*mr < M). So a GEMM whose M is not a multiple of mr packs its last,
+    partial tile alone (49 x 4608: one tile of two)."""
+    lines = geo[2] % ALIGN == 0 and src.ctypes.data % ALIGN == 0
+    if not (geo[0] == 0 and add == 0 and (lines or p1 - p0 <= IN_PLACE_PANELS)):
         return t0
     over = steps * 4 - geo[2]
     if over > geo[2]:
@@ -283,7 +289,7 @@ def amx_config():
 
 @kernel
 def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo, one=False):
-    """Tiles t0..t0+nt-1 of 32 rows (A words at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
+    """Tiles t0..t0+nt-1 of 32 rows (A bytes at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
     b0 + p*ns*128 int8) of one K block of ns steps (a multiple of 16), mk_amx into C at
     c0 + (tile - t0)*32*ldc + (p - q0)*32; started from the init rows (word 32*p of each) when
     ldi >= 0 (the first K block), else from C. With qlast (the last K block of a requantized
@@ -333,7 +339,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
             direct, ldc, cblk = False, nr, blk
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
-        tf = amx_in_place_end(src, geo, add, t0, t1, mr, steps)    # tiles t0..tf-1 in place, tf..t1-1 packed
+        tf = amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps)    # tiles t0..tf-1 in place, tf..t1-1 packed
         apk = aligned_bytes((t1 - tf) * kc * mr * g)
         ua = src.view(np.uint8) if tf > t0 else apk             # (a uint8 src when tf > t0: add == 0)
         for s0 in range(0, steps, kc):
@@ -349,7 +355,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
                     if u1 <= u0:
                         continue
                     a = ua if part == 0 else apk
-                    a0, lda = ((u0 * mr * geo[2]) // 4 + s0, geo[2] // 4) if part == 0 else (0, ns)
+                    a0, lda = (u0 * mr * geo[2] + 4 * s0, geo[2]) if part == 0 else (0, 4 * ns)     # bytes
                     if direct:
                         _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst, u0 * mr * ldc + q0 * nr,
                                    ldc, init, ldi, False, qout, geo)

@@ -412,19 +412,22 @@ def amx_end(typingctx):
 @intrinsic
 def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi):
     """The 32 x 32 C block at c[c_off + r*ldc + j] (int32 words) plus the sums of `tsteps` tile
-    steps (16 steps each): A row r of the block at word a_off + r*lda of apack (u8 quads), B at
+    steps (16 steps each): A row r of the block at BYTE a_off + r*lda of apack (u8 quads; lda any
+    byte stride, tileloadd takes one: a row-major A with K % 4 != 0 is read in place), B at
     byte b_off of bpack ([step][32][4] int8). The block starts from c itself, or when `first`
     != 0 from init (row r of C tile (i, j), for both i, read at init word i_off + 16*j + r*ldi:
     the driver passes 16 copies of the column offsets, ldi words apart). Tiles: C (i, j) in
-    tmm(2i + j), A(i) in tmm(4 + i), B(j) in tmm(6 + j). Offsets, lda, ldc, ldi in int32 words,
-    all checked by the caller."""
+    tmm(2i + j), A(i) in tmm(4 + i), B(j) in tmm(6 + j). a_off and lda in bytes; c_off, ldc,
+    i_off, ldi in int32 words; all checked by the caller."""
     sig = types.void(apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi)
 
     def codegen(context, builder, signature, args):
         ty = signature.args
-        a_ptr, b_raw, c_ptr, i_ptr, lda_, nt, ldc_, fi = _panel_pointers(context, builder, ty, args)
+        _, b_raw, c_ptr, i_ptr, lda_, nt, ldc_, fi = _panel_pointers(context, builder, ty, args)
         ldi_ = context.cast(builder, args[12], ty[12], types.int64)
         i8p = I8.as_pointer()
+        a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), i8p),
+                            [context.cast(builder, args[1], ty[1], types.int64)])
         load = _amx_fn(builder, "llvm.x86.tileloadd64", [I8, i8p, I64])
         store = _amx_fn(builder, "llvm.x86.tilestored64", [I8, i8p, I64])
         dot = _amx_fn(builder, "llvm.x86.tdpbusd", [I8, I8, I8])
@@ -438,8 +441,8 @@ def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, in
                 src = builder.select(is_first, builder.gep(i_ptr, [k64(16 * j)]),
                                      builder.gep(c_ptr, [builder.add(builder.mul(ldc_, k64(16 * i)), k64(16 * j))]))
                 builder.call(load, [k8(2 * i + j), builder.bitcast(src, i8p), builder.mul(c_ld, four)])
-        a_rows = [builder.bitcast(builder.gep(a_ptr, [builder.mul(lda_, k64(16 * i))]), i8p) for i in range(2)]
-        a_stride, b_stride = builder.mul(lda_, four), k64(AMX_NR * 4)
+        a_rows = [builder.gep(a_ptr, [builder.mul(lda_, k64(16 * i))]) for i in range(2)]
+        a_stride, b_stride = lda_, k64(AMX_NR * 4)
         with cgutils.for_range(builder, nt) as loop:
             kb = loop.index
             a_at = builder.mul(kb, k64(AMX_TILE_STEPS * 4))

@@ -292,7 +292,7 @@ def _guarded(nbytes):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64)])
+@pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64), (40, 99), (41, 90), (32, 99)])
 def test_amx_in_place_reads_stay_inside_a(threads, m, k):
     """A ending right before an inaccessible page: the in-place reads past K never leave A (a read
     past its end would fault), and the sums equal the reference."""
@@ -332,13 +332,15 @@ def test_packed_panels_start_on_a_cache_line():
 @pytest.mark.parametrize("threads", [1, 2])
 @settings(max_examples=30, deadline=None)
 @given(m=st.sampled_from([32, 49, 64, 196]) | st.integers(1, 200),
-       k=st.sampled_from([64, 128, 192, 256, 576]) | st.integers(1, 160).map(lambda v: 4 * v),
-       n=st.integers(1, 80), off=st.sampled_from([0, 16, 48, 1]), mode=st.sampled_from(["random", "ends"]),
+       k=st.sampled_from([64, 128, 147, 192, 256, 576]) | st.integers(1, 160).map(lambda v: 4 * v) |
+       st.integers(1, 700), n=st.integers(1, 130), off=st.sampled_from([0, 16, 48, 1]),
+       mode=st.sampled_from(["random", "ends"]),
        seed=st.integers(0, 2**32 - 1))
 def test_amx_a_in_place_tile_by_tile_at_any_alignment(threads, m, k, n, off, mode, seed):
-    """uint8 A starting on a 64-byte line or off it (off bytes), M not a multiple of 32: full tiles
-    of an aligned A with K % 64 == 0 are read in place, the partial last tile (and any A off a
-    line) packed (drivers.amx_in_place_end); int32 sums and requantized bytes equal the reference."""
+    """uint8 A starting on a 64-byte line or off it (off bytes), any K (K % 4 != 0 too), M not a
+    multiple of 32: full tiles are read in place (byte strides) when their rows start on lines or
+    the item has few panels, the partial last tile and the rest packed (drivers.amx_in_place_end);
+    int32 sums and requantized bytes equal the reference."""
     rng = np.random.default_rng(seed)
     a = _at_offset(activations(rng, (m, k), np.uint8, mode), off)
     _sums_and_requant_equal(threads, a, int(rng.integers(0, 256)), rng, n, mode, 2.0**-13, 9)
