@@ -21,6 +21,7 @@ from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from kernels.gemm import gemm_acc_ref
 from kernels.requant import ort_round_ref
 from kernels.simd import drivers, packing, wrappers
+from tests.kernels.guarded import guarded_bytes
 from tests.kernels.strategies import zero_point
 
 pytestmark = pytest.mark.skipif(bool(cpu.missing("amx")), reason=f"no AMX here: {cpu.missing('amx')}")
@@ -272,31 +273,12 @@ def _sums_and_requant_equal(threads, a, az, rng, n, mode, scale, zp):
     assert np.array_equal(out.astype(np.int64), ort_round_ref(acc, mult[None, :], -zp, 255 - zp).astype(np.int64) + zp)
 
 
-def _guarded(nbytes):
-    """A uint8 array of nbytes whose last byte is followed by an inaccessible page (a read past it
-    faults), or None where mprotect is not available."""
-    import ctypes
-    import mmap
-    page = mmap.PAGESIZE
-    if nbytes > page:
-        return None
-    buf = mmap.mmap(-1, 2 * page)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mprotect(ctypes.c_void_p(addr + page), ctypes.c_size_t(page), 0) != 0:
-            return None
-    except (OSError, AttributeError):
-        return None
-    return np.frombuffer(buf, np.uint8, count=page)[page - nbytes:]
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64), (40, 99), (41, 90), (32, 99)])
 def test_amx_in_place_reads_stay_inside_a(threads, m, k):
     """A ending right before an inaccessible page: the in-place reads past K never leave A (a read
     past its end would fault), and the sums equal the reference."""
-    a = _guarded(m * k)
+    a = guarded_bytes(m * k)
     if a is None:
         pytest.skip("no mprotect")
     rng = np.random.default_rng(m * k)
