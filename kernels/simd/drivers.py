@@ -16,8 +16,8 @@ from ..threads import bind_items, get_num_threads, native_split
 from .. import cpu
 from .microkernels import (AMX_TILE_STEPS, amx_begin, amx_end, mk_amx, mk_amx_q, mk_avx2, mk_avx2_q, mk_vnni512,
                            mk_vnni512_h, mk_vnni512_hq, mk_vnni512_q)
-from .packing import (G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, amx_steps, ceil_div, kc_steps,
-                      kc_tile_steps, pack_block)
+from .packing import (ALIGN, G_K, G_M, G_MC, G_N, G_NP, GEOM, MC_TILES, NC_PANELS, aligned_bytes, amx_steps,
+                      ceil_div, kc_steps, kc_tile_steps, pack_block)
 
 @kernel
 def epilogue(cblk, m0, n0, geo, dst, rq):
@@ -76,26 +76,54 @@ def a_in_place(geo, add, t1, mr):
     return geo[0] == 0 and add == 0 and geo[2] % 4 == 0 and t1 * mr <= geo[1]
 
 
+IN_PLACE_PANELS = 2       # panels of an AMX item up to which A rows off a cache line are read in place
+
+
 @kernel(inline="always")
-def amx_a_in_place(geo, add, t1, mr, steps):
-    """True when the AMX driver may read an item's A tiles (up to row t1*mr) straight from src
-    (a_in_place) although K is not a multiple of 64: each tile row then reads `over` = 4*steps - K
-    bytes past K, which the panels multiply by zero (B is zero beyond K), from the next row of A;
-    allowed when over <= K and a row of A follows the item's last (t1*mr < M), so no read
-    leaves src. K % 64 == 0 reads nothing past K."""
+def amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps):
+    """tf (t0 <= tf <= t1): the AMX driver reads the A tiles t0..tf-1 of an item straight from
+    src (tileloadd with K as the byte stride) and packs only tiles tf..t1-1: a row-major uint8
+    A (add == 0) whose rows start on ALIGN-byte lines (src aligned, K % ALIGN == 0), or any
+    rows when the item has at most IN_PLACE_PANELS panels (a tile row read across two lines
+    costs each panel that reads it; packing costs once: 784 x 1152 x 128 (4 panels) 0.25 vs
+    0.17 ms packed, 12544 x 147 x 64 (2 panels) spent 0.39 of 0.68 ms packing); tiles full
+    (tf*mr <= M) and, when each tile row reads `over` = 4*steps - K > 0 bytes past K (from
+    the next row of A; the panels are zero there), over <= K and a row of A after the last
+    in-place tile (tf*mr < M). So a GEMM whose M is not a multiple of mr packs its last,
+    partial tile alone (49 x 4608: one tile of two)."""
+    lines = geo[2] % ALIGN == 0 and src.ctypes.data % ALIGN == 0
+    if not (geo[0] == 0 and add == 0 and (lines or p1 - p0 <= IN_PLACE_PANELS)):
+        return t0
     over = steps * 4 - geo[2]
-    return a_in_place(geo, add, t1, mr) and (over == 0 or (over <= geo[2] and t1 * mr < geo[1]))
+    if over > geo[2]:
+        return t0
+    tf = min(t1, geo[1] // mr)
+    if over > 0 and tf * mr >= geo[1]:
+        tf -= 1
+    return max(t0, tf)
+
+
+@kernel(inline="always")
+def vnni_a_in_place(geo, add, t1, mr, steps):
+    """True when the VNNI driver may read an item's A tiles (up to row t1*mr) straight from src,
+    rows K bytes apart (the byte-addressed micro-kernels): a row-major uint8 A (add == 0), all
+    tiles full, and for K % 4 != 0 (each row's last word reads `over` = 4*steps - K bytes past
+    K, from the next row of A, which the zero panels beyond K multiply by zero) over <= K and a
+    row of A after the item's last (t1*mr < M), so no read leaves src. MobileNetV2's stem
+    (12544 x 27 x 32) spent 0.10 of 0.24 ms packing its rows of 27 bytes."""
+    over = steps * 4 - geo[2]
+    return geo[0] == 0 and add == 0 and t1 * mr <= geo[1] and (over == 0 or (over <= geo[2] and t1 * mr < geo[1]))
 
 
 @kernel(inline="always")
 def block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place):
-    """(a, a0, lda) of u8 A words for tiles t0..t1-1, K block s0..s0+ns-1: src itself when
-    in_place (a_in_place: add == 0, so src holds uint8; the view only unifies the types), else
-    the block packed into apk (pack_block)."""
+    """(a, a0, lda) of u8 A for tiles t0..t1-1, K block s0..s0+ns-1, a0 and lda in bytes: src
+    itself when in_place (vnni_a_in_place: add == 0, so src holds uint8; the view only unifies
+    the types), else the block packed into apk (pack_block)."""
     if in_place:
-        return src.view(np.uint8), (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
+        return src.view(np.uint8), t0 * mr * geo[2] + 4 * s0, geo[2]
     pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
-    return apk, 0, ns
+    return apk, 0, 4 * ns
 
 
 @kernel(inline="always")
@@ -145,7 +173,7 @@ def item_c(item, geo, dst, rq, mr, nr, nc, fused, steps):
     t0, t1, p0, p1 = item_bounds(item, geo, mr, nr, nc)
     direct = c_target(dst, rq, geo, t1, p1, mr, nr)
     ldc = dst.strides[0] // 4 if direct else (p1 - p0) * nr
-    return t0, t1, p0, p1, direct, ldc, np.empty(cblk_size(direct, fused, steps, t1 - t0, mr, ldc), np.int32)
+    return t0, t1, p0, p1, direct, ldc, aligned_bytes(4 * cblk_size(direct, fused, steps, t1 - t0, mr, ldc)).view(np.int32)
 
 
 @kernel
@@ -195,7 +223,7 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
 
 @kernel
 def _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs, first, qlast, qout, geo):
-    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (A words at a0 + (tile - t0)*6*lda,
+    """As _tiles_avx2 with the 6x32 vpdpbusd micro-kernels (A bytes at a0 + (tile - t0)*6*lda,
     B at b0 + p*ns*128 int8). A last panel holding at most 16 columns of N runs the 12x16 half
     kernels (mk_vnni512_h*: the panel's left half) over pairs of tiles (an odd last tile: the
     6x32 kernel)."""
@@ -234,14 +262,14 @@ def _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, offs,
 @kernel
 def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_avx2 with u8 lanes and the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on
-    VNNI hosts. A row-major uint8 A (add = 0) with K % 4 == 0 is read in place where the
-    item's tiles are full (its rows are already the u8 quads the micro-kernel reads), else
-    packed per K block."""
+    VNNI hosts. A row-major uint8 A (add = 0) is read in place where the item's tiles are full
+    (vnni_a_in_place: its rows, K bytes apart, are already the u8 quads the micro-kernel reads),
+    else packed per K block."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
     for item in range(i0, i1):
         t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
-        in_place = a_in_place(geo, add, t1, mr)
+        in_place = vnni_a_in_place(geo, add, t1, mr, steps)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
@@ -273,7 +301,7 @@ def amx_config():
 
 @kernel
 def _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, nt, c, c0, ldc, init, ldi, qlast, qout, geo, one=False):
-    """Tiles t0..t0+nt-1 of 32 rows (A words at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
+    """Tiles t0..t0+nt-1 of 32 rows (A bytes at a0 + (tile - t0)*32*lda) x panels q0..q1-1 (B at
     b0 + p*ns*128 int8) of one K block of ns steps (a multiple of 16), mk_amx into C at
     c0 + (tile - t0)*32*ldc + (p - q0)*32; started from the init rows (word 32*p of each) when
     ldi >= 0 (the first K block), else from C. With qlast (the last K block of a requantized
@@ -301,7 +329,8 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     dst (q_target) gets each block requantized by mk_amx_q right after its last K block, other
     outputs the block through `epilogue`; a requantized GEMM of one K block (K <= 4096) passes
     each block's sums through one 32 x 32 block (4 KiB, in L1) instead of an item-sized one. A
-    row-major uint8 A (add = 0) is read in place where the item's tiles are full (amx_a_in_place)."""
+    row-major uint8 A (add = 0) is read in place tile by tile (amx_in_place_end): only the tiles
+    that cannot be (a partial last tile) are packed per K block."""
     mr, nr, g, nc = 32, 32, 4, 8
     steps = (geo[2] + 63) // 64 * AMX_TILE_STEPS
     n_panels = (geo[3] + nr - 1) // nr
@@ -310,11 +339,11 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
     fused = q_target(dst, rq, geo)
     mp, rqs = q_consts(rq, n_pad)
     qout = (dst, mp, rqs)
-    init = np.empty(16 * n_pad, np.int32)           # 16 rows of the column offsets
+    init = aligned_bytes(64 * n_pad).view(np.int32)     # 16 rows of the column offsets
     for r in range(16):
         init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
     one = fused and steps <= kc                     # one K block: requantized block by block
-    blk = np.empty(mr * nr if one else 0, np.int32)
+    blk = aligned_bytes(4 * mr * nr if one else 0).view(np.int32)
     amx_begin(amx_config())
     for item in range(i0, i1):
         if one:
@@ -322,24 +351,33 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
             direct, ldc, cblk = False, nr, blk
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
-        in_place = amx_a_in_place(geo, add, t1, mr, steps)
-        apk = np.empty(0 if in_place else (t1 - t0) * kc * mr * g, np.uint8)
+        tf = amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps)    # tiles t0..tf-1 in place, tf..t1-1 packed
+        apk = aligned_bytes((t1 - tf) * kc * mr * g)
+        ua = src.view(np.uint8) if tf > t0 else apk             # (a uint8 src when tf > t0: add == 0)
         for s0 in range(0, steps, kc):
             ns = min(kc, steps - s0)
             ldi = n_pad if s0 == 0 else -1
-            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
+            if t1 > tf:
+                pack_block(src, geo, add, g, mr, tf, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
-                if direct:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr, ldc,
-                               init, ldi, False, qout, geo)
-                elif one:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, 0, ldc, init, ldi, True, qout,
-                               geo, True)
-                else:
-                    _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc, init, ldi,
-                               fused and s0 + ns >= steps, qout, geo)
+                for part in range(2):       # the in-place tiles, then the packed ones
+                    u0, u1 = (t0, tf) if part == 0 else (tf, t1)
+                    if u1 <= u0:
+                        continue
+                    a = ua if part == 0 else apk
+                    a0, lda = (u0 * mr * geo[2] + 4 * s0, geo[2]) if part == 0 else (0, 4 * ns)     # bytes
+                    if direct:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst, u0 * mr * ldc + q0 * nr,
+                                   ldc, init, ldi, False, qout, geo)
+                    elif one:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, cblk, 0, ldc, init, ldi, True,
+                                   qout, geo, True)
+                    else:
+                        _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, cblk,
+                                   (u0 - t0) * mr * ldc + (q0 - p0) * nr, ldc, init, ldi, fused and s0 + ns >= steps,
+                                   qout, geo)
         if not direct and not fused:
             epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
     amx_end()

@@ -71,19 +71,22 @@ def _row_vectors(builder, base, stride, mr, nv, acc_ty):
 
 
 def _emit_tile_sums(builder, a_ptr, lda, b_ptr, steps, c_ptr, ldc, init_ptr, first, mr, nv, lanes, madd,
-                    koff_ptr=None, b_step=None):
+                    koff_ptr=None, b_step=None, a_bytes=False):
     """Emit: load MR*NV accumulators (<lanes x i32>) from the C tile (c_ptr, row stride ldc),
     or from the row init_ptr for every row when `first` != 0; loop `steps` times over the
     panels (A row r, step s at word a_ptr + r*lda + s, or + koff_ptr[s] (i64) when koff_ptr is
     given: an implicit im2col read straight from an image; the B vectors of step s at
     b_ptr + s*b_step, b_step = NV unless given: a kernel using the first NV vectors of wider
-    panel rows). Returns the final accumulators, row-major."""
+    panel rows; a_bytes: a_ptr is an i8 pointer and lda a byte stride, row r at a_ptr + r*lda,
+    its words at + 4*s). Returns the final accumulators, row-major."""
     acc_ty = ir.VectorType(I32, lanes)
     is_first = builder.icmp_signed("!=", first, ir.Constant(I64, 0))
     base = builder.select(is_first, init_ptr, c_ptr)
     stride = builder.select(is_first, ir.Constant(I64, 0), ldc)
     start = _row_vectors(builder, base, stride, mr, nv, acc_ty)
     a_rows = [builder.gep(a_ptr, [builder.mul(lda, ir.Constant(I64, r))]) for r in range(mr)]
+    if a_bytes:
+        a_rows = [builder.bitcast(row, I32.as_pointer()) for row in a_rows]
     entry = builder.block
     fn = builder.function
     loop = fn.append_basic_block("mk_loop")
@@ -273,9 +276,16 @@ def _panel_pointers(context, builder, ty, args):
     return a_ptr, b_raw, c_ptr, i_ptr, ld_a, st, ld, fi
 
 
-def make_microkernel(mr, nv, lanes, b_elem_bits, madd, b_step=None):
+def _a_bytes_ptr(context, builder, ty, args):
+    """The i8 pointer to byte a_off (args[1]) of apack (args[0]): A addressed in bytes."""
+    return builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), ir.IntType(8).as_pointer()),
+                       [context.cast(builder, args[1], ty[1], types.int64)])
+
+
+def make_microkernel(mr, nv, lanes, b_elem_bits, madd, b_step=None, a_bytes=False):
     """The MR x (NV*lanes) tile-sum micro-kernel (module doc); b_step: B vectors per panel step
-    when the panel rows are wider than the tile (_emit_tile_sums)."""
+    when the panel rows are wider than the tile (_emit_tile_sums); a_bytes: a_off and lda count
+    bytes, not int32 words (rows at any byte stride: a row-major A with K % 4 != 0 in place)."""
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -284,8 +294,11 @@ def make_microkernel(mr, nv, lanes, b_elem_bits, madd, b_step=None):
 
         def codegen(context, builder, signature, args):
             a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, signature.args, args)
+            if a_bytes:
+                a_ptr = _a_bytes_ptr(context, builder, signature.args, args)
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd, b_step=b_step)
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd,
+                                    b_step=b_step, a_bytes=a_bytes)
             _store_c(builder, final, c_ptr, ld, mr, nv, lanes)
             return context.get_dummy_value()
         return sig, codegen
@@ -310,7 +323,7 @@ def _q_pointers(context, builder, ty, qout, m0, n0, geo, mr, nr):
     return q_ptr, ldq, rows, cols, m_ptr, r_ptr
 
 
-def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=None):
+def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=None, a_bytes=False):
     """As make_microkernel, for the LAST K block of a requantized GEMM: the sums are not stored;
     each <lanes x i32> accumulator is requantized in registers (_requant_vector, the ORT float
     formula of kernels.requant) and the tile at row m0, column n0 of qout[0] is stored as bytes
@@ -318,7 +331,7 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=No
     (M, N) uint8/int8 with unit column stride, mult float32 padded to the panels, rqs float32
     [lo - zp, hi - zp, zp]); m0, n0 are checked by the caller (m0 < M, n0 < N). masked: edge
     tiles stored by masked row stores (hosts with AVX-512BW), else through a stack block.
-    b_step as make_microkernel."""
+    b_step, a_bytes as make_microkernel."""
     b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
 
     @intrinsic
@@ -328,8 +341,11 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=No
         def codegen(context, builder, signature, args):
             ty = signature.args
             a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, ty, args)
+            if a_bytes:
+                a_ptr = _a_bytes_ptr(context, builder, ty, args)
             b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
-            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd, b_step=b_step)
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd,
+                                    b_step=b_step, a_bytes=a_bytes)
             m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
             geo_ptr = _data(context, builder, ty[15], args[15])
             ptrs = _q_pointers(context, builder, ty[12], args[12], m0_, n0_, geo_ptr, mr, nv * lanes)
@@ -412,19 +428,22 @@ def amx_end(typingctx):
 @intrinsic
 def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi):
     """The 32 x 32 C block at c[c_off + r*ldc + j] (int32 words) plus the sums of `tsteps` tile
-    steps (16 steps each): A row r of the block at word a_off + r*lda of apack (u8 quads), B at
+    steps (16 steps each): A row r of the block at BYTE a_off + r*lda of apack (u8 quads; lda any
+    byte stride, tileloadd takes one: a row-major A with K % 4 != 0 is read in place), B at
     byte b_off of bpack ([step][32][4] int8). The block starts from c itself, or when `first`
     != 0 from init (row r of C tile (i, j), for both i, read at init word i_off + 16*j + r*ldi:
     the driver passes 16 copies of the column offsets, ldi words apart). Tiles: C (i, j) in
-    tmm(2i + j), A(i) in tmm(4 + i), B(j) in tmm(6 + j). Offsets, lda, ldc, ldi in int32 words,
-    all checked by the caller."""
+    tmm(2i + j), A(i) in tmm(4 + i), B(j) in tmm(6 + j). a_off and lda in bytes; c_off, ldc,
+    i_off, ldi in int32 words; all checked by the caller."""
     sig = types.void(apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, init, i_off, first, ldi)
 
     def codegen(context, builder, signature, args):
         ty = signature.args
-        a_ptr, b_raw, c_ptr, i_ptr, lda_, nt, ldc_, fi = _panel_pointers(context, builder, ty, args)
+        _, b_raw, c_ptr, i_ptr, lda_, nt, ldc_, fi = _panel_pointers(context, builder, ty, args)
         ldi_ = context.cast(builder, args[12], ty[12], types.int64)
         i8p = I8.as_pointer()
+        a_ptr = builder.gep(builder.bitcast(_data(context, builder, ty[0], args[0]), i8p),
+                            [context.cast(builder, args[1], ty[1], types.int64)])
         load = _amx_fn(builder, "llvm.x86.tileloadd64", [I8, i8p, I64])
         store = _amx_fn(builder, "llvm.x86.tilestored64", [I8, i8p, I64])
         dot = _amx_fn(builder, "llvm.x86.tdpbusd", [I8, I8, I8])
@@ -438,8 +457,8 @@ def mk_amx(typingctx, apack, a_off, lda, bpack, b_off, tsteps, c, c_off, ldc, in
                 src = builder.select(is_first, builder.gep(i_ptr, [k64(16 * j)]),
                                      builder.gep(c_ptr, [builder.add(builder.mul(ldc_, k64(16 * i)), k64(16 * j))]))
                 builder.call(load, [k8(2 * i + j), builder.bitcast(src, i8p), builder.mul(c_ld, four)])
-        a_rows = [builder.bitcast(builder.gep(a_ptr, [builder.mul(lda_, k64(16 * i))]), i8p) for i in range(2)]
-        a_stride, b_stride = builder.mul(lda_, four), k64(AMX_NR * 4)
+        a_rows = [builder.gep(a_ptr, [builder.mul(lda_, k64(16 * i))]) for i in range(2)]
+        a_stride, b_stride = lda_, k64(AMX_NR * 4)
         with cgutils.for_range(builder, nt) as loop:
             kb = loop.index
             a_at = builder.mul(kb, k64(AMX_TILE_STEPS * 4))
@@ -482,13 +501,14 @@ AVX2_MR, AVX2_NR = 6, 16          # 12 ymm accumulators + 2 B vectors + 1 broadc
 VNNI_MR, VNNI_NR = 6, 32          # 12 zmm accumulators (of 32 registers)
 
 mk_avx2 = make_microkernel(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
-mk_vnni512 = make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512)
+# the VNNI kernels address A in bytes (a_bytes): the drivers read a row-major A with K % 4 != 0 in place
+mk_vnni512 = make_microkernel(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, a_bytes=True)
 mk_avx2_q = make_microkernel_q(AVX2_MR, AVX2_NR // 8, 8, 16, _pmaddwd)
-mk_vnni512_q = make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True)
+mk_vnni512_q = make_microkernel_q(VNNI_MR, VNNI_NR // 16, 16, 8, _vpdpbusd512, masked=True, a_bytes=True)
 TAPS_MR = 8                         # rows of the tap-table tile (kernels.grouped_nhwc)
 mk_taps_vnni512_q = make_microkernel_taps_q(TAPS_MR, 16, _vpdpbusd512)
 # the left half (16 columns) of a VNNI panel over 12 rows (two 6-row tiles): a panel holding at most 16
 # columns of N (N's last) costs half the vpdpbusd and requantization of mk_vnni512 per row
 VNNI_HALF_MR = 12
-mk_vnni512_h = make_microkernel(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, b_step=2)
-mk_vnni512_hq = make_microkernel_q(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, masked=True, b_step=2)
+mk_vnni512_h = make_microkernel(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, b_step=2, a_bytes=True)
+mk_vnni512_hq = make_microkernel_q(VNNI_HALF_MR, 1, 16, 8, _vpdpbusd512, masked=True, b_step=2, a_bytes=True)

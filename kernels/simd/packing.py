@@ -53,6 +53,20 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
+ALIGN = 64                # bytes: a cache line. Tile rows and zmm panel rows that start on one are loaded
+                          # from one line, not two (AMX 512^3: 0.14 ms with A and B aligned, 0.31 with
+                          # both 16 bytes off; 2048^3 20 vs 34 ms; bound kernel, alternating)
+
+
+@kernel
+def aligned_bytes(n):
+    """An uninitialised uint8 array of n bytes whose data starts on an ALIGN-byte boundary (a view
+    of a slightly longer buffer); callers view it as their dtype."""
+    buf = np.empty(n + ALIGN, np.uint8)
+    off = (ALIGN - buf.ctypes.data % ALIGN) % ALIGN
+    return buf[off:off + n]
+
+
 def _check_b(b, b_zp):
     if not isinstance(b, np.ndarray) or b.ndim != 2 or b.dtype not in (np.int8, np.uint8):
         raise ValueError(f"pack_b: weight b must be a 2-D int8/uint8 array, got "
@@ -151,7 +165,8 @@ def pack_b(b, b_zp, isa: str | None = None, amx_min_k: int | None = None) -> Pac
         return PackedB(isa, k, n, 0, np.zeros(0, np.int16), col_sum, abs_sum, b.copy(), b_zp)
     _, nr, g = GEOM[isa]
     steps = amx_steps(k) if isa == "amx" else ceil_div(k, g)
-    panels = np.empty(ceil_div(n, nr) * steps * nr * g, np.int16 if g == 2 else np.int8)
+    dtype = np.dtype(np.int16 if g == 2 else np.int8)
+    panels = aligned_bytes(ceil_div(n, nr) * steps * nr * g * dtype.itemsize).view(dtype)
     pack_panels_kc(bw, nr, g, steps, kc_tile_steps(steps) if isa == "amx" else kc_steps(steps), panels)
     return PackedB(isa, k, n, steps, panels, col_sum, abs_sum, b.copy(), b_zp)
 

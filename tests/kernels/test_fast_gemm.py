@@ -17,6 +17,7 @@ from kernels import cpu
 from kernels import threads as kernel_threads
 from kernels.simd import drivers, microkernels, packing, wrappers
 from kernels import threads as kthreads
+from tests.kernels.guarded import guarded_bytes
 from tests.kernels.strategies import int_array, zero_point
 from tests.kernels.vnni_emulated import VNNI_PATH, running
 
@@ -417,3 +418,35 @@ def test_split_covers_every_tile_and_panel_once(m, n, threads):
         assert count == min(threads, n_panels) and int(geo[packing.G_MC]) == n_tiles
     elif threads > 1:
         assert count >= min(4 * threads, n_tiles * n_panels)
+
+
+@pytest.mark.parametrize("isa", WITH_VNNI)
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=25, deadline=None)
+@given(m=st.sampled_from([6, 12, 13, 96, 97]) | st.integers(1, 200), k=st.sampled_from([1, 2, 3, 5, 27, 147]) |
+       st.integers(1, 300), n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_vnni_uint8_a_in_place_with_k_not_a_multiple_of_4(isa, threads, m, k, n, seed):
+    """uint8 A with K % 4 != 0: full tiles read in place, rows K bytes apart, each row's last word
+    reading 1-3 bytes of the next row against zero panels (drivers.vnni_a_in_place; an item
+    ending at row M is packed): int32 sums and requantized bytes equal the reference, also with
+    A ending right before an inaccessible page (a read past A would fault)."""
+    rng = np.random.default_rng(seed)
+    a = rng.choice(np.array([0, 1, 128, 254, 255], np.uint8), (m, k))
+    guarded = guarded_bytes(a.nbytes) if a.nbytes else None
+    if guarded is not None:
+        guarded = guarded.reshape(a.shape)
+        guarded[...] = a
+    b = rng.choice(np.array([-128, -1, 0, 1, 127], np.int8), (k, n))
+    bias = rng.integers(-2**20, 2**20, n)
+    old = kthreads.get_num_threads()
+    try:
+        kthreads.set_num_threads(threads)
+        with running(isa) as isa, mock.patch.object(drivers, "SERIAL_OPS", 0), \
+                mock.patch.object(drivers, "NATIVE_SERIAL_OPS", 0):
+            for az in (0, 255, int(rng.integers(0, 256))):
+                for src in (a,) if guarded is None else (a, guarded):
+                    check_case((src, az, b, np.zeros(n, np.int64), bias), isa, np.int32)
+                    check_requant_case((src, az, b, np.zeros(n, np.int64), bias), isa, np.uint8, -12, seed)
+    finally:
+        kthreads.set_num_threads(old)
+

@@ -21,6 +21,7 @@ from kernels.conv import ConvGeom, conv2d_acc_ref, conv_out_hw
 from kernels.gemm import gemm_acc_ref
 from kernels.requant import ort_round_ref
 from kernels.simd import drivers, packing, wrappers
+from tests.kernels.guarded import guarded_bytes
 from tests.kernels.strategies import zero_point
 
 pytestmark = pytest.mark.skipif(bool(cpu.missing("amx")), reason=f"no AMX here: {cpu.missing('amx')}")
@@ -249,46 +250,35 @@ def test_amx_uint8_a_in_place_with_k_not_a_multiple_of_64(threads, m, k, n, mode
     int32 sums and the requantization equal the reference, on 1 and 2 threads."""
     rng = np.random.default_rng(seed)
     a = activations(rng, (m, k), np.uint8, mode)
+    for az in (0, 255, int(rng.integers(0, 256))):
+        _sums_and_requant_equal(threads, a, az, rng, n, mode, 2.0**-14, 7)
+
+
+def _sums_and_requant_equal(threads, a, az, rng, n, mode, scale, zp):
+    """uint8 a (M, K) times random int8 weights (zero points 0) packed for AMX: gemm_packed's int32
+    sums and gemm_packed_requant's uint8 bytes (mult = scale, zero point zp, range 0..255) equal
+    the reference on `threads` threads."""
+    m, k = a.shape
     bz = np.zeros(n, np.int64)
     b = weights(rng, (k, n), np.int8, bz, mode)
     packed = amx_pack(b, bz)
     bias = rng.integers(-2**20, 2**20, n)
-    mult = np.full(n, 2.0**-14, np.float32)
-    for az in (0, 255, int(rng.integers(0, 256))):
-        got = np.empty((m, n), np.int32)
-        out = np.empty((m, n), np.uint8)
-        with_threads(threads, lambda: (wrappers.gemm_packed(a, az, packed, bias, got),
-                                       wrappers.gemm_packed_requant(a, az, packed, bias, mult, 7, 0, 255, out)))
-        acc = reference_acc(a, az, b, bz, bias, np.int32)
-        assert np.array_equal(got, acc)
-        assert np.array_equal(out.astype(np.int64), ort_round_ref(acc, mult[None, :], -7, 248).astype(np.int64) + 7)
-
-
-def _guarded(nbytes):
-    """A uint8 array of nbytes whose last byte is followed by an inaccessible page (a read past it
-    faults), or None where mprotect is not available."""
-    import ctypes
-    import mmap
-    page = mmap.PAGESIZE
-    if nbytes > page:
-        return None
-    buf = mmap.mmap(-1, 2 * page)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mprotect(ctypes.c_void_p(addr + page), ctypes.c_size_t(page), 0) != 0:
-            return None
-    except (OSError, AttributeError):
-        return None
-    return np.frombuffer(buf, np.uint8, count=page)[page - nbytes:]
+    mult = np.full(n, scale, np.float32)
+    got = np.empty((m, n), np.int32)
+    out = np.empty((m, n), np.uint8)
+    with_threads(threads, lambda: (wrappers.gemm_packed(a, az, packed, bias, got),
+                                   wrappers.gemm_packed_requant(a, az, packed, bias, mult, zp, 0, 255, out)))
+    acc = reference_acc(a, az, b, bz, bias, np.int32)
+    assert np.array_equal(got, acc)
+    assert np.array_equal(out.astype(np.int64), ort_round_ref(acc, mult[None, :], -zp, 255 - zp).astype(np.int64) + zp)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64)])
+@pytest.mark.parametrize("m,k", [(32, 68), (64, 36), (64, 4), (33, 100), (96, 40), (32, 64), (40, 99), (41, 90), (32, 99)])
 def test_amx_in_place_reads_stay_inside_a(threads, m, k):
     """A ending right before an inaccessible page: the in-place reads past K never leave A (a read
     past its end would fault), and the sums equal the reference."""
-    a = _guarded(m * k)
+    a = guarded_bytes(m * k)
     if a is None:
         pytest.skip("no mprotect")
     rng = np.random.default_rng(m * k)
@@ -301,3 +291,38 @@ def test_amx_in_place_reads_stay_inside_a(threads, m, k):
     got = np.empty((m, n), np.int32)
     with_threads(threads, lambda: wrappers.gemm_packed(a, 3, packed, np.zeros(n, np.int64), got))
     assert np.array_equal(got, reference_acc(a, 3, b, bz, np.zeros(n, np.int64), np.int32))
+
+
+def _at_offset(a, off):
+    """A copy of a whose data starts `off` bytes past a 64-byte line."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    s = (-buf.ctypes.data) % 64 + off
+    v = buf[s:s + a.nbytes].view(a.dtype).reshape(a.shape)
+    v[...] = a
+    return v
+
+
+def test_packed_panels_start_on_a_cache_line():
+    """pack_b's panels (every isa) start on a 64-byte line (packing.ALIGN)."""
+    rng = np.random.default_rng(5)
+    for isa, k in (("amx", 300), ("avx512vnni", 40), ("avx2", 40)):
+        b = rng.integers(-100, 100, (k, 70)).astype(np.int8)
+        packed = packing.pack_b(b, np.zeros(70, np.int64), isa=isa, amx_min_k=1)
+        assert packed.panels.ctypes.data % packing.ALIGN == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=30, deadline=None)
+@given(m=st.sampled_from([32, 49, 64, 196]) | st.integers(1, 200),
+       k=st.sampled_from([64, 128, 147, 192, 256, 576]) | st.integers(1, 160).map(lambda v: 4 * v) |
+       st.integers(1, 700), n=st.integers(1, 130), off=st.sampled_from([0, 16, 48, 1]),
+       mode=st.sampled_from(["random", "ends"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_amx_a_in_place_tile_by_tile_at_any_alignment(threads, m, k, n, off, mode, seed):
+    """uint8 A starting on a 64-byte line or off it (off bytes), any K (K % 4 != 0 too), M not a
+    multiple of 32: full tiles are read in place (byte strides) when their rows start on lines or
+    the item has few panels, the partial last tile and the rest packed (drivers.amx_in_place_end);
+    int32 sums and requantized bytes equal the reference."""
+    rng = np.random.default_rng(seed)
+    a = _at_offset(activations(rng, (m, k), np.uint8, mode), off)
+    _sums_and_requant_equal(threads, a, int(rng.integers(0, 256)), rng, n, mode, 2.0**-13, 9)

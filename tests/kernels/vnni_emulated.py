@@ -55,8 +55,11 @@ def drivers():
     """(drive, par): kernels.simd.drivers' _drive_vnni512 and _par_vnni512 over micro-kernels
     made by kernels.simd.microkernels' own generators with vpdpbusd_generic (built once)."""
     if not _built:
-        mk = microkernels.make_microkernel(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic)
-        mk_q = microkernels.make_microkernel_q(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic, masked=True)
+        # A addressed in bytes, as microkernels' own mk_vnni512 / mk_vnni512_q (the drivers pass byte offsets)
+        mk = microkernels.make_microkernel(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic,
+                                           a_bytes=True)
+        mk_q = microkernels.make_microkernel_q(microkernels.VNNI_MR, microkernels.VNNI_NR // 16, 16, 8, vpdpbusd_generic,
+                                               masked=True, a_bytes=True)
         tiles = _recompiled(drivers._tiles_vnni512, mk_vnni512=mk, mk_vnni512_q=mk_q)
         drive = _recompiled(drivers._drive_vnni512, _tiles_vnni512=tiles)
         _built["drive"], _built["par"] = drive, _recompiled(drivers._par_vnni512, parallel=True, _drive_vnni512=drive)
