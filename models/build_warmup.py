@@ -14,6 +14,9 @@ made of the zoo's own blocks (models.arch) at the zoo's quick input size (64 x 6
   after a ceil-mode max pool; ResNet bottlenecks (strided 3x3, 1x1 downsample); global average
   pool; Linear. The front's steps are above the serial threshold (their 2-thread kernels), most
   of MixNet's below.
+- `audio`: the zoo's Conv1d audio net (models.arch.AudioNet) at the quick input size: 1-D convs
+  and MaxPools held channels-last, and its float tail DQ -> ReduceMean over the time axis -> Q
+  (kernels.ort_mean: no other warm-up net has a float mean; the CNN pools by GlobalAveragePool).
 - `encoder`: one layer of the zoo's transformer encoder (models.arch.EncoderLayer, d 128, 4 heads,
   seq 32; attention MatMuls, Softmax, LayerNormalization, GELU) and a Linear head.
 
@@ -98,21 +101,23 @@ class WideNet(nn.Module):
         return self.mix(self.front(x))
 
 
-NETS = {"cnn": (WideNet, "image"), "encoder": (Encoder, "tokens")}
-FORMS = {"image": ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8"),
+NETS = {"cnn": (WideNet, "image"), "audio": (arch.AudioNet, "audio"), "encoder": (Encoder, "tokens")}
+FORMS = {"image": ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8"), "audio": ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8"),
          "tokens": ("qdq_u8", "qdq_s8", "qop_u8", "qop_s8", "dynamic", "dynamic_opt")}
 
 
 def inputs(kind: str, n: int, seed: int) -> np.ndarray:
-    """zoo.arch_inputs of the zoo net with that input kind (image 3x64x64, tokens 32x128)."""
-    return zoo.arch_inputs("mobilenet_v3_small" if kind == "image" else "tiny_encoder", n, seed, RES)
+    """zoo.arch_inputs of the zoo net with that input kind (image 3x64x64, audio 1x4571, tokens
+    32x128)."""
+    zoo_net = {"image": "mobilenet_v3_small", "audio": "audio_conv1d", "tokens": "tiny_encoder"}[kind]
+    return zoo.arch_inputs(zoo_net, n, seed, RES)
 
 
 def build_net(name: str, out: Path = OUT) -> list[Path]:
     cls, kind = NETS[name]
     torch.manual_seed(SEED)
     model = cls()
-    if kind == "image":
+    if kind in ("image", "audio"):
         build.realistic_batchnorm(model, name, images=lambda n, s: inputs(kind, n, s), batch=8)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)

@@ -67,14 +67,16 @@ def test_warmup_runs_each_model(tmp_path):
 
 
 def test_warmup_models_take_every_zoo_form_and_engine_path():
-    """`intsim warmup` runs models/warmup/ by default: the CNN in each static zoo form and the
-    encoder in each zoo form (the forms decide the kernels' activation dtypes and QDQ/QOperator
-    steps), with grouped, depthwise 3x3 and 5x5 convs, squeeze-excite gates and attention."""
+    """`intsim warmup` runs models/warmup/ by default: the CNN and the audio net in each static
+    zoo form and the encoder in each zoo form (the forms decide the kernels' activation dtypes and
+    QDQ/QOperator steps), with grouped, depthwise 3x3 and 5x5 convs, squeeze-excite gates,
+    1-D convs with a float ReduceMean tail, and attention."""
     from intsim.cli import warmup
     from models import zoo
     names = {p.name for p in warmup.model_paths(warmup.WARMUP_MODELS)}
     static = [f for f in zoo.ARCH_FORMS if not f.startswith("dynamic")]
-    assert names == {f"cnn.{f}.onnx" for f in static} | {f"encoder.{f}.onnx" for f in zoo.ARCH_FORMS}
+    assert names == {f"{net}.{f}.onnx" for net in ("cnn", "audio") for f in static} | \
+        {f"encoder.{f}.onnx" for f in zoo.ARCH_FORMS}
     ops = {}
     for name in names:
         g = onnx.load(str(warmup.WARMUP_MODELS / name)).graph
@@ -89,3 +91,5 @@ def test_warmup_models_take_every_zoo_form_and_engine_path():
     assert {"QLinearMatMul", "QLinearSoftmax"} & ops["encoder.qop_u8.onnx"]
     assert "QAttention" in ops["encoder.dynamic_opt.onnx"]
     assert "DynamicQuantizeLinear" in ops["encoder.dynamic.onnx"]
+    for f in static:        # the float mean island (kernels.ort_mean) behind 1-D convs
+        assert "ReduceMean" in ops[f"audio.{f}.onnx"] and {"Conv", "QLinearConv"} & ops[f"audio.{f}.onnx"], f
