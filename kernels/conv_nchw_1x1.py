@@ -79,17 +79,28 @@ def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff):
         o = np.uint64(c4 * PB)
         for i in range(cnt, PB):
             xb[o + np.uint64(i)] = 0
-        if sh == 1 and sw == 1 and 4 * c4 + 3 < c_:
-            s0 = np.uint64(img0 + 4 * c4 * hw + p0)
+        b0 = np.uint64(4) * o
+        if 4 * c4 + 3 < c_:
+            s0 = np.uint64(img0 + 4 * c4 * hw)
             s1, s2, s3 = s0 + np.uint64(hw), s0 + np.uint64(2 * hw), s0 + np.uint64(3 * hw)
-            b0 = np.uint64(4) * o
-            for i in range(cnt):
-                u = np.uint64(i)
-                d = b0 + np.uint64(4) * u
-                xb8[d] = xf[s0 + u]
-                xb8[d + np.uint64(1)] = xf[s1 + u]
-                xb8[d + np.uint64(2)] = xf[s2 + u]
-                xb8[d + np.uint64(3)] = xf[s3 + u]
+            if sh == 1 and sw == 1:
+                s0, s1, s2, s3 = s0 + np.uint64(p0), s1 + np.uint64(p0), s2 + np.uint64(p0), s3 + np.uint64(p0)
+                for i in range(cnt):
+                    u = np.uint64(i)
+                    d = b0 + np.uint64(4) * u
+                    xb8[d] = xf[s0 + u]
+                    xb8[d + np.uint64(1)] = xf[s1 + u]
+                    xb8[d + np.uint64(2)] = xf[s2 + u]
+                    xb8[d + np.uint64(3)] = xf[s3 + u]
+            else:
+                for i in range(cnt):
+                    u = np.uint64(i)
+                    q = np.uint64(poff[u])
+                    d = b0 + np.uint64(4) * u
+                    xb8[d] = xf[s0 + q]
+                    xb8[d + np.uint64(1)] = xf[s1 + q]
+                    xb8[d + np.uint64(2)] = xf[s2 + q]
+                    xb8[d + np.uint64(3)] = xf[s3 + q]
             continue
         for i in range(cnt):
             xb[o + np.uint64(i)] = 0
