@@ -146,9 +146,9 @@ def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, rqs, out, i0, i1):
 MIN_PIXELS = 4 * PB      # output pixels per image from which this kernel runs (below, a block's
 #                          unused lanes and the per-row requant cost more than the GEMM conv's
 #                          layout moves: MobileNetV2's 7x7 320 -> 1280 1x1, 115 vs 88 us)
-WIDE_OUT = 4             # a unit-stride conv runs here only with M <= WIDE_OUT * C: with many more
-#                          output than input channels the per-row requant outweighs the layout moves
-#                          the GEMM conv pays (MobileNetV2's 56x56 24 -> 144 expansion: no gain)
+WIDE_OUT = 6             # a unit-stride conv runs here only with M <= WIDE_OUT * C (measured up to
+#                          MobileNetV2's 6x expansions: 56x56 24 -> 144 ops ratio 0.85 -> 1.31 at one
+#                          thread once the rows were requantized in registers; wider ones unmeasured)
 
 
 def fits(w, w_zp, x_dtype, geom: ConvGeom, layouts, out_hw, isa: str | None = None) -> bool:

@@ -167,7 +167,9 @@ def _make_tile(descending):
             dp = builder.bitcast(context.make_array(ty[4])(context, builder, args[4]).data, ety.as_pointer())
             rows = [builder.load(builder.bitcast(builder.gep(sp, [o]), vty.as_pointer()), align=1)
                     for o in _clamped_rows(builder, so, ss, nl, n)]
-            rows = _transpose_rows(builder, rows, n)
+            for _ in range(n.bit_length() - 1):
+                h = n // 2
+                rows = [_interleave(builder, rows[i], rows[i + h], n, hi) for i in range(h) for hi in (False, True)]
             order = list(zip(_clamped_rows(builder, do, ds, ns, n), rows))
             for o, v in (order[::-1] if descending else order):
                 builder.store(v, builder.bitcast(builder.gep(dp, [o]), vty.as_pointer()), align=1)
@@ -177,44 +179,6 @@ def _make_tile(descending):
 
 
 _tile_up, _tile_down = _make_tile(False), _make_tile(True)
-
-
-def _transpose_rows(builder, rows, n):
-    """The n x n transpose of n vectors by log2(n) rounds of interleaves (round k pairs vector i
-    with i + n/2)."""
-    for _ in range(n.bit_length() - 1):
-        h = n // 2
-        rows = [_interleave(builder, rows[i], rows[i + h], n, hi) for i in range(h) for hi in (False, True)]
-    return rows
-
-
-@intrinsic
-def tile_two_phases(typingctx, src, s_off, s_stride, dst, d_off, d_stride, d_phase):
-    """One 16 x 16 byte transpose whose output rows go to two phases: vector row r (16 bytes)
-    loaded from src[s_off + r*s_stride], the transposed row c stored to
-    dst[d_off + (c % 2)*d_phase + (c // 2)*d_stride] (16 bytes each). An NCHW image's 16
-    channels x 16 columns to a stride-2 conv's even and odd column phases, channels last.
-    Unchecked."""
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and src.dtype == dst.dtype
-            and src.dtype.bitwidth == 8):
-        return None
-    sig = types.void(src, s_off, s_stride, dst, d_off, d_stride, d_phase)
-
-    def codegen(context, builder, signature, args):
-        ty = signature.args
-        so, ss, do, ds, dp_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (1, 2, 4, 5, 6))
-        ety = ir.IntType(8)
-        vty = ir.VectorType(ety, 16)
-        sp = builder.bitcast(context.make_array(ty[0])(context, builder, args[0]).data, ety.as_pointer())
-        dp = builder.bitcast(context.make_array(ty[3])(context, builder, args[3]).data, ety.as_pointer())
-        rows = [builder.load(builder.bitcast(builder.gep(sp, [builder.add(so, builder.mul(ir.Constant(I64, r), ss))]),
-                                             vty.as_pointer()), align=1) for r in range(16)]
-        for c, v in enumerate(_transpose_rows(builder, rows, 16)):
-            o = builder.add(builder.add(do, builder.mul(ir.Constant(I64, c % 2), dp_)),
-                            builder.mul(ir.Constant(I64, c // 2), ds))
-            builder.store(v, builder.bitcast(builder.gep(dp, [o]), vty.as_pointer()), align=1)
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 @kernel(inline="always")

@@ -141,70 +141,6 @@ def _fill_block(xf, img0, h_, w_, xs, c0, c1, mult_ch, m_, zp, geo, iy0, hb, hbm
             _fill_lanes(buf, o, b, wq, m_, l0, l1, zp)
 
 
-@kernel
-def _fill_block_nchw(xf, img0, h_, w_, c0, c1, m_, zp, geo, iy0, hb, hbm, wq, jr, buf):
-    """_fill_block (channel multiplier 1) from an NCHW x with no staging: buf[((p*hbm + r)*wq +
-    jj)*M + c] = xf[img0 + (c*H + iy)*W + ix] (iy = iy0 + r, ix = jj*sw + p - pl) for r < hb and
-    c0 <= c < c1, or zp outside the image. 16 channels x 16 columns at a time straight from the
-    planes, by byte tiles (conv_rows.tile_two_phases) whose rows (pixels) land in their column
-    phase (sw 2: even and odd padded columns; sw 1: one after the other); the last tile of a direction moved
-    back over its neighbour (rewriting the same bytes), columns before the first tile of the
-    right phase and after the last one copied one by one; columns at jj >= wq (read by no
-    output) are skipped. Needs `_direct_fill`."""
-    sw, pl = geo[_SW], geo[_PL]
-    hw, row_len = h_ * w_, wq * m_
-    ph = hbm * row_len
-    we = _used_columns(w_, sw, pl, wq)
-    ixa = (sw - pl % sw) % sw             # the first column of padded phase 0
-    ixl = we - 16 - (we - 16 - ixa) % sw  # the last tile's first column (phase 0 too)
-    d_pair, d_odd = (m_, ph) if sw == 2 else (2 * m_, m_)   # tile rows 2k, 2k+1 at 2k*.., 2k*.. + d_odd
-    for r in range(hb):
-        iy = iy0 + r
-        for p in range(sw):
-            o = (p * hbm + r) * row_len
-            if iy < 0 or iy >= h_:
-                _fill_lanes(buf, o, 0, wq, m_, c0, c1, zp)
-            else:
-                _fill_lanes(buf, o, 0, jr[2 * p], m_, c0, c1, zp)
-                _fill_lanes(buf, o, jr[2 * p + 1], wq, m_, c0, c1, zp)
-        if iy < 0 or iy >= h_:
-            continue
-        ro, src = r * row_len, img0 + iy * w_
-        ix0 = ixa
-        while True:
-            ix0 = min(ix0, ixl)
-            jo = ro + ((ix0 + pl) // sw) * m_
-            cs = c0
-            while cs < c1:
-                cs = min(cs, c1 - 16)
-                conv_rows.tile_two_phases(xf, src + cs * hw + ix0, hw, buf, jo + cs, d_pair, d_odd)
-                cs += 16
-            if ix0 == ixl:
-                break
-            ix0 += 16
-        for ix in range(we):
-            if ix >= ixa and ix < ixl + 16:
-                continue
-            px = ix + pl
-            o = ((px % sw) * hbm + r) * row_len + (px // sw) * m_
-            for c in range(c0, c1):
-                buf[np.uint64(o + c)] = xf[np.uint64(src + c * hw + ix)]
-
-
-@kernel(inline="always")
-def _used_columns(w_, sw, pl, wq):
-    """The image columns ix < this land in the buffer (padded column ix + pl < wq*sw)."""
-    return min(w_, wq * sw - pl)
-
-
-@kernel(inline="always")
-def _direct_fill(geo, mult_ch, c0, c1, w_, wq):
-    """Whether _fill_block_nchw fills the block (else: transpose into the staging, then
-    _fill_block): sw <= 2, multiplier 1, >= 16 channels and >= 17 used columns."""
-    sw = geo[_SW]
-    return sw <= 2 and mult_ch == 1 and c1 - c0 >= 16 and _used_columns(w_, sw, geo[_PL], wq) >= 17
-
-
 @kernel(inline="always")
 def _lane_sums(buf, toff, wrow, a0, i0, i1, acc):
     """acc[i] = sum_t int32(buf[a0 + toff[t] + i]) * wrow[t*L + i] for i0 <= i < i1 (L = acc.size),
@@ -393,9 +329,7 @@ def _item_runs(x, zp, geo, shape, dims, item, consts):
     c0, c1 = l0 // mult_ch, l1 // mult_ch
     iy0, hb = oy0 * sh - geo[_PT], (oy1 - oy0 - 1) * sh + (kh_ - 1) * dh + 1
     xf = x.reshape(x.size)
-    if dims[_X_NCHW] and _direct_fill(geo, mult_ch, c0, c1, w_, wq):
-        _fill_block_nchw(xf, n * c_ * h_ * w_, h_, w_, c0, c1, m_, zp, geo, iy0, hb, hbm, wq, jr, buf)
-    elif dims[_X_NCHW]:
+    if dims[_X_NCHW]:
         cc = c1 - c0
         lo, hi = max(0, iy0), min(h_, iy0 + hb)
         if hi > lo:

@@ -151,48 +151,6 @@ def test_mobilenet_layers_equal_nchw_kernel(c, hw, s):
     assert np.array_equal(got, want.transpose(0, 2, 3, 1))
 
 
-@st.composite
-def nchw_x_case(draw):
-    """A depthwise conv on an NCHW x for the direct tile fill (_fill_block_nchw): >= 16
-    channels (odd counts too), widths from 16 up (the tiles' overlap, columns no output reads),
-    stride 1 to 3 across (3: the staging path), pads 0..3 on each side, multiplier 1 or 2."""
-    n, c, mult = draw(st.integers(1, 2)), draw(st.integers(14, 41)), draw(st.sampled_from([1, 1, 2]))
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 5))
-    sh, sw = draw(st.integers(1, 2)), draw(st.sampled_from([1, 2, 2, 3]))
-    dh, dw = 1, draw(st.integers(1, 2))
-    pt, pl, pb, pr = (draw(st.integers(0, 3)) for _ in range(4))
-    h = draw(st.integers(max(1, kh - pt - pb), 9))
-    w = draw(st.integers(max(16, (kw - 1) * dw + 1), 45))
-    oh, ow = out_size(h, kh, sh, pt + pb, dh), out_size(w, kw, sw, pl + pr, dw)
-    xd = draw(st.sampled_from([np.uint8, np.int8]))
-    x = draw(int_array((n, c, h, w), xd))
-    m = c * mult
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    wz = rng.integers(-255, 256, (m, kh * kw)) if draw(st.booleans()) else \
-        rng.choice(np.array([-255, 255, -128, 127, 0]), (m, kh * kw))
-    bias = rng.integers(-2**20, 2**20, m)
-    dt = draw(st.sampled_from([np.uint8, np.int8]))
-    geo = np.array([kh, kw, sh, sw, pt, pl, dh, dw], np.int64)
-    return (x, draw(zero_point(xd)), wz.astype(np.int32), bias.astype(np.int64), geo,
-            np.zeros((n, oh, ow, m), dt), draw(rq_for(dt, m)))
-
-
-@settings(max_examples=80, deadline=None)
-@given(case=nchw_x_case(), out_nchw=st.booleans(), threads=st.sampled_from([1, 2]))
-def test_nchw_x_direct_fill_equals_twin(case, out_nchw, threads):
-    """An NCHW x read straight into the block buffer (16 x 16 byte tiles into the column phases)
-    gives the NCHW twin's bytes, either dst layout, one thread and two (blocks and channel
-    chunks split, the serial cut-off lowered)."""
-    x, xz, wz, bias, geo, dst, rq = case
-    want = np.zeros((dst.shape[0], dst.shape[3], dst.shape[1], dst.shape[2]), dst.dtype)
-    fd.depthwise_ref(x, xz, wz, bias, geo, want, rq)
-    plan = dn.plan_depthwise_nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), xz, wz, bias, geo, dst, rq)
-    got = np.full(want.shape if out_nchw else dst.shape, 77, dst.dtype)
-    with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0):
-        dn._run_planned(plan, x, got, True, out_nchw, threads)
-    assert np.array_equal(got if out_nchw else got.transpose(0, 3, 1, 2), want)
-
-
 def test_requant_ties_round_half_even():
     """acc * 0.5 landing on .5 rounds to even (2.5 -> 2, 3.5 -> 4, -2.5 -> -2, -3.5 -> -4)."""
     x = np.array([[[[5, 7, -5, -7]]]], np.int8)
