@@ -19,8 +19,10 @@ intsim.steps.compute.Bound.fused_requant, has proved |acc| < 2**31, so the wrapp
   output channels the micro-kernel `_dot_rows` (the SIMD GEMM's, kernels.simd.microkernels.
   make_microkernel, weights as A words, pixels as the B panel) sums the block in 16 zmm
   accumulators: one vpdpbusd per 16 pixels, channel quad and row (u8 pixels x the broadcast s8
-  weight quad, four products summed into each int32 lane, no saturation), stores the sums,
-  and each row is requantized straight into out[n, m, p0:p0+64] (a contiguous NCHW run).
+  weight quad, four products summed into each int32 lane, no saturation); each row gets its
+  channel's crow added and is requantized in registers with its channel's multiplier
+  (make_microkernel_rows_q, the ORT formula of kernels.requant.ort_round in vector form), its
+  64 bytes stored into out[n, m, p0:p0+64] (a contiguous NCHW run; masked at the edges).
 - Work is shared over (image, pixel block) items (kernels.threads.parallel_items).
 
     call = bind_nchw_1x1(w, x_zp, bias, rq, x_shape, stride, out_dtype)   # checks, packs once
@@ -38,8 +40,8 @@ from numba.core import cgutils
 from . import cpu
 from .conv import ConvGeom, conv2d_acc_ref
 from .jit import kernel
-from .requant import ort_round, ort_round_ref
-from .simd.microkernels import make_microkernel
+from .requant import ort_round_ref
+from .simd.microkernels import make_microkernel_rows_q
 from .threads import get_num_threads, parallel_items
 
 PB = 64                  # output pixels per block (four zmm of int32 lanes)
@@ -56,10 +58,12 @@ def _madd_pixels(builder, acc, w_splat, x8):
     return builder.call(vnni, [acc, builder.bitcast(x8, _V16), w_splat])
 
 
-# acc[r*PB + j] = sum_{s < steps} dot4(u8 quad xb[s*PB + j], s8 quad wq[w_off + r*steps + s]) for
+# acc[r, j] = sum_{s < steps} dot4(u8 quad xb[s*PB + j], s8 quad wq[w_off + r*steps + s]) for
 # r < MR, j < PB: the SIMD GEMM's register-blocked micro-kernel (kernels.simd.microkernels) with the
-# weights as its A words and the packed pixels as its B panel, the operands' signs swapped (_madd_pixels)
-_dot_rows = make_microkernel(MR, PB // 16, 16, 8, _madd_pixels)
+# weights as its A words and the packed pixels as its B panel, the operands' signs swapped
+# (_madd_pixels), each row requantized in registers with its channel's crow and multiplier and
+# stored as bytes into out[m0 + r, p0 + j] (rows < M - m0, pixels < P - p0: masked stores)
+_dot_rows_q = make_microkernel_rows_q(MR, PB // 16, 16, 8, _madd_pixels, masked=True)
 
 
 @kernel(inline="always")
@@ -79,17 +83,28 @@ def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff):
         o = np.uint64(c4 * PB)
         for i in range(cnt, PB):
             xb[o + np.uint64(i)] = 0
-        if sh == 1 and sw == 1 and 4 * c4 + 3 < c_:
-            s0 = np.uint64(img0 + 4 * c4 * hw + p0)
+        b0 = np.uint64(4) * o
+        if 4 * c4 + 3 < c_:
+            s0 = np.uint64(img0 + 4 * c4 * hw)
             s1, s2, s3 = s0 + np.uint64(hw), s0 + np.uint64(2 * hw), s0 + np.uint64(3 * hw)
-            b0 = np.uint64(4) * o
-            for i in range(cnt):
-                u = np.uint64(i)
-                d = b0 + np.uint64(4) * u
-                xb8[d] = xf[s0 + u]
-                xb8[d + np.uint64(1)] = xf[s1 + u]
-                xb8[d + np.uint64(2)] = xf[s2 + u]
-                xb8[d + np.uint64(3)] = xf[s3 + u]
+            if sh == 1 and sw == 1:
+                s0, s1, s2, s3 = s0 + np.uint64(p0), s1 + np.uint64(p0), s2 + np.uint64(p0), s3 + np.uint64(p0)
+                for i in range(cnt):
+                    u = np.uint64(i)
+                    d = b0 + np.uint64(4) * u
+                    xb8[d] = xf[s0 + u]
+                    xb8[d + np.uint64(1)] = xf[s1 + u]
+                    xb8[d + np.uint64(2)] = xf[s2 + u]
+                    xb8[d + np.uint64(3)] = xf[s3 + u]
+            else:
+                for i in range(cnt):
+                    u = np.uint64(i)
+                    q = np.uint64(poff[u])
+                    d = b0 + np.uint64(4) * u
+                    xb8[d] = xf[s0 + q]
+                    xb8[d + np.uint64(1)] = xf[s1 + q]
+                    xb8[d + np.uint64(2)] = xf[s2 + q]
+                    xb8[d + np.uint64(3)] = xf[s3 + q]
             continue
         for i in range(cnt):
             xb[o + np.uint64(i)] = 0
@@ -102,9 +117,10 @@ def _pack_block(xf, img0, c_, hw, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff):
 
 
 @kernel
-def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, fl, out, i0, i1):
+def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, rqs, out, i0, i1):
     """Items i0..i1-1 (item = n*blocks + b: output pixels b*PB.. of image n): pack the block,
-    then the sums of MR output channels at a time, requantized into out (N, M, OH*OW)."""
+    then the sums of MR output channels at a time, requantized in registers into out (N, M,
+    OH*OW); crow and mult padded to whole MR rows, rqs float32 [lo - zp, hi - zp, zp]."""
     n_, c_, h_, w_ = x.shape
     m_ = out.shape[1]
     p_ = oh_ * ow_
@@ -116,32 +132,23 @@ def _impl(x, sh, sw, oh_, ow_, wq, crow, mult, fl, out, i0, i1):
     acc = np.empty(MR * PB, np.int32)
     zero = np.zeros(PB, np.int32)
     xf = x.reshape(x.size)
-    of = out.reshape(out.size)
-    zpf, flo, fhi = fl
+    geo = np.array([0, m_, 0, p_], np.int64)
     for item in range(i0, i1):
         n, b = item // nblk, item % nblk
         p0 = b * PB
         p1 = min(p_, p0 + PB)
         _pack_block(xf, n * c_ * h_ * w_, c_, h_ * w_, w_, ow_, sh, sw, p0, p1, c4n, xb, xb8, poff)
+        qout = (out[n], mult, crow, rqs)
         for m0 in range(0, m_, MR):
-            _dot_rows(wq, m0 * c4n, c4n, xb, 0, c4n, acc, 0, PB, zero, 0, 1)
-            for r in range(min(MR, m_ - m0)):
-                m = m0 + r
-                cm, mm = crow[m], mult[m]
-                d0 = np.uint64((n * m_ + m) * p_ + p0)
-                a0 = np.uint64(r * PB)
-                for i in range(p1 - p0):
-                    u = np.uint64(i)
-                    t = np.int32(acc[a0 + u] + cm)
-                    of[d0 + u] = np.int32(ort_round(t, mm, flo, fhi) + zpf)
+            _dot_rows_q(wq, m0 * c4n, c4n, xb, 0, c4n, acc, 0, PB, zero, 0, 1, qout, m0, p0, geo)
 
 
 MIN_PIXELS = 4 * PB      # output pixels per image from which this kernel runs (below, a block's
 #                          unused lanes and the per-row requant cost more than the GEMM conv's
 #                          layout moves: MobileNetV2's 7x7 320 -> 1280 1x1, 115 vs 88 us)
-WIDE_OUT = 4             # a unit-stride conv runs here only with M <= WIDE_OUT * C: with many more
-#                          output than input channels the per-row requant outweighs the layout moves
-#                          the GEMM conv pays (MobileNetV2's 56x56 24 -> 144 expansion: no gain)
+WIDE_OUT = 6             # a unit-stride conv runs here only with M <= WIDE_OUT * C (measured up to
+#                          MobileNetV2's 6x expansions: 56x56 24 -> 144 ops ratio 0.85 -> 1.31 at one
+#                          thread once the rows were requantized in registers; wider ones unmeasured)
 
 
 def fits(w, w_zp, x_dtype, geom: ConvGeom, layouts, out_hw, isa: str | None = None) -> bool:
@@ -181,17 +188,20 @@ def bind_nchw_1x1(w, x_zp, bias, rq, x_shape, stride, out_dtype, where: str = "c
         raise ValueError(f"{where}: need {info.min} <= lo <= zp <= hi <= {info.max}, got {rq[3]}, {rq[2]}, {rq[4]}")
     oh, ow = (h - 1) // sh + 1, (wd - 1) // sw + 1
     w2 = w.reshape(m, c).astype(np.int64)
-    crow = ((np.asarray(bias, np.int64) - int(x_zp) * w2.sum(axis=1) + 2**31) % 2**32 - 2**31).astype(np.int32)
+    mp = -(-m // MR) * MR
+    crow = np.zeros(mp, np.int32)
+    crow[:m] = (np.asarray(bias, np.int64) - int(x_zp) * w2.sum(axis=1) + 2**31) % 2**32 - 2**31
     wq = _quads(w.reshape(m, c))
-    mult = np.ascontiguousarray(np.broadcast_to(np.asarray(rq[1], np.float32), (m,)))
+    mult = np.zeros(mp, np.float32)
+    mult[:m] = np.broadcast_to(np.asarray(rq[1], np.float32), (m,))
     zp = int(rq[2])
-    fl = (np.float32(zp), np.float32(int(rq[3]) - zp), np.float32(int(rq[4]) - zp))
+    rqs = np.array([int(rq[3]) - zp, int(rq[4]) - zp, zp], np.float32)
     x_shape, out_shape, out_dtype = (n, c, h, wd), (n, m, oh, ow), np.dtype(out_dtype)
     items = n * -(-oh * ow // PB)
     threads = get_num_threads() if threads is None else int(threads)
     if n * m * c * oh * ow < SERIAL_WORK:
         threads = 1
-    args = (np.int64(sh), np.int64(sw), np.int64(oh), np.int64(ow), wq, crow, mult, fl)
+    args = (np.int64(sh), np.int64(sw), np.int64(oh), np.int64(ow), wq, crow, mult, rqs)
 
     def check(x, out):
         if not (type(x) is np.ndarray and x.shape == x_shape and x.dtype == np.uint8):

@@ -194,6 +194,11 @@ def _store_q(builder, final, q_ptr, ldq, rows, cols, m_ptr, rqs_ptr, mr, nv, lan
     mults = [builder.load(builder.gep(mvec, [ir.Constant(I64, v)]), align=4) for v in range(nv)]
     rows_q = [_row_bytes(builder, [_requant_vector(builder, final[r * nv + v], mults[v], flo, fhi, zp)
                                    for v in range(nv)], signed) for r in range(mr)]
+    _store_tile_rows(builder, rows_q, q_ptr, ldq, rows, cols, mr, nr, masked)
+
+
+def _store_tile_rows(builder, rows_q, q_ptr, ldq, rows, cols, mr, nr, masked):
+    """Store the MR <NR x i8> row vectors of a tile (_store_q's stores)."""
     full = builder.and_(builder.icmp_signed("==", rows, ir.Constant(I64, mr)),
                         builder.icmp_signed("==", cols, ir.Constant(I64, nr)))
     with builder.if_else(full) as (in_place, edge):
@@ -353,6 +358,69 @@ def make_microkernel_q(mr, nv, lanes, b_elem_bits, madd, masked=False, b_step=No
             return context.get_dummy_value()
         return sig, codegen
     return mk_q
+
+
+def _store_q_rows(builder, final, q_ptr, ldq, rows, cols, m_ptr, c_ptr, rqs_ptr, mr, nv, lanes, signed, masked):
+    """_store_q with the scale and an int32 constant per ROW (output channel of a weights-as-A
+    GEMM): row r's accumulators get int32 c_ptr[r] added (wrapping), then _requant_vector with
+    the multiplier m_ptr[r] (both padded to MR rows)."""
+    flo, fhi, zpf = (_splat(builder, builder.load(builder.gep(rqs_ptr, [ir.Constant(I64, i)])), lanes)
+                     for i in range(3))
+    zp = builder.fptosi(zpf, ir.VectorType(I32, lanes))
+    rows_q = []
+    for r in range(mr):
+        mult = _splat(builder, builder.load(builder.gep(m_ptr, [ir.Constant(I64, r)])), lanes)
+        crow = _splat(builder, builder.load(builder.gep(c_ptr, [ir.Constant(I64, r)])), lanes)
+        rows_q.append(_row_bytes(builder, [_requant_vector(builder, builder.add(final[r * nv + v], crow), mult,
+                                                           flo, fhi, zp) for v in range(nv)], signed))
+    _store_tile_rows(builder, rows_q, q_ptr, ldq, rows, cols, mr, nv * lanes, masked)
+
+
+def make_microkernel_rows_q(mr, nv, lanes, b_elem_bits, madd, masked=False):
+    """As make_microkernel_q with the requantization per row: qout = (dst (M, N) uint8/int8 with
+    unit column stride, mult float32 (M' >= m0 + MR), crow int32 (M'), rqs float32 [lo - zp,
+    hi - zp, zp]); row r of the tile stores, for columns j < N - n0,
+
+        dst[m0 + r, n0 + j] = _requant_vector(int32(acc[r, j] + crow[m0 + r]), mult[m0 + r])
+
+    (rows r < M - m0 only; M = geo[1], N = geo[3]). kernels.conv_nchw_1x1: weights as A, one
+    output channel per row."""
+    b_vty = ir.VectorType(ir.IntType(b_elem_bits), lanes * 32 // b_elem_bits)
+
+    @intrinsic
+    def mk_rows_q(typingctx, apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first, qout, m0, n0,
+                  geo):
+        sig = types.void(apack, a_off, lda, bpack, b_off, steps, c, c_off, ldc, init, i_off, first, qout, m0, n0, geo)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+            a_ptr, b_raw, c_ptr, i_ptr, lda_, st, ld, fi = _panel_pointers(context, builder, ty, args)
+            b_ptr = builder.bitcast(b_raw, b_vty.as_pointer())
+            final = _emit_tile_sums(builder, a_ptr, lda_, b_ptr, st, c_ptr, ld, i_ptr, fi, mr, nv, lanes, madd)
+            m0_, n0_ = (context.cast(builder, args[i], ty[i], types.int64) for i in (13, 14))
+            dst_ty, m_ty, k_ty, r_ty = ty[12].types
+            qv = args[12]
+            dst = context.make_array(dst_ty)(context, builder, builder.extract_value(qv, 0))
+            ldq = cgutils.unpack_tuple(builder, dst.strides, 2)[0]
+            q_ptr = builder.gep(builder.bitcast(dst.data, ir.IntType(8).as_pointer()),
+                                [builder.add(builder.mul(m0_, ldq), n0_)])
+            m_ptr = builder.gep(builder.bitcast(_data(context, builder, m_ty, builder.extract_value(qv, 1)),
+                                                ir.FloatType().as_pointer()), [m0_])
+            k_ptr = builder.gep(builder.bitcast(_data(context, builder, k_ty, builder.extract_value(qv, 2)),
+                                                I32.as_pointer()), [m0_])
+            r_ptr = builder.bitcast(_data(context, builder, r_ty, builder.extract_value(qv, 3)),
+                                    ir.FloatType().as_pointer())
+            g = builder.bitcast(_data(context, builder, ty[15], args[15]), I64.as_pointer())
+            nr = nv * lanes
+            rows, cols = (builder.sub(builder.load(builder.gep(g, [ir.Constant(I64, i)])), v)
+                          for i, v in ((1, m0_), (3, n0_)))
+            rows = builder.select(builder.icmp_signed("<", rows, ir.Constant(I64, mr)), rows, ir.Constant(I64, mr))
+            cols = builder.select(builder.icmp_signed("<", cols, ir.Constant(I64, nr)), cols, ir.Constant(I64, nr))
+            _store_q_rows(builder, final, q_ptr, ldq, rows, cols, m_ptr, k_ptr, r_ptr, mr, nv, lanes,
+                          dst_ty.dtype.signed, masked)
+            return context.get_dummy_value()
+        return sig, codegen
+    return mk_rows_q
 
 
 def make_microkernel_taps_q(mr, lanes, madd, masked=True):

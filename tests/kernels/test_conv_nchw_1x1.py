@@ -138,15 +138,16 @@ def test_fits_only_its_convs():
     assert not k.fits(w, np.zeros(16), np.uint8, g, ("nhwc", "nchw"), big, isa="avx512vnni")
     assert not k.fits(w, np.zeros(16), np.uint8, g, ("nchw", "nhwc"), big, isa="avx512vnni")
     assert not k.fits(w, np.zeros(16), np.uint8, g, nchw, (7, 7), isa="avx512vnni")
-    wide = np.zeros((144, 24, 1, 1), np.int8)
-    assert not k.fits(wide, np.zeros(144), np.uint8, g, nchw, big, isa="avx512vnni")
-    assert k.fits(wide, np.zeros(144), np.uint8, g._replace(stride_h=2, stride_w=2), nchw, big, isa="avx512vnni")
+    assert k.fits(np.zeros((144, 24, 1, 1), np.int8), np.zeros(144), np.uint8, g, nchw, big, isa="avx512vnni")
+    wide = np.zeros((168, 24, 1, 1), np.int8)         # 7x the inputs: past WIDE_OUT
+    assert not k.fits(wide, np.zeros(168), np.uint8, g, nchw, big, isa="avx512vnni")
+    assert k.fits(wide, np.zeros(168), np.uint8, g._replace(stride_h=2, stride_w=2), nchw, big, isa="avx512vnni")
 
 
 @needs_vnni512
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("c,hw,m,stride,per_channel", [(8, 20, 8, 1, False), (13, 40, 9, 2, True),
-                                                        (32, 17, 16, 1, True)])
+                                                        (32, 17, 16, 1, True), (24, 19, 144, 1, True)])
 def test_qlinearconv_equals_onnxruntime(threads, c, hw, m, stride, per_channel):
     """QLinearConv 1x1 models (per-tensor and per-channel weight scales, strides) through
     intsim.load, run after run (frozen replays), equal onnxruntime's bytes; the kernel ran."""
