@@ -48,6 +48,12 @@ FREEZE_SEEN = 64                # feed keys a Program remembers (seen once, or n
 _SEEN = object()
 
 
+def _serial_key(key: tuple) -> tuple:
+    """The 1-thread feed key of T-thread feed key `key` (Program._frozen_key: the same feeds, the
+    thread count 1): the key its serial_here() run records and replays under."""
+    return (key[0], 1) + key[2:]
+
+
 class StepContext:
     """What a step's `prepare(node, ctx)` may read: the graph and its constants, the target, the
     accumulator model, the tensors kept channels-last, and `accumulation(a_dtype, b_dtype)`, the
@@ -270,7 +276,7 @@ class Program:
         frozen run, and at T > 1 threads the 1-thread run tune.WholeRun may pick, replay no
         BLAS-calling step, and the key's runs do not split the batch (whose slices replay frozen
         runs of their own): a no-op context then, else one_blas_thread()."""
-        keys = (key, (key[0], 1) + key[2:]) if key[1] > 1 and tune.ENABLED else (key,)
+        keys = (key, _serial_key(key)) if key[1] > 1 and tune.ENABLED else (key,)
         if self._split_parts.get(key, 1) == 1 and \
                 all(type(fz) is frozen.FrozenRun and not fz.uses_blas for fz in map(self._frozen.get, keys)):
             return contextlib.nullcontext()
@@ -302,7 +308,7 @@ class Program:
         frozen run, serial kernels) and the batch is not split, exactly as with 1 kernel thread.
         `key`: the T-thread key of env (its 1-thread key differs in the thread count only)."""
         with kernel_threads.serial_here():
-            return self._dispatch(env, (key[0], 1) + key[2:])
+            return self._dispatch(env, _serial_key(key))
 
     def _whole_run(self, env: dict, key):
         """A T-thread run by its key's tune.WholeRun: the parallel run or the serial one; when the
