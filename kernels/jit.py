@@ -65,14 +65,16 @@ def cache_dir() -> str:
 _TAG = source_tag()
 
 
-def kernel(fn=None, *, parallel: bool = False, inline: str = "never"):
-    """Decorate a Numba kernel with the project's flags (and its cache directory)."""
+def kernel(fn=None, *, parallel: bool = False, inline: str = "never", error_model: str = "python"):
+    """Decorate a Numba kernel with the project's flags (and its cache directory).
+    error_model="numpy": float division by zero gives IEEE inf/NaN (as C does) instead of
+    raising ZeroDivisionError (for float kernels reproducing a C float loop)."""
     def wrap(f):
         with _lock:
             old = numba.config.CACHE_DIR
             numba.config.CACHE_DIR = cache_dir()
             try:
-                return njit(cache=True, nogil=True, parallel=parallel, inline=inline)(f)
+                return njit(cache=True, nogil=True, parallel=parallel, inline=inline, error_model=error_model)(f)
             finally:
                 numba.config.CACHE_DIR = old
     return wrap(fn) if fn is not None else wrap

@@ -19,8 +19,10 @@ IEEE 754 fixes its bits), and so does each node of an island made only of Add/Su
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
 fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). An island of
 one float32 ReduceMean over trailing axes runs on kernels.ort_mean (float_mean: onnxruntime's
-summation order). A session is built once per island and input dtypes (at the island's first run: the input
-element types of a float island are not all known at import, e.g. int64 shapes).
+summation order), and one float32 com.microsoft Skip(Simplified)LayerNormalization on
+kernels.ort_skip_layernorm (float_skip_layernorm: onnxruntime's row loop). A session is
+built once per island and input dtypes (at the island's first run: the input element types
+of a float island are not all known at import, e.g. int64 shapes).
 
 QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention) ends its
 island, and that island's session is built with onnxruntime's CPU flash attention off
@@ -41,6 +43,7 @@ from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
 from .float_mean import float_mean
+from .float_skip_layernorm import float_skip_layernorm
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 NO_FLASH = "ORT_DISABLE_FLASH_ATTENTION"
@@ -296,6 +299,10 @@ def prepare_ort_island(node, ctx):
         mean = float_mean(node, ctx, run)
         if mean is not None:
             return mean
+    if len(island.nodes) == 1:       # SkipLayerNormalization: onnxruntime's row loop in a kernel
+        sln = float_skip_layernorm(node, ctx, run)
+        if sln is not None:
+            return sln
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
