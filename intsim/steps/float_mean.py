@@ -50,7 +50,7 @@ def float_mean(node, ctx, fallback):
             len(node.outputs) != 1 or not node.inputs or not node.inputs[0]:
         return None
     src, out = node.inputs[0], node.outputs[0]
-    if declared_dtype(src, ctx) != F32 or declared_dtype(out, ctx) != F32:
+    if declared_dtype(src, ctx) != F32 or declared_dtype(out, ctx) not in (None, F32):   # None: undeclared, T of T
         return None
     spec = _axes(node, ctx)
     if spec is None:

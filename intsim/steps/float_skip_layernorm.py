@@ -43,6 +43,10 @@ def _roles(node, simplified):
     return {k: v or None for k, v in roles.items()}
 
 
+def outs_of(roles):
+    return [roles[k] for k in ("y", "mean", "inv_std", "total") if roles[k]]
+
+
 def _fits(x, skip, params):
     """True when onnxruntime's kernel accepts these shapes (and dtypes) and ours runs them."""
     arrays = [x, skip] + [p for p in params if p is not None]
@@ -63,7 +67,9 @@ def float_skip_layernorm(node, ctx, fallback):
         return None
     simplified = OPS[op]
     roles = _roles(node, simplified)
-    if roles is None or any(declared_dtype(t, ctx) != F32 for t in roles.values() if t):
+    if roles is None or any(declared_dtype(roles[k], ctx) != F32 for k in ("x", "skip", "gamma", "beta", "bias")
+                            if roles.get(k)) or \
+            any(declared_dtype(t, ctx) not in (None, F32) for t in outs_of(roles)):    # None: undeclared
         return None
     eps = attributes(node.attrs["node"]).get("epsilon")
     if eps is None or not np.float32(eps) >= 0:

@@ -282,6 +282,31 @@ def islands_of(ctx) -> dict:
     return found
 
 
+BY_NODE = ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "ReduceMean")
+
+
+def by_node(island, node, ctx):
+    """`node`'s own kernel step when every node of the (multi-node) island is a float32
+    Skip(Simplified)LayerNormalization or ReduceMean that float_skip_layernorm / float_mean
+    compute (the encoder's tail SkipLayerNormalization -> ReduceMean): onnxruntime fuses none of
+    them together, so node by node gives the island's bits; each falls back to an island of
+    itself (its own session). None otherwise."""
+    if len(island.nodes) < 2 or any(n.attrs.get("op_type") not in BY_NODE for n in island.nodes):
+        return None
+    steps = []
+    for n in island.nodes:
+        single = Island([n], ctx)
+
+        def alone(env, tap, single=single):
+            single.run(env, tap is not None)
+        alone.freeze = single.bind
+        step = float_skip_layernorm(n, ctx, alone) or float_mean(n, ctx, alone)
+        if step is None:
+            return None
+        steps.append(step)
+    return steps[island.nodes.index(node)]
+
+
 def prepare_ort_island(node, ctx):
     """The run function of float node `node` under an onnxruntime float engine, or None when
     `node` is not a float node (integer data movement: the `onnx` step runs it)."""
@@ -303,6 +328,9 @@ def prepare_ort_island(node, ctx):
         sln = float_skip_layernorm(node, ctx, run)
         if sln is not None:
             return sln
+    own = by_node(island, node, ctx)
+    if own is not None:
+        return own
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
