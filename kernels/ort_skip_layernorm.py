@@ -19,7 +19,10 @@ every operation one float32 rounding (mean, M2, sq start at 0), IEEE division (x
 NaN, as C). `ort_skip_layernorm` is the Numba kernel, `ort_skip_layernorm_ref` its NumPy twin
 (the same float32 operations, vectorized across rows); both are compared with onnxruntime
 itself in tests/kernels/test_ort_skip_layernorm.py. Optional inputs and outputs are passed as
-empty arrays (one machine-code specialization).
+empty arrays (one machine-code specialization). The kernel runs LANES rows side by side (their
+sums transposed into a block, one column a row): each row's chain of operations is exactly the
+one above, and independent rows fill the divider's pipeline (the running mean's division is
+the loop's latency).
 """
 from __future__ import annotations
 
@@ -31,41 +34,59 @@ F32 = np.float32
 _NONE = np.empty(0, np.float32)
 
 
+LANES = 16      # rows computed side by side (their running means are independent chains)
+
+
 @kernel(error_model="numpy")
 def _skip_ln_impl(x, skip, gamma, beta, bias, n, eps, simplified, y, mean_out, inv_out, total):
     rows = x.size // n
     ks = skip.size
-    has_bias, has_beta, has_total = bias.size > 0, beta.size > 0, total.size > 0
-    for r in range(rows):
-        o = r * n
-        k = o % ks
-        mean = np.float32(0.0)
-        m2 = np.float32(0.0)
-        for h in range(n):
-            v = x[o + h] + skip[k + h]
-            if has_bias:
-                v = v + bias[h]
-            if has_total:
-                total[o + h] = v
-            y[o + h] = v
+    has_bias, has_beta = bias.size > 0, beta.size > 0
+    v = np.empty((n, LANES), np.float32)        # a block of rows' sums, row j in column j
+    mean = np.empty(LANES, np.float32)
+    m2 = np.empty(LANES, np.float32)
+    for r0 in range(0, rows, LANES):
+        cnt = min(LANES, rows - r0)
+        for j in range(cnt):
+            o = (r0 + j) * n
+            k = o % ks
+            for h in range(n):
+                s = x[o + h] + skip[k + h]
+                if has_bias:
+                    s = s + bias[h]
+                v[h, j] = s
+        for j in range(cnt):
+            mean[j] = np.float32(0.0)
+            m2[j] = np.float32(0.0)
+        for h in range(n):      # the same float32 steps per row as onnxruntime's loop, LANES rows at once
             if simplified:
-                m2 = m2 + v * v
+                for j in range(cnt):
+                    m2[j] = m2[j] + v[h, j] * v[h, j]
             else:
-                d = v - mean
-                mean = mean + d / np.float32(h + 1)
-                m2 = m2 + d * (v - mean)
-        sd = np.sqrt(m2 / np.float32(n) + eps)
-        if mean_out.size:
-            mean_out[r] = np.float32(0.0) if simplified else mean
-        if inv_out.size:
-            inv_out[r] = np.float32(1.0) / sd
-        for h in range(n):
-            if simplified:
-                y[o + h] = y[o + h] / sd * gamma[h]
-            elif has_beta:
-                y[o + h] = (y[o + h] - mean) / sd * gamma[h] + beta[h]
-            else:
-                y[o + h] = (y[o + h] - mean) / sd * gamma[h]
+                c = np.float32(h + 1)
+                for j in range(cnt):
+                    d = v[h, j] - mean[j]
+                    mean[j] = mean[j] + d / c
+                    m2[j] = m2[j] + d * (v[h, j] - mean[j])
+        for j in range(cnt):
+            r = r0 + j
+            o = r * n
+            mu = mean[j]
+            sd = np.sqrt(m2[j] / np.float32(n) + eps)
+            if mean_out.size:
+                mean_out[r] = np.float32(0.0) if simplified else mu
+            if inv_out.size:
+                inv_out[r] = np.float32(1.0) / sd
+            if total.size:
+                for h in range(n):
+                    total[o + h] = v[h, j]
+            for h in range(n):
+                if simplified:
+                    y[o + h] = v[h, j] / sd * gamma[h]
+                elif has_beta:
+                    y[o + h] = (v[h, j] - mu) / sd * gamma[h] + beta[h]
+                else:
+                    y[o + h] = (v[h, j] - mu) / sd * gamma[h]
 
 
 def _flat(a, what, size=None, out=False):
@@ -105,9 +126,18 @@ def ort_skip_layernorm(x, skip, gamma, beta, bias, n, eps, simplified, y, mean=N
 
 def bind_ort_skip_layernorm(x, skip, gamma, beta, bias, n, eps, simplified, y, mean=None, inv_std=None,
                             total=None):
-    """call() doing ort_skip_layernorm on these very arrays, checked now."""
-    args = _args(x, skip, gamma, beta, bias, n, eps, simplified, y, mean, inv_std, total)
-    return lambda: _skip_ln_impl(*args)
+    """call(x=None, skip=None) doing ort_skip_layernorm on these very arrays, checked now; an x or
+    skip given to call is read instead of the bound one from then on (checked: float32,
+    C-contiguous, the bound one's size)."""
+    args = list(_args(x, skip, gamma, beta, bias, n, eps, simplified, y, mean, inv_std, total))
+
+    def call(x=None, skip=None):
+        if x is not None:
+            args[0] = _flat(x, "x", args[0].size)
+        if skip is not None:
+            args[1] = _flat(skip, "skip", args[1].size)
+        _skip_ln_impl(*args)
+    return call
 
 
 def ort_skip_layernorm_ref(x, skip, gamma, beta, bias, n, eps, simplified, y, mean=None, inv_std=None,

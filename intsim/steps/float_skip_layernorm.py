@@ -103,30 +103,42 @@ def float_skip_layernorm(node, ctx, fallback):
                 env[d] = o
 
     def freeze(env, fixed):
-        """call(env) writing the node's outputs into the buffers it just stored; inputs read in
-        place when they are constants or recorded C-contiguous buffers, else from env at each
-        replay (checked against the recorded shapes)."""
+        """call(env) writing the node's outputs into the buffers it just stored, the kernel bound
+        to its inputs when they are constants or recorded buffers; x or skip read from env at
+        each replay when they are not (a graph input: checked against the recorded shape, bound
+        anew when it is another array). None (the ordinary path) when gamma, beta or bias is
+        neither."""
         xs = [read(env, s) for s in src]
         x, skip, gamma, beta, bias = kernel_args(xs)
         if type(x) is not np.ndarray or x.size == 0 or not _fits(x, skip, [gamma, beta, bias]):
             return fallback.freeze(env, fixed)
         outs = [env.get(d) if d else None for d in dst]
         if any(d and (type(o) is not np.ndarray or o.dtype != F32 or not o.flags.c_contiguous)
-               for d, o in zip(dst, outs)):
+               for d, o in zip(dst, outs)) or \
+                any(s is not None and s not in fixed and s not in consts for s in src[2:]):
             return None
-        if all(s is None or ((s in fixed or s in consts) and a.flags.c_contiguous) for s, a in zip(src, xs)):
-            return lambda env, call=bind_ort_skip_layernorm(
-                *kernel_args(xs), x.shape[-1], eps, simplified, *outs): call()
-        shapes = [None if a is None else a.shape for a in xs]
+        live = {role: s for role, s in zip(("x", "skip"), src) if s not in fixed and s not in consts}
+        shapes = {role: env[s].shape for role, s in live.items()}
+        bound = bind_ort_skip_layernorm(*kernel_args([None if a is None else np.ascontiguousarray(a) for a in xs]),
+                                        x.shape[-1], eps, simplified, *outs)
+        if not live:
+            return lambda env: bound()
+        last = {}
 
         def call(env):
-            now = [read(env, s) for s in src]
-            for s, a, shape in zip(src, now, shapes):
-                if s is not None and (a.shape != shape or a.dtype != F32):
-                    raise ShapeError(f"{node.origin or node.name}: {op} input {s} {a.shape} {a.dtype}, "
-                                     f"recorded {shape} float32")
-            a = kernel_args([None if v is None else np.ascontiguousarray(v) for v in now])
-            ort_skip_layernorm(*a, shapes[0][-1], eps, simplified, *outs)
+            new = {}
+            for role, s in live.items():
+                a = env[s]
+                if a is last.get(role):
+                    continue
+                if type(a) is not np.ndarray or a.shape != shapes[role] or a.dtype != F32:
+                    raise ShapeError(f"{node.origin or node.name}: {op} input {s} {getattr(a, 'shape', None)} "
+                                     f"{getattr(a, 'dtype', None)}, recorded {shapes[role]} float32")
+                c = np.ascontiguousarray(a)
+                if c is a and a.flags.writeable:    # read in place from now on (a copy: made at each replay)
+                    last[role] = a
+                new[role] = c
+            bound(**new)
         return call
     run.freeze = freeze
     return run
