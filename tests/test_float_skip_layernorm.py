@@ -74,7 +74,8 @@ def test_dq_skip_layernorm_q_equals_onnxruntime(data):
     prog = intsim.load(model, target="ort")
     assert STEP in _modules(prog)
     for _ in range(3):      # the first run records, the others replay frozen
-        feeds = {"x": rng.integers(0, 256, shape).astype(np.uint8), "k": rng.integers(0, 256, skip_shape).astype(np.uint8)}
+        feeds = {"x": rng.integers(0, 256, shape).astype(np.uint8),
+                 "k": rng.integers(0, 256, skip_shape).astype(np.uint8)}
         if data.draw(st.booleans()):
             feeds["x"][...] = data.draw(st.sampled_from([0, 128, 255]))    # equal rows: variance 0
         got, want = prog.run(feeds), run_ort(model, feeds)
@@ -120,3 +121,46 @@ def test_other_dtypes_stay_on_onnxruntime():
     assert STEP not in _modules(prog)
     x = rng.integers(0, 256, (2, 3, n)).astype(np.uint8)
     np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"])
+
+
+def _add_ln(shape, n, beta, eps, axis, scale, rng):
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [scale]),
+             helper.make_tensor("z", TensorProto.UINT8, [], [128]),
+             helper.make_tensor("gamma", TensorProto.FLOAT, [n], rng.uniform(-2, 2, n).astype(np.float32)),
+             helper.make_tensor("beta", TensorProto.FLOAT, [n], rng.uniform(-1, 1, n).astype(np.float32))]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xf"], name="dqx"),
+             helper.make_node("DequantizeLinear", ["k", "s", "z"], ["kf"], name="dqk"),
+             helper.make_node("Add", ["xf", "kf"], ["sum"], name="add"),
+             helper.make_node("LayerNormalization", ["sum", "gamma"] + (["beta"] if beta else []), ["yf"],
+                              name="ln", axis=axis, epsilon=eps),
+             helper.make_node("QuantizeLinear", ["yf", "s", "z"], ["y"], name="q")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(i, TensorProto.UINT8, list(shape)) for i in "xk"],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT8, list(shape))], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_add_layernorm_fused_by_onnxruntime_equals_it(data):
+    """Add -> LayerNormalization, which onnxruntime fuses into SkipLayerNormalization (the
+    encoder's `dynamic` form): run on the kernel when onnxruntime fuses the island, bit for bit
+    its outputs (LayerNormalization over the last axis given as -1 or as rank - 1, with and
+    without its bias; over two axes it stays on onnxruntime), replays included."""
+    b, s, n = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 40))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    axis = data.draw(st.sampled_from([-1, 2, 1]))
+    gamma_n = n if axis != 1 else s * n
+    model = _add_ln((b, s, n), n, data.draw(st.booleans()), float(data.draw(st.sampled_from([1e-5, 0.0]))),
+                    axis, float(np.float32(data.draw(st.floats(1e-3, 0.5)))), rng)
+    if axis == 1:       # LayerNormalization over (s, n): scale and bias of that shape
+        for t in model.graph.initializer:
+            if t.name in ("gamma", "beta"):
+                t.CopyFrom(helper.make_tensor(t.name, TensorProto.FLOAT, [s, n],
+                                              rng.uniform(-1, 1, gamma_n).astype(np.float32)))
+    prog = intsim.load(model, target="ort")
+    assert (STEP in _modules(prog)) == (axis == -1)
+    for _ in range(3):
+        feeds = {k: rng.integers(0, 256, (b, s, n)).astype(np.uint8) for k in "xk"}
+        np.testing.assert_array_equal(prog.run(feeds)["y"], run_ort(model, feeds)["y"])

@@ -74,7 +74,35 @@ def float_skip_layernorm(node, ctx, fallback):
     eps = attributes(node.attrs["node"]).get("epsilon")
     if eps is None or not np.float32(eps) >= 0:
         return None
-    eps = np.float32(eps)
+    return _step(roles, np.float32(eps), simplified, op, node.origin or node.name, ctx, fallback)
+
+
+def add_layernorm(add, ln, ctx, fallback):
+    """run(env, tap) computing the island Add -> LayerNormalization (float32, axis -1, its mean
+    and inv_std_dev outputs unused) as the SkipLayerNormalization(a, b, scale, B) that
+    onnxruntime's optimizer fuses it into (SkipLayerNormFusion; the caller has seen onnxruntime
+    fuse this very island: ort_island.Island.fuses_to), or None. a + b is b + a in IEEE
+    arithmetic, so the Add's input order does not matter; its output is written too (the
+    fused node's input_skip_bias_sum)."""
+    if add.op != "onnx" or ln.op != "onnx" or add.attrs.get("domain") or ln.attrs.get("domain") or \
+            add.attrs.get("op_type") != "Add" or ln.attrs.get("op_type") != "LayerNormalization":
+        return None
+    a, lin = attributes(ln.attrs["node"]), list(ln.inputs)
+    if len(add.inputs) != 2 or not all(add.inputs) or len(lin) < 2 or lin[0] != add.outputs[0] or \
+            int(a.get("axis", -1)) != -1 or any(ln.outputs[1:]) or not np.float32(a.get("epsilon", 1e-5)) >= 0:
+        return None
+    roles = {"x": add.inputs[0], "skip": add.inputs[1], "gamma": lin[1],
+             "beta": lin[2] if len(lin) > 2 and lin[2] else None, "bias": None,
+             "y": ln.outputs[0], "mean": None, "inv_std": None, "total": add.outputs[0]}
+    if any(declared_dtype(roles[k], ctx) != F32 for k in ("x", "skip", "gamma", "beta") if roles[k]) or \
+            any(declared_dtype(t, ctx) not in (None, F32) for t in outs_of(roles)):
+        return None
+    return _step(roles, np.float32(a.get("epsilon", 1e-5)), False, "SkipLayerNormalization (Add, LayerNormalization)",
+                 ln.origin or ln.name, ctx, fallback)
+
+
+def _step(roles, eps, simplified, op, where, ctx, fallback):
+    """The run function (and its freeze hook) of the kernel over the tensors named by `roles`."""
     consts = ctx.constants
     src = [roles[k] for k in ("x", "skip", "gamma", "beta", "bias") if k in roles]
     dst = [roles[k] for k in ("y", "mean", "inv_std", "total")]
@@ -132,7 +160,7 @@ def float_skip_layernorm(node, ctx, fallback):
                 if a is last.get(role):
                     continue
                 if type(a) is not np.ndarray or a.shape != shapes[role] or a.dtype != F32:
-                    raise ShapeError(f"{node.origin or node.name}: {op} input {s} {getattr(a, 'shape', None)} "
+                    raise ShapeError(f"{where}: {op} input {s} {getattr(a, 'shape', None)} "
                                      f"{getattr(a, 'dtype', None)}, recorded {shapes[role]} float32")
                 c = np.ascontiguousarray(a)
                 if c is a and a.flags.writeable:    # read in place from now on (a copy: made at each replay)

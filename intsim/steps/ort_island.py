@@ -43,7 +43,7 @@ from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
 from .float_mean import float_mean
-from .float_skip_layernorm import float_skip_layernorm
+from .float_skip_layernorm import add_layernorm, float_skip_layernorm
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
 NO_FLASH = "ORT_DISABLE_FLASH_ATTENTION"
@@ -160,11 +160,7 @@ class Island:
         s = self._sessions.get(key)
         if s is None:
             import onnxruntime as ort   # deferred: heavy, only the ort targets' islands need it
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.intra_op_num_threads = 1
-            so.inter_op_num_threads = 1
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so = _options()
             try:
                 with _no_flash(any(projection_mha(n) for n in self.nodes)):
                     s = ort.InferenceSession(self._model(dtypes, outputs).SerializeToString(), so,
@@ -174,6 +170,26 @@ class Island:
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             self._sessions[key] = s
         return s
+
+    def fuses_to(self, op_type: str) -> bool:
+        """True when onnxruntime's optimizer (the island sessions' options) turns the island, its
+        inputs float32, into one node of `op_type`: its optimized graph written to a temporary
+        file and read back (asked once, when a step is prepared)."""
+        import tempfile
+
+        import onnx
+        import onnxruntime as ort
+        so = _options()
+        so.log_severity_level = 3       # not its warning that a saved optimized model is host-specific
+        with tempfile.TemporaryDirectory() as d:
+            so.optimized_model_filepath = os.path.join(d, "island.onnx")
+            try:
+                ort.InferenceSession(self._model(tuple(np.dtype(np.float32) for _ in self.inputs), self.outputs)
+                                     .SerializeToString(), so, providers=["CPUExecutionProvider"])
+                nodes = onnx.load(so.optimized_model_filepath).graph.node
+            except Exception:  # noqa: BLE001 - onnxruntime cannot build it: not fused, the island reports it
+                return False
+        return [n.op_type for n in nodes] == [op_type]
 
     def run(self, env, taps: bool = False) -> None:
         feeds = {n: env[n] for n in self.inputs}
@@ -235,6 +251,18 @@ class Island:
                               f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         for name, v in zip(outputs, res):
             env[name] = v
+
+
+def _options():
+    """The SessionOptions of every island session: all graph optimizations, 1 intra-op thread,
+    no spinning."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
 
 
 def _integer_to_float_ends(ctx) -> set:
@@ -307,6 +335,25 @@ def by_node(island, node, ctx):
     return steps[island.nodes.index(node)]
 
 
+def fused_skip_layernorm(island, node, ctx, fallback):
+    """The island Add -> LayerNormalization that onnxruntime fuses into one SkipLayerNormalization
+    (asked: Island.fuses_to) on float_skip_layernorm's kernel: the Add's step runs it, the
+    LayerNormalization's does nothing. None otherwise."""
+    ops = [n.attrs.get("op_type") for n in island.nodes]
+    if ops != ["Add", "LayerNormalization"]:
+        return None
+    step = add_layernorm(*island.nodes, ctx, fallback)
+    if step is None or not island.fuses_to("SkipLayerNormalization"):
+        return None
+    if node is island.nodes[0]:
+        return step
+
+    def done(env, tap):
+        return None
+    done.freeze = lambda env, fixed: (lambda env: None)
+    return done
+
+
 def prepare_ort_island(node, ctx):
     """The run function of float node `node` under an onnxruntime float engine, or None when
     `node` is not a float node (integer data movement: the `onnx` step runs it)."""
@@ -328,7 +375,7 @@ def prepare_ort_island(node, ctx):
         sln = float_skip_layernorm(node, ctx, run)
         if sln is not None:
             return sln
-    own = by_node(island, node, ctx)
+    own = by_node(island, node, ctx) or fused_skip_layernorm(island, node, ctx, run)
     if own is not None:
         return own
     if node is not island.nodes[0]:
