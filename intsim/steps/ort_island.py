@@ -128,6 +128,7 @@ class Island:
         # com.microsoft float ops (intsim.importer.ms_attention) need their domain's opset too
         self.ms_opset = max((int(n.attrs["ms_opset"]) for n in nodes if n.attrs.get("domain")), default=None)
         self._sessions: dict = {}
+        self._fuses: dict = {}      # op type -> whether onnxruntime fuses the island into one such node
         self.bound: dict = {}       # output name -> the buffer the last bound call (bind) writes
 
     def _model(self, dtypes, outputs):
@@ -174,7 +175,12 @@ class Island:
     def fuses_to(self, op_type: str) -> bool:
         """True when onnxruntime's optimizer (the island sessions' options) turns the island, its
         inputs float32, into one node of `op_type`: its optimized graph written to a temporary
-        file and read back (asked once, when a step is prepared)."""
+        file and read back (asked once per island and op)."""
+        if op_type not in self._fuses:
+            self._fuses[op_type] = self._fuses_to(op_type)
+        return self._fuses[op_type]
+
+    def _fuses_to(self, op_type: str) -> bool:
         import tempfile
 
         import onnx
