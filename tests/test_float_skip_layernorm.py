@@ -16,7 +16,7 @@ from tests.ortutil import run_ort
 STEP = "intsim.steps.float_skip_layernorm"
 
 
-def _model(shape, skip_shape, n, simplified, beta, bias, outs, tail_mean, eps, scale, rng):
+def _model(shape, skip_shape, n, simplified, beta, bias, outs, tail_mean, eps, scale, rng, mean_axis=-1):
     inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [scale]),
              helper.make_tensor("z", TensorProto.UINT8, [], [128]),
              helper.make_tensor("gamma", TensorProto.FLOAT, [n], rng.uniform(-2, 2, n).astype(np.float32))]
@@ -37,11 +37,12 @@ def _model(shape, skip_shape, n, simplified, beta, bias, outs, tail_mean, eps, s
              helper.make_node(op, names, produced, name="sln", domain="com.microsoft", epsilon=eps)]
     last = "yf"
     if tail_mean:
-        nodes.append(helper.make_node("ReduceMean", ["yf"], ["mean_y"], name="mean", axes=[-1], keepdims=0))
+        nodes.append(helper.make_node("ReduceMean", ["yf"], ["mean_y"], name="mean", axes=[mean_axis], keepdims=0))
         last = "mean_y"
     outputs = []
     stat = list(shape[:-1]) + [1]
-    for i, (f, dims) in enumerate(zip([last] + produced[1:], [list(shape[:-1]) if tail_mean else list(shape),
+    pooled = [d for i, d in enumerate(shape) if i != mean_axis % len(shape)]
+    for i, (f, dims) in enumerate(zip([last] + produced[1:], [pooled if tail_mean else list(shape),
                                                              stat, stat, list(shape)])):
         nodes.append(helper.make_node("QuantizeLinear", [f, "s", "z"], [f"q{i}"], name=f"q{i}"))
         outputs.append(helper.make_tensor_value_info(f"q{i}", TensorProto.UINT8, dims))
@@ -85,8 +86,9 @@ def test_dq_skip_layernorm_q_equals_onnxruntime(data):
 
 
 def test_tail_mean_and_replays_bind_the_kernels():
-    """SkipLayerNormalization -> ReduceMean (the encoder's tail) runs node by node on the two
-    kernels, and a frozen replay binds both (no ordinary step, no session)."""
+    """SkipLayerNormalization -> ReduceMean over the hidden axis runs node by node on the two
+    kernels, and a frozen replay binds both (no ordinary step, no session); over the tokens (the
+    encoder's tail: the mean would be a session call of its own) the island stays whole."""
     from intsim.runtime import frozen
     rng = np.random.default_rng(4)
     model = _model((2, 3, 24), (2, 3, 24), 24, False, True, True, 1, True, 1e-5, 0.05, rng)
@@ -98,6 +100,12 @@ def test_tail_mean_and_replays_bind_the_kernels():
         np.testing.assert_array_equal(prog.run(feeds)["q0"], run_ort(model, feeds)["q0"])
     recs = [v for v in prog._frozen.values() if type(v) is frozen.FrozenRun]
     assert recs and all("sln" not in rec.ordinary and "mean" not in rec.ordinary for rec in recs)
+    model = _model((2, 3, 24), (2, 3, 24), 24, False, True, True, 1, True, 1e-5, 0.05, rng, mean_axis=1)
+    prog = intsim.load(model, target="ort")
+    assert STEP not in _modules(prog) and "intsim.steps.float_mean" not in _modules(prog)
+    for _ in range(3):
+        feeds = {k: rng.integers(0, 256, (2, 3, 24)).astype(np.uint8) for k in "xk"}
+        np.testing.assert_array_equal(prog.run(feeds)["q0"], run_ort(model, feeds)["q0"])
 
 
 def test_other_dtypes_stay_on_onnxruntime():

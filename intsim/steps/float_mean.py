@@ -42,6 +42,23 @@ def _axes(node, ctx):
     return (axes, int(a.get("keepdims", 1))) if axes else None
 
 
+def trailing(node, ctx) -> bool:
+    """True when ReduceMean `node`'s static axes are the trailing ones (given as -k .. -1, or of
+    its input's declared rank): the kernel, not the fallback, will run it."""
+    spec = _axes(node, ctx) if node.inputs and node.inputs[0] else None
+    if spec is None:
+        return False
+    neg = sorted(set(spec[0]))
+    if neg[-1] < 0:             # -k .. -1: trailing at any rank
+        return neg == list(range(-len(neg), 0))
+    shape = getattr(ctx.graph.tensors.get(node.inputs[0]), "shape", None)
+    if shape is None:
+        return False
+    r = len(shape)
+    norm = sorted({a + r if a < 0 else a for a in spec[0]})
+    return norm == list(range(r - len(norm), r))
+
+
 def float_mean(node, ctx, fallback):
     """run(env, tap) computing `node` (a standard-domain ReduceMean of float32 over static
     axes) with kernels.ort_mean when the axes are the trailing ones, or None. `fallback(env,

@@ -42,7 +42,7 @@ from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
-from .float_mean import float_mean
+from .float_mean import float_mean, trailing
 from .float_skip_layernorm import add_layernorm, float_skip_layernorm
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
@@ -322,11 +322,12 @@ BY_NODE = ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "Reduce
 def by_node(island, node, ctx):
     """`node`'s own kernel step when every node of the (multi-node) island is a float32
     Skip(Simplified)LayerNormalization or ReduceMean that float_skip_layernorm / float_mean
-    compute (the encoder's tail SkipLayerNormalization -> ReduceMean): onnxruntime fuses none of
-    them together, so node by node gives the island's bits; each falls back to an island of
-    itself (its own session). None otherwise."""
-    if len(island.nodes) < 2 or any(n.attrs.get("op_type") not in BY_NODE for n in island.nodes):
-        return None
+    compute, each ReduceMean over the trailing axes (SkipLayerNormalization -> ReduceMean over
+    the hidden axis): onnxruntime fuses none of them together, so node by node gives the
+    island's bits; each falls back to an island of itself (its own session). None otherwise."""
+    if len(island.nodes) < 2 or any(n.attrs.get("op_type") not in BY_NODE for n in island.nodes) or \
+            any(n.attrs.get("op_type") == "ReduceMean" and not trailing(n, ctx) for n in island.nodes):
+        return None     # (a ReduceMean over other axes would be a session call of its own: no gain)
     steps = []
     for n in island.nodes:
         single = Island([n], ctx)
