@@ -21,11 +21,15 @@ branch 1 - exp(-q(|x|)); the constants below are MLAS's MlasErfConstants, its up
 AVX-512 kernel's 3.925). A NaN comes out as the input NaN quieted, +-inf as +-1.
 
 Gelu (ONNX opset 20 approximate="none", com.microsoft Gelu: onnxruntime::Gelu<float>::Compute,
-core/providers/cpu/tensor/gelu.cc) and BiasGelu (com.microsoft, contrib_ops/cpu/bert/
-bias_gelu.cc, AddBiasGelu) then compute, per element:
+core/providers/cpu/tensor/gelu.cc, by MlasComputeGeluErf: MLAS's fused AVX-512 kernel,
+lib/intrinsics/avx512/gelu_avx512f.cpp, the same erf inline) and BiasGelu (com.microsoft,
+contrib_ops/cpu/bert/bias_gelu.cc, AddBiasGelu: the add and scale loops, MlasComputeErf, the
+final loop) compute, per element:
 
     v = x + bias[i mod len(bias)]           (BiasGelu only; Gelu: v = x)
     out = (v * 0.5) * (erf(v * f32(1/sqrt(2))) + 1)
+    Gelu only: out = x when x is a NaN (its bits kept: MLAS's fused AVX-512 Gelu kernel,
+    MlasGeluErfKernelAvx512F, blends the input NaN back; BiasGelu's NaN is the quieted one)
 
 The same arithmetic on every element (the kernel's tail runs the same vector code masked), so
 no blocking or threading changes a bit. Other hosts run other MLAS kernels (the FMA3 one clamps
@@ -111,9 +115,9 @@ def _erf(x):
 
 
 @kernel
-def _erf_impl(x, out):
+def _erf_impl(x, d, out):
     for i in range(x.size):
-        out[i] = _erf(x[i])
+        out[i] = _erf(x[i] / d)
 
 
 @kernel
@@ -122,7 +126,8 @@ def _gelu_impl(x, bias, out):
     if n == 0:
         for i in range(x.size):
             v = x[i]
-            out[i] = (v * HALF) * (_erf(v * INV_SQRT2) + ONE)
+            g = (v * HALF) * (_erf(v * INV_SQRT2) + ONE)
+            out[i] = v if v != v else g
     else:
         for r in range(x.size // n):
             o = r * n
@@ -149,9 +154,16 @@ def _gelu_args(x, bias, out):
     return _flat(x, "x"), b, _flat(out, "out", x.size)
 
 
-def ort_erf(x, out) -> None:
-    """out = onnxruntime's Erf of x (module doc); float32, C-contiguous, same size."""
-    _erf_impl(_flat(x, "x"), _flat(out, "out", x.size))
+def ort_erf(x, divisor, out) -> None:
+    """out = onnxruntime's Erf of x / divisor (one float32 division, as onnxruntime's Div; a
+    divisor of 1 leaves every x as it is) (module doc); float32, C-contiguous, same size."""
+    _erf_impl(_flat(x, "x"), np.float32(divisor), _flat(out, "out", x.size))
+
+
+def bind_ort_erf(x, divisor, out):
+    """call() doing ort_erf(x, divisor, out) on these very arrays, checked now."""
+    xf, d, of = _flat(x, "x"), np.float32(divisor), _flat(out, "out", x.size)
+    return lambda: _erf_impl(xf, d, of)
 
 
 def ort_gelu(x, bias, out) -> None:
@@ -166,9 +178,11 @@ def bind_ort_gelu(x, bias, out):
     return lambda: _gelu_impl(*args)
 
 
-def ort_erf_ref(x) -> np.ndarray:
+def ort_erf_ref(x, divisor=1.0) -> np.ndarray:
     """NumPy twin of ort_erf (module doc), returned as a new float32 array."""
     x = np.asarray(x, F32)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        x = (x / F32(divisor)).astype(F32)
     with np.errstate(invalid="ignore", over="ignore"):
         a = np.abs(x)
         a = np.where(a > UPPER, UPPER, a)
@@ -199,4 +213,5 @@ def ort_gelu_ref(x, bias=None) -> np.ndarray:
     if bias is not None:
         v = (v.reshape(-1, np.asarray(bias).size) + np.asarray(bias, F32).reshape(-1)).reshape(v.shape).astype(F32)
     with np.errstate(invalid="ignore", over="ignore"):
-        return ((v * HALF) * (ort_erf_ref(v * INV_SQRT2) + ONE)).astype(F32)
+        g = ((v * HALF) * (ort_erf_ref(v * INV_SQRT2) + ONE)).astype(F32)
+    return g if bias is not None else np.where(np.isnan(v), v, g)

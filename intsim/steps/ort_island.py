@@ -19,7 +19,8 @@ IEEE 754 fixes its bits), and so does each node of an island made only of Add/Su
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
 fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). An island of
 one float32 ReduceMean over trailing axes runs on kernels.ort_mean (float_mean: onnxruntime's
-summation order). A session is built once per island and input dtypes (at the island's first run: the input
+summation order), and an Erf / Gelu / BiasGelu island (or the Div -> Erf runs around them) on
+kernels.ort_gelu (float_gelu: MLAS's erf). A session is built once per island and input dtypes (at the island's first run: the input
 element types of a float island are not all known at import, e.g. int64 shapes).
 
 QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention) ends its
@@ -40,6 +41,7 @@ from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
+from .float_gelu import float_gelu
 from .float_mean import float_mean
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
@@ -221,6 +223,11 @@ class Island:
                                   f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         return call
 
+    def claim(self, bufs: dict) -> None:
+        """Record that a bound call standing in for the island's session (float_gelu's kernel)
+        writes these output buffers (name -> array) in place, as `bind` records its own."""
+        self.bound = dict(bufs)
+
     def _run(self, dtypes, feeds, outputs, env) -> None:
         sess = self.session(dtypes, outputs)
         try:
@@ -296,6 +303,10 @@ def prepare_ort_island(node, ctx):
         mean = float_mean(node, ctx, run)
         if mean is not None:
             return mean
+    if node is island.nodes[0]:      # Erf, Gelu, BiasGelu (and Div -> Erf [-> Gelu]): MLAS's erf in a kernel
+        gelu = float_gelu(island.nodes, ctx, run, island.claim)
+        if gelu is not None:
+            return gelu
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
