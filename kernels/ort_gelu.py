@@ -210,8 +210,9 @@ def ort_erf_ref(x, divisor=1.0) -> np.ndarray:
 def ort_gelu_ref(x, bias=None) -> np.ndarray:
     """NumPy twin of ort_gelu (module doc), returned as a new float32 array."""
     v = np.asarray(x, F32)
-    if bias is not None:
-        v = (v.reshape(-1, np.asarray(bias).size) + np.asarray(bias, F32).reshape(-1)).reshape(v.shape).astype(F32)
     with np.errstate(invalid="ignore", over="ignore"):
+        if bias is not None:
+            b = np.asarray(bias, F32).reshape(-1)
+            v = (v.reshape(-1, b.size) + b).reshape(v.shape).astype(F32)
         g = ((v * HALF) * (ort_erf_ref(v * INV_SQRT2) + ONE)).astype(F32)
     return g if bias is not None else np.where(np.isnan(v), v, g)
