@@ -129,11 +129,11 @@ def _gelu_impl(x, bias, out):
             g = (v * HALF) * (_erf(v * INV_SQRT2) + ONE)
             out[i] = v if v != v else g
     else:
-        for r in range(x.size // n):
-            o = r * n
+        for r in range(x.size // n):       # row views: a nonnegative index, so the loop vectorizes
+            xr, yr = x[r * n:(r + 1) * n], out[r * n:(r + 1) * n]
             for j in range(n):
-                v = x[o + j] + bias[j]
-                out[o + j] = (v * HALF) * (_erf(v * INV_SQRT2) + ONE)
+                v = xr[j] + bias[j]
+                yr[j] = (v * HALF) * (_erf(v * INV_SQRT2) + ONE)
 
 
 def _flat(a, name, size=None):
