@@ -6,8 +6,6 @@ islands it does not take (tanh Gelu, a chain with other constants, an inner tens
 outside) stay on onnxruntime; taps on a multi-node island are onnxruntime's."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -17,7 +15,8 @@ import intsim
 from kernels.ort_gelu import supported
 from tests.ortutil import run_ort
 
-pytestmark = pytest.mark.skipif(not supported(), reason="onnxruntime runs another MLAS erf on this host")
+pytestmark = [pytest.mark.skipif(not supported(), reason="onnxruntime runs another MLAS erf on this host"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]     # float islands are named at load
 
 F32 = np.float32
 EDGES = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 0.921875, 3.925, -5.0, 1.3035, 3.4e38], F32)
@@ -62,12 +61,6 @@ def _model(kind, hidden, bias=None, tail_out=False):
     return m
 
 
-def _load(model):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return intsim.load(model, target="ort")
-
-
 def _takes(prog):
     return any(fn.__module__ == "intsim.steps.float_gelu" for _, fn in prog._steps)
 
@@ -82,7 +75,7 @@ def _same(a, b):
 def test_islands_equal_onnxruntime_run_after_run(kind, hidden, seed):
     rng = np.random.default_rng(seed)
     model = _model(kind, hidden, bias=rng.standard_normal(hidden))
-    prog = _load(model)
+    prog = intsim.load(model, target="ort")
     assert _takes(prog)
     for i in range(4):      # the first run records, the others replay frozen (new data each time)
         batch = 1 + i % 2
@@ -97,7 +90,7 @@ def test_islands_equal_onnxruntime_run_after_run(kind, hidden, seed):
                                            ("div_erf", True)])
 def test_other_islands_stay_on_onnxruntime(kind, tail_out):
     model = _model(kind, 8, tail_out=tail_out)
-    prog = _load(model)
+    prog = intsim.load(model, target="ort")
     assert not _takes(prog)
     x = np.random.default_rng(5).standard_normal((2, 3, 8)).astype(F32) * 2
     for _ in range(3):
@@ -109,7 +102,7 @@ def test_taps_on_the_chain_are_onnxruntimes():
     """With taps the chain's island runs on onnxruntime (its inner tensors are filled), and its
     output is the same bits as the kernel's."""
     model = _model("chain", 16)
-    prog = _load(model)
+    prog = intsim.load(model, target="ort")
     x = np.random.default_rng(9).standard_normal((1, 3, 16)).astype(F32) * 2
     outs, taps = prog.run({"x": x}, taps=True)
     plain = prog.run({"x": x})["y"]
@@ -126,7 +119,7 @@ def test_encoder_dynamic_forms_take_the_kernel():
             path = zoo.arch_quantized_model("tiny_encoder", form, 64)
         except zoo.ModelUnavailable as e:
             pytest.skip(str(e))
-        prog = _load(str(path))
+        prog = intsim.load(str(path), target="ort")
         assert sum(fn.__module__ == "intsim.steps.float_gelu" for _, fn in prog._steps) == 2
         feeds = {zoo.INPUT_NAME: zoo.arch_inputs("tiny_encoder", 2, 11, 64)}
         for _ in range(3):
