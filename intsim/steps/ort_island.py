@@ -19,10 +19,11 @@ IEEE 754 fixes its bits), and so does each node of an island made only of Add/Su
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
 fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). An island of
 one float32 ReduceMean over trailing axes runs on kernels.ort_mean (float_mean: onnxruntime's
-summation order), and one float32 com.microsoft Skip(Simplified)LayerNormalization on
-kernels.ort_skip_layernorm (float_skip_layernorm: onnxruntime's row loop). A session is
-built once per island and input dtypes (at the island's first run: the input element types
-of a float island are not all known at import, e.g. int64 shapes).
+summation order), one float32 com.microsoft Skip(Simplified)LayerNormalization on
+kernels.ort_skip_layernorm (float_skip_layernorm: onnxruntime's row loop), and an Erf / Gelu /
+BiasGelu island (or the Div -> Erf runs around them) on kernels.ort_gelu (float_gelu: MLAS's
+erf). A session is built once per island and input dtypes (at the island's first run: the
+input element types of a float island are not all known at import, e.g. int64 shapes).
 
 QAttention's float part written as MultiHeadAttention (intsim.importer.ms_attention) ends its
 island, and that island's session is built with onnxruntime's CPU flash attention off
@@ -42,6 +43,7 @@ from ..errors import IntsimError, ResourceLimitError
 from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
+from .float_gelu import float_gelu
 from .float_mean import float_mean, trailing
 from .float_skip_layernorm import add_layernorm, float_skip_layernorm
 
@@ -246,6 +248,11 @@ class Island:
                                   f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         return call
 
+    def claim(self, bufs: dict) -> None:
+        """Record that a bound call standing in for the island's session (float_gelu's kernel)
+        writes these output buffers (name -> array) in place, as `bind` records its own."""
+        self.bound = dict(bufs)
+
     def _run(self, dtypes, feeds, outputs, env) -> None:
         sess = self.session(dtypes, outputs)
         try:
@@ -385,6 +392,10 @@ def prepare_ort_island(node, ctx):
     own = by_node(island, node, ctx) or fused_skip_layernorm(island, node, ctx, run)
     if own is not None:
         return own
+    if node is island.nodes[0]:      # Erf, Gelu, BiasGelu (and Div -> Erf [-> Gelu]): MLAS's erf in a kernel
+        gelu = float_gelu(island.nodes, ctx, run, island.claim)
+        if gelu is not None:
+            return gelu
     if node is not island.nodes[0]:
         def skip(env, tap):
             return None
