@@ -228,6 +228,9 @@ class BoundPlan:
         # one group written straight into an NHWC out: the common case, one kernel call
         _, implicit, call = self.calls[0]
         self.direct = call if len(self.calls) == 1 and self.runs[1] == "nhwc" and (implicit or plan.plain) else None
+        # gemm_rows' one-call path: x's channels-last pixels are the GEMM rows
+        self.by_rows = self.direct is not None and plan.plain and self.runs[0] == "nhwc"
+        self.x_size, self.out_size = rows * c, rows * plan.m
 
     @staticmethod
     def fits(plan: ConvPlan, n_img: int) -> bool:
@@ -286,6 +289,22 @@ class BoundPlan:
             calls += [partial(call, src.reshape(-1), q), conv_rows.bind_to_nhwc(q.reshape(n, p, m, 1),
                                                                                  out.reshape(n, m, 1, p))]
         return calls[0] if len(calls) == 1 else partial(_in_order, tuple(calls))
+
+    def gemm_rows(self, a, y) -> None:
+        """self(x, out) for a MatMul's view of a plain 1x1 conv (its pixels are the GEMM rows):
+        a (..., K) holding x's channels-last bytes and y (..., M) the output's. When the plan
+        is one direct call on x's pixels (self.by_rows) and a and y are C-contiguous arrays of
+        the bound dtypes, sizes and last dimensions, that call runs on their flat and (rows, M)
+        views: two views a call against the five of reshaping both to 4-D for self(x, out)
+        (MobileNetV2's 784 x 192 x 32 QLinearMatMul is a 10 us kernel). Else a and y are
+        reshaped to the bound 4-D shapes for self(x, out) (its checks, or run_plan's error)."""
+        if self.by_rows and type(a) is np.ndarray and type(y) is np.ndarray and a.dtype == self.plan.x_dtype \
+                and y.dtype == self.out_dtype and a.size == self.x_size and y.size == self.out_size \
+                and a.shape[-1] == self.k and y.shape[-1] == self.plan.m and a.flags.c_contiguous \
+                and y.flags.c_contiguous:
+            self.direct(a.reshape(-1), y.reshape(self.out2_shape))
+            return
+        self(np.ascontiguousarray(a).reshape(self.x_shape), y.reshape(self.out_shape))
 
     def __call__(self, x, out) -> None:
         if not self._bound_arrays(x, out):

@@ -106,6 +106,52 @@ def test_rank3_and_higher_a_takes_the_fused_lane(lead, monkeypatch):
     assert built and all(lane is not None for lane in built)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([1, 7, 33, 65]), k=st.sampled_from([3, 5, 64, 130, 193]),
+       n=st.sampled_from([1, 17, 33]), a_dtype=st.sampled_from([np.uint8, np.int8]), lead=st.sampled_from([(), (2,)]),
+       threads=st.sampled_from([1, 2]), ends=st.booleans())
+def test_frozen_fed_lane_equals_the_int64_reference(seed, m, k, n, a_dtype, lead, threads, ends):
+    """A frozen run's lane on the graph input A (`fed`: BoundPlan.gemm_rows, A's rows read as
+    they are) equals the Program of NumPy int64 reference kernels, replay after replay on new
+    data, on 1 and 2 kernel threads: odd M, K % 4 != 0, per-channel scales, -128/127 weights,
+    A and zero points at the ends; a non-contiguous A takes the checked 4-D path, same bytes."""
+    from kernels import threads as kernel_threads
+    from kernels.conv_plan import BoundPlan
+    rng = np.random.default_rng(seed)
+    ai = np.iinfo(a_dtype)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    if ends:
+        b[::2] = 127
+        b[1::3] = -128
+    a_zp = int(rng.choice([ai.min, ai.max])) if ends else int(rng.integers(ai.min, ai.max + 1))
+    y_zp = int(rng.choice([ai.min, ai.max])) if ends else int(rng.integers(ai.min, ai.max + 1))
+    b_scale = (rng.uniform(0.5, 1, n) * 0.01).astype(np.float32)
+    model = qlinear_matmul(b, a_dtype, a_zp, 0, y_zp, (0.05, b_scale, float(rng.uniform(0.5, 8))), a_dtype)
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("a", T[np.dtype(a_dtype)], [None] * len(lead) + [m, k]))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", T[np.dtype(a_dtype)], [None] * len(lead) + [m, n]))
+    calls = []
+    real = BoundPlan.gemm_rows
+    before = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(threads)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(BoundPlan, "gemm_rows", lambda self, a, y: calls.append(a.flags.c_contiguous) or real(self, a, y))
+            prog = intsim.load(model.SerializeToString())
+            ref = intsim.load(model.SerializeToString(), kernels="reference")
+            for i in range(6):      # first sight, recording, replays (the last on a non-contiguous A)
+                a = rng.integers(ai.min, ai.max + 1, lead + (m, k)).astype(a_dtype)
+                if ends:
+                    a.reshape(-1, k)[0] = ai.max
+                    a.reshape(-1, k)[-1] = ai.min
+                if i == 5:
+                    a = np.asfortranarray(a) if a.ndim == 2 and min(m, k) > 1 else a
+                got = prog.run({"a": a})["y"]
+                assert np.array_equal(got, ref.run({"a": a})["y"]), f"run {i}"
+    finally:
+        kernel_threads.set_num_threads(before)
+    assert True in calls        # the replays took gemm_rows' direct call
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_activation_times_activation_batched_equals_onnxruntime(dtype):
     """QLinearMatMul of two activations (batched, B fed at run time): each batch entry's B packed

@@ -289,11 +289,18 @@ class Program:
             env = self._check_feeds(feeds)
             if not taps and threads is None and FREEZE and self.kernels == "fast":
                 key = self._frozen_key(env)
-                with self._blas_budget(key) if by_key else contextlib.nullcontext():
-                    if key[1] > 1 and tune.ENABLED:     # 2+ threads or 1, by measurement (tune.WholeRun)
-                        return self._whole_run(env, key)
-                    return self._dispatch(env, key)
+                if not by_key:          # (no context to enter: a nullcontext costs ~0.4 us a run)
+                    return self._keyed(env, key)
+                with self._blas_budget(key):
+                    return self._keyed(env, key)
             return self._unfrozen(env, taps, threads)
+
+    def _keyed(self, env: dict, key):
+        """A run without taps or explicit threads on checked feeds of feed key `key`: on 2+
+        threads the parallel or the serial run, by measurement (tune.WholeRun), else _dispatch."""
+        if key[1] > 1 and tune.ENABLED:
+            return self._whole_run(env, key)
+        return self._dispatch(env, key)
 
     def _dispatch(self, env: dict, key):
         """A run without taps or explicit threads on checked feeds: its frozen run when one is

@@ -519,9 +519,14 @@ def _matmul_lane(node, ctx, b: Bound, a):
         _kernel_call(node, conv, np.ascontiguousarray(a).reshape(m, 1, 1, k), out.reshape(m, 1, 1, n))
         env[name] = out
 
+    rows = getattr(conv, "gemm_rows", None)     # a bound plan's entry for A's rows as they are
+
     def fed(env):
         """The lane on a graph input A (read from env at each replay) into the output array env
         holds (a frozen run's `fresh_outputs`); conv checks both, as on an ordinary run."""
+        if rows is not None:
+            _kernel_call(node, rows, env[node.inputs[0]], env[name])
+            return
         _kernel_call(node, conv, np.ascontiguousarray(env[node.inputs[0]]).reshape(m, 1, 1, k),
                      env[name].reshape(m, 1, 1, n))
     fed.fresh_outputs = True

@@ -418,13 +418,20 @@ _PAR_DRIVERS = {"avx2": _par_avx2, "avx512vnni": _par_vnni512, "amx": _par_amx}
 def _gemm_split(m, n, isa, threads):
     """(tiles per M block, panels per item) of a GEMM: an item spans all of N (A is packed once
     per K block and reused by every panel) unless there are too few M blocks to keep `threads`
-    busy, in which case N is split too; at least 4 items per thread when the shape allows."""
+    busy, in which case N is split too; at least 4 items per thread when the shape allows, but
+    on AMX, whose threads take equal runs of items: `threads` times the fewest M blocks."""
     mr, nr, _ = GEOM[isa]
     n_tiles, n_panels = ceil_div(m, mr), ceil_div(n, nr)
     if threads > 1 and n_tiles <= MC_TILES:
         # few rows: one M block, N cut in one range per thread (B is read once; the M-and-N
         # split re-read B per M block: 49x320x1280 205 -> 177 us, 49x4608x512 744 -> 713 us)
         return n_tiles, ceil_div(n_panels, min(n_panels, threads))
+    if threads > 1 and isa == "amx":
+        # AMX: the fewest M blocks of <= MC_TILES tiles that is a multiple of `threads`, each item
+        # all of N (no N split: each M block streams B once; the 32-row tiles make blocks few):
+        # 784 x 1152 x 128 as 14 items (4 tiles x 2 panels) put 75 us on the slower of 2 threads,
+        # as 2 items of 13 and 12 tiles 57 us (each part timed alone, 1 thread: 105 us)
+        return ceil_div(n_tiles, threads * ceil_div(n_tiles, threads * MC_TILES)), n_panels
     want = 4 * max(threads, 1) if threads > 1 else 1
     mc = int(min(MC_TILES, max(1, ceil_div(n_tiles, want))))
     n_mb = ceil_div(n_tiles, mc)

@@ -312,3 +312,49 @@ def test_one_pixel_or_one_channel_sides_run_channels_last(seed, engine, k, more,
         strided = np.full_like(got, 5)
         bound(wide[:, 1:], strided)
         assert np.array_equal(as_nchw(strided), reference(x2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), engine=st.sampled_from(["exact", "pairs"]), n=st.integers(1, 3),
+       hw=st.sampled_from([(1, 1), (1, 7), (5, 3)]), c=st.sampled_from([1, 3, 5, 64, 130]),
+       m=st.sampled_from([1, 17, 33]), ends=st.booleans())
+def test_gemm_rows_equals_the_bound_call(seed, engine, n, hw, c, m, ends):
+    """BoundPlan.gemm_rows (a plain 1x1 conv's pixels as GEMM rows: a (..., C), y (..., M)) writes
+    the bytes the bound 4-D call writes, which equal the int64 reference conv and the ORT float
+    requantization (K = C odd or % 4 != 0, weights and zero points at the ends, both engines); a
+    non-contiguous a takes the checked path, same bytes; an a of another size is refused."""
+    from kernels.requant import requant_float_ref
+    rng = np.random.default_rng(seed)
+    h, w_ = hw
+    wt = rng.integers(-128, 128, (m, c, 1, 1)).astype(np.int8)
+    if ends:
+        wt[::2] = 127
+        wt[1::3] = -128
+    x_zp = int(rng.choice([0, 255])) if ends else int(rng.integers(0, 256))
+    g = ConvGeom(1, 1, 0, 0, 0, 0, 1, 1, 1)
+    bias = rng.integers(-2**14, 2**14, m)
+    mult = (rng.uniform(0.5, 1, m) * 2.0**-10).astype(np.float32)
+    rq = (True, mult, np.int64(int(rng.integers(0, 256))), np.int64(0), np.int64(255))
+    zeros = np.zeros(m, np.int64)
+    plan = plan_conv_exact(pack_conv(wt, 0, g), (c, h, w_), np.uint8, x_zp, bias, rq) if engine == "exact" else \
+        plan_conv_pairs(pack_conv_pairs(wt, g), (c, h, w_), x_zp, zeros, bias, rq)
+    bound = BoundPlan(plan, n, "nhwc", "nhwc", np.uint8, "conv")
+    xh = rng.integers(0, 256, (n, h, w_, c)).astype(np.uint8)
+    if ends:
+        xh[..., ::2] = 255
+        xh[0, 0, 0] = 0
+    want = np.empty((n, h, w_, m), np.uint8)
+    bound(xh, want)
+    acc = np.empty((n, m, h, w_), np.int64)
+    (conv2d_acc_ref if engine == "exact" else conv2d_acc_pairs_ref)(
+        np.ascontiguousarray(xh.transpose(0, 3, 1, 2)), wt, x_zp, zeros, bias, g, acc)
+    ref = np.empty((n, m, h * w_), np.uint8)
+    requant_float_ref(((acc + 2**31) % 2**32 - 2**31).reshape(n, m, h * w_), mult, rq[2], rq[3], rq[4], ref)
+    assert np.array_equal(want.transpose(0, 3, 1, 2).reshape(n, m, h * w_), ref)
+    rows = n * h * w_
+    for a in (xh.reshape(rows, c), xh.reshape(n, h * w_, c), np.asfortranarray(xh.reshape(rows, c))):
+        y = np.full((rows, m), 3, np.uint8)
+        bound.gemm_rows(a, y)
+        assert np.array_equal(y, want.reshape(rows, m))
+    with pytest.raises(ValueError):
+        bound.gemm_rows(np.zeros((rows + 1, c), np.uint8), np.empty((rows + 1, m), np.uint8))

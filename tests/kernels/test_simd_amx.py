@@ -326,3 +326,44 @@ def test_amx_a_in_place_tile_by_tile_at_any_alignment(threads, m, k, n, off, mod
     rng = np.random.default_rng(seed)
     a = _at_offset(activations(rng, (m, k), np.uint8, mode), off)
     _sums_and_requant_equal(threads, a, int(rng.integers(0, 256)), rng, n, mode, 2.0**-13, 9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=st.integers(1, 20000), n=st.integers(1, 3000), threads=st.integers(2, 8))
+def test_amx_split_gives_each_thread_equal_runs_of_m_blocks(m, n, threads):
+    """drivers._gemm_split on AMX with more tiles than one M block holds: items of <= MC_TILES
+    tiles spanning all of N, their count a multiple of the thread count (the regions give each
+    thread an equal run of items), the fewest such."""
+    mc, npi = drivers._gemm_split(m, n, "amx", threads)
+    n_tiles, n_panels = packing.ceil_div(m, 32), packing.ceil_div(n, 32)
+    if n_tiles <= packing.MC_TILES:
+        return
+    blocks = packing.ceil_div(n_tiles, mc)
+    assert mc <= packing.MC_TILES and npi == n_panels
+    assert packing.ceil_div(n_tiles, threads * packing.MC_TILES) * threads >= blocks
+    assert blocks > threads * (packing.ceil_div(n_tiles, threads * packing.MC_TILES) - 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@settings(max_examples=12, deadline=None)
+@given(m=st.sampled_from([513, 784, 1025]) | st.integers(513, 1200), k=st.sampled_from([3, 130, 193, 1152]),
+       n=st.sampled_from([1, 33, 128, 130]), az_end=st.booleans(), mode=st.sampled_from(["random", "ends"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_amx_gemm_with_m_blocks_per_thread_equals_reference(threads, m, k, n, az_end, mode, seed):
+    """GEMMs of more than MC_TILES tiles of rows (AMX's M-block split on 2 threads, _gemm_split):
+    int32 sums and requantized bytes equal the int64 reference, odd M, N and K (K % 4 != 0),
+    per-column weight zero points, A's zero point at the ends."""
+    rng = np.random.default_rng(seed)
+    a = activations(rng, (m, k), np.uint8, mode)
+    bz = rng.integers(-20, 20, n)
+    b = weights(rng, (k, n), np.int8, bz, mode)
+    az = int(rng.choice([0, 255])) if az_end else int(rng.integers(0, 256))
+    bias = rng.integers(-2**20, 2**20, n)
+    packed = amx_pack(b, bz)
+    mult = (rng.uniform(0.5, 1.0, n) * 2.0**-14).astype(np.float32)
+    got, out = np.empty((m, n), np.int32), np.empty((m, n), np.uint8)
+    with_threads(threads, lambda: (wrappers.gemm_packed(a, az, packed, bias, got),
+                                   wrappers.gemm_packed_requant(a, az, packed, bias, mult, 9, 0, 255, out)))
+    acc = reference_acc(a, az, b, bz, bias, np.int32)
+    assert np.array_equal(got, acc)
+    assert np.array_equal(out.astype(np.int64), ort_round_ref(acc, mult[None, :], -9, 246).astype(np.int64) + 9)
