@@ -38,8 +38,8 @@ PROBES = 5
 RETUNE = 512
 # a measurement that keeps the call (side) the previous one kept doubles the runs before the next,
 # up to RETUNE << RETUNE_DOUBLINGS: on a host where one side stays far slower (a loaded 2-core host:
-# the parallel run of a small model 2-6 ms against 0.4-0.5 ms serial), its PROBES runs at every
-# measurement would otherwise cost ~5-12% of all runs; a changed pick starts again from RETUNE
+# SqueezeNet r64 batch 1: its parallel run 2.4-6.3 ms against 0.48 ms serial), its PROBES runs at every
+# measurement would otherwise cost 4-12% of all runs; a changed pick starts again from RETUNE
 RETUNE_DOUBLINGS = 4
 # the parallel call is kept only when its median is below this share of the serial one's: five
 # probes on a busy host are noisy, and a wrong pick of the parallel call costs far more (a lost
