@@ -4,15 +4,18 @@
         [--out benchmarks/results/bench_threads.json]
 
 For each model (the committed MobileNetV2-style models and the zoo's r64 builds in
-models/cache/arch/, built by models.zoo), three Programs of the same file run in one process,
-warmed up (tune.settle_runs(split=True) + 2 runs each, so every choice is made), then timed in two passes
-that alternate run by run, t1 with t2 and t1 with t2_par (a t2_par run's spinning OpenMP team
-would slow the run after it):
+models/cache/arch/, built by models.zoo, with the encoder's dynamic forms), three Programs of the
+same file and two onnxruntime sessions (intra_op_num_threads 1 and 2, intsim.bench.ort_session)
+run in one process, warmed up (tune.settle_runs(split=True) + 2 runs each, so every choice is
+made, the sides alternating as in the timed runs), then timed in two passes that alternate run
+by run, t1, t2, ort_t1 and ort_t2 each once a round in a random order (_alternate), then t1 with t2_par
+(a t2_par run's spinning OpenMP team would slow the run after it):
   t1        1 kernel thread;
   t2        2 kernel threads, as a user gets them (per-step and whole-run choices, intsim.runtime.tune);
   t2_par    2 kernel threads with the whole-run choice held on the first parallel side (the
             per-step choices only: what 2 threads did before tune.WholeRun; the split run when
-            the batch splits).
+            the batch splits);
+  ort_t1, ort_t2  onnxruntime on 1 and 2 threads (ort_t2/ort_t1: what 2 threads do for it now).
 whole_choices: t2's picks per feed key (sides: [split, whole batch,] serial; the last index is
 the serial side); side_medians_ms: each pick's per-side medians.
 Medians (ms) and ratios t2/t1 and t2_par/t1 (<= 1: 2 threads not slower); the host's load
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -30,18 +34,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from intsim import load  # noqa: E402
-from intsim.bench import set_threads  # noqa: E402
+from intsim.bench import ort_session, set_threads  # noqa: E402
 from intsim.runtime import tune  # noqa: E402
 
 COMMITTED = ("mobilenetv2_s.qdq_s8_pt", "mobilenetv2_s.qop_u8")
 ZOO = tuple(f"{m}.r64.{f}" for m in ("mobilenet_v3_small", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_b0",
                                       "regnet_x_400mf", "audio_conv1d", "tiny_encoder", "resnet50")
-            for f in ("qdq_u8", "qop_u8"))
+            for f in ("qdq_u8", "qop_u8")) + ("tiny_encoder.r64.dynamic", "tiny_encoder.r64.dynamic_opt")
 
 
 def model_path(name: str) -> Path:
@@ -79,37 +84,63 @@ class _ParallelOnly(dict):
         return w
 
 
-def bench_model(name: str, batch: int, runs: int) -> dict:
+def _alternate(fns: dict, runs: int, threads: dict, seed: int = 0) -> dict:
+    """Median ms of each callable, each run after set_threads(threads[k]), every callable once a
+    round in a random order (seeded) whose first is not the previous round's last: no callable
+    runs twice in a row (it would find the caches as it left them) and none always follows the
+    same other one. (A fixed order is biased: reversed every other round, the two ends ran back
+    to back and ~10% faster; rotated, a side following an intsim run ran ~10% faster than one
+    following an onnxruntime run, at r64, batch 1.)"""
+    rng = random.Random(seed)
+    times = {k: [] for k in fns}
+    last = None
+    for _ in range(runs):
+        order = list(fns)
+        while True:
+            rng.shuffle(order)
+            if order[0] != last or len(order) == 1:
+                break
+        last = order[-1]
+        for k in order:
+            set_threads(threads[k])
+            t = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def bench_model(name: str, batch: int, runs: int, par: bool = True) -> dict:
     path = str(model_path(name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        progs = {k: load(path, target="ort") for k in ("t1", "t2", "t2_par")}
-    progs["t2_par"]._choices = _ParallelOnly()
-    threads = {"t1": 1, "t2": 2, "t2_par": 2}
+        progs = {k: load(path, target="ort") for k in (("t1", "t2", "t2_par") if par else ("t1", "t2"))}
+    if par:
+        progs["t2_par"]._choices = _ParallelOnly()
+    model = onnx.load(path)
+    sessions = {"ort_t1": ort_session(model, 1), "ort_t2": ort_session(model, 2)}
+    threads = {"t1": 1, "t2": 2, "t2_par": 2, "ort_t1": 1, "ort_t2": 2}
     feeds = feeds_for(progs["t1"], batch)
     outs = {}
-    for k, p in progs.items():
-        set_threads(threads[k])
-        for _ in range(tune.settle_runs(split=True) + 2):
-            outs[k] = p.run(feeds)
-    med = {}
-    for pair in (("t1", "t2"), ("t1", "t2_par")):    # two passes: a t2_par run's spinning team would
-        times = {k: [] for k in pair}                # slow whichever run follows it
-        for i in range(runs):
-            for k in (pair if i % 2 == 0 else pair[::-1]):
-                set_threads(threads[k])
-                t = time.perf_counter()
-                progs[k].run(feeds)
-                times[k].append(time.perf_counter() - t)
-        med.update({k + ("" if k != "t1" else "_" + pair[1]): statistics.median(v) * 1e3 for k, v in times.items()})
+    fns = {k: (lambda p=p, k=k: outs.__setitem__(k, p.run(feeds))) for k, p in progs.items()}
+    fns.update({k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()})
+    main = ("t1", "t2", "ort_t1", "ort_t2")
+    _alternate({k: fns[k] for k in main}, tune.settle_runs(split=True) + 2, threads)     # warm-up
+    med = _alternate({k: fns[k] for k in main}, runs, threads)
+    row = {"model": name, "batch": batch, "t1_ms": round(med["t1"], 3), "t2_ms": round(med["t2"], 3),
+           "t2_over_t1": round(med["t2"] / med["t1"], 3), "ort_t1_ms": round(med["ort_t1"], 3),
+           "ort_t2_ms": round(med["ort_t2"], 3), "ort_t2_over_t1": round(med["ort_t2"] / med["ort_t1"], 3),
+           "ratio_t1": round(med["ort_t1"] / med["t1"], 3), "ratio_t2": round(med["ort_t2"] / med["t2"], 3)}
+    if par:
+        pair = {k: fns[k] for k in ("t1", "t2_par")}
+        _alternate(pair, tune.settle_runs(split=True) + 2, threads)
+        pm = _alternate(pair, runs, threads)
+        row.update(t2_par_ms=round(pm["t2_par"], 3), t2_par_over_t1=round(pm["t2_par"] / pm["t1"], 3))
     exact = all(np.array_equal(outs["t1"][o], outs[k][o]) for k in progs for o in outs["t1"])
-    choices = [w.choices for w in progs["t2"]._choices.values()]
-    side_ms = [[[round(m * 1e3, 3) for m in ms] for ms in w.medians] for w in progs["t2"]._choices.values()]
-    return {"model": name, "batch": batch, "t1_ms": round(med["t1_t2"], 3), "t2_ms": round(med["t2"], 3),
-            "t2_over_t1": round(med["t2"] / med["t1_t2"], 3), "t2_par_ms": round(med["t2_par"], 3),
-            "t2_par_over_t1": round(med["t2_par"] / med["t1_t2_par"], 3), "whole_choices": choices,
-            "side_medians_ms": side_ms,
-            "outputs_equal": exact, "runs": runs}
+    row["whole_choices"] = [w.choices for w in progs["t2"]._choices.values()]
+    row["side_medians_ms"] = [[[round(m * 1e3, 3) for m in ms] for ms in w.medians]
+                              for w in progs["t2"]._choices.values()]
+    row.update(outputs_equal=exact, runs=runs)
+    return row
 
 
 def main(argv=None) -> int:
@@ -118,12 +149,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, nargs="*", default=[1, 8])
     p.add_argument("--model", nargs="*", default=list(COMMITTED + ZOO))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_threads.json"))
+    p.add_argument("--no-par", action="store_true", help="skip the t2_par pass")
     a = p.parse_args(argv)
     res = {"load_before": os.getloadavg(), "rows": []}
     for name in a.model:
         for b in a.batch:
             try:
-                row = bench_model(name, b, a.runs)
+                row = bench_model(name, b, a.runs, not a.no_par)
             except Exception as e:  # noqa: BLE001 - reported, the rest still run
                 row = {"model": name, "batch": b, "error": f"{type(e).__name__}: {e}"}
             res["rows"].append(row)
@@ -131,10 +163,10 @@ def main(argv=None) -> int:
     res["load_after"] = os.getloadavg()
     ok = [r for r in res["rows"] if "error" not in r]
     if ok:
-        res["summary"] = {"t2_over_t1_max": max(r["t2_over_t1"] for r in ok),
-                          "t2_over_t1_median": statistics.median(r["t2_over_t1"] for r in ok),
-                          "t2_par_over_t1_max": max(r["t2_par_over_t1"] for r in ok),
-                          "t2_par_over_t1_median": statistics.median(r["t2_par_over_t1"] for r in ok)}
+        res["summary"] = {f"{k}_{f.__name__}": f(r[k] for r in ok if k in r)
+                          for k in ("t2_over_t1", "ort_t2_over_t1", "t2_par_over_t1") if any(k in r for r in ok)
+                          for f in (max, statistics.median)}
+        res["summary"]["t2_over_t1_above_1.05"] = sum(r["t2_over_t1"] > 1.05 for r in ok)
     Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res.get("summary"), indent=1))
     return 0

@@ -86,9 +86,15 @@ def test_split_runs_in_several_threads(programs, monkeypatch):
     path = next(p for p in MODELS if "digits_cnn.qdq_u8" in p)
     prog, seen = programs[path], set()
     node, fn = prog._steps[0]
+    # each part waits (at most 60 s) for a second thread to enter: the caller would run a part no
+    # pool thread has started yet (batch_split.run_parts), so without it one thread may run all
+    two = threading.Event()
 
     def spy(env, tap):
         seen.add((threading.get_ident(), env[node.inputs[0]].shape[0]))
+        if len({t for t, _ in seen}) >= 2:
+            two.set()
+        two.wait(60)
         fn(env, tap)
     assert prog._tap_steps[0][0] is node       # runs with taps have their own step list (island tables)
     monkeypatch.setattr(prog, "_steps", [(node, spy)] + prog._steps[1:])
@@ -266,3 +272,56 @@ def test_memory_limit_refuses_as_the_whole_batch_would(programs):
             prog.run(_feeds(path, 6), threads=threads)      # 12288 > 10000; a slice of 3 alone: 6144
         messages.add(str(e.value))
     assert len(messages) == 1 and "[6, 32, 8, 8]" in messages.pop()
+
+
+class _LatePool:
+    """An executor whose threads have not started yet: submitted work waits in `queued`."""
+
+    def __init__(self):
+        self.queued = []
+
+    def submit(self, fn, *args):
+        self.queued.append((fn, args))
+
+
+def test_run_parts_never_waits_for_a_pool_thread_that_has_not_started(monkeypatch):
+    """The caller claims every part no pool thread has started: with the pool's threads not yet
+    running, all parts run on the calling thread, in order, each under its limits and serial
+    kernels; a pool thread that starts later finds nothing left to run."""
+    from intsim.limits import Limits, current
+    from intsim.runtime import batch_split
+    from kernels import threads as kernel_threads
+    pool = _LatePool()
+    monkeypatch.setattr(batch_split, "_executor", lambda workers: pool)
+    seen = []
+
+    def fn(i, env):
+        seen.append((i, threading.get_ident(), current().max_bytes, kernel_threads.get_num_threads()))
+        return env["x"] * 2
+    limits = [Limits(10, 100 + i) for i in range(3)]
+    out = batch_split.run_parts(fn, [{"x": i} for i in range(3)], limits)
+    assert out == [0, 2, 4]
+    assert seen == [(i, threading.get_ident(), 100 + i, 1) for i in range(3)]
+    assert len(pool.queued) == 2
+    for work, args in pool.queued:          # the late threads: nothing left to claim
+        work(*args)
+    assert len(seen) == 3
+
+
+def test_run_parts_shares_parts_with_running_pool_threads_and_raises_the_first_error(monkeypatch):
+    """Parts run by pool threads and by the caller come back in slice order; when parts fail, the
+    first failing part's exception (in slice order) is raised after every part ended."""
+    from intsim.limits import Limits
+    from intsim.runtime import batch_split
+    done = []
+
+    def fn(i, env):
+        done.append(i)
+        if i in (1, 3):
+            raise ValueError(f"part {i}")
+        return i
+    limits = [Limits(10, 100)] * 4
+    with pytest.raises(ValueError, match="part 1"):
+        batch_split.run_parts(fn, [{}] * 4, limits)
+    assert sorted(done) == [0, 1, 2, 3]
+    assert batch_split.run_parts(lambda i, env: i * 10, [{}] * 4, limits) == [0, 10, 20, 30]

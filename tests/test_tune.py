@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 import intsim
@@ -139,7 +141,10 @@ def test_whole_run_settles_then_measures_both_sides_and_keeps_the_faster(monkeyp
     ran.clear()
     for _ in range(6):
         w(par, ser)
-    assert ran == ["ser", "par"] * 3 and w.choices == [1, 0]
+    assert ran == ["ser", "par"] * 3 and w.choices == [1]   # a parallel pick waits for a second round
+    for _ in range(6):
+        w(par, ser)
+    assert ran == ["ser", "par"] * 6 and w.choices == [1, 0]
 
 
 def test_whole_run_choice_is_a_function_of_the_measurements():
@@ -149,7 +154,7 @@ def test_whole_run_choice_is_a_function_of_the_measurements():
     assert tune.pick([tune.WHOLE_GAIN] * 3, ser) == 1
     assert tune.pick([0.1, 9.0, 9.0], ser) == 1          # medians, not minima
     assert tune.pick([9.0, 0.1, 0.2], ser) == 0
-    assert tune.settle_runs() == tune.SETTLE + 2 + 2 * tune.PROBES
+    assert tune.settle_runs() == tune.SETTLE + 2 + 2 * 2 * tune.PROBES     # two rounds (a confirmed parallel pick)
 
 
 def test_two_thread_program_runs_either_side_bit_exact(monkeypatch):
@@ -162,7 +167,11 @@ def test_two_thread_program_runs_either_side_bit_exact(monkeypatch):
     rng = np.random.default_rng(3)
     model = _conv_model(rng)
     prog = intsim.load(model)
-    _runs_equal_ort(prog, model, rng, 3 + 2 + 4 + 2 + 4)
+    # settling, a measurement (a second round when the first picks parallel), RETUNE runs, a measurement
+    for _ in range(3 + 2 + 8 + 2 + 8):
+        _runs_equal_ort(prog, model, rng, 1)
+        if len(prog._choices) == 1 and len(next(iter(prog._choices.values())).choices) == 2:
+            break
     (w,) = prog._choices.values()
     assert len(w.choices) == 2 and set(w.choices) <= {0, 1}
     assert {k[1] for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)} == {1, 2}   # both sides recorded
@@ -198,11 +207,11 @@ def test_whole_run_with_a_split_side_settles_each_side_then_keeps_the_fastest(mo
     w = tune.WholeRun(clock=clock, settle=tune.sides_settle(True))
     assert tune.sides_settle(True) == (tune.SPLIT_SETTLE, 3, tune.SERIAL_SETTLE)
     n = tune.settle_runs(split=True)
-    assert n == tune.SPLIT_SETTLE + 3 + tune.SERIAL_SETTLE + 3 * 2
+    assert n == tune.SPLIT_SETTLE + 3 + tune.SERIAL_SETTLE + 2 * 3 * 2
     outs = [w(*sides) for _ in range(n)]
     assert ran == ["split"] * tune.SPLIT_SETTLE + ["whole"] * 3 + ["ser"] * tune.SERIAL_SETTLE + \
-        ["ser", "whole", "split"] * 2
-    assert outs == ran and w.choices == [1] and w.medians == [[3.0, 1.0, 2.0]]
+        ["ser", "whole", "split"] * 2 * 2                # the second round confirms the parallel pick
+    assert outs == ran and w.choices == [1] and w.medians == [[3.0, 1.0, 2.0]] * 2
     ran.clear()
     for _ in range(4):
         w(*sides)
@@ -241,10 +250,12 @@ def test_split_whole_batch_and_serial_runs_are_bit_exact(monkeypatch):
     old = kernel_threads.get_num_threads()
     kernel_threads.set_num_threads(2)
     try:
-        for i in range(tune.settle_runs(split=True) + 2 + 6):
+        for i in range(tune.settle_runs(split=True) + 2 + 2 * 6):     # until 2 measurements (each 1 or 2 rounds)
             x = rng.integers(0, 256, (4, 16, 20, 20)).astype(np.uint8)
             x[:, 0, 0, :3] = (0, 255, 128)
             np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"], err_msg=f"run {i}")
+            if len(prog._choices) == 1 and len(next(iter(prog._choices.values())).choices) == 2:
+                break
     finally:
         kernel_threads.set_num_threads(old)
     (w,) = prog._choices.values()
@@ -303,3 +314,127 @@ def test_split_side_slices_replay_their_own_frozen_runs(monkeypatch):
         kernel_threads.set_num_threads(old)
     lanes = {k for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)}
     assert {(k[0][0][0][0], k[1], k[-1]) for k in lanes} == {(2, 1, 0), (2, 1, 1)}   # 2 samples, 1 thread, slice
+
+
+def test_a_parallel_pick_needs_a_second_round(monkeypatch):
+    """A first round that puts the parallel run below WHOLE_GAIN x the serial one is not enough:
+    a second round of PROBES runs a side that does not confirm it keeps the serial run."""
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "SETTLE", 1)
+    monkeypatch.setattr(tune, "SERIAL_SETTLE", 1)
+    cost = {"par": 1.0, "ser": 2.0}            # (sums of eighths: the fake clock's differences are exact)
+    clock, (par, ser), ran = _fake_sides(cost, ("par", "ser"))
+    w = tune.WholeRun(clock=clock)
+    for _ in range(2 + 6):                      # settling, then a first round: parallel looks faster
+        w(par, ser)
+    assert w.choices == [] and w.medians == [[1.0, 2.0]]
+    cost.update(par=1.875)                      # the second round: not below 0.9 x serial
+    ran.clear()
+    for _ in range(6):
+        w(par, ser)
+    assert ran == ["ser", "par"] * 3 and w.choices == [1] and w.medians == [[1.0, 2.0], [1.875, 2.0]]
+    ran.clear()
+    for _ in range(tune.RETUNE):
+        w(par, ser)
+    assert ran == ["ser"] * tune.RETUNE
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(0.1, 10.0), min_size=3, max_size=3), min_size=40, max_size=40),
+       st.booleans())
+def test_whole_run_keeps_a_parallel_side_only_when_two_rounds_measured_it_faster(runs, split):
+    """Whatever the timings (injected through a fake clock: run j of side i costs runs[j][i]), a
+    measurement keeps a parallel side only when both of its rounds' medians put that side's
+    median below WHOLE_GAIN x the serial side's; else the serial side (the 1-thread run)."""
+    names = ("split", "whole", "ser") if split else ("whole", "ser")
+    now, count = [0.0], [0]
+
+    def side(i):
+        def call():
+            now[0] += runs[count[0] % len(runs)][i]
+            count[0] += 1
+            return i
+        return call
+    sides = [side(i) for i in range(len(names))]
+    w = tune.WholeRun(clock=lambda: now[0], settle=tune.sides_settle(split))
+    for _ in range(tune.settle_runs(split)):
+        w(*sides)
+    assert len(w.choices) == 1
+    serial = len(names) - 1
+    (k,), rounds = w.choices, w.medians
+    if k != serial:
+        assert len(rounds) == 2
+        assert min(rounds[0][:serial]) < tune.WHOLE_GAIN * rounds[0][serial]
+        assert rounds[1][k] < tune.WHOLE_GAIN * rounds[1][serial] and rounds[1][k] == min(rounds[1][:serial])
+    else:
+        assert len(rounds) == 1 or min(rounds[0][:serial]) < tune.WHOLE_GAIN * rounds[0][serial]
+        assert min(rounds[-1][:serial]) >= tune.WHOLE_GAIN * rounds[-1][serial]
+    assert sides[w.best]() == k                 # the kept side runs from now on
+
+
+def test_retune_interval_doubles_while_the_pick_holds(monkeypatch):
+    monkeypatch.setattr(tune, "RETUNE", 8)
+    monkeypatch.setattr(tune, "RETUNE_DOUBLINGS", 2)
+    assert tune.retune_after([1]) == 8
+    assert tune.retune_after([1, 1]) == 16
+    assert tune.retune_after([0, 1, 1, 1]) == 32
+    assert tune.retune_after([1, 1, 1, 1, 1]) == 32          # at most RETUNE << RETUNE_DOUBLINGS
+    assert tune.retune_after([1, 1, 0]) == 8                 # a changed pick starts again
+
+
+def test_tuned_on_a_fake_clock_keeps_the_faster_call_and_backs_off(monkeypatch):
+    """tune.Tuned with an injected clock: the parallel call is kept only below PARALLEL_GAIN x the
+    serial median; a pick that holds waits twice as long before the next measurement."""
+    monkeypatch.setattr(tune, "PROBES", 3)
+    monkeypatch.setattr(tune, "RETUNE", 4)
+    cost = {"par": 0.875, "ser": 1.0}
+    clock, (par, ser), ran = _fake_sides(cost, ("par", "ser"))
+    t = tune.Tuned(lambda env: par(), lambda env: ser(), clock=clock)
+    for _ in range(6):
+        t(None)
+    assert ran == ["par", "ser"] * 3 and t.choices == [1]      # 0.875 is not below 0.8 x 1.0
+    ran.clear()
+    for _ in range(4 + 6):
+        t(None)
+    assert ran == ["ser"] * 4 + ["par", "ser"] * 3 and t.choices == [1, 1]
+    ran.clear()
+    for _ in range(8):
+        t(None)
+    assert ran == ["ser"] * 8                                  # RETUNE doubled: the pick held
+    cost.update(par=0.625)
+    ran.clear()
+    for _ in range(6 + 4):
+        t(None)
+    assert t.choices == [1, 1, 0] and ran == ["par", "ser"] * 3 + ["par"] * 4
+
+
+def test_a_kept_serial_side_is_exactly_the_one_thread_run(monkeypatch):
+    """Once a 2-thread key keeps its serial side, each run is one replay of the 1-thread key's
+    frozen run (what a 1-thread Program runs) and nothing of the 2-thread run: the 2-thread
+    Program then costs the 1-thread run plus the choice's dispatch."""
+    monkeypatch.setattr(work, "SERIAL_US", 0.0)
+    prog = intsim.load(_conv_model(np.random.default_rng(8)))
+    x = np.random.default_rng(9).integers(0, 256, (1, 16, 20, 20)).astype(np.uint8)
+    old = kernel_threads.get_num_threads()
+    kernel_threads.set_num_threads(2)
+    try:
+        want = [prog.run({"x": x})["y"] for _ in range(tune.settle_runs())][-1]
+        (key, w), = prog._choices.items()
+        runs = {k: v for k, v in prog._frozen.items() if isinstance(v, frozen.FrozenRun)}
+        assert set(runs) == {key, (key[0], 1) + key[2:]}
+        serial, replays = runs[(key[0], 1) + key[2:]], []
+
+        def parallel_replay(env):
+            raise AssertionError("the 2-thread run ran")
+
+        def serial_replay(env, replay=serial.replay):
+            replays.append(kernel_threads.get_num_threads())
+            return replay(env)
+        monkeypatch.setattr(runs[key], "replay", parallel_replay)
+        monkeypatch.setattr(serial, "replay", serial_replay)
+        w.best, w.left = 1, 10                  # the serial side kept (as tests above pick it by timings)
+        for _ in range(10):
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], want)
+    finally:
+        kernel_threads.set_num_threads(old)
+    assert replays == [1] * 10                  # one serial replay a run, on serial kernels

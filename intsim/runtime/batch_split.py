@@ -14,6 +14,7 @@ what its attributes must be for its outputs to be `batch` again.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -543,24 +544,40 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 def run_parts(fn: Callable, envs: list, limits: list) -> list:
     """fn(i, env) for every env i, under limits[i] and with single-threaded kernels; the calling
-    thread runs the first. Returns the results in order; waits for every part, then raises the
-    first part's exception (in slice order) if any failed."""
-    def one(i, env, lim):
-        with limited(lim), serial_here():
-            return fn(i, env)
+    thread runs the first. The others are claimed in order by len(envs) - 1 pool threads and, once
+    done with its own, the caller, each taking the next unclaimed part until none is left: a pool
+    thread that has not started by then (woken late on a busy host: 50-300 us, or a time slice)
+    costs no wait, the caller runs its part too, and waits only for parts another thread is
+    running. Returns the results in order; waits for every part, then raises the first part's
+    exception (in slice order) if any failed."""
+    n = len(envs)
+    if n == 0:
+        return []
+    results, errors = [None] * n, [None] * n
+    claim, left, lock, finished = itertools.count(1), [n], threading.Lock(), threading.Event()
 
-    futures = [_executor(len(envs) - 1).submit(one, i, env, lim)
-               for i, (env, lim) in enumerate(zip(envs[1:], limits[1:]), 1)]
-    results, errors = [None] * len(envs), [None] * len(envs)
-    try:
-        results[0] = one(0, envs[0], limits[0])
-    except BaseException as e:      # noqa: BLE001 - re-raised below, after the other parts end
-        errors[0] = e
-    for i, f in enumerate(futures, 1):
-        try:
-            results[i] = f.result()
-        except BaseException as e:  # noqa: BLE001
-            errors[i] = e
+    def work(i=None):
+        while True:
+            if i is None:
+                i = next(claim)     # (one C call: atomic under the GIL)
+            if i >= n:
+                return
+            try:
+                with limited(limits[i]), serial_here():
+                    results[i] = fn(i, envs[i])
+            except BaseException as e:      # noqa: BLE001 - re-raised below, after the other parts end
+                errors[i] = e
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    finished.set()
+            i = None
+
+    pool = _executor(n - 1) if n > 1 else None
+    for _ in range(n - 1):
+        pool.submit(work)
+    work(0)
+    finished.wait()
     first = next((e for e in errors if e is not None), None)
     if first is not None:
         raise first

@@ -13,10 +13,11 @@ freeze hook called once more under kernels.threads.serial_here() (a call bound t
 kernels on the same arrays), or, for a step replayed through its ordinary path (a conv reading
 the graph input), that path run under serial_here() (its kernels bind serially there). The replay then alternates the two calls for its first PROBES runs of each,
 timing them (time.perf_counter), keeps the parallel call only when its median is below
-PARALLEL_GAIN times the serial one's (else the serial call), and measures again after every
-RETUNE replays (the load of a shared host changes). Both calls compute the same exact
-integer sums and the same requantization on the same arrays, so the choice changes the time
-only, never a bit (tests/test_tune.py). INTSIM_TUNE_THREADS=0 keeps the recorded T threads.
+PARALLEL_GAIN times the serial one's (else the serial call), and measures again after
+retune_after() replays (RETUNE, doubled while the pick holds: the load of a shared host
+changes). Both calls compute the same exact integer sums and the same requantization on the
+same arrays, so the choice changes the time only, never a bit (tests/test_tune.py).
+INTSIM_TUNE_THREADS=0 keeps the recorded T threads.
 """
 from __future__ import annotations
 
@@ -35,23 +36,40 @@ TUNED_OPS = ("conv", "matmul", "quantize", "dequantize", "add", "mul")
 TUNED_ONNX = ("MaxPool",)
 PROBES = 5
 RETUNE = 512
+# a measurement that keeps the call (side) the previous one kept doubles the runs before the next,
+# up to RETUNE << RETUNE_DOUBLINGS: on a host where one side stays far slower (a loaded 2-core host:
+# SqueezeNet r64 batch 1: its parallel run 2.4-6.3 ms against 0.48 ms serial), its PROBES runs at every
+# measurement would otherwise cost 4-12% of all runs; a changed pick starts again from RETUNE
+RETUNE_DOUBLINGS = 4
 # the parallel call is kept only when its median is below this share of the serial one's: five
 # probes on a busy host are noisy, and a wrong pick of the parallel call costs far more (a lost
 # time slice, milliseconds) than a wrong pick of the serial one (at most half the step)
 PARALLEL_GAIN = 0.8
 
 
+def retune_after(choices: list) -> int:
+    """Runs of the kept call (side) before the next measurement, after the measurements that
+    kept `choices` (the last is the current pick): RETUNE, doubled for each earlier measurement
+    in a row that kept the same pick, at most RETUNE_DOUBLINGS times."""
+    same = 0
+    while same < min(RETUNE_DOUBLINGS, len(choices) - 1) and choices[-2 - same] == choices[-1]:
+        same += 1
+    return RETUNE << same
+
+
 class Tuned:
-    """call(env) running the faster of a parallel and a serial call of one step (module doc)."""
+    """call(env) running the faster of a parallel and a serial call of one step (module doc).
+    `clock`: the timer (seconds), time.perf_counter unless a test passes its own."""
 
-    __slots__ = ("calls", "times", "left", "best", "choices")
+    __slots__ = ("calls", "times", "left", "best", "choices", "clock")
 
-    def __init__(self, parallel, serial):
+    def __init__(self, parallel, serial, clock=time.perf_counter):
         self.calls = (parallel, serial)
         self.times = ([], [])
         self.left = 0
         self.best = None
         self.choices = []       # the index (0 parallel, 1 serial) kept after each measurement
+        self.clock = clock
 
     def __call__(self, env) -> None:
         if self.best is not None:
@@ -61,13 +79,13 @@ class Tuned:
                 return
             self.best, self.times = None, ([], [])
         i = 0 if len(self.times[0]) <= len(self.times[1]) else 1
-        t = time.perf_counter()
+        t = self.clock()
         self.calls[i](env)
-        self.times[i].append(time.perf_counter() - t)
+        self.times[i].append(self.clock() - t)
         if len(self.times[1]) >= PROBES:
             k = int(statistics.median(self.times[0]) >= PARALLEL_GAIN * statistics.median(self.times[1]))
-            self.best, self.left = self.calls[k], RETUNE
             self.choices.append(k)
+            self.best, self.left = self.calls[k], retune_after(self.choices)
 
 
 def tunable(node) -> bool:
@@ -108,8 +126,14 @@ def tuned(node, call, make_serial):
 # untimed settling runs in turn (`settle`: SETTLE for a frozen parallel run, recorded on the
 # second and its Tuned steps probing over the next 2 * PROBES; SPLIT_SETTLE for a split run;
 # SERIAL_SETTLE for the serial side's recording runs), then PROBES timed runs of each side,
-# round robin from the serial side back; pick() keeps a side for RETUNE runs, then measures
-# PROBES runs of each side again.
+# round robin from the serial side back (a round). When pick() prefers a parallel side, a second
+# round (PROBES new timed runs of each side) must confirm it: the parallel side the second round's
+# pick() names is kept, or the serial side when that pick is serial. Five noisy runs a side on a
+# loaded host can put a parallel run below WHOLE_GAIN x the serial one by chance (SqueezeNet at
+# r64, batch 1: 0.445 against 0.505 ms, then 0.457 against 0.408 ms when timed), and a wrong
+# parallel pick costs up to several times the run, a wrong serial pick at most half of it; the
+# second round costs PROBES runs a side, only when the first round prefers a parallel side. The
+# side kept runs for retune_after() runs, then a new measurement starts (its own rounds).
 SETTLE = 2 + 2 * PROBES
 SPLIT_SETTLE = 2        # a split run: unfrozen slices, warm once the batch pool threads are up
 SERIAL_SETTLE = 2       # the serial side: its own frozen run, recorded on its second run
@@ -124,10 +148,11 @@ def sides_settle(split: bool = False) -> tuple:
 
 def settle_runs(split: bool = False) -> int:
     """Runs of one feed key before a T-thread Program's choices are all made (a benchmark's
-    warm-up): every side's settling runs, then PROBES timed runs of each side. `split`: for a key
-    whose runs may split the batch (three sides; a warm-up that does not know passes True)."""
+    warm-up): every side's settling runs, then two rounds of PROBES timed runs of each side (the
+    second confirms a parallel pick; WholeRun). `split`: for a key whose runs may split the
+    batch (three sides; a warm-up that does not know passes True)."""
     settle = sides_settle(split)
-    return sum(settle) + len(settle) * PROBES
+    return sum(settle) + 2 * len(settle) * PROBES
 
 
 def pick(*times: list) -> int:
@@ -144,16 +169,17 @@ class WholeRun:
     call(*sides): runs one of the zero-argument callables (parallel sides first, serial last)
     and returns its result. `settle`: each side's untimed runs (sides_settle())."""
 
-    __slots__ = ("untimed", "times", "best", "left", "choices", "medians", "clock")
+    __slots__ = ("untimed", "times", "best", "left", "choices", "medians", "clock", "confirming")
 
     def __init__(self, clock=time.perf_counter, settle: tuple | None = None):
         self.untimed = list(sides_settle() if settle is None else settle)
         self.times = tuple([] for _ in self.untimed)
         self.best = None
         self.left = 0
-        self.choices = []             # the side picked at each measurement (the last: serial)
-        self.medians = []             # each measurement's per-side medians (seconds)
+        self.choices = []             # the side kept at each measurement (the last: serial)
+        self.medians = []             # each round's per-side medians (seconds): 1 or 2 a measurement
         self.clock = clock
+        self.confirming = False       # in the second round of a measurement (its first picked parallel)
 
     def __call__(self, *sides):
         if self.best is not None:
@@ -171,11 +197,17 @@ class WholeRun:
         out = sides[i]()
         self.times[i].append(self.clock() - t)
         if min(len(t) for t in self.times) >= PROBES:
-            self.best, self.left = pick(*self.times), RETUNE
-            self.choices.append(self.best)
+            k = pick(*self.times)
             self.medians.append([statistics.median(t) for t in self.times])
+            if k == len(sides) - 1 or self.confirming:      # serial, or a confirmed (or refuted) parallel pick
+                self.confirming = False
+                self.choices.append(k)
+                self.best, self.left = k, retune_after(self.choices)
+            else:                                           # a second round must confirm it
+                self.confirming = True
+            self.times = tuple([] for _ in sides)
         return out
 
 
-__all__ = ["ENABLED", "PROBES", "RETUNE", "SERIAL_SETTLE", "SETTLE", "SPLIT_SETTLE", "TUNED_ONNX", "TUNED_OPS",
-           "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "settle_runs", "sides_settle", "tunable", "tuned"]
+__all__ = ["ENABLED", "PROBES", "RETUNE", "RETUNE_DOUBLINGS", "SERIAL_SETTLE", "SETTLE", "SPLIT_SETTLE", "TUNED_ONNX",
+           "TUNED_OPS", "WHOLE_GAIN", "Tuned", "WholeRun", "pick", "retune_after", "settle_runs", "sides_settle", "tunable", "tuned"]
