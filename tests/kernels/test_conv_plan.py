@@ -3,7 +3,7 @@ with the same results as the one-shot wrappers; bad x/out are refused before any
 touched."""
 import numpy as np
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 from kernels.conv import ConvGeom, conv2d_acc_ref
 from kernels.conv_plan import BoundPlan, make_plan, run_plan
@@ -324,6 +324,9 @@ def test_gemm_rows_equals_the_bound_call(seed, engine, n, hw, c, m, ends):
     requantization (K = C odd or % 4 != 0, weights and zero points at the ends, both engines); a
     non-contiguous a takes the checked path, same bytes; an a of another size is refused."""
     from kernels.requant import requant_float_ref
+    # one input and one output channel is onnxruntime's depthwise case (fast_pairs.is_ort_depthwise):
+    # the pairs engine runs it on the depthwise path, with no GEMM plan to bind rows to
+    assume(not (engine == "pairs" and c == 1 and m == 1))
     rng = np.random.default_rng(seed)
     h, w_ = hw
     wt = rng.integers(-128, 128, (m, c, 1, 1)).astype(np.int8)
