@@ -18,6 +18,21 @@ vectorized redux over 4-float SSE packets, then divided:
 every + one float32 rounding (Eigen's redux_impl with LinearVectorizedTraversal, predux of
 Packet4f). `ort_mean_rows` is the Numba kernel, `ort_mean_rows_ref` its NumPy twin; both are
 compared with onnxruntime itself in tests/kernels/test_ort_mean.py.
+
+Axes in the middle (or leading): x read as (L, K, N), L = prod(axes before), K = prod(reduced
+axes), N = prod(axes after) >= 2, each column c of each block l summed over its K rows
+x[l, 0..K-1, c], then divided by f32(K) (ReduceAggregatorMean::FastReduceRK / FastReduceKRK):
+
+    L == 1 ("RK": ReduceAggregatorSum::FastReduceRK copies row 0, then adds rows 1.. in order)
+        sum = ((x0 + x1) + x2) + ... + x_{K-1}
+    L > 1  ("KRK": per block, MlasGemm of a row of K ones by the (K, N) block, M == 1: MLAS's
+            MlasSgemmKernelM1Avx, rows taken 4, then 2, then 1 at a time into C = +0.0;
+            x * 1.0 is exact)
+        C = +0; for each 4 rows j..j+3: C = (((x_j + x_j+1) + x_j+2) + x_j+3) + C
+        then, when K mod 4 >= 2: C = (x_j + x_j+1) + C;  when K is odd: C = x_{K-1} + C
+    mean = f32(sum / f32(K))
+
+`ort_mean_cols` / `ort_mean_cols_ref` are that kernel and its twin.
 """
 from __future__ import annotations
 
@@ -113,3 +128,84 @@ def _ref_rows(rows, n, res):
             for i in list(range(s)) + list(range(s + a, n)):
                 acc = F32(acc + v[i])
         res[r] = F32(acc / F32(n))
+
+
+@kernel
+def _mean_cols_impl(x, lead, k, n, out):
+    inv = np.float32(k)
+    for d in range(lead):
+        b, o = d * k * n, d * n
+        if lead == 1:
+            for c in range(n):
+                out[o + c] = x[b + c]
+            for r in range(1, k):
+                i = b + r * n
+                for c in range(n):
+                    out[o + c] = out[o + c] + x[i + c]
+        else:
+            for c in range(n):
+                out[o + c] = np.float32(0.0)
+            j = 0
+            while j + 4 <= k:
+                i0 = b + j * n
+                i1, i2, i3 = i0 + n, i0 + 2 * n, i0 + 3 * n
+                for c in range(n):
+                    out[o + c] = (((x[i0 + c] + x[i1 + c]) + x[i2 + c]) + x[i3 + c]) + out[o + c]
+                j += 4
+            if k - j >= 2:
+                i0 = b + j * n
+                i1 = i0 + n
+                for c in range(n):
+                    out[o + c] = (x[i0 + c] + x[i1 + c]) + out[o + c]
+                j += 2
+            if j < k:
+                i0 = b + j * n
+                for c in range(n):
+                    out[o + c] = x[i0 + c] + out[o + c]
+        for c in range(n):
+            out[o + c] = out[o + c] / inv
+
+
+def _check_cols(x, lead, k, n, out):
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("ort_mean_cols: x must be a C-contiguous float32 array")
+    if lead < 1 or k < 1 or n < 2 or x.size != lead * k * n:
+        raise ValueError(f"ort_mean_cols: {x.size} elements are not ({lead}, {k}, {n}) with {n} >= 2 columns")
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.size != lead * n \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"ort_mean_cols: out must be C-contiguous float32 of {lead * n} elements")
+
+
+def ort_mean_cols(x, lead, k, n, out) -> None:
+    """out[l, c] = onnxruntime's mean over the K rows of x read as (lead, k, n) (module doc)."""
+    _check_cols(x, lead, k, n, out)
+    _mean_cols_impl(x.reshape(-1), lead, k, n, out.reshape(-1))
+
+
+def bind_ort_mean_cols(x, lead, k, n, out):
+    """call() doing ort_mean_cols(x, lead, k, n, out) on these very arrays, checked now."""
+    _check_cols(x, lead, k, n, out)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    return lambda: _mean_cols_impl(xf, lead, k, n, of)
+
+
+def ort_mean_cols_ref(x, lead, k, n, out) -> None:
+    """NumPy twin of ort_mean_cols: whole float32 rows added in the module doc's order."""
+    _check_cols(x, lead, k, n, out)
+    v = x.reshape(lead, k, n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if lead == 1:
+            acc = v[:, 0].copy()
+            for r in range(1, k):
+                acc = acc + v[:, r]
+        else:
+            acc, j = np.zeros((lead, n), F32), 0
+            while j + 4 <= k:
+                acc = (((v[:, j] + v[:, j + 1]) + v[:, j + 2]) + v[:, j + 3]) + acc
+                j += 4
+            if k - j >= 2:
+                acc = (v[:, j] + v[:, j + 1]) + acc
+                j += 2
+            if j < k:
+                acc = v[:, j] + acc
+        out.reshape(lead, n)[...] = acc / F32(k)

@@ -173,6 +173,31 @@ def test_encoder_frozen_replay_equals_onnxruntime(form):
     assert any(type(v) is frozen.FrozenRun for v in prog._frozen.values())
 
 
+
+@pytest.mark.parametrize("form", ["dynamic", "dynamic_opt"])
+def test_encoder_token_mean_batches_equal_onnxruntime(form):
+    """The dynamic forms' tail, the mean over the tokens after the last (Skip)LayerNormalization,
+    runs on kernels.ort_mean's column orders (no session): one block at batch 1, blocks of 4 rows
+    at batch 8 (a plain sum there differs: tests/kernels/test_ort_mean.py); the float logits
+    equal onnxruntime's bit for bit, recorded and replayed."""
+    from intsim.runtime import frozen
+    from models import zoo
+    from tests.ortutil import run_ort
+    try:
+        path = zoo.arch_quantized_model("tiny_encoder", form, 64)
+    except zoo.ModelUnavailable as e:
+        pytest.skip(str(e))
+    prog = intsim.load(str(path), target="ort")
+    assert any(fn.__module__ == "intsim.steps.float_mean" for _, fn in prog._steps)
+    for b in (1, 8):
+        for seed in range(3):
+            feeds = {zoo.INPUT_NAME: zoo.arch_inputs("tiny_encoder", b, 300 + seed, 64)}
+            got = prog.run(feeds)[zoo.OUTPUT_NAME]
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, run_ort(str(path), feeds)[zoo.OUTPUT_NAME])
+    recs = [v for v in prog._frozen.values() if type(v) is frozen.FrozenRun]
+    assert recs and all(not rec.ordinary for rec in recs)
+
 def matmul_integer(w):
     g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"], name="mmi")], "g",
                           [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, w.shape[0]])],

@@ -1,8 +1,8 @@
 """Float islands of one ReduceMean over trailing axes (intsim.steps.float_mean, kernels.ort_mean)
 inside a quantized DQ -> ReduceMean -> Q tail: bit for bit onnxruntime's session on the whole
 model (its own buffers, its optimizer), over shapes whose rows cross 16-byte alignments, axes
-given as attribute (opset 13) or input (opset 18), keepdims, non-trailing axes (still on
-onnxruntime), and frozen replays on new data."""
+given as attribute (opset 13) or input (opset 18), keepdims, contiguous axes not trailing (the
+column orders), other axes (still on onnxruntime), and frozen replays on new data."""
 from __future__ import annotations
 
 import warnings
@@ -60,7 +60,7 @@ def test_dq_mean_q_tail_equals_onnxruntime(data, opset, keepdims):
     model = _model(shape, axes, keepdims, opset, x_scale, x_zp, y_scale, y_zp)
     prog = _load(model)
     norm = sorted(a % r for a in axes)
-    if norm == list(range(r - len(norm), r)):
+    if norm == list(range(norm[0], norm[-1] + 1)):      # contiguous: trailing or not
         assert any(fn.__module__ == "intsim.steps.float_mean" for _, fn in prog._steps)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     for _ in range(3):      # the first run records, the others replay frozen
@@ -95,3 +95,16 @@ def test_mean_of_everything_stays_0d():
         got, want = prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"]
         assert got.shape == want.shape == ()
         np.testing.assert_array_equal(got, want)
+
+
+def test_token_mean_shapes_equal_onnxruntime():
+    """The encoder's tail over the tokens, (B, 32, 128) axis 1: one block (B = 1, rows in order)
+    and 8 blocks (rows 4 at a time); keepdims both ways; frozen replays on new data."""
+    rng = np.random.default_rng(11)
+    for b, keep in ((1, 0), (8, 0), (8, 1), (3, 1)):
+        model = _model((b, 32, 128), [1], keep, 13, 0.0473, 3, 0.0291, 0)
+        prog = _load(model)
+        assert any(fn.__module__ == "intsim.steps.float_mean" for _, fn in prog._steps)
+        for _ in range(3):
+            x = rng.integers(0, 256, (b, 32, 128)).astype(np.uint8)
+            np.testing.assert_array_equal(prog.run({"x": x})["y"], run_ort(model, {"x": x})["y"])

@@ -88,7 +88,7 @@ def test_dq_skip_layernorm_q_equals_onnxruntime(data):
 def test_tail_mean_and_replays_bind_the_kernels():
     """SkipLayerNormalization -> ReduceMean over the hidden axis runs node by node on the two
     kernels, and a frozen replay binds both (no ordinary step, no session); over the tokens (the
-    encoder's tail: the mean would be a session call of its own) the island stays whole."""
+    encoder's tail) too, the mean in onnxruntime's column orders (kernels.ort_mean_cols)."""
     from intsim.runtime import frozen
     rng = np.random.default_rng(4)
     model = _model((2, 3, 24), (2, 3, 24), 24, False, True, True, 1, True, 1e-5, 0.05, rng)
@@ -100,12 +100,15 @@ def test_tail_mean_and_replays_bind_the_kernels():
         np.testing.assert_array_equal(prog.run(feeds)["q0"], run_ort(model, feeds)["q0"])
     recs = [v for v in prog._frozen.values() if type(v) is frozen.FrozenRun]
     assert recs and all("sln" not in rec.ordinary and "mean" not in rec.ordinary for rec in recs)
-    model = _model((2, 3, 24), (2, 3, 24), 24, False, True, True, 1, True, 1e-5, 0.05, rng, mean_axis=1)
-    prog = intsim.load(model, target="ort")
-    assert STEP not in _modules(prog) and "intsim.steps.float_mean" not in _modules(prog)
-    for _ in range(3):
-        feeds = {k: rng.integers(0, 256, (2, 3, 24)).astype(np.uint8) for k in "xk"}
-        np.testing.assert_array_equal(prog.run(feeds)["q0"], run_ort(model, feeds)["q0"])
+    for shape in ((2, 3, 24), (1, 6, 24), (3, 9, 24)):     # KRK blocks, RK (one block), 4 + 4 + 1 rows
+        model = _model(shape, shape, 24, False, True, True, 1, True, 1e-5, 0.05, rng, mean_axis=1)
+        prog = intsim.load(model, target="ort")
+        assert {STEP, "intsim.steps.float_mean"} <= _modules(prog)
+        for _ in range(4):
+            feeds = {k: rng.integers(0, 256, shape).astype(np.uint8) for k in "xk"}
+            np.testing.assert_array_equal(prog.run(feeds)["q0"], run_ort(model, feeds)["q0"])
+        recs = [v for v in prog._frozen.values() if type(v) is frozen.FrozenRun]
+        assert recs and all("sln" not in rec.ordinary and "mean" not in rec.ordinary for rec in recs)
 
 
 def test_other_dtypes_stay_on_onnxruntime():

@@ -1,16 +1,18 @@
-"""Float islands of one ReduceMean over the trailing axes of a float32 tensor, run by
-kernels.ort_mean (onnxruntime's Eigen summation order, bit for bit) instead of an onnxruntime
+"""Float islands of one ReduceMean over contiguous axes of a float32 tensor, run by
+kernels.ort_mean (onnxruntime's summation orders, bit for bit) instead of an onnxruntime
 session: the same bits without a session call per run (an audio net's DQ -> ReduceMean -> Q
-tail: the session call was most of its time).
+tail, a transformer encoder's mean over its tokens: the session call was most of their time).
 
-onnxruntime sums each row of the trailing axes in Eigen's 4-float packet order from the row's
-first 16-byte aligned element, counted from a 16-byte aligned buffer (its allocator's), then
-divides by the row length (kernels.ort_mean states the formula). The kernel reads x in its
-logical C order (a copy when x is held in another layout), so its rows sit where onnxruntime's
-own tensor would put them. Other ReduceMean nodes (axes not trailing, empty axes, axes from an
-input that is not a constant, other dtypes) return None here and run on onnxruntime; an empty
-tensor at run time goes to `fallback` (the onnxruntime island's run, whose `freeze` binds the
-island when it is the one that ran).
+Trailing axes: onnxruntime sums each row in Eigen's 4-float packet order from the row's first
+16-byte aligned element, counted from a 16-byte aligned buffer (its allocator's), then divides
+by the row length (ort_mean_rows). Axes in the middle or leading, with at least 2 reduced values
+and 2 kept values after them: column sums in onnxruntime's RK / KRK orders (ort_mean_cols).
+kernels.ort_mean states the formulas. The kernel reads x in its logical C order (a copy when x
+is held in another layout), so its rows sit where onnxruntime's own tensor would put them.
+Other ReduceMean nodes (axes not contiguous, empty axes, axes from an input that is not a
+constant, other dtypes) return None here and run on onnxruntime; a tensor whose run-time shape
+has no such kernel (empty, a single reduced or kept value after middle axes) goes to `fallback`
+(the onnxruntime island's run, whose `freeze` binds the island when it is the one that ran).
 
     mean = float_mean(node, ctx, fallback)     # None: not such a node
     run(env, tap), run.freeze(env, fixed) -> call(env): the kernel into the recorded output
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.ort_mean import bind_ort_mean_rows, ort_mean_rows
+from kernels.ort_mean import bind_ort_mean_cols, bind_ort_mean_rows, ort_mean_cols, ort_mean_rows
 
 from ..errors import ShapeError
 from ..onnx_values import attributes
@@ -42,26 +44,27 @@ def _axes(node, ctx):
     return (axes, int(a.get("keepdims", 1))) if axes else None
 
 
-def trailing(node, ctx) -> bool:
-    """True when ReduceMean `node`'s static axes are the trailing ones (given as -k .. -1, or of
-    its input's declared rank): the kernel, not the fallback, will run it."""
+def kernel_axes(node, ctx) -> bool:
+    """True when ReduceMean `node`'s static axes are contiguous (all negative or all not: at any
+    rank; mixed: of its input's declared rank): a kernel of float_mean, not the fallback, will
+    run it (but for the run-time shapes `plan` leaves to onnxruntime)."""
     spec = _axes(node, ctx) if node.inputs and node.inputs[0] else None
     if spec is None:
         return False
-    neg = sorted(set(spec[0]))
-    if neg[-1] < 0:             # -k .. -1: trailing at any rank
-        return neg == list(range(-len(neg), 0))
+    given = sorted(set(spec[0]))
+    if given[-1] < 0 or given[0] >= 0:
+        return given == list(range(given[0], given[-1] + 1))
     shape = getattr(ctx.graph.tensors.get(node.inputs[0]), "shape", None)
     if shape is None:
         return False
     r = len(shape)
     norm = sorted({a + r if a < 0 else a for a in spec[0]})
-    return norm == list(range(r - len(norm), r))
+    return 0 <= norm[0] and norm[-1] < r and norm == list(range(norm[0], norm[-1] + 1))
 
 
 def float_mean(node, ctx, fallback):
     """run(env, tap) computing `node` (a standard-domain ReduceMean of float32 over static
-    axes) with kernels.ort_mean when the axes are the trailing ones, or None. `fallback(env,
+    axes) with kernels.ort_mean when the axes are contiguous, or None. `fallback(env,
     tap)` runs the node's onnxruntime island, and `fallback.freeze(env, fixed)` binds it."""
     if node.op != "onnx" or node.attrs.get("domain") or node.attrs.get("op_type") != "ReduceMean" or \
             len(node.outputs) != 1 or not node.inputs or not node.inputs[0]:
@@ -76,18 +79,23 @@ def float_mean(node, ctx, fallback):
     consts = ctx.constants
 
     def plan(x):
-        """(row length, output shape) for x, or None when onnxruntime must run it."""
+        """(kernel, its dims after x, output shape) for x, or None when onnxruntime must run it:
+        (ort_mean_rows, (n,)) over trailing axes, (ort_mean_cols, (lead, k, n)) over others."""
         r = x.ndim
+        if any(not -r <= a < r for a in axes):
+            raise ShapeError(f"{node.origin or node.name}: ReduceMean axes {axes} outside a tensor of rank {r}")
         norm = sorted({a + r if a < 0 else a for a in axes})
-        if x.dtype != F32 or not norm or norm[0] < 0 or norm[-1] >= r or norm != list(range(r - len(norm), r)):
-            if any(not -r <= a < r for a in axes):
-                raise ShapeError(f"{node.origin or node.name}: ReduceMean axes {axes} outside a tensor of rank {r}")
+        if x.dtype != F32 or x.size == 0 or norm != list(range(norm[0], norm[-1] + 1)):
             return None
-        n = int(np.prod(x.shape[norm[0]:]))
-        lead = x.shape[:norm[0]]
-        if n == 0 or x.size == 0:
+        a, b = norm[0], norm[-1] + 1
+        shape = x.shape[:a] + ((1,) * (b - a) if keepdims else ()) + x.shape[b:]
+        k = int(np.prod(x.shape[a:b]))
+        if b == r:
+            return ort_mean_rows, bind_ort_mean_rows, (k,), shape
+        lead, n = int(np.prod(x.shape[:a])), int(np.prod(x.shape[b:]))
+        if k < 2 or n < 2:
             return None
-        return n, (lead + (1,) * len(norm) if keepdims else lead)
+        return ort_mean_cols, bind_ort_mean_cols, (lead, k, n), shape
 
     def run(env, tap):
         x = np.asarray(consts[src] if src in consts else env[src])
@@ -95,9 +103,9 @@ def float_mean(node, ctx, fallback):
         if p is None:
             fallback(env, tap)
             return
-        n, shape = p
+        mean, _, dims, shape = p
         y = np.empty(shape, np.float32)
-        ort_mean_rows(np.ascontiguousarray(x), n, y)
+        mean(np.ascontiguousarray(x), *dims, y)
         env[out] = y
 
     def freeze(env, fixed):
@@ -109,11 +117,11 @@ def float_mean(node, ctx, fallback):
         p = plan(x)
         if p is None:       # the island ran it (fallback): its bound session call replays it
             return fallback.freeze(env, fixed)
-        if p[1] != y.shape:
+        mean, bind, dims, shape_y = p
+        if shape_y != y.shape:
             return None
-        n = p[0]
         if (src in fixed or src in consts) and x.flags.c_contiguous:
-            return lambda env, call=bind_ort_mean_rows(x, n, y): call()
+            return lambda env, call=bind(x, *dims, y): call()
         shape = x.shape
 
         def call(env):
@@ -121,7 +129,7 @@ def float_mean(node, ctx, fallback):
             if xs.shape != shape or xs.dtype != F32:
                 raise ShapeError(f"{node.origin or node.name}: ReduceMean input {xs.shape} {xs.dtype}, "
                                  f"recorded {shape} float32")
-            ort_mean_rows(np.ascontiguousarray(xs), n, y)
+            mean(np.ascontiguousarray(xs), *dims, y)
         return call
     run.freeze = freeze
     return run

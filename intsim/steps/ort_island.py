@@ -18,8 +18,8 @@ An island of one elementwise Add/Sub/Mul/Div on floats runs on NumPy instead (fl
 IEEE 754 fixes its bits), and so does each node of an island made only of Add/Sub/Mul (e.g.
 QAttention's scale Mul, Mul and bias Add): every node is one rounding, and onnxruntime has no
 fusion of such chains; not with a Div (its DivMulFusion turns 1/x * y into y/x). An island of
-one float32 ReduceMean over trailing axes runs on kernels.ort_mean (float_mean: onnxruntime's
-summation order), one float32 com.microsoft Skip(Simplified)LayerNormalization on
+one float32 ReduceMean over contiguous axes runs on kernels.ort_mean (float_mean: onnxruntime's
+summation orders), one float32 com.microsoft Skip(Simplified)LayerNormalization on
 kernels.ort_skip_layernorm (float_skip_layernorm: onnxruntime's row loop), and an Erf / Gelu /
 BiasGelu island (or the Div -> Erf runs around them) on kernels.ort_gelu (float_gelu: MLAS's
 erf). A session is built once per island and input dtypes (at the island's first run: the
@@ -44,7 +44,7 @@ from ..ir import FloatType, IntType
 from ..limits import SIZED_BY_VALUES
 from .float_arith import float_arith
 from .float_gelu import float_gelu
-from .float_mean import float_mean, trailing
+from .float_mean import float_mean, kernel_axes
 from .float_skip_layernorm import add_layernorm, float_skip_layernorm
 
 _ISLANDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # StepContext -> {node name: Island}
@@ -132,6 +132,7 @@ class Island:
         self._sessions: dict = {}
         self._fuses: dict = {}      # op type -> whether onnxruntime fuses the island into one such node
         self.bound: dict = {}       # output name -> the buffer the last bound call (bind) writes
+        self._heads: dict = {}      # k -> the island of this one's first k nodes (head)
 
     def _model(self, dtypes, outputs):
         import onnx     # deferred: heavy (ml_dtypes); a float island's session imports onnxruntime anyway
@@ -173,6 +174,13 @@ class Island:
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             self._sessions[key] = s
         return s
+
+    def head(self, k: int) -> "Island":
+        """The island of this island's first k nodes (made once): its outputs those the other
+        nodes or the graph read."""
+        if k not in self._heads:
+            self._heads[k] = Island(self.nodes[:k], self.ctx)
+        return self._heads[k]
 
     def fuses_to(self, op_type: str) -> bool:
         """True when onnxruntime's optimizer (the island sessions' options) turns the island, its
@@ -329,31 +337,60 @@ BY_NODE = ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "Reduce
 def by_node(island, node, ctx):
     """`node`'s own kernel step when every node of the (multi-node) island is a float32
     Skip(Simplified)LayerNormalization or ReduceMean that float_skip_layernorm / float_mean
-    compute, each ReduceMean over the trailing axes (SkipLayerNormalization -> ReduceMean over
-    the hidden axis): onnxruntime fuses none of them together, so node by node gives the
-    island's bits; each falls back to an island of itself (its own session). None otherwise."""
+    compute, each ReduceMean over contiguous axes (SkipLayerNormalization -> ReduceMean over
+    the hidden axis or the tokens): onnxruntime fuses none of them together, so node by node
+    gives the island's bits; each falls back to an island of itself (its own session). None
+    otherwise."""
     if len(island.nodes) < 2 or any(n.attrs.get("op_type") not in BY_NODE for n in island.nodes) or \
-            any(n.attrs.get("op_type") == "ReduceMean" and not trailing(n, ctx) for n in island.nodes):
+            any(n.attrs.get("op_type") == "ReduceMean" and not kernel_axes(n, ctx) for n in island.nodes):
         return None     # (a ReduceMean over other axes would be a session call of its own: no gain)
     steps = []
     for n in island.nodes:
-        single = Island([n], ctx)
-
-        def alone(env, tap, single=single):
-            single.run(env, tap is not None)
-        alone.freeze = single.bind
-        step = float_skip_layernorm(n, ctx, alone) or float_mean(n, ctx, alone)
+        step = float_skip_layernorm(n, ctx, _alone(n, ctx)) or float_mean(n, ctx, _alone(n, ctx))
         if step is None:
             return None
         steps.append(step)
     return steps[island.nodes.index(node)]
 
 
+def _alone(node, ctx):
+    """fallback(env, tap) running `node` as an island of itself (its own session), with the
+    freeze hook binding that island."""
+    single = Island([node], ctx)
+
+    def alone(env, tap):
+        single.run(env, tap is not None)
+    alone.freeze = single.bind
+    return alone
+
+
+def _island_run(island):
+    """fallback(env, tap) running `island`, with the freeze hook binding it."""
+    def run(env, tap):
+        island.run(env, tap is not None)
+    run.freeze = island.bind
+    return run
+
+
 def fused_skip_layernorm(island, node, ctx, fallback):
     """The island Add -> LayerNormalization that onnxruntime fuses into one SkipLayerNormalization
     (asked: Island.fuses_to) on float_skip_layernorm's kernel: the Add's step runs it, the
-    LayerNormalization's does nothing. None otherwise."""
+    LayerNormalization's does nothing. Followed by a ReduceMean over contiguous axes (the
+    encoder's tail: onnxruntime runs it after the fused node, apart), the two first nodes are
+    that head island (their fallback its session) and the ReduceMean runs on float_mean (its
+    fallback a session of its own). None otherwise."""
     ops = [n.attrs.get("op_type") for n in island.nodes]
+    if ops == ["Add", "LayerNormalization", "ReduceMean"]:
+        mean = island.nodes[2]
+        if not kernel_axes(mean, ctx):
+            return None
+        head = island.head(2)
+        if node is mean:
+            step = float_mean(mean, ctx, _alone(mean, ctx))
+            return step if step is not None and fused_skip_layernorm(head, head.nodes[0], ctx, _island_run(head)) \
+                else None
+        return fused_skip_layernorm(head, node, ctx, _island_run(head)) if \
+            float_mean(mean, ctx, _alone(mean, ctx)) is not None else None
     if ops != ["Add", "LayerNormalization"]:
         return None
     step = add_layernorm(*island.nodes, ctx, fallback)
@@ -381,7 +418,7 @@ def prepare_ort_island(node, ctx):
     def run(env, tap):
         island.run(env, tap is not None)
     run.freeze = island.bind
-    if len(island.nodes) == 1:       # ReduceMean over trailing axes: onnxruntime's order in a kernel
+    if len(island.nodes) == 1:       # ReduceMean over contiguous axes: onnxruntime's orders in a kernel
         mean = float_mean(node, ctx, run)
         if mean is not None:
             return mean

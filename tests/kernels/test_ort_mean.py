@@ -97,3 +97,82 @@ def test_refuses_bad_input():
         M.ort_mean_rows(np.zeros((2, 5), np.float32), 5, np.empty(3, np.float32))
     with pytest.raises(ValueError):
         M.ort_mean_rows(np.zeros((2, 10), np.float32)[:, ::2], 5, np.empty(2, np.float32))
+
+
+@st.composite
+def cols_case(draw):
+    """(x, axes, lead, k, n): a float32 tensor and contiguous axes [a, b) not reaching its end,
+    with k >= 2 rows of n >= 2 columns (size-1 axes anywhere)."""
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=2, max_size=4)))
+    r = len(shape)
+    a = draw(st.integers(0, r - 2))
+    b = draw(st.integers(a + 1, r - 1))
+    lead, k, n = int(np.prod(shape[:a])), int(np.prod(shape[a:b])), int(np.prod(shape[b:]))
+    if k < 2 or n < 2:
+        shape, a, b, k, n = (draw(st.integers(1, 3)), 6, 5), 1, 2, 6, 5
+        lead = shape[0]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mode = draw(st.sampled_from(["normal", "mixed", "dequantized", "ends"]))
+    if mode == "normal":
+        v = rng.standard_normal(shape)
+    elif mode == "mixed":
+        v = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 6, shape)
+    elif mode == "dequantized":
+        v = (rng.integers(0, 256, shape) - int(rng.integers(0, 256))) * float(np.float32(rng.uniform(1e-3, 1.0)))
+    else:
+        v = rng.choice(np.array([0.0, -0.0, -3.4e38, 3.4e38, 1e-45, -1.0, 16777217.0, np.inf]), shape)
+    x = aligned(shape)
+    x[...] = v.astype(np.float32)
+    return x, list(range(a, b)), lead, k, n
+
+
+def _same(got, want):
+    return np.array_equal(got.view(np.int32), want.view(np.int32)) or \
+        (np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(got, want, equal_nan=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=cols_case())
+def test_cols_kernel_equals_twin(case):
+    x, _, lead, k, n = case
+    got, want = np.full(lead * n, 7, np.float32), np.full(lead * n, 9, np.float32)
+    M.ort_mean_cols(x, lead, k, n, got)
+    M.ort_mean_cols_ref(x, lead, k, n, want)
+    assert _same(got, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=cols_case())
+def test_cols_kernel_equals_onnxruntime(case):
+    x, axes, lead, k, n = case
+    got = np.empty(lead * n, np.float32)
+    M.ort_mean_cols(x, lead, k, n, got)
+    assert _same(got, ort_reduce_mean(x, axes).reshape(-1)), (x.shape, axes)
+
+
+def test_cols_order_is_visible():
+    """The encoder's tail, (8, 32, 128) over the tokens: a plain sum down each column (right for
+    one block, onnxruntime's RK) differs from onnxruntime's blocks of 4 rows (KRK) at batch 8."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((8, 32, 128)) * 10.0 ** rng.integers(-3, 6, (8, 32, 128))).astype(np.float32)
+    want = ort_reduce_mean(x, [1])
+    got = np.empty((8, 128), np.float32)
+    M.ort_mean_cols(x, 8, 32, 128, got)
+    assert np.array_equal(got, want)
+    plain = x[:, 0].copy()
+    for r in range(1, 32):
+        plain = plain + x[:, r]
+    assert not np.array_equal(plain / np.float32(32), want)
+    one = np.empty((1, 128), np.float32)      # one block: the plain order is onnxruntime's
+    M.ort_mean_cols(x[:1].copy(), 1, 32, 128, one)
+    assert np.array_equal(one, ort_reduce_mean(x[:1].copy(), [1]))
+    assert np.array_equal(one, plain[:1] / np.float32(32))
+
+
+def test_cols_refuses_bad_input():
+    with pytest.raises(ValueError):
+        M.ort_mean_cols(np.zeros((2, 3, 4), np.float64), 2, 3, 4, np.empty(8, np.float32))
+    with pytest.raises(ValueError):
+        M.ort_mean_cols(np.zeros((2, 3, 1), np.float32), 2, 3, 1, np.empty(2, np.float32))
+    with pytest.raises(ValueError):
+        M.ort_mean_cols(np.zeros((2, 3, 4), np.float32), 2, 3, 4, np.empty(7, np.float32))
