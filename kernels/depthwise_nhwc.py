@@ -77,6 +77,9 @@ from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
+SERIAL_BUF_BYTES = 1 << 18  # the same on one thread (_serial_rows: fewer blocks, fewer halo rows refilled and
+                            # transposed; MobileNetV2's 144x56x56 stride-2 layer, NCHW both sides, one thread:
+                            # 3-row blocks 108 us -> 14-row blocks 99 us, AVX-512 host, loaded)
 SERIAL_WORK = fd.SERIAL_WORK
 NATIVE_SERIAL_WORK = 1 << 16   # the same cut-off when the split is a Numba parallel region (no pool wake-up)
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
@@ -566,9 +569,10 @@ def _split(plan: DepthwiseNhwcPlan, threads: int, out_nchw: bool):
     buffer budget (BUF_BYTES), and an NCHW dst keeps blocks of >= 16 pixels where the map
     allows. The cost model: an item of r output rows and l lanes costs
     l*(r*OW + FILL_COST*hb*WQ) + ITEM_COST with hb = (r - 1)*sh + (KH - 1)*dh + 1 buffer rows.
-    One thread: the plan's shape, one chunk."""
+    One thread: one chunk, the rows of _serial_rows within the budget SERIAL_BUF_BYTES."""
     return _split_shape(tuple(plan.dst_shape), tuple(plan.shape), int(plan.x_shape[3]),
-                        tuple(int(v) for v in plan.geo), int(threads), bool(out_nchw), BUF_BYTES)
+                        tuple(int(v) for v in plan.geo), int(threads), bool(out_nchw),
+                        SERIAL_BUF_BYTES if threads <= 1 else BUF_BYTES)
 
 
 def _serial_rows(oh: int, rb_plan: int, rb_hi: int) -> int:

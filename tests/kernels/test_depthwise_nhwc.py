@@ -120,7 +120,8 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
 
     with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0), \
             mock.patch.object(dn, "LANES", lanes), \
-            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy), \
+            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "SERIAL_BUF_BYTES", buf), \
+            mock.patch.object(dn, "_split_run", spy), \
             mock.patch.object(kthreads, "NATIVE_THREADS", native), \
             mock.patch.object(dn, "_par_nhwc", par_spy(dn._par_nhwc)), \
             mock.patch.object(dn, "_par_nhwc_pairs", par_spy(dn._par_nhwc_pairs)):
@@ -458,7 +459,8 @@ def test_split_balances_small_maps_by_channel_chunks(dst_shape, c, threads, out_
     (tpix, rb), mc, items = dn._split(plan, threads, out_nchw)
     assert -(-m // mc) == want and mc % 16 == 0 and tpix == plan.shape[0]
     assert items == want * n * -(-oh // rb)
-    assert (rb - 1 + 3) * (ow + 2) * m <= dn.BUF_BYTES or rb == plan.shape[1]
+    budget = dn.SERIAL_BUF_BYTES if threads == 1 else dn.BUF_BYTES
+    assert (rb - 1 + 3) * (ow + 2) * m <= budget or rb == plan.shape[1]
     if threads == 2:
         work = [min(oh, (b + 1) * rb) - b * rb for b in range(-(-oh // rb))] * n
         work = [r * (min(m, l0 + mc) - l0) for l0 in range(0, m, mc) for r in work]
@@ -483,7 +485,7 @@ def test_one_thread_blocks_equal_twin(case, x_layout, out_layout, buf, isa):
     and the blocks stay within the budget or at the plan's rows."""
     x, xz, wz, bias, geo, dst, rq = case
     plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
-    with mock.patch.object(dn, "BUF_BYTES", buf):
+    with mock.patch.object(dn, "SERIAL_BUF_BYTES", buf):
         (_, rb), _, items = dn._split(plan, 1, out_layout == "nchw")
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
         got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
