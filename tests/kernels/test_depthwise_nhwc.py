@@ -417,7 +417,7 @@ def test_layouts_blocks_chunks_in_any_order(case, x_layout, out_layout, rb, chun
     from kernels import threads as kthreads
     plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
     n, oh, _, m = dst.shape
-    q = np.lcm(dn.GROUP if plan.wpk is not None else 1, m // x.shape[3])
+    q = np.lcm(dn.CHUNK if plan.wpk is not None else 1, m // x.shape[3])
     mc = min(m, -(-(-(-m // chunks)) // q) * q)
     if mc < m and plan.shape[0] > 1:      # channel chunks: runs of one pixel
         plan = _one_pixel_plan(x, xz, wz, bias, geo, dst, rq, isa)
