@@ -202,22 +202,11 @@ def _make_pair_sums(npairs):
     (int16 x int16 products, each pair summed exactly in int32: |x| <= 255 so no pair is
     (-32768)*(-32768)), added into two int32 accumulators, put back in lane order at the end.
     Nothing is bounds-checked: the caller keeps a0 + toff2[t] + 16*ngrp within buf."""
-    @intrinsic
-    def pair_sums(typingctx, buf, toff2, wpk, a0, ngrp, acc):
-        sig = types.void(buf, toff2, wpk, types.int64, types.int64, acc)
-        signed = buf.dtype.signed
+    def emit(builder, bp, tp, wp, cp, a0, signed):
+        offs = [builder.add(a0, builder.load(builder.gep(tp, [ir.Constant(_I64, t)])))
+                for t in range(2 * npairs)]
 
-        def codegen(context, builder, signature, args):
-            bp, tp, wp, cp = _pointers(context, builder, signature, args)
-            a0v, ngv = args[3], args[4]
-            offs = [builder.add(a0v, builder.load(builder.gep(tp, [ir.Constant(_I64, t)])))
-                    for t in range(2 * npairs)]
-            entry, fn = builder.block, builder.function
-            loop, done = fn.append_basic_block("pairs_loop"), fn.append_basic_block("pairs_done")
-            builder.cbranch(builder.icmp_signed(">", ngv, ir.Constant(_I64, 0)), loop, done)
-            builder.position_at_end(loop)
-            g = builder.phi(_I64, "g")
-            g.add_incoming(ir.Constant(_I64, 0), entry)
+        def group(g):
             base = builder.mul(g, ir.Constant(_I64, GROUP))
             wbase = builder.mul(g, ir.Constant(_I64, npairs * 2 * GROUP))
             sums = [ir.Constant(_V8I32, None), ir.Constant(_V8I32, None)]
@@ -225,25 +214,52 @@ def _make_pair_sums(npairs):
                 xa, xb = (_widen(builder, bp, builder.add(base, offs[t]), signed) for t in (2 * p, 2 * p + 1))
                 for h, mask in enumerate((_LO16, _HI16)):
                     x2 = builder.shuffle_vector(xa, xb, mask)
-                    w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)), _V16I16)
+                    w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)),
+                                   _V16I16)
                     sums[h] = builder.add(sums[h], builder.call(pmaddwd_fn(builder), [x2, w2]))
             for h, mask in enumerate((_OUT0, _OUT1)):
                 out = builder.shuffle_vector(sums[0], sums[1], mask)
                 ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 8 * h))])
                 builder.store(out, builder.bitcast(ptr, _V8I32.as_pointer()), align=4)
-            nxt = builder.add(g, ir.Constant(_I64, 1))
-            g.add_incoming(nxt, builder.block)
-            builder.cbranch(builder.icmp_signed("<", nxt, ngv), loop, done)
-            builder.position_at_end(done)
-            return context.get_dummy_value()
-        return sig, codegen
-    return pair_sums
+        return group
+    return _sums_intrinsic(emit)
 
 
 _I64, _I32C = ir.IntType(64), ir.IntType(32)
 _V16I8, _V16I16, _V8I32 = (ir.VectorType(ir.IntType(b), n) for b, n in ((8, 16), (16, 16), (32, 8)))
 _LO16, _HI16 = (ir.Constant(ir.VectorType(_I32C, 16), [v for k in half for v in (k, k + 16)]) for half in (_LO, _HI))
 _OUT0, _OUT1 = (ir.Constant(ir.VectorType(_I32C, 8), _LO), ir.Constant(ir.VectorType(_I32C, 8), _HI))
+
+
+def _sums_intrinsic(emit):
+    """An intrinsic f(buf, toff, wpk, a0, ngrp, acc) -> None whose body is `for g in range(ngrp):
+    group(g)`, group = emit(builder, buf, toff, wpk and acc data pointers, a0, buf is signed)."""
+    @intrinsic
+    def sums(typingctx, buf, toff, wpk, a0, ngrp, acc):
+        sig = types.void(buf, toff, wpk, types.int64, types.int64, acc)
+
+        def codegen(context, builder, signature, args):
+            group = emit(builder, *_pointers(context, builder, signature, args), args[3], buf.dtype.signed)
+            _group_loop(builder, args[4], group)
+            return context.get_dummy_value()
+        return sig, codegen
+    return sums
+
+
+def _group_loop(builder, ngrp, group):
+    """Emit `for g in range(ngrp): group(g)` (g an i64 value; no iteration when ngrp <= 0);
+    the caller's codegen goes on after the loop."""
+    entry, fn = builder.block, builder.function
+    loop, done = fn.append_basic_block("groups_loop"), fn.append_basic_block("groups_done")
+    builder.cbranch(builder.icmp_signed(">", ngrp, ir.Constant(_I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    g = builder.phi(_I64, "g")
+    g.add_incoming(ir.Constant(_I64, 0), entry)
+    group(g)
+    nxt = builder.add(g, ir.Constant(_I64, 1))
+    g.add_incoming(nxt, builder.block)
+    builder.cbranch(builder.icmp_signed("<", nxt, ngrp), loop, done)
+    builder.position_at_end(done)
 
 
 def _pointers(context, builder, signature, args):
@@ -300,32 +316,20 @@ def _make_quad_sums(taps):
     m_out = [ir.Constant(ir.VectorType(_I32C, 8), list(h) + [8 + v for v in h]) for h in ((0, 1, 2, 3), (4, 5, 6, 7))]
     gbytes = 32 * (4 * nq + 4)
 
-    @intrinsic
-    def quad_sums(typingctx, buf, toff, wpk, a0, ngrp, acc):
-        sig = types.void(buf, toff, wpk, types.int64, types.int64, acc)
-        signed = buf.dtype.signed
+    def emit(builder, bp, tp, wp, cp, a0, signed):
+        bp = builder.bitcast(bp, ir.IntType(8).as_pointer())
+        wp = builder.bitcast(wp, ir.IntType(8).as_pointer())
+        offs = [builder.add(a0, builder.load(builder.gep(tp, [ir.Constant(_I64, min(t, taps - 1))])))
+                for t in range(4 * nq)]
+        flip = ir.Constant(v8, [0x80] * 32)
 
-        def codegen(context, builder, signature, args):
-            bp, tp, wp, cp = (context.make_array(signature.args[k])(context, builder, args[k]).data
-                              for k in (0, 1, 2, 5))
-            bp = builder.bitcast(bp, ir.IntType(8).as_pointer())
-            wp = builder.bitcast(wp, ir.IntType(8).as_pointer())
-            a0v, ngv = args[3], args[4]
-            offs = [builder.add(a0v, builder.load(builder.gep(tp, [ir.Constant(_I64, min(t, taps - 1))])))
-                    for t in range(4 * nq)]
-            entry, fn = builder.block, builder.function
-            loop, done = fn.append_basic_block("quads_loop"), fn.append_basic_block("quads_done")
-            builder.cbranch(builder.icmp_signed(">", ngv, ir.Constant(_I64, 0)), loop, done)
-            builder.position_at_end(loop)
-            g = builder.phi(_I64, "g")
-            g.add_incoming(ir.Constant(_I64, 0), entry)
+        def group(g):
             base = builder.mul(g, ir.Constant(_I64, QUAD))
             wbase = builder.mul(g, ir.Constant(_I64, gbytes))
 
             def wvec(k):
                 return _load_vec8(builder, wp, builder.add(wbase, ir.Constant(_I64, 32 * k)), v32)
             sums = [wvec(4 * nq + j) for j in range(4)]
-            flip = ir.Constant(v8, [0x80] * 32)
             for q in range(nq):
                 t = []
                 for k in range(4):
@@ -341,13 +345,8 @@ def _make_quad_sums(taps):
                     ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 16 * h + 8 * pair))])
                     out = builder.shuffle_vector(sums[2 * pair], sums[2 * pair + 1], m_out[h])
                     builder.store(out, builder.bitcast(ptr, v32.as_pointer()), align=4)
-            nxt = builder.add(g, ir.Constant(_I64, 1))
-            g.add_incoming(nxt, builder.block)
-            builder.cbranch(builder.icmp_signed("<", nxt, ngv), loop, done)
-            builder.position_at_end(done)
-            return context.get_dummy_value()
-        return sig, codegen
-    return quad_sums
+        return group
+    return _sums_intrinsic(emit)
 
 
 def _load_vec8(builder, base_ptr, index, vty):
