@@ -427,8 +427,8 @@ def _impl_consts(x, geo, dst, shape, dims):
     g[_SH] = 1
     toff = fd._tap_offsets(g, hbm, wq, m_)
     jr = fd._phase_ranges(w_, geo, wq)
-    buf = np.empty(geo[_SW] * hbm * wq * m_, x.dtype)
-    acc = np.empty(shape[0] * m_, np.int32)
+    buf = np.empty(geo[_SW] * hbm * wq * m_ + QUAD, x.dtype)     # (slack: a last quad group reads past a run)
+    acc = np.empty(shape[0] * m_ + QUAD, np.int32)[:shape[0] * m_]    # (its size is a run's row length)
     runs = np.empty((rb * -(-ow_ // shape[0]), 3), np.int64)
     xst = np.empty(hbm * w_ * c_ if dims[_X_NCHW] else 0, x.dtype)
     ost = np.empty(rb * ow_ * m_ if dims[_OUT_NCHW] else 0, dst.dtype)
@@ -527,9 +527,10 @@ def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1):
 def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     """_nhwc_impl for 3x3 and 5x5 kernels on AVX2: the sums of whole 16-lane groups by
     _pair_sums_5 / _pair_sums_13 (vpmaddwd over the int16 weight pairs wpk of _pack_pairs), or,
-    when dims[_QUADS], of whole 32-lane groups by _quad_sums_9 / _quad_sums_25 (vpdpbusd over
-    the byte pack wpk of _pack_quads); a chunk starts on a group; the lanes after the last group
-    by the plain loop."""
+    when dims[_QUADS], of all lanes by _quad_sums_9 / _quad_sums_25 (vpdpbusd over the byte pack
+    wpk of _pack_quads, 32-lane groups, the last one running past the run into slack lanes of
+    the buffer, the sums and the zero-padded pack, its extra sums never stored); a chunk starts
+    on a group; with pairs, the lanes after the last 16-lane group by the plain loop."""
     consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     taps = toff.size
@@ -546,12 +547,12 @@ def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
         wpc = wpk[l0 * qstep:] if quads else wpk[(l0 // GROUP) * pt * GROUP:]
         for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
-            if quads:
-                whole = lanes - lanes % QUAD
+            if quads:       # whole groups, the last one past the run's lanes (slack in buf, acc, wpk)
+                whole = lanes
                 if taps == 9:
-                    _quad_sums_9(buf, toff, wpc, a0, whole // QUAD, acc)
+                    _quad_sums_9(buf, toff, wpc, a0, -(-lanes // QUAD), acc)
                 else:
-                    _quad_sums_25(buf, toff, wpc, a0, whole // QUAD, acc)
+                    _quad_sums_25(buf, toff, wpc, a0, -(-lanes // QUAD), acc)
             else:
                 whole = lanes - lanes % GROUP
                 if taps == 9:
