@@ -126,11 +126,14 @@ def _lanes_of(bits: int) -> int:
     return {8: 16, 16: 8, 32: 8, 64: 4}[bits]
 
 
-def _interleave(builder, a, b, n, high):
-    """The low (or high) halves of vectors a and b, element by element: a0 b0 a1 b1 ..."""
+def _interleave(builder, a, b, n, high, tiles=1):
+    """The low (or high) halves of vectors a and b, element by element: a0 b0 a1 b1 ...; with
+    tiles > 1, vectors of `tiles` blocks of n elements, each block interleaved on its own (as
+    the in-lane vpunpck interleaves 128-bit lanes)."""
     base = n // 2 if high else 0
-    mask = [v for t in range(n // 2) for v in (base + t, n + base + t)]
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), mask))
+    mask = [v for k in range(tiles) for t in range(n // 2)
+            for v in (k * n + base + t, tiles * n + k * n + base + t)]
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n * tiles), mask))
 
 
 def _clamped_rows(builder, start, stride, count, n):
@@ -144,14 +147,17 @@ def _clamped_rows(builder, start, stride, count, n):
     return out
 
 
-def _make_tile(descending):
+def _make_tile(descending, tiles=1):
     @intrinsic
     def tile(typingctx, src, s_off, s_stride, n_load, dst, d_off, d_stride, n_store):
         """One T x T transpose (T = _lanes_of(bits)): vector row r (T elements) loaded from
         src[s_off + min(r, n_load-1)*s_stride], the T vectors transposed by log2(T) rounds of
         interleaves (round k pairs vector i with i + T/2), row c stored to
         dst[d_off + min(c, n_store-1)*d_stride] (T elements each), rows in ascending order, or
-        descending so that the valid row n_store-1 is the last one written there. Unchecked."""
+        descending so that the valid row n_store-1 is the last one written there. With tiles > 1,
+        `tiles` side-by-side T x T tiles at once (rows of tiles*T elements, each tile's block
+        interleaved on its own: one ymm per two byte tiles): output row k*T + c is block k of
+        vector c, n_store counting all tiles*T output rows. Unchecked."""
         if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and src.dtype == dst.dtype):
             return None
         bits = src.dtype.bitwidth
@@ -162,15 +168,18 @@ def _make_tile(descending):
             ty = signature.args
             so, ss, nl, do, ds, ns = (context.cast(builder, args[i], ty[i], types.int64) for i in (1, 2, 3, 5, 6, 7))
             ety = ir.IntType(bits)
-            vty = ir.VectorType(ety, n)
+            vty, wty = ir.VectorType(ety, n), ir.VectorType(ety, n * tiles)
             sp = builder.bitcast(context.make_array(ty[0])(context, builder, args[0]).data, ety.as_pointer())
             dp = builder.bitcast(context.make_array(ty[4])(context, builder, args[4]).data, ety.as_pointer())
-            rows = [builder.load(builder.bitcast(builder.gep(sp, [o]), vty.as_pointer()), align=1)
+            rows = [builder.load(builder.bitcast(builder.gep(sp, [o]), wty.as_pointer()), align=1)
                     for o in _clamped_rows(builder, so, ss, nl, n)]
             for _ in range(n.bit_length() - 1):
                 h = n // 2
-                rows = [_interleave(builder, rows[i], rows[i + h], n, hi) for i in range(h) for hi in (False, True)]
-            order = list(zip(_clamped_rows(builder, do, ds, ns, n), rows))
+                rows = [_interleave(builder, rows[i], rows[i + h], n, hi, tiles) for i in range(h) for hi in (False, True)]
+            if tiles > 1:
+                blocks = [ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(k * n, k * n + n))) for k in range(tiles)]
+                rows = [builder.shuffle_vector(v, v, blocks[k]) for k in range(tiles) for v in rows]
+            order = list(zip(_clamped_rows(builder, do, ds, ns, n * tiles), rows))
             for o, v in (order[::-1] if descending else order):
                 builder.store(v, builder.bitcast(builder.gep(dp, [o]), vty.as_pointer()), align=1)
             return context.get_dummy_value()
@@ -179,6 +188,7 @@ def _make_tile(descending):
 
 
 _tile_up, _tile_down = _make_tile(False), _make_tile(True)
+_tile_up2 = _make_tile(False, 2)        # two 16 x 16 byte tiles side by side (one ymm per row)
 
 
 @kernel(inline="always")
@@ -243,12 +253,15 @@ def _transpose(src, s0, ss, rows, cols, dst, d0, ds, s_lim, d_lim):
     while c < cols:
         cc = max(0, min(c, cols - t))
         cn = min(cols, cc + t)
+        pair = t == 16 and rows >= t and cc + 2 * t <= cols     # bytes: two whole column tiles at once
         r = 0
         while r < rows:
             rr = max(0, min(r, rows - t))
             rn = min(rows, rr + t)
             so, do = s0 + rr * ss + cc, d0 + cc * ds + rr
-            if rows >= t and cols >= t:
+            if pair:
+                _tile_up2(src, so, ss, t, dst, do, ds, 2 * t)
+            elif rows >= t and cols >= t:
                 _tile_up(src, so, ss, t, dst, do, ds, t)
             elif rows < t and do + (t - 1) * ds + t <= d_lim:
                 _tile_up(src, so, ss, rows, dst, do, ds, t)
@@ -257,7 +270,7 @@ def _transpose(src, s0, ss, rows, cols, dst, d0, ds, s_lim, d_lim):
             else:
                 _transpose_scalar(src, s0, ss, rr, rn, cc, cn, dst, d0, ds)
             r += t
-        c += t
+        c += 2 * t if pair else t
 
 
 FEW_CHANNELS = 4                   # to_nhwc with C <= this: a scalar loop beats narrow tiles

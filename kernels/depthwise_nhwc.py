@@ -35,6 +35,13 @@ How (all int32 lanes, wrapping mod 2**32, so any summation order gives the same 
   packed once as int16 pairs (_pack_pairs); lanes after the last whole 16-lane group take the
   plain loop. Measured 1.3-1.6x faster than the plain loop on MobileNetV2's layers (one thread);
   5x5 over 240 channels at 14x14 (MobileNetV3-Small's layers), batch 1: 0.18 -> 0.09 ms CPU.
+- VNNI (avxvnni, avx512vnni, amx ISAs), 3x3 and 5x5, weights in int8: the taps are summed four
+  at a time by vpdpbusd on ymm (_make_quad_sums: u8 x s8 quads exact in int32; an int8 x is
+  read as x + 128, its -128 * sum w folded into the sums' start), 32 lanes per step, every lane
+  of a run (its last group runs into slack lanes); the weights packed once as bytes
+  (_pack_quads). One thread, NCHW both sides, AVX-512 host, loaded: MobileNetV2's 144x56x56
+  stride-2 layer 108 -> 83 us, 960x7x7 31 -> 24 us against the vpmaddwd pairs; 512-bit
+  vpmaddwd (zmm) measured no faster than the ymm pairs on this host and is not used.
 Work is shared over (channel chunk, image, block of output rows) items, one contiguous range of
 items per thread (a Numba parallel region, or kernels.threads.parallel_items); the bind picks
 the rows per block and, for layers whose runs are one pixel, the channel chunks that balance the
@@ -64,6 +71,7 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import conv_rows, cpu
@@ -77,6 +85,9 @@ from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
 BUF_BYTES = 1 << 16     # a block's padded input rows take about this many bytes
+SERIAL_BUF_BYTES = 1 << 18  # the same on one thread (_serial_rows: fewer blocks, fewer halo rows refilled and
+                            # transposed; MobileNetV2's 144x56x56 stride-2 layer, NCHW both sides, one thread:
+                            # 3-row blocks 108 us -> 14-row blocks 99 us, AVX-512 host, loaded)
 SERIAL_WORK = fd.SERIAL_WORK
 NATIVE_SERIAL_WORK = 1 << 16   # the same cut-off when the split is a Numba parallel region (no pool wake-up)
 _K, _KW, _SH, _SW, _PT, _PL, _DH, _DW = range(8)
@@ -198,22 +209,11 @@ def _make_pair_sums(npairs):
     (int16 x int16 products, each pair summed exactly in int32: |x| <= 255 so no pair is
     (-32768)*(-32768)), added into two int32 accumulators, put back in lane order at the end.
     Nothing is bounds-checked: the caller keeps a0 + toff2[t] + 16*ngrp within buf."""
-    @intrinsic
-    def pair_sums(typingctx, buf, toff2, wpk, a0, ngrp, acc):
-        sig = types.void(buf, toff2, wpk, types.int64, types.int64, acc)
-        signed = buf.dtype.signed
+    def emit(builder, bp, tp, wp, cp, a0, signed):
+        offs = [builder.add(a0, builder.load(builder.gep(tp, [ir.Constant(_I64, t)])))
+                for t in range(2 * npairs)]
 
-        def codegen(context, builder, signature, args):
-            bp, tp, wp, cp = _pointers(context, builder, signature, args)
-            a0v, ngv = args[3], args[4]
-            offs = [builder.add(a0v, builder.load(builder.gep(tp, [ir.Constant(_I64, t)])))
-                    for t in range(2 * npairs)]
-            entry, fn = builder.block, builder.function
-            loop, done = fn.append_basic_block("pairs_loop"), fn.append_basic_block("pairs_done")
-            builder.cbranch(builder.icmp_signed(">", ngv, ir.Constant(_I64, 0)), loop, done)
-            builder.position_at_end(loop)
-            g = builder.phi(_I64, "g")
-            g.add_incoming(ir.Constant(_I64, 0), entry)
+        def group(g):
             base = builder.mul(g, ir.Constant(_I64, GROUP))
             wbase = builder.mul(g, ir.Constant(_I64, npairs * 2 * GROUP))
             sums = [ir.Constant(_V8I32, None), ir.Constant(_V8I32, None)]
@@ -221,25 +221,52 @@ def _make_pair_sums(npairs):
                 xa, xb = (_widen(builder, bp, builder.add(base, offs[t]), signed) for t in (2 * p, 2 * p + 1))
                 for h, mask in enumerate((_LO16, _HI16)):
                     x2 = builder.shuffle_vector(xa, xb, mask)
-                    w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)), _V16I16)
+                    w2 = _load_vec(builder, wp, builder.add(wbase, ir.Constant(_I64, (2 * p + h) * GROUP)),
+                                   _V16I16)
                     sums[h] = builder.add(sums[h], builder.call(pmaddwd_fn(builder), [x2, w2]))
             for h, mask in enumerate((_OUT0, _OUT1)):
                 out = builder.shuffle_vector(sums[0], sums[1], mask)
                 ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 8 * h))])
                 builder.store(out, builder.bitcast(ptr, _V8I32.as_pointer()), align=4)
-            nxt = builder.add(g, ir.Constant(_I64, 1))
-            g.add_incoming(nxt, builder.block)
-            builder.cbranch(builder.icmp_signed("<", nxt, ngv), loop, done)
-            builder.position_at_end(done)
-            return context.get_dummy_value()
-        return sig, codegen
-    return pair_sums
+        return group
+    return _sums_intrinsic(emit)
 
 
 _I64, _I32C = ir.IntType(64), ir.IntType(32)
 _V16I8, _V16I16, _V8I32 = (ir.VectorType(ir.IntType(b), n) for b, n in ((8, 16), (16, 16), (32, 8)))
 _LO16, _HI16 = (ir.Constant(ir.VectorType(_I32C, 16), [v for k in half for v in (k, k + 16)]) for half in (_LO, _HI))
 _OUT0, _OUT1 = (ir.Constant(ir.VectorType(_I32C, 8), _LO), ir.Constant(ir.VectorType(_I32C, 8), _HI))
+
+
+def _sums_intrinsic(emit):
+    """An intrinsic f(buf, toff, wpk, a0, ngrp, acc) -> None whose body is `for g in range(ngrp):
+    group(g)`, group = emit(builder, buf, toff, wpk and acc data pointers, a0, buf is signed)."""
+    @intrinsic
+    def sums(typingctx, buf, toff, wpk, a0, ngrp, acc):
+        sig = types.void(buf, toff, wpk, types.int64, types.int64, acc)
+
+        def codegen(context, builder, signature, args):
+            group = emit(builder, *_pointers(context, builder, signature, args), args[3], buf.dtype.signed)
+            _group_loop(builder, args[4], group)
+            return context.get_dummy_value()
+        return sig, codegen
+    return sums
+
+
+def _group_loop(builder, ngrp, group):
+    """Emit `for g in range(ngrp): group(g)` (g an i64 value; no iteration when ngrp <= 0);
+    the caller's codegen goes on after the loop."""
+    entry, fn = builder.block, builder.function
+    loop, done = fn.append_basic_block("groups_loop"), fn.append_basic_block("groups_done")
+    builder.cbranch(builder.icmp_signed(">", ngrp, ir.Constant(_I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    g = builder.phi(_I64, "g")
+    g.add_incoming(ir.Constant(_I64, 0), entry)
+    group(g)
+    nxt = builder.add(g, ir.Constant(_I64, 1))
+    g.add_incoming(nxt, builder.block)
+    builder.cbranch(builder.icmp_signed("<", nxt, ngrp), loop, done)
+    builder.position_at_end(done)
 
 
 def _pointers(context, builder, signature, args):
@@ -263,6 +290,114 @@ _pair_sums_13 = _make_pair_sums(13)     # 5x5: 25 taps and a zero one
 PAIR_TAPS = (9, 25)                     # tap counts of the vpmaddwd path
 
 
+# ------------------------------------------------------------------------------- VNNI quads
+QUAD = 32               # lanes per step of the vpdpbusd sums (four ymm of int32)
+CHUNK = QUAD            # a channel chunk of _split starts on a multiple of this many lanes (both paths)
+
+
+def _make_quad_sums(taps):
+    """An intrinsic quad_sums(buf, toff, wpk, a0, ngrp, acc) for `taps` taps summed four at a
+    time by vpdpbusd (u8 x s8, the four products summed into int32 exactly, no saturation), for
+    lanes i < 32*ngrp:
+
+        acc[i] = corr(i) + sum_{t < taps} u(t, i) * w(t, i)                      (int32, wraps)
+
+    u(t, i) = buf[a0 + toff[t] + i] as uint8 (an int8 buf: its bits xor 0x80, i.e. x + 128),
+    w int8 and corr int32 (-128*sum_t w(t, i) for an int8 buf, else 0, so that acc is the
+    plain sum_t x*w) read from the byte pack of _pack_quads: per 32-lane group g at byte
+    g*32*(4Q + 4) (Q = ceil(taps/4) quads, taps past `taps` read tap taps-1 with weight 0):
+    Q*4 blocks of 8 int32 lanes (quad q, accumulator j: lane k holds the four taps 4q..4q+3 of
+    lane 16*(k // 4) + 4j + k % 4 as bytes), then corr in the same 4 x 8 lane order. Per group
+    and quad: four 32-byte loads, byte then word interleaves (vpunpck{l,h}bw, vpunpck{l,h}wd:
+    the four taps of a lane side by side), four vpdpbusd. The lanes are put back in order at
+    the end. On a host without VNNI the same sums are plain IR (never run there: the plan
+    takes this path only on VNNI ISAs). Nothing is bounds-checked."""
+    nq = -(-taps // 4)
+    v8, v16, v32 = (ir.VectorType(ir.IntType(b), n) for b, n in ((8, 32), (16, 16), (32, 8)))
+    m_bw = [[b for lane in range(2) for k in ks for b in (16 * lane + k, 32 + 16 * lane + k)]
+            for ks in (range(8), range(8, 16))]
+    m_wd = [[w for lane in range(2) for k in ks for w in (8 * lane + k, 16 + 8 * lane + k)]
+            for ks in (range(4), range(4, 8))]
+    m_bw = [ir.Constant(ir.VectorType(_I32C, 32), m) for m in m_bw]
+    m_wd = [ir.Constant(ir.VectorType(_I32C, 16), m) for m in m_wd]
+    m_out = [ir.Constant(ir.VectorType(_I32C, 8), list(h) + [8 + v for v in h]) for h in ((0, 1, 2, 3), (4, 5, 6, 7))]
+    gbytes = 32 * (4 * nq + 4)
+
+    def emit(builder, bp, tp, wp, cp, a0, signed):
+        bp = builder.bitcast(bp, ir.IntType(8).as_pointer())
+        wp = builder.bitcast(wp, ir.IntType(8).as_pointer())
+        offs = [builder.add(a0, builder.load(builder.gep(tp, [ir.Constant(_I64, min(t, taps - 1))])))
+                for t in range(4 * nq)]
+        flip = ir.Constant(v8, [0x80] * 32)
+
+        def group(g):
+            base = builder.mul(g, ir.Constant(_I64, QUAD))
+            wbase = builder.mul(g, ir.Constant(_I64, gbytes))
+
+            def wvec(k):
+                return _load_vec8(builder, wp, builder.add(wbase, ir.Constant(_I64, 32 * k)), v32)
+            sums = [wvec(4 * nq + j) for j in range(4)]
+            for q in range(nq):
+                t = []
+                for k in range(4):
+                    v = _load_vec8(builder, bp, builder.add(base, offs[4 * q + k]), v8)
+                    t.append(builder.xor(v, flip) if signed else v)
+                a = [builder.bitcast(builder.shuffle_vector(t[0], t[1], m), v16) for m in m_bw]
+                b = [builder.bitcast(builder.shuffle_vector(t[2], t[3], m), v16) for m in m_bw]
+                quads = [builder.bitcast(builder.shuffle_vector(a[h], b[h], m), v32) for h in range(2) for m in m_wd]
+                for j in range(4):
+                    sums[j] = _vpdpbusd256(builder, sums[j], quads[j], wvec(4 * q + j))
+            for h in range(2):          # lanes 16h + 0..7 from sums 0, 1; 16h + 8..15 from sums 2, 3
+                for pair in range(2):
+                    ptr = builder.gep(cp, [builder.add(base, ir.Constant(_I64, 16 * h + 8 * pair))])
+                    out = builder.shuffle_vector(sums[2 * pair], sums[2 * pair + 1], m_out[h])
+                    builder.store(out, builder.bitcast(ptr, v32.as_pointer()), align=4)
+        return group
+    return _sums_intrinsic(emit)
+
+
+def _load_vec8(builder, base_ptr, index, vty):
+    """The vty vector at byte base_ptr + index, unaligned."""
+    return builder.load(builder.bitcast(builder.gep(base_ptr, [index]), vty.as_pointer()), align=1)
+
+
+def _vpdpbusd256(builder, acc, a, b):
+    """acc + per int32 lane the sum of four u8(a) x s8(b) byte products (vpdpbusd ymm where the
+    host has VNNI, else the same sum in plain IR)."""
+    v32 = acc.type
+    if cpu.has_vnni():
+        fnty = ir.FunctionType(v32, [v32, v32, v32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.256")
+        return builder.call(fn, [acc, a, b])
+    b8, w32 = ir.VectorType(ir.IntType(8), 32), ir.VectorType(_I32C, 32)
+    prod = builder.mul(builder.zext(builder.bitcast(a, b8), w32), builder.sext(builder.bitcast(b, b8), w32))
+    for k in range(4):
+        acc = builder.add(acc, builder.shuffle_vector(prod, prod, ir.Constant(v32, [4 * i + k for i in range(8)])))
+    return acc
+
+
+_quad_sums_9 = _make_quad_sums(9)       # 3x3: three quads (the last three taps weight 0)
+_quad_sums_25 = _make_quad_sums(25)     # 5x5: seven quads
+
+
+def _pack_quads(wrow, taps, lanes, signed):
+    """The byte pack of _make_quad_sums for a (taps*lanes,) int32 weight row (values in int8),
+    the lanes zero-padded to whole 32-lane groups, as an int16 array (the kernels read its bytes):
+    per group, w[q, j, k, 4-byte tap quad] then corr[j, k] int32 (-128 * the lane's weight sum for
+    a signed x, else 0), lane 16*(k // 4) + 4j + k % 4."""
+    nq = -(-taps // 4)
+    ng = -(-lanes // QUAD)
+    w = np.zeros((4 * nq, ng * QUAD), np.int64)
+    w[:taps, :lanes] = wrow.reshape(taps, lanes)
+    lane = np.array([16 * (k // 4) + 4 * j + k % 4 for j in range(4) for k in range(8)])   # (j, k) order
+    wq = w.reshape(nq, 4, ng, QUAD)[:, :, :, lane].reshape(nq, 4, ng, 4, 8)                 # (q, tap, g, j, k)
+    wq = wq.transpose(2, 0, 3, 4, 1).astype(np.int8)                                       # (g, q, j, k, tap)
+    corr = (-128 * w.sum(axis=0) if signed else 0 * w.sum(axis=0)).reshape(ng, QUAD)[:, lane]
+    corr = np.ascontiguousarray(((corr + 2**31) % 2**32 - 2**31).astype(np.int32).reshape(ng, 32))
+    out = np.concatenate([np.ascontiguousarray(wq.reshape(ng, -1)).view(np.uint8), corr.view(np.uint8)], axis=1)
+    return np.ascontiguousarray(out).reshape(-1).view(np.int16)
+
+
 @kernel(inline="always")
 def _finish_run(acc, lanes, rows, r0, df, d0, fl):
     """df[d0 + i] for i < lanes from the run's sums and the rows' lanes r0 + i: crow holds
@@ -281,7 +416,7 @@ def _finish_run(acc, lanes, rows, r0, df, d0, fl):
             df[np.uint64(d0 + i)] = np.int32(acc[i] + crow[i])
 
 
-_XN, _XH, _XW, _XC, _OH, _OW, _OM, _X_NCHW, _OUT_NCHW, _MC = range(10)
+_XN, _XH, _XW, _XC, _OH, _OW, _OM, _X_NCHW, _OUT_NCHW, _MC, _QUADS = range(11)
 
 
 @kernel(inline="always")
@@ -299,8 +434,8 @@ def _impl_consts(x, geo, dst, shape, dims):
     g[_SH] = 1
     toff = fd._tap_offsets(g, hbm, wq, m_)
     jr = fd._phase_ranges(w_, geo, wq)
-    buf = np.empty(geo[_SW] * hbm * wq * m_, x.dtype)
-    acc = np.empty(shape[0] * m_, np.int32)
+    buf = np.empty(geo[_SW] * hbm * wq * m_ + QUAD, x.dtype)     # (slack: a last quad group reads past a run)
+    acc = np.empty(shape[0] * m_ + QUAD, np.int32)[:shape[0] * m_]    # (its size is a run's row length)
     runs = np.empty((rb * -(-ow_ // shape[0]), 3), np.int64)
     xst = np.empty(hbm * w_ * c_ if dims[_X_NCHW] else 0, x.dtype)
     ost = np.empty(rb * ow_ * m_ if dims[_OUT_NCHW] else 0, dst.dtype)
@@ -398,8 +533,11 @@ def _nhwc_impl(x, zp, geo, rows, dst, fl, shape, dims, i0, i1):
 @kernel
 def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     """_nhwc_impl for 3x3 and 5x5 kernels on AVX2: the sums of whole 16-lane groups by
-    _pair_sums_5 / _pair_sums_13 (vpmaddwd over the int16 weight pairs wpk of _pack_pairs; a
-    chunk starts on a group), the lanes after the last group by the plain loop."""
+    _pair_sums_5 / _pair_sums_13 (vpmaddwd over the int16 weight pairs wpk of _pack_pairs), or,
+    when dims[_QUADS], of all lanes by _quad_sums_9 / _quad_sums_25 (vpdpbusd over the byte pack
+    wpk of _pack_quads, 32-lane groups, the last one running past the run into slack lanes of
+    the buffer, the sums and the zero-padded pack, its extra sums never stored); a chunk starts
+    on a group; with pairs, the lanes after the last 16-lane group by the plain loop."""
     consts = _impl_consts(x, geo, dst, shape, dims)
     toff, buf, acc, runs = consts[2], consts[4], consts[6], consts[7]
     taps = toff.size
@@ -407,18 +545,27 @@ def _nhwc_impl_pairs(x, zp, geo, rows, wpk, dst, fl, shape, dims, i0, i1):
     toff2 = np.empty(pt, np.int64)
     toff2[:taps] = toff
     toff2[taps] = toff[taps - 1]
+    quads = dims[_QUADS] != 0
+    qstep = 2 * (-(-taps // 4) + 1)     # int16 elements of the quad pack per lane (4Q + 4 bytes)
     df = _run_target(dst, dims, consts)
     for item in range(i0, i1):
         count, n, oy0, oy1, l0, l1 = _item_runs(x, zp, geo, shape, dims, item, consts)
         wrow = rows[0][l0:]
-        wpc = wpk[(l0 // GROUP) * pt * GROUP:]
+        wpc = wpk[l0 * qstep:] if quads else wpk[(l0 // GROUP) * pt * GROUP:]
         for r in range(count):
             a0, d0, lanes = runs[r, 0], runs[r, 1], runs[r, 2]
-            whole = lanes - lanes % GROUP
-            if taps == 9:
-                _pair_sums_5(buf, toff2, wpc, a0, whole // GROUP, acc)
+            if quads:       # whole groups, the last one past the run's lanes (slack in buf, acc, wpk)
+                whole = lanes
+                if taps == 9:
+                    _quad_sums_9(buf, toff, wpc, a0, -(-lanes // QUAD), acc)
+                else:
+                    _quad_sums_25(buf, toff, wpc, a0, -(-lanes // QUAD), acc)
             else:
-                _pair_sums_13(buf, toff2, wpc, a0, whole // GROUP, acc)
+                whole = lanes - lanes % GROUP
+                if taps == 9:
+                    _pair_sums_5(buf, toff2, wpc, a0, whole // GROUP, acc)
+                else:
+                    _pair_sums_13(buf, toff2, wpc, a0, whole // GROUP, acc)
             _lane_sums(buf, toff, wrow, a0, whole, lanes, acc)
             _finish_run(acc, lanes, rows, l0, df, d0, fl)
         _finish_item(dst, dims, consts, n, oy0, oy1, l0, l1)
@@ -450,6 +597,7 @@ class DepthwiseNhwcPlan(NamedTuple):
     shape: tuple      # (T pixels per run, RB output rows per block)
     work: int         # multiply-adds of one call
     wpk: np.ndarray | None = None   # int16 weight pairs (_pack_pairs): the AVX2 3x3 path; None: plain loops
+    quads: bool = False             # wpk is _pack_quads' byte pack (the VNNI path)
 
 
 def _validate(x, x_zp, wz, bias, geo, dst, rq) -> int:
@@ -512,9 +660,23 @@ def plan_depthwise_nhwc(x, x_zp, wz, bias, geo, dst, rq, isa: str | None = None)
     zp = int(rq[2]) if requant else 0
     fl = (requant, bool(is64), np.float32(zp), np.float32(int(rq[3]) - zp) if requant else np.float32(0),
           np.float32(int(rq[4]) - zp) if requant else np.float32(0))
-    wpk = _pack_pairs(rows[0], taps, tpix * m) if _use_pairs(isa, taps, wz, tpix * m) else None
+    quads = _use_quads(isa, taps, wz, tpix * m)
+    if quads:
+        wpk = _pack_quads(rows[0], taps, tpix * m, x.dtype == np.int8)
+    else:
+        wpk = _pack_pairs(rows[0], taps, tpix * m) if _use_pairs(isa, taps, wz, tpix * m) else None
     return DepthwiseNhwcPlan(x.shape, x.dtype, dst.shape, dst.dtype, int(x_zp), geo.copy(), rows, fl,
-                             (tpix, _block_rows(x.shape, dst.shape, geo)), int(np.prod(dst.shape)) * taps, wpk)
+                             (tpix, _block_rows(x.shape, dst.shape, geo)), int(np.prod(dst.shape)) * taps, wpk, quads)
+
+
+def _use_quads(isa, taps, wz, lanes) -> bool:
+    """The vpdpbusd path: a VNNI ISA (avxvnni, avx512vnni, amx; checked by _use_pairs), 3x3 or
+    5x5 taps, int8 weights, at least one 32-lane group."""
+    return (_use_pairs(isa, taps, wz, lanes) and (cpu.best_isa() if isa is None else isa) in VNNI_ISAS
+            and lanes >= QUAD and -128 <= int(wz.min()) and int(wz.max()) <= 127)
+
+
+VNNI_ISAS = ("amx", "avx512vnni", "avxvnni")
 
 
 def _use_pairs(isa, taps, wz, lanes) -> bool:
@@ -560,15 +722,16 @@ MIN_CHUNK = 64          # the fewest output lanes a channel chunk of _split gets
 
 def _split(plan: DepthwiseNhwcPlan, threads: int, out_nchw: bool):
     """(shape, MC, items) of a call on `threads` threads: the rows per item RB and the lanes per
-    channel chunk MC (M, or, for runs of one pixel, a multiple of 16 and of the channel
+    channel chunk MC (M, or, for runs of one pixel, a multiple of CHUNK and of the channel
     multiplier), chosen so that the items, cut into `threads` contiguous ranges as the kernel
     cuts them, give the smallest longest range; ties go to fewer items. RB stays within the
     buffer budget (BUF_BYTES), and an NCHW dst keeps blocks of >= 16 pixels where the map
     allows. The cost model: an item of r output rows and l lanes costs
     l*(r*OW + FILL_COST*hb*WQ) + ITEM_COST with hb = (r - 1)*sh + (KH - 1)*dh + 1 buffer rows.
-    One thread: the plan's shape, one chunk."""
+    One thread: one chunk, the rows of _serial_rows within the budget SERIAL_BUF_BYTES."""
     return _split_shape(tuple(plan.dst_shape), tuple(plan.shape), int(plan.x_shape[3]),
-                        tuple(int(v) for v in plan.geo), int(threads), bool(out_nchw), BUF_BYTES)
+                        tuple(int(v) for v in plan.geo), int(threads), bool(out_nchw),
+                        SERIAL_BUF_BYTES if threads <= 1 else BUF_BYTES)
 
 
 def _serial_rows(oh: int, rb_plan: int, rb_hi: int) -> int:
@@ -592,7 +755,7 @@ def _split_shape(dst_shape, shape, c, geo, threads, out_nchw, buf_bytes):
     kh, kw, sh, sw, _, _, dh, dw = geo
     wq = ow + ((kw - 1) * dw) // sw
     rb_lo = min(rb_plan, oh, -(-16 // ow)) if out_nchw else 1
-    q = math.lcm(GROUP, m // c)
+    q = math.lcm(CHUNK, m // c)
     chunks = {m}
     if tpix == 1:
         for k in range(2, 2 * threads + 1):
@@ -643,7 +806,7 @@ def _bind_planned(plan: DepthwiseNhwcPlan, x_nchw: bool, out_nchw: bool, threads
         threads = 1
     n, oh, ow, m = plan.dst_shape
     shape, mc, items = _split(plan, threads, out_nchw)
-    dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw), mc), np.int64)
+    dims = np.array(plan.x_shape + (oh, ow, m, int(x_nchw), int(out_nchw), mc, int(plan.quads)), np.int64)
     head = (np.int64(plan.x_zp), plan.geo, plan.rows) + (() if plan.wpk is None else (plan.wpk,))
     tail = (plan.fl, shape, dims)
     impl, par = (_nhwc_impl, _par_nhwc) if plan.wpk is None else (_nhwc_impl_pairs, _par_nhwc_pairs)

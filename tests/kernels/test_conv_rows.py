@@ -44,6 +44,31 @@ def test_to_nhwc_equals_twin(x):
     assert np.array_equal(got, x.transpose(0, 2, 3, 1))
 
 
+@settings(max_examples=120, deadline=None)
+@given(rows=st.integers(1, 80), cols=st.integers(1, 100), pads=st.tuples(*[st.integers(0, 40)] * 4),
+       dtype=st.sampled_from([np.uint8, np.int8, np.int32]), seed=st.integers(0, 2**32 - 1))
+def test_transpose_tiles_pairs_and_edges(rows, cols, pads, dtype, seed):
+    """cr._transpose on strided 1-D views (row stride ss >= cols, column stride ds >= rows,
+    offsets): single tiles, byte tile pairs (one ymm per two 16 x 16 tiles, rows >= 16 and two
+    whole column tiles), moved-back last tiles, short sides and the scalar corner equal NumPy's
+    transpose; the elements around each destination row stay as they were."""
+    s0, extra_s, d0, extra_d = pads
+    ss, ds = cols + extra_s, rows + extra_d
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    src = rng.integers(info.min, info.max, s0 + rows * ss + 16, endpoint=True).astype(dtype)
+    dst = rng.integers(info.min, info.max, d0 + cols * ds + 16, endpoint=True).astype(dtype)
+    want = dst.copy()
+    view = want[d0:d0 + cols * ds].reshape(cols, ds)
+    view[:, :rows] = src[s0:s0 + rows * ss].reshape(rows, ss)[:, :cols].T
+    cr._transpose(src, s0, ss, rows, cols, dst, d0, ds, src.size, d0 + cols * ds)
+    got = dst[d0:d0 + cols * ds].reshape(cols, ds)
+    assert np.array_equal(got[:, :rows], view[:, :rows])
+    assert np.array_equal(dst[:d0], want[:d0]) and np.array_equal(dst[d0 + cols * ds:], want[d0 + cols * ds:])
+    if ds == rows:      # a row's tile overrun past its own elements is rewritten by the next row's store
+        assert np.array_equal(dst, want)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 3, 1, 1), (2, 15, 1, 17), (2, 16, 4, 4), (1, 17, 3, 3),
                                    (2, 3, 96, 96), (3, 5, 4, 4), (1, 64, 7, 9), (2, 40, 1, 15), (4, 8, 3, 5),
                                    (2, 1, 5, 7), (2, 4, 17, 3), (1, 6, 16, 1)])

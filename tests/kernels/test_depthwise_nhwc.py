@@ -120,7 +120,8 @@ def test_threads_runs_and_blocks(case, threads, lanes, buf, native):
 
     with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0), \
             mock.patch.object(dn, "LANES", lanes), \
-            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "_split_run", spy), \
+            mock.patch.object(dn, "BUF_BYTES", buf), mock.patch.object(dn, "SERIAL_BUF_BYTES", buf), \
+            mock.patch.object(dn, "_split_run", spy), \
             mock.patch.object(kthreads, "NATIVE_THREADS", native), \
             mock.patch.object(dn, "_par_nhwc", par_spy(dn._par_nhwc)), \
             mock.patch.object(dn, "_par_nhwc_pairs", par_spy(dn._par_nhwc_pairs)):
@@ -416,7 +417,7 @@ def test_layouts_blocks_chunks_in_any_order(case, x_layout, out_layout, rb, chun
     from kernels import threads as kthreads
     plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
     n, oh, _, m = dst.shape
-    q = np.lcm(dn.GROUP if plan.wpk is not None else 1, m // x.shape[3])
+    q = np.lcm(dn.CHUNK if plan.wpk is not None else 1, m // x.shape[3])
     mc = min(m, -(-(-(-m // chunks)) // q) * q)
     if mc < m and plan.shape[0] > 1:      # channel chunks: runs of one pixel
         plan = _one_pixel_plan(x, xz, wz, bias, geo, dst, rq, isa)
@@ -458,7 +459,8 @@ def test_split_balances_small_maps_by_channel_chunks(dst_shape, c, threads, out_
     (tpix, rb), mc, items = dn._split(plan, threads, out_nchw)
     assert -(-m // mc) == want and mc % 16 == 0 and tpix == plan.shape[0]
     assert items == want * n * -(-oh // rb)
-    assert (rb - 1 + 3) * (ow + 2) * m <= dn.BUF_BYTES or rb == plan.shape[1]
+    budget = dn.SERIAL_BUF_BYTES if threads == 1 else dn.BUF_BYTES
+    assert (rb - 1 + 3) * (ow + 2) * m <= budget or rb == plan.shape[1]
     if threads == 2:
         work = [min(oh, (b + 1) * rb) - b * rb for b in range(-(-oh // rb))] * n
         work = [r * (min(m, l0 + mc) - l0) for l0 in range(0, m, mc) for r in work]
@@ -483,7 +485,7 @@ def test_one_thread_blocks_equal_twin(case, x_layout, out_layout, buf, isa):
     and the blocks stay within the budget or at the plan's rows."""
     x, xz, wz, bias, geo, dst, rq = case
     plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
-    with mock.patch.object(dn, "BUF_BYTES", buf):
+    with mock.patch.object(dn, "SERIAL_BUF_BYTES", buf):
         (_, rb), _, items = dn._split(plan, 1, out_layout == "nchw")
         x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x
         got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
@@ -494,3 +496,120 @@ def test_one_thread_blocks_equal_twin(case, x_layout, out_layout, buf, isa):
     want = np.full_like(dst, 33)
     dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
     assert np.array_equal(got.transpose(0, 2, 3, 1) if out_layout == "nchw" else got, want)
+
+
+# ------------------------------------------------------------------------------- VNNI quads path
+needs_vnni = pytest.mark.skipif(not cpu.has_vnni(), reason="host has no VNNI (vpdpbusd)")
+VNNI_ISA = cpu.best_isa() if cpu.best_isa() in dn.VNNI_ISAS else "avx512vnni"
+
+
+def int8_weights(case):
+    """The case with its weight differences clipped to int8 (the quads path's weights; the
+    strategy's +-255 extremes become -128 and 127)."""
+    return case[:2] + (np.clip(case[2], -128, 127).astype(np.int32),) + case[3:]
+
+
+@needs_vnni
+@settings(max_examples=70, deadline=None)
+@given(case=st.sampled_from([3, 5]).flatmap(lambda k: nhwc_case(max_hw=20, max_c=80, k=k)).map(int8_weights),
+       threads=st.sampled_from([1, 2]))
+def test_quads_path_equals_pairs_plain_loop_and_twins(case, threads):
+    """3x3 and 5x5 kernels, int8 weights: the vpdpbusd path (channel counts below, at and off
+    multiples of 32, mult 1..3, strides and dilations 1..3, uint8 and int8 x), the vpmaddwd
+    path, the plain loop, the NHWC twin and the NCHW twin give the same integers, on 1 and 2
+    threads."""
+    x, xz, wz, bias, geo, dst, rq = case
+    got = {}
+    for isa in (VNNI_ISA, "avx2", "portable"):
+        plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=isa)
+        assert plan.quads == (isa == VNNI_ISA and plan.shape[0] * dst.shape[3] >= dn.QUAD)
+        got[isa] = np.full_like(dst, 55)
+        with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0):
+            dn.run_depthwise_nhwc(plan, x, got[isa], threads=threads)
+    want = np.full_like(dst, 33)
+    dn.depthwise_nhwc_ref(x, xz, wz, bias, geo, want, rq)
+    assert np.array_equal(want, nchw_twin(*case))
+    for isa, g in got.items():
+        assert np.array_equal(g, want), isa
+
+
+@needs_vnni
+@pytest.mark.parametrize("xd", [np.uint8, np.int8])
+@pytest.mark.parametrize("c,mult", [(32, 1), (33, 1), (80, 1), (16, 3), (17, 2)])
+@pytest.mark.parametrize("k,s", [(3, 1), (3, 2), (5, 1), (5, 2)])
+def test_quads_path_extremes(xd, c, mult, k, s):
+    """x only at its ends, wz only at -128 and 127, zero points at both ends, int64 sums and
+    8-bit requant with a multiplier > 1 (saturating both ways): the twin's integers."""
+    info = np.iinfo(xd)
+    rng = np.random.default_rng(c * mult + k + s)
+    x = rng.choice(np.array([info.min, info.max], xd), (2, 9, 11, c))
+    wz = rng.choice(np.array([-128, 127], np.int32), (c * mult, k * k))
+    bias = rng.choice(np.array([-2**20, 0, 2**20], np.int64), c * mult)
+    geo = np.array([k, k, s, s, k // 2, k // 2, 1, 1], np.int64)
+    oh, ow = out_size(9, k, s, 2 * (k // 2), 1), out_size(11, k, s, 2 * (k // 2), 1)
+    for x_zp in (int(info.min), int(info.max)):
+        for dst, rq in ((np.zeros((2, oh, ow, c * mult), np.int64), rq_none()),
+                        (np.zeros((2, oh, ow, c * mult), xd),
+                         (True, np.full(c * mult, 1.5, np.float32), np.int64(info.max), np.int64(info.min),
+                          np.int64(info.max)))):
+            got = np.full_like(dst, 55)
+            plan = dn.plan_depthwise_nhwc(x, x_zp, wz, bias, geo, got, rq, isa=VNNI_ISA)
+            dn.run_depthwise_nhwc(plan, x, got)
+            want = np.zeros_like(dst)
+            dn.depthwise_nhwc_ref(x, x_zp, wz, bias, geo, want, rq)
+            assert plan.quads
+            assert np.array_equal(got, want)
+
+
+def test_quads_path_choice():
+    """vpdpbusd only on a VNNI ISA, for 3x3 and 5x5, int8 weights and a run of >= 32 lanes; else
+    the vpmaddwd pairs (int16 weights, AVX2) or the plain loop. The pack's correction row holds
+    -128 * the weight sum for int8 x only."""
+    x, geo = np.zeros((1, 6, 6, 32), np.uint8), np.array([3, 3, 1, 1, 1, 1, 1, 1], np.int64)
+    args = dict(x=x, x_zp=0, bias=np.zeros(32, np.int64), geo=geo, dst=np.zeros((1, 6, 6, 32), np.int64),
+                rq=rq_none())
+    ones = np.ones((32, 9), np.int32)
+    for isa in ("portable", "avx2", "avxvnni", "avx512vnni", "amx"):
+        if isa != "portable" and cpu.missing(isa):
+            continue
+        plan = dn.plan_depthwise_nhwc(wz=ones, isa=isa, **args)
+        assert plan.quads == (isa in dn.VNNI_ISAS)
+        assert not dn.plan_depthwise_nhwc(wz=ones * 128, isa=isa, **args).quads        # 128 is not int8
+        assert not dn.plan_depthwise_nhwc(wz=-ones * 129, isa=isa, **args).quads
+    if not cpu.has_vnni():
+        return
+    narrow = dict(args, x=np.zeros((1, 1, 1, 16), np.uint8), bias=np.zeros(16, np.int64),
+                  dst=np.zeros((1, 1, 1, 16), np.int64))
+    assert not dn.plan_depthwise_nhwc(wz=ones[:16], isa=VNNI_ISA, **narrow).quads     # 16 lanes
+    seven = dict(args, geo=np.array([7, 7, 1, 1, 3, 3, 1, 1], np.int64))
+    assert not dn.plan_depthwise_nhwc(wz=np.ones((32, 49), np.int32), isa=VNNI_ISA, **seven).quads
+    u8 = dn.plan_depthwise_nhwc(wz=ones * 3, isa=VNNI_ISA, **args)
+    s8 = dn.plan_depthwise_nhwc(wz=ones * 3, isa=VNNI_ISA, **dict(args, x=x.astype(np.int8)))
+    corr = lambda p: p.wpk.view(np.uint8).reshape(-1, 32 * 16)[:, 32 * 12:].view(np.int32)  # noqa: E731
+    assert (corr(u8) == 0).all() and (corr(s8) == -128 * 27).all()
+
+
+@needs_vnni
+@settings(max_examples=40, deadline=None)
+@given(case=nhwc_case(max_hw=24, max_c=80, k=3).map(int8_weights), x_layout=st.sampled_from(["nchw", "nhwc"]),
+       out_layout=st.sampled_from(["nchw", "nhwc"]), threads=st.sampled_from([1, 2]), data=st.data())
+def test_quads_path_layouts_threads_and_frozen_calls(case, x_layout, out_layout, threads, data):
+    """The vpdpbusd path with NCHW sides transposed in the kernel, channel chunks of 32 lanes
+    (two threads, runs of one pixel), and a frozen call (the bound kernel's freeze) replayed on
+    new data in the same arrays: each run equals the twin."""
+    x, xz, wz, bias, geo, dst, rq = case
+    with mock.patch.object(dn, "LANES", 1):         # runs of one pixel: channel chunks on 2 threads
+        plan = dn.plan_depthwise_nhwc(x, xz, wz, bias, geo, dst, rq, isa=VNNI_ISA)
+    assert plan.quads == (dst.shape[3] >= dn.QUAD)
+    x_in = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x_layout == "nchw" else x.copy()
+    got = np.full_like(dst.transpose(0, 3, 1, 2) if out_layout == "nchw" else dst, 66, order="C")
+    with mock.patch.object(dn, "SERIAL_WORK", 0), mock.patch.object(dn, "NATIVE_SERIAL_WORK", 0):
+        call = dn._bind_planned(plan, x_layout == "nchw", out_layout == "nchw", threads)
+        frozen = call.freeze(x_in, got)
+        for _ in range(2):
+            frozen()
+            want = np.full_like(dst, 33)
+            x_now = x_in.transpose(0, 2, 3, 1) if x_layout == "nchw" else x_in
+            dn.depthwise_nhwc_ref(np.ascontiguousarray(x_now), xz, wz, bias, geo, want, rq)
+            assert np.array_equal(got.transpose(0, 2, 3, 1) if out_layout == "nchw" else got, want)
+            x_in[...] = data.draw(int_array(x_in.shape, x_in.dtype))
