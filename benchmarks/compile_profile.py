@@ -6,7 +6,8 @@ machine-code specializations a Numba cache holds.
            per kernel: compile CPU s (JSON at $COMPILE_PROFILE_OUT, default compile_profile.json)
     python -m benchmarks.compile_profile CACHE_DIR [--top N]
         -> specializations per kernel in a Numba cache directory (all of it, walked), and those
-           that differ from another one of the same kernel only in read-only flags or 'A' layout
+           that differ from another one of the same kernel only in read-only flags, 'A' layout or
+           literal arguments
 
 CPU time (time.process_time), not wall time, so that figures from a loaded host still add up
 (a compile's CPU seconds are the same whether the process had a core to itself or a fifth of
@@ -20,6 +21,7 @@ import collections
 import json
 import os
 import pickle
+import re
 import time
 
 import pytest
@@ -89,15 +91,26 @@ def cache_specializations(root: str) -> dict:
     return found
 
 
+def plain_signature(sig: str) -> str:
+    """sig with read-only arrays read as writable, 'A' layouts as 'C' and literal arguments as
+    their plain type (Literal[int](0) -> int64, Literal[bool](True) -> bool): a constant passed
+    by a jitted caller types as a literal and compiles a specialization of its own."""
+    sig = sig.replace("True, aligned", "False, aligned").replace("'A'", "'C'")
+    sig = re.sub(r"Literal\[int\]\(-?\d+\)", "int64", sig)
+    return re.sub(r"Literal\[bool\]\((?:True|False)\)", "bool", sig)
+
+
 def flag_twins(specs: dict) -> list:
     """(kernel, signature, bytes) of each specialization equal to another of the same kernel
-    once read-only arrays are read as writable and 'A' layouts as 'C'."""
+    once both are read by plain_signature (of each such group, all but the plainest)."""
     twins = []
     for kernel, sigs in specs.items():
-        for sig, size in sigs.items():
-            plain = sig.replace("True, aligned", "False, aligned").replace("'A'", "'C'")
-            if plain != sig and plain in sigs:
-                twins.append((kernel, sig, size))
+        groups = collections.defaultdict(list)
+        for sig in sigs:
+            groups[plain_signature(sig)].append(sig)
+        for plain, group in groups.items():
+            group.sort(key=lambda sig: (sig != plain, len(sig)))
+            twins += [(kernel, sig, sigs[sig]) for sig in group[1:]]
     return twins
 
 
@@ -113,7 +126,7 @@ def main(argv=None) -> None:
     for kernel, sigs in sorted(specs.items(), key=lambda kv: -len(kv[1]))[:args.top]:
         print(f"{len(sigs):4d} {kernel}")
     twins = flag_twins(specs)
-    print(f"{len(twins)} read-only/'A'-layout twins of another specialization, "
+    print(f"{len(twins)} read-only/'A'-layout/literal twins of another specialization, "
           f"{sum(t[2] for t in twins) / 1e6:.1f} MB:")
     for kernel, sig, _ in twins:
         print(f"  {kernel} {sig}")

@@ -532,7 +532,7 @@ def _rows_to_nchw_impl(raw, off, w_zp, rowsum, rq, out, ch0, p_, i0, i1):
         _finish_block(rf[r0 * mg:r1 * mg], off, off32, w_zp, wz32, rowsum[r0:r1] if use_rs else rowsum,
                       requant, mult_g, flo, fhi, zp32, buf)
         plane = (n * m_ + ch0) * p_
-        _transpose(buf, 0, mg, q1 - q0, mg, of, plane + q0, p_, buf.size, plane + mg * p_ if q0 == 0 else 0)
+        _transpose(buf, np.int64(0), mg, q1 - q0, mg, of, plane + q0, p_, buf.size, plane + mg * p_ if q0 == 0 else 0)
 
 
 @kernel

@@ -468,7 +468,7 @@ def _item_runs(x, zp, geo, shape, dims, item, consts):
         cc = c1 - c0
         lo, hi = max(0, iy0), min(h_, iy0 + hb)
         if hi > lo:
-            conv_rows._transpose(xf, ((n * c_ + c0) * h_ + lo) * w_, h_ * w_, cc, (hi - lo) * w_, xst, 0, cc,
+            conv_rows._transpose(xf, ((n * c_ + c0) * h_ + lo) * w_, h_ * w_, cc, (hi - lo) * w_, xst, np.int64(0), cc,
                                  xf.size, xst.size)
         _fill_block(xst, -lo * w_ * cc - c0, h_, w_, cc, c0, c1, mult_ch, m_, zp, geo, iy0, hb, hbm, wq, jr, buf)
     else:

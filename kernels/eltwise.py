@@ -51,7 +51,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import kernel
+from .jit import kernel, kernel_array
 from .threads import parallel_items
 
 F32 = np.float32
@@ -602,7 +602,7 @@ def quantize_plan(scale, zp, qmin, qmax, dtype) -> QuantizePlan:
     dtype = np.dtype(dtype)
     if dtype not in (np.uint8, np.int8, np.uint16, np.int16):
         raise ValueError(f"quantize_linear: out dtype must be an 8- or 16-bit integer, got {dtype}")
-    scale = np.ascontiguousarray(np.asarray(scale, F32).reshape(-1))
+    scale = kernel_array(np.asarray(scale, F32).reshape(-1))
     zp = np.ascontiguousarray(np.broadcast_to(np.asarray(zp).astype(np.int64).reshape(-1), scale.shape))
     if scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise ValueError("quantize_linear: scales must be finite and > 0")
@@ -737,7 +737,7 @@ class DequantizePlan(NamedTuple):
 
 def dequantize_plan(scale, zp) -> DequantizePlan:
     """Check DequantizeLinear parameters once (ValueError) for `dequantize_linear_planned`."""
-    scale = np.ascontiguousarray(np.asarray(scale, F32).reshape(-1))
+    scale = kernel_array(np.asarray(scale, F32).reshape(-1))
     zp = np.ascontiguousarray(np.broadcast_to(np.asarray(zp).astype(np.int64).reshape(-1), scale.shape))
     if scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise ValueError("dequantize_linear: scales must be finite and > 0")

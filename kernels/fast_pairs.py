@@ -152,7 +152,7 @@ def _drive_ubsw(src, geo, panels, offs, dst, rq, i0, i1):
             if in_place:
                 a, a0, lda = src, (t0 * mr * geo[2]) // 4 + s0, geo[2] // 4
             else:
-                pack_block(src, geo, np.int64(0), g, mr, t0, t1, s0, ns, apk)
+                pack_block(src, geo, np.int64(0), np.int64(g), np.int64(mr), t0, t1, s0, ns, apk)
                 a, a0, lda = apk, 0, ns
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)

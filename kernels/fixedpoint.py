@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from .jit import kernel
+from .jit import kernel, kernel_array
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -602,7 +602,7 @@ def tflite_add(a, b, za, zb, m, s, left_shift, mode, zy, lo, hi, out) -> None:
     MultiplyByQuantizedMultiplierSmallerThanOneExp). a, b, out: same shape, integer."""
     m, s, code = _add_args(a, b, m, s, left_shift, mode, out)
     flat = out.reshape(-1) if out.flags.c_contiguous else np.empty(out.size, out.dtype)
-    _tflite_add_impl(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), np.int64(za),
+    _tflite_add_impl(kernel_array(a).reshape(-1), kernel_array(b).reshape(-1), np.int64(za),
                      np.int64(zb), m, s, np.int64(left_shift), code, np.int64(zy), np.int64(lo), np.int64(hi), flat)
     if not out.flags.c_contiguous:
         out[...] = flat.reshape(out.shape)
@@ -634,9 +634,9 @@ def _tflite_add_one(u, v, path, m, s, left_shift, zy):
         va = _srdhm(_wrap32(u << left_shift), m[0]) >> -s[0]
         vb = _srdhm(_wrap32(v << left_shift), m[1]) >> -s[1]
         return _rounding_divide_by_pot(_srdhm(_wrap32(va + vb), m[2]), -s[2]) + zy
-    va = _mbqm(_wrap32(u << left_shift), m[0], s[0], 0)
-    vb = _mbqm(_wrap32(v << left_shift), m[1], s[1], 0)
-    return _mbqm(_wrap32(va + vb), m[2], s[2], 0) + zy
+    va = _mbqm(_wrap32(u << left_shift), m[0], s[0], np.int64(0))
+    vb = _mbqm(_wrap32(v << left_shift), m[1], s[1], np.int64(0))
+    return _mbqm(_wrap32(va + vb), m[2], s[2], np.int64(0)) + zy
 
 
 @kernel

@@ -288,12 +288,12 @@ def _maxpool_rows_impl(x, k, st, pb, init, c0, c1, out):
     _, oh, ow = out.shape
     kh, kw, sh, sw, ph, pw = k[0], k[1], st[0], st[1], pb[0], pb[1]
     o_lo, o_hi = _interior_cols(iw, kw, sw, pw, ow)
-    a_lo, a_hi = _interior_cols(ih, kh, 1, ph, oh) if sh == 1 else (0, 0)
+    a_lo, a_hi = _interior_cols(ih, kh, np.int64(1), ph, oh) if sh == 1 else (0, 0)
     direct = kh == 1 and sh == 1 and ph == 0 and oh == ih
     vm = np.empty((oh, iw), x.dtype)
     for c in range(c0, c1):
         if direct and ih == 1 and o_lo == 0 and o_hi == ow:    # 1-D, every window inside the row
-            _hmax_interior(x[c, 0], kw, sw, pw, 0, ow, out[c, 0])   # (one call a plane: 1/3 of the time)
+            _hmax_interior(x[c, 0], kw, sw, pw, np.int64(0), ow, out[c, 0])   # (one call a plane: 1/3 of the time)
             continue
         if direct:
             _hmax_plane(x[c], kw, sw, pw, o_lo, o_hi, init, out[c])

@@ -40,6 +40,7 @@ import numpy as np
 
 from kernels.dynamic_quant import (bind_dequantize_int_matmul, bind_dynamic_quantize_rows, dequantize_int_matmul,
                                    dynamic_quantize_rows)
+from kernels.jit import kernel_array
 from kernels.simd import packing
 from kernels.simd.dynamic_chain import bind_dynamic_chain
 from kernels.simd.wrappers import bind_gemm_packed
@@ -80,7 +81,7 @@ def _f32_vector(ctx, name, n):
     v = np.asarray(v)
     if v.dtype != np.float32 or not (v.size == 1 and v.ndim <= 1 or v.shape == (n,)):
         return None
-    return np.ascontiguousarray(v.reshape(-1))
+    return kernel_array(v.reshape(-1))
 
 
 def _other(node, name):

@@ -122,7 +122,7 @@ def block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place):
     the types), else the block packed into apk (pack_block)."""
     if in_place:
         return src.view(np.uint8), t0 * mr * geo[2] + 4 * s0, geo[2]
-    pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+    pack_block(src, geo, add, np.int64(g), np.int64(mr), t0, t1, s0, ns, apk)
     return apk, 0, 4 * ns
 
 
@@ -207,7 +207,7 @@ def _drive_avx2(src, geo, add, panels, offs, dst, rq, i0, i1):
         apk = np.empty((t1 - t0) * 128 * mr * g, np.int16)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            pack_block(src, geo, add, g, mr, t0, t1, s0, ns, apk)
+            pack_block(src, geo, add, np.int64(g), np.int64(mr), t0, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g
@@ -358,7 +358,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
             ns = min(kc, steps - s0)
             ldi = n_pad if s0 == 0 else -1
             if t1 > tf:
-                pack_block(src, geo, add, g, mr, tf, t1, s0, ns, apk)
+                pack_block(src, geo, add, np.int64(g), np.int64(mr), tf, t1, s0, ns, apk)
             for q0 in range(p0, p1, nc):
                 q1 = min(q0 + nc, p1)
                 b0 = s0 * n_panels * nr * g

@@ -26,7 +26,7 @@ _AVX2, _VNNI512, _AMX = SERIAL_DRIVERS["avx2"], SERIAL_DRIVERS["avx512vnni"], SE
 def _chain_avx2(x, codes, params, quantize, geo, add, panels, offs, raw, rq, items, col_sum, w_scale, bias, out):
     if quantize and rows_impl(x, codes, params):
         return 1
-    _AVX2(codes, geo, add, panels, offs, raw, rq, 0, items)
+    _AVX2(codes, geo, add, panels, offs, raw, rq, np.int64(0), items)
     epilogue_impl(raw, np.int64(params[1]), col_sum, params[0], w_scale, bias, out)
     return 0
 
@@ -35,7 +35,7 @@ def _chain_avx2(x, codes, params, quantize, geo, add, panels, offs, raw, rq, ite
 def _chain_vnni512(x, codes, params, quantize, geo, add, panels, offs, raw, rq, items, col_sum, w_scale, bias, out):
     if quantize and rows_impl(x, codes, params):
         return 1
-    _VNNI512(codes, geo, add, panels, offs, raw, rq, 0, items)
+    _VNNI512(codes, geo, add, panels, offs, raw, rq, np.int64(0), items)
     epilogue_impl(raw, np.int64(params[1]), col_sum, params[0], w_scale, bias, out)
     return 0
 
@@ -44,7 +44,7 @@ def _chain_vnni512(x, codes, params, quantize, geo, add, panels, offs, raw, rq, 
 def _chain_amx(x, codes, params, quantize, geo, add, panels, offs, raw, rq, items, col_sum, w_scale, bias, out):
     if quantize and rows_impl(x, codes, params):
         return 1
-    _AMX(codes, geo, add, panels, offs, raw, rq, 0, items)
+    _AMX(codes, geo, add, panels, offs, raw, rq, np.int64(0), items)
     epilogue_impl(raw, np.int64(params[1]), col_sum, params[0], w_scale, bias, out)
     return 0
 
