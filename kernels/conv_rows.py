@@ -358,7 +358,7 @@ def conv_geo(gemm_geo, xh_shape, c0, cg, kh, kw, cgeo, pad) -> np.ndarray:
 def window_rows(xf, geo, add):
     """Whether the im2col rows of kind-2 descriptor geo are windows of one-row images that a
     driver may read in place from xf (the NHWC image flattened): a uint8 image taken as it is
-    (add == 0, a u8 xf), H = OH = 1 and one kernel row (K = KW*C: every channel, Cg == C,
+    (add == 0: the drivers' u8 A; int8 images come with add = 128), H = OH = 1 and one kernel row (K = KW*C: every channel, Cg == C,
     c0 == 0), dilation 1, and xf exactly N*W*C bytes. Row m = (n, ox) is then the run of K
     bytes at (n*W + ox*sw - pl)*C: rows of one image are sw*C bytes apart (a one-channel Conv1d:
     its overlapping windows, no copy)."""
