@@ -356,6 +356,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
         init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
     one = fused and steps <= kc                     # one K block: requantized block by block
     blk = aligned_bytes(4 * mr * nr if one else 0).view(np.int32)
+    windows = window_rows(src, geo, add)
     amx_begin(amx_config())
     for item in range(i0, i1):
         if one:
@@ -364,6 +365,9 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
         tf = amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps)    # tiles t0..tf-1 in place, tf..t1-1 packed
+        wa0, wlda = t0 * mr * geo[2], geo[2]
+        if windows:
+            tf, wa0, wlda = window_run(geo, t0, t1, mr, steps)
         apk = aligned_bytes((t1 - tf) * kc * mr * g)
         ua = src.view(np.uint8) if tf > t0 else apk             # (a uint8 src when tf > t0: add == 0)
         for s0 in range(0, steps, kc):
@@ -379,7 +383,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
                     if u1 <= u0:
                         continue
                     a = ua if part == 0 else apk
-                    a0, lda = (u0 * mr * geo[2] + 4 * s0, geo[2]) if part == 0 else (0, 4 * ns)     # bytes
+                    a0, lda = (wa0 + 4 * s0, wlda) if part == 0 else (0, 4 * ns)     # bytes
                     if direct:
                         _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst, u0 * mr * ldc + q0 * nr,
                                    ldc, init, ldi, False, qout, geo)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernels import threads as kernel_threads
+from kernels import cpu, threads as kernel_threads
 from kernels.conv import ConvGeom, conv2d_acc_ref
 from kernels.conv_plan import BoundPlan
 from kernels.conv_rows import conv_geo, window_rows
@@ -16,6 +16,10 @@ from kernels.requant import requant_float_ref
 from kernels.simd.drivers import gemm_geo
 from tests.kernels.guarded import guarded_bytes
 from tests.kernels.vnni_emulated import VNNI_PATH, running
+
+# the VNNI driver (emulated where the CPU lacks it) and, where the host has it, the AMX driver
+# (a one-channel kernel of K >= 64, or any K >= 128, packs AMX panels)
+ISAS = [VNNI_PATH] + ([] if cpu.missing("amx") else ["amx"])
 
 
 def _plan(rng, c, kw, stride, pl, pr, m, w, x_zp, ends, isa):
@@ -42,6 +46,7 @@ def _want(x_nchw, plan, wt, w_zp, g, bias, rq):
     return want.transpose(0, 2, 1).reshape(n, 1, plan.ow, m)       # channels-last
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), c=st.sampled_from([1, 1, 2, 3]), kw=st.integers(1, 100),
        stride=st.integers(1, 5), pads=st.sampled_from([(0, 0), (0, 3), (2, 0), (5, 7)]), extra=st.integers(0, 9),
@@ -49,7 +54,8 @@ def _want(x_nchw, plan, wt, w_zp, g, bias, rq):
        ends=st.booleans())
 @example(seed=0, c=1, kw=80, stride=4, pads=(0, 0), extra=0, m=32, n=2, threads=2, ends=True)  # the audio stem
 @example(seed=1, c=1, kw=13, stride=3, pads=(0, 0), extra=0, m=7, n=3, threads=1, ends=True)  # K % 4, exact end
-def test_windows_equal_the_reference(seed, c, kw, stride, pads, extra, m, n, threads, ends):
+@example(seed=2, c=1, kw=67, stride=2, pads=(0, 0), extra=0, m=33, n=3, threads=2, ends=True)  # AMX, K % 4
+def test_windows_equal_the_reference(isa, seed, c, kw, stride, pads, extra, m, n, threads, ends):
     """A Conv1d over a (N, C, W) uint8 signal (as (N, C, 1, W)), bound and frozen, channels-last
     in and out: the bytes of the reference; W = (OW - 1)*stride + KW - pads + extra, so extra == 0
     ends the last window at the signal's (padded) end."""
@@ -60,7 +66,7 @@ def test_windows_equal_the_reference(seed, c, kw, stride, pads, extra, m, n, thr
     before = kernel_threads.get_num_threads()
     kernel_threads.set_num_threads(threads)
     try:
-        with running(VNNI_PATH) as isa:
+        with running(isa) as isa:
             try:
                 plan, wt, w_zp, g, bias, rq = _plan(rng, c, kw, stride, *pads, m, w, x_zp, ends, isa)
             except ValueError:
@@ -98,8 +104,9 @@ def test_window_rows_takes_the_one_row_uint8_convs_only():
     assert not window_rows(np.zeros(2 * 152 * 2, np.uint8), conv_geo(gc, (2, 1, 152, 2), 0, 1, 1, 80, cgeo, 0), 0)
 
 
-@pytest.mark.parametrize("kw, stride, extra", [(80, 4, 0), (13, 3, 0), (13, 3, 2), (7, 5, 0), (1, 1, 0)])
-def test_windows_never_read_past_the_signal(kw, stride, extra):
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("kw, stride, extra", [(80, 4, 0), (13, 3, 0), (13, 3, 2), (7, 5, 0), (1, 1, 0), (67, 2, 0)])
+def test_windows_never_read_past_the_signal(isa, kw, stride, extra):
     """The last image's signal ends right before an inaccessible page: in-place window reads (whose
     last word runs up to 3 bytes past K) stay inside it (a read past it faults)."""
     rng = np.random.default_rng(kw)
@@ -108,7 +115,7 @@ def test_windows_never_read_past_the_signal(kw, stride, extra):
     buf = guarded_bytes(n * w)
     if buf is None:
         pytest.skip("no mprotect here")
-    with running(VNNI_PATH) as isa:
+    with running(isa) as isa:
         plan, wt, w_zp, g, bias, rq = _plan(rng, 1, kw, stride, 0, 0, m, w, 0, True, isa)
         x = buf.reshape(n, 1, w, 1)
         x[...] = rng.integers(0, 256, x.shape)
