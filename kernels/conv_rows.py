@@ -368,6 +368,40 @@ def conv_geo(gemm_geo, xh_shape, c0, cg, kh, kw, cgeo, pad) -> np.ndarray:
 
 
 @kernel(inline="always")
+def window_rows(xf, geo, add):
+    """Whether the im2col rows of kind-2 descriptor geo are windows of one-row images that a
+    driver may read in place from xf (the NHWC image flattened): a uint8 image taken as it is
+    (add == 0: the drivers' u8 A; int8 images come with add = 128), H = OH = 1 and one kernel row (K = KW*C: every channel, Cg == C,
+    c0 == 0), dilation 1, and xf exactly N*W*C bytes. Row m = (n, ox) is then the run of K
+    bytes at (n*W + ox*sw - pl)*C: rows of one image are sw*C bytes apart (a one-channel Conv1d:
+    its overlapping windows, no copy)."""
+    return geo[0] == CONV_KIND and add == 0 and xf.itemsize == 1 and geo[D_H] == 1 and geo[D_OH] == 1 and \
+        geo[D_PT] == 0 and geo[D_CG] == geo[D_C] and geo[D_C0] == 0 and geo[D_DW] == 1 and \
+        geo[2] == geo[D_KW] * geo[D_C] and xf.shape[0] == (geo[1] // geo[D_OW]) * geo[D_W] * geo[D_C] and \
+        geo[1] % geo[D_OW] == 0
+
+
+@kernel(inline="always")
+def window_run(geo, t, t1, mr, steps):
+    """(u, a0, lda) for a window_rows descriptor: tiles t..u-1 (t <= u <= t1) lie in one image,
+    every row m = t*mr + r of them full (m < M) with all 4*steps bytes a micro-kernel reads
+    (K and the zero-multiplied rest of its last word) inside the image: byte ix0*C >= 0 and
+    (ix0 + sw*...)*C + 4*steps <= W*C; row t*mr + r starts at byte a0 + r*lda. u == t: tile t
+    must be packed."""
+    m_, c_, w_, ow_, sw, pl = geo[1], geo[D_C], geo[D_W], geo[D_OW], geo[D_SW], geo[D_PL]
+    m0 = t * mr
+    n, ox0 = m0 // ow_, m0 % ow_
+    last = min(ow_, (t1 - t) * mr + ox0)               # rows ox0..last-1 of image n in tiles t..t1-1
+    hi = (w_ * c_ - 4 * steps) // c_ + pl              # the last row's ix0 + pl must be <= this ...
+    last = min(last, hi // sw + 1 if hi >= 0 else 0)   # ... so ox <= hi // sw
+    lo = (pl + sw - 1) // sw                           # ix0 = ox*sw - pl >= 0
+    if ox0 < lo or m0 + mr > m_:
+        return t, 0, 0
+    u = t + max(0, (last - ox0) // mr)
+    return u, (n * w_ + ox0 * sw - pl) * c_, sw * c_
+
+
+@kernel(inline="always")
 def _fill_seg(out, d0, d1, v):
     for j in range(d0, d1):
         out[j] = v

@@ -28,6 +28,7 @@ from .conv import ConvGeom, conv2d_acc, conv2d_acc_ref, conv_out_hw
 from .conv_plan import ConvPlan, GroupPlan, make_plan, run_plan
 from .conv_rows import conv_geo
 from .fast_depthwise import depthwise
+from .simd import packing
 from .simd.drivers import bind_packed, gemm_geo, rq_none, run_packed
 from .simd.packing import PackedB, fits_int32, offsets, pack_b, vector_arg
 from .requant import requant_float, requant_float_ref
@@ -62,6 +63,19 @@ def is_depthwise(w_shape, geom: ConvGeom) -> bool:
     return w_shape[1] == 1 and geom.group > 1 and w_shape[0] % geom.group == 0
 
 
+WINDOW_AMX_MIN_K = 64     # K from which a one-channel one-row kernel (one_channel_row) packs AMX panels
+                          # (the lower of this and packing.AMX_MIN_K; a
+                          # Conv1d stem: its windows are read in place, kernels.conv_rows.window_rows);
+                          # K = 80 stride 4 over 8 x 16000 samples, 32 out, 1 thread: 231-274 us on
+                          # AMX against 433-436 on VNNI (both in place; loaded host, alternating)
+
+
+def one_channel_row(w_shape, geom: ConvGeom) -> bool:
+    """A kernel of one row over one input channel, no groups, no dilation: the first conv of a
+    raw-signal Conv1d (its im2col rows are overlapping windows of the signal)."""
+    return w_shape[1] == 1 and w_shape[2] == 1 and geom.group == 1 and geom.dil_w == 1
+
+
 def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
     """Prepare conv weights w (M, C/group, KH, KW) with per-channel zero points w_zp (M,)."""
     if not isinstance(w, np.ndarray) or w.ndim != 4:
@@ -78,7 +92,8 @@ def pack_conv(w, w_zp, geom: ConvGeom, isa: str | None = None) -> PackedConv:
         return PackedConv("depthwise", geom, m, cg, kh, kw, (), wz, w.copy(), w_zp)
     mg = m // geom.group
     b = w.reshape(geom.group, mg, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(geom.group, kh * kw * cg, mg)
-    packs = tuple(pack_b(np.ascontiguousarray(b[g]), w_zp[g * mg:(g + 1) * mg], isa)
+    amx_min_k = min(WINDOW_AMX_MIN_K, packing.AMX_MIN_K) if one_channel_row(w.shape, geom) else None
+    packs = tuple(pack_b(np.ascontiguousarray(b[g]), w_zp[g * mg:(g + 1) * mg], isa, amx_min_k)
                   for g in range(geom.group))
     return PackedConv("gemm", geom, m, cg, kh, kw, packs, wz, w.copy(), w_zp)
 

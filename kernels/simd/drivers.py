@@ -10,6 +10,7 @@ import os
 import numpy as np
 from numba import prange
 
+from ..conv_rows import window_rows, window_run
 from ..jit import kernel
 from ..requant import ort_round
 from ..threads import bind_items, get_num_threads, native_split
@@ -264,25 +265,36 @@ def _drive_vnni512(src, geo, add, panels, offs, dst, rq, i0, i1):
     """As _drive_avx2 with u8 lanes and the 6x32 vpdpbusd (zmm) micro-kernel; compiled only on
     VNNI hosts. A row-major uint8 A (add = 0) is read in place where the item's tiles are full
     (vnni_a_in_place: its rows, K bytes apart, are already the u8 quads the micro-kernel reads),
-    else packed per K block."""
+    and so are the windows of a one-row uint8 image (kernels.conv_rows.window_rows: rows sw*C
+    bytes apart, runs of tiles inside one image); else packed per K block (windows: tile by tile)."""
     mr, nr, g, nc = 6, 32, 4, 8
     steps, n_panels, fused, kc, qout = driver_consts(geo, dst, rq, nr, g)
+    windows = window_rows(src, geo, add)
     for item in range(i0, i1):
         t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, fused, steps)
         in_place = vnni_a_in_place(geo, add, t1, mr, steps)
         apk = np.empty(0 if in_place else (t1 - t0) * 128 * mr * g, np.uint8)
         for s0 in range(0, steps, kc):
             ns, first = min(kc, steps - s0), 1 if s0 == 0 else 0
-            a, a0, lda = block_a(src, geo, add, g, mr, t0, t1, s0, ns, apk, in_place)
-            for q0 in range(p0, p1, nc):
-                q1 = min(q0 + nc, p1)
-                b0 = s0 * n_panels * nr * g
-                if direct:
-                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, dst, t0 * mr * ldc + q0 * nr,
-                                   ldc, offs, first, False, qout, geo)
+            u0 = t0
+            while u0 < t1:          # runs of tiles: read in place (windows) or packed
+                u1, a0, lda = window_run(geo, u0, t1, mr, steps) if windows else (u0, 0, 0)
+                if u1 > u0:
+                    a, a0 = src.view(np.uint8), a0 + 4 * s0
                 else:
-                    _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, t0, t1 - t0, cblk, (q0 - p0) * nr, ldc,
-                                   offs, first, fused and s0 + ns >= steps, qout, geo)
+                    u1 = u0 + 1 if windows else t1
+                    a, a0, lda = block_a(src, geo, add, g, mr, u0, u1, s0, ns, apk, in_place)
+                for q0 in range(p0, p1, nc):
+                    q1 = min(q0 + nc, p1)
+                    b0 = s0 * n_panels * nr * g
+                    if direct:
+                        _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst,
+                                       u0 * mr * ldc + q0 * nr, ldc, offs, first, False, qout, geo)
+                    else:
+                        _tiles_vnni512(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, cblk,
+                                       (u0 - t0) * mr * ldc + (q0 - p0) * nr, ldc, offs, first,
+                                       fused and s0 + ns >= steps, qout, geo)
+                u0 = u1
         if not direct and not fused:
             epilogue(cblk.reshape(((t1 - t0) * mr, ldc)), t0 * mr, p0 * nr, geo, dst, rq)
 
@@ -344,6 +356,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
         init[r * n_pad:(r + 1) * n_pad] = offs[:n_pad]
     one = fused and steps <= kc                     # one K block: requantized block by block
     blk = aligned_bytes(4 * mr * nr if one else 0).view(np.int32)
+    windows = window_rows(src, geo, add)
     amx_begin(amx_config())
     for item in range(i0, i1):
         if one:
@@ -352,6 +365,9 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
         else:
             t0, t1, p0, p1, direct, ldc, cblk = item_c(item, geo, dst, rq, mr, nr, nc, False, steps)
         tf = amx_in_place_end(src, geo, add, t0, t1, p0, p1, mr, steps)    # tiles t0..tf-1 in place, tf..t1-1 packed
+        wa0, wlda = t0 * mr * geo[2], geo[2]
+        if windows:
+            tf, wa0, wlda = window_run(geo, t0, t1, mr, steps)
         apk = aligned_bytes((t1 - tf) * kc * mr * g)
         ua = src.view(np.uint8) if tf > t0 else apk             # (a uint8 src when tf > t0: add == 0)
         for s0 in range(0, steps, kc):
@@ -367,7 +383,7 @@ def _drive_amx(src, geo, add, panels, offs, dst, rq, i0, i1):
                     if u1 <= u0:
                         continue
                     a = ua if part == 0 else apk
-                    a0, lda = (u0 * mr * geo[2] + 4 * s0, geo[2]) if part == 0 else (0, 4 * ns)     # bytes
+                    a0, lda = (wa0 + 4 * s0, wlda) if part == 0 else (0, 4 * ns)     # bytes
                     if direct:
                         _tiles_amx(a, a0, lda, panels, b0, ns, q0, q1, u0, u1 - u0, dst, u0 * mr * ldc + q0 * nr,
                                    ldc, init, ldi, False, qout, geo)
