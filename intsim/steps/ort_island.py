@@ -415,17 +415,11 @@ def prepare_ort_island(node, ctx):
         arith = float_arith(node, ctx)   # IEEE-exact Add/Sub/Mul/Div: NumPy's ufunc, the same bits
         if arith is not None and all(float_arith(n, ctx) is not None for n in island.nodes):
             return arith
-    def run(env, tap):
-        island.run(env, tap is not None)
-    run.freeze = island.bind
-    if len(island.nodes) == 1:       # ReduceMean over contiguous axes: onnxruntime's orders in a kernel
-        mean = float_mean(node, ctx, run)
-        if mean is not None:
-            return mean
-    if len(island.nodes) == 1:       # SkipLayerNormalization: onnxruntime's row loop in a kernel
-        sln = float_skip_layernorm(node, ctx, run)
-        if sln is not None:
-            return sln
+    run = _island_run(island)
+    if len(island.nodes) == 1:       # ReduceMean, SkipLayerNormalization: onnxruntime's float orders in kernels
+        one = float_mean(node, ctx, run) or float_skip_layernorm(node, ctx, run)
+        if one is not None:
+            return one
     own = by_node(island, node, ctx) or fused_skip_layernorm(island, node, ctx, run)
     if own is not None:
         return own
