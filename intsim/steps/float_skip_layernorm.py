@@ -47,6 +47,13 @@ def outs_of(roles):
     return [roles[k] for k in ("y", "mean", "inv_std", "total") if roles[k]]
 
 
+def _declared_f32(roles, ctx) -> bool:
+    """True when every input the roles name is declared float32 and every output float32 or
+    undeclared (an output's type is its input's: T of T)."""
+    return all(declared_dtype(roles[k], ctx) == F32 for k in ("x", "skip", "gamma", "beta", "bias")
+               if roles.get(k)) and all(declared_dtype(t, ctx) in (None, F32) for t in outs_of(roles))
+
+
 def _fits(x, skip, params):
     """True when onnxruntime's kernel accepts these shapes (and dtypes) and ours runs them."""
     arrays = [x, skip] + [p for p in params if p is not None]
@@ -67,9 +74,7 @@ def float_skip_layernorm(node, ctx, fallback):
         return None
     simplified = OPS[op]
     roles = _roles(node, simplified)
-    if roles is None or any(declared_dtype(roles[k], ctx) != F32 for k in ("x", "skip", "gamma", "beta", "bias")
-                            if roles.get(k)) or \
-            any(declared_dtype(t, ctx) not in (None, F32) for t in outs_of(roles)):    # None: undeclared
+    if roles is None or not _declared_f32(roles, ctx):
         return None
     eps = attributes(node.attrs["node"]).get("epsilon")
     if eps is None or not np.float32(eps) >= 0:
@@ -94,8 +99,7 @@ def add_layernorm(add, ln, ctx, fallback):
     roles = {"x": add.inputs[0], "skip": add.inputs[1], "gamma": lin[1],
              "beta": lin[2] if len(lin) > 2 and lin[2] else None, "bias": None,
              "y": ln.outputs[0], "mean": None, "inv_std": None, "total": add.outputs[0]}
-    if any(declared_dtype(roles[k], ctx) != F32 for k in ("x", "skip", "gamma", "beta") if roles[k]) or \
-            any(declared_dtype(t, ctx) not in (None, F32) for t in outs_of(roles)):
+    if not _declared_f32(roles, ctx):
         return None
     return _step(roles, np.float32(a.get("epsilon", 1e-5)), False, "SkipLayerNormalization (Add, LayerNormalization)",
                  ln.origin or ln.name, ctx, fallback)
