@@ -35,13 +35,12 @@ from functools import partial
 
 import numpy as np
 from llvmlite import ir
-from numba.core import cgutils
 
 from . import cpu
 from .conv import ConvGeom, conv2d_acc_ref
 from .jit import kernel
 from .requant import ort_round_ref
-from .simd.microkernels import make_microkernel_rows_q
+from .simd.microkernels import make_microkernel_rows_q, vpdpbusd_fn
 from .threads import get_num_threads, parallel_items
 
 PB = 64                  # output pixels per block (four zmm of int32 lanes)
@@ -53,9 +52,7 @@ _V16 = ir.VectorType(ir.IntType(32), 16)
 def _madd_pixels(builder, acc, w_splat, x8):
     """acc + vpdpbusd(x8, w_splat): the pixel bytes are the unsigned operand, the broadcast
     weight quad the signed one (four u8 x s8 products summed into each int32 lane, no saturation)."""
-    fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
-    vnni = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")
-    return builder.call(vnni, [acc, builder.bitcast(x8, _V16), w_splat])
+    return builder.call(vpdpbusd_fn(builder), [acc, builder.bitcast(x8, _V16), w_splat])
 
 
 # acc[r, j] = sum_{s < steps} dot4(u8 quad xb[s*PB + j], s8 quad wq[w_off + r*steps + s]) for

@@ -71,7 +71,6 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import conv_rows, cpu
@@ -80,7 +79,7 @@ from .conv import ConvGeom, conv_out_hw
 from .fast_conv import run_depthwise_plan
 from .jit import kernel
 from .requant import ort_round
-from .simd.microkernels import pmaddwd_fn
+from .simd.microkernels import pmaddwd_fn, vpdpbusd_fn
 from .threads import get_num_threads, native_call, native_split, parallel_items
 
 LANES = 512             # a run of output pixels covers about this many int32 lanes
@@ -366,9 +365,7 @@ def _vpdpbusd256(builder, acc, a, b):
     host has VNNI, else the same sum in plain IR)."""
     v32 = acc.type
     if cpu.has_vnni():
-        fnty = ir.FunctionType(v32, [v32, v32, v32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.256")
-        return builder.call(fn, [acc, a, b])
+        return builder.call(vpdpbusd_fn(builder, 8), [acc, a, b])
     b8, w32 = ir.VectorType(ir.IntType(8), 32), ir.VectorType(_I32C, 32)
     prod = builder.mul(builder.zext(builder.bitcast(a, b8), w32), builder.sext(builder.bitcast(b, b8), w32))
     for k in range(4):

@@ -260,12 +260,18 @@ def _pmaddwd(builder, acc, a_splat, b16):
     return builder.add(acc, builder.call(pmaddwd_fn(builder), [builder.bitcast(a_splat, v16), b16]))
 
 
+def vpdpbusd_fn(builder, lanes: int = 16):
+    """The declaration of vpdpbusd on `lanes` int32 lanes (16: zmm, llvm.x86.avx512.vpdpbusd.512;
+    8: ymm, .256): f(acc, a, b) = acc + per lane the sum of four u8(a) x s8(b) byte products, no
+    saturation."""
+    v = ir.VectorType(I32, lanes)
+    fnty = ir.FunctionType(v, [v, v, v])
+    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.x86.avx512.vpdpbusd.{32 * lanes}")
+
+
 def _vpdpbusd512(builder, acc, a_splat, b8):
     """vpdpbusd zmm: acc + sum of four u8(a) x s8(b) products per int32 lane, no saturation."""
-    v16 = ir.VectorType(I32, 16)
-    fnty = ir.FunctionType(v16, [v16, v16, v16])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")
-    return builder.call(fn, [acc, a_splat, builder.bitcast(b8, v16)])
+    return builder.call(vpdpbusd_fn(builder), [acc, a_splat, builder.bitcast(b8, ir.VectorType(I32, 16))])
 
 
 def _panel_pointers(context, builder, ty, args):
